@@ -1,0 +1,75 @@
+"""End to end on the Banking77 dev texts: `signals emit-file` then `signals process`.
+
+Prints wall time and signals/second of both commands, checks that every accepted signal was
+assigned exactly once, and prints the grouping scores (ARI, pair precision/recall) of the result.
+Runs on a fresh temporary SIGNALS_HOME (or SIGNALS_HOME if set). Usage:
+    .venv/bin/python benchmarks/pipeline_throughput.py [--size 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from banking77 import grouping_scores, protocol_texts, write_signals_jsonl  # noqa: E402
+
+SIGNALS = str(Path(sys.executable).with_name("signals"))
+
+
+def timed(*args: str) -> float:
+    started = time.monotonic()
+    subprocess.run([SIGNALS, *args], check=True, stdout=subprocess.DEVNULL)
+    return time.monotonic() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--size", type=int, default=2000)
+    args = parser.parse_args()
+    home = Path(os.environ.get("SIGNALS_HOME") or tempfile.mkdtemp(prefix="signals-bench-"))
+    os.environ.update(SIGNALS_HOME=str(home), DAGSTER_HOME=str(home / "dagster_home"))
+    texts = protocol_texts(size=args.size)
+    jsonl = home / "banking77.jsonl"
+    home.mkdir(parents=True, exist_ok=True)
+    write_signals_jsonl(jsonl, texts)
+    subprocess.run([SIGNALS, "teams", "set", "1", "--consent"], check=True, stdout=subprocess.DEVNULL)
+
+    emit_seconds = timed("emit-file", str(jsonl), "--team-id", "1")
+    process_seconds = timed("process")
+
+    from signals_assets.clickhouse import open_chdb
+    from signals_assets.settings import load_settings
+
+    settings = load_settings()
+    with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
+        accepted = int(db.scalar("SELECT count() FROM signals"))
+        rejected = db.query("SELECT reason, count() AS n FROM rejected_signals GROUP BY reason")
+        per_signal = db.query(
+            "SELECT s.source_id AS source_id, groupArray(a.report_id) AS reports FROM signals AS s "
+            "LEFT JOIN report_assignments AS a ON a.signal_id = s.signal_id GROUP BY s.source_id"
+        )
+        statuses = db.query("SELECT status, count() AS n FROM reports GROUP BY status ORDER BY status")
+    assigned_once = sum(1 for r in per_signal if len([x for x in r["reports"] if x]) == 1)
+    by_source = {int(r["source_id"]): r["reports"][0] for r in per_signal if r["reports"]}
+    truth = [texts[i][1] for i in sorted(by_source)]
+    predicted = [by_source[i] for i in sorted(by_source)]
+    scores = grouping_scores(truth, predicted)
+    total = len(texts)
+    print(f"signals: {total}, accepted {accepted}, rejected {json.dumps(rejected)}")
+    print(f"assigned exactly once: {assigned_once}/{accepted}")
+    print(f"emit-file: {emit_seconds:.1f} s ({total / emit_seconds:.0f} signals/s)")
+    print(f"process:   {process_seconds:.1f} s ({total / process_seconds:.1f} signals/s)")
+    print(f"reports by status: {json.dumps(statuses)}")
+    print("grouping: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in scores.items()))
+    print(f"SIGNALS_HOME={home}")
+
+
+if __name__ == "__main__":
+    main()

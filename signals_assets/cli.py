@@ -1,0 +1,382 @@
+"""`signals` command line: emit signals, process them without a daemon, inspect teams and reports."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from signals_assets.objects import open_object_store
+from signals_assets.settings import Settings, load_settings
+
+
+def _store_session(settings: Settings):
+    """The store with schema and SQL model views in place (the CLI may run before any job)."""
+    from contextlib import contextmanager
+
+    from signals_assets.clickhouse import open_chdb, open_server
+    from signals_assets.sql_models import DEFAULT_MODELS_DIR, load_models, materialize_sql
+
+    @contextmanager
+    def session():
+        if settings.clickhouse_url:
+            opener = open_server(
+                settings.clickhouse_url, settings.clickhouse_database, os.environ.get("SIGNALS_CLICKHOUSE_USER", ""),
+                os.environ.get("SIGNALS_CLICKHOUSE_PASSWORD", ""), False,
+            )
+        else:
+            opener = open_chdb(settings.clickhouse_path, settings.clickhouse_database, log=_err)
+        with opener as db:
+            db.apply_schema()
+            for model in load_models(DEFAULT_MODELS_DIR):
+                for statement in materialize_sql(model):
+                    db.command(statement)
+            yield db
+
+    return session()
+
+
+def _err(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _progress(done: int, total: int, label: str) -> None:
+    if not sys.stderr.isatty() and done not in (total,) and done % max(1, total // 10):
+        return
+    width = 30
+    filled = int(width * done / total) if total else width
+    end = "\n" if done >= total else ""
+    print(f"\r{label} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}", end=end, file=sys.stderr, flush=True)
+
+
+# ---- emit ------------------------------------------------------------------------------------
+
+def cmd_emit(args, settings: Settings) -> int:
+    from signals_assets.facade import emit_signal_result
+
+    result = emit_signal_result(
+        team_id=args.team_id, source_product=args.source_product, source_type=args.source_type,
+        source_id=args.source_id, description=args.description, weight=args.weight,
+        extra=json.loads(args.extra) if args.extra else {}, idempotency_key=args.idempotency_key,
+        store=open_object_store(settings),
+    )
+    if result.signal_id is None:
+        _err(f"not emitted: {result.gated_reason}")
+        return 3
+    print(result.signal_id)
+    return 0
+
+
+def _read_jsonl(path: Path, team_id: int) -> list[dict]:
+    from signals_assets.validation import SignalValidationError, validate_signal
+
+    payloads, errors = [], []
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            payload = json.loads(line)
+            if not isinstance(payload, dict):
+                raise SignalValidationError("line", "must be a JSON object")
+            payload.setdefault("team_id", team_id)
+            if payload["team_id"] != team_id:
+                raise SignalValidationError("team_id", f"must be {team_id} (--team-id), got {payload['team_id']!r}")
+            validate_signal(payload)
+            payloads.append(payload)
+        except (json.JSONDecodeError, SignalValidationError) as error:
+            errors.append(f"{path}:{number}: {error}")
+    if errors:
+        raise SystemExit("nothing emitted; invalid lines:\n" + "\n".join(errors[:20])
+                         + (f"\n… and {len(errors) - 20} more" if len(errors) > 20 else ""))
+    return payloads
+
+
+def cmd_emit_file(args, settings: Settings) -> int:
+    from signals_assets.facade import emit_signal_result
+
+    payloads = _read_jsonl(Path(args.file), args.team_id)
+    store = open_object_store(settings)
+    emitted, gated = 0, {}
+    for index, payload in enumerate(payloads, start=1):
+        result = emit_signal_result(**payload, store=store)
+        if result.signal_id:
+            emitted += 1
+        else:
+            gated[result.gated_reason] = gated.get(result.gated_reason, 0) + 1
+        _progress(index, len(payloads), "emitting")
+    print(json.dumps({"emitted": emitted, "not_emitted": gated}))
+    return 0 if not gated else 3
+
+
+# ---- teams -----------------------------------------------------------------------------------
+
+def cmd_teams_set(args, settings: Settings) -> int:
+    from signals_assets.teams import TeamConfig, load_team, save_team
+
+    store = open_object_store(settings)
+    current = load_team(store, args.team_id) or TeamConfig(team_id=args.team_id)
+    repositories = [str(Path(p).expanduser().resolve()) for p in args.repo] if args.repo else current.repositories
+    missing = [p for p in repositories if not Path(p).is_dir()]
+    if missing:
+        raise SystemExit(f"--repo: not a folder: {', '.join(missing)}")
+    config = TeamConfig(
+        team_id=args.team_id,
+        ai_processing_consent=current.ai_processing_consent if args.consent is None else args.consent,
+        enabled_sources=args.enable if args.enable else current.enabled_sources,
+        repositories=repositories,
+    )
+    save_team(store, config)
+    print(json.dumps(config.__dict__, indent=1))
+    return 0
+
+
+def cmd_teams_show(args, settings: Settings) -> int:
+    from signals_assets.teams import load_team
+
+    config = load_team(open_object_store(settings), args.team_id)
+    if config is None:
+        raise SystemExit(f"team {args.team_id} is not configured (run: signals teams set {args.team_id} --consent)")
+    print(json.dumps(config.__dict__, indent=1))
+    return 0
+
+
+# ---- process ---------------------------------------------------------------------------------
+
+def ensure_dagster_home(settings: Settings) -> Path:
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.signals_home / "dagster_home")))
+    home.mkdir(parents=True, exist_ok=True)
+    return home
+
+
+def cmd_process(args, settings: Settings) -> int:
+    ensure_dagster_home(settings)
+    import dagster as dg
+
+    from signals_assets import inbox
+    from signals_assets.definitions import defs
+    from signals_assets.sensors.report_promotion import promotions_from_metadata, report_run_key
+
+    store = open_object_store(settings)
+    last_batch = None
+    while True:
+        claim = inbox.claim_pending(store, settings.batch_max_signals, last_batch)
+        last_batch = claim.last_batch
+        if not claim.new_batches:
+            break
+    batches = inbox.unfinished_batches(store)
+    instance = dg.DagsterInstance.get()
+    definitions = defs()
+    instance.add_dynamic_partitions("signal_batches", batches)
+    batch_job = definitions.resolve_job_def("signal_batch_job")
+    promotions: dict[str, dict] = {}
+    started = time.monotonic()
+    for index, batch in enumerate(batches, start=1):
+        _err(f"batch {index}/{len(batches)} {batch}: buffering, embedding, grouping")
+        result = batch_job.execute_in_process(
+            partition_key=batch, instance=instance, tags={"dagster/run_key": batch}, raise_on_error=True
+        )
+        for event in result.asset_materializations_for_node("report_assignments"):
+            for promotion in promotions_from_metadata(event.metadata):
+                promotions[report_run_key(promotion)] = promotion
+    report_keys = sorted({p["report_id"] for p in promotions.values()})
+    instance.add_dynamic_partitions("reports", report_keys)
+    report_job_def = definitions.resolve_job_def("report_job")
+    failed = []
+    for index, (run_key, promotion) in enumerate(sorted(promotions.items()), start=1):
+        _progress(index - 1, len(promotions), "researching reports")
+        result = report_job_def.execute_in_process(
+            partition_key=promotion["report_id"], instance=instance, tags={"dagster/run_key": run_key},
+            raise_on_error=False,
+        )
+        if not result.success:
+            failed.append(promotion["report_id"])
+    if promotions:
+        _progress(len(promotions), len(promotions), "researching reports")
+    summary = {
+        "batches": len(batches), "reports_researched": len(promotions) - len(failed), "reports_failed": failed,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    print(json.dumps(summary))
+    return 1 if failed else 0
+
+
+# ---- status and reports ----------------------------------------------------------------------
+
+_STATUS_SQL = """
+SELECT
+    (SELECT count() FROM signals WHERE team_id = {team}) AS accepted,
+    (SELECT count() FROM rejected_signals WHERE team_id = {team}) AS rejected,
+    (SELECT uniqExact(signal_id) FROM report_assignments WHERE team_id = {team}) AS assigned,
+    (SELECT count() FROM reports WHERE team_id = {team}) AS reports
+"""
+
+
+def team_status(settings: Settings, team_id: int) -> dict:
+    from signals_assets import inbox
+
+    store = open_object_store(settings)
+    with _store_session(settings) as db:
+        counts = db.query(_STATUS_SQL, {"team": team_id})[0]
+        by_status = {r["status"]: int(r["n"]) for r in db.query(
+            "SELECT status, count() AS n FROM reports WHERE team_id = {team} GROUP BY status ORDER BY status",
+            {"team": team_id})}
+        rejected = db.query(
+            "SELECT reason, detail, quote, source_id FROM rejected_signals WHERE team_id = {team} "
+            "ORDER BY rejected_at DESC, signal_id LIMIT 20", {"team": team_id})
+    return {
+        "team_id": team_id,
+        "inbox_pending": inbox.pending_inbox_count(store),
+        "unfinished_batches": len(inbox.unfinished_batches(store)),
+        **{k: int(v) for k, v in counts.items()},
+        "reports_by_status": by_status,
+        "recent_rejections": rejected,
+    }
+
+
+def is_settled(status: dict, expected_signals: int | None) -> bool:
+    in_flight = sum(status["reports_by_status"].get(s, 0) for s in ("candidate", "in_progress"))
+    seen = status["accepted"] + status["rejected"]
+    return (
+        status["inbox_pending"] == 0 and status["unfinished_batches"] == 0 and in_flight == 0
+        and status["assigned"] >= status["accepted"] and (expected_signals is None or seen >= expected_signals)
+    )
+
+
+def cmd_status(args, settings: Settings) -> int:
+    deadline = time.monotonic() + args.timeout
+    while True:
+        status = team_status(settings, args.team_id)
+        settled = is_settled(status, args.expected_signals)
+        if not args.wait or settled or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    status["settled"] = settled
+    if args.json:
+        print(json.dumps(status, indent=1, default=str))
+    else:
+        print(f"team {args.team_id}: {status['inbox_pending']} pending in inbox, "
+              f"{status['unfinished_batches']} unfinished batches")
+        print(f"signals: {status['accepted']} accepted, {status['rejected']} rejected, {status['assigned']} assigned")
+        print("reports: " + (", ".join(f"{n} {s}" for s, n in status["reports_by_status"].items()) or "none"))
+        for row in status["recent_rejections"][:5]:
+            print(f"  rejected {row['source_id'] or '?'}: {row['reason']} {row['detail']} {row['quote']}".rstrip())
+    return 0 if settled or not args.wait else 1
+
+
+_REPORTS_SQL = """
+SELECT report_id AS id, status, title, summary, signal_count, total_weight, research_status, sandbox,
+       repository, findings, log_key
+FROM reports WHERE team_id = {team} AND ({status} = '' OR status = {status})
+ORDER BY total_weight DESC, signal_count DESC, id LIMIT {limit}
+"""
+
+
+def list_reports(settings: Settings, team_id: int, status: str = "", limit: int = 100, with_signals: bool = False) -> dict:
+    with _store_session(settings) as db:
+        rows = db.query(_REPORTS_SQL, {"team": team_id, "status": status, "limit": limit})
+        signals: dict[str, list[dict]] = {}
+        if with_signals and rows:
+            for s in db.query(
+                "SELECT report_id, signal_id, source_id, source_product, source_type, description FROM report_signals "
+                "WHERE team_id = {team} AND report_id IN {ids} ORDER BY assigned_at, signal_id",
+                {"team": team_id, "ids": [r["id"] for r in rows]},
+            ):
+                signals.setdefault(s.pop("report_id"), []).append(s)
+    reports = []
+    for row in rows:
+        report = {k: row[k] for k in ("id", "status", "title", "summary", "signal_count", "total_weight")}
+        report["research"] = {
+            "status": row["research_status"], "sandbox": row["sandbox"], "repository": row["repository"],
+            "findings": json.loads(row["findings"] or "[]"), "log_key": row["log_key"],
+        }
+        if with_signals:
+            report["signals"] = signals.get(row["id"], [])
+        reports.append(report)
+    return {"reports": reports, "count": len(reports)}
+
+
+def cmd_list_reports(args, settings: Settings) -> int:
+    result = list_reports(settings, args.team_id, args.status or "", args.limit, args.signals)
+    if args.json:
+        print(json.dumps(result, indent=1, default=str))
+        return 0
+    for r in result["reports"]:
+        print(f"{r['id']}  {r['status']:<13} {r['signal_count']:>3} signals  w={r['total_weight']:<5g} {r['title']}")
+        if r["research"]["repository"]:
+            print(f"    research: {r['research']['repository']} {[f['file'] for f in r['research']['findings']][:3]}")
+        for s in r.get("signals", []):
+            print(f"    - [{s['source_product']}/{s['source_type']} {s['source_id']}] {s['description'][:100]}")
+    print(f"{result['count']} report(s)")
+    return 0
+
+
+# ---- parser ----------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="signals", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    emit = sub.add_parser("emit", help="emit one signal")
+    emit.add_argument("--team-id", type=int, required=True)
+    emit.add_argument("--source-product", required=True)
+    emit.add_argument("--source-type", required=True)
+    emit.add_argument("--source-id", required=True)
+    emit.add_argument("--description", required=True)
+    emit.add_argument("--weight", type=float, default=0.5)
+    emit.add_argument("--extra", help="JSON object of source-specific fields")
+    emit.add_argument("--idempotency-key")
+    emit.set_defaults(handler=cmd_emit)
+
+    emit_file = sub.add_parser("emit-file", help="emit every line of a JSONL file (all validated first)")
+    emit_file.add_argument("file")
+    emit_file.add_argument("--team-id", type=int, required=True)
+    emit_file.set_defaults(handler=cmd_emit_file)
+
+    process = sub.add_parser("process", help="claim pending signals and run the whole pipeline now, in-process")
+    process.set_defaults(handler=cmd_process)
+
+    status = sub.add_parser("status", help="pipeline status for a team")
+    status.add_argument("--team-id", type=int, required=True)
+    status.add_argument("--wait", action="store_true", help="wait until nothing is in flight")
+    status.add_argument("--expected-signals", type=int)
+    status.add_argument("--timeout", type=float, default=600)
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=cmd_status)
+
+    reports = sub.add_parser("list-reports", help="list a team's reports")
+    reports.add_argument("--team-id", type=int, required=True)
+    reports.add_argument("--status")
+    reports.add_argument("--signals", action="store_true")
+    reports.add_argument("--json", action="store_true")
+    reports.add_argument("--limit", type=int, default=100)
+    reports.set_defaults(handler=cmd_list_reports)
+
+    teams = sub.add_parser("teams", help="team configuration")
+    teams_sub = teams.add_subparsers(dest="teams_command", required=True)
+    teams_set = teams_sub.add_parser("set", help="create or update a team")
+    teams_set.add_argument("team_id", type=int)
+    teams_set.add_argument("--repo", action="append", default=[], help="code repository folder (repeatable)")
+    teams_set.add_argument("--consent", dest="consent", action="store_true", default=None)
+    teams_set.add_argument("--no-consent", dest="consent", action="store_false")
+    teams_set.add_argument("--enable", action="append", default=[], metavar="PRODUCT/TYPE")
+    teams_set.set_defaults(handler=cmd_teams_set)
+    teams_show = teams_sub.add_parser("show", help="show a team")
+    teams_show.add_argument("team_id", type=int)
+    teams_show.set_defaults(handler=cmd_teams_show)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args, load_settings())
+    except ValueError as error:  # validation errors carry the field and the rule
+        _err(f"error: {error}")
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

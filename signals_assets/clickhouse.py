@@ -1,0 +1,184 @@
+"""ClickHouse access with one interface over two engines: embedded chdb and a server.
+
+chdb lets one process open a data folder at a time, so the embedded store is opened under an
+exclusive file lock and only for as long as a `with store.session()` block lasts: callers keep
+LLM calls and sandbox runs outside that block. Heavy clients are imported when a session opens.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from contextlib import contextmanager
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "dbt_like_sql" / "tables"
+
+
+class StoreError(Exception):
+    pass
+
+
+def sql_literal(value: Any) -> str:
+    """Render a Python value as a ClickHouse literal (strings escaped, lists as arrays)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, datetime):
+        return sql_literal(value.strftime("%Y-%m-%d %H:%M:%S.%f"))
+    if isinstance(value, date):
+        return sql_literal(value.isoformat())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return "[" + ", ".join(sql_literal(v) for v in value) + "]"
+    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
+    return f"'{text}'"
+
+
+def render(sql: str, params: dict[str, Any] | None = None) -> str:
+    """Substitute `{name}` placeholders with literals; other braces are left alone."""
+    if not params:
+        return sql
+    for name, value in params.items():
+        sql = sql.replace("{" + name + "}", sql_literal(value))
+    return sql
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"cannot store {type(value).__name__} in ClickHouse")
+
+
+def json_each_row(rows: Iterable[dict]) -> str:
+    return "\n".join(json.dumps(row, default=_json_default, ensure_ascii=False) for row in rows)
+
+
+class StoreSession:
+    """An open connection: `query` returns dict rows, `command` runs DDL/DML, `insert` appends."""
+
+    def __init__(self, run_query: Callable[[str], str]):
+        self._run = run_query
+
+    def command(self, sql: str, params: dict[str, Any] | None = None) -> None:
+        self._run(render(sql, params))
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict]:
+        text = self._run(render(sql, params) + "\nFORMAT JSONEachRow")
+        return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    def scalar(self, sql: str, params: dict[str, Any] | None = None) -> Any:
+        rows = self.query(sql, params)
+        return next(iter(rows[0].values())) if rows else None
+
+    def insert(self, table: str, rows: Sequence[dict]) -> int:
+        if rows:
+            self._run(f"INSERT INTO {table} FORMAT JSONEachRow\n{json_each_row(rows)}")
+        return len(rows)
+
+    def replace_partition(self, table: str, where: str, rows: Sequence[dict], params: dict | None = None) -> int:
+        """Idempotent partition write: delete the rows matching `where`, then insert `rows`."""
+        self.command(f"DELETE FROM {table} WHERE {where}", params)
+        return self.insert(table, rows)
+
+    def apply_schema(self) -> None:
+        for path in sorted(SCHEMA_DIR.glob("*.sql")):
+            self.command(path.read_text())
+
+
+class FileLock:
+    """Exclusive cross-process lock; says who holds it while waiting."""
+
+    def __init__(self, path: Path, timeout_seconds: float, log: Callable[[str], None] | None = None):
+        self.path = path
+        self.timeout_seconds = timeout_seconds
+        self.log = log or (lambda message: None)
+        self._handle = None
+
+    def __enter__(self) -> "FileLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+")
+        deadline = time.monotonic() + self.timeout_seconds
+        announced = False
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if not announced:
+                    handle.seek(0)
+                    holder = handle.read().strip() or "another process"
+                    self.log(f"waiting for the ClickHouse store at {self.path.parent} (held by {holder})")
+                    announced = True
+                if time.monotonic() > deadline:
+                    handle.close()
+                    raise StoreError(
+                        f"timed out after {self.timeout_seconds:.0f}s waiting for the store lock {self.path}"
+                    ) from None
+                time.sleep(0.05)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def __exit__(self, *exc) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            handle.truncate(0)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
+
+
+@contextmanager
+def open_chdb(path: Path, database: str, lock_timeout_seconds: float = 600, log=None) -> Iterator[StoreSession]:
+    path.mkdir(parents=True, exist_ok=True)
+    with FileLock(path / ".store.lock", lock_timeout_seconds, log):
+        from chdb import session as chdb_session
+
+        conn = chdb_session.Session(str(path / "data"))
+        try:
+            conn.query(f"CREATE DATABASE IF NOT EXISTS {database}")
+            conn.query(f"USE {database}")
+
+            def run(sql: str) -> str:
+                try:
+                    return conn.query(sql).bytes().decode()
+                except Exception as error:  # chdb raises its own error type
+                    raise StoreError(f"{error}\n--- SQL ---\n{sql[:2000]}") from error
+
+            yield StoreSession(run)
+        finally:
+            conn.close()
+
+
+@contextmanager
+def open_server(url: str, database: str, username: str, password: str, secure: bool) -> Iterator[StoreSession]:
+    import clickhouse_connect
+
+    client = clickhouse_connect.get_client(dsn=url, username=username or None, password=password, secure=secure)
+    try:
+        client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+        client = clickhouse_connect.get_client(
+            dsn=url, username=username or None, password=password, secure=secure, database=database
+        )
+
+        def run(sql: str) -> str:
+            try:
+                result = client.raw_query(sql)
+            except Exception as error:
+                raise StoreError(f"{error}\n--- SQL ---\n{sql[:2000]}") from error
+            return result.decode() if isinstance(result, bytes) else str(result)
+
+        yield StoreSession(run)
+    finally:
+        client.close()

@@ -1,0 +1,38 @@
+"""The single entry point: builds the code location's Definitions when Dagster loads it."""
+
+
+import dagster as dg
+
+from signals_assets.assets.embeddings import signal_embeddings
+from signals_assets.assets.grouping import report_assignments
+from signals_assets.assets.ingest import buffered_signals
+from signals_assets.assets.reports import report_research, report_summaries
+from signals_assets.assets.sql_models import build_sql_model_assets
+from signals_assets.jobs import report_job, signal_batch_job
+from signals_assets.resources.environment import build_resources
+from signals_assets.sensors.dead_runs import dead_run_reconciler
+from signals_assets.sensors.report_promotion import report_promotion_sensor
+from signals_assets.sensors.signal_inbox import build_signal_inbox_sensor
+from signals_assets.settings import load_settings
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    settings = load_settings()
+    return dg.Definitions(
+        assets=[
+            buffered_signals,
+            signal_embeddings,
+            report_assignments,
+            report_summaries,
+            report_research,
+            build_sql_model_assets(),
+        ],
+        jobs=[signal_batch_job, report_job],
+        sensors=[
+            build_signal_inbox_sensor(settings.batch_max_signals, settings.sensor_interval_seconds),
+            report_promotion_sensor,
+            dead_run_reconciler,
+        ],
+        resources=build_resources(settings),
+    )

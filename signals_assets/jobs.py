@@ -1,0 +1,28 @@
+"""The two jobs the sensors launch: one run per signal batch, one run per report (research round)."""
+
+
+import dagster as dg
+
+from signals_assets.assets.embeddings import signal_embeddings
+from signals_assets.assets.grouping import report_assignments
+from signals_assets.assets.ingest import buffered_signals
+from signals_assets.assets.reports import report_research, report_summaries
+
+SQL_MODELS = dg.AssetSelection.groups("sql_models")
+STAGE_TAG = "signals/stage"
+
+signal_batch_job = dg.define_asset_job(
+    "signal_batch_job",
+    selection=dg.AssetSelection.assets(buffered_signals, signal_embeddings, report_assignments) | SQL_MODELS,
+    executor_def=dg.in_process_executor,
+    tags={STAGE_TAG: "batch"},
+    description="Buffer, embed and group one batch of signals, then refresh the SQL models.",
+)
+
+report_job = dg.define_asset_job(
+    "report_job",
+    selection=dg.AssetSelection.assets(report_summaries, report_research) | SQL_MODELS,
+    executor_def=dg.in_process_executor,
+    tags={STAGE_TAG: "report"},
+    description="Summarise and research one promoted report, then refresh the SQL models.",
+)

@@ -1,0 +1,181 @@
+"""Object store: a local folder by default, S3 in production, one small interface for both.
+
+Keys are '/'-separated relative paths. Standard library only at import time: boto3 is imported
+inside `S3ObjectStore` so the emit facade stays cheap.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterator, Protocol
+
+from signals_assets.settings import Settings
+
+
+class ObjectStoreError(Exception):
+    pass
+
+
+def _check_key(key: str) -> str:
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        raise ObjectStoreError(f"object key {key!r} must be a relative path without '.', '..' or empty parts")
+    return key
+
+
+class ObjectStore(Protocol):
+    def put(self, key: str, data: bytes) -> None: ...
+    def get(self, key: str) -> bytes: ...
+    def exists(self, key: str) -> bool: ...
+    def delete(self, key: str) -> None: ...
+    def list(self, prefix: str, limit: int | None = None) -> list[str]: ...
+    def move(self, src: str, dst: str) -> bool: ...
+    def describe(self) -> str: ...
+
+
+class LocalObjectStore:
+    """Objects as files under `root`; writes are atomic (temp file + rename)."""
+
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+
+    def _path(self, key: str) -> Path:
+        return self.root / _check_key(key)
+
+    def describe(self) -> str:
+        return f"folder {self.root}"
+
+    def put(self, key: str, data: bytes) -> None:
+        import tempfile
+
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise KeyError(key) from None
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def _walk(self, base: Path) -> Iterator[str]:
+        for dirpath, dirnames, filenames in os.walk(base):
+            dirnames.sort()
+            for name in filenames:
+                if not name.startswith(".tmp-"):
+                    yield Path(dirpath, name).relative_to(self.root).as_posix()
+
+    def list(self, prefix: str, limit: int | None = None) -> list[str]:
+        """Keys starting with `prefix`, sorted; a prefix ending in '/' lists that folder."""
+        folder = prefix if prefix.endswith("/") else prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
+        base = self.root / folder if folder else self.root
+        if not base.is_dir():
+            return []
+        keys = sorted(k for k in self._walk(base) if k.startswith(prefix))
+        return keys[:limit] if limit is not None else keys
+
+    def move(self, src: str, dst: str) -> bool:
+        """Atomic rename; False when `src` is gone (someone else moved it first)."""
+        target = self._path(dst)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(self._path(src), target)
+        except FileNotFoundError:
+            return False
+        return True
+
+
+class S3ObjectStore:
+    """Objects in an S3 bucket under an optional prefix (boto3 client built lazily)."""
+
+    def __init__(self, bucket: str, prefix: str = "", endpoint_url: str = "", client=None):
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        self.endpoint_url = endpoint_url
+        self._client = client
+
+    @property
+    def client(self):
+        if self._client is None:
+            import boto3
+
+            self._client = boto3.client("s3", endpoint_url=self.endpoint_url or None)
+        return self._client
+
+    def describe(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+    def _full(self, key: str) -> str:
+        _check_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    def _relative(self, full: str) -> str:
+        return full[len(self.prefix) + 1 :] if self.prefix else full
+
+    def put(self, key: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self._full(key), Body=data)
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self._full(key))["Body"].read()
+        except self.client.exceptions.NoSuchKey:
+            raise KeyError(key) from None
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._full(key))
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+        return True
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=self._full(key))
+
+    def list(self, prefix: str, limit: int | None = None) -> list[str]:
+        full_prefix = f"{self.prefix}/{prefix}" if self.prefix else prefix
+        paginator = self.client.get_paginator("list_objects_v2")
+        keys: list[str] = []
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=full_prefix):
+            keys.extend(self._relative(obj["Key"]) for obj in page.get("Contents", []))
+            if limit is not None and len(keys) >= limit:
+                break
+        keys.sort()
+        return keys[:limit] if limit is not None else keys
+
+    def move(self, src: str, dst: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.copy_object(
+                Bucket=self.bucket, Key=self._full(dst), CopySource={"Bucket": self.bucket, "Key": self._full(src)}
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+                return False
+            raise
+        self.delete(src)
+        return True
+
+
+def open_object_store(settings: Settings) -> ObjectStore:
+    if settings.object_store == "s3":
+        return S3ObjectStore(settings.s3_bucket, settings.s3_prefix, settings.s3_endpoint_url)
+    return LocalObjectStore(settings.objects_root)

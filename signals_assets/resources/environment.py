@@ -1,0 +1,31 @@
+"""`build_resources` is the one place where the environment chooses the backends."""
+
+
+import dagster as dg
+
+from signals_assets.resources.clickhouse import ClickHouseResource
+from signals_assets.resources.embedder import EmbedderResource
+from signals_assets.resources.object_store import ObjectStoreResource
+from signals_assets.resources.sandbox import SandboxResource
+from signals_assets.settings import Settings
+
+
+def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    return {
+        "object_store": ObjectStoreResource(
+            kind=settings.object_store,
+            root=str(settings.objects_root),
+            bucket=settings.s3_bucket,
+            prefix=settings.s3_prefix,
+            endpoint_url=settings.s3_endpoint_url,
+        ),
+        "clickhouse": ClickHouseResource(
+            url=settings.clickhouse_url,
+            path=str(settings.clickhouse_path),
+            database=settings.clickhouse_database,
+            username=dg.EnvVar("SIGNALS_CLICKHOUSE_USER") if settings.clickhouse_url else "",
+            password=dg.EnvVar("SIGNALS_CLICKHOUSE_PASSWORD") if settings.clickhouse_url else "",
+        ),
+        "embedder": EmbedderResource(provider=settings.embedder),
+        "sandbox": SandboxResource(mode=settings.sandbox),
+    }

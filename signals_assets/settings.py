@@ -1,0 +1,81 @@
+"""Every environment difference lives here: one frozen view of the environment variables.
+
+Pure standard library, so the emit facade and the CLI can read settings without importing
+Dagster or any heavy client.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _env(name: str, default: str = "") -> str:
+    return os.environ.get(name, "").strip() or default
+
+
+def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = _env(name, default).lower()
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def _positive_int(name: str, default: int) -> int:
+    value = _env(name, str(default))
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"{name}={value!r} must be a positive integer")
+    return int(value)
+
+
+def default_signals_home() -> Path:
+    return Path.home() / ".signals_assets"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved configuration; secrets are *not* held here (they stay in the environment)."""
+
+    signals_home: Path
+    object_store: str = "local"  # local | s3
+    s3_bucket: str = ""
+    s3_prefix: str = ""
+    s3_endpoint_url: str = ""
+    clickhouse_url: str = ""  # empty = embedded chdb under signals_home
+    clickhouse_database: str = "signals"
+    embedder: str = "minilm"
+    llm_provider: str = "offline"  # the OpenAI-compatible provider arrives with the grouping engine
+    sandbox: str = "subprocess"
+    batch_max_signals: int = 500
+    sensor_interval_seconds: int = 15
+
+    @property
+    def objects_root(self) -> Path:
+        return self.signals_home / "objects"
+
+    @property
+    def clickhouse_path(self) -> Path:
+        return self.signals_home / "clickhouse"
+
+
+def load_settings() -> Settings:
+    home = Path(_env("SIGNALS_HOME", str(default_signals_home()))).expanduser().resolve()
+    object_store = _choice("SIGNALS_OBJECT_STORE", "local", ("local", "s3"))
+    bucket = _env("SIGNALS_S3_BUCKET")
+    if object_store == "s3" and not bucket:
+        raise ValueError("SIGNALS_S3_BUCKET must be set when SIGNALS_OBJECT_STORE=s3")
+    return Settings(
+        signals_home=home,
+        object_store=object_store,
+        s3_bucket=bucket,
+        s3_prefix=_env("SIGNALS_S3_PREFIX").strip("/"),
+        s3_endpoint_url=_env("SIGNALS_S3_ENDPOINT_URL"),
+        clickhouse_url=_env("SIGNALS_CLICKHOUSE_URL"),
+        clickhouse_database=_env("SIGNALS_CLICKHOUSE_DATABASE", "signals"),
+        embedder=_choice("SIGNALS_EMBEDDER", "minilm", ("minilm",)),
+        llm_provider=_choice("SIGNALS_LLM_PROVIDER", "offline", ("offline",)),
+        sandbox=_choice("SIGNALS_SANDBOX", "subprocess", ("subprocess",)),
+        batch_max_signals=_positive_int("SIGNALS_BATCH_MAX_SIGNALS", 500),
+        sensor_interval_seconds=_positive_int("SIGNALS_SENSOR_INTERVAL_SECONDS", 15),
+    )

@@ -1,0 +1,79 @@
+"""Team configuration in the object store (`teams/{team_id}.json`) and the gate it implies.
+
+Pure standard library (it sits on the emit facade's import path). The same `gate_reason` is
+applied at emit time and again when a batch is processed, so a team that withdraws consent or
+disables a source in between still has its signals stopped.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+
+from signals_assets.objects import ObjectStore
+from signals_assets.validation import SOURCE_PAIRS
+
+
+@dataclass
+class TeamConfig:
+    team_id: int
+    ai_processing_consent: bool = False
+    enabled_sources: list[str] | None = None  # None = every known "product/type" pair
+    repositories: list[str] = field(default_factory=list)  # local folders the research agent may read
+
+
+def team_key(team_id: int) -> str:
+    return f"teams/{team_id}.json"
+
+
+def check_team(config: TeamConfig) -> None:
+    """Raise ValueError naming the first invalid field."""
+    if not isinstance(config.team_id, int) or isinstance(config.team_id, bool) or config.team_id < 1:
+        raise ValueError(f"team_id: must be a positive integer, got {config.team_id!r}")
+    if not isinstance(config.ai_processing_consent, bool):
+        raise ValueError(f"ai_processing_consent: must be a boolean, got {config.ai_processing_consent!r}")
+    if config.enabled_sources is not None:
+        if not isinstance(config.enabled_sources, list):
+            raise ValueError("enabled_sources: must be a list of product/type strings or null (all sources)")
+        unknown = [s for s in config.enabled_sources if s not in SOURCE_PAIRS]
+        if unknown:
+            raise ValueError(
+                f"enabled_sources: unknown source {unknown[0]!r} (known: {', '.join(SOURCE_PAIRS)})"
+            )
+    if not isinstance(config.repositories, list) or not all(isinstance(r, str) for r in config.repositories):
+        raise ValueError("repositories: must be a list of folder paths (strings)")
+
+
+def load_team(store: ObjectStore, team_id: int) -> TeamConfig | None:
+    """The team's config, or None when it was never set; ValueError when the stored object is invalid."""
+    key = team_key(team_id)
+    try:
+        body = store.get(key)
+    except KeyError:
+        return None
+    try:
+        data = json.loads(body)
+        config = TeamConfig(**{f.name: data[f.name] for f in fields(TeamConfig) if f.name in data})
+        check_team(config)
+    except (ValueError, TypeError) as error:
+        raise ValueError(f"team config {key} is invalid: {error}") from None
+    if config.team_id != team_id:
+        raise ValueError(f"team config {key} is invalid: team_id is {config.team_id}")
+    return config
+
+
+def save_team(store: ObjectStore, config: TeamConfig) -> None:
+    check_team(config)
+    store.put(team_key(config.team_id), json.dumps(asdict(config), indent=1, sort_keys=True).encode())
+
+
+def gate_reason(config: TeamConfig | None, team_id: int, source_product: str, source_type: str) -> str | None:
+    """Why a signal of this team and source may not be processed, or None when it may."""
+    if config is None:
+        return f"team {team_id} is not configured (run: signals teams set {team_id} --consent)"
+    if not config.ai_processing_consent:
+        return f"team {team_id} has not consented to AI processing"
+    source = f"{source_product}/{source_type}"
+    if config.enabled_sources is not None and source not in config.enabled_sources:
+        return f"source {source} is not enabled for team {team_id}"
+    return None

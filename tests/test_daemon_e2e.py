@@ -1,0 +1,92 @@
+"""End to end through the real daemon: sensors claim, runs group and research, a crash loses nothing."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from signals_assets.teams import TeamConfig, save_team
+
+from conftest import CARD_DECLINED, PASSWORD_RESET, REPO_ROOT, emit_texts
+
+SEARCH_BROKEN = [
+    "Product search returns no results when I misspell a word.",
+    "Searching with a small typo gives zero results.",
+    "Search finds nothing if the product name has a typo.",
+]
+BIN = Path(sys.executable).parent
+
+
+def start_daemon(env, log_path: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+        cwd=REPO_ROOT, env=env, stdout=open(log_path, "ab"), stderr=subprocess.STDOUT, start_new_session=True,
+    )
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    process.wait(timeout=30)
+
+
+def signals_cli(env, *args, timeout=120) -> dict:
+    done = subprocess.run([str(BIN / "signals"), *args, "--json"], env=env, capture_output=True, text=True,
+                          timeout=timeout, cwd=REPO_ROOT)
+    assert done.returncode in (0, 1), done.stderr
+    return json.loads(done.stdout)
+
+
+def wait_for_started_batch_run(instance, timeout=240) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = instance.get_run_records(filters=dg.RunsFilter(job_name="signal_batch_job",
+                                                              statuses=[dg.DagsterRunStatus.STARTED]))
+        if runs:
+            return
+        time.sleep(0.5)
+    raise AssertionError("the daemon never started a batch run")
+
+
+def test_daemon_groups_and_researches_and_survives_a_crash(signals_home, object_store, demo_repository, tmp_path):
+    save_team(object_store, TeamConfig(team_id=1, ai_processing_consent=True, repositories=[str(demo_repository)]))
+    dagster_home = signals_home / "dagster_home"
+    shutil.copy(REPO_ROOT / "deploy" / "dagster.local.yaml", dagster_home / "dagster.yaml")
+    env = {**os.environ, "SIGNALS_SENSOR_INTERVAL_SECONDS": "2", "PYTHONUNBUFFERED": "1"}
+    log_path = tmp_path / "daemon.log"
+
+    emit_texts(object_store, CARD_DECLINED + PASSWORD_RESET)
+    daemon = start_daemon(env, log_path)
+    try:
+        with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+            wait_for_started_batch_run(instance)
+        kill_group(daemon)  # mid-run: the batch run dies with the daemon and its code server
+
+        emit_texts(object_store, SEARCH_BROKEN, start=100)
+        daemon = start_daemon(env, log_path)
+        status = signals_cli(env, "status", "--team-id", "1", "--wait", "--expected-signals", "9", "--timeout", "420",
+                             timeout=480)
+    finally:
+        kill_group(daemon)
+    assert status["settled"], (status, log_path.read_text()[-3000:])
+    assert (status["accepted"], status["rejected"], status["assigned"]) == (9, 0, 9)
+
+    listing = signals_cli(env, "list-reports", "--team-id", "1", "--signals")
+    ready = [r for r in listing["reports"] if r["status"] == "ready"]
+    assert len(ready) == 3, listing
+    assert sum(r["signal_count"] for r in listing["reports"]) == 9
+    for report in ready:
+        assert report["title"] and report["summary"]
+        assert report["research"]["repository"] == demo_repository.name and report["research"]["findings"]
+        assert len({s["signal_id"] for s in report["signals"]}) == report["signal_count"] == 3
+    files = sorted(r["research"]["findings"][0]["file"] for r in ready)
+    assert files == ["auth/password_reset.py", "checkout/card_payments.py", "search/query.py"]

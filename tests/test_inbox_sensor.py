@@ -1,0 +1,130 @@
+import json
+import threading
+from datetime import datetime, timezone
+
+import dagster as dg
+import pytest
+
+from signals_assets import inbox
+from signals_assets.objects import LocalObjectStore
+from signals_assets.resources.object_store import ObjectStoreResource
+from signals_assets.sensors.signal_inbox import build_signal_inbox_sensor
+
+
+def put_inbox(store, n, start=0):
+    for i in range(start, start + n):
+        store.put(f"inbox/20261122T000000{i:06d}Z-sig{i}.json", json.dumps({"signal_id": f"sig{i}"}).encode())
+
+
+@dg.op
+def noop():
+    pass
+
+
+@dg.job
+def stand_in_run():
+    noop()
+
+
+def mark_run_created(instance, batch):
+    """What the daemon does with the sensor's run request."""
+    stand_in_run.execute_in_process(instance=instance, tags={"dagster/run_key": batch})
+
+
+@pytest.fixture
+def store(tmp_path):
+    return LocalObjectStore(tmp_path / "objects")
+
+
+@pytest.fixture
+def tick(store):
+    sensor = build_signal_inbox_sensor(max_signals_per_batch=4)
+    resource = ObjectStoreResource(root=str(store.root))
+
+    def run(instance, cursor=None):
+        return sensor(dg.build_sensor_context(instance=instance, cursor=cursor, resources={"object_store": resource}))
+
+    return run
+
+
+def test_pending_objects_are_claimed_once_into_manifested_batches(store, tick):
+    put_inbox(store, 6)
+    with dg.instance_for_test() as instance:
+        result = tick(instance)
+        keys = [r.partition_key for r in result.run_requests]
+        assert len(keys) == 2 and keys == sorted(keys)
+        assert [r.run_key for r in result.run_requests] == keys
+        assert result.dynamic_partitions_requests[0].partition_keys == keys
+        manifests = [json.loads(store.get(inbox.manifest_key(k))) for k in keys]
+        assert [len(m["objects"]) for m in manifests] == [4, 2]
+        assert store.list("inbox/") == []
+        cursor = json.loads(result.cursor)
+        assert cursor == {"last_batch": keys[-1], "claimed_signals": 6}
+
+        for key in keys:
+            mark_run_created(instance, key)
+        again = tick(instance, result.cursor)
+        assert not again.run_requests
+        assert "2 claimed batch(es) already have runs" in again.skip_reason.skip_message
+
+
+def test_a_claim_whose_tick_died_is_requested_by_the_next_tick(store, tick):
+    put_inbox(store, 3)
+    orphan = "b20261122T000000000001Z"
+    inbox.claim_batch(store, orphan, max_signals=10)  # moved, but no run was ever requested
+    with dg.instance_for_test() as instance:
+        result = tick(instance)
+        assert [r.partition_key for r in result.run_requests] == [orphan]
+        assert len(inbox.load_batch(store, orphan)) == 3
+
+
+class StoreWithLateWriter(LocalObjectStore):
+    """An emitter writes a new object right after the claimer listed the inbox."""
+
+    def list(self, prefix, limit=None):
+        keys = super().list(prefix, limit)
+        if prefix == inbox.INBOX and not getattr(self, "written", False):
+            self.written = True
+            self.put("inbox/20261122T000000000000Z-late.json", b'{"signal_id": "late"}')
+        return keys
+
+
+def test_an_object_landing_during_a_claim_goes_to_a_later_batch(tmp_path):
+    store = StoreWithLateWriter(tmp_path / "objects")
+    put_inbox(store, 2, start=1)
+    first = inbox.claim_pending(store, 100, None)
+    assert first.claimed_signals == 2
+    assert store.list("inbox/") == ["inbox/20261122T000000000000Z-late.json"]
+    second = inbox.claim_pending(store, 100, first.last_batch)
+    assert second.claimed_signals == 1 and second.new_batches[0] > first.new_batches[0]
+    names = [n for b in first.new_batches + second.new_batches for n, _ in inbox.load_batch(store, b)]
+    assert sorted(names) == sorted(set(names)) and len(names) == 3
+
+
+def test_concurrent_claimers_never_claim_the_same_object(store):
+    put_inbox(store, 300)
+    results = []
+
+    def claim(offset):
+        now = datetime(2026, 11, 22, 0, 0, offset, tzinfo=timezone.utc)
+        results.append(inbox.claim_pending(store, 7, None, now=now))
+
+    threads = [threading.Thread(target=claim, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    while store.list("inbox/"):
+        results.append(inbox.claim_pending(store, 50, max(b for r in results for b in r.new_batches)))
+    names = [n for r in results for b in r.new_batches for n, _ in inbox.load_batch(store, b)]
+    assert len(names) == 300 == len(set(names))
+
+
+def test_consolidation_keeps_the_raw_batch_and_releases_the_claims(store):
+    put_inbox(store, 3)
+    claim = inbox.claim_pending(store, 10, None)
+    batch = claim.new_batches[0]
+    objects = inbox.load_batch(store, batch)
+    inbox.consolidate_batch(store, batch, objects)
+    assert inbox.unfinished_batches(store) == []
+    assert inbox.load_batch(store, batch) == objects  # re-materialising reads the retained raw file

@@ -1,0 +1,46 @@
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from signals_assets.partitions import (
+    PartitionKeyError,
+    batch_key,
+    batch_time,
+    next_batch_key,
+    report_team_id,
+    validate_report_key,
+)
+
+NOW = datetime(2026, 11, 22, 7, 45, 12, 123456, tzinfo=timezone.utc)
+
+
+def test_batch_key_round_trips_and_is_safe_for_dagster():
+    key = batch_key(NOW)
+    assert key == "b20261122T074512123456Z"
+    assert batch_time(key) == NOW
+    assert not any(bad in key for bad in (",", "|", "[", "]", "...", " "))
+
+
+def test_batch_keys_sort_in_claim_order():
+    keys = [batch_key(NOW + timedelta(microseconds=i * 7919)) for i in range(50)]
+    assert keys == sorted(keys)
+
+
+def test_next_batch_key_never_goes_back_when_the_clock_does():
+    last = batch_key(NOW)
+    assert next_batch_key(NOW - timedelta(hours=1), last) > last
+    assert next_batch_key(NOW, last) > last
+    assert next_batch_key(NOW + timedelta(seconds=1), last) == batch_key(NOW + timedelta(seconds=1))
+
+
+@pytest.mark.parametrize("key", ["", "b2026", "batch-1", "b20261122T074512123456Z,x"])
+def test_invalid_batch_key_is_named(key):
+    with pytest.raises(PartitionKeyError, match="batch key"):
+        batch_time(key)
+
+
+def test_report_keys():
+    assert report_team_id("r12-0123456789abcdef") == 12
+    for bad in ("r1-xyz", "12-0123456789abcdef", "r1-0123456789abcdef0"):
+        with pytest.raises(PartitionKeyError, match="report key"):
+            validate_report_key(bad)

@@ -1,0 +1,152 @@
+import pytest
+
+from signals_assets.validation import SOURCE_PAIRS, SignalValidationError, ValidSignal, validate_signal
+
+VALID_EXTRAS = {
+    "zendesk/ticket": {
+        "url": "https://support.example/tickets/1", "type": "problem", "tags": ["web", "billing"],
+        "created_at": "2026-11-20T10:00:00Z", "priority": "normal", "status": "open",
+    },
+    "github/issue": {
+        "html_url": "https://github.com/acme/shop/issues/7", "number": 7, "labels": ["bug"],
+        "created_at": "2026-11-20T10:00:00Z", "updated_at": "2026-11-21T08:30:00+00:00", "locked": False,
+        "state": "open", "author_login": "octocat", "author_association": "CONTRIBUTOR",
+    },
+    "linear/issue": {
+        "url": "https://linear.app/acme/issue/ENG-12", "identifier": "ENG-12", "number": 12, "priority": 2,
+        "priority_label": "High", "labels": [], "state_name": "Todo", "state_type": "unstarted",
+        "team_name": "Engineering", "created_at": "2026-11-20", "updated_at": "2026-11-20T10:00:00.123456Z",
+    },
+    "error_tracking/issue_created": {"fingerprint": "a1b2c3", "host": "app.example.com", "is_dev_host": False},
+    "error_tracking/issue_reopened": {"fingerprint": "a1b2c3"},
+    "error_tracking/issue_spiking": {"fingerprint": "a1b2c3", "host": "localhost", "is_dev_host": True},
+    "session_replay/session_problem": {
+        "session_id": "s-1", "segment_title": "Checkout", "start_time": "2026-11-20T10:00:00Z",
+        "end_time": "2026-11-20T10:05:00Z", "problem_type": "blocking_exception", "distinct_id": "user-9",
+    },
+    "llm_analytics/evaluation_report": {
+        "evaluation_id": "ev-1", "evaluation_name": "Helpfulness", "evaluation_description": "Is it helpful?",
+        "report_id": "r-1", "report_run_id": "run-1", "period_start": "2026-11-19T00:00:00Z",
+        "period_end": "2026-11-20T00:00:00Z",
+    },
+}
+
+
+def payload(pair: str = "zendesk/ticket", **overrides) -> dict:
+    product, source_type = pair.split("/")
+    base = {
+        "team_id": 1, "source_product": product, "source_type": source_type, "source_id": "42",
+        "description": "Card payment declined at checkout.", "extra": dict(VALID_EXTRAS[pair]),
+    }
+    return {**base, **overrides}
+
+
+def with_extra(pair: str = "zendesk/ticket", drop: tuple[str, ...] = (), **changes) -> dict:
+    extra = {k: v for k, v in VALID_EXTRAS[pair].items() if k not in drop}
+    return payload(pair, extra={**extra, **changes})
+
+
+def test_every_known_pair_has_a_valid_example():
+    assert sorted(VALID_EXTRAS) == sorted(SOURCE_PAIRS)
+
+
+@pytest.mark.parametrize("pair", sorted(VALID_EXTRAS))
+def test_valid_payloads_pass(pair):
+    signal = validate_signal(payload(pair))
+    assert isinstance(signal, ValidSignal)
+    assert f"{signal.source_product}/{signal.source_type}" == pair
+    assert signal.extra == VALID_EXTRAS[pair]
+    assert signal.weight == 0.5 and signal.idempotency_key is None
+
+
+def test_optional_fields_are_kept():
+    signal = validate_signal(payload(weight=1, idempotency_key="ticket-1"))
+    assert signal.weight == 1.0 and isinstance(signal.weight, float)
+    assert signal.idempotency_key == "ticket-1"
+
+
+def test_none_means_not_given_for_optional_fields():
+    signal = validate_signal(payload("error_tracking/issue_created", weight=None, idempotency_key=None,
+                                     extra={"fingerprint": "f", "host": None}))
+    assert signal.weight == 0.5 and signal.idempotency_key is None
+    assert signal.extra == {"fingerprint": "f"}
+
+
+def test_description_at_the_token_limit_passes():
+    assert validate_signal(payload(description="x" * 32_000)).description == "x" * 32_000
+
+
+INVALID = {
+    # top level
+    "unknown field": ({**payload(), "severity": "high"}, "severity", "is not a known signal field"),
+    "missing field": ({k: v for k, v in payload().items() if k != "source_id"}, "source_id", "is required"),
+    "payload not a dict": (["not", "a", "dict"], "payload", "must be an object"),
+    # team_id
+    "team_id zero": (payload(team_id=0), "team_id", "must be a positive integer, got 0"),
+    "team_id negative": (payload(team_id=-3), "team_id", "must be a positive integer"),
+    "team_id bool": (payload(team_id=True), "team_id", "must be a positive integer, got True"),
+    "team_id string": (payload(team_id="1"), "team_id", "must be a positive integer"),
+    # source pair
+    "unknown product": (payload(source_product="jira"), "source_product", "must be one of"),
+    "unknown type": (payload(source_type="tickets"), "source_type", "must be one of ticket for zendesk"),
+    "pair from another product": (payload(source_type="issue"), "source_type", "must be one of ticket"),
+    # source_id
+    "source_id empty": (payload(source_id=""), "source_id", "must be a non-empty string"),
+    "source_id not a string": (payload(source_id=42), "source_id", "must be a non-empty string"),
+    "source_id too long": (payload(source_id="x" * 513), "source_id", "must be at most 512 characters, got 513"),
+    # description
+    "description blank": (payload(description="   "), "description", "must be a non-empty string"),
+    "description over 8000 tokens": (payload(description="x" * 32_001), "description",
+                                      "must be at most 8000 tokens (approximated as characters / 4), got ~8001"),
+    # weight
+    "weight above 1": (payload(weight=1.5), "weight", "must be in (0, 1], got 1.5"),
+    "weight zero": (payload(weight=0), "weight", "must be in (0, 1], got 0"),
+    "weight negative": (payload(weight=-0.1), "weight", "must be in (0, 1]"),
+    "weight nan": (payload(weight=float("nan")), "weight", "must be in (0, 1], got nan"),
+    "weight bool": (payload(weight=True), "weight", "must be a number, got True"),
+    "weight string": (payload(weight="0.5"), "weight", "must be a number"),
+    # idempotency_key
+    "key empty": (payload(idempotency_key=""), "idempotency_key", "must not be empty or whitespace only"),
+    "key whitespace": (payload(idempotency_key=" \t "), "idempotency_key", "must not be empty or whitespace only"),
+    "key too long": (payload(idempotency_key="k" * 201), "idempotency_key", "must be at most 200 characters, got 201"),
+    "key control character": (payload(idempotency_key="a\nb"), "idempotency_key", "must be printable"),
+    "key not a string": (payload(idempotency_key=7), "idempotency_key", "must be a string"),
+    # extra
+    "extra not an object": (payload(extra=["url"]), "extra", "must be an object, got list"),
+    "extra unknown key": (with_extra(requester_id="u1"), "extra.requester_id", "is not a known field for zendesk/ticket"),
+    "extra missing key": (with_extra(drop=("status",)), "extra.status", "is required for zendesk/ticket"),
+    "extra empty string": (with_extra(priority=""), "extra.priority", "must be a non-empty string"),
+    "extra list of non-strings": (with_extra(tags=["web", 3]), "extra.tags", "must be a list of strings"),
+    "extra list as string": (with_extra(tags="web"), "extra.tags", "must be a list of strings"),
+    "extra bad timestamp": (with_extra(created_at="yesterday"), "extra.created_at",
+                            "must be an ISO-8601 timestamp, got 'yesterday'"),
+    "extra timestamp not a string": (with_extra(created_at=1700000000), "extra.created_at", "must be an ISO-8601 timestamp"),
+    "extra int as string": (with_extra("github/issue", number="7"), "extra.number", "must be an integer, got '7'"),
+    "extra int as bool": (with_extra("linear/issue", priority=True), "extra.priority", "must be an integer, got True"),
+    "extra bool as string": (with_extra("github/issue", locked="false"), "extra.locked", "must be a boolean, got 'false'"),
+    "extra optional typed": (with_extra("error_tracking/issue_spiking", is_dev_host=1), "extra.is_dev_host",
+                             "must be a boolean, got 1"),
+    "extra optional empty": (with_extra("github/issue", author_login=""), "extra.author_login", "must be a non-empty string"),
+    "extra choice": (with_extra("session_replay/session_problem", problem_type="slow"), "extra.problem_type",
+                     "must be one of confusion, abandonment, blocking_exception, non_blocking_exception, failure, got 'slow'"),
+    "extra missing for another pair": (with_extra("llm_analytics/evaluation_report", drop=("period_end",)),
+                                       "extra.period_end", "is required for llm_analytics/evaluation_report"),
+}
+
+
+@pytest.mark.parametrize("bad, field, rule", INVALID.values(), ids=INVALID.keys())
+def test_invalid_payloads_name_the_field_and_the_rule(bad, field, rule):
+    with pytest.raises(SignalValidationError) as caught:
+        validate_signal(bad)
+    error = caught.value
+    assert error.field == field
+    assert rule in error.rule
+    assert str(error) == f"{field}: {error.rule}"
+    assert isinstance(error, ValueError)
+
+
+def test_the_error_message_format():
+    with pytest.raises(SignalValidationError, match=r"^extra\.tags: must be a list of strings$"):
+        validate_signal(with_extra(tags=[1]))
+    with pytest.raises(SignalValidationError, match=r"^weight: must be in \(0, 1\], got 1\.5$"):
+        validate_signal(payload(weight=1.5))
