@@ -18,7 +18,7 @@ def _store_session(settings: Settings):
     from contextlib import contextmanager
 
     from signals_assets.clickhouse import open_chdb, open_server
-    from signals_assets.sql_models import DEFAULT_MODELS_DIR, load_models, materialize_sql
+    from signals_assets.sql_models import load_models, materialize_sql
 
     @contextmanager
     def session():
@@ -31,7 +31,7 @@ def _store_session(settings: Settings):
             opener = open_chdb(settings.clickhouse_path, settings.clickhouse_database, log=_err)
         with opener as db:
             db.apply_schema()
-            for model in load_models(DEFAULT_MODELS_DIR):
+            for model in load_models():
                 for statement in materialize_sql(model):
                     db.command(statement)
             yield db

@@ -17,9 +17,9 @@ from signals_assets.teams import TeamConfig, save_team
 from conftest import CARD_DECLINED, PASSWORD_RESET, REPO_ROOT, emit_texts
 
 SEARCH_BROKEN = [
-    "Product search returns no results when I misspell a word.",
-    "Searching with a small typo gives zero results.",
-    "Search finds nothing if the product name has a typo.",
+    "Product search returns no results when I misspell a product name.",
+    "Product search shows no results when the product name is misspelled.",
+    "A misspelled product name gives no results in product search.",
 ]
 BIN = Path(sys.executable).parent
 
@@ -46,6 +46,11 @@ def signals_cli(env, *args, timeout=120) -> dict:
     return json.loads(done.stdout)
 
 
+def instance_failure_messages(dagster_home, run_id) -> list[str]:
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        return [e.message for e in instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_FAILURE)]
+
+
 def wait_for_started_batch_run(instance, timeout=240) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -64,6 +69,9 @@ def test_daemon_groups_and_researches_and_survives_a_crash(signals_home, object_
     env = {**os.environ, "SIGNALS_SENSOR_INTERVAL_SECONDS": "2", "PYTHONUNBUFFERED": "1"}
     log_path = tmp_path / "daemon.log"
 
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        instance.get_runs(limit=1)  # create the sqlite storage before several processes race to do it
+
     emit_texts(object_store, CARD_DECLINED + PASSWORD_RESET)
     daemon = start_daemon(env, log_path)
     try:
@@ -78,6 +86,12 @@ def test_daemon_groups_and_researches_and_survives_a_crash(signals_home, object_
     finally:
         kill_group(daemon)
     assert status["settled"], (status, log_path.read_text()[-3000:])
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        runs = [r.dagster_run for r in instance.get_run_records(filters=dg.RunsFilter(job_name="signal_batch_job"))]
+    killed = [r for r in runs if r.status == dg.DagsterRunStatus.FAILURE]
+    assert killed and "is gone" in str(instance_failure_messages(dagster_home, killed[0].run_id))
+    retried = [r for r in runs if r.tags.get("dagster/parent_run_id") == killed[0].run_id]
+    assert [r.status for r in retried] == [dg.DagsterRunStatus.SUCCESS]
     assert (status["accepted"], status["rejected"], status["assigned"]) == (9, 0, 9)
 
     listing = signals_cli(env, "list-reports", "--team-id", "1", "--signals")

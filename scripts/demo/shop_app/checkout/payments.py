@@ -4,7 +4,7 @@ import logging
 from dataclasses import dataclass
 from decimal import Decimal
 
-from gateway_client import GatewayClient, GatewayTimeout
+from checkout.gateway_client import GatewayClient, GatewayTimeout
 
 logger = logging.getLogger(__name__)
 

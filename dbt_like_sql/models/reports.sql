@@ -1,0 +1,78 @@
+-- One row per report that has lifecycle events: its status from the latest event, its signal count
+-- and weight from the live assignments, and its latest summary and research outcome.
+-- materialized: view
+WITH
+    events AS (
+        SELECT
+            team_id,
+            report_id,
+            argMax(status, (at, seq)) AS latest_status,
+            argMax(signals_at_run, (at, seq)) AS latest_signals_at_run,
+            argMax(detail, (at, seq)) AS latest_detail,
+            argMaxIf(title, (at, seq), title != '') AS event_title,
+            argMaxIf(summary, (at, seq), summary != '') AS event_summary,
+            max(research_round) AS max_research_round,
+            min(at) AS first_at,
+            minIf(toNullable(at), event = 'promoted') AS first_promoted_at,
+            max(at) AS last_at
+        FROM {{ source('report_events') }}
+        GROUP BY team_id, report_id
+    ),
+    assignments AS (
+        SELECT team_id, report_id, count() AS live_signals, sum(weight) AS live_weight
+        FROM {{ source('report_assignments') }}
+        WHERE deleted = 0
+        GROUP BY team_id, report_id
+    ),
+    summaries AS (
+        SELECT
+            team_id,
+            report_id,
+            argMax(title, generated_at) AS summary_title,
+            argMax(summary, generated_at) AS summary_text,
+            argMax(actionability, generated_at) AS summary_actionability,
+            argMax(priority, generated_at) AS summary_priority
+        FROM {{ source('report_summaries') }}
+        GROUP BY team_id, report_id
+    ),
+    research AS (
+        SELECT
+            team_id,
+            report_id,
+            argMax(status, (research_round, finished_at)) AS research_status,
+            argMax(sandbox, (research_round, finished_at)) AS research_sandbox,
+            argMax(repository, (research_round, finished_at)) AS research_repository,
+            argMax(findings, (research_round, finished_at)) AS research_findings,
+            argMax(log_key, (research_round, finished_at)) AS research_log_key,
+            argMax(actionability, (research_round, finished_at)) AS research_actionability,
+            argMax(priority, (research_round, finished_at)) AS research_priority
+        FROM {{ source('research_results') }}
+        GROUP BY team_id, report_id
+    )
+SELECT
+    team_id,
+    report_id,
+    latest_status AS status,
+    if(summary_title != '', summary_title, event_title) AS title,
+    if(summary_text != '', summary_text, event_summary) AS summary,
+    live_signals AS signal_count,
+    live_weight AS total_weight,
+    latest_signals_at_run AS signals_at_run,
+    max_research_round AS research_rounds,
+    first_at AS created_at,
+    first_promoted_at AS promoted_at,
+    last_at AS updated_at,
+    if(latest_status = 'failed', latest_detail, '') AS error,
+    research_status,
+    research_sandbox AS sandbox,
+    research_repository AS repository,
+    research_findings AS findings,
+    research_log_key AS log_key,
+    if(research_actionability != '', research_actionability, summary_actionability) AS actionability,
+    if(research_priority != '', research_priority, summary_priority) AS priority
+FROM events
+-- With ClickHouse's default join_use_nulls = 0 a report without assignments, summary or research
+-- reads zeros and empty strings from that side, which the counts and fallbacks above rely on.
+LEFT JOIN assignments USING (team_id, report_id)
+LEFT JOIN summaries USING (team_id, report_id)
+LEFT JOIN research USING (team_id, report_id)

@@ -1,0 +1,527 @@
+"""Research agent: finds the repository and the code a report is about.
+
+Runs as a Dagster Pipes process (a local subprocess today, a minimal container later), so it
+needs nothing beyond the standard library and `dagster_pipes`. Offline it ranks the candidate
+repositories' files against the report with BM25.
+
+Extras in:  report {report_id, title, summary, signals: [{signal_id, description, source_product,
+            source_type}]}, repositories [{name, path}] (read-only folders), max_files (default 5),
+            log_path (JSONL log written here).
+Result out: one `report_custom_message` with the result dict (see `research`). The agent reports
+            no materialisation: the calling asset reports its own.
+
+`agent.py --timeout-seconds N` runs the agent as a child process and kills it after N seconds of
+wall-clock time; the runner uses it because PipesSubprocessClient has no timeout of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import traceback
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+BM25_K1 = 1.2
+BM25_B = 0.75
+# Saturates repeated query words: a word in every signal counts more than a one-off, not 10x more.
+QUERY_K3 = 1.5
+# File and folder names are deliberate descriptions of the code, so they count as repeated content.
+PATH_WEIGHT = 3
+WINDOW_LINES = 10
+MAX_FILE_BYTES = 1_000_000
+# Bounds the agent's run time and memory on huge monorepos; files past the cap are not read.
+MAX_FILES_PER_REPOSITORY = 20_000
+TERMS_IN_REASON = 6
+TIMEOUT_EXIT_CODE = 124
+
+SKIPPED_DIRS = frozenset({
+    ".git", ".hg", ".svn", "node_modules", "bower_components", "vendor", "vendors", "third_party",
+    ".venv", "venv", "site-packages", "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache",
+    ".tox", ".nox", ".idea", ".vscode", "dist", "build", "target", ".next", ".nuxt", "coverage",
+})
+SKIPPED_FILES = frozenset({"package-lock.json", "yarn.lock", "pnpm-lock.yaml", "poetry.lock", "uv.lock",
+                           "Cargo.lock", "Gemfile.lock", "composer.lock", "go.sum"})
+BINARY_SUFFIXES = frozenset({
+    ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".ico", ".webp", ".pdf", ".zip", ".gz", ".tgz", ".bz2",
+    ".xz", ".7z", ".tar", ".jar", ".war", ".class", ".so", ".dylib", ".dll", ".exe", ".bin", ".o",
+    ".a", ".pyc", ".pyo", ".whl", ".woff", ".woff2", ".ttf", ".otf", ".eot", ".mp3", ".mp4", ".mov",
+    ".avi", ".wav", ".ogg", ".sqlite", ".db", ".parquet", ".onnx", ".pt", ".npy", ".npz", ".pkl",
+})
+MINIFIED_SUFFIXES = (".min.js", ".min.css", ".map")
+
+STOP_WORDS = frozenset("""
+a about above after again against all also am an and any are aren as at be because been before being
+below between both but by can cannot could couldn did didn do does doesn doing don down during each
+even ever every few for from further get gets getting got had hadn has hasn have haven having he her
+here hers herself him himself his how however i if in into is isn it its itself just keep keeps kept
+let me more most much must mustn my myself no nor not now of off on once only or other our ours
+ourselves out over own please really same seem seems shan she should shouldn so some still such than
+thank thanks that the their theirs them themselves then there these they this those through to today
+too under until up upon us very via was wasn we were weren what when where which while who whom why
+will with won would wouldn yesterday you your yours yourself yourselves
+hi hello hey ok okay etc eg ie
+def self cls elif return none null true false lambda const var func fn void args kwargs str int
+""".split())
+
+# Word pieces of identifiers: "getHTTPResponse" -> get, HTTP, Response; "card_payments" -> card, payments.
+_WORD_PIECE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+
+CRITICAL_TERMS = ("outage", "data loss", "lost data", "lost all", "data leak", "security breach", "breach",
+                  "down for everyone", "site is down", "service is down")
+SEVERE_TERMS = ("crash", "crashes", "crashed", "crashing", "corrupt", "corrupted", "corruption", "freeze",
+                "freezes", "frozen", "hang", "hangs", "unresponsive")
+DEFECT_TERMS = ("error", "errors", "fail", "fails", "failed", "failing", "failure", "broken", "bug", "unable",
+                "can't", "cannot", "not working", "doesn't work", "does not work", "declined", "never",
+                "exception", "timeout", "times out")
+MANY_SIGNALS = 10
+
+
+# ---------------------------------------------------------------------------------------------
+# Text
+
+
+@lru_cache(maxsize=1 << 16)
+def stem(word: str) -> str:
+    """A light suffix stripper, so "declined", "declines" and "decline" meet on one term."""
+    if len(word) <= 3 or word.isdigit():
+        return word
+    if word.endswith("ies") and len(word) > 4:
+        word = word[:-3] + "y"
+    elif word.endswith("s") and not word.endswith(("ss", "us", "is")):
+        word = word[:-1]
+    for suffix in ("ing", "ed"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            word = word[: -len(suffix)]
+            break
+    if word.endswith("e") and len(word) > 3:
+        word = word[:-1]
+    return word
+
+
+def words(text: str) -> list[str]:
+    """Lowercased identifier pieces of `text`, stop words and one-letter pieces removed."""
+    pieces = (piece.lower() for piece in _WORD_PIECE.findall(text))
+    return [piece for piece in pieces if len(piece) > 1 and piece not in STOP_WORDS]
+
+
+def tokenize(text: str) -> list[str]:
+    """Search terms of `text`: camelCase and snake_case split, lowercased, stop words dropped, stemmed."""
+    return [stem(word) for word in words(text)]
+
+
+@dataclass
+class Query:
+    weights: dict[str, float]  # term -> query weight (saturated term frequency)
+    labels: dict[str, str]  # term -> the word the report used most for it, for reasons
+
+    def label(self, terms: Iterable[str]) -> str:
+        return ", ".join(self.labels.get(term, term) for term in terms)
+
+
+def report_texts(report: dict) -> list[str]:
+    texts = [report.get("title") or "", report.get("summary") or ""]
+    texts += [signal.get("description") or "" for signal in report.get("signals") or []]
+    return [text for text in texts if text]
+
+
+def build_query(report: dict) -> Query:
+    """The report's title, summary and signal descriptions as weighted search terms."""
+    counts: Counter[str] = Counter()
+    spellings: dict[str, Counter[str]] = {}
+    for text in report_texts(report):
+        for word in words(text):
+            term = stem(word)
+            counts[term] += 1
+            spellings.setdefault(term, Counter())[word] += 1
+    weights = {term: (QUERY_K3 + 1) * n / (QUERY_K3 + n) for term, n in counts.items()}
+    labels = {term: forms.most_common(1)[0][0] for term, forms in spellings.items()}
+    return Query(weights, labels)
+
+
+# ---------------------------------------------------------------------------------------------
+# Repository files
+
+
+def is_candidate_file(path: Path) -> bool:
+    name = path.name
+    return (
+        name not in SKIPPED_FILES
+        and path.suffix.lower() not in BINARY_SUFFIXES
+        and not name.lower().endswith(MINIFIED_SUFFIXES)
+    )
+
+
+def iter_source_files(root: Path) -> Iterator[Path]:
+    """Regular files under `root` worth reading, in a stable order; vendored and tool folders skipped."""
+    for folder, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS and not d.endswith(".egg-info"))
+        for filename in sorted(filenames):
+            path = Path(folder) / filename
+            # Symlinks could point outside the repository the team allowed us to read.
+            if is_candidate_file(path) and not path.is_symlink() and path.is_file():
+                yield path
+
+
+def read_text(path: Path) -> str | None:
+    """The file's text, or None for binary, oversized or unreadable files."""
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            return None
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if b"\x00" in data[:8192]:
+        return None
+    return data.decode("utf-8", errors="replace")
+
+
+@dataclass
+class Document:
+    repository: str
+    path: str  # relative to the repository root, "/"-separated
+    term_counts: Counter[str]
+    path_terms: frozenset[str]
+    length: int
+
+
+def make_document(repository: str, relative_path: str, text: str) -> Document:
+    path_terms = tokenize(str(Path(relative_path).with_suffix("")))
+    counts = Counter(tokenize(text))
+    for term in path_terms:
+        counts[term] += PATH_WEIGHT
+    return Document(repository, relative_path, counts, frozenset(path_terms), sum(counts.values()))
+
+
+@dataclass
+class RepositoryIndex:
+    name: str
+    path: str
+    documents: list[Document] = field(default_factory=list)
+    readable: bool = True
+    truncated: bool = False
+
+
+def index_repository(name: str, root: str | Path) -> RepositoryIndex:
+    """Every readable, non-empty text file of the repository as a BM25 document."""
+    index = RepositoryIndex(name, str(root))
+    root = Path(root)
+    if not root.is_dir() or not os.access(root, os.R_OK | os.X_OK):
+        index.readable = False
+        return index
+    for count, path in enumerate(iter_source_files(root)):
+        if count >= MAX_FILES_PER_REPOSITORY:
+            index.truncated = True
+            break
+        text = read_text(path)
+        if text and text.strip():
+            index.documents.append(make_document(name, path.relative_to(root).as_posix(), text))
+    return index
+
+
+# ---------------------------------------------------------------------------------------------
+# Ranking
+
+
+@dataclass
+class ScoredDocument:
+    document: Document
+    score: float
+    contributions: dict[str, float]  # matched term -> its share of the score
+
+    @property
+    def matched_terms(self) -> list[str]:
+        return sorted(self.contributions, key=lambda t: (-self.contributions[t], t))
+
+
+class Bm25:
+    """Okapi BM25 over a fixed set of documents."""
+
+    def __init__(self, documents: list[Document]):
+        self.documents = documents
+        self.average_length = sum(d.length for d in documents) / len(documents) if documents else 0.0
+        self.document_frequency: Counter[str] = Counter()
+        for document in documents:
+            self.document_frequency.update(document.term_counts.keys())
+
+    def idf(self, term: str) -> float:
+        n, df = len(self.documents), self.document_frequency.get(term, 0)
+        return math.log(1 + (n - df + 0.5) / (df + 0.5))
+
+    def term_weights(self, query: Query) -> dict[str, float]:
+        """Query weight x IDF per query term that occurs in the corpus."""
+        return {t: w * self.idf(t) for t, w in query.weights.items() if self.document_frequency.get(t)}
+
+    def score(self, document: Document, weights: dict[str, float]) -> ScoredDocument:
+        norm = BM25_K1 * (1 - BM25_B + BM25_B * document.length / (self.average_length or 1.0))
+        contributions = {}
+        for term, weight in weights.items():
+            tf = document.term_counts.get(term, 0)
+            if tf:
+                contributions[term] = weight * tf * (BM25_K1 + 1) / (tf + norm)
+        return ScoredDocument(document, sum(contributions.values()), contributions)
+
+    def rank(self, query: Query) -> list[ScoredDocument]:
+        """Documents matching at least one query term, best first (ties by repository and path)."""
+        weights = self.term_weights(query)
+        scored = (self.score(document, weights) for document in self.documents)
+        return sorted((s for s in scored if s.score > 0),
+                      key=lambda s: (-s.score, s.document.repository, s.document.path))
+
+
+def rank_repositories(indexes: list[RepositoryIndex], ranked: list[ScoredDocument], query: Query) -> list[dict]:
+    """Repositories by the score of their best file, with the reason for each score."""
+    best: dict[str, ScoredDocument] = {}
+    for scored in ranked:
+        best.setdefault(scored.document.repository, scored)
+    ranking = []
+    for index in indexes:
+        top = best.get(index.name)
+        if not index.readable:
+            reason = f"folder {index.path} not found or not readable"
+        elif not index.documents:
+            reason = "no readable text files"
+        elif top is None:
+            reason = f"none of its {len(index.documents)} files matches the report's terms"
+        else:
+            reason = (f"best file {top.document.path} (score {top.score:.2f}) matches "
+                      f"{query.label(top.matched_terms[:TERMS_IN_REASON])}")
+        ranking.append({"name": index.name, "score": round(top.score if top else 0.0, 4), "reason": reason})
+    return sorted(ranking, key=lambda entry: (-entry["score"], entry["name"]))
+
+
+def best_line_range(text: str, weights: dict[str, float]) -> tuple[int, int, list[str]]:
+    """The ~WINDOW_LINES-line window (1-based, inclusive) covering the most query weight.
+
+    A window's value is the summed weight of the distinct query terms in it, so it favours the
+    place where many different report words meet over a line repeating one word; among equal
+    windows the one with more matching lines wins, then the earliest. Windows start at a matching line.
+    """
+    lines = text.splitlines() or [""]
+    line_terms = [set(tokenize(line)) & weights.keys() for line in lines]
+    best_start, best_value, best_terms = 0, (0.0, 0), set()
+    for start, terms in enumerate(line_terms):
+        if not terms:
+            continue
+        window = line_terms[start:start + WINDOW_LINES]
+        window_terms = set().union(*window)
+        value = (round(sum(weights[t] for t in window_terms), 9), sum(1 for line in window if line))
+        if value > best_value:
+            best_start, best_value, best_terms = start, value, window_terms
+    end = min(best_start + WINDOW_LINES, len(lines))
+    return best_start + 1, end, sorted(best_terms, key=lambda t: (-weights[t], t))
+
+
+@dataclass
+class Finding:
+    file: str
+    start_line: int
+    end_line: int
+    score: float
+    reason: str
+    window_terms: list[str]
+
+    def to_dict(self) -> dict:
+        return {"file": self.file, "start_line": self.start_line, "end_line": self.end_line,
+                "score": round(self.score, 4), "reason": self.reason}
+
+
+def finding_for(scored: ScoredDocument, root: Path, weights: dict[str, float], query: Query) -> Finding:
+    """The file's best line range and why the file matched."""
+    document = scored.document
+    start, end, window_terms = best_line_range(read_text(root / document.path) or "", weights)
+    reason = f"matches {query.label(scored.matched_terms[:TERMS_IN_REASON])}"
+    path_matches = [t for t in scored.matched_terms if t in document.path_terms]
+    if path_matches:
+        reason += f" (file name: {query.label(path_matches)})"
+    if window_terms:
+        reason += f"; lines {start}-{end} mention {query.label(window_terms[:TERMS_IN_REASON])}"
+    return Finding(document.path, start, end, scored.score, reason, window_terms)
+
+
+# ---------------------------------------------------------------------------------------------
+# Triage
+
+
+def _mentions(text: str, terms: Iterable[str]) -> list[str]:
+    return [t for t in terms if re.search(r"(?<![a-z])" + re.escape(t) + r"(?![a-z])", text)]
+
+
+def priority_for(report: dict) -> str:
+    """P0 (outage, data loss) .. P4 (a single mild signal); many signals raise it by one level."""
+    text = " ".join(report_texts(report)).lower()
+    if _mentions(text, CRITICAL_TERMS):
+        return "P0"
+    level = 1 if _mentions(text, SEVERE_TERMS) else 2 if _mentions(text, DEFECT_TERMS) else 3
+    signal_count = len(report.get("signals") or [])
+    if signal_count >= MANY_SIGNALS:
+        level = max(1, level - 1)
+    elif signal_count <= 1 and level == 3:
+        level = 4
+    return f"P{level}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The run
+
+
+class AgentLog:
+    """JSONL log (progress / console / result lines), mirrored to Dagster's log when given one."""
+
+    def __init__(self, path: str | Path | None = None, logger: Any = None):
+        self.path = Path(path) if path else None
+        self.logger = logger
+        if self.path:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.write_text("")
+
+    def _write(self, line: dict) -> None:
+        if self.path:
+            # Appended and closed per line, so a killed agent still leaves a readable log.
+            with self.path.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(line, default=str) + "\n")
+
+    def _line(self, kind: str, message: str, data: Any = None) -> dict:
+        line = {"ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                "type": kind, "message": message}
+        if data is not None:
+            line["data"] = data
+        return line
+
+    def progress(self, message: str, **data: Any) -> None:
+        self._write(self._line("progress", message, data or None))
+        if self.logger:
+            self.logger.info(message)
+
+    def console(self, message: str) -> None:
+        self._write(self._line("console", message))
+        if self.logger:
+            self.logger.warning(message)
+
+    def result(self, result: dict) -> None:
+        self._write(self._line("result", f"research finished: {result['status']}", result))
+
+
+def _pending(reason: str, report: dict, ranking: list[dict] | None = None) -> dict:
+    return {"status": "pending_input", "repository": None, "repository_ranking": ranking or [], "findings": [],
+            "actionability": "requires_human_input", "priority": priority_for(report), "reason": reason}
+
+
+def research(report: dict, repositories: list[dict], max_files: int = 5, log: AgentLog | None = None) -> dict:
+    """Choose the repository and the files a report is about; the whole result the agent reports.
+
+    0 repositories -> pending_input; 1 -> that repository; several -> the one whose best file
+    scores highest (pending_input when no file in any of them matches).
+    """
+    log = log or AgentLog()
+    signals = report.get("signals") or []
+    log.progress("research started", report_id=report.get("report_id"), signals=len(signals),
+                 repositories=[r.get("name") for r in repositories])
+    if not repositories:
+        return _pending("no candidate repositories configured for this team", report)
+    names = [repository["name"] for repository in repositories]
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise ValueError(f"repository names must be unique, repeated: {', '.join(duplicates)}")
+
+    query = build_query(report)
+    top_terms = sorted(query.weights, key=lambda t: (-query.weights[t], t))[:12]
+    log.progress("query built", terms=[query.labels[t] for t in top_terms])
+
+    indexes = []
+    for repository in repositories:
+        index = index_repository(repository["name"], repository["path"])
+        indexes.append(index)
+        if not index.readable:
+            log.console(f"repository {index.name}: folder {index.path} not found or not readable")
+        elif index.truncated:
+            log.console(f"repository {index.name}: only the first {MAX_FILES_PER_REPOSITORY} files were read")
+        log.progress(f"indexed repository {index.name}", files=len(index.documents))
+
+    bm25 = Bm25([document for index in indexes for document in index.documents])
+    ranked = bm25.rank(query)
+    ranking = rank_repositories(indexes, ranked, query)
+    log.progress("ranked repositories", ranking=ranking)
+
+    if len(indexes) == 1:
+        chosen = indexes[0]
+        if not chosen.readable:
+            return _pending(f"repository {chosen.name}: folder {chosen.path} not found or not readable",
+                            report, ranking)
+        selection = f"{chosen.name} is the only candidate repository"
+    else:
+        if ranking[0]["score"] <= 0:
+            return _pending(f"none of the {len(indexes)} candidate repositories matches the report", report, ranking)
+        chosen = next(index for index in indexes if index.name == ranking[0]["name"])
+        selection = (f"{chosen.name} ranked first of {len(indexes)} repositories "
+                     f"(score {ranking[0]['score']:.2f}, next {ranking[1]['score']:.2f})")
+    log.progress(f"selected repository {chosen.name}", reason=selection)
+
+    weights = bm25.term_weights(query)
+    top_files = [s for s in ranked if s.document.repository == chosen.name][:max(0, int(max_files))]
+    findings = [finding_for(scored, Path(chosen.path), weights, query) for scored in top_files]
+    log.progress("ranked files", findings=[f"{f.file}:{f.start_line}-{f.end_line}" for f in findings])
+
+    if findings:
+        top = findings[0]
+        reason = (f"{selection}; best match {top.file} lines {top.start_line}-{top.end_line}"
+                  f" ({query.label(top.window_terms[:TERMS_IN_REASON])})")
+    else:
+        reason = f"{selection}; no file in it matches the report's terms"
+    # Two or more distinct report words meeting in one place is what makes a finding specific.
+    specific = bool(findings) and len(findings[0].window_terms) >= 2
+    return {
+        "status": "ready", "repository": chosen.name, "repository_ranking": ranking,
+        "findings": [finding.to_dict() for finding in findings],
+        "actionability": "immediately_actionable" if specific else "requires_human_input",
+        "priority": priority_for(report), "reason": reason,
+    }
+
+
+def run_agent() -> None:
+    from dagster_pipes import open_dagster_pipes
+
+    with open_dagster_pipes() as pipes:
+        log = AgentLog(pipes.extras.get("log_path"), pipes.log)
+        try:
+            result = research(
+                pipes.get_extra("report"), pipes.extras.get("repositories") or [],
+                int(pipes.extras.get("max_files", 5)), log,
+            )
+        except Exception as error:
+            log.console(f"research failed: {type(error).__name__}: {error}\n{traceback.format_exc()}")
+            raise
+        log.result(result)
+        pipes.report_custom_message(result)
+
+
+def supervise(command: list[str], timeout_seconds: float) -> int:
+    """Run `command`, killing it after `timeout_seconds`; its exit code, or TIMEOUT_EXIT_CODE."""
+    try:
+        return subprocess.run(command, timeout=timeout_seconds).returncode
+    except subprocess.TimeoutExpired:
+        print(f"research agent stopped after its {timeout_seconds:g}s wall-clock limit", file=sys.stderr)
+        return TIMEOUT_EXIT_CODE
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--timeout-seconds", type=float, default=0,
+                        help="run the agent in a child process and kill it after this many seconds")
+    args, _ = parser.parse_known_args(argv)
+    if args.timeout_seconds > 0:
+        sys.exit(supervise([sys.executable, os.path.abspath(__file__)], args.timeout_seconds))
+    run_agent()
+
+
+if __name__ == "__main__":
+    main()

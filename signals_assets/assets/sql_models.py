@@ -1,0 +1,54 @@
+"""One asset per SQL model in `dbt_like_sql/models`, all run by a single subsettable multi-asset."""
+
+from pathlib import Path
+
+import dagster as dg
+
+from signals_assets.resources.clickhouse import ClickHouseResource
+from signals_assets.sql_models import MODELS_DIR, SqlModel, load_models, materialize_sql
+
+DEFAULT_DIR = MODELS_DIR
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def _spec(model: SqlModel) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        key=model.name,
+        deps=[*model.refs, *model.producers],
+        group_name="sql_models",
+        kinds={"sql", "clickhouse"},
+        code_version=model.code_version,
+        description=model.description or None,
+        metadata={
+            "path": _display_path(model.path),
+            "materialized": model.materialized,
+            "sql": dg.MetadataValue.md(f"```sql\n{model.sql.strip()}\n```"),
+        },
+    )
+
+
+def build_sql_model_assets(directory: Path = DEFAULT_DIR) -> dg.AssetsDefinition:
+    """Reads the model files only; the database is touched when the asset runs."""
+    models = load_models(directory)
+
+    @dg.multi_asset(specs=[_spec(model) for model in models], can_subset=True, name="sql_models")
+    def sql_models(context: dg.AssetExecutionContext, clickhouse: ClickHouseResource):
+        selected = [model for model in models if dg.AssetKey(model.name) in context.selected_asset_keys]
+        with clickhouse.session(log=context.log.info) as db:
+            for model in selected:
+                for statement in materialize_sql(model):
+                    db.command(statement)
+                rows = db.scalar(f"SELECT count() FROM {model.name}")
+                yield dg.MaterializeResult(
+                    asset_key=model.name,
+                    metadata={"rows": int(rows), "materialized": model.materialized},
+                )
+
+    return sql_models

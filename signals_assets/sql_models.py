@@ -1,0 +1,178 @@
+"""The dbt-like SQL layer: discover, check, order and render the models in `dbt_like_sql/models`.
+
+One model per `.sql` file, named by the file stem. A model refers to another model with
+`{{ ref('name') }}` and to a base table (written by a Python asset) with `{{ source('table') }}`.
+Standard library only, so the code location loads it without touching a database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "dbt_like_sql" / "models"
+
+# Base table -> the Python asset(s) that write it: a model reading a source depends on these assets.
+SOURCE_PRODUCERS: dict[str, list[str]] = {
+    "signals": ["buffered_signals"],
+    "rejected_signals": ["buffered_signals"],
+    "signal_embeddings": ["signal_embeddings"],
+    "report_assignments": ["report_assignments"],
+    "report_events": ["report_assignments", "report_summaries", "report_research"],
+    "report_summaries": ["report_summaries"],
+    "research_results": ["report_research"],
+}
+
+MATERIALIZATIONS = ("view", "table")
+DEFAULT_MATERIALIZATION = "view"
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_TEMPLATE = re.compile(r"\{\{.*?\}\}", re.DOTALL)
+_REFERENCE = re.compile(r"\{\{\s*(ref|source)\s*\(\s*(['\"])\s*([^'\"]*?)\s*\2\s*\)\s*\}\}")
+_MATERIALIZED_HEADER = re.compile(r"materialized\s*:\s*(\S*)", re.IGNORECASE)
+
+
+class SqlModelError(ValueError):
+    """A model file that cannot be built; the message names the file."""
+
+
+@dataclass(frozen=True)
+class SqlModel:
+    name: str
+    path: Path
+    sql: str
+    refs: tuple[str, ...]
+    sources: tuple[str, ...]
+    materialized: str
+    description: str
+    code_version: str
+
+    @property
+    def producers(self) -> list[str]:
+        """The Python assets that write this model's sources."""
+        return sorted({asset for source in self.sources for asset in SOURCE_PRODUCERS[source]})
+
+
+def _references(path: Path, sql: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    refs: set[str] = set()
+    sources: set[str] = set()
+    for template in _TEMPLATE.finditer(sql):
+        match = _REFERENCE.fullmatch(template.group())
+        if match is None:
+            raise SqlModelError(
+                f"{path}: unsupported template {template.group()!r}; "
+                "use {{ ref('model') }} or {{ source('table') }}"
+            )
+        kind, name = match.group(1), match.group(3)
+        if not _NAME.fullmatch(name):
+            raise SqlModelError(f"{path}: {kind}({name!r}) is not a valid name")
+        (refs if kind == "ref" else sources).add(name)
+    return tuple(sorted(refs)), tuple(sorted(sources))
+
+
+def _header(path: Path, sql: str) -> tuple[str, str]:
+    """The materialisation and description from the file's leading `--` comment lines."""
+    materialized = DEFAULT_MATERIALIZATION
+    description: list[str] = []
+    for line in sql.strip().splitlines():
+        line = line.strip()
+        if not line.startswith("--"):
+            break
+        text = line[2:].strip()
+        header = _MATERIALIZED_HEADER.fullmatch(text)
+        if header is None:
+            description.append(text)
+        elif header.group(1).lower() in MATERIALIZATIONS:
+            materialized = header.group(1).lower()
+        else:
+            raise SqlModelError(
+                f"{path}: materialized must be one of {', '.join(MATERIALIZATIONS)}, got {header.group(1)!r}"
+            )
+    return materialized, "\n".join(description).strip()
+
+
+def _has_statement(sql: str) -> bool:
+    return any(line.strip() and not line.strip().startswith("--") for line in sql.splitlines())
+
+
+def parse_model(path: Path) -> SqlModel:
+    """Read one model file and check everything that does not depend on the other models."""
+    name = path.stem
+    if not _NAME.fullmatch(name):
+        raise SqlModelError(f"{path}: model name {name!r} is not a valid identifier")
+    if name in SOURCE_PRODUCERS:
+        raise SqlModelError(f"{path}: model name {name!r} is a base table; a model would replace it")
+    sql = path.read_text()
+    if not _has_statement(sql):
+        raise SqlModelError(f"{path}: no SQL statement")
+    refs, sources = _references(path, sql)
+    if name in refs:
+        raise SqlModelError(f"{path}: model {name!r} refs itself")
+    unknown = [source for source in sources if source not in SOURCE_PRODUCERS]
+    if unknown:
+        raise SqlModelError(
+            f"{path}: unknown source {', '.join(map(repr, unknown))}; base tables: {', '.join(sorted(SOURCE_PRODUCERS))}"
+        )
+    materialized, description = _header(path, sql)
+    return SqlModel(
+        name=name,
+        path=path,
+        sql=sql,
+        refs=refs,
+        sources=sources,
+        materialized=materialized,
+        description=description,
+        code_version=hashlib.sha256(sql.encode()).hexdigest()[:12],
+    )
+
+
+def topological_order(models: list[SqlModel]) -> list[SqlModel]:
+    """Every model after the models it refs; ties broken by name so the order is deterministic."""
+    by_name = {model.name: model for model in models}
+    for model in models:
+        unknown = [ref for ref in model.refs if ref not in by_name]
+        if unknown:
+            raise SqlModelError(
+                f"{model.path}: unknown ref {', '.join(map(repr, unknown))}; models: {', '.join(sorted(by_name))}"
+            )
+    ordered: list[SqlModel] = []
+    done: set[str] = set()
+    path: list[str] = []
+
+    def visit(name: str) -> None:
+        if name in done:
+            return
+        if name in path:
+            cycle = path[path.index(name):] + [name]
+            raise SqlModelError(f"{by_name[name].path}: models form a cycle: {' -> '.join(cycle)}")
+        path.append(name)
+        for ref in by_name[name].refs:
+            visit(ref)
+        path.pop()
+        done.add(name)
+        ordered.append(by_name[name])
+
+    for name in sorted(by_name):
+        visit(name)
+    return ordered
+
+
+def load_models(directory: Path = MODELS_DIR) -> list[SqlModel]:
+    """All models of `directory`, checked and in topological order."""
+    return topological_order([parse_model(path) for path in sorted(Path(directory).glob("*.sql"))])
+
+
+def render(sql: str) -> str:
+    """Replace ref/source templates with the plain table or view names (the session's database)."""
+    return _REFERENCE.sub(lambda match: match.group(3), sql)
+
+
+def materialize_sql(model: SqlModel) -> list[str]:
+    """Statements that (re)build the model in place; each replaces the old object atomically."""
+    select = render(model.sql).strip().rstrip(";")
+    if model.materialized == "table":
+        # Atomic database engine: the table is built under a temporary name and then exchanged.
+        return [f"CREATE OR REPLACE TABLE {model.name} ENGINE = MergeTree ORDER BY tuple() AS\n{select}"]
+    return [f"CREATE OR REPLACE VIEW {model.name} AS\n{select}"]

@@ -1,0 +1,284 @@
+"""The research agent: pure ranking on a small fake repository, then full runs through Dagster Pipes."""
+
+import importlib.util
+import subprocess
+import sys
+import textwrap
+import time
+from datetime import datetime
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from signals_assets.resources.sandbox import AGENT_SCRIPT, SandboxResearchError, SandboxResource
+
+from conftest import CARD_DECLINED, PASSWORD_RESET
+
+
+def load_agent():
+    spec = importlib.util.spec_from_file_location("research_agent", AGENT_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve their module while the file executes
+    spec.loader.exec_module(module)
+    return module
+
+
+agent = load_agent()
+
+CARD_PAYMENTS = '''\
+"""Billing helpers."""
+
+from decimal import Decimal
+
+
+def format_amount(amount: Decimal, currency: str) -> str:
+    return f"{amount:.2f} {currency}"
+
+
+def refund_invoice(invoice, ledger):
+    ledger.credit(invoice.customer, invoice.total)
+    invoice.status = "refunded"
+    return invoice
+
+
+def authorise_card_payment(card, amount, gateway):
+    """Ask the issuer to authorise a card payment at checkout."""
+    response = gateway.authorise(card.token, amount)
+    if response.declined:
+        raise CardPaymentDeclined(response.decline_code)
+    return response.authorisation_id
+'''
+AUTHORISE_LINE = CARD_PAYMENTS.splitlines().index("def authorise_card_payment(card, amount, gateway):") + 1
+DECLINED_LINE = AUTHORISE_LINE + 4
+LAST_LINE = len(CARD_PAYMENTS.splitlines())
+
+
+def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:
+    for name, body in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(body, bytes):
+            path.write_bytes(body)
+        else:
+            path.write_text(textwrap.dedent(body))
+    return root
+
+
+@pytest.fixture
+def shop(tmp_path) -> Path:
+    """The repository the card report is about, plus decoys the agent must not read."""
+    decoy = "card payment declined at checkout " * 10
+    root = write_tree(tmp_path / "shop", {
+        "billing/card_payments.py": CARD_PAYMENTS,
+        "auth/password_reset.py": '''
+            def send_password_reset_email(user, mailer):
+                mailer.send(user.email, "Reset your password", create_reset_token(user))
+            ''',
+        "search/query.py": "def search_products(query):\n    return index.lookup(query.lower())\n",
+        "README.md": "# Shop\n\nThe storefront service.\n",
+        "billing/__init__.py": "",
+        "node_modules/payments-sdk/card_payments.js": decoy,
+        ".git/COMMIT_EDITMSG": decoy,
+        "assets/card_declined.png": decoy.encode(),
+        "data/declines.dat": b"\x00\x01" + decoy.encode(),
+        "fixtures/card_payments_dump.txt": decoy * 4000,  # > 1 MB
+    })
+    outside = write_tree(tmp_path / "outside", {"card_payments.txt": decoy})
+    (root / "billing" / "linked_card_payments.txt").symlink_to(outside / "card_payments.txt")
+    return root
+
+
+@pytest.fixture
+def docs_site(tmp_path) -> Path:
+    return write_tree(tmp_path / "docs_site", {
+        "guides/getting_started.md": "# Getting started\n\nInstall the theme and build the pages.\n",
+        "guides/integrations.md": "# Integrations\n\nAccepting payments is covered in the API reference.\n",
+        "theme/layout.html": "<html><body>{{ content }}</body></html>\n",
+    })
+
+
+def card_report(signal_count: int = 3) -> dict:
+    descriptions = (CARD_DECLINED * 10)[:signal_count]
+    return {
+        "report_id": "1-card", "title": "Card payment declined at checkout",
+        "summary": " ".join(CARD_DECLINED[:2]),
+        "signals": [{"signal_id": f"s{i}", "description": text, "source_product": "zendesk", "source_type": "ticket"}
+                    for i, text in enumerate(descriptions)],
+    }
+
+
+def repo(name: str, path: Path) -> dict:
+    return {"name": name, "path": str(path)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Pure ranking
+
+
+def test_tokenize_splits_identifiers_drops_stop_words_and_stems():
+    assert agent.tokenize("The CardPaymentDeclined error in card_payments.py") == [
+        "card", "payment", "declin", "error", "card", "payment", "py"
+    ]
+    assert agent.tokenize("getHTTPResponse") == ["http", "respons"]  # "get" is a stop word
+    assert agent.stem("declines") == agent.stem("declined") == agent.stem("decline")
+
+
+def test_index_skips_vendored_hidden_binary_oversized_empty_and_linked_files(shop):
+    index = agent.index_repository("shop", shop)
+    assert sorted(d.path for d in index.documents) == [
+        "README.md", "auth/password_reset.py", "billing/card_payments.py", "search/query.py",
+    ]
+
+
+def test_the_matching_file_and_its_declined_lines_come_first(shop):
+    result = agent.research(card_report(), [repo("shop", shop)])
+
+    assert result["status"] == "ready" and result["repository"] == "shop"
+    top = result["findings"][0]
+    assert top["file"] == "billing/card_payments.py"
+    # the window starts where the report's words first meet and is cut at the end of the file
+    assert (top["start_line"], top["end_line"]) == (AUTHORISE_LINE, min(AUTHORISE_LINE + 9, LAST_LINE))
+    assert top["start_line"] <= DECLINED_LINE <= top["end_line"]
+    assert "declined" in top["reason"] and "card" in top["reason"] and "file name" in top["reason"]
+    assert all(f["file"] != "search/query.py" for f in result["findings"])
+    assert result["actionability"] == "immediately_actionable"
+
+
+def test_findings_are_capped_and_only_matching_files_count(shop):
+    report = {"report_id": "1-reset", "title": "Password reset email", "summary": "",
+              "signals": [{"signal_id": "s1", "description": PASSWORD_RESET[0]}]}
+    result = agent.research(report, [repo("shop", shop)], max_files=1)
+    assert [f["file"] for f in result["findings"]] == ["auth/password_reset.py"]
+
+
+def test_several_repositories_are_ranked_by_their_best_file(shop, docs_site):
+    result = agent.research(card_report(), [repo("docs_site", docs_site), repo("shop", shop)])
+
+    assert result["repository"] == "shop"
+    ranking = result["repository_ranking"]
+    assert [r["name"] for r in ranking] == ["shop", "docs_site"]
+    assert ranking[0]["score"] > ranking[1]["score"] > 0
+    assert "billing/card_payments.py" in ranking[0]["reason"]
+    assert "guides/integrations.md" in ranking[1]["reason"]
+    assert result["reason"].startswith("shop ranked first of 2 repositories")
+
+
+def test_no_matching_repository_and_missing_folders_need_human_input(tmp_path, docs_site):
+    report = {"report_id": "1-x", "title": "Widget spline reticulation", "summary": "", "signals": []}
+    missing = tmp_path / "gone"
+
+    several = agent.research(report, [repo("docs_site", docs_site), repo("gone", missing)])
+    assert several["status"] == "pending_input" and several["repository"] is None
+    assert "none of the 2 candidate repositories" in several["reason"]
+    assert {r["name"]: r["reason"] for r in several["repository_ranking"]}["gone"].endswith("not found or not readable")
+
+    only_missing = agent.research(card_report(), [repo("gone", missing)])
+    assert only_missing["status"] == "pending_input" and "not found" in only_missing["reason"]
+
+    no_match = agent.research(report, [repo("docs_site", docs_site)])
+    assert no_match["status"] == "ready" and no_match["findings"] == []
+    assert no_match["actionability"] == "requires_human_input"
+
+
+@pytest.mark.parametrize(("descriptions", "expected"), [
+    (["The whole site had an outage this morning"], "P0"),
+    (["We hit data loss after the import"], "P0"),
+    (["The app crashes when I open settings"], "P1"),
+    (["Export fails with an error"] * 12, "P1"),
+    (["Export fails with an error"] * 2, "P2"),
+    (["The button colour looks odd"] * 3, "P3"),
+    (["The button colour looks odd"], "P4"),
+])
+def test_priority_from_severity_words_and_signal_count(descriptions, expected):
+    report = {"title": "", "summary": "", "signals": [{"description": d} for d in descriptions]}
+    assert agent.priority_for(report) == expected
+
+
+def test_supervise_stops_a_process_at_the_wall_clock_limit():
+    started = time.monotonic()
+    code = agent.supervise([sys.executable, "-c", "import time; time.sleep(30)"], timeout_seconds=1)
+    assert code == agent.TIMEOUT_EXIT_CODE and time.monotonic() - started < 15
+
+
+# ---------------------------------------------------------------------------------------------
+# Through Dagster Pipes, inside a real materialisation
+
+
+def materialize_research(report: dict, repositories: list[dict], sandbox: SandboxResource):
+    outcomes = []
+
+    @dg.asset
+    def research_probe(context: dg.AssetExecutionContext, sandbox: SandboxResource) -> dg.MaterializeResult:
+        outcome = sandbox.run_research(context, report, repositories)
+        outcomes.append(outcome)
+        return dg.MaterializeResult(metadata={"status": outcome.status, "findings": len(outcome.findings)})
+
+    result = dg.materialize([research_probe], resources={"sandbox": sandbox})
+    return result, outcomes[0]
+
+
+@pytest.mark.parametrize("repository_count", [0, 1, 2])
+def test_research_runs_through_pipes(shop, docs_site, repository_count):
+    repositories = [repo("shop", shop), repo("docs_site", docs_site)][:repository_count]
+
+    result, outcome = materialize_research(card_report(), repositories, SandboxResource())
+
+    assert result.success
+    # Only the asset's own materialisation: the agent reports its result as a custom message.
+    [materialization] = result.asset_materializations_for_node("research_probe")
+    assert materialization.metadata["status"].value == outcome.status
+    assert outcome.sandbox == "subprocess"
+    if repository_count == 0:
+        assert outcome.status == "pending_input" and outcome.repository is None
+        assert outcome.reason == "no candidate repositories configured for this team"
+        assert outcome.findings == [] and outcome.actionability == "requires_human_input"
+    else:
+        assert outcome.status == "ready" and outcome.repository == "shop"
+        assert outcome.findings[0]["file"] == "billing/card_payments.py"
+        assert [r["name"] for r in outcome.repository_ranking] == ["shop", "docs_site"][:repository_count]
+        assert outcome.priority == "P2"
+
+
+def test_the_jsonl_log_has_timestamped_progress_and_a_final_result(shop):
+    _, outcome = materialize_research(card_report(), [repo("shop", shop)], SandboxResource())
+
+    lines = outcome.log_lines
+    assert {line["type"] for line in lines} <= {"progress", "console", "result"}
+    assert all(datetime.fromisoformat(line["ts"]).utcoffset().total_seconds() == 0 for line in lines)
+    progress = [line["message"] for line in lines if line["type"] == "progress"]
+    assert progress[0] == "research started" and "selected repository shop" in progress
+    assert lines[-1]["type"] == "result"
+    assert lines[-1]["data"]["findings"] == outcome.findings and lines[-1]["data"]["status"] == "ready"
+
+
+def fake_interpreter(tmp_path: Path, script: str) -> str:
+    path = tmp_path / "fake_python"
+    path.write_text("#!/bin/sh\n" + script + "\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+@pytest.mark.parametrize(("script", "message"), [
+    ("exit 0", "exited without reporting a result"),
+    ("exit 3", "research agent failed (subprocess)"),
+])
+def test_an_agent_without_a_result_fails_the_asset_clearly(tmp_path, shop, script, message):
+    sandbox = SandboxResource(python_executable=fake_interpreter(tmp_path, script))
+    with pytest.raises(SandboxResearchError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        materialize_research(card_report(), [repo("shop", shop)], sandbox)
+
+
+def test_an_unknown_mode_is_rejected(shop):
+    with pytest.raises(ValueError, match="sandbox mode 'vm' is not supported"):
+        materialize_research(card_report(), [repo("shop", shop)], SandboxResource(mode="vm"))
+
+
+def test_the_agent_module_imports_only_the_standard_library():
+    code = (
+        "import sys, runpy; before = set(sys.modules); "
+        f"runpy.run_path({str(AGENT_SCRIPT)!r}, run_name='agent_probe'); "
+        "print(sorted({m.split('.')[0] for m in set(sys.modules) - before} - set(sys.stdlib_module_names)))"
+    )
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert output.strip() == "[]"
