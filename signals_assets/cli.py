@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -145,10 +146,20 @@ def cmd_teams_show(args, settings: Settings) -> int:
 
 # ---- process ---------------------------------------------------------------------------------
 
+LOCAL_INSTANCE_CONFIG = Path(__file__).resolve().parent.parent / "deploy" / "dagster.local.yaml"
+
+
 def ensure_dagster_home(settings: Settings) -> Path:
+    """DAGSTER_HOME, by default beside the data, with the local instance settings when it has none."""
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.signals_home / "dagster_home")))
     home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists() and LOCAL_INSTANCE_CONFIG.exists():
+        shutil.copy(LOCAL_INSTANCE_CONFIG, home / "dagster.yaml")
     return home
+
+
+# Runs still log everything to the instance; the terminal gets warnings and the progress lines.
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def cmd_process(args, settings: Settings) -> int:
@@ -176,7 +187,8 @@ def cmd_process(args, settings: Settings) -> int:
     for index, batch in enumerate(batches, start=1):
         _err(f"batch {index}/{len(batches)} {batch}: buffering, embedding, grouping")
         result = batch_job.execute_in_process(
-            partition_key=batch, instance=instance, tags={"dagster/run_key": batch}, raise_on_error=True
+            partition_key=batch, instance=instance, tags={"dagster/run_key": batch}, raise_on_error=True,
+            run_config=QUIET_RUN_CONFIG,
         )
         for event in result.asset_materializations_for_node("report_assignments"):
             for promotion in promotions_from_metadata(event.metadata):
@@ -189,7 +201,7 @@ def cmd_process(args, settings: Settings) -> int:
         _progress(index - 1, len(promotions), "researching reports")
         result = report_job_def.execute_in_process(
             partition_key=promotion["report_id"], instance=instance, tags={"dagster/run_key": run_key},
-            raise_on_error=False,
+            raise_on_error=False, run_config=QUIET_RUN_CONFIG,
         )
         if not result.success:
             failed.append(promotion["report_id"])

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "dbt_like_sql" / "tables"
+# Semantic search sends a batch's probe vectors inline: far past the default 256 KiB query size.
+SESSION_SETTINGS = {"max_query_size": 256 * 1024 * 1024}
 
 
 class StoreError(Exception):
@@ -149,6 +151,8 @@ def open_chdb(path: Path, database: str, lock_timeout_seconds: float = 600, log=
         try:
             conn.query(f"CREATE DATABASE IF NOT EXISTS {database}")
             conn.query(f"USE {database}")
+            for name, value in SESSION_SETTINGS.items():
+                conn.query(f"SET {name} = {value}")
 
             def run(sql: str) -> str:
                 try:
@@ -169,7 +173,8 @@ def open_server(url: str, database: str, username: str, password: str, secure: b
     try:
         client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
         client = clickhouse_connect.get_client(
-            dsn=url, username=username or None, password=password, secure=secure, database=database
+            dsn=url, username=username or None, password=password, secure=secure, database=database,
+            settings=SESSION_SETTINGS,
         )
 
         def run(sql: str) -> str:

@@ -30,7 +30,7 @@ class ScreenedBatch:
         return counts
 
 
-def parse_record(name: str, body: bytes) -> dict:
+def parse_record(body: bytes) -> dict:
     """The inbox record as emitted, with the envelope checked; raises SignalValidationError."""
     try:
         record = json.loads(body)
@@ -43,9 +43,9 @@ def parse_record(name: str, body: bytes) -> dict:
 
 def record_signal_ids(objects: Iterable[tuple[str, bytes]]) -> list[str]:
     ids = []
-    for name, body in objects:
+    for _, body in objects:
         try:
-            ids.append(parse_record(name, body)["signal_id"])
+            ids.append(parse_record(body)["signal_id"])
         except SignalValidationError:
             continue
     return ids
@@ -63,7 +63,7 @@ def screen_batch(
     for name, body in objects:
         base = {"batch_key": batch, "rejected_at": batch_time}
         try:
-            record = parse_record(name, body)
+            record = parse_record(body)
             payload = {k: v for k, v in record.items() if k not in ENVELOPE_FIELDS}
             signal = validate_signal(payload)
         except SignalValidationError as error:

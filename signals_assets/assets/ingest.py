@@ -1,3 +1,5 @@
+import functools
+
 import dagster as dg
 
 from signals_assets import inbox
@@ -22,7 +24,7 @@ def buffered_signals(
     context: dg.AssetExecutionContext, object_store: ObjectStoreResource, clickhouse: ClickHouseResource
 ) -> dg.MaterializeResult:
     store = object_store.open()
-    teams: dict[int, object] = {}
+    teams = functools.cache(lambda team_id: load_team(store, team_id))
     accepted = rejected = 0
     reasons: dict[str, int] = {}
     for batch in sorted(context.partition_keys):
@@ -37,7 +39,7 @@ def buffered_signals(
             }
             screened = screen_batch(
                 batch, batch_time(batch), objects,
-                lambda team_id: teams.setdefault(team_id, load_team(store, team_id)), stored,
+                teams, stored,
             )
             db.replace_partition("signals", "batch_key = {batch}", screened.accepted, {"batch": batch})
             db.replace_partition("rejected_signals", "batch_key = {batch}", screened.rejected, {"batch": batch})

@@ -66,6 +66,17 @@ def report_summaries(
     )
 
 
+def repository_candidates(paths: list[str]) -> list[dict]:
+    """Name each repository by its folder, made unique when two folders share a name."""
+    names: dict[str, int] = {}
+    candidates = []
+    for path in paths:
+        name = os.path.basename(path.rstrip("/")) or path
+        names[name] = names.get(name, 0) + 1
+        candidates.append({"name": name if names[name] == 1 else f"{name}-{names[name]}", "path": path})
+    return candidates
+
+
 def _event(team: int, report: str, round_: int, event: str, status: str, **fields) -> dict:
     return {
         "team_id": team, "report_id": report, "source": report, "stage": "research", "seq": 0, "event": event,
@@ -141,7 +152,7 @@ def report_research(
 
     store = object_store.open()
     config = load_team(store, team)
-    repositories = [{"name": os.path.basename(p.rstrip("/")) or p, "path": p} for p in (config.repositories if config else [])]
+    repositories = repository_candidates(config.repositories if config else [])
     task = {
         "report_id": report, "title": summary["title"], "summary": summary["summary"],
         "signals": [{k: s[k] for k in ("signal_id", "description", "source_product", "source_type")} for s in signals],
