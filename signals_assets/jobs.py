@@ -21,8 +21,8 @@ signal_batch_job = dg.define_asset_job(
 
 report_job = dg.define_asset_job(
     "report_job",
-    selection=dg.AssetSelection.assets(report_summaries, report_research) | SQL_MODELS,
+    selection=dg.AssetSelection.assets(report_summaries, report_research),
     executor_def=dg.in_process_executor,
     tags={STAGE_TAG: "report"},
-    description="Summarise and research one promoted report, then refresh the SQL models.",
+    description="Summarise and research one promoted report (the SQL models are views: always current).",
 )
