@@ -65,7 +65,7 @@ def test_pending_objects_are_claimed_once_into_manifested_batches(store, tick):
             mark_run_created(instance, key)
         again = tick(instance, result.cursor)
         assert not again.run_requests
-        assert "2 claimed batch(es) already have runs" in again.skip_reason.skip_message
+        assert "2 unfinished batch(es), each with a run" in again.skip_reason.skip_message
 
 
 def test_a_claim_whose_tick_died_is_requested_by_the_next_tick(store, tick):

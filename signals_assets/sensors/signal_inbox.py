@@ -38,11 +38,8 @@ def build_signal_inbox_sensor(max_signals_per_batch: int, interval_seconds: int 
             "claimed_signals": cursor.get("claimed_signals", 0) + claim.claimed_signals,
         })
         if not to_run:
-            waiting = len(unfinished)
-            return dg.SensorResult(
-                skip_reason=f"inbox empty in {store.describe()}; {waiting} claimed batch(es) already have runs",
-                cursor=new_cursor,
-            )
+            in_flight = f"{len(unfinished)} unfinished batch(es), each with a run" if unfinished else "no unfinished batch"
+            return dg.SensorResult(skip_reason=f"inbox empty in {store.describe()}; {in_flight}", cursor=new_cursor)
         context.log.info(f"claimed {claim.claimed_signals} signals into {claim.new_batches}; requesting {to_run}")
         return dg.SensorResult(
             run_requests=[dg.RunRequest(run_key=b, partition_key=b) for b in to_run],
