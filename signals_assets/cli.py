@@ -168,7 +168,6 @@ def cmd_process(args, settings: Settings) -> int:
 
     from signals_assets import inbox
     from signals_assets.definitions import defs
-    from signals_assets.sensors.report_promotion import promotions_from_metadata, report_run_key
 
     store = open_object_store(settings)
     last_batch = None
@@ -182,7 +181,7 @@ def cmd_process(args, settings: Settings) -> int:
     definitions = defs()
     instance.add_dynamic_partitions("signal_batches", batches)
     batch_job = definitions.resolve_job_def("signal_batch_job")
-    promotions: dict[str, dict] = {}
+    promotions: list[dict] = []
     started = time.monotonic()
     for index, batch in enumerate(batches, start=1):
         _err(f"batch {index}/{len(batches)} {batch}: buffering, embedding, grouping")
@@ -190,28 +189,67 @@ def cmd_process(args, settings: Settings) -> int:
             partition_key=batch, instance=instance, tags={"dagster/run_key": batch}, raise_on_error=True,
             run_config=QUIET_RUN_CONFIG,
         )
-        for event in result.asset_materializations_for_node("report_assignments"):
-            for promotion in promotions_from_metadata(event.metadata):
-                promotions[report_run_key(promotion)] = promotion
-    report_keys = sorted({p["report_id"] for p in promotions.values()})
-    instance.add_dynamic_partitions("reports", report_keys)
-    report_job_def = definitions.resolve_job_def("report_job")
+        promotions += promotions_of(result)
+    failed = research_promotions(definitions, instance, promotions)
+    print(json.dumps({
+        "batches": len(batches), "reports_researched": len({p["report_id"] for p in promotions}) - len(failed),
+        "reports_failed": failed, "seconds": round(time.monotonic() - started, 1),
+    }))
+    return 1 if failed else 0
+
+
+def promotions_of(result) -> list[dict]:
+    from signals_assets.sensors.report_promotion import promotions_from_metadata
+
+    return [p for event in result.asset_materializations_for_node("report_assignments")
+            for p in promotions_from_metadata(event.metadata)]
+
+
+def research_promotions(definitions, instance, promotions: list[dict]) -> list[str]:
+    """One report run per promoted report and round, as the promotion sensor would; failed report ids."""
+    from signals_assets.sensors.report_promotion import report_run_key
+
+    unique = dict(sorted({report_run_key(p): p for p in promotions}.items()))
+    instance.add_dynamic_partitions("reports", sorted({p["report_id"] for p in unique.values()}))
+    report_job = definitions.resolve_job_def("report_job")
     failed = []
-    for index, (run_key, promotion) in enumerate(sorted(promotions.items()), start=1):
-        _progress(index - 1, len(promotions), "researching reports")
-        result = report_job_def.execute_in_process(
+    for index, (run_key, promotion) in enumerate(unique.items(), start=1):
+        result = report_job.execute_in_process(
             partition_key=promotion["report_id"], instance=instance, tags={"dagster/run_key": run_key},
             raise_on_error=False, run_config=QUIET_RUN_CONFIG,
         )
         if not result.success:
             failed.append(promotion["report_id"])
-    if promotions:
-        _progress(len(promotions), len(promotions), "researching reports")
-    summary = {
-        "batches": len(batches), "reports_researched": len(promotions) - len(failed), "reports_failed": failed,
-        "seconds": round(time.monotonic() - started, 1),
-    }
-    print(json.dumps(summary))
+        _progress(index, len(unique), "researching reports")
+    return failed
+
+
+def cmd_regroup(args, settings: Settings) -> int:
+    """Re-group every batch holding the team's signals, in order, then research new promotions."""
+    ensure_dagster_home(settings)
+    import dagster as dg
+
+    from signals_assets.definitions import defs
+
+    with _store_session(settings) as db:
+        batches = [r["batch_key"] for r in db.query(
+            "SELECT DISTINCT batch_key FROM signals WHERE team_id = {team} ORDER BY batch_key", {"team": args.team_id})]
+    if not batches:
+        print(json.dumps({"batches": 0, "reports_researched": 0, "reports_failed": []}))
+        return 0
+    instance = dg.DagsterInstance.get()
+    definitions = defs()
+    instance.add_dynamic_partitions("signal_batches", batches)
+    _err(f"re-grouping team {args.team_id}: {len(batches)} batches from {batches[0]} to {batches[-1]}")
+    result = definitions.resolve_job_def("regroup_job").execute_in_process(
+        instance=instance, raise_on_error=True,
+        tags={"dagster/asset_partition_range_start": batches[0], "dagster/asset_partition_range_end": batches[-1]},
+        run_config={**QUIET_RUN_CONFIG, "ops": {"report_assignments": {"config": {"team_ids": [args.team_id]}}}},
+    )
+    promotions = promotions_of(result)
+    failed = research_promotions(definitions, instance, promotions)
+    print(json.dumps({"batches": len(batches), "reports_researched": len({p["report_id"] for p in promotions}) - len(failed),
+                      "reports_failed": failed}))
     return 1 if failed else 0
 
 
@@ -349,6 +387,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     process = sub.add_parser("process", help="claim pending signals and run the whole pipeline now, in-process")
     process.set_defaults(handler=cmd_process)
+
+    regroup = sub.add_parser("regroup", help="re-group all of a team's signals (after a provider, model or "
+                             "parameter change) and research the reports it promotes")
+    regroup.add_argument("--team-id", type=int, required=True)
+    regroup.set_defaults(handler=cmd_regroup)
 
     status = sub.add_parser("status", help="pipeline status for a team")
     status.add_argument("--team-id", type=int, required=True)

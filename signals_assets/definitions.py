@@ -8,7 +8,7 @@ from signals_assets.assets.grouping import report_assignments
 from signals_assets.assets.ingest import buffered_signals
 from signals_assets.assets.reports import report_research, report_summaries
 from signals_assets.assets.sql_models import build_sql_model_assets
-from signals_assets.jobs import report_job, signal_batch_job
+from signals_assets.jobs import regroup_job, report_job, signal_batch_job
 from signals_assets.resources.environment import build_resources
 from signals_assets.sensors.dead_runs import dead_run_reconciler
 from signals_assets.sensors.report_promotion import report_promotion_sensor
@@ -28,7 +28,7 @@ def defs() -> dg.Definitions:
             report_research,
             build_sql_model_assets(),
         ],
-        jobs=[signal_batch_job, report_job],
+        jobs=[signal_batch_job, report_job, regroup_job],
         sensors=[
             build_signal_inbox_sensor(settings.batch_max_signals, settings.sensor_interval_seconds),
             report_promotion_sensor,

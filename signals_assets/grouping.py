@@ -1,21 +1,21 @@
-"""First grouping engine: nearest assigned signal above a similarity threshold, then the lifecycle.
+"""The grouping engine's batch logic: candidates → candidate reports → decision → lifecycle.
 
-Pure functions over plain data; `assets/grouping.py` fetches candidates from ClickHouse and
-writes the results. Each signal of a batch is decided in order and sees the signals decided
-before it in the same batch, so two similar signals of one batch end in one report.
+Pure functions over plain data; `assets/grouping.py` fetches candidates and report statistics
+from ClickHouse and writes the results, and a provider (offline or LLM) makes each decision.
+Signals are decided in batch order and each sees the signals decided before it in the same
+batch, so two similar signals of one batch end in one report.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 from signals_assets import lifecycle
 from signals_assets.lifecycle import ReportState
 from signals_assets.text import summary_from, title_from
 
-JOIN_THRESHOLD = 0.675  # best fixed threshold on the Banking77 dev set (shared/datasets/README.md)
 TOP_K = 10
 
 
@@ -26,6 +26,7 @@ class BatchSignal:
     description: str
     weight: float
     embedding: Sequence[float]
+    probes: tuple = ()  # embeddings of the search queries; the signal's own text is always probe 0
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,93 @@ class Candidate:
     signal_id: str
     report_id: str
     similarity: float
+    probe: int = 0
+
+
+class ReportStats:
+    """Running statistics of a report's members, updated as signals join during a batch.
+
+    Keeps the sum of the (L2-normalised) member vectors and the count. With unit members and the
+    unit centroid c = S/|S|, the mean member cosine to the centroid is |S|/n exactly, and the mean
+    pairwise member similarity is (|S|² − n)/(n(n − 1)): no second pass over the members. Also
+    keeps the title and a few member texts for providers that read them.
+    """
+
+    MAX_EXAMPLES = 8  # member texts kept for a specificity check
+
+    def __init__(self, total=None, count: int = 0, title: str = "", examples: Sequence[str] = ()):
+        import numpy as np
+
+        self.total = None if total is None else np.asarray(total, dtype=np.float64)
+        self.count = count
+        self.title = title
+        self.examples = list(examples)[: self.MAX_EXAMPLES]
+
+    @classmethod
+    def of(cls, vectors: Sequence[Sequence[float]], title: str = "") -> "ReportStats":
+        stats = cls(title=title)
+        for vector in vectors:
+            stats.add(vector)
+        return stats
+
+    def add(self, vector: Sequence[float], text: str = "") -> None:
+        import numpy as np
+
+        unit = np.asarray(vector, dtype=np.float64)
+        norm = float(np.linalg.norm(unit))
+        unit = unit / norm if norm > 0 else unit
+        self.total = unit if self.total is None else self.total + unit
+        self.count += 1
+        if text and len(self.examples) < self.MAX_EXAMPLES:
+            self.examples.append(text)
+
+    @property
+    def centroid(self):
+        """Unit centroid (the direction of the member sum)."""
+        import numpy as np
+
+        norm = float(np.linalg.norm(self.total))
+        return self.total / norm if norm > 0 else self.total
+
+    @property
+    def cohesion(self) -> float:
+        import numpy as np
+
+        return float(np.linalg.norm(self.total)) / self.count if self.count else 0.0
+
+    def candidate(self, report_id: str, best_similarity: float, best_signal_id: str, probe_hits: int = 1,
+                  best_signal_text: str = "") -> "CandidateReport":
+        return CandidateReport(report_id, self.centroid, self.count, self.cohesion, best_similarity, best_signal_id,
+                               probe_hits, self.title, best_signal_text, tuple(self.examples))
+
+
+@dataclass(frozen=True)
+class CandidateReport:
+    """A report found by at least one probe, with what a provider needs to decide."""
+
+    report_id: str
+    centroid: Sequence[float]  # unit length
+    size: int
+    cohesion: float  # mean cosine of the members to the centroid; 1.0 for a single member
+    best_similarity: float  # best cosine of the signal to one of the report's found members
+    best_signal_id: str
+    probe_hits: int = 1  # how many probes (text, search queries) found the report
+    title: str = ""
+    best_signal_text: str = ""  # texts are filled only for providers that read them (LLM)
+    member_texts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class MatchDecision:
+    report_id: str | None  # None: start a new report
+    matched_signal_id: str = ""
+    reason: str = ""
+    score: float = 0.0
+    title: str = ""  # for a new report, or a better title for the matched one
+    summary: str = ""
+
+
+Decide = Callable[[BatchSignal, list[CandidateReport]], MatchDecision]
 
 
 @dataclass(frozen=True)
@@ -56,6 +144,7 @@ class Assignment:
     similarity: float
     weight: float
     deleted: bool
+    reason: str = ""
 
 
 @dataclass
@@ -73,57 +162,94 @@ def report_id_for(team_id: int, seed_signal_id: str) -> str:
     return f"r{team_id}-{hashlib.sha1(f'{team_id}:{seed_signal_id}'.encode()).hexdigest()[:16]}"
 
 
-def best_candidate(candidates: list[Candidate], threshold: float) -> Candidate | None:
-    best = max(candidates, key=lambda c: c.similarity, default=None)
-    return best if best is not None and best.similarity >= threshold else None
+def candidate_reports(
+    signal: BatchSignal, candidates: list[Candidate], stats: dict[str, ReportStats], texts: dict[str, str]
+) -> list[CandidateReport]:
+    """Group the per-probe candidates by report, with the report's context; best first."""
+    by_report: dict[str, list[Candidate]] = {}
+    for candidate in candidates:
+        if candidate.report_id in stats:
+            by_report.setdefault(candidate.report_id, []).append(candidate)
+    reports = []
+    for report_id, found in by_report.items():
+        best = max(found, key=lambda c: c.similarity)
+        reports.append(stats[report_id].candidate(
+            report_id, best.similarity, best.signal_id, len({c.probe for c in found}), texts.get(best.signal_id, "")))
+    return sorted(reports, key=lambda r: (-r.best_similarity, r.report_id))
+
+
+def _local_candidates(signal: BatchSignal, earlier: list[tuple[BatchSignal, str]]) -> list[Candidate]:
+    import numpy as np
+
+    if not earlier:
+        return []
+    matrix = np.asarray([e.embedding for e, _ in earlier], dtype=np.float32)
+    found = []
+    for probe, vector in enumerate((signal.embedding, *signal.probes)):
+        similarities = matrix @ np.asarray(vector, dtype=np.float32)
+        for index in np.argsort(-similarities, kind="stable")[:TOP_K]:
+            other, report_id = earlier[index]
+            found.append(Candidate(other.signal_id, report_id, float(similarities[index]), probe))
+    return found
+
+
+def _top_per_probe(candidates: list[Candidate]) -> list[Candidate]:
+    by_probe: dict[int, list[Candidate]] = {}
+    for candidate in candidates:
+        by_probe.setdefault(candidate.probe, []).append(candidate)
+    return [c for found in by_probe.values() for c in sorted(found, key=lambda c: -c.similarity)[:TOP_K]]
 
 
 def plan_batch(
     signals: Sequence[BatchSignal],
     stored_candidates: dict[str, list[Candidate]],
+    stats: dict[str, ReportStats],
     states: dict[str, ReportState],
-    threshold: float = JOIN_THRESHOLD,
+    decide: Decide,
+    texts: dict[str, str] | None = None,
 ) -> BatchPlan:
-    """Decide every signal in order; `states` (report id → state before this batch) is updated."""
-    import numpy as np
+    """Decide every signal in order; `stats` and `states` (as before this batch) are updated.
 
+    `texts` maps candidate signal ids to descriptions, for providers that read them."""
     plan = BatchPlan()
-    matrix = np.asarray([s.embedding for s in signals], dtype=np.float32).reshape(len(signals), -1)
-    decided: list[tuple[int, str]] = []  # (index in batch, report id) of signals assigned so far
-    for index, signal in enumerate(signals):
-        same_team = [(i, report_id) for i, report_id in decided if signals[i].team_id == signal.team_id]
-        local = []
-        if same_team:
-            similarities = matrix[[i for i, _ in same_team]] @ matrix[index]
-            local = [
-                Candidate(signals[i].signal_id, report_id, float(similarity))
-                for (i, report_id), similarity in zip(same_team, similarities)
-            ]
-        candidates = sorted(stored_candidates.get(signal.signal_id, []) + local, key=lambda c: -c.similarity)
-        match = best_candidate(candidates[:TOP_K], threshold)
-        assignment = _assign(signal, match, states, plan.events)
+    texts = {**(texts or {}), **{s.signal_id: s.description for s in signals}}
+    decided: list[tuple[BatchSignal, str]] = []
+    for signal in signals:
+        earlier = [(s, r) for s, r in decided if s.team_id == signal.team_id]
+        found = _top_per_probe(stored_candidates.get(signal.signal_id, []) + _local_candidates(signal, earlier))
+        reports = candidate_reports(signal, found, stats, texts)
+        decision = decide(signal, reports) if reports else MatchDecision(None, reason="no candidates")
+        matched = next((r for r in reports if r.report_id == decision.report_id), None)
+        assignment = _assign(signal, decision, matched, stats, states, plan.events)
         plan.assignments.append(assignment)
         if not assignment.deleted:
-            decided.append((index, assignment.report_id))
+            decided.append((signal, assignment.report_id))
     return plan
 
 
-def _assign(signal: BatchSignal, match: Candidate | None, states: dict[str, ReportState], events: list[Event]):
-    matched_state = states.get(match.report_id) if match else None
-    matched_status = matched_state.status if matched_state else None
-    if match and matched_status == lifecycle.DELETED:
-        return Assignment(signal.signal_id, match.report_id, "deleted_report", match.signal_id, match.similarity,
-                          signal.weight, deleted=True)
-    if match and matched_status != lifecycle.RESOLVED:
-        report_id, decision = match.report_id, "joined"
+def _assign(signal, decision: MatchDecision, matched: CandidateReport | None, stats, states, events) -> Assignment:
+    matched_status = states[matched.report_id].status if matched and matched.report_id in states else None
+    similarity = matched.best_similarity if matched else 0.0
+    matched_signal = decision.matched_signal_id or (matched.best_signal_id if matched else "")
+    if matched and matched_status == lifecycle.DELETED:
+        return Assignment(signal.signal_id, matched.report_id, "deleted_report", matched_signal, similarity,
+                          signal.weight, deleted=True, reason=decision.reason)
+    if matched and matched_status != lifecycle.RESOLVED:
+        report_id, kind = matched.report_id, "joined"
+        stats[report_id].add(signal.embedding, signal.description)
+        if decision.title and decision.title != stats[report_id].title:
+            stats[report_id].title = decision.title
+            events.append(Event(report_id, "retitled", states[report_id].status, decision.title, decision.summary))
     else:
         report_id = report_id_for(signal.team_id, signal.signal_id)
-        decision = "recurrence" if match else "created"
-        states[report_id] = ReportState(report_id)
-        states[report_id] = states[report_id].moved_to(lifecycle.POTENTIAL)
+        kind = "recurrence" if matched else "created"
+        title = decision.title or title_from(signal.description)
+        states[report_id] = ReportState(report_id).moved_to(lifecycle.POTENTIAL)
+        stats[report_id] = ReportStats(title=title)
+        stats[report_id].add(signal.embedding, signal.description)
         events.append(Event(
-            report_id, "created", lifecycle.POTENTIAL, title_from(signal.description), summary_from([signal.description]),
-            detail=f"recurrence_of:{match.report_id}" if match else "",
+            report_id, "created", lifecycle.POTENTIAL, title, decision.summary or summary_from([signal.description]),
+            detail=f"recurrence_of:{matched.report_id}" if matched else decision.reason,
         ))
     state = states[report_id].with_signal(signal.weight)
     if lifecycle.should_promote(state):
@@ -132,5 +258,5 @@ def _assign(signal: BatchSignal, match: Candidate | None, states: dict[str, Repo
                             research_round=state.research_round,
                             detail=f"{state.signal_count} signals, weight {state.total_weight:g}"))
     states[report_id] = state
-    return Assignment(signal.signal_id, report_id, decision, match.signal_id if match else "",
-                      match.similarity if match else 0.0, signal.weight, deleted=False)
+    return Assignment(signal.signal_id, report_id, kind, matched_signal if matched else "", similarity,
+                      signal.weight, deleted=False, reason=decision.reason)

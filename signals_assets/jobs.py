@@ -26,3 +26,12 @@ report_job = dg.define_asset_job(
     tags={STAGE_TAG: "report"},
     description="Summarise and research one promoted report (the SQL models are views: always current).",
 )
+
+regroup_job = dg.define_asset_job(
+    "regroup_job",
+    selection=dg.AssetSelection.assets(report_assignments) | SQL_MODELS,
+    executor_def=dg.in_process_executor,
+    tags={STAGE_TAG: "batch"},
+    description="Re-group a range of batches in one run, in key order (config: team_ids); used by "
+    "`signals regroup` after changing the provider, model or parameters.",
+)

@@ -44,8 +44,11 @@ class Settings:
     s3_endpoint_url: str = ""
     clickhouse_url: str = ""  # empty = embedded chdb under signals_home
     clickhouse_database: str = "signals"
-    embedder: str = "minilm"
-    llm_provider: str = "offline"  # the OpenAI-compatible provider arrives with the grouping engine
+    embedder: str = "minilm"  # minilm | openai
+    embedding_model: str = ""  # openai embedder only
+    llm_provider: str = "offline"  # offline | openai
+    llm_model: str = "gpt-4.1-mini"
+    openai_base_url: str = ""  # any OpenAI-compatible server (vLLM, Ollama…); empty = api.openai.com
     sandbox: str = "subprocess"
     batch_max_signals: int = 500
     sensor_interval_seconds: int = 15
@@ -73,8 +76,11 @@ def load_settings() -> Settings:
         s3_endpoint_url=_env("SIGNALS_S3_ENDPOINT_URL"),
         clickhouse_url=_env("SIGNALS_CLICKHOUSE_URL"),
         clickhouse_database=_env("SIGNALS_CLICKHOUSE_DATABASE", "signals"),
-        embedder=_choice("SIGNALS_EMBEDDER", "minilm", ("minilm",)),
-        llm_provider=_choice("SIGNALS_LLM_PROVIDER", "offline", ("offline",)),
+        embedder=_choice("SIGNALS_EMBEDDER", "minilm", ("minilm", "openai")),
+        embedding_model=_env("SIGNALS_EMBEDDING_MODEL", "text-embedding-3-small"),
+        llm_provider=_choice("SIGNALS_LLM_PROVIDER", "offline", ("offline", "openai")),
+        llm_model=_env("SIGNALS_LLM_MODEL", "gpt-4.1-mini"),
+        openai_base_url=_env("OPENAI_BASE_URL"),
         sandbox=_choice("SIGNALS_SANDBOX", "subprocess", ("subprocess",)),
         batch_max_signals=_positive_int("SIGNALS_BATCH_MAX_SIGNALS", 500),
         sensor_interval_seconds=_positive_int("SIGNALS_SENSOR_INTERVAL_SECONDS", 15),

@@ -1,15 +1,20 @@
+from dataclasses import dataclass, field
+from datetime import timedelta
 from itertools import groupby
 
 import dagster as dg
+from pydantic import Field
 
 from signals_assets.assets.embeddings import signal_embeddings
 from signals_assets.assets.ingest import BATCH_BACKFILL_POLICY
 from signals_assets.clickhouse import StoreSession
-from signals_assets.grouping import TOP_K, BatchSignal, Candidate, plan_batch
+from signals_assets.grouping import TOP_K, BatchSignal, Candidate, ReportStats, plan_batch
 from signals_assets.lifecycle import ReportState
 from signals_assets.partitions import batch_time, signal_batches
+from signals_assets.providers import Provider
 from signals_assets.resources.clickhouse import ClickHouseResource
 from signals_assets.resources.embedder import EmbedderResource
+from signals_assets.resources.llm import GroupingProviderResource
 
 GROUPING_POOL = "signals_grouping"
 PROMOTED_METADATA_KEY = "promoted_reports"
@@ -20,10 +25,12 @@ SELECT s.team_id AS team_id, s.signal_id AS signal_id, s.description AS descript
 FROM signals AS s
 INNER JOIN signal_embeddings AS e ON e.signal_id = s.signal_id AND e.team_id = s.team_id
 WHERE s.batch_key = {batch} AND e.batch_key = {batch} AND e.model = {model}
+  AND (length({teams}) = 0 OR has({teams}, s.team_id))
 ORDER BY s.team_id, s.emitted_at, s.signal_id
 """
 
-# Nearest assigned signals of the same team for every probe, in one scan of the embeddings.
+# Nearest assigned signals of the team for every probe, in one scan of the embeddings. Only
+# earlier batches count, so re-grouping a batch sees exactly what it saw the first time.
 _NEAREST = """
 WITH {probes} AS probes
 SELECT idx AS probe, e.signal_id AS signal_id, a.report_id AS report_id,
@@ -31,69 +38,124 @@ SELECT idx AS probe, e.signal_id AS signal_id, a.report_id AS report_id,
 FROM signal_embeddings AS e
 INNER JOIN (
     SELECT signal_id, report_id FROM report_assignments
-    WHERE team_id = {team} AND deleted = 0 AND batch_key != {batch}
+    WHERE team_id = {team} AND deleted = 0 AND batch_key < {batch} AND assigned_at >= {since}
 ) AS a ON a.signal_id = e.signal_id
 ARRAY JOIN arrayEnumerate(probes) AS idx
-WHERE e.team_id = {team} AND e.model = {model} AND e.batch_key != {batch}
-ORDER BY probe, similarity DESC
+WHERE e.team_id = {team} AND e.model = {model} AND e.batch_key < {batch}
+ORDER BY probe, similarity DESC, signal_id
 LIMIT {k} BY probe
 """
 
 _REPORT_STATES = """
 SELECT ev.report_id AS report_id, ev.status AS status, ev.signals_at_run AS signals_at_run,
-       ev.research_round AS research_round, ifNull(c.signal_count, 0) AS signal_count,
-       ifNull(c.total_weight, 0) AS total_weight
+       ev.research_round AS research_round, ev.title AS title, c.signal_count AS signal_count,
+       c.total_weight AS total_weight, c.vector_sum AS vector_sum
 FROM (
     SELECT report_id, argMax(status, (at, seq)) AS status, argMax(signals_at_run, (at, seq)) AS signals_at_run,
-           max(research_round) AS research_round
+           max(research_round) AS research_round, argMaxIf(title, (at, seq), title != '') AS title
     FROM report_events
-    WHERE team_id = {team} AND report_id IN {ids} AND NOT (stage = 'grouping' AND source = {batch})
+    WHERE team_id = {team} AND report_id IN {ids} AND NOT (stage = 'grouping' AND source >= {batch})
     GROUP BY report_id
 ) AS ev
-LEFT JOIN (
-    SELECT report_id, count() AS signal_count, sum(weight) AS total_weight FROM report_assignments
-    WHERE team_id = {team} AND report_id IN {ids} AND deleted = 0 AND batch_key != {batch}
-    GROUP BY report_id
+INNER JOIN (
+    SELECT a.report_id AS report_id, count() AS signal_count, sum(a.weight) AS total_weight,
+           sumForEach(e.embedding) AS vector_sum
+    FROM report_assignments AS a
+    INNER JOIN signal_embeddings AS e ON e.signal_id = a.signal_id AND e.team_id = a.team_id AND e.model = {model}
+    WHERE a.team_id = {team} AND a.report_id IN {ids} AND a.deleted = 0 AND a.batch_key < {batch}
+    GROUP BY a.report_id
 ) AS c ON c.report_id = ev.report_id
-SETTINGS join_use_nulls = 1
+"""
+
+_TEXTS = """
+SELECT a.report_id AS report_id, s.signal_id AS signal_id, s.description AS description
+FROM report_assignments AS a INNER JOIN signals AS s ON s.signal_id = a.signal_id AND s.team_id = a.team_id
+WHERE a.team_id = {team} AND a.report_id IN {ids} AND a.deleted = 0 AND a.batch_key < {batch}
+ORDER BY a.report_id, a.assigned_at, a.seq
+LIMIT 8 BY a.report_id
 """
 
 
-def _nearest(db: StoreSession, team: int, batch: str, model: str, signals: list[BatchSignal]) -> dict[str, list[Candidate]]:
-    rows = db.query(
-        _NEAREST,
-        {"probes": [list(map(float, s.embedding)) for s in signals], "team": team, "batch": batch, "model": model, "k": TOP_K},
+class GroupingConfig(dg.Config):
+    team_ids: list[int] = Field(
+        default_factory=list, description="Re-group only these teams (empty: every team in the batch)."
     )
-    found: dict[str, list[Candidate]] = {}
+    window_days: int = Field(default=30, description="Only signals assigned this recently are candidates.")
+
+
+@dataclass
+class TeamContext:
+    """What the store says before one team's part of a batch is decided."""
+
+    signals: list[BatchSignal]
+    candidates: dict[str, list[Candidate]]
+    stats: dict[str, ReportStats] = field(default_factory=dict)
+    states: dict[str, ReportState] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)
+
+
+def _read_team(db: StoreSession, team: int, batch: str, model: str, since, signals: list[BatchSignal],
+               with_texts: bool) -> TeamContext:
+    probes = [(s, p) for s in signals for p in (s.embedding, *s.probes)]
+    rows = db.query(_NEAREST, {"probes": [list(map(float, p)) for _, p in probes], "team": team, "batch": batch,
+                               "model": model, "since": since, "k": TOP_K})
+    context = TeamContext(signals, {})
+    probe_numbers = [i for s in signals for i in range(1 + len(s.probes))]
     for row in rows:
-        signal = signals[row["probe"] - 1]
-        found.setdefault(signal.signal_id, []).append(Candidate(row["signal_id"], row["report_id"], row["similarity"]))
-    return found
-
-
-def _report_states(db: StoreSession, team: int, batch: str, report_ids: set[str]) -> dict[str, ReportState]:
-    if not report_ids:
-        return {}
-    rows = db.query(_REPORT_STATES, {"team": team, "batch": batch, "ids": sorted(report_ids)})
-    return {
-        row["report_id"]: ReportState(
+        signal = probes[row["probe"] - 1][0]
+        context.candidates.setdefault(signal.signal_id, []).append(
+            Candidate(row["signal_id"], row["report_id"], row["similarity"], probe_numbers[row["probe"] - 1]))
+    ids = sorted({c.report_id for found in context.candidates.values() for c in found})
+    if not ids:
+        return context
+    params = {"team": team, "batch": batch, "ids": ids, "model": model}
+    examples: dict[str, list[str]] = {}
+    if with_texts:
+        for row in db.query(_TEXTS, params):
+            examples.setdefault(row["report_id"], []).append(row["description"])
+            context.texts[row["signal_id"]] = row["description"]
+    # Reports whose signals are all deleted (or newer than this batch) are no candidates.
+    for row in db.query(_REPORT_STATES, params):
+        context.states[row["report_id"]] = ReportState(
             row["report_id"], row["status"], int(row["signal_count"]), float(row["total_weight"]),
-            int(row["signals_at_run"]), int(row["research_round"]),
-        )
-        for row in rows
-    }
+            int(row["signals_at_run"]), int(row["research_round"]))
+        context.stats[row["report_id"]] = ReportStats(
+            row["vector_sum"], int(row["signal_count"]), row["title"], examples.get(row["report_id"], []))
+    return context
 
 
-def group_batch(db: StoreSession, batch: str, model: str) -> tuple[list[dict], list[dict], list[dict]]:
-    """Assignment rows, event rows and promotions for one batch, every team in turn."""
+def _with_probes(signals: list[BatchSignal], provider: Provider, embedder: EmbedderResource) -> list[BatchSignal]:
+    """Each signal with its search queries embedded as extra probes (outside any store session)."""
+    queries = [provider.search_queries(s) for s in signals]
+    flat = [q for qs in queries for q in qs]
+    vectors = iter(embedder.embed(flat)) if flat else iter(())
+    return [
+        BatchSignal(s.signal_id, s.team_id, s.description, s.weight, s.embedding, tuple(next(vectors) for _ in qs))
+        for s, qs in zip(signals, queries)
+    ]
+
+
+def group_batch(
+    clickhouse: ClickHouseResource, log, batch: str, config: GroupingConfig, provider: Provider,
+    embedder: EmbedderResource,
+) -> tuple[list[dict], list[dict], list[dict]]:
+    """Assignment rows, event rows and promotions for one batch.
+
+    Reads, then decides with the store released (a provider may call a model), then writes."""
     at = batch_time(batch)
+    since = at - timedelta(days=config.window_days)
+    with clickhouse.session(log=log) as db:
+        rows = db.query(_BATCH_SIGNALS, {"batch": batch, "model": embedder.model_name, "teams": config.team_ids})
+    by_team = {team: [BatchSignal(r["signal_id"], team, r["description"], r["weight"], r["embedding"]) for r in rows]
+               for team, rows in groupby(rows, key=lambda r: r["team_id"])}
+    by_team = {team: _with_probes(signals, provider, embedder) for team, signals in by_team.items()}
+    with clickhouse.session(log=log) as db:
+        contexts = {team: _read_team(db, team, batch, embedder.model_name, since, signals, provider.needs_texts)
+                    for team, signals in by_team.items()}
     assignments, events, promotions = [], [], []
-    rows = db.query(_BATCH_SIGNALS, {"batch": batch, "model": model})
-    for team, team_rows in groupby(rows, key=lambda r: r["team_id"]):
-        signals = [BatchSignal(r["signal_id"], team, r["description"], r["weight"], r["embedding"]) for r in team_rows]
-        candidates = _nearest(db, team, batch, model, signals)
-        states = _report_states(db, team, batch, {c.report_id for found in candidates.values() for c in found})
-        plan = plan_batch(signals, candidates, states)
+    for team, context in contexts.items():
+        plan = plan_batch(context.signals, context.candidates, context.stats, context.states, provider.decide,
+                          context.texts)
         for a in plan.assignments:
             assignments.append({
                 "team_id": team, "signal_id": a.signal_id, "batch_key": batch, "seq": len(assignments),
@@ -110,6 +172,32 @@ def group_batch(db: StoreSession, batch: str, model: str) -> tuple[list[dict], l
     return assignments, events, promotions
 
 
+_TEAM_FILTER = "(length({teams}) = 0 OR has({teams}, team_id))"
+# Reports that lost their last grouping fact in a re-grouping: what later stages wrote goes too.
+_ORPHANS = "report_id NOT IN (SELECT report_id FROM report_events WHERE stage = 'grouping') AND " + _TEAM_FILTER
+
+
+def _write_batch(db: StoreSession, batch: str, teams: list[int], assignments, events, last_key: str) -> bool:
+    """Replace the batch's grouping facts; refuse a changed re-grouping that later batches built on."""
+    params = {"batch": batch, "teams": teams, "last": last_key}
+    before = {(r["signal_id"], r["report_id"], r["deleted"]) for r in db.query(
+        f"SELECT signal_id, report_id, deleted FROM report_assignments WHERE batch_key = {{batch}} AND {_TEAM_FILTER}",
+        params)}
+    after = {(a["signal_id"], a["report_id"], a["deleted"]) for a in assignments}
+    later = db.query(f"SELECT DISTINCT batch_key FROM report_assignments WHERE batch_key > {{last}} AND {_TEAM_FILTER} "
+                     "ORDER BY batch_key LIMIT 3", params)
+    if before and before != after and later:
+        raise dg.Failure(
+            f"re-grouping {batch} changes its reports, and later batches ({', '.join(r['batch_key'] for r in later)}…) "
+            "were grouped against the old ones: re-run the range up to the last batch in one run, or "
+            "`signals regroup --team-id N`"
+        )
+    db.replace_partition("report_assignments", f"batch_key = {{batch}} AND {_TEAM_FILTER}", assignments, params)
+    db.replace_partition("report_events", f"source = {{batch}} AND stage = 'grouping' AND {_TEAM_FILTER}", events,
+                         params)
+    return bool(before) and before != after
+
+
 @dg.asset(
     partitions_def=signal_batches,
     backfill_policy=BATCH_BACKFILL_POLICY,
@@ -121,25 +209,33 @@ def group_batch(db: StoreSession, batch: str, model: str) -> tuple[list[dict], l
     "it causes; promoted reports are listed in the metadata for report_promotion_sensor.",
 )
 def report_assignments(
-    context: dg.AssetExecutionContext, clickhouse: ClickHouseResource, embedder: EmbedderResource
+    context: dg.AssetExecutionContext,
+    config: GroupingConfig,
+    clickhouse: ClickHouseResource,
+    embedder: EmbedderResource,
+    grouping_provider: GroupingProviderResource,
 ) -> dg.MaterializeResult:
-    all_promotions, assigned, created = [], 0, 0
+    provider = grouping_provider.build()
+    keys = sorted(context.partition_keys)
+    all_promotions, assigned, created, regrouped = [], 0, 0, False
     # Batches in key order: a later batch must see the reports of the earlier ones.
-    for batch in sorted(context.partition_keys):
+    for batch in keys:
+        assignments, events, promotions = group_batch(clickhouse, context.log.info, batch, config, provider, embedder)
         with clickhouse.session(log=context.log.info) as db:
-            assignments, events, promotions = group_batch(db, batch, embedder.model_name)
-            db.replace_partition("report_assignments", "batch_key = {batch}", assignments, {"batch": batch})
-            db.replace_partition(
-                "report_events", "source = {batch} AND stage = 'grouping'", events, {"batch": batch}
-            )
+            regrouped |= _write_batch(db, batch, config.team_ids, assignments, events, keys[-1])
         assigned += len(assignments)
         created += sum(1 for e in events if e["event"] == "created")
         all_promotions += promotions
         context.log.info(f"{batch}: {len(assignments)} signals assigned, {len(promotions)} reports promoted")
+    if regrouped:
+        with clickhouse.session(log=context.log.info) as db:
+            for table in ("report_events", "report_summaries", "research_results"):
+                db.command(f"DELETE FROM {table} WHERE {_ORPHANS}", {"teams": config.team_ids})
     return dg.MaterializeResult(
         metadata={
             "signals_assigned": assigned,
             "reports_created": created,
+            "provider": provider.name,
             PROMOTED_METADATA_KEY: dg.MetadataValue.json(all_promotions),
         }
     )

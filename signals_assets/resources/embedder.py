@@ -4,19 +4,29 @@ import dagster as dg
 
 
 class EmbedderResource(dg.ConfigurableResource):
-    """Sentence embeddings; the default runs all-MiniLM-L6-v2 locally (no network, no torch)."""
+    """Sentence embeddings: `minilm` runs all-MiniLM-L6-v2 locally (no network, no torch);
+    `openai` calls an OpenAI-compatible embeddings endpoint (`model`, `base_url`)."""
 
     provider: str = "minilm"
+    model: str = ""  # openai only; minilm has one model
+    base_url: str = ""
+    api_key: str = ""
     batch_size: int = 64
 
     @property
     def model_name(self) -> str:
+        if self.provider == "openai":
+            return self.model or "text-embedding-3-small"
         from signals_assets.minilm import MODEL_NAME
 
         return MODEL_NAME
 
     def embed(self, texts: Sequence[str]):
         """L2-normalised float32 matrix, one row per text."""
+        if self.provider == "openai":
+            from signals_assets.openai_provider import OpenAIEmbedder
+
+            return OpenAIEmbedder(self.base_url or None, self.api_key, self.model_name).embed(list(texts))
         from signals_assets.minilm import load_encoder
 
         encoder = load_encoder()

@@ -1,16 +1,18 @@
 """`build_resources` is the one place where the environment chooses the backends."""
 
-
 import dagster as dg
 
 from signals_assets.resources.clickhouse import ClickHouseResource
 from signals_assets.resources.embedder import EmbedderResource
+from signals_assets.resources.llm import GroupingProviderResource
 from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.resources.sandbox import SandboxResource
 from signals_assets.settings import Settings
 
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    uses_openai = "openai" in (settings.embedder, settings.llm_provider)
+    openai = {"base_url": settings.openai_base_url, "api_key": dg.EnvVar("OPENAI_API_KEY") if uses_openai else ""}
     return {
         "object_store": ObjectStoreResource(
             kind=settings.object_store,
@@ -26,6 +28,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             username=dg.EnvVar("SIGNALS_CLICKHOUSE_USER") if settings.clickhouse_url else "",
             password=dg.EnvVar("SIGNALS_CLICKHOUSE_PASSWORD") if settings.clickhouse_url else "",
         ),
-        "embedder": EmbedderResource(provider=settings.embedder),
+        "embedder": EmbedderResource(provider=settings.embedder, model=settings.embedding_model, **openai),
+        "grouping_provider": GroupingProviderResource(provider=settings.llm_provider, model=settings.llm_model, **openai),
         "sandbox": SandboxResource(mode=settings.sandbox),
     }

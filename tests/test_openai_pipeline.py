@@ -1,0 +1,87 @@
+"""The grouping engine's OpenAI path end to end: chat decisions and embeddings from a local server
+speaking the OpenAI protocol (a keyword-matching stand-in for the model)."""
+
+import json
+import re
+
+import dagster as dg
+import pytest
+
+from signals_assets import inbox
+from signals_assets.clickhouse import open_chdb
+from signals_assets.definitions import defs
+from signals_assets.settings import load_settings
+from tests.openai_protocol_server import EMBEDDINGS, OpenAIProtocolServer
+
+from conftest import CARD_DECLINED, PASSWORD_RESET, emit_texts
+
+TOPIC_WORDS = {"declined", "password"}
+
+
+def topic(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z]+", text.lower()) if w in TOPIC_WORDS}
+
+
+def fenced(text: str, label: str) -> list[str]:
+    pattern = r"\[BEGIN DATA (\w+): " + label + r"\]\n(.*?)\n\[END DATA \1\]"
+    return [body for _, body in re.findall(pattern, text, re.S)]
+
+
+def keyword_model(body: dict) -> dict:
+    """Joins a candidate that shares the new signal's topic word, else starts a group."""
+    system, user = body["messages"][0]["content"], body["messages"][1]["content"]
+    if "search queries" in system:
+        return {"queries": [" ".join(fenced(user, "signal")[0].split()[:4])]}
+    if "belongs to an existing group" in system:
+        new = topic(fenced(user, "new signal")[0])
+        ids = [json.loads(quoted) for quoted in re.findall(r'Candidate \d+: signal_id=("[^"]*")', user)]
+        texts = [t for t in fenced(user, r"description of candidate \d+")]
+        for signal_id, text in zip(ids, texts):
+            if new & topic(text):
+                return {"reason": "same topic", "match_type": "existing", "signal_id": signal_id}
+        return {"reason": "new topic", "match_type": "new", "title": "New problem", "summary": "A new problem."}
+    return {"pr_title": "Fix " + " ".join(sorted(topic(user))), "specific_enough": True, "reason": "one fix"}
+
+
+@pytest.fixture
+def openai_server(signals_home, monkeypatch):
+    with OpenAIProtocolServer(chat_default=keyword_model, embedding_dimension=16) as server:
+        monkeypatch.setenv("SIGNALS_LLM_PROVIDER", "openai")
+        monkeypatch.setenv("SIGNALS_EMBEDDER", "openai")
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+        yield server
+
+
+def test_grouping_and_reports_through_an_openai_compatible_server(object_store, team, openai_server):
+    emit_texts(object_store, CARD_DECLINED + PASSWORD_RESET)
+    batch = inbox.claim_pending(object_store, 100, None).new_batches[0]
+    definitions = defs()
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("signal_batches", [batch])
+        result = definitions.resolve_job_def("signal_batch_job").execute_in_process(partition_key=batch,
+                                                                                    instance=instance)
+        assert result.success
+        promoted = [p["report_id"] for e in result.asset_materializations_for_node("report_assignments")
+                    for p in e.metadata["promoted_reports"].data]
+        instance.add_dynamic_partitions("reports", promoted)
+        for report_id in promoted:
+            assert definitions.resolve_job_def("report_job").execute_in_process(
+                partition_key=report_id, instance=instance).success
+
+    settings = load_settings()
+    with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
+        groups = db.query("SELECT report_id, groupArray(signal_id) AS ids FROM report_assignments GROUP BY report_id")
+        models = db.query("SELECT DISTINCT model, dimension FROM signal_embeddings")
+        titles = db.query("SELECT report_id, title FROM reports WHERE status = 'ready' ORDER BY title")
+    assert sorted(len(g["ids"]) for g in groups) == [3, 3] and len(promoted) == 2
+    assert models == [{"model": "text-embedding-3-small", "dimension": 16}]
+    assert len(titles) == 2
+
+    chats = openai_server.requests()
+    steps = [("search" if "search queries" in r.text() else "match" if "existing group" in r.text() else "specificity")
+             for r in chats]
+    assert steps.count("search") == 6 and steps.count("match") == 5 and steps.count("specificity") == 4
+    assert all(r.body["response_format"] == {"type": "json_object"} for r in chats)
+    embedded = [text for r in openai_server.requests(EMBEDDINGS) for text in r.body["input"]]
+    assert set(CARD_DECLINED + PASSWORD_RESET) <= set(embedded)  # signals and their query probes
