@@ -170,12 +170,7 @@ def cmd_process(args, settings: Settings) -> int:
     from signals_assets.definitions import defs
 
     store = open_object_store(settings)
-    last_batch = None
-    while True:
-        claim = inbox.claim_pending(store, settings.batch_max_signals, last_batch)
-        last_batch = claim.last_batch
-        if not claim.new_batches:
-            break
+    inbox.claim_all(store, settings.batch_max_signals)
     batches = inbox.unfinished_batches(store)
     instance = dg.DagsterInstance.get()
     definitions = defs()

@@ -82,6 +82,15 @@ def claim_pending(
     return ClaimResult(batches, total, last_batch)
 
 
+def claim_all(store: ObjectStore, max_signals: int) -> list[str]:
+    """Claim everything pending now, however many batches that takes (the CLI, not the sensor)."""
+    batches, last = [], None
+    while claim := claim_pending(store, max_signals, last).new_batches:
+        batches += claim
+        last = claim[-1]
+    return batches
+
+
 def unfinished_batches(store: ObjectStore) -> list[str]:
     """Batches whose claimed objects have not been consolidated yet, in key order."""
     return sorted({key[len(CLAIMED) :].split("/", 1)[0] for key in store.list(CLAIMED)})

@@ -173,12 +173,13 @@ def group_batch(
 
 
 _TEAM_FILTER = "(length({teams}) = 0 OR has({teams}, team_id))"
-# Reports that lost their last grouping fact in a re-grouping: what later stages wrote goes too.
-_ORPHANS = "report_id NOT IN (SELECT report_id FROM report_events WHERE stage = 'grouping') AND " + _TEAM_FILTER
 
 
-def _write_batch(db: StoreSession, batch: str, teams: list[int], assignments, events, last_key: str) -> bool:
-    """Replace the batch's grouping facts; refuse a changed re-grouping that later batches built on."""
+def _write_batch(db: StoreSession, batch: str, teams: list[int], assignments, events, last_key: str) -> None:
+    """Replace the batch's grouping facts; refuse a changed re-grouping that later batches built on.
+
+    A report whose members changed loses what the report stages wrote for it (summary, research,
+    their events): it is promoted and researched again as the new grouping says."""
     params = {"batch": batch, "teams": teams, "last": last_key}
     before = {(r["signal_id"], r["report_id"], r["deleted"]) for r in db.query(
         f"SELECT signal_id, report_id, deleted FROM report_assignments WHERE batch_key = {{batch}} AND {_TEAM_FILTER}",
@@ -195,7 +196,11 @@ def _write_batch(db: StoreSession, batch: str, teams: list[int], assignments, ev
     db.replace_partition("report_assignments", f"batch_key = {{batch}} AND {_TEAM_FILTER}", assignments, params)
     db.replace_partition("report_events", f"source = {{batch}} AND stage = 'grouping' AND {_TEAM_FILTER}", events,
                          params)
-    return bool(before) and before != after
+    changed = sorted({report for _, report, _ in before ^ after}) if before else []
+    if changed:
+        db.command("DELETE FROM report_events WHERE report_id IN {ids} AND stage != 'grouping'", {"ids": changed})
+        for table in ("report_summaries", "research_results"):
+            db.command(f"DELETE FROM {table} WHERE report_id IN {{ids}}", {"ids": changed})
 
 
 @dg.asset(
@@ -217,20 +222,16 @@ def report_assignments(
 ) -> dg.MaterializeResult:
     provider = grouping_provider.build()
     keys = sorted(context.partition_keys)
-    all_promotions, assigned, created, regrouped = [], 0, 0, False
+    all_promotions, assigned, created = [], 0, 0
     # Batches in key order: a later batch must see the reports of the earlier ones.
     for batch in keys:
         assignments, events, promotions = group_batch(clickhouse, context.log.info, batch, config, provider, embedder)
         with clickhouse.session(log=context.log.info) as db:
-            regrouped |= _write_batch(db, batch, config.team_ids, assignments, events, keys[-1])
+            _write_batch(db, batch, config.team_ids, assignments, events, keys[-1])
         assigned += len(assignments)
         created += sum(1 for e in events if e["event"] == "created")
         all_promotions += promotions
         context.log.info(f"{batch}: {len(assignments)} signals assigned, {len(promotions)} reports promoted")
-    if regrouped:
-        with clickhouse.session(log=context.log.info) as db:
-            for table in ("report_events", "report_summaries", "research_results"):
-                db.command(f"DELETE FROM {table} WHERE {_ORPHANS}", {"teams": config.team_ids})
     return dg.MaterializeResult(
         metadata={
             "signals_assigned": assigned,

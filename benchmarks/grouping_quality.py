@@ -1,0 +1,129 @@
+"""Grouping quality of the real pipeline on the Banking77 dev protocol (shared/datasets/README.md).
+
+For each of the 5 arrival orders: a fresh SIGNALS_HOME, the 2,000 texts emitted through the
+facade, claimed into batches and run through `signal_batch_job` (buffer, embed, group) in process;
+then ARI, pair precision/recall and the number of reports against the intent labels, plus the
+plain nearest-neighbour threshold baseline (join the nearest earlier text's group if cosine ≥
+0.675) on the same stored embeddings. Finally the "unrelated signals" check: one train text per
+intent (seeded), the share of texts that end up sharing a report.
+    .venv/bin/python benchmarks/grouping_quality.py [--orders 5] [--size 2000]
+"""
+
+import argparse
+import csv
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from banking77 import DATASET, grouping_scores, protocol_texts  # noqa: E402
+
+BASELINE_THRESHOLD = 0.675
+
+
+def run_pipeline(texts: list[str]) -> tuple[list[str], "numpy.ndarray", float]:
+    """Report id and stored embedding per text (in emission order), and the wall time."""
+    import dagster as dg
+    import numpy as np
+
+    from signals_assets import inbox
+    from signals_assets.clickhouse import open_chdb
+    from signals_assets.definitions import defs
+    from signals_assets.facade import emit_signal
+    from signals_assets.objects import open_object_store
+    from signals_assets.settings import load_settings
+    from signals_assets.teams import TeamConfig, save_team
+
+    home = tempfile.mkdtemp(prefix="signals-quality-")
+    os.environ["SIGNALS_HOME"] = home
+    settings = load_settings()
+    store = open_object_store(settings)
+    save_team(store, TeamConfig(team_id=1, ai_processing_consent=True))
+    started = time.monotonic()
+    for number, text in enumerate(texts):
+        emit_signal(1, "zendesk", "ticket", str(number), text, extra={
+            "url": f"https://support.example/{number}", "type": "question", "tags": [],
+            "created_at": "2026-11-01T00:00:00Z", "priority": "normal", "status": "open"}, store=store)
+    batches = inbox.claim_all(store, settings.batch_max_signals)
+    job = defs().resolve_job_def("signal_batch_job")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("signal_batches", batches)
+        for batch in batches:
+            job.execute_in_process(partition_key=batch, instance=instance,
+                                   run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}})
+    seconds = time.monotonic() - started
+    with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
+        rows = db.query("SELECT s.source_id AS n, a.report_id AS report, e.embedding AS vector FROM signals AS s "
+                        "INNER JOIN report_assignments AS a ON a.signal_id = s.signal_id "
+                        "INNER JOIN signal_embeddings AS e ON e.signal_id = s.signal_id")
+    rows.sort(key=lambda r: int(r["n"]))
+    assert len(rows) == len(texts), f"{len(rows)} of {len(texts)} signals assigned"
+    return [r["report"] for r in rows], np.asarray([r["vector"] for r in rows], dtype=np.float32), seconds
+
+
+def threshold_baseline(vectors) -> list[int]:
+    import numpy as np
+
+    groups: list[int] = []
+    for i in range(len(vectors)):
+        if i:
+            similarities = vectors[:i] @ vectors[i]
+            best = int(np.argmax(similarities))
+            if similarities[best] >= BASELINE_THRESHOLD:
+                groups.append(groups[best])
+                continue
+        groups.append(i)
+    return groups
+
+
+def one_per_intent() -> list[str]:
+    import numpy as np
+
+    with open(DATASET / "train.csv", newline="") as handle:
+        by_intent: dict[str, list[str]] = {}
+        for row in csv.DictReader(handle):
+            by_intent.setdefault(row["category"], []).append(row["text"])
+    rng = np.random.default_rng(0)
+    return [texts[int(rng.integers(len(texts)))] for _, texts in sorted(by_intent.items())]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--orders", type=int, default=5)
+    parser.add_argument("--size", type=int, default=2000)
+    args = parser.parse_args()
+    rows = []
+    for order in range(args.orders):
+        pairs = protocol_texts(order, args.size)
+        truth = [intent for _, intent in pairs]
+        reports, vectors, seconds = run_pipeline([text for text, _ in pairs])
+        pipeline = grouping_scores(truth, reports)
+        baseline = grouping_scores(truth, [str(g) for g in threshold_baseline(vectors)])
+        rows.append((order, pipeline, baseline, seconds))
+        print(f"order {order}: pipeline ARI {pipeline['ari']:.3f} precision {pipeline['pair_precision']:.3f} "
+              f"recall {pipeline['pair_recall']:.3f} reports {pipeline['groups']} ({seconds:.0f} s) | "
+              f"baseline ARI {baseline['ari']:.3f} precision {baseline['pair_precision']:.3f} "
+              f"recall {baseline['pair_recall']:.3f} groups {baseline['groups']}", flush=True)
+
+    def summary(index: int, key: str) -> str:
+        values = [row[index][key] for row in rows]
+        spread = statistics.stdev(values) if len(values) > 1 else 0.0
+        return f"{statistics.mean(values):.3f} ± {spread:.3f}"
+
+    print("\n| method | ARI | pair precision | pair recall | reports |\n|---|---|---|---|---|")
+    for label, index in (("pipeline (offline provider)", 1), (f"threshold {BASELINE_THRESHOLD} baseline", 2)):
+        print(f"| {label} | {summary(index, 'ari')} | {summary(index, 'pair_precision')} | "
+              f"{summary(index, 'pair_recall')} | {summary(index, 'groups')} |")
+
+    singles = one_per_intent()
+    reports, _, _ = run_pipeline(singles)
+    shared = sum(1 for r in reports if reports.count(r) > 1)
+    print(f"\none train text per intent: {shared}/{len(singles)} texts share a report "
+          f"({shared / len(singles):.1%}; bar ≤ 10%)")
+
+
+if __name__ == "__main__":
+    main()

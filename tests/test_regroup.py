@@ -1,0 +1,72 @@
+"""Re-grouping as a backfill: consistent reports, no orphans, no double-counted signals."""
+
+import json
+
+import dagster as dg
+import pytest
+
+from signals_assets import offline_matching
+from signals_assets.cli import main
+from signals_assets.clickhouse import open_chdb
+from signals_assets.definitions import defs
+from signals_assets.grouping import MatchDecision
+from signals_assets.settings import load_settings
+
+from conftest import CARD_DECLINED, PASSWORD_RESET, emit_texts
+
+
+def run(capsys, *argv) -> dict:
+    assert main(list(argv)) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def store_state() -> dict:
+    settings = load_settings()
+    with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
+        return {
+            "assignments": db.query("SELECT signal_id, report_id, batch_key FROM report_assignments ORDER BY signal_id"),
+            "reports": db.query("SELECT report_id, status, signal_count FROM reports ORDER BY report_id"),
+            "orphan_results": db.scalar(
+                "SELECT count() FROM research_results WHERE report_id NOT IN (SELECT report_id FROM report_assignments)"),
+            "batches": [r["batch_key"] for r in db.query("SELECT DISTINCT batch_key FROM signals ORDER BY batch_key")],
+        }
+
+
+@pytest.fixture
+def two_batches(capsys, object_store, team):
+    emit_texts(object_store, CARD_DECLINED[:2] + PASSWORD_RESET)
+    run(capsys, "process")
+    emit_texts(object_store, CARD_DECLINED[2:], start=10)
+    run(capsys, "process")
+    return store_state()
+
+
+def test_regrouping_with_the_same_engine_changes_nothing(capsys, two_batches):
+    assert len(two_batches["batches"]) == 2
+    result = run(capsys, "regroup", "--team-id", "1")
+    assert result["batches"] == 2
+    after = store_state()
+    assert after["assignments"] == two_batches["assignments"]
+    assert [r["report_id"] for r in after["reports"]] == [r["report_id"] for r in two_batches["reports"]]
+
+
+def test_regrouping_with_another_engine_rebuilds_every_report(capsys, two_batches, monkeypatch):
+    monkeypatch.setattr(offline_matching, "decide", lambda vector, reports, params: MatchDecision(None, reason="split"))
+    run(capsys, "regroup", "--team-id", "1")
+    after = store_state()
+    assert len(after["assignments"]) == 6 == len({a["signal_id"] for a in after["assignments"]})
+    assert len(after["reports"]) == 6 and all(r["signal_count"] == 1 for r in after["reports"])
+    assert all(r["status"] == "potential" for r in after["reports"])  # weight 0.5 each: nothing to research
+    assert after["orphan_results"] == 0
+
+
+def test_a_changed_early_batch_cannot_silently_diverge_from_later_ones(two_batches, monkeypatch):
+    monkeypatch.setattr(offline_matching, "decide", lambda vector, reports, params: MatchDecision(None, reason="split"))
+    with dg.DagsterInstance.get() as instance:
+        result = defs().resolve_job_def("signal_batch_job").execute_in_process(
+            partition_key=two_batches["batches"][0], instance=instance, raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+    assert "later batches" in str(failure.event_specific_data.error) and "signals regroup" in str(
+        failure.event_specific_data.error)
+    assert store_state()["assignments"] == two_batches["assignments"]
