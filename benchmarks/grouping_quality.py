@@ -58,7 +58,7 @@ def run_pipeline(texts: list[str]) -> tuple[list[str], "numpy.ndarray", float]:
     seconds = time.monotonic() - started
     with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
         rows = db.query("SELECT s.source_id AS n, a.report_id AS report, e.embedding AS vector FROM signals AS s "
-                        "INNER JOIN report_assignments AS a ON a.signal_id = s.signal_id "
+                        "INNER JOIN current_assignments AS a ON a.signal_id = s.signal_id "
                         "INNER JOIN signal_embeddings AS e ON e.signal_id = s.signal_id")
     rows.sort(key=lambda r: int(r["n"]))
     assert len(rows) == len(texts), f"{len(rows)} of {len(texts)} signals assigned"

@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from banking77 import DATASET, grouping_scores, protocol_texts  # noqa: E402
 
+from signals_assets.consolidation import ConsolidationParameters, cluster_pool  # noqa: E402
 from signals_assets.offline_matching import (  # noqa: E402
     MatchParameters, ReportStats, decide, keyword_queries,
 )
@@ -193,6 +194,40 @@ def tune(iterations: int, seed: int, probes: int) -> MatchParameters:
     return best
 
 
+def consolidated_scores(orders, params: ConsolidationParameters) -> list[dict]:
+    """The pipeline's result when every report is still open (nothing researched yet): after the last
+    batch the consolidation has re-clustered the whole pool, whatever the one-pass decisions were."""
+    return [grouping_scores([c for _, c in pairs], [str(label) for label in
+                                                    cluster_pool(embed([t for t, _ in pairs]), params)])
+            for pairs in orders]
+
+
+def singleton_shares(params: ConsolidationParameters, seeds: int = 5) -> list[int]:
+    """For one train text per intent (seeds 0..4, as benchmarks/grouping_quality.py draws them), how
+    many texts share a cluster."""
+    from grouping_quality import one_per_intent
+
+    shares = []
+    for seed in range(seeds):
+        labels = cluster_pool(embed(one_per_intent(seed)), params)
+        counts = Counter(labels)
+        shares.append(sum(counts[label] > 1 for label in labels))
+    return shares
+
+
+def tune_consolidation() -> None:
+    """Grid over the linkage margin and floor on the train split (3 orders give the same result:
+    consolidation does not depend on arrival order); prints ARI, precision and the singleton shares."""
+    train = train_orders(orders=1)
+    for margin in (0.0, 0.02, 0.04, 0.06):
+        for floor in (0.5, 0.55, 0.6):
+            params = ConsolidationParameters(link_margin=margin, link_floor=floor)
+            result = consolidated_scores(train, params)[0]
+            print(f"margin {margin:.2f} floor {floor:.2f}: train ARI {result['ari']:.3f} precision "
+                  f"{result['pair_precision']:.3f} recall {result['pair_recall']:.3f} groups {result['groups']} | "
+                  f"singletons sharing {singleton_shares(params)}", flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--probes", type=int, choices=(1, 2), default=1, help="1: text only; 2: text + keywords")
@@ -200,8 +235,12 @@ def main() -> int:
     parser.add_argument("--iterations", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train", action="store_true", help="also print the train-split numbers")
+    parser.add_argument("--tune-consolidation", action="store_true", help="grid the consolidation on train")
     args = parser.parse_args()
     started = time.perf_counter()
+    if args.tune_consolidation:
+        tune_consolidation()
+        return 0
     if args.tune:
         params = tune(args.iterations, args.seed, args.probes)
         print(f"\nbest on train: {params}")
@@ -217,6 +256,10 @@ def main() -> int:
     print(f"\n77 singletons (one train text per intent), fraction sharing a report: "
           f"rule {shared_fraction(singles, params, args.probes):.3f}, "
           f"fixed threshold {shared_fraction(singles, None, 1):.3f} (target <= 0.10)")
+    consolidation = ConsolidationParameters()
+    print_table(f"dev protocol, consolidated open pool {consolidation}", consolidated_scores(test_orders, consolidation))
+    print(f"one train text per intent, texts sharing a report after consolidation (seeds 0-4): "
+          f"{singleton_shares(consolidation)} of 77")
     print(f"\n{time.perf_counter() - started:.1f}s")
     return 0
 

@@ -53,7 +53,7 @@ def main() -> None:
         rejected = db.query("SELECT reason, count() AS n FROM rejected_signals GROUP BY reason")
         per_signal = db.query(
             "SELECT s.source_id AS source_id, groupArray(a.report_id) AS reports FROM signals AS s "
-            "LEFT JOIN report_assignments AS a ON a.signal_id = s.signal_id GROUP BY s.source_id"
+            "LEFT JOIN current_assignments AS a ON a.signal_id = s.signal_id GROUP BY s.source_id"
         )
         statuses = db.query("SELECT status, count() AS n FROM reports GROUP BY status ORDER BY status")
     assigned_once = sum(1 for r in per_signal if len([x for x in r["reports"] if x]) == 1)

@@ -9,7 +9,8 @@ batch, so two similar signals of one batch end in one report.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 from signals_assets import lifecycle
@@ -260,3 +261,80 @@ def _assign(signal, decision: MatchDecision, matched: CandidateReport | None, st
     states[report_id] = state
     return Assignment(signal.signal_id, report_id, kind, matched_signal if matched else "", similarity,
                       signal.weight, deleted=False, reason=decision.reason)
+
+
+OPEN_STATUSES = (lifecycle.POTENTIAL, lifecycle.CANDIDATE)  # research not started: consolidation may reshape
+
+
+def consolidate(plan: BatchPlan, signals: Sequence[BatchSignal], earlier: list["PoolSignal"],
+                before: dict[str, ReportState], states: dict[str, ReportState], params) -> BatchPlan:
+    """The batch's plan after re-clustering the open pool (signals_assets.consolidation).
+
+    `earlier` holds the open pool's signals from earlier batches (oldest first); `before` the states
+    of their reports and of the batch's candidate reports as stored, `states` the same after the
+    one-pass plan. Open reports' promotions are decided on the consolidated membership; a report
+    that existed before and ends with no signal is suppressed as merged into the report that took
+    most of its signals."""
+    from signals_assets.consolidation import PoolSignal, cluster_pool, map_clusters
+
+    team_id = signals[0].team_id if signals else 0
+    by_id = {s.signal_id: s for s in signals}
+    open_ids = {r for r, s in states.items() if s.status in OPEN_STATUSES}
+    batch_pool = [PoolSignal(a.signal_id, a.report_id, by_id[a.signal_id].embedding, a.weight,
+                             by_id[a.signal_id].description)
+                  for a in plan.assignments if not a.deleted and a.report_id in open_ids]
+    pool = (earlier + batch_pool)[-params.pool_limit:]
+    if not pool:
+        return plan
+
+    def new_report_id(seed: str, used: set[str]) -> str:
+        report_id = report_id_for(team_id, seed)
+        return report_id if report_id not in used and report_id not in states else report_id_for(team_id, f"{seed}+")
+
+    final = map_clusters(pool, cluster_pool([p.embedding for p in pool], params), open_ids, new_report_id)
+    moved = {p.signal_id: r for p, r in zip(pool, final) if r != p.report_id}
+    stored_part = pool[:max(0, len(pool) - len(batch_pool))]  # counted in the stored report states
+    members_before = Counter(p.report_id for p in stored_part)
+    members_after = Counter(final)
+    weight_change: dict[str, float] = {}
+    for p in stored_part:
+        weight_change[p.report_id] = weight_change.get(p.report_id, 0.0) - p.weight
+    for p, report_id in zip(pool, final):
+        weight_change[report_id] = weight_change.get(report_id, 0.0) + p.weight
+
+    result = BatchPlan()
+    for a in plan.assignments:
+        if a.signal_id in moved:
+            a = replace(a, report_id=moved[a.signal_id], decision="consolidated", matched_signal_id="", similarity=0.0)
+        result.assignments.append(a)
+    result.assignments += [Assignment(p.signal_id, moved[p.signal_id], "consolidated", "", 0.0, p.weight, False)
+                           for p in earlier if p.signal_id in moved]
+
+    texts = {p.signal_id: p.description for p in pool}
+    first_member = {}
+    for p, report_id in zip(pool, final):
+        first_member.setdefault(report_id, p)
+    changed = {r for r in members_before.keys() | members_after.keys() if members_before[r] != members_after[r]}
+    changed |= {r for r in open_ids if r not in before}  # opened in this batch
+    # the one-pass plan's events of open reports are replaced by the consolidated ones below
+    result.events = [e for e in plan.events if e.report_id not in open_ids
+                     or (e.event == "created" and members_after[e.report_id])]
+    for report_id in sorted(changed, key=lambda r: (r not in first_member, final.index(r) if r in first_member else 0, r)):
+        if not members_after[report_id]:
+            if report_id in before:  # an existing report lost every signal to others
+                target = Counter(r for p, r in zip(pool, final) if p.report_id == report_id).most_common(1)[0][0]
+                result.events.append(Event(report_id, "merged", lifecycle.SUPPRESSED, detail=f"merged into {target}"))
+            continue
+        if report_id not in states:
+            seed = first_member[report_id]
+            result.events.append(Event(report_id, "created", lifecycle.POTENTIAL, title_from(seed.description),
+                                       summary_from([texts[seed.signal_id]]), detail="consolidated"))
+        base = before.get(report_id) or ReportState(report_id).moved_to(lifecycle.POTENTIAL)
+        state = replace(base, signal_count=base.signal_count + members_after[report_id] - members_before[report_id],
+                        total_weight=base.total_weight + weight_change[report_id])
+        if lifecycle.should_promote(state):
+            state = state.moved_to(lifecycle.CANDIDATE, research_round=state.research_round + 1)
+            result.events.append(Event(report_id, "promoted", lifecycle.CANDIDATE, signals_at_run=state.signals_at_run,
+                                       research_round=state.research_round,
+                                       detail=f"{state.signal_count} signals, weight {state.total_weight:g}"))
+    return result

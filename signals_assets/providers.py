@@ -16,6 +16,7 @@ SPLIT_PREFIX = "Split from group: "
 class Provider(Protocol):
     name: str
     needs_texts: bool  # whether decisions need the candidates' descriptions
+    consolidation: object  # ConsolidationParameters to re-cluster the open pool after each batch, or None
 
     def search_queries(self, signal: BatchSignal) -> list[str]: ...
 
@@ -23,17 +24,20 @@ class Provider(Protocol):
 
 
 class OfflineProvider:
-    """An adaptive similarity decision (signals_assets.offline_matching). Keyword query probes are
-    off by default: on Banking77 they did not measurably help (see keyword_queries)."""
+    """An adaptive similarity decision per signal (signals_assets.offline_matching), then the open
+    pool re-clustered after each batch (signals_assets.consolidation). Keyword query probes are off
+    by default: on Banking77 they did not measurably help (see keyword_queries)."""
 
     name = "offline"
     needs_texts = False
 
-    def __init__(self, parameters=None, query_probes: int = 0):
+    def __init__(self, parameters=None, query_probes: int = 0, consolidation=None):
+        from signals_assets.consolidation import ConsolidationParameters
         from signals_assets.offline_matching import MatchParameters
 
         self.parameters = parameters or MatchParameters()
         self.query_probes = query_probes
+        self.consolidation = consolidation or ConsolidationParameters()
 
     def search_queries(self, signal: BatchSignal) -> list[str]:
         from signals_assets.offline_matching import keyword_queries
@@ -53,6 +57,7 @@ class LLMProvider:
     chat: object  # signals_assets.openai_provider.OpenAIChatProvider
     name: str = "openai"
     needs_texts: bool = True
+    consolidation: object = None  # the model's decisions stand as made
 
     def search_queries(self, signal: BatchSignal) -> list[str]:
         return self.chat.search_queries(signal.description, source="signal")

@@ -5,7 +5,7 @@ import json
 import dagster as dg
 import pytest
 
-from signals_assets import offline_matching
+from signals_assets import consolidation, offline_matching
 from signals_assets.cli import main
 from signals_assets.clickhouse import open_chdb
 from signals_assets.definitions import defs
@@ -50,8 +50,14 @@ def test_regrouping_with_the_same_engine_changes_nothing(capsys, two_batches):
     assert [r["report_id"] for r in after["reports"]] == [r["report_id"] for r in two_batches["reports"]]
 
 
-def test_regrouping_with_another_engine_rebuilds_every_report(capsys, two_batches, monkeypatch):
+@pytest.fixture
+def split_everything(monkeypatch):
+    """Another engine: every signal its own report, in the one-pass decision and the consolidation."""
     monkeypatch.setattr(offline_matching, "decide", lambda vector, reports, params: MatchDecision(None, reason="split"))
+    monkeypatch.setattr(consolidation, "cluster_pool", lambda vectors, params: list(range(len(vectors))))
+
+
+def test_regrouping_with_another_engine_rebuilds_every_report(capsys, two_batches, split_everything):
     run(capsys, "regroup", "--team-id", "1")
     after = store_state()
     assert len(after["assignments"]) == 6 == len({a["signal_id"] for a in after["assignments"]})
@@ -60,8 +66,7 @@ def test_regrouping_with_another_engine_rebuilds_every_report(capsys, two_batche
     assert after["orphan_results"] == 0
 
 
-def test_a_changed_early_batch_cannot_silently_diverge_from_later_ones(two_batches, monkeypatch):
-    monkeypatch.setattr(offline_matching, "decide", lambda vector, reports, params: MatchDecision(None, reason="split"))
+def test_a_changed_early_batch_cannot_silently_diverge_from_later_ones(two_batches, split_everything):
     with dg.DagsterInstance.get() as instance:
         result = defs().resolve_job_def("signal_batch_job").execute_in_process(
             partition_key=two_batches["batches"][0], instance=instance, raise_on_error=False)

@@ -1,5 +1,5 @@
--- The live signals of each report: every assignment that is not deleted, with the signal it assigns.
--- `weight` and `batch_key` are the assignment's (the weight counted in the report's total_weight).
+-- The live signals of each report: every current assignment that is not deleted, with its signal.
+-- `weight` and `batch_key` are the current assignment's (the weight counted in the report's total_weight).
 -- materialized: view
 SELECT
     a.team_id AS team_id,
@@ -13,8 +13,8 @@ SELECT
     a.decision AS decision,
     a.similarity AS similarity,
     a.matched_signal_id AS matched_signal_id,
-    a.batch_key AS batch_key,
-    a.assigned_at AS assigned_at
-FROM {{ source('report_assignments') }} AS a
+    a.last_batch_key AS batch_key,
+    a.first_assigned_at AS assigned_at
+FROM {{ ref('current_assignments') }} AS a
 INNER JOIN {{ source('signals') }} AS s ON s.team_id = a.team_id AND s.signal_id = a.signal_id
 WHERE a.deleted = 0

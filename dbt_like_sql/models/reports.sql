@@ -20,7 +20,7 @@ WITH
     ),
     assignments AS (
         SELECT team_id, report_id, count() AS live_signals, sum(weight) AS live_weight
-        FROM {{ source('report_assignments') }}
+        FROM {{ ref('current_assignments') }}
         WHERE deleted = 0
         GROUP BY team_id, report_id
     ),

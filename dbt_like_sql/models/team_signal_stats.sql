@@ -14,7 +14,7 @@ WITH
     ),
     assigned AS (
         SELECT team_id, uniqExact(signal_id) AS assigned_signals
-        FROM {{ source('report_assignments') }}
+        FROM {{ ref('current_assignments') }}
         WHERE deleted = 0
         GROUP BY team_id
     ),

@@ -8,7 +8,10 @@ from pydantic import Field
 from signals_assets.assets.embeddings import signal_embeddings
 from signals_assets.assets.ingest import BATCH_BACKFILL_POLICY
 from signals_assets.clickhouse import StoreSession
-from signals_assets.grouping import TOP_K, BatchSignal, Candidate, ReportStats, plan_batch
+from signals_assets.consolidation import PoolSignal
+from signals_assets.grouping import (
+    OPEN_STATUSES, TOP_K, BatchSignal, Candidate, ReportStats, consolidate, plan_batch,
+)
 from signals_assets.lifecycle import ReportState
 from signals_assets.partitions import batch_time, signal_batches
 from signals_assets.providers import Provider
@@ -29,50 +32,79 @@ WHERE s.batch_key = {batch} AND e.batch_key = {batch} AND e.model = {model}
 ORDER BY s.team_id, s.emitted_at, s.signal_id
 """
 
-# Nearest assigned signals of the team for every probe, in one scan of the embeddings. Only
-# earlier batches count, so re-grouping a batch sees exactly what it saw the first time.
-_NEAREST = """
-WITH {probes} AS probes
+
+def current_assignments(where: str) -> str:
+    """Each signal's current assignment: the latest row by (batch_key, seq), since consolidation may
+    re-assign a signal of an earlier batch in a later one; `first_*` keep when it first arrived."""
+    return f"""
+    SELECT team_id, signal_id, argMax(report_id, (batch_key, seq)) AS report_id,
+           argMax(weight, (batch_key, seq)) AS weight, argMax(deleted, (batch_key, seq)) AS deleted,
+           min(assigned_at) AS first_assigned_at, min((batch_key, seq)) AS first_position
+    FROM report_assignments WHERE {where}
+    GROUP BY team_id, signal_id"""
+
+
+# Everything the grouping of a batch reads is as of before that batch, so re-grouping a batch sees
+# exactly what it saw the first time.
+_BEFORE_BATCH = current_assignments("team_id = {team} AND batch_key < {batch}")
+
+# Nearest assigned signals of the team for every probe, in one scan of the embeddings.
+_NEAREST = f"""
+WITH {{probes}} AS probes
 SELECT idx AS probe, e.signal_id AS signal_id, a.report_id AS report_id,
        1 - cosineDistance(e.embedding, probes[idx]) AS similarity
 FROM signal_embeddings AS e
-INNER JOIN (
-    SELECT signal_id, report_id FROM report_assignments
-    WHERE team_id = {team} AND deleted = 0 AND batch_key < {batch} AND assigned_at >= {since}
-) AS a ON a.signal_id = e.signal_id
+INNER JOIN ({_BEFORE_BATCH}) AS a ON a.signal_id = e.signal_id
 ARRAY JOIN arrayEnumerate(probes) AS idx
-WHERE e.team_id = {team} AND e.model = {model} AND e.batch_key < {batch}
+WHERE e.team_id = {{team}} AND e.model = {{model}} AND e.batch_key < {{batch}}
+  AND a.deleted = 0 AND a.first_assigned_at >= {{since}}
 ORDER BY probe, similarity DESC, signal_id
-LIMIT {k} BY probe
+LIMIT {{k}} BY probe
 """
 
-_REPORT_STATES = """
-SELECT ev.report_id AS report_id, ev.status AS status, ev.signals_at_run AS signals_at_run,
-       ev.research_round AS research_round, ev.title AS title, c.signal_count AS signal_count,
-       c.total_weight AS total_weight, c.vector_sum AS vector_sum
-FROM (
+_LATEST_EVENTS = """
     SELECT report_id, argMax(status, (at, seq)) AS status, argMax(signals_at_run, (at, seq)) AS signals_at_run,
            max(research_round) AS research_round, argMaxIf(title, (at, seq), title != '') AS title
     FROM report_events
-    WHERE team_id = {team} AND report_id IN {ids} AND NOT (stage = 'grouping' AND source >= {batch})
-    GROUP BY report_id
-) AS ev
+    WHERE team_id = {team} AND NOT (stage = 'grouping' AND source >= {batch})
+    GROUP BY report_id"""
+
+_REPORT_STATES = f"""
+SELECT ev.report_id AS report_id, ev.status AS status, ev.signals_at_run AS signals_at_run,
+       ev.research_round AS research_round, ev.title AS title, c.signal_count AS signal_count,
+       c.total_weight AS total_weight, c.vector_sum AS vector_sum
+FROM ({_LATEST_EVENTS}) AS ev
 INNER JOIN (
     SELECT a.report_id AS report_id, count() AS signal_count, sum(a.weight) AS total_weight,
            sumForEach(e.embedding) AS vector_sum
-    FROM report_assignments AS a
-    INNER JOIN signal_embeddings AS e ON e.signal_id = a.signal_id AND e.team_id = a.team_id AND e.model = {model}
-    WHERE a.team_id = {team} AND a.report_id IN {ids} AND a.deleted = 0 AND a.batch_key < {batch}
+    FROM ({_BEFORE_BATCH}) AS a
+    INNER JOIN signal_embeddings AS e ON e.signal_id = a.signal_id AND e.team_id = a.team_id AND e.model = {{model}}
+    WHERE a.report_id IN {{ids}} AND a.deleted = 0
     GROUP BY a.report_id
 ) AS c ON c.report_id = ev.report_id
+WHERE ev.report_id IN {{ids}}
 """
 
-_TEXTS = """
+_TEXTS = f"""
 SELECT a.report_id AS report_id, s.signal_id AS signal_id, s.description AS description
-FROM report_assignments AS a INNER JOIN signals AS s ON s.signal_id = a.signal_id AND s.team_id = a.team_id
-WHERE a.team_id = {team} AND a.report_id IN {ids} AND a.deleted = 0 AND a.batch_key < {batch}
-ORDER BY a.report_id, a.assigned_at, a.seq
+FROM ({_BEFORE_BATCH}) AS a INNER JOIN signals AS s ON s.signal_id = a.signal_id AND s.team_id = a.team_id
+WHERE a.report_id IN {{ids}} AND a.deleted = 0
+ORDER BY a.report_id, a.first_position
 LIMIT 8 BY a.report_id
+"""
+
+# The open pool for consolidation: live signals of reports whose research has not started, newest
+# `limit` within the window (returned newest first).
+_OPEN_POOL = f"""
+SELECT a.signal_id AS signal_id, a.report_id AS report_id, a.weight AS weight, e.embedding AS embedding,
+       s.description AS description
+FROM ({_BEFORE_BATCH}) AS a
+INNER JOIN ({_LATEST_EVENTS}) AS ev ON ev.report_id = a.report_id
+INNER JOIN signal_embeddings AS e ON e.signal_id = a.signal_id AND e.team_id = a.team_id AND e.model = {{model}}
+INNER JOIN signals AS s ON s.signal_id = a.signal_id AND s.team_id = a.team_id
+WHERE a.deleted = 0 AND a.first_assigned_at >= {{since}} AND ev.status IN {{open}}
+ORDER BY a.first_position DESC
+LIMIT {{limit}}
 """
 
 
@@ -92,10 +124,11 @@ class TeamContext:
     stats: dict[str, ReportStats] = field(default_factory=dict)
     states: dict[str, ReportState] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)
+    open_pool: list[PoolSignal] = field(default_factory=list)  # oldest first; read only when consolidating
 
 
 def _read_team(db: StoreSession, team: int, batch: str, model: str, since, signals: list[BatchSignal],
-               with_texts: bool) -> TeamContext:
+               with_texts: bool, pool_limit: int = 0) -> TeamContext:
     probes = [(s, p) for s in signals for p in (s.embedding, *s.probes)]
     rows = db.query(_NEAREST, {"probes": [list(map(float, p)) for _, p in probes], "team": team, "batch": batch,
                                "model": model, "since": since, "k": TOP_K})
@@ -105,7 +138,13 @@ def _read_team(db: StoreSession, team: int, batch: str, model: str, since, signa
         signal = probes[row["probe"] - 1][0]
         context.candidates.setdefault(signal.signal_id, []).append(
             Candidate(row["signal_id"], row["report_id"], row["similarity"], probe_numbers[row["probe"] - 1]))
-    ids = sorted({c.report_id for found in context.candidates.values() for c in found})
+    if pool_limit:
+        rows = db.query(_OPEN_POOL, {"team": team, "batch": batch, "model": model, "since": since,
+                                     "open": list(OPEN_STATUSES), "limit": pool_limit})
+        context.open_pool = [PoolSignal(r["signal_id"], r["report_id"], r["embedding"], float(r["weight"]),
+                                        r["description"]) for r in reversed(rows)]
+    ids = sorted({c.report_id for found in context.candidates.values() for c in found}
+                 | {p.report_id for p in context.open_pool})
     if not ids:
         return context
     params = {"team": team, "batch": batch, "ids": ids, "model": model}
@@ -150,12 +189,16 @@ def group_batch(
                for team, rows in groupby(rows, key=lambda r: r["team_id"])}
     by_team = {team: _with_probes(signals, provider, embedder) for team, signals in by_team.items()}
     with clickhouse.session(log=log) as db:
-        contexts = {team: _read_team(db, team, batch, embedder.model_name, since, signals, provider.needs_texts)
+        contexts = {team: _read_team(db, team, batch, embedder.model_name, since, signals, provider.needs_texts,
+                                     provider.consolidation.pool_limit if provider.consolidation else 0)
                     for team, signals in by_team.items()}
     assignments, events, promotions = [], [], []
     for team, context in contexts.items():
+        before = dict(context.states)
         plan = plan_batch(context.signals, context.candidates, context.stats, context.states, provider.decide,
                           context.texts)
+        if provider.consolidation:
+            plan = consolidate(plan, context.signals, context.open_pool, before, context.states, provider.consolidation)
         for a in plan.assignments:
             assignments.append({
                 "team_id": team, "signal_id": a.signal_id, "batch_key": batch, "seq": len(assignments),

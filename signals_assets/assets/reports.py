@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from signals_assets import lifecycle
-from signals_assets.assets.grouping import report_assignments
+from signals_assets.assets.grouping import current_assignments, report_assignments
 from signals_assets.clickhouse import StoreSession
 from signals_assets.partitions import report_team_id, reports
 from signals_assets.resources.clickhouse import ClickHouseResource
@@ -15,20 +15,22 @@ from signals_assets.resources.sandbox import SandboxResource
 from signals_assets.summaries import summarize_report
 from signals_assets.teams import load_team
 
-_REPORT_SIGNALS = """
+_CURRENT = current_assignments("team_id = {team}")
+
+_REPORT_SIGNALS = f"""
 SELECT a.signal_id AS signal_id, s.description AS description, s.source_product AS source_product,
        s.source_type AS source_type, s.source_id AS source_id, e.embedding AS embedding
-FROM report_assignments AS a
+FROM ({_CURRENT}) AS a
 INNER JOIN signals AS s ON s.signal_id = a.signal_id AND s.team_id = a.team_id
-INNER JOIN signal_embeddings AS e ON e.signal_id = a.signal_id AND e.team_id = a.team_id AND e.model = {model}
-WHERE a.team_id = {team} AND a.report_id = {report} AND a.deleted = 0
-ORDER BY a.assigned_at, a.seq
+INNER JOIN signal_embeddings AS e ON e.signal_id = a.signal_id AND e.team_id = a.team_id AND e.model = {{model}}
+WHERE a.report_id = {{report}} AND a.deleted = 0
+ORDER BY a.first_position
 """
 
-_STATE = """
+_STATE = f"""
 SELECT argMax(status, (at, seq)) AS status, max(research_round) AS research_round,
-       (SELECT count() FROM report_assignments WHERE report_id = {report} AND deleted = 0) AS signal_count
-FROM report_events WHERE team_id = {team} AND report_id = {report}
+       (SELECT count() FROM ({_CURRENT}) WHERE report_id = {{report}} AND deleted = 0) AS signal_count
+FROM report_events WHERE team_id = {{team}} AND report_id = {{report}}
 """
 
 
@@ -51,6 +53,10 @@ def report_summaries(
     with clickhouse.session(log=context.log.info) as db:
         signals = report_signals(db, team, report, embedder.model_name)
         if not signals:
+            status = db.query(_STATE, {"team": team, "report": report})[0]["status"]
+            if status == lifecycle.SUPPRESSED:  # merged into another report after its promotion
+                context.log.info(f"{report} was merged into another report: nothing to summarise")
+                return dg.MaterializeResult(metadata={"skipped": "report merged into another"})
             raise dg.Failure(f"report {report} has no assigned signals with {embedder.model_name} embeddings")
         summary = summarize_report(
             [s["signal_id"] for s in signals], [s["description"] for s in signals], [s["embedding"] for s in signals]

@@ -1,0 +1,116 @@
+"""Consolidation of the open pool: clustering rules, report id mapping, and the batch plan it rewrites."""
+
+import numpy as np
+
+from signals_assets import lifecycle as lc
+from signals_assets.consolidation import ConsolidationParameters, PoolSignal, cluster_pool, map_clusters
+from signals_assets.grouping import Assignment, BatchPlan, BatchSignal, Event, consolidate, report_id_for
+from signals_assets.lifecycle import ReportState
+
+
+def around(direction: np.ndarray, count: int, spread: float, rng) -> list[np.ndarray]:
+    """`count` unit vectors scattered around `direction`."""
+    vectors = direction + spread * rng.standard_normal((count, len(direction)))
+    return list(vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
+
+
+def test_two_dense_problems_become_two_clusters_and_stragglers_stay_alone():
+    rng = np.random.default_rng(0)
+    axes = np.eye(64)
+    first, second = around(axes[0], 8, 0.08, rng), around(axes[1], 8, 0.08, rng)
+    stragglers = [axes[10], axes[20]]
+    labels = cluster_pool(first + second + stragglers)
+    assert len(set(labels[:8])) == 1 and len(set(labels[8:16])) == 1 and labels[0] != labels[8]
+    assert len({labels[16], labels[17], labels[0], labels[8]}) == 4
+    assert labels[0] == 0 and labels[8] == 1  # labels in order of first appearance
+
+
+def test_unrelated_signals_are_not_collapsed_even_though_each_is_its_neighbourhoods_best():
+    """The locally scaled similarity alone would join a pool of strangers; the absolute guards do not."""
+    rng = np.random.default_rng(1)
+    strangers = list(rng.standard_normal((40, 64)))
+    assert len(set(cluster_pool(strangers))) == 40
+    relaxed = ConsolidationParameters(link_floor=-1.0, small_floor=-1.0)
+    assert len(set(cluster_pool(strangers, relaxed))) < 40
+
+
+def test_a_small_report_needs_close_members():
+    rng = np.random.default_rng(2)
+    pair = around(np.eye(64)[0], 2, 0.5, rng)  # loosely related: cosine well below small_floor
+    cosine = float(pair[0] @ pair[1])
+    assert cosine < ConsolidationParameters().small_floor
+    assert len(set(cluster_pool(pair + list(rng.standard_normal((20, 64)))))) == 22
+
+
+def test_clusters_keep_the_report_that_holds_most_of_their_signals():
+    pool = [PoolSignal(f"s{i}", report, [1.0], 0.5, "") for i, report in enumerate(["A", "A", "B", "B", "B", "C"])]
+    labels = [0, 0, 0, 1, 1, 2]
+    made = []
+
+    def new_id(seed, used):
+        made.append(seed)
+        return f"new-{seed}"
+
+    # cluster 0 holds A twice and B once, cluster 1 holds B twice: A → 0, B → 1, C → 2
+    assert map_clusters(pool, labels, {"A", "B", "C"}, new_id) == ["A", "A", "A", "B", "B", "C"]
+    # two clusters want A: the larger overlap keeps it, the other gets a new id seeded by its first signal
+    assert map_clusters(pool[:2] + pool[5:], [0, 1, 1], {"A", "C"}, new_id) == ["A", "C", "C"]
+    assert map_clusters(pool[:3], [0, 0, 1], {"A"}, new_id) == ["A", "A", "new-s2"] and made == ["s2"]
+
+
+def unit(*values):
+    vector = np.asarray(values, dtype=float)
+    return list(vector / np.linalg.norm(vector))
+
+
+def test_consolidation_merges_a_split_problem_and_suppresses_the_emptied_report():
+    """Earlier batches split one problem over reports A (2 signals) and B (1); the batch adds a
+    third, unrelated signal and one more of the problem. Afterwards the problem is one report."""
+    rng = np.random.default_rng(3)
+    problem = around(np.eye(32)[0], 4, 0.05, rng)
+    other = unit(*np.eye(32)[5])
+    earlier = [PoolSignal("e1", "A", problem[0], 0.5, "checkout fails"), PoolSignal("e2", "A", problem[1], 0.5, "x"),
+               PoolSignal("e3", "B", problem[2], 0.5, "checkout broken")]
+    before = {"A": ReportState("A", lc.CANDIDATE, 2, 1.0, 0, 1), "B": ReportState("B", lc.POTENTIAL, 1, 0.5)}
+    batch = [BatchSignal("n1", 1, "card declined", 0.5, problem[3]), BatchSignal("n2", 1, "dark mode", 0.5, other)]
+    created = report_id_for(1, "n2")
+    one_pass = BatchPlan(
+        [Assignment("n1", "B", "joined", "e3", 0.9, 0.5, False), Assignment("n2", created, "created", "", 0.0, 0.5, False)],
+        [Event("B", "promoted", lc.CANDIDATE, research_round=1), Event(created, "created", lc.POTENTIAL, "dark mode")])
+    states = {"A": before["A"], "B": ReportState("B", lc.CANDIDATE, 2, 1.0, 0, 1),
+              created: ReportState(created, lc.POTENTIAL, 1, 0.5)}
+
+    plan = consolidate(one_pass, batch, earlier, before, states, ConsolidationParameters())
+
+    final = {a.signal_id: a.report_id for a in plan.assignments}
+    assert final == {"n1": "A", "n2": created, "e3": "A"}  # e1, e2 stay in A: no row written for them
+    assert [a.decision for a in plan.assignments] == ["consolidated", "created", "consolidated"]
+    events = [(e.report_id, e.event, e.status) for e in plan.events]
+    # B's one-pass promotion is gone, B is merged into A; A (already a candidate) is not promoted again
+    assert events == [(created, "created", lc.POTENTIAL), ("B", "merged", lc.SUPPRESSED)]
+    assert plan.events[1].detail == "merged into A"
+    assert plan.promotions == []
+
+
+def test_a_consolidated_report_that_reaches_the_weight_threshold_is_promoted_once():
+    rng = np.random.default_rng(4)
+    problem = around(np.eye(32)[0], 3, 0.05, rng)
+    earlier = [PoolSignal("e1", "A", problem[0], 0.5, "a"), PoolSignal("e2", "B", problem[1], 0.5, "b")]
+    before = {"A": ReportState("A", lc.POTENTIAL, 1, 0.5), "B": ReportState("B", lc.POTENTIAL, 1, 0.5)}
+    batch = [BatchSignal("n1", 1, "c", 0.5, problem[2])]
+    one_pass = BatchPlan([Assignment("n1", "A", "joined", "e1", 0.9, 0.5, False)],
+                         [Event("A", "promoted", lc.CANDIDATE, research_round=1)])
+    states = {"A": ReportState("A", lc.CANDIDATE, 2, 1.0, 0, 1), "B": before["B"]}
+
+    plan = consolidate(one_pass, batch, earlier, before, states, ConsolidationParameters())
+
+    assert {a.signal_id: a.report_id for a in plan.assignments} == {"n1": "A", "e2": "A"}
+    assert [(p.report_id, p.research_round, p.detail) for p in plan.promotions] == [("A", 1, "3 signals, weight 1.5")]
+    assert ("B", "merged") in [(e.report_id, e.event) for e in plan.events]
+
+
+def test_without_an_open_pool_the_plan_is_unchanged():
+    plan = BatchPlan([Assignment("n1", "R", "joined", "x", 0.9, 0.5, False)], [])
+    states = {"R": ReportState("R", lc.READY, 5, 2.5)}
+    assert consolidate(plan, [BatchSignal("n1", 1, "d", 0.5, unit(1, 0))], [], dict(states), states,
+                       ConsolidationParameters()) is plan
