@@ -99,16 +99,18 @@ class PoolSignal:
     description: str
 
 
-def map_clusters(pool: Sequence[PoolSignal], labels: Sequence[int], existing: set[str],
+def map_clusters(pool: Sequence[PoolSignal], labels: Sequence[int], existing: dict[str, int],
                  new_report_id) -> list[str]:
     """The report id of each pool signal after consolidation.
 
-    A cluster keeps the id of the existing report that holds most of its signals (largest overlaps
-    first, each id used once), so reports change as little as possible; any other cluster gets
-    `new_report_id(first signal of the cluster, ids in use)`."""
+    A cluster keeps the id of an existing report that holds most of its signals (largest overlaps
+    first, ties to the lower `existing` rank — older reports — then the id; each id used once), so
+    reports change as little as possible; any other cluster gets `new_report_id(first signal of the
+    cluster, ids in use)`."""
     overlap = Counter((label, signal.report_id) for label, signal in zip(labels, pool) if signal.report_id in existing)
     report_of: dict[int, str] = {}
-    for (label, report_id), _ in sorted(overlap.items(), key=lambda item: (-item[1], item[0][1], item[0][0])):
+    ranked = sorted(overlap.items(), key=lambda item: (-item[1], existing[item[0][1]], item[0][1], item[0][0]))
+    for (label, report_id), _ in ranked:
         if label not in report_of and report_id not in report_of.values():
             report_of[label] = report_id
     used = set(existing)

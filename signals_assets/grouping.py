@@ -291,7 +291,8 @@ def consolidate(plan: BatchPlan, signals: Sequence[BatchSignal], earlier: list["
         report_id = report_id_for(team_id, seed)
         return report_id if report_id not in used and report_id not in states else report_id_for(team_id, f"{seed}+")
 
-    final = map_clusters(pool, cluster_pool([p.embedding for p in pool], params), open_ids, new_report_id)
+    rank = {r: int(r not in before) for r in open_ids}  # reports from earlier batches keep their ids first
+    final = map_clusters(pool, cluster_pool([p.embedding for p in pool], params), rank, new_report_id)
     moved = {p.signal_id: r for p, r in zip(pool, final) if r != p.report_id}
     stored_part = pool[:max(0, len(pool) - len(batch_pool))]  # counted in the stored report states
     members_before = Counter(p.report_id for p in stored_part)

@@ -52,10 +52,13 @@ def test_clusters_keep_the_report_that_holds_most_of_their_signals():
         return f"new-{seed}"
 
     # cluster 0 holds A twice and B once, cluster 1 holds B twice: A → 0, B → 1, C → 2
-    assert map_clusters(pool, labels, {"A", "B", "C"}, new_id) == ["A", "A", "A", "B", "B", "C"]
+    assert map_clusters(pool, labels, {"A": 0, "B": 0, "C": 0}, new_id) == ["A", "A", "A", "B", "B", "C"]
     # two clusters want A: the larger overlap keeps it, the other gets a new id seeded by its first signal
-    assert map_clusters(pool[:2] + pool[5:], [0, 1, 1], {"A", "C"}, new_id) == ["A", "C", "C"]
-    assert map_clusters(pool[:3], [0, 0, 1], {"A"}, new_id) == ["A", "A", "new-s2"] and made == ["s2"]
+    assert map_clusters(pool[:2] + pool[5:], [0, 1, 1], {"A": 0, "C": 0}, new_id) == ["A", "C", "C"]
+    assert map_clusters(pool[:3], [0, 0, 1], {"A": 0}, new_id) == ["A", "A", "new-s2"] and made == ["s2"]
+    # equal overlaps: the older report (lower rank) keeps its id, whatever the ids
+    assert map_clusters(pool[2:3] + pool[:1], [0, 0], {"A": 1, "B": 0}, new_id) == ["B", "B"]
+    assert map_clusters(pool[2:3] + pool[:1], [0, 0], {"A": 0, "B": 1}, new_id) == ["A", "A"]
 
 
 def unit(*values):
@@ -114,3 +117,56 @@ def test_without_an_open_pool_the_plan_is_unchanged():
     states = {"R": ReportState("R", lc.READY, 5, 2.5)}
     assert consolidate(plan, [BatchSignal("n1", 1, "d", 0.5, unit(1, 0))], [], dict(states), states,
                        ConsolidationParameters()) is plan
+
+
+def test_a_problem_split_across_batches_is_merged_in_the_store(capsys, object_store, team, monkeypatch):
+    """Through the real pipeline: batch 1 leaves every signal alone (one-pass and consolidation both
+    split), batch 2 consolidates for real; a batch-1 signal moves and its emptied report is suppressed."""
+    import json
+
+    from signals_assets import consolidation, offline_matching
+    from signals_assets.cli import main
+    from signals_assets.clickhouse import open_chdb
+    from signals_assets.grouping import MatchDecision
+    from signals_assets.settings import load_settings
+
+    from conftest import CARD_DECLINED, PASSWORD_RESET, emit_texts
+
+    def process() -> None:
+        assert main(["process"]) == 0
+        capsys.readouterr()
+
+    def store(sql: str) -> list[dict]:
+        settings = load_settings()
+        with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
+            return db.query(sql)
+
+    monkeypatch.setattr(offline_matching, "decide", lambda vector, reports, params: MatchDecision(None, reason="split"))
+    real_cluster_pool = consolidation.cluster_pool
+    monkeypatch.setattr(consolidation, "cluster_pool", lambda vectors, params: list(range(len(vectors))))
+    emit_texts(object_store, CARD_DECLINED[:2] + PASSWORD_RESET[:1])
+    process()
+    first = store("SELECT signal_id, report_id, batch_key FROM report_assignments")
+    assert len({r["report_id"] for r in first}) == 3
+
+    monkeypatch.setattr(consolidation, "cluster_pool", real_cluster_pool)
+    emit_texts(object_store, CARD_DECLINED[2:] + PASSWORD_RESET[1:], start=10)
+    process()
+
+    current = store("SELECT signal_id, report_id FROM current_assignments WHERE deleted = 0")
+    assert len(current) == 6
+    sizes = sorted(json.loads(json.dumps([r["report_id"] for r in current])).count(r) for r in
+                   {r["report_id"] for r in current})
+    assert sizes == [3, 3]
+    moved = store("SELECT a.signal_id AS signal_id, a.report_id AS report_id FROM report_assignments AS a "
+                  "WHERE a.decision = 'consolidated' AND a.batch_key > (SELECT min(batch_key) FROM signals) "
+                  "AND a.signal_id IN (SELECT signal_id FROM signals WHERE batch_key = (SELECT min(batch_key) FROM signals))")
+    assert len(moved) == 1
+    reports = {r["report_id"]: r for r in store("SELECT report_id, status, signal_count FROM reports")}
+    suppressed = [r for r in reports.values() if r["status"] == "suppressed"]
+    assert len(suppressed) == 1 and suppressed[0]["signal_count"] == 0
+    event = store(f"SELECT detail FROM report_events WHERE report_id = '{suppressed[0]['report_id']}' "
+                  "AND event = 'merged'")
+    assert event == [{"detail": f"merged into {moved[0]['report_id']}"}]
+    live = [r for r in reports.values() if r["signal_count"]]
+    assert len(live) == 2 and all(r["status"] not in ("potential", "suppressed") for r in live)
