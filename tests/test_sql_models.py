@@ -176,7 +176,7 @@ def test_source_producers_are_python_assets():
 def test_project_models_load():
     models = load_models()
 
-    assert names(models) == ["reports", "inbox", "report_signals", "team_signal_stats"]
+    assert names(models) == ["current_assignments", "reports", "inbox", "report_signals", "team_signal_stats"]
     assert all(model.description for model in models)
 
 
@@ -188,10 +188,11 @@ def test_multi_asset_has_one_asset_per_model_with_deps():
     deps = {key.to_user_string(): {d.to_user_string() for d in keys} for key, keys in assets.asset_deps.items()}
 
     assert assets.can_subset
-    assert set(deps) == {"reports", "inbox", "report_signals", "team_signal_stats"}
+    assert set(deps) == {"current_assignments", "reports", "inbox", "report_signals", "team_signal_stats"}
     assert {"report_assignments", "report_summaries", "report_research"} <= deps["reports"]
     assert deps["inbox"] == {"reports"}
-    assert deps["report_signals"] == {"buffered_signals", "report_assignments"}
+    assert deps["current_assignments"] == {"report_assignments"}
+    assert deps["report_signals"] == {"buffered_signals", "current_assignments"}
     assert {"reports", "buffered_signals"} <= deps["team_signal_stats"]
     for spec in assets.specs:
         assert spec.group_name == "sql_models"
@@ -323,6 +324,7 @@ def test_models_on_chdb(store):
     metadata = materialize(store)
 
     assert metadata == {
+        "current_assignments": {"rows": 3, "materialized": "view"},
         "reports": {"rows": 3, "materialized": "view"},
         "inbox": {"rows": 1, "materialized": "view"},
         "report_signals": {"rows": 2, "materialized": "view"},
@@ -366,7 +368,7 @@ def test_models_on_chdb(store):
 
 
 def test_subset_materializes_only_the_selected_models(store):
-    assert set(materialize(store, selection=["reports"])) == {"reports"}
+    assert set(materialize(store, selection=["current_assignments", "reports"])) == {"current_assignments", "reports"}
 
     with store.session() as db:
         tables = {row["name"] for row in db.query("SELECT name FROM system.tables WHERE database = currentDatabase()")}
