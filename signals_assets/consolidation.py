@@ -9,10 +9,11 @@ reports still `potential` or `candidate` (research not started), within the rece
 research has started are never touched.
 
 The clustering is average linkage over a locally scaled similarity (each cosine minus the mean of
-the two signals' densities, a signal's density being its mean cosine to its `neighbours` nearest
-signals in the pool): a pair must stand out from its neighbourhood, which separates neighbouring
-problems in dense regions better than one global threshold. Two absolute guards keep unrelated
-signals apart where there is no neighbourhood to compare with: the mean raw cosine of a merge must
+the two signals' densities, a signal's density being its mean cosine to its nearest signals in the
+pool — 1% of the pool, at least 5 — so it means the same in a pool of 500 as in one of 3,000):
+a pair must stand out from its neighbourhood, which separates neighbouring problems in dense
+regions better than one global threshold. Two absolute guards keep unrelated signals apart where
+there is no neighbourhood to compare with: the mean raw cosine of a merge must
 reach `link_floor`, and a report of at most `small_size` signals must have a mean pairwise cosine of
 at least `small_floor` (few signals are weak evidence), else its signals stay apart.
 
@@ -29,7 +30,10 @@ from typing import Sequence
 
 @dataclass(frozen=True)
 class ConsolidationParameters:
-    neighbours: int = 20  # density of a signal: mean cosine to this many nearest pool signals
+    # density of a signal: mean cosine to its nearest pool signals, as many as this share of the pool
+    # (at least min_neighbours) so that the density means the same in a small pool as in a large one
+    neighbour_share: float = 0.01
+    min_neighbours: int = 5
     density_weight: float = 0.75  # how much of the pair's mean density is subtracted
     link_margin: float = 0.04  # average linkage: mean scaled similarity must reach this
     link_floor: float = 0.55  # ... and the mean raw cosine this
@@ -50,7 +54,7 @@ def cluster_pool(vectors: Sequence[Sequence[float]], params: ConsolidationParame
     matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
     cosine = matrix @ matrix.T
     np.fill_diagonal(cosine, -np.inf)
-    k = min(params.neighbours, n - 1)
+    k = min(max(params.min_neighbours, round(n * params.neighbour_share)), n - 1)
     density = np.sort(cosine, axis=1)[:, -k:].mean(axis=1)
     scaled = cosine - params.density_weight * (density[:, None] + density[None, :]) / 2 - params.link_margin
     similarity = np.minimum(scaled, cosine - params.link_floor)  # a merge needs both to be ≥ 0 on average
