@@ -25,13 +25,13 @@ def _store_session(settings: Settings):
     def session():
         if settings.clickhouse_url:
             opener = open_server(
-                settings.clickhouse_url, settings.clickhouse_database, os.environ.get("SIGNALS_CLICKHOUSE_USER", ""),
-                os.environ.get("SIGNALS_CLICKHOUSE_PASSWORD", ""), False,
+                settings.clickhouse_url, settings.clickhouse_database, settings.clickhouse_user,
+                os.environ.get("SIGNALS_CLICKHOUSE_PASSWORD", ""), settings.clickhouse_secure,
             )
         else:
             opener = open_chdb(settings.clickhouse_path, settings.clickhouse_database, log=_err)
         with opener as db:
-            db.apply_schema()
+            db.apply_schema(settings.vector_index_dimensions)
             for model in load_models():
                 for statement in materialize_sql(model):
                     db.command(statement)

@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "dbt_like_sql" / "tables"
+VECTOR_INDEX_SQL = SCHEMA_DIR.parent / "indexes" / "signal_embeddings_vector_index.sql"
+VECTOR_INDEX_NAME = "embedding_hnsw"
 # Semantic search sends a batch's probe vectors inline: far past the default 256 KiB query size.
 SESSION_SETTINGS = {"max_query_size": 256 * 1024 * 1024}
 
@@ -91,9 +93,38 @@ class StoreSession:
         self.command(f"DELETE FROM {table} WHERE {where}", params)
         return self.insert(table, rows)
 
-    def apply_schema(self) -> None:
+    def apply_schema(self, vector_index_dimensions: int = 0) -> None:
+        """Create the base tables; with `vector_index_dimensions`, also the embeddings' HNSW index."""
         for path in sorted(SCHEMA_DIR.glob("*.sql")):
             self.command(path.read_text())
+        if vector_index_dimensions:
+            self.ensure_vector_index(vector_index_dimensions)
+
+    def vector_index_type(self) -> str | None:
+        """The HNSW index definition on `signal_embeddings`, or None when there is none."""
+        return self.scalar(
+            "SELECT type_full FROM system.data_skipping_indices "
+            "WHERE database = currentDatabase() AND table = 'signal_embeddings' AND name = {name}",
+            {"name": VECTOR_INDEX_NAME},
+        )
+
+    def ensure_vector_index(self, dimensions: int) -> bool:
+        """Add the index once and build it for the rows already stored; True when it was added now.
+
+        The build of existing parts is a mutation that runs in the background (new parts are
+        indexed as they are written), so this never holds the store for long."""
+        existing = self.vector_index_type()
+        if existing is not None:
+            if f", {dimensions})" not in existing:
+                raise StoreError(
+                    f"SIGNALS_CLICKHOUSE_VECTOR_DIMENSIONS={dimensions} does not match the existing index "
+                    f"{VECTOR_INDEX_NAME} ({existing}); drop it with ALTER TABLE signal_embeddings DROP INDEX "
+                    f"{VECTOR_INDEX_NAME} to rebuild it"
+                )
+            return False
+        self.command(VECTOR_INDEX_SQL.read_text(), {"dimensions": dimensions})
+        self.command(f"ALTER TABLE signal_embeddings MATERIALIZE INDEX {VECTOR_INDEX_NAME}")
+        return True
 
 
 class FileLock:
@@ -167,15 +198,19 @@ def open_chdb(path: Path, database: str, lock_timeout_seconds: float = 600, log=
 
 @contextmanager
 def open_server(url: str, database: str, username: str, password: str, secure: bool) -> Iterator[StoreSession]:
+    """A ClickHouse server through clickhouse-connect (`url` is its DSN, e.g. https://host:8443).
+
+    `secure` forces TLS; otherwise the URL's scheme decides. Any DSN clickhouse-connect accepts
+    works, including chDB's own backend (`chdb:///path`), which the tests use."""
     import clickhouse_connect
 
-    client = clickhouse_connect.get_client(dsn=url, username=username or None, password=password, secure=secure)
+    options = {"dsn": url, "username": username or None, "password": password}
+    if secure:
+        options["secure"] = True
+    with clickhouse_connect.get_client(**options) as bootstrap:
+        bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+    client = clickhouse_connect.get_client(**options, database=database, settings=SESSION_SETTINGS)
     try:
-        client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
-        client = clickhouse_connect.get_client(
-            dsn=url, username=username or None, password=password, secure=secure, database=database,
-            settings=SESSION_SETTINGS,
-        )
 
         def run(sql: str) -> str:
             try:

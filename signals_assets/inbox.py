@@ -3,7 +3,8 @@
 The object store is the source of truth, so no signal is lost or processed twice whatever the
 timing:
 - `inbox/<name>` is written once by the emit facade;
-- a claim moves it to `claimed/<batch_key>/<name>` (a rename: two claimers can never both win)
+- a claim moves it to `claimed/<batch_key>/<name>` (a rename, or on S3 a conditional claim marker:
+  two claimers can never both win)
   and records the batch manifest `batches/<batch_key>/manifest.json`;
 - `buffered_signals` consolidates the claimed objects into the retained raw batch file
   `batches/<batch_key>/signals.jsonl` and only then deletes them.

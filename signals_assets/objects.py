@@ -7,6 +7,7 @@ inside `S3ObjectStore` so the emit facade stays cheap.
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 from typing import Iterator, Protocol
 
@@ -100,12 +101,26 @@ class LocalObjectStore:
 
 
 class S3ObjectStore:
-    """Objects in an S3 bucket under an optional prefix (boto3 client built lazily)."""
+    """Objects in an S3 bucket under an optional prefix.
 
-    def __init__(self, bucket: str, prefix: str = "", endpoint_url: str = "", client=None):
+    S3 has no rename, so `move` claims the source first: it creates the marker
+    `.moves/<src>` (holding the destination) with a conditional put (`If-None-Match: *`), which S3
+    lets exactly one writer win. Only the winner copies the object and deletes the source, then
+    the marker. Guarantee: of any number of concurrent movers of one key, at most one moves it;
+    the others get False. A mover that died after its marker leaves the source in place; once
+    the marker is `stale_move_seconds` old (by the server's clock) the next mover finishes that
+    move when the copy exists, else releases the marker so the source can be claimed again.
+    """
+
+    MOVES = ".moves/"
+
+    def __init__(
+        self, bucket: str, prefix: str = "", endpoint_url: str = "", client=None, stale_move_seconds: float = 300
+    ):
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.endpoint_url = endpoint_url
+        self.stale_move_seconds = stale_move_seconds
         self._client = client
 
     @property
@@ -141,7 +156,7 @@ class S3ObjectStore:
         try:
             self.client.head_object(Bucket=self.bucket, Key=self._full(key))
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+            if _error_code(error) in ("404", "NoSuchKey", "NotFound"):
                 return False
             raise
         return True
@@ -150,6 +165,7 @@ class S3ObjectStore:
         self.client.delete_object(Bucket=self.bucket, Key=self._full(key))
 
     def list(self, prefix: str, limit: int | None = None) -> list[str]:
+        """Keys starting with `prefix`, sorted (S3 lists in key order, 1,000 per page)."""
         full_prefix = f"{self.prefix}/{prefix}" if self.prefix else prefix
         paginator = self.client.get_paginator("list_objects_v2")
         keys: list[str] = []
@@ -161,6 +177,26 @@ class S3ObjectStore:
         return keys[:limit] if limit is not None else keys
 
     def move(self, src: str, dst: str) -> bool:
+        """Move `src` to `dst`; False when another mover has it or it is gone (see the class doc)."""
+        from botocore.exceptions import ClientError
+
+        marker = self._full(self.MOVES + src)
+        try:
+            # a unique body gives every marker its own ETag (see the If-Match release below)
+            body = f"{dst}\n{uuid.uuid4().hex}".encode()
+            self.client.put_object(Bucket=self.bucket, Key=marker, Body=body, IfNoneMatch="*")
+        except ClientError as error:
+            if _error_code(error) not in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                raise
+            self._recover_stale_move(src, marker)
+            return False
+        moved = self._copy(src, dst)
+        if moved:
+            self.delete(src)
+        self.client.delete_object(Bucket=self.bucket, Key=marker)
+        return moved
+
+    def _copy(self, src: str, dst: str) -> bool:
         from botocore.exceptions import ClientError
 
         try:
@@ -168,11 +204,39 @@ class S3ObjectStore:
                 Bucket=self.bucket, Key=self._full(dst), CopySource={"Bucket": self.bucket, "Key": self._full(src)}
             )
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+            if _error_code(error) in ("404", "NoSuchKey"):
                 return False
             raise
-        self.delete(src)
         return True
+
+    def _recover_stale_move(self, src: str, marker: str) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=marker)
+        except self.client.exceptions.NoSuchKey:
+            return  # the other mover just finished
+        server_now = _http_date(response["ResponseMetadata"]["HTTPHeaders"]["date"])
+        if (server_now - response["LastModified"]).total_seconds() < self.stale_move_seconds:
+            return
+        dst = response["Body"].read().decode().split("\n", 1)[0]
+        if self.exists(dst):
+            self.delete(src)  # the copy was made: finish the dead mover's work
+        try:  # If-Match: release exactly the stale marker, never a newer mover's
+            self.client.delete_object(Bucket=self.bucket, Key=marker, IfMatch=response["ETag"])
+        except ClientError as error:
+            if _error_code(error) not in ("PreconditionFailed", "412", "NoSuchKey", "404"):
+                raise
+
+
+def _error_code(error) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _http_date(value: str):
+    from email.utils import parsedate_to_datetime
+
+    return parsedate_to_datetime(value)
 
 
 def open_object_store(settings: Settings) -> ObjectStore:

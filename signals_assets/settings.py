@@ -22,6 +22,13 @@ def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
+def _flag(name: str) -> bool:
+    value = _env(name, "false").lower()
+    if value not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"{name}={value!r} must be true or false")
+    return value in ("true", "1", "yes")
+
+
 def _positive_int(name: str, default: int) -> int:
     value = _env(name, str(default))
     if not value.isdigit() or int(value) < 1:
@@ -44,6 +51,10 @@ class Settings:
     s3_endpoint_url: str = ""
     clickhouse_url: str = ""  # empty = embedded chdb under signals_home
     clickhouse_database: str = "signals"
+    clickhouse_user: str = "default"
+    clickhouse_secure: bool = False  # TLS even when the URL does not say https
+    clickhouse_vector_index: str = "none"  # none | hnsw
+    clickhouse_vector_dimensions: int = 384
     embedder: str = "minilm"  # minilm | openai
     embedding_model: str = ""  # openai embedder only
     llm_provider: str = "offline"  # offline | openai
@@ -61,6 +72,11 @@ class Settings:
     def clickhouse_path(self) -> Path:
         return self.signals_home / "clickhouse"
 
+    @property
+    def vector_index_dimensions(self) -> int:
+        """Dimensions of the HNSW index on the embeddings; 0 = no index."""
+        return self.clickhouse_vector_dimensions if self.clickhouse_vector_index == "hnsw" else 0
+
 
 def load_settings() -> Settings:
     home = Path(_env("SIGNALS_HOME", str(default_signals_home()))).expanduser().resolve()
@@ -76,6 +92,10 @@ def load_settings() -> Settings:
         s3_endpoint_url=_env("SIGNALS_S3_ENDPOINT_URL"),
         clickhouse_url=_env("SIGNALS_CLICKHOUSE_URL"),
         clickhouse_database=_env("SIGNALS_CLICKHOUSE_DATABASE", "signals"),
+        clickhouse_user=_env("SIGNALS_CLICKHOUSE_USER", "default"),
+        clickhouse_secure=_flag("SIGNALS_CLICKHOUSE_SECURE"),
+        clickhouse_vector_index=_choice("SIGNALS_CLICKHOUSE_VECTOR_INDEX", "none", ("none", "hnsw")),
+        clickhouse_vector_dimensions=_positive_int("SIGNALS_CLICKHOUSE_VECTOR_DIMENSIONS", 384),
         embedder=_choice("SIGNALS_EMBEDDER", "minilm", ("minilm", "openai")),
         embedding_model=_env("SIGNALS_EMBEDDING_MODEL", "text-embedding-3-small"),
         llm_provider=_choice("SIGNALS_LLM_PROVIDER", "offline", ("offline", "openai")),

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from signals_assets.objects import LocalObjectStore
+from signals_assets.objects import ObjectStore, open_object_store
 from signals_assets.settings import load_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -12,6 +12,8 @@ SETTINGS_VARIABLES = (
     "SIGNALS_OBJECT_STORE", "SIGNALS_S3_BUCKET", "SIGNALS_S3_PREFIX", "SIGNALS_S3_ENDPOINT_URL",
     "SIGNALS_CLICKHOUSE_URL", "SIGNALS_CLICKHOUSE_DATABASE", "SIGNALS_EMBEDDER", "SIGNALS_LLM_PROVIDER",
     "SIGNALS_SANDBOX", "SIGNALS_BATCH_MAX_SIGNALS", "SIGNALS_SENSOR_INTERVAL_SECONDS",
+    "SIGNALS_CLICKHOUSE_USER", "SIGNALS_CLICKHOUSE_SECURE", "SIGNALS_CLICKHOUSE_VECTOR_INDEX",
+    "SIGNALS_CLICKHOUSE_VECTOR_DIMENSIONS",
 )
 
 CARD_DECLINED = [
@@ -38,9 +40,24 @@ def signals_home(tmp_path, monkeypatch) -> Path:
     return home
 
 
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 over HTTP on a free localhost port, for the whole session."""
+    from s3_server import LocalS3Server
+
+    with LocalS3Server() as server:
+        yield server
+
+
 @pytest.fixture
-def object_store(signals_home) -> LocalObjectStore:
-    return LocalObjectStore(load_settings().objects_root)
+def object_store(request, signals_home, monkeypatch) -> ObjectStore:
+    """The settings' object store: the local folder, or with `indirect` param "s3" a fresh bucket on
+    the local S3 server (the environment then selects it for everything the test runs)."""
+    if getattr(request, "param", "local") == "s3":
+        server = request.getfixturevalue("s3_server")
+        for name, value in server.environment(server.new_bucket()).items():
+            monkeypatch.setenv(name, value)
+    return open_object_store(load_settings())
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""The pipeline's assets on a temporary Dagster instance against real chdb and a temporary object store."""
+"""The pipeline's assets on a temporary Dagster instance against real chdb and a temporary object store
+(a folder, and for one whole pipeline test an S3 bucket on the local S3 server)."""
 
 import json
 
@@ -81,6 +82,7 @@ def test_rematerialising_a_batch_gives_identical_tables(object_store, emitted):
     assert len(promotions) == 2 and all(p["round"] == 1 for p in promotions)
 
 
+@pytest.mark.parametrize("object_store", ["local", "s3"], indirect=True)
 def test_promoted_reports_get_a_summary_and_research(object_store, emitted, demo_repository):
     batch = inbox.claim_pending(object_store, 100, None).new_batches[0]
     definitions = defs()

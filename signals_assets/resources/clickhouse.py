@@ -16,6 +16,7 @@ class ClickHouseResource(dg.ConfigurableResource):
     username: str = ""
     password: str = ""
     secure: bool = False
+    vector_index_dimensions: int = 0  # > 0: keep an HNSW index of that many dimensions on the embeddings
     lock_timeout_seconds: float = 600
 
     @contextmanager
@@ -27,7 +28,7 @@ class ClickHouseResource(dg.ConfigurableResource):
             else open_chdb(Path(self.path), self.database, self.lock_timeout_seconds, log)
         )
         with opener as store:
-            store.apply_schema()
+            store.apply_schema(self.vector_index_dimensions)
             yield store
 
     @property

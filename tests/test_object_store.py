@@ -1,0 +1,210 @@
+"""The object store contract, run against the local folder and against S3 (moto over HTTP)."""
+
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+
+import pytest
+
+from signals_assets import inbox
+from signals_assets.objects import ObjectStoreError, S3ObjectStore, open_object_store
+from signals_assets.resources.object_store import ObjectStoreResource
+from signals_assets.settings import load_settings
+from signals_assets.teams import TeamConfig, load_team, save_team
+
+from conftest import emit_texts
+
+both = pytest.mark.parametrize("object_store", ["local", "s3"], indirect=True)
+s3_only = pytest.mark.parametrize("object_store", ["s3"], indirect=True)
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+
+
+def fresh_handle():
+    """A second, independent store object on the same backend (as another process would open)."""
+    return open_object_store(load_settings())
+
+
+@both
+def test_put_get_exists_delete(object_store):
+    object_store.put("teams/1.json", b"one")
+    object_store.put("teams/1.json", b"two")  # overwrite
+
+    assert object_store.get("teams/1.json") == b"two"
+    assert object_store.exists("teams/1.json") and not object_store.exists("teams/2.json")
+    with pytest.raises(KeyError):
+        object_store.get("teams/2.json")
+    object_store.delete("teams/1.json")
+    object_store.delete("teams/1.json")  # deleting what is gone is fine
+    assert not object_store.exists("teams/1.json")
+
+
+@both
+@pytest.mark.parametrize("key", ["", "/abs", "a//b", "a/../b", "./a", "a/"])
+def test_invalid_keys_are_refused(object_store, key):
+    with pytest.raises(ObjectStoreError, match="must be a relative path"):
+        object_store.put(key, b"x")
+
+
+@both
+def test_list_by_folder_and_by_partial_name_sorted(object_store):
+    for key in ["inbox/b.json", "inbox/a.json", "inbox/sub/c.json", "inboxes/x.json", "batches/b1/manifest.json"]:
+        object_store.put(key, b"{}")
+
+    assert object_store.list("inbox/") == ["inbox/a.json", "inbox/b.json", "inbox/sub/c.json"]
+    assert object_store.list("inbox/a") == ["inbox/a.json"]
+    assert object_store.list("inbox") == ["inbox/a.json", "inbox/b.json", "inbox/sub/c.json", "inboxes/x.json"]
+    assert object_store.list("inbox/", limit=2) == ["inbox/a.json", "inbox/b.json"]
+    assert object_store.list("missing/") == []
+
+
+@both
+def test_listing_pages_past_a_thousand_keys(object_store):
+    keys = [f"inbox/{i:05d}.json" for i in range(1205)]
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda key: object_store.put(key, b"{}"), keys))
+
+    assert object_store.list("inbox/") == keys
+    assert object_store.list("inbox/", limit=1100) == keys[:1100]
+    assert object_store.list("inbox/011") == keys[1100:1200]
+    assert inbox.pending_inbox_count(object_store) == 1205
+
+
+@both
+def test_move_takes_the_object_once(object_store):
+    object_store.put("inbox/a.json", b"body")
+
+    assert object_store.move("inbox/a.json", "claimed/b1/a.json")
+    assert object_store.get("claimed/b1/a.json") == b"body"
+    assert not object_store.exists("inbox/a.json")
+    assert not object_store.move("inbox/a.json", "claimed/b2/a.json")
+    assert not object_store.exists("claimed/b2/a.json")
+    assert object_store.list("") == ["claimed/b1/a.json"]  # no claim marker left behind
+
+
+@both
+def test_concurrent_claimers_each_object_lands_in_exactly_one_batch(object_store, team):
+    emit_texts(object_store, [f"Checkout fails with error {i}" for i in range(60)])
+    batches = [f"b20261124T1200000000{i:02d}Z" for i in range(4)]
+    start = threading.Barrier(len(batches))
+
+    def claimer(batch):
+        store = fresh_handle()
+        start.wait()
+        return inbox.claim_batch(store, batch, max_signals=60)
+
+    with ThreadPoolExecutor(len(batches)) as pool:
+        claimed = dict(zip(batches, pool.map(claimer, batches)))
+
+    names = [name for batch_names in claimed.values() for name in batch_names]
+    assert len(names) == 60 and len(set(names)) == 60
+    assert object_store.list("inbox/") == []
+    for batch, batch_names in claimed.items():
+        assert [k.rsplit("/", 1)[1] for k in object_store.list(f"claimed/{batch}/")] == sorted(batch_names)
+        if batch_names:
+            manifest = json.loads(object_store.get(inbox.manifest_key(batch)))
+            assert manifest["objects"] == sorted(batch_names)
+
+
+@both
+def test_claim_consolidate_and_cleanup(object_store, team):
+    ids = emit_texts(object_store, ["The export button does nothing.", "Export to CSV is broken."])
+
+    claim = inbox.claim_pending(object_store, max_signals=1, last_batch=None, now=NOW)
+    assert claim.claimed_signals == 2 and len(claim.new_batches) == 2
+    assert inbox.unfinished_batches(object_store) == claim.new_batches
+    first = claim.new_batches[0]
+    objects = inbox.load_batch(object_store, first)
+    assert len(objects) == 1 and json.loads(objects[0][1])["signal_id"] in ids
+
+    inbox.consolidate_batch(object_store, first, objects)
+    inbox.consolidate_batch(object_store, first, objects)  # a re-run changes nothing
+
+    assert object_store.list(f"claimed/{first}/") == []
+    assert inbox.unfinished_batches(object_store) == claim.new_batches[1:]
+    assert inbox.load_batch(object_store, first) == objects  # now from the retained raw batch file
+    assert object_store.list(f"batches/{first}/") == [inbox.manifest_key(first), inbox.raw_batch_key(first)]
+
+
+@both
+def test_team_config_and_sandbox_log_round_trip(object_store):
+    config = TeamConfig(team_id=7, ai_processing_consent=True, repositories=["/srv/shop"])
+    save_team(object_store, config)
+    log = b'{"type": "start"}\n{"type": "result"}\n'
+    object_store.put("research_logs/r7-0123456789abcdef/round-1.jsonl", log)
+
+    assert load_team(object_store, 7) == config and load_team(object_store, 8) is None
+    assert object_store.get("research_logs/r7-0123456789abcdef/round-1.jsonl") == log
+
+
+# --- S3 specifics ---------------------------------------------------------------------------------
+
+
+def marker(store: S3ObjectStore, src: str) -> str:
+    return store._full(S3ObjectStore.MOVES + src)
+
+
+@s3_only
+def test_a_live_claim_marker_keeps_other_movers_off(object_store):
+    object_store.put("inbox/a.json", b"body")
+    object_store.client.put_object(Bucket=object_store.bucket, Key=marker(object_store, "inbox/a.json"),
+                                   Body=b"claimed/b1/a.json\nother-mover")
+
+    assert not object_store.move("inbox/a.json", "claimed/b2/a.json")
+    assert object_store.exists("inbox/a.json") and object_store.exists(".moves/inbox/a.json")
+    assert object_store.list("claimed/") == []
+
+
+@s3_only
+def test_a_stale_marker_without_copy_is_released_and_the_object_claimed_again(object_store):
+    object_store.put("inbox/a.json", b"body")
+    object_store.client.put_object(Bucket=object_store.bucket, Key=marker(object_store, "inbox/a.json"),
+                                   Body=b"claimed/b1/a.json\ndead-mover")
+    object_store.stale_move_seconds = 0
+
+    assert not object_store.move("inbox/a.json", "claimed/b2/a.json")  # releases the dead mover's marker
+    assert object_store.exists("inbox/a.json") and not object_store.exists(".moves/inbox/a.json")
+    assert object_store.move("inbox/a.json", "claimed/b2/a.json")
+    assert object_store.list("") == ["claimed/b2/a.json"]
+
+
+@s3_only
+def test_a_stale_marker_after_the_copy_finishes_the_dead_move(object_store):
+    object_store.put("inbox/a.json", b"body")
+    object_store.put("claimed/b1/a.json", b"body")  # the dead mover copied, then died
+    object_store.client.put_object(Bucket=object_store.bucket, Key=marker(object_store, "inbox/a.json"),
+                                   Body=b"claimed/b1/a.json\ndead-mover")
+    object_store.stale_move_seconds = 0
+
+    assert not object_store.move("inbox/a.json", "claimed/b2/a.json")
+    assert object_store.list("") == ["claimed/b1/a.json"]
+    assert inbox.unfinished_batches(object_store) == ["b1"]  # the sensor requests a run for it
+
+
+@s3_only
+def test_prefix_scopes_every_key(object_store, s3_server):
+    scoped = S3ObjectStore(object_store.bucket, "/team-a/", client=object_store.client)
+    scoped.put("inbox/a.json", b"1")
+
+    assert scoped.list("inbox/") == ["inbox/a.json"]
+    assert scoped.move("inbox/a.json", "claimed/b1/a.json")
+    assert object_store.list("") == ["team-a/claimed/b1/a.json"]
+    assert scoped.describe() == f"s3://{object_store.bucket}/team-a"
+
+
+@s3_only
+def test_resource_builds_its_client_through_dagster_aws(object_store, s3_server):
+    settings = load_settings()
+    resource = ObjectStoreResource(kind="s3", bucket=settings.s3_bucket, endpoint_url=settings.s3_endpoint_url)
+    store = resource.open()
+    store.put("inbox/a.json", b"1")
+
+    assert object_store.get("inbox/a.json") == b"1"
+    assert store.describe() == f"s3://{settings.s3_bucket}/"
+
+
+def test_s3_needs_a_bucket(signals_home, monkeypatch):
+    monkeypatch.setenv("SIGNALS_OBJECT_STORE", "s3")
+
+    with pytest.raises(ValueError, match="SIGNALS_S3_BUCKET must be set when SIGNALS_OBJECT_STORE=s3"):
+        load_settings()

@@ -1,0 +1,213 @@
+"""The ClickHouse store on every engine: the same dbt_like_sql files and queries everywhere.
+
+Engines:
+- `chdb`: embedded chdb (`open_chdb`), the default;
+- `clickhouse-connect`: the server code path (`open_server`) through clickhouse-connect, on the
+  chDB backend clickhouse-connect ships (`chdb:///path`), so it runs everywhere without a server
+  (the client API, settings and errors are clickhouse-connect's; only HTTP itself is not exercised);
+- `server`: a real ClickHouse server over HTTP(S) when SIGNALS_TEST_CLICKHOUSE_URL is set (with
+  SIGNALS_TEST_CLICKHOUSE_USER / _PASSWORD / _SECURE); each test gets its own database, dropped
+  afterwards. Without the variable these cases are skipped, and the skip says why.
+"""
+
+import os
+import uuid
+from datetime import datetime, timezone
+
+import dagster as dg
+import pytest
+
+from signals_assets import inbox
+from signals_assets.clickhouse import SCHEMA_DIR, StoreError
+from signals_assets.definitions import defs
+from signals_assets.resources.clickhouse import ClickHouseResource
+from signals_assets.resources.environment import build_resources
+from signals_assets.sensors.report_promotion import promotions_from_metadata
+from signals_assets.settings import load_settings
+
+# The SQL model tests of test_sql_models, collected again here with this module's `store` fixture.
+from test_sql_models import BASE_ROWS
+from test_sql_models import test_a_model_switches_between_view_and_table as test_model_switches_between_view_and_table  # noqa: F401
+from test_sql_models import test_models_on_chdb as test_models  # noqa: F401
+from test_sql_models import test_subset_materializes_only_the_selected_models as test_model_subset  # noqa: F401
+
+from conftest import CARD_DECLINED, PASSWORD_RESET, emit_texts
+
+SERVER_URL = os.environ.get("SIGNALS_TEST_CLICKHOUSE_URL", "").strip()
+NO_SERVER = "SIGNALS_TEST_CLICKHOUSE_URL is not set: no ClickHouse server to test against (chdb cases still run)"
+SERVER = pytest.param("server", marks=pytest.mark.skipif(not SERVER_URL, reason=NO_SERVER))
+ENGINES = ["chdb", "clickhouse-connect", SERVER]
+T0 = datetime(2026, 11, 24, 9, 30, 15, 123000, tzinfo=timezone.utc)
+
+
+def server_options() -> dict:
+    return {
+        "url": SERVER_URL,
+        "username": os.environ.get("SIGNALS_TEST_CLICKHOUSE_USER", "default"),
+        "password": os.environ.get("SIGNALS_TEST_CLICKHOUSE_PASSWORD", ""),
+        "secure": os.environ.get("SIGNALS_TEST_CLICKHOUSE_SECURE", "").lower() in ("1", "true", "yes"),
+    }
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request, tmp_path):
+    """Keyword arguments for a ClickHouseResource on the engine; the database is private to the test."""
+    if request.param == "chdb":
+        yield {"path": str(tmp_path / "chdb")}
+    elif request.param == "clickhouse-connect":
+        yield {"url": f"chdb://{tmp_path / 'chdb-connect'}"}
+    else:
+        options = {**server_options(), "database": f"signals_test_{uuid.uuid4().hex[:12]}"}
+        yield options
+        with ClickHouseResource(**options).session() as db:
+            db.command(f"DROP DATABASE IF EXISTS {options['database']}")
+
+
+@pytest.fixture
+def backend(engine) -> ClickHouseResource:
+    return ClickHouseResource(**engine)
+
+
+@pytest.fixture
+def store(backend) -> ClickHouseResource:
+    with backend.session() as db:
+        for table, rows in BASE_ROWS.items():
+            db.insert(table, rows)
+    return backend
+
+
+def test_schema_creates_every_base_table_in_the_database(backend):
+    with backend.session() as db:
+        db.apply_schema()  # idempotent
+        tables = {r["name"] for r in db.query("SELECT name FROM system.tables WHERE database = currentDatabase()")}
+        database = db.scalar("SELECT currentDatabase()")
+    assert tables == {path.stem for path in SCHEMA_DIR.glob("*.sql")}
+    assert database == backend.database
+
+
+def test_values_round_trip_exactly(backend):
+    text = "quote ' double \" backslash \\ newline \n tab \t unicode ✓ {placeholder}"
+    row = {"team_id": 1, "signal_id": "s'1", "batch_key": "b1", "model": "m", "dimension": 3,
+           "embedding": [0.25, -1.5, 3.0], "embedded_at": T0}
+    with backend.session() as db:
+        db.insert("signal_embeddings", [row])
+        db.insert("report_summaries", [{
+            "team_id": 1, "report_id": "r1", "title": text, "summary": "", "central_signal_ids": ["a", "b'"],
+            "signal_count": 2, "safety": "safe", "actionability": "", "priority": "", "generated_at": T0,
+        }])
+        stored = db.query("SELECT * FROM signal_embeddings")
+        title = db.scalar("SELECT title FROM report_summaries WHERE title = {title}", {"title": text})
+        ids = db.scalar("SELECT central_signal_ids FROM report_summaries")
+    assert stored == [{**row, "embedded_at": "2026-11-24 09:30:15.123"}]
+    assert title == text and ids == ["a", "b'"]
+
+
+def test_replace_partition_is_idempotent_and_touches_only_its_partition(backend):
+    def rows(batch, n):
+        return [{"team_id": 1, "signal_id": f"{batch}-{i}", "batch_key": batch, "model": "m", "dimension": 1,
+                 "embedding": [float(i)], "embedded_at": T0} for i in range(n)]
+
+    with backend.session() as db:
+        db.insert("signal_embeddings", rows("b1", 3))
+        for _ in range(2):
+            db.replace_partition("signal_embeddings", "batch_key = {batch}", rows("b2", 2), {"batch": "b2"})
+        counts = db.query("SELECT batch_key, count() AS n FROM signal_embeddings GROUP BY batch_key ORDER BY batch_key")
+    assert counts == [{"batch_key": "b1", "n": 3}, {"batch_key": "b2", "n": 2}]
+
+
+def test_errors_name_the_sql(backend):
+    with backend.session() as db, pytest.raises(StoreError, match="(?s)no_such_table.*--- SQL ---"):
+        db.query("SELECT * FROM no_such_table")
+
+
+# --- the optional HNSW index ------------------------------------------------------------------------
+
+UNIT = {"x": [1.0, 0.0, 0.0, 0.0], "y": [0.0, 1.0, 0.0, 0.0], "xy": [0.7, 0.7, 0.0, 0.0], "z": [0.0, 0.0, 1.0, 0.0]}
+NEAREST = ("SELECT signal_id FROM signal_embeddings WHERE team_id = 1 AND model = 'm' "
+           "ORDER BY cosineDistance(embedding, [0.9, 0.1, 0.0, 0.0]) LIMIT 2")
+
+
+def embedding_rows(vectors: dict) -> list[dict]:
+    return [{"team_id": 1, "signal_id": name, "batch_key": "b1", "model": "m", "dimension": len(v),
+             "embedding": v, "embedded_at": T0} for name, v in vectors.items()]
+
+
+def test_vector_index_is_added_built_for_existing_rows_and_used(engine):
+    with ClickHouseResource(**engine).session() as db:  # rows stored before the index exists
+        db.insert("signal_embeddings", embedding_rows({k: UNIT[k] for k in ("x", "y")}))
+        assert db.vector_index_type() is None
+
+    indexed = ClickHouseResource(**engine, vector_index_dimensions=4)
+    with indexed.session() as db:
+        assert db.vector_index_type() == "vector_similarity('hnsw', 'cosineDistance', 4)"
+        db.insert("signal_embeddings", embedding_rows({k: UNIT[k] for k in ("xy", "z")}))
+        nearest = [r["signal_id"] for r in db.query(NEAREST)]
+        plan = "\n".join(str(r) for r in db.query("EXPLAIN indexes = 1 " + NEAREST))
+        with pytest.raises(StoreError, match="expects 4 elements"):
+            db.insert("signal_embeddings", embedding_rows({"short": [1.0, 0.0]}))
+        assert not db.ensure_vector_index(4)  # already there
+    assert nearest == ["x", "xy"]
+    assert "embedding_hnsw" in plan and "vector_similarity" in plan
+
+    with pytest.raises(StoreError, match="SIGNALS_CLICKHOUSE_VECTOR_DIMENSIONS=8 does not match"):
+        with ClickHouseResource(**engine, vector_index_dimensions=8).session():
+            pass
+
+
+def test_vector_index_setting_reaches_the_resource(signals_home, monkeypatch):
+    assert build_resources(load_settings())["clickhouse"].vector_index_dimensions == 0
+    monkeypatch.setenv("SIGNALS_CLICKHOUSE_VECTOR_INDEX", "hnsw")
+    monkeypatch.setenv("SIGNALS_CLICKHOUSE_VECTOR_DIMENSIONS", "1536")
+    assert build_resources(load_settings())["clickhouse"].vector_index_dimensions == 1536
+    monkeypatch.setenv("SIGNALS_CLICKHOUSE_VECTOR_INDEX", "ivf")
+    with pytest.raises(ValueError, match="SIGNALS_CLICKHOUSE_VECTOR_INDEX='ivf' is not one of none, hnsw"):
+        load_settings()
+
+
+def test_server_settings_reach_the_resource_and_the_password_stays_an_env_var(signals_home, monkeypatch):
+    for name, value in {"SIGNALS_CLICKHOUSE_URL": "https://ch.example:8443", "SIGNALS_CLICKHOUSE_DATABASE": "prod",
+                        "SIGNALS_CLICKHOUSE_USER": "signals", "SIGNALS_CLICKHOUSE_SECURE": "true"}.items():
+        monkeypatch.setenv(name, value)
+    resource = build_resources(load_settings())["clickhouse"]
+    assert (resource.url, resource.database, resource.username, resource.secure) == (
+        "https://ch.example:8443", "prod", "signals", True)
+    assert resource.engine == "clickhouse server"
+    assert resource.password == dg.EnvVar("SIGNALS_CLICKHOUSE_PASSWORD")  # resolved at run launch, never stored
+    assert isinstance(resource.password, dg.EnvVar)
+    monkeypatch.setenv("SIGNALS_CLICKHOUSE_SECURE", "maybe")
+    with pytest.raises(ValueError, match="SIGNALS_CLICKHOUSE_SECURE='maybe' must be true or false"):
+        load_settings()
+
+
+# --- the whole pipeline on the engine ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("engine", ["clickhouse-connect", SERVER], indirect=True)  # chdb: test_pipeline
+def test_pipeline_groups_and_researches_through_clickhouse_connect(engine, object_store, team, monkeypatch):
+    """Every SQL statement of the batch and report jobs (semantic search included) on the engine,
+    configured through the environment as a deployment would be."""
+    monkeypatch.setenv("SIGNALS_CLICKHOUSE_URL", engine["url"])
+    monkeypatch.setenv("SIGNALS_CLICKHOUSE_USER", engine.get("username", "default"))
+    monkeypatch.setenv("SIGNALS_CLICKHOUSE_PASSWORD", engine.get("password", ""))
+    monkeypatch.setenv("SIGNALS_CLICKHOUSE_SECURE", str(engine.get("secure", False)).lower())
+    monkeypatch.setenv("SIGNALS_CLICKHOUSE_DATABASE", engine.get("database", "signals"))
+    emit_texts(object_store, CARD_DECLINED + PASSWORD_RESET)
+    batch = inbox.claim_pending(object_store, 100, None).new_batches[0]
+    definitions = defs()
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("signal_batches", [batch])
+        result = definitions.resolve_job_def("signal_batch_job").execute_in_process(partition_key=batch, instance=instance)
+        assert result.success
+        promotions = [p for e in result.asset_materializations_for_node("report_assignments")
+                      for p in promotions_from_metadata(e.metadata)]
+        instance.add_dynamic_partitions("reports", [p["report_id"] for p in promotions])
+        for promotion in promotions:
+            report = definitions.resolve_job_def("report_job").execute_in_process(
+                partition_key=promotion["report_id"], instance=instance)
+            assert report.success
+
+    with ClickHouseResource(**engine).session() as db:
+        groups = db.query("SELECT report_id, groupArray(signal_id) AS ids FROM report_assignments GROUP BY report_id")
+        statuses = {r["status"] for r in db.query("SELECT status FROM reports")}
+    assert sorted(len(g["ids"]) for g in groups) == [3, 3]
+    assert len(promotions) == 2 and statuses == {"ready"}
