@@ -10,6 +10,8 @@ from signals_assets.assets.reports import report_research, report_summaries
 
 SQL_MODELS = dg.AssetSelection.groups("sql_models")
 STAGE_TAG = "signals/stage"
+# On runs that concern one team (report runs), so an instance can limit runs per team.
+TEAM_TAG = "signals/team"
 
 signal_batch_job = dg.define_asset_job(
     "signal_batch_job",

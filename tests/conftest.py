@@ -1,4 +1,5 @@
 import json
+import os
 import textwrap
 from pathlib import Path
 
@@ -119,3 +120,40 @@ def emit_texts(store, texts, team_id=1, start=0, **kwargs) -> list[str]:
 
 def read_json_lines(data: bytes) -> list[dict]:
     return [json.loads(line) for line in data.decode().splitlines() if line.strip()]
+
+
+POSTGRES_DEFAULTS = {"DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_PORT": "5432", "DAGSTER_PG_USER": "signals_test",
+                     "DAGSTER_PG_PASSWORD": "signals_test"}  # the role scripts/start-postgres creates
+
+
+@pytest.fixture
+def postgres_database(monkeypatch):
+    """A fresh database on the Postgres of scripts/start-postgres, dropped afterwards; DAGSTER_PG_* name it."""
+    import uuid
+
+    import psycopg2
+
+    env = {name: os.environ.get(name) or default for name, default in POSTGRES_DEFAULTS.items()}
+    env["DAGSTER_PG_DB"] = f"signals_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg2.connect(host=env["DAGSTER_PG_HOST"], port=int(env["DAGSTER_PG_PORT"]),
+                                 user=env["DAGSTER_PG_USER"], password=env["DAGSTER_PG_PASSWORD"], dbname="postgres")
+    except psycopg2.OperationalError as error:
+        raise RuntimeError(f"no Postgres for the instance tests (run scripts/start-postgres): {error}") from error
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{env["DAGSTER_PG_DB"]}"')
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    try:
+        yield env
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE "{env["DAGSTER_PG_DB"]}" WITH (FORCE)')
+        admin.close()
+
+
+def production_instance_config() -> dict:
+    import yaml
+
+    return yaml.safe_load((REPO_ROOT / "deploy" / "dagster.yaml").read_text())

@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -11,10 +10,11 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
 from signals_assets.teams import TeamConfig, save_team
 
-from conftest import CARD_DECLINED, PASSWORD_RESET, REPO_ROOT, emit_texts
+from conftest import CARD_DECLINED, PASSWORD_RESET, REPO_ROOT, emit_texts, production_instance_config
 
 SEARCH_BROKEN = [
     "Product search returns no results when I misspell a product name.",
@@ -62,15 +62,27 @@ def wait_for_started_batch_run(instance, timeout=240) -> None:
     raise AssertionError("the daemon never started a batch run")
 
 
-def test_daemon_groups_and_researches_and_survives_a_crash(signals_home, object_store, demo_repository, tmp_path):
+def write_instance_config(dagster_home: Path, storage: str, request) -> None:
+    """The shipped local instance settings; with `postgres`, the production storage section on a test database."""
+    config = yaml.safe_load((REPO_ROOT / "deploy" / "dagster.local.yaml").read_text())
+    if storage == "postgres":
+        request.getfixturevalue("postgres_database")
+        config["storage"] = production_instance_config()["storage"]
+    (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(config))
+
+
+@pytest.mark.parametrize("storage", ["sqlite", "postgres"])
+def test_daemon_groups_and_researches_and_survives_a_crash(storage, signals_home, object_store, demo_repository,
+                                                           tmp_path, request):
     save_team(object_store, TeamConfig(team_id=1, ai_processing_consent=True, repositories=[str(demo_repository)]))
     dagster_home = signals_home / "dagster_home"
-    shutil.copy(REPO_ROOT / "deploy" / "dagster.local.yaml", dagster_home / "dagster.yaml")
+    write_instance_config(dagster_home, storage, request)
     env = {**os.environ, "SIGNALS_SENSOR_INTERVAL_SECONDS": "2", "PYTHONUNBUFFERED": "1"}
     log_path = tmp_path / "daemon.log"
 
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-        instance.get_runs(limit=1)  # create the sqlite storage before several processes race to do it
+        assert type(instance.run_storage).__name__ == {"sqlite": "SqliteRunStorage", "postgres": "PostgresRunStorage"}[storage]
+        instance.get_runs(limit=1)  # create the storage before several processes race to do it
 
     emit_texts(object_store, CARD_DECLINED + PASSWORD_RESET)
     daemon = start_daemon(env, log_path)

@@ -1,7 +1,7 @@
 import dagster as dg
 
 from signals_assets.assets.grouping import PROMOTED_METADATA_KEY
-from signals_assets.jobs import report_job
+from signals_assets.jobs import TEAM_TAG, report_job
 from signals_assets.partitions import reports
 
 MATERIALIZATIONS_PER_TICK = 200
@@ -18,7 +18,10 @@ def report_run_key(promotion: dict) -> str:
 
 def report_run_requests(promotions: list[dict]) -> list[dg.RunRequest]:
     unique = {report_run_key(p): p for p in promotions}
-    return [dg.RunRequest(run_key=key, partition_key=p["report_id"]) for key, p in unique.items()]
+    return [
+        dg.RunRequest(run_key=key, partition_key=p["report_id"], tags={TEAM_TAG: str(p["team_id"])})
+        for key, p in unique.items()
+    ]
 
 
 @dg.sensor(

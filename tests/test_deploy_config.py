@@ -1,0 +1,24 @@
+"""deploy/dagster.yaml loads as a Postgres-backed instance with the queueing and monitoring it documents."""
+
+import dagster as dg
+
+from conftest import REPO_ROOT
+
+
+def test_production_instance_settings(postgres_database, tmp_path, monkeypatch):
+    monkeypatch.setenv("SIGNALS_ASSETS_IMAGE", "signals-assets:test")
+    (tmp_path / "dagster.yaml").write_text((REPO_ROOT / "deploy" / "dagster.yaml").read_text())
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
+        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        queue = instance.get_concurrency_config().run_queue_config
+        assert queue.max_concurrent_runs == 8
+        limits = {(limit["key"], str(limit.get("value"))): limit["limit"] for limit in queue.tag_concurrency_limits}
+        assert limits == {("signals/stage", "batch"): 1, ("signals/team", "{'applyLimitPerUniqueValue': True}"): 2}
+        assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
+        assert instance.run_monitoring_enabled and instance.run_monitoring_max_runtime_seconds == 3600
+        launcher = instance.run_launcher
+        assert type(launcher).__name__ == "DockerRunLauncher"
+        assert (launcher.image, launcher.networks) == ("signals-assets:test", ["signals_net"])
+        assert {"DAGSTER_PG_PASSWORD", "SIGNALS_CLICKHOUSE_PASSWORD", "OPENAI_API_KEY"} <= set(launcher.env_vars)

@@ -1,0 +1,107 @@
+"""The production instance for real: deploy/dagster.yaml (Postgres storage, queued runs, run
+monitoring, DockerRunLauncher) with the daemon launching every pipeline run into a container of the
+code-location image (scripts/build-code-image; scripts/test builds it and starts the engine).
+
+This machine's engine has no bridge network, so run containers use the host network (Postgres on
+127.0.0.1) and see the test's folders (SIGNALS_HOME with the chdb store and the object store,
+DAGSTER_HOME, the team's repository) at the same paths, as the host user. chdb's one-process lock is
+a file lock in the mounted store, so it holds across the container boundary."""
+
+import os
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import dagster as dg
+import pytest
+import yaml
+
+from signals_assets.teams import TeamConfig, save_team
+
+from conftest import CARD_DECLINED, emit_texts, production_instance_config
+from test_daemon_e2e import kill_group, signals_cli, start_daemon
+
+IMAGE = os.environ.get("SIGNALS_ASSETS_IMAGE", "signals-assets:local")
+TEST_LABEL = "signals/test"
+
+
+@pytest.fixture
+def container_label():
+    """A label on every run container of the test; they are removed afterwards."""
+    import docker
+
+    value = uuid.uuid4().hex
+    yield value
+    containers = docker.from_env().containers.list(all=True, filters={"label": f"{TEST_LABEL}={value}"})
+    with ThreadPoolExecutor() as pool:  # removal takes tens of seconds each on the vfs storage driver
+        list(pool.map(lambda container: container.remove(force=True), containers))
+
+
+def host_network_config(tmp_path, label: str) -> dict:
+    """deploy/dagster.yaml as shipped, but for this machine's engine (see the module docstring)."""
+    config = production_instance_config()
+    launcher = config["run_launcher"]["config"]
+    launcher["network"] = "host"
+    launcher["container_kwargs"] = {
+        "auto_remove": False,  # keep exited containers to check them (the fixture removes them)
+        "labels": {TEST_LABEL: label},
+        "volumes": [f"{tmp_path}:{tmp_path}"],
+        "user": f"{os.getuid()}:{os.getgid()}",  # files in the mounted folders stay the host user's
+    }
+    return config
+
+
+def test_daemon_launches_pipeline_runs_into_containers(signals_home, object_store, demo_repository, postgres_database,
+                                                       container_label, tmp_path, monkeypatch):
+    import docker
+
+    save_team(object_store, TeamConfig(team_id=1, ai_processing_consent=True, repositories=[str(demo_repository)]))
+    dagster_home = signals_home / "dagster_home"
+    config = host_network_config(tmp_path, container_label)
+    (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("SIGNALS_ASSETS_IMAGE", IMAGE)
+    for name in config["run_launcher"]["config"]["env_vars"]:
+        monkeypatch.setenv(name, os.environ.get(name, ""))  # the launcher requires every listed variable to be set
+    env = {**os.environ, "SIGNALS_SENSOR_INTERVAL_SECONDS": "2", "PYTHONUNBUFFERED": "1"}
+
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        assert type(instance.run_launcher).__name__ == "DockerRunLauncher"
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        instance.get_runs(limit=1)  # create the schema before several processes race to do it
+
+    emit_texts(object_store, CARD_DECLINED)
+    log_path = tmp_path / "daemon.log"
+    daemon = start_daemon(env, log_path)
+    try:
+        status = signals_cli(env, "status", "--team-id", "1", "--wait", "--expected-signals", "3", "--timeout", "600",
+                             timeout=660)
+    finally:
+        kill_group(daemon)
+    client = docker.from_env()
+    containers = client.containers.list(all=True, filters={"label": f"{TEST_LABEL}={container_label}"})
+    logs = "\n".join(c.logs(tail=30).decode(errors="replace") for c in containers)
+    assert status["settled"], (status, log_path.read_text()[-3000:], logs)
+
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        runs = {r.dagster_run.job_name: r.dagster_run for r in instance.get_run_records()}
+        assert set(runs) == {"signal_batch_job", "report_job"}, runs
+        for run in runs.values():
+            assert run.status == dg.DagsterRunStatus.SUCCESS, (run.job_name, logs)
+            container = client.containers.get(run.tags["docker/container_id"])
+            assert container.attrs["Config"]["Image"] == IMAGE and container.attrs["State"]["ExitCode"] == 0
+            assert container.attrs["HostConfig"]["NetworkMode"] == "host"
+        assert runs["report_job"].tags["signals/team"] == "1"
+        batch = runs["signal_batch_job"].tags["dagster/partition"]
+        for asset, run in [("buffered_signals", "signal_batch_job"), ("signal_embeddings", "signal_batch_job"),
+                           ("report_assignments", "signal_batch_job"), ("report_summaries", "report_job"),
+                           ("report_research", "report_job")]:
+            records = instance.fetch_materializations(dg.AssetKey(asset), limit=10).records
+            assert [r.run_id for r in records] == [runs[run].run_id], asset
+        assert records[0].asset_materialization.partition == runs["report_job"].tags["dagster/partition"]
+        latest = instance.get_latest_materialization_event(dg.AssetKey("buffered_signals"))
+        assert latest.asset_materialization.partition == batch
+
+    assert (status["accepted"], status["assigned"]) == (3, 3)
+    listing = signals_cli(env, "list-reports", "--team-id", "1", "--signals")
+    [report] = listing["reports"]
+    assert report["status"] == "ready" and report["signal_count"] == 3
+    assert report["research"]["findings"][0]["file"] == "checkout/card_payments.py"
