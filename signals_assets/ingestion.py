@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Iterable
 
-from signals_assets.safety import check_signal_text
+from signals_assets.safety import SafetyVerdict, check_signal_text
 from signals_assets.teams import TeamConfig, gate_reason
 from signals_assets.validation import SignalValidationError, validate_signal
 
@@ -27,6 +27,13 @@ class ScreenedBatch:
         counts: dict[str, int] = {}
         for row in self.rejected:
             counts[row["reason"]] = counts.get(row["reason"], 0) + 1
+        return counts
+
+    def unsafe_by_kind(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for row in self.rejected:
+            if row["reason"] == "unsafe":
+                counts[row["detail"]] = counts.get(row["detail"], 0) + 1
         return counts
 
 
@@ -57,7 +64,10 @@ def screen_batch(
     objects: Iterable[tuple[str, bytes]],
     team_config: Callable[[int], TeamConfig | None],
     already_stored: set[str],
+    check_text: Callable[[str], SafetyVerdict] = check_signal_text,
 ) -> ScreenedBatch:
+    """`check_text` is the safety filter (the offline rules or an LLM judge's `check_signal`); it runs
+    only for signals that passed de-duplication and the team gates."""
     result = ScreenedBatch()
     seen: set[str] = set()
     for name, body in objects:
@@ -76,7 +86,7 @@ def screen_batch(
             "source_product": signal.source_product, "source_type": signal.source_type,
             "source_id": signal.source_id, "description": signal.description,
         }
-        reason, detail, quote = _rejection(row["signal_id"], signal, seen, already_stored, team_config)
+        reason, detail, quote = _rejection(row["signal_id"], signal, seen, already_stored, team_config, check_text)
         if reason:
             result.rejected.append({**row, "rejected_at": batch_time, "reason": reason, "detail": detail, "quote": quote})
             continue
@@ -89,16 +99,16 @@ def screen_batch(
     return result
 
 
-def _rejection(signal_id, signal, seen, already_stored, team_config) -> tuple[str, str, str]:
+def _rejection(signal_id, signal, seen, already_stored, team_config, check_text) -> tuple[str, str, str]:
     if signal_id in seen or signal_id in already_stored:
         where = "this batch" if signal_id in seen else "an earlier batch"
         return "duplicate", f"signal {signal_id} was already accepted in {where}", ""
     gate = gate_reason(team_config(signal.team_id), signal.team_id, signal.source_product, signal.source_type)
     if gate:
         return "gated", gate, ""
-    verdict = check_signal_text(signal.description)
+    verdict = check_text(signal.description)
     if not verdict.safe:
-        return "unsafe", verdict.kind, verdict.quote
+        return "unsafe", verdict.kind, verdict.display_quote
     return "", "", ""
 
 

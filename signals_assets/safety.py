@@ -53,7 +53,7 @@ class SafetyVerdict:
         """The quote with invisible characters escaped, plus what it reveals: safe to print and store."""
         shown = _escape_invisible(self.quote)
         if self.revealed:
-            shown = f"{shown} → {self.revealed!r}"
+            shown = f"{shown} → {self.revealed!r}" if shown else self.revealed
         return _cut(shown, 2 * QUOTE_CHARS)
 
     @property
@@ -193,9 +193,9 @@ _RULES: list[tuple[str, re.Pattern]] = [
         r"|instructions)\b", _I)),
     (INSTRUCTION_OVERRIDE, re.compile(
         r"(?:\b(?:dear|hey|hi|hello|attention|attn|note|message|memo|reminder|psa|instructions?)\b\s*(?:to|for)?\s*"
-        r"(?:the|any|all|every)?\s*|^\s*|[.!?,]\s+)\b" + _ADDRESSEE
+        r"(?:the|any|all|every)?\s*|^\s*|[.!?,]\s*)\b" + _ADDRESSEE
         + r"(?: reading this| processing this| reviewing this)?\s*(?:[:,]|\s-+|\s—)\s*" + _SAME + r"{0,60}?\b(?:ignore|disregard|forget|override"
-        r"|bypass|mark|label|classify|rate|approve|merge|delete|remove|say|act|behave|pretend|become|output|print|reveal|treat|set|assign|escalate"
+        r"|bypass|mark|label|classify|rate|approve|merge|delete|remove|say|act|behave|pretend|become|add|create|commit|push|modify|edit|output|print|reveal|treat|set|assign|escalate"
         r"|close|skip|stop|send|post|upload|include|change|prioriti[sz]e|flag|respond|reply|answer|summari[sz]e|write"
         r"|tell|report|return|grant|give)\b", _I)),
 ]
@@ -435,3 +435,15 @@ def check_report_texts(texts: list[str]) -> SafetyVerdict:
         if not verdict.safe:
             return SafetyVerdict(False, verdict.kind, verdict.quote, verdict.revealed, index)
     return SAFE
+
+
+class OfflineSafetyJudge:
+    """The rules as a judge: the same interface as `llm_review.LLMSafetyJudge`."""
+
+    name = "offline"
+
+    def check_signal(self, text: str) -> SafetyVerdict:
+        return check_signal_text(text)
+
+    def check_report(self, texts: list[str]) -> SafetyVerdict:
+        return check_report_texts(texts)

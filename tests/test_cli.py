@@ -79,7 +79,10 @@ def test_process_then_status_and_list_reports(capsys, signals_home, team, tmp_pa
     listing = json.loads(out)
     assert listing["count"] == 2
     report = listing["reports"][0]
-    assert set(report) == {"id", "status", "title", "summary", "signal_count", "total_weight", "research", "signals"}
+    assert set(report) == {"id", "status", "title", "summary", "signal_count", "total_weight", "research", "signals",
+                           "priority", "actionability", "actionability_reason", "safety", "error"}
+    assert report["safety"] == {"verdict": "safe", "kind": "", "quote": ""} and report["error"] == ""
+    assert report["priority"] in ("P0", "P1", "P2", "P3") and "describe a defect" in report["actionability_reason"]
     assert set(report["signals"][0]) == {"signal_id", "source_id", "source_product", "source_type", "description"}
     assert report["signal_count"] == 3 and report["total_weight"] == 1.5
     assert set(report["research"]) == {"status", "sandbox", "repository", "findings", "log_key"}

@@ -14,7 +14,7 @@ from signals_assets.partitions import batch_time, signal_batches
 from signals_assets.providers import Provider
 from signals_assets.resources.clickhouse import ClickHouseResource
 from signals_assets.resources.embedder import EmbedderResource
-from signals_assets.resources.llm import GroupingProviderResource
+from signals_assets.resources.llm import LLMResource
 
 GROUPING_POOL = "signals_grouping"
 PROMOTED_METADATA_KEY = "promoted_reports"
@@ -46,20 +46,23 @@ ORDER BY probe, similarity DESC, signal_id
 LIMIT {k} BY probe
 """
 
+# The weight counts only signals of batches after the report's latest weight reset (see reports.sql).
 _REPORT_STATES = """
 SELECT ev.report_id AS report_id, ev.status AS status, ev.signals_at_run AS signals_at_run,
        ev.research_round AS research_round, ev.title AS title, c.signal_count AS signal_count,
-       c.total_weight AS total_weight, c.vector_sum AS vector_sum
+       arraySum(arrayFilter((w, b) -> b > ev.weight_after_batch, c.weights, c.batch_keys)) AS total_weight,
+       c.vector_sum AS vector_sum
 FROM (
     SELECT report_id, argMax(status, (at, seq)) AS status, argMax(signals_at_run, (at, seq)) AS signals_at_run,
-           max(research_round) AS research_round, argMaxIf(title, (at, seq), title != '') AS title
+           max(research_round) AS research_round, argMaxIf(title, (at, seq), title != '') AS title,
+           argMaxIf(weight_after_batch, (at, seq), weight_after_batch != '') AS weight_after_batch
     FROM report_events
     WHERE team_id = {team} AND report_id IN {ids} AND NOT (stage = 'grouping' AND source >= {batch})
     GROUP BY report_id
 ) AS ev
 INNER JOIN (
-    SELECT a.report_id AS report_id, count() AS signal_count, sum(a.weight) AS total_weight,
-           sumForEach(e.embedding) AS vector_sum
+    SELECT a.report_id AS report_id, count() AS signal_count, groupArray(a.weight) AS weights,
+           groupArray(a.batch_key) AS batch_keys, sumForEach(e.embedding) AS vector_sum
     FROM report_assignments AS a
     INNER JOIN signal_embeddings AS e ON e.signal_id = a.signal_id AND e.team_id = a.team_id AND e.model = {model}
     WHERE a.team_id = {team} AND a.report_id IN {ids} AND a.deleted = 0 AND a.batch_key < {batch}
@@ -218,9 +221,9 @@ def report_assignments(
     config: GroupingConfig,
     clickhouse: ClickHouseResource,
     embedder: EmbedderResource,
-    grouping_provider: GroupingProviderResource,
+    llm: LLMResource,
 ) -> dg.MaterializeResult:
-    provider = grouping_provider.build()
+    provider = llm.grouping()
     keys = sorted(context.partition_keys)
     all_promotions, assigned, created = [], 0, 0
     # Batches in key order: a later batch must see the reports of the earlier ones.
