@@ -51,10 +51,10 @@ class SafetyVerdict:
     @property
     def display_quote(self) -> str:
         """The quote with invisible characters escaped, plus what it reveals: safe to print and store."""
-        shown = _escape_invisible(self.quote)
+        shown = _cut(_escape_invisible(self.quote), QUOTE_CHARS)
         if self.revealed:
             shown = f"{shown} → {self.revealed!r}" if shown else self.revealed
-        return _cut(shown, 2 * QUOTE_CHARS)
+        return shown
 
     @property
     def reason(self) -> str:
@@ -329,12 +329,15 @@ def _direct(text: str) -> SafetyVerdict:
         if found is not None:
             kind, start, end = found
             first, last = view.span(start, end)
-            return SafetyVerdict(False, kind, _quote(text[first:last]))
+            # A command or request reads best to the end of its line or sentence.
+            clause_end = re.search(r"\n|[.!?](?:\s|$)|$", text[last:])
+            return SafetyVerdict(False, kind, _quote(text[first:last + clause_end.start()]))
     return SAFE
 
 
 def _quote(fragment: str) -> str:
-    return _cut(fragment.strip(), QUOTE_CHARS)
+    """A verbatim fragment: cut, never rewritten."""
+    return fragment.strip()[:QUOTE_CHARS]
 
 
 def _decodings(text: str) -> Iterator[tuple[re.Match, str]]:
@@ -373,11 +376,13 @@ def _decodings(text: str) -> Iterator[tuple[re.Match, str]]:
                 yield match, decoded
 
 
-def _harmful_when_decoded(decoded: str, depth: int) -> bool:
-    """Decoded text is an attack if it holds any rule's match or a bare dangerous command."""
-    if not check_signal_text(decoded, depth + 1).safe:
-        return True
-    return re.search(_DANGEROUS_COMMAND, decoded, _I) is not None
+def _revealed_attack(decoded: str, depth: int) -> str | None:
+    """What decoded text reveals when it is an attack (any rule's match or a bare dangerous command),
+    decoding nested layers; None when it is harmless."""
+    inner = check_signal_text(decoded, depth + 1)
+    if not inner.safe:
+        return inner.revealed if inner.kind == ENCODED_PAYLOAD and inner.revealed else decoded
+    return decoded if re.search(_DANGEROUS_COMMAND, decoded, _I) else None
 
 
 def _concealed(text: str, depth: int) -> SafetyVerdict:
@@ -420,8 +425,9 @@ def check_signal_text(text: str, depth: int = 0) -> SafetyVerdict:
         return hidden
     decodings = list(_decodings(text))
     for match, decoded in decodings:
-        if _harmful_when_decoded(decoded, depth):
-            return SafetyVerdict(False, ENCODED_PAYLOAD, _quote(match.group(0)), _cut(decoded, QUOTE_CHARS))
+        revealed = _revealed_attack(decoded, depth)
+        if revealed is not None:
+            return SafetyVerdict(False, ENCODED_PAYLOAD, _quote(match.group(0)), _cut(revealed, QUOTE_CHARS))
     obey = _DECODE_AND_OBEY.search(text)
     if obey and decodings:
         return SafetyVerdict(False, ENCODED_PAYLOAD, _quote(obey.group(0)), _cut(decodings[0][1], QUOTE_CHARS))
