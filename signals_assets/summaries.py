@@ -150,7 +150,7 @@ def _signal_kind(signal: ReportSignal) -> str:
                                                                      "question"}:
         return "request"
     text = signal.description
-    if _DEFECT.search(text):
+    if _DEFECT.search(text) or _CRITICAL.search(text):
         return "defect"
     if _REQUEST.search(text):
         return "request"
