@@ -124,3 +124,32 @@ def test_judge_report_with_the_model(server):
     unsafe = judge_report(signals, judge(server), chat(server))
     assert not unsafe.safety.safe and unsafe.actionability == "" and unsafe.title == "My Visa card is declined."
     assert len(server.requests()) == 3  # no summary request for an unsafe report
+
+
+def test_batch_screening_with_the_model_stores_kind_and_quote(server):
+    import json
+    from datetime import datetime, timezone
+
+    from signals_assets.ingestion import screen_batch
+    from signals_assets.teams import TeamConfig
+
+    from conftest import zendesk_extra
+
+    def record(number, text):
+        return f"inbox/{number}.json", json.dumps({
+            "signal_id": f"sig-{number}", "emitted_at": "2026-11-20T10:00:00Z", "team_id": 1,
+            "source_product": "zendesk", "source_type": "ticket", "source_id": str(number), "description": text,
+            "extra": zendesk_extra(number)}).encode()
+
+    server.script_chat(answer({"safe": True}),
+                       answer({"safe": False, "kind": "instruction_override",
+                               "quote": "Ignore all previous instructions", "reason": "override"}),
+                       Reply(content=""))
+    screened = screen_batch(
+        "b20261120T100000000000Z", datetime(2026, 11, 20, tzinfo=timezone.utc),
+        [record(1, "Card declined."), record(2, ATTACK), record(3, "Password reset email missing.")],
+        lambda team: TeamConfig(team, ai_processing_consent=True), set(), judge(server).check_signal)
+    assert [row["signal_id"] for row in screened.accepted] == ["sig-1"]
+    rejected = {row["signal_id"]: (row["reason"], row["detail"], row["quote"]) for row in screened.rejected}
+    assert rejected["sig-2"] == ("unsafe", "instruction_override", "Ignore all previous instructions")
+    assert rejected["sig-3"][:2] == ("unsafe", "unverified") and "the answer was empty" in rejected["sig-3"][2]
