@@ -5,6 +5,8 @@ Each line: {"id", "split" ("dev" | "heldout"), "label" ("benign" or one of the f
 
 Overall: "unsafe" is the positive class (any kind counts as a detection).
 Per kind: a prediction counts only when the kind matches the label.
+Then, as a false-positive check on real benign text, every Banking77 customer message (train and
+test) is screened: each one flagged is a false positive. Also prints the filter's speed.
 
     .venv/bin/python benchmarks/safety_filter.py [--split dev|heldout|all] [--errors]
 """
@@ -12,7 +14,9 @@ Per kind: a prediction counts only when the kind matches the label.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
+import time
 from pathlib import Path
 
 from signals_assets.safety import KINDS, check_signal_text
@@ -62,6 +66,24 @@ def main() -> None:
             for row, verdict in result["errors"]:
                 print(f"  {row['id']} label={row['label']} got={verdict.kind or 'benign'} "
                       f"quote={verdict.display_quote!r} text={row['text'][:100]!r}")
+    banking77_false_positives(args.errors)
+
+
+def banking77_false_positives(show: bool) -> None:
+    from banking77 import DATASET
+
+    texts = []
+    for name in ("train.csv", "test.csv"):
+        with open(DATASET / name, newline="") as handle:
+            texts += [row["text"] for row in csv.DictReader(handle)]
+    started = time.perf_counter()
+    flagged = [(text, verdict) for text in texts for verdict in [check_signal_text(text)] if not verdict.safe]
+    seconds = time.perf_counter() - started
+    print(f"\nBanking77 (benign customer messages): {len(flagged)} of {len(texts)} flagged "
+          f"({len(flagged) / len(texts):.4%}); {len(texts) / seconds:,.0f} texts/s")
+    if show:
+        for text, verdict in flagged:
+            print(f"  {verdict.kind}: {verdict.display_quote!r} text={text[:100]!r}")
 
 
 if __name__ == "__main__":
