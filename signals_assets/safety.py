@@ -10,10 +10,12 @@ The rules therefore look for what an attack needs rather than for topics:
   a directive* — a user who writes "I ran curl … | sh and it failed" is reporting, not attacking;
 - a secret (key names, env files, key formats) paired with a destination or an output channel;
 - text that is concealed (HTML comments, hidden styles, Unicode tag characters, zero-width runs)
-  or encoded (base64, hex, \\x / \\u escapes, percent-encoding) and carries any of the above.
+  or encoded (base64, hex, \\x / \\u escapes, percent-encoding, HTML entities; nested) and carries
+  any of the above.
 
-The text is normalised first (format characters removed, NFKC, common homoglyphs mapped), and
-every match is mapped back so the quote is a verbatim fragment of the original text.
+The text is normalised first (format characters removed, NFKC, common homoglyphs mapped; then
+spaced-out letters and leetspeak read as words), and every match is mapped back so the quote is a
+verbatim fragment of the original text.
 
 Pure standard library: it runs inside `buffered_signals` and the report summary.
 """

@@ -107,14 +107,12 @@ def report_summaries(
             "report_events", "source = {report} AND stage = 'summary' AND research_round = {round}", events,
             {"report": report, "round": round_},
         )
-    if applies:
-        outcome = f"{decision.status}: {decision.detail}"
-    elif decision.status is None:
-        outcome = "actionable: research follows" if base["status"] == lifecycle.CANDIDATE else ""
-    else:
-        outcome = ""
-    if not outcome:
+    if base["status"] != lifecycle.CANDIDATE:
         outcome = f"report is {base['status']}, not a candidate: lifecycle unchanged"
+    elif decision.status is None:
+        outcome = "actionable: research follows"
+    else:
+        outcome = f"{decision.status}: {decision.detail}"
     context.log.info(f"{report}: {outcome}")
     return dg.MaterializeResult(
         metadata={
