@@ -106,6 +106,8 @@ _DEFECT = _words(
     r"timeouts?", r"hang(?:s|ing)?", r"freez(?:e|es|ing)", r"stuck", r"blank", r"slow", r"regression", r"spins?",
     r"duplicated?", r"lost", r"rejected", r"invalid", r"expired?", r"corrupt(?:ed)?", r"5\d\d", r"404", r"typos?",
     r"traceback", r"stack trace", r"\w+Error", r"\w+Exception", r"glitch(?:es)?", r"misaligned", r"overlaps?",
+    r"no results?", r"no \w+ found", r"nothing (?:happens|comes up|shows up|appears|loads)", r"useless", r"not found", r"empty", r"(?:returns?|shows?|gives?|displays?) (?:no|nothing|zero)",
+    r"problems?",
 )
 _REQUEST = _words(
     r"feature requests?", r"would be (?:nice|great|good)", r"it would be", r"please add", r"(?:could|can) you add",
@@ -167,12 +169,13 @@ def offline_actionability(signals: Sequence[ReportSignal]) -> tuple[str, str]:
     if counts["defect"] * 2 >= total:
         return IMMEDIATELY_ACTIONABLE, (f"{counts['defect']} of {total} signals describe a defect, "
                                         f"e.g. {title_from(example)!r}")
-    if counts["defect"] or counts["request"]:
-        asks = counts["request"] + counts["unclear"]
-        return REQUIRES_HUMAN_INPUT, (f"{asks} of {total} signals ask for a change, a decision or an answer rather "
-                                      f"than describing a defect ({counts['defect']} do)")
-    return NOT_ACTIONABLE, (f"none of the {total} signals describes a defect or a concrete request "
-                            f"({counts['noise']} are praise or noise)")
+    if counts["noise"] * 2 >= total and not counts["defect"]:
+        return NOT_ACTIONABLE, (f"none of the {total} signals describes a defect, and {counts['noise']} are "
+                                "praise or noise")
+    # Requests, questions and anything the words do not settle go to a person rather than away.
+    asks = counts["request"] + counts["unclear"] + counts["noise"]
+    return REQUIRES_HUMAN_INPUT, (f"{asks} of {total} signals ask for a change, a decision or an answer rather "
+                                  f"than describing a defect ({counts['defect']} do)")
 
 
 def _source_floor(signals: Sequence[ReportSignal]) -> tuple[int, str]:

@@ -43,7 +43,9 @@ def test_requests_need_human_input_and_praise_is_not_actionable():
     assert offline_priority(requests, REQUIRES_HUMAN_INPUT)[0] == "P3"
     praise = signals("Thanks, love the new dashboard!", "Great job on the redesign, kudos to the team.")
     action, reason = offline_actionability(praise)
-    assert action == NOT_ACTIONABLE and "none of the 2 signals" in reason
+    assert action == NOT_ACTIONABLE and "none of the 2 signals describes a defect, and 2 are praise" in reason
+    unclear = signals("The dashboard tiles.", "Dashboard tiles again.")
+    assert offline_actionability(unclear)[0] == REQUIRES_HUMAN_INPUT
     assert offline_priority(praise, NOT_ACTIONABLE) == ("P4", "nothing to change")
 
 
