@@ -7,6 +7,7 @@ other batches, and writes the two resulting row lists.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Iterable
@@ -24,17 +25,10 @@ class ScreenedBatch:
     rejected: list[dict] = field(default_factory=list)
 
     def rejection_counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for row in self.rejected:
-            counts[row["reason"]] = counts.get(row["reason"], 0) + 1
-        return counts
+        return dict(Counter(row["reason"] for row in self.rejected))
 
     def unsafe_by_kind(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for row in self.rejected:
-            if row["reason"] == "unsafe":
-                counts[row["detail"]] = counts.get(row["detail"], 0) + 1
-        return counts
+        return dict(Counter(row["detail"] for row in self.rejected if row["reason"] == "unsafe"))
 
 
 def parse_record(body: bytes) -> dict:
