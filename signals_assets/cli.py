@@ -271,12 +271,20 @@ def team_status(settings: Settings, team_id: int) -> dict:
         rejected = db.query(
             "SELECT reason, detail, quote, source_id FROM rejected_signals WHERE team_id = {team} "
             "ORDER BY rejected_at DESC, signal_id LIMIT 20", {"team": team_id})
+        by_reason = {r["reason"]: int(r["n"]) for r in db.query(
+            "SELECT reason, count() AS n FROM rejected_signals WHERE team_id = {team} GROUP BY reason ORDER BY reason",
+            {"team": team_id})}
+        unsafe_by_kind = {r["kind"]: int(r["n"]) for r in db.query(
+            "SELECT detail AS kind, count() AS n FROM rejected_signals WHERE team_id = {team} AND reason = 'unsafe' "
+            "GROUP BY detail ORDER BY detail", {"team": team_id})}
     return {
         "team_id": team_id,
         "inbox_pending": inbox.pending_inbox_count(store),
         "unfinished_batches": len(inbox.unfinished_batches(store)),
         **{k: int(v) for k, v in counts.items()},
         "reports_by_status": by_status,
+        "rejected_by_reason": by_reason,
+        "unsafe_by_kind": unsafe_by_kind,
         "recent_rejections": rejected,
     }
 
@@ -305,15 +313,21 @@ def cmd_status(args, settings: Settings) -> int:
         print(f"team {args.team_id}: {status['inbox_pending']} pending in inbox, "
               f"{status['unfinished_batches']} unfinished batches")
         print(f"signals: {status['accepted']} accepted, {status['rejected']} rejected, {status['assigned']} assigned")
+        if status["rejected"]:
+            print("rejected: " + ", ".join(f"{n} {reason}" for reason, n in status["rejected_by_reason"].items())
+                  + (" (" + ", ".join(f"{n} {kind}" for kind, n in status["unsafe_by_kind"].items()) + ")"
+                     if status["unsafe_by_kind"] else ""))
         print("reports: " + (", ".join(f"{n} {s}" for s, n in status["reports_by_status"].items()) or "none"))
         for row in status["recent_rejections"][:5]:
-            print(f"  rejected {row['source_id'] or '?'}: {row['reason']} {row['detail']} {row['quote']}".rstrip())
+            quote = f" {' '.join(row['quote'].split())!r}" if row["quote"] else ""
+            print(f"  rejected {row['source_id'] or '?'}: {row['reason']} {row['detail']}{quote}".rstrip())
     return 0 if settled or not args.wait else 1
 
 
 _REPORTS_SQL = """
 SELECT report_id AS id, status, title, summary, signal_count, total_weight, research_status, sandbox,
-       repository, findings, log_key
+       repository, findings, log_key,
+       priority, actionability, actionability_reason, safety, safety_kind, safety_quote, error
 FROM reports WHERE team_id = {team} AND ({status} = '' OR status = {status})
 ORDER BY total_weight DESC, signal_count DESC, id LIMIT {limit}
 """
@@ -332,7 +346,9 @@ def list_reports(settings: Settings, team_id: int, status: str = "", limit: int 
                 signals.setdefault(s.pop("report_id"), []).append(s)
     reports = []
     for row in rows:
-        report = {k: row[k] for k in ("id", "status", "title", "summary", "signal_count", "total_weight")}
+        report = {k: row[k] for k in ("id", "status", "title", "summary", "signal_count", "total_weight", "priority",
+                                      "actionability", "actionability_reason", "error")}
+        report["safety"] = {"verdict": row["safety"], "kind": row["safety_kind"], "quote": row["safety_quote"]}
         report["research"] = {
             "status": row["research_status"], "sandbox": row["sandbox"], "repository": row["repository"],
             "findings": json.loads(row["findings"] or "[]"), "log_key": row["log_key"],
@@ -349,7 +365,10 @@ def cmd_list_reports(args, settings: Settings) -> int:
         print(json.dumps(result, indent=1, default=str))
         return 0
     for r in result["reports"]:
-        print(f"{r['id']}  {r['status']:<13} {r['signal_count']:>3} signals  w={r['total_weight']:<5g} {r['title']}")
+        print(f"{r['id']}  {r['status']:<13} {r['priority'] or '--':<2} {r['signal_count']:>3} signals  "
+              f"w={r['total_weight']:<5g} {r['title']}")
+        if r["error"]:
+            print(f"    {r['error']}")
         if r["research"]["repository"]:
             print(f"    research: {r['research']['repository']} {[f['file'] for f in r['research']['findings']][:3]}")
         for s in r.get("signals", []):

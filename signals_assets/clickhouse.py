@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import time
 from contextlib import contextmanager
 from datetime import date, datetime
@@ -21,6 +22,9 @@ VECTOR_INDEX_SQL = SCHEMA_DIR.parent / "indexes" / "signal_embeddings_vector_ind
 VECTOR_INDEX_NAME = "embedding_hnsw"
 # Semantic search sends a batch's probe vectors inline: far past the default 256 KiB query size.
 SESSION_SETTINGS = {"max_query_size": 256 * 1024 * 1024}
+
+
+_ADD_COLUMN = re.compile(r"ALTER\s+TABLE\s+(?P<table>\w+)\s+ADD\s+COLUMN\s+IF\s+NOT\s+EXISTS\s+(?P<column>\w+)\s", re.I)
 
 
 class StoreError(Exception):
@@ -94,11 +98,26 @@ class StoreSession:
         return self.insert(table, rows)
 
     def apply_schema(self, vector_index_dimensions: int = 0) -> None:
-        """Create the base tables; with `vector_index_dimensions`, also the embeddings' HNSW index."""
+        """Create the base tables, then add the columns that tables created by an older version lack
+        (each `ALTER TABLE t ADD COLUMN IF NOT EXISTS c …` statement runs only when `c` is missing);
+        with `vector_index_dimensions`, also the embeddings' HNSW index."""
+        additions = []
         for path in sorted(SCHEMA_DIR.glob("*.sql")):
-            self.command(path.read_text())
+            create, *alters = [s for s in path.read_text().split(";\n") if s.strip()]
+            self.command(create)
+            additions += alters
+        wanted = [(_ADD_COLUMN.search(sql), sql) for sql in additions]
         if vector_index_dimensions:
             self.ensure_vector_index(vector_index_dimensions)
+        if not wanted:
+            return
+        present = {(r["table"], r["name"]) for r in self.query(
+            "SELECT table, name FROM system.columns WHERE database = currentDatabase()")}
+        for match, sql in wanted:
+            if match is None:
+                raise StoreError(f"schema: only ALTER TABLE … ADD COLUMN IF NOT EXISTS may follow a CREATE TABLE:\n{sql}")
+            if (match["table"], match["column"]) not in present:
+                self.command(sql)
 
     def vector_index_type(self) -> str | None:
         """The HNSW index definition on `signal_embeddings`, or None when there is none."""

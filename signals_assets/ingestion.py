@@ -7,11 +7,12 @@ other batches, and writes the two resulting row lists.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Iterable
 
-from signals_assets.safety import check_signal_text
+from signals_assets.safety import SafetyVerdict, check_signal_text
 from signals_assets.teams import TeamConfig, gate_reason
 from signals_assets.validation import SignalValidationError, validate_signal
 
@@ -24,10 +25,10 @@ class ScreenedBatch:
     rejected: list[dict] = field(default_factory=list)
 
     def rejection_counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for row in self.rejected:
-            counts[row["reason"]] = counts.get(row["reason"], 0) + 1
-        return counts
+        return dict(Counter(row["reason"] for row in self.rejected))
+
+    def unsafe_by_kind(self) -> dict[str, int]:
+        return dict(Counter(row["detail"] for row in self.rejected if row["reason"] == "unsafe"))
 
 
 def parse_record(body: bytes) -> dict:
@@ -57,7 +58,10 @@ def screen_batch(
     objects: Iterable[tuple[str, bytes]],
     team_config: Callable[[int], TeamConfig | None],
     already_stored: set[str],
+    check_text: Callable[[str], SafetyVerdict] = check_signal_text,
 ) -> ScreenedBatch:
+    """`check_text` is the safety filter (the offline rules or an LLM judge's `check_signal`); it runs
+    only for signals that passed de-duplication and the team gates."""
     result = ScreenedBatch()
     seen: set[str] = set()
     for name, body in objects:
@@ -76,7 +80,7 @@ def screen_batch(
             "source_product": signal.source_product, "source_type": signal.source_type,
             "source_id": signal.source_id, "description": signal.description,
         }
-        reason, detail, quote = _rejection(row["signal_id"], signal, seen, already_stored, team_config)
+        reason, detail, quote = _rejection(row["signal_id"], signal, seen, already_stored, team_config, check_text)
         if reason:
             result.rejected.append({**row, "rejected_at": batch_time, "reason": reason, "detail": detail, "quote": quote})
             continue
@@ -89,16 +93,16 @@ def screen_batch(
     return result
 
 
-def _rejection(signal_id, signal, seen, already_stored, team_config) -> tuple[str, str, str]:
+def _rejection(signal_id, signal, seen, already_stored, team_config, check_text) -> tuple[str, str, str]:
     if signal_id in seen or signal_id in already_stored:
         where = "this batch" if signal_id in seen else "an earlier batch"
         return "duplicate", f"signal {signal_id} was already accepted in {where}", ""
     gate = gate_reason(team_config(signal.team_id), signal.team_id, signal.source_product, signal.source_type)
     if gate:
         return "gated", gate, ""
-    verdict = check_signal_text(signal.description)
+    verdict = check_text(signal.description)
     if not verdict.safe:
-        return "unsafe", verdict.kind, verdict.quote
+        return "unsafe", verdict.kind, verdict.display_quote
     return "", "", ""
 
 

@@ -47,6 +47,10 @@ class ProviderError(RuntimeError):
         self.step = step
 
 
+class NoValidAnswer(ProviderError):
+    """The server answered, but never with a valid answer for the step (as opposed to a transport failure)."""
+
+
 class InvalidAnswer(ValueError):
     """The model's answer does not match the step's schema; the message is shown to the model."""
 
@@ -119,7 +123,7 @@ def _retry_after_seconds(headers) -> float | None:
         return None
 
 
-class _Fence:
+class Fence:
     """Markers with a random code that none of the fenced texts contains, so no text can close its block."""
 
     def __init__(self, texts: Sequence[str]) -> None:
@@ -218,7 +222,7 @@ class OpenAIChatProvider:
                                      max_wait_seconds)
 
     def search_queries(self, description: str, source: str) -> list[str]:
-        fence = _Fence([description])
+        fence = Fence([description])
         system = (
             "You help group product feedback signals (support tickets, GitHub and Linear issues, error "
             "tracking issues, session replay problems, LLM evaluation reports) that share a root cause. "
@@ -229,7 +233,7 @@ class OpenAIChatProvider:
             'Answer with JSON only: {"queries": ["...", "..."]}'
         )
         user = f"Signal source: {_one_line(source)}\n{fence.block('signal', description)}"
-        return self._ask("search_queries", system, user, _validate_queries, temperature=0.7)
+        return self.ask("search_queries", system, user, _validate_queries, temperature=0.7)
 
     def match(self, signal: dict, candidates: list[dict]) -> dict:
         """`{reason, match_type: "existing", signal_id, report_id}` or `{reason, match_type: "new", title, summary}`."""
@@ -239,7 +243,7 @@ class OpenAIChatProvider:
                 by_id[str(candidate["signal_id"])] = {**candidate,
                                                      "report_title": candidate["report_title"] or "(untitled)"}
         shown = list(by_id.values())
-        fence = _Fence([signal["description"], *(c["description"] for c in shown),
+        fence = Fence([signal["description"], *(c["description"] for c in shown),
                         *(c["report_title"] for c in shown)])
         system = (
             "You decide whether a new product feedback signal belongs to an existing group (report) of "
@@ -268,13 +272,13 @@ class OpenAIChatProvider:
                 fence.block(f"group title of candidate {number}", candidate["report_title"]),
                 fence.block(f"description of candidate {number}", description),
             ]
-        return self._ask("match", system, "\n\n".join(parts), lambda answer: _validate_match(answer, by_id),
+        return self.ask("match", system, "\n\n".join(parts), lambda answer: _validate_match(answer, by_id),
                          temperature=0.2)
 
     def specificity(self, report_title: str, report_signals: list[str], new_signal: str) -> dict:
         """`{pr_title, specific_enough, reason}`: could one focused change resolve the report plus this signal?"""
         shown = [_cut(text, MAX_SPECIFICITY_CHARS) for text in report_signals[:MAX_SPECIFICITY_SIGNALS]]
-        fence = _Fence([report_title, new_signal, *shown])
+        fence = Fence([report_title, new_signal, *shown])
         system = (
             "You check whether a group of product feedback signals is specific enough for one pull request. "
             f"Write one PR title (at most {MAX_TITLE_CHARS} characters) that covers all the signals of the group "
@@ -288,12 +292,15 @@ class OpenAIChatProvider:
         if len(report_signals) > len(shown):
             parts.append(f"… and {len(report_signals) - len(shown)} more")
         parts.append(fence.block("new signal", new_signal))
-        return self._ask("specificity", system, "\n\n".join(parts), _validate_specificity, temperature=0.2)
+        return self.ask("specificity", system, "\n\n".join(parts), _validate_specificity, temperature=0.2)
 
-    def _ask(self, step: str, system: str, user: str, validate: Callable[[dict], Any], temperature: float) -> Any:
-        """A validated JSON answer; invalid answers go back to the model with the error, up to max_retries times."""
+    def ask(self, step: str, system: str, user: str, validate: Callable[[dict], Any], temperature: float,
+            retry_invalid: bool = True) -> Any:
+        """A validated JSON answer; invalid answers go back to the model with the error, up to max_retries
+        times (never when `retry_invalid` is false). Raises NoValidAnswer when no answer was valid."""
         messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
-        for _ in range(self._transport.max_retries + 1):
+        attempts = self._transport.max_retries + 1 if retry_invalid else 1
+        for _ in range(attempts):
             response = self._transport.call(step, lambda client: client.chat.completions.create(
                 model=self.model, messages=messages, temperature=temperature,
                 response_format={"type": "json_object"},
@@ -309,7 +316,7 @@ class OpenAIChatProvider:
                     messages = [*messages, {"role": "assistant", "content": _cut(previous, MAX_ECHOED_ANSWER_CHARS)}]
                 messages = [*messages, {"role": "user", "content": f"Your previous answer was invalid: {last_error}. "
                                                                    "Answer again with valid JSON."}]
-        raise ProviderError(step, f"no valid answer after {self._transport.max_retries + 1} attempts; "
+        raise NoValidAnswer(step, f"no valid answer after {attempts} attempt{'s' if attempts > 1 else ''}; "
                                   f"last validation error: {last_error}")
 
 

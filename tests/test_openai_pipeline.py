@@ -30,6 +30,12 @@ def fenced(text: str, label: str) -> list[str]:
 def keyword_model(body: dict) -> dict:
     """Joins a candidate that shares the new signal's topic word, else starts a group."""
     system, user = body["messages"][0]["content"], body["messages"][1]["content"]
+    if "these five" in system:
+        return {"safe": True}
+    if "inbox entry for a report" in system:
+        return {"title": "Fix " + " ".join(sorted(topic(user))), "summary": "Users hit one problem.",
+                "actionability": "immediately_actionable", "actionability_reason": "a concrete defect",
+                "priority": "P2", "priority_reason": "several users"}
     if "search queries" in system:
         return {"queries": [" ".join(fenced(user, "signal")[0].split()[:4])]}
     if "belongs to an existing group" in system:
@@ -79,9 +85,12 @@ def test_grouping_and_reports_through_an_openai_compatible_server(object_store, 
     assert len(titles) == 2
 
     chats = openai_server.requests()
-    steps = [("search" if "search queries" in r.text() else "match" if "existing group" in r.text() else "specificity")
+    steps = [("safety" if "these five" in r.text() else "summary" if "inbox entry" in r.text() else
+              "search" if "search queries" in r.text() else "match" if "existing group" in r.text() else "specificity")
              for r in chats]
     assert steps.count("search") == 6 and steps.count("match") == 5 and steps.count("specificity") == 4
+    # one verdict per signal, then one report-level verdict and one summary per report
+    assert steps.count("safety") == 6 + 2 and steps.count("summary") == 2
     assert all(r.body["response_format"] == {"type": "json_object"} for r in chats)
     embedded = [text for r in openai_server.requests(EMBEDDINGS) for text in r.body["input"]]
     assert set(CARD_DECLINED + PASSWORD_RESET) <= set(embedded)  # signals and their query probes

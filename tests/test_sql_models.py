@@ -386,3 +386,18 @@ def test_a_model_switches_between_view_and_table(tmp_path, store):
             assert db.scalar(
                 "SELECT engine FROM system.tables WHERE database = currentDatabase() AND name = 'weights'"
             ) == engine
+
+
+def test_schema_adds_columns_missing_from_tables_of_an_older_version(tmp_path):
+    from signals_assets.clickhouse import open_chdb
+
+    with open_chdb(tmp_path / "store", "signals") as db:
+        db.command("CREATE TABLE report_events (team_id UInt64, report_id String, at DateTime64(6, 'UTC')) "
+                   "ENGINE = MergeTree ORDER BY (team_id, report_id)")
+        db.insert("report_events", [{"team_id": 1, "report_id": "r1", "at": "2026-11-20 10:00:00"}])
+        db.apply_schema()
+        db.apply_schema()  # idempotent
+        columns = {r["name"] for r in db.query(
+            "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = 'report_events'")}
+        rows = db.query("SELECT report_id, weight_after_batch FROM report_events")
+    assert "weight_after_batch" in columns and rows == [{"report_id": "r1", "weight_after_batch": ""}]

@@ -1,5 +1,6 @@
 -- One row per report that has lifecycle events: its status from the latest event, its signal count
--- and weight from the live assignments, and its latest summary and research outcome.
+-- and weight from the live assignments, and its latest summary and research outcome. The weight
+-- counts only signals of batches after the latest weight reset (a report judged not actionable).
 -- materialized: view
 WITH
     events AS (
@@ -14,15 +15,18 @@ WITH
             max(research_round) AS max_research_round,
             min(at) AS first_at,
             minIf(toNullable(at), event = 'promoted') AS first_promoted_at,
-            max(at) AS last_at
+            max(at) AS last_at,
+            argMaxIf(weight_after_batch, (at, seq), weight_after_batch != '') AS weight_after_batch
         FROM {{ source('report_events') }}
         GROUP BY team_id, report_id
     ),
     assignments AS (
-        SELECT team_id, report_id, count() AS live_signals, sum(weight) AS live_weight
-        FROM {{ ref('current_assignments') }}
-        WHERE deleted = 0
-        GROUP BY team_id, report_id
+        SELECT a.team_id AS team_id, a.report_id AS report_id, count() AS live_signals,
+               sumIf(a.weight, a.first_batch_key > r.weight_after_batch) AS live_weight
+        FROM {{ ref('current_assignments') }} AS a
+        LEFT JOIN events AS r ON r.team_id = a.team_id AND r.report_id = a.report_id
+        WHERE a.deleted = 0
+        GROUP BY a.team_id, a.report_id
     ),
     summaries AS (
         SELECT
@@ -31,7 +35,12 @@ WITH
             argMax(title, generated_at) AS summary_title,
             argMax(summary, generated_at) AS summary_text,
             argMax(actionability, generated_at) AS summary_actionability,
-            argMax(priority, generated_at) AS summary_priority
+            argMax(priority, generated_at) AS summary_priority,
+            argMax(actionability_reason, generated_at) AS summary_actionability_reason,
+            argMax(priority_reason, generated_at) AS summary_priority_reason,
+            argMax(safety, generated_at) AS summary_safety,
+            argMax(safety_kind, generated_at) AS summary_safety_kind,
+            argMax(safety_quote, generated_at) AS summary_safety_quote
         FROM {{ source('report_summaries') }}
         GROUP BY team_id, report_id
     ),
@@ -69,7 +78,13 @@ SELECT
     research_findings AS findings,
     research_log_key AS log_key,
     if(research_actionability != '', research_actionability, summary_actionability) AS actionability,
-    if(research_priority != '', research_priority, summary_priority) AS priority
+    if(research_priority != '', research_priority, summary_priority) AS priority,
+    summary_actionability_reason AS actionability_reason,
+    summary_priority_reason AS priority_reason,
+    summary_safety AS safety,
+    summary_safety_kind AS safety_kind,
+    summary_safety_quote AS safety_quote,
+    weight_after_batch
 FROM events
 -- With ClickHouse's default join_use_nulls = 0 a report without assignments, summary or research
 -- reads zeros and empty strings from that side, which the counts and fallbacks above rely on.

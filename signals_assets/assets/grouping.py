@@ -17,7 +17,7 @@ from signals_assets.partitions import batch_time, signal_batches
 from signals_assets.providers import Provider
 from signals_assets.resources.clickhouse import ClickHouseResource
 from signals_assets.resources.embedder import EmbedderResource
-from signals_assets.resources.llm import GroupingProviderResource
+from signals_assets.resources.llm import LLMResource
 
 GROUPING_POOL = "signals_grouping"
 PROMOTED_METADATA_KEY = "promoted_reports"
@@ -39,7 +39,8 @@ def current_assignments(where: str) -> str:
     return f"""
     SELECT team_id, signal_id, argMax(report_id, (batch_key, seq)) AS report_id,
            argMax(weight, (batch_key, seq)) AS weight, argMax(deleted, (batch_key, seq)) AS deleted,
-           min(assigned_at) AS first_assigned_at, min((batch_key, seq)) AS first_position
+           min(assigned_at) AS first_assigned_at, min(batch_key) AS first_batch_key,
+           min((batch_key, seq)) AS first_position
     FROM report_assignments WHERE {where}
     GROUP BY team_id, signal_id"""
 
@@ -64,19 +65,22 @@ LIMIT {{k}} BY probe
 
 _LATEST_EVENTS = """
     SELECT report_id, argMax(status, (at, seq)) AS status, argMax(signals_at_run, (at, seq)) AS signals_at_run,
-           max(research_round) AS research_round, argMaxIf(title, (at, seq), title != '') AS title
+           max(research_round) AS research_round, argMaxIf(title, (at, seq), title != '') AS title,
+           argMaxIf(weight_after_batch, (at, seq), weight_after_batch != '') AS weight_after_batch
     FROM report_events
     WHERE team_id = {team} AND NOT (stage = 'grouping' AND source >= {batch})
     GROUP BY report_id"""
 
+# The weight counts only signals first grouped after the report's latest weight reset (see reports.sql).
 _REPORT_STATES = f"""
 SELECT ev.report_id AS report_id, ev.status AS status, ev.signals_at_run AS signals_at_run,
        ev.research_round AS research_round, ev.title AS title, c.signal_count AS signal_count,
-       c.total_weight AS total_weight, c.vector_sum AS vector_sum
+       arraySum(arrayFilter((w, b) -> b > ev.weight_after_batch, c.weights, c.batch_keys)) AS total_weight,
+       c.vector_sum AS vector_sum
 FROM ({_LATEST_EVENTS}) AS ev
 INNER JOIN (
-    SELECT a.report_id AS report_id, count() AS signal_count, sum(a.weight) AS total_weight,
-           sumForEach(e.embedding) AS vector_sum
+    SELECT a.report_id AS report_id, count() AS signal_count, groupArray(a.weight) AS weights,
+           groupArray(a.first_batch_key) AS batch_keys, sumForEach(e.embedding) AS vector_sum
     FROM ({_BEFORE_BATCH}) AS a
     INNER JOIN signal_embeddings AS e ON e.signal_id = a.signal_id AND e.team_id = a.team_id AND e.model = {{model}}
     WHERE a.report_id IN {{ids}} AND a.deleted = 0
@@ -96,8 +100,8 @@ LIMIT 8 BY a.report_id
 # The open pool for consolidation: live signals of reports whose research has not started, newest
 # `limit` within the window (returned newest first).
 _OPEN_POOL = f"""
-SELECT a.signal_id AS signal_id, a.report_id AS report_id, a.weight AS weight, e.embedding AS embedding,
-       s.description AS description
+SELECT a.signal_id AS signal_id, a.report_id AS report_id, e.embedding AS embedding, s.description AS description,
+       if(a.first_batch_key > ev.weight_after_batch, a.weight, 0) AS weight  -- as counted in the report's weight
 FROM ({_BEFORE_BATCH}) AS a
 INNER JOIN ({_LATEST_EVENTS}) AS ev ON ev.report_id = a.report_id
 INNER JOIN signal_embeddings AS e ON e.signal_id = a.signal_id AND e.team_id = a.team_id AND e.model = {{model}}
@@ -261,9 +265,9 @@ def report_assignments(
     config: GroupingConfig,
     clickhouse: ClickHouseResource,
     embedder: EmbedderResource,
-    grouping_provider: GroupingProviderResource,
+    llm: LLMResource,
 ) -> dg.MaterializeResult:
-    provider = grouping_provider.build()
+    provider = llm.grouping()
     keys = sorted(context.partition_keys)
     all_promotions, assigned, created = [], 0, 0
     # Batches in key order: a later batch must see the reports of the earlier ones.

@@ -10,16 +10,18 @@ from signals_assets.clickhouse import StoreSession
 from signals_assets.partitions import report_team_id, reports
 from signals_assets.resources.clickhouse import ClickHouseResource
 from signals_assets.resources.embedder import EmbedderResource
+from signals_assets.resources.llm import LLMResource
 from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.resources.sandbox import SandboxResource
-from signals_assets.summaries import summarize_report
+from signals_assets.summaries import ReportSignal, judge_report, lifecycle_decision, parse_extra
 from signals_assets.teams import load_team
 
 _CURRENT = current_assignments("team_id = {team}")
 
 _REPORT_SIGNALS = f"""
 SELECT a.signal_id AS signal_id, s.description AS description, s.source_product AS source_product,
-       s.source_type AS source_type, s.source_id AS source_id, e.embedding AS embedding
+       s.source_type AS source_type, s.source_id AS source_id, e.embedding AS embedding, a.weight AS weight,
+       s.extra AS extra, a.first_batch_key AS batch_key
 FROM ({_CURRENT}) AS a
 INNER JOIN signals AS s ON s.signal_id = a.signal_id AND s.team_id = a.team_id
 INNER JOIN signal_embeddings AS e ON e.signal_id = a.signal_id AND e.team_id = a.team_id AND e.model = {{model}}
@@ -38,37 +40,91 @@ def report_signals(db: StoreSession, team: int, report: str, model: str) -> list
     return db.query(_REPORT_SIGNALS, {"team": team, "report": report, "model": model})
 
 
+# The report's state as its promotion left it: without this round's summary and research events, so
+# re-running a round judges it afresh.
+_ROUND_BASE = """
+SELECT argMax(status, (at, seq)) AS status, argMax(signals_at_run, (at, seq)) AS signals_at_run
+FROM report_events
+WHERE team_id = {team} AND report_id = {report}
+  AND NOT (source = {report} AND stage IN ('summary', 'research') AND research_round = {round})
+"""
+
+
+def current_round(db: StoreSession, report: str) -> int:
+    """The research round of the report's latest promotion."""
+    return int(db.scalar(
+        "SELECT max(research_round) FROM report_events WHERE report_id = {report} AND event = 'promoted'",
+        {"report": report},
+    ) or 0)
+
+
 @dg.asset(
     partitions_def=reports,
     deps=[report_assignments],
     group_name="reports",
     kinds={"clickhouse", "python"},
-    description="Title, summary and report-level safety judgement from the report's most central signals.",
+    description="Title, summary, report-level safety judgement, actionability and priority; the judgement "
+    "moves a candidate report on: unsafe → failed, not actionable → potential (weight reset), needs input → "
+    "pending_input, actionable → research.",
 )
 def report_summaries(
-    context: dg.AssetExecutionContext, clickhouse: ClickHouseResource, embedder: EmbedderResource
+    context: dg.AssetExecutionContext, clickhouse: ClickHouseResource, embedder: EmbedderResource, llm: LLMResource
 ) -> dg.MaterializeResult:
     report = context.partition_key
     team = report_team_id(report)
     with clickhouse.session(log=context.log.info) as db:
-        signals = report_signals(db, team, report, embedder.model_name)
-        if not signals:
-            status = db.query(_STATE, {"team": team, "report": report})[0]["status"]
-            if status == lifecycle.SUPPRESSED:  # merged into another report after its promotion
-                context.log.info(f"{report} was merged into another report: nothing to summarise")
-                return dg.MaterializeResult(metadata={"skipped": "report merged into another"})
-            raise dg.Failure(f"report {report} has no assigned signals with {embedder.model_name} embeddings")
-        summary = summarize_report(
-            [s["signal_id"] for s in signals], [s["description"] for s in signals], [s["embedding"] for s in signals]
-        )
-        row = {
-            "team_id": team, "report_id": report, "title": summary.title, "summary": summary.summary,
-            "central_signal_ids": summary.central_signal_ids, "signal_count": len(signals), "safety": summary.safety,
-            "actionability": "", "priority": "", "generated_at": datetime.now(timezone.utc),
-        }
+        rows = report_signals(db, team, report, embedder.model_name)
+        round_ = current_round(db, report)
+        base = db.query(_ROUND_BASE, {"team": team, "report": report, "round": round_})[0]
+    if not rows:
+        if base["status"] == lifecycle.SUPPRESSED:  # merged into another report after its promotion
+            context.log.info(f"{report} was merged into another report: nothing to summarise")
+            return dg.MaterializeResult(metadata={"skipped": "report merged into another"})
+        raise dg.Failure(f"report {report} has no assigned signals with {embedder.model_name} embeddings")
+    signals = [ReportSignal(r["signal_id"], r["description"], r["source_product"], r["source_type"], float(r["weight"]),
+                            parse_extra(r["extra"]), r["embedding"]) for r in rows]
+    # Judged with the store released: the judge may call a model.
+    judgement = judge_report(signals, llm.safety_judge(), llm.chat())
+    decision = lifecycle_decision(judgement)
+    applies = base["status"] == lifecycle.CANDIDATE and decision.status is not None
+    if applies:
+        lifecycle.check_transition(base["status"], decision.status)
+    safety = judgement.safety
+    row = {
+        "team_id": team, "report_id": report, "title": judgement.title, "summary": judgement.summary,
+        "central_signal_ids": judgement.central_signal_ids, "signal_count": len(signals),
+        "safety": "safe" if safety.safe else "unsafe", "safety_kind": safety.kind, "safety_quote": safety.display_quote,
+        "actionability": judgement.actionability, "actionability_reason": judgement.actionability_reason,
+        "priority": judgement.priority, "priority_reason": judgement.priority_reason, "provider": llm.provider,
+        "generated_at": datetime.now(timezone.utc),
+    }
+    events = [{
+        "team_id": team, "report_id": report, "source": report, "stage": "summary", "seq": 0, "event": decision.event,
+        "status": decision.status, "title": judgement.title, "summary": judgement.summary,
+        "signals_at_run": int(base["signals_at_run"]), "research_round": round_, "detail": decision.detail,
+        "at": datetime.now(timezone.utc),
+        # Only signals of later batches count toward the weight from now on (the reports view and grouping).
+        "weight_after_batch": max(r["batch_key"] for r in rows) if decision.resets_weight else "",
+    }] if applies else []
+    with clickhouse.session(log=context.log.info) as db:
         db.replace_partition("report_summaries", "report_id = {report}", [row], {"report": report})
+        db.replace_partition(
+            "report_events", "source = {report} AND stage = 'summary' AND research_round = {round}", events,
+            {"report": report, "round": round_},
+        )
+    if base["status"] != lifecycle.CANDIDATE:
+        outcome = f"report is {base['status']}, not a candidate: lifecycle unchanged"
+    elif decision.status is None:
+        outcome = "actionable: research follows"
+    else:
+        outcome = f"{decision.status}: {decision.detail}"
+    context.log.info(f"{report}: {outcome}")
     return dg.MaterializeResult(
-        metadata={"title": summary.title, "signals": len(signals), "safety": summary.safety}
+        metadata={
+            "title": judgement.title, "signals": len(signals), "safety": safety.reason or "safe",
+            "actionability": judgement.actionability, "actionability_reason": judgement.actionability_reason,
+            "priority": judgement.priority, "lifecycle": outcome, "provider": llm.provider,
+        }
     )
 
 
@@ -126,10 +182,7 @@ def report_research(
     report = context.partition_key
     team = report_team_id(report)
     with clickhouse.session(log=context.log.info) as db:
-        promoted_round = int(db.scalar(
-            "SELECT max(research_round) FROM report_events WHERE report_id = {report} AND event = 'promoted'",
-            {"report": report},
-        ) or 0)
+        promoted_round = current_round(db, report)
         # A re-run replaces this round's earlier research attempt.
         db.command(
             "DELETE FROM report_events WHERE source = {report} AND stage = 'research' AND research_round = {round}",
@@ -139,18 +192,13 @@ def report_research(
         if state["status"] != lifecycle.CANDIDATE:
             context.log.info(f"{report} is {state['status']}, not a candidate: nothing to research")
             return dg.MaterializeResult(metadata={"skipped": f"report is {state['status']}"})
-        summary = db.query("SELECT title, summary, safety FROM report_summaries WHERE report_id = {report}",
+        summary = db.query("SELECT title, summary FROM report_summaries WHERE report_id = {report}",
                            {"report": report})
         signals = report_signals(db, team, report, embedder.model_name)
         if not summary:
             raise dg.Failure(f"report {report} has no summary yet: materialise report_summaries first")
+        # An unsafe, not actionable or needs-input report left `candidate` in report_summaries.
         summary = summary[0]
-        if summary["safety"] != "safe":
-            lifecycle.check_transition(lifecycle.CANDIDATE, lifecycle.FAILED)
-            reason = f"report-level safety judge: {summary['safety']}"
-            _record(db, team, report, promoted_round, _result_row(team, report, promoted_round, "failed", context, reason=reason),
-                    _event(team, report, promoted_round, "failed", lifecycle.FAILED, detail=reason))
-            return dg.MaterializeResult(metadata={"status": "failed", "reason": reason})
         gate = lifecycle.research_gate(int(state["signal_count"]))
         lifecycle.check_transition(lifecycle.CANDIDATE, lifecycle.IN_PROGRESS)
         db.insert("report_events", [_event(team, report, promoted_round, "research_started", lifecycle.IN_PROGRESS,

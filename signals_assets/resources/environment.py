@@ -4,7 +4,7 @@ import dagster as dg
 
 from signals_assets.resources.clickhouse import ClickHouseResource
 from signals_assets.resources.embedder import EmbedderResource
-from signals_assets.resources.llm import GroupingProviderResource
+from signals_assets.resources.llm import LLMResource
 from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.resources.sandbox import SandboxResource
 from signals_assets.settings import Settings
@@ -31,6 +31,6 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             vector_index_dimensions=settings.vector_index_dimensions,
         ),
         "embedder": EmbedderResource(provider=settings.embedder, model=settings.embedding_model, **openai),
-        "grouping_provider": GroupingProviderResource(provider=settings.llm_provider, model=settings.llm_model, **openai),
+        "llm": LLMResource(provider=settings.llm_provider, model=settings.llm_model, **openai),
         "sandbox": SandboxResource(mode=settings.sandbox),
     }

@@ -3,9 +3,10 @@ import dagster as dg
 from signals_assets.providers import LLMProvider, OfflineProvider, Provider
 
 
-class GroupingProviderResource(dg.ConfigurableResource):
-    """Who decides matches: `offline` (default, deterministic, no network) or `openai` (any
-    OpenAI-compatible chat server: set `base_url` for vLLM, Ollama…)."""
+class LLMResource(dg.ConfigurableResource):
+    """Who makes the judgement calls — grouping decisions, the signal safety filter and the report
+    judgement: `offline` (default, deterministic, no network) or `openai` (any OpenAI-compatible chat
+    server: set `base_url` for vLLM, Ollama…)."""
 
     provider: str = "offline"
     model: str = "gpt-4.1-mini"
@@ -14,12 +15,28 @@ class GroupingProviderResource(dg.ConfigurableResource):
     timeout_seconds: float = 60
     max_retries: int = 3
 
-    def build(self) -> Provider:
+    def chat(self):
+        """The chat client (an `OpenAIChatProvider`), or None for the offline provider."""
         if self.provider == "offline":
-            return OfflineProvider()
+            return None
         if self.provider == "openai":
             from signals_assets.openai_provider import OpenAIChatProvider
 
-            return LLMProvider(OpenAIChatProvider(self.base_url or None, self.api_key, self.model,
-                                                  timeout_seconds=self.timeout_seconds, max_retries=self.max_retries))
-        raise ValueError(f"grouping provider {self.provider!r} is not one of offline, openai")
+            return OpenAIChatProvider(self.base_url or None, self.api_key, self.model,
+                                      timeout_seconds=self.timeout_seconds, max_retries=self.max_retries)
+        raise ValueError(f"LLM provider {self.provider!r} is not one of offline, openai")
+
+    def grouping(self) -> Provider:
+        chat = self.chat()
+        return OfflineProvider() if chat is None else LLMProvider(chat)
+
+    def safety_judge(self):
+        """`check_signal(text)` and `check_report(texts)`: the offline rules or the chat model."""
+        chat = self.chat()
+        if chat is None:
+            from signals_assets.safety import OfflineSafetyJudge
+
+            return OfflineSafetyJudge()
+        from signals_assets.llm_review import LLMSafetyJudge
+
+        return LLMSafetyJudge(chat)

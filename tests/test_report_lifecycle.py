@@ -1,0 +1,131 @@
+"""The report judgement drives the lifecycle, end to end through the pipeline's jobs: actionable →
+researched and ready; needs input → pending_input without research; not actionable → potential with
+its weight reset, promoted again by later signals; unsafe → failed with the reason, no research."""
+
+import dagster as dg
+import pytest
+
+from signals_assets import inbox
+from signals_assets.clickhouse import open_chdb
+from signals_assets.definitions import defs
+from signals_assets.sensors.report_promotion import report_run_requests
+from signals_assets.settings import load_settings
+from tests.openai_protocol_server import OpenAIProtocolServer
+
+from conftest import CARD_DECLINED, emit_texts
+from test_openai_pipeline import keyword_model
+from test_pipeline import run_batch, run_report
+
+DARK_MODE = [
+    "Please add a dark mode to the dashboard.",
+    "Could you add a dark mode to the dashboard?",
+    "Please add dark mode to the dashboard, it would be great.",
+]
+THANKS = [
+    "Thank you, your support team was wonderful!",
+    "Thanks, your support team was wonderful and kind!",
+    "Thank you so much, your support team was wonderful.",
+    "Thanks again, your support team was wonderful!",
+]
+
+
+def query(sql: str, params=None) -> list[dict]:
+    settings = load_settings()
+    with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
+        return db.query(sql, params)
+
+
+def next_batch(store, texts, start, last=None):
+    emit_texts(store, texts, start=start)
+    claim = inbox.claim_pending(store, 100, last)
+    return claim.new_batches[0]
+
+
+def report_of(text: str) -> str:
+    return query("SELECT report_id FROM report_signals WHERE description = {text}", {"text": text})[0]["report_id"]
+
+
+def test_judgements_move_reports_through_the_lifecycle(object_store, team):
+    definitions = defs()
+    with dg.instance_for_test() as instance:
+        first = next_batch(object_store, CARD_DECLINED + DARK_MODE + THANKS[:2], 0)
+        instance.add_dynamic_partitions("signal_batches", [first])
+        promotions = run_batch(instance, definitions, first)
+        assert len(promotions) == 3
+        for promotion in promotions:
+            run_report(instance, definitions, promotion["report_id"])
+        card, dark, thanks = report_of(CARD_DECLINED[0]), report_of(DARK_MODE[0]), report_of(THANKS[0])
+        reports = {r["report_id"]: r for r in query("SELECT * FROM reports")}
+        assert {r: reports[r]["status"] for r in (card, dark, thanks)} == {
+            card: "ready", dark: "pending_input", thanks: "potential"}
+        assert reports[card]["actionability"] == "immediately_actionable"
+        judged = {r["report_id"]: r for r in query("SELECT * FROM report_summaries")}
+        assert (judged[card]["priority"], judged[card]["priority_reason"]) == ("P1", "mentions 'declined'")
+        assert "ask for a change" in reports[dark]["actionability_reason"]
+        # the weight is reset: the two thank-you signals no longer count, their count does
+        assert (reports[thanks]["signal_count"], reports[thanks]["total_weight"]) == (2, 0.0)
+        assert reports[thanks]["weight_after_batch"] == first
+        researched = {r["report_id"] for r in query("SELECT report_id FROM research_results")}
+        assert researched == {card}  # research never started for pending_input or potential reports
+        events = query("SELECT report_id, event, status, detail FROM report_events WHERE stage = 'summary' "
+                       "ORDER BY report_id")
+        assert {(e["report_id"], e["event"], e["status"]) for e in events} == {
+            (dark, "needs_input", "pending_input"), (thanks, "not_actionable", "potential")}
+
+        # one more thank-you: weight 0.5 since the reset, not promoted; a second one promotes it again
+        second = next_batch(object_store, THANKS[2:3], 20, first)
+        instance.add_dynamic_partitions("signal_batches", [second])
+        assert run_batch(instance, definitions, second) == []
+        third = next_batch(object_store, THANKS[3:], 30, second)
+        instance.add_dynamic_partitions("signal_batches", [third])
+        promotions = run_batch(instance, definitions, third)
+        assert promotions == [{"report_id": thanks, "team_id": 1, "round": 2}]
+        assert [r.run_key for r in report_run_requests(promotions)] == [f"{thanks}-round2"]
+        run_report(instance, definitions, thanks)
+        # a re-run of the same round judges afresh and replaces its own decision
+        run_report(instance, definitions, thanks)
+
+    [again] = query("SELECT * FROM reports WHERE report_id = {r}", {"r": thanks})
+    assert (again["status"], again["signal_count"], again["total_weight"]) == ("potential", 4, 0.0)
+    assert (again["research_rounds"], again["weight_after_batch"]) == (2, third)
+    decisions = query("SELECT research_round, event FROM report_events WHERE report_id = {r} AND stage = 'summary' "
+                      "ORDER BY research_round", {"r": thanks})
+    assert decisions == [{"research_round": 1, "event": "not_actionable"}, {"research_round": 2, "event": "not_actionable"}]
+
+
+def unsafe_report_model(body: dict):
+    """The grouping stand-in, plus safety verdicts: every signal passes alone, but the report-level judge
+    finds the declined-card report unsafe."""
+    system, user = body["messages"][0]["content"], body["messages"][1]["content"]
+    if "all the signals of one report" in system and "declined" in user:
+        return {"safe": False, "kind": "instruction_override", "signal": 1, "quote": "declined",
+                "reason": "scripted"}
+    return keyword_model(body)
+
+
+@pytest.fixture
+def llm_server(signals_home, monkeypatch):
+    with OpenAIProtocolServer(chat_default=unsafe_report_model) as server:
+        monkeypatch.setenv("SIGNALS_LLM_PROVIDER", "openai")
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+        yield server
+
+
+def test_an_unsafe_report_fails_with_the_reason_and_is_not_researched(object_store, team, llm_server):
+    definitions = defs()
+    with dg.instance_for_test() as instance:
+        batch = next_batch(object_store, CARD_DECLINED, 0)
+        instance.add_dynamic_partitions("signal_batches", [batch])
+        [promotion] = run_batch(instance, definitions, batch)
+        result = run_report(instance, definitions, promotion["report_id"])
+        metadata = result.asset_materializations_for_node("report_summaries")[0].metadata
+    assert metadata["lifecycle"].value.startswith("failed: report-level safety judge: instruction_override")
+    [report] = query("SELECT * FROM reports")
+    assert report["status"] == "failed" and report["error"] == ("report-level safety judge: "
+                                                                "instruction_override: declined")
+    assert (report["safety"], report["safety_kind"], report["safety_quote"]) == ("unsafe", "instruction_override",
+                                                                                 "declined")
+    assert query("SELECT * FROM research_results") == []
+    assert query("SELECT * FROM report_events WHERE stage = 'research'") == []
+    assert not any("inbox entry" in r.text() for r in llm_server.requests())  # no summary prompt for it
