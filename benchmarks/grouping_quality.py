@@ -6,7 +6,7 @@ then ARI, pair precision/recall and the number of reports against the intent lab
 plain nearest-neighbour threshold baseline (join the nearest earlier text's group if cosine ≥
 0.675) on the same stored embeddings. Finally the "unrelated signals" check: one train text per
 intent (seeded), the share of texts that end up sharing a report.
-    .venv/bin/python benchmarks/grouping_quality.py [--orders 5] [--size 2000]
+    .venv/bin/python benchmarks/grouping_quality.py [--orders 5] [--size 2000] [--research-between-batches]
 """
 
 import argparse
@@ -25,12 +25,15 @@ from banking77 import DATASET, grouping_scores, protocol_texts  # noqa: E402
 BASELINE_THRESHOLD = 0.675
 
 
-def run_pipeline(texts: list[str]) -> tuple[list[str], "numpy.ndarray", float]:
-    """Report id and stored embedding per text (in emission order), and the wall time."""
+def run_pipeline(texts: list[str], research: bool = False) -> tuple[list[str], "numpy.ndarray", float]:
+    """Report id and stored embedding per text (in emission order), and the wall time. With
+    `research`, each batch's promoted reports are researched before the next batch is grouped, as
+    under the daemon: researched reports are out of the consolidation's reach."""
     import dagster as dg
     import numpy as np
 
     from signals_assets import inbox
+    from signals_assets.cli import promotions_of, research_promotions
     from signals_assets.clickhouse import open_chdb
     from signals_assets.definitions import defs
     from signals_assets.facade import emit_signal
@@ -49,12 +52,15 @@ def run_pipeline(texts: list[str]) -> tuple[list[str], "numpy.ndarray", float]:
             "url": f"https://support.example/{number}", "type": "question", "tags": [],
             "created_at": "2026-11-01T00:00:00Z", "priority": "normal", "status": "open"}, store=store)
     batches = inbox.claim_all(store, settings.batch_max_signals)
-    job = defs().resolve_job_def("signal_batch_job")
+    definitions = defs()
+    job = definitions.resolve_job_def("signal_batch_job")
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("signal_batches", batches)
         for batch in batches:
-            job.execute_in_process(partition_key=batch, instance=instance,
-                                   run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}})
+            result = job.execute_in_process(partition_key=batch, instance=instance,
+                                            run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}})
+            if research:
+                research_promotions(definitions, instance, promotions_of(result))
     seconds = time.monotonic() - started
     with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
         rows = db.query("SELECT s.source_id AS n, a.report_id AS report, e.embedding AS vector FROM signals AS s "
@@ -110,12 +116,14 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=5)
     parser.add_argument("--size", type=int, default=2000)
     parser.add_argument("--single-seeds", type=int, default=5, help="samples of one text per intent")
+    parser.add_argument("--research-between-batches", action="store_true",
+                        help="research each batch's promoted reports before the next batch, as under the daemon")
     args = parser.parse_args()
     rows = []
     for order in range(args.orders):
         pairs = protocol_texts(order, args.size)
         truth = [intent for _, intent in pairs]
-        reports, vectors, seconds = run_pipeline([text for text, _ in pairs])
+        reports, vectors, seconds = run_pipeline([text for text, _ in pairs], args.research_between_batches)
         pipeline = grouping_scores(truth, reports)
         baseline = grouping_scores(truth, [str(g) for g in threshold_baseline(vectors)])
         rows.append((order, pipeline, baseline, seconds))
