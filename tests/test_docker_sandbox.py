@@ -3,6 +3,7 @@ image (scripts/start-docker, scripts/build-sandbox-image) before pytest, so noth
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -43,8 +44,11 @@ def docker_client():
 
 @pytest.fixture(autouse=True)
 def no_container_left_behind(docker_client):
+    # Compared with what existed before the test, so that research containers of other users of a
+    # shared engine do not count; in CI the engine is this suite's alone and the list stays empty.
+    before = {c.id for c in docker_client.containers.list(all=True, filters=SANDBOX_FILTER)}
     yield
-    left = docker_client.containers.list(all=True, filters=SANDBOX_FILTER)
+    left = [c for c in docker_client.containers.list(all=True, filters=SANDBOX_FILTER) if c.id not in before]
     assert left == [], f"research containers left behind: {[(c.short_id, c.status, c.labels) for c in left]}"
 
 
@@ -67,6 +71,31 @@ def test_the_container_settings_are_hardened():
     assert allowlisted["environment"] == {"SIGNALS_NETWORK_ALLOWLIST": "api.openai.com"}
     with pytest.raises(ValueError, match="network_allowlist needs a network"):
         docker(network_allowlist=["api.openai.com"]).container_limits()
+
+
+def test_the_sandbox_settings_reach_the_resource_and_bad_values_are_named(signals_home, monkeypatch):
+    from signals_assets.resources.environment import build_resources
+
+    for name, value in {"SIGNALS_SANDBOX": "docker", "SIGNALS_SANDBOX_MEMORY_MB": "256", "SIGNALS_SANDBOX_CPUS": "0.5",
+                        "SIGNALS_SANDBOX_PIDS": "64", "SIGNALS_SANDBOX_INACTIVITY_SECONDS": "30",
+                        "SIGNALS_SANDBOX_TIMEOUT_SECONDS": "90", "SIGNALS_SANDBOX_NETWORK": "egress",
+                        "SIGNALS_SANDBOX_NETWORK_ALLOWLIST": "api.openai.com, example.com"}.items():
+        monkeypatch.setenv(name, value)
+    sandbox = build_resources(load_settings())["sandbox"]
+    assert (sandbox.mode, sandbox.memory_mb, sandbox.cpus, sandbox.pids_limit) == ("docker", 256, 0.5, 64)
+    assert (sandbox.inactivity_timeout_seconds, sandbox.timeout_seconds) == (30, 90)
+    assert sandbox.network == "egress" and sandbox.network_allowlist == ["api.openai.com", "example.com"]
+
+    for name, value, message in [
+        ("SIGNALS_SANDBOX_CPUS", "lots", "SIGNALS_SANDBOX_CPUS='lots' must be a positive number"),
+        ("SIGNALS_SANDBOX_MEMORY_MB", "0", "SIGNALS_SANDBOX_MEMORY_MB='0' must be a positive integer"),
+        ("SIGNALS_SANDBOX", "vm", "SIGNALS_SANDBOX='vm' is not one of subprocess, docker"),
+        ("SIGNALS_SANDBOX_NETWORK", "", "SIGNALS_SANDBOX_NETWORK must name the docker network"),
+    ]:
+        with monkeypatch.context() as patch:
+            patch.setenv(name, value)
+            with pytest.raises(ValueError, match=re.escape(message)):
+                load_settings()
 
 
 def test_inside_the_container_only_the_work_dir_is_writable_and_there_is_no_network(shop):
@@ -190,8 +219,6 @@ def test_a_misbehaving_container_is_stopped_and_the_report_fails_with_the_reason
     view = report_view(report_id)
     assert view["status"] == "failed" and view["research"]["status"] == "failed"
     assert view["research"]["sandbox"] == "docker"
-    import re
-
     assert re.search(reason, report_error(report_id)), report_error(report_id)
 
 
