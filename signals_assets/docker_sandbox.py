@@ -95,13 +95,21 @@ class ActivityTrackingLogsReader(PipesDockerLogsMessageReader):
         if handler is None:
             raise RuntimeError("container logs can only be read inside the Pipes session")
         self.last_activity = time.monotonic()  # the container has just started
+        partial = ""  # Docker splits lines longer than 16 KiB over several chunks
         for chunk in container.logs(stdout=True, stderr=True, stream=True, follow=True):
             self.last_activity = time.monotonic()
-            text = chunk.decode("utf-8", errors="replace") if isinstance(chunk, bytes) else str(chunk)
-            for line in text.splitlines():
-                if line.strip() and not _is_pipes_message(line):
-                    self.last_output.append(line.strip())
-                extract_message_or_forward_to_stdout(handler, line)
+            text = partial + (chunk.decode("utf-8", errors="replace") if isinstance(chunk, bytes) else str(chunk))
+            *lines, partial = text.split("\n")
+            for line in lines:
+                self._handle_line(handler, line)
+        self._handle_line(handler, partial)
+
+    def _handle_line(self, handler, line: str) -> None:
+        if not line.strip():
+            return
+        if not _is_pipes_message(line):
+            self.last_output.append(line.strip())
+        extract_message_or_forward_to_stdout(handler, line)
 
 
 def _is_pipes_message(line: str) -> bool:

@@ -73,6 +73,32 @@ def test_the_container_settings_are_hardened():
         docker(network_allowlist=["api.openai.com"]).container_limits()
 
 
+def test_log_lines_split_by_docker_are_joined_before_parsing():
+    from signals_assets.docker_sandbox import ActivityTrackingLogsReader
+
+    message = json.dumps({"__dagster_pipes_version": "0.1", "method": "report_custom_message",
+                          "params": {"payload": "x" * 40_000}})
+    chunks = [message[:16384].encode(), message[16384:32768].encode(), (message[32768:] + "\nplain ").encode(),
+              b"output\nlast words"]
+
+    class Container:
+        def logs(self, **kwargs):
+            return iter(chunks)
+
+    class Handler:
+        messages = []
+
+        def handle_message(self, message):
+            self.messages.append(message)
+
+    reader = ActivityTrackingLogsReader()
+    reader._handler = Handler()
+    reader.consume_docker_logs(Container())
+    assert [m["params"]["payload"] for m in Handler.messages] == ["x" * 40_000]
+    assert list(reader.last_output) == ["plain output", "last words"]
+    assert reader.last_activity is not None
+
+
 def test_the_sandbox_settings_reach_the_resource_and_bad_values_are_named(signals_home, monkeypatch):
     from signals_assets.resources.environment import build_resources
 
