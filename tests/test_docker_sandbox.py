@@ -42,13 +42,16 @@ def docker_client():
     return client
 
 
+# Report ids the tests research; every research container is labelled with its report's id.
+TEST_REPORT_IDS = {card_report()["report_id"]}
+
+
 @pytest.fixture(autouse=True)
 def no_container_left_behind(docker_client):
-    # Compared with what existed before the test, so that research containers of other users of a
-    # shared engine do not count; in CI the engine is this suite's alone and the list stays empty.
-    before = {c.id for c in docker_client.containers.list(all=True, filters=SANDBOX_FILTER)}
     yield
-    left = [c for c in docker_client.containers.list(all=True, filters=SANDBOX_FILTER) if c.id not in before]
+    # Only this suite's reports count, so that other users of a shared engine do not fail it.
+    left = [c for c in docker_client.containers.list(all=True, filters=SANDBOX_FILTER)
+            if c.labels.get("signals_assets.report_id") in TEST_REPORT_IDS]
     assert left == [], f"research containers left behind: {[(c.short_id, c.status, c.labels) for c in left]}"
 
 
@@ -170,6 +173,7 @@ def candidate_report(object_store, team):
         [promotion] = [p for e in result.asset_materializations_for_node("report_assignments")
                        for p in promotions_from_metadata(e.metadata)]
         instance.add_dynamic_partitions("reports", [promotion["report_id"]])
+        TEST_REPORT_IDS.add(promotion["report_id"])
         yield instance, promotion["report_id"]
 
 
