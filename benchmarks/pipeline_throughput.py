@@ -2,8 +2,10 @@
 
 Prints wall time and signals/second of both commands, checks that every accepted signal was
 assigned exactly once, and prints the grouping scores (ARI, pair precision/recall) of the result.
-Runs on a fresh temporary SIGNALS_HOME (or SIGNALS_HOME if set). Usage:
-    .venv/bin/python benchmarks/pipeline_throughput.py [--size 2000]
+Runs on a fresh temporary SIGNALS_HOME (or SIGNALS_HOME if set). With `--repo PATH` the team has a
+repository, so research has code to rank; the research time per report is printed by sandbox
+(e.g. SIGNALS_SANDBOX=docker for containers). Usage:
+    .venv/bin/python benchmarks/pipeline_throughput.py [--size 2000] [--repo scripts/demo/shop_app]
 """
 
 from __future__ import annotations
@@ -21,6 +23,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from banking77 import grouping_scores, protocol_texts, write_signals_jsonl  # noqa: E402
 
 SIGNALS = str(Path(sys.executable).with_name("signals"))
+# From the research_started event to the recorded outcome: the sandbox run plus its bookkeeping.
+RESEARCH_SECONDS = """
+SELECT r.sandbox AS sandbox, r.status AS status, count() AS n, avg(d) AS mean, median(d) AS median, max(d) AS max
+FROM (
+    SELECT r.sandbox AS sandbox, r.status AS status,
+           dateDiff('millisecond', e.started, r.finished_at) / 1000 AS d
+    FROM research_results AS r
+    INNER JOIN (SELECT report_id, research_round, max(at) AS started FROM report_events
+                WHERE event = 'research_started' GROUP BY report_id, research_round) AS e
+        ON e.report_id = r.report_id AND e.research_round = r.research_round
+) AS r
+GROUP BY sandbox, status ORDER BY sandbox, status
+"""
 
 
 def timed(*args: str) -> float:
@@ -32,6 +47,7 @@ def timed(*args: str) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", type=int, default=2000)
+    parser.add_argument("--repo", action="append", default=[], help="a repository of the team (repeatable)")
     args = parser.parse_args()
     home = Path(os.environ.get("SIGNALS_HOME") or tempfile.mkdtemp(prefix="signals-bench-"))
     os.environ.update(SIGNALS_HOME=str(home), DAGSTER_HOME=str(home / "dagster_home"))
@@ -39,7 +55,8 @@ def main() -> None:
     jsonl = home / "banking77.jsonl"
     home.mkdir(parents=True, exist_ok=True)
     write_signals_jsonl(jsonl, texts)
-    subprocess.run([SIGNALS, "teams", "set", "1", "--consent"], check=True, stdout=subprocess.DEVNULL)
+    repos = [arg for path in args.repo for arg in ("--repo", str(Path(path).resolve()))]
+    subprocess.run([SIGNALS, "teams", "set", "1", "--consent", *repos], check=True, stdout=subprocess.DEVNULL)
 
     emit_seconds = timed("emit-file", str(jsonl), "--team-id", "1")
     process_seconds = timed("process")
@@ -56,6 +73,7 @@ def main() -> None:
             "LEFT JOIN current_assignments AS a ON a.signal_id = s.signal_id GROUP BY s.source_id"
         )
         statuses = db.query("SELECT status, count() AS n FROM reports GROUP BY status ORDER BY status")
+        research = db.query(RESEARCH_SECONDS)
     assigned_once = sum(1 for r in per_signal if len([x for x in r["reports"] if x]) == 1)
     by_source = {int(r["source_id"]): r["reports"][0] for r in per_signal if r["reports"]}
     truth = [texts[i][1] for i in sorted(by_source)]
@@ -67,6 +85,9 @@ def main() -> None:
     print(f"emit-file: {emit_seconds:.1f} s ({total / emit_seconds:.0f} signals/s)")
     print(f"process:   {process_seconds:.1f} s ({total / process_seconds:.1f} signals/s)")
     print(f"reports by status: {json.dumps(statuses)}")
+    for row in research:
+        print(f"research ({row['sandbox']}, {row['status']}): {row['n']} reports, seconds per report "
+              f"mean {row['mean']:.1f}, median {row['median']:.1f}, max {row['max']:.1f}")
     print("grouping: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in scores.items()))
     print(f"SIGNALS_HOME={home}")
 

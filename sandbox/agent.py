@@ -1,7 +1,8 @@
 """Research agent: finds the repository and the code a report is about.
 
-Runs as a Dagster Pipes process (a local subprocess today, a minimal container later), so it
-needs nothing beyond the standard library and `dagster_pipes`. Offline it ranks the candidate
+Runs as a Dagster Pipes process (a local subprocess, or the minimal container of sandbox/Dockerfile
+with the repositories mounted read-only), so it needs nothing beyond the standard library and
+`dagster_pipes`. Offline it ranks the candidate
 repositories' files against the report with BM25.
 
 Extras in:  report {report_id, title, summary, signals: [{signal_id, description, source_product,

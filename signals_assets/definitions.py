@@ -12,6 +12,7 @@ from signals_assets.jobs import regroup_job, report_job, signal_batch_job
 from signals_assets.resources.environment import build_resources
 from signals_assets.sensors.dead_runs import dead_run_reconciler
 from signals_assets.sensors.report_promotion import report_promotion_sensor
+from signals_assets.sensors.research_reconciler import research_reconciler, research_reconciliation_job
 from signals_assets.sensors.signal_inbox import build_signal_inbox_sensor
 from signals_assets.settings import load_settings
 
@@ -28,11 +29,12 @@ def defs() -> dg.Definitions:
             report_research,
             build_sql_model_assets(),
         ],
-        jobs=[signal_batch_job, report_job, regroup_job],
+        jobs=[signal_batch_job, report_job, regroup_job, research_reconciliation_job],
         sensors=[
             build_signal_inbox_sensor(settings.batch_max_signals, settings.sensor_interval_seconds),
             report_promotion_sensor,
             dead_run_reconciler,
+            research_reconciler,
         ],
         resources=build_resources(settings),
     )

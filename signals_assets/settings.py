@@ -36,6 +36,21 @@ def _positive_int(name: str, default: int) -> int:
     return int(value)
 
 
+def _positive_float(name: str, default: float) -> float:
+    value = _env(name, str(default))
+    try:
+        number = float(value)
+    except ValueError:
+        number = 0.0
+    if not number > 0:
+        raise ValueError(f"{name}={value!r} must be a positive number")
+    return number
+
+
+def _list(name: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in _env(name).split(",") if item.strip())
+
+
 def default_signals_home() -> Path:
     return Path.home() / ".signals_assets"
 
@@ -60,7 +75,15 @@ class Settings:
     llm_provider: str = "offline"  # offline | openai
     llm_model: str = "gpt-4.1-mini"
     openai_base_url: str = ""  # any OpenAI-compatible server (vLLM, Ollama…); empty = api.openai.com
-    sandbox: str = "subprocess"
+    sandbox: str = "subprocess"  # subprocess | docker
+    sandbox_image: str = "signals-research-agent:latest"
+    sandbox_timeout_seconds: int = 600
+    sandbox_inactivity_seconds: int = 120
+    sandbox_memory_mb: int = 512
+    sandbox_cpus: float = 1.0
+    sandbox_pids: int = 128
+    sandbox_network: str = ""  # docker network for allowlisted egress; empty = no network
+    sandbox_network_allowlist: tuple[str, ...] = ()
     batch_max_signals: int = 500
     sensor_interval_seconds: int = 15
 
@@ -84,6 +107,11 @@ def load_settings() -> Settings:
     bucket = _env("SIGNALS_S3_BUCKET")
     if object_store == "s3" and not bucket:
         raise ValueError("SIGNALS_S3_BUCKET must be set when SIGNALS_OBJECT_STORE=s3")
+    allowlist = _list("SIGNALS_SANDBOX_NETWORK_ALLOWLIST")
+    sandbox_network = _env("SIGNALS_SANDBOX_NETWORK")
+    if allowlist and not sandbox_network:
+        raise ValueError("SIGNALS_SANDBOX_NETWORK must name the docker network that enforces "
+                         "SIGNALS_SANDBOX_NETWORK_ALLOWLIST")
     return Settings(
         signals_home=home,
         object_store=object_store,
@@ -101,7 +129,15 @@ def load_settings() -> Settings:
         llm_provider=_choice("SIGNALS_LLM_PROVIDER", "offline", ("offline", "openai")),
         llm_model=_env("SIGNALS_LLM_MODEL", "gpt-4.1-mini"),
         openai_base_url=_env("OPENAI_BASE_URL"),
-        sandbox=_choice("SIGNALS_SANDBOX", "subprocess", ("subprocess",)),
+        sandbox=_choice("SIGNALS_SANDBOX", "subprocess", ("subprocess", "docker")),
+        sandbox_image=_env("SIGNALS_SANDBOX_IMAGE", "signals-research-agent:latest"),
+        sandbox_timeout_seconds=_positive_int("SIGNALS_SANDBOX_TIMEOUT_SECONDS", 600),
+        sandbox_inactivity_seconds=_positive_int("SIGNALS_SANDBOX_INACTIVITY_SECONDS", 120),
+        sandbox_memory_mb=_positive_int("SIGNALS_SANDBOX_MEMORY_MB", 512),
+        sandbox_cpus=_positive_float("SIGNALS_SANDBOX_CPUS", 1.0),
+        sandbox_pids=_positive_int("SIGNALS_SANDBOX_PIDS", 128),
+        sandbox_network=sandbox_network,
+        sandbox_network_allowlist=allowlist,
         batch_max_signals=_positive_int("SIGNALS_BATCH_MAX_SIGNALS", 500),
         sensor_interval_seconds=_positive_int("SIGNALS_SENSOR_INTERVAL_SECONDS", 15),
     )

@@ -151,9 +151,13 @@ def _result_row(team: int, report: str, round_: int, status: str, context, **fie
     return {
         "team_id": team, "report_id": report, "research_round": round_, "status": status, "sandbox": "",
         "repository": "", "repository_ranking": "[]", "findings": "[]", "actionability": "", "priority": "",
-        "reason": "", "log_key": "", "dagster_run_id": context.run.run_id, "finished_at": datetime.now(timezone.utc),
+        "reason": "", "log_key": "", "dagster_run_id": context.run.run_id if context else "", "finished_at": datetime.now(timezone.utc),
         **fields,
     }
+
+
+def _jsonl(lines: list[dict]) -> bytes:
+    return "".join(json.dumps(line) + "\n" for line in lines).encode()
 
 
 def _record(db: StoreSession, team: int, report: str, round_: int, result: dict, *events: dict) -> None:
@@ -201,8 +205,11 @@ def report_research(
         summary = summary[0]
         gate = lifecycle.research_gate(int(state["signal_count"]))
         lifecycle.check_transition(lifecycle.CANDIDATE, lifecycle.IN_PROGRESS)
-        db.insert("report_events", [_event(team, report, promoted_round, "research_started", lifecycle.IN_PROGRESS,
-                                           signals_at_run=gate)])
+        # The in-progress result names this run, so the research reconciler can fail the report
+        # if the run dies before it records an outcome.
+        _record(db, team, report, promoted_round,
+                _result_row(team, report, promoted_round, lifecycle.IN_PROGRESS, context, sandbox=sandbox.mode),
+                _event(team, report, promoted_round, "research_started", lifecycle.IN_PROGRESS, signals_at_run=gate))
 
     store = object_store.open()
     config = load_team(store, team)
@@ -214,14 +221,20 @@ def report_research(
     log_key = f"research_logs/{report}/round-{promoted_round}-{context.run.run_id}.jsonl"
     try:
         outcome = sandbox.run_research(context, task, repositories)
-    except Exception as error:
+    except BaseException as error:  # also a terminated run (Dagster interrupts the step)
+        reason = (str(error) if isinstance(error, Exception)
+                  else f"research run was interrupted ({type(error).__name__})")[:2000]
+        log_lines = getattr(error, "log_lines", [])
+        if log_lines:
+            store.put(log_key, _jsonl(log_lines))
         with clickhouse.session(log=context.log.info) as db:
             _record(db, team, report, promoted_round,
-                    _result_row(team, report, promoted_round, "failed", context, reason=str(error)[:2000]),
-                    _event(team, report, promoted_round, "failed", lifecycle.FAILED, detail=str(error)[:2000],
+                    _result_row(team, report, promoted_round, "failed", context, sandbox=sandbox.mode, reason=reason,
+                                log_key=log_key if log_lines else ""),
+                    _event(team, report, promoted_round, "failed", lifecycle.FAILED, detail=reason,
                            seq=1, signals_at_run=gate))
         raise
-    store.put(log_key, "".join(json.dumps(line) + "\n" for line in outcome.log_lines).encode())
+    store.put(log_key, _jsonl(outcome.log_lines))
     status = lifecycle.READY if outcome.status == "ready" else lifecycle.PENDING_INPUT
     lifecycle.check_transition(lifecycle.IN_PROGRESS, status)
     with clickhouse.session(log=context.log.info) as db:

@@ -32,5 +32,15 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         ),
         "embedder": EmbedderResource(provider=settings.embedder, model=settings.embedding_model, **openai),
         "llm": LLMResource(provider=settings.llm_provider, model=settings.llm_model, **openai),
-        "sandbox": SandboxResource(mode=settings.sandbox),
+        "sandbox": SandboxResource(
+            mode=settings.sandbox,
+            timeout_seconds=settings.sandbox_timeout_seconds,
+            image=settings.sandbox_image,
+            memory_mb=settings.sandbox_memory_mb,
+            cpus=settings.sandbox_cpus,
+            pids_limit=settings.sandbox_pids,
+            inactivity_timeout_seconds=settings.sandbox_inactivity_seconds,
+            network=settings.sandbox_network,
+            network_allowlist=list(settings.sandbox_network_allowlist),
+        ),
     }

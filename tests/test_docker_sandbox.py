@@ -1,0 +1,304 @@
+"""The research sandbox in a real Docker engine: `scripts/test` starts the engine and builds the
+image (scripts/start-docker, scripts/build-sandbox-image) before pytest, so nothing here is skipped."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from signals_assets import inbox
+from signals_assets.cli import list_reports
+from signals_assets.definitions import defs
+from signals_assets.docker_sandbox import ContainerLimits, container_kwargs
+from signals_assets.resources.sandbox import SandboxResearchError, SandboxResource
+from signals_assets.sensors.report_promotion import promotions_from_metadata
+from signals_assets.sensors.research_reconciler import research_reconciler
+from signals_assets.settings import load_settings
+
+from conftest import CARD_DECLINED, REPO_ROOT, emit_texts, read_json_lines
+from sandbox_runs import definitions_with_sandbox, run_report
+from test_research_agent import card_report, docs_site, materialize_research, repo, shop  # noqa: F401 (fixtures)
+
+SANDBOX_FILTER = {"label": "signals_assets.sandbox=1"}
+PROBE = (Path(__file__).parent / "data" / "sandbox_probe.py").read_text()
+SILENT = "print('thinking', flush=True); import time; time.sleep(600)"
+
+
+@pytest.fixture(scope="module")
+def docker_client():
+    import docker
+
+    client = docker.from_env()
+    client.ping()  # an error, not a skip, without an engine: scripts/test starts one
+    client.images.get(SandboxResource().image)  # built by scripts/build-sandbox-image
+    return client
+
+
+# Report ids the tests research; every research container is labelled with its report's id.
+TEST_REPORT_IDS = {card_report()["report_id"]}
+
+
+@pytest.fixture(autouse=True)
+def no_container_left_behind(docker_client):
+    yield
+    # Only this suite's reports count, so that other users of a shared engine do not fail it.
+    left = [c for c in docker_client.containers.list(all=True, filters=SANDBOX_FILTER)
+            if c.labels.get("signals_assets.report_id") in TEST_REPORT_IDS]
+    assert left == [], f"research containers left behind: {[(c.short_id, c.status, c.labels) for c in left]}"
+
+
+def docker(**fields) -> SandboxResource:
+    return SandboxResource(mode="docker", **fields)
+
+
+def test_the_container_settings_are_hardened():
+    limits = ContainerLimits(memory_mb=256, cpus=0.5, pids=64)
+    kwargs = container_kwargs(limits, {"signals_assets.report_id": "1-x"}, {})
+    assert kwargs["network_mode"] == "none" and kwargs["environment"] == {}
+    assert kwargs["read_only"] is True and kwargs["user"] == "10001:10001"
+    assert kwargs["cap_drop"] == ["ALL"] and kwargs["security_opt"] == ["no-new-privileges"]
+    assert (kwargs["mem_limit"], kwargs["memswap_limit"], kwargs["nano_cpus"], kwargs["pids_limit"]) == (
+        "256m", "256m", 500_000_000, 64)
+    assert kwargs["labels"] == {"signals_assets.sandbox": "1", "signals_assets.report_id": "1-x"}
+
+    allowlisted = container_kwargs(ContainerLimits(network="egress", network_allowlist=("api.openai.com",)), {}, {})
+    assert allowlisted["network_mode"] == "egress"
+    assert allowlisted["environment"] == {"SIGNALS_NETWORK_ALLOWLIST": "api.openai.com"}
+    with pytest.raises(ValueError, match="network_allowlist needs a network"):
+        docker(network_allowlist=["api.openai.com"]).container_limits()
+
+
+def test_log_lines_split_by_docker_are_joined_before_parsing():
+    from signals_assets.docker_sandbox import ActivityTrackingLogsReader
+
+    message = json.dumps({"__dagster_pipes_version": "0.1", "method": "report_custom_message",
+                          "params": {"payload": "x" * 40_000}})
+    chunks = [message[:16384].encode(), message[16384:32768].encode(), (message[32768:] + "\nplain ").encode(),
+              b"output\nlast words"]
+
+    class Container:
+        def logs(self, **kwargs):
+            return iter(chunks)
+
+    class Handler:
+        messages = []
+
+        def handle_message(self, message):
+            self.messages.append(message)
+
+    reader = ActivityTrackingLogsReader()
+    reader._handler = Handler()
+    reader.consume_docker_logs(Container())
+    assert [m["params"]["payload"] for m in Handler.messages] == ["x" * 40_000]
+    assert list(reader.last_output) == ["plain output", "last words"]
+    assert reader.last_activity is not None
+
+
+def test_the_sandbox_settings_reach_the_resource_and_bad_values_are_named(signals_home, monkeypatch):
+    from signals_assets.resources.environment import build_resources
+
+    for name, value in {"SIGNALS_SANDBOX": "docker", "SIGNALS_SANDBOX_MEMORY_MB": "256", "SIGNALS_SANDBOX_CPUS": "0.5",
+                        "SIGNALS_SANDBOX_PIDS": "64", "SIGNALS_SANDBOX_INACTIVITY_SECONDS": "30",
+                        "SIGNALS_SANDBOX_TIMEOUT_SECONDS": "90", "SIGNALS_SANDBOX_NETWORK": "egress",
+                        "SIGNALS_SANDBOX_NETWORK_ALLOWLIST": "api.openai.com, example.com"}.items():
+        monkeypatch.setenv(name, value)
+    sandbox = build_resources(load_settings())["sandbox"]
+    assert (sandbox.mode, sandbox.memory_mb, sandbox.cpus, sandbox.pids_limit) == ("docker", 256, 0.5, 64)
+    assert (sandbox.inactivity_timeout_seconds, sandbox.timeout_seconds) == (30, 90)
+    assert sandbox.network == "egress" and sandbox.network_allowlist == ["api.openai.com", "example.com"]
+
+    for name, value, message in [
+        ("SIGNALS_SANDBOX_CPUS", "lots", "SIGNALS_SANDBOX_CPUS='lots' must be a positive number"),
+        ("SIGNALS_SANDBOX_MEMORY_MB", "0", "SIGNALS_SANDBOX_MEMORY_MB='0' must be a positive integer"),
+        ("SIGNALS_SANDBOX", "vm", "SIGNALS_SANDBOX='vm' is not one of subprocess, docker"),
+        ("SIGNALS_SANDBOX_NETWORK", "", "SIGNALS_SANDBOX_NETWORK must name the docker network"),
+    ]:
+        with monkeypatch.context() as patch:
+            patch.setenv(name, value)
+            with pytest.raises(ValueError, match=re.escape(message)):
+                load_settings()
+
+
+def test_inside_the_container_only_the_work_dir_is_writable_and_there_is_no_network(shop):
+    with pytest.raises(SandboxResearchError, match="exited without reporting a result") as failure:
+        materialize_research(card_report(), [repo("shop", shop)],
+                             docker(container_command=["python3", "-c", PROBE], memory_mb=128, pids_limit=64, cpus=0.5))
+    [observed] = [line["data"] for line in failure.value.log_lines if line["message"] == "probe"]
+    assert observed["uid"] == 10001
+    assert observed["write_work"] == "allowed"
+    assert observed["write_root"] == observed["write_tmp"] == observed["write_repository"] == "Read-only file system"
+    assert "billing" in observed["read_repository"]
+    assert observed["network"] == "Network is unreachable" and observed["interfaces"] == ["lo"]
+    assert int(observed["capabilities"], 16) == 0 and observed["no_new_privileges"] == "1"
+    assert observed["memory_limit"] == str(128 << 20)
+    assert observed["pids_limit"] == "64"
+    assert observed["cpu_quota"] in ("50000", "50000 100000")
+
+
+def test_several_repositories_are_ranked_inside_the_container(shop, docs_site):
+    started = time.monotonic()
+    _, outcome = materialize_research(card_report(), [repo("docs_site", docs_site), repo("shop", shop)], docker())
+    assert outcome.sandbox == "docker" and outcome.status == "ready" and outcome.repository == "shop"
+    assert [r["name"] for r in outcome.repository_ranking] == ["shop", "docs_site"]
+    assert outcome.findings[0]["file"] == "billing/card_payments.py"
+    assert outcome.log_lines[-1]["type"] == "result"
+    print(f"one research container run: {time.monotonic() - started:.1f}s")
+
+
+def test_a_missing_image_is_a_clear_error(shop):
+    with pytest.raises(SandboxResearchError, match="sandbox image signals-no-such-image:1 not found.*build-sandbox-image"):
+        materialize_research(card_report(), [repo("shop", shop)], docker(image="signals-no-such-image:1"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Through the report_research asset
+
+
+@pytest.fixture
+def candidate_report(object_store, team):
+    """A promoted report of the card-declined signals, waiting for research; and the instance."""
+    emit_texts(object_store, CARD_DECLINED)
+    batch = inbox.claim_pending(object_store, 100, None).new_batches[0]
+    with dg.DagsterInstance.get() as instance:
+        instance.add_dynamic_partitions("signal_batches", [batch])
+        result = defs().resolve_job_def("signal_batch_job").execute_in_process(partition_key=batch, instance=instance)
+        [promotion] = [p for e in result.asset_materializations_for_node("report_assignments")
+                       for p in promotions_from_metadata(e.metadata)]
+        instance.add_dynamic_partitions("reports", [promotion["report_id"]])
+        TEST_REPORT_IDS.add(promotion["report_id"])
+        yield instance, promotion["report_id"]
+
+
+def report_view(report_id: str) -> dict:
+    reports = list_reports(load_settings(), 1)["reports"]
+    return next(r for r in reports if r["id"] == report_id)
+
+
+def report_error(report_id: str) -> str:
+    from signals_assets.clickhouse import open_chdb
+
+    settings = load_settings()
+    with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
+        return db.scalar("SELECT error FROM reports WHERE report_id = {r}", {"r": report_id})
+
+
+def test_a_report_is_researched_in_a_container_end_to_end(candidate_report, object_store, demo_repository, monkeypatch):
+    instance, report_id = candidate_report
+    monkeypatch.setenv("SIGNALS_SANDBOX", "docker")
+    result = defs().resolve_job_def("report_job").execute_in_process(partition_key=report_id, instance=instance)
+    assert result.success
+
+    research = report_view(report_id)["research"]
+    assert report_view(report_id)["status"] == "ready"
+    assert research["status"] == "ready" and research["sandbox"] == "docker"
+    assert research["repository"] == demo_repository.name
+    assert research["findings"][0]["file"] == "checkout/card_payments.py"
+    log = read_json_lines(object_store.get(research["log_key"]))
+    assert {line["type"] for line in log} <= {"progress", "console", "result"} and log[-1]["type"] == "result"
+    assert all(datetime.fromisoformat(line["ts"]) for line in log)
+
+    listed = subprocess.run([str(Path(sys.executable).parent / "signals"), "list-reports", "--team-id", "1", "--json"],
+                            capture_output=True, text=True, check=True, cwd=REPO_ROOT).stdout
+    [shown] = [r for r in json.loads(listed)["reports"] if r["id"] == report_id]
+    assert set(shown["research"]) == {"status", "sandbox", "repository", "findings", "log_key"}
+    assert shown["research"]["sandbox"] == "docker" and shown["research"]["log_key"] == research["log_key"]
+
+
+MISBEHAVIOUR = {
+    "network": (
+        dict(container_command=["python3", "-c", "import socket; socket.create_connection(('1.1.1.1', 443), timeout=5)"]),
+        "research container exited with code 1: .*Network is unreachable",
+    ),
+    "write outside the work dir": (
+        dict(container_command=["python3", "-c", "open('/opt/signals/agent.py', 'w').write('pwned')"]),
+        "research container exited with code 1: .*Read-only file system: '/opt/signals/agent.py'",
+    ),
+    "memory": (
+        dict(container_command=["python3", "-c", "chunks = [b'x' * (16 << 20) for _ in range(64)]"], memory_mb=64),
+        "research container ran out of memory: killed at its 64 MB limit",
+    ),
+    "silence": (
+        dict(container_command=["python3", "-c", SILENT], inactivity_timeout_seconds=3),
+        r"research container wrote no output for 3s \(inactivity timeout\) and was stopped",
+    ),
+    "wall clock": (
+        dict(container_command=["python3", "-c", "import time\nwhile True: print('busy', flush=True); time.sleep(0.5)"],
+             timeout_seconds=4),
+        "research container exceeded its 4s wall-clock limit and was stopped",
+    ),
+}
+
+
+@pytest.mark.parametrize("behaviour", list(MISBEHAVIOUR))
+def test_a_misbehaving_container_is_stopped_and_the_report_fails_with_the_reason(candidate_report, behaviour):
+    instance, report_id = candidate_report
+    fields, reason = MISBEHAVIOUR[behaviour]
+    started = time.monotonic()
+    result = run_report(instance, report_id, mode="docker", **fields)
+
+    assert not result.success
+    assert time.monotonic() - started < 120
+    view = report_view(report_id)
+    assert view["status"] == "failed" and view["research"]["status"] == "failed"
+    assert view["research"]["sandbox"] == "docker"
+    assert re.search(reason, report_error(report_id)), report_error(report_id)
+
+
+def wait_for_container(docker_client, report_id: str, timeout: float = 120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        running = docker_client.containers.list(filters={**SANDBOX_FILTER, "status": "running"})
+        mine = [c for c in running if c.labels.get("signals_assets.report_id") == report_id]
+        if mine:
+            return mine[0]
+        time.sleep(0.5)
+    raise AssertionError(f"no research container started for {report_id}")
+
+
+def start_report_run(report_id: str, **fields) -> subprocess.Popen:
+    script = str(Path(__file__).parent / "sandbox_runs.py")
+    return subprocess.Popen([sys.executable, script, report_id, json.dumps({"mode": "docker", **fields})],
+                            cwd=Path(__file__).parent, env=os.environ.copy(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_a_terminated_run_removes_its_container_and_fails_the_report(candidate_report, docker_client):
+    _, report_id = candidate_report
+    process = start_report_run(report_id, container_command=["python3", "-c", SILENT])
+    wait_for_container(docker_client, report_id)
+    process.send_signal(signal.SIGINT)  # interrupts the step, as terminating a Dagster run does
+    process.wait(timeout=120)
+
+    assert report_view(report_id)["status"] == "failed"
+    assert "research run was interrupted" in report_error(report_id)
+
+
+def test_the_reconciler_fails_research_whose_run_died_and_removes_its_container(candidate_report, docker_client):
+    instance, report_id = candidate_report
+    process = start_report_run(report_id, container_command=["python3", "-c", SILENT])
+    container = wait_for_container(docker_client, report_id)
+    process.kill()  # no clean-up can run: the container and the in_progress report stay behind
+    process.wait(timeout=30)
+    run_id = container.labels["signals_assets.run_id"]
+    assert container.labels["signals_assets.sandbox"] == "1"
+    assert report_view(report_id)["status"] == "in_progress"
+
+    # What dead_run_reconciler does for a run whose worker process is gone.
+    instance.report_run_failed(instance.get_run_by_id(run_id), "run worker process is gone")
+    with dg.build_sensor_context(instance=instance, cursor=None) as context:
+        request = research_reconciler(context)
+    assert isinstance(request, dg.RunRequest)
+    job = definitions_with_sandbox(mode="docker").resolve_job_def("research_reconciliation_job")
+    assert job.execute_in_process(instance=instance).success
+
+    assert report_view(report_id)["status"] == "failed"
+    assert f"research run {run_id} ended (FAILURE)" in report_error(report_id)
+    assert docker_client.containers.list(all=True, filters={"id": container.id}) == []
