@@ -170,3 +170,20 @@ def test_a_problem_split_across_batches_is_merged_in_the_store(capsys, object_st
     assert event == [{"detail": f"merged into {moved[0]['report_id']}"}]
     live = [r for r in reports.values() if r["signal_count"]]
     assert len(live) == 2 and all(r["status"] not in ("potential", "suppressed") for r in live)
+
+
+def test_the_demo_team_keeps_its_password_reset_report():
+    """A small, realistic pool (the 28 demo signals, scripts/demo): the guards for small reports
+    must not dissolve a problem reported six ways, nor join the unrelated feature request."""
+    import json
+    from pathlib import Path
+
+    from signals_assets.minilm import load_encoder
+
+    rows = [json.loads(line) for line in (Path(__file__).parents[1] / "scripts/demo/signals.jsonl").open()]
+    labels = cluster_pool(load_encoder().encode([r["description"] for r in rows]))
+    password = [i for i, r in enumerate(rows) if "reset" in r["description"].lower()]
+    assert len(password) == 6
+    assert len({labels[i] for i in password}) == 1
+    wishlist = next(i for i, r in enumerate(rows) if "wishlist" in r["description"])
+    assert labels.count(labels[wishlist]) == 1
