@@ -312,15 +312,16 @@ def consolidate(plan: BatchPlan, signals: Sequence[BatchSignal], earlier: list["
                            for p in earlier if p.signal_id in moved]
 
     texts = {p.signal_id: p.description for p in pool}
-    first_member = {}
-    for p, report_id in zip(pool, final):
+    first_member, first_position = {}, {}
+    for position, (p, report_id) in enumerate(zip(pool, final)):
         first_member.setdefault(report_id, p)
+        first_position.setdefault(report_id, position)
     changed = {r for r in members_before.keys() | members_after.keys() if members_before[r] != members_after[r]}
     changed |= {r for r in open_ids if r not in before}  # opened in this batch
     # the one-pass plan's events of open reports are replaced by the consolidated ones below
     result.events = [e for e in plan.events if e.report_id not in open_ids
                      or (e.event == "created" and members_after[e.report_id])]
-    for report_id in sorted(changed, key=lambda r: (r not in first_member, final.index(r) if r in first_member else 0, r)):
+    for report_id in sorted(changed, key=lambda r: (first_position.get(r, len(final)), r)):
         if not members_after[report_id]:
             if report_id in before:  # an existing report lost every signal to others
                 target = Counter(r for p, r in zip(pool, final) if p.report_id == report_id).most_common(1)[0][0]
