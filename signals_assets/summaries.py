@@ -88,7 +88,7 @@ def judge_report(signals: Sequence[ReportSignal], safety_judge: SafetyJudge, cha
         return ReportJudgement(answer["title"], answer["summary"], central_ids, safety, answer["actionability"],
                                answer["actionability_reason"], answer["priority"], answer["priority_reason"])
     actionability, actionability_reason = offline_actionability(signals)
-    priority, priority_reason = offline_priority(signals, actionability)
+    priority, priority_reason = offline_priority(central, actionability)  # central first: independent of arrival order
     return ReportJudgement(title, summary, central_ids, safety, actionability, actionability_reason, priority,
                            priority_reason)
 
