@@ -228,6 +228,17 @@ def plan_batch(
     return plan
 
 
+def _promoted_if_due(state: ReportState, events: list[Event]) -> ReportState:
+    """The state after the promotion rule, with a `promoted` event when it fires."""
+    if not lifecycle.should_promote(state):
+        return state
+    state = state.moved_to(lifecycle.CANDIDATE, research_round=state.research_round + 1)
+    events.append(Event(state.report_id, "promoted", lifecycle.CANDIDATE, signals_at_run=state.signals_at_run,
+                        research_round=state.research_round,
+                        detail=f"{state.signal_count} signals, weight {state.total_weight:g}"))
+    return state
+
+
 def _assign(signal, decision: MatchDecision, matched: CandidateReport | None, stats, states, events) -> Assignment:
     matched_status = states[matched.report_id].status if matched and matched.report_id in states else None
     similarity = matched.best_similarity if matched else 0.0
@@ -253,12 +264,7 @@ def _assign(signal, decision: MatchDecision, matched: CandidateReport | None, st
             detail=f"recurrence_of:{matched.report_id}" if matched else decision.reason,
         ))
     state = states[report_id].with_signal(signal.weight)
-    if lifecycle.should_promote(state):
-        state = state.moved_to(lifecycle.CANDIDATE, research_round=state.research_round + 1)
-        events.append(Event(report_id, "promoted", lifecycle.CANDIDATE, signals_at_run=state.signals_at_run,
-                            research_round=state.research_round,
-                            detail=f"{state.signal_count} signals, weight {state.total_weight:g}"))
-    states[report_id] = state
+    states[report_id] = _promoted_if_due(state, events)
     return Assignment(signal.signal_id, report_id, kind, matched_signal if matched else "", similarity,
                       signal.weight, deleted=False, reason=decision.reason)
 
@@ -311,7 +317,6 @@ def consolidate(plan: BatchPlan, signals: Sequence[BatchSignal], earlier: list["
     result.assignments += [Assignment(p.signal_id, moved[p.signal_id], "consolidated", "", 0.0, p.weight, False)
                            for p in earlier if p.signal_id in moved]
 
-    texts = {p.signal_id: p.description for p in pool}
     first_member, first_position = {}, {}
     for position, (p, report_id) in enumerate(zip(pool, final)):
         first_member.setdefault(report_id, p)
@@ -330,13 +335,9 @@ def consolidate(plan: BatchPlan, signals: Sequence[BatchSignal], earlier: list["
         if report_id not in states:
             seed = first_member[report_id]
             result.events.append(Event(report_id, "created", lifecycle.POTENTIAL, title_from(seed.description),
-                                       summary_from([texts[seed.signal_id]]), detail="consolidated"))
+                                       summary_from([seed.description]), detail="consolidated"))
         base = before.get(report_id) or ReportState(report_id).moved_to(lifecycle.POTENTIAL)
         state = replace(base, signal_count=base.signal_count + members_after[report_id] - members_before[report_id],
                         total_weight=base.total_weight + weight_change[report_id])
-        if lifecycle.should_promote(state):
-            state = state.moved_to(lifecycle.CANDIDATE, research_round=state.research_round + 1)
-            result.events.append(Event(report_id, "promoted", lifecycle.CANDIDATE, signals_at_run=state.signals_at_run,
-                                       research_round=state.research_round,
-                                       detail=f"{state.signal_count} signals, weight {state.total_weight:g}"))
+        _promoted_if_due(state, result.events)
     return result
