@@ -50,6 +50,13 @@ class ScreenedBatch:
 
 def parse_record(body: bytes, limits: SignalLimits = DEFAULT_LIMITS) -> dict:
     """The inbox record as emitted, with the envelope checked; raises SignalValidationError."""
+    record = decode_record(body, limits)
+    check_envelope(record)
+    return record
+
+
+def decode_record(body: bytes, limits: SignalLimits) -> dict:
+    """The inbox object as a JSON object; raises SignalValidationError."""
     if len(body) > limits.max_signal_bytes:
         raise SignalValidationError(
             "body", f"must be at most {limits.max_signal_bytes} bytes (SIGNALS_MAX_SIGNAL_BYTES), got more")
@@ -61,10 +68,13 @@ def parse_record(body: bytes, limits: SignalLimits = DEFAULT_LIMITS) -> dict:
         raise SignalValidationError("body", f"must be JSON ({type(error).__name__}: {str(error)[:120]})") from None
     if not isinstance(record, dict):
         raise SignalValidationError("body", f"must be a JSON object, got {type(record).__name__}")
+    return record
+
+
+def check_envelope(record: dict) -> None:
     rule = signal_id_rule(record.get("signal_id"))
     if rule:
         raise SignalValidationError("signal_id", rule)
-    return record
 
 
 def signal_id_rule(value: Any) -> str | None:
@@ -104,7 +114,8 @@ def screen_batch(
     for name, body in objects:
         record: dict = {}
         try:
-            record = parse_record(body, limits)
+            record = decode_record(body, limits)
+            check_envelope(record)
             signal = validate_signal({k: v for k, v in record.items() if k not in ENVELOPE_FIELDS}, limits)
         except SignalValidationError as error:
             result.rejected.append(_quarantined(batch, batch_time, name, record, error))
