@@ -211,3 +211,22 @@ def test_an_oversized_inbox_object_is_quarantined_without_being_read_whole(tmp_p
     assert measured["accepted"] == 1
     assert measured["rejected"] == ["body: must be at most 262144 bytes (SIGNALS_MAX_SIGNAL_BYTES), got more"]
     assert measured["peak_growth_kib"] < 16 * 1024, measured  # the object is 200 MB
+
+
+def test_an_invalid_stored_team_config_stops_only_that_teams_signals():
+    from datetime import datetime, timezone
+
+    from signals_assets.ingestion import screen_batch
+
+    def team_config(team_id):
+        if team_id == 2:
+            raise ValueError("team config teams/2.json is invalid: repositories: '/proc' is inside the system tree /proc")
+        return TeamConfig(team_id, ai_processing_consent=True)
+
+    objects = [(f"{n}.json", json.dumps({"signal_id": f"s{n}", "emitted_at": "2026-11-30T12:00:00+05:00",
+                                          **signal(str(n), "Card declined.", team_id=n)}).encode()) for n in (1, 2)]
+    screened = screen_batch("b20261130T100000000000Z", datetime.now(timezone.utc), objects, team_config, set())
+    assert [row["signal_id"] for row in screened.accepted] == ["s1"]
+    assert screened.accepted[0]["emitted_at"] == datetime(2026, 11, 30, 7, tzinfo=timezone.utc)
+    assert [(row["signal_id"], row["reason"], row["detail"]) for row in screened.rejected] == [
+        ("s2", "gated", "team config teams/2.json is invalid: repositories: '/proc' is inside the system tree /proc")]
