@@ -230,3 +230,17 @@ def test_an_invalid_stored_team_config_stops_only_that_teams_signals():
     assert screened.accepted[0]["emitted_at"] == datetime(2026, 11, 30, 7, tzinfo=timezone.utc)
     assert [(row["signal_id"], row["reason"], row["detail"]) for row in screened.rejected] == [
         ("s2", "gated", "team config teams/2.json is invalid: repositories: '/proc' is inside the system tree /proc")]
+
+
+def test_limits_come_from_the_environment(signals_home, object_store, team, monkeypatch):
+    from signals_assets.resources.environment import build_resources
+
+    monkeypatch.setenv("SIGNALS_MAX_EXTRA_KEYS", "3")
+    monkeypatch.setenv("SIGNALS_MAX_SIGNAL_BYTES", "4096")
+    with pytest.raises(SignalValidationError, match=r"^extra: must have at most 3 keys"):
+        emit_signal(**signal("1", "Card declined."), store=object_store)
+    resource = build_resources(load_settings())["signal_limits"]
+    assert (resource.max_signal_bytes, resource.max_extra_keys, resource.max_extra_bytes) == (4096, 3, 65536)
+    monkeypatch.setenv("SIGNALS_MAX_SIGNAL_BYTES", "100")
+    with pytest.raises(ValueError, match=r"^SIGNALS_MAX_SIGNAL_BYTES='100' must be an integer of at least 1024"):
+        load_settings()
