@@ -17,7 +17,7 @@ from typing import BinaryIO, Iterator
 from signals_assets.clickhouse import StoreError
 from signals_assets.objects import ObjectStoreError, open_object_store
 from signals_assets.settings import Settings, load_settings
-from signals_assets.validation import MAX_TEAM_ID, SignalValidationError, check_team_id, shown
+from signals_assets.validation import MAX_TEAM_ID, SignalValidationError, check_team_id, decode_json_object, shown
 
 MAX_LIST_LIMIT = 100_000
 MAX_WAIT_SECONDS = 7 * 24 * 3600
@@ -128,14 +128,7 @@ def _line_payload(line: bytes | None, team_id: int, settings: Settings) -> dict:
     limits = settings.signal_limits
     if line is None:
         raise SignalValidationError("line", f"must be at most {limits.max_signal_bytes} bytes (SIGNALS_MAX_SIGNAL_BYTES)")
-    try:
-        payload = json.loads(line.decode("utf-8"))
-    except UnicodeDecodeError as error:
-        raise SignalValidationError("line", f"must be UTF-8, found an invalid byte at offset {error.start}") from None
-    except (ValueError, RecursionError) as error:  # bad JSON, an integer past Python's digit limit, deep nesting
-        raise SignalValidationError("line", f"must be JSON ({str(error)[:120]})") from None
-    if not isinstance(payload, dict):
-        raise SignalValidationError("line", "must be a JSON object")
+    payload = decode_json_object(line, "line")
     payload.setdefault("team_id", team_id)
     if payload["team_id"] != team_id:
         raise SignalValidationError("team_id", f"must be {team_id} (--team-id), got {shown(payload['team_id'])}")
@@ -486,12 +479,9 @@ def seconds_arg(text: str) -> float:
 
 def json_object_arg(text: str) -> dict:
     try:
-        value = json.loads(text)
-    except (ValueError, RecursionError) as error:  # bad JSON, an integer past Python's digit limit, deep nesting
-        raise argparse.ArgumentTypeError(f"must be a JSON object ({str(error)[:120]})") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"must be a JSON object, got {type(value).__name__}")
-    return value
+        return decode_json_object(text, "--extra")
+    except SignalValidationError as error:
+        raise argparse.ArgumentTypeError(error.rule) from None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -24,6 +24,7 @@ from signals_assets.validation import (
     SignalLimits,
     SignalValidationError,
     check_team_id,
+    decode_json_object,
     storable_text,
     validate_signal,
 )
@@ -60,15 +61,7 @@ def decode_record(body: bytes, limits: SignalLimits) -> dict:
     if len(body) > limits.max_signal_bytes:
         raise SignalValidationError(
             "body", f"must be at most {limits.max_signal_bytes} bytes (SIGNALS_MAX_SIGNAL_BYTES), got more")
-    try:
-        record = json.loads(body.decode("utf-8"))
-    except UnicodeDecodeError as error:
-        raise SignalValidationError("body", f"must be UTF-8, found an invalid byte at offset {error.start}") from None
-    except (ValueError, RecursionError) as error:  # bad JSON, an integer past Python's digit limit, deep nesting
-        raise SignalValidationError("body", f"must be JSON ({type(error).__name__}: {str(error)[:120]})") from None
-    if not isinstance(record, dict):
-        raise SignalValidationError("body", f"must be a JSON object, got {type(record).__name__}")
-    return record
+    return decode_json_object(body, "body")
 
 
 def check_envelope(record: dict) -> None:

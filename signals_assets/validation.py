@@ -201,6 +201,20 @@ def validate_signal(payload: dict, limits: SignalLimits = DEFAULT_LIMITS) -> Val
     return signal
 
 
+def decode_json_object(data: bytes | str, field: str) -> dict:
+    """`data` (UTF-8) as a JSON object, or SignalValidationError naming `field`; also for what json.loads
+    raises besides JSONDecodeError (an integer past Python's digit limit, nesting past the recursion limit)."""
+    try:
+        value = json.loads(data.decode("utf-8") if isinstance(data, bytes) else data)
+    except UnicodeDecodeError as error:
+        raise SignalValidationError(field, f"must be UTF-8, found an invalid byte at offset {error.start}") from None
+    except (ValueError, RecursionError) as error:
+        raise SignalValidationError(field, f"must be JSON ({type(error).__name__}: {str(error)[:120]})") from None
+    if not isinstance(value, dict):
+        raise SignalValidationError(field, f"must be a JSON object, got {type(value).__name__}")
+    return value
+
+
 def json_size(value: Any) -> int:
     """Bytes of `value` as UTF-8 JSON, the way inbox records are written."""
     return len(json.dumps(value, ensure_ascii=False, sort_keys=True).encode("utf-8"))

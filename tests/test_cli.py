@@ -54,7 +54,7 @@ def test_emit_file_validates_every_line_before_writing(capsys, signals_home, obj
     code, out, err = run(capsys, "emit-file", str(path), "--team-id", "1")
     assert code == 2 and out == "" and err.splitlines() == [
         f"{path}:2: weight: must be in (0, 1], got 3",
-        f"{path}:3: line: must be JSON (Expecting value: line 1 column 1 (char 0))",
+        f"{path}:3: line: must be JSON (JSONDecodeError: Expecting value: line 1 column 1 (char 0))",
         "error: nothing emitted: 2 invalid line(s) (--skip-invalid emits the valid ones)",
     ]
     assert object_store.list("inbox/") == []
@@ -174,10 +174,10 @@ MISUSES = {
     "team id 30 digits": (["teams", "show", "9" * 30], "got '999999999999999999999999999999'"),
     "extra not JSON": (["emit", "--team-id", "1", "--source-product", "zendesk", "--source-type", "ticket",
                         "--source-id", "1", "--description", "d", "--extra", "{url:"],
-                       "argument --extra: must be a JSON object (Expecting property name enclosed in double quotes"),
+                       "argument --extra: must be JSON (JSONDecodeError: Expecting property name enclosed in double quotes"),
     "extra nested past the recursion limit": (
         ["emit", "--team-id", "1", "--source-product", "zendesk", "--source-type", "ticket", "--source-id", "1",
-         "--description", "d", "--extra", "[" * 100_000], "argument --extra: must be a JSON object (maximum recursion depth exceeded"),
+         "--description", "d", "--extra", "[" * 100_000], "argument --extra: must be JSON (RecursionError: maximum recursion depth exceeded"),
     "invalid UTF-8 argument": (["emit", "--team-id", "1", "--source-product", "zendesk", "--source-type", "ticket",
                                 "--source-id", b"caf\xe9", "--description", "Card declined.", "--extra", "{}"],
                                "error: source_id: must be valid UTF-8 text, found an undecodable byte or lone surrogate "
