@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import PurePosixPath
 
 from signals_assets.objects import ObjectStore
-from signals_assets.validation import SOURCE_PAIRS, check_team_id
+from signals_assets.validation import SOURCE_PAIRS, check_team_id, shown
 
 # Never a repository: the research agent would read devices, kernel interfaces or the host's secrets.
 SYSTEM_TREES = ("/proc", "/sys", "/dev", "/etc")
@@ -35,14 +35,14 @@ def check_team(config: TeamConfig) -> None:
     """Raise ValueError naming the first invalid field."""
     check_team_id(config.team_id)
     if not isinstance(config.ai_processing_consent, bool):
-        raise ValueError(f"ai_processing_consent: must be a boolean, got {config.ai_processing_consent!r}")
+        raise ValueError(f"ai_processing_consent: must be a boolean, got {shown(config.ai_processing_consent)}")
     if config.enabled_sources is not None:
         if not isinstance(config.enabled_sources, list):
             raise ValueError("enabled_sources: must be a list of product/type strings or null (all sources)")
         unknown = [s for s in config.enabled_sources if s not in SOURCE_PAIRS]
         if unknown:
             raise ValueError(
-                f"enabled_sources: unknown source {unknown[0]!r} (known: {', '.join(SOURCE_PAIRS)})"
+                f"enabled_sources: unknown source {shown(unknown[0])} (known: {', '.join(SOURCE_PAIRS)})"
             )
     if not isinstance(config.repositories, list) or not all(isinstance(r, str) for r in config.repositories):
         raise ValueError("repositories: must be a list of folder paths (strings)")
