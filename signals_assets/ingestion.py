@@ -49,7 +49,7 @@ class ScreenedBatch:
         return dict(Counter(row["detail"] for row in self.rejected if row["reason"] == "unsafe"))
 
 
-def parse_record(body: bytes, limits: SignalLimits = DEFAULT_LIMITS) -> dict:
+def parse_record(body: bytes, limits: SignalLimits) -> dict:
     """The inbox record as emitted, with the envelope checked; raises SignalValidationError."""
     record = decode_record(body, limits)
     check_envelope(record)

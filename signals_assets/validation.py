@@ -132,10 +132,10 @@ def shown(value: Any) -> str:
     return f"a {type(value).__name__}"
 
 
-def check_team_id(value: Any, field: str = "team_id") -> int:
+def check_team_id(value: Any) -> int:
     """`value` as a team id: an integer (not a bool) from 1 to MAX_TEAM_ID; else SignalValidationError."""
     if not _is_int(value) or not 1 <= value <= MAX_TEAM_ID:
-        raise SignalValidationError(field, f"must be an integer from 1 to {MAX_TEAM_ID}, got {shown(value)}")
+        raise SignalValidationError("team_id", f"must be an integer from 1 to {MAX_TEAM_ID}, got {shown(value)}")
     return value
 
 

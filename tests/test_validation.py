@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from signals_assets.validation import (
@@ -202,3 +204,10 @@ def test_error_messages_show_at_most_a_short_prefix_of_a_bad_value():
     with pytest.raises(SignalValidationError) as caught:
         validate_signal(payload(source_product="secret customer text " * 1000))
     assert len(str(caught.value)) < 200 and str(caught.value).endswith("…")
+
+
+def test_the_team_id_range_is_the_stores_column_type():
+    from signals_assets.clickhouse import SCHEMA_DIR
+
+    types = {m for path in SCHEMA_DIR.glob("*.sql") for m in re.findall(r"^\s*team_id (\w+)", path.read_text(), re.M)}
+    assert types == {"UInt64"} and MAX_TEAM_ID == 2**64 - 1
