@@ -122,6 +122,13 @@ def test_errors_name_the_sql(backend):
         db.query("SELECT * FROM no_such_table")
 
 
+def test_a_failed_insert_names_the_statement_but_not_the_rows(backend):
+    with backend.session() as db, pytest.raises(StoreError) as caught:
+        db.insert("no_such_table", [{"description": "another team's private text"}])
+    assert "INSERT INTO no_such_table FORMAT JSONEachRow (rows not shown)" in str(caught.value)
+    assert "private text" not in str(caught.value)
+
+
 def placeholder_names() -> set[str]:
     """Every `{name}` in the code's string constants (f-string parts included) and SQL files: a superset
     of the query placeholders, which is harmless here."""
