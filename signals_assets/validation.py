@@ -287,24 +287,25 @@ def _extra_shape_rule(extra: dict, limits: SignalLimits) -> str | None:
     keys = size = 0
     pending: list[tuple[Any, int]] = [(extra, 1)]
     while pending:
-        value, depth = pending.pop()
-        if isinstance(value, (dict, list, tuple)):
-            if depth > limits.max_extra_depth:
-                return f"must be nested at most {limits.max_extra_depth} levels deep"
-            size += 2 + len(value)
-            if isinstance(value, dict):
-                keys += len(value)
-                if keys > limits.max_extra_keys:
-                    return f"must have at most {limits.max_extra_keys} keys (counted at every depth)"
-                size += sum(len(key) + 3 for key in value if isinstance(key, str))
-                children = value.values()
-            else:
-                children = value
-            if size > limits.max_extra_bytes:
-                return too_big
-            pending.extend((child, depth + 1) for child in children)
-        elif isinstance(value, str):
-            size += len(value) + 2
+        container, depth = pending.pop()
+        if depth > limits.max_extra_depth:
+            return f"must be nested at most {limits.max_extra_depth} levels deep"
+        size += 2 + len(container)  # brackets and separators
+        if isinstance(container, dict):
+            keys += len(container)
+            if keys > limits.max_extra_keys:
+                return f"must have at most {limits.max_extra_keys} keys (counted at every depth)"
+            size += sum(len(key) + 3 for key in container if isinstance(key, str))
+            children = container.values()
+        else:
+            children = container
+        if size > limits.max_extra_bytes:
+            return too_big
+        for child in children:
+            if isinstance(child, str):
+                size += len(child) + 2
+            elif isinstance(child, (dict, list, tuple)):
+                pending.append((child, depth + 1))
         if size > limits.max_extra_bytes:
             return too_big
     return None
