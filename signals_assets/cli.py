@@ -4,14 +4,29 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import re
 import shutil
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO, Iterator
 
-from signals_assets.objects import open_object_store
+from signals_assets.clickhouse import StoreError
+from signals_assets.objects import ObjectStoreError, open_object_store
 from signals_assets.settings import Settings, load_settings
+from signals_assets.validation import MAX_TEAM_ID, SignalValidationError, check_team_id, decode_json_object, shown
+
+MAX_LIST_LIMIT = 100_000
+MAX_WAIT_SECONDS = 7 * 24 * 3600
+INVALID_LINES_SHOWN = 20
+INTERNAL_ERROR_EXIT = 70  # sysexits' EX_SOFTWARE
+
+
+class CliError(Exception):
+    """A misuse or a refusal, shown as one line on stderr."""
 
 
 def _store_session(settings: Settings):
@@ -40,8 +55,32 @@ def _store_session(settings: Settings):
     return session()
 
 
+# Control characters, bidirectional overrides and lone surrogates (undecodable input): untrusted signal
+# and report text must not drive the terminal or fail to encode.
+_TERMINAL_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+
+
+def terminal_safe(text: str) -> str:
+    """`text` with those characters written as escapes (`\\x1b`, `\\u202e`); newlines and tabs stay."""
+    return _TERMINAL_UNSAFE.sub(lambda match: match[0].encode("unicode_escape").decode("ascii"), text)
+
+
+class _TerminalSafeStream:
+    """Stdout through `terminal_safe`, for every command's output. JSON output is unchanged: json.dumps
+    already escapes all of those characters."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(terminal_safe(text))
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
 def _err(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    print(terminal_safe(message), file=sys.stderr, flush=True)
 
 
 def _progress(done: int, total: int, label: str) -> None:
@@ -61,8 +100,8 @@ def cmd_emit(args, settings: Settings) -> int:
     result = emit_signal_result(
         team_id=args.team_id, source_product=args.source_product, source_type=args.source_type,
         source_id=args.source_id, description=args.description, weight=args.weight,
-        extra=json.loads(args.extra) if args.extra else {}, idempotency_key=args.idempotency_key,
-        store=open_object_store(settings),
+        extra=args.extra or {}, idempotency_key=args.idempotency_key,
+        store=open_object_store(settings), settings=settings,
     )
     if result.signal_id is None:
         _err(f"not emitted: {result.gated_reason}")
@@ -71,58 +110,84 @@ def cmd_emit(args, settings: Settings) -> int:
     return 0
 
 
-def _read_jsonl(path: Path, team_id: int) -> list[dict]:
-    from signals_assets.validation import SignalValidationError, validate_signal
-
-    payloads, errors = [], []
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if not line.strip():
+def _bounded_lines(handle: BinaryIO, max_bytes: int) -> Iterator[bytes | None]:
+    """The file's lines; None for a line over `max_bytes`, skipped without ever holding it whole."""
+    while line := handle.readline(max_bytes + 1):
+        if len(line) <= max_bytes or line.endswith(b"\n"):
+            yield line
             continue
-        try:
-            payload = json.loads(line)
-            if not isinstance(payload, dict):
-                raise SignalValidationError("line", "must be a JSON object")
-            payload.setdefault("team_id", team_id)
-            if payload["team_id"] != team_id:
-                raise SignalValidationError("team_id", f"must be {team_id} (--team-id), got {payload['team_id']!r}")
-            validate_signal(payload)
-            payloads.append(payload)
-        except (json.JSONDecodeError, SignalValidationError) as error:
-            errors.append(f"{path}:{number}: {error}")
-    if errors:
-        raise SystemExit("nothing emitted; invalid lines:\n" + "\n".join(errors[:20])
-                         + (f"\n… and {len(errors) - 20} more" if len(errors) > 20 else ""))
-    return payloads
+        while line and not line.endswith(b"\n"):
+            line = handle.readline(max_bytes + 1)
+        yield None
+
+
+def _line_payload(line: bytes | None, team_id: int, settings: Settings) -> dict:
+    """One JSONL line as a valid signal payload of team `team_id`; SignalValidationError otherwise."""
+    from signals_assets.validation import validate_signal
+
+    limits = settings.signal_limits
+    if line is None:
+        raise SignalValidationError("line", f"must be at most {limits.max_signal_bytes} bytes (SIGNALS_MAX_SIGNAL_BYTES)")
+    payload = decode_json_object(line, "line")
+    payload.setdefault("team_id", team_id)
+    if payload["team_id"] != team_id:
+        raise SignalValidationError("team_id", f"must be {team_id} (--team-id), got {shown(payload['team_id'])}")
+    validate_signal(payload, limits)
+    return payload
+
+
+def _read_jsonl(path: Path, team_id: int, settings: Settings) -> tuple[list[dict], list[str]]:
+    """The valid payloads of the file, and one message per invalid line."""
+    payloads, errors = [], []
+    try:
+        handle = open(path, "rb")
+    except OSError as error:  # missing, a folder, a symlink loop, no permission
+        raise CliError(f"emit-file: cannot read {path}: {error.strerror or error}") from None
+    with handle:
+        for number, line in enumerate(_bounded_lines(handle, settings.signal_limits.max_signal_bytes), start=1):
+            if line is not None and not line.strip():
+                continue
+            try:
+                payloads.append(_line_payload(line, team_id, settings))
+            except SignalValidationError as error:
+                errors.append(f"{path}:{number}: {error}")
+    return payloads, errors
 
 
 def cmd_emit_file(args, settings: Settings) -> int:
     from signals_assets.facade import emit_signal_result
 
-    payloads = _read_jsonl(Path(args.file), args.team_id)
+    payloads, errors = _read_jsonl(Path(args.file), args.team_id, settings)
+    for message in errors[:INVALID_LINES_SHOWN]:
+        _err(message)
+    if len(errors) > INVALID_LINES_SHOWN:
+        _err(f"… and {len(errors) - INVALID_LINES_SHOWN} more invalid lines")
+    if errors and not args.skip_invalid:
+        raise CliError(f"nothing emitted: {len(errors)} invalid line(s) (--skip-invalid emits the valid ones)")
     store = open_object_store(settings)
     emitted, gated = 0, {}
     for index, payload in enumerate(payloads, start=1):
-        result = emit_signal_result(**payload, store=store)
+        result = emit_signal_result(**payload, store=store, settings=settings)
         if result.signal_id:
             emitted += 1
         else:
             gated[result.gated_reason] = gated.get(result.gated_reason, 0) + 1
         _progress(index, len(payloads), "emitting")
-    print(json.dumps({"emitted": emitted, "not_emitted": gated}))
-    return 0 if not gated else 3
+    print(json.dumps({"emitted": emitted, "not_emitted": gated, "invalid_lines": len(errors)}))
+    return 0 if not gated and not errors else 3
 
 
 # ---- teams -----------------------------------------------------------------------------------
 
 def cmd_teams_set(args, settings: Settings) -> int:
-    from signals_assets.teams import TeamConfig, load_team, save_team
+    from signals_assets.teams import TeamConfig, load_team, repository_folder, save_team
 
     store = open_object_store(settings)
     current = load_team(store, args.team_id) or TeamConfig(team_id=args.team_id)
-    repositories = [str(Path(p).expanduser().resolve()) for p in args.repo] if args.repo else current.repositories
-    missing = [p for p in repositories if not Path(p).is_dir()]
-    if missing:
-        raise SystemExit(f"--repo: not a folder: {', '.join(missing)}")
+    try:
+        repositories = [repository_folder(p) for p in args.repo] if args.repo else current.repositories
+    except ValueError as error:
+        raise CliError(f"--repo: {error}") from None
     config = TeamConfig(
         team_id=args.team_id,
         ai_processing_consent=current.ai_processing_consent if args.consent is None else args.consent,
@@ -139,7 +204,7 @@ def cmd_teams_show(args, settings: Settings) -> int:
 
     config = load_team(open_object_store(settings), args.team_id)
     if config is None:
-        raise SystemExit(f"team {args.team_id} is not configured (run: signals teams set {args.team_id} --consent)")
+        raise CliError(f"team {args.team_id} is not configured (run: signals teams set {args.team_id} --consent)")
     print(json.dumps(config.__dict__, indent=1))
     return 0
 
@@ -379,24 +444,69 @@ def cmd_list_reports(args, settings: Settings) -> int:
 
 # ---- parser ----------------------------------------------------------------------------------
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line on stderr, like every other error of the command."""
+
+    def error(self, message: str):
+        self.exit(2, terminal_safe(f"{self.prog}: error: {message} (see {self.prog} --help)") + "\n")
+
+
+def team_id_arg(text: str) -> int:
+    try:  # at most 20 digits: more is out of range anyway, and int() stays cheap
+        return check_team_id(int(text) if re.fullmatch("[0-9]{1,20}", text) else text)
+    except SignalValidationError as error:
+        raise argparse.ArgumentTypeError(error.rule) from None
+
+
+def int_arg(minimum: int, maximum: int):
+    def parse(text: str) -> int:
+        if not re.fullmatch("-?[0-9]{1,20}", text) or not minimum <= int(text) <= maximum:
+            raise argparse.ArgumentTypeError(f"must be an integer from {minimum} to {maximum}, got {shown(text)}")
+        return int(text)
+
+    return parse
+
+
+def seconds_arg(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 <= seconds <= MAX_WAIT_SECONDS:  # also rejects nan
+        raise argparse.ArgumentTypeError(f"must be a number of seconds from 0 to {MAX_WAIT_SECONDS}, got {shown(text)}")
+    return seconds
+
+
+def json_object_arg(text: str) -> dict:
+    try:
+        return decode_json_object(text, "--extra")
+    except SignalValidationError as error:
+        raise argparse.ArgumentTypeError(error.rule) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="signals", description=__doc__)
+    parser = _Parser(prog="signals", description=__doc__)
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an internal error (also SIGNALS_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True)
+    team_id = {"type": team_id_arg, "metavar": "TEAM_ID", "help": f"1 to {MAX_TEAM_ID}"}
 
     emit = sub.add_parser("emit", help="emit one signal")
-    emit.add_argument("--team-id", type=int, required=True)
+    emit.add_argument("--team-id", required=True, **team_id)
     emit.add_argument("--source-product", required=True)
     emit.add_argument("--source-type", required=True)
     emit.add_argument("--source-id", required=True)
     emit.add_argument("--description", required=True)
     emit.add_argument("--weight", type=float, default=0.5)
-    emit.add_argument("--extra", help="JSON object of source-specific fields")
+    emit.add_argument("--extra", type=json_object_arg, help="JSON object of source-specific fields")
     emit.add_argument("--idempotency-key")
     emit.set_defaults(handler=cmd_emit)
 
     emit_file = sub.add_parser("emit-file", help="emit every line of a JSONL file (all validated first)")
     emit_file.add_argument("file")
-    emit_file.add_argument("--team-id", type=int, required=True)
+    emit_file.add_argument("--team-id", required=True, **team_id)
+    emit_file.add_argument("--skip-invalid", action="store_true",
+                           help="emit the valid lines even when others are invalid (those are listed)")
     emit_file.set_defaults(handler=cmd_emit_file)
 
     process = sub.add_parser("process", help="claim pending signals and run the whole pipeline now, in-process")
@@ -404,47 +514,79 @@ def build_parser() -> argparse.ArgumentParser:
 
     regroup = sub.add_parser("regroup", help="re-group all of a team's signals (after a provider, model or "
                              "parameter change) and research the reports it promotes")
-    regroup.add_argument("--team-id", type=int, required=True)
+    regroup.add_argument("--team-id", required=True, **team_id)
     regroup.set_defaults(handler=cmd_regroup)
 
     status = sub.add_parser("status", help="pipeline status for a team")
-    status.add_argument("--team-id", type=int, required=True)
+    status.add_argument("--team-id", required=True, **team_id)
     status.add_argument("--wait", action="store_true", help="wait until nothing is in flight")
-    status.add_argument("--expected-signals", type=int)
-    status.add_argument("--timeout", type=float, default=600)
+    status.add_argument("--expected-signals", type=int_arg(0, 2**63 - 1))
+    status.add_argument("--timeout", type=seconds_arg, default=600)
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=cmd_status)
 
     reports = sub.add_parser("list-reports", help="list a team's reports")
-    reports.add_argument("--team-id", type=int, required=True)
+    reports.add_argument("--team-id", required=True, **team_id)
     reports.add_argument("--status")
     reports.add_argument("--signals", action="store_true")
     reports.add_argument("--json", action="store_true")
-    reports.add_argument("--limit", type=int, default=100)
+    reports.add_argument("--limit", type=int_arg(1, MAX_LIST_LIMIT), default=100)
     reports.set_defaults(handler=cmd_list_reports)
 
     teams = sub.add_parser("teams", help="team configuration")
     teams_sub = teams.add_subparsers(dest="teams_command", required=True)
     teams_set = teams_sub.add_parser("set", help="create or update a team")
-    teams_set.add_argument("team_id", type=int)
-    teams_set.add_argument("--repo", action="append", default=[], help="code repository folder (repeatable)")
+    teams_set.add_argument("team_id", **team_id)
+    teams_set.add_argument("--repo", action="append", default=[],
+                           help="code repository folder (repeatable; not a system tree such as /etc)")
     teams_set.add_argument("--consent", dest="consent", action="store_true", default=None)
     teams_set.add_argument("--no-consent", dest="consent", action="store_false")
     teams_set.add_argument("--enable", action="append", default=[], metavar="PRODUCT/TYPE")
     teams_set.set_defaults(handler=cmd_teams_set)
     teams_show = teams_sub.add_parser("show", help="show a team")
-    teams_show.add_argument("team_id", type=int)
+    teams_show.add_argument("team_id", **team_id)
     teams_show.set_defaults(handler=cmd_teams_show)
     return parser
 
 
+@contextmanager
+def _terminal_safe_stdout() -> Iterator[None]:
+    stdout, sys.stdout = sys.stdout, _TerminalSafeStream(sys.stdout)
+    try:
+        yield
+    finally:
+        sys.stdout = stdout
+
+
+def _first_line(error: BaseException) -> str:
+    lines = str(error).strip().splitlines()
+    return lines[0] if lines else type(error).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.handler(args, load_settings())
-    except ValueError as error:  # validation errors carry the field and the rule
-        _err(f"error: {error}")
-        return 2
+    debug = args.debug or os.environ.get("SIGNALS_DEBUG", "").strip().lower() in ("1", "true", "yes")
+    with _terminal_safe_stdout():
+        try:
+            return args.handler(args, load_settings())
+        except CliError as error:
+            _err(f"error: {error}")
+            return 2
+        except ValueError as error:  # validation errors carry the field and the rule
+            _err(f"error: {error if debug else _first_line(error)}")
+            return 2
+        except (OSError, StoreError, ObjectStoreError) as error:
+            _err(f"error: {error if debug else _first_line(error)}")
+            return 1
+        except KeyboardInterrupt:
+            _err("interrupted")
+            return 130
+        except Exception as error:
+            if debug:
+                raise
+            _err(f"internal error: {type(error).__name__}: {_first_line(error)} "
+                 "(run with --debug or SIGNALS_DEBUG=1 for the traceback)")
+            return INTERNAL_ERROR_EXIT
 
 
 if __name__ == "__main__":

@@ -45,17 +45,25 @@ def sql_literal(value: Any) -> str:
         return sql_literal(value.isoformat())
     if isinstance(value, (list, tuple, set, frozenset)):
         return "[" + ", ".join(sql_literal(v) for v in value) + "]"
-    text = str(value).replace("\\", "\\\\").replace("'", "\\'")
+    text = str(value).replace("\\", "\\\\").replace("'", "\\'").replace("\x00", "\\0")
     return f"'{text}'"
 
 
+_PLACEHOLDER = re.compile(r"\{(\w+)\}")
+
+
 def render(sql: str, params: dict[str, Any] | None = None) -> str:
-    """Substitute `{name}` placeholders with literals; other braces are left alone."""
+    """Substitute `{name}` placeholders with literals in one pass over the template, so a value that
+    contains a placeholder name is never substituted again; other braces are left alone."""
     if not params:
         return sql
-    for name, value in params.items():
-        sql = sql.replace("{" + name + "}", sql_literal(value))
-    return sql
+    return _PLACEHOLDER.sub(lambda m: sql_literal(params[m[1]]) if m[1] in params else m[0], sql)
+
+
+def statement_for_error(sql: str) -> str:
+    """The statement as an error shows it: an insert without its rows (other signals' text), cut short."""
+    head, data_follows, _ = sql.partition("FORMAT JSONEachRow\n")
+    return (head + "FORMAT JSONEachRow (rows not shown)" if data_follows else sql)[:2000]
 
 
 def _json_default(value: Any) -> Any:
@@ -208,7 +216,7 @@ def open_chdb(path: Path, database: str, lock_timeout_seconds: float = 600, log=
                 try:
                     return conn.query(sql).bytes().decode()
                 except Exception as error:  # chdb raises its own error type
-                    raise StoreError(f"{error}\n--- SQL ---\n{sql[:2000]}") from error
+                    raise StoreError(f"{error}\n--- SQL ---\n{statement_for_error(sql)}") from error
 
             yield StoreSession(run)
         finally:
@@ -235,7 +243,7 @@ def open_server(url: str, database: str, username: str, password: str, secure: b
             try:
                 result = client.raw_query(sql)
             except Exception as error:
-                raise StoreError(f"{error}\n--- SQL ---\n{sql[:2000]}") from error
+                raise StoreError(f"{error}\n--- SQL ---\n{statement_for_error(sql)}") from error
             return result.decode() if isinstance(result, bytes) else str(result)
 
         yield StoreSession(run)

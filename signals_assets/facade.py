@@ -74,20 +74,23 @@ def emit_signal_result(
     settings: Settings | None = None,
 ) -> EmitResult:
     """Like `emit_signal`, but says why a gated signal was not emitted."""
+    settings = settings or load_settings()
     valid = validate_signal({
         "team_id": team_id, "source_product": source_product, "source_type": source_type,
         "source_id": source_id, "description": description, "weight": weight, "extra": extra,
         "idempotency_key": idempotency_key,
-    })
+    }, settings.signal_limits)
     if store is None:
-        store = open_object_store(settings or load_settings())
+        store = open_object_store(settings)
     reason = gate_reason(load_team(store, valid.team_id), valid.team_id, valid.source_product, valid.source_type)
     if reason:
         return EmitResult(signal_id=None, gated_reason=reason)
     signal_id = signal_id_for(valid.team_id, valid.idempotency_key)
     received_at = datetime.now(timezone.utc)
     record = signal_record(valid, signal_id, received_at)
-    store.put(inbox_key(received_at, signal_id), json.dumps(record, sort_keys=True).encode("utf-8"))
+    # Unescaped UTF-8, the encoding `validate_signal` measured against the inbox reader's size limit.
+    body = json.dumps(record, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    store.put(inbox_key(received_at, signal_id), body)
     return EmitResult(signal_id=signal_id)
 
 

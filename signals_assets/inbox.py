@@ -97,18 +97,20 @@ def unfinished_batches(store: ObjectStore) -> list[str]:
     return sorted({key[len(CLAIMED) :].split("/", 1)[0] for key in store.list(CLAIMED)})
 
 
-def load_batch(store: ObjectStore, batch: str) -> list[tuple[str, bytes]]:
+def load_batch(store: ObjectStore, batch: str, max_object_bytes: int | None = None) -> list[tuple[str, bytes]]:
     """(object name, body) of every signal in the batch: the raw file once written, else the claims.
 
     A claim missing from the manifest (crash between move and manifest) is still included: the
-    claimed folder is authoritative.
+    claimed folder is authoritative. A claimed object over `max_object_bytes` is read only up to
+    `max_object_bytes + 1` bytes: enough to quarantine it as too large without loading it whole.
     """
     raw = raw_batch_key(batch)
     if store.exists(raw):
         lines = store.get(raw).decode().splitlines()
         return [(entry["object"], entry["body"].encode()) for entry in map(json.loads, lines) if entry]
     prefix = f"{CLAIMED}{batch}/"
-    return [(key[len(prefix) :], store.get(key)) for key in store.list(prefix)]
+    read_limit = None if max_object_bytes is None else max_object_bytes + 1
+    return [(key[len(prefix) :], store.get(key, read_limit)) for key in store.list(prefix)]
 
 
 def consolidate_batch(store: ObjectStore, batch: str, objects: list[tuple[str, bytes]]) -> None:

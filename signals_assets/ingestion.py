@@ -2,6 +2,10 @@
 
 Pure: the caller supplies the records, the team configs and the signal ids already stored by
 other batches, and writes the two resulting row lists.
+
+Inbox objects can arrive by other routes than the emit facade (direct bucket writes, older
+clients), so every record is checked again, and one that cannot be accepted, however malformed,
+becomes a storable rejected row with the reason: it never fails the batch.
 """
 
 from __future__ import annotations
@@ -9,14 +13,28 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Callable, Iterable
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable
 
 from signals_assets.safety import SafetyVerdict, check_signal_text
 from signals_assets.teams import TeamConfig, gate_reason
-from signals_assets.validation import SignalValidationError, validate_signal
+from signals_assets.validation import (
+    DEFAULT_LIMITS,
+    MAX_SOURCE_ID_CHARS,
+    SignalLimits,
+    SignalValidationError,
+    check_team_id,
+    decode_json_object,
+    storable_text,
+    validate_signal,
+)
 
 ENVELOPE_FIELDS = ("signal_id", "emitted_at")
+MAX_SIGNAL_ID_CHARS = 200
+# How much of a malformed record's own fields its rejected row keeps.
+QUARANTINED_NAME_CHARS = 200
+QUARANTINED_TEXT_CHARS = 2000
+NO_TEAM = 0  # the rejected row of a record without a valid team id: no team's id
 
 
 @dataclass
@@ -31,22 +49,43 @@ class ScreenedBatch:
         return dict(Counter(row["detail"] for row in self.rejected if row["reason"] == "unsafe"))
 
 
-def parse_record(body: bytes) -> dict:
+def parse_record(body: bytes, limits: SignalLimits) -> dict:
     """The inbox record as emitted, with the envelope checked; raises SignalValidationError."""
-    try:
-        record = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise SignalValidationError("body", f"must be JSON ({error})") from None
-    if not isinstance(record, dict) or not isinstance(record.get("signal_id"), str) or not record["signal_id"]:
-        raise SignalValidationError("signal_id", "must be a non-empty string")
+    record = decode_record(body, limits)
+    check_envelope(record)
     return record
 
 
-def record_signal_ids(objects: Iterable[tuple[str, bytes]]) -> list[str]:
+def decode_record(body: bytes, limits: SignalLimits) -> dict:
+    """The inbox object as a JSON object; raises SignalValidationError."""
+    if len(body) > limits.max_signal_bytes:
+        raise SignalValidationError(
+            "body", f"must be at most {limits.max_signal_bytes} bytes (SIGNALS_MAX_SIGNAL_BYTES), got more")
+    return decode_json_object(body, "body")
+
+
+def check_envelope(record: dict) -> None:
+    rule = signal_id_rule(record.get("signal_id"))
+    if rule:
+        raise SignalValidationError("signal_id", rule)
+
+
+def signal_id_rule(value: Any) -> str | None:
+    """Why `value` is not a usable signal id (it is stored, queried and shown), or None."""
+    if not isinstance(value, str) or not value:
+        return "must be a non-empty string"
+    if len(value) > MAX_SIGNAL_ID_CHARS:
+        return f"must be at most {MAX_SIGNAL_ID_CHARS} characters, got {len(value)}"
+    if not value.isprintable():
+        return "must be printable (no control characters, no invalid UTF-8)"
+    return None
+
+
+def record_signal_ids(objects: Iterable[tuple[str, bytes]], limits: SignalLimits = DEFAULT_LIMITS) -> list[str]:
     ids = []
     for _, body in objects:
         try:
-            ids.append(parse_record(body)["signal_id"])
+            ids.append(parse_record(body, limits)["signal_id"])
         except SignalValidationError:
             continue
     return ids
@@ -59,21 +98,20 @@ def screen_batch(
     team_config: Callable[[int], TeamConfig | None],
     already_stored: set[str],
     check_text: Callable[[str], SafetyVerdict] = check_signal_text,
+    limits: SignalLimits = DEFAULT_LIMITS,
 ) -> ScreenedBatch:
     """`check_text` is the safety filter (the offline rules or an LLM judge's `check_signal`); it runs
     only for signals that passed de-duplication and the team gates."""
     result = ScreenedBatch()
     seen: set[str] = set()
     for name, body in objects:
-        base = {"batch_key": batch, "rejected_at": batch_time}
+        record: dict = {}
         try:
-            record = parse_record(body)
-            payload = {k: v for k, v in record.items() if k not in ENVELOPE_FIELDS}
-            signal = validate_signal(payload)
+            record = decode_record(body, limits)
+            check_envelope(record)
+            signal = validate_signal({k: v for k, v in record.items() if k not in ENVELOPE_FIELDS}, limits)
         except SignalValidationError as error:
-            result.rejected.append({**base, "team_id": 0, "signal_id": name, "source_product": "",
-                                    "source_type": "", "source_id": "", "description": body.decode("utf-8", "replace")[:2000],
-                                    "reason": "malformed", "detail": str(error), "quote": ""})
+            result.rejected.append(_quarantined(batch, batch_time, name, record, error))
             continue
         row = {
             "team_id": signal.team_id, "signal_id": record["signal_id"], "batch_key": batch,
@@ -93,11 +131,40 @@ def screen_batch(
     return result
 
 
+def _quarantined(batch: str, batch_time: datetime, name: str, record: dict, error: SignalValidationError) -> dict:
+    """The rejected row of a record that failed validation: its own ids where they are valid, else
+    placeholders (no team, the object's name), and every text made storable."""
+    team_id = record.get("team_id")
+    try:
+        team_id = check_team_id(team_id)
+    except SignalValidationError:
+        team_id = NO_TEAM
+    signal_id = record.get("signal_id")
+    if signal_id_rule(signal_id):
+        signal_id = f"object:{_storable(name, QUARANTINED_NAME_CHARS)}"
+    return {
+        "team_id": team_id, "signal_id": signal_id, "batch_key": batch,
+        **{key: _storable(record.get(key), limit) for key, limit in (
+            ("source_product", QUARANTINED_NAME_CHARS), ("source_type", QUARANTINED_NAME_CHARS),
+            ("source_id", MAX_SOURCE_ID_CHARS), ("description", QUARANTINED_TEXT_CHARS))},
+        "rejected_at": batch_time, "reason": "malformed", "detail": str(error), "quote": "",
+    }
+
+
+def _storable(value: Any, max_chars: int) -> str:
+    """`value` cut to `max_chars` with lone surrogates and NULs replaced when it is a string; else ""."""
+    return storable_text(value[:max_chars]) if isinstance(value, str) else ""
+
+
 def _rejection(signal_id, signal, seen, already_stored, team_config, check_text) -> tuple[str, str, str]:
     if signal_id in seen or signal_id in already_stored:
         where = "this batch" if signal_id in seen else "an earlier batch"
         return "duplicate", f"signal {signal_id} was already accepted in {where}", ""
-    gate = gate_reason(team_config(signal.team_id), signal.team_id, signal.source_product, signal.source_type)
+    try:
+        config = team_config(signal.team_id)
+    except ValueError as error:  # an invalid stored team config stops that team's signals only
+        return "gated", str(error), ""
+    gate = gate_reason(config, signal.team_id, signal.source_product, signal.source_type)
     if gate:
         return "gated", gate, ""
     verdict = check_text(signal.description)
@@ -107,7 +174,9 @@ def _rejection(signal_id, signal, seen, already_stored, team_config, check_text)
 
 
 def _parse_time(value, default: datetime) -> datetime:
+    """`value` as a UTC time (naive means UTC), or `default` when it is not one."""
     try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    except (ValueError, OverflowError):
         return default

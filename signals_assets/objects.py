@@ -27,7 +27,8 @@ def _check_key(key: str) -> str:
 
 class ObjectStore(Protocol):
     def put(self, key: str, data: bytes) -> None: ...
-    def get(self, key: str) -> bytes: ...
+    def get(self, key: str, max_bytes: int | None = None) -> bytes:
+        """The object's bytes; with `max_bytes`, at most that many (the start of a bigger object)."""
     def exists(self, key: str) -> bool: ...
     def delete(self, key: str) -> None: ...
     def list(self, prefix: str, limit: int | None = None) -> list[str]: ...
@@ -61,9 +62,10 @@ class LocalObjectStore:
             Path(tmp).unlink(missing_ok=True)
             raise
 
-    def get(self, key: str) -> bytes:
+    def get(self, key: str, max_bytes: int | None = None) -> bytes:
         try:
-            return self._path(key).read_bytes()
+            with open(self._path(key), "rb") as handle:
+                return handle.read(-1 if max_bytes is None else max_bytes)
         except FileNotFoundError:
             raise KeyError(key) from None
 
@@ -144,11 +146,13 @@ class S3ObjectStore:
     def put(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._full(key), Body=data)
 
-    def get(self, key: str) -> bytes:
+    def get(self, key: str, max_bytes: int | None = None) -> bytes:
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=self._full(key))["Body"].read()
+            body = self.client.get_object(Bucket=self.bucket, Key=self._full(key))["Body"]
         except self.client.exceptions.NoSuchKey:
             raise KeyError(key) from None
+        with body:  # closing drops the rest of a bigger object unread
+            return body.read(max_bytes)
 
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError

@@ -12,12 +12,14 @@ from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 
+from signals_assets.validation import SignalValidationError, check_team_id
+
 signal_batches = dg.DynamicPartitionsDefinition(name="signal_batches")
 reports = dg.DynamicPartitionsDefinition(name="reports")
 
 _BATCH_KEY = re.compile(r"^b(\d{8})T(\d{6})(\d{6})Z$")
 _BATCH_FORMAT = "b%Y%m%dT%H%M%S%fZ"
-_REPORT_KEY = re.compile(r"^r\d+-[0-9a-f]{16}$")
+_REPORT_KEY = re.compile(r"^r([1-9][0-9]{0,19})-[0-9a-f]{16}$")  # one spelling per team: no leading zeros
 
 
 class PartitionKeyError(ValueError):
@@ -43,10 +45,15 @@ def batch_time(key: str) -> datetime:
 
 
 def validate_report_key(key: str) -> str:
-    if not _REPORT_KEY.match(key):
-        raise PartitionKeyError(f"report key {key!r} must look like r<team_id>-<16 hex digits>")
+    report_team_id(key)
     return key
 
 
 def report_team_id(key: str) -> int:
-    return int(validate_report_key(key)[1:].split("-", 1)[0])
+    match = _REPORT_KEY.match(key)
+    if not match:
+        raise PartitionKeyError(f"report key {key!r} must look like r<team_id>-<16 hex digits>")
+    try:
+        return check_team_id(int(match[1]))
+    except SignalValidationError as error:
+        raise PartitionKeyError(f"report key {key!r}: {error}") from None

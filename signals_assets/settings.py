@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from signals_assets.validation import DEFAULT_LIMITS, RECORD_ENVELOPE_BYTES, SignalLimits
+
 
 def _env(name: str, default: str = "") -> str:
     return os.environ.get(name, "").strip() or default
@@ -29,10 +31,12 @@ def _flag(name: str) -> bool:
     return value in ("true", "1", "yes")
 
 
-def _positive_int(name: str, default: int) -> int:
+def _positive_int(name: str, default: int, minimum: int = 1) -> int:
     value = _env(name, str(default))
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"{name}={value!r} must be a positive integer")
+    # ASCII digits, and few enough that int() stays cheap and below Python's digit limit
+    if not (value.isascii() and value.isdigit()) or len(value) > 18 or int(value) < minimum:
+        rule = "a positive integer" if minimum == 1 else f"an integer of at least {minimum}"
+        raise ValueError(f"{name}={value!r} must be {rule} (below 10^18)")
     return int(value)
 
 
@@ -86,6 +90,7 @@ class Settings:
     sandbox_network_allowlist: tuple[str, ...] = ()
     batch_max_signals: int = 500
     sensor_interval_seconds: int = 15
+    signal_limits: SignalLimits = DEFAULT_LIMITS
 
     @property
     def objects_root(self) -> Path:
@@ -140,4 +145,12 @@ def load_settings() -> Settings:
         sandbox_network_allowlist=allowlist,
         batch_max_signals=_positive_int("SIGNALS_BATCH_MAX_SIGNALS", 500),
         sensor_interval_seconds=_positive_int("SIGNALS_SENSOR_INTERVAL_SECONDS", 15),
+        signal_limits=SignalLimits(
+            # room for the envelope and a minimal signal
+            max_signal_bytes=_positive_int("SIGNALS_MAX_SIGNAL_BYTES", DEFAULT_LIMITS.max_signal_bytes,
+                                           minimum=2 * RECORD_ENVELOPE_BYTES),
+            max_extra_bytes=_positive_int("SIGNALS_MAX_EXTRA_BYTES", DEFAULT_LIMITS.max_extra_bytes),
+            max_extra_depth=_positive_int("SIGNALS_MAX_EXTRA_DEPTH", DEFAULT_LIMITS.max_extra_depth),
+            max_extra_keys=_positive_int("SIGNALS_MAX_EXTRA_KEYS", DEFAULT_LIMITS.max_extra_keys),
+        ),
     )

@@ -8,10 +8,15 @@ disables a source in between still has its signals stopped.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import PurePosixPath
 
 from signals_assets.objects import ObjectStore
-from signals_assets.validation import SOURCE_PAIRS
+from signals_assets.validation import SOURCE_PAIRS, check_team_id, shown
+
+# Never a repository: the research agent would read devices, kernel interfaces or the host's secrets.
+SYSTEM_TREES = ("/proc", "/sys", "/dev", "/etc")
 
 
 @dataclass
@@ -28,20 +33,49 @@ def team_key(team_id: int) -> str:
 
 def check_team(config: TeamConfig) -> None:
     """Raise ValueError naming the first invalid field."""
-    if not isinstance(config.team_id, int) or isinstance(config.team_id, bool) or config.team_id < 1:
-        raise ValueError(f"team_id: must be a positive integer, got {config.team_id!r}")
+    check_team_id(config.team_id)
     if not isinstance(config.ai_processing_consent, bool):
-        raise ValueError(f"ai_processing_consent: must be a boolean, got {config.ai_processing_consent!r}")
+        raise ValueError(f"ai_processing_consent: must be a boolean, got {shown(config.ai_processing_consent)}")
     if config.enabled_sources is not None:
         if not isinstance(config.enabled_sources, list):
             raise ValueError("enabled_sources: must be a list of product/type strings or null (all sources)")
         unknown = [s for s in config.enabled_sources if s not in SOURCE_PAIRS]
         if unknown:
             raise ValueError(
-                f"enabled_sources: unknown source {unknown[0]!r} (known: {', '.join(SOURCE_PAIRS)})"
+                f"enabled_sources: unknown source {shown(unknown[0])} (known: {', '.join(SOURCE_PAIRS)})"
             )
     if not isinstance(config.repositories, list) or not all(isinstance(r, str) for r in config.repositories):
         raise ValueError("repositories: must be a list of folder paths (strings)")
+    for path in config.repositories:
+        rule = system_tree_rule(path)
+        if rule:
+            raise ValueError(f"repositories: {path!r} {rule}")
+
+
+def system_tree_rule(path: str) -> str | None:
+    """Why `path` (absolute, resolved) may not be a repository, or None."""
+    if not path.startswith("/"):
+        return "must be an absolute path"
+    resolved = PurePosixPath(os.path.normpath(path))
+    if resolved == PurePosixPath("/"):
+        return "is the root folder"
+    tree = next((t for t in SYSTEM_TREES if resolved.is_relative_to(t)), None)
+    return f"is inside the system tree {tree}" if tree else None
+
+
+def repository_folder(path: str) -> str:
+    """`path` resolved (user folder, symlinks) for a team's repository list; ValueError when it is not
+    an existing folder or lies in a system tree."""
+    try:
+        resolved = os.path.realpath(os.path.expanduser(path), strict=True)
+    except OSError as error:  # missing, a symlink loop, no permission
+        raise ValueError(f"{path!r} cannot be resolved: {error.strerror or error}") from None
+    if not os.path.isdir(resolved):
+        raise ValueError(f"{path!r} is not a folder")
+    rule = system_tree_rule(resolved)
+    if rule:
+        raise ValueError(f"{path!r} resolves to {resolved!r}, which {rule}")
+    return resolved
 
 
 def load_team(store: ObjectStore, team_id: int) -> TeamConfig | None:

@@ -8,7 +8,9 @@ A payload is a dict with the fields of `emit_signal`. `None` for an optional fie
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -20,6 +22,31 @@ CHARS_PER_TOKEN = 4
 MAX_SOURCE_ID_CHARS = 512
 MAX_IDEMPOTENCY_KEY_CHARS = 200
 DEFAULT_WEIGHT = 0.5
+# Every `team_id` column of the store is UInt64 (dbt_like_sql/tables): a larger id would wrap around
+# into another team's.
+MAX_TEAM_ID = 2**64 - 1
+# `extra` integers are stored through JSON and read by tools that use signed 64-bit integers.
+MAX_EXTRA_INT = 2**63 - 1
+# Part of `max_signal_bytes` kept free for the inbox record's envelope (signal id, emitted_at), so
+# every record the facade writes fits the inbox reader's limit.
+RECORD_ENVELOPE_BYTES = 512
+SHOWN_VALUE_CHARS = 40
+# Lone surrogates (how Python carries undecodable bytes of CLI arguments and file names) cannot be
+# encoded for the store; NUL truncates text in C-based tools and terminals.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+@dataclass(frozen=True)
+class SignalLimits:
+    """Size limits of one signal (configurable: settings.py, `SIGNALS_MAX_*`)."""
+
+    max_signal_bytes: int = 256 * 1024  # the inbox record, as UTF-8 JSON
+    max_extra_bytes: int = 64 * 1024  # `extra`, as UTF-8 JSON
+    max_extra_depth: int = 4  # `extra` itself is depth 1, a list inside it depth 2
+    max_extra_keys: int = 64  # object keys at every depth of `extra`
+
+
+DEFAULT_LIMITS = SignalLimits()
 
 
 class SignalValidationError(ValueError):
@@ -94,26 +121,58 @@ def approximate_tokens(text: str) -> int:
     return math.ceil(len(text) / CHARS_PER_TOKEN)
 
 
-def validate_signal(payload: dict) -> ValidSignal:
+def shown(value: Any) -> str:
+    """A bad value for an error message, cut short: a message never carries a whole record."""
+    if isinstance(value, str):
+        return repr(value[:SHOWN_VALUE_CHARS]) + ("…" if len(value) > SHOWN_VALUE_CHARS else "")
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"an integer of {value.bit_length()} bits"
+    if value is None or isinstance(value, (bool, int, float)):
+        return repr(value)
+    return f"a {type(value).__name__}"
+
+
+def check_team_id(value: Any) -> int:
+    """`value` as a team id: an integer (not a bool) from 1 to MAX_TEAM_ID; else SignalValidationError."""
+    if not _is_int(value) or not 1 <= value <= MAX_TEAM_ID:
+        raise SignalValidationError("team_id", f"must be an integer from 1 to {MAX_TEAM_ID}, got {shown(value)}")
+    return value
+
+
+def storable_text_rule(text: str) -> str | None:
+    """Why `text` cannot be stored as it is (a lone surrogate or a NUL), or None."""
+    bad = _UNSTORABLE.search(text)
+    if bad is None:
+        return None
+    if bad.group() == "\x00":
+        return f"must not contain NUL characters (found at character {bad.start()})"
+    return (f"must be valid UTF-8 text, found an undecodable byte or lone surrogate "
+            f"(U+{ord(bad.group()):04X}) at character {bad.start()}")
+
+
+def storable_text(text: str) -> str:
+    """`text` with lone surrogates and NULs replaced by U+FFFD."""
+    return _UNSTORABLE.sub("\ufffd", text)
+
+
+def validate_signal(payload: dict, limits: SignalLimits = DEFAULT_LIMITS) -> ValidSignal:
     """The payload as a `ValidSignal`, or `SignalValidationError` for the first broken rule."""
     if not isinstance(payload, dict):
         raise SignalValidationError("payload", f"must be an object, got {type(payload).__name__}")
-    for name in sorted(payload, key=str):
-        if name not in REQUIRED_FIELDS + OPTIONAL_FIELDS:
-            raise SignalValidationError(str(name), "is not a known signal field")
+    unknown = [name for name in payload if name not in REQUIRED_FIELDS + OPTIONAL_FIELDS]
+    if unknown:
+        raise _unknown_key("", min(unknown, key=str), "is not a known signal field")
     for name in REQUIRED_FIELDS:
         if payload.get(name) is None:
             raise SignalValidationError(name, "is required")
 
-    team_id = payload["team_id"]
-    if not _is_int(team_id) or team_id < 1:
-        raise SignalValidationError("team_id", f"must be a positive integer, got {team_id!r}")
+    team_id = check_team_id(payload["team_id"])
     product, source_type = payload["source_product"], payload["source_type"]
     extra_fields = _extra_fields(product, source_type)
-    source_id = _non_empty_string("source_id", payload["source_id"])
+    source_id = _text("source_id", payload["source_id"])
     if len(source_id) > MAX_SOURCE_ID_CHARS:
         raise SignalValidationError("source_id", f"must be at most {MAX_SOURCE_ID_CHARS} characters, got {len(source_id)}")
-    description = _non_empty_string("description", payload["description"])
+    description = _text("description", payload["description"])
     tokens = approximate_tokens(description)
     if tokens > MAX_DESCRIPTION_TOKENS:
         raise SignalValidationError(
@@ -122,8 +181,8 @@ def validate_signal(payload: dict) -> ValidSignal:
             f"got ~{tokens}",
         )
     weight = _weight(payload.get("weight"))
-    extra = _valid_extra(f"{product}/{source_type}", payload.get("extra"), extra_fields)
-    return ValidSignal(
+    extra = _valid_extra(f"{product}/{source_type}", payload.get("extra"), extra_fields, limits)
+    signal = ValidSignal(
         team_id=team_id,
         source_product=product,
         source_type=source_type,
@@ -133,36 +192,76 @@ def validate_signal(payload: dict) -> ValidSignal:
         extra=extra,
         idempotency_key=_idempotency_key(payload.get("idempotency_key")),
     )
+    allowed = limits.max_signal_bytes - RECORD_ENVELOPE_BYTES
+    size = json_size(signal.__dict__)
+    if size > allowed:
+        raise SignalValidationError(
+            "signal", f"must be at most {allowed} bytes as JSON ({limits.max_signal_bytes} minus "
+            f"{RECORD_ENVELOPE_BYTES} for the envelope), got {size}")
+    return signal
+
+
+def decode_json_object(data: bytes | str, field: str) -> dict:
+    """`data` (UTF-8) as a JSON object, or SignalValidationError naming `field`; also for what json.loads
+    raises besides JSONDecodeError (an integer past Python's digit limit, nesting past the recursion limit)."""
+    try:
+        value = json.loads(data.decode("utf-8") if isinstance(data, bytes) else data)
+    except UnicodeDecodeError as error:
+        raise SignalValidationError(field, f"must be UTF-8, found an invalid byte at offset {error.start}") from None
+    except (ValueError, RecursionError) as error:
+        raise SignalValidationError(field, f"must be JSON ({type(error).__name__}: {str(error)[:120]})") from None
+    if not isinstance(value, dict):
+        raise SignalValidationError(field, f"must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def json_size(value: Any) -> int:
+    """Bytes of `value` as UTF-8 JSON, the way inbox records are written."""
+    return len(json.dumps(value, ensure_ascii=False, sort_keys=True).encode("utf-8"))
 
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _non_empty_string(field: str, value: Any) -> str:
+def _text(field: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
-        raise SignalValidationError(field, f"must be a non-empty string, got {value!r}")
+        raise SignalValidationError(field, f"must be a non-empty string, got {shown(value)}")
+    rule = storable_text_rule(value)
+    if rule:
+        raise SignalValidationError(field, rule)
     return value
+
+
+def _unknown_key(prefix: str, key: Any, rule: str) -> SignalValidationError:
+    """The error for an unknown key, named in the field when it is short and printable."""
+    if isinstance(key, str) and key.isprintable() and 0 < len(key) <= SHOWN_VALUE_CHARS:
+        return SignalValidationError(f"{prefix}{key}", rule)
+    return SignalValidationError(prefix.rstrip(".") or "payload", f"has a key {shown(key)} that {rule}")
 
 
 def _extra_fields(product: Any, source_type: Any) -> dict[str, ExtraField]:
     products = sorted({p for p, _ in SOURCE_EXTRAS})
     if product not in products:
-        raise SignalValidationError("source_product", f"must be one of {', '.join(products)}, got {product!r}")
+        raise SignalValidationError("source_product", f"must be one of {', '.join(products)}, got {shown(product)}")
     types = [t for p, t in SOURCE_EXTRAS if p == product]
     if source_type not in types:
-        raise SignalValidationError("source_type", f"must be one of {', '.join(types)} for {product}, got {source_type!r}")
+        raise SignalValidationError(
+            "source_type", f"must be one of {', '.join(types)} for {product}, got {shown(source_type)}")
     return SOURCE_EXTRAS[(product, source_type)]
 
 
-def _valid_extra(pair: str, extra: Any, fields: dict[str, ExtraField]) -> dict:
+def _valid_extra(pair: str, extra: Any, fields: dict[str, ExtraField], limits: SignalLimits) -> dict:
     if extra is None:
         extra = {}
     if not isinstance(extra, dict):
         raise SignalValidationError("extra", f"must be an object, got {type(extra).__name__}")
-    for key in sorted(extra, key=str):
-        if key not in fields:
-            raise SignalValidationError(f"extra.{key}", f"is not a known field for {pair} (known: {', '.join(fields)})")
+    shape = _extra_shape_rule(extra, limits)
+    if shape:
+        raise SignalValidationError("extra", shape)
+    unknown = [key for key in extra if key not in fields]
+    if unknown:
+        raise _unknown_key("extra.", min(unknown, key=str), f"is not a known field for {pair} (known: {', '.join(fields)})")
     for key, spec in fields.items():
         value = extra.get(key)
         if value is None:
@@ -172,7 +271,44 @@ def _valid_extra(pair: str, extra: Any, fields: dict[str, ExtraField]) -> dict:
         rule = _extra_rule(spec, value)
         if rule:
             raise SignalValidationError(f"extra.{key}", rule)
-    return {key: value for key, value in extra.items() if value is not None}
+    valid = {key: value for key, value in extra.items() if value is not None}
+    size = json_size(valid)
+    if size > limits.max_extra_bytes:
+        raise SignalValidationError("extra", f"must be at most {limits.max_extra_bytes} bytes as JSON, got {size}")
+    return valid
+
+
+def _extra_shape_rule(extra: dict, limits: SignalLimits) -> str | None:
+    """Why `extra` is too deep, has too many keys or is too big, or None.
+
+    Walked without recursion and stopped as soon as a limit is passed, so a huge or cyclic value
+    costs no more than the limits; the size counted is a lower bound of its JSON."""
+    too_big = f"must be at most {limits.max_extra_bytes} bytes as JSON, got more"
+    keys = size = 0
+    pending: list[tuple[Any, int]] = [(extra, 1)]
+    while pending:
+        container, depth = pending.pop()
+        if depth > limits.max_extra_depth:
+            return f"must be nested at most {limits.max_extra_depth} levels deep"
+        size += 2 + len(container)  # brackets and separators
+        if isinstance(container, dict):
+            keys += len(container)
+            if keys > limits.max_extra_keys:
+                return f"must have at most {limits.max_extra_keys} keys (counted at every depth)"
+            size += sum(len(key) + 3 for key in container if isinstance(key, str))
+            children = container.values()
+        else:
+            children = container
+        if size > limits.max_extra_bytes:
+            return too_big
+        for child in children:
+            if isinstance(child, str):
+                size += len(child) + 2
+            elif isinstance(child, (dict, list, tuple)):
+                pending.append((child, depth + 1))
+        if size > limits.max_extra_bytes:
+            return too_big
+    return None
 
 
 def _extra_rule(spec: ExtraField, value: Any) -> str | None:
@@ -181,19 +317,23 @@ def _extra_rule(spec: ExtraField, value: Any) -> str | None:
         if not isinstance(value, str) or not value.strip():
             return "must be a non-empty string"
         if spec.choices and value not in spec.choices:
-            return f"must be one of {', '.join(spec.choices)}, got {value!r}"
-    elif spec.kind == "list":
+            return f"must be one of {', '.join(spec.choices)}, got {shown(value)}"
+        return storable_text_rule(value)
+    if spec.kind == "list":
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             return "must be a list of strings"
-    elif spec.kind == "int":
+        return next(filter(None, map(storable_text_rule, value)), None)
+    if spec.kind == "int":
         if not _is_int(value):
-            return f"must be an integer, got {value!r}"
+            return f"must be an integer, got {shown(value)}"
+        if abs(value) > MAX_EXTRA_INT:
+            return f"must be an integer within ±{MAX_EXTRA_INT}, got {shown(value)}"
     elif spec.kind == "bool":
         if not isinstance(value, bool):
-            return f"must be a boolean, got {value!r}"
+            return f"must be a boolean, got {shown(value)}"
     elif spec.kind == "timestamp":
         if not _is_timestamp(value):
-            return f"must be an ISO-8601 timestamp, got {value!r}"
+            return f"must be an ISO-8601 timestamp, got {shown(value)}"
     return None
 
 
@@ -211,9 +351,9 @@ def _weight(value: Any) -> float:
     if value is None:
         return DEFAULT_WEIGHT
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SignalValidationError("weight", f"must be a number, got {value!r}")
+        raise SignalValidationError("weight", f"must be a number, got {shown(value)}")
     if not 0 < value <= 1:  # also rejects NaN
-        raise SignalValidationError("weight", f"must be in (0, 1], got {value!r}")
+        raise SignalValidationError("weight", f"must be in (0, 1], got {shown(value)}")
     return float(value)
 
 
@@ -221,7 +361,7 @@ def _idempotency_key(value: Any) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str):
-        raise SignalValidationError("idempotency_key", f"must be a string, got {value!r}")
+        raise SignalValidationError("idempotency_key", f"must be a string, got {shown(value)}")
     if not value.strip():
         raise SignalValidationError("idempotency_key", "must not be empty or whitespace only")
     if len(value) > MAX_IDEMPOTENCY_KEY_CHARS:

@@ -1,8 +1,11 @@
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
-from signals_assets.cli import main
+from signals_assets.cli import main, terminal_safe
 
 from conftest import CARD_DECLINED, PASSWORD_RESET, zendesk_extra
 
@@ -25,8 +28,8 @@ def test_teams_set_and_show(capsys, signals_home, tmp_path):
     shown = json.loads(out)
     assert shown == {"team_id": 3, "ai_processing_consent": True, "enabled_sources": ["github/issue"],
                      "repositories": [str(tmp_path.resolve())]}
-    with pytest.raises(SystemExit, match="--repo: not a folder"):
-        main(["teams", "set", "3", "--repo", str(tmp_path / "missing")])
+    code, _, err = run(capsys, "teams", "set", "3", "--repo", str(tmp_path / "missing"))
+    assert code == 2 and err == f"error: --repo: '{tmp_path / 'missing'}' cannot be resolved: No such file or directory\n"
     code, _, err = run(capsys, "teams", "set", "3", "--enable", "zendesk/tickets")
     assert code == 2 and "enabled_sources: unknown source 'zendesk/tickets'" in err
 
@@ -48,15 +51,22 @@ def test_emit_file_validates_every_line_before_writing(capsys, signals_home, obj
             "extra": zendesk_extra(1)}
     path = tmp_path / "signals.jsonl"
     path.write_text(json.dumps(good) + "\n" + json.dumps({**good, "weight": 3}) + "\nnot json\n")
-    with pytest.raises(SystemExit) as error:
-        main(["emit-file", str(path), "--team-id", "1"])
-    assert ":2: weight: must be in (0, 1]" in str(error.value) and ":3:" in str(error.value)
+    code, out, err = run(capsys, "emit-file", str(path), "--team-id", "1")
+    assert code == 2 and out == "" and err.splitlines() == [
+        f"{path}:2: weight: must be in (0, 1], got 3",
+        f"{path}:3: line: must be JSON (JSONDecodeError: Expecting value: line 1 column 1 (char 0))",
+        "error: nothing emitted: 2 invalid line(s) (--skip-invalid emits the valid ones)",
+    ]
     assert object_store.list("inbox/") == []
+
+    code, out, err = run(capsys, "emit-file", str(path), "--team-id", "1", "--skip-invalid")
+    assert code == 3 and json.loads(out) == {"emitted": 1, "not_emitted": {}, "invalid_lines": 2}
+    assert err.count(f"{path}:") == 2 and len(object_store.list("inbox/")) == 1
 
     path.write_text("".join(json.dumps({**good, "source_id": str(i)}) + "\n" for i in range(5)))
     code, out, _ = run(capsys, "emit-file", str(path), "--team-id", "1")
-    assert code == 0 and json.loads(out) == {"emitted": 5, "not_emitted": {}}
-    assert len(object_store.list("inbox/")) == 5
+    assert code == 0 and json.loads(out) == {"emitted": 5, "not_emitted": {}, "invalid_lines": 0}
+    assert len(object_store.list("inbox/")) == 6
 
 
 def test_process_then_status_and_list_reports(capsys, signals_home, team, tmp_path):
@@ -115,3 +125,97 @@ def test_status_shows_rejected_signals_with_kind_and_quote(capsys, signals_home,
     assert status["unsafe_by_kind"] == {"instruction_override": 1, "remote_code_execution": 1}
     assert {(r["source_id"], r["detail"]) for r in status["recent_rejections"]} == {
         ("t1", "instruction_override"), ("t2", "remote_code_execution")}
+
+
+@pytest.mark.parametrize("target", ["/", "/proc", "/sys", "/dev", "/etc", "/proc/self", "/usr/../etc/ssl"])
+def test_repo_may_not_be_a_system_tree(capsys, signals_home, tmp_path, target):
+    link = tmp_path / "innocent-looking"
+    link.symlink_to(target)
+    for repo in (target, str(link)):
+        code, _, err = run(capsys, "teams", "set", "3", "--repo", repo)
+        assert code == 2 and err.startswith(f"error: --repo: '{repo}' resolves to ") and err.count("\n") == 1
+        assert "the root folder" in err or "inside the system tree" in err
+    assert run(capsys, "teams", "show", "3")[0] == 2  # nothing was saved
+
+
+def test_repo_must_be_an_existing_folder(capsys, signals_home, tmp_path):
+    (tmp_path / "file.txt").write_text("x")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    for repo, rule in [("file.txt", "is not a folder"), ("loop", "cannot be resolved: Too many levels of symbolic links")]:
+        code, _, err = run(capsys, "teams", "set", "3", "--repo", str(tmp_path / repo))
+        assert code == 2 and err == f"error: --repo: '{tmp_path / repo}' {rule}\n"
+
+
+def signals_command(*argv: str | bytes) -> subprocess.CompletedProcess:
+    """The installed `signals` entry point in a child process, as a user runs it."""
+    return subprocess.run([sys.executable, "-m", "signals_assets.cli", *argv], capture_output=True, env=os.environ)
+
+
+MISUSES = {
+    "emit-file missing file": (["emit-file", "{tmp}/missing.jsonl", "--team-id", "1"],
+                               "error: emit-file: cannot read {tmp}/missing.jsonl: No such file or directory"),
+    "emit-file directory": (["emit-file", "{tmp}", "--team-id", "1"],
+                            "error: emit-file: cannot read {tmp}: Is a directory"),
+    "emit-file symlink loop": (["emit-file", "{tmp}/loop", "--team-id", "1"],
+                               "error: emit-file: cannot read {tmp}/loop: Too many levels of symbolic links"),
+    "list-reports huge limit": (["list-reports", "--team-id", "1", "--limit", "18446744073709551616"],
+                                "signals list-reports: error: argument --limit: must be an integer from 1 to 100000, "
+                                "got '18446744073709551616' (see signals list-reports --help)"),
+    "status bad timeout": (["status", "--team-id", "1", "--timeout", "nan"],
+                           "signals status: error: argument --timeout: must be a number of seconds from 0 to 604800, "
+                           "got 'nan' (see signals status --help)"),
+    "team id 2^64": (["status", "--team-id", "18446744073709551616"],
+                     "signals status: error: argument --team-id: must be an integer from 1 to 18446744073709551615, "
+                     "got 18446744073709551616 (see signals status --help)"),
+    "team id 2^64+1": (["teams", "show", "18446744073709551617"], "got 18446744073709551617"),
+    "team id 0": (["teams", "show", "0"], "argument TEAM_ID: must be an integer from 1 to 18446744073709551615, got 0"),
+    "team id -1": (["list-reports", "--team-id=-1"], "got '-1'"),
+    "team id float": (["emit-file", "x", "--team-id", "1.0"], "got '1.0'"),
+    "team id 30 digits": (["teams", "show", "9" * 30], "got '999999999999999999999999999999'"),
+    "extra not JSON": (["emit", "--team-id", "1", "--source-product", "zendesk", "--source-type", "ticket",
+                        "--source-id", "1", "--description", "d", "--extra", "{url:"],
+                       "argument --extra: must be JSON (JSONDecodeError: Expecting property name enclosed in double quotes"),
+    "extra nested past the recursion limit": (
+        ["emit", "--team-id", "1", "--source-product", "zendesk", "--source-type", "ticket", "--source-id", "1",
+         "--description", "d", "--extra", "[" * 100_000], "argument --extra: must be JSON (RecursionError: maximum recursion depth exceeded"),
+    "invalid UTF-8 argument": (["emit", "--team-id", "1", "--source-product", "zendesk", "--source-type", "ticket",
+                                "--source-id", b"caf\xe9", "--description", "Card declined.", "--extra", "{}"],
+                               "error: source_id: must be valid UTF-8 text, found an undecodable byte or lone surrogate "
+                               "(U+DCE9) at character 3"),
+    "ANSI escape in an argument error": (["teams", "show", "\x1b[2J"], "got '\\x1b[2J'"),
+    "unknown command": (["frobnicate"], "argument command: invalid choice: 'frobnicate'"),
+}
+
+
+@pytest.mark.parametrize("argv, message", MISUSES.values(), ids=MISUSES.keys())
+def test_every_misuse_is_one_line_on_stderr_and_a_nonzero_exit(signals_home, tmp_path, argv, message):
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    argv = [a.replace("{tmp}", str(tmp_path)) if isinstance(a, str) else a for a in argv]
+    result = signals_command(*argv)
+    err = result.stderr.decode()
+    assert result.returncode != 0 and result.stdout == b""
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert message.replace("{tmp}", str(tmp_path)) in err
+    assert "\x1b" not in err
+
+
+def test_an_internal_error_is_one_line_unless_debugging(capsys, signals_home, monkeypatch):
+    def broken(args, settings):
+        raise RuntimeError("store exploded\nsecond line")
+
+    monkeypatch.setattr("signals_assets.cli.cmd_teams_show", broken)
+    code, _, err = run(capsys, "teams", "show", "1")
+    assert code == 70 and err == ("internal error: RuntimeError: store exploded "
+                                  "(run with --debug or SIGNALS_DEBUG=1 for the traceback)\n")
+    with pytest.raises(RuntimeError, match="store exploded"):
+        main(["--debug", "teams", "show", "1"])
+    monkeypatch.setenv("SIGNALS_DEBUG", "1")
+    with pytest.raises(RuntimeError, match="store exploded"):
+        main(["teams", "show", "1"])
+
+
+def test_terminal_output_escapes_control_characters_but_json_stays_json(capsys):
+    text = "red \x1b[31malert\x1b[0m\r\x07 bidi \u202egnp.exe nul \x00 bad \udce9 tab\tnewline\n"
+    assert terminal_safe(text) == ("red \\x1b[31malert\\x1b[0m\\r\\x07 bidi \\u202egnp.exe nul \\x00 bad \\udce9 "
+                                   "tab\tnewline\n")
+    assert json.loads(terminal_safe(json.dumps({"text": text}))) == {"text": text}

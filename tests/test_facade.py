@@ -154,6 +154,12 @@ def test_team_config_round_trips_and_is_validated(store):
         save_team(store, TeamConfig(team_id=5, enabled_sources=["github/pull_request"]))
     with pytest.raises(ValueError, match="repositories"):
         save_team(store, TeamConfig(team_id=5, repositories=[42]))
+    for repository, rule in [("/", "is the root folder"), ("/proc/1", "is inside the system tree /proc"),
+                             ("/srv/../etc", "is inside the system tree /etc"), ("src", "must be an absolute path")]:
+        with pytest.raises(ValueError, match=f"^repositories: '{re.escape(repository)}' {rule}$"):
+            save_team(store, TeamConfig(team_id=5, repositories=[repository]))
+    with pytest.raises(ValueError, match="^team_id: must be an integer from 1 to 18446744073709551615"):
+        save_team(store, TeamConfig(team_id=2**64))
     assert load_team(store, 5) == config
 
 

@@ -40,6 +40,19 @@ def test_put_get_exists_delete(object_store):
 
 
 @both
+def test_get_reads_at_most_max_bytes(object_store):
+    object_store.put("inbox/big.json", b"x" * 100_000)
+    object_store.put("inbox/empty.json", b"")
+    assert object_store.get("inbox/big.json", 10) == b"x" * 10
+    assert object_store.get("inbox/big.json", 200_000) == b"x" * 100_000
+    assert object_store.get("inbox/empty.json", 10) == b""
+    claimed = inbox.claim_batch(object_store, "b20261124T120000000000Z", 10)
+    assert claimed == ["big.json", "empty.json"]
+    assert inbox.load_batch(object_store, "b20261124T120000000000Z", max_object_bytes=99) == [
+        ("big.json", b"x" * 100), ("empty.json", b"")]
+
+
+@both
 @pytest.mark.parametrize("key", ["", "/abs", "a//b", "a/../b", "./a", "a/"])
 def test_invalid_keys_are_refused(object_store, key):
     with pytest.raises(ObjectStoreError, match="must be a relative path"):

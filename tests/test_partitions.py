@@ -44,3 +44,14 @@ def test_report_keys():
     for bad in ("r1-xyz", "12-0123456789abcdef", "r1-0123456789abcdef0"):
         with pytest.raises(PartitionKeyError, match="report key"):
             validate_report_key(bad)
+
+
+@pytest.mark.parametrize("team, valid", [("18446744073709551615", True), ("1", True), ("18446744073709551616", False),
+                                         ("18446744073709551617", False), ("0", False), ("01", False), ("-1", False)])
+def test_report_keys_hold_only_valid_team_ids(team, valid):
+    key = f"r{team}-0123456789abcdef"
+    if valid:
+        assert report_team_id(key) == int(team)
+    else:
+        with pytest.raises(PartitionKeyError, match="report key"):
+            report_team_id(key)

@@ -10,7 +10,9 @@ Engines:
   afterwards. Without the variable these cases are skipped, and the skip says why.
 """
 
+import ast
 import os
+import re
 import uuid
 from datetime import datetime, timezone
 
@@ -18,7 +20,7 @@ import dagster as dg
 import pytest
 
 from signals_assets import inbox
-from signals_assets.clickhouse import SCHEMA_DIR, StoreError
+from signals_assets.clickhouse import SCHEMA_DIR, StoreError, render
 from signals_assets.definitions import defs
 from signals_assets.resources.clickhouse import ClickHouseResource
 from signals_assets.resources.environment import build_resources
@@ -31,7 +33,7 @@ from test_sql_models import test_a_model_switches_between_view_and_table as test
 from test_sql_models import test_models_on_chdb as test_models  # noqa: F401
 from test_sql_models import test_subset_materializes_only_the_selected_models as test_model_subset  # noqa: F401
 
-from conftest import CARD_DECLINED, PASSWORD_RESET, emit_texts
+from conftest import CARD_DECLINED, PASSWORD_RESET, REPO_ROOT, emit_texts
 
 SERVER_URL = os.environ.get("SIGNALS_TEST_CLICKHOUSE_URL", "").strip()
 NO_SERVER = "SIGNALS_TEST_CLICKHOUSE_URL is not set: no ClickHouse server to test against (chdb cases still run)"
@@ -118,6 +120,40 @@ def test_replace_partition_is_idempotent_and_touches_only_its_partition(backend)
 def test_errors_name_the_sql(backend):
     with backend.session() as db, pytest.raises(StoreError, match="(?s)no_such_table.*--- SQL ---"):
         db.query("SELECT * FROM no_such_table")
+
+
+def test_a_failed_insert_names_the_statement_but_not_the_rows(backend):
+    with backend.session() as db, pytest.raises(StoreError) as caught:
+        db.insert("no_such_table", [{"description": "another team's private text"}])
+    assert "INSERT INTO no_such_table FORMAT JSONEachRow (rows not shown)" in str(caught.value)
+    assert "private text" not in str(caught.value)
+
+
+def placeholder_names() -> set[str]:
+    """Every `{name}` in the code's string constants (f-string parts included) and SQL files: a superset
+    of the query placeholders, which is harmless here."""
+    texts = [path.read_text() for path in (REPO_ROOT / "dbt_like_sql").rglob("*.sql")]
+    for path in (REPO_ROOT / "signals_assets").rglob("*.py"):
+        texts += [node.value for node in ast.walk(ast.parse(path.read_text()))
+                  if isinstance(node, ast.Constant) and isinstance(node.value, str)]
+    return {name for text in texts for name in re.findall(r"\{(\w+)\}", text)}
+
+
+def test_render_substitutes_in_one_pass():
+    params = {"a": "{batch}", "batch": "{a}", "ids": ["{a}", "{batch}"]}
+    assert render("{a} {batch} {ids} {other}", params) == "'{batch}' '{a}' ['{a}', '{batch}'] {other}"
+
+
+def test_every_placeholder_name_as_a_value_round_trips_unchanged(backend):
+    names = sorted(placeholder_names())
+    assert {"batch", "team", "ids", "report", "limit", "status", "dimensions", "round", "since"} <= set(names)
+    every = " ".join(f"{{{name}}}" for name in names)
+    params = {name: f"{{{name}}} {every} quote ' backslash \\ nul \x00" for name in names}
+    params["ids"] = [f"{{{name}}}" for name in names]
+    sql = "SELECT " + ", ".join(f"{{{name}}} AS v{i}" for i, name in enumerate(names))
+    with backend.session() as db:
+        [row] = db.query(sql, params)
+    assert [row[f"v{i}"] for i in range(len(names))] == [params[name] for name in names]
 
 
 # --- the optional HNSW index ------------------------------------------------------------------------

@@ -1,6 +1,15 @@
+import re
+
 import pytest
 
-from signals_assets.validation import SOURCE_PAIRS, SignalValidationError, ValidSignal, validate_signal
+from signals_assets.validation import (
+    MAX_TEAM_ID,
+    SOURCE_PAIRS,
+    SignalLimits,
+    SignalValidationError,
+    ValidSignal,
+    validate_signal,
+)
 
 VALID_EXTRAS = {
     "zendesk/ticket": {
@@ -82,10 +91,13 @@ INVALID = {
     "missing field": ({k: v for k, v in payload().items() if k != "source_id"}, "source_id", "is required"),
     "payload not a dict": (["not", "a", "dict"], "payload", "must be an object"),
     # team_id
-    "team_id zero": (payload(team_id=0), "team_id", "must be a positive integer, got 0"),
-    "team_id negative": (payload(team_id=-3), "team_id", "must be a positive integer"),
-    "team_id bool": (payload(team_id=True), "team_id", "must be a positive integer, got True"),
-    "team_id string": (payload(team_id="1"), "team_id", "must be a positive integer"),
+    "team_id zero": (payload(team_id=0), "team_id", f"must be an integer from 1 to {MAX_TEAM_ID}, got 0"),
+    "team_id negative": (payload(team_id=-3), "team_id", "got -3"),
+    "team_id bool": (payload(team_id=True), "team_id", f"must be an integer from 1 to {MAX_TEAM_ID}, got True"),
+    "team_id string": (payload(team_id="1"), "team_id", "got '1'"),
+    "team_id float": (payload(team_id=1.0), "team_id", "got 1.0"),
+    "team_id 2^64": (payload(team_id=2**64), "team_id", "got 18446744073709551616"),
+    "team_id huge": (payload(team_id=10**5000), "team_id", "got an integer of 16610 bits"),
     # source pair
     "unknown product": (payload(source_product="jira"), "source_product", "must be one of"),
     "unknown type": (payload(source_type="tickets"), "source_type", "must be one of ticket for zendesk"),
@@ -98,6 +110,12 @@ INVALID = {
     "description blank": (payload(description="   "), "description", "must be a non-empty string"),
     "description over 8000 tokens": (payload(description="x" * 32_001), "description",
                                       "must be at most 8000 tokens (approximated as characters / 4), got ~8001"),
+    "description lone surrogate": (payload(description="Card \ud800 declined"), "description",
+                                   "must be valid UTF-8 text, found an undecodable byte or lone surrogate (U+D800) at character 5"),
+    "description undecodable argument byte": (payload(description="caf\udce9"), "description", "(U+DCE9) at character 3"),
+    "description NUL": (payload(description="Card\x00declined"), "description",
+                        "must not contain NUL characters (found at character 4)"),
+    "source_id NUL": (payload(source_id="1\x00"), "source_id", "must not contain NUL characters"),
     # weight
     "weight above 1": (payload(weight=1.5), "weight", "must be in (0, 1], got 1.5"),
     "weight zero": (payload(weight=0), "weight", "must be in (0, 1], got 0"),
@@ -118,6 +136,17 @@ INVALID = {
     "extra empty string": (with_extra(priority=""), "extra.priority", "must be a non-empty string"),
     "extra list of non-strings": (with_extra(tags=["web", 3]), "extra.tags", "must be a list of strings"),
     "extra list as string": (with_extra(tags="web"), "extra.tags", "must be a list of strings"),
+    "extra string NUL": (with_extra(priority="high\x00"), "extra.priority", "must not contain NUL characters"),
+    "extra list item surrogate": (with_extra(tags=["ok", "\udcff"]), "extra.tags", "lone surrogate (U+DCFF)"),
+    "extra int past 64 bits": (with_extra("github/issue", number=2**63), "extra.number",
+                               "must be an integer within ±9223372036854775807, got 9223372036854775808"),
+    "extra unknown key with escapes": (with_extra(**{"\x1b[31mred": "x"}), "extra",
+                                       "has a key '\\x1b[31mred' that is not a known field for zendesk/ticket"),
+    "extra too deep": (payload(extra={"tags": [[[["deep"]]]]}), "extra", "must be nested at most 4 levels deep"),
+    "extra too many keys": (payload(extra={f"k{i}": "v" for i in range(65)}), "extra",
+                            "must have at most 64 keys (counted at every depth)"),
+    "extra 50 MB": (with_extra(url="x" * 50_000_000), "extra", "must be at most 65536 bytes as JSON, got more"),
+    "extra over the size in UTF-8": (with_extra(tags=["€" * 1000] * 30), "extra", "must be at most 65536 bytes as JSON, got 90"),
     "extra bad timestamp": (with_extra(created_at="yesterday"), "extra.created_at",
                             "must be an ISO-8601 timestamp, got 'yesterday'"),
     "extra timestamp not a string": (with_extra(created_at=1700000000), "extra.created_at", "must be an ISO-8601 timestamp"),
@@ -150,3 +179,35 @@ def test_the_error_message_format():
         validate_signal(with_extra(tags=[1]))
     with pytest.raises(SignalValidationError, match=r"^weight: must be in \(0, 1\], got 1\.5$"):
         validate_signal(payload(weight=1.5))
+
+
+def test_a_cyclic_extra_is_stopped_by_the_depth_limit():
+    extra = {"tags": []}
+    extra["tags"].append(extra)
+    with pytest.raises(SignalValidationError, match=r"^extra: must be nested at most 4 levels deep$"):
+        validate_signal(payload(extra=extra))
+
+
+def test_limits_are_configurable():
+    small = SignalLimits(max_signal_bytes=2048, max_extra_bytes=100, max_extra_depth=1, max_extra_keys=3)
+    with pytest.raises(SignalValidationError, match="^extra: must have at most 3 keys"):
+        validate_signal(payload(), small)
+    roomy = SignalLimits(max_signal_bytes=2048, max_extra_bytes=1000, max_extra_depth=2, max_extra_keys=10)
+    assert validate_signal(payload(), roomy).extra == VALID_EXTRAS["zendesk/ticket"]
+    with pytest.raises(SignalValidationError) as caught:
+        validate_signal(payload(description="x" * 2000), roomy)
+    assert caught.value.field == "signal"
+    assert caught.value.rule.startswith("must be at most 1536 bytes as JSON (2048 minus 512 for the envelope), got ")
+
+
+def test_error_messages_show_at_most_a_short_prefix_of_a_bad_value():
+    with pytest.raises(SignalValidationError) as caught:
+        validate_signal(payload(source_product="secret customer text " * 1000))
+    assert len(str(caught.value)) < 200 and str(caught.value).endswith("…")
+
+
+def test_the_team_id_range_is_the_stores_column_type():
+    from signals_assets.clickhouse import SCHEMA_DIR
+
+    types = {m for path in SCHEMA_DIR.glob("*.sql") for m in re.findall(r"^\s*team_id (\w+)", path.read_text(), re.M)}
+    assert types == {"UInt64"} and MAX_TEAM_ID == 2**64 - 1

@@ -6,6 +6,7 @@ from signals_assets import inbox
 from signals_assets.ingestion import record_signal_ids, screen_batch
 from signals_assets.partitions import batch_time, signal_batches
 from signals_assets.resources.clickhouse import ClickHouseResource
+from signals_assets.resources.limits import SignalLimitsResource
 from signals_assets.resources.llm import LLMResource
 from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.teams import load_team
@@ -25,9 +26,10 @@ UNSAFE_SHOWN = 20
 )
 def buffered_signals(
     context: dg.AssetExecutionContext, object_store: ObjectStoreResource, clickhouse: ClickHouseResource,
-    llm: LLMResource,
+    llm: LLMResource, signal_limits: SignalLimitsResource,
 ) -> dg.MaterializeResult:
     store = object_store.open()
+    limits = signal_limits.limits()
     teams = functools.cache(lambda team_id: load_team(store, team_id))
     judge = llm.safety_judge()
     accepted = rejected = 0
@@ -35,17 +37,17 @@ def buffered_signals(
     unsafe_kinds: dict[str, int] = {}
     unsafe: list[dict] = []
     for batch in sorted(context.partition_keys):
-        objects = inbox.load_batch(store, batch)
+        objects = inbox.load_batch(store, batch, limits.max_signal_bytes)
         with clickhouse.session(log=context.log.info) as db:
             stored = {
                 row["signal_id"]
                 for row in db.query(
                     "SELECT signal_id FROM signals WHERE signal_id IN {ids} AND batch_key != {batch}",
-                    {"ids": record_signal_ids(objects), "batch": batch},
+                    {"ids": record_signal_ids(objects, limits), "batch": batch},
                 )
             }
         # Screened with the store released: the safety filter may call a model.
-        screened = screen_batch(batch, batch_time(batch), objects, teams, stored, judge.check_signal)
+        screened = screen_batch(batch, batch_time(batch), objects, teams, stored, judge.check_signal, limits)
         with clickhouse.session(log=context.log.info) as db:
             db.replace_partition("signals", "batch_key = {batch}", screened.accepted, {"batch": batch})
             db.replace_partition("rejected_signals", "batch_key = {batch}", screened.rejected, {"batch": batch})

@@ -4,6 +4,7 @@ import dagster as dg
 
 from signals_assets.resources.clickhouse import ClickHouseResource
 from signals_assets.resources.embedder import EmbedderResource
+from signals_assets.resources.limits import SignalLimitsResource
 from signals_assets.resources.llm import LLMResource
 from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.resources.sandbox import SandboxResource
@@ -32,6 +33,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         ),
         "embedder": EmbedderResource(provider=settings.embedder, model=settings.embedding_model, **openai),
         "llm": LLMResource(provider=settings.llm_provider, model=settings.llm_model, **openai),
+        "signal_limits": SignalLimitsResource(**settings.signal_limits.__dict__),
         "sandbox": SandboxResource(
             mode=settings.sandbox,
             timeout_seconds=settings.sandbox_timeout_seconds,

@@ -1,0 +1,246 @@
+"""A poison-pill corpus through every entry: the emit facade, `signals emit-file`, and objects written
+straight into the inbox (bypassing validation, as direct bucket writes and older clients do). Good
+signals are all assigned, each bad one is refused or quarantined with its reason, no batch fails,
+and the team ids at the store's boundary never reach another team."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from signals_assets.cli import main
+from signals_assets.clickhouse import open_chdb
+from signals_assets.facade import emit_signal
+from signals_assets.settings import load_settings
+from signals_assets.teams import TeamConfig, save_team
+from signals_assets.validation import MAX_TEAM_ID, SignalValidationError
+
+from conftest import CARD_DECLINED, PASSWORD_RESET, zendesk_extra
+
+ANSI = "\x1b[31mThe checkout page shows a red error\x1b[0m and the card is declined.\x07"
+PLACEHOLDERS = "Export fails for files named {batch} {ids} {team} {report} {limit}."
+FIFTY_MB = 50 * 1024 * 1024
+
+
+def signal(source_id: str, description: str, **overrides) -> dict:
+    return {"team_id": 1, "source_product": "zendesk", "source_type": "ticket", "source_id": source_id,
+            "description": description, "extra": zendesk_extra(1), **overrides}
+
+
+# (entry-independent) bad signals: (what, payload changes, the field named)
+BAD_SIGNALS = {
+    "lone surrogate": ({"description": "Card \ud800 declined"}, "description"),
+    "invalid UTF-8 argument": ({"source_id": "caf\udce9"}, "source_id"),
+    "NUL": ({"description": "Card\x00declined"}, "description"),
+    "team 2^64": ({"team_id": 2**64}, "team_id"),
+    "team 2^64+1": ({"team_id": 2**64 + 1}, "team_id"),
+    "team 0": ({"team_id": 0}, "team_id"),
+    "team -1": ({"team_id": -1}, "team_id"),
+    "team bool": ({"team_id": True}, "team_id"),
+    "team float": ({"team_id": 1.0}, "team_id"),
+    "team string": ({"team_id": "1"}, "team_id"),
+    "extra 50 MB": ({"extra": {**zendesk_extra(1), "url": "x" * FIFTY_MB}}, "extra"),
+    "extra nested": ({"extra": {**zendesk_extra(1), "tags": [[[["deep"]]]]}}, "extra"),
+    "extra keys": ({"extra": {f"k{i}": "v" for i in range(100)}}, "extra"),
+}
+
+
+@pytest.fixture
+def teams(object_store, team, demo_repository):
+    """Team 1 and the largest team id, both consenting, with the same repository."""
+    save_team(object_store, TeamConfig(team_id=MAX_TEAM_ID, ai_processing_consent=True,
+                                       repositories=[str(demo_repository)]))
+
+
+def facade_entry(object_store) -> set[str]:
+    for what, (changes, field) in BAD_SIGNALS.items():
+        with pytest.raises(SignalValidationError) as caught:
+            emit_signal(**{**signal("f-bad", "Card declined."), **changes}, store=object_store)
+        assert caught.value.field == field, what
+        assert len(str(caught.value)) < 300, what  # never the value itself
+    assert object_store.list("inbox/") == []
+    goods = [signal(f"f-{i}", text) for i, text in enumerate(CARD_DECLINED + [ANSI, PLACEHOLDERS])]
+    goods += [signal(f"f-max-{i}", text, team_id=MAX_TEAM_ID) for i, text in enumerate(PASSWORD_RESET)]
+    for good in goods:
+        assert emit_signal(**good, store=object_store)
+    return {good["source_id"] for good in goods}
+
+
+def emit_file_entry(tmp_path, capsys) -> set[str]:
+    lines = [json.dumps({k: v for k, v in signal(f"l-{i}", text).items() if k != "team_id"}).encode()
+             for i, text in enumerate(PASSWORD_RESET)]
+    bad_lines = [json.dumps({**signal("l-bad", "Card declined."), **changes}).encode()
+                 for what, (changes, _) in BAD_SIGNALS.items() if what != "invalid UTF-8 argument"]
+    bad_lines += [b'{"source_id": "caf\xe9", "description": "raw Latin-1 byte"}', b"not json", b"[" * 100_000]
+    path = tmp_path / "corpus.jsonl"
+    path.write_bytes(b"\n".join(lines + bad_lines) + b"\n")
+    code, out, err = run_cli(capsys, "emit-file", str(path), "--team-id", "1", "--skip-invalid")
+    assert code == 3 and json.loads(out) == {"emitted": 3, "not_emitted": {}, "invalid_lines": len(bad_lines)}
+    reported = [line for line in err.splitlines() if line.startswith(f"{path}:")]
+    assert [int(line.split(":")[1]) for line in reported] == list(range(4, 4 + len(bad_lines)))
+    assert all(len(line) < 400 for line in reported)  # the 50 MB line is named, not shown
+    return {f"l-{i}" for i in range(len(PASSWORD_RESET))}
+
+
+def direct_inbox_entry(object_store) -> tuple[set[str], dict[str, tuple[int, str]]]:
+    """Objects put straight into the inbox. Returns the good source ids and, per bad object name,
+    the team id and the start of the reason its rejected row must have."""
+    def record(signal_id, source_id, description, changes=None) -> dict:
+        return {"signal_id": signal_id, "emitted_at": "2026-11-30T10:00:00Z", **signal(source_id, description),
+                **(changes or {})}
+
+    goods = {"good-1": record("{batch}", "d-1", "Card payment declined at checkout, again."),
+             "good-2": record("sig-{ids}'\\", "d-2", PLACEHOLDERS),
+             "good-max": record("sig-max", "d-max", "The password reset email never arrives.", {"team_id": MAX_TEAM_ID})}
+    bad: dict[str, tuple[bytes, int, str]] = {}
+    for what, (changes, field) in BAD_SIGNALS.items():
+        body = json.dumps(record(f"sig-{what}", "d-bad", "Card declined.", changes)).encode()
+        team_id = changes.get("team_id", 1)
+        expected_team = team_id if type(team_id) is int and 1 <= team_id <= MAX_TEAM_ID else 0
+        if len(body) > load_settings().signal_limits.max_signal_bytes:  # not even parsed: no team known
+            bad[what] = (body, 0, "body: must be at most 262144 bytes")
+        else:
+            bad[what] = (body, expected_team, f"{field}: ")
+    bad |= {
+        "raw invalid UTF-8": (b'{"signal_id": "caf\xe9"}', 0, "body: must be UTF-8"),
+        "not JSON": (b"garbage", 0, "body: must be JSON"),
+        "a JSON array": (b"[1, 2]", 0, "body: must be a JSON object"),
+        "nested past the recursion limit": (b"[" * 100_000, 0, "body: must be JSON (RecursionError"),
+        "an integer past the digit limit": (b'{"team_id": 1' + b"0" * 5000 + b"}", 0, "body: must be JSON (ValueError"),
+        "signal id with NUL": (json.dumps(record("a\x00b", "d-bad", "Card declined.")).encode(), 1, "signal_id: must be printable"),
+        "signal id of 300 characters": (json.dumps(record("s" * 300, "d-bad", "Card declined.")).encode(), 1,
+                                        "signal_id: must be at most 200 characters"),
+        "name \x1b[2J with escapes": (b"{}", 0, "signal_id: must be a non-empty string"),
+    }
+    for index, (name, body) in enumerate({**{n: json.dumps(r).encode() for n, r in goods.items()},
+                                          **{n: v[0] for n, v in bad.items()}}.items()):
+        object_store.put(f"inbox/20261130T100000{index:06d}Z-{name}.json", body)
+    return {r["source_id"] for r in goods.values()}, {n: (team, reason) for n, (_, team, reason) in bad.items()}
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_the_corpus_through_every_entry_fails_no_batch_and_crosses_no_team(capsys, tmp_path, object_store, teams):
+    good = facade_entry(object_store) | emit_file_entry(tmp_path, capsys)
+    direct_good, direct_bad = direct_inbox_entry(object_store)
+    good |= direct_good
+
+    code, out, err = run_cli(capsys, "process")
+    assert code == 0 and "Traceback" not in err, err
+    assert json.loads(out)["reports_failed"] == []
+
+    settings = load_settings()
+    with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
+        accepted = db.query("SELECT team_id, signal_id, source_id, description FROM signals")
+        assigned = db.query("SELECT DISTINCT a.team_id AS team_id, a.signal_id AS signal_id, a.report_id AS report_id "
+                            "FROM report_assignments AS a")
+        rejected = db.query("SELECT team_id, signal_id, reason, detail, description FROM rejected_signals")
+    assert {row["source_id"] for row in accepted} == good
+    assert {row["signal_id"] for row in assigned} == {row["signal_id"] for row in accepted}
+    stored = {row["source_id"]: row for row in accepted}
+    assert stored["d-1"]["signal_id"] == "{batch}" and stored["d-2"]["signal_id"] == "sig-{ids}'\\"
+    assert stored["d-2"]["description"] == PLACEHOLDERS and stored["f-3"]["description"] == ANSI
+
+    team_of_signal = {row["signal_id"]: int(row["team_id"]) for row in accepted}
+    for row in assigned:  # a report holds one team's signals, and its key names that team
+        assert int(row["team_id"]) == team_of_signal[row["signal_id"]]
+        assert row["report_id"].startswith(f"r{row['team_id']}-")
+    max_team = {row["source_id"] for row in accepted if int(row["team_id"]) == MAX_TEAM_ID}
+    assert max_team == {"f-max-0", "f-max-1", "f-max-2", "d-max"}
+
+    assert all(row["reason"] == "malformed" for row in rejected)
+    by_name = {row["signal_id"].removeprefix("object:").split("Z-", 1)[-1].removesuffix(".json"): row
+               for row in rejected if row["signal_id"].startswith("object:")}
+    by_name |= {row["signal_id"].removeprefix("sig-"): row for row in rejected if row["signal_id"].startswith("sig-")}
+    assert len(rejected) == len(direct_bad)
+    for name, (team_id, reason) in direct_bad.items():
+        row = by_name[name]
+        assert int(row["team_id"]) == team_id, name
+        assert row["detail"].startswith(reason), (name, row["detail"])
+        assert len(row["detail"]) < 300 and len(row["description"]) <= 2000
+
+    code, out, _ = run_cli(capsys, "list-reports", "--team-id", "1", "--signals")
+    assert code == 0 and "\x1b" not in out and "\\x1b[31mThe checkout page" in out
+    code, out, _ = run_cli(capsys, "status", "--team-id", "1")
+    assert code == 0 and "\x1b" not in out
+    code, out, _ = run_cli(capsys, "list-reports", "--team-id", "1", "--signals", "--json")
+    assert ANSI in {s["description"] for r in json.loads(out)["reports"] for s in r["signals"]}
+
+
+READ_BATCH = """
+import json, resource, sys
+from datetime import datetime, timezone
+from signals_assets import inbox
+from signals_assets.ingestion import screen_batch
+from signals_assets.objects import LocalObjectStore
+from signals_assets.teams import TeamConfig
+from signals_assets.validation import DEFAULT_LIMITS
+
+store = LocalObjectStore(sys.argv[1])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+objects = inbox.load_batch(store, "b20261130T100000000000Z", DEFAULT_LIMITS.max_signal_bytes)
+screened = screen_batch("b20261130T100000000000Z", datetime.now(timezone.utc), objects,
+                        lambda team: TeamConfig(team, ai_processing_consent=True), set())
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"peak_growth_kib": after - before, "accepted": len(screened.accepted),
+                  "rejected": [row["detail"] for row in screened.rejected]}))
+"""
+
+
+def test_an_oversized_inbox_object_is_quarantined_without_being_read_whole(tmp_path):
+    """Memory bound: reading a batch holds at most SIGNALS_MAX_SIGNAL_BYTES + 1 bytes of any object."""
+    folder = tmp_path / "objects" / "claimed" / "b20261130T100000000000Z"
+    folder.mkdir(parents=True)
+    good = {"signal_id": "s1", **signal("1", "Card payment declined at checkout.")}
+    (folder / "a-good.json").write_text(json.dumps(good))
+    with open(folder / "b-huge.json", "wb") as handle:  # 200 MB of one description
+        handle.write(b'{"signal_id": "s2", "description": "')
+        for _ in range(200):
+            handle.write(b"x" * 1024 * 1024)
+        handle.write(b'"}')
+    result = subprocess.run([sys.executable, "-c", READ_BATCH, str(tmp_path / "objects")],
+                            capture_output=True, text=True, env=os.environ, check=True)
+    measured = json.loads(result.stdout)
+    assert measured["accepted"] == 1
+    assert measured["rejected"] == ["body: must be at most 262144 bytes (SIGNALS_MAX_SIGNAL_BYTES), got more"]
+    assert measured["peak_growth_kib"] < 16 * 1024, measured  # the object is 200 MB
+
+
+def test_an_invalid_stored_team_config_stops_only_that_teams_signals():
+    from datetime import datetime, timezone
+
+    from signals_assets.ingestion import screen_batch
+
+    def team_config(team_id):
+        if team_id == 2:
+            raise ValueError("team config teams/2.json is invalid: repositories: '/proc' is inside the system tree /proc")
+        return TeamConfig(team_id, ai_processing_consent=True)
+
+    objects = [(f"{n}.json", json.dumps({"signal_id": f"s{n}", "emitted_at": "2026-11-30T12:00:00+05:00",
+                                          **signal(str(n), "Card declined.", team_id=n)}).encode()) for n in (1, 2)]
+    screened = screen_batch("b20261130T100000000000Z", datetime.now(timezone.utc), objects, team_config, set())
+    assert [row["signal_id"] for row in screened.accepted] == ["s1"]
+    assert screened.accepted[0]["emitted_at"] == datetime(2026, 11, 30, 7, tzinfo=timezone.utc)
+    assert [(row["signal_id"], row["reason"], row["detail"]) for row in screened.rejected] == [
+        ("s2", "gated", "team config teams/2.json is invalid: repositories: '/proc' is inside the system tree /proc")]
+
+
+def test_limits_come_from_the_environment(signals_home, object_store, team, monkeypatch):
+    from signals_assets.resources.environment import build_resources
+
+    monkeypatch.setenv("SIGNALS_MAX_EXTRA_KEYS", "3")
+    monkeypatch.setenv("SIGNALS_MAX_SIGNAL_BYTES", "4096")
+    with pytest.raises(SignalValidationError, match=r"^extra: must have at most 3 keys"):
+        emit_signal(**signal("1", "Card declined."), store=object_store)
+    resource = build_resources(load_settings())["signal_limits"]
+    assert (resource.max_signal_bytes, resource.max_extra_keys, resource.max_extra_bytes) == (4096, 3, 65536)
+    monkeypatch.setenv("SIGNALS_MAX_SIGNAL_BYTES", "100")
+    with pytest.raises(ValueError, match=r"^SIGNALS_MAX_SIGNAL_BYTES='100' must be an integer of at least 1024"):
+        load_settings()
