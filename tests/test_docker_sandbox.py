@@ -17,7 +17,7 @@ import pytest
 from signals_assets import inbox
 from signals_assets.cli import list_reports
 from signals_assets.definitions import defs
-from signals_assets.docker_sandbox import ContainerLimits, container_kwargs
+from signals_assets.docker_sandbox import OUTPUT_LINE_CHARS, ContainerLimits, container_kwargs
 from signals_assets.resources.sandbox import SandboxResearchError, SandboxResource
 from signals_assets.sensors.report_promotion import promotions_from_metadata
 from signals_assets.sensors.research_reconciler import research_reconciler
@@ -60,13 +60,18 @@ def docker(**fields) -> SandboxResource:
 
 
 def test_the_container_settings_are_hardened():
-    limits = ContainerLimits(memory_mb=256, cpus=0.5, pids=64)
-    kwargs = container_kwargs(limits, {"signals_assets.report_id": "1-x"}, {})
-    assert kwargs["network_mode"] == "none" and kwargs["environment"] == {}
-    assert kwargs["read_only"] is True and kwargs["user"] == "10001:10001"
+    limits = ContainerLimits(memory_mb=256, cpus=0.5, pids=64, work_dir_mb=32, file_size_mb=8, output_mb=4,
+                             open_files=100)
+    kwargs = container_kwargs(limits, {"signals_assets.report_id": "1-x"}, {}, {"DAGSTER_PIPES_CONTEXT": "c"})
+    assert kwargs["network_mode"] == "none" and kwargs["environment"] == {"DAGSTER_PIPES_CONTEXT": "c"}
+    assert kwargs["read_only"] is True and kwargs["user"] == "10001:10001" and kwargs["init"] is True
     assert kwargs["cap_drop"] == ["ALL"] and kwargs["security_opt"] == ["no-new-privileges"]
     assert (kwargs["mem_limit"], kwargs["memswap_limit"], kwargs["nano_cpus"], kwargs["pids_limit"]) == (
         "256m", "256m", 500_000_000, 64)
+    assert kwargs["tmpfs"] == {"/work": "size=32m,mode=0700,uid=10001,gid=10001,noexec,nosuid,nodev"}
+    assert kwargs["ulimits"] == [{"name": "nofile", "soft": 100, "hard": 100},
+                                 {"name": "fsize", "soft": 8 << 20, "hard": 8 << 20}]
+    assert kwargs["log_config"] == {"type": "json-file", "config": {"max-size": "4m", "max-file": "2"}}
     assert kwargs["labels"] == {"signals_assets.sandbox": "1", "signals_assets.report_id": "1-x"}
 
     allowlisted = container_kwargs(ContainerLimits(network="egress", network_allowlist=("api.openai.com",)), {}, {})
@@ -76,30 +81,76 @@ def test_the_container_settings_are_hardened():
         docker(network_allowlist=["api.openai.com"]).container_limits()
 
 
-def test_log_lines_split_by_docker_are_joined_before_parsing():
+class LogStream:
+    """A container whose log stream yields `chunks` (as docker-py does: bytes of at most 16 KiB per
+    line piece); records how many were read and whether it was killed."""
+
+    def __init__(self, chunks):
+        self.chunks, self.read, self.killed = chunks, 0, False
+
+    def logs(self, **kwargs):
+        for chunk in self.chunks:
+            self.read += 1
+            yield chunk
+
+    def kill(self):
+        self.killed = True
+
+
+class Handler:
+    def __init__(self):
+        self.messages = []
+
+    def handle_message(self, message):
+        self.messages.append(message)
+
+
+def read_logs(chunks, output_limit_bytes=16 << 20):
     from signals_assets.docker_sandbox import ActivityTrackingLogsReader
 
-    message = json.dumps({"__dagster_pipes_version": "0.1", "method": "report_custom_message",
-                          "params": {"payload": "x" * 40_000}})
-    chunks = [message[:16384].encode(), message[16384:32768].encode(), (message[32768:] + "\nplain ").encode(),
-              b"output\nlast words"]
+    reader, handler, container = ActivityTrackingLogsReader(output_limit_bytes), Handler(), LogStream(chunks)
+    reader._handler = handler
+    reader.consume_docker_logs(container)
+    return reader, handler.messages, container
 
-    class Container:
-        def logs(self, **kwargs):
-            return iter(chunks)
 
-    class Handler:
-        messages = []
+def pieces(data: bytes, size: int = 16384) -> list[bytes]:
+    return [data[start:start + size] for start in range(0, len(data), size)]
 
-        def handle_message(self, message):
-            self.messages.append(message)
 
-    reader = ActivityTrackingLogsReader()
-    reader._handler = Handler()
-    reader.consume_docker_logs(Container())
-    assert [m["params"]["payload"] for m in Handler.messages] == ["x" * 40_000]
-    assert list(reader.last_output) == ["plain output", "last words"]
-    assert reader.last_activity is not None
+def pipes_message(payload) -> bytes:
+    return json.dumps({"__dagster_pipes_version": "0.1", "method": "report_custom_message",
+                       "params": {"payload": payload}}, ensure_ascii=False).encode()
+
+
+def test_log_lines_split_by_docker_are_joined_before_parsing():
+    message = pipes_message("x" * 40_000)
+    # "é" is two bytes in UTF-8: the second chunk boundary falls between them.
+    plain = "plain output é".encode()
+    chunks = [message[:16384], message[16384:32768], message[32768:] + b"\n" + plain[:-1], plain[-1:] + b"\nlast words"]
+
+    reader, messages, _ = read_logs(chunks)
+    assert [m["params"]["payload"] for m in messages] == ["x" * 40_000]
+    assert list(reader.last_output) == ["plain output é", "last words"]
+    assert reader.last_activity is not None and reader.stopped_reason == ""
+
+
+def test_lines_of_many_megabytes_are_read_whole():
+    # Timing lives in benchmarks/sandbox_log_reader.py; this checks the result at that size.
+    payload = "é" * (4 << 20)  # 8 MB of UTF-8
+    line = "y" * (8 << 20)
+    reader, messages, _ = read_logs(pieces(pipes_message(payload) + b"\n" + line.encode() + b"\nend\n"),
+                                    output_limit_bytes=32 << 20)
+    assert len(messages) == 1 and messages[0]["params"]["payload"] == payload
+    assert list(reader.last_output) == ["y" * OUTPUT_LINE_CHARS, "end"] and reader.stopped_reason == ""
+
+
+def test_the_reader_stops_a_container_past_its_output_cap():
+    endless_line = (b"z" * 16384 for _ in range(1 << 20))  # 16 GB if it were all read
+    reader, messages, container = read_logs(endless_line, output_limit_bytes=1 << 20)
+    assert container.killed and container.read == 65  # stopped at the first chunk past 1 MB
+    assert reader.stopped_reason == "wrote more than 1 MB of output and was stopped"
+    assert messages == [] and list(reader.last_output) == []
 
 
 def test_the_sandbox_settings_reach_the_resource_and_bad_values_are_named(signals_home, monkeypatch):
