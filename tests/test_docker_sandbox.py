@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +31,21 @@ from test_research_agent import card_report, docs_site, materialize_research, re
 SANDBOX_FILTER = {"label": "signals_assets.sandbox=1"}
 PROBE = (Path(__file__).parent / "data" / "sandbox_probe.py").read_text()
 SILENT = "print('thinking', flush=True); import time; time.sleep(600)"
+ONE_GB_OF_OUTPUT = "import sys\nfor _ in range(1024): sys.stdout.buffer.write(b'x' * (1 << 20))"
+WORK_DIR_FLOOD = "for i in range(300): open(f'/work/flood-{i}', 'wb').write(b'x' * (1 << 20))"
+# Every process forks forever; each says once that the kernel refused it (the pids limit).
+FORK_BOMB = """
+import os, time
+refused = False
+while True:
+    try:
+        os.fork()
+    except OSError as error:
+        if not refused:
+            refused = True
+            print(f"fork refused: {error}", flush=True)
+        time.sleep(0.05)
+"""
 
 
 @pytest.fixture(scope="module")
@@ -181,26 +197,41 @@ def test_the_sandbox_settings_reach_the_resource_and_bad_values_are_named(signal
 def test_inside_the_container_only_the_work_dir_is_writable_and_there_is_no_network(shop):
     with pytest.raises(SandboxResearchError, match="exited without reporting a result") as failure:
         materialize_research(card_report(), [repo("shop", shop)],
-                             docker(container_command=["python3", "-c", PROBE], memory_mb=128, pids_limit=64, cpus=0.5))
+                             docker(container_command=["python3", "-c", PROBE], memory_mb=128, pids_limit=64, cpus=0.5,
+                                    work_dir_mb=8, file_size_mb=1, open_files=64))
     [observed] = [line["data"] for line in failure.value.log_lines if line["message"] == "probe"]
     assert observed["uid"] == 10001
     assert observed["write_work"] == "allowed"
     assert observed["write_root"] == observed["write_tmp"] == observed["write_repository"] == "Read-only file system"
+    assert observed["write_context"] == "Read-only file system"
+    assert observed["write_past_file_size_limit"] == "File too large"
+    assert observed["execute_from_work_dir"] == "Permission denied"
+    assert observed["work_mount"][0] == "tmpfs"
+    assert {"noexec", "nosuid", "nodev", "size=8192k"} <= set(observed["work_mount"][1])
     assert "billing" in observed["read_repository"]
+    # The report reaches the agent as a mounted file; the environment only says where it is.
+    assert observed["pipes_context"] == {"params": {"path": "/pipes/context.json"}, "report_id": "1-card"}
+    assert "DAGSTER_PIPES_CONTEXT" in observed["environment"]
     assert observed["network"] == "Network is unreachable" and observed["interfaces"] == ["lo"]
     assert int(observed["capabilities"], 16) == 0 and observed["no_new_privileges"] == "1"
+    assert observed["init"] == "docker-init" and observed["open_files_limit"] == [64, 64]
     assert observed["memory_limit"] == str(128 << 20)
     assert observed["pids_limit"] == "64"
     assert observed["cpu_quota"] in ("50000", "50000 100000")
 
 
-def test_several_repositories_are_ranked_inside_the_container(shop, docs_site):
+def test_a_report_of_eight_32000_character_signals_is_ranked_inside_the_container(shop, docs_site):
+    # Once "argument list too long": the whole report travelled in one environment variable.
+    report = card_report(8)
+    for signal in report["signals"]:
+        signal["description"] = (signal["description"] + " ") * (32_000 // (len(signal["description"]) + 1) + 1)
+        signal["description"] = signal["description"][:32_000]
     started = time.monotonic()
-    _, outcome = materialize_research(card_report(), [repo("docs_site", docs_site), repo("shop", shop)], docker())
+    _, outcome = materialize_research(report, [repo("docs_site", docs_site), repo("shop", shop)], docker())
     assert outcome.sandbox == "docker" and outcome.status == "ready" and outcome.repository == "shop"
     assert [r["name"] for r in outcome.repository_ranking] == ["shop", "docs_site"]
     assert outcome.findings[0]["file"] == "billing/card_payments.py"
-    assert outcome.log_lines[-1]["type"] == "result"
+    assert outcome.log_lines[0]["data"]["signals"] == 8 and outcome.log_lines[-1]["type"] == "result"
     print(f"one research container run: {time.monotonic() - started:.1f}s")
 
 
@@ -285,17 +316,35 @@ MISBEHAVIOUR = {
              timeout_seconds=4),
         "research container exceeded its 4s wall-clock limit and was stopped",
     ),
+    "1 GB of output": (  # in one line: the reader must not hold it all
+        dict(container_command=["python3", "-c", ONE_GB_OF_OUTPUT], output_mb=4),
+        r"^research container wrote more than 4 MB of output and was stopped$",
+    ),
+    "work dir flood": (
+        dict(container_command=["python3", "-c", WORK_DIR_FLOOD], work_dir_mb=16),
+        r"research container filled its 16 MB work dir \(exited with code 1\): .*No space left on device",
+    ),
+    "fork bomb": (
+        dict(container_command=["python3", "-c", FORK_BOMB], pids_limit=32, inactivity_timeout_seconds=3),
+        r"research container wrote no output for 3s \(inactivity timeout\) and was stopped: "
+        r"fork refused: \[Errno 11\] Resource temporarily unavailable",
+    ),
 }
 
 
 @pytest.mark.parametrize("behaviour", list(MISBEHAVIOUR))
-def test_a_misbehaving_container_is_stopped_and_the_report_fails_with_the_reason(candidate_report, behaviour):
+def test_a_misbehaving_container_is_stopped_and_the_report_fails_with_the_reason(candidate_report, behaviour,
+                                                                                tmp_path, monkeypatch):
     instance, report_id = candidate_report
     fields, reason = MISBEHAVIOUR[behaviour]
+    temp_dir = tmp_path / "temp"
+    temp_dir.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp_dir))  # where the research's work dir goes
     started = time.monotonic()
     result = run_report(instance, report_id, mode="docker", **fields)
 
     assert not result.success
+    assert list(temp_dir.iterdir()) == []  # containers left behind: the autouse fixture
     assert time.monotonic() - started < 120
     view = report_view(report_id)
     assert view["status"] == "failed" and view["research"]["status"] == "failed"
