@@ -240,6 +240,26 @@ def test_a_missing_image_is_a_clear_error(shop):
         materialize_research(card_report(), [repo("shop", shop)], docker(image="signals-no-such-image:1"))
 
 
+def test_a_removal_slower_than_the_docker_client_timeout_does_not_fail(docker_client):
+    import docker
+
+    from signals_assets.docker_sandbox import remove_container
+
+    container = docker_client.containers.create(
+        SandboxResource().image, command=["true"],
+        labels={"signals_assets.sandbox": "1", "signals_assets.report_id": card_report()["report_id"]})
+    # An engine slower than the client's patience, as a loaded vfs engine was for the 60 s default.
+    impatient = docker.from_env(timeout=0.001, version=docker_client.api.api_version)
+    warnings = []
+    remove_container(impatient.containers.prepare_model(container.attrs), warnings.append)
+
+    assert "Timeout" in warnings[0] and container.short_id in warnings[0]
+    deadline = time.monotonic() + 120
+    while docker_client.containers.list(all=True, filters={"id": container.id}) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert docker_client.containers.list(all=True, filters={"id": container.id}) == []
+
+
 # ---------------------------------------------------------------------------------------------
 # Through the report_research asset
 
