@@ -30,6 +30,7 @@ SANDBOX_USER = "10001:10001"  # matches USER in sandbox/Dockerfile
 WORK_DIR = "/work"
 REPOSITORIES_DIR = "/repos"
 CONTEXT_DIR = "/pipes"
+CONTEXT_HOST_DIR_NAME = "context"  # in the run's temporary folder
 CONTEXT_FILE_NAME = "context.json"
 OUTPUT_LINES_KEPT = 5
 OUTPUT_LINE_CHARS = 300  # of each kept line: they end up in the report's error
@@ -75,8 +76,6 @@ def repository_mounts(repositories: list[dict]) -> tuple[list[dict], dict[str, d
 
     A repository folder that does not exist is not mounted; the agent then reports it as not found.
     """
-    from pathlib import Path
-
     inside, volumes, used = [], {}, set()
     for index, repository in enumerate(repositories):
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", repository["name"]) or "repository"
@@ -156,23 +155,25 @@ def agent_mounts(host_dir: Path, log_file_name: str) -> dict[str, dict]:
         os.chown(log_path, uid, gid)
     else:
         log_path.chmod(0o666)
-    return {str(host_dir / "context"): {"bind": CONTEXT_DIR, "mode": "ro"},
+    return {str(host_dir / CONTEXT_HOST_DIR_NAME): {"bind": CONTEXT_DIR, "mode": "ro"},
             str(log_path): {"bind": f"{WORK_DIR}/{log_file_name}", "mode": "rw"}}
 
 
 def run_agent_container(context, docker_client, *, image: str, command: list[str] | None, extras: dict,
-                        limits: ContainerLimits, labels: dict[str, str], volumes: dict[str, dict],
-                        host_dir: Path) -> list:
+                        limits: ContainerLimits, labels: dict[str, str], repository_volumes: dict[str, dict],
+                        host_dir: Path, log_file_name: str) -> list:
     """Runs the agent's container in a Pipes session; the custom messages it reported.
 
-    `volumes` must include agent_mounts(host_dir, ...). Raises ContainerFailed with the reason when
-    the container exits non-zero or is stopped at a limit. The container is always removed.
+    `host_dir` (the run's temporary folder) holds the context file and the agent's log. Raises
+    ContainerFailed with the reason when the container exits non-zero or is stopped at a limit.
+    The container is always removed.
     """
     invocation = labels[INVOCATION_LABEL]
+    volumes = {**repository_volumes, **agent_mounts(host_dir, log_file_name)}
     reader = ActivityTrackingLogsReader(limits.output_mb << 20)
     watchdog = ContainerWatchdog(docker_client, invocation, lambda: reader.last_activity,
                                  limits.timeout_seconds, limits.inactivity_seconds)
-    injector = MountedFileContextInjector(host_dir / "context")
+    injector = MountedFileContextInjector(host_dir / CONTEXT_HOST_DIR_NAME)
     try:
         with watchdog, dg.open_pipes_session(context=context, context_injector=injector, message_reader=reader,
                                              extras=extras) as session:
@@ -183,9 +184,10 @@ def run_agent_container(context, docker_client, *, image: str, command: list[str
             container.start()
             reader.consume_docker_logs(container)
             exit_code = container.wait()["StatusCode"]
-        stopped = reader.stopped_reason or watchdog.reason
-        if stopped:
-            raise ContainerFailed(stopped + _output_suffix(reader.last_output if watchdog.reason else []))
+        if reader.stopped_reason:
+            raise ContainerFailed(reader.stopped_reason)
+        if watchdog.reason:
+            raise ContainerFailed(watchdog.reason + _output_suffix(reader.last_output))
         if exit_code != 0:
             raise ContainerFailed(describe_exit(container, limits, list(reader.last_output)))
         return list(session.get_custom_messages())

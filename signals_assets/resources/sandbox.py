@@ -156,8 +156,7 @@ class SandboxResource(dg.ConfigurableResource):
             ) from None
         self.prune_containers(context.instance, client, context.log.warning)
 
-        repositories_inside, volumes = ds.repository_mounts(repositories)
-        volumes.update(ds.agent_mounts(work_dir, LOG_FILE_NAME))
+        repositories_inside, repository_volumes = ds.repository_mounts(repositories)
         labels = {ds.REPORT_LABEL: str(report.get("report_id", "")), ds.RUN_LABEL: context.run.run_id,
                   ds.INVOCATION_LABEL: uuid.uuid4().hex}
         extras = {"report": report, "repositories": repositories_inside, "max_files": max_files,
@@ -165,7 +164,8 @@ class SandboxResource(dg.ConfigurableResource):
         try:
             return ds.run_agent_container(
                 context, client, image=self.image, command=self.container_command, extras=extras,
-                limits=self.container_limits(), labels=labels, volumes=volumes, host_dir=work_dir,
+                limits=self.container_limits(), labels=labels, repository_volumes=repository_volumes,
+                host_dir=work_dir, log_file_name=LOG_FILE_NAME,
             )
         except ds.ContainerFailed as failure:
             raise SandboxResearchError(f"research container {failure}") from None
