@@ -3,8 +3,10 @@ image (scripts/start-docker, scripts/build-sandbox-image) before pytest, so noth
 
 import json
 import os
+import random
 import re
 import signal
+import string
 import subprocess
 import sys
 import tempfile
@@ -221,11 +223,13 @@ def test_inside_the_container_only_the_work_dir_is_writable_and_there_is_no_netw
 
 
 def test_a_report_of_eight_32000_character_signals_is_ranked_inside_the_container(shop, docs_site):
-    # Once "argument list too long": the whole report travelled in one environment variable.
+    # Once "argument list too long": the whole report travelled, compressed, in one environment
+    # variable. A pasted log or dump does not compress away like repeated words would.
+    pasted = random.Random(10)
     report = card_report(8)
     for signal in report["signals"]:
-        signal["description"] = (signal["description"] + " ") * (32_000 // (len(signal["description"]) + 1) + 1)
-        signal["description"] = signal["description"][:32_000]
+        log = " ".join("".join(pasted.choices(string.ascii_lowercase, k=pasted.randint(3, 9))) for _ in range(6000))
+        signal["description"] = f"{signal['description']} Log: {log}"[:32_000]
     started = time.monotonic()
     _, outcome = materialize_research(report, [repo("docs_site", docs_site), repo("shop", shop)], docker())
     assert outcome.sandbox == "docker" and outcome.status == "ready" and outcome.repository == "shop"
