@@ -349,8 +349,8 @@ MISBEHAVIOUR = {
         r"research container filled its 16 MB work dir \(exited with code 1\): .*No space left on device",
     ),
     "fork bomb": (
-        dict(container_command=["python3", "-c", FORK_BOMB], pids_limit=32, inactivity_timeout_seconds=3),
-        r"research container wrote no output for 3s \(inactivity timeout\) and was stopped: "
+        dict(container_command=["python3", "-c", FORK_BOMB], pids_limit=32, inactivity_timeout_seconds=8),
+        r"research container wrote no output for 8s \(inactivity timeout\) and was stopped: "
         r"fork refused: \[Errno 11\] Resource temporarily unavailable",
     ),
 }
