@@ -192,11 +192,14 @@ def _lstat_mode(path: Path, device: int) -> int | None:
 def read_text(path: Path) -> str | None:
     """The file's text, or None for binary, empty, oversized, unreadable or non-regular files.
 
-    Opened without following a symlink and without blocking (a fifo swapped in would otherwise wait
-    for a writer), and read only up to the size the file reports: pseudo-files such as /proc/kmsg
-    report 0 and could stream forever.
+    A device is never opened (opening some has effects); the file is opened without following a
+    symlink and without blocking (a fifo swapped in would wait for a writer), checked again, and
+    read only up to the size it reports: pseudo-files such as /proc/kmsg report 0 and could stream
+    forever.
     """
     try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return None
         descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
     except OSError:
         return None
