@@ -405,6 +405,24 @@ def test_a_terminated_run_removes_its_container_and_fails_the_report(candidate_r
     assert "research run was interrupted" in report_error(report_id)
 
 
+def test_a_terminated_run_stops_its_subprocess_agent_and_fails_the_report(candidate_report, tmp_path):
+    _, report_id = candidate_report
+    pid_file = tmp_path / "agent.pid"
+    slow_agent = tmp_path / "slow_agent"
+    slow_agent.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 600\n")
+    slow_agent.chmod(0o755)
+    process = start_report_run(report_id, mode="subprocess", python_executable=str(slow_agent))
+    deadline = time.monotonic() + 120
+    while not (pid_file.exists() and pid_file.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=120)
+
+    assert report_view(report_id)["status"] == "failed"
+    assert "research run was interrupted" in report_error(report_id)
+    assert not Path(f"/proc/{pid_file.read_text().strip()}").exists()  # the agent was stopped too
+
+
 def test_the_reconciler_fails_research_whose_run_died_and_removes_its_container(candidate_report, docker_client):
     instance, report_id = candidate_report
     process = start_report_run(report_id, container_command=["python3", "-c", SILENT])
