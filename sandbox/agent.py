@@ -22,6 +22,7 @@ import json
 import math
 import os
 import re
+import stat
 import subprocess
 import sys
 import traceback
@@ -163,24 +164,53 @@ def is_candidate_file(path: Path) -> bool:
 
 
 def iter_source_files(root: Path) -> Iterator[Path]:
-    """Regular files under `root` worth reading, in a stable order; vendored and tool folders skipped."""
+    """Regular files under `root` worth reading, in a stable order; vendored and tool folders skipped.
+
+    Symlinks are not followed (they could point outside the repository the team allowed us to
+    read), and folders on another filesystem than the root (/proc or /dev under "/") are not entered.
+    """
+    root_device = os.stat(root).st_dev
     for folder, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS and not d.endswith(".egg-info"))
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS and not d.endswith(".egg-info")
+                             and _lstat_mode(Path(folder) / d, root_device) is not None)
         for filename in sorted(filenames):
             path = Path(folder) / filename
-            # Symlinks could point outside the repository the team allowed us to read.
-            if is_candidate_file(path) and not path.is_symlink() and path.is_file():
+            mode = _lstat_mode(path, root_device)
+            if is_candidate_file(path) and mode is not None and stat.S_ISREG(mode):
                 yield path
 
 
-def read_text(path: Path) -> str | None:
-    """The file's text, or None for binary, oversized or unreadable files."""
+def _lstat_mode(path: Path, device: int) -> int | None:
+    """The mode of `path` itself (not a symlink's target) if it is on `device`, else None."""
     try:
-        if path.stat().st_size > MAX_FILE_BYTES:
-            return None
-        data = path.read_bytes()
+        status = os.lstat(path)
     except OSError:
         return None
+    return status.st_mode if status.st_dev == device else None
+
+
+def read_text(path: Path) -> str | None:
+    """The file's text, or None for binary, empty, oversized, unreadable or non-regular files.
+
+    A device is never opened (opening some has effects); the file is opened without following a
+    symlink and without blocking (a fifo swapped in would wait for a writer), checked again, and
+    read only up to the size it reports: pseudo-files such as /proc/kmsg report 0 and could stream
+    forever.
+    """
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return None
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError:
+        return None
+    with os.fdopen(descriptor, "rb") as handle:
+        try:
+            status = os.fstat(descriptor)
+            if not stat.S_ISREG(status.st_mode) or not 0 < status.st_size <= MAX_FILE_BYTES:
+                return None
+            data = handle.read(status.st_size)
+        except OSError:
+            return None
     if b"\x00" in data[:8192]:
         return None
     return data.decode("utf-8", errors="replace")

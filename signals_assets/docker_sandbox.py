@@ -1,5 +1,6 @@
-"""The hardened research container: its settings, a watchdog for the limits PipesDockerClient
-lacks (wall clock, inactivity), the reason a container ended, and the clean-up of left-over containers.
+"""The hardened research container run through Dagster Pipes: its settings, the report context
+as a read-only mounted file, a log reader with an output cap, a watchdog for the wall-clock and
+inactivity limits, the reason a container ended, and the clean-up of left-over containers.
 
 Imports dagster_docker (and so the docker client): import this module only where Docker is used.
 """
@@ -7,15 +8,19 @@ Imports dagster_docker (and so the docker client): import this module only where
 from __future__ import annotations
 
 import json
+import os
 import re
+import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import dagster as dg
 from dagster_docker import PipesDockerLogsMessageReader
-from dagster._core.pipes.utils import extract_message_or_forward_to_stdout
 
 SANDBOX_LABEL = "signals_assets.sandbox"
 REPORT_LABEL = "signals_assets.report_id"
@@ -24,7 +29,21 @@ INVOCATION_LABEL = "signals_assets.invocation"
 SANDBOX_USER = "10001:10001"  # matches USER in sandbox/Dockerfile
 WORK_DIR = "/work"
 REPOSITORIES_DIR = "/repos"
+CONTEXT_DIR = "/pipes"
+CONTEXT_HOST_DIR_NAME = "context"  # in the run's temporary folder
+CONTEXT_FILE_NAME = "context.json"
 OUTPUT_LINES_KEPT = 5
+OUTPUT_LINE_CHARS = 300  # of each kept line: they end up in the report's error
+# A loaded engine on the vfs storage driver can take minutes to create or remove a container;
+# docker-py's 60 s default turned that slowness into failed runs.
+DOCKER_API_TIMEOUT_SECONDS = 300
+REMOVE_ATTEMPTS = 3
+# The last output line explains these errors best by the limit that caused them.
+LIMIT_ERRORS = {
+    "No space left on device": "filled its {work_dir_mb} MB work dir",
+    "File too large": "wrote a file past its {file_size_mb} MB size limit",
+    "Too many open files": "opened more than its {open_files} files",
+}
 
 
 @dataclass(frozen=True)
@@ -36,6 +55,20 @@ class ContainerLimits:
     inactivity_seconds: int = 120  # no output line for this long
     network: str = ""  # docker network joined when an allowlist is configured
     network_allowlist: tuple[str, ...] = ()
+    work_dir_mb: int = 64  # tmpfs at /work; its pages count against memory_mb
+    file_size_mb: int = 16  # any one file written, the JSONL log on the host included
+    output_mb: int = 16  # stdout + stderr read before the container is stopped
+    open_files: int = 256
+
+
+class ContainerFailed(Exception):
+    """The research container ended badly; the message says why ("ran out of memory: ...")."""
+
+
+def engine_client():
+    import docker
+
+    return docker.from_env(timeout=DOCKER_API_TIMEOUT_SECONDS)
 
 
 def repository_mounts(repositories: list[dict]) -> tuple[list[dict], dict[str, dict]]:
@@ -43,8 +76,6 @@ def repository_mounts(repositories: list[dict]) -> tuple[list[dict], dict[str, d
 
     A repository folder that does not exist is not mounted; the agent then reports it as not found.
     """
-    from pathlib import Path
-
     inside, volumes, used = [], {}, set()
     for index, repository in enumerate(repositories):
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", repository["name"]) or "repository"
@@ -59,11 +90,14 @@ def repository_mounts(repositories: list[dict]) -> tuple[list[dict], dict[str, d
     return inside, volumes
 
 
-def container_kwargs(limits: ContainerLimits, labels: dict[str, str], volumes: dict[str, dict]) -> dict:
+def container_kwargs(limits: ContainerLimits, labels: dict[str, str], volumes: dict[str, dict],
+                     environment: dict[str, str] | None = None) -> dict:
     """`containers.create` arguments: no network (unless allowlisted), read-only root, non-root,
-    no capabilities, bounded memory, CPU and processes."""
+    no capabilities, an init process, bounded memory, CPU, processes and open files, a sized
+    `noexec` tmpfs as the only writable folder, and a capped container log."""
     network = {"network_mode": limits.network} if limits.network_allowlist else {"network_mode": "none"}
-    environment = {"SIGNALS_NETWORK_ALLOWLIST": ",".join(limits.network_allowlist)} if limits.network_allowlist else {}
+    allowlist = {"SIGNALS_NETWORK_ALLOWLIST": ",".join(limits.network_allowlist)} if limits.network_allowlist else {}
+    uid, gid = SANDBOX_USER.split(":")
     return {
         **network,
         "labels": {SANDBOX_LABEL: "1", **labels},
@@ -72,52 +106,149 @@ def container_kwargs(limits: ContainerLimits, labels: dict[str, str], volumes: d
         "read_only": True,
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
+        "init": True,  # reaps orphans, and the whole container ends when the agent does
         "mem_limit": f"{limits.memory_mb}m",
         "memswap_limit": f"{limits.memory_mb}m",  # no swap on top of the memory limit
         "nano_cpus": int(limits.cpus * 1e9),
         "pids_limit": limits.pids,
+        "ulimits": [
+            {"name": "nofile", "soft": limits.open_files, "hard": limits.open_files},
+            {"name": "fsize", "soft": limits.file_size_mb << 20, "hard": limits.file_size_mb << 20},
+        ],
+        "tmpfs": {WORK_DIR: f"size={limits.work_dir_mb}m,mode=0700,uid={uid},gid={gid},noexec,nosuid,nodev"},
+        # The reader stops the container past output_mb; this bounds what the engine keeps meanwhile.
+        "log_config": {"type": "json-file", "config": {"max-size": f"{limits.output_mb}m", "max-file": "2"}},
         "volumes": volumes,
-        "environment": environment,
+        "environment": {**(environment or {}), **allowlist},
     }
 
 
-class ActivityTrackingLogsReader(PipesDockerLogsMessageReader):
-    """Reads Pipes messages from the container's log stream like its parent, and notes when the
-    container last wrote a line and what its last plain (non-Pipes) output lines were."""
+class MountedFileContextInjector(dg.PipesContextInjector):
+    """Writes the Pipes context (the report and its signals, too big for an environment variable:
+    Linux caps one at 128 KiB) to `host_dir`, which the container mounts read-only at CONTEXT_DIR."""
 
-    def __init__(self) -> None:
+    def __init__(self, host_dir: Path):
+        self.host_dir = host_dir
+
+    @contextmanager
+    def inject_context(self, context_data) -> Iterator[dict]:
+        self.host_dir.mkdir(mode=0o755, exist_ok=True)
+        path = self.host_dir / CONTEXT_FILE_NAME
+        path.write_text(json.dumps(context_data), encoding="utf-8")
+        path.chmod(0o644)  # readable by the container's unprivileged user
+        try:
+            yield {"path": f"{CONTEXT_DIR}/{CONTEXT_FILE_NAME}"}
+        finally:
+            path.unlink(missing_ok=True)
+
+    def no_messages_debug_text(self) -> str:
+        return "Attempted to inject context as a file mounted read-only into the container."
+
+
+def agent_mounts(host_dir: Path, log_file_name: str) -> dict[str, dict]:
+    """The read-only context folder, and the one host file the container may write: its JSONL log
+    (bounded by the file-size limit), mounted over the tmpfs work dir."""
+    log_path = host_dir / log_file_name
+    log_path.touch()
+    if os.geteuid() == 0:
+        uid, gid = (int(part) for part in SANDBOX_USER.split(":"))
+        os.chown(log_path, uid, gid)
+    else:
+        log_path.chmod(0o666)
+    return {str(host_dir / CONTEXT_HOST_DIR_NAME): {"bind": CONTEXT_DIR, "mode": "ro"},
+            str(log_path): {"bind": f"{WORK_DIR}/{log_file_name}", "mode": "rw"}}
+
+
+def run_agent_container(context, docker_client, *, image: str, command: list[str] | None, extras: dict,
+                        limits: ContainerLimits, labels: dict[str, str], repository_volumes: dict[str, dict],
+                        host_dir: Path, log_file_name: str) -> list:
+    """Runs the agent's container in a Pipes session; the custom messages it reported.
+
+    `host_dir` (the run's temporary folder) holds the context file and the agent's log. Raises
+    ContainerFailed with the reason when the container exits non-zero or is stopped at a limit.
+    The container is always removed.
+    """
+    invocation = labels[INVOCATION_LABEL]
+    volumes = {**repository_volumes, **agent_mounts(host_dir, log_file_name)}
+    reader = ActivityTrackingLogsReader(limits.output_mb << 20)
+    watchdog = ContainerWatchdog(docker_client, invocation, lambda: reader.last_activity,
+                                 limits.timeout_seconds, limits.inactivity_seconds)
+    injector = MountedFileContextInjector(host_dir / CONTEXT_HOST_DIR_NAME)
+    try:
+        with watchdog, dg.open_pipes_session(context=context, context_injector=injector, message_reader=reader,
+                                             extras=extras) as session:
+            container = docker_client.containers.create(
+                image=image, command=command or None, detach=True,
+                **container_kwargs(limits, labels, volumes, dict(session.get_bootstrap_env_vars())),
+            )
+            container.start()
+            reader.consume_docker_logs(container)
+            exit_code = container.wait()["StatusCode"]
+        if reader.stopped_reason:
+            raise ContainerFailed(reader.stopped_reason)
+        if watchdog.reason:
+            raise ContainerFailed(watchdog.reason + _output_suffix(reader.last_output))
+        if exit_code != 0:
+            raise ContainerFailed(describe_exit(container, limits, list(reader.last_output)))
+        return list(session.get_custom_messages())
+    finally:
+        # This also runs when the run is terminated (Dagster raises an interrupt in the step).
+        remove_invocation_containers(docker_client, invocation, context.log.warning)
+
+
+class ActivityTrackingLogsReader(PipesDockerLogsMessageReader):
+    """Reads Pipes messages from the container's log stream like its parent, in time linear in the
+    output; notes when the container last wrote and its last plain (non-Pipes) output lines, and
+    stops the container once it has written more than `output_limit_bytes`."""
+
+    def __init__(self, output_limit_bytes: int) -> None:
         super().__init__()
+        self.output_limit_bytes = output_limit_bytes
         self.last_activity: float | None = None  # set once the container runs: creating it can be slow
         self.last_output: deque[str] = deque(maxlen=OUTPUT_LINES_KEPT)
+        self.stopped_reason = ""
 
     def consume_docker_logs(self, container) -> None:
         handler = self._handler
         if handler is None:
             raise RuntimeError("container logs can only be read inside the Pipes session")
         self.last_activity = time.monotonic()  # the container has just started
-        partial = ""  # Docker splits lines longer than 16 KiB over several chunks
+        received = 0
+        # Docker splits lines longer than 16 KiB over several chunks: the pieces are joined once,
+        # at the line's end, and decoded whole (a character may straddle two chunks).
+        pending: list[bytes] = []
         for chunk in container.logs(stdout=True, stderr=True, stream=True, follow=True):
             self.last_activity = time.monotonic()
-            text = partial + (chunk.decode("utf-8", errors="replace") if isinstance(chunk, bytes) else str(chunk))
-            *lines, partial = text.split("\n")
-            for line in lines:
-                self._handle_line(handler, line)
-        self._handle_line(handler, partial)
+            received += len(chunk)
+            if received > self.output_limit_bytes:
+                self.stopped_reason = f"wrote more than {self.output_limit_bytes >> 20} MB of output and was stopped"
+                _ignore_gone(container.kill)
+                return
+            *line_ends, rest = chunk.split(b"\n")
+            for line_end in line_ends:
+                pending.append(line_end)
+                self._handle_line(handler, b"".join(pending).decode("utf-8", errors="replace"))
+                pending.clear()
+            pending.append(rest)
+        self._handle_line(handler, b"".join(pending).decode("utf-8", errors="replace"))
 
     def _handle_line(self, handler, line: str) -> None:
         if not line.strip():
             return
-        if not _is_pipes_message(line):
-            self.last_output.append(line.strip())
-        extract_message_or_forward_to_stdout(handler, line)
+        message = _pipes_message(line)
+        if message is None:
+            self.last_output.append(line.strip()[:OUTPUT_LINE_CHARS])
+            sys.stdout.write(line + "\n")  # forwarded like PipesDockerLogsMessageReader does
+        else:
+            handler.handle_message(message)
 
 
-def _is_pipes_message(line: str) -> bool:
+def _pipes_message(line: str) -> dict | None:
     try:
         message = json.loads(line)
     except ValueError:
-        return False
-    return isinstance(message, dict) and "__dagster_pipes_version" in message
+        return None
+    return message if isinstance(message, dict) and "__dagster_pipes_version" in message else None
 
 
 @dataclass
@@ -165,24 +296,55 @@ def invocation_containers(docker_client, invocation: str) -> list:
     return docker_client.containers.list(all=True, filters={"label": f"{INVOCATION_LABEL}={invocation}"})
 
 
-def describe_exit(docker_client, invocation: str, limits: ContainerLimits, last_output: list[str]) -> str:
-    """Why the invocation's container ended badly, from its state and its last output lines."""
-    states = [container.attrs.get("State", {}) for container in invocation_containers(docker_client, invocation)]
-    if not states:
-        return "research container was not created"
-    state = states[0]
+def describe_exit(container, limits: ContainerLimits, last_output: list[str]) -> str:
+    """Why the container ended badly, from its state and its last output lines."""
+    container.reload()
+    state = container.attrs.get("State", {})
     if state.get("OOMKilled"):
-        return f"research container ran out of memory: killed at its {limits.memory_mb} MB limit"
-    output = f": {' | '.join(last_output)}" if last_output else ""
-    return f"research container exited with code {state.get('ExitCode')}{output}"
+        return f"ran out of memory: killed at its {limits.memory_mb} MB limit"
+    limit = next((reason for line in reversed(last_output) for error, reason in LIMIT_ERRORS.items()
+                  if error in line), None)
+    exited = f"exited with code {state.get('ExitCode')}"
+    return (f"{limit.format(**vars(limits))} ({exited})" if limit else exited) + _output_suffix(last_output)
 
 
-def remove_invocation_containers(docker_client, invocation: str) -> None:
+def _output_suffix(last_output) -> str:
+    return f": {' | '.join(last_output)}" if last_output else ""
+
+
+def remove_invocation_containers(docker_client, invocation: str, warn: Callable[[str], None]) -> None:
     for container in invocation_containers(docker_client, invocation):
-        _ignore_gone(container.remove, force=True)
+        remove_container(container, warn)
 
 
-def prune_sandbox_containers(docker_client, run_is_alive: Callable[[str], bool | None]) -> list[str]:
+def remove_container(container, warn: Callable[[str], None]) -> bool:
+    """Force-remove a container, retrying when a slow engine times out; whether it is gone or going.
+
+    One that still will not go is left to prune_sandbox_containers (before the next docker research
+    run, and research_reconciliation_job): a slow clean-up must not fail the research it follows.
+    """
+    import docker.errors
+    import requests
+
+    for attempt in range(1, REMOVE_ATTEMPTS + 1):
+        try:
+            container.remove(force=True)
+            return True
+        except docker.errors.NotFound:
+            return True
+        except docker.errors.APIError as error:
+            if error.status_code == 409:  # a removal (perhaps our timed-out one) is in progress
+                return True
+            problem = str(error)
+        except requests.exceptions.RequestException as error:  # timed out, or the engine restarted
+            problem = f"{type(error).__name__}: {error}"
+        warn(f"removing research container {container.short_id} failed (attempt {attempt} of "
+             f"{REMOVE_ATTEMPTS}): {problem}")
+    return False
+
+
+def prune_sandbox_containers(docker_client, run_is_alive: Callable[[str], bool | None],
+                             warn: Callable[[str], None]) -> list[str]:
     """Remove research containers whose Dagster run has ended; ids removed.
 
     `run_is_alive(run_id)` answers None for a run this instance does not know: such a container
@@ -192,8 +354,8 @@ def prune_sandbox_containers(docker_client, run_is_alive: Callable[[str], bool |
     for container in docker_client.containers.list(all=True, filters={"label": f"{SANDBOX_LABEL}=1"}):
         alive = run_is_alive(container.labels.get(RUN_LABEL, ""))
         if alive is False or (alive is None and container.status not in ("created", "running", "restarting")):
-            _ignore_gone(container.remove, force=True)
-            removed.append(container.id)
+            if remove_container(container, warn):
+                removed.append(container.id)
     return removed
 
 

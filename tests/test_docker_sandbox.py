@@ -3,10 +3,13 @@ image (scripts/start-docker, scripts/build-sandbox-image) before pytest, so noth
 
 import json
 import os
+import random
 import re
 import signal
+import string
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -17,7 +20,7 @@ import pytest
 from signals_assets import inbox
 from signals_assets.cli import list_reports
 from signals_assets.definitions import defs
-from signals_assets.docker_sandbox import ContainerLimits, container_kwargs
+from signals_assets.docker_sandbox import OUTPUT_LINE_CHARS, ContainerLimits, container_kwargs
 from signals_assets.resources.sandbox import SandboxResearchError, SandboxResource
 from signals_assets.sensors.report_promotion import promotions_from_metadata
 from signals_assets.sensors.research_reconciler import research_reconciler
@@ -30,6 +33,21 @@ from test_research_agent import card_report, docs_site, materialize_research, re
 SANDBOX_FILTER = {"label": "signals_assets.sandbox=1"}
 PROBE = (Path(__file__).parent / "data" / "sandbox_probe.py").read_text()
 SILENT = "print('thinking', flush=True); import time; time.sleep(600)"
+ONE_GB_OF_OUTPUT = "import sys\nfor _ in range(1024): sys.stdout.buffer.write(b'x' * (1 << 20))"
+WORK_DIR_FLOOD = "for i in range(300): open(f'/work/flood-{i}', 'wb').write(b'x' * (1 << 20))"
+# Every process forks forever; each says once that the kernel refused it (the pids limit).
+FORK_BOMB = """
+import os, time
+refused = False
+while True:
+    try:
+        os.fork()
+    except OSError as error:
+        if not refused:
+            refused = True
+            print(f"fork refused: {error}", flush=True)
+        time.sleep(0.05)
+"""
 
 
 @pytest.fixture(scope="module")
@@ -60,13 +78,18 @@ def docker(**fields) -> SandboxResource:
 
 
 def test_the_container_settings_are_hardened():
-    limits = ContainerLimits(memory_mb=256, cpus=0.5, pids=64)
-    kwargs = container_kwargs(limits, {"signals_assets.report_id": "1-x"}, {})
-    assert kwargs["network_mode"] == "none" and kwargs["environment"] == {}
-    assert kwargs["read_only"] is True and kwargs["user"] == "10001:10001"
+    limits = ContainerLimits(memory_mb=256, cpus=0.5, pids=64, work_dir_mb=32, file_size_mb=8, output_mb=4,
+                             open_files=100)
+    kwargs = container_kwargs(limits, {"signals_assets.report_id": "1-x"}, {}, {"DAGSTER_PIPES_CONTEXT": "c"})
+    assert kwargs["network_mode"] == "none" and kwargs["environment"] == {"DAGSTER_PIPES_CONTEXT": "c"}
+    assert kwargs["read_only"] is True and kwargs["user"] == "10001:10001" and kwargs["init"] is True
     assert kwargs["cap_drop"] == ["ALL"] and kwargs["security_opt"] == ["no-new-privileges"]
     assert (kwargs["mem_limit"], kwargs["memswap_limit"], kwargs["nano_cpus"], kwargs["pids_limit"]) == (
         "256m", "256m", 500_000_000, 64)
+    assert kwargs["tmpfs"] == {"/work": "size=32m,mode=0700,uid=10001,gid=10001,noexec,nosuid,nodev"}
+    assert kwargs["ulimits"] == [{"name": "nofile", "soft": 100, "hard": 100},
+                                 {"name": "fsize", "soft": 8 << 20, "hard": 8 << 20}]
+    assert kwargs["log_config"] == {"type": "json-file", "config": {"max-size": "4m", "max-file": "2"}}
     assert kwargs["labels"] == {"signals_assets.sandbox": "1", "signals_assets.report_id": "1-x"}
 
     allowlisted = container_kwargs(ContainerLimits(network="egress", network_allowlist=("api.openai.com",)), {}, {})
@@ -76,30 +99,76 @@ def test_the_container_settings_are_hardened():
         docker(network_allowlist=["api.openai.com"]).container_limits()
 
 
-def test_log_lines_split_by_docker_are_joined_before_parsing():
+class LogStream:
+    """A container whose log stream yields `chunks` (as docker-py does: bytes of at most 16 KiB per
+    line piece); records how many were read and whether it was killed."""
+
+    def __init__(self, chunks):
+        self.chunks, self.read, self.killed = chunks, 0, False
+
+    def logs(self, **kwargs):
+        for chunk in self.chunks:
+            self.read += 1
+            yield chunk
+
+    def kill(self):
+        self.killed = True
+
+
+class Handler:
+    def __init__(self):
+        self.messages = []
+
+    def handle_message(self, message):
+        self.messages.append(message)
+
+
+def read_logs(chunks, output_limit_bytes=16 << 20):
     from signals_assets.docker_sandbox import ActivityTrackingLogsReader
 
-    message = json.dumps({"__dagster_pipes_version": "0.1", "method": "report_custom_message",
-                          "params": {"payload": "x" * 40_000}})
-    chunks = [message[:16384].encode(), message[16384:32768].encode(), (message[32768:] + "\nplain ").encode(),
-              b"output\nlast words"]
+    reader, handler, container = ActivityTrackingLogsReader(output_limit_bytes), Handler(), LogStream(chunks)
+    reader._handler = handler
+    reader.consume_docker_logs(container)
+    return reader, handler.messages, container
 
-    class Container:
-        def logs(self, **kwargs):
-            return iter(chunks)
 
-    class Handler:
-        messages = []
+def pieces(data: bytes, size: int = 16384) -> list[bytes]:
+    return [data[start:start + size] for start in range(0, len(data), size)]
 
-        def handle_message(self, message):
-            self.messages.append(message)
 
-    reader = ActivityTrackingLogsReader()
-    reader._handler = Handler()
-    reader.consume_docker_logs(Container())
-    assert [m["params"]["payload"] for m in Handler.messages] == ["x" * 40_000]
-    assert list(reader.last_output) == ["plain output", "last words"]
-    assert reader.last_activity is not None
+def pipes_message(payload) -> bytes:
+    return json.dumps({"__dagster_pipes_version": "0.1", "method": "report_custom_message",
+                       "params": {"payload": payload}}, ensure_ascii=False).encode()
+
+
+def test_log_lines_split_by_docker_are_joined_before_parsing():
+    message = pipes_message("x" * 40_000)
+    # "é" is two bytes in UTF-8: the second chunk boundary falls between them.
+    plain = "plain output é".encode()
+    chunks = [message[:16384], message[16384:32768], message[32768:] + b"\n" + plain[:-1], plain[-1:] + b"\nlast words"]
+
+    reader, messages, _ = read_logs(chunks)
+    assert [m["params"]["payload"] for m in messages] == ["x" * 40_000]
+    assert list(reader.last_output) == ["plain output é", "last words"]
+    assert reader.last_activity is not None and reader.stopped_reason == ""
+
+
+def test_lines_of_many_megabytes_are_read_whole():
+    # Timing lives in benchmarks/sandbox_log_reader.py; this checks the result at that size.
+    payload = "é" * (4 << 20)  # 8 MB of UTF-8
+    line = "y" * (8 << 20)
+    reader, messages, _ = read_logs(pieces(pipes_message(payload) + b"\n" + line.encode() + b"\nend\n"),
+                                    output_limit_bytes=32 << 20)
+    assert len(messages) == 1 and messages[0]["params"]["payload"] == payload
+    assert list(reader.last_output) == ["y" * OUTPUT_LINE_CHARS, "end"] and reader.stopped_reason == ""
+
+
+def test_the_reader_stops_a_container_past_its_output_cap():
+    endless_line = (b"z" * 16384 for _ in range(1 << 20))  # 16 GB if it were all read
+    reader, messages, container = read_logs(endless_line, output_limit_bytes=1 << 20)
+    assert container.killed and container.read == 65  # stopped at the first chunk past 1 MB
+    assert reader.stopped_reason == "wrote more than 1 MB of output and was stopped"
+    assert messages == [] and list(reader.last_output) == []
 
 
 def test_the_sandbox_settings_reach_the_resource_and_bad_values_are_named(signals_home, monkeypatch):
@@ -130,32 +199,69 @@ def test_the_sandbox_settings_reach_the_resource_and_bad_values_are_named(signal
 def test_inside_the_container_only_the_work_dir_is_writable_and_there_is_no_network(shop):
     with pytest.raises(SandboxResearchError, match="exited without reporting a result") as failure:
         materialize_research(card_report(), [repo("shop", shop)],
-                             docker(container_command=["python3", "-c", PROBE], memory_mb=128, pids_limit=64, cpus=0.5))
+                             docker(container_command=["python3", "-c", PROBE], memory_mb=128, pids_limit=64, cpus=0.5,
+                                    work_dir_mb=8, file_size_mb=1, open_files=64))
     [observed] = [line["data"] for line in failure.value.log_lines if line["message"] == "probe"]
     assert observed["uid"] == 10001
     assert observed["write_work"] == "allowed"
     assert observed["write_root"] == observed["write_tmp"] == observed["write_repository"] == "Read-only file system"
+    assert observed["write_context"] == "Read-only file system"
+    assert observed["write_past_file_size_limit"] == "File too large"
+    assert observed["execute_from_work_dir"] == "Permission denied"
+    assert observed["work_mount"][0] == "tmpfs"
+    assert {"noexec", "nosuid", "nodev", "size=8192k"} <= set(observed["work_mount"][1])
     assert "billing" in observed["read_repository"]
+    # The report reaches the agent as a mounted file; the environment only says where it is.
+    assert observed["pipes_context"] == {"params": {"path": "/pipes/context.json"}, "report_id": "1-card"}
+    assert "DAGSTER_PIPES_CONTEXT" in observed["environment"]
     assert observed["network"] == "Network is unreachable" and observed["interfaces"] == ["lo"]
     assert int(observed["capabilities"], 16) == 0 and observed["no_new_privileges"] == "1"
+    assert observed["init"] == "docker-init" and observed["open_files_limit"] == [64, 64]
     assert observed["memory_limit"] == str(128 << 20)
     assert observed["pids_limit"] == "64"
     assert observed["cpu_quota"] in ("50000", "50000 100000")
 
 
-def test_several_repositories_are_ranked_inside_the_container(shop, docs_site):
+def test_a_report_of_eight_32000_character_signals_is_ranked_inside_the_container(shop, docs_site):
+    # Once "argument list too long": the whole report travelled, compressed, in one environment
+    # variable. A pasted log or dump does not compress away like repeated words would.
+    pasted = random.Random(10)
+    report = card_report(8)
+    for signal in report["signals"]:
+        log = " ".join("".join(pasted.choices(string.ascii_lowercase, k=pasted.randint(3, 9))) for _ in range(6000))
+        signal["description"] = f"{signal['description']} Log: {log}"[:32_000]
     started = time.monotonic()
-    _, outcome = materialize_research(card_report(), [repo("docs_site", docs_site), repo("shop", shop)], docker())
+    _, outcome = materialize_research(report, [repo("docs_site", docs_site), repo("shop", shop)], docker())
     assert outcome.sandbox == "docker" and outcome.status == "ready" and outcome.repository == "shop"
     assert [r["name"] for r in outcome.repository_ranking] == ["shop", "docs_site"]
     assert outcome.findings[0]["file"] == "billing/card_payments.py"
-    assert outcome.log_lines[-1]["type"] == "result"
+    assert outcome.log_lines[0]["data"]["signals"] == 8 and outcome.log_lines[-1]["type"] == "result"
     print(f"one research container run: {time.monotonic() - started:.1f}s")
 
 
 def test_a_missing_image_is_a_clear_error(shop):
     with pytest.raises(SandboxResearchError, match="sandbox image signals-no-such-image:1 not found.*build-sandbox-image"):
         materialize_research(card_report(), [repo("shop", shop)], docker(image="signals-no-such-image:1"))
+
+
+def test_a_removal_slower_than_the_docker_client_timeout_does_not_fail(docker_client):
+    import docker
+
+    from signals_assets.docker_sandbox import remove_container
+
+    container = docker_client.containers.create(
+        SandboxResource().image, command=["true"],
+        labels={"signals_assets.sandbox": "1", "signals_assets.report_id": card_report()["report_id"]})
+    # An engine slower than the client's patience, as a loaded vfs engine was for the 60 s default.
+    impatient = docker.from_env(timeout=0.001, version=docker_client.api.api_version)
+    warnings = []
+    remove_container(impatient.containers.prepare_model(container.attrs), warnings.append)
+
+    assert "Timeout" in warnings[0] and container.short_id in warnings[0]
+    deadline = time.monotonic() + 120
+    while docker_client.containers.list(all=True, filters={"id": container.id}) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert docker_client.containers.list(all=True, filters={"id": container.id}) == []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,17 +340,35 @@ MISBEHAVIOUR = {
              timeout_seconds=4),
         "research container exceeded its 4s wall-clock limit and was stopped",
     ),
+    "1 GB of output": (  # in one line: the reader must not hold it all
+        dict(container_command=["python3", "-c", ONE_GB_OF_OUTPUT], output_mb=4),
+        r"^research container wrote more than 4 MB of output and was stopped$",
+    ),
+    "work dir flood": (
+        dict(container_command=["python3", "-c", WORK_DIR_FLOOD], work_dir_mb=16),
+        r"research container filled its 16 MB work dir \(exited with code 1\): .*No space left on device",
+    ),
+    "fork bomb": (
+        dict(container_command=["python3", "-c", FORK_BOMB], pids_limit=32, inactivity_timeout_seconds=8),
+        r"research container wrote no output for 8s \(inactivity timeout\) and was stopped: "
+        r"fork refused: \[Errno 11\] Resource temporarily unavailable",
+    ),
 }
 
 
 @pytest.mark.parametrize("behaviour", list(MISBEHAVIOUR))
-def test_a_misbehaving_container_is_stopped_and_the_report_fails_with_the_reason(candidate_report, behaviour):
+def test_a_misbehaving_container_is_stopped_and_the_report_fails_with_the_reason(candidate_report, behaviour,
+                                                                                tmp_path, monkeypatch):
     instance, report_id = candidate_report
     fields, reason = MISBEHAVIOUR[behaviour]
+    temp_dir = tmp_path / "temp"
+    temp_dir.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp_dir))  # where the research's work dir goes
     started = time.monotonic()
     result = run_report(instance, report_id, mode="docker", **fields)
 
     assert not result.success
+    assert list(temp_dir.iterdir()) == []  # containers left behind: the autouse fixture
     assert time.monotonic() - started < 120
     view = report_view(report_id)
     assert view["status"] == "failed" and view["research"]["status"] == "failed"
@@ -279,6 +403,24 @@ def test_a_terminated_run_removes_its_container_and_fails_the_report(candidate_r
 
     assert report_view(report_id)["status"] == "failed"
     assert "research run was interrupted" in report_error(report_id)
+
+
+def test_a_terminated_run_stops_its_subprocess_agent_and_fails_the_report(candidate_report, tmp_path):
+    _, report_id = candidate_report
+    pid_file = tmp_path / "agent.pid"
+    slow_agent = tmp_path / "slow_agent"
+    slow_agent.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 600\n")
+    slow_agent.chmod(0o755)
+    process = start_report_run(report_id, mode="subprocess", python_executable=str(slow_agent))
+    deadline = time.monotonic() + 120
+    while not (pid_file.exists() and pid_file.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    process.wait(timeout=120)
+
+    assert report_view(report_id)["status"] == "failed"
+    assert "research run was interrupted" in report_error(report_id)
+    assert not Path(f"/proc/{pid_file.read_text().strip()}").exists()  # the agent was stopped too
 
 
 def test_the_reconciler_fails_research_whose_run_died_and_removes_its_container(candidate_report, docker_client):

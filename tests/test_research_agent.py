@@ -1,6 +1,8 @@
 """The research agent: pure ranking on a small fake repository, then full runs through Dagster Pipes."""
 
 import importlib.util
+import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -282,3 +284,66 @@ def test_the_agent_module_imports_only_the_standard_library():
     )
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip() == "[]"
+
+
+def test_the_subprocess_agent_gets_an_allow_listed_environment_without_secrets(tmp_path, shop, monkeypatch):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-not-for-the-agent")
+    monkeypatch.setenv("SIGNALS_CLICKHOUSE_PASSWORD", "not-for-the-agent-either")
+    # Stands in for the interpreter: reports the environment and the Pipes context parameters.
+    probe = tmp_path / "environment_probe"
+    probe.write_text(f"#!{sys.executable}\n" + textwrap.dedent("""
+        import json, os
+        from dagster_pipes import decode_env_var, open_dagster_pipes
+
+        with open_dagster_pipes() as pipes:
+            context = decode_env_var(os.environ["DAGSTER_PIPES_CONTEXT"])
+            pipes.report_custom_message({"status": "ready", "reason": json.dumps(
+                {"environment": dict(os.environ), "context": context, "report": pipes.get_extra("report")["report_id"]})})
+        """))
+    probe.chmod(0o755)
+
+    _, outcome = materialize_research(card_report(), [repo("shop", shop)], SandboxResource(python_executable=str(probe)))
+    seen = json.loads(outcome.reason)
+    assert "sk-not-for-the-agent" not in json.dumps(seen["environment"])
+    assert set(seen["environment"]) <= {"PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "HOME", "TMPDIR",
+                                        "DAGSTER_PIPES_CONTEXT", "DAGSTER_PIPES_MESSAGES"}
+    assert seen["environment"]["PATH"] == os.environ["PATH"]
+    assert seen["environment"]["HOME"] == seen["environment"]["TMPDIR"]  # the run's work dir, removed after it
+    assert not Path(seen["environment"]["HOME"]).exists()
+    # The report reaches the agent as a file, not in the environment.
+    assert set(seen["context"]) == {"path"} and seen["report"] == "1-card"
+
+
+@pytest.fixture
+def hostile_shop(shop, tmp_path) -> Path:
+    """The shop repository plus what must not be read: a fifo, device files, /proc, links out of it."""
+    os.mkfifo(shop / "billing" / "card_declines.py")  # opening it would wait for a writer
+    (shop / "billing" / "zero_card_payments.py").symlink_to("/dev/zero")
+    (shop / "billing" / "kernel_card_log.txt").symlink_to("/proc/kmsg")
+    (shop / "proc").symlink_to("/proc")
+    (shop / "dev").symlink_to("/dev")
+    return shop
+
+
+@pytest.mark.timeout(120)
+def test_the_agent_reads_only_regular_files_inside_the_repository(hostile_shop):
+    files = {path.relative_to(hostile_shop).as_posix() for path in agent.iter_source_files(hostile_shop)}
+    assert "billing/card_payments.py" in files
+    assert not files & {"billing/card_declines.py", "billing/zero_card_payments.py", "billing/kernel_card_log.txt"}
+    assert not any(name.startswith(("proc/", "dev/")) for name in files)
+
+    # Even when asked directly (a file swapped after the walk): nothing blocks or streams forever.
+    for path in [hostile_shop / "billing" / "card_declines.py", hostile_shop / "billing" / "zero_card_payments.py",
+                 Path("/dev/zero"), Path("/proc/self/status"), Path("/proc/kmsg")]:
+        assert agent.read_text(path) is None, path
+    assert "authorise_card_payment" in agent.read_text(hostile_shop / "billing" / "card_payments.py")
+
+
+@pytest.mark.timeout(300)
+def test_research_over_proc_like_trees_ends(hostile_shop):
+    # Upstream validation refuses such repositories; the agent must not hang if it were bypassed.
+    repositories = [repo("shop", hostile_shop), repo("proc", Path("/proc")), repo("dev", Path("/dev"))]
+    _, outcome = materialize_research(card_report(), repositories, SandboxResource(timeout_seconds=240))
+    assert outcome.status == "ready" and outcome.repository == "shop"
+    assert outcome.findings[0]["file"] == "billing/card_payments.py"
+    assert [finding["file"] for finding in outcome.findings if "card_declines" in finding["file"]] == []

@@ -2,6 +2,8 @@
 
 import json
 import os
+import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -16,6 +18,10 @@ AGENT_SCRIPT = Path(__file__).resolve().parents[2] / "sandbox" / "agent.py"
 LOG_FILE_NAME = "research.jsonl"
 RESULT_STATUSES = ("ready", "pending_input")
 SANDBOX_MODES = ("subprocess", "docker")
+# All of the run worker's environment the subprocess agent gets: none of its secrets (API keys,
+# database passwords). HOME and TMPDIR point into the run's own work dir.
+SUBPROCESS_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH")
+TERMINATION_GRACE_SECONDS = 20
 
 
 class SandboxResearchError(Exception):
@@ -40,8 +46,9 @@ class ResearchOutcome:
 
 
 class SandboxResource(dg.ConfigurableResource):
-    """Where the research agent runs: `subprocess` (the default) as a local process, `docker` in a
-    hardened container of `image` (scripts/build-sandbox-image) through PipesDockerClient."""
+    """Where the research agent runs: `subprocess` (the default) as a local process with an
+    allow-listed environment (not an isolation boundary), `docker` in a hardened container of
+    `image` (scripts/build-sandbox-image); both through Dagster Pipes."""
 
     mode: str = "subprocess"
     python_executable: str = ""  # subprocess: default the interpreter running Dagster
@@ -54,6 +61,10 @@ class SandboxResource(dg.ConfigurableResource):
     inactivity_timeout_seconds: int = 120  # docker: no output line for this long stops the container
     network: str = ""  # docker network joined when network_allowlist is set; otherwise no network
     network_allowlist: list[str] = []
+    work_dir_mb: int = 64  # docker: size of the tmpfs work dir (counts against memory_mb)
+    file_size_mb: int = 16  # docker: largest file the container may write
+    output_mb: int = 16  # docker: output read before the container is stopped
+    open_files: int = 256  # docker: file-descriptor limit
 
     def run_research(
         self, context: dg.AssetExecutionContext, report: dict, repositories: list[dict], max_files: int = 5
@@ -105,70 +116,68 @@ class SandboxResource(dg.ConfigurableResource):
             "max_files": max_files,
             "log_path": str(work_dir / LOG_FILE_NAME),
         }
-        # The agent supervises itself in a child process: PipesSubprocessClient has no timeout.
+        # The agent supervises itself in a child process: Pipes runs it without a timeout.
         command = [self.python_executable or sys.executable, str(AGENT_SCRIPT),
                    "--timeout-seconds", str(self.timeout_seconds)]
-        invocation = dg.PipesSubprocessClient(cwd=str(work_dir)).run(context=context, command=command, extras=extras)
-        return invocation.get_custom_messages()
+        # Not PipesSubprocessClient: it always passes the run worker's whole environment on.
+        with dg.open_pipes_session(
+            context=context, context_injector=dg.PipesFileContextInjector(str(work_dir / "context.json")),
+            message_reader=dg.PipesTempFileMessageReader(), extras=extras,
+        ) as session:
+            environment = {name: os.environ[name] for name in SUBPROCESS_ENVIRONMENT if name in os.environ}
+            environment.update(HOME=str(work_dir), TMPDIR=str(work_dir), **session.get_bootstrap_env_vars())
+            process = subprocess.Popen(command, cwd=work_dir, env=environment)
+            try:
+                exit_code = process.wait()
+            except BaseException:  # the run is being terminated: the agent stops its own child on SIGINT
+                process.send_signal(signal.SIGINT)
+                try:
+                    process.wait(timeout=TERMINATION_GRACE_SECONDS)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                raise
+        if exit_code != 0:
+            raise RuntimeError(f"the agent process exited with code {exit_code}")
+        return list(session.get_custom_messages())
 
     def _run_docker(
         self, context: dg.AssetExecutionContext, report: dict, repositories: list[dict], max_files: int, work_dir: Path
     ) -> list[Any]:
         import docker
-        from dagster_docker import PipesDockerClient
-        from dagster_pipes import DagsterPipesError
 
         from signals_assets import docker_sandbox as ds
 
-        client = docker.from_env()
+        client = ds.engine_client()
         try:
             client.images.get(self.image)
         except docker.errors.ImageNotFound:
-            # PipesDockerClient would try to pull it from a registry instead.
             raise SandboxResearchError(
                 f"sandbox image {self.image} not found on {client.api.base_url}: build it with scripts/build-sandbox-image"
             ) from None
-        self.prune_containers(context.instance, client)
+        self.prune_containers(context.instance, client, context.log.warning)
 
-        limits = self.container_limits()
-        invocation = uuid.uuid4().hex
-        repositories_inside, volumes = ds.repository_mounts(repositories)
-        _give_to_sandbox_user(work_dir)
-        volumes[str(work_dir)] = {"bind": ds.WORK_DIR, "mode": "rw"}
+        repositories_inside, repository_volumes = ds.repository_mounts(repositories)
         labels = {ds.REPORT_LABEL: str(report.get("report_id", "")), ds.RUN_LABEL: context.run.run_id,
-                  ds.INVOCATION_LABEL: invocation}
+                  ds.INVOCATION_LABEL: uuid.uuid4().hex}
         extras = {"report": report, "repositories": repositories_inside, "max_files": max_files,
                   "log_path": f"{ds.WORK_DIR}/{LOG_FILE_NAME}"}
-        reader = ds.ActivityTrackingLogsReader()
-        watchdog = ds.ContainerWatchdog(client, invocation, lambda: reader.last_activity,
-                                        limits.timeout_seconds, limits.inactivity_seconds)
         try:
-            with watchdog:
-                invocation_result = PipesDockerClient(message_reader=reader).run(
-                    context=context, image=self.image, extras=extras, command=self.container_command or None,
-                    container_kwargs=ds.container_kwargs(limits, labels, volumes),
-                )
-            return invocation_result.get_custom_messages()
-        except DagsterPipesError as error:
-            # The container ended badly (non-zero exit) or the Pipes session failed.
-            raise SandboxResearchError(
-                f"research container {watchdog.reason}" if watchdog.reason
-                else ds.describe_exit(client, invocation, limits, list(reader.last_output))
-            ) from error
-        finally:
-            # PipesDockerClient stops the container but never removes it; this also runs when the
-            # run is terminated (Dagster raises an interrupt in the step).
-            ds.remove_invocation_containers(client, invocation)
+            return ds.run_agent_container(
+                context, client, image=self.image, command=self.container_command, extras=extras,
+                limits=self.container_limits(), labels=labels, repository_volumes=repository_volumes,
+                host_dir=work_dir, log_file_name=LOG_FILE_NAME,
+            )
+        except ds.ContainerFailed as failure:
+            raise SandboxResearchError(f"research container {failure}") from None
 
-    def prune_containers(self, instance: dg.DagsterInstance, client=None) -> list[str]:
+    def prune_containers(self, instance: dg.DagsterInstance, client=None, warn=None) -> list[str]:
         """Remove research containers whose Dagster run has ended (e.g. its worker was killed)."""
         if self.mode != "docker":
             return []
-        import docker
+        from signals_assets import docker_sandbox as ds
 
-        from signals_assets.docker_sandbox import prune_sandbox_containers
-
-        return prune_sandbox_containers(client or docker.from_env(), lambda run_id: _run_is_alive(instance, run_id))
+        return ds.prune_sandbox_containers(client or ds.engine_client(), lambda run_id: _run_is_alive(instance, run_id),
+                                           warn or dg.get_dagster_logger().warning)
 
     def container_limits(self):
         from signals_assets.docker_sandbox import ContainerLimits
@@ -178,7 +187,8 @@ class SandboxResource(dg.ConfigurableResource):
         return ContainerLimits(
             memory_mb=self.memory_mb, cpus=self.cpus, pids=self.pids_limit, timeout_seconds=self.timeout_seconds,
             inactivity_seconds=self.inactivity_timeout_seconds, network=self.network,
-            network_allowlist=tuple(self.network_allowlist),
+            network_allowlist=tuple(self.network_allowlist), work_dir_mb=self.work_dir_mb,
+            file_size_mb=self.file_size_mb, output_mb=self.output_mb, open_files=self.open_files,
         )
 
     def _failure_message(self, error: Exception, elapsed: float, log_lines: list[dict]) -> str:
@@ -191,17 +201,6 @@ def _run_is_alive(instance: dg.DagsterInstance, run_id: str) -> bool | None:
     """Whether the Dagster run is still going; None when this instance does not know it."""
     run = instance.get_run_by_id(run_id) if run_id else None
     return None if run is None else not run.is_finished
-
-
-def _give_to_sandbox_user(work_dir: Path) -> None:
-    """The container's unprivileged user must be able to write its work dir (a bind mount)."""
-    from signals_assets.docker_sandbox import SANDBOX_USER
-
-    uid, gid = (int(part) for part in SANDBOX_USER.split(":"))
-    if os.geteuid() == 0:
-        os.chown(work_dir, uid, gid)
-    else:
-        work_dir.chmod(0o777)
 
 
 def read_log(path: Path) -> list[dict]:
