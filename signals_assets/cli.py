@@ -192,8 +192,8 @@ def cmd_process(args, settings: Settings) -> int:
     definitions = defs()
     batch_job = definitions.resolve_job_def("signal_batch_job")
     started = time.monotonic()
-    # No back-off: the operator asked for an attempt now.
-    to_run = batch_work(instance, store, settings.max_attempts, backoff_seconds=0).to_run
+    # No back-off and no waiting for the daemon's retries: the operator asked for an attempt now.
+    to_run = batch_work(instance, store, settings.max_attempts, backoff_seconds=0, daemon_retries=False).to_run
     instance.add_dynamic_partitions("signal_batches", [batch for batch, _ in to_run])
     grouped = 0
     for index, (batch, run_key) in enumerate(to_run, start=1):
@@ -222,7 +222,7 @@ def research_pending(definitions, instance, store, max_attempts: int) -> tuple[i
     the number of rounds researched and the report ids whose run failed."""
     from signals_assets.sensors.report_promotion import promotion_work
 
-    to_run = promotion_work(instance, store, max_attempts, backoff_seconds=0).to_run
+    to_run = promotion_work(instance, store, max_attempts, backoff_seconds=0, daemon_retries=False).to_run
     instance.add_dynamic_partitions("reports", sorted({p["report_id"] for p, _ in to_run}))
     report_job = definitions.resolve_job_def("report_job")
     failed = []

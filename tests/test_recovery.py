@@ -141,6 +141,8 @@ def test_a_run_the_worker_retries_itself_is_not_requested_twice(store, tmp_path)
         instance.report_run_failed(instance.get_run_by_id(run.run_id), "step failed")
         instance.add_run_tags(run.run_id, {"dagster/will_retry": "true"})  # Dagster's run retry is coming
         assert batch_work(instance, store, 3, 0).in_flight == [batch]
+        # `signals process` makes the next attempt itself: the daemon that would retry may not be running
+        assert batch_work(instance, store, 3, 0, daemon_retries=False).to_run == [(batch, f"{batch}-retry1")]
 
 
 # --- finding 4: ordering is enforced, a parked batch blocks nothing -------------------------------
