@@ -91,6 +91,10 @@ class Settings:
     batch_max_signals: int = 500
     sensor_interval_seconds: int = 15
     signal_limits: SignalLimits = DEFAULT_LIMITS
+    # A batch or report round whose runs keep failing is retried after 1, 2, 4… × the back-off,
+    # then parked with its reason after this many failed attempts (`signals unpark` resumes it).
+    max_attempts: int = 3
+    retry_backoff_seconds: int = 60
 
     @property
     def objects_root(self) -> Path:
@@ -153,4 +157,6 @@ def load_settings() -> Settings:
             max_extra_depth=_positive_int("SIGNALS_MAX_EXTRA_DEPTH", DEFAULT_LIMITS.max_extra_depth),
             max_extra_keys=_positive_int("SIGNALS_MAX_EXTRA_KEYS", DEFAULT_LIMITS.max_extra_keys),
         ),
+        max_attempts=_positive_int("SIGNALS_MAX_ATTEMPTS", 3),
+        retry_backoff_seconds=_positive_int("SIGNALS_RETRY_BACKOFF_SECONDS", 60),
     )

@@ -51,7 +51,7 @@ def buffered_signals(
         with clickhouse.session(log=context.log.info) as db:
             db.replace_partition("signals", "batch_key = {batch}", screened.accepted, {"batch": batch})
             db.replace_partition("rejected_signals", "batch_key = {batch}", screened.rejected, {"batch": batch})
-        inbox.consolidate_batch(store, batch, objects)
+        inbox.consolidate_batch(store, batch, objects, context.run_id)
         accepted += len(screened.accepted)
         rejected += len(screened.rejected)
         for counts, into in ((screened.rejection_counts(), reasons), (screened.unsafe_by_kind(), unsafe_kinds)):
