@@ -25,9 +25,10 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import string
 import unicodedata
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 INSTRUCTION_OVERRIDE = "instruction_override"
 HIDDEN_INSTRUCTIONS = "hidden_instructions"
@@ -39,7 +40,7 @@ KINDS = (INSTRUCTION_OVERRIDE, HIDDEN_INSTRUCTIONS, ENCODED_PAYLOAD, SECRET_EXFI
 UNVERIFIED = "unverified"
 
 QUOTE_CHARS = 160
-MAX_DECODE_DEPTH = 2
+MAX_DECODE_DEPTH = 4  # nested encodings are decoded and re-checked up to this many layers
 
 
 @dataclass(frozen=True)
@@ -77,42 +78,70 @@ _ADDRESSEE = (
 _SAME = r"(?:[^.\n]|\.(?=\S))"
 _LEAD_PUNCTUATION = r"(?:^|[.!?:;,\n])\s*"
 _LEAD_WORD = (
-    r"\b(?:please|pls|kindly|then|and|now|also|just|first|next|finally|immediately|simply|instead"
+    r"\b(?:please|pls|kindly|then|and|now|also|just|first|next|finally|immediately|simply|instead|bitte|danach"
+    r"|s'il (?:te|vous) pla[iî]t|veuillez|merci de|ensuite|por favor|luego|despu[eé]s|per favore|poi|depois|alsjeblieft|daarna"
     r"|must|should|to (?:fix|reproduce|resolve|debug|test|verify|check|repair|solve|confirm)"
     r"(?: (?:it|this|that|the (?:issue|bug|problem)))?|you (?:must|should|need to|have to|will|can|shall))[:,]?\s+"
 )
 _LEAD = f"(?:{_LEAD_PUNCTUATION}|{_LEAD_WORD})"
 _OVERRIDE_VERB = (
     r"(?:ignore|disregard|forget|override|overrule|bypass|skip|drop|abandon|discard|cancel|suspend|set aside|throw out"
-    r"|stop following|stop obeying|do not follow|don'?t follow|do not obey|no longer follow)"
+    r"|stop following|stop obeying|do not follow|don'?t follow|do not obey|no longer follow"
+    # imperative forms only: "die Firewall ignoriert die Regeln" describes, "ignoriere die Regeln" orders
+    r"|ignoriere|ignorier|ignorieren sie|vergiss|vergessen sie|missachte|missachten sie|verwirf|übergehe"
+    r"|ignorez|oublie|oubliez|ne (?:tiens|tenez) (?:pas|plus) compte|(?:fais|faites) abstraction|n'ob[eé]is plus"
+    r"|ignora|olvida|olvide|omite|descarta|no sigas|dimentica|dimenticate|ignorate|non seguire|esque[çc]a|esquece"
+    r"|desconsidere|desconsidera|negeer|vergeet|volg niet)"
 )
 _RULE_NOUN = (
     r"(?:instructions?|prompts?|rules|guidelines|guidance|directives?|directions|constraints|guardrails|polic(?:y|ies)"
-    r"|programming|restrictions|system message|configuration)"
+    r"|programming|restrictions|system message|configuration"
+    r"|anweisungen|regeln|vorgaben|richtlinien|befehle|instruktionen|consignes|r[eè]gles|instrucciones|reglas"
+    r"|indicaciones|directrices|[oó]rdenes|istruzioni|regole|indicazioni|direttive|instru[çc][õo]es|regras|diretrizes"
+    r"|orienta[çc][õo]es|ordens|instructies|regels|aanwijzingen|richtlijnen|opdrachten)"
 )
-_RULE_OWNER = r"(?:all|any|every|the|your|its|previous|prior|above|earlier|preceding|original|initial|system|safety)"
+_RULE_OWNER = (
+    r"(?:all|any|every|the|your|its|previous|prior|above|earlier|preceding|original|initial|system|safety"
+    r"|alle[ns]?|deine|ihre|vorherigen|bisherigen|obigen|vorigen|fr[üu]heren|urspr[üu]nglichen|die|der|den"
+    r"|toutes|tous|les|des|tes|vos|pr[ée]c[ée]dentes|ant[ée]rieures|ci-dessus|initiales"
+    r"|todas|todos|las|los|tus|sus|anteriores|previas|le|tutte|tue|precedenti|as|os|suas|seus|tuas|teus"
+    r"|je|jouw|uw|vorige|eerdere|bovenstaande|de)"
+)
 _SECRET = (
     r"(?:api[ _-]?keys?|(?:aws |gcp |azure |cloud )?access keys?|secret(?: keys?| tokens?)?|secrets|passwords?|passwd|credentials?|(?:access|auth|bearer|session"
     r"|github|gitlab|slack|api|oauth|refresh|deploy|npm|pypi) tokens?|tokens|private keys?|ssh keys?|signing keys?"
     r"|\.env(?: files?)?|\S*secrets?\.(?:ya?ml|json|toml|env|txt)\b|\S*credentials\.(?:json|ya?ml|csv)\b|\S+\.(?:pem|p12|pfx)\b|env(?:ironment)?(?: variables?| vars?)|connection strings?|session cookies|cookies"
     r"|[A-Z][A-Z0-9]*_(?:API_KEY|SECRET[A-Z_]*|TOKEN|PASSWORD|ACCESS_KEY[A-Z_]*)\b|~/\.(?:ssh|aws|kube|docker)/\S*"
     r"|id_(?:rsa|ed25519|ecdsa)|/etc/(?:passwd|shadow)|\.npmrc|\.netrc|\.pgpass|kubeconfig"
-    r"|sk-[A-Za-z0-9_-]{6,}|AKIA[0-9A-Z]{12,}|gh[pousr]_[A-Za-z0-9]*|xox[abposr]-[A-Za-z0-9-]*|sk_live_[A-Za-z0-9]*)"
+    r"|sk-[A-Za-z0-9_-]{6,}|AKIA[0-9A-Z]{12,}|gh[pousr]_[A-Za-z0-9]*|xox[abposr]-[A-Za-z0-9-]*|sk_live_[A-Za-z0-9]*"
+    r"|printenv|/proc/(?:self|\d+|\*)/environ|(?<=[`'\"])env(?=[`'\"])|\benv (?:output|command)"
+    r"|api-schl[üu]ssel|schl[üu]ssel|passw[öo]rter|passwort|kennw[öo]rter|kennwort|zugangsdaten|geheimnisse"
+    r"|umgebungsvariablen|cl[ée]s?(?: d'api| api| secr[èe]tes?)?|mots? de passe|identifiants|jetons?"
+    r"|variables d'environnement|claves?(?: de api| api)?|contrase[ñn]as?|credenciales|variables de entorno"
+    r"|chiavi(?: api)?|credenziali|variabili d'ambiente|chaves?(?: de api| api)?|senhas?|credenciais"
+    r"|vari[áa]veis de ambiente|api-sleutels?|sleutels|wachtwoorden|wachtwoord|inloggegevens|omgevingsvariabelen)"
 )
 _SEND_VERB = (
     r"(?:send|post|upload|e-?mail|forward|exfiltrate|leak|transmit|copy|paste|put|include|append|add|embed|attach"
     r"|insert|print|output|echo|cat|dump|reveal|list|display|return|write|share|dm|reply with|respond with|tell me"
-    r"|give me|show me|read out|expose)"
+    r"|give me|show me|read out|expose"
+    r"|sende|schicke|schick|übermittle|poste|veröffentliche|füge|envoie|envoyez|transmets|transmettez|publie|publiez"
+    r"|colle|collez|ajoute|ajoutez|inclus|incluez|env[ií]a|manda|publica|pega|incluye|incluya|a[ñn]ade|agrega"
+    r"|invia|inviate|pubblica|incolla|includi|aggiungi|envie|mande|publique|cole|inclua|adicione|stuur|verstuur"
+    r"|plak|plaats|voeg)"
 )
 _DESTINATION = (
     r"(?:https?://\S+|[\w.+-]+@[\w-]+\.[\w.-]+|\bwebhooks?\b|\bpastebin\b|\bgists?\b|\bmy (?:server|endpoint|site|inbox)\b"
     r"|\bthis (?:endpoint|url|address|server)\b|\bdiscord\b|\btelegram\b|\b(?:your|the|a|this) (?:summary|title|reply"
-    r"|response|answer|output|report|findings?|comments?|commit(?: message)?|pull request|pr|issue|ticket)\b)"
+    r"|response|answer|output|report|findings?|comments?|commit(?: message)?|pull request|pr|issue|ticket)\b"
+    r"|\b(?:zusammenfassung|antwort|r[ée]sum[ée]|r[ée]ponse|resumen|respuesta|riassunto|risposta|resumo|resposta"
+    r"|samenvatting|antwoord)\b)"
 )
-_ACQUIRE_VERB = r"(?:read|open|grep|find|collect|gather|extract|fetch|look up|get)"
+_ACQUIRE_VERB = r"(?:read|open|grep|find|collect|gather|extract|fetch|look up|get|run|execute|cat|dump|lis|lee|leggi|leia|lees)"
 _RUN_VERB = (
     r"(?:run|execute|exec|paste|type|invoke|launch|call|eval(?:uate)?|try|use|enter|install|download|source|pipe|do"
-    r"|start)"
+    r"|start|f[üu]hre|f[üu]hren sie|starte|ex[ée]cute|ex[ée]cutez|lance|lancez|tape|tapez|ejecuta|ejecute|corre"
+    r"|esegui|eseguite|lancia|digita|executa|rode|roda|voer|draai)"
 )
 # Commands that only make sense as an attack when someone is told to run them.
 _DANGEROUS_COMMAND = (
@@ -128,7 +157,59 @@ _DANGEROUS_COMMAND = (
     r"|\b(?:eval|exec)\s*\(\s*(?:requests|urllib|urlopen|fetch|base64|atob|compile|input)"
     r"|\b(?:download|curl|wget)\b[^\n]{0,140}(?:\bchmod\s+\+x|&&\s*\./|;\s*\./)"
     r"|\bdownload\b" + _SAME + r"{0,40}https?://\S+" + _SAME + r"{0,60}\b(?:run|execute|launch)\b"
-    r"|\b(?:pip3?|npm|gem|cargo)\s+install\s+(?:-\S+\s+)*(?:git\+)?https?://)"
+    r"|\b(?:pip3?|npm|gem|cargo)\s+install\s+(?:-\S+\s+)*(?:git\+)?https?://"
+    r"|\$\(\s*(?:curl|wget)\b|`\s*(?:curl|wget)\b[^`\n]{0,200}`|\b(?:(?:ba|z|da)?sh|source|\.)\s+<\(\s*(?:curl|wget)\b"
+    r"|\b(?:curl|wget)\b[^\n]{0,200}(?:&&|;)\s*(?:sudo\s+)?(?:ba|z)?sh\s+\S"
+    r"|\b(?:python3?|perl|ruby|php|node)\s+-(?:c|e|r)\s+['\"][^'\"]{0,80}\b(?:socket|subprocess|child_process|urllib"
+    r"|urlopen|fsockopen|shell_exec|exec\(|system\(|pty|base64)"
+    r"|\b(?:certutil\b[^\n]{0,40}-urlcache|bitsadmin\b[^\n]{0,40}/transfer|mshta\s+https?:|regsvr32\b[^\n]{0,40}/i:https?:"
+    r"|msiexec\b[^\n]{0,20}/i\s+https?:|start-bitstransfer\b)"
+    r"|\b(?:remove-item|rm|del)\b[^\n]{0,20}-(?:recurse|force)\b[^\n]{0,30}\s[a-z]:\\(?:\s|$|\*)|\bformat\s+c:"
+    r"|\b(?:rd|rmdir|del)\s+/[sfq]\b[^\n]{0,20}\s[a-z]:\\"
+    r"|\bdd\s+if=\S+\s+of=/dev/(?:sd|nvme|hd|xvd|disk)|\bchmod\s+-R\s+0?777\s+/(?:\s|$)"
+    r"|>>?\s*~?/?\S*\.ssh/authorized_keys|\bcrontab\b[^\n]{0,80}\b(?:curl|wget|nc)\b)"
+)
+
+# "Run this:" with the command on the next line or in a fenced code block reads as one directive.
+_RUN_TAIL = r"(?:[^\n]{0,80}?(?::[ \t]*\n|\n(?=[ \t]*(?:```|~~~)))[ \t]*(?:(?:```|~~~)[\w-]*[ \t]*\n)?)?[^\n]{0,80}?"
+# A fake turn or role boundary: what a chat template or a prompt uses to start text with authority.
+_ROLE_MARKER = (
+    r"(?:^[ \t]*(?:\[\s*(?:system|admin|administrator|developer|operator|assistant|sys|instructions?)"
+    r"(?:\s+(?:message|prompt|note|notice|override|update))?\s*\]|<\s*(?:system|assistant|developer|admin|instructions?"
+    r"|sys)\s*>|#{1,6}\s*(?:system|admin|developer|instructions?|new instructions?)\b\s*:?|(?:system|admin|administrator"
+    r"|developer|operator)(?:\s+(?:message|prompt|note|notice|override|update))?\s*:|-{2,}\s*(?:begin|start)\s+"
+    r"(?:system|admin|developer)\b[^\n]*)|</\s*(?:user|signal|human|input|context|document|data)\s*>"
+    r"|<\|(?:im_start|start_header_id|system|assistant|endoftext|eot_id)\|>|\[/?INST\]|<<SYS>>)"
+)
+# What makes text after such a marker an order to the model rather than a log line ("[SYSTEM] backup done").
+_MODEL_DIRECTIVE = (
+    r"(?:\b(?:the |an? )?(?:assistant|llm|language model|ai (?:agent|assistant|model|reviewer)|research agent"
+    r"|triage (?:bot|agent)|safety (?:judge|filter|reviewer))\b|\byou (?:must|will|are (?:now|an?|to)|should|shall"
+    r"|may now|need to)\b|\b(?:ignore|disregard|override|forget|bypass)\b|\b(?:new|updated) (?:policy|instructions?"
+    r"|rules|guidelines|task|orders)\b|\byour (?:guidelines|instructions|rules|task|role|orders|policy)\b"
+    r"|\b(?:previous|prior|above|earlier) (?:messages?|instructions?|context|text)\b|\b(?:mark|classify|label|treat"
+    r"|rate|escalate|approve|respond|reply|answer)\b[^\n]{0,40}?\b(?:report|signal|ticket|this|P[0-4]|safe|approved?"
+    r"|priority)\b|\b(?:du (?:musst|bist|sollst)|tu (?:dois|es)|vous devez|debes|devi|voc[êe] deve|je moet)\b)"
+)
+# Role play that takes the model out of its rules: a persona cue and what the persona is free of.
+_PERSONA = (
+    r"(?:\byou are now|\byou're now|\bfrom now on,? you(?: are)?|\bpretend (?:you are|you're|to be)|\bimagine (?:you are"
+    r"|you're)|\bact as|\brole-?play as|\bplay the role of|\bstay in character|\bdu bist (?:jetzt|nun|ab jetzt)"
+    r"|\btu so,? als (?:w[äa]rst|seist) du|\bstell dir vor,? du (?:bist|w[äa]rst)|\bab jetzt bist du"
+    r"|\btu es (?:maintenant|d[ée]sormais)|\bvous [êe]tes (?:maintenant|d[ée]sormais)|\b(?:fais|faites) semblant d'[êe]tre"
+    r"|\bimagine que tu es|\b(?:a partir de )?ahora eres|\bfinge (?:que eres|ser)|\bimagina que eres|\b(?:ora|adesso) sei"
+    r"|\bd'ora in poi sei|\bfingi di essere|\bimmagina di essere|\b(?:a partir de )?agora (?:voc[êe] [ée]|[ée]s)"
+    r"|\bfinja (?:que (?:voc[êe] )?[ée]|ser)|\bimagine que voc[êe] [ée]|\b(?:jij|je) bent nu|\bvanaf nu ben je"
+    r"|\bdoe alsof je|\bstel je voor dat je)"
+)
+_UNBOUND = (
+    r"(?:\b(?:unrestricted|unfiltered|uncensored|jailbroken|jailbreak|evil|amoral|do anything now|dan|developer mode"
+    r"|dev mode|god mode)\b|\b(?:without|with no|free of|has no|have no|no) (?:any |all )?(?:restrictions|rules|limits"
+    r"|filters|guidelines|censorship|(?:content )?polic(?:y|ies)|ethics|morals|safety)\b|\bnever refuses?\b"
+    r"|\bohne (?:jede |alle |irgendwelche )?(?:einschr[äa]nkungen|regeln|grenzen|filter)|\buneingeschr[äa]nkt"
+    r"|\bsans (?:aucune |aucun )?(?:restrictions?|r[èe]gles?|limites?|filtres?)|\bsin (?:ninguna )?(?:restricciones"
+    r"|reglas|l[íi]mites|filtros)|\bsenza (?:alcuna )?(?:restrizioni|regole|limiti|filtri)|\bsem (?:nenhuma )?"
+    r"(?:restri[çc][õo]es|regras|limites|filtros)|\bzonder (?:enige )?(?:beperkingen|regels|grenzen|filters))"
 )
 
 _I = re.IGNORECASE | re.MULTILINE
@@ -145,6 +226,9 @@ _RULES: list[tuple[str, re.Pattern]] = [
     (SECRET_EXFILTRATION, re.compile(
         _LEAD + _SEND_VERB + r"\b" + _SAME + r"{0,30}?\b(?:all|every|each|any)\b" + _SAME + r"{0,25}?" + _SECRET, _I)),
     (SECRET_EXFILTRATION, re.compile(
+        r"\b(?:what(?:'s| is| are)|tell me|give me|show me)\b[^\n?]{0,40}?" + _SECRET + r"[^\n?]{0,40}?\b(?:in|from|on|of)"
+        r" your (?:environment|env|config(?:uration)?|sandbox|system|container|machine|server|workspace|settings)\b", _I)),
+    (SECRET_EXFILTRATION, re.compile(
         r"!\[[^\]]*\]\(https?://[^)\s]*(?:\{|\$\{?|%24)[^)\s]*|https?://\S*(?:\{|\$\{?)\w*(?:KEY|SECRET|TOKEN|PASSWORD|CRED)"
         r"|\b(?:env|printenv)\s*\|\s*(?:curl|wget|nc|ncat)\b"
         r"|\bcurl\b[^\n]{0,120}\s(?:-d|--data(?:-binary|-raw)?|-F|--form|--upload-file|-T)\s*['\"]?(?:\w+=)?@"
@@ -153,8 +237,8 @@ _RULES: list[tuple[str, re.Pattern]] = [
         _I)),
     (REMOTE_CODE_EXECUTION, re.compile(
         # A pasted log or stack trace may hold such a command; an order to run it is what makes the attack.
-        r"(?:" + _LEAD_PUNCTUATION + _RUN_VERB + r"\b[^\n]{0,80}?|(?:" + _LEAD_WORD + r"|\b" + _ADDRESSEE
-        + r"\s*[:,]\s*|\bstep\s*\d+\s*[:.)-]\s*)(?:" + _RUN_VERB + r"\b[^\n]{0,80}?)?)" + _DANGEROUS_COMMAND, _I)),
+        r"(?:" + _LEAD_PUNCTUATION + _RUN_VERB + r"\b" + _RUN_TAIL + r"|(?:" + _LEAD_WORD + r"|\b" + _ADDRESSEE
+        + r"\s*[:,]\s*|\bstep\s*\d+\s*[:.)-]\s*)(?:" + _RUN_VERB + r"\b" + _RUN_TAIL + r")?)" + _DANGEROUS_COMMAND, _I)),
     (INSTRUCTION_OVERRIDE, re.compile(
         _OVERRIDE_VERB + r"\b" + _SAME + r"{0,40}?\b" + _RULE_OWNER + r"\b" + _SAME + r"{0,30}?\b" + _RULE_NOUN + r"\b"
         r"|\b(?:forget|ignore|disregard)\s+(?:everything|anything|all)\s+(?:above|before|previous|prior|earlier|else"
@@ -194,6 +278,12 @@ _RULES: list[tuple[str, re.Pattern]] = [
         r"|\b(?:print|reveal|show|output|repeat|display|dump|recite)\b" + _SAME + r"{0,20}?\byour (?:system prompt|prompt"
         r"|instructions)\b", _I)),
     (INSTRUCTION_OVERRIDE, re.compile(
+        _ROLE_MARKER + r"[\s\S]{0,200}?" + _MODEL_DIRECTIVE
+        + r"|" + _PERSONA + r"\b" + _SAME + r"{0,80}?" + _UNBOUND
+        + r"|\b(?:in|with) (?:developer|dev|dan|god|jailbreak) mode\b" + _SAME + r"{0,20}?\byou\b"
+        + r"|\b(?:developer|dev|dan|god|jailbreak) mode (?:is )?(?:enabled|activated|on)\b" + _SAME + r"{0,80}?"
+        + r"\b(?:you|ignore|no (?:restrictions|rules|filters|limits))\b", _I)),
+    (INSTRUCTION_OVERRIDE, re.compile(
         r"(?:\b(?:dear|hey|hi|hello|attention|attn|note|message|memo|reminder|psa|instructions?)\b\s*(?:to|for)?\s*"
         r"(?:the|any|all|every)?\s*|^\s*|[.!?,]\s*)\b" + _ADDRESSEE
         + r"(?: reading this| processing this| reviewing this)?\s*(?:[:,]|\s-+|\s—)\s*" + _SAME + r"{0,60}?\b(?:ignore|disregard|forget|override"
@@ -212,19 +302,25 @@ _DECODE_AND_OBEY = re.compile(r"\b(?:decode|base64 -d|unhex|un-?escape)\b" + _SA
 
 # ---- concealment -------------------------------------------------------------------------------
 
+# white, near-white (#fefefe) or fully transparent
+_NEAR_WHITE = (r"(?:white|transparent|#f[a-f0-9]?f[a-f0-9]?f[a-f0-9]?\b|rgba?\(\s*25[0-5]\s*,\s*25[0-5]\s*,\s*25[0-5]\s*[,)]"
+               r"|rgba\([^)]*,\s*0(?:\.0+)?\s*\)|hsla?\(\s*\d+\s*,\s*\d+%\s*,\s*(?:9[89]|100)%)")
 _HIDDEN_CONTAINERS = re.compile(
     r"<!--(?P<comment>.*?)(?:-->|\Z)"
-    r"|<(?P<tag>\w+)\b[^>]*\bstyle\s*=\s*[\"'][^\"']*(?:display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0"
-    r"(?:px|pt|em)?\b|opacity\s*:\s*0(?:\.0+)?\b|color\s*:\s*(?:white|#fff\b|#ffffff|transparent)|(?:height|width)\s*:\s*0"
-    r"(?:px)?\b)[^\"']*[\"'][^>]*>(?P<styled>.*?)</(?P=tag)\s*>"
-    r"|<(?P<ftag>font)\b[^>]*\bcolor\s*=\s*[\"']?(?:white|#fff\b|#ffffff)[^>]*>(?P<font>.*?)</(?P=ftag)\s*>"
+    r"|<(?P<tag>\w+)\b[^>]*\bstyle\s*=\s*[\"'][^\"']*(?:display\s*:\s*none|visibility\s*:\s*hidden"
+    r"|font-size\s*:\s*(?:0|1|0?\.\d+)(?:px|pt|em|rem|%)?\b|opacity\s*:\s*0?(?:\.0\d*)?\b|color\s*:\s*" + _NEAR_WHITE
+    + r"|(?:max-)?(?:height|width)\s*:\s*[01](?:px)?\b|(?:left|top|right|text-indent)\s*:\s*-\d{3,}"
+    r"|clip(?:-path)?\s*:\s*(?:rect\(\s*0|inset\(\s*(?:50|100)%|circle\(\s*0)|transform\s*:\s*scale\(\s*0\s*\))"
+    r"[^\"']*[\"'][^>]*>(?P<styled>.*?)</(?P=tag)\s*>"
+    r"|<(?P<ftag>font)\b[^>]*\bcolor\s*=\s*[\"']?" + _NEAR_WHITE + r"[^>]*>(?P<font>.*?)</(?P=ftag)\s*>"
     r"|<(?P<htag>\w+)\b[^>]*\b(?:hidden|aria-hidden\s*=\s*[\"']true[\"'])[^>]*>(?P<hidden>.*?)</(?P=htag)\s*>"
     r"|^\s*\[(?://|comment|hidden)\]:\s*(?:#|<>)\s*\((?P<markdown>.*)\)\s*$",
     re.IGNORECASE | re.DOTALL | re.MULTILINE,
 )
 _TAG_CHARACTERS = re.compile("[\U000e0000-\U000e007f]{8,}")
 _ZERO_WIDTH_RUN = re.compile("[\u200b\u200c\u200d\u2060\u2062\u2063\u2064\ufeff]{8,}")
-# Normalisation drops these: format characters (zero-width, bidi controls, tags) and blank fillers.
+# Normalisation drops these, besides format characters (zero-width, bidi controls, tags) and combining marks
+# (variation selectors, stacked diacritics): blank fillers.
 _INVISIBLE = {"\u115f", "\u1160", "\u3164", "\uffa0", "\u180e", "\u00ad"}
 _CONFUSABLES = str.maketrans({
     "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "і": "i", "ј": "j", "ѕ": "s", "ԁ": "d",
@@ -236,6 +332,7 @@ _CONFUSABLES = str.maketrans({
 # ---- encodings ---------------------------------------------------------------------------------
 
 _BASE64 = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
+_BASE32 = re.compile(r"(?<![A-Za-z0-9+/])[A-Z2-7]{16,}={0,6}(?![A-Za-z0-9+/=])")
 _HEX = re.compile(r"(?<![0-9A-Za-z])(?:0x)?(?:[0-9a-fA-F]{2}[ :]?){8,}(?![0-9A-Za-z])")
 _BACKSLASH_X = re.compile(r"(?:\\x[0-9a-fA-F]{2}){4,}")
 _BACKSLASH_U = re.compile(r"(?:\\u[0-9a-fA-F]{4}|\\U[0-9a-fA-F]{8}){4,}")
@@ -269,7 +366,7 @@ class _Normalised:
         chars: list[str] = []
         origin: list[int] = []
         for index, char in enumerate(text):
-            if unicodedata.category(char) == "Cf" or char in _INVISIBLE:
+            if unicodedata.category(char) in ("Cf", "Mn") or char in _INVISIBLE:
                 continue
             for out in unicodedata.normalize("NFKC", char).translate(_CONFUSABLES):
                 if out.isspace() and out != "\n":
@@ -284,12 +381,15 @@ class _Normalised:
         self.origin = origin
 
     def deobfuscated(self) -> "_Normalised | None":
-        """The same text with spaced-out letters joined ("i g n o r e") and leetspeak read as letters in
-        words that mix both ("1gn0re"); None when that changes nothing."""
+        """The same text with spaced-out letters joined ("i g n o r e", "i-g-n-o-r-e"), markup inside a word
+        dropped ("ig<b></b>nore", "ig**no**re") and leetspeak read as letters in words that mix both ("1gn0re");
+        None when that changes nothing."""
         keep = [True] * len(self.text)
         for match in _SPACED_LETTERS.finditer(self.text):
             for offset in range(match.start(), match.end()):
-                keep[offset] = not self.text[offset].isspace()
+                keep[offset] = self.text[offset].isalpha()
+        for match in _MARKUP_IN_WORD.finditer(self.text):
+            keep[match.start():match.end()] = [False] * (match.end() - match.start())
         chars = list(self.text)
         for match in _MIXED_WORD.finditer(self.text):
             for offset in range(match.start(), match.end()):
@@ -308,17 +408,48 @@ class _Normalised:
         return self.origin[start], self.origin[min(end, len(self.origin)) - 1] + 1
 
 
-_SPACED_LETTERS = re.compile(r"(?<!\S)(?:[A-Za-z] ){3,}[A-Za-z](?!\S)")
+_SPACED_LETTERS = re.compile(r"(?<!\w)[A-Za-z](?P<gap>[ .\-_*|/])(?:[A-Za-z](?P=gap)){2,}[A-Za-z](?!\w)")
+_MARKUP_IN_WORD = re.compile(r"(?<=[^\W\d_])(?:</?[A-Za-z][^<>\n]{0,60}>|\*{1,2}|~~)+(?=[^\W\d_])")
 _MIXED_WORD = re.compile(r"\b(?=\w*[A-Za-z])(?=\w*[013457@$])[\w@$]{3,}\b")
 _LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
 
 
+_QUOTED = re.compile(r'"[^"\n]{1,200}"|“[^”\n]{1,200}”|„[^“”\n]{1,200}[“”]|«[^»\n]{1,200}»|‘[^’\n]{1,200}’'
+                     r"|(?<!\w)'[^'\n]{1,200}'(?!\w)|`[^`\n]{1,200}`")
+# Someone else's words, reported: "a user typed", "messages like", "Kunde schreibt:", "un utilisateur a écrit".
+_REPORTING_FRAME = re.compile(
+    r"\b(?:typed|types|typing|wrote|writes|writing|written|entered|enters|posted|posts|sent|sends|submitted|submits"
+    r"|said|says|saying|asked|asks|pasted|pastes|tried|tries|inputs?|messages?|prompts?|phrases?|strings?|text|like"
+    r"|such as|contain(?:s|ing)|includ(?:es|ing)|words?|schreibt|schrieb|geschrieben|eingegeben|tippte|[ée]crit|tap[ée]"
+    r"|escribi[óo]|escribe|escrito|scritto|scrive|digitou|escreveu|typte|schreef)\b[^.!?\n]{0,40}$", re.IGNORECASE)
+# A quote that names this pipeline's own objects is aimed at us however it is framed.
+_AIMED_AT_US = re.compile(
+    r"\b(?:this|the) (?:report|signal|ticket|issue|bug|feedback)\b|\bP[0-4]\b|\b(?:research|triage|safety|summari[sz]ing"
+    r"|review) (?:agent|bot|judge|step|filter)\b|\b(?:pull request|repo(?:sitory)?|commit|merge|push)\b", re.IGNORECASE)
+
+
+def _reported_quote(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] lies inside a short quotation that a report attributes to someone else (a bug
+    report about another bot: 'a user typed "ignore previous instructions" and the bot ...') and that does not
+    name this pipeline's objects. An attacker can wrap too, so only an override qualifies, and any directive
+    outside the quotation is still found."""
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    for quoted in _QUOTED.finditer(text, line_start, len(text) if line_end < 0 else line_end):
+        if quoted.start() < start and end <= quoted.end():
+            before = text[max(line_start, quoted.start() - 80): quoted.start()]
+            return bool(_REPORTING_FRAME.search(before)) and not _AIMED_AT_US.search(quoted.group(0))
+    return False
+
+
 def _rule_match(text: str) -> tuple[str, int, int] | None:
-    """The first rule that matches `text` outside a negation, as (kind, start, end) in `text`."""
+    """The first rule that matches `text` outside a negation or a reported quotation, as (kind, start, end)."""
     for kind, pattern in _RULES:
         for match in pattern.finditer(text):
             before = text[max(0, match.start() - 40): match.start()]
             if match.end() == match.start() or _NEGATION.search(before) or _WISH.search(before):
+                continue
+            if kind == INSTRUCTION_OVERRIDE and _reported_quote(text, match.start(), match.end()):
                 continue
             return kind, match.start(), match.end()
     return None
@@ -353,6 +484,14 @@ def _decodings(text: str) -> Iterator[tuple[re.Match, str]]:
             if _printable(decoded):
                 yield match, decoded
                 break
+    for match in _BASE32.finditer(text):
+        blob = match.group(0).rstrip("=")
+        try:
+            decoded = base64.b32decode(blob + "=" * (-len(blob) % 8)).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            continue
+        if _printable(decoded):
+            yield match, decoded
     for match in _HEX.finditer(text):
         digits = re.sub(r"0x|[ :]", "", match.group(0))
         try:
@@ -418,8 +557,48 @@ def _zero_width_bits(run: str) -> str:
     return ""
 
 
+_ROT13 = str.maketrans(string.ascii_letters, string.ascii_lowercase[13:] + string.ascii_lowercase[:13]
+                       + string.ascii_uppercase[13:] + string.ascii_uppercase[:13])
+_WORD = re.compile(r"\S+")
+# A word an attack needs, which ordinary text turned backwards or through ROT13 almost never spells:
+# it gates the full rule check of each transformed text.
+_TRANSFORM_CUE = re.compile(r"ignore|disregard|instruction|system prompt|curl|wget|/dev/tcp|passw|secret|token|api.?key"
+                            r"|credential|printenv|environ|assistant|\bagent\b|\bsend\b|\brun\b|\bexecute\b",
+                            re.IGNORECASE)
+
+
+def _transforms(text: str) -> Iterator[tuple[str, str, Callable[[int, int], tuple[int, int]]]]:
+    """(name, transformed text, map of a span back to the original) for ROT13, reversal and reversal within
+    words; all three keep every character, so a span maps back exactly."""
+    length = len(text)
+    yield "ROT13", text.translate(_ROT13), lambda start, end: (start, end)
+    yield "reversed", text[::-1], lambda start, end: (length - end, length - start)
+
+    def whole_words(start: int, end: int) -> tuple[int, int]:
+        first = text.rfind(" ", 0, start) + 1
+        last = text.find(" ", end)
+        return first, length if last < 0 else last
+
+    yield "reversed words", _WORD.sub(lambda word: word.group(0)[::-1], text), whole_words
+
+
+def _transformed(text: str) -> SafetyVerdict:
+    """An attack written in ROT13 or backwards, quoted as it stands in the text, with what it says."""
+    for name, transformed, to_original in _transforms(text):
+        if not _TRANSFORM_CUE.search(transformed):
+            continue
+        verdict = _direct(transformed)
+        if verdict.safe:
+            continue
+        at = transformed.find(verdict.quote)
+        start, end = to_original(at, at + len(verdict.quote))
+        return SafetyVerdict(False, ENCODED_PAYLOAD, _quote(text[start:end]), _cut(f"{name}: {verdict.quote}", QUOTE_CHARS))
+    return SAFE
+
+
 def check_signal_text(text: str, depth: int = 0) -> SafetyVerdict:
-    """The offline verdict for one text: concealed, then encoded, then direct manipulation."""
+    """The offline verdict for one text: concealed, then encoded, then direct manipulation, then the same
+    written in ROT13 or backwards."""
     if depth > MAX_DECODE_DEPTH or not text:
         return SAFE
     hidden = _concealed(text, depth)
@@ -433,7 +612,8 @@ def check_signal_text(text: str, depth: int = 0) -> SafetyVerdict:
     obey = _DECODE_AND_OBEY.search(text)
     if obey and decodings:
         return SafetyVerdict(False, ENCODED_PAYLOAD, _quote(obey.group(0)), _cut(decodings[0][1], QUOTE_CHARS))
-    return _direct(text)
+    direct = _direct(text)
+    return _transformed(text) if direct.safe else direct
 
 
 def check_report_texts(texts: list[str]) -> SafetyVerdict:
