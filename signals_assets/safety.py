@@ -71,7 +71,7 @@ SAFE = SafetyVerdict(True)
 _ADDRESSEE = (
     r"(?:a\.?i\.?|llm|gpt|copilot|chat ?bot|bot|assistant|language model|(?:ai |llm |language |large language )?model"
     r"|(?:ai |llm |automated |triage )?(?:agent|reviewer|summari[sz]er|classifier|triage (?:bot|system|agent))"
-    r"|safety (?:filter|judge|check|classifier|reviewer))s?"
+    r"|safety (?:filter|judge|check|classifier|reviewer)|(?:automated|automatic|ai) (?:system|tool|process|pipeline))s?"
 )
 # A sentence start, a vocative ("AI agent:"), or a word that makes the next verb an order.
 # Within one sentence: a dot inside a URL, file name or version number does not end it.
@@ -88,7 +88,7 @@ _OVERRIDE_VERB = (
     r"(?:ignore|disregard|forget|override|overrule|bypass|skip|drop|abandon|discard|cancel|suspend|set aside|throw out"
     r"|stop following|stop obeying|do not follow|don'?t follow|do not obey|no longer follow"
     # imperative forms only: "die Firewall ignoriert die Regeln" describes, "ignoriere die Regeln" orders
-    r"|ignoriere|ignorier|ignorieren sie|vergiss|vergessen sie|missachte|missachten sie|verwirf|übergehe"
+    r"|ignoriere|ignorier|ignorieren sie|ignorer|oublier|ignorar|ignorare|vergiss|vergessen sie|missachte|missachten sie|verwirf|übergehe"
     r"|ignorez|oublie|oubliez|ne (?:tiens|tenez) (?:pas|plus) compte|(?:fais|faites) abstraction|n'ob[eé]is plus"
     r"|ignora|olvida|olvide|omite|descarta|no sigas|dimentica|dimenticate|ignorate|non seguire|esque[çc]a|esquece"
     r"|desconsidere|desconsidera|negeer|vergeet|volg niet)"
@@ -128,7 +128,8 @@ _SEND_VERB = (
     r"|sende|schicke|schick|übermittle|poste|veröffentliche|füge|envoie|envoyez|transmets|transmettez|publie|publiez"
     r"|colle|collez|ajoute|ajoutez|inclus|incluez|env[ií]a|manda|publica|pega|incluye|incluya|a[ñn]ade|agrega"
     r"|invia|inviate|pubblica|incolla|includi|aggiungi|envie|mande|publique|cole|inclua|adicione|stuur|verstuur"
-    r"|plak|plaats|voeg)"
+    r"|plak|plaats|voeg|mets|mettez|metti|pon|ponga|coloca|coloque|zet|setze|setz|schreib|schreibe|[ée]cris|[ée]crivez"
+    r"|escribe|scrivi|escreva|schrijf)"
 )
 _DESTINATION = (
     r"(?:https?://\S+|[\w.+-]+@[\w-]+\.[\w.-]+|\bwebhooks?\b|\bpastebin\b|\bgists?\b|\bmy (?:server|endpoint|site|inbox)\b"
@@ -137,7 +138,7 @@ _DESTINATION = (
     r"|\b(?:zusammenfassung|antwort|r[ée]sum[ée]|r[ée]ponse|resumen|respuesta|riassunto|risposta|resumo|resposta"
     r"|samenvatting|antwoord)\b)"
 )
-_ACQUIRE_VERB = r"(?:read|open|grep|find|collect|gather|extract|fetch|look up|get|run|execute|cat|dump|lis|lee|leggi|leia|lees)"
+_ACQUIRE_VERB = r"(?:read|open|grep|find|collect|gather|extract|fetch|look up|get|run|execute|cat|dump|take|copy|encode|convert|lis|lee|leggi|leia|lees)"
 _RUN_VERB = (
     r"(?:run|execute|exec|paste|type|invoke|launch|call|eval(?:uate)?|try|use|enter|install|download|source|pipe|do"
     r"|start|f[üu]hre|f[üu]hren sie|starte|ex[ée]cute|ex[ée]cutez|lance|lancez|tape|tapez|ejecuta|ejecute|corre"
@@ -145,7 +146,8 @@ _RUN_VERB = (
 )
 # Commands that only make sense as an attack when someone is told to run them.
 _DANGEROUS_COMMAND = (
-    r"(?:\b(?:curl|wget|iwr|irm|fetch)\b[^|\n]{0,200}\|\s*(?:sudo\s+)?(?:ba|z|k|da)?sh\b"
+    r"(?:\b(?:curl|wget|iwr|irm|fetch|invoke-webrequest|invoke-restmethod)\b[^|\n]{0,200}\|\s*(?:sudo\s+)?(?:(?:ba|z|k|da)?sh"
+    r"|iex)\b"
     r"|\b(?:curl|wget)\b[^|\n]{0,200}\|\s*(?:sudo\s+)?(?:python3?|perl|ruby|node)\b"
     r"|\bbase64\s+(?:-d|--decode|-D)\b[^|\n]{0,60}\|\s*(?:sudo\s+)?(?:ba|z)?sh\b"
     r"|/dev/tcp/|\bnc(?:at)?\b[^\n]{0,60}\s-e\s|\bmkfifo\b[^\n]{0,80}\b(?:nc|sh)\b|\bbash\s+-i\b|\bpty\.spawn\("
@@ -215,7 +217,7 @@ _UNBOUND = (
 _I = re.IGNORECASE | re.MULTILINE
 _RULES: list[tuple[str, re.Pattern]] = [
     (SECRET_EXFILTRATION, re.compile(
-        _SEND_VERB + r"\b" + _SAME + r"{0,80}?" + _SECRET + r"" + _SAME + r"{0,80}?(?:\b(?:to|into|in|at|on|via|as|inside)\b" + _SAME + r"{0,40}?)?"
+        r"(?:\bif you\s+" + _SEND_VERB + r"(?:e?d)?|" + _SEND_VERB + r")\b" + _SAME + r"{0,80}?" + _SECRET + r"" + _SAME + r"{0,80}?(?:\b(?:to|into|in|at|on|via|as|inside)\b" + _SAME + r"{0,40}?)?"
         + _DESTINATION, _I)),
     (SECRET_EXFILTRATION, re.compile(
         _LEAD + _ACQUIRE_VERB + r"\b" + _SAME + r"{0,60}?" + _SECRET + r"" + _SAME + r"{0,60}?\b" + _SEND_VERB + r"\b" + _SAME + r"{0,60}?"
@@ -225,6 +227,10 @@ _RULES: list[tuple[str, re.Pattern]] = [
         _I)),
     (SECRET_EXFILTRATION, re.compile(
         _LEAD + _SEND_VERB + r"\b" + _SAME + r"{0,30}?\b(?:all|every|each|any)\b" + _SAME + r"{0,25}?" + _SECRET, _I)),
+    (SECRET_EXFILTRATION, re.compile(
+        # the reply itself is the channel
+        r"(?:\b(?:reply|respond|answer) with|" + _LEAD + r"(?:reveal|leak|expose|dump|exfiltrate))\b" + _SAME + r"{0,30}?"
+        + _SECRET + r"(?!\s*(?:reset|polic(?:y|ies)|fields?|strength|rules|manager|pages?|links?|rotation|format))", _I)),
     (SECRET_EXFILTRATION, re.compile(
         r"\b(?:what(?:'s| is| are)|tell me|give me|show me)\b[^\n?]{0,40}?" + _SECRET + r"[^\n?]{0,40}?\b(?:in|from|on|of)"
         r" your (?:environment|env|config(?:uration)?|sandbox|system|container|machine|server|workspace|settings)\b", _I)),
@@ -245,14 +251,20 @@ _RULES: list[tuple[str, re.Pattern]] = [
         r"|you (?:were|have been|was) told)"
         r"|\b(?:whatever|regardless of(?: what)?|no matter what|despite|in spite of)\s+your\s+(?:\w+\s+)?" + _RULE_NOUN
         + r"|\b(?:real|actual|true)\s+instructions\s+(?:are|follow|come)\b|\b(?:ones|instructions|text|rules) above"
-        r"\s+(?:were|was|is|are)\s+(?:just\s+)?(?:a test|fake|wrong|not real|void)"
+        r"\s+(?:were|was|is|are)\s+(?:just\s+|only\s+|merely\s+)?(?:a test|fake|wrong|not real|void)"
         r"|(?:" + _LEAD + r"|\byou\s+(?:can|may|should|must)\s+|\byou to\s+)(?:skip|bypass|disable|turn off)\s+(?:the\s+"
         r"|your\s+|any\s+)?(?:safety|security|content|moderation)\s+(?:review|check|filter|judge|polic(?:y|ies)|screening"
         r"|rules)\b"
-        r"|\bignorier\w*\s+(?:alle\s+)?(?:vorherigen|bisherigen|obigen|deine)\s+anweisungen"
-        r"|\bignore[rz]?\s+(?:toutes\s+)?(?:les|tes|vos)\s+instructions\s+(?:pr[ée]c[ée]dentes|ant[ée]rieures)"
-        r"|\bignora\s+(?:todas\s+)?(?:las|tus|le)\s+(?:instrucciones|istruzioni)\s+(?:anteriores|previas|precedenti)"
-        r"|\bignore\s+(?:todas\s+)?as\s+instru[çc][õo]es\s+anteriores"
+        # an authority granting the model leave to drop its checks: "I authorise you to skip the usual checks"
+        r"|\b(?:authori[sz]e|permit|allow|order|instruct|command|direct)s?\s+you\s+to\s+(?:skip|bypass|disable|ignore"
+        r"|turn off|override)\b"
+        # German and Dutch put the verb last: "Alle vorherigen Anweisungen ignorieren!"
+        r"|\b(?:alle|deine|ihre|die|je|jouw|uw|de)\b" + _SAME + r"{0,30}?\b(?:anweisungen|regeln|vorgaben|richtlinien"
+        r"|instructies|regels)\b" + _SAME + r"{0,20}?\b(?<!zu )(?<!te )(?:ignorieren|vergessen|missachten|negeren|vergeten)\b"
+        r"|\b(?:vergiss|vergessen sie|ignoriere) alles,? (?:was|bisherige|davor|oben)|\b(?:oublie|oubliez|ignore|ignorez)"
+        r" tout ce (?:qu|que)\b|\b(?:olvida|ignora) todo lo (?:anterior|que)\b|\b(?:dimentica|ignora) tutto (?:quello|ci[òo]"
+        r"|quanto)\b|\b(?:esque[çc]a|esquece|ignore) tudo (?:o que|que|acima)\b|\b(?:vergeet|negeer) alles (?:wat|hierboven"
+        r"|daarvoor)\b"
         r"|\b(?:forget|ignore|disregard)\s+(?:the above|what (?:you were|you've been|you have been|you were) (?:told|given)"
         r"|your (?:training|programming))"
         r"|\b" + _OVERRIDE_VERB + r"\s+(?:the\s+)?" + _RULE_NOUN + r"\s+(?:you (?:were|have been|'ve been) given"
@@ -260,6 +272,17 @@ _RULES: list[tuple[str, re.Pattern]] = [
         r"|\b(?:previous|prior|earlier|above|original|your|system|the)\s+" + _RULE_NOUN
         + r"\b" + _SAME + r"{0,40}?\b(?:no longer apply|(?:are|is) (?:now )?(?:void|null|revoked|cancel+ed|suspended|lifted"
         r"|overridden|obsolete))"
+        r"|\byour\s+(?:\w+\s+)?" + _RULE_NOUN + r"\b" + _SAME + r"{0,40}?\b(?:(?:are|is|were|have been|has been)\s+(?:now\s+"
+        r"|hereby\s+)?(?:superseded|replaced|revoked|invalid|disabled|deactivated|overridden|void|null|suspended|lifted)"
+        r"|no longer (?:apply|valid|in effect|matter))\b"
+        r"|\b(?:as|are|is)\s+(?:its|your|the)\s+new\s+(?:[\w-]+\s+){0,2}(?:instructions|orders|rules|task|prompt)\b"
+        r"|\b(?:the|any|every|each)\s+" + _ADDRESSEE + r"\s+(?:reading|processing|reviewing|handling|summari[sz]ing)\s+"
+        r"(?:this|these)\b" + _SAME + r"{0,30}?\b(?:must|should|shall|will|is to|needs? to|has to)\b"
+        r"|\byou(?: are|'re) no longer (?:an?\s+|the\s+)?(?:[\w-]+\s+){0,2}(?:assistant|model|bot|a\.?i|agent|reviewer"
+        r"|classifier)\b"
+        r"|\byou(?: are|'re)\b" + _SAME + r"{0,40}?\b(?:a\.?i|assistant|model|chatbot|bot|llm|gpt)\b" + _SAME + r"{0,30}?"
+        r"(?:\b(?:without|with no|free of|has no|that has no) (?:any )?(?:restrictions|rules|limits|filters|guidelines"
+        r"|censorship)\b|\bnever refuses\b|\bthat ignores\b)"
         r"|\byou are now\b" + _SAME + r"{0,60}?\b(?:a\.?i|assistant|model|agent|bot|dan|unrestricted|unfiltered|jailbroken"
         r"|uncensored|[a-z]+ mode)\b"
         r"|\bfrom now on,?\s+you\b" + _SAME + r"{0,20}?\b(?:act|respond|answer|reply|behave|only|ignore|pretend|obey|are (?:a|an))\b"
@@ -271,7 +294,7 @@ _RULES: list[tuple[str, re.Pattern]] = [
         r"|^\s*#{2,}\s*(?:system|instruction|new instructions?)\b|\bsystem override\b"
         r"|^\s*(?:system|assistant)\s*:\s*(?=[^\n]{0,80}\b(?:you|ignore|disregard|forget|override|must)\b)"
         r"|\bnew (?:system )?(?:instructions?|rules|prompt|task)\s*:"
-        r"|\byour (?:new|real|actual|true) (?:task|instructions?|goal|job|role|purpose|orders) (?:is|are)\b"
+        r"|\byour (?:new|real|actual|true) (?:task|instructions?|goal|job|role|purpose|orders) (?:now )?(?:is|are)\b"
         r"|" + _LEAD + r"(?:print|reveal|show|output|repeat|display|dump|leak|recite|write out|tell me|give me)\b"
         r"" + _SAME + r"{0,20}?\b(?:your|the) (?:system prompt|initial prompt|original prompt|hidden prompt|system message"
         r"|(?:initial|original|hidden|secret|system) instructions)\b"
@@ -286,7 +309,7 @@ _RULES: list[tuple[str, re.Pattern]] = [
     (INSTRUCTION_OVERRIDE, re.compile(
         r"(?:\b(?:dear|hey|hi|hello|attention|attn|note|message|memo|reminder|psa|instructions?)\b\s*(?:to|for)?\s*"
         r"(?:the|any|all|every)?\s*|^\s*|[.!?,]\s*)\b" + _ADDRESSEE
-        + r"(?: reading this| processing this| reviewing this)?\s*(?:[:,]|\s-+|\s—)\s*" + _SAME + r"{0,60}?\b(?:ignore|disregard|forget|override"
+        + r"(?: (?:reading|processing|reviewing|handling|summari[sz]ing) (?:this|these)(?: \w+)?)?\s*(?:[:,]|\s-+|\s—)\s*" + _SAME + r"{0,60}?\b(?:ignore|disregard|forget|override"
         r"|bypass|mark|label|classify|rate|approve|merge|delete|remove|say|act|behave|pretend|become|add|create|commit|push|modify|edit|output|print|reveal|treat|set|assign|escalate"
         r"|close|skip|stop|send|post|upload|include|change|prioriti[sz]e|flag|respond|reply|answer|summari[sz]e|write"
         r"|tell|report|return|grant|give)\b", _I)),
@@ -420,19 +443,25 @@ _QUOTED = re.compile(r'"[^"\n]{1,200}"|“[^”\n]{1,200}”|„[^“”\n]{1,20
 _REPORTING_FRAME = re.compile(
     r"\b(?:typed|types|typing|wrote|writes|writing|written|entered|enters|posted|posts|sent|sends|submitted|submits"
     r"|said|says|saying|asked|asks|pasted|pastes|tried|tries|inputs?|messages?|prompts?|phrases?|strings?|text|like"
-    r"|such as|contain(?:s|ing)|includ(?:es|ing)|words?|schreibt|schrieb|geschrieben|eingegeben|tippte|[ée]crit|tap[ée]"
+    r"|such as|contain(?:s|ing)|includ(?:es|ing)|words?|quot(?:e|es|ed|ing)|payloads?|attempts?|attacks?|examples?"
+    r"|injections?|jailbreaks?|schreibt|schrieb|geschrieben|eingegeben|tippte|[ée]crit|tap[ée]"
     r"|escribi[óo]|escribe|escrito|scritto|scrive|digitou|escreveu|typte|schreef)\b[^.!?\n]{0,40}$", re.IGNORECASE)
 # A quote that names this pipeline's own objects is aimed at us however it is framed.
 _AIMED_AT_US = re.compile(
     r"\b(?:this|the) (?:report|signal|ticket|issue|bug|feedback)\b|\bP[0-4]\b|\b(?:research|triage|safety|summari[sz]ing"
-    r"|review) (?:agent|bot|judge|step|filter)\b|\b(?:pull request|repo(?:sitory)?|commit|merge|push)\b", re.IGNORECASE)
+    r"|review) (?:agent|bot|judge|step|filter)\b|\b(?:pull request|repo(?:sitory)?|commit|merge|push)\b"
+    r"|\b(?:your|the) (?:summary|reply|response|answer|title|output|findings)\b|https?://|[\w.+-]+@[\w-]+\.\w", re.IGNORECASE)
+
+
+# A command to run stays a command in quotes; an override or a secret request without a channel to us does not.
+_QUOTABLE_KINDS = (INSTRUCTION_OVERRIDE, SECRET_EXFILTRATION)
 
 
 def _reported_quote(text: str, start: int, end: int) -> bool:
     """Whether text[start:end] lies inside a short quotation that a report attributes to someone else (a bug
     report about another bot: 'a user typed "ignore previous instructions" and the bot ...') and that does not
-    name this pipeline's objects. An attacker can wrap too, so only an override qualifies, and any directive
-    outside the quotation is still found."""
+    name this pipeline's objects or a channel (a URL, an address, our summary). An attacker can wrap too: any
+    directive outside the quotation is still found."""
     line_start = text.rfind("\n", 0, start) + 1
     line_end = text.find("\n", end)
     for quoted in _QUOTED.finditer(text, line_start, len(text) if line_end < 0 else line_end):
@@ -449,7 +478,7 @@ def _rule_match(text: str) -> tuple[str, int, int] | None:
             before = text[max(0, match.start() - 40): match.start()]
             if match.end() == match.start() or _NEGATION.search(before) or _WISH.search(before):
                 continue
-            if kind == INSTRUCTION_OVERRIDE and _reported_quote(text, match.start(), match.end()):
+            if kind in _QUOTABLE_KINDS and _reported_quote(text, match.start(), match.end()):
                 continue
             return kind, match.start(), match.end()
     return None
