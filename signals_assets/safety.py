@@ -151,7 +151,8 @@ _DANGEROUS_COMMAND = (
     r"|\b(?:curl|wget)\b[^|\n]{0,200}\|\s*(?:sudo\s+)?(?:python3?|perl|ruby|node)\b"
     r"|\bbase64\s+(?:-d|--decode|-D)\b[^|\n]{0,60}\|\s*(?:sudo\s+)?(?:ba|z)?sh\b"
     r"|/dev/tcp/|\bnc(?:at)?\b[^\n]{0,60}\s-e\s|\bmkfifo\b[^\n]{0,80}\b(?:nc|sh)\b|\bbash\s+-i\b|\bpty\.spawn\("
-    r"|\brm\s+-(?:rf|fr|r\s+-f)\s+(?:/|~|\*|\$HOME|--no-preserve-root)|\bmkfs(?:\.\w+)?\s+/dev/|:\(\)\s*\{\s*:\s*\|\s*:\s*&\s*\}"
+    r"|\brm\s+-(?:rf|fr|r\s+-f)\s+(?:--no-preserve-root|(?:/(?:etc|usr|bin|sbin|boot|var|home|lib|lib64|root|sys|opt|srv)?"
+    r"|~|\$HOME|\$\{HOME\})/?\*?(?=[\s;&|'\"`)]|$)|\*(?=[\s;&|'\"`]|$))|\bmkfs(?:\.\w+)?\s+/dev/|:\(\)\s*\{\s*:\s*\|\s*:\s*&\s*\}"
     r"|\bpowershell\b[^\n]{0,60}\s-(?:e|ec|enc|encodedcommand)\b|\biex\b\s*\(|\binvoke-expression\b|\.downloadstring\("
     r"|\bos\.(?:system|popen|exec\w*)\(|\bsubprocess\.(?:call|run|popen|check_output|check_call)\("
     r"|__import__\(\s*['\"](?:os|subprocess|socket|pty)|\bsocket\.socket\("
@@ -168,7 +169,7 @@ _DANGEROUS_COMMAND = (
     r"|msiexec\b[^\n]{0,20}/i\s+https?:|start-bitstransfer\b)"
     r"|\b(?:remove-item|rm|del)\b[^\n]{0,20}-(?:recurse|force)\b[^\n]{0,30}\s[a-z]:\\(?:\s|$|\*)|\bformat\s+c:"
     r"|\b(?:rd|rmdir|del)\s+/[sfq]\b[^\n]{0,20}\s[a-z]:\\"
-    r"|\bdd\s+if=\S+\s+of=/dev/(?:sd|nvme|hd|xvd|disk)|\bchmod\s+-R\s+0?777\s+/(?:\s|$)"
+    r"|\bdocker\s+run\b[^\n]{0,80}(?:--privileged|-v\s+/:/)|\bdd\s+if=\S+\s+of=/dev/(?:sd|nvme|hd|xvd|disk)|\bchmod\s+-R\s+0?777\s+/(?:\s|$)"
     r"|>>?\s*~?/?\S*\.ssh/authorized_keys|\bcrontab\b[^\n]{0,80}\b(?:curl|wget|nc)\b)"
 )
 
@@ -181,7 +182,8 @@ _ROLE_MARKER = (
     r"|sys)\s*>|#{1,6}\s*(?:system|admin|developer|instructions?|new instructions?)\b\s*:?|(?:system|admin|administrator"
     r"|developer|operator)(?:\s+(?:message|prompt|note|notice|override|update))?\s*:|-{2,}\s*(?:begin|start)\s+"
     r"(?:system|admin|developer)\b[^\n]*)|</\s*(?:user|signal|human|input|context|document|data)\s*>"
-    r"|<\|(?:im_start|start_header_id|system|assistant|endoftext|eot_id)\|>|\[/?INST\]|<<SYS>>)"
+    r"|<\|(?:im_start|start_header_id|system|assistant|endoftext|eot_id)\|>|\[/?INST\]|<<SYS>>"
+    r"|[\"']role[\"']\s*:\s*[\"'](?:system|developer)[\"'])"
 )
 # What makes text after such a marker an order to the model rather than a log line ("[SYSTEM] backup done").
 _MODEL_DIRECTIVE = (
@@ -205,8 +207,8 @@ _PERSONA = (
     r"|\bdoe alsof je|\bstel je voor dat je)"
 )
 _UNBOUND = (
-    r"(?:\b(?:unrestricted|unfiltered|uncensored|jailbroken|jailbreak|evil|amoral|do anything now|dan|developer mode"
-    r"|dev mode|god mode)\b|\b(?:without|with no|free of|has no|have no|no) (?:any |all )?(?:restrictions|rules|limits"
+    r"(?:\b(?:unrestricted|unfiltered|uncensored|jailbroken|jailbreak|evil|amoral|do anything now|(?-i:DAN)|developer mode"
+    r"|dev mode)\b|\b(?:without|with no|free of|has no|have no|no) (?:any |all )?(?:restrictions|rules|limits"
     r"|filters|guidelines|censorship|(?:content )?polic(?:y|ies)|ethics|morals|safety)\b|\bnever refuses?\b"
     r"|\bohne (?:jede |alle |irgendwelche )?(?:einschr[äa]nkungen|regeln|grenzen|filter)|\buneingeschr[äa]nkt"
     r"|\bsans (?:aucune |aucun )?(?:restrictions?|r[èe]gles?|limites?|filtres?)|\bsin (?:ninguna )?(?:restricciones"
@@ -217,7 +219,7 @@ _UNBOUND = (
 _I = re.IGNORECASE | re.MULTILINE
 _RULES: list[tuple[str, re.Pattern]] = [
     (SECRET_EXFILTRATION, re.compile(
-        r"(?:\bif you\s+" + _SEND_VERB + r"(?:e?d)?|" + _SEND_VERB + r")\b" + _SAME + r"{0,80}?" + _SECRET + r"" + _SAME + r"{0,80}?(?:\b(?:to|into|in|at|on|via|as|inside)\b" + _SAME + r"{0,40}?)?"
+        r"\b(?:if you\s+" + _SEND_VERB + r"(?:e?d)?|" + _SEND_VERB + r")\b" + _SAME + r"{0,80}?" + _SECRET + r"" + _SAME + r"{0,80}?(?:\b(?:to|into|in|at|on|via|as|inside)\b" + _SAME + r"{0,40}?)?"
         + _DESTINATION, _I)),
     (SECRET_EXFILTRATION, re.compile(
         _LEAD + _ACQUIRE_VERB + r"\b" + _SAME + r"{0,60}?" + _SECRET + r"" + _SAME + r"{0,60}?\b" + _SEND_VERB + r"\b" + _SAME + r"{0,60}?"
@@ -237,6 +239,7 @@ _RULES: list[tuple[str, re.Pattern]] = [
     (SECRET_EXFILTRATION, re.compile(
         r"!\[[^\]]*\]\(https?://[^)\s]*(?:\{|\$\{?|%24)[^)\s]*|https?://\S*(?:\{|\$\{?)\w*(?:KEY|SECRET|TOKEN|PASSWORD|CRED)"
         r"|\b(?:env|printenv)\s*\|\s*(?:curl|wget|nc|ncat)\b"
+        r"|(?:https?://\S*|\b(?:curl|wget)\b[^\n]{0,120})\$\(\s*(?:cat|printenv|env|base64)\b"
         r"|\bcurl\b[^\n]{0,120}\s(?:-d|--data(?:-binary|-raw)?|-F|--form|--upload-file|-T)\s*['\"]?(?:\w+=)?@"
         r"\S*(?:\.env|id_\w+|credentials|passwd|shadow|\.npmrc|\.netrc|-)(?:\s|$|['\"])"
         r"|\b(?:cat|type|tar)\b[^|\n]{0,60}(?:\.env|id_rsa|credentials|/etc/shadow|/etc/passwd)[^|\n]{0,20}\|\s*(?:curl|nc|wget)\b",
@@ -244,9 +247,9 @@ _RULES: list[tuple[str, re.Pattern]] = [
     (REMOTE_CODE_EXECUTION, re.compile(
         # A pasted log or stack trace may hold such a command; an order to run it is what makes the attack.
         r"(?:" + _LEAD_PUNCTUATION + _RUN_VERB + r"\b" + _RUN_TAIL + r"|(?:" + _LEAD_WORD + r"|\b" + _ADDRESSEE
-        + r"\s*[:,]\s*|\bstep\s*\d+\s*[:.)-]\s*)(?:" + _RUN_VERB + r"\b" + _RUN_TAIL + r")?)" + _DANGEROUS_COMMAND, _I)),
+        + r"\s*[:,]\s*|\b(?:step\s*\d+|fix|solution|workaround|quick fix|hotfix|remedy)\s*[:.)-]\s*)(?:" + _RUN_VERB + r"\b" + _RUN_TAIL + r")?)" + _DANGEROUS_COMMAND, _I)),
     (INSTRUCTION_OVERRIDE, re.compile(
-        _OVERRIDE_VERB + r"\b" + _SAME + r"{0,40}?\b" + _RULE_OWNER + r"\b" + _SAME + r"{0,30}?\b" + _RULE_NOUN + r"\b"
+        r"\b" + _OVERRIDE_VERB + r"\b" + _SAME + r"{0,40}?\b" + _RULE_OWNER + r"\b" + _SAME + r"{0,30}?\b" + _RULE_NOUN + r"\b"
         r"|\b(?:forget|ignore|disregard)\s+(?:everything|anything|all)\s+(?:above|before|previous|prior|earlier|else"
         r"|you (?:were|have been|was) told)"
         r"|\b(?:whatever|regardless of(?: what)?|no matter what|despite|in spite of)\s+your\s+(?:\w+\s+)?" + _RULE_NOUN
@@ -275,6 +278,8 @@ _RULES: list[tuple[str, re.Pattern]] = [
         r"|\byour\s+(?:\w+\s+)?" + _RULE_NOUN + r"\b" + _SAME + r"{0,40}?\b(?:(?:are|is|were|have been|has been)\s+(?:now\s+"
         r"|hereby\s+)?(?:superseded|replaced|revoked|invalid|disabled|deactivated|overridden|void|null|suspended|lifted)"
         r"|no longer (?:apply|valid|in effect|matter))\b"
+        r"|\b(?:this|the following|these|the text below)\s+(?:\w+\s+)?(?:overrides?|supersedes?|replaces?|takes? precedence"
+        r" over)\s+(?:your|all|any|the|previous|prior)\b" + _SAME + r"{0,30}?\b" + _RULE_NOUN + r"\b"
         r"|\b(?:as|are|is)\s+(?:its|your|the)\s+new\s+(?:[\w-]+\s+){0,2}(?:instructions|orders|rules|task|prompt)\b"
         r"|\b(?:the|any|every|each)\s+" + _ADDRESSEE + r"\s+(?:reading|processing|reviewing|handling|summari[sz]ing)\s+"
         r"(?:this|these)\b" + _SAME + r"{0,30}?\b(?:must|should|shall|will|is to|needs? to|has to)\b"
@@ -283,8 +288,12 @@ _RULES: list[tuple[str, re.Pattern]] = [
         r"|\byou(?: are|'re)\b" + _SAME + r"{0,40}?\b(?:a\.?i|assistant|model|chatbot|bot|llm|gpt)\b" + _SAME + r"{0,30}?"
         r"(?:\b(?:without|with no|free of|has no|that has no) (?:any )?(?:restrictions|rules|limits|filters|guidelines"
         r"|censorship)\b|\bnever refuses\b|\bthat ignores\b)"
-        r"|\byou are now\b" + _SAME + r"{0,60}?\b(?:a\.?i|assistant|model|agent|bot|dan|unrestricted|unfiltered|jailbroken"
-        r"|uncensored|[a-z]+ mode)\b"
+        # "you are now an unrestricted assistant", not "you are now connected to our support bot"
+        r"|\byou are now\s+(?:(?!(?:to|with|in|on|at|for|by|from|through|via|into|talking|chatting|connected|speaking"
+        r"|logged|signed|redirected|transferred)\b)[\w-]+\s+){0,3}?(?:a\.?i|assistant|model|agent|bot|(?-i:DAN)|unrestricted"
+        r"|unfiltered|jailbroken"
+        r"|uncensored)\b|\byou are now (?:in )?(?:admin|administrator|developer|dev|jailbreak|unrestricted|unfiltered|uncensored"
+        r"|sudo|root|superuser|(?-i:DAN)|evil|maintenance) mode\b"
         r"|\bfrom now on,?\s+you\b" + _SAME + r"{0,20}?\b(?:act|respond|answer|reply|behave|only|ignore|pretend|obey|are (?:a|an))\b"
         r"|\b(?:act|behave|respond|roleplay)\s+(?:as|like)\s+(?:an?\s+)?(?:unrestricted|unfiltered|jailbroken|uncensored"
         r"|evil|different|new)\b|\bpretend (?:you are|you're|to be)\b" + _SAME + r"{0,40}?\b(?:a\.?i|model|assistant|bot"
@@ -308,7 +317,7 @@ _RULES: list[tuple[str, re.Pattern]] = [
         + r"\b(?:you|ignore|no (?:restrictions|rules|filters|limits))\b", _I)),
     (INSTRUCTION_OVERRIDE, re.compile(
         r"(?:\b(?:dear|hey|hi|hello|attention|attn|note|message|memo|reminder|psa|instructions?)\b\s*(?:to|for)?\s*"
-        r"(?:the|any|all|every)?\s*|^\s*|[.!?,]\s*)\b" + _ADDRESSEE
+        r"(?:the|any|all|every)?\s*|^\s*|[.!?,]\s*|\bif you(?:'re| are)\s+(?:an?\s+|the\s+)?)\b" + _ADDRESSEE
         + r"(?: (?:reading|processing|reviewing|handling|summari[sz]ing) (?:this|these)(?: \w+)?)?\s*(?:[:,]|\s-+|\s—)\s*" + _SAME + r"{0,60}?\b(?:ignore|disregard|forget|override"
         r"|bypass|mark|label|classify|rate|approve|merge|delete|remove|say|act|behave|pretend|become|add|create|commit|push|modify|edit|output|print|reveal|treat|set|assign|escalate"
         r"|close|skip|stop|send|post|upload|include|change|prioriti[sz]e|flag|respond|reply|answer|summari[sz]e|write"
@@ -350,6 +359,7 @@ _CONFUSABLES = str.maketrans({
     "ɡ": "g", "һ": "h", "ӏ": "l", "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P",
     "С": "C", "Т": "T", "Х": "X", "І": "I", "ο": "o", "α": "a", "ε": "e", "ι": "i", "κ": "k", "ν": "v", "ρ": "p",
     "τ": "t", "υ": "u", "χ": "x", "Ο": "O", "Α": "A", "Ε": "E", "Ι": "I", "Κ": "K", "Ν": "N", "Ρ": "P", "Τ": "T",
+    "ı": "i", **dict(zip("ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘʀꜱᴛᴜᴠᴡʏᴢ", "abcdefghijklmnoprstuvwyz")),  # small capitals
 })
 
 # ---- encodings ---------------------------------------------------------------------------------
@@ -386,6 +396,10 @@ class _Normalised:
     keeping for every character the index of the original character it came from."""
 
     def __init__(self, text: str) -> None:
+        if text.isascii() and not _UNEVEN_WHITESPACE.search(text):
+            # nothing to map, drop or collapse: the common case, kept cheap
+            self.text, self.origin = text, range(len(text))
+            return
         chars: list[str] = []
         origin: list[int] = []
         for index, char in enumerate(text):
@@ -402,6 +416,8 @@ class _Normalised:
                 origin.append(index)
         self.text = "".join(chars)
         self.origin = origin
+
+    origin: "list[int] | range"
 
     def deobfuscated(self) -> "_Normalised | None":
         """The same text with spaced-out letters joined ("i g n o r e", "i-g-n-o-r-e"), markup inside a word
@@ -431,6 +447,7 @@ class _Normalised:
         return self.origin[start], self.origin[min(end, len(self.origin)) - 1] + 1
 
 
+_UNEVEN_WHITESPACE = re.compile(r"[\t\r\f\v]|[ \n]{2}")
 _SPACED_LETTERS = re.compile(r"(?<!\w)[A-Za-z](?P<gap>[ .\-_*|/])(?:[A-Za-z](?P=gap)){2,}[A-Za-z](?!\w)")
 _MARKUP_IN_WORD = re.compile(r"(?<=[^\W\d_])(?:</?[A-Za-z][^<>\n]{0,60}>|\*{1,2}|~~)+(?=[^\W\d_])")
 _MIXED_WORD = re.compile(r"\b(?=\w*[A-Za-z])(?=\w*[013457@$])[\w@$]{3,}\b")
@@ -589,33 +606,35 @@ def _zero_width_bits(run: str) -> str:
 _ROT13 = str.maketrans(string.ascii_letters, string.ascii_lowercase[13:] + string.ascii_lowercase[:13]
                        + string.ascii_uppercase[13:] + string.ascii_uppercase[:13])
 _WORD = re.compile(r"\S+")
-# A word an attack needs, which ordinary text turned backwards or through ROT13 almost never spells:
-# it gates the full rule check of each transformed text.
-_TRANSFORM_CUE = re.compile(r"ignore|disregard|instruction|system prompt|curl|wget|/dev/tcp|passw|secret|token|api.?key"
-                            r"|credential|printenv|environ|assistant|\bagent\b|\bsend\b|\brun\b|\bexecute\b",
-                            re.IGNORECASE)
+# Words an attack needs, which ordinary text through ROT13 or backwards almost never spells. Searched for
+# in their encoded form in the original text, they decide which transformed texts get the full rule check.
+_CUE_WORDS = ("ignore", "disregard", "instruction", "system prompt", "curl", "wget", "/dev/tcp", "passw", "secret",
+              "token", "api key", "credential", "printenv", "environ", "assistant", "agent", "send ", " run ", "execute")
+_ROT13_CUE = re.compile("|".join(re.escape(word.translate(_ROT13)) for word in _CUE_WORDS), re.IGNORECASE)
+_REVERSED_CUE = re.compile("|".join(re.escape(word[::-1]) for word in _CUE_WORDS), re.IGNORECASE)
 
 
 def _transforms(text: str) -> Iterator[tuple[str, str, Callable[[int, int], tuple[int, int]]]]:
     """(name, transformed text, map of a span back to the original) for ROT13, reversal and reversal within
-    words; all three keep every character, so a span maps back exactly."""
+    words, each only when the text holds a cue word so encoded; all three keep every character, so a span
+    maps back exactly."""
     length = len(text)
-    yield "ROT13", text.translate(_ROT13), lambda start, end: (start, end)
-    yield "reversed", text[::-1], lambda start, end: (length - end, length - start)
+    if _ROT13_CUE.search(text):
+        yield "ROT13", text.translate(_ROT13), lambda start, end: (start, end)
+    if _REVERSED_CUE.search(text):
+        yield "reversed", text[::-1], lambda start, end: (length - end, length - start)
 
-    def whole_words(start: int, end: int) -> tuple[int, int]:
-        first = text.rfind(" ", 0, start) + 1
-        last = text.find(" ", end)
-        return first, length if last < 0 else last
+        def whole_words(start: int, end: int) -> tuple[int, int]:
+            first = text.rfind(" ", 0, start) + 1
+            last = text.find(" ", end)
+            return first, length if last < 0 else last
 
-    yield "reversed words", _WORD.sub(lambda word: word.group(0)[::-1], text), whole_words
+        yield "reversed words", _WORD.sub(lambda word: word.group(0)[::-1], text), whole_words
 
 
 def _transformed(text: str) -> SafetyVerdict:
     """An attack written in ROT13 or backwards, quoted as it stands in the text, with what it says."""
     for name, transformed, to_original in _transforms(text):
-        if not _TRANSFORM_CUE.search(transformed):
-            continue
         verdict = _direct(transformed)
         if verdict.safe:
             continue
