@@ -91,11 +91,12 @@ _OVERRIDE_VERB = (
     r"|ignoriere|ignorier|ignorieren sie|ignorer|oublier|ignorar|ignorare|vergiss|vergessen sie|missachte|missachten sie|verwirf|übergehe"
     r"|ignorez|oublie|oubliez|ne (?:tiens|tenez) (?:pas|plus) compte|(?:fais|faites) abstraction|n'ob[eé]is plus"
     r"|ignora|olvida|olvide|omite|descarta|no sigas|dimentica|dimenticate|ignorate|non seguire|esque[çc]a|esquece"
-    r"|desconsidere|desconsidera|negeer|vergeet|volg niet)"
+    r"|desconsidere|desconsidera|negeer|vergeet|volg niet|tu ignores|tu oublies|vous ignorez|vous oubliez|du ignorierst"
+    r"|du vergisst)"
 )
 _RULE_NOUN = (
     r"(?:instructions?|prompts?|rules|guidelines|guidance|directives?|directions|constraints|guardrails|polic(?:y|ies)"
-    r"|programming|restrictions|system message|configuration"
+    r"|programming|restrictions|system message|configuration|rubric|criteria"
     r"|anweisungen|regeln|vorgaben|richtlinien|befehle|instruktionen|consignes|r[eè]gles|instrucciones|reglas"
     r"|indicaciones|directrices|[oó]rdenes|istruzioni|regole|indicazioni|direttive|instru[çc][õo]es|regras|diretrizes"
     r"|orienta[çc][õo]es|ordens|instructies|regels|aanwijzingen|richtlijnen|opdrachten)"
@@ -108,7 +109,8 @@ _RULE_OWNER = (
     r"|je|jouw|uw|vorige|eerdere|bovenstaande|de)"
 )
 _SECRET = (
-    r"(?:api[ _-]?keys?|(?:aws |gcp |azure |cloud )?access keys?|secret(?: keys?| tokens?)?|secrets|passwords?|passwd|credentials?|(?:access|auth|bearer|session"
+    r"(?:api[ _-]?keys?|(?:aws |gcp |azure |cloud )?access keys?|(?:aws|gcp|azure|cloud|stripe|openai|github|ssh|signing"
+    r"|encryption|private) (?:secret )?keys?|tokens?|secret(?: keys?| tokens?)?|secrets|passwords?|passwd|credentials?|(?:access|auth|bearer|session"
     r"|github|gitlab|slack|api|oauth|refresh|deploy|npm|pypi) tokens?|tokens|private keys?|ssh keys?|signing keys?"
     r"|\.env(?: files?)?|\S*secrets?\.(?:ya?ml|json|toml|env|txt)\b|\S*credentials\.(?:json|ya?ml|csv)\b|\S+\.(?:pem|p12|pfx)\b|env(?:ironment)?(?: variables?| vars?)|connection strings?|session cookies|cookies"
     r"|[A-Z][A-Z0-9]*_(?:API_KEY|SECRET[A-Z_]*|TOKEN|PASSWORD|ACCESS_KEY[A-Z_]*)\b|~/\.(?:ssh|aws|kube|docker)/\S*"
@@ -136,13 +138,13 @@ _DESTINATION = (
     r"|\bthis (?:endpoint|url|address|server)\b|\bdiscord\b|\btelegram\b|\b(?:your|the|a|this) (?:summary|title|reply"
     r"|response|answer|output|report|findings?|comments?|commit(?: message)?|pull request|pr|issue|ticket)\b"
     r"|\b(?:zusammenfassung|antwort|r[ée]sum[ée]|r[ée]ponse|resumen|respuesta|riassunto|risposta|resumo|resposta"
-    r"|samenvatting|antwoord)\b)"
+    r"|samenvatting|antwoord|t[íi]tulo|titre|titel|titolo|relat[óo]rio|rapport|informe|rapporto|bericht|verslag)\b)"
 )
 _ACQUIRE_VERB = r"(?:read|open|grep|find|collect|gather|extract|fetch|look up|get|run|execute|cat|dump|take|copy|encode|convert|lis|lee|leggi|leia|lees)"
 _RUN_VERB = (
     r"(?:run|execute|exec|paste|type|invoke|launch|call|eval(?:uate)?|try|use|enter|install|download|source|pipe|do"
     r"|start|f[üu]hre|f[üu]hren sie|starte|ex[ée]cute|ex[ée]cutez|lance|lancez|tape|tapez|ejecuta|ejecute|corre"
-    r"|esegui|eseguite|lancia|digita|executa|rode|roda|voer|draai)"
+    r"|esegui|eseguite|lancia|digita|executa|rode|roda|voer|draai|ex[ée]cuter|lancer|taper|ausf[üu]hren)"
 )
 # Commands that only make sense as an attack when someone is told to run them.
 _DANGEROUS_COMMAND = (
@@ -283,6 +285,8 @@ _RULES: list[tuple[str, re.Pattern]] = [
         r"|\b(?:as|are|is)\s+(?:its|your|the)\s+new\s+(?:[\w-]+\s+){0,2}(?:instructions|orders|rules|task|prompt)\b"
         r"|\b(?:the|any|every|each)\s+" + _ADDRESSEE + r"\s+(?:reading|processing|reviewing|handling|summari[sz]ing)\s+"
         r"(?:this|these)\b" + _SAME + r"{0,30}?\b(?:must|should|shall|will|is to|needs? to|has to)\b"
+        r"|\byou(?: are|'re)\s+(?:an?\s+)?(?:unrestricted|unfiltered|uncensored|jailbroken|evil|amoral)\s+(?:[\w-]+\s+)?"
+        r"(?:a\.?i|assistant|model|chatbot|bot|llm|version)\b"
         r"|\byou(?: are|'re) no longer (?:an?\s+|the\s+)?(?:[\w-]+\s+){0,2}(?:assistant|model|bot|a\.?i|agent|reviewer"
         r"|classifier)\b"
         r"|\byou(?: are|'re)\b" + _SAME + r"{0,40}?\b(?:a\.?i|assistant|model|chatbot|bot|llm|gpt)\b" + _SAME + r"{0,30}?"
@@ -318,7 +322,7 @@ _RULES: list[tuple[str, re.Pattern]] = [
     (INSTRUCTION_OVERRIDE, re.compile(
         r"(?:\b(?:dear|hey|hi|hello|attention|attn|note|message|memo|reminder|psa|instructions?)\b\s*(?:to|for)?\s*"
         r"(?:the|any|all|every)?\s*|^\s*|[.!?,]\s*|\bif you(?:'re| are)\s+(?:an?\s+|the\s+)?)\b" + _ADDRESSEE
-        + r"(?: (?:reading|processing|reviewing|handling|summari[sz]ing) (?:this|these)(?: \w+)?)?\s*(?:[:,]|\s-+|\s—)\s*" + _SAME + r"{0,60}?\b(?:ignore|disregard|forget|override"
+        + r"(?: (?:reading|processing|reviewing|handling|summari[sz]ing) (?:this|these)(?: \w+)?)?[ \t]*(?:[:,]|\s-+|\s—|\n)\s*" + _SAME + r"{0,60}?\b(?:ignore|disregard|forget|override"
         r"|bypass|mark|label|classify|rate|approve|merge|delete|remove|say|act|behave|pretend|become|add|create|commit|push|modify|edit|output|print|reveal|treat|set|assign|escalate"
         r"|close|skip|stop|send|post|upload|include|change|prioriti[sz]e|flag|respond|reply|answer|summari[sz]e|write"
         r"|tell|report|return|grant|give)\b", _I)),
@@ -449,7 +453,7 @@ class _Normalised:
 
 _UNEVEN_WHITESPACE = re.compile(r"[\t\r\f\v]|[ \n]{2}")
 _SPACED_LETTERS = re.compile(r"(?<!\w)[A-Za-z](?P<gap>[ .\-_*|/])(?:[A-Za-z](?P=gap)){2,}[A-Za-z](?!\w)")
-_MARKUP_IN_WORD = re.compile(r"(?<=[^\W\d_])(?:</?[A-Za-z][^<>\n]{0,60}>|\*{1,2}|~~)+(?=[^\W\d_])")
+_MARKUP_IN_WORD = re.compile(r"(?<=[^\W\d_])(?:</?[A-Za-z][^<>\n]{0,60}>|<!--.{0,40}?-->|\*{1,2}|~~)+(?=[^\W\d_])")
 _MIXED_WORD = re.compile(r"\b(?=\w*[A-Za-z])(?=\w*[013457@$])[\w@$]{3,}\b")
 _LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
 
