@@ -110,7 +110,7 @@ _RULE_OWNER = (
 )
 _SECRET = (
     r"(?:api[ _-]?keys?|(?:aws |gcp |azure |cloud )?access keys?|(?:aws|gcp|azure|cloud|stripe|openai|github|ssh|signing"
-    r"|encryption|private) (?:secret )?keys?|tokens?|secret(?: keys?| tokens?)?|secrets|passwords?|passwd|credentials?|(?:access|auth|bearer|session"
+    r"|encryption|private) (?:secret )?keys?|tokens?(?= (?:do|de|di|du|del|van|von) )|secret(?: keys?| tokens?)?|secrets|passwords?|passwd|credentials?|(?:access|auth|bearer|session"
     r"|github|gitlab|slack|api|oauth|refresh|deploy|npm|pypi) tokens?|tokens|private keys?|ssh keys?|signing keys?"
     r"|\.env(?: files?)?|\S*secrets?\.(?:ya?ml|json|toml|env|txt)\b|\S*credentials\.(?:json|ya?ml|csv)\b|\S+\.(?:pem|p12|pfx)\b|env(?:ironment)?(?: variables?| vars?)|connection strings?|session cookies|cookies"
     r"|[A-Z][A-Z0-9]*_(?:API_KEY|SECRET[A-Z_]*|TOKEN|PASSWORD|ACCESS_KEY[A-Z_]*)\b|~/\.(?:ssh|aws|kube|docker)/\S*"
@@ -177,30 +177,37 @@ _DANGEROUS_COMMAND = (
 
 # "Run this:" with the command on the next line or in a fenced code block reads as one directive.
 _RUN_TAIL = r"(?:[^\n]{0,80}?(?::[ \t]*\n|\n(?=[ \t]*(?:```|~~~)))[ \t]*(?:(?:```|~~~)[\w-]*[ \t]*\n)?)?[^\n]{0,80}?"
-# A fake turn or role boundary: what a chat template or a prompt uses to start text with authority.
-_ROLE_MARKER = (
+# A fake turn or role boundary: what a chat template or a prompt uses to give text authority. A block
+# ("[SYSTEM]", "<system>", "### System", chat tokens, a JSON message) may span lines; a label ("System:")
+# counts only on its own line, since bug templates start lines with "System: macOS 14".
+_ROLE_BLOCK = (
     r"(?:^[ \t]*(?:\[\s*(?:system|admin|administrator|developer|operator|assistant|sys|instructions?)"
     r"(?:\s+(?:message|prompt|note|notice|override|update))?\s*\]|<\s*(?:system|assistant|developer|admin|instructions?"
-    r"|sys)\s*>|#{1,6}\s*(?:system|admin|developer|instructions?|new instructions?)\b\s*:?|(?:system|admin|administrator"
-    r"|developer|operator)(?:\s+(?:message|prompt|note|notice|override|update))?\s*:|-{2,}\s*(?:begin|start)\s+"
+    r"|sys)\s*>|#{1,6}\s*(?:system|admin|developer|instructions?|new instructions?)\b\s*:?|-{2,}\s*(?:begin|start)\s+"
     r"(?:system|admin|developer)\b[^\n]*)|</\s*(?:user|signal|human|input|context|document|data)\s*>"
     r"|<\|(?:im_start|start_header_id|system|assistant|endoftext|eot_id)\|>|\[/?INST\]|<<SYS>>"
     r"|[\"']role[\"']\s*:\s*[\"'](?:system|developer)[\"'])"
 )
-# What makes text after such a marker an order to the model rather than a log line ("[SYSTEM] backup done").
+_ROLE_LABEL = r"^[ \t]*(?:system|admin|administrator|developer|operator)(?:\s+(?:message|prompt|note|notice|override|update))?\s*:"
+# What makes the text after such a marker an order to the model, not a pasted notification ("[SYSTEM] You
+# must restart the app", "[ADMIN] New policy: passwords expire"): the model named as the actor, a model
+# persona, an order about verdicts, or the model's own instructions.
 _MODEL_DIRECTIVE = (
     r"(?:\b(?:the |an? )?(?:assistant|llm|language model|ai (?:agent|assistant|model|reviewer)|research agent"
-    r"|triage (?:bot|agent)|safety (?:judge|filter|reviewer))\b|\byou (?:must|will|are (?:now|an?|to)|should|shall"
-    r"|may now|need to)\b|\b(?:ignore|disregard|override|forget|bypass)\b|\b(?:new|updated) (?:policy|instructions?"
-    r"|rules|guidelines|task|orders)\b|\byour (?:guidelines|instructions|rules|task|role|orders|policy)\b"
-    r"|\b(?:previous|prior|above|earlier) (?:messages?|instructions?|context|text)\b|\b(?:mark|classify|label|treat"
-    r"|rate|escalate|approve|respond|reply|answer)\b[^\n]{0,40}?\b(?:report|signal|ticket|this|P[0-4]|safe|approved?"
-    r"|priority)\b|\b(?:du (?:musst|bist|sollst)|tu (?:dois|es)|vous devez|debes|devi|voc[êe] deve|je moet)\b)"
+    r"|triage (?:bot|agent)|safety (?:judge|filter|reviewer))(?:\s*[,:]|\s+(?:must|should|shall|will|is to|needs? to"
+    r"|has to|may now|now|always|only)\b|\s+(?!is\b|was\b|has\b)\w+s\b)"
+    r"|\byou are (?:now|to)\b|\byou are (?:an?\s+)?(?:[\w-]+\s+)?(?:assistant|a\.?i|model|bot|llm|agent|reviewer"
+    r"|classifier)\b|\byou (?:must|will|should|shall|need to|have to)\b[^\n]{0,40}?\b(?:ignore|disregard|classify"
+    r"|approve|mark|label|treat|follow|obey|respond|reply|answer|output|escalate|rate|close|merge|push|prioriti[sz]e"
+    r"|comply|grant|trust|obey|fulfil+)\b|\b(?:respond|reply|answer)\s+(?:only\s+)?with\b"
+    r"|\b(?:new|updated) (?:instructions?|orders)\b|\byour (?:guidelines|instructions|orders)\b"
+    r"|\b(?:previous|prior|above|earlier) (?:instructions?|context)\b|\b(?:mark|classify|label|treat|rate|escalate"
+    r"|approve)\b[^\n]{0,40}?\b(?:as |to )?(?:P[0-4]|safe|approved|critical|urgent|resolved|(?:high|top) priority)\b)"
 )
 # Role play that takes the model out of its rules: a persona cue and what the persona is free of.
 _PERSONA = (
     r"(?:\byou are now|\byou're now|\bfrom now on,? you(?: are)?|\bpretend (?:you are|you're|to be)|\bimagine (?:you are"
-    r"|you're)|\bact as|\brole-?play as|\bplay the role of|\bstay in character|\bdu bist (?:jetzt|nun|ab jetzt)"
+    r"|you're)|\brole-?play as|\bplay the role of|\bstay in character|\bdu bist (?:jetzt|nun|ab jetzt)"
     r"|\btu so,? als (?:w[äa]rst|seist) du|\bstell dir vor,? du (?:bist|w[äa]rst)|\bab jetzt bist du"
     r"|\btu es (?:maintenant|d[ée]sormais)|\bvous [êe]tes (?:maintenant|d[ée]sormais)|\b(?:fais|faites) semblant d'[êe]tre"
     r"|\bimagine que tu es|\b(?:a partir de )?ahora eres|\bfinge (?:que eres|ser)|\bimagina que eres|\b(?:ora|adesso) sei"
@@ -300,13 +307,12 @@ _RULES: list[tuple[str, re.Pattern]] = [
         r"|sudo|root|superuser|(?-i:DAN)|evil|maintenance) mode\b"
         r"|\bfrom now on,?\s+you\b" + _SAME + r"{0,20}?\b(?:act|respond|answer|reply|behave|only|ignore|pretend|obey|are (?:a|an))\b"
         r"|\b(?:act|behave|respond|roleplay)\s+(?:as|like)\s+(?:an?\s+)?(?:unrestricted|unfiltered|jailbroken|uncensored"
-        r"|evil|different|new)\b|\bpretend (?:you are|you're|to be)\b" + _SAME + r"{0,40}?\b(?:a\.?i|model|assistant|bot"
+        r"|evil|different|new)\b|\bact as (?:an?\s+)?(?:[\w-]+\s+){0,2}?(?:a\.?i|assistant|model|chatbot|llm|gpt|(?-i:DAN))\b"
+        + _SAME + r"{0,60}?" + _UNBOUND + r"|\bpretend (?:you are|you're|to be)\b" + _SAME + r"{0,40}?\b(?:a\.?i|model|assistant|bot"
         r"|no (?:guidelines|rules|restrictions|limits))\b"
         r"|\b(?:enter|enable|activate|switch to)\s+(?:dan|god|jailbreak|unrestricted|unfiltered|uncensored) mode\b"
-        r"|<\|im_start\|>\s*(?:system|assistant)|<\|(?:system|assistant)\|>|\[/?INST\]|<<SYS>>"
-        r"|^\s*#{2,}\s*(?:system|instruction|new instructions?)\b|\bsystem override\b"
-        r"|^\s*(?:system|assistant)\s*:\s*(?=[^\n]{0,80}\b(?:you|ignore|disregard|forget|override|must)\b)"
-        r"|\bnew (?:system )?(?:instructions?|rules|prompt|task)\s*:"
+        r"|<\|(?:im_start|start_header_id)\|>\s*(?:system|assistant)|<\|(?:system|assistant)\|>|\[/?INST\]|<<SYS>>"
+        r"|\bsystem override\b|\bnew (?:system )?(?:instructions?|prompt)\s*:"
         r"|\byour (?:new|real|actual|true) (?:task|instructions?|goal|job|role|purpose|orders) (?:now )?(?:is|are)\b"
         r"|" + _LEAD + r"(?:print|reveal|show|output|repeat|display|dump|leak|recite|write out|tell me|give me)\b"
         r"" + _SAME + r"{0,20}?\b(?:your|the) (?:system prompt|initial prompt|original prompt|hidden prompt|system message"
@@ -314,7 +320,7 @@ _RULES: list[tuple[str, re.Pattern]] = [
         r"|\b(?:print|reveal|show|output|repeat|display|dump|recite)\b" + _SAME + r"{0,20}?\byour (?:system prompt|prompt"
         r"|instructions)\b", _I)),
     (INSTRUCTION_OVERRIDE, re.compile(
-        _ROLE_MARKER + r"[\s\S]{0,200}?" + _MODEL_DIRECTIVE
+        _ROLE_BLOCK + r"[\s\S]{0,200}?" + _MODEL_DIRECTIVE + r"|" + _ROLE_LABEL + r"[^\n]{0,200}?" + _MODEL_DIRECTIVE
         + r"|" + _PERSONA + r"\b" + _SAME + r"{0,80}?" + _UNBOUND
         + r"|\b(?:in|with) (?:developer|dev|dan|god|jailbreak) mode\b" + _SAME + r"{0,20}?\byou\b"
         + r"|\b(?:developer|dev|dan|god|jailbreak) mode (?:is )?(?:enabled|activated|on)\b" + _SAME + r"{0,80}?"
