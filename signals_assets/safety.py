@@ -97,7 +97,7 @@ _OVERRIDE_VERB = (
 _RULE_NOUN = (
     r"(?:instructions?|prompts?|rules|guidelines|guidance|directives?|directions|constraints|guardrails|polic(?:y|ies)"
     r"|programming|restrictions|system message|configuration|rubric|criteria"
-    r"|anweisungen|regeln|vorgaben|richtlinien|befehle|instruktionen|consignes|r[eè]gles|instrucciones|reglas"
+    r"|\w*(?:anweisungen|regeln|vorgaben|richtlinien)|befehle|instruktionen|consignes|r[eè]gles|instrucciones|reglas"
     r"|indicaciones|directrices|[oó]rdenes|istruzioni|regole|indicazioni|direttive|instru[çc][õo]es|regras|diretrizes"
     r"|orienta[çc][õo]es|ordens|instructies|regels|aanwijzingen|richtlijnen|opdrachten)"
 )
@@ -196,7 +196,8 @@ _MODEL_DIRECTIVE = (
     r"(?:\b(?:the |an? )?(?:assistant|llm|language model|ai (?:agent|assistant|model|reviewer)|research agent"
     r"|triage (?:bot|agent)|safety (?:judge|filter|reviewer))(?:\s*[,:]|\s+(?:must|should|shall|will|is to|needs? to"
     r"|has to|may now|now|always|only)\b|\s+(?!is\b|was\b|has\b)\w+s\b)"
-    r"|\byou are (?:now|to)\b|\byou are (?:an?\s+)?(?:[\w-]+\s+)?(?:assistant|a\.?i|model|bot|llm|agent|reviewer"
+    r"|\byou are (?:now|to)\b|\byou (?:always |only |now )?(?:approve|merge|mark|classify|label|ignore|obey|answer"
+    r"|respond|reply|output|close|escalate)\b|\byou are (?:an?\s+)?(?:[\w-]+\s+)?(?:assistant|a\.?i|model|bot|llm|agent|reviewer"
     r"|classifier)\b|\byou (?:must|will|should|shall|need to|have to)\b[^\n]{0,40}?\b(?:ignore|disregard|classify"
     r"|approve|mark|label|treat|follow|obey|respond|reply|answer|output|escalate|rate|close|merge|push|prioriti[sz]e"
     r"|comply|grant|trust|obey|fulfil+)\b|\b(?:respond|reply|answer)\s+(?:only\s+)?with\b"
@@ -243,7 +244,7 @@ _RULES: list[tuple[str, re.Pattern]] = [
         r"(?:\b(?:reply|respond|answer) with|" + _LEAD + r"(?:reveal|leak|expose|dump|exfiltrate))\b" + _SAME + r"{0,30}?"
         + _SECRET + r"(?!\s*(?:reset|polic(?:y|ies)|fields?|strength|rules|manager|pages?|links?|rotation|format))", _I)),
     (SECRET_EXFILTRATION, re.compile(
-        r"\b(?:what(?:'s| is| are)|tell me|give me|show me)\b[^\n?]{0,40}?" + _SECRET + r"[^\n?]{0,40}?\b(?:in|from|on|of)"
+        r"\b(?:what(?:'s| is| are)|tell me|give me|show me|" + _SEND_VERB + r")\b[^\n?]{0,40}?" + _SECRET + r"[^\n?]{0,40}?\b(?:in|from|on|of)"
         r" your (?:environment|env|config(?:uration)?|sandbox|system|container|machine|server|workspace|settings)\b", _I)),
     (SECRET_EXFILTRATION, re.compile(
         r"!\[[^\]]*\]\(https?://[^)\s]*(?:\{|\$\{?|%24)[^)\s]*|https?://\S*(?:\{|\$\{?)\w*(?:KEY|SECRET|TOKEN|PASSWORD|CRED)"
@@ -311,9 +312,9 @@ _RULES: list[tuple[str, re.Pattern]] = [
         + _SAME + r"{0,60}?" + _UNBOUND + r"|\bpretend (?:you are|you're|to be)\b" + _SAME + r"{0,40}?\b(?:a\.?i|model|assistant|bot"
         r"|no (?:guidelines|rules|restrictions|limits))\b"
         r"|\b(?:enter|enable|activate|switch to)\s+(?:dan|god|jailbreak|unrestricted|unfiltered|uncensored) mode\b"
-        r"|<\|(?:im_start|start_header_id)\|>\s*(?:system|assistant)|<\|(?:system|assistant)\|>|\[/?INST\]|<<SYS>>"
-        r"|\bsystem override\b|\bnew (?:system )?(?:instructions?|prompt)\s*:"
-        r"|\byour (?:new|real|actual|true) (?:task|instructions?|goal|job|role|purpose|orders) (?:now )?(?:is|are)\b"
+        r"|\byou(?:'re| are) (?:now )?(?-i:DAN)\b|\bsystem override\b|\bnew (?:system )?(?:instructions?|prompt)\s*:"
+        r"|\byour (?:new|real|actual|true|only|sole|one|single) (?:\w+ )?(?:task|instructions?|goal|job|role|purpose|orders)"
+        r" (?:now )?(?:is|are)\b"
         r"|" + _LEAD + r"(?:print|reveal|show|output|repeat|display|dump|leak|recite|write out|tell me|give me)\b"
         r"" + _SAME + r"{0,20}?\b(?:your|the) (?:system prompt|initial prompt|original prompt|hidden prompt|system message"
         r"|(?:initial|original|hidden|secret|system) instructions)\b"
@@ -324,11 +325,12 @@ _RULES: list[tuple[str, re.Pattern]] = [
         + r"|" + _PERSONA + r"\b" + _SAME + r"{0,80}?" + _UNBOUND
         + r"|\b(?:in|with) (?:developer|dev|dan|god|jailbreak) mode\b" + _SAME + r"{0,20}?\byou\b"
         + r"|\b(?:developer|dev|dan|god|jailbreak) mode (?:is )?(?:enabled|activated|on)\b" + _SAME + r"{0,80}?"
-        + r"\b(?:you|ignore|no (?:restrictions|rules|filters|limits))\b", _I)),
+        + r"(?:\byou (?:will|must|can now|are|ignore|have no|answer|respond|no longer)\b|\bignore\b|" + _UNBOUND + r")", _I)),
     (INSTRUCTION_OVERRIDE, re.compile(
         r"(?:\b(?:dear|hey|hi|hello|attention|attn|note|message|memo|reminder|psa|instructions?)\b\s*(?:to|for)?\s*"
-        r"(?:the|any|all|every)?\s*|^\s*|[.!?,]\s*|\bif you(?:'re| are)\s+(?:an?\s+|the\s+)?)\b" + _ADDRESSEE
-        + r"(?: (?:reading|processing|reviewing|handling|summari[sz]ing) (?:this|these)(?: \w+)?)?[ \t]*(?:[:,]|\s-+|\s—|\n)\s*" + _SAME + r"{0,60}?\b(?:ignore|disregard|forget|override"
+        r"(?:the|any|all|every)?\s*|^\s*|[.!?,]\s*|\bif you(?:'re| are)\s+(?:an?\s+|the\s+)?|\b(?:whatever|whichever)\s+)\b" + _ADDRESSEE
+        + r"(?: (?:that |who )?(?:reading|processing|reviewing|handling|summari[sz]ing|reads|is reading|processes|sees"
+        r"|receives) (?:this|these)(?: \w+)?)?[ \t]*(?:[:,]|\s-+|\s—|\n)\s*" + _SAME + r"{0,60}?\b(?:ignore|disregard|forget|override"
         r"|bypass|mark|label|classify|rate|approve|merge|delete|remove|say|act|behave|pretend|become|add|create|commit|push|modify|edit|output|print|reveal|treat|set|assign|escalate"
         r"|close|skip|stop|send|post|upload|include|change|prioriti[sz]e|flag|respond|reply|answer|summari[sz]e|write"
         r"|tell|report|return|grant|give)\b", _I)),
@@ -369,7 +371,7 @@ _CONFUSABLES = str.maketrans({
     "ɡ": "g", "һ": "h", "ӏ": "l", "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P",
     "С": "C", "Т": "T", "Х": "X", "І": "I", "ο": "o", "α": "a", "ε": "e", "ι": "i", "κ": "k", "ν": "v", "ρ": "p",
     "τ": "t", "υ": "u", "χ": "x", "Ο": "O", "Α": "A", "Ε": "E", "Ι": "I", "Κ": "K", "Ν": "N", "Ρ": "P", "Τ": "T",
-    "ı": "i", **dict(zip("ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘʀꜱᴛᴜᴠᴡʏᴢ", "abcdefghijklmnoprstuvwyz")),  # small capitals
+    "ı": "i", "’": "'", "‘": "'", "ʼ": "'", **dict(zip("ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘʀꜱᴛᴜᴠᴡʏᴢ", "abcdefghijklmnoprstuvwyz")),  # small capitals
 })
 
 # ---- encodings ---------------------------------------------------------------------------------
@@ -464,7 +466,7 @@ _MIXED_WORD = re.compile(r"\b(?=\w*[A-Za-z])(?=\w*[013457@$])[\w@$]{3,}\b")
 _LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
 
 
-_QUOTED = re.compile(r'"[^"\n]{1,200}"|“[^”\n]{1,200}”|„[^“”\n]{1,200}[“”]|«[^»\n]{1,200}»|‘[^’\n]{1,200}’'
+_QUOTED = re.compile(r'"[^"\n]{1,200}"|“[^”\n]{1,200}”|„[^“”\n]{1,200}[“”]|«[^»\n]{1,200}»'
                      r"|(?<!\w)'[^'\n]{1,200}'(?!\w)|`[^`\n]{1,200}`")
 # Someone else's words, reported: "a user typed", "messages like", "Kunde schreibt:", "un utilisateur a écrit".
 _REPORTING_FRAME = re.compile(
