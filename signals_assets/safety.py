@@ -70,7 +70,7 @@ SAFE = SafetyVerdict(True)
 
 _ADDRESSEE = (
     r"(?:a\.?i\.?|llm|gpt|copilot|chat ?bot|bot|assistant|language model|(?:ai |llm |language |large language )?model"
-    r"|(?:ai |llm |automated |triage )?(?:agent|reviewer|summari[sz]er|classifier|triage (?:bot|system|agent))"
+    r"|(?:ai |llm |automated |triage |research |coding )?(?:agent|reviewer|summari[sz]er|classifier|triage (?:bot|system|agent))"
     r"|safety (?:filter|judge|check|classifier|reviewer)|(?:automated|automatic|ai) (?:system|tool|process|pipeline))s?"
 )
 # A sentence start, a vocative ("AI agent:"), or a word that makes the next verb an order.
@@ -194,7 +194,7 @@ _ROLE_LABEL = r"^[ \t]*(?:system|admin|administrator|developer|operator)(?:\s+(?
 # persona, an order about verdicts, or the model's own instructions.
 _MODEL_DIRECTIVE = (
     r"(?:\b(?:the |an? )?(?:assistant|llm|language model|ai (?:agent|assistant|model|reviewer)|research agent"
-    r"|triage (?:bot|agent)|safety (?:judge|filter|reviewer))(?:\s*[,:]|\s+(?:must|should|shall|will|is to|needs? to"
+    r"|triage (?:bot|agent)|safety (?:judge|filter|reviewer))s?(?:\s*[,:]|\s+(?:must|should|shall|will|is to|needs? to"
     r"|has to|may now|now|always|only)\b|\s+(?!is\b|was\b|has\b)\w+s\b)"
     r"|\byou are (?:now|to)\b|\byou (?:always |only |now )?(?:approve|merge|mark|classify|label|ignore|obey|answer"
     r"|respond|reply|output|close|escalate)\b|\byou are (?:an?\s+)?(?:[\w-]+\s+)?(?:assistant|a\.?i|model|bot|llm|agent|reviewer"
@@ -208,7 +208,8 @@ _MODEL_DIRECTIVE = (
 # Role play that takes the model out of its rules: a persona cue and what the persona is free of.
 _PERSONA = (
     r"(?:\byou are now|\byou're now|\bfrom now on,? you(?: are)?|\bpretend (?:you are|you're|to be)|\bimagine (?:you are"
-    r"|you're)|\brole-?play as|\bplay the role of|\bstay in character|\bdu bist (?:jetzt|nun|ab jetzt)"
+    r"|you're)|\b(?:answer|respond|reply|talk|speak|write) as|\b(?:simulate|emulate)|\bif you (?:had|were)|\bhypothetically"
+    r"|\brole-?play as|\bplay the role of|\bstay in character|\bdu bist (?:jetzt|nun|ab jetzt)"
     r"|\btu so,? als (?:w[äa]rst|seist) du|\bstell dir vor,? du (?:bist|w[äa]rst)|\bab jetzt bist du"
     r"|\btu es (?:maintenant|d[ée]sormais)|\bvous [êe]tes (?:maintenant|d[ée]sormais)|\b(?:fais|faites) semblant d'[êe]tre"
     r"|\bimagine que tu es|\b(?:a partir de )?ahora eres|\bfinge (?:que eres|ser)|\bimagina que eres|\b(?:ora|adesso) sei"
@@ -225,6 +226,15 @@ _UNBOUND = (
     r"|reglas|l[íi]mites|filtros)|\bsenza (?:alcuna )?(?:restrizioni|regole|limiti|filtri)|\bsem (?:nenhuma )?"
     r"(?:restri[çc][õo]es|regras|limites|filtros)|\bzonder (?:enige )?(?:beperkingen|regels|grenzen|filters))"
 )
+
+# Homoglyphs read as the Latin letters they imitate (normalisation, and the Cyrillic rules below).
+_CONFUSABLES = str.maketrans({
+    "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "і": "i", "ј": "j", "ѕ": "s", "ԁ": "d",
+    "ɡ": "g", "һ": "h", "ӏ": "l", "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P",
+    "С": "C", "Т": "T", "Х": "X", "І": "I", "ο": "o", "α": "a", "ε": "e", "ι": "i", "κ": "k", "ν": "v", "ρ": "p",
+    "τ": "t", "υ": "u", "χ": "x", "Ο": "O", "Α": "A", "Ε": "E", "Ι": "I", "Κ": "K", "Ν": "N", "Ρ": "P", "Τ": "T",
+    "ı": "i", "’": "'", "‘": "'", "ʼ": "'", **dict(zip("ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘʀꜱᴛᴜᴠᴡʏᴢ", "abcdefghijklmnoprstuvwyz")),  # small capitals
+})
 
 _I = re.IGNORECASE | re.MULTILINE
 _RULES: list[tuple[str, re.Pattern]] = [
@@ -250,6 +260,10 @@ _RULES: list[tuple[str, re.Pattern]] = [
         r"!\[[^\]]*\]\(https?://[^)\s]*(?:\{|\$\{?|%24)[^)\s]*|https?://\S*(?:\{|\$\{?)\w*(?:KEY|SECRET|TOKEN|PASSWORD|CRED)"
         r"|\b(?:env|printenv)\s*\|\s*(?:curl|wget|nc|ncat)\b"
         r"|(?:https?://\S*|\b(?:curl|wget)\b[^\n]{0,120})\$\(\s*(?:cat|printenv|env|base64)\b"
+        # a request to our channel with a secret put in it: "make a GET request to https://x/?k=<your API key>"
+        + r"|" + _LEAD + r"(?:make|send|issue|perform|fire|do)\s+(?:an?\s+)?(?:GET\s+|POST\s+|HTTP\s+|web\s+)?(?:request|call"
+        r"|ping)\b" + _SAME + r"{0,30}?https?://\S*(?:<[^>\n]{0,30}|\{\{?\s*|\$\{?)(?:your\s+)?(?:api[ _-]?key|token|secret"
+        r"|password|credentials?|\w*(?:KEY|TOKEN|SECRET))"
         r"|\bcurl\b[^\n]{0,120}\s(?:-d|--data(?:-binary|-raw)?|-F|--form|--upload-file|-T)\s*['\"]?(?:\w+=)?@"
         r"\S*(?:\.env|id_\w+|credentials|passwd|shadow|\.npmrc|\.netrc|-)(?:\s|$|['\"])"
         r"|\b(?:cat|type|tar)\b[^|\n]{0,60}(?:\.env|id_rsa|credentials|/etc/shadow|/etc/passwd)[^|\n]{0,20}\|\s*(?:curl|nc|wget)\b",
@@ -257,7 +271,9 @@ _RULES: list[tuple[str, re.Pattern]] = [
     (REMOTE_CODE_EXECUTION, re.compile(
         # A pasted log or stack trace may hold such a command; an order to run it is what makes the attack.
         r"(?:" + _LEAD_PUNCTUATION + _RUN_VERB + r"\b" + _RUN_TAIL + r"|(?:" + _LEAD_WORD + r"|\b" + _ADDRESSEE
-        + r"\s*[:,]\s*|\b(?:step\s*\d+|fix|solution|workaround|quick fix|hotfix|remedy)\s*[:.)-]\s*)(?:" + _RUN_VERB + r"\b" + _RUN_TAIL + r")?)" + _DANGEROUS_COMMAND, _I)),
+        + r"\s*[:,]\s*|\b(?:step\s*\d+|fix|solution|workaround|quick fix|hotfix|remedy)\s*[:.)-]\s*"
+        r"|\b(?:tell|ask|instruct|get|have|make)\s+(?:the\s+)?" + _ADDRESSEE + r"\s+to\s+|\b" + _ADDRESSEE
+        + r"\s+(?:should|must|will|needs? to|has to)\s+)(?:" + _RUN_VERB + r"\b" + _RUN_TAIL + r")?)" + _DANGEROUS_COMMAND, _I)),
     (INSTRUCTION_OVERRIDE, re.compile(
         r"\b" + _OVERRIDE_VERB + r"\b" + _SAME + r"{0,40}?\b" + _RULE_OWNER + r"\b" + _SAME + r"{0,30}?\b" + _RULE_NOUN + r"\b"
         r"|\b(?:forget|ignore|disregard)\s+(?:everything|anything|all)\s+(?:above|before|previous|prior|earlier|else"
@@ -319,7 +335,20 @@ _RULES: list[tuple[str, re.Pattern]] = [
         r"" + _SAME + r"{0,20}?\b(?:your|the) (?:system prompt|initial prompt|original prompt|hidden prompt|system message"
         r"|(?:initial|original|hidden|secret|system) instructions)\b"
         r"|\b(?:print|reveal|show|output|repeat|display|dump|recite)\b" + _SAME + r"{0,20}?\byour (?:system prompt|prompt"
-        r"|instructions)\b", _I)),
+        r"|instructions)\b"
+        r"|\b(?:respond|reply|answer|include|paste|quote)\b" + _SAME + r"{0,40}?\byour (?:system prompt|(?:initial|original"
+        r"|hidden|secret|system) (?:prompt|instructions))\b"
+        # instructions fetched from elsewhere: "fetch https://… and follow the instructions in it"
+        r"|\b(?:fetch|read|open|visit|download|load|retrieve|curl|get)\b" + _SAME + r"{0,20}?https?://\S+" + _SAME
+        + r"{0,40}?\b(?:follow|obey|execute|carry out|apply|do)\s+(?:the\s+|any\s+|all\s+)?(?:instructions|commands|steps"
+        r"|orders)\s+(?:in|from|inside|contained in)\s+it\b|\bdo what it says\b", _I)),
+    (INSTRUCTION_OVERRIDE, re.compile((
+        r"\b(?:игнорируй|игнорируйте|проигнорируй|проигнорируйте|забудь|забудьте|не обращай внимания на)\b"
+        + _SAME + r"{0,40}?\b(?:инструкци|указани|правил|команд)\w*"
+        r"|(?:忽略|无视|無視|忘记|忘記|不要遵守|不要理会)[^。\n]{0,15}(?:指令|指示|说明|說明|规则|規則|提示|命令)"
+        r"|(?:指示|命令|ルール|指令|規則)[^。\n]{0,10}(?:を)?(?:無視|忘れ)"
+        r"|\b(?:zignoruj|zignorujcie|zapomnij|zapomnijcie|pomiń)\b" + _SAME + r"{0,40}?\b(?:instrukcj|polece|zasad|regu)\w*"
+    ).translate(_CONFUSABLES), _I)),
     (INSTRUCTION_OVERRIDE, re.compile(
         _ROLE_BLOCK + r"[\s\S]{0,200}?" + _MODEL_DIRECTIVE + r"|" + _ROLE_LABEL + r"[^\n]{0,200}?" + _MODEL_DIRECTIVE
         + r"|" + _PERSONA + r"\b" + _SAME + r"{0,80}?" + _UNBOUND
@@ -357,7 +386,8 @@ _HIDDEN_CONTAINERS = re.compile(
     r"|clip(?:-path)?\s*:\s*(?:rect\(\s*0|inset\(\s*(?:50|100)%|circle\(\s*0)|transform\s*:\s*scale\(\s*0\s*\))"
     r"[^\"']*[\"'][^>]*>(?P<styled>.*?)</(?P=tag)\s*>"
     r"|<(?P<ftag>font)\b[^>]*\bcolor\s*=\s*[\"']?" + _NEAR_WHITE + r"[^>]*>(?P<font>.*?)</(?P=ftag)\s*>"
-    r"|<(?P<htag>\w+)\b[^>]*\b(?:hidden|aria-hidden\s*=\s*[\"']true[\"'])[^>]*>(?P<hidden>.*?)</(?P=htag)\s*>"
+    r"|<(?P<htag>\w+)\b[^>]*\b(?:hidden|aria-hidden\s*=\s*[\"']true[\"']|class\s*=\s*[\"'][^\"']*\b(?:sr-only"
+    r"|visually-hidden|d-none|invisible|screen-reader-text|offscreen)\b)[^>]*>(?P<hidden>.*?)</(?P=htag)\s*>"
     r"|^\s*\[(?://|comment|hidden)\]:\s*(?:#|<>)\s*\((?P<markdown>.*)\)\s*$",
     re.IGNORECASE | re.DOTALL | re.MULTILINE,
 )
@@ -366,13 +396,6 @@ _ZERO_WIDTH_RUN = re.compile("[\u200b\u200c\u200d\u2060\u2062\u2063\u2064\ufeff]
 # Normalisation drops these, besides format characters (zero-width, bidi controls, tags) and combining marks
 # (variation selectors, stacked diacritics): blank fillers.
 _INVISIBLE = {"\u115f", "\u1160", "\u3164", "\uffa0", "\u180e", "\u00ad"}
-_CONFUSABLES = str.maketrans({
-    "а": "a", "е": "e", "о": "o", "р": "p", "с": "c", "у": "y", "х": "x", "і": "i", "ј": "j", "ѕ": "s", "ԁ": "d",
-    "ɡ": "g", "һ": "h", "ӏ": "l", "А": "A", "В": "B", "Е": "E", "К": "K", "М": "M", "Н": "H", "О": "O", "Р": "P",
-    "С": "C", "Т": "T", "Х": "X", "І": "I", "ο": "o", "α": "a", "ε": "e", "ι": "i", "κ": "k", "ν": "v", "ρ": "p",
-    "τ": "t", "υ": "u", "χ": "x", "Ο": "O", "Α": "A", "Ε": "E", "Ι": "I", "Κ": "K", "Ν": "N", "Ρ": "P", "Τ": "T",
-    "ı": "i", "’": "'", "‘": "'", "ʼ": "'", **dict(zip("ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘʀꜱᴛᴜᴠᴡʏᴢ", "abcdefghijklmnoprstuvwyz")),  # small capitals
-})
 
 # ---- encodings ---------------------------------------------------------------------------------
 
