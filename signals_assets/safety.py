@@ -38,6 +38,7 @@ import string
 import unicodedata
 from dataclasses import dataclass
 from typing import Callable, Iterator
+from urllib.parse import unquote
 
 INSTRUCTION_OVERRIDE = "instruction_override"
 HIDDEN_INSTRUCTIONS = "hidden_instructions"
@@ -88,6 +89,7 @@ _SAME = r"(?:[^.\n]|\.(?=\S))"
 _LEAD_PUNCTUATION = r"(?:^|[.!?:;,\n])\s*"
 _LEAD_WORD = (
     r"\b(?:please|pls|kindly|then|and|now|also|just|first|next|finally|immediately|simply|instead|bitte|danach"
+    r"|could you|can you|would you(?: mind)?|will you|i need you to|we need you to"
     r"|s'il (?:te|vous) pla[iî]t|veuillez|merci de|ensuite|por favor|luego|despu[eé]s|per favore|poi|depois|alsjeblieft|daarna"
     r"|must|should|to (?:fix|reproduce|resolve|debug|test|verify|check|repair|solve|confirm)"
     r"(?: (?:it|this|that|the (?:issue|bug|problem)))?|you (?:must|should|need to|have to|will|can|shall))[:,]?\s+"
@@ -95,7 +97,10 @@ _LEAD_WORD = (
 _LEAD = f"(?:{_LEAD_PUNCTUATION}|{_LEAD_WORD})"
 _OVERRIDE_VERB = (
     r"(?:ignore|disregard|forget|override|overrule|bypass|skip|drop|abandon|discard|cancel|suspend|set aside|throw out"
-    r"|stop following|stop obeying|do not follow|don'?t follow|do not obey|no longer follow"
+    r"|stop following|stop obeying|do not follow|don'?t follow|do not obey|no longer follow|scrap|ditch|toss|throw away"
+    r"|pay no attention to|never mind|nullify|forget about"
+    r"|ne (?:plus|pas) suivre|ne suis plus|ne suivez plus|arr[êe]te de suivre|deja de seguir|dejes de seguir"
+    r"|smetti di seguire|pare de seguir|deixe de seguir|n[ãa]o siga|befolge nicht mehr"
     # imperative forms only: "die Firewall ignoriert die Regeln" describes, "ignoriere die Regeln" orders
     r"|ignoriere|ignorier|ignorieren sie|ignorer|oublier|ignorar|ignorare|vergiss|vergessen sie|missachte|missachten sie|verwirf|übergehe"
     r"|ignorez|oublie|oubliez|ne (?:tiens|tenez) (?:pas|plus) compte|(?:fais|faites) abstraction|n'ob[eé]is plus"
@@ -111,7 +116,7 @@ _RULE_NOUN = (
     r"|orienta[çc][õo]es|ordens|instructies|regels|aanwijzingen|richtlijnen|opdrachten)"
 )
 _RULE_OWNER = (
-    r"(?:all|any|every|the|your|its|previous|prior|above|earlier|preceding|original|initial|system|safety"
+    r"(?:all|any|every|the|your|its|previous|prior|above|earlier|preceding|original|initial|system|safety|whatever"
     r"|alle[ns]?|deine|ihre|vorherigen|bisherigen|obigen|vorigen|fr[üu]heren|urspr[üu]nglichen|die|der|den"
     r"|toutes|tous|les|des|tes|vos|pr[ée]c[ée]dentes|ant[ée]rieures|ci-dessus|initiales"
     r"|todas|todos|las|los|tus|sus|anteriores|previas|le|tutte|tue|precedenti|as|os|suas|seus|tuas|teus"
@@ -139,17 +144,19 @@ _SEND_VERB = (
     r"|sende|schicke|schick|übermittle|poste|veröffentliche|füge|envoie|envoyez|transmets|transmettez|publie|publiez"
     r"|colle|collez|ajoute|ajoutez|inclus|incluez|env[ií]a|manda|publica|pega|incluye|incluya|a[ñn]ade|agrega"
     r"|invia|inviate|pubblica|incolla|includi|aggiungi|envie|mande|publique|cole|inclua|adicione|stuur|verstuur"
-    r"|plak|plaats|voeg|mets|mettez|metti|pon|ponga|coloca|coloque|zet|setze|setz|schreib|schreibe|[ée]cris|[ée]crivez"
+    r"|plak|plaats|voeg|drop|stick|plug|mets|mettez|metti|pon|ponga|coloca|coloque|zet|setze|setz|schreib|schreibe|[ée]cris|[ée]crivez"
     r"|escribe|scrivi|escreva|schrijf)"
 )
 _DESTINATION = (
     r"(?:https?://\S+|[\w.+-]+@[\w-]+\.[\w.-]+|\bwebhooks?\b|\bpastebin\b|\bgists?\b|\bmy (?:server|endpoint|site|inbox)\b"
     r"|\bthis (?:endpoint|url|address|server)\b|\bdiscord\b|\btelegram\b|\b(?:your|the|a|this) (?:summary|title|reply"
     r"|response|answer|output|report|findings?|comments?|commit(?: message)?|pull request|pr|issue|ticket)\b"
+    r"|\b(?:your|the) (?:analysis|notes|results|write-?up|investigation|research|assessment)\b"
     r"|\b(?:zusammenfassung|antwort|r[ée]sum[ée]|r[ée]ponse|resumen|respuesta|riassunto|risposta|resumo|resposta"
     r"|samenvatting|antwoord|t[íi]tulo|titre|titel|titolo|relat[óo]rio|rapport|informe|rapporto|bericht|verslag)\b)"
 )
-_ACQUIRE_VERB = r"(?:read|open|grep|find|collect|gather|extract|fetch|look up|get|run|execute|cat|dump|take|copy|encode|convert|lis|lee|leggi|leia|lees)"
+_ACQUIRE_VERB = (r"(?:read|open|grep|find|collect|gather|extract|fetch|look up|get|run|execute|type|cat|dump|take|copy"
+                 r"|encode|convert|grab|pull|scrape|harvest|lis|lee|leggi|leia|lees)")
 _RUN_VERB = (
     r"(?:run|execute|exec|paste|type|invoke|launch|call|eval(?:uate)?|try|use|enter|install|download|source|pipe|do"
     r"|start|f[üu]hre|f[üu]hren sie|starte|ex[ée]cute|ex[ée]cutez|lance|lancez|tape|tapez|ejecuta|ejecute|corre"
@@ -211,7 +218,10 @@ _MODEL_DIRECTIVE = (
     r"|approve|mark|label|treat|follow|obey|respond|reply|answer|output|escalate|rate|close|merge|push|prioriti[sz]e"
     r"|comply|grant|trust|fulfil+)\b|\b(?:respond|reply|answer)\s+(?:only\s+)?with\b"
     r"|\b(?:new|updated) (?:instructions?|orders)\b|\byour (?:guidelines|instructions|orders)\b"
-    r"|\b(?:previous|prior|above|earlier) (?:instructions?|context)\b|\b(?:mark|classify|label|treat|rate|escalate"
+    r"|\b(?:previous|prior|above|earlier) (?:instructions?|context)\b"
+    r"|\b(?:reviewer|review|safety (?:check|filter|review|judge)|filter|moderation|guardrails?)\s+(?:is|are|has been|have been)"
+    r"\s+(?:now\s+)?(?:disabled|off|turned off|bypassed|suspended|skipped)\b|\b(?:pre-?approved|already approved|auto-?approved?)\b"
+    r"|\b(?:mark|classify|label|treat|rate|escalate"
     r"|approve|markiere|stufe|klassifiziere|genehmige|marque|marquez|classe|classez|approuve|marca|clasifica|aprueba|segna"
     r"|classifica|approva|aprove|classifique|markeer|keur)\b[^\n]{0,40}?\b(?:as |to )?(?:P[0-4]|safe|approved|critical|urgent|resolved|(?:high|top) priority)\b)"
 )
@@ -219,6 +229,9 @@ _MODEL_DIRECTIVE = (
 _PERSONA = (
     r"(?:\byou are now|\byou're now|\bfrom now on,? you(?: are)?|\bpretend (?:you are|you're|to be)|\bimagine (?:you are"
     r"|you're)|\b(?:answer|respond|reply|talk|speak|write) as|\b(?:simulate|emulate)|\bif you (?:had|were)|\bhypothetically"
+    r"|\ba version of (?:yourself|you)|\balter ego|\byou(?:'re| are) (?:called|named)|\blet'?s (?:do a |play a )?role-?play"
+    r"|\bin this role-?play|\b(?:be|sei|sois|soyez|s[ée]|sea|sii|seja|wees)\b(?: [\w']+){0,3}? (?:an? |een |eine? |une? |una? |uma? "
+    r"|um )?(?:ai|ki|ia|assistant|assistent|model|modell|mod[èe]le|modelo|modello|bot|chatbot)\b"
     r"|\brole-?play as|\bplay the role of|\bstay in character|\bdu bist (?:jetzt|nun|ab jetzt)"
     r"|\btu so,? als (?:w[äa]rst|seist) du|\bstell dir vor,? du (?:bist|w[äa]rst)|\bab jetzt bist du"
     r"|\btu es (?:maintenant|d[ée]sormais)|\bvous [êe]tes (?:maintenant|d[ée]sormais)|\b(?:fais|faites) semblant d'[êe]tre"
@@ -314,6 +327,10 @@ _RULES: list[tuple[str, re.Pattern]] = [
         r"|\byour\s+(?:\w+\s+)?" + _RULE_NOUN + r"\b" + _SAME + r"{0,40}?\b(?:(?:are|is|were|have been|has been)\s+(?:now\s+"
         r"|hereby\s+)?(?:superseded|replaced|revoked|invalid|disabled|deactivated|overridden|void|null|suspended|lifted)"
         r"|no longer (?:apply|valid|in effect|matter))\b"
+        r"|\b(?:deine|ihre|tes|vos|tus|sus|tue|suas|seus|je|jouw|uw)\s+(?:\w+\s+)?" + _RULE_NOUN + r"\b" + _SAME + r"{0,30}?"
+        r"\b(?:gelten (?:ab sofort |jetzt )?nicht mehr|sind (?:ab sofort )?ung[üu]ltig|ne s'appliquent plus|sont annul[ée]es"
+        r"|ya no (?:aplican|son v[áa]lidas)|non valgono pi[ùu]|non sono pi[ùu] valide|n[ãa]o (?:valem|se aplicam) mais"
+        r"|gelden niet meer|zijn niet meer geldig)\b"
         r"|\b(?:this|the following|these|the text below)\s+(?:\w+\s+)?(?:overrides?|supersedes?|replaces?|takes? precedence"
         r" over)\s+(?:your|all|any|the|previous|prior)\b" + _SAME + r"{0,30}?\b" + _RULE_NOUN + r"\b"
         r"|\b(?:as|are|is)\s+(?:its|your|the)\s+new\s+(?:[\w-]+\s+){0,2}(?:instructions|orders|rules|task|prompt)\b"
@@ -401,6 +418,13 @@ _HIDDEN_CONTAINERS = re.compile(
     r"|^\s*\[(?://|comment|hidden)\]:\s*(?:#|<>)\s*\((?P<markdown>.*)\)\s*$",
     re.IGNORECASE | re.DOTALL | re.MULTILINE,
 )
+# Text no reader sees needs no full attack to be one: an order in it (a role label, a vocative to the model,
+# "you must", an imperative that acts on reports, data or code) is enough. Navigation ("Skip to content")
+# and preheaders ("Your invoice is ready") are neither.
+_HIDDEN_ORDER = re.compile(
+    _ROLE_LABEL + r"|\b" + _ADDRESSEE + r"\s*[:,]|\byou (?:must|should|will|are to|need to)\b|(?:^|[.!?;:]\s*|\b(?:please|then"
+    r"|and)\s+)(?:approve|ignore|disregard|forget|mark|label|classify|rate|escalate|close|merge|push|send|post|upload"
+    r"|include|reveal|print|output|treat|grant|trust|obey|delete|run|execute)\b", re.IGNORECASE | re.MULTILINE)
 _TAG_CHARACTERS = re.compile("[\U000e0000-\U000e007f]{8,}")
 _ZERO_WIDTH_RUN = re.compile("[\u200b\u200c\u200d\u2060\u2062\u2063\u2064\ufeff]{8,}")
 # Normalisation drops these, besides format characters (zero-width, bidi controls, tags) and combining marks
@@ -414,7 +438,7 @@ _BASE32 = re.compile(r"(?<![A-Za-z0-9+/])[A-Z2-7]{16,}={0,6}(?![A-Za-z0-9+/=])")
 _HEX = re.compile(r"(?<![0-9A-Za-z])(?:0x)?(?:[0-9a-fA-F]{2}[ :]?){8,}(?![0-9A-Za-z])")
 _BACKSLASH_X = re.compile(r"(?:\\x[0-9a-fA-F]{2}){4,}")
 _BACKSLASH_U = re.compile(r"(?:\\u[0-9a-fA-F]{4}|\\U[0-9a-fA-F]{8}){4,}")
-_PERCENT = re.compile(r"(?:%[0-9a-fA-F]{2}){4,}")
+_PERCENT = re.compile(r"(?:[\w.~!*'()+-]*%[0-9a-fA-F]{2}){3,}[\w.~!*'()+-]*")
 _HTML_ENTITIES = re.compile(r"(?:&#(?:\d{2,7}|x[0-9a-fA-F]{2,6});){4,}")
 _QUOTED_PRINTABLE = re.compile(r"(?:=[0-9A-F]{2}){4,}")
 _BINARY = re.compile(r"(?<![01])(?:[01]{8} ?){4,}(?![01])")
@@ -596,7 +620,7 @@ def _decodings(text: str) -> Iterator[tuple[re.Match, str]]:
     escapes = [
         (_BACKSLASH_X, lambda s: bytes(int(h, 16) for h in re.findall(r"\\x([0-9a-fA-F]{2})", s)).decode("utf-8")),
         (_BACKSLASH_U, lambda s: "".join(chr(int(h, 16)) for h in re.findall(r"\\[uU]([0-9a-fA-F]+)", s))),
-        (_PERCENT, lambda s: bytes(int(h, 16) for h in re.findall(r"%([0-9a-fA-F]{2})", s)).decode("utf-8")),
+        (_PERCENT, lambda s: unquote(s, errors="strict")),
         (_HTML_ENTITIES, lambda s: "".join(chr(int(n[1:], 16) if n.startswith("x") else int(n))
                                            for n in re.findall(r"&#(\w+);", s))),
         (_QUOTED_PRINTABLE, lambda s: bytes(int(h, 16) for h in re.findall(r"=([0-9A-F]{2})", s)).decode("utf-8")),
@@ -630,8 +654,7 @@ def _concealed(text: str, depth: int) -> SafetyVerdict:
                              _cut(_zero_width_bits(match.group(0)), QUOTE_CHARS))
     for match in _HIDDEN_CONTAINERS.finditer(text):
         inner = next(g for g in (match.group(n) for n in ("comment", "styled", "font", "hidden", "markdown")) if g is not None)
-        inner_verdict = check_signal_text(inner, depth + 1)
-        if not inner_verdict.safe:
+        if _HIDDEN_ORDER.search(_Normalised(inner).text) or not check_signal_text(inner, depth + 1).safe:
             return SafetyVerdict(False, HIDDEN_INSTRUCTIONS, _quote(match.group(0)))
     return SAFE
 
