@@ -81,7 +81,8 @@ SAFE = SafetyVerdict(True)
 _ADDRESSEE = (
     r"(?:a\.?i\.?|llm|gpt|copilot|chat ?bot|bot|assistant|language model|(?:ai |llm |language |large language )?model"
     r"|(?:ai |llm |automated |triage |research |coding )?(?:agent|reviewer|summari[sz]er|classifier|triage (?:bot|system|agent))"
-    r"|safety (?:filter|judge|check|classifier|reviewer)|(?:automated|automatic|ai) (?:system|tool|process|pipeline))s?"
+    r"|safety (?:filter|judge|check|classifier|reviewer)|(?:automated|automatic|ai) (?:system|tool|process|pipeline)"
+    r"|ki|ia|ki-(?:agent|system|assistent)|sprachmodell|modell|mod[èe]le|modelo|modello|assistent|assistente|asistente)s?"
 )
 # A sentence start, a vocative ("AI agent:"), or a word that makes the next verb an order.
 # Within one sentence: a dot inside a URL, file name or version number does not end it.
@@ -98,7 +99,7 @@ _LEAD = f"(?:{_LEAD_PUNCTUATION}|{_LEAD_WORD})"
 _OVERRIDE_VERB = (
     r"(?:ignore|disregard|forget|override|overrule|bypass|skip|drop|abandon|discard|cancel|suspend|set aside|throw out"
     r"|stop following|stop obeying|do not follow|don'?t follow|do not obey|no longer follow|scrap|ditch|toss|throw away"
-    r"|pay no attention to|never mind|nullify|forget about"
+    r"|pay no attention to|never mind|nullify|forget about|don'?t listen to|do not listen to|stop listening to"
     r"|ne (?:plus|pas) suivre|ne suis plus|ne suivez plus|arr[êe]te de suivre|deja de seguir|dejes de seguir"
     r"|smetti di seguire|pare de seguir|deixe de seguir|n[ãa]o siga|befolge nicht mehr"
     # imperative forms only: "die Firewall ignoriert die Regeln" describes, "ignoriere die Regeln" orders
@@ -110,7 +111,7 @@ _OVERRIDE_VERB = (
 )
 _RULE_NOUN = (
     r"(?:instructions?|prompts?|rules|guidelines|guidance|directives?|directions|constraints|guardrails|polic(?:y|ies)"
-    r"|programming|restrictions|system message|configuration|rubric|criteria"
+    r"|programming|restrictions|system message|configuration|rubric|criteria|developers|creators|operators"
     r"|\w*(?:anweisungen|regeln|vorgaben|richtlinien)|befehle|instruktionen|consignes|r[eè]gles|instrucciones|reglas"
     r"|indicaciones|directrices|[oó]rdenes|istruzioni|regole|indicazioni|direttive|instru[çc][õo]es|regras|diretrizes"
     r"|orienta[çc][õo]es|ordens|instructies|regels|aanwijzingen|richtlijnen|opdrachten)"
@@ -127,15 +128,16 @@ _SECRET = (
     r"|encryption|private) (?:secret )?keys?|tokens?(?= (?:do|de|di|du|del|van|von) )|secret(?: keys?| tokens?)?|secrets|passwords?|passwd|credentials?|(?:access|auth|bearer|session"
     r"|github|gitlab|slack|api|oauth|refresh|deploy|npm|pypi) tokens?|tokens|private keys?|ssh keys?|signing keys?"
     r"|\.env(?: files?)?|\S*secrets?\.(?:ya?ml|json|toml|env|txt)\b|\S*credentials\.(?:json|ya?ml|csv)\b|\S+\.(?:pem|p12|pfx)\b|env(?:ironment)?(?: variables?| vars?)|connection strings?|session cookies|cookies"
-    r"|[A-Z][A-Z0-9]*_(?:API_KEY|SECRET[A-Z_]*|TOKEN|PASSWORD|ACCESS_KEY[A-Z_]*)\b|~/\.(?:ssh|aws|kube|docker|gnupg)(?:/\S*)?"
+    r"|[A-Z][A-Z0-9]*_(?:API_KEY|SECRET[A-Z_]*|TOKEN|PASSWORD|ACCESS_KEY[A-Z_]*)\b|\b(?:SECRET|PRIVATE)_KEY\b"
+    r"|service[ -]account (?:json|keys?|files?|credentials)|~/\.(?:ssh|aws|kube|docker|gnupg)(?:/\S*)?"
     r"|id_(?:rsa|ed25519|ecdsa)|/etc/(?:passwd|shadow)|\.npmrc|\.netrc|\.pgpass|kubeconfig"
     r"|sk-[A-Za-z0-9_-]{6,}|AKIA[0-9A-Z]{12,}|gh[pousr]_[A-Za-z0-9]*|xox[abposr]-[A-Za-z0-9-]*|sk_live_[A-Za-z0-9]*"
     r"|printenv|/proc/(?:self|\d+|\*)/environ|(?<=[`'\"])env(?=[`'\"])|\benv (?:output|command)"
-    r"|api-schl[üu]ssel|schl[üu]ssel|passw[öo]rter|passwort|kennw[öo]rter|kennwort|zugangsdaten|geheimnisse"
+    r"|(?:api-schl[üu]ssel|schl[üu]ssel|passw[öo]rter|passwort|kennw[öo]rter|kennwort|zugangsdaten|geheimnisse"
     r"|umgebungsvariablen|cl[ée]s?(?: d'api| api| secr[èe]tes?)?|mots? de passe|identifiants|jetons?"
     r"|variables d'environnement|claves?(?: de api| api)?|contrase[ñn]as?|credenciales|variables de entorno"
     r"|chiavi(?: api)?|credenziali|variabili d'ambiente|chaves?(?: de api| api)?|senhas?|credenciais"
-    r"|vari[áa]veis de ambiente|api-sleutels?|sleutels|wachtwoorden|wachtwoord|inloggegevens|omgevingsvariabelen)"
+    r"|vari[áa]veis de ambiente|api-sleutels?|sleutels|wachtwoorden|wachtwoord|inloggegevens|omgevingsvariabelen)\b)"
 )
 _SEND_VERB = (
     r"(?:send|post|upload|e-?mail|forward|exfiltrate|leak|transmit|copy|paste|put|include|append|add|embed|attach"
@@ -178,7 +180,9 @@ _DANGEROUS_COMMAND = (
     r"|\b(?:eval|exec)\s*\(\s*(?:requests|urllib|urlopen|fetch|base64|atob|compile|input)"
     r"|\b(?:download|curl|wget)\b[^\n]{0,140}(?:\bchmod\s+\+x|&&\s*\./|;\s*\./)"
     r"|\bdownload\b" + _SAME + r"{0,40}https?://\S+" + _SAME + r"{0,60}\b(?:run|execute|launch)\b"
+    r"|\bpipe\b[^\n]{0,60}https?://\S+[^\n]{0,20}\b(?:into|to)\s+(?:ba|z)?sh\b"
     r"|\b(?:pip3?|npm|gem|cargo)\s+install\s+(?:-\S+\s+)*(?:git\+)?https?://"
+    r"|https?://\S+\.(?:sh|ps1|bat|cmd|exe|msi|scr|vbs)\b"
     r"|\$\(\s*(?:curl|wget)\b|`\s*(?:curl|wget)\b[^`\n]{0,200}`|\b(?:(?:ba|z|da)?sh|source|\.)\s+<\(\s*(?:curl|wget)\b"
     r"|\b(?:curl|wget)\b[^\n]{0,200}(?:&&|;)\s*(?:sudo\s+)?(?:ba|z)?sh\s+\S"
     r"|\b(?:python3?|perl|ruby|php|node)\s+-(?:c|e|r)\s+['\"][^'\"]{0,80}\b(?:socket|subprocess|child_process|urllib"
@@ -278,7 +282,9 @@ _RULES: list[tuple[str, re.Pattern]] = [
         + _SECRET + r"(?!\s*(?:reset|polic(?:y|ies)|fields?|strength|rules|manager|pages?|links?|rotation|format))", _I)),
     (SECRET_EXFILTRATION, re.compile(
         r"\b(?:what(?:'s| is| are)|tell me|give me|show me|" + _SEND_VERB + r")\b[^\n?]{0,40}?" + _SECRET + r"[^\n?]{0,40}?\b(?:in|from|on|of)"
-        r" your (?:environment|env|config(?:uration)?|sandbox|system|container|machine|server|workspace|settings)\b", _I)),
+        r" your (?:environment|env|config(?:uration)?|sandbox|system|container|machine|server|workspace|settings)\b"
+        r"|\b(?:what(?:'s| is| are)|tell me|give me|show me)\b[^\n?]{0,40}?" + _SECRET + r"[^\n?]{0,20}?\b(?:you(?:'re| are) using"
+        r"|you use|you have access to|available to you)\b", _I)),
     (SECRET_EXFILTRATION, re.compile(
         r"!\[[^\]]*\]\(https?://[^)\s]*(?:\{|\$\{?|%24)[^)\s]*|https?://\S*(?:\{|\$\{?)\w*(?:KEY|SECRET|TOKEN|PASSWORD|CRED)"
         r"|\b(?:env|printenv)\b[^\n]{0,40}(?:>|\|)[^\n]{0,80}\b(?:curl|wget|nc|ncat)\b"
@@ -297,6 +303,10 @@ _RULES: list[tuple[str, re.Pattern]] = [
         + r"\s*[:,]\s*|\b(?:step\s*\d+|fix|solution|workaround|quick fix|hotfix|remedy)\s*[:.)-]\s*"
         r"|\b(?:tell|ask|instruct|get|have|make)\s+(?:the\s+)?" + _ADDRESSEE + r"\s+to\s+|\b" + _ADDRESSEE
         + r"\s+(?:should|must|will|needs? to|has to)\s+)(?:" + _RUN_VERB + r"\b" + _RUN_TAIL + r")?)" + _DANGEROUS_COMMAND, _I)),
+    (REMOTE_CODE_EXECUTION, re.compile(
+        r"\b(?:add|append|insert|put|write)\b[^\n]{0,20}?" + _DANGEROUS_COMMAND + r"[^\n]{0,60}?\b(?:to|into|in)\s+(?:the\s+"
+        r"|your\s+)?\S*(?:postinstall|preinstall|install|setup|startup|init|bashrc|zshrc|profile|crontab|cron|makefile"
+        r"|dockerfile|hook|workflow|ci)\b", _I)),
     (INSTRUCTION_OVERRIDE, re.compile(
         r"\b" + _OVERRIDE_VERB + r"\b" + _SAME + r"{0,40}?\b" + _RULE_OWNER + r"\b" + _SAME + r"{0,30}?\b" + _RULE_NOUN + r"\b"
         r"|\b(?:forget|ignore|disregard)\s+(?:everything|anything|all)\s+(?:above|before|previous|prior|earlier|else"
@@ -363,6 +373,10 @@ _RULES: list[tuple[str, re.Pattern]] = [
         r"|(?:initial|original|hidden|secret|system) instructions)\b"
         r"|\b(?:print|reveal|show|output|repeat|display|dump|recite)\b" + _SAME + r"{0,20}?\byour (?:system prompt|prompt"
         r"|instructions)\b"
+        r"|" + _LEAD + r"(?:output|respond with|reply with|answer with|say|print|write)\s+(?:only|exactly|just|nothing but)\b"
+        r"" + _SAME + r"{0,30}?['\"“«]"
+        r"|\b(?:updating|changing|modifying|overwriting|resetting|replacing) your (?:configuration|instructions|rules"
+        r"|guidelines|prompt|system prompt)\b"
         r"|\b(?:respond|reply|answer|include|paste|quote)\b" + _SAME + r"{0,40}?\byour (?:system prompt|(?:initial|original"
         r"|hidden|secret|system) (?:prompt|instructions))\b"
         # instructions fetched from elsewhere: "fetch https://… and follow the instructions in it"
@@ -384,12 +398,14 @@ _RULES: list[tuple[str, re.Pattern]] = [
         + r"(?:\byou (?:will|must|can now|are|ignore|have no|answer|respond|no longer)\b|\bignore\b|" + _UNBOUND + r")", _I)),
     (INSTRUCTION_OVERRIDE, re.compile(
         r"(?:\b(?:dear|hey|hi|hello|attention|attn|note|message|memo|reminder|psa|instructions?)\b\s*(?:to|for)?\s*"
-        r"(?:the|any|all|every)?\s*|^\s*|[.!?,]\s*|\bif you(?:'re| are)\s+(?:an?\s+|the\s+)?|\b(?:whatever|whichever)\s+)\b" + _ADDRESSEE
+        r"(?:the|any|all|every)?\s*|^\s*|[.!?,]\s*|\b(?:reminder|note|notice) (?:for|to) (?:all |any |the )?|\bif you(?:'re| are)\s+(?:an?\s+|the\s+)?|\b(?:whatever|whichever)\s+)\b" + _ADDRESSEE
         + r"(?: (?:that |who )?(?:reading|processing|reviewing|handling|summari[sz]ing|reads|is reading|processes|sees"
-        r"|receives) (?:this|these)(?: \w+)?)?[ \t]*(?:[:,]|\s-+|\s—|\n)\s*" + _SAME + r"{0,60}?\b(?:ignore|disregard|forget|override"
+        r"|receives) (?:this|these)(?: \w+)?)?[ \t]*(?:[:,]|\s-+|\s—|\n)\s*" + _SAME + r"{0,60}?(?:\b(?:ignore|disregard|forget|override"
         r"|bypass|mark|label|classify|rate|approve|merge|delete|remove|say|act|behave|pretend|become|add|create|commit|push|modify|edit|output|print|reveal|treat|set|assign|escalate"
         r"|close|skip|stop|send|post|upload|include|change|prioriti[sz]e|flag|respond|reply|answer|summari[sz]e|write"
-        r"|tell|report|return|grant|give)\b", _I)),
+        r"|tell|report|return|grant|give|ignoriere|markiere|genehmige|schlie[ßs]e|setze|ignorez|marque|marquez|approuve"
+        r"|ferme|fermez|ignora|marca|aprueba|cierra|segna|approva|chiudi|aprove|feche|negeer|markeer|keur|sluit)\b"
+        r"|\b(?:are|is|as) (?:always |now )?(?:P[0-4]|safe|critical|urgent|approved|resolved|top priority)\b)", _I)),
 ]
 _NEGATION = re.compile(r"\b(?:not|never|no|don'?t|doesn'?t|shouldn'?t|mustn'?t|can'?t|cannot|avoid|prevent|without"
                        r"|stop us from)\W*(?:\w+\W+){0,2}$", re.IGNORECASE)
@@ -408,7 +424,7 @@ _NEAR_WHITE = (r"(?:white|transparent|#f[a-f0-9]?f[a-f0-9]?f[a-f0-9]?\b|rgba?\(\
 _HIDDEN_CONTAINERS = re.compile(
     r"<!--(?P<comment>.*?)(?:-->|\Z)"
     r"|<(?P<tag>\w+)\b[^>]*\bstyle\s*=\s*[\"'][^\"']*(?:display\s*:\s*none|visibility\s*:\s*hidden"
-    r"|font-size\s*:\s*(?:0|1|0?\.\d+)(?:px|pt|em|rem|%)?\b|opacity\s*:\s*0?(?:\.0\d*)?\b|color\s*:\s*" + _NEAR_WHITE
+    r"|font-size\s*:\s*(?:[0-2]|0?\.\d+)(?:px|pt|em|rem|%)?\b|opacity\s*:\s*0?(?:\.0\d*)?\b|color\s*:\s*" + _NEAR_WHITE
     + r"|(?:max-)?(?:height|width)\s*:\s*[01](?:px)?\b|(?:left|top|right|text-indent)\s*:\s*-\d{3,}"
     r"|clip(?:-path)?\s*:\s*(?:rect\(\s*0|inset\(\s*(?:50|100)%|circle\(\s*0)|transform\s*:\s*scale\(\s*0\s*\))"
     r"[^\"']*[\"'][^>]*>(?P<styled>.*?)</(?P=tag)\s*>"
@@ -434,6 +450,7 @@ _INVISIBLE = {"\u115f", "\u1160", "\u3164", "\uffa0", "\u180e", "\u00ad"}
 # ---- encodings ---------------------------------------------------------------------------------
 
 _BASE64 = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
+_BASE64_WRAPPED = re.compile(r"(?:[A-Za-z0-9+/]{40,}\n)+[A-Za-z0-9+/]{4,}={0,2}(?![A-Za-z0-9+/=])")
 _BASE32 = re.compile(r"(?<![A-Za-z0-9+/])[A-Z2-7]{16,}={0,6}(?![A-Za-z0-9+/=])")
 _HEX = re.compile(r"(?<![0-9A-Za-z])(?:0x)?(?:[0-9a-fA-F]{2}[ :]?){8,}(?![0-9A-Za-z])")
 _BACKSLASH_X = re.compile(r"(?:\\x[0-9a-fA-F]{2}){4,}")
@@ -591,8 +608,9 @@ def _quote(fragment: str) -> str:
 
 
 def _decodings(text: str) -> Iterator[tuple[re.Match, str]]:
-    for match in _BASE64.finditer(text):
-        blob = match.group(0)
+    wrapped = _BASE64_WRAPPED.finditer(text) if "\n" in text else ()
+    for match in (*wrapped, *_BASE64.finditer(text)):
+        blob = match.group(0).replace("\n", "")
         for decode in (base64.b64decode, base64.urlsafe_b64decode):
             try:
                 decoded = decode(blob + "=" * (-len(blob) % 4)).decode("utf-8")
