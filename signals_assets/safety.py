@@ -99,7 +99,9 @@ _LEAD = f"(?:{_LEAD_PUNCTUATION}|{_LEAD_WORD})"
 _OVERRIDE_VERB = (
     r"(?:ignore|disregard|forget|override|overrule|bypass|skip|drop|abandon|discard|cancel|suspend|set aside|throw out"
     r"|stop following|stop obeying|do not follow|don'?t follow|do not obey|no longer follow|scrap|ditch|toss|throw away"
-    r"|pay no attention to|never mind|nullify|forget about|don'?t listen to|do not listen to|stop listening to"
+    r"|pay no attention to|never mind|nullify|forget about|overlook|neglect|look past|passe outre [àa]|outrepasse"
+    r"|(?:fais|faites) fi de|pasa por alto|haz caso omiso (?:de|a)|trascura|tralascia|laat varen|stop respecting|don'?t respect|no longer respect"
+    r"|non rispettare|no respetes|ne respecte plus|ne respectez plus|respektiere nicht|n[ãa]o respeite|respecteer niet|don'?t listen to|do not listen to|stop listening to"
     r"|ne (?:plus|pas) suivre|ne suis plus|ne suivez plus|arr[êe]te de suivre|deja de seguir|dejes de seguir"
     r"|smetti di seguire|pare de seguir|deixe de seguir|n[ãa]o siga|befolge nicht mehr"
     # imperative forms only: "die Firewall ignoriert die Regeln" describes, "ignoriere die Regeln" orders
@@ -114,11 +116,12 @@ _RULE_NOUN = (
     r"|programming|restrictions|system message|configuration|rubric|criteria|developers|creators|operators"
     r"|\w*(?:anweisungen|regeln|vorgaben|richtlinien)|befehle|instruktionen|consignes|r[eè]gles|instrucciones|reglas"
     r"|indicaciones|directrices|[oó]rdenes|istruzioni|regole|indicazioni|direttive|instru[çc][õo]es|regras|diretrizes"
-    r"|orienta[çc][õo]es|ordens|instructies|regels|aanwijzingen|richtlijnen|opdrachten)"
+    r"|orienta[çc][õo]es|ordens|instructies|regels|aanwijzingen|richtlijnen|opdrachten|linee guida|lignes directrices"
+    r"|pautas|normas|normen|voorschriften|vorschriften|bestimmungen)"
 )
 _RULE_OWNER = (
     r"(?:all|any|every|the|your|its|previous|prior|above|earlier|preceding|original|initial|system|safety|whatever"
-    r"|alle[ns]?|deine|ihre|vorherigen|bisherigen|obigen|vorigen|fr[üu]heren|urspr[üu]nglichen|die|der|den"
+    r"|alle[ns]?|s[äa]mtliche|jegliche|deine|ihre|vorherigen|bisherigen|obigen|vorigen|fr[üu]heren|urspr[üu]nglichen|die|der|den"
     r"|toutes|tous|les|des|tes|vos|pr[ée]c[ée]dentes|ant[ée]rieures|ci-dessus|initiales"
     r"|todas|todos|las|los|tus|sus|anteriores|previas|le|tutte|tue|precedenti|as|os|suas|seus|tuas|teus"
     r"|je|jouw|uw|vorige|eerdere|bovenstaande|de)"
@@ -129,7 +132,9 @@ _SECRET = (
     r"|github|gitlab|slack|api|oauth|refresh|deploy|npm|pypi) tokens?|tokens|private keys?|ssh keys?|signing keys?"
     r"|\.env(?: files?)?|\S*secrets?\.(?:ya?ml|json|toml|env|txt)\b|\S*credentials\.(?:json|ya?ml|csv)\b|\S+\.(?:pem|p12|pfx)\b|env(?:ironment)?(?: variables?| vars?)|connection strings?|session cookies|cookies"
     r"|[A-Z][A-Z0-9]*_(?:API_KEY|SECRET[A-Z_]*|TOKEN|PASSWORD|ACCESS_KEY[A-Z_]*)\b|\b(?:SECRET|PRIVATE)_KEY\b"
-    r"|service[ -]account (?:json|keys?|files?|credentials)|~/\.(?:ssh|aws|kube|docker|gnupg)(?:/\S*)?"
+    r"|service[ -]account (?:json|keys?|files?|credentials)|seed phrases?|recovery phrases?|mnemonics?|backup codes"
+    r"|keystores?|keychains?|(?-i:\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*_(?:KEY|SECRET|TOKEN|PASSWORD|PASS|PWD|CREDENTIALS?|DSN)\b)|(?:DATABASE|DB|REDIS|MONGO\w*|POSTGRES\w*|MYSQL|AMQP|RABBITMQ"
+    r"|SENTRY)_(?:URL|URI|DSN)\b|\b(?:the|your|whole|full|entire) env\b(?!\s*(?:var|file|name|setting|page))|~/\.(?:ssh|aws|kube|docker|gnupg)(?:/\S*)?"
     r"|id_(?:rsa|ed25519|ecdsa)|/etc/(?:passwd|shadow)|\.npmrc|\.netrc|\.pgpass|kubeconfig"
     r"|sk-[A-Za-z0-9_-]{6,}|AKIA[0-9A-Z]{12,}|gh[pousr]_[A-Za-z0-9]*|xox[abposr]-[A-Za-z0-9-]*|sk_live_[A-Za-z0-9]*"
     r"|printenv|/proc/(?:self|\d+|\*)/environ|(?<=[`'\"])env(?=[`'\"])|\benv (?:output|command)"
@@ -142,18 +147,22 @@ _SECRET = (
 _SEND_VERB = (
     r"(?:send|post|upload|e-?mail|forward|exfiltrate|leak|transmit|copy|paste|put|include|append|add|embed|attach"
     r"|insert|print|output|echo|cat|dump|reveal|list|display|return|write|share|dm|reply with|respond with|tell me"
-    r"|give me|show me|read out|expose"
+    r"|give me|show me|read out|expose|provide|supply|disclose|hand over|send over"
     r"|sende|schicke|schick|übermittle|poste|veröffentliche|füge|envoie|envoyez|transmets|transmettez|publie|publiez"
     r"|colle|collez|ajoute|ajoutez|inclus|incluez|env[ií]a|manda|publica|pega|incluye|incluya|a[ñn]ade|agrega"
     r"|invia|inviate|pubblica|incolla|includi|aggiungi|envie|mande|publique|cole|inclua|adicione|stuur|verstuur"
-    r"|plak|plaats|voeg|drop|stick|plug|mets|mettez|metti|pon|ponga|coloca|coloque|zet|setze|setz|schreib|schreibe|[ée]cris|[ée]crivez"
+    r"|plak|plaats|voeg|drop|stick|plug|schicken|senden|übermitteln|posten|einfügen|envoyer|transmettre|publier|coller"
+    r"|ajouter|inclure|enviar|mandar|publicar|pegar|incluir|a[ñn]adir|inviare|mandare|pubblicare|incollare|includere|colar"
+    r"|sturen|versturen|plakken|plaatsen|toevoegen|mets|mettez|metti|pon|ponga|coloca|coloque|zet|setze|setz|schreib|schreibe|[ée]cris|[ée]crivez"
     r"|escribe|scrivi|escreva|schrijf)"
 )
 _DESTINATION = (
     r"(?:https?://\S+|[\w.+-]+@[\w-]+\.[\w.-]+|\bwebhooks?\b|\bpastebin\b|\bgists?\b|\bmy (?:server|endpoint|site|inbox)\b"
-    r"|\bthis (?:endpoint|url|address|server)\b|\bdiscord\b|\btelegram\b|\b(?:your|the|a|this) (?:summary|title|reply"
+    r"|\bthis (?:endpoint|url|address|server)\b|\b(?:the|a|this|your) (?:description|changelog|readme|wiki|slack channel"
+    r"|channel|gist|commit|code comment)\b|\bdiscord\b|\btelegram\b|\b(?:your|the|a|this) (?:summary|title|reply"
     r"|response|answer|output|report|findings?|comments?|commit(?: message)?|pull request|pr|issue|ticket)\b"
-    r"|\b(?:your|the) (?:analysis|notes|results|write-?up|investigation|research|assessment)\b"
+    r"|\b(?:your|the) (?:\w+ )?(?:analysis|notes|results|write-?up|investigation|research|assessment|summary|answer|reply"
+    r"|response|report|findings)\b"
     r"|\b(?:zusammenfassung|antwort|r[ée]sum[ée]|r[ée]ponse|resumen|respuesta|riassunto|risposta|resumo|resposta"
     r"|samenvatting|antwoord|t[íi]tulo|titre|titel|titolo|relat[óo]rio|rapport|informe|rapporto|bericht|verslag)\b)"
 )
@@ -220,7 +229,8 @@ _MODEL_DIRECTIVE = (
     r"|respond|reply|output|close|escalate)\b|\byou are (?:an?\s+)?(?:[\w-]+\s+)?(?:assistant|a\.?i|model|bot|llm|agent|reviewer"
     r"|classifier)\b|\byou (?:must|will|should|shall|need to|have to)\b[^\n]{0,40}?\b(?:ignore|disregard|classify"
     r"|approve|mark|label|treat|follow|obey|respond|reply|answer|output|escalate|rate|close|merge|push|prioriti[sz]e"
-    r"|comply|grant|trust|fulfil+)\b|\b(?:respond|reply|answer)\s+(?:only\s+)?with\b"
+    r"|comply|grant|trust|fulfil+)\b|\bI(?: will|'ll| shall| am going to) (?:now )?(?:ignore|disregard|approve|comply|bypass"
+    r"|skip|obey)\b|\b(?:respond|reply|answer)\s+(?:only\s+)?with\b"
     r"|\b(?:new|updated) (?:instructions?|orders)\b|\byour (?:guidelines|instructions|orders)\b"
     r"|\b(?:previous|prior|above|earlier) (?:instructions?|context)\b"
     r"|\b(?:reviewer|review|safety (?:check|filter|review|judge)|filter|moderation|guardrails?)\s+(?:is|are|has been|have been)"
@@ -231,7 +241,7 @@ _MODEL_DIRECTIVE = (
 )
 # Role play that takes the model out of its rules: a persona cue and what the persona is free of.
 _PERSONA = (
-    r"(?:\byou are now|\byou're now|\bfrom now on,? you(?: are)?|\bpretend (?:you are|you're|to be)|\bimagine (?:you are"
+    r"(?:\byou are now|\byou're now|\b(?:from now on|from this point on|from here on|henceforth|going forward),? you(?: are)?|\bpretend (?:you are|you're|to be)|\bimagine (?:you are"
     r"|you're)|\b(?:answer|respond|reply|talk|speak|write) as|\b(?:simulate|emulate)|\bif you (?:had|were)|\bhypothetically"
     r"|\ba version of (?:yourself|you)|\balter ego|\byou(?:'re| are) (?:called|named)|\blet'?s (?:do a |play a )?role-?play"
     r"|\bin this role-?play|\b(?:be|sei|sois|soyez|s[ée]|sea|sii|seja|wees)\b(?: [\w']+){0,3}? (?:an? |een |eine? |une? |una? |uma? "
@@ -248,6 +258,7 @@ _UNBOUND = (
     r"(?:\b(?:unrestricted|unfiltered|uncensored|jailbroken|jailbreak|evil|amoral|do anything now|(?-i:DAN)|developer mode"
     r"|dev mode)\b|\b(?:without|with no|free of|has no|have no|no) (?:any |all )?(?:restrictions|rules|limits"
     r"|filters|guidelines|censorship|(?:content )?polic(?:y|ies)|ethics|morals|safety)\b|\bnever refuses?\b"
+    r"|\b(?:never|not) (?:been )?(?:given|bound by|had) any (?:rules|restrictions|guidelines|limits)\b"
     r"|\bohne (?:jede |alle |irgendwelche )?(?:einschr[äa]nkungen|regeln|grenzen|filter)|\buneingeschr[äa]nkt"
     r"|\bsans (?:aucune |aucun )?(?:restrictions?|r[èe]gles?|limites?|filtres?)|\bsin (?:ninguna )?(?:restricciones"
     r"|reglas|l[íi]mites|filtros)|\bsenza (?:alcuna )?(?:restrizioni|regole|limiti|filtri)|\bsem (?:nenhuma )?"
@@ -337,10 +348,14 @@ _RULES: list[tuple[str, re.Pattern]] = [
         r"|\byour\s+(?:\w+\s+)?" + _RULE_NOUN + r"\b" + _SAME + r"{0,40}?\b(?:(?:are|is|were|have been|has been)\s+(?:now\s+"
         r"|hereby\s+)?(?:superseded|replaced|revoked|invalid|disabled|deactivated|overridden|void|null|suspended|lifted)"
         r"|no longer (?:apply|valid|in effect|matter))\b"
-        r"|\b(?:deine|ihre|tes|vos|tus|sus|tue|suas|seus|je|jouw|uw)\s+(?:\w+\s+)?" + _RULE_NOUN + r"\b" + _SAME + r"{0,30}?"
-        r"\b(?:gelten (?:ab sofort |jetzt )?nicht mehr|sind (?:ab sofort )?ung[üu]ltig|ne s'appliquent plus|sont annul[ée]es"
-        r"|ya no (?:aplican|son v[áa]lidas)|non valgono pi[ùu]|non sono pi[ùu] valide|n[ãa]o (?:valem|se aplicam) mais"
-        r"|gelden niet meer|zijn niet meer geldig)\b"
+        r"|(?:\b(?:deine|ihre|tes|vos|tus|sus|tue|suas|seus|je|jouw|uw)\s+(?:\w+\s+)?" + _RULE_NOUN + r"\b|\b" + _RULE_NOUN
+        + r"\s+(?:que (?:recibiste|te (?:dieron|di)|tienes)|que (?:vous avez|tu as) re[çc]ues?|die (?:du|Sie|dir|Ihnen) "
+        r"(?:erhalten|bekommen|gegeben)|che (?:hai ricevuto|ti sono state date)|que (?:voc[êe] )?recebeu|die je (?:hebt )?"
+        r"gekregen))" + _SAME + r"{0,30}?\b(?:gelten (?:ab sofort |jetzt )?nicht mehr|sind (?:ab sofort )?(?:ung[üu]ltig|verfallen"
+        r"|aufgehoben)|ne s'appliquent plus|sont (?:annul[ée]es|caduques|expir[ée]es)|ya no (?:aplican|son v[áa]lidas|valen)"
+        r"|han caducado|non valgono pi[ùu]|non sono pi[ùu] valide|sono scadute|n[ãa]o (?:valem|se aplicam) mais|expiraram"
+        r"|gelden niet meer|zijn niet meer geldig|zijn vervallen)\b"
+        r"|\byour\s+(?:\w+\s+)?" + _RULE_NOUN + r"\b" + _SAME + r"{0,20}?\b(?:have|has) expired\b"
         r"|\b(?:this|the following|these|the text below)\s+(?:\w+\s+)?(?:overrides?|supersedes?|replaces?|takes? precedence"
         r" over)\s+(?:your|all|any|the|previous|prior)\b" + _SAME + r"{0,30}?\b" + _RULE_NOUN + r"\b"
         r"|\b(?:as|are|is)\s+(?:its|your|the)\s+new\s+(?:[\w-]+\s+){0,2}(?:instructions|orders|rules|task|prompt)\b"
@@ -359,7 +374,7 @@ _RULES: list[tuple[str, re.Pattern]] = [
         r"|unfiltered|jailbroken"
         r"|uncensored)\b|\byou are now (?:in )?(?:admin|administrator|developer|dev|jailbreak|unrestricted|unfiltered|uncensored"
         r"|sudo|root|superuser|(?-i:DAN)|evil|maintenance) mode\b"
-        r"|\bfrom now on,?\s+you\b" + _SAME + r"{0,20}?\b(?:act|respond|answer|reply|behave|only|ignore|pretend|obey|are (?:a|an))\b"
+        r"|\b(?:from now on|from this point on|from here on|henceforth|going forward),?\s+you\b" + _SAME + r"{0,20}?\b(?:act|respond|answer|reply|behave|only|ignore|pretend|obey|are (?:a|an))\b"
         r"|\b(?:act|behave|respond|roleplay)\s+(?:as|like)\s+(?:an?\s+)?(?:unrestricted|unfiltered|jailbroken|uncensored"
         r"|evil|different|new)\b|\bact as (?:an?\s+)?(?:[\w-]+\s+){0,2}?(?:a\.?i|assistant|model|chatbot|llm|gpt|(?-i:DAN))\b"
         + _SAME + r"{0,60}?" + _UNBOUND + r"|\bpretend (?:you are|you're|to be)\b" + _SAME + r"{0,40}?\b(?:a\.?i|model|assistant|bot"
@@ -397,18 +412,20 @@ _RULES: list[tuple[str, re.Pattern]] = [
         + r"|\b(?:developer|dev|dan|god|jailbreak) mode (?:is )?(?:enabled|activated|on)\b" + _SAME + r"{0,80}?"
         + r"(?:\byou (?:will|must|can now|are|ignore|have no|answer|respond|no longer)\b|\bignore\b|" + _UNBOUND + r")", _I)),
     (INSTRUCTION_OVERRIDE, re.compile(
-        r"(?:\b(?:dear|hey|hi|hello|attention|attn|note|message|memo|reminder|psa|instructions?)\b\s*(?:to|for)?\s*"
-        r"(?:the|any|all|every)?\s*|^\s*|[.!?,]\s*|\b(?:reminder|note|notice) (?:for|to) (?:all |any |the )?|\bif you(?:'re| are)\s+(?:an?\s+|the\s+)?|\b(?:whatever|whichever)\s+)\b" + _ADDRESSEE
-        + r"(?: (?:that |who )?(?:reading|processing|reviewing|handling|summari[sz]ing|reads|is reading|processes|sees"
-        r"|receives) (?:this|these)(?: \w+)?)?[ \t]*(?:[:,]|\s-+|\s—|\n)\s*" + _SAME + r"{0,60}?(?:\b(?:ignore|disregard|forget|override"
+        r"(?:\b(?:dear|hey|hi|hello|attention|attn|note|message|memo|reminder|psa|p\.?s|instructions?|nota|hinweis"
+        r"|remarque|opmerking|aviso|avviso)\b\.?\s*(?:to|for|para|pour|f[üu]r|an|per|voor|à|al|alla|ao|a)?\s*"
+        r"(?:the|any|all|every|el|la|le|l'|den|das|die|de|het|il|o|a)?\s*|^\s*|[.!?,]\s*|\b(?:reminder|note|notice) (?:for|to) (?:all |any |the )?|\bif you(?:'re| are)\s+(?:an?\s+|the\s+)?|\b(?:whatever|whichever)\s+)\b" + _ADDRESSEE
+        + r"(?: de ia| de l'ia| ki| ia)?(?: (?:that |who )?(?:reading|processing|reviewing|handling|summari[sz]ing|reads"
+        r"|is reading|processes|sees|receives)(?: [\w-]+){1,2})?[ \t]*(?:[:,]|\s-+|\s—|\n)\s*" + _SAME + r"{0,60}?(?:\b(?:ignore|disregard|forget|override"
         r"|bypass|mark|label|classify|rate|approve|merge|delete|remove|say|act|behave|pretend|become|add|create|commit|push|modify|edit|output|print|reveal|treat|set|assign|escalate"
         r"|close|skip|stop|send|post|upload|include|change|prioriti[sz]e|flag|respond|reply|answer|summari[sz]e|write"
         r"|tell|report|return|grant|give|ignoriere|markiere|genehmige|schlie[ßs]e|setze|ignorez|marque|marquez|approuve"
-        r"|ferme|fermez|ignora|marca|aprueba|cierra|segna|approva|chiudi|aprove|feche|negeer|markeer|keur|sluit)\b"
+        r"|ferme|fermez|ignora|marca|aprueba|cierra|segna|approva|chiudi|aprove|feche|negeer|markeer|keur|sluit|responde"
+        r"|r[ée]ponds|r[ée]pondez|antworte|rispondi|responda|antwoord)\b"
         r"|\b(?:are|is|as) (?:always |now )?(?:P[0-4]|safe|critical|urgent|approved|resolved|top priority)\b)", _I)),
 ]
 _NEGATION = re.compile(r"\b(?:not|never|no|don'?t|doesn'?t|shouldn'?t|mustn'?t|can'?t|cannot|avoid|prevent|without"
-                       r"|stop us from)\W*(?:\w+\W+){0,2}$", re.IGNORECASE)
+                       r"|stop us from)\b\W*(?:\w+\W+){0,2}$", re.IGNORECASE)
 # "I want to override the default rules" is a feature request, not an order to the model.
 _WISH = re.compile(r"\b(?:(?:i|we|admins?|users?|customers?|teams?) (?:want|wants|wish|would like|need|needs) to"
                    r"|(?:ability|option|way|permission) to|allow(?:s|ing)? (?:me|us|users|admins|teams) to)\s*$",
@@ -537,7 +554,8 @@ class _Normalised:
 
 _UNEVEN_WHITESPACE = re.compile(r"[\t\r\f\v]|[ \n]{2}")
 _SPACED_LETTERS = re.compile(r"(?<!\w)[A-Za-z](?P<gap>[ .\-_*|/])(?:[A-Za-z](?P=gap)){2,}[A-Za-z](?!\w)")
-_MARKUP_IN_WORD = re.compile(r"(?<=[^\W\d_])(?:</?[A-Za-z][^<>\n]{0,60}>|<!--.{0,40}?-->|\*{1,2}|~~)+(?=[^\W\d_])")
+_MARKUP_IN_WORD = re.compile(r"(?<=[^\W\d_])(?:</?[A-Za-z][^<>\n]{0,60}>|<!--.{0,40}?-->|\*{1,2}|~~)+(?=[^\W\d_])"
+                             r"|(?<=[a-z])[.·•](?=[a-z])")
 _MIXED_WORD = re.compile(r"\b(?=\w*[A-Za-z])(?=\w*[013457@$])[\w@$]{3,}\b")
 _LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
 
