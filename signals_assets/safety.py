@@ -93,14 +93,16 @@ _LEAD_WORD = (
     r"|could you|can you|would you(?: mind)?|will you|i need you to|we need you to"
     r"|s'il (?:te|vous) pla[iî]t|veuillez|merci de|ensuite|por favor|luego|despu[eé]s|per favore|poi|depois|alsjeblieft|daarna"
     r"|must|should|to (?:fix|reproduce|resolve|debug|test|verify|check|repair|solve|confirm)"
-    r"(?: (?:it|this|that|the (?:issue|bug|problem)))?|you (?:must|should|need to|have to|will|can|shall))[:,]?\s+"
+    r"(?: (?:it|this|that|the (?:issue|bug|problem)))?|you (?:must|should|need to|have to|will|can|shall)"
+    r"|you'?ll (?:need|have) to|you(?: will| would) need to)[:,]?\s+"
 )
 _LEAD = f"(?:{_LEAD_PUNCTUATION}|{_LEAD_WORD})"
 _OVERRIDE_VERB = (
     r"(?:ignore|disregard|forget|override|overrule|bypass|skip|drop|abandon|discard|cancel|suspend|set aside|throw out"
     r"|stop following|stop obeying|do not follow|don'?t follow|do not obey|no longer follow|scrap|ditch|toss|throw away"
     r"|pay no attention to|never mind|nullify|forget about|overlook|neglect|look past|passe outre [àa]|outrepasse"
-    r"|(?:fais|faites) fi de|pasa por alto|haz caso omiso (?:de|a)|trascura|tralascia|laat varen|stop respecting|don'?t respect|no longer respect"
+    r"|(?:fais|faites) fi de|laisse tomber|laissez tomber|lascia perdere|lasciate perdere|lascia stare|deja de lado"
+    r"|olv[íi]date de|deixa de lado|deixe de lado|pfeif auf|pasa por alto|haz caso omiso (?:de|a)|trascura|tralascia|laat varen|stop respecting|don'?t respect|no longer respect"
     r"|non rispettare|no respetes|ne respecte plus|ne respectez plus|respektiere nicht|n[ãa]o respeite|respecteer niet|don'?t listen to|do not listen to|stop listening to"
     r"|ne (?:plus|pas) suivre|ne suis plus|ne suivez plus|arr[êe]te de suivre|deja de seguir|dejes de seguir"
     r"|smetti di seguire|pare de seguir|deixe de seguir|n[ãa]o siga|befolge nicht mehr"
@@ -117,7 +119,7 @@ _RULE_NOUN = (
     r"|\w*(?:anweisungen|regeln|vorgaben|richtlinien)|befehle|instruktionen|consignes|r[eè]gles|instrucciones|reglas"
     r"|indicaciones|directrices|[oó]rdenes|istruzioni|regole|indicazioni|direttive|instru[çc][õo]es|regras|diretrizes"
     r"|orienta[çc][õo]es|ordens|instructies|regels|aanwijzingen|richtlijnen|opdrachten|linee guida|lignes directrices"
-    r"|pautas|normas|normen|voorschriften|vorschriften|bestimmungen)"
+    r"|pautas|normas|normen|voorschriften|vorschriften|bestimmungen|playbook|protocols?|procedures|persona)"
 )
 _RULE_OWNER = (
     r"(?:all|any|every|the|your|its|previous|prior|above|earlier|preceding|original|initial|system|safety|whatever"
@@ -138,7 +140,7 @@ _SECRET = (
     r"|id_(?:rsa|ed25519|ecdsa)|/etc/(?:passwd|shadow)|\.npmrc|\.netrc|\.pgpass|kubeconfig"
     r"|sk-[A-Za-z0-9_-]{6,}|AKIA[0-9A-Z]{12,}|gh[pousr]_[A-Za-z0-9]*|xox[abposr]-[A-Za-z0-9-]*|sk_live_[A-Za-z0-9]*"
     r"|printenv|/proc/(?:self|\d+|\*)/environ|(?<=[`'\"])env(?=[`'\"])|\benv (?:output|command)"
-    r"|(?:api-schl[üu]ssel|schl[üu]ssel|passw[öo]rter|passwort|kennw[öo]rter|kennwort|zugangsdaten|geheimnisse"
+    r"|\b(?:api-schl[üu]ssel|schl[üu]ssel|passw[öo]rter|passwort|kennw[öo]rter|kennwort|zugangsdaten|geheimnisse"
     r"|umgebungsvariablen|cl[ée]s?(?: d'api| api| secr[èe]tes?)?|mots? de passe|identifiants|jetons?"
     r"|variables d'environnement|claves?(?: de api| api)?|contrase[ñn]as?|credenciales|variables de entorno"
     r"|chiavi(?: api)?|credenziali|variabili d'ambiente|chaves?(?: de api| api)?|senhas?|credenciais"
@@ -164,7 +166,7 @@ _DESTINATION = (
     r"|\b(?:your|the) (?:\w+ )?(?:analysis|notes|results|write-?up|investigation|research|assessment|summary|answer|reply"
     r"|response|report|findings)\b"
     r"|\b(?:zusammenfassung|antwort|r[ée]sum[ée]|r[ée]ponse|resumen|respuesta|riassunto|risposta|resumo|resposta"
-    r"|samenvatting|antwoord|t[íi]tulo|titre|titel|titolo|relat[óo]rio|rapport|informe|rapporto|bericht|verslag)\b)"
+    r"|samenvatting|antwoord|comentarios?|coment[áa]rios?|commentaires?|commenti|kommentare?|opmerkingen|t[íi]tulo|titre|titel|titolo|relat[óo]rio|rapport|informe|rapporto|bericht|verslag)\b)"
 )
 _ACQUIRE_VERB = (r"(?:read|open|grep|find|collect|gather|extract|fetch|look up|get|run|execute|type|cat|dump|take|copy"
                  r"|encode|convert|grab|pull|scrape|harvest|lis|lee|leggi|leia|lees)")
@@ -225,7 +227,7 @@ _MODEL_DIRECTIVE = (
     r"(?:\b(?:the |an? )?(?:assistant|llm|language model|ai (?:agent|assistant|model|reviewer)|research agent"
     r"|triage (?:bot|agent)|safety (?:judge|filter|reviewer))s?(?:\s*[,:]|\s+(?:must|should|shall|will|is to|needs? to"
     r"|has to|may now|now|always|only)\b|\s+(?!is\b|was\b|has\b)\w+s\b)"
-    r"|\byou are (?:now|to)\b|\byou (?:always |only |now )?(?:approve|merge|mark|classify|label|ignore|obey|answer"
+    r"|\byou are (?:now|to)\b|\byou are (?:an?\s+)?[\w-]*(?:bot|gpt|ai|assistant|agent|model)\b|\byou (?:always |only |now )?(?:approve|merge|mark|classify|label|ignore|obey|answer"
     r"|respond|reply|output|close|escalate)\b|\byou are (?:an?\s+)?(?:[\w-]+\s+)?(?:assistant|a\.?i|model|bot|llm|agent|reviewer"
     r"|classifier)\b|\byou (?:must|will|should|shall|need to|have to)\b[^\n]{0,40}?\b(?:ignore|disregard|classify"
     r"|approve|mark|label|treat|follow|obey|respond|reply|answer|output|escalate|rate|close|merge|push|prioriti[sz]e"
@@ -312,6 +314,8 @@ _RULES: list[tuple[str, re.Pattern]] = [
         # A pasted log or stack trace may hold such a command; an order to run it is what makes the attack.
         r"(?:" + _LEAD_PUNCTUATION + _RUN_VERB + r"\b" + _RUN_TAIL + r"|(?:" + _LEAD_WORD + r"|\b" + _ADDRESSEE
         + r"\s*[:,]\s*|\b(?:step\s*\d+|fix|solution|workaround|quick fix|hotfix|remedy)\s*[:.)-]\s*"
+        r"|\b(?:ausf[üu]hren|eingeben|uitvoeren|ex[ée]cuter|ejecutar|eseguire|executar|rodar)\s*:[ \t]*\n?[ \t]*"
+        r"(?:(?:```|~~~)[\w-]*[ \t]*\n)?"
         r"|\b(?:tell|ask|instruct|get|have|make)\s+(?:the\s+)?" + _ADDRESSEE + r"\s+to\s+|\b" + _ADDRESSEE
         + r"\s+(?:should|must|will|needs? to|has to)\s+)(?:" + _RUN_VERB + r"\b" + _RUN_TAIL + r")?)" + _DANGEROUS_COMMAND, _I)),
     (REMOTE_CODE_EXECUTION, re.compile(
@@ -338,6 +342,11 @@ _RULES: list[tuple[str, re.Pattern]] = [
         r" tout ce (?:qu|que)\b|\b(?:olvida|ignora) todo lo (?:anterior|que)\b|\b(?:dimentica|ignora) tutto (?:quello|ci[òo]"
         r"|quanto)\b|\b(?:esque[çc]a|esquece|ignore) tudo (?:o que|que|acima)\b|\b(?:vergeet|negeer) alles (?:wat|hierboven"
         r"|daarvoor)\b"
+        r"|\bhalte? (?:dich|sich)\b" + _SAME + r"{0,20}?\bnicht (?:mehr )?an\b" + _SAME + r"{0,20}?\b" + _RULE_NOUN + r"\b"
+        r"|\blaat\b" + _SAME + r"{0,30}?\b" + _RULE_NOUN + r"\b" + _SAME + r"{0,10}?\b(?:voor wat (?:ze|het) (?:zijn|is)"
+        r"|links liggen)\b"
+        # role play to draw out a secret: "act as my late grandma who read out the admin password"
+        r"|\b(?:act as|pretend to be|role-?play as|play the role of)\s+(?:my|a|an|the)\b" + _SAME + r"{0,60}?" + _SECRET + r""
         r"|\b(?:forget|ignore|disregard)\s+(?:the above|what (?:you were|you've been|you have been|you were) (?:told|given)"
         r"|your (?:training|programming))"
         r"|\b" + _OVERRIDE_VERB + r"\s+(?:the\s+)?" + _RULE_NOUN + r"\s+(?:you (?:were|have been|'ve been) given"
@@ -345,8 +354,10 @@ _RULES: list[tuple[str, re.Pattern]] = [
         r"|\b(?:previous|prior|earlier|above|original|your|system|the)\s+" + _RULE_NOUN
         + r"\b" + _SAME + r"{0,40}?\b(?:no longer apply|(?:are|is) (?:now )?(?:void|null|revoked|cancel+ed|suspended|lifted"
         r"|overridden|obsolete))"
-        r"|\byour\s+(?:\w+\s+)?" + _RULE_NOUN + r"\b" + _SAME + r"{0,40}?\b(?:(?:are|is|were|have been|has been)\s+(?:now\s+"
-        r"|hereby\s+)?(?:superseded|replaced|revoked|invalid|disabled|deactivated|overridden|void|null|suspended|lifted)"
+        r"|(?:\byour\s+(?:\w+\s+)?" + _RULE_NOUN + r"|\b" + _RULE_NOUN + r"\s+you (?:run|operate|work) under)\b" + _SAME
+        + r"{0,40}?\b(?:(?:are|is|were|have been|has been)\s+(?:now\s+"
+        r"|hereby\s+)?(?:superseded|replaced|revoked|invalid|disabled|deactivated|overridden|void|null|suspended|lifted"
+        r"|rolled back|removed|turned off|switched off)"
         r"|no longer (?:apply|valid|in effect|matter))\b"
         r"|(?:\b(?:deine|ihre|tes|vos|tus|sus|tue|suas|seus|je|jouw|uw)\s+(?:\w+\s+)?" + _RULE_NOUN + r"\b|\b" + _RULE_NOUN
         + r"\s+(?:que (?:recibiste|te (?:dieron|di)|tienes)|que (?:vous avez|tu as) re[çc]ues?|die (?:du|Sie|dir|Ihnen) "
@@ -412,7 +423,7 @@ _RULES: list[tuple[str, re.Pattern]] = [
         + r"|\b(?:developer|dev|dan|god|jailbreak) mode (?:is )?(?:enabled|activated|on)\b" + _SAME + r"{0,80}?"
         + r"(?:\byou (?:will|must|can now|are|ignore|have no|answer|respond|no longer)\b|\bignore\b|" + _UNBOUND + r")", _I)),
     (INSTRUCTION_OVERRIDE, re.compile(
-        r"(?:\b(?:dear|hey|hi|hello|attention|attn|note|message|memo|reminder|psa|p\.?s|instructions?|nota|hinweis"
+        r"(?:\b(?:dear|hey|hi|hello|hallo|hoi|salut|bonjour|hola|oye|ol[áa]|ciao|ehi|servus|moin|listen up|attention|attn|note|message|memo|reminder|psa|p\.?s|instructions?|nota|hinweis"
         r"|remarque|opmerking|aviso|avviso)\b\.?\s*(?:to|for|para|pour|f[üu]r|an|per|voor|à|al|alla|ao|a)?\s*"
         r"(?:the|any|all|every|el|la|le|l'|den|das|die|de|het|il|o|a)?\s*|^\s*|[.!?,]\s*|\b(?:reminder|note|notice) (?:for|to) (?:all |any |the )?|\bif you(?:'re| are)\s+(?:an?\s+|the\s+)?|\b(?:whatever|whichever)\s+)\b" + _ADDRESSEE
         + r"(?: de ia| de l'ia| ki| ia)?(?: (?:that |who )?(?:reading|processing|reviewing|handling|summari[sz]ing|reads"
