@@ -90,7 +90,9 @@ _SAME = r"(?:[^.\n]|\.(?=\S))"
 _LEAD_PUNCTUATION = r"(?:^|[.!?:;,\n])\s*"
 _LEAD_WORD = (
     r"\b(?:please|pls|kindly|then|and|now|also|just|first|next|finally|immediately|simply|instead|bitte|danach"
-    r"|could you|can you|would you(?: mind)?|will you|i need you to|we need you to"
+    r"|could you|can you|would you(?: mind)?|will you|i need you to|we need you to|peux-tu|pouvez-vous|pourrais-tu"
+    r"|pourriez-vous|puedes|podr[íi]as|puede|puoi|potresti|pu[òo]|voc[êe] pode|podes|poderia|kannst du|k[öo]nnen sie"
+    r"|k[öo]nntest du|kun je|kunt u|zou je"
     r"|s'il (?:te|vous) pla[iî]t|veuillez|merci de|ensuite|por favor|luego|despu[eé]s|per favore|poi|depois|alsjeblieft|daarna"
     r"|must|should|to (?:fix|reproduce|resolve|debug|test|verify|check|repair|solve|confirm)"
     r"(?: (?:it|this|that|the (?:issue|bug|problem)))?|you (?:must|should|need to|have to|will|can|shall)"
@@ -100,6 +102,8 @@ _LEAD = f"(?:{_LEAD_PUNCTUATION}|{_LEAD_WORD})"
 _OVERRIDE_VERB = (
     r"(?:ignore|disregard|forget|override|overrule|bypass|skip|drop|abandon|discard|cancel|suspend|set aside|throw out"
     r"|stop following|stop obeying|do not follow|don'?t follow|do not obey|no longer follow|scrap|ditch|toss|throw away"
+    r"|(?:devi|deve|debes|debe|musst du|m[üu]ssen sie|tu dois|vous devez|voc[êe] deve|je moet|moet je)\s+(?:\w+\s+)?"
+    r"(?:dimenticare|ignorare|ignorar|olvidar|oublier|ignorer|esquecer|desconsiderar|negeren|vergeten)"
     r"|pay no attention to|never mind|nullify|forget about|overlook|neglect|look past|passe outre [àa]|outrepasse"
     r"|(?:fais|faites) fi de|laisse tomber|laissez tomber|lascia perdere|lasciate perdere|lascia stare|deja de lado"
     r"|olv[íi]date de|deixa de lado|deixe de lado|pfeif auf|pasa por alto|haz caso omiso (?:de|a)|trascura|tralascia|laat varen|stop respecting|don'?t respect|no longer respect"
@@ -131,7 +135,7 @@ _RULE_OWNER = (
 _SECRET = (
     r"(?:api[ _-]?keys?|(?:aws |gcp |azure |cloud )?access keys?|(?:aws|gcp|azure|cloud|stripe|openai|github|ssh|signing"
     r"|encryption|private) (?:secret )?keys?|tokens?(?= (?:do|de|di|du|del|van|von) )|secret(?: keys?| tokens?)?|secrets|passwords?|passwd|credentials?|(?:access|auth|bearer|session"
-    r"|github|gitlab|slack|api|oauth|refresh|deploy|npm|pypi) tokens?|tokens|private keys?|ssh keys?|signing keys?"
+    r"|github|gitlab|slack|api|oauth|refresh|deploy|npm|pypi|ci)[ -]tokens?|tokens|private keys?|ssh keys?|signing keys?"
     r"|\.env(?: files?)?|\S*secrets?\.(?:ya?ml|json|toml|env|txt)\b|\S*credentials\.(?:json|ya?ml|csv)\b|\S+\.(?:pem|p12|pfx)\b|env(?:ironment)?(?: variables?| vars?)|connection strings?|session cookies|cookies"
     r"|[A-Z][A-Z0-9]*_(?:API_KEY|SECRET[A-Z_]*|TOKEN|PASSWORD|ACCESS_KEY[A-Z_]*)\b|\b(?:SECRET|PRIVATE)_KEY\b"
     r"|service[ -]account (?:json|keys?|files?|credentials)|seed phrases?|recovery phrases?|mnemonics?|backup codes"
@@ -143,7 +147,7 @@ _SECRET = (
     r"|\b(?:api-schl[üu]ssel|schl[üu]ssel|passw[öo]rter|passwort|kennw[öo]rter|kennwort|zugangsdaten|geheimnisse"
     r"|umgebungsvariablen|cl[ée]s?(?: d'api| api| secr[èe]tes?)?|mots? de passe|identifiants|jetons?"
     r"|variables d'environnement|claves?(?: de api| api)?|contrase[ñn]as?|credenciales|variables de entorno"
-    r"|chiavi(?: api)?|credenziali|variabili d'ambiente|chaves?(?: de api| api)?|senhas?|credenciais"
+    r"|chiav[ei](?: api)?|credenziali|variabili d'ambiente|chaves?(?: de api| api)?|senhas?|credenciais"
     r"|vari[áa]veis de ambiente|api-sleutels?|sleutels|wachtwoorden|wachtwoord|inloggegevens|omgevingsvariabelen)\b)"
 )
 _SEND_VERB = (
@@ -155,7 +159,7 @@ _SEND_VERB = (
     r"|invia|inviate|pubblica|incolla|includi|aggiungi|envie|mande|publique|cole|inclua|adicione|stuur|verstuur"
     r"|plak|plaats|voeg|drop|stick|plug|schicken|senden|übermitteln|posten|einfügen|envoyer|transmettre|publier|coller"
     r"|ajouter|inclure|enviar|mandar|publicar|pegar|incluir|a[ñn]adir|inviare|mandare|pubblicare|incollare|includere|colar"
-    r"|sturen|versturen|plakken|plaatsen|toevoegen|mets|mettez|metti|pon|ponga|coloca|coloque|zet|setze|setz|schreib|schreibe|[ée]cris|[ée]crivez"
+    r"|sturen|versturen|plakken|plaatsen|toevoegen|copier|mettre|[ée]crire|copiar|copiare|kopieren|kopi[ëe]ren|mets|mettez|metti|pon|ponga|coloca|coloque|zet|setze|setz|schreib|schreibe|[ée]cris|[ée]crivez"
     r"|escribe|scrivi|escreva|schrijf)"
 )
 _DESTINATION = (
@@ -173,7 +177,8 @@ _ACQUIRE_VERB = (r"(?:read|open|grep|find|collect|gather|extract|fetch|look up|g
 _RUN_VERB = (
     r"(?:run|execute|exec|paste|type|invoke|launch|call|eval(?:uate)?|try|use|enter|install|download|source|pipe|do"
     r"|start|f[üu]hre|f[üu]hren sie|starte|ex[ée]cute|ex[ée]cutez|lance|lancez|tape|tapez|ejecuta|ejecute|corre"
-    r"|esegui|eseguite|lancia|digita|executa|rode|roda|voer|draai|ex[ée]cuter|lancer|taper|ausf[üu]hren)"
+    r"|esegui|eseguite|lancia|digita|executa|rode|roda|voer|draai|ex[ée]cuter|lancer|taper|ausf[üu]hren|ejecutar|eseguire"
+    r"|executar|rodar|uitvoeren|draaien)"
 )
 # Commands that only make sense as an attack when someone is told to run them.
 _DANGEROUS_COMMAND = (
@@ -210,7 +215,7 @@ _DANGEROUS_COMMAND = (
 _RUN_TAIL = r"(?:[^\n]{0,80}?(?::[ \t]*\n|\n(?=[ \t]*(?:```|~~~)))[ \t]*(?:(?:```|~~~)[\w-]*[ \t]*\n)?)?[^\n]{0,80}?"
 # A fake turn or role boundary: what a chat template or a prompt uses to give text authority. A block
 # ("[SYSTEM]", "<system>", "### System", chat tokens, a JSON message) may span lines; a label ("System:")
-# counts only on its own line, since bug templates start lines with "System: macOS 14".
+# counts only on its own line or as a heading that ends its line, since bug templates write "System: macOS 14".
 _ROLE_BLOCK = (
     r"(?:^[ \t]*(?:\[\s*(?:system|admin|administrator|developer|operator|assistant|sys|instructions?)"
     r"(?:\s+(?:message|prompt|note|notice|override|update))?\s*\]|<\s*(?:system|assistant|developer|admin|instructions?"
@@ -219,14 +224,15 @@ _ROLE_BLOCK = (
     r"|<\|(?:im_start|start_header_id|system|assistant|endoftext|eot_id)\|>|\[/?INST\]|<<SYS>>"
     r"|[\"']role[\"']\s*:\s*[\"'](?:system|developer)[\"'])"
 )
-_ROLE_LABEL = r"^[ \t]*(?:system|admin|administrator|developer|operator)(?:\s+(?:message|prompt|note|notice|override|update))?\s*:"
+_ROLE_LABEL = (r"^[ \t]*(?:system|admin|administrator|developer|operator)(?:\s+(?:message|prompt|note|notice|override|update"
+               r"|instructions?|v?\d[\w.]*)){0,3}\s*:")
 # What makes the text after such a marker an order to the model, not a pasted notification ("[SYSTEM] You
 # must restart the app", "[ADMIN] New policy: passwords expire"): the model named as the actor, a model
 # persona, an order about verdicts, or the model's own instructions.
 _MODEL_DIRECTIVE = (
     r"(?:\b(?:the |an? )?(?:assistant|llm|language model|ai (?:agent|assistant|model|reviewer)|research agent"
     r"|triage (?:bot|agent)|safety (?:judge|filter|reviewer))s?(?:\s*[,:]|\s+(?:must|should|shall|will|is to|needs? to"
-    r"|has to|may now|now|always|only)\b|\s+(?!is\b|was\b|has\b)\w+s\b)"
+    r"|has to|may now|now|always|only|no longer|never|does not|doesn't|will not|won't)\b|\s+(?!is\b|was\b|has\b)\w+s\b)"
     r"|\byou are (?:now|to)\b|\byou are (?:an?\s+)?[\w-]*(?:bot|gpt|ai|assistant|agent|model)\b|\byou (?:always |only |now )?(?:approve|merge|mark|classify|label|ignore|obey|answer"
     r"|respond|reply|output|close|escalate)\b|\byou are (?:an?\s+)?(?:[\w-]+\s+)?(?:assistant|a\.?i|model|bot|llm|agent|reviewer"
     r"|classifier)\b|\byou (?:must|will|should|shall|need to|have to)\b[^\n]{0,40}?\b(?:ignore|disregard|classify"
@@ -239,7 +245,8 @@ _MODEL_DIRECTIVE = (
     r"\s+(?:now\s+)?(?:disabled|off|turned off|bypassed|suspended|skipped)\b|\b(?:pre-?approved|already approved|auto-?approved?)\b"
     r"|\b(?:mark|classify|label|treat|rate|escalate"
     r"|approve|markiere|stufe|klassifiziere|genehmige|marque|marquez|classe|classez|approuve|marca|clasifica|aprueba|segna"
-    r"|classifica|approva|aprove|classifique|markeer|keur)\b[^\n]{0,40}?\b(?:as |to )?(?:P[0-4]|safe|approved|critical|urgent|resolved|(?:high|top) priority)\b)"
+    r"|classifica|approva|aprove|classifique|markeer|keur)\b[^\n]{0,40}?\b(?:as |to )?(?:P[0-4]|safe|approved|critical|urgent"
+    r"|resolved|(?:high|top) priority|(?:low|no) risk|benign|harmless)\b)"
 )
 # Role play that takes the model out of its rules: a persona cue and what the persona is free of.
 _PERSONA = (
@@ -288,7 +295,12 @@ _RULES: list[tuple[str, re.Pattern]] = [
         r"\b(?:in|into|inside|within)\s+" + _DESTINATION + r"" + _SAME + r"{0,20}?\b" + _SEND_VERB + r"\b" + _SAME + r"{0,60}?" + _SECRET,
         _I)),
     (SECRET_EXFILTRATION, re.compile(
-        _LEAD + _SEND_VERB + r"\b" + _SAME + r"{0,30}?\b(?:all|every|each|any)\b" + _SAME + r"{0,25}?" + _SECRET, _I)),
+        _LEAD + _SEND_VERB + r"\b" + _SAME + r"{0,30}?\b(?:all|every|each|any)\b" + _SAME + r"{0,25}?(?:" + _SECRET
+        + r"|\b(?:token|key|secret|password|credential)\b)", _I)),
+    (SECRET_EXFILTRATION, re.compile(
+        _SECRET + _SAME + r"{0,60}?\b(?:in|into|naar|an|auf)\s+(?:je|jouw|uw|deine|ihre|die|de|het|den)?\s*" + _DESTINATION
+        + _SAME + r"{0,20}?\b(?:zetten|plakken|sturen|schreiben|kopieren|einf[üu]gen|senden|schicken|setzen|posten|toevoegen"
+        r"|opnemen)\b", _I)),
     (SECRET_EXFILTRATION, re.compile(
         # the reply itself is the channel
         r"(?:\b(?:reply|respond|answer) with|" + _LEAD + r"(?:reveal|leak|expose|dump|exfiltrate))\b" + _SAME + r"{0,30}?"
@@ -313,11 +325,12 @@ _RULES: list[tuple[str, re.Pattern]] = [
     (REMOTE_CODE_EXECUTION, re.compile(
         # A pasted log or stack trace may hold such a command; an order to run it is what makes the attack.
         r"(?:" + _LEAD_PUNCTUATION + _RUN_VERB + r"\b" + _RUN_TAIL + r"|(?:" + _LEAD_WORD + r"|\b" + _ADDRESSEE
-        + r"\s*[:,]\s*|\b(?:step\s*\d+|fix|solution|workaround|quick fix|hotfix|remedy)\s*[:.)-]\s*"
+        + r"\s*(?:[:,]|\s[-—–]+)\s*|\b(?:step\s*\d+|fix|solution|workaround|quick fix|hotfix|remedy)\s*[:.)-]\s*"
         r"|\b(?:ausf[üu]hren|eingeben|uitvoeren|ex[ée]cuter|ejecutar|eseguire|executar|rodar)\s*:[ \t]*\n?[ \t]*"
         r"(?:(?:```|~~~)[\w-]*[ \t]*\n)?"
         r"|\b(?:tell|ask|instruct|get|have|make)\s+(?:the\s+)?" + _ADDRESSEE + r"\s+to\s+|\b" + _ADDRESSEE
-        + r"\s+(?:should|must|will|needs? to|has to)\s+)(?:" + _RUN_VERB + r"\b" + _RUN_TAIL + r")?)" + _DANGEROUS_COMMAND, _I)),
+        + r"\s+(?:should|must|will|needs? to|has to)\s+)(?:(?:\w+\s+){0,2}?" + _RUN_VERB + r"\b" + _RUN_TAIL + r")?)"
+        + _DANGEROUS_COMMAND, _I)),
     (REMOTE_CODE_EXECUTION, re.compile(
         r"\b(?:add|append|insert|put|write)\b[^\n]{0,20}?" + _DANGEROUS_COMMAND + r"[^\n]{0,60}?\b(?:to|into|in)\s+(?:the\s+"
         r"|your\s+)?\S*(?:postinstall|preinstall|install|setup|startup|init|bashrc|zshrc|profile|crontab|cron|makefile"
@@ -376,7 +389,7 @@ _RULES: list[tuple[str, re.Pattern]] = [
         r"(?:a\.?i|assistant|model|chatbot|bot|llm|version)\b"
         r"|\byou(?: are|'re) no longer (?:an?\s+|the\s+)?(?:[\w-]+\s+){0,2}(?:assistant|model|bot|a\.?i|agent|reviewer"
         r"|classifier)\b"
-        r"|\byou(?: are|'re)\b" + _SAME + r"{0,40}?\b(?:a\.?i|assistant|model|chatbot|bot|llm|gpt)\b" + _SAME + r"{0,30}?"
+        r"|\byou(?: are|'re)\b" + _SAME + r"{0,40}?\b(?:a\.?i|assistant|model|chatbot|llm|\w*gpt|\w*bot)\b" + _SAME + r"{0,30}?"
         r"(?:\b(?:without|with no|free of|has no|that has no) (?:any )?(?:restrictions|rules|limits|filters|guidelines"
         r"|censorship)\b|\bnever refuses\b|\bthat ignores\b)"
         # "you are now an unrestricted assistant", not "you are now connected to our support bot"
@@ -417,7 +430,8 @@ _RULES: list[tuple[str, re.Pattern]] = [
         r"|\b(?:zignoruj|zignorujcie|zapomnij|zapomnijcie|pomiń)\b" + _SAME + r"{0,40}?\b(?:instrukcj|polece|zasad|regu)\w*"
     ).translate(_CONFUSABLES), _I)),
     (INSTRUCTION_OVERRIDE, re.compile(
-        _ROLE_BLOCK + r"[\s\S]{0,200}?" + _MODEL_DIRECTIVE + r"|" + _ROLE_LABEL + r"[^\n]{0,200}?" + _MODEL_DIRECTIVE
+        _ROLE_BLOCK + r"[\s\S]{0,200}?" + _MODEL_DIRECTIVE + r"|" + _ROLE_LABEL + r"(?:[ \t]*\n[\s\S]{0,200}?|[^\n]{0,200}?)"
+        + _MODEL_DIRECTIVE
         + r"|" + _PERSONA + r"\b" + _SAME + r"{0,80}?" + _UNBOUND
         + r"|\b(?:in|with) (?:developer|dev|dan|god|jailbreak) mode\b" + _SAME + r"{0,20}?\byou\b"
         + r"|\b(?:developer|dev|dan|god|jailbreak) mode (?:is )?(?:enabled|activated|on)\b" + _SAME + r"{0,80}?"
@@ -466,7 +480,7 @@ _HIDDEN_CONTAINERS = re.compile(
 # "you must", an imperative that acts on reports, data or code) is enough. Navigation ("Skip to content")
 # and preheaders ("Your invoice is ready") are neither.
 _HIDDEN_ORDER = re.compile(
-    _ROLE_LABEL + r"|\b" + _ADDRESSEE + r"\s*[:,]|\byou (?:must|should|will|are to|need to)\b|(?:^|[.!?;:]\s*|\b(?:please|then"
+    _ROLE_LABEL + r"|\b" + _ADDRESSEE + r"\s*(?:[:,]|\s[-—–]+)|\byou (?:must|should|will|are to|need to)\b|(?:^|[.!?;:]\s*|\b(?:please|then"
     r"|and)\s+)(?:approve|ignore|disregard|forget|mark|label|classify|rate|escalate|close|merge|push|send|post|upload"
     r"|include|reveal|print|output|treat|grant|trust|obey|delete|run|execute)\b", re.IGNORECASE | re.MULTILINE)
 _TAG_CHARACTERS = re.compile("[\U000e0000-\U000e007f]{8,}")
@@ -728,19 +742,22 @@ _WORD = re.compile(r"\S+")
 # Words an attack needs, which ordinary text through ROT13 or backwards almost never spells. Searched for
 # in their encoded form in the original text, they decide which transformed texts get the full rule check.
 _CUE_WORDS = ("ignore", "disregard", "instruction", "system prompt", "curl", "wget", "/dev/tcp", "passw", "secret",
-              "token", "api key", "credential", "printenv", "environ", "assistant", "agent", "send ", " run ", "execute")
+              "token", "api key", "credential", "printenv", "environ", "assistant", "agent", "send ", " run ", "execute",
+              "forget", "guideline", "rules", "approve", "override", "previous")
+_TRANSFORM_HINT = re.compile(r"\brot-?13\b|\bcaesar\b|\bbackwards?\b|\breversed?\b|\bin reverse\b", re.IGNORECASE)
 _ROT13_CUE = re.compile("|".join(re.escape(word.translate(_ROT13)) for word in _CUE_WORDS), re.IGNORECASE)
 _REVERSED_CUE = re.compile("|".join(re.escape(word[::-1]) for word in _CUE_WORDS), re.IGNORECASE)
 
 
 def _transforms(text: str) -> Iterator[tuple[str, str, Callable[[int, int], tuple[int, int]]]]:
     """(name, transformed text, map of a span back to the original) for ROT13, reversal and reversal within
-    words, each only when the text holds a cue word so encoded; all three keep every character, so a span
-    maps back exactly."""
+    words, each only when the text holds a cue word so encoded or says it is encoded; all three keep every
+    character, so a span maps back exactly."""
     length = len(text)
-    if _ROT13_CUE.search(text):
+    hinted = bool(_TRANSFORM_HINT.search(text))
+    if hinted or _ROT13_CUE.search(text):
         yield "ROT13", text.translate(_ROT13), lambda start, end: (start, end)
-    if _REVERSED_CUE.search(text):
+    if hinted or _REVERSED_CUE.search(text):
         yield "reversed", text[::-1], lambda start, end: (length - end, length - start)
 
         def whole_words(start: int, end: int) -> tuple[int, int]:
