@@ -8,7 +8,8 @@ Overall: "unsafe" is the positive class (any kind counts as a detection).
 Per kind: a prediction counts only when the kind matches the label.
 Then, as a false-positive check on real benign text, every Banking77 customer message (train and
 test) and every HWU64 assistant command is screened: each one flagged is a false positive. Also
-prints the filter's speed on them (one core, wall clock).
+prints the filter's speed on them (one core, wall clock), and the time for the slowest shapes of a
+32,000-character text (a signal's size limit), where a rule that backtracks would show up as seconds.
 
     .venv/bin/python benchmarks/safety_filter.py [--split dev|heldout|heldout2|all] [--errors]
 """
@@ -70,6 +71,7 @@ def main() -> None:
                 print(f"  {row['id']} label={row['label']} got={verdict.kind or 'benign'} "
                       f"quote={verdict.display_quote!r} text={row['text'][:100]!r}")
     benign_datasets_false_positives(args.errors)
+    long_texts()
 
 
 def benign_texts() -> dict[str, list[str]]:
@@ -95,6 +97,26 @@ def benign_datasets_false_positives(show: bool) -> None:
         if show:
             for text, verdict in flagged:
                 print(f"  {verdict.kind}: {verdict.display_quote!r} text={text[:100]!r}")
+
+
+def long_texts(length: int = 32_000) -> None:
+    import base64
+    import random
+
+    words = "the card payment was declined at checkout ignore previous run curl send token".split()
+    rng = random.Random(0)
+    shapes = {
+        "one long word": "a" * length,
+        "base64 blob": base64.b64encode(rng.randbytes(length * 3 // 4)).decode(),
+        "spaced-out letters": " ".join("a" * (length // 2)),
+        "dotted letters": "a." * (length // 2),
+        "words": " ".join(rng.choice(words) for _ in range(length // 5))[:length],
+    }
+    print(f"\n{length:,}-character texts:")
+    for name, text in shapes.items():
+        started = time.perf_counter()
+        check_signal_text(text)
+        print(f"  {name:<20} {time.perf_counter() - started:6.2f} s")
 
 
 if __name__ == "__main__":

@@ -136,8 +136,8 @@ _SECRET = (
     r"(?:api[ _-]?keys?|(?:aws |gcp |azure |cloud )?access keys?|(?:aws|gcp|azure|cloud|stripe|openai|github|ssh|signing"
     r"|encryption|private) (?:secret )?keys?|tokens?(?= (?:do|de|di|du|del|van|von) )|secret(?: keys?| tokens?)?|secrets|passwords?|passwd|credentials?|(?:access|auth|bearer|session"
     r"|github|gitlab|slack|api|oauth|refresh|deploy|npm|pypi|ci)[ -]tokens?|tokens|private keys?|ssh keys?|signing keys?"
-    r"|\.env(?: files?)?|\S*secrets?\.(?:ya?ml|json|toml|env|txt)\b|\S*credentials\.(?:json|ya?ml|csv)\b|\S+\.(?:pem|p12|pfx)\b|env(?:ironment)?(?: variables?| vars?)|connection strings?|session cookies|cookies"
-    r"|[A-Z][A-Z0-9]*_(?:API_KEY|SECRET[A-Z_]*|TOKEN|PASSWORD|ACCESS_KEY[A-Z_]*)\b|\b(?:SECRET|PRIVATE)_KEY\b"
+    r"|\.env(?: files?)?|\S{0,60}secrets?\.(?:ya?ml|json|toml|env|txt)\b|\S{0,60}credentials\.(?:json|ya?ml|csv)\b|\S{1,60}\.(?:pem|p12|pfx)\b|env(?:ironment)?(?: variables?| vars?)|connection strings?|session cookies|cookies"
+    r"|[A-Z][A-Z0-9]{0,40}_(?:API_KEY|SECRET[A-Z_]*|TOKEN|PASSWORD|ACCESS_KEY[A-Z_]*)\b|\b(?:SECRET|PRIVATE)_KEY\b"
     r"|service[ -]account (?:json|keys?|files?|credentials)|seed phrases?|recovery phrases?|mnemonics?|backup codes"
     r"|keystores?|keychains?|(?-i:\b[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)*_(?:KEY|SECRET|TOKEN|PASSWORD|PASS|PWD|CREDENTIALS?|DSN)\b)|(?:DATABASE|DB|REDIS|MONGO\w*|POSTGRES\w*|MYSQL|AMQP|RABBITMQ"
     r"|SENTRY)_(?:URL|URI|DSN)\b|\b(?:the|your|whole|full|entire) env\b(?!\s*(?:var|file|name|setting|page))|~/\.(?:ssh|aws|kube|docker|gnupg)(?:/\S*)?"
@@ -492,12 +492,12 @@ _INVISIBLE = {"\u115f", "\u1160", "\u3164", "\uffa0", "\u180e", "\u00ad"}
 # ---- encodings ---------------------------------------------------------------------------------
 
 _BASE64 = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
-_BASE64_WRAPPED = re.compile(r"(?:[A-Za-z0-9+/]{40,}\n)+[A-Za-z0-9+/]{4,}={0,2}(?![A-Za-z0-9+/=])")
+_BASE64_WRAPPED = re.compile(r"(?:[A-Za-z0-9+/]{40,120}\n)+[A-Za-z0-9+/]{4,120}={0,2}(?![A-Za-z0-9+/=])")
 _BASE32 = re.compile(r"(?<![A-Za-z0-9+/])[A-Z2-7]{16,}={0,6}(?![A-Za-z0-9+/=])")
 _HEX = re.compile(r"(?<![0-9A-Za-z])(?:0x)?(?:[0-9a-fA-F]{2}[ :]?){8,}(?![0-9A-Za-z])")
 _BACKSLASH_X = re.compile(r"(?:\\x[0-9a-fA-F]{2}){4,}")
 _BACKSLASH_U = re.compile(r"(?:\\u[0-9a-fA-F]{4}|\\U[0-9a-fA-F]{8}){4,}")
-_PERCENT = re.compile(r"(?:[\w.~!*'()+-]*%[0-9a-fA-F]{2}){3,}[\w.~!*'()+-]*")
+_PERCENT = re.compile(r"(?:[\w.~!*'()+-]{0,60}%[0-9a-fA-F]{2}){3,}[\w.~!*'()+-]{0,60}")
 _HTML_ENTITIES = re.compile(r"(?:&#(?:\d{2,7}|x[0-9a-fA-F]{2,6});){4,}")
 _QUOTED_PRINTABLE = re.compile(r"(?:=[0-9A-F]{2}){4,}")
 _BINARY = re.compile(r"(?<![01])(?:[01]{8} ?){4,}(?![01])")
