@@ -81,6 +81,7 @@ SAFE = SafetyVerdict(True)
 _ADDRESSEE = (
     r"(?:a\.?i\.?|llm|gpt|copilot|chat ?bot|bot|assistant|language model|(?:ai |llm |language |large language )?model"
     r"|(?:ai |llm |automated |triage |research |coding )?(?:agent|reviewer|summari[sz]er|classifier|triage (?:bot|system|agent))"
+    r"|(?:ai|llm|automated) [\w-]+ (?:agent|reviewer|summari[sz]er|classifier|bot|assistant)"
     r"|safety (?:filter|judge|check|classifier|reviewer)|(?:automated|automatic|ai) (?:system|tool|process|pipeline)"
     r"|ki|ia|ki-(?:agent|system|assistent)|sprachmodell|modell|mod[èe]le|modelo|modello|assistent|assistente|asistente)s?"
 )
@@ -100,7 +101,7 @@ _LEAD_WORD = (
 )
 _LEAD = f"(?:{_LEAD_PUNCTUATION}|{_LEAD_WORD})"
 _OVERRIDE_VERB = (
-    r"(?:ignore|disregard|forget|override|overrule|bypass|skip|drop|abandon|discard|cancel|suspend|set aside|throw out"
+    r"(?:ignore|ingore|ignroe|igonre|disregard|disreguard|disregaurd|forget|override|overrule|bypass|skip|drop|abandon|discard|cancel|suspend|set aside|throw out"
     r"|stop following|stop obeying|do not follow|don'?t follow|do not obey|no longer follow|scrap|ditch|toss|throw away"
     r"|(?:devi|deve|debes|debe|musst du|m[üu]ssen sie|tu dois|vous devez|voc[êe] deve|je moet|moet je)\s+(?:\w+\s+)?"
     r"(?:dimenticare|ignorare|ignorar|olvidar|oublier|ignorer|esquecer|desconsiderar|negeren|vergeten)"
@@ -120,7 +121,7 @@ _OVERRIDE_VERB = (
     r"|du vergisst)"
 )
 _RULE_NOUN = (
-    r"(?:instructions?|prompts?|rules|guidelines|guidance|directives?|directions|constraints|guardrails|polic(?:y|ies)"
+    r"(?:instructions?|instuctions|intructions|insturctions|instrucitons|instructons|instrutions|prompts?|rules|guidelines|guidance|directives?|directions|constraints|guardrails|polic(?:y|ies)"
     r"|programming|restrictions|system message|configuration|rubric|criteria|developers|creators|operators"
     r"|\w*(?:anweisungen|regeln|vorgaben|richtlinien)|befehle|instruktionen|consignes|r[eè]gles|instrucciones|reglas"
     r"|indicaciones|directrices|[oó]rdenes|istruzioni|regole|indicazioni|direttive|instru[çc][õo]es|regras|diretrizes"
@@ -128,7 +129,8 @@ _RULE_NOUN = (
     r"|pautas|normas|normen|voorschriften|vorschriften|bestimmungen|playbook|protocols?|procedures|persona)"
 )
 _RULE_OWNER = (
-    r"(?:all|any|every|the|your|its|previous|prior|above|earlier|preceding|original|initial|system|safety|whatever"
+    r"(?:all|any|every|the|your|its|previous|previos|pervious|preivous|prevoius|previus|prior|above|earlier|preceding"
+    r"|original|initial|system|safety|whatever"
     r"|alle[ns]?|s[äa]mtliche|jegliche|deine|ihre|vorherigen|bisherigen|obigen|vorigen|fr[üu]heren|urspr[üu]nglichen|die|der|den"
     r"|toutes|tous|les|des|tes|vos|pr[ée]c[ée]dentes|ant[ée]rieures|ci-dessus|initiales"
     r"|todas|todos|las|los|tus|sus|anteriores|previas|le|tutte|tue|precedenti|as|os|suas|seus|tuas|teus"
@@ -162,7 +164,7 @@ _SEND_VERB = (
     r"|plak|plaats|voeg|drop|stick|plug|schicken|senden|übermitteln|posten|einfügen|envoyer|transmettre|publier|coller"
     r"|ajouter|inclure|enviar|mandar|publicar|pegar|incluir|a[ñn]adir|inviare|mandare|pubblicare|incollare|includere|colar"
     r"|sturen|versturen|plakken|plaatsen|toevoegen|copier|mettre|[ée]crire|copiar|copiare|kopieren|kopi[ëe]ren|mets|mettez|metti|pon|ponga|coloca|coloque|zet|setze|setz|schreib|schreibe|[ée]cris|[ée]crivez"
-    r"|escribe|scrivi|escreva|schrijf)"
+    r"|escribe|scrivi|escreva|schrijf|gib|gebt|geben sie|copia|copie|copiez|kopiere|kopieer)"
 )
 _DESTINATION = (
     r"(?:https?://\S+|[\w.+-]+@[\w-]+\.[\w.-]+|\bwebhooks?\b|\bpastebin\b|\bgists?\b|\bmy (?:server|endpoint|site|inbox)\b"
@@ -298,7 +300,7 @@ _RULES: list[tuple[str, re.Pattern]] = [
         r"\b(?:in|into|inside|within)\s+" + _DESTINATION + r"" + _SAME + r"{0,20}?\b" + _SEND_VERB + r"\b" + _SAME + r"{0,60}?" + _SECRET,
         _I)),
     (SECRET_EXFILTRATION, re.compile(
-        _LEAD + _SEND_VERB + r"\b" + _SAME + r"{0,30}?\b(?:all|every|each|any)\b" + _SAME + r"{0,25}?(?:" + _SECRET
+        _LEAD + _SEND_VERB + r"\b" + _SAME + r"{0,30}?\b(?:all|every|each|any|alle|tous|toutes|todos|todas|tutti|tutte)\b" + _SAME + r"{0,25}?(?:" + _SECRET
         + r"|\b(?:token|key|secret|password|credential)\b)", _I)),
     (SECRET_EXFILTRATION, re.compile(
         _SECRET + _SAME + r"{0,60}?\b(?:in|into|naar|an|auf)\s+(?:je|jouw|uw|deine|ihre|die|de|het|den)?\s*" + _DESTINATION
@@ -310,7 +312,7 @@ _RULES: list[tuple[str, re.Pattern]] = [
         + _SECRET + r"(?!\s*(?:reset|polic(?:y|ies)|fields?|strength|rules|manager|pages?|links?|rotation|format))", _I)),
     (SECRET_EXFILTRATION, re.compile(
         r"\b(?:what(?:'s| is| are)|tell me|give me|show me|" + _SEND_VERB + r")\b[^\n?]{0,40}?" + _SECRET + r"[^\n?]{0,40}?\b(?:in|from|on|of)"
-        r" your (?:environment|env|config(?:uration)?|sandbox|system|container|machine|server|workspace|settings)\b"
+        r" your (?:environment|env|config(?:uration)?|sandbox|system|container|machine|server|workspace|settings|side|end)\b"
         r"|\b(?:what(?:'s| is| are)|tell me|give me|show me)\b[^\n?]{0,40}?" + _SECRET + r"[^\n?]{0,20}?\b(?:you(?:'re| are) using"
         r"|you use|you have access to|available to you)\b", _I)),
     (SECRET_EXFILTRATION, re.compile(
@@ -329,7 +331,7 @@ _RULES: list[tuple[str, re.Pattern]] = [
         # A pasted log or stack trace may hold such a command; an order to run it is what makes the attack.
         r"(?:" + _LEAD_PUNCTUATION + _RUN_VERB + r"\b" + _RUN_TAIL + r"|(?:" + _LEAD_WORD + r"|\b" + _ADDRESSEE
         + r"\s*(?:[:,]|\s[-—–]+)\s*|\b(?:step\s*\d+|fix|solution|workaround|quick fix|hotfix|remedy)\s*[:.)-]\s*"
-        r"|\b(?:ausf[üu]hren|eingeben|uitvoeren|ex[ée]cuter|ejecutar|eseguire|executar|rodar)\s*:[ \t]*\n?[ \t]*"
+        r"|\b(?:ausf[üu]hren|starten|eingeben|uitvoeren|ex[ée]cuter|ejecutar|eseguire|executar|rodar)\s*:[ \t]*\n?[ \t]*"
         r"(?:(?:```|~~~)[\w-]*[ \t]*\n)?"
         r"|\b(?:tell|ask|instruct|get|have|make)\s+(?:the\s+)?" + _ADDRESSEE + r"\s+to\s+|\b" + _ADDRESSEE
         + r"\s+(?:should|must|will|needs? to|has to)\s+)(?:(?:\w+\s+){0,2}?" + _RUN_VERB + r"\b" + _RUN_TAIL + r")?)"
@@ -358,6 +360,8 @@ _RULES: list[tuple[str, re.Pattern]] = [
         r" tout ce (?:qu|que)\b|\b(?:olvida|ignora) todo lo (?:anterior|que)\b|\b(?:dimentica|ignora) tutto (?:quello|ci[òo]"
         r"|quanto)\b|\b(?:esque[çc]a|esquece|ignore) tudo (?:o que|que|acima)\b|\b(?:vergeet|negeer) alles (?:wat|hierboven"
         r"|daarvoor)\b"
+        r"|\bkeine\b" + _SAME + r"{0,20}?\b" + _RULE_NOUN + r"\b" + _SAME + r"{0,10}?\bmehr (?:beachten|befolgen|einhalten"
+        r"|ber[üu]cksichtigen)\b"
         r"|\bhalte? (?:dich|sich)\b" + _SAME + r"{0,20}?\bnicht (?:mehr )?an\b" + _SAME + r"{0,20}?\b" + _RULE_NOUN + r"\b"
         r"|\blaat\b" + _SAME + r"{0,30}?\b" + _RULE_NOUN + r"\b" + _SAME + r"{0,10}?\b(?:voor wat (?:ze|het) (?:zijn|is)"
         r"|links liggen)\b"
@@ -479,7 +483,8 @@ _HIDDEN_CONTAINERS = re.compile(
     r"|<(?P<ftag>font)\b[^>]*\bcolor\s*=\s*[\"']?" + _NEAR_WHITE + r"[^>]*>(?P<font>.*?)</(?P=ftag)\s*>"
     r"|<(?P<htag>\w+)\b[^>]*\b(?:hidden|aria-hidden\s*=\s*[\"']true[\"']|class\s*=\s*[\"'][^\"']*\b(?:sr-only"
     r"|visually-hidden|d-none|invisible|screen-reader-text|offscreen)\b)[^>]*>(?P<hidden>.*?)</(?P=htag)\s*>"
-    r"|^\s*\[(?://|comment|hidden)\]:\s*(?:#|<>)\s*\((?P<markdown>.*)\)\s*$",
+    r"|^\s*\[(?://|comment|hidden)\]:\s*(?:#|<>)\s*\((?P<markdown>.*)\)\s*$"
+    r"|!\[(?P<alt>[^\]\n]{8,300})\]\([^)\s]*\)",
     re.IGNORECASE | re.DOTALL | re.MULTILINE,
 )
 # Text no reader sees needs no full attack to be one: an order in it (a role label, a vocative to the model,
@@ -720,7 +725,8 @@ def _concealed(text: str, depth: int) -> SafetyVerdict:
         return SafetyVerdict(False, HIDDEN_INSTRUCTIONS, match.group(0)[:QUOTE_CHARS],
                              _cut(_zero_width_bits(match.group(0)), QUOTE_CHARS))
     for match in _HIDDEN_CONTAINERS.finditer(text):
-        inner = next(g for g in (match.group(n) for n in ("comment", "styled", "font", "hidden", "markdown")) if g is not None)
+        inner = next(g for g in (match.group(n) for n in ("comment", "styled", "font", "hidden", "markdown", "alt"))
+                     if g is not None)
         if _HIDDEN_ORDER.search(_Normalised(inner).text) or not check_signal_text(inner, depth + 1).safe:
             return SafetyVerdict(False, HIDDEN_INSTRUCTIONS, _quote(match.group(0)))
     return SAFE
