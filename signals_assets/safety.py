@@ -97,7 +97,7 @@ _LEAD_WORD = (
     r"|s'il (?:te|vous) pla[iî]t|veuillez|merci de|ensuite|por favor|luego|despu[eé]s|per favore|poi|depois|alsjeblieft|daarna"
     r"|must|should|to (?:fix|reproduce|resolve|debug|test|verify|check|repair|solve|confirm)"
     r"(?: (?:it|this|that|the (?:issue|bug|problem)))?|you (?:must|should|need to|have to|will|can|shall)"
-    r"|you'?ll (?:need|have) to|you(?: will| would) need to)[:,]?\s+"
+    r"|you'?ll (?:need|have) to|you(?: will| would) need to|(?:want|need|would like|'d like) you to)[:,]?\s+"
 )
 _LEAD = f"(?:{_LEAD_PUNCTUATION}|{_LEAD_WORD})"
 _OVERRIDE_VERB = (
@@ -287,6 +287,9 @@ _CONFUSABLES = str.maketrans({
     "ı": "i", "’": "'", "‘": "'", "ʼ": "'", **dict(zip("ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘʀꜱᴛᴜᴠᴡʏᴢ", "abcdefghijklmnoprstuvwyz")),  # small capitals
 })
 
+# "simply", "just" between a verb and its object
+_ADVERB = r"(?:(?:einfach|bitte|jetzt|nun|gewoon|maar|simplement|simplemente|semplicemente|simplesmente|just|simply) )?"
+
 _I = re.IGNORECASE | re.MULTILINE
 _RULES: list[tuple[str, re.Pattern]] = [
     (SECRET_EXFILTRATION, re.compile(
@@ -350,16 +353,19 @@ _RULES: list[tuple[str, re.Pattern]] = [
         r"|(?:" + _LEAD + r"|\byou\s+(?:can|may|should|must)\s+|\byou to\s+)(?:skip|bypass|disable|turn off)\s+(?:the\s+"
         r"|your\s+|any\s+)?(?:safety|security|content|moderation)\s+(?:review|check|filter|judge|polic(?:y|ies)|screening"
         r"|rules)\b"
+        r"|\b(?:safety|security|content) (?:review|check|filter|screening)s?\s+(?:is\s+|are\s+|has been\s+)?(?:disabled|off"
+        r"|bypassed|skipped|waived)\s+for\s+(?:this|these|the following)\b"
         # an authority granting the model leave to drop its checks: "I authorise you to skip the usual checks"
         r"|\b(?:authori[sz]e|permit|allow|order|instruct|command|direct)s?\s+you\s+to\s+(?:skip|bypass|disable|ignore"
         r"|turn off|override)\b"
         # German and Dutch put the verb last: "Alle vorherigen Anweisungen ignorieren!"
         r"|\b(?:alle|deine|ihre|die|je|jouw|uw|de)\b" + _SAME + r"{0,30}?\b(?:anweisungen|regeln|vorgaben|richtlinien"
         r"|instructies|regels)\b" + _SAME + r"{0,20}?\b(?<!zu )(?<!te )(?:ignorieren|vergessen|missachten|negeren|vergeten)\b"
-        r"|\b(?:vergiss|vergessen sie|ignoriere) alles,? (?:was|bisherige|davor|oben)|\b(?:oublie|oubliez|ignore|ignorez)"
-        r" tout ce (?:qu|que)\b|\b(?:olvida|ignora) todo lo (?:anterior|que)\b|\b(?:dimentica|ignora) tutto (?:quello|ci[òo]"
-        r"|quanto)\b|\b(?:esque[çc]a|esquece|ignore) tudo (?:o que|que|acima)\b|\b(?:vergeet|negeer) alles (?:wat|hierboven"
-        r"|daarvoor)\b"
+        r"|\b(?:vergiss|vergessen sie|ignoriere) " + _ADVERB + r"alles,? (?:was|bisherige|davor|oben)"
+        r"|\b(?:oublie|oubliez|ignore|ignorez) " + _ADVERB + r"tout ce (?:qu|que)\b|\b(?:olvida|ignora) " + _ADVERB
+        + r"todo lo (?:anterior|que)\b|\b(?:dimentica|ignora) " + _ADVERB + r"tutto (?:quello|ci[òo]|quanto)\b"
+        r"|\b(?:esque[çc]a|esquece|ignore) " + _ADVERB + r"tudo (?:o que|que|acima)\b|\b(?:vergeet|negeer) " + _ADVERB
+        + r"alles (?:wat|hierboven|daarvoor)\b"
         r"|\bkeine\b" + _SAME + r"{0,20}?\b" + _RULE_NOUN + r"\b" + _SAME + r"{0,10}?\bmehr (?:beachten|befolgen|einhalten"
         r"|ber[üu]cksichtigen)\b"
         r"|\bhalte? (?:dich|sich)\b" + _SAME + r"{0,20}?\bnicht (?:mehr )?an\b" + _SAME + r"{0,20}?\b" + _RULE_NOUN + r"\b"
@@ -374,11 +380,12 @@ _RULES: list[tuple[str, re.Pattern]] = [
         r"|\b(?:previous|prior|earlier|above|original|your|system|the)\s+" + _RULE_NOUN
         + r"\b" + _SAME + r"{0,40}?\b(?:no longer apply|(?:are|is) (?:now )?(?:void|null|revoked|cancel+ed|suspended|lifted"
         r"|overridden|obsolete))"
-        r"|(?:\byour\s+(?:\w+\s+)?" + _RULE_NOUN + r"|\b" + _RULE_NOUN + r"\s+you (?:run|operate|work) under)\b" + _SAME
+        r"|(?:\byour\s+(?:\w+\s+)?" + _RULE_NOUN + r"|\b" + _RULE_NOUN + r"\s+you (?:run|operate|work) under|\b" + _RULE_NOUN
+        + r"\s+you (?:got|were given|received|have been given)(?: \w+)?)\b" + _SAME
         + r"{0,40}?\b(?:(?:are|is|were|have been|has been)\s+(?:now\s+"
         r"|hereby\s+)?(?:superseded|replaced|revoked|invalid|disabled|deactivated|overridden|void|null|suspended|lifted"
         r"|rolled back|removed|turned off|switched off)"
-        r"|no longer (?:apply|valid|in effect|matter))\b"
+        r"|no longer (?:apply|valid|in effect|matter)|(?:don'?t|do not|doesn'?t) (?:matter|apply|count)(?: anymore| any longer)?)\b"
         r"|(?:\b(?:deine|ihre|tes|vos|tus|sus|tue|suas|seus|je|jouw|uw)\s+(?:\w+\s+)?" + _RULE_NOUN + r"\b|\b" + _RULE_NOUN
         + r"\s+(?:que (?:recibiste|te (?:dieron|di)|tienes)|que (?:vous avez|tu as) re[çc]ues?|die (?:du|Sie|dir|Ihnen) "
         r"(?:erhalten|bekommen|gegeben)|che (?:hai ricevuto|ti sono state date)|que (?:voc[êe] )?recebeu|die je (?:hebt )?"
@@ -387,7 +394,7 @@ _RULES: list[tuple[str, re.Pattern]] = [
         r"|han caducado|non valgono pi[ùu]|non sono pi[ùu] valide|sono scadute|n[ãa]o (?:valem|se aplicam) mais|expiraram"
         r"|gelden niet meer|zijn niet meer geldig|zijn vervallen)\b"
         r"|\byour\s+(?:\w+\s+)?" + _RULE_NOUN + r"\b" + _SAME + r"{0,20}?\b(?:have|has) expired\b"
-        r"|\b(?:this|the following|these|the text below)\s+(?:\w+\s+)?(?:overrides?|supersedes?|replaces?|takes? precedence"
+        r"|\b(?:this|the following|these|the (?:\w+ )?(?:below|above))\s+(?:\w+\s+)?(?:overrides?|supersedes?|replaces?|takes? precedence"
         r" over)\s+(?:your|all|any|the|previous|prior)\b" + _SAME + r"{0,30}?\b" + _RULE_NOUN + r"\b"
         r"|\b(?:as|are|is)\s+(?:its|your|the)\s+new\s+(?:[\w-]+\s+){0,2}(?:instructions|orders|rules|task|prompt)\b"
         r"|\b(?:the|any|every|each)\s+" + _ADDRESSEE + r"\s+(?:reading|processing|reviewing|handling|summari[sz]ing)\s+"
