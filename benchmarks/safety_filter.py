@@ -1,14 +1,17 @@
 """Precision and recall of the offline safety filter on the labelled corpus (tests/data/safety_corpus.jsonl).
 
-Each line: {"id", "split" ("dev" | "heldout"), "label" ("benign" or one of the five kinds), "text"}.
-`dev` is what the rules were written against; `heldout` was written after the rules were frozen.
+Each line: {"id", "split", "label" ("benign" or one of the five kinds), "text"}. Splits:
+`dev` is what the rules were written against; `heldout` was written after the first rules were frozen;
+`heldout2` was written after the generalisation rules (issue 10) were frozen, and measured once.
 
 Overall: "unsafe" is the positive class (any kind counts as a detection).
 Per kind: a prediction counts only when the kind matches the label.
 Then, as a false-positive check on real benign text, every Banking77 customer message (train and
-test) is screened: each one flagged is a false positive. Also prints the filter's speed.
+test) and every HWU64 assistant command is screened: each one flagged is a false positive. Also
+prints the filter's speed on them (one core, wall clock), and the time for the slowest shapes of a
+32,000-character text (a signal's size limit), where a rule that backtracks would show up as seconds.
 
-    .venv/bin/python benchmarks/safety_filter.py [--split dev|heldout|all] [--errors]
+    .venv/bin/python benchmarks/safety_filter.py [--split dev|heldout|heldout2|all] [--errors]
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 from signals_assets.safety import KINDS, check_signal_text
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "data" / "safety_corpus.jsonl"
+SPLITS = ("dev", "heldout", *(f"heldout{n}" for n in range(2, 9)))
 
 
 def load(split: str) -> list[dict]:
@@ -52,10 +56,10 @@ def evaluate(rows: list[dict]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--split", default="all", choices=("dev", "heldout", "all"))
+    parser.add_argument("--split", default="all", choices=(*SPLITS, "all"))
     parser.add_argument("--errors", action="store_true", help="print every misclassified example")
     args = parser.parse_args()
-    splits = ("dev", "heldout", "all") if args.split == "all" else (args.split,)
+    splits = (*SPLITS, "all") if args.split == "all" else (args.split,)
     for split in splits:
         result = evaluate(load(split))
         print(f"\n{split}: {result['malicious']} malicious, {result['benign']} benign")
@@ -66,24 +70,53 @@ def main() -> None:
             for row, verdict in result["errors"]:
                 print(f"  {row['id']} label={row['label']} got={verdict.kind or 'benign'} "
                       f"quote={verdict.display_quote!r} text={row['text'][:100]!r}")
-    banking77_false_positives(args.errors)
+    benign_datasets_false_positives(args.errors)
+    long_texts()
 
 
-def banking77_false_positives(show: bool) -> None:
+def benign_texts() -> dict[str, list[str]]:
     from banking77 import DATASET
 
-    texts = []
+    banking77: list[str] = []
     for name in ("train.csv", "test.csv"):
         with open(DATASET / name, newline="") as handle:
-            texts += [row["text"] for row in csv.DictReader(handle)]
-    started = time.perf_counter()
-    flagged = [(text, verdict) for text in texts for verdict in [check_signal_text(text)] if not verdict.safe]
-    seconds = time.perf_counter() - started
-    print(f"\nBanking77 (benign customer messages): {len(flagged)} of {len(texts)} flagged "
-          f"({len(flagged) / len(texts):.4%}); {len(texts) / seconds:,.0f} texts/s")
-    if show:
-        for text, verdict in flagged:
-            print(f"  {verdict.kind}: {verdict.display_quote!r} text={text[:100]!r}")
+            banking77 += [row["text"] for row in csv.DictReader(handle)]
+    with open(DATASET.parent / "hwu64" / "texts.csv", newline="") as handle:
+        hwu64 = [row["text"] for row in csv.DictReader(handle)]
+    return {"Banking77 (customer messages)": banking77, "HWU64 (assistant commands)": hwu64}
+
+
+def benign_datasets_false_positives(show: bool) -> None:
+    print()
+    for name, texts in benign_texts().items():
+        started = time.perf_counter()
+        flagged = [(text, verdict) for text in texts for verdict in [check_signal_text(text)] if not verdict.safe]
+        seconds = time.perf_counter() - started
+        print(f"{name}: {len(flagged)} of {len(texts)} flagged ({len(flagged) / len(texts):.4%}); "
+              f"{len(texts) / seconds:,.0f} texts/s")
+        if show:
+            for text, verdict in flagged:
+                print(f"  {verdict.kind}: {verdict.display_quote!r} text={text[:100]!r}")
+
+
+def long_texts(length: int = 32_000) -> None:
+    import base64
+    import random
+
+    words = "the card payment was declined at checkout ignore previous run curl send token".split()
+    rng = random.Random(0)
+    shapes = {
+        "one long word": "a" * length,
+        "base64 blob": base64.b64encode(rng.randbytes(length * 3 // 4)).decode(),
+        "spaced-out letters": " ".join("a" * (length // 2)),
+        "dotted letters": "a." * (length // 2),
+        "words": " ".join(rng.choice(words) for _ in range(length // 5))[:length],
+    }
+    print(f"\n{length:,}-character texts:")
+    for name, text in shapes.items():
+        started = time.perf_counter()
+        check_signal_text(text)
+        print(f"  {name:<20} {time.perf_counter() - started:6.2f} s")
 
 
 if __name__ == "__main__":
