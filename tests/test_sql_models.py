@@ -8,14 +8,14 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from signals_assets.assets.embeddings import signal_embeddings
 from signals_assets.assets.grouping import report_assignments
-from signals_assets.assets.ingest import buffered_signals
+from signals_assets.assets.ingestion import buffered_signals, signal_embeddings
 from signals_assets.assets.reports import report_research, report_summaries
 from signals_assets.assets.sql_models import build_sql_model_assets
-from signals_assets.clickhouse import SCHEMA_DIR
 from signals_assets.resources.clickhouse import ClickHouseResource
-from signals_assets.sql_models import (
+from signals_assets.storage.clickhouse import SCHEMA_DIR
+from signals_assets.storage.facts import current_assignments
+from signals_assets.storage.sql_models import (
     SOURCE_PRODUCERS,
     SqlModelError,
     load_models,
@@ -92,8 +92,19 @@ def test_sources_and_refs_are_deduplicated_and_map_to_producing_assets(tmp_path)
     assert top.producers == ["buffered_signals", "report_assignments", "report_research", "report_summaries"]
 
 
+def test_a_fact_renders_to_its_subquery_and_brings_its_sources(tmp_path):
+    write_models(tmp_path, {"live": "SELECT * FROM {{ fact('current_assignments') }} AS a WHERE a.deleted = 0"})
+
+    [live] = load_models(tmp_path)
+
+    assert live.facts == ("current_assignments",) and live.sources == ("report_assignments",)
+    assert live.producers == ["report_assignments"]
+    assert render(live.sql) == f"SELECT * FROM (\n{current_assignments()}\n) AS a WHERE a.deleted = 0"
+
+
 @pytest.mark.parametrize("models, message", [
     ({"a": "SELECT * FROM {{ ref('missing') }}"}, "a.sql: unknown ref 'missing'"),
+    ({"a": "SELECT * FROM {{ fact('nope') }}"}, "a.sql: unknown fact 'nope'; facts: current_assignments"),
     ({"a": "SELECT * FROM {{ source('nope') }}"}, "a.sql: unknown source 'nope'"),
     ({"a": "SELECT * FROM {{ ref('a') }}"}, "a.sql: model 'a' refs itself"),
     ({"a": "SELECT * FROM {{ config(x=1) }}"}, "a.sql: unsupported template"),
@@ -389,7 +400,7 @@ def test_a_model_switches_between_view_and_table(tmp_path, store):
 
 
 def test_schema_adds_columns_missing_from_tables_of_an_older_version(tmp_path):
-    from signals_assets.clickhouse import open_chdb
+    from signals_assets.storage.clickhouse import open_chdb
 
     with open_chdb(tmp_path / "store", "signals") as db:
         db.command("CREATE TABLE report_events (team_id UInt64, report_id String, at DateTime64(6, 'UTC')) "

@@ -1,15 +1,19 @@
+"""The `ingestion` asset group: each claimed batch screened into the store, then embedded."""
+
 import functools
 
 import dagster as dg
 
-from signals_assets import inbox
-from signals_assets.ingestion import record_signal_ids, screen_batch
+from signals_assets.ingestion import inbox
+from signals_assets.ingestion import store as ingestion_store
+from signals_assets.ingestion.screening import record_signal_ids, screen_batch
+from signals_assets.ingestion.teams import load_team
 from signals_assets.partitions import batch_time, signal_batches
 from signals_assets.resources.clickhouse import ClickHouseResource
+from signals_assets.resources.embedder import EmbedderResource
 from signals_assets.resources.limits import SignalLimitsResource
 from signals_assets.resources.llm import LLMResource
 from signals_assets.resources.object_store import ObjectStoreResource
-from signals_assets.teams import load_team
 
 BATCH_BACKFILL_POLICY = dg.BackfillPolicy.single_run()
 UNSAFE_SHOWN = 20
@@ -39,18 +43,11 @@ def buffered_signals(
     for batch in sorted(context.partition_keys):
         objects = inbox.load_batch(store, batch, limits.max_signal_bytes)
         with clickhouse.session(log=context.log.info) as db:
-            stored = {
-                row["signal_id"]
-                for row in db.query(
-                    "SELECT signal_id FROM signals WHERE signal_id IN {ids} AND batch_key != {batch}",
-                    {"ids": record_signal_ids(objects, limits), "batch": batch},
-                )
-            }
+            stored = ingestion_store.stored_in_other_batches(db, record_signal_ids(objects, limits), batch)
         # Screened with the store released: the safety filter may call a model.
         screened = screen_batch(batch, batch_time(batch), objects, teams, stored, judge.check_signal, limits)
         with clickhouse.session(log=context.log.info) as db:
-            db.replace_partition("signals", "batch_key = {batch}", screened.accepted, {"batch": batch})
-            db.replace_partition("rejected_signals", "batch_key = {batch}", screened.rejected, {"batch": batch})
+            ingestion_store.write_screened(db, batch, screened)
         inbox.consolidate_batch(store, batch, objects, context.run_id)
         accepted += len(screened.accepted)
         rejected += len(screened.rejected)
@@ -71,3 +68,31 @@ def buffered_signals(
             "raw_batch_files": dg.MetadataValue.json([inbox.raw_batch_key(b) for b in sorted(context.partition_keys)]),
         }
     )
+
+
+@dg.asset(
+    partitions_def=signal_batches,
+    backfill_policy=BATCH_BACKFILL_POLICY,
+    deps=[buffered_signals],
+    group_name="ingestion",
+    kinds={"clickhouse", "python"},
+    description="One embedding per accepted signal, tagged with the model name and dimension.",
+)
+def signal_embeddings(
+    context: dg.AssetExecutionContext, clickhouse: ClickHouseResource, embedder: EmbedderResource,
+    object_store: ObjectStoreResource,
+) -> dg.MaterializeResult:
+    store = object_store.open()
+    total = 0
+    for batch in sorted(context.partition_keys):
+        with clickhouse.session(log=context.log.info) as db:
+            signals = ingestion_store.batch_signals(db, batch)
+        # The store is released while the model runs: other processes may use it meanwhile.
+        vectors = embedder.embed([s["description"] for s in signals])
+        with clickhouse.session(log=context.log.info) as db:
+            embedded = ingestion_store.write_embeddings(db, batch, embedder.model_name, signals, vectors,
+                                                        batch_time(batch))
+        inbox.mark_stage_done(store, batch, inbox.EMBEDDED, context.run_id)
+        total += embedded
+        context.log.info(f"{batch}: embedded {embedded} signals with {embedder.model_name}")
+    return dg.MaterializeResult(metadata={"embedded": total, "model": embedder.model_name})
