@@ -53,8 +53,7 @@ WITH
             argMax(repository, (research_round, finished_at)) AS research_repository,
             argMax(findings, (research_round, finished_at)) AS research_findings,
             argMax(log_key, (research_round, finished_at)) AS research_log_key,
-            argMax(actionability, (research_round, finished_at)) AS research_actionability,
-            argMax(priority, (research_round, finished_at)) AS research_priority
+            argMax(confidence, (research_round, finished_at)) AS research_confidence
         FROM {{ source('research_results') }}
         GROUP BY team_id, report_id
     )
@@ -77,8 +76,9 @@ SELECT
     research_repository AS repository,
     research_findings AS findings,
     research_log_key AS log_key,
-    if(research_actionability != '', research_actionability, summary_actionability) AS actionability,
-    if(research_priority != '', research_priority, summary_priority) AS priority,
+    research_confidence,
+    summary_actionability AS actionability,
+    summary_priority AS priority,
     summary_actionability_reason AS actionability_reason,
     summary_priority_reason AS priority_reason,
     summary_safety AS safety,
