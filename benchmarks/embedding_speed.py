@@ -1,4 +1,4 @@
-"""Speed and fidelity of the offline all-MiniLM-L6-v2 encoder (signals_assets.minilm).
+"""Speed and fidelity of the offline all-MiniLM-L6-v2 encoder (signals_assets.llm.minilm).
 
     python benchmarks/embedding_speed.py [--runs 3] [--threads N]
 
@@ -28,8 +28,8 @@ IMPORT_BUDGET_S, SPEED_TARGET, COSINE_TARGET = 1.0, 200, 0.999
 
 
 def import_seconds() -> float:
-    """Wall time of `import signals_assets.minilm` in a fresh interpreter."""
-    code = "import time; t = time.perf_counter(); import signals_assets.minilm; print(time.perf_counter() - t)"
+    """Wall time of `import signals_assets.llm.minilm` in a fresh interpreter."""
+    code = "import time; t = time.perf_counter(); import signals_assets.llm.minilm; print(time.perf_counter() - t)"
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     return float(result.stdout)
 
@@ -41,7 +41,7 @@ def main() -> int:
     args = parser.parse_args()
 
     imported = import_seconds()
-    import signals_assets.minilm as minilm
+    import signals_assets.llm.minilm as minilm
 
     started = time.perf_counter()
     encoder = minilm.MiniLMEncoder(batch_size=64, threads=args.threads)
@@ -64,7 +64,7 @@ def main() -> int:
     worst = float(cosines.min())
 
     rows = [
-        ("import signals_assets.minilm", f"{imported:.3f} s", f"<= {IMPORT_BUDGET_S:g} s", imported <= IMPORT_BUDGET_S),
+        ("import signals_assets.llm.minilm", f"{imported:.3f} s", f"<= {IMPORT_BUDGET_S:g} s", imported <= IMPORT_BUDGET_S),
         ("model load", f"{load_seconds:.3f} s", "", True),
         (f"texts/s, batch 64, {len(texts)} Banking77 texts",
          f"{speed:.0f} (runs: {', '.join(f'{s:.0f}' for s in speeds)})", f">= {SPEED_TARGET}", speed >= SPEED_TARGET),

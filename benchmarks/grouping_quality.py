@@ -32,14 +32,14 @@ def run_pipeline(texts: list[str], research: bool = False) -> tuple[list[str], "
     import dagster as dg
     import numpy as np
 
-    from signals_assets import inbox
-    from signals_assets.cli import research_pending
-    from signals_assets.clickhouse import open_chdb
+    from signals_assets.cli.commands import research_pending
     from signals_assets.definitions import defs
     from signals_assets.facade import emit_signal
-    from signals_assets.objects import open_object_store
+    from signals_assets.ingestion import inbox
+    from signals_assets.ingestion.teams import TeamConfig, save_team
     from signals_assets.settings import load_settings
-    from signals_assets.teams import TeamConfig, save_team
+    from signals_assets.storage.clickhouse import open_chdb
+    from signals_assets.storage.object_store import open_object_store
 
     home = tempfile.mkdtemp(prefix="signals-quality-")
     os.environ["SIGNALS_HOME"] = home

@@ -1,4 +1,4 @@
-"""Online simulation of the offline match decision (signals_assets.offline_matching) on Banking77.
+"""Online simulation of the offline match decision (signals_assets.grouping.offline_matching) on Banking77.
 
     python benchmarks/offline_matching_sim.py                 # dev protocol, default parameters
     python benchmarks/offline_matching_sim.py --probes 2      # plus one keyword probe per signal
@@ -41,8 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from banking77 import DATASET, grouping_scores, protocol_texts  # noqa: E402
 
-from signals_assets.consolidation import ConsolidationParameters, cluster_pool  # noqa: E402
-from signals_assets.offline_matching import (  # noqa: E402
+from signals_assets.grouping.consolidation import ConsolidationParameters, cluster_pool  # noqa: E402
+from signals_assets.grouping.offline_matching import (  # noqa: E402
     MatchParameters, ReportStats, decide, keyword_queries,
 )
 
@@ -60,7 +60,7 @@ def embed(texts: list[str]) -> np.ndarray:
     if path.exists():
         return np.load(path)
     if _encoder is None:
-        from signals_assets.minilm import load_encoder
+        from signals_assets.llm.minilm import load_encoder
         _encoder = load_encoder()
     vectors = np.asarray(_encoder.encode(texts), dtype=np.float32)
     CACHE.mkdir(parents=True, exist_ok=True)

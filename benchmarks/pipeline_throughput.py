@@ -61,8 +61,8 @@ def main() -> None:
     emit_seconds = timed("emit-file", str(jsonl), "--team-id", "1")
     process_seconds = timed("process")
 
-    from signals_assets.clickhouse import open_chdb
     from signals_assets.settings import load_settings
+    from signals_assets.storage.clickhouse import open_chdb
 
     settings = load_settings()
     with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:

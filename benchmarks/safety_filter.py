@@ -19,7 +19,7 @@ import json
 import time
 from pathlib import Path
 
-from signals_assets.safety import KINDS, check_signal_text
+from signals_assets.safety.filter import KINDS, check_signal_text
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "data" / "safety_corpus.jsonl"
 

@@ -17,7 +17,7 @@ import os
 import statistics
 import time
 
-from signals_assets.docker_sandbox import ActivityTrackingLogsReader
+from signals_assets.research.docker_sandbox import ActivityTrackingLogsReader
 
 DOCKER_CHUNK_BYTES = 16384
 

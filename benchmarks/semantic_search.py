@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from signals_assets.clickhouse import open_chdb  # noqa: E402
+from signals_assets.storage.clickhouse import open_chdb  # noqa: E402
 
 TOP_K = 10
 CLUSTERS_PER_MILLION = 5000

@@ -1,6 +1,6 @@
 """Records sentence-transformers' all-MiniLM-L6-v2 vectors for a fixed sample of texts.
 
-tests/test_minilm.py checks signals_assets.minilm against this file. It needs torch, which the
+tests/test_minilm.py checks signals_assets.llm.minilm against this file. It needs torch, which the
 project does not depend on, so run it from a separate venv:
 
     python3 -m venv /tmp/refvenv

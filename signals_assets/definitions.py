@@ -3,9 +3,8 @@
 
 import dagster as dg
 
-from signals_assets.assets.embeddings import signal_embeddings
 from signals_assets.assets.grouping import report_assignments
-from signals_assets.assets.ingest import buffered_signals
+from signals_assets.assets.ingestion import buffered_signals, signal_embeddings
 from signals_assets.assets.reports import report_research, report_summaries
 from signals_assets.assets.sql_models import build_sql_model_assets
 from signals_assets.jobs import regroup_job, report_job, signal_batch_job

@@ -3,9 +3,8 @@
 
 import dagster as dg
 
-from signals_assets.assets.embeddings import signal_embeddings
 from signals_assets.assets.grouping import report_assignments
-from signals_assets.assets.ingest import buffered_signals
+from signals_assets.assets.ingestion import buffered_signals, signal_embeddings
 from signals_assets.assets.reports import report_research, report_summaries
 
 SQL_MODELS = dg.AssetSelection.groups("sql_models")

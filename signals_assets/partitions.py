@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 
-from signals_assets.validation import SignalValidationError, check_team_id
+from signals_assets.ingestion.validation import SignalValidationError, check_team_id
 
 signal_batches = dg.DynamicPartitionsDefinition(name="signal_batches")
 reports = dg.DynamicPartitionsDefinition(name="reports")

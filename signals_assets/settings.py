@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from signals_assets.validation import DEFAULT_LIMITS, RECORD_ENVELOPE_BYTES, SignalLimits
+from signals_assets.ingestion.validation import DEFAULT_LIMITS, RECORD_ENVELOPE_BYTES, SignalLimits
 
 
 def _env(name: str, default: str = "") -> str:

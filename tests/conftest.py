@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from signals_assets.objects import ObjectStore, open_object_store
 from signals_assets.settings import load_settings
+from signals_assets.storage.object_store import ObjectStore, open_object_store
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SETTINGS_VARIABLES = (
@@ -100,7 +100,7 @@ def demo_repository(tmp_path) -> Path:
 
 @pytest.fixture
 def team(object_store, demo_repository):
-    from signals_assets.teams import TeamConfig, save_team
+    from signals_assets.ingestion.teams import TeamConfig, save_team
 
     config = TeamConfig(team_id=1, ai_processing_consent=True, repositories=[str(demo_repository)])
     save_team(object_store, config)

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from signals_assets.cli import main, terminal_safe
+from signals_assets.cli.main import main, terminal_safe
 
 from conftest import CARD_DECLINED, PASSWORD_RESET, zendesk_extra
 
@@ -203,7 +203,7 @@ def test_an_internal_error_is_one_line_unless_debugging(capsys, signals_home, mo
     def broken(args, settings):
         raise RuntimeError("store exploded\nsecond line")
 
-    monkeypatch.setattr("signals_assets.cli.cmd_teams_show", broken)
+    monkeypatch.setattr("signals_assets.cli.commands.cmd_teams_show", broken)
     code, _, err = run(capsys, "teams", "show", "1")
     assert code == 70 and err == ("internal error: RuntimeError: store exploded "
                                   "(run with --debug or SIGNALS_DEBUG=1 for the traceback)\n")

@@ -2,10 +2,10 @@
 
 import numpy as np
 
-from signals_assets import lifecycle as lc
-from signals_assets.consolidation import ConsolidationParameters, PoolSignal, cluster_pool, map_clusters
-from signals_assets.grouping import Assignment, BatchPlan, BatchSignal, Event, consolidate, report_id_for
-from signals_assets.lifecycle import ReportState
+from signals_assets.grouping.consolidation import ConsolidationParameters, PoolSignal, cluster_pool, map_clusters
+from signals_assets.grouping.engine import Assignment, BatchPlan, BatchSignal, Event, consolidate, report_id_for
+from signals_assets.reports import lifecycle as lc
+from signals_assets.reports.lifecycle import ReportState
 
 
 def around(direction: np.ndarray, count: int, spread: float, rng) -> list[np.ndarray]:
@@ -124,11 +124,11 @@ def test_a_problem_split_across_batches_is_merged_in_the_store(capsys, object_st
     split), batch 2 consolidates for real; a batch-1 signal moves and its emptied report is suppressed."""
     import json
 
-    from signals_assets import consolidation, offline_matching
-    from signals_assets.cli import main
-    from signals_assets.clickhouse import open_chdb
-    from signals_assets.grouping import MatchDecision
+    from signals_assets.cli.main import main
+    from signals_assets.grouping import consolidation, offline_matching
+    from signals_assets.grouping.engine import MatchDecision
     from signals_assets.settings import load_settings
+    from signals_assets.storage.clickhouse import open_chdb
 
     from conftest import CARD_DECLINED, PASSWORD_RESET, emit_texts
 
@@ -178,7 +178,7 @@ def test_the_demo_team_keeps_its_password_reset_report():
     import json
     from pathlib import Path
 
-    from signals_assets.minilm import load_encoder
+    from signals_assets.llm.minilm import load_encoder
 
     rows = [json.loads(line) for line in (Path(__file__).parents[1] / "scripts/demo/signals.jsonl").open()]
     labels = cluster_pool(load_encoder().encode([r["description"] for r in rows]))

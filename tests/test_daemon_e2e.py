@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from signals_assets.assets.grouping import REFUSED_TAG
-from signals_assets.teams import TeamConfig, save_team
+from signals_assets.ingestion.teams import TeamConfig, save_team
 
 from conftest import CARD_DECLINED, PASSWORD_RESET, REPO_ROOT, emit_texts, production_instance_config
 

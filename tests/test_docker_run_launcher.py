@@ -15,7 +15,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from signals_assets.teams import TeamConfig, save_team
+from signals_assets.ingestion.teams import TeamConfig, save_team
 
 from conftest import CARD_DECLINED, emit_texts, production_instance_config
 from test_daemon_e2e import kill_group, signals_cli, start_daemon

@@ -17,11 +17,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from signals_assets import inbox
-from signals_assets.cli import list_reports
+from signals_assets.cli.read_models import list_reports
 from signals_assets.definitions import defs
-from signals_assets.docker_sandbox import OUTPUT_LINE_CHARS, ContainerLimits, container_kwargs
-from signals_assets.resources.sandbox import SandboxResearchError, SandboxResource
+from signals_assets.ingestion import inbox
+from signals_assets.research.docker_sandbox import OUTPUT_LINE_CHARS, ContainerLimits, container_kwargs
+from signals_assets.research.outcome import SandboxResearchError
+from signals_assets.resources.sandbox import SandboxResource
 from signals_assets.sensors.report_promotion import promotions_from_metadata
 from signals_assets.sensors.research_reconciler import research_reconciler
 from signals_assets.settings import load_settings
@@ -124,7 +125,7 @@ class Handler:
 
 
 def read_logs(chunks, output_limit_bytes=16 << 20):
-    from signals_assets.docker_sandbox import ActivityTrackingLogsReader
+    from signals_assets.research.docker_sandbox import ActivityTrackingLogsReader
 
     reader, handler, container = ActivityTrackingLogsReader(output_limit_bytes), Handler(), LogStream(chunks)
     reader._handler = handler
@@ -247,7 +248,7 @@ def test_a_missing_image_is_a_clear_error(shop):
 def test_a_removal_slower_than_the_docker_client_timeout_does_not_fail(docker_client):
     import docker
 
-    from signals_assets.docker_sandbox import remove_container
+    from signals_assets.research.docker_sandbox import remove_container
 
     container = docker_client.containers.create(
         SandboxResource().image, command=["true"],
@@ -289,7 +290,7 @@ def report_view(report_id: str) -> dict:
 
 
 def report_error(report_id: str) -> str:
-    from signals_assets.clickhouse import open_chdb
+    from signals_assets.storage.clickhouse import open_chdb
 
     settings = load_settings()
     with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:

@@ -6,11 +6,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from signals_assets.facade import EmitResult, emit_signal, emit_signal_result, inbox_key, signal_record
-from signals_assets.objects import LocalObjectStore
+from signals_assets.facade import EmitResult, emit_signal, emit_signal_result
+from signals_assets.ingestion.emit import inbox_key, signal_record
+from signals_assets.ingestion.teams import TeamConfig, load_team, save_team
+from signals_assets.ingestion.validation import SignalValidationError, validate_signal
 from signals_assets.settings import Settings
-from signals_assets.teams import TeamConfig, load_team, save_team
-from signals_assets.validation import SignalValidationError, validate_signal
+from signals_assets.storage.object_store import LocalObjectStore
 
 from conftest import REPO_ROOT, zendesk_extra
 

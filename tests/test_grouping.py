@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from signals_assets import lifecycle as lc
-from signals_assets.grouping import (
+from signals_assets.reports import lifecycle as lc
+from signals_assets.grouping.engine import (
     BatchSignal,
     Candidate,
     MatchDecision,
@@ -13,7 +13,7 @@ from signals_assets.grouping import (
     plan_batch,
     report_id_for,
 )
-from signals_assets.lifecycle import ReportState
+from signals_assets.reports.lifecycle import ReportState
 
 
 def unit(*values):

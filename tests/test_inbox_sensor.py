@@ -6,10 +6,10 @@ import dagster as dg
 import pytest
 from dagster._core.test_utils import create_run_for_test
 
-from signals_assets import inbox
-from signals_assets.objects import LocalObjectStore
+from signals_assets.ingestion import inbox
 from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.sensors.signal_inbox import build_signal_inbox_sensor
+from signals_assets.storage.object_store import LocalObjectStore
 
 
 def put_inbox(store, n, start=0):

@@ -1,7 +1,7 @@
 import pytest
 
-from signals_assets import lifecycle as lc
-from signals_assets.lifecycle import InvalidTransition, ReportState, check_transition, should_promote
+from signals_assets.reports import lifecycle as lc
+from signals_assets.reports.lifecycle import InvalidTransition, ReportState, check_transition, should_promote
 
 
 def test_every_status_has_transition_rules():

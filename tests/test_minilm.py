@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from signals_assets import minilm
+from signals_assets.llm import minilm
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "minilm_reference.json").read_text())
 
@@ -70,6 +70,6 @@ def test_missing_model_package_says_run_setup(monkeypatch):
 
 
 def test_import_loads_no_heavy_module():
-    code = "import sys, signals_assets.minilm; print(sorted({'numpy', 'onnxruntime', 'tokenizers'} & set(sys.modules)))"
+    code = "import sys, signals_assets.llm.minilm; print(sorted({'numpy', 'onnxruntime', 'tokenizers'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"

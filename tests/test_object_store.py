@@ -7,11 +7,11 @@ from datetime import datetime, timezone
 
 import pytest
 
-from signals_assets import inbox
-from signals_assets.objects import ObjectStoreError, S3ObjectStore, open_object_store
+from signals_assets.ingestion import inbox
+from signals_assets.ingestion.teams import TeamConfig, load_team, save_team
 from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.settings import load_settings
-from signals_assets.teams import TeamConfig, load_team, save_team
+from signals_assets.storage.object_store import ObjectStoreError, S3ObjectStore, open_object_store
 
 from conftest import emit_texts
 

@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from signals_assets.offline_matching import (
+from signals_assets.grouping.offline_matching import (
     CandidateReport, MatchParameters, ReportStats, decide, keyword_queries,
 )
 

@@ -7,10 +7,10 @@ import re
 import dagster as dg
 import pytest
 
-from signals_assets import inbox
-from signals_assets.clickhouse import open_chdb
 from signals_assets.definitions import defs
+from signals_assets.ingestion import inbox
 from signals_assets.settings import load_settings
+from signals_assets.storage.clickhouse import open_chdb
 from tests.openai_protocol_server import EMBEDDINGS, OpenAIProtocolServer
 
 from conftest import CARD_DECLINED, PASSWORD_RESET, emit_texts

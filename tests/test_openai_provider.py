@@ -8,7 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from signals_assets.openai_provider import OpenAIChatProvider, OpenAIEmbedder, ProviderError
+from signals_assets.grouping.llm_decisions import OpenAIChatProvider
+from signals_assets.llm.client import ProviderError
+from signals_assets.llm.embeddings import OpenAIEmbedder
 from tests.openai_protocol_server import EMBEDDINGS, OpenAIProtocolServer, Reply, answer, error, hash_embedding
 
 CANDIDATES = [
@@ -43,7 +45,8 @@ def fenced_blocks(prompt: str) -> dict[str, str]:
 
 
 def test_importing_the_provider_loads_neither_openai_nor_numpy():
-    code = "import sys, signals_assets.openai_provider; print(sorted({'openai', 'numpy'} & set(sys.modules)))"
+    code = ("import sys, signals_assets.grouping.llm_decisions, signals_assets.llm.embeddings; "
+            "print(sorted({'openai', 'numpy'} & set(sys.modules)))")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout == "[]\n"
 
 

@@ -6,13 +6,13 @@ import json
 import dagster as dg
 import pytest
 
-from signals_assets import inbox
-from signals_assets.clickhouse import open_chdb
 from signals_assets.definitions import defs
 from signals_assets.facade import emit_signal
-from signals_assets.promotions import pending_promotions
+from signals_assets.ingestion import inbox
+from signals_assets.reports.promotions import pending_promotions
 from signals_assets.sensors.report_promotion import promotions_from_metadata
 from signals_assets.settings import load_settings
+from signals_assets.storage.clickhouse import open_chdb
 
 from conftest import CARD_DECLINED, PASSWORD_RESET, emit_texts, read_json_lines, zendesk_extra
 

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from signals_assets.cli import main
-from signals_assets.clickhouse import open_chdb
+from signals_assets.cli.main import main
 from signals_assets.facade import emit_signal
+from signals_assets.ingestion.teams import TeamConfig, save_team
+from signals_assets.ingestion.validation import MAX_TEAM_ID, SignalValidationError
 from signals_assets.settings import load_settings
-from signals_assets.teams import TeamConfig, save_team
-from signals_assets.validation import MAX_TEAM_ID, SignalValidationError
+from signals_assets.storage.clickhouse import open_chdb
 
 from conftest import CARD_DECLINED, PASSWORD_RESET, zendesk_extra
 
@@ -177,11 +177,11 @@ def test_the_corpus_through_every_entry_fails_no_batch_and_crosses_no_team(capsy
 READ_BATCH = """
 import json, resource, sys
 from datetime import datetime, timezone
-from signals_assets import inbox
-from signals_assets.ingestion import screen_batch
-from signals_assets.objects import LocalObjectStore
-from signals_assets.teams import TeamConfig
-from signals_assets.validation import DEFAULT_LIMITS
+from signals_assets.ingestion import inbox
+from signals_assets.ingestion.screening import screen_batch
+from signals_assets.ingestion.teams import TeamConfig
+from signals_assets.ingestion.validation import DEFAULT_LIMITS
+from signals_assets.storage.object_store import LocalObjectStore
 
 store = LocalObjectStore(sys.argv[1])
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -216,7 +216,7 @@ def test_an_oversized_inbox_object_is_quarantined_without_being_read_whole(tmp_p
 def test_an_invalid_stored_team_config_stops_only_that_teams_signals():
     from datetime import datetime, timezone
 
-    from signals_assets.ingestion import screen_batch
+    from signals_assets.ingestion.screening import screen_batch
 
     def team_config(team_id):
         if team_id == 2:

@@ -14,17 +14,19 @@ import yaml
 from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
 from dagster._core.test_utils import create_run_for_test
 
-from signals_assets import inbox, promotions
 from signals_assets.assets.grouping import REFUSED_TAG
-from signals_assets.cli import ensure_dagster_home, main
+from signals_assets.cli.commands import ensure_dagster_home
+from signals_assets.cli.main import main
 from signals_assets.definitions import defs
-from signals_assets.objects import LocalObjectStore
+from signals_assets.ingestion import inbox
+from signals_assets.reports import promotions
 from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.sensors.dead_runs import HOST_TAG, PID_TAG, fail_dead_runs
 from signals_assets.sensors.report_promotion import build_report_promotion_sensor
 from signals_assets.sensors.research_reconciler import research_reconciliation_job
 from signals_assets.sensors.signal_inbox import batch_work, build_signal_inbox_sensor
 from signals_assets.settings import load_settings
+from signals_assets.storage.object_store import LocalObjectStore
 
 from conftest import CARD_DECLINED, PASSWORD_RESET, REPO_ROOT, emit_texts
 

@@ -5,12 +5,12 @@ import json
 import dagster as dg
 import pytest
 
-from signals_assets import consolidation, offline_matching
-from signals_assets.cli import main
-from signals_assets.clickhouse import open_chdb
+from signals_assets.cli.main import main
 from signals_assets.definitions import defs
-from signals_assets.grouping import MatchDecision
+from signals_assets.grouping import consolidation, offline_matching
+from signals_assets.grouping.engine import MatchDecision
 from signals_assets.settings import load_settings
+from signals_assets.storage.clickhouse import open_chdb
 
 from conftest import CARD_DECLINED, PASSWORD_RESET, emit_texts
 

@@ -5,11 +5,11 @@ its weight reset, promoted again by later signals; unsafe → failed with the re
 import dagster as dg
 import pytest
 
-from signals_assets import inbox
-from signals_assets.clickhouse import open_chdb
 from signals_assets.definitions import defs
-from signals_assets.promotions import pending_promotions
+from signals_assets.ingestion import inbox
+from signals_assets.reports.promotions import pending_promotions
 from signals_assets.settings import load_settings
+from signals_assets.storage.clickhouse import open_chdb
 from tests.openai_protocol_server import OpenAIProtocolServer
 
 from conftest import CARD_DECLINED, emit_texts

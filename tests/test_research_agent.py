@@ -13,7 +13,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from signals_assets.resources.sandbox import AGENT_SCRIPT, SandboxResearchError, SandboxResource
+from signals_assets.research.outcome import SandboxResearchError
+from signals_assets.resources.sandbox import AGENT_SCRIPT, SandboxResource
 
 from conftest import CARD_DECLINED, PASSWORD_RESET
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from signals_assets.safety import (
+from signals_assets.safety.filter import (
     ENCODED_PAYLOAD, HIDDEN_INSTRUCTIONS, INSTRUCTION_OVERRIDE, KINDS, REMOTE_CODE_EXECUTION, SECRET_EXFILTRATION,
     check_report_texts, check_signal_text,
 )

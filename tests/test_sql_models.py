@@ -8,14 +8,13 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from signals_assets.assets.embeddings import signal_embeddings
 from signals_assets.assets.grouping import report_assignments
-from signals_assets.assets.ingest import buffered_signals
+from signals_assets.assets.ingestion import buffered_signals, signal_embeddings
 from signals_assets.assets.reports import report_research, report_summaries
 from signals_assets.assets.sql_models import build_sql_model_assets
-from signals_assets.clickhouse import SCHEMA_DIR
 from signals_assets.resources.clickhouse import ClickHouseResource
-from signals_assets.sql_models import (
+from signals_assets.storage.clickhouse import SCHEMA_DIR
+from signals_assets.storage.sql_models import (
     SOURCE_PRODUCERS,
     SqlModelError,
     load_models,
@@ -390,7 +389,7 @@ def test_a_model_switches_between_view_and_table(tmp_path, store):
 
 
 def test_schema_adds_columns_missing_from_tables_of_an_older_version(tmp_path):
-    from signals_assets.clickhouse import open_chdb
+    from signals_assets.storage.clickhouse import open_chdb
 
     with open_chdb(tmp_path / "store", "signals") as db:
         db.command("CREATE TABLE report_events (team_id UInt64, report_id String, at DateTime64(6, 'UTC')) "

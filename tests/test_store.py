@@ -19,13 +19,13 @@ from datetime import datetime, timezone
 import dagster as dg
 import pytest
 
-from signals_assets import inbox
-from signals_assets.clickhouse import SCHEMA_DIR, StoreError, render
 from signals_assets.definitions import defs
+from signals_assets.ingestion import inbox
 from signals_assets.resources.clickhouse import ClickHouseResource
 from signals_assets.resources.environment import build_resources
 from signals_assets.sensors.report_promotion import promotions_from_metadata
 from signals_assets.settings import load_settings
+from signals_assets.storage.clickhouse import SCHEMA_DIR, StoreError, render
 
 # The SQL model tests of test_sql_models, collected again here with this module's `store` fixture.
 from test_sql_models import BASE_ROWS

@@ -2,13 +2,13 @@
 
 import pytest
 
-from signals_assets import lifecycle
-from signals_assets.safety import OfflineSafetyJudge
-from signals_assets.summaries import (
+from signals_assets.reports import lifecycle
+from signals_assets.safety.filter import OfflineSafetyJudge
+from signals_assets.reports.judgement import (
     IMMEDIATELY_ACTIONABLE, NOT_ACTIONABLE, REQUIRES_HUMAN_INPUT, ReportSignal, judge_report, lifecycle_decision,
     offline_actionability, offline_priority,
 )
-from signals_assets.text import title_from
+from signals_assets.grouping.extractive_text import title_from
 
 
 def signals(*texts, source=("zendesk", "ticket"), extra=None, weight=0.5):

@@ -2,7 +2,7 @@ import re
 
 import pytest
 
-from signals_assets.validation import (
+from signals_assets.ingestion.validation import (
     MAX_TEAM_ID,
     SOURCE_PAIRS,
     SignalLimits,
@@ -207,7 +207,7 @@ def test_error_messages_show_at_most_a_short_prefix_of_a_bad_value():
 
 
 def test_the_team_id_range_is_the_stores_column_type():
-    from signals_assets.clickhouse import SCHEMA_DIR
+    from signals_assets.storage.clickhouse import SCHEMA_DIR
 
     types = {m for path in SCHEMA_DIR.glob("*.sql") for m in re.findall(r"^\s*team_id (\w+)", path.read_text(), re.M)}
     assert types == {"UInt64"} and MAX_TEAM_ID == 2**64 - 1

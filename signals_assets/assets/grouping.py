@@ -5,17 +5,17 @@ from itertools import groupby
 import dagster as dg
 from pydantic import Field
 
-from signals_assets import inbox, promotions as promotion_facts
-from signals_assets.assets.embeddings import signal_embeddings
-from signals_assets.assets.ingest import BATCH_BACKFILL_POLICY
-from signals_assets.clickhouse import StoreSession
-from signals_assets.consolidation import PoolSignal
-from signals_assets.grouping import (
+from signals_assets.assets.ingestion import BATCH_BACKFILL_POLICY, signal_embeddings
+from signals_assets.grouping.consolidation import PoolSignal
+from signals_assets.ingestion import inbox
+from signals_assets.reports import promotions as promotion_facts
+from signals_assets.storage.clickhouse import StoreSession
+from signals_assets.grouping.engine import (
     OPEN_STATUSES, TOP_K, BatchSignal, Candidate, ReportStats, consolidate, plan_batch,
 )
-from signals_assets.lifecycle import ReportState
+from signals_assets.grouping.decisions import Provider
 from signals_assets.partitions import batch_time, signal_batches
-from signals_assets.providers import Provider
+from signals_assets.reports.lifecycle import ReportState
 from signals_assets.resources.clickhouse import ClickHouseResource
 from signals_assets.resources.embedder import EmbedderResource
 from signals_assets.resources.llm import LLMResource

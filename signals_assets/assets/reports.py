@@ -4,17 +4,17 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
-from signals_assets import lifecycle, promotions
 from signals_assets.assets.grouping import current_assignments, report_assignments
-from signals_assets.clickhouse import StoreSession
+from signals_assets.ingestion.teams import load_team
 from signals_assets.partitions import report_team_id, reports
+from signals_assets.reports import lifecycle, promotions
+from signals_assets.reports.judgement import ReportSignal, judge_report, lifecycle_decision, parse_extra
 from signals_assets.resources.clickhouse import ClickHouseResource
 from signals_assets.resources.embedder import EmbedderResource
 from signals_assets.resources.llm import LLMResource
 from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.resources.sandbox import SandboxResource
-from signals_assets.summaries import ReportSignal, judge_report, lifecycle_decision, parse_extra
-from signals_assets.teams import load_team
+from signals_assets.storage.clickhouse import StoreSession
 
 _CURRENT = current_assignments("team_id = {team}")
 

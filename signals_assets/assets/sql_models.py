@@ -5,7 +5,7 @@ from pathlib import Path
 import dagster as dg
 
 from signals_assets.resources.clickhouse import ClickHouseResource
-from signals_assets.sql_models import MODELS_DIR, SqlModel, load_models, materialize_sql
+from signals_assets.storage.sql_models import MODELS_DIR, SqlModel, load_models, materialize_sql
 
 DEFAULT_DIR = MODELS_DIR
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -4,7 +4,7 @@ from typing import Callable, Iterator
 
 import dagster as dg
 
-from signals_assets.clickhouse import StoreSession, open_chdb, open_server
+from signals_assets.storage.clickhouse import StoreSession, open_chdb, open_server
 
 
 class ClickHouseResource(dg.ConfigurableResource):

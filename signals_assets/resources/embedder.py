@@ -17,17 +17,17 @@ class EmbedderResource(dg.ConfigurableResource):
     def model_name(self) -> str:
         if self.provider == "openai":
             return self.model or "text-embedding-3-small"
-        from signals_assets.minilm import MODEL_NAME
+        from signals_assets.llm.minilm import MODEL_NAME
 
         return MODEL_NAME
 
     def embed(self, texts: Sequence[str]):
         """L2-normalised float32 matrix, one row per text."""
         if self.provider == "openai":
-            from signals_assets.openai_provider import OpenAIEmbedder
+            from signals_assets.llm.embeddings import OpenAIEmbedder
 
             return OpenAIEmbedder(self.base_url or None, self.api_key, self.model_name).embed(list(texts))
-        from signals_assets.minilm import load_encoder
+        from signals_assets.llm.minilm import load_encoder
 
         encoder = load_encoder()
         encoder.batch_size = self.batch_size

@@ -1,6 +1,6 @@
 import dagster as dg
 
-from signals_assets.validation import DEFAULT_LIMITS, SignalLimits
+from signals_assets.ingestion.validation import DEFAULT_LIMITS, SignalLimits
 
 
 class SignalLimitsResource(dg.ConfigurableResource):

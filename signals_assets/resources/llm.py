@@ -1,6 +1,6 @@
 import dagster as dg
 
-from signals_assets.providers import LLMProvider, OfflineProvider, Provider
+from signals_assets.grouping.decisions import LLMProvider, OfflineProvider, Provider
 
 
 class LLMResource(dg.ConfigurableResource):
@@ -20,7 +20,7 @@ class LLMResource(dg.ConfigurableResource):
         if self.provider == "offline":
             return None
         if self.provider == "openai":
-            from signals_assets.openai_provider import OpenAIChatProvider
+            from signals_assets.grouping.llm_decisions import OpenAIChatProvider
 
             return OpenAIChatProvider(self.base_url or None, self.api_key, self.model,
                                       timeout_seconds=self.timeout_seconds, max_retries=self.max_retries)
@@ -34,9 +34,9 @@ class LLMResource(dg.ConfigurableResource):
         """`check_signal(text)` and `check_report(texts)`: the offline rules or the chat model."""
         chat = self.chat()
         if chat is None:
-            from signals_assets.safety import OfflineSafetyJudge
+            from signals_assets.safety.filter import OfflineSafetyJudge
 
             return OfflineSafetyJudge()
-        from signals_assets.llm_review import LLMSafetyJudge
+        from signals_assets.llm.review import LLMSafetyJudge
 
         return LLMSafetyJudge(chat)

@@ -1,6 +1,6 @@
 import dagster as dg
 
-from signals_assets.objects import LocalObjectStore, ObjectStore, S3ObjectStore
+from signals_assets.storage.object_store import LocalObjectStore, ObjectStore, S3ObjectStore
 
 
 class ObjectStoreResource(dg.ConfigurableResource):

@@ -1,6 +1,5 @@
 """Runs the research agent (`sandbox/agent.py`) through Dagster Pipes and returns its outcome."""
 
-import json
 import os
 import signal
 import subprocess
@@ -8,41 +7,26 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
+from signals_assets.research.outcome import (
+    ResearchOutcome,
+    SandboxResearchError,
+    last_console_line,
+    read_log,
+    research_outcome,
+)
+
 AGENT_SCRIPT = Path(__file__).resolve().parents[2] / "sandbox" / "agent.py"
 LOG_FILE_NAME = "research.jsonl"
-RESULT_STATUSES = ("ready", "pending_input")
 SANDBOX_MODES = ("subprocess", "docker")
 # All of the run worker's environment the subprocess agent gets: none of its secrets (API keys,
 # database passwords). HOME and TMPDIR point into the run's own work dir.
 SUBPROCESS_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH")
 TERMINATION_GRACE_SECONDS = 20
-
-
-class SandboxResearchError(Exception):
-    """The research agent failed, timed out or finished without a result; `log_lines` is what it logged."""
-
-    def __init__(self, message: str, log_lines: list[dict] | None = None):
-        super().__init__(message)
-        self.log_lines = log_lines or []
-
-
-@dataclass
-class ResearchOutcome:
-    status: str  # ready | pending_input
-    repository: str | None
-    findings: list[dict]  # {file, start_line, end_line, score, reason}
-    repository_ranking: list[dict]  # {name, score, reason}
-    actionability: str  # immediately_actionable | requires_human_input
-    priority: str  # P0 .. P4
-    reason: str
-    log_lines: list[dict] = field(default_factory=list)  # the agent's JSONL log: {ts, type, message, data?}
-    sandbox: str = ""  # the mode it ran in
 
 
 class SandboxResource(dg.ConfigurableResource):
@@ -87,25 +71,7 @@ class SandboxResource(dg.ConfigurableResource):
                            else self._failure_message(error, time.monotonic() - started, log_lines))
                 raise SandboxResearchError(message, log_lines) from error
             log_lines = read_log(log_path)
-        result = next((m for m in reversed(messages) if isinstance(m, dict) and "status" in m), None)
-        if result is None:
-            raise SandboxResearchError(
-                f"research agent for report {report.get('report_id')} exited without reporting a result "
-                f"({len(log_lines)} log lines{_last_console_line(log_lines)})", log_lines
-            )
-        if result["status"] not in RESULT_STATUSES:
-            raise SandboxResearchError(f"research agent reported an unknown status {result['status']!r}", log_lines)
-        return ResearchOutcome(
-            status=result["status"],
-            repository=result.get("repository"),
-            findings=list(result.get("findings") or []),
-            repository_ranking=list(result.get("repository_ranking") or []),
-            actionability=result.get("actionability") or "requires_human_input",
-            priority=result.get("priority") or "",
-            reason=result.get("reason") or "",
-            log_lines=log_lines,
-            sandbox=self.mode,
-        )
+        return research_outcome(messages, log_lines, report.get("report_id"), self.mode)
 
     def _run_subprocess(
         self, context: dg.AssetExecutionContext, report: dict, repositories: list[dict], max_files: int, work_dir: Path
@@ -145,7 +111,7 @@ class SandboxResource(dg.ConfigurableResource):
     ) -> list[Any]:
         import docker
 
-        from signals_assets import docker_sandbox as ds
+        from signals_assets.research import docker_sandbox as ds
 
         client = ds.engine_client()
         try:
@@ -174,13 +140,13 @@ class SandboxResource(dg.ConfigurableResource):
         """Remove research containers whose Dagster run has ended (e.g. its worker was killed)."""
         if self.mode != "docker":
             return []
-        from signals_assets import docker_sandbox as ds
+        from signals_assets.research import docker_sandbox as ds
 
         return ds.prune_sandbox_containers(client or ds.engine_client(), lambda run_id: _run_is_alive(instance, run_id),
                                            warn or dg.get_dagster_logger().warning)
 
     def container_limits(self):
-        from signals_assets.docker_sandbox import ContainerLimits
+        from signals_assets.research.docker_sandbox import ContainerLimits
 
         if self.network_allowlist and not self.network:
             raise ValueError("sandbox network_allowlist needs a network: the docker network that enforces it")
@@ -194,28 +160,10 @@ class SandboxResource(dg.ConfigurableResource):
     def _failure_message(self, error: Exception, elapsed: float, log_lines: list[dict]) -> str:
         if elapsed >= self.timeout_seconds:
             return f"research agent exceeded its {self.timeout_seconds}s limit and was stopped"
-        return f"research agent failed ({self.mode}): {error}{_last_console_line(log_lines)}"
+        return f"research agent failed ({self.mode}): {error}{last_console_line(log_lines)}"
 
 
 def _run_is_alive(instance: dg.DagsterInstance, run_id: str) -> bool | None:
     """Whether the Dagster run is still going; None when this instance does not know it."""
     run = instance.get_run_by_id(run_id) if run_id else None
     return None if run is None else not run.is_finished
-
-
-def read_log(path: Path) -> list[dict]:
-    """The agent's JSONL log; a line cut short by a killed agent is skipped."""
-    if not path.exists():
-        return []
-    lines = []
-    for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            lines.append(json.loads(raw))
-        except json.JSONDecodeError:
-            continue
-    return lines
-
-
-def _last_console_line(log_lines: list[dict]) -> str:
-    console = [line for line in log_lines if line.get("type") == "console"]
-    return f"; last agent message: {console[-1]['message'].splitlines()[0]}" if console else ""

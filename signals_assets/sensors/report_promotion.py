@@ -3,14 +3,14 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from signals_assets import promotions as promotion_facts
 from signals_assets.assets.grouping import PROMOTED_METADATA_KEY
 from signals_assets.jobs import TEAM_TAG, report_job
-from signals_assets.objects import ObjectStore
 from signals_assets.partitions import reports
-from signals_assets.recovery import attempt_number, next_step
+from signals_assets.recovery.attempts import attempt_number, next_step
+from signals_assets.reports import promotions as promotion_facts
 from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.sensors.run_attempts import failure_reason, last_failed_run, unit_attempts
+from signals_assets.storage.object_store import ObjectStore
 
 
 def promotions_from_metadata(metadata: dict) -> list[dict]:

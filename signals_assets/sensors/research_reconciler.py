@@ -7,13 +7,13 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
-from signals_assets import lifecycle, promotions
 from signals_assets.assets.reports import _event, _record, _result_row
-from signals_assets.clickhouse import StoreSession
 from signals_assets.jobs import HOUSEKEEPING_TAGS, report_job
+from signals_assets.reports import lifecycle, promotions
 from signals_assets.resources.clickhouse import ClickHouseResource
 from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.resources.sandbox import SandboxResource
+from signals_assets.storage.clickhouse import StoreSession
 
 # Reports whose latest event is in_progress, with the in-progress research row naming their run.
 _IN_PROGRESS_RESEARCH = """

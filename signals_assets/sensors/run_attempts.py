@@ -3,7 +3,7 @@
 import dagster as dg
 
 from signals_assets.assets.grouping import REFUSED_TAG
-from signals_assets.recovery import Attempt, attempt_number
+from signals_assets.recovery.attempts import Attempt, attempt_number
 
 RUN_KEY_TAG = "dagster/run_key"
 PARTITION_TAG = "dagster/partition"

@@ -4,13 +4,13 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from signals_assets import inbox
+from signals_assets.ingestion import inbox
 from signals_assets.jobs import signal_batch_job
-from signals_assets.objects import ObjectStore
 from signals_assets.partitions import signal_batches
-from signals_assets.recovery import next_step
+from signals_assets.recovery.attempts import next_step
 from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.sensors.run_attempts import failure_reason, last_failed_run, unit_attempts
+from signals_assets.storage.object_store import ObjectStore
 
 
 @dataclass

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 
-from signals_assets.objects import ObjectStore
+from signals_assets.storage.object_store import ObjectStore
 
 PROMOTIONS = "promotions/"
 

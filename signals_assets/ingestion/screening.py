@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
-from signals_assets.safety import SafetyVerdict, check_signal_text
-from signals_assets.teams import TeamConfig, gate_reason
-from signals_assets.validation import (
+from signals_assets.ingestion.teams import TeamConfig, gate_reason
+from signals_assets.safety.filter import SafetyVerdict, check_signal_text
+from signals_assets.ingestion.validation import (
     DEFAULT_LIMITS,
     MAX_SOURCE_ID_CHARS,
     SignalLimits,

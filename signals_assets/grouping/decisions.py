@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
-from signals_assets.grouping import BatchSignal, CandidateReport, MatchDecision
-from signals_assets.text import title_from
+from signals_assets.grouping.engine import BatchSignal, CandidateReport, MatchDecision
+from signals_assets.grouping.extractive_text import title_from
 
 SPLIT_PREFIX = "Split from group: "
 
@@ -24,28 +24,28 @@ class Provider(Protocol):
 
 
 class OfflineProvider:
-    """An adaptive similarity decision per signal (signals_assets.offline_matching), then the open
-    pool re-clustered after each batch (signals_assets.consolidation). Keyword query probes are off
+    """An adaptive similarity decision per signal (signals_assets.grouping.offline_matching), then the open
+    pool re-clustered after each batch (signals_assets.grouping.consolidation). Keyword query probes are off
     by default: on Banking77 they did not measurably help (see keyword_queries)."""
 
     name = "offline"
     needs_texts = False
 
     def __init__(self, parameters=None, query_probes: int = 0, consolidation=None):
-        from signals_assets.consolidation import ConsolidationParameters
-        from signals_assets.offline_matching import MatchParameters
+        from signals_assets.grouping.consolidation import ConsolidationParameters
+        from signals_assets.grouping.offline_matching import MatchParameters
 
         self.parameters = parameters or MatchParameters()
         self.query_probes = query_probes
         self.consolidation = consolidation or ConsolidationParameters()
 
     def search_queries(self, signal: BatchSignal) -> list[str]:
-        from signals_assets.offline_matching import keyword_queries
+        from signals_assets.grouping.offline_matching import keyword_queries
 
         return keyword_queries(signal.description, self.query_probes) if self.query_probes else []
 
     def decide(self, signal: BatchSignal, reports: list[CandidateReport]) -> MatchDecision:
-        from signals_assets.offline_matching import decide
+        from signals_assets.grouping.offline_matching import decide
 
         return decide(signal.embedding, reports, self.parameters)
 
@@ -54,7 +54,7 @@ class OfflineProvider:
 class LLMProvider:
     """Match and specificity decisions by a chat model; the offline queries are not used."""
 
-    chat: object  # signals_assets.openai_provider.OpenAIChatProvider
+    chat: object  # signals_assets.grouping.llm_decisions.OpenAIChatProvider
     name: str = "openai"
     needs_texts: bool = True
     consolidation: object = None  # the model's decisions stand as made

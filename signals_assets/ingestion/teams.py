@@ -12,8 +12,8 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import PurePosixPath
 
-from signals_assets.objects import ObjectStore
-from signals_assets.validation import SOURCE_PAIRS, check_team_id, shown
+from signals_assets.ingestion.validation import SOURCE_PAIRS, check_team_id, shown
+from signals_assets.storage.object_store import ObjectStore
 
 # Never a repository: the research agent would read devices, kernel interfaces or the host's secrets.
 SYSTEM_TREES = ("/proc", "/sys", "/dev", "/etc")

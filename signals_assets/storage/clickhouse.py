@@ -17,7 +17,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-SCHEMA_DIR = Path(__file__).resolve().parent.parent / "dbt_like_sql" / "tables"
+SCHEMA_DIR = Path(__file__).resolve().parents[2] / "dbt_like_sql" / "tables"
 VECTOR_INDEX_SQL = SCHEMA_DIR.parent / "indexes" / "signal_embeddings_vector_index.sql"
 VECTOR_INDEX_NAME = "embedding_hnsw"
 # Semantic search sends a batch's probe vectors inline: far past the default 256 KiB query size.

@@ -13,9 +13,9 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
-from signals_assets import lifecycle
-from signals_assets.lifecycle import ReportState
-from signals_assets.text import summary_from, title_from
+from signals_assets.grouping.extractive_text import summary_from, title_from
+from signals_assets.reports import lifecycle
+from signals_assets.reports.lifecycle import ReportState
 
 TOP_K = 10
 
@@ -274,14 +274,14 @@ OPEN_STATUSES = (lifecycle.POTENTIAL, lifecycle.CANDIDATE)  # research not start
 
 def consolidate(plan: BatchPlan, signals: Sequence[BatchSignal], earlier: list["PoolSignal"],
                 before: dict[str, ReportState], states: dict[str, ReportState], params) -> BatchPlan:
-    """The batch's plan after re-clustering the open pool (signals_assets.consolidation).
+    """The batch's plan after re-clustering the open pool (signals_assets.grouping.consolidation).
 
     `earlier` holds the open pool's signals from earlier batches (oldest first); `before` the states
     of their reports and of the batch's candidate reports as stored, `states` the same after the
     one-pass plan. Open reports' promotions are decided on the consolidated membership; a report
     that existed before and ends with no signal is suppressed as merged into the report that took
     most of its signals."""
-    from signals_assets.consolidation import PoolSignal, cluster_pool, map_clusters
+    from signals_assets.grouping.consolidation import PoolSignal, cluster_pool, map_clusters
 
     team_id = signals[0].team_id if signals else 0
     by_id = {s.signal_id: s for s in signals}

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "dbt_like_sql" / "models"
+MODELS_DIR = Path(__file__).resolve().parents[2] / "dbt_like_sql" / "models"
 
 # Base table -> the Python asset(s) that write it: a model reading a source depends on these assets.
 SOURCE_PRODUCERS: dict[str, list[str]] = {

@@ -38,7 +38,7 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
-from signals_assets.grouping import CandidateReport, MatchDecision, ReportStats
+from signals_assets.grouping.engine import CandidateReport, MatchDecision, ReportStats
 
 
 @dataclass(frozen=True)

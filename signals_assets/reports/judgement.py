@@ -15,9 +15,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Protocol, Sequence
 
-from signals_assets import lifecycle
-from signals_assets.safety import SafetyVerdict
-from signals_assets.text import summary_from, title_from
+from signals_assets.grouping.extractive_text import summary_from, title_from
+from signals_assets.reports import lifecycle
+from signals_assets.safety.filter import SafetyVerdict
 
 CENTRAL_SIGNALS = 3
 IMMEDIATELY_ACTIONABLE = "immediately_actionable"
@@ -80,7 +80,7 @@ def judge_report(signals: Sequence[ReportSignal], safety_judge: SafetyJudge, cha
     if not safety.safe:
         return ReportJudgement(title, summary, central_ids, safety)
     if chat is not None:
-        from signals_assets.llm_review import llm_report_summary
+        from signals_assets.llm.review import llm_report_summary
 
         answer = llm_report_summary(chat, [
             {"description": s.description, "source_product": s.source_product, "source_type": s.source_type,

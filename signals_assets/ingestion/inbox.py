@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterable
 
-from signals_assets.facade import INBOX_PREFIX as INBOX
-from signals_assets.objects import ObjectStore
+from signals_assets.ingestion.emit import INBOX_PREFIX as INBOX
 from signals_assets.partitions import next_batch_key
+from signals_assets.storage.object_store import ObjectStore
 
 CLAIMED = "claimed/"
 BATCHES = "batches/"

@@ -1,6 +1,6 @@
 """Safety verdicts and report judgements from an OpenAI-compatible chat model.
 
-Built on `openai_provider.OpenAIChatProvider.ask` (one client, one retry policy) and its `Fence`:
+Built on `llm.client.OpenAIChatClient.ask` (one client, one retry policy) and its `Fence`:
 every signal is quoted between markers with a per-call random code, so no signal can close its
 block or pose as instructions.
 
@@ -16,9 +16,9 @@ import json
 import re
 from typing import Any, Sequence
 
-from signals_assets.openai_provider import Fence, InvalidAnswer, NoValidAnswer, OpenAIChatProvider
-from signals_assets.safety import KINDS, UNVERIFIED, SafetyVerdict
-from signals_assets.text import TITLE_MAX_CHARS
+from signals_assets.grouping.extractive_text import TITLE_MAX_CHARS
+from signals_assets.llm.client import Fence, InvalidAnswer, NoValidAnswer, OpenAIChatClient
+from signals_assets.safety.filter import KINDS, UNVERIFIED, SafetyVerdict
 
 ACTIONABILITY = ("immediately_actionable", "requires_human_input", "not_actionable")
 PRIORITIES = ("P0", "P1", "P2", "P3", "P4")
@@ -83,7 +83,7 @@ class LLMSafetyJudge:
 
     name = "openai"
 
-    def __init__(self, chat: OpenAIChatProvider) -> None:
+    def __init__(self, chat: OpenAIChatClient) -> None:
         self.chat = chat
 
     def check_signal(self, text: str) -> SafetyVerdict:
@@ -135,7 +135,7 @@ def _validate_summary(answer: dict) -> dict:
     return {**result, "actionability": answer["actionability"], "priority": answer["priority"]}
 
 
-def llm_report_summary(chat: OpenAIChatProvider, signals: Sequence[dict]) -> dict:
+def llm_report_summary(chat: OpenAIChatClient, signals: Sequence[dict]) -> dict:
     """{title, summary, actionability, actionability_reason, priority, priority_reason} for a report's
     signals ({description, source_product, source_type, weight}); retried with the validation error."""
     shown = list(signals[:MAX_SIGNALS_SHOWN])

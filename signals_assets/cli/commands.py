@@ -1,0 +1,312 @@
+"""The `signals` command handlers: one `cmd_*` function per command, called with the parsed arguments."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import BinaryIO, Iterator
+
+from signals_assets.cli.main import CliError, err, progress
+from signals_assets.cli.read_models import is_settled, list_reports, store_session, team_status, unfinished_work
+from signals_assets.ingestion.validation import SignalValidationError, decode_json_object, shown
+from signals_assets.settings import Settings
+from signals_assets.storage.object_store import open_object_store
+
+INVALID_LINES_SHOWN = 20
+
+
+def cmd_emit(args, settings: Settings) -> int:
+    from signals_assets.ingestion.emit import emit_signal_result
+
+    result = emit_signal_result(
+        team_id=args.team_id, source_product=args.source_product, source_type=args.source_type,
+        source_id=args.source_id, description=args.description, weight=args.weight,
+        extra=args.extra or {}, idempotency_key=args.idempotency_key,
+        store=open_object_store(settings), settings=settings,
+    )
+    if result.signal_id is None:
+        err(f"not emitted: {result.gated_reason}")
+        return 3
+    print(result.signal_id)
+    return 0
+
+
+def _bounded_lines(handle: BinaryIO, max_bytes: int) -> Iterator[bytes | None]:
+    """The file's lines; None for a line over `max_bytes`, skipped without ever holding it whole."""
+    while line := handle.readline(max_bytes + 1):
+        if len(line) <= max_bytes or line.endswith(b"\n"):
+            yield line
+            continue
+        while line and not line.endswith(b"\n"):
+            line = handle.readline(max_bytes + 1)
+        yield None
+
+
+def _line_payload(line: bytes | None, team_id: int, settings: Settings) -> dict:
+    """One JSONL line as a valid signal payload of team `team_id`; SignalValidationError otherwise."""
+    from signals_assets.ingestion.validation import validate_signal
+
+    limits = settings.signal_limits
+    if line is None:
+        raise SignalValidationError("line", f"must be at most {limits.max_signal_bytes} bytes (SIGNALS_MAX_SIGNAL_BYTES)")
+    payload = decode_json_object(line, "line")
+    payload.setdefault("team_id", team_id)
+    if payload["team_id"] != team_id:
+        raise SignalValidationError("team_id", f"must be {team_id} (--team-id), got {shown(payload['team_id'])}")
+    validate_signal(payload, limits)
+    return payload
+
+
+def _read_jsonl(path: Path, team_id: int, settings: Settings) -> tuple[list[dict], list[str]]:
+    """The valid payloads of the file, and one message per invalid line."""
+    payloads, errors = [], []
+    try:
+        handle = open(path, "rb")
+    except OSError as error:  # missing, a folder, a symlink loop, no permission
+        raise CliError(f"emit-file: cannot read {path}: {error.strerror or error}") from None
+    with handle:
+        for number, line in enumerate(_bounded_lines(handle, settings.signal_limits.max_signal_bytes), start=1):
+            if line is not None and not line.strip():
+                continue
+            try:
+                payloads.append(_line_payload(line, team_id, settings))
+            except SignalValidationError as error:
+                errors.append(f"{path}:{number}: {error}")
+    return payloads, errors
+
+
+def cmd_emit_file(args, settings: Settings) -> int:
+    from signals_assets.ingestion.emit import emit_signal_result
+
+    payloads, errors = _read_jsonl(Path(args.file), args.team_id, settings)
+    for message in errors[:INVALID_LINES_SHOWN]:
+        err(message)
+    if len(errors) > INVALID_LINES_SHOWN:
+        err(f"… and {len(errors) - INVALID_LINES_SHOWN} more invalid lines")
+    if errors and not args.skip_invalid:
+        raise CliError(f"nothing emitted: {len(errors)} invalid line(s) (--skip-invalid emits the valid ones)")
+    store = open_object_store(settings)
+    emitted, gated = 0, {}
+    for index, payload in enumerate(payloads, start=1):
+        result = emit_signal_result(**payload, store=store, settings=settings)
+        if result.signal_id:
+            emitted += 1
+        else:
+            gated[result.gated_reason] = gated.get(result.gated_reason, 0) + 1
+        progress(index, len(payloads), "emitting")
+    print(json.dumps({"emitted": emitted, "not_emitted": gated, "invalid_lines": len(errors)}))
+    return 0 if not gated and not errors else 3
+
+
+def cmd_teams_set(args, settings: Settings) -> int:
+    from signals_assets.ingestion.teams import TeamConfig, load_team, repository_folder, save_team
+
+    store = open_object_store(settings)
+    current = load_team(store, args.team_id) or TeamConfig(team_id=args.team_id)
+    try:
+        repositories = [repository_folder(p) for p in args.repo] if args.repo else current.repositories
+    except ValueError as error:
+        raise CliError(f"--repo: {error}") from None
+    config = TeamConfig(
+        team_id=args.team_id,
+        ai_processing_consent=current.ai_processing_consent if args.consent is None else args.consent,
+        enabled_sources=args.enable if args.enable else current.enabled_sources,
+        repositories=repositories,
+    )
+    save_team(store, config)
+    print(json.dumps(config.__dict__, indent=1))
+    return 0
+
+
+def cmd_teams_show(args, settings: Settings) -> int:
+    from signals_assets.ingestion.teams import load_team
+
+    config = load_team(open_object_store(settings), args.team_id)
+    if config is None:
+        raise CliError(f"team {args.team_id} is not configured (run: signals teams set {args.team_id} --consent)")
+    print(json.dumps(config.__dict__, indent=1))
+    return 0
+
+
+LOCAL_INSTANCE_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "dagster.local.yaml"
+
+
+def ensure_dagster_home(settings: Settings) -> Path:
+    """DAGSTER_HOME, by default beside the data, with the local instance settings when it has none."""
+    home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.signals_home / "dagster_home")))
+    home.mkdir(parents=True, exist_ok=True)
+    if not (home / "dagster.yaml").exists() and LOCAL_INSTANCE_CONFIG.exists():
+        shutil.copy(LOCAL_INSTANCE_CONFIG, home / "dagster.yaml")
+    return home
+
+
+# Runs still log everything to the instance; the terminal gets warnings and the progress lines.
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+def in_process_tags(run_key: str) -> dict:
+    """Tags of a run `signals process` executes itself: no Dagster retry will come for it (the
+    next `signals process` or the sensors make the next attempt), and its process can be found dead."""
+    import socket
+
+    from signals_assets.sensors.dead_runs import HOST_TAG, PID_TAG
+
+    return {"dagster/run_key": run_key, "dagster/max_retries": "0", HOST_TAG: socket.gethostname(),
+            PID_TAG: str(os.getpid())}
+
+
+def cmd_process(args, settings: Settings) -> int:
+    """Claim what is pending, then resume every unfinished batch (key order) and report round with
+    the functions the sensors use; exit 1 and name what is left while anything is unfinished."""
+    ensure_dagster_home(settings)
+    import dagster as dg
+
+    from signals_assets.definitions import defs
+    from signals_assets.ingestion import inbox
+    from signals_assets.sensors.dead_runs import fail_dead_runs
+    from signals_assets.sensors.signal_inbox import batch_work
+
+    store = open_object_store(settings)
+    instance = dg.DagsterInstance.get()
+    for line in fail_dead_runs(instance):  # runs a killed `signals process` or daemon left STARTED
+        err(line)
+    inbox.claim_all(store, settings.batch_max_signals)
+    definitions = defs()
+    batch_job = definitions.resolve_job_def("signal_batch_job")
+    started = time.monotonic()
+    # No back-off and no waiting for the daemon's retries: the operator asked for an attempt now.
+    to_run = batch_work(instance, store, settings.max_attempts, backoff_seconds=0, daemon_retries=False).to_run
+    instance.add_dynamic_partitions("signal_batches", [batch for batch, _ in to_run])
+    grouped = 0
+    for index, (batch, run_key) in enumerate(to_run, start=1):
+        err(f"batch {index}/{len(to_run)} {batch}: buffering, embedding, grouping")
+        result = batch_job.execute_in_process(
+            partition_key=batch, instance=instance, tags=in_process_tags(run_key), raise_on_error=False,
+            run_config=QUIET_RUN_CONFIG,
+        )
+        if not result.success:
+            err(f"batch {batch}: run {result.run_id} failed; later batches wait for it (key order)")
+            break
+        grouped += 1
+    researched, failed = research_pending(definitions, instance, store, settings.max_attempts)
+    left = unfinished_work(store)
+    for line in left:
+        err(f"unfinished: {line}")
+    print(json.dumps({
+        "batches": grouped, "reports_researched": researched, "reports_failed": failed, "unfinished": left,
+        "seconds": round(time.monotonic() - started, 1),
+    }))
+    return 1 if failed or left else 0
+
+
+def research_pending(definitions, instance, store, max_attempts: int) -> tuple[int, list[str]]:
+    """One report run per pending promotion (as the promotion sensor decides, without back-off);
+    the number of rounds researched and the report ids whose run failed."""
+    from signals_assets.sensors.report_promotion import promotion_work, report_run_request
+
+    to_run = promotion_work(instance, store, max_attempts, backoff_seconds=0, daemon_retries=False).to_run
+    instance.add_dynamic_partitions("reports", sorted({p["report_id"] for p, _ in to_run}))
+    report_job = definitions.resolve_job_def("report_job")
+    failed = []
+    for index, (promotion, run_key) in enumerate(to_run, start=1):
+        result = report_job.execute_in_process(
+            partition_key=promotion["report_id"], instance=instance, raise_on_error=False,
+            tags={**report_run_request(promotion, run_key).tags, **in_process_tags(run_key)}, run_config=QUIET_RUN_CONFIG,
+        )
+        if not result.success:
+            failed.append(promotion["report_id"])
+        progress(index, len(to_run), "researching reports")
+    return len(to_run) - len(failed), failed
+
+
+def cmd_unpark(args, settings: Settings) -> int:
+    """Give a parked batch or report round a fresh attempt budget; the sensors (or `signals process`) resume it."""
+    from signals_assets.ingestion import inbox
+    from signals_assets.reports import promotions
+
+    store = open_object_store(settings)
+    match = [p for p in promotions.all_promotions(store)
+             if promotions.promotion_unit(p["report_id"], p["round"]) == args.key]
+    if match:
+        record = promotions.unpark_promotion(store, match[0])
+    else:
+        record = inbox.unpark_batch(store, args.key)
+    print(json.dumps({"unparked": args.key, "was": record}))
+    return 0
+
+
+def cmd_regroup(args, settings: Settings) -> int:
+    """Re-group every batch holding the team's signals, in order, then research new promotions."""
+    ensure_dagster_home(settings)
+    import dagster as dg
+
+    from signals_assets.definitions import defs
+
+    with store_session(settings) as db:
+        batches = [r["batch_key"] for r in db.query(
+            "SELECT DISTINCT batch_key FROM signals WHERE team_id = {team} ORDER BY batch_key", {"team": args.team_id})]
+    if not batches:
+        print(json.dumps({"batches": 0, "reports_researched": 0, "reports_failed": []}))
+        return 0
+    instance = dg.DagsterInstance.get()
+    definitions = defs()
+    instance.add_dynamic_partitions("signal_batches", batches)
+    err(f"re-grouping team {args.team_id}: {len(batches)} batches from {batches[0]} to {batches[-1]}")
+    definitions.resolve_job_def("regroup_job").execute_in_process(
+        instance=instance, raise_on_error=True,
+        tags={"dagster/asset_partition_range_start": batches[0], "dagster/asset_partition_range_end": batches[-1]},
+        run_config={**QUIET_RUN_CONFIG, "ops": {"report_assignments": {"config": {"team_ids": [args.team_id]}}}},
+    )
+    researched, failed = research_pending(definitions, instance, open_object_store(settings), settings.max_attempts)
+    print(json.dumps({"batches": len(batches), "reports_researched": researched, "reports_failed": failed}))
+    return 1 if failed else 0
+
+
+def cmd_status(args, settings: Settings) -> int:
+    deadline = time.monotonic() + args.timeout
+    while True:
+        status = team_status(settings, args.team_id)
+        settled = is_settled(status, args.expected_signals)
+        if not args.wait or settled or time.monotonic() > deadline:
+            break
+        time.sleep(2)
+    status["settled"] = settled
+    if args.json:
+        print(json.dumps(status, indent=1, default=str))
+    else:
+        print(f"team {args.team_id}: {status['inbox_pending']} pending in inbox, "
+              f"{status['unfinished_batches']} unfinished batches, {status['promotions_pending']} promoted reports "
+              f"waiting for research, {status['parked']} parked")
+        for line in status["unfinished_work"][:20]:
+            print(f"  {line}")
+        print(f"signals: {status['accepted']} accepted, {status['rejected']} rejected, {status['assigned']} assigned")
+        if status["rejected"]:
+            print("rejected: " + ", ".join(f"{n} {reason}" for reason, n in status["rejected_by_reason"].items())
+                  + (" (" + ", ".join(f"{n} {kind}" for kind, n in status["unsafe_by_kind"].items()) + ")"
+                     if status["unsafe_by_kind"] else ""))
+        print("reports: " + (", ".join(f"{n} {s}" for s, n in status["reports_by_status"].items()) or "none"))
+        for row in status["recent_rejections"][:5]:
+            quote = f" {' '.join(row['quote'].split())!r}" if row["quote"] else ""
+            print(f"  rejected {row['source_id'] or '?'}: {row['reason']} {row['detail']}{quote}".rstrip())
+    return 0 if settled or not args.wait else 1
+
+
+def cmd_list_reports(args, settings: Settings) -> int:
+    result = list_reports(settings, args.team_id, args.status or "", args.limit, args.signals)
+    if args.json:
+        print(json.dumps(result, indent=1, default=str))
+        return 0
+    for r in result["reports"]:
+        print(f"{r['id']}  {r['status']:<13} {r['priority'] or '--':<2} {r['signal_count']:>3} signals  "
+              f"w={r['total_weight']:<5g} {r['title']}")
+        if r["error"]:
+            print(f"    {r['error']}")
+        if r["research"]["repository"]:
+            print(f"    research: {r['research']['repository']} {[f['file'] for f in r['research']['findings']][:3]}")
+        for s in r.get("signals", []):
+            print(f"    - [{s['source_product']}/{s['source_type']} {s['source_id']}] {s['description'][:100]}")
+    print(f"{result['count']} report(s)")
+    return 0

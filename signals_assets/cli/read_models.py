@@ -1,0 +1,145 @@
+"""What `signals status` and `signals list-reports` read: the store's tables and models, the unfinished work."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from signals_assets.cli.main import err
+from signals_assets.settings import Settings
+from signals_assets.storage.object_store import open_object_store
+
+def store_session(settings: Settings):
+    """The store with schema and SQL model views in place (the CLI may run before any job)."""
+    from contextlib import contextmanager
+
+    from signals_assets.storage.clickhouse import open_chdb, open_server
+    from signals_assets.storage.sql_models import load_models, materialize_sql
+
+    @contextmanager
+    def session():
+        if settings.clickhouse_url:
+            opener = open_server(
+                settings.clickhouse_url, settings.clickhouse_database, settings.clickhouse_user,
+                os.environ.get("SIGNALS_CLICKHOUSE_PASSWORD", ""), settings.clickhouse_secure,
+            )
+        else:
+            opener = open_chdb(settings.clickhouse_path, settings.clickhouse_database, log=err)
+        with opener as db:
+            db.apply_schema(settings.vector_index_dimensions)
+            for model in load_models():
+                for statement in materialize_sql(model):
+                    db.command(statement)
+            yield db
+
+    return session()
+
+
+def unfinished_work(store) -> list[str]:
+    """One line per batch or report round not done yet, parked ones with their reason."""
+    from signals_assets.ingestion import inbox
+    from signals_assets.reports import promotions
+
+    lines = []
+    for progress in inbox.batch_progress(store):
+        if progress.parked is not None:
+            lines.append(f"batch {progress.batch}: parked ({progress.parked['reason']}); "
+                         f"`signals unpark {progress.batch}`")
+        elif not progress.finished:
+            lines.append(f"batch {progress.batch}: {progress.next_stage} not done")
+    for promotion in promotions.all_promotions(store):
+        unit = promotions.promotion_unit(promotion["report_id"], promotion["round"])
+        lines.append(f"report {promotion['report_id']} round {promotion['round']}: "
+                     + (f"parked ({promotion['parked']}); `signals unpark {unit}`" if promotion.get("parked")
+                        else "promoted, research not done"))
+    return lines
+
+
+_STATUS_SQL = """
+SELECT
+    (SELECT count() FROM signals WHERE team_id = {team}) AS accepted,
+    (SELECT count() FROM rejected_signals WHERE team_id = {team}) AS rejected,
+    (SELECT uniqExact(signal_id) FROM report_assignments WHERE team_id = {team}) AS assigned,
+    (SELECT count() FROM reports WHERE team_id = {team}) AS reports
+"""
+
+
+def team_status(settings: Settings, team_id: int) -> dict:
+    from signals_assets.ingestion import inbox
+    from signals_assets.reports import promotions
+
+    store = open_object_store(settings)
+    progress = inbox.batch_progress(store)
+    pending_promotions = promotions.all_promotions(store)
+    with store_session(settings) as db:
+        counts = db.query(_STATUS_SQL, {"team": team_id})[0]
+        by_status = {r["status"]: int(r["n"]) for r in db.query(
+            "SELECT status, count() AS n FROM reports WHERE team_id = {team} GROUP BY status ORDER BY status",
+            {"team": team_id})}
+        rejected = db.query(
+            "SELECT reason, detail, quote, source_id FROM rejected_signals WHERE team_id = {team} "
+            "ORDER BY rejected_at DESC, signal_id LIMIT 20", {"team": team_id})
+        by_reason = {r["reason"]: int(r["n"]) for r in db.query(
+            "SELECT reason, count() AS n FROM rejected_signals WHERE team_id = {team} GROUP BY reason ORDER BY reason",
+            {"team": team_id})}
+        unsafe_by_kind = {r["kind"]: int(r["n"]) for r in db.query(
+            "SELECT detail AS kind, count() AS n FROM rejected_signals WHERE team_id = {team} AND reason = 'unsafe' "
+            "GROUP BY detail ORDER BY detail", {"team": team_id})}
+    return {
+        "team_id": team_id,
+        "inbox_pending": inbox.pending_inbox_count(store),
+        "unfinished_batches": sum(1 for p in progress if not p.finished and p.parked is None),
+        "parked": sum(1 for p in progress if p.parked is not None) + sum(1 for p in pending_promotions if p.get("parked")),
+        "promotions_pending": sum(1 for p in pending_promotions if not p.get("parked")),
+        "unfinished_work": unfinished_work(store),
+        **{k: int(v) for k, v in counts.items()},
+        "reports_by_status": by_status,
+        "rejected_by_reason": by_reason,
+        "unsafe_by_kind": unsafe_by_kind,
+        "recent_rejections": rejected,
+    }
+
+
+def is_settled(status: dict, expected_signals: int | None) -> bool:
+    in_flight = sum(status["reports_by_status"].get(s, 0) for s in ("candidate", "in_progress"))
+    seen = status["accepted"] + status["rejected"]
+    return (
+        status["inbox_pending"] == 0 and status["unfinished_batches"] == 0 and status["promotions_pending"] == 0
+        and in_flight == 0
+        and status["assigned"] >= status["accepted"] and (expected_signals is None or seen >= expected_signals)
+    )
+
+
+_REPORTS_SQL = """
+SELECT report_id AS id, status, title, summary, signal_count, total_weight, research_status, sandbox,
+       repository, findings, log_key,
+       priority, actionability, actionability_reason, safety, safety_kind, safety_quote, error
+FROM reports WHERE team_id = {team} AND ({status} = '' OR status = {status})
+ORDER BY total_weight DESC, signal_count DESC, id LIMIT {limit}
+"""
+
+
+def list_reports(settings: Settings, team_id: int, status: str = "", limit: int = 100, with_signals: bool = False) -> dict:
+    with store_session(settings) as db:
+        rows = db.query(_REPORTS_SQL, {"team": team_id, "status": status, "limit": limit})
+        signals: dict[str, list[dict]] = {}
+        if with_signals and rows:
+            for s in db.query(
+                "SELECT report_id, signal_id, source_id, source_product, source_type, description FROM report_signals "
+                "WHERE team_id = {team} AND report_id IN {ids} ORDER BY assigned_at, signal_id",
+                {"team": team_id, "ids": [r["id"] for r in rows]},
+            ):
+                signals.setdefault(s.pop("report_id"), []).append(s)
+    reports = []
+    for row in rows:
+        report = {k: row[k] for k in ("id", "status", "title", "summary", "signal_count", "total_weight", "priority",
+                                      "actionability", "actionability_reason", "error")}
+        report["safety"] = {"verdict": row["safety"], "kind": row["safety_kind"], "quote": row["safety_quote"]}
+        report["research"] = {
+            "status": row["research_status"], "sandbox": row["sandbox"], "repository": row["repository"],
+            "findings": json.loads(row["findings"] or "[]"), "log_key": row["log_key"],
+        }
+        if with_signals:
+            report["signals"] = signals.get(row["id"], [])
+        reports.append(report)
+    return {"reports": reports, "count": len(reports)}

@@ -1,0 +1,133 @@
+"""The grouping engine's LLM steps: search queries, the match decision and the PR-specificity check.
+
+Prompts and answer validators only; the client (`signals_assets/llm/client.py`) fences the signal
+text, sends the request, validates the answer and re-asks on an invalid one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from signals_assets.llm.client import Fence, InvalidAnswer, OpenAIChatClient, cut_text, one_line, required_text
+
+MAX_QUERIES = 3
+MAX_QUERY_CHARS = 200
+MAX_TITLE_CHARS = 70
+MAX_SUMMARY_SENTENCES = 2
+MAX_CANDIDATE_CHARS = 1000  # candidates are context for the decision; full texts would crowd the prompt
+MAX_SPECIFICITY_SIGNALS = 8
+MAX_SPECIFICITY_CHARS = 500
+
+
+def _validate_queries(answer: dict) -> list[str]:
+    queries = answer.get("queries")
+    if not isinstance(queries, list) or not 1 <= len(queries) <= MAX_QUERIES:
+        raise InvalidAnswer(f'"queries" must be a list of 1 to {MAX_QUERIES} strings')
+    return [required_text(query, f"queries[{number}]", MAX_QUERY_CHARS) for number, query in enumerate(queries)]
+
+
+def _validate_match(answer: dict, candidates: dict[str, dict]) -> dict:
+    reason = required_text(answer.get("reason"), '"reason"')
+    match_type = answer.get("match_type")
+    if match_type == "existing":
+        signal_id = answer.get("signal_id")
+        candidate = candidates.get(str(signal_id)) if isinstance(signal_id, (str, int)) else None
+        if candidate is None:
+            raise InvalidAnswer(f'"signal_id" {json.dumps(signal_id)} is not one of the candidates\' signal_id values'
+                                if candidates else 'there are no candidates: "match_type" must be "new"')
+        return {"reason": reason, "match_type": "existing", "signal_id": candidate["signal_id"],
+                "report_id": candidate["report_id"]}
+    if match_type == "new":
+        title = required_text(answer.get("title"), '"title"', MAX_TITLE_CHARS)
+        summary = required_text(answer.get("summary"), '"summary"')
+        sentences = len(re.findall(r"[.!?]+(?:\s|$)", summary)) or 1
+        if sentences > MAX_SUMMARY_SENTENCES:
+            raise InvalidAnswer(f'"summary" has {sentences} sentences, it must have 1 or 2')
+        return {"reason": reason, "match_type": "new", "title": title, "summary": summary}
+    raise InvalidAnswer('"match_type" must be "existing" or "new"')
+
+
+def _validate_specificity(answer: dict) -> dict:
+    pr_title = required_text(answer.get("pr_title"), '"pr_title"', MAX_TITLE_CHARS)
+    if not isinstance(answer.get("specific_enough"), bool):
+        raise InvalidAnswer('"specific_enough" must be true or false')
+    reason = required_text(answer.get("reason"), '"reason"')
+    return {"pr_title": pr_title, "specific_enough": answer["specific_enough"], "reason": reason}
+
+
+class OpenAIChatProvider(OpenAIChatClient):
+    """Search queries, match decision and PR-specificity check on an OpenAI-compatible chat model."""
+
+    def search_queries(self, description: str, source: str) -> list[str]:
+        fence = Fence([description])
+        system = (
+            "You help group product feedback signals (support tickets, GitHub and Linear issues, error "
+            "tracking issues, session replay problems, LLM evaluation reports) that share a root cause. "
+            f"Write 1 to {MAX_QUERIES} short natural-language search queries that would find other signals, of any "
+            "kind, sharing this signal's root cause, feature or user journey. Give each query a different "
+            "angle: the component or feature involved; the behaviour or kind of problem; the business or user "
+            f"impact. Each query has at most {MAX_QUERY_CHARS} characters.\n{fence.rules}\n"
+            'Answer with JSON only: {"queries": ["...", "..."]}'
+        )
+        user = f"Signal source: {one_line(source)}\n{fence.block('signal', description)}"
+        return self.ask("search_queries", system, user, _validate_queries, temperature=0.7)
+
+    def match(self, signal: dict, candidates: list[dict]) -> dict:
+        """`{reason, match_type: "existing", signal_id, report_id}` or `{reason, match_type: "new", title, summary}`."""
+        by_id: dict[str, dict] = {}
+        for candidate in candidates:
+            if str(candidate["signal_id"]) not in by_id:
+                by_id[str(candidate["signal_id"])] = {**candidate,
+                                                     "report_title": candidate["report_title"] or "(untitled)"}
+        shown = list(by_id.values())
+        fence = Fence([signal["description"], *(c["description"] for c in shown),
+                        *(c["report_title"] for c in shown)])
+        system = (
+            "You decide whether a new product feedback signal belongs to an existing group (report) of "
+            "signals or starts a new group. Signals belong together when they share a root cause, feature or "
+            "user journey, so that one fix would resolve them all; similar keywords alone are not enough. "
+            "For example: two signals about the same experiment match; signals about two unrelated "
+            "experiments do not; error tracking issues that one fix resolves match.\n"
+            "The candidates are signals already in groups, found by semantic search, each shown with its "
+            f"group's title and size and its similarity to the new signal.\n{fence.rules}\n"
+            'Answer with JSON only, "reason" first (under 100 characters). To join a group, name the best '
+            'matching candidate: {"reason": "...", "match_type": "existing", "signal_id": "<candidate signal_id>"}. '
+            'To start a new group: {"reason": "...", "match_type": "new", "title": "<at most '
+            f'{MAX_TITLE_CHARS} characters>", "summary": "<1 or 2 sentences>"}}.'
+        )
+        source = "/".join(str(signal[key]) for key in ("source_product", "source_type") if key in signal)
+        parts = [f"New signal from {one_line(source)}:" if source else "New signal:",
+                 fence.block("new signal", signal["description"])]
+        if not shown:
+            parts.append('There are no candidates: answer with "match_type": "new".')
+        for number, candidate in enumerate(shown, 1):
+            description = cut_text(candidate["description"], MAX_CANDIDATE_CHARS)
+            parts += [
+                f"Candidate {number}: signal_id={one_line(candidate['signal_id'])} "
+                f"report_id={one_line(candidate['report_id'])} group size={int(candidate['report_size'])} "
+                f"similarity={float(candidate['similarity']):.4f}",
+                fence.block(f"group title of candidate {number}", candidate["report_title"]),
+                fence.block(f"description of candidate {number}", description),
+            ]
+        return self.ask("match", system, "\n\n".join(parts), lambda answer: _validate_match(answer, by_id),
+                         temperature=0.2)
+
+    def specificity(self, report_title: str, report_signals: list[str], new_signal: str) -> dict:
+        """`{pr_title, specific_enough, reason}`: could one focused change resolve the report plus this signal?"""
+        shown = [cut_text(text, MAX_SPECIFICITY_CHARS) for text in report_signals[:MAX_SPECIFICITY_SIGNALS]]
+        fence = Fence([report_title, new_signal, *shown])
+        system = (
+            "You check whether a group of product feedback signals is specific enough for one pull request. "
+            f"Write one PR title (at most {MAX_TITLE_CHARS} characters) that covers all the signals of the group "
+            "and the new signal, and judge whether one focused change would resolve them all. Judge by the "
+            f"fix, not by where the symptoms appear.\n{fence.rules}\n"
+            'Answer with JSON only: {"pr_title": "...", "specific_enough": true or false, "reason": "..."}'
+        )
+        parts = [fence.block("current group title", report_title),
+                 f"Signals in the group ({len(shown)} of {len(report_signals)} shown):"]
+        parts += [fence.block(f"group signal {number}", text) for number, text in enumerate(shown, 1)]
+        if len(report_signals) > len(shown):
+            parts.append(f"… and {len(report_signals) - len(shown)} more")
+        parts.append(fence.block("new signal", new_signal))
+        return self.ask("specificity", system, "\n\n".join(parts), _validate_specificity, temperature=0.2)

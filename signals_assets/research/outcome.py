@@ -1,0 +1,71 @@
+"""What a research run produced: the agent's result message and its JSONL log, checked."""
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+RESULT_STATUSES = ("ready", "pending_input")
+
+
+class SandboxResearchError(Exception):
+    """The research agent failed, timed out or finished without a result; `log_lines` is what it logged."""
+
+    def __init__(self, message: str, log_lines: list[dict] | None = None):
+        super().__init__(message)
+        self.log_lines = log_lines or []
+
+
+@dataclass
+class ResearchOutcome:
+    status: str  # ready | pending_input
+    repository: str | None
+    findings: list[dict]  # {file, start_line, end_line, score, reason}
+    repository_ranking: list[dict]  # {name, score, reason}
+    actionability: str  # immediately_actionable | requires_human_input
+    priority: str  # P0 .. P4
+    reason: str
+    log_lines: list[dict] = field(default_factory=list)  # the agent's JSONL log: {ts, type, message, data?}
+    sandbox: str = ""  # the mode it ran in
+
+
+def research_outcome(messages: list[Any], log_lines: list[dict], report_id: Any, sandbox: str) -> ResearchOutcome:
+    """The agent's last result message as an outcome; SandboxResearchError when there is none or it is unknown."""
+    result = next((m for m in reversed(messages) if isinstance(m, dict) and "status" in m), None)
+    if result is None:
+        raise SandboxResearchError(
+            f"research agent for report {report_id} exited without reporting a result "
+            f"({len(log_lines)} log lines{last_console_line(log_lines)})", log_lines
+        )
+    if result["status"] not in RESULT_STATUSES:
+        raise SandboxResearchError(f"research agent reported an unknown status {result['status']!r}", log_lines)
+    return ResearchOutcome(
+        status=result["status"],
+        repository=result.get("repository"),
+        findings=list(result.get("findings") or []),
+        repository_ranking=list(result.get("repository_ranking") or []),
+        actionability=result.get("actionability") or "requires_human_input",
+        priority=result.get("priority") or "",
+        reason=result.get("reason") or "",
+        log_lines=log_lines,
+        sandbox=sandbox,
+    )
+
+
+def read_log(path: Path) -> list[dict]:
+    """The agent's JSONL log; a line cut short by a killed agent is skipped."""
+    if not path.exists():
+        return []
+    lines = []
+    for raw in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            lines.append(json.loads(raw))
+        except json.JSONDecodeError:
+            continue
+    return lines
+
+
+def last_console_line(log_lines: list[dict]) -> str:
+    """"; last agent message: …" from the log (empty when the agent printed nothing), for error messages."""
+    console = [line for line in log_lines if line.get("type") == "console"]
+    return f"; last agent message: {console[-1]['message'].splitlines()[0]}" if console else ""
