@@ -228,6 +228,18 @@ class LifecycleDecision:
     detail: str
     resets_weight: bool = False
 
+    def applies_to(self, current: str) -> bool:
+        """Whether the decision moves a report that is `current`: only a candidate is moved on."""
+        return current == lifecycle.CANDIDATE and self.status is not None
+
+    def outcome(self, current: str) -> str:
+        """What the decision does to a report that is `current`, for the run's log and metadata."""
+        if current != lifecycle.CANDIDATE:
+            return f"report is {current}, not a candidate: lifecycle unchanged"
+        if self.status is None:
+            return "actionable: research follows"
+        return f"{self.status}: {self.detail}"
+
 
 def lifecycle_decision(judgement: ReportJudgement) -> LifecycleDecision:
     """unsafe → failed; not actionable → potential with its weight reset; needs input → pending_input;

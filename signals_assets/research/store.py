@@ -12,15 +12,16 @@ from datetime import datetime, timezone
 from signals_assets.reports import lifecycle
 from signals_assets.research.outcome import ResearchOutcome
 from signals_assets.storage.clickhouse import StoreSession
+from signals_assets.storage.facts import latest_report_states
 
 STARTED_SEQ, OUTCOME_SEQ, RECONCILED_SEQ = 0, 1, 2
 
 # Rounds still in progress by the report's latest event, with the in-progress row naming their run.
-_IN_PROGRESS_ROUNDS = """
+_IN_PROGRESS_ROUNDS = f"""
 SELECT r.team_id AS team_id, r.report_id AS report_id, r.research_round AS research_round,
        r.dagster_run_id AS run_id, r.sandbox AS sandbox, e.signals_at_run AS signals_at_run
 FROM research_results AS r
-INNER JOIN ({latest_state}) AS e ON e.team_id = r.team_id AND e.report_id = r.report_id
+INNER JOIN ({latest_report_states()}) AS e ON e.team_id = r.team_id AND e.report_id = r.report_id
 WHERE r.status = 'in_progress' AND e.status = 'in_progress'
 ORDER BY r.report_id, r.research_round
 """
@@ -99,4 +100,4 @@ def record_outcome(db: StoreSession, team: int, report: str, round_: int, run_id
 def in_progress_rounds(db: StoreSession) -> list[dict]:
     """Research rounds whose report is still `in_progress`: {team_id, report_id, research_round, run_id,
     sandbox, signals_at_run}."""
-    return db.query(_IN_PROGRESS_ROUNDS.format(latest_state=LATEST_REPORT_STATE))
+    return db.query(_IN_PROGRESS_ROUNDS)
