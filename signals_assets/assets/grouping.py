@@ -10,6 +10,7 @@ from signals_assets.grouping.consolidation import PoolSignal
 from signals_assets.ingestion import inbox
 from signals_assets.reports import promotions as promotion_facts
 from signals_assets.storage.clickhouse import StoreSession
+from signals_assets.storage.facts import current_assignments
 from signals_assets.grouping.engine import (
     OPEN_STATUSES, TOP_K, BatchSignal, Candidate, ReportStats, consolidate, plan_batch,
 )
@@ -36,18 +37,6 @@ WHERE s.batch_key = {batch} AND e.batch_key = {batch} AND e.model = {model}
   AND (length({teams}) = 0 OR has({teams}, s.team_id))
 ORDER BY s.team_id, s.emitted_at, s.signal_id
 """
-
-
-def current_assignments(where: str) -> str:
-    """Each signal's current assignment: the latest row by (batch_key, seq), since consolidation may
-    re-assign a signal of an earlier batch in a later one; `first_*` keep when it first arrived."""
-    return f"""
-    SELECT team_id, signal_id, argMax(report_id, (batch_key, seq)) AS report_id,
-           argMax(weight, (batch_key, seq)) AS weight, argMax(deleted, (batch_key, seq)) AS deleted,
-           min(assigned_at) AS first_assigned_at, min(batch_key) AS first_batch_key,
-           min((batch_key, seq)) AS first_position
-    FROM report_assignments WHERE {where}
-    GROUP BY team_id, signal_id"""
 
 
 # Everything the grouping of a batch reads is as of before that batch, so re-grouping a batch sees
