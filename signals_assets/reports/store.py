@@ -35,10 +35,6 @@ FROM ({latest_report_states(
 )})
 """
 
-# What an aggregate over no events reads: a report without events has no status.
-_NO_EVENTS = {"status": "", "signals_at_run": 0, "signal_count": 0}
-
-
 def report_signals(db: StoreSession, team: int, report: str, model: str) -> list[dict]:
     """The report's live signals with their `model` embeddings, in the order they joined it."""
     return db.query(_REPORT_SIGNALS, {"team": team, "report": report, "model": model})
@@ -61,13 +57,13 @@ def current_round(db: StoreSession, report: str) -> int:
 def state_before_round(db: StoreSession, team: int, report: str, round_: int) -> dict:
     """{status, signals_at_run} of the report without this round's summary and research events."""
     rows = db.query(_STATE_BEFORE_ROUND, {"team": team, "report": report, "round": round_})
-    return rows[0] if rows else _NO_EVENTS
+    return rows[0] if rows else {"status": "", "signals_at_run": 0}  # no events: no status
 
 
 def research_state(db: StoreSession, team: int, report: str) -> dict:
     """{status, signal_count}: the report's latest status and its number of live signals."""
     rows = db.query(_RESEARCH_STATE, {"team": team, "report": report})
-    return rows[0] if rows else _NO_EVENTS
+    return rows[0] if rows else {"status": "", "signal_count": 0}  # no events: no status
 
 
 def report_summary(db: StoreSession, report: str) -> dict | None:
