@@ -23,6 +23,9 @@ CENTRAL_SIGNALS = 3
 IMMEDIATELY_ACTIONABLE = "immediately_actionable"
 REQUIRES_HUMAN_INPUT = "requires_human_input"
 NOT_ACTIONABLE = "not_actionable"
+# The one vocabulary of the judgement, offline or by a chat model (llm/review.py validates against it).
+ACTIONABILITY = (IMMEDIATELY_ACTIONABLE, REQUIRES_HUMAN_INPUT, NOT_ACTIONABLE)
+PRIORITIES = ("P0", "P1", "P2", "P3", "P4")  # most urgent first
 MANY_SIGNALS = 10
 HEAVY_WEIGHT = 3.0
 
