@@ -8,8 +8,9 @@ repositories' files against the report with BM25.
 Extras in:  report {report_id, title, summary, signals: [{signal_id, description, source_product,
             source_type}]}, repositories [{name, path}] (read-only folders), max_files (default 5),
             log_path (JSONL log written here).
-Result out: one `report_custom_message` with the result dict (see `research`). The agent reports
-            no materialisation: the calling asset reports its own.
+Result out: one `report_custom_message` with the result dict {status, repository, repository_ranking,
+            findings, confidence, reason} (see `research`): what the agent found, no judgement of
+            the report. The agent reports no materialisation: the calling asset reports its own.
 
 `agent.py --timeout-seconds N` runs the agent as a child process and kills it after N seconds of
 wall-clock time; the runner uses it because PipesSubprocessClient has no timeout of its own.
@@ -45,6 +46,10 @@ MAX_FILE_BYTES = 1_000_000
 MAX_FILES_PER_REPOSITORY = 20_000
 TERMS_IN_REASON = 6
 TIMEOUT_EXIT_CODE = 124
+# How sure the agent is that its best finding is the code the report is about. Priority and
+# actionability are the report judgement's (signals_assets/reports/judgement.py), not the agent's.
+HIGH_CONFIDENCE = "high"
+LOW_CONFIDENCE = "low"
 
 SKIPPED_DIRS = frozenset({
     ".git", ".hg", ".svn", "node_modules", "bower_components", "vendor", "vendors", "third_party",
@@ -78,14 +83,6 @@ def self cls elif return none null true false lambda const var func fn void args
 # Word pieces of identifiers: "getHTTPResponse" -> get, HTTP, Response; "card_payments" -> card, payments.
 _WORD_PIECE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 
-CRITICAL_TERMS = ("outage", "data loss", "lost data", "lost all", "data leak", "security breach", "breach",
-                  "down for everyone", "site is down", "service is down")
-SEVERE_TERMS = ("crash", "crashes", "crashed", "crashing", "corrupt", "corrupted", "corruption", "freeze",
-                "freezes", "frozen", "hang", "hangs", "unresponsive")
-DEFECT_TERMS = ("error", "errors", "fail", "fails", "failed", "failing", "failure", "broken", "bug", "unable",
-                "can't", "cannot", "not working", "doesn't work", "does not work", "declined", "never",
-                "exception", "timeout", "times out")
-MANY_SIGNALS = 10
 
 
 # ---------------------------------------------------------------------------------------------
@@ -380,28 +377,6 @@ def finding_for(scored: ScoredDocument, root: Path, weights: dict[str, float], q
 
 
 # ---------------------------------------------------------------------------------------------
-# Triage
-
-
-def _mentions(text: str, terms: Iterable[str]) -> list[str]:
-    return [t for t in terms if re.search(r"(?<![a-z])" + re.escape(t) + r"(?![a-z])", text)]
-
-
-def priority_for(report: dict) -> str:
-    """P0 (outage, data loss) .. P4 (a single mild signal); many signals raise it by one level."""
-    text = " ".join(report_texts(report)).lower()
-    if _mentions(text, CRITICAL_TERMS):
-        return "P0"
-    level = 1 if _mentions(text, SEVERE_TERMS) else 2 if _mentions(text, DEFECT_TERMS) else 3
-    signal_count = len(report.get("signals") or [])
-    if signal_count >= MANY_SIGNALS:
-        level = max(1, level - 1)
-    elif signal_count <= 1 and level == 3:
-        level = 4
-    return f"P{level}"
-
-
-# ---------------------------------------------------------------------------------------------
 # The run
 
 
@@ -442,9 +417,9 @@ class AgentLog:
         self._write(self._line("result", f"research finished: {result['status']}", result))
 
 
-def _pending(reason: str, report: dict, ranking: list[dict] | None = None) -> dict:
+def _pending(reason: str, ranking: list[dict] | None = None) -> dict:
     return {"status": "pending_input", "repository": None, "repository_ranking": ranking or [], "findings": [],
-            "actionability": "requires_human_input", "priority": priority_for(report), "reason": reason}
+            "confidence": LOW_CONFIDENCE, "reason": reason}
 
 
 def research(report: dict, repositories: list[dict], max_files: int = 5, log: AgentLog | None = None) -> dict:
@@ -458,7 +433,7 @@ def research(report: dict, repositories: list[dict], max_files: int = 5, log: Ag
     log.progress("research started", report_id=report.get("report_id"), signals=len(signals),
                  repositories=[r.get("name") for r in repositories])
     if not repositories:
-        return _pending("no candidate repositories configured for this team", report)
+        return _pending("no candidate repositories configured for this team")
     names = [repository["name"] for repository in repositories]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
@@ -486,12 +461,11 @@ def research(report: dict, repositories: list[dict], max_files: int = 5, log: Ag
     if len(indexes) == 1:
         chosen = indexes[0]
         if not chosen.readable:
-            return _pending(f"repository {chosen.name}: folder {chosen.path} not found or not readable",
-                            report, ranking)
+            return _pending(f"repository {chosen.name}: folder {chosen.path} not found or not readable", ranking)
         selection = f"{chosen.name} is the only candidate repository"
     else:
         if ranking[0]["score"] <= 0:
-            return _pending(f"none of the {len(indexes)} candidate repositories matches the report", report, ranking)
+            return _pending(f"none of the {len(indexes)} candidate repositories matches the report", ranking)
         chosen = next(index for index in indexes if index.name == ranking[0]["name"])
         selection = (f"{chosen.name} ranked first of {len(indexes)} repositories "
                      f"(score {ranking[0]['score']:.2f}, next {ranking[1]['score']:.2f})")
@@ -513,8 +487,7 @@ def research(report: dict, repositories: list[dict], max_files: int = 5, log: Ag
     return {
         "status": "ready", "repository": chosen.name, "repository_ranking": ranking,
         "findings": [finding.to_dict() for finding in findings],
-        "actionability": "immediately_actionable" if specific else "requires_human_input",
-        "priority": priority_for(report), "reason": reason,
+        "confidence": HIGH_CONFIDENCE if specific else LOW_CONFIDENCE, "reason": reason,
     }
 
 

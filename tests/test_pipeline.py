@@ -13,6 +13,7 @@ from signals_assets.reports.promotions import pending_promotions
 from signals_assets.sensors.report_promotion import promotions_from_metadata
 from signals_assets.settings import load_settings
 from signals_assets.storage.clickhouse import open_chdb
+from signals_assets.storage.facts import latest_report_states
 
 from conftest import CARD_DECLINED, PASSWORD_RESET, emit_texts, read_json_lines, zendesk_extra
 
@@ -99,10 +100,7 @@ def test_promoted_reports_get_a_summary_and_research(object_store, emitted, demo
     with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
         results = db.query("SELECT * FROM research_results ORDER BY report_id")
         summaries = db.query("SELECT * FROM report_summaries ORDER BY report_id")
-        statuses = db.query(
-            "SELECT report_id, argMax(status, (at, seq)) AS status, argMax(signals_at_run, (at, seq)) AS gate "
-            "FROM report_events GROUP BY report_id"
-        )
+        statuses = db.query(f"SELECT report_id, status, signals_at_run AS gate FROM ({latest_report_states()})")
     assert len(results) == 2 and len(summaries) == 2
     promoted = {p["report_id"] for p in promotions}
     assert {r["report_id"]: r["status"] for r in statuses if r["report_id"] in promoted} == {p: "ready" for p in promoted}

@@ -294,11 +294,11 @@ BASE_ROWS = {
     "research_results": [
         {
             "team_id": 1, "report_id": "r2", "research_round": round_, "status": status, "sandbox": "subprocess",
-            "repository": repository, "repository_ranking": "[]", "findings": "[]", "actionability": "",
-            "priority": priority, "reason": "", "log_key": f"research_logs/r2/round-{round_}.jsonl",
-            "dagster_run_id": "run", "finished_at": at(minute),
+            "repository": repository, "repository_ranking": "[]", "findings": "[]", "confidence": confidence,
+            "reason": "", "log_key": f"research_logs/r2/round-{round_}.jsonl", "dagster_run_id": "run",
+            "finished_at": at(minute),
         }
-        for round_, status, repository, priority, minute in [(0, "failed", "", "", 3), (1, "ready", "shop", "P1", 9)]
+        for round_, status, repository, confidence, minute in [(0, "failed", "", "", 3), (1, "ready", "shop", "high", 9)]
     ],
 }
 
@@ -352,7 +352,8 @@ def test_models_on_chdb(store):
     assert (r2["status"], r2["signal_count"], r2["total_weight"]) == ("ready", 0, 0.0)
     assert (r2["title"], r2["summary"]) == ("Password reset emails never arrive", "No email.")
     assert (r2["research_status"], r2["repository"], r2["log_key"]) == ("ready", "shop", "research_logs/r2/round-1.jsonl")
-    assert (r2["priority"], r2["actionability"]) == ("P1", "immediately_actionable")
+    # Priority and actionability stay the report judgement's when research finishes.
+    assert (r2["priority"], r2["actionability"], r2["research_confidence"]) == ("P3", "immediately_actionable", "high")
     assert (r2["signals_at_run"], r2["research_rounds"]) == (3, 1)
     assert r2["updated_at"].startswith("2026-11-20 10:09:00")
 
@@ -362,7 +363,7 @@ def test_models_on_chdb(store):
         ("r1", "s1", 0.5), ("r1", "s2", 0.5)
     ]
     assert views["report_signals"][0]["description"] == "Card declined at checkout"
-    assert [(row["report_id"], row["status"], row["priority"]) for row in views["inbox"]] == [("r2", "ready", "P1")]
+    assert [(row["report_id"], row["status"], row["priority"]) for row in views["inbox"]] == [("r2", "ready", "P3")]
 
     team_1, team_2 = views["team_signal_stats"]
     assert team_1 == {

@@ -1,24 +1,24 @@
--- One row per report that has lifecycle events: its status from the latest event, its signal count
--- and weight from the live assignments, and its latest summary and research outcome. The weight
--- counts only signals of batches after the latest weight reset (a report judged not actionable).
+-- One row per report that has lifecycle events: its latest state (the fact `latest_report_states` of
+-- signals_assets/storage/facts.py), its signal count and weight from the live assignments, and its
+-- latest summary and research outcome. Priority and actionability are the report judgement's. The
+-- weight counts only signals of batches after the latest weight reset (a report judged not actionable).
 -- materialized: view
 WITH
     events AS (
         SELECT
             team_id,
             report_id,
-            argMax(status, (at, seq)) AS latest_status,
-            argMax(signals_at_run, (at, seq)) AS latest_signals_at_run,
-            argMax(detail, (at, seq)) AS latest_detail,
-            argMaxIf(title, (at, seq), title != '') AS event_title,
-            argMaxIf(summary, (at, seq), summary != '') AS event_summary,
-            max(research_round) AS max_research_round,
-            min(at) AS first_at,
-            minIf(toNullable(at), event = 'promoted') AS first_promoted_at,
-            max(at) AS last_at,
-            argMaxIf(weight_after_batch, (at, seq), weight_after_batch != '') AS weight_after_batch
-        FROM {{ source('report_events') }}
-        GROUP BY team_id, report_id
+            status AS latest_status,
+            signals_at_run AS latest_signals_at_run,
+            detail AS latest_detail,
+            title AS event_title,
+            summary AS event_summary,
+            research_round AS max_research_round,
+            created_at,
+            promoted_at,
+            updated_at,
+            weight_after_batch
+        FROM {{ fact('latest_report_states') }}
     ),
     assignments AS (
         SELECT a.team_id AS team_id, a.report_id AS report_id, count() AS live_signals,
@@ -48,15 +48,15 @@ WITH
         SELECT
             team_id,
             report_id,
-            argMax(status, (research_round, finished_at)) AS research_status,
-            argMax(sandbox, (research_round, finished_at)) AS research_sandbox,
-            argMax(repository, (research_round, finished_at)) AS research_repository,
-            argMax(findings, (research_round, finished_at)) AS research_findings,
-            argMax(log_key, (research_round, finished_at)) AS research_log_key,
-            argMax(actionability, (research_round, finished_at)) AS research_actionability,
-            argMax(priority, (research_round, finished_at)) AS research_priority
+            status AS research_status,
+            sandbox AS research_sandbox,
+            repository AS research_repository,
+            findings AS research_findings,
+            log_key AS research_log_key,
+            confidence AS research_confidence
         FROM {{ source('research_results') }}
-        GROUP BY team_id, report_id
+        ORDER BY research_round DESC, finished_at DESC
+        LIMIT 1 BY team_id, report_id
     )
 SELECT
     team_id,
@@ -68,17 +68,18 @@ SELECT
     live_weight AS total_weight,
     latest_signals_at_run AS signals_at_run,
     max_research_round AS research_rounds,
-    first_at AS created_at,
-    first_promoted_at AS promoted_at,
-    last_at AS updated_at,
+    created_at,
+    promoted_at,
+    updated_at,
     if(latest_status = 'failed', latest_detail, '') AS error,
     research_status,
     research_sandbox AS sandbox,
     research_repository AS repository,
     research_findings AS findings,
     research_log_key AS log_key,
-    if(research_actionability != '', research_actionability, summary_actionability) AS actionability,
-    if(research_priority != '', research_priority, summary_priority) AS priority,
+    research_confidence,
+    summary_actionability AS actionability,
+    summary_priority AS priority,
     summary_actionability_reason AS actionability_reason,
     summary_priority_reason AS priority_reason,
     summary_safety AS safety,

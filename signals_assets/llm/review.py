@@ -18,10 +18,9 @@ from typing import Any, Sequence
 
 from signals_assets.grouping.extractive_text import TITLE_MAX_CHARS
 from signals_assets.llm.client import Fence, InvalidAnswer, NoValidAnswer, OpenAIChatClient
+from signals_assets.reports.judgement import ACTIONABILITY, PRIORITIES
 from signals_assets.safety.filter import KINDS, UNVERIFIED, SafetyVerdict
 
-ACTIONABILITY = ("immediately_actionable", "requires_human_input", "not_actionable")
-PRIORITIES = ("P0", "P1", "P2", "P3", "P4")
 MAX_SUMMARY_SENTENCES = 3
 MAX_SIGNALS_SHOWN = 30
 MAX_SIGNAL_CHARS = 2000

@@ -23,6 +23,9 @@ CENTRAL_SIGNALS = 3
 IMMEDIATELY_ACTIONABLE = "immediately_actionable"
 REQUIRES_HUMAN_INPUT = "requires_human_input"
 NOT_ACTIONABLE = "not_actionable"
+# The one vocabulary of the judgement, offline or by a chat model (llm/review.py validates against it).
+ACTIONABILITY = (IMMEDIATELY_ACTIONABLE, REQUIRES_HUMAN_INPUT, NOT_ACTIONABLE)
+PRIORITIES = ("P0", "P1", "P2", "P3", "P4")  # most urgent first
 MANY_SIGNALS = 10
 HEAVY_WEIGHT = 3.0
 
@@ -227,6 +230,18 @@ class LifecycleDecision:
     event: str
     detail: str
     resets_weight: bool = False
+
+    def applies_to(self, current: str) -> bool:
+        """Whether the decision moves a report that is `current`: only a candidate is moved on."""
+        return current == lifecycle.CANDIDATE and self.status is not None
+
+    def outcome(self, current: str) -> str:
+        """What the decision does to a report that is `current`, for the run's log and metadata."""
+        if current != lifecycle.CANDIDATE:
+            return f"report is {current}, not a candidate: lifecycle unchanged"
+        if self.status is None:
+            return "actionable: research follows"
+        return f"{self.status}: {self.detail}"
 
 
 def lifecycle_decision(judgement: ReportJudgement) -> LifecycleDecision:

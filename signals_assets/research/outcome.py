@@ -1,4 +1,5 @@
-"""What a research run produced: the agent's result message and its JSONL log, checked."""
+"""What a research run produced: the agent's result message and its JSONL log (read, checked and
+encoded for the object store), or why the run failed."""
 
 import json
 from dataclasses import dataclass, field
@@ -6,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 RESULT_STATUSES = ("ready", "pending_input")
+MAX_REASON_CHARS = 2000
 
 
 class SandboxResearchError(Exception):
@@ -22,8 +24,7 @@ class ResearchOutcome:
     repository: str | None
     findings: list[dict]  # {file, start_line, end_line, score, reason}
     repository_ranking: list[dict]  # {name, score, reason}
-    actionability: str  # immediately_actionable | requires_human_input
-    priority: str  # P0 .. P4
+    confidence: str  # high | low: whether the report's words meet in the best finding's lines
     reason: str
     log_lines: list[dict] = field(default_factory=list)  # the agent's JSONL log: {ts, type, message, data?}
     sandbox: str = ""  # the mode it ran in
@@ -44,8 +45,7 @@ def research_outcome(messages: list[Any], log_lines: list[dict], report_id: Any,
         repository=result.get("repository"),
         findings=list(result.get("findings") or []),
         repository_ranking=list(result.get("repository_ranking") or []),
-        actionability=result.get("actionability") or "requires_human_input",
-        priority=result.get("priority") or "",
+        confidence=result.get("confidence") or "",
         reason=result.get("reason") or "",
         log_lines=log_lines,
         sandbox=sandbox,
@@ -69,3 +69,19 @@ def last_console_line(log_lines: list[dict]) -> str:
     """"; last agent message: …" from the log (empty when the agent printed nothing), for error messages."""
     console = [line for line in log_lines if line.get("type") == "console"]
     return f"; last agent message: {console[-1]['message'].splitlines()[0]}" if console else ""
+
+
+def research_log_key(report: str, round_: int, run_id: str) -> str:
+    """Where the object store keeps the agent's log of one run of the round."""
+    return f"research_logs/{report}/round-{round_}-{run_id}.jsonl"
+
+
+def encode_log(log_lines: list[dict]) -> bytes:
+    return "".join(json.dumps(line) + "\n" for line in log_lines).encode()
+
+
+def failure_reason(error: BaseException) -> str:
+    """Why a research run failed, as recorded on the report; a terminated run (Dagster interrupts the
+    step) raises a BaseException without a useful message."""
+    reason = str(error) if isinstance(error, Exception) else f"research run was interrupted ({type(error).__name__})"
+    return reason[:MAX_REASON_CHARS]

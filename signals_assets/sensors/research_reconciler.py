@@ -7,26 +7,14 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
-from signals_assets.assets.reports import _event, _record, _result_row
 from signals_assets.jobs import HOUSEKEEPING_TAGS, report_job
-from signals_assets.reports import lifecycle, promotions
+from signals_assets.reports import promotions
+from signals_assets.research import store as research_store
 from signals_assets.resources.clickhouse import ClickHouseResource
 from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.resources.sandbox import SandboxResource
 from signals_assets.storage.clickhouse import StoreSession
 
-# Reports whose latest event is in_progress, with the in-progress research row naming their run.
-_IN_PROGRESS_RESEARCH = """
-SELECT r.team_id AS team_id, r.report_id AS report_id, r.research_round AS research_round,
-       r.dagster_run_id AS run_id, r.sandbox AS sandbox, e.signals_at_run AS signals_at_run
-FROM research_results AS r
-INNER JOIN (
-    SELECT report_id, argMax(status, (at, seq)) AS status, argMax(signals_at_run, (at, seq)) AS signals_at_run
-    FROM report_events GROUP BY report_id
-) AS e ON e.report_id = r.report_id
-WHERE r.status = 'in_progress' AND e.status = 'in_progress'
-ORDER BY r.report_id, r.research_round
-"""
 UNFINISHED = {status.value for status in (
     dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
     dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING,
@@ -40,19 +28,14 @@ def fail_abandoned_research(db: StoreSession, run_status) -> list[dict]:
     the run (the round is then left alone: it may belong to another Dagster instance).
     """
     failed = []
-    for row in db.query(_IN_PROGRESS_RESEARCH):
+    for row in research_store.in_progress_rounds(db):
         status = run_status(row["run_id"])
         if status is None or status in UNFINISHED:
             continue
-        lifecycle.check_transition(lifecycle.IN_PROGRESS, lifecycle.FAILED)
         reason = (f"research run {row['run_id']} ended ({status}) before recording an outcome; "
                   "marked failed by the research reconciler")
-        team, report, round_ = row["team_id"], row["report_id"], row["research_round"]
-        _record(db, team, report, round_,
-                _result_row(team, report, round_, lifecycle.FAILED, None, sandbox=row["sandbox"], reason=reason,
-                            dagster_run_id=row["run_id"]),
-                _event(team, report, round_, "failed", lifecycle.FAILED, detail=reason, seq=2,
-                       signals_at_run=row["signals_at_run"]))
+        research_store.record_failed(db, row["team_id"], row["report_id"], row["research_round"], row["run_id"],
+                                     row["sandbox"], reason, row["signals_at_run"], seq=research_store.RECONCILED_SEQ)
         failed.append({**row, "reason": reason})
     return failed
 

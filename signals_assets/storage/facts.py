@@ -35,6 +35,29 @@ FROM report_assignments{f" WHERE {where}" if where else ""}
 GROUP BY team_id, signal_id"""
 
 
+def latest_report_states(where: str = "") -> str:
+    """Each report's latest state. Lifecycle events are append-only, so the latest event by (at, seq)
+    gives the status, the research gate (`signals_at_run`) and the detail; title, summary and weight
+    reset are the latest non-empty ones. `where` keeps only some events before choosing (e.g. one
+    report's, or not those a re-run of a step replaces); it filters in a subquery because the
+    aggregates' aliases (`status`, `research_round`, …) shadow the event columns in a WHERE beside them."""
+    return f"""SELECT
+    team_id,
+    report_id,
+    argMax(status, (at, seq)) AS status,
+    argMax(signals_at_run, (at, seq)) AS signals_at_run,
+    argMax(detail, (at, seq)) AS detail,
+    argMaxIf(title, (at, seq), title != '') AS title,
+    argMaxIf(summary, (at, seq), summary != '') AS summary,
+    argMaxIf(weight_after_batch, (at, seq), weight_after_batch != '') AS weight_after_batch,
+    max(research_round) AS research_round,
+    min(at) AS created_at,
+    minIf(toNullable(at), event = 'promoted') AS promoted_at,
+    max(at) AS updated_at
+FROM {f"(SELECT * FROM report_events WHERE {where})" if where else "report_events"}
+GROUP BY team_id, report_id"""
+
+
 @dataclass(frozen=True)
 class Fact:
     sql: Callable[[], str]  # the unfiltered SELECT
@@ -43,4 +66,5 @@ class Fact:
 
 FACTS: dict[str, Fact] = {
     "current_assignments": Fact(current_assignments, ("report_assignments",)),
+    "latest_report_states": Fact(latest_report_states, ("report_events",)),
 }
