@@ -5,7 +5,7 @@ from pathlib import Path
 import dagster as dg
 
 from signals_assets.resources.clickhouse import ClickHouseResource
-from signals_assets.storage.sql_models import MODELS_DIR, SqlModel, load_models, materialize_sql
+from signals_assets.storage.sql_models import MODELS_DIR, SqlModel, build_model, load_models
 
 DEFAULT_DIR = MODELS_DIR
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -43,8 +43,7 @@ def build_sql_model_assets(directory: Path = DEFAULT_DIR) -> dg.AssetsDefinition
         selected = [model for model in models if dg.AssetKey(model.name) in context.selected_asset_keys]
         with clickhouse.session(log=context.log.info) as db:
             for model in selected:
-                for statement in materialize_sql(model):
-                    db.command(statement)
+                build_model(db, model)
                 rows = db.scalar(f"SELECT count() FROM {model.name}")
                 yield dg.MaterializeResult(
                     asset_key=model.name,

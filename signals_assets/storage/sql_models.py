@@ -11,6 +11,10 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from signals_assets.storage.clickhouse import StoreSession
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "dbt_like_sql" / "models"
 
@@ -176,3 +180,15 @@ def materialize_sql(model: SqlModel) -> list[str]:
         # Atomic database engine: the table is built under a temporary name and then exchanged.
         return [f"CREATE OR REPLACE TABLE {model.name} ENGINE = MergeTree ORDER BY tuple() AS\n{select}"]
     return [f"CREATE OR REPLACE VIEW {model.name} AS\n{select}"]
+
+
+def build_model(db: StoreSession, model: SqlModel) -> None:
+    """(Re)build `model` in the session's database."""
+    for statement in materialize_sql(model):
+        db.command(statement)
+
+
+def build_models(db: StoreSession, directory: Path = MODELS_DIR) -> None:
+    """(Re)build every model of `directory`, each after the models it refs."""
+    for model in load_models(directory):
+        build_model(db, model)
