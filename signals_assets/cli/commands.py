@@ -7,13 +7,16 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import TYPE_CHECKING, BinaryIO, Iterator
 
 from signals_assets.cli.main import CliError, err, progress
 from signals_assets.cli.read_models import is_settled, list_reports, team_batches, team_status, unfinished_work
 from signals_assets.ingestion.validation import SignalValidationError, decode_json_object, shown
 from signals_assets.settings import Settings
 from signals_assets.storage.object_store import open_object_store
+
+if TYPE_CHECKING:  # dagster is imported only by the commands that run jobs
+    import dagster as dg
 
 INVALID_LINES_SHOWN = 20
 
@@ -159,13 +162,15 @@ def in_process_tags(run_key: str) -> dict:
             PID_TAG: str(os.getpid())}
 
 
-def add_partitions(instance, request) -> None:
+def add_partitions(instance: dg.DagsterInstance, request: dg.AddDynamicPartitionsRequest) -> None:
     """Apply a sensor's AddDynamicPartitionsRequest (for a sensor's result the daemon does it)."""
     instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
 
 
-def execute_request(job, request, instance):
+def execute_request(job: dg.JobDefinition, request: dg.RunRequest,
+                    instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
     """Execute a sensor's RunRequest here and now: the same partition, run key and tags."""
+    assert request.run_key is not None, "the sensors key every run request by its attempt"
     return job.execute_in_process(
         partition_key=request.partition_key, instance=instance, raise_on_error=False,
         tags={**request.tags, **in_process_tags(request.run_key)}, run_config=QUIET_RUN_CONFIG,
