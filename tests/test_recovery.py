@@ -19,6 +19,7 @@ from signals_assets.cli.commands import ensure_dagster_home
 from signals_assets.cli.main import main
 from signals_assets.definitions import defs
 from signals_assets.ingestion import inbox
+from signals_assets.jobs import TEAM_TAG
 from signals_assets.reports import promotions
 from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.sensors.dead_runs import HOST_TAG, PID_TAG, fail_dead_runs
@@ -281,6 +282,29 @@ def test_signals_process_resumes_what_a_kill_left_half_done(killed_after, capsys
     code, status, _ = run_cli(capsys, "status", "--team-id", "1", "--json")
     assert status["settled"] and (status["accepted"], status["assigned"]) == (6, 6)
     assert status["reports_by_status"] == {"ready": 2}
+
+
+def test_signals_process_executes_the_runs_the_sensors_would_request(capsys, signals_home, object_store, team):
+    """`signals process` runs what the sensors decide and request (run key, partition, team tag), plus
+    the tags of a run it executes itself."""
+    emit_texts(object_store, CARD_DECLINED + PASSWORD_RESET)
+    settings = load_settings()
+    home = ensure_dagster_home(settings)
+    [batch] = inbox.claim_all(object_store, settings.batch_max_signals)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        requested = [(r.run_key, r.partition_key) for r in batch_work(instance, object_store, 3, 0).run_requests()]
+    assert requested == [(batch, batch)]
+
+    code, summary, _ = run_cli(capsys, "process")
+    assert code == 0 and summary["reports_researched"] == 2
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        runs = {job: [r.tags for r in instance.get_runs(dg.RunsFilter(job_name=job))]
+                for job in ("signal_batch_job", "report_job")}
+    assert [(t["dagster/run_key"], t["dagster/partition"]) for t in runs["signal_batch_job"]] == requested
+    assert sorted((t["dagster/run_key"], t[TEAM_TAG]) for t in runs["report_job"]) == sorted(
+        (promotions.promotion_unit(t["dagster/partition"], 1), "1") for t in runs["report_job"])
+    assert all(t["dagster/max_retries"] == "0" and t[PID_TAG] == str(os.getpid()) and HOST_TAG in t
+               for job_runs in runs.values() for t in job_runs)
 
 
 def test_signals_process_exits_non_zero_and_names_a_parked_batch(capsys, signals_home, object_store, team):

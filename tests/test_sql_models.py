@@ -400,6 +400,34 @@ def test_a_model_switches_between_view_and_table(tmp_path, store):
             ) == engine
 
 
+MODEL_DEFINITIONS = ("SELECT name, engine, create_table_query FROM system.tables "
+                     "WHERE database = currentDatabase() AND name IN {names} ORDER BY name")
+
+
+@pytest.mark.parametrize("server", [False, True], ids=["chdb", "clickhouse-connect"])
+def test_the_cli_store_session_builds_the_models_as_the_asset_does(signals_home, monkeypatch, server):
+    """`signals status` may run before any job: its session applies the schema and builds every model
+    through the same code as the resource and the sql_models asset, so both leave the same definitions."""
+    from signals_assets.cli.read_models import store_session
+    from signals_assets.settings import load_settings
+
+    if server:
+        monkeypatch.setenv("SIGNALS_CLICKHOUSE_URL", f"chdb://{signals_home / 'chdb-connect'}")
+    settings = load_settings()
+    models = names(load_models())
+    with store_session(settings) as db:
+        from_cli = db.query(MODEL_DEFINITIONS, {"names": models})
+        for table, rows in BASE_ROWS.items():
+            db.insert(table, rows)
+        assert db.scalar("SELECT count() FROM reports") == 3
+    resource = ClickHouseResource(url=settings.clickhouse_url, path=str(settings.clickhouse_path))
+    materialize(resource)
+    with resource.session() as db:
+        from_asset = db.query(MODEL_DEFINITIONS, {"names": models})
+    assert [row["name"] for row in from_cli] == sorted(models)
+    assert from_cli == from_asset
+
+
 def test_schema_adds_columns_missing_from_tables_of_an_older_version(tmp_path):
     from signals_assets.storage.clickhouse import open_chdb
 

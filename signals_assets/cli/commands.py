@@ -7,13 +7,16 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import TYPE_CHECKING, BinaryIO, Iterator
 
 from signals_assets.cli.main import CliError, err, progress
-from signals_assets.cli.read_models import is_settled, list_reports, store_session, team_status, unfinished_work
+from signals_assets.cli.read_models import is_settled, list_reports, team_batches, team_status, unfinished_work
 from signals_assets.ingestion.validation import SignalValidationError, decode_json_object, shown
 from signals_assets.settings import Settings
 from signals_assets.storage.object_store import open_object_store
+
+if TYPE_CHECKING:  # dagster is imported only by the commands that run jobs
+    import dagster as dg
 
 INVALID_LINES_SHOWN = 20
 
@@ -153,9 +156,25 @@ def in_process_tags(run_key: str) -> dict:
     import socket
 
     from signals_assets.sensors.dead_runs import HOST_TAG, PID_TAG
+    from signals_assets.sensors.run_attempts import RUN_KEY_TAG
 
-    return {"dagster/run_key": run_key, "dagster/max_retries": "0", HOST_TAG: socket.gethostname(),
+    return {RUN_KEY_TAG: run_key, "dagster/max_retries": "0", HOST_TAG: socket.gethostname(),
             PID_TAG: str(os.getpid())}
+
+
+def add_partitions(instance: dg.DagsterInstance, request: dg.AddDynamicPartitionsRequest) -> None:
+    """Apply a sensor's AddDynamicPartitionsRequest (for a sensor's result the daemon does it)."""
+    instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+
+
+def execute_request(job: dg.JobDefinition, request: dg.RunRequest,
+                    instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    """Execute a sensor's RunRequest here and now: the same partition, run key and tags."""
+    assert request.run_key is not None, "the sensors key every run request by its attempt"
+    return job.execute_in_process(
+        partition_key=request.partition_key, instance=instance, raise_on_error=False,
+        tags={**request.tags, **in_process_tags(request.run_key)}, run_config=QUIET_RUN_CONFIG,
+    )
 
 
 def cmd_process(args, settings: Settings) -> int:
@@ -166,6 +185,7 @@ def cmd_process(args, settings: Settings) -> int:
 
     from signals_assets.definitions import defs
     from signals_assets.ingestion import inbox
+    from signals_assets.jobs import signal_batch_job
     from signals_assets.sensors.dead_runs import fail_dead_runs
     from signals_assets.sensors.signal_inbox import batch_work
 
@@ -175,18 +195,17 @@ def cmd_process(args, settings: Settings) -> int:
         err(line)
     inbox.claim_all(store, settings.batch_max_signals)
     definitions = defs()
-    batch_job = definitions.resolve_job_def("signal_batch_job")
+    batch_job = definitions.resolve_job_def(signal_batch_job.name)
     started = time.monotonic()
     # No back-off and no waiting for the daemon's retries: the operator asked for an attempt now.
-    to_run = batch_work(instance, store, settings.max_attempts, backoff_seconds=0, daemon_retries=False).to_run
-    instance.add_dynamic_partitions("signal_batches", [batch for batch, _ in to_run])
+    work = batch_work(instance, store, settings.max_attempts, backoff_seconds=0, daemon_retries=False)
+    add_partitions(instance, work.partitions_request())
+    requests = work.run_requests()
     grouped = 0
-    for index, (batch, run_key) in enumerate(to_run, start=1):
-        err(f"batch {index}/{len(to_run)} {batch}: buffering, embedding, grouping")
-        result = batch_job.execute_in_process(
-            partition_key=batch, instance=instance, tags=in_process_tags(run_key), raise_on_error=False,
-            run_config=QUIET_RUN_CONFIG,
-        )
+    for index, request in enumerate(requests, start=1):
+        batch = request.partition_key
+        err(f"batch {index}/{len(requests)} {batch}: buffering, embedding, grouping")
+        result = execute_request(batch_job, request, instance)
         if not result.success:
             err(f"batch {batch}: run {result.run_id} failed; later batches wait for it (key order)")
             break
@@ -205,21 +224,19 @@ def cmd_process(args, settings: Settings) -> int:
 def research_pending(definitions, instance, store, max_attempts: int) -> tuple[int, list[str]]:
     """One report run per pending promotion (as the promotion sensor decides, without back-off);
     the number of rounds researched and the report ids whose run failed."""
-    from signals_assets.sensors.report_promotion import promotion_work, report_run_request
+    from signals_assets.jobs import report_job
+    from signals_assets.sensors.report_promotion import promotion_work
 
-    to_run = promotion_work(instance, store, max_attempts, backoff_seconds=0, daemon_retries=False).to_run
-    instance.add_dynamic_partitions("reports", sorted({p["report_id"] for p, _ in to_run}))
-    report_job = definitions.resolve_job_def("report_job")
+    work = promotion_work(instance, store, max_attempts, backoff_seconds=0, daemon_retries=False)
+    add_partitions(instance, work.partitions_request())
+    job = definitions.resolve_job_def(report_job.name)
+    requests = work.run_requests()
     failed = []
-    for index, (promotion, run_key) in enumerate(to_run, start=1):
-        result = report_job.execute_in_process(
-            partition_key=promotion["report_id"], instance=instance, raise_on_error=False,
-            tags={**report_run_request(promotion, run_key).tags, **in_process_tags(run_key)}, run_config=QUIET_RUN_CONFIG,
-        )
-        if not result.success:
-            failed.append(promotion["report_id"])
-        progress(index, len(to_run), "researching reports")
-    return len(to_run) - len(failed), failed
+    for index, request in enumerate(requests, start=1):
+        if not execute_request(job, request, instance).success:
+            failed.append(request.partition_key)
+        progress(index, len(requests), "researching reports")
+    return len(requests) - len(failed), failed
 
 
 def cmd_unpark(args, settings: Settings) -> int:
@@ -244,18 +261,18 @@ def cmd_regroup(args, settings: Settings) -> int:
     import dagster as dg
 
     from signals_assets.definitions import defs
+    from signals_assets.jobs import regroup_job
+    from signals_assets.partitions import signal_batches
 
-    with store_session(settings) as db:
-        batches = [r["batch_key"] for r in db.query(
-            "SELECT DISTINCT batch_key FROM signals WHERE team_id = {team} ORDER BY batch_key", {"team": args.team_id})]
+    batches = team_batches(settings, args.team_id)
     if not batches:
         print(json.dumps({"batches": 0, "reports_researched": 0, "reports_failed": []}))
         return 0
     instance = dg.DagsterInstance.get()
     definitions = defs()
-    instance.add_dynamic_partitions("signal_batches", batches)
+    add_partitions(instance, signal_batches.build_add_request(batches))
     err(f"re-grouping team {args.team_id}: {len(batches)} batches from {batches[0]} to {batches[-1]}")
-    definitions.resolve_job_def("regroup_job").execute_in_process(
+    definitions.resolve_job_def(regroup_job.name).execute_in_process(
         instance=instance, raise_on_error=True,
         tags={"dagster/asset_partition_range_start": batches[0], "dagster/asset_partition_range_end": batches[-1]},
         run_config={**QUIET_RUN_CONFIG, "ops": {"report_assignments": {"config": {"team_ids": [args.team_id]}}}},

@@ -1,38 +1,34 @@
-"""What `signals status` and `signals list-reports` read: the store's tables and models, the unfinished work."""
+"""What `signals status`, `list-reports` and `regroup` read: the store's tables and models, the unfinished work."""
 
 from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
+from typing import Iterator
 
 from signals_assets.cli.main import err
 from signals_assets.settings import Settings
+from signals_assets.storage.clickhouse import StoreSession, open_store
 from signals_assets.storage.object_store import open_object_store
+from signals_assets.storage.sql_models import build_models
 
-def store_session(settings: Settings):
+
+@contextmanager
+def store_session(settings: Settings) -> Iterator[StoreSession]:
     """The store with schema and SQL model views in place (the CLI may run before any job)."""
-    from contextlib import contextmanager
+    with open_store(settings.clickhouse_url, settings.clickhouse_path, settings.clickhouse_database,
+                    settings.clickhouse_user, os.environ.get("SIGNALS_CLICKHOUSE_PASSWORD", ""),
+                    settings.clickhouse_secure, settings.vector_index_dimensions, log=err) as db:
+        build_models(db)
+        yield db
 
-    from signals_assets.storage.clickhouse import open_chdb, open_server
-    from signals_assets.storage.sql_models import load_models, materialize_sql
 
-    @contextmanager
-    def session():
-        if settings.clickhouse_url:
-            opener = open_server(
-                settings.clickhouse_url, settings.clickhouse_database, settings.clickhouse_user,
-                os.environ.get("SIGNALS_CLICKHOUSE_PASSWORD", ""), settings.clickhouse_secure,
-            )
-        else:
-            opener = open_chdb(settings.clickhouse_path, settings.clickhouse_database, log=err)
-        with opener as db:
-            db.apply_schema(settings.vector_index_dimensions)
-            for model in load_models():
-                for statement in materialize_sql(model):
-                    db.command(statement)
-            yield db
-
-    return session()
+def team_batches(settings: Settings, team_id: int) -> list[str]:
+    """The batches holding the team's accepted signals, in key order (what `signals regroup` re-groups)."""
+    with store_session(settings) as db:
+        return [r["batch_key"] for r in db.query(
+            "SELECT DISTINCT batch_key FROM signals WHERE team_id = {team} ORDER BY batch_key", {"team": team_id})]
 
 
 def unfinished_work(store) -> list[str]:

@@ -1,10 +1,9 @@
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import Callable
 
 import dagster as dg
 
-from signals_assets.storage.clickhouse import StoreSession, open_chdb, open_server
+from signals_assets.storage.clickhouse import StoreSession, open_store
 
 
 class ClickHouseResource(dg.ConfigurableResource):
@@ -19,17 +18,10 @@ class ClickHouseResource(dg.ConfigurableResource):
     vector_index_dimensions: int = 0  # > 0: keep an HNSW index of that many dimensions on the embeddings
     lock_timeout_seconds: float = 600
 
-    @contextmanager
-    def session(self, log: Callable[[str], None] | None = None) -> Iterator[StoreSession]:
+    def session(self, log: Callable[[str], None] | None = None) -> AbstractContextManager[StoreSession]:
         """Open the store with the schema applied; hold it only for quick reads and writes."""
-        opener = (
-            open_server(self.url, self.database, self.username, self.password, self.secure)
-            if self.url
-            else open_chdb(Path(self.path), self.database, self.lock_timeout_seconds, log)
-        )
-        with opener as store:
-            store.apply_schema(self.vector_index_dimensions)
-            yield store
+        return open_store(self.url, self.path, self.database, self.username, self.password, self.secure,
+                          self.vector_index_dimensions, self.lock_timeout_seconds, log)
 
     @property
     def engine(self) -> str:

@@ -28,6 +28,15 @@ class PromotionWork:
     done_now: list[str] = field(default_factory=list)
     parked_now: list[str] = field(default_factory=list)
 
+    def run_requests(self) -> list[dg.RunRequest]:
+        """One report run per round to run, keyed by its attempt and tagged with its team (the sensor
+        requests them; `signals process` executes them in-process)."""
+        return [dg.RunRequest(run_key=key, partition_key=p["report_id"], tags={TEAM_TAG: str(p["team_id"])})
+                for p, key in self.to_run]
+
+    def partitions_request(self) -> dg.AddDynamicPartitionsRequest:
+        return reports.build_add_request(sorted({p["report_id"] for p, _ in self.to_run}))
+
 
 def promotion_work(instance: dg.DagsterInstance, store: ObjectStore, max_attempts: int, backoff_seconds: float,
                    now: float | None = None, daemon_retries: bool = True) -> PromotionWork:
@@ -62,11 +71,6 @@ def promotion_work(instance: dg.DagsterInstance, store: ObjectStore, max_attempt
     return work
 
 
-def report_run_request(promotion: dict, run_key: str) -> dg.RunRequest:
-    return dg.RunRequest(run_key=run_key, partition_key=promotion["report_id"],
-                         tags={TEAM_TAG: str(promotion["team_id"])})
-
-
 def build_report_promotion_sensor(max_attempts: int = 3, backoff_seconds: float = 60) -> dg.SensorDefinition:
     @dg.sensor(
         name="report_promotion_sensor",
@@ -84,8 +88,8 @@ def build_report_promotion_sensor(max_attempts: int = 3, backoff_seconds: float 
         if not work.to_run:
             return dg.SkipReason(f"no promotion to run; {seen}")
         return dg.SensorResult(
-            run_requests=[report_run_request(p, key) for p, key in work.to_run],
-            dynamic_partitions_requests=[reports.build_add_request(sorted({p["report_id"] for p, _ in work.to_run}))],
+            run_requests=work.run_requests(),
+            dynamic_partitions_requests=[work.partitions_request()],
         )
 
     return report_promotion_sensor

@@ -23,6 +23,14 @@ class BatchWork:
     held: list[str] = field(default_factory=list)
     parked_now: list[str] = field(default_factory=list)
 
+    def run_requests(self) -> list[dg.RunRequest]:
+        """One run per batch to run, keyed by its attempt (the sensor requests them; `signals process`
+        executes them in-process)."""
+        return [dg.RunRequest(run_key=key, partition_key=batch) for batch, key in self.to_run]
+
+    def partitions_request(self) -> dg.AddDynamicPartitionsRequest:
+        return signal_batches.build_add_request([batch for batch, _ in self.to_run])
+
 
 def batch_work(instance: dg.DagsterInstance, store: ObjectStore, max_attempts: int, backoff_seconds: float,
                now: float | None = None, daemon_retries: bool = True) -> BatchWork:
@@ -79,12 +87,11 @@ def build_signal_inbox_sensor(max_signals_per_batch: int, interval_seconds: int 
                 f"({'; '.join(work.waiting)}), {len(work.held)} held behind them, parked now: {work.parked_now}")
         if not work.to_run:
             return dg.SensorResult(skip_reason=f"inbox empty in {store.describe()}; {seen}", cursor=new_cursor)
-        batches = [batch for batch, _ in work.to_run]
         context.log.info(f"claimed {claim.claimed_signals} signals into {claim.new_batches}; requesting "
                          f"{[key for _, key in work.to_run]}; {seen}")
         return dg.SensorResult(
-            run_requests=[dg.RunRequest(run_key=key, partition_key=batch) for batch, key in work.to_run],
-            dynamic_partitions_requests=[signal_batches.build_add_request(batches)],
+            run_requests=work.run_requests(),
+            dynamic_partitions_requests=[work.partitions_request()],
             cursor=new_cursor,
         )
 

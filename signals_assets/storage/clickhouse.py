@@ -249,3 +249,17 @@ def open_server(url: str, database: str, username: str, password: str, secure: b
         yield StoreSession(run)
     finally:
         client.close()
+
+
+@contextmanager
+def open_store(url: str, path: Path | str, database: str, username: str = "", password: str = "",
+               secure: bool = False, vector_index_dimensions: int = 0, lock_timeout_seconds: float = 600,
+               log: Callable[[str], None] | None = None) -> Iterator[StoreSession]:
+    """The store with its schema applied: the server at `url` when set, else embedded chdb under `path`.
+
+    The one way the Dagster resource and the CLI open it; hold it only for quick reads and writes."""
+    opener = (open_server(url, database, username, password, secure) if url
+              else open_chdb(Path(path), database, lock_timeout_seconds, log))
+    with opener as store:
+        store.apply_schema(vector_index_dimensions)
+        yield store

@@ -12,6 +12,10 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from signals_assets.storage.clickhouse import StoreSession
 
 from signals_assets.storage.facts import FACTS
 
@@ -194,8 +198,14 @@ def materialize_sql(model: SqlModel) -> list[str]:
     return [f"CREATE OR REPLACE VIEW {model.name} AS\n{select}"]
 
 
-def refresh(db, model: SqlModel) -> int:
+def refresh(db: StoreSession, model: SqlModel) -> int:
     """Rebuild the model in the store session `db`; the number of rows it then has."""
     for statement in materialize_sql(model):
         db.command(statement)
     return int(db.scalar(f"SELECT count() FROM {model.name}"))
+
+
+def build_models(db: StoreSession, directory: Path = MODELS_DIR) -> None:
+    """(Re)build every model of `directory`, each after the models it refs."""
+    for model in load_models(directory):
+        refresh(db, model)
