@@ -1,5 +1,6 @@
-"""The documentation stays true to the repository: its links resolve, and every environment
-variable the code location reads has a row in docs/configuration.md."""
+"""The documentation stays true to the repository: its links resolve, every environment variable
+the code location reads has a row in docs/configuration.md, and no text cites a document that is
+not in the repository."""
 
 import re
 from pathlib import Path
@@ -17,6 +18,10 @@ HEADING = re.compile(r"^#{1,6}\s+(.*)$", re.MULTILINE)
 FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
 # A quoted environment variable name in the code location's source.
 VARIABLE = re.compile(r"[\"']((?:SIGNALS|OPENAI|DAGSTER|AWS)_[A-Z0-9_]+)[\"']")
+# Citations of the design notes and issue tracker that live outside the repository.
+OUTSIDE_CITATION = re.compile(r"\bDESIGN(\.md)?\b|§|\bissue \d+\b|posthog-signals", re.IGNORECASE)
+CITATION_SCOPE = ["README.md", "pyproject.toml", "docs", "signals_assets", "tests", "benchmarks", "scripts",
+                  "deploy", "sandbox", "dbt_like_sql"]
 
 
 def anchors(markdown: str) -> set[str]:
@@ -46,3 +51,15 @@ def test_every_variable_the_code_reads_is_in_the_configuration_reference():
     documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", (REPO_ROOT / "docs" / "configuration.md").read_text()))
     assert len(read) > 30  # the pattern still finds the settings
     assert sorted(read - documented) == []
+
+
+def test_no_text_cites_a_document_outside_the_repository():
+    files = [path for entry in CITATION_SCOPE for path in
+             ([REPO_ROOT / entry] if (REPO_ROOT / entry).is_file() else (REPO_ROOT / entry).rglob("*"))]
+    checked = [path for path in files if path.is_file() and path != Path(__file__).resolve()
+               and path.suffix in (".md", ".py", ".sql", ".yaml", ".toml", "")]
+    citations = [f"{path.relative_to(REPO_ROOT)}:{number}: {line.strip()[:80]}"
+                 for path in checked for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1)
+                 if OUTSIDE_CITATION.search(line)]
+    assert len(checked) > 100
+    assert citations == []
