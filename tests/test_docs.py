@@ -19,7 +19,7 @@ FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
 # A quoted environment variable name in the code location's source.
 VARIABLE = re.compile(r"[\"']((?:SIGNALS|OPENAI|DAGSTER|AWS)_[A-Z0-9_]+)[\"']")
 # Citations of the design notes and issue tracker that live outside the repository.
-OUTSIDE_CITATION = re.compile(r"\bDESIGN(\.md)?\b|§|\bissue \d+\b|posthog-signals", re.IGNORECASE)
+OUTSIDE_CITATION = re.compile(r"\bDESIGN(\.md)?\b|§|\b[Ii]ssue \d+\b|posthog-signals")
 CITATION_SCOPE = ["README.md", "pyproject.toml", "docs", "signals_assets", "tests", "benchmarks", "scripts",
                   "deploy", "sandbox", "dbt_like_sql"]
 
