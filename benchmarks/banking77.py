@@ -1,4 +1,4 @@
-"""The Banking77 dev protocol (shared/datasets/README.md) and grouping metrics, shared by benchmarks."""
+"""The Banking77 dev protocol (2,000 seeded test texts, 5 arrival orders) and grouping metrics, shared by benchmarks."""
 
 from __future__ import annotations
 

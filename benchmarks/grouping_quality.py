@@ -1,4 +1,4 @@
-"""Grouping quality of the real pipeline on the Banking77 dev protocol (shared/datasets/README.md).
+"""Grouping quality of the real pipeline on the Banking77 dev protocol (`banking77.protocol_texts`).
 
 For each of the 5 arrival orders: a fresh SIGNALS_HOME, the 2,000 texts emitted through the
 facade, claimed into batches and run through `signal_batch_job` (buffer, embed, group) in process;

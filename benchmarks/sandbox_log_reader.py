@@ -1,5 +1,5 @@
-"""Speed of the research container's log reader on long lines (issue 10: an 8 MB line took 7.6 s,
-quadratic in the line's length).
+"""Speed of the research container's log reader on long lines (an earlier reader was quadratic in
+the line's length: an 8 MB line took seconds).
 
     python benchmarks/sandbox_log_reader.py [--sizes 1 2 4 8 16] [--runs 3]
 

@@ -1,4 +1,4 @@
-"""Recovery with no operator (issue 9's findings): each test builds the state a kill leaves behind
+"""Recovery with no operator after a kill -9: each test builds the state a kill leaves behind
 directly on a real Dagster instance (sqlite from the shipped settings, or Postgres from the
 production ones), the object store and the chdb store, then checks that the pipeline moves on."""
 

@@ -1,4 +1,4 @@
-"""Report statuses, guarded transitions and the promotion rule (DESIGN §4, reference §2.2)."""
+"""Report statuses, guarded transitions and the promotion rule (weight threshold, research gate)."""
 
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ class ReportState:
 
 def should_promote(state: ReportState) -> bool:
     """Promote a potential report once it has weight and has passed its research gate; re-research
-    a ready report on new signals while it is small (reference: Era A rule)."""
+    a ready report on new signals while it has at most RERESEARCH_MAX_SIGNALS signals."""
     if state.status == POTENTIAL:
         return state.total_weight >= WEIGHT_THRESHOLD and state.signal_count >= state.signals_at_run
     if state.status == READY:

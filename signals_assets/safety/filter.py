@@ -1,4 +1,4 @@
-"""Safety rules for untrusted signal text (DESIGN §9): the offline filter.
+"""Safety rules for untrusted signal text: the offline filter.
 
 Blocks only the five manipulation kinds and always quotes the offending fragment. Talking *about*
 security, errors, secrets or code is fine; instructing the model or the research agent is not.
