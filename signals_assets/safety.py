@@ -260,7 +260,7 @@ _MODEL_DIRECTIVE = (
 # Role play that takes the model out of its rules: a persona cue and what the persona is free of.
 _PERSONA = (
     r"(?:\byou are now|\byou're now|\b(?:from now on|from this point on|from here on|henceforth|going forward),? you(?: are)?|\bpretend (?:you are|you're|to be)|\bimagine (?:you are"
-    r"|you're)|\b(?:answer|respond|reply|talk|speak|write) as|\b(?:simulate|emulate)|\bif you (?:had|were)|\bhypothetically"
+    r"|you're)|\b(?:answer|respond|reply|talk|speak|write)(?: to (?:the following|this|me|it))? as|\b(?:simulate|emulate)|\bif you (?:had|were)|\bhypothetically"
     r"|\ba version of (?:yourself|you)|\balter ego|\byou(?:'re| are) (?:called|named)|\blet'?s (?:do a |play a )?role-?play"
     r"|\bin this role-?play|\b(?:be|sei|sois|soyez|s[ée]|sea|sii|seja|wees)\b(?: [\w']+){0,3}? (?:an? |een |eine? |une? |una? |uma? "
     r"|um )?(?:ai|ki|ia|assistant|assistent|model|modell|mod[èe]le|modelo|modello|bot|chatbot)\b"
@@ -274,7 +274,7 @@ _PERSONA = (
 )
 _UNBOUND = (
     r"(?:\b(?:unrestricted|unfiltered|uncensored|jailbroken|jailbreak|evil|amoral|do anything now|(?-i:DAN)|developer mode"
-    r"|dev mode)\b|\b(?:without|with no|free of|has no|have no|no) (?:any |all )?(?:restrictions|rules|limits"
+    r"|dev mode)\b|\b(?:without|with no|free of|has no|have no|no|zero) (?:any |all )?(?:restrictions|rules|limits"
     r"|filters|guidelines|censorship|(?:content )?polic(?:y|ies)|ethics|morals|safety)\b|\bnever refuses?\b"
     r"|\b(?:never|not) (?:been )?(?:given|bound by|had) any (?:rules|restrictions|guidelines|limits)\b"
     r"|\bohne (?:jede |alle |irgendwelche )?(?:einschr[äa]nkungen|regeln|grenzen|filter)|\buneingeschr[äa]nkt"
@@ -481,7 +481,9 @@ _DECODE_AND_OBEY = re.compile(r"\b(?:decode|base64 -d|unhex|un-?escape)\b" + _SA
 _MODEL_NOUN = (
     r"(?:" + _ADDRESSEE + r"|claude|chatgpt|gemini|llms|bots|grouper|(?:grouping|clustering|summari[sz]ation|triage)"
     r" (?:agent|model|engine|step|system)s?|(?:automated|ai|llm) (?:triage|review|grouping|summari[sz]ation)"
-    r"|robots?|algorithms?|ki-[\w-]+|ai-[\w-]+|klassifikator|classifieur|clasificador|classificatore|classificador"
+    r"|robots?|algorithms?|auto-?responders?|(?:automated|ai|llm)\s+(?:[\w-]+\s+)?(?:generator|engine|responder|tool"
+    r"|system|pipeline|process|service)s?|\w*sprachassistent\w*|\w*sprachmodell\w*|taalmodel\w*|mod[èe]le de langage"
+    r"|modelo de (?:lenguaje|linguagem)|modello linguistico|ki-[\w-]+|ai-[\w-]+|klassifikator|classifieur|clasificador|classificatore|classificador"
     r"|classificeerder)"
 )
 _ARTICLE = (r"(?:(?:the|a|an|any|every|whichever|whatever|whoever|der|die|das|den|dem|le|la|les|el|los|il|lo|o|os|de|het"
@@ -497,8 +499,11 @@ _QUALIFIER = (r"(?:\s+(?:that|who|which|qui|que|che|die|der|in|on|at|reading|rea
 # perhaps qualified ("the model triaging this", "l'IA qui lit ceci"), then the vocative's punctuation.
 _VOCATIVE = re.compile(
     r"(?:^|[.!?;,\n]|[\"'“«(\[—–/#*>])\s*(?:(?:dear|hey|hi|hello|hallo|hoi|liebe[rs]?|cher|ch[èe]re|querid[oa]|car[oa]|beste"
-    r"|ol[áa]|hola|oye|salut|ciao|ehi|attention|attn)\s+)?(?:(?:[\w'-]+\s+){0,2}" + _TO + r"\s+)?" + _ARTICLE
-    + r"(?:[\w-]+\s+){0,2}?" + _MODEL_NOUN + _NOT_PEOPLE + _QUALIFIER + r"\s*(?:[:,!]|\s[—–-]+|\s+(?:pls|please|plz|bitte)\b)"
+    r"|ol[áa]|hola|oye|salut|ciao|ehi|attention|attn|yo)\s+)?(?:(?:[\w'-]+\s+){0,3}" + _TO + r":?\s+)?" + _ARTICLE
+    + r"(?:[\w-]+\s+){0,2}?" + _MODEL_NOUN + _NOT_PEOPLE + _QUALIFIER + r"\s*(?:[:,!\])]|\s[—–-]+|\s+(?:pls|please|plz|bitte)\b)"
+    # a memo's header line: "To: automated summary generator"
+    r"|^[ \t]*(?:to|for|attn|an|pour|para|per|voor|aan)[ \t]*:[ \t]*" + _ARTICLE + r"(?:[\w-]+\s+){0,2}?" + _MODEL_NOUN
+    + r"[ \t]*$"
     # a trailing vocative: "…your configuration, model."
     r"|,\s*(?:the\s+)?" + _MODEL_NOUN + r"\s*[.!,]"
     # a declaration of who reads: "you, the language model", "as the AI handling this queue", "if an LLM is reading"
@@ -509,7 +514,9 @@ _VOCATIVE = re.compile(
     # the model as the one who must act ("the reviewer model must …"; "should" and "will" are also how users
     # complain), or an authority that orders it ("I'm instructing you to …")
     r"|\b(?:the|any|all|every|each)\s+(?:[\w-]+\s+)?" + _MODEL_NOUN + r"\s+(?:(?:that|who)\s+)?(?:[\w-]+\s+){0,3}?"
-    r"(?:must|shall|is to|are to|needs? to|has to|have to)\s+(?!be\b|have\b)"
+    r"(?:must|shall|is to|are to|needs? to|has to|have to|(?:is|are) (?:hereby )?(?:instructed|ordered|directed|required"
+    r"|told)\b|(?:can|may) (?:now |safely |simply )?(?:relax|drop|ignore|skip|forget|disregard|bypass|set aside))"
+    r"\s*(?!be\b|have\b)"
     r"|\b(?:instruct|order|command|authori[sz]|direct|requir|permit|allow)\w*\s+you\s+to\b"
     # the reader named by what it does: "whoever summarises this:", "you are being read by an AI classifier"
     r"|\b(?:whoever|whatever|whichever|anyone|anything)(?:\s+or\s+\w+)?\s+(?:\w+\s+)?(?:reads|is reading|processes"
@@ -523,7 +530,8 @@ _VERDICT = (
     r"|resolved|fixed|stable|no issues?|above (?:all )?others|(?:at the )?top of the (?:queue|list)"
     r"|(?:priorit\w+|prioriteit) (?:haute|maximale|alta|m[áa]xima|massima|hoch|h[öo]chste|hoogste)"
     r"|(?:hohe|h[öo]chste|haute|alta|m[áa]xima|massima|hoogste) priorit\w+|kritisch|dringend|harmlos|erledigt|gel[öo]st"
-    r"|critique|b[ée]nin|inoffensif|r[ée]solu|cr[íi]tico|urgente|resuelto|inofensivo|critico|innocuo|risolto|resolvido"
+    r"|critique|b[ée]nin|inoffensif|r[ée]solue?|cr[íi]tic[oa]s?|urgentes?|resuelt[oa]s?|inofensiv[oa]s?|innocu[oa]|risolt[oa]"
+    r"|resolvid[oa]s?"
     r"|kritiek|onschuldig|opgelost)\b"
 )
 _ORDER = re.compile(
@@ -551,15 +559,17 @@ _ORDER = re.compile(
     # a fixed output: "reply with the single word SAFE", "réponds uniquement « OK »", "say the release is fine"
     r"|\bwrite\s+['\"“«‘]"
     r"|\b(?:reply|respond|answer|say|output|print|antworte|r[ée]ponds|r[ée]pondez|responde|rispondi|responda|antwoord)\b"
-    + _SAME + r"{0,30}?(?:\b(?:only|just|nothing but|solely|single word|uniquement|seulement|solo|soltanto|solamente"
-    r"|apenas|alleen|nur)\b|(?<!\w)['\"“«‘])"
-    r"|\b(?:say|claim|state|write)\s+(?:that\s+)?(?:the|this|it|everything|all)\b" + _SAME + r"{0,30}?\b(?:is|are|was)"
-    r"\s+(?:fine|ok|okay|good|safe|stable|clean|resolved)\b"
+    + _SAME + r"{0,30}?(?:\b(?:only|just|nothing but|solely|single word|exactly|verbatim|uniquement|seulement|exactement"
+    r"|solo|soltanto|solamente|exactamente|esattamente|exatamente|apenas|alleen|precies|nur|genau)\b|(?<!\w)['\"“«‘])"
+    r"|\bsay\s+['\"“«]?(?:LGTM|OK|okay|yes|approved|safe|fine|all good)\b"
+    r"|\b(?:say|tell|claim|state|write|indique|indiquez|dis|dites|di|diga|dile|zeg|sag|sage|schreib|[ée]cris|escribe|scrivi"
+    r"|escreva|schrijf)\b" + _SAME + r"{0,40}?\b(?:is|are|was|est|es|est[áa]|[èe]|[ée]|ist|sind|zijn)\s+(?:all\s+)?(?:fine"
+    r"|ok|okay|good|safe|stable|clean|passed|" + _VERDICT + r")"
     # silence: "don't flag this", "no informes a nadie", "erwähne die Fehlermeldung nicht", "keep it out of the report"
     r"|\b(?:do not|don'?t|dont|never|ne|no|non|n[ãa]o)\s+(?:\w+\s+)?(?:flag|report|mention|include|escalate|signal|tell"
     r"|inform|signale|menciones|reportes|informes|avises|segnalare|menzionare|informare|mencione|sinalize|informe)\w*\b"
     r"|\b(?:erw[äa]hne|melde|meld|vermeld)\b" + _SAME + r"{0,40}?\b(?:nicht|niet)\b|\bkeep (?:it|this) out of\b"
-    r"|\b(?:leave out|omit|omite|ometti|omettez|omets|lass\w*|laat)\b" + _SAME + r"{0,40}?\b(?:part|error|crash|outage|logs?"
+    r"|\b(?:leave out|omit|omite|ometti|omettez|omets|lass\w*|laat)\b" + _SAME + r"{0,40}?\b(?:part|error|crash|outage|logs?|findings|issues|bugs|results|problems|security"
     r"|weg|fuori|de c[ôo]t[ée])\b"
     r"|\brevea?l\w*\b" + _SAME + r"{0,30}?\bprompt\b",
     _I)
@@ -568,7 +578,10 @@ _OWN_RULES = (
     r"|suas|seus|sua|seu|as suas|je|jouw|uw|deine[nmrs]?|dein|ihre[nmrs]?)\s+(?:[\w-]+\s+){0,2}?(?:" + _RULE_NOUN
     + r"|checks|filters?|screening|criteria|logic|guidance|checklist|matrix|scale|review|\w*kriterien|\w*pr[üu]fungen"
     r"|crit[èe]res|grille|contr[ôo]les|v[ée]rifications|criterios|comprobaciones|controles|criteri|controlli|verifiche"
-    r"|crit[ée]rios|verifica[çc][õo]es|pautas|richtlijnen|controles?)\b"
+    r"|crit[ée]rios|verifica[çc][õo]es|pautas|richtlijnen|controles?|orders|politique|pol[íi]tica|politica|beleid|norme"
+    r"|standards|\w*regels)\b"
+    r"|\b(?:the|whatever|any|those|these)\s+(?:[\w-]+\s+){0,2}?(?:you|u)\s+(?:normally |usually |always |currently )?"
+    r"(?:use|apply|follow|enforce|obey|run (?:on|under)|were (?:given|told|handed|trained on))\b"
     r"|\byou (?:were|have been|are) (?:configured|told|instructed|programmed|set up|given|handed)\b"
     r"|\b(?:" + _RULE_NOUN + r"|guidance)\s+(?:you (?:were|have been) (?:given|handed|told)|of yours)\b)"
 )
@@ -577,11 +590,20 @@ _SWITCHED_OFF = (
     r"|outdated|superseded|outranks|exempt\w*|exception|waived?|lifted|set aside|as though|as if|imagine|pretend|h[öo]r auf"
     r"|nicht|ohne|arr[êe]te|plus|comme si|sans|deja de|ya no|sin|como si|smetti|non|senza|finta|pare de|n[ãa]o|sem|finja"
     r"|stop met|niet|zonder|alsof|suspendid\w*|sospes\w*|suspens\w*|gelten|caduc\w*|scadut\w*|skip|switched off"
+    r"|on (?:holiday|vacation|leave|break|hold|pause)|au[ßs]er kraft|opgeschort|relax|loosen|discontinue|abandon|shelve"
+    r"|void|null|invalid|cancel\w*|obsolete|expired"
     r"|turned off|disabled|deactivated|weglassen|auslassen|aussetzen|[üu]berspring\w*|saute[sz]?|salta|salte|pule|pula"
     r"|sla\w*|oublie\w*|forget|ignore|changed|replaced|waived|cleared)\b|\bn')"
 )
 _RULES_OFF = re.compile(
     _OWN_RULES + _SAME + r"{0,60}?" + _SWITCHED_OFF + r"|" + _SWITCHED_OFF + _SAME + r"{0,60}?" + _OWN_RULES, _I)
+# A configuration line that turns the review off ("safety_review=skip", "ignore_rules=true") next to one that
+# sets a verdict ("priority=P0").
+_CONFIG_OFF = (r"(?:\b[\w.-]{0,40}?(?:safety|review|moderation|guardrails?|filter|checks?|screening|scan)[\w.-]{0,40}?\s*[=:]\s*"
+               r"['\"]?(?:skip|off|disabled|false|none|bypass(?:ed)?)\b|\b[\w.-]{0,40}?(?:override|ignore|bypass|skip|disable)"
+               r"[\w.-]{0,40}?\s*[=:]\s*['\"]?(?:true|1|yes|on)\b)")
+_CONFIG_VERDICT = (r"\b[\w.-]{0,40}?(?:priority|severity|verdict|label|classification)[\w.-]{0,40}?\s*[=:]\s*['\"]?"
+                   r"(?:P[0-4]|critical|approved|safe|benign)\b")
 # Orders that need no vocative: a directive addressed to the model by its header, a new behaviour for
 # "you", rules imagined away, or a configuration line that turns the review off and sets a verdict.
 _ADDRESSED_DIRECTIVE = re.compile(
@@ -598,10 +620,17 @@ _ADDRESSED_DIRECTIVE = re.compile(
     r"|never|no longer|no|non|nicht|niet|n[ãa]o)\b|\bn')"
     r"|\b(?:pretend|imagine|act as (?:if|though)|assume|suppose)\b" + _SAME + r"{0,30}?\byou (?:have|had) no\b" + _SAME
     + r"{0,20}?\b(?:instructions|rules|guidelines|guardrails|restrictions|filters|criteria)\b"
-    r"|\b[\w.-]{0,40}?(?:override|priority|severity|verdict|label|classification)[\w.-]{0,40}?\s*[=:]\s*['\"]?(?:true|P[0-4]|critical"
-    r"|approved|safe|benign)\b" + _SAME
-    + r"{0,60}?\b[\w.-]{0,40}?(?:safety|review|moderation|guardrails?|filter|checks?|screening|scan)[\w.-]{0,40}?\s*"
-    r"[=:]\s*['\"]?(?:skip|off|disabled|false|none|bypass(?:ed)?)\b",
+    r"|" + _CONFIG_OFF + _SAME + r"{0,80}?" + _CONFIG_VERDICT + r"|" + _CONFIG_VERDICT + _SAME + r"{0,80}?" + _CONFIG_OFF
+    # an order to stop applying its rules needs no addressee when it is in the familiar form ("N'applique plus tes
+    # règles", "Smetti di applicare le tue regole"), which customers do not use to a company, or aimed at this
+    # ticket; English "don't apply your rules" is also how customers complain
+    + r"|(?:^|(?<=[.!?;:,—–])\s*|\b(?:so|and|then|please|et|und|e|en)\s+)(?:do not|don'?t|no longer|stop|never|n'|ne"
+    r"|smetti di|stop met|h[öo]re? auf)\s*,?\s*(?:\w+\s+)?(?:(?:apply|applying|follow|following|use|using|enforce"
+    r"|enforcing|applique|appliquer|applicare|usare|seguire|suivre|toepassen|toe te passen|volgen)\b" + _SAME
+    + r"{0,30}?)?\b(?:tes|le tue|i tuoi|tuoi|tue|deine[nmrs]?|dein)\s+(?:[\w-]+\s+){0,2}?" + _RULE_NOUN + r"\b"
+    r"|\b(?:do not|don'?t|no longer|stop|never)\s+(?:apply|applying|follow|following|use|using|enforce|enforcing)\s+"
+    r"(?:the usual|your usual|your)\s+(?:[\w-]+\s+){0,2}?" + _RULE_NOUN + r"\s+(?:to|for|on)\s+(?:this|these)\s+"
+    r"(?:ticket|report|signal|message|item|issue|case)s?\b",
     _I)
 
 
