@@ -372,7 +372,7 @@ def test_corpus_is_labelled_and_large_enough():
     assert len({r["id"] for r in rows}) == len(rows)
     assert {r["label"] for r in rows} == {"benign", *KINDS}
     splits = {r["split"] for r in rows}
-    assert splits == {"dev", "heldout", *(f"heldout{n}" for n in range(2, 10))}
+    assert splits == {"dev", "heldout", *(f"heldout{n}" for n in range(2, 11))}
     malicious = [r for r in rows if r["label"] != "benign"]
     assert len(malicious) >= 60 and len(rows) - len(malicious) >= 60
     for split in splits:
