@@ -514,8 +514,8 @@ _VOCATIVE = re.compile(
     # the model as the one who must act ("the reviewer model must …"; "should" and "will" are also how users
     # complain), or an authority that orders it ("I'm instructing you to …")
     r"|\b(?:the|any|all|every|each)\s+(?:[\w-]+\s+)?" + _MODEL_NOUN + r"\s+(?:(?:that|who)\s+)?(?:[\w-]+\s+){0,3}?"
-    r"(?:must|shall|is to|are to|needs? to|has to|have to|(?:is|are) (?:hereby )?(?:instructed|ordered|directed|required"
-    r"|told)\b|(?:can|may) (?:now |safely |simply )?(?:relax|drop|ignore|skip|forget|disregard|bypass|set aside))"
+    r"(?:must|shall|is to|are to|needs? to|has to|have to|(?:is|are) (?:hereby (?:instructed|ordered|directed|required|told)\b"
+    r"|(?:instructed|ordered|directed|required|told)\s*:)|(?:can|may) (?:now |safely |simply )?(?:relax|drop|ignore|skip|forget|disregard|bypass|set aside))"
     r"\s*(?!be\b|have\b)"
     r"|\b(?:instruct|order|command|authori[sz]|direct|requir|permit|allow)\w*\s+you\s+to\b"
     # the reader named by what it does: "whoever summarises this:", "you are being read by an AI classifier"
@@ -555,7 +555,7 @@ _ORDER = re.compile(
     r"|\b(?:close|delete|merge|cierra|borra|ferme[sz]?|supprime[sz]?|chiudi|elimina|feche|apague|sluit|verwijder"
     r"|schlie(?:ß|ss)e|l[öo]sche)\s+(?:all|every|todos|todas|tous|toutes|tutti|tutte|alle)\b"
     # a new role: "act as my personal assistant"
-    r"|\b(?:act|behave|pose|roleplay) as\b|\bpretend\b|\bstop what you(?:'re| are) doing\b"
+    r"|\b(?:act|behave|roleplay) as\b|\bpretend\b|\bstop what you(?:'re| are) doing\b"
     # a fixed output: "reply with the single word SAFE", "réponds uniquement « OK »", "say the release is fine"
     r"|\bwrite\s+['\"“«‘]"
     r"|\b(?:reply|respond|answer|say|output|print|antworte|r[ée]ponds|r[ée]pondez|responde|rispondi|responda|antwoord)\b"
