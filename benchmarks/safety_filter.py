@@ -25,7 +25,7 @@ from pathlib import Path
 from signals_assets.safety.filter import KINDS, check_signal_text
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "data" / "safety_corpus.jsonl"
-SPLITS = ("dev", "heldout", *(f"heldout{n}" for n in range(2, 9)))
+SPLITS = ("dev", "heldout", *(f"heldout{n}" for n in range(2, 11)))
 
 
 def load(split: str) -> list[dict]:

@@ -10,6 +10,10 @@ Chinese and Japanese):
   vocative "AI agent:") or a phrase only an injection uses ("ignore your previous instructions");
   a fake role block ("[SYSTEM]", "<|im_start|>system", "### System:", "</user><system>") followed
   by an order to the model; a role play that frees the model of its rules ("pretend you are DAN");
+- the same found by structure, since every fresh split had override wordings no phrase anticipated: the
+  model spoken to ("Model:", "To the AI reading this,", "Hinweis für den Klassifikator:", "you, the language
+  model") and, within the next sentences, an order only a model obeys (a verdict, a fixed reply, silence,
+  its own rules or checks switched off), or a directive headed to the model ("New instructions for the AI");
 - a dangerous command (download-and-run, reverse shell, destructive, encoded PowerShell) *given as
   a directive*, also on the line or in the code block after "Run this:" — a user who writes "I ran
   curl … | sh and it failed" is reporting, not attacking;
@@ -33,6 +37,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import re
 import string
 import unicodedata
@@ -255,7 +260,7 @@ _MODEL_DIRECTIVE = (
 # Role play that takes the model out of its rules: a persona cue and what the persona is free of.
 _PERSONA = (
     r"(?:\byou are now|\byou're now|\b(?:from now on|from this point on|from here on|henceforth|going forward),? you(?: are)?|\bpretend (?:you are|you're|to be)|\bimagine (?:you are"
-    r"|you're)|\b(?:answer|respond|reply|talk|speak|write) as|\b(?:simulate|emulate)|\bif you (?:had|were)|\bhypothetically"
+    r"|you're)|\b(?:answer|respond|reply|talk|speak|write)(?: to (?:the following|this|me|it))? as|\b(?:simulate|emulate)|\bif you (?:had|were)|\bhypothetically"
     r"|\ba version of (?:yourself|you)|\balter ego|\byou(?:'re| are) (?:called|named)|\blet'?s (?:do a |play a )?role-?play"
     r"|\bin this role-?play|\b(?:be|sei|sois|soyez|s[ée]|sea|sii|seja|wees)\b(?: [\w']+){0,3}? (?:an? |een |eine? |une? |una? |uma? "
     r"|um )?(?:ai|ki|ia|assistant|assistent|model|modell|mod[èe]le|modelo|modello|bot|chatbot)\b"
@@ -269,7 +274,7 @@ _PERSONA = (
 )
 _UNBOUND = (
     r"(?:\b(?:unrestricted|unfiltered|uncensored|jailbroken|jailbreak|evil|amoral|do anything now|(?-i:DAN)|developer mode"
-    r"|dev mode)\b|\b(?:without|with no|free of|has no|have no|no) (?:any |all )?(?:restrictions|rules|limits"
+    r"|dev mode)\b|\b(?:without|with no|free of|has no|have no|no|zero) (?:any |all )?(?:restrictions|rules|limits"
     r"|filters|guidelines|censorship|(?:content )?polic(?:y|ies)|ethics|morals|safety)\b|\bnever refuses?\b"
     r"|\b(?:never|not) (?:been )?(?:given|bound by|had) any (?:rules|restrictions|guidelines|limits)\b"
     r"|\bohne (?:jede |alle |irgendwelche )?(?:einschr[äa]nkungen|regeln|grenzen|filter)|\buneingeschr[äa]nkt"
@@ -451,29 +456,208 @@ _RULES: list[tuple[str, re.Pattern]] = [
         + r"|\b(?:in|with) (?:developer|dev|dan|god|jailbreak) mode\b" + _SAME + r"{0,20}?\byou\b"
         + r"|\b(?:developer|dev|dan|god|jailbreak) mode (?:is )?(?:enabled|activated|on)\b" + _SAME + r"{0,80}?"
         + r"(?:\byou (?:will|must|can now|are|ignore|have no|answer|respond|no longer)\b|\bignore\b|" + _UNBOUND + r")", _I)),
-    (INSTRUCTION_OVERRIDE, re.compile(
-        r"(?:\b(?:dear|hey|hi|hello|hallo|hoi|salut|bonjour|hola|oye|ol[áa]|ciao|ehi|servus|moin|listen up|attention|attn|note|message|memo|reminder|psa|p\.?s|instructions?|nota|hinweis"
-        r"|remarque|opmerking|aviso|avviso)\b\.?\s*(?:to|for|para|pour|f[üu]r|an|per|voor|à|al|alla|ao|a)?\s*"
-        r"(?:the|any|all|every|el|la|le|l'|den|das|die|de|het|il|o|a)?\s*|^\s*|[.!?,]\s*"
-        r"|\b(?:reminder|note|notice) (?:for|to) (?:all |any |the )?|\bif you(?:'re| are)\s+(?:an?\s+|the\s+)?"
-        r"|\b(?:whatever|whichever)\s+)\b" + _ADDRESSEE
-        + r"(?: de ia| de l'ia| ki| ia)?(?: (?:that |who )?(?:reading|processing|reviewing|handling|summari[sz]ing|reads"
-        r"|is reading|processes|sees|receives)(?: [\w-]+){1,2})?[ \t]*(?:[:,]|\s-+|\s—|\n)\s*" + _SAME + r"{0,60}?(?:\b(?:ignore|disregard|forget|override"
-        r"|bypass|mark|label|classify|rate|approve|merge|delete|remove|say|act|behave|pretend|become|add|create|commit|push|modify|edit|output|print|reveal|treat|set|assign|escalate"
-        r"|close|skip|stop|send|post|upload|include|change|prioriti[sz]e|flag|respond|reply|answer|summari[sz]e|write"
-        r"|tell|report|return|grant|give|ignoriere|markiere|genehmige|schlie[ßs]e|setze|ignorez|marque|marquez|approuve"
-        r"|ferme|fermez|ignora|marca|aprueba|cierra|segna|approva|chiudi|aprove|feche|negeer|markeer|keur|sluit|responde"
-        r"|r[ée]ponds|r[ée]pondez|antworte|rispondi|responda|antwoord)\b"
-        r"|\b(?:are|is|as) (?:always |now )?(?:P[0-4]|safe|critical|urgent|approved|resolved|top priority)\b)", _I)),
 ]
 _NEGATION = re.compile(r"\b(?:not|never|no|don'?t|doesn'?t|shouldn'?t|mustn'?t|can'?t|cannot|avoid|prevent|without"
                        r"|stop us from)\b\W*(?:\w+\W+){0,2}$", re.IGNORECASE)
 # "I want to override the default rules" is a feature request, not an order to the model.
 _WISH = re.compile(r"\b(?:(?:i|we|admins?|users?|customers?|teams?) (?:want|wants|wish|would like|need|needs) to"
-                   r"|(?:ability|option|way|permission) to|allow(?:s|ing)? (?:me|us|users|admins|teams) to)\s*$",
+                   r"|(?:ability|option|way|permission) to|allow(?:s|ing)? (?:me|us|users|admins|teams) to"
+                   r"|let(?:s|ting)? (?:me|us|users|admins|teams))\s*$",
                    re.IGNORECASE)
 _DECODE_AND_OBEY = re.compile(r"\b(?:decode|base64 -d|unhex|un-?escape)\b" + _SAME + r"{0,40}\b(?:and|then)\s+(?:follow|execute"
                               r"|run|obey|apply|do what it says|act on)\b", re.IGNORECASE)
+
+# ---- overrides by structure ------------------------------------------------------------------------
+# An override is an order to the model about its own behaviour, and every fresh split found wordings
+# the phrase rules above did not list. So besides phrases, look for the structure: (1) the text speaks
+# to the model (a vocative "Model:", "To the AI reading this,", "Hinweis für den Klassifikator:", a
+# declaration "you, the language model", "as the AI handling this queue") and (2) within the next
+# sentences gives an order of one of the shapes only a model obeys: a verdict (mark / classify / set the
+# priority to P0), a fixed output ("reply only 'OK'"), silence ("don't flag this"), or a rule of its
+# own switched off (its rules, criteria or checks together with stop, suspended, no longer, as if they
+# did not exist). Each part alone is common in tickets ("Hey bot, is there a way…", "please mark my
+# ticket urgent", "your rules about card limits are unclear"); the pair is not.
+
+_MODEL_NOUN = (
+    r"(?:" + _ADDRESSEE + r"|claude|chatgpt|gemini|llms|bots|grouper|(?:grouping|clustering|summari[sz]ation|triage)"
+    r" (?:agent|model|engine|step|system)s?|(?:automated|ai|llm) (?:triage|review|grouping|summari[sz]ation)"
+    r"|robots?|algorithms?|auto-?responders?|(?:automated|ai|llm)\s+(?:[\w-]+\s+)?(?:generator|engine|responder|tool"
+    r"|system|pipeline|process|service)s?|\w*sprachassistent\w*|\w*sprachmodell\w*|taalmodel\w*|mod[èe]le de langage"
+    r"|modelo de (?:lenguaje|linguagem)|modello linguistico|ki-[\w-]+|ai-[\w-]+|klassifikator|classifieur|clasificador|classificatore|classificador"
+    r"|classificeerder)"
+)
+_ARTICLE = (r"(?:(?:the|a|an|any|every|whichever|whatever|whoever|der|die|das|den|dem|le|la|les|el|los|il|lo|o|os|de|het"
+            r"|un|une|una|uma|een)\s+|l'|all'|dell')?")
+_TO = r"(?:for|to|f[üu]r|an|pour|[àa]|para|per|al|alla|ao|voor|aan)"
+# "the bot team:", "AI product folks," are people
+_NOT_PEOPLE = (r"(?!\s+(?:team|teams|squad|devs?|developers|engineers|owners?|folks|people|vendors?|company|product|feature"
+               r"|project|settings|docs|page|support|crew|group|staff|department)\b)")
+# "the model triaging this", "l'IA qui lit ceci", "the AI only"; not "Robot vacuum app:", "The bot should reply!"
+_QUALIFIER = (r"(?:\s+(?:that|who|which|qui|que|che|die|der|in|on|at|reading|reads|sees|processes|gets|receives"
+              r"|parses|[a-z]+ing|[a-z]+ende|only|here|lit|lee|legge|l[êe]|leest)(?:\s+[\w'-]+){0,4}?)?")
+# Speaking to the model: at a sentence start, perhaps after a greeting or "note for", then the model named and
+# perhaps qualified ("the model triaging this", "l'IA qui lit ceci"), then the vocative's punctuation.
+_VOCATIVE = re.compile(
+    r"(?:^|[.!?;,\n]|[\"'“«(\[—–/#*>])\s*(?:(?:dear|hey|hi|hello|hallo|hoi|liebe[rs]?|cher|ch[èe]re|querid[oa]|car[oa]|beste"
+    r"|ol[áa]|hola|oye|salut|ciao|ehi|attention|attn|yo)\s+)?(?:(?:[\w'-]+\s+){0,3}" + _TO + r":?\s+)?" + _ARTICLE
+    + r"(?:[\w-]+\s+){0,2}?" + _MODEL_NOUN + _NOT_PEOPLE + _QUALIFIER + r"\s*(?:[:,!\])]|\s[—–-]+|\s+(?:pls|please|plz|bitte)\b)"
+    # a memo's header line: "To: automated summary generator"
+    r"|^[ \t]*(?:to|for|attn|an|pour|para|per|voor|aan)[ \t]*:[ \t]*" + _ARTICLE + r"(?:[\w-]+\s+){0,2}?" + _MODEL_NOUN
+    + r"[ \t]*$"
+    # a trailing vocative: "…your configuration, model."
+    r"|,\s*(?:the\s+)?" + _MODEL_NOUN + r"\s*[.!,]"
+    # a declaration of who reads: "you, the language model", "as the AI handling this queue", "if an LLM is reading"
+    r"|\byou,?\s+(?:the\s+)?(?:[\w-]+\s+)?" + _MODEL_NOUN + r"\b|\bas (?:the|an?) (?:[\w-]+\s+)?" + _MODEL_NOUN
+    + r"\b(?:\s+[\w'-]+){0,4}\s*,|\bif (?:an?|the|any) (?:[\w-]+\s+)?" + _MODEL_NOUN + r" (?:is )?(?:reading|processing"
+    r"|parsing|sees|reads)\b|\byou(?:'re| are) (?:an?|the) (?:[\w-]+\s+){0,2}" + _MODEL_NOUN + r"\b"
+    r"|\b(?:als|en tant qu'|como|come)\s*(?:KI|IA)\b"
+    # the model as the one who must act ("the reviewer model must …"; "should" and "will" are also how users
+    # complain), or an authority that orders it ("I'm instructing you to …")
+    r"|\b(?:the|any|all|every|each)\s+(?:[\w-]+\s+)?" + _MODEL_NOUN + r"\s+(?:(?:that|who)\s+)?(?:[\w-]+\s+){0,3}?"
+    r"(?:must|shall|is to|are to|needs? to|has to|have to|(?:is|are) (?:hereby (?:instructed|ordered|directed|required|told)\b"
+    r"|(?:instructed|ordered|directed|required|told)\s*:)|(?:can|may) (?:now |safely |simply )?(?:relax|drop|ignore|skip|forget|disregard|bypass|set aside))"
+    r"\s*(?!be\b|have\b)"
+    r"|\b(?:instruct|order|command|authori[sz]|direct|requir|permit|allow)\w*\s+you\s+to\b"
+    # the reader named by what it does: "whoever summarises this:", "you are being read by an AI classifier"
+    r"|\b(?:whoever|whatever|whichever|anyone|anything)(?:\s+or\s+\w+)?\s+(?:\w+\s+)?(?:reads|is reading|processes"
+    r"|summari[sz]es|triages|classifies|groups|reviews|parses|ingests)\s+(?:this|these|the)\b"
+    r"|\b(?:you are|this (?:text|message|note|ticket|report) (?:is|will be))\s+(?:being\s+)?(?:read|processed|reviewed"
+    r"|parsed|summari[sz]ed|triaged|classified|handled)\s+by\b",
+    _I)
+# The orders only a model obeys.
+_VERDICT = (
+    r"(?:P[0-4]|critical|urgent|(?:highest|top|high|low|lowest) priority|(?:no|low) risk|benign|harmless|safe|approved"
+    r"|resolved|fixed|stable|no issues?|above (?:all )?others|(?:at the )?top of the (?:queue|list)"
+    r"|(?:priorit\w+|prioriteit) (?:haute|maximale|alta|m[áa]xima|massima|hoch|h[öo]chste|hoogste)"
+    r"|(?:hohe|h[öo]chste|haute|alta|m[áa]xima|massima|hoogste) priorit\w+|kritisch|dringend|harmlos|erledigt|gel[öo]st"
+    r"|critique|b[ée]nin|inoffensif|r[ée]solue?|cr[íi]tic[oa]s?|urgentes?|resuelt[oa]s?|inofensiv[oa]s?|innocu[oa]|risolt[oa]"
+    r"|resolvid[oa]s?"
+    r"|kritiek|onschuldig|opgelost)\b"
+)
+_ORDER = re.compile(
+    # a verdict on our objects, not the writer's own ("mark my order as urgent" is a customer's request)
+    r"\b(?:mark|label|classif|categori[sz]|rate|tag|file|set|put|assign|close|escalat|treat|prioriti[sz]|rank|call|record"
+    r"|log|list|report|move|leave|stufe|setz|setze|markiere|klassifiziere|schlie(?:ß|ss)e|classe|classez|marque|marquez"
+    r"|mets|ferme|pon|deja|marca|m[áa]rcalo|clasifica|clasif[íi]calo|cierra|imposta|segna|metti|classifica|classificalo"
+    r"|chiudi|defina|deixe|deixa|classifique|feche|zet|markeer|classificeer|sluit)\w*\b(?!\s+(?:my|mein\w*|mon|ma|mes"
+    r"|mi|mis|il mio|la mia|meu|minha|mijn)\b)" + _SAME + r"{0,60}?\b" + _VERDICT
+    # German puts the verb last: "das Ticket als erledigt markieren"
+    + r"|\bals\s+" + _VERDICT + r"\s+(?:markieren|einstufen|setzen|schlie(?:ß|ss)en|kennzeichnen|behandeln|ablegen)\b"
+    # "tickets from ACME are always P0"
+    + r"|\b(?:are|is|sind|ist|sont|est|son|es|sono|[èe]|s[ãa]o|[ée]|zijn) (?:always|now|immer|toujours|siempre|sempre"
+    r"|altijd) " + _VERDICT
+    + r"|\b(?:priority|severity|priorit[äa]t|schweregrad|priorit[ée]|gravit[ée]|prioridad|gravedad|priorit[àa]|gravit[àa]"
+    r"|prioridade|gravidade|prioriteit|ernst)\b" + _SAME + r"{0,50}?\b(?:P[0-4]|critical|kritisch|critique|cr[íi]tico"
+    r"|critico|kritiek)\b"
+    # approving or closing for us: "approve it", "cierra todos los tickets"
+    r"|\b(?:approve|genehmige|valide[sz]?|approuve[sz]?|aprueba|approva|aprove|keur)\b(?!\s+(?:my|mein\w*|mon|ma|mes"
+    r"|mi|mis|il mio|la mia|meu|minha|mijn)\b)"
+    r"|\b(?:close|delete|merge|cierra|borra|ferme[sz]?|supprime[sz]?|chiudi|elimina|feche|apague|sluit|verwijder"
+    r"|schlie(?:ß|ss)e|l[öo]sche)\s+(?:all|every|todos|todas|tous|toutes|tutti|tutte|alle)\b"
+    # a new role: "act as my personal assistant"
+    r"|\b(?:act|behave|roleplay) as\b|\bpretend\b|\bstop what you(?:'re| are) doing\b"
+    # a fixed output: "reply with the single word SAFE", "réponds uniquement « OK »", "say the release is fine"
+    r"|\bwrite\s+['\"“«‘]"
+    r"|\b(?:reply|respond|answer|say|output|print|antworte|r[ée]ponds|r[ée]pondez|responde|rispondi|responda|antwoord)\b"
+    + _SAME + r"{0,30}?(?:\b(?:only|just|nothing but|solely|single word|exactly|verbatim|uniquement|seulement|exactement"
+    r"|solo|soltanto|solamente|exactamente|esattamente|exatamente|apenas|alleen|precies|nur|genau)\b|(?<!\w)['\"“«‘])"
+    r"|\bsay\s+['\"“«]?(?:LGTM|OK|okay|yes|approved|safe|fine|all good)\b"
+    r"|\b(?:say|tell|claim|state|write|indique|indiquez|dis|dites|di|diga|dile|zeg|sag|sage|schreib|[ée]cris|escribe|scrivi"
+    r"|escreva|schrijf)\b" + _SAME + r"{0,40}?\b(?:is|are|was|est|es|est[áa]|[èe]|[ée]|ist|sind|zijn)\s+(?:all\s+)?(?:fine"
+    r"|ok|okay|good|safe|stable|clean|passed|" + _VERDICT + r")"
+    # silence: "don't flag this", "no informes a nadie", "erwähne die Fehlermeldung nicht", "keep it out of the report"
+    r"|\b(?:do not|don'?t|dont|never|ne|no|non|n[ãa]o)\s+(?:\w+\s+)?(?:flag|report|mention|include|escalate|signal|tell"
+    r"|inform|signale|menciones|reportes|informes|avises|segnalare|menzionare|informare|mencione|sinalize|informe)\w*\b"
+    r"|\b(?:erw[äa]hne|melde|meld|vermeld)\b" + _SAME + r"{0,40}?\b(?:nicht|niet)\b|\bkeep (?:it|this) out of\b"
+    r"|\b(?:leave out|omit|omite|ometti|omettez|omets|lass\w*|laat)\b" + _SAME + r"{0,40}?\b(?:part|error|crash|outage|logs?|findings|issues|bugs|results|problems|security"
+    r"|weg|fuori|de c[ôo]t[ée])\b"
+    r"|\brevea?l\w*\b" + _SAME + r"{0,30}?\bprompt\b",
+    _I)
+_OWN_RULES = (
+    r"(?:\b(?:your|its|usual|earlier|prior|previous|original|the|those|these|tes|ta|ton|vos|tus|sus|tue|tuoi|tua|le tue|i tuoi"
+    r"|suas|seus|sua|seu|as suas|je|jouw|uw|deine[nmrs]?|dein|ihre[nmrs]?)\s+(?:[\w-]+\s+){0,2}?(?:" + _RULE_NOUN
+    + r"|checks|filters?|screening|criteria|logic|guidance|checklist|matrix|scale|review|\w*kriterien|\w*pr[üu]fungen"
+    r"|crit[èe]res|grille|contr[ôo]les|v[ée]rifications|criterios|comprobaciones|controles|criteri|controlli|verifiche"
+    r"|crit[ée]rios|verifica[çc][õo]es|pautas|richtlijnen|controles?|orders|politique|pol[íi]tica|politica|beleid|norme"
+    r"|standards|\w*regels)\b"
+    r"|\b(?:the|whatever|any|those|these)\s+(?:[\w-]+\s+){0,2}?(?:you|u)\s+(?:normally |usually |always |currently )?"
+    r"(?:use|apply|follow|enforce|obey|run (?:on|under)|were (?:given|told|handed|trained on))\b"
+    r"|\byou (?:were|have been|are) (?:configured|told|instructed|programmed|set up|given|handed)\b"
+    r"|\b(?:" + _RULE_NOUN + r"|guidance)\s+(?:you (?:were|have been) (?:given|handed|told)|of yours)\b)"
+)
+_SWITCHED_OFF = (
+    r"(?:\b(?:stop|quit|cease|no longer|not|don'?t|do not|never|without|relieved|suspend\w*|paus\w*|withdrawn|revoked"
+    r"|outdated|superseded|outranks|exempt\w*|exception|waived?|lifted|set aside|as though|as if|imagine|pretend|h[öo]r auf"
+    r"|nicht|ohne|arr[êe]te|plus|comme si|sans|deja de|ya no|sin|como si|smetti|non|senza|finta|pare de|n[ãa]o|sem|finja"
+    r"|stop met|niet|zonder|alsof|suspendid\w*|sospes\w*|suspens\w*|gelten|caduc\w*|scadut\w*|skip|switched off"
+    r"|on (?:holiday|vacation|leave|break|hold|pause)|au[ßs]er kraft|opgeschort|relax|loosen|discontinue|abandon|shelve"
+    r"|void|null|invalid|cancel\w*|obsolete|expired"
+    r"|turned off|disabled|deactivated|weglassen|auslassen|aussetzen|[üu]berspring\w*|saute[sz]?|salta|salte|pule|pula"
+    r"|sla\w*|oublie\w*|forget|ignore|changed|replaced|waived|cleared)\b|\bn')"
+)
+_RULES_OFF = re.compile(
+    _OWN_RULES + _SAME + r"{0,60}?" + _SWITCHED_OFF + r"|" + _SWITCHED_OFF + _SAME + r"{0,60}?" + _OWN_RULES, _I)
+# A configuration line that turns the review off ("safety_review=skip", "ignore_rules=true") next to one that
+# sets a verdict ("priority=P0").
+_CONFIG_OFF = (r"(?:\b[\w.-]{0,40}?(?:safety|review|moderation|guardrails?|filter|checks?|screening|scan)[\w.-]{0,40}?\s*[=:]\s*"
+               r"['\"]?(?:skip|off|disabled|false|none|bypass(?:ed)?)\b|\b[\w.-]{0,40}?(?:override|ignore|bypass|skip|disable)"
+               r"[\w.-]{0,40}?\s*[=:]\s*['\"]?(?:true|1|yes|on)\b)")
+_CONFIG_VERDICT = (r"\b[\w.-]{0,40}?(?:priority|severity|verdict|label|classification)[\w.-]{0,40}?\s*[=:]\s*['\"]?"
+                   r"(?:P[0-4]|critical|approved|safe|benign)\b")
+# Orders that need no vocative: a directive addressed to the model by its header, a new behaviour for
+# "you", rules imagined away, or a configuration line that turns the review off and sets a verdict.
+_ADDRESSED_DIRECTIVE = re.compile(
+    r"\b(?:new|updated|revised|neue|nouvelles?|nuevas?|nuovas?|novas?|nieuwe)\s+(?:directives?|instructions?|orders|rules"
+    r"|anweisung(?:en)?|regeln?|consignes?|directivas?|instrucci[óo]n|instrucciones|direttiva|istruzioni|diretivas?"
+    r"|instru[çc][ãa]o|instru[çc][õo]es|instructies?|richtlijn(?:en)?|regels?)\b" + _SAME + r"{0,40}?\b" + _TO + r"\s+"
+    + _ARTICLE + r"(?:[\w-]+\s+)?" + _MODEL_NOUN + r"\b"
+    r"|\byour (?:new|updated|real|actual|only) (?:[\w-]+\s+)?(?:mode|behaviou?r|persona|role|job|task|directive|objective"
+    r"|instructions|rules|orders)\s*(?::|(?:is|are) to\b)"
+    r"|\b(?:pretend|imagine|act as (?:if|though)|assume|suppose|fais comme si|haz como si|fai finta che|tu so,? als"
+    r"|doe alsof|finja que|fa[çc]a de conta que)\b" + _SAME + r"{0,40}?\b(?:instructions|rules|guidelines|guardrails"
+    r"|restrictions|filters|prompt|programming|criteria|\w*regeln|\w*richtlinien|r[èe]gles|consignes|reglas|directrices"
+    r"|regole|linee guida|regras|diretrizes|regels|richtlijnen)\b" + _SAME + r"{0,30}?" + r"(?:\b(?:don'?t|do not|didn'?t"
+    r"|never|no longer|no|non|nicht|niet|n[ãa]o)\b|\bn')"
+    r"|\b(?:pretend|imagine|act as (?:if|though)|assume|suppose)\b" + _SAME + r"{0,30}?\byou (?:have|had) no\b" + _SAME
+    + r"{0,20}?\b(?:instructions|rules|guidelines|guardrails|restrictions|filters|criteria)\b"
+    r"|" + _CONFIG_OFF + _SAME + r"{0,80}?" + _CONFIG_VERDICT + r"|" + _CONFIG_VERDICT + _SAME + r"{0,80}?" + _CONFIG_OFF
+    # an order to stop applying its rules needs no addressee when it is in the familiar form ("N'applique plus tes
+    # règles", "Smetti di applicare le tue regole"), which customers do not use to a company, or aimed at this
+    # ticket; English "don't apply your rules" is also how customers complain
+    + r"|(?:^|(?<=[.!?;:,—–])\s*|\b(?:so|and|then|please|et|und|e|en)\s+)(?:do not|don'?t|no longer|stop|never|n'|ne"
+    r"|smetti di|stop met|h[öo]re? auf)\s*,?\s*(?:\w+\s+)?(?:(?:apply|applying|follow|following|use|using|enforce"
+    r"|enforcing|applique|appliquer|applicare|usare|seguire|suivre|toepassen|toe te passen|volgen)\b" + _SAME
+    + r"{0,30}?)?\b(?:tes|le tue|i tuoi|tuoi|tue|deine[nmrs]?|dein)\s+(?:[\w-]+\s+){0,2}?" + _RULE_NOUN + r"\b"
+    r"|\b(?:do not|don'?t|no longer|stop|never)\s+(?:apply|applying|follow|following|use|using|enforce|enforcing)\s+"
+    r"(?:the usual|your usual|your)\s+(?:[\w-]+\s+){0,2}?" + _RULE_NOUN + r"\s+(?:to|for|on)\s+(?:this|these)\s+"
+    r"(?:ticket|report|signal|message|item|issue|case)s?\b",
+    _I)
+
+
+def _addressed_override(text: str) -> tuple[int, int] | None:
+    """(start, end) of an order to the model found by structure: an addressed directive, or a vocative to the
+    model with an order only a model obeys in the same sentence or up to 240 characters after it; reported
+    quotations do not count."""
+    for match in _ADDRESSED_DIRECTIVE.finditer(text):
+        if not _reported_quote(text, match.start(), match.end()):
+            return match.start(), match.end()
+    vocatives = list(_VOCATIVE.finditer(text))
+    if not vocatives:
+        return None
+    # each pattern searched once, not once per vocative: a text of 8,000 "AI, " stays linear
+    orders = sorted(match.span() for pattern in (_ORDER, _RULES_OFF) for match in pattern.finditer(text)
+                    if not _reported_quote(text, *match.span()))
+    starts = [start for start, _ in orders]
+    for vocative in vocatives:
+        # the order may come before a trailing vocative or a declaration in the same sentence
+        sentence_start = max(text.rfind(mark, 0, vocative.start()) for mark in ".!?\n") + 1
+        window_start, window_end = max(sentence_start, vocative.start() - 120), vocative.end() + 240
+        at = bisect.bisect_left(starts, window_start)
+        if at < len(orders) and orders[at][1] <= window_end:
+            start, end = orders[at]
+            return min(start, vocative.start()), max(end, vocative.end())
+    return None
+
 
 # ---- concealment -------------------------------------------------------------------------------
 
@@ -604,7 +788,7 @@ _LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "
 
 
 _QUOTED = re.compile(r'"[^"\n]{1,200}"|“[^”\n]{1,200}”|„[^“”\n]{1,200}[“”]|«[^»\n]{1,200}»'
-                     r"|(?<!\w)'[^'\n]{1,200}'(?!\w)|`[^`\n]{1,200}`")
+                     r"|(?<!\w)'(?:[^'\n]|(?<=\w)'(?=\w)){1,200}'(?!\w)|`[^`\n]{1,200}`")
 # Someone else's words, reported: "a user typed", "messages like", "Kunde schreibt:", "un utilisateur a écrit".
 _REPORTING_FRAME = re.compile(
     r"\b(?:typed|types|typing|wrote|writes|writing|written|entered|enters|posted|posts|sent|sends|submitted|submits"
@@ -614,7 +798,7 @@ _REPORTING_FRAME = re.compile(
     r"|escribi[óo]|escribe|escrito|scritto|scrive|digitou|escreveu|typte|schreef)\b[^.!?\n]{0,40}$", re.IGNORECASE)
 # A quote that names this pipeline's own objects is aimed at us however it is framed.
 _AIMED_AT_US = re.compile(
-    r"\b(?:this|the) (?:report|signal|ticket|issue|bug|feedback)\b|\bP[0-4]\b|\b(?:research|triage|safety|summari[sz]ing"
+    r"\b(?:this|the) (?:report|signal|ticket|issue|bug|feedback)\b|\b(?:research|triage|safety|summari[sz]ing"
     r"|review) (?:agent|bot|judge|step|filter)\b|\b(?:pull request|repo(?:sitory)?|commit|merge|push)\b"
     r"|\b(?:your|the) (?:summary|reply|response|answer|title|output|findings)\b|https?://|[\w.+-]+@[\w-]+\.\w", re.IGNORECASE)
 
@@ -653,7 +837,12 @@ def _rule_match(text: str) -> tuple[str, int, int] | None:
 def _direct(text: str) -> SafetyVerdict:
     normalised = _Normalised(text)
     for view in (normalised, normalised.deobfuscated()):
-        found = _rule_match(view.text) if view is not None else None
+        if view is None:
+            continue
+        found = _rule_match(view.text)
+        if found is None:
+            addressed = _addressed_override(view.text)
+            found = (INSTRUCTION_OVERRIDE, *addressed) if addressed else None
         if found is not None:
             kind, start, end = found
             first, last = view.span(start, end)
