@@ -2,7 +2,7 @@
 
 Each line: {"id", "split", "label" ("benign" or one of the five kinds), "text"}. Splits:
 `dev` is what the rules were written against; `heldout` was written after the first rules were frozen;
-`heldout2` was written after the generalisation rules (issue 10) were frozen, and measured once.
+`heldout2` was written after the generalisation rules were frozen, and measured once.
 
 Overall: "unsafe" is the positive class (any kind counts as a detection).
 Per kind: a prediction counts only when the kind matches the label.
