@@ -192,3 +192,10 @@ def materialize_sql(model: SqlModel) -> list[str]:
         # Atomic database engine: the table is built under a temporary name and then exchanged.
         return [f"CREATE OR REPLACE TABLE {model.name} ENGINE = MergeTree ORDER BY tuple() AS\n{select}"]
     return [f"CREATE OR REPLACE VIEW {model.name} AS\n{select}"]
+
+
+def refresh(db, model: SqlModel) -> int:
+    """Rebuild the model in the store session `db`; the number of rows it then has."""
+    for statement in materialize_sql(model):
+        db.command(statement)
+    return int(db.scalar(f"SELECT count() FROM {model.name}"))
