@@ -9,6 +9,7 @@ from signals_assets.cli.main import err
 from signals_assets.settings import Settings
 from signals_assets.storage.object_store import open_object_store
 
+
 def store_session(settings: Settings):
     """The store with schema and SQL model views in place (the CLI may run before any job)."""
     from contextlib import contextmanager

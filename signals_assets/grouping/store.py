@@ -111,6 +111,8 @@ class TeamContext:
 
 def read_team(db: StoreSession, team: int, batch: str, model: str, since, signals: list[BatchSignal],
                with_texts: bool, pool_limit: int = 0) -> TeamContext:
+    """The nearest assigned signals of every probe of the team's batch signals, the states and statistics
+    of their reports, their texts (`with_texts`) and the open pool (`pool_limit` newest signals)."""
     probes = [(s, p) for s in signals for p in (s.embedding, *s.probes)]
     rows = db.query(_NEAREST, {"probes": [list(map(float, p)) for _, p in probes], "team": team, "batch": batch,
                                "model": model, "since": since, "k": TOP_K})
@@ -166,7 +168,7 @@ def batch_rows(batch: str, at, plans: dict[int, BatchPlan]) -> tuple[list[dict],
 
 
 _TEAM_FILTER = "(length({teams}) = 0 OR has({teams}, team_id))"
-_BATCH_ASSIGNMENTS = (f"SELECT signal_id, report_id, deleted FROM report_assignments "
+_BATCH_ASSIGNMENTS = ("SELECT signal_id, report_id, deleted FROM report_assignments "
                       f"WHERE batch_key = {{batch}} AND {_TEAM_FILTER}")
 _LATER_BATCHES = (f"SELECT DISTINCT batch_key FROM report_assignments WHERE batch_key > {{last}} AND {_TEAM_FILTER} "
                   "ORDER BY batch_key LIMIT 3")
