@@ -2,13 +2,21 @@
 
 import pytest
 
-from signals_assets.reports import lifecycle
-from signals_assets.safety.filter import OfflineSafetyJudge
-from signals_assets.reports.judgement import (
-    IMMEDIATELY_ACTIONABLE, NOT_ACTIONABLE, REQUIRES_HUMAN_INPUT, ReportSignal, judge_report, lifecycle_decision,
-    offline_actionability, offline_priority,
-)
 from signals_assets.grouping.extractive_text import title_from
+from signals_assets.reports import lifecycle
+from signals_assets.reports.judgement import (
+    ACTIONABILITY,
+    IMMEDIATELY_ACTIONABLE,
+    NOT_ACTIONABLE,
+    PRIORITIES,
+    REQUIRES_HUMAN_INPUT,
+    ReportSignal,
+    judge_report,
+    lifecycle_decision,
+    offline_actionability,
+    offline_priority,
+)
+from signals_assets.safety.filter import OfflineSafetyJudge
 
 
 def signals(*texts, source=("zendesk", "ticket"), extra=None, weight=0.5):
@@ -95,6 +103,26 @@ def test_each_judgement_moves_a_candidate_on():
     for decision in decisions.values():
         if decision.status:
             assert lifecycle.check_transition(lifecycle.CANDIDATE, decision.status) == decision.status
+
+
+def test_a_judgement_moves_only_a_candidate_and_says_what_it_did():
+    input_decision = lifecycle_decision(judge(signals("Please add a dark mode.", "Would be great to have dark mode.")))
+    actionable = lifecycle_decision(judge(signals("Card declined at checkout.", "Checkout declines my card.")))
+
+    assert input_decision.moves(lifecycle.CANDIDATE) == lifecycle.PENDING_INPUT
+    assert input_decision.outcome(lifecycle.CANDIDATE).startswith("pending_input: ")
+    assert input_decision.moves(lifecycle.READY) is None
+    assert input_decision.outcome(lifecycle.READY) == "report is ready, not a candidate: lifecycle unchanged"
+    # An actionable candidate stays a candidate: the research run moves it on.
+    assert actionable.moves(lifecycle.CANDIDATE) is None
+    assert actionable.outcome(lifecycle.CANDIDATE) == "actionable: research follows"
+
+
+def test_the_offline_judgement_speaks_the_one_vocabulary():
+    judgements = [judge(signals(*texts)) for texts in (
+        ("Card declined at checkout.", "Checkout declines my card."), ("Please add a dark mode.",),
+        ("Thanks, love it!", "Kudos to the team!"), ("The whole site is down for everyone.",))]
+    assert all(j.actionability in ACTIONABILITY and j.priority in PRIORITIES for j in judgements)
 
 
 def test_a_report_needs_signals():

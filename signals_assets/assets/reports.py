@@ -3,8 +3,7 @@ import dagster as dg
 from signals_assets.assets.grouping import report_assignments
 from signals_assets.ingestion.teams import load_team
 from signals_assets.partitions import report_team_id, reports
-from signals_assets.reports import lifecycle, promotions
-from signals_assets.reports import store as report_store
+from signals_assets.reports import lifecycle, promotions, store as report_store
 from signals_assets.reports.judgement import judge_report, lifecycle_decision
 from signals_assets.research import store as research_store
 from signals_assets.research.context import repository_candidates, research_task
@@ -43,20 +42,26 @@ def report_summaries(
     judgement = judge_report(report_store.judged_signals(rows), llm.safety_judge(), llm.chat())
     decision = lifecycle_decision(judgement)
     events = []
-    if decision.applies_to(before["status"]):
-        lifecycle.check_transition(before["status"], decision.status)
-        events.append(report_store.summary_event(team, report, round_, judgement, decision,
-                                                 int(before["signals_at_run"]), max(r["batch_key"] for r in rows)))
+    new_status = decision.moves(before["status"])
+    if new_status is not None:
+        lifecycle.check_transition(before["status"], new_status)
+        events.append(report_store.summary_event(team, report, round_, judgement, decision, before, rows))
     with clickhouse.session(log=context.log.info) as db:
-        report_store.write_summary(db, report, round_, report_store.summary_row(
-            team, report, judgement, len(rows), llm.provider), events)
+        report_store.write_summary(
+            db, report, round_, report_store.summary_row(team, report, judgement, len(rows), llm.provider), events
+        )
     outcome = decision.outcome(before["status"])
     context.log.info(f"{report}: {outcome}")
     return dg.MaterializeResult(
         metadata={
-            "title": judgement.title, "signals": len(rows), "safety": judgement.safety.reason or "safe",
-            "actionability": judgement.actionability, "actionability_reason": judgement.actionability_reason,
-            "priority": judgement.priority, "lifecycle": outcome, "provider": llm.provider,
+            "title": judgement.title,
+            "signals": len(rows),
+            "safety": judgement.safety.reason or "safe",
+            "actionability": judgement.actionability,
+            "actionability_reason": judgement.actionability_reason,
+            "priority": judgement.priority,
+            "lifecycle": outcome,
+            "provider": llm.provider,
         }
     )
 
@@ -75,7 +80,7 @@ def report_research(
     sandbox: SandboxResource,
     embedder: EmbedderResource,
 ) -> dg.MaterializeResult:
-    report, run_id = context.partition_key, context.run.run_id
+    report = context.partition_key
     team = report_team_id(report)
     with clickhouse.session(log=context.log.info) as db:
         round_ = report_store.current_round(db, report)
@@ -91,30 +96,33 @@ def report_research(
         if summary is None:
             raise dg.Failure(f"report {report} has no summary yet: materialise report_summaries first")
         gate = lifecycle.research_gate(int(state["signal_count"]))
-        research_store.record_started(db, team, report, round_, run_id, sandbox.mode, gate)
+        run = research_store.ResearchRound(team, report, round_, context.run.run_id, sandbox.mode, gate)
+        research_store.record_started(db, run)
 
     store = object_store.open()
     config = load_team(store, team)
-    log_key = research_log_key(report, round_, run_id)
+    repositories = repository_candidates(config.repositories if config else [])
+    log_key = research_log_key(report, round_, run.run_id)
     try:
-        outcome = sandbox.run_research(context, research_task(report, summary, signals),
-                                       repository_candidates(config.repositories if config else []))
+        outcome = sandbox.run_research(context, research_task(report, summary, signals), repositories)
     except BaseException as error:  # also a terminated run (Dagster interrupts the step)
         log_lines = getattr(error, "log_lines", [])
         if log_lines:
             store.put(log_key, encode_log(log_lines))
         with clickhouse.session(log=context.log.info) as db:
-            research_store.record_failed(db, team, report, round_, run_id, sandbox.mode, failure_reason(error), gate,
-                                         log_key=log_key if log_lines else "")
+            research_store.record_failed(db, run, failure_reason(error), log_key=log_key if log_lines else "")
         promotions.promotion_done(store, report, round_)
         raise
     store.put(log_key, encode_log(outcome.log_lines))
     with clickhouse.session(log=context.log.info) as db:
-        status = research_store.record_outcome(db, team, report, round_, run_id, outcome, log_key, summary, gate)
+        status = research_store.record_outcome(db, run, outcome, log_key, summary)
     promotions.promotion_done(store, report, round_)
     return dg.MaterializeResult(
         metadata={
-            "status": status, "repository": outcome.repository or "", "findings": len(outcome.findings),
-            "log_key": log_key, "research_round": round_,
+            "status": status,
+            "repository": outcome.repository or "",
+            "findings": len(outcome.findings),
+            "log_key": log_key,
+            "research_round": round_,
         }
     )

@@ -231,9 +231,10 @@ class LifecycleDecision:
     detail: str
     resets_weight: bool = False
 
-    def applies_to(self, current: str) -> bool:
-        """Whether the decision moves a report that is `current`: only a candidate is moved on."""
-        return current == lifecycle.CANDIDATE and self.status is not None
+    def moves(self, current: str) -> str | None:
+        """The status the decision moves a report that is `current` to; None when the lifecycle stays
+        as it is (only a candidate is moved on, and an actionable one by its research)."""
+        return self.status if current == lifecycle.CANDIDATE else None
 
     def outcome(self, current: str) -> str:
         """What the decision does to a report that is `current`, for the run's log and metadata."""

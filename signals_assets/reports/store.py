@@ -27,13 +27,12 @@ FROM ({latest_report_states("team_id = {team} AND report_id = {report}")})
 
 # The report's state as its promotion left it: without this round's summary and research events, so
 # re-running a round judges it afresh.
-_STATE_BEFORE_ROUND = f"""
-SELECT status, signals_at_run
-FROM ({latest_report_states(
+_EVENTS_BEFORE_ROUND = (
     "team_id = {team} AND report_id = {report} "
     "AND NOT (source = {report} AND stage IN ('summary', 'research') AND research_round = {round})"
-)})
-"""
+)
+_STATE_BEFORE_ROUND = f"SELECT status, signals_at_run FROM ({latest_report_states(_EVENTS_BEFORE_ROUND)})"
+
 
 def report_signals(db: StoreSession, team: int, report: str, model: str) -> list[dict]:
     """The report's live signals with their `model` embeddings, in the order they joined it."""
@@ -42,16 +41,29 @@ def report_signals(db: StoreSession, team: int, report: str, model: str) -> list
 
 def judged_signals(rows: list[dict]) -> list[ReportSignal]:
     """`report_signals` rows as the report judgement reads them."""
-    return [ReportSignal(r["signal_id"], r["description"], r["source_product"], r["source_type"], float(r["weight"]),
-                         parse_extra(r["extra"]), r["embedding"]) for r in rows]
+    return [
+        ReportSignal(
+            r["signal_id"],
+            r["description"],
+            r["source_product"],
+            r["source_type"],
+            float(r["weight"]),
+            parse_extra(r["extra"]),
+            r["embedding"],
+        )
+        for r in rows
+    ]
 
 
 def current_round(db: StoreSession, report: str) -> int:
     """The research round of the report's latest promotion."""
-    return int(db.scalar(
-        "SELECT max(research_round) FROM report_events WHERE report_id = {report} AND event = 'promoted'",
-        {"report": report},
-    ) or 0)
+    return int(
+        db.scalar(
+            "SELECT max(research_round) FROM report_events WHERE report_id = {report} AND event = 'promoted'",
+            {"report": report},
+        )
+        or 0
+    )
 
 
 def state_before_round(db: StoreSession, team: int, report: str, round_: int) -> dict:
@@ -75,25 +87,52 @@ def report_summary(db: StoreSession, report: str) -> dict | None:
 def summary_row(team: int, report: str, judgement: ReportJudgement, signal_count: int, provider: str) -> dict:
     safety = judgement.safety
     return {
-        "team_id": team, "report_id": report, "title": judgement.title, "summary": judgement.summary,
-        "central_signal_ids": judgement.central_signal_ids, "signal_count": signal_count,
-        "safety": "safe" if safety.safe else "unsafe", "safety_kind": safety.kind, "safety_quote": safety.display_quote,
-        "actionability": judgement.actionability, "actionability_reason": judgement.actionability_reason,
-        "priority": judgement.priority, "priority_reason": judgement.priority_reason, "provider": provider,
+        "team_id": team,
+        "report_id": report,
+        "title": judgement.title,
+        "summary": judgement.summary,
+        "central_signal_ids": judgement.central_signal_ids,
+        "signal_count": signal_count,
+        "safety": "safe" if safety.safe else "unsafe",
+        "safety_kind": safety.kind,
+        "safety_quote": safety.display_quote,
+        "actionability": judgement.actionability,
+        "actionability_reason": judgement.actionability_reason,
+        "priority": judgement.priority,
+        "priority_reason": judgement.priority_reason,
+        "provider": provider,
         "generated_at": datetime.now(timezone.utc),
     }
 
 
-def summary_event(team: int, report: str, round_: int, judgement: ReportJudgement, decision: LifecycleDecision,
-                  signals_at_run: int, last_batch_key: str) -> dict:
-    """The lifecycle event of a judgement that moves the report on. A weight reset sets
-    `weight_after_batch` to the report's last batch: only signals of later batches count toward its
-    weight from then on (the reports view and the grouping)."""
+def summary_event(
+    team: int,
+    report: str,
+    round_: int,
+    judgement: ReportJudgement,
+    decision: LifecycleDecision,
+    before: dict,
+    signals: list[dict],
+) -> dict:
+    """The lifecycle event of a judgement that moves the report on, from its state before the round
+    (`state_before_round`) and its `report_signals`. A weight reset sets `weight_after_batch` to the
+    report's last batch: only signals of later batches count toward its weight from then on (the
+    reports view and the grouping)."""
     return {
-        "team_id": team, "report_id": report, "source": report, "stage": "summary", "seq": 0, "event": decision.event,
-        "status": decision.status, "title": judgement.title, "summary": judgement.summary,
-        "signals_at_run": signals_at_run, "research_round": round_, "detail": decision.detail,
-        "at": datetime.now(timezone.utc), "weight_after_batch": last_batch_key if decision.resets_weight else "",
+        "team_id": team,
+        "report_id": report,
+        "source": report,
+        "stage": "summary",
+        "seq": 0,
+        "event": decision.event,
+        "status": decision.status,
+        "title": judgement.title,
+        "summary": judgement.summary,
+        "signals_at_run": int(before["signals_at_run"]),
+        "research_round": round_,
+        "detail": decision.detail,
+        "at": datetime.now(timezone.utc),
+        "weight_after_batch": max(s["batch_key"] for s in signals) if decision.resets_weight else "",
     }
 
 
@@ -102,6 +141,8 @@ def write_summary(db: StoreSession, report: str, round_: int, row: dict, events:
     leaves the lifecycle as it is)."""
     db.replace_partition("report_summaries", "report_id = {report}", [row], {"report": report})
     db.replace_partition(
-        "report_events", "source = {report} AND stage = 'summary' AND research_round = {round}", events,
+        "report_events",
+        "source = {report} AND stage = 'summary' AND research_round = {round}",
+        events,
         {"report": report, "round": round_},
     )

@@ -8,7 +8,9 @@ TASK_SIGNAL_FIELDS = ("signal_id", "description", "source_product", "source_type
 def research_task(report: str, summary: dict, signals: list[dict]) -> dict:
     """{report_id, title, summary, signals}: the report's judgement and its live signals."""
     return {
-        "report_id": report, "title": summary["title"], "summary": summary["summary"],
+        "report_id": report,
+        "title": summary["title"],
+        "summary": summary["summary"],
         "signals": [{k: s[k] for k in TASK_SIGNAL_FIELDS} for s in signals],
     }
 

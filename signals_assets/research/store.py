@@ -7,6 +7,7 @@ that died; so re-running a round replaces exactly that round's rows.
 """
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from signals_assets.reports import lifecycle
@@ -27,19 +28,53 @@ ORDER BY r.report_id, r.research_round
 """
 
 
-def _event(team: int, report: str, round_: int, event: str, status: str, **fields) -> dict:
+@dataclass(frozen=True)
+class ResearchRound:
+    """One run of a report's research round, as its rows name it."""
+
+    team: int
+    report: str
+    round: int
+    run_id: str
+    sandbox: str  # the sandbox mode it runs in
+    signals_at_run: int  # the research gate, recorded on the round's events
+
+
+def _event(run: ResearchRound, event: str, status: str, **fields) -> dict:
     return {
-        "team_id": team, "report_id": report, "source": report, "stage": "research", "seq": STARTED_SEQ,
-        "event": event, "status": status, "title": "", "summary": "", "signals_at_run": 0, "research_round": round_,
-        "detail": "", "at": datetime.now(timezone.utc), **fields,
+        "team_id": run.team,
+        "report_id": run.report,
+        "source": run.report,
+        "stage": "research",
+        "seq": STARTED_SEQ,
+        "event": event,
+        "status": status,
+        "title": "",
+        "summary": "",
+        "signals_at_run": run.signals_at_run,
+        "research_round": run.round,
+        "detail": "",
+        "at": datetime.now(timezone.utc),
+        **fields,
     }
 
 
-def _result(team: int, report: str, round_: int, status: str, run_id: str, **fields) -> dict:
+def _result(run: ResearchRound, status: str, **fields) -> dict:
     return {
-        "team_id": team, "report_id": report, "research_round": round_, "status": status, "sandbox": "",
-        "repository": "", "repository_ranking": "[]", "findings": "[]", "confidence": "", "reason": "",
-        "log_key": "", "dagster_run_id": run_id, "finished_at": datetime.now(timezone.utc), **fields,
+        "team_id": run.team,
+        "report_id": run.report,
+        "research_round": run.round,
+        "status": status,
+        "sandbox": run.sandbox,
+        "repository": "",
+        "repository_ranking": "[]",
+        "findings": "[]",
+        "confidence": "",
+        "reason": "",
+        "log_key": "",
+        "dagster_run_id": run.run_id,
+        "finished_at": datetime.now(timezone.utc),
+        **fields,
     }
 
 
@@ -61,43 +96,60 @@ def clear_round_events(db: StoreSession, report: str, round_: int) -> None:
     )
 
 
-def record_started(db: StoreSession, team: int, report: str, round_: int, run_id: str, sandbox: str,
-                   signals_at_run: int) -> None:
+def record_started(db: StoreSession, run: ResearchRound) -> None:
     """The report is in progress; the result row names the run, so the research reconciler can fail
     the report if the run dies before it records an outcome."""
     lifecycle.check_transition(lifecycle.CANDIDATE, lifecycle.IN_PROGRESS)
-    _record(db, _result(team, report, round_, lifecycle.IN_PROGRESS, run_id, sandbox=sandbox),
-            _event(team, report, round_, "research_started", lifecycle.IN_PROGRESS, signals_at_run=signals_at_run))
+    _record(db, _result(run, lifecycle.IN_PROGRESS), _event(run, "research_started", lifecycle.IN_PROGRESS))
 
 
-def record_failed(db: StoreSession, team: int, report: str, round_: int, run_id: str, sandbox: str, reason: str,
-                  signals_at_run: int, log_key: str = "", seq: int = OUTCOME_SEQ) -> None:
+def record_failed(db: StoreSession, run: ResearchRound, reason: str, log_key: str = "", seq: int = OUTCOME_SEQ) -> None:
     """The round failed: the report is `failed` with the reason."""
     lifecycle.check_transition(lifecycle.IN_PROGRESS, lifecycle.FAILED)
-    _record(db, _result(team, report, round_, lifecycle.FAILED, run_id, sandbox=sandbox, reason=reason,
-                        log_key=log_key),
-            _event(team, report, round_, "failed", lifecycle.FAILED, detail=reason, seq=seq,
-                   signals_at_run=signals_at_run))
+    _record(
+        db,
+        _result(run, lifecycle.FAILED, reason=reason, log_key=log_key),
+        _event(run, "failed", lifecycle.FAILED, detail=reason, seq=seq),
+    )
 
 
-def record_outcome(db: StoreSession, team: int, report: str, round_: int, run_id: str, outcome: ResearchOutcome,
-                   log_key: str, summary: dict, signals_at_run: int) -> str:
+def record_outcome(db: StoreSession, run: ResearchRound, outcome: ResearchOutcome, log_key: str, summary: dict) -> str:
     """What the agent found; the report moves to `ready` or `pending_input`. The new status."""
     status = lifecycle.READY if outcome.status == "ready" else lifecycle.PENDING_INPUT
     lifecycle.check_transition(lifecycle.IN_PROGRESS, status)
-    _record(
-        db,
-        _result(team, report, round_, outcome.status, run_id, sandbox=outcome.sandbox,
-                repository=outcome.repository or "", repository_ranking=json.dumps(outcome.repository_ranking),
-                findings=json.dumps(outcome.findings), confidence=outcome.confidence, reason=outcome.reason,
-                log_key=log_key),
-        _event(team, report, round_, "researched", status, title=summary["title"], summary=summary["summary"],
-               detail=outcome.reason, seq=OUTCOME_SEQ, signals_at_run=signals_at_run),
+    result = _result(
+        run,
+        outcome.status,
+        repository=outcome.repository or "",
+        repository_ranking=json.dumps(outcome.repository_ranking),
+        findings=json.dumps(outcome.findings),
+        confidence=outcome.confidence,
+        reason=outcome.reason,
+        log_key=log_key,
     )
+    event = _event(
+        run,
+        "researched",
+        status,
+        title=summary["title"],
+        summary=summary["summary"],
+        detail=outcome.reason,
+        seq=OUTCOME_SEQ,
+    )
+    _record(db, result, event)
     return status
 
 
-def in_progress_rounds(db: StoreSession) -> list[dict]:
-    """Research rounds whose report is still `in_progress`: {team_id, report_id, research_round, run_id,
-    sandbox, signals_at_run}."""
-    return db.query(_IN_PROGRESS_ROUNDS)
+def in_progress_rounds(db: StoreSession) -> list[ResearchRound]:
+    """The research rounds whose report is still `in_progress`, each with the run its row names."""
+    return [
+        ResearchRound(
+            row["team_id"],
+            row["report_id"],
+            row["research_round"],
+            row["run_id"],
+            row["sandbox"],
+            row["signals_at_run"],
+        )
+        for row in db.query(_IN_PROGRESS_ROUNDS)
+    ]

@@ -21,22 +21,23 @@ UNFINISHED = {status.value for status in (
 )}
 
 
-def fail_abandoned_research(db: StoreSession, run_status) -> list[dict]:
+def fail_abandoned_research(db: StoreSession, run_status) -> list[research_store.ResearchRound]:
     """Mark `failed` every in-progress research round whose run has finished; the rounds marked.
 
     `run_status(run_id)` is the Dagster run's status name, None when the instance does not know
     the run (the round is then left alone: it may belong to another Dagster instance).
     """
     failed = []
-    for row in research_store.in_progress_rounds(db):
-        status = run_status(row["run_id"])
+    for run in research_store.in_progress_rounds(db):
+        status = run_status(run.run_id)
         if status is None or status in UNFINISHED:
             continue
-        reason = (f"research run {row['run_id']} ended ({status}) before recording an outcome; "
-                  "marked failed by the research reconciler")
-        research_store.record_failed(db, row["team_id"], row["report_id"], row["research_round"], row["run_id"],
-                                     row["sandbox"], reason, row["signals_at_run"], seq=research_store.RECONCILED_SEQ)
-        failed.append({**row, "reason": reason})
+        reason = (
+            f"research run {run.run_id} ended ({status}) before recording an outcome; "
+            "marked failed by the research reconciler"
+        )
+        research_store.record_failed(db, run, reason, seq=research_store.RECONCILED_SEQ)
+        failed.append(run)
     return failed
 
 
@@ -51,10 +52,10 @@ def reconcile_research(context: dg.OpExecutionContext, clickhouse: ClickHouseRes
     with clickhouse.session(log=context.log.info) as db:
         failed = fail_abandoned_research(db, run_status)
     store = object_store.open()
-    for row in failed:  # the round has its outcome now
-        promotions.promotion_done(store, row["report_id"], row["research_round"])
+    for run in failed:  # the round has its outcome now
+        promotions.promotion_done(store, run.report, run.round)
     removed = sandbox.prune_containers(context.instance)
-    context.log.info(f"marked {len(failed)} report(s) failed: {[row['report_id'] for row in failed]}; "
+    context.log.info(f"marked {len(failed)} report(s) failed: {[run.report for run in failed]}; "
                      f"removed {len(removed)} left-over research container(s)")
 
 
