@@ -14,6 +14,7 @@ from signals_assets.assets.reports import report_research, report_summaries
 from signals_assets.assets.sql_models import build_sql_model_assets
 from signals_assets.resources.clickhouse import ClickHouseResource
 from signals_assets.storage.clickhouse import SCHEMA_DIR
+from signals_assets.storage.facts import current_assignments
 from signals_assets.storage.sql_models import (
     SOURCE_PRODUCERS,
     SqlModelError,
@@ -91,8 +92,19 @@ def test_sources_and_refs_are_deduplicated_and_map_to_producing_assets(tmp_path)
     assert top.producers == ["buffered_signals", "report_assignments", "report_research", "report_summaries"]
 
 
+def test_a_fact_renders_to_its_subquery_and_brings_its_sources(tmp_path):
+    write_models(tmp_path, {"live": "SELECT * FROM {{ fact('current_assignments') }} AS a WHERE a.deleted = 0"})
+
+    [live] = load_models(tmp_path)
+
+    assert live.facts == ("current_assignments",) and live.sources == ("report_assignments",)
+    assert live.producers == ["report_assignments"]
+    assert render(live.sql) == f"SELECT * FROM (\n{current_assignments()}\n) AS a WHERE a.deleted = 0"
+
+
 @pytest.mark.parametrize("models, message", [
     ({"a": "SELECT * FROM {{ ref('missing') }}"}, "a.sql: unknown ref 'missing'"),
+    ({"a": "SELECT * FROM {{ fact('nope') }}"}, "a.sql: unknown fact 'nope'; facts: current_assignments"),
     ({"a": "SELECT * FROM {{ source('nope') }}"}, "a.sql: unknown source 'nope'"),
     ({"a": "SELECT * FROM {{ ref('a') }}"}, "a.sql: model 'a' refs itself"),
     ({"a": "SELECT * FROM {{ config(x=1) }}"}, "a.sql: unsupported template"),

@@ -5,6 +5,7 @@ import functools
 import dagster as dg
 
 from signals_assets.ingestion import inbox
+from signals_assets.ingestion import store as ingestion_store
 from signals_assets.ingestion.screening import record_signal_ids, screen_batch
 from signals_assets.ingestion.teams import load_team
 from signals_assets.partitions import batch_time, signal_batches
@@ -42,18 +43,11 @@ def buffered_signals(
     for batch in sorted(context.partition_keys):
         objects = inbox.load_batch(store, batch, limits.max_signal_bytes)
         with clickhouse.session(log=context.log.info) as db:
-            stored = {
-                row["signal_id"]
-                for row in db.query(
-                    "SELECT signal_id FROM signals WHERE signal_id IN {ids} AND batch_key != {batch}",
-                    {"ids": record_signal_ids(objects, limits), "batch": batch},
-                )
-            }
+            stored = ingestion_store.stored_in_other_batches(db, record_signal_ids(objects, limits), batch)
         # Screened with the store released: the safety filter may call a model.
         screened = screen_batch(batch, batch_time(batch), objects, teams, stored, judge.check_signal, limits)
         with clickhouse.session(log=context.log.info) as db:
-            db.replace_partition("signals", "batch_key = {batch}", screened.accepted, {"batch": batch})
-            db.replace_partition("rejected_signals", "batch_key = {batch}", screened.rejected, {"batch": batch})
+            ingestion_store.write_screened(db, batch, screened)
         inbox.consolidate_batch(store, batch, objects, context.run_id)
         accepted += len(screened.accepted)
         rejected += len(screened.rejected)
@@ -92,20 +86,13 @@ def signal_embeddings(
     total = 0
     for batch in sorted(context.partition_keys):
         with clickhouse.session(log=context.log.info) as db:
-            signals = db.query(
-                "SELECT team_id, signal_id, description FROM signals WHERE batch_key = {batch} ORDER BY signal_id",
-                {"batch": batch},
-            )
+            signals = ingestion_store.batch_signals(db, batch)
         # The store is released while the model runs: other processes may use it meanwhile.
         vectors = embedder.embed([s["description"] for s in signals])
-        rows = [
-            {"team_id": s["team_id"], "signal_id": s["signal_id"], "batch_key": batch, "model": embedder.model_name,
-             "dimension": len(vector), "embedding": vector, "embedded_at": batch_time(batch)}
-            for s, vector in zip(signals, vectors)
-        ]
         with clickhouse.session(log=context.log.info) as db:
-            db.replace_partition("signal_embeddings", "batch_key = {batch}", rows, {"batch": batch})
+            embedded = ingestion_store.write_embeddings(db, batch, embedder.model_name, signals, vectors,
+                                                        batch_time(batch))
         inbox.mark_stage_done(store, batch, inbox.EMBEDDED, context.run_id)
-        total += len(rows)
-        context.log.info(f"{batch}: embedded {len(rows)} signals with {embedder.model_name}")
+        total += embedded
+        context.log.info(f"{batch}: embedded {embedded} signals with {embedder.model_name}")
     return dg.MaterializeResult(metadata={"embedded": total, "model": embedder.model_name})

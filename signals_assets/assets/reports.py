@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
-from signals_assets.assets.grouping import current_assignments, report_assignments
+from signals_assets.assets.grouping import report_assignments
 from signals_assets.ingestion.teams import load_team
 from signals_assets.partitions import report_team_id, reports
 from signals_assets.reports import lifecycle, promotions
@@ -15,6 +15,7 @@ from signals_assets.resources.llm import LLMResource
 from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.resources.sandbox import SandboxResource
 from signals_assets.storage.clickhouse import StoreSession
+from signals_assets.storage.facts import current_assignments
 
 _CURRENT = current_assignments("team_id = {team}")
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import dagster as dg
 
 from signals_assets.resources.clickhouse import ClickHouseResource
-from signals_assets.storage.sql_models import MODELS_DIR, SqlModel, build_model, load_models
+from signals_assets.storage.sql_models import MODELS_DIR, SqlModel, load_models, refresh
 
 DEFAULT_DIR = MODELS_DIR
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -43,11 +43,9 @@ def build_sql_model_assets(directory: Path = DEFAULT_DIR) -> dg.AssetsDefinition
         selected = [model for model in models if dg.AssetKey(model.name) in context.selected_asset_keys]
         with clickhouse.session(log=context.log.info) as db:
             for model in selected:
-                build_model(db, model)
-                rows = db.scalar(f"SELECT count() FROM {model.name}")
                 yield dg.MaterializeResult(
                     asset_key=model.name,
-                    metadata={"rows": int(rows), "materialized": model.materialized},
+                    metadata={"rows": refresh(db, model), "materialized": model.materialized},
                 )
 
     return sql_models

@@ -1,6 +1,6 @@
 """The grouping engine's batch logic: candidates → candidate reports → decision → lifecycle.
 
-Pure functions over plain data; `assets/grouping.py` fetches candidates and report statistics
+Pure functions over plain data; `grouping/store.py` reads candidates and report statistics
 from ClickHouse and writes the results, and a provider (offline or LLM) makes each decision.
 Signals are decided in batch order and each sees the signals decided before it in the same
 batch, so two similar signals of one batch end in one report.

@@ -198,7 +198,8 @@ class OpenAIChatClient:
                 last_error = str(error)
                 previous = response.choices[0].message.content if response.choices else None
                 if previous:
-                    messages = [*messages, {"role": "assistant", "content": cut_text(previous, MAX_ECHOED_ANSWER_CHARS)}]
+                    echoed = cut_text(previous, MAX_ECHOED_ANSWER_CHARS)
+                    messages = [*messages, {"role": "assistant", "content": echoed}]
                 messages = [*messages, {"role": "user", "content": f"Your previous answer was invalid: {last_error}. "
                                                                    "Answer again with valid JSON."}]
         raise NoValidAnswer(step, f"no valid answer after {attempts} attempt{'s' if attempts > 1 else ''}; "

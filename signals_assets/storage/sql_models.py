@@ -1,7 +1,8 @@
 """The dbt-like SQL layer: discover, check, order and render the models in `dbt_like_sql/models`.
 
 One model per `.sql` file, named by the file stem. A model refers to another model with
-`{{ ref('name') }}` and to a base table (written by a Python asset) with `{{ source('table') }}`.
+`{{ ref('name') }}`, to a base table (written by a Python asset) with `{{ source('table') }}`, and
+embeds a shared fact of the store (storage/facts.py) as a subquery with `{{ fact('name') }}`.
 Standard library only, so the code location loads it without touching a database.
 """
 
@@ -12,6 +13,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from signals_assets.storage.facts import FACTS
 
 if TYPE_CHECKING:
     from signals_assets.storage.clickhouse import StoreSession
@@ -34,7 +37,7 @@ DEFAULT_MATERIALIZATION = "view"
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _TEMPLATE = re.compile(r"\{\{.*?\}\}", re.DOTALL)
-_REFERENCE = re.compile(r"\{\{\s*(ref|source)\s*\(\s*(['\"])\s*([^'\"]*?)\s*\2\s*\)\s*\}\}")
+_REFERENCE = re.compile(r"\{\{\s*(ref|source|fact)\s*\(\s*(['\"])\s*([^'\"]*?)\s*\2\s*\)\s*\}\}")
 _MATERIALIZED_HEADER = re.compile(r"materialized\s*:\s*(\S*)", re.IGNORECASE)
 
 
@@ -48,7 +51,8 @@ class SqlModel:
     path: Path
     sql: str
     refs: tuple[str, ...]
-    sources: tuple[str, ...]
+    sources: tuple[str, ...]  # those of its facts included
+    facts: tuple[str, ...]
     materialized: str
     description: str
     code_version: str
@@ -59,21 +63,28 @@ class SqlModel:
         return sorted({asset for source in self.sources for asset in SOURCE_PRODUCERS[source]})
 
 
-def _references(path: Path, sql: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _references(path: Path, sql: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
     refs: set[str] = set()
     sources: set[str] = set()
+    facts: set[str] = set()
     for template in _TEMPLATE.finditer(sql):
         match = _REFERENCE.fullmatch(template.group())
         if match is None:
             raise SqlModelError(
                 f"{path}: unsupported template {template.group()!r}; "
-                "use {{ ref('model') }} or {{ source('table') }}"
+                "use {{ ref('model') }}, {{ source('table') }} or {{ fact('name') }}"
             )
         kind, name = match.group(1), match.group(3)
         if not _NAME.fullmatch(name):
             raise SqlModelError(f"{path}: {kind}({name!r}) is not a valid name")
-        (refs if kind == "ref" else sources).add(name)
-    return tuple(sorted(refs)), tuple(sorted(sources))
+        if kind == "fact":
+            if name not in FACTS:
+                raise SqlModelError(f"{path}: unknown fact {name!r}; facts: {', '.join(sorted(FACTS))}")
+            facts.add(name)
+            sources.update(FACTS[name].sources)
+        else:
+            (refs if kind == "ref" else sources).add(name)
+    return tuple(sorted(refs)), tuple(sorted(sources)), tuple(sorted(facts))
 
 
 def _header(path: Path, sql: str) -> tuple[str, str]:
@@ -111,7 +122,7 @@ def parse_model(path: Path) -> SqlModel:
     sql = path.read_text()
     if not _has_statement(sql):
         raise SqlModelError(f"{path}: no SQL statement")
-    refs, sources = _references(path, sql)
+    refs, sources, facts = _references(path, sql)
     if name in refs:
         raise SqlModelError(f"{path}: model {name!r} refs itself")
     unknown = [source for source in sources if source not in SOURCE_PRODUCERS]
@@ -126,9 +137,11 @@ def parse_model(path: Path) -> SqlModel:
         sql=sql,
         refs=refs,
         sources=sources,
+        facts=facts,
         materialized=materialized,
         description=description,
-        code_version=hashlib.sha256(sql.encode()).hexdigest()[:12],
+        # A changed fact changes the version of every model that embeds it.
+        code_version=hashlib.sha256("".join([sql, *(FACTS[name].sql() for name in facts)]).encode()).hexdigest()[:12],
     )
 
 
@@ -169,8 +182,11 @@ def load_models(directory: Path = MODELS_DIR) -> list[SqlModel]:
 
 
 def render(sql: str) -> str:
-    """Replace ref/source templates with the plain table or view names (the session's database)."""
-    return _REFERENCE.sub(lambda match: match.group(3), sql)
+    """Replace ref/source templates with the plain table or view names (the session's database), and
+    fact templates with the fact's subquery."""
+    return _REFERENCE.sub(
+        lambda match: f"(\n{FACTS[match.group(3)].sql()}\n)" if match.group(1) == "fact" else match.group(3), sql
+    )
 
 
 def materialize_sql(model: SqlModel) -> list[str]:
@@ -189,6 +205,12 @@ def build_model(db: StoreSession, model: SqlModel) -> None:
 
 
 def build_models(db: StoreSession, directory: Path = MODELS_DIR) -> None:
-    """(Re)build every model of `directory`, each after the models it refs."""
+    """(Re)build every model of `directory`, each after the models it refs (the CLI's session)."""
     for model in load_models(directory):
         build_model(db, model)
+
+
+def refresh(db: StoreSession, model: SqlModel) -> int:
+    """Rebuild the model in the store session `db`; the number of rows it then has (the asset's metadata)."""
+    build_model(db, model)
+    return int(db.scalar(f"SELECT count() FROM {model.name}"))

@@ -1,0 +1,61 @@
+"""One batch's grouping: read what the store knew before the batch, decide each team's part, build the rows.
+
+The store is held only to read and is released while the provider decides (it may call a model);
+the caller writes the rows (`grouping.store.write_batch`).
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from datetime import timedelta
+from typing import Callable, Protocol, Sequence
+
+from signals_assets.grouping import store
+from signals_assets.grouping.decisions import Provider
+from signals_assets.grouping.engine import BatchSignal, consolidate, plan_batch
+from signals_assets.partitions import batch_time
+from signals_assets.storage.clickhouse import StoreSession
+
+
+class Embedder(Protocol):
+    model_name: str
+
+    def embed(self, texts: Sequence[str]): ...
+
+
+def group_batch(
+    session: Callable[[], AbstractContextManager[StoreSession]], batch: str, team_ids: list[int], window_days: int,
+    provider: Provider, embedder: Embedder,
+) -> tuple[list[dict], list[dict], list[dict]]:
+    """Assignment rows, event rows and promotions for one batch (of `team_ids`, or every team when empty).
+
+    Only signals assigned within `window_days` before the batch are candidates."""
+    at = batch_time(batch)
+    since = at - timedelta(days=window_days)
+    with session() as db:
+        by_team = store.batch_signals(db, batch, embedder.model_name, team_ids)
+    by_team = {team: _with_probes(signals, provider, embedder) for team, signals in by_team.items()}
+    with session() as db:
+        contexts = {team: store.read_team(db, team, batch, embedder.model_name, since, signals, provider.needs_texts,
+                                          provider.consolidation.pool_limit if provider.consolidation else 0)
+                    for team, signals in by_team.items()}
+    plans = {}
+    for team, context in contexts.items():
+        before = dict(context.states)
+        plan = plan_batch(context.signals, context.candidates, context.stats, context.states, provider.decide,
+                          context.texts)
+        if provider.consolidation:
+            plan = consolidate(plan, context.signals, context.open_pool, before, context.states, provider.consolidation)
+        plans[team] = plan
+    return store.batch_rows(batch, at, plans)
+
+
+def _with_probes(signals: list[BatchSignal], provider: Provider, embedder: Embedder) -> list[BatchSignal]:
+    """Each signal with its search queries embedded as extra probes (outside any store session)."""
+    queries = [provider.search_queries(s) for s in signals]
+    flat = [q for qs in queries for q in qs]
+    vectors = iter(embedder.embed(flat)) if flat else iter(())
+    return [
+        BatchSignal(s.signal_id, s.team_id, s.description, s.weight, s.embedding, tuple(next(vectors) for _ in qs))
+        for s, qs in zip(signals, queries)
+    ]

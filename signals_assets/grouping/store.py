@@ -1,0 +1,208 @@
+"""The grouping stage in the signals store: what it reads before a batch is decided, and what it writes.
+
+Everything read for a batch is as of before that batch (assignments of earlier batches, events not
+written by this or a later batch's grouping), so re-grouping a batch sees what the first grouping saw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import groupby
+
+from signals_assets.grouping.consolidation import PoolSignal
+from signals_assets.grouping.engine import OPEN_STATUSES, TOP_K, BatchPlan, BatchSignal, Candidate, ReportStats
+from signals_assets.reports.lifecycle import ReportState
+from signals_assets.storage.clickhouse import StoreSession
+from signals_assets.storage.facts import current_assignments
+
+_BATCH_SIGNALS = """
+SELECT s.team_id AS team_id, s.signal_id AS signal_id, s.description AS description, s.weight AS weight,
+       e.embedding AS embedding
+FROM signals AS s
+INNER JOIN signal_embeddings AS e ON e.signal_id = s.signal_id AND e.team_id = s.team_id
+WHERE s.batch_key = {batch} AND e.batch_key = {batch} AND e.model = {model}
+  AND (length({teams}) = 0 OR has({teams}, s.team_id))
+ORDER BY s.team_id, s.emitted_at, s.signal_id
+"""
+
+_BEFORE_BATCH = current_assignments("team_id = {team} AND batch_key < {batch}")
+
+# Nearest assigned signals of the team for every probe, in one scan of the embeddings.
+_NEAREST = f"""
+WITH {{probes}} AS probes
+SELECT idx AS probe, e.signal_id AS signal_id, a.report_id AS report_id,
+       1 - cosineDistance(e.embedding, probes[idx]) AS similarity
+FROM signal_embeddings AS e
+INNER JOIN ({_BEFORE_BATCH}) AS a ON a.signal_id = e.signal_id
+ARRAY JOIN arrayEnumerate(probes) AS idx
+WHERE e.team_id = {{team}} AND e.model = {{model}} AND e.batch_key < {{batch}}
+  AND a.deleted = 0 AND a.first_assigned_at >= {{since}}
+ORDER BY probe, similarity DESC, signal_id
+LIMIT {{k}} BY probe
+"""
+
+_LATEST_EVENTS = """
+    SELECT report_id, argMax(status, (at, seq)) AS status, argMax(signals_at_run, (at, seq)) AS signals_at_run,
+           max(research_round) AS research_round, argMaxIf(title, (at, seq), title != '') AS title,
+           argMaxIf(weight_after_batch, (at, seq), weight_after_batch != '') AS weight_after_batch
+    FROM report_events
+    WHERE team_id = {team} AND NOT (stage = 'grouping' AND source >= {batch})
+    GROUP BY report_id"""
+
+# The weight counts only signals first grouped after the report's latest weight reset (see reports.sql).
+_REPORT_STATES = f"""
+SELECT ev.report_id AS report_id, ev.status AS status, ev.signals_at_run AS signals_at_run,
+       ev.research_round AS research_round, ev.title AS title, c.signal_count AS signal_count,
+       arraySum(arrayFilter((w, b) -> b > ev.weight_after_batch, c.weights, c.batch_keys)) AS total_weight,
+       c.vector_sum AS vector_sum
+FROM ({_LATEST_EVENTS}) AS ev
+INNER JOIN (
+    SELECT a.report_id AS report_id, count() AS signal_count, groupArray(a.weight) AS weights,
+           groupArray(a.first_batch_key) AS batch_keys, sumForEach(e.embedding) AS vector_sum
+    FROM ({_BEFORE_BATCH}) AS a
+    INNER JOIN signal_embeddings AS e ON e.signal_id = a.signal_id AND e.team_id = a.team_id AND e.model = {{model}}
+    WHERE a.report_id IN {{ids}} AND a.deleted = 0
+    GROUP BY a.report_id
+) AS c ON c.report_id = ev.report_id
+WHERE ev.report_id IN {{ids}}
+"""
+
+_TEXTS = f"""
+SELECT a.report_id AS report_id, s.signal_id AS signal_id, s.description AS description
+FROM ({_BEFORE_BATCH}) AS a INNER JOIN signals AS s ON s.signal_id = a.signal_id AND s.team_id = a.team_id
+WHERE a.report_id IN {{ids}} AND a.deleted = 0
+ORDER BY a.report_id, a.first_position
+LIMIT 8 BY a.report_id
+"""
+
+# The open pool for consolidation: live signals of reports whose research has not started, newest
+# `limit` within the window (returned newest first).
+_OPEN_POOL = f"""
+SELECT a.signal_id AS signal_id, a.report_id AS report_id, e.embedding AS embedding, s.description AS description,
+       if(a.first_batch_key > ev.weight_after_batch, a.weight, 0) AS weight  -- as counted in the report's weight
+FROM ({_BEFORE_BATCH}) AS a
+INNER JOIN ({_LATEST_EVENTS}) AS ev ON ev.report_id = a.report_id
+INNER JOIN signal_embeddings AS e ON e.signal_id = a.signal_id AND e.team_id = a.team_id AND e.model = {{model}}
+INNER JOIN signals AS s ON s.signal_id = a.signal_id AND s.team_id = a.team_id
+WHERE a.deleted = 0 AND a.first_assigned_at >= {{since}} AND ev.status IN {{open}}
+ORDER BY a.first_position DESC
+LIMIT {{limit}}
+"""
+
+
+def batch_signals(db: StoreSession, batch: str, model: str, teams: list[int]) -> dict[int, list[BatchSignal]]:
+    """The batch's embedded signals by team (all teams when `teams` is empty), in emit order."""
+    rows = db.query(_BATCH_SIGNALS, {"batch": batch, "model": model, "teams": teams})
+    return {team: [BatchSignal(r["signal_id"], team, r["description"], r["weight"], r["embedding"]) for r in rows]
+            for team, rows in groupby(rows, key=lambda r: r["team_id"])}
+
+
+@dataclass
+class TeamContext:
+    """What the store says before one team's part of a batch is decided."""
+
+    signals: list[BatchSignal]
+    candidates: dict[str, list[Candidate]]
+    stats: dict[str, ReportStats] = field(default_factory=dict)
+    states: dict[str, ReportState] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)
+    open_pool: list[PoolSignal] = field(default_factory=list)  # oldest first; read only when consolidating
+
+
+def read_team(db: StoreSession, team: int, batch: str, model: str, since, signals: list[BatchSignal],
+               with_texts: bool, pool_limit: int = 0) -> TeamContext:
+    """The nearest assigned signals of every probe of the team's batch signals, the states and statistics
+    of their reports, their texts (`with_texts`) and the open pool (`pool_limit` newest signals)."""
+    probes = [(s, p) for s in signals for p in (s.embedding, *s.probes)]
+    rows = db.query(_NEAREST, {"probes": [list(map(float, p)) for _, p in probes], "team": team, "batch": batch,
+                               "model": model, "since": since, "k": TOP_K})
+    context = TeamContext(signals, {})
+    probe_numbers = [i for s in signals for i in range(1 + len(s.probes))]
+    for row in rows:
+        signal = probes[row["probe"] - 1][0]
+        context.candidates.setdefault(signal.signal_id, []).append(
+            Candidate(row["signal_id"], row["report_id"], row["similarity"], probe_numbers[row["probe"] - 1]))
+    if pool_limit:
+        rows = db.query(_OPEN_POOL, {"team": team, "batch": batch, "model": model, "since": since,
+                                     "open": list(OPEN_STATUSES), "limit": pool_limit})
+        context.open_pool = [PoolSignal(r["signal_id"], r["report_id"], r["embedding"], float(r["weight"]),
+                                        r["description"]) for r in reversed(rows)]
+    ids = sorted({c.report_id for found in context.candidates.values() for c in found}
+                 | {p.report_id for p in context.open_pool})
+    if not ids:
+        return context
+    params = {"team": team, "batch": batch, "ids": ids, "model": model}
+    examples: dict[str, list[str]] = {}
+    if with_texts:
+        for row in db.query(_TEXTS, params):
+            examples.setdefault(row["report_id"], []).append(row["description"])
+            context.texts[row["signal_id"]] = row["description"]
+    # Reports whose signals are all deleted (or newer than this batch) are no candidates.
+    for row in db.query(_REPORT_STATES, params):
+        context.states[row["report_id"]] = ReportState(
+            row["report_id"], row["status"], int(row["signal_count"]), float(row["total_weight"]),
+            int(row["signals_at_run"]), int(row["research_round"]))
+        context.stats[row["report_id"]] = ReportStats(
+            row["vector_sum"], int(row["signal_count"]), row["title"], examples.get(row["report_id"], []))
+    return context
+
+
+def batch_rows(batch: str, at, plans: dict[int, BatchPlan]) -> tuple[list[dict], list[dict], list[dict]]:
+    """The `report_assignments` and `report_events` rows of each team's plan, and its promotions."""
+    assignments, events, promotions = [], [], []
+    for team, plan in plans.items():
+        for a in plan.assignments:
+            assignments.append({
+                "team_id": team, "signal_id": a.signal_id, "batch_key": batch, "seq": len(assignments),
+                "report_id": a.report_id, "decision": a.decision, "matched_signal_id": a.matched_signal_id,
+                "similarity": a.similarity, "weight": a.weight, "deleted": int(a.deleted), "assigned_at": at,
+            })
+        for e in plan.events:
+            events.append({
+                "team_id": team, "report_id": e.report_id, "source": batch, "stage": "grouping", "seq": len(events),
+                "event": e.event, "status": e.status, "title": e.title, "summary": e.summary,
+                "signals_at_run": e.signals_at_run, "research_round": e.research_round, "detail": e.detail, "at": at,
+            })
+        promotions += [{"report_id": e.report_id, "team_id": team, "round": e.research_round} for e in plan.promotions]
+    return assignments, events, promotions
+
+
+_TEAM_FILTER = "(length({teams}) = 0 OR has({teams}, team_id))"
+_BATCH_ASSIGNMENTS = ("SELECT signal_id, report_id, deleted FROM report_assignments "
+                      f"WHERE batch_key = {{batch}} AND {_TEAM_FILTER}")
+_LATER_BATCHES = (f"SELECT DISTINCT batch_key FROM report_assignments WHERE batch_key > {{last}} AND {_TEAM_FILTER} "
+                  "ORDER BY batch_key LIMIT 3")
+# What the report stages wrote for a report, dropped when a re-grouping changes its members.
+_FORGET_REPORT_STAGES = (
+    "DELETE FROM report_events WHERE report_id IN {ids} AND stage != 'grouping'",
+    "DELETE FROM report_summaries WHERE report_id IN {ids}",
+    "DELETE FROM research_results WHERE report_id IN {ids}",
+)
+
+
+class RegroupingConflict(Exception):
+    """A re-grouping would change reports that later batches were grouped against."""
+
+
+def write_batch(db: StoreSession, batch: str, teams: list[int], assignments, events, last_key: str) -> None:
+    """Replace the batch's grouping facts; refuse a changed re-grouping that later batches built on.
+
+    A report whose members changed loses what the report stages wrote for it (summary, research,
+    their events): it is promoted and researched again as the new grouping says."""
+    params = {"batch": batch, "teams": teams, "last": last_key}
+    before = {(r["signal_id"], r["report_id"], r["deleted"]) for r in db.query(_BATCH_ASSIGNMENTS, params)}
+    after = {(a["signal_id"], a["report_id"], a["deleted"]) for a in assignments}
+    later = db.query(_LATER_BATCHES, params)
+    if before and before != after and later:
+        raise RegroupingConflict(
+            f"re-grouping {batch} changes its reports, and later batches ({', '.join(r['batch_key'] for r in later)}…) "
+            "were grouped against the old ones: re-run the range up to the last batch in one run, or "
+            "`signals regroup --team-id N`"
+        )
+    db.replace_partition("report_assignments", f"batch_key = {{batch}} AND {_TEAM_FILTER}", assignments, params)
+    db.replace_partition("report_events", f"source = {{batch}} AND stage = 'grouping' AND {_TEAM_FILTER}", events,
+                         params)
+    changed = sorted({report for _, report, _ in before ^ after}) if before else []
+    if changed:
+        for statement in _FORGET_REPORT_STAGES:
+            db.command(statement, {"ids": changed})

@@ -1,0 +1,46 @@
+"""Facts of the store that several queries need, each defined here once.
+
+A fact is a SELECT over base tables. Python queries embed it as a subquery, narrowed by a filter on
+the base rows (`current_assignments("team_id = {team} AND batch_key < {batch}")`); the SQL models
+embed it unfiltered with `{{ fact('current_assignments') }}` (storage/sql_models.py), which also
+makes the model depend on the fact's base tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+
+def current_assignments(where: str = "") -> str:
+    """Each signal's current assignment. Assignments are append-only: the consolidation may re-assign a
+    signal of an earlier batch in a later batch, so the latest row by (batch_key, seq) wins; `first_*`
+    say when the signal was first grouped. `where` keeps only some assignment rows before choosing
+    (e.g. those of the batches before the one being grouped, so a re-grouping sees what the first
+    grouping saw)."""
+    return f"""SELECT
+    team_id,
+    signal_id,
+    argMax(report_id, (batch_key, seq)) AS report_id,
+    argMax(weight, (batch_key, seq)) AS weight,
+    argMax(deleted, (batch_key, seq)) AS deleted,
+    argMax(decision, (batch_key, seq)) AS decision,
+    argMax(similarity, (batch_key, seq)) AS similarity,
+    argMax(matched_signal_id, (batch_key, seq)) AS matched_signal_id,
+    max(batch_key) AS last_batch_key,
+    min(batch_key) AS first_batch_key,
+    min(assigned_at) AS first_assigned_at,
+    min((batch_key, seq)) AS first_position
+FROM report_assignments{f" WHERE {where}" if where else ""}
+GROUP BY team_id, signal_id"""
+
+
+@dataclass(frozen=True)
+class Fact:
+    sql: Callable[[], str]  # the unfiltered SELECT
+    sources: tuple[str, ...]  # the base tables it reads
+
+
+FACTS: dict[str, Fact] = {
+    "current_assignments": Fact(current_assignments, ("report_assignments",)),
+}
