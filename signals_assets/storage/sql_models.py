@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from signals_assets.storage.facts import FACTS
+
 if TYPE_CHECKING:
     from signals_assets.storage.clickhouse import StoreSession
-
-from signals_assets.storage.facts import FACTS
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "dbt_like_sql" / "models"
 
@@ -198,14 +198,19 @@ def materialize_sql(model: SqlModel) -> list[str]:
     return [f"CREATE OR REPLACE VIEW {model.name} AS\n{select}"]
 
 
-def refresh(db: StoreSession, model: SqlModel) -> int:
-    """Rebuild the model in the store session `db`; the number of rows it then has."""
+def build_model(db: StoreSession, model: SqlModel) -> None:
+    """(Re)build `model` in the session's database."""
     for statement in materialize_sql(model):
         db.command(statement)
-    return int(db.scalar(f"SELECT count() FROM {model.name}"))
 
 
 def build_models(db: StoreSession, directory: Path = MODELS_DIR) -> None:
-    """(Re)build every model of `directory`, each after the models it refs."""
+    """(Re)build every model of `directory`, each after the models it refs (the CLI's session)."""
     for model in load_models(directory):
-        refresh(db, model)
+        build_model(db, model)
+
+
+def refresh(db: StoreSession, model: SqlModel) -> int:
+    """Rebuild the model in the store session `db`; the number of rows it then has (the asset's metadata)."""
+    build_model(db, model)
+    return int(db.scalar(f"SELECT count() FROM {model.name}"))
