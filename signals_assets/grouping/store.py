@@ -13,7 +13,7 @@ from signals_assets.grouping.consolidation import PoolSignal
 from signals_assets.grouping.engine import OPEN_STATUSES, TOP_K, BatchPlan, BatchSignal, Candidate, ReportStats
 from signals_assets.reports.lifecycle import ReportState
 from signals_assets.storage.clickhouse import StoreSession
-from signals_assets.storage.facts import current_assignments
+from signals_assets.storage.facts import current_assignments, latest_report_states
 
 _BATCH_SIGNALS = """
 SELECT s.team_id AS team_id, s.signal_id AS signal_id, s.description AS description, s.weight AS weight,
@@ -41,13 +41,7 @@ ORDER BY probe, similarity DESC, signal_id
 LIMIT {{k}} BY probe
 """
 
-_LATEST_EVENTS = """
-    SELECT report_id, argMax(status, (at, seq)) AS status, argMax(signals_at_run, (at, seq)) AS signals_at_run,
-           max(research_round) AS research_round, argMaxIf(title, (at, seq), title != '') AS title,
-           argMaxIf(weight_after_batch, (at, seq), weight_after_batch != '') AS weight_after_batch
-    FROM report_events
-    WHERE team_id = {team} AND NOT (stage = 'grouping' AND source >= {batch})
-    GROUP BY report_id"""
+_LATEST_EVENTS = latest_report_states("team_id = {team} AND NOT (stage = 'grouping' AND source >= {batch})")
 
 # The weight counts only signals first grouped after the report's latest weight reset (see reports.sql).
 _REPORT_STATES = f"""
