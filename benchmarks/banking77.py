@@ -9,7 +9,9 @@ from collections import Counter
 from math import comb
 from pathlib import Path
 
-DATASET = Path(os.environ.get("SIGNALS_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets")) / "banking77"
+DATASET = (
+    Path(os.environ.get("SIGNALS_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets")) / "banking77"
+)
 
 
 def protocol_texts(order: int = 0, size: int = 2000) -> list[tuple[str, str]]:
@@ -28,18 +30,35 @@ def write_signals_jsonl(path: Path, texts: list[tuple[str, str]]) -> None:
     """Each text becomes one zendesk ticket signal; source_id is its position in the protocol order."""
     with open(path, "w") as handle:
         for number, (text, _) in enumerate(texts):
-            handle.write(json.dumps({
-                "source_product": "zendesk", "source_type": "ticket", "source_id": str(number),
-                "description": text, "idempotency_key": f"banking77-{number}",
-                "extra": {"url": f"https://support.example/tickets/{number}", "type": "question", "tags": [],
-                          "created_at": "2026-11-01T00:00:00Z", "priority": "normal", "status": "open"},
-            }) + "\n")
+            handle.write(
+                json.dumps(
+                    {
+                        "source_product": "zendesk",
+                        "source_type": "ticket",
+                        "source_id": str(number),
+                        "description": text,
+                        "idempotency_key": f"banking77-{number}",
+                        "extra": {
+                            "url": f"https://support.example/tickets/{number}",
+                            "type": "question",
+                            "tags": [],
+                            "created_at": "2026-11-01T00:00:00Z",
+                            "priority": "normal",
+                            "status": "open",
+                        },
+                    }
+                )
+                + "\n"
+            )
 
 
 def grouping_scores(truth: list[str], predicted: list[str]) -> dict:
     """Adjusted Rand index and pairwise precision/recall/F1 over same-group pairs."""
     n = len(truth)
-    pairs = lambda counts: sum(comb(c, 2) for c in counts.values())
+
+    def pairs(counts: Counter) -> int:
+        return sum(comb(c, 2) for c in counts.values())
+
     same_both = pairs(Counter(zip(truth, predicted)))
     same_truth, same_pred, total = pairs(Counter(truth)), pairs(Counter(predicted)), comb(n, 2)
     expected = same_truth * same_pred / total if total else 0.0
@@ -48,5 +67,11 @@ def grouping_scores(truth: list[str], predicted: list[str]) -> dict:
     precision = same_both / same_pred if same_pred else 0.0
     recall = same_both / same_truth if same_truth else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-    return {"ari": ari, "pair_precision": precision, "pair_recall": recall, "pair_f1": f1,
-            "groups": len(set(predicted)), "true_groups": len(set(truth))}
+    return {
+        "ari": ari,
+        "pair_precision": precision,
+        "pair_recall": recall,
+        "pair_f1": f1,
+        "groups": len(set(predicted)),
+        "true_groups": len(set(truth)),
+    }

@@ -64,12 +64,25 @@ def main() -> int:
     worst = float(cosines.min())
 
     rows = [
-        ("import signals_assets.llm.minilm", f"{imported:.3f} s", f"<= {IMPORT_BUDGET_S:g} s", imported <= IMPORT_BUDGET_S),
+        (
+            "import signals_assets.llm.minilm",
+            f"{imported:.3f} s",
+            f"<= {IMPORT_BUDGET_S:g} s",
+            imported <= IMPORT_BUDGET_S,
+        ),
         ("model load", f"{load_seconds:.3f} s", "", True),
-        (f"texts/s, batch 64, {len(texts)} Banking77 texts",
-         f"{speed:.0f} (runs: {', '.join(f'{s:.0f}' for s in speeds)})", f">= {SPEED_TARGET}", speed >= SPEED_TARGET),
-        (f"min cosine vs sentence-transformers, {len(cosines)} texts", f"{worst:.6f} (1 - {1 - worst:.1e})",
-         f">= {COSINE_TARGET}", worst >= COSINE_TARGET),
+        (
+            f"texts/s, batch 64, {len(texts)} Banking77 texts",
+            f"{speed:.0f} (runs: {', '.join(f'{s:.0f}' for s in speeds)})",
+            f">= {SPEED_TARGET}",
+            speed >= SPEED_TARGET,
+        ),
+        (
+            f"min cosine vs sentence-transformers, {len(cosines)} texts",
+            f"{worst:.6f} (1 - {1 - worst:.1e})",
+            f">= {COSINE_TARGET}",
+            worst >= COSINE_TARGET,
+        ),
     ]
     width = max(len(name) for name, *_ in rows)
     value_width = max(len(value) for _, value, *_ in rows)

@@ -18,6 +18,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from banking77 import DATASET, grouping_scores, protocol_texts  # noqa: E402
@@ -48,24 +52,42 @@ def run_pipeline(texts: list[str], research: bool = False) -> tuple[list[str], "
     save_team(store, TeamConfig(team_id=1, ai_processing_consent=True))
     started = time.monotonic()
     for number, text in enumerate(texts):
-        emit_signal(1, "zendesk", "ticket", str(number), text, extra={
-            "url": f"https://support.example/{number}", "type": "question", "tags": [],
-            "created_at": "2026-11-01T00:00:00Z", "priority": "normal", "status": "open"}, store=store)
+        emit_signal(
+            1,
+            "zendesk",
+            "ticket",
+            str(number),
+            text,
+            extra={
+                "url": f"https://support.example/{number}",
+                "type": "question",
+                "tags": [],
+                "created_at": "2026-11-01T00:00:00Z",
+                "priority": "normal",
+                "status": "open",
+            },
+            store=store,
+        )
     batches = inbox.claim_all(store, settings.batch_max_signals)
     definitions = defs()
     job = definitions.resolve_job_def("signal_batch_job")
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("signal_batches", batches)
         for batch in batches:
-            job.execute_in_process(partition_key=batch, instance=instance,
-                                   run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}})
+            job.execute_in_process(
+                partition_key=batch,
+                instance=instance,
+                run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+            )
             if research:
                 research_pending(definitions, instance, store, settings.max_attempts)
     seconds = time.monotonic() - started
     with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
-        rows = db.query("SELECT s.source_id AS n, a.report_id AS report, e.embedding AS vector FROM signals AS s "
-                        "INNER JOIN current_assignments AS a ON a.signal_id = s.signal_id "
-                        "INNER JOIN signal_embeddings AS e ON e.signal_id = s.signal_id")
+        rows = db.query(
+            "SELECT s.source_id AS n, a.report_id AS report, e.embedding AS vector FROM signals AS s "
+            "INNER JOIN current_assignments AS a ON a.signal_id = s.signal_id "
+            "INNER JOIN signal_embeddings AS e ON e.signal_id = s.signal_id"
+        )
     rows.sort(key=lambda r: int(r["n"]))
     assert len(rows) == len(texts), f"{len(rows)} of {len(texts)} signals assigned"
     return [r["report"] for r in rows], np.asarray([r["vector"] for r in rows], dtype=np.float32), seconds
@@ -107,8 +129,10 @@ def print_summary(rows) -> None:
 
     print("\n| method | ARI | pair precision | pair recall | reports |\n|---|---|---|---|---|")
     for label, index in (("pipeline (offline provider)", 1), (f"threshold {BASELINE_THRESHOLD} baseline", 2)):
-        print(f"| {label} | {summary(index, 'ari')} | {summary(index, 'pair_precision')} | "
-              f"{summary(index, 'pair_recall')} | {summary(index, 'groups')} |")
+        print(
+            f"| {label} | {summary(index, 'ari')} | {summary(index, 'pair_precision')} | "
+            f"{summary(index, 'pair_recall')} | {summary(index, 'groups')} |"
+        )
 
 
 def main() -> None:
@@ -116,8 +140,11 @@ def main() -> None:
     parser.add_argument("--orders", type=int, default=5)
     parser.add_argument("--size", type=int, default=2000)
     parser.add_argument("--single-seeds", type=int, default=5, help="samples of one text per intent")
-    parser.add_argument("--research-between-batches", action="store_true",
-                        help="research each batch's promoted reports before the next batch, as under the daemon")
+    parser.add_argument(
+        "--research-between-batches",
+        action="store_true",
+        help="research each batch's promoted reports before the next batch, as under the daemon",
+    )
     args = parser.parse_args()
     rows = []
     for order in range(args.orders):
@@ -127,10 +154,13 @@ def main() -> None:
         pipeline = grouping_scores(truth, reports)
         baseline = grouping_scores(truth, [str(g) for g in threshold_baseline(vectors)])
         rows.append((order, pipeline, baseline, seconds))
-        print(f"order {order}: pipeline ARI {pipeline['ari']:.3f} precision {pipeline['pair_precision']:.3f} "
-              f"recall {pipeline['pair_recall']:.3f} reports {pipeline['groups']} ({seconds:.0f} s) | "
-              f"baseline ARI {baseline['ari']:.3f} precision {baseline['pair_precision']:.3f} "
-              f"recall {baseline['pair_recall']:.3f} groups {baseline['groups']}", flush=True)
+        print(
+            f"order {order}: pipeline ARI {pipeline['ari']:.3f} precision {pipeline['pair_precision']:.3f} "
+            f"recall {pipeline['pair_recall']:.3f} reports {pipeline['groups']} ({seconds:.0f} s) | "
+            f"baseline ARI {baseline['ari']:.3f} precision {baseline['pair_precision']:.3f} "
+            f"recall {baseline['pair_recall']:.3f} groups {baseline['groups']}",
+            flush=True,
+        )
     if rows:
         print_summary(rows)
     shares = []

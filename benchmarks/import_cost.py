@@ -59,8 +59,10 @@ def report(runs: int, env: dict[str, str]) -> int:
     facade = median_seconds("import signals_assets.facade", runs, env)
     extra_ms = (facade - bare) * 1000
     print(f"bare interpreter          {bare * 1000:7.1f} ms")
-    print(f"import signals_assets.facade {facade * 1000:7.1f} ms  (+{extra_ms:.1f} ms; target < {FACADE_BUDGET_MS} ms: "
-          f"{verdict(extra_ms < FACADE_BUDGET_MS)})")
+    print(
+        f"import signals_assets.facade {facade * 1000:7.1f} ms  (+{extra_ms:.1f} ms; target < {FACADE_BUDGET_MS} ms: "
+        f"{verdict(extra_ms < FACADE_BUDGET_MS)})"
+    )
 
     dagster = median_seconds("import dagster", runs, env)
     print(f"import dagster            {dagster * 1000:7.1f} ms")
@@ -71,8 +73,10 @@ def report(runs: int, env: dict[str, str]) -> int:
         print(f"definitions not available: {last_line[0]}")
         return 0
     ratio = location / dagster
-    print(f"load code location        {location * 1000:7.1f} ms  (x{ratio:.2f} of import dagster; "
-          f"target <= {LOCATION_RATIO_BUDGET}: {verdict(ratio <= LOCATION_RATIO_BUDGET)})")
+    print(
+        f"load code location        {location * 1000:7.1f} ms  (x{ratio:.2f} of import dagster; "
+        f"target <= {LOCATION_RATIO_BUDGET}: {verdict(ratio <= LOCATION_RATIO_BUDGET)})"
+    )
     return 0
 
 

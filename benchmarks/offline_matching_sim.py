@@ -43,7 +43,10 @@ from banking77 import DATASET, grouping_scores, protocol_texts  # noqa: E402
 
 from signals_assets.grouping.consolidation import ConsolidationParameters, cluster_pool  # noqa: E402
 from signals_assets.grouping.offline_matching import (  # noqa: E402
-    MatchParameters, ReportStats, decide, keyword_queries,
+    MatchParameters,
+    ReportStats,
+    decide,
+    keyword_queries,
 )
 
 TOP_K = 10
@@ -61,6 +64,7 @@ def embed(texts: list[str]) -> np.ndarray:
         return np.load(path)
     if _encoder is None:
         from signals_assets.llm.minilm import load_encoder
+
         _encoder = load_encoder()
     vectors = np.asarray(_encoder.encode(texts), dtype=np.float32)
     CACHE.mkdir(parents=True, exist_ok=True)
@@ -149,10 +153,16 @@ def print_table(title: str, results: list[dict]) -> None:
     for k, r in enumerate(results):
         print(f"{k:>7} {r['ari']:7.3f} {r['pair_precision']:7.3f} {r['pair_recall']:7.3f} {r['groups']:7d}")
     cols = [[r[key] for r in results] for key in ("ari", "pair_precision", "pair_recall", "groups")]
-    print(f"{'mean':>7} " + " ".join(f"{statistics.mean(c):7.3f}" if i < 3 else f"{statistics.mean(c):7.1f}"
-                                     for i, c in enumerate(cols)))
-    print(f"{'sd':>7} " + " ".join(f"{statistics.stdev(c):7.3f}" if i < 3 else f"{statistics.stdev(c):7.1f}"
-                                   for i, c in enumerate(cols)))
+    print(
+        f"{'mean':>7} "
+        + " ".join(f"{statistics.mean(c):7.3f}" if i < 3 else f"{statistics.mean(c):7.1f}" for i, c in enumerate(cols))
+    )
+    print(
+        f"{'sd':>7} "
+        + " ".join(
+            f"{statistics.stdev(c):7.3f}" if i < 3 else f"{statistics.stdev(c):7.1f}" for i, c in enumerate(cols)
+        )
+    )
 
 
 def objective(params: MatchParameters, orders, singles, probes: int) -> tuple[float, dict]:
@@ -161,15 +171,27 @@ def objective(params: MatchParameters, orders, singles, probes: int) -> tuple[fl
     precision = statistics.mean(r["pair_precision"] for r in results)
     shared = shared_fraction(singles, params, probes)
     value = ari - 2 * max(0.0, 0.56 - precision) - 2 * max(0.0, shared - 0.08)
-    return value, {"ari": round(ari, 4), "precision": round(precision, 4), "shared": round(shared, 3),
-                   "groups": statistics.mean(r["groups"] for r in results)}
+    return value, {
+        "ari": round(ari, 4),
+        "precision": round(precision, 4),
+        "shared": round(shared, 3),
+        "groups": statistics.mean(r["groups"] for r in results),
+    }
 
 
 SEARCH_RANGES = {
-    "best_weight": (0.0, 1.5), "centroid_weight": (-0.5, 1.0), "probe_weight": (0.0, 0.1),
-    "margin_weight": (0.0, 2.0), "margin_cap": (0.02, 0.2), "join_score": (0.6, 2.6),
-    "size_slope": (-0.1, 0.1), "singleton_extra": (-0.1, 0.2), "min_best_similarity": (0.4, 0.8),
-    "prior_pair_similarity": (0.3, 0.7), "prior_weight": (0.5, 5.0), "cohesion_slack": (0.0, 0.3),
+    "best_weight": (0.0, 1.5),
+    "centroid_weight": (-0.5, 1.0),
+    "probe_weight": (0.0, 0.1),
+    "margin_weight": (0.0, 2.0),
+    "margin_cap": (0.02, 0.2),
+    "join_score": (0.6, 2.6),
+    "size_slope": (-0.1, 0.1),
+    "singleton_extra": (-0.1, 0.2),
+    "min_best_similarity": (0.4, 0.8),
+    "prior_pair_similarity": (0.3, 0.7),
+    "prior_weight": (0.5, 5.0),
+    "cohesion_slack": (0.0, 0.3),
 }
 
 
@@ -197,9 +219,12 @@ def tune(iterations: int, seed: int, probes: int) -> MatchParameters:
 def consolidated_scores(orders, params: ConsolidationParameters) -> list[dict]:
     """The pipeline's result when every report is still open (nothing researched yet): after the last
     batch the consolidation has re-clustered the whole pool, whatever the one-pass decisions were."""
-    return [grouping_scores([c for _, c in pairs], [str(label) for label in
-                                                    cluster_pool(embed([t for t, _ in pairs]), params)])
-            for pairs in orders]
+    return [
+        grouping_scores(
+            [c for _, c in pairs], [str(label) for label in cluster_pool(embed([t for t, _ in pairs]), params)]
+        )
+        for pairs in orders
+    ]
 
 
 def singleton_shares(params: ConsolidationParameters, seeds: int = 5) -> list[int]:
@@ -223,9 +248,12 @@ def tune_consolidation() -> None:
         for floor in (0.5, 0.55, 0.6):
             params = ConsolidationParameters(link_margin=margin, link_floor=floor)
             result = consolidated_scores(train, params)[0]
-            print(f"margin {margin:.2f} floor {floor:.2f}: train ARI {result['ari']:.3f} precision "
-                  f"{result['pair_precision']:.3f} recall {result['pair_recall']:.3f} groups {result['groups']} | "
-                  f"singletons sharing {singleton_shares(params)}", flush=True)
+            print(
+                f"margin {margin:.2f} floor {floor:.2f}: train ARI {result['ari']:.3f} precision "
+                f"{result['pair_precision']:.3f} recall {result['pair_recall']:.3f} groups {result['groups']} | "
+                f"singletons sharing {singleton_shares(params)}",
+                flush=True,
+            )
 
 
 def main() -> int:
@@ -253,13 +281,19 @@ def main() -> int:
     print_table("dev protocol (2,000 test texts, 5 orders), decision rule", scores(test_orders, params, args.probes))
     print_table(f"dev protocol, fixed nearest-signal threshold {BASELINE_THRESHOLD}", scores(test_orders, None, 1))
     singles = singleton_texts()
-    print(f"\n77 singletons (one train text per intent), fraction sharing a report: "
-          f"rule {shared_fraction(singles, params, args.probes):.3f}, "
-          f"fixed threshold {shared_fraction(singles, None, 1):.3f} (target <= 0.10)")
+    print(
+        f"\n77 singletons (one train text per intent), fraction sharing a report: "
+        f"rule {shared_fraction(singles, params, args.probes):.3f}, "
+        f"fixed threshold {shared_fraction(singles, None, 1):.3f} (target <= 0.10)"
+    )
     consolidation = ConsolidationParameters()
-    print_table(f"dev protocol, consolidated open pool {consolidation}", consolidated_scores(test_orders, consolidation))
-    print(f"one train text per intent, texts sharing a report after consolidation (seeds 0-4): "
-          f"{singleton_shares(consolidation)} of 77")
+    print_table(
+        f"dev protocol, consolidated open pool {consolidation}", consolidated_scores(test_orders, consolidation)
+    )
+    print(
+        f"one train text per intent, texts sharing a report after consolidation (seeds 0-4): "
+        f"{singleton_shares(consolidation)} of 77"
+    )
     print(f"\n{time.perf_counter() - started:.1f}s")
     return 0
 

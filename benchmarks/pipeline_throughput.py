@@ -86,8 +86,10 @@ def main() -> None:
     print(f"process:   {process_seconds:.1f} s ({total / process_seconds:.1f} signals/s)")
     print(f"reports by status: {json.dumps(statuses)}")
     for row in research:
-        print(f"research ({row['sandbox']}, {row['status']}): {row['n']} reports, seconds per report "
-              f"mean {row['mean']:.1f}, median {row['median']:.1f}, max {row['max']:.1f}")
+        print(
+            f"research ({row['sandbox']}, {row['status']}): {row['n']} reports, seconds per report "
+            f"mean {row['mean']:.1f}, median {row['median']:.1f}, max {row['max']:.1f}"
+        )
     print("grouping: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in scores.items()))
     print(f"SIGNALS_HOME={home}")
 

@@ -50,8 +50,12 @@ def evaluate(rows: list[dict]) -> dict:
     for kind in KINDS:
         table[kind] = scores([(not v.safe and v.kind == kind, r["label"] == kind) for r, v in predictions])
     errors = [(r, v) for r, v in predictions if (v.kind or "benign") != r["label"]]
-    return {"table": table, "errors": errors, "malicious": sum(r["label"] != "benign" for r in rows),
-            "benign": sum(r["label"] == "benign" for r in rows)}
+    return {
+        "table": table,
+        "errors": errors,
+        "malicious": sum(r["label"] != "benign" for r in rows),
+        "benign": sum(r["label"] == "benign" for r in rows),
+    }
 
 
 def main() -> None:
@@ -68,8 +72,10 @@ def main() -> None:
             print(f"{name:<24} {precision:>9.3f} {recall:>7.3f} {f1:>6.3f} {predicted:>8} {actual:>9}")
         if args.errors:
             for row, verdict in result["errors"]:
-                print(f"  {row['id']} label={row['label']} got={verdict.kind or 'benign'} "
-                      f"quote={verdict.display_quote!r} text={row['text'][:100]!r}")
+                print(
+                    f"  {row['id']} label={row['label']} got={verdict.kind or 'benign'} "
+                    f"quote={verdict.display_quote!r} text={row['text'][:100]!r}"
+                )
     benign_datasets_false_positives(args.errors)
     long_texts()
 
@@ -92,8 +98,10 @@ def benign_datasets_false_positives(show: bool) -> None:
         started = time.perf_counter()
         flagged = [(text, verdict) for text in texts for verdict in [check_signal_text(text)] if not verdict.safe]
         seconds = time.perf_counter() - started
-        print(f"{name}: {len(flagged)} of {len(texts)} flagged ({len(flagged) / len(texts):.4%}); "
-              f"{len(texts) / seconds:,.0f} texts/s")
+        print(
+            f"{name}: {len(flagged)} of {len(texts)} flagged ({len(flagged) / len(texts):.4%}); "
+            f"{len(texts) / seconds:,.0f} texts/s"
+        )
         if show:
             for text, verdict in flagged:
                 print(f"  {verdict.kind}: {verdict.display_quote!r} text={text[:100]!r}")

@@ -27,7 +27,7 @@ class LogStream:
         self.data = data
 
     def logs(self, **kwargs):
-        return (self.data[start:start + DOCKER_CHUNK_BYTES] for start in range(0, len(self.data), DOCKER_CHUNK_BYTES))
+        return (self.data[start : start + DOCKER_CHUNK_BYTES] for start in range(0, len(self.data), DOCKER_CHUNK_BYTES))
 
     def kill(self):
         raise AssertionError("the output cap is above every size measured")
@@ -62,11 +62,21 @@ def main() -> None:
     print(f"{'line':>6} {'plain s':>9} {'plain MB/s':>11} {'pipes s':>9} {'pipes MB/s':>11}")
     for size in args.sizes:
         plain = b"x" * (size << 20) + b"\n"
-        message = json.dumps({"__dagster_pipes_version": "0.1", "method": "report_custom_message",
-                              "params": {"payload": "x" * (size << 20)}}).encode() + b"\n"
+        message = (
+            json.dumps(
+                {
+                    "__dagster_pipes_version": "0.1",
+                    "method": "report_custom_message",
+                    "params": {"payload": "x" * (size << 20)},
+                }
+            ).encode()
+            + b"\n"
+        )
         plain_seconds, message_seconds = read_seconds(plain, args.runs), read_seconds(message, args.runs)
-        print(f"{size:>4}MB {plain_seconds:>9.3f} {size / plain_seconds:>11.0f} "
-              f"{message_seconds:>9.3f} {size / message_seconds:>11.0f}")
+        print(
+            f"{size:>4}MB {plain_seconds:>9.3f} {size / plain_seconds:>11.0f} "
+            f"{message_seconds:>9.3f} {size / message_seconds:>11.0f}"
+        )
 
 
 if __name__ == "__main__":

@@ -102,9 +102,13 @@ def run_size(size: int, queries: int, dimensions: int, seed: int) -> list[dict]:
 
 def row(size, index, latencies, found, truth, build_seconds, load_seconds) -> dict:
     return {
-        "size": size, "index": index, "p50_ms": 1000 * percentile(latencies, 50),
-        "p95_ms": 1000 * percentile(latencies, 95), "recall": recall(found, truth),
-        "build_s": build_seconds, "load_s": load_seconds,
+        "size": size,
+        "index": index,
+        "p50_ms": 1000 * percentile(latencies, 50),
+        "p95_ms": 1000 * percentile(latencies, 95),
+        "recall": recall(found, truth),
+        "build_s": build_seconds,
+        "load_s": load_seconds,
     }
 
 
@@ -121,8 +125,11 @@ def main() -> int:
     for size in args.sizes:
         for r in run_size(size, args.queries, args.dimensions, args.seed):
             build = f"{r['build_s']:.1f}" if r["build_s"] is not None else "—"
-            print(f"| {r['size']:,} | {r['index']} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['recall']:.3f} "
-                  f"| {build} | {r['load_s']:.1f} |", flush=True)
+            print(
+                f"| {r['size']:,} | {r['index']} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | {r['recall']:.3f} "
+                f"| {build} | {r['load_s']:.1f} |",
+                flush=True,
+            )
     return 0
 
 

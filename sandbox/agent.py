@@ -51,22 +51,103 @@ TIMEOUT_EXIT_CODE = 124
 HIGH_CONFIDENCE = "high"
 LOW_CONFIDENCE = "low"
 
-SKIPPED_DIRS = frozenset({
-    ".git", ".hg", ".svn", "node_modules", "bower_components", "vendor", "vendors", "third_party",
-    ".venv", "venv", "site-packages", "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache",
-    ".tox", ".nox", ".idea", ".vscode", "dist", "build", "target", ".next", ".nuxt", "coverage",
-})
-SKIPPED_FILES = frozenset({"package-lock.json", "yarn.lock", "pnpm-lock.yaml", "poetry.lock", "uv.lock",
-                           "Cargo.lock", "Gemfile.lock", "composer.lock", "go.sum"})
-BINARY_SUFFIXES = frozenset({
-    ".png", ".jpg", ".jpeg", ".gif", ".bmp", ".ico", ".webp", ".pdf", ".zip", ".gz", ".tgz", ".bz2",
-    ".xz", ".7z", ".tar", ".jar", ".war", ".class", ".so", ".dylib", ".dll", ".exe", ".bin", ".o",
-    ".a", ".pyc", ".pyo", ".whl", ".woff", ".woff2", ".ttf", ".otf", ".eot", ".mp3", ".mp4", ".mov",
-    ".avi", ".wav", ".ogg", ".sqlite", ".db", ".parquet", ".onnx", ".pt", ".npy", ".npz", ".pkl",
-})
+SKIPPED_DIRS = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        "node_modules",
+        "bower_components",
+        "vendor",
+        "vendors",
+        "third_party",
+        ".venv",
+        "venv",
+        "site-packages",
+        "__pycache__",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".tox",
+        ".nox",
+        ".idea",
+        ".vscode",
+        "dist",
+        "build",
+        "target",
+        ".next",
+        ".nuxt",
+        "coverage",
+    }
+)
+SKIPPED_FILES = frozenset(
+    {
+        "package-lock.json",
+        "yarn.lock",
+        "pnpm-lock.yaml",
+        "poetry.lock",
+        "uv.lock",
+        "Cargo.lock",
+        "Gemfile.lock",
+        "composer.lock",
+        "go.sum",
+    }
+)
+BINARY_SUFFIXES = frozenset(
+    {
+        ".png",
+        ".jpg",
+        ".jpeg",
+        ".gif",
+        ".bmp",
+        ".ico",
+        ".webp",
+        ".pdf",
+        ".zip",
+        ".gz",
+        ".tgz",
+        ".bz2",
+        ".xz",
+        ".7z",
+        ".tar",
+        ".jar",
+        ".war",
+        ".class",
+        ".so",
+        ".dylib",
+        ".dll",
+        ".exe",
+        ".bin",
+        ".o",
+        ".a",
+        ".pyc",
+        ".pyo",
+        ".whl",
+        ".woff",
+        ".woff2",
+        ".ttf",
+        ".otf",
+        ".eot",
+        ".mp3",
+        ".mp4",
+        ".mov",
+        ".avi",
+        ".wav",
+        ".ogg",
+        ".sqlite",
+        ".db",
+        ".parquet",
+        ".onnx",
+        ".pt",
+        ".npy",
+        ".npz",
+        ".pkl",
+    }
+)
 MINIFIED_SUFFIXES = (".min.js", ".min.css", ".map")
 
-STOP_WORDS = frozenset("""
+STOP_WORDS = frozenset(
+    """
 a about above after again against all also am an and any are aren as at be because been before being
 below between both but by can cannot could couldn did didn do does doesn doing don down during each
 even ever every few for from further get gets getting got had hadn has hasn have haven having he her
@@ -78,11 +159,11 @@ too under until up upon us very via was wasn we were weren what when where which
 will with won would wouldn yesterday you your yours yourself yourselves
 hi hello hey ok okay etc eg ie
 def self cls elif return none null true false lambda const var func fn void args kwargs str int
-""".split())
+""".split()
+)
 
 # Word pieces of identifiers: "getHTTPResponse" -> get, HTTP, Response; "card_payments" -> card, payments.
 _WORD_PIECE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
-
 
 
 # ---------------------------------------------------------------------------------------------
@@ -168,8 +249,13 @@ def iter_source_files(root: Path) -> Iterator[Path]:
     """
     root_device = os.stat(root).st_dev
     for folder, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIPPED_DIRS and not d.endswith(".egg-info")
-                             and _lstat_mode(Path(folder) / d, root_device) is not None)
+        dirnames[:] = sorted(
+            d
+            for d in dirnames
+            if d not in SKIPPED_DIRS
+            and not d.endswith(".egg-info")
+            and _lstat_mode(Path(folder) / d, root_device) is not None
+        )
         for filename in sorted(filenames):
             path = Path(folder) / filename
             mode = _lstat_mode(path, root_device)
@@ -302,8 +388,9 @@ class Bm25:
         """Documents matching at least one query term, best first (ties by repository and path)."""
         weights = self.term_weights(query)
         scored = (self.score(document, weights) for document in self.documents)
-        return sorted((s for s in scored if s.score > 0),
-                      key=lambda s: (-s.score, s.document.repository, s.document.path))
+        return sorted(
+            (s for s in scored if s.score > 0), key=lambda s: (-s.score, s.document.repository, s.document.path)
+        )
 
 
 def rank_repositories(indexes: list[RepositoryIndex], ranked: list[ScoredDocument], query: Query) -> list[dict]:
@@ -321,8 +408,10 @@ def rank_repositories(indexes: list[RepositoryIndex], ranked: list[ScoredDocumen
         elif top is None:
             reason = f"none of its {len(index.documents)} files matches the report's terms"
         else:
-            reason = (f"best file {top.document.path} (score {top.score:.2f}) matches "
-                      f"{query.label(top.matched_terms[:TERMS_IN_REASON])}")
+            reason = (
+                f"best file {top.document.path} (score {top.score:.2f}) matches "
+                f"{query.label(top.matched_terms[:TERMS_IN_REASON])}"
+            )
         ranking.append({"name": index.name, "score": round(top.score if top else 0.0, 4), "reason": reason})
     return sorted(ranking, key=lambda entry: (-entry["score"], entry["name"]))
 
@@ -340,7 +429,7 @@ def best_line_range(text: str, weights: dict[str, float]) -> tuple[int, int, lis
     for start, terms in enumerate(line_terms):
         if not terms:
             continue
-        window = line_terms[start:start + WINDOW_LINES]
+        window = line_terms[start : start + WINDOW_LINES]
         window_terms = set().union(*window)
         value = (round(sum(weights[t] for t in window_terms), 9), sum(1 for line in window if line))
         if value > best_value:
@@ -359,8 +448,13 @@ class Finding:
     window_terms: list[str]
 
     def to_dict(self) -> dict:
-        return {"file": self.file, "start_line": self.start_line, "end_line": self.end_line,
-                "score": round(self.score, 4), "reason": self.reason}
+        return {
+            "file": self.file,
+            "start_line": self.start_line,
+            "end_line": self.end_line,
+            "score": round(self.score, 4),
+            "reason": self.reason,
+        }
 
 
 def finding_for(scored: ScoredDocument, root: Path, weights: dict[str, float], query: Query) -> Finding:
@@ -397,8 +491,11 @@ class AgentLog:
                 handle.write(json.dumps(line, default=str) + "\n")
 
     def _line(self, kind: str, message: str, data: Any = None) -> dict:
-        line = {"ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-                "type": kind, "message": message}
+        line = {
+            "ts": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "type": kind,
+            "message": message,
+        }
         if data is not None:
             line["data"] = data
         return line
@@ -418,8 +515,14 @@ class AgentLog:
 
 
 def _pending(reason: str, ranking: list[dict] | None = None) -> dict:
-    return {"status": "pending_input", "repository": None, "repository_ranking": ranking or [], "findings": [],
-            "confidence": LOW_CONFIDENCE, "reason": reason}
+    return {
+        "status": "pending_input",
+        "repository": None,
+        "repository_ranking": ranking or [],
+        "findings": [],
+        "confidence": LOW_CONFIDENCE,
+        "reason": reason,
+    }
 
 
 def research(report: dict, repositories: list[dict], max_files: int = 5, log: AgentLog | None = None) -> dict:
@@ -430,8 +533,12 @@ def research(report: dict, repositories: list[dict], max_files: int = 5, log: Ag
     """
     log = log or AgentLog()
     signals = report.get("signals") or []
-    log.progress("research started", report_id=report.get("report_id"), signals=len(signals),
-                 repositories=[r.get("name") for r in repositories])
+    log.progress(
+        "research started",
+        report_id=report.get("report_id"),
+        signals=len(signals),
+        repositories=[r.get("name") for r in repositories],
+    )
     if not repositories:
         return _pending("no candidate repositories configured for this team")
     names = [repository["name"] for repository in repositories]
@@ -467,27 +574,34 @@ def research(report: dict, repositories: list[dict], max_files: int = 5, log: Ag
         if ranking[0]["score"] <= 0:
             return _pending(f"none of the {len(indexes)} candidate repositories matches the report", ranking)
         chosen = next(index for index in indexes if index.name == ranking[0]["name"])
-        selection = (f"{chosen.name} ranked first of {len(indexes)} repositories "
-                     f"(score {ranking[0]['score']:.2f}, next {ranking[1]['score']:.2f})")
+        selection = (
+            f"{chosen.name} ranked first of {len(indexes)} repositories "
+            f"(score {ranking[0]['score']:.2f}, next {ranking[1]['score']:.2f})"
+        )
     log.progress(f"selected repository {chosen.name}", reason=selection)
 
     weights = bm25.term_weights(query)
-    top_files = [s for s in ranked if s.document.repository == chosen.name][:max(0, int(max_files))]
+    top_files = [s for s in ranked if s.document.repository == chosen.name][: max(0, int(max_files))]
     findings = [finding_for(scored, Path(chosen.path), weights, query) for scored in top_files]
     log.progress("ranked files", findings=[f"{f.file}:{f.start_line}-{f.end_line}" for f in findings])
 
     if findings:
         top = findings[0]
-        reason = (f"{selection}; best match {top.file} lines {top.start_line}-{top.end_line}"
-                  f" ({query.label(top.window_terms[:TERMS_IN_REASON])})")
+        reason = (
+            f"{selection}; best match {top.file} lines {top.start_line}-{top.end_line}"
+            f" ({query.label(top.window_terms[:TERMS_IN_REASON])})"
+        )
     else:
         reason = f"{selection}; no file in it matches the report's terms"
     # Two or more distinct report words meeting in one place is what makes a finding specific.
     specific = bool(findings) and len(findings[0].window_terms) >= 2
     return {
-        "status": "ready", "repository": chosen.name, "repository_ranking": ranking,
+        "status": "ready",
+        "repository": chosen.name,
+        "repository_ranking": ranking,
         "findings": [finding.to_dict() for finding in findings],
-        "confidence": HIGH_CONFIDENCE if specific else LOW_CONFIDENCE, "reason": reason,
+        "confidence": HIGH_CONFIDENCE if specific else LOW_CONFIDENCE,
+        "reason": reason,
     }
 
 
@@ -498,8 +612,10 @@ def run_agent() -> None:
         log = AgentLog(pipes.extras.get("log_path"), pipes.log)
         try:
             result = research(
-                pipes.get_extra("report"), pipes.extras.get("repositories") or [],
-                int(pipes.extras.get("max_files", 5)), log,
+                pipes.get_extra("report"),
+                pipes.extras.get("repositories") or [],
+                int(pipes.extras.get("max_files", 5)),
+                log,
             )
         except Exception as error:
             log.console(f"research failed: {type(error).__name__}: {error}\n{traceback.format_exc()}")
@@ -519,8 +635,12 @@ def supervise(command: list[str], timeout_seconds: float) -> int:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--timeout-seconds", type=float, default=0,
-                        help="run the agent in a child process and kill it after this many seconds")
+    parser.add_argument(
+        "--timeout-seconds",
+        type=float,
+        default=0,
+        help="run the agent in a child process and kill it after this many seconds",
+    )
     args, _ = parser.parse_known_args(argv)
     if args.timeout_seconds > 0:
         sys.exit(supervise([sys.executable, os.path.abspath(__file__)], args.timeout_seconds))

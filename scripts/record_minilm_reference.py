@@ -38,41 +38,45 @@ FEEDBACK = [
 ]
 
 LONG = [
-    " ".join([
-        "Since the update last Tuesday the dashboard takes well over a minute to load for everyone on our team,",
-        "and sometimes it never finishes at all; the spinner keeps turning until the browser tab gives up.",
-        "We first thought it was our office network, but colleagues working from home see exactly the same thing,",
-        "on laptops and desktops, in Chrome, Firefox and Safari, with and without extensions.",
-        "The slow part seems to be the charts panel: when we collapse it before the page loads, the rest appears quickly.",
-        "Filtering by a single project helps a little, but our managers need the all-projects view for the weekly review,",
-        "and that is precisely the view that times out. We also noticed that exporting the same data to CSV works fine",
-        "and finishes in a few seconds, so the data itself must be available. Could the new chart library be loading",
-        "every data point instead of an aggregate? A year of hourly data for forty projects is a lot of points to draw.",
-        "This is blocking our Monday review meeting for the third week in a row, and people have started copying numbers",
-        "into spreadsheets by hand, which defeats the purpose of the product. Please let us know whether there is a",
-        "workaround, such as a setting that limits the time range by default, or whether a fix is planned soon.",
-        "We are happy to share a recording of the browser's network tab or to join a call if that would help your engineers.",
-    ]),
+    " ".join(
+        [
+            "Since the update last Tuesday the dashboard takes well over a minute to load for everyone on our team,",
+            "and sometimes it never finishes at all; the spinner keeps turning until the browser tab gives up.",
+            "We first thought it was our office network, but colleagues working from home see exactly the same thing,",
+            "on laptops and desktops, in Chrome, Firefox and Safari, with and without extensions.",
+            "The slow part seems to be the charts panel: when we collapse it before the page loads, the rest appears quickly.",
+            "Filtering by a single project helps a little, but our managers need the all-projects view for the weekly review,",
+            "and that is precisely the view that times out. We also noticed that exporting the same data to CSV works fine",
+            "and finishes in a few seconds, so the data itself must be available. Could the new chart library be loading",
+            "every data point instead of an aggregate? A year of hourly data for forty projects is a lot of points to draw.",
+            "This is blocking our Monday review meeting for the third week in a row, and people have started copying numbers",
+            "into spreadsheets by hand, which defeats the purpose of the product. Please let us know whether there is a",
+            "workaround, such as a setting that limits the time range by default, or whether a fix is planned soon.",
+            "We are happy to share a recording of the browser's network tab or to join a call if that would help your engineers.",
+        ]
+    ),
     " ".join(
         f"Step {n}: open the mobile app, sign in with single sign-on, go to Settings, then Notifications, "
         f"toggle the weekly digest off and on again, and the app crashes with error code E{4000 + n}."
         for n in range(1, 16)
     ),
-    " ".join([
-        "I have been a paying customer for almost four years and I have never written a complaint before, but the",
-        "way my last three support tickets were handled has been really disappointing. The first ticket was about",
-        "duplicate invoices: we were charged twice in March, once on the first and again on the third, for the same",
-        "subscription. The agent told me the second charge would be refunded within five business days. It was not.",
-        "When I followed up, the ticket had been closed automatically with a survey link, and the new ticket I opened",
-        "was answered by someone else who asked me to explain everything again from the beginning, including",
-        "screenshots of bank statements I had already attached. The third ticket, about a user who cannot be removed",
-        "from our workspace even though they left the company, has been open for eleven days without any reply.",
-        "That former employee still has access to customer data, which is a real security concern for us and for our",
-        "auditors. I understand that support teams are busy, but I would expect security issues to be prioritised and",
-        "refunds to be tracked until they actually arrive. Please escalate this, refund the duplicate charge, remove",
-        "the user, and tell me who I can contact directly if this happens again, because at the moment we are",
-        "seriously evaluating other vendors before our renewal in June.",
-    ]),
+    " ".join(
+        [
+            "I have been a paying customer for almost four years and I have never written a complaint before, but the",
+            "way my last three support tickets were handled has been really disappointing. The first ticket was about",
+            "duplicate invoices: we were charged twice in March, once on the first and again on the third, for the same",
+            "subscription. The agent told me the second charge would be refunded within five business days. It was not.",
+            "When I followed up, the ticket had been closed automatically with a survey link, and the new ticket I opened",
+            "was answered by someone else who asked me to explain everything again from the beginning, including",
+            "screenshots of bank statements I had already attached. The third ticket, about a user who cannot be removed",
+            "from our workspace even though they left the company, has been open for eleven days without any reply.",
+            "That former employee still has access to customer data, which is a real security concern for us and for our",
+            "auditors. I understand that support teams are busy, but I would expect security issues to be prioritised and",
+            "refunds to be tracked until they actually arrive. Please escalate this, refund the duplicate charge, remove",
+            "the user, and tell me who I can contact directly if this happens again, because at the moment we are",
+            "seriously evaluating other vendors before our renewal in June.",
+        ]
+    ),
     ("Search results are wrong. " * 80).strip(),
 ]
 

@@ -1,6 +1,5 @@
 """The single entry point: builds the code location's Definitions when Dagster loads it."""
 
-
 import dagster as dg
 
 from signals_assets.assets.grouping import report_assignments
@@ -30,8 +29,12 @@ def defs() -> dg.Definitions:
         ],
         jobs=[signal_batch_job, report_job, regroup_job, research_reconciliation_job],
         sensors=[
-            build_signal_inbox_sensor(settings.batch_max_signals, settings.sensor_interval_seconds,
-                                      settings.max_attempts, settings.retry_backoff_seconds),
+            build_signal_inbox_sensor(
+                settings.batch_max_signals,
+                settings.sensor_interval_seconds,
+                settings.max_attempts,
+                settings.retry_backoff_seconds,
+            ),
             build_report_promotion_sensor(settings.max_attempts, settings.retry_backoff_seconds),
             dead_run_reconciler,
             research_reconciler,

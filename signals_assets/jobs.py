@@ -1,6 +1,5 @@
 """The two jobs the sensors launch: one run per signal batch, one run per report (research round)."""
 
-
 import dagster as dg
 
 from signals_assets.assets.grouping import report_assignments

@@ -119,8 +119,9 @@ def load_settings() -> Settings:
     allowlist = _list("SIGNALS_SANDBOX_NETWORK_ALLOWLIST")
     sandbox_network = _env("SIGNALS_SANDBOX_NETWORK")
     if allowlist and not sandbox_network:
-        raise ValueError("SIGNALS_SANDBOX_NETWORK must name the docker network that enforces "
-                         "SIGNALS_SANDBOX_NETWORK_ALLOWLIST")
+        raise ValueError(
+            "SIGNALS_SANDBOX_NETWORK must name the docker network that enforces SIGNALS_SANDBOX_NETWORK_ALLOWLIST"
+        )
     return Settings(
         signals_home=home,
         object_store=object_store,
@@ -151,8 +152,9 @@ def load_settings() -> Settings:
         sensor_interval_seconds=_positive_int("SIGNALS_SENSOR_INTERVAL_SECONDS", 15),
         signal_limits=SignalLimits(
             # room for the envelope and a minimal signal
-            max_signal_bytes=_positive_int("SIGNALS_MAX_SIGNAL_BYTES", DEFAULT_LIMITS.max_signal_bytes,
-                                           minimum=2 * RECORD_ENVELOPE_BYTES),
+            max_signal_bytes=_positive_int(
+                "SIGNALS_MAX_SIGNAL_BYTES", DEFAULT_LIMITS.max_signal_bytes, minimum=2 * RECORD_ENVELOPE_BYTES
+            ),
             max_extra_bytes=_positive_int("SIGNALS_MAX_EXTRA_BYTES", DEFAULT_LIMITS.max_extra_bytes),
             max_extra_depth=_positive_int("SIGNALS_MAX_EXTRA_DEPTH", DEFAULT_LIMITS.max_extra_depth),
             max_extra_keys=_positive_int("SIGNALS_MAX_EXTRA_KEYS", DEFAULT_LIMITS.max_extra_keys),

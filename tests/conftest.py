@@ -10,15 +10,35 @@ from signals_assets.storage.object_store import ObjectStore, open_object_store
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SETTINGS_VARIABLES = (
-    "SIGNALS_OBJECT_STORE", "SIGNALS_S3_BUCKET", "SIGNALS_S3_PREFIX", "SIGNALS_S3_ENDPOINT_URL",
-    "SIGNALS_CLICKHOUSE_URL", "SIGNALS_CLICKHOUSE_DATABASE", "SIGNALS_EMBEDDER", "SIGNALS_LLM_PROVIDER",
-    "SIGNALS_SANDBOX", "SIGNALS_BATCH_MAX_SIGNALS", "SIGNALS_SENSOR_INTERVAL_SECONDS",
-    "SIGNALS_CLICKHOUSE_USER", "SIGNALS_CLICKHOUSE_SECURE", "SIGNALS_CLICKHOUSE_VECTOR_INDEX",
+    "SIGNALS_OBJECT_STORE",
+    "SIGNALS_S3_BUCKET",
+    "SIGNALS_S3_PREFIX",
+    "SIGNALS_S3_ENDPOINT_URL",
+    "SIGNALS_CLICKHOUSE_URL",
+    "SIGNALS_CLICKHOUSE_DATABASE",
+    "SIGNALS_EMBEDDER",
+    "SIGNALS_LLM_PROVIDER",
+    "SIGNALS_SANDBOX",
+    "SIGNALS_BATCH_MAX_SIGNALS",
+    "SIGNALS_SENSOR_INTERVAL_SECONDS",
+    "SIGNALS_CLICKHOUSE_USER",
+    "SIGNALS_CLICKHOUSE_SECURE",
+    "SIGNALS_CLICKHOUSE_VECTOR_INDEX",
     "SIGNALS_CLICKHOUSE_VECTOR_DIMENSIONS",
-    "SIGNALS_SANDBOX_IMAGE", "SIGNALS_SANDBOX_TIMEOUT_SECONDS", "SIGNALS_SANDBOX_INACTIVITY_SECONDS",
-    "SIGNALS_SANDBOX_MEMORY_MB", "SIGNALS_SANDBOX_CPUS", "SIGNALS_SANDBOX_PIDS", "SIGNALS_SANDBOX_NETWORK",
-    "SIGNALS_SANDBOX_NETWORK_ALLOWLIST", "SIGNALS_MAX_ATTEMPTS", "SIGNALS_RETRY_BACKOFF_SECONDS",
-    "SIGNALS_MAX_SIGNAL_BYTES", "SIGNALS_MAX_EXTRA_BYTES", "SIGNALS_MAX_EXTRA_DEPTH", "SIGNALS_MAX_EXTRA_KEYS",
+    "SIGNALS_SANDBOX_IMAGE",
+    "SIGNALS_SANDBOX_TIMEOUT_SECONDS",
+    "SIGNALS_SANDBOX_INACTIVITY_SECONDS",
+    "SIGNALS_SANDBOX_MEMORY_MB",
+    "SIGNALS_SANDBOX_CPUS",
+    "SIGNALS_SANDBOX_PIDS",
+    "SIGNALS_SANDBOX_NETWORK",
+    "SIGNALS_SANDBOX_NETWORK_ALLOWLIST",
+    "SIGNALS_MAX_ATTEMPTS",
+    "SIGNALS_RETRY_BACKOFF_SECONDS",
+    "SIGNALS_MAX_SIGNAL_BYTES",
+    "SIGNALS_MAX_EXTRA_BYTES",
+    "SIGNALS_MAX_EXTRA_DEPTH",
+    "SIGNALS_MAX_EXTRA_KEYS",
 )
 
 CARD_DECLINED = [
@@ -86,10 +106,10 @@ def demo_repository(tmp_path) -> Path:
                 token = create_reset_token(user)
                 mailer.send(user.email, "Reset your password", token)
             ''',
-        "search/query.py": '''
+        "search/query.py": """
             def search_products(query):
                 return index.lookup(query.lower())
-            ''',
+            """,
     }
     for name, body in files.items():
         path = repo / name
@@ -108,16 +128,30 @@ def team(object_store, demo_repository):
 
 
 def zendesk_extra(number: int) -> dict:
-    return {"url": f"https://support.example/tickets/{number}", "type": "problem", "tags": ["web"],
-            "created_at": "2026-11-20T10:00:00Z", "priority": "normal", "status": "open"}
+    return {
+        "url": f"https://support.example/tickets/{number}",
+        "type": "problem",
+        "tags": ["web"],
+        "created_at": "2026-11-20T10:00:00Z",
+        "priority": "normal",
+        "status": "open",
+    }
 
 
 def emit_texts(store, texts, team_id=1, start=0, **kwargs) -> list[str]:
     from signals_assets.facade import emit_signal
 
     return [
-        emit_signal(team_id=team_id, source_product="zendesk", source_type="ticket", source_id=str(start + i),
-                    description=text, extra=zendesk_extra(start + i), store=store, **kwargs)
+        emit_signal(
+            team_id=team_id,
+            source_product="zendesk",
+            source_type="ticket",
+            source_id=str(start + i),
+            description=text,
+            extra=zendesk_extra(start + i),
+            store=store,
+            **kwargs,
+        )
         for i, text in enumerate(texts)
     ]
 
@@ -126,8 +160,12 @@ def read_json_lines(data: bytes) -> list[dict]:
     return [json.loads(line) for line in data.decode().splitlines() if line.strip()]
 
 
-POSTGRES_DEFAULTS = {"DAGSTER_PG_HOST": "127.0.0.1", "DAGSTER_PG_PORT": "5432", "DAGSTER_PG_USER": "signals_test",
-                     "DAGSTER_PG_PASSWORD": "signals_test"}  # the role scripts/start-postgres creates
+POSTGRES_DEFAULTS = {
+    "DAGSTER_PG_HOST": "127.0.0.1",
+    "DAGSTER_PG_PORT": "5432",
+    "DAGSTER_PG_USER": "signals_test",
+    "DAGSTER_PG_PASSWORD": "signals_test",
+}  # the role scripts/start-postgres creates
 
 
 @pytest.fixture
@@ -140,8 +178,13 @@ def postgres_database(monkeypatch):
     env = {name: os.environ.get(name) or default for name, default in POSTGRES_DEFAULTS.items()}
     env["DAGSTER_PG_DB"] = f"signals_test_{uuid.uuid4().hex[:12]}"
     try:
-        admin = psycopg2.connect(host=env["DAGSTER_PG_HOST"], port=int(env["DAGSTER_PG_PORT"]),
-                                 user=env["DAGSTER_PG_USER"], password=env["DAGSTER_PG_PASSWORD"], dbname="postgres")
+        admin = psycopg2.connect(
+            host=env["DAGSTER_PG_HOST"],
+            port=int(env["DAGSTER_PG_PORT"]),
+            user=env["DAGSTER_PG_USER"],
+            password=env["DAGSTER_PG_PASSWORD"],
+            dbname="postgres",
+        )
     except psycopg2.OperationalError as error:
         raise RuntimeError(f"no Postgres for the instance tests (run scripts/start-postgres): {error}") from error
     admin.autocommit = True

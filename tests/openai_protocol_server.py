@@ -43,8 +43,11 @@ def answer(payload: dict, **options) -> Reply:
 
 def error(status: int, message: str = "scripted error", headers: dict[str, str] | None = None) -> Reply:
     kind = {401: "invalid_request_error", 429: "rate_limit_exceeded"}.get(status, "server_error")
-    return Reply(status=status, headers=headers or {},
-                 body={"error": {"message": message, "type": kind, "param": None, "code": None}})
+    return Reply(
+        status=status,
+        headers=headers or {},
+        body={"error": {"message": message, "type": kind, "param": None, "code": None}},
+    )
 
 
 def hash_embedding(text: str, dimension: int) -> list[float]:
@@ -71,8 +74,9 @@ class RecordedRequest:
 
 
 class OpenAIProtocolServer:
-    def __init__(self, chat_default: Callable[[dict], str | dict | Reply] | None = None,
-                 embedding_dimension: int = 8) -> None:
+    def __init__(
+        self, chat_default: Callable[[dict], str | dict | Reply] | None = None, embedding_dimension: int = 8
+    ) -> None:
         self.chat_default = chat_default
         self.embedding_dimension = embedding_dimension
         self._queues: dict[str, collections.deque[Reply]] = {CHAT: collections.deque(), EMBEDDINGS: collections.deque()}
@@ -134,22 +138,36 @@ class OpenAIProtocolServer:
             prompt_tokens = sum(len(str(message.get("content", "")).split()) for message in body["messages"])
             completion_tokens = len((reply.content or "").split())
             return {
-                "id": f"chatcmpl-{time.monotonic_ns()}", "object": "chat.completion", **common,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": reply.content, "refusal": None},
-                             "finish_reason": reply.finish_reason, "logprobs": None}],
-                "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                          "total_tokens": prompt_tokens + completion_tokens},
+                "id": f"chatcmpl-{time.monotonic_ns()}",
+                "object": "chat.completion",
+                **common,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": reply.content, "refusal": None},
+                        "finish_reason": reply.finish_reason,
+                        "logprobs": None,
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
             }
         texts = [body["input"]] if isinstance(body["input"], str) else list(body["input"])
-        vectors = reply.embeddings or [hash_embedding(text, body.get("dimensions") or self.embedding_dimension)
-                                       for text in texts]
+        vectors = reply.embeddings or [
+            hash_embedding(text, body.get("dimensions") or self.embedding_dimension) for text in texts
+        ]
         if body.get("encoding_format") == "base64":
             vectors = [base64.b64encode(struct.pack(f"<{len(v)}f", *v)).decode() for v in vectors]
         tokens = sum(len(str(text).split()) for text in texts)
         return {
-            "object": "list", **common,
-            "data": [{"object": "embedding", "index": index, "embedding": vector}
-                     for index, vector in enumerate(vectors)],
+            "object": "list",
+            **common,
+            "data": [
+                {"object": "embedding", "index": index, "embedding": vector} for index, vector in enumerate(vectors)
+            ],
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
 

@@ -39,8 +39,13 @@ class LocalS3Server:
     def client(self):
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.endpoint_url, region_name=REGION,
-                            aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
+        return boto3.client(
+            "s3",
+            endpoint_url=self.endpoint_url,
+            region_name=REGION,
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+        )
 
     def new_bucket(self) -> str:
         name = f"signals-{uuid.uuid4().hex[:16]}"
@@ -50,6 +55,10 @@ class LocalS3Server:
     def environment(self, bucket: str) -> dict[str, str]:
         """The variables that point the project (settings and boto3) at `bucket` on this server."""
         return {
-            "SIGNALS_OBJECT_STORE": "s3", "SIGNALS_S3_BUCKET": bucket, "SIGNALS_S3_ENDPOINT_URL": self.endpoint_url,
-            "AWS_ACCESS_KEY_ID": ACCESS_KEY, "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_DEFAULT_REGION": REGION,
+            "SIGNALS_OBJECT_STORE": "s3",
+            "SIGNALS_S3_BUCKET": bucket,
+            "SIGNALS_S3_ENDPOINT_URL": self.endpoint_url,
+            "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+            "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
+            "AWS_DEFAULT_REGION": REGION,
         }

@@ -13,8 +13,12 @@ from signals_assets.resources.sandbox import SandboxResource
 def definitions_with_sandbox(**sandbox_fields) -> dg.Definitions:
     """The code location with its `sandbox` resource replaced."""
     base = defs()
-    return dg.Definitions(assets=base.assets, jobs=base.jobs, sensors=base.sensors,
-                          resources={**base.resources, "sandbox": SandboxResource(**sandbox_fields)})
+    return dg.Definitions(
+        assets=base.assets,
+        jobs=base.jobs,
+        sensors=base.sensors,
+        resources={**base.resources, "sandbox": SandboxResource(**sandbox_fields)},
+    )
 
 
 def run_report(instance: dg.DagsterInstance, report_id: str, **sandbox_fields):

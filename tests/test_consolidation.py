@@ -72,16 +72,26 @@ def test_consolidation_merges_a_split_problem_and_suppresses_the_emptied_report(
     rng = np.random.default_rng(3)
     problem = around(np.eye(32)[0], 4, 0.05, rng)
     other = unit(*np.eye(32)[5])
-    earlier = [PoolSignal("e1", "A", problem[0], 0.5, "checkout fails"), PoolSignal("e2", "A", problem[1], 0.5, "x"),
-               PoolSignal("e3", "B", problem[2], 0.5, "checkout broken")]
+    earlier = [
+        PoolSignal("e1", "A", problem[0], 0.5, "checkout fails"),
+        PoolSignal("e2", "A", problem[1], 0.5, "x"),
+        PoolSignal("e3", "B", problem[2], 0.5, "checkout broken"),
+    ]
     before = {"A": ReportState("A", lc.CANDIDATE, 2, 1.0, 0, 1), "B": ReportState("B", lc.POTENTIAL, 1, 0.5)}
     batch = [BatchSignal("n1", 1, "card declined", 0.5, problem[3]), BatchSignal("n2", 1, "dark mode", 0.5, other)]
     created = report_id_for(1, "n2")
     one_pass = BatchPlan(
-        [Assignment("n1", "B", "joined", "e3", 0.9, 0.5, False), Assignment("n2", created, "created", "", 0.0, 0.5, False)],
-        [Event("B", "promoted", lc.CANDIDATE, research_round=1), Event(created, "created", lc.POTENTIAL, "dark mode")])
-    states = {"A": before["A"], "B": ReportState("B", lc.CANDIDATE, 2, 1.0, 0, 1),
-              created: ReportState(created, lc.POTENTIAL, 1, 0.5)}
+        [
+            Assignment("n1", "B", "joined", "e3", 0.9, 0.5, False),
+            Assignment("n2", created, "created", "", 0.0, 0.5, False),
+        ],
+        [Event("B", "promoted", lc.CANDIDATE, research_round=1), Event(created, "created", lc.POTENTIAL, "dark mode")],
+    )
+    states = {
+        "A": before["A"],
+        "B": ReportState("B", lc.CANDIDATE, 2, 1.0, 0, 1),
+        created: ReportState(created, lc.POTENTIAL, 1, 0.5),
+    }
 
     plan = consolidate(one_pass, batch, earlier, before, states, ConsolidationParameters())
 
@@ -101,8 +111,10 @@ def test_a_consolidated_report_that_reaches_the_weight_threshold_is_promoted_onc
     earlier = [PoolSignal("e1", "A", problem[0], 0.5, "a"), PoolSignal("e2", "B", problem[1], 0.5, "b")]
     before = {"A": ReportState("A", lc.POTENTIAL, 1, 0.5), "B": ReportState("B", lc.POTENTIAL, 1, 0.5)}
     batch = [BatchSignal("n1", 1, "c", 0.5, problem[2])]
-    one_pass = BatchPlan([Assignment("n1", "A", "joined", "e1", 0.9, 0.5, False)],
-                         [Event("A", "promoted", lc.CANDIDATE, research_round=1)])
+    one_pass = BatchPlan(
+        [Assignment("n1", "A", "joined", "e1", 0.9, 0.5, False)],
+        [Event("A", "promoted", lc.CANDIDATE, research_round=1)],
+    )
     states = {"A": ReportState("A", lc.CANDIDATE, 2, 1.0, 0, 1), "B": before["B"]}
 
     plan = consolidate(one_pass, batch, earlier, before, states, ConsolidationParameters())
@@ -115,8 +127,12 @@ def test_a_consolidated_report_that_reaches_the_weight_threshold_is_promoted_onc
 def test_without_an_open_pool_the_plan_is_unchanged():
     plan = BatchPlan([Assignment("n1", "R", "joined", "x", 0.9, 0.5, False)], [])
     states = {"R": ReportState("R", lc.READY, 5, 2.5)}
-    assert consolidate(plan, [BatchSignal("n1", 1, "d", 0.5, unit(1, 0))], [], dict(states), states,
-                       ConsolidationParameters()) is plan
+    assert (
+        consolidate(
+            plan, [BatchSignal("n1", 1, "d", 0.5, unit(1, 0))], [], dict(states), states, ConsolidationParameters()
+        )
+        is plan
+    )
 
 
 def test_a_problem_split_across_batches_is_merged_in_the_store(capsys, object_store, team, monkeypatch):
@@ -155,18 +171,22 @@ def test_a_problem_split_across_batches_is_merged_in_the_store(capsys, object_st
 
     current = store("SELECT signal_id, report_id FROM current_assignments WHERE deleted = 0")
     assert len(current) == 6
-    sizes = sorted(json.loads(json.dumps([r["report_id"] for r in current])).count(r) for r in
-                   {r["report_id"] for r in current})
+    sizes = sorted(
+        json.loads(json.dumps([r["report_id"] for r in current])).count(r) for r in {r["report_id"] for r in current}
+    )
     assert sizes == [3, 3]
-    moved = store("SELECT a.signal_id AS signal_id, a.report_id AS report_id FROM report_assignments AS a "
-                  "WHERE a.decision = 'consolidated' AND a.batch_key > (SELECT min(batch_key) FROM signals) "
-                  "AND a.signal_id IN (SELECT signal_id FROM signals WHERE batch_key = (SELECT min(batch_key) FROM signals))")
+    moved = store(
+        "SELECT a.signal_id AS signal_id, a.report_id AS report_id FROM report_assignments AS a "
+        "WHERE a.decision = 'consolidated' AND a.batch_key > (SELECT min(batch_key) FROM signals) "
+        "AND a.signal_id IN (SELECT signal_id FROM signals WHERE batch_key = (SELECT min(batch_key) FROM signals))"
+    )
     assert len(moved) == 1
     reports = {r["report_id"]: r for r in store("SELECT report_id, status, signal_count FROM reports")}
     suppressed = [r for r in reports.values() if r["status"] == "suppressed"]
     assert len(suppressed) == 1 and suppressed[0]["signal_count"] == 0
-    event = store(f"SELECT detail FROM report_events WHERE report_id = '{suppressed[0]['report_id']}' "
-                  "AND event = 'merged'")
+    event = store(
+        f"SELECT detail FROM report_events WHERE report_id = '{suppressed[0]['report_id']}' AND event = 'merged'"
+    )
     assert event == [{"detail": f"merged into {moved[0]['report_id']}"}]
     live = [r for r in reports.values() if r["signal_count"]]
     assert len(live) == 2 and all(r["status"] not in ("potential", "suppressed") for r in live)

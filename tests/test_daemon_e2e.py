@@ -28,7 +28,11 @@ BIN = Path(sys.executable).parent
 def start_daemon(env, log_path: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-        cwd=REPO_ROOT, env=env, stdout=open(log_path, "ab"), stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=open(log_path, "ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
 
 
@@ -41,8 +45,9 @@ def kill_group(process: subprocess.Popen) -> None:
 
 
 def signals_cli(env, *args, timeout=120) -> dict:
-    done = subprocess.run([str(BIN / "signals"), *args, "--json"], env=env, capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO_ROOT)
+    done = subprocess.run(
+        [str(BIN / "signals"), *args, "--json"], env=env, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT
+    )
     assert done.returncode in (0, 1), done.stderr
     return json.loads(done.stdout)
 
@@ -55,8 +60,9 @@ def instance_failure_messages(dagster_home, run_id) -> list[str]:
 def wait_for_started_batch_run(instance, timeout=240) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        runs = instance.get_run_records(filters=dg.RunsFilter(job_name="signal_batch_job",
-                                                              statuses=[dg.DagsterRunStatus.STARTED]))
+        runs = instance.get_run_records(
+            filters=dg.RunsFilter(job_name="signal_batch_job", statuses=[dg.DagsterRunStatus.STARTED])
+        )
         if runs:
             return
         time.sleep(0.5)
@@ -73,8 +79,9 @@ def write_instance_config(dagster_home: Path, storage: str, request) -> None:
 
 
 @pytest.mark.parametrize("storage", ["sqlite", "postgres"])
-def test_daemon_groups_and_researches_and_survives_a_crash(storage, signals_home, object_store, demo_repository,
-                                                           tmp_path, request):
+def test_daemon_groups_and_researches_and_survives_a_crash(
+    storage, signals_home, object_store, demo_repository, tmp_path, request
+):
     save_team(object_store, TeamConfig(team_id=1, ai_processing_consent=True, repositories=[str(demo_repository)]))
     dagster_home = signals_home / "dagster_home"
     write_instance_config(dagster_home, storage, request)
@@ -82,7 +89,10 @@ def test_daemon_groups_and_researches_and_survives_a_crash(storage, signals_home
     log_path = tmp_path / "daemon.log"
 
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-        assert type(instance.run_storage).__name__ == {"sqlite": "SqliteRunStorage", "postgres": "PostgresRunStorage"}[storage]
+        assert (
+            type(instance.run_storage).__name__
+            == {"sqlite": "SqliteRunStorage", "postgres": "PostgresRunStorage"}[storage]
+        )
         instance.get_runs(limit=1)  # create the storage before several processes race to do it
 
     emit_texts(object_store, CARD_DECLINED + PASSWORD_RESET)
@@ -94,8 +104,9 @@ def test_daemon_groups_and_researches_and_survives_a_crash(storage, signals_home
 
         emit_texts(object_store, SEARCH_BROKEN, start=100)
         daemon = start_daemon(env, log_path)
-        status = signals_cli(env, "status", "--team-id", "1", "--wait", "--expected-signals", "9", "--timeout", "420",
-                             timeout=480)
+        status = signals_cli(
+            env, "status", "--team-id", "1", "--wait", "--expected-signals", "9", "--timeout", "420", timeout=480
+        )
     finally:
         kill_group(daemon)
     assert status["settled"], (status, log_path.read_text()[-3000:])

@@ -17,8 +17,12 @@ def test_production_instance_settings(postgres_database, tmp_path, monkeypatch):
         queue = instance.get_concurrency_config().run_queue_config
         assert queue.max_concurrent_runs == 8
         limits = {(limit["key"], str(limit.get("value"))): limit["limit"] for limit in queue.tag_concurrency_limits}
-        assert limits == {("signals/stage", "batch"): 1, ("signals/stage", "report"): 6,
-                          ("signals/stage", "housekeeping"): 1, ("signals/team", "{'applyLimitPerUniqueValue': True}"): 2}
+        assert limits == {
+            ("signals/stage", "batch"): 1,
+            ("signals/stage", "report"): 6,
+            ("signals/stage", "housekeeping"): 1,
+            ("signals/team", "{'applyLimitPerUniqueValue': True}"): 2,
+        }
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
         assert instance.run_monitoring_enabled and instance.run_monitoring_max_runtime_seconds == 3600
         assert instance.run_monitoring_start_timeout_seconds >= 600  # a loaded host starts containers slowly

@@ -50,8 +50,9 @@ def host_network_config(tmp_path, label: str) -> dict:
     return config
 
 
-def test_daemon_launches_pipeline_runs_into_containers(signals_home, object_store, demo_repository, postgres_database,
-                                                       container_label, tmp_path, monkeypatch):
+def test_daemon_launches_pipeline_runs_into_containers(
+    signals_home, object_store, demo_repository, postgres_database, container_label, tmp_path, monkeypatch
+):
     import docker
 
     save_team(object_store, TeamConfig(team_id=1, ai_processing_consent=True, repositories=[str(demo_repository)]))
@@ -72,8 +73,9 @@ def test_daemon_launches_pipeline_runs_into_containers(signals_home, object_stor
     log_path = tmp_path / "daemon.log"
     daemon = start_daemon(env, log_path)
     try:
-        status = signals_cli(env, "status", "--team-id", "1", "--wait", "--expected-signals", "3", "--timeout", "600",
-                             timeout=660)
+        status = signals_cli(
+            env, "status", "--team-id", "1", "--wait", "--expected-signals", "3", "--timeout", "600", timeout=660
+        )
     finally:
         kill_group(daemon)
     client = docker.from_env()
@@ -91,9 +93,13 @@ def test_daemon_launches_pipeline_runs_into_containers(signals_home, object_stor
             assert container.attrs["HostConfig"]["NetworkMode"] == "host"
         assert runs["report_job"].tags["signals/team"] == "1"
         batch = runs["signal_batch_job"].tags["dagster/partition"]
-        for asset, run in [("buffered_signals", "signal_batch_job"), ("signal_embeddings", "signal_batch_job"),
-                           ("report_assignments", "signal_batch_job"), ("report_summaries", "report_job"),
-                           ("report_research", "report_job")]:
+        for asset, run in [
+            ("buffered_signals", "signal_batch_job"),
+            ("signal_embeddings", "signal_batch_job"),
+            ("report_assignments", "signal_batch_job"),
+            ("report_summaries", "report_job"),
+            ("report_research", "report_job"),
+        ]:
             records = instance.fetch_materializations(dg.AssetKey(asset), limit=10).records
             assert [r.run_id for r in records] == [runs[run].run_id], asset
         assert records[0].asset_materialization.partition == runs["report_job"].tags["dagster/partition"]

@@ -69,8 +69,11 @@ TEST_REPORT_IDS = {card_report()["report_id"]}
 def no_container_left_behind(docker_client):
     yield
     # Only this suite's reports count, so that other users of a shared engine do not fail it.
-    left = [c for c in docker_client.containers.list(all=True, filters=SANDBOX_FILTER)
-            if c.labels.get("signals_assets.report_id") in TEST_REPORT_IDS]
+    left = [
+        c
+        for c in docker_client.containers.list(all=True, filters=SANDBOX_FILTER)
+        if c.labels.get("signals_assets.report_id") in TEST_REPORT_IDS
+    ]
     assert left == [], f"research containers left behind: {[(c.short_id, c.status, c.labels) for c in left]}"
 
 
@@ -79,17 +82,24 @@ def docker(**fields) -> SandboxResource:
 
 
 def test_the_container_settings_are_hardened():
-    limits = ContainerLimits(memory_mb=256, cpus=0.5, pids=64, work_dir_mb=32, file_size_mb=8, output_mb=4,
-                             open_files=100)
+    limits = ContainerLimits(
+        memory_mb=256, cpus=0.5, pids=64, work_dir_mb=32, file_size_mb=8, output_mb=4, open_files=100
+    )
     kwargs = container_kwargs(limits, {"signals_assets.report_id": "1-x"}, {}, {"DAGSTER_PIPES_CONTEXT": "c"})
     assert kwargs["network_mode"] == "none" and kwargs["environment"] == {"DAGSTER_PIPES_CONTEXT": "c"}
     assert kwargs["read_only"] is True and kwargs["user"] == "10001:10001" and kwargs["init"] is True
     assert kwargs["cap_drop"] == ["ALL"] and kwargs["security_opt"] == ["no-new-privileges"]
     assert (kwargs["mem_limit"], kwargs["memswap_limit"], kwargs["nano_cpus"], kwargs["pids_limit"]) == (
-        "256m", "256m", 500_000_000, 64)
+        "256m",
+        "256m",
+        500_000_000,
+        64,
+    )
     assert kwargs["tmpfs"] == {"/work": "size=32m,mode=0700,uid=10001,gid=10001,noexec,nosuid,nodev"}
-    assert kwargs["ulimits"] == [{"name": "nofile", "soft": 100, "hard": 100},
-                                 {"name": "fsize", "soft": 8 << 20, "hard": 8 << 20}]
+    assert kwargs["ulimits"] == [
+        {"name": "nofile", "soft": 100, "hard": 100},
+        {"name": "fsize", "soft": 8 << 20, "hard": 8 << 20},
+    ]
     assert kwargs["log_config"] == {"type": "json-file", "config": {"max-size": "4m", "max-file": "2"}}
     assert kwargs["labels"] == {"signals_assets.sandbox": "1", "signals_assets.report_id": "1-x"}
 
@@ -134,12 +144,14 @@ def read_logs(chunks, output_limit_bytes=16 << 20):
 
 
 def pieces(data: bytes, size: int = 16384) -> list[bytes]:
-    return [data[start:start + size] for start in range(0, len(data), size)]
+    return [data[start : start + size] for start in range(0, len(data), size)]
 
 
 def pipes_message(payload) -> bytes:
-    return json.dumps({"__dagster_pipes_version": "0.1", "method": "report_custom_message",
-                       "params": {"payload": payload}}, ensure_ascii=False).encode()
+    return json.dumps(
+        {"__dagster_pipes_version": "0.1", "method": "report_custom_message", "params": {"payload": payload}},
+        ensure_ascii=False,
+    ).encode()
 
 
 def test_log_lines_split_by_docker_are_joined_before_parsing():
@@ -158,8 +170,9 @@ def test_lines_of_many_megabytes_are_read_whole():
     # Timing lives in benchmarks/sandbox_log_reader.py; this checks the result at that size.
     payload = "é" * (4 << 20)  # 8 MB of UTF-8
     line = "y" * (8 << 20)
-    reader, messages, _ = read_logs(pieces(pipes_message(payload) + b"\n" + line.encode() + b"\nend\n"),
-                                    output_limit_bytes=32 << 20)
+    reader, messages, _ = read_logs(
+        pieces(pipes_message(payload) + b"\n" + line.encode() + b"\nend\n"), output_limit_bytes=32 << 20
+    )
     assert len(messages) == 1 and messages[0]["params"]["payload"] == payload
     assert list(reader.last_output) == ["y" * OUTPUT_LINE_CHARS, "end"] and reader.stopped_reason == ""
 
@@ -175,10 +188,16 @@ def test_the_reader_stops_a_container_past_its_output_cap():
 def test_the_sandbox_settings_reach_the_resource_and_bad_values_are_named(signals_home, monkeypatch):
     from signals_assets.resources.environment import build_resources
 
-    for name, value in {"SIGNALS_SANDBOX": "docker", "SIGNALS_SANDBOX_MEMORY_MB": "256", "SIGNALS_SANDBOX_CPUS": "0.5",
-                        "SIGNALS_SANDBOX_PIDS": "64", "SIGNALS_SANDBOX_INACTIVITY_SECONDS": "30",
-                        "SIGNALS_SANDBOX_TIMEOUT_SECONDS": "90", "SIGNALS_SANDBOX_NETWORK": "egress",
-                        "SIGNALS_SANDBOX_NETWORK_ALLOWLIST": "api.openai.com, example.com"}.items():
+    for name, value in {
+        "SIGNALS_SANDBOX": "docker",
+        "SIGNALS_SANDBOX_MEMORY_MB": "256",
+        "SIGNALS_SANDBOX_CPUS": "0.5",
+        "SIGNALS_SANDBOX_PIDS": "64",
+        "SIGNALS_SANDBOX_INACTIVITY_SECONDS": "30",
+        "SIGNALS_SANDBOX_TIMEOUT_SECONDS": "90",
+        "SIGNALS_SANDBOX_NETWORK": "egress",
+        "SIGNALS_SANDBOX_NETWORK_ALLOWLIST": "api.openai.com, example.com",
+    }.items():
         monkeypatch.setenv(name, value)
     sandbox = build_resources(load_settings())["sandbox"]
     assert (sandbox.mode, sandbox.memory_mb, sandbox.cpus, sandbox.pids_limit) == ("docker", 256, 0.5, 64)
@@ -199,9 +218,19 @@ def test_the_sandbox_settings_reach_the_resource_and_bad_values_are_named(signal
 
 def test_inside_the_container_only_the_work_dir_is_writable_and_there_is_no_network(shop):
     with pytest.raises(SandboxResearchError, match="exited without reporting a result") as failure:
-        materialize_research(card_report(), [repo("shop", shop)],
-                             docker(container_command=["python3", "-c", PROBE], memory_mb=128, pids_limit=64, cpus=0.5,
-                                    work_dir_mb=8, file_size_mb=1, open_files=64))
+        materialize_research(
+            card_report(),
+            [repo("shop", shop)],
+            docker(
+                container_command=["python3", "-c", PROBE],
+                memory_mb=128,
+                pids_limit=64,
+                cpus=0.5,
+                work_dir_mb=8,
+                file_size_mb=1,
+                open_files=64,
+            ),
+        )
     [observed] = [line["data"] for line in failure.value.log_lines if line["message"] == "probe"]
     assert observed["uid"] == 10001
     assert observed["write_work"] == "allowed"
@@ -228,9 +257,9 @@ def test_a_report_of_eight_32000_character_signals_is_ranked_inside_the_containe
     # variable. A pasted log or dump does not compress away like repeated words would.
     pasted = random.Random(10)
     report = card_report(8)
-    for signal in report["signals"]:
+    for record in report["signals"]:
         log = " ".join("".join(pasted.choices(string.ascii_lowercase, k=pasted.randint(3, 9))) for _ in range(6000))
-        signal["description"] = f"{signal['description']} Log: {log}"[:32_000]
+        record["description"] = f"{record['description']} Log: {log}"[:32_000]
     started = time.monotonic()
     _, outcome = materialize_research(report, [repo("docs_site", docs_site), repo("shop", shop)], docker())
     assert outcome.sandbox == "docker" and outcome.status == "ready" and outcome.repository == "shop"
@@ -241,7 +270,9 @@ def test_a_report_of_eight_32000_character_signals_is_ranked_inside_the_containe
 
 
 def test_a_missing_image_is_a_clear_error(shop):
-    with pytest.raises(SandboxResearchError, match="sandbox image signals-no-such-image:1 not found.*build-sandbox-image"):
+    with pytest.raises(
+        SandboxResearchError, match="sandbox image signals-no-such-image:1 not found.*build-sandbox-image"
+    ):
         materialize_research(card_report(), [repo("shop", shop)], docker(image="signals-no-such-image:1"))
 
 
@@ -251,8 +282,10 @@ def test_a_removal_slower_than_the_docker_client_timeout_does_not_fail(docker_cl
     from signals_assets.research.docker_sandbox import remove_container
 
     container = docker_client.containers.create(
-        SandboxResource().image, command=["true"],
-        labels={"signals_assets.sandbox": "1", "signals_assets.report_id": card_report()["report_id"]})
+        SandboxResource().image,
+        command=["true"],
+        labels={"signals_assets.sandbox": "1", "signals_assets.report_id": card_report()["report_id"]},
+    )
     # An engine slower than the client's patience, as a loaded vfs engine was for the 60 s default.
     impatient = docker.from_env(timeout=0.001, version=docker_client.api.api_version)
     warnings = []
@@ -277,8 +310,11 @@ def candidate_report(object_store, team):
     with dg.DagsterInstance.get() as instance:
         instance.add_dynamic_partitions("signal_batches", [batch])
         result = defs().resolve_job_def("signal_batch_job").execute_in_process(partition_key=batch, instance=instance)
-        [promotion] = [p for e in result.asset_materializations_for_node("report_assignments")
-                       for p in promotions_from_metadata(e.metadata)]
+        [promotion] = [
+            p
+            for e in result.asset_materializations_for_node("report_assignments")
+            for p in promotions_from_metadata(e.metadata)
+        ]
         instance.add_dynamic_partitions("reports", [promotion["report_id"]])
         TEST_REPORT_IDS.add(promotion["report_id"])
         yield instance, promotion["report_id"]
@@ -312,8 +348,13 @@ def test_a_report_is_researched_in_a_container_end_to_end(candidate_report, obje
     assert {line["type"] for line in log} <= {"progress", "console", "result"} and log[-1]["type"] == "result"
     assert all(datetime.fromisoformat(line["ts"]) for line in log)
 
-    listed = subprocess.run([str(Path(sys.executable).parent / "signals"), "list-reports", "--team-id", "1", "--json"],
-                            capture_output=True, text=True, check=True, cwd=REPO_ROOT).stdout
+    listed = subprocess.run(
+        [str(Path(sys.executable).parent / "signals"), "list-reports", "--team-id", "1", "--json"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO_ROOT,
+    ).stdout
     [shown] = [r for r in json.loads(listed)["reports"] if r["id"] == report_id]
     assert set(shown["research"]) == {"status", "sandbox", "repository", "findings", "log_key"}
     assert shown["research"]["sandbox"] == "docker" and shown["research"]["log_key"] == research["log_key"]
@@ -321,7 +362,9 @@ def test_a_report_is_researched_in_a_container_end_to_end(candidate_report, obje
 
 MISBEHAVIOUR = {
     "network": (
-        dict(container_command=["python3", "-c", "import socket; socket.create_connection(('1.1.1.1', 443), timeout=5)"]),
+        dict(
+            container_command=["python3", "-c", "import socket; socket.create_connection(('1.1.1.1', 443), timeout=5)"]
+        ),
         "research container exited with code 1: .*Network is unreachable",
     ),
     "write outside the work dir": (
@@ -337,8 +380,10 @@ MISBEHAVIOUR = {
         r"research container wrote no output for 3s \(inactivity timeout\) and was stopped",
     ),
     "wall clock": (
-        dict(container_command=["python3", "-c", "import time\nwhile True: print('busy', flush=True); time.sleep(0.5)"],
-             timeout_seconds=4),
+        dict(
+            container_command=["python3", "-c", "import time\nwhile True: print('busy', flush=True); time.sleep(0.5)"],
+            timeout_seconds=4,
+        ),
         "research container exceeded its 4s wall-clock limit and was stopped",
     ),
     "1 GB of output": (  # in one line: the reader must not hold it all
@@ -358,8 +403,9 @@ MISBEHAVIOUR = {
 
 
 @pytest.mark.parametrize("behaviour", list(MISBEHAVIOUR))
-def test_a_misbehaving_container_is_stopped_and_the_report_fails_with_the_reason(candidate_report, behaviour,
-                                                                                tmp_path, monkeypatch):
+def test_a_misbehaving_container_is_stopped_and_the_report_fails_with_the_reason(
+    candidate_report, behaviour, tmp_path, monkeypatch
+):
     instance, report_id = candidate_report
     fields, reason = MISBEHAVIOUR[behaviour]
     temp_dir = tmp_path / "temp"
@@ -390,9 +436,13 @@ def wait_for_container(docker_client, report_id: str, timeout: float = 120):
 
 def start_report_run(report_id: str, **fields) -> subprocess.Popen:
     script = str(Path(__file__).parent / "sandbox_runs.py")
-    return subprocess.Popen([sys.executable, script, report_id, json.dumps({"mode": "docker", **fields})],
-                            cwd=Path(__file__).parent, env=os.environ.copy(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        [sys.executable, script, report_id, json.dumps({"mode": "docker", **fields})],
+        cwd=Path(__file__).parent,
+        env=os.environ.copy(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def test_a_terminated_run_removes_its_container_and_fails_the_report(candidate_report, docker_client):

@@ -20,8 +20,18 @@ FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
 VARIABLE = re.compile(r"[\"']((?:SIGNALS|OPENAI|DAGSTER|AWS)_[A-Z0-9_]+)[\"']")
 # Citations of the design notes and issue tracker that live outside the repository.
 OUTSIDE_CITATION = re.compile(r"\bDESIGN(\.md)?\b|§|\b[Ii]ssue \d+\b|posthog-signals")
-CITATION_SCOPE = ["README.md", "pyproject.toml", "docs", "signals_assets", "tests", "benchmarks", "scripts",
-                  "deploy", "sandbox", "dbt_like_sql"]
+CITATION_SCOPE = [
+    "README.md",
+    "pyproject.toml",
+    "docs",
+    "signals_assets",
+    "tests",
+    "benchmarks",
+    "scripts",
+    "deploy",
+    "sandbox",
+    "dbt_like_sql",
+]
 
 
 def anchors(markdown: str) -> set[str]:
@@ -54,12 +64,23 @@ def test_every_variable_the_code_reads_is_in_the_configuration_reference():
 
 
 def test_no_text_cites_a_document_outside_the_repository():
-    files = [path for entry in CITATION_SCOPE for path in
-             ([REPO_ROOT / entry] if (REPO_ROOT / entry).is_file() else (REPO_ROOT / entry).rglob("*"))]
-    checked = [path for path in files if path.is_file() and path != Path(__file__).resolve()
-               and path.suffix in (".md", ".py", ".sql", ".yaml", ".toml", "")]
-    citations = [f"{path.relative_to(REPO_ROOT)}:{number}: {line.strip()[:80]}"
-                 for path in checked for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1)
-                 if OUTSIDE_CITATION.search(line)]
+    files = [
+        path
+        for entry in CITATION_SCOPE
+        for path in ([REPO_ROOT / entry] if (REPO_ROOT / entry).is_file() else (REPO_ROOT / entry).rglob("*"))
+    ]
+    checked = [
+        path
+        for path in files
+        if path.is_file()
+        and path != Path(__file__).resolve()
+        and path.suffix in (".md", ".py", ".sql", ".yaml", ".toml", "")
+    ]
+    citations = [
+        f"{path.relative_to(REPO_ROOT)}:{number}: {line.strip()[:80]}"
+        for path in checked
+        for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1)
+        if OUTSIDE_CITATION.search(line)
+    ]
     assert len(checked) > 100
     assert citations == []

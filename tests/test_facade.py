@@ -15,8 +15,18 @@ from signals_assets.storage.object_store import LocalObjectStore
 
 from conftest import REPO_ROOT, zendesk_extra
 
-HEAVY_MODULES = ("dagster", "openai", "pandas", "clickhouse_connect", "chdb", "boto3", "docker", "torch", "numpy",
-                 "onnxruntime")
+HEAVY_MODULES = (
+    "dagster",
+    "openai",
+    "pandas",
+    "clickhouse_connect",
+    "chdb",
+    "boto3",
+    "docker",
+    "torch",
+    "numpy",
+    "onnxruntime",
+)
 INBOX_KEY = re.compile(r"^inbox/(\d{8}T\d{12}Z)-([0-9a-f-]{36})\.json$")
 
 
@@ -33,8 +43,15 @@ def consenting_team(store) -> TeamConfig:
 
 
 def ticket(**overrides) -> dict:
-    return {"team_id": 3, "source_product": "zendesk", "source_type": "ticket", "source_id": "T-1",
-            "description": "Card payment declined at checkout.", "extra": zendesk_extra(1), **overrides}
+    return {
+        "team_id": 3,
+        "source_product": "zendesk",
+        "source_type": "ticket",
+        "source_id": "T-1",
+        "description": "Card payment declined at checkout.",
+        "extra": zendesk_extra(1),
+        **overrides,
+    }
 
 
 def test_writes_exactly_one_inbox_object_with_the_signal(store, consenting_team):
@@ -48,9 +65,16 @@ def test_writes_exactly_one_inbox_object_with_the_signal(store, consenting_team)
     record = json.loads(body.decode("utf-8"))
     assert body == json.dumps(record, sort_keys=True).encode("utf-8")
     assert record == {
-        "signal_id": signal_id, "team_id": 3, "source_product": "zendesk", "source_type": "ticket",
-        "source_id": "T-1", "description": "Card payment declined at checkout.", "weight": 0.75,
-        "extra": zendesk_extra(1), "idempotency_key": "zendesk-T-1", "emitted_at": record["emitted_at"],
+        "signal_id": signal_id,
+        "team_id": 3,
+        "source_product": "zendesk",
+        "source_type": "ticket",
+        "source_id": "T-1",
+        "description": "Card payment declined at checkout.",
+        "weight": 0.75,
+        "extra": zendesk_extra(1),
+        "idempotency_key": "zendesk-T-1",
+        "emitted_at": record["emitted_at"],
     }
     emitted_at = datetime.fromisoformat(record["emitted_at"].replace("Z", "+00:00"))
     assert record["emitted_at"].endswith("Z") and before <= emitted_at <= datetime.now(timezone.utc)
@@ -70,12 +94,15 @@ def test_result_carries_the_id(store, consenting_team):
     assert store.list("inbox/")[0].endswith(f"-{result.signal_id}.json")
 
 
-@pytest.mark.parametrize("bad, field", [
-    (ticket(weight=1.5), "weight"),
-    (ticket(extra={**zendesk_extra(1), "tags": "web"}), "extra.tags"),
-    (ticket(team_id=0), "team_id"),
-    (ticket(source_type="issue"), "source_type"),
-])
+@pytest.mark.parametrize(
+    "bad, field",
+    [
+        (ticket(weight=1.5), "weight"),
+        (ticket(extra={**zendesk_extra(1), "tags": "web"}), "extra.tags"),
+        (ticket(team_id=0), "team_id"),
+        (ticket(source_type="issue"), "source_type"),
+    ],
+)
 def test_invalid_input_raises_and_writes_nothing(store, consenting_team, bad, field):
     with pytest.raises(SignalValidationError) as caught:
         emit_signal(**bad, store=store)
@@ -88,12 +115,17 @@ def test_validation_comes_before_the_gates(store):
         emit_signal(**ticket(description=""), store=store)  # team 3 is not configured either
 
 
-@pytest.mark.parametrize("config, reason", [
-    (None, "team 3 is not configured (run: signals teams set 3 --consent)"),
-    (TeamConfig(team_id=3), "team 3 has not consented to AI processing"),
-    (TeamConfig(team_id=3, ai_processing_consent=True, enabled_sources=["github/issue"]),
-     "source zendesk/ticket is not enabled for team 3"),
-])
+@pytest.mark.parametrize(
+    "config, reason",
+    [
+        (None, "team 3 is not configured (run: signals teams set 3 --consent)"),
+        (TeamConfig(team_id=3), "team 3 has not consented to AI processing"),
+        (
+            TeamConfig(team_id=3, ai_processing_consent=True, enabled_sources=["github/issue"]),
+            "source zendesk/ticket is not enabled for team 3",
+        ),
+    ],
+)
 def test_gates_write_nothing_and_say_why(store, config, reason):
     if config:
         save_team(store, config)
@@ -155,8 +187,12 @@ def test_team_config_round_trips_and_is_validated(store):
         save_team(store, TeamConfig(team_id=5, enabled_sources=["github/pull_request"]))
     with pytest.raises(ValueError, match="repositories"):
         save_team(store, TeamConfig(team_id=5, repositories=[42]))
-    for repository, rule in [("/", "is the root folder"), ("/proc/1", "is inside the system tree /proc"),
-                             ("/srv/../etc", "is inside the system tree /etc"), ("src", "must be an absolute path")]:
+    for repository, rule in [
+        ("/", "is the root folder"),
+        ("/proc/1", "is inside the system tree /proc"),
+        ("/srv/../etc", "is inside the system tree /etc"),
+        ("src", "must be an absolute path"),
+    ]:
         with pytest.raises(ValueError, match=f"^repositories: '{re.escape(repository)}' {rule}$"):
             save_team(store, TeamConfig(team_id=5, repositories=[repository]))
     with pytest.raises(ValueError, match="^team_id: must be an integer from 1 to 18446744073709551615"):

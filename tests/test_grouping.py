@@ -3,7 +3,6 @@ import math
 import numpy as np
 import pytest
 
-from signals_assets.reports import lifecycle as lc
 from signals_assets.grouping.engine import (
     BatchSignal,
     Candidate,
@@ -13,6 +12,7 @@ from signals_assets.grouping.engine import (
     plan_batch,
     report_id_for,
 )
+from signals_assets.reports import lifecycle as lc
 from signals_assets.reports.lifecycle import ReportState
 
 
@@ -31,6 +31,7 @@ def threshold(limit=0.675):
         if best.best_similarity >= limit:
             return MatchDecision(best.report_id, best.best_signal_id, "similar")
         return MatchDecision(None, reason="nothing similar")
+
     return decide
 
 
@@ -40,14 +41,22 @@ def existing(report_id, vector, count=1, status=lc.POTENTIAL, weight=0.5):
 
 
 def test_similar_signals_of_one_batch_share_a_new_report_and_promote_it():
-    plan = plan_batch([signal("a", unit(1, 0, 0)), signal("b", unit(0.95, 0.05, 0)), signal("c", unit(0, 0, 1))],
-                      {}, {}, {}, threshold())
+    plan = plan_batch(
+        [signal("a", unit(1, 0, 0)), signal("b", unit(0.95, 0.05, 0)), signal("c", unit(0, 0, 1))],
+        {},
+        {},
+        {},
+        threshold(),
+    )
     a, b, c = plan.assignments
     assert a.decision == "created" and a.report_id == report_id_for(1, "a")
     assert b.decision == "joined" and b.report_id == a.report_id and b.matched_signal_id == "a"
     assert c.decision == "created" and c.report_id != a.report_id
     assert [(e.report_id, e.event) for e in plan.events] == [
-        (a.report_id, "created"), (a.report_id, "promoted"), (c.report_id, "created")]
+        (a.report_id, "created"),
+        (a.report_id, "promoted"),
+        (c.report_id, "created"),
+    ]
     assert plan.promotions[0].research_round == 1
 
 
@@ -68,8 +77,9 @@ def test_stored_candidate_is_joined_and_the_report_statistics_follow():
 def test_below_threshold_starts_a_new_report():
     rid = "r1-00000000000000aa"
     stats, state = existing(rid, unit(1, 0))
-    plan = plan_batch([signal("n", unit(1, 0))], {"n": [Candidate("old", rid, 0.3)]}, {rid: stats}, {rid: state},
-                      threshold())
+    plan = plan_batch(
+        [signal("n", unit(1, 0))], {"n": [Candidate("old", rid, 0.3)]}, {rid: stats}, {rid: state}, threshold()
+    )
     assert plan.assignments[0].decision == "created"
 
 
@@ -80,7 +90,9 @@ def test_deleted_report_keeps_the_signal_as_deleted_and_resolved_opens_a_recurre
     plan = plan_batch(
         [signal("x", unit(1, 0)), signal("y", unit(0, 1))],
         {"x": [Candidate("o1", gone, 0.95)], "y": [Candidate("o2", done, 0.95)]},
-        {gone: gone_stats, done: done_stats}, {gone: gone_state, done: done_state}, threshold(),
+        {gone: gone_stats, done: done_stats},
+        {gone: gone_state, done: done_state},
+        threshold(),
     )
     x, y = plan.assignments
     assert x.deleted and x.report_id == gone and x.decision == "deleted_report"
@@ -92,8 +104,12 @@ def test_deleted_report_keeps_the_signal_as_deleted_and_resolved_opens_a_recurre
 def test_candidate_reports_carry_context_from_every_probe():
     rid, other = "r1-00000000000000aa", "r1-00000000000000bb"
     stats = {rid: existing(rid, unit(1, 0), 3)[0], other: existing(other, unit(0, 1))[0]}
-    found = [Candidate("s1", rid, 0.8, 0), Candidate("s2", rid, 0.9, 1), Candidate("s3", other, 0.5, 0),
-             Candidate("s4", "r1-unknown", 0.99, 0)]
+    found = [
+        Candidate("s1", rid, 0.8, 0),
+        Candidate("s2", rid, 0.9, 1),
+        Candidate("s3", other, 0.5, 0),
+        Candidate("s4", "r1-unknown", 0.99, 0),
+    ]
     reports = candidate_reports(signal("n", unit(1, 0)), found, stats, {"s2": "text of s2"})
     assert [r.report_id for r in reports] == [rid, other]
     best = reports[0]
@@ -121,4 +137,6 @@ def test_local_candidates_use_every_probe():
 
 def test_decisions_are_deterministic():
     batch = [signal(str(i), unit(1, i / 10, 0)) for i in range(6)]
-    assert plan_batch(batch, {}, {}, {}, threshold()).assignments == plan_batch(batch, {}, {}, {}, threshold()).assignments
+    assert (
+        plan_batch(batch, {}, {}, {}, threshold()).assignments == plan_batch(batch, {}, {}, {}, threshold()).assignments
+    )

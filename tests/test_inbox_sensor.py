@@ -19,8 +19,12 @@ def put_inbox(store, n, start=0):
 
 def mark_run_created(instance, batch, run_key=None, status=dg.DagsterRunStatus.NOT_STARTED):
     """What the daemon does with the sensor's run request: a run of the batch job for the partition."""
-    return create_run_for_test(instance, job_name="signal_batch_job", status=status,
-                               tags={"dagster/run_key": run_key or batch, "dagster/partition": batch})
+    return create_run_for_test(
+        instance,
+        job_name="signal_batch_job",
+        status=status,
+        tags={"dagster/run_key": run_key or batch, "dagster/partition": batch},
+    )
 
 
 @pytest.fixture

@@ -10,8 +10,16 @@ def test_every_status_has_transition_rules():
 
 @pytest.mark.parametrize(
     "current,new",
-    [(None, lc.POTENTIAL), (lc.POTENTIAL, lc.CANDIDATE), (lc.CANDIDATE, lc.IN_PROGRESS), (lc.IN_PROGRESS, lc.READY),
-     (lc.IN_PROGRESS, lc.PENDING_INPUT), (lc.READY, lc.CANDIDATE), (lc.READY, lc.RESOLVED), (lc.FAILED, lc.POTENTIAL)],
+    [
+        (None, lc.POTENTIAL),
+        (lc.POTENTIAL, lc.CANDIDATE),
+        (lc.CANDIDATE, lc.IN_PROGRESS),
+        (lc.IN_PROGRESS, lc.READY),
+        (lc.IN_PROGRESS, lc.PENDING_INPUT),
+        (lc.READY, lc.CANDIDATE),
+        (lc.READY, lc.RESOLVED),
+        (lc.FAILED, lc.POTENTIAL),
+    ],
 )
 def test_allowed_transitions(current, new):
     assert check_transition(current, new) == new
@@ -19,8 +27,13 @@ def test_allowed_transitions(current, new):
 
 @pytest.mark.parametrize(
     "current,new",
-    [(lc.POTENTIAL, lc.READY), (lc.CANDIDATE, lc.READY), (lc.DELETED, lc.POTENTIAL), (None, lc.CANDIDATE),
-     (lc.RESOLVED, lc.CANDIDATE)],
+    [
+        (lc.POTENTIAL, lc.READY),
+        (lc.CANDIDATE, lc.READY),
+        (lc.DELETED, lc.POTENTIAL),
+        (None, lc.CANDIDATE),
+        (lc.RESOLVED, lc.CANDIDATE),
+    ],
 )
 def test_invalid_transition_names_both_states(current, new):
     with pytest.raises(InvalidTransition) as error:

@@ -49,7 +49,9 @@ def test_get_reads_at_most_max_bytes(object_store):
     claimed = inbox.claim_batch(object_store, "b20261124T120000000000Z", 10)
     assert claimed == ["big.json", "empty.json"]
     assert inbox.load_batch(object_store, "b20261124T120000000000Z", max_object_bytes=99) == [
-        ("big.json", b"x" * 100), ("empty.json", b"")]
+        ("big.json", b"x" * 100),
+        ("empty.json", b""),
+    ]
 
 
 @both
@@ -137,7 +139,10 @@ def test_claim_consolidate_and_cleanup(object_store, team):
     assert inbox.unfinished_batches(object_store) == claim.new_batches  # buffered, not grouped yet
     assert inbox.load_batch(object_store, first) == objects  # now from the retained raw batch file
     assert object_store.list(f"batches/{first}/") == [
-        inbox.manifest_key(first), inbox.raw_batch_key(first), inbox.stage_marker_key(first, inbox.BUFFERED)]
+        inbox.manifest_key(first),
+        inbox.raw_batch_key(first),
+        inbox.stage_marker_key(first, inbox.BUFFERED),
+    ]
 
 
 @both
@@ -161,8 +166,9 @@ def marker(store: S3ObjectStore, src: str) -> str:
 @s3_only
 def test_a_live_claim_marker_keeps_other_movers_off(object_store):
     object_store.put("inbox/a.json", b"body")
-    object_store.client.put_object(Bucket=object_store.bucket, Key=marker(object_store, "inbox/a.json"),
-                                   Body=b"claimed/b1/a.json\nother-mover")
+    object_store.client.put_object(
+        Bucket=object_store.bucket, Key=marker(object_store, "inbox/a.json"), Body=b"claimed/b1/a.json\nother-mover"
+    )
 
     assert not object_store.move("inbox/a.json", "claimed/b2/a.json")
     assert object_store.exists("inbox/a.json") and object_store.exists(".moves/inbox/a.json")
@@ -172,8 +178,9 @@ def test_a_live_claim_marker_keeps_other_movers_off(object_store):
 @s3_only
 def test_a_stale_marker_without_copy_is_released_and_the_object_claimed_again(object_store):
     object_store.put("inbox/a.json", b"body")
-    object_store.client.put_object(Bucket=object_store.bucket, Key=marker(object_store, "inbox/a.json"),
-                                   Body=b"claimed/b1/a.json\ndead-mover")
+    object_store.client.put_object(
+        Bucket=object_store.bucket, Key=marker(object_store, "inbox/a.json"), Body=b"claimed/b1/a.json\ndead-mover"
+    )
     object_store.stale_move_seconds = 0
 
     assert not object_store.move("inbox/a.json", "claimed/b2/a.json")  # releases the dead mover's marker
@@ -186,8 +193,9 @@ def test_a_stale_marker_without_copy_is_released_and_the_object_claimed_again(ob
 def test_a_stale_marker_after_the_copy_finishes_the_dead_move(object_store):
     object_store.put("inbox/a.json", b"body")
     object_store.put("claimed/b1/a.json", b"body")  # the dead mover copied, then died
-    object_store.client.put_object(Bucket=object_store.bucket, Key=marker(object_store, "inbox/a.json"),
-                                   Body=b"claimed/b1/a.json\ndead-mover")
+    object_store.client.put_object(
+        Bucket=object_store.bucket, Key=marker(object_store, "inbox/a.json"), Body=b"claimed/b1/a.json\ndead-mover"
+    )
     object_store.stale_move_seconds = 0
 
     assert not object_store.move("inbox/a.json", "claimed/b2/a.json")

@@ -5,7 +5,10 @@ import numpy as np
 import pytest
 
 from signals_assets.grouping.offline_matching import (
-    CandidateReport, MatchParameters, ReportStats, decide, keyword_queries,
+    MatchParameters,
+    ReportStats,
+    decide,
+    keyword_queries,
 )
 
 DIM = 8
@@ -59,9 +62,17 @@ def test_unrelated_report_is_weak():
 
 
 def test_refuses_when_a_runner_up_report_is_as_close():
-    params = MatchParameters(best_weight=1.0, centroid_weight=0.0, margin_weight=1.0, margin_cap=0.1,
-                             join_score=1.55, size_slope=0.0, singleton_extra=0.0, min_best_similarity=0.0,
-                             cohesion_slack=1.0)
+    params = MatchParameters(
+        best_weight=1.0,
+        centroid_weight=0.0,
+        margin_weight=1.0,
+        margin_cap=0.1,
+        join_score=1.55,
+        size_slope=0.0,
+        singleton_extra=0.0,
+        min_best_similarity=0.0,
+        cohesion_slack=1.0,
+    )
     signal = unit(1, 0, 0)
     a = report("a", [unit(1, 0.55, 0)], signal)  # cosine 0.876 each: score 2 × 0.876 = 1.75
     b = report("b", [unit(1, 0, 0.55)], signal)
@@ -76,8 +87,9 @@ def test_refuses_when_joining_would_break_a_tight_reports_cohesion():
     # a tight report (members at cosine ~0.99 to one another) and a signal that is near one member only
     members = [unit(1, 0.05, 0, 0), unit(1, 0.0, 0.05, 0), unit(1, 0.03, 0.03, 0), unit(1, -0.04, 0.02, 0)]
     signal = unit(1, 0.0, 0.0, 0.75)  # cosine 0.8 to the members
-    params = MatchParameters(join_score=0.0, singleton_extra=0.0, min_best_similarity=0.0,
-                             prior_weight=0.0, cohesion_slack=0.1)
+    params = MatchParameters(
+        join_score=0.0, singleton_extra=0.0, min_best_similarity=0.0, prior_weight=0.0, cohesion_slack=0.1
+    )
     decision = decide(signal, [report("tight", members, signal)], params)
     assert decision.report_id is None and decision.reason == "not_specific"
     loose = dataclasses.replace(params, cohesion_slack=0.3)
@@ -93,8 +105,11 @@ def test_floor_on_the_nearest_member():
 
 def test_decision_is_independent_of_candidate_order():
     signal = unit(1, 0.3, 0.2)
-    candidates = [report("a", [unit(1, 0.3, 0.25)], signal), report("b", [unit(1, 0.35, 0.2), unit(1, 0.2, 0.2)], signal),
-                  report("c", [unit(0.2, 1, 0)], signal)]
+    candidates = [
+        report("a", [unit(1, 0.3, 0.25)], signal),
+        report("b", [unit(1, 0.35, 0.2), unit(1, 0.2, 0.2)], signal),
+        report("c", [unit(0.2, 1, 0)], signal),
+    ]
     assert decide(signal, candidates) == decide(signal, candidates[::-1])
 
 
@@ -116,7 +131,7 @@ def test_report_stats_incremental_update_matches_recomputation(count):
     assert float(signal @ stats.centroid) * stats.cohesion == pytest.approx(float(np.mean(matrix @ signal)))
     if count > 1:
         pairwise = [float(matrix[i] @ matrix[j]) for i in range(count) for j in range(count) if i < j]
-        rho = (count * stats.cohesion ** 2 - 1) / (count - 1)
+        rho = (count * stats.cohesion**2 - 1) / (count - 1)
         assert rho == pytest.approx(np.mean(pairwise))
 
 

@@ -33,9 +33,14 @@ def keyword_model(body: dict) -> dict:
     if "these five" in system:
         return {"safe": True}
     if "inbox entry for a report" in system:
-        return {"title": "Fix " + " ".join(sorted(topic(user))), "summary": "Users hit one problem.",
-                "actionability": "immediately_actionable", "actionability_reason": "a concrete defect",
-                "priority": "P2", "priority_reason": "several users"}
+        return {
+            "title": "Fix " + " ".join(sorted(topic(user))),
+            "summary": "Users hit one problem.",
+            "actionability": "immediately_actionable",
+            "actionability_reason": "a concrete defect",
+            "priority": "P2",
+            "priority_reason": "several users",
+        }
     if "search queries" in system:
         return {"queries": [" ".join(fenced(user, "signal")[0].split()[:4])]}
     if "belongs to an existing group" in system:
@@ -65,15 +70,22 @@ def test_grouping_and_reports_through_an_openai_compatible_server(object_store, 
     definitions = defs()
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("signal_batches", [batch])
-        result = definitions.resolve_job_def("signal_batch_job").execute_in_process(partition_key=batch,
-                                                                                    instance=instance)
+        result = definitions.resolve_job_def("signal_batch_job").execute_in_process(
+            partition_key=batch, instance=instance
+        )
         assert result.success
-        promoted = [p["report_id"] for e in result.asset_materializations_for_node("report_assignments")
-                    for p in e.metadata["promoted_reports"].data]
+        promoted = [
+            p["report_id"]
+            for e in result.asset_materializations_for_node("report_assignments")
+            for p in e.metadata["promoted_reports"].data
+        ]
         instance.add_dynamic_partitions("reports", promoted)
         for report_id in promoted:
-            assert definitions.resolve_job_def("report_job").execute_in_process(
-                partition_key=report_id, instance=instance).success
+            assert (
+                definitions.resolve_job_def("report_job")
+                .execute_in_process(partition_key=report_id, instance=instance)
+                .success
+            )
 
     settings = load_settings()
     with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
@@ -85,9 +97,20 @@ def test_grouping_and_reports_through_an_openai_compatible_server(object_store, 
     assert len(titles) == 2
 
     chats = openai_server.requests()
-    steps = [("safety" if "these five" in r.text() else "summary" if "inbox entry" in r.text() else
-              "search" if "search queries" in r.text() else "match" if "existing group" in r.text() else "specificity")
-             for r in chats]
+    steps = [
+        (
+            "safety"
+            if "these five" in r.text()
+            else "summary"
+            if "inbox entry" in r.text()
+            else "search"
+            if "search queries" in r.text()
+            else "match"
+            if "existing group" in r.text()
+            else "specificity"
+        )
+        for r in chats
+    ]
     assert steps.count("search") == 6 and steps.count("match") == 5 and steps.count("specificity") == 4
     # one verdict per signal, then one report-level verdict and one summary per report
     assert steps.count("safety") == 6 + 2 and steps.count("summary") == 2

@@ -46,8 +46,18 @@ def test_report_keys():
             validate_report_key(bad)
 
 
-@pytest.mark.parametrize("team, valid", [("18446744073709551615", True), ("1", True), ("18446744073709551616", False),
-                                         ("18446744073709551617", False), ("0", False), ("01", False), ("-1", False)])
+@pytest.mark.parametrize(
+    "team, valid",
+    [
+        ("18446744073709551615", True),
+        ("1", True),
+        ("18446744073709551616", False),
+        ("18446744073709551617", False),
+        ("0", False),
+        ("01", False),
+        ("-1", False),
+    ],
+)
 def test_report_keys_hold_only_valid_team_ids(team, valid):
     key = f"r{team}-0123456789abcdef"
     if valid:

@@ -7,7 +7,6 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -26,8 +25,15 @@ FIFTY_MB = 50 * 1024 * 1024
 
 
 def signal(source_id: str, description: str, **overrides) -> dict:
-    return {"team_id": 1, "source_product": "zendesk", "source_type": "ticket", "source_id": source_id,
-            "description": description, "extra": zendesk_extra(1), **overrides}
+    return {
+        "team_id": 1,
+        "source_product": "zendesk",
+        "source_type": "ticket",
+        "source_id": source_id,
+        "description": description,
+        "extra": zendesk_extra(1),
+        **overrides,
+    }
 
 
 # (entry-independent) bad signals: (what, payload changes, the field named)
@@ -51,8 +57,9 @@ BAD_SIGNALS = {
 @pytest.fixture
 def teams(object_store, team, demo_repository):
     """Team 1 and the largest team id, both consenting, with the same repository."""
-    save_team(object_store, TeamConfig(team_id=MAX_TEAM_ID, ai_processing_consent=True,
-                                       repositories=[str(demo_repository)]))
+    save_team(
+        object_store, TeamConfig(team_id=MAX_TEAM_ID, ai_processing_consent=True, repositories=[str(demo_repository)])
+    )
 
 
 def facade_entry(object_store) -> set[str]:
@@ -70,10 +77,15 @@ def facade_entry(object_store) -> set[str]:
 
 
 def emit_file_entry(tmp_path, capsys) -> set[str]:
-    lines = [json.dumps({k: v for k, v in signal(f"l-{i}", text).items() if k != "team_id"}).encode()
-             for i, text in enumerate(PASSWORD_RESET)]
-    bad_lines = [json.dumps({**signal("l-bad", "Card declined."), **changes}).encode()
-                 for what, (changes, _) in BAD_SIGNALS.items() if what != "invalid UTF-8 argument"]
+    lines = [
+        json.dumps({k: v for k, v in signal(f"l-{i}", text).items() if k != "team_id"}).encode()
+        for i, text in enumerate(PASSWORD_RESET)
+    ]
+    bad_lines = [
+        json.dumps({**signal("l-bad", "Card declined."), **changes}).encode()
+        for what, (changes, _) in BAD_SIGNALS.items()
+        if what != "invalid UTF-8 argument"
+    ]
     bad_lines += [b'{"source_id": "caf\xe9", "description": "raw Latin-1 byte"}', b"not json", b"[" * 100_000]
     path = tmp_path / "corpus.jsonl"
     path.write_bytes(b"\n".join(lines + bad_lines) + b"\n")
@@ -88,13 +100,20 @@ def emit_file_entry(tmp_path, capsys) -> set[str]:
 def direct_inbox_entry(object_store) -> tuple[set[str], dict[str, tuple[int, str]]]:
     """Objects put straight into the inbox. Returns the good source ids and, per bad object name,
     the team id and the start of the reason its rejected row must have."""
-    def record(signal_id, source_id, description, changes=None) -> dict:
-        return {"signal_id": signal_id, "emitted_at": "2026-11-30T10:00:00Z", **signal(source_id, description),
-                **(changes or {})}
 
-    goods = {"good-1": record("{batch}", "d-1", "Card payment declined at checkout, again."),
-             "good-2": record("sig-{ids}'\\", "d-2", PLACEHOLDERS),
-             "good-max": record("sig-max", "d-max", "The password reset email never arrives.", {"team_id": MAX_TEAM_ID})}
+    def record(signal_id, source_id, description, changes=None) -> dict:
+        return {
+            "signal_id": signal_id,
+            "emitted_at": "2026-11-30T10:00:00Z",
+            **signal(source_id, description),
+            **(changes or {}),
+        }
+
+    goods = {
+        "good-1": record("{batch}", "d-1", "Card payment declined at checkout, again."),
+        "good-2": record("sig-{ids}'\\", "d-2", PLACEHOLDERS),
+        "good-max": record("sig-max", "d-max", "The password reset email never arrives.", {"team_id": MAX_TEAM_ID}),
+    }
     bad: dict[str, tuple[bytes, int, str]] = {}
     for what, (changes, field) in BAD_SIGNALS.items():
         body = json.dumps(record(f"sig-{what}", "d-bad", "Card declined.", changes)).encode()
@@ -110,13 +129,21 @@ def direct_inbox_entry(object_store) -> tuple[set[str], dict[str, tuple[int, str
         "a JSON array": (b"[1, 2]", 0, "body: must be a JSON object"),
         "nested past the recursion limit": (b"[" * 100_000, 0, "body: must be JSON (RecursionError"),
         "an integer past the digit limit": (b'{"team_id": 1' + b"0" * 5000 + b"}", 0, "body: must be JSON (ValueError"),
-        "signal id with NUL": (json.dumps(record("a\x00b", "d-bad", "Card declined.")).encode(), 1, "signal_id: must be printable"),
-        "signal id of 300 characters": (json.dumps(record("s" * 300, "d-bad", "Card declined.")).encode(), 1,
-                                        "signal_id: must be at most 200 characters"),
+        "signal id with NUL": (
+            json.dumps(record("a\x00b", "d-bad", "Card declined.")).encode(),
+            1,
+            "signal_id: must be printable",
+        ),
+        "signal id of 300 characters": (
+            json.dumps(record("s" * 300, "d-bad", "Card declined.")).encode(),
+            1,
+            "signal_id: must be at most 200 characters",
+        ),
         "name \x1b[2J with escapes": (b"{}", 0, "signal_id: must be a non-empty string"),
     }
-    for index, (name, body) in enumerate({**{n: json.dumps(r).encode() for n, r in goods.items()},
-                                          **{n: v[0] for n, v in bad.items()}}.items()):
+    for index, (name, body) in enumerate(
+        {**{n: json.dumps(r).encode() for n, r in goods.items()}, **{n: v[0] for n, v in bad.items()}}.items()
+    ):
         object_store.put(f"inbox/20261130T100000{index:06d}Z-{name}.json", body)
     return {r["source_id"] for r in goods.values()}, {n: (team, reason) for n, (_, team, reason) in bad.items()}
 
@@ -139,8 +166,10 @@ def test_the_corpus_through_every_entry_fails_no_batch_and_crosses_no_team(capsy
     settings = load_settings()
     with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
         accepted = db.query("SELECT team_id, signal_id, source_id, description FROM signals")
-        assigned = db.query("SELECT DISTINCT a.team_id AS team_id, a.signal_id AS signal_id, a.report_id AS report_id "
-                            "FROM report_assignments AS a")
+        assigned = db.query(
+            "SELECT DISTINCT a.team_id AS team_id, a.signal_id AS signal_id, a.report_id AS report_id "
+            "FROM report_assignments AS a"
+        )
         rejected = db.query("SELECT team_id, signal_id, reason, detail, description FROM rejected_signals")
     assert {row["source_id"] for row in accepted} == good
     assert {row["signal_id"] for row in assigned} == {row["signal_id"] for row in accepted}
@@ -156,8 +185,11 @@ def test_the_corpus_through_every_entry_fails_no_batch_and_crosses_no_team(capsy
     assert max_team == {"f-max-0", "f-max-1", "f-max-2", "d-max"}
 
     assert all(row["reason"] == "malformed" for row in rejected)
-    by_name = {row["signal_id"].removeprefix("object:").split("Z-", 1)[-1].removesuffix(".json"): row
-               for row in rejected if row["signal_id"].startswith("object:")}
+    by_name = {
+        row["signal_id"].removeprefix("object:").split("Z-", 1)[-1].removesuffix(".json"): row
+        for row in rejected
+        if row["signal_id"].startswith("object:")
+    }
     by_name |= {row["signal_id"].removeprefix("sig-"): row for row in rejected if row["signal_id"].startswith("sig-")}
     assert len(rejected) == len(direct_bad)
     for name, (team_id, reason) in direct_bad.items():
@@ -205,8 +237,13 @@ def test_an_oversized_inbox_object_is_quarantined_without_being_read_whole(tmp_p
         for _ in range(200):
             handle.write(b"x" * 1024 * 1024)
         handle.write(b'"}')
-    result = subprocess.run([sys.executable, "-c", READ_BATCH, str(tmp_path / "objects")],
-                            capture_output=True, text=True, env=os.environ, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", READ_BATCH, str(tmp_path / "objects")],
+        capture_output=True,
+        text=True,
+        env=os.environ,
+        check=True,
+    )
     measured = json.loads(result.stdout)
     assert measured["accepted"] == 1
     assert measured["rejected"] == ["body: must be at most 262144 bytes (SIGNALS_MAX_SIGNAL_BYTES), got more"]
@@ -220,16 +257,30 @@ def test_an_invalid_stored_team_config_stops_only_that_teams_signals():
 
     def team_config(team_id):
         if team_id == 2:
-            raise ValueError("team config teams/2.json is invalid: repositories: '/proc' is inside the system tree /proc")
+            raise ValueError(
+                "team config teams/2.json is invalid: repositories: '/proc' is inside the system tree /proc"
+            )
         return TeamConfig(team_id, ai_processing_consent=True)
 
-    objects = [(f"{n}.json", json.dumps({"signal_id": f"s{n}", "emitted_at": "2026-11-30T12:00:00+05:00",
-                                          **signal(str(n), "Card declined.", team_id=n)}).encode()) for n in (1, 2)]
+    objects = [
+        (
+            f"{n}.json",
+            json.dumps(
+                {
+                    "signal_id": f"s{n}",
+                    "emitted_at": "2026-11-30T12:00:00+05:00",
+                    **signal(str(n), "Card declined.", team_id=n),
+                }
+            ).encode(),
+        )
+        for n in (1, 2)
+    ]
     screened = screen_batch("b20261130T100000000000Z", datetime.now(timezone.utc), objects, team_config, set())
     assert [row["signal_id"] for row in screened.accepted] == ["s1"]
     assert screened.accepted[0]["emitted_at"] == datetime(2026, 11, 30, 7, tzinfo=timezone.utc)
     assert [(row["signal_id"], row["reason"], row["detail"]) for row in screened.rejected] == [
-        ("s2", "gated", "team config teams/2.json is invalid: repositories: '/proc' is inside the system tree /proc")]
+        ("s2", "gated", "team config teams/2.json is invalid: repositories: '/proc' is inside the system tree /proc")
+    ]
 
 
 def test_limits_come_from_the_environment(signals_home, object_store, team, monkeypatch):

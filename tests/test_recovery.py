@@ -10,7 +10,6 @@ import subprocess
 
 import dagster as dg
 import pytest
-import yaml
 from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
 from dagster._core.test_utils import create_run_for_test
 
@@ -44,8 +43,12 @@ def shipped_instance(tmp_path, config: str = "local"):
 
 
 def batch_run(instance, batch, run_key=None, status=dg.DagsterRunStatus.NOT_STARTED, job_name="signal_batch_job"):
-    return create_run_for_test(instance, job_name=job_name, status=status,
-                               tags={"dagster/run_key": run_key or batch, "dagster/partition": batch})
+    return create_run_for_test(
+        instance,
+        job_name=job_name,
+        status=status,
+        tags={"dagster/run_key": run_key or batch, "dagster/partition": batch},
+    )
 
 
 def failed_run(instance, partition, run_key, job_name="signal_batch_job", refused=False):
@@ -90,7 +93,9 @@ def test_the_pool_slot_of_a_run_that_died_in_grouping_is_freed(config, tmp_path,
         later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=5)
         monkeypatch.setattr(concurrency, "get_current_datetime", lambda: later)
         daemon_context = type("WorkspaceProcessContext", (), {"instance": instance})()
-        list(concurrency.execute_concurrency_slots_iteration(daemon_context, logger=logging.getLogger("run_monitoring")))
+        list(
+            concurrency.execute_concurrency_slots_iteration(daemon_context, logger=logging.getLogger("run_monitoring"))
+        )
 
         assert storage.get_concurrency_info("signals_grouping").claimed_slots == []
         assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] <= 60
@@ -135,7 +140,8 @@ def test_a_batch_whose_runs_all_failed_is_retried_with_backoff_then_parked(store
         # back-off doubles
         assert batch_work(instance, store, 3, BACKOFF, now=second.end_time + BACKOFF + 1).to_run == []
         assert batch_work(instance, store, 3, BACKOFF, now=second.end_time + 2 * BACKOFF + 1).to_run == [
-            (batch, f"{batch}-retry2")]
+            (batch, f"{batch}-retry2")
+        ]
         third = failed_run(instance, batch, f"{batch}-retry2")
 
         parked = batch_work(instance, store, 3, BACKOFF, now=third.end_time + 1)
@@ -182,7 +188,9 @@ def test_a_later_batch_is_held_while_an_earlier_one_waits_to_retry(store, tmp_pa
         assert work.to_run == [] and work.held == [late]
         # once the back-off has passed the retry is requested first, so it queues ahead of the later batch
         assert batch_work(instance, store, 3, BACKOFF, now=ended + BACKOFF + 1).to_run == [
-            (early, f"{early}-retry1"), (late, late)]
+            (early, f"{early}-retry1"),
+            (late, late),
+        ]
 
         # a refusal to group out of order is no failure of the later batch: retried at once, never parked
         for number in range(5):
@@ -203,7 +211,10 @@ def test_grouping_refuses_while_an_earlier_batch_is_unfinished(signals_home, obj
         assert not refused.success
         failure = next(e for e in refused.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
         assert failure.step_key == "report_assignments"
-        assert f"batch {late} waits for 1 earlier unfinished batch(es) ({early})" in failure.step_failure_data.error.message
+        assert (
+            f"batch {late} waits for 1 earlier unfinished batch(es) ({early})"
+            in failure.step_failure_data.error.message
+        )
         assert instance.get_run_by_id(refused.run_id).tags[REFUSED_TAG] == refused.run_id
         assert not inbox.stage_done(object_store, late, inbox.GROUPED)
         assert inbox.stage_done(object_store, late, inbox.EMBEDDED)  # only the grouping waits
@@ -222,12 +233,14 @@ def test_a_pending_promotion_is_requested_until_its_round_is_done(store, tmp_pat
     sensor = build_report_promotion_sensor(max_attempts=2, backoff_seconds=0.001)
     resources = {"object_store": ObjectStoreResource(root=str(store.root))}
     with shipped_instance(tmp_path) as instance:
+
         def tick():
             return sensor(dg.build_sensor_context(instance=instance, resources=resources))
 
         first = tick()
         assert [(r.run_key, r.partition_key, r.tags["signals/team"]) for r in first.run_requests] == [
-            (f"{report}-round2", report, "1")]
+            (f"{report}-round2", report, "1")
+        ]
         assert first.dynamic_partitions_requests[0].partition_keys == [report]
         run = batch_run(instance, report, f"{report}-round2", job_name="report_job")
         assert "1 round(s) in flight" in tick().skip_message
@@ -262,18 +275,30 @@ def test_signals_process_resumes_what_a_kill_left_half_done(killed_after, capsys
     settings = load_settings()
     home = ensure_dagster_home(settings)
     [batch] = inbox.claim_all(object_store, settings.batch_max_signals)
-    stages = ["buffered_signals"] if killed_after == "buffered_signals" else [
-        "buffered_signals", "signal_embeddings", "report_assignments"]
+    stages = (
+        ["buffered_signals"]
+        if killed_after == "buffered_signals"
+        else ["buffered_signals", "signal_embeddings", "report_assignments"]
+    )
     with dg.DagsterInstance.from_config(str(home)) as instance:
         instance.add_dynamic_partitions("signal_batches", [batch])
-        assert defs().resolve_job_def("signal_batch_job").execute_in_process(
-            partition_key=batch, instance=instance, asset_selection=[dg.AssetKey(s) for s in stages]).success
+        assert (
+            defs()
+            .resolve_job_def("signal_batch_job")
+            .execute_in_process(
+                partition_key=batch, instance=instance, asset_selection=[dg.AssetKey(s) for s in stages]
+            )
+            .success
+        )
     assert object_store.list("claimed/") == []
 
     code, status, _ = run_cli(capsys, "status", "--team-id", "1", "--json")
     assert not status["settled"]
-    expected = (f"batch {batch}: signal_embeddings not done" if killed_after == "buffered_signals"
-                else "promoted, research not done")
+    expected = (
+        f"batch {batch}: signal_embeddings not done"
+        if killed_after == "buffered_signals"
+        else "promoted, research not done"
+    )
     assert any(expected in line for line in status["unfinished_work"]), status["unfinished_work"]
 
     code, summary, err = run_cli(capsys, "process")
@@ -298,13 +323,19 @@ def test_signals_process_executes_the_runs_the_sensors_would_request(capsys, sig
     code, summary, _ = run_cli(capsys, "process")
     assert code == 0 and summary["reports_researched"] == 2
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        runs = {job: [r.tags for r in instance.get_runs(dg.RunsFilter(job_name=job))]
-                for job in ("signal_batch_job", "report_job")}
+        runs = {
+            job: [r.tags for r in instance.get_runs(dg.RunsFilter(job_name=job))]
+            for job in ("signal_batch_job", "report_job")
+        }
     assert [(t["dagster/run_key"], t["dagster/partition"]) for t in runs["signal_batch_job"]] == requested
     assert sorted((t["dagster/run_key"], t[TEAM_TAG]) for t in runs["report_job"]) == sorted(
-        (promotions.promotion_unit(t["dagster/partition"], 1), "1") for t in runs["report_job"])
-    assert all(t["dagster/max_retries"] == "0" and t[PID_TAG] == str(os.getpid()) and HOST_TAG in t
-               for job_runs in runs.values() for t in job_runs)
+        (promotions.promotion_unit(t["dagster/partition"], 1), "1") for t in runs["report_job"]
+    )
+    assert all(
+        t["dagster/max_retries"] == "0" and t[PID_TAG] == str(os.getpid()) and HOST_TAG in t
+        for job_runs in runs.values()
+        for t in job_runs
+    )
 
 
 def test_signals_process_exits_non_zero_and_names_a_parked_batch(capsys, signals_home, object_store, team):
@@ -314,7 +345,9 @@ def test_signals_process_exits_non_zero_and_names_a_parked_batch(capsys, signals
     code = main(["process"])
     out, err = capsys.readouterr()
     assert code == 1
-    assert f"unfinished: batch {batch}: parked (3 attempt(s) failed; last: run x: boom); `signals unpark {batch}`" in err
+    assert (
+        f"unfinished: batch {batch}: parked (3 attempt(s) failed; last: run x: boom); `signals unpark {batch}`" in err
+    )
     assert main(["unpark", batch]) == 0
     capsys.readouterr()
     code, summary, _ = run_cli(capsys, "process")
@@ -325,10 +358,15 @@ def test_a_run_left_started_by_a_killed_process_is_failed(tmp_path):
     gone = subprocess.Popen(["true"])
     gone.wait()
     with shipped_instance(tmp_path) as instance:
-        run = create_run_for_test(instance, job_name="report_job", status=dg.DagsterRunStatus.STARTED, tags={
-            PID_TAG: str(gone.pid), HOST_TAG: os.uname().nodename, "dagster/partition": "r1-0123456789abcdef"})
-        alive = create_run_for_test(instance, job_name="report_job", status=dg.DagsterRunStatus.STARTED,
-                                    tags={PID_TAG: str(os.getpid())})
+        run = create_run_for_test(
+            instance,
+            job_name="report_job",
+            status=dg.DagsterRunStatus.STARTED,
+            tags={PID_TAG: str(gone.pid), HOST_TAG: os.uname().nodename, "dagster/partition": "r1-0123456789abcdef"},
+        )
+        alive = create_run_for_test(
+            instance, job_name="report_job", status=dg.DagsterRunStatus.STARTED, tags={PID_TAG: str(os.getpid())}
+        )
         [line] = fail_dead_runs(instance)
         assert f"worker process {gone.pid} is gone" in line
         assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
@@ -339,10 +377,12 @@ def test_a_run_left_started_by_a_killed_process_is_failed(tmp_path):
 
 
 def queued_run(instance, job_name: str, tags: dict) -> dg.DagsterRun:
-    origin = RemoteJobOrigin(RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("signals_assets"), "__repository__"),
-                             job_name)
-    return create_run_for_test(instance, job_name=job_name, status=dg.DagsterRunStatus.QUEUED, tags=tags,
-                               remote_job_origin=origin)
+    origin = RemoteJobOrigin(
+        RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("signals_assets"), "__repository__"), job_name
+    )
+    return create_run_for_test(
+        instance, job_name=job_name, status=dg.DagsterRunStatus.QUEUED, tags=tags, remote_job_origin=origin
+    )
 
 
 @pytest.mark.parametrize("config", ["local", "production"])
@@ -356,17 +396,27 @@ def test_the_research_reconciliation_dequeues_ahead_of_a_report_backlog(config, 
     report_tags = dict(jobs.resolve_job_def("report_job").tags)
     daemon = QueuedRunCoordinatorDaemon(interval_seconds=1)
     with shipped_instance(tmp_path, config) as instance:
+
         def dequeue() -> list[str]:
             """One pass of the run queue; the runs it launches are started."""
             runs = daemon._get_runs_to_dequeue(instance, instance.get_concurrency_config(), None)
             for run in runs:
                 instance.delete_run(run.run_id)
-                create_run_for_test(instance, job_name=run.job_name, run_id=run.run_id, tags=run.tags,
-                                    status=dg.DagsterRunStatus.STARTED)
+                create_run_for_test(
+                    instance,
+                    job_name=run.job_name,
+                    run_id=run.run_id,
+                    tags=run.tags,
+                    status=dg.DagsterRunStatus.STARTED,
+                )
             return [run.run_id for run in runs]
 
-        create_run_for_test(instance, job_name="signal_batch_job", status=dg.DagsterRunStatus.STARTED,
-                            tags=dict(jobs.resolve_job_def("signal_batch_job").tags))
+        create_run_for_test(
+            instance,
+            job_name="signal_batch_job",
+            status=dg.DagsterRunStatus.STARTED,
+            tags=dict(jobs.resolve_job_def("signal_batch_job").tags),
+        )
         backlog = [queued_run(instance, "report_job", {**report_tags, "signals/team": str(team)}) for team in range(20)]
         while dequeue():  # the backlog takes every slot the instance lets it take
             pass

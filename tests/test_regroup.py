@@ -24,10 +24,13 @@ def store_state() -> dict:
     settings = load_settings()
     with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
         return {
-            "assignments": db.query("SELECT signal_id, report_id, batch_key FROM report_assignments ORDER BY signal_id"),
+            "assignments": db.query(
+                "SELECT signal_id, report_id, batch_key FROM report_assignments ORDER BY signal_id"
+            ),
             "reports": db.query("SELECT report_id, status, signal_count FROM reports ORDER BY report_id"),
             "orphan_results": db.scalar(
-                "SELECT count() FROM research_results WHERE report_id NOT IN (SELECT report_id FROM report_assignments)"),
+                "SELECT count() FROM research_results WHERE report_id NOT IN (SELECT report_id FROM report_assignments)"
+            ),
             "batches": [r["batch_key"] for r in db.query("SELECT DISTINCT batch_key FROM signals ORDER BY batch_key")],
         }
 
@@ -68,10 +71,14 @@ def test_regrouping_with_another_engine_rebuilds_every_report(capsys, two_batche
 
 def test_a_changed_early_batch_cannot_silently_diverge_from_later_ones(two_batches, split_everything):
     with dg.DagsterInstance.get() as instance:
-        result = defs().resolve_job_def("signal_batch_job").execute_in_process(
-            partition_key=two_batches["batches"][0], instance=instance, raise_on_error=False)
+        result = (
+            defs()
+            .resolve_job_def("signal_batch_job")
+            .execute_in_process(partition_key=two_batches["batches"][0], instance=instance, raise_on_error=False)
+        )
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
     assert "later batches" in str(failure.event_specific_data.error) and "signals regroup" in str(
-        failure.event_specific_data.error)
+        failure.event_specific_data.error
+    )
     assert store_state()["assignments"] == two_batches["assignments"]

@@ -57,7 +57,10 @@ def test_judgements_move_reports_through_the_lifecycle(object_store, team):
         card, dark, thanks = report_of(CARD_DECLINED[0]), report_of(DARK_MODE[0]), report_of(THANKS[0])
         reports = {r["report_id"]: r for r in query("SELECT * FROM reports")}
         assert {r: reports[r]["status"] for r in (card, dark, thanks)} == {
-            card: "ready", dark: "pending_input", thanks: "potential"}
+            card: "ready",
+            dark: "pending_input",
+            thanks: "potential",
+        }
         assert reports[card]["actionability"] == "immediately_actionable"
         judged = {r["report_id"]: r for r in query("SELECT * FROM report_summaries")}
         assert (judged[card]["priority"], judged[card]["priority_reason"]) == ("P1", "mentions 'declined'")
@@ -67,10 +70,13 @@ def test_judgements_move_reports_through_the_lifecycle(object_store, team):
         assert reports[thanks]["weight_after_batch"] == first
         researched = {r["report_id"] for r in query("SELECT report_id FROM research_results")}
         assert researched == {card}  # research never started for pending_input or potential reports
-        events = query("SELECT report_id, event, status, detail FROM report_events WHERE stage = 'summary' "
-                       "ORDER BY report_id")
+        events = query(
+            "SELECT report_id, event, status, detail FROM report_events WHERE stage = 'summary' ORDER BY report_id"
+        )
         assert {(e["report_id"], e["event"], e["status"]) for e in events} == {
-            (dark, "needs_input", "pending_input"), (thanks, "not_actionable", "potential")}
+            (dark, "needs_input", "pending_input"),
+            (thanks, "not_actionable", "potential"),
+        }
 
         # one more thank-you: weight 0.5 since the reset, not promoted; a second one promotes it again
         second = next_batch(object_store, THANKS[2:3], 20, first)
@@ -88,9 +94,15 @@ def test_judgements_move_reports_through_the_lifecycle(object_store, team):
     [again] = query("SELECT * FROM reports WHERE report_id = {r}", {"r": thanks})
     assert (again["status"], again["signal_count"], again["total_weight"]) == ("potential", 4, 0.0)
     assert (again["research_rounds"], again["weight_after_batch"]) == (2, third)
-    decisions = query("SELECT research_round, event FROM report_events WHERE report_id = {r} AND stage = 'summary' "
-                      "ORDER BY research_round", {"r": thanks})
-    assert decisions == [{"research_round": 1, "event": "not_actionable"}, {"research_round": 2, "event": "not_actionable"}]
+    decisions = query(
+        "SELECT research_round, event FROM report_events WHERE report_id = {r} AND stage = 'summary' "
+        "ORDER BY research_round",
+        {"r": thanks},
+    )
+    assert decisions == [
+        {"research_round": 1, "event": "not_actionable"},
+        {"research_round": 2, "event": "not_actionable"},
+    ]
 
 
 def unsafe_report_model(body: dict):
@@ -98,8 +110,7 @@ def unsafe_report_model(body: dict):
     finds the declined-card report unsafe."""
     system, user = body["messages"][0]["content"], body["messages"][1]["content"]
     if "all the signals of one report" in system and "declined" in user:
-        return {"safe": False, "kind": "instruction_override", "signal": 1, "quote": "declined",
-                "reason": "scripted"}
+        return {"safe": False, "kind": "instruction_override", "signal": 1, "quote": "declined", "reason": "scripted"}
     return keyword_model(body)
 
 
@@ -122,10 +133,14 @@ def test_an_unsafe_report_fails_with_the_reason_and_is_not_researched(object_sto
         metadata = result.asset_materializations_for_node("report_summaries")[0].metadata
     assert metadata["lifecycle"].value.startswith("failed: report-level safety judge: instruction_override")
     [report] = query("SELECT * FROM reports")
-    assert report["status"] == "failed" and report["error"] == ("report-level safety judge: "
-                                                                "instruction_override: declined")
-    assert (report["safety"], report["safety_kind"], report["safety_quote"]) == ("unsafe", "instruction_override",
-                                                                                 "declined")
+    assert report["status"] == "failed" and report["error"] == (
+        "report-level safety judge: instruction_override: declined"
+    )
+    assert (report["safety"], report["safety_kind"], report["safety_quote"]) == (
+        "unsafe",
+        "instruction_override",
+        "declined",
+    )
     assert query("SELECT * FROM research_results") == []
     assert query("SELECT * FROM report_events WHERE stage = 'research'") == []
     assert not any("inbox entry" in r.text() for r in llm_server.requests())  # no summary prompt for it

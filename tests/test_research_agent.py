@@ -72,21 +72,24 @@ def write_tree(root: Path, files: dict[str, str | bytes]) -> Path:
 def shop(tmp_path) -> Path:
     """The repository the card report is about, plus decoys the agent must not read."""
     decoy = "card payment declined at checkout " * 10
-    root = write_tree(tmp_path / "shop", {
-        "billing/card_payments.py": CARD_PAYMENTS,
-        "auth/password_reset.py": '''
+    root = write_tree(
+        tmp_path / "shop",
+        {
+            "billing/card_payments.py": CARD_PAYMENTS,
+            "auth/password_reset.py": """
             def send_password_reset_email(user, mailer):
                 mailer.send(user.email, "Reset your password", create_reset_token(user))
-            ''',
-        "search/query.py": "def search_products(query):\n    return index.lookup(query.lower())\n",
-        "README.md": "# Shop\n\nThe storefront service.\n",
-        "billing/__init__.py": "",
-        "node_modules/payments-sdk/card_payments.js": decoy,
-        ".git/COMMIT_EDITMSG": decoy,
-        "assets/card_declined.png": decoy.encode(),
-        "data/declines.dat": b"\x00\x01" + decoy.encode(),
-        "fixtures/card_payments_dump.txt": decoy * 4000,  # > 1 MB
-    })
+            """,
+            "search/query.py": "def search_products(query):\n    return index.lookup(query.lower())\n",
+            "README.md": "# Shop\n\nThe storefront service.\n",
+            "billing/__init__.py": "",
+            "node_modules/payments-sdk/card_payments.js": decoy,
+            ".git/COMMIT_EDITMSG": decoy,
+            "assets/card_declined.png": decoy.encode(),
+            "data/declines.dat": b"\x00\x01" + decoy.encode(),
+            "fixtures/card_payments_dump.txt": decoy * 4000,  # > 1 MB
+        },
+    )
     outside = write_tree(tmp_path / "outside", {"card_payments.txt": decoy})
     (root / "billing" / "linked_card_payments.txt").symlink_to(outside / "card_payments.txt")
     return root
@@ -94,20 +97,26 @@ def shop(tmp_path) -> Path:
 
 @pytest.fixture
 def docs_site(tmp_path) -> Path:
-    return write_tree(tmp_path / "docs_site", {
-        "guides/getting_started.md": "# Getting started\n\nInstall the theme and build the pages.\n",
-        "guides/integrations.md": "# Integrations\n\nAccepting payments is covered in the API reference.\n",
-        "theme/layout.html": "<html><body>{{ content }}</body></html>\n",
-    })
+    return write_tree(
+        tmp_path / "docs_site",
+        {
+            "guides/getting_started.md": "# Getting started\n\nInstall the theme and build the pages.\n",
+            "guides/integrations.md": "# Integrations\n\nAccepting payments is covered in the API reference.\n",
+            "theme/layout.html": "<html><body>{{ content }}</body></html>\n",
+        },
+    )
 
 
 def card_report(signal_count: int = 3) -> dict:
     descriptions = (CARD_DECLINED * 10)[:signal_count]
     return {
-        "report_id": "1-card", "title": "Card payment declined at checkout",
+        "report_id": "1-card",
+        "title": "Card payment declined at checkout",
         "summary": " ".join(CARD_DECLINED[:2]),
-        "signals": [{"signal_id": f"s{i}", "description": text, "source_product": "zendesk", "source_type": "ticket"}
-                    for i, text in enumerate(descriptions)],
+        "signals": [
+            {"signal_id": f"s{i}", "description": text, "source_product": "zendesk", "source_type": "ticket"}
+            for i, text in enumerate(descriptions)
+        ],
     }
 
 
@@ -121,7 +130,13 @@ def repo(name: str, path: Path) -> dict:
 
 def test_tokenize_splits_identifiers_drops_stop_words_and_stems():
     assert agent.tokenize("The CardPaymentDeclined error in card_payments.py") == [
-        "card", "payment", "declin", "error", "card", "payment", "py"
+        "card",
+        "payment",
+        "declin",
+        "error",
+        "card",
+        "payment",
+        "py",
     ]
     assert agent.tokenize("getHTTPResponse") == ["http", "respons"]  # "get" is a stop word
     assert agent.stem("declines") == agent.stem("declined") == agent.stem("decline")
@@ -130,7 +145,10 @@ def test_tokenize_splits_identifiers_drops_stop_words_and_stems():
 def test_index_skips_vendored_hidden_binary_oversized_empty_and_linked_files(shop):
     index = agent.index_repository("shop", shop)
     assert sorted(d.path for d in index.documents) == [
-        "README.md", "auth/password_reset.py", "billing/card_payments.py", "search/query.py",
+        "README.md",
+        "auth/password_reset.py",
+        "billing/card_payments.py",
+        "search/query.py",
     ]
 
 
@@ -149,8 +167,12 @@ def test_the_matching_file_and_its_declined_lines_come_first(shop):
 
 
 def test_findings_are_capped_and_only_matching_files_count(shop):
-    report = {"report_id": "1-reset", "title": "Password reset email", "summary": "",
-              "signals": [{"signal_id": "s1", "description": PASSWORD_RESET[0]}]}
+    report = {
+        "report_id": "1-reset",
+        "title": "Password reset email",
+        "summary": "",
+        "signals": [{"signal_id": "s1", "description": PASSWORD_RESET[0]}],
+    }
     result = agent.research(report, [repo("shop", shop)], max_files=1)
     assert [f["file"] for f in result["findings"]] == ["auth/password_reset.py"]
 
@@ -254,10 +276,13 @@ def fake_interpreter(tmp_path: Path, script: str) -> str:
     return str(path)
 
 
-@pytest.mark.parametrize(("script", "message"), [
-    ("exit 0", "exited without reporting a result"),
-    ("exit 3", "research agent failed (subprocess)"),
-])
+@pytest.mark.parametrize(
+    ("script", "message"),
+    [
+        ("exit 0", "exited without reporting a result"),
+        ("exit 3", "research agent failed (subprocess)"),
+    ],
+)
 def test_an_agent_without_a_result_fails_the_asset_clearly(tmp_path, shop, script, message):
     sandbox = SandboxResource(python_executable=fake_interpreter(tmp_path, script))
     with pytest.raises(SandboxResearchError, match=message.replace("(", r"\(").replace(")", r"\)")):
@@ -284,7 +309,9 @@ def test_the_subprocess_agent_gets_an_allow_listed_environment_without_secrets(t
     monkeypatch.setenv("SIGNALS_CLICKHOUSE_PASSWORD", "not-for-the-agent-either")
     # Stands in for the interpreter: reports the environment and the Pipes context parameters.
     probe = tmp_path / "environment_probe"
-    probe.write_text(f"#!{sys.executable}\n" + textwrap.dedent("""
+    probe.write_text(
+        f"#!{sys.executable}\n"
+        + textwrap.dedent("""
         import json, os
         from dagster_pipes import decode_env_var, open_dagster_pipes
 
@@ -292,14 +319,27 @@ def test_the_subprocess_agent_gets_an_allow_listed_environment_without_secrets(t
             context = decode_env_var(os.environ["DAGSTER_PIPES_CONTEXT"])
             pipes.report_custom_message({"status": "ready", "reason": json.dumps(
                 {"environment": dict(os.environ), "context": context, "report": pipes.get_extra("report")["report_id"]})})
-        """))
+        """)
+    )
     probe.chmod(0o755)
 
-    _, outcome = materialize_research(card_report(), [repo("shop", shop)], SandboxResource(python_executable=str(probe)))
+    _, outcome = materialize_research(
+        card_report(), [repo("shop", shop)], SandboxResource(python_executable=str(probe))
+    )
     seen = json.loads(outcome.reason)
     assert "sk-not-for-the-agent" not in json.dumps(seen["environment"])
-    assert set(seen["environment"]) <= {"PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH", "HOME", "TMPDIR",
-                                        "DAGSTER_PIPES_CONTEXT", "DAGSTER_PIPES_MESSAGES"}
+    assert set(seen["environment"]) <= {
+        "PATH",
+        "LANG",
+        "LC_ALL",
+        "LC_CTYPE",
+        "TZ",
+        "PYTHONPATH",
+        "HOME",
+        "TMPDIR",
+        "DAGSTER_PIPES_CONTEXT",
+        "DAGSTER_PIPES_MESSAGES",
+    }
     assert seen["environment"]["PATH"] == os.environ["PATH"]
     assert seen["environment"]["HOME"] == seen["environment"]["TMPDIR"]  # the run's work dir, removed after it
     assert not Path(seen["environment"]["HOME"]).exists()
@@ -326,8 +366,13 @@ def test_the_agent_reads_only_regular_files_inside_the_repository(hostile_shop):
     assert not any(name.startswith(("proc/", "dev/")) for name in files)
 
     # Even when asked directly (a file swapped after the walk): nothing blocks or streams forever.
-    for path in [hostile_shop / "billing" / "card_declines.py", hostile_shop / "billing" / "zero_card_payments.py",
-                 Path("/dev/zero"), Path("/proc/self/status"), Path("/proc/kmsg")]:
+    for path in [
+        hostile_shop / "billing" / "card_declines.py",
+        hostile_shop / "billing" / "zero_card_payments.py",
+        Path("/dev/zero"),
+        Path("/proc/self/status"),
+        Path("/proc/kmsg"),
+    ]:
         assert agent.read_text(path) is None, path
     assert "authorise_card_payment" in agent.read_text(hostile_shop / "billing" / "card_payments.py")
 

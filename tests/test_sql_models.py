@@ -40,15 +40,18 @@ def names(models) -> list[str]:
 
 
 def test_discovers_one_model_per_file_with_header(tmp_path):
-    write_models(tmp_path, {
-        "report_titles": """
+    write_models(
+        tmp_path,
+        {
+            "report_titles": """
             -- Titles of the reports,
             -- one row per report.
             -- materialized: table
             SELECT report_id, title FROM {{ source('report_summaries') }}
             """,
-        "plain": "SELECT 1 AS one\n",
-    })
+            "plain": "SELECT 1 AS one\n",
+        },
+    )
     (tmp_path / "notes.txt").write_text("not a model")
 
     models = {model.name: model for model in load_models(tmp_path)}
@@ -64,9 +67,15 @@ def test_discovers_one_model_per_file_with_header(tmp_path):
     assert models["plain"].description == ""
 
 
-@pytest.mark.parametrize("template", [
-    "{{ ref('base') }}", '{{ref("base")}}', "{{  ref (  'base'  )  }}", "{{\n  ref('base')\n}}",
-])
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ ref('base') }}",
+        '{{ref("base")}}',
+        "{{  ref (  'base'  )  }}",
+        "{{\n  ref('base')\n}}",
+    ],
+)
 def test_ref_templates_tolerate_spaces_and_quotes(tmp_path, template):
     write_models(tmp_path, {"base": "SELECT 1 AS x", "top": f"SELECT x FROM {template}"})
 
@@ -77,13 +86,16 @@ def test_ref_templates_tolerate_spaces_and_quotes(tmp_path, template):
 
 
 def test_sources_and_refs_are_deduplicated_and_map_to_producing_assets(tmp_path):
-    write_models(tmp_path, {
-        "base": "SELECT 1 AS x",
-        "top": """
+    write_models(
+        tmp_path,
+        {
+            "base": "SELECT 1 AS x",
+            "top": """
             SELECT * FROM {{ source("report_events") }}, {{ source('signals') }}, {{ ref('base') }}
             WHERE 1 IN (SELECT x FROM {{ ref("base") }})
             """,
-    })
+        },
+    )
 
     top = load_models(tmp_path)[-1]
 
@@ -102,19 +114,22 @@ def test_a_fact_renders_to_its_subquery_and_brings_its_sources(tmp_path):
     assert render(live.sql) == f"SELECT * FROM (\n{current_assignments()}\n) AS a WHERE a.deleted = 0"
 
 
-@pytest.mark.parametrize("models, message", [
-    ({"a": "SELECT * FROM {{ ref('missing') }}"}, "a.sql: unknown ref 'missing'"),
-    ({"a": "SELECT * FROM {{ fact('nope') }}"}, "a.sql: unknown fact 'nope'; facts: current_assignments"),
-    ({"a": "SELECT * FROM {{ source('nope') }}"}, "a.sql: unknown source 'nope'"),
-    ({"a": "SELECT * FROM {{ ref('a') }}"}, "a.sql: model 'a' refs itself"),
-    ({"a": "SELECT * FROM {{ config(x=1) }}"}, "a.sql: unsupported template"),
-    ({"a": "SELECT * FROM {{ ref('a\") }}"}, "a.sql: unsupported template"),
-    ({"a": "SELECT * FROM {{ ref('not valid') }}"}, "a.sql: ref('not valid') is not a valid name"),
-    ({"a": "-- materialized: incremental\nSELECT 1"}, "a.sql: materialized must be one of view, table"),
-    ({"a": "-- only a comment\n"}, "a.sql: no SQL statement"),
-    ({"my-model": "SELECT 1"}, "my-model.sql: model name 'my-model' is not a valid identifier"),
-    ({"signals": "SELECT 1"}, "signals.sql: model name 'signals' is a base table"),
-])
+@pytest.mark.parametrize(
+    "models, message",
+    [
+        ({"a": "SELECT * FROM {{ ref('missing') }}"}, "a.sql: unknown ref 'missing'"),
+        ({"a": "SELECT * FROM {{ fact('nope') }}"}, "a.sql: unknown fact 'nope'; facts: current_assignments"),
+        ({"a": "SELECT * FROM {{ source('nope') }}"}, "a.sql: unknown source 'nope'"),
+        ({"a": "SELECT * FROM {{ ref('a') }}"}, "a.sql: model 'a' refs itself"),
+        ({"a": "SELECT * FROM {{ config(x=1) }}"}, "a.sql: unsupported template"),
+        ({"a": "SELECT * FROM {{ ref('a\") }}"}, "a.sql: unsupported template"),
+        ({"a": "SELECT * FROM {{ ref('not valid') }}"}, "a.sql: ref('not valid') is not a valid name"),
+        ({"a": "-- materialized: incremental\nSELECT 1"}, "a.sql: materialized must be one of view, table"),
+        ({"a": "-- only a comment\n"}, "a.sql: no SQL statement"),
+        ({"my-model": "SELECT 1"}, "my-model.sql: model name 'my-model' is not a valid identifier"),
+        ({"signals": "SELECT 1"}, "signals.sql: model name 'signals' is a base table"),
+    ],
+)
 def test_invalid_models_are_reported_with_their_file(tmp_path, models, message):
     write_models(tmp_path, models)
 
@@ -123,25 +138,31 @@ def test_invalid_models_are_reported_with_their_file(tmp_path, models, message):
 
 
 def test_cycle_is_reported_with_its_path(tmp_path):
-    write_models(tmp_path, {
-        "a": "SELECT * FROM {{ ref('b') }}",
-        "b": "SELECT * FROM {{ ref('c') }}",
-        "c": "SELECT * FROM {{ ref('a') }}",
-        "d": "SELECT * FROM {{ ref('a') }}",
-    })
+    write_models(
+        tmp_path,
+        {
+            "a": "SELECT * FROM {{ ref('b') }}",
+            "b": "SELECT * FROM {{ ref('c') }}",
+            "c": "SELECT * FROM {{ ref('a') }}",
+            "d": "SELECT * FROM {{ ref('a') }}",
+        },
+    )
 
     with pytest.raises(SqlModelError, match=r"a\.sql: models form a cycle: a -> b -> c -> a"):
         load_models(tmp_path)
 
 
 def test_topological_order_puts_refs_first_and_is_deterministic(tmp_path):
-    write_models(tmp_path, {
-        "z_base": "SELECT 1 AS x",
-        "m_middle": "SELECT x FROM {{ ref('z_base') }}",
-        "a_top": "SELECT * FROM {{ ref('m_middle') }}, {{ ref('b_other') }}",
-        "b_other": "SELECT x FROM {{ ref('z_base') }}",
-        "c_alone": "SELECT 2 AS y",
-    })
+    write_models(
+        tmp_path,
+        {
+            "z_base": "SELECT 1 AS x",
+            "m_middle": "SELECT x FROM {{ ref('z_base') }}",
+            "a_top": "SELECT * FROM {{ ref('m_middle') }}, {{ ref('b_other') }}",
+            "b_other": "SELECT x FROM {{ ref('z_base') }}",
+            "c_alone": "SELECT 2 AS y",
+        },
+    )
 
     order = names(load_models(tmp_path))
 
@@ -160,10 +181,13 @@ def test_code_version_follows_the_sql_text(tmp_path):
 
 
 def test_materialize_sql_replaces_views_and_tables(tmp_path):
-    write_models(tmp_path, {
-        "base": "-- a view\nSELECT * FROM {{ source('signals') }};\n",
-        "top": "-- materialized: table\nSELECT count() AS n FROM {{ ref('base') }}\n",
-    })
+    write_models(
+        tmp_path,
+        {
+            "base": "-- a view\nSELECT * FROM {{ source('signals') }};\n",
+            "top": "-- materialized: table\nSELECT count() AS n FROM {{ ref('base') }}\n",
+        },
+    )
     base, top = load_models(tmp_path)
 
     assert materialize_sql(base) == ["CREATE OR REPLACE VIEW base AS\n-- a view\nSELECT * FROM signals"]
@@ -230,33 +254,69 @@ def at(minutes: int) -> datetime:
 
 def signal(team: int, signal_id: str, text: str) -> dict:
     return {
-        "team_id": team, "signal_id": signal_id, "batch_key": "b1", "source_product": "zendesk",
-        "source_type": "ticket", "source_id": signal_id, "description": text, "weight": 0.5, "extra": "{}",
-        "idempotency_key": signal_id, "emitted_at": T0, "ingested_at": T0,
+        "team_id": team,
+        "signal_id": signal_id,
+        "batch_key": "b1",
+        "source_product": "zendesk",
+        "source_type": "ticket",
+        "source_id": signal_id,
+        "description": text,
+        "weight": 0.5,
+        "extra": "{}",
+        "idempotency_key": signal_id,
+        "emitted_at": T0,
+        "ingested_at": T0,
     }
 
 
 def rejected(team: int, signal_id: str) -> dict:
     return {
-        "team_id": team, "signal_id": signal_id, "batch_key": "b1", "source_product": "zendesk",
-        "source_type": "ticket", "source_id": signal_id, "description": "spam", "reason": "safety",
-        "detail": "", "quote": "", "rejected_at": T0,
+        "team_id": team,
+        "signal_id": signal_id,
+        "batch_key": "b1",
+        "source_product": "zendesk",
+        "source_type": "ticket",
+        "source_id": signal_id,
+        "description": "spam",
+        "reason": "safety",
+        "detail": "",
+        "quote": "",
+        "rejected_at": T0,
     }
 
 
 def assignment(signal_id: str, report: str, seq: int, deleted: bool = False) -> dict:
     return {
-        "team_id": 1, "signal_id": signal_id, "batch_key": "b1", "seq": seq, "report_id": report,
-        "decision": "deleted_report" if deleted else "joined", "matched_signal_id": "", "similarity": 0.9,
-        "weight": 0.5, "deleted": int(deleted), "assigned_at": T0,
+        "team_id": 1,
+        "signal_id": signal_id,
+        "batch_key": "b1",
+        "seq": seq,
+        "report_id": report,
+        "decision": "deleted_report" if deleted else "joined",
+        "matched_signal_id": "",
+        "similarity": 0.9,
+        "weight": 0.5,
+        "deleted": int(deleted),
+        "assigned_at": T0,
     }
 
 
 def event(report: str, minute: int, event_name: str, status: str, seq: int = 0, **fields) -> dict:
     return {
-        "team_id": 1, "report_id": report, "source": "b1", "stage": "grouping", "seq": seq, "event": event_name,
-        "status": status, "title": "", "summary": "", "signals_at_run": 0, "research_round": 0, "detail": "",
-        "at": at(minute), **fields,
+        "team_id": 1,
+        "report_id": report,
+        "source": "b1",
+        "stage": "grouping",
+        "seq": seq,
+        "event": event_name,
+        "status": status,
+        "title": "",
+        "summary": "",
+        "signals_at_run": 0,
+        "research_round": 0,
+        "detail": "",
+        "at": at(minute),
+        **fields,
     }
 
 
@@ -286,19 +346,40 @@ BASE_ROWS = {
         event("r3", 0, "created", "potential"),
         event("r3", 2, "failed", "failed", detail="sandbox crashed"),
     ],
-    "report_summaries": [{
-        "team_id": 1, "report_id": "r2", "title": "Password reset emails never arrive", "summary": "No email.",
-        "central_signal_ids": ["s3"], "signal_count": 1, "safety": "safe", "actionability": "immediately_actionable",
-        "priority": "P3", "generated_at": at(4),
-    }],
+    "report_summaries": [
+        {
+            "team_id": 1,
+            "report_id": "r2",
+            "title": "Password reset emails never arrive",
+            "summary": "No email.",
+            "central_signal_ids": ["s3"],
+            "signal_count": 1,
+            "safety": "safe",
+            "actionability": "immediately_actionable",
+            "priority": "P3",
+            "generated_at": at(4),
+        }
+    ],
     "research_results": [
         {
-            "team_id": 1, "report_id": "r2", "research_round": round_, "status": status, "sandbox": "subprocess",
-            "repository": repository, "repository_ranking": "[]", "findings": "[]", "confidence": confidence,
-            "reason": "", "log_key": f"research_logs/r2/round-{round_}.jsonl", "dagster_run_id": "run",
+            "team_id": 1,
+            "report_id": "r2",
+            "research_round": round_,
+            "status": status,
+            "sandbox": "subprocess",
+            "repository": repository,
+            "repository_ranking": "[]",
+            "findings": "[]",
+            "confidence": confidence,
+            "reason": "",
+            "log_key": f"research_logs/r2/round-{round_}.jsonl",
+            "dagster_run_id": "run",
             "finished_at": at(minute),
         }
-        for round_, status, repository, confidence, minute in [(0, "failed", "", "", 3), (1, "ready", "shop", "high", 9)]
+        for round_, status, repository, confidence, minute in [
+            (0, "failed", "", "", 3),
+            (1, "ready", "shop", "high", 9),
+        ]
     ],
 }
 
@@ -351,7 +432,11 @@ def test_models_on_chdb(store):
 
     assert (r2["status"], r2["signal_count"], r2["total_weight"]) == ("ready", 0, 0.0)
     assert (r2["title"], r2["summary"]) == ("Password reset emails never arrive", "No email.")
-    assert (r2["research_status"], r2["repository"], r2["log_key"]) == ("ready", "shop", "research_logs/r2/round-1.jsonl")
+    assert (r2["research_status"], r2["repository"], r2["log_key"]) == (
+        "ready",
+        "shop",
+        "research_logs/r2/round-1.jsonl",
+    )
     # Priority and actionability stay the report judgement's when research finishes.
     assert (r2["priority"], r2["actionability"], r2["research_confidence"]) == ("P3", "immediately_actionable", "high")
     assert (r2["signals_at_run"], r2["research_rounds"]) == (3, 1)
@@ -360,19 +445,38 @@ def test_models_on_chdb(store):
     assert (r3["status"], r3["error"], r3["promoted_at"], r3["title"]) == ("failed", "sandbox crashed", None, "")
 
     assert [(row["report_id"], row["signal_id"], row["weight"]) for row in views["report_signals"]] == [
-        ("r1", "s1", 0.5), ("r1", "s2", 0.5)
+        ("r1", "s1", 0.5),
+        ("r1", "s2", 0.5),
     ]
     assert views["report_signals"][0]["description"] == "Card declined at checkout"
     assert [(row["report_id"], row["status"], row["priority"]) for row in views["inbox"]] == [("r2", "ready", "P3")]
 
     team_1, team_2 = views["team_signal_stats"]
     assert team_1 == {
-        "team_id": 1, "accepted_signals": 3, "rejected_signals": 1, "assigned_signals": 2, "reports": 3,
-        "potential": 0, "candidate": 1, "in_progress": 0, "pending_input": 0, "ready": 1, "failed": 1,
+        "team_id": 1,
+        "accepted_signals": 3,
+        "rejected_signals": 1,
+        "assigned_signals": 2,
+        "reports": 3,
+        "potential": 0,
+        "candidate": 1,
+        "in_progress": 0,
+        "pending_input": 0,
+        "ready": 1,
+        "failed": 1,
     }
     assert team_2 == {
-        "team_id": 2, "accepted_signals": 0, "rejected_signals": 2, "assigned_signals": 0, "reports": 0,
-        "potential": 0, "candidate": 0, "in_progress": 0, "pending_input": 0, "ready": 0, "failed": 0,
+        "team_id": 2,
+        "accepted_signals": 0,
+        "rejected_signals": 2,
+        "assigned_signals": 0,
+        "reports": 0,
+        "potential": 0,
+        "candidate": 0,
+        "in_progress": 0,
+        "pending_input": 0,
+        "ready": 0,
+        "failed": 0,
     }
 
     assert materialize(store) == metadata
@@ -395,13 +499,16 @@ def test_a_model_switches_between_view_and_table(tmp_path, store):
         assert dg.materialize([build_sql_model_assets(directory)], resources={"clickhouse": store}).success
         with store.session() as db:
             assert db.query("SELECT w FROM weights") == [{"w": 1.5}]
-            assert db.scalar(
-                "SELECT engine FROM system.tables WHERE database = currentDatabase() AND name = 'weights'"
-            ) == engine
+            assert (
+                db.scalar("SELECT engine FROM system.tables WHERE database = currentDatabase() AND name = 'weights'")
+                == engine
+            )
 
 
-MODEL_DEFINITIONS = ("SELECT name, engine, create_table_query FROM system.tables "
-                     "WHERE database = currentDatabase() AND name IN {names} ORDER BY name")
+MODEL_DEFINITIONS = (
+    "SELECT name, engine, create_table_query FROM system.tables "
+    "WHERE database = currentDatabase() AND name IN {names} ORDER BY name"
+)
 
 
 @pytest.mark.parametrize("server", [False, True], ids=["chdb", "clickhouse-connect"])
@@ -432,12 +539,18 @@ def test_schema_adds_columns_missing_from_tables_of_an_older_version(tmp_path):
     from signals_assets.storage.clickhouse import open_chdb
 
     with open_chdb(tmp_path / "store", "signals") as db:
-        db.command("CREATE TABLE report_events (team_id UInt64, report_id String, at DateTime64(6, 'UTC')) "
-                   "ENGINE = MergeTree ORDER BY (team_id, report_id)")
+        db.command(
+            "CREATE TABLE report_events (team_id UInt64, report_id String, at DateTime64(6, 'UTC')) "
+            "ENGINE = MergeTree ORDER BY (team_id, report_id)"
+        )
         db.insert("report_events", [{"team_id": 1, "report_id": "r1", "at": "2026-11-20 10:00:00"}])
         db.apply_schema()
         db.apply_schema()  # idempotent
-        columns = {r["name"] for r in db.query(
-            "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = 'report_events'")}
+        columns = {
+            r["name"]
+            for r in db.query(
+                "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = 'report_events'"
+            )
+        }
         rows = db.query("SELECT report_id, weight_after_batch FROM report_events")
     assert "weight_after_batch" in columns and rows == [{"report_id": "r1", "weight_after_batch": ""}]

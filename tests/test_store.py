@@ -27,13 +27,15 @@ from signals_assets.sensors.report_promotion import promotions_from_metadata
 from signals_assets.settings import load_settings
 from signals_assets.storage.clickhouse import SCHEMA_DIR, StoreError, render
 
-# The SQL model tests of test_sql_models, collected again here with this module's `store` fixture.
-from test_sql_models import BASE_ROWS
-from test_sql_models import test_a_model_switches_between_view_and_table as test_model_switches_between_view_and_table  # noqa: F401
-from test_sql_models import test_models_on_chdb as test_models  # noqa: F401
-from test_sql_models import test_subset_materializes_only_the_selected_models as test_model_subset  # noqa: F401
-
 from conftest import CARD_DECLINED, PASSWORD_RESET, REPO_ROOT, emit_texts
+
+# The SQL model tests of test_sql_models, collected again here with this module's `store` fixture.
+from test_sql_models import (
+    BASE_ROWS,
+    test_a_model_switches_between_view_and_table as test_model_switches_between_view_and_table,  # noqa: F401
+    test_models_on_chdb as test_models,  # noqa: F401
+    test_subset_materializes_only_the_selected_models as test_model_subset,  # noqa: F401
+)
 
 SERVER_URL = os.environ.get("SIGNALS_TEST_CLICKHOUSE_URL", "").strip()
 NO_SERVER = "SIGNALS_TEST_CLICKHOUSE_URL is not set: no ClickHouse server to test against (chdb cases still run)"
@@ -89,14 +91,34 @@ def test_schema_creates_every_base_table_in_the_database(backend):
 
 def test_values_round_trip_exactly(backend):
     text = "quote ' double \" backslash \\ newline \n tab \t unicode ✓ {placeholder}"
-    row = {"team_id": 1, "signal_id": "s'1", "batch_key": "b1", "model": "m", "dimension": 3,
-           "embedding": [0.25, -1.5, 3.0], "embedded_at": T0}
+    row = {
+        "team_id": 1,
+        "signal_id": "s'1",
+        "batch_key": "b1",
+        "model": "m",
+        "dimension": 3,
+        "embedding": [0.25, -1.5, 3.0],
+        "embedded_at": T0,
+    }
     with backend.session() as db:
         db.insert("signal_embeddings", [row])
-        db.insert("report_summaries", [{
-            "team_id": 1, "report_id": "r1", "title": text, "summary": "", "central_signal_ids": ["a", "b'"],
-            "signal_count": 2, "safety": "safe", "actionability": "", "priority": "", "generated_at": T0,
-        }])
+        db.insert(
+            "report_summaries",
+            [
+                {
+                    "team_id": 1,
+                    "report_id": "r1",
+                    "title": text,
+                    "summary": "",
+                    "central_signal_ids": ["a", "b'"],
+                    "signal_count": 2,
+                    "safety": "safe",
+                    "actionability": "",
+                    "priority": "",
+                    "generated_at": T0,
+                }
+            ],
+        )
         stored = db.query("SELECT * FROM signal_embeddings")
         title = db.scalar("SELECT title FROM report_summaries WHERE title = {title}", {"title": text})
         ids = db.scalar("SELECT central_signal_ids FROM report_summaries")
@@ -106,8 +128,18 @@ def test_values_round_trip_exactly(backend):
 
 def test_replace_partition_is_idempotent_and_touches_only_its_partition(backend):
     def rows(batch, n):
-        return [{"team_id": 1, "signal_id": f"{batch}-{i}", "batch_key": batch, "model": "m", "dimension": 1,
-                 "embedding": [float(i)], "embedded_at": T0} for i in range(n)]
+        return [
+            {
+                "team_id": 1,
+                "signal_id": f"{batch}-{i}",
+                "batch_key": batch,
+                "model": "m",
+                "dimension": 1,
+                "embedding": [float(i)],
+                "embedded_at": T0,
+            }
+            for i in range(n)
+        ]
 
     with backend.session() as db:
         db.insert("signal_embeddings", rows("b1", 3))
@@ -134,8 +166,11 @@ def placeholder_names() -> set[str]:
     of the query placeholders, which is harmless here."""
     texts = [path.read_text() for path in (REPO_ROOT / "dbt_like_sql").rglob("*.sql")]
     for path in (REPO_ROOT / "signals_assets").rglob("*.py"):
-        texts += [node.value for node in ast.walk(ast.parse(path.read_text()))
-                  if isinstance(node, ast.Constant) and isinstance(node.value, str)]
+        texts += [
+            node.value
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        ]
     return {name for text in texts for name in re.findall(r"\{(\w+)\}", text)}
 
 
@@ -159,13 +194,25 @@ def test_every_placeholder_name_as_a_value_round_trips_unchanged(backend):
 # --- the optional HNSW index ------------------------------------------------------------------------
 
 UNIT = {"x": [1.0, 0.0, 0.0, 0.0], "y": [0.0, 1.0, 0.0, 0.0], "xy": [0.7, 0.7, 0.0, 0.0], "z": [0.0, 0.0, 1.0, 0.0]}
-NEAREST = ("SELECT signal_id FROM signal_embeddings WHERE team_id = 1 AND model = 'm' "
-           "ORDER BY cosineDistance(embedding, [0.9, 0.1, 0.0, 0.0]) LIMIT 2")
+NEAREST = (
+    "SELECT signal_id FROM signal_embeddings WHERE team_id = 1 AND model = 'm' "
+    "ORDER BY cosineDistance(embedding, [0.9, 0.1, 0.0, 0.0]) LIMIT 2"
+)
 
 
 def embedding_rows(vectors: dict) -> list[dict]:
-    return [{"team_id": 1, "signal_id": name, "batch_key": "b1", "model": "m", "dimension": len(v),
-             "embedding": v, "embedded_at": T0} for name, v in vectors.items()]
+    return [
+        {
+            "team_id": 1,
+            "signal_id": name,
+            "batch_key": "b1",
+            "model": "m",
+            "dimension": len(v),
+            "embedding": v,
+            "embedded_at": T0,
+        }
+        for name, v in vectors.items()
+    ]
 
 
 def test_vector_index_is_added_built_for_existing_rows_and_used(engine):
@@ -201,12 +248,20 @@ def test_vector_index_setting_reaches_the_resource(signals_home, monkeypatch):
 
 
 def test_server_settings_reach_the_resource_and_the_password_stays_an_env_var(signals_home, monkeypatch):
-    for name, value in {"SIGNALS_CLICKHOUSE_URL": "https://ch.example:8443", "SIGNALS_CLICKHOUSE_DATABASE": "prod",
-                        "SIGNALS_CLICKHOUSE_USER": "signals", "SIGNALS_CLICKHOUSE_SECURE": "true"}.items():
+    for name, value in {
+        "SIGNALS_CLICKHOUSE_URL": "https://ch.example:8443",
+        "SIGNALS_CLICKHOUSE_DATABASE": "prod",
+        "SIGNALS_CLICKHOUSE_USER": "signals",
+        "SIGNALS_CLICKHOUSE_SECURE": "true",
+    }.items():
         monkeypatch.setenv(name, value)
     resource = build_resources(load_settings())["clickhouse"]
     assert (resource.url, resource.database, resource.username, resource.secure) == (
-        "https://ch.example:8443", "prod", "signals", True)
+        "https://ch.example:8443",
+        "prod",
+        "signals",
+        True,
+    )
     assert resource.engine == "clickhouse server"
     assert resource.password == dg.EnvVar("SIGNALS_CLICKHOUSE_PASSWORD")  # resolved at run launch, never stored
     assert isinstance(resource.password, dg.EnvVar)
@@ -232,14 +287,20 @@ def test_pipeline_groups_and_researches_through_clickhouse_connect(engine, objec
     definitions = defs()
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("signal_batches", [batch])
-        result = definitions.resolve_job_def("signal_batch_job").execute_in_process(partition_key=batch, instance=instance)
+        result = definitions.resolve_job_def("signal_batch_job").execute_in_process(
+            partition_key=batch, instance=instance
+        )
         assert result.success
-        promotions = [p for e in result.asset_materializations_for_node("report_assignments")
-                      for p in promotions_from_metadata(e.metadata)]
+        promotions = [
+            p
+            for e in result.asset_materializations_for_node("report_assignments")
+            for p in promotions_from_metadata(e.metadata)
+        ]
         instance.add_dynamic_partitions("reports", [p["report_id"] for p in promotions])
         for promotion in promotions:
             report = definitions.resolve_job_def("report_job").execute_in_process(
-                partition_key=promotion["report_id"], instance=instance)
+                partition_key=promotion["report_id"], instance=instance
+            )
             assert report.success
 
     with ClickHouseResource(**engine).session() as db:

@@ -20,8 +20,10 @@ from signals_assets.safety.filter import OfflineSafetyJudge
 
 
 def signals(*texts, source=("zendesk", "ticket"), extra=None, weight=0.5):
-    return [ReportSignal(f"s{i}", text, source[0], source[1], weight, extra or {}, [1.0, 0.1 * i])
-            for i, text in enumerate(texts)]
+    return [
+        ReportSignal(f"s{i}", text, source[0], source[1], weight, extra or {}, [1.0, 0.1 * i])
+        for i, text in enumerate(texts)
+    ]
 
 
 def judge(items):
@@ -29,9 +31,11 @@ def judge(items):
 
 
 def test_defects_are_immediately_actionable_with_an_extractive_title_and_summary():
-    items = signals("My card payment was declined at checkout. I tried twice.",
-                    "Card payment declined at checkout again today.",
-                    "At checkout my card payment keeps getting declined.")
+    items = signals(
+        "My card payment was declined at checkout. I tried twice.",
+        "Card payment declined at checkout again today.",
+        "At checkout my card payment keeps getting declined.",
+    )
     judgement = judge(items)
     assert judgement.safety.safe and judgement.actionability == IMMEDIATELY_ACTIONABLE
     assert "3 of 3 signals describe a defect" in judgement.actionability_reason
@@ -39,10 +43,15 @@ def test_defects_are_immediately_actionable_with_an_extractive_title_and_summary
     assert judgement.title == title_from(central) and len(judgement.title) <= 70
     assert 1 <= judgement.summary.count(".") <= 3 and len(judgement.central_signal_ids) == 3
     assert judgement.priority == "P1" and "declined" in judgement.priority_reason
-    assert judge(signals("My card payment was declined at checkout. I tried twice.",
-                         "Card payment declined at checkout again today.")) == judge(
-        signals("My card payment was declined at checkout. I tried twice.",
-                "Card payment declined at checkout again today."))  # deterministic
+    assert judge(
+        signals(
+            "My card payment was declined at checkout. I tried twice.", "Card payment declined at checkout again today."
+        )
+    ) == judge(
+        signals(
+            "My card payment was declined at checkout. I tried twice.", "Card payment declined at checkout again today."
+        )
+    )  # deterministic
 
 
 def test_requests_need_human_input_and_praise_is_not_actionable():
@@ -58,25 +67,34 @@ def test_requests_need_human_input_and_praise_is_not_actionable():
 
 
 def test_sources_count_as_evidence():
-    replay = signals("Segment: user clicks around the pricing page.", source=("session_replay", "session_problem"),
-                     extra={"problem_type": "blocking_exception"})
+    replay = signals(
+        "Segment: user clicks around the pricing page.",
+        source=("session_replay", "session_problem"),
+        extra={"problem_type": "blocking_exception"},
+    )
     assert offline_actionability(replay)[0] == IMMEDIATELY_ACTIONABLE
-    confusion = signals("Segment: user hovers over plans.", source=("session_replay", "session_problem"),
-                        extra={"problem_type": "confusion"})
+    confusion = signals(
+        "Segment: user hovers over plans.",
+        source=("session_replay", "session_problem"),
+        extra={"problem_type": "confusion"},
+    )
     assert offline_actionability(confusion)[0] == REQUIRES_HUMAN_INPUT
     labelled = signals("Dashboard tiles.", source=("github", "issue"), extra={"labels": ["bug"]})
     assert offline_actionability(labelled)[0] == IMMEDIATELY_ACTIONABLE
 
 
-@pytest.mark.parametrize("texts,extra,source,weight,expected", [
-    (["The whole site is down for everyone since 9:00."], {}, ("zendesk", "ticket"), 0.5, "P0"),
-    (["The app crashes when I open settings."], {}, ("zendesk", "ticket"), 0.5, "P1"),
-    (["The export shows the wrong date format."], {}, ("zendesk", "ticket"), 0.5, "P2"),
-    (["Typo on the pricing page: 'anual'."], {}, ("zendesk", "ticket"), 0.5, "P3"),
-    (["The export shows the wrong date format."], {"priority": "urgent"}, ("zendesk", "ticket"), 0.5, "P1"),
-    (["KeyError in export"], {}, ("error_tracking", "issue_spiking"), 0.5, "P1"),
-    (["The export shows the wrong date format."] * 6, {}, ("zendesk", "ticket"), 0.5, "P1"),  # weight 3
-])
+@pytest.mark.parametrize(
+    "texts,extra,source,weight,expected",
+    [
+        (["The whole site is down for everyone since 9:00."], {}, ("zendesk", "ticket"), 0.5, "P0"),
+        (["The app crashes when I open settings."], {}, ("zendesk", "ticket"), 0.5, "P1"),
+        (["The export shows the wrong date format."], {}, ("zendesk", "ticket"), 0.5, "P2"),
+        (["Typo on the pricing page: 'anual'."], {}, ("zendesk", "ticket"), 0.5, "P3"),
+        (["The export shows the wrong date format."], {"priority": "urgent"}, ("zendesk", "ticket"), 0.5, "P1"),
+        (["KeyError in export"], {}, ("error_tracking", "issue_spiking"), 0.5, "P1"),
+        (["The export shows the wrong date format."] * 6, {}, ("zendesk", "ticket"), 0.5, "P1"),  # weight 3
+    ],
+)
 def test_priority_from_severity_sources_and_weight(texts, extra, source, weight, expected):
     items = signals(*texts, source=source, extra=extra, weight=weight)
     assert offline_priority(items, offline_actionability(items)[0])[0] == expected
@@ -87,8 +105,9 @@ def test_an_unsafe_report_is_not_assessed_further_and_fails():
     assert not judgement.safety.safe and judgement.safety.signal_index == 1
     assert judgement.actionability == "" and judgement.priority == ""
     decision = lifecycle_decision(judgement)
-    assert decision.status == lifecycle.FAILED and decision.detail.startswith("report-level safety judge: "
-                                                                              "instruction_override: ")
+    assert decision.status == lifecycle.FAILED and decision.detail.startswith(
+        "report-level safety judge: instruction_override: "
+    )
 
 
 def test_each_judgement_moves_a_candidate_on():
@@ -119,9 +138,15 @@ def test_a_judgement_moves_only_a_candidate_and_says_what_it_did():
 
 
 def test_the_offline_judgement_speaks_the_one_vocabulary():
-    judgements = [judge(signals(*texts)) for texts in (
-        ("Card declined at checkout.", "Checkout declines my card."), ("Please add a dark mode.",),
-        ("Thanks, love it!", "Kudos to the team!"), ("The whole site is down for everyone.",))]
+    judgements = [
+        judge(signals(*texts))
+        for texts in (
+            ("Card declined at checkout.", "Checkout declines my card."),
+            ("Please add a dark mode.",),
+            ("Thanks, love it!", "Kudos to the team!"),
+            ("The whole site is down for everyone.",),
+        )
+    ]
     assert all(j.actionability in ACTIONABILITY and j.priority in PRIORITIES for j in judgements)
 
 

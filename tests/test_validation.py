@@ -13,29 +13,55 @@ from signals_assets.ingestion.validation import (
 
 VALID_EXTRAS = {
     "zendesk/ticket": {
-        "url": "https://support.example/tickets/1", "type": "problem", "tags": ["web", "billing"],
-        "created_at": "2026-11-20T10:00:00Z", "priority": "normal", "status": "open",
+        "url": "https://support.example/tickets/1",
+        "type": "problem",
+        "tags": ["web", "billing"],
+        "created_at": "2026-11-20T10:00:00Z",
+        "priority": "normal",
+        "status": "open",
     },
     "github/issue": {
-        "html_url": "https://github.com/acme/shop/issues/7", "number": 7, "labels": ["bug"],
-        "created_at": "2026-11-20T10:00:00Z", "updated_at": "2026-11-21T08:30:00+00:00", "locked": False,
-        "state": "open", "author_login": "octocat", "author_association": "CONTRIBUTOR",
+        "html_url": "https://github.com/acme/shop/issues/7",
+        "number": 7,
+        "labels": ["bug"],
+        "created_at": "2026-11-20T10:00:00Z",
+        "updated_at": "2026-11-21T08:30:00+00:00",
+        "locked": False,
+        "state": "open",
+        "author_login": "octocat",
+        "author_association": "CONTRIBUTOR",
     },
     "linear/issue": {
-        "url": "https://linear.app/acme/issue/ENG-12", "identifier": "ENG-12", "number": 12, "priority": 2,
-        "priority_label": "High", "labels": [], "state_name": "Todo", "state_type": "unstarted",
-        "team_name": "Engineering", "created_at": "2026-11-20", "updated_at": "2026-11-20T10:00:00.123456Z",
+        "url": "https://linear.app/acme/issue/ENG-12",
+        "identifier": "ENG-12",
+        "number": 12,
+        "priority": 2,
+        "priority_label": "High",
+        "labels": [],
+        "state_name": "Todo",
+        "state_type": "unstarted",
+        "team_name": "Engineering",
+        "created_at": "2026-11-20",
+        "updated_at": "2026-11-20T10:00:00.123456Z",
     },
     "error_tracking/issue_created": {"fingerprint": "a1b2c3", "host": "app.example.com", "is_dev_host": False},
     "error_tracking/issue_reopened": {"fingerprint": "a1b2c3"},
     "error_tracking/issue_spiking": {"fingerprint": "a1b2c3", "host": "localhost", "is_dev_host": True},
     "session_replay/session_problem": {
-        "session_id": "s-1", "segment_title": "Checkout", "start_time": "2026-11-20T10:00:00Z",
-        "end_time": "2026-11-20T10:05:00Z", "problem_type": "blocking_exception", "distinct_id": "user-9",
+        "session_id": "s-1",
+        "segment_title": "Checkout",
+        "start_time": "2026-11-20T10:00:00Z",
+        "end_time": "2026-11-20T10:05:00Z",
+        "problem_type": "blocking_exception",
+        "distinct_id": "user-9",
     },
     "llm_analytics/evaluation_report": {
-        "evaluation_id": "ev-1", "evaluation_name": "Helpfulness", "evaluation_description": "Is it helpful?",
-        "report_id": "r-1", "report_run_id": "run-1", "period_start": "2026-11-19T00:00:00Z",
+        "evaluation_id": "ev-1",
+        "evaluation_name": "Helpfulness",
+        "evaluation_description": "Is it helpful?",
+        "report_id": "r-1",
+        "report_run_id": "run-1",
+        "period_start": "2026-11-19T00:00:00Z",
         "period_end": "2026-11-20T00:00:00Z",
     },
 }
@@ -44,8 +70,12 @@ VALID_EXTRAS = {
 def payload(pair: str = "zendesk/ticket", **overrides) -> dict:
     product, source_type = pair.split("/")
     base = {
-        "team_id": 1, "source_product": product, "source_type": source_type, "source_id": "42",
-        "description": "Card payment declined at checkout.", "extra": dict(VALID_EXTRAS[pair]),
+        "team_id": 1,
+        "source_product": product,
+        "source_type": source_type,
+        "source_id": "42",
+        "description": "Card payment declined at checkout.",
+        "extra": dict(VALID_EXTRAS[pair]),
     }
     return {**base, **overrides}
 
@@ -75,8 +105,11 @@ def test_optional_fields_are_kept():
 
 
 def test_none_means_not_given_for_optional_fields():
-    signal = validate_signal(payload("error_tracking/issue_created", weight=None, idempotency_key=None,
-                                     extra={"fingerprint": "f", "host": None}))
+    signal = validate_signal(
+        payload(
+            "error_tracking/issue_created", weight=None, idempotency_key=None, extra={"fingerprint": "f", "host": None}
+        )
+    )
     assert signal.weight == 0.5 and signal.idempotency_key is None
     assert signal.extra == {"fingerprint": "f"}
 
@@ -108,13 +141,26 @@ INVALID = {
     "source_id too long": (payload(source_id="x" * 513), "source_id", "must be at most 512 characters, got 513"),
     # description
     "description blank": (payload(description="   "), "description", "must be a non-empty string"),
-    "description over 8000 tokens": (payload(description="x" * 32_001), "description",
-                                      "must be at most 8000 tokens (approximated as characters / 4), got ~8001"),
-    "description lone surrogate": (payload(description="Card \ud800 declined"), "description",
-                                   "must be valid UTF-8 text, found an undecodable byte or lone surrogate (U+D800) at character 5"),
-    "description undecodable argument byte": (payload(description="caf\udce9"), "description", "(U+DCE9) at character 3"),
-    "description NUL": (payload(description="Card\x00declined"), "description",
-                        "must not contain NUL characters (found at character 4)"),
+    "description over 8000 tokens": (
+        payload(description="x" * 32_001),
+        "description",
+        "must be at most 8000 tokens (approximated as characters / 4), got ~8001",
+    ),
+    "description lone surrogate": (
+        payload(description="Card \ud800 declined"),
+        "description",
+        "must be valid UTF-8 text, found an undecodable byte or lone surrogate (U+D800) at character 5",
+    ),
+    "description undecodable argument byte": (
+        payload(description="caf\udce9"),
+        "description",
+        "(U+DCE9) at character 3",
+    ),
+    "description NUL": (
+        payload(description="Card\x00declined"),
+        "description",
+        "must not contain NUL characters (found at character 4)",
+    ),
     "source_id NUL": (payload(source_id="1\x00"), "source_id", "must not contain NUL characters"),
     # weight
     "weight above 1": (payload(weight=1.5), "weight", "must be in (0, 1], got 1.5"),
@@ -131,35 +177,76 @@ INVALID = {
     "key not a string": (payload(idempotency_key=7), "idempotency_key", "must be a string"),
     # extra
     "extra not an object": (payload(extra=["url"]), "extra", "must be an object, got list"),
-    "extra unknown key": (with_extra(requester_id="u1"), "extra.requester_id", "is not a known field for zendesk/ticket"),
+    "extra unknown key": (
+        with_extra(requester_id="u1"),
+        "extra.requester_id",
+        "is not a known field for zendesk/ticket",
+    ),
     "extra missing key": (with_extra(drop=("status",)), "extra.status", "is required for zendesk/ticket"),
     "extra empty string": (with_extra(priority=""), "extra.priority", "must be a non-empty string"),
     "extra list of non-strings": (with_extra(tags=["web", 3]), "extra.tags", "must be a list of strings"),
     "extra list as string": (with_extra(tags="web"), "extra.tags", "must be a list of strings"),
     "extra string NUL": (with_extra(priority="high\x00"), "extra.priority", "must not contain NUL characters"),
     "extra list item surrogate": (with_extra(tags=["ok", "\udcff"]), "extra.tags", "lone surrogate (U+DCFF)"),
-    "extra int past 64 bits": (with_extra("github/issue", number=2**63), "extra.number",
-                               "must be an integer within ±9223372036854775807, got 9223372036854775808"),
-    "extra unknown key with escapes": (with_extra(**{"\x1b[31mred": "x"}), "extra",
-                                       "has a key '\\x1b[31mred' that is not a known field for zendesk/ticket"),
+    "extra int past 64 bits": (
+        with_extra("github/issue", number=2**63),
+        "extra.number",
+        "must be an integer within ±9223372036854775807, got 9223372036854775808",
+    ),
+    "extra unknown key with escapes": (
+        with_extra(**{"\x1b[31mred": "x"}),
+        "extra",
+        "has a key '\\x1b[31mred' that is not a known field for zendesk/ticket",
+    ),
     "extra too deep": (payload(extra={"tags": [[[["deep"]]]]}), "extra", "must be nested at most 4 levels deep"),
-    "extra too many keys": (payload(extra={f"k{i}": "v" for i in range(65)}), "extra",
-                            "must have at most 64 keys (counted at every depth)"),
+    "extra too many keys": (
+        payload(extra={f"k{i}": "v" for i in range(65)}),
+        "extra",
+        "must have at most 64 keys (counted at every depth)",
+    ),
     "extra 50 MB": (with_extra(url="x" * 50_000_000), "extra", "must be at most 65536 bytes as JSON, got more"),
-    "extra over the size in UTF-8": (with_extra(tags=["€" * 1000] * 30), "extra", "must be at most 65536 bytes as JSON, got 90"),
-    "extra bad timestamp": (with_extra(created_at="yesterday"), "extra.created_at",
-                            "must be an ISO-8601 timestamp, got 'yesterday'"),
-    "extra timestamp not a string": (with_extra(created_at=1700000000), "extra.created_at", "must be an ISO-8601 timestamp"),
+    "extra over the size in UTF-8": (
+        with_extra(tags=["€" * 1000] * 30),
+        "extra",
+        "must be at most 65536 bytes as JSON, got 90",
+    ),
+    "extra bad timestamp": (
+        with_extra(created_at="yesterday"),
+        "extra.created_at",
+        "must be an ISO-8601 timestamp, got 'yesterday'",
+    ),
+    "extra timestamp not a string": (
+        with_extra(created_at=1700000000),
+        "extra.created_at",
+        "must be an ISO-8601 timestamp",
+    ),
     "extra int as string": (with_extra("github/issue", number="7"), "extra.number", "must be an integer, got '7'"),
     "extra int as bool": (with_extra("linear/issue", priority=True), "extra.priority", "must be an integer, got True"),
-    "extra bool as string": (with_extra("github/issue", locked="false"), "extra.locked", "must be a boolean, got 'false'"),
-    "extra optional typed": (with_extra("error_tracking/issue_spiking", is_dev_host=1), "extra.is_dev_host",
-                             "must be a boolean, got 1"),
-    "extra optional empty": (with_extra("github/issue", author_login=""), "extra.author_login", "must be a non-empty string"),
-    "extra choice": (with_extra("session_replay/session_problem", problem_type="slow"), "extra.problem_type",
-                     "must be one of confusion, abandonment, blocking_exception, non_blocking_exception, failure, got 'slow'"),
-    "extra missing for another pair": (with_extra("llm_analytics/evaluation_report", drop=("period_end",)),
-                                       "extra.period_end", "is required for llm_analytics/evaluation_report"),
+    "extra bool as string": (
+        with_extra("github/issue", locked="false"),
+        "extra.locked",
+        "must be a boolean, got 'false'",
+    ),
+    "extra optional typed": (
+        with_extra("error_tracking/issue_spiking", is_dev_host=1),
+        "extra.is_dev_host",
+        "must be a boolean, got 1",
+    ),
+    "extra optional empty": (
+        with_extra("github/issue", author_login=""),
+        "extra.author_login",
+        "must be a non-empty string",
+    ),
+    "extra choice": (
+        with_extra("session_replay/session_problem", problem_type="slow"),
+        "extra.problem_type",
+        "must be one of confusion, abandonment, blocking_exception, non_blocking_exception, failure, got 'slow'",
+    ),
+    "extra missing for another pair": (
+        with_extra("llm_analytics/evaluation_report", drop=("period_end",)),
+        "extra.period_end",
+        "is required for llm_analytics/evaluation_report",
+    ),
 }
 
 

@@ -59,8 +59,9 @@ def report_assignments(
     all_promotions, assigned, created = [], 0, 0
     # Batches in key order: a later batch must see the reports of the earlier ones.
     for batch in keys:
-        assignments, events, promotions = group_batch(session, batch, config.team_ids, config.window_days, provider,
-                                                      embedder)
+        assignments, events, promotions = group_batch(
+            session, batch, config.team_ids, config.window_days, provider, embedder
+        )
         with session() as db:
             try:
                 write_batch(db, batch, config.team_ids, assignments, events, keys[-1])
@@ -88,5 +89,6 @@ def _refuse_out_of_order(context: dg.AssetExecutionContext, batch: str, earlier:
     raise dg.Failure(
         f"batch {batch} waits for {len(earlier)} earlier unfinished batch(es) ({', '.join(earlier[:3])}"
         f"{'…' if len(earlier) > 3 else ''}): batches are grouped in key order; it is requested again once "
-        "they are grouped or parked", allow_retries=False,
+        "they are grouped or parked",
+        allow_retries=False,
     )

@@ -4,8 +4,7 @@ import functools
 
 import dagster as dg
 
-from signals_assets.ingestion import inbox
-from signals_assets.ingestion import store as ingestion_store
+from signals_assets.ingestion import inbox, store as ingestion_store
 from signals_assets.ingestion.screening import record_signal_ids, screen_batch
 from signals_assets.ingestion.teams import load_team
 from signals_assets.partitions import batch_time, signal_batches
@@ -29,8 +28,11 @@ UNSAFE_SHOWN = 20
     "manipulation and the offending fragment.",
 )
 def buffered_signals(
-    context: dg.AssetExecutionContext, object_store: ObjectStoreResource, clickhouse: ClickHouseResource,
-    llm: LLMResource, signal_limits: SignalLimitsResource,
+    context: dg.AssetExecutionContext,
+    object_store: ObjectStoreResource,
+    clickhouse: ClickHouseResource,
+    llm: LLMResource,
+    signal_limits: SignalLimitsResource,
 ) -> dg.MaterializeResult:
     store = object_store.open()
     limits = signal_limits.limits()
@@ -54,9 +56,19 @@ def buffered_signals(
         for counts, into in ((screened.rejection_counts(), reasons), (screened.unsafe_by_kind(), unsafe_kinds)):
             for key, count in counts.items():
                 into[key] = into.get(key, 0) + count
-        unsafe += [{"signal_id": r["signal_id"], "source": f"{r['source_product']}/{r['source_type']} {r['source_id']}",
-                    "kind": r["detail"], "quote": r["quote"]} for r in screened.rejected if r["reason"] == "unsafe"]
-        context.log.info(f"{batch}: {len(objects)} objects, {len(screened.accepted)} accepted, {len(screened.rejected)} rejected")
+        unsafe += [
+            {
+                "signal_id": r["signal_id"],
+                "source": f"{r['source_product']}/{r['source_type']} {r['source_id']}",
+                "kind": r["detail"],
+                "quote": r["quote"],
+            }
+            for r in screened.rejected
+            if r["reason"] == "unsafe"
+        ]
+        context.log.info(
+            f"{batch}: {len(objects)} objects, {len(screened.accepted)} accepted, {len(screened.rejected)} rejected"
+        )
     return dg.MaterializeResult(
         metadata={
             "accepted": accepted,
@@ -79,7 +91,9 @@ def buffered_signals(
     description="One embedding per accepted signal, tagged with the model name and dimension.",
 )
 def signal_embeddings(
-    context: dg.AssetExecutionContext, clickhouse: ClickHouseResource, embedder: EmbedderResource,
+    context: dg.AssetExecutionContext,
+    clickhouse: ClickHouseResource,
+    embedder: EmbedderResource,
     object_store: ObjectStoreResource,
 ) -> dg.MaterializeResult:
     store = object_store.open()
@@ -90,8 +104,9 @@ def signal_embeddings(
         # The store is released while the model runs: other processes may use it meanwhile.
         vectors = embedder.embed([s["description"] for s in signals])
         with clickhouse.session(log=context.log.info) as db:
-            embedded = ingestion_store.write_embeddings(db, batch, embedder.model_name, signals, vectors,
-                                                        batch_time(batch))
+            embedded = ingestion_store.write_embeddings(
+                db, batch, embedder.model_name, signals, vectors, batch_time(batch)
+            )
         inbox.mark_stage_done(store, batch, inbox.EMBEDDED, context.run_id)
         total += embedded
         context.log.info(f"{batch}: embedded {embedded} signals with {embedder.model_name}")

@@ -25,10 +25,16 @@ def cmd_emit(args, settings: Settings) -> int:
     from signals_assets.ingestion.emit import emit_signal_result
 
     result = emit_signal_result(
-        team_id=args.team_id, source_product=args.source_product, source_type=args.source_type,
-        source_id=args.source_id, description=args.description, weight=args.weight,
-        extra=args.extra or {}, idempotency_key=args.idempotency_key,
-        store=open_object_store(settings), settings=settings,
+        team_id=args.team_id,
+        source_product=args.source_product,
+        source_type=args.source_type,
+        source_id=args.source_id,
+        description=args.description,
+        weight=args.weight,
+        extra=args.extra or {},
+        idempotency_key=args.idempotency_key,
+        store=open_object_store(settings),
+        settings=settings,
     )
     if result.signal_id is None:
         err(f"not emitted: {result.gated_reason}")
@@ -54,7 +60,9 @@ def _line_payload(line: bytes | None, team_id: int, settings: Settings) -> dict:
 
     limits = settings.signal_limits
     if line is None:
-        raise SignalValidationError("line", f"must be at most {limits.max_signal_bytes} bytes (SIGNALS_MAX_SIGNAL_BYTES)")
+        raise SignalValidationError(
+            "line", f"must be at most {limits.max_signal_bytes} bytes (SIGNALS_MAX_SIGNAL_BYTES)"
+        )
     payload = decode_json_object(line, "line")
     payload.setdefault("team_id", team_id)
     if payload["team_id"] != team_id:
@@ -158,8 +166,7 @@ def in_process_tags(run_key: str) -> dict:
     from signals_assets.sensors.dead_runs import HOST_TAG, PID_TAG
     from signals_assets.sensors.run_attempts import RUN_KEY_TAG
 
-    return {RUN_KEY_TAG: run_key, "dagster/max_retries": "0", HOST_TAG: socket.gethostname(),
-            PID_TAG: str(os.getpid())}
+    return {RUN_KEY_TAG: run_key, "dagster/max_retries": "0", HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
 
 
 def add_partitions(instance: dg.DagsterInstance, request: dg.AddDynamicPartitionsRequest) -> None:
@@ -167,13 +174,17 @@ def add_partitions(instance: dg.DagsterInstance, request: dg.AddDynamicPartition
     instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
 
 
-def execute_request(job: dg.JobDefinition, request: dg.RunRequest,
-                    instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+def execute_request(
+    job: dg.JobDefinition, request: dg.RunRequest, instance: dg.DagsterInstance
+) -> dg.ExecuteInProcessResult:
     """Execute a sensor's RunRequest here and now: the same partition, run key and tags."""
     assert request.run_key is not None, "the sensors key every run request by its attempt"
     return job.execute_in_process(
-        partition_key=request.partition_key, instance=instance, raise_on_error=False,
-        tags={**request.tags, **in_process_tags(request.run_key)}, run_config=QUIET_RUN_CONFIG,
+        partition_key=request.partition_key,
+        instance=instance,
+        raise_on_error=False,
+        tags={**request.tags, **in_process_tags(request.run_key)},
+        run_config=QUIET_RUN_CONFIG,
     )
 
 
@@ -214,10 +225,17 @@ def cmd_process(args, settings: Settings) -> int:
     left = unfinished_work(store)
     for line in left:
         err(f"unfinished: {line}")
-    print(json.dumps({
-        "batches": grouped, "reports_researched": researched, "reports_failed": failed, "unfinished": left,
-        "seconds": round(time.monotonic() - started, 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "batches": grouped,
+                "reports_researched": researched,
+                "reports_failed": failed,
+                "unfinished": left,
+                "seconds": round(time.monotonic() - started, 1),
+            }
+        )
+    )
     return 1 if failed or left else 0
 
 
@@ -245,8 +263,9 @@ def cmd_unpark(args, settings: Settings) -> int:
     from signals_assets.reports import promotions
 
     store = open_object_store(settings)
-    match = [p for p in promotions.all_promotions(store)
-             if promotions.promotion_unit(p["report_id"], p["round"]) == args.key]
+    match = [
+        p for p in promotions.all_promotions(store) if promotions.promotion_unit(p["report_id"], p["round"]) == args.key
+    ]
     if match:
         record = promotions.unpark_promotion(store, match[0])
     else:
@@ -273,7 +292,8 @@ def cmd_regroup(args, settings: Settings) -> int:
     add_partitions(instance, signal_batches.build_add_request(batches))
     err(f"re-grouping team {args.team_id}: {len(batches)} batches from {batches[0]} to {batches[-1]}")
     definitions.resolve_job_def(regroup_job.name).execute_in_process(
-        instance=instance, raise_on_error=True,
+        instance=instance,
+        raise_on_error=True,
         tags={"dagster/asset_partition_range_start": batches[0], "dagster/asset_partition_range_end": batches[-1]},
         run_config={**QUIET_RUN_CONFIG, "ops": {"report_assignments": {"config": {"team_ids": [args.team_id]}}}},
     )
@@ -294,16 +314,24 @@ def cmd_status(args, settings: Settings) -> int:
     if args.json:
         print(json.dumps(status, indent=1, default=str))
     else:
-        print(f"team {args.team_id}: {status['inbox_pending']} pending in inbox, "
-              f"{status['unfinished_batches']} unfinished batches, {status['promotions_pending']} promoted reports "
-              f"waiting for research, {status['parked']} parked")
+        print(
+            f"team {args.team_id}: {status['inbox_pending']} pending in inbox, "
+            f"{status['unfinished_batches']} unfinished batches, {status['promotions_pending']} promoted reports "
+            f"waiting for research, {status['parked']} parked"
+        )
         for line in status["unfinished_work"][:20]:
             print(f"  {line}")
         print(f"signals: {status['accepted']} accepted, {status['rejected']} rejected, {status['assigned']} assigned")
         if status["rejected"]:
-            print("rejected: " + ", ".join(f"{n} {reason}" for reason, n in status["rejected_by_reason"].items())
-                  + (" (" + ", ".join(f"{n} {kind}" for kind, n in status["unsafe_by_kind"].items()) + ")"
-                     if status["unsafe_by_kind"] else ""))
+            print(
+                "rejected: "
+                + ", ".join(f"{n} {reason}" for reason, n in status["rejected_by_reason"].items())
+                + (
+                    " (" + ", ".join(f"{n} {kind}" for kind, n in status["unsafe_by_kind"].items()) + ")"
+                    if status["unsafe_by_kind"]
+                    else ""
+                )
+            )
         print("reports: " + (", ".join(f"{n} {s}" for s, n in status["reports_by_status"].items()) or "none"))
         for row in status["recent_rejections"][:5]:
             quote = f" {' '.join(row['quote'].split())!r}" if row["quote"] else ""
@@ -317,8 +345,10 @@ def cmd_list_reports(args, settings: Settings) -> int:
         print(json.dumps(result, indent=1, default=str))
         return 0
     for r in result["reports"]:
-        print(f"{r['id']}  {r['status']:<13} {r['priority'] or '--':<2} {r['signal_count']:>3} signals  "
-              f"w={r['total_weight']:<5g} {r['title']}")
+        print(
+            f"{r['id']}  {r['status']:<13} {r['priority'] or '--':<2} {r['signal_count']:>3} signals  "
+            f"w={r['total_weight']:<5g} {r['title']}"
+        )
         if r["error"]:
             print(f"    {r['error']}")
         if r["research"]["repository"]:

@@ -112,8 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     from signals_assets.cli import commands
 
     parser = _Parser(prog="signals", description=__doc__)
-    parser.add_argument("--debug", action="store_true",
-                        help="show the traceback of an internal error (also SIGNALS_DEBUG=1)")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an internal error (also SIGNALS_DEBUG=1)"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     team_id = {"type": team_id_arg, "metavar": "TEAM_ID", "help": f"1 to {MAX_TEAM_ID}"}
 
@@ -131,15 +132,21 @@ def build_parser() -> argparse.ArgumentParser:
     emit_file = sub.add_parser("emit-file", help="emit every line of a JSONL file (all validated first)")
     emit_file.add_argument("file")
     emit_file.add_argument("--team-id", required=True, **team_id)
-    emit_file.add_argument("--skip-invalid", action="store_true",
-                           help="emit the valid lines even when others are invalid (those are listed)")
+    emit_file.add_argument(
+        "--skip-invalid",
+        action="store_true",
+        help="emit the valid lines even when others are invalid (those are listed)",
+    )
     emit_file.set_defaults(handler=commands.cmd_emit_file)
 
     process = sub.add_parser("process", help="claim pending signals and run the whole pipeline now, in-process")
     process.set_defaults(handler=commands.cmd_process)
 
-    regroup = sub.add_parser("regroup", help="re-group all of a team's signals (after a provider, model or "
-                             "parameter change) and research the reports it promotes")
+    regroup = sub.add_parser(
+        "regroup",
+        help="re-group all of a team's signals (after a provider, model or "
+        "parameter change) and research the reports it promotes",
+    )
     regroup.add_argument("--team-id", required=True, **team_id)
     regroup.set_defaults(handler=commands.cmd_regroup)
 
@@ -167,8 +174,12 @@ def build_parser() -> argparse.ArgumentParser:
     teams_sub = teams.add_subparsers(dest="teams_command", required=True)
     teams_set = teams_sub.add_parser("set", help="create or update a team")
     teams_set.add_argument("team_id", **team_id)
-    teams_set.add_argument("--repo", action="append", default=[],
-                           help="code repository folder (repeatable; not a system tree such as /etc)")
+    teams_set.add_argument(
+        "--repo",
+        action="append",
+        default=[],
+        help="code repository folder (repeatable; not a system tree such as /etc)",
+    )
     teams_set.add_argument("--consent", dest="consent", action="store_true", default=None)
     teams_set.add_argument("--no-consent", dest="consent", action="store_false")
     teams_set.add_argument("--enable", action="append", default=[], metavar="PRODUCT/TYPE")
@@ -214,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as error:
             if debug:
                 raise
-            err(f"internal error: {type(error).__name__}: {_first_line(error)} "
-                 "(run with --debug or SIGNALS_DEBUG=1 for the traceback)")
+            err(
+                f"internal error: {type(error).__name__}: {_first_line(error)} "
+                "(run with --debug or SIGNALS_DEBUG=1 for the traceback)"
+            )
             return INTERNAL_ERROR_EXIT

@@ -17,9 +17,16 @@ from signals_assets.storage.sql_models import build_models
 @contextmanager
 def store_session(settings: Settings) -> Iterator[StoreSession]:
     """The store with schema and SQL model views in place (the CLI may run before any job)."""
-    with open_store(settings.clickhouse_url, settings.clickhouse_path, settings.clickhouse_database,
-                    settings.clickhouse_user, os.environ.get("SIGNALS_CLICKHOUSE_PASSWORD", ""),
-                    settings.clickhouse_secure, settings.vector_index_dimensions, log=err) as db:
+    with open_store(
+        settings.clickhouse_url,
+        settings.clickhouse_path,
+        settings.clickhouse_database,
+        settings.clickhouse_user,
+        os.environ.get("SIGNALS_CLICKHOUSE_PASSWORD", ""),
+        settings.clickhouse_secure,
+        settings.vector_index_dimensions,
+        log=err,
+    ) as db:
         build_models(db)
         yield db
 
@@ -27,8 +34,12 @@ def store_session(settings: Settings) -> Iterator[StoreSession]:
 def team_batches(settings: Settings, team_id: int) -> list[str]:
     """The batches holding the team's accepted signals, in key order (what `signals regroup` re-groups)."""
     with store_session(settings) as db:
-        return [r["batch_key"] for r in db.query(
-            "SELECT DISTINCT batch_key FROM signals WHERE team_id = {team} ORDER BY batch_key", {"team": team_id})]
+        return [
+            r["batch_key"]
+            for r in db.query(
+                "SELECT DISTINCT batch_key FROM signals WHERE team_id = {team} ORDER BY batch_key", {"team": team_id}
+            )
+        ]
 
 
 def unfinished_work(store) -> list[str]:
@@ -39,15 +50,21 @@ def unfinished_work(store) -> list[str]:
     lines = []
     for progress in inbox.batch_progress(store):
         if progress.parked is not None:
-            lines.append(f"batch {progress.batch}: parked ({progress.parked['reason']}); "
-                         f"`signals unpark {progress.batch}`")
+            lines.append(
+                f"batch {progress.batch}: parked ({progress.parked['reason']}); `signals unpark {progress.batch}`"
+            )
         elif not progress.finished:
             lines.append(f"batch {progress.batch}: {progress.next_stage} not done")
     for promotion in promotions.all_promotions(store):
         unit = promotions.promotion_unit(promotion["report_id"], promotion["round"])
-        lines.append(f"report {promotion['report_id']} round {promotion['round']}: "
-                     + (f"parked ({promotion['parked']}); `signals unpark {unit}`" if promotion.get("parked")
-                        else "promoted, research not done"))
+        lines.append(
+            f"report {promotion['report_id']} round {promotion['round']}: "
+            + (
+                f"parked ({promotion['parked']}); `signals unpark {unit}`"
+                if promotion.get("parked")
+                else "promoted, research not done"
+            )
+        )
     return lines
 
 
@@ -69,23 +86,39 @@ def team_status(settings: Settings, team_id: int) -> dict:
     pending_promotions = promotions.all_promotions(store)
     with store_session(settings) as db:
         counts = db.query(_STATUS_SQL, {"team": team_id})[0]
-        by_status = {r["status"]: int(r["n"]) for r in db.query(
-            "SELECT status, count() AS n FROM reports WHERE team_id = {team} GROUP BY status ORDER BY status",
-            {"team": team_id})}
+        by_status = {
+            r["status"]: int(r["n"])
+            for r in db.query(
+                "SELECT status, count() AS n FROM reports WHERE team_id = {team} GROUP BY status ORDER BY status",
+                {"team": team_id},
+            )
+        }
         rejected = db.query(
             "SELECT reason, detail, quote, source_id FROM rejected_signals WHERE team_id = {team} "
-            "ORDER BY rejected_at DESC, signal_id LIMIT 20", {"team": team_id})
-        by_reason = {r["reason"]: int(r["n"]) for r in db.query(
-            "SELECT reason, count() AS n FROM rejected_signals WHERE team_id = {team} GROUP BY reason ORDER BY reason",
-            {"team": team_id})}
-        unsafe_by_kind = {r["kind"]: int(r["n"]) for r in db.query(
-            "SELECT detail AS kind, count() AS n FROM rejected_signals WHERE team_id = {team} AND reason = 'unsafe' "
-            "GROUP BY detail ORDER BY detail", {"team": team_id})}
+            "ORDER BY rejected_at DESC, signal_id LIMIT 20",
+            {"team": team_id},
+        )
+        by_reason = {
+            r["reason"]: int(r["n"])
+            for r in db.query(
+                "SELECT reason, count() AS n FROM rejected_signals WHERE team_id = {team} GROUP BY reason ORDER BY reason",
+                {"team": team_id},
+            )
+        }
+        unsafe_by_kind = {
+            r["kind"]: int(r["n"])
+            for r in db.query(
+                "SELECT detail AS kind, count() AS n FROM rejected_signals WHERE team_id = {team} AND reason = 'unsafe' "
+                "GROUP BY detail ORDER BY detail",
+                {"team": team_id},
+            )
+        }
     return {
         "team_id": team_id,
         "inbox_pending": inbox.pending_inbox_count(store),
         "unfinished_batches": sum(1 for p in progress if not p.finished and p.parked is None),
-        "parked": sum(1 for p in progress if p.parked is not None) + sum(1 for p in pending_promotions if p.get("parked")),
+        "parked": sum(1 for p in progress if p.parked is not None)
+        + sum(1 for p in pending_promotions if p.get("parked")),
         "promotions_pending": sum(1 for p in pending_promotions if not p.get("parked")),
         "unfinished_work": unfinished_work(store),
         **{k: int(v) for k, v in counts.items()},
@@ -100,9 +133,12 @@ def is_settled(status: dict, expected_signals: int | None) -> bool:
     in_flight = sum(status["reports_by_status"].get(s, 0) for s in ("candidate", "in_progress"))
     seen = status["accepted"] + status["rejected"]
     return (
-        status["inbox_pending"] == 0 and status["unfinished_batches"] == 0 and status["promotions_pending"] == 0
+        status["inbox_pending"] == 0
+        and status["unfinished_batches"] == 0
+        and status["promotions_pending"] == 0
         and in_flight == 0
-        and status["assigned"] >= status["accepted"] and (expected_signals is None or seen >= expected_signals)
+        and status["assigned"] >= status["accepted"]
+        and (expected_signals is None or seen >= expected_signals)
     )
 
 
@@ -115,7 +151,9 @@ ORDER BY total_weight DESC, signal_count DESC, id LIMIT {limit}
 """
 
 
-def list_reports(settings: Settings, team_id: int, status: str = "", limit: int = 100, with_signals: bool = False) -> dict:
+def list_reports(
+    settings: Settings, team_id: int, status: str = "", limit: int = 100, with_signals: bool = False
+) -> dict:
     with store_session(settings) as db:
         rows = db.query(_REPORTS_SQL, {"team": team_id, "status": status, "limit": limit})
         signals: dict[str, list[dict]] = {}
@@ -128,12 +166,28 @@ def list_reports(settings: Settings, team_id: int, status: str = "", limit: int 
                 signals.setdefault(s.pop("report_id"), []).append(s)
     reports = []
     for row in rows:
-        report = {k: row[k] for k in ("id", "status", "title", "summary", "signal_count", "total_weight", "priority",
-                                      "actionability", "actionability_reason", "error")}
+        report = {
+            k: row[k]
+            for k in (
+                "id",
+                "status",
+                "title",
+                "summary",
+                "signal_count",
+                "total_weight",
+                "priority",
+                "actionability",
+                "actionability_reason",
+                "error",
+            )
+        }
         report["safety"] = {"verdict": row["safety"], "kind": row["safety_kind"], "quote": row["safety_quote"]}
         report["research"] = {
-            "status": row["research_status"], "sandbox": row["sandbox"], "repository": row["repository"],
-            "findings": json.loads(row["findings"] or "[]"), "log_key": row["log_key"],
+            "status": row["research_status"],
+            "sandbox": row["sandbox"],
+            "repository": row["repository"],
+            "findings": json.loads(row["findings"] or "[]"),
+            "log_key": row["log_key"],
         }
         if with_signals:
             report["signals"] = signals.get(row["id"], [])

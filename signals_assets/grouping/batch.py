@@ -24,8 +24,12 @@ class Embedder(Protocol):
 
 
 def group_batch(
-    session: Callable[[], AbstractContextManager[StoreSession]], batch: str, team_ids: list[int], window_days: int,
-    provider: Provider, embedder: Embedder,
+    session: Callable[[], AbstractContextManager[StoreSession]],
+    batch: str,
+    team_ids: list[int],
+    window_days: int,
+    provider: Provider,
+    embedder: Embedder,
 ) -> tuple[list[dict], list[dict], list[dict]]:
     """Assignment rows, event rows and promotions for one batch (of `team_ids`, or every team when empty).
 
@@ -36,14 +40,25 @@ def group_batch(
         by_team = store.batch_signals(db, batch, embedder.model_name, team_ids)
     by_team = {team: _with_probes(signals, provider, embedder) for team, signals in by_team.items()}
     with session() as db:
-        contexts = {team: store.read_team(db, team, batch, embedder.model_name, since, signals, provider.needs_texts,
-                                          provider.consolidation.pool_limit if provider.consolidation else 0)
-                    for team, signals in by_team.items()}
+        contexts = {
+            team: store.read_team(
+                db,
+                team,
+                batch,
+                embedder.model_name,
+                since,
+                signals,
+                provider.needs_texts,
+                provider.consolidation.pool_limit if provider.consolidation else 0,
+            )
+            for team, signals in by_team.items()
+        }
     plans = {}
     for team, context in contexts.items():
         before = dict(context.states)
-        plan = plan_batch(context.signals, context.candidates, context.stats, context.states, provider.decide,
-                          context.texts)
+        plan = plan_batch(
+            context.signals, context.candidates, context.stats, context.states, provider.decide, context.texts
+        )
         if provider.consolidation:
             plan = consolidate(plan, context.signals, context.open_pool, before, context.states, provider.consolidation)
         plans[team] = plan

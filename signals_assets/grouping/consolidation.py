@@ -42,8 +42,9 @@ class ConsolidationParameters:
     pool_limit: int = 3000  # newest open signals re-clustered per batch (memory grows with its square)
 
 
-def cluster_pool(vectors: Sequence[Sequence[float]], params: ConsolidationParameters = ConsolidationParameters()
-                 ) -> list[int]:
+def cluster_pool(
+    vectors: Sequence[Sequence[float]], params: ConsolidationParameters = ConsolidationParameters()
+) -> list[int]:
     """A cluster label per vector (labels are 0..k-1 in order of first appearance)."""
     import numpy as np
 
@@ -103,8 +104,9 @@ class PoolSignal:
     description: str
 
 
-def map_clusters(pool: Sequence[PoolSignal], labels: Sequence[int], existing: dict[str, int],
-                 new_report_id) -> list[str]:
+def map_clusters(
+    pool: Sequence[PoolSignal], labels: Sequence[int], existing: dict[str, int], new_report_id
+) -> list[str]:
     """The report id of each pool signal after consolidation.
 
     A cluster keeps the id of an existing report that holds most of its signals (largest overlaps

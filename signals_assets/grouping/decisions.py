@@ -64,8 +64,14 @@ class LLMProvider:
 
     def decide(self, signal: BatchSignal, reports: list[CandidateReport]) -> MatchDecision:
         candidates = [
-            {"signal_id": r.best_signal_id, "report_id": r.report_id, "report_title": r.title, "report_size": r.size,
-             "similarity": round(r.best_similarity, 4), "description": r.best_signal_text}
+            {
+                "signal_id": r.best_signal_id,
+                "report_id": r.report_id,
+                "report_title": r.title,
+                "report_size": r.size,
+                "similarity": round(r.best_similarity, 4),
+                "description": r.best_signal_text,
+            }
             for r in reports
         ]
         answer = self.chat.match({"description": signal.description}, candidates)
@@ -74,7 +80,10 @@ class LLMProvider:
         report = next(r for r in reports if r.report_id == answer["report_id"])
         check = self.chat.specificity(report.title, list(report.member_texts), signal.description)
         if not check["specific_enough"]:
-            return MatchDecision(None, reason=f"PR-specificity rejected: {check['reason']}",
-                                 title=title_from(signal.description), summary=SPLIT_PREFIX + report.title)
+            return MatchDecision(
+                None,
+                reason=f"PR-specificity rejected: {check['reason']}",
+                title=title_from(signal.description),
+                summary=SPLIT_PREFIX + report.title,
+            )
         return MatchDecision(report.report_id, answer["signal_id"], answer["reason"], title=check["pr_title"])
-

@@ -11,11 +11,14 @@ from __future__ import annotations
 import hashlib
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from signals_assets.grouping.extractive_text import summary_from, title_from
 from signals_assets.reports import lifecycle
 from signals_assets.reports.lifecycle import ReportState
+
+if TYPE_CHECKING:
+    from signals_assets.grouping.consolidation import ConsolidationParameters, PoolSignal
 
 TOP_K = 10
 
@@ -89,10 +92,26 @@ class ReportStats:
 
         return float(np.linalg.norm(self.total)) / self.count if self.count else 0.0
 
-    def candidate(self, report_id: str, best_similarity: float, best_signal_id: str, probe_hits: int = 1,
-                  best_signal_text: str = "") -> "CandidateReport":
-        return CandidateReport(report_id, self.centroid, self.count, self.cohesion, best_similarity, best_signal_id,
-                               probe_hits, self.title, best_signal_text, tuple(self.examples))
+    def candidate(
+        self,
+        report_id: str,
+        best_similarity: float,
+        best_signal_id: str,
+        probe_hits: int = 1,
+        best_signal_text: str = "",
+    ) -> "CandidateReport":
+        return CandidateReport(
+            report_id,
+            self.centroid,
+            self.count,
+            self.cohesion,
+            best_similarity,
+            best_signal_id,
+            probe_hits,
+            self.title,
+            best_signal_text,
+            tuple(self.examples),
+        )
 
 
 @dataclass(frozen=True)
@@ -174,8 +193,11 @@ def candidate_reports(
     reports = []
     for report_id, found in by_report.items():
         best = max(found, key=lambda c: c.similarity)
-        reports.append(stats[report_id].candidate(
-            report_id, best.similarity, best.signal_id, len({c.probe for c in found}), texts.get(best.signal_id, "")))
+        reports.append(
+            stats[report_id].candidate(
+                report_id, best.similarity, best.signal_id, len({c.probe for c in found}), texts.get(best.signal_id, "")
+            )
+        )
     return sorted(reports, key=lambda r: (-r.best_similarity, r.report_id))
 
 
@@ -233,9 +255,16 @@ def _promoted_if_due(state: ReportState, events: list[Event]) -> ReportState:
     if not lifecycle.should_promote(state):
         return state
     state = state.moved_to(lifecycle.CANDIDATE, research_round=state.research_round + 1)
-    events.append(Event(state.report_id, "promoted", lifecycle.CANDIDATE, signals_at_run=state.signals_at_run,
-                        research_round=state.research_round,
-                        detail=f"{state.signal_count} signals, weight {state.total_weight:g}"))
+    events.append(
+        Event(
+            state.report_id,
+            "promoted",
+            lifecycle.CANDIDATE,
+            signals_at_run=state.signals_at_run,
+            research_round=state.research_round,
+            detail=f"{state.signal_count} signals, weight {state.total_weight:g}",
+        )
+    )
     return state
 
 
@@ -244,8 +273,16 @@ def _assign(signal, decision: MatchDecision, matched: CandidateReport | None, st
     similarity = matched.best_similarity if matched else 0.0
     matched_signal = decision.matched_signal_id or (matched.best_signal_id if matched else "")
     if matched and matched_status == lifecycle.DELETED:
-        return Assignment(signal.signal_id, matched.report_id, "deleted_report", matched_signal, similarity,
-                          signal.weight, deleted=True, reason=decision.reason)
+        return Assignment(
+            signal.signal_id,
+            matched.report_id,
+            "deleted_report",
+            matched_signal,
+            similarity,
+            signal.weight,
+            deleted=True,
+            reason=decision.reason,
+        )
     if matched and matched_status != lifecycle.RESOLVED:
         report_id, kind = matched.report_id, "joined"
         stats[report_id].add(signal.embedding, signal.description)
@@ -259,21 +296,41 @@ def _assign(signal, decision: MatchDecision, matched: CandidateReport | None, st
         states[report_id] = ReportState(report_id).moved_to(lifecycle.POTENTIAL)
         stats[report_id] = ReportStats(title=title)
         stats[report_id].add(signal.embedding, signal.description)
-        events.append(Event(
-            report_id, "created", lifecycle.POTENTIAL, title, decision.summary or summary_from([signal.description]),
-            detail=f"recurrence_of:{matched.report_id}" if matched else decision.reason,
-        ))
+        events.append(
+            Event(
+                report_id,
+                "created",
+                lifecycle.POTENTIAL,
+                title,
+                decision.summary or summary_from([signal.description]),
+                detail=f"recurrence_of:{matched.report_id}" if matched else decision.reason,
+            )
+        )
     state = states[report_id].with_signal(signal.weight)
     states[report_id] = _promoted_if_due(state, events)
-    return Assignment(signal.signal_id, report_id, kind, matched_signal if matched else "", similarity,
-                      signal.weight, deleted=False, reason=decision.reason)
+    return Assignment(
+        signal.signal_id,
+        report_id,
+        kind,
+        matched_signal if matched else "",
+        similarity,
+        signal.weight,
+        deleted=False,
+        reason=decision.reason,
+    )
 
 
 OPEN_STATUSES = (lifecycle.POTENTIAL, lifecycle.CANDIDATE)  # research not started: consolidation may reshape
 
 
-def consolidate(plan: BatchPlan, signals: Sequence[BatchSignal], earlier: list["PoolSignal"],
-                before: dict[str, ReportState], states: dict[str, ReportState], params) -> BatchPlan:
+def consolidate(
+    plan: BatchPlan,
+    signals: Sequence[BatchSignal],
+    earlier: list[PoolSignal],
+    before: dict[str, ReportState],
+    states: dict[str, ReportState],
+    params: ConsolidationParameters,
+) -> BatchPlan:
     """The batch's plan after re-clustering the open pool (signals_assets.grouping.consolidation).
 
     `earlier` holds the open pool's signals from earlier batches (oldest first); `before` the states
@@ -286,10 +343,12 @@ def consolidate(plan: BatchPlan, signals: Sequence[BatchSignal], earlier: list["
     team_id = signals[0].team_id if signals else 0
     by_id = {s.signal_id: s for s in signals}
     open_ids = {r for r, s in states.items() if s.status in OPEN_STATUSES}
-    batch_pool = [PoolSignal(a.signal_id, a.report_id, by_id[a.signal_id].embedding, a.weight,
-                             by_id[a.signal_id].description)
-                  for a in plan.assignments if not a.deleted and a.report_id in open_ids]
-    pool = (earlier + batch_pool)[-params.pool_limit:]
+    batch_pool = [
+        PoolSignal(a.signal_id, a.report_id, by_id[a.signal_id].embedding, a.weight, by_id[a.signal_id].description)
+        for a in plan.assignments
+        if not a.deleted and a.report_id in open_ids
+    ]
+    pool = (earlier + batch_pool)[-params.pool_limit :]
     if not pool:
         return plan
 
@@ -300,7 +359,7 @@ def consolidate(plan: BatchPlan, signals: Sequence[BatchSignal], earlier: list["
     rank = {r: int(r not in before) for r in open_ids}  # reports from earlier batches keep their ids first
     final = map_clusters(pool, cluster_pool([p.embedding for p in pool], params), rank, new_report_id)
     moved = {p.signal_id: r for p, r in zip(pool, final) if r != p.report_id}
-    stored_part = pool[:max(0, len(pool) - len(batch_pool))]  # counted in the stored report states
+    stored_part = pool[: max(0, len(pool) - len(batch_pool))]  # counted in the stored report states
     members_before = Counter(p.report_id for p in stored_part)
     members_after = Counter(final)
     weight_change: dict[str, float] = {}
@@ -314,8 +373,11 @@ def consolidate(plan: BatchPlan, signals: Sequence[BatchSignal], earlier: list["
         if a.signal_id in moved:
             a = replace(a, report_id=moved[a.signal_id], decision="consolidated", matched_signal_id="", similarity=0.0)
         result.assignments.append(a)
-    result.assignments += [Assignment(p.signal_id, moved[p.signal_id], "consolidated", "", 0.0, p.weight, False)
-                           for p in earlier if p.signal_id in moved]
+    result.assignments += [
+        Assignment(p.signal_id, moved[p.signal_id], "consolidated", "", 0.0, p.weight, False)
+        for p in earlier
+        if p.signal_id in moved
+    ]
 
     first_member, first_position = {}, {}
     for position, (p, report_id) in enumerate(zip(pool, final)):
@@ -324,8 +386,9 @@ def consolidate(plan: BatchPlan, signals: Sequence[BatchSignal], earlier: list["
     changed = {r for r in members_before.keys() | members_after.keys() if members_before[r] != members_after[r]}
     changed |= {r for r in open_ids if r not in before}  # opened in this batch
     # the one-pass plan's events of open reports are replaced by the consolidated ones below
-    result.events = [e for e in plan.events if e.report_id not in open_ids
-                     or (e.event == "created" and members_after[e.report_id])]
+    result.events = [
+        e for e in plan.events if e.report_id not in open_ids or (e.event == "created" and members_after[e.report_id])
+    ]
     for report_id in sorted(changed, key=lambda r: (first_position.get(r, len(final)), r)):
         if not members_after[report_id]:
             if report_id in before:  # an existing report lost every signal to others
@@ -334,10 +397,21 @@ def consolidate(plan: BatchPlan, signals: Sequence[BatchSignal], earlier: list["
             continue
         if report_id not in states:
             seed = first_member[report_id]
-            result.events.append(Event(report_id, "created", lifecycle.POTENTIAL, title_from(seed.description),
-                                       summary_from([seed.description]), detail="consolidated"))
+            result.events.append(
+                Event(
+                    report_id,
+                    "created",
+                    lifecycle.POTENTIAL,
+                    title_from(seed.description),
+                    summary_from([seed.description]),
+                    detail="consolidated",
+                )
+            )
         base = before.get(report_id) or ReportState(report_id).moved_to(lifecycle.POTENTIAL)
-        state = replace(base, signal_count=base.signal_count + members_after[report_id] - members_before[report_id],
-                        total_weight=base.total_weight + weight_change[report_id])
+        state = replace(
+            base,
+            signal_count=base.signal_count + members_after[report_id] - members_before[report_id],
+            total_weight=base.total_weight + weight_change[report_id],
+        )
         _promoted_if_due(state, result.events)
     return result

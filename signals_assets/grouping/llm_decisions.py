@@ -34,10 +34,17 @@ def _validate_match(answer: dict, candidates: dict[str, dict]) -> dict:
         signal_id = answer.get("signal_id")
         candidate = candidates.get(str(signal_id)) if isinstance(signal_id, (str, int)) else None
         if candidate is None:
-            raise InvalidAnswer(f'"signal_id" {json.dumps(signal_id)} is not one of the candidates\' signal_id values'
-                                if candidates else 'there are no candidates: "match_type" must be "new"')
-        return {"reason": reason, "match_type": "existing", "signal_id": candidate["signal_id"],
-                "report_id": candidate["report_id"]}
+            raise InvalidAnswer(
+                f'"signal_id" {json.dumps(signal_id)} is not one of the candidates\' signal_id values'
+                if candidates
+                else 'there are no candidates: "match_type" must be "new"'
+            )
+        return {
+            "reason": reason,
+            "match_type": "existing",
+            "signal_id": candidate["signal_id"],
+            "report_id": candidate["report_id"],
+        }
     if match_type == "new":
         title = required_text(answer.get("title"), '"title"', MAX_TITLE_CHARS)
         summary = required_text(answer.get("summary"), '"summary"')
@@ -78,11 +85,12 @@ class OpenAIChatProvider(OpenAIChatClient):
         by_id: dict[str, dict] = {}
         for candidate in candidates:
             if str(candidate["signal_id"]) not in by_id:
-                by_id[str(candidate["signal_id"])] = {**candidate,
-                                                     "report_title": candidate["report_title"] or "(untitled)"}
+                by_id[str(candidate["signal_id"])] = {
+                    **candidate,
+                    "report_title": candidate["report_title"] or "(untitled)",
+                }
         shown = list(by_id.values())
-        fence = Fence([signal["description"], *(c["description"] for c in shown),
-                        *(c["report_title"] for c in shown)])
+        fence = Fence([signal["description"], *(c["description"] for c in shown), *(c["report_title"] for c in shown)])
         system = (
             "You decide whether a new product feedback signal belongs to an existing group (report) of "
             "signals or starts a new group. Signals belong together when they share a root cause, feature or "
@@ -97,8 +105,10 @@ class OpenAIChatProvider(OpenAIChatClient):
             f'{MAX_TITLE_CHARS} characters>", "summary": "<1 or 2 sentences>"}}.'
         )
         source = "/".join(str(signal[key]) for key in ("source_product", "source_type") if key in signal)
-        parts = [f"New signal from {one_line(source)}:" if source else "New signal:",
-                 fence.block("new signal", signal["description"])]
+        parts = [
+            f"New signal from {one_line(source)}:" if source else "New signal:",
+            fence.block("new signal", signal["description"]),
+        ]
         if not shown:
             parts.append('There are no candidates: answer with "match_type": "new".')
         for number, candidate in enumerate(shown, 1):
@@ -110,8 +120,9 @@ class OpenAIChatProvider(OpenAIChatClient):
                 fence.block(f"group title of candidate {number}", candidate["report_title"]),
                 fence.block(f"description of candidate {number}", description),
             ]
-        return self.ask("match", system, "\n\n".join(parts), lambda answer: _validate_match(answer, by_id),
-                         temperature=0.2)
+        return self.ask(
+            "match", system, "\n\n".join(parts), lambda answer: _validate_match(answer, by_id), temperature=0.2
+        )
 
     def specificity(self, report_title: str, report_signals: list[str], new_signal: str) -> dict:
         """`{pr_title, specific_enough, reason}`: could one focused change resolve the report plus this signal?"""
@@ -124,8 +135,10 @@ class OpenAIChatProvider(OpenAIChatClient):
             f"fix, not by where the symptoms appear.\n{fence.rules}\n"
             'Answer with JSON only: {"pr_title": "...", "specific_enough": true or false, "reason": "..."}'
         )
-        parts = [fence.block("current group title", report_title),
-                 f"Signals in the group ({len(shown)} of {len(report_signals)} shown):"]
+        parts = [
+            fence.block("current group title", report_title),
+            f"Signals in the group ({len(shown)} of {len(report_signals)} shown):",
+        ]
         parts += [fence.block(f"group signal {number}", text) for number, text in enumerate(shown, 1)]
         if len(report_signals) > len(shown):
             parts.append(f"… and {len(report_signals) - len(shown)} more")

@@ -77,8 +77,9 @@ class MatchParameters:
     cohesion_slack: float = 0.208
 
 
-def candidate_features(signal_vector: Sequence[float], candidate: CandidateReport,
-                       params: MatchParameters = MatchParameters()) -> dict[str, float]:
+def candidate_features(
+    signal_vector: Sequence[float], candidate: CandidateReport, params: MatchParameters = MatchParameters()
+) -> dict[str, float]:
     """csim, msim, rho (NaN for one member) and the score of one candidate report."""
     import numpy as np
 
@@ -86,24 +87,34 @@ def candidate_features(signal_vector: Sequence[float], candidate: CandidateRepor
     csim = float(np.asarray(signal_vector, dtype=np.float64) @ centroid)
     msim = csim * candidate.cohesion
     n = candidate.size
-    rho = (n * candidate.cohesion ** 2 - 1.0) / (n - 1) if n > 1 else float("nan")
-    score = (msim + params.best_weight * candidate.best_similarity + params.centroid_weight * csim
-             + params.probe_weight * (candidate.probe_hits - 1))
+    rho = (n * candidate.cohesion**2 - 1.0) / (n - 1) if n > 1 else float("nan")
+    score = (
+        msim
+        + params.best_weight * candidate.best_similarity
+        + params.centroid_weight * csim
+        + params.probe_weight * (candidate.probe_hits - 1)
+    )
     return {"csim": csim, "msim": msim, "rho": rho, "score": score}
 
 
-def decide(signal_vector: Sequence[float], candidates: list[CandidateReport],
-           params: MatchParameters = MatchParameters()) -> MatchDecision:
+def decide(
+    signal_vector: Sequence[float], candidates: list[CandidateReport], params: MatchParameters = MatchParameters()
+) -> MatchDecision:
     """Join the best-scoring candidate report when the evidence, floor and specificity checks pass."""
     if not candidates:
         return MatchDecision(None, "", "no_candidates")
-    scored = sorted(((candidate_features(signal_vector, c, params), c) for c in candidates),
-                    key=lambda fc: (-fc[0]["score"], fc[1].report_id))
+    scored = sorted(
+        ((candidate_features(signal_vector, c, params), c) for c in candidates),
+        key=lambda fc: (-fc[0]["score"], fc[1].report_id),
+    )
     features, chosen = scored[0]
     score = features["score"]
     margin = score - scored[1][0]["score"] if len(scored) > 1 else params.margin_cap
-    needed = (params.join_score + params.size_slope * math.log(max(chosen.size, 1))
-              + (params.singleton_extra if chosen.size <= 1 else 0.0))
+    needed = (
+        params.join_score
+        + params.size_slope * math.log(max(chosen.size, 1))
+        + (params.singleton_extra if chosen.size <= 1 else 0.0)
+    )
     evidence = score + params.margin_weight * min(margin, params.margin_cap)
     if evidence < needed:
         # with a clear lead the same score would have passed: the runner-up made it ambiguous
@@ -114,13 +125,15 @@ def decide(signal_vector: Sequence[float], candidates: list[CandidateReport],
     if chosen.size > 1:
         pairs = chosen.size - 1  # weight of the observed mean pairwise similarity
         rho = (pairs * features["rho"] + params.prior_weight * params.prior_pair_similarity) / (
-            pairs + params.prior_weight)
+            pairs + params.prior_weight
+        )
         if features["msim"] < rho - params.cohesion_slack:
             return MatchDecision(None, chosen.best_signal_id, "not_specific", score)
     return MatchDecision(chosen.report_id, chosen.best_signal_id, "joined", score)
 
 
-_STOPWORDS = frozenset("""
+_STOPWORDS = frozenset(
+    """
 a an the i i'm im me my mine we our us you your yours he she it its they them their this that these those
 is am are was were be been being do does did doing done have has had having can could would should will
 shall may might must to of in on at by for with from about as into through over after before up down out
@@ -128,7 +141,8 @@ off than then so too very just also and or but if because while when where why h
 whose there here not no nor please hi hello hey thanks thank help need want like know get got getting
 still yet already again any some all each every one someone something anything way able going go tell
 explain
-""".split())
+""".split()
+)
 
 
 def keyword_queries(text: str, limit: int = 1) -> list[str]:
@@ -146,5 +160,12 @@ def keyword_queries(text: str, limit: int = 1) -> list[str]:
     return [query][:limit] if query and query != " ".join(words) else []
 
 
-__all__ = ["CandidateReport", "MatchDecision", "MatchParameters", "ReportStats", "candidate_features", "decide",
-           "keyword_queries"]
+__all__ = [
+    "CandidateReport",
+    "MatchDecision",
+    "MatchParameters",
+    "ReportStats",
+    "candidate_features",
+    "decide",
+    "keyword_queries",
+]

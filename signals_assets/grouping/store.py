@@ -87,8 +87,10 @@ LIMIT {{limit}}
 def batch_signals(db: StoreSession, batch: str, model: str, teams: list[int]) -> dict[int, list[BatchSignal]]:
     """The batch's embedded signals by team (all teams when `teams` is empty), in emit order."""
     rows = db.query(_BATCH_SIGNALS, {"batch": batch, "model": model, "teams": teams})
-    return {team: [BatchSignal(r["signal_id"], team, r["description"], r["weight"], r["embedding"]) for r in rows]
-            for team, rows in groupby(rows, key=lambda r: r["team_id"])}
+    return {
+        team: [BatchSignal(r["signal_id"], team, r["description"], r["weight"], r["embedding"]) for r in rows]
+        for team, rows in groupby(rows, key=lambda r: r["team_id"])
+    }
 
 
 @dataclass
@@ -103,26 +105,56 @@ class TeamContext:
     open_pool: list[PoolSignal] = field(default_factory=list)  # oldest first; read only when consolidating
 
 
-def read_team(db: StoreSession, team: int, batch: str, model: str, since, signals: list[BatchSignal],
-               with_texts: bool, pool_limit: int = 0) -> TeamContext:
+def read_team(
+    db: StoreSession,
+    team: int,
+    batch: str,
+    model: str,
+    since,
+    signals: list[BatchSignal],
+    with_texts: bool,
+    pool_limit: int = 0,
+) -> TeamContext:
     """The nearest assigned signals of every probe of the team's batch signals, the states and statistics
     of their reports, their texts (`with_texts`) and the open pool (`pool_limit` newest signals)."""
     probes = [(s, p) for s in signals for p in (s.embedding, *s.probes)]
-    rows = db.query(_NEAREST, {"probes": [list(map(float, p)) for _, p in probes], "team": team, "batch": batch,
-                               "model": model, "since": since, "k": TOP_K})
+    rows = db.query(
+        _NEAREST,
+        {
+            "probes": [list(map(float, p)) for _, p in probes],
+            "team": team,
+            "batch": batch,
+            "model": model,
+            "since": since,
+            "k": TOP_K,
+        },
+    )
     context = TeamContext(signals, {})
     probe_numbers = [i for s in signals for i in range(1 + len(s.probes))]
     for row in rows:
         signal = probes[row["probe"] - 1][0]
         context.candidates.setdefault(signal.signal_id, []).append(
-            Candidate(row["signal_id"], row["report_id"], row["similarity"], probe_numbers[row["probe"] - 1]))
+            Candidate(row["signal_id"], row["report_id"], row["similarity"], probe_numbers[row["probe"] - 1])
+        )
     if pool_limit:
-        rows = db.query(_OPEN_POOL, {"team": team, "batch": batch, "model": model, "since": since,
-                                     "open": list(OPEN_STATUSES), "limit": pool_limit})
-        context.open_pool = [PoolSignal(r["signal_id"], r["report_id"], r["embedding"], float(r["weight"]),
-                                        r["description"]) for r in reversed(rows)]
-    ids = sorted({c.report_id for found in context.candidates.values() for c in found}
-                 | {p.report_id for p in context.open_pool})
+        rows = db.query(
+            _OPEN_POOL,
+            {
+                "team": team,
+                "batch": batch,
+                "model": model,
+                "since": since,
+                "open": list(OPEN_STATUSES),
+                "limit": pool_limit,
+            },
+        )
+        context.open_pool = [
+            PoolSignal(r["signal_id"], r["report_id"], r["embedding"], float(r["weight"]), r["description"])
+            for r in reversed(rows)
+        ]
+    ids = sorted(
+        {c.report_id for found in context.candidates.values() for c in found} | {p.report_id for p in context.open_pool}
+    )
     if not ids:
         return context
     params = {"team": team, "batch": batch, "ids": ids, "model": model}
@@ -134,10 +166,16 @@ def read_team(db: StoreSession, team: int, batch: str, model: str, since, signal
     # Reports whose signals are all deleted (or newer than this batch) are no candidates.
     for row in db.query(_REPORT_STATES, params):
         context.states[row["report_id"]] = ReportState(
-            row["report_id"], row["status"], int(row["signal_count"]), float(row["total_weight"]),
-            int(row["signals_at_run"]), int(row["research_round"]))
+            row["report_id"],
+            row["status"],
+            int(row["signal_count"]),
+            float(row["total_weight"]),
+            int(row["signals_at_run"]),
+            int(row["research_round"]),
+        )
         context.stats[row["report_id"]] = ReportStats(
-            row["vector_sum"], int(row["signal_count"]), row["title"], examples.get(row["report_id"], []))
+            row["vector_sum"], int(row["signal_count"]), row["title"], examples.get(row["report_id"], [])
+        )
     return context
 
 
@@ -146,26 +184,51 @@ def batch_rows(batch: str, at, plans: dict[int, BatchPlan]) -> tuple[list[dict],
     assignments, events, promotions = [], [], []
     for team, plan in plans.items():
         for a in plan.assignments:
-            assignments.append({
-                "team_id": team, "signal_id": a.signal_id, "batch_key": batch, "seq": len(assignments),
-                "report_id": a.report_id, "decision": a.decision, "matched_signal_id": a.matched_signal_id,
-                "similarity": a.similarity, "weight": a.weight, "deleted": int(a.deleted), "assigned_at": at,
-            })
+            assignments.append(
+                {
+                    "team_id": team,
+                    "signal_id": a.signal_id,
+                    "batch_key": batch,
+                    "seq": len(assignments),
+                    "report_id": a.report_id,
+                    "decision": a.decision,
+                    "matched_signal_id": a.matched_signal_id,
+                    "similarity": a.similarity,
+                    "weight": a.weight,
+                    "deleted": int(a.deleted),
+                    "assigned_at": at,
+                }
+            )
         for e in plan.events:
-            events.append({
-                "team_id": team, "report_id": e.report_id, "source": batch, "stage": "grouping", "seq": len(events),
-                "event": e.event, "status": e.status, "title": e.title, "summary": e.summary,
-                "signals_at_run": e.signals_at_run, "research_round": e.research_round, "detail": e.detail, "at": at,
-            })
+            events.append(
+                {
+                    "team_id": team,
+                    "report_id": e.report_id,
+                    "source": batch,
+                    "stage": "grouping",
+                    "seq": len(events),
+                    "event": e.event,
+                    "status": e.status,
+                    "title": e.title,
+                    "summary": e.summary,
+                    "signals_at_run": e.signals_at_run,
+                    "research_round": e.research_round,
+                    "detail": e.detail,
+                    "at": at,
+                }
+            )
         promotions += [{"report_id": e.report_id, "team_id": team, "round": e.research_round} for e in plan.promotions]
     return assignments, events, promotions
 
 
 _TEAM_FILTER = "(length({teams}) = 0 OR has({teams}, team_id))"
-_BATCH_ASSIGNMENTS = ("SELECT signal_id, report_id, deleted FROM report_assignments "
-                      f"WHERE batch_key = {{batch}} AND {_TEAM_FILTER}")
-_LATER_BATCHES = (f"SELECT DISTINCT batch_key FROM report_assignments WHERE batch_key > {{last}} AND {_TEAM_FILTER} "
-                  "ORDER BY batch_key LIMIT 3")
+_BATCH_ASSIGNMENTS = (
+    f"SELECT signal_id, report_id, deleted FROM report_assignments WHERE batch_key = {{batch}} AND {_TEAM_FILTER}"
+)
+_LATER_BATCHES = (
+    f"SELECT DISTINCT batch_key FROM report_assignments WHERE batch_key > {{last}} AND {_TEAM_FILTER} "
+    "ORDER BY batch_key LIMIT 3"
+)
 # What the report stages wrote for a report, dropped when a re-grouping changes its members.
 _FORGET_REPORT_STAGES = (
     "DELETE FROM report_events WHERE report_id IN {ids} AND stage != 'grouping'",
@@ -194,8 +257,9 @@ def write_batch(db: StoreSession, batch: str, teams: list[int], assignments, eve
             "`signals regroup --team-id N`"
         )
     db.replace_partition("report_assignments", f"batch_key = {{batch}} AND {_TEAM_FILTER}", assignments, params)
-    db.replace_partition("report_events", f"source = {{batch}} AND stage = 'grouping' AND {_TEAM_FILTER}", events,
-                         params)
+    db.replace_partition(
+        "report_events", f"source = {{batch}} AND stage = 'grouping' AND {_TEAM_FILTER}", events, params
+    )
     changed = sorted({report for _, report, _ in before ^ after}) if before else []
     if changed:
         for statement in _FORGET_REPORT_STAGES:

@@ -77,11 +77,19 @@ def emit_signal_result(
 ) -> EmitResult:
     """Like `emit_signal`, but says why a gated signal was not emitted."""
     settings = settings or load_settings()
-    valid = validate_signal({
-        "team_id": team_id, "source_product": source_product, "source_type": source_type,
-        "source_id": source_id, "description": description, "weight": weight, "extra": extra,
-        "idempotency_key": idempotency_key,
-    }, settings.signal_limits)
+    valid = validate_signal(
+        {
+            "team_id": team_id,
+            "source_product": source_product,
+            "source_type": source_type,
+            "source_id": source_id,
+            "description": description,
+            "weight": weight,
+            "extra": extra,
+            "idempotency_key": idempotency_key,
+        },
+        settings.signal_limits,
+    )
     if store is None:
         store = open_object_store(settings)
     reason = gate_reason(load_team(store, valid.team_id), valid.team_id, valid.source_product, valid.source_type)
@@ -115,6 +123,14 @@ def emit_signal(
     nothing is written then, nor when a gate stops the signal.
     """
     return emit_signal_result(
-        team_id, source_product, source_type, source_id, description, weight, extra, idempotency_key,
-        store=store, settings=settings,
+        team_id,
+        source_product,
+        source_type,
+        source_id,
+        description,
+        weight,
+        extra,
+        idempotency_key,
+        store=store,
+        settings=settings,
     ).signal_id

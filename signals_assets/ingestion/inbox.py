@@ -151,8 +151,12 @@ def batch_progress(store: ObjectStore) -> list[BatchProgress]:
         elif rest == "parked":
             parked.add(batch)
     return [
-        BatchProgress(batch, tuple(s for s in STAGES if s in stages.get(batch, ())), batch in claimed,
-                      json.loads(store.get(parked_key(batch))) if batch in parked else None)
+        BatchProgress(
+            batch,
+            tuple(s for s in STAGES if s in stages.get(batch, ())),
+            batch in claimed,
+            json.loads(store.get(parked_key(batch))) if batch in parked else None,
+        )
         for batch in sorted(claimed | set(stages))
     ]
 

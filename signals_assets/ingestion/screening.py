@@ -17,7 +17,6 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
 from signals_assets.ingestion.teams import TeamConfig, gate_reason
-from signals_assets.safety.filter import SafetyVerdict, check_signal_text
 from signals_assets.ingestion.validation import (
     DEFAULT_LIMITS,
     MAX_SOURCE_ID_CHARS,
@@ -28,6 +27,7 @@ from signals_assets.ingestion.validation import (
     storable_text,
     validate_signal,
 )
+from signals_assets.safety.filter import SafetyVerdict, check_signal_text
 
 ENVELOPE_FIELDS = ("signal_id", "emitted_at")
 MAX_SIGNAL_ID_CHARS = 200
@@ -60,7 +60,8 @@ def decode_record(body: bytes, limits: SignalLimits) -> dict:
     """The inbox object as a JSON object; raises SignalValidationError."""
     if len(body) > limits.max_signal_bytes:
         raise SignalValidationError(
-            "body", f"must be at most {limits.max_signal_bytes} bytes (SIGNALS_MAX_SIGNAL_BYTES), got more")
+            "body", f"must be at most {limits.max_signal_bytes} bytes (SIGNALS_MAX_SIGNAL_BYTES), got more"
+        )
     return decode_json_object(body, "body")
 
 
@@ -114,20 +115,31 @@ def screen_batch(
             result.rejected.append(_quarantined(batch, batch_time, name, record, error))
             continue
         row = {
-            "team_id": signal.team_id, "signal_id": record["signal_id"], "batch_key": batch,
-            "source_product": signal.source_product, "source_type": signal.source_type,
-            "source_id": signal.source_id, "description": signal.description,
+            "team_id": signal.team_id,
+            "signal_id": record["signal_id"],
+            "batch_key": batch,
+            "source_product": signal.source_product,
+            "source_type": signal.source_type,
+            "source_id": signal.source_id,
+            "description": signal.description,
         }
         reason, detail, quote = _rejection(row["signal_id"], signal, seen, already_stored, team_config, check_text)
         if reason:
-            result.rejected.append({**row, "rejected_at": batch_time, "reason": reason, "detail": detail, "quote": quote})
+            result.rejected.append(
+                {**row, "rejected_at": batch_time, "reason": reason, "detail": detail, "quote": quote}
+            )
             continue
         seen.add(row["signal_id"])
-        result.accepted.append({
-            **row, "weight": signal.weight, "extra": json.dumps(signal.extra, sort_keys=True),
-            "idempotency_key": signal.idempotency_key or "",
-            "emitted_at": _parse_time(record.get("emitted_at"), batch_time), "ingested_at": batch_time,
-        })
+        result.accepted.append(
+            {
+                **row,
+                "weight": signal.weight,
+                "extra": json.dumps(signal.extra, sort_keys=True),
+                "idempotency_key": signal.idempotency_key or "",
+                "emitted_at": _parse_time(record.get("emitted_at"), batch_time),
+                "ingested_at": batch_time,
+            }
+        )
     return result
 
 
@@ -143,11 +155,22 @@ def _quarantined(batch: str, batch_time: datetime, name: str, record: dict, erro
     if signal_id_rule(signal_id):
         signal_id = f"object:{_storable(name, QUARANTINED_NAME_CHARS)}"
     return {
-        "team_id": team_id, "signal_id": signal_id, "batch_key": batch,
-        **{key: _storable(record.get(key), limit) for key, limit in (
-            ("source_product", QUARANTINED_NAME_CHARS), ("source_type", QUARANTINED_NAME_CHARS),
-            ("source_id", MAX_SOURCE_ID_CHARS), ("description", QUARANTINED_TEXT_CHARS))},
-        "rejected_at": batch_time, "reason": "malformed", "detail": str(error), "quote": "",
+        "team_id": team_id,
+        "signal_id": signal_id,
+        "batch_key": batch,
+        **{
+            key: _storable(record.get(key), limit)
+            for key, limit in (
+                ("source_product", QUARANTINED_NAME_CHARS),
+                ("source_type", QUARANTINED_NAME_CHARS),
+                ("source_id", MAX_SOURCE_ID_CHARS),
+                ("description", QUARANTINED_TEXT_CHARS),
+            )
+        },
+        "rejected_at": batch_time,
+        "reason": "malformed",
+        "detail": str(error),
+        "quote": "",
     }
 
 

@@ -31,12 +31,20 @@ def batch_signals(db: StoreSession, batch: str) -> list[dict]:
     return db.query(_BATCH_SIGNALS, {"batch": batch})
 
 
-def write_embeddings(db: StoreSession, batch: str, model: str, signals: list[dict], vectors: Sequence,
-                     embedded_at: datetime) -> int:
+def write_embeddings(
+    db: StoreSession, batch: str, model: str, signals: list[dict], vectors: Sequence, embedded_at: datetime
+) -> int:
     """One `signal_embeddings` row per signal and its vector; the number written."""
     rows = [
-        {"team_id": s["team_id"], "signal_id": s["signal_id"], "batch_key": batch, "model": model,
-         "dimension": len(vector), "embedding": vector, "embedded_at": embedded_at}
+        {
+            "team_id": s["team_id"],
+            "signal_id": s["signal_id"],
+            "batch_key": batch,
+            "model": model,
+            "dimension": len(vector),
+            "embedding": vector,
+            "embedded_at": embedded_at,
+        }
         for s, vector in zip(signals, vectors)
     ]
     db.replace_partition("signal_embeddings", _BATCH_PARTITION, rows, {"batch": batch})

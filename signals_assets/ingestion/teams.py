@@ -41,9 +41,7 @@ def check_team(config: TeamConfig) -> None:
             raise ValueError("enabled_sources: must be a list of product/type strings or null (all sources)")
         unknown = [s for s in config.enabled_sources if s not in SOURCE_PAIRS]
         if unknown:
-            raise ValueError(
-                f"enabled_sources: unknown source {shown(unknown[0])} (known: {', '.join(SOURCE_PAIRS)})"
-            )
+            raise ValueError(f"enabled_sources: unknown source {shown(unknown[0])} (known: {', '.join(SOURCE_PAIRS)})")
     if not isinstance(config.repositories, list) or not all(isinstance(r, str) for r in config.repositories):
         raise ValueError("repositories: must be a list of folder paths (strings)")
     for path in config.repositories:

@@ -73,29 +73,58 @@ _ERROR_TRACKING_EXTRA = {"fingerprint": STR, "host": OPTIONAL_STR, "is_dev_host"
 # (source_product, source_type) -> the `extra` keys it carries; any other key is rejected.
 SOURCE_EXTRAS: dict[tuple[str, str], dict[str, ExtraField]] = {
     ("zendesk", "ticket"): {
-        "url": STR, "type": STR, "tags": LIST, "created_at": TIMESTAMP, "priority": STR, "status": STR,
+        "url": STR,
+        "type": STR,
+        "tags": LIST,
+        "created_at": TIMESTAMP,
+        "priority": STR,
+        "status": STR,
     },
     ("github", "issue"): {
-        "html_url": STR, "number": INT, "labels": LIST, "created_at": TIMESTAMP, "updated_at": TIMESTAMP,
-        "locked": BOOL, "state": STR, "author_login": OPTIONAL_STR, "author_association": OPTIONAL_STR,
+        "html_url": STR,
+        "number": INT,
+        "labels": LIST,
+        "created_at": TIMESTAMP,
+        "updated_at": TIMESTAMP,
+        "locked": BOOL,
+        "state": STR,
+        "author_login": OPTIONAL_STR,
+        "author_association": OPTIONAL_STR,
     },
     ("linear", "issue"): {
-        "url": STR, "identifier": STR, "number": INT, "priority": INT, "priority_label": STR, "labels": LIST,
-        "state_name": STR, "state_type": STR, "team_name": STR, "created_at": TIMESTAMP, "updated_at": TIMESTAMP,
+        "url": STR,
+        "identifier": STR,
+        "number": INT,
+        "priority": INT,
+        "priority_label": STR,
+        "labels": LIST,
+        "state_name": STR,
+        "state_type": STR,
+        "team_name": STR,
+        "created_at": TIMESTAMP,
+        "updated_at": TIMESTAMP,
     },
     ("error_tracking", "issue_created"): _ERROR_TRACKING_EXTRA,
     ("error_tracking", "issue_reopened"): _ERROR_TRACKING_EXTRA,
     ("error_tracking", "issue_spiking"): _ERROR_TRACKING_EXTRA,
     ("session_replay", "session_problem"): {
-        "session_id": STR, "segment_title": STR, "start_time": TIMESTAMP, "end_time": TIMESTAMP,
+        "session_id": STR,
+        "segment_title": STR,
+        "start_time": TIMESTAMP,
+        "end_time": TIMESTAMP,
         "problem_type": ExtraField(
             "str", choices=("confusion", "abandonment", "blocking_exception", "non_blocking_exception", "failure")
         ),
         "distinct_id": STR,
     },
     ("llm_analytics", "evaluation_report"): {
-        "evaluation_id": STR, "evaluation_name": STR, "evaluation_description": STR, "report_id": STR,
-        "report_run_id": STR, "period_start": TIMESTAMP, "period_end": TIMESTAMP,
+        "evaluation_id": STR,
+        "evaluation_name": STR,
+        "evaluation_description": STR,
+        "report_id": STR,
+        "report_run_id": STR,
+        "period_start": TIMESTAMP,
+        "period_end": TIMESTAMP,
     },
 }
 
@@ -146,8 +175,10 @@ def storable_text_rule(text: str) -> str | None:
         return None
     if bad.group() == "\x00":
         return f"must not contain NUL characters (found at character {bad.start()})"
-    return (f"must be valid UTF-8 text, found an undecodable byte or lone surrogate "
-            f"(U+{ord(bad.group()):04X}) at character {bad.start()}")
+    return (
+        f"must be valid UTF-8 text, found an undecodable byte or lone surrogate "
+        f"(U+{ord(bad.group()):04X}) at character {bad.start()}"
+    )
 
 
 def storable_text(text: str) -> str:
@@ -171,7 +202,9 @@ def validate_signal(payload: dict, limits: SignalLimits = DEFAULT_LIMITS) -> Val
     extra_fields = _extra_fields(product, source_type)
     source_id = _text("source_id", payload["source_id"])
     if len(source_id) > MAX_SOURCE_ID_CHARS:
-        raise SignalValidationError("source_id", f"must be at most {MAX_SOURCE_ID_CHARS} characters, got {len(source_id)}")
+        raise SignalValidationError(
+            "source_id", f"must be at most {MAX_SOURCE_ID_CHARS} characters, got {len(source_id)}"
+        )
     description = _text("description", payload["description"])
     tokens = approximate_tokens(description)
     if tokens > MAX_DESCRIPTION_TOKENS:
@@ -196,8 +229,10 @@ def validate_signal(payload: dict, limits: SignalLimits = DEFAULT_LIMITS) -> Val
     size = json_size(signal.__dict__)
     if size > allowed:
         raise SignalValidationError(
-            "signal", f"must be at most {allowed} bytes as JSON ({limits.max_signal_bytes} minus "
-            f"{RECORD_ENVELOPE_BYTES} for the envelope), got {size}")
+            "signal",
+            f"must be at most {allowed} bytes as JSON ({limits.max_signal_bytes} minus "
+            f"{RECORD_ENVELOPE_BYTES} for the envelope), got {size}",
+        )
     return signal
 
 
@@ -247,7 +282,8 @@ def _extra_fields(product: Any, source_type: Any) -> dict[str, ExtraField]:
     types = [t for p, t in SOURCE_EXTRAS if p == product]
     if source_type not in types:
         raise SignalValidationError(
-            "source_type", f"must be one of {', '.join(types)} for {product}, got {shown(source_type)}")
+            "source_type", f"must be one of {', '.join(types)} for {product}, got {shown(source_type)}"
+        )
     return SOURCE_EXTRAS[(product, source_type)]
 
 
@@ -261,7 +297,9 @@ def _valid_extra(pair: str, extra: Any, fields: dict[str, ExtraField], limits: S
         raise SignalValidationError("extra", shape)
     unknown = [key for key in extra if key not in fields]
     if unknown:
-        raise _unknown_key("extra.", min(unknown, key=str), f"is not a known field for {pair} (known: {', '.join(fields)})")
+        raise _unknown_key(
+            "extra.", min(unknown, key=str), f"is not a known field for {pair} (known: {', '.join(fields)})"
+        )
     for key, spec in fields.items():
         value = extra.get(key)
         if value is None:

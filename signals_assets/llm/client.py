@@ -49,8 +49,15 @@ class InvalidAnswer(ValueError):
 class Transport:
     """A lazily built `openai.OpenAI` client and the one retry loop for all requests."""
 
-    def __init__(self, base_url: str | None, api_key: str, timeout_seconds: float, max_retries: int,
-                 backoff_seconds: float, max_wait_seconds: float) -> None:
+    def __init__(
+        self,
+        base_url: str | None,
+        api_key: str,
+        timeout_seconds: float,
+        max_retries: int,
+        backoff_seconds: float,
+        max_wait_seconds: float,
+    ) -> None:
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
         self.base_url = base_url
@@ -66,8 +73,9 @@ class Transport:
         if self._client is None:
             import openai
 
-            self._client = openai.OpenAI(base_url=self.base_url, api_key=self.api_key,
-                                         timeout=self.timeout_seconds, max_retries=0)
+            self._client = openai.OpenAI(
+                base_url=self.base_url, api_key=self.api_key, timeout=self.timeout_seconds, max_retries=0
+            )
         return self._client
 
     def call(self, step: str, request: Callable[[openai.OpenAI], Any]) -> Any:
@@ -92,7 +100,7 @@ class Transport:
                 raise ProviderError(step, f"{problem} (gave up after {attempt + 1} attempts)") from cause
             if wait is None:
                 # Jitter spreads the retries of concurrent runs that failed together.
-                wait = self.backoff_seconds * 2 ** attempt * random.uniform(0.5, 1.0)
+                wait = self.backoff_seconds * 2**attempt * random.uniform(0.5, 1.0)
             time.sleep(min(wait, self.max_wait_seconds))
             attempt += 1
 
@@ -173,23 +181,42 @@ def one_line(value: Any) -> str:
 class OpenAIChatClient:
     """JSON answers from an OpenAI-compatible chat model, validated and re-asked by `ask`."""
 
-    def __init__(self, base_url: str | None, api_key: str, model: str, timeout_seconds: float = 30,
-                 max_retries: int = 3, backoff_seconds: float = 0.5, max_wait_seconds: float = 30) -> None:
+    def __init__(
+        self,
+        base_url: str | None,
+        api_key: str,
+        model: str,
+        timeout_seconds: float = 30,
+        max_retries: int = 3,
+        backoff_seconds: float = 0.5,
+        max_wait_seconds: float = 30,
+    ) -> None:
         self.model = model
-        self._transport = Transport(base_url, api_key, timeout_seconds, max_retries, backoff_seconds,
-                                    max_wait_seconds)
+        self._transport = Transport(base_url, api_key, timeout_seconds, max_retries, backoff_seconds, max_wait_seconds)
 
-    def ask(self, step: str, system: str, user: str, validate: Callable[[dict], Any], temperature: float,
-            retry_invalid: bool = True) -> Any:
+    def ask(
+        self,
+        step: str,
+        system: str,
+        user: str,
+        validate: Callable[[dict], Any],
+        temperature: float,
+        retry_invalid: bool = True,
+    ) -> Any:
         """A validated JSON answer; invalid answers go back to the model with the error, up to max_retries
         times (never when `retry_invalid` is false). Raises NoValidAnswer when no answer was valid."""
         messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
         attempts = self._transport.max_retries + 1 if retry_invalid else 1
         for _ in range(attempts):
-            response = self._transport.call(step, lambda client: client.chat.completions.create(
-                model=self.model, messages=messages, temperature=temperature,
-                response_format={"type": "json_object"},
-            ))
+            response = self._transport.call(
+                step,
+                lambda client, messages=messages: client.chat.completions.create(
+                    model=self.model,
+                    messages=messages,
+                    temperature=temperature,
+                    response_format={"type": "json_object"},
+                ),
+            )
             try:
                 if not response.choices:
                     raise InvalidAnswer("the response had no choices")
@@ -200,7 +227,15 @@ class OpenAIChatClient:
                 if previous:
                     echoed = cut_text(previous, MAX_ECHOED_ANSWER_CHARS)
                     messages = [*messages, {"role": "assistant", "content": echoed}]
-                messages = [*messages, {"role": "user", "content": f"Your previous answer was invalid: {last_error}. "
-                                                                   "Answer again with valid JSON."}]
-        raise NoValidAnswer(step, f"no valid answer after {attempts} attempt{'s' if attempts > 1 else ''}; "
-                                  f"last validation error: {last_error}")
+                messages = [
+                    *messages,
+                    {
+                        "role": "user",
+                        "content": f"Your previous answer was invalid: {last_error}. Answer again with valid JSON.",
+                    },
+                ]
+        raise NoValidAnswer(
+            step,
+            f"no valid answer after {attempts} attempt{'s' if attempts > 1 else ''}; "
+            f"last validation error: {last_error}",
+        )

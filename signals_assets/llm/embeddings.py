@@ -16,16 +16,24 @@ if TYPE_CHECKING:
 class OpenAIEmbedder:
     """Embeddings from an OpenAI-compatible `/embeddings` endpoint, as an L2-normalised float32 matrix."""
 
-    def __init__(self, base_url: str | None, api_key: str, model: str = "text-embedding-3-small",
-                 batch_size: int = 128, timeout_seconds: float = 30, max_retries: int = 3,
-                 backoff_seconds: float = 0.5, max_wait_seconds: float = 30, dimensions: int | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str | None,
+        api_key: str,
+        model: str = "text-embedding-3-small",
+        batch_size: int = 128,
+        timeout_seconds: float = 30,
+        max_retries: int = 3,
+        backoff_seconds: float = 0.5,
+        max_wait_seconds: float = 30,
+        dimensions: int | None = None,
+    ) -> None:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         self.model = model
         self.batch_size = batch_size
         self.dimensions = dimensions
-        self._transport = Transport(base_url, api_key, timeout_seconds, max_retries, backoff_seconds,
-                                    max_wait_seconds)
+        self._transport = Transport(base_url, api_key, timeout_seconds, max_retries, backoff_seconds, max_wait_seconds)
 
     @property
     def model_name(self) -> str:
@@ -44,13 +52,16 @@ class OpenAIEmbedder:
             options["dimensions"] = self.dimensions
         rows: list[list[float]] = []
         for start in range(0, len(texts), self.batch_size):
-            batch = texts[start:start + self.batch_size]
-            response = self._transport.call("embeddings", lambda client: client.embeddings.create(
-                model=self.model, input=batch, **options))
+            batch = texts[start : start + self.batch_size]
+            response = self._transport.call(
+                "embeddings",
+                lambda client, batch=batch: client.embeddings.create(model=self.model, input=batch, **options),
+            )
             indices = sorted(item.index for item in response.data)
             if indices != list(range(len(batch))):
-                raise ProviderError("embeddings", f"asked for {len(batch)} vectors, got {len(indices)} "
-                                                  f"with indices {indices[:5]}…")
+                raise ProviderError(
+                    "embeddings", f"asked for {len(batch)} vectors, got {len(indices)} with indices {indices[:5]}…"
+                )
             rows += [item.embedding for item in sorted(response.data, key=lambda item: item.index)]
         if not rows:
             return np.zeros((0, self.dimensions or 0), dtype=np.float32)

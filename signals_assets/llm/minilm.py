@@ -57,12 +57,16 @@ def load_safetensors(data: bytes) -> dict[str, numpy.ndarray]:
     import numpy as np
 
     (header_size,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8:8 + header_size])
+    header = json.loads(data[8 : 8 + header_size])
     header.pop("__metadata__", None)
     dtypes = {"F32": np.float32, "I64": np.int64}
     return {
-        name: np.frombuffer(data, dtypes[info["dtype"]], offset=8 + header_size + info["data_offsets"][0],
-                            count=int(np.prod(info["shape"]))).reshape(info["shape"])
+        name: np.frombuffer(
+            data,
+            dtypes[info["dtype"]],
+            offset=8 + header_size + info["data_offsets"][0],
+            count=int(np.prod(info["shape"])),
+        ).reshape(info["shape"])
         for name, info in header.items()
     }
 
@@ -119,19 +123,29 @@ class _Graph:
         name = f"w{len(self.initializers)}"
         array = np.ascontiguousarray(array)
         data_type = {np.dtype(np.float32): 1, np.dtype(np.int64): 7}[array.dtype]
-        self.initializers.append(_fields(1, array.shape) + _field(2, data_type) + _field(8, name)
-                                 + _field(9, [memoryview(array).cast("B")]))
+        self.initializers.append(
+            _fields(1, array.shape) + _field(2, data_type) + _field(8, name) + _field(9, [memoryview(array).cast("B")])
+        )
         return name
 
     def op(self, op_type: str, *inputs: str, **attributes) -> str:
         output = f"t{len(self.nodes)}"
-        self.nodes.append(_fields(1, inputs) + _field(2, output) + _field(4, op_type)
-                          + _fields(5, [_attribute(k, v) for k, v in attributes.items()]))
+        self.nodes.append(
+            _fields(1, inputs)
+            + _field(2, output)
+            + _field(4, op_type)
+            + _fields(5, [_attribute(k, v) for k, v in attributes.items()])
+        )
         return output
 
     def model(self, inputs: list[Chunks], output: str) -> bytes:
-        graph = (_fields(1, self.nodes) + _field(2, "minilm") + _fields(5, self.initializers) + _fields(11, inputs)
-                 + _field(12, _value_info(output, 1, ["batch", "sequence", DIMENSION])))
+        graph = (
+            _fields(1, self.nodes)
+            + _field(2, "minilm")
+            + _fields(5, self.initializers)
+            + _fields(11, inputs)
+            + _field(12, _value_info(output, 1, ["batch", "sequence", DIMENSION]))
+        )
         # IR version 9 and opset 20, the first with Gelu.
         return b"".join(_field(1, 9) + _field(2, "signals_assets.minilm") + _field(7, graph) + _field(8, _field(2, 20)))
 
@@ -145,12 +159,21 @@ def bert_onnx(weights: dict[str, numpy.ndarray]) -> bytes:
     # Every token type is 0, so its embedding folds into the position table.
     positions = g.const(w["embeddings.position_embeddings.weight"] + w["embeddings.token_type_embeddings.weight"][0])
     length = g.op("Shape", ids, start=1, end=2)
-    embedded = g.op("Add", g.op("Gather", g.const(w["embeddings.word_embeddings.weight"]), ids),
-                    g.op("Slice", positions, g.const(np.array([0])), length, g.const(np.array([0]))))
+    embedded = g.op(
+        "Add",
+        g.op("Gather", g.const(w["embeddings.word_embeddings.weight"]), ids),
+        g.op("Slice", positions, g.const(np.array([0])), length, g.const(np.array([0]))),
+    )
 
     def layer_norm(x: str, prefix: str) -> str:
-        return g.op("LayerNormalization", x, g.const(w[f"{prefix}.weight"]), g.const(w[f"{prefix}.bias"]),
-                    axis=-1, epsilon=LAYER_NORM_EPS)
+        return g.op(
+            "LayerNormalization",
+            x,
+            g.const(w[f"{prefix}.weight"]),
+            g.const(w[f"{prefix}.bias"]),
+            axis=-1,
+            epsilon=LAYER_NORM_EPS,
+        )
 
     def linear(x: str, prefix: str, scale: float = 1.0) -> str:
         weight, bias = g.const(w[f"{prefix}.weight"].T * scale), g.const(w[f"{prefix}.bias"] * scale)
@@ -164,13 +187,19 @@ def bert_onnx(weights: dict[str, numpy.ndarray]) -> bytes:
     for n in range(LAYERS):
         p = f"encoder.layer.{n}"
         # The 1/sqrt(head size) of the attention scores is folded into the query weights.
-        q = g.op("Transpose", g.op("Reshape", linear(x, f"{p}.attention.self.query", (DIMENSION // HEADS) ** -0.5),
-                                   heads_shape), perm=[0, 2, 1, 3])
+        q = g.op(
+            "Transpose",
+            g.op("Reshape", linear(x, f"{p}.attention.self.query", (DIMENSION // HEADS) ** -0.5), heads_shape),
+            perm=[0, 2, 1, 3],
+        )
         k = g.op("Transpose", g.op("Reshape", linear(x, f"{p}.attention.self.key"), heads_shape), perm=[0, 2, 3, 1])
         v = g.op("Transpose", g.op("Reshape", linear(x, f"{p}.attention.self.value"), heads_shape), perm=[0, 2, 1, 3])
         attention = g.op("Softmax", g.op("Add", g.op("MatMul", q, k), mask_bias), axis=-1)
-        context = g.op("Reshape", g.op("Transpose", g.op("MatMul", attention, v), perm=[0, 2, 1, 3]),
-                       g.const(np.array([0, 0, DIMENSION])))
+        context = g.op(
+            "Reshape",
+            g.op("Transpose", g.op("MatMul", attention, v), perm=[0, 2, 1, 3]),
+            g.const(np.array([0, 0, DIMENSION])),
+        )
         attended = g.op("Add", linear(context, f"{p}.attention.output.dense"), x)
         x = layer_norm(attended, f"{p}.attention.output.LayerNorm")
         hidden = g.op("Gelu", linear(x, f"{p}.intermediate.dense"))
@@ -207,12 +236,12 @@ class MiniLMEncoder:
         # Texts of similar length share a batch, so little compute goes to padding.
         order = sorted(range(len(encodings)), key=lambda i: len(encodings[i].ids))
         for start in range(0, len(order), self.batch_size):
-            rows = order[start:start + self.batch_size]
+            rows = order[start : start + self.batch_size]
             ids = np.zeros((len(rows), len(encodings[rows[-1]].ids)), np.int64)
             mask = np.zeros_like(ids)
             for row, i in enumerate(rows):
-                ids[row, :len(encodings[i].ids)] = encodings[i].ids
-                mask[row, :len(encodings[i].ids)] = 1
+                ids[row, : len(encodings[i].ids)] = encodings[i].ids
+                mask[row, : len(encodings[i].ids)] = 1
             hidden = self._session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
             pooled = (hidden * mask[:, :, None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
             vectors[rows] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)

@@ -55,8 +55,15 @@ def failed_attempt_count(attempts: list[Attempt]) -> int:
     return len(keys - fine)
 
 
-def next_step(unit: str, attempts: list[Attempt], now: float, max_attempts: int, backoff_seconds: float,
-              attempts_forgiven: int = 0, used_keys: int | None = None) -> Decision:
+def next_step(
+    unit: str,
+    attempts: list[Attempt],
+    now: float,
+    max_attempts: int,
+    backoff_seconds: float,
+    attempts_forgiven: int = 0,
+    used_keys: int | None = None,
+) -> Decision:
     """What to do for an unfinished `unit` given its attempts.
 
     `attempts_forgiven`: failed attempts an operator has already waived (unparking).
@@ -68,12 +75,16 @@ def next_step(unit: str, attempts: list[Attempt], now: float, max_attempts: int,
     numbers = [n for n in (attempt_number(unit, a.run_key) for a in attempts) if n is not None]
     number = max(used_keys or 0, max(numbers, default=-1) + 1)
     if counted >= max_attempts:
-        return Decision("park", failed_attempts=failed,
-                        detail=f"{unit}: {counted} attempt(s) failed (limit {max_attempts})")
+        return Decision(
+            "park", failed_attempts=failed, detail=f"{unit}: {counted} attempt(s) failed (limit {max_attempts})"
+        )
     if counted:
         last_end = max((a.ended_at or 0) for a in attempts)
         ready_at = last_end + backoff_seconds * 2 ** (counted - 1)
         if now < ready_at:
-            return Decision("wait", failed_attempts=failed,
-                            detail=f"{unit}: attempt {counted} failed, retry in {ready_at - now:.0f}s")
+            return Decision(
+                "wait",
+                failed_attempts=failed,
+                detail=f"{unit}: attempt {counted} failed, retry in {ready_at - now:.0f}s",
+            )
     return Decision("run", attempt_run_key(unit, number), failed_attempts=failed)

@@ -25,7 +25,9 @@ class PatientDockerRunLauncher(DockerRunLauncher):
         return {
             **DOCKER_CONFIG_SCHEMA,
             "client_timeout_seconds": Field(
-                int, is_required=False, default_value=DEFAULT_CLIENT_TIMEOUT_SECONDS,
+                int,
+                is_required=False,
+                default_value=DEFAULT_CLIENT_TIMEOUT_SECONDS,
                 description="Seconds any Docker API call may take before it fails (docker-py's default: 60).",
             ),
         }

@@ -85,57 +85,177 @@ def judge_report(signals: Sequence[ReportSignal], safety_judge: SafetyJudge, cha
     if chat is not None:
         from signals_assets.llm.review import llm_report_summary
 
-        answer = llm_report_summary(chat, [
-            {"description": s.description, "source_product": s.source_product, "source_type": s.source_type,
-             "weight": s.weight} for s in central])
-        return ReportJudgement(answer["title"], answer["summary"], central_ids, safety, answer["actionability"],
-                               answer["actionability_reason"], answer["priority"], answer["priority_reason"])
+        answer = llm_report_summary(
+            chat,
+            [
+                {
+                    "description": s.description,
+                    "source_product": s.source_product,
+                    "source_type": s.source_type,
+                    "weight": s.weight,
+                }
+                for s in central
+            ],
+        )
+        return ReportJudgement(
+            answer["title"],
+            answer["summary"],
+            central_ids,
+            safety,
+            answer["actionability"],
+            answer["actionability_reason"],
+            answer["priority"],
+            answer["priority_reason"],
+        )
     actionability, actionability_reason = offline_actionability(signals)
     priority, priority_reason = offline_priority(central, actionability)  # central first: independent of arrival order
-    return ReportJudgement(title, summary, central_ids, safety, actionability, actionability_reason, priority,
-                           priority_reason)
+    return ReportJudgement(
+        title, summary, central_ids, safety, actionability, actionability_reason, priority, priority_reason
+    )
 
 
 # ---- offline actionability and priority ----------------------------------------------------------
+
 
 def _words(*alternatives: str) -> re.Pattern:
     return re.compile(r"(?<![\w-])(?:" + "|".join(alternatives) + r")(?![\w-])", re.IGNORECASE)
 
 
 _DEFECT = _words(
-    r"errors?", r"bugs?", r"broken", r"breaks?", r"crash(?:es|ed|ing)?", r"fail(?:s|ed|ing|ures?)?", r"exceptions?",
-    r"declined", r"not (?:working|loading|arriving|saving|showing|sent|received)", r"(?:doesn'?t|does not|don'?t|won'?t"
-    r"|can'?t|cannot|couldn'?t|never) \w+", r"unable to", r"missing", r"wrong", r"incorrect", r"timed? ?out",
-    r"timeouts?", r"hang(?:s|ing)?", r"freez(?:e|es|ing)", r"stuck", r"blank", r"slow", r"regression", r"spins?",
-    r"duplicated?", r"lost", r"rejected", r"invalid", r"expired?", r"corrupt(?:ed)?", r"5\d\d", r"404", r"typos?",
-    r"traceback", r"stack trace", r"\w+Error", r"\w+Exception", r"glitch(?:es)?", r"misaligned", r"overlaps?",
-    r"no results?", r"no \w+ found", r"nothing (?:happens|comes up|shows up|appears|loads)", r"useless", r"not found", r"empty", r"(?:returns?|shows?|gives?|displays?) (?:no|nothing|zero)",
+    r"errors?",
+    r"bugs?",
+    r"broken",
+    r"breaks?",
+    r"crash(?:es|ed|ing)?",
+    r"fail(?:s|ed|ing|ures?)?",
+    r"exceptions?",
+    r"declined",
+    r"not (?:working|loading|arriving|saving|showing|sent|received)",
+    r"(?:doesn'?t|does not|don'?t|won'?t"
+    r"|can'?t|cannot|couldn'?t|never) \w+",
+    r"unable to",
+    r"missing",
+    r"wrong",
+    r"incorrect",
+    r"timed? ?out",
+    r"timeouts?",
+    r"hang(?:s|ing)?",
+    r"freez(?:e|es|ing)",
+    r"stuck",
+    r"blank",
+    r"slow",
+    r"regression",
+    r"spins?",
+    r"duplicated?",
+    r"lost",
+    r"rejected",
+    r"invalid",
+    r"expired?",
+    r"corrupt(?:ed)?",
+    r"5\d\d",
+    r"404",
+    r"typos?",
+    r"traceback",
+    r"stack trace",
+    r"\w+Error",
+    r"\w+Exception",
+    r"glitch(?:es)?",
+    r"misaligned",
+    r"overlaps?",
+    r"no results?",
+    r"no \w+ found",
+    r"nothing (?:happens|comes up|shows up|appears|loads)",
+    r"useless",
+    r"not found",
+    r"empty",
+    r"(?:returns?|shows?|gives?|displays?) (?:no|nothing|zero)",
     r"problems?",
 )
 _REQUEST = _words(
-    r"feature requests?", r"would be (?:nice|great|good)", r"it would be", r"please add", r"(?:could|can) you add",
-    r"add support", r"support for", r"i wish", r"we wish", r"suggestions?", r"should we", r"would like",
-    r"want to be able", r"ideas?", r"propos(?:al|e)", r"how (?:do|can|should) (?:i|we)", r"where (?:do|can) (?:i|we)",
-    r"is it possible", r"is there a way", r"any plans", r"roadmap", r"pricing", r"refund", r"cancel my",
+    r"feature requests?",
+    r"would be (?:nice|great|good)",
+    r"it would be",
+    r"please add",
+    r"(?:could|can) you add",
+    r"add support",
+    r"support for",
+    r"i wish",
+    r"we wish",
+    r"suggestions?",
+    r"should we",
+    r"would like",
+    r"want to be able",
+    r"ideas?",
+    r"propos(?:al|e)",
+    r"how (?:do|can|should) (?:i|we)",
+    r"where (?:do|can) (?:i|we)",
+    r"is it possible",
+    r"is there a way",
+    r"any plans",
+    r"roadmap",
+    r"pricing",
+    r"refund",
+    r"cancel my",
     r"let (?:us|me|admins|users)",
 )
 _NOISE = _words(
-    r"thanks?", r"thank you", r"love", r"loving", r"great job", r"awesome", r"amazing", r"works? (?:great|perfectly"
-    r"|fine|well)", r"just wanted to say", r"fyi", r"never ?mind", r"resolved itself", r"no (?:issue|problem)s?",
-    r"kudos", r"well done", r"nice work",
+    r"thanks?",
+    r"thank you",
+    r"love",
+    r"loving",
+    r"great job",
+    r"awesome",
+    r"amazing",
+    r"works? (?:great|perfectly"
+    r"|fine|well)",
+    r"just wanted to say",
+    r"fyi",
+    r"never ?mind",
+    r"resolved itself",
+    r"no (?:issue|problem)s?",
+    r"kudos",
+    r"well done",
+    r"nice work",
 )
 _CRITICAL = _words(
-    r"outage", r"(?:is|are|went|goes) down", r"down for", r"data loss", r"lost (?:all|data|orders)", r"security breach",
-    r"breach", r"(?:all|every) (?:users?|customers?|requests?)", r"everyone", r"production is", r"sev ?0", r"p0",
+    r"outage",
+    r"(?:is|are|went|goes) down",
+    r"down for",
+    r"data loss",
+    r"lost (?:all|data|orders)",
+    r"security breach",
+    r"breach",
+    r"(?:all|every) (?:users?|customers?|requests?)",
+    r"everyone",
+    r"production is",
+    r"sev ?0",
+    r"p0",
 )
 _SEVERE = _words(
-    r"crash(?:es|ed|ing)?", r"can'?t log ?in", r"cannot log ?in", r"locked out", r"payments? (?:fail\w*|declined)",
-    r"declined", r"checkout (?:fails|is broken|broken)", r"5\d\d", r"data corruption", r"blocking", r"blocked",
-    r"security", r"vulnerab\w+", r"urgent", r"sev ?1", r"p1",
+    r"crash(?:es|ed|ing)?",
+    r"can'?t log ?in",
+    r"cannot log ?in",
+    r"locked out",
+    r"payments? (?:fail\w*|declined)",
+    r"declined",
+    r"checkout (?:fails|is broken|broken)",
+    r"5\d\d",
+    r"data corruption",
+    r"blocking",
+    r"blocked",
+    r"security",
+    r"vulnerab\w+",
+    r"urgent",
+    r"sev ?1",
+    r"p1",
 )
 _MINOR = _words(r"typos?", r"cosmetic", r"minor", r"misaligned", r"alignment", r"colou?rs?", r"spacing", r"wording")
-_DEFECT_SOURCES = {("error_tracking", "issue_created"), ("error_tracking", "issue_reopened"),
-                   ("error_tracking", "issue_spiking"), ("llm_analytics", "evaluation_report")}
+_DEFECT_SOURCES = {
+    ("error_tracking", "issue_created"),
+    ("error_tracking", "issue_reopened"),
+    ("error_tracking", "issue_spiking"),
+    ("llm_analytics", "evaluation_report"),
+}
 _DEFECT_PROBLEMS = {"blocking_exception", "non_blocking_exception", "failure"}
 _UX_PROBLEMS = {"confusion", "abandonment"}
 
@@ -151,8 +271,12 @@ def _signal_kind(signal: ReportSignal) -> str:
     labels = _labels(signal)
     if source in _DEFECT_SOURCES or signal.extra.get("problem_type") in _DEFECT_PROBLEMS or "bug" in labels:
         return "defect"
-    if signal.extra.get("problem_type") in _UX_PROBLEMS or labels & {"feature", "feature request", "enhancement",
-                                                                     "question"}:
+    if signal.extra.get("problem_type") in _UX_PROBLEMS or labels & {
+        "feature",
+        "feature request",
+        "enhancement",
+        "question",
+    }:
         return "request"
     text = signal.description
     if _DEFECT.search(text) or _CRITICAL.search(text):
@@ -170,15 +294,19 @@ def offline_actionability(signals: Sequence[ReportSignal]) -> tuple[str, str]:
     total = len(signals)
     example = next((s.description for s, k in zip(signals, kinds) if k == "defect"), signals[0].description)
     if counts["defect"] * 2 >= total:
-        return IMMEDIATELY_ACTIONABLE, (f"{counts['defect']} of {total} signals describe a defect, "
-                                        f"e.g. {title_from(example)!r}")
+        return IMMEDIATELY_ACTIONABLE, (
+            f"{counts['defect']} of {total} signals describe a defect, e.g. {title_from(example)!r}"
+        )
     if counts["noise"] * 2 >= total and not counts["defect"]:
-        return NOT_ACTIONABLE, (f"none of the {total} signals describes a defect, and {counts['noise']} are "
-                                "praise or noise")
+        return NOT_ACTIONABLE, (
+            f"none of the {total} signals describes a defect, and {counts['noise']} are praise or noise"
+        )
     # Requests, questions and anything the words do not settle go to a person rather than away.
     asks = counts["request"] + counts["unclear"] + counts["noise"]
-    return REQUIRES_HUMAN_INPUT, (f"{asks} of {total} signals ask for a change, a decision or an answer rather "
-                                  f"than describing a defect ({counts['defect']} do)")
+    return REQUIRES_HUMAN_INPUT, (
+        f"{asks} of {total} signals ask for a change, a decision or an answer rather "
+        f"than describing a defect ({counts['defect']} do)"
+    )
 
 
 def _source_floor(signals: Sequence[ReportSignal]) -> tuple[int, str]:
@@ -224,6 +352,7 @@ def offline_priority(signals: Sequence[ReportSignal], actionability: str) -> tup
 
 # ---- lifecycle -----------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class LifecycleDecision:
     status: str | None  # the new status; None: the report stays a candidate and is researched
@@ -251,8 +380,9 @@ def lifecycle_decision(judgement: ReportJudgement) -> LifecycleDecision:
     if not judgement.safety.safe:
         return LifecycleDecision(lifecycle.FAILED, "failed", f"report-level safety judge: {judgement.safety.reason}")
     if judgement.actionability == NOT_ACTIONABLE:
-        return LifecycleDecision(lifecycle.POTENTIAL, "not_actionable", judgement.actionability_reason,
-                                 resets_weight=True)
+        return LifecycleDecision(
+            lifecycle.POTENTIAL, "not_actionable", judgement.actionability_reason, resets_weight=True
+        )
     if judgement.actionability == REQUIRES_HUMAN_INPUT:
         return LifecycleDecision(lifecycle.PENDING_INPUT, "needs_input", judgement.actionability_reason)
     return LifecycleDecision(None, "actionable", judgement.actionability_reason)

@@ -30,8 +30,13 @@ def promotion_key(report_id: str, round_: int) -> str:
 def record_promotions(store: ObjectStore, batch: str, promotions: list[dict]) -> None:
     at = datetime.now(timezone.utc).timestamp()
     for p in promotions:
-        body = {"report_id": p["report_id"], "team_id": p["team_id"], "round": p["round"], "batch_key": batch,
-                "promoted_at": at}
+        body = {
+            "report_id": p["report_id"],
+            "team_id": p["team_id"],
+            "round": p["round"],
+            "batch_key": batch,
+            "promoted_at": at,
+        }
         store.put(promotion_key(p["report_id"], p["round"]), json.dumps(body).encode())
 
 

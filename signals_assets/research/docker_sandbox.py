@@ -90,8 +90,9 @@ def repository_mounts(repositories: list[dict]) -> tuple[list[dict], dict[str, d
     return inside, volumes
 
 
-def container_kwargs(limits: ContainerLimits, labels: dict[str, str], volumes: dict[str, dict],
-                     environment: dict[str, str] | None = None) -> dict:
+def container_kwargs(
+    limits: ContainerLimits, labels: dict[str, str], volumes: dict[str, dict], environment: dict[str, str] | None = None
+) -> dict:
     """`containers.create` arguments: no network (unless allowlisted), read-only root, non-root,
     no capabilities, an init process, bounded memory, CPU, processes and open files, a sized
     `noexec` tmpfs as the only writable folder, and a capped container log."""
@@ -155,13 +156,25 @@ def agent_mounts(host_dir: Path, log_file_name: str) -> dict[str, dict]:
         os.chown(log_path, uid, gid)
     else:
         log_path.chmod(0o666)
-    return {str(host_dir / CONTEXT_HOST_DIR_NAME): {"bind": CONTEXT_DIR, "mode": "ro"},
-            str(log_path): {"bind": f"{WORK_DIR}/{log_file_name}", "mode": "rw"}}
+    return {
+        str(host_dir / CONTEXT_HOST_DIR_NAME): {"bind": CONTEXT_DIR, "mode": "ro"},
+        str(log_path): {"bind": f"{WORK_DIR}/{log_file_name}", "mode": "rw"},
+    }
 
 
-def run_agent_container(context, docker_client, *, image: str, command: list[str] | None, extras: dict,
-                        limits: ContainerLimits, labels: dict[str, str], repository_volumes: dict[str, dict],
-                        host_dir: Path, log_file_name: str) -> list:
+def run_agent_container(
+    context,
+    docker_client,
+    *,
+    image: str,
+    command: list[str] | None,
+    extras: dict,
+    limits: ContainerLimits,
+    labels: dict[str, str],
+    repository_volumes: dict[str, dict],
+    host_dir: Path,
+    log_file_name: str,
+) -> list:
     """Runs the agent's container in a Pipes session; the custom messages it reported.
 
     `host_dir` (the run's temporary folder) holds the context file and the agent's log. Raises
@@ -171,14 +184,21 @@ def run_agent_container(context, docker_client, *, image: str, command: list[str
     invocation = labels[INVOCATION_LABEL]
     volumes = {**repository_volumes, **agent_mounts(host_dir, log_file_name)}
     reader = ActivityTrackingLogsReader(limits.output_mb << 20)
-    watchdog = ContainerWatchdog(docker_client, invocation, lambda: reader.last_activity,
-                                 limits.timeout_seconds, limits.inactivity_seconds)
+    watchdog = ContainerWatchdog(
+        docker_client, invocation, lambda: reader.last_activity, limits.timeout_seconds, limits.inactivity_seconds
+    )
     injector = MountedFileContextInjector(host_dir / CONTEXT_HOST_DIR_NAME)
     try:
-        with watchdog, dg.open_pipes_session(context=context, context_injector=injector, message_reader=reader,
-                                             extras=extras) as session:
+        with (
+            watchdog,
+            dg.open_pipes_session(
+                context=context, context_injector=injector, message_reader=reader, extras=extras
+            ) as session,
+        ):
             container = docker_client.containers.create(
-                image=image, command=command or None, detach=True,
+                image=image,
+                command=command or None,
+                detach=True,
                 **container_kwargs(limits, labels, volumes, dict(session.get_bootstrap_env_vars())),
             )
             container.start()
@@ -284,8 +304,9 @@ class ContainerWatchdog:
                 if now - started > self.timeout_seconds:
                     self.reason = f"exceeded its {self.timeout_seconds:g}s wall-clock limit and was stopped"
                 elif (last := self.last_activity()) is not None and now - last > self.inactivity_seconds:
-                    self.reason = (f"wrote no output for {self.inactivity_seconds:g}s (inactivity timeout) "
-                                   "and was stopped")
+                    self.reason = (
+                        f"wrote no output for {self.inactivity_seconds:g}s (inactivity timeout) and was stopped"
+                    )
             if self.reason:
                 for container in invocation_containers(self.docker_client, self.invocation):
                     if container.status in ("created", "running", "restarting"):
@@ -302,8 +323,9 @@ def describe_exit(container, limits: ContainerLimits, last_output: list[str]) ->
     state = container.attrs.get("State", {})
     if state.get("OOMKilled"):
         return f"ran out of memory: killed at its {limits.memory_mb} MB limit"
-    limit = next((reason for line in reversed(last_output) for error, reason in LIMIT_ERRORS.items()
-                  if error in line), None)
+    limit = next(
+        (reason for line in reversed(last_output) for error, reason in LIMIT_ERRORS.items() if error in line), None
+    )
     exited = f"exited with code {state.get('ExitCode')}"
     return (f"{limit.format(**vars(limits))} ({exited})" if limit else exited) + _output_suffix(last_output)
 
@@ -338,13 +360,16 @@ def remove_container(container, warn: Callable[[str], None]) -> bool:
             problem = str(error)
         except requests.exceptions.RequestException as error:  # timed out, or the engine restarted
             problem = f"{type(error).__name__}: {error}"
-        warn(f"removing research container {container.short_id} failed (attempt {attempt} of "
-             f"{REMOVE_ATTEMPTS}): {problem}")
+        warn(
+            f"removing research container {container.short_id} failed (attempt {attempt} of "
+            f"{REMOVE_ATTEMPTS}): {problem}"
+        )
     return False
 
 
-def prune_sandbox_containers(docker_client, run_is_alive: Callable[[str], bool | None],
-                             warn: Callable[[str], None]) -> list[str]:
+def prune_sandbox_containers(
+    docker_client, run_is_alive: Callable[[str], bool | None], warn: Callable[[str], None]
+) -> list[str]:
     """Remove research containers whose Dagster run has ended; ids removed.
 
     `run_is_alive(run_id)` answers None for a run this instance does not know: such a container

@@ -36,7 +36,8 @@ def research_outcome(messages: list[Any], log_lines: list[dict], report_id: Any,
     if result is None:
         raise SandboxResearchError(
             f"research agent for report {report_id} exited without reporting a result "
-            f"({len(log_lines)} log lines{last_console_line(log_lines)})", log_lines
+            f"({len(log_lines)} log lines{last_console_line(log_lines)})",
+            log_lines,
         )
     if result["status"] not in RESULT_STATUSES:
         raise SandboxResearchError(f"research agent reported an unknown status {result['status']!r}", log_lines)
@@ -66,7 +67,7 @@ def read_log(path: Path) -> list[dict]:
 
 
 def last_console_line(log_lines: list[dict]) -> str:
-    """"; last agent message: …" from the log (empty when the agent printed nothing), for error messages."""
+    """ "; last agent message: …" from the log (empty when the agent printed nothing), for error messages."""
     console = [line for line in log_lines if line.get("type") == "console"]
     return f"; last agent message: {console[-1]['message'].splitlines()[0]}" if console else ""
 

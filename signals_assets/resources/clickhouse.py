@@ -20,8 +20,17 @@ class ClickHouseResource(dg.ConfigurableResource):
 
     def session(self, log: Callable[[str], None] | None = None) -> AbstractContextManager[StoreSession]:
         """Open the store with the schema applied; hold it only for quick reads and writes."""
-        return open_store(self.url, self.path, self.database, self.username, self.password, self.secure,
-                          self.vector_index_dimensions, self.lock_timeout_seconds, log)
+        return open_store(
+            self.url,
+            self.path,
+            self.database,
+            self.username,
+            self.password,
+            self.secure,
+            self.vector_index_dimensions,
+            self.lock_timeout_seconds,
+            log,
+        )
 
     @property
     def engine(self) -> str:

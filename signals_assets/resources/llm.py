@@ -22,8 +22,13 @@ class LLMResource(dg.ConfigurableResource):
         if self.provider == "openai":
             from signals_assets.grouping.llm_decisions import OpenAIChatProvider
 
-            return OpenAIChatProvider(self.base_url or None, self.api_key, self.model,
-                                      timeout_seconds=self.timeout_seconds, max_retries=self.max_retries)
+            return OpenAIChatProvider(
+                self.base_url or None,
+                self.api_key,
+                self.model,
+                timeout_seconds=self.timeout_seconds,
+                max_retries=self.max_retries,
+            )
         raise ValueError(f"LLM provider {self.provider!r} is not one of offline, openai")
 
     def grouping(self) -> Provider:

@@ -67,8 +67,11 @@ class SandboxResource(dg.ConfigurableResource):
                 messages = runner(context, report, repositories, max_files, Path(work_dir))
             except Exception as error:
                 log_lines = read_log(log_path)
-                message = (str(error) if isinstance(error, SandboxResearchError)
-                           else self._failure_message(error, time.monotonic() - started, log_lines))
+                message = (
+                    str(error)
+                    if isinstance(error, SandboxResearchError)
+                    else self._failure_message(error, time.monotonic() - started, log_lines)
+                )
                 raise SandboxResearchError(message, log_lines) from error
             log_lines = read_log(log_path)
         return research_outcome(messages, log_lines, report.get("report_id"), self.mode)
@@ -83,12 +86,18 @@ class SandboxResource(dg.ConfigurableResource):
             "log_path": str(work_dir / LOG_FILE_NAME),
         }
         # The agent supervises itself in a child process: Pipes runs it without a timeout.
-        command = [self.python_executable or sys.executable, str(AGENT_SCRIPT),
-                   "--timeout-seconds", str(self.timeout_seconds)]
+        command = [
+            self.python_executable or sys.executable,
+            str(AGENT_SCRIPT),
+            "--timeout-seconds",
+            str(self.timeout_seconds),
+        ]
         # Not PipesSubprocessClient: it always passes the run worker's whole environment on.
         with dg.open_pipes_session(
-            context=context, context_injector=dg.PipesFileContextInjector(str(work_dir / "context.json")),
-            message_reader=dg.PipesTempFileMessageReader(), extras=extras,
+            context=context,
+            context_injector=dg.PipesFileContextInjector(str(work_dir / "context.json")),
+            message_reader=dg.PipesTempFileMessageReader(),
+            extras=extras,
         ) as session:
             environment = {name: os.environ[name] for name in SUBPROCESS_ENVIRONMENT if name in os.environ}
             environment.update(HOME=str(work_dir), TMPDIR=str(work_dir), **session.get_bootstrap_env_vars())
@@ -123,15 +132,29 @@ class SandboxResource(dg.ConfigurableResource):
         self.prune_containers(context.instance, client, context.log.warning)
 
         repositories_inside, repository_volumes = ds.repository_mounts(repositories)
-        labels = {ds.REPORT_LABEL: str(report.get("report_id", "")), ds.RUN_LABEL: context.run.run_id,
-                  ds.INVOCATION_LABEL: uuid.uuid4().hex}
-        extras = {"report": report, "repositories": repositories_inside, "max_files": max_files,
-                  "log_path": f"{ds.WORK_DIR}/{LOG_FILE_NAME}"}
+        labels = {
+            ds.REPORT_LABEL: str(report.get("report_id", "")),
+            ds.RUN_LABEL: context.run.run_id,
+            ds.INVOCATION_LABEL: uuid.uuid4().hex,
+        }
+        extras = {
+            "report": report,
+            "repositories": repositories_inside,
+            "max_files": max_files,
+            "log_path": f"{ds.WORK_DIR}/{LOG_FILE_NAME}",
+        }
         try:
             return ds.run_agent_container(
-                context, client, image=self.image, command=self.container_command, extras=extras,
-                limits=self.container_limits(), labels=labels, repository_volumes=repository_volumes,
-                host_dir=work_dir, log_file_name=LOG_FILE_NAME,
+                context,
+                client,
+                image=self.image,
+                command=self.container_command,
+                extras=extras,
+                limits=self.container_limits(),
+                labels=labels,
+                repository_volumes=repository_volumes,
+                host_dir=work_dir,
+                log_file_name=LOG_FILE_NAME,
             )
         except ds.ContainerFailed as failure:
             raise SandboxResearchError(f"research container {failure}") from None
@@ -142,8 +165,11 @@ class SandboxResource(dg.ConfigurableResource):
             return []
         from signals_assets.research import docker_sandbox as ds
 
-        return ds.prune_sandbox_containers(client or ds.engine_client(), lambda run_id: _run_is_alive(instance, run_id),
-                                           warn or dg.get_dagster_logger().warning)
+        return ds.prune_sandbox_containers(
+            client or ds.engine_client(),
+            lambda run_id: _run_is_alive(instance, run_id),
+            warn or dg.get_dagster_logger().warning,
+        )
 
     def container_limits(self):
         from signals_assets.research.docker_sandbox import ContainerLimits
@@ -151,10 +177,17 @@ class SandboxResource(dg.ConfigurableResource):
         if self.network_allowlist and not self.network:
             raise ValueError("sandbox network_allowlist needs a network: the docker network that enforces it")
         return ContainerLimits(
-            memory_mb=self.memory_mb, cpus=self.cpus, pids=self.pids_limit, timeout_seconds=self.timeout_seconds,
-            inactivity_seconds=self.inactivity_timeout_seconds, network=self.network,
-            network_allowlist=tuple(self.network_allowlist), work_dir_mb=self.work_dir_mb,
-            file_size_mb=self.file_size_mb, output_mb=self.output_mb, open_files=self.open_files,
+            memory_mb=self.memory_mb,
+            cpus=self.cpus,
+            pids=self.pids_limit,
+            timeout_seconds=self.timeout_seconds,
+            inactivity_seconds=self.inactivity_timeout_seconds,
+            network=self.network,
+            network_allowlist=tuple(self.network_allowlist),
+            work_dir_mb=self.work_dir_mb,
+            file_size_mb=self.file_size_mb,
+            output_mb=self.output_mb,
+            open_files=self.open_files,
         )
 
     def _failure_message(self, error: Exception, elapsed: float, log_lines: list[dict]) -> str:

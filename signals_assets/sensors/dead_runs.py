@@ -54,9 +54,14 @@ def fail_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     """Mark the pipeline runs whose worker died as failed, so they are retried; what was done."""
     dead = dead_local_runs(instance, [signal_batch_job.name, report_job.name])
     for run, pid in dead:
-        instance.report_run_failed(run, f"run worker process {pid} is gone (daemon, `signals process` or host restarted)")
-    return [f"marked run {run.run_id} ({run.job_name} {run.tags.get('dagster/partition', '')}) failed: "
-            f"its worker process {pid} is gone" for run, pid in dead]
+        instance.report_run_failed(
+            run, f"run worker process {pid} is gone (daemon, `signals process` or host restarted)"
+        )
+    return [
+        f"marked run {run.run_id} ({run.job_name} {run.tags.get('dagster/partition', '')}) failed: "
+        f"its worker process {pid} is gone"
+        for run, pid in dead
+    ]
 
 
 @dg.sensor(

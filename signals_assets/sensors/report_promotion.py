@@ -31,15 +31,23 @@ class PromotionWork:
     def run_requests(self) -> list[dg.RunRequest]:
         """One report run per round to run, keyed by its attempt and tagged with its team (the sensor
         requests them; `signals process` executes them in-process)."""
-        return [dg.RunRequest(run_key=key, partition_key=p["report_id"], tags={TEAM_TAG: str(p["team_id"])})
-                for p, key in self.to_run]
+        return [
+            dg.RunRequest(run_key=key, partition_key=p["report_id"], tags={TEAM_TAG: str(p["team_id"])})
+            for p, key in self.to_run
+        ]
 
     def partitions_request(self) -> dg.AddDynamicPartitionsRequest:
         return reports.build_add_request(sorted({p["report_id"] for p, _ in self.to_run}))
 
 
-def promotion_work(instance: dg.DagsterInstance, store: ObjectStore, max_attempts: int, backoff_seconds: float,
-                   now: float | None = None, daemon_retries: bool = True) -> PromotionWork:
+def promotion_work(
+    instance: dg.DagsterInstance,
+    store: ObjectStore,
+    max_attempts: int,
+    backoff_seconds: float,
+    now: float | None = None,
+    daemon_retries: bool = True,
+) -> PromotionWork:
     """Decide for every pending promotion; park the ones out of attempts.
 
     Only runs created after the promotion count: a report promoted again (re-grouping) is
@@ -56,8 +64,15 @@ def promotion_work(instance: dg.DagsterInstance, store: ObjectStore, max_attempt
             work.done_now.append(unit)
             continue
         used = max((attempt_number(unit, a.run_key) for a in every), default=-1) + 1
-        decision = next_step(unit, attempts, now, max_attempts, backoff_seconds,
-                             attempts_forgiven=int(promotion.get("attempts_forgiven", 0)), used_keys=used)
+        decision = next_step(
+            unit,
+            attempts,
+            now,
+            max_attempts,
+            backoff_seconds,
+            attempts_forgiven=int(promotion.get("attempts_forgiven", 0)),
+            used_keys=used,
+        )
         if decision.action == "park":
             reason = f"{decision.detail}; last: {failure_reason(instance, last_failed_run(attempts))}"
             promotion_facts.park_promotion(store, promotion, reason, decision.failed_attempts)
@@ -83,8 +98,10 @@ def build_report_promotion_sensor(max_attempts: int = 3, backoff_seconds: float 
     )
     def report_promotion_sensor(context: dg.SensorEvaluationContext, object_store: ObjectStoreResource):
         work = promotion_work(context.instance, object_store.open(), max_attempts, backoff_seconds)
-        seen = (f"{len(work.in_flight)} round(s) in flight, waiting to retry: {work.waiting}, "
-                f"done: {work.done_now}, parked now: {work.parked_now}")
+        seen = (
+            f"{len(work.in_flight)} round(s) in flight, waiting to retry: {work.waiting}, "
+            f"done: {work.done_now}, parked now: {work.parked_now}"
+        )
         if not work.to_run:
             return dg.SkipReason(f"no promotion to run; {seen}")
         return dg.SensorResult(

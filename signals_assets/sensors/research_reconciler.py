@@ -15,10 +15,16 @@ from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.resources.sandbox import SandboxResource
 from signals_assets.storage.clickhouse import StoreSession
 
-UNFINISHED = {status.value for status in (
-    dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING,
-)}
+UNFINISHED = {
+    status.value
+    for status in (
+        dg.DagsterRunStatus.QUEUED,
+        dg.DagsterRunStatus.NOT_STARTED,
+        dg.DagsterRunStatus.STARTING,
+        dg.DagsterRunStatus.STARTED,
+        dg.DagsterRunStatus.CANCELING,
+    )
+}
 
 
 def fail_abandoned_research(db: StoreSession, run_status) -> list[research_store.ResearchRound]:
@@ -41,10 +47,16 @@ def fail_abandoned_research(db: StoreSession, run_status) -> list[research_store
     return failed
 
 
-@dg.op(description="Marks research rounds whose run ended without an outcome as failed; removes "
-       "research containers of ended runs.")
-def reconcile_research(context: dg.OpExecutionContext, clickhouse: ClickHouseResource, sandbox: SandboxResource,
-                       object_store: ObjectStoreResource) -> None:
+@dg.op(
+    description="Marks research rounds whose run ended without an outcome as failed; removes "
+    "research containers of ended runs."
+)
+def reconcile_research(
+    context: dg.OpExecutionContext,
+    clickhouse: ClickHouseResource,
+    sandbox: SandboxResource,
+    object_store: ObjectStoreResource,
+) -> None:
     def run_status(run_id: str) -> str | None:
         run = context.instance.get_run_by_id(run_id) if run_id else None
         return run.status.value if run else None
@@ -55,8 +67,10 @@ def reconcile_research(context: dg.OpExecutionContext, clickhouse: ClickHouseRes
     for run in failed:  # the round has its outcome now
         promotions.promotion_done(store, run.report, run.round)
     removed = sandbox.prune_containers(context.instance)
-    context.log.info(f"marked {len(failed)} report(s) failed: {[run.report for run in failed]}; "
-                     f"removed {len(removed)} left-over research container(s)")
+    context.log.info(
+        f"marked {len(failed)} report(s) failed: {[run.report for run in failed]}; "
+        f"removed {len(removed)} left-over research container(s)"
+    )
 
 
 @dg.job(description="Fail research rounds whose Dagster run died; clean up their containers.", tags=HOUSEKEEPING_TAGS)

@@ -32,8 +32,14 @@ class BatchWork:
         return signal_batches.build_add_request([batch for batch, _ in self.to_run])
 
 
-def batch_work(instance: dg.DagsterInstance, store: ObjectStore, max_attempts: int, backoff_seconds: float,
-               now: float | None = None, daemon_retries: bool = True) -> BatchWork:
+def batch_work(
+    instance: dg.DagsterInstance,
+    store: ObjectStore,
+    max_attempts: int,
+    backoff_seconds: float,
+    now: float | None = None,
+    daemon_retries: bool = True,
+) -> BatchWork:
     """Decide for every unfinished batch, in key order; park the ones out of attempts.
 
     A batch waiting out its back-off holds back later batches that would need a new run (their
@@ -45,8 +51,14 @@ def batch_work(instance: dg.DagsterInstance, store: ObjectStore, max_attempts: i
             continue
         batch = progress.batch
         attempts = unit_attempts(instance, signal_batch_job.name, batch, batch, daemon_retries)
-        decision = next_step(batch, attempts, now, max_attempts, backoff_seconds,
-                             attempts_forgiven=inbox.attempts_before_unpark(store, batch))
+        decision = next_step(
+            batch,
+            attempts,
+            now,
+            max_attempts,
+            backoff_seconds,
+            attempts_forgiven=inbox.attempts_before_unpark(store, batch),
+        )
         if decision.action == "park":
             reason = f"{decision.detail}; last: {failure_reason(instance, last_failed_run(attempts))}"
             inbox.park_batch(store, batch, reason, decision.failed_attempts)
@@ -62,8 +74,9 @@ def batch_work(instance: dg.DagsterInstance, store: ObjectStore, max_attempts: i
     return work
 
 
-def build_signal_inbox_sensor(max_signals_per_batch: int, interval_seconds: int = 15, max_attempts: int = 3,
-                              backoff_seconds: float = 60) -> dg.SensorDefinition:
+def build_signal_inbox_sensor(
+    max_signals_per_batch: int, interval_seconds: int = 15, max_attempts: int = 3, backoff_seconds: float = 60
+) -> dg.SensorDefinition:
     @dg.sensor(
         name="signal_inbox_sensor",
         job=signal_batch_job,
@@ -79,16 +92,22 @@ def build_signal_inbox_sensor(max_signals_per_batch: int, interval_seconds: int 
         store = object_store.open()
         claim = inbox.claim_pending(store, max_signals_per_batch, cursor.get("last_batch"))
         work = batch_work(context.instance, store, max_attempts, backoff_seconds)
-        new_cursor = json.dumps({
-            "last_batch": claim.last_batch,
-            "claimed_signals": cursor.get("claimed_signals", 0) + claim.claimed_signals,
-        })
-        seen = (f"{len(work.in_flight)} batch(es) in flight, {len(work.waiting)} waiting to retry "
-                f"({'; '.join(work.waiting)}), {len(work.held)} held behind them, parked now: {work.parked_now}")
+        new_cursor = json.dumps(
+            {
+                "last_batch": claim.last_batch,
+                "claimed_signals": cursor.get("claimed_signals", 0) + claim.claimed_signals,
+            }
+        )
+        seen = (
+            f"{len(work.in_flight)} batch(es) in flight, {len(work.waiting)} waiting to retry "
+            f"({'; '.join(work.waiting)}), {len(work.held)} held behind them, parked now: {work.parked_now}"
+        )
         if not work.to_run:
             return dg.SensorResult(skip_reason=f"inbox empty in {store.describe()}; {seen}", cursor=new_cursor)
-        context.log.info(f"claimed {claim.claimed_signals} signals into {claim.new_batches}; requesting "
-                         f"{[key for _, key in work.to_run]}; {seen}")
+        context.log.info(
+            f"claimed {claim.claimed_signals} signals into {claim.new_batches}; requesting "
+            f"{[key for _, key in work.to_run]}; {seen}"
+        )
         return dg.SensorResult(
             run_requests=work.run_requests(),
             dynamic_partitions_requests=[work.partitions_request()],

@@ -119,11 +119,15 @@ class StoreSession:
             self.ensure_vector_index(vector_index_dimensions)
         if not wanted:
             return
-        present = {(r["table"], r["name"]) for r in self.query(
-            "SELECT table, name FROM system.columns WHERE database = currentDatabase()")}
+        present = {
+            (r["table"], r["name"])
+            for r in self.query("SELECT table, name FROM system.columns WHERE database = currentDatabase()")
+        }
         for match, sql in wanted:
             if match is None:
-                raise StoreError(f"schema: only ALTER TABLE … ADD COLUMN IF NOT EXISTS may follow a CREATE TABLE:\n{sql}")
+                raise StoreError(
+                    f"schema: only ALTER TABLE … ADD COLUMN IF NOT EXISTS may follow a CREATE TABLE:\n{sql}"
+                )
             if (match["table"], match["column"]) not in present:
                 self.command(sql)
 
@@ -252,14 +256,25 @@ def open_server(url: str, database: str, username: str, password: str, secure: b
 
 
 @contextmanager
-def open_store(url: str, path: Path | str, database: str, username: str = "", password: str = "",
-               secure: bool = False, vector_index_dimensions: int = 0, lock_timeout_seconds: float = 600,
-               log: Callable[[str], None] | None = None) -> Iterator[StoreSession]:
+def open_store(
+    url: str,
+    path: Path | str,
+    database: str,
+    username: str = "",
+    password: str = "",
+    secure: bool = False,
+    vector_index_dimensions: int = 0,
+    lock_timeout_seconds: float = 600,
+    log: Callable[[str], None] | None = None,
+) -> Iterator[StoreSession]:
     """The store with its schema applied: the server at `url` when set, else embedded chdb under `path`.
 
     The one way the Dagster resource and the CLI open it; hold it only for quick reads and writes."""
-    opener = (open_server(url, database, username, password, secure) if url
-              else open_chdb(Path(path), database, lock_timeout_seconds, log))
+    opener = (
+        open_server(url, database, username, password, secure)
+        if url
+        else open_chdb(Path(path), database, lock_timeout_seconds, log)
+    )
     with opener as store:
         store.apply_schema(vector_index_dimensions)
         yield store

@@ -162,7 +162,7 @@ def topological_order(models: list[SqlModel]) -> list[SqlModel]:
         if name in done:
             return
         if name in path:
-            cycle = path[path.index(name):] + [name]
+            cycle = path[path.index(name) :] + [name]
             raise SqlModelError(f"{by_name[name].path}: models form a cycle: {' -> '.join(cycle)}")
         path.append(name)
         for ref in by_name[name].refs:

@@ -72,4 +72,6 @@ observed = {
     "cpu_quota": first_existing("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu.max"),
 }
 with open("/work/research.jsonl", "w") as log:
-    log.write(json.dumps({"ts": "2026-01-01T00:00:00.000Z", "type": "console", "message": "probe", "data": observed}) + "\n")
+    log.write(
+        json.dumps({"ts": "2026-01-01T00:00:00.000Z", "type": "console", "message": "probe", "data": observed}) + "\n"
+    )

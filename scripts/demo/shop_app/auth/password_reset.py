@@ -33,13 +33,17 @@ class PasswordResetService:
         if customer is None:
             return
         token = secrets.token_urlsafe(32)
-        self.tokens.save(ResetToken(
-            customer_id=customer.customer_id, token_hash=_hash_token(token),
-            expires_at=time.time() + self.token_ttl_seconds,
-        ))
+        self.tokens.save(
+            ResetToken(
+                customer_id=customer.customer_id,
+                token_hash=_hash_token(token),
+                expires_at=time.time() + self.token_ttl_seconds,
+            )
+        )
         reset_link = f"{self.base_url}/account/reset-password?token={token}"
         queue_email(
-            to_address=customer.email, template="password_reset",
+            to_address=customer.email,
+            template="password_reset",
             context={"first_name": customer.first_name, "reset_link": reset_link},
             priority=EmailPriority.BULK,
         )

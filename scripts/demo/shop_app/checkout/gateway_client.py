@@ -25,7 +25,9 @@ class GatewayClient:
 
     def _post(self, path: str, payload: dict) -> dict:
         request = urllib.request.Request(
-            f"{self.base_url}{path}", data=json.dumps(payload).encode(), method="POST",
+            f"{self.base_url}{path}",
+            data=json.dumps(payload).encode(),
+            method="POST",
             headers={"Authorization": f"Bearer {self.api_key}", "Content-Type": "application/json"},
         )
         try:
@@ -36,12 +38,17 @@ class GatewayClient:
         except TimeoutError as error:
             raise GatewayTimeout(path) from error
 
-    def authorise(self, reference: str, card_token: str, amount: str, currency: str,
-                  three_ds_return_url: str) -> dict:
-        return self._post("/payments/authorise", {
-            "reference": reference, "card_token": card_token, "amount": amount,
-            "currency": currency, "three_ds": {"return_url": three_ds_return_url},
-        })
+    def authorise(self, reference: str, card_token: str, amount: str, currency: str, three_ds_return_url: str) -> dict:
+        return self._post(
+            "/payments/authorise",
+            {
+                "reference": reference,
+                "card_token": card_token,
+                "amount": amount,
+                "currency": currency,
+                "three_ds": {"return_url": three_ds_return_url},
+            },
+        )
 
     def capture(self, authorisation_id: str, amount: str) -> dict:
         return self._post(f"/payments/{authorisation_id}/capture", {"amount": amount})

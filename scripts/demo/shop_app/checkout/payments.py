@@ -42,7 +42,10 @@ class CardPaymentService:
         """Ask the gateway to authorise `amount`; may answer with a 3-D Secure challenge."""
         try:
             response = self.gateway.authorise(
-                reference=order_id, card_token=card_token, amount=str(amount), currency=currency,
+                reference=order_id,
+                card_token=card_token,
+                amount=str(amount),
+                currency=currency,
                 three_ds_return_url=f"{self.return_url}/checkout/3ds/return?order={order_id}",
             )
         except GatewayTimeout:
@@ -55,8 +58,9 @@ class CardPaymentService:
             return PaymentResult(status="declined", decline_code=response.get("decline_code"))
         return PaymentResult(status="authorised", authorisation_id=response["authorisation_id"])
 
-    def handle_three_ds_return(self, order_id: str, card_token: str, amount: Decimal, currency: str,
-                               challenge_result: str, attempt: int) -> PaymentResult:
+    def handle_three_ds_return(
+        self, order_id: str, card_token: str, amount: Decimal, currency: str, challenge_result: str, attempt: int
+    ) -> PaymentResult:
         """The shopper is back from the bank's 3-D Secure page: retry the authorisation once verified."""
         if challenge_result == "failed":
             return PaymentResult(status="declined", decline_code="authentication_failed")

@@ -30,7 +30,8 @@ def sync_changes(change_log, customer_id: str, cursor: str | None, app_version: 
     next_cursor = page[-1]["changed_at"].isoformat() if page else since.isoformat()
     return SyncPage(
         changes=[{"entity": c["entity"], "id": c["id"], "payload": c["payload"]} for c in page],
-        next_cursor=next_cursor, has_more=has_more,
+        next_cursor=next_cursor,
+        has_more=has_more,
     )
 
 

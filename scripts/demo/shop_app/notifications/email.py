@@ -32,8 +32,9 @@ class QueuedEmail:
 _queue: list[QueuedEmail] = []
 
 
-def queue_email(to_address: str, template: str, context: dict,
-                priority: EmailPriority = EmailPriority.TRANSACTIONAL) -> None:
+def queue_email(
+    to_address: str, template: str, context: dict, priority: EmailPriority = EmailPriority.TRANSACTIONAL
+) -> None:
     if template not in TEMPLATES:
         raise KeyError(f"unknown email template {template!r}")
     _queue.append(QueuedEmail(to_address, template, context, priority))

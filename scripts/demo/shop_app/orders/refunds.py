@@ -30,8 +30,11 @@ def request_refund(refunds, order, amount: Decimal, reason: str) -> RefundReques
     if amount <= 0 or amount > order.amount_paid:
         raise ValueError("refund amount must be between 0 and the amount paid")
     refund = RefundRequest(
-        refund_request_id=refunds.next_id(), order_number=order.order_number,
-        authorisation_id=order.authorisation_id, amount=amount, reason=reason,
+        refund_request_id=refunds.next_id(),
+        order_number=order.order_number,
+        authorisation_id=order.authorisation_id,
+        amount=amount,
+        reason=reason,
         requested_at=datetime.now(timezone.utc),
     )
     refunds.save(refund)
@@ -61,5 +64,8 @@ def update_refund_status(refunds, gateway: GatewayClient, customer_email_for) ->
         if status in ("completed", "rejected") and status != refund.status:
             refund.status = status
             refunds.save(refund)
-            queue_email(customer_email_for(refund.order_number), "refund_update",
-                        {"order_number": refund.order_number, "refund_status": status})
+            queue_email(
+                customer_email_for(refund.order_number),
+                "refund_update",
+                {"order_number": refund.order_number, "refund_status": status},
+            )

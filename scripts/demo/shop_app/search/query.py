@@ -20,8 +20,9 @@ def typo_candidates(index: ProductSearchIndex, token: str, max_typo_distance: in
     """Vocabulary words within `max_typo_distance` edits of a (possibly misspelled) token."""
     if len(token) < MIN_TOKEN_LENGTH_FOR_TYPOS or max_typo_distance == 0:
         return set()
-    return {word for word in index.vocabulary
-            if word[0] == token[0] and edit_distance(word, token) <= max_typo_distance}
+    return {
+        word for word in index.vocabulary if word[0] == token[0] and edit_distance(word, token) <= max_typo_distance
+    }
 
 
 def search_products(index: ProductSearchIndex, query: str, max_typo_distance: int = 1) -> list[str]:
