@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from typing import Iterable
 
 from signals_assets.facade import INBOX_PREFIX as INBOX
+from signals_assets.faults import pause_point
 from signals_assets.objects import ObjectStore
 from signals_assets.partitions import next_batch_key
 
@@ -48,6 +49,7 @@ def claim_batch(store: ObjectStore, batch: str, max_signals: int) -> list[str]:
         if store.move(key, f"{CLAIMED}{batch}/{name}"):
             names.append(name)
     if names:
+        pause_point("claim")  # moved, no manifest yet
         write_manifest(store, batch, names)
     return names
 

@@ -1,6 +1,7 @@
 import dagster as dg
 
 from signals_assets.assets.ingest import BATCH_BACKFILL_POLICY, buffered_signals
+from signals_assets.faults import pause_point
 from signals_assets.partitions import batch_time, signal_batches
 from signals_assets.resources.clickhouse import ClickHouseResource
 from signals_assets.resources.embedder import EmbedderResource
@@ -33,6 +34,7 @@ def signal_embeddings(
         ]
         with clickhouse.session(log=context.log.info) as db:
             db.replace_partition("signal_embeddings", "batch_key = {batch}", rows, {"batch": batch})
+        pause_point("embed")  # embedded, not grouped
         total += len(rows)
         context.log.info(f"{batch}: embedded {len(rows)} signals with {embedder.model_name}")
     return dg.MaterializeResult(metadata={"embedded": total, "model": embedder.model_name})

@@ -9,6 +9,7 @@ from signals_assets.assets.embeddings import signal_embeddings
 from signals_assets.assets.ingest import BATCH_BACKFILL_POLICY
 from signals_assets.clickhouse import StoreSession
 from signals_assets.consolidation import PoolSignal
+from signals_assets.faults import pause_point
 from signals_assets.grouping import (
     OPEN_STATUSES, TOP_K, BatchSignal, Candidate, ReportStats, consolidate, plan_batch,
 )
@@ -201,8 +202,10 @@ def group_batch(
         before = dict(context.states)
         plan = plan_batch(context.signals, context.candidates, context.stats, context.states, provider.decide,
                           context.texts)
+        pause_point("group")  # decided in memory, nothing written
         if provider.consolidation:
             plan = consolidate(plan, context.signals, context.open_pool, before, context.states, provider.consolidation)
+            pause_point("consolidate")  # consolidated in memory, nothing written
         for a in plan.assignments:
             assignments.append({
                 "team_id": team, "signal_id": a.signal_id, "batch_key": batch, "seq": len(assignments),
@@ -275,6 +278,7 @@ def report_assignments(
         assignments, events, promotions = group_batch(clickhouse, context.log.info, batch, config, provider, embedder)
         with clickhouse.session(log=context.log.info) as db:
             _write_batch(db, batch, config.team_ids, assignments, events, keys[-1])
+        pause_point("promote")  # assignments and promotions written, not yet announced
         assigned += len(assignments)
         created += sum(1 for e in events if e["event"] == "created")
         all_promotions += promotions

@@ -3,6 +3,7 @@ import functools
 import dagster as dg
 
 from signals_assets import inbox
+from signals_assets.faults import pause_point
 from signals_assets.ingestion import record_signal_ids, screen_batch
 from signals_assets.partitions import batch_time, signal_batches
 from signals_assets.resources.clickhouse import ClickHouseResource
@@ -50,6 +51,7 @@ def buffered_signals(
             db.replace_partition("signals", "batch_key = {batch}", screened.accepted, {"batch": batch})
             db.replace_partition("rejected_signals", "batch_key = {batch}", screened.rejected, {"batch": batch})
         inbox.consolidate_batch(store, batch, objects)
+        pause_point("buffer")  # buffered, claims removed, not embedded
         accepted += len(screened.accepted)
         rejected += len(screened.rejected)
         for counts, into in ((screened.rejection_counts(), reasons), (screened.unsafe_by_kind(), unsafe_kinds)):

@@ -7,6 +7,7 @@ import dagster as dg
 from signals_assets import lifecycle
 from signals_assets.assets.grouping import current_assignments, report_assignments
 from signals_assets.clickhouse import StoreSession
+from signals_assets.faults import pause_point
 from signals_assets.partitions import report_team_id, reports
 from signals_assets.resources.clickhouse import ClickHouseResource
 from signals_assets.resources.embedder import EmbedderResource
@@ -112,6 +113,7 @@ def report_summaries(
             "report_events", "source = {report} AND stage = 'summary' AND research_round = {round}", events,
             {"report": report, "round": round_},
         )
+    pause_point("summarise")  # summary written, research not started
     if base["status"] != lifecycle.CANDIDATE:
         outcome = f"report is {base['status']}, not a candidate: lifecycle unchanged"
     elif decision.status is None:
@@ -211,6 +213,7 @@ def report_research(
                 _result_row(team, report, promoted_round, lifecycle.IN_PROGRESS, context, sandbox=sandbox.mode),
                 _event(team, report, promoted_round, "research_started", lifecycle.IN_PROGRESS, signals_at_run=gate))
 
+    pause_point("research")  # report in_progress, sandbox not started
     store = object_store.open()
     config = load_team(store, team)
     repositories = repository_candidates(config.repositories if config else [])
