@@ -20,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -84,6 +85,54 @@ def base_environment(root: Path) -> dict[str, str]:
         "PYTHONUNBUFFERED": "1",
     })
     return env
+
+
+def local_instance_config() -> dict:
+    """The shipped local instance settings, as `signals process` and scripts/dev install them."""
+    import yaml
+
+    return yaml.safe_load((REPO_ROOT / "deploy" / "dagster.local.yaml").read_text())
+
+
+CODE_IMAGE = os.environ.get("SIGNALS_ASSETS_IMAGE", "signals-assets:local")
+
+
+@contextmanager
+def production_trial(root: Path, signals_per_wave: int = 14):
+    """A daemon trial on the production instance: Postgres storage and the Docker run launcher
+    (deploy/dagster.yaml adapted to this machine's engine as in tests/test_docker_run_launcher.py).
+    A kill also kills the run containers, as a host crash would; they are removed afterwards."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import docker
+    from conftest import fresh_postgres_database
+    from test_docker_run_launcher import TEST_LABEL, host_network_config
+
+    from signals_assets.faults import MARKER_DIR_VARIABLE, PAUSE_VARIABLE
+
+    label = root.name + "-" + os.urandom(4).hex()
+    client = docker.from_env()
+    selector = {"label": f"{TEST_LABEL}={label}"}
+
+    def kill_run_containers() -> None:
+        for container in client.containers.list(filters=selector):
+            container.kill()
+
+    config = host_network_config(root, label)
+    launcher = config["run_launcher"]["config"]
+    launcher["env_vars"] += [PAUSE_VARIABLE, MARKER_DIR_VARIABLE]
+    with fresh_postgres_database() as database:
+        # The launcher requires every variable it passes on to be set in the daemon's environment.
+        extra = {name: "" for name in launcher["env_vars"] if name not in base_environment(root)}
+        extra.update(database)
+        extra.update({"SIGNALS_ASSETS_IMAGE": CODE_IMAGE, MARKER_DIR_VARIABLE: str(root / "markers")})
+        try:
+            trial = FaultTrial(root, "daemon", config, "production", signals_per_wave, extra, kill_run_containers)
+            yield trial
+        finally:
+            containers = client.containers.list(all=True, filters=selector)
+            with ThreadPoolExecutor() as pool:  # removal takes tens of seconds each on the vfs driver
+                list(pool.map(lambda container: container.remove(force=True), containers))
 
 
 def demo_payloads() -> list[dict]:
