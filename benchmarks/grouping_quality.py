@@ -33,7 +33,7 @@ def run_pipeline(texts: list[str], research: bool = False) -> tuple[list[str], "
     import numpy as np
 
     from signals_assets import inbox
-    from signals_assets.cli import promotions_of, research_promotions
+    from signals_assets.cli import research_pending
     from signals_assets.clickhouse import open_chdb
     from signals_assets.definitions import defs
     from signals_assets.facade import emit_signal
@@ -57,10 +57,10 @@ def run_pipeline(texts: list[str], research: bool = False) -> tuple[list[str], "
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("signal_batches", batches)
         for batch in batches:
-            result = job.execute_in_process(partition_key=batch, instance=instance,
-                                            run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}})
+            job.execute_in_process(partition_key=batch, instance=instance,
+                                   run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}})
             if research:
-                research_promotions(definitions, instance, promotions_of(result))
+                research_pending(definitions, instance, store, settings.max_attempts)
     seconds = time.monotonic() - started
     with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
         rows = db.query("SELECT s.source_id AS n, a.report_id AS report, e.embedding AS vector FROM signals AS s "

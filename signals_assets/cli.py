@@ -162,61 +162,112 @@ def ensure_dagster_home(settings: Settings) -> Path:
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
+def in_process_tags(run_key: str) -> dict:
+    """Tags of a run `signals process` executes itself: no Dagster retry will come for it (the
+    next `signals process` or the sensors make the next attempt), and its process can be found dead."""
+    import socket
+
+    from signals_assets.sensors.dead_runs import HOST_TAG, PID_TAG
+
+    return {"dagster/run_key": run_key, "dagster/max_retries": "0", HOST_TAG: socket.gethostname(),
+            PID_TAG: str(os.getpid())}
+
+
 def cmd_process(args, settings: Settings) -> int:
+    """Claim what is pending, then resume every unfinished batch (key order) and report round with
+    the functions the sensors use; exit 1 and name what is left while anything is unfinished."""
     ensure_dagster_home(settings)
     import dagster as dg
 
     from signals_assets import inbox
     from signals_assets.definitions import defs
+    from signals_assets.sensors.dead_runs import fail_dead_runs
+    from signals_assets.sensors.signal_inbox import batch_work
 
     store = open_object_store(settings)
-    inbox.claim_all(store, settings.batch_max_signals)
-    batches = inbox.unfinished_batches(store)
     instance = dg.DagsterInstance.get()
+    for line in fail_dead_runs(instance):  # runs a killed `signals process` or daemon left STARTED
+        _err(line)
+    inbox.claim_all(store, settings.batch_max_signals)
     definitions = defs()
-    instance.add_dynamic_partitions("signal_batches", batches)
     batch_job = definitions.resolve_job_def("signal_batch_job")
-    promotions: list[dict] = []
     started = time.monotonic()
-    for index, batch in enumerate(batches, start=1):
-        _err(f"batch {index}/{len(batches)} {batch}: buffering, embedding, grouping")
+    # No back-off: the operator asked for an attempt now.
+    to_run = batch_work(instance, store, settings.max_attempts, backoff_seconds=0).to_run
+    instance.add_dynamic_partitions("signal_batches", [batch for batch, _ in to_run])
+    grouped = 0
+    for index, (batch, run_key) in enumerate(to_run, start=1):
+        _err(f"batch {index}/{len(to_run)} {batch}: buffering, embedding, grouping")
         result = batch_job.execute_in_process(
-            partition_key=batch, instance=instance, tags={"dagster/run_key": batch}, raise_on_error=True,
+            partition_key=batch, instance=instance, tags=in_process_tags(run_key), raise_on_error=False,
             run_config=QUIET_RUN_CONFIG,
         )
-        promotions += promotions_of(result)
-    failed = research_promotions(definitions, instance, promotions)
+        if not result.success:
+            _err(f"batch {batch}: run {result.run_id} failed; later batches wait for it (key order)")
+            break
+        grouped += 1
+    researched, failed = research_pending(definitions, instance, store, settings.max_attempts)
+    left = unfinished_work(store)
+    for line in left:
+        _err(f"unfinished: {line}")
     print(json.dumps({
-        "batches": len(batches), "reports_researched": len({p["report_id"] for p in promotions}) - len(failed),
-        "reports_failed": failed, "seconds": round(time.monotonic() - started, 1),
+        "batches": grouped, "reports_researched": researched, "reports_failed": failed, "unfinished": left,
+        "seconds": round(time.monotonic() - started, 1),
     }))
-    return 1 if failed else 0
+    return 1 if failed or left else 0
 
 
-def promotions_of(result) -> list[dict]:
-    from signals_assets.sensors.report_promotion import promotions_from_metadata
+def research_pending(definitions, instance, store, max_attempts: int) -> tuple[int, list[str]]:
+    """One report run per pending promotion (as the promotion sensor decides, without back-off);
+    the number of rounds researched and the report ids whose run failed."""
+    from signals_assets.sensors.report_promotion import promotion_work
 
-    return [p for event in result.asset_materializations_for_node("report_assignments")
-            for p in promotions_from_metadata(event.metadata)]
-
-
-def research_promotions(definitions, instance, promotions: list[dict]) -> list[str]:
-    """One report run per promoted report and round, as the promotion sensor would; failed report ids."""
-    from signals_assets.sensors.report_promotion import report_run_key
-
-    unique = dict(sorted({report_run_key(p): p for p in promotions}.items()))
-    instance.add_dynamic_partitions("reports", sorted({p["report_id"] for p in unique.values()}))
+    to_run = promotion_work(instance, store, max_attempts, backoff_seconds=0).to_run
+    instance.add_dynamic_partitions("reports", sorted({p["report_id"] for p, _ in to_run}))
     report_job = definitions.resolve_job_def("report_job")
     failed = []
-    for index, (run_key, promotion) in enumerate(unique.items(), start=1):
+    for index, (promotion, run_key) in enumerate(to_run, start=1):
         result = report_job.execute_in_process(
-            partition_key=promotion["report_id"], instance=instance, tags={"dagster/run_key": run_key},
-            raise_on_error=False, run_config=QUIET_RUN_CONFIG,
+            partition_key=promotion["report_id"], instance=instance, raise_on_error=False,
+            tags={**in_process_tags(run_key), "signals/team": str(promotion["team_id"])}, run_config=QUIET_RUN_CONFIG,
         )
         if not result.success:
             failed.append(promotion["report_id"])
-        _progress(index, len(unique), "researching reports")
-    return failed
+        _progress(index, len(to_run), "researching reports")
+    return len(to_run) - len(failed), failed
+
+
+def unfinished_work(store) -> list[str]:
+    """One line per batch or report round not done yet, parked ones with their reason."""
+    from signals_assets import inbox, promotions
+
+    lines = []
+    for progress in inbox.batch_progress(store):
+        if progress.parked is not None:
+            lines.append(f"batch {progress.batch}: parked ({progress.parked['reason']}); `signals unpark {progress.batch}`")
+        elif not progress.finished:
+            lines.append(f"batch {progress.batch}: {progress.next_stage} not done")
+    for promotion in promotions.all_promotions(store):
+        unit = promotions.promotion_unit(promotion["report_id"], promotion["round"])
+        lines.append(f"report {promotion['report_id']} round {promotion['round']}: "
+                     + (f"parked ({promotion['parked']}); `signals unpark {unit}`" if promotion.get("parked")
+                        else "promoted, research not done"))
+    return lines
+
+
+def cmd_unpark(args, settings: Settings) -> int:
+    """Give a parked batch or report round a fresh attempt budget; the sensors (or `signals process`) resume it."""
+    from signals_assets import inbox, promotions
+
+    store = open_object_store(settings)
+    match = [p for p in promotions.all_promotions(store)
+             if promotions.promotion_unit(p["report_id"], p["round"]) == args.key]
+    if match:
+        record = promotions.unpark_promotion(store, match[0])
+    else:
+        record = inbox.unpark_batch(store, args.key)
+    print(json.dumps({"unparked": args.key, "was": record}))
+    return 0
 
 
 def cmd_regroup(args, settings: Settings) -> int:
@@ -236,15 +287,13 @@ def cmd_regroup(args, settings: Settings) -> int:
     definitions = defs()
     instance.add_dynamic_partitions("signal_batches", batches)
     _err(f"re-grouping team {args.team_id}: {len(batches)} batches from {batches[0]} to {batches[-1]}")
-    result = definitions.resolve_job_def("regroup_job").execute_in_process(
+    definitions.resolve_job_def("regroup_job").execute_in_process(
         instance=instance, raise_on_error=True,
         tags={"dagster/asset_partition_range_start": batches[0], "dagster/asset_partition_range_end": batches[-1]},
         run_config={**QUIET_RUN_CONFIG, "ops": {"report_assignments": {"config": {"team_ids": [args.team_id]}}}},
     )
-    promotions = promotions_of(result)
-    failed = research_promotions(definitions, instance, promotions)
-    print(json.dumps({"batches": len(batches), "reports_researched": len({p["report_id"] for p in promotions}) - len(failed),
-                      "reports_failed": failed}))
+    researched, failed = research_pending(definitions, instance, open_object_store(settings), settings.max_attempts)
+    print(json.dumps({"batches": len(batches), "reports_researched": researched, "reports_failed": failed}))
     return 1 if failed else 0
 
 
@@ -260,9 +309,11 @@ SELECT
 
 
 def team_status(settings: Settings, team_id: int) -> dict:
-    from signals_assets import inbox
+    from signals_assets import inbox, promotions
 
     store = open_object_store(settings)
+    progress = inbox.batch_progress(store)
+    pending_promotions = promotions.all_promotions(store)
     with _store_session(settings) as db:
         counts = db.query(_STATUS_SQL, {"team": team_id})[0]
         by_status = {r["status"]: int(r["n"]) for r in db.query(
@@ -280,7 +331,10 @@ def team_status(settings: Settings, team_id: int) -> dict:
     return {
         "team_id": team_id,
         "inbox_pending": inbox.pending_inbox_count(store),
-        "unfinished_batches": len(inbox.unfinished_batches(store)),
+        "unfinished_batches": sum(1 for p in progress if not p.finished and p.parked is None),
+        "parked": sum(1 for p in progress if p.parked is not None) + sum(1 for p in pending_promotions if p.get("parked")),
+        "promotions_pending": sum(1 for p in pending_promotions if not p.get("parked")),
+        "unfinished_work": unfinished_work(store),
         **{k: int(v) for k, v in counts.items()},
         "reports_by_status": by_status,
         "rejected_by_reason": by_reason,
@@ -293,7 +347,8 @@ def is_settled(status: dict, expected_signals: int | None) -> bool:
     in_flight = sum(status["reports_by_status"].get(s, 0) for s in ("candidate", "in_progress"))
     seen = status["accepted"] + status["rejected"]
     return (
-        status["inbox_pending"] == 0 and status["unfinished_batches"] == 0 and in_flight == 0
+        status["inbox_pending"] == 0 and status["unfinished_batches"] == 0 and status["promotions_pending"] == 0
+        and in_flight == 0
         and status["assigned"] >= status["accepted"] and (expected_signals is None or seen >= expected_signals)
     )
 
@@ -311,7 +366,10 @@ def cmd_status(args, settings: Settings) -> int:
         print(json.dumps(status, indent=1, default=str))
     else:
         print(f"team {args.team_id}: {status['inbox_pending']} pending in inbox, "
-              f"{status['unfinished_batches']} unfinished batches")
+              f"{status['unfinished_batches']} unfinished batches, {status['promotions_pending']} promoted reports "
+              f"waiting for research, {status['parked']} parked")
+        for line in status["unfinished_work"][:20]:
+            print(f"  {line}")
         print(f"signals: {status['accepted']} accepted, {status['rejected']} rejected, {status['assigned']} assigned")
         if status["rejected"]:
             print("rejected: " + ", ".join(f"{n} {reason}" for reason, n in status["rejected_by_reason"].items())
@@ -414,6 +472,10 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--timeout", type=float, default=600)
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=cmd_status)
+
+    unpark = sub.add_parser("unpark", help="retry a parked batch or report round (see `status`)")
+    unpark.add_argument("key", help="batch key (b2026…Z) or report round (r<team>-<id>-round<N>)")
+    unpark.set_defaults(handler=cmd_unpark)
 
     reports = sub.add_parser("list-reports", help="list a team's reports")
     reports.add_argument("--team-id", type=int, required=True)

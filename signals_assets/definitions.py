@@ -11,7 +11,7 @@ from signals_assets.assets.sql_models import build_sql_model_assets
 from signals_assets.jobs import regroup_job, report_job, signal_batch_job
 from signals_assets.resources.environment import build_resources
 from signals_assets.sensors.dead_runs import dead_run_reconciler
-from signals_assets.sensors.report_promotion import report_promotion_sensor
+from signals_assets.sensors.report_promotion import build_report_promotion_sensor
 from signals_assets.sensors.research_reconciler import research_reconciler, research_reconciliation_job
 from signals_assets.sensors.signal_inbox import build_signal_inbox_sensor
 from signals_assets.settings import load_settings
@@ -31,8 +31,9 @@ def defs() -> dg.Definitions:
         ],
         jobs=[signal_batch_job, report_job, regroup_job, research_reconciliation_job],
         sensors=[
-            build_signal_inbox_sensor(settings.batch_max_signals, settings.sensor_interval_seconds),
-            report_promotion_sensor,
+            build_signal_inbox_sensor(settings.batch_max_signals, settings.sensor_interval_seconds,
+                                      settings.max_attempts, settings.retry_backoff_seconds),
+            build_report_promotion_sensor(settings.max_attempts, settings.retry_backoff_seconds),
             dead_run_reconciler,
             research_reconciler,
         ],

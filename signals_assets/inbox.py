@@ -7,9 +7,13 @@ timing:
   two claimers can never both win)
   and records the batch manifest `batches/<batch_key>/manifest.json`;
 - `buffered_signals` consolidates the claimed objects into the retained raw batch file
-  `batches/<batch_key>/signals.jsonl` and only then deletes them.
-A batch is *unfinished* while claimed objects remain, whatever crashed in between, so the next
-sensor tick (or `signals process`) picks it up again.
+  `batches/<batch_key>/signals.jsonl`, records its stage marker, and only then deletes them;
+- each batch stage writes `batches/<batch_key>/stages/<stage>` after its store commit.
+A batch is *unfinished* until its last stage (grouping) has recorded its marker, or until it is
+parked (`batches/<batch_key>/parked`, with the reason) after too many failed attempts; whatever
+crashed in between, the next sensor tick (or `signals process`) picks it up again. A batch with
+neither claimed objects nor any stage marker predates the markers: it was finished under the rule
+of that time (claims consolidated) and counts as finished.
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ from signals_assets.partitions import next_batch_key
 CLAIMED = "claimed/"
 BATCHES = "batches/"
 MAX_BATCHES_PER_CLAIM = 10
+# The batch stages in pipeline order; the batch is finished once the last one has its marker.
+BUFFERED, EMBEDDED, GROUPED = "buffered_signals", "signal_embeddings", "report_assignments"
+STAGES = (BUFFERED, EMBEDDED, GROUPED)
 
 
 def manifest_key(batch: str) -> str:
@@ -35,6 +42,26 @@ def manifest_key(batch: str) -> str:
 
 def raw_batch_key(batch: str) -> str:
     return f"{BATCHES}{batch}/signals.jsonl"
+
+
+def stage_marker_key(batch: str, stage: str) -> str:
+    if stage not in STAGES:
+        raise ValueError(f"stage {stage!r} must be one of {', '.join(STAGES)}")
+    return f"{BATCHES}{batch}/stages/{stage}"
+
+
+def parked_key(batch: str) -> str:
+    return f"{BATCHES}{batch}/parked"
+
+
+def mark_stage_done(store: ObjectStore, batch: str, stage: str, run_id: str = "") -> None:
+    """Record that `stage` of `batch` has committed its writes (call after the store commit)."""
+    body = {"batch_key": batch, "stage": stage, "run_id": run_id, "at": datetime.now(timezone.utc).isoformat()}
+    store.put(stage_marker_key(batch, stage), json.dumps(body).encode())
+
+
+def stage_done(store: ObjectStore, batch: str, stage: str) -> bool:
+    return store.exists(stage_marker_key(batch, stage))
 
 
 def pending_inbox_count(store: ObjectStore) -> int:
@@ -94,9 +121,74 @@ def claim_all(store: ObjectStore, max_signals: int) -> list[str]:
     return batches
 
 
-def unfinished_batches(store: ObjectStore) -> list[str]:
-    """Batches whose claimed objects have not been consolidated yet, in key order."""
-    return sorted({key[len(CLAIMED) :].split("/", 1)[0] for key in store.list(CLAIMED)})
+@dataclass(frozen=True)
+class BatchProgress:
+    """What the object store says about one batch: stages with a marker, and the park record if any."""
+
+    batch: str
+    stages_done: tuple[str, ...]
+    has_claims: bool
+    parked: dict | None
+
+    @property
+    def finished(self) -> bool:
+        """Grouped, or from before the markers (no claims, no marker); a parked batch is not finished."""
+        return GROUPED in self.stages_done or (not self.has_claims and not self.stages_done)
+
+    @property
+    def next_stage(self) -> str:
+        return next((stage for stage in STAGES if stage not in self.stages_done), GROUPED)
+
+
+def batch_progress(store: ObjectStore) -> list[BatchProgress]:
+    """Every batch the object store knows of, in key order (one listing of `claimed/` and `batches/`)."""
+    claimed = {key[len(CLAIMED) :].split("/", 1)[0] for key in store.list(CLAIMED)}
+    stages: dict[str, list[str]] = {}
+    parked: set[str] = set()
+    for key in store.list(BATCHES):
+        batch, _, rest = key[len(BATCHES) :].partition("/")
+        stages.setdefault(batch, [])
+        if rest.startswith("stages/"):
+            stages[batch].append(rest[len("stages/") :])
+        elif rest == "parked":
+            parked.add(batch)
+    return [
+        BatchProgress(batch, tuple(s for s in STAGES if s in stages.get(batch, ())), batch in claimed,
+                      json.loads(store.get(parked_key(batch))) if batch in parked else None)
+        for batch in sorted(claimed | set(stages))
+    ]
+
+
+def unfinished_batches(store: ObjectStore, include_parked: bool = False) -> list[str]:
+    """Batches whose last stage has not committed, in key order; parked ones only when asked."""
+    return [p.batch for p in batch_progress(store) if not p.finished and (include_parked or p.parked is None)]
+
+
+def earlier_unfinished_batches(store: ObjectStore, batch: str) -> list[str]:
+    """Unfinished, unparked batches before `batch`: its grouping must wait for them (key order)."""
+    return [b for b in unfinished_batches(store) if b < batch]
+
+
+def park_batch(store: ObjectStore, batch: str, reason: str, attempts: int) -> None:
+    """Stop retrying `batch`: it no longer holds later batches back; `signals unpark` resumes it."""
+    body = {"batch_key": batch, "reason": reason, "attempts": attempts, "at": datetime.now(timezone.utc).isoformat()}
+    store.put(parked_key(batch), json.dumps(body).encode())
+
+
+def unpark_batch(store: ObjectStore, batch: str) -> dict:
+    """Resume a parked batch with a fresh attempt budget; the park record, kept as `unparked`."""
+    if not store.exists(parked_key(batch)):
+        raise ValueError(f"batch {batch!r} is not parked")
+    record = json.loads(store.get(parked_key(batch)))
+    store.put(f"{BATCHES}{batch}/unparked", json.dumps(record).encode())
+    store.delete(parked_key(batch))
+    return record
+
+
+def attempts_before_unpark(store: ObjectStore, batch: str) -> int:
+    """Attempts already spent when the batch was last unparked (they do not count against the budget)."""
+    key = f"{BATCHES}{batch}/unparked"
+    return int(json.loads(store.get(key))["attempts"]) if store.exists(key) else 0
 
 
 def load_batch(store: ObjectStore, batch: str) -> list[tuple[str, bytes]]:
@@ -113,13 +205,17 @@ def load_batch(store: ObjectStore, batch: str) -> list[tuple[str, bytes]]:
     return [(key[len(prefix) :], store.get(key)) for key in store.list(prefix)]
 
 
-def consolidate_batch(store: ObjectStore, batch: str, objects: list[tuple[str, bytes]]) -> None:
-    """Write the retained raw batch file, then remove the claimed objects it now holds."""
+def consolidate_batch(store: ObjectStore, batch: str, objects: list[tuple[str, bytes]], run_id: str = "") -> None:
+    """Write the retained raw batch file and the buffering marker, then remove the claimed objects.
+
+    Call after the accepted signals are committed to the store. The marker is written before the
+    claims go, so a batch always has claims or a marker until it is grouped (see the module doc)."""
     raw = raw_batch_key(batch)
     if not store.exists(raw):
         lines = [json.dumps({"object": name, "body": body.decode("utf-8", "replace")}) for name, body in objects]
         store.put(raw, ("\n".join(lines) + "\n").encode())
         if not store.exists(manifest_key(batch)):
             write_manifest(store, batch, [name for name, _ in objects])
+    mark_stage_done(store, batch, BUFFERED, run_id)
     for name, _ in objects:
         store.delete(f"{CLAIMED}{batch}/{name}")

@@ -12,6 +12,9 @@ SQL_MODELS = dg.AssetSelection.groups("sql_models")
 STAGE_TAG = "signals/stage"
 # On runs that concern one team (report runs), so an instance can limit runs per team.
 TEAM_TAG = "signals/team"
+# Housekeeping runs: their own stage limit in the instance and a high priority, so they never wait
+# behind a backlog of pipeline runs.
+HOUSEKEEPING_TAGS = {STAGE_TAG: "housekeeping", "dagster/priority": "10"}
 
 signal_batch_job = dg.define_asset_job(
     "signal_batch_job",

@@ -86,6 +86,10 @@ class Settings:
     sandbox_network_allowlist: tuple[str, ...] = ()
     batch_max_signals: int = 500
     sensor_interval_seconds: int = 15
+    # A batch or report round whose runs keep failing is retried after 1, 2, 4… × the back-off,
+    # then parked with its reason after this many failed attempts (`signals unpark` resumes it).
+    max_attempts: int = 3
+    retry_backoff_seconds: int = 60
 
     @property
     def objects_root(self) -> Path:
@@ -140,4 +144,6 @@ def load_settings() -> Settings:
         sandbox_network_allowlist=allowlist,
         batch_max_signals=_positive_int("SIGNALS_BATCH_MAX_SIGNALS", 500),
         sensor_interval_seconds=_positive_int("SIGNALS_SENSOR_INTERVAL_SECONDS", 15),
+        max_attempts=_positive_int("SIGNALS_MAX_ATTEMPTS", 3),
+        retry_backoff_seconds=_positive_int("SIGNALS_RETRY_BACKOFF_SECONDS", 60),
     )

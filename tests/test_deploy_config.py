@@ -1,6 +1,8 @@
 """deploy/dagster.yaml loads as a Postgres-backed instance with the queueing and monitoring it documents."""
 
 import dagster as dg
+from dagster_docker import DockerRunLauncher
+from dagster_docker.container_context import DockerContainerContext
 
 from conftest import REPO_ROOT
 
@@ -15,10 +17,23 @@ def test_production_instance_settings(postgres_database, tmp_path, monkeypatch):
         queue = instance.get_concurrency_config().run_queue_config
         assert queue.max_concurrent_runs == 8
         limits = {(limit["key"], str(limit.get("value"))): limit["limit"] for limit in queue.tag_concurrency_limits}
-        assert limits == {("signals/stage", "batch"): 1, ("signals/team", "{'applyLimitPerUniqueValue': True}"): 2}
+        assert limits == {("signals/stage", "batch"): 1, ("signals/stage", "report"): 6,
+                          ("signals/stage", "housekeeping"): 1, ("signals/team", "{'applyLimitPerUniqueValue': True}"): 2}
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
         assert instance.run_monitoring_enabled and instance.run_monitoring_max_runtime_seconds == 3600
+        assert instance.run_monitoring_start_timeout_seconds >= 600  # a loaded host starts containers slowly
         launcher = instance.run_launcher
-        assert type(launcher).__name__ == "DockerRunLauncher"
+        assert isinstance(launcher, DockerRunLauncher)
         assert (launcher.image, launcher.networks) == ("signals-assets:test", ["signals_net"])
         assert {"DAGSTER_PG_PASSWORD", "SIGNALS_CLICKHOUSE_PASSWORD", "OPENAI_API_KEY"} <= set(launcher.env_vars)
+
+
+def test_the_production_run_launcher_waits_for_a_slow_docker_engine(postgres_database, tmp_path, monkeypatch):
+    """Finding 7: docker-py gives up on an API call after 60 s, and an engine busy removing a vfs
+    container took longer, failing a run for nothing but slowness."""
+    monkeypatch.setenv("SIGNALS_ASSETS_IMAGE", "signals-assets:test")
+    (tmp_path / "dagster.yaml").write_text((REPO_ROOT / "deploy" / "dagster.yaml").read_text())
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        client = instance.run_launcher._get_client(DockerContainerContext())  # what every launcher call uses
+        assert client.api.timeout == 300
+        assert client.ping()  # a real engine behind it

@@ -4,6 +4,7 @@ from datetime import datetime, timezone
 
 import dagster as dg
 import pytest
+from dagster._core.test_utils import create_run_for_test
 
 from signals_assets import inbox
 from signals_assets.objects import LocalObjectStore
@@ -16,19 +17,10 @@ def put_inbox(store, n, start=0):
         store.put(f"inbox/20261122T000000{i:06d}Z-sig{i}.json", json.dumps({"signal_id": f"sig{i}"}).encode())
 
 
-@dg.op
-def noop():
-    pass
-
-
-@dg.job
-def stand_in_run():
-    noop()
-
-
-def mark_run_created(instance, batch):
-    """What the daemon does with the sensor's run request."""
-    stand_in_run.execute_in_process(instance=instance, tags={"dagster/run_key": batch})
+def mark_run_created(instance, batch, run_key=None, status=dg.DagsterRunStatus.NOT_STARTED):
+    """What the daemon does with the sensor's run request: a run of the batch job for the partition."""
+    return create_run_for_test(instance, job_name="signal_batch_job", status=status,
+                               tags={"dagster/run_key": run_key or batch, "dagster/partition": batch})
 
 
 @pytest.fixture
@@ -65,7 +57,7 @@ def test_pending_objects_are_claimed_once_into_manifested_batches(store, tick):
             mark_run_created(instance, key)
         again = tick(instance, result.cursor)
         assert not again.run_requests
-        assert "2 unfinished batch(es), each with a run" in again.skip_reason.skip_message
+        assert "2 batch(es) in flight" in again.skip_reason.skip_message
 
 
 def test_a_claim_whose_tick_died_is_requested_by_the_next_tick(store, tick):
@@ -126,5 +118,10 @@ def test_consolidation_keeps_the_raw_batch_and_releases_the_claims(store):
     batch = claim.new_batches[0]
     objects = inbox.load_batch(store, batch)
     inbox.consolidate_batch(store, batch, objects)
-    assert inbox.unfinished_batches(store) == []
+    assert store.list(f"claimed/{batch}/") == []
     assert inbox.load_batch(store, batch) == objects  # re-materialising reads the retained raw file
+    # buffered is not finished: the batch stays unfinished until its grouping has committed
+    assert inbox.unfinished_batches(store) == [batch]
+    inbox.mark_stage_done(store, batch, inbox.EMBEDDED)
+    inbox.mark_stage_done(store, batch, inbox.GROUPED)
+    assert inbox.unfinished_batches(store) == []

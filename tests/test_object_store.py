@@ -121,9 +121,10 @@ def test_claim_consolidate_and_cleanup(object_store, team):
     inbox.consolidate_batch(object_store, first, objects)  # a re-run changes nothing
 
     assert object_store.list(f"claimed/{first}/") == []
-    assert inbox.unfinished_batches(object_store) == claim.new_batches[1:]
+    assert inbox.unfinished_batches(object_store) == claim.new_batches  # buffered, not grouped yet
     assert inbox.load_batch(object_store, first) == objects  # now from the retained raw batch file
-    assert object_store.list(f"batches/{first}/") == [inbox.manifest_key(first), inbox.raw_batch_key(first)]
+    assert object_store.list(f"batches/{first}/") == [
+        inbox.manifest_key(first), inbox.raw_batch_key(first), inbox.stage_marker_key(first, inbox.BUFFERED)]
 
 
 @both

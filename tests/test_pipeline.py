@@ -10,7 +10,8 @@ from signals_assets import inbox
 from signals_assets.clickhouse import open_chdb
 from signals_assets.definitions import defs
 from signals_assets.facade import emit_signal
-from signals_assets.sensors.report_promotion import promotions_from_metadata, report_run_key
+from signals_assets.promotions import pending_promotions
+from signals_assets.sensors.report_promotion import promotions_from_metadata
 from signals_assets.settings import load_settings
 
 from conftest import CARD_DECLINED, PASSWORD_RESET, emit_texts, read_json_lines, zendesk_extra
@@ -131,7 +132,8 @@ def test_a_later_batch_joins_the_reports_of_earlier_batches(object_store, team):
     assert [r["decision"] for r in rows] == ["created", "joined"]
     assert rows[0]["report_id"] == rows[1]["report_id"]
     assert promotions == [{"report_id": rows[0]["report_id"], "team_id": 1, "round": 1}]
-    assert report_run_key(promotions[0]) == f"{rows[0]['report_id']}-round1"
+    [durable] = pending_promotions(object_store)  # until its round is researched
+    assert (durable["report_id"], durable["round"], durable["batch_key"]) == (rows[0]["report_id"], 1, second.new_batches[0])
 
 
 def test_unsafe_signals_are_asset_metadata(object_store, emitted):

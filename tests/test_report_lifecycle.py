@@ -8,7 +8,7 @@ import pytest
 from signals_assets import inbox
 from signals_assets.clickhouse import open_chdb
 from signals_assets.definitions import defs
-from signals_assets.sensors.report_promotion import report_run_requests
+from signals_assets.promotions import pending_promotions
 from signals_assets.settings import load_settings
 from tests.openai_protocol_server import OpenAIProtocolServer
 
@@ -80,7 +80,7 @@ def test_judgements_move_reports_through_the_lifecycle(object_store, team):
         instance.add_dynamic_partitions("signal_batches", [third])
         promotions = run_batch(instance, definitions, third)
         assert promotions == [{"report_id": thanks, "team_id": 1, "round": 2}]
-        assert [r.run_key for r in report_run_requests(promotions)] == [f"{thanks}-round2"]
+        assert [(p["report_id"], p["round"]) for p in pending_promotions(object_store)] == [(thanks, 2)]
         run_report(instance, definitions, thanks)
         # a re-run of the same round judges afresh and replaces its own decision
         run_report(instance, definitions, thanks)

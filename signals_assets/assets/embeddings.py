@@ -1,10 +1,12 @@
 import dagster as dg
 
+from signals_assets import inbox
 from signals_assets.assets.ingest import BATCH_BACKFILL_POLICY, buffered_signals
 from signals_assets.faults import pause_point
 from signals_assets.partitions import batch_time, signal_batches
 from signals_assets.resources.clickhouse import ClickHouseResource
 from signals_assets.resources.embedder import EmbedderResource
+from signals_assets.resources.object_store import ObjectStoreResource
 
 
 @dg.asset(
@@ -16,8 +18,10 @@ from signals_assets.resources.embedder import EmbedderResource
     description="One embedding per accepted signal, tagged with the model name and dimension.",
 )
 def signal_embeddings(
-    context: dg.AssetExecutionContext, clickhouse: ClickHouseResource, embedder: EmbedderResource
+    context: dg.AssetExecutionContext, clickhouse: ClickHouseResource, embedder: EmbedderResource,
+    object_store: ObjectStoreResource,
 ) -> dg.MaterializeResult:
+    store = object_store.open()
     total = 0
     for batch in sorted(context.partition_keys):
         with clickhouse.session(log=context.log.info) as db:
@@ -34,7 +38,8 @@ def signal_embeddings(
         ]
         with clickhouse.session(log=context.log.info) as db:
             db.replace_partition("signal_embeddings", "batch_key = {batch}", rows, {"batch": batch})
-        pause_point("embed")  # embedded, not grouped
+        pause_point("embed")  # embedded, stage marker not yet written
+        inbox.mark_stage_done(store, batch, inbox.EMBEDDED, context.run_id)
         total += len(rows)
         context.log.info(f"{batch}: embedded {len(rows)} signals with {embedder.model_name}")
     return dg.MaterializeResult(metadata={"embedded": total, "model": embedder.model_name})

@@ -5,6 +5,7 @@ from itertools import groupby
 import dagster as dg
 from pydantic import Field
 
+from signals_assets import inbox, promotions as promotion_facts
 from signals_assets.assets.embeddings import signal_embeddings
 from signals_assets.assets.ingest import BATCH_BACKFILL_POLICY
 from signals_assets.clickhouse import StoreSession
@@ -19,9 +20,13 @@ from signals_assets.providers import Provider
 from signals_assets.resources.clickhouse import ClickHouseResource
 from signals_assets.resources.embedder import EmbedderResource
 from signals_assets.resources.llm import LLMResource
+from signals_assets.resources.object_store import ObjectStoreResource
 
 GROUPING_POOL = "signals_grouping"
 PROMOTED_METADATA_KEY = "promoted_reports"
+# Set on its own run when report_assignments refuses to group ahead of an earlier unfinished batch;
+# the value is the run id, so Dagster's retries (which copy their parent's tags) do not inherit it.
+REFUSED_TAG = "signals/refused_out_of_order"
 
 _BATCH_SIGNALS = """
 SELECT s.team_id AS team_id, s.signal_id AS signal_id, s.description AS description, s.weight AS weight,
@@ -261,7 +266,8 @@ def _write_batch(db: StoreSession, batch: str, teams: list[int], assignments, ev
     group_name="grouping",
     kinds={"clickhouse", "python"},
     description="Which report each signal joins (append-only facts) and the report lifecycle events "
-    "it causes; promoted reports are listed in the metadata for report_promotion_sensor.",
+    "it causes; promoted reports are recorded under `promotions/` in the object store for "
+    "report_promotion_sensor (and listed in the metadata). Refuses while an earlier batch is unfinished.",
 )
 def report_assignments(
     context: dg.AssetExecutionContext,
@@ -269,16 +275,29 @@ def report_assignments(
     clickhouse: ClickHouseResource,
     embedder: EmbedderResource,
     llm: LLMResource,
+    object_store: ObjectStoreResource,
 ) -> dg.MaterializeResult:
-    provider = llm.grouping()
+    store = object_store.open()
     keys = sorted(context.partition_keys)
+    earlier = inbox.earlier_unfinished_batches(store, keys[0])
+    if earlier:
+        context.instance.add_run_tags(context.run_id, {REFUSED_TAG: context.run_id})
+        raise dg.Failure(
+            f"batch {keys[0]} waits for {len(earlier)} earlier unfinished batch(es) ({', '.join(earlier[:3])}"
+            f"{'…' if len(earlier) > 3 else ''}): batches are grouped in key order; it is requested again once "
+            "they are grouped or parked", allow_retries=False,
+        )
+    provider = llm.grouping()
     all_promotions, assigned, created = [], 0, 0
     # Batches in key order: a later batch must see the reports of the earlier ones.
     for batch in keys:
         assignments, events, promotions = group_batch(clickhouse, context.log.info, batch, config, provider, embedder)
         with clickhouse.session(log=context.log.info) as db:
             _write_batch(db, batch, config.team_ids, assignments, events, keys[-1])
-        pause_point("promote")  # assignments and promotions written, not yet announced
+        pause_point("promote")  # assignments and promotions written, promotions not yet recorded
+        promotion_facts.record_promotions(store, batch, promotions)
+        if not config.team_ids:  # re-grouping some teams does not finish the batch for the others
+            inbox.mark_stage_done(store, batch, inbox.GROUPED, context.run_id)
         assigned += len(assignments)
         created += sum(1 for e in events if e["event"] == "created")
         all_promotions += promotions

@@ -50,7 +50,7 @@ def buffered_signals(
         with clickhouse.session(log=context.log.info) as db:
             db.replace_partition("signals", "batch_key = {batch}", screened.accepted, {"batch": batch})
             db.replace_partition("rejected_signals", "batch_key = {batch}", screened.rejected, {"batch": batch})
-        inbox.consolidate_batch(store, batch, objects)
+        inbox.consolidate_batch(store, batch, objects, context.run_id)
         pause_point("buffer")  # buffered, claims removed, not embedded
         accepted += len(screened.accepted)
         rejected += len(screened.rejected)

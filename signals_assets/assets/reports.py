@@ -4,7 +4,7 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
-from signals_assets import lifecycle
+from signals_assets import lifecycle, promotions
 from signals_assets.assets.grouping import current_assignments, report_assignments
 from signals_assets.clickhouse import StoreSession
 from signals_assets.faults import pause_point
@@ -197,6 +197,7 @@ def report_research(
         state = db.query(_STATE, {"team": team, "report": report})[0]
         if state["status"] != lifecycle.CANDIDATE:
             context.log.info(f"{report} is {state['status']}, not a candidate: nothing to research")
+            promotions.promotion_done(object_store.open(), report, promoted_round)
             return dg.MaterializeResult(metadata={"skipped": f"report is {state['status']}"})
         summary = db.query("SELECT title, summary FROM report_summaries WHERE report_id = {report}",
                            {"report": report})
@@ -236,6 +237,7 @@ def report_research(
                                 log_key=log_key if log_lines else ""),
                     _event(team, report, promoted_round, "failed", lifecycle.FAILED, detail=reason,
                            seq=1, signals_at_run=gate))
+        promotions.promotion_done(store, report, promoted_round)
         raise
     store.put(log_key, _jsonl(outcome.log_lines))
     status = lifecycle.READY if outcome.status == "ready" else lifecycle.PENDING_INPUT
@@ -252,6 +254,7 @@ def report_research(
             _event(team, report, promoted_round, "researched", status, title=summary["title"],
                    summary=summary["summary"], detail=outcome.reason, seq=1, signals_at_run=gate),
         )
+    promotions.promotion_done(store, report, promoted_round)
     return dg.MaterializeResult(
         metadata={
             "status": status, "repository": outcome.repository or "", "findings": len(outcome.findings),

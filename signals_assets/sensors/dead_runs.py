@@ -7,11 +7,15 @@ from dagster._core.launcher import DefaultRunLauncher
 from signals_assets.jobs import report_job, signal_batch_job
 
 HOST_TAG = "signals/host"
+# The pid of the process executing the run itself (`signals process` runs in-process, no launcher).
+PID_TAG = "signals/pid"
 
 
-def run_worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
-    """The pid the default run launcher logged when it started the run's process."""
-    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
+def run_worker_pid(instance: dg.DagsterInstance, run: dg.DagsterRun) -> int | None:
+    """The pid of the process executing the run: its tag, or what the default run launcher logged."""
+    if PID_TAG in run.tags:
+        return int(run.tags[PID_TAG])
+    for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
         data = entry.dagster_event.event_specific_data if entry.dagster_event else None
         pid = getattr(data, "metadata", {}).get("pid") if data else None
         if pid is not None:
@@ -30,18 +34,29 @@ def pid_alive(pid: int) -> bool:
 
 
 def dead_local_runs(instance: dg.DagsterInstance, job_names: list[str]) -> list[tuple[dg.DagsterRun, int]]:
-    """STARTED runs whose local worker process no longer exists (the daemon or host died under them)."""
-    if not isinstance(instance.run_launcher, DefaultRunLauncher):
-        return []
+    """STARTED runs whose local worker process no longer exists (the daemon, `signals process` or the
+    host died under them)."""
+    launched_locally = isinstance(instance.run_launcher, DefaultRunLauncher)
     dead = []
     for record in instance.get_run_records(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
         run = record.dagster_run
         if run.job_name not in job_names or run.tags.get(HOST_TAG, socket.gethostname()) != socket.gethostname():
             continue
-        pid = run_worker_pid(instance, run.run_id)
+        if not launched_locally and PID_TAG not in run.tags:  # e.g. a run container: run monitoring watches it
+            continue
+        pid = run_worker_pid(instance, run)
         if pid is not None and not pid_alive(pid):
             dead.append((run, pid))
     return dead
+
+
+def fail_dead_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Mark the pipeline runs whose worker died as failed, so they are retried; what was done."""
+    dead = dead_local_runs(instance, [signal_batch_job.name, report_job.name])
+    for run, pid in dead:
+        instance.report_run_failed(run, f"run worker process {pid} is gone (daemon, `signals process` or host restarted)")
+    return [f"marked run {run.run_id} ({run.job_name} {run.tags.get('dagster/partition', '')}) failed: "
+            f"its worker process {pid} is gone" for run, pid in dead]
 
 
 @dg.sensor(
@@ -52,10 +67,5 @@ def dead_local_runs(instance: dg.DagsterInstance, job_names: list[str]) -> list[
     "failed, so run retries re-execute them instead of leaving them STARTED forever.",
 )
 def dead_run_reconciler(context: dg.SensorEvaluationContext) -> dg.SkipReason:
-    dead = dead_local_runs(context.instance, [signal_batch_job.name, report_job.name])
-    for run, pid in dead:
-        context.instance.report_run_failed(run, f"run worker process {pid} is gone (daemon or host restarted)")
-    return dg.SkipReason(
-        f"marked {len(dead)} dead run(s) as failed: {[run.run_id for run, _ in dead]}" if dead
-        else "no dead pipeline runs"
-    )
+    done = fail_dead_runs(context.instance)
+    return dg.SkipReason("; ".join(done) if done else "no dead pipeline runs")

@@ -1,54 +1,91 @@
+import time
+from dataclasses import dataclass, field
+
 import dagster as dg
 
+from signals_assets import promotions as promotion_facts
 from signals_assets.assets.grouping import PROMOTED_METADATA_KEY
 from signals_assets.jobs import TEAM_TAG, report_job
+from signals_assets.objects import ObjectStore
 from signals_assets.partitions import reports
-
-MATERIALIZATIONS_PER_TICK = 200
+from signals_assets.recovery import attempt_number, next_step
+from signals_assets.resources.object_store import ObjectStoreResource
+from signals_assets.sensors.run_attempts import failure_reason, last_failed_run, unit_attempts
 
 
 def promotions_from_metadata(metadata: dict) -> list[dict]:
+    """The promotions a report_assignments materialisation lists (for people and tests; the sensor
+    reads the durable promotion objects)."""
     value = metadata.get(PROMOTED_METADATA_KEY)
     return list(value.data) if value is not None else []
 
 
-def report_run_key(promotion: dict) -> str:
-    return f"{promotion['report_id']}-round{promotion['round']}"
+@dataclass
+class PromotionWork:
+    to_run: list[tuple[dict, str]] = field(default_factory=list)  # (promotion, run key)
+    in_flight: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
+    done_now: list[str] = field(default_factory=list)
+    parked_now: list[str] = field(default_factory=list)
 
 
-def report_run_requests(promotions: list[dict]) -> list[dg.RunRequest]:
-    unique = {report_run_key(p): p for p in promotions}
-    return [
-        dg.RunRequest(run_key=key, partition_key=p["report_id"], tags={TEAM_TAG: str(p["team_id"])})
-        for key, p in unique.items()
-    ]
+def promotion_work(instance: dg.DagsterInstance, store: ObjectStore, max_attempts: int, backoff_seconds: float,
+                   now: float | None = None) -> PromotionWork:
+    """Decide for every pending promotion; park the ones out of attempts.
+
+    Only runs created after the promotion count: a report promoted again (re-grouping) is
+    researched again; a run of it that succeeded means its round is done."""
+    now = time.time() if now is None else now
+    work = PromotionWork()
+    for promotion in promotion_facts.pending_promotions(store):
+        report, round_ = promotion["report_id"], int(promotion["round"])
+        unit = promotion_facts.promotion_unit(report, round_)
+        every = unit_attempts(instance, report_job.name, report, unit)
+        attempts = [a for a in every if a.created_at >= promotion["promoted_at"]]
+        if any(a.succeeded for a in attempts):
+            promotion_facts.promotion_done(store, report, round_)
+            work.done_now.append(unit)
+            continue
+        used = max((attempt_number(unit, a.run_key) for a in every), default=-1) + 1
+        decision = next_step(unit, attempts, now, max_attempts, backoff_seconds,
+                             attempts_forgiven=int(promotion.get("attempts_forgiven", 0)), used_keys=used)
+        if decision.action == "park":
+            reason = f"{decision.detail}; last: {failure_reason(instance, last_failed_run(attempts))}"
+            promotion_facts.park_promotion(store, promotion, reason, decision.failed_attempts)
+            work.parked_now.append(unit)
+        elif decision.action == "run":
+            work.to_run.append((promotion, decision.run_key))
+        elif decision.action == "in_flight":
+            work.in_flight.append(unit)
+        else:
+            work.waiting.append(decision.detail)
+    return work
 
 
-@dg.sensor(
-    name="report_promotion_sensor",
-    job=report_job,
-    minimum_interval_seconds=10,
-    default_status=dg.DefaultSensorStatus.RUNNING,
-    description="Reads promoted report ids from report_assignments materialisations (Dagster's event "
-    "log, never the store), adds `reports` partitions and requests one run per research round.",
-)
-def report_promotion_sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult:
-    result = context.instance.fetch_materializations(
-        dg.AssetKey("report_assignments"), limit=MATERIALIZATIONS_PER_TICK, cursor=context.cursor, ascending=True
+def report_run_request(promotion: dict, run_key: str) -> dg.RunRequest:
+    return dg.RunRequest(run_key=run_key, partition_key=promotion["report_id"],
+                         tags={TEAM_TAG: str(promotion["team_id"])})
+
+
+def build_report_promotion_sensor(max_attempts: int = 3, backoff_seconds: float = 60) -> dg.SensorDefinition:
+    @dg.sensor(
+        name="report_promotion_sensor",
+        job=report_job,
+        minimum_interval_seconds=10,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Reads the pending promotions (object store `promotions/`, written by report_assignments, "
+        "removed when the round has an outcome), adds `reports` partitions and requests one run per research "
+        "round; a round whose runs failed is retried with back-off, then parked with its reason.",
     )
-    promotions = [
-        p
-        for record in result.records
-        for p in promotions_from_metadata(record.event_log_entry.asset_materialization.metadata)
-    ]
-    if not promotions:
+    def report_promotion_sensor(context: dg.SensorEvaluationContext, object_store: ObjectStoreResource):
+        work = promotion_work(context.instance, object_store.open(), max_attempts, backoff_seconds)
+        seen = (f"{len(work.in_flight)} round(s) in flight, waiting to retry: {work.waiting}, "
+                f"done: {work.done_now}, parked now: {work.parked_now}")
+        if not work.to_run:
+            return dg.SkipReason(f"no promotion to run; {seen}")
         return dg.SensorResult(
-            skip_reason=f"{len(result.records)} new report_assignments materialisation(s), no report promoted",
-            cursor=result.cursor if result.records else context.cursor,
+            run_requests=[report_run_request(p, key) for p, key in work.to_run],
+            dynamic_partitions_requests=[reports.build_add_request(sorted({p["report_id"] for p, _ in work.to_run}))],
         )
-    requests = report_run_requests(promotions)
-    return dg.SensorResult(
-        run_requests=requests,
-        dynamic_partitions_requests=[reports.build_add_request(sorted({r.partition_key for r in requests}))],
-        cursor=result.cursor,
-    )
+
+    return report_promotion_sensor

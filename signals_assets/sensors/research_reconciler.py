@@ -7,11 +7,12 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
-from signals_assets import lifecycle
+from signals_assets import lifecycle, promotions
 from signals_assets.assets.reports import _event, _record, _result_row
 from signals_assets.clickhouse import StoreSession
-from signals_assets.jobs import report_job
+from signals_assets.jobs import HOUSEKEEPING_TAGS, report_job
 from signals_assets.resources.clickhouse import ClickHouseResource
+from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.resources.sandbox import SandboxResource
 
 # Reports whose latest event is in_progress, with the in-progress research row naming their run.
@@ -58,19 +59,23 @@ def fail_abandoned_research(db: StoreSession, run_status) -> list[dict]:
 
 @dg.op(description="Marks research rounds whose run ended without an outcome as failed; removes "
        "research containers of ended runs.")
-def reconcile_research(context: dg.OpExecutionContext, clickhouse: ClickHouseResource, sandbox: SandboxResource) -> None:
+def reconcile_research(context: dg.OpExecutionContext, clickhouse: ClickHouseResource, sandbox: SandboxResource,
+                       object_store: ObjectStoreResource) -> None:
     def run_status(run_id: str) -> str | None:
         run = context.instance.get_run_by_id(run_id) if run_id else None
         return run.status.value if run else None
 
     with clickhouse.session(log=context.log.info) as db:
         failed = fail_abandoned_research(db, run_status)
+    store = object_store.open()
+    for row in failed:  # the round has its outcome now
+        promotions.promotion_done(store, row["report_id"], row["research_round"])
     removed = sandbox.prune_containers(context.instance)
     context.log.info(f"marked {len(failed)} report(s) failed: {[row['report_id'] for row in failed]}; "
                      f"removed {len(removed)} left-over research container(s)")
 
 
-@dg.job(description="Fail research rounds whose Dagster run died; clean up their containers.")
+@dg.job(description="Fail research rounds whose Dagster run died; clean up their containers.", tags=HOUSEKEEPING_TAGS)
 def research_reconciliation_job():
     reconcile_research()
 

@@ -1,0 +1,45 @@
+"""Reading a unit's attempts (batch or report round) from Dagster's run storage."""
+
+import dagster as dg
+
+from signals_assets.assets.grouping import REFUSED_TAG
+from signals_assets.recovery import Attempt, attempt_number
+
+RUN_KEY_TAG = "dagster/run_key"
+PARTITION_TAG = "dagster/partition"
+WILL_RETRY_TAG = "dagster/will_retry"
+AUTO_RETRY_RUN_ID_TAG = "dagster/auto_retry_run_id"
+
+
+def as_attempt(record: dg.RunRecord) -> Attempt:
+    run = record.dagster_run
+    retry_pending = (run.status == dg.DagsterRunStatus.FAILURE and run.tags.get(WILL_RETRY_TAG) == "true"
+                     and AUTO_RETRY_RUN_ID_TAG not in run.tags)
+    return Attempt(
+        run_key=run.tags.get(RUN_KEY_TAG, ""), in_flight=not run.is_finished or retry_pending,
+        succeeded=run.status == dg.DagsterRunStatus.SUCCESS, refused=run.tags.get(REFUSED_TAG) == run.run_id,
+        ended_at=record.end_time, run_id=run.run_id, created_at=record.create_timestamp.timestamp(),
+    )
+
+
+def unit_attempts(instance: dg.DagsterInstance, job_name: str, partition: str, unit: str) -> list[Attempt]:
+    """The runs of `job_name` for `partition` whose run key is one of `unit`'s attempt keys."""
+    records = instance.get_run_records(filters=dg.RunsFilter(job_name=job_name, tags={PARTITION_TAG: partition}))
+    return [as_attempt(r) for r in records if attempt_number(unit, r.dagster_run.tags.get(RUN_KEY_TAG, "")) is not None]
+
+
+def last_failed_run(attempts: list[Attempt]) -> str:
+    failed = [a for a in attempts if not (a.succeeded or a.refused)]
+    return max(failed, key=lambda a: a.ended_at or 0).run_id if failed else ""
+
+
+def failure_reason(instance: dg.DagsterInstance, run_id: str) -> str:
+    """The last step or run failure message of a run, for a park record."""
+    for event_type in (dg.DagsterEventType.STEP_FAILURE, dg.DagsterEventType.RUN_FAILURE):
+        entries = instance.all_logs(run_id, of_type=event_type)
+        if entries:
+            event = entries[-1].dagster_event
+            error = getattr(event.event_specific_data, "error", None) if event else None
+            message = error.message.strip() if error else entries[-1].message
+            return f"run {run_id}: {message}"[:500]
+    return f"run {run_id} failed" if run_id else "no failed run"

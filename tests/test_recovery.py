@@ -1,0 +1,327 @@
+"""Recovery with no operator (issue 9's findings): each test builds the state a kill leaves behind
+directly on a real Dagster instance (sqlite from the shipped settings, or Postgres from the
+production ones), the object store and the chdb store, then checks that the pipeline moves on."""
+
+import datetime
+import json
+import logging
+import os
+import subprocess
+
+import dagster as dg
+import pytest
+import yaml
+from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
+from dagster._core.test_utils import create_run_for_test
+
+from signals_assets import inbox, promotions
+from signals_assets.assets.grouping import REFUSED_TAG
+from signals_assets.cli import ensure_dagster_home, main
+from signals_assets.definitions import defs
+from signals_assets.objects import LocalObjectStore
+from signals_assets.resources.object_store import ObjectStoreResource
+from signals_assets.sensors.dead_runs import HOST_TAG, PID_TAG, fail_dead_runs
+from signals_assets.sensors.report_promotion import build_report_promotion_sensor
+from signals_assets.sensors.research_reconciler import research_reconciliation_job
+from signals_assets.sensors.signal_inbox import batch_work, build_signal_inbox_sensor
+from signals_assets.settings import load_settings
+
+from conftest import CARD_DECLINED, PASSWORD_RESET, REPO_ROOT, emit_texts
+
+BACKOFF = 60
+
+
+def shipped_instance(tmp_path, config: str = "local"):
+    """A real instance with the shipped settings: deploy/dagster.local.yaml (sqlite) or deploy/dagster.yaml."""
+    home = tmp_path / f"dagster_home_{config}"
+    home.mkdir()
+    name = {"local": "dagster.local.yaml", "production": "dagster.yaml"}[config]
+    (home / "dagster.yaml").write_text((REPO_ROOT / "deploy" / name).read_text())
+    return dg.DagsterInstance.from_config(str(home))
+
+
+def batch_run(instance, batch, run_key=None, status=dg.DagsterRunStatus.NOT_STARTED, job_name="signal_batch_job"):
+    return create_run_for_test(instance, job_name=job_name, status=status,
+                               tags={"dagster/run_key": run_key or batch, "dagster/partition": batch})
+
+
+def failed_run(instance, partition, run_key, job_name="signal_batch_job", refused=False):
+    """A run that started and failed (its worker died, or a step raised); Dagster's own retries are spent."""
+    run = batch_run(instance, partition, run_key, dg.DagsterRunStatus.STARTED, job_name)
+    if refused:
+        instance.add_run_tags(run.run_id, {REFUSED_TAG: run.run_id})
+    instance.report_run_failed(instance.get_run_by_id(run.run_id), "the worker died")
+    instance.add_run_tags(run.run_id, {"dagster/will_retry": "false"})
+    return instance.get_run_record_by_id(run.run_id)
+
+
+@pytest.fixture
+def store(tmp_path):
+    return LocalObjectStore(tmp_path / "objects")
+
+
+def claimed_batch(store, name="a") -> str:
+    store.put(f"inbox/{name}.json", b'{"signal_id": "x"}')
+    return inbox.claim_pending(store, 10, None).new_batches[0]
+
+
+# --- finding 1: a dead run's pool slot is freed ----------------------------------------------------
+
+
+@pytest.mark.parametrize("config", ["local", "production"])
+def test_the_pool_slot_of_a_run_that_died_in_grouping_is_freed(config, tmp_path, request, monkeypatch):
+    from dagster._daemon.monitoring import concurrency
+
+    if config == "production":
+        request.getfixturevalue("postgres_database")
+        monkeypatch.setenv("SIGNALS_ASSETS_IMAGE", "signals-assets:test")
+    with shipped_instance(tmp_path, config) as instance:
+        storage = instance.event_log_storage
+        run = batch_run(instance, "b20261130T000000000000Z", status=dg.DagsterRunStatus.STARTED)
+        storage.initialize_concurrency_limit_to_default("signals_grouping")
+        assert storage.claim_concurrency_slot("signals_grouping", run.run_id, "report_assignments").is_claimed
+        instance.report_run_failed(instance.get_run_by_id(run.run_id), "run worker process is gone")
+        assert storage.get_concurrency_info("signals_grouping").claimed_slots  # held by the dead run
+
+        # what the daemon's run monitoring does on its next pass, once the configured delay has passed
+        later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=5)
+        monkeypatch.setattr(concurrency, "get_current_datetime", lambda: later)
+        daemon_context = type("WorkspaceProcessContext", (), {"instance": instance})()
+        list(concurrency.execute_concurrency_slots_iteration(daemon_context, logger=logging.getLogger("run_monitoring")))
+
+        assert storage.get_concurrency_info("signals_grouping").claimed_slots == []
+        assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] <= 60
+
+
+# --- finding 5: a batch whose runs all failed is retried with back-off, then parked ----------------
+
+
+def test_a_batch_whose_runs_all_failed_is_retried_with_backoff_then_parked(store, tmp_path):
+    batch = claimed_batch(store)
+    with shipped_instance(tmp_path) as instance:
+        assert batch_work(instance, store, 3, BACKOFF).to_run == [(batch, batch)]
+        first = failed_run(instance, batch, batch)
+        ended = first.end_time
+
+        waiting = batch_work(instance, store, 3, BACKOFF, now=ended + BACKOFF - 1)
+        assert waiting.to_run == [] and "retry in" in waiting.waiting[0]
+        assert batch_work(instance, store, 3, BACKOFF, now=ended + BACKOFF + 1).to_run == [(batch, f"{batch}-retry1")]
+
+        second = failed_run(instance, batch, f"{batch}-retry1")
+        # back-off doubles
+        assert batch_work(instance, store, 3, BACKOFF, now=second.end_time + BACKOFF + 1).to_run == []
+        assert batch_work(instance, store, 3, BACKOFF, now=second.end_time + 2 * BACKOFF + 1).to_run == [
+            (batch, f"{batch}-retry2")]
+        third = failed_run(instance, batch, f"{batch}-retry2")
+
+        parked = batch_work(instance, store, 3, BACKOFF, now=third.end_time + 1)
+        assert parked.parked_now == [batch] and parked.to_run == []
+        record = json.loads(store.get(inbox.parked_key(batch)))
+        assert "3 attempt(s) failed" in record["reason"] and "the worker died" in record["reason"]
+        assert inbox.unfinished_batches(store) == [] and inbox.unfinished_batches(store, include_parked=True) == [batch]
+
+        inbox.unpark_batch(store, batch)  # the operator's `signals unpark`
+        assert batch_work(instance, store, 3, BACKOFF, now=third.end_time + 1).to_run == [(batch, f"{batch}-retry3")]
+
+
+def test_the_sensor_requests_a_failed_batch_again_under_a_new_run_key(store, tmp_path):
+    batch = claimed_batch(store)
+    sensor = build_signal_inbox_sensor(max_signals_per_batch=10, max_attempts=3, backoff_seconds=0.001)
+    resources = {"object_store": ObjectStoreResource(root=str(store.root))}
+    with shipped_instance(tmp_path) as instance:
+        failed_run(instance, batch, batch)
+        result = sensor(dg.build_sensor_context(instance=instance, resources=resources))
+        assert [(r.run_key, r.partition_key) for r in result.run_requests] == [(f"{batch}-retry1", batch)]
+
+
+def test_a_run_the_worker_retries_itself_is_not_requested_twice(store, tmp_path):
+    batch = claimed_batch(store)
+    with shipped_instance(tmp_path) as instance:
+        run = batch_run(instance, batch, status=dg.DagsterRunStatus.STARTED)
+        instance.report_run_failed(instance.get_run_by_id(run.run_id), "step failed")
+        instance.add_run_tags(run.run_id, {"dagster/will_retry": "true"})  # Dagster's run retry is coming
+        assert batch_work(instance, store, 3, 0).in_flight == [batch]
+
+
+# --- finding 4: ordering is enforced, a parked batch blocks nothing -------------------------------
+
+
+def test_a_later_batch_is_held_while_an_earlier_one_waits_to_retry(store, tmp_path):
+    early = claimed_batch(store, "a")
+    store.put("inbox/b.json", b'{"signal_id": "y"}')
+    late = inbox.claim_pending(store, 10, early).new_batches[0]
+    with shipped_instance(tmp_path) as instance:
+        ended = failed_run(instance, early, early).end_time
+        work = batch_work(instance, store, 3, BACKOFF, now=ended + 1)
+        assert work.to_run == [] and work.held == [late]
+        # once the back-off has passed the retry is requested first, so it queues ahead of the later batch
+        assert batch_work(instance, store, 3, BACKOFF, now=ended + BACKOFF + 1).to_run == [
+            (early, f"{early}-retry1"), (late, late)]
+
+        # a refusal to group out of order is no failure of the later batch: retried at once, never parked
+        for number in range(5):
+            failed_run(instance, late, late if number == 0 else f"{late}-retry{number}", refused=True)
+        inbox.park_batch(store, early, "test", 3)  # parked: finished for ordering
+        assert batch_work(instance, store, 3, BACKOFF, now=ended + 1).to_run == [(late, f"{late}-retry5")]
+
+
+def test_grouping_refuses_while_an_earlier_batch_is_unfinished(signals_home, object_store, team):
+    emit_texts(object_store, CARD_DECLINED[:1])
+    [early] = inbox.claim_pending(object_store, 10, None).new_batches
+    emit_texts(object_store, CARD_DECLINED[1:], start=10)
+    [late] = inbox.claim_pending(object_store, 10, early).new_batches
+    job = defs().resolve_job_def("signal_batch_job")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("signal_batches", [early, late])
+        refused = job.execute_in_process(partition_key=late, instance=instance, raise_on_error=False)
+        assert not refused.success
+        failure = next(e for e in refused.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+        assert failure.step_key == "report_assignments"
+        assert f"batch {late} waits for 1 earlier unfinished batch(es) ({early})" in failure.step_failure_data.error.message
+        assert instance.get_run_by_id(refused.run_id).tags[REFUSED_TAG] == refused.run_id
+        assert not inbox.stage_done(object_store, late, inbox.GROUPED)
+        assert inbox.stage_done(object_store, late, inbox.EMBEDDED)  # only the grouping waits
+
+        assert job.execute_in_process(partition_key=early, instance=instance).success
+        assert job.execute_in_process(partition_key=late, instance=instance).success
+    assert inbox.unfinished_batches(object_store) == []
+
+
+# --- finding 3 and the promotion sensor: promotions are durable -------------------------------------
+
+
+def test_a_pending_promotion_is_requested_until_its_round_is_done(store, tmp_path):
+    report = "r1-0123456789abcdef"
+    promotions.record_promotions(store, "b20261130T000000000000Z", [{"report_id": report, "team_id": 1, "round": 2}])
+    sensor = build_report_promotion_sensor(max_attempts=2, backoff_seconds=0.001)
+    resources = {"object_store": ObjectStoreResource(root=str(store.root))}
+    with shipped_instance(tmp_path) as instance:
+        def tick():
+            return sensor(dg.build_sensor_context(instance=instance, resources=resources))
+
+        first = tick()
+        assert [(r.run_key, r.partition_key, r.tags["signals/team"]) for r in first.run_requests] == [
+            (f"{report}-round2", report, "1")]
+        assert first.dynamic_partitions_requests[0].partition_keys == [report]
+        run = batch_run(instance, report, f"{report}-round2", job_name="report_job")
+        assert "1 round(s) in flight" in tick().skip_message
+
+        instance.report_run_failed(instance.get_run_by_id(run.run_id), "killed during research")
+        instance.add_run_tags(run.run_id, {"dagster/will_retry": "false"})
+        assert [r.run_key for r in tick().run_requests] == [f"{report}-round2-retry1"]
+        failed_run(instance, report, f"{report}-round2-retry1", job_name="report_job")
+        parked = tick()
+        assert "parked now: ['r1-0123456789abcdef-round2']" in parked.skip_message
+        [record] = promotions.all_promotions(store)
+        assert "2 attempt(s) failed" in record["parked"]
+
+        promotions.unpark_promotion(store, record)
+        assert [r.run_key for r in tick().run_requests] == [f"{report}-round2-retry2"]
+        promotions.promotion_done(store, report, 2)  # what report_research does once the round has an outcome
+        assert promotions.all_promotions(store) == [] and "no promotion to run" in tick().skip_message
+
+
+def run_cli(capsys, *argv) -> tuple[int, dict, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, json.loads(out), err
+
+
+@pytest.mark.parametrize("killed_after", ["buffered_signals", "report_assignments"])
+def test_signals_process_resumes_what_a_kill_left_half_done(killed_after, capsys, signals_home, object_store, team):
+    """Finding 2 (killed after buffering: the claims are gone) and finding 3 (killed after grouping:
+    the promotions were only in memory); both used to exit 0 with signals never grouped or reports
+    left `candidate` forever."""
+    emit_texts(object_store, CARD_DECLINED + PASSWORD_RESET)
+    settings = load_settings()
+    home = ensure_dagster_home(settings)
+    [batch] = inbox.claim_all(object_store, settings.batch_max_signals)
+    stages = ["buffered_signals"] if killed_after == "buffered_signals" else [
+        "buffered_signals", "signal_embeddings", "report_assignments"]
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.add_dynamic_partitions("signal_batches", [batch])
+        assert defs().resolve_job_def("signal_batch_job").execute_in_process(
+            partition_key=batch, instance=instance, asset_selection=[dg.AssetKey(s) for s in stages]).success
+    assert object_store.list("claimed/") == []
+
+    code, status, _ = run_cli(capsys, "status", "--team-id", "1", "--json")
+    assert not status["settled"]
+    expected = (f"batch {batch}: signal_embeddings not done" if killed_after == "buffered_signals"
+                else "promoted, research not done")
+    assert any(expected in line for line in status["unfinished_work"]), status["unfinished_work"]
+
+    code, summary, err = run_cli(capsys, "process")
+    assert code == 0, err
+    assert summary["reports_researched"] == 2 and summary["unfinished"] == []
+    code, status, _ = run_cli(capsys, "status", "--team-id", "1", "--json")
+    assert status["settled"] and (status["accepted"], status["assigned"]) == (6, 6)
+    assert status["reports_by_status"] == {"ready": 2}
+
+
+def test_signals_process_exits_non_zero_and_names_a_parked_batch(capsys, signals_home, object_store, team):
+    emit_texts(object_store, CARD_DECLINED[:1])
+    [batch] = inbox.claim_all(object_store, 10)
+    inbox.park_batch(object_store, batch, "3 attempt(s) failed; last: run x: boom", 3)
+    code = main(["process"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert f"unfinished: batch {batch}: parked (3 attempt(s) failed; last: run x: boom); `signals unpark {batch}`" in err
+    assert main(["unpark", batch]) == 0
+    capsys.readouterr()
+    code, summary, _ = run_cli(capsys, "process")
+    assert code == 0 and summary["batches"] == 1 and summary["unfinished"] == []
+
+
+def test_a_run_left_started_by_a_killed_process_is_failed(tmp_path):
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    with shipped_instance(tmp_path) as instance:
+        run = create_run_for_test(instance, job_name="report_job", status=dg.DagsterRunStatus.STARTED, tags={
+            PID_TAG: str(gone.pid), HOST_TAG: os.uname().nodename, "dagster/partition": "r1-0123456789abcdef"})
+        alive = create_run_for_test(instance, job_name="report_job", status=dg.DagsterRunStatus.STARTED,
+                                    tags={PID_TAG: str(os.getpid())})
+        [line] = fail_dead_runs(instance)
+        assert f"worker process {gone.pid} is gone" in line
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+        assert instance.get_run_by_id(alive.run_id).status == dg.DagsterRunStatus.STARTED
+
+
+# --- finding 6: housekeeping never queues behind bulk work ------------------------------------------
+
+
+def queued_run(instance, job_name: str, tags: dict) -> dg.DagsterRun:
+    origin = RemoteJobOrigin(RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("signals_assets"), "__repository__"),
+                             job_name)
+    return create_run_for_test(instance, job_name=job_name, status=dg.DagsterRunStatus.QUEUED, tags=tags,
+                               remote_job_origin=origin)
+
+
+@pytest.mark.parametrize("config", ["local", "production"])
+def test_the_research_reconciliation_dequeues_ahead_of_a_report_backlog(config, tmp_path, request, monkeypatch):
+    from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
+
+    if config == "production":
+        request.getfixturevalue("postgres_database")
+        monkeypatch.setenv("SIGNALS_ASSETS_IMAGE", "signals-assets:test")
+    jobs = defs()
+    report_tags = dict(jobs.resolve_job_def("report_job").tags)
+    daemon = QueuedRunCoordinatorDaemon(interval_seconds=1)
+    with shipped_instance(tmp_path, config) as instance:
+        def dequeue() -> list[str]:
+            """One pass of the run queue; the runs it launches are started."""
+            runs = daemon._get_runs_to_dequeue(instance, instance.get_concurrency_config(), None)
+            for run in runs:
+                instance.delete_run(run.run_id)
+                create_run_for_test(instance, job_name=run.job_name, run_id=run.run_id, tags=run.tags,
+                                    status=dg.DagsterRunStatus.STARTED)
+            return [run.run_id for run in runs]
+
+        create_run_for_test(instance, job_name="signal_batch_job", status=dg.DagsterRunStatus.STARTED,
+                            tags=dict(jobs.resolve_job_def("signal_batch_job").tags))
+        backlog = [queued_run(instance, "report_job", {**report_tags, "signals/team": str(team)}) for team in range(20)]
+        while dequeue():  # the backlog takes every slot the instance lets it take
+            pass
+        assert any(instance.get_run_by_id(r.run_id).status == dg.DagsterRunStatus.QUEUED for r in backlog)
+
+        housekeeping = queued_run(instance, research_reconciliation_job.name, dict(research_reconciliation_job.tags))
+        assert dequeue() == [housekeeping.run_id]
