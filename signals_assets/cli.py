@@ -192,8 +192,8 @@ def cmd_process(args, settings: Settings) -> int:
     definitions = defs()
     batch_job = definitions.resolve_job_def("signal_batch_job")
     started = time.monotonic()
-    # No back-off: the operator asked for an attempt now.
-    to_run = batch_work(instance, store, settings.max_attempts, backoff_seconds=0).to_run
+    # No back-off and no waiting for the daemon's retries: the operator asked for an attempt now.
+    to_run = batch_work(instance, store, settings.max_attempts, backoff_seconds=0, daemon_retries=False).to_run
     instance.add_dynamic_partitions("signal_batches", [batch for batch, _ in to_run])
     grouped = 0
     for index, (batch, run_key) in enumerate(to_run, start=1):
@@ -220,16 +220,16 @@ def cmd_process(args, settings: Settings) -> int:
 def research_pending(definitions, instance, store, max_attempts: int) -> tuple[int, list[str]]:
     """One report run per pending promotion (as the promotion sensor decides, without back-off);
     the number of rounds researched and the report ids whose run failed."""
-    from signals_assets.sensors.report_promotion import promotion_work
+    from signals_assets.sensors.report_promotion import promotion_work, report_run_request
 
-    to_run = promotion_work(instance, store, max_attempts, backoff_seconds=0).to_run
+    to_run = promotion_work(instance, store, max_attempts, backoff_seconds=0, daemon_retries=False).to_run
     instance.add_dynamic_partitions("reports", sorted({p["report_id"] for p, _ in to_run}))
     report_job = definitions.resolve_job_def("report_job")
     failed = []
     for index, (promotion, run_key) in enumerate(to_run, start=1):
         result = report_job.execute_in_process(
             partition_key=promotion["report_id"], instance=instance, raise_on_error=False,
-            tags={**in_process_tags(run_key), "signals/team": str(promotion["team_id"])}, run_config=QUIET_RUN_CONFIG,
+            tags={**report_run_request(promotion, run_key).tags, **in_process_tags(run_key)}, run_config=QUIET_RUN_CONFIG,
         )
         if not result.success:
             failed.append(promotion["report_id"])
@@ -244,7 +244,8 @@ def unfinished_work(store) -> list[str]:
     lines = []
     for progress in inbox.batch_progress(store):
         if progress.parked is not None:
-            lines.append(f"batch {progress.batch}: parked ({progress.parked['reason']}); `signals unpark {progress.batch}`")
+            lines.append(f"batch {progress.batch}: parked ({progress.parked['reason']}); "
+                         f"`signals unpark {progress.batch}`")
         elif not progress.finished:
             lines.append(f"batch {progress.batch}: {progress.next_stage} not done")
     for promotion in promotions.all_promotions(store):

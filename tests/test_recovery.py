@@ -93,6 +93,27 @@ def test_the_pool_slot_of_a_run_that_died_in_grouping_is_freed(config, tmp_path,
         assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] <= 60
 
 
+# --- finding 2: a batch is unfinished until its last stage has committed ---------------------------
+
+
+def test_a_batch_is_unfinished_until_its_grouping_marker_whatever_was_deleted(store):
+    batch = claimed_batch(store)
+    inbox.consolidate_batch(store, batch, inbox.load_batch(store, batch))  # buffered: the claims are gone
+    assert store.list("claimed/") == [] and inbox.unfinished_batches(store) == [batch]
+    inbox.mark_stage_done(store, batch, inbox.EMBEDDED)
+    [progress] = inbox.batch_progress(store)
+    assert progress.next_stage == inbox.GROUPED and not progress.finished
+    inbox.mark_stage_done(store, batch, inbox.GROUPED)
+    assert inbox.unfinished_batches(store) == []
+
+
+def test_a_batch_from_before_the_markers_counts_as_finished(store):
+    """Consolidated under the old rule (claims gone, no marker): it was finished then, and stays so."""
+    store.put(inbox.manifest_key("b20260101T000000000000Z"), b'{"objects": []}')
+    store.put(inbox.raw_batch_key("b20260101T000000000000Z"), b"\n")
+    assert inbox.unfinished_batches(store) == []
+
+
 # --- finding 5: a batch whose runs all failed is retried with back-off, then parked ----------------
 
 
@@ -141,6 +162,8 @@ def test_a_run_the_worker_retries_itself_is_not_requested_twice(store, tmp_path)
         instance.report_run_failed(instance.get_run_by_id(run.run_id), "step failed")
         instance.add_run_tags(run.run_id, {"dagster/will_retry": "true"})  # Dagster's run retry is coming
         assert batch_work(instance, store, 3, 0).in_flight == [batch]
+        # `signals process` makes the next attempt itself: the daemon that would retry may not be running
+        assert batch_work(instance, store, 3, 0, daemon_retries=False).to_run == [(batch, f"{batch}-retry1")]
 
 
 # --- finding 4: ordering is enforced, a parked batch blocks nothing -------------------------------

@@ -30,7 +30,7 @@ class PromotionWork:
 
 
 def promotion_work(instance: dg.DagsterInstance, store: ObjectStore, max_attempts: int, backoff_seconds: float,
-                   now: float | None = None) -> PromotionWork:
+                   now: float | None = None, daemon_retries: bool = True) -> PromotionWork:
     """Decide for every pending promotion; park the ones out of attempts.
 
     Only runs created after the promotion count: a report promoted again (re-grouping) is
@@ -40,7 +40,7 @@ def promotion_work(instance: dg.DagsterInstance, store: ObjectStore, max_attempt
     for promotion in promotion_facts.pending_promotions(store):
         report, round_ = promotion["report_id"], int(promotion["round"])
         unit = promotion_facts.promotion_unit(report, round_)
-        every = unit_attempts(instance, report_job.name, report, unit)
+        every = unit_attempts(instance, report_job.name, report, unit, daemon_retries)
         attempts = [a for a in every if a.created_at >= promotion["promoted_at"]]
         if any(a.succeeded for a in attempts):
             promotion_facts.promotion_done(store, report, round_)

@@ -11,10 +11,12 @@ WILL_RETRY_TAG = "dagster/will_retry"
 AUTO_RETRY_RUN_ID_TAG = "dagster/auto_retry_run_id"
 
 
-def as_attempt(record: dg.RunRecord) -> Attempt:
+def as_attempt(record: dg.RunRecord, daemon_retries: bool = True) -> Attempt:
+    """`daemon_retries`: whether a retry Dagster promised (the daemon makes it) counts as in flight;
+    `signals process` does not wait for one, the daemon may not be running."""
     run = record.dagster_run
-    retry_pending = (run.status == dg.DagsterRunStatus.FAILURE and run.tags.get(WILL_RETRY_TAG) == "true"
-                     and AUTO_RETRY_RUN_ID_TAG not in run.tags)
+    retry_pending = (daemon_retries and run.status == dg.DagsterRunStatus.FAILURE
+                     and run.tags.get(WILL_RETRY_TAG) == "true" and AUTO_RETRY_RUN_ID_TAG not in run.tags)
     return Attempt(
         run_key=run.tags.get(RUN_KEY_TAG, ""), in_flight=not run.is_finished or retry_pending,
         succeeded=run.status == dg.DagsterRunStatus.SUCCESS, refused=run.tags.get(REFUSED_TAG) == run.run_id,
@@ -22,10 +24,12 @@ def as_attempt(record: dg.RunRecord) -> Attempt:
     )
 
 
-def unit_attempts(instance: dg.DagsterInstance, job_name: str, partition: str, unit: str) -> list[Attempt]:
+def unit_attempts(instance: dg.DagsterInstance, job_name: str, partition: str, unit: str,
+                  daemon_retries: bool = True) -> list[Attempt]:
     """The runs of `job_name` for `partition` whose run key is one of `unit`'s attempt keys."""
     records = instance.get_run_records(filters=dg.RunsFilter(job_name=job_name, tags={PARTITION_TAG: partition}))
-    return [as_attempt(r) for r in records if attempt_number(unit, r.dagster_run.tags.get(RUN_KEY_TAG, "")) is not None]
+    return [as_attempt(r, daemon_retries) for r in records
+            if attempt_number(unit, r.dagster_run.tags.get(RUN_KEY_TAG, "")) is not None]
 
 
 def last_failed_run(attempts: list[Attempt]) -> str:

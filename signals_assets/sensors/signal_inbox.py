@@ -25,7 +25,7 @@ class BatchWork:
 
 
 def batch_work(instance: dg.DagsterInstance, store: ObjectStore, max_attempts: int, backoff_seconds: float,
-               now: float | None = None) -> BatchWork:
+               now: float | None = None, daemon_retries: bool = True) -> BatchWork:
     """Decide for every unfinished batch, in key order; park the ones out of attempts.
 
     A batch waiting out its back-off holds back later batches that would need a new run (their
@@ -36,7 +36,7 @@ def batch_work(instance: dg.DagsterInstance, store: ObjectStore, max_attempts: i
         if progress.finished or progress.parked is not None:
             continue
         batch = progress.batch
-        attempts = unit_attempts(instance, signal_batch_job.name, batch, batch)
+        attempts = unit_attempts(instance, signal_batch_job.name, batch, batch, daemon_retries)
         decision = next_step(batch, attempts, now, max_attempts, backoff_seconds,
                              attempts_forgiven=inbox.attempts_before_unpark(store, batch))
         if decision.action == "park":
