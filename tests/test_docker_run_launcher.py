@@ -64,7 +64,7 @@ def test_daemon_launches_pipeline_runs_into_containers(signals_home, object_stor
     env = {**os.environ, "SIGNALS_SENSOR_INTERVAL_SECONDS": "2", "PYTHONUNBUFFERED": "1"}
 
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-        assert type(instance.run_launcher).__name__ == "DockerRunLauncher"
+        assert type(instance.run_launcher).__name__ == "PatientDockerRunLauncher"
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         instance.get_runs(limit=1)  # create the schema before several processes race to do it
 
