@@ -66,6 +66,7 @@ def main() -> int:
     parser.add_argument("--modes", default="daemon,process")
     parser.add_argument("--production", action="store_true", help="also daemon trials on Postgres + Docker")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--kill-timeout", type=float, default=240, help="seconds to wait for a stage")
     parser.add_argument("--settle-timeout", type=float, default=420)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
@@ -81,9 +82,9 @@ def main() -> int:
             started = time.monotonic()
             if mode == "production":
                 with production_trial(root) as trial:
-                    result = trial.run(stages, settle_timeout=args.settle_timeout)
+                    result = trial.run(stages, args.kill_timeout, args.settle_timeout)
             else:
-                result = FaultTrial(root, mode, local_instance_config()).run(stages, settle_timeout=args.settle_timeout)
+                result = FaultTrial(root, mode, local_instance_config()).run(stages, args.kill_timeout, args.settle_timeout)
             results.append(result)
             kills = " ".join(f"{k.stage}{'' if k.reached else '(not reached)'}" for k in result.kills)
             print(f"trial {number} {mode:<10} kills: {kills}; {time.monotonic() - started:.0f}s; emitted {result.emitted}, "

@@ -281,9 +281,12 @@ class FaultTrial:
     # ---- the whole trial -----------------------------------------------------------------------
 
     def run(self, stages: list[str], kill_timeout: float = 240, settle_timeout: float = 300) -> TrialResult:
-        for stage in stages:
+        for number, stage in enumerate(stages):
             self.emit_wave()
-            self.kill_at(stage, kill_timeout)
+            if not self.kill_at(stage, kill_timeout).reached:
+                # The stage never came (e.g. the pipeline is stuck): the later kills cannot land either.
+                self.kills += [Kill(later) for later in stages[number + 1:]]
+                break
         self.emit_wave()  # work that arrives while recovering
         settled, seconds = self.settle(settle_timeout)
         return self.check(settled, seconds)

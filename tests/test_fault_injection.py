@@ -25,7 +25,7 @@ def test_signals_process_recovers_from_a_kill_at_every_stage(tmp_path):
     """`signals process` killed once at each stage in turn (a new wave of signals before each),
     then run once more: it resumes every half-done batch and report round and finishes them."""
     trial = FaultTrial(tmp_path, "process", local_instance_config(), signals_per_wave=10)
-    result = trial.run(list(STAGES), kill_timeout=180, settle_timeout=300)
+    result = trial.run(list(STAGES), kill_timeout=120, settle_timeout=240)
     assert_recovered(trial, result)
     assert result.process_exit_codes[-1] == 0
 
