@@ -12,6 +12,7 @@ trial's result. Exit status 1 when any trial has a defect. Usage:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import random
@@ -66,25 +67,30 @@ def main() -> int:
     parser.add_argument("--modes", default="daemon,process")
     parser.add_argument("--production", action="store_true", help="also daemon trials on Postgres + Docker")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--signals-per-wave", type=int, default=14, help="per team, before each kill and at the end")
     parser.add_argument("--kill-timeout", type=float, default=240, help="seconds to wait for a stage")
     parser.add_argument("--settle-timeout", type=float, default=420)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--keep", action="store_true", help="keep the trials' folders (logs, store, instance)")
     args = parser.parse_args()
     modes = args.modes.split(",") + (["production"] if args.production else [])
     trials = plan_trials(args.kills, args.per_trial, modes, random.Random(args.seed))
     print(f"{len(trials)} trials, {args.kills} kills, on {platform.node()} ({platform.machine()}), "
           f"{time.strftime('%Y-%m-%d %H:%M')}", flush=True)
     results = []
-    with tempfile.TemporaryDirectory(prefix="fault-injection-") as tmp:
+    with contextlib.nullcontext(tempfile.mkdtemp(prefix="fault-injection-")) if args.keep \
+            else tempfile.TemporaryDirectory(prefix="fault-injection-") as tmp:
+        print(f"trial folders in {tmp}", flush=True)
         for number, (mode, stages) in enumerate(trials, start=1):
             root = Path(tmp) / f"trial{number}"
             root.mkdir()
             started = time.monotonic()
             if mode == "production":
-                with production_trial(root) as trial:
+                with production_trial(root, args.signals_per_wave) as trial:
                     result = trial.run(stages, args.kill_timeout, args.settle_timeout)
             else:
-                result = FaultTrial(root, mode, local_instance_config()).run(stages, args.kill_timeout, args.settle_timeout)
+                trial = FaultTrial(root, mode, local_instance_config(), signals_per_wave=args.signals_per_wave)
+                result = trial.run(stages, args.kill_timeout, args.settle_timeout)
             results.append(result)
             kills = " ".join(f"{k.stage}{'' if k.reached else '(not reached)'}" for k in result.kills)
             print(f"trial {number} {mode:<10} kills: {kills}; {time.monotonic() - started:.0f}s; emitted {result.emitted}, "
