@@ -33,8 +33,8 @@ def test_signals_process_recovers_from_a_kill_at_every_stage(tmp_path):
 def test_daemon_recovers_from_kills_during_grouping_and_research(tmp_path):
     """The daemon's whole process group killed while the second batch groups (the first is done,
     the grouping pool slot is held), then while a report is being researched."""
-    trial = FaultTrial(tmp_path, "daemon", local_instance_config())
-    result = trial.run(["group:2", "research"], kill_timeout=300, settle_timeout=420)
+    trial = FaultTrial(tmp_path, "daemon", local_instance_config(), signals_per_wave=8)
+    result = trial.run(["group:2", "research"], kill_timeout=300, settle_timeout=600)
     assert_recovered(trial, result)
     assert result.report_statuses.get("ready", 0) > 0, result.report_statuses
 
@@ -42,6 +42,6 @@ def test_daemon_recovers_from_kills_during_grouping_and_research(tmp_path):
 def test_production_daemon_recovers_from_a_kill_during_grouping(tmp_path):
     """Postgres storage and the Docker run launcher: the daemon and the grouping run's container
     killed mid-grouping; run monitoring fails the run, its pool slot is freed, grouping resumes."""
-    with production_trial(tmp_path) as trial:
+    with production_trial(tmp_path, signals_per_wave=8) as trial:
         result = trial.run(["group"], kill_timeout=420, settle_timeout=600)
     assert_recovered(trial, result)
