@@ -22,20 +22,24 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from fault_harness import FaultTrial, local_instance_config, production_trial  # noqa: E402
+from fault_harness import (  # noqa: E402
+    BATCH_MAX_SIGNALS, TEAMS, FaultTrial, local_instance_config, production_trial,
+)
 
 from signals_assets.faults import STAGES  # noqa: E402
 
 DEFECTS = ("lost", "duplicated", "cross_team", "stranded", "stuck_runs", "held_slots", "out_of_order")
 
 
-def plan_trials(kills: int, per_trial: int, modes: list[str], rng: random.Random) -> list[tuple[str, list[str]]]:
+def plan_trials(kills: int, per_trial: int, modes: list[str], rng: random.Random,
+                signals_per_wave: int) -> list[tuple[str, list[str]]]:
     # Every stage once per round of len(STAGES) kills, in a shuffled order (so pairs vary).
     stages = [stage for _ in range(0, kills, len(STAGES)) for stage in rng.sample(STAGES, len(STAGES))][:kills]
     trials = []
     for number, start in enumerate(range(0, kills, per_trial)):
-        # The first or second arrival: a later batch (or report) is the one that dies.
-        chosen = [f"{stage}:{rng.choice((1, 2))}" for stage in stages[start:start + per_trial]]
+        # The first or, when a wave makes two batches, the second arrival: a later batch (or report) dies.
+        arrivals = (1, 2) if signals_per_wave * len(TEAMS) > BATCH_MAX_SIGNALS else (1,)
+        chosen = [f"{stage}:{rng.choice(arrivals)}" for stage in stages[start:start + per_trial]]
         trials.append((modes[number % len(modes)], chosen))
     return trials
 
@@ -74,7 +78,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the trials' folders (logs, store, instance)")
     args = parser.parse_args()
     modes = args.modes.split(",") + (["production"] if args.production else [])
-    trials = plan_trials(args.kills, args.per_trial, modes, random.Random(args.seed))
+    trials = plan_trials(args.kills, args.per_trial, modes, random.Random(args.seed), args.signals_per_wave)
     print(f"{len(trials)} trials, {args.kills} kills, on {platform.node()} ({platform.machine()}), "
           f"{time.strftime('%Y-%m-%d %H:%M')}", flush=True)
     results = []
