@@ -2,7 +2,8 @@
 benchmarks/fault_injection.py): lets a harness SIGKILL a process at an exact stage boundary.
 
 Inert unless `SIGNALS_FAULT_PAUSE_AT` is set: then it is `<stage>` or `<stage>:<n>` (pause at the
-n-th time any process reaches that stage, counted in the marker folder; default 1), and
+n-th time any process reaches that stage, counted in the marker folder; default 1; group and
+consolidate are reached once per team of a batch), and
 `SIGNALS_FAULT_MARKER_DIR` names a folder shared with the harness. The process that reaches the
 stage writes `<stage>.paused` (its pid) there and sleeps until it is killed. Standard library only.
 """

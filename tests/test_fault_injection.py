@@ -31,8 +31,9 @@ def test_signals_process_recovers_from_a_kill_at_every_stage(tmp_path):
 
 
 def test_daemon_recovers_from_kills_during_grouping_and_research(tmp_path):
-    """The daemon's whole process group killed while the second batch groups (the first is done,
-    the grouping pool slot is held), then while a report is being researched."""
+    """The daemon's whole process group killed mid-grouping (the hook's second arrival: the first
+    team of the batch decided, the second not; the grouping pool slot is held), then while a report
+    is being researched."""
     trial = FaultTrial(tmp_path, "daemon", local_instance_config())  # 28 signals a wave: two batches
     result = trial.run(["group:2", "research"], kill_timeout=300, settle_timeout=600)
     assert_recovered(trial, result)
