@@ -1,6 +1,7 @@
 import json
 import os
 import textwrap
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -168,9 +169,9 @@ POSTGRES_DEFAULTS = {
 }  # the role scripts/start-postgres creates
 
 
-@pytest.fixture
-def postgres_database(monkeypatch):
-    """A fresh database on the Postgres of scripts/start-postgres, dropped afterwards; DAGSTER_PG_* name it."""
+@contextmanager
+def fresh_postgres_database():
+    """A fresh database on the Postgres of scripts/start-postgres, dropped afterwards; yields its DAGSTER_PG_*."""
     import uuid
 
     import psycopg2
@@ -190,14 +191,21 @@ def postgres_database(monkeypatch):
     admin.autocommit = True
     with admin.cursor() as cursor:
         cursor.execute(f'CREATE DATABASE "{env["DAGSTER_PG_DB"]}"')
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
     try:
         yield env
     finally:
         with admin.cursor() as cursor:
             cursor.execute(f'DROP DATABASE "{env["DAGSTER_PG_DB"]}" WITH (FORCE)')
         admin.close()
+
+
+@pytest.fixture
+def postgres_database(monkeypatch):
+    """A fresh database (fresh_postgres_database) that DAGSTER_PG_* name for the test."""
+    with fresh_postgres_database() as env:
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        yield env
 
 
 def production_instance_config() -> dict:

@@ -10,6 +10,7 @@ from signals_assets.grouping.batch import group_batch
 from signals_assets.grouping.store import RegroupingConflict, write_batch
 from signals_assets.ingestion import inbox
 from signals_assets.partitions import signal_batches
+from signals_assets.recovery.faults import pause_point
 from signals_assets.reports import promotions as promotion_facts
 from signals_assets.resources.clickhouse import ClickHouseResource
 from signals_assets.resources.embedder import EmbedderResource
@@ -67,6 +68,7 @@ def report_assignments(
                 write_batch(db, batch, config.team_ids, assignments, events, keys[-1])
             except RegroupingConflict as conflict:
                 raise dg.Failure(str(conflict)) from None
+        pause_point("promote")  # assignments written, promotions not yet recorded
         promotion_facts.record_promotions(store, batch, promotions)
         if not config.team_ids:  # re-grouping some teams does not finish the batch for the others
             inbox.mark_stage_done(store, batch, inbox.GROUPED, context.run_id)

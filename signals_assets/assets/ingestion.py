@@ -8,6 +8,7 @@ from signals_assets.ingestion import inbox, store as ingestion_store
 from signals_assets.ingestion.screening import record_signal_ids, screen_batch
 from signals_assets.ingestion.teams import load_team
 from signals_assets.partitions import batch_time, signal_batches
+from signals_assets.recovery.faults import pause_point
 from signals_assets.resources.clickhouse import ClickHouseResource
 from signals_assets.resources.embedder import EmbedderResource
 from signals_assets.resources.limits import SignalLimitsResource
@@ -51,6 +52,7 @@ def buffered_signals(
         with clickhouse.session(log=context.log.info) as db:
             ingestion_store.write_screened(db, batch, screened)
         inbox.consolidate_batch(store, batch, objects, context.run_id)
+        pause_point("buffer")  # buffered, claims removed, not embedded
         accepted += len(screened.accepted)
         rejected += len(screened.rejected)
         for counts, into in ((screened.rejection_counts(), reasons), (screened.unsafe_by_kind(), unsafe_kinds)):
@@ -107,6 +109,7 @@ def signal_embeddings(
             embedded = ingestion_store.write_embeddings(
                 db, batch, embedder.model_name, signals, vectors, batch_time(batch)
             )
+        pause_point("embed")  # embedded, stage marker not yet written
         inbox.mark_stage_done(store, batch, inbox.EMBEDDED, context.run_id)
         total += embedded
         context.log.info(f"{batch}: embedded {embedded} signals with {embedder.model_name}")

@@ -3,6 +3,7 @@ import dagster as dg
 from signals_assets.assets.grouping import report_assignments
 from signals_assets.ingestion.teams import load_team
 from signals_assets.partitions import report_team_id, reports
+from signals_assets.recovery.faults import pause_point
 from signals_assets.reports import lifecycle, promotions, store as report_store
 from signals_assets.reports.judgement import judge_report, lifecycle_decision
 from signals_assets.research import store as research_store
@@ -50,6 +51,7 @@ def report_summaries(
         report_store.write_summary(
             db, report, round_, report_store.summary_row(team, report, judgement, len(rows), llm.provider), events
         )
+    pause_point("summarise")  # summary written, research not started
     outcome = decision.outcome(before["status"])
     context.log.info(f"{report}: {outcome}")
     return dg.MaterializeResult(
@@ -99,6 +101,7 @@ def report_research(
         run = research_store.ResearchRound(team, report, round_, context.run.run_id, sandbox.mode, gate)
         research_store.record_started(db, run)
 
+    pause_point("research")  # report in_progress, sandbox not started
     store = object_store.open()
     config = load_team(store, team)
     repositories = repository_candidates(config.repositories if config else [])

@@ -14,6 +14,7 @@ from signals_assets.grouping import store
 from signals_assets.grouping.decisions import Provider
 from signals_assets.grouping.engine import BatchSignal, consolidate, plan_batch
 from signals_assets.partitions import batch_time
+from signals_assets.recovery.faults import pause_point
 from signals_assets.storage.clickhouse import StoreSession
 
 
@@ -59,8 +60,10 @@ def group_batch(
         plan = plan_batch(
             context.signals, context.candidates, context.stats, context.states, provider.decide, context.texts
         )
+        pause_point("group")  # decided in memory, nothing written
         if provider.consolidation:
             plan = consolidate(plan, context.signals, context.open_pool, before, context.states, provider.consolidation)
+            pause_point("consolidate")  # consolidated in memory, nothing written
         plans[team] = plan
     return store.batch_rows(batch, at, plans)
 

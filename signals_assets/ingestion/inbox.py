@@ -25,6 +25,7 @@ from typing import Iterable
 
 from signals_assets.ingestion.emit import INBOX_PREFIX as INBOX
 from signals_assets.partitions import next_batch_key
+from signals_assets.recovery.faults import pause_point
 from signals_assets.storage.object_store import ObjectStore
 
 CLAIMED = "claimed/"
@@ -75,6 +76,7 @@ def claim_batch(store: ObjectStore, batch: str, max_signals: int) -> list[str]:
         if store.move(key, f"{CLAIMED}{batch}/{name}"):
             names.append(name)
     if names:
+        pause_point("claim")  # moved, no manifest yet
         write_manifest(store, batch, names)
     return names
 

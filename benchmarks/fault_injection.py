@@ -1,0 +1,128 @@
+"""Crash safety at length: kill -9 trials across every stage (tests/fault_harness.py).
+
+Spreads `--kills` kills round-robin over the stages and the modes (the daemon on the shipped local
+instance settings, `signals process`; `--production` adds trials of the daemon on the production
+instance: Postgres and the Docker run launcher), `--per-trial` kills per trial (each before a new
+wave of signals; the n-th arrival at a stage is chosen at random), then a restart, a bounded wait to
+settle and the checks. Prints one line per trial and a summary table; `--json FILE` keeps every
+trial's result. Exit status 1 when any trial has a defect. Usage:
+    .venv/bin/python benchmarks/fault_injection.py --kills 30 [--per-trial 2] [--seed 1] [--production]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import platform
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from fault_harness import (  # noqa: E402
+    BATCH_MAX_SIGNALS,
+    TEAMS,
+    FaultTrial,
+    local_instance_config,
+    production_trial,
+)
+
+from signals_assets.recovery.faults import STAGES  # noqa: E402
+
+DEFECTS = ("lost", "duplicated", "cross_team", "stranded", "stuck_runs", "held_slots", "out_of_order")
+
+
+def plan_trials(
+    kills: int, per_trial: int, modes: list[str], rng: random.Random, signals_per_wave: int
+) -> list[tuple[str, list[str]]]:
+    # Every stage once per round of len(STAGES) kills, in a shuffled order (so pairs vary).
+    stages = [stage for _ in range(0, kills, len(STAGES)) for stage in rng.sample(STAGES, len(STAGES))][:kills]
+    trials = []
+    for number, start in enumerate(range(0, kills, per_trial)):
+        # The first or, when a wave makes two batches, the second arrival: a later batch (or report) dies.
+        arrivals = (1, 2) if signals_per_wave * len(TEAMS) > BATCH_MAX_SIGNALS else (1,)
+        chosen = [f"{stage}:{rng.choice(arrivals)}" for stage in stages[start : start + per_trial]]
+        trials.append((modes[number % len(modes)], chosen))
+    return trials
+
+
+def summary(results: list) -> str:
+    by_stage: dict[str, list[int]] = {stage: [0, 0] for stage in STAGES}
+    for result in results:
+        for kill in result.kills:
+            counts = by_stage[kill.stage.split(":")[0]]
+            counts[0] += 1
+            counts[1] += int(kill.reached)
+    lines = ["kills per stage (planned / landed): " + ", ".join(f"{s} {p}/{r}" for s, (p, r) in by_stage.items())]
+    totals = {name: sum(len(getattr(r, name)) for r in results) for name in DEFECTS}
+    lines.append(
+        f"trials {len(results)}, kills landed {sum(r for _, r in by_stage.values())}, "
+        f"signals emitted {sum(r.emitted for r in results)}, in exactly one report "
+        f"{sum(r.in_one_report for r in results)}, rejected {sum(r.rejected for r in results)}"
+    )
+    lines.append(
+        "defects: "
+        + ", ".join(f"{name} {count}" for name, count in totals.items())
+        + f", trials unsettled {sum(not r.settled for r in results)}"
+        + f", process re-runs failed {sum('process_rerun_failed' in r.defects() for r in results)}"
+    )
+    settle = [r.settle_seconds for r in results]
+    lines.append(f"settle seconds: max {max(settle):.0f}, mean {sum(settle) / len(settle):.0f}")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--kills", type=int, default=30)
+    parser.add_argument("--per-trial", type=int, default=2)
+    parser.add_argument("--modes", default="daemon,process")
+    parser.add_argument("--production", action="store_true", help="also daemon trials on Postgres + Docker")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--signals-per-wave", type=int, default=14, help="per team, before each kill and at the end")
+    parser.add_argument("--kill-timeout", type=float, default=240, help="seconds to wait for a stage")
+    parser.add_argument("--settle-timeout", type=float, default=420)
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--keep", action="store_true", help="keep the trials' folders (logs, store, instance)")
+    args = parser.parse_args()
+    modes = args.modes.split(",") + (["production"] if args.production else [])
+    trials = plan_trials(args.kills, args.per_trial, modes, random.Random(args.seed), args.signals_per_wave)
+    print(
+        f"{len(trials)} trials, {args.kills} kills, on {platform.node()} ({platform.machine()}), "
+        f"{time.strftime('%Y-%m-%d %H:%M')}",
+        flush=True,
+    )
+    results = []
+    with (
+        contextlib.nullcontext(tempfile.mkdtemp(prefix="fault-injection-"))
+        if args.keep
+        else tempfile.TemporaryDirectory(prefix="fault-injection-") as tmp
+    ):
+        print(f"trial folders in {tmp}", flush=True)
+        for number, (mode, stages) in enumerate(trials, start=1):
+            root = Path(tmp) / f"trial{number}"
+            root.mkdir()
+            started = time.monotonic()
+            if mode == "production":
+                with production_trial(root, args.signals_per_wave) as trial:
+                    result = trial.run(stages, args.kill_timeout, args.settle_timeout)
+            else:
+                trial = FaultTrial(root, mode, local_instance_config(), signals_per_wave=args.signals_per_wave)
+                result = trial.run(stages, args.kill_timeout, args.settle_timeout)
+            results.append(result)
+            kills = " ".join(f"{k.stage}{'' if k.reached else '(not reached)'}" for k in result.kills)
+            print(
+                f"trial {number} {mode:<10} kills: {kills}; {time.monotonic() - started:.0f}s; emitted {result.emitted}, "
+                f"one report {result.in_one_report}, rejected {result.rejected}; defects {result.defects() or 'none'}",
+                flush=True,
+            )
+    print(summary(results))
+    if args.json:
+        args.json.write_text(json.dumps([r.as_dict() for r in results], indent=1, default=str))
+    return 1 if any(r.defects() for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

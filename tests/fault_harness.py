@@ -1,0 +1,422 @@
+"""Kill -9 trials for the crash-safety guarantees, shared by
+tests/test_fault_injection.py (short) and benchmarks/fault_injection.py (long).
+
+A trial runs on a fresh SIGNALS_HOME with two teams emitting the demo signals in waves (batches of
+20). For each planned kill it starts the pipeline with `SIGNALS_FAULT_PAUSE_AT=<stage>` (see
+signals_assets/recovery/faults.py), waits until a process reports that it reached the stage, and SIGKILLs
+it: the daemon's whole process group (code server and run workers; with the Docker run launcher
+also the run containers) or `signals process`. Then it restarts without the fault, waits (bounded)
+for the pipeline to settle, stops everything, and checks with read-only queries on the store and
+the Dagster instance that every emitted signal is in exactly one report of its own team or rejected
+with a reason, no report is left candidate/in_progress, no run is left unfinished and no pool slot
+is held, and batches were first grouped in key order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+DEMO_SIGNALS = REPO_ROOT / "scripts" / "demo" / "signals.jsonl"
+DEMO_REPOSITORY = REPO_ROOT / "scripts" / "demo" / "shop_app"
+TEAMS = (1, 2)
+BATCH_MAX_SIGNALS = 20
+GROUPING_POOL = "signals_grouping"
+UNFINISHED_RUN_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
+IN_FLIGHT_REPORT_STATUSES = ("candidate", "in_progress")
+# Settings a developer's shell may hold that would point a trial at other data or services.
+FOREIGN_VARIABLES = ("SIGNALS_", "DAGSTER_HOME", "SIGNALS_FAULT_")
+
+
+@dataclass
+class Kill:
+    stage: str  # `<stage>` or `<stage>:<occurrence>`, as SIGNALS_FAULT_PAUSE_AT takes it
+    reached: bool = False  # a process paused there and was killed; False: the stage never came
+    seconds: float = 0.0
+
+
+@dataclass
+class TrialResult:
+    mode: str
+    instance: str
+    kills: list[Kill]
+    emitted: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    in_one_report: int = 0
+    settled: bool = False
+    settle_seconds: float = 0.0
+    process_exit_codes: list[int] = field(default_factory=list)
+    lost: list[str] = field(default_factory=list)  # emitted, neither in a report nor rejected
+    duplicated: list[str] = field(default_factory=list)  # accepted twice or in two reports
+    cross_team: list[str] = field(default_factory=list)  # a signal in another team's report
+    stranded: list[str] = field(default_factory=list)  # reports left candidate / in_progress
+    stuck_runs: list[str] = field(default_factory=list)  # runs left queued / started
+    held_slots: list[str] = field(default_factory=list)  # grouping pool slots of finished runs
+    out_of_order: list[str] = field(default_factory=list)  # a batch first grouped after a later one
+    report_statuses: dict = field(default_factory=dict)
+
+    def defects(self) -> dict[str, int]:
+        counts = {
+            name: len(getattr(self, name))
+            for name in ("lost", "duplicated", "cross_team", "stranded", "stuck_runs", "held_slots", "out_of_order")
+        }
+        counts["unsettled"] = int(not self.settled)
+        # `signals process` must finish everything on the run after the last kill and say so.
+        counts["process_rerun_failed"] = int(bool(self.process_exit_codes) and self.process_exit_codes[-1] != 0)
+        return {name: count for name, count in counts.items() if count}
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def base_environment(root: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(FOREIGN_VARIABLES)}
+    env.update(
+        {
+            "SIGNALS_HOME": str(root / "signals_home"),
+            "DAGSTER_HOME": str(root / "dagster_home"),
+            "SIGNALS_BATCH_MAX_SIGNALS": str(BATCH_MAX_SIGNALS),
+            "SIGNALS_SENSOR_INTERVAL_SECONDS": "2",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    return env
+
+
+def local_instance_config() -> dict:
+    """The shipped local instance settings, as `signals process` and scripts/dev install them."""
+    import yaml
+
+    return yaml.safe_load((REPO_ROOT / "deploy" / "dagster.local.yaml").read_text())
+
+
+CODE_IMAGE = os.environ.get("SIGNALS_ASSETS_IMAGE", "signals-assets:local")
+
+
+@contextmanager
+def production_trial(root: Path, signals_per_wave: int = 14):
+    """A daemon trial on the production instance: Postgres storage and the Docker run launcher
+    (deploy/dagster.yaml adapted to this machine's engine as in tests/test_docker_run_launcher.py).
+    A kill also kills the run containers, as a host crash would; they are removed afterwards."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import docker
+
+    from signals_assets.recovery.faults import MARKER_DIR_VARIABLE, PAUSE_VARIABLE
+
+    from conftest import fresh_postgres_database
+    from test_docker_run_launcher import TEST_LABEL, host_network_config
+
+    label = root.name + "-" + os.urandom(4).hex()
+    client = docker.from_env()
+    selector = {"label": f"{TEST_LABEL}={label}"}
+
+    def kill_run_containers() -> None:
+        for container in client.containers.list(filters=selector):
+            container.kill()
+
+    config = host_network_config(root, label)
+    launcher = config["run_launcher"]["config"]
+    launcher["env_vars"] += [PAUSE_VARIABLE, MARKER_DIR_VARIABLE]
+    with fresh_postgres_database() as database:
+        # The launcher requires every variable it passes on to be set in the daemon's environment.
+        extra = {name: "" for name in launcher["env_vars"] if name not in base_environment(root)}
+        extra.update(database)
+        extra.update({"SIGNALS_ASSETS_IMAGE": CODE_IMAGE, MARKER_DIR_VARIABLE: str(root / "markers")})
+        try:
+            trial = FaultTrial(root, "daemon", config, "production", signals_per_wave, extra, kill_run_containers)
+            yield trial
+        finally:
+            containers = client.containers.list(all=True, filters=selector)
+            with ThreadPoolExecutor() as pool:  # removal takes tens of seconds each on the vfs driver
+                list(pool.map(lambda container: container.remove(force=True), containers))
+
+
+def demo_payloads() -> list[dict]:
+    return [json.loads(line) for line in DEMO_SIGNALS.read_text().splitlines() if line.strip()]
+
+
+class FaultTrial:
+    """One SIGNALS_HOME and Dagster instance; `mode` is "daemon" or "process"."""
+
+    def __init__(
+        self,
+        root: Path,
+        mode: str,
+        instance_config: dict,
+        instance: str = "local",
+        signals_per_wave: int = 14,
+        extra_env: dict[str, str] | None = None,
+        kill_containers=None,
+    ):
+        import yaml
+
+        if mode not in ("daemon", "process"):
+            raise ValueError(f"mode={mode!r} must be daemon or process")
+        self.root, self.mode, self.instance = root, mode, instance
+        self.signals_per_wave = signals_per_wave
+        self.kill_containers = kill_containers  # Docker run launcher: run containers die with the host
+        self.env = {**base_environment(root), **(extra_env or {})}
+        self.log_path = root / f"{mode}.log"
+        self.emitted: dict[str, int] = {}  # signal id -> team
+        self.kills: list[Kill] = []
+        self.exit_codes: list[int] = []
+        self.waves = 0
+        (root / "dagster_home").mkdir(parents=True, exist_ok=True)
+        (root / "dagster_home" / "dagster.yaml").write_text(yaml.safe_dump(instance_config))
+        self._cli("teams", "set", str(TEAMS[0]), "--consent", "--repo", str(DEMO_REPOSITORY))
+        self._cli("teams", "set", str(TEAMS[1]), "--consent", "--repo", str(DEMO_REPOSITORY))
+
+    # ---- driving the pipeline ------------------------------------------------------------------
+
+    def _cli(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+        done = subprocess.run(
+            [str(BIN / "signals"), *args], env=self.env, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"signals {' '.join(args)} exited {done.returncode}: {done.stderr[-2000:]}")
+        return done
+
+    def emit_wave(self) -> None:
+        """Each team emits the next `signals_per_wave` demo signals (cycling), with fresh keys."""
+        from signals_assets.facade import signal_id_for
+
+        payloads = demo_payloads()
+        for team in TEAMS:
+            path = self.root / f"wave{self.waves}-team{team}.jsonl"
+            lines = []
+            for i in range(self.signals_per_wave):
+                payload = dict(payloads[(self.waves * self.signals_per_wave + i) % len(payloads)])
+                payload["source_id"] = f"{payload['source_id']}-w{self.waves}-{i}"
+                payload["idempotency_key"] = f"w{self.waves}-t{team}-{i}"
+                self.emitted[signal_id_for(team, payload["idempotency_key"])] = team
+                lines.append(json.dumps(payload))
+            path.write_text("\n".join(lines) + "\n")
+            self._cli("emit-file", str(path), "--team-id", str(team))
+        self.waves += 1
+
+    def _start(self, fault: str, marker_dir: Path) -> subprocess.Popen:
+        env = {**self.env, "SIGNALS_FAULT_PAUSE_AT": fault, "SIGNALS_FAULT_MARKER_DIR": str(marker_dir)}
+        command = (
+            [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"]
+            if self.mode == "daemon"
+            else [str(BIN / "signals"), "process"]
+        )
+        with open(self.log_path, "ab") as log:
+            log.write(f"\n==== {self.mode} fault={fault or 'none'} at {time.strftime('%H:%M:%S')}\n".encode())
+        return subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=open(self.log_path, "ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def _kill(self, process: subprocess.Popen) -> None:
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait(timeout=60)
+        if self.kill_containers:
+            self.kill_containers()
+
+    def kill_at(self, stage: str, timeout: float) -> Kill:
+        """Run with the fault until a process pauses at `stage`, then kill -9 everything."""
+        from signals_assets.recovery.faults import marker_path, parse_pause
+
+        name, _ = parse_pause(stage)
+        marker_dir = self.root / "markers" / str(len(self.kills))
+        marker_dir.mkdir(parents=True)
+        kill = Kill(stage)
+        started = time.monotonic()
+        process = self._start(stage, marker_dir)
+        try:
+            while time.monotonic() - started < timeout:
+                if marker_path(marker_dir, name).exists():
+                    kill.reached = True
+                    break
+                if process.poll() is not None:  # `signals process` finished without reaching it
+                    self.exit_codes.append(process.returncode)
+                    break
+                time.sleep(0.2)
+        finally:
+            self._kill(process)
+        kill.seconds = round(time.monotonic() - started, 1)
+        self.kills.append(kill)
+        return kill
+
+    def settle(self, timeout: float) -> tuple[bool, float]:
+        """Restart without faults and wait for the pipeline to settle; (settled, seconds)."""
+        started = time.monotonic()
+        if self.mode == "process":
+            process = self._start("", self.root / "markers")
+            try:
+                code = process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                code = -1
+            finally:
+                self._kill(process)
+            self.exit_codes.append(code)
+            return self.is_settled(), round(time.monotonic() - started, 1)
+        process = self._start("", self.root / "markers")
+        calm = 0
+        try:
+            while time.monotonic() - started < timeout and calm < 2:
+                time.sleep(3)
+                calm = calm + 1 if self.is_settled() else 0
+        finally:
+            self._kill(process)
+        return calm >= 2, round(time.monotonic() - started, 1)
+
+    def is_settled(self) -> bool:
+        """Nothing pending or in flight for any team, and no unfinished run."""
+        from signals_assets.cli import is_settled
+
+        for team in TEAMS:
+            expected = sum(1 for t in self.emitted.values() if t == team)
+            done = subprocess.run(
+                [str(BIN / "signals"), "status", "--team-id", str(team), "--json"],
+                env=self.env,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                cwd=REPO_ROOT,
+            )
+            if done.returncode != 0 or not is_settled(json.loads(done.stdout), expected):
+                return False
+        return not self.instance_state()["unfinished_runs"]
+
+    def instance_state(self) -> dict:
+        return json.loads(self._python("instance"))
+
+    def _python(self, what: str) -> str:
+        """A read-only check in a fresh interpreter on the trial's environment (chdb, instance)."""
+        done = subprocess.run(
+            [sys.executable, __file__, what], env=self.env, capture_output=True, text=True, timeout=300, cwd=REPO_ROOT
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{what} check failed: {done.stderr[-3000:]}")
+        return done.stdout
+
+    # ---- the whole trial -----------------------------------------------------------------------
+
+    def run(self, stages: list[str], kill_timeout: float = 240, settle_timeout: float = 300) -> TrialResult:
+        for number, stage in enumerate(stages):
+            self.emit_wave()
+            if not self.kill_at(stage, kill_timeout).reached:
+                # The stage never came (e.g. the pipeline is stuck): the later kills cannot land either.
+                self.kills += [Kill(later) for later in stages[number + 1 :]]
+                break
+        self.emit_wave()  # work that arrives while recovering
+        settled, seconds = self.settle(settle_timeout)
+        return self.check(settled, seconds)
+
+    def check(self, settled: bool, settle_seconds: float) -> TrialResult:
+        facts = json.loads(self._python("store"))
+        state = self.instance_state()
+        result = TrialResult(
+            self.mode,
+            self.instance,
+            self.kills,
+            emitted=len(self.emitted),
+            settled=settled,
+            settle_seconds=settle_seconds,
+            process_exit_codes=self.exit_codes,
+        )
+        from signals_assets.partitions import report_team_id
+
+        accepted_rows: dict[str, int] = {}
+        for signal_id, count in facts["accepted"]:
+            accepted_rows[signal_id] = accepted_rows.get(signal_id, 0) + count
+        rejected = {signal_id for signal_id, _ in facts["rejected"]}
+        reports_of: dict[str, list[tuple[int, str]]] = {}
+        for signal_id, team, report in facts["report_signals"]:
+            reports_of.setdefault(signal_id, []).append((team, report))
+        result.accepted = len(accepted_rows)
+        result.rejected = len(rejected)
+        for signal_id, team in sorted(self.emitted.items()):
+            placed = reports_of.get(signal_id, [])
+            if len(placed) == 1:
+                result.in_one_report += 1
+            if not placed and signal_id not in rejected:
+                result.lost.append(signal_id)
+            if accepted_rows.get(signal_id, 0) > 1 or len(placed) > 1:
+                result.duplicated.append(signal_id)
+            if any(t != team or report_team_id(report) != team for t, report in placed):
+                result.cross_team.append(signal_id)
+        result.stranded = [report for report, status in facts["reports"] if status in IN_FLIGHT_REPORT_STATUSES]
+        for _, status in facts["reports"]:
+            result.report_statuses[status] = result.report_statuses.get(status, 0) + 1
+        result.stuck_runs = [f"{run['job']} {run['run_id']} {run['status']}" for run in state["unfinished_runs"]]
+        result.held_slots = [f"{GROUPING_POOL} slot of {run_id}" for run_id in state["held_slot_runs"]]
+        first_grouped = state["first_grouped"]
+        result.out_of_order = [
+            f"{later} grouped before {earlier}"
+            for earlier, later in zip(first_grouped, first_grouped[1:])
+            if later < earlier
+        ]
+        return result
+
+
+# ---- read-only checks, run in a fresh interpreter on the trial's environment ----------------------
+
+
+def store_facts() -> dict:
+    from signals_assets.cli import _store_session
+    from signals_assets.settings import load_settings
+
+    with _store_session(load_settings()) as db:
+        return {
+            "accepted": [
+                (r["signal_id"], int(r["n"]))
+                for r in db.query("SELECT signal_id, count() AS n FROM signals GROUP BY signal_id")
+            ],
+            "rejected": [
+                (r["signal_id"], r["reason"]) for r in db.query("SELECT signal_id, reason FROM rejected_signals")
+            ],
+            "report_signals": [
+                (r["signal_id"], int(r["team_id"]), r["report_id"])
+                for r in db.query("SELECT signal_id, team_id, report_id FROM report_signals")
+            ],
+            "reports": [(r["report_id"], r["status"]) for r in db.query("SELECT report_id, status FROM reports")],
+        }
+
+
+def instance_facts() -> dict:
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(os.environ["DAGSTER_HOME"]) as instance:
+        runs = [r.dagster_run for r in instance.get_run_records()]
+        unfinished = [
+            {"job": r.job_name, "run_id": r.run_id, "status": r.status.value}
+            for r in runs
+            if r.status.value in UNFINISHED_RUN_STATUSES
+        ]
+        live = {r["run_id"] for r in unfinished}
+        held = sorted(instance.event_log_storage.get_concurrency_info(GROUPING_POOL).active_run_ids - live)
+        records = instance.fetch_materializations(
+            dg.AssetKey("report_assignments"), limit=10_000, ascending=True
+        ).records
+        first_grouped = []
+        for record in records:
+            partition = record.asset_materialization.partition
+            if partition not in first_grouped:
+                first_grouped.append(partition)
+    return {"unfinished_runs": unfinished, "held_slot_runs": held, "first_grouped": first_grouped}
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(REPO_ROOT))
+    print(json.dumps({"store": store_facts, "instance": instance_facts}[sys.argv[1]](), default=str))
