@@ -128,6 +128,13 @@ def test_report_stats_cohesion_matches_a_recomputation():
     assert stats.centroid == pytest.approx(centroid)
 
 
+def test_report_stats_without_members_have_no_centroid_and_zero_cohesion():
+    empty = ReportStats()
+    assert empty.cohesion == 0.0
+    with pytest.raises(ValueError, match="no members has no centroid"):
+        empty.candidate("r1", 0.0, "s1")  # a candidate carries the centroid
+
+
 def test_local_candidates_use_every_probe():
     first = signal("a", unit(1, 0, 0))
     probe_only = signal("b", unit(0, 0, 1), probes=[unit(1, 0, 0)])

@@ -19,6 +19,7 @@ from signals_assets.cli.main import main
 from signals_assets.definitions import defs
 from signals_assets.ingestion import inbox
 from signals_assets.jobs import TEAM_TAG
+from signals_assets.recovery.attempts import Attempt, next_attempt_number
 from signals_assets.reports import promotions
 from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.sensors.dead_runs import HOST_TAG, PID_TAG, fail_dead_runs
@@ -152,6 +153,16 @@ def test_a_batch_whose_runs_all_failed_is_retried_with_backoff_then_parked(store
 
         inbox.unpark_batch(store, batch)  # the operator's `signals unpark`
         assert batch_work(instance, store, 3, BACKOFF, now=third.end_time + 1).to_run == [(batch, f"{batch}-retry3")]
+
+
+def test_the_next_attempt_number_follows_the_units_own_keys_and_ignores_others():
+    def attempt(run_key):
+        return Attempt(run_key, in_flight=False, succeeded=False, refused=False, ended_at=None)
+
+    unit = "b20260101T000000000000Z"
+    assert next_attempt_number(unit, []) == 0
+    assert next_attempt_number(unit, [attempt(unit), attempt(f"{unit}-retry2")]) == 3
+    assert next_attempt_number(unit, [attempt("another-unit-retry9"), attempt(f"{unit}-retryx")]) == 0
 
 
 def test_the_sensor_requests_a_failed_batch_again_under_a_new_run_key(store, tmp_path):

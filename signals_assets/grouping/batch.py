@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from contextlib import AbstractContextManager
 from datetime import timedelta
-from typing import Callable, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence
 
 from signals_assets.grouping import store
 from signals_assets.grouping.decisions import Provider
@@ -17,11 +17,15 @@ from signals_assets.partitions import batch_time
 from signals_assets.recovery.faults import pause_point
 from signals_assets.storage.clickhouse import StoreSession
 
+if TYPE_CHECKING:
+    import numpy
+
 
 class Embedder(Protocol):
-    model_name: str
+    @property
+    def model_name(self) -> str: ...
 
-    def embed(self, texts: Sequence[str]): ...
+    def embed(self, texts: Sequence[str]) -> numpy.ndarray: ...
 
 
 def group_batch(

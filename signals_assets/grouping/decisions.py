@@ -5,10 +5,14 @@ which search queries to probe with, and which candidate report (if any) a signal
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from signals_assets.grouping.engine import BatchSignal, CandidateReport, MatchDecision
 from signals_assets.grouping.extractive_text import title_from
+
+if TYPE_CHECKING:
+    from signals_assets.grouping.consolidation import ConsolidationParameters
+    from signals_assets.grouping.llm_decisions import OpenAIChatProvider
 
 SPLIT_PREFIX = "Split from group: "
 
@@ -16,7 +20,7 @@ SPLIT_PREFIX = "Split from group: "
 class Provider(Protocol):
     name: str
     needs_texts: bool  # whether decisions need the candidates' descriptions
-    consolidation: object  # ConsolidationParameters to re-cluster the open pool after each batch, or None
+    consolidation: ConsolidationParameters | None  # to re-cluster the open pool after each batch
 
     def search_queries(self, signal: BatchSignal) -> list[str]: ...
 
@@ -37,7 +41,7 @@ class OfflineProvider:
 
         self.parameters = parameters or MatchParameters()
         self.query_probes = query_probes
-        self.consolidation = consolidation or ConsolidationParameters()
+        self.consolidation: ConsolidationParameters | None = consolidation or ConsolidationParameters()
 
     def search_queries(self, signal: BatchSignal) -> list[str]:
         from signals_assets.grouping.offline_matching import keyword_queries
@@ -54,10 +58,10 @@ class OfflineProvider:
 class LLMProvider:
     """Match and specificity decisions by a chat model; the offline queries are not used."""
 
-    chat: object  # signals_assets.grouping.llm_decisions.OpenAIChatProvider
+    chat: OpenAIChatProvider
     name: str = "openai"
     needs_texts: bool = True
-    consolidation: object = None  # the model's decisions stand as made
+    consolidation: ConsolidationParameters | None = None  # the model's decisions stand as made
 
     def search_queries(self, signal: BatchSignal) -> list[str]:
         return self.chat.search_queries(signal.description, source="signal")

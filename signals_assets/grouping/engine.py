@@ -18,6 +18,8 @@ from signals_assets.reports import lifecycle
 from signals_assets.reports.lifecycle import ReportState
 
 if TYPE_CHECKING:
+    import numpy
+
     from signals_assets.grouping.consolidation import ConsolidationParameters, PoolSignal
 
 TOP_K = 10
@@ -79,10 +81,12 @@ class ReportStats:
             self.examples.append(text)
 
     @property
-    def centroid(self):
+    def centroid(self) -> numpy.ndarray:
         """Unit centroid (the direction of the member sum)."""
         import numpy as np
 
+        if self.total is None:
+            raise ValueError("a report with no members has no centroid")
         norm = float(np.linalg.norm(self.total))
         return self.total / norm if norm > 0 else self.total
 
@@ -90,7 +94,9 @@ class ReportStats:
     def cohesion(self) -> float:
         import numpy as np
 
-        return float(np.linalg.norm(self.total)) / self.count if self.count else 0.0
+        if self.total is None or not self.count:
+            return 0.0
+        return float(np.linalg.norm(self.total)) / self.count
 
     def candidate(
         self,
@@ -119,7 +125,7 @@ class CandidateReport:
     """A report found by at least one probe, with what a provider needs to decide."""
 
     report_id: str
-    centroid: Sequence[float]  # unit length
+    centroid: Sequence[float] | numpy.ndarray  # unit length
     size: int
     cohesion: float  # mean cosine of the members to the centroid; 1.0 for a single member
     best_similarity: float  # best cosine of the signal to one of the report's found members

@@ -6,10 +6,13 @@ Each write replaces the batch's partition of its table, so re-running a batch is
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from signals_assets.ingestion.screening import ScreenedBatch
 from signals_assets.storage.clickhouse import StoreSession
+
+if TYPE_CHECKING:
+    import numpy
 
 _STORED_IN_OTHER_BATCHES = "SELECT signal_id FROM signals WHERE signal_id IN {ids} AND batch_key != {batch}"
 _BATCH_SIGNALS = "SELECT team_id, signal_id, description FROM signals WHERE batch_key = {batch} ORDER BY signal_id"
@@ -32,7 +35,12 @@ def batch_signals(db: StoreSession, batch: str) -> list[dict]:
 
 
 def write_embeddings(
-    db: StoreSession, batch: str, model: str, signals: list[dict], vectors: Sequence, embedded_at: datetime
+    db: StoreSession,
+    batch: str,
+    model: str,
+    signals: list[dict],
+    vectors: Sequence | numpy.ndarray,
+    embedded_at: datetime,
 ) -> int:
     """One `signal_embeddings` row per signal and its vector; the number written."""
     rows = [

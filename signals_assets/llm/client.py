@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 if TYPE_CHECKING:
     import openai
+    from openai.types.chat import ChatCompletionMessageParam
 
 MAX_ECHOED_ANSWER_CHARS = 2000
 RETRYABLE_STATUSES = frozenset({408, 429})  # plus every 5xx
@@ -205,7 +206,10 @@ class OpenAIChatClient:
     ) -> Any:
         """A validated JSON answer; invalid answers go back to the model with the error, up to max_retries
         times (never when `retry_invalid` is false). Raises NoValidAnswer when no answer was valid."""
-        messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+        messages: list[ChatCompletionMessageParam] = [
+            {"role": "system", "content": system},
+            {"role": "user", "content": user},
+        ]
         attempts = self._transport.max_retries + 1 if retry_invalid else 1
         for _ in range(attempts):
             response = self._transport.call(

@@ -124,7 +124,7 @@ class _Graph:
         array = np.ascontiguousarray(array)
         data_type = {np.dtype(np.float32): 1, np.dtype(np.int64): 7}[array.dtype]
         self.initializers.append(
-            _fields(1, array.shape) + _field(2, data_type) + _field(8, name) + _field(9, [memoryview(array).cast("B")])
+            _fields(1, array.shape) + _field(2, data_type) + _field(8, name) + _field(9, [array.data.cast("B")])
         )
         return name
 
@@ -242,7 +242,7 @@ class MiniLMEncoder:
             for row, i in enumerate(rows):
                 ids[row, : len(encodings[i].ids)] = encodings[i].ids
                 mask[row, : len(encodings[i].ids)] = 1
-            hidden = self._session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+            hidden = np.asarray(self._session.run(None, {"input_ids": ids, "attention_mask": mask})[0])
             pooled = (hidden * mask[:, :, None]).sum(axis=1) / mask.sum(axis=1, keepdims=True)
             vectors[rows] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
         return vectors

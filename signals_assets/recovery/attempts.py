@@ -48,6 +48,12 @@ def attempt_number(unit: str, run_key: str) -> int | None:
     return None
 
 
+def next_attempt_number(unit: str, attempts: list[Attempt]) -> int:
+    """The first attempt number after every one of `unit`'s keys among `attempts`."""
+    numbers = [n for n in (attempt_number(unit, a.run_key) for a in attempts) if n is not None]
+    return max(numbers, default=-1) + 1
+
+
 def failed_attempt_count(attempts: list[Attempt]) -> int:
     """Attempts (run keys) that failed for reasons of their own: none of their runs succeeded or refused."""
     keys = {a.run_key for a in attempts}
@@ -72,8 +78,7 @@ def next_step(
         return Decision("in_flight", detail=f"{unit}: a run is queued or running")
     failed = failed_attempt_count(attempts)
     counted = max(0, failed - attempts_forgiven)
-    numbers = [n for n in (attempt_number(unit, a.run_key) for a in attempts) if n is not None]
-    number = max(used_keys or 0, max(numbers, default=-1) + 1)
+    number = max(used_keys or 0, next_attempt_number(unit, attempts))
     if counted >= max_attempts:
         return Decision(
             "park", failed_attempts=failed, detail=f"{unit}: {counted} attempt(s) failed (limit {max_attempts})"

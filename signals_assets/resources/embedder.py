@@ -1,6 +1,11 @@
-from typing import Sequence
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Sequence
 
 import dagster as dg
+
+if TYPE_CHECKING:
+    import numpy
 
 
 class EmbedderResource(dg.ConfigurableResource):
@@ -21,7 +26,7 @@ class EmbedderResource(dg.ConfigurableResource):
 
         return MODEL_NAME
 
-    def embed(self, texts: Sequence[str]):
+    def embed(self, texts: Sequence[str]) -> numpy.ndarray:
         """L2-normalised float32 matrix, one row per text."""
         if self.provider == "openai":
             from signals_assets.llm.embeddings import OpenAIEmbedder

@@ -118,14 +118,14 @@ class SandboxResource(dg.ConfigurableResource):
     def _run_docker(
         self, context: dg.AssetExecutionContext, report: dict, repositories: list[dict], max_files: int, work_dir: Path
     ) -> list[Any]:
-        import docker
+        from docker.errors import ImageNotFound
 
         from signals_assets.research import docker_sandbox as ds
 
         client = ds.engine_client()
         try:
             client.images.get(self.image)
-        except docker.errors.ImageNotFound:
+        except ImageNotFound:
             raise SandboxResearchError(
                 f"sandbox image {self.image} not found on {client.api.base_url}: build it with scripts/build-sandbox-image"
             ) from None

@@ -42,7 +42,7 @@ import re
 import string
 import unicodedata
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 from urllib.parse import unquote
 
 INSTRUCTION_OVERRIDE = "instruction_override"
@@ -1233,8 +1233,9 @@ def _direct(text: str) -> SafetyVerdict:
             kind, start, end = found
             first, last = view.span(start, end)
             # A command or request reads best to the end of its line or sentence.
-            clause_end = re.search(r"\n|[.!?](?:\s|$)|$", text[last:])
-            return SafetyVerdict(False, kind, _quote(text[first : last + clause_end.start()]))
+            clause_end = re.search(r"\n|[.!?](?:\s|$)", text[last:])
+            stop = last + clause_end.start() if clause_end else len(text)
+            return SafetyVerdict(False, kind, _quote(text[first:stop]))
     return SAFE
 
 
@@ -1434,7 +1435,7 @@ def check_signal_text(text: str, depth: int = 0) -> SafetyVerdict:
     return _transformed(text) if direct.safe else direct
 
 
-def check_report_texts(texts: list[str]) -> SafetyVerdict:
+def check_report_texts(texts: Sequence[str]) -> SafetyVerdict:
     """Report-level judgement: the first unsafe signal, with its index."""
     for index, text in enumerate(texts):
         verdict = check_signal_text(text)
@@ -1451,5 +1452,5 @@ class OfflineSafetyJudge:
     def check_signal(self, text: str) -> SafetyVerdict:
         return check_signal_text(text)
 
-    def check_report(self, texts: list[str]) -> SafetyVerdict:
+    def check_report(self, texts: Sequence[str]) -> SafetyVerdict:
         return check_report_texts(texts)

@@ -6,7 +6,7 @@ import dagster as dg
 from signals_assets.assets.grouping import PROMOTED_METADATA_KEY
 from signals_assets.jobs import TEAM_TAG, report_job
 from signals_assets.partitions import reports
-from signals_assets.recovery.attempts import attempt_number, next_step
+from signals_assets.recovery.attempts import next_attempt_number, next_step
 from signals_assets.reports import promotions as promotion_facts
 from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.sensors.run_attempts import failure_reason, last_failed_run, unit_attempts
@@ -63,7 +63,7 @@ def promotion_work(
             promotion_facts.promotion_done(store, report, round_)
             work.done_now.append(unit)
             continue
-        used = max((attempt_number(unit, a.run_key) for a in every), default=-1) + 1
+        used = next_attempt_number(unit, every)
         decision = next_step(
             unit,
             attempts,
