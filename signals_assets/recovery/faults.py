@@ -29,7 +29,7 @@ def parse_pause(value: str) -> tuple[str, int]:
     return stage, int(occurrence or 1)
 
 
-def marker_path(marker_dir: Path, stage: str) -> Path:
+def marker_path(marker_dir: str | Path, stage: str) -> Path:
     return Path(marker_dir) / f"{stage}.paused"
 
 
