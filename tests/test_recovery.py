@@ -11,6 +11,7 @@ import time
 
 import dagster as dg
 import pytest
+from dagster._core.events import EngineEventData
 from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
 from dagster._core.test_utils import create_run_for_test, freeze_time
 
@@ -436,10 +437,10 @@ def test_a_run_killed_while_starting_is_failed_after_the_grace_and_its_slot_free
         hold_grouping_slot(instance, no_worker)
         worker_gone = starting_run(instance)
         instance.report_engine_event(
-            f"Started process for run (pid: {gone.pid}).", worker_gone, dg.EngineEventData.in_process(gone.pid)
+            f"Started process for run (pid: {gone.pid}).", worker_gone, EngineEventData.in_process(gone.pid)
         )
         alive = starting_run(instance)
-        instance.report_engine_event("Started process for run", alive, dg.EngineEventData.in_process(os.getpid()))
+        instance.report_engine_event("Started process for run", alive, EngineEventData.in_process(os.getpid()))
 
         [line] = fail_dead_runs(instance)  # inside the grace only the run whose worker pid is dead
         assert f"marked run {worker_gone.run_id}" in line and f"worker process {gone.pid} is gone" in line
