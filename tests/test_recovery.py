@@ -382,7 +382,7 @@ def hold_grouping_slot(instance, run) -> None:
     assert storage.claim_concurrency_slot(GROUPING_POOL, run.run_id, "report_assignments").is_claimed
 
 
-@pytest.mark.timeout(600)  # before the fix, `signals process` waited at the pool forever
+@pytest.mark.timeout(300)  # before the fix, `signals process` waited at the pool forever
 def test_signals_process_completes_after_a_kill_during_grouping(capsys, signals_home, object_store, team):
     """A `signals process` killed in report_assignments leaves its run STARTED and the grouping pool's
     slot claimed; the next `signals process` fails the run, frees the slot and groups the batch."""
