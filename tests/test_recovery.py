@@ -7,13 +7,15 @@ import json
 import logging
 import os
 import subprocess
+import time
 
 import dagster as dg
 import pytest
+from dagster._core.events import EngineEventData
 from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
-from dagster._core.test_utils import create_run_for_test
+from dagster._core.test_utils import create_run_for_test, freeze_time
 
-from signals_assets.assets.grouping import REFUSED_TAG
+from signals_assets.assets.grouping import GROUPING_POOL, REFUSED_TAG
 from signals_assets.cli.commands import ensure_dagster_home
 from signals_assets.cli.main import main
 from signals_assets.definitions import defs
@@ -22,7 +24,7 @@ from signals_assets.jobs import TEAM_TAG
 from signals_assets.recovery.attempts import Attempt, next_attempt_number
 from signals_assets.reports import promotions
 from signals_assets.resources.object_store import ObjectStoreResource
-from signals_assets.sensors.dead_runs import HOST_TAG, PID_TAG, fail_dead_runs
+from signals_assets.sensors.dead_runs import HOST_TAG, PID_TAG, STARTING_GRACE_SECONDS, fail_dead_runs
 from signals_assets.sensors.report_promotion import build_report_promotion_sensor
 from signals_assets.sensors.research_reconciler import research_reconciliation_job
 from signals_assets.sensors.signal_inbox import batch_work, build_signal_inbox_sensor
@@ -382,6 +384,88 @@ def test_a_run_left_started_by_a_killed_process_is_failed(tmp_path):
         assert f"worker process {gone.pid} is gone" in line
         assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
         assert instance.get_run_by_id(alive.run_id).status == dg.DagsterRunStatus.STARTED
+
+
+def hold_grouping_slot(instance, run) -> None:
+    """What report_assignments does when it starts: it claims the single slot of its pool."""
+    storage = instance.event_log_storage
+    storage.initialize_concurrency_limit_to_default(GROUPING_POOL)
+    assert storage.claim_concurrency_slot(GROUPING_POOL, run.run_id, "report_assignments").is_claimed
+
+
+@pytest.mark.timeout(300)  # before the fix, `signals process` waited at the pool forever
+def test_signals_process_completes_after_a_kill_during_grouping(capsys, signals_home, object_store, team):
+    """A `signals process` killed in report_assignments leaves its run STARTED and the grouping pool's
+    slot claimed; the next `signals process` fails the run, frees the slot and groups the batch."""
+    emit_texts(object_store, CARD_DECLINED + PASSWORD_RESET)
+    settings = load_settings()
+    home = ensure_dagster_home(settings)
+    [batch] = inbox.claim_all(object_store, settings.batch_max_signals)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.add_dynamic_partitions("signal_batches", [batch])
+        killed = create_run_for_test(
+            instance,
+            job_name="signal_batch_job",
+            status=dg.DagsterRunStatus.STARTED,
+            tags={
+                "dagster/run_key": batch,
+                "dagster/partition": batch,
+                PID_TAG: str(gone.pid),
+                HOST_TAG: os.uname().nodename,
+            },
+        )
+        hold_grouping_slot(instance, killed)
+
+    code, summary, err = run_cli(capsys, "process")
+    assert code == 0, err
+    assert f"marked run {killed.run_id}" in err and f"freed the pool slots of run {killed.run_id}" in err
+    assert summary["batches"] == 1 and summary["reports_researched"] == 2 and summary["unfinished"] == []
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert instance.get_run_by_id(killed.run_id).status == dg.DagsterRunStatus.FAILURE
+        assert instance.event_log_storage.get_concurrency_info(GROUPING_POOL).claimed_slots == []
+
+
+def starting_run(instance, tags: dict | None = None) -> dg.DagsterRun:
+    """A run the daemon dequeued and launched (STARTING, with a launch time) whose worker has not
+    reported it STARTED."""
+    run = create_run_for_test(instance, job_name="signal_batch_job", status=dg.DagsterRunStatus.NOT_STARTED, tags=tags)
+    instance.report_dagster_event(
+        dg.DagsterEvent(dg.DagsterEventType.RUN_STARTING.value, job_name=run.job_name), run_id=run.run_id
+    )
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTING
+    return run
+
+
+def test_a_run_killed_while_starting_is_failed_after_the_grace_and_its_slot_freed(tmp_path):
+    """The daemon killed between dequeuing a run and its worker logging a pid: the run stayed STARTING
+    for start_timeout_seconds (600 s), and every later batch waited behind it."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    with shipped_instance(tmp_path) as instance:
+        no_worker = starting_run(instance)
+        hold_grouping_slot(instance, no_worker)
+        worker_gone = starting_run(instance)
+        instance.report_engine_event(
+            f"Started process for run (pid: {gone.pid}).", worker_gone, EngineEventData.in_process(gone.pid)
+        )
+        alive = starting_run(instance)
+        instance.report_engine_event("Started process for run", alive, EngineEventData.in_process(os.getpid()))
+
+        [line] = fail_dead_runs(instance)  # inside the grace only the run whose worker pid is dead
+        assert f"marked run {worker_gone.run_id}" in line and f"worker process {gone.pid} is gone" in line
+        assert instance.get_run_by_id(no_worker.run_id).status == dg.DagsterRunStatus.STARTING
+        assert instance.event_log_storage.get_concurrency_info(GROUPING_POOL).claimed_slots
+
+        with freeze_time(time.time() + STARTING_GRACE_SECONDS + 1):
+            done = fail_dead_runs(instance)
+        assert len(done) == 2
+        assert f"marked run {no_worker.run_id}" in done[0] and "no worker process started" in done[0]
+        assert f"freed the pool slots of run {no_worker.run_id}" in done[1]
+        assert instance.get_run_by_id(no_worker.run_id).status == dg.DagsterRunStatus.FAILURE
+        assert instance.event_log_storage.get_concurrency_info(GROUPING_POOL).claimed_slots == []
+        assert instance.get_run_by_id(alive.run_id).status == dg.DagsterRunStatus.STARTING
 
 
 # --- finding 6: housekeeping never queues behind bulk work ------------------------------------------

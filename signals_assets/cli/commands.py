@@ -202,7 +202,8 @@ def cmd_process(args, settings: Settings) -> int:
 
     store = open_object_store(settings)
     instance = dg.DagsterInstance.get()
-    for line in fail_dead_runs(instance):  # runs a killed `signals process` or daemon left STARTED
+    # runs a killed `signals process` or daemon left STARTED, and pool slots they hold: else we wait forever
+    for line in fail_dead_runs(instance):
         err(line)
     inbox.claim_all(store, settings.batch_max_signals)
     definitions = defs()

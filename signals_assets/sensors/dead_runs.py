@@ -3,6 +3,8 @@ import socket
 
 import dagster as dg
 from dagster._core.launcher import DefaultRunLauncher
+from dagster._core.storage.dagster_run import FINISHED_STATUSES
+from dagster._time import get_current_timestamp
 
 from signals_assets.jobs import report_job, signal_batch_job
 
@@ -33,34 +35,70 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def dead_local_runs(instance: dg.DagsterInstance, job_names: list[str]) -> list[tuple[dg.DagsterRun, int]]:
-    """STARTED runs whose local worker process no longer exists (the daemon, `signals process` or the
-    host died under them)."""
+# A daemon-launched run is STARTING until its worker logs its pid; a kill of the daemon's process group
+# in that window leaves it STARTING with no worker. Run monitoring would fail it only after
+# start_timeout_seconds (600 s: a run container on a loaded host starts slowly), and batches run one
+# at a time, so every batch would wait that long. A local worker logs its pid within seconds of
+# launch; 120 s leaves room for a 2-core machine under heavy load. A worker that starts after all
+# finds its run failed and exits without executing (Dagster ignores late run workers).
+STARTING_GRACE_SECONDS = 120
+
+
+def dead_local_runs(instance: dg.DagsterInstance, job_names: list[str]) -> list[tuple[dg.DagsterRun, str]]:
+    """Runs whose local worker is gone, with why: STARTED or STARTING runs whose worker process no
+    longer exists, and STARTING runs with no worker pid logged STARTING_GRACE_SECONDS after launch
+    (the daemon, `signals process` or the host died under them)."""
     launched_locally = isinstance(instance.run_launcher, DefaultRunLauncher)
+    statuses = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING]
     dead = []
-    for record in instance.get_run_records(filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])):
+    for record in instance.get_run_records(filters=dg.RunsFilter(statuses=statuses)):
         run = record.dagster_run
         if run.job_name not in job_names or run.tags.get(HOST_TAG, socket.gethostname()) != socket.gethostname():
             continue
         if not launched_locally and PID_TAG not in run.tags:  # e.g. a run container: run monitoring watches it
             continue
         pid = run_worker_pid(instance, run)
-        if pid is not None and not pid_alive(pid):
-            dead.append((run, pid))
+        if pid is not None:
+            if not pid_alive(pid):
+                dead.append((run, f"its worker process {pid} is gone"))
+        elif run.status == dg.DagsterRunStatus.STARTING:
+            launched = instance.get_run_stats(run.run_id).launch_time or record.create_timestamp.timestamp()
+            waited = get_current_timestamp() - launched
+            if waited >= STARTING_GRACE_SECONDS:
+                dead.append((run, f"no worker process started {waited:.0f} s after launch"))
     return dead
 
 
 def fail_dead_runs(instance: dg.DagsterInstance) -> list[str]:
-    """Mark the pipeline runs whose worker died as failed, so they are retried; what was done."""
+    """Mark the pipeline runs whose worker died as failed, so they are retried, and give back the
+    pool slots of every ended run; what was done."""
     dead = dead_local_runs(instance, [signal_batch_job.name, report_job.name])
-    for run, pid in dead:
-        instance.report_run_failed(
-            run, f"run worker process {pid} is gone (daemon, `signals process` or host restarted)"
-        )
+    for run, why in dead:
+        instance.report_run_failed(run, f"{why} (daemon, `signals process` or host restarted)")
+    done = [
+        f"marked run {run.run_id} ({run.job_name} {run.tags.get('dagster/partition', '')}) failed: {why}"
+        for run, why in dead
+    ]
+    return done + free_slots_of_ended_runs(instance)
+
+
+def free_slots_of_ended_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Free the concurrency slots still held by runs that have ended. A worker frees its slots as its
+    steps finish, but one that was killed never does; the daemon's run monitoring frees them only
+    after free_slots_after_run_end_seconds, and `signals process` has no daemon, so its next
+    execute_in_process would wait at the pool (signals_grouping) forever."""
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return []
+    holders = storage.get_concurrency_run_ids()
+    if not holders:
+        return []
+    ended = instance.get_run_records(filters=dg.RunsFilter(run_ids=list(holders), statuses=FINISHED_STATUSES))
+    for record in ended:
+        storage.free_concurrency_slots_for_run(record.dagster_run.run_id)
     return [
-        f"marked run {run.run_id} ({run.job_name} {run.tags.get('dagster/partition', '')}) failed: "
-        f"its worker process {pid} is gone"
-        for run, pid in dead
+        f"freed the pool slots of run {r.dagster_run.run_id} ({r.dagster_run.status.value}): it has ended"
+        for r in ended
     ]
 
 
@@ -69,8 +107,9 @@ def fail_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Marks pipeline runs whose local worker process died (e.g. the daemon was killed) as "
-    "failed, so run retries re-execute them instead of leaving them STARTED forever.",
+    "failed, so run retries re-execute them instead of leaving them STARTED or STARTING, and frees the "
+    "pool slots ended runs still hold.",
 )
 def dead_run_reconciler(context: dg.SensorEvaluationContext) -> dg.SkipReason:
     done = fail_dead_runs(context.instance)
-    return dg.SkipReason("; ".join(done) if done else "no dead pipeline runs")
+    return dg.SkipReason("; ".join(done) if done else "no dead pipeline runs, no slots held by ended runs")
