@@ -189,7 +189,7 @@ class FaultTrial:
 
     def emit_wave(self) -> None:
         """Each team emits the next `signals_per_wave` demo signals (cycling), with fresh keys."""
-        from signals_assets.facade import signal_id_for
+        from signals_assets.ingestion.emit import signal_id_for
 
         payloads = demo_payloads()
         for team in TEAMS:
@@ -282,7 +282,7 @@ class FaultTrial:
 
     def is_settled(self) -> bool:
         """Nothing pending or in flight for any team, and no unfinished run."""
-        from signals_assets.cli import is_settled
+        from signals_assets.cli.read_models import is_settled
 
         for team in TEAMS:
             expected = sum(1 for t in self.emitted.values() if t == team)
@@ -374,10 +374,10 @@ class FaultTrial:
 
 
 def store_facts() -> dict:
-    from signals_assets.cli import _store_session
+    from signals_assets.cli.read_models import store_session
     from signals_assets.settings import load_settings
 
-    with _store_session(load_settings()) as db:
+    with store_session(load_settings()) as db:
         return {
             "accepted": [
                 (r["signal_id"], int(r["n"]))
