@@ -16,7 +16,7 @@ def run(capsys, *argv) -> tuple[int, str, str]:
     return code, out, err
 
 
-def emit_args(description, source_id="1"):
+def emit_args(description, source_id: str | bytes = "1", extra: str | None = None):
     return [
         "emit",
         "--team-id",
@@ -30,7 +30,7 @@ def emit_args(description, source_id="1"):
         "--description",
         description,
         "--extra",
-        json.dumps(zendesk_extra(1)),
+        json.dumps(zendesk_extra(1)) if extra is None else extra,
     ]
 
 
@@ -248,57 +248,15 @@ MISUSES = {
     "team id float": (["emit-file", "x", "--team-id", "1.0"], "got '1.0'"),
     "team id 30 digits": (["teams", "show", "9" * 30], "got '999999999999999999999999999999'"),
     "extra not JSON": (
-        [
-            "emit",
-            "--team-id",
-            "1",
-            "--source-product",
-            "zendesk",
-            "--source-type",
-            "ticket",
-            "--source-id",
-            "1",
-            "--description",
-            "d",
-            "--extra",
-            "{url:",
-        ],
+        emit_args("d", extra="{url:"),
         "argument --extra: must be JSON (JSONDecodeError: Expecting property name enclosed in double quotes",
     ),
     "extra nested past the recursion limit": (
-        [
-            "emit",
-            "--team-id",
-            "1",
-            "--source-product",
-            "zendesk",
-            "--source-type",
-            "ticket",
-            "--source-id",
-            "1",
-            "--description",
-            "d",
-            "--extra",
-            "[" * 100_000,
-        ],
+        emit_args("d", extra="[" * 100_000),
         "argument --extra: must be JSON (RecursionError: maximum recursion depth exceeded",
     ),
     "invalid UTF-8 argument": (
-        [
-            "emit",
-            "--team-id",
-            "1",
-            "--source-product",
-            "zendesk",
-            "--source-type",
-            "ticket",
-            "--source-id",
-            b"caf\xe9",
-            "--description",
-            "Card declined.",
-            "--extra",
-            "{}",
-        ],
+        emit_args("Card declined.", source_id=b"caf\xe9", extra="{}"),
         "error: source_id: must be valid UTF-8 text, found an undecodable byte or lone surrogate "
         "(U+DCE9) at character 3",
     ),
