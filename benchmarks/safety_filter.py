@@ -2,7 +2,7 @@
 
 Each line: {"id", "split", "label" ("benign" or one of the five kinds), "text"}. Splits:
 `dev` is what the rules were written against; `heldout` was written after the first rules were frozen;
-`heldout2` was written after the generalisation rules were frozen, and measured once.
+`heldout2` and each later `heldoutN` were written after the rules of the time were frozen, and measured once.
 
 Overall: "unsafe" is the positive class (any kind counts as a detection).
 Per kind: a prediction counts only when the kind matches the label.
@@ -11,7 +11,7 @@ test) and every HWU64 assistant command is screened: each one flagged is a false
 prints the filter's speed on them (one core, wall clock), and the time for the slowest shapes of a
 32,000-character text (a signal's size limit), where a rule that backtracks would show up as seconds.
 
-    .venv/bin/python benchmarks/safety_filter.py [--split dev|heldout|heldout2|all] [--errors]
+    .venv/bin/python benchmarks/safety_filter.py [--split dev|heldout|heldout2|…|all] [--errors]
 """
 
 from __future__ import annotations
@@ -25,7 +25,15 @@ from pathlib import Path
 from signals_assets.safety.filter import KINDS, check_signal_text
 
 CORPUS = Path(__file__).resolve().parents[1] / "tests" / "data" / "safety_corpus.jsonl"
-SPLITS = ("dev", "heldout", *(f"heldout{n}" for n in range(2, 11)))
+
+
+def corpus_splits() -> tuple[str, ...]:
+    """The corpus's splits in the order they were written: dev, heldout, heldout2, heldout3, …"""
+    names = {json.loads(line)["split"] for line in CORPUS.read_text().splitlines() if line.strip()}
+    return tuple(sorted(names, key=lambda name: (name != "dev", int(name[len("heldout") :] or 1))))
+
+
+SPLITS = corpus_splits()
 
 
 def load(split: str) -> list[dict]:
