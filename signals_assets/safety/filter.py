@@ -133,7 +133,8 @@ _OVERRIDE_VERB = (
     r"|ignorez|oublie|oubliez|ne (?:tiens|tenez) (?:pas|plus) compte|(?:fais|faites) abstraction|n'ob[eé]is plus"
     r"|ignora|olvida|olvide|omite|descarta|no sigas|dimentica|dimenticate|ignorate|non seguire|esque[çc]a|esquece"
     r"|desconsidere|desconsidera|negeer|vergeet|volg niet|tu ignores|tu oublies|vous ignorez|vous oubliez|du ignorierst"
-    r"|du vergisst|zignoruj|zignorujcie|ignoruj|zapomnij|zapomnijcie|pomi[ńn]|pomijaj|nie stosuj|nie przestrzegaj"
+    r"|du vergisst|(?:i(?:'m| am)|i hereby|we(?:'re| are)) (?:now )?(?:overriding|suspending|revoking|disabling|lifting"
+    r"|waiving|cancel+ing)|zignoruj|zignorujcie|ignoruj|zapomnij|zapomnijcie|pomi[ńn]|pomijaj|nie stosuj|nie przestrzegaj"
     r"|przesta[ńn] (?:stosowa[ćc]|przestrzega[ćc]))"
 )
 _RULE_NOUN = (
@@ -145,7 +146,7 @@ _RULE_NOUN = (
     r"|pautas|normas|normen|voorschriften|vorschriften|bestimmungen|playbook|protocols?|procedures|persona"
     r"|rulebooks?|rubrics?|checklists?|filters|safeguards|system prompt|r[èe]glement|reglamento|regolamento|reglement"
     r"|regelwerk|regulamin|bar[èe]mes|filtres|filtros|filtri|proc[ée]dures|procedimientos"
-    r"|procedimentos|procedure|procedimenti|instrukcj\w*|polece\w*|zasad\w*|regu[łl](?:y|ami|ach)?|wytyczn\w*|ogranicze\w*)"
+    r"|procedimentos|procedure|procedimenti|instrukcj\w*|polece\w*|zasad\w*|regu[łl](?:y|ami|ach)?|procedur\w*|wytyczn\w*|ogranicze\w*)"
 )
 _RULE_OWNER = (
     r"(?:all|any|every|the|your|its|previous|previos|pervious|preivous|prevoius|previus|prior|above|earlier|preceding"
@@ -260,7 +261,7 @@ _ROLE_LABEL = (
 # persona, an order about verdicts, or the model's own instructions.
 _MODEL_DIRECTIVE = (
     r"(?:\b(?:the |an? )?(?:assistant|llm|language model|ai (?:agent|assistant|model|reviewer)|research agent"
-    r"|triage (?:bot|agent)|safety (?:judge|filter|reviewer))s?(?:\s*[,:]|\s+(?:must|should|shall|will|is to|needs? to"
+    r"|triage (?:bot|agent)|(?:triage|review|grouping|summary|research) model|safety (?:judge|filter|reviewer))s?(?:\s*[,:]|\s+(?:must|should|shall|will|is to|needs? to"
     r"|has to|may now|now|always|only|no longer|never|does not|doesn't|will not|won't)\b|\s+(?!is\b|was\b|has\b)\w+s\b)"
     r"|\b(?:[\w-]+ing\s+)?(?:ai|model|assistant|llm|agent|bot|reviewer)s?\s+(?:is|are)\s+(?:now\s+)?(?:required|instructed"
     r"|expected|obliged|ordered|directed|told|asked)\s+to\s+(?:\w+\s+)?(?:ignore|disregard|classify|approve|mark|label"
@@ -293,7 +294,7 @@ _PERSONA = (
     r"|\bimagine que tu es|\b(?:a partir de )?ahora eres|\bfinge (?:que eres|ser)|\bimagina que eres|\b(?:ora|adesso) sei"
     r"|\bd'ora in poi sei|\bfingi di essere|\bimmagina di essere|\b(?:a partir de )?agora (?:voc[êe] [ée]|[ée]s)"
     r"|\bfinja (?:que (?:voc[êe] )?[ée]|ser)|\bimagine que voc[êe] [ée]|\b(?:jij|je) bent nu|\bvanaf nu ben je"
-    r"|\bdoe alsof je|\bstel je voor dat je|\blet'?s play a game|\brole-?play time|\byou(?:'re| are) (?-i:[A-Z])\w+,\s+(?:an?|the)\b"
+    r"|\bdoe alsof je|\bstel je voor dat je|\blet'?s play a game|\brole-?play time|\byou(?:'re| are) (?:(?-i:[A-Z])\w*\s+){0,2}(?-i:[A-Z])\w+,\s+(?:an?|the)\b"
     r"|\bjeste[śs] teraz|\bod teraz jeste[śs]|\budawaj,? [żz]e jeste[śs]|\bwyobra[źz] sobie,? [żz]e jeste[śs]"
     r"|\bzachowuj si[ęe] jak|\bwciel si[ęe] w|\byou(?:'ve| have) been (?:upgraded|updated|switched|converted|promoted"
     r"|reconfigured|changed) (?:to|into)\b)"
@@ -524,7 +525,7 @@ _RULES: list[tuple[str, re.Pattern]] = [
             + _LEAD_WORD
             + r"|\b"
             + _ADDRESSEE
-            + r"\s*(?:[:,]|\s[-—–]+)\s*|\b(?:step\s*\d+|fix|solution|workaround|quick fix|hotfix|remedy)\s*[:.)-]\s*"
+            + r"\s*(?:[:,]|\s[-—–]+)\s*|\b(?:step\s*\d+|fix|solution|workaround|quick fix|hotfix|remedy)\s*[:.)—–-]\s*"
             r"|\b(?:ausf[üu]hren|starten|eingeben|uitvoeren|ex[ée]cuter|ejecutar|eseguire|executar|rodar)\s*:[ \t]*\n?[ \t]*"
             r"(?:(?:```|~~~)[\w-]*[ \t]*\n)?"
             r"|\b(?:tell|ask|instruct|get|have|make)\s+(?:the\s+)?"
@@ -535,7 +536,7 @@ _RULES: list[tuple[str, re.Pattern]] = [
             + _RUN_VERB
             + r"\b"
             + _RUN_TAIL
-            + r")?)"
+            + r")?)[`'\"]?"
             + _DANGEROUS_COMMAND,
             _I,
         ),
@@ -668,6 +669,10 @@ _RULES: list[tuple[str, re.Pattern]] = [
             r"|han caducado|non valgono pi[ùu]|non sono pi[ùu] valide|sono scadute|n[ãa]o (?:valem|se aplicam) mais|expiraram"
             r"|gelden niet meer|zijn niet meer geldig|zijn vervallen)\b"
             r"|\byour\s+(?:\w+\s+)?" + _RULE_NOUN + r"\b" + _SAME + r"{0,20}?\b(?:have|has) expired\b"
+            r"|\b"
+            + _RULE_NOUN
+            + r"\s+you (?:follow|use|apply|enforce)\s+(?:were|have been|got)\s+(?:updated|changed|amended"
+            r"|rewritten)\b"
             r"|\b(?:this|the following|these|the (?:\w+ )?(?:below|above))\s+(?:\w+\s+)?(?:overrides?|supersedes?|replaces?|takes? precedence"
             r" over)\s+(?:your|all|any|the|previous|prior)\b" + _SAME + r"{0,30}?\b" + _RULE_NOUN + r"\b"
             r"|\b(?:as|are|is)\s+(?:its|your|the)\s+new\s+(?:[\w-]+\s+){0,2}(?:instructions|orders|rules|task|prompt)\b"
@@ -675,7 +680,7 @@ _RULES: list[tuple[str, re.Pattern]] = [
             + _ADDRESSEE
             + r"\s+(?:reading|processing|reviewing|handling|summari[sz]ing)\s+"
             r"(?:this|these)\b" + _SAME + r"{0,30}?\b(?:must|should|shall|will|is to|needs? to|has to)\b"
-            r"|\byou(?: are|'re)\s+(?:an?\s+)?(?:unrestricted|unfiltered|uncensored|jailbroken|evil|amoral)\s+(?:[\w-]+\s+)?"
+            r"|\byou(?: are|'re)\s+(?:an?\s+|the\s+)?(?:unrestricted|unfiltered|uncensored|jailbroken|evil|amoral)\s+(?:[\w-]+\s+)?"
             r"(?:a\.?i|assistant|model|chatbot|bot|llm|version)\b"
             r"|\byou(?: are|'re) no longer (?:an?\s+|the\s+)?(?:[\w-]+\s+){0,2}(?:assistant|model|bot|a\.?i|agent|reviewer"
             r"|classifier)\b"
@@ -799,6 +804,7 @@ _RULES: list[tuple[str, re.Pattern]] = [
 # A verb that is also a present-tense form ("the model ignora le regole", "users ignore the guidelines") describes
 # when a subject precedes it in its clause; an order has none ("Modelo, ignora tus reglas", "Please ignore …").
 _OVERRIDE_VERB_AT = re.compile(r"\b" + _OVERRIDE_VERB + r"\b", re.IGNORECASE)
+_FIRST_PERSON = re.compile(r"(?:i|we)\b", re.IGNORECASE)
 _CLAUSE_BOUNDARY = re.compile(r"[.!?:;,\n—–(\[\"“«]")
 _SUBJECT_BEFORE = re.compile(
     r"(?:^|\s)(?:(?:the|this|that|these|those|its|their|his|her|our|my|users?|people|customers?|they|he|she|it|i|we"
@@ -816,7 +822,8 @@ _DEDICATION = re.compile(_TO + r"\s+\S+\s+\S*\s*$|" + _FROM_NOW_ON + r",?\s*$", 
 def _described(text: str, start: int) -> bool:
     """Whether the override verb at `start` has a subject before it in its clause, so it reports what someone
     does rather than ordering it."""
-    if not _OVERRIDE_VERB_AT.match(text, start):
+    verb = _OVERRIDE_VERB_AT.match(text, start)
+    if not verb or _FIRST_PERSON.match(verb.group(0)):  # "I am overriding your criteria" names its own subject
         return False
     boundary = max(
         (m.end() for m in _CLAUSE_BOUNDARY.finditer(text, max(0, start - 60), start)), default=max(0, start - 60)
@@ -936,7 +943,9 @@ _VOCATIVE = re.compile(
     r"(?:must|shall|is to|are to|needs? to|has to|have to|(?:is|are) (?:now )?(?:required|instructed|ordered"
     r"|directed|expected|obliged|told|asked) to\b|(?:is|are) (?:hereby (?:instructed|ordered|directed|required|told)\b"
     r"|(?:instructed|ordered|directed|required|told)\s*:)|(?:can|may) (?:now |safely |simply )?(?:relax|drop|ignore|skip|forget|disregard|bypass|set aside))"
-    r"\s*(?!be\b|have\b)"
+    r"(?!\s*(?:be|have)\b)"
+    r"|(?:^|[.!?:;\n])\s*(?:[\w-]+\s+)?" + _MODEL_NOUN + r"\s+(?:[\w-]+\s+){0,3}?(?:must|shall|is to|are to|needs? to"
+    r"|has to|have to)(?!\s*(?:be|have)\b)"
     # "should" too when the model is named by its job in the pipeline: "the summarising model should …"
     r"|\b(?:the|any|every|each)\s+(?:[\w-]+ing|automated)\s+" + _MODEL_NOUN + r"\s+should\b"
     r"|\b(?:instruct|order|command|authori[sz]|direct|requir|permit|allow)\w*\s+you\s+to\b"
@@ -959,7 +968,7 @@ _VERDICT = (
     r"|(?:hohe|h[öo]chste|haute|alta|m[áa]xima|massima|hoogste) priorit\w+|kritisch|dringend|harmlos|erledigt|gel[öo]st"
     r"|critique|b[ée]nin|inoffensif|r[ée]solue?|cr[íi]tic[oa]s?|urgentes?|resuelt[oa]s?|inofensiv[oa]s?|innocu[oa]|risolt[oa]"
     r"|resolvid[oa]s?"
-    r"|kritiek|onschuldig|opgelost|sev(?:erity)?[- ]?[0-4]|pre-?(?:cleared|approved|vetted)"
+    r"|kritiek|onschuldig|opgelost|duplicate(?: of #?\w+)?|sev(?:erity)?[- ]?[0-4]|pre-?(?:cleared|approved|vetted)"
     r"|(?:the )?(?:very )?(?:top|front)(?: of the (?:queue|list|line|pile))?|first in line|en t[êe]te(?: de (?:file|liste))?"
     r"|in cima|arriba del todo|no topo|bovenaan|na (?:g[óo]rze|pocz[ąa]tku)|seguro|sicuro|s[ûu]r|sicher|veilig"
     r"|bezpieczn\w*|krytyczn\w*|piln[ey]|rozwi[ąa]zan\w*|za[łl]atwion\w*|no action (?:is )?(?:needed|required))\b"
@@ -971,7 +980,7 @@ _ORDER = re.compile(
     r"|mets|ferme|pon|deja|marca|m[áa]rcalo|clasifica|clasif[íi]calo|cierra|imposta|segna|metti|classifica|classificalo"
     r"|chiudi|defina|deixe|deixa|classifique|feche|zet|markeer|classificeer|sluit|bump|push|place|placez|placer|coloca"
     r"|colloca|plaats|califica|calific|valuta|avalia|beoordeel|oznacz|ustaw|zamknij|sklasyfikuj|zakwalifikuj"
-    r"|przenie[śs]|range|rangez|ordena|ordina|ordene|sorteer|trag)\w*\b(?!\s+(?:my|mein\w*|mon|ma|mes"
+    r"|przenie[śs]|zaznacz|range|rangez|ordena|ordina|ordene|sorteer|trag)\w*\b(?!\s+(?:my|mein\w*|mon|ma|mes"
     r"|mi|mis|il mio|la mia|(?:a |o |as |os )?(?:meu|minha|meus|minhas)|mijn|m[óo]j\w*|moj\w*)\b)(?<!ing)"
     + _SAME
     + r"{0,60}?\b"
@@ -1004,7 +1013,8 @@ _ORDER = re.compile(
     r"|\b(?:say|tell|claim|state|write|indique|indiquez|dis|dites|di|diga|dile|zeg|sag|sage|schreib|[ée]cris|escribe|scrivi"
     r"|escreva|schrijf)\b"
     + _SAME
-    + r"{0,40}?\b(?:is|are|was|est|es|est[áa]|[èe]|[ée]|ist|sind|zijn)\s+(?:all\s+)?(?:fine"
+    + r"{0,40}?\b(?:is|are|was|est|es|est[áa]|[èe]|[ée]|ist|sind|zijn)\s+(?:all\s+)?(?:fine|perfect|perfeit[oa]|perfect[oa]"
+    r"|perfett[oa]|parfaite?|perfekt|flawless|impeccable"
     r"|ok|okay|good|safe|stable|clean|passed|" + _VERDICT + r")"
     # silence: "don't flag this", "no informes a nadie", "erwähne die Fehlermeldung nicht", "keep it out of the report"
     r"|\b(?:do not|don'?t|dont|never|ne|no|non|n[ãa]o|not|nie)\s+(?:\w+\s+)?(?:flag|report|mention|include|escalate|signal|tell"
@@ -1023,7 +1033,8 @@ _ORDER = re.compile(
     r"|\b(?:drop|abandon|forget|skip|quit|stop) (?:the|your) (?:triage|review|analysis|classification|summary|grouping"
     r"|task|job|work)\b|\bnew (?:task|job|assignment|mission|orders?|instructions?) for you\b"
     r"|\byou(?:'re| are) (?:now )?(?:off duty|relieved(?: of)?|dismissed|excused)\b"
-    r"|\b(?:jumps?|skips?) the (?:line|queue)\b|\bseverity (?:one|1)\b|\bescalat\w*\s*[=:]\s*(?:false|no|0|off|never)\b"
+    r"|\bskip (?:the |your )?(?:analysis|review|triage|checks?|reading)\b|\bno need to (?:read|review|analy[sz]e|check)"
+    r" (?:further|on|this|it)\b|\b(?:jumps?|skips?) the (?:line|queue)\b|\bseverity (?:one|1)\b|\bescalat\w*\s*[=:]\s*(?:false|no|0|off|never)\b"
     r"|\b(?:outcome|verdict|classification|decision|label)\b[^.\n]{0,30}?(?:\bdecided|\bset|\bfixed|\bfinal|\bis|:|=)"
     r"\s*[:=]?\s*['\"]?"
     + _VERDICT
@@ -1047,7 +1058,7 @@ _OWN_RULES = (
     r"(?:\b(?:your|its|usual|earlier|prior|previous|original|the|those|these|[üu]blichen|gewohnten|habituel(?:le)?s"
     r"|habituales|usuales|solite|soliti|usuais|habituais|gebruikelijke|zwyk[łl]e|standardowe|tes|ta|ton|vos|tus|sus|tue|tuoi|tua|le tue|i tuoi"
     r"|suas|seus|sua|seu|as suas|je|jouw|uw|deine[nmrs]?|dein|ihre[nmrs]?|swoich|swoje|swoim|twoich|twoje|twoim"
-    r"|twoja|tw[óo]j)\s+(?:[\w-]+\s+){0,2}?(?:"
+    r"|twoja|tw[óo]j|ur)\s+(?:[\w-]+\s+){0,2}?(?:"
     + _RULE_NOUN
     + r"|checks|filters?|screening|criteria|logic|guidance|checklist|matrix|scale|review|\w*kriterien|\w*pr[üu]fungen"
     r"|crit[èe]res|grille|contr[ôo]les|v[ée]rifications|criterios|comprobaciones|controles|criteri|controlli|verifiche"
@@ -1056,6 +1067,8 @@ _OWN_RULES = (
     r"|\b(?:the|whatever|any|those|these)\s+(?:[\w-]+\s+){0,2}?(?:you|u)\s+(?:normally |usually |always |currently )?"
     r"(?:use|apply|follow|enforce|obey|run (?:on|under)|were (?:given|told|handed|trained on))\b"
     r"|\byou (?:were|have been|are) (?:configured|told|instructed|programmed|set up|given|handed)\b"
+    r"|\b(?:o que|lo que|ce qu'on|was man|quello che|wat men|co) (?:te |ti |t'|dir |je |ci |ci )?(?:\w+ )?(?:mandaram"
+    r"|disseram|dijeron|ordenaron|a dit|gesagt|detto|gezegd|kazano|powiedziano)\b"
     r"|\b(?:" + _RULE_NOUN + r"|guidance)\s+(?:you (?:were|have been) (?:given|handed|told)|of yours)\b)"
 )
 _SWITCHED_OFF = (
@@ -1070,7 +1083,8 @@ _SWITCHED_OFF = (
     r"|off duty|under maintenance|disregard|overlook|bypass|nie|bez|przesta[ńn]|zapomnij|zignoruj|pomi[ńn]|wy[łl][ąa]czon\w*"
     r"|zawieszon\w*|niewa[żz]n\w*|entfallen|fallen weg|desativad\w*|desactivad\w*|disattivat\w*|deaktiviert"
     r"|d[ée]sactiv[ée]\w*|uitgeschakeld|no (?:aplica|aplican|valen|vale|cuentan|cuenta)|non contano|n[ãa]o contam"
-    r"|z[äa]hlen nicht|ne comptent pas)\b|\bn')"
+    r"|z[äa]hlen nicht|ne comptent pas|(?:are|r|is) (?:off|down|paused|gone)|esque[çc]\w*|olvid\w*|vergiss|dimentic\w*"
+    r"|vergeet)\b|\bn')"
 )
 _RULES_OFF = re.compile(
     _OWN_RULES + _SAME + r"{0,60}?" + _SWITCHED_OFF + r"|" + _SWITCHED_OFF + _SAME + r"{0,60}?" + _OWN_RULES, _I
