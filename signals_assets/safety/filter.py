@@ -968,7 +968,7 @@ _VERDICT = (
     r"|(?:hohe|h[öo]chste|haute|alta|m[áa]xima|massima|hoogste) priorit\w+|kritisch|dringend|harmlos|erledigt|gel[öo]st"
     r"|critique|b[ée]nin|inoffensif|r[ée]solue?|cr[íi]tic[oa]s?|urgentes?|resuelt[oa]s?|inofensiv[oa]s?|innocu[oa]|risolt[oa]"
     r"|resolvid[oa]s?"
-    r"|kritiek|onschuldig|opgelost|duplicate(?: of #?\w+)?|sev(?:erity)?[- ]?[0-4]|pre-?(?:cleared|approved|vetted)"
+    r"|kritiek|onschuldig|opgelost|(?<![\w-])duplicate(?: of #?\w+)?|sev(?:erity)?[- ]?[0-4]|pre-?(?:cleared|approved|vetted)"
     r"|(?:the )?(?:very )?(?:top|front)(?: of the (?:queue|list|line|pile))?|first in line|en t[êe]te(?: de (?:file|liste))?"
     r"|in cima|arriba del todo|no topo|bovenaan|na (?:g[óo]rze|pocz[ąa]tku)|seguro|sicuro|s[ûu]r|sicher|veilig"
     r"|bezpieczn\w*|krytyczn\w*|piln[ey]|rozwi[ąa]zan\w*|za[łl]atwion\w*|no action (?:is )?(?:needed|required))\b"
