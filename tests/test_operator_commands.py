@@ -111,7 +111,7 @@ def test_cleanup_leaves_nothing_of_the_team_and_leaves_other_teams_alone(
     code, out, err = run(capsys, "cleanup", "--team-id", "1", "--yes")
     assert code == 0, err
     summary = json.loads(out)
-    assert summary["rows"]["signals"] == 4 and summary["rows"]["rejected_signals"] == 1
+    assert summary["rows"]["signals"] == 3 and summary["rows"]["rejected_signals"] == 1
     assert summary["objects"]["inbox"] == 1 and summary["objects"]["claimed"] == 1
     assert summary["objects"]["team_config"] == 1 and summary["dagster"]["report_partitions"] >= 1
 
@@ -139,6 +139,10 @@ def test_cleanup_leaves_nothing_of_the_team_and_leaves_other_teams_alone(
     assert not [k for k in materialized_report_partitions(instance) if k.startswith("r1-")]
     assert not instance.get_run_ids(filters=dg.RunsFilter(tags={"signals/team": "1"}))
     assert instance.get_run_ids(filters=dg.RunsFilter(tags={"signals/team": "2"}))
+    # The shared batch runs stay (they are other teams' history too); their logs never carry signal texts.
+    for record in instance.get_runs():
+        for entry in instance.all_logs(record.run_id):
+            assert not [text for text in team_one_texts if text in str(entry)], record.job_name
 
     # Nothing resurfaces: processing the rest (team 2's claimed batch and inbox) brings back nothing of team 1.
     assert run(capsys, "process")[0] == 0
@@ -213,7 +217,10 @@ def test_export_and_import_report_regroups_and_is_idempotent(
         (b"not json", "error: file: must be JSON"),
         (b"[]", "error: file: must be a JSON object (a report export), got a list"),
         (b'{"format": "other"}', "error: format: must be 'signals_assets.report'"),
-        (b'{"format": "signals_assets.report", "version": 1, "signals": []}', "error: signals: must be a non-empty list"),
+        (
+            b'{"format": "signals_assets.report", "version": 1, "signals": []}',
+            "error: signals: must be a non-empty list",
+        ),
         (
             json.dumps(
                 {

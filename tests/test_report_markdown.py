@@ -64,7 +64,21 @@ def test_hostile_signal_text_renders_as_plain_text():
     findings = [{"file": "a|b.py", "start_line": 3, "end_line": 9, "reason": "<script>x</script> [l](http://x)"}]
     html = render_html(render_report_markdown(view(signals, findings, title="# <i>Title</i> [x](y)")))
     # No markup came from the signals: the only tags are the report's own structure.
-    assert set(re.findall(r"<(\w+)", html)) <= {"h2", "h3", "p", "ul", "li", "strong", "table", "thead", "tbody", "tr", "th", "td", "em"}
+    assert set(re.findall(r"<(\w+)", html)) <= {
+        "h2",
+        "h3",
+        "p",
+        "ul",
+        "li",
+        "strong",
+        "table",
+        "thead",
+        "tbody",
+        "tr",
+        "th",
+        "td",
+        "em",
+    }
     assert "<a " not in html and "<img" not in html and "<script" not in html and "<h1" not in html
     # Every signal is one table row of three cells (no `|` or newline broke out of its cell).
     rows = re.findall(r"<tr>(.*?)</tr>", html, re.S)

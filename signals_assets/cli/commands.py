@@ -417,9 +417,7 @@ def cmd_cleanup(args, settings: Settings) -> int:
             store, args.team_id, signal_ids, settings.signal_limits.max_signal_bytes, args.keep_config
         )
         rows = cleanup.delete_team_rows(db, args.team_id)
-    from signals_assets.definitions import defs
-
-    dagster = cleanup.delete_team_partitions(instance, args.team_id, defs())
+    dagster = cleanup.delete_team_partitions(instance, args.team_id)
     print(json.dumps({"team_id": args.team_id, "rows": rows, "objects": objects, "dagster": dagster}))
     return 0
 

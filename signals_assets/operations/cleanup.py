@@ -151,34 +151,27 @@ def runs_in_flight(instance: dg.DagsterInstance) -> list[str]:
     """Ids of the runs queued or running: a cleanup waits for none of them and could race them."""
     import dagster as dg
 
-    from dagster._core.storage.dagster_run import IN_PROGRESS_RUN_STATUSES
+    status = dg.DagsterRunStatus
+    in_flight = [status.QUEUED, status.NOT_STARTED, status.STARTING, status.STARTED, status.CANCELING]
+    return [run.run_id for run in instance.get_runs(filters=dg.RunsFilter(statuses=in_flight))]
 
-    return [run.run_id for run in instance.get_runs(filters=dg.RunsFilter(statuses=list(IN_PROGRESS_RUN_STATUSES)))]
 
-
-def delete_team_partitions(instance: dg.DagsterInstance, team_id: int, definitions: dg.Definitions) -> dict[str, int]:
-    """Delete the team's `reports` partitions, the materialisations recorded for them on every asset
-    partitioned by `reports`, and the team's report runs (with their logs)."""
+def delete_team_partitions(instance: dg.DagsterInstance, team_id: int) -> dict[str, int]:
+    """Delete the team's report runs with their event logs (so the materialisations of the team's
+    report partitions go with them: Dagster's open-source storages cannot wipe single partitions),
+    then the team's `reports` partitions. A report run is the team's by its team tag or its partition."""
     import dagster as dg
 
     from signals_assets.jobs import TEAM_TAG
     from signals_assets.partitions import reports
 
-    graph = definitions.resolve_asset_graph()
-    report_assets = [node.key for node in graph.asset_nodes if node.partitions_def == reports]
-
-    keys = [k for k in instance.get_dynamic_partitions(reports.name) if k.startswith(report_prefix(team_id))]
-    for asset in report_assets:
-        if keys:
-            instance.wipe_asset_partitions(asset, keys)
-    runs = instance.get_run_ids(filters=dg.RunsFilter(tags={TEAM_TAG: str(team_id)}))
-    partition_runs = {
-        run_id
-        for key in keys
-        for run_id in instance.get_run_ids(filters=dg.RunsFilter(tags={"dagster/partition": key}))
-    }
-    for run_id in sorted(set(runs) | partition_runs):
+    partition_set = reports.name or "reports"  # always named; the attribute is typed optional
+    keys = [k for k in instance.get_dynamic_partitions(partition_set) if k.startswith(report_prefix(team_id))]
+    runs = set(instance.get_run_ids(filters=dg.RunsFilter(tags={TEAM_TAG: str(team_id)})))
+    for key in keys:
+        runs.update(instance.get_run_ids(filters=dg.RunsFilter(tags={"dagster/partition": key})))
+    for run_id in sorted(runs):
         instance.delete_run(run_id)
     for key in keys:
-        instance.delete_dynamic_partition(reports.name, key)
-    return {"report_partitions": len(keys), "runs": len(set(runs) | partition_runs)}
+        instance.delete_dynamic_partition(partition_set, key)
+    return {"report_partitions": len(keys), "runs": len(runs)}
