@@ -2,11 +2,13 @@
 
 import json
 import re
+from pathlib import Path
 
 import dagster as dg
 import mistune
 
 from signals_assets.cli.main import main
+from signals_assets.definitions import defs
 from signals_assets.reports.markdown import EXCERPT_CHARS, inline_text, render_report_markdown
 
 from conftest import CARD_DECLINED, PASSWORD_RESET, emit_texts
@@ -122,3 +124,12 @@ def test_report_materialisations_carry_the_report_as_markdown(capsys, signals_ho
     finding = report["research"]["findings"][0]
     assert finding["file"] in research_page and f"{finding['start_line']}–{finding['end_line']}" in research_page
     assert f"Research log: {report['research']['log_key']}" in research_page
+
+
+def test_every_asset_links_to_its_source_file():
+    for node in defs().resolve_asset_graph().asset_nodes:
+        references = node.metadata["dagster/code_references"].code_references
+        files = [Path(reference.file_path) for reference in references]
+        assert files and all(path.is_file() for path in files), node.key
+        if node.group_name == "sql_models":  # the model's SQL, then the Python that runs it
+            assert files[0].name == f"{node.key.path[-1]}.sql", node.key
