@@ -76,6 +76,7 @@ def materialized_report_partitions(instance) -> set[str]:
     }
 
 
+@pytest.mark.parametrize("object_store", ["local", "s3"], indirect=True)
 def test_cleanup_leaves_nothing_of_the_team_and_leaves_other_teams_alone(
     capsys, signals_home, object_store, demo_repository
 ):
@@ -153,9 +154,18 @@ def test_cleanup_leaves_nothing_of_the_team_and_leaves_other_teams_alone(
     assert json.loads(out)["accepted"] == 5
 
 
-def test_cleanup_asks_for_confirmation(capsys, signals_home, object_store, demo_repository, monkeypatch):
+def test_cleanup_asks_for_confirmation_and_waits_for_runs(
+    capsys, signals_home, object_store, demo_repository, monkeypatch
+):
+    from dagster._core.test_utils import create_run_for_test
+
     configure(object_store, demo_repository, 1)
     emit_texts(object_store, PASSWORD_RESET[:1], team_id=1)
+    instance = dg.DagsterInstance.get()
+    running = create_run_for_test(instance, job_name="signal_batch_job", status=dg.DagsterRunStatus.STARTED)
+    code, _, err = run(capsys, "cleanup", "--team-id", "1", "--yes")
+    assert code == 2 and f"1 run(s) queued or in progress (e.g. {running.run_id})" in err
+    instance.report_run_failed(running)
     code, _, err = run(capsys, "cleanup", "--team-id", "1")  # pytest's stdin is not a terminal
     assert code == 2 and "pass --yes" in err
     monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
