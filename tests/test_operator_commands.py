@@ -166,6 +166,13 @@ def test_cleanup_asks_for_confirmation_and_waits_for_runs(
     code, _, err = run(capsys, "cleanup", "--team-id", "1", "--yes")
     assert code == 2 and f"1 run(s) queued or in progress (e.g. {running.run_id})" in err
     instance.report_run_failed(running)
+    with store_session(load_settings()) as db:
+        db.command("CREATE TABLE notes (note String) ENGINE = MergeTree ORDER BY note")
+    code, _, err = run(capsys, "cleanup", "--team-id", "1", "--yes")
+    assert code == 1 and "table(s) notes have no team_id column" in err and "nothing was deleted" in err
+    assert len(object_store.list("inbox/")) == 1
+    with store_session(load_settings()) as db:
+        db.command("DROP TABLE notes")
     code, _, err = run(capsys, "cleanup", "--team-id", "1")  # pytest's stdin is not a terminal
     assert code == 2 and "pass --yes" in err
     monkeypatch.setattr(sys.stdin, "isatty", lambda: True)

@@ -411,12 +411,13 @@ def cmd_cleanup(args, settings: Settings) -> int:
             return 1
     store = open_object_store(settings)
     with store_session(settings) as db:
+        tables = cleanup.team_tables(db)  # refuses before anything is deleted
         signal_ids = cleanup.team_signal_ids(db, args.team_id)
         # Objects first: once they are gone, no re-run of a batch can bring the rows back.
         objects = cleanup.delete_team_objects(
             store, args.team_id, signal_ids, settings.signal_limits.max_signal_bytes, args.keep_config
         )
-        rows = cleanup.delete_team_rows(db, args.team_id)
+        rows = cleanup.delete_team_rows(db, args.team_id, tables)
     dagster = cleanup.delete_team_partitions(instance, args.team_id)
     print(json.dumps({"team_id": args.team_id, "rows": rows, "objects": objects, "dagster": dagster}))
     return 0

@@ -39,31 +39,30 @@ def team_signal_ids(db: StoreSession, team_id: int) -> set[str]:
     return {r["signal_id"] for r in rows}
 
 
-def base_tables(db: StoreSession) -> list[dict]:
-    """{name, has_team} of every table of the database that holds rows (not views)."""
-    return db.query(
+def team_tables(db: StoreSession) -> list[str]:
+    """Every table of the database that holds rows (not views), found in the catalogue so that a new
+    table is covered; StoreError when one has no `team_id` column (a team's rows cannot be told apart)."""
+    tables = db.query(
         "SELECT t.name AS name, countIf(c.name = {column}) > 0 AS has_team "
         "FROM system.tables AS t LEFT JOIN system.columns AS c ON c.database = t.database AND c.table = t.name "
         "WHERE t.database = currentDatabase() AND t.engine NOT IN ('View', 'MaterializedView') "
         "GROUP BY t.name ORDER BY t.name",
         {"column": TEAM_COLUMN},
     )
-
-
-def delete_team_rows(db: StoreSession, team_id: int) -> dict[str, int]:
-    """Delete the team's rows from every table (found in the catalogue, so new tables are covered);
-    the number deleted per table. Mutations run synchronously: the rows are gone from disk, not
-    only hidden. A table without a `team_id` column cannot be split by team: StoreError."""
-    tables = base_tables(db)
     unsplittable = [t["name"] for t in tables if not int(t["has_team"])]
     if unsplittable:
         raise StoreError(
             f"cleanup: table(s) {', '.join(unsplittable)} have no {TEAM_COLUMN} column, so a team's rows "
             "cannot be told apart; nothing was deleted"
         )
+    return [t["name"] for t in tables]
+
+
+def delete_team_rows(db: StoreSession, team_id: int, tables: list[str]) -> dict[str, int]:
+    """Delete the team's rows from `tables` (`team_tables`); the number deleted per table. Mutations
+    run synchronously: the rows are gone from disk, not only hidden."""
     deleted = {}
-    for table in tables:
-        name = table["name"]
+    for name in tables:
         count = int(db.scalar(f"SELECT count() FROM {name} WHERE {TEAM_COLUMN} = {{team}}", {"team": team_id}))
         if count:
             db.command(
