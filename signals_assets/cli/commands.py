@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Iterator
@@ -19,6 +20,7 @@ if TYPE_CHECKING:  # dagster is imported only by the commands that run jobs
     import dagster as dg
 
 INVALID_LINES_SHOWN = 20
+MAX_IMPORT_FILE_BYTES = 1 << 30
 
 
 def cmd_emit(args, settings: Settings) -> int:
@@ -384,8 +386,6 @@ def cmd_list_reports(args, settings: Settings) -> int:
 
 def cmd_cleanup(args, settings: Settings) -> int:
     """Remove everything of the team: store rows, objects and report partitions (see operations.cleanup)."""
-    import sys
-
     from signals_assets.cli.read_models import store_session
     from signals_assets.operations import cleanup
 
@@ -437,16 +437,13 @@ def cmd_export_report(args, settings: Settings) -> int:
             document = export_report(db, team, args.report_id)
         except LookupError as error:
             raise CliError(str(error)) from None
-    text = json.dumps(document, indent=1, default=str, ensure_ascii=False) + "\n"
+    text = json.dumps(document, indent=1, default=str) + "\n"
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
         err(f"report {args.report_id} with {len(document['signals'])} signals written to {args.output}")
     else:
         print(text, end="")
     return 0
-
-
-MAX_IMPORT_FILE_BYTES = 1 << 30
 
 
 def cmd_import_report(args, settings: Settings) -> int:
