@@ -19,14 +19,17 @@ from signals_assets.settings import load_settings
 def defs() -> dg.Definitions:
     settings = load_settings()
     return dg.Definitions(
-        assets=[
-            buffered_signals,
-            signal_embeddings,
-            report_assignments,
-            report_summaries,
-            report_research,
-            build_sql_model_assets(),
-        ],
+        # Code references: each asset's page in the UI links to the file that defines it.
+        assets=dg.with_source_code_references(
+            [
+                buffered_signals,
+                signal_embeddings,
+                report_assignments,
+                report_summaries,
+                report_research,
+                build_sql_model_assets(),
+            ]
+        ),
         jobs=[signal_batch_job, report_job, regroup_job, research_reconciliation_job],
         sensors=[
             build_signal_inbox_sensor(

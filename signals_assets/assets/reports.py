@@ -6,6 +6,7 @@ from signals_assets.partitions import report_team_id, reports
 from signals_assets.recovery.faults import pause_point
 from signals_assets.reports import lifecycle, promotions, store as report_store
 from signals_assets.reports.judgement import judge_report, lifecycle_decision
+from signals_assets.reports.markdown import stored_report_markdown
 from signals_assets.research import store as research_store
 from signals_assets.research.context import repository_candidates, research_task
 from signals_assets.research.outcome import encode_log, failure_reason, research_log_key
@@ -64,6 +65,7 @@ def report_summaries(
             "priority": judgement.priority,
             "lifecycle": outcome,
             "provider": llm.provider,
+            "report": dg.MetadataValue.md(stored_report_markdown(clickhouse.session, team, report)),
         }
     )
 
@@ -127,5 +129,6 @@ def report_research(
             "findings": len(outcome.findings),
             "log_key": log_key,
             "research_round": round_,
+            "report": dg.MetadataValue.md(stored_report_markdown(clickhouse.session, team, report)),
         }
     )

@@ -30,6 +30,10 @@ def _spec(model: SqlModel) -> dg.AssetSpec:
             "path": _display_path(model.path),
             "materialized": model.materialized,
             "sql": dg.MetadataValue.md(f"```sql\n{model.sql.strip()}\n```"),
+            # The UI links the model to its .sql file (definitions.py adds the Python that runs it).
+            "dagster/code_references": dg.CodeReferencesMetadataValue(
+                code_references=[dg.LocalFileCodeReference(file_path=str(model.path.resolve()))]
+            ),
         },
     )
 

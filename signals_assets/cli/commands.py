@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Iterator
@@ -19,6 +20,7 @@ if TYPE_CHECKING:  # dagster is imported only by the commands that run jobs
     import dagster as dg
 
 INVALID_LINES_SHOWN = 20
+MAX_IMPORT_FILE_BYTES = 1 << 30
 
 
 def cmd_emit(args, settings: Settings) -> int:
@@ -90,14 +92,19 @@ def _read_jsonl(path: Path, team_id: int, settings: Settings) -> tuple[list[dict
 
 
 def cmd_emit_file(args, settings: Settings) -> int:
+    payloads, errors = _read_jsonl(Path(args.file), args.team_id, settings)
+    return _emit_valid(payloads, errors, args.skip_invalid, settings)
+
+
+def _emit_valid(payloads: list[dict], errors: list[str], skip_invalid: bool, settings: Settings) -> int:
+    """Emit `payloads` (validated) unless there are `errors` and not `skip_invalid`; one JSON summary line."""
     from signals_assets.ingestion.emit import emit_signal_result
 
-    payloads, errors = _read_jsonl(Path(args.file), args.team_id, settings)
     for message in errors[:INVALID_LINES_SHOWN]:
         err(message)
     if len(errors) > INVALID_LINES_SHOWN:
         err(f"… and {len(errors) - INVALID_LINES_SHOWN} more invalid lines")
-    if errors and not args.skip_invalid:
+    if errors and not skip_invalid:
         raise CliError(f"nothing emitted: {len(errors)} invalid line(s) (--skip-invalid emits the valid ones)")
     store = open_object_store(settings)
     emitted, gated = 0, {}
@@ -110,6 +117,23 @@ def cmd_emit_file(args, settings: Settings) -> int:
         progress(index, len(payloads), "emitting")
     print(json.dumps({"emitted": emitted, "not_emitted": gated, "invalid_lines": len(errors)}))
     return 0 if not gated and not errors else 3
+
+
+def cmd_emit_fixture(args, settings: Settings) -> int:
+    from signals_assets.ingestion.validation import validate_signal
+    from signals_assets.operations.fixtures import fixture_payloads
+
+    try:
+        fixture = fixture_payloads(args.name)
+    except (ValueError, FileNotFoundError) as error:
+        raise CliError(str(error)) from None
+    payloads, errors = [], []
+    for number, payload in enumerate(fixture, start=1):
+        try:
+            payloads.append(validate_signal({**payload, "team_id": args.team_id}, settings.signal_limits).__dict__)
+        except SignalValidationError as error:
+            errors.append(f"{args.name}:{number}: {error}")
+    return _emit_valid(payloads, errors, skip_invalid=False, settings=settings)
 
 
 def cmd_teams_set(args, settings: Settings) -> int:
@@ -358,3 +382,104 @@ def cmd_list_reports(args, settings: Settings) -> int:
             print(f"    - [{s['source_product']}/{s['source_type']} {s['source_id']}] {s['description'][:100]}")
     print(f"{result['count']} report(s)")
     return 0
+
+
+def cmd_cleanup(args, settings: Settings) -> int:
+    """Remove everything of the team: store rows, objects and report partitions (see operations.cleanup)."""
+    from signals_assets.cli.read_models import store_session
+    from signals_assets.operations import cleanup
+
+    ensure_dagster_home(settings)
+    import dagster as dg
+
+    instance = dg.DagsterInstance.get()
+    busy = cleanup.runs_in_flight(instance)
+    if busy:
+        raise CliError(
+            f"{len(busy)} run(s) queued or in progress (e.g. {busy[0]}): wait until they end, or stop the "
+            "daemon, then clean up (a running batch could write the team's signals again)"
+        )
+    if not args.yes:
+        if not sys.stdin.isatty():
+            raise CliError("cleanup asks for confirmation: run it in a terminal, or pass --yes")
+        answer = input(
+            f"Delete every signal, report, research log and inbox object of team {args.team_id}"
+            f"{'' if args.keep_config else ' and its configuration'}? This cannot be undone. Type the team id: "
+        )
+        if answer.strip() != str(args.team_id):
+            err("cleanup cancelled: nothing deleted")
+            return 1
+    store = open_object_store(settings)
+    with store_session(settings) as db:
+        tables = cleanup.team_tables(db)  # refuses before anything is deleted
+        signal_ids = cleanup.team_signal_ids(db, args.team_id)
+        # Objects first: once they are gone, no re-run of a batch can bring the rows back.
+        objects = cleanup.delete_team_objects(
+            store, args.team_id, signal_ids, settings.signal_limits.max_signal_bytes, args.keep_config
+        )
+        rows = cleanup.delete_team_rows(db, args.team_id, tables)
+    dagster = cleanup.delete_team_partitions(instance, args.team_id)
+    print(json.dumps({"team_id": args.team_id, "rows": rows, "objects": objects, "dagster": dagster}))
+    return 0
+
+
+def cmd_export_report(args, settings: Settings) -> int:
+    from signals_assets.cli.read_models import store_session
+    from signals_assets.operations.report_transfer import export_report
+    from signals_assets.partitions import PartitionKeyError, report_team_id
+
+    try:
+        team = report_team_id(args.report_id)
+    except PartitionKeyError as error:
+        raise CliError(str(error)) from None
+    with store_session(settings) as db:
+        try:
+            document = export_report(db, team, args.report_id)
+        except LookupError as error:
+            raise CliError(str(error)) from None
+    text = json.dumps(document, indent=1, default=str) + "\n"
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        err(f"report {args.report_id} with {len(document['signals'])} signals written to {args.output}")
+    else:
+        print(text, end="")
+    return 0
+
+
+def cmd_import_report(args, settings: Settings) -> int:
+    """Emit the export's signals for the team; those already emitted, stored or rejected are skipped."""
+    from signals_assets.cli.read_models import store_session
+    from signals_assets.ingestion import inbox
+    from signals_assets.ingestion.emit import emit_signal_result, object_signal_id, signal_id_for
+    from signals_assets.operations.cleanup import team_signal_ids
+    from signals_assets.operations.report_transfer import decode_report_file, import_payloads
+
+    path = Path(args.file)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_IMPORT_FILE_BYTES + 1)
+    except OSError as error:
+        raise CliError(f"import-report: cannot read {path}: {error.strerror or error}") from None
+    if len(data) > MAX_IMPORT_FILE_BYTES:
+        raise CliError(f"import-report: {path} is over {MAX_IMPORT_FILE_BYTES} bytes")
+    payloads = import_payloads(decode_report_file(data), args.team_id, settings.signal_limits)
+    store = open_object_store(settings)
+    with store_session(settings) as db:
+        present = team_signal_ids(db, args.team_id)
+    # Emitted but not yet stored: waiting in the inbox or claimed into a batch.
+    present |= {object_signal_id(key) for prefix in (inbox.INBOX, inbox.CLAIMED) for key in store.list(prefix)}
+    emitted, skipped, gated = 0, 0, {}
+    for original_id, payload in payloads:
+        # the original id: a report exported from this very team is already here
+        if {original_id, signal_id_for(args.team_id, payload["idempotency_key"])} & present:
+            skipped += 1
+            continue
+        result = emit_signal_result(**payload, store=store, settings=settings)
+        if result.signal_id:
+            emitted += 1
+        else:
+            gated[result.gated_reason] = gated.get(result.gated_reason, 0) + 1
+    print(json.dumps({"emitted": emitted, "already_present": skipped, "not_emitted": gated}))
+    if emitted:
+        err("the signals are in the inbox: the daemon groups them, or run `signals process`")
+    return 3 if gated else 0

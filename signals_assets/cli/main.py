@@ -7,6 +7,7 @@ import math
 import os
 import re
 import sys
+import warnings
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -139,6 +140,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     emit_file.set_defaults(handler=commands.cmd_emit_file)
 
+    fixture = sub.add_parser("emit-fixture", help="emit a named signal set that ships with the repository")
+    fixture.add_argument("name", help="demo or safety-corpus")
+    fixture.add_argument("--team-id", type=team_id_arg, default=1, metavar="TEAM_ID", help="default 1")
+    fixture.set_defaults(handler=commands.cmd_emit_fixture)
+
     process = sub.add_parser("process", help="claim pending signals and run the whole pipeline now, in-process")
     process.set_defaults(handler=commands.cmd_process)
 
@@ -169,6 +175,28 @@ def build_parser() -> argparse.ArgumentParser:
     reports.add_argument("--json", action="store_true")
     reports.add_argument("--limit", type=int_arg(1, MAX_LIST_LIMIT), default=100)
     reports.set_defaults(handler=commands.cmd_list_reports)
+
+    cleanup = sub.add_parser(
+        "cleanup",
+        help="delete everything of a team: signals, embeddings, reports, research logs, inbox and batch "
+        "objects, report partitions and runs, and its configuration",
+    )
+    cleanup.add_argument("--team-id", required=True, **team_id)
+    cleanup.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    cleanup.add_argument("--keep-config", action="store_true", help="keep the team's configuration (consent, repos)")
+    cleanup.set_defaults(handler=commands.cmd_cleanup)
+
+    export = sub.add_parser("export-report", help="write a report and its signals as JSON")
+    export.add_argument("report_id", metavar="REPORT_ID", help="r<team>-<16 hex digits>")
+    export.add_argument("--output", "-o", help="file to write (default: standard output)")
+    export.set_defaults(handler=commands.cmd_export_report)
+
+    import_ = sub.add_parser(
+        "import-report", help="emit the signals of an exported report for a team (grouped again; idempotent)"
+    )
+    import_.add_argument("file")
+    import_.add_argument("--team-id", required=True, **team_id)
+    import_.set_defaults(handler=commands.cmd_import_report)
 
     teams = sub.add_parser("teams", help="team configuration")
     teams_sub = teams.add_subparsers(dest="teams_command", required=True)
@@ -204,9 +232,20 @@ def _first_line(error: BaseException) -> str:
     return lines[0] if lines else type(error).__name__
 
 
+def silence_dagster_maturity_warnings() -> None:
+    """Hide Dagster's Beta and Preview warnings (about APIs the code location uses on purpose) from the
+    terminal; every other warning still shows. Dagster's shared package defines the two categories."""
+    from dagster_shared.utils.warnings import BetaWarning, PreviewWarning
+
+    warnings.filterwarnings("ignore", category=BetaWarning)
+    warnings.filterwarnings("ignore", category=PreviewWarning)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     debug = args.debug or os.environ.get("SIGNALS_DEBUG", "").strip().lower() in ("1", "true", "yes")
+    if not debug:
+        silence_dagster_maturity_warnings()
     with _terminal_safe_stdout():
         try:
             return args.handler(args, load_settings())

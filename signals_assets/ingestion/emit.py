@@ -39,6 +39,11 @@ def inbox_key(received_at: datetime, signal_id: str) -> str:
     return f"{INBOX_PREFIX}{_utc(received_at):%Y%m%dT%H%M%S%fZ}-{signal_id}.json"
 
 
+def object_signal_id(key: str) -> str:
+    """The signal id in an inbox object's key or name (`…/<received at>-<signal id>.json`)."""
+    return key.rsplit("/", 1)[-1].removesuffix(".json").split("-", 1)[-1]
+
+
 def signal_record(valid: ValidSignal, signal_id: str, emitted_at: datetime) -> dict:
     """The inbox object's JSON body: the validated payload plus the envelope (signal_id, emitted_at)."""
     return {

@@ -1,0 +1,112 @@
+"""A report with its signals as one JSON document, and that document read back as signals to emit.
+
+An imported report is not copied row by row: its signals are emitted again for the target team and
+go through the normal ingestion path (gates, safety filter, embedding, grouping), so they land in
+whatever report the target team's grouping decides. Each imported signal keeps its idempotency key
+(or gets `import-<original signal id>`), so importing the same file twice emits nothing new.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from signals_assets.ingestion.validation import SignalLimits, SignalValidationError, shown, validate_signal
+from signals_assets.storage.clickhouse import StoreSession
+from signals_assets.storage.facts import current_assignments
+
+FORMAT = "signals_assets.report"
+VERSION = 1
+MAX_SIGNALS = 100_000
+# Informational fields of an exported signal, not part of what is emitted again.
+_PROVENANCE_FIELDS = ("signal_id", "emitted_at")
+_REPORT_FIELDS = (
+    "team_id",
+    "status",
+    "title",
+    "summary",
+    "signal_count",
+    "total_weight",
+    "priority",
+    "priority_reason",
+    "actionability",
+    "actionability_reason",
+    "safety",
+    "repository",
+    "log_key",
+)
+
+_SIGNALS_SQL = f"""
+SELECT s.signal_id AS signal_id, s.source_product AS source_product, s.source_type AS source_type,
+       s.source_id AS source_id, s.description AS description, s.weight AS weight, s.extra AS extra,
+       s.idempotency_key AS idempotency_key, s.emitted_at AS emitted_at
+FROM ({current_assignments("team_id = {team}")}) AS a
+INNER JOIN signals AS s ON s.team_id = a.team_id AND s.signal_id = a.signal_id
+WHERE a.report_id = {{report}} AND a.deleted = 0
+ORDER BY a.first_position
+"""
+
+
+class ReportFileError(ValueError):
+    """An import file that is not a valid report export; names the field and the rule."""
+
+
+def export_report(db: StoreSession, team_id: int, report_id: str) -> dict:
+    """The report (from the `reports` model) and its live signals; LookupError when the team has no such report."""
+    rows = db.query(
+        "SELECT * FROM reports WHERE team_id = {team} AND report_id = {report}", {"team": team_id, "report": report_id}
+    )
+    if not rows:
+        raise LookupError(f"report {report_id} not found")
+    row = rows[0]
+    report = {"id": report_id, **{name: row[name] for name in _REPORT_FIELDS}}
+    report["findings"] = json.loads(row["findings"] or "[]")
+    signals = []
+    for signal in db.query(_SIGNALS_SQL, {"team": team_id, "report": report_id}):
+        signal["extra"] = json.loads(signal["extra"] or "{}")
+        signal["idempotency_key"] = signal["idempotency_key"] or None
+        signals.append(signal)
+    return {"format": FORMAT, "version": VERSION, "report": report, "signals": signals}
+
+
+def _fail(field: str, rule: str) -> ReportFileError:
+    return ReportFileError(f"{field}: {rule}")
+
+
+def import_payloads(document: Any, team_id: int, limits: SignalLimits) -> list[tuple[str, dict]]:
+    """(original signal id, valid emit payload for team `team_id`) of each of the export's signals;
+    ReportFileError naming the first broken rule (`signals[3].extra.url: is required`) otherwise."""
+    if not isinstance(document, dict):
+        raise _fail("file", f"must be a JSON object (a report export), got {shown(document)}")
+    if document.get("format") != FORMAT:
+        raise _fail("format", f"must be {FORMAT!r} (a file written by `signals export-report`)")
+    if document.get("version") != VERSION:
+        raise _fail("version", f"must be {VERSION}, got {shown(document.get('version'))}")
+    signals = document.get("signals")
+    if not isinstance(signals, list) or not signals:
+        raise _fail("signals", "must be a non-empty list")
+    if len(signals) > MAX_SIGNALS:
+        raise _fail("signals", f"must hold at most {MAX_SIGNALS} signals, got {len(signals)}")
+    payloads = []
+    for index, signal in enumerate(signals):
+        if not isinstance(signal, dict):
+            raise _fail(f"signals[{index}]", f"must be an object, got {shown(signal)}")
+        original_id = signal.get("signal_id")
+        if not isinstance(original_id, str) or not original_id:
+            raise _fail(f"signals[{index}].signal_id", "must be a non-empty string")
+        payload = {k: v for k, v in signal.items() if k not in _PROVENANCE_FIELDS}
+        payload["team_id"] = team_id
+        payload["idempotency_key"] = payload.get("idempotency_key") or f"import-{original_id}"
+        try:
+            valid = validate_signal(payload, limits)
+        except SignalValidationError as error:
+            raise _fail(f"signals[{index}].{error.field}", error.rule) from None
+        payloads.append((original_id, dict(valid.__dict__)))
+    return payloads
+
+
+def decode_report_file(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise _fail("file", f"must be JSON: {error}") from None
