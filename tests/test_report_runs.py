@@ -78,15 +78,15 @@ def report_titled(tables: dict, word: str) -> str:
     return next(s["report_id"] for s in tables["report_summaries"] if word in s["title"].lower())
 
 
-def test_one_run_materialises_each_report_and_a_failed_research_fails_only_its_report(
-    promoted, object_store, tmp_path
-):
+def test_one_run_materialises_each_report_and_a_failed_research_fails_only_its_report(promoted, object_store, tmp_path):
     instance = promoted
     work = promotion_work(instance, object_store, 3, 0)
     assert len(work.to_run) == 3
     [request] = work.run_requests(instance.get_dynamic_partitions("reports"), reports_per_run=50)
     instance.add_dynamic_partitions("reports", list(work.partitions_request().partition_keys))
-    assert request.tags[TEAM_TAG] == "1" and sorted(request.tags[ROUNDS_TAG].split()) == sorted(k for _, k in work.to_run)
+    assert request.tags[TEAM_TAG] == "1" and sorted(request.tags[ROUNDS_TAG].split()) == sorted(
+        k for _, k in work.to_run
+    )
     keys = sorted(p["report_id"] for p, _ in work.to_run)
 
     # First judge every report to learn which one is about password resets; research fails for it.

@@ -100,7 +100,9 @@ def report_summaries(
         if not item.rows:
             if item.before["status"] == lifecycle.SUPPRESSED:  # merged into another report after its promotion
                 continue
-            failures[item.report] = f"report {item.report} has no assigned signals with {embedder.model_name} embeddings"
+            failures[item.report] = (
+                f"report {item.report} has no assigned signals with {embedder.model_name} embeddings"
+            )
             continue
         try:
             judgement = judge_report(report_store.judged_signals(item.rows), llm.safety_judge(), llm.chat())

@@ -245,11 +245,11 @@ def research_pending(definitions, instance, store, settings: Settings) -> tuple[
     """The report runs the promotion sensor would request for the pending promotions (without
     back-off), executed here; the number of rounds researched and the report ids whose run failed."""
     from signals_assets.jobs import ROUNDS_TAG, report_job
-    from signals_assets.partitions import reports
+    from signals_assets.partitions import REPORTS
     from signals_assets.sensors.report_promotion import promotion_work
 
     work = promotion_work(instance, store, settings.max_attempts, backoff_seconds=0, daemon_retries=False)
-    requests = work.run_requests(instance.get_dynamic_partitions(reports.name), settings.reports_per_run)
+    requests = work.run_requests(instance.get_dynamic_partitions(REPORTS), settings.reports_per_run)
     add_partitions(instance, work.partitions_request())
     job = definitions.resolve_job_def(report_job.name)
     report_of = {key: p["report_id"] for p, key in work.to_run}

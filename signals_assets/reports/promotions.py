@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from typing import Sequence
 
 from signals_assets.storage.object_store import ObjectStore
 
@@ -74,7 +75,7 @@ def unpark_promotion(store: ObjectStore, promotion: dict) -> dict:
 
 
 def report_run_groups(
-    rounds: list[tuple[dict, str]], partition_order: list[str], reports_per_run: int
+    rounds: list[tuple[dict, str]], partition_order: Sequence[str], reports_per_run: int
 ) -> list[list[tuple[dict, str]]]:
     """The rounds to run (promotion, attempt key) split into report runs: one team per run, at most
     `reports_per_run` reports, and reports that are consecutive in the `reports` partition set, so

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from typing import Callable, Iterator, TypeVar
+from typing import Any, Callable, Iterator
 
-T = TypeVar("T")
-Task = Callable[[threading.Event], T]
+Task = Callable[[threading.Event], Any]
 
 
 def run_bounded(
     tasks: list[Task], concurrency: int, stop_all: Callable[[], None] = lambda: None
-) -> Iterator[tuple[int, T | None, BaseException | None]]:
+) -> Iterator[tuple[int, Any, BaseException | None]]:
     """(index, result, None) or (index, None, error) for each of `tasks`, as each finishes; at most
     `concurrency` run at once. A task gets the pool's `cancelled` event and should stop soon once
     it is set."""

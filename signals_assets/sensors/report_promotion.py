@@ -1,12 +1,13 @@
 import hashlib
 import time
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import dagster as dg
 
 from signals_assets.assets.grouping import PROMOTED_METADATA_KEY
 from signals_assets.jobs import RANGE_END_TAG, RANGE_START_TAG, ROUNDS_TAG, TEAM_TAG, report_job
-from signals_assets.partitions import reports
+from signals_assets.partitions import REPORTS, reports
 from signals_assets.recovery.attempts import next_step
 from signals_assets.reports import promotions as promotion_facts
 from signals_assets.resources.object_store import ObjectStoreResource
@@ -29,7 +30,7 @@ class PromotionWork:
     done_now: list[str] = field(default_factory=list)
     parked_now: list[str] = field(default_factory=list)
 
-    def run_requests(self, partition_order: list[str], reports_per_run: int) -> list[dg.RunRequest]:
+    def run_requests(self, partition_order: Sequence[str], reports_per_run: int) -> list[dg.RunRequest]:
         """Few report runs for the rounds to run (the sensor requests them; `signals process` executes
         them in-process): per team, a partition range of at most `reports_per_run` reports, tagged
         with its team and the attempt keys of its rounds. `partition_order`: the `reports` partition
@@ -128,7 +129,7 @@ def build_report_promotion_sensor(
         )
         if not work.to_run:
             return dg.SkipReason(f"no promotion to run; {seen}")
-        requests = work.run_requests(context.instance.get_dynamic_partitions(reports.name), reports_per_run)
+        requests = work.run_requests(context.instance.get_dynamic_partitions(REPORTS), reports_per_run)
         context.log.info(f"{len(work.to_run)} round(s) in {len(requests)} run(s); {seen}")
         return dg.SensorResult(run_requests=requests, dynamic_partitions_requests=[work.partitions_request()])
 
