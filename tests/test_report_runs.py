@@ -6,7 +6,7 @@ import sys
 import dagster as dg
 import pytest
 
-from signals_assets.cli.commands import execute_request
+from signals_assets.cli.commands import execute_request, failed_reports
 from signals_assets.ingestion import inbox
 from signals_assets.jobs import ROUNDS_TAG, TEAM_TAG
 from signals_assets.reports.promotions import pending_promotions, report_run_groups
@@ -98,6 +98,7 @@ def test_one_run_materialises_each_report_and_a_failed_research_fails_only_its_r
     job = definitions_with_sandbox(python_executable=failing_interpreter(tmp_path, failing), concurrency=2)
     result = execute_request(job.resolve_job_def("report_job"), request, instance)
     assert result.success  # one report's failure does not fail the run
+    assert failed_reports(result) == {failing}  # what `signals process` names as failed
 
     research = {e.partition: e.metadata for e in result.asset_materializations_for_node("report_research")}
     summaries = {e.partition: e.metadata for e in result.asset_materializations_for_node("report_summaries")}

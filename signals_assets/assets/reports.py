@@ -30,6 +30,7 @@ from signals_assets.storage.object_store import ObjectStore
 
 # A UI backfill of many reports is one run, like the sensor's requests.
 REPORTS_BACKFILL_POLICY = dg.BackfillPolicy.single_run()
+FAILED_IN = "failed_in"  # metadata of a report whose judgement or research failed: the stage
 
 
 def record_report_metadata(context: dg.AssetExecutionContext, report: str, metadata: dict) -> None:
@@ -59,7 +60,7 @@ def summary_metadata(judgement, signal_count: int, outcome: str, provider: str) 
 
 
 def failure_metadata(stage: str, reason: str, research_round: int) -> dict:
-    return {"status": lifecycle.FAILED, "failed_in": stage, "reason": reason, "research_round": research_round}
+    return {"status": lifecycle.FAILED, FAILED_IN: stage, "reason": reason, "research_round": research_round}
 
 
 @dataclass

@@ -265,12 +265,15 @@ def research_pending(definitions, instance, store, settings: Settings) -> tuple[
 
 
 def failed_reports(result: dg.ExecuteInProcessResult) -> set[str]:
-    """The reports a report run ended `failed` (their materialisation metadata says so)."""
+    """The reports whose judgement or research failed in a report run (their materialisation
+    metadata names the stage; a report judged unsafe is an outcome, not a failure)."""
+    from signals_assets.assets.reports import FAILED_IN
+
     return {
         str(event.partition)
         for node in ("report_summaries", "report_research")
         for event in result.asset_materializations_for_node(node)
-        if getattr(event.metadata.get("status"), "value", None) == "failed"
+        if FAILED_IN in event.metadata
     }
 
 
