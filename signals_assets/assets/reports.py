@@ -222,7 +222,8 @@ def report_research(
             run = research_store.ResearchRound(team, report, round_, context.run.run_id, sandbox.mode, gate)
             research_store.record_started(db, run)
             started.append(_StartedRound(run, summary, research_task(report, summary, signals), []))
-            pause_point("research")  # report in_progress, sandbox not started
+    for _ in started:
+        pause_point("research")  # report in_progress, sandbox not started
 
     teams = {}
     for item in started:
