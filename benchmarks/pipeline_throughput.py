@@ -1,7 +1,9 @@
 """End to end on the Banking77 dev texts: `signals emit-file` then `signals process`.
 
-Prints wall time and signals/second of both commands, checks that every accepted signal was
-assigned exactly once, and prints the grouping scores (ARI, pair precision/recall) of the result.
+Prints wall time and signals/second of both commands, the offline embedder's raw texts/second on the
+same texts in the same run and the ratio of the two, the number of Dagster runs `signals process`
+made (by job), checks that every accepted signal was assigned exactly once, and prints the grouping
+scores (ARI, pair precision/recall) of the result.
 Runs on a fresh temporary SIGNALS_HOME (or SIGNALS_HOME if set). With `--repo PATH` the team has a
 repository, so research has code to rank; the research time per report is printed by sandbox
 (e.g. SIGNALS_SANDBOX=docker for containers). Usage:
@@ -44,6 +46,29 @@ def timed(*args: str) -> float:
     return time.monotonic() - started
 
 
+def embedder_texts_per_second(texts: list[str]) -> float:
+    """The offline embedder alone on `texts` (batch 64, after a warm-up batch)."""
+    from signals_assets.llm.minilm import load_encoder
+
+    encoder = load_encoder()
+    encoder.batch_size = 64
+    encoder.encode(texts[:64])
+    started = time.monotonic()
+    encoder.encode(texts)
+    return len(texts) / (time.monotonic() - started)
+
+
+def dagster_runs_by_job(dagster_home: Path) -> dict[str, int]:
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        runs = instance.get_runs()
+    counts: dict[str, int] = {}
+    for run in runs:
+        counts[run.job_name] = counts.get(run.job_name, 0) + 1
+    return counts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--size", type=int, default=2000)
@@ -58,6 +83,7 @@ def main() -> None:
     repos = [arg for path in args.repo for arg in ("--repo", str(Path(path).resolve()))]
     subprocess.run([SIGNALS, "teams", "set", "1", "--consent", *repos], check=True, stdout=subprocess.DEVNULL)
 
+    load_before = os.getloadavg()[0]
     emit_seconds = timed("emit-file", str(jsonl), "--team-id", "1")
     process_seconds = timed("process")
 
@@ -80,10 +106,17 @@ def main() -> None:
     predicted = [by_source[i] for i in sorted(by_source)]
     scores = grouping_scores(truth, predicted)
     total = len(texts)
+    embedder_rate = embedder_texts_per_second([text for text, _ in texts])
+    runs = dagster_runs_by_job(home / "dagster_home")
     print(f"signals: {total}, accepted {accepted}, rejected {json.dumps(rejected)}")
     print(f"assigned exactly once: {assigned_once}/{accepted}")
     print(f"emit-file: {emit_seconds:.1f} s ({total / emit_seconds:.0f} signals/s)")
     print(f"process:   {process_seconds:.1f} s ({total / process_seconds:.1f} signals/s)")
+    print(
+        f"embedder alone: {embedder_rate:.0f} texts/s; end to end / embedder: "
+        f"{total / process_seconds / embedder_rate:.3f}"
+    )
+    print(f"dagster runs: {sum(runs.values())} ({json.dumps(runs, sort_keys=True)})")
     print(f"reports by status: {json.dumps(statuses)}")
     for row in research:
         print(
@@ -91,6 +124,7 @@ def main() -> None:
             f"mean {row['mean']:.1f}, median {row['median']:.1f}, max {row['max']:.1f}"
         )
     print("grouping: " + ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in scores.items()))
+    print(f"load average (1 min) before: {load_before:.1f}, after: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"SIGNALS_HOME={home}")
 
 

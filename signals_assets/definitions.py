@@ -38,7 +38,9 @@ def defs() -> dg.Definitions:
                 settings.max_attempts,
                 settings.retry_backoff_seconds,
             ),
-            build_report_promotion_sensor(settings.max_attempts, settings.retry_backoff_seconds),
+            build_report_promotion_sensor(
+                settings.max_attempts, settings.retry_backoff_seconds, settings.reports_per_run
+            ),
             dead_run_reconciler,
             research_reconciler,
         ],

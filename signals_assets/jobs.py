@@ -1,4 +1,5 @@
-"""The two jobs the sensors launch: one run per signal batch, one run per report (research round)."""
+"""The jobs the sensors launch: one run per signal batch, and report runs that each summarise and
+research a partition range of reports (the rounds the run covers are in its ROUNDS_TAG)."""
 
 import dagster as dg
 
@@ -10,6 +11,10 @@ SQL_MODELS = dg.AssetSelection.groups("sql_models")
 STAGE_TAG = "signals/stage"
 # On runs that concern one team (report runs), so an instance can limit runs per team.
 TEAM_TAG = "signals/team"
+# On report runs: the attempt keys (`<report>-round<N>[-retry<M>]`) of the report rounds the run covers.
+ROUNDS_TAG = "signals/report_rounds"
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 # Housekeeping runs: their own stage limit in the instance and a high priority, so they never wait
 # behind a backlog of pipeline runs.
 HOUSEKEEPING_TAGS = {STAGE_TAG: "housekeeping", "dagster/priority": "10"}
@@ -27,7 +32,8 @@ report_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(report_summaries, report_research),
     executor_def=dg.in_process_executor,
     tags={STAGE_TAG: "report"},
-    description="Summarise and research one promoted report (the SQL models are views: always current).",
+    description="Summarise and research the promoted reports of a partition range, one materialisation per "
+    "report (the SQL models are views: always current).",
 )
 
 regroup_job = dg.define_asset_job(

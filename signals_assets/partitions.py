@@ -15,7 +15,8 @@ import dagster as dg
 from signals_assets.ingestion.validation import SignalValidationError, check_team_id
 
 signal_batches = dg.DynamicPartitionsDefinition(name="signal_batches")
-reports = dg.DynamicPartitionsDefinition(name="reports")
+REPORTS = "reports"
+reports = dg.DynamicPartitionsDefinition(name=REPORTS)
 
 _BATCH_KEY = re.compile(r"^b(\d{8})T(\d{6})(\d{6})Z$")
 _BATCH_FORMAT = "b%Y%m%dT%H%M%S%fZ"

@@ -95,6 +95,10 @@ class Settings:
     # then parked with its reason after this many failed attempts (`signals unpark` resumes it).
     max_attempts: int = 3
     retry_backoff_seconds: int = 60
+    # Report rounds one report run summarises and researches (one run per team and tick at most
+    # this big), and how many of its research sandboxes run at once.
+    reports_per_run: int = 50
+    research_concurrency: int = 2
 
     @property
     def objects_root(self) -> Path:
@@ -161,4 +165,6 @@ def load_settings() -> Settings:
         ),
         max_attempts=_positive_int("SIGNALS_MAX_ATTEMPTS", 3),
         retry_backoff_seconds=_positive_int("SIGNALS_RETRY_BACKOFF_SECONDS", 60),
+        reports_per_run=_positive_int("SIGNALS_REPORTS_PER_RUN", 50),
+        research_concurrency=_positive_int("SIGNALS_RESEARCH_CONCURRENCY", os.cpu_count() or 1),
     )

@@ -112,6 +112,7 @@ def test_daemon_groups_and_researches_and_survives_a_crash(
     assert status["settled"], (status, log_path.read_text()[-3000:])
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         runs = [r.dagster_run for r in instance.get_run_records(filters=dg.RunsFilter(job_name="signal_batch_job"))]
+        report_runs = instance.get_run_records(filters=dg.RunsFilter(job_name="report_job"))
     failed = [r for r in runs if r.status == dg.DagsterRunStatus.FAILURE]
     killed = [r for r in failed if "is gone" in str(instance_failure_messages(dagster_home, r.run_id))]
     assert killed
@@ -124,6 +125,7 @@ def test_daemon_groups_and_researches_and_survives_a_crash(
     listing = signals_cli(env, "list-reports", "--team-id", "1", "--signals")
     ready = [r for r in listing["reports"] if r["status"] == "ready"]
     assert len(ready) == 3, listing
+    assert 0 < len(report_runs) < len(ready)  # a report run covers several reports
     assert sum(r["signal_count"] for r in listing["reports"]) == 9
     for report in ready:
         assert report["title"] and report["summary"]

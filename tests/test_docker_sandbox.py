@@ -414,7 +414,7 @@ def test_a_misbehaving_container_is_stopped_and_the_report_fails_with_the_reason
     started = time.monotonic()
     result = run_report(instance, report_id, mode="docker", **fields)
 
-    assert not result.success
+    assert result.success  # the report fails, not the run: other reports of a run go on
     assert list(temp_dir.iterdir()) == []  # containers left behind: the autouse fixture
     assert time.monotonic() - started < 120
     view = report_view(report_id)

@@ -20,7 +20,7 @@ from signals_assets.cli.commands import ensure_dagster_home
 from signals_assets.cli.main import main
 from signals_assets.definitions import defs
 from signals_assets.ingestion import inbox
-from signals_assets.jobs import TEAM_TAG
+from signals_assets.jobs import ROUNDS_TAG, TEAM_TAG
 from signals_assets.recovery.attempts import Attempt, next_attempt_number
 from signals_assets.reports import promotions
 from signals_assets.resources.object_store import ObjectStoreResource
@@ -240,9 +240,29 @@ def test_grouping_refuses_while_an_earlier_batch_is_unfinished(signals_home, obj
 # --- finding 3 and the promotion sensor: promotions are durable -------------------------------------
 
 
+def report_run(instance, rounds: list[str], status=dg.DagsterRunStatus.NOT_STARTED) -> dg.DagsterRun:
+    """A report run covering the rounds of these attempt keys."""
+    return create_run_for_test(
+        instance,
+        job_name="report_job",
+        status=status,
+        tags={"dagster/run_key": "reports-x", ROUNDS_TAG: " ".join(rounds)},
+    )
+
+
+def failed_report_run(instance, rounds: list[str]) -> None:
+    run = report_run(instance, rounds, dg.DagsterRunStatus.STARTED)
+    instance.report_run_failed(instance.get_run_by_id(run.run_id), "the worker died")
+    instance.add_run_tags(run.run_id, {"dagster/will_retry": "false"})
+
+
 def test_a_pending_promotion_is_requested_until_its_round_is_done(store, tmp_path):
-    report = "r1-0123456789abcdef"
-    promotions.record_promotions(store, "b20261130T000000000000Z", [{"report_id": report, "team_id": 1, "round": 2}])
+    report, other = "r1-0123456789abcdef", "r1-1123456789abcdef"
+    promotions.record_promotions(
+        store,
+        "b20261130T000000000000Z",
+        [{"report_id": report, "team_id": 1, "round": 2}, {"report_id": other, "team_id": 1, "round": 1}],
+    )
     sensor = build_report_promotion_sensor(max_attempts=2, backoff_seconds=0.001)
     resources = {"object_store": ObjectStoreResource(root=str(store.root))}
     with shipped_instance(tmp_path) as instance:
@@ -250,25 +270,38 @@ def test_a_pending_promotion_is_requested_until_its_round_is_done(store, tmp_pat
         def tick():
             return sensor(dg.build_sensor_context(instance=instance, resources=resources))
 
-        first = tick()
-        assert [(r.run_key, r.partition_key, r.tags["signals/team"]) for r in first.run_requests] == [
-            (f"{report}-round2", report, "1")
-        ]
-        assert first.dynamic_partitions_requests[0].partition_keys == [report]
-        run = batch_run(instance, report, f"{report}-round2", job_name="report_job")
-        assert "1 round(s) in flight" in tick().skip_message
+        def requested(result) -> list[tuple[list[str], str, str]]:
+            return [
+                (
+                    sorted(r.tags[ROUNDS_TAG].split()),
+                    f"{r.tags['dagster/asset_partition_range_start']}...{r.tags['dagster/asset_partition_range_end']}",
+                    r.tags["signals/team"],
+                )
+                for r in result.run_requests
+            ]
 
+        first = tick()
+        # both rounds in one run over the range of their (new) partitions
+        assert requested(first) == [([f"{report}-round2", f"{other}-round1"], f"{report}...{other}", "1")]
+        assert first.dynamic_partitions_requests[0].partition_keys == [report, other]
+        instance.add_dynamic_partitions("reports", [report, other])
+        run = report_run(instance, [f"{report}-round2", f"{other}-round1"])
+        assert "2 round(s) in flight" in tick().skip_message
+
+        # the run failed: each round it covered has one failed attempt; both are retried together
         instance.report_run_failed(instance.get_run_by_id(run.run_id), "killed during research")
         instance.add_run_tags(run.run_id, {"dagster/will_retry": "false"})
-        assert [r.run_key for r in tick().run_requests] == [f"{report}-round2-retry1"]
-        failed_run(instance, report, f"{report}-round2-retry1", job_name="report_job")
+        assert requested(tick())[0][0] == [f"{report}-round2-retry1", f"{other}-round1-retry1"]
+        promotions.promotion_done(store, other, 1)  # the retry ran `other` to its outcome, then died
+        failed_report_run(instance, [f"{report}-round2-retry1", f"{other}-round1-retry1"])
         parked = tick()
         assert "parked now: ['r1-0123456789abcdef-round2']" in parked.skip_message
         [record] = promotions.all_promotions(store)
         assert "2 attempt(s) failed" in record["parked"]
 
         promotions.unpark_promotion(store, record)
-        assert [r.run_key for r in tick().run_requests] == [f"{report}-round2-retry2"]
+        [retry] = tick().run_requests
+        assert retry.tags[ROUNDS_TAG] == f"{report}-round2-retry2" and retry.partition_key == report
         promotions.promotion_done(store, report, 2)  # what report_research does once the round has an outcome
         assert promotions.all_promotions(store) == [] and "no promotion to run" in tick().skip_message
 
@@ -341,9 +374,9 @@ def test_signals_process_executes_the_runs_the_sensors_would_request(capsys, sig
             for job in ("signal_batch_job", "report_job")
         }
     assert [(t["dagster/run_key"], t["dagster/partition"]) for t in runs["signal_batch_job"]] == requested
-    assert sorted((t["dagster/run_key"], t[TEAM_TAG]) for t in runs["report_job"]) == sorted(
-        (promotions.promotion_unit(t["dagster/partition"], 1), "1") for t in runs["report_job"]
-    )
+    # one report run for the team's two promoted reports, tagged with both rounds
+    [report_run_tags] = runs["report_job"]
+    assert report_run_tags[TEAM_TAG] == "1" and len(report_run_tags[ROUNDS_TAG].split()) == 2
     assert all(
         t["dagster/max_retries"] == "0" and t[PID_TAG] == str(os.getpid()) and HOST_TAG in t
         for job_runs in runs.values()

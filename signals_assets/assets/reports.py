@@ -1,3 +1,14 @@
+"""The `reports` asset group: summary, judgement and research of promoted reports.
+
+One run covers the reports of a partition range (the report promotion sensor requests a range of
+`reports` per team; a manual materialisation may cover one report). Every report gets its own
+materialisation with its own metadata, and a report that fails ends `failed` with the reason while
+the others finish. The store is opened once per phase, never during a judgement or a sandbox run.
+"""
+
+import functools
+from dataclasses import dataclass
+
 import dagster as dg
 
 from signals_assets.assets.grouping import report_assignments
@@ -9,73 +20,174 @@ from signals_assets.reports.judgement import judge_report, lifecycle_decision
 from signals_assets.reports.markdown import stored_report_markdown
 from signals_assets.research import store as research_store
 from signals_assets.research.context import repository_candidates, research_task
-from signals_assets.research.outcome import encode_log, failure_reason, research_log_key
+from signals_assets.research.outcome import ResearchOutcome, encode_log, failure_reason, research_log_key
+from signals_assets.research.pool import run_bounded
 from signals_assets.resources.clickhouse import ClickHouseResource
 from signals_assets.resources.embedder import EmbedderResource
 from signals_assets.resources.llm import LLMResource
 from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.resources.sandbox import SandboxResource
+from signals_assets.storage.object_store import ObjectStore
+
+# A UI backfill of many reports is one run, like the sensor's requests.
+REPORTS_BACKFILL_POLICY = dg.BackfillPolicy.single_run()
+FAILED_IN = "failed_in"  # metadata of a report whose judgement or research failed: the stage
+
+
+def record_report_metadata(context: dg.AssetExecutionContext, db, report: str, metadata: dict) -> None:
+    """The one place a report's own materialisation metadata is attached (its partition only), with the
+    report as stored now rendered as Markdown for the UI."""
+    markdown = stored_report_markdown(db, report_team_id(report), report)
+    context.add_asset_metadata({**metadata, "report": dg.MetadataValue.md(markdown)}, partition_key=report)
+
+
+def run_metadata(reports_in_run: list[str], outcomes: list[str]) -> dict:
+    """Shared by every report of the run: how big the run was and how its reports ended."""
+    counts: dict[str, int] = {}
+    for outcome in outcomes:
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return {"reports_in_run": len(reports_in_run), "outcomes_in_run": dg.MetadataValue.json(counts)}
+
+
+def summary_metadata(judgement, signal_count: int, outcome: str, provider: str) -> dict:
+    return {
+        "title": judgement.title,
+        "signals": signal_count,
+        "safety": judgement.safety.reason or "safe",
+        "actionability": judgement.actionability,
+        "actionability_reason": judgement.actionability_reason,
+        "priority": judgement.priority,
+        "lifecycle": outcome,
+        "provider": provider,
+    }
+
+
+def failure_metadata(stage: str, reason: str, research_round: int) -> dict:
+    return {"status": lifecycle.FAILED, FAILED_IN: stage, "reason": reason, "research_round": research_round}
+
+
+@dataclass
+class _SummaryInput:
+    report: str
+    team: int
+    round: int
+    rows: list[dict]
+    before: dict
 
 
 @dg.asset(
     partitions_def=reports,
+    backfill_policy=REPORTS_BACKFILL_POLICY,
     deps=[report_assignments],
     group_name="reports",
     kinds={"clickhouse", "python"},
-    description="Title, summary, report-level safety judgement, actionability and priority; the judgement "
-    "moves a candidate report on: unsafe → failed, not actionable → potential (weight reset), needs input → "
-    "pending_input, actionable → research.",
+    description="Title, summary, report-level safety judgement, actionability and priority of each report "
+    "of the run; the judgement moves a candidate report on: unsafe → failed, not actionable → potential "
+    "(weight reset), needs input → pending_input, actionable → research. A report whose judgement fails "
+    "ends failed with the reason; the others go on.",
 )
 def report_summaries(
-    context: dg.AssetExecutionContext, clickhouse: ClickHouseResource, embedder: EmbedderResource, llm: LLMResource
+    context: dg.AssetExecutionContext,
+    clickhouse: ClickHouseResource,
+    embedder: EmbedderResource,
+    llm: LLMResource,
+    object_store: ObjectStoreResource,
 ) -> dg.MaterializeResult:
-    report = context.partition_key
-    team = report_team_id(report)
-    with clickhouse.session(log=context.log.info) as db:
-        rows = report_store.report_signals(db, team, report, embedder.model_name)
-        round_ = report_store.current_round(db, report)
-        before = report_store.state_before_round(db, team, report, round_)
-    if not rows:
-        if before["status"] == lifecycle.SUPPRESSED:  # merged into another report after its promotion
-            context.log.info(f"{report} was merged into another report: nothing to summarise")
-            return dg.MaterializeResult(metadata={"skipped": "report merged into another"})
-        raise dg.Failure(f"report {report} has no assigned signals with {embedder.model_name} embeddings")
+    keys = list(context.partition_keys)
+    session = functools.partial(clickhouse.session, log=context.log.info)
+    with session() as db:
+        inputs = [_summary_input(db, report, embedder.model_name) for report in keys]
     # Judged with the store released: the judge may call a model.
-    judgement = judge_report(report_store.judged_signals(rows), llm.safety_judge(), llm.chat())
-    decision = lifecycle_decision(judgement)
+    judged: dict[str, tuple] = {}
+    failures: dict[str, str] = {}
+    for item in inputs:
+        if not item.rows:
+            if item.before["status"] == lifecycle.SUPPRESSED:  # merged into another report after its promotion
+                continue
+            failures[item.report] = (
+                f"report {item.report} has no assigned signals with {embedder.model_name} embeddings"
+            )
+            continue
+        try:
+            judgement = judge_report(report_store.judged_signals(item.rows), llm.safety_judge(), llm.chat())
+        except Exception as error:
+            failures[item.report] = f"report judgement failed: {failure_reason(error)}"
+            continue
+        judged[item.report] = (judgement, lifecycle_decision(judgement))
+
+    store = object_store.open()
+    outcomes, written = [], []
+    with session() as db:
+        for item in inputs:
+            if item.report in failures:
+                metadata = _summary_failed(db, item, failures[item.report])
+            elif item.report not in judged:
+                metadata = {"skipped": "report merged into another"}
+            else:
+                metadata = _write_summary(db, item, *judged[item.report], llm.provider)
+                written.append(item.report)
+            context.log.info(f"{item.report}: {metadata.get('lifecycle') or metadata.get('reason') or metadata}")
+            record_report_metadata(context, db, item.report, metadata)
+            outcomes.append(str(metadata.get("status", "skipped" if "skipped" in metadata else "judged")))
+    for item in inputs:
+        if item.report in failures:  # the round has its outcome
+            promotions.promotion_done(store, item.report, item.round)
+    for _ in written:
+        pause_point("summarise")  # summary written, research not started
+    return dg.MaterializeResult(metadata=run_metadata(keys, outcomes))
+
+
+def _write_summary(db, item: _SummaryInput, judgement, decision, provider: str) -> dict:
+    """Replace the report's summary and this round's summary event; its materialisation metadata."""
     events = []
-    new_status = decision.moves(before["status"])
+    new_status = decision.moves(item.before["status"])
     if new_status is not None:
-        lifecycle.check_transition(before["status"], new_status)
-        events.append(report_store.summary_event(team, report, round_, judgement, decision, before, rows))
-    with clickhouse.session(log=context.log.info) as db:
-        report_store.write_summary(
-            db, report, round_, report_store.summary_row(team, report, judgement, len(rows), llm.provider), events
+        lifecycle.check_transition(item.before["status"], new_status)
+        events.append(
+            report_store.summary_event(item.team, item.report, item.round, judgement, decision, item.before, item.rows)
         )
-    pause_point("summarise")  # summary written, research not started
-    outcome = decision.outcome(before["status"])
-    context.log.info(f"{report}: {outcome}")
-    return dg.MaterializeResult(
-        metadata={
-            "title": judgement.title,
-            "signals": len(rows),
-            "safety": judgement.safety.reason or "safe",
-            "actionability": judgement.actionability,
-            "actionability_reason": judgement.actionability_reason,
-            "priority": judgement.priority,
-            "lifecycle": outcome,
-            "provider": llm.provider,
-            "report": dg.MetadataValue.md(stored_report_markdown(clickhouse.session, team, report)),
-        }
+    row = report_store.summary_row(item.team, item.report, judgement, len(item.rows), provider)
+    report_store.write_summary(db, item.report, item.round, row, events)
+    metadata = summary_metadata(judgement, len(item.rows), decision.outcome(item.before["status"]), provider)
+    return {**metadata, "status": new_status} if new_status else metadata
+
+
+def _summary_failed(db, item: _SummaryInput, reason: str) -> dict:
+    """The report ends `failed` with the reason (unless its status may not move to failed, e.g. deleted)."""
+    if not report_store.write_summary_failure(db, item.team, item.report, item.round, item.before, reason):
+        return {"skipped": f"report is {item.before['status']}: {reason}"}
+    return failure_metadata("summary", reason, item.round)
+
+
+def _summary_input(db, report: str, model: str) -> _SummaryInput:
+    team = report_team_id(report)
+    round_ = report_store.current_round(db, report)
+    return _SummaryInput(
+        report,
+        team,
+        round_,
+        report_store.report_signals(db, team, report, model),
+        report_store.state_before_round(db, team, report, round_),
     )
+
+
+@dataclass
+class _StartedRound:
+    run: research_store.ResearchRound
+    summary: dict
+    task: dict
+    repositories: list[dict]
 
 
 @dg.asset(
     partitions_def=reports,
+    backfill_policy=REPORTS_BACKFILL_POLICY,
     deps=[report_summaries],
     group_name="reports",
     kinds={"python"},
-    description="Sandboxed research run (Dagster Pipes): the repository and code involved in the report.",
+    description="Sandboxed research runs (Dagster Pipes) of the run's candidate reports, a bounded number at "
+    "once: the repository and code involved in each report. A report whose research fails ends failed with "
+    "the reason; the others go on.",
 )
 def report_research(
     context: dg.AssetExecutionContext,
@@ -84,51 +196,104 @@ def report_research(
     sandbox: SandboxResource,
     embedder: EmbedderResource,
 ) -> dg.MaterializeResult:
-    report = context.partition_key
-    team = report_team_id(report)
-    with clickhouse.session(log=context.log.info) as db:
-        round_ = report_store.current_round(db, report)
-        research_store.clear_round_events(db, report, round_)  # a re-run replaces the round's earlier attempt
-        state = report_store.research_state(db, team, report)
-        if state["status"] != lifecycle.CANDIDATE:
-            # An unsafe, not actionable or needs-input report left `candidate` in report_summaries.
-            context.log.info(f"{report} is {state['status']}, not a candidate: nothing to research")
-            promotions.promotion_done(object_store.open(), report, round_)
-            return dg.MaterializeResult(metadata={"skipped": f"report is {state['status']}"})
-        summary = report_store.report_summary(db, report)
-        signals = report_store.report_signals(db, team, report, embedder.model_name)
-        if summary is None:
-            raise dg.Failure(f"report {report} has no summary yet: materialise report_summaries first")
-        gate = lifecycle.research_gate(int(state["signal_count"]))
-        run = research_store.ResearchRound(team, report, round_, context.run.run_id, sandbox.mode, gate)
-        research_store.record_started(db, run)
-
-    pause_point("research")  # report in_progress, sandbox not started
+    keys = list(context.partition_keys)
+    session = functools.partial(clickhouse.session, log=context.log.info)
     store = object_store.open()
-    config = load_team(store, team)
-    repositories = repository_candidates(config.repositories if config else [])
-    log_key = research_log_key(report, round_, run.run_id)
+    outcomes: list[str] = []
+    started: list[_StartedRound] = []
+    with session() as db:
+        for report in keys:
+            team = report_team_id(report)
+            round_ = report_store.current_round(db, report)
+            research_store.clear_round_events(db, report, round_)  # a re-run replaces the round's earlier attempt
+            state = report_store.research_state(db, team, report)
+            if state["status"] != lifecycle.CANDIDATE:
+                # An unsafe, not actionable or needs-input report left `candidate` in report_summaries.
+                context.log.info(f"{report} is {state['status']}, not a candidate: nothing to research")
+                promotions.promotion_done(store, report, round_)
+                record_report_metadata(context, db, report, {"skipped": f"report is {state['status']}"})
+                outcomes.append("skipped")
+                continue
+            summary = report_store.report_summary(db, report)
+            if summary is None:
+                context.log.warning(f"{report} has no summary yet: materialise report_summaries first")
+                record_report_metadata(context, db, report, {"skipped": "no summary yet: materialise report_summaries"})
+                outcomes.append("skipped")
+                continue
+            signals = report_store.report_signals(db, team, report, embedder.model_name)
+            gate = lifecycle.research_gate(int(state["signal_count"]))
+            run = research_store.ResearchRound(team, report, round_, context.run.run_id, sandbox.mode, gate)
+            research_store.record_started(db, run)
+            started.append(_StartedRound(run, summary, research_task(report, summary, signals), []))
+    for _ in started:
+        pause_point("research")  # report in_progress, sandbox not started
+
+    teams = {}
+    for item in started:
+        if item.run.team not in teams:
+            config = load_team(store, item.run.team)
+            teams[item.run.team] = repository_candidates(config.repositories if config else [])
+        item.repositories = teams[item.run.team]
+
+    def research(item: _StartedRound):
+        return lambda cancelled: sandbox.run_research(context, item.task, item.repositories, cancelled=cancelled)
+
+    unfinished = set(range(len(started)))
+    finished: list[tuple[str, dict]] = []
     try:
-        outcome = sandbox.run_research(context, research_task(report, summary, signals), repositories)
+        for index, outcome, error in run_bounded(
+            [research(item) for item in started],
+            sandbox.concurrency,
+            stop_all=lambda: sandbox.stop_run_containers(context.run.run_id, context.log.warning),
+        ):
+            item = started[index]
+            metadata = _record_research(context, session, store, item, outcome, error)
+            unfinished.discard(index)
+            finished.append((item.run.report, metadata))
+            outcomes.append(str(metadata["status"]))
     except BaseException as error:  # also a terminated run (Dagster interrupts the step)
-        log_lines = getattr(error, "log_lines", [])
-        if log_lines:
-            store.put(log_key, encode_log(log_lines))
-        with clickhouse.session(log=context.log.info) as db:
-            research_store.record_failed(db, run, failure_reason(error), log_key=log_key if log_lines else "")
-        promotions.promotion_done(store, report, round_)
+        for index in sorted(unfinished):
+            _record_research(context, session, store, started[index], None, error)
         raise
-    store.put(log_key, encode_log(outcome.log_lines))
-    with clickhouse.session(log=context.log.info) as db:
-        status = research_store.record_outcome(db, run, outcome, log_key, summary)
-    promotions.promotion_done(store, report, round_)
-    return dg.MaterializeResult(
-        metadata={
-            "status": status,
-            "repository": outcome.repository or "",
-            "findings": len(outcome.findings),
-            "log_key": log_key,
-            "research_round": round_,
-            "report": dg.MetadataValue.md(stored_report_markdown(clickhouse.session, team, report)),
-        }
-    )
+    with session() as db:
+        for report, metadata in finished:
+            record_report_metadata(context, db, report, metadata)
+    return dg.MaterializeResult(metadata=run_metadata(keys, outcomes))
+
+
+def _record_research(
+    context: dg.AssetExecutionContext,
+    session,
+    store: ObjectStore,
+    item: _StartedRound,
+    outcome: ResearchOutcome | None,
+    error: BaseException | None,
+) -> dict:
+    """Record one round's outcome or failure and mark its promotion done; its materialisation metadata."""
+    run = item.run
+    log_key = research_log_key(run.report, run.round, run.run_id)
+    if outcome is not None:
+        store.put(log_key, encode_log(outcome.log_lines))
+        try:
+            with session() as db:
+                status = research_store.record_outcome(db, run, outcome, log_key, item.summary)
+        except lifecycle.InvalidTransition as invalid:
+            error, outcome = invalid, None
+        else:
+            promotions.promotion_done(store, run.report, run.round)
+            return {
+                "status": status,
+                "repository": outcome.repository or "",
+                "findings": len(outcome.findings),
+                "log_key": log_key,
+                "research_round": run.round,
+            }
+    reason = failure_reason(error) if error is not None else "research ended without an outcome"
+    log_lines = getattr(error, "log_lines", [])
+    if log_lines:
+        store.put(log_key, encode_log(log_lines))
+    with session() as db:
+        research_store.record_failed(db, run, reason, log_key=log_key if log_lines else "")
+    promotions.promotion_done(store, run.report, run.round)
+    context.log.warning(f"{run.report}: research failed: {reason}")
+    return {**failure_metadata("research", reason, run.round), "log_key": log_key if log_lines else ""}

@@ -203,6 +203,7 @@ def execute_request(
 ) -> dg.ExecuteInProcessResult:
     """Execute a sensor's RunRequest here and now: the same partition, run key and tags."""
     assert request.run_key is not None, "the sensors key every run request by its attempt"
+    # A partition range (report runs) is in the request's tags.
     return job.execute_in_process(
         partition_key=request.partition_key,
         instance=instance,
@@ -246,7 +247,7 @@ def cmd_process(args, settings: Settings) -> int:
             err(f"batch {batch}: run {result.run_id} failed; later batches wait for it (key order)")
             break
         grouped += 1
-    researched, failed = research_pending(definitions, instance, store, settings.max_attempts)
+    researched, failed = research_pending(definitions, instance, store, settings)
     left = unfinished_work(store)
     for line in left:
         err(f"unfinished: {line}")
@@ -264,22 +265,40 @@ def cmd_process(args, settings: Settings) -> int:
     return 1 if failed or left else 0
 
 
-def research_pending(definitions, instance, store, max_attempts: int) -> tuple[int, list[str]]:
-    """One report run per pending promotion (as the promotion sensor decides, without back-off);
-    the number of rounds researched and the report ids whose run failed."""
-    from signals_assets.jobs import report_job
+def research_pending(definitions, instance, store, settings: Settings) -> tuple[int, list[str]]:
+    """The report runs the promotion sensor would request for the pending promotions (without
+    back-off), executed here; the number of rounds researched and the report ids whose run failed."""
+    from signals_assets.jobs import ROUNDS_TAG, report_job
+    from signals_assets.partitions import REPORTS
     from signals_assets.sensors.report_promotion import promotion_work
 
-    work = promotion_work(instance, store, max_attempts, backoff_seconds=0, daemon_retries=False)
+    work = promotion_work(instance, store, settings.max_attempts, backoff_seconds=0, daemon_retries=False)
+    requests = work.run_requests(instance.get_dynamic_partitions(REPORTS), settings.reports_per_run)
     add_partitions(instance, work.partitions_request())
     job = definitions.resolve_job_def(report_job.name)
-    requests = work.run_requests()
-    failed = []
+    report_of = {key: p["report_id"] for p, key in work.to_run}
+    researched, failed = 0, []
     for index, request in enumerate(requests, start=1):
-        if not execute_request(job, request, instance).success:
-            failed.append(request.partition_key)
+        rounds = request.tags[ROUNDS_TAG].split()
+        result = execute_request(job, request, instance)
+        ended_failed = failed_reports(result) if result.success else {report_of[key] for key in rounds}
+        researched += sum(1 for key in rounds if report_of[key] not in ended_failed)
+        failed += sorted(ended_failed)
         progress(index, len(requests), "researching reports")
-    return len(requests) - len(failed), failed
+    return researched, failed
+
+
+def failed_reports(result: dg.ExecuteInProcessResult) -> set[str]:
+    """The reports whose judgement or research failed in a report run (their materialisation
+    metadata names the stage; a report judged unsafe is an outcome, not a failure)."""
+    from signals_assets.assets.reports import FAILED_IN
+
+    return {
+        str(event.partition)
+        for node in ("report_summaries", "report_research")
+        for event in result.asset_materializations_for_node(node)
+        if FAILED_IN in event.metadata
+    }
 
 
 def cmd_unpark(args, settings: Settings) -> int:
@@ -322,7 +341,7 @@ def cmd_regroup(args, settings: Settings) -> int:
         tags={"dagster/asset_partition_range_start": batches[0], "dagster/asset_partition_range_end": batches[-1]},
         run_config={**QUIET_RUN_CONFIG, "ops": {"report_assignments": {"config": {"team_ids": [args.team_id]}}}},
     )
-    researched, failed = research_pending(definitions, instance, open_object_store(settings), settings.max_attempts)
+    researched, failed = research_pending(definitions, instance, open_object_store(settings), settings)
     print(json.dumps({"batches": len(batches), "reports_researched": researched, "reports_failed": failed}))
     return 1 if failed else 0
 

@@ -48,6 +48,12 @@ def attempt_number(unit: str, run_key: str) -> int | None:
     return None
 
 
+def attempt_unit(run_key: str) -> str:
+    """The unit an attempt key belongs to: the key without its `-retry<N>` suffix."""
+    unit, separator, number = run_key.rpartition(RETRY_SUFFIX)
+    return unit if separator and number.isdigit() else run_key
+
+
 def next_attempt_number(unit: str, attempts: list[Attempt]) -> int:
     """The first attempt number after every one of `unit`'s keys among `attempts`."""
     numbers = [n for n in (attempt_number(unit, a.run_key) for a in attempts) if n is not None]

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import re
 import string
-from contextlib import AbstractContextManager
-from typing import Callable
 
 from signals_assets.storage.clickhouse import StoreSession
 from signals_assets.storage.facts import current_assignments, latest_report_states
@@ -154,10 +152,6 @@ def render_report_markdown(view: dict) -> str:
     return "\n".join(parts) + "\n"
 
 
-def stored_report_markdown(
-    open_session: Callable[[], AbstractContextManager[StoreSession]], team: int, report: str
-) -> str:
-    """`render_report_markdown` of the report as stored now; `open_session` opens the store briefly."""
-    with open_session() as db:
-        view = report_view(db, team, report)
-    return render_report_markdown(view)
+def stored_report_markdown(db: StoreSession, team: int, report: str) -> str:
+    """`render_report_markdown` of the report as stored now, read through an open store session."""
+    return render_report_markdown(report_view(db, team, report))

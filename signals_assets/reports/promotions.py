@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from typing import Sequence
 
 from signals_assets.storage.object_store import ObjectStore
 
@@ -71,3 +72,37 @@ def unpark_promotion(store: ObjectStore, promotion: dict) -> dict:
     resumed["attempts_forgiven"] = promotion["attempts"]
     store.put(promotion_key(promotion["report_id"], promotion["round"]), json.dumps(resumed).encode())
     return promotion
+
+
+def report_run_groups(
+    rounds: list[tuple[dict, str]], partition_order: Sequence[str], reports_per_run: int
+) -> list[list[tuple[dict, str]]]:
+    """The rounds to run (promotion, attempt key) split into report runs: one team per run, at most
+    `reports_per_run` reports, and reports that are consecutive in the `reports` partition set, so
+    that each run is one partition range holding exactly its reports.
+
+    `partition_order` is the set's current order; reports not in it yet come after it, sorted (the
+    order in which the promotion sensor's add request appends them, a team's keys together)."""
+    position = {key: index for index, key in enumerate(partition_order)}
+    new_keys = sorted({p["report_id"] for p, _ in rounds} - position.keys())
+    position.update({key: len(partition_order) + index for index, key in enumerate(new_keys)})
+    by_team: dict[int, list[tuple[dict, str]]] = {}
+    for item in rounds:
+        by_team.setdefault(int(item[0]["team_id"]), []).append(item)
+    groups = []
+    for team in sorted(by_team):
+        group: list[tuple[dict, str]] = []
+        reports_in_group = 0
+        for item in sorted(by_team[team], key=lambda i: (position[i[0]["report_id"]], i[1])):
+            at = position[item[0]["report_id"]]
+            last = position[group[-1][0]["report_id"]] if group else None
+            if at == last:  # another round of the same report: the run researches its latest
+                group.append(item)
+                continue
+            if last is not None and (at != last + 1 or reports_in_group >= reports_per_run):
+                groups.append(group)
+                group, reports_in_group = [], 0
+            group.append(item)
+            reports_in_group += 1
+        groups.append(group)
+    return groups

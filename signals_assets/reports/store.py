@@ -3,6 +3,7 @@ the summary and research steps see it, its summary, and the `report_summaries` r
 
 from datetime import datetime, timezone
 
+from signals_assets.reports import lifecycle
 from signals_assets.reports.judgement import LifecycleDecision, ReportJudgement, ReportSignal, parse_extra
 from signals_assets.storage.clickhouse import StoreSession
 from signals_assets.storage.facts import current_assignments, latest_report_states
@@ -146,3 +147,35 @@ def write_summary(db: StoreSession, report: str, round_: int, row: dict, events:
         events,
         {"report": report, "round": round_},
     )
+
+
+def write_summary_failure(db: StoreSession, team: int, report: str, round_: int, before: dict, reason: str) -> bool:
+    """Replace this round's summary event by a `failed` one with the reason, when the report's status
+    before the round (`state_before_round`) may move to failed; whether it was written."""
+    try:
+        lifecycle.check_transition(before["status"] or None, lifecycle.FAILED)
+    except lifecycle.InvalidTransition:
+        return False
+    event = {
+        "team_id": team,
+        "report_id": report,
+        "source": report,
+        "stage": "summary",
+        "seq": 0,
+        "event": "failed",
+        "status": lifecycle.FAILED,
+        "title": "",
+        "summary": "",
+        "signals_at_run": int(before["signals_at_run"]),
+        "research_round": round_,
+        "detail": reason,
+        "at": datetime.now(timezone.utc),
+        "weight_after_batch": "",
+    }
+    db.replace_partition(
+        "report_events",
+        "source = {report} AND stage = 'summary' AND research_round = {round}",
+        [event],
+        {"report": report, "round": round_},
+    )
+    return True

@@ -44,5 +44,6 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             inactivity_timeout_seconds=settings.sandbox_inactivity_seconds,
             network=settings.sandbox_network,
             network_allowlist=list(settings.sandbox_network_allowlist),
+            concurrency=settings.research_concurrency,
         ),
     }

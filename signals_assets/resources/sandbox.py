@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -27,6 +28,11 @@ SANDBOX_MODES = ("subprocess", "docker")
 # database passwords). HOME and TMPDIR point into the run's own work dir.
 SUBPROCESS_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH")
 TERMINATION_GRACE_SECONDS = 20
+CANCEL_POLL_SECONDS = 0.5
+
+
+class ResearchCancelled(Exception):
+    """The report run stopped its research pool (it is being terminated)."""
 
 
 class SandboxResource(dg.ConfigurableResource):
@@ -49,13 +55,20 @@ class SandboxResource(dg.ConfigurableResource):
     file_size_mb: int = 16  # docker: largest file the container may write
     output_mb: int = 16  # docker: output read before the container is stopped
     open_files: int = 256  # docker: file-descriptor limit
+    concurrency: int = 2  # research runs of one report run going at once (research/pool.py)
 
     def run_research(
-        self, context: dg.AssetExecutionContext, report: dict, repositories: list[dict], max_files: int = 5
+        self,
+        context: dg.AssetExecutionContext,
+        report: dict,
+        repositories: list[dict],
+        max_files: int = 5,
+        cancelled: threading.Event | None = None,
     ) -> ResearchOutcome:
         """Research one report: `report` {report_id, title, summary, signals}, `repositories` [{name, path}].
 
         Raises SandboxResearchError when the agent fails, exceeds `timeout_seconds` or reports no result.
+        A subprocess agent is stopped once `cancelled` is set; containers by `stop_run_containers`.
         """
         if self.mode not in SANDBOX_MODES:
             raise ValueError(f"sandbox mode {self.mode!r} is not supported (supported: {', '.join(SANDBOX_MODES)})")
@@ -64,7 +77,7 @@ class SandboxResource(dg.ConfigurableResource):
             log_path = Path(work_dir) / LOG_FILE_NAME
             started = time.monotonic()
             try:
-                messages = runner(context, report, repositories, max_files, Path(work_dir))
+                messages = runner(context, report, repositories, max_files, Path(work_dir), cancelled)
             except Exception as error:
                 log_lines = read_log(log_path)
                 message = (
@@ -77,7 +90,13 @@ class SandboxResource(dg.ConfigurableResource):
         return research_outcome(messages, log_lines, report.get("report_id"), self.mode)
 
     def _run_subprocess(
-        self, context: dg.AssetExecutionContext, report: dict, repositories: list[dict], max_files: int, work_dir: Path
+        self,
+        context: dg.AssetExecutionContext,
+        report: dict,
+        repositories: list[dict],
+        max_files: int,
+        work_dir: Path,
+        cancelled: threading.Event | None,
     ) -> list[Any]:
         extras = {
             "report": report,
@@ -103,7 +122,7 @@ class SandboxResource(dg.ConfigurableResource):
             environment.update(HOME=str(work_dir), TMPDIR=str(work_dir), **session.get_bootstrap_env_vars())
             process = subprocess.Popen(command, cwd=work_dir, env=environment)
             try:
-                exit_code = process.wait()
+                exit_code = _wait_unless_cancelled(process, cancelled)
             except BaseException:  # the run is being terminated: the agent stops its own child on SIGINT
                 process.send_signal(signal.SIGINT)
                 try:
@@ -116,7 +135,13 @@ class SandboxResource(dg.ConfigurableResource):
         return list(session.get_custom_messages())
 
     def _run_docker(
-        self, context: dg.AssetExecutionContext, report: dict, repositories: list[dict], max_files: int, work_dir: Path
+        self,
+        context: dg.AssetExecutionContext,
+        report: dict,
+        repositories: list[dict],
+        max_files: int,
+        work_dir: Path,
+        cancelled: threading.Event | None,
     ) -> list[Any]:
         from docker.errors import ImageNotFound
 
@@ -159,6 +184,17 @@ class SandboxResource(dg.ConfigurableResource):
         except ds.ContainerFailed as failure:
             raise SandboxResearchError(f"research container {failure}") from None
 
+    def stop_run_containers(self, run_id: str, warn=None) -> None:
+        """Remove the research containers of run `run_id` (the run is being terminated); their
+        threads then see the container gone and clean up after it."""
+        if self.mode != "docker":
+            return
+        from signals_assets.research import docker_sandbox as ds
+
+        client = ds.engine_client()
+        for container in client.containers.list(all=True, filters={"label": f"{ds.RUN_LABEL}={run_id}"}):
+            ds.remove_container(container, warn or dg.get_dagster_logger().warning)
+
     def prune_containers(self, instance: dg.DagsterInstance, client=None, warn=None) -> list[str]:
         """Remove research containers whose Dagster run has ended (e.g. its worker was killed)."""
         if self.mode != "docker":
@@ -194,6 +230,16 @@ class SandboxResource(dg.ConfigurableResource):
         if elapsed >= self.timeout_seconds:
             return f"research agent exceeded its {self.timeout_seconds}s limit and was stopped"
         return f"research agent failed ({self.mode}): {error}{last_console_line(log_lines)}"
+
+
+def _wait_unless_cancelled(process: subprocess.Popen, cancelled: threading.Event | None) -> int:
+    """The process's exit code; ResearchCancelled once `cancelled` is set while it still runs."""
+    while True:
+        try:
+            return process.wait(timeout=None if cancelled is None else CANCEL_POLL_SECONDS)
+        except subprocess.TimeoutExpired:
+            if cancelled is not None and cancelled.is_set():
+                raise ResearchCancelled("the report run was stopped") from None
 
 
 def _run_is_alive(instance: dg.DagsterInstance, run_id: str) -> bool | None:

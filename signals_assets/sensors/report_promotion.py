@@ -1,15 +1,17 @@
+import hashlib
 import time
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import dagster as dg
 
 from signals_assets.assets.grouping import PROMOTED_METADATA_KEY
-from signals_assets.jobs import TEAM_TAG, report_job
-from signals_assets.partitions import reports
-from signals_assets.recovery.attempts import next_attempt_number, next_step
+from signals_assets.jobs import RANGE_END_TAG, RANGE_START_TAG, ROUNDS_TAG, TEAM_TAG, report_job
+from signals_assets.partitions import REPORTS, reports
+from signals_assets.recovery.attempts import next_step
 from signals_assets.reports import promotions as promotion_facts
 from signals_assets.resources.object_store import ObjectStoreResource
-from signals_assets.sensors.run_attempts import failure_reason, last_failed_run, unit_attempts
+from signals_assets.sensors.run_attempts import failure_reason, last_failed_run, round_attempts
 from signals_assets.storage.object_store import ObjectStore
 
 
@@ -22,22 +24,39 @@ def promotions_from_metadata(metadata: dict) -> list[dict]:
 
 @dataclass
 class PromotionWork:
-    to_run: list[tuple[dict, str]] = field(default_factory=list)  # (promotion, run key)
+    to_run: list[tuple[dict, str]] = field(default_factory=list)  # (promotion, attempt key)
     in_flight: list[str] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)
     done_now: list[str] = field(default_factory=list)
     parked_now: list[str] = field(default_factory=list)
 
-    def run_requests(self) -> list[dg.RunRequest]:
-        """One report run per round to run, keyed by its attempt and tagged with its team (the sensor
-        requests them; `signals process` executes them in-process)."""
+    def run_requests(self, partition_order: Sequence[str], reports_per_run: int) -> list[dg.RunRequest]:
+        """Few report runs for the rounds to run (the sensor requests them; `signals process` executes
+        them in-process): per team, a partition range of at most `reports_per_run` reports, tagged
+        with its team and the attempt keys of its rounds. `partition_order`: the `reports` partition
+        set as it is now."""
         return [
-            dg.RunRequest(run_key=key, partition_key=p["report_id"], tags={TEAM_TAG: str(p["team_id"])})
-            for p, key in self.to_run
+            report_run_request(group)
+            for group in promotion_facts.report_run_groups(self.to_run, partition_order, reports_per_run)
         ]
 
     def partitions_request(self) -> dg.AddDynamicPartitionsRequest:
         return reports.build_add_request(sorted({p["report_id"] for p, _ in self.to_run}))
+
+
+def report_run_request(group: list[tuple[dict, str]]) -> dg.RunRequest:
+    """One run for a group of `report_run_groups`. Its run key stands for the exact attempts and
+    promotions it covers, so a re-evaluated tick asks for the same run and a report promoted again
+    (new promotion time) gets a new one."""
+    attempt_keys = [key for _, key in group]
+    identity = " ".join(f"{key}@{p['promoted_at']}" for p, key in sorted(group, key=lambda item: item[1]))
+    team = str(group[0][0]["team_id"])
+    tags = {TEAM_TAG: team, ROUNDS_TAG: " ".join(attempt_keys)}
+    first, last = group[0][0]["report_id"], group[-1][0]["report_id"]
+    run_key = f"reports-{team}-{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
+    if first == last:
+        return dg.RunRequest(run_key=run_key, partition_key=first, tags=tags)
+    return dg.RunRequest(run_key=run_key, tags={**tags, RANGE_START_TAG: first, RANGE_END_TAG: last})
 
 
 def promotion_work(
@@ -51,19 +70,23 @@ def promotion_work(
     """Decide for every pending promotion; park the ones out of attempts.
 
     Only runs created after the promotion count: a report promoted again (re-grouping) is
-    researched again; a run of it that succeeded means its round is done."""
+    researched again; a run covering its round that succeeded means the round is done."""
     now = time.time() if now is None else now
     work = PromotionWork()
-    for promotion in promotion_facts.pending_promotions(store):
+    pending = promotion_facts.pending_promotions(store)
+    if not pending:
+        return work
+    # One read of the run storage for every pending round (a run covers several rounds).
+    since = min(float(p["promoted_at"]) for p in pending) - 1
+    by_unit = round_attempts(instance, report_job.name, ROUNDS_TAG, since, daemon_retries)
+    for promotion in pending:
         report, round_ = promotion["report_id"], int(promotion["round"])
         unit = promotion_facts.promotion_unit(report, round_)
-        every = unit_attempts(instance, report_job.name, report, unit, daemon_retries)
-        attempts = [a for a in every if a.created_at >= promotion["promoted_at"]]
+        attempts = [a for a in by_unit.get(unit, []) if a.created_at >= promotion["promoted_at"]]
         if any(a.succeeded for a in attempts):
             promotion_facts.promotion_done(store, report, round_)
             work.done_now.append(unit)
             continue
-        used = next_attempt_number(unit, every)
         decision = next_step(
             unit,
             attempts,
@@ -71,7 +94,6 @@ def promotion_work(
             max_attempts,
             backoff_seconds,
             attempts_forgiven=int(promotion.get("attempts_forgiven", 0)),
-            used_keys=used,
         )
         if decision.action == "park":
             reason = f"{decision.detail}; last: {failure_reason(instance, last_failed_run(attempts))}"
@@ -86,15 +108,18 @@ def promotion_work(
     return work
 
 
-def build_report_promotion_sensor(max_attempts: int = 3, backoff_seconds: float = 60) -> dg.SensorDefinition:
+def build_report_promotion_sensor(
+    max_attempts: int = 3, backoff_seconds: float = 60, reports_per_run: int = 50
+) -> dg.SensorDefinition:
     @dg.sensor(
         name="report_promotion_sensor",
         job=report_job,
         minimum_interval_seconds=10,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Reads the pending promotions (object store `promotions/`, written by report_assignments, "
-        "removed when the round has an outcome), adds `reports` partitions and requests one run per research "
-        "round; a round whose runs failed is retried with back-off, then parked with its reason.",
+        "removed when the round has an outcome), adds `reports` partitions and requests few report runs: per "
+        f"team, a partition range of up to {reports_per_run} reports; a round whose run failed is retried "
+        "with back-off, then parked with its reason.",
     )
     def report_promotion_sensor(context: dg.SensorEvaluationContext, object_store: ObjectStoreResource):
         work = promotion_work(context.instance, object_store.open(), max_attempts, backoff_seconds)
@@ -104,9 +129,8 @@ def build_report_promotion_sensor(max_attempts: int = 3, backoff_seconds: float 
         )
         if not work.to_run:
             return dg.SkipReason(f"no promotion to run; {seen}")
-        return dg.SensorResult(
-            run_requests=work.run_requests(),
-            dynamic_partitions_requests=[work.partitions_request()],
-        )
+        requests = work.run_requests(context.instance.get_dynamic_partitions(REPORTS), reports_per_run)
+        context.log.info(f"{len(work.to_run)} round(s) in {len(requests)} run(s); {seen}")
+        return dg.SensorResult(run_requests=requests, dynamic_partitions_requests=[work.partitions_request()])
 
     return report_promotion_sensor

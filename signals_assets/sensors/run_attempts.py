@@ -1,9 +1,12 @@
 """Reading a unit's attempts (batch or report round) from Dagster's run storage."""
 
+from dataclasses import replace
+from datetime import datetime, timezone
+
 import dagster as dg
 
 from signals_assets.assets.grouping import REFUSED_TAG
-from signals_assets.recovery.attempts import Attempt, attempt_number
+from signals_assets.recovery.attempts import Attempt, attempt_number, attempt_unit
 
 RUN_KEY_TAG = "dagster/run_key"
 PARTITION_TAG = "dagster/partition"
@@ -42,6 +45,23 @@ def unit_attempts(
         for r in records
         if attempt_number(unit, r.dagster_run.tags.get(RUN_KEY_TAG, "")) is not None
     ]
+
+
+def round_attempts(
+    instance: dg.DagsterInstance, job_name: str, rounds_tag: str, since: float, daemon_retries: bool = True
+) -> dict[str, list[Attempt]]:
+    """The attempts of every report round made by runs of `job_name` created at or after `since`
+    (unix time), by round. A run covers the rounds its `rounds_tag` lists (attempt keys separated by
+    spaces); a run without it, the round of its run key."""
+    records = instance.get_run_records(
+        filters=dg.RunsFilter(job_name=job_name, created_after=datetime.fromtimestamp(since, tz=timezone.utc))
+    )
+    by_unit: dict[str, list[Attempt]] = {}
+    for record in records:
+        attempt = as_attempt(record, daemon_retries)
+        for key in (record.dagster_run.tags.get(rounds_tag) or attempt.run_key).split():
+            by_unit.setdefault(attempt_unit(key), []).append(replace(attempt, run_key=key))
+    return by_unit
 
 
 def last_failed_run(attempts: list[Attempt]) -> str:

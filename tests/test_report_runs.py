@@ -1,0 +1,202 @@
+"""Report work in few runs: one run summarises and researches a partition range of reports, each
+report with its own materialisation, and one report's failure leaves the others alone."""
+
+import sys
+
+import dagster as dg
+import pytest
+
+from signals_assets.cli.commands import execute_request, failed_reports
+from signals_assets.ingestion import inbox
+from signals_assets.jobs import ROUNDS_TAG, TEAM_TAG
+from signals_assets.reports.promotions import pending_promotions, report_run_groups
+from signals_assets.research.pool import run_bounded
+from signals_assets.sensors.report_promotion import promotion_work
+from signals_assets.settings import load_settings
+from signals_assets.storage.clickhouse import open_chdb
+from signals_assets.storage.facts import latest_report_states
+
+from conftest import CARD_DECLINED, PASSWORD_RESET, emit_texts
+from sandbox_runs import definitions_with_sandbox
+
+SEARCH_BROKEN = [
+    "Product search returns no results when I misspell a product name.",
+    "Product search shows no results when the product name is misspelled.",
+    "A misspelled product name gives no results in product search.",
+]
+# Columns that record when or by which run a row was written: a re-run changes only these.
+RUN_COLUMNS = {"at", "generated_at", "finished_at", "dagster_run_id", "log_key"}
+
+
+def failing_interpreter(tmp_path, report_id: str) -> str:
+    """The real interpreter, except that the agent of `report_id` exits 3 before doing anything (the
+    subprocess sandbox starts it in its work folder, beside its Pipes context file)."""
+    path = tmp_path / "python_failing_one_report"
+    path.write_text(
+        f"#!{sys.executable}\n"
+        "import json, os, sys\n"
+        "context = json.load(open('context.json'))\n"
+        f"if context['extras']['report']['report_id'] == {report_id!r}:\n"
+        "    sys.exit(3)\n"
+        "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])\n"
+    )
+    path.chmod(0o755)
+    return str(path)
+
+
+def store_tables() -> dict:
+    settings = load_settings()
+    with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
+        tables = {
+            "report_summaries": db.query("SELECT * FROM report_summaries ORDER BY report_id"),
+            "research_results": db.query("SELECT * FROM research_results ORDER BY report_id, research_round"),
+            "report_events": db.query("SELECT * FROM report_events ORDER BY report_id, stage, research_round, seq"),
+        }
+        statuses = {r["report_id"]: r["status"] for r in db.query(f"SELECT * FROM ({latest_report_states()})")}
+    return {
+        name: [{k: v for k, v in row.items() if k not in RUN_COLUMNS} for row in rows] for name, rows in tables.items()
+    } | {"statuses": statuses}
+
+
+@pytest.fixture
+def promoted(object_store, team):
+    """Three promoted reports of team 1 (one batch grouped), on a fresh instance."""
+    emit_texts(object_store, CARD_DECLINED + PASSWORD_RESET + SEARCH_BROKEN)
+    [batch] = inbox.claim_pending(object_store, 100, None).new_batches
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("signal_batches", [batch])
+        assert (
+            definitions_with_sandbox()
+            .resolve_job_def("signal_batch_job")
+            .execute_in_process(partition_key=batch, instance=instance)
+            .success
+        )
+        yield instance
+
+
+def report_titled(tables: dict, word: str) -> str:
+    return next(s["report_id"] for s in tables["report_summaries"] if word in s["title"].lower())
+
+
+def test_one_run_materialises_each_report_and_a_failed_research_fails_only_its_report(promoted, object_store, tmp_path):
+    instance = promoted
+    work = promotion_work(instance, object_store, 3, 0)
+    assert len(work.to_run) == 3
+    [request] = work.run_requests(instance.get_dynamic_partitions("reports"), reports_per_run=50)
+    instance.add_dynamic_partitions("reports", list(work.partitions_request().partition_keys))
+    assert request.tags[TEAM_TAG] == "1" and sorted(request.tags[ROUNDS_TAG].split()) == sorted(
+        k for _, k in work.to_run
+    )
+    keys = sorted(p["report_id"] for p, _ in work.to_run)
+
+    # First judge every report to learn which one is about password resets; research fails for it.
+    summaries_only = definitions_with_sandbox().resolve_job_def("report_job")
+    summaries_only.execute_in_process(
+        instance=instance, tags=request.tags, asset_selection=[dg.AssetKey("report_summaries")]
+    )
+    failing = report_titled(store_tables(), "reset")
+    job = definitions_with_sandbox(python_executable=failing_interpreter(tmp_path, failing), concurrency=2)
+    result = execute_request(job.resolve_job_def("report_job"), request, instance)
+    assert result.success  # one report's failure does not fail the run
+    assert failed_reports(result) == {failing}  # what `signals process` names as failed
+
+    research = {e.partition: e.metadata for e in result.asset_materializations_for_node("report_research")}
+    summaries = {e.partition: e.metadata for e in result.asset_materializations_for_node("report_summaries")}
+    assert sorted(research) == sorted(summaries) == keys
+    assert len({summaries[k]["title"].value for k in keys}) == 3  # each report's own metadata
+    assert research[failing]["status"].value == "failed"
+    assert "research agent failed (subprocess)" in research[failing]["reason"].value
+    assert "exited with code 3" in research[failing]["reason"].value
+    others = [k for k in keys if k != failing]
+    assert all(research[k]["status"].value == "ready" and research[k]["findings"].value > 0 for k in others)
+    assert all(research[k]["reports_in_run"].value == 3 for k in keys)
+
+    first = store_tables()
+    assert first["statuses"] == {failing: "failed", **{k: "ready" for k in others}}
+    [failed_row] = [r for r in first["research_results"] if r["report_id"] == failing]
+    assert "exited with code 3" in failed_row["reason"]
+    assert pending_promotions(object_store) == []  # every round has its outcome
+    assert promotion_work(instance, object_store, 3, 0).to_run == []
+
+    # The same partitions again (a manual backfill of the range): identical tables.
+    assert execute_request(job.resolve_job_def("report_job"), request, instance).success
+    assert store_tables() == first
+
+    # One report from the UI: a single-partition run still works and records only that report.
+    single = definitions_with_sandbox().resolve_job_def("report_job")
+    one = single.execute_in_process(partition_key=failing, instance=instance)
+    assert [e.partition for e in one.asset_materializations_for_node("report_research")] == [failing]
+    assert one.asset_materializations_for_node("report_research")[0].metadata["status"].value == "ready"
+    assert store_tables()["statuses"][failing] == "ready"
+
+
+def promotion(report: str, team: int = 1) -> dict:
+    return {"report_id": report, "team_id": team, "round": 1, "promoted_at": 1.0}
+
+
+def test_report_runs_are_per_team_contiguous_ranges_of_at_most_the_cap():
+    existing = ["r1-a", "r1-b", "r2-c", "r1-d"]
+    rounds = [(promotion(k, int(k[1])), f"{k}-round1") for k in ("r1-a", "r1-b", "r1-d", "r2-c", "r1-x", "r1-y")]
+    rounds.append((promotion("r2-z", 2), "r2-z-round1"))
+    groups = report_run_groups(rounds, existing, reports_per_run=50)
+    # r1-d, then r1-x and r1-y appended after it (sorted, before r2-z): one range
+    assert [[key for _, key in g] for g in groups] == [
+        ["r1-a-round1", "r1-b-round1"],
+        ["r1-d-round1", "r1-x-round1", "r1-y-round1"],
+        ["r2-c-round1"],
+        ["r2-z-round1"],
+    ]
+    capped = report_run_groups(rounds, existing, reports_per_run=2)
+    assert [len(g) for g in capped] == [2, 2, 1, 1, 1]
+    # two rounds of one report stay in one run and count once
+    twice = [(promotion("r1-a"), "r1-a-round1"), ({**promotion("r1-a"), "round": 2}, "r1-a-round2")]
+    assert [[k for _, k in g] for g in report_run_groups(twice, ["r1-a"], 1)] == [["r1-a-round1", "r1-a-round2"]]
+
+
+def test_the_research_pool_bounds_concurrency_and_reports_each_error():
+    import threading
+    import time
+
+    running, peak, lock = [0], [0], threading.Lock()
+
+    def task(number):
+        def run(cancelled):
+            with lock:
+                running[0] += 1
+                peak[0] = max(peak[0], running[0])
+            time.sleep(0.05)
+            with lock:
+                running[0] -= 1
+            if number == 2:
+                raise RuntimeError("boom")
+            return number * 10
+
+        return run
+
+    results = {index: (value, error) for index, value, error in run_bounded([task(n) for n in range(6)], 2)}
+    assert peak[0] == 2
+    assert {i: v for i, (v, e) in results.items() if e is None} == {0: 0, 1: 10, 3: 30, 4: 40, 5: 50}
+    assert str(results[2][1]) == "boom"
+    with pytest.raises(ValueError, match="research concurrency must be at least 1"):
+        list(run_bounded([task(0)], 0))
+
+
+def test_an_interrupted_pool_cancels_and_stops_its_running_tasks():
+    """What a terminated run does: the interrupt reaches the thread reading the results."""
+    import threading
+
+    seen, stopped, running = [], [], threading.Event()
+
+    def wait_for_cancel(cancelled: threading.Event):
+        running.set()
+        seen.append(cancelled.wait(timeout=30))
+
+    def quick(cancelled: threading.Event):
+        running.wait(timeout=30)  # returns once the other task runs
+        return "quick"
+
+    pool = run_bounded([quick, wait_for_cancel], 2, stop_all=lambda: stopped.append(True))
+    assert next(pool) == (0, "quick", None)
+    with pytest.raises(KeyboardInterrupt):
+        pool.throw(KeyboardInterrupt())
+    assert seen == [True] and stopped == [True]
