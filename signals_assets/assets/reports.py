@@ -18,7 +18,9 @@ from signals_assets.resources.sandbox import SandboxResource
 
 @dg.asset(
     partitions_def=reports,
-    deps=[report_assignments],
+    # A report is built from whichever batches assigned signals to it, which no static mapping can
+    # name: it depends on every batch (report keys are no batch keys, so the identity default is wrong).
+    deps=[dg.AssetDep(report_assignments, partition_mapping=dg.AllPartitionMapping())],
     group_name="reports",
     kinds={"clickhouse", "python"},
     description="Title, summary, report-level safety judgement, actionability and priority; the judgement "
