@@ -39,7 +39,9 @@ def pipeline(object_store, team):
     definitions = defs()
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions("signal_batches", [batch])
-        result = definitions.resolve_job_def("signal_batch_job").execute_in_process(partition_key=batch, instance=instance)
+        result = definitions.resolve_job_def("signal_batch_job").execute_in_process(
+            partition_key=batch, instance=instance
+        )
         assert result.success
         evaluations = list(result.get_asset_check_evaluations())
         reports = sorted(p["report_id"] for p in promotions.all_promotions(object_store))
@@ -112,7 +114,10 @@ def test_a_signal_without_exactly_one_embedding_of_the_models_dimension_fails_an
         pipeline, "signal_embeddings", "one_embedding_per_accepted_signal", {"dagster/partition": pipeline.batch}
     )
     assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.ERROR
-    assert "1 accepted signal(s) without exactly one all-MiniLM-L6-v2 embedding of 384 dimensions" in evaluation.description
+    assert (
+        "1 accepted signal(s) without exactly one all-MiniLM-L6-v2 embedding of 384 dimensions"
+        in evaluation.description
+    )
     if signal_id:
         assert evaluation.metadata["problems"].value[0]["signal_id"] == signal_id
 
@@ -179,16 +184,16 @@ def test_a_report_in_progress_whose_run_ended_fails(pipeline):
     with store() as db:
         round_ = db.scalar("SELECT max(research_round) FROM report_events WHERE report_id = {r}", {"r": report})
         event = db.query("SELECT * FROM report_events WHERE report_id = {r} ORDER BY at DESC LIMIT 1", {"r": report})[0]
-        db.insert("report_events", [{**event, "event": "research_started", "status": "in_progress", "at": now, "seq": 5}])
+        db.insert(
+            "report_events", [{**event, "event": "research_started", "status": "in_progress", "at": now, "seq": 5}]
+        )
         result = db.query("SELECT * FROM research_results WHERE report_id = {r}", {"r": report})[0]
         # the run this row names has ended (successfully), so nothing will ever move the report on
         db.insert(
             "research_results",
             [{**result, "research_round": round_, "status": "in_progress", "dagster_run_id": pipeline.report_run_id}],
         )
-        db.command(
-            "DELETE FROM research_results WHERE report_id = {r} AND status != 'in_progress'", {"r": report}
-        )
+        db.command("DELETE FROM research_results WHERE report_id = {r} AND status != 'in_progress'", {"r": report})
 
     evaluation = evaluate(pipeline, "report_research", "no_report_stranded_in_progress")
 
@@ -204,7 +209,9 @@ def test_report_counts_that_drift_from_the_assignments_fail(pipeline):
         db.command("CREATE TABLE reports_frozen ENGINE = MergeTree ORDER BY tuple() AS SELECT * FROM reports")
         db.command("DROP VIEW reports")
         db.command("RENAME TABLE reports_frozen TO reports")
-        signal = db.query("SELECT * FROM report_assignments WHERE report_id = {r} LIMIT 1", {"r": pipeline.reports[0]})[0]
+        signal = db.query("SELECT * FROM report_assignments WHERE report_id = {r} LIMIT 1", {"r": pipeline.reports[0]})[
+            0
+        ]
         db.insert("report_assignments", [{**signal, "report_id": pipeline.reports[1], "seq": 99}])
 
     evaluation = evaluate(pipeline, "reports", "report_counts_match_assignments")
@@ -220,7 +227,13 @@ def test_a_parked_batch_and_a_parked_report_round_show_as_failed_warnings(pipeli
     for asset, check in (("buffered_signals", "no_parked_batches"), ("report_summaries", "no_parked_report_rounds")):
         assert evaluate(pipeline, asset, check).passed
     inbox.park_batch(object_store, pipeline.batch, "3 attempt(s) failed (limit 3); last: boom", 3)
-    promotion = {"report_id": pipeline.reports[0], "team_id": 1, "round": 2, "batch_key": pipeline.batch, "promoted_at": 0}
+    promotion = {
+        "report_id": pipeline.reports[0],
+        "team_id": 1,
+        "round": 2,
+        "batch_key": pipeline.batch,
+        "promoted_at": 0,
+    }
     promotions.park_promotion(object_store, promotion, "3 attempt(s) failed (limit 3); last: sandbox", 3)
 
     batch_check = evaluate(pipeline, "buffered_signals", "no_parked_batches")
@@ -232,5 +245,9 @@ def test_a_parked_batch_and_a_parked_report_round_show_as_failed_warnings(pipeli
         f"1 parked batch(es), waiting for `signals unpark`: {pipeline.batch}: 3 attempt(s) failed (limit 3); last: boom"
     )
     assert round_check.metadata["problems"].value == [
-        {"round": f"{pipeline.reports[0]}-round2", "reason": "3 attempt(s) failed (limit 3); last: sandbox", "attempts": 3}
+        {
+            "round": f"{pipeline.reports[0]}-round2",
+            "reason": "3 attempt(s) failed (limit 3); last: sandbox",
+            "attempts": 3,
+        }
     ]

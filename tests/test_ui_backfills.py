@@ -113,8 +113,13 @@ def backfill(port: int, dagster_home: Path, params: dict, timeout: float = 600) 
         time.sleep(2)
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         runs = instance.get_runs(filters=dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
-    assert status and status["status"] in ("COMPLETED", "COMPLETED_SUCCESS"), (params, status)
-    assert runs and all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs), [(r.run_id, r.status) for r in runs]
+        failures = [
+            event.message
+            for run in runs
+            for event in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE)
+        ]
+    assert status and status["status"] in ("COMPLETED", "COMPLETED_SUCCESS"), (params, status, failures)
+    assert runs and all(run.status == dg.DagsterRunStatus.SUCCESS for run in runs), (params, failures)
 
 
 def settle(dagster_home: Path, store, timeout: float = 600) -> None:
@@ -154,9 +159,7 @@ def processed(signals_home, object_store, team):
     dagster_home = signals_home / "dagster_home"
     (dagster_home / "dagster.yaml").write_text((REPO_ROOT / "deploy" / "dagster.local.yaml").read_text())
     emit_texts(object_store, CARD_DECLINED + PASSWORD_RESET)
-    done = subprocess.run(
-        [str(BIN / "signals"), "process"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=900
-    )
+    done = subprocess.run([str(BIN / "signals"), "process"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         batches = instance.get_dynamic_partitions("signal_batches")

@@ -24,7 +24,9 @@ def batch_scope(context: dg.AssetCheckExecutionContext) -> BatchScope:
     """The batches of the run (one partition or a range of them); every batch when the run has none
     (a check run on its own from the UI, or a report run)."""
     tags = context.run.tags
-    first, last = (tags[PARTITION_TAG],) * 2 if PARTITION_TAG in tags else (tags.get(RANGE_TAGS[0]), tags.get(RANGE_TAGS[1]))
+    first, last = (
+        (tags[PARTITION_TAG],) * 2 if PARTITION_TAG in tags else (tags.get(RANGE_TAGS[0]), tags.get(RANGE_TAGS[1]))
+    )
     if first is None or last is None or not (_is_batch_key(first) and _is_batch_key(last)):
         return BatchScope()
     return BatchScope(first, last)
@@ -38,7 +40,9 @@ def _is_batch_key(key: str) -> bool:
     return True
 
 
-def check_result(verdict: Verdict, severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR) -> dg.AssetCheckResult:
+def check_result(
+    verdict: Verdict, severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR
+) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         passed=verdict.passed,
         severity=severity,
@@ -65,8 +69,8 @@ def one_embedding_per_accepted_signal(
     asset=report_assignments,
     blocking=True,
     description="Every assigned signal of the run's batches has exactly one current assignment, in a report "
-    "of its own team, and every accepted signal of a grouped batch is assigned (blocking: the SQL models "
-    "and the reports' summaries would count it wrong).",
+    "of its own team, and every accepted signal of a grouped batch is assigned (blocking: in a run that "
+    "also refreshes the SQL models or summarises reports, they do not run on wrong assignments).",
 )
 def one_current_assignment_per_signal(
     context: dg.AssetCheckExecutionContext, clickhouse: ClickHouseResource

@@ -56,7 +56,9 @@ def _verdict(problems: list[dict], ok: str, broken: str, describe: Callable[[dic
         return Verdict(True, ok, [], {"problems": 0, **counts})
     shown = "; ".join(describe(p) for p in problems[:3])
     more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
-    return Verdict(False, f"{len(problems)} {broken}: {shown}{more}", problems[:SAMPLE], {"problems": len(problems), **counts})
+    return Verdict(
+        False, f"{len(problems)} {broken}: {shown}{more}", problems[:SAMPLE], {"problems": len(problems), **counts}
+    )
 
 
 _EMBEDDINGS = """
@@ -85,9 +87,7 @@ def embeddings_complete(db: StoreSession, scope: BatchScope, model: str, dimensi
             dimension = 0  # nothing embedded with this model yet: any accepted signal is missing one
     where = scope.where()
     accepted = int(db.scalar(f"SELECT count() FROM signals WHERE {where}", scope.params) or 0)
-    rows = db.query(
-        _EMBEDDINGS.format(scope=where), {**scope.params, "model": model, "dimension": int(dimension)}
-    )
+    rows = db.query(_EMBEDDINGS.format(scope=where), {**scope.params, "model": model, "dimension": int(dimension)})
     problems = [
         {
             "team_id": r["team_id"],
@@ -161,7 +161,12 @@ def assignments_consistent(db: StoreSession, scope: BatchScope) -> Verdict:
     )
     problems = [_assignment_problem(r) for r in db.query(_ASSIGNMENTS.format(scope=where), scope.params)]
     problems += [
-        {"signal_id": r["signal_id"], "team_id": r["team_id"], "report_id": "", "problem": f"not assigned ({r['batch_key']})"}
+        {
+            "signal_id": r["signal_id"],
+            "team_id": r["team_id"],
+            "report_id": "",
+            "problem": f"not assigned ({r['batch_key']})",
+        }
         for r in db.query(_UNASSIGNED.format(scope=where), scope.params)
     ]
     return _verdict(
