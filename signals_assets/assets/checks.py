@@ -2,6 +2,8 @@
 same runs as their assets (the jobs select assets with their checks) and show on each asset's
 Checks tab. Blocking checks stop the rest of their run when downstream work would be wrong."""
 
+from typing import Callable
+
 import dagster as dg
 
 from signals_assets.assets.grouping import report_assignments
@@ -14,6 +16,7 @@ from signals_assets.resources.clickhouse import ClickHouseResource
 from signals_assets.resources.embedder import EmbedderResource
 from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.sensors.research_reconciler import UNFINISHED
+from signals_assets.storage.clickhouse import StoreSession
 
 PARTITION_TAG = "dagster/partition"
 RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
@@ -51,6 +54,15 @@ def check_result(
     )
 
 
+def store_check(
+    context: dg.AssetCheckExecutionContext, clickhouse: ClickHouseResource, guarantee: Callable[[StoreSession], Verdict]
+) -> dg.AssetCheckResult:
+    """The verdict of a guarantee over the store, with the store held only for its queries."""
+    with clickhouse.session(log=context.log.info) as db:
+        verdict = guarantee(db)
+    return check_result(verdict)
+
+
 @dg.asset_check(
     asset=signal_embeddings,
     blocking=True,
@@ -60,9 +72,12 @@ def check_result(
 def one_embedding_per_accepted_signal(
     context: dg.AssetCheckExecutionContext, clickhouse: ClickHouseResource, embedder: EmbedderResource
 ) -> dg.AssetCheckResult:
-    with clickhouse.session(log=context.log.info) as db:
-        verdict = guarantees.embeddings_complete(db, batch_scope(context), embedder.model_name, embedder.dimension)
-    return check_result(verdict)
+    scope = batch_scope(context)
+    return store_check(
+        context,
+        clickhouse,
+        lambda db: guarantees.embeddings_complete(db, scope, embedder.model_name, embedder.dimension),
+    )
 
 
 @dg.asset_check(
@@ -75,9 +90,8 @@ def one_embedding_per_accepted_signal(
 def one_current_assignment_per_signal(
     context: dg.AssetCheckExecutionContext, clickhouse: ClickHouseResource
 ) -> dg.AssetCheckResult:
-    with clickhouse.session(log=context.log.info) as db:
-        verdict = guarantees.assignments_consistent(db, batch_scope(context))
-    return check_result(verdict)
+    scope = batch_scope(context)
+    return store_check(context, clickhouse, lambda db: guarantees.assignments_consistent(db, scope))
 
 
 @dg.asset_check(
@@ -91,22 +105,25 @@ def no_claims_left_behind(
     return check_result(guarantees.claims_consolidated(object_store.open(), batch_scope(context)))
 
 
-@dg.asset_check(
-    asset=buffered_signals,
-    description="Warns while a batch is parked after too many failed attempts (its signals wait for "
-    "`signals unpark`); the reasons are in the metadata.",
-)
-def no_parked_batches(object_store: ObjectStoreResource) -> dg.AssetCheckResult:
-    return check_result(guarantees.no_parked_batches(object_store.open()), dg.AssetCheckSeverity.WARN)
+def parked_check(asset: dg.AssetsDefinition, name: str, what: str, find_parked) -> dg.AssetChecksDefinition:
+    """A warning while any `what` is parked after too many failed attempts, with the reasons."""
+
+    @dg.asset_check(
+        asset=asset,
+        name=name,
+        description=f"Warns while a {what} is parked after too many failed attempts (it waits for "
+        "`signals unpark`); the reasons are in the metadata.",
+    )
+    def check(object_store: ObjectStoreResource) -> dg.AssetCheckResult:
+        return check_result(find_parked(object_store.open()), dg.AssetCheckSeverity.WARN)
+
+    return check
 
 
-@dg.asset_check(
-    asset=report_summaries,
-    description="Warns while a report round is parked after too many failed attempts (it waits for "
-    "`signals unpark`); the reasons are in the metadata.",
+no_parked_batches = parked_check(buffered_signals, "no_parked_batches", "batch", guarantees.no_parked_batches)
+no_parked_report_rounds = parked_check(
+    report_summaries, "no_parked_report_rounds", "report round", guarantees.no_parked_rounds
 )
-def no_parked_report_rounds(object_store: ObjectStoreResource) -> dg.AssetCheckResult:
-    return check_result(guarantees.no_parked_rounds(object_store.open()), dg.AssetCheckSeverity.WARN)
 
 
 @dg.asset_check(
@@ -121,9 +138,7 @@ def no_report_stranded_in_progress(
         run = context.instance.get_run_by_id(run_id) if run_id else None
         return run is not None and run.status.value in UNFINISHED
 
-    with clickhouse.session(log=context.log.info) as db:
-        verdict = guarantees.reports_in_progress_have_live_runs(db, run_is_live)
-    return check_result(verdict)
+    return store_check(context, clickhouse, lambda db: guarantees.reports_in_progress_have_live_runs(db, run_is_live))
 
 
 @dg.asset_check(
@@ -134,9 +149,8 @@ def no_report_stranded_in_progress(
 def report_counts_match_assignments(
     context: dg.AssetCheckExecutionContext, clickhouse: ClickHouseResource
 ) -> dg.AssetCheckResult:
-    with clickhouse.session(log=context.log.info) as db:
-        verdict = guarantees.report_counts_match(db, batch_scope(context))
-    return check_result(verdict)
+    scope = batch_scope(context)
+    return store_check(context, clickhouse, lambda db: guarantees.report_counts_match(db, scope))
 
 
 ASSET_CHECKS = [
