@@ -81,6 +81,7 @@ def test_every_check_runs_in_the_pipelines_runs_and_passes(pipeline):
     }
     failed = [(e.check_name, e.description) for e in pipeline.evaluations if not e.passed]
     assert failed == []
+    assert {e.metadata["problem_count"].value for e in pipeline.evaluations} == {0}
     embeddings = next(e for e in pipeline.evaluations if e.check_name == "one_embedding_per_accepted_signal")
     assert embeddings.metadata["accepted_signals"].value == 6
     assert embeddings.metadata["dimension"].value == 384

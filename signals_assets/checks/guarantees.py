@@ -53,11 +53,11 @@ class Verdict:
 
 def _verdict(problems: list[dict], ok: str, broken: str, describe: Callable[[dict], str], **counts: int) -> Verdict:
     if not problems:
-        return Verdict(True, ok, [], {"problems": 0, **counts})
+        return Verdict(True, ok, [], {"problem_count": 0, **counts})
     shown = "; ".join(describe(p) for p in problems[:3])
     more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
     return Verdict(
-        False, f"{len(problems)} {broken}: {shown}{more}", problems[:SAMPLE], {"problems": len(problems), **counts}
+        False, f"{len(problems)} {broken}: {shown}{more}", problems[:SAMPLE], {"problem_count": len(problems), **counts}
     )
 
 
