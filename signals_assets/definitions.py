@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from signals_assets.assets.checks import ASSET_CHECKS
 from signals_assets.assets.grouping import report_assignments
 from signals_assets.assets.ingestion import buffered_signals, signal_embeddings
 from signals_assets.assets.reports import report_research, report_summaries
@@ -30,6 +31,7 @@ def defs() -> dg.Definitions:
                 build_sql_model_assets(),
             ]
         ),
+        asset_checks=ASSET_CHECKS,
         jobs=[signal_batch_job, report_job, regroup_job, research_reconciliation_job],
         sensors=[
             build_signal_inbox_sensor(

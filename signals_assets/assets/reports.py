@@ -78,7 +78,9 @@ class _SummaryInput:
 @dg.asset(
     partitions_def=reports,
     backfill_policy=REPORTS_BACKFILL_POLICY,
-    deps=[report_assignments],
+    # A report is built from whichever batches assigned signals to it, which no static mapping can
+    # name: it depends on every batch (report keys are no batch keys, so the identity default is wrong).
+    deps=[dg.AssetDep(report_assignments, partition_mapping=dg.AllPartitionMapping())],
     group_name="reports",
     kinds={"clickhouse", "python"},
     description="Title, summary, report-level safety judgement, actionability and priority of each report "

@@ -26,6 +26,15 @@ class EmbedderResource(dg.ConfigurableResource):
 
         return MODEL_NAME
 
+    @property
+    def dimension(self) -> int | None:
+        """The length of the model's vectors when known before any is stored (not for openai models)."""
+        if self.provider == "openai":
+            return None
+        from signals_assets.llm.minilm import DIMENSION
+
+        return DIMENSION
+
     def embed(self, texts: Sequence[str]) -> numpy.ndarray:
         """L2-normalised float32 matrix, one row per text."""
         if self.provider == "openai":

@@ -1,0 +1,164 @@
+"""The guarantees as asset checks (queries in signals_assets/checks/guarantees.py): they run in the
+same runs as their assets (the jobs select assets with their checks) and show on each asset's
+Checks tab. Blocking checks stop the rest of their run when downstream work would be wrong."""
+
+from typing import Callable
+
+import dagster as dg
+
+from signals_assets.assets.grouping import report_assignments
+from signals_assets.assets.ingestion import buffered_signals, signal_embeddings
+from signals_assets.assets.reports import report_research, report_summaries
+from signals_assets.checks import guarantees
+from signals_assets.checks.guarantees import BatchScope, Verdict
+from signals_assets.partitions import PartitionKeyError, batch_time
+from signals_assets.resources.clickhouse import ClickHouseResource
+from signals_assets.resources.embedder import EmbedderResource
+from signals_assets.resources.object_store import ObjectStoreResource
+from signals_assets.sensors.research_reconciler import UNFINISHED
+from signals_assets.storage.clickhouse import StoreSession
+
+PARTITION_TAG = "dagster/partition"
+RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
+REPORTS_MODEL = "reports"
+
+
+def batch_scope(context: dg.AssetCheckExecutionContext) -> BatchScope:
+    """The batches of the run (one partition or a range of them); every batch when the run has none
+    (a check run on its own from the UI, or a report run)."""
+    tags = context.run.tags
+    first, last = (
+        (tags[PARTITION_TAG],) * 2 if PARTITION_TAG in tags else (tags.get(RANGE_TAGS[0]), tags.get(RANGE_TAGS[1]))
+    )
+    if first is None or last is None or not (_is_batch_key(first) and _is_batch_key(last)):
+        return BatchScope()
+    return BatchScope(first, last)
+
+
+def _is_batch_key(key: str) -> bool:
+    try:
+        batch_time(key)
+    except PartitionKeyError:
+        return False
+    return True
+
+
+def check_result(
+    verdict: Verdict, severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR
+) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        passed=verdict.passed,
+        severity=severity,
+        description=verdict.summary,
+        metadata={**verdict.counts, "problems": dg.MetadataValue.json(verdict.problems)},
+    )
+
+
+def store_check(
+    context: dg.AssetCheckExecutionContext, clickhouse: ClickHouseResource, guarantee: Callable[[StoreSession], Verdict]
+) -> dg.AssetCheckResult:
+    """The verdict of a guarantee over the store, with the store held only for its queries."""
+    with clickhouse.session(log=context.log.info) as db:
+        verdict = guarantee(db)
+    return check_result(verdict)
+
+
+@dg.asset_check(
+    asset=signal_embeddings,
+    blocking=True,
+    description="Every accepted signal of the run's batches has exactly one embedding of the configured "
+    "model, of the model's dimension (blocking: grouping would silently leave a signal out).",
+)
+def one_embedding_per_accepted_signal(
+    context: dg.AssetCheckExecutionContext, clickhouse: ClickHouseResource, embedder: EmbedderResource
+) -> dg.AssetCheckResult:
+    scope = batch_scope(context)
+    return store_check(
+        context,
+        clickhouse,
+        lambda db: guarantees.embeddings_complete(db, scope, embedder.model_name, embedder.dimension),
+    )
+
+
+@dg.asset_check(
+    asset=report_assignments,
+    blocking=True,
+    description="Every assigned signal of the run's batches has exactly one current assignment, in a report "
+    "of its own team, and every accepted signal of a grouped batch is assigned (blocking: in a run that "
+    "also refreshes the SQL models or summarises reports, they do not run on wrong assignments).",
+)
+def one_current_assignment_per_signal(
+    context: dg.AssetCheckExecutionContext, clickhouse: ClickHouseResource
+) -> dg.AssetCheckResult:
+    scope = batch_scope(context)
+    return store_check(context, clickhouse, lambda db: guarantees.assignments_consistent(db, scope))
+
+
+@dg.asset_check(
+    asset=buffered_signals,
+    description="No object of a buffered (or finished) batch is left under `claimed/`: once its raw batch "
+    "file and stage marker are written, its claims are removed.",
+)
+def no_claims_left_behind(
+    context: dg.AssetCheckExecutionContext, object_store: ObjectStoreResource
+) -> dg.AssetCheckResult:
+    return check_result(guarantees.claims_consolidated(object_store.open(), batch_scope(context)))
+
+
+def parked_check(asset: dg.AssetsDefinition, name: str, what: str, find_parked) -> dg.AssetChecksDefinition:
+    """A warning while any `what` is parked after too many failed attempts, with the reasons."""
+
+    @dg.asset_check(
+        asset=asset,
+        name=name,
+        description=f"Warns while a {what} is parked after too many failed attempts (it waits for "
+        "`signals unpark`); the reasons are in the metadata.",
+    )
+    def check(object_store: ObjectStoreResource) -> dg.AssetCheckResult:
+        return check_result(find_parked(object_store.open()), dg.AssetCheckSeverity.WARN)
+
+    return check
+
+
+no_parked_batches = parked_check(buffered_signals, "no_parked_batches", "batch", guarantees.no_parked_batches)
+no_parked_report_rounds = parked_check(
+    report_summaries, "no_parked_report_rounds", "report round", guarantees.no_parked_rounds
+)
+
+
+@dg.asset_check(
+    asset=report_research,
+    description="No report is `in_progress` unless the research run its row names is queued or running "
+    "(research_reconciler fails the others).",
+)
+def no_report_stranded_in_progress(
+    context: dg.AssetCheckExecutionContext, clickhouse: ClickHouseResource
+) -> dg.AssetCheckResult:
+    def run_is_live(run_id: str) -> bool:
+        run = context.instance.get_run_by_id(run_id) if run_id else None
+        return run is not None and run.status.value in UNFINISHED
+
+    return store_check(context, clickhouse, lambda db: guarantees.reports_in_progress_have_live_runs(db, run_is_live))
+
+
+@dg.asset_check(
+    asset=REPORTS_MODEL,
+    description="The `reports` model's signal counts and weights equal a recomputation from the assignment "
+    "rows, for the reports the run's batches touched.",
+)
+def report_counts_match_assignments(
+    context: dg.AssetCheckExecutionContext, clickhouse: ClickHouseResource
+) -> dg.AssetCheckResult:
+    scope = batch_scope(context)
+    return store_check(context, clickhouse, lambda db: guarantees.report_counts_match(db, scope))
+
+
+ASSET_CHECKS = [
+    one_embedding_per_accepted_signal,
+    one_current_assignment_per_signal,
+    no_claims_left_behind,
+    no_parked_batches,
+    no_parked_report_rounds,
+    no_report_stranded_in_progress,
+    report_counts_match_assignments,
+]
