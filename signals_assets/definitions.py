@@ -34,6 +34,8 @@ def defs() -> dg.Definitions:
                 settings.sensor_interval_seconds,
                 settings.max_attempts,
                 settings.retry_backoff_seconds,
+                settings.max_signals_per_team_batch,
+                settings.max_open_batches,
             ),
             build_report_promotion_sensor(settings.max_attempts, settings.retry_backoff_seconds),
             dead_run_reconciler,

@@ -205,7 +205,7 @@ def cmd_process(args, settings: Settings) -> int:
     # runs a killed `signals process` or daemon left STARTED, and pool slots they hold: else we wait forever
     for line in fail_dead_runs(instance):
         err(line)
-    inbox.claim_all(store, settings.batch_max_signals)
+    inbox.claim_all(store, settings.batch_max_signals, settings.max_signals_per_team_batch)
     definitions = defs()
     batch_job = definitions.resolve_job_def(signal_batch_job.name)
     started = time.monotonic()

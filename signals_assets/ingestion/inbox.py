@@ -2,7 +2,8 @@
 
 The object store is the source of truth, so no signal is lost or processed twice whatever the
 timing:
-- `inbox/<name>` is written once by the emit facade;
+- `inbox/<team_id>/<name>` is written once by the emit facade (one queue per team; a batch takes
+  from every queue in turn, so one team's burst cannot push another team's signals back);
 - a claim moves it to `claimed/<batch_key>/<name>` (a rename, or on S3 a conditional claim marker:
   two claimers can never both win)
   and records the batch manifest `batches/<batch_key>/manifest.json`;
@@ -24,6 +25,7 @@ from datetime import datetime, timezone
 from typing import Iterable
 
 from signals_assets.ingestion.emit import INBOX_PREFIX as INBOX
+from signals_assets.ingestion.teams import team_limit
 from signals_assets.partitions import next_batch_key
 from signals_assets.recovery.faults import pause_point
 from signals_assets.storage.object_store import ObjectStore
@@ -68,10 +70,35 @@ def pending_inbox_count(store: ObjectStore) -> int:
     return len(store.list(INBOX))
 
 
-def claim_batch(store: ObjectStore, batch: str, max_signals: int) -> list[str]:
-    """Move up to `max_signals` inbox objects (oldest first) into batch `batch`."""
+def team_queues(store: ObjectStore, max_per_team: int) -> list[list[str]]:
+    """Every team's pending inbox keys, oldest first and at most its per-batch limit (`max_per_team`
+    unless its config says otherwise), the team waiting longest first. Objects written before the
+    per-team folders (directly under `inbox/`) form one more queue."""
+    folders, loose = store.list_level(INBOX)
+    queues = [loose[:max_per_team]]
+    for folder in folders:
+        team = folder[len(INBOX) : -1]
+        limit = team_limit(store, int(team), "max_signals_per_batch", max_per_team) if team.isdigit() else max_per_team
+        queues.append(store.list(folder, limit=limit))
+    return sorted((q for q in queues if q), key=lambda queue: queue[0].rsplit("/", 1)[1])
+
+
+def round_robin(queues: list[list[str]], capacity: int) -> list[str]:
+    """Up to `capacity` keys taken one per queue in turn: a team with few signals gets all of them
+    into the batch however long another team's queue is."""
+    taken: list[str] = []
+    for depth in range(max(map(len, queues), default=0)):
+        for queue in queues:
+            if depth < len(queue) and len(taken) < capacity:
+                taken.append(queue[depth])
+    return taken
+
+
+def claim_batch(store: ObjectStore, batch: str, max_signals: int, max_per_team: int | None = None) -> list[str]:
+    """Move up to `max_signals` inbox objects into batch `batch`: round-robin across the teams' queues,
+    at most `max_per_team` (default: `max_signals`) of one team, each team's oldest first."""
     names = []
-    for key in store.list(INBOX, limit=max_signals):
+    for key in round_robin(team_queues(store, max_per_team or max_signals), max_signals):
         name = key[len(INBOX) :]
         if store.move(key, f"{CLAIMED}{batch}/{name}"):
             names.append(name)
@@ -94,14 +121,19 @@ class ClaimResult:
 
 
 def claim_pending(
-    store: ObjectStore, max_signals: int, last_batch: str | None, now: datetime | None = None
+    store: ObjectStore,
+    max_signals: int,
+    last_batch: str | None,
+    now: datetime | None = None,
+    max_per_team: int | None = None,
+    max_batches: int = MAX_BATCHES_PER_CLAIM,
 ) -> ClaimResult:
-    """Claim everything pending into batches of at most `max_signals`, a bounded number per call."""
+    """Claim what is pending into at most `max_batches` batches of at most `max_signals`."""
     now = now or datetime.now(timezone.utc)
     batches, total = [], 0
-    for _ in range(MAX_BATCHES_PER_CLAIM):
+    for _ in range(min(max_batches, MAX_BATCHES_PER_CLAIM)):
         batch = next_batch_key(now, last_batch)
-        names = claim_batch(store, batch, max_signals)
+        names = claim_batch(store, batch, max_signals, max_per_team)
         if not names:
             break
         batches.append(batch)
@@ -112,10 +144,10 @@ def claim_pending(
     return ClaimResult(batches, total, last_batch)
 
 
-def claim_all(store: ObjectStore, max_signals: int) -> list[str]:
+def claim_all(store: ObjectStore, max_signals: int, max_per_team: int | None = None) -> list[str]:
     """Claim everything pending now, however many batches that takes (the CLI, not the sensor)."""
     batches, last = [], None
-    while claim := claim_pending(store, max_signals, last).new_batches:
+    while claim := claim_pending(store, max_signals, last, max_per_team=max_per_team).new_batches:
         batches += claim
         last = claim[-1]
     return batches
