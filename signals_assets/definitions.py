@@ -37,7 +37,9 @@ def defs() -> dg.Definitions:
                 settings.max_signals_per_team_batch,
                 settings.max_open_batches,
             ),
-            build_report_promotion_sensor(settings.max_attempts, settings.retry_backoff_seconds),
+            build_report_promotion_sensor(
+                settings.max_attempts, settings.retry_backoff_seconds, settings.max_reports_per_team_day
+            ),
             dead_run_reconciler,
             research_reconciler,
         ],

@@ -222,7 +222,7 @@ def cmd_process(args, settings: Settings) -> int:
             err(f"batch {batch}: run {result.run_id} failed; later batches wait for it (key order)")
             break
         grouped += 1
-    researched, failed = research_pending(definitions, instance, store, settings.max_attempts)
+    researched, failed = research_pending(definitions, instance, store, settings)
     left = unfinished_work(store)
     for line in left:
         err(f"unfinished: {line}")
@@ -240,13 +240,23 @@ def cmd_process(args, settings: Settings) -> int:
     return 1 if failed or left else 0
 
 
-def research_pending(definitions, instance, store, max_attempts: int) -> tuple[int, list[str]]:
-    """One report run per pending promotion (as the promotion sensor decides, without back-off);
-    the number of rounds researched and the report ids whose run failed."""
+def research_pending(
+    definitions, instance, store, settings: Settings, now: float | None = None
+) -> tuple[int, list[str]]:
+    """One report run per pending promotion (as the promotion sensor decides at `now`, without
+    back-off); the number of rounds researched and the report ids whose run failed."""
     from signals_assets.jobs import report_job
     from signals_assets.sensors.report_promotion import promotion_work
 
-    work = promotion_work(instance, store, max_attempts, backoff_seconds=0, daemon_retries=False)
+    work = promotion_work(
+        instance,
+        store,
+        settings.max_attempts,
+        backoff_seconds=0,
+        now=now,
+        daemon_retries=False,
+        max_reports_per_team_day=settings.max_reports_per_team_day,
+    )
     add_partitions(instance, work.partitions_request())
     job = definitions.resolve_job_def(report_job.name)
     requests = work.run_requests()
@@ -298,7 +308,7 @@ def cmd_regroup(args, settings: Settings) -> int:
         tags={"dagster/asset_partition_range_start": batches[0], "dagster/asset_partition_range_end": batches[-1]},
         run_config={**QUIET_RUN_CONFIG, "ops": {"report_assignments": {"config": {"team_ids": [args.team_id]}}}},
     )
-    researched, failed = research_pending(definitions, instance, open_object_store(settings), settings.max_attempts)
+    researched, failed = research_pending(definitions, instance, open_object_store(settings), settings)
     print(json.dumps({"batches": len(batches), "reports_researched": researched, "reports_failed": failed}))
     return 1 if failed else 0
 
@@ -322,6 +332,10 @@ def cmd_status(args, settings: Settings) -> int:
         )
         for line in status["unfinished_work"][:20]:
             print(f"  {line}")
+        quota = status["report_quota"]
+        print(f"report rounds today: {quota['admitted_today']} of {quota['limit_per_day']} a day")
+        if quota["deferred"]:
+            print(f"  deferred to {quota['resumes_at']} (daily limit): {', '.join(quota['deferred'][:20])}")
         print(f"signals: {status['accepted']} accepted, {status['rejected']} rejected, {status['assigned']} assigned")
         if status["rejected"]:
             print(

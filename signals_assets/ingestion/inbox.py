@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterable
 
+from signals_assets.fairness import round_robin
 from signals_assets.ingestion.emit import INBOX_PREFIX as INBOX
 from signals_assets.ingestion.teams import team_limit
 from signals_assets.partitions import next_batch_key
@@ -81,17 +82,6 @@ def team_queues(store: ObjectStore, max_per_team: int) -> list[list[str]]:
         limit = team_limit(store, int(team), "max_signals_per_batch", max_per_team) if team.isdigit() else max_per_team
         queues.append(store.list(folder, limit=limit))
     return sorted((q for q in queues if q), key=lambda queue: queue[0].rsplit("/", 1)[1])
-
-
-def round_robin(queues: list[list[str]], capacity: int) -> list[str]:
-    """Up to `capacity` keys taken one per queue in turn: a team with few signals gets all of them
-    into the batch however long another team's queue is."""
-    taken: list[str] = []
-    for depth in range(max(map(len, queues), default=0)):
-        for queue in queues:
-            if depth < len(queue) and len(taken) < capacity:
-                taken.append(queue[depth])
-    return taken
 
 
 def claim_batch(store: ObjectStore, batch: str, max_signals: int, max_per_team: int | None = None) -> list[str]:
