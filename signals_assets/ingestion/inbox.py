@@ -162,27 +162,28 @@ class BatchProgress:
         return next((stage for stage in STAGES if stage not in self.stages_done), GROUPED)
 
 
+def _progress(store: ObjectStore, batch: str, batch_objects: list[str], has_claims: bool) -> BatchProgress:
+    """`batch_objects`: the batch's keys under `batches/<batch>/`, relative to that folder."""
+    stages = [name[len("stages/") :] for name in batch_objects if name.startswith("stages/")]
+    parked = json.loads(store.get(parked_key(batch))) if "parked" in batch_objects else None
+    return BatchProgress(batch, tuple(s for s in STAGES if s in stages), has_claims, parked)
+
+
 def batch_progress(store: ObjectStore) -> list[BatchProgress]:
     """Every batch the object store knows of, in key order (one listing of `claimed/` and `batches/`)."""
     claimed = {key[len(CLAIMED) :].split("/", 1)[0] for key in store.list(CLAIMED)}
-    stages: dict[str, list[str]] = {}
-    parked: set[str] = set()
+    objects: dict[str, list[str]] = {}
     for key in store.list(BATCHES):
         batch, _, rest = key[len(BATCHES) :].partition("/")
-        stages.setdefault(batch, [])
-        if rest.startswith("stages/"):
-            stages[batch].append(rest[len("stages/") :])
-        elif rest == "parked":
-            parked.add(batch)
-    return [
-        BatchProgress(
-            batch,
-            tuple(s for s in STAGES if s in stages.get(batch, ())),
-            batch in claimed,
-            json.loads(store.get(parked_key(batch))) if batch in parked else None,
-        )
-        for batch in sorted(claimed | set(stages))
-    ]
+        objects.setdefault(batch, []).append(rest)
+    return [_progress(store, batch, objects.get(batch, []), batch in claimed) for batch in sorted(claimed | set(objects))]
+
+
+def progress_of(store: ObjectStore, batch: str) -> BatchProgress:
+    """One batch's progress, from listings of that batch alone."""
+    folder = f"{BATCHES}{batch}/"
+    names = [key[len(folder) :] for key in store.list(folder)]
+    return _progress(store, batch, names, bool(store.list(f"{CLAIMED}{batch}/", limit=1)))
 
 
 def unfinished_batches(store: ObjectStore, include_parked: bool = False) -> list[str]:
