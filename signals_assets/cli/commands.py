@@ -126,6 +126,8 @@ def cmd_teams_set(args, settings: Settings) -> int:
         ai_processing_consent=current.ai_processing_consent if args.consent is None else args.consent,
         enabled_sources=args.enable if args.enable else current.enabled_sources,
         repositories=repositories,
+        max_signals_per_batch=args.max_signals_per_batch or current.max_signals_per_batch,
+        max_reports_per_day=args.max_reports_per_day or current.max_reports_per_day,
     )
     save_team(store, config)
     print(json.dumps(config.__dict__, indent=1))
