@@ -6,9 +6,9 @@ from signals_assets.assets.grouping import report_assignments
 from signals_assets.assets.ingestion import buffered_signals, signal_embeddings
 from signals_assets.assets.reports import report_research, report_summaries
 from signals_assets.assets.sql_models import build_sql_model_assets
+from signals_assets.housekeeping.retirement import RetentionPolicy
 from signals_assets.jobs import regroup_job, report_job, signal_batch_job
 from signals_assets.resources.environment import build_resources
-from signals_assets.housekeeping.retirement import RetentionPolicy
 from signals_assets.sensors.dead_runs import dead_run_reconciler
 from signals_assets.sensors.partition_retirement import build_partition_retirement_sensor
 from signals_assets.sensors.report_promotion import build_report_promotion_sensor

@@ -85,7 +85,7 @@ def test_rounds_run_round_robin_across_teams_and_queue_priority_falls_with_a_tea
 
 def test_deferred_rounds_are_admitted_oldest_first_and_old_ledgers_are_forgotten(object_store):
     now = time.time()
-    for i, p in enumerate([promotion(3, f"{i:x}", now - 100 + i) for i in range(3)]):
+    for p in [promotion(3, f"{i:x}", now - 100 + i) for i in range(3)]:
         object_store.put(promotions.promotion_key(p["report_id"], 1), json.dumps(p).encode())
     with dg.instance_for_test() as instance:
         today = promotion_work(instance, object_store, 3, 0, now=now, max_reports_per_team_day=2)

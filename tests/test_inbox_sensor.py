@@ -177,7 +177,9 @@ def test_the_sensor_claims_a_new_batch_only_below_the_open_batch_limit(store):
     with dg.instance_for_test() as instance:
 
         def tick(cursor):
-            return sensor(dg.build_sensor_context(instance=instance, cursor=cursor, resources={"object_store": resource}))
+            return sensor(
+                dg.build_sensor_context(instance=instance, cursor=cursor, resources={"object_store": resource})
+            )
 
         first = tick(None)
         [batch1] = [r.partition_key for r in first.run_requests]

@@ -119,8 +119,12 @@ def test_nothing_open_is_retired(store):
         promotions.record_promotions(store, b_done, [{"report_id": r_promoted, "team_id": 1, "round": 2}])
         promotions.record_promotions(store, b_done, [{"report_id": r_parked, "team_id": 1, "round": 2}])
         promotions.park_promotion(store, promotions.all_promotions(store)[-1], "failed 3 times", 3)
-        create_run_for_test(instance, "report_job", status=dg.DagsterRunStatus.STARTED, tags={"dagster/partition": r_running})
-        create_run_for_test(instance, "signal_batch_job", status=dg.DagsterRunStatus.NOT_STARTED, tags={"dagster/partition": b_run})
+        create_run_for_test(
+            instance, "report_job", status=dg.DagsterRunStatus.STARTED, tags={"dagster/partition": r_running}
+        )
+        create_run_for_test(
+            instance, "signal_batch_job", status=dg.DagsterRunStatus.NOT_STARTED, tags={"dagster/partition": b_run}
+        )
         time.sleep(1.1)
         cutoff = time.time()
         time.sleep(0.1)

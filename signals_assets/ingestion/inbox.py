@@ -176,7 +176,9 @@ def batch_progress(store: ObjectStore) -> list[BatchProgress]:
     for key in store.list(BATCHES):
         batch, _, rest = key[len(BATCHES) :].partition("/")
         objects.setdefault(batch, []).append(rest)
-    return [_progress(store, batch, objects.get(batch, []), batch in claimed) for batch in sorted(claimed | set(objects))]
+    return [
+        _progress(store, batch, objects.get(batch, []), batch in claimed) for batch in sorted(claimed | set(objects))
+    ]
 
 
 def progress_of(store: ObjectStore, batch: str) -> BatchProgress:

@@ -59,11 +59,11 @@ def busy_partitions(instance: dg.DagsterInstance, key_sets: Sequence[Sequence[st
         if PARTITION_TAG in run.tags:
             busy.add(run.tags[PARTITION_TAG])
         elif RANGE_START_TAG in run.tags or RANGE_END_TAG in run.tags:
-            start, end = run.tags.get(RANGE_START_TAG), run.tags.get(RANGE_END_TAG)
-            keys = next((k for k in key_sets if start in k and end in k), None)
+            start, end = run.tags.get(RANGE_START_TAG, ""), run.tags.get(RANGE_END_TAG, "")
+            keys = next((list(k) for k in key_sets if start in k and end in k), None)
             if keys is None:
                 return None
-            busy.update(keys[list(keys).index(start) : list(keys).index(end) + 1])
+            busy.update(keys[keys.index(start) : keys.index(end) + 1])
         elif run.partitions_subset is not None:
             return None
     return busy
@@ -89,8 +89,8 @@ def recently_materialized(instance: dg.DagsterInstance, since: float) -> set[str
 def retirement_plan(
     instance: dg.DagsterInstance, store: ObjectStore, policy: RetentionPolicy, now: float
 ) -> RetirementPlan:
-    batch_keys = instance.get_dynamic_partitions(signal_batches.name)
-    report_keys = instance.get_dynamic_partitions(reports.name)
+    batch_keys = signal_batches.get_partition_keys(dynamic_partitions_store=instance)
+    report_keys = reports.get_partition_keys(dynamic_partitions_store=instance)
     busy = busy_partitions(instance, [batch_keys, report_keys])
     if busy is None:
         return RetirementPlan(held_back="a backfill is in progress or a run's partitions cannot be told")
