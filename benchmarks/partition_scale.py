@@ -126,6 +126,7 @@ def measure(n_reports: int, n_batches: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["SIGNALS_HOME"] = str(Path(tmp) / "home")
         store = LocalObjectStore(Path(tmp) / "home" / "objects")
+        (Path(tmp) / "dagster_home").mkdir()
         with dg.DagsterInstance.local_temp(str(Path(tmp) / "dagster_home")) as instance:
             timed("setup (bulk insert)", lambda: build(instance, store, n_reports, n_batches))
             keys = timed("instance.get_dynamic_partitions(reports)", lambda: instance.get_dynamic_partitions("reports"))

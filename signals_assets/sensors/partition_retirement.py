@@ -108,7 +108,7 @@ def retirement_plan(
     )
 
 
-def build_partition_retirement_sensor(policy: RetentionPolicy, interval_seconds: int = 600) -> dg.SensorDefinition:
+def build_partition_retirement_sensor(policy: RetentionPolicy, interval_seconds: int = 300) -> dg.SensorDefinition:
     @dg.sensor(
         name="partition_retirement_sensor",
         minimum_interval_seconds=interval_seconds,
