@@ -104,7 +104,7 @@ class Settings:
     max_reports_per_team_day: int = 2000
     # Bounded partition sets: finished batches and closed reports older than these are retired from
     # their dynamic partition set (data kept), and at most `max_retained_partitions` of them are kept.
-    retire_batches_after_days: int = 7
+    retire_batches_after_days: int = 30
     retire_reports_after_days: int = 30
     max_retained_partitions: int = 20000
 
@@ -178,7 +178,7 @@ def load_settings() -> Settings:
         ),
         max_open_batches=_positive_int("SIGNALS_MAX_OPEN_BATCHES", 1),
         max_reports_per_team_day=_positive_int("SIGNALS_MAX_REPORTS_PER_TEAM_DAY", 2000),
-        retire_batches_after_days=_positive_int("SIGNALS_RETIRE_BATCHES_AFTER_DAYS", 7),
+        retire_batches_after_days=_positive_int("SIGNALS_RETIRE_BATCHES_AFTER_DAYS", 30),
         retire_reports_after_days=_positive_int("SIGNALS_RETIRE_REPORTS_AFTER_DAYS", 30),
         max_retained_partitions=_positive_int("SIGNALS_MAX_RETAINED_PARTITIONS", 20000),
     )

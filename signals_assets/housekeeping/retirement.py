@@ -5,7 +5,8 @@ down long before the ~100k partitions per asset it supports. Each set therefore 
 can still be needed:
 
 - a batch is retired once it is finished (grouped), not parked, and older (by its key) than
-  SIGNALS_RETIRE_BATCHES_AFTER_DAYS: its signals are outside the recent grouping window;
+  SIGNALS_RETIRE_BATCHES_AFTER_DAYS (by default the grouping window: its signals no longer take
+  part in grouping new ones);
 - a report is retired once it is closed (no research round pending, parked or running) and its
   last materialisation is older than SIGNALS_RETIRE_REPORTS_AFTER_DAYS;
 - whatever their age, each set keeps at most SIGNALS_MAX_RETAINED_PARTITIONS partitions besides
