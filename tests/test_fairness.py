@@ -1,7 +1,9 @@
 """Fairness across teams: daily report-round limits deferred, never dropped; fair order of rounds."""
 
 import json
+import os
 import time
+from datetime import datetime, timezone
 
 import dagster as dg
 
@@ -96,3 +98,49 @@ def test_deferred_rounds_are_admitted_oldest_first_and_old_ledgers_are_forgotten
         assert [p["report_id"][-1] for p, _ in tomorrow.to_run] == ["0", "1", "2"] and tomorrow.deferred == []
     assert quotas.forget_ledgers_before(object_store, now + 3 * DAY) == 3
     assert object_store.list(quotas.QUOTA) == []
+
+
+def claimed_batches(store) -> dict[str, list[str]]:
+    """Every claimed batch's object names (manifests), by batch key."""
+    from signals_assets.ingestion import inbox
+
+    keys = [k for k in store.list(inbox.BATCHES) if k.endswith("/manifest.json")]
+    return {k.split("/")[1]: json.loads(store.get(k))["objects"] for k in keys}
+
+
+def test_through_the_daemon_a_burst_delays_another_teams_signals_by_at_most_one_batch(
+    signals_home, object_store, demo_repository, tmp_path, request
+):
+    from signals_assets.ingestion.teams import TeamConfig, save_team
+    from signals_assets.partitions import batch_key
+
+    from conftest import emit_texts
+    from test_daemon_e2e import kill_group, start_daemon, wait_for_started_batch_run, write_instance_config
+
+    for team in (1, 2):
+        save_team(object_store, TeamConfig(team_id=team, ai_processing_consent=True))
+    dagster_home = signals_home / "dagster_home"
+    write_instance_config(dagster_home, "sqlite", request)
+    env = {**os.environ, "SIGNALS_SENSOR_INTERVAL_SECONDS": "2", "SIGNALS_BATCH_MAX_SIGNALS": "50"}
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        instance.get_runs(limit=1)
+    emit_texts(object_store, CARD_DECLINED * 100, team_id=1)  # team 1's burst: six batches' worth
+
+    daemon = start_daemon(env, tmp_path / "daemon.log")
+    try:
+        with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+            wait_for_started_batch_run(instance)
+        emitted_at = batch_key(datetime.now(timezone.utc))
+        emit_texts(object_store, PASSWORD_RESET, team_id=2, start=1000)
+        deadline = time.monotonic() + 480
+        while not any(n.startswith("2/") for names in claimed_batches(object_store).values() for n in names):
+            assert time.monotonic() < deadline, (tmp_path / "daemon.log").read_text()[-3000:]
+            time.sleep(1)
+    finally:
+        kill_group(daemon)
+    batches = claimed_batches(object_store)
+    after = [key for key in sorted(batches) if key > emitted_at]
+    with_team_2 = [key for key in after if any(n.startswith("2/") for n in batches[key])]
+    assert with_team_2 == after[:1] or with_team_2 == after[1:2], batches.keys()
+    assert sum(n.startswith("2/") for n in batches[with_team_2[0]]) == 3
+    assert object_store.list("inbox/1/")  # team 1's burst was still waiting: team 2 did not just come after it
