@@ -148,7 +148,9 @@ def measure(n_reports: int, n_batches: int) -> None:
             def tick(sensor):
                 return sensor(dg.build_sensor_context(instance=instance, resources=resources))
 
-            promotion = timed("report_promotion_sensor tick (20 promotions)", lambda: tick(build_report_promotion_sensor()))
+            promotion = timed(
+                "report_promotion_sensor tick (20 promotions)", lambda: tick(build_report_promotion_sensor())
+            )
             assert len(promotion.run_requests) == 20
             timed("signal_inbox_sensor tick (inbox empty)", lambda: tick(build_signal_inbox_sensor(500)))
             policy = RetentionPolicy(batches_after_days=7, reports_after_days=30, max_retained=20000)
