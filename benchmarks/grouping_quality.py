@@ -80,7 +80,7 @@ def run_pipeline(texts: list[str], research: bool = False) -> tuple[list[str], "
                 run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
             )
             if research:
-                research_pending(definitions, instance, store, settings.max_attempts)
+                research_pending(definitions, instance, store, settings)
     seconds = time.monotonic() - started
     with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
         rows = db.query(

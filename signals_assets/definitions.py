@@ -7,9 +7,11 @@ from signals_assets.assets.grouping import report_assignments
 from signals_assets.assets.ingestion import buffered_signals, signal_embeddings
 from signals_assets.assets.reports import report_research, report_summaries
 from signals_assets.assets.sql_models import build_sql_model_assets
+from signals_assets.housekeeping.retirement import RetentionPolicy
 from signals_assets.jobs import regroup_job, report_job, signal_batch_job
 from signals_assets.resources.environment import build_resources
 from signals_assets.sensors.dead_runs import dead_run_reconciler
+from signals_assets.sensors.partition_retirement import build_partition_retirement_sensor
 from signals_assets.sensors.report_promotion import build_report_promotion_sensor
 from signals_assets.sensors.research_reconciler import research_reconciler, research_reconciliation_job
 from signals_assets.sensors.signal_inbox import build_signal_inbox_sensor
@@ -39,12 +41,24 @@ def defs() -> dg.Definitions:
                 settings.sensor_interval_seconds,
                 settings.max_attempts,
                 settings.retry_backoff_seconds,
+                settings.max_signals_per_team_batch,
+                settings.max_open_batches,
             ),
             build_report_promotion_sensor(
-                settings.max_attempts, settings.retry_backoff_seconds, settings.reports_per_run
+                settings.max_attempts,
+                settings.retry_backoff_seconds,
+                settings.reports_per_run,
+                settings.max_reports_per_team_day,
             ),
             dead_run_reconciler,
             research_reconciler,
+            build_partition_retirement_sensor(
+                RetentionPolicy(
+                    settings.retire_batches_after_days,
+                    settings.retire_reports_after_days,
+                    settings.max_retained_partitions,
+                )
+            ),
         ],
         resources=build_resources(settings),
     )

@@ -99,6 +99,18 @@ class Settings:
     # this big), and how many of its research sandboxes run at once.
     reports_per_run: int = 50
     research_concurrency: int = 2
+    # Fairness: a batch takes round-robin from every team's inbox queue, at most this many per team
+    # (team config may override); a new batch is claimed only while fewer batches are unfinished,
+    # so a later signal is never queued behind more than that many batches of another team's burst.
+    max_signals_per_team_batch: int = 500
+    max_open_batches: int = 1
+    # Report rounds (judgement and research) a team may start per UTC day; more wait for the next day.
+    max_reports_per_team_day: int = 2000
+    # Bounded partition sets: finished batches and closed reports older than these are retired from
+    # their dynamic partition set (data kept), and at most `max_retained_partitions` of them are kept.
+    retire_batches_after_days: int = 30
+    retire_reports_after_days: int = 30
+    max_retained_partitions: int = 20000
 
     @property
     def objects_root(self) -> Path:
@@ -167,4 +179,12 @@ def load_settings() -> Settings:
         retry_backoff_seconds=_positive_int("SIGNALS_RETRY_BACKOFF_SECONDS", 60),
         reports_per_run=_positive_int("SIGNALS_REPORTS_PER_RUN", 50),
         research_concurrency=_positive_int("SIGNALS_RESEARCH_CONCURRENCY", os.cpu_count() or 1),
+        max_signals_per_team_batch=_positive_int(
+            "SIGNALS_MAX_SIGNALS_PER_TEAM_BATCH", _positive_int("SIGNALS_BATCH_MAX_SIGNALS", 500)
+        ),
+        max_open_batches=_positive_int("SIGNALS_MAX_OPEN_BATCHES", 1),
+        max_reports_per_team_day=_positive_int("SIGNALS_MAX_REPORTS_PER_TEAM_DAY", 2000),
+        retire_batches_after_days=_positive_int("SIGNALS_RETIRE_BATCHES_AFTER_DAYS", 30),
+        retire_reports_after_days=_positive_int("SIGNALS_RETIRE_REPORTS_AFTER_DAYS", 30),
+        max_retained_partitions=_positive_int("SIGNALS_MAX_RETAINED_PARTITIONS", 20000),
     )

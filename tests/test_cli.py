@@ -44,7 +44,17 @@ def test_teams_set_and_show(capsys, signals_home, tmp_path):
         "ai_processing_consent": True,
         "enabled_sources": ["github/issue"],
         "repositories": [str(tmp_path.resolve())],
+        "max_signals_per_batch": None,
+        "max_reports_per_day": None,
     }
+    assert run(capsys, "teams", "set", "3", "--max-reports-per-day", "5")[0] == 0
+    assert run(capsys, "teams", "set", "3", "--max-signals-per-batch", "50")[0] == 0
+    shown = json.loads(run(capsys, "teams", "show", "3")[1])
+    assert (shown["max_reports_per_day"], shown["max_signals_per_batch"], shown["enabled_sources"]) == (
+        5,
+        50,
+        ["github/issue"],
+    )
     code, _, err = run(capsys, "teams", "set", "3", "--repo", str(tmp_path / "missing"))
     assert (
         code == 2 and err == f"error: --repo: '{tmp_path / 'missing'}' cannot be resolved: No such file or directory\n"

@@ -27,7 +27,7 @@ HEAVY_MODULES = (
     "numpy",
     "onnxruntime",
 )
-INBOX_KEY = re.compile(r"^inbox/(\d{8}T\d{12}Z)-([0-9a-f-]{36})\.json$")
+INBOX_KEY = re.compile(r"^inbox/3/(\d{8}T\d{12}Z)-([0-9a-f-]{36})\.json$")
 
 
 @pytest.fixture
@@ -162,12 +162,12 @@ def test_store_defaults_to_the_settings_object_store(tmp_path):
     assert store.list("inbox/")[0].endswith(f"-{signal_id}.json")
 
 
-def test_inbox_key_is_utc_and_sorts_in_time_order():
+def test_inbox_key_is_per_team_utc_and_sorts_in_time_order():
     moment = datetime(2026, 11, 22, 9, 30, 5, 123456, tzinfo=timezone(timedelta(hours=2)))
-    assert inbox_key(moment, "abc") == "inbox/20261122T073005123456Z-abc.json"
-    assert inbox_key(moment, "z") < inbox_key(moment + timedelta(microseconds=1), "a")
+    assert inbox_key(7, moment, "abc") == "inbox/7/20261122T073005123456Z-abc.json"
+    assert inbox_key(7, moment, "z") < inbox_key(7, moment + timedelta(microseconds=1), "a")
     with pytest.raises(ValueError, match="timezone-aware"):
-        inbox_key(datetime(2026, 11, 22), "abc")
+        inbox_key(7, datetime(2026, 11, 22), "abc")
 
 
 def test_signal_record_stamps_emitted_at_in_utc():

@@ -34,7 +34,7 @@ def store(tmp_path):
 
 @pytest.fixture
 def tick(store):
-    sensor = build_signal_inbox_sensor(max_signals_per_batch=4)
+    sensor = build_signal_inbox_sensor(max_signals_per_batch=4, max_open_batches=10)
     resource = ObjectStoreResource(root=str(store.root))
 
     def run(instance, cursor=None):
@@ -77,12 +77,12 @@ def test_a_claim_whose_tick_died_is_requested_by_the_next_tick(store, tick):
 class StoreWithLateWriter(LocalObjectStore):
     """An emitter writes a new object right after the claimer listed the inbox."""
 
-    def list(self, prefix, limit=None):
-        keys = super().list(prefix, limit)
-        if prefix == inbox.INBOX and not getattr(self, "written", False):
+    def list_level(self, folder):
+        level = super().list_level(folder)
+        if folder == inbox.INBOX and not getattr(self, "written", False):
             self.written = True
             self.put("inbox/20261122T000000000000Z-late.json", b'{"signal_id": "late"}')
-        return keys
+        return level
 
 
 def test_an_object_landing_during_a_claim_goes_to_a_later_batch(tmp_path):
@@ -129,3 +129,68 @@ def test_consolidation_keeps_the_raw_batch_and_releases_the_claims(store):
     inbox.mark_stage_done(store, batch, inbox.EMBEDDED)
     inbox.mark_stage_done(store, batch, inbox.GROUPED)
     assert inbox.unfinished_batches(store) == []
+
+
+def put_team_inbox(store, team, n, start_second=0):
+    """`n` signals of `team` in its inbox queue, received one microsecond apart from `start_second`."""
+    for i in range(n):
+        key = f"inbox/{team}/20261122T0000{start_second:02d}{i:06d}Z-t{team}s{i}.json"
+        store.put(key, json.dumps({"signal_id": f"t{team}s{i}", "team_id": team}).encode())
+
+
+def batch_teams(store, batch):
+    return [name.split("/", 1)[0] for name, _ in inbox.load_batch(store, batch)]
+
+
+def test_a_burst_of_one_team_does_not_push_another_teams_signals_back(store):
+    put_team_inbox(store, 1, 10_000)
+    put_team_inbox(store, 2, 3, start_second=30)  # team 2 emits after team 1's whole burst
+    first = inbox.claim_pending(store, 500, None, max_batches=2)
+    assert batch_teams(store, first.new_batches[0]).count("2") == 3
+    assert batch_teams(store, first.new_batches[0]).count("1") == 497
+    assert batch_teams(store, first.new_batches[1]) == ["1"] * 500
+    assert len(store.list("inbox/1/")) == 10_000 - 997 and store.list("inbox/2/") == []
+
+
+def test_the_per_team_limit_caps_a_team_in_a_batch_and_its_config_overrides_it(store):
+    from signals_assets.ingestion.teams import TeamConfig, save_team
+
+    put_team_inbox(store, 1, 30)
+    put_team_inbox(store, 2, 30, start_second=1)
+    put_team_inbox(store, 3, 30, start_second=2)
+    save_team(store, TeamConfig(team_id=3, ai_processing_consent=True, max_signals_per_batch=2))
+    batch = inbox.claim_pending(store, 100, None, max_per_team=10, max_batches=1).new_batches[0]
+    teams = batch_teams(store, batch)
+    assert (teams.count("1"), teams.count("2"), teams.count("3")) == (10, 10, 2)
+    # each team's oldest signals went first, in receive order
+    assert [n for n, _ in inbox.load_batch(store, batch) if n.startswith("1/")] == [
+        k[len("inbox/") :] for k in sorted(f"inbox/1/20261122T000000{i:06d}Z-t1s{i}.json" for i in range(10))
+    ]
+
+
+def test_the_sensor_claims_a_new_batch_only_below_the_open_batch_limit(store):
+    """10,000 signals of team 1 are pending; team 2's three arrive after the first tick: they are in
+    the very next batch claimed, not behind team 1's backlog."""
+    sensor = build_signal_inbox_sensor(max_signals_per_batch=500, max_open_batches=1)
+    resource = ObjectStoreResource(root=str(store.root))
+    put_team_inbox(store, 1, 10_000)
+    with dg.instance_for_test() as instance:
+
+        def tick(cursor):
+            return sensor(
+                dg.build_sensor_context(instance=instance, cursor=cursor, resources={"object_store": resource})
+            )
+
+        first = tick(None)
+        [batch1] = [r.partition_key for r in first.run_requests]
+        put_team_inbox(store, 2, 3, start_second=30)
+        mark_run_created(instance, batch1)
+        held = tick(first.cursor)
+        assert not held.run_requests and "1 unfinished" in held.skip_reason.skip_message
+        assert len(store.list("inbox/2/")) == 3  # not claimed behind the open batch
+
+        for stage in inbox.STAGES:
+            inbox.mark_stage_done(store, batch1, stage)
+        second = tick(held.cursor)
+        [batch2] = [r.partition_key for r in second.run_requests]
+        assert batch_teams(store, batch2).count("2") == 3

@@ -70,6 +70,8 @@ def test_list_by_folder_and_by_partial_name_sorted(object_store):
     assert object_store.list("inbox/a") == ["inbox/a.json"]
     assert object_store.list("inbox") == ["inbox/a.json", "inbox/b.json", "inbox/sub/c.json", "inboxes/x.json"]
     assert object_store.list("inbox/", limit=2) == ["inbox/a.json", "inbox/b.json"]
+    assert object_store.list_level("inbox/") == (["inbox/sub/"], ["inbox/a.json", "inbox/b.json"])
+    assert object_store.list_level("nothing/") == ([], [])
     assert object_store.list("missing/") == []
 
 
@@ -115,7 +117,7 @@ def test_concurrent_claimers_each_object_lands_in_exactly_one_batch(object_store
     assert len(names) == 60 and len(set(names)) == 60
     assert object_store.list("inbox/") == []
     for batch, batch_names in claimed.items():
-        assert [k.rsplit("/", 1)[1] for k in object_store.list(f"claimed/{batch}/")] == sorted(batch_names)
+        assert [k[len(f"claimed/{batch}/") :] for k in object_store.list(f"claimed/{batch}/")] == sorted(batch_names)
         if batch_names:
             manifest = json.loads(object_store.get(inbox.manifest_key(batch)))
             assert manifest["objects"] == sorted(batch_names)

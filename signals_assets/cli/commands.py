@@ -150,6 +150,8 @@ def cmd_teams_set(args, settings: Settings) -> int:
         ai_processing_consent=current.ai_processing_consent if args.consent is None else args.consent,
         enabled_sources=args.enable if args.enable else current.enabled_sources,
         repositories=repositories,
+        max_signals_per_batch=args.max_signals_per_batch or current.max_signals_per_batch,
+        max_reports_per_day=args.max_reports_per_day or current.max_reports_per_day,
     )
     save_team(store, config)
     print(json.dumps(config.__dict__, indent=1))
@@ -230,7 +232,7 @@ def cmd_process(args, settings: Settings) -> int:
     # runs a killed `signals process` or daemon left STARTED, and pool slots they hold: else we wait forever
     for line in fail_dead_runs(instance):
         err(line)
-    inbox.claim_all(store, settings.batch_max_signals)
+    inbox.claim_all(store, settings.batch_max_signals, settings.max_signals_per_team_batch)
     definitions = defs()
     batch_job = definitions.resolve_job_def(signal_batch_job.name)
     started = time.monotonic()
@@ -265,14 +267,25 @@ def cmd_process(args, settings: Settings) -> int:
     return 1 if failed or left else 0
 
 
-def research_pending(definitions, instance, store, settings: Settings) -> tuple[int, list[str]]:
-    """The report runs the promotion sensor would request for the pending promotions (without
-    back-off), executed here; the number of rounds researched and the report ids whose run failed."""
+def research_pending(
+    definitions, instance, store, settings: Settings, now: float | None = None
+) -> tuple[int, list[str]]:
+    """The report runs the promotion sensor would request for the pending promotions (as it decides at
+    `now`, without back-off), executed here; the number of rounds researched and the report ids whose
+    run failed."""
     from signals_assets.jobs import ROUNDS_TAG, report_job
     from signals_assets.partitions import REPORTS
     from signals_assets.sensors.report_promotion import promotion_work
 
-    work = promotion_work(instance, store, settings.max_attempts, backoff_seconds=0, daemon_retries=False)
+    work = promotion_work(
+        instance,
+        store,
+        settings.max_attempts,
+        backoff_seconds=0,
+        now=now,
+        daemon_retries=False,
+        max_reports_per_team_day=settings.max_reports_per_team_day,
+    )
     requests = work.run_requests(instance.get_dynamic_partitions(REPORTS), settings.reports_per_run)
     add_partitions(instance, work.partitions_request())
     job = definitions.resolve_job_def(report_job.name)
@@ -365,6 +378,10 @@ def cmd_status(args, settings: Settings) -> int:
         )
         for line in status["unfinished_work"][:20]:
             print(f"  {line}")
+        quota = status["report_quota"]
+        print(f"report rounds today: {quota['admitted_today']} of {quota['limit_per_day']} a day")
+        if quota["deferred"]:
+            print(f"  deferred to {quota['resumes_at']} (daily limit): {', '.join(quota['deferred'][:20])}")
         print(f"signals: {status['accepted']} accepted, {status['rejected']} rejected, {status['assigned']} assigned")
         if status["rejected"]:
             print(

@@ -211,6 +211,16 @@ def build_parser() -> argparse.ArgumentParser:
     teams_set.add_argument("--consent", dest="consent", action="store_true", default=None)
     teams_set.add_argument("--no-consent", dest="consent", action="store_false")
     teams_set.add_argument("--enable", action="append", default=[], metavar="PRODUCT/TYPE")
+    teams_set.add_argument(
+        "--max-signals-per-batch",
+        type=int_arg(1, 10**9),
+        help="this team's cap per batch (default: SIGNALS_MAX_SIGNALS_PER_TEAM_BATCH)",
+    )
+    teams_set.add_argument(
+        "--max-reports-per-day",
+        type=int_arg(1, 10**9),
+        help="this team's report rounds per UTC day (default: SIGNALS_MAX_REPORTS_PER_TEAM_DAY)",
+    )
     teams_set.set_defaults(handler=commands.cmd_teams_set)
     teams_show = teams_sub.add_parser("show", help="show a team")
     teams_show.add_argument("team_id", **team_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -77,9 +78,9 @@ SELECT
 """
 
 
-def team_status(settings: Settings, team_id: int) -> dict:
+def team_status(settings: Settings, team_id: int, now: float | None = None) -> dict:
     from signals_assets.ingestion import inbox
-    from signals_assets.reports import promotions
+    from signals_assets.reports import promotions, quotas
 
     store = open_object_store(settings)
     progress = inbox.batch_progress(store)
@@ -121,6 +122,9 @@ def team_status(settings: Settings, team_id: int) -> dict:
         + sum(1 for p in pending_promotions if p.get("parked")),
         "promotions_pending": sum(1 for p in pending_promotions if not p.get("parked")),
         "unfinished_work": unfinished_work(store),
+        "report_quota": quotas.team_quota(
+            store, team_id, pending_promotions, settings.max_reports_per_team_day, time.time() if now is None else now
+        ),
         **{k: int(v) for k, v in counts.items()},
         "reports_by_status": by_status,
         "rejected_by_reason": by_reason,

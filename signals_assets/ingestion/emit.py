@@ -34,9 +34,10 @@ def _utc(moment: datetime) -> datetime:
     return moment.astimezone(timezone.utc)
 
 
-def inbox_key(received_at: datetime, signal_id: str) -> str:
-    """Inbox object key; keys sort in receive order (UTC, microseconds), the order batches are claimed in."""
-    return f"{INBOX_PREFIX}{_utc(received_at):%Y%m%dT%H%M%S%fZ}-{signal_id}.json"
+def inbox_key(team_id: int, received_at: datetime, signal_id: str) -> str:
+    """Inbox object key: one folder per team, so a claim can take from every team's queue without
+    listing another team's backlog; within it keys sort in receive order (UTC, microseconds)."""
+    return f"{INBOX_PREFIX}{team_id}/{_utc(received_at):%Y%m%dT%H%M%S%fZ}-{signal_id}.json"
 
 
 def object_signal_id(key: str) -> str:
@@ -105,7 +106,7 @@ def emit_signal_result(
     record = signal_record(valid, signal_id, received_at)
     # Unescaped UTF-8, the encoding `validate_signal` measured against the inbox reader's size limit.
     body = json.dumps(record, sort_keys=True, ensure_ascii=False).encode("utf-8")
-    store.put(inbox_key(received_at, signal_id), body)
+    store.put(inbox_key(valid.team_id, received_at, signal_id), body)
     return EmitResult(signal_id=signal_id)
 
 

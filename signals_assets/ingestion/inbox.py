@@ -2,7 +2,8 @@
 
 The object store is the source of truth, so no signal is lost or processed twice whatever the
 timing:
-- `inbox/<name>` is written once by the emit facade;
+- `inbox/<team_id>/<name>` is written once by the emit facade (one queue per team; a batch takes
+  from every queue in turn, so one team's burst cannot push another team's signals back);
 - a claim moves it to `claimed/<batch_key>/<name>` (a rename, or on S3 a conditional claim marker:
   two claimers can never both win)
   and records the batch manifest `batches/<batch_key>/manifest.json`;
@@ -23,7 +24,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Iterable
 
+from signals_assets.fairness import round_robin
 from signals_assets.ingestion.emit import INBOX_PREFIX as INBOX
+from signals_assets.ingestion.teams import team_limit
 from signals_assets.partitions import next_batch_key
 from signals_assets.recovery.faults import pause_point
 from signals_assets.storage.object_store import ObjectStore
@@ -68,10 +71,24 @@ def pending_inbox_count(store: ObjectStore) -> int:
     return len(store.list(INBOX))
 
 
-def claim_batch(store: ObjectStore, batch: str, max_signals: int) -> list[str]:
-    """Move up to `max_signals` inbox objects (oldest first) into batch `batch`."""
+def team_queues(store: ObjectStore, max_per_team: int) -> list[list[str]]:
+    """Every team's pending inbox keys, oldest first and at most its per-batch limit (`max_per_team`
+    unless its config says otherwise), the team waiting longest first. Objects written before the
+    per-team folders (directly under `inbox/`) form one more queue."""
+    folders, loose = store.list_level(INBOX)
+    queues = [loose[:max_per_team]]
+    for folder in folders:
+        team = folder[len(INBOX) : -1]
+        limit = team_limit(store, int(team), "max_signals_per_batch", max_per_team) if team.isdigit() else max_per_team
+        queues.append(store.list(folder, limit=limit))
+    return sorted((q for q in queues if q), key=lambda queue: queue[0].rsplit("/", 1)[1])
+
+
+def claim_batch(store: ObjectStore, batch: str, max_signals: int, max_per_team: int | None = None) -> list[str]:
+    """Move up to `max_signals` inbox objects into batch `batch`: round-robin across the teams' queues,
+    at most `max_per_team` (default: `max_signals`) of one team, each team's oldest first."""
     names = []
-    for key in store.list(INBOX, limit=max_signals):
+    for key in round_robin(team_queues(store, max_per_team or max_signals), max_signals):
         name = key[len(INBOX) :]
         if store.move(key, f"{CLAIMED}{batch}/{name}"):
             names.append(name)
@@ -94,14 +111,19 @@ class ClaimResult:
 
 
 def claim_pending(
-    store: ObjectStore, max_signals: int, last_batch: str | None, now: datetime | None = None
+    store: ObjectStore,
+    max_signals: int,
+    last_batch: str | None,
+    now: datetime | None = None,
+    max_per_team: int | None = None,
+    max_batches: int = MAX_BATCHES_PER_CLAIM,
 ) -> ClaimResult:
-    """Claim everything pending into batches of at most `max_signals`, a bounded number per call."""
+    """Claim what is pending into at most `max_batches` batches of at most `max_signals`."""
     now = now or datetime.now(timezone.utc)
     batches, total = [], 0
-    for _ in range(MAX_BATCHES_PER_CLAIM):
+    for _ in range(min(max_batches, MAX_BATCHES_PER_CLAIM)):
         batch = next_batch_key(now, last_batch)
-        names = claim_batch(store, batch, max_signals)
+        names = claim_batch(store, batch, max_signals, max_per_team)
         if not names:
             break
         batches.append(batch)
@@ -112,10 +134,10 @@ def claim_pending(
     return ClaimResult(batches, total, last_batch)
 
 
-def claim_all(store: ObjectStore, max_signals: int) -> list[str]:
+def claim_all(store: ObjectStore, max_signals: int, max_per_team: int | None = None) -> list[str]:
     """Claim everything pending now, however many batches that takes (the CLI, not the sensor)."""
     batches, last = [], None
-    while claim := claim_pending(store, max_signals, last).new_batches:
+    while claim := claim_pending(store, max_signals, last, max_per_team=max_per_team).new_batches:
         batches += claim
         last = claim[-1]
     return batches
@@ -140,27 +162,30 @@ class BatchProgress:
         return next((stage for stage in STAGES if stage not in self.stages_done), GROUPED)
 
 
+def _progress(store: ObjectStore, batch: str, batch_objects: list[str], has_claims: bool) -> BatchProgress:
+    """`batch_objects`: the batch's keys under `batches/<batch>/`, relative to that folder."""
+    stages = [name[len("stages/") :] for name in batch_objects if name.startswith("stages/")]
+    parked = json.loads(store.get(parked_key(batch))) if "parked" in batch_objects else None
+    return BatchProgress(batch, tuple(s for s in STAGES if s in stages), has_claims, parked)
+
+
 def batch_progress(store: ObjectStore) -> list[BatchProgress]:
     """Every batch the object store knows of, in key order (one listing of `claimed/` and `batches/`)."""
     claimed = {key[len(CLAIMED) :].split("/", 1)[0] for key in store.list(CLAIMED)}
-    stages: dict[str, list[str]] = {}
-    parked: set[str] = set()
+    objects: dict[str, list[str]] = {}
     for key in store.list(BATCHES):
         batch, _, rest = key[len(BATCHES) :].partition("/")
-        stages.setdefault(batch, [])
-        if rest.startswith("stages/"):
-            stages[batch].append(rest[len("stages/") :])
-        elif rest == "parked":
-            parked.add(batch)
+        objects.setdefault(batch, []).append(rest)
     return [
-        BatchProgress(
-            batch,
-            tuple(s for s in STAGES if s in stages.get(batch, ())),
-            batch in claimed,
-            json.loads(store.get(parked_key(batch))) if batch in parked else None,
-        )
-        for batch in sorted(claimed | set(stages))
+        _progress(store, batch, objects.get(batch, []), batch in claimed) for batch in sorted(claimed | set(objects))
     ]
+
+
+def progress_of(store: ObjectStore, batch: str) -> BatchProgress:
+    """One batch's progress, from listings of that batch alone."""
+    folder = f"{BATCHES}{batch}/"
+    names = [key[len(folder) :] for key in store.list(folder)]
+    return _progress(store, batch, names, bool(store.list(f"{CLAIMED}{batch}/", limit=1)))
 
 
 def unfinished_batches(store: ObjectStore, include_parked: bool = False) -> list[str]:

@@ -25,6 +25,9 @@ class TeamConfig:
     ai_processing_consent: bool = False
     enabled_sources: list[str] | None = None  # None = every known "product/type" pair
     repositories: list[str] = field(default_factory=list)  # local folders the research agent may read
+    # Overrides of the settings SIGNALS_MAX_SIGNALS_PER_TEAM_BATCH and SIGNALS_MAX_REPORTS_PER_TEAM_DAY.
+    max_signals_per_batch: int | None = None
+    max_reports_per_day: int | None = None
 
 
 def team_key(team_id: int) -> str:
@@ -48,6 +51,10 @@ def check_team(config: TeamConfig) -> None:
         rule = system_tree_rule(path)
         if rule:
             raise ValueError(f"repositories: {path!r} {rule}")
+    for name in ("max_signals_per_batch", "max_reports_per_day"):
+        value = getattr(config, name)
+        if value is not None and (type(value) is not int or value < 1):
+            raise ValueError(f"{name}: must be a positive integer or null (the setting), got {shown(value)}")
 
 
 def system_tree_rule(path: str) -> str | None:
@@ -97,6 +104,17 @@ def load_team(store: ObjectStore, team_id: int) -> TeamConfig | None:
 def save_team(store: ObjectStore, config: TeamConfig) -> None:
     check_team(config)
     store.put(team_key(config.team_id), json.dumps(asdict(config), indent=1, sort_keys=True).encode())
+
+
+def team_limit(store: ObjectStore, team_id: int, name: str, default: int) -> int:
+    """The team's own `name` limit when its config sets one, else `default`; an unreadable config
+    falls back to the default (a limit never blocks a team's work)."""
+    try:
+        config = load_team(store, team_id)
+    except ValueError:
+        return default
+    value = getattr(config, name) if config else None
+    return default if value is None else value
 
 
 def gate_reason(config: TeamConfig | None, team_id: int, source_product: str, source_type: str) -> str | None:

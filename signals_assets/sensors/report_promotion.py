@@ -1,4 +1,5 @@
 import hashlib
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -9,7 +10,7 @@ from signals_assets.assets.grouping import PROMOTED_METADATA_KEY
 from signals_assets.jobs import RANGE_END_TAG, RANGE_START_TAG, ROUNDS_TAG, TEAM_TAG, report_job
 from signals_assets.partitions import REPORTS, reports
 from signals_assets.recovery.attempts import next_step
-from signals_assets.reports import promotions as promotion_facts
+from signals_assets.reports import promotions as promotion_facts, quotas
 from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.sensors.run_attempts import failure_reason, last_failed_run, round_attempts
 from signals_assets.storage.object_store import ObjectStore
@@ -29,29 +30,29 @@ class PromotionWork:
     waiting: list[str] = field(default_factory=list)
     done_now: list[str] = field(default_factory=list)
     parked_now: list[str] = field(default_factory=list)
+    deferred: list[str] = field(default_factory=list)  # over their team's daily limit
 
     def run_requests(self, partition_order: Sequence[str], reports_per_run: int) -> list[dg.RunRequest]:
         """Few report runs for the rounds to run (the sensor requests them; `signals process` executes
         them in-process): per team, a partition range of at most `reports_per_run` reports, tagged
-        with its team and the attempt keys of its rounds. `partition_order`: the `reports` partition
-        set as it is now."""
-        return [
-            report_run_request(group)
-            for group in promotion_facts.report_run_groups(self.to_run, partition_order, reports_per_run)
-        ]
+        with its team, the attempt keys of its rounds and a queue priority fair across teams.
+        `partition_order`: the `reports` partition set as it is now."""
+        groups = promotion_facts.report_run_groups(self.to_run, partition_order, reports_per_run)
+        priorities = quotas.queue_priorities([int(group[0][0]["team_id"]) for group in groups], self.in_flight)
+        return [report_run_request(group, priority) for group, priority in zip(groups, priorities)]
 
     def partitions_request(self) -> dg.AddDynamicPartitionsRequest:
         return reports.build_add_request(sorted({p["report_id"] for p, _ in self.to_run}))
 
 
-def report_run_request(group: list[tuple[dict, str]]) -> dg.RunRequest:
+def report_run_request(group: list[tuple[dict, str]], priority: int = 0) -> dg.RunRequest:
     """One run for a group of `report_run_groups`. Its run key stands for the exact attempts and
     promotions it covers, so a re-evaluated tick asks for the same run and a report promoted again
     (new promotion time) gets a new one."""
     attempt_keys = [key for _, key in group]
     identity = " ".join(f"{key}@{p['promoted_at']}" for p, key in sorted(group, key=lambda item: item[1]))
     team = str(group[0][0]["team_id"])
-    tags = {TEAM_TAG: team, ROUNDS_TAG: " ".join(attempt_keys)}
+    tags = {TEAM_TAG: team, ROUNDS_TAG: " ".join(attempt_keys), "dagster/priority": str(priority)}
     first, last = group[0][0]["report_id"], group[-1][0]["report_id"]
     run_key = f"reports-{team}-{hashlib.sha256(identity.encode()).hexdigest()[:16]}"
     if first == last:
@@ -66,6 +67,7 @@ def promotion_work(
     backoff_seconds: float,
     now: float | None = None,
     daemon_retries: bool = True,
+    max_reports_per_team_day: int = sys.maxsize,
 ) -> PromotionWork:
     """Decide for every pending promotion; park the ones out of attempts.
 
@@ -73,13 +75,19 @@ def promotion_work(
     researched again; a run covering its round that succeeded means the round is done."""
     now = time.time() if now is None else now
     work = PromotionWork()
-    pending = promotion_facts.pending_promotions(store)
-    if not pending:
+    admission = quotas.admit(
+        store,
+        promotion_facts.pending_promotions(store),
+        now,
+        lambda team: quotas.team_daily_limit(store, team, max_reports_per_team_day),
+    )
+    work.deferred = [promotion_facts.promotion_unit(p["report_id"], int(p["round"])) for p in admission.deferred]
+    if not admission.admitted:
         return work
     # One read of the run storage for every pending round (a run covers several rounds).
-    since = min(float(p["promoted_at"]) for p in pending) - 1
+    since = min(float(p["promoted_at"]) for p in admission.admitted) - 1
     by_unit = round_attempts(instance, report_job.name, ROUNDS_TAG, since, daemon_retries)
-    for promotion in pending:
+    for promotion in admission.admitted:
         report, round_ = promotion["report_id"], int(promotion["round"])
         unit = promotion_facts.promotion_unit(report, round_)
         attempts = [a for a in by_unit.get(unit, []) if a.created_at >= promotion["promoted_at"]]
@@ -109,7 +117,10 @@ def promotion_work(
 
 
 def build_report_promotion_sensor(
-    max_attempts: int = 3, backoff_seconds: float = 60, reports_per_run: int = 50
+    max_attempts: int = 3,
+    backoff_seconds: float = 60,
+    reports_per_run: int = 50,
+    max_reports_per_team_day: int = sys.maxsize,
 ) -> dg.SensorDefinition:
     @dg.sensor(
         name="report_promotion_sensor",
@@ -122,10 +133,17 @@ def build_report_promotion_sensor(
         "with back-off, then parked with its reason.",
     )
     def report_promotion_sensor(context: dg.SensorEvaluationContext, object_store: ObjectStoreResource):
-        work = promotion_work(context.instance, object_store.open(), max_attempts, backoff_seconds)
+        work = promotion_work(
+            context.instance,
+            object_store.open(),
+            max_attempts,
+            backoff_seconds,
+            max_reports_per_team_day=max_reports_per_team_day,
+        )
         seen = (
             f"{len(work.in_flight)} round(s) in flight, waiting to retry: {work.waiting}, "
-            f"done: {work.done_now}, parked now: {work.parked_now}"
+            f"done: {work.done_now}, parked now: {work.parked_now}, "
+            f"deferred to the next day (team limit): {len(work.deferred)}"
         )
         if not work.to_run:
             return dg.SkipReason(f"no promotion to run; {seen}")

@@ -75,14 +75,20 @@ def batch_work(
 
 
 def build_signal_inbox_sensor(
-    max_signals_per_batch: int, interval_seconds: int = 15, max_attempts: int = 3, backoff_seconds: float = 60
+    max_signals_per_batch: int,
+    interval_seconds: int = 15,
+    max_attempts: int = 3,
+    backoff_seconds: float = 60,
+    max_per_team: int | None = None,
+    max_open_batches: int = 1,
 ) -> dg.SensorDefinition:
     @dg.sensor(
         name="signal_inbox_sensor",
         job=signal_batch_job,
         minimum_interval_seconds=interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Claims pending inbox objects into batches and requests one run per batch "
+        description="Claims pending inbox objects into batches (round-robin across teams, at most "
+        f"{max_open_batches} unfinished batch(es) at a time) and requests one run per batch "
         "(run key = batch key). An unfinished batch whose runs all failed is requested again with "
         "back-off (`<batch>-retry<N>`), in key order, and parked with its reason after "
         f"{max_attempts} failed attempts.",
@@ -90,7 +96,16 @@ def build_signal_inbox_sensor(
     def signal_inbox_sensor(context: dg.SensorEvaluationContext, object_store: ObjectStoreResource):
         cursor = json.loads(context.cursor) if context.cursor else {}
         store = object_store.open()
-        claim = inbox.claim_pending(store, max_signals_per_batch, cursor.get("last_batch"))
+        # Claimed late, claimed fair: a batch formed only when the previous ones are nearly done sees
+        # every team's latest signals, so another team's burst delays them by at most those batches.
+        open_batches = len(inbox.unfinished_batches(store))
+        claim = inbox.claim_pending(
+            store,
+            max_signals_per_batch,
+            cursor.get("last_batch"),
+            max_per_team=max_per_team,
+            max_batches=max(0, max_open_batches - open_batches),
+        )
         work = batch_work(context.instance, store, max_attempts, backoff_seconds)
         new_cursor = json.dumps(
             {
@@ -103,7 +118,11 @@ def build_signal_inbox_sensor(
             f"({'; '.join(work.waiting)}), {len(work.held)} held behind them, parked now: {work.parked_now}"
         )
         if not work.to_run:
-            return dg.SensorResult(skip_reason=f"inbox empty in {store.describe()}; {seen}", cursor=new_cursor)
+            return dg.SensorResult(
+                skip_reason=f"no batch to run in {store.describe()} ({open_batches} unfinished, claims wait "
+                f"below {max_open_batches}); {seen}",
+                cursor=new_cursor,
+            )
         context.log.info(
             f"claimed {claim.claimed_signals} signals into {claim.new_batches}; requesting "
             f"{[key for _, key in work.to_run]}; {seen}"

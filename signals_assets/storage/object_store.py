@@ -34,6 +34,10 @@ class ObjectStore(Protocol):
     def exists(self, key: str) -> bool: ...
     def delete(self, key: str) -> None: ...
     def list(self, prefix: str, limit: int | None = None) -> list[str]: ...
+    def list_level(self, folder: str) -> tuple[list[str], list[str]]:
+        """One level of `folder` (ending in '/'): its sub-folders (each ending in '/') and its keys, sorted."""
+        ...
+
     def move(self, src: str, dst: str) -> bool: ...
     def describe(self) -> str: ...
 
@@ -92,6 +96,18 @@ class LocalObjectStore:
             return []
         keys = sorted(k for k in self._walk(base) if k.startswith(prefix))
         return keys[:limit] if limit is not None else keys
+
+    def list_level(self, folder: str) -> tuple[list[str], list[str]]:
+        base = self._path(folder.rstrip("/"))
+        if not base.is_dir():
+            return [], []
+        folders, keys = [], []
+        for entry in os.scandir(base):
+            if entry.is_dir():
+                folders.append(f"{folder}{entry.name}/")
+            elif not entry.name.startswith(".tmp-"):
+                keys.append(f"{folder}{entry.name}")
+        return sorted(folders), sorted(keys)
 
     def move(self, src: str, dst: str) -> bool:
         """Atomic rename; False when `src` is gone (someone else moved it first)."""
@@ -181,6 +197,16 @@ class S3ObjectStore:
                 break
         keys.sort()
         return keys[:limit] if limit is not None else keys
+
+    def list_level(self, folder: str) -> tuple[list[str], list[str]]:
+        full_prefix = f"{self.prefix}/{folder}" if self.prefix else folder
+        paginator = self.client.get_paginator("list_objects_v2")
+        folders: list[str] = []
+        keys: list[str] = []
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=full_prefix, Delimiter="/"):
+            folders.extend(self._relative(p["Prefix"]) for p in page.get("CommonPrefixes", []))
+            keys.extend(self._relative(obj["Key"]) for obj in page.get("Contents", []))
+        return sorted(folders), sorted(keys)
 
     def move(self, src: str, dst: str) -> bool:
         """Move `src` to `dst`; False when another mover has it or it is gone (see the class doc)."""
