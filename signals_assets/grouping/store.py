@@ -12,7 +12,7 @@ from itertools import groupby
 from signals_assets.grouping.consolidation import PoolSignal
 from signals_assets.grouping.engine import OPEN_STATUSES, TOP_K, BatchPlan, BatchSignal, Candidate, ReportStats
 from signals_assets.reports.lifecycle import ReportState
-from signals_assets.storage.clickhouse import StoreSession
+from signals_assets.storage.clickhouse import StoreSession, render
 from signals_assets.storage.facts import current_assignments, latest_report_states
 
 _BATCH_SIGNALS = """
@@ -27,19 +27,51 @@ ORDER BY s.team_id, s.emitted_at, s.signal_id
 
 _BEFORE_BATCH = current_assignments("team_id = {team} AND batch_key < {batch}")
 
-# Nearest assigned signals of the team for every probe, in one scan of the embeddings.
-_NEAREST = f"""
+# The team's embeddings from batches before this one: the space every search runs in.
+_TEAM_EMBEDDINGS = "e.team_id = {team} AND e.model = {model} AND e.batch_key < {batch}"
+_SEARCHABLE = f"SELECT signal_id FROM ({_BEFORE_BATCH}) WHERE deleted = 0 AND first_assigned_at >= {{since}}"
+
+# Exact: the nearest searchable signals of every probe in one scan of the team's embeddings, keeping
+# only the k best per probe while scanning (nearest first, ties by signal id).
+_EXACT_NEAREST = f"""
 WITH {{probes}} AS probes
-SELECT idx AS probe, e.signal_id AS signal_id, a.report_id AS report_id,
-       1 - cosineDistance(e.embedding, probes[idx]) AS similarity
-FROM signal_embeddings AS e
-INNER JOIN ({_BEFORE_BATCH}) AS a ON a.signal_id = e.signal_id
-ARRAY JOIN arrayEnumerate(probes) AS idx
-WHERE e.team_id = {{team}} AND e.model = {{model}} AND e.batch_key < {{batch}}
-  AND a.deleted = 0 AND a.first_assigned_at >= {{since}}
-ORDER BY probe, similarity DESC, signal_id
-LIMIT {{k}} BY probe
+SELECT probe, nearest.2 AS signal_id, 1 - nearest.1 AS similarity
+FROM (
+    SELECT idx AS probe, groupArraySorted({{k}})((cosineDistance(e.embedding, probes[idx]), e.signal_id)) AS found
+    FROM signal_embeddings AS e
+    ARRAY JOIN arrayEnumerate(probes) AS idx
+    WHERE {_TEAM_EMBEDDINGS} AND e.signal_id IN ({_SEARCHABLE})
+    GROUP BY idx
+)
+ARRAY JOIN found AS nearest
 """
+
+# Approximate: one probe through the HNSW index (the query shape it serves); rescoring makes the
+# similarities of the rows found exact. The searchable filter is applied after (`_FOUND`).
+_INDEX_NEAREST = f"""
+SELECT {{probe}} AS probe, e.signal_id AS signal_id, 1 - cosineDistance(e.embedding, {{vector}}) AS similarity
+FROM signal_embeddings AS e
+WHERE {_TEAM_EMBEDDINGS}
+ORDER BY cosineDistance(e.embedding, {{vector}})
+LIMIT {{k}}
+SETTINGS vector_search_with_rescoring = 1
+"""
+INDEX_PROBES_PER_QUERY = 50  # probes sent in one UNION ALL statement
+# The index search fetches this many times TOP_K per probe, so that signals the searchable filter
+# drops (deleted, outside the window, grouped in no batch before this one) rarely leave a probe short;
+# a probe still short is searched again exactly.
+INDEX_FETCH_FACTOR = 2
+
+# Teams with at most this many embeddings before the batch are searched exactly (all probes in one
+# scan is cheaper than one index query per probe); larger ones through the HNSW index when the store
+# has it.
+EXACT_SEARCH_LIMIT = 20_000
+
+_TEAM_SIZE = f"SELECT count() FROM signal_embeddings AS e WHERE {_TEAM_EMBEDDINGS}"
+
+_FOUND_ASSIGNMENTS = current_assignments("team_id = {team} AND batch_key < {batch} AND signal_id IN {ids}")
+# The current report of the found signals that are searchable.
+_FOUND = f"SELECT signal_id, report_id FROM ({_FOUND_ASSIGNMENTS}) WHERE deleted = 0 AND first_assigned_at >= {{since}}"
 
 _LATEST_EVENTS = latest_report_states("team_id = {team} AND NOT (stage = 'grouping' AND source >= {batch})")
 
@@ -118,24 +150,14 @@ def read_team(
     """The nearest assigned signals of every probe of the team's batch signals, the states and statistics
     of their reports, their texts (`with_texts`) and the open pool (`pool_limit` newest signals)."""
     probes = [(s, p) for s in signals for p in (s.embedding, *s.probes)]
-    rows = db.query(
-        _NEAREST,
-        {
-            "probes": [list(map(float, p)) for _, p in probes],
-            "team": team,
-            "batch": batch,
-            "model": model,
-            "since": since,
-            "k": TOP_K,
-        },
-    )
+    nearest = nearest_signals(db, team, batch, model, since, [p for _, p in probes])
     context = TeamContext(signals, {})
     probe_numbers = [i for s in signals for i in range(1 + len(s.probes))]
-    for row in rows:
-        signal = probes[row["probe"] - 1][0]
-        context.candidates.setdefault(signal.signal_id, []).append(
-            Candidate(row["signal_id"], row["report_id"], row["similarity"], probe_numbers[row["probe"] - 1])
-        )
+    for (signal, _), number, found in zip(probes, probe_numbers, nearest):
+        if found:
+            context.candidates.setdefault(signal.signal_id, []).extend(
+                Candidate(signal_id, report_id, similarity, number) for signal_id, report_id, similarity in found
+            )
     if pool_limit:
         rows = db.query(
             _OPEN_POOL,
@@ -177,6 +199,59 @@ def read_team(
             row["vector_sum"], int(row["signal_count"]), row["title"], examples.get(row["report_id"], [])
         )
     return context
+
+
+def nearest_signals(db: StoreSession, team: int, batch: str, model: str, since, probes: list) -> list[list]:
+    """Per probe, its TOP_K nearest searchable signals of the team as (signal id, report id, cosine
+    similarity), nearest first (ties by signal id). Searchable are the signals assigned before `batch`,
+    not deleted, first assigned at or after `since`. Exact for teams of up to EXACT_SEARCH_LIMIT stored
+    embeddings or without an HNSW index; else approximate through the index, and a probe whose fetched
+    neighbours the searchable filter leaves short is searched again exactly."""
+    if not probes:
+        return []
+    params = {"team": team, "batch": batch, "model": model, "since": since}
+    approximate = db.scalar(_TEAM_SIZE, params) > EXACT_SEARCH_LIMIT and db.vector_index_type() is not None
+    found = _index_nearest(db, params, probes) if approximate else _exact_nearest(db, params, probes)
+    nearest = _with_reports(db, params, found)
+    short = [i for i, rows in enumerate(nearest) if len(rows) < TOP_K and len(found[i]) > len(rows)]
+    if approximate and short:
+        again = _with_reports(db, params, _exact_nearest(db, params, [probes[i] for i in short]))
+        for i, rows in zip(short, again):
+            nearest[i] = rows
+    return nearest
+
+
+def _with_reports(db: StoreSession, params: dict, found: list[list]) -> list[list]:
+    """The found (signal id, similarity) lists with each searchable signal's report, unsearchable ones
+    dropped, at most TOP_K per probe."""
+    ids = sorted({signal_id for rows in found for signal_id, _ in rows})
+    report_of = {r["signal_id"]: r["report_id"] for r in db.query(_FOUND, {**params, "ids": ids})} if ids else {}
+    return [[(s, report_of[s], similarity) for s, similarity in rows if s in report_of][:TOP_K] for rows in found]
+
+
+def _exact_nearest(db: StoreSession, params: dict, probes: list) -> list[list]:
+    rows = db.query(_EXACT_NEAREST, {**params, "probes": [list(map(float, p)) for p in probes], "k": TOP_K})
+    nearest: list[list] = [[] for _ in probes]
+    for row in sorted(rows, key=lambda r: (r["probe"], -r["similarity"], r["signal_id"])):
+        nearest[row["probe"] - 1].append((row["signal_id"], row["similarity"]))
+    return nearest
+
+
+def _index_nearest(db: StoreSession, params: dict, probes: list) -> list[list]:
+    """Per probe, TOP_K × INDEX_FETCH_FACTOR nearest embeddings of the team from the HNSW index."""
+    nearest: list[list] = [[] for _ in probes]
+    for start in range(0, len(probes), INDEX_PROBES_PER_QUERY):
+        statements = [
+            render(
+                _INDEX_NEAREST,
+                {**params, "probe": i, "vector": list(map(float, probes[i])), "k": TOP_K * INDEX_FETCH_FACTOR},
+            )
+            for i in range(start, min(start + INDEX_PROBES_PER_QUERY, len(probes)))
+        ]
+        rows = db.query(" UNION ALL ".join(f"({sql})" for sql in statements))
+        for row in sorted(rows, key=lambda r: (r["probe"], -r["similarity"], r["signal_id"])):
+            nearest[row["probe"]].append((row["signal_id"], row["similarity"]))
+    return nearest
 
 
 def batch_rows(batch: str, at, plans: dict[int, BatchPlan]) -> tuple[list[dict], list[dict], list[dict]]:
