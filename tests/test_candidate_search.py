@@ -125,9 +125,9 @@ def test_a_probe_whose_index_neighbours_are_filtered_out_is_searched_again_exact
     monkeypatch.setattr(store, "EXACT_SEARCH_LIMIT", 0)
     monkeypatch.setattr(store, "INDEX_FETCH_FACTOR", 1)
     on_deleted = vectors[1460:1470]
-    exact_calls = spy(monkeypatch, "_exact_nearest")
+    refill_calls = spy(monkeypatch, "_filtered_nearest")
     nearest = search(resource, on_deleted)
-    assert exact_calls and exact_calls[0] <= len(on_deleted)  # the short probes only, after the index search
+    assert refill_calls and refill_calls[0] <= len(on_deleted)  # the short probes only, after the index search
     searchable = np.arange(1460)
     for probe, rows in zip(on_deleted, nearest):
         expected = {f"s{i:04d}" for i in searchable[np.argsort(-(vectors[:1460] @ probe), kind="stable")[:TOP_K]]}
