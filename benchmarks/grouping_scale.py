@@ -56,7 +56,9 @@ class Layout:
         self.per_team = size // teams
         self.centres_per_team = max(1, self.per_team // SIGNALS_PER_CENTRE)
         # one team: centres of its own; many: a shared set, each centre drawn by about ten teams
-        self.centres = self.centres_per_team if teams == 1 else max(self.centres_per_team, size // SIGNALS_PER_CENTRE // 10)
+        self.centres = (
+            self.centres_per_team if teams == 1 else max(self.centres_per_team, size // SIGNALS_PER_CENTRE // 10)
+        )
 
     def centre(self, team, local):
         """Works on numpy arrays and on SQL expression strings alike."""
@@ -144,14 +146,20 @@ def exact_index_search(folder: Path, layout: Layout, team: int):
         for start in range(0, len(rows), 100_000):  # a block of rows at a time, keeping the best k
             block = np.asarray(rows[start : start + 100_000])
             scores = np.concatenate([best_scores, probes @ block.T], axis=1)
-            numbers = np.concatenate([best_rows, np.broadcast_to(np.arange(start, start + len(block)), (len(probes), len(block)))], axis=1)
+            numbers = np.concatenate(
+                [best_rows, np.broadcast_to(np.arange(start, start + len(block)), (len(probes), len(block)))], axis=1
+            )
             keep = np.argpartition(-scores, k, axis=1)[:, :k] if scores.shape[1] > k else np.argsort(-scores, axis=1)
             best_scores = np.take_along_axis(scores, keep, axis=1)
             best_rows = np.take_along_axis(numbers, keep, axis=1)
         found = []
         for probe, candidates in zip(probes.astype(np.float64), best_rows):
             similarity = np.asarray(rows[candidates], dtype=np.float64) @ probe  # in float64, as ClickHouse
-            found.append(sorted(((str(first + r), float(x)) for r, x in zip(candidates, similarity)), key=lambda f: (-f[1], f[0])))
+            found.append(
+                sorted(
+                    ((str(first + r), float(x)) for r, x in zip(candidates, similarity)), key=lambda f: (-f[1], f[0])
+                )
+            )
         return found
 
     return search
@@ -181,7 +189,12 @@ def group(folder: Path, layout: Layout, team: int, search: str) -> dict:
     store.nearest_signals = recorded
     started = time.perf_counter()
     assignments, _, _ = group_batch(
-        lambda: open_chdb(folder / "store", "signals"), BATCH, [team], WINDOW_DAYS, OfflineProvider(), StoredEmbeddings()
+        lambda: open_chdb(folder / "store", "signals"),
+        BATCH,
+        [team],
+        WINDOW_DAYS,
+        OfflineProvider(),
+        StoredEmbeddings(),
     )
     seconds = time.perf_counter() - started
     return {
@@ -206,12 +219,14 @@ def recall(found: list[list], truth: list[list]) -> float:
     return sum(len(set(f) & set(t)) for f, t in zip(found, truth)) / max(1, sum(len(t) for t in truth))
 
 
-def run_case(size: int, teams: int, batch_size: int, seed: int) -> dict:
+def run_case(size: int, teams: int, batch_size: int, seed: int, stores: Path | None) -> dict:
     layout = Layout(size, teams)
     team = 1 + teams // 2
     with tempfile.TemporaryDirectory(prefix="grouping-scale-") as name:
-        folder = Path(name)
-        build_store(folder, layout, batch_size, team, seed)
+        folder = stores / f"{size}x{teams}-b{batch_size}-s{seed}" if stores else Path(name)
+        if not (folder / "load.json").exists():  # a kept store is complete once its load times are written
+            folder.mkdir(parents=True, exist_ok=True)
+            build_store(folder, layout, batch_size, team, seed)
         runs = {}
         for search in ("store", "exact"):
             child = subprocess.run(
@@ -249,8 +264,11 @@ def main() -> int:
     parser.add_argument("--cases", nargs="+", default=["100000x1", "1000000x1", "1000000x1000"])
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--stores", type=Path, help="keep the filled stores here and reuse them on the next run")
     args = parser.parse_args()
-    print(f"{DIMENSIONS} dims, batch of {args.batch}, seed {args.seed}, exact search limit {store.EXACT_SEARCH_LIMIT:,}")
+    print(
+        f"{DIMENSIONS} dims, batch of {args.batch}, seed {args.seed}, exact search limit {store.EXACT_SEARCH_LIMIT:,}"
+    )
     print(
         "| stored | teams | team's signals | grouping s | peak RSS MB | search recall@10 | index recall@10 "
         "| same report as exact | grouping s, exact numpy search | load + index s |"
@@ -258,7 +276,7 @@ def main() -> int:
     print("|---|---|---|---|---|---|---|---|---|---|")
     for case in args.cases:
         size, teams = (int(x) for x in case.split("x"))
-        r = run_case(size, teams, args.batch, args.seed)
+        r = run_case(size, teams, args.batch, args.seed, args.stores)
         print(
             f"| {r['size']:,} | {r['teams']:,} | {r['team_size']:,} | {r['seconds']:.1f} | {r['peak_rss_mb']:.0f} "
             f"| {r['search_recall']:.3f} | {r['index_recall']:.3f} | {r['agreement']:.3f} | {r['exact_seconds']:.1f} "

@@ -212,9 +212,10 @@ def test_the_demo_team_keeps_its_password_reset_report():
     assert labels.count(labels[wishlist]) == 1
 
 
-def dense_cluster_pool(vectors, params=ConsolidationParameters()) -> list[int]:
+def dense_cluster_pool(vectors) -> list[int]:
     """The consolidation's clustering as it was computed on full n × n matrices: the reference the
     blockwise computation must reproduce label for label."""
+    params = ConsolidationParameters()
     from scipy.cluster.hierarchy import fcluster, linkage
     from scipy.spatial.distance import squareform
 
