@@ -1,7 +1,10 @@
 """Consolidation of the open pool: clustering rules, report id mapping, and the batch plan it rewrites."""
 
+from collections import Counter
+
 import numpy as np
 
+from signals_assets.grouping import consolidation
 from signals_assets.grouping.consolidation import ConsolidationParameters, PoolSignal, cluster_pool, map_clusters
 from signals_assets.grouping.engine import Assignment, BatchPlan, BatchSignal, Event, consolidate, report_id_for
 from signals_assets.reports import lifecycle as lc
@@ -141,7 +144,7 @@ def test_a_problem_split_across_batches_is_merged_in_the_store(capsys, object_st
     import json
 
     from signals_assets.cli.main import main
-    from signals_assets.grouping import consolidation, offline_matching
+    from signals_assets.grouping import offline_matching
     from signals_assets.grouping.engine import MatchDecision
     from signals_assets.settings import load_settings
     from signals_assets.storage.clickhouse import open_chdb
@@ -207,3 +210,59 @@ def test_the_demo_team_keeps_its_password_reset_report():
     assert len({labels[i] for i in password}) == 1
     wishlist = next(i for i, r in enumerate(rows) if "wishlist" in r["description"])
     assert labels.count(labels[wishlist]) == 1
+
+
+def dense_cluster_pool(vectors) -> list[int]:
+    """The consolidation's clustering as it was computed on full n × n matrices: the reference the
+    blockwise computation must reproduce label for label."""
+    params = ConsolidationParameters()
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    matrix = np.asarray(vectors, dtype=np.float64)
+    n = len(matrix)
+    matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+    cosine = matrix @ matrix.T
+    np.fill_diagonal(cosine, -np.inf)
+    k = min(max(params.min_neighbours, round(n * params.neighbour_share)), n - 1)
+    density = np.sort(cosine, axis=1)[:, -k:].mean(axis=1)
+    scaled = cosine - params.density_weight * (density[:, None] + density[None, :]) / 2 - params.link_margin
+    distance = np.maximum(1.0 - np.minimum(scaled, cosine - params.link_floor), 0.0)
+    np.fill_diagonal(distance, 0.0)
+    labels = [int(x) for x in fcluster(linkage(squareform(distance, checks=False), "average"), 1.0, "distance")]
+    next_label = max(labels) + 1
+    for label, size in Counter(labels).items():
+        members = [i for i, other in enumerate(labels) if other == label]
+        if 2 <= size <= params.small_size and cosine[np.ix_(members, members)][~np.eye(size, dtype=bool)].mean() < (
+            params.small_floor
+        ):
+            for index in members[1:]:
+                labels[index], next_label = next_label, next_label + 1
+    first: dict[int, int] = {}
+    return [first.setdefault(label, len(first)) for label in labels]
+
+
+def varied_pool(count: int, seed: int) -> np.ndarray:
+    """Problems of every tightness (from near-duplicates to loose) plus unrelated stragglers, 384 dims."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((count // 12, 384))
+    picks = rng.integers(0, len(centres), count)
+    spread = rng.uniform(0.2, 1.4, len(centres))[picks, None]
+    vectors = centres[picks] + spread * rng.standard_normal((count, 384))
+    vectors[rng.random(count) < 0.1] = rng.standard_normal((384,))  # a few identical vectors too
+    return vectors
+
+
+def test_blockwise_clustering_equals_the_dense_clustering_at_the_pool_limit():
+    pool = varied_pool(ConsolidationParameters().pool_limit, seed=4)
+    labels = cluster_pool(pool)
+    assert labels == dense_cluster_pool(pool)
+    assert 50 < len(set(labels)) < len(pool)  # a real clustering: merges and singletons both
+
+
+def test_blockwise_clustering_is_the_same_for_any_block_size(monkeypatch):
+    pool = varied_pool(301, seed=5)
+    expected = dense_cluster_pool(pool)
+    for rows in (1, 7, 300, 1000):
+        monkeypatch.setattr(consolidation, "BLOCK_ROWS", rows)
+        assert cluster_pool(pool) == expected, rows

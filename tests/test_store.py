@@ -222,7 +222,7 @@ def test_vector_index_is_added_built_for_existing_rows_and_used(engine):
 
     indexed = ClickHouseResource(**engine, vector_index_dimensions=4)
     with indexed.session() as db:
-        assert db.vector_index_type() == "vector_similarity('hnsw', 'cosineDistance', 4)"
+        assert db.vector_index_type() == "vector_similarity('hnsw', 'cosineDistance', 4, 'bf16', 16, 64)"
         db.insert("signal_embeddings", embedding_rows({k: UNIT[k] for k in ("xy", "z")}))
         nearest = [r["signal_id"] for r in db.query(NEAREST)]
         plan = "\n".join(str(r) for r in db.query("EXPLAIN indexes = 1 " + NEAREST))

@@ -207,12 +207,14 @@ def candidate_reports(
     return sorted(reports, key=lambda r: (-r.best_similarity, r.report_id))
 
 
-def _local_candidates(signal: BatchSignal, earlier: list[tuple[BatchSignal, str]]) -> list[Candidate]:
+def _local_candidates(signal: BatchSignal, earlier: list[tuple[BatchSignal, str]], vectors: dict) -> list[Candidate]:
+    """The nearest earlier signals of the batch; `vectors` holds each batch signal's float32 embedding,
+    converted once per batch rather than once per later signal."""
     import numpy as np
 
     if not earlier:
         return []
-    matrix = np.asarray([e.embedding for e, _ in earlier], dtype=np.float32)
+    matrix = np.stack([vectors[e.signal_id] for e, _ in earlier])
     found = []
     for probe, vector in enumerate((signal.embedding, *signal.probes)):
         similarities = matrix @ np.asarray(vector, dtype=np.float32)
@@ -240,12 +242,16 @@ def plan_batch(
     """Decide every signal in order; `stats` and `states` (as before this batch) are updated.
 
     `texts` maps candidate signal ids to descriptions, for providers that read them."""
+    import numpy as np
+
     plan = BatchPlan()
     texts = {**(texts or {}), **{s.signal_id: s.description for s in signals}}
+    vectors = {s.signal_id: np.asarray(s.embedding, dtype=np.float32) for s in signals}
     decided: list[tuple[BatchSignal, str]] = []
     for signal in signals:
         earlier = [(s, r) for s, r in decided if s.team_id == signal.team_id]
-        found = _top_per_probe(stored_candidates.get(signal.signal_id, []) + _local_candidates(signal, earlier))
+        local = _local_candidates(signal, earlier, vectors)
+        found = _top_per_probe(stored_candidates.get(signal.signal_id, []) + local)
         reports = candidate_reports(signal, found, stats, texts)
         decision = decide(signal, reports) if reports else MatchDecision(None, reason="no candidates")
         matched = next((r for r in reports if r.report_id == decision.report_id), None)

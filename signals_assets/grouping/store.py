@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from itertools import groupby
+from typing import TYPE_CHECKING
 
 from signals_assets.grouping.consolidation import PoolSignal
 from signals_assets.grouping.engine import OPEN_STATUSES, TOP_K, BatchPlan, BatchSignal, Candidate, ReportStats
 from signals_assets.reports.lifecycle import ReportState
 from signals_assets.storage.clickhouse import StoreSession
 from signals_assets.storage.facts import current_assignments, latest_report_states
+
+if TYPE_CHECKING:
+    import numpy
 
 _BATCH_SIGNALS = """
 SELECT s.team_id AS team_id, s.signal_id AS signal_id, s.description AS description, s.weight AS weight,
@@ -27,19 +31,48 @@ ORDER BY s.team_id, s.emitted_at, s.signal_id
 
 _BEFORE_BATCH = current_assignments("team_id = {team} AND batch_key < {batch}")
 
-# Nearest assigned signals of the team for every probe, in one scan of the embeddings.
-_NEAREST = f"""
-WITH {{probes}} AS probes
-SELECT idx AS probe, e.signal_id AS signal_id, a.report_id AS report_id,
-       1 - cosineDistance(e.embedding, probes[idx]) AS similarity
+# The team's embeddings from batches before this one: the space every search runs in.
+_TEAM_EMBEDDINGS = "e.team_id = {team} AND e.model = {model} AND e.batch_key < {batch}"
+_SEARCHABLE = f"SELECT signal_id FROM ({_BEFORE_BATCH}) WHERE deleted = 0 AND first_assigned_at >= {{since}}"
+
+# Exact: the team's searchable embeddings.
+_SEARCHABLE_EMBEDDINGS = f"FROM signal_embeddings AS e WHERE {_TEAM_EMBEDDINGS} AND e.signal_id IN ({_SEARCHABLE})"
+
+# Approximate: one probe through the HNSW index, in the query shape it serves. Selecting the distance
+# that orders the rows returns the index's own (bf16: within 2e-4 of the exact cosine, measured)
+# without reading the embeddings; asking ClickHouse to rescore reads them and costs about five times
+# as much. The searchable filter is applied after (`_FOUND`).
+_INDEX_NEAREST = f"""
+SELECT e.signal_id AS signal_id, cosineDistance(e.embedding, {{vector}}) AS distance
 FROM signal_embeddings AS e
-INNER JOIN ({_BEFORE_BATCH}) AS a ON a.signal_id = e.signal_id
-ARRAY JOIN arrayEnumerate(probes) AS idx
-WHERE e.team_id = {{team}} AND e.model = {{model}} AND e.batch_key < {{batch}}
-  AND a.deleted = 0 AND a.first_assigned_at >= {{since}}
-ORDER BY probe, similarity DESC, signal_id
-LIMIT {{k}} BY probe
+WHERE {_TEAM_EMBEDDINGS}
+ORDER BY distance
+LIMIT {{k}}
 """
+# A probe the searchable filter left short: a scan of the team's searchable signals, without the index.
+_FILTERED_NEAREST = f"""
+SELECT e.signal_id AS signal_id, cosineDistance(e.embedding, {{vector}}) AS distance
+FROM signal_embeddings AS e
+WHERE {_TEAM_EMBEDDINGS} AND e.signal_id IN ({_SEARCHABLE})
+ORDER BY distance, e.signal_id
+LIMIT {{k}}
+SETTINGS vector_search_filter_strategy = 'prefilter'
+"""
+# The index search fetches this many times TOP_K per probe, so that signals the searchable filter
+# drops (deleted, outside the window, grouped in no batch before this one) rarely leave a probe short;
+# a probe still short is searched again by a scan.
+INDEX_FETCH_FACTOR = 2
+
+# Teams with at most this many embeddings before the batch are searched exactly, in numpy over their
+# embeddings read once (20,000 x 384 float64: 61 MB); larger ones through the HNSW index when the
+# store has it.
+EXACT_SEARCH_LIMIT = 20_000
+
+_TEAM_SIZE = f"SELECT count() FROM signal_embeddings AS e WHERE {_TEAM_EMBEDDINGS}"
+
+_FOUND_ASSIGNMENTS = current_assignments("team_id = {team} AND batch_key < {batch} AND signal_id IN {ids}")
+# The current report of the found signals that are searchable.
+_FOUND = f"SELECT signal_id, report_id FROM ({_FOUND_ASSIGNMENTS}) WHERE deleted = 0 AND first_assigned_at >= {{since}}"
 
 _LATEST_EVENTS = latest_report_states("team_id = {team} AND NOT (stage = 'grouping' AND source >= {batch})")
 
@@ -53,9 +86,9 @@ FROM ({_LATEST_EVENTS}) AS ev
 INNER JOIN (
     SELECT a.report_id AS report_id, count() AS signal_count, groupArray(a.weight) AS weights,
            groupArray(a.first_batch_key) AS batch_keys, sumForEach(e.embedding) AS vector_sum
-    FROM ({_BEFORE_BATCH}) AS a
-    INNER JOIN signal_embeddings AS e ON e.signal_id = a.signal_id AND e.team_id = a.team_id AND e.model = {{model}}
-    WHERE a.report_id IN {{ids}} AND a.deleted = 0
+    FROM signal_embeddings AS e  -- streamed; only the members' assignments are held for the join
+    INNER JOIN (SELECT * FROM ({_BEFORE_BATCH}) WHERE report_id IN {{ids}} AND deleted = 0) AS a ON a.signal_id = e.signal_id
+    WHERE e.team_id = {{team}} AND e.model = {{model}}
     GROUP BY a.report_id
 ) AS c ON c.report_id = ev.report_id
 WHERE ev.report_id IN {{ids}}
@@ -70,18 +103,18 @@ LIMIT 8 BY a.report_id
 """
 
 # The open pool for consolidation: live signals of reports whose research has not started, newest
-# `limit` within the window (returned newest first).
+# `limit` within the window (returned newest first). Texts and embeddings are read for these only.
 _OPEN_POOL = f"""
-SELECT a.signal_id AS signal_id, a.report_id AS report_id, e.embedding AS embedding, s.description AS description,
+SELECT a.signal_id AS signal_id, a.report_id AS report_id,
        if(a.first_batch_key > ev.weight_after_batch, a.weight, 0) AS weight  -- as counted in the report's weight
 FROM ({_BEFORE_BATCH}) AS a
 INNER JOIN ({_LATEST_EVENTS}) AS ev ON ev.report_id = a.report_id
-INNER JOIN signal_embeddings AS e ON e.signal_id = a.signal_id AND e.team_id = a.team_id AND e.model = {{model}}
-INNER JOIN signals AS s ON s.signal_id = a.signal_id AND s.team_id = a.team_id
 WHERE a.deleted = 0 AND a.first_assigned_at >= {{since}} AND ev.status IN {{open}}
 ORDER BY a.first_position DESC
 LIMIT {{limit}}
 """
+_POOL_TEXTS = "SELECT signal_id, description FROM signals WHERE team_id = {team} AND signal_id IN {ids}"
+_POOL_EMBEDDINGS = "FROM signal_embeddings AS e WHERE e.team_id = {team} AND e.model = {model} AND e.signal_id IN {ids}"
 
 
 def batch_signals(db: StoreSession, batch: str, model: str, teams: list[int]) -> dict[int, list[BatchSignal]]:
@@ -118,24 +151,14 @@ def read_team(
     """The nearest assigned signals of every probe of the team's batch signals, the states and statistics
     of their reports, their texts (`with_texts`) and the open pool (`pool_limit` newest signals)."""
     probes = [(s, p) for s in signals for p in (s.embedding, *s.probes)]
-    rows = db.query(
-        _NEAREST,
-        {
-            "probes": [list(map(float, p)) for _, p in probes],
-            "team": team,
-            "batch": batch,
-            "model": model,
-            "since": since,
-            "k": TOP_K,
-        },
-    )
+    nearest = nearest_signals(db, team, batch, model, since, [p for _, p in probes])
     context = TeamContext(signals, {})
     probe_numbers = [i for s in signals for i in range(1 + len(s.probes))]
-    for row in rows:
-        signal = probes[row["probe"] - 1][0]
-        context.candidates.setdefault(signal.signal_id, []).append(
-            Candidate(row["signal_id"], row["report_id"], row["similarity"], probe_numbers[row["probe"] - 1])
-        )
+    for (signal, _), number, found in zip(probes, probe_numbers, nearest):
+        if found:
+            context.candidates.setdefault(signal.signal_id, []).extend(
+                Candidate(signal_id, report_id, similarity, number) for signal_id, report_id, similarity in found
+            )
     if pool_limit:
         rows = db.query(
             _OPEN_POOL,
@@ -148,8 +171,13 @@ def read_team(
                 "limit": pool_limit,
             },
         )
+        pool_ids = {"team": team, "model": model, "ids": [r["signal_id"] for r in rows]}
+        texts = {r["signal_id"]: r["description"] for r in db.query(_POOL_TEXTS, pool_ids)} if rows else {}
+        embedding_of = dict(zip(*embeddings(db, _POOL_EMBEDDINGS, pool_ids))) if rows else {}
         context.open_pool = [
-            PoolSignal(r["signal_id"], r["report_id"], r["embedding"], float(r["weight"]), r["description"])
+            PoolSignal(
+                r["signal_id"], r["report_id"], embedding_of[r["signal_id"]], float(r["weight"]), texts[r["signal_id"]]
+            )
             for r in reversed(rows)
         ]
     ids = sorted(
@@ -177,6 +205,94 @@ def read_team(
             row["vector_sum"], int(row["signal_count"]), row["title"], examples.get(row["report_id"], [])
         )
     return context
+
+
+def nearest_signals(db: StoreSession, team: int, batch: str, model: str, since, probes: list) -> list[list]:
+    """Per probe, its TOP_K nearest searchable signals of the team as (signal id, report id, cosine
+    similarity), nearest first (ties by signal id). Searchable are the signals assigned before `batch`,
+    not deleted, first assigned at or after `since`. Exact for teams of up to EXACT_SEARCH_LIMIT stored
+    embeddings or without an HNSW index; else approximate through the index, and a probe whose fetched
+    neighbours the searchable filter leaves short is searched again by a scan."""
+    if not probes:
+        return []
+    params = {"team": team, "batch": batch, "model": model, "since": since}
+    approximate = db.scalar(_TEAM_SIZE, params) > EXACT_SEARCH_LIMIT and db.vector_index_type() is not None
+    found = _index_nearest(db, params, probes) if approximate else _exact_nearest(db, params, probes)
+    nearest = _with_reports(db, params, found)
+    short = [i for i, rows in enumerate(nearest) if len(rows) < TOP_K and len(found[i]) > len(rows)]
+    if approximate and short:
+        again = _with_reports(db, params, _filtered_nearest(db, params, [probes[i] for i in short]))
+        for i, rows in zip(short, again):
+            nearest[i] = rows
+    return nearest
+
+
+def _with_reports(db: StoreSession, params: dict, found: list[list]) -> list[list]:
+    """The found (signal id, similarity) lists with each searchable signal's report, unsearchable ones
+    dropped, at most TOP_K per probe."""
+    ids = sorted({signal_id for rows in found for signal_id, _ in rows})
+    report_of = {r["signal_id"]: r["report_id"] for r in db.query(_FOUND, {**params, "ids": ids})} if ids else {}
+    return [[(s, report_of[s], similarity) for s, similarity in rows if s in report_of][:TOP_K] for rows in found]
+
+
+def embeddings(db: StoreSession, source: str, params: dict) -> tuple[list[str], numpy.ndarray]:
+    """Signal ids and their embeddings (float32 rows, read as binary) of `source`, a FROM … WHERE clause
+    over `signal_embeddings AS e`; ordered by signal id so that the two reads line up."""
+    ids = [
+        row["signal_id"] for row in db.query(f"SELECT e.signal_id AS signal_id {source} ORDER BY e.signal_id", params)
+    ]
+    return ids, db.vectors(f"SELECT e.embedding {source} ORDER BY e.signal_id", params)
+
+
+def _exact_nearest(db: StoreSession, params: dict, probes: list) -> list[list]:
+    """Per probe, the TOP_K most similar searchable signals: numpy over the team's embeddings, read once."""
+    import numpy as np
+
+    ids, vectors = embeddings(db, _SEARCHABLE_EMBEDDINGS, params)
+    if not ids:
+        return [[] for _ in probes]
+    vectors = vectors.astype(np.float64)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-300)
+    nearest = []
+    for start in range(0, len(probes), 64):  # bounded score blocks: 64 probes x team size
+        block = np.asarray(probes[start : start + 64], dtype=np.float64)
+        block /= np.maximum(np.linalg.norm(block, axis=1, keepdims=True), 1e-300)
+        for scores in block @ vectors.T:
+            nearest.append([(ids[i], float(scores[i])) for i in _top_indices(scores, TOP_K)])
+    return nearest
+
+
+def _top_indices(scores, k: int) -> list[int]:
+    """The indices of the k highest scores, highest first, ties to the lower index (ids are sorted)."""
+    import numpy as np
+
+    if len(scores) > k:
+        threshold = np.partition(scores, len(scores) - k)[len(scores) - k]
+        candidates = np.flatnonzero(scores >= threshold)  # every tie at the threshold
+    else:
+        candidates = np.arange(len(scores))
+    return candidates[np.argsort(-scores[candidates], kind="stable")][:k].tolist()
+
+
+def _index_nearest(db: StoreSession, params: dict, probes: list) -> list[list]:
+    """Per probe, TOP_K x INDEX_FETCH_FACTOR nearest embeddings of the team from the HNSW index."""
+    return _nearest_by_query(db, _INDEX_NEAREST, params, probes, TOP_K * INDEX_FETCH_FACTOR)
+
+
+def _filtered_nearest(db: StoreSession, params: dict, probes: list) -> list[list]:
+    return _nearest_by_query(db, _FILTERED_NEAREST, params, probes, TOP_K)
+
+
+def _nearest_by_query(db: StoreSession, template: str, params: dict, probes: list, k: int) -> list[list]:
+    """Run the one-probe query `template` for every probe, one statement each: 10 probes in one UNION ALL
+    measured 5 times slower than 10 statements."""
+    nearest = []
+    for probe in probes:
+        rows = db.query(template, {**params, "vector": list(map(float, probe)), "k": k})
+        nearest.append(
+            [(r["signal_id"], 1.0 - r["distance"]) for r in sorted(rows, key=lambda r: (r["distance"], r["signal_id"]))]
+        )
+    return nearest
 
 
 def batch_rows(batch: str, at, plans: dict[int, BatchPlan]) -> tuple[list[dict], list[dict], list[dict]]:

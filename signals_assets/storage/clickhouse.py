@@ -79,17 +79,38 @@ def json_each_row(rows: Iterable[dict]) -> str:
 
 
 class StoreSession:
-    """An open connection: `query` returns dict rows, `command` runs DDL/DML, `insert` appends."""
+    """An open connection: `query` returns dict rows, `vectors` a float32 matrix, `command` runs DDL/DML,
+    `insert` appends."""
 
-    def __init__(self, run_query: Callable[[str], str]):
+    def __init__(self, run_query: Callable[[str], bytes]):
         self._run = run_query
 
     def command(self, sql: str, params: dict[str, Any] | None = None) -> None:
         self._run(render(sql, params))
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict]:
-        text = self._run(render(sql, params) + "\nFORMAT JSONEachRow")
+        text = self._run(render(sql, params) + "\nFORMAT JSONEachRow").decode()
         return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+    def vectors(self, sql: str, params: dict[str, Any] | None = None):
+        """The rows of a query of one Array(Float32) column, of one length, as a (rows, length) numpy matrix,
+        read as RowBinary (no text round trip: a row is a length prefix and its little-endian floats)."""
+        import numpy as np
+
+        data = self._run(render(sql, params) + "\nFORMAT RowBinary")
+        if not data:
+            return np.zeros((0, 0), dtype=np.float32)
+        dimensions, prefix = 0, 0
+        while True:  # the first row's length, an unsigned LEB128 varint
+            dimensions |= (data[prefix] & 0x7F) << (7 * prefix)
+            prefix += 1
+            if data[prefix - 1] < 0x80:
+                break
+        rows = np.frombuffer(data, dtype=np.uint8)
+        stride = prefix + 4 * dimensions
+        if len(rows) % stride or (rows.reshape(-1, stride)[:, :prefix] != rows[:prefix]).any():
+            raise StoreError(f"the vectors of a query differ in length (the first has {dimensions}):\n{sql}")
+        return rows.reshape(-1, stride)[:, prefix:].copy().view("<f4")
 
     def scalar(self, sql: str, params: dict[str, Any] | None = None) -> Any:
         rows = self.query(sql, params)
@@ -146,7 +167,7 @@ class StoreSession:
         indexed as they are written), so this never holds the store for long."""
         existing = self.vector_index_type()
         if existing is not None:
-            if f", {dimensions})" not in existing:
+            if not re.search(rf"'cosineDistance', {dimensions}\b", existing):
                 raise StoreError(
                     f"SIGNALS_CLICKHOUSE_VECTOR_DIMENSIONS={dimensions} does not match the existing index "
                     f"{VECTOR_INDEX_NAME} ({existing}); drop it with ALTER TABLE signal_embeddings DROP INDEX "
@@ -216,9 +237,9 @@ def open_chdb(path: Path, database: str, lock_timeout_seconds: float = 600, log=
             for name, value in SESSION_SETTINGS.items():
                 conn.query(f"SET {name} = {value}")
 
-            def run(sql: str) -> str:
+            def run(sql: str) -> bytes:
                 try:
-                    return conn.query(sql).bytes().decode()
+                    return conn.query(sql).bytes()
                 except Exception as error:  # chdb raises its own error type
                     raise StoreError(f"{error}\n--- SQL ---\n{statement_for_error(sql)}") from error
 
@@ -243,12 +264,12 @@ def open_server(url: str, database: str, username: str, password: str, secure: b
     client = clickhouse_connect.get_client(**options, database=database, settings=SESSION_SETTINGS)
     try:
 
-        def run(sql: str) -> str:
+        def run(sql: str) -> bytes:
             try:
                 result = client.raw_query(sql)
             except Exception as error:
                 raise StoreError(f"{error}\n--- SQL ---\n{statement_for_error(sql)}") from error
-            return result.decode() if isinstance(result, bytes) else str(result)
+            return result if isinstance(result, bytes) else str(result).encode()
 
         yield StoreSession(run)
     finally:
