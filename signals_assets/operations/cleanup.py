@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from signals_assets.ingestion import inbox
 from signals_assets.ingestion.emit import object_signal_id
 from signals_assets.ingestion.teams import team_key
+from signals_assets.reports import quotas
 from signals_assets.reports.promotions import PROMOTIONS
 from signals_assets.storage.clickhouse import StoreError, StoreSession
 from signals_assets.storage.object_store import ObjectStore
@@ -119,8 +120,17 @@ def delete_team_objects(
     store: ObjectStore, team_id: int, signal_ids: set[str], max_bytes: int, keep_config: bool = False
 ) -> dict[str, int]:
     """Delete the team's objects (inbox and claimed signals, its lines of raw batch files and manifests,
-    promotions, research logs and, unless `keep_config`, its config); the number per kind."""
-    counts = {"inbox": 0, "claimed": 0, "batch_signals": 0, "promotions": 0, "research_logs": 0, "team_config": 0}
+    promotions, research logs, daily report quota ledgers and, unless `keep_config`, its config); the
+    number per kind."""
+    counts = {
+        "inbox": 0,
+        "claimed": 0,
+        "batch_signals": 0,
+        "promotions": 0,
+        "research_logs": 0,
+        "report_quota": 0,
+        "team_config": 0,
+    }
     for key in store.list(inbox.INBOX):
         if _is_team_signal(key, store.get(key, max_bytes), team_id, signal_ids):
             store.delete(key)
@@ -140,6 +150,9 @@ def delete_team_objects(
         for key in store.list(prefix + report_prefix(team_id)):
             store.delete(key)
             counts[kind] += 1
+    for key in store.list(quotas.team_ledgers_prefix(team_id)):
+        store.delete(key)
+        counts["report_quota"] += 1
     if not keep_config and store.exists(team_key(team_id)):
         store.delete(team_key(team_id))
         counts["team_config"] = 1

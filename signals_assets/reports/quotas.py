@@ -41,8 +41,12 @@ def next_window(now: float) -> datetime:
     return day + timedelta(days=1)
 
 
+def team_ledgers_prefix(team_id: int) -> str:
+    return f"{QUOTA}{team_id}/"
+
+
 def ledger_prefix(team_id: int, day: str) -> str:
-    return f"{QUOTA}{team_id}/{day}/"
+    return f"{team_ledgers_prefix(team_id)}{day}/"
 
 
 def team_daily_limit(store: ObjectStore, team_id: int, default: int) -> int:
