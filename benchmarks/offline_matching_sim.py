@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from banking77 import DATASET, grouping_scores, protocol_texts  # noqa: E402
 
 from signals_assets.grouping.consolidation import ConsolidationParameters, cluster_pool  # noqa: E402
+from signals_assets.grouping.similarity_scale import pool_scale  # noqa: E402
 from signals_assets.grouping.offline_matching import (  # noqa: E402
     MatchParameters,
     ReportStats,
@@ -85,6 +86,7 @@ def simulate(probes: list[np.ndarray], params: MatchParameters | None) -> list[i
     """Report (index of its first signal) per signal; params None = fixed-threshold baseline."""
     vectors = probes[0]
     n = len(vectors)
+    scale = pool_scale(vectors)  # the pipeline's scale comes from the open pool and the batch: nearly all texts here
     similarity = [p @ vectors.T for p in probes]  # probe i against signal j
     report = [-1] * n
     stats: dict[int, ReportStats] = {}
@@ -108,7 +110,7 @@ def simulate(probes: list[np.ndarray], params: MatchParameters | None) -> list[i
             chosen = best[0] if best is not None and best[1]["best"] >= BASELINE_THRESHOLD else None
         else:
             candidates = [stats[r].candidate(str(r), e["best"], str(e["signal"]), e["hits"]) for r, e in found.items()]
-            decision = decide(vectors[i], candidates, params)
+            decision = decide(vectors[i], candidates, params, scale)
             chosen = int(decision.report_id) if decision.report_id is not None else None
         report[i] = i if chosen is None else chosen
         stats.setdefault(report[i], ReportStats()).add(vectors[i])
@@ -121,9 +123,7 @@ def train_rows() -> list[tuple[str, str]]:
 
 
 def train_orders(size: int = 2000, orders: int = 3) -> list[list[tuple[str, str]]]:
-    rows = train_rows()
-    chosen = [rows[i] for i in np.random.default_rng(7).permutation(len(rows))[:size]]
-    return [chosen] + [[chosen[i] for i in np.random.default_rng(2000 + k).permutation(size)] for k in range(1, orders)]
+    return [protocol_texts(k, size, "banking77", "train") for k in range(orders)]
 
 
 def singleton_texts() -> list[tuple[str, str]]:
@@ -264,8 +264,12 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train", action="store_true", help="also print the train-split numbers")
     parser.add_argument("--tune-consolidation", action="store_true", help="grid the consolidation on train")
+    parser.add_argument("--scale", action="store_true", help="print the train sample's similarity scale")
     args = parser.parse_args()
     started = time.perf_counter()
+    if args.scale:
+        print(f"train sample (2,000 texts): {pool_scale(embed([t for t, _ in train_orders(orders=1)[0]]), prior_pairs=0)}")
+        return 0
     if args.tune_consolidation:
         tune_consolidation()
         return 0

@@ -8,14 +8,17 @@ reports still `potential` or `candidate` (research not started), within the rece
 `pool_limit` of the newest — and maps the clusters back onto the existing report ids. Reports whose
 research has started are never touched.
 
-The clustering is average linkage over a locally scaled similarity (each cosine minus the mean of
+Cosines are first moved onto the scale the parameters were tuned at (`similarity_scale`: the pool's
+own mean and spread of pairwise cosines against Banking77 train's), so every threshold below is
+relative to how far apart the team's unrelated signals are. The clustering is then average linkage
+over a locally scaled similarity (each cosine minus the mean of
 the two signals' densities, a signal's density being its mean cosine to its nearest signals in the
 pool — 1% of the pool, at least 5 — so it means the same in a pool of 500 as in one of 3,000):
 a pair must stand out from its neighbourhood, which separates neighbouring problems in dense
-regions better than one global threshold. Two absolute guards keep unrelated signals apart where
-there is no neighbourhood to compare with: the mean raw cosine of a merge must
-reach `link_floor`, and a report of at most `small_size` signals must have a mean pairwise cosine of
-at least `small_floor` (few signals are weak evidence), else its signals stay apart.
+regions better than one global threshold. Two guards keep unrelated signals apart where there is no
+neighbourhood to compare with: the mean (rescaled) cosine of a merge must reach `link_floor`, and a
+report of at most `small_size` signals must have a mean pairwise (rescaled) cosine of at least
+`small_floor` (few signals are weak evidence), else its signals stay apart.
 
 Parameters were chosen on Banking77 *train* texts (benchmarks/offline_matching_sim.py), never on
 the dev protocol. numpy and scipy are imported inside the functions.
@@ -27,6 +30,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 
+from signals_assets.grouping.similarity_scale import REFERENCE, pool_scale
+
 
 @dataclass(frozen=True)
 class ConsolidationParameters:
@@ -36,8 +41,8 @@ class ConsolidationParameters:
     min_neighbours: int = 5
     density_weight: float = 0.75  # how much of the pair's mean density is subtracted
     link_margin: float = 0.04  # average linkage: mean scaled similarity must reach this
-    link_floor: float = 0.55  # ... and the mean raw cosine this
-    small_size: int = 5  # reports up to this size need ...
+    link_floor: float = 0.55  # ... and the mean rescaled cosine this
+    small_size: int = 6  # reports up to this size need ...
     small_floor: float = 0.70  # ... a mean pairwise cosine of at least this
     pool_limit: int = 3000  # newest open signals re-clustered per batch (memory grows with its square)
 
@@ -54,6 +59,9 @@ def cluster_pool(
         return [0] * n
     matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
     cosine = matrix @ matrix.T
+    gain, offset = pool_scale(matrix).affine_to(REFERENCE)
+    cosine *= gain  # in place: the pool's n × n matrices bound the memory
+    cosine += offset
     np.fill_diagonal(cosine, -np.inf)
     k = min(max(params.min_neighbours, round(n * params.neighbour_share)), n - 1)
     density = np.sort(cosine, axis=1)[:, -k:].mean(axis=1)
