@@ -42,7 +42,7 @@ class ConsolidationParameters:
     density_weight: float = 0.75  # how much of the pair's mean density is subtracted
     link_margin: float = 0.04  # average linkage: mean scaled similarity must reach this
     link_floor: float = 0.55  # ... and the mean rescaled cosine this
-    small_size: int = 6  # reports up to this size need ...
+    small_size: int = 5  # reports up to this size need ...
     small_floor: float = 0.70  # ... a mean pairwise cosine of at least this
     pool_limit: int = 3000  # newest open signals re-clustered per batch (memory grows with its square)
 

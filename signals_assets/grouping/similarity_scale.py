@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Sequence
 if TYPE_CHECKING:
     import numpy
 
-PRIOR_PAIRS = 1000  # a pool of 45 signals (990 pairs) is believed half, one of 200 signals 95%
+PRIOR_PAIRS = 2000  # a pool of 64 signals (2,016 pairs) is believed half, one of 300 signals 96%
 
 
 @dataclass(frozen=True)
