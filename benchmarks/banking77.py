@@ -22,7 +22,9 @@ PROTOCOLS = {
 }
 
 
-def protocol_texts(order: int = 0, size: int = 2000, dataset: str = "banking77", split: str = "test") -> list[tuple[str, str]]:
+def protocol_texts(
+    order: int = 0, size: int = 2000, dataset: str = "banking77", split: str = "test"
+) -> list[tuple[str, str]]:
     """(text, intent) pairs: rows rng(seed).permutation(rows)[:size] of the protocol's file (for the
     Banking77 dev protocol rng(0) over test.csv's 3,080), re-ordered with rng(base + k) for order k > 0."""
     import numpy as np

@@ -141,7 +141,9 @@ def print_summary(rows) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dataset", choices=("banking77", "hwu64"), default="banking77")
-    parser.add_argument("--split", choices=("test", "train"), default="test", help="banking77 only: dev or tuning texts")
+    parser.add_argument(
+        "--split", choices=("test", "train"), default="test", help="banking77 only: dev or tuning texts"
+    )
     parser.add_argument("--orders", type=int, default=5)
     parser.add_argument("--size", type=int, default=2000)
     parser.add_argument("--single-seeds", type=int, default=5, help="samples of one text per intent")

@@ -42,13 +42,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from banking77 import DATASET, grouping_scores, protocol_texts  # noqa: E402
 
 from signals_assets.grouping.consolidation import ConsolidationParameters, cluster_pool  # noqa: E402
-from signals_assets.grouping.similarity_scale import pool_scale  # noqa: E402
 from signals_assets.grouping.offline_matching import (  # noqa: E402
     MatchParameters,
     ReportStats,
     decide,
     keyword_queries,
 )
+from signals_assets.grouping.similarity_scale import pool_scale  # noqa: E402
 
 TOP_K = 10
 BASELINE_THRESHOLD = 0.675
@@ -268,7 +268,9 @@ def main() -> int:
     args = parser.parse_args()
     started = time.perf_counter()
     if args.scale:
-        print(f"train sample (2,000 texts): {pool_scale(embed([t for t, _ in train_orders(orders=1)[0]]), prior_pairs=0)}")
+        print(
+            f"train sample (2,000 texts): {pool_scale(embed([t for t, _ in train_orders(orders=1)[0]]), prior_pairs=0)}"
+        )
         return 0
     if args.tune_consolidation:
         tune_consolidation()

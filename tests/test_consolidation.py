@@ -162,7 +162,9 @@ def test_a_problem_split_across_batches_is_merged_in_the_store(capsys, object_st
         with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
             return db.query(sql)
 
-    monkeypatch.setattr(offline_matching, "decide", lambda vector, reports, params, scale: MatchDecision(None, reason="split"))
+    monkeypatch.setattr(
+        offline_matching, "decide", lambda vector, reports, params, scale: MatchDecision(None, reason="split")
+    )
     real_cluster_pool = consolidation.cluster_pool
     monkeypatch.setattr(consolidation, "cluster_pool", lambda vectors, params: list(range(len(vectors))))
     emit_texts(object_store, CARD_DECLINED[:2] + PASSWORD_RESET[:1])

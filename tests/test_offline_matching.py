@@ -150,9 +150,9 @@ def test_keyword_queries_keep_content_words():
 def test_decisions_are_the_same_on_a_scaled_and_shifted_pool():
     """Compress every cosine of a team's signals (gain · c + shift): judged on the pool's own
     similarity scale, each signal makes the same decision; judged on the tuned scale, it would not."""
-    from conftest import rescaled
-
     from signals_assets.grouping.similarity_scale import REFERENCE, pool_scale
+
+    from conftest import rescaled
 
     rng = np.random.default_rng(8)
     axes = np.eye(32)

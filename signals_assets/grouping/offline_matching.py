@@ -99,7 +99,10 @@ def candidate_features(
         for value in (raw_csim, raw_csim * candidate.cohesion, raw_rho, candidate.best_similarity)
     )
     score = (
-        msim + params.best_weight * best + params.centroid_weight * csim + params.probe_weight * (candidate.probe_hits - 1)
+        msim
+        + params.best_weight * best
+        + params.centroid_weight * csim
+        + params.probe_weight * (candidate.probe_hits - 1)
     )
     return {"csim": csim, "msim": msim, "rho": rho, "best": best, "score": score}
 
