@@ -3,12 +3,15 @@
     python benchmarks/offline_matching_sim.py                 # dev protocol, default parameters
     python benchmarks/offline_matching_sim.py --probes 2      # plus one keyword probe per signal
     python benchmarks/offline_matching_sim.py --tune [--iterations 300] [--seed 0]   # train split only
+    python benchmarks/offline_matching_sim.py --scale         # the train sample's similarity scale
 
 Each signal is decided in arrival order and sees only earlier signals, with exactly the information
 of the real pipeline: per probe (the text; with --probes 2 also `keyword_queries(text)`) the nearest
 10 earlier signals (id, report, cosine), and per report found its unit centroid, size, cohesion,
 best cosine reported by a probe for one of its members and the number of probes that found it. The
-report statistics are kept with `ReportStats`, as the pipeline does during a batch.
+report statistics are kept with `ReportStats`, as the pipeline does during a batch. Decisions are
+judged on the similarity scale of the whole text list (`similarity_scale.pool_scale`; the pipeline
+measures it on the open pool and the batch).
 
 Prints, for the dev protocol (2,000 test texts, 5 arrival orders): ARI, pair precision/recall and
 groups per order and mean ± sd, for the decision rule and for the fixed 0.675 nearest-signal
