@@ -11,11 +11,11 @@ research has started are never touched.
 Cosines are first moved onto the scale the parameters were tuned at (`similarity_scale`: the pool's
 own mean and spread of pairwise cosines against Banking77 train's), so every threshold below is
 relative to how far apart the team's unrelated signals are. The clustering is then average linkage
-over a locally scaled similarity (each cosine minus the mean of
-the two signals' densities, a signal's density being its mean cosine to its nearest signals in the
-pool — 1% of the pool, at least 5 — so it means the same in a pool of 500 as in one of 3,000):
-a pair must stand out from its neighbourhood, which separates neighbouring problems in dense
-regions better than one global threshold. Two guards keep unrelated signals apart where there is no
+over a locally scaled similarity (each cosine minus the mean of the two signals' densities, a
+signal's density being its mean cosine to its nearest signals in the pool — 1% of the pool, at
+least 5 — so it means the same in a pool of 500 as in one of 3,000): a pair must stand out from its
+neighbourhood, which separates neighbouring problems in dense regions better than one global
+threshold. Two guards keep unrelated signals apart where there is no
 neighbourhood to compare with: the mean (rescaled) cosine of a merge must reach `link_floor`, and a
 report of at most `small_size` signals must have a mean pairwise (rescaled) cosine of at least
 `small_floor` (few signals are weak evidence), else its signals stay apart.

@@ -29,8 +29,8 @@ The rule in words (parameters in `MatchParameters`):
 
 Every similarity above is first moved from the team's similarity scale onto the scale the parameters
 were tuned at (`similarity_scale`): the thresholds are relative to how far apart the team's unrelated
-signals are, not absolute cosines. The defaults were tuned on Banking77 *train* texts (benchmarks/offline_matching_sim.py --tune),
-never on the dev protocol.
+signals are, not absolute cosines. The defaults were tuned on Banking77 *train* texts
+(benchmarks/offline_matching_sim.py --tune), never on the dev protocol.
 """
 
 from __future__ import annotations
