@@ -1,4 +1,5 @@
-"""The Banking77 dev protocol (2,000 seeded test texts, 5 arrival orders) and grouping metrics, shared by benchmarks."""
+"""The grouping protocols (Banking77 dev and train, HWU64 transfer: 2,000 seeded texts, arrival orders) and
+grouping metrics, shared by benchmarks."""
 
 from __future__ import annotations
 
@@ -9,20 +10,33 @@ from collections import Counter
 from math import comb
 from pathlib import Path
 
-DATASET = (
-    Path(os.environ.get("SIGNALS_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets")) / "banking77"
-)
+DATASETS = Path(os.environ.get("SIGNALS_DATASETS", Path(__file__).resolve().parents[2] / "shared" / "datasets"))
+DATASET = DATASETS / "banking77"
+
+# (file, seed of the row sample, base seed of the arrival orders): Banking77 test is the dev protocol,
+# Banking77 train the tuning sample, HWU64 the transfer check (never tuned on)
+PROTOCOLS = {
+    ("banking77", "test"): (DATASET / "test.csv", 0, 1000),
+    ("banking77", "train"): (DATASET / "train.csv", 7, 2000),
+    ("hwu64", "test"): (DATASETS / "hwu64" / "texts.csv", 0, 1000),
+}
 
 
-def protocol_texts(order: int = 0, size: int = 2000) -> list[tuple[str, str]]:
-    """(text, intent) pairs: rows rng(0).permutation(3080)[:2000] of test.csv, re-ordered for order k > 0."""
+def protocol_texts(
+    order: int = 0, size: int = 2000, dataset: str = "banking77", split: str = "test"
+) -> list[tuple[str, str]]:
+    """(text, intent) pairs: rows rng(seed).permutation(rows)[:size] of the protocol's file (for the
+    Banking77 dev protocol rng(0) over test.csv's 3,080), re-ordered with rng(base + k) for order k > 0."""
     import numpy as np
 
-    with open(DATASET / "test.csv", newline="") as handle:
+    if (dataset, split) not in PROTOCOLS:
+        raise ValueError(f"no protocol for dataset {dataset!r} split {split!r}: choose one of {sorted(PROTOCOLS)}")
+    path, sample_seed, order_seed = PROTOCOLS[dataset, split]
+    with open(path, newline="") as handle:
         rows = [(r["text"], r["category"]) for r in csv.DictReader(handle)]
-    chosen = [rows[i] for i in np.random.default_rng(0).permutation(len(rows))[:size]]
+    chosen = [rows[i] for i in np.random.default_rng(sample_seed).permutation(len(rows))[:size]]
     if order:
-        chosen = [chosen[i] for i in np.random.default_rng(1000 + order).permutation(len(chosen))]
+        chosen = [chosen[i] for i in np.random.default_rng(order_seed + order).permutation(len(chosen))]
     return chosen
 
 

@@ -1,4 +1,6 @@
-"""Grouping quality of the real pipeline on the Banking77 dev protocol (`banking77.protocol_texts`).
+"""Grouping quality of the real pipeline on a grouping protocol (`banking77.protocol_texts`): the Banking77
+dev protocol by default, `--split train` for Banking77's tuning sample, `--dataset hwu64` for the
+transfer check (measure only, never tune on it).
 
 For each of the 5 arrival orders: a fresh SIGNALS_HOME, the 2,000 texts emitted through the
 facade, claimed into batches and run through `signal_batch_job` (buffer, embed, group) in process;
@@ -6,7 +8,8 @@ then ARI, pair precision/recall and the number of reports against the intent lab
 plain nearest-neighbour threshold baseline (join the nearest earlier text's group if cosine ≥
 0.675) on the same stored embeddings. Finally the "unrelated signals" check: one train text per
 intent (seeded), the share of texts that end up sharing a report.
-    .venv/bin/python benchmarks/grouping_quality.py [--orders 5] [--size 2000] [--research-between-batches]
+    .venv/bin/python benchmarks/grouping_quality.py [--dataset banking77|hwu64] [--split test|train]
+        [--orders 5] [--size 2000] [--single-seeds 5] [--research-between-batches]
 """
 
 import argparse
@@ -137,6 +140,10 @@ def print_summary(rows) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--dataset", choices=("banking77", "hwu64"), default="banking77")
+    parser.add_argument(
+        "--split", choices=("test", "train"), default="test", help="banking77 only: dev or tuning texts"
+    )
     parser.add_argument("--orders", type=int, default=5)
     parser.add_argument("--size", type=int, default=2000)
     parser.add_argument("--single-seeds", type=int, default=5, help="samples of one text per intent")
@@ -146,9 +153,12 @@ def main() -> None:
         help="research each batch's promoted reports before the next batch, as under the daemon",
     )
     args = parser.parse_args()
+    if args.dataset == "hwu64" and args.split != "test":
+        parser.error("--split train exists for banking77 only: hwu64 is a transfer check, never tuned on")
+    print(f"{args.dataset} {args.split}, research between batches: {args.research_between_batches}", flush=True)
     rows = []
     for order in range(args.orders):
-        pairs = protocol_texts(order, args.size)
+        pairs = protocol_texts(order, args.size, args.dataset, args.split)
         truth = [intent for _, intent in pairs]
         reports, vectors, seconds = run_pipeline([text for text, _ in pairs], args.research_between_batches)
         pipeline = grouping_scores(truth, reports)

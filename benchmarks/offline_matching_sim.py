@@ -3,12 +3,15 @@
     python benchmarks/offline_matching_sim.py                 # dev protocol, default parameters
     python benchmarks/offline_matching_sim.py --probes 2      # plus one keyword probe per signal
     python benchmarks/offline_matching_sim.py --tune [--iterations 300] [--seed 0]   # train split only
+    python benchmarks/offline_matching_sim.py --scale         # the train sample's similarity scale
 
 Each signal is decided in arrival order and sees only earlier signals, with exactly the information
 of the real pipeline: per probe (the text; with --probes 2 also `keyword_queries(text)`) the nearest
 10 earlier signals (id, report, cosine), and per report found its unit centroid, size, cohesion,
 best cosine reported by a probe for one of its members and the number of probes that found it. The
-report statistics are kept with `ReportStats`, as the pipeline does during a batch.
+report statistics are kept with `ReportStats`, as the pipeline does during a batch. Decisions are
+judged on the similarity scale of the whole text list (`similarity_scale.pool_scale`; the pipeline
+measures it on the open pool and the batch).
 
 Prints, for the dev protocol (2,000 test texts, 5 arrival orders): ARI, pair precision/recall and
 groups per order and mean ± sd, for the decision rule and for the fixed 0.675 nearest-signal
@@ -48,6 +51,7 @@ from signals_assets.grouping.offline_matching import (  # noqa: E402
     decide,
     keyword_queries,
 )
+from signals_assets.grouping.similarity_scale import pool_scale  # noqa: E402
 
 TOP_K = 10
 BASELINE_THRESHOLD = 0.675
@@ -85,6 +89,7 @@ def simulate(probes: list[np.ndarray], params: MatchParameters | None) -> list[i
     """Report (index of its first signal) per signal; params None = fixed-threshold baseline."""
     vectors = probes[0]
     n = len(vectors)
+    scale = pool_scale(vectors)  # the pipeline's scale comes from the open pool and the batch: nearly all texts here
     similarity = [p @ vectors.T for p in probes]  # probe i against signal j
     report = [-1] * n
     stats: dict[int, ReportStats] = {}
@@ -108,7 +113,7 @@ def simulate(probes: list[np.ndarray], params: MatchParameters | None) -> list[i
             chosen = best[0] if best is not None and best[1]["best"] >= BASELINE_THRESHOLD else None
         else:
             candidates = [stats[r].candidate(str(r), e["best"], str(e["signal"]), e["hits"]) for r, e in found.items()]
-            decision = decide(vectors[i], candidates, params)
+            decision = decide(vectors[i], candidates, params, scale)
             chosen = int(decision.report_id) if decision.report_id is not None else None
         report[i] = i if chosen is None else chosen
         stats.setdefault(report[i], ReportStats()).add(vectors[i])
@@ -121,9 +126,7 @@ def train_rows() -> list[tuple[str, str]]:
 
 
 def train_orders(size: int = 2000, orders: int = 3) -> list[list[tuple[str, str]]]:
-    rows = train_rows()
-    chosen = [rows[i] for i in np.random.default_rng(7).permutation(len(rows))[:size]]
-    return [chosen] + [[chosen[i] for i in np.random.default_rng(2000 + k).permutation(size)] for k in range(1, orders)]
+    return [protocol_texts(k, size, "banking77", "train") for k in range(orders)]
 
 
 def singleton_texts() -> list[tuple[str, str]]:
@@ -264,8 +267,14 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--train", action="store_true", help="also print the train-split numbers")
     parser.add_argument("--tune-consolidation", action="store_true", help="grid the consolidation on train")
+    parser.add_argument("--scale", action="store_true", help="print the train sample's similarity scale")
     args = parser.parse_args()
     started = time.perf_counter()
+    if args.scale:
+        print(
+            f"train sample (2,000 texts): {pool_scale(embed([t for t, _ in train_orders(orders=1)[0]]), prior_pairs=0)}"
+        )
+        return 0
     if args.tune_consolidation:
         tune_consolidation()
         return 0

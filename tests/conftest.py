@@ -163,6 +163,18 @@ def emit_texts(store, texts, team_id=1, start=0, **kwargs) -> list[str]:
     ]
 
 
+def rescaled(vectors, gain: float, shift: float):
+    """The same signals embedded so that every pairwise cosine c becomes gain · c + shift (shift ≥ 0,
+    gain + shift ≤ 1): each unit vector is shrunk by √gain and gets a component √shift shared by all
+    and an own one √(1 − gain − shift)."""
+    import numpy as np
+
+    matrix = np.asarray(vectors, dtype=np.float64)
+    n = len(matrix)
+    shared = np.full((n, 1), np.sqrt(shift))
+    return np.hstack([np.sqrt(gain) * matrix, shared, np.sqrt(1 - gain - shift) * np.eye(n)])
+
+
 def read_json_lines(data: bytes) -> list[dict]:
     return [json.loads(line) for line in data.decode().splitlines() if line.strip()]
 

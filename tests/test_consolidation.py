@@ -3,12 +3,16 @@
 from collections import Counter
 
 import numpy as np
+import pytest
 
 from signals_assets.grouping import consolidation
 from signals_assets.grouping.consolidation import ConsolidationParameters, PoolSignal, cluster_pool, map_clusters
 from signals_assets.grouping.engine import Assignment, BatchPlan, BatchSignal, Event, consolidate, report_id_for
+from signals_assets.grouping.similarity_scale import REFERENCE, pool_scale
 from signals_assets.reports import lifecycle as lc
 from signals_assets.reports.lifecycle import ReportState
+
+from conftest import rescaled
 
 
 def around(direction: np.ndarray, count: int, spread: float, rng) -> list[np.ndarray]:
@@ -160,7 +164,9 @@ def test_a_problem_split_across_batches_is_merged_in_the_store(capsys, object_st
         with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
             return db.query(sql)
 
-    monkeypatch.setattr(offline_matching, "decide", lambda vector, reports, params: MatchDecision(None, reason="split"))
+    monkeypatch.setattr(
+        offline_matching, "decide", lambda vector, reports, params, scale: MatchDecision(None, reason="split")
+    )
     real_cluster_pool = consolidation.cluster_pool
     monkeypatch.setattr(consolidation, "cluster_pool", lambda vectors, params: list(range(len(vectors))))
     emit_texts(object_store, CARD_DECLINED[:2] + PASSWORD_RESET[:1])
@@ -222,7 +228,8 @@ def dense_cluster_pool(vectors) -> list[int]:
     matrix = np.asarray(vectors, dtype=np.float64)
     n = len(matrix)
     matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
-    cosine = matrix @ matrix.T
+    gain, offset = pool_scale(matrix).affine_to(REFERENCE)
+    cosine = matrix @ matrix.T * gain + offset
     np.fill_diagonal(cosine, -np.inf)
     k = min(max(params.min_neighbours, round(n * params.neighbour_share)), n - 1)
     density = np.sort(cosine, axis=1)[:, -k:].mean(axis=1)
@@ -266,3 +273,50 @@ def test_blockwise_clustering_is_the_same_for_any_block_size(monkeypatch):
     for rows in (1, 7, 300, 1000):
         monkeypatch.setattr(consolidation, "BLOCK_ROWS", rows)
         assert cluster_pool(pool) == expected, rows
+
+
+def topical_pool(rng) -> list[np.ndarray]:
+    """12 problems of 20 signals each over a background of 120 one-off signals, in 48 dimensions."""
+    centres = rng.standard_normal((12, 48))
+    problems = [v for centre in centres for v in around(centre / np.linalg.norm(centre), 20, 0.1, rng)]
+    background = rng.standard_normal((120, 48))
+    return problems + list(background / np.linalg.norm(background, axis=1, keepdims=True))
+
+
+def test_pool_scale_is_the_exact_mean_and_spread_of_the_pairwise_cosines():
+    from signals_assets.grouping.similarity_scale import pool_scale
+
+    vectors = np.asarray(topical_pool(np.random.default_rng(5)))
+    cosine = vectors @ vectors.T
+    pairs = cosine[np.triu_indices(len(vectors), k=1)]
+    scale = pool_scale(vectors, prior_pairs=0)
+    assert scale.centre == pytest.approx(pairs.mean(), abs=1e-9)
+    assert scale.spread == pytest.approx(pairs.std(), abs=1e-9)
+    shifted = pool_scale(rescaled(vectors, 0.5, 0.3), prior_pairs=0)
+    assert shifted.centre == pytest.approx(0.5 * pairs.mean() + 0.3, abs=1e-9)
+    assert shifted.spread == pytest.approx(0.5 * pairs.std(), abs=1e-9)
+
+
+def test_a_pool_whose_similarities_are_scaled_and_shifted_is_grouped_the_same():
+    """Compressing every cosine towards a higher floor (as short texts or another embedding model
+    do) changes no decision: the thresholds are relative to the pool's own spread of cosines."""
+    pool = topical_pool(np.random.default_rng(6))
+    labels = cluster_pool(pool)
+    sizes = sorted(Counter(labels).values(), reverse=True)
+    assert sizes[:12] == [20] * 12 and sizes[12:] == [1] * 120  # the problems, and nothing else joined
+    for gain, shift in ((0.5, 0.3), (0.8, 0.15), (0.4, 0.0)):
+        moved = rescaled(pool, gain, shift)
+        assert cluster_pool(moved) == labels, (gain, shift)
+    # on raw cosines a fixed floor would have decided otherwise: compressed to 0.4 of their size, the
+    # problems' own cosines fall below the merge floor
+    compressed = rescaled(pool, 0.4, 0.0)[:20]
+    within = (compressed @ compressed.T)[np.triu_indices(20, k=1)].mean()
+    assert within < ConsolidationParameters().link_floor
+
+
+def test_distinct_topics_are_not_merged_on_any_scale():
+    rng = np.random.default_rng(7)
+    strangers = rng.standard_normal((150, 48))
+    strangers /= np.linalg.norm(strangers, axis=1, keepdims=True)
+    for gain, shift in ((1.0, 0.0), (0.5, 0.4), (0.3, 0.1)):
+        assert len(set(cluster_pool(rescaled(strangers, gain, shift)))) == 150, (gain, shift)

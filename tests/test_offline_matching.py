@@ -145,3 +145,35 @@ def test_keyword_queries_keep_content_words():
     assert keyword_queries("Why was my card payment declined at the shop?") == ["card payment declined shop"]
     assert keyword_queries("card declined") == []
     assert keyword_queries("Is it?") == []
+
+
+def test_decisions_are_the_same_on_a_scaled_and_shifted_pool():
+    """Compress every cosine of a team's signals (gain · c + shift): judged on the pool's own
+    similarity scale, each signal makes the same decision; judged on the tuned scale, it would not."""
+    from signals_assets.grouping.similarity_scale import REFERENCE, pool_scale
+
+    from conftest import rescaled
+
+    rng = np.random.default_rng(8)
+    axes = np.eye(32)
+    problem = axes[0] + 0.09 * rng.standard_normal((7, 32))  # 6 members and one more of the same problem
+    other = axes[1] + 0.09 * rng.standard_normal((4, 32))
+    stranger = rng.standard_normal((1, 32))
+    background = rng.standard_normal((300, 32))
+    pool = np.vstack([problem, other, stranger, background])
+    pool /= np.linalg.norm(pool, axis=1, keepdims=True)
+
+    def decisions(vectors, scale):
+        members, others = vectors[:6], vectors[7:11]
+        made = []
+        for signal in (vectors[6], vectors[11]):
+            reports = [report("problem", members, signal), report("other", others, signal)]
+            decision = decide(signal, reports, MatchParameters(), scale)
+            made.append((decision.report_id, decision.reason))
+        return made
+
+    original = decisions(pool, pool_scale(pool))
+    assert original == [("problem", "joined"), (None, "weak")]
+    compressed = rescaled(pool, 0.45, 0.05)
+    assert decisions(compressed, pool_scale(compressed)) == original
+    assert decisions(compressed, REFERENCE)[0] == (None, "weak")  # a fixed scale splits the problem

@@ -56,7 +56,9 @@ def test_regrouping_with_the_same_engine_changes_nothing(capsys, two_batches):
 @pytest.fixture
 def split_everything(monkeypatch):
     """Another engine: every signal its own report, in the one-pass decision and the consolidation."""
-    monkeypatch.setattr(offline_matching, "decide", lambda vector, reports, params: MatchDecision(None, reason="split"))
+    monkeypatch.setattr(
+        offline_matching, "decide", lambda vector, reports, params, scale: MatchDecision(None, reason="split")
+    )
     monkeypatch.setattr(consolidation, "cluster_pool", lambda vectors, params: list(range(len(vectors))))
 
 

@@ -6,6 +6,7 @@ the caller writes the rows (`grouping.store.write_batch`).
 
 from __future__ import annotations
 
+import functools
 from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Callable, Protocol, Sequence
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Callable, Protocol, Sequence
 from signals_assets.grouping import store
 from signals_assets.grouping.decisions import Provider
 from signals_assets.grouping.engine import BatchSignal, consolidate, plan_batch
+from signals_assets.grouping.similarity_scale import pool_scale
 from signals_assets.partitions import batch_time
 from signals_assets.recovery.faults import pause_point
 from signals_assets.storage.clickhouse import StoreSession
@@ -61,8 +63,15 @@ def group_batch(
     plans = {}
     for team, context in contexts.items():
         before = dict(context.states)
+        # the team's similarity scale from its open pool and this batch: decisions adapt to the data
+        scale = pool_scale([p.embedding for p in context.open_pool] + [s.embedding for s in context.signals])
         plan = plan_batch(
-            context.signals, context.candidates, context.stats, context.states, provider.decide, context.texts
+            context.signals,
+            context.candidates,
+            context.stats,
+            context.states,
+            functools.partial(provider.decide, scale=scale),
+            context.texts,
         )
         pause_point("group")  # decided in memory, nothing written
         if provider.consolidation:

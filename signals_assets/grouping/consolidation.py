@@ -8,14 +8,17 @@ reports still `potential` or `candidate` (research not started), within the rece
 `pool_limit` of the newest — and maps the clusters back onto the existing report ids. Reports whose
 research has started are never touched.
 
-The clustering is average linkage over a locally scaled similarity (each cosine minus the mean of
-the two signals' densities, a signal's density being its mean cosine to its nearest signals in the
-pool — 1% of the pool, at least 5 — so it means the same in a pool of 500 as in one of 3,000):
-a pair must stand out from its neighbourhood, which separates neighbouring problems in dense
-regions better than one global threshold. Two absolute guards keep unrelated signals apart where
-there is no neighbourhood to compare with: the mean raw cosine of a merge must
-reach `link_floor`, and a report of at most `small_size` signals must have a mean pairwise cosine of
-at least `small_floor` (few signals are weak evidence), else its signals stay apart.
+Cosines are first moved onto the scale the parameters were tuned at (`similarity_scale`: the pool's
+own mean and spread of pairwise cosines against Banking77 train's), so every threshold below is
+relative to how far apart the team's unrelated signals are. The clustering is then average linkage
+over a locally scaled similarity (each cosine minus the mean of the two signals' densities, a
+signal's density being its mean cosine to its nearest signals in the pool — 1% of the pool, at
+least 5 — so it means the same in a pool of 500 as in one of 3,000): a pair must stand out from its
+neighbourhood, which separates neighbouring problems in dense regions better than one global
+threshold. Two guards keep unrelated signals apart where there is no
+neighbourhood to compare with: the mean (rescaled) cosine of a merge must reach `link_floor`, and a
+report of at most `small_size` signals must have a mean pairwise (rescaled) cosine of at least
+`small_floor` (few signals are weak evidence), else its signals stay apart.
 
 Memory: cosines are computed a block of rows at a time (densities first, then the pair distances
 straight into scipy's condensed vector), so the pool costs n²/2 floats plus a block, not several
@@ -31,6 +34,8 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 
+from signals_assets.grouping.similarity_scale import REFERENCE, pool_scale
+
 
 @dataclass(frozen=True)
 class ConsolidationParameters:
@@ -40,7 +45,7 @@ class ConsolidationParameters:
     min_neighbours: int = 5
     density_weight: float = 0.75  # how much of the pair's mean density is subtracted
     link_margin: float = 0.04  # average linkage: mean scaled similarity must reach this
-    link_floor: float = 0.55  # ... and the mean raw cosine this
+    link_floor: float = 0.55  # ... and the mean rescaled cosine this
     small_size: int = 5  # reports up to this size need ...
     small_floor: float = 0.70  # ... a mean pairwise cosine of at least this
     pool_limit: int = 3000  # newest open signals re-clustered per batch (memory: its square / 2 floats)
@@ -57,17 +62,24 @@ def cluster_pool(
     if n < 2:
         return [0] * n
     matrix = matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
+    gain, offset = pool_scale(matrix).affine_to(REFERENCE)
+
+    def rescaled(cosine):
+        """Cosines on the scale the parameters were tuned at (an increasing affine map)."""
+        return gain * cosine + offset
+
     k = min(max(params.min_neighbours, round(n * params.neighbour_share)), n - 1)
-    density = neighbour_density(matrix, k)
+    density = rescaled(neighbour_density(matrix, k))
 
     def pair_similarity(cosine, rows, columns):
         """A merge needs both terms to be ≥ 0 on average."""
+        cosine = rescaled(cosine)
         mean_density = (density[rows][:, None] + density[columns][None, :]) / 2
         scaled = cosine - params.density_weight * mean_density - params.link_margin
         return np.minimum(scaled, cosine - params.link_floor)
 
     raw_labels = _average_linkage(condensed_distance(matrix, pair_similarity))
-    labels = _split_weak_small(raw_labels, matrix, params)
+    labels = _split_weak_small(raw_labels, matrix, params, rescaled)
     first: dict[int, int] = {}
     return [first.setdefault(label, len(first)) for label in labels]
 
@@ -119,7 +131,7 @@ def _average_linkage(condensed) -> list[int]:
     return [int(label) for label in fcluster(tree, t=1.0, criterion="distance")]
 
 
-def _split_weak_small(labels: list[int], matrix, params: ConsolidationParameters) -> list[int]:
+def _split_weak_small(labels: list[int], matrix, params: ConsolidationParameters, rescaled) -> list[int]:
     import numpy as np
 
     labels = list(labels)
@@ -128,7 +140,7 @@ def _split_weak_small(labels: list[int], matrix, params: ConsolidationParameters
         if not 2 <= size <= params.small_size:
             continue
         members = [i for i, other in enumerate(labels) if other == label]
-        block = matrix[members] @ matrix[members].T
+        block = rescaled(matrix[members] @ matrix[members].T)
         if block[~np.eye(size, dtype=bool)].mean() < params.small_floor:
             for index in members[1:]:
                 labels[index] = next_label

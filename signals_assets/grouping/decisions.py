@@ -13,6 +13,7 @@ from signals_assets.grouping.extractive_text import title_from
 if TYPE_CHECKING:
     from signals_assets.grouping.consolidation import ConsolidationParameters
     from signals_assets.grouping.llm_decisions import OpenAIChatProvider
+    from signals_assets.grouping.similarity_scale import SimilarityScale
 
 SPLIT_PREFIX = "Split from group: "
 
@@ -24,7 +25,11 @@ class Provider(Protocol):
 
     def search_queries(self, signal: BatchSignal) -> list[str]: ...
 
-    def decide(self, signal: BatchSignal, reports: list[CandidateReport]) -> MatchDecision: ...
+    def decide(
+        self, signal: BatchSignal, reports: list[CandidateReport], scale: SimilarityScale | None = None
+    ) -> MatchDecision:
+        """`scale`: the team's similarity scale (`similarity_scale.pool_scale`), for providers that use one."""
+        ...
 
 
 class OfflineProvider:
@@ -48,10 +53,13 @@ class OfflineProvider:
 
         return keyword_queries(signal.description, self.query_probes) if self.query_probes else []
 
-    def decide(self, signal: BatchSignal, reports: list[CandidateReport]) -> MatchDecision:
+    def decide(
+        self, signal: BatchSignal, reports: list[CandidateReport], scale: SimilarityScale | None = None
+    ) -> MatchDecision:
         from signals_assets.grouping.offline_matching import decide
+        from signals_assets.grouping.similarity_scale import REFERENCE
 
-        return decide(signal.embedding, reports, self.parameters)
+        return decide(signal.embedding, reports, self.parameters, scale or REFERENCE)
 
 
 @dataclass
@@ -66,7 +74,10 @@ class LLMProvider:
     def search_queries(self, signal: BatchSignal) -> list[str]:
         return self.chat.search_queries(signal.description, source="signal")
 
-    def decide(self, signal: BatchSignal, reports: list[CandidateReport]) -> MatchDecision:
+    def decide(
+        self, signal: BatchSignal, reports: list[CandidateReport], scale: SimilarityScale | None = None
+    ) -> MatchDecision:
+        """The model reads the texts; `scale` is not used."""
         candidates = [
             {
                 "signal_id": r.best_signal_id,

@@ -27,8 +27,10 @@ The rule in words (parameters in `MatchParameters`):
      sit to one another.
    Otherwise start a new report.
 
-The defaults were tuned on Banking77 *train* texts (benchmarks/offline_matching_sim.py --tune),
-never on the dev protocol.
+Every similarity above is first moved from the team's similarity scale onto the scale the parameters
+were tuned at (`similarity_scale`): the thresholds are relative to how far apart the team's unrelated
+signals are, not absolute cosines. The defaults were tuned on Banking77 *train* texts
+(benchmarks/offline_matching_sim.py --tune), never on the dev protocol.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from signals_assets.grouping.engine import CandidateReport, MatchDecision, ReportStats
+from signals_assets.grouping.similarity_scale import REFERENCE, SimilarityScale
 
 
 @dataclass(frozen=True)
@@ -78,33 +81,44 @@ class MatchParameters:
 
 
 def candidate_features(
-    signal_vector: Sequence[float], candidate: CandidateReport, params: MatchParameters = MatchParameters()
+    signal_vector: Sequence[float],
+    candidate: CandidateReport,
+    params: MatchParameters = MatchParameters(),
+    scale: SimilarityScale = REFERENCE,
 ) -> dict[str, float]:
-    """csim, msim, rho (NaN for one member) and the score of one candidate report."""
+    """csim, msim, rho (NaN for one member), best and the score of one candidate report, every
+    similarity moved from the team's `scale` onto the one the parameters were tuned at."""
     import numpy as np
 
     centroid = np.asarray(candidate.centroid, dtype=np.float64)
-    csim = float(np.asarray(signal_vector, dtype=np.float64) @ centroid)
-    msim = csim * candidate.cohesion
+    raw_csim = float(np.asarray(signal_vector, dtype=np.float64) @ centroid)
     n = candidate.size
-    rho = (n * candidate.cohesion**2 - 1.0) / (n - 1) if n > 1 else float("nan")
+    raw_rho = (n * candidate.cohesion**2 - 1.0) / (n - 1) if n > 1 else float("nan")
+    csim, msim, rho, best = (
+        scale.to(REFERENCE, value)
+        for value in (raw_csim, raw_csim * candidate.cohesion, raw_rho, candidate.best_similarity)
+    )
     score = (
         msim
-        + params.best_weight * candidate.best_similarity
+        + params.best_weight * best
         + params.centroid_weight * csim
         + params.probe_weight * (candidate.probe_hits - 1)
     )
-    return {"csim": csim, "msim": msim, "rho": rho, "score": score}
+    return {"csim": csim, "msim": msim, "rho": rho, "best": best, "score": score}
 
 
 def decide(
-    signal_vector: Sequence[float], candidates: list[CandidateReport], params: MatchParameters = MatchParameters()
+    signal_vector: Sequence[float],
+    candidates: list[CandidateReport],
+    params: MatchParameters = MatchParameters(),
+    scale: SimilarityScale = REFERENCE,
 ) -> MatchDecision:
-    """Join the best-scoring candidate report when the evidence, floor and specificity checks pass."""
+    """Join the best-scoring candidate report when the evidence, floor and specificity checks pass,
+    all judged on the team's similarity `scale` (`similarity_scale.pool_scale`)."""
     if not candidates:
         return MatchDecision(None, "", "no_candidates")
     scored = sorted(
-        ((candidate_features(signal_vector, c, params), c) for c in candidates),
+        ((candidate_features(signal_vector, c, params, scale), c) for c in candidates),
         key=lambda fc: (-fc[0]["score"], fc[1].report_id),
     )
     features, chosen = scored[0]
@@ -120,7 +134,7 @@ def decide(
         # with a clear lead the same score would have passed: the runner-up made it ambiguous
         clear = score + params.margin_weight * params.margin_cap >= needed
         return MatchDecision(None, chosen.best_signal_id, "ambiguous" if clear else "weak", score)
-    if chosen.best_similarity < params.min_best_similarity:
+    if features["best"] < params.min_best_similarity:
         return MatchDecision(None, chosen.best_signal_id, "below_floor", score)
     if chosen.size > 1:
         pairs = chosen.size - 1  # weight of the observed mean pairwise similarity
