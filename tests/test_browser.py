@@ -24,8 +24,9 @@ TEAM_ID = "1"
 UI_TIMEOUT_MS = 180_000
 # Dagster's first-visit "Join the community" dialog would cover the pages; a returning user has dismissed it.
 DISMISS_COMMUNITY_DIALOG = "window.localStorage.setItem('communityNux', '1')"
-# Long Markdown and JSON metadata sit behind these links; their dialogs hold the text.
-METADATA_DIALOG_LINK = re.compile(r"^\[Show (Markdown|JSON)\]$")
+# Long Markdown metadata sits behind this link; its dialog holds the text.
+MARKDOWN_DIALOG_LINK = "[Show Markdown]"
+MATERIALIZED_PARTITION = re.compile(r"^View all historical events \([1-9]")
 
 
 def signals_cli(env: dict, *args: str) -> str:
@@ -86,12 +87,16 @@ def flat(text: str) -> str:
     return " ".join(text.split())
 
 
-def page_text(page) -> str:
-    """The page's visible text, with the text of every metadata dialog it links to."""
+def page_text(page, screenshot: Path) -> str:
+    """The page's visible text, with the text of every Markdown metadata dialog it links to; a
+    screenshot of the page, and of each dialog beside it."""
+    page.screenshot(path=screenshot, full_page=True)
     texts = [page.locator("body").inner_text()]
-    for link in page.get_by_text(METADATA_DIALOG_LINK).all():
+    for number, link in enumerate(page.get_by_text(MARKDOWN_DIALOG_LINK, exact=True).all(), start=1):
         link.click()
         dialog = page.get_by_role("dialog")
+        dialog.locator(".dagster-markdown").wait_for()  # the UI loads its Markdown renderer on first use
+        dialog.screenshot(path=screenshot.with_name(f"{screenshot.stem}-markdown-{number}.png"))
         texts.append(dialog.inner_text())
         page.keyboard.press("Escape")
         dialog.wait_for(state="detached")
@@ -158,10 +163,9 @@ def test_report_partition_page_shows_the_report_from_the_store(demo_ui, page, as
     base_url, reports = demo_ui
     report = researched_report(reports)
     page.goto(f"{base_url}/assets/{asset}?view=partitions&partition={quote(report['id'])}")
-    page.get_by_text("Latest materialization").wait_for()
-    page.get_by_text("Metadata", exact=True).wait_for()
-    page.screenshot(path=tmp_path / f"{asset}-{report['id']}.png", full_page=True)
-    shown = page_text(page)
+    # The partition's detail renders empty ("No metadata entries") until its materialisation has loaded.
+    page.get_by_text(MATERIALIZED_PARTITION).wait_for()
+    shown = page_text(page, tmp_path / f"{asset}-{report['id']}.png")
     assert report["id"] in shown
     missing = [text for text in expected_texts(report) if flat(str(text)) not in shown]
     assert not missing, (missing, shown)
