@@ -151,7 +151,7 @@ def test_lineage_page_draws_every_asset_of_the_definitions(demo_ui, page, asset_
     labels = graph.locator("[class*=assetName]")
     expect(labels).to_have_count(len(names), timeout=UI_TIMEOUT_MS)
     settings.click()  # closes the menu before the screenshot
-    expect(page.get_by_role("menuitem")).to_have_count(0)
+    expect(page.get_by_role("menuitem")).to_have_count(0, timeout=UI_TIMEOUT_MS)
     page.screenshot(path=tmp_path / "lineage.png")
     assert sorted(shown_name(label.strip(), names) for label in labels.all_inner_texts()) == names
 
