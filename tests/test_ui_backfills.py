@@ -4,17 +4,13 @@ Each backfill must complete, and re-materialising must leave the tables as they 
 
 import json
 import os
-import signal
-import socket
 import subprocess
-import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import dagster as dg
 import pytest
+from dagster_dev import BIN, graphql, running_dagster_dev
 
 from signals_assets.reports.promotions import all_promotions
 from signals_assets.settings import load_settings
@@ -23,7 +19,6 @@ from signals_assets.storage.sql_models import load_models
 
 from conftest import CARD_DECLINED, PASSWORD_RESET, REPO_ROOT, emit_texts
 
-BIN = Path(sys.executable).parent
 BATCH_ASSETS = ["buffered_signals", "signal_embeddings", "report_assignments"]
 TABLES = {
     "signals": "batch_key, signal_id",
@@ -66,48 +61,15 @@ query Backfill($id: String!) {
 BACKFILL_DONE = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def graphql(port: int, query: str, variables: dict) -> dict:
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql",
-        data=json.dumps({"query": query, "variables": variables}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=120) as response:
-        body = json.loads(response.read())
-    assert "errors" not in body, body["errors"]
-    return body["data"]
-
-
-def wait_for_webserver(port: int, server: subprocess.Popen, log: Path, timeout: float = 300) -> None:
-    """Until the webserver answers and the code location has loaded."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert server.poll() is None, f"dagster dev exited: {log.read_text()[-3000:]}"
-        try:
-            data = graphql(port, "{ repositoriesOrError { ... on RepositoryConnection { nodes { name } } } }", {})
-            if data["repositoriesOrError"].get("nodes"):
-                return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(2)
-    raise AssertionError(f"dagster dev did not come up in {timeout:.0f}s: {log.read_text()[-3000:]}")
-
-
-def backfill(port: int, dagster_home: Path, params: dict, timeout: float = 600) -> None:
+def backfill(base_url: str, dagster_home: Path, params: dict, timeout: float = 600) -> None:
     """Launch as the UI does, wait for the backfill to finish, and require every run of it to succeed."""
-    launched = graphql(port, LAUNCH, {"params": params})["launchPartitionBackfill"]
+    launched = graphql(base_url, LAUNCH, {"params": params})["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
     backfill_id = launched["backfillId"]
     deadline = time.monotonic() + timeout
     status = None
     while time.monotonic() < deadline:
-        status = graphql(port, STATUS, {"id": backfill_id})["partitionBackfillOrError"]
+        status = graphql(base_url, STATUS, {"id": backfill_id})["partitionBackfillOrError"]
         if status.get("status") in BACKFILL_DONE:
             break
         time.sleep(2)
@@ -170,27 +132,9 @@ def processed(signals_home, object_store, team):
 
 @pytest.fixture
 def dagster_dev(processed, tmp_path):
-    port = free_port()
-    log = tmp_path / "dagster-dev.log"
     env = {**os.environ, "SIGNALS_SENSOR_INTERVAL_SECONDS": "2", "PYTHONUNBUFFERED": "1"}
-    server = subprocess.Popen(
-        [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=open(log, "ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        wait_for_webserver(port, server, log)
-        yield port
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=30)
+    with running_dagster_dev(env, tmp_path / "dagster-dev.log") as base_url:
+        yield base_url
 
 
 def asset_keys(names: list[str]) -> list[dict]:
@@ -199,27 +143,27 @@ def asset_keys(names: list[str]) -> list[dict]:
 
 def test_ui_backfills_of_every_stage_complete_and_leave_identical_tables(processed, dagster_dev, object_store):
     dagster_home, batch, (report, _) = processed
-    port = dagster_dev
+    base_url = dagster_dev
     before = tables()
     assert before["report_summaries"] and before["research_results"]
 
-    backfill(port, dagster_home, {"assetSelection": asset_keys(BATCH_ASSETS), "partitionNames": [batch]})
+    backfill(base_url, dagster_home, {"assetSelection": asset_keys(BATCH_ASSETS), "partitionNames": [batch]})
     settle(dagster_home, object_store)
     assert tables() == before
 
     backfill(
-        port,
+        base_url,
         dagster_home,
         {"assetSelection": asset_keys(["report_summaries", "report_research"]), "partitionNames": [report]},
     )
     assert tables() == before
 
-    backfill(port, dagster_home, {"assetSelection": asset_keys(["report_summaries"]), "partitionNames": [report]})
+    backfill(base_url, dagster_home, {"assetSelection": asset_keys(["report_summaries"]), "partitionNames": [report]})
     assert tables() == before
 
     models = [model.name for model in load_models()]
     backfill(
-        port,
+        base_url,
         dagster_home,
         {"partitionsByAssets": [{"assetKey": {"path": [name]}, "partitions": None} for name in models]},
     )

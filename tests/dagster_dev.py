@@ -1,0 +1,75 @@
+"""`dagster dev` (webserver, daemon, code server) as the tests run it: on a free port, in its own
+process group, killed with the whole group afterwards."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+LOADED_QUERY = "{ repositoriesOrError { ... on RepositoryConnection { nodes { name } } } }"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def graphql(base_url: str, query: str, variables: dict | None = None) -> dict:
+    request = urllib.request.Request(
+        f"{base_url}/graphql",
+        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=120) as response:
+        body = json.loads(response.read())
+    assert "errors" not in body, body["errors"]
+    return body["data"]
+
+
+def wait_until_loaded(base_url: str, server: subprocess.Popen, log: Path, timeout: float) -> None:
+    """Until the webserver answers and the code location has loaded."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert server.poll() is None, f"dagster dev exited: {log.read_text()[-3000:]}"
+        try:
+            if graphql(base_url, LOADED_QUERY)["repositoriesOrError"].get("nodes"):
+                return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(2)
+    raise AssertionError(f"dagster dev did not come up in {timeout:.0f}s: {log.read_text()[-3000:]}")
+
+
+@contextmanager
+def running_dagster_dev(env: dict, log: Path, timeout: float = 300):
+    """`dagster dev -w workspace.yaml` with `env` (its SIGNALS_HOME and DAGSTER_HOME); yields the base URL."""
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=open(log, "ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        wait_until_loaded(base_url, server, log, timeout)
+        yield base_url
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait(timeout=30)
