@@ -27,6 +27,7 @@ from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.sensors.dead_runs import HOST_TAG, PID_TAG, STARTING_GRACE_SECONDS, fail_dead_runs
 from signals_assets.sensors.report_promotion import build_report_promotion_sensor
 from signals_assets.sensors.research_reconciler import research_reconciliation_job
+from signals_assets.sensors.run_attempts import PROMISED_RETRY_GRACE_SECONDS
 from signals_assets.sensors.signal_inbox import batch_work, build_signal_inbox_sensor
 from signals_assets.settings import load_settings
 from signals_assets.storage.object_store import LocalObjectStore
@@ -210,6 +211,19 @@ def test_a_later_batch_is_held_while_an_earlier_one_waits_to_retry(store, tmp_pa
             failed_run(instance, late, late if number == 0 else f"{late}-retry{number}", refused=True)
         inbox.park_batch(store, early, "test", 3)  # parked: finished for ordering
         assert batch_work(instance, store, 3, BACKOFF, now=ended + 1).to_run == [(late, f"{late}-retry5")]
+
+
+def test_a_retry_dagster_promised_but_never_launched_stops_counting_as_in_flight(store, tmp_path):
+    """A failed run tagged `dagster/will_retry=true` whose retry never came (the daemon died in
+    between) held its batch, and every later one, in flight forever."""
+    batch = claimed_batch(store)
+    with shipped_instance(tmp_path) as instance:
+        ended = failed_run(instance, batch, batch).end_time
+        instance.add_run_tags(instance.get_runs()[0].run_id, {"dagster/will_retry": "true"})
+        waiting = batch_work(instance, store, 3, BACKOFF, now=ended + 1)
+        assert waiting.to_run == [] and waiting.in_flight == [batch]
+        later = ended + PROMISED_RETRY_GRACE_SECONDS + BACKOFF + 1
+        assert batch_work(instance, store, 3, BACKOFF, now=later).to_run == [(batch, f"{batch}-retry1")]
 
 
 def test_grouping_refuses_while_an_earlier_batch_is_unfinished(signals_home, object_store, team):

@@ -86,7 +86,7 @@ def promotion_work(
         return work
     # One read of the run storage for every pending round (a run covers several rounds).
     since = min(float(p["promoted_at"]) for p in admission.admitted) - 1
-    by_unit = round_attempts(instance, report_job.name, ROUNDS_TAG, since, daemon_retries)
+    by_unit = round_attempts(instance, report_job.name, ROUNDS_TAG, since, daemon_retries, now)
     for promotion in admission.admitted:
         report, round_ = promotion["report_id"], int(promotion["round"])
         unit = promotion_facts.promotion_unit(report, round_)

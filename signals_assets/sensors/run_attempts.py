@@ -1,5 +1,6 @@
 """Reading a unit's attempts (batch or report round) from Dagster's run storage."""
 
+import time
 from dataclasses import replace
 from datetime import datetime, timezone
 
@@ -12,17 +13,23 @@ RUN_KEY_TAG = "dagster/run_key"
 PARTITION_TAG = "dagster/partition"
 WILL_RETRY_TAG = "dagster/will_retry"
 AUTO_RETRY_RUN_ID_TAG = "dagster/auto_retry_run_id"
+# The daemon launches a promised retry seconds after the failure; one still missing after this long
+# never comes (e.g. the daemon was killed in between), and the unit is retried by its own attempt keys.
+PROMISED_RETRY_GRACE_SECONDS = 300
 
 
-def as_attempt(record: dg.RunRecord, daemon_retries: bool = True) -> Attempt:
-    """`daemon_retries`: whether a retry Dagster promised (the daemon makes it) counts as in flight;
-    `signals process` does not wait for one, the daemon may not be running."""
+def as_attempt(record: dg.RunRecord, daemon_retries: bool = True, now: float | None = None) -> Attempt:
+    """`daemon_retries`: whether a retry Dagster promised (the daemon makes it) counts as in flight,
+    for at most PROMISED_RETRY_GRACE_SECONDS after the failure; `signals process` does not wait for
+    one, the daemon may not be running."""
     run = record.dagster_run
+    now = time.time() if now is None else now
     retry_pending = (
         daemon_retries
         and run.status == dg.DagsterRunStatus.FAILURE
         and run.tags.get(WILL_RETRY_TAG) == "true"
         and AUTO_RETRY_RUN_ID_TAG not in run.tags
+        and (record.end_time is None or now - record.end_time < PROMISED_RETRY_GRACE_SECONDS)
     )
     return Attempt(
         run_key=run.tags.get(RUN_KEY_TAG, ""),
@@ -36,19 +43,29 @@ def as_attempt(record: dg.RunRecord, daemon_retries: bool = True) -> Attempt:
 
 
 def unit_attempts(
-    instance: dg.DagsterInstance, job_name: str, partition: str, unit: str, daemon_retries: bool = True
+    instance: dg.DagsterInstance,
+    job_name: str,
+    partition: str,
+    unit: str,
+    daemon_retries: bool = True,
+    now: float | None = None,
 ) -> list[Attempt]:
     """The runs of `job_name` for `partition` whose run key is one of `unit`'s attempt keys."""
     records = instance.get_run_records(filters=dg.RunsFilter(job_name=job_name, tags={PARTITION_TAG: partition}))
     return [
-        as_attempt(r, daemon_retries)
+        as_attempt(r, daemon_retries, now)
         for r in records
         if attempt_number(unit, r.dagster_run.tags.get(RUN_KEY_TAG, "")) is not None
     ]
 
 
 def round_attempts(
-    instance: dg.DagsterInstance, job_name: str, rounds_tag: str, since: float, daemon_retries: bool = True
+    instance: dg.DagsterInstance,
+    job_name: str,
+    rounds_tag: str,
+    since: float,
+    daemon_retries: bool = True,
+    now: float | None = None,
 ) -> dict[str, list[Attempt]]:
     """The attempts of every report round made by runs of `job_name` created at or after `since`
     (unix time), by round. A run covers the rounds its `rounds_tag` lists (attempt keys separated by
@@ -58,7 +75,7 @@ def round_attempts(
     )
     by_unit: dict[str, list[Attempt]] = {}
     for record in records:
-        attempt = as_attempt(record, daemon_retries)
+        attempt = as_attempt(record, daemon_retries, now)
         for key in (record.dagster_run.tags.get(rounds_tag) or attempt.run_key).split():
             by_unit.setdefault(attempt_unit(key), []).append(replace(attempt, run_key=key))
     return by_unit

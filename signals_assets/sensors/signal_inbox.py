@@ -50,7 +50,7 @@ def batch_work(
         if progress.finished or progress.parked is not None:
             continue
         batch = progress.batch
-        attempts = unit_attempts(instance, signal_batch_job.name, batch, batch, daemon_retries)
+        attempts = unit_attempts(instance, signal_batch_job.name, batch, batch, daemon_retries, now)
         decision = next_step(
             batch,
             attempts,
