@@ -163,6 +163,19 @@ def emit_texts(store, texts, team_id=1, start=0, **kwargs) -> list[str]:
     ]
 
 
+def group_one_batch(store, instance, definitions, texts):
+    """`texts` emitted for team 1, claimed as one batch and grouped by an in-process `signal_batch_job`
+    run on `instance`; the batch key and the run's result."""
+    from signals_assets.ingestion import inbox
+
+    emit_texts(store, texts)
+    batch = inbox.claim_pending(store, 100, None).new_batches[0]
+    instance.add_dynamic_partitions("signal_batches", [batch])
+    result = definitions.resolve_job_def("signal_batch_job").execute_in_process(partition_key=batch, instance=instance)
+    assert result.success
+    return batch, result
+
+
 def rescaled(vectors, gain: float, shift: float):
     """The same signals embedded so that every pairwise cosine c becomes gain · c + shift (shift ≥ 0,
     gain + shift ≤ 1): each unit vector is shrunk by √gain and gets a component √shift shared by all

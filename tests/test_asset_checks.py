@@ -14,7 +14,7 @@ from signals_assets.reports import promotions
 from signals_assets.settings import load_settings
 from signals_assets.storage.clickhouse import open_chdb
 
-from conftest import CARD_DECLINED, PASSWORD_RESET, emit_texts
+from conftest import CARD_DECLINED, PASSWORD_RESET, group_one_batch
 
 
 @dataclass
@@ -34,15 +34,9 @@ def store():
 
 @pytest.fixture
 def pipeline(object_store, team):
-    emit_texts(object_store, CARD_DECLINED + PASSWORD_RESET)
-    batch = inbox.claim_pending(object_store, 100, None).new_batches[0]
     definitions = defs()
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("signal_batches", [batch])
-        result = definitions.resolve_job_def("signal_batch_job").execute_in_process(
-            partition_key=batch, instance=instance
-        )
-        assert result.success
+        batch, result = group_one_batch(object_store, instance, definitions, CARD_DECLINED + PASSWORD_RESET)
         evaluations = list(result.get_asset_check_evaluations())
         reports = sorted(p["report_id"] for p in promotions.all_promotions(object_store))
         instance.add_dynamic_partitions("reports", reports)

@@ -19,7 +19,6 @@ import pytest
 
 from signals_assets.cli.read_models import list_reports
 from signals_assets.definitions import defs
-from signals_assets.ingestion import inbox
 from signals_assets.research.docker_sandbox import OUTPUT_LINE_CHARS, ContainerLimits, container_kwargs
 from signals_assets.research.outcome import SandboxResearchError
 from signals_assets.resources.sandbox import SandboxResource
@@ -27,7 +26,7 @@ from signals_assets.sensors.report_promotion import promotions_from_metadata
 from signals_assets.sensors.research_reconciler import research_reconciler
 from signals_assets.settings import load_settings
 
-from conftest import CARD_DECLINED, REPO_ROOT, emit_texts, read_json_lines
+from conftest import CARD_DECLINED, REPO_ROOT, group_one_batch, read_json_lines
 from sandbox_runs import definitions_with_sandbox, run_report
 from test_research_agent import card_report, docs_site, materialize_research, repo, shop  # noqa: F401 (fixtures)
 
@@ -306,11 +305,8 @@ def test_a_removal_slower_than_the_docker_client_timeout_does_not_fail(docker_cl
 @pytest.fixture
 def candidate_report(object_store, team):
     """A promoted report of the card-declined signals, waiting for research; and the instance."""
-    emit_texts(object_store, CARD_DECLINED)
-    batch = inbox.claim_pending(object_store, 100, None).new_batches[0]
     with dg.DagsterInstance.get() as instance:
-        instance.add_dynamic_partitions("signal_batches", [batch])
-        result = defs().resolve_job_def("signal_batch_job").execute_in_process(partition_key=batch, instance=instance)
+        _, result = group_one_batch(object_store, instance, defs(), CARD_DECLINED)
         [promotion] = [
             p
             for e in result.asset_materializations_for_node("report_assignments")

@@ -8,12 +8,11 @@ import dagster as dg
 import pytest
 
 from signals_assets.definitions import defs
-from signals_assets.ingestion import inbox
 from signals_assets.settings import load_settings
 from signals_assets.storage.clickhouse import open_chdb
 from tests.openai_protocol_server import EMBEDDINGS, OpenAIProtocolServer
 
-from conftest import CARD_DECLINED, PASSWORD_RESET, emit_texts
+from conftest import CARD_DECLINED, PASSWORD_RESET, group_one_batch
 
 TOPIC_WORDS = {"declined", "password"}
 
@@ -65,15 +64,9 @@ def openai_server(signals_home, monkeypatch):
 
 
 def test_grouping_and_reports_through_an_openai_compatible_server(object_store, team, openai_server):
-    emit_texts(object_store, CARD_DECLINED + PASSWORD_RESET)
-    batch = inbox.claim_pending(object_store, 100, None).new_batches[0]
     definitions = defs()
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("signal_batches", [batch])
-        result = definitions.resolve_job_def("signal_batch_job").execute_in_process(
-            partition_key=batch, instance=instance
-        )
-        assert result.success
+        _, result = group_one_batch(object_store, instance, definitions, CARD_DECLINED + PASSWORD_RESET)
         promoted = [
             p["report_id"]
             for e in result.asset_materializations_for_node("report_assignments")

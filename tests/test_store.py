@@ -20,14 +20,13 @@ import dagster as dg
 import pytest
 
 from signals_assets.definitions import defs
-from signals_assets.ingestion import inbox
 from signals_assets.resources.clickhouse import ClickHouseResource
 from signals_assets.resources.environment import build_resources
 from signals_assets.sensors.report_promotion import promotions_from_metadata
 from signals_assets.settings import load_settings
 from signals_assets.storage.clickhouse import SCHEMA_DIR, StoreError, render
 
-from conftest import CARD_DECLINED, PASSWORD_RESET, REPO_ROOT, emit_texts
+from conftest import CARD_DECLINED, PASSWORD_RESET, REPO_ROOT, group_one_batch
 
 # The SQL model tests of test_sql_models, collected again here with this module's `store` fixture.
 from test_sql_models import (
@@ -282,15 +281,9 @@ def test_pipeline_groups_and_researches_through_clickhouse_connect(engine, objec
     monkeypatch.setenv("SIGNALS_CLICKHOUSE_PASSWORD", engine.get("password", ""))
     monkeypatch.setenv("SIGNALS_CLICKHOUSE_SECURE", str(engine.get("secure", False)).lower())
     monkeypatch.setenv("SIGNALS_CLICKHOUSE_DATABASE", engine.get("database", "signals"))
-    emit_texts(object_store, CARD_DECLINED + PASSWORD_RESET)
-    batch = inbox.claim_pending(object_store, 100, None).new_batches[0]
     definitions = defs()
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("signal_batches", [batch])
-        result = definitions.resolve_job_def("signal_batch_job").execute_in_process(
-            partition_key=batch, instance=instance
-        )
-        assert result.success
+        _, result = group_one_batch(object_store, instance, definitions, CARD_DECLINED + PASSWORD_RESET)
         promotions = [
             p
             for e in result.asset_materializations_for_node("report_assignments")
