@@ -1,0 +1,310 @@
+"""Latency and burst throughput under `dagster-daemon` on the shipped local instance settings.
+
+Starts `dagster-daemon run -w workspace.yaml` (the daemon starts the code server itself) on a fresh
+temporary SIGNALS_HOME whose DAGSTER_HOME holds deploy/dagster.local.yaml, with the team's repository
+scripts/demo/shop_app (research runs the subprocess sandbox on it). Then:
+
+1. waves of 3 similar signals (three Banking77 dev texts of one intent, a new intent per wave), each
+   emitted once the previous wave has settled, after a random pause of up to one sensor interval (so
+   the sensor's phase is not always the same); prints per wave emit -> all assigned and emit -> report
+   `ready`, with where the time went (sensor wait, queue and launch, run work of the batch run and of
+   the report run), then p50 and max;
+2. `--burst` Banking77 dev texts emitted at once: seconds until every accepted signal is assigned and
+   every promoted report has its outcome, and until the object store shows nothing in flight (what
+   the sensors see); the number of Dagster runs it took, by job.
+
+Peak RSS: the VmHWM of every run worker process (from /proc, sampled every 0.2 s; the worker is
+found by the pid its run logged), largest per job, for the waves and for the burst.
+Times come from the store afterwards (signals' first assignment, reports' first `ready`/`failed`
+event) and from Dagster's run records: polling the chdb store during the run would contend with the
+runs for it. Usage:
+    .venv/bin/python benchmarks/daemon_latency.py [--waves 8] [--burst 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from banking77 import protocol_texts  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+DEMO_REPOSITORY = REPO_ROOT / "scripts" / "demo" / "shop_app"
+
+
+class WorkerMemory:
+    """Samples VmHWM of every process under the daemon (the run workers are its descendants)."""
+
+    def __init__(self, root_pid: int, period: float = 0.2):
+        self.root_pid, self.period = root_pid, period
+        self.peak_kb: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _descendants(self) -> list[int]:
+        children: dict[int, list[int]] = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    with open(f"/proc/{entry}/stat") as handle:
+                        parent = int(handle.read().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+                children.setdefault(parent, []).append(int(entry))
+        found, todo = [], [self.root_pid]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            todo.extend(children.get(pid, []))
+        return found
+
+    def _sample(self) -> None:
+        while not self._stop.wait(self.period):
+            for pid in self._descendants():
+                try:
+                    with open(f"/proc/{pid}/status") as handle:
+                        line = next(l for l in handle if l.startswith("VmHWM:"))
+                except (OSError, StopIteration):
+                    continue
+                self.peak_kb[pid] = max(self.peak_kb.get(pid, 0), int(line.split()[1]))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def start_daemon(env: dict, log_path: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=open(log_path, "ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def in_flight(store) -> str:
+    """What the sensors still see to do ('' when nothing): the object store only, as the sensors read it."""
+    from signals_assets.ingestion import inbox
+    from signals_assets.reports import promotions
+
+    pending = inbox.pending_inbox_count(store)
+    batches = sum(1 for p in inbox.batch_progress(store) if not p.finished and p.parked is None)
+    rounds = len(promotions.pending_promotions(store))
+    return f"{pending} in inbox, {batches} batches, {rounds} promotions" if pending or batches or rounds else ""
+
+
+def wait_settled(store, timeout: float) -> float:
+    """Seconds until the object store shows nothing in flight; raises after `timeout`."""
+    started = time.monotonic()
+    while (left := in_flight(store)) and time.monotonic() - started < timeout:
+        time.sleep(0.5)
+    if left:
+        raise SystemExit(f"not settled after {timeout:.0f} s: {left}")
+    return time.monotonic() - started
+
+
+def emit(store, texts: list[str], first_source_id: int) -> list[int]:
+    from signals_assets.facade import emit_signal
+
+    for i, text in enumerate(texts):
+        emit_signal(1, "zendesk", "ticket", str(first_source_id + i), text, store=store)
+    return list(range(first_source_id, first_source_id + len(texts)))
+
+
+def store_times(source_ids: list[int]) -> tuple[list[float], list[float], int]:
+    """For the given signals: first-assignment times of the accepted ones, first outcome (`ready` or
+    `failed`) times of the reports holding them, and how many were rejected."""
+    from signals_assets.cli.read_models import store_session
+    from signals_assets.settings import load_settings
+
+    ids = ",".join(f"'{i}'" for i in source_ids)
+    with store_session(load_settings()) as db:
+        assigned = db.query(
+            "SELECT toUnixTimestamp64Milli(a.first_assigned_at) / 1000 AS t, a.report_id AS report FROM signals AS s "
+            f"INNER JOIN current_assignments AS a ON a.signal_id = s.signal_id WHERE s.source_id IN ({ids})"
+        )
+        accepted = int(db.scalar(f"SELECT count() FROM signals WHERE source_id IN ({ids})"))
+        reports = ",".join(f"'{r['report']}'" for r in assigned) or "''"
+        outcomes = db.query(
+            "SELECT report_id, toUnixTimestamp64Micro(min(at)) / 1e6 AS t FROM report_events "
+            f"WHERE report_id IN ({reports}) AND status IN ('ready', 'failed') GROUP BY report_id"
+        )
+    if len(assigned) < accepted:
+        raise SystemExit(f"{accepted - len(assigned)} of {accepted} accepted signals are not assigned")
+    return [float(r["t"]) for r in assigned], [float(r["t"]) for r in outcomes], len(source_ids) - accepted
+
+
+def runs_since(instance, since: float) -> list:
+    import dagster as dg
+
+    records = instance.get_run_records(filters=dg.RunsFilter(created_after=_utc(since)))
+    return sorted(records, key=lambda r: r.create_timestamp)
+
+
+def _utc(timestamp: float):
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(timestamp, timezone.utc)
+
+
+def run_phases(record, ready_at: float) -> tuple[float, float, float]:
+    """(created -> started, started -> ended) of a run, the end bounded by `ready_at` when unfinished."""
+    created = record.create_timestamp.timestamp()
+    started = record.start_time or created
+    return created, started - created, (record.end_time or ready_at) - started
+
+
+def peak_rss_by_job(instance, memory: WorkerMemory, records) -> dict[str, float]:
+    """Largest run-worker VmHWM (MB) per job among `records`."""
+    from signals_assets.sensors.dead_runs import run_worker_pid
+
+    peaks: dict[str, float] = {}
+    for record in records:
+        pid = run_worker_pid(instance, record.dagster_run)
+        if pid in memory.peak_kb:
+            job = record.dagster_run.job_name
+            peaks[job] = max(peaks.get(job, 0.0), memory.peak_kb[pid] / 1024)
+    return peaks
+
+
+def intent_waves(count: int) -> list[list[str]]:
+    """Three texts of one intent per wave, a different intent each time (Banking77 dev texts not in the burst's
+    first texts would do too; these are the dev protocol's rows 2,000 and on)."""
+    by_intent: dict[str, list[str]] = {}
+    for text, intent in protocol_texts(size=3080)[2000:]:
+        by_intent.setdefault(intent, []).append(text)
+    usable = [texts[:3] for texts in by_intent.values() if len(texts) >= 3]
+    if len(usable) < count:
+        raise SystemExit(f"only {len(usable)} intents have 3 texts outside the burst sample")
+    return usable[:count]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--waves", type=int, default=8)
+    parser.add_argument("--burst", type=int, default=2000, help="signals emitted at once after the waves (0: none)")
+    parser.add_argument("--timeout", type=float, default=900, help="seconds a wave or the burst may take")
+    args = parser.parse_args()
+    home = Path(tempfile.mkdtemp(prefix="signals-daemon-bench-"))
+    dagster_home = home / "dagster_home"
+    dagster_home.mkdir(parents=True)
+    shutil.copy(REPO_ROOT / "deploy" / "dagster.local.yaml", dagster_home / "dagster.yaml")
+    os.environ.update(SIGNALS_HOME=str(home), DAGSTER_HOME=str(dagster_home), PYTHONUNBUFFERED="1")
+
+    import dagster as dg
+
+    from signals_assets.ingestion.teams import TeamConfig, save_team
+    from signals_assets.settings import load_settings
+    from signals_assets.storage.object_store import open_object_store
+
+    settings = load_settings()
+    store = open_object_store(settings)
+    save_team(store, TeamConfig(team_id=1, ai_processing_consent=True, repositories=[str(DEMO_REPOSITORY)]))
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        instance.get_runs(limit=1)  # create the run storage before the daemon's processes race to
+
+    log_path = home / "daemon.log"
+    daemon = start_daemon(dict(os.environ), log_path)
+    memory = WorkerMemory(daemon.pid)
+    rng = random.Random(0)
+    waves, burst = [], None
+    try:
+        for number, texts in enumerate(intent_waves(args.waves)):
+            time.sleep(rng.uniform(0, settings.sensor_interval_seconds))
+            load = os.getloadavg()[0]
+            emitted_at = time.time()
+            ids = emit(store, texts, 100_000 + 10 * number)
+            wait_settled(store, args.timeout)
+            waves.append((emitted_at, ids, load))
+        if args.burst:
+            texts = [text for text, _ in protocol_texts(size=args.burst)]
+            load = os.getloadavg()[0]
+            emitted_at = time.time()
+            ids = emit(store, texts, 0)
+            emit_seconds = time.time() - emitted_at
+            settled_seconds = time.time() - emitted_at + wait_settled(store, args.timeout)
+            burst = (emitted_at, ids, load, emit_seconds, settled_seconds, os.getloadavg()[0])
+    finally:
+        memory.stop()
+        try:
+            os.killpg(daemon.pid, signal.SIGTERM)
+            daemon.wait(timeout=60)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(daemon.pid, signal.SIGKILL)
+
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        report_waves(instance, memory, waves, settings.sensor_interval_seconds)
+        if burst:
+            report_burst(instance, memory, *burst)
+    print(f"{os.cpu_count()} CPUs; SIGNALS_HOME={home} (daemon log: {log_path})")
+
+
+def report_waves(instance, memory: WorkerMemory, waves: list, interval: int) -> None:
+    print(f"waves of 3 similar signals (inbox sensor interval {interval} s); seconds:")
+    print("wave  load  assigned  ready | batch: wait launch work | report: wait launch work")
+    to_assigned, to_ready, records = [], [], []
+    for number, (emitted_at, ids, load) in enumerate(waves):
+        assigned, outcomes, rejected = store_times(ids)
+        assigned_s = max(assigned) - emitted_at
+        ready_s = max(outcomes) - emitted_at if outcomes else float("nan")
+        runs = [r for r in runs_since(instance, emitted_at) if r.create_timestamp.timestamp() <= max(outcomes or assigned)]
+        records += runs
+        phases = []
+        previous_end = emitted_at
+        for job in ("signal_batch_job", "report_job"):
+            record = next((r for r in runs if r.dagster_run.job_name == job), None)
+            if record is None:
+                phases.append("  -      -      -  ")
+                continue
+            created, launch, work = run_phases(record, max(outcomes or assigned))
+            phases.append(f"{created - previous_end:5.1f} {launch:6.1f} {work:5.1f}")
+            previous_end = created + launch + work
+        to_assigned.append(assigned_s)
+        if outcomes:
+            to_ready.append(ready_s)
+        note = f"  ({rejected} rejected)" if rejected else ""
+        print(f"{number:4d} {load:5.1f} {assigned_s:9.1f} {ready_s:6.1f} | {phases[0]} | {phases[1]}{note}")
+    print(f"emit -> all assigned: p50 {statistics.median(to_assigned):.1f} s, max {max(to_assigned):.1f} s")
+    if to_ready:
+        print(f"emit -> report ready: p50 {statistics.median(to_ready):.1f} s, max {max(to_ready):.1f} s")
+    print_peaks(peak_rss_by_job(instance, memory, records), "waves")
+
+
+def report_burst(instance, memory, emitted_at, ids, load, emit_seconds, settled_seconds, load_after) -> None:
+    assigned, outcomes, rejected = store_times(ids)
+    runs = runs_since(instance, emitted_at)
+    by_job = Counter(r.dagster_run.job_name for r in runs)
+    statuses = Counter(r.dagster_run.status.value for r in runs)
+    print(f"burst of {len(ids)} signals (emitted in {emit_seconds:.1f} s; load {load:.1f} before, {load_after:.1f} after):")
+    print(f"  {len(assigned)} accepted and assigned, {rejected} rejected, {len(outcomes)} reports judged and researched")
+    print(f"  emit -> all assigned {max(assigned) - emitted_at:.1f} s")
+    if outcomes:
+        print(f"  emit -> last report outcome {max(outcomes) - emitted_at:.1f} s")
+    print(f"  emit -> nothing in flight in the object store {settled_seconds:.1f} s")
+    print(f"  dagster runs: {len(runs)} {dict(sorted(by_job.items()))} {dict(sorted(statuses.items()))}")
+    print_peaks(peak_rss_by_job(instance, memory, runs), "burst")
+
+
+def print_peaks(peaks: dict[str, float], label: str) -> None:
+    for job, megabytes in sorted(peaks.items()):
+        print(f"  peak RSS of a {job} run worker ({label}): {megabytes:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
