@@ -40,30 +40,30 @@ def protocol_texts(
     return chosen
 
 
+def ticket_signal(number: int, text: str) -> dict:
+    """The zendesk ticket signal of a text (the keyword arguments of `emit_signal` but the team)."""
+    return {
+        "source_product": "zendesk",
+        "source_type": "ticket",
+        "source_id": str(number),
+        "description": text,
+        "idempotency_key": f"banking77-{number}",
+        "extra": {
+            "url": f"https://support.example/tickets/{number}",
+            "type": "question",
+            "tags": [],
+            "created_at": "2026-11-01T00:00:00Z",
+            "priority": "normal",
+            "status": "open",
+        },
+    }
+
+
 def write_signals_jsonl(path: Path, texts: list[tuple[str, str]]) -> None:
     """Each text becomes one zendesk ticket signal; source_id is its position in the protocol order."""
     with open(path, "w") as handle:
         for number, (text, _) in enumerate(texts):
-            handle.write(
-                json.dumps(
-                    {
-                        "source_product": "zendesk",
-                        "source_type": "ticket",
-                        "source_id": str(number),
-                        "description": text,
-                        "idempotency_key": f"banking77-{number}",
-                        "extra": {
-                            "url": f"https://support.example/tickets/{number}",
-                            "type": "question",
-                            "tags": [],
-                            "created_at": "2026-11-01T00:00:00Z",
-                            "priority": "normal",
-                            "status": "open",
-                        },
-                    }
-                )
-                + "\n"
-            )
+            handle.write(json.dumps(ticket_signal(number, text)) + "\n")
 
 
 def grouping_scores(truth: list[str], predicted: list[str]) -> dict:

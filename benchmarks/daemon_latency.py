@@ -38,7 +38,7 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from banking77 import protocol_texts  # noqa: E402
+from banking77 import protocol_texts, ticket_signal  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -77,7 +77,7 @@ class WorkerMemory:
             for pid in self._descendants():
                 try:
                     with open(f"/proc/{pid}/status") as handle:
-                        line = next(l for l in handle if l.startswith("VmHWM:"))
+                        line = next(row for row in handle if row.startswith("VmHWM:"))
                 except (OSError, StopIteration):
                     continue
                 self.peak_kb[pid] = max(self.peak_kb.get(pid, 0), int(line.split()[1]))
@@ -119,35 +119,73 @@ def wait_settled(store, timeout: float) -> float:
     return time.monotonic() - started
 
 
+def wait_runs_ended(dagster_home: Path, timeout: float = 120) -> None:
+    """Let the last runs finish (a settled batch may still be refreshing its SQL models) before stopping."""
+    import dagster as dg
+
+    deadline = time.monotonic() + timeout
+    with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        while time.monotonic() < deadline and instance.get_run_records(
+            filters=dg.RunsFilter(
+                statuses=[dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED]
+            )
+        ):
+            time.sleep(0.5)
+
+
 def emit(store, texts: list[str], first_source_id: int) -> list[int]:
     from signals_assets.facade import emit_signal
 
     for i, text in enumerate(texts):
-        emit_signal(1, "zendesk", "ticket", str(first_source_id + i), text, store=store)
+        emit_signal(1, **ticket_signal(first_source_id + i, text), store=store)
     return list(range(first_source_id, first_source_id + len(texts)))
 
 
-def store_times(source_ids: list[int]) -> tuple[list[float], list[float], int]:
-    """For the given signals: first-assignment times of the accepted ones, first outcome (`ready` or
-    `failed`) times of the reports holding them, and how many were rejected."""
+# A report's outcome: the first lifecycle event after its promotion that leaves it neither candidate nor
+# in progress (ready, or a judgement that stops it: pending_input, potential, failed).
+OUTCOMES_SQL = """
+SELECT e.report_id AS report_id, any(p.promoted) AS promoted,
+       toUnixTimestamp64Micro(min(e.at)) / 1e6 AS t, argMin(e.status, e.at) AS status
+FROM report_events AS e
+INNER JOIN (SELECT report_id, min(at) AS promoted FROM report_events WHERE event = 'promoted' GROUP BY report_id) AS p
+    ON p.report_id = e.report_id
+WHERE e.at > p.promoted AND e.status NOT IN ('candidate', 'in_progress') AND e.report_id IN ({reports})
+GROUP BY e.report_id
+"""
+
+
+def store_facts(source_ids: list[int]) -> tuple[list[str], list[dict], int]:
+    """For the given signals: the batches holding the accepted ones, the outcome of every report they
+    joined that was promoted (report_id, t, status), and how many signals were rejected."""
     from signals_assets.cli.read_models import store_session
     from signals_assets.settings import load_settings
 
     ids = ",".join(f"'{i}'" for i in source_ids)
     with store_session(load_settings()) as db:
-        assigned = db.query(
-            "SELECT toUnixTimestamp64Milli(a.first_assigned_at) / 1000 AS t, a.report_id AS report FROM signals AS s "
-            f"INNER JOIN current_assignments AS a ON a.signal_id = s.signal_id WHERE s.source_id IN ({ids})"
+        joined = db.query(
+            "SELECT s.batch_key AS batch, a.report_id AS report FROM signals AS s "
+            f"LEFT JOIN current_assignments AS a ON a.signal_id = s.signal_id WHERE s.source_id IN ({ids})"
         )
-        accepted = int(db.scalar(f"SELECT count() FROM signals WHERE source_id IN ({ids})"))
-        reports = ",".join(f"'{r['report']}'" for r in assigned) or "''"
-        outcomes = db.query(
-            "SELECT report_id, toUnixTimestamp64Micro(min(at)) / 1e6 AS t FROM report_events "
-            f"WHERE report_id IN ({reports}) AND status IN ('ready', 'failed') GROUP BY report_id"
+        if unassigned := [r for r in joined if not r["report"]]:
+            raise SystemExit(f"{len(unassigned)} of {len(joined)} accepted signals are not assigned")
+        reports = ",".join(sorted({f"'{r['report']}'" for r in joined})) or "''"
+        outcomes = db.query(OUTCOMES_SQL.format(reports=reports))
+    return sorted({r["batch"] for r in joined}), outcomes, len(source_ids) - len(joined)
+
+
+def assigned_at(instance, batches: list[str]) -> float:
+    """When the last of `batches` was grouped: its report_assignments materialisation."""
+    import dagster as dg
+
+    times = []
+    for batch in batches:
+        result = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("report_assignments"), asset_partitions=[batch]),
+            limit=1,
+            ascending=True,
         )
-    if len(assigned) < accepted:
-        raise SystemExit(f"{accepted - len(assigned)} of {accepted} accepted signals are not assigned")
-    return [float(r["t"]) for r in assigned], [float(r["t"]) for r in outcomes], len(source_ids) - accepted
+        times.append(result.records[0].timestamp)
+    return max(times)
 
 
 def runs_since(instance, since: float) -> list:
@@ -163,11 +201,12 @@ def _utc(timestamp: float):
     return datetime.fromtimestamp(timestamp, timezone.utc)
 
 
-def run_phases(record, ready_at: float) -> tuple[float, float, float]:
-    """(created -> started, started -> ended) of a run, the end bounded by `ready_at` when unfinished."""
+def run_phases(record) -> tuple[float, float, float]:
+    """A run's creation time (the sensor's tick), created -> started (queue and launch of its worker),
+    started -> ended (its work)."""
     created = record.create_timestamp.timestamp()
     started = record.start_time or created
-    return created, started - created, (record.end_time or ready_at) - started
+    return created, started - created, (record.end_time or started) - started
 
 
 def peak_rss_by_job(instance, memory: WorkerMemory, records) -> dict[str, float]:
@@ -183,21 +222,55 @@ def peak_rss_by_job(instance, memory: WorkerMemory, records) -> dict[str, float]
     return peaks
 
 
-def intent_waves(count: int) -> list[list[str]]:
-    """Three texts of one intent per wave, a different intent each time (Banking77 dev texts not in the burst's
-    first texts would do too; these are the dev protocol's rows 2,000 and on)."""
-    by_intent: dict[str, list[str]] = {}
-    for text, intent in protocol_texts(size=3080)[2000:]:
-        by_intent.setdefault(intent, []).append(text)
-    usable = [texts[:3] for texts in by_intent.values() if len(texts) >= 3]
-    if len(usable) < count:
-        raise SystemExit(f"only {len(usable)} intents have 3 texts outside the burst sample")
-    return usable[:count]
+# Waves of 3 similar signals, a new topic each wave (a repeated topic would join its earlier report), each
+# about a part of the demo repository so research finds code and the report ends `ready`.
+WAVE_TOPICS = [
+    [
+        "My card payment was declined at checkout.",
+        "Card payment declined at checkout again today.",
+        "At checkout my card payment keeps getting declined.",
+    ],
+    [
+        "The password reset email never arrives in my inbox.",
+        "I requested a password reset but the email never arrived.",
+        "Password reset emails are not arriving for me.",
+    ],
+    [
+        "Product search returns no results when I misspell a product name.",
+        "Product search shows no results when the product name is misspelled.",
+        "A misspelled product name gives no results in product search.",
+    ],
+    [
+        "Login fails with an error after I enter the right password.",
+        "I cannot log in: the right password gives an error.",
+        "Logging in with the correct password fails with an error.",
+    ],
+    [
+        "Items disappear from my cart when I refresh the page.",
+        "My cart empties itself after a page refresh.",
+        "Refreshing the page removes the items in my cart.",
+    ],
+    [
+        "The mobile app does not sync my orders with the website.",
+        "Orders placed on the website never sync to the mobile app.",
+        "Mobile app order sync with the website is broken.",
+    ],
+    [
+        "The order confirmation email is never sent after checkout.",
+        "I never get an order confirmation email after paying.",
+        "No order confirmation email arrives after checkout.",
+    ],
+    [
+        "Product pages show the wrong price for items on sale.",
+        "Sale items show the wrong price on the product page.",
+        "The product page price is wrong for discounted items.",
+    ],
+]
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--waves", type=int, default=8)
+    parser.add_argument("--waves", type=int, default=len(WAVE_TOPICS), choices=range(1, len(WAVE_TOPICS) + 1))
     parser.add_argument("--burst", type=int, default=2000, help="signals emitted at once after the waves (0: none)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds a wave or the burst may take")
     args = parser.parse_args()
@@ -225,7 +298,7 @@ def main() -> None:
     rng = random.Random(0)
     waves, burst = [], None
     try:
-        for number, texts in enumerate(intent_waves(args.waves)):
+        for number, texts in enumerate(WAVE_TOPICS[: args.waves]):
             time.sleep(rng.uniform(0, settings.sensor_interval_seconds))
             load = os.getloadavg()[0]
             emitted_at = time.time()
@@ -240,6 +313,7 @@ def main() -> None:
             emit_seconds = time.time() - emitted_at
             settled_seconds = time.time() - emitted_at + wait_settled(store, args.timeout)
             burst = (emitted_at, ids, load, emit_seconds, settled_seconds, os.getloadavg()[0])
+        wait_runs_ended(dagster_home)
     finally:
         memory.stop()
         try:
@@ -256,47 +330,60 @@ def main() -> None:
 
 
 def report_waves(instance, memory: WorkerMemory, waves: list, interval: int) -> None:
-    print(f"waves of 3 similar signals (inbox sensor interval {interval} s); seconds:")
-    print("wave  load  assigned  ready | batch: wait launch work | report: wait launch work")
+    print(f"waves of 3 similar signals (inbox sensor interval {interval} s); seconds from emit:")
+    print("wave load  assigned ready outcome | batch run: wait launch work | report run: wait launch work")
     to_assigned, to_ready, records = [], [], []
     for number, (emitted_at, ids, load) in enumerate(waves):
-        assigned, outcomes, rejected = store_times(ids)
-        assigned_s = max(assigned) - emitted_at
-        ready_s = max(outcomes) - emitted_at if outcomes else float("nan")
-        runs = [r for r in runs_since(instance, emitted_at) if r.create_timestamp.timestamp() <= max(outcomes or assigned)]
+        batches, outcomes, rejected = store_facts(ids)
+        assigned = assigned_at(instance, batches) - emitted_at
+        ready = max((o["t"] for o in outcomes), default=float("nan")) - emitted_at
+        statuses = ",".join(sorted(o["status"] for o in outcomes)) or "none promoted"
+        runs = [
+            r
+            for r in runs_since(instance, emitted_at)
+            if r.create_timestamp.timestamp() < emitted_at + assigned + ready
+        ]
         records += runs
-        phases = []
-        previous_end = emitted_at
+        phases, previous_end = [], emitted_at
         for job in ("signal_batch_job", "report_job"):
             record = next((r for r in runs if r.dagster_run.job_name == job), None)
             if record is None:
-                phases.append("  -      -      -  ")
+                phases.append("   -     -     -")
                 continue
-            created, launch, work = run_phases(record, max(outcomes or assigned))
-            phases.append(f"{created - previous_end:5.1f} {launch:6.1f} {work:5.1f}")
+            created, launch, work = run_phases(record)
+            phases.append(f"{created - previous_end:6.1f} {launch:5.1f} {work:5.1f}")
             previous_end = created + launch + work
-        to_assigned.append(assigned_s)
-        if outcomes:
-            to_ready.append(ready_s)
-        note = f"  ({rejected} rejected)" if rejected else ""
-        print(f"{number:4d} {load:5.1f} {assigned_s:9.1f} {ready_s:6.1f} | {phases[0]} | {phases[1]}{note}")
+        to_assigned.append(assigned)
+        if all(o["status"] == "ready" for o in outcomes) and outcomes:
+            to_ready.append(ready)
+        note = f" ({rejected} rejected)" if rejected else ""
+        print(f"{number:4d} {load:4.1f} {assigned:9.1f} {ready:5.1f} {statuses:>7} | {phases[0]} | {phases[1]}{note}")
     print(f"emit -> all assigned: p50 {statistics.median(to_assigned):.1f} s, max {max(to_assigned):.1f} s")
     if to_ready:
-        print(f"emit -> report ready: p50 {statistics.median(to_ready):.1f} s, max {max(to_ready):.1f} s")
+        print(
+            f"emit -> report ready: p50 {statistics.median(to_ready):.1f} s, max {max(to_ready):.1f} s "
+            f"({len(to_ready)} waves ended ready)"
+        )
     print_peaks(peak_rss_by_job(instance, memory, records), "waves")
 
 
 def report_burst(instance, memory, emitted_at, ids, load, emit_seconds, settled_seconds, load_after) -> None:
-    assigned, outcomes, rejected = store_times(ids)
+    batches, outcomes, rejected = store_facts(ids)
     runs = runs_since(instance, emitted_at)
     by_job = Counter(r.dagster_run.job_name for r in runs)
     statuses = Counter(r.dagster_run.status.value for r in runs)
-    print(f"burst of {len(ids)} signals (emitted in {emit_seconds:.1f} s; load {load:.1f} before, {load_after:.1f} after):")
-    print(f"  {len(assigned)} accepted and assigned, {rejected} rejected, {len(outcomes)} reports judged and researched")
-    print(f"  emit -> all assigned {max(assigned) - emitted_at:.1f} s")
+    print(
+        f"burst of {len(ids)} signals (emitted in {emit_seconds:.1f} s; load {load:.1f} before, {load_after:.1f} after):"
+    )
+    print(f"  {len(ids) - rejected} accepted, all assigned, in {len(batches)} batches; {rejected} rejected")
+    print(f"  emit -> all assigned {assigned_at(instance, batches) - emitted_at:.1f} s")
     if outcomes:
-        print(f"  emit -> last report outcome {max(outcomes) - emitted_at:.1f} s")
-    print(f"  emit -> nothing in flight in the object store {settled_seconds:.1f} s")
+        print(
+            f"  {len(outcomes)} promoted reports judged and researched "
+            f"({dict(sorted(Counter(o['status'] for o in outcomes).items()))}); "
+            f"emit -> last outcome {max(o['t'] for o in outcomes) - emitted_at:.1f} s"
+        )
+    print(f"  emit -> nothing in flight in the object store (what the sensors see) {settled_seconds:.1f} s")
     print(f"  dagster runs: {len(runs)} {dict(sorted(by_job.items()))} {dict(sorted(statuses.items()))}")
     print_peaks(peak_rss_by_job(instance, memory, runs), "burst")
 
