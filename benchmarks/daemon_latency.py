@@ -331,7 +331,10 @@ def main() -> None:
 
 def report_waves(instance, memory: WorkerMemory, waves: list, interval: int) -> None:
     print(f"waves of 3 similar signals (inbox sensor interval {interval} s); seconds from emit:")
-    print("wave load  assigned ready outcome | batch run: wait launch work | report run: wait launch work")
+    print(
+        "wave load  assigned ready outcome | batch run: wait launch work | report run: wait launch work\n"
+        "(wait: to the run's creation from the emit, resp. the grouping; launch: queue and worker start-up)"
+    )
     to_assigned, to_ready, records = [], [], []
     for number, (emitted_at, ids, load) in enumerate(waves):
         batches, outcomes, rejected = store_facts(ids)
@@ -352,7 +355,7 @@ def report_waves(instance, memory: WorkerMemory, waves: list, interval: int) -> 
                 continue
             created, launch, work = run_phases(record)
             phases.append(f"{created - previous_end:6.1f} {launch:5.1f} {work:5.1f}")
-            previous_end = created + launch + work
+            previous_end = emitted_at + assigned  # the promotion is written when the batch is grouped
         to_assigned.append(assigned)
         if all(o["status"] == "ready" for o in outcomes) and outcomes:
             to_ready.append(ready)

@@ -49,6 +49,7 @@ def defs() -> dg.Definitions:
                 settings.retry_backoff_seconds,
                 settings.reports_per_run,
                 settings.max_reports_per_team_day,
+                settings.sensor_interval_seconds,
             ),
             dead_run_reconciler,
             research_reconciler,

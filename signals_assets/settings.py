@@ -89,7 +89,8 @@ class Settings:
     sandbox_network: str = ""  # docker network for allowlisted egress; empty = no network
     sandbox_network_allowlist: tuple[str, ...] = ()
     batch_max_signals: int = 500
-    sensor_interval_seconds: int = 15
+    # The daemon evaluates sensors every 5 s at most, so a shorter interval gains nothing.
+    sensor_interval_seconds: int = 5
     signal_limits: SignalLimits = DEFAULT_LIMITS
     # A batch or report round whose runs keep failing is retried after 1, 2, 4… × the back-off,
     # then parked with its reason after this many failed attempts (`signals unpark` resumes it).
@@ -165,7 +166,7 @@ def load_settings() -> Settings:
         sandbox_network=sandbox_network,
         sandbox_network_allowlist=allowlist,
         batch_max_signals=_positive_int("SIGNALS_BATCH_MAX_SIGNALS", 500),
-        sensor_interval_seconds=_positive_int("SIGNALS_SENSOR_INTERVAL_SECONDS", 15),
+        sensor_interval_seconds=_positive_int("SIGNALS_SENSOR_INTERVAL_SECONDS", 5),
         signal_limits=SignalLimits(
             # room for the envelope and a minimal signal
             max_signal_bytes=_positive_int(

@@ -121,11 +121,12 @@ def build_report_promotion_sensor(
     backoff_seconds: float = 60,
     reports_per_run: int = 50,
     max_reports_per_team_day: int = sys.maxsize,
+    interval_seconds: int = 5,
 ) -> dg.SensorDefinition:
     @dg.sensor(
         name="report_promotion_sensor",
         job=report_job,
-        minimum_interval_seconds=10,
+        minimum_interval_seconds=interval_seconds,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Reads the pending promotions (object store `promotions/`, written by report_assignments, "
         "removed when the round has an outcome), adds `reports` partitions and requests few report runs: per "

@@ -76,7 +76,7 @@ def batch_work(
 
 def build_signal_inbox_sensor(
     max_signals_per_batch: int,
-    interval_seconds: int = 15,
+    interval_seconds: int = 5,
     max_attempts: int = 3,
     backoff_seconds: float = 60,
     max_per_team: int | None = None,
