@@ -41,3 +41,16 @@ def test_the_production_run_launcher_waits_for_a_slow_docker_engine(postgres_dat
         client = instance.run_launcher._get_client(DockerContainerContext())  # what every launcher call uses
         assert client.api.timeout == 300
         assert client.ping()  # a real engine behind it
+
+
+def test_local_instance_settings_look_at_the_queue_every_second_within_the_limits(tmp_path):
+    """The 1 s queue look (`run_queue`) loads together with the `concurrency` limits, which keep applying."""
+    (tmp_path / "dagster.yaml").write_text((REPO_ROOT / "deploy" / "dagster.local.yaml").read_text())
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        assert instance.run_coordinator.dequeue_interval_seconds == 1
+        queue = instance.get_concurrency_config().run_queue_config
+        assert queue.max_concurrent_runs == 3
+        limits = {(limit["key"], limit["value"]): limit["limit"] for limit in queue.tag_concurrency_limits}
+        assert limits == {("signals/stage", stage): 1 for stage in ("batch", "report", "housekeeping")}
+        assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
