@@ -4,7 +4,7 @@ Starts `dagster-daemon run -w workspace.yaml` (the daemon starts the code server
 temporary SIGNALS_HOME whose DAGSTER_HOME holds deploy/dagster.local.yaml, with the team's repository
 scripts/demo/shop_app (research runs the subprocess sandbox on it). Then:
 
-1. waves of 3 similar signals (three Banking77 dev texts of one intent, a new intent per wave), each
+1. waves of 3 similar signals (paraphrases of one complaint about the demo shop, a new topic per wave), each
    emitted once the previous wave has settled, after a random pause of up to one sensor interval (so
    the sensor's phase is not always the same); prints per wave emit -> all assigned and emit -> report
    `ready`, with where the time went (sensor wait, queue and launch, run work of the batch run and of
@@ -15,10 +15,10 @@ scripts/demo/shop_app (research runs the subprocess sandbox on it). Then:
 
 Peak RSS: the VmHWM of every run worker process (from /proc, sampled every 0.2 s; the worker is
 found by the pid its run logged), largest per job, for the waves and for the burst.
-Times come from the store afterwards (signals' first assignment, reports' first `ready`/`failed`
-event) and from Dagster's run records: polling the chdb store during the run would contend with the
-runs for it. Usage:
-    .venv/bin/python benchmarks/daemon_latency.py [--waves 8] [--burst 2000]
+Times come afterwards from the batches' report_assignments materialisations, the reports' first
+outcome event after their promotion (the store) and Dagster's run records: polling the chdb store
+during the runs would contend with them for it. Usage (SIGNALS_DATASETS: the folder holding banking77/):
+    SIGNALS_DATASETS=/work/shared/datasets .venv/bin/python benchmarks/daemon_latency.py [--waves 8] [--burst 2000]
 """
 
 from __future__ import annotations
