@@ -10,7 +10,7 @@ import pytest
 from signals_assets.definitions import defs
 from signals_assets.settings import load_settings
 from signals_assets.storage.clickhouse import open_chdb
-from tests.openai_protocol_server import EMBEDDINGS, OpenAIProtocolServer
+from tests.openai_protocol_server import EMBEDDINGS, OpenAIProtocolServer, merge_groups
 
 from conftest import CARD_DECLINED, PASSWORD_RESET, group_one_batch
 
@@ -27,8 +27,13 @@ def fenced(text: str, label: str) -> list[str]:
 
 
 def keyword_model(body: dict) -> dict:
-    """Joins a candidate that shares the new signal's topic word, else starts a group."""
+    """Joins a candidate that shares the new signal's topic word, else starts a group; confirms a merge of
+    two groups that share a topic word."""
     system, user = body["messages"][0]["content"], body["messages"][1]["content"]
+    groups = merge_groups(body)
+    if groups is not None:
+        first, second = (set().union(*map(topic, texts)) for texts in groups)
+        return {"reason": "scripted", "same_problem": bool(first & second)}
     if "these five" in system:
         return {"safe": True}
     if "inbox entry for a report" in system:
@@ -92,7 +97,9 @@ def test_grouping_and_reports_through_an_openai_compatible_server(object_store, 
     chats = openai_server.requests()
     steps = [
         (
-            "safety"
+            "merge"
+            if merge_groups(r.body)
+            else "safety"
             if "these five" in r.text()
             else "summary"
             if "inbox entry" in r.text()
@@ -105,6 +112,7 @@ def test_grouping_and_reports_through_an_openai_compatible_server(object_store, 
         for r in chats
     ]
     assert steps.count("search") == 6 and steps.count("match") == 5 and steps.count("specificity") == 4
+    assert steps.count("merge") == 1  # the two reports are proposed for a merge, and the model refuses
     # one verdict per signal, then one report-level verdict and one summary per report
     assert steps.count("safety") == 6 + 2 and steps.count("summary") == 2
     assert all(r.body["response_format"] == {"type": "json_object"} for r in chats)
