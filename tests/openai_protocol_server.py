@@ -74,7 +74,9 @@ def merge_groups(body: dict) -> tuple[list[str], list[str]] | None:
     if "one problem and should be merged" not in system:
         return None
     blocks = fenced_blocks(system + "\n" + body["messages"][1]["content"])
-    texts = {name: [text for label, text in blocks.items() if label.startswith(f"group {name} signal ")] for name in "AB"}
+    texts = {
+        name: [text for label, text in blocks.items() if label.startswith(f"group {name} signal ")] for name in "AB"
+    }
     return texts["A"], texts["B"]
 
 

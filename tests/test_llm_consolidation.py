@@ -43,7 +43,9 @@ def server():
 
 
 def chat(server, **options) -> OpenAIChatProvider:
-    return OpenAIChatProvider(server.base_url, "test-key", "test-model", timeout_seconds=5, backoff_seconds=0.01, **options)
+    return OpenAIChatProvider(
+        server.base_url, "test-key", "test-model", timeout_seconds=5, backoff_seconds=0.01, **options
+    )
 
 
 def same_report(labels: list[int], first: str, second: str) -> bool:

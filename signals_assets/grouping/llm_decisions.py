@@ -175,7 +175,9 @@ class OpenAIChatProvider(OpenAIChatClient):
 
     def confirm_merge(self, first: Sequence[str], second: Sequence[str], similarity: float) -> dict:
         """`{reason, same_problem}`: are two reports, given by their signal texts, one problem?"""
-        shown = [[cut_text(text, MAX_SPECIFICITY_CHARS) for text in texts[:MAX_MERGE_SIGNALS]] for texts in (first, second)]
+        shown = [
+            [cut_text(text, MAX_SPECIFICITY_CHARS) for text in texts[:MAX_MERGE_SIGNALS]] for texts in (first, second)
+        ]
         fence = Fence([text for texts in shown for text in texts])
         system = (
             "You check whether two groups (reports) of product feedback signals are one problem and should be "
@@ -210,6 +212,8 @@ def merge_labels(
     (logged); a transport failure fails the batch, as in every other decision."""
     import numpy as np
 
+    from signals_assets.grouping.engine import ReportStats
+
     reports = list(dict.fromkeys(p.report_id for p in pool))
     label_of = {report_id: number for number, report_id in enumerate(reports)}
     size = Counter(p.report_id for p in pool)
@@ -217,14 +221,12 @@ def merge_labels(
     changed = {p.report_id for p in pool[stored:]}
     if max_proposals <= 0 or len(whole) < 2 or not changed:
         return [label_of[p.report_id] for p in pool]
-    texts: dict[str, list[str]] = {r: [] for r in whole}
-    sums = {r: 0.0 for r in whole}
+    members: dict[str, list[PoolSignal]] = {r: [] for r in whole}
     for p in pool:
-        if p.report_id in texts:
-            vector = np.asarray(p.embedding, dtype=np.float64)
-            sums[p.report_id] = sums[p.report_id] + vector / max(float(np.linalg.norm(vector)), 1e-12)
-            texts[p.report_id].append(p.description)
-    centroids = np.stack([sums[r] / max(float(np.linalg.norm(sums[r])), 1e-12) for r in whole])
+        if p.report_id in members:
+            members[p.report_id].append(p)
+    texts = {r: [p.description for p in members[r]] for r in whole}
+    centroids = np.stack([ReportStats.of([p.embedding for p in members[r]]).centroid for r in whole])
     cosine = centroids @ centroids.T
     pairs = sorted(
         (
@@ -250,7 +252,11 @@ def merge_labels(
             log.warning("merge of %s and %s not applied: %s", first, second, error)
             continue
         log.info(
-            "merge of %s and %s %s: %s", first, second, "confirmed" if answer["same_problem"] else "refused", answer["reason"]
+            "merge of %s and %s %s: %s",
+            first,
+            second,
+            "confirmed" if answer["same_problem"] else "refused",
+            answer["reason"],
         )
         if answer["same_problem"]:
             root[find(second)] = find(first)
