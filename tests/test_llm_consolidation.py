@@ -75,6 +75,15 @@ def test_a_refused_merge_leaves_every_report_apart(server):
     assert len(asked) == 2 and all("Payment fails when I pay by card." in a + b for a, b in asked)
 
 
+def test_each_pair_is_asked_once_closest_first_when_several_reports_changed(server):
+    server.chat_default = lambda body: REFUSE
+    labels = merge_labels(chat(server), POOL, 2, STATES, max_proposals=5)  # C and B changed: all three pairs
+    assert len(set(labels)) == 3
+    asked = [tuple(sorted(text[0] for text in merge_groups(r.body))) for r in server.requests()]
+    assert asked[0] == ("Card declined at checkout.", "Payment fails when I pay by card.")  # A–B, the closest
+    assert len(asked) == len(set(asked)) == 3
+
+
 def test_a_malformed_answer_merges_nothing_and_is_logged(server, caplog):
     server.script_chat(
         Reply(content="sure, merge them"), answer({"reason": "x", "same_problem": "yes"}), answer(REFUSE)
@@ -101,6 +110,8 @@ def test_nothing_is_asked_without_new_signals_or_for_reports_partly_outside_the_
     assert merge_labels(chat(server), POOL, len(POOL), STATES, max_proposals=5) == [0, 0, 1, 2, 2]
     older_signals = {**STATES, "A": ReportState("A", lc.POTENTIAL, 3, 1.5), "C": ReportState("C", lc.READY, 2, 1.0)}
     assert merge_labels(chat(server), POOL, STORED, older_signals, max_proposals=5) == [0, 0, 1, 2, 2]
+    changed_one_partly_outside = {**STATES, "B": ReportState("B", lc.POTENTIAL, 3, 1.5)}
+    assert merge_labels(chat(server), POOL, STORED, changed_one_partly_outside, max_proposals=5) == [0, 0, 1, 2, 2]
     assert merge_labels(chat(server), POOL, STORED, STATES, max_proposals=0) == [0, 0, 1, 2, 2]
     assert server.requests() == []
 

@@ -218,7 +218,7 @@ def merge_labels(
     label_of = {report_id: number for number, report_id in enumerate(reports)}
     size = Counter(p.report_id for p in pool)
     whole = [r for r in reports if r in states and size[r] == states[r].signal_count]
-    changed = {p.report_id for p in pool[stored:]}
+    changed = {p.report_id for p in pool[stored:]} & set(whole)
     if max_proposals <= 0 or len(whole) < 2 or not changed:
         return [label_of[p.report_id] for p in pool]
     members: dict[str, list[PoolSignal]] = {r: [] for r in whole}
@@ -227,15 +227,19 @@ def merge_labels(
             members[p.report_id].append(p)
     texts = {r: [p.description for p in members[r]] for r in whole}
     centroids = np.stack([ReportStats.of([p.embedding for p in members[r]]).centroid for r in whole])
-    cosine = centroids @ centroids.T
+    # Only rows of changed reports: (changed × whole) cosines, each pair once (a pair of two changed
+    # reports is kept in the row of the later one), so memory stays at batch size × pool reports.
+    rows = np.array([i for i, r in enumerate(whole) if r in changed])
+    cosine = centroids[rows] @ centroids.T
+    columns = np.arange(len(whole))
+    is_changed = np.isin(columns, rows)
+    cosine[is_changed[None, :] & (columns[None, :] >= rows[:, None])] = -np.inf
+    count = min(max_proposals, int(np.isfinite(cosine).sum()))
+    best = np.argpartition(-cosine, count - 1, axis=None)[:count] if count else np.array([], dtype=int)
     pairs = sorted(
-        (
-            (-float(cosine[i, j]), whole[i], whole[j])
-            for i in range(len(whole))
-            for j in range(i + 1, len(whole))
-            if whole[i] in changed or whole[j] in changed
-        ),
-    )[:max_proposals]
+        (-float(cosine.flat[k]), *(whole[i] for i in sorted((int(rows[k // len(whole)]), int(k % len(whole))))))
+        for k in best
+    )
     root = {r: r for r in whole}
 
     def find(report_id: str) -> str:
