@@ -78,6 +78,7 @@ class Settings:
     embedding_model: str = ""  # openai embedder only
     llm_provider: str = "offline"  # offline | openai
     llm_model: str = "gpt-4.1-mini"
+    llm_merge_proposals: int = 10  # openai provider: report merges asked per batch and team
     openai_base_url: str = ""  # any OpenAI-compatible server (vLLM, Ollama…); empty = api.openai.com
     sandbox: str = "subprocess"  # subprocess | docker
     sandbox_image: str = "signals-research-agent:latest"
@@ -155,6 +156,7 @@ def load_settings() -> Settings:
         embedding_model=_env("SIGNALS_EMBEDDING_MODEL", "text-embedding-3-small"),
         llm_provider=_choice("SIGNALS_LLM_PROVIDER", "offline", ("offline", "openai")),
         llm_model=_env("SIGNALS_LLM_MODEL", "gpt-4.1-mini"),
+        llm_merge_proposals=_positive_int("SIGNALS_LLM_MERGE_PROPOSALS", 10, minimum=0),
         openai_base_url=_env("OPENAI_BASE_URL"),
         sandbox=_choice("SIGNALS_SANDBOX", "subprocess", ("subprocess", "docker")),
         sandbox_image=_env("SIGNALS_SANDBOX_IMAGE", "signals-research-agent:latest"),

@@ -12,6 +12,7 @@ import base64
 import collections
 import hashlib
 import json
+import re
 import struct
 import threading
 import time
@@ -56,6 +57,27 @@ def hash_embedding(text: str, dimension: int) -> list[float]:
     while len(digest) < dimension:
         digest += hashlib.sha256(digest + text.encode()).digest()
     return [byte / 127.5 - 1.0 for byte in digest[:dimension]]
+
+
+def fenced_blocks(prompt: str) -> dict[str, str]:
+    """label → text of every block fenced with the prompt's own code."""
+    found = re.search(r"Only markers carrying the code ([0-9a-f]{16})", prompt)
+    if found is None:
+        return {}
+    pattern = rf"\[BEGIN DATA {found.group(1)}: ([^\]]+)\]\n(.*?)\n\[END DATA {found.group(1)}\]"
+    return dict(re.findall(pattern, prompt, flags=re.DOTALL))
+
+
+def merge_groups(body: dict) -> tuple[list[str], list[str]] | None:
+    """The two reports' signal texts of a merge-confirmation request, or None for any other request."""
+    system = body["messages"][0]["content"]
+    if "one problem and should be merged" not in system:
+        return None
+    blocks = fenced_blocks(system + "\n" + body["messages"][1]["content"])
+    texts = {
+        name: [text for label, text in blocks.items() if label.startswith(f"group {name} signal ")] for name in "AB"
+    }
+    return texts["A"], texts["B"]
 
 
 @dataclass

@@ -8,11 +8,12 @@ import dagster as dg
 import pytest
 
 from signals_assets.definitions import defs
+from signals_assets.ingestion import inbox
 from signals_assets.settings import load_settings
 from signals_assets.storage.clickhouse import open_chdb
-from tests.openai_protocol_server import EMBEDDINGS, OpenAIProtocolServer
+from tests.openai_protocol_server import EMBEDDINGS, OpenAIProtocolServer, merge_groups
 
-from conftest import CARD_DECLINED, PASSWORD_RESET, group_one_batch
+from conftest import CARD_DECLINED, PASSWORD_RESET, emit_texts, group_one_batch
 
 TOPIC_WORDS = {"declined", "password"}
 
@@ -27,8 +28,13 @@ def fenced(text: str, label: str) -> list[str]:
 
 
 def keyword_model(body: dict) -> dict:
-    """Joins a candidate that shares the new signal's topic word, else starts a group."""
+    """Joins a candidate that shares the new signal's topic word, else starts a group; confirms a merge of
+    two groups that share a topic word."""
     system, user = body["messages"][0]["content"], body["messages"][1]["content"]
+    groups = merge_groups(body)
+    if groups is not None:
+        first, second = (set().union(*map(topic, texts)) for texts in groups)
+        return {"reason": "scripted", "same_problem": bool(first & second)}
     if "these five" in system:
         return {"safe": True}
     if "inbox entry for a report" in system:
@@ -92,7 +98,9 @@ def test_grouping_and_reports_through_an_openai_compatible_server(object_store, 
     chats = openai_server.requests()
     steps = [
         (
-            "safety"
+            "merge"
+            if merge_groups(r.body)
+            else "safety"
             if "these five" in r.text()
             else "summary"
             if "inbox entry" in r.text()
@@ -105,8 +113,78 @@ def test_grouping_and_reports_through_an_openai_compatible_server(object_store, 
         for r in chats
     ]
     assert steps.count("search") == 6 and steps.count("match") == 5 and steps.count("specificity") == 4
+    assert steps.count("merge") == 1  # the two reports are proposed for a merge, and the model refuses
     # one verdict per signal, then one report-level verdict and one summary per report
     assert steps.count("safety") == 6 + 2 and steps.count("summary") == 2
     assert all(r.body["response_format"] == {"type": "json_object"} for r in chats)
     embedded = [text for r in openai_server.requests(EMBEDDINGS) for text in r.body["input"]]
     assert set(CARD_DECLINED + PASSWORD_RESET) <= set(embedded)  # signals and their query probes
+
+
+def never_joining_model(body: dict) -> dict:
+    """The keyword model, except that every signal starts its own report: only the merge step groups."""
+    if "belongs to an existing group" in body["messages"][0]["content"]:
+        return {"reason": "scripted split", "match_type": "new", "title": "New problem", "summary": "A problem."}
+    return keyword_model(body)
+
+
+def test_reports_the_model_confirms_as_one_problem_are_merged_and_a_re_run_changes_nothing(
+    object_store, team, openai_server, monkeypatch
+):
+    """Batch 1 (merge step off) leaves two reports of the declined card and one of the password reset;
+    batch 2 brings one more signal of each and the model confirms the merges of same-topic reports:
+    the older reports take the new signals, one card report absorbs the other. Re-running batch 2
+    rebuilds the same result."""
+    openai_server.chat_default = never_joining_model
+    monkeypatch.setenv("SIGNALS_LLM_MERGE_PROPOSALS", "0")
+    settings = load_settings()
+
+    def store(sql: str) -> list[dict]:
+        with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
+            return db.query(sql)
+
+    def groups() -> list[list[str]]:
+        """The live reports' signal texts."""
+        rows = store(
+            "SELECT arraySort(groupArray(s.description)) AS texts FROM current_assignments AS a "
+            "INNER JOIN signals AS s ON s.signal_id = a.signal_id WHERE a.deleted = 0 GROUP BY a.report_id"
+        )
+        return sorted(r["texts"] for r in rows)
+
+    with dg.instance_for_test() as instance:
+        group_one_batch(object_store, instance, defs(), [CARD_DECLINED[0], CARD_DECLINED[1], PASSWORD_RESET[0]])
+        first = {r["report_id"] for r in store("SELECT report_id FROM current_assignments")}
+        assert len(first) == 3
+
+        monkeypatch.setenv("SIGNALS_LLM_MERGE_PROPOSALS", "15")
+        definitions = defs()
+        emit_texts(object_store, [CARD_DECLINED[2], PASSWORD_RESET[1]], start=10)
+        batch = inbox.claim_pending(object_store, 100, None).new_batches[0]
+        instance.add_dynamic_partitions("signal_batches", [batch])
+        job = definitions.resolve_job_def("signal_batch_job")
+        asked = len(openai_server.requests())
+        assert job.execute_in_process(partition_key=batch, instance=instance).success
+        merges = [merge_groups(r.body) for r in openai_server.requests()[asked:] if merge_groups(r.body)]
+        # the pairs with one of the two new reports: 4 + 3; the three old reports' pairs were not asked again
+        assert len(merges) == 7
+        after = groups()
+        assert after == sorted([sorted(CARD_DECLINED), sorted(PASSWORD_RESET[:2])])
+        reports = {r["report_id"]: r for r in store("SELECT report_id, status, signal_count FROM reports")}
+        [absorbed] = [r for r in reports.values() if r["status"] == "suppressed"]
+        assert absorbed["report_id"] in first and absorbed["signal_count"] == 0
+        survivors = {r["report_id"] for r in reports.values() if r["signal_count"]}
+        assert survivors == first - {absorbed["report_id"]}  # the older reports keep their ids
+        [detail] = [
+            r["detail"]
+            for r in store(
+                f"SELECT detail FROM report_events WHERE report_id = '{absorbed['report_id']}' AND status = 'suppressed'"
+            )
+        ]
+        assert detail.startswith("merged into ") and detail.removeprefix("merged into ") in survivors
+
+        assert job.execute_in_process(partition_key=batch, instance=instance).success
+        assert groups() == after
+        assert store("SELECT report_id, status, signal_count FROM reports ORDER BY report_id") == sorted(
+            reports.values(), key=lambda r: r["report_id"]
+        )
+        assert len(store(f"SELECT * FROM report_events WHERE report_id = '{absorbed['report_id']}'")) == 2

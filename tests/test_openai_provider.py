@@ -11,7 +11,15 @@ import pytest
 from signals_assets.grouping.llm_decisions import OpenAIChatProvider
 from signals_assets.llm.client import ProviderError
 from signals_assets.llm.embeddings import OpenAIEmbedder
-from tests.openai_protocol_server import EMBEDDINGS, OpenAIProtocolServer, Reply, answer, error, hash_embedding
+from tests.openai_protocol_server import (
+    EMBEDDINGS,
+    OpenAIProtocolServer,
+    Reply,
+    answer,
+    error,
+    fenced_blocks,
+    hash_embedding,
+)
 
 CANDIDATES = [
     {
@@ -51,13 +59,6 @@ def server():
 def chat(server, **options) -> OpenAIChatProvider:
     options = {"timeout_seconds": 5, "backoff_seconds": 0.01, **options}
     return OpenAIChatProvider(server.base_url, "test-key", "test-model", **options)
-
-
-def fenced_blocks(prompt: str) -> dict[str, str]:
-    """label → text of every block fenced with the prompt's own code."""
-    code = re.search(r"Only markers carrying the code ([0-9a-f]{16})", prompt).group(1)
-    pattern = rf"\[BEGIN DATA {code}: ([^\]]+)\]\n(.*?)\n\[END DATA {code}\]"
-    return dict(re.findall(pattern, prompt, flags=re.DOTALL))
 
 
 def test_importing_the_provider_loads_neither_openai_nor_numpy():

@@ -75,7 +75,15 @@ def group_batch(
         )
         pause_point("group")  # decided in memory, nothing written
         if provider.consolidation:
-            plan = consolidate(plan, context.signals, context.open_pool, before, context.states, provider.consolidation)
+            plan = consolidate(
+                plan,
+                context.signals,
+                context.open_pool,
+                before,
+                context.states,
+                provider.consolidation,
+                provider.regroup_pool,
+            )
             pause_point("consolidate")  # consolidated in memory, nothing written
         plans[team] = plan
     return store.batch_rows(batch, at, plans)

@@ -5,15 +5,16 @@ which search queries to probe with, and which candidate report (if any) a signal
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, Sequence
 
 from signals_assets.grouping.engine import BatchSignal, CandidateReport, MatchDecision
 from signals_assets.grouping.extractive_text import title_from
 
 if TYPE_CHECKING:
-    from signals_assets.grouping.consolidation import ConsolidationParameters
+    from signals_assets.grouping.consolidation import ConsolidationParameters, PoolSignal
     from signals_assets.grouping.llm_decisions import OpenAIChatProvider
     from signals_assets.grouping.similarity_scale import SimilarityScale
+    from signals_assets.reports.lifecycle import ReportState
 
 SPLIT_PREFIX = "Split from group: "
 
@@ -21,7 +22,7 @@ SPLIT_PREFIX = "Split from group: "
 class Provider(Protocol):
     name: str
     needs_texts: bool  # whether decisions need the candidates' descriptions
-    consolidation: ConsolidationParameters | None  # to re-cluster the open pool after each batch
+    consolidation: ConsolidationParameters | None  # to consolidate the open pool after each batch
 
     def search_queries(self, signal: BatchSignal) -> list[str]: ...
 
@@ -29,6 +30,10 @@ class Provider(Protocol):
         self, signal: BatchSignal, reports: list[CandidateReport], scale: SimilarityScale | None = None
     ) -> MatchDecision:
         """`scale`: the team's similarity scale (`similarity_scale.pool_scale`), for providers that use one."""
+        ...
+
+    def regroup_pool(self, pool: Sequence[PoolSignal], stored: int, states: dict[str, ReportState]) -> list[int]:
+        """The consolidation's label per open-pool signal (`engine.Regroup`)."""
         ...
 
 
@@ -61,15 +66,29 @@ class OfflineProvider:
 
         return decide(signal.embedding, reports, self.parameters, scale or REFERENCE)
 
+    def regroup_pool(self, pool: Sequence[PoolSignal], stored: int, states: dict[str, ReportState]) -> list[int]:
+        from signals_assets.grouping.consolidation import ConsolidationParameters, cluster_pool
+
+        return cluster_pool([p.embedding for p in pool], self.consolidation or ConsolidationParameters())
+
 
 @dataclass
 class LLMProvider:
-    """Match and specificity decisions by a chat model; the offline queries are not used."""
+    """Match and specificity decisions by a chat model, then merges of open reports that the model
+    confirms (`llm_decisions.merge_labels`, at most `merge_proposals` asked per batch and team; 0: the
+    decisions stand as made); the offline queries are not used."""
 
     chat: OpenAIChatProvider
+    merge_proposals: int = 0
     name: str = "openai"
     needs_texts: bool = True
-    consolidation: ConsolidationParameters | None = None  # the model's decisions stand as made
+    consolidation: ConsolidationParameters | None = None
+
+    def __post_init__(self) -> None:
+        from signals_assets.grouping.consolidation import ConsolidationParameters
+
+        # only the pool's bound is used: the merges are the model's
+        self.consolidation = ConsolidationParameters() if self.merge_proposals > 0 else None
 
     def search_queries(self, signal: BatchSignal) -> list[str]:
         return self.chat.search_queries(signal.description, source="signal")
@@ -102,3 +121,8 @@ class LLMProvider:
                 summary=SPLIT_PREFIX + report.title,
             )
         return MatchDecision(report.report_id, answer["signal_id"], answer["reason"], title=check["pr_title"])
+
+    def regroup_pool(self, pool: Sequence[PoolSignal], stored: int, states: dict[str, ReportState]) -> list[int]:
+        from signals_assets.grouping.llm_decisions import merge_labels
+
+        return merge_labels(self.chat, pool, stored, states, self.merge_proposals)

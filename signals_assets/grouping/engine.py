@@ -147,6 +147,9 @@ class MatchDecision:
 
 
 Decide = Callable[[BatchSignal, list[CandidateReport]], MatchDecision]
+# The consolidation's clustering: a label per pool signal, given the pool (`pool[stored:]` came in this
+# batch) and the report states after the one-pass decisions.
+Regroup = Callable[[Sequence["PoolSignal"], int, dict[str, ReportState]], list[int]]
 
 
 @dataclass(frozen=True)
@@ -342,6 +345,7 @@ def consolidate(
     before: dict[str, ReportState],
     states: dict[str, ReportState],
     params: ConsolidationParameters,
+    regroup: Regroup | None = None,
 ) -> BatchPlan:
     """The batch's plan after re-clustering the open pool (signals_assets.grouping.consolidation).
 
@@ -349,7 +353,7 @@ def consolidate(
     of their reports and of the batch's candidate reports as stored, `states` the same after the
     one-pass plan. Open reports' promotions are decided on the consolidated membership; a report
     that existed before and ends with no signal is suppressed as merged into the report that took
-    most of its signals."""
+    most of its signals. `regroup` labels the pool (default: the offline re-clustering, `cluster_pool`)."""
     from signals_assets.grouping.consolidation import PoolSignal, cluster_pool, map_clusters
 
     team_id = signals[0].team_id if signals else 0
@@ -369,9 +373,11 @@ def consolidate(
         return report_id if report_id not in used and report_id not in states else report_id_for(team_id, f"{seed}+")
 
     rank = {r: int(r not in before) for r in open_ids}  # reports from earlier batches keep their ids first
-    final = map_clusters(pool, cluster_pool([p.embedding for p in pool], params), rank, new_report_id)
+    stored = max(0, len(pool) - len(batch_pool))  # pool signals counted in the stored report states
+    labels = regroup(pool, stored, states) if regroup else cluster_pool([p.embedding for p in pool], params)
+    final = map_clusters(pool, labels, rank, new_report_id)
     moved = {p.signal_id: r for p, r in zip(pool, final) if r != p.report_id}
-    stored_part = pool[: max(0, len(pool) - len(batch_pool))]  # counted in the stored report states
+    stored_part = pool[:stored]
     members_before = Counter(p.report_id for p in stored_part)
     members_after = Counter(final)
     weight_change: dict[str, float] = {}
@@ -397,9 +403,14 @@ def consolidate(
         first_position.setdefault(report_id, position)
     changed = {r for r in members_before.keys() | members_after.keys() if members_before[r] != members_after[r]}
     changed |= {r for r in open_ids if r not in before}  # opened in this batch
-    # the one-pass plan's events of open reports are replaced by the consolidated ones below
+    # the one-pass plan's promotions of open reports are decided again below; its other events stand
+    # for the reports that keep signals, a retitle with the status the report had before any promotion
     result.events = [
-        e for e in plan.events if e.report_id not in open_ids or (e.event == "created" and members_after[e.report_id])
+        e
+        if e.report_id not in open_ids or e.event == "created"
+        else replace(e, status=(before[e.report_id].status if e.report_id in before else None) or lifecycle.POTENTIAL)
+        for e in plan.events
+        if e.report_id not in open_ids or (e.event in ("created", "retitled") and members_after[e.report_id])
     ]
     for report_id in sorted(changed, key=lambda r: (first_position.get(r, len(final)), r)):
         if not members_after[report_id]:

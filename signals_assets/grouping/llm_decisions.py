@@ -1,15 +1,34 @@
-"""The grouping engine's LLM steps: search queries, the match decision and the PR-specificity check.
+"""The grouping engine's LLM steps: search queries, the match decision, the PR-specificity check and
+the merge confirmation of the consolidation step.
 
-Prompts and answer validators only; the client (`signals_assets/llm/client.py`) fences the signal
-text, sends the request, validates the answer and re-asks on an invalid one.
+Prompts and answer validators; the client (`signals_assets/llm/client.py`) fences the signal text,
+sends the request, validates the answer and re-asks on an invalid one. `merge_labels` proposes the
+consolidation's merges from the embeddings and has the model confirm each.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
+from collections import Counter
+from typing import TYPE_CHECKING, Sequence
 
-from signals_assets.llm.client import Fence, InvalidAnswer, OpenAIChatClient, cut_text, one_line, required_text
+from signals_assets.llm.client import (
+    Fence,
+    InvalidAnswer,
+    NoValidAnswer,
+    OpenAIChatClient,
+    cut_text,
+    one_line,
+    required_text,
+)
+
+if TYPE_CHECKING:
+    from signals_assets.grouping.consolidation import PoolSignal
+    from signals_assets.reports.lifecycle import ReportState
+
+log = logging.getLogger(__name__)
 
 MAX_QUERIES = 3
 MAX_QUERY_CHARS = 200
@@ -18,6 +37,7 @@ MAX_SUMMARY_SENTENCES = 2
 MAX_CANDIDATE_CHARS = 1000  # candidates are context for the decision; full texts would crowd the prompt
 MAX_SPECIFICITY_SIGNALS = 8
 MAX_SPECIFICITY_CHARS = 500
+MAX_MERGE_SIGNALS = 8  # signals shown per report when confirming a merge
 
 
 def _validate_queries(answer: dict) -> list[str]:
@@ -63,8 +83,16 @@ def _validate_specificity(answer: dict) -> dict:
     return {"pr_title": pr_title, "specific_enough": answer["specific_enough"], "reason": reason}
 
 
+def _validate_merge(answer: dict) -> dict:
+    reason = required_text(answer.get("reason"), '"reason"')
+    if not isinstance(answer.get("same_problem"), bool):
+        raise InvalidAnswer('"same_problem" must be true or false')
+    return {"reason": reason, "same_problem": answer["same_problem"]}
+
+
 class OpenAIChatProvider(OpenAIChatClient):
-    """Search queries, match decision and PR-specificity check on an OpenAI-compatible chat model."""
+    """Search queries, match decision, PR-specificity check and merge confirmation on an
+    OpenAI-compatible chat model."""
 
     def search_queries(self, description: str, source: str) -> list[str]:
         fence = Fence([description])
@@ -144,3 +172,96 @@ class OpenAIChatProvider(OpenAIChatClient):
             parts.append(f"… and {len(report_signals) - len(shown)} more")
         parts.append(fence.block("new signal", new_signal))
         return self.ask("specificity", system, "\n\n".join(parts), _validate_specificity, temperature=0.2)
+
+    def confirm_merge(self, first: Sequence[str], second: Sequence[str], similarity: float) -> dict:
+        """`{reason, same_problem}`: are two reports, given by their signal texts, one problem?"""
+        shown = [
+            [cut_text(text, MAX_SPECIFICITY_CHARS) for text in texts[:MAX_MERGE_SIGNALS]] for texts in (first, second)
+        ]
+        fence = Fence([text for texts in shown for text in texts])
+        system = (
+            "You check whether two groups (reports) of product feedback signals are one problem and should be "
+            "merged into one report. Merge only when one focused change would resolve the signals of both "
+            "groups: the same root cause, feature or user journey. Similar wording or the same product area "
+            f"alone is not enough.\n{fence.rules}\n"
+            'Answer with JSON only, "reason" first (under 100 characters): '
+            '{"reason": "...", "same_problem": true or false}'
+        )
+        parts = [f"The two groups' centroid similarity is {similarity:.4f}."]
+        for name, texts, total in (("A", shown[0], len(first)), ("B", shown[1], len(second))):
+            parts.append(f"Group {name} ({len(texts)} of {total} signals shown):")
+            parts += [fence.block(f"group {name} signal {number}", text) for number, text in enumerate(texts, 1)]
+        return self.ask("merge", system, "\n\n".join(parts), _validate_merge, temperature=0.0)
+
+
+def merge_labels(
+    chat: OpenAIChatProvider,
+    pool: Sequence[PoolSignal],
+    stored: int,
+    states: dict[str, ReportState],
+    max_proposals: int,
+) -> list[int]:
+    """The consolidation's label per pool signal after the merges the model confirms (the same label
+    for the signals of merged reports; one label per report otherwise).
+
+    Proposals are pairs of reports ranked by the cosine of their centroids, best first, at most
+    `max_proposals` asked. A pair is proposed only when both reports are wholly in the pool (a merge
+    moves every signal) and at least one of them gained a signal in this batch (`pool[stored:]`):
+    pairs of unchanged reports were proposed when they last changed, so a re-run with nothing new
+    asks nothing. A refused answer, or none valid within the client's retries, leaves the two apart
+    (logged); a transport failure fails the batch, as in every other decision."""
+    import numpy as np
+
+    from signals_assets.grouping.engine import ReportStats
+
+    reports = list(dict.fromkeys(p.report_id for p in pool))
+    label_of = {report_id: number for number, report_id in enumerate(reports)}
+    size = Counter(p.report_id for p in pool)
+    whole = [r for r in reports if r in states and size[r] == states[r].signal_count]
+    changed = {p.report_id for p in pool[stored:]} & set(whole)
+    if max_proposals <= 0 or len(whole) < 2 or not changed:
+        return [label_of[p.report_id] for p in pool]
+    members: dict[str, list[PoolSignal]] = {r: [] for r in whole}
+    for p in pool:
+        if p.report_id in members:
+            members[p.report_id].append(p)
+    texts = {r: [p.description for p in members[r]] for r in whole}
+    centroids = np.stack([ReportStats.of([p.embedding for p in members[r]]).centroid for r in whole])
+    # Only rows of changed reports: (changed × whole) cosines, each pair once (a pair of two changed
+    # reports is kept in the row of the later one), so memory stays at batch size × pool reports.
+    rows = np.array([i for i, r in enumerate(whole) if r in changed])
+    cosine = centroids[rows] @ centroids.T
+    columns = np.arange(len(whole))
+    is_changed = np.isin(columns, rows)
+    cosine[is_changed[None, :] & (columns[None, :] >= rows[:, None])] = -np.inf
+    count = min(max_proposals, int(np.isfinite(cosine).sum()))
+    best = np.argpartition(-cosine, count - 1, axis=None)[:count] if count else np.array([], dtype=int)
+    pairs = sorted(
+        (-float(cosine.flat[k]), *(whole[i] for i in sorted((int(rows[k // len(whole)]), int(k % len(whole))))))
+        for k in best
+    )
+    root = {r: r for r in whole}
+
+    def find(report_id: str) -> str:
+        while root[report_id] != report_id:
+            report_id = root[report_id]
+        return report_id
+
+    for negative_cosine, first, second in pairs:
+        if find(first) == find(second):
+            continue  # already one report through earlier confirmations
+        try:
+            answer = chat.confirm_merge(texts[first], texts[second], -negative_cosine)
+        except NoValidAnswer as error:
+            log.warning("merge of %s and %s not applied: %s", first, second, error)
+            continue
+        log.info(
+            "merge of %s and %s %s: %s",
+            first,
+            second,
+            "confirmed" if answer["same_problem"] else "refused",
+            answer["reason"],
+        )
+        if answer["same_problem"]:
+            root[find(second)] = find(first)
+    return [label_of[find(p.report_id)] if p.report_id in root else label_of[p.report_id] for p in pool]

@@ -32,7 +32,12 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             vector_index_dimensions=settings.vector_index_dimensions,
         ),
         "embedder": EmbedderResource(provider=settings.embedder, model=settings.embedding_model, **openai),
-        "llm": LLMResource(provider=settings.llm_provider, model=settings.llm_model, **openai),
+        "llm": LLMResource(
+            provider=settings.llm_provider,
+            model=settings.llm_model,
+            merge_proposals=settings.llm_merge_proposals,
+            **openai,
+        ),
         "signal_limits": SignalLimitsResource(**settings.signal_limits.__dict__),
         "sandbox": SandboxResource(
             mode=settings.sandbox,

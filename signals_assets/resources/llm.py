@@ -14,6 +14,7 @@ class LLMResource(dg.ConfigurableResource):
     api_key: str = ""
     timeout_seconds: float = 60
     max_retries: int = 3
+    merge_proposals: int = 10  # report merges the model is asked to confirm per batch and team; 0: none
 
     def chat(self):
         """The chat client (an `OpenAIChatProvider`), or None for the offline provider."""
@@ -33,7 +34,7 @@ class LLMResource(dg.ConfigurableResource):
 
     def grouping(self) -> Provider:
         chat = self.chat()
-        return OfflineProvider() if chat is None else LLMProvider(chat)
+        return OfflineProvider() if chat is None else LLMProvider(chat, self.merge_proposals)
 
     def safety_judge(self):
         """`check_signal(text)` and `check_report(texts)`: the offline rules or the chat model."""
