@@ -417,8 +417,10 @@ INNER JOIN (
 ) AS e ON e.signal_id = m.signal_id
 GROUP BY m.team_id, m.report_id, e.model, m.first_batch_key
 """
+# What report_vector_batches records of a batch's assignment rows (aggregated per team and batch).
+ASSIGNMENTS_HASH = "sum(cityHash64(signal_id, seq, report_id, deleted, weight))"
 _ASSIGNMENT_HASHES = (
-    "SELECT batch_key, sum(cityHash64(signal_id, seq, report_id, deleted, weight)) AS hash "
+    f"SELECT batch_key, {ASSIGNMENTS_HASH} AS hash "
     "FROM report_assignments WHERE team_id = {team} AND batch_key {op} {batch} GROUP BY batch_key"
 )
 _MARKED_BATCHES = (
