@@ -9,9 +9,10 @@ centre plus 0.6 x N(0, 1) noise per dimension, about 200 signals per centre), wr
 and inserted with `INSERT ... SELECT FROM file(..., Npy)`; the signals, assignments (one report per
 team and centre, every tenth one still open and the rest `ready`, all within the window) and report
 events are derived from row numbers with `INSERT ... SELECT FROM numbers()`, and the reports' vector
-deltas (report_vector_deltas) from the assignments and embeddings, as the grouping derives them. With many teams, each
-team draws from 5 centres of a shared set, about ten teams per centre, so another team's signals
-are often the nearest ones: what a team filter applied after the index search would starve on.
+deltas (report_vector_deltas) from the assignments and embeddings, as the grouping derives them.
+With many teams, each team draws from 5 centres of a shared set, about ten teams per centre, so
+another team's signals are often the nearest ones: what a team filter applied after the index
+search would starve on.
 
 Then a batch of new signals of one team, drawn from that team's centres, is grouped by the real
 offline path (`grouping.batch.group_batch`: candidate search, report statistics, one-pass decisions,
