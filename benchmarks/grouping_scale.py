@@ -8,9 +8,11 @@ data, not through the pipeline: seeded clustered unit vectors made with numpy (a
 centre plus 0.6 x N(0, 1) noise per dimension, about 200 signals per centre), written to an Npy file
 and inserted with `INSERT ... SELECT FROM file(..., Npy)`; the signals, assignments (one report per
 team and centre, every tenth one still open and the rest `ready`, all within the window) and report
-events are derived from row numbers with `INSERT ... SELECT FROM numbers()`. With many teams, each
-team draws from 5 centres of a shared set, about ten teams per centre, so another team's signals
-are often the nearest ones: what a team filter applied after the index search would starve on.
+events are derived from row numbers with `INSERT ... SELECT FROM numbers()`, and the reports' vector
+deltas (report_vector_deltas) from the assignments and embeddings, as the grouping derives them.
+With many teams, each team draws from 5 centres of a shared set, about ten teams per centre, so
+another team's signals are often the nearest ones: what a team filter applied after the index
+search would starve on.
 
 Then a batch of new signals of one team, drawn from that team's centres, is grouped by the real
 offline path (`grouping.batch.group_batch`: candidate search, report statistics, one-pass decisions,
@@ -116,6 +118,18 @@ def build_store(folder: Path, layout: Layout, batch_size: int, team: int, seed: 
             "INSERT INTO report_events SELECT team_id, report_id, min(batch_key), 'grouping', 0, 'created', "
             "if(cityHash64(report_id) % 10 = 0, 'potential', 'ready'), any(report_id), '', 1000000, 1, '', "
             "min(assigned_at), '' FROM report_assignments GROUP BY team_id, report_id"
+        )
+        # Every stored signal has one assignment, so its report's vector delta in its batch is itself: one
+        # row per signal (rows of the same report and batch add up when read) streams without a
+        # million-group aggregation; the assignments are the join's hash table, not the embeddings.
+        db.command(
+            "INSERT INTO report_vector_deltas SELECT a.team_id, a.report_id, e.model, a.batch_key, a.batch_key, 1, "
+            "a.weight, arrayMap(x -> toFloat64(x), e.embedding) FROM signal_embeddings AS e "
+            "INNER JOIN report_assignments AS a ON a.team_id = e.team_id AND a.signal_id = e.signal_id"
+        )
+        db.command(
+            f"INSERT INTO report_vector_batches SELECT team_id, batch_key, {store.ASSIGNMENTS_HASH} "
+            "FROM report_assignments GROUP BY team_id, batch_key"
         )
         db.command(
             f"INSERT INTO signal_embeddings SELECT {team}, concat('n', toString(row)), '{BATCH}', '{MODEL}', "

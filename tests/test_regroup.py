@@ -3,6 +3,7 @@
 import json
 
 import dagster as dg
+import numpy as np
 import pytest
 
 from signals_assets.cli.main import main
@@ -11,6 +12,7 @@ from signals_assets.grouping import consolidation, offline_matching
 from signals_assets.grouping.engine import MatchDecision
 from signals_assets.settings import load_settings
 from signals_assets.storage.clickhouse import open_chdb
+from signals_assets.storage.facts import current_assignments
 
 from conftest import CARD_DECLINED, PASSWORD_RESET, emit_texts
 
@@ -35,6 +37,28 @@ def store_state() -> dict:
         }
 
 
+def assert_vector_sums_match_members(reports: int) -> None:
+    """Each report's size and vector sum from its vector deltas equal a recomputation from its current
+    members, for `reports` reports."""
+    settings = load_settings()
+    with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
+        kept = db.query(
+            "SELECT report_id, model, sum(signal_count) AS n, sumForEach(vector_sum) AS v FROM report_vector_deltas "
+            "GROUP BY report_id, model HAVING n != 0 ORDER BY report_id, model"
+        )
+        recomputed = db.query(
+            f"SELECT a.report_id AS report_id, e.model AS model, count() AS n, sumForEach(e.embedding) AS v "
+            f"FROM ({current_assignments()}) AS a INNER JOIN signal_embeddings AS e ON e.signal_id = a.signal_id "
+            "WHERE a.deleted = 0 GROUP BY a.report_id, e.model ORDER BY report_id, model"
+        )
+    assert [(r["report_id"], r["model"], r["n"]) for r in kept] == [
+        (r["report_id"], r["model"], r["n"]) for r in recomputed
+    ]
+    assert len(kept) == reports
+    for mine, truth in zip(kept, recomputed):
+        np.testing.assert_allclose(mine["v"], truth["v"], atol=1e-9)
+
+
 @pytest.fixture
 def two_batches(capsys, object_store, team):
     emit_texts(object_store, CARD_DECLINED[:2] + PASSWORD_RESET)
@@ -51,6 +75,7 @@ def test_regrouping_with_the_same_engine_changes_nothing(capsys, two_batches):
     after = store_state()
     assert after["assignments"] == two_batches["assignments"]
     assert [r["report_id"] for r in after["reports"]] == [r["report_id"] for r in two_batches["reports"]]
+    assert_vector_sums_match_members(len(after["reports"]))
 
 
 @pytest.fixture
@@ -69,6 +94,7 @@ def test_regrouping_with_another_engine_rebuilds_every_report(capsys, two_batche
     assert len(after["reports"]) == 6 and all(r["signal_count"] == 1 for r in after["reports"])
     assert all(r["status"] == "potential" for r in after["reports"])  # weight 0.5 each: nothing to research
     assert after["orphan_results"] == 0
+    assert_vector_sums_match_members(6)
 
 
 def test_a_changed_early_batch_cannot_silently_diverge_from_later_ones(two_batches, split_everything):

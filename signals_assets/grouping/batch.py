@@ -47,6 +47,8 @@ def group_batch(
         by_team = store.batch_signals(db, batch, embedder.model_name, team_ids)
     by_team = {team: _with_probes(signals, provider, embedder) for team, signals in by_team.items()}
     with session() as db:
+        for team in by_team:
+            store.repair_vector_deltas(db, team, batch)
         contexts = {
             team: store.read_team(
                 db,

@@ -76,40 +76,51 @@ _FOUND = f"SELECT signal_id, report_id FROM ({_FOUND_ASSIGNMENTS}) WHERE deleted
 
 _LATEST_EVENTS = latest_report_states("team_id = {team} AND NOT (stage = 'grouping' AND source >= {batch})")
 
-# The weight counts only signals first grouped after the report's latest weight reset (see reports.sql).
+# Current assignments of the team's signals that were ever in one of the reports `{ids}` (before the
+# batch): the aggregation runs over these signals only, not over the whole team.
+_BEFORE_BATCH_IN_REPORTS = current_assignments(
+    "team_id = {team} AND batch_key < {batch} AND signal_id IN "
+    "(SELECT signal_id FROM report_assignments WHERE team_id = {team} AND batch_key < {batch} AND report_id IN {ids})"
+)
+
+# Size, weight and vector sum of each report from its vector deltas of earlier batches (see
+# report_vector_deltas.sql). The weight counts only signals first grouped after the report's latest
+# weight reset (see reports.sql); rounded because leaving and rejoining signals add and subtract it.
 _REPORT_STATES = f"""
 SELECT ev.report_id AS report_id, ev.status AS status, ev.signals_at_run AS signals_at_run,
-       ev.research_round AS research_round, ev.title AS title, c.signal_count AS signal_count,
-       arraySum(arrayFilter((w, b) -> b > ev.weight_after_batch, c.weights, c.batch_keys)) AS total_weight,
-       c.vector_sum AS vector_sum
+       ev.research_round AS research_round, ev.title AS title, d.signal_count AS signal_count,
+       round(arraySum(arrayFilter((w, b) -> b > ev.weight_after_batch, d.weights, d.first_batch_keys)), 9)
+           AS total_weight,
+       d.vector_sum AS vector_sum
 FROM ({_LATEST_EVENTS}) AS ev
 INNER JOIN (
-    SELECT a.report_id AS report_id, count() AS signal_count, groupArray(a.weight) AS weights,
-           groupArray(a.first_batch_key) AS batch_keys, sumForEach(e.embedding) AS vector_sum
-    FROM signal_embeddings AS e  -- streamed; only the members' assignments are held for the join
-    INNER JOIN (SELECT * FROM ({_BEFORE_BATCH}) WHERE report_id IN {{ids}} AND deleted = 0) AS a ON a.signal_id = e.signal_id
-    WHERE e.team_id = {{team}} AND e.model = {{model}}
-    GROUP BY a.report_id
-) AS c ON c.report_id = ev.report_id
-WHERE ev.report_id IN {{ids}}
+    SELECT report_id, sum(signal_count) AS signal_count, groupArray(weight) AS weights,
+           groupArray(first_batch_key) AS first_batch_keys, sumForEach(vector_sum) AS vector_sum
+    FROM report_vector_deltas
+    WHERE team_id = {{team}} AND model = {{model}} AND batch_key < {{batch}} AND report_id IN {{ids}}
+    GROUP BY report_id
+) AS d ON d.report_id = ev.report_id
+WHERE ev.report_id IN {{ids}} AND d.signal_count > 0
 """
 
 _TEXTS = f"""
 SELECT a.report_id AS report_id, s.signal_id AS signal_id, s.description AS description
-FROM ({_BEFORE_BATCH}) AS a INNER JOIN signals AS s ON s.signal_id = a.signal_id AND s.team_id = a.team_id
+FROM ({_BEFORE_BATCH_IN_REPORTS}) AS a INNER JOIN signals AS s ON s.signal_id = a.signal_id AND s.team_id = a.team_id
 WHERE a.report_id IN {{ids}} AND a.deleted = 0
 ORDER BY a.report_id, a.first_position
 LIMIT 8 BY a.report_id
 """
 
-# The open pool for consolidation: live signals of reports whose research has not started, newest
-# `limit` within the window (returned newest first). Texts and embeddings are read for these only.
+# The open reports: research not started, so consolidation may reshape them.
+_OPEN_REPORTS = f"SELECT report_id FROM ({_LATEST_EVENTS}) WHERE status IN {{open}}"
+# The open pool for consolidation: live signals of the open reports `{ids}`, newest `limit` within the
+# window (returned newest first). Texts and embeddings are read for these only.
 _OPEN_POOL = f"""
 SELECT a.signal_id AS signal_id, a.report_id AS report_id,
        if(a.first_batch_key > ev.weight_after_batch, a.weight, 0) AS weight  -- as counted in the report's weight
-FROM ({_BEFORE_BATCH}) AS a
+FROM ({_BEFORE_BATCH_IN_REPORTS}) AS a
 INNER JOIN ({_LATEST_EVENTS}) AS ev ON ev.report_id = a.report_id
-WHERE a.deleted = 0 AND a.first_assigned_at >= {{since}} AND ev.status IN {{open}}
+WHERE a.deleted = 0 AND a.first_assigned_at >= {{since}} AND a.report_id IN {{ids}}
 ORDER BY a.first_position DESC
 LIMIT {{limit}}
 """
@@ -160,17 +171,9 @@ def read_team(
                 Candidate(signal_id, report_id, similarity, number) for signal_id, report_id, similarity in found
             )
     if pool_limit:
-        rows = db.query(
-            _OPEN_POOL,
-            {
-                "team": team,
-                "batch": batch,
-                "model": model,
-                "since": since,
-                "open": list(OPEN_STATUSES),
-                "limit": pool_limit,
-            },
-        )
+        params = {"team": team, "batch": batch, "since": since, "open": list(OPEN_STATUSES), "limit": pool_limit}
+        open_reports = [r["report_id"] for r in db.query(_OPEN_REPORTS, params)]
+        rows = db.query(_OPEN_POOL, {**params, "ids": open_reports}) if open_reports else []
         pool_ids = {"team": team, "model": model, "ids": [r["signal_id"] for r in rows]}
         texts = {r["signal_id"]: r["description"] for r in db.query(_POOL_TEXTS, pool_ids)} if rows else {}
         embedding_of = dict(zip(*embeddings(db, _POOL_EMBEDDINGS, pool_ids))) if rows else {}
@@ -341,6 +344,7 @@ _TEAM_FILTER = "(length({teams}) = 0 OR has({teams}, team_id))"
 _BATCH_ASSIGNMENTS = (
     f"SELECT signal_id, report_id, deleted FROM report_assignments WHERE batch_key = {{batch}} AND {_TEAM_FILTER}"
 )
+_DERIVED_TEAMS = f"SELECT DISTINCT team_id FROM report_vector_batches WHERE batch_key = {{batch}} AND {_TEAM_FILTER}"
 _LATER_BATCHES = (
     f"SELECT DISTINCT batch_key FROM report_assignments WHERE batch_key > {{last}} AND {_TEAM_FILTER} "
     "ORDER BY batch_key LIMIT 3"
@@ -372,7 +376,15 @@ def write_batch(db: StoreSession, batch: str, teams: list[int], assignments, eve
             "were grouped against the old ones: re-run the range up to the last batch in one run, or "
             "`signals regroup --team-id N`"
         )
+    derived_teams = {r["team_id"] for r in db.query(_DERIVED_TEAMS, params)}
     db.replace_partition("report_assignments", f"batch_key = {{batch}} AND {_TEAM_FILTER}", assignments, params)
+    for team in sorted(derived_teams | {a["team_id"] for a in assignments}):
+        derive_vector_deltas(db, team, batch)
+        if before != after:  # later batches' deltas were derived from the old assignments
+            db.command(
+                "DELETE FROM report_vector_batches WHERE team_id = {team} AND batch_key > {batch}",
+                {**params, "team": team},
+            )
     db.replace_partition(
         "report_events", f"source = {{batch}} AND stage = 'grouping' AND {_TEAM_FILTER}", events, params
     )
@@ -380,3 +392,73 @@ def write_batch(db: StoreSession, batch: str, teams: list[int], assignments, eve
     if changed:
         for statement in _FORGET_REPORT_STAGES:
             db.command(statement, {"ids": changed})
+
+
+# The current assignments of one batch's signals as of after the batch and as of before it.
+_BATCH_SIGNAL_IDS = "SELECT signal_id FROM report_assignments WHERE team_id = {team} AND batch_key = {batch}"
+_AFTER = current_assignments(f"team_id = {{team}} AND batch_key <= {{batch}} AND signal_id IN ({_BATCH_SIGNAL_IDS})")
+_BEFORE = current_assignments(f"team_id = {{team}} AND batch_key < {{batch}} AND signal_id IN ({_BATCH_SIGNAL_IDS})")
+# What the batch changed in each report: its live signals after the batch counted in, before it counted out.
+_DERIVE_VECTOR_DELTAS = f"""
+INSERT INTO report_vector_deltas
+    (team_id, report_id, model, batch_key, first_batch_key, signal_count, weight, vector_sum)
+SELECT m.team_id, m.report_id, e.model, {{batch}}, m.first_batch_key, sum(m.sign), sum(m.sign * m.weight),
+       sumForEach(arrayMap(x -> m.sign * toFloat64(x), e.embedding))
+FROM (
+    SELECT team_id, signal_id, report_id, first_batch_key, weight, toInt64(1) AS sign
+    FROM ({_AFTER}) WHERE deleted = 0
+    UNION ALL
+    SELECT team_id, signal_id, report_id, first_batch_key, weight, toInt64(-1) AS sign
+    FROM ({_BEFORE}) WHERE deleted = 0
+) AS m
+INNER JOIN (
+    SELECT signal_id, model, embedding FROM signal_embeddings
+    WHERE team_id = {{team}} AND signal_id IN ({_BATCH_SIGNAL_IDS})
+) AS e ON e.signal_id = m.signal_id
+GROUP BY m.team_id, m.report_id, e.model, m.first_batch_key
+"""
+# What report_vector_batches records of a batch's assignment rows (aggregated per team and batch).
+ASSIGNMENTS_HASH = "sum(cityHash64(signal_id, seq, report_id, deleted, weight))"
+_ASSIGNMENT_HASHES = (
+    f"SELECT batch_key, {ASSIGNMENTS_HASH} AS hash "
+    "FROM report_assignments WHERE team_id = {team} AND batch_key {op} {batch} GROUP BY batch_key"
+)
+_MARKED_BATCHES = (
+    "SELECT batch_key, assignments_hash FROM report_vector_batches WHERE team_id = {team} AND batch_key < {batch}"
+)
+_DELTA_BATCHES = "SELECT DISTINCT batch_key FROM report_vector_deltas WHERE team_id = {team} AND batch_key < {batch}"
+
+
+def derive_vector_deltas(db: StoreSession, team: int, batch: str) -> None:
+    """Replace the team's report_vector_deltas of `batch` by what its assignments say, then mark them
+    complete with the assignments' hash. A kill -9 part-way leaves the marker missing, so the next
+    `repair_vector_deltas` derives them again."""
+    params = {"team": team, "batch": batch}
+    db.command("DELETE FROM report_vector_batches WHERE team_id = {team} AND batch_key = {batch}", params)
+    db.command("DELETE FROM report_vector_deltas WHERE team_id = {team} AND batch_key = {batch}", params)
+    hashes = db.query(_ASSIGNMENT_HASHES.replace("{op}", "="), params)
+    if hashes:
+        db.command(_DERIVE_VECTOR_DELTAS, params)
+        db.insert(
+            "report_vector_batches", [{"team_id": team, "batch_key": batch, "assignments_hash": hashes[0]["hash"]}]
+        )
+
+
+def repair_vector_deltas(db: StoreSession, team: int, batch: str) -> int:
+    """Derive again the team's vector deltas of batches before `batch` that do not match their
+    assignments (a write killed between the two, a store from before the deltas existed), and of
+    every batch after the first such one, since a batch's deltas depend on the assignments before it.
+    Returns how many batches were derived."""
+    params = {"team": team, "batch": batch}
+    assigned = {r["batch_key"]: r["hash"] for r in db.query(_ASSIGNMENT_HASHES.replace("{op}", "<"), params)}
+    marked = {r["batch_key"]: r["assignments_hash"] for r in db.query(_MARKED_BATCHES, params)}
+    with_rows = {r["batch_key"] for r in db.query(_DELTA_BATCHES, params)}
+    keys = assigned.keys() | marked.keys() | with_rows
+    # unmarked delta rows were left half-written
+    stale = [key for key in keys if assigned.get(key) != marked.get(key) or key not in marked]
+    if not stale:
+        return 0
+    again = sorted(key for key in keys if key >= min(stale))
+    for key in again:
+        derive_vector_deltas(db, team, key)
+    return len(again)

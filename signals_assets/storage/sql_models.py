@@ -27,6 +27,8 @@ SOURCE_PRODUCERS: dict[str, list[str]] = {
     "rejected_signals": ["buffered_signals"],
     "signal_embeddings": ["signal_embeddings"],
     "report_assignments": ["report_assignments"],
+    "report_vector_deltas": ["report_assignments"],
+    "report_vector_batches": ["report_assignments"],
     "report_events": ["report_assignments", "report_summaries", "report_research"],
     "report_summaries": ["report_summaries"],
     "research_results": ["report_research"],
