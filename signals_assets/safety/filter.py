@@ -1572,11 +1572,82 @@ def _transformed(text: str) -> SafetyVerdict:
     return SAFE
 
 
-def check_signal_text(text: str, depth: int = 0) -> SafetyVerdict:
+# ---- the learned scorer's gate ------------------------------------------------------------------
+# The scorer (`scorer.py`) reads how much a text looks like an attack; these cues say what the attack
+# would act on, and which kind a flag on the score is. A text with none of them (most customer messages
+# and assistant commands, however imperative) is never flagged on the score alone. Lexicons in many
+# languages, since the scorer's value is on wordings and languages the rules do not list.
+_SCORER_THRESHOLD = 0.8
+_SCORER_CUES = (
+    (
+        REMOTE_CODE_EXECUTION,
+        re.compile(
+            r"(?<![\w-])(?:curl|wget|nc|ncat|netcat|socat|bash|zsh|sh|powershell|pwsh|iex|python3?|perl|ruby|php"
+            r"|node|chmod|sudo|rm|mkfifo|telnet|certutil|bitsadmin|mshta|rundll32|regsvr32|msiexec)(?![\w-])"
+            r"|\b(?:exec|eval|system|popen|spawn|urlopen|subprocess|os\.system|__import__|invoke-expression"
+            r"|downloadstring|start-process)\b|\$\(|`[^`\n]{2,}`|/dev/tcp|\|\s*(?:ba|z)?sh\b|https?://|\w+\.(?:sh|ps1|exe|py|bat)\b",
+            _I,
+        ),
+    ),
+    (
+        SECRET_EXFILTRATION,
+        re.compile(
+            r"passw|\bpwd\b|secret|token|api[ _-]?key|credential|private[ _-]?key|\.env\b|\benv\b|environ|ssh"
+            r"|\.aws|system[ _-]?prompt|hidden prompt|initial prompt|kennwort|mot de passe|contrase[ñn]a|senha"
+            r"|wachtwoord|heslo|l[öo]senord|adgangskode|passord|salasana|parol|jelsz[óo]|[şs]ifre|пароль|ключ"
+            r"|токен|секрет|パスワード|トークン|秘密|密码|密碼|密钥|令牌|비밀번호|토큰|كلمة المرور|كلمة السر|पासवर्ड"
+            r"|chiave|schl[üu]ssel|cl[ée]\b|clave|chave|sleutel|kl[íi][čc]|nyckel|n[øo]gle|avain|cheie|kulcs|anahtar",
+            _I,
+        ),
+    ),
+    (
+        INSTRUCTION_OVERRIDE,
+        re.compile(
+            r"\b(?:ai|a\.i\.|ki|ia|llm|gpt|chatgpt|claude|gemini|bot|chatbot|model|modell|mod[eè]le|modelo"
+            r"|modello|assistant|assistent|asistente|assistente|asystent|agent|agente|system|syst[eè]me|sistema"
+            r"|systeem|developer|dev|admin|operator|root|prompt|instructions?|anweisung\w*|istruzion\w*"
+            r"|instrucci\w*|instru[çc]\w*|instructie\w*|instrukc\w*|instruktion\w*|instruks\w*|ohje\w*"
+            r"|utasít\w*|talimat\w*|rules?|regel\w*|r[èe]gles?|reglas?|regole|regras?|pravid\w*|regler|pokyn\w*"
+            r"|guidelines?|richtlinien?|policy|policies|filter\w*|classif\w*|klassifi\w*|moderat\w*|triage\w*"
+            r"|review\w*|safety|sicherheit|s[ée]curit[ée]|seguridad|sicurezza|veiligheid|bezpe[čc]nost"
+            r"|s[äa]kerhet|jailbreak|persona|roleplay|role-play|override|bypass)\b"
+            r"|инструкц|правил|систем|модел|ассистент|бот|інструкц|指示|命令|ルール|規則|システム|プロンプト"
+            r"|無視|アシスタント|モデル|指令|规则|系统|系統|提示|忽略|助手|模型|지시|규칙|시스템|프롬프트|무시"
+            r"|모델|تعليمات|قواعد|النظام|تجاهل|निर्देश|नियम|सिस्टम|अनदेखा"
+            r"|^\s*(?:\[|<|#{1,6}|={2,}|\*{2}|\{|\(|---|//|>>)",
+            _I,
+        ),
+    ),
+)
+
+
+def _scored(text: str) -> SafetyVerdict:
+    """The scorer's verdict on a text the rules passed: flagged when it scores at or above the threshold
+    and holds a cue; quoted as the cue's line."""
+    cues = [(kind, match) for kind, cue in _SCORER_CUES for match in [cue.search(text)] if match]
+    if not cues:
+        return SAFE
+    from signals_assets.safety.scorer import score
+
+    if score(text) < _SCORER_THRESHOLD:
+        return SAFE
+    kind, match = cues[0]
+    line_start = text.rfind("\n", 0, match.start()) + 1
+    line_end = text.find("\n", match.end())
+    return SafetyVerdict(False, kind, _quote(text[line_start : len(text) if line_end < 0 else line_end]))
+
+
+def check_signal_text(text: str, depth: int = 0, use_scorer: bool = True) -> SafetyVerdict:
     """The offline verdict for one text: concealed, then encoded, then direct manipulation, then the same
-    written in ROT13 or backwards."""
+    written in ROT13 or backwards; then, for a text the rules passed, the learned scorer where a cue is
+    present (`use_scorer=False`: the rules alone)."""
     if depth > MAX_DECODE_DEPTH or not text:
         return SAFE
+    verdict = _rules_verdict(text, depth)
+    return _scored(text) if verdict.safe and use_scorer and depth == 0 else verdict
+
+
+def _rules_verdict(text: str, depth: int) -> SafetyVerdict:
     hidden = _concealed(text, depth)
     if not hidden.safe:
         return hidden
