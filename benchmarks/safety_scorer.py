@@ -8,9 +8,9 @@ train messages (negatives). Logistic regression with L2 over `scorer.features`, 
 weights: deterministic. Features seen in fewer than MIN_COUNT training texts are dropped, and weights
 below PRUNE in magnitude are not stored, which keeps the file small.
 
-`loso`: for every held-out split K, trains on everything but K, and scores K with the filter as shipped
-(rules, then the scorer where a cue is present) next to the rules alone; then the mean and worst recall,
-and the flags on Banking77 test (not trained on) and HWU64 (never trained or tuned on).
+`loso`: for every held-out split K, trains on everything but K and flags K's texts with the scorer (where a
+cue is present, as shipped); next to it the rules alone, today's (tuned on every split but heldout11) and
+as they were when K was new (the honest figure), and each OR the scorer; then the mean and the worst.
 (From a worktree outside /work/main, prefix `SIGNALS_DATASETS=/work/shared/datasets`.)
 """
 
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 import sys
 from pathlib import Path
@@ -46,6 +47,11 @@ def hwu64() -> list[str]:
         return [row["text"] for row in csv.DictReader(handle)]
 
 
+@functools.cache
+def cached_features(text: str) -> list[str]:
+    return sorted(scorer.features(text))
+
+
 def fit(rows: list[dict], negatives: list[str]) -> tuple[float, dict[str, float]]:
     import numpy as np
     from scipy.optimize import minimize
@@ -54,7 +60,7 @@ def fit(rows: list[dict], negatives: list[str]) -> tuple[float, dict[str, float]
     texts = [r["text"] for r in rows] + negatives
     labels = np.array([r["label"] != "benign" for r in rows] + [False] * len(negatives), dtype=float)
     sample_weight = np.array([1.0] * len(rows) + [BANKING77_WEIGHT] * len(negatives))
-    featured = [sorted(scorer.features(text)) for text in texts]
+    featured = [cached_features(text) for text in texts]
     counts: dict[str, int] = {}
     for found in featured:
         for feature in found:
@@ -89,6 +95,42 @@ def train() -> None:
     print(f"wrote {scorer.WEIGHTS}: {len(weights)} weights")
 
 
+# The rules each split was measured on when it was new (the commit after which it was written); heldout11
+# was written blind and measured on the final rules. The first `heldout` predates the freeze log.
+FRESH_RULES = {
+    "heldout2": ("3775ce2", "signals_assets/safety.py"),
+    "heldout3": ("b79b719", "signals_assets/safety.py"),
+    "heldout4": ("4e98442", "signals_assets/safety.py"),
+    "heldout5": ("7700a37", "signals_assets/safety.py"),
+    "heldout6": ("5d32569", "signals_assets/safety.py"),
+    "heldout7": ("ef2d108", "signals_assets/safety.py"),
+    "heldout8": ("ac0b176", "signals_assets/safety.py"),
+    "heldout9": ("1aef280", "signals_assets/safety.py"),
+    "heldout10": ("f69257f", "signals_assets/safety.py"),
+    "heldout11": ("2bb4228", "signals_assets/safety/filter.py"),
+    "heldout12": ("cb35029", "signals_assets/safety/filter.py"),
+    "heldout13": ("4418e85", "signals_assets/safety/filter.py"),
+}
+
+
+def rules_at(commit: str, path: str):
+    """The rules module as it was at `commit` (read with `git show`, loaded from a temporary file)."""
+    import importlib.util
+    import subprocess
+    import tempfile
+
+    source = subprocess.run(["git", "show", f"{commit}:{path}"], check=True, capture_output=True, text=True).stdout
+    handle = tempfile.NamedTemporaryFile("w", suffix=f"_rules_{commit}.py", delete=False)
+    handle.write(source)
+    handle.close()
+    spec = importlib.util.spec_from_file_location(f"rules_{commit}", handle.name)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
+    spec.loader.exec_module(module)
+    return module
+
+
 def recall_precision(rows: list[dict], flags: list[bool]) -> tuple[float, float]:
     hits = sum(f and r["label"] != "benign" for r, f in zip(rows, flags))
     attacks = sum(r["label"] != "benign" for r in rows)
@@ -101,22 +143,36 @@ def loso() -> None:
 
     negatives = banking77("train.csv")
     rows = load("all")
-    table = []
+    columns = ("rules now", "scorer alone", "now + scorer", "rules when fresh", "fresh + scorer")
+    print(f"{'held out':<10}" + "".join(f"{name:>22}" for name in columns) + "   (recall / precision)")
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in columns}
     for held in [s for s in SPLITS if s != "dev"]:
         model = fit([r for r in rows if r["split"] != held], negatives)
-        scorer._model.cache_clear()
         scorer._model = lambda model=model: model  # type: ignore[assignment]
         test = [r for r in rows if r["split"] == held]
-        rules = [not safety_filter.check_signal_text(r["text"], use_scorer=False).safe for r in test]
-        combined = [not safety_filter.check_signal_text(r["text"]).safe for r in test]
-        table.append((held, recall_precision(test, rules), recall_precision(test, combined)))
-        print(f"{held:<10} rules recall {table[-1][1][0]:.3f} precision {table[-1][1][1]:.3f}   "
-              f"with scorer recall {table[-1][2][0]:.3f} precision {table[-1][2][1]:.3f}", flush=True)
-    for name, column in (("rules", 1), ("with scorer", 2)):
-        recalls = [entry[column][0] for entry in table]
-        precisions = [entry[column][1] for entry in table]
-        print(f"{name}: mean recall {sum(recalls) / len(recalls):.3f}, worst {min(recalls):.3f}; "
-              f"mean precision {sum(precisions) / len(precisions):.3f}, worst {min(precisions):.3f}")
+        now = [not safety_filter.check_signal_text(r["text"], use_scorer=False).safe for r in test]
+        scored = [not safety_filter._scored(r["text"]).safe for r in test]
+        flags = {"rules now": now, "scorer alone": scored, "now + scorer": [a or b for a, b in zip(now, scored)]}
+        if held in FRESH_RULES:
+            old = rules_at(*FRESH_RULES[held])
+            fresh = [not old.check_signal_text(r["text"]).safe for r in test]
+            flags |= {"rules when fresh": fresh, "fresh + scorer": [a or b for a, b in zip(fresh, scored)]}
+        line = f"{held:<10}"
+        for name in columns:
+            if name in flags:
+                results[name].append(recall_precision(test, flags[name]))
+                line += f"{'%.3f / %.3f' % results[name][-1]:>22}"
+            else:
+                line += f"{'-':>22}"
+        print(line, flush=True)
+    line = f"{'mean':<10}"
+    worst = f"{'worst':<10}"
+    for name in columns:
+        recalls, precisions = zip(*results[name])
+        line += f"{'%.3f / %.3f' % (sum(recalls) / len(recalls), sum(precisions) / len(precisions)):>22}"
+        worst += f"{'%.3f / %.3f' % (min(recalls), min(precisions)):>22}"
+    print(line)
+    print(worst)
 
 
 def main() -> None:
