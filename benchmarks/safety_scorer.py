@@ -28,8 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from banking77 import DATASET  # noqa: E402
 from safety_filter import load  # noqa: E402
 
-from signals_assets.safety import filter as safety_filter  # noqa: E402
-from signals_assets.safety import scorer  # noqa: E402
+from signals_assets.safety import (
+    filter as safety_filter,  # noqa: E402
+    scorer,  # noqa: E402
+)
 
 MIN_COUNT = 2
 L2 = 1.0

@@ -1630,16 +1630,20 @@ def _transformed(text: str) -> SafetyVerdict:
 # and assistant commands, however imperative) is never flagged on the score alone. Lexicons in many
 # languages, since the scorer's value is on wordings and languages the rules do not list.
 _SCORER_THRESHOLD = 0.8
-_SCORER_CUES = (
+# English words for the model and its rules are everyday words in tickets and docs ("the model is told to
+# treat them as data"); as a cue they need the text to speak to someone ("you", "your").
+_SPOKEN_TO = re.compile(r"\b(?:you|your|yours|yourself|u|ur)\b", re.IGNORECASE)
+_SCORER_CUES: tuple[tuple[str, re.Pattern, re.Pattern | None], ...] = (
     (
         REMOTE_CODE_EXECUTION,
         re.compile(
             r"(?<![\w-])(?:curl|wget|nc|ncat|netcat|socat|bash|zsh|sh|powershell|pwsh|iex|python3?|perl|ruby|php"
-            r"|node|chmod|sudo|rm|mkfifo|telnet|certutil|bitsadmin|mshta|rundll32|regsvr32|msiexec)(?![\w-])"
-            r"|\b(?:exec|eval|system|popen|spawn|urlopen|subprocess|os\.system|__import__|invoke-expression"
-            r"|downloadstring|start-process)\b|\$\(|`[^`\n]{2,200}`|/dev/tcp|\|\s*(?:ba|z)?sh\b|https?://|(?<=\w)\.(?:sh|ps1|exe|py|bat)\b",
+            r"|node|mkfifo|telnet|certutil|bitsadmin|mshta|rundll32|regsvr32|msiexec)(?![\w-])"
+            r"|\b(?:exec|eval|popen|spawn|urlopen|subprocess|os\.system|__import__|invoke-expression"
+            r"|downloadstring|start-process)\b|\$\(|/dev/tcp|\|\s*(?:ba|z)?sh\b",
             _I,
         ),
+        None,
     ),
     (
         SECRET_EXFILTRATION,
@@ -1651,26 +1655,43 @@ _SCORER_CUES = (
             r"|chiave|schl[üu]ssel|cl[ée]\b|clave|chave|sleutel|kl[íi][čc]|nyckel|n[øo]gle|avain|cheie|kulcs|anahtar",
             _I,
         ),
+        None,
     ),
     (
         INSTRUCTION_OVERRIDE,
         re.compile(
-            r"\b(?:ai|a\.i\.|ki|ia|llm|gpt|chatgpt|claude|gemini|bot|chatbot|model|modell|mod[eè]le|modelo"
-            r"|modello|assistant|assistent|asistente|assistente|asystent|agent|agente|system|syst[eè]me|sistema"
-            r"|systeem|developer|dev|admin|operator|root|prompt|instructions?|anweisung\w*|istruzion\w*"
-            r"|instrucci\w*|instru[çc]\w*|instructie\w*|instrukc\w*|instruktion\w*|instruks\w*|ohje\w*"
-            r"|utasít\w*|talimat\w*|rules?|regel\w*|r[èe]gles?|reglas?|regole|regras?|pravid\w*|regler|pokyn\w*"
-            r"|guidelines?|richtlinien?|policy|policies|filter\w*|classif\w*|klassifi\w*|moderat\w*|triage\w*"
-            r"|review\w*|safety|sicherheit|s[ée]curit[ée]|seguridad|sicurezza|veiligheid|bezpe[čc]nost"
-            r"|s[äa]kerhet|jailbreak|persona|roleplay|role-play|override|bypass)\b"
+            r"\b(?:ki|ia|modell|mod[eè]le|modelo|modello|assistent|asistente|assistente|asystent|agente"
+            r"|syst[eè]me|sistema|systeem|anweisung\w*|istruzion\w*|instrucci\w*|instru[çc][õoã]\w*|instructie\w*"
+            r"|instrukc\w*|instruktion\w*|instruks\w*|ohje\w*|utasít\w*|talimat\w*|regel\w*|r[èe]gles?|reglas?"
+            r"|regole|regras?|pravid\w*|regler|pokyn\w*|richtlinien?|klassifi\w*|sicherheit|s[ée]curit[ée]"
+            r"|seguridad|sicurezza|veiligheid|bezpe[čc]nost|s[äa]kerhet|jailbreak)\b"
             r"|инструкц|правил|систем|модел|ассистент|бот|інструкц|指示|命令|ルール|規則|システム|プロンプト"
             r"|無視|アシスタント|モデル|指令|规则|系统|系統|提示|忽略|助手|模型|지시|규칙|시스템|프롬프트|무시"
             r"|모델|تعليمات|قواعد|النظام|تجاهل|निर्देश|नियम|सिस्टम|अनदेखा"
             r"|^[ \t]*(?:\[|<|#{1,6}|={2,}|\*{2}|\{|\(|---|//|>>)",
             _I,
         ),
+        None,
+    ),
+    (
+        INSTRUCTION_OVERRIDE,
+        re.compile(
+            r"\b(?:ai|a\.i\.|llm|gpt|chatgpt|claude|gemini|bot|chatbot|model|assistant|agent|system|developer"
+            r"|dev|admin|operator|root|prompt|instructions?|rules?|guidelines?|policy|policies|filter\w*"
+            r"|classif\w*|moderat\w*|triage\w*|review\w*|safety|persona|roleplay|role-play|override|bypass)\b",
+            _I,
+        ),
+        _SPOKEN_TO,
     ),
 )
+
+
+def _cued(text: str) -> str | None:
+    """The kind of the first scorer cue the text holds, or None."""
+    for kind, cue, also in _SCORER_CUES:
+        if cue.search(text) and (also is None or also.search(text)):
+            return kind
+    return None
 
 
 _PASSAGE = re.compile(r"[^\n]*\S[^\n]*")
@@ -1679,15 +1700,14 @@ _PASSAGE = re.compile(r"[^\n]*\S[^\n]*")
 def _scored(text: str) -> SafetyVerdict:
     """The scorer's verdict on a text the rules passed: flagged when it scores at or above the threshold
     and holds a cue; quoted as the line that scores highest, its kind from that line's cue."""
-    if not any(cue.search(text) for _, cue in _SCORER_CUES):
+    if _cued(text) is None:
         return SAFE
     from signals_assets.safety.scorer import score
 
     if score(text) < _SCORER_THRESHOLD:
         return SAFE
     line = max(_PASSAGE.finditer(text), key=lambda passage: score(passage.group(0))).group(0)
-    kind = next((kind for kind, cue in _SCORER_CUES if cue.search(line)), INSTRUCTION_OVERRIDE)
-    return SafetyVerdict(False, kind, _quote(line))
+    return SafetyVerdict(False, _cued(line) or INSTRUCTION_OVERRIDE, _quote(line))
 
 
 def check_signal_text(text: str, depth: int = 0, use_scorer: bool = True) -> SafetyVerdict:
