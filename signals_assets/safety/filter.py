@@ -30,7 +30,8 @@ read as words), and every match is mapped back so the quote is a verbatim fragme
 text. An override quoted as someone else's words in a report ('a user typed "ignore previous
 instructions" and the bot …') is not an order to us, unless it names this pipeline or a channel.
 
-Pure standard library: it runs inside `buffered_signals` and the report summary.
+Then, for a text the rules pass, the learned scorer (`scorer.py`) where a cue an attack acts on is present
+(`_scored`). Pure standard library: it runs inside `buffered_signals` and the report summary.
 """
 
 from __future__ import annotations
