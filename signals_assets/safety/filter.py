@@ -30,7 +30,8 @@ read as words), and every match is mapped back so the quote is a verbatim fragme
 text. An override quoted as someone else's words in a report ('a user typed "ignore previous
 instructions" and the bot …') is not an order to us, unless it names this pipeline or a channel.
 
-Pure standard library: it runs inside `buffered_signals` and the report summary.
+Then, for a text the rules pass, the learned scorer (`scorer.py`) where a cue an attack acts on is present
+(`_scored`). Pure standard library: it runs inside `buffered_signals` and the report summary.
 """
 
 from __future__ import annotations
@@ -375,6 +376,30 @@ _CONFUSABLES = str.maketrans(
 
 # "simply", "just" between a verb and its object
 _ADVERB = r"(?:(?:einfach|bitte|jetzt|nun|gewoon|maar|simplement|simplemente|semplicemente|simplesmente|just|simply) )?"
+
+_SENTENCE = r"[^.!?。！？\n]"
+# Imperatives of forget / ignore / disregard: Czech, Slovak, Swedish, Danish, Norwegian, Finnish, Romanian,
+# Hungarian, Turkish, Russian, Ukrainian, Polish (bounded as words), then Japanese, Chinese, Korean, Arabic,
+# Hindi (scripts without word boundaries).
+_FORGET_VERB = (
+    r"\b(?:ignoruj(?:te)?|zapome[ňn](?:te)?|nedbej(?:te)?|zabudni(?:te)?|ignorera|gl[öo]m|bortse fr[åa]n|ignorer"
+    r"|glem|se bort fra|unohda|ohita|ignor[ăa]|uit[ăa]|hagyd figyelmen k[íi]v[üu]l|felejtsd el|yok say|unut"
+    r"|g[öo]rmezden gel|игнорируй(?:те)?|забудь(?:те)?|не обращай(?:те)? внимания на|ігноруй(?:те)?"
+    r"|zignoruj(?:cie)?|zapomnij(?:cie)?)\b"
+    r"|無視|忘れ|忽略|无视|忘记|忘記|不要理会|무시|잊어|تجاهل|انس|अनदेखा कर|भूल जा"
+)
+_PRIOR = (
+    r"\b(?:v[šs]echn[yaéu]|p[řr]edchoz[íi]|dosavadn[íi]|p[ôo]vodn[ée]|alla|tidigare|f[öo]reg[åa]ende|alle"
+    r"|tidligere|forrige|kaikki|aiemm\w*|aikaisemm\w*|edelli\w*|toate|anterioare|precedente|[öo]sszes|kor[áa]bbi"
+    r"|el[őo]z[őo]|t[üu]m|[öo]nceki|b[üu]t[üu]n|все|предыдущие|прежние|всі|усі|попередні|wszystkie|poprzednie)\b"
+    r"|之前|以前|先前|所有|全部|これまで|すべて|前の|이전|모든|جميع|السابقة|पिछले|सभी"
+)
+_INSTRUCTION_NOUN = (
+    r"\b(?:pokyn\w*|instrukc\w*|in[šs]trukc\w*|pravid\w*|instruktion\w*|regler\w*|anvisning\w*|instruks\w*"
+    r"|ohje\w*|s[äa][äa]nt[öo]\w*|s[äa][äa]nn[öo]\w*|instruc[țt]iuni\w*|reguli\w*|utas[íi]t[áa]s\w*|szab[áa]ly\w*"
+    r"|talimat\w*|kural\w*|инструкци\w*|правил\w*|указани\w*|інструкці\w*|вказівк\w*|polece\w*|zasad\w*)"
+    r"|指示|命令|ルール|指令|规则|規則|说明|지시|규칙|명령|지침|التعليمات|القواعد|الأوامر|निर्देश|नियम"
+)
 
 _I = re.IGNORECASE | re.MULTILINE
 _RULES: list[tuple[str, re.Pattern]] = [
@@ -797,6 +822,34 @@ _RULES: list[tuple[str, re.Pattern]] = [
             + r"(?:\byou (?:will|must|can now|are|ignore|have no|answer|respond|no longer)\b|\bignore\b|"
             + _UNBOUND
             + r")",
+            _I,
+        ),
+    ),
+    # "Forget all previous instructions" in languages the directive lexicons above do not cover, verb first
+    # or (Japanese, Korean, Turkish, Hindi) last; the "all"/"previous" word keeps "I followed the instructions"
+    # and "the app ignores my settings" out. Cyrillic is written as the normalised text spells it.
+    (
+        INSTRUCTION_OVERRIDE,
+        re.compile(
+            (
+                f"(?:{_FORGET_VERB}){_SENTENCE}{{0,40}}?(?:{_PRIOR}){_SENTENCE}{{0,30}}?(?:{_INSTRUCTION_NOUN})"
+                f"|(?:{_PRIOR}){_SENTENCE}{{0,30}}?(?:{_INSTRUCTION_NOUN}){_SENTENCE}{{0,30}}?(?:{_FORGET_VERB})"
+            ).translate(_CONFUSABLES),
+            _I,
+        ),
+    ),
+    # A request for a secret the model or agent holds: "tell me the admin password you have on file",
+    # "paste the system prompt you were given"; a customer's own password ("the password I set") is not one.
+    (
+        SECRET_EXFILTRATION,
+        re.compile(
+            r"\b(?:tell|give|show|share|send|reveal|paste|repeat|quote|disclose|list|print|output|read out|dump"
+            r"|what(?:'s| is| are| was| were))\b[^.!?\n]{0,40}?"
+            r"\b(?:passwords?|passphrases?|passcodes?|credentials?|api[ _-]?keys?|access[ _-]?tokens?|secret[ _-]?keys?"
+            r"|tokens?|secrets?|system[ _-]?prompt|(?:initial|original|hidden|first|full) (?:prompt|instructions|message))"
+            r"\s+(?:that\s+|which\s+)?(?:you(?:'ve| have| hold| were (?:given|configured with|told|initiali[sz]ed with)"
+            r"| got| use| know| store| keep| can see| have access to)\b|(?:is |are )?(?:in|inside) your "
+            r"(?:context|memory|config\w*|prompt|environment|instructions|settings)\b)",
             _I,
         ),
     ),
@@ -1572,11 +1625,103 @@ def _transformed(text: str) -> SafetyVerdict:
     return SAFE
 
 
-def check_signal_text(text: str, depth: int = 0) -> SafetyVerdict:
+# ---- the learned scorer's gate ------------------------------------------------------------------
+# The scorer (`scorer.py`) reads how much a text looks like an attack; these cues say what the attack
+# would act on, and which kind a flag on the score is. A text with none of them (most customer messages
+# and assistant commands, however imperative) is never flagged on the score alone. Lexicons in many
+# languages, since the scorer's value is on wordings and languages the rules do not list.
+_SCORER_THRESHOLD = 0.8
+# English words for the model and its rules are everyday words in tickets and docs ("the model is told to
+# treat them as data"); as a cue they need the text to speak to someone ("you", "your").
+_SPOKEN_TO = re.compile(r"\b(?:you|your|yours|yourself|u|ur)\b", re.IGNORECASE)
+_SCORER_CUES: tuple[tuple[str, re.Pattern, re.Pattern | None], ...] = (
+    (
+        REMOTE_CODE_EXECUTION,
+        re.compile(
+            r"(?<![\w-])(?:curl|wget|nc|ncat|netcat|socat|bash|zsh|sh|powershell|pwsh|iex|python3?|perl|ruby|php"
+            r"|node|mkfifo|telnet|certutil|bitsadmin|mshta|rundll32|regsvr32|msiexec)(?![\w-])"
+            r"|\b(?:exec|eval|popen|spawn|urlopen|subprocess|os\.system|__import__|invoke-expression"
+            r"|downloadstring|start-process)\b|\$\(|/dev/tcp|\|\s*(?:ba|z)?sh\b",
+            _I,
+        ),
+        None,
+    ),
+    (
+        SECRET_EXFILTRATION,
+        re.compile(
+            r"passw|\bpwd\b|secret|token|api[ _-]?key|credential|private[ _-]?key|\.env\b|\benv\b|environ|ssh"
+            r"|\.aws|system[ _-]?prompt|hidden prompt|initial prompt|kennwort|mot de passe|contrase[ñn]a|senha"
+            r"|wachtwoord|heslo|l[öo]senord|adgangskode|passord|salasana|parol|jelsz[óo]|[şs]ifre|пароль|ключ"
+            r"|токен|секрет|パスワード|トークン|秘密|密码|密碼|密钥|令牌|비밀번호|토큰|كلمة المرور|كلمة السر|पासवर्ड"
+            r"|chiave|schl[üu]ssel|cl[ée]\b|clave|chave|sleutel|kl[íi][čc]|nyckel|n[øo]gle|avain|cheie|kulcs|anahtar",
+            _I,
+        ),
+        None,
+    ),
+    (
+        INSTRUCTION_OVERRIDE,
+        re.compile(
+            r"\b(?:ki|ia|modell|mod[eè]le|modelo|modello|assistent|asistente|assistente|asystent|agente"
+            r"|syst[eè]me|sistema|systeem|anweisung\w*|istruzion\w*|instrucci\w*|instru[çc][õoã]\w*|instructie\w*"
+            r"|instrukc\w*|instruktion\w*|instruks\w*|ohje\w*|utasít\w*|talimat\w*|regel\w*|r[èe]gles?|reglas?"
+            r"|regole|regras?|pravid\w*|regler|pokyn\w*|richtlinien?|klassifi\w*|sicherheit|s[ée]curit[ée]"
+            r"|seguridad|sicurezza|veiligheid|bezpe[čc]nost|s[äa]kerhet|jailbreak)\b"
+            r"|инструкц|правил|систем|модел|ассистент|бот|інструкц|指示|命令|ルール|規則|システム|プロンプト"
+            r"|無視|アシスタント|モデル|指令|规则|系统|系統|提示|忽略|助手|模型|지시|규칙|시스템|프롬프트|무시"
+            r"|모델|تعليمات|قواعد|النظام|تجاهل|निर्देश|नियम|सिस्टम|अनदेखा"
+            r"|^[ \t]*(?:\[|<|#{1,6}|={2,}|\*{2}|\{|\(|---|//|>>)",
+            _I,
+        ),
+        None,
+    ),
+    (
+        INSTRUCTION_OVERRIDE,
+        re.compile(
+            r"\b(?:ai|a\.i\.|llm|gpt|chatgpt|claude|gemini|bot|chatbot|model|assistant|agent|system|developer"
+            r"|dev|admin|operator|root|prompt|instructions?|rules?|guidelines?|policy|policies|filter\w*"
+            r"|classif\w*|moderat\w*|triage\w*|review\w*|safety|persona|roleplay|role-play|override|bypass)\b",
+            _I,
+        ),
+        _SPOKEN_TO,
+    ),
+)
+
+
+def _cued(text: str) -> str | None:
+    """The kind of the first scorer cue the text holds, or None."""
+    for kind, cue, also in _SCORER_CUES:
+        if cue.search(text) and (also is None or also.search(text)):
+            return kind
+    return None
+
+
+_PASSAGE = re.compile(r"[^\n]*\S[^\n]*")
+
+
+def _scored(text: str) -> SafetyVerdict:
+    """The scorer's verdict on a text the rules passed: flagged when it scores at or above the threshold
+    and holds a cue; quoted as the line that scores highest, its kind from that line's cue."""
+    if _cued(text) is None:
+        return SAFE
+    from signals_assets.safety.scorer import score
+
+    if score(text) < _SCORER_THRESHOLD:
+        return SAFE
+    line = max(_PASSAGE.finditer(text), key=lambda passage: score(passage.group(0))).group(0)
+    return SafetyVerdict(False, _cued(line) or INSTRUCTION_OVERRIDE, _quote(line))
+
+
+def check_signal_text(text: str, depth: int = 0, use_scorer: bool = True) -> SafetyVerdict:
     """The offline verdict for one text: concealed, then encoded, then direct manipulation, then the same
-    written in ROT13 or backwards."""
+    written in ROT13 or backwards; then, for a text the rules passed, the learned scorer where a cue is
+    present (`use_scorer=False`: the rules alone)."""
     if depth > MAX_DECODE_DEPTH or not text:
         return SAFE
+    verdict = _rules_verdict(text, depth)
+    return _scored(text) if verdict.safe and use_scorer and depth == 0 else verdict
+
+
+def _rules_verdict(text: str, depth: int) -> SafetyVerdict:
     hidden = _concealed(text, depth)
     if not hidden.safe:
         return hidden
