@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/safety_scorer.py train   # writes signals_assets/safety/scorer_weights.json
     .venv/bin/python benchmarks/safety_scorer.py loso    # prints the leave-one-split-out table
 
-Training data: every corpus split's attacks (positives) against its benign look-alikes and Banking77's
+Training data: every corpus split's attacks but NEVER_TRAINED's (positives) against its benign look-alikes and Banking77's
 train messages (negatives). Logistic regression with L2 over `scorer.features`, fitted by L-BFGS from zero
 weights: deterministic. Features seen in fewer than MIN_COUNT training texts are dropped, and weights
 below PRUNE in magnitude are not stored, which keeps the file small.
@@ -37,6 +37,12 @@ MIN_COUNT = 2
 L2 = 1.0
 PRUNE = 0.005
 BANKING77_WEIGHT = 0.2  # a Banking77 message counts a fifth of a look-alike: it is plainly benign
+# Written blind after the shipped weights froze: measured on, never trained on.
+NEVER_TRAINED = frozenset({"heldout14"})
+
+
+def training_rows() -> list[dict]:
+    return [row for row in load("all") if row["split"] not in NEVER_TRAINED]
 
 
 def banking77(name: str) -> list[str]:
@@ -92,7 +98,7 @@ def fit(rows: list[dict], negatives: list[str]) -> tuple[float, dict[str, float]
 
 
 def train() -> None:
-    bias, weights = fit(load("all"), banking77("train.csv"))
+    bias, weights = fit(training_rows(), banking77("train.csv"))
     scorer.WEIGHTS.write_text(json.dumps({"bias": bias, "weights": weights}, sort_keys=True, separators=(",", ":")))
     print(f"wrote {scorer.WEIGHTS}: {len(weights)} weights")
 
@@ -112,6 +118,7 @@ FRESH_RULES = {
     "heldout11": ("2bb4228", "signals_assets/safety/filter.py"),
     "heldout12": ("cb35029", "signals_assets/safety/filter.py"),
     "heldout13": ("4418e85", "signals_assets/safety/filter.py"),
+    "heldout14": ("2b727b3", "signals_assets/safety/filter.py"),
 }
 
 
@@ -144,14 +151,14 @@ def loso() -> None:
     from safety_filter import SPLITS
 
     negatives = banking77("train.csv")
-    rows = load("all")
+    rows = training_rows()
     columns = ("rules now", "scorer alone", "now + scorer", "rules when fresh", "fresh + scorer")
     print(f"{'held out':<10}" + "".join(f"{name:>22}" for name in columns) + "   (recall / precision)")
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in columns}
     for held in [s for s in SPLITS if s != "dev"]:
         model = fit([r for r in rows if r["split"] != held], negatives)
         scorer._model = lambda model=model: model  # type: ignore[assignment]
-        test = [r for r in rows if r["split"] == held]
+        test = load(held)
         now = [not safety_filter.check_signal_text(r["text"], use_scorer=False).safe for r in test]
         scored = [not safety_filter._scored(r["text"]).safe for r in test]
         flags = {"rules now": now, "scorer alone": scored, "now + scorer": [a or b for a, b in zip(now, scored)]}
