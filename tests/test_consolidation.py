@@ -107,7 +107,7 @@ def test_consolidation_merges_a_split_problem_and_suppresses_the_emptied_report(
     assert [a.decision for a in plan.assignments] == ["consolidated", "created", "consolidated"]
     events = [(e.report_id, e.event, e.status) for e in plan.events]
     # B's one-pass promotion is gone, B is merged into A; A (already a candidate) is not promoted again
-    assert events == [(created, "created", lc.POTENTIAL), ("B", "merged", lc.SUPPRESSED)]
+    assert events == [(created, "created", lc.POTENTIAL), ("B", "merged_into", lc.SUPPRESSED)]
     assert plan.events[1].detail == "merged into A"
     assert plan.promotions == []
 
@@ -128,12 +128,13 @@ def test_a_consolidated_report_that_reaches_the_weight_threshold_is_promoted_onc
 
     assert {a.signal_id: a.report_id for a in plan.assignments} == {"n1": "A", "e2": "A"}
     assert [(p.report_id, p.research_round, p.detail) for p in plan.promotions] == [("A", 1, "3 signals, weight 1.5")]
-    assert ("B", "merged") in [(e.report_id, e.event) for e in plan.events]
+    assert ("B", "merged_into") in [(e.report_id, e.event) for e in plan.events]
 
 
-def test_without_an_open_pool_the_plan_is_unchanged():
+def test_without_a_pool_the_plan_is_unchanged():
+    """A signal that joined a report with research in flight: nothing to re-cluster."""
     plan = BatchPlan([Assignment("n1", "R", "joined", "x", 0.9, 0.5, False)], [])
-    states = {"R": ReportState("R", lc.READY, 5, 2.5)}
+    states = {"R": ReportState("R", lc.IN_PROGRESS, 5, 2.5)}
     assert (
         consolidate(
             plan, [BatchSignal("n1", 1, "d", 0.5, unit(1, 0))], [], dict(states), states, ConsolidationParameters()
@@ -194,7 +195,7 @@ def test_a_problem_split_across_batches_is_merged_in_the_store(capsys, object_st
     suppressed = [r for r in reports.values() if r["status"] == "suppressed"]
     assert len(suppressed) == 1 and suppressed[0]["signal_count"] == 0
     event = store(
-        f"SELECT detail FROM report_events WHERE report_id = '{suppressed[0]['report_id']}' AND event = 'merged'"
+        f"SELECT detail FROM report_events WHERE report_id = '{suppressed[0]['report_id']}' AND event = 'merged_into'"
     )
     assert event == [{"detail": f"merged into {moved[0]['report_id']}"}]
     live = [r for r in reports.values() if r["signal_count"]]

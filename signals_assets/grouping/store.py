@@ -11,7 +11,7 @@ from itertools import groupby
 from typing import TYPE_CHECKING
 
 from signals_assets.grouping.consolidation import PoolSignal
-from signals_assets.grouping.engine import OPEN_STATUSES, TOP_K, BatchPlan, BatchSignal, Candidate, ReportStats
+from signals_assets.grouping.engine import CONSOLIDATED_STATUSES, TOP_K, BatchPlan, BatchSignal, Candidate, ReportStats
 from signals_assets.reports.lifecycle import ReportState
 from signals_assets.storage.clickhouse import StoreSession
 from signals_assets.storage.facts import current_assignments, latest_report_states
@@ -102,8 +102,8 @@ ORDER BY a.report_id, a.first_position
 LIMIT 8 BY a.report_id
 """
 
-# The open pool for consolidation: live signals of reports whose research has not started, newest
-# `limit` within the window (returned newest first). Texts and embeddings are read for these only.
+# The pool for consolidation: live signals of reports whose research has not started or has finished
+# (CONSOLIDATED_STATUSES, never in flight), newest `limit` within the window (returned newest first). Texts and embeddings are read for these only.
 _OPEN_POOL = f"""
 SELECT a.signal_id AS signal_id, a.report_id AS report_id,
        if(a.first_batch_key > ev.weight_after_batch, a.weight, 0) AS weight  -- as counted in the report's weight
@@ -167,7 +167,7 @@ def read_team(
                 "batch": batch,
                 "model": model,
                 "since": since,
-                "open": list(OPEN_STATUSES),
+                "open": list(CONSOLIDATED_STATUSES),
                 "limit": pool_limit,
             },
         )
