@@ -207,6 +207,7 @@ def test_consolidation_reaches_researched_reports(object_store, team, monkeypatc
     reports = {r["id"]: r for r in list_reports(load_settings(), 1)["reports"]}
     assert (reports[older]["status"], reports[older]["signal_count"]) == ("ready", 5)
     assert (reports[younger]["status"], reports[younger]["signal_count"]) == ("suppressed", 0)
+    assert (reports[younger]["merged_into"], reports[older]["merged_into"]) == (older, "")
     judged = {r["report_id"]: r["signal_count"] for r in query("SELECT report_id, signal_count FROM report_summaries")}
     assert judged[older] == 5  # re-judged on the merged signals
     rounds = query(
