@@ -450,3 +450,23 @@ def test_a_report_with_research_in_flight_is_not_reshaped():
 
     assert {a.signal_id: a.report_id for a in plan.assignments} == {"n1": "P"}
     assert [e for e in plan.events if e.report_id == "P"] == []
+
+
+def test_a_researched_report_the_clustering_scatters_takes_part_in_nothing():
+    """Labels as the clustering might give them: R (ready) has 2 of its 4 signals in cluster 0 with
+    an open signal; no more than half, so R stays alone and the open signal keeps its report. S (ready)
+    has 2 of 3 in cluster 1 and takes its open signal; T (ready, complete, younger) lands there too and
+    is merged into S; U (ready, incomplete) lands there as well and stays alone."""
+    pool = (
+        [PoolSignal(f"r{i}", "R", [1.0], 0.5, "") for i in range(4)]
+        + [PoolSignal(f"s{i}", "S", [1.0], 0.5, "") for i in range(3)]
+        + [PoolSignal("t0", "T", [1.0], 0.5, ""), PoolSignal("u0", "U", [1.0], 0.5, "")]
+        + [PoolSignal("b0", "B", [1.0], 0.5, ""), PoolSignal("c0", "C", [1.0], 0.5, "")]
+    )
+    labels = [0, 0, 2, 3, 1, 1, 4, 1, 1, 0, 1]
+    kept = consolidation.keep_researched_whole(pool, 9, labels, ["R", "S", "T", "U"], {"R", "S", "T"})
+    assert kept[:4] == [5] * 4  # R alone under a fresh label
+    assert kept[4:8] == [1] * 4 and kept[8] == 6  # S whole with T in cluster 1; U alone
+    assert kept[9:] == [0, 1]  # open signals keep their clusters
+    final = map_clusters(pool, kept, {r: i for i, r in enumerate("RSTUBC")}, None, keep_first=["R", "S", "T", "U"])
+    assert final == ["R"] * 4 + ["S"] * 4 + ["U", "B", "S"]

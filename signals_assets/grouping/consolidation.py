@@ -166,10 +166,12 @@ def keep_researched_whole(
 
     `researched` lists the reports whose research has finished (ready or waiting for input), in the
     order in which they survive a merge; their members are their signals among the first `stored`
-    of the pool (those of earlier batches: this batch's one-pass joins are free to move). Each such report moves whole into its home cluster (the one holding most of its members, ties to
-    the lower label): it never loses a signal, it gains the open signals clustered with it, and a
-    later one whose home is taken is merged into the earlier one. Only a report all of whose live
-    signals are in the pool (`complete`) may be merged: any other whose home is taken stays alone."""
+    of the pool (those of earlier batches: this batch's one-pass joins are free to move). Each such
+    report moves whole into its home cluster (the one holding most of its members, ties to the lower
+    label): it never loses a signal, it gains the open signals clustered with it, and a later one
+    whose home is taken is merged into the earlier one. A report whose home holds no more than half
+    of its members (the clustering no longer sees it as one problem) stays alone, as does one whose
+    home is taken unless all its live signals are in the pool (`complete`): only then may it be merged."""
     labels = list(labels)
     next_label = max(labels, default=-1) + 1
     members: dict[str, list[int]] = {}
@@ -181,7 +183,8 @@ def keep_researched_whole(
             continue
         counts = Counter(labels[i] for i in members[report_id])
         home = min(counts, key=lambda label: (-counts[label], label))
-        if home in owner and report_id not in complete:
+        scattered = 2 * counts[home] <= len(members[report_id])
+        if scattered or (home in owner and report_id not in complete):
             home, next_label = next_label, next_label + 1
         owner.setdefault(home, report_id)
         for index in members[report_id]:
