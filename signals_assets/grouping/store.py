@@ -149,7 +149,8 @@ def read_team(
     pool_limit: int = 0,
 ) -> TeamContext:
     """The nearest assigned signals of every probe of the team's batch signals, the states and statistics
-    of their reports, their texts (`with_texts`) and the consolidation pool (`pool_limit` newest signals of open and researched reports)."""
+    of their reports, their texts (`with_texts`) and the consolidation pool (`pool_limit` newest
+    signals of open and researched reports)."""
     probes = [(s, p) for s in signals for p in (s.embedding, *s.probes)]
     nearest = nearest_signals(db, team, batch, model, since, [p for _, p in probes])
     context = TeamContext(signals, {})
