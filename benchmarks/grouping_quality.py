@@ -35,7 +35,7 @@ BASELINE_THRESHOLD = 0.675
 def run_pipeline(texts: list[str], research: bool = False) -> tuple[list[str], "numpy.ndarray", float]:
     """Report id and stored embedding per text (in emission order), and the wall time. With
     `research`, each batch's promoted reports are researched before the next batch is grouped, as
-    under the daemon: researched reports are out of the consolidation's reach."""
+    under the daemon: the consolidation keeps researched reports whole (they may only grow and merge)."""
     import dagster as dg
     import numpy as np
 

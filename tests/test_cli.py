@@ -150,8 +150,12 @@ def test_process_then_status_and_list_reports(capsys, signals_home, team, tmp_pa
         "actionability_reason",
         "safety",
         "error",
+        "merged_into",
     }
-    assert report["safety"] == {"verdict": "safe", "kind": "", "quote": ""} and report["error"] == ""
+    assert (
+        report["safety"] == {"verdict": "safe", "kind": "", "quote": ""}
+        and report["error"] == report["merged_into"] == ""
+    )
     assert report["priority"] in ("P0", "P1", "P2", "P3") and "describe a defect" in report["actionability_reason"]
     assert set(report["signals"][0]) == {"signal_id", "source_id", "source_product", "source_type", "description"}
     assert report["signal_count"] == 3 and report["total_weight"] == 1.5

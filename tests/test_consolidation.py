@@ -107,7 +107,7 @@ def test_consolidation_merges_a_split_problem_and_suppresses_the_emptied_report(
     assert [a.decision for a in plan.assignments] == ["consolidated", "created", "consolidated"]
     events = [(e.report_id, e.event, e.status) for e in plan.events]
     # B's one-pass promotion is gone, B is merged into A; A (already a candidate) is not promoted again
-    assert events == [(created, "created", lc.POTENTIAL), ("B", "merged", lc.SUPPRESSED)]
+    assert events == [(created, "created", lc.POTENTIAL), ("B", "merged_into", lc.SUPPRESSED)]
     assert plan.events[1].detail == "merged into A"
     assert plan.promotions == []
 
@@ -128,12 +128,13 @@ def test_a_consolidated_report_that_reaches_the_weight_threshold_is_promoted_onc
 
     assert {a.signal_id: a.report_id for a in plan.assignments} == {"n1": "A", "e2": "A"}
     assert [(p.report_id, p.research_round, p.detail) for p in plan.promotions] == [("A", 1, "3 signals, weight 1.5")]
-    assert ("B", "merged") in [(e.report_id, e.event) for e in plan.events]
+    assert ("B", "merged_into") in [(e.report_id, e.event) for e in plan.events]
 
 
-def test_without_an_open_pool_the_plan_is_unchanged():
+def test_without_a_pool_the_plan_is_unchanged():
+    """A signal that joined a report with research in flight: nothing to re-cluster."""
     plan = BatchPlan([Assignment("n1", "R", "joined", "x", 0.9, 0.5, False)], [])
-    states = {"R": ReportState("R", lc.READY, 5, 2.5)}
+    states = {"R": ReportState("R", lc.IN_PROGRESS, 5, 2.5)}
     assert (
         consolidate(
             plan, [BatchSignal("n1", 1, "d", 0.5, unit(1, 0))], [], dict(states), states, ConsolidationParameters()
@@ -194,7 +195,7 @@ def test_a_problem_split_across_batches_is_merged_in_the_store(capsys, object_st
     suppressed = [r for r in reports.values() if r["status"] == "suppressed"]
     assert len(suppressed) == 1 and suppressed[0]["signal_count"] == 0
     event = store(
-        f"SELECT detail FROM report_events WHERE report_id = '{suppressed[0]['report_id']}' AND event = 'merged'"
+        f"SELECT detail FROM report_events WHERE report_id = '{suppressed[0]['report_id']}' AND event = 'merged_into'"
     )
     assert event == [{"detail": f"merged into {moved[0]['report_id']}"}]
     live = [r for r in reports.values() if r["signal_count"]]
@@ -320,3 +321,152 @@ def test_distinct_topics_are_not_merged_on_any_scale():
     strangers /= np.linalg.norm(strangers, axis=1, keepdims=True)
     for gain, shift in ((1.0, 0.0), (0.5, 0.4), (0.3, 0.1)):
         assert len(set(cluster_pool(rescaled(strangers, gain, shift)))) == 150, (gain, shift)
+
+
+def _pool_of(report_id: str, vectors, prefix: str) -> list[PoolSignal]:
+    return [PoolSignal(f"{prefix}{i}", report_id, v, 0.5, f"{prefix} {i}") for i, v in enumerate(vectors)]
+
+
+def test_an_open_signal_joins_a_ready_report_which_is_re_judged_and_re_researched():
+    """The earlier batches left one problem as a ready report R (researched, round 1) and an open
+    report B holding one more of its signals; the batch brings an unrelated signal."""
+    rng = np.random.default_rng(5)
+    problem = around(np.eye(32)[0], 4, 0.05, rng)
+    earlier = _pool_of("R", problem[:3], "r") + _pool_of("B", problem[3:], "b")
+    before = {"R": ReportState("R", lc.READY, 3, 1.5, 6, 1), "B": ReportState("B", lc.POTENTIAL, 1, 0.5)}
+    batch = [BatchSignal("n1", 1, "dark mode", 0.5, unit(*np.eye(32)[7]))]
+    created = report_id_for(1, "n1")
+    one_pass = BatchPlan(
+        [Assignment("n1", created, "created", "", 0.0, 0.5, False)], [Event(created, "created", lc.POTENTIAL)]
+    )
+    states = {**before, created: ReportState(created, lc.POTENTIAL, 1, 0.5)}
+
+    plan = consolidate(one_pass, batch, earlier, before, states, ConsolidationParameters())
+
+    assert {a.signal_id: (a.report_id, a.decision) for a in plan.assignments} == {
+        "n1": (created, "created"),
+        "b0": ("R", "consolidated"),
+    }
+    events = {(e.report_id, e.event): e for e in plan.events}
+    assert sorted(events) == [("B", "merged_into"), ("R", "consolidated"), ("R", "promoted"), (created, "created")]
+    assert (events["B", "merged_into"].status, events["B", "merged_into"].detail) == (lc.SUPPRESSED, "merged into R")
+    consolidated = events["R", "consolidated"]
+    # the event keeps R's status, research gate and round; the promotion that follows moves it on
+    assert (consolidated.status, consolidated.signals_at_run, consolidated.research_round) == (lc.READY, 6, 1)
+    assert consolidated.detail == "1 signals moved in, absorbed B"
+    promoted = events["R", "promoted"]
+    assert (promoted.status, promoted.research_round, promoted.detail) == (lc.CANDIDATE, 2, "4 signals, weight 2")
+    assert [e.event for e in plan.events if e.report_id == "R"] == ["consolidated", "promoted"]
+
+
+def test_a_large_ready_report_gains_signals_without_re_research():
+    """Past RERESEARCH_MAX_SIGNALS the lifecycle does not research a ready report again: it gains
+    the signal and records it, without a promotion."""
+    rng = np.random.default_rng(6)
+    size = lc.RERESEARCH_MAX_SIGNALS + 1
+    problem = around(np.eye(32)[0], size + 1, 0.05, rng)
+    earlier = _pool_of("R", problem[:size], "r") + _pool_of("B", problem[size:], "b")
+    before = {"R": ReportState("R", lc.READY, size, size / 2, 6, 1), "B": ReportState("B", lc.POTENTIAL, 1, 0.5)}
+    batch = [BatchSignal("n1", 1, "dark mode", 0.5, unit(*np.eye(32)[7]))]
+    created = report_id_for(1, "n1")
+    one_pass = BatchPlan([Assignment("n1", created, "created", "", 0.0, 0.5, False)], [])
+    states = {**before, created: ReportState(created, lc.POTENTIAL, 1, 0.5)}
+
+    plan = consolidate(one_pass, batch, earlier, before, states, ConsolidationParameters())
+
+    assert [(e.report_id, e.event) for e in plan.events if e.report_id == "R"] == [("R", "consolidated")]
+    assert plan.promotions == []
+
+
+def test_two_researched_reports_of_one_problem_merge_into_the_older():
+    """A (ready, older) and B (waiting for input, larger) hold one problem: B's signals all move to A,
+    B is closed with a merged_into event, every signal is in exactly one report."""
+    rng = np.random.default_rng(7)
+    problem = around(np.eye(32)[0], 5, 0.05, rng)
+    earlier = _pool_of("A", problem[:2], "a") + _pool_of("B", problem[2:], "b")
+    before = {"A": ReportState("A", lc.READY, 2, 1.0, 5, 1), "B": ReportState("B", lc.PENDING_INPUT, 3, 1.5, 6, 2)}
+    batch = [BatchSignal("n1", 1, "dark mode", 0.5, unit(*np.eye(32)[7]))]
+    created = report_id_for(1, "n1")
+    one_pass = BatchPlan([Assignment("n1", created, "created", "", 0.0, 0.5, False)], [])
+    states = {**before, created: ReportState(created, lc.POTENTIAL, 1, 0.5)}
+
+    plan = consolidate(one_pass, batch, earlier, before, states, ConsolidationParameters())
+
+    rows = Counter(a.signal_id for a in plan.assignments)
+    assert max(rows.values()) == 1  # nothing twice
+    final = {p.signal_id: p.report_id for p in earlier} | {a.signal_id: a.report_id for a in plan.assignments}
+    assert final == {"a0": "A", "a1": "A", "b0": "A", "b1": "A", "b2": "A", "n1": created}  # nothing lost
+    events = {(e.report_id, e.event): e for e in plan.events}
+    merged = events["B", "merged_into"]
+    assert (merged.status, merged.detail, merged.signals_at_run, merged.research_round) == (
+        lc.SUPPRESSED,
+        "merged into A",
+        6,
+        2,
+    )
+    assert events["A", "consolidated"].detail == "3 signals moved in, absorbed B"
+    assert (events["A", "promoted"].research_round, events["A", "promoted"].detail) == (2, "5 signals, weight 2.5")
+
+
+def test_a_researched_report_is_never_split_and_one_partly_outside_the_pool_is_not_absorbed():
+    """R (ready) holds a problem and a stray signal: the stray stays with it. Q (ready) is the same
+    problem, but only 2 of its 9 live signals are in the pool: it is not merged, so nothing of it is
+    lost; the open signals of the problem go to the older R."""
+    rng = np.random.default_rng(8)
+    problem = around(np.eye(32)[0], 7, 0.05, rng)
+    stray = unit(*np.eye(32)[9])
+    earlier = (
+        _pool_of("R", problem[:3] + [stray], "r") + _pool_of("Q", problem[3:5], "q") + _pool_of("B", problem[5:], "b")
+    )
+    before = {
+        "R": ReportState("R", lc.READY, 4, 2.0, 6, 1),
+        "Q": ReportState("Q", lc.READY, 9, 4.5, 9, 1),
+        "B": ReportState("B", lc.POTENTIAL, 2, 1.0),
+    }
+    batch = [BatchSignal("n1", 1, "dark mode", 0.5, unit(*np.eye(32)[7]))]
+    created = report_id_for(1, "n1")
+    one_pass = BatchPlan([Assignment("n1", created, "created", "", 0.0, 0.5, False)], [])
+    states = {**before, created: ReportState(created, lc.POTENTIAL, 1, 0.5)}
+
+    plan = consolidate(one_pass, batch, earlier, before, states, ConsolidationParameters())
+
+    moved = {a.signal_id: a.report_id for a in plan.assignments if a.decision == "consolidated"}
+    assert moved == {"b0": "R", "b1": "R"}
+    assert [(e.report_id, e.event) for e in plan.events if e.report_id in ("Q", "B")] == [("B", "merged_into")]
+
+
+def test_a_report_with_research_in_flight_is_not_reshaped():
+    """P is in progress: a batch signal joined it one-pass and stays there; P gets no event, and the
+    open signal of its problem is not moved into it (its signals are not in the pool)."""
+    rng = np.random.default_rng(9)
+    problem = around(np.eye(32)[0], 3, 0.05, rng)
+    earlier = _pool_of("B", problem[:1], "b")
+    before = {"P": ReportState("P", lc.IN_PROGRESS, 4, 2.0, 7, 1), "B": ReportState("B", lc.POTENTIAL, 1, 0.5)}
+    batch = [BatchSignal("n1", 1, "same problem", 0.5, problem[1])]
+    one_pass = BatchPlan([Assignment("n1", "P", "joined", "p0", 0.9, 0.5, False)], [])
+    states = {**before, "P": ReportState("P", lc.IN_PROGRESS, 5, 2.5, 7, 1)}
+
+    plan = consolidate(one_pass, batch, earlier, before, states, ConsolidationParameters())
+
+    assert {a.signal_id: a.report_id for a in plan.assignments} == {"n1": "P"}
+    assert [e for e in plan.events if e.report_id == "P"] == []
+
+
+def test_a_researched_report_the_clustering_scatters_takes_part_in_nothing():
+    """Labels as the clustering might give them: R (ready) has 2 of its 4 signals in cluster 0 with
+    an open signal; no more than half, so R stays alone and the open signal keeps its report. S (ready)
+    has 2 of 3 in cluster 1 and takes its open signal; T (ready, complete, younger) lands there too and
+    is merged into S; U (ready, incomplete) lands there as well and stays alone."""
+    pool = (
+        [PoolSignal(f"r{i}", "R", [1.0], 0.5, "") for i in range(4)]
+        + [PoolSignal(f"s{i}", "S", [1.0], 0.5, "") for i in range(3)]
+        + [PoolSignal("t0", "T", [1.0], 0.5, ""), PoolSignal("u0", "U", [1.0], 0.5, "")]
+        + [PoolSignal("b0", "B", [1.0], 0.5, ""), PoolSignal("c0", "C", [1.0], 0.5, "")]
+    )
+    labels = [0, 0, 2, 3, 1, 1, 4, 1, 1, 0, 1]
+    kept = consolidation.keep_researched_whole(pool, 9, labels, ["R", "S", "T", "U"], {"R", "S", "T"})
+    assert kept[:4] == [5] * 4  # R alone under a fresh label
+    assert kept[4:8] == [1] * 4 and kept[8] == 6  # S whole with T in cluster 1; U alone
+    assert kept[9:] == [0, 1]  # open signals keep their clusters
+    final = map_clusters(pool, kept, {r: i for i, r in enumerate("RSTUBC")}, None, keep_first=["R", "S", "T", "U"])
+    assert final == ["R"] * 4 + ["S"] * 4 + ["U", "B", "S"]

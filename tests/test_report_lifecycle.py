@@ -144,3 +144,114 @@ def test_an_unsafe_report_fails_with_the_reason_and_is_not_researched(object_sto
     assert query("SELECT * FROM research_results") == []
     assert query("SELECT * FROM report_events WHERE stage = 'research'") == []
     assert not any("inbox entry" in r.text() for r in llm_server.requests())  # no summary prompt for it
+
+
+CARD_MORE = [
+    "My card keeps getting declined when I pay at checkout.",
+    "Checkout declines my card payment every time I try.",
+]
+
+
+def one_problem_in_two_reports(object_store, instance, definitions, monkeypatch) -> tuple[str, str, str]:
+    """Batch 1 (4 declined-card signals) split on purpose into two promoted reports of two signals each:
+    the batch key and the older and younger report. The grouping is real again afterwards."""
+    from signals_assets.grouping import consolidation, offline_matching
+    from signals_assets.grouping.engine import MatchDecision
+
+    monkeypatch.setattr(
+        offline_matching, "decide", lambda vector, reports, params, scale: MatchDecision(None, reason="split")
+    )
+    with monkeypatch.context() as pairs:
+        pairs.setattr(consolidation, "cluster_pool", lambda vectors, params: [i // 2 for i in range(len(vectors))])
+        first = next_batch(object_store, CARD_DECLINED + CARD_MORE[:1], 0)
+        instance.add_dynamic_partitions("signal_batches", [first])
+        promotions = run_batch(instance, definitions, first)
+    # in the order of their first signals (emitted together, the batch orders ties by signal id)
+    older, younger = [
+        r["report_id"]
+        for r in query("SELECT report_id FROM current_assignments GROUP BY report_id ORDER BY min(first_position)")
+    ]
+    assert {p["report_id"] for p in promotions} == {older, younger}
+    return first, older, younger
+
+
+def test_consolidation_reaches_researched_reports(object_store, team, monkeypatch):
+    """One problem researched as two ready reports; batch 2 brings one more of its signals (each new
+    signal starts its own report one-pass). The consolidation merges the two into the older, moves
+    the open signal in, and the survivor is judged and researched again; a re-run of batch 2 changes
+    nothing."""
+    from signals_assets.cli.read_models import list_reports
+
+    definitions = defs()
+    with dg.instance_for_test() as instance:
+        first, older, younger = one_problem_in_two_reports(object_store, instance, definitions, monkeypatch)
+        for report in (older, younger):
+            run_report(instance, definitions, report)
+        statuses = {r["report_id"]: r["status"] for r in query("SELECT report_id, status FROM reports")}
+        assert statuses == {older: "ready", younger: "ready"}
+
+        second = next_batch(object_store, CARD_MORE[1:], 10, first)
+        instance.add_dynamic_partitions("signal_batches", [second])
+        promotions = run_batch(instance, definitions, second)
+        assert promotions == [{"report_id": older, "team_id": 1, "round": 2}]
+
+        def grouping_facts():
+            assignments = query("SELECT signal_id, report_id, deleted FROM current_assignments ORDER BY signal_id")
+            events = query(
+                "SELECT report_id, event, status, detail, research_round FROM report_events "
+                "WHERE source = {batch} ORDER BY seq",
+                {"batch": second},
+            )
+            return assignments, events
+
+        assignments, events = grouping_facts()
+        assert len(assignments) == 5 and {a["report_id"] for a in assignments} == {older}  # nothing lost, once each
+        assert [(e["report_id"], e["event"], e["status"], e["detail"]) for e in events] == [
+            (older, "consolidated", "ready", f"3 signals moved in, absorbed {younger}"),
+            (older, "promoted", "candidate", "5 signals, weight 2.5"),
+            (younger, "merged_into", "suppressed", f"merged into {older}"),
+        ]
+        assert run_batch(instance, definitions, second) == promotions  # a re-run writes the same facts
+        assert grouping_facts() == (assignments, events)
+
+        run_report(instance, definitions, older)
+
+    reports = {r["id"]: r for r in list_reports(load_settings(), 1)["reports"]}
+    assert (reports[older]["status"], reports[older]["signal_count"]) == ("ready", 5)
+    assert (reports[younger]["status"], reports[younger]["signal_count"]) == ("suppressed", 0)
+    assert (reports[younger]["merged_into"], reports[older]["merged_into"]) == (older, "")
+    judged = {r["report_id"]: r["signal_count"] for r in query("SELECT report_id, signal_count FROM report_summaries")}
+    assert judged[older] == 5  # re-judged on the merged signals
+    rounds = query(
+        "SELECT research_round FROM research_results WHERE report_id = {r} ORDER BY research_round", {"r": older}
+    )
+    assert [r["research_round"] for r in rounds] == [1, 2]
+
+
+def test_consolidation_leaves_a_report_with_research_in_flight_alone(object_store, team, monkeypatch):
+    """As above, but the younger report's research has started when batch 2 is grouped: none of its
+    signals moves, it absorbs nothing and gets no event; the older, ready report takes the new signal."""
+    from signals_assets.research.store import ResearchRound, record_started
+
+    definitions = defs()
+    with dg.instance_for_test() as instance:
+        first, older, younger = one_problem_in_two_reports(object_store, instance, definitions, monkeypatch)
+        run_report(instance, definitions, older)
+        settings = load_settings()
+        with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
+            record_started(db, ResearchRound(1, younger, 1, "run-in-flight", "subprocess", 5))
+        members = query(
+            "SELECT signal_id FROM current_assignments WHERE report_id = {r} ORDER BY signal_id", {"r": younger}
+        )
+
+        second = next_batch(object_store, CARD_MORE[1:], 10, first)
+        instance.add_dynamic_partitions("signal_batches", [second])
+        run_batch(instance, definitions, second)
+
+    after = query("SELECT signal_id FROM current_assignments WHERE report_id = {r} ORDER BY signal_id", {"r": younger})
+    assert len(members) == 2 and after == members
+    events = query("SELECT report_id, event FROM report_events WHERE source = {batch}", {"batch": second})
+    assert younger not in {e["report_id"] for e in events}
+    assert (older, "consolidated") in {(e["report_id"], e["event"]) for e in events}
+    [status] = query("SELECT status FROM reports WHERE report_id = {r}", {"r": younger})
+    assert status == {"status": "in_progress"}

@@ -72,6 +72,9 @@ SELECT
     promoted_at,
     updated_at,
     if(latest_status = 'failed', latest_detail, '') AS error,
+    -- a report the consolidation merged into another: suppressed, its latest event names the survivor
+    if(latest_status = 'suppressed' AND startsWith(latest_detail, 'merged into '), substring(latest_detail, 13), '')
+        AS merged_into,
     research_status,
     research_sandbox AS sandbox,
     research_repository AS repository,

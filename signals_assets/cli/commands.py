@@ -412,6 +412,8 @@ def cmd_list_reports(args, settings: Settings) -> int:
         )
         if r["error"]:
             print(f"    {r['error']}")
+        if r["merged_into"]:
+            print(f"    merged into {r['merged_into']}")
         if r["research"]["repository"]:
             print(f"    research: {r['research']['repository']} {[f['file'] for f in r['research']['findings']][:3]}")
         for s in r.get("signals", []):

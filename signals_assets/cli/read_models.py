@@ -149,7 +149,7 @@ def is_settled(status: dict, expected_signals: int | None) -> bool:
 _REPORTS_SQL = """
 SELECT report_id AS id, status, title, summary, signal_count, total_weight, research_status, sandbox,
        repository, findings, log_key,
-       priority, actionability, actionability_reason, safety, safety_kind, safety_quote, error
+       priority, actionability, actionability_reason, safety, safety_kind, safety_quote, error, merged_into
 FROM reports WHERE team_id = {team} AND ({status} = '' OR status = {status})
 ORDER BY total_weight DESC, signal_count DESC, id LIMIT {limit}
 """
@@ -183,6 +183,7 @@ def list_reports(
                 "actionability",
                 "actionability_reason",
                 "error",
+                "merged_into",
             )
         }
         report["safety"] = {"verdict": row["safety"], "kind": row["safety_kind"], "quote": row["safety_quote"]}

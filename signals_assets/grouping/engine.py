@@ -336,6 +336,10 @@ def _assign(signal, decision: MatchDecision, matched: CandidateReport | None, st
 
 
 OPEN_STATUSES = (lifecycle.POTENTIAL, lifecycle.CANDIDATE)  # research not started: consolidation may reshape
+# Research finished: the consolidation may add signals and merge such reports, never split them.
+RESEARCHED_STATUSES = (lifecycle.READY, lifecycle.PENDING_INPUT)
+# The reports whose signals the consolidation re-clusters; never one with research in flight (in_progress).
+CONSOLIDATED_STATUSES = OPEN_STATUSES + RESEARCHED_STATUSES
 
 
 def consolidate(
@@ -347,22 +351,27 @@ def consolidate(
     params: ConsolidationParameters,
     regroup: Regroup | None = None,
 ) -> BatchPlan:
-    """The batch's plan after re-clustering the open pool (signals_assets.grouping.consolidation).
+    """The batch's plan after re-clustering the pool (signals_assets.grouping.consolidation).
 
-    `earlier` holds the open pool's signals from earlier batches (oldest first); `before` the states
-    of their reports and of the batch's candidate reports as stored, `states` the same after the
-    one-pass plan. Open reports' promotions are decided on the consolidated membership; a report
-    that existed before and ends with no signal is suppressed as merged into the report that took
-    most of its signals. `regroup` labels the pool (default: the offline re-clustering, `cluster_pool`)."""
-    from signals_assets.grouping.consolidation import PoolSignal, cluster_pool, map_clusters
+    `earlier` holds the pool's signals from earlier batches (oldest first): those of open and of
+    researched reports; `before` the states of their reports and of the batch's candidate reports as
+    stored, `states` the same after the one-pass plan. Researched reports are kept whole: they gain the
+    open signals clustered with them, and two that turn out to be one problem are merged into the older
+    one. Promotions are decided on the consolidated membership (a ready report that gains signals is
+    re-researched as the lifecycle says); a researched report that changes gets a `consolidated` event;
+    a report that existed before and ends with no signal is suppressed with a `merged_into` event naming
+    the report that took most of its signals. `regroup` labels the pool (default: the offline
+    re-clustering, `cluster_pool`)."""
+    from signals_assets.grouping.consolidation import PoolSignal, cluster_pool, keep_researched_whole, map_clusters
 
     team_id = signals[0].team_id if signals else 0
     by_id = {s.signal_id: s for s in signals}
-    open_ids = {r for r, s in states.items() if s.status in OPEN_STATUSES}
+    status_before = {r: (before.get(r) or s).status for r, s in states.items()}
+    pooled_ids = {r for r, status in status_before.items() if status in CONSOLIDATED_STATUSES}
     batch_pool = [
         PoolSignal(a.signal_id, a.report_id, by_id[a.signal_id].embedding, a.weight, by_id[a.signal_id].description)
         for a in plan.assignments
-        if not a.deleted and a.report_id in open_ids
+        if not a.deleted and a.report_id in pooled_ids
     ]
     pool = (earlier + batch_pool)[-params.pool_limit :]
     if not pool:
@@ -372,13 +381,25 @@ def consolidate(
         report_id = report_id_for(team_id, seed)
         return report_id if report_id not in used and report_id not in states else report_id_for(team_id, f"{seed}+")
 
-    rank = {r: int(r not in before) for r in open_ids}  # reports from earlier batches keep their ids first
     stored = max(0, len(pool) - len(batch_pool))  # pool signals counted in the stored report states
-    labels = regroup(pool, stored, states) if regroup else cluster_pool([p.embedding for p in pool], params)
-    final = map_clusters(pool, labels, rank, new_report_id)
-    moved = {p.signal_id: r for p, r in zip(pool, final) if r != p.report_id}
     stored_part = pool[:stored]
     members_before = Counter(p.report_id for p in stored_part)
+    # older first: the position of a report's first stored pool signal; reports opened in this batch last
+    age = {p.report_id: position for position, p in reversed(list(enumerate(stored_part)))}
+    rank = {r: age.get(r, len(pool)) for r in pooled_ids}
+    researched = sorted(
+        (r for r in members_before if status_before.get(r) in RESEARCHED_STATUSES), key=lambda r: (rank[r], r)
+    )
+    complete = {r for r in researched if members_before[r] == before[r].signal_count}
+    labels = keep_researched_whole(
+        pool,
+        stored,
+        regroup(pool, stored, states) if regroup else cluster_pool([p.embedding for p in pool], params),
+        researched,
+        complete,
+    )
+    final = map_clusters(pool, labels, rank, new_report_id, keep_first=researched)
+    moved = {p.signal_id: r for p, r in zip(pool, final) if r != p.report_id}
     members_after = Counter(final)
     weight_change: dict[str, float] = {}
     for p in stored_part:
@@ -402,21 +423,37 @@ def consolidate(
         first_member.setdefault(report_id, p)
         first_position.setdefault(report_id, position)
     changed = {r for r in members_before.keys() | members_after.keys() if members_before[r] != members_after[r]}
-    changed |= {r for r in open_ids if r not in before}  # opened in this batch
-    # the one-pass plan's promotions of open reports are decided again below; its other events stand
+    changed |= {r for r in pooled_ids if r not in before}  # opened in this batch
+    # the one-pass plan's promotions of pooled reports are decided again below; its other events stand
     # for the reports that keep signals, a retitle with the status the report had before any promotion
     result.events = [
         e
-        if e.report_id not in open_ids or e.event == "created"
+        if e.report_id not in pooled_ids or e.event == "created"
         else replace(e, status=(before[e.report_id].status if e.report_id in before else None) or lifecycle.POTENTIAL)
         for e in plan.events
-        if e.report_id not in open_ids or (e.event in ("created", "retitled") and members_after[e.report_id])
+        if e.report_id not in pooled_ids or (e.event in ("created", "retitled") and members_after[e.report_id])
     ]
+    states_after = {}
+    for report_id in changed:
+        base = before.get(report_id) or ReportState(report_id).moved_to(lifecycle.POTENTIAL)
+        states_after[report_id] = replace(
+            base,
+            signal_count=base.signal_count + members_after[report_id] - members_before[report_id],
+            total_weight=base.total_weight + weight_change.get(report_id, 0.0),
+        )
+    # an existing report that lost every signal is merged into the report that took most of them
+    merged_into = {
+        r: Counter(new for p, new in zip(pool, final) if p.report_id == r).most_common(1)[0][0]
+        for r, state in states_after.items()
+        if not state.signal_count and r in before
+    }
     for report_id in sorted(changed, key=lambda r: (first_position.get(r, len(final)), r)):
-        if not members_after[report_id]:
-            if report_id in before:  # an existing report lost every signal to others
-                target = Counter(r for p, r in zip(pool, final) if p.report_id == report_id).most_common(1)[0][0]
-                result.events.append(Event(report_id, "merged", lifecycle.SUPPRESSED, detail=f"merged into {target}"))
+        state = states_after[report_id]
+        if report_id in merged_into:
+            suppressed = state.moved_to(lifecycle.SUPPRESSED)
+            result.events.append(_event(report_id, "merged_into", suppressed, f"merged into {merged_into[report_id]}"))
+            continue
+        if not state.signal_count:
             continue
         if report_id not in states:
             seed = first_member[report_id]
@@ -430,11 +467,22 @@ def consolidate(
                     detail="consolidated",
                 )
             )
-        base = before.get(report_id) or ReportState(report_id).moved_to(lifecycle.POTENTIAL)
-        state = replace(
-            base,
-            signal_count=base.signal_count + members_after[report_id] - members_before[report_id],
-            total_weight=base.total_weight + weight_change[report_id],
-        )
+        moved_in = sum(1 for r in moved.values() if r == report_id)
+        if status_before.get(report_id) in RESEARCHED_STATUSES and moved_in:
+            absorbed = sorted(r for r, target in merged_into.items() if target == report_id)
+            detail = f"{moved_in} signals moved in" + (f", absorbed {', '.join(absorbed)}" if absorbed else "")
+            result.events.append(_event(report_id, "consolidated", state, detail))
         _promoted_if_due(state, result.events)
     return result
+
+
+def _event(report_id: str, event: str, state: ReportState, detail: str) -> Event:
+    """A lifecycle event that keeps the report's research gate and round."""
+    return Event(
+        report_id,
+        event,
+        state.status or "",
+        signals_at_run=state.signals_at_run,
+        research_round=state.research_round,
+        detail=detail,
+    )

@@ -11,7 +11,7 @@ from itertools import groupby
 from typing import TYPE_CHECKING
 
 from signals_assets.grouping.consolidation import PoolSignal
-from signals_assets.grouping.engine import OPEN_STATUSES, TOP_K, BatchPlan, BatchSignal, Candidate, ReportStats
+from signals_assets.grouping.engine import CONSOLIDATED_STATUSES, TOP_K, BatchPlan, BatchSignal, Candidate, ReportStats
 from signals_assets.reports.lifecycle import ReportState
 from signals_assets.storage.clickhouse import StoreSession
 from signals_assets.storage.facts import current_assignments, latest_report_states
@@ -111,11 +111,12 @@ ORDER BY a.report_id, a.first_position
 LIMIT 8 BY a.report_id
 """
 
-# The open reports: research not started, so consolidation may reshape them.
-_OPEN_REPORTS = f"SELECT report_id FROM ({_LATEST_EVENTS}) WHERE status IN {{open}}"
-# The open pool for consolidation: live signals of the open reports `{ids}`, newest `limit` within the
+# The pooled reports: research not started or finished (CONSOLIDATED_STATUSES, never in flight), so
+# consolidation may reshape them.
+_POOLED_REPORTS = f"SELECT report_id FROM ({_LATEST_EVENTS}) WHERE status IN {{pooled}}"
+# The pool for consolidation: live signals of the pooled reports `{ids}`, newest `limit` within the
 # window (returned newest first). Texts and embeddings are read for these only.
-_OPEN_POOL = f"""
+_POOL = f"""
 SELECT a.signal_id AS signal_id, a.report_id AS report_id,
        if(a.first_batch_key > ev.weight_after_batch, a.weight, 0) AS weight  -- as counted in the report's weight
 FROM ({_BEFORE_BATCH_IN_REPORTS}) AS a
@@ -160,7 +161,8 @@ def read_team(
     pool_limit: int = 0,
 ) -> TeamContext:
     """The nearest assigned signals of every probe of the team's batch signals, the states and statistics
-    of their reports, their texts (`with_texts`) and the open pool (`pool_limit` newest signals)."""
+    of their reports, their texts (`with_texts`) and the consolidation pool (`pool_limit` newest
+    signals of open and researched reports)."""
     probes = [(s, p) for s in signals for p in (s.embedding, *s.probes)]
     nearest = nearest_signals(db, team, batch, model, since, [p for _, p in probes])
     context = TeamContext(signals, {})
@@ -171,9 +173,9 @@ def read_team(
                 Candidate(signal_id, report_id, similarity, number) for signal_id, report_id, similarity in found
             )
     if pool_limit:
-        params = {"team": team, "batch": batch, "since": since, "open": list(OPEN_STATUSES), "limit": pool_limit}
-        open_reports = [r["report_id"] for r in db.query(_OPEN_REPORTS, params)]
-        rows = db.query(_OPEN_POOL, {**params, "ids": open_reports}) if open_reports else []
+        params = {"team": team, "batch": batch, "since": since, "pooled": list(CONSOLIDATED_STATUSES), "limit": pool_limit}
+        pooled_reports = [r["report_id"] for r in db.query(_POOLED_REPORTS, params)]
+        rows = db.query(_POOL, {**params, "ids": pooled_reports}) if pooled_reports else []
         pool_ids = {"team": team, "model": model, "ids": [r["signal_id"] for r in rows]}
         texts = {r["signal_id"]: r["description"] for r in db.query(_POOL_TEXTS, pool_ids)} if rows else {}
         embedding_of = dict(zip(*embeddings(db, _POOL_EMBEDDINGS, pool_ids))) if rows else {}
