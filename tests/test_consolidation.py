@@ -229,12 +229,15 @@ def dense_cluster_pool(vectors) -> list[int]:
     n = len(matrix)
     matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
     gain, offset = pool_scale(matrix).affine_to(REFERENCE)
+    raw = np.round(matrix @ matrix.T, 9)
+    np.fill_diagonal(raw, np.inf)
+    size = min(max(params.min_neighbours, round(n * params.neighbour_share)), n)
+    members = np.zeros((n, n))
+    members[np.arange(n)[:, None], np.argsort(-raw, axis=1, kind="stable")[:, :size]] = 1.0
+    shared = members @ members.T / size
     cosine = matrix @ matrix.T * gain + offset
-    np.fill_diagonal(cosine, -np.inf)
-    k = min(max(params.min_neighbours, round(n * params.neighbour_share)), n - 1)
-    density = np.sort(cosine, axis=1)[:, -k:].mean(axis=1)
-    scaled = cosine - params.density_weight * (density[:, None] + density[None, :]) / 2 - params.link_margin
-    distance = np.maximum(1.0 - np.minimum(scaled, cosine - params.link_floor), 0.0)
+    similarity = np.minimum(shared - params.shared_neighbour_floor, cosine - params.link_floor)
+    distance = np.maximum(1.0 - similarity, 0.0)
     np.fill_diagonal(distance, 0.0)
     labels = [int(x) for x in fcluster(linkage(squareform(distance, checks=False), "average"), 1.0, "distance")]
     next_label = max(labels) + 1

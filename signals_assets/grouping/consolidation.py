@@ -34,20 +34,19 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 
-from signals_assets.grouping.similarity_scale import REFERENCE, pool_scale
+from signals_assets.grouping.similarity_scale import REFERENCE, neighbourhoods, pool_scale, shared_neighbours
 
 
 @dataclass(frozen=True)
 class ConsolidationParameters:
-    # density of a signal: mean cosine to its nearest pool signals, as many as this share of the pool
-    # (at least min_neighbours) so that the density means the same in a small pool as in a large one
+    # a signal's neighbourhood: itself and its nearest pool signals, as many as this share of the pool
+    # (at least min_neighbours) so that it means the same in a small pool as in a large one
     neighbour_share: float = 0.01
-    min_neighbours: int = 5
-    density_weight: float = 0.75  # how much of the pair's mean density is subtracted
-    link_margin: float = 0.04  # average linkage: mean scaled similarity must reach this
+    min_neighbours: int = 10
+    shared_neighbour_floor: float = 0.30  # average linkage: mean share of common neighbourhood must reach this
     link_floor: float = 0.55  # ... and the mean rescaled cosine this
     small_size: int = 5  # reports up to this size need ...
-    small_floor: float = 0.70  # ... a mean pairwise cosine of at least this
+    small_floor: float = 0.75  # ... a mean pairwise cosine of at least this
     pool_limit: int = 3000  # newest open signals re-clustered per batch (memory: its square / 2 floats)
 
 
@@ -68,15 +67,13 @@ def cluster_pool(
         """Cosines on the scale the parameters were tuned at (an increasing affine map)."""
         return gain * cosine + offset
 
-    k = min(max(params.min_neighbours, round(n * params.neighbour_share)), n - 1)
-    density = rescaled(neighbour_density(matrix, k))
+    size = min(max(params.min_neighbours, round(n * params.neighbour_share)), n)
+    neighbourhood_matrix = neighbourhoods(matrix, size, BLOCK_ROWS)
 
     def pair_similarity(cosine, rows, columns):
         """A merge needs both terms to be ≥ 0 on average."""
-        cosine = rescaled(cosine)
-        mean_density = (density[rows][:, None] + density[columns][None, :]) / 2
-        scaled = cosine - params.density_weight * mean_density - params.link_margin
-        return np.minimum(scaled, cosine - params.link_floor)
+        shared = shared_neighbours(neighbourhood_matrix, rows, columns)
+        return np.minimum(shared - params.shared_neighbour_floor, rescaled(cosine) - params.link_floor)
 
     raw_labels = _average_linkage(condensed_distance(matrix, pair_similarity))
     labels = _split_weak_small(raw_labels, matrix, params, rescaled)
@@ -87,21 +84,6 @@ def cluster_pool(
 # Rows of the cosine matrix held at once: memory stays at the condensed pair distances (n²/2 floats,
 # 36 MB at 3,000 signals) plus a block, instead of several full n × n matrices.
 BLOCK_ROWS = 256
-
-
-def neighbour_density(matrix, k: int):
-    """Each unit row's mean cosine to its k nearest other rows, computed a block of rows at a time."""
-    import numpy as np
-
-    n = len(matrix)
-    density = np.empty(n)
-    for start in range(0, n, BLOCK_ROWS):
-        cosine = matrix[start : start + BLOCK_ROWS] @ matrix.T
-        rows = np.arange(len(cosine))
-        cosine[rows, start + rows] = -np.inf  # a row is not its own neighbour
-        nearest = np.partition(cosine, n - k, axis=1)[:, n - k :]
-        density[start : start + len(cosine)] = np.sort(nearest, axis=1).mean(axis=1)
-    return density
 
 
 def condensed_distance(matrix, pair_similarity):

@@ -74,3 +74,31 @@ def pool_scale(
     centre = (cosine_sum + prior_pairs * reference.centre) / weight
     second = (square_sum + prior_pairs * (reference.spread**2 + reference.centre**2)) / weight
     return SimilarityScale(centre, float(np.sqrt(max(second - centre**2, 1e-12))))
+
+
+def neighbourhoods(matrix: numpy.ndarray, size: int, block_rows: int = 256):
+    """Each unit row's neighbourhood — itself and its `size` − 1 most similar other rows — as the rows of
+    a sparse 0/1 matrix, computed a block of rows at a time (memory: a block of cosines plus n · size).
+
+    Ties are broken by row order (cosines rounded to 1e-9), so the result does not depend on the block
+    size or on floating-point noise between identical signals."""
+    import numpy as np
+    from scipy.sparse import csr_matrix
+
+    n = len(matrix)
+    size = min(size, n)
+    members = np.empty((n, size), dtype=np.int64)
+    for start in range(0, n, block_rows):
+        cosine = np.round(matrix[start : start + block_rows] @ matrix.T, 9)
+        rows = np.arange(len(cosine))
+        cosine[rows, start + rows] = np.inf  # a row is the first member of its own neighbourhood
+        members[start : start + len(cosine)] = np.argsort(-cosine, axis=1, kind="stable")[:, :size]
+    return csr_matrix((np.ones(n * size), (np.repeat(np.arange(n), size), members.ravel())), shape=(n, n))
+
+
+def shared_neighbours(neighbourhood_matrix, rows, columns) -> numpy.ndarray:
+    """The share of their neighbourhoods (from `neighbourhoods`) that rows and columns have in common, a
+    dense block. It depends only on the order of the cosines, so no similarity constant is in it: two
+    signals of a dense, well-separated problem share most neighbours whatever the problem's cosines."""
+    size = neighbourhood_matrix[0].nnz
+    return (neighbourhood_matrix[rows] @ neighbourhood_matrix[columns].T).toarray() / size
