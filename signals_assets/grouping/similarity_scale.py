@@ -77,8 +77,9 @@ def pool_scale(
 
 
 def neighbourhoods(matrix: numpy.ndarray, size: int, block_rows: int = 256):
-    """Each unit row's neighbourhood — itself and its `size` − 1 most similar other rows — as the rows of
-    a sparse 0/1 matrix, computed a block of rows at a time (memory: a block of cosines plus n · size).
+    """(members, density): each unit row's neighbourhood — itself and its `size` − 1 most similar other
+    rows — as the rows of a sparse 0/1 matrix, and each row's density, its mean cosine to those others.
+    Computed a block of rows at a time (memory: a block of cosines plus n · size).
 
     Ties are broken by row order (cosines rounded to 1e-9), so the result does not depend on the block
     size or on floating-point noise between identical signals."""
@@ -88,12 +89,17 @@ def neighbourhoods(matrix: numpy.ndarray, size: int, block_rows: int = 256):
     n = len(matrix)
     size = min(size, n)
     members = np.empty((n, size), dtype=np.int64)
+    density = np.zeros(n)
     for start in range(0, n, block_rows):
         cosine = np.round(matrix[start : start + block_rows] @ matrix.T, 9)
         rows = np.arange(len(cosine))
         cosine[rows, start + rows] = np.inf  # a row is the first member of its own neighbourhood
-        members[start : start + len(cosine)] = np.argsort(-cosine, axis=1, kind="stable")[:, :size]
-    return csr_matrix((np.ones(n * size), (np.repeat(np.arange(n), size), members.ravel())), shape=(n, n))
+        nearest = np.argsort(-cosine, axis=1, kind="stable")[:, :size]
+        members[start : start + len(cosine)] = nearest
+        if size > 1:
+            density[start : start + len(cosine)] = np.take_along_axis(cosine, nearest[:, 1:], axis=1).mean(axis=1)
+    rows_of = np.repeat(np.arange(n), size)
+    return csr_matrix((np.ones(n * size), (rows_of, members.ravel())), shape=(n, n)), density
 
 
 def shared_neighbours(neighbourhood_matrix, rows, columns) -> numpy.ndarray:
