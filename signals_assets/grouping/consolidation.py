@@ -14,11 +14,14 @@ relative to how far apart the team's unrelated signals are. The clustering is th
 over the pool's shared nearest neighbours: a signal's neighbourhood is itself and its nearest pool
 signals (1% of the pool, at least 10, so it means the same in a pool of 1,000 as in one of 3,000),
 and two signals are linked by the share of their neighbourhoods they have in common
-(`similarity_scale.shared_neighbours`). That share depends only on the order of the cosines, so the
-main criterion has no similarity constant in it at all: the signals of a dense, well-separated
-problem share most of their neighbours whether the problem's cosines are 0.4 or 0.8, while in a
-region where problems blur into one another the neighbourhoods overlap little. A merge needs a mean
-share of at least `shared_neighbour_floor`. In a pool of strangers every signal still has nearest
+(`similarity_scale.shared_neighbours`). That share depends only on the order of the cosines, so
+this criterion has no similarity constant in it: the signals of a dense, well-separated problem
+share most of their neighbours whether the problem's cosines are 0.4 or 0.8, while where problems
+blur into one another the neighbourhoods overlap little. A merge passes when the mean share reaches
+`shared_neighbour_floor`, or when the mean cosine stands out from the two signals' densities (a
+signal's density: its mean cosine to the rest of its neighbourhood) by `link_margin`: the signals of
+a problem much larger than a neighbourhood share few neighbours pair by pair, yet sit far closer to
+one another than to the rest of the pool. In a pool of strangers every signal still has nearest
 neighbours, so two guards keep unrelated signals apart: the mean (rescaled) cosine of a merge must
 reach `link_floor`, and a report of at most `small_size` signals must have a mean pairwise
 (rescaled) cosine of at least `small_floor` (few signals are weak evidence), else its signals stay
