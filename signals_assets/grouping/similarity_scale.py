@@ -17,6 +17,10 @@ Both statistics are exact and need no pairwise matrix: with unit rows v_i, Σ_{i
 |Σ v_i|² − n and Σ_{i≠j} (v_i·v_j)² = ‖VᵀV‖²_F − n (a dimensions × dimensions Gram matrix), so the
 cost is linear in the pool and the memory does not grow with it. A small pool, whose pairs may be
 mostly duplicates of one problem, is pulled towards the reference with `PRIOR_PAIRS` pseudo-pairs.
+
+Beside the scale, the pool's neighbour structure (`neighbourhoods`, `shared_neighbours`): which
+signals are each signal's nearest, and how much two signals' neighbourhoods overlap. It depends only
+on the order of the cosines, so it needs no scale at all.
 """
 
 from __future__ import annotations
