@@ -244,15 +244,16 @@ def singleton_shares(params: ConsolidationParameters, seeds: int = 5) -> list[in
 
 
 def tune_consolidation() -> None:
-    """Grid over the linkage margin and floor on the train split (3 orders give the same result:
-    consolidation does not depend on arrival order); prints ARI, precision and the singleton shares."""
+    """Grid over the shared-neighbour share, the linkage floor and the small-report floor on the train
+    split (3 orders give the same result: consolidation does not depend on arrival order); prints ARI,
+    precision and the singleton shares."""
     train = train_orders(orders=1)
-    for margin in (0.0, 0.02, 0.04, 0.06):
-        for floor in (0.5, 0.55, 0.6):
-            params = ConsolidationParameters(link_margin=margin, link_floor=floor)
+    for shared in (0.2, 0.25, 0.3, 0.35):
+        for floor, small in ((0.5, 0.72), (0.55, 0.7), (0.55, 0.75)):
+            params = ConsolidationParameters(shared_neighbour_floor=shared, link_floor=floor, small_floor=small)
             result = consolidated_scores(train, params)[0]
             print(
-                f"margin {margin:.2f} floor {floor:.2f}: train ARI {result['ari']:.3f} precision "
+                f"shared {shared:.2f} floor {floor:.2f} small {small:.2f}: train ARI {result['ari']:.3f} precision "
                 f"{result['pair_precision']:.3f} recall {result['pair_recall']:.3f} groups {result['groups']} | "
                 f"singletons sharing {singleton_shares(params)}",
                 flush=True,

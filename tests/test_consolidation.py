@@ -24,12 +24,12 @@ def around(direction: np.ndarray, count: int, spread: float, rng) -> list[np.nda
 def test_two_dense_problems_become_two_clusters_and_stragglers_stay_alone():
     rng = np.random.default_rng(0)
     axes = np.eye(64)
-    first, second = around(axes[0], 8, 0.08, rng), around(axes[1], 8, 0.08, rng)
+    first, second = around(axes[0], 10, 0.08, rng), around(axes[1], 10, 0.08, rng)
     stragglers = [axes[10], axes[20]]
     labels = cluster_pool(first + second + stragglers)
-    assert len(set(labels[:8])) == 1 and len(set(labels[8:16])) == 1 and labels[0] != labels[8]
-    assert len({labels[16], labels[17], labels[0], labels[8]}) == 4
-    assert labels[0] == 0 and labels[8] == 1  # labels in order of first appearance
+    assert len(set(labels[:10])) == 1 and len(set(labels[10:20])) == 1 and labels[0] != labels[10]
+    assert len({labels[20], labels[21], labels[0], labels[10]}) == 4
+    assert labels[0] == 0 and labels[10] == 1  # labels in order of first appearance
 
 
 def test_unrelated_signals_are_not_collapsed_even_though_each_is_its_neighbourhoods_best():
@@ -230,12 +230,19 @@ def dense_cluster_pool(vectors) -> list[int]:
     n = len(matrix)
     matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
     gain, offset = pool_scale(matrix).affine_to(REFERENCE)
+    raw = np.round(matrix @ matrix.T, 9)
+    np.fill_diagonal(raw, np.inf)
+    size = min(max(params.min_neighbours, round(n * params.neighbour_share)), n)
+    members = np.zeros((n, n))
+    members[np.arange(n)[:, None], np.argsort(-raw, axis=1, kind="stable")[:, :size]] = 1.0
+    shared = members @ members.T / size
     cosine = matrix @ matrix.T * gain + offset
-    np.fill_diagonal(cosine, -np.inf)
-    k = min(max(params.min_neighbours, round(n * params.neighbour_share)), n - 1)
-    density = np.sort(cosine, axis=1)[:, -k:].mean(axis=1)
-    scaled = cosine - params.density_weight * (density[:, None] + density[None, :]) / 2 - params.link_margin
-    distance = np.maximum(1.0 - np.minimum(scaled, cosine - params.link_floor), 0.0)
+    others = np.where(members > 0, cosine, np.nan)
+    np.fill_diagonal(others, np.nan)
+    density = np.nanmean(others, axis=1)
+    stands_out = cosine - params.density_weight * (density[:, None] + density[None, :]) / 2 - params.link_margin
+    similarity = np.minimum(np.maximum(shared - params.shared_neighbour_floor, stands_out), cosine - params.link_floor)
+    distance = np.maximum(1.0 - similarity, 0.0)
     np.fill_diagonal(distance, 0.0)
     labels = [int(x) for x in fcluster(linkage(squareform(distance, checks=False), "average"), 1.0, "distance")]
     next_label = max(labels) + 1
@@ -470,3 +477,33 @@ def test_a_researched_report_the_clustering_scatters_takes_part_in_nothing():
     assert kept[9:] == [0, 1]  # open signals keep their clusters
     final = map_clusters(pool, kept, {r: i for i, r in enumerate("RSTUBC")}, None, keep_first=["R", "S", "T", "U"])
     assert final == ["R"] * 4 + ["S"] * 4 + ["U", "B", "S"]
+
+
+def test_shared_neighbours_depend_only_on_the_order_of_the_cosines():
+    """Any scaling and shifting of the cosines leaves every neighbourhood, so every shared share, as it was;
+    signals of one problem share most of their neighbourhood, signals of two problems almost none."""
+    from signals_assets.grouping.similarity_scale import neighbourhoods, shared_neighbours
+
+    vectors = np.asarray(topical_pool(np.random.default_rng(8)))
+    members, density = neighbourhoods(vectors, 10)
+    assert (members.sum(axis=1) == 10).all() and (members.diagonal() == 1).all()  # each signal is in its own
+    for gain, shift in ((0.5, 0.3), (0.3, 0.1)):
+        moved = rescaled(vectors, gain, shift)
+        assert (neighbourhoods(moved / np.linalg.norm(moved, axis=1, keepdims=True), 10)[0] != members).nnz == 0
+    shared = shared_neighbours(members, np.arange(40), np.arange(40))
+    same_problem = shared[:20, :20][~np.eye(20, dtype=bool)]
+    assert same_problem.mean() > 0.5 and shared[:20, 20:40].max() == 0.0
+    nearest_other = np.sort(vectors @ vectors.T - 2 * np.eye(len(vectors)), axis=1)[:, -9:]
+    assert density == pytest.approx(nearest_other.mean(axis=1), abs=1e-9)
+
+
+def test_a_large_problem_in_a_small_pool_is_not_cut_into_neighbourhood_sized_pieces():
+    """A problem of 60 signals against neighbourhoods of 10: pair by pair its signals share few
+    neighbours, but their cosines stand out from their densities, so they stay one report."""
+    rng = np.random.default_rng(9)
+    problem = around(np.eye(48)[0], 60, 0.1, rng)
+    strangers = rng.standard_normal((200, 48))
+    labels = cluster_pool(problem + list(strangers))
+    assert len(set(labels[:60])) == 1 and len(set(labels)) == 201
+    shares_only = ConsolidationParameters(link_margin=10.0)  # without the second criterion it falls apart
+    assert len(set(cluster_pool(problem + list(strangers), shares_only)[:60])) > 5

@@ -13,18 +13,25 @@ report with research in flight (`in_progress`) is not in the pool: nothing is re
 Cosines are first moved onto the scale the parameters were tuned at (`similarity_scale`: the pool's
 own mean and spread of pairwise cosines against Banking77 train's), so every threshold below is
 relative to how far apart the team's unrelated signals are. The clustering is then average linkage
-over a locally scaled similarity (each cosine minus the mean of the two signals' densities, a
-signal's density being its mean cosine to its nearest signals in the pool — 1% of the pool, at
-least 5 — so it means the same in a pool of 500 as in one of 3,000): a pair must stand out from its
-neighbourhood, which separates neighbouring problems in dense regions better than one global
-threshold. Two guards keep unrelated signals apart where there is no
-neighbourhood to compare with: the mean (rescaled) cosine of a merge must reach `link_floor`, and a
-report of at most `small_size` signals must have a mean pairwise (rescaled) cosine of at least
-`small_floor` (few signals are weak evidence), else its signals stay apart.
+over the pool's shared nearest neighbours: a signal's neighbourhood is itself and its nearest pool
+signals (1% of the pool, at least 10, so it means the same in a pool of 1,000 as in one of 3,000),
+and two signals are linked by the share of their neighbourhoods they have in common
+(`similarity_scale.shared_neighbours`). That share depends only on the order of the cosines, so
+this criterion has no similarity constant in it: the signals of a dense, well-separated problem
+share most of their neighbours whether the problem's cosines are 0.4 or 0.8, while where problems
+blur into one another the neighbourhoods overlap little. A merge passes when the mean share reaches
+`shared_neighbour_floor`, or when the mean cosine stands out from the two signals' densities (a
+signal's density: its mean cosine to the rest of its neighbourhood) by `link_margin`: the signals of
+a problem much larger than a neighbourhood share few neighbours pair by pair, yet sit far closer to
+one another than to the rest of the pool. In a pool of strangers every signal still has nearest
+neighbours, so two guards keep unrelated signals apart: the mean (rescaled) cosine of a merge must
+reach `link_floor`, and a report of at most `small_size` signals must have a mean pairwise
+(rescaled) cosine of at least `small_floor` (few signals are weak evidence), else its signals stay
+apart.
 
-Memory: cosines are computed a block of rows at a time (densities first, then the pair distances
-straight into scipy's condensed vector), so the pool costs n²/2 floats plus a block, not several
-n × n matrices; the clusters are the same.
+Memory: neighbourhoods are found a block of rows at a time (a sparse n × neighbourhood matrix), then
+the pair distances are written a block at a time straight into scipy's condensed vector, so the pool
+costs n²/2 floats plus a block, not several n × n matrices; the clusters are the same.
 
 Parameters were chosen on Banking77 *train* texts (benchmarks/offline_matching_sim.py), never on
 the dev protocol. numpy and scipy are imported inside the functions.
@@ -36,20 +43,24 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 
-from signals_assets.grouping.similarity_scale import REFERENCE, pool_scale
+from signals_assets.grouping.similarity_scale import REFERENCE, neighbourhoods, pool_scale, shared_neighbours
 
 
 @dataclass(frozen=True)
 class ConsolidationParameters:
-    # density of a signal: mean cosine to its nearest pool signals, as many as this share of the pool
-    # (at least min_neighbours) so that the density means the same in a small pool as in a large one
+    # a signal's neighbourhood: itself and its nearest pool signals, as many as this share of the pool
+    # (at least min_neighbours) so that it means the same in a small pool as in a large one
     neighbour_share: float = 0.01
-    min_neighbours: int = 5
-    density_weight: float = 0.75  # how much of the pair's mean density is subtracted
-    link_margin: float = 0.04  # average linkage: mean scaled similarity must reach this
+    min_neighbours: int = 10
+    # average linkage merges when the mean share of common neighbourhood reaches shared_neighbour_floor,
+    # or when the mean cosine stands out from the pair's densities (density_weight of their mean) by
+    # link_margin: a problem much larger than a neighbourhood shares few neighbours pair by pair
+    shared_neighbour_floor: float = 0.30
+    density_weight: float = 0.75
+    link_margin: float = 0.08
     link_floor: float = 0.55  # ... and the mean rescaled cosine this
     small_size: int = 5  # reports up to this size need ...
-    small_floor: float = 0.70  # ... a mean pairwise cosine of at least this
+    small_floor: float = 0.75  # ... a mean pairwise cosine of at least this
     pool_limit: int = 3000  # newest open signals re-clustered per batch (memory: its square / 2 floats)
 
 
@@ -70,15 +81,17 @@ def cluster_pool(
         """Cosines on the scale the parameters were tuned at (an increasing affine map)."""
         return gain * cosine + offset
 
-    k = min(max(params.min_neighbours, round(n * params.neighbour_share)), n - 1)
-    density = rescaled(neighbour_density(matrix, k))
+    size = min(max(params.min_neighbours, round(n * params.neighbour_share)), n)
+    neighbourhood_matrix, density = neighbourhoods(matrix, size, BLOCK_ROWS)
+    density = rescaled(density)
 
     def pair_similarity(cosine, rows, columns):
-        """A merge needs both terms to be ≥ 0 on average."""
+        """A merge needs the floor term and one of the other two to be ≥ 0 on average."""
         cosine = rescaled(cosine)
+        shared = shared_neighbours(neighbourhood_matrix, rows, columns) - params.shared_neighbour_floor
         mean_density = (density[rows][:, None] + density[columns][None, :]) / 2
-        scaled = cosine - params.density_weight * mean_density - params.link_margin
-        return np.minimum(scaled, cosine - params.link_floor)
+        stands_out = cosine - params.density_weight * mean_density - params.link_margin
+        return np.minimum(np.maximum(shared, stands_out), cosine - params.link_floor)
 
     raw_labels = _average_linkage(condensed_distance(matrix, pair_similarity))
     labels = _split_weak_small(raw_labels, matrix, params, rescaled)
@@ -89,21 +102,6 @@ def cluster_pool(
 # Rows of the cosine matrix held at once: memory stays at the condensed pair distances (n²/2 floats,
 # 36 MB at 3,000 signals) plus a block, instead of several full n × n matrices.
 BLOCK_ROWS = 256
-
-
-def neighbour_density(matrix, k: int):
-    """Each unit row's mean cosine to its k nearest other rows, computed a block of rows at a time."""
-    import numpy as np
-
-    n = len(matrix)
-    density = np.empty(n)
-    for start in range(0, n, BLOCK_ROWS):
-        cosine = matrix[start : start + BLOCK_ROWS] @ matrix.T
-        rows = np.arange(len(cosine))
-        cosine[rows, start + rows] = -np.inf  # a row is not its own neighbour
-        nearest = np.partition(cosine, n - k, axis=1)[:, n - k :]
-        density[start : start + len(cosine)] = np.sort(nearest, axis=1).mean(axis=1)
-    return density
 
 
 def condensed_distance(matrix, pair_similarity):

@@ -17,6 +17,10 @@ Both statistics are exact and need no pairwise matrix: with unit rows v_i, Σ_{i
 |Σ v_i|² − n and Σ_{i≠j} (v_i·v_j)² = ‖VᵀV‖²_F − n (a dimensions × dimensions Gram matrix), so the
 cost is linear in the pool and the memory does not grow with it. A small pool, whose pairs may be
 mostly duplicates of one problem, is pulled towards the reference with `PRIOR_PAIRS` pseudo-pairs.
+
+Beside the scale, the pool's neighbour structure (`neighbourhoods`, `shared_neighbours`): which
+signals are each signal's nearest, and how much two signals' neighbourhoods overlap. It depends only
+on the order of the cosines, so it needs no scale at all.
 """
 
 from __future__ import annotations
@@ -74,3 +78,37 @@ def pool_scale(
     centre = (cosine_sum + prior_pairs * reference.centre) / weight
     second = (square_sum + prior_pairs * (reference.spread**2 + reference.centre**2)) / weight
     return SimilarityScale(centre, float(np.sqrt(max(second - centre**2, 1e-12))))
+
+
+def neighbourhoods(matrix: numpy.ndarray, size: int, block_rows: int = 256):
+    """(members, density): each unit row's neighbourhood — itself and its `size` − 1 most similar other
+    rows — as the rows of a sparse 0/1 matrix, and each row's density, its mean cosine to those others.
+    Computed a block of rows at a time (memory: a block of cosines plus n · size).
+
+    Ties are broken by row order (cosines rounded to 1e-9), so the result does not depend on the block
+    size or on floating-point noise between identical signals."""
+    import numpy as np
+    from scipy.sparse import csr_matrix
+
+    n = len(matrix)
+    size = min(size, n)
+    members = np.empty((n, size), dtype=np.int64)
+    density = np.zeros(n)
+    for start in range(0, n, block_rows):
+        cosine = np.round(matrix[start : start + block_rows] @ matrix.T, 9)
+        rows = np.arange(len(cosine))
+        cosine[rows, start + rows] = np.inf  # a row is the first member of its own neighbourhood
+        nearest = np.argsort(-cosine, axis=1, kind="stable")[:, :size]
+        members[start : start + len(cosine)] = nearest
+        if size > 1:
+            density[start : start + len(cosine)] = np.take_along_axis(cosine, nearest[:, 1:], axis=1).mean(axis=1)
+    rows_of = np.repeat(np.arange(n), size)
+    return csr_matrix((np.ones(n * size), (rows_of, members.ravel())), shape=(n, n)), density
+
+
+def shared_neighbours(neighbourhood_matrix, rows, columns) -> numpy.ndarray:
+    """The share of their neighbourhoods (from `neighbourhoods`) that rows and columns have in common, a
+    dense block. It depends only on the order of the cosines, so no similarity constant is in it: two
+    signals of a dense, well-separated problem share most neighbours whatever the problem's cosines."""
+    size = neighbourhood_matrix[0].nnz
+    return (neighbourhood_matrix[rows] @ neighbourhood_matrix[columns].T).toarray() / size
