@@ -173,7 +173,13 @@ def read_team(
                 Candidate(signal_id, report_id, similarity, number) for signal_id, report_id, similarity in found
             )
     if pool_limit:
-        params = {"team": team, "batch": batch, "since": since, "pooled": list(CONSOLIDATED_STATUSES), "limit": pool_limit}
+        params = {
+            "team": team,
+            "batch": batch,
+            "since": since,
+            "pooled": list(CONSOLIDATED_STATUSES),
+            "limit": pool_limit,
+        }
         pooled_reports = [r["report_id"] for r in db.query(_POOLED_REPORTS, params)]
         rows = db.query(_POOL, {**params, "ids": pooled_reports}) if pooled_reports else []
         pool_ids = {"team": team, "model": model, "ids": [r["signal_id"] for r in rows]}
