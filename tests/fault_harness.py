@@ -260,35 +260,36 @@ class FaultTrial:
 
     def kill_at(self, planned: str, timeout: float) -> Kill:
         """Run with the fault until a process pauses at the planned stage, then kill -9 everything.
-        When a chosen arrival never comes although the stage did (this wave brought fewer arrivals
-        than an earlier one), a fresh wave is emitted and the kill retried at its first arrival,
-        which lands whenever the stage comes at all."""
+        When a drawn arrival did not come although the stage did (this wave brought fewer arrivals
+        than an earlier one) or `signals process` finished without it (e.g. research before any report
+        is due), a fresh wave is emitted and the kill retried once at its first arrival, which lands
+        whenever the stage comes at all."""
         from signals_assets.recovery.faults import parse_pause
 
         stage, _ = parse_pause(planned)
         kill = Kill(planned)
         started = time.monotonic()
         kill.arrival = choose_arrival(planned, self.arrivals_seen, self.rng)
-        kill.reached, came = self._pause_and_kill(kill.arrival, timeout)
-        if not kill.reached and came and ":" not in planned:
+        kill.reached, came, finished = self._pause_and_kill(kill.arrival, timeout)
+        if not kill.reached and (came or finished) and ":" not in planned:
             kill.missed.append(kill.arrival)
             self.emit_wave()
             kill.arrival = f"{stage}:1"
-            kill.reached, _ = self._pause_and_kill(kill.arrival, timeout)
+            kill.reached, _, _ = self._pause_and_kill(kill.arrival, timeout)
         kill.seconds = round(time.monotonic() - started, 1)
         self.kills.append(kill)
         return kill
 
-    def _pause_and_kill(self, fault: str, timeout: float) -> tuple[bool, int]:
-        """(paused and killed, arrivals at the stage) of one run with `fault`; the run's arrivals at
-        every stage update `arrivals_seen`."""
+    def _pause_and_kill(self, fault: str, timeout: float) -> tuple[bool, int, bool]:
+        """(paused and killed, arrivals at the stage, `signals process` finished without pausing) of
+        one run with `fault`; the run's arrivals at every stage update `arrivals_seen`."""
         from signals_assets.recovery.faults import STAGES, arrivals, marker_path, parse_pause
 
         stage, _ = parse_pause(fault)
         marker_dir = self.root / "markers" / str(self.fault_runs)
         marker_dir.mkdir(parents=True)
         self.fault_runs += 1
-        reached = False
+        reached = finished = False
         started = time.monotonic()
         process = self._start(fault, marker_dir)
         try:
@@ -298,13 +299,14 @@ class FaultTrial:
                     break
                 if process.poll() is not None:  # `signals process` finished without reaching it
                     self.exit_codes.append(process.returncode)
+                    finished = process.returncode == 0
                     break
                 time.sleep(0.2)
         finally:
             self._kill(process)
         for name in STAGES:
             self.arrivals_seen[name] = max(self.arrivals_seen.get(name, 0), arrivals(marker_dir, name))
-        return reached, arrivals(marker_dir, stage)
+        return reached, arrivals(marker_dir, stage), finished
 
     def settle(self, timeout: float) -> tuple[bool, float]:
         """Restart without faults and wait for the pipeline to settle; (settled, seconds)."""
