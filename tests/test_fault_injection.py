@@ -77,7 +77,7 @@ def test_a_kill_that_does_not_land_leaves_the_later_kills_and_a_missed_arrival_i
     arrival drawn from the two a wave brought."""
     trial = FaultTrial(tmp_path, "process", local_instance_config(), seed=5)
     trial.arrivals_seen["summarise"] = 50
-    result = trial.run(["summarise:40", "summarise", "claim"], kill_timeout=120, settle_timeout=240)
+    result = trial.run(["summarise:40", "summarise", "claim"], kill_timeout=120, settle_timeout=600)
     log = trial.log_path.read_text()[-4000:]
     assert [(k.stage, k.arrival, k.missed, k.reached) for k in result.kills[:2]] == [
         ("summarise:40", "summarise:40", [], False),
