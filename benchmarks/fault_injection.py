@@ -3,9 +3,10 @@
 Spreads `--kills` kills round-robin over the stages and the modes (the daemon on the shipped local
 instance settings, `signals process`; `--production` adds trials of the daemon on the production
 instance: Postgres and the Docker run launcher), `--per-trial` kills per trial (each before a new
-wave of signals; the n-th arrival at a stage is chosen at random), then a restart, a bounded wait to
-settle and the checks. Prints one line per trial and a summary table; `--json FILE` keeps every
-trial's result. Exit status 1 when any trial has a defect. Usage:
+wave of signals; the n-th arrival at a stage is drawn from the arrivals the trial's earlier runs saw
+come, and a kill whose arrival did not come is retried at the first arrival of a fresh wave), then a
+restart, a bounded wait to settle and the checks. Prints one line per trial and a summary table;
+`--json FILE` keeps every trial's result. Exit status 1 when any trial has a defect. Usage:
     .venv/bin/python benchmarks/fault_injection.py --kills 30 [--per-trial 2] [--seed 1] [--production]
 """
 
@@ -22,31 +23,21 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from fault_harness import (  # noqa: E402
-    BATCH_MAX_SIGNALS,
-    TEAMS,
-    FaultTrial,
-    local_instance_config,
-    production_trial,
-)
+from fault_harness import FaultTrial, local_instance_config, production_trial  # noqa: E402
 
 from signals_assets.recovery.faults import STAGES  # noqa: E402
 
 DEFECTS = ("lost", "duplicated", "cross_team", "stranded", "stuck_runs", "held_slots", "out_of_order")
 
 
-def plan_trials(
-    kills: int, per_trial: int, modes: list[str], rng: random.Random, signals_per_wave: int
-) -> list[tuple[str, list[str]]]:
+def plan_trials(kills: int, per_trial: int, modes: list[str], rng: random.Random) -> list[tuple[str, list[str], int]]:
+    """(mode, stages, seed) per trial; the trial picks each kill's arrival from what it sees come."""
     # Every stage once per round of len(STAGES) kills, in a shuffled order (so pairs vary).
     stages = [stage for _ in range(0, kills, len(STAGES)) for stage in rng.sample(STAGES, len(STAGES))][:kills]
-    trials = []
-    for number, start in enumerate(range(0, kills, per_trial)):
-        # The first or, when a wave makes two batches, the second arrival: a later batch (or report) dies.
-        arrivals = (1, 2) if signals_per_wave * len(TEAMS) > BATCH_MAX_SIGNALS else (1,)
-        chosen = [f"{stage}:{rng.choice(arrivals)}" for stage in stages[start : start + per_trial]]
-        trials.append((modes[number % len(modes)], chosen))
-    return trials
+    return [
+        (modes[number % len(modes)], stages[start : start + per_trial], rng.randrange(2**32))
+        for number, start in enumerate(range(0, kills, per_trial))
+    ]
 
 
 def summary(results: list) -> str:
@@ -61,7 +52,8 @@ def summary(results: list) -> str:
     lines.append(
         f"trials {len(results)}, kills landed {sum(r for _, r in by_stage.values())}, "
         f"signals emitted {sum(r.emitted for r in results)}, in exactly one report "
-        f"{sum(r.in_one_report for r in results)}, rejected {sum(r.rejected for r in results)}"
+        f"{sum(r.in_one_report for r in results)}, rejected {sum(r.rejected for r in results)}, "
+        f"kills retried after a chosen arrival did not come {sum(bool(k.missed) for r in results for k in r.kills)}"
     )
     lines.append(
         "defects: "
@@ -88,7 +80,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the trials' folders (logs, store, instance)")
     args = parser.parse_args()
     modes = args.modes.split(",") + (["production"] if args.production else [])
-    trials = plan_trials(args.kills, args.per_trial, modes, random.Random(args.seed), args.signals_per_wave)
+    trials = plan_trials(args.kills, args.per_trial, modes, random.Random(args.seed))
     print(
         f"{len(trials)} trials, {args.kills} kills, on {platform.node()} ({platform.machine()}), "
         f"{time.strftime('%Y-%m-%d %H:%M')}",
@@ -101,18 +93,23 @@ def main() -> int:
         else tempfile.TemporaryDirectory(prefix="fault-injection-") as tmp
     ):
         print(f"trial folders in {tmp}", flush=True)
-        for number, (mode, stages) in enumerate(trials, start=1):
+        for number, (mode, stages, seed) in enumerate(trials, start=1):
             root = Path(tmp) / f"trial{number}"
             root.mkdir()
             started = time.monotonic()
             if mode == "production":
-                with production_trial(root, args.signals_per_wave) as trial:
+                with production_trial(root, args.signals_per_wave, seed) as trial:
                     result = trial.run(stages, args.kill_timeout, args.settle_timeout)
             else:
-                trial = FaultTrial(root, mode, local_instance_config(), signals_per_wave=args.signals_per_wave)
+                trial = FaultTrial(
+                    root, mode, local_instance_config(), signals_per_wave=args.signals_per_wave, seed=seed
+                )
                 result = trial.run(stages, args.kill_timeout, args.settle_timeout)
             results.append(result)
-            kills = " ".join(f"{k.stage}{'' if k.reached else '(not reached)'}" for k in result.kills)
+            kills = " ".join(
+                f"{k.arrival}{''.join(f'(after {m} missed)' for m in k.missed)}{'' if k.reached else '(not reached)'}"
+                for k in result.kills
+            )
             print(
                 f"trial {number} {mode:<10} kills: {kills}; {time.monotonic() - started:.0f}s; emitted {result.emitted}, "
                 f"one report {result.in_one_report}, rejected {result.rejected}; defects {result.defects() or 'none'}",

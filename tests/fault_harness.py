@@ -2,8 +2,9 @@
 tests/test_fault_injection.py (short) and benchmarks/fault_injection.py (long).
 
 A trial runs on a fresh SIGNALS_HOME with two teams emitting the demo signals in waves (batches of
-20). For each planned kill it starts the pipeline with `SIGNALS_FAULT_PAUSE_AT=<stage>` (see
-signals_assets/recovery/faults.py), waits until a process reports that it reached the stage, and SIGKILLs
+20). For each planned kill it starts the pipeline with `SIGNALS_FAULT_PAUSE_AT=<stage>:<n>` (see
+signals_assets/recovery/faults.py; a planned bare `<stage>` gets an arrival n drawn from those its
+earlier runs saw come, see `choose_arrival`), waits until a process reports that it reached the stage, and SIGKILLs
 it: the daemon's whole process group (code server and run workers; with the Docker run launcher
 also the run containers) or `signals process`. Then it restarts without the fault, waits (bounded)
 for the pipeline to settle, stops everything, and checks with read-only queries on the store and
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -39,9 +41,23 @@ FOREIGN_VARIABLES = ("SIGNALS_", "DAGSTER_HOME", "SIGNALS_FAULT_")
 
 @dataclass
 class Kill:
-    stage: str  # `<stage>` or `<stage>:<occurrence>`, as SIGNALS_FAULT_PAUSE_AT takes it
+    stage: str  # as planned: `<stage>` (the harness picks the arrival) or `<stage>:<occurrence>`
+    arrival: str = ""  # the SIGNALS_FAULT_PAUSE_AT value of the last attempt, `<stage>:<occurrence>`
     reached: bool = False  # a process paused there and was killed; False: the stage never came
+    missed: list[str] = field(default_factory=list)  # arrivals tried before that never came
     seconds: float = 0.0
+
+
+def choose_arrival(planned: str, seen: dict[str, int], rng: random.Random) -> str:
+    """The `SIGNALS_FAULT_PAUSE_AT` value for a planned kill: `<stage>:<n>` as given; for a bare
+    `<stage>`, n drawn uniformly from the arrivals at that stage that one earlier run of the trial saw
+    (`seen`, the most in any run), or 1 when none did. Deterministic for the rng's seed and the counts."""
+    from signals_assets.recovery.faults import parse_pause
+
+    stage, _ = parse_pause(planned)
+    if ":" in planned:
+        return planned
+    return f"{stage}:{rng.randint(1, max(1, seen.get(stage, 0)))}"
 
 
 @dataclass
@@ -107,7 +123,7 @@ CODE_IMAGE = os.environ.get("SIGNALS_ASSETS_IMAGE", "signals-assets:local")
 
 
 @contextmanager
-def production_trial(root: Path, signals_per_wave: int = 14):
+def production_trial(root: Path, signals_per_wave: int = 14, seed: int = 1):
     """A daemon trial on the production instance: Postgres storage and the Docker run launcher
     (deploy/dagster.yaml adapted to this machine's engine as in tests/test_docker_run_launcher.py).
     A kill also kills the run containers, as a host crash would; they are removed afterwards."""
@@ -137,7 +153,9 @@ def production_trial(root: Path, signals_per_wave: int = 14):
         extra.update(database)
         extra.update({"SIGNALS_ASSETS_IMAGE": CODE_IMAGE, MARKER_DIR_VARIABLE: str(root / "markers")})
         try:
-            trial = FaultTrial(root, "daemon", config, "production", signals_per_wave, extra, kill_run_containers)
+            trial = FaultTrial(
+                root, "daemon", config, "production", signals_per_wave, extra, kill_run_containers, seed=seed
+            )
             yield trial
         finally:
             containers = client.containers.list(all=True, filters=selector)
@@ -150,7 +168,8 @@ def demo_payloads() -> list[dict]:
 
 
 class FaultTrial:
-    """One SIGNALS_HOME and Dagster instance; `mode` is "daemon" or "process"."""
+    """One SIGNALS_HOME and Dagster instance; `mode` is "daemon" or "process"; `seed` drives the
+    choice of arrivals for kills planned without one."""
 
     def __init__(
         self,
@@ -161,6 +180,7 @@ class FaultTrial:
         signals_per_wave: int = 14,
         extra_env: dict[str, str] | None = None,
         kill_containers=None,
+        seed: int = 1,
     ):
         import yaml
 
@@ -173,6 +193,9 @@ class FaultTrial:
         self.log_path = root / f"{mode}.log"
         self.emitted: dict[str, int] = {}  # signal id -> team
         self.kills: list[Kill] = []
+        self.rng = random.Random(seed)
+        self.fault_runs = 0
+        self.arrivals_seen: dict[str, int] = {}  # stage -> the most arrivals one run of this trial reached
         self.exit_codes: list[int] = []
         self.waves = 0
         (root / "dagster_home").mkdir(parents=True, exist_ok=True)
@@ -235,30 +258,55 @@ class FaultTrial:
         if self.kill_containers:
             self.kill_containers()
 
-    def kill_at(self, stage: str, timeout: float) -> Kill:
-        """Run with the fault until a process pauses at `stage`, then kill -9 everything."""
-        from signals_assets.recovery.faults import marker_path, parse_pause
+    def kill_at(self, planned: str, timeout: float) -> Kill:
+        """Run with the fault until a process pauses at the planned stage, then kill -9 everything.
+        When a drawn arrival did not come although the stage did (this wave brought fewer arrivals
+        than an earlier one) or `signals process` finished without it (e.g. research before any report
+        is due), a fresh wave is emitted and the kill retried once at its first arrival, which lands
+        whenever the stage comes at all."""
+        from signals_assets.recovery.faults import parse_pause
 
-        name, _ = parse_pause(stage)
-        marker_dir = self.root / "markers" / str(len(self.kills))
-        marker_dir.mkdir(parents=True)
-        kill = Kill(stage)
+        stage, _ = parse_pause(planned)
+        kill = Kill(planned)
         started = time.monotonic()
-        process = self._start(stage, marker_dir)
+        kill.arrival = choose_arrival(planned, self.arrivals_seen, self.rng)
+        kill.reached, came, finished = self._pause_and_kill(kill.arrival, timeout)
+        if not kill.reached and (came or finished) and ":" not in planned:
+            kill.missed.append(kill.arrival)
+            self.emit_wave()
+            kill.arrival = f"{stage}:1"
+            kill.reached, _, _ = self._pause_and_kill(kill.arrival, timeout)
+        kill.seconds = round(time.monotonic() - started, 1)
+        self.kills.append(kill)
+        return kill
+
+    def _pause_and_kill(self, fault: str, timeout: float) -> tuple[bool, int, bool]:
+        """(paused and killed, arrivals at the stage, `signals process` finished without pausing) of
+        one run with `fault`; the run's arrivals at every stage update `arrivals_seen`."""
+        from signals_assets.recovery.faults import STAGES, arrivals, marker_path, parse_pause
+
+        stage, _ = parse_pause(fault)
+        marker_dir = self.root / "markers" / str(self.fault_runs)
+        marker_dir.mkdir(parents=True)
+        self.fault_runs += 1
+        reached = finished = False
+        started = time.monotonic()
+        process = self._start(fault, marker_dir)
         try:
             while time.monotonic() - started < timeout:
-                if marker_path(marker_dir, name).exists():
-                    kill.reached = True
+                if marker_path(marker_dir, stage).exists():
+                    reached = True
                     break
                 if process.poll() is not None:  # `signals process` finished without reaching it
                     self.exit_codes.append(process.returncode)
+                    finished = process.returncode == 0
                     break
                 time.sleep(0.2)
         finally:
             self._kill(process)
-        kill.seconds = round(time.monotonic() - started, 1)
-        self.kills.append(kill)
-        return kill
+        for name in STAGES:
+            self.arrivals_seen[name] = max(self.arrivals_seen.get(name, 0), arrivals(marker_dir, name))
+        return reached, arrivals(marker_dir, stage), finished
 
     def settle(self, timeout: float) -> tuple[bool, float]:
         """Restart without faults and wait for the pipeline to settle; (settled, seconds)."""
@@ -316,12 +364,9 @@ class FaultTrial:
     # ---- the whole trial -----------------------------------------------------------------------
 
     def run(self, stages: list[str], kill_timeout: float = 240, settle_timeout: float = 300) -> TrialResult:
-        for number, stage in enumerate(stages):
+        for stage in stages:  # a kill that does not land leaves the later ones planned
             self.emit_wave()
-            if not self.kill_at(stage, kill_timeout).reached:
-                # The stage never came (e.g. the pipeline is stuck): the later kills cannot land either.
-                self.kills += [Kill(later) for later in stages[number + 1 :]]
-                break
+            self.kill_at(stage, kill_timeout)
         self.emit_wave()  # work that arrives while recovering
         settled, seconds = self.settle(settle_timeout)
         return self.check(settled, seconds)

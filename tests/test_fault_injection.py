@@ -8,10 +8,15 @@ is left candidate/in_progress, no run is left unfinished, no grouping slot is he
 batches were first grouped in key order, and `signals process` exits 0 on its last run."""
 
 import json
+import os
+import random
+import subprocess
+import sys
+import time
 
-from fault_harness import FaultTrial, local_instance_config, production_trial
+from fault_harness import FaultTrial, choose_arrival, local_instance_config, production_trial
 
-from signals_assets.recovery.faults import STAGES
+from signals_assets.recovery.faults import MARKER_DIR_VARIABLE, PAUSE_VARIABLE, STAGES, arrivals, marker_path
 
 
 def assert_recovered(trial: FaultTrial, result) -> None:
@@ -21,6 +26,41 @@ def assert_recovered(trial: FaultTrial, result) -> None:
     assert result.in_one_report + result.rejected == result.emitted > 0, result
 
 
+def test_a_bare_stage_gets_an_arrival_drawn_from_those_seen_and_the_same_one_for_a_seed():
+    seen = {"summarise": 3, "research": 1}
+    draws = [choose_arrival("summarise", seen, random.Random(seed)) for seed in range(40)]
+    assert set(draws) == {"summarise:1", "summarise:2", "summarise:3"}, draws
+    assert draws == [choose_arrival("summarise", seen, random.Random(seed)) for seed in range(40)]
+    # Never seen, or seen once: the first arrival, which lands whenever the stage comes at all.
+    assert {choose_arrival(stage, seen, random.Random(7)) for stage in ("claim", "research")} == {
+        "claim:1",
+        "research:1",
+    }
+    assert choose_arrival("group:2", seen, random.Random(7)) == "group:2"  # a planned arrival is kept
+
+
+def test_the_hook_counts_arrivals_at_every_stage_and_pauses_only_at_the_chosen_one(tmp_path):
+    """A real process through the hook: two arrivals at claim and one at buffer are counted and passed,
+    the second arrival at buffer pauses (marker with its pid) until the process is killed."""
+    script = "from signals_assets.recovery.faults import pause_point\n" + "".join(
+        f"pause_point({stage!r}); print({stage!r}, flush=True)\n" for stage in ("claim", "buffer", "claim", "buffer")
+    )
+    env = {**os.environ, PAUSE_VARIABLE: "buffer:2", MARKER_DIR_VARIABLE: str(tmp_path)}
+    process = subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert [process.stdout.readline().strip() for _ in range(3)] == ["claim", "buffer", "claim"]
+        marker = marker_path(tmp_path, "buffer")
+        deadline = time.monotonic() + 30
+        while not (marker.exists() and marker.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert marker.read_text() == str(process.pid)
+        assert process.poll() is None  # still paused
+    finally:
+        process.kill()
+        process.wait()
+    assert (arrivals(tmp_path, "claim"), arrivals(tmp_path, "buffer"), arrivals(tmp_path, "research")) == (2, 2, 0)
+
+
 def test_signals_process_recovers_from_a_kill_at_every_stage(tmp_path):
     """`signals process` killed once at each stage in turn (a new wave of signals before each),
     then run once more: it resumes every half-done batch and report round and finishes them."""
@@ -28,6 +68,26 @@ def test_signals_process_recovers_from_a_kill_at_every_stage(tmp_path):
     result = trial.run(list(STAGES), kill_timeout=120, settle_timeout=240)
     assert_recovered(trial, result)
     assert result.process_exit_codes[-1] == 0
+
+
+def test_a_kill_that_does_not_land_leaves_the_later_kills_and_a_missed_arrival_is_retried(tmp_path):
+    """`signals process`: the 40th arrival at summarise never comes (the kill does not land, the next
+    ones still run); then a drawn arrival at summarise beyond the wave's (seed 5 draws 40 of the 50
+    preset as seen) is retried at the first arrival of a fresh wave and lands; then claim lands at an
+    arrival drawn from the two a wave brought."""
+    trial = FaultTrial(tmp_path, "process", local_instance_config(), seed=5)
+    trial.arrivals_seen["summarise"] = 50
+    result = trial.run(["summarise:40", "summarise", "claim"], kill_timeout=120, settle_timeout=600)
+    log = trial.log_path.read_text()[-4000:]
+    assert [(k.stage, k.arrival, k.missed, k.reached) for k in result.kills[:2]] == [
+        ("summarise:40", "summarise:40", [], False),
+        ("summarise", "summarise:1", ["summarise:40"], True),
+    ], log
+    # A wave of 28 signals makes two batches, so claim comes twice: either arrival may be drawn.
+    assert (result.kills[2].stage, result.kills[2].missed, result.kills[2].reached) == ("claim", [], True), log
+    assert trial.arrivals_seen["claim"] == 2
+    assert result.defects() == {}, json.dumps(result.as_dict(), indent=1, default=str)[:6000]
+    assert result.in_one_report + result.rejected == result.emitted == 5 * 14 * 2
 
 
 def test_daemon_recovers_from_kills_during_grouping_and_research(tmp_path):

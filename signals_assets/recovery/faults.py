@@ -5,7 +5,8 @@ Inert unless `SIGNALS_FAULT_PAUSE_AT` is set: then it is `<stage>` or `<stage>:<
 n-th time any process reaches that stage, counted in the marker folder; default 1; group and
 consolidate are reached once per team of a batch), and
 `SIGNALS_FAULT_MARKER_DIR` names a folder shared with the harness. The process that reaches the
-stage writes `<stage>.paused` (its pid) there and sleeps until it is killed. Standard library only.
+stage writes `<stage>.paused` (its pid) there and sleeps until it is killed. While it is set, every
+stage's arrivals are counted there (`<stage>.hits`). Standard library only.
 """
 
 from __future__ import annotations
@@ -33,21 +34,26 @@ def marker_path(marker_dir: str | Path, stage: str) -> Path:
     return Path(marker_dir) / f"{stage}.paused"
 
 
+def arrivals(marker_dir: str | Path, stage: str) -> int:
+    """How many times a process reached `stage` while the fault was set with this marker folder."""
+    hits = Path(marker_dir) / f"{stage}.hits"
+    return len(hits.read_text().splitlines()) if hits.exists() else 0
+
+
 def pause_point(stage: str) -> None:
     """Called at each stage boundary; pauses forever here when the environment asks for it."""
     wanted = os.environ.get(PAUSE_VARIABLE)
     if not wanted:
         return
     pause_stage, occurrence = parse_pause(wanted)
-    if pause_stage != stage:
-        return
     marker_dir = os.environ.get(MARKER_DIR_VARIABLE)
     if not marker_dir:
         raise ValueError(f"{MARKER_DIR_VARIABLE} must name a folder when {PAUSE_VARIABLE} is set")
-    # One line per arrival, appended atomically: the count survives restarts and spans processes.
+    # One line per arrival at every stage, appended atomically: the count survives restarts and spans
+    # processes, and the harness picks later kills from the arrivals it saw come.
     with open(Path(marker_dir) / f"{stage}.hits", "a") as hits:
         hits.write(f"{os.getpid()}\n")
-    if len((Path(marker_dir) / f"{stage}.hits").read_text().splitlines()) != occurrence:
+    if pause_stage != stage or arrivals(marker_dir, stage) != occurrence:
         return
     marker_path(marker_dir, stage).write_text(str(os.getpid()))
     while True:
