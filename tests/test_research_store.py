@@ -144,7 +144,10 @@ def test_a_run_writes_each_reports_rows_once_and_a_rewrite_leaves_the_tables_ide
     run_reports, other = ["1-card", "1-reset", "1-search"], "1-other"
     for report in [*run_reports, other]:
         promote(db, report)
-    assert report_store.current_rounds(db, [*run_reports, "1-none"]) == {**dict.fromkeys(run_reports, ROUND), "1-none": 0}
+    assert report_store.current_rounds(db, [*run_reports, "1-none"]) == {
+        **dict.fromkeys(run_reports, ROUND),
+        "1-none": 0,
+    }
     report_store.write_summaries(db, {other: ROUND}, *summary_rows(db, [other]))
     research_store.record_started(db, [research_round(other, "run-other")])
 

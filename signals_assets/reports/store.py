@@ -37,12 +37,10 @@ LEFT JOIN (
 # Each report's state as its promotion left it: without its current round's summary and research
 # events, so re-running a round judges it afresh.
 _EVENTS_BEFORE_ROUND = (
-    "report_id IN {reports} "
-    f"AND NOT (source = report_id AND stage IN ('summary', 'research') AND {ROUND_OF_REPORT})"
+    f"report_id IN {{reports}} AND NOT (source = report_id AND stage IN ('summary', 'research') AND {ROUND_OF_REPORT})"
 )
-_STATES_BEFORE_ROUND = (
-    f"SELECT report_id, status, signals_at_run FROM ({latest_report_states(_EVENTS_BEFORE_ROUND)})"
-)
+_STATES_BEFORE_ROUND = f"SELECT report_id, status, signals_at_run FROM ({latest_report_states(_EVENTS_BEFORE_ROUND)})"
+
 
 def round_keys(rounds: dict[str, int]) -> list[str]:
     """The `{rounds}` parameter of `ROUND_OF_REPORT` for {report: round}."""
@@ -83,11 +81,15 @@ def judged_signals(rows: list[dict]) -> list[ReportSignal]:
 
 def current_rounds(db: StoreSession, reports: list[str]) -> dict[str, int]:
     """The research round of each report's latest promotion (0 before any)."""
-    rows = db.query(
-        "SELECT report_id, max(research_round) AS round FROM report_events "
-        "WHERE report_id IN {reports} AND event = 'promoted' GROUP BY report_id",
-        {"reports": reports},
-    ) if reports else []
+    rows = (
+        db.query(
+            "SELECT report_id, max(research_round) AS round FROM report_events "
+            "WHERE report_id IN {reports} AND event = 'promoted' GROUP BY report_id",
+            {"reports": reports},
+        )
+        if reports
+        else []
+    )
     return {report: 0 for report in reports} | {row["report_id"]: int(row["round"]) for row in rows}
 
 
@@ -108,9 +110,13 @@ def research_states(db: StoreSession, teams: dict[str, int]) -> dict[str, dict]:
 
 def report_summaries(db: StoreSession, reports: list[str]) -> dict[str, dict]:
     """{title, summary} of each judged report's judgement (reports not judged yet are absent)."""
-    rows = db.query(
-        "SELECT report_id, title, summary FROM report_summaries WHERE report_id IN {reports}", {"reports": reports}
-    ) if reports else []
+    rows = (
+        db.query(
+            "SELECT report_id, title, summary FROM report_summaries WHERE report_id IN {reports}", {"reports": reports}
+        )
+        if reports
+        else []
+    )
     return {row.pop("report_id"): row for row in rows}
 
 
@@ -171,7 +177,9 @@ def write_summaries(db: StoreSession, rounds: dict[str, int], rows: list[dict], 
     of `rounds` in their round (none for a judgement that leaves the lifecycle as it is): one
     delete-then-insert per table for the whole run."""
     if rows:
-        db.replace_partition("report_summaries", "report_id IN {reports}", rows, {"reports": [r["report_id"] for r in rows]})
+        db.replace_partition(
+            "report_summaries", "report_id IN {reports}", rows, {"reports": [r["report_id"] for r in rows]}
+        )
     if rounds:
         db.replace_partition(
             "report_events",
