@@ -73,9 +73,10 @@ def db(tmp_path):
 
 
 def test_the_reconciler_fails_only_the_rounds_whose_run_ended(db):
-    for name in ("dead", "alive", "unknown", "done"):
+    names = ("dead", "alive", "unknown", "done")
+    for name in names:
         promote(db, f"1-{name}")
-        research_store.record_started(db, research_round(f"1-{name}", f"run-{name}"))
+    research_store.record_started(db, [research_round(f"1-{name}", f"run-{name}") for name in names])
     research_store.record_outcome(db, research_round("1-done", "run-done"), ready_outcome(), "log", SUMMARY)
     run_status = {"run-dead": "FAILURE", "run-alive": "STARTED", "run-done": "SUCCESS"}.get  # run-unknown: None
 
@@ -98,16 +99,16 @@ def test_the_reconciler_fails_only_the_rounds_whose_run_ended(db):
 def test_a_rerun_of_the_round_replaces_its_research_and_starts_from_the_promotion(db):
     promote(db, "1-card")
     first = research_round("1-card", "run-1")
-    research_store.record_started(db, first)
+    research_store.record_started(db, [first])
     assert research_store.record_outcome(db, first, ready_outcome(), "log-1", SUMMARY) == "ready"
     [result] = db.query("SELECT * FROM research_results")
     assert (result["status"], result["repository"], result["confidence"]) == ("ready", "shop", "high")
     assert "priority" not in result and "actionability" not in result  # the report judgement's, not the agent's
 
-    research_store.clear_round_events(db, "1-card", ROUND)
-    assert report_store.research_state(db, TEAM, "1-card")["status"] == lifecycle.CANDIDATE
-    assert report_store.state_before_round(db, TEAM, "1-card", ROUND)["status"] == lifecycle.CANDIDATE
-    research_store.record_started(db, research_round("1-card", "run-2"))
+    research_store.clear_round_events(db, {"1-card": ROUND})
+    assert report_store.research_states(db, {"1-card": TEAM})["1-card"]["status"] == lifecycle.CANDIDATE
+    assert report_store.states_before_round(db, {"1-card": ROUND})["1-card"]["status"] == lifecycle.CANDIDATE
+    research_store.record_started(db, [research_round("1-card", "run-2")])
 
     assert db.query("SELECT status, dagster_run_id FROM research_results") == [
         {"status": "in_progress", "dagster_run_id": "run-2"}
@@ -116,5 +117,57 @@ def test_a_rerun_of_the_round_replaces_its_research_and_starts_from_the_promotio
 
 
 def test_a_report_without_events_has_no_state(db):
-    assert report_store.research_state(db, TEAM, "1-none")["status"] == ""
-    assert report_store.state_before_round(db, TEAM, "1-none", ROUND)["status"] == ""
+    assert report_store.research_states(db, {"1-none": TEAM}) == {"1-none": {"status": "", "signal_count": 0}}
+    assert report_store.states_before_round(db, {"1-none": ROUND}) == {"1-none": {"status": "", "signals_at_run": 0}}
+
+
+def summary_rows(db, reports: list[str]) -> tuple[list[dict], list[dict]]:
+    """A summary row and a `failed` summary event of each report, as a report run writes them."""
+    before = report_store.states_before_round(db, report_store.current_rounds(db, reports))
+    rows = [{"team_id": TEAM, "report_id": r, "title": f"title of {r}", "summary": "s"} for r in reports]
+    events = [report_store.summary_failure_event(TEAM, r, ROUND, before[r], f"failed {r}") for r in reports]
+    return rows, [e for e in events if e is not None]
+
+
+def round_tables(db) -> dict[str, list[dict]]:
+    return {
+        "summaries": db.query("SELECT report_id, title FROM report_summaries ORDER BY report_id"),
+        "events": db.query(
+            "SELECT report_id, stage, event, detail FROM report_events WHERE stage != 'grouping' "
+            "ORDER BY report_id, stage, seq"
+        ),
+        "results": db.query("SELECT report_id, status, dagster_run_id FROM research_results ORDER BY report_id"),
+    }
+
+
+def test_a_run_writes_each_reports_rows_once_and_a_rewrite_leaves_the_tables_identical(db):
+    run_reports, other = ["1-card", "1-reset", "1-search"], "1-other"
+    for report in [*run_reports, other]:
+        promote(db, report)
+    assert report_store.current_rounds(db, [*run_reports, "1-none"]) == {
+        **dict.fromkeys(run_reports, ROUND),
+        "1-none": 0,
+    }
+    report_store.write_summaries(db, {other: ROUND}, *summary_rows(db, [other]))
+    research_store.record_started(db, [research_round(other, "run-other")])
+
+    def run_once() -> dict[str, list[dict]]:
+        rounds = dict.fromkeys(run_reports, ROUND)
+        report_store.write_summaries(db, rounds, *summary_rows(db, run_reports))
+        research_store.clear_round_events(db, rounds)
+        research_store.record_started(db, [research_round(r, "run-1") for r in run_reports])
+        return round_tables(db)
+
+    first = run_once()
+    assert first["summaries"] == [{"report_id": r, "title": f"title of {r}"} for r in sorted([*run_reports, other])]
+    assert [(e["report_id"], e["stage"], e["event"]) for e in first["events"]] == [
+        (r, stage, name)
+        for r in sorted([*run_reports, other])
+        for stage, name in (("research", "research_started"), ("summary", "failed"))
+    ]
+    assert [(r["report_id"], r["dagster_run_id"]) for r in first["results"]] == sorted(
+        [(r, "run-1") for r in run_reports] + [(other, "run-other")]
+    )
+    assert run_once() == first  # the same run again: each report's rows replaced, never doubled
+    states = report_store.research_states(db, {r: TEAM for r in run_reports})
+    assert {r: s["status"] for r, s in states.items()} == dict.fromkeys(run_reports, lifecycle.IN_PROGRESS)

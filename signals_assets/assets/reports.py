@@ -3,7 +3,8 @@
 One run covers the reports of a partition range (the report promotion sensor requests a range of
 `reports` per team; a manual materialisation may cover one report). Every report gets its own
 materialisation with its own metadata, and a report that fails ends `failed` with the reason while
-the others finish. The store is opened once per phase, never during a judgement or a sandbox run.
+the others finish. The store is opened once per phase, never during a judgement or a sandbox run;
+each phase reads and writes all reports of the run with one statement per table.
 """
 
 import functools
@@ -17,7 +18,7 @@ from signals_assets.partitions import report_team_id, reports
 from signals_assets.recovery.faults import pause_point
 from signals_assets.reports import lifecycle, promotions, store as report_store
 from signals_assets.reports.judgement import judge_report, lifecycle_decision
-from signals_assets.reports.markdown import stored_report_markdown
+from signals_assets.reports.markdown import stored_reports_markdown
 from signals_assets.research import store as research_store
 from signals_assets.research.context import repository_candidates, research_task
 from signals_assets.research.outcome import ResearchOutcome, encode_log, failure_reason, research_log_key
@@ -34,11 +35,12 @@ REPORTS_BACKFILL_POLICY = dg.BackfillPolicy.single_run()
 FAILED_IN = "failed_in"  # metadata of a report whose judgement or research failed: the stage
 
 
-def record_report_metadata(context: dg.AssetExecutionContext, db, report: str, metadata: dict) -> None:
-    """The one place a report's own materialisation metadata is attached (its partition only), with the
-    report as stored now rendered as Markdown for the UI."""
-    markdown = stored_report_markdown(db, report_team_id(report), report)
-    context.add_asset_metadata({**metadata, "report": dg.MetadataValue.md(markdown)}, partition_key=report)
+def record_reports_metadata(context: dg.AssetExecutionContext, db, metadata: dict[str, dict]) -> None:
+    """The one place the reports' own materialisation metadata ({report: metadata}) is attached, each
+    on its partition only, with the report as stored now rendered as Markdown for the UI."""
+    markdown = stored_reports_markdown(db, {report: report_team_id(report) for report in metadata})
+    for report, fields in metadata.items():
+        context.add_asset_metadata({**fields, "report": dg.MetadataValue.md(markdown[report])}, partition_key=report)
 
 
 def run_metadata(reports_in_run: list[str], outcomes: list[str]) -> dict:
@@ -98,7 +100,7 @@ def report_summaries(
     keys = list(context.partition_keys)
     session = functools.partial(clickhouse.session, log=context.log.info)
     with session() as db:
-        inputs = [_summary_input(db, report, embedder.model_name) for report in keys]
+        inputs = _summary_inputs(db, keys, embedder.model_name)
     # Judged with the store released: the judge may call a model.
     judged: dict[str, tuple] = {}
     failures: dict[str, str] = {}
@@ -118,19 +120,33 @@ def report_summaries(
         judged[item.report] = (judgement, lifecycle_decision(judgement))
 
     store = object_store.open()
-    outcomes, written = [], []
-    with session() as db:
-        for item in inputs:
-            if item.report in failures:
-                metadata = _summary_failed(db, item, failures[item.report])
-            elif item.report not in judged:
-                metadata = {"skipped": "report merged into another"}
+    outcomes, written, rows, events = [], [], [], []
+    replaced: dict[str, int] = {}  # {report: round} whose round's summary event is replaced
+    metadata_by_report: dict[str, dict] = {}
+    for item in inputs:
+        if item.report in failures:
+            reason = failures[item.report]
+            event = report_store.summary_failure_event(item.team, item.report, item.round, item.before, reason)
+            if event is None:  # its status may not move to failed (e.g. deleted)
+                metadata = {"skipped": f"report is {item.before['status']}: {reason}"}
             else:
-                metadata = _write_summary(db, item, *judged[item.report], llm.provider)
-                written.append(item.report)
-            context.log.info(f"{item.report}: {metadata.get('lifecycle') or metadata.get('reason') or metadata}")
-            record_report_metadata(context, db, item.report, metadata)
-            outcomes.append(str(metadata.get("status", "skipped" if "skipped" in metadata else "judged")))
+                events.append(event)
+                replaced[item.report] = item.round
+                metadata = failure_metadata("summary", reason, item.round)
+        elif item.report not in judged:
+            metadata = {"skipped": "report merged into another"}
+        else:
+            row, item_events, metadata = _summary_rows(item, *judged[item.report], llm.provider)
+            rows.append(row)
+            events += item_events
+            replaced[item.report] = item.round
+            written.append(item.report)
+        context.log.info(f"{item.report}: {metadata.get('lifecycle') or metadata.get('reason') or metadata}")
+        metadata_by_report[item.report] = metadata
+        outcomes.append(str(metadata.get("status", "skipped" if "skipped" in metadata else "judged")))
+    with session() as db:
+        report_store.write_summaries(db, replaced, rows, events)
+        record_reports_metadata(context, db, metadata_by_report)
     for item in inputs:
         if item.report in failures:  # the round has its outcome
             promotions.promotion_done(store, item.report, item.round)
@@ -139,8 +155,9 @@ def report_summaries(
     return dg.MaterializeResult(metadata=run_metadata(keys, outcomes))
 
 
-def _write_summary(db, item: _SummaryInput, judgement, decision, provider: str) -> dict:
-    """Replace the report's summary and this round's summary event; its materialisation metadata."""
+def _summary_rows(item: _SummaryInput, judgement, decision, provider: str) -> tuple[dict, list[dict], dict]:
+    """The report's summary row, this round's summary event (none when the judgement leaves the
+    lifecycle as it is) and its materialisation metadata."""
     events = []
     new_status = decision.moves(item.before["status"])
     if new_status is not None:
@@ -149,28 +166,16 @@ def _write_summary(db, item: _SummaryInput, judgement, decision, provider: str) 
             report_store.summary_event(item.team, item.report, item.round, judgement, decision, item.before, item.rows)
         )
     row = report_store.summary_row(item.team, item.report, judgement, len(item.rows), provider)
-    report_store.write_summary(db, item.report, item.round, row, events)
     metadata = summary_metadata(judgement, len(item.rows), decision.outcome(item.before["status"]), provider)
-    return {**metadata, "status": new_status} if new_status else metadata
+    return row, events, {**metadata, "status": new_status} if new_status else metadata
 
 
-def _summary_failed(db, item: _SummaryInput, reason: str) -> dict:
-    """The report ends `failed` with the reason (unless its status may not move to failed, e.g. deleted)."""
-    if not report_store.write_summary_failure(db, item.team, item.report, item.round, item.before, reason):
-        return {"skipped": f"report is {item.before['status']}: {reason}"}
-    return failure_metadata("summary", reason, item.round)
-
-
-def _summary_input(db, report: str, model: str) -> _SummaryInput:
-    team = report_team_id(report)
-    round_ = report_store.current_round(db, report)
-    return _SummaryInput(
-        report,
-        team,
-        round_,
-        report_store.report_signals(db, team, report, model),
-        report_store.state_before_round(db, team, report, round_),
-    )
+def _summary_inputs(db, keys: list[str], model: str) -> list[_SummaryInput]:
+    rounds = report_store.current_rounds(db, keys)
+    teams = {report: report_team_id(report) for report in keys}
+    signals = report_store.report_signals(db, teams, model)
+    before = report_store.states_before_round(db, rounds)
+    return [_SummaryInput(report, teams[report], rounds[report], signals[report], before[report]) for report in keys]
 
 
 @dataclass
@@ -199,34 +204,39 @@ def report_research(
     embedder: EmbedderResource,
 ) -> dg.MaterializeResult:
     keys = list(context.partition_keys)
+    teams = {report: report_team_id(report) for report in keys}
     session = functools.partial(clickhouse.session, log=context.log.info)
     store = object_store.open()
     outcomes: list[str] = []
     started: list[_StartedRound] = []
+    skipped: dict[str, dict] = {}
     with session() as db:
+        rounds = report_store.current_rounds(db, keys)
+        research_store.clear_round_events(db, rounds)  # a re-run replaces the round's earlier attempt
+        states = report_store.research_states(db, teams)
+        summaries = report_store.report_summaries(db, keys)
+        to_research = {r: teams[r] for r in keys if states[r]["status"] == lifecycle.CANDIDATE and r in summaries}
+        signals = report_store.report_signals(db, to_research, embedder.model_name)
         for report in keys:
-            team = report_team_id(report)
-            round_ = report_store.current_round(db, report)
-            research_store.clear_round_events(db, report, round_)  # a re-run replaces the round's earlier attempt
-            state = report_store.research_state(db, team, report)
-            if state["status"] != lifecycle.CANDIDATE:
+            status = states[report]["status"]
+            if status != lifecycle.CANDIDATE:
                 # An unsafe, not actionable or needs-input report left `candidate` in report_summaries.
-                context.log.info(f"{report} is {state['status']}, not a candidate: nothing to research")
-                promotions.promotion_done(store, report, round_)
-                record_report_metadata(context, db, report, {"skipped": f"report is {state['status']}"})
-                outcomes.append("skipped")
-                continue
-            summary = report_store.report_summary(db, report)
-            if summary is None:
+                context.log.info(f"{report} is {status}, not a candidate: nothing to research")
+                promotions.promotion_done(store, report, rounds[report])
+                skipped[report] = {"skipped": f"report is {status}"}
+            elif report not in summaries:
                 context.log.warning(f"{report} has no summary yet: materialise report_summaries first")
-                record_report_metadata(context, db, report, {"skipped": "no summary yet: materialise report_summaries"})
-                outcomes.append("skipped")
-                continue
-            signals = report_store.report_signals(db, team, report, embedder.model_name)
-            gate = lifecycle.research_gate(int(state["signal_count"]))
-            run = research_store.ResearchRound(team, report, round_, context.run.run_id, sandbox.mode, gate)
-            research_store.record_started(db, run)
-            started.append(_StartedRound(run, summary, research_task(report, summary, signals), []))
+                skipped[report] = {"skipped": "no summary yet: materialise report_summaries"}
+            else:
+                gate = lifecycle.research_gate(int(states[report]["signal_count"]))
+                run = research_store.ResearchRound(
+                    teams[report], report, rounds[report], context.run.run_id, sandbox.mode, gate
+                )
+                summary = summaries[report]
+                started.append(_StartedRound(run, summary, research_task(report, summary, signals[report]), []))
+        outcomes += ["skipped"] * len(skipped)
+        research_store.record_started(db, [item.run for item in started])
+        record_reports_metadata(context, db, skipped)
     for _ in started:
         pause_point("research")  # report in_progress, sandbox not started
 
@@ -258,8 +268,7 @@ def report_research(
             _record_research(context, session, store, started[index], None, error)
         raise
     with session() as db:
-        for report, metadata in finished:
-            record_report_metadata(context, db, report, metadata)
+        record_reports_metadata(context, db, dict(finished))
     return dg.MaterializeResult(metadata=run_metadata(keys, outcomes))
 
 

@@ -37,50 +37,64 @@ def inline_text(text: object, max_chars: int = TEXT_CHARS) -> str:
     return "".join(_ESCAPED.get(c, c) for c in flat)
 
 
+# Each query reads all reports of a run at once: {teams} their teams, {reports} their ids.
 _REPORT_SQL = f"""
-SELECT s.status AS status, s.title AS event_title, s.summary AS event_summary, s.research_round AS research_round
-FROM ({latest_report_states("team_id = {team} AND report_id = {report}")}) AS s
+SELECT s.report_id AS report_id, s.status AS status, s.title AS event_title, s.summary AS event_summary,
+       s.research_round AS research_round
+FROM ({latest_report_states("team_id IN {teams} AND report_id IN {reports}")}) AS s
 """
 
 _SUMMARY_SQL = """
-SELECT title, summary, safety, safety_kind, actionability, actionability_reason, priority, priority_reason
-FROM report_summaries WHERE team_id = {team} AND report_id = {report}
-ORDER BY generated_at DESC LIMIT 1
+SELECT report_id, title, summary, safety, safety_kind, actionability, actionability_reason, priority, priority_reason
+FROM report_summaries WHERE team_id IN {teams} AND report_id IN {reports}
+ORDER BY report_id, generated_at DESC LIMIT 1 BY report_id
 """
 
 _SIGNALS_SQL = f"""
-SELECT s.source_product AS source_product, s.source_type AS source_type, s.source_id AS source_id,
-       s.signal_id AS signal_id, s.description AS description
-FROM ({current_assignments("team_id = {team}")}) AS a
+SELECT a.report_id AS report_id, s.source_product AS source_product, s.source_type AS source_type,
+       s.source_id AS source_id, s.signal_id AS signal_id, s.description AS description
+FROM ({current_assignments("team_id IN {teams}")}) AS a
 INNER JOIN signals AS s ON s.team_id = a.team_id AND s.signal_id = a.signal_id
-WHERE a.report_id = {{report}} AND a.deleted = 0
-ORDER BY a.first_position
+WHERE a.report_id IN {{reports}} AND a.deleted = 0
+ORDER BY a.report_id, a.first_position
 """
 
 _RESEARCH_SQL = """
-SELECT research_round, status, repository, findings, reason, log_key
-FROM research_results WHERE team_id = {team} AND report_id = {report}
-ORDER BY research_round DESC, finished_at DESC LIMIT 1
+SELECT report_id, research_round, status, repository, findings, reason, log_key
+FROM research_results WHERE team_id IN {teams} AND report_id IN {reports}
+ORDER BY report_id, research_round DESC, finished_at DESC LIMIT 1 BY report_id
 """
 
 
-def report_view(db: StoreSession, team: int, report: str) -> dict:
-    """What the report's page shows, from the base tables (the SQL model views may not be built yet)."""
-    params = {"team": team, "report": report}
-    state = (db.query(_REPORT_SQL, params) or [{}])[0]
-    summary = (db.query(_SUMMARY_SQL, params) or [{}])[0]
-    research = (db.query(_RESEARCH_SQL, params) or [None])[0]
-    if research is not None:
-        research["findings"] = json.loads(research["findings"] or "[]")
-    return {
-        "report_id": report,
-        "status": state.get("status", ""),
-        "title": summary.get("title") or state.get("event_title", ""),
-        "summary": summary.get("summary") or state.get("event_summary", ""),
-        "judgement": summary,
-        "signals": db.query(_SIGNALS_SQL, params),
-        "research": research,
-    }
+def report_views(db: StoreSession, teams: dict[str, int]) -> dict[str, dict]:
+    """What each report's page shows, for {report: team}, from the base tables (the SQL model views
+    may not be built yet): one query per table for all the reports."""
+    if not teams:
+        return {}
+    params = {"teams": sorted(set(teams.values())), "reports": list(teams)}
+
+    def by_report(sql: str) -> dict[str, dict]:
+        return {row.pop("report_id"): row for row in db.query(sql, params)}
+
+    states, summaries, researched = by_report(_REPORT_SQL), by_report(_SUMMARY_SQL), by_report(_RESEARCH_SQL)
+    signals: dict[str, list[dict]] = {report: [] for report in teams}
+    for row in db.query(_SIGNALS_SQL, params):
+        signals[row.pop("report_id")].append(row)
+    views = {}
+    for report in teams:
+        state, summary, research = states.get(report, {}), summaries.get(report, {}), researched.get(report)
+        if research is not None:
+            research["findings"] = json.loads(research["findings"] or "[]")
+        views[report] = {
+            "report_id": report,
+            "status": state.get("status", ""),
+            "title": summary.get("title") or state.get("event_title", ""),
+            "summary": summary.get("summary") or state.get("event_summary", ""),
+            "judgement": summary,
+            "signals": signals[report],
+            "research": research,
+        }
+    return views
 
 
 def _field(label: str, value: object) -> str:
@@ -95,7 +109,7 @@ def _lines(finding: dict) -> str:
 
 
 def render_report_markdown(view: dict) -> str:
-    """The report page as Markdown (see `report_view` for the fields)."""
+    """The report page as Markdown (see `report_views` for the fields)."""
     judgement = view["judgement"]
     parts = [
         f"## {inline_text(view['title'] or view['report_id'])}",
@@ -152,6 +166,7 @@ def render_report_markdown(view: dict) -> str:
     return "\n".join(parts) + "\n"
 
 
-def stored_report_markdown(db: StoreSession, team: int, report: str) -> str:
-    """`render_report_markdown` of the report as stored now, read through an open store session."""
-    return render_report_markdown(report_view(db, team, report))
+def stored_reports_markdown(db: StoreSession, teams: dict[str, int]) -> dict[str, str]:
+    """`render_report_markdown` of each report of {report: team} as stored now, read through an open
+    store session."""
+    return {report: render_report_markdown(view) for report, view in report_views(db, teams).items()}

@@ -8,36 +8,59 @@ from signals_assets.reports.judgement import LifecycleDecision, ReportJudgement,
 from signals_assets.storage.clickhouse import StoreSession
 from signals_assets.storage.facts import current_assignments, latest_report_states
 
-_TEAM_ASSIGNMENTS = current_assignments("team_id = {team}")
+_TEAMS_ASSIGNMENTS = current_assignments("team_id IN {teams}")
+
+# A run reads and writes all its reports in one statement per table: a `{rounds}` list of
+# "report#round" keys names each report's current round in one condition.
+ROUND_OF_REPORT = "concat(report_id, '#', toString(research_round)) IN {rounds}"
 
 _REPORT_SIGNALS = f"""
-SELECT a.signal_id AS signal_id, s.description AS description, s.source_product AS source_product,
-       s.source_type AS source_type, s.source_id AS source_id, e.embedding AS embedding, a.weight AS weight,
-       s.extra AS extra, a.first_batch_key AS batch_key
-FROM ({_TEAM_ASSIGNMENTS}) AS a
+SELECT a.report_id AS report_id, a.signal_id AS signal_id, s.description AS description,
+       s.source_product AS source_product, s.source_type AS source_type, s.source_id AS source_id,
+       e.embedding AS embedding, a.weight AS weight, s.extra AS extra, a.first_batch_key AS batch_key
+FROM ({_TEAMS_ASSIGNMENTS}) AS a
 INNER JOIN signals AS s ON s.signal_id = a.signal_id AND s.team_id = a.team_id
 INNER JOIN signal_embeddings AS e ON e.signal_id = a.signal_id AND e.team_id = a.team_id AND e.model = {{model}}
-WHERE a.report_id = {{report}} AND a.deleted = 0
-ORDER BY a.first_position
+WHERE a.report_id IN {{reports}} AND a.deleted = 0
+ORDER BY a.report_id, a.first_position
 """
 
-_RESEARCH_STATE = f"""
-SELECT status, (SELECT count() FROM ({_TEAM_ASSIGNMENTS}) WHERE report_id = {{report}} AND deleted = 0) AS signal_count
-FROM ({latest_report_states("team_id = {team} AND report_id = {report}")})
+_RESEARCH_STATES = f"""
+SELECT s.report_id AS report_id, s.status AS status, c.signal_count AS signal_count
+FROM ({latest_report_states("report_id IN {reports}")}) AS s
+LEFT JOIN (
+    SELECT report_id, count() AS signal_count FROM ({_TEAMS_ASSIGNMENTS})
+    WHERE report_id IN {{reports}} AND deleted = 0 GROUP BY report_id
+) AS c ON c.report_id = s.report_id
 """
 
-# The report's state as its promotion left it: without this round's summary and research events, so
-# re-running a round judges it afresh.
+# Each report's state as its promotion left it: without its current round's summary and research
+# events, so re-running a round judges it afresh.
 _EVENTS_BEFORE_ROUND = (
-    "team_id = {team} AND report_id = {report} "
-    "AND NOT (source = {report} AND stage IN ('summary', 'research') AND research_round = {round})"
+    f"report_id IN {{reports}} AND NOT (source = report_id AND stage IN ('summary', 'research') AND {ROUND_OF_REPORT})"
 )
-_STATE_BEFORE_ROUND = f"SELECT status, signals_at_run FROM ({latest_report_states(_EVENTS_BEFORE_ROUND)})"
+_STATES_BEFORE_ROUND = f"SELECT report_id, status, signals_at_run FROM ({latest_report_states(_EVENTS_BEFORE_ROUND)})"
 
 
-def report_signals(db: StoreSession, team: int, report: str, model: str) -> list[dict]:
-    """The report's live signals with their `model` embeddings, in the order they joined it."""
-    return db.query(_REPORT_SIGNALS, {"team": team, "report": report, "model": model})
+def round_keys(rounds: dict[str, int]) -> list[str]:
+    """The `{rounds}` parameter of `ROUND_OF_REPORT` for {report: round}."""
+    return [f"{report}#{round_}" for report, round_ in rounds.items()]
+
+
+def _by_report(rows: list[dict], reports) -> dict[str, list[dict]]:
+    grouped: dict[str, list[dict]] = {report: [] for report in reports}
+    for row in rows:
+        grouped[row.pop("report_id")].append(row)
+    return grouped
+
+
+def report_signals(db: StoreSession, teams: dict[str, int], model: str) -> dict[str, list[dict]]:
+    """Each report's live signals with their `model` embeddings, in the order they joined it, for
+    {report: team}."""
+    if not teams:
+        return {}
+    params = {"teams": sorted(set(teams.values())), "reports": list(teams), "model": model}
+    return _by_report(db.query(_REPORT_SIGNALS, params), teams)
 
 
 def judged_signals(rows: list[dict]) -> list[ReportSignal]:
@@ -56,33 +79,45 @@ def judged_signals(rows: list[dict]) -> list[ReportSignal]:
     ]
 
 
-def current_round(db: StoreSession, report: str) -> int:
-    """The research round of the report's latest promotion."""
-    return int(
-        db.scalar(
-            "SELECT max(research_round) FROM report_events WHERE report_id = {report} AND event = 'promoted'",
-            {"report": report},
+def current_rounds(db: StoreSession, reports: list[str]) -> dict[str, int]:
+    """The research round of each report's latest promotion (0 before any)."""
+    rows = (
+        db.query(
+            "SELECT report_id, max(research_round) AS round FROM report_events "
+            "WHERE report_id IN {reports} AND event = 'promoted' GROUP BY report_id",
+            {"reports": reports},
         )
-        or 0
+        if reports
+        else []
     )
+    return {report: 0 for report in reports} | {row["report_id"]: int(row["round"]) for row in rows}
 
 
-def state_before_round(db: StoreSession, team: int, report: str, round_: int) -> dict:
-    """{status, signals_at_run} of the report without this round's summary and research events."""
-    rows = db.query(_STATE_BEFORE_ROUND, {"team": team, "report": report, "round": round_})
-    return rows[0] if rows else {"status": "", "signals_at_run": 0}  # no events: no status
+def states_before_round(db: StoreSession, rounds: dict[str, int]) -> dict[str, dict]:
+    """{status, signals_at_run} of each report without its round's summary and research events."""
+    rows = db.query(_STATES_BEFORE_ROUND, {"reports": list(rounds), "rounds": round_keys(rounds)}) if rounds else []
+    found = {row.pop("report_id"): row for row in rows}
+    return {report: found.get(report, {"status": "", "signals_at_run": 0}) for report in rounds}
 
 
-def research_state(db: StoreSession, team: int, report: str) -> dict:
-    """{status, signal_count}: the report's latest status and its number of live signals."""
-    rows = db.query(_RESEARCH_STATE, {"team": team, "report": report})
-    return rows[0] if rows else {"status": "", "signal_count": 0}  # no events: no status
+def research_states(db: StoreSession, teams: dict[str, int]) -> dict[str, dict]:
+    """{status, signal_count} of each report of {report: team}: its latest status and its number of
+    live signals."""
+    params = {"teams": sorted(set(teams.values())), "reports": list(teams)}
+    found = {row.pop("report_id"): row for row in db.query(_RESEARCH_STATES, params)} if teams else {}
+    return {report: found.get(report, {"status": "", "signal_count": 0}) for report in teams}
 
 
-def report_summary(db: StoreSession, report: str) -> dict | None:
-    """{title, summary} of the report's judgement, None before it is judged."""
-    rows = db.query("SELECT title, summary FROM report_summaries WHERE report_id = {report}", {"report": report})
-    return rows[0] if rows else None
+def report_summaries(db: StoreSession, reports: list[str]) -> dict[str, dict]:
+    """{title, summary} of each judged report's judgement (reports not judged yet are absent)."""
+    rows = (
+        db.query(
+            "SELECT report_id, title, summary FROM report_summaries WHERE report_id IN {reports}", {"reports": reports}
+        )
+        if reports
+        else []
+    )
+    return {row.pop("report_id"): row for row in rows}
 
 
 def summary_row(team: int, report: str, judgement: ReportJudgement, signal_count: int, provider: str) -> dict:
@@ -116,7 +151,7 @@ def summary_event(
     signals: list[dict],
 ) -> dict:
     """The lifecycle event of a judgement that moves the report on, from its state before the round
-    (`state_before_round`) and its `report_signals`. A weight reset sets `weight_after_batch` to the
+    (`states_before_round`) and its `report_signals`. A weight reset sets `weight_after_batch` to the
     report's last batch: only signals of later batches count toward its weight from then on (the
     reports view and the grouping)."""
     return {
@@ -137,26 +172,31 @@ def summary_event(
     }
 
 
-def write_summary(db: StoreSession, report: str, round_: int, row: dict, events: list[dict]) -> None:
-    """Replace the report's summary row and this round's summary event (none when the judgement
-    leaves the lifecycle as it is)."""
-    db.replace_partition("report_summaries", "report_id = {report}", [row], {"report": report})
-    db.replace_partition(
-        "report_events",
-        "source = {report} AND stage = 'summary' AND research_round = {round}",
-        events,
-        {"report": report, "round": round_},
-    )
+def write_summaries(db: StoreSession, rounds: dict[str, int], rows: list[dict], events: list[dict]) -> None:
+    """Replace the summary rows of the reports `rows` judged, and the summary events of the reports
+    of `rounds` in their round (none for a judgement that leaves the lifecycle as it is): one
+    delete-then-insert per table for the whole run."""
+    if rows:
+        db.replace_partition(
+            "report_summaries", "report_id IN {reports}", rows, {"reports": [r["report_id"] for r in rows]}
+        )
+    if rounds:
+        db.replace_partition(
+            "report_events",
+            f"source = report_id AND stage = 'summary' AND {ROUND_OF_REPORT}",
+            events,
+            {"rounds": round_keys(rounds)},
+        )
 
 
-def write_summary_failure(db: StoreSession, team: int, report: str, round_: int, before: dict, reason: str) -> bool:
-    """Replace this round's summary event by a `failed` one with the reason, when the report's status
-    before the round (`state_before_round`) may move to failed; whether it was written."""
+def summary_failure_event(team: int, report: str, round_: int, before: dict, reason: str) -> dict | None:
+    """The round's `failed` summary event with the reason, when the report's status before the round
+    (`states_before_round`) may move to failed; None when it may not (e.g. deleted)."""
     try:
         lifecycle.check_transition(before["status"] or None, lifecycle.FAILED)
     except lifecycle.InvalidTransition:
-        return False
-    event = {
+        return None
+    return {
         "team_id": team,
         "report_id": report,
         "source": report,
@@ -172,10 +212,3 @@ def write_summary_failure(db: StoreSession, team: int, report: str, round_: int,
         "at": datetime.now(timezone.utc),
         "weight_after_batch": "",
     }
-    db.replace_partition(
-        "report_events",
-        "source = {report} AND stage = 'summary' AND research_round = {round}",
-        [event],
-        {"report": report, "round": round_},
-    )
-    return True

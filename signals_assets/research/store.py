@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from signals_assets.reports import lifecycle
+from signals_assets.reports.store import ROUND_OF_REPORT, round_keys
 from signals_assets.research.outcome import ResearchOutcome
 from signals_assets.storage.clickhouse import StoreSession
 from signals_assets.storage.facts import latest_report_states
@@ -88,19 +89,29 @@ def _record(db: StoreSession, result: dict, event: dict) -> None:
     db.insert("report_events", [event])
 
 
-def clear_round_events(db: StoreSession, report: str, round_: int) -> None:
-    """Remove the round's research events: a re-run replaces the round's earlier attempt."""
-    db.command(
-        "DELETE FROM report_events WHERE source = {report} AND stage = 'research' AND research_round = {round}",
-        {"report": report, "round": round_},
-    )
+def clear_round_events(db: StoreSession, rounds: dict[str, int]) -> None:
+    """Remove the research events of each report's round ({report: round}): a re-run replaces the
+    round's earlier attempt."""
+    if rounds:
+        db.command(
+            f"DELETE FROM report_events WHERE source = report_id AND stage = 'research' AND {ROUND_OF_REPORT}",
+            {"rounds": round_keys(rounds)},
+        )
 
 
-def record_started(db: StoreSession, run: ResearchRound) -> None:
-    """The report is in progress; the result row names the run, so the research reconciler can fail
-    the report if the run dies before it records an outcome."""
+def record_started(db: StoreSession, runs: list[ResearchRound]) -> None:
+    """The reports are in progress; each result row names the run, so the research reconciler can fail
+    a report if the run dies before it records an outcome. One statement per table for all of them."""
+    if not runs:
+        return
     lifecycle.check_transition(lifecycle.CANDIDATE, lifecycle.IN_PROGRESS)
-    _record(db, _result(run, lifecycle.IN_PROGRESS), _event(run, "research_started", lifecycle.IN_PROGRESS))
+    db.replace_partition(
+        "research_results",
+        ROUND_OF_REPORT,
+        [_result(run, lifecycle.IN_PROGRESS) for run in runs],
+        {"rounds": round_keys({run.report: run.round for run in runs})},
+    )
+    db.insert("report_events", [_event(run, "research_started", lifecycle.IN_PROGRESS) for run in runs])
 
 
 def record_failed(db: StoreSession, run: ResearchRound, reason: str, log_key: str = "", seq: int = OUTCOME_SEQ) -> None:
