@@ -239,7 +239,7 @@ def test_consolidation_leaves_a_report_with_research_in_flight_alone(object_stor
         run_report(instance, definitions, older)
         settings = load_settings()
         with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
-            record_started(db, ResearchRound(1, younger, 1, "run-in-flight", "subprocess", 5))
+            record_started(db, [ResearchRound(1, younger, 1, "run-in-flight", "subprocess", 5)])
         members = query(
             "SELECT signal_id FROM current_assignments WHERE report_id = {r} ORDER BY signal_id", {"r": younger}
         )
