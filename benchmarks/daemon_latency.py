@@ -38,10 +38,11 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from banking77 import protocol_texts, ticket_signal  # noqa: E402
+from dagster_dev import start_daemon  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 DEMO_REPOSITORY = REPO_ROOT / "scripts" / "demo" / "shop_app"
 
 
@@ -85,17 +86,6 @@ class WorkerMemory:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
-
-
-def start_daemon(env: dict, log_path: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=open(log_path, "ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
 
 
 def in_flight(store) -> str:

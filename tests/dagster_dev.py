@@ -1,5 +1,5 @@
-"""`dagster dev` (webserver, daemon, code server) as the tests run it: on a free port, in its own
-process group, killed with the whole group afterwards."""
+"""`dagster dev` (webserver, daemon, code server) and `dagster-daemon` as the tests and benchmarks run
+them: in their own process group, so the whole group can be killed afterwards."""
 
 import json
 import os
@@ -16,6 +16,18 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 LOADED_QUERY = "{ repositoriesOrError { ... on RepositoryConnection { nodes { name } } } }"
+
+
+def start_daemon(env: dict, log_path: Path) -> subprocess.Popen:
+    """`dagster-daemon run -w workspace.yaml` with `env`, its output appended to `log_path`."""
+    return subprocess.Popen(
+        [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=open(log_path, "ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def free_port() -> int:

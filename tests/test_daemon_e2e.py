@@ -11,6 +11,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 import yaml
+from dagster_dev import start_daemon
 
 from signals_assets.assets.grouping import REFUSED_TAG
 from signals_assets.ingestion.teams import TeamConfig, save_team
@@ -23,17 +24,6 @@ SEARCH_BROKEN = [
     "A misspelled product name gives no results in product search.",
 ]
 BIN = Path(sys.executable).parent
-
-
-def start_daemon(env, log_path: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [str(BIN / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=open(log_path, "ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
 
 
 def kill_group(process: subprocess.Popen) -> None:
