@@ -535,6 +535,14 @@ def test_reports_that_merely_talk_about_it_pass(text):
     assert verdict.safe, verdict
 
 
+def assert_found_and_look_alike_passes(attack: str, quoted: str, look_alike: str, kind: str) -> None:
+    """The attack is flagged with its kind and a quote holding `quoted`; its look-alike passes."""
+    verdict = check_signal_text(attack)
+    assert (verdict.safe, verdict.kind) == (False, kind), verdict
+    assert verdict.quote in attack and quoted in verdict.quote, verdict.quote
+    assert check_signal_text(look_alike).safe, check_signal_text(look_alike)
+
+
 # The directive families added after the tenth held-out split, each as (attack, a fragment its verbatim quote holds,
 # a benign look-alike built from the same words, the attack's kind).
 @pytest.mark.parametrize(
@@ -711,10 +719,7 @@ def test_reports_that_merely_talk_about_it_pass(text):
     ],
 )
 def test_new_directive_families_are_found_and_their_look_alikes_pass(attack, quoted, look_alike, kind):
-    verdict = check_signal_text(attack)
-    assert (verdict.safe, verdict.kind) == (False, kind), verdict
-    assert verdict.quote in attack and quoted in verdict.quote, verdict.quote
-    assert check_signal_text(look_alike).safe, check_signal_text(look_alike)
+    assert_found_and_look_alike_passes(attack, quoted, look_alike, kind)
 
 
 def test_guidance_about_a_topic_is_not_the_model_s_rules():
@@ -800,10 +805,7 @@ def test_corpus_is_labelled_and_large_enough():
     ],
 )
 def test_multilingual_overrides_and_held_secret_requests(attack, quoted, look_alike, kind):
-    verdict = check_signal_text(attack)
-    assert (verdict.safe, verdict.kind) == (False, kind), verdict
-    assert verdict.quote in attack and quoted in verdict.quote, verdict.quote
-    assert check_signal_text(look_alike).safe, check_signal_text(look_alike)
+    assert_found_and_look_alike_passes(attack, quoted, look_alike, kind)
 
 
 def test_scorer_loads_from_the_package_and_scores_deterministically():
@@ -838,10 +840,7 @@ def test_scorer_loads_from_the_package_and_scores_deterministically():
 )
 def test_the_scorer_catches_what_the_rules_pass(attack, quoted, look_alike):
     assert check_signal_text(attack, use_scorer=False).safe
-    verdict = check_signal_text(attack)
-    assert (verdict.safe, verdict.kind) == (False, INSTRUCTION_OVERRIDE), verdict
-    assert verdict.quote in attack and quoted in verdict.quote, verdict.quote
-    assert check_signal_text(look_alike).safe, check_signal_text(look_alike)
+    assert_found_and_look_alike_passes(attack, quoted, look_alike, INSTRUCTION_OVERRIDE)
 
 
 def test_a_high_score_without_a_cue_passes():
