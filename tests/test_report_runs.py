@@ -9,7 +9,12 @@ import pytest
 from signals_assets.cli.commands import execute_request, failed_reports
 from signals_assets.ingestion import inbox
 from signals_assets.jobs import ROUNDS_TAG, TEAM_TAG
-from signals_assets.reports.promotions import pending_promotions, report_run_groups
+from signals_assets.reports.promotions import (
+    pending_promotions,
+    promotion_key,
+    record_promotions,
+    report_run_groups,
+)
 from signals_assets.research.pool import run_bounded
 from signals_assets.sensors.report_promotion import promotion_work
 from signals_assets.settings import load_settings
@@ -200,3 +205,22 @@ def test_an_interrupted_pool_cancels_and_stops_its_running_tasks():
     with pytest.raises(KeyboardInterrupt):
         pool.throw(KeyboardInterrupt())
     assert seen == [True] and stopped == [True]
+
+
+def test_a_round_finished_between_listing_and_reading_is_left_out_not_an_error(object_store):
+    """The promotion sensor lists the pending rounds while report runs finish them: a round whose
+    object is deleted after the listing is done, and the rest are still returned."""
+    record_promotions(
+        object_store,
+        "b1",
+        [{"report_id": report_id, "team_id": 1, "round": 1} for report_id in ("r-a", "r-b", "r-c")],
+    )
+    listed = object_store.list
+
+    def list_then_finish_one(prefix, limit=None):
+        keys = listed(prefix, limit)
+        object_store.delete(promotion_key("r-b", 1))  # what the report run of r-b does when done
+        return keys
+
+    object_store.list = list_then_finish_one
+    assert [p["report_id"] for p in pending_promotions(object_store)] == ["r-a", "r-c"]

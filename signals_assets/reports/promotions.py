@@ -43,7 +43,15 @@ def record_promotions(store: ObjectStore, batch: str, promotions: list[dict]) ->
 
 def all_promotions(store: ObjectStore) -> list[dict]:
     """Every promotion not yet done, parked ones included, in key order."""
-    return [json.loads(store.get(key)) for key in store.list(PROMOTIONS) if key.endswith(".json")]
+    promotions = []
+    for key in store.list(PROMOTIONS):
+        if not key.endswith(".json"):
+            continue
+        try:
+            promotions.append(json.loads(store.get(key)))
+        except KeyError:
+            continue  # a report run finished it between the listing and this read: it is done
+    return promotions
 
 
 def pending_promotions(store: ObjectStore) -> list[dict]:
