@@ -5,14 +5,18 @@ Engines:
 - `clickhouse-connect`: the server code path (`open_server`) through clickhouse-connect, on the
   chDB backend clickhouse-connect ships (`chdb:///path`), so it runs everywhere without a server
   (the client API, settings and errors are clickhouse-connect's; only HTTP itself is not exercised);
-- `server`: a real ClickHouse server over HTTP(S) when SIGNALS_TEST_CLICKHOUSE_URL is set (with
-  SIGNALS_TEST_CLICKHOUSE_USER / _PASSWORD / _SECURE); each test gets its own database, dropped
-  afterwards. Without the variable these cases are skipped, and the skip says why.
+- `server`: a ClickHouse server over HTTP(S): the one at SIGNALS_TEST_CLICKHOUSE_URL when it is set
+  (with SIGNALS_TEST_CLICKHOUSE_USER / _PASSWORD / _SECURE), else tests/clickhouse_http_server.py,
+  ClickHouse's HTTP interface around the chdb engine in a separate process, started once for the
+  module. Each test gets its own database, dropped afterwards.
 """
 
 import ast
+import json
 import os
 import re
+import subprocess
+import sys
 import uuid
 from datetime import datetime, timezone
 
@@ -36,16 +40,32 @@ from test_sql_models import (
     test_subset_materializes_only_the_selected_models as test_model_subset,  # noqa: F401
 )
 
-SERVER_URL = os.environ.get("SIGNALS_TEST_CLICKHOUSE_URL", "").strip()
-NO_SERVER = "SIGNALS_TEST_CLICKHOUSE_URL is not set: no ClickHouse server to test against (chdb cases still run)"
-SERVER = pytest.param("server", marks=pytest.mark.skipif(not SERVER_URL, reason=NO_SERVER))
-ENGINES = ["chdb", "clickhouse-connect", SERVER]
+ENGINES = ["chdb", "clickhouse-connect", "server"]
 T0 = datetime(2026, 11, 24, 9, 30, 15, 123000, tzinfo=timezone.utc)
 
 
-def server_options() -> dict:
+@pytest.fixture(scope="module")
+def local_server(tmp_path_factory):
+    """tests/clickhouse_http_server.py in its own process: its URL and the file it logs queries to."""
+    root = tmp_path_factory.mktemp("clickhouse-http")
+    log = root / "queries.jsonl"
+    command = [sys.executable, str(REPO_ROOT / "tests" / "clickhouse_http_server.py"), "--data", str(root / "data")]
+    process = subprocess.Popen([*command, "--log", str(log)], stdout=subprocess.PIPE, text=True)
+    try:
+        url = process.stdout.readline().strip()
+        assert url.startswith("http://"), f"the ClickHouse HTTP test server did not start (exit {process.poll()})"
+        yield {"url": url, "log": log}
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def server_options(request) -> dict:
+    """The server of the `server` cases: SIGNALS_TEST_CLICKHOUSE_URL's if set, else the local one."""
+    url = os.environ.get("SIGNALS_TEST_CLICKHOUSE_URL", "").strip()
     return {
-        "url": SERVER_URL,
+        "url": url or request.getfixturevalue("local_server")["url"],
         "username": os.environ.get("SIGNALS_TEST_CLICKHOUSE_USER", "default"),
         "password": os.environ.get("SIGNALS_TEST_CLICKHOUSE_PASSWORD", ""),
         "secure": os.environ.get("SIGNALS_TEST_CLICKHOUSE_SECURE", "").lower() in ("1", "true", "yes"),
@@ -60,7 +80,7 @@ def engine(request, tmp_path):
     elif request.param == "clickhouse-connect":
         yield {"url": f"chdb://{tmp_path / 'chdb-connect'}"}
     else:
-        options = {**server_options(), "database": f"signals_test_{uuid.uuid4().hex[:12]}"}
+        options = {**request.getfixturevalue("server_options"), "database": f"signals_test_{uuid.uuid4().hex[:12]}"}
         yield options
         with ClickHouseResource(**options).session() as db:
             db.command(f"DROP DATABASE IF EXISTS {options['database']}")
@@ -77,6 +97,40 @@ def store(backend) -> ClickHouseResource:
         for table, rows in BASE_ROWS.items():
             db.insert(table, rows)
     return backend
+
+
+def test_the_server_cases_go_over_http_through_clickhouse_connect(local_server, monkeypatch):
+    """The `server` cases are not chdb in-process under another name: the store's client is
+    clickhouse-connect's HTTP client at the server's URL, and the server process ran its statements."""
+    import clickhouse_connect
+    from clickhouse_connect.driver.httpclient import HttpClient
+
+    clients = []
+    connect = clickhouse_connect.get_client
+
+    def recording_get_client(**options):
+        clients.append(connect(**options))
+        return clients[-1]
+
+    monkeypatch.setattr(clickhouse_connect, "get_client", recording_get_client)
+    database = f"signals_test_{uuid.uuid4().hex[:12]}"
+    row = {"team_id": 7, "signal_id": "s1", "batch_key": "b1", "model": "m", "dimension": 1, "embedding": [0.5]}
+    with ClickHouseResource(url=local_server["url"], database=database).session() as db:
+        db.insert("signal_embeddings", [{**row, "embedded_at": T0}])
+        stored = db.scalar("SELECT signal_id FROM signal_embeddings WHERE team_id = {team}", {"team": 7})
+        with pytest.raises(StoreError, match=r"Code: 60\. DB::Exception: .*UNKNOWN_TABLE"):
+            db.query("SELECT * FROM no_such_table")
+        db.command(f"DROP DATABASE {database}")
+
+    assert stored == "s1"
+    assert clients and all(isinstance(c, HttpClient) and c.url == local_server["url"] for c in clients)
+    ran = [json.loads(line) for line in local_server["log"].read_text().splitlines()]
+    mine = [q for q in ran if q["database"] == database]
+    inserts = [q for q in mine if q["query"].startswith("INSERT INTO signal_embeddings")]
+    selects = [q for q in mine if "SELECT signal_id FROM signal_embeddings WHERE team_id = 7" in q["query"]]
+    assert [q["insert_format"] for q in inserts + selects] == ["JSONEachRow", ""]
+    # The store's session settings travel as URL parameters, in the client's session.
+    assert all(q["settings"]["max_query_size"] == str(256 * 1024 * 1024) and q["session_id"] for q in inserts + selects)
 
 
 def test_schema_creates_every_base_table_in_the_database(backend):
@@ -272,7 +326,7 @@ def test_server_settings_reach_the_resource_and_the_password_stays_an_env_var(si
 # --- the whole pipeline on the engine ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("engine", ["clickhouse-connect", SERVER], indirect=True)  # chdb: test_pipeline
+@pytest.mark.parametrize("engine", ["clickhouse-connect", "server"], indirect=True)  # chdb: test_pipeline
 def test_pipeline_groups_and_researches_through_clickhouse_connect(engine, object_store, team, monkeypatch):
     """Every SQL statement of the batch and report jobs (semantic search included) on the engine,
     configured through the environment as a deployment would be."""
