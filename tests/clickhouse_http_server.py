@@ -23,7 +23,7 @@ layer a ClickHouse server puts around it, as clickhouse-connect uses it:
 What it cannot show is a separate ClickHouse server's own behaviour (its own HTTP handler, server
 settings, users and quotas, TLS, concurrent queries: queries here run one at a time).
 
-Run: python tests/clickhouse_http_server.py --data DIR [--port 0] [--log FILE]; the first line on
+Run: python tests/clickhouse_http_server.py --data DIR [--port 0] [--user U --password P] [--log FILE]; the first line on
 stdout is the URL it listens on.
 """
 
