@@ -14,6 +14,8 @@ def test_production_instance_settings(postgres_database, tmp_path, monkeypatch):
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        assert instance.run_coordinator.dequeue_interval_seconds == 1
+        assert instance.run_coordinator.dequeue_use_threads  # container starts in parallel
         queue = instance.get_concurrency_config().run_queue_config
         assert queue.max_concurrent_runs == 8
         limits = {(limit["key"], str(limit.get("value"))): limit["limit"] for limit in queue.tag_concurrency_limits}
@@ -44,11 +46,12 @@ def test_the_production_run_launcher_waits_for_a_slow_docker_engine(postgres_dat
 
 
 def test_local_instance_settings_look_at_the_queue_every_second_within_the_limits(tmp_path):
-    """The 1 s queue look (`run_queue`) loads together with the `concurrency` limits, which keep applying."""
+    """The 1 s threaded queue look (`run_queue`) loads together with the `concurrency` limits, which keep applying."""
     (tmp_path / "dagster.yaml").write_text((REPO_ROOT / "deploy" / "dagster.local.yaml").read_text())
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
         assert instance.run_coordinator.dequeue_interval_seconds == 1
+        assert instance.run_coordinator.dequeue_use_threads
         queue = instance.get_concurrency_config().run_queue_config
         assert queue.max_concurrent_runs == 3
         limits = {(limit["key"], limit["value"]): limit["limit"] for limit in queue.tag_concurrency_limits}

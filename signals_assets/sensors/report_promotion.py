@@ -12,6 +12,7 @@ from signals_assets.partitions import REPORTS, reports
 from signals_assets.recovery.attempts import next_step
 from signals_assets.reports import promotions as promotion_facts, quotas
 from signals_assets.resources.object_store import ObjectStoreResource
+from signals_assets.sensors.cadence import minimum_interval_seconds
 from signals_assets.sensors.run_attempts import failure_reason, last_failed_run, round_attempts
 from signals_assets.storage.object_store import ObjectStore
 
@@ -126,7 +127,7 @@ def build_report_promotion_sensor(
     @dg.sensor(
         name="report_promotion_sensor",
         job=report_job,
-        minimum_interval_seconds=interval_seconds,
+        minimum_interval_seconds=minimum_interval_seconds(interval_seconds),
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Reads the pending promotions (object store `promotions/`, written by report_assignments, "
         "removed when the round has an outcome), adds `reports` partitions and requests few report runs: per "

@@ -9,6 +9,7 @@ from signals_assets.jobs import signal_batch_job
 from signals_assets.partitions import signal_batches
 from signals_assets.recovery.attempts import next_step
 from signals_assets.resources.object_store import ObjectStoreResource
+from signals_assets.sensors.cadence import minimum_interval_seconds
 from signals_assets.sensors.run_attempts import failure_reason, last_failed_run, unit_attempts
 from signals_assets.storage.object_store import ObjectStore
 
@@ -85,7 +86,7 @@ def build_signal_inbox_sensor(
     @dg.sensor(
         name="signal_inbox_sensor",
         job=signal_batch_job,
-        minimum_interval_seconds=interval_seconds,
+        minimum_interval_seconds=minimum_interval_seconds(interval_seconds),
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Claims pending inbox objects into batches (round-robin across teams, at most "
         f"{max_open_batches} unfinished batch(es) at a time) and requests one run per batch "
