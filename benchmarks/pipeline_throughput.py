@@ -92,14 +92,9 @@ def run_breakdowns(dagster_home: Path) -> list[dict]:
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         for run in reversed(instance.get_runs()):
             stats = instance.get_run_stats(run.run_id)
-            steps = {
-                s.step_key: s.end_time - s.start_time
-                for s in instance.get_run_step_stats(run.run_id)
-                if s.start_time and s.end_time
-            }
-            first_step = min(
-                (s.start_time for s in instance.get_run_step_stats(run.run_id) if s.start_time), default=None
-            )
+            step_stats = [s for s in instance.get_run_step_stats(run.run_id) if s.start_time and s.end_time]
+            steps = {s.step_key: s.end_time - s.start_time for s in step_stats}
+            first_step = min((s.start_time for s in step_stats), default=stats.start_time)
             phases: dict[str, dict[str, float]] = {}
             records = instance.get_records_for_run(
                 run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION, limit=10_000
