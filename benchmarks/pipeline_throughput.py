@@ -3,7 +3,10 @@
 Prints wall time and signals/second of both commands, the offline embedder's raw texts/second on the
 same texts in the same run and the ratio of the two, the number of Dagster runs `signals process`
 made (by job), checks that every accepted signal was assigned exactly once, and prints the grouping
-scores (ARI, pair precision/recall) of the result.
+scores (ARI, pair precision/recall) of the result. The grouping stage (start of `signals process` to
+the end of its last batch run: every signal assigned) is printed with its rate and its ratio to the
+embedder's, then each run's breakdown from the instance (launch, each step, the phases the batch
+assets record in their `seconds` metadata) and its peak RSS (the process sampled every 50 ms).
 Runs on a fresh temporary SIGNALS_HOME (or SIGNALS_HOME if set). With `--repo PATH` the team has a
 repository, so research has code to rank; the research time per report is printed by sandbox
 (e.g. SIGNALS_SANDBOX=docker for containers). Usage:
@@ -46,6 +49,28 @@ def timed(*args: str) -> float:
     return time.monotonic() - started
 
 
+def rss_bytes(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0
+    return next((int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+
+
+def timed_sampled(*args: str) -> tuple[float, float, list[tuple[float, int]]]:
+    """Like `timed`, also the wall-clock start and (time, RSS) samples of the process (it runs every
+    Dagster run of `signals process` in itself, so a run's peak is the peak within its time span)."""
+    started_at, started = time.time(), time.monotonic()
+    process = subprocess.Popen([SIGNALS, *args], stdout=subprocess.DEVNULL)
+    samples = []
+    while process.poll() is None:
+        samples.append((time.time(), rss_bytes(process.pid)))
+        time.sleep(0.05)
+    if process.returncode:
+        raise subprocess.CalledProcessError(process.returncode, [SIGNALS, *args])
+    return time.monotonic() - started, started_at, samples
+
+
 def embedder_texts_per_second(texts: list[str]) -> float:
     """The offline embedder alone on `texts` (batch 64, after a warm-up batch)."""
     from signals_assets.llm.minilm import load_encoder
@@ -58,15 +83,56 @@ def embedder_texts_per_second(texts: list[str]) -> float:
     return len(texts) / (time.monotonic() - started)
 
 
-def dagster_runs_by_job(dagster_home: Path) -> dict[str, int]:
+def run_breakdowns(dagster_home: Path) -> list[dict]:
+    """Per run, oldest first: job, start and end (epoch seconds), step durations and the `seconds`
+    metadata of its materialisations (summed over partitions), from the instance."""
     import dagster as dg
 
+    out = []
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
-        runs = instance.get_runs()
-    counts: dict[str, int] = {}
-    for run in runs:
-        counts[run.job_name] = counts.get(run.job_name, 0) + 1
-    return counts
+        for run in reversed(instance.get_runs()):
+            stats = instance.get_run_stats(run.run_id)
+            step_stats = [s for s in instance.get_run_step_stats(run.run_id) if s.start_time and s.end_time]
+            steps = {s.step_key: s.end_time - s.start_time for s in step_stats}
+            first_step = min((s.start_time for s in step_stats), default=stats.start_time)
+            phases: dict[str, dict[str, float]] = {}
+            records = instance.get_records_for_run(
+                run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION, limit=10_000
+            ).records
+            for record in records:
+                materialization = record.event_log_entry.asset_materialization
+                seconds = materialization.metadata.get("seconds") if materialization else None
+                if seconds is not None:
+                    into = phases.setdefault(materialization.asset_key.to_user_string(), {})
+                    for phase, value in seconds.value.items():
+                        into[phase] = into.get(phase, 0.0) + value
+            out.append(
+                {
+                    "job": run.job_name,
+                    "start": stats.start_time or stats.launch_time,
+                    "first_step": first_step,
+                    "end": stats.end_time,
+                    "steps": steps,
+                    "phases": phases,
+                }
+            )
+    return out
+
+
+def print_runs(runs: list[dict], process_started: float, samples: list[tuple[float, int]]) -> None:
+    previous_end = process_started
+    for index, run in enumerate(runs, start=1):
+        peak = max((rss for at, rss in samples if run["start"] <= at <= run["end"]), default=0)
+        print(
+            f"run {index} {run['job']}: {run['end'] - run['start']:.1f} s, starts {run['start'] - previous_end:.1f} s "
+            f"after the previous (process start for the first); first step after {run['first_step'] - run['start']:.1f} s; "
+            f"peak RSS {peak / 2**20:.0f} MiB"
+        )
+        for step, seconds in sorted(run["steps"].items(), key=lambda item: -item[1]):
+            phases = run["phases"].get(step, {})
+            detail = ", ".join(f"{k} {v:.2f}" for k, v in sorted(phases.items(), key=lambda item: -item[1]))
+            print(f"    {step}: {seconds:.2f} s" + (f" ({detail})" if detail else ""))
+        previous_end = run["end"]
 
 
 def main() -> None:
@@ -85,7 +151,7 @@ def main() -> None:
 
     load_before = os.getloadavg()[0]
     emit_seconds = timed("emit-file", str(jsonl), "--team-id", "1")
-    process_seconds = timed("process")
+    process_seconds, process_started, samples = timed_sampled("process")
 
     from signals_assets.settings import load_settings
     from signals_assets.storage.clickhouse import open_chdb
@@ -107,7 +173,19 @@ def main() -> None:
     scores = grouping_scores(truth, predicted)
     total = len(texts)
     embedder_rate = embedder_texts_per_second([text for text, _ in texts])
-    runs = dagster_runs_by_job(home / "dagster_home")
+    runs = run_breakdowns(home / "dagster_home")
+    by_job: dict[str, int] = {}
+    for run in runs:
+        by_job[run["job"]] = by_job.get(run["job"], 0) + 1
+    batch_runs = [run for run in runs if run["job"] == "signal_batch_job"]
+    grouping_seconds = max(run["end"] for run in batch_runs) - process_started
+    peak = {
+        job: max(
+            (rss for at, rss in samples for run in runs if run["job"] == job and run["start"] <= at <= run["end"]),
+            default=0,
+        )
+        for job in by_job
+    }
     print(f"signals: {total}, accepted {accepted}, rejected {json.dumps(rejected)}")
     print(f"assigned exactly once: {assigned_once}/{accepted}")
     print(f"emit-file: {emit_seconds:.1f} s ({total / emit_seconds:.0f} signals/s)")
@@ -116,7 +194,16 @@ def main() -> None:
         f"embedder alone: {embedder_rate:.0f} texts/s; end to end / embedder: "
         f"{total / process_seconds / embedder_rate:.3f}"
     )
-    print(f"dagster runs: {sum(runs.values())} ({json.dumps(runs, sort_keys=True)})")
+    print(
+        f"grouping stage (process start to last batch run's end): {grouping_seconds:.1f} s "
+        f"({accepted / grouping_seconds:.1f} signals/s; / embedder: {accepted / grouping_seconds / embedder_rate:.3f})"
+    )
+    print(f"dagster runs: {len(runs)} ({json.dumps(by_job, sort_keys=True)})")
+    print(
+        "peak RSS of the process during runs, by job: "
+        + ", ".join(f"{job} {rss / 2**20:.0f} MiB" for job, rss in sorted(peak.items()))
+    )
+    print_runs(runs, process_started, samples)
     print(f"reports by status: {json.dumps(statuses)}")
     for row in research:
         print(

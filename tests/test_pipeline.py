@@ -101,6 +101,25 @@ def test_rematerialising_a_batch_gives_identical_tables(object_store, emitted):
     assert len(promotions) == 2 and all(p["round"] == 1 for p in promotions)
 
 
+def test_batch_assets_record_where_their_time_goes(object_store, emitted):
+    batch = inbox.claim_pending(object_store, 100, None).new_batches[0]
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("signal_batches", [batch])
+        result = defs().resolve_job_def("signal_batch_job").execute_in_process(partition_key=batch, instance=instance)
+        steps = {s.step_key: s.end_time - s.start_time for s in instance.get_run_step_stats(result.run_id)}
+    phases = {
+        node: result.asset_materializations_for_node(node)[0].metadata["seconds"].data
+        for node in ("buffered_signals", "signal_embeddings", "report_assignments")
+    }
+    assert set(phases["buffered_signals"]) == {"inbox", "store", "screening"}
+    assert set(phases["signal_embeddings"]) == {"store", "embedding", "inbox"}
+    assert set(phases["report_assignments"]) == {"inbox", "store", "grouping"}
+    for node, seconds in phases.items():
+        # exclusive phases of the step's own work: none negative, together within the step's time
+        assert all(value >= 0 for value in seconds.values()) and sum(seconds.values()) <= steps[node] + 0.01, node
+    assert phases["signal_embeddings"]["embedding"] > 0 and phases["report_assignments"]["store"] > 0
+
+
 @pytest.mark.parametrize("object_store", ["local", "s3"], indirect=True)
 def test_promoted_reports_get_a_summary_and_research(object_store, emitted, demo_repository):
     batch = inbox.claim_pending(object_store, 100, None).new_batches[0]

@@ -16,6 +16,7 @@ from signals_assets.resources.clickhouse import ClickHouseResource
 from signals_assets.resources.embedder import EmbedderResource
 from signals_assets.resources.llm import LLMResource
 from signals_assets.resources.object_store import ObjectStoreResource
+from signals_assets.timing import Phases
 
 GROUPING_POOL = "signals_grouping"
 PROMOTED_METADATA_KEY = "promoted_reports"
@@ -51,27 +52,32 @@ def report_assignments(
     object_store: ObjectStoreResource,
 ) -> dg.MaterializeResult:
     store = object_store.open()
+    phases = Phases()
     keys = sorted(context.partition_keys)
-    earlier = inbox.earlier_unfinished_batches(store, keys[0])
+    with phases("inbox"):
+        earlier = inbox.earlier_unfinished_batches(store, keys[0])
     if earlier:
         _refuse_out_of_order(context, keys[0], earlier)
     provider = llm.grouping()
-    session = functools.partial(clickhouse.session, log=context.log.info)
+    session = phases.sessions(functools.partial(clickhouse.session, log=context.log.info))
     all_promotions, assigned, created = [], 0, 0
     # Batches in key order: a later batch must see the reports of the earlier ones.
     for batch in keys:
-        assignments, events, promotions = group_batch(
-            session, batch, config.team_ids, config.window_days, provider, embedder
-        )
+        # "grouping" is what group_batch spends outside its store sessions (probe embeddings, decisions).
+        with phases("grouping"):
+            assignments, events, promotions = group_batch(
+                session, batch, config.team_ids, config.window_days, provider, embedder
+            )
         with session() as db:
             try:
                 write_batch(db, batch, config.team_ids, assignments, events, keys[-1])
             except RegroupingConflict as conflict:
                 raise dg.Failure(str(conflict)) from None
         pause_point("promote")  # assignments written, promotions not yet recorded
-        promotion_facts.record_promotions(store, batch, promotions)
-        if not config.team_ids:  # re-grouping some teams does not finish the batch for the others
-            inbox.mark_stage_done(store, batch, inbox.GROUPED, context.run_id)
+        with phases("inbox"):
+            promotion_facts.record_promotions(store, batch, promotions)
+            if not config.team_ids:  # re-grouping some teams does not finish the batch for the others
+                inbox.mark_stage_done(store, batch, inbox.GROUPED, context.run_id)
         assigned += len(assignments)
         created += sum(1 for e in events if e["event"] == "created")
         all_promotions += promotions
@@ -82,6 +88,7 @@ def report_assignments(
             "reports_created": created,
             "provider": provider.name,
             PROMOTED_METADATA_KEY: dg.MetadataValue.json(all_promotions),
+            "seconds": dg.MetadataValue.json(phases.rounded()),
         }
     )
 

@@ -14,6 +14,7 @@ from signals_assets.resources.embedder import EmbedderResource
 from signals_assets.resources.limits import SignalLimitsResource
 from signals_assets.resources.llm import LLMResource
 from signals_assets.resources.object_store import ObjectStoreResource
+from signals_assets.timing import Phases
 
 BATCH_BACKFILL_POLICY = dg.BackfillPolicy.single_run()
 UNSAFE_SHOWN = 20
@@ -39,19 +40,24 @@ def buffered_signals(
     limits = signal_limits.limits()
     teams = functools.cache(lambda team_id: load_team(store, team_id))
     judge = llm.safety_judge()
+    phases = Phases()
+    session = phases.sessions(functools.partial(clickhouse.session, log=context.log.info))
     accepted = rejected = 0
     reasons: dict[str, int] = {}
     unsafe_kinds: dict[str, int] = {}
     unsafe: list[dict] = []
     for batch in sorted(context.partition_keys):
-        objects = inbox.load_batch(store, batch, limits.max_signal_bytes)
-        with clickhouse.session(log=context.log.info) as db:
+        with phases("inbox"):
+            objects = inbox.load_batch(store, batch, limits.max_signal_bytes)
+        with session() as db:
             stored = ingestion_store.stored_in_other_batches(db, record_signal_ids(objects, limits), batch)
         # Screened with the store released: the safety filter may call a model.
-        screened = screen_batch(batch, batch_time(batch), objects, teams, stored, judge.check_signal, limits)
-        with clickhouse.session(log=context.log.info) as db:
+        with phases("screening"):
+            screened = screen_batch(batch, batch_time(batch), objects, teams, stored, judge.check_signal, limits)
+        with session() as db:
             ingestion_store.write_screened(db, batch, screened)
-        inbox.consolidate_batch(store, batch, objects, context.run_id)
+        with phases("inbox"):
+            inbox.consolidate_batch(store, batch, objects, context.run_id)
         pause_point("buffer")  # buffered, claims removed, not embedded
         accepted += len(screened.accepted)
         rejected += len(screened.rejected)
@@ -80,6 +86,7 @@ def buffered_signals(
             "unsafe_signals": dg.MetadataValue.json(unsafe[:UNSAFE_SHOWN]),
             "safety_filter": judge.name,
             "raw_batch_files": dg.MetadataValue.json([inbox.raw_batch_key(b) for b in sorted(context.partition_keys)]),
+            "seconds": dg.MetadataValue.json(phases.rounded()),
         }
     )
 
@@ -99,18 +106,24 @@ def signal_embeddings(
     object_store: ObjectStoreResource,
 ) -> dg.MaterializeResult:
     store = object_store.open()
+    phases = Phases()
+    session = phases.sessions(functools.partial(clickhouse.session, log=context.log.info))
     total = 0
     for batch in sorted(context.partition_keys):
-        with clickhouse.session(log=context.log.info) as db:
+        with session() as db:
             signals = ingestion_store.batch_signals(db, batch)
         # The store is released while the model runs: other processes may use it meanwhile.
-        vectors = embedder.embed([s["description"] for s in signals])
-        with clickhouse.session(log=context.log.info) as db:
+        with phases("embedding"):
+            vectors = embedder.embed([s["description"] for s in signals])
+        with session() as db:
             embedded = ingestion_store.write_embeddings(
                 db, batch, embedder.model_name, signals, vectors, batch_time(batch)
             )
         pause_point("embed")  # embedded, stage marker not yet written
-        inbox.mark_stage_done(store, batch, inbox.EMBEDDED, context.run_id)
+        with phases("inbox"):
+            inbox.mark_stage_done(store, batch, inbox.EMBEDDED, context.run_id)
         total += embedded
         context.log.info(f"{batch}: embedded {embedded} signals with {embedder.model_name}")
-    return dg.MaterializeResult(metadata={"embedded": total, "model": embedder.model_name})
+    return dg.MaterializeResult(
+        metadata={"embedded": total, "model": embedder.model_name, "seconds": dg.MetadataValue.json(phases.rounded())}
+    )
