@@ -108,6 +108,7 @@ def spy(monkeypatch, name: str) -> list[int]:
 def test_index_search_agrees_with_exact_search_and_keeps_the_filters(indexed_store, monkeypatch):
     resource, _, probes, truth = indexed_store
     monkeypatch.setattr(store, "EXACT_SEARCH_LIMIT", 0)  # every team searched through the index
+    monkeypatch.setattr(store, "INDEX_PROBE_LIMIT", len(probes))
     index_calls = spy(monkeypatch, "_index_nearest")
     nearest = search(resource, probes)
     assert index_calls == [len(probes)]
@@ -147,3 +148,41 @@ def test_without_an_index_large_teams_are_searched_exactly(tmp_path, monkeypatch
     nearest = search(resource, vectors[:5])
     for probe, rows in zip(vectors[:5], nearest):
         assert [signal_id for signal_id, _, _ in rows] == [ids[i] for i in np.argsort(-(vectors @ probe))[:TOP_K]]
+
+
+def test_a_large_batch_scans_the_team_blockwise_and_finds_the_exact_nearest(tmp_path, monkeypatch):
+    """More probes than INDEX_PROBE_LIMIT: the team's embeddings are scanned a block of batches at a time
+    (here three blocks), the nearest are exact, and the searchable filter and the refill still apply."""
+    rng = np.random.default_rng(5)
+    centres = rng.standard_normal((20, DIMENSIONS))
+    vectors = clustered(rng, centres, 1700)
+    ids = [f"s{i:04d}" for i in range(1700)]
+    resource = ClickHouseResource(path=str(tmp_path / "chdb"), vector_index_dimensions=16)
+    with resource.session() as db:
+        for number, start in enumerate(range(0, 1500, 300)):  # five batches of team 1, 20 deleted in each
+            embeddings, assignments = stored_rows(
+                1, ids[start : start + 300], vectors[start : start + 300], deleted=set(ids[start : start + 20])
+            )
+            for row in embeddings + assignments:
+                row["batch_key"] = f"b2026011{number}T090000000000Z"
+            db.insert("signal_embeddings", embeddings)
+            db.insert("report_assignments", assignments)
+        embeddings, assignments = stored_rows(2, ids[1500:], vectors[1500:])  # the same clusters, another team
+        db.insert("signal_embeddings", embeddings)
+        db.insert("report_assignments", assignments)
+    monkeypatch.setattr(store, "EXACT_SEARCH_LIMIT", 0)
+    monkeypatch.setattr(store, "SCAN_BLOCK_ROWS", 600)
+    monkeypatch.setattr(store, "INDEX_FETCH_FACTOR", 1)  # probes on deleted signals come up short and are refilled
+    scan_calls, index_calls = spy(monkeypatch, "_scanned_nearest"), spy(monkeypatch, "_index_nearest")
+    reads = []
+    real_vectors = store.StoreSession.vectors
+    monkeypatch.setattr(store.StoreSession, "vectors", lambda db, *a: reads.append(1) or real_vectors(db, *a))
+    probes = np.concatenate([clustered(rng, centres, 40), vectors[[0, 1, 300, 301]]])  # the last four deleted
+    nearest = search(resource, probes)
+    assert scan_calls == [len(probes)] and index_calls == []
+    assert len(reads) >= 3  # 2 + 2 + 1 batches; the refill's scans read through `query`
+    live = np.array([i for i in range(1500) if i % 300 >= 20])
+    for probe, rows in zip(probes, nearest):
+        expected = [ids[i] for i in live[np.argsort(-(vectors[live] @ probe), kind="stable")[:TOP_K]]]
+        assert [signal_id for signal_id, _, _ in rows] == expected
+        assert all(abs(s - float(vectors[int(i[1:])] @ probe)) < 1e-5 for i, _, s in rows)

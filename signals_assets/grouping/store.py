@@ -64,11 +64,28 @@ SETTINGS vector_search_filter_strategy = 'prefilter'
 INDEX_FETCH_FACTOR = 2
 
 # Teams with at most this many embeddings before the batch are searched exactly, in numpy over their
-# embeddings read once (20,000 x 384 float64: 61 MB); larger ones through the HNSW index when the
-# store has it.
+# searchable embeddings read once (20,000 x 384 float64: 61 MB). Larger ones are searched through the
+# HNSW index when the store has it and the batch has at most INDEX_PROBE_LIMIT probes (one statement
+# per probe); otherwise by a scan of all the team's embeddings, a block of batches at a time, every
+# probe at once (`_scanned_nearest`; measured in benchmarks/README.md, "Grouping at scale").
 EXACT_SEARCH_LIMIT = 20_000
+INDEX_PROBE_LIMIT = 16
+# Embeddings read per block of the scan (100,000 x 384 float32: 154 MB), and probes scored at once.
+SCAN_BLOCK_ROWS = 100_000
+_SCAN_PROBES = 100
 
 _TEAM_SIZE = f"SELECT count() FROM signal_embeddings AS e WHERE {_TEAM_EMBEDDINGS}"
+# The team's batches before this one with their embedding counts, in the table's order: the scan's blocks.
+_TEAM_BATCHES = f"""
+SELECT e.batch_key AS batch_key, count() AS rows FROM signal_embeddings AS e WHERE {_TEAM_EMBEDDINGS}
+GROUP BY e.batch_key ORDER BY e.batch_key
+"""
+# One block of the scan, a range of the primary key (team, model, batch, signal) read in its order, so
+# that the ids and the vectors, read by two statements, line up.
+_SCAN_BLOCK = f"""
+FROM signal_embeddings AS e WHERE {_TEAM_EMBEDDINGS} AND e.batch_key >= {{first}} AND e.batch_key <= {{last}}
+ORDER BY e.batch_key, e.signal_id
+"""
 
 _FOUND_ASSIGNMENTS = current_assignments("team_id = {team} AND batch_key < {batch} AND signal_id IN {ids}")
 # The current report of the found signals that are searchable.
@@ -221,14 +238,20 @@ def read_team(
 def nearest_signals(db: StoreSession, team: int, batch: str, model: str, since, probes: list) -> list[list]:
     """Per probe, its TOP_K nearest searchable signals of the team as (signal id, report id, cosine
     similarity), nearest first (ties by signal id). Searchable are the signals assigned before `batch`,
-    not deleted, first assigned at or after `since`. Exact for teams of up to EXACT_SEARCH_LIMIT stored
-    embeddings or without an HNSW index; else approximate through the index, and a probe whose fetched
-    neighbours the searchable filter leaves short is searched again by a scan."""
+    not deleted, first assigned at or after `since`. Teams of up to EXACT_SEARCH_LIMIT stored embeddings
+    are searched exactly among their searchable signals; larger ones fetch TOP_K x INDEX_FETCH_FACTOR
+    neighbours among all their embeddings (through the HNSW index, or exactly by a blockwise scan), the
+    searchable filter is applied after, and a probe it leaves short is searched again by a scan."""
     if not probes:
         return []
     params = {"team": team, "batch": batch, "model": model, "since": since}
-    approximate = db.scalar(_TEAM_SIZE, params) > EXACT_SEARCH_LIMIT and db.vector_index_type() is not None
-    found = _index_nearest(db, params, probes) if approximate else _exact_nearest(db, params, probes)
+    approximate = db.scalar(_TEAM_SIZE, params) > EXACT_SEARCH_LIMIT
+    if not approximate:
+        found = _exact_nearest(db, params, probes)
+    elif len(probes) <= INDEX_PROBE_LIMIT and db.vector_index_type() is not None:
+        found = _index_nearest(db, params, probes)
+    else:
+        found = _scanned_nearest(db, params, probes)
     nearest = _with_reports(db, params, found)
     short = [i for i, rows in enumerate(nearest) if len(rows) < TOP_K and len(found[i]) > len(rows)]
     if approximate and short:
@@ -283,6 +306,60 @@ def _top_indices(scores, k: int) -> list[int]:
     else:
         candidates = np.arange(len(scores))
     return candidates[np.argsort(-scores[candidates], kind="stable")][:k].tolist()
+
+
+def _scanned_nearest(db: StoreSession, params: dict, probes: list) -> list[list]:
+    """Per probe, the TOP_K x INDEX_FETCH_FACTOR most similar embeddings of the team (searchable or not),
+    exact: the team's embeddings are read a block of batches at a time (float32) and the probes are
+    scored against the block together, keeping the best so far, so memory is bounded by the block."""
+    import numpy as np
+
+    k = TOP_K * INDEX_FETCH_FACTOR
+    matrix = np.asarray(probes, dtype=np.float32)
+    matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-30)
+    best_scores = np.zeros((len(probes), 0), dtype=np.float32)
+    best_ids = np.zeros((len(probes), 0), dtype=object)
+    for first, last in _scan_blocks(db.query(_TEAM_BATCHES, params)):
+        block = {**params, "first": first, "last": last}
+        rows = db.query(f"SELECT e.signal_id AS signal_id {_SCAN_BLOCK}", block)
+        ids = np.array([r["signal_id"] for r in rows], dtype=object)
+        vectors = db.vectors(f"SELECT e.embedding {_SCAN_BLOCK}", block)
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-30)
+        parts_scores, parts_ids = [], []
+        for start in range(0, len(probes), _SCAN_PROBES):
+            scores = matrix[start : start + _SCAN_PROBES] @ vectors.T
+            if scores.shape[1] > k:
+                top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+                scores = np.take_along_axis(scores, top, axis=1)
+            else:
+                top = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
+            parts_scores.append(scores)
+            parts_ids.append(ids[top])
+        scores = np.concatenate([best_scores, np.concatenate(parts_scores)], axis=1)
+        candidates = np.concatenate([best_ids, np.concatenate(parts_ids)], axis=1)
+        if scores.shape[1] > k:
+            keep = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+            scores, candidates = np.take_along_axis(scores, keep, axis=1), np.take_along_axis(candidates, keep, axis=1)
+        best_scores, best_ids = scores, candidates
+    return [
+        sorted(((str(s), float(x)) for s, x in zip(row_ids, row_scores)), key=lambda f: (-f[1], f[0]))
+        for row_ids, row_scores in zip(best_ids, best_scores)
+    ]
+
+
+def _scan_blocks(batches: list[dict]) -> list[tuple[str, str]]:
+    """Consecutive batches grouped into (first, last) blocks of at most SCAN_BLOCK_ROWS embeddings (a
+    larger batch is a block of its own)."""
+    blocks: list[tuple[str, str]] = []
+    rows = 0
+    for batch in batches:
+        if blocks and rows + int(batch["rows"]) <= SCAN_BLOCK_ROWS:
+            blocks[-1] = (blocks[-1][0], batch["batch_key"])
+            rows += int(batch["rows"])
+        else:
+            blocks.append((batch["batch_key"], batch["batch_key"]))
+            rows = int(batch["rows"])
+    return blocks
 
 
 def _index_nearest(db: StoreSession, params: dict, probes: list) -> list[list]:
