@@ -36,7 +36,8 @@ def run_pipeline(texts: list[str], research: bool = False) -> tuple[list[int], l
     """The assigned texts' positions, their report ids and stored embeddings (in emission order), and the
     wall time. With
     `research`, each batch's promoted reports are researched before the next batch is grouped, as
-    under the daemon: the consolidation keeps researched reports whole (they may only grow and merge)."""
+    under the daemon: the consolidation re-clusters researched reports too, each keeping its id on its
+    home cluster."""
     import dagster as dg
     import numpy as np
 

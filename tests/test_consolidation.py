@@ -415,10 +415,12 @@ def test_two_researched_reports_of_one_problem_merge_into_the_older():
     assert (events["A", "promoted"].research_round, events["A", "promoted"].detail) == (2, "5 signals, weight 2.5")
 
 
-def test_a_researched_report_is_never_split_and_one_partly_outside_the_pool_is_not_absorbed():
-    """R (ready) holds a problem and a stray signal: the stray stays with it. Q (ready) is the same
-    problem, but only 2 of its 9 live signals are in the pool: it is not merged, so nothing of it is
-    lost; the open signals of the problem go to the older R."""
+def test_a_researched_report_sheds_a_stray_and_one_partly_outside_the_pool_is_not_absorbed():
+    """R (ready) holds a problem and a stray signal the one-pass decision put there before its
+    research: the stray leaves for a report of its own, R gains the open signals of its problem, gets a
+    `consolidated` event saying both and, changed and small, is promoted to be judged and researched
+    again. Q (ready) is the same problem, but only 2 of its 9 live signals are in the pool: it is not
+    merged, so nothing of it is lost."""
     rng = np.random.default_rng(8)
     problem = around(np.eye(32)[0], 7, 0.05, rng)
     stray = unit(*np.eye(32)[9])
@@ -438,8 +440,19 @@ def test_a_researched_report_is_never_split_and_one_partly_outside_the_pool_is_n
     plan = consolidate(one_pass, batch, earlier, before, states, ConsolidationParameters())
 
     moved = {a.signal_id: a.report_id for a in plan.assignments if a.decision == "consolidated"}
-    assert moved == {"b0": "R", "b1": "R"}
+    stray_report = moved.pop("r3")
+    assert moved == {"b0": "R", "b1": "R"} and stray_report not in ("R", "Q", "B", created)
+    events = {(e.report_id, e.event): e for e in plan.events}
     assert [(e.report_id, e.event) for e in plan.events if e.report_id in ("Q", "B")] == [("B", "merged_into")]
+    consolidated = events["R", "consolidated"]
+    assert consolidated.detail == "2 signals moved in, 1 signals moved out, absorbed B"
+    assert (consolidated.status, consolidated.signals_at_run, consolidated.research_round) == (lc.READY, 6, 1)
+    promoted = events["R", "promoted"]
+    assert (promoted.research_round, promoted.detail) == (2, "5 signals, weight 2.5")
+    assert (events[stray_report, "created"].status, events[stray_report, "created"].detail) == (
+        lc.POTENTIAL,
+        "consolidated",
+    )
 
 
 def test_a_report_with_research_in_flight_is_not_reshaped():
@@ -459,11 +472,11 @@ def test_a_report_with_research_in_flight_is_not_reshaped():
     assert [e for e in plan.events if e.report_id == "P"] == []
 
 
-def test_a_researched_report_the_clustering_scatters_takes_part_in_nothing():
+def test_researched_reports_keep_their_ids_on_their_home_clusters():
     """Labels as the clustering might give them: R (ready) has 2 of its 4 signals in cluster 0 with
-    an open signal; no more than half, so R stays alone and the open signal keeps its report. S (ready)
-    has 2 of 3 in cluster 1 and takes its open signal; T (ready, complete, younger) lands there too and
-    is merged into S; U (ready, incomplete) lands there as well and stays alone."""
+    an open signal, the others alone: R keeps cluster 0 and loses the two. S (ready) has 2 of 3 in
+    cluster 1 and takes its open signal; T (ready, complete, younger) lands there too and is merged
+    into S; U (ready, incomplete) lands there as well and stays alone, and S's third signal leaves."""
     pool = (
         [PoolSignal(f"r{i}", "R", [1.0], 0.5, "") for i in range(4)]
         + [PoolSignal(f"s{i}", "S", [1.0], 0.5, "") for i in range(3)]
@@ -471,12 +484,13 @@ def test_a_researched_report_the_clustering_scatters_takes_part_in_nothing():
         + [PoolSignal("b0", "B", [1.0], 0.5, ""), PoolSignal("c0", "C", [1.0], 0.5, "")]
     )
     labels = [0, 0, 2, 3, 1, 1, 4, 1, 1, 0, 1]
-    kept = consolidation.keep_researched_whole(pool, 9, labels, ["R", "S", "T", "U"], {"R", "S", "T"})
-    assert kept[:4] == [5] * 4  # R alone under a fresh label
-    assert kept[4:8] == [1] * 4 and kept[8] == 6  # S whole with T in cluster 1; U alone
-    assert kept[9:] == [0, 1]  # open signals keep their clusters
-    final = map_clusters(pool, kept, {r: i for i, r in enumerate("RSTUBC")}, None, keep_first=["R", "S", "T", "U"])
-    assert final == ["R"] * 4 + ["S"] * 4 + ["U", "B", "S"]
+    anchored_labels, anchored = consolidation.anchor_researched(pool, 9, labels, ["R", "S", "T", "U"], {"R", "S", "T"})
+    assert anchored_labels == [0, 0, 2, 3, 1, 1, 4, 1, 5, 0, 1]  # U alone under a fresh label
+    assert anchored == {0: "R", 1: "S", 5: "U"}
+    final = map_clusters(
+        pool, anchored_labels, {r: i for i, r in enumerate("RSTUBC")}, lambda s, _: f"new-{s}", anchored
+    )
+    assert final == ["R", "R", "new-r2", "new-r3", "S", "S", "new-s2", "S", "U", "R", "S"]
 
 
 def test_shared_neighbours_depend_only_on_the_order_of_the_cosines():

@@ -6,9 +6,11 @@ later evidence can join them (on Banking77 every one-pass rule we measured stays
 So after each batch the offline provider re-clusters the team's *pool* — the live signals of
 reports still `potential` or `candidate` (research not started) and of reports `ready` or
 `pending_input` (research finished), within the recent window, at most `pool_limit` of the newest —
-and maps the clusters back onto the existing report ids. Researched reports are kept whole
-(`keep_researched_whole`): they may gain signals and absorb one another, never lose a signal. A
-report with research in flight (`in_progress`) is not in the pool: nothing is reshaped under it.
+and maps the clusters back onto the existing report ids. A researched report is re-clustered like
+an open one and keeps its id on the cluster holding most of its signals (`anchor_researched`): it
+gains signals, absorbs or is absorbed by another report of its problem, and loses the signals the
+clustering puts elsewhere. A report with research in flight (`in_progress`) is not in the pool:
+nothing is reshaped under it.
 
 Cosines are first moved onto the scale the parameters were tuned at (`similarity_scale`: the pool's
 own mean and spread of pairwise cosines against Banking77 train's), so every threshold below is
@@ -157,19 +159,20 @@ class PoolSignal:
     description: str
 
 
-def keep_researched_whole(
+def anchor_researched(
     pool: Sequence[PoolSignal], stored: int, labels: Sequence[int], researched: Sequence[str], complete: set[str]
-) -> list[int]:
-    """The labels after keeping every researched report in one piece.
+) -> tuple[list[int], dict[int, str]]:
+    """The labels with each researched report anchored to a cluster, and the report of each anchored cluster.
 
     `researched` lists the reports whose research has finished (ready or waiting for input), in the
     order in which they survive a merge; their members are their signals among the first `stored`
-    of the pool (those of earlier batches: this batch's one-pass joins are free to move). Each such
-    report moves whole into its home cluster (the one holding most of its members, ties to the lower
-    label): it never loses a signal, it gains the open signals clustered with it, and a later one
-    whose home is taken is merged into the earlier one. A report whose home holds no more than half
-    of its members (the clustering no longer sees it as one problem) stays alone, as does one whose
-    home is taken unless all its live signals are in the pool (`complete`): only then may it be merged."""
+    of the pool (those of earlier batches: this batch's one-pass joins are free to move). Such a
+    report is re-clustered like an open one, so what the one-pass decision wrongly put in it before
+    its research leaves it, and it keeps its id on its home cluster (the one holding most of its
+    members, ties to the lower label): it gains the open signals clustered there, and a later one
+    whose home is taken is merged into the earlier one. Only a report some of whose live signals are
+    outside the pool (not in `complete`) is never merged away, since those signals would be left
+    behind: when its home is taken, its pool members stay together under a label of their own."""
     labels = list(labels)
     next_label = max(labels, default=-1) + 1
     members: dict[str, list[int]] = {}
@@ -181,13 +184,12 @@ def keep_researched_whole(
             continue
         counts = Counter(labels[i] for i in members[report_id])
         home = min(counts, key=lambda label: (-counts[label], label))
-        scattered = 2 * counts[home] <= len(members[report_id])
-        if scattered or (home in owner and report_id not in complete):
+        if home in owner and report_id not in complete:
             home, next_label = next_label, next_label + 1
+            for index in members[report_id]:
+                labels[index] = home
         owner.setdefault(home, report_id)
-        for index in members[report_id]:
-            labels[index] = home
-    return labels
+    return labels, owner
 
 
 def map_clusters(
@@ -195,23 +197,17 @@ def map_clusters(
     labels: Sequence[int],
     existing: dict[str, int],
     new_report_id,
-    keep_first: Sequence[str] = (),
+    anchored: dict[int, str] | None = None,
 ) -> list[str]:
     """The report id of each pool signal after consolidation.
 
-    The reports of `keep_first`, in that order, keep the cluster of their first pool signal (the
-    researched reports, kept whole by `keep_researched_whole`). Any other cluster keeps the id of an
+    The clusters of `anchored` keep the report given there (the researched reports' homes, from
+    `anchor_researched`). Any other cluster keeps the id of an
     existing report that holds most of its signals (largest overlaps first, ties to the lower
     `existing` rank — older reports — then the id; each id used once), so reports change as little as
     possible; any other cluster gets `new_report_id(first signal of the cluster, ids in use)`."""
     overlap = Counter((label, signal.report_id) for label, signal in zip(labels, pool) if signal.report_id in existing)
-    report_of: dict[int, str] = {}
-    first_label = {}
-    for label, signal in zip(labels, pool):
-        first_label.setdefault(signal.report_id, label)
-    for report_id in keep_first:
-        if report_id in first_label and first_label[report_id] not in report_of:
-            report_of[first_label[report_id]] = report_id
+    report_of: dict[int, str] = dict(anchored or {})
     ranked = sorted(overlap.items(), key=lambda item: (-item[1], existing[item[0][1]], item[0][1], item[0][0]))
     for (label, report_id), _ in ranked:
         if label not in report_of and report_id not in report_of.values():

@@ -336,7 +336,7 @@ def _assign(signal, decision: MatchDecision, matched: CandidateReport | None, st
 
 
 OPEN_STATUSES = (lifecycle.POTENTIAL, lifecycle.CANDIDATE)  # research not started: consolidation may reshape
-# Research finished: the consolidation may add signals and merge such reports, never split them.
+# Research finished: the consolidation re-clusters such reports too, each keeping its id on its home cluster.
 RESEARCHED_STATUSES = (lifecycle.READY, lifecycle.PENDING_INPUT)
 # The reports whose signals the consolidation re-clusters; never one with research in flight (in_progress).
 CONSOLIDATED_STATUSES = OPEN_STATUSES + RESEARCHED_STATUSES
@@ -355,14 +355,15 @@ def consolidate(
 
     `earlier` holds the pool's signals from earlier batches (oldest first): those of open and of
     researched reports; `before` the states of their reports and of the batch's candidate reports as
-    stored, `states` the same after the one-pass plan. Researched reports are kept whole: they gain the
-    open signals clustered with them, and two that turn out to be one problem are merged into the older
-    one. Promotions are decided on the consolidated membership (a ready report that gains signals is
-    re-researched as the lifecycle says); a researched report that changes gets a `consolidated` event;
+    stored, `states` the same after the one-pass plan. Researched reports are re-clustered too, each
+    keeping its id on its home cluster: they gain the signals clustered with them, lose those clustered
+    elsewhere, and two that turn out to be one problem are merged into the older one. Promotions are
+    decided on the consolidated membership (a ready report that changes is re-judged and re-researched
+    as the lifecycle says); a researched report that changes gets a `consolidated` event;
     a report that existed before and ends with no signal is suppressed with a `merged_into` event naming
     the report that took most of its signals. `regroup` labels the pool (default: the offline
     re-clustering, `cluster_pool`)."""
-    from signals_assets.grouping.consolidation import PoolSignal, cluster_pool, keep_researched_whole, map_clusters
+    from signals_assets.grouping.consolidation import PoolSignal, anchor_researched, cluster_pool, map_clusters
 
     team_id = signals[0].team_id if signals else 0
     by_id = {s.signal_id: s for s in signals}
@@ -391,14 +392,14 @@ def consolidate(
         (r for r in members_before if status_before.get(r) in RESEARCHED_STATUSES), key=lambda r: (rank[r], r)
     )
     complete = {r for r in researched if members_before[r] == before[r].signal_count}
-    labels = keep_researched_whole(
+    labels, anchored = anchor_researched(
         pool,
         stored,
         regroup(pool, stored, states) if regroup else cluster_pool([p.embedding for p in pool], params),
         researched,
         complete,
     )
-    final = map_clusters(pool, labels, rank, new_report_id, keep_first=researched)
+    final = map_clusters(pool, labels, rank, new_report_id, anchored)
     moved = {p.signal_id: r for p, r in zip(pool, final) if r != p.report_id}
     members_after = Counter(final)
     weight_change: dict[str, float] = {}
@@ -468,9 +469,18 @@ def consolidate(
                 )
             )
         moved_in = sum(1 for r in moved.values() if r == report_id)
-        if status_before.get(report_id) in RESEARCHED_STATUSES and moved_in:
+        moved_out = sum(1 for p in stored_part if p.report_id == report_id and p.signal_id in moved)
+        if status_before.get(report_id) in RESEARCHED_STATUSES and (moved_in or moved_out):
             absorbed = sorted(r for r, target in merged_into.items() if target == report_id)
-            detail = f"{moved_in} signals moved in" + (f", absorbed {', '.join(absorbed)}" if absorbed else "")
+            detail = ", ".join(
+                part
+                for part in (
+                    f"{moved_in} signals moved in" if moved_in else "",
+                    f"{moved_out} signals moved out" if moved_out else "",
+                    f"absorbed {', '.join(absorbed)}" if absorbed else "",
+                )
+                if part
+            )
             result.events.append(_event(report_id, "consolidated", state, detail))
         _promoted_if_due(state, result.events)
     return result
