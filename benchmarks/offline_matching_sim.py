@@ -275,21 +275,38 @@ def research_between(pairs: list[tuple[str, str]], batch: int = 500) -> dict:
     return grouping_scores([c for _, c in pairs], report)
 
 
+def per_intent_texts(count: int, seed: int = 0) -> list[tuple[str, str]]:
+    """`count` train texts of every intent (rng(seed) picks them and shuffles the result): many true
+    groups of one small size, like an unseen intent set (the held-out set has 30 per intent)."""
+    rng = np.random.default_rng(seed)
+    by_intent: dict[str, list[tuple[str, str]]] = {}
+    for row in train_rows():
+        by_intent.setdefault(row[1], []).append(row)
+    chosen = [rows[i] for _, rows in sorted(by_intent.items()) for i in rng.permutation(len(rows))[:count]]
+    return [chosen[i] for i in rng.permutation(len(chosen))]
+
+
 def tune_consolidation() -> None:
-    """Grid over the shared-neighbour share, the linkage floor and the small-report floor on the train
-    split (3 orders give the same result: consolidation does not depend on arrival order); prints ARI,
-    precision and the singleton shares."""
-    train = train_orders(orders=1)
-    for shared in (0.2, 0.25, 0.3, 0.35):
-        for floor, small in ((0.5, 0.72), (0.55, 0.7), (0.55, 0.75)):
-            params = ConsolidationParameters(shared_neighbour_floor=shared, link_floor=floor, small_floor=small)
-            result = consolidated_scores(train, params)[0]
-            print(
-                f"shared {shared:.2f} floor {floor:.2f} small {small:.2f}: train ARI {result['ari']:.3f} precision "
-                f"{result['pair_precision']:.3f} recall {result['pair_recall']:.3f} groups {result['groups']} | "
-                f"singletons sharing {singleton_shares(params)}",
-                flush=True,
-            )
+    """Grid over the shared-neighbour share, the linkage floor and the small-report floor on train only: the 2,000 and 4,500
+    train samples and 30 and 10 texts per intent (consolidation does not depend on arrival order);
+    prints ARI / precision / recall / clusters per sample and the singleton shares."""
+    samples = {
+        "train 2,000": train_orders(orders=1)[0],
+        "train 4,500": train_orders(4500, orders=1)[0],
+        "30 per intent": per_intent_texts(30),
+        "10 per intent": per_intent_texts(10, seed=1),
+    }
+    for shared, floor, small in ((0.3, 0.55, 0.75), (0.25, 0.55, 0.75), (0.3, 0.5, 0.75), (0.3, 0.55, 0.72)):
+        params = ConsolidationParameters(shared_neighbour_floor=shared, link_floor=floor, small_floor=small)
+        line = []
+        for name, pairs in samples.items():
+            r = consolidated_scores([pairs], params)[0]
+            line.append(f"{name} {r['ari']:.3f}/{r['pair_precision']:.3f}/{r['pair_recall']:.3f}/{r['groups']}")
+        print(
+            f"shared {shared:.2f} floor {floor:.2f} small {small:.2f}: {' | '.join(line)} | "
+            f"singletons sharing {singleton_shares(params)}",
+            flush=True,
+        )
 
 
 def main() -> int:
