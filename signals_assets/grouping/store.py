@@ -325,26 +325,29 @@ def _scanned_nearest(db: StoreSession, params: dict, probes: list) -> list[list]
         ids = np.array([r["signal_id"] for r in rows], dtype=object)
         vectors = db.vectors(f"SELECT e.embedding {_SCAN_BLOCK}", block)
         vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-30)
-        parts_scores, parts_ids = [], []
+        parts = []
         for start in range(0, len(probes), _SCAN_PROBES):
             scores = matrix[start : start + _SCAN_PROBES] @ vectors.T
-            if scores.shape[1] > k:
-                top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-                scores = np.take_along_axis(scores, top, axis=1)
-            else:
-                top = np.broadcast_to(np.arange(scores.shape[1]), scores.shape)
-            parts_scores.append(scores)
-            parts_ids.append(ids[top])
-        scores = np.concatenate([best_scores, np.concatenate(parts_scores)], axis=1)
-        candidates = np.concatenate([best_ids, np.concatenate(parts_ids)], axis=1)
-        if scores.shape[1] > k:
-            keep = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-            scores, candidates = np.take_along_axis(scores, keep, axis=1), np.take_along_axis(candidates, keep, axis=1)
-        best_scores, best_ids = scores, candidates
+            parts.append(_best_per_row(scores, np.broadcast_to(ids, scores.shape), k))
+        best_scores, best_ids = _best_per_row(
+            np.concatenate([best_scores, np.concatenate([p[0] for p in parts])], axis=1),
+            np.concatenate([best_ids, np.concatenate([p[1] for p in parts])], axis=1),
+            k,
+        )
     return [
         sorted(((str(s), float(x)) for s, x in zip(row_ids, row_scores)), key=lambda f: (-f[1], f[0]))
         for row_ids, row_scores in zip(best_ids, best_scores)
     ]
+
+
+def _best_per_row(scores, ids, k: int):
+    """Each row's k highest scores (in no order) with their ids; the whole row when it has at most k."""
+    import numpy as np
+
+    if scores.shape[1] <= k:
+        return scores, ids
+    keep = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    return np.take_along_axis(scores, keep, axis=1), np.take_along_axis(ids, keep, axis=1)
 
 
 def _scan_blocks(batches: list[dict]) -> list[tuple[str, str]]:
