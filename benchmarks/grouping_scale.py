@@ -191,7 +191,7 @@ def group(folder: Path, layout: Layout, team: int, search: str) -> dict:
             raise AssertionError("no query probes expected")
 
     if search == "exact":  # both searches of a large team, the index and the blockwise scan
-        store._index_nearest = store._scanned_nearest = exact_index_search(folder, layout, team)
+        store._index_nearest = store._cell_nearest = exact_index_search(folder, layout, team)
     nearest: list = []
     real_nearest_signals = store.nearest_signals
 
@@ -241,6 +241,8 @@ def run_case(size: int, teams: int, batch_size: int, seed: int, stores: Path | N
         if not (folder / "load.json").exists():  # a kept store is complete once its load times are written
             folder.mkdir(parents=True, exist_ok=True)
             build_store(folder, layout, batch_size, team, seed)
+        with open_chdb(folder / "store", "signals") as db:  # a kept store gains newer tables, as open_store does
+            db.apply_schema()
         runs = {}
         for search in ("store", "exact"):
             child = subprocess.run(

@@ -66,26 +66,73 @@ INDEX_FETCH_FACTOR = 2
 # Teams with at most this many embeddings before the batch are searched exactly, in numpy over their
 # searchable embeddings read once (20,000 x 384 float64: 61 MB). Larger ones are searched through the
 # HNSW index when the store has it and the batch has at most INDEX_PROBE_LIMIT probes (one statement
-# per probe); otherwise by a scan of all the team's embeddings, a block of batches at a time, every
-# probe at once (`_scanned_nearest`; measured in benchmarks/README.md, "Grouping at scale").
+# per probe); otherwise by a cell search that reads only the cells near the probes (`_cell_nearest`;
+# measured in benchmarks/README.md, "Grouping at scale").
 EXACT_SEARCH_LIMIT = 20_000
 INDEX_PROBE_LIMIT = 16
-# Embeddings read per block of the scan (100,000 x 384 float32: 154 MB), and probes scored at once.
+# Cell search (an inverted file): the team's embeddings are clustered by k-means into cells of about
+# CELL_ROWS when trained (signal_embedding_centroids), each embedding is stored again under its cell
+# (signal_embedding_cells, whose order keeps a cell's rows together), and a probe is scored against
+# the rows of its CELL_PROBES nearest cells only. The centroids are trained again once the team has
+# grown RETRAIN_GROWTH times past its size at training, so cells stay within a factor of CELL_ROWS.
+CELL_ROWS = 250
+CELL_PROBES = 3
+RETRAIN_GROWTH = 2
+_SAMPLE_PER_CELL = 25  # k-means runs on a sample of this many embeddings per cell
+_KMEANS_ROUNDS = 6
+# Rows read per statement when cells are derived or searched (100,000 x 384 float32: 154 MB).
 SCAN_BLOCK_ROWS = 100_000
-_SCAN_PROBES = 100
 
 _TEAM_SIZE = f"SELECT count() FROM signal_embeddings AS e WHERE {_TEAM_EMBEDDINGS}"
-# The team's batches before this one with their embedding counts, in the table's order: the scan's blocks.
+
+# The team's batches before this one with their embedding counts and a hash of their signal ids, in the
+# table's order: what the cells were derived from.
 _TEAM_BATCHES = f"""
-SELECT e.batch_key AS batch_key, count() AS rows FROM signal_embeddings AS e WHERE {_TEAM_EMBEDDINGS}
+SELECT e.batch_key AS batch_key, count() AS rows, sum(cityHash64(e.signal_id)) AS ids_hash
+FROM signal_embeddings AS e WHERE {_TEAM_EMBEDDINGS}
 GROUP BY e.batch_key ORDER BY e.batch_key
 """
-# One block of the scan, a range of the primary key (team, model, batch, signal) read in its order, so
-# that the ids and the vectors, read by two statements, line up.
-_SCAN_BLOCK = f"""
-FROM signal_embeddings AS e WHERE {_TEAM_EMBEDDINGS} AND e.batch_key >= {{first}} AND e.batch_key <= {{last}}
+_TEAM_MODEL = "team_id = {team} AND model = {model}"
+_TRAINED_ROWS = f"SELECT any(trained_rows) AS trained_rows FROM signal_embedding_centroids WHERE {_TEAM_MODEL}"
+_CENTROIDS = f"SELECT centroid FROM signal_embedding_centroids WHERE {_TEAM_MODEL} ORDER BY cell"
+# The k-means sample: every `every`-th embedding by a hash of its id, the same on every run.
+_SAMPLE = f"""
+SELECT e.embedding FROM signal_embeddings AS e WHERE {_TEAM_EMBEDDINGS} AND cityHash64(e.signal_id) % {{every}} = 0
+ORDER BY e.signal_id
+"""
+# Retraining forgets every cell first, the markers before the rows they vouch for.
+_FORGET_CELLS = (
+    f"DELETE FROM signal_embedding_cell_batches WHERE {_TEAM_MODEL}",
+    f"DELETE FROM signal_embedding_cells WHERE {_TEAM_MODEL}",
+    f"DELETE FROM signal_embedding_centroids WHERE {_TEAM_MODEL}",
+)
+_CELL_BATCHES = (
+    "SELECT batch_key, trained_rows, ids_hash FROM signal_embedding_cell_batches "
+    f"WHERE {_TEAM_MODEL} AND batch_key < {{batch}}"
+)
+# Some of the team's batches (`keys`) read for deriving their cells, in the table's order so that the
+# ids and the vectors, read by two statements, line up.
+_BATCHES_BLOCK = f"""
+FROM signal_embeddings AS e WHERE {_TEAM_EMBEDDINGS} AND e.batch_key IN {{keys}}
 ORDER BY e.batch_key, e.signal_id
 """
+_DERIVE_CELLS = f"""
+INSERT INTO signal_embedding_cells (team_id, model, cell, batch_key, signal_id, embedding)
+SELECT e.team_id, e.model, c.cell, e.batch_key, e.signal_id,
+       arrayMap(x -> toFloat32(x / greatest(L2Norm(e.embedding), 1e-30)), e.embedding)
+FROM signal_embeddings AS e
+INNER JOIN (
+    SELECT p.1 AS batch_key, p.2 AS signal_id, p.3 AS cell
+    FROM (SELECT arrayJoin(arrayZip({{batches}}, {{ids}}, {{cells}})) AS p)
+) AS c ON c.batch_key = e.batch_key AND c.signal_id = e.signal_id
+WHERE {_TEAM_EMBEDDINGS} AND e.batch_key IN {{keys}}
+"""
+# The searched cells' rows of batches before this one: their sizes, then some of them in the table's
+# order, their cells and ids as two arrays (one JSON row) and their vectors as binary rows.
+_CELLS_OF = f"FROM signal_embedding_cells WHERE {_TEAM_MODEL} AND batch_key < {{batch}} AND cell IN {{cells}}"
+_CELL_SIZES = f"SELECT cell, count() AS rows {_CELLS_OF} GROUP BY cell ORDER BY cell"
+_CELL_ORDER = "ORDER BY cell, batch_key, signal_id"
+_CELL_IDS = f"SELECT groupArray(cell) AS cells, groupArray(signal_id) AS ids FROM (SELECT cell, signal_id {_CELLS_OF} {_CELL_ORDER})"
 
 _FOUND_ASSIGNMENTS = current_assignments("team_id = {team} AND batch_key < {batch} AND signal_id IN {ids}")
 # The current report of the found signals that are searchable.
@@ -240,7 +287,7 @@ def nearest_signals(db: StoreSession, team: int, batch: str, model: str, since, 
     similarity), nearest first (ties by signal id). Searchable are the signals assigned before `batch`,
     not deleted, first assigned at or after `since`. Teams of up to EXACT_SEARCH_LIMIT stored embeddings
     are searched exactly among their searchable signals; larger ones fetch TOP_K x INDEX_FETCH_FACTOR
-    neighbours among all their embeddings (through the HNSW index, or exactly by a blockwise scan), the
+    neighbours among all their embeddings (through the HNSW index, or by the cell search), the
     searchable filter is applied after, and a probe it leaves short is searched again by a scan."""
     if not probes:
         return []
@@ -251,7 +298,7 @@ def nearest_signals(db: StoreSession, team: int, batch: str, model: str, since, 
     elif len(probes) <= INDEX_PROBE_LIMIT and db.vector_index_type() is not None:
         found = _index_nearest(db, params, probes)
     else:
-        found = _scanned_nearest(db, params, probes)
+        found = _cell_nearest(db, params, probes)
     nearest = _with_reports(db, params, found)
     short = [i for i, rows in enumerate(nearest) if len(rows) < TOP_K and len(found[i]) > len(rows)]
     if approximate and short:
@@ -308,36 +355,143 @@ def _top_indices(scores, k: int) -> list[int]:
     return candidates[np.argsort(-scores[candidates], kind="stable")][:k].tolist()
 
 
-def _scanned_nearest(db: StoreSession, params: dict, probes: list) -> list[list]:
-    """Per probe, the TOP_K x INDEX_FETCH_FACTOR most similar embeddings of the team (searchable or not),
-    exact: the team's embeddings are read a block of batches at a time (float32) and the probes are
-    scored against the block together, keeping the best so far, so memory is bounded by the block."""
+def _cell_nearest(db: StoreSession, params: dict, probes: list) -> list[list]:
+    """Per probe, the TOP_K x INDEX_FETCH_FACTOR most similar embeddings of the team (searchable or not)
+    among the rows of its CELL_PROBES nearest cells, scored exactly (float32). Only the chosen cells
+    are read, a block of cells at a time (memory is bounded by the block), and each cell's rows are
+    scored against the probes that chose it only."""
     import numpy as np
 
     k = TOP_K * INDEX_FETCH_FACTOR
-    matrix = np.asarray(probes, dtype=np.float32)
-    matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-30)
-    best_scores = np.zeros((len(probes), 0), dtype=np.float32)
-    best_ids = np.zeros((len(probes), 0), dtype=object)
-    for first, last in _scan_blocks(db.query(_TEAM_BATCHES, params)):
-        block = {**params, "first": first, "last": last}
-        rows = db.query(f"SELECT e.signal_id AS signal_id {_SCAN_BLOCK}", block)
-        ids = np.array([r["signal_id"] for r in rows], dtype=object)
-        vectors = db.vectors(f"SELECT e.embedding {_SCAN_BLOCK}", block)
-        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-30)
-        parts = []
-        for start in range(0, len(probes), _SCAN_PROBES):
-            scores = matrix[start : start + _SCAN_PROBES] @ vectors.T
-            parts.append(_best_per_row(scores, np.broadcast_to(ids, scores.shape), k))
-        best_scores, best_ids = _best_per_row(
-            np.concatenate([best_scores, np.concatenate([p[0] for p in parts])], axis=1),
-            np.concatenate([best_ids, np.concatenate([p[1] for p in parts])], axis=1),
-            k,
+    centroids = _team_cells(db, params)
+    matrix = _normalised(np.asarray(probes, dtype=np.float32))
+    probes_of: dict[int, list[int]] = {}
+    for probe, cells in enumerate(_nearest_cells(matrix, centroids, CELL_PROBES).tolist()):
+        for cell in cells:
+            probes_of.setdefault(cell, []).append(probe)
+    sizes = db.query(_CELL_SIZES, {**params, "cells": sorted(probes_of)})
+    ids: list[str] = []  # every row read, numbered in read order
+    found: list[list] = [[] for _ in probes]  # per probe, (scores, row numbers) of its best in each cell
+    for block in _blocks([(int(r["cell"]), int(r["rows"])) for r in sizes]):
+        block_params = {**params, "cells": block}
+        read = db.query(_CELL_IDS, block_params)[0]
+        vectors = db.vectors(f"SELECT embedding {_CELLS_OF} {_CELL_ORDER}", block_params)  # unit, as derived
+        bounds = len(ids) + np.searchsorted(np.array(read["cells"]), block + [block[-1] + 1])
+        vectors_from = len(ids)
+        ids += read["ids"]
+        for cell, first, last in zip(block, bounds[:-1].tolist(), bounds[1:].tolist()):
+            chosen_by = probes_of[cell]
+            scores = matrix[chosen_by] @ vectors[first - vectors_from : last - vectors_from].T
+            rows = np.broadcast_to(np.arange(first, last), scores.shape)
+            for probe, best in zip(chosen_by, zip(*_best_per_row(scores, rows, k))):
+                found[probe].append(best)
+    nearest = []
+    for parts in found:
+        scores, rows = (np.concatenate(part)[None] for part in zip(*parts)) if parts else (np.zeros((1, 0)),) * 2
+        scores, rows = _best_per_row(scores, rows, k)
+        nearest.append(sorted(((ids[r], float(x)) for r, x in zip(rows[0], scores[0])), key=lambda f: (-f[1], f[0])))
+    return nearest
+
+
+def _team_cells(db: StoreSession, params: dict):
+    """The team's cell centroids, after deriving the cells of every batch before this one that lack them
+    or whose cells are stale (other centroids, other signals); the centroids are trained first when
+    the team has none or has outgrown them. Every step may be repeated after a kill: a batch counts
+    as derived only once its marker row, written last, matches."""
+    import numpy as np
+
+    batches = db.query(_TEAM_BATCHES, params)
+    team_rows = sum(int(b["rows"]) for b in batches)
+    trained = int(db.scalar(_TRAINED_ROWS, params) or 0)
+    if not trained or team_rows > RETRAIN_GROWTH * trained:
+        for statement in _FORGET_CELLS:
+            db.command(statement, params)
+        centroids = _train_centroids(db, params, team_rows)
+        db.insert(
+            "signal_embedding_centroids",
+            [
+                {
+                    "team_id": params["team"],
+                    "model": params["model"],
+                    "trained_rows": team_rows,
+                    "cell": cell,
+                    "centroid": c,
+                }
+                for cell, c in enumerate(centroids)
+            ],
         )
-    return [
-        sorted(((str(s), float(x)) for s, x in zip(row_ids, row_scores)), key=lambda f: (-f[1], f[0]))
-        for row_ids, row_scores in zip(best_ids, best_scores)
+        trained = team_rows
+    else:
+        centroids = db.vectors(_CENTROIDS, params)
+    marked = {r["batch_key"]: (int(r["trained_rows"]), int(r["ids_hash"])) for r in db.query(_CELL_BATCHES, params)}
+    stale = [
+        (b["batch_key"], int(b["rows"])) for b in batches if marked.get(b["batch_key"]) != (trained, int(b["ids_hash"]))
     ]
+    for keys in _blocks(stale):
+        block = {**params, "keys": keys}
+        keys = set(keys)
+        db.command(f"DELETE FROM signal_embedding_cell_batches WHERE {_TEAM_MODEL} AND batch_key IN {{keys}}", block)
+        db.command(f"DELETE FROM signal_embedding_cells WHERE {_TEAM_MODEL} AND batch_key IN {{keys}}", block)
+        rows = db.query(f"SELECT e.batch_key AS batch_key, e.signal_id AS signal_id {_BATCHES_BLOCK}", block)
+        cells = _nearest_cells(_normalised(db.vectors(f"SELECT e.embedding {_BATCHES_BLOCK}", block)), centroids, 1)
+        block["batches"] = [r["batch_key"] for r in rows]
+        block["ids"] = [r["signal_id"] for r in rows]
+        block["cells"] = cells[:, 0].tolist()
+        db.command(_DERIVE_CELLS, block)
+        db.insert(
+            "signal_embedding_cell_batches",
+            [
+                {
+                    "team_id": params["team"],
+                    "model": params["model"],
+                    "batch_key": b["batch_key"],
+                    "trained_rows": trained,
+                    "ids_hash": int(b["ids_hash"]),
+                }
+                for b in batches
+                if b["batch_key"] in keys
+            ],
+        )
+    return np.asarray(centroids, dtype=np.float32)
+
+
+def _train_centroids(db: StoreSession, params: dict, team_rows: int):
+    """Spherical k-means over a fixed sample of the team's embeddings: about team_rows / CELL_ROWS unit
+    centroids, deterministic for the same embeddings."""
+    import numpy as np
+
+    cells = max(1, team_rows // CELL_ROWS)
+    every = max(1, team_rows // (cells * _SAMPLE_PER_CELL))
+    sample = _normalised(db.vectors(_SAMPLE, {**params, "every": every}))
+    cells = min(cells, len(sample))
+    centroids = sample[np.linspace(0, len(sample) - 1, cells).astype(int)].copy()
+    for _ in range(_KMEANS_ROUNDS):
+        assigned = _nearest_cells(sample, centroids, 1)[:, 0]
+        order = np.argsort(assigned, kind="stable")
+        members, starts = np.unique(assigned[order], return_index=True)
+        centroids[members] = _normalised(np.add.reduceat(sample[order], starts, axis=0))
+    return centroids
+
+
+def _nearest_cells(vectors, centroids, n: int):
+    """Each unit vector's n nearest centroids (their row numbers), scored 8,192 vectors at a time."""
+    import numpy as np
+
+    n = min(n, len(centroids))
+    nearest = np.empty((len(vectors), n), dtype=np.int64)
+    for start in range(0, len(vectors), 8192):
+        scores = vectors[start : start + 8192] @ centroids.T
+        nearest[start : start + 8192] = (
+            scores.argmax(axis=1)[:, None] if n == 1 else np.argpartition(-scores, n - 1, axis=1)[:, :n]
+        )
+    return nearest
+
+
+def _normalised(vectors):
+    import numpy as np
+
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-30)
+    return vectors
 
 
 def _best_per_row(scores, ids, k: int):
@@ -350,18 +504,18 @@ def _best_per_row(scores, ids, k: int):
     return np.take_along_axis(scores, keep, axis=1), np.take_along_axis(ids, keep, axis=1)
 
 
-def _scan_blocks(batches: list[dict]) -> list[tuple[str, str]]:
-    """Consecutive batches grouped into (first, last) blocks of at most SCAN_BLOCK_ROWS embeddings (a
-    larger batch is a block of its own)."""
-    blocks: list[tuple[str, str]] = []
+def _blocks(sizes: list[tuple]) -> list[list]:
+    """Consecutive (key, rows) grouped into lists of keys of at most SCAN_BLOCK_ROWS rows together (a
+    larger one is a block of its own)."""
+    blocks: list[list] = []
     rows = 0
-    for batch in batches:
-        if blocks and rows + int(batch["rows"]) <= SCAN_BLOCK_ROWS:
-            blocks[-1] = (blocks[-1][0], batch["batch_key"])
-            rows += int(batch["rows"])
+    for key, size in sizes:
+        if blocks and rows + size <= SCAN_BLOCK_ROWS:
+            blocks[-1].append(key)
+            rows += size
         else:
-            blocks.append((batch["batch_key"], batch["batch_key"]))
-            rows = int(batch["rows"])
+            blocks.append([key])
+            rows = size
     return blocks
 
 
