@@ -154,39 +154,113 @@ def test_without_an_index_large_teams_are_searched_exactly(tmp_path, monkeypatch
         assert [signal_id for signal_id, _, _ in rows] == [ids[i] for i in np.argsort(-(vectors @ probe))[:TOP_K]]
 
 
-def test_a_large_batch_scans_the_team_blockwise_and_finds_the_exact_nearest(tmp_path, monkeypatch):
-    """More probes than INDEX_PROBE_LIMIT: the team's embeddings are scanned a block of batches at a time
-    (here three blocks), the nearest are exact, and the searchable filter and the refill still apply."""
+def store_batches(db, team: int, ids, vectors, per_batch: int, deleted_per_batch: int = 0, first_day: int = 10):
+    """Team rows in batches of `per_batch`, one a day from `first_day` (the first `deleted_per_batch` of
+    each deleted)."""
+    for number, start in enumerate(range(0, len(ids), per_batch)):
+        embeddings, assignments = stored_rows(
+            team,
+            ids[start : start + per_batch],
+            vectors[start : start + per_batch],
+            deleted=set(ids[start : start + deleted_per_batch]),
+        )
+        for row in embeddings + assignments:
+            row["batch_key"] = f"b202601{first_day + number:02d}T090000000000Z"
+        db.insert("signal_embeddings", embeddings)
+        db.insert("report_assignments", assignments)
+
+
+def exact_top(vectors: np.ndarray, live: np.ndarray, probe: np.ndarray, ids: list[str]) -> list[str]:
+    return [ids[i] for i in live[np.argsort(-(vectors[live] @ probe), kind="stable")[:TOP_K]]]
+
+
+def cell_rows(db) -> dict[str, int]:
+    return {
+        r["signal_id"]: int(r["copies"])
+        for r in db.query("SELECT signal_id, count() AS copies FROM signal_embedding_cells GROUP BY signal_id")
+    }
+
+
+@pytest.fixture
+def clustered_team(tmp_path, monkeypatch):
+    """Team 1: 1,500 signals around 20 centres in five batches (20 deleted in each); team 2: 200 signals
+    of the same centres. Every team is searched by cells of about 50 rows, read 300 rows at a time."""
     rng = np.random.default_rng(5)
     centres = rng.standard_normal((20, DIMENSIONS))
     vectors = clustered(rng, centres, 1700)
     ids = [f"s{i:04d}" for i in range(1700)]
     resource = ClickHouseResource(path=str(tmp_path / "chdb"), vector_index_dimensions=16)
     with resource.session() as db:
-        for number, start in enumerate(range(0, 1500, 300)):  # five batches of team 1, 20 deleted in each
-            embeddings, assignments = stored_rows(
-                1, ids[start : start + 300], vectors[start : start + 300], deleted=set(ids[start : start + 20])
-            )
-            for row in embeddings + assignments:
-                row["batch_key"] = f"b2026011{number}T090000000000Z"
-            db.insert("signal_embeddings", embeddings)
-            db.insert("report_assignments", assignments)
-        embeddings, assignments = stored_rows(2, ids[1500:], vectors[1500:])  # the same clusters, another team
+        store_batches(db, 1, ids[:1500], vectors[:1500], 300, deleted_per_batch=20)
+        embeddings, assignments = stored_rows(2, ids[1500:], vectors[1500:])
         db.insert("signal_embeddings", embeddings)
         db.insert("report_assignments", assignments)
     monkeypatch.setattr(store, "EXACT_SEARCH_LIMIT", 0)
-    monkeypatch.setattr(store, "SCAN_BLOCK_ROWS", 600)
+    monkeypatch.setattr(store, "CELL_ROWS", 50)
+    monkeypatch.setattr(store, "SCAN_BLOCK_ROWS", 300)
+    return resource, rng, centres, vectors, ids
+
+
+def test_a_large_batch_reads_only_the_cells_near_its_probes_and_finds_the_exact_nearest(clustered_team, monkeypatch):
+    """More probes than INDEX_PROBE_LIMIT, all near 3 of the 20 centres: the cell search reads a part of
+    the team, in blocks, yet finds each probe's exact nearest searchable signals; the searchable filter
+    and the refill of probes it leaves short still apply."""
+    resource, rng, centres, vectors, ids = clustered_team
     monkeypatch.setattr(store, "INDEX_FETCH_FACTOR", 1)  # probes on deleted signals come up short and are refilled
-    scan_calls, index_calls = spy(monkeypatch, "_scanned_nearest"), spy(monkeypatch, "_index_nearest")
-    reads = []
+    cell_calls, index_calls = spy(monkeypatch, "_cell_nearest"), spy(monkeypatch, "_index_nearest")
+    read = []
     real_vectors = store.StoreSession.vectors
-    monkeypatch.setattr(store.StoreSession, "vectors", lambda db, *a: reads.append(1) or real_vectors(db, *a))
-    probes = np.concatenate([clustered(rng, centres, 40), vectors[[0, 1, 300, 301]]])  # the last four deleted
+
+    def counted(db, sql, params=None):
+        rows = real_vectors(db, sql, params)
+        if "signal_embedding_cells" in sql:
+            read.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(store.StoreSession, "vectors", counted)
+    probes = np.concatenate([clustered(rng, centres[:3], 40), vectors[[0, 1, 300, 301]]])  # the last four deleted
+    with resource.session() as db:  # the first search trains the centroids and derives the cells
+        store.nearest_signals(db, 1, BATCH, "m", SINCE, [p.tolist() for p in probes])
+        assert cell_rows(db) == {ids[i]: 1 for i in range(1500)}  # team 1's rows, each once
+    read.clear()
     nearest = search(resource, probes)
-    assert scan_calls == [len(probes)] and index_calls == []
-    assert len(reads) >= 3  # 2 + 2 + 1 batches; the refill's scans read through `query`
+    assert cell_calls == [len(probes)] * 2 and index_calls == []
+    assert len(read) >= 2 and sum(read) < 0.75 * 1500, read  # a part of the team, in more than one block
     live = np.array([i for i in range(1500) if i % 300 >= 20])
     for probe, rows in zip(probes, nearest):
-        expected = [ids[i] for i in live[np.argsort(-(vectors[live] @ probe), kind="stable")[:TOP_K]]]
-        assert [signal_id for signal_id, _, _ in rows] == expected
+        assert [signal_id for signal_id, _, _ in rows] == exact_top(vectors, live, probe, ids)
         assert all(abs(s - float(vectors[int(i[1:])] @ probe)) < 1e-5 for i, _, s in rows)
+
+
+def test_the_cells_are_derived_again_when_missing_stale_or_outgrown(clustered_team):
+    """A store written before the cells existed gains them on its first large search; a batch whose
+    cells were left without their marker (a kill -9) or whose signals changed is derived again with
+    no row twice; a team grown past RETRAIN_GROWTH x its trained size gets new centroids; and the
+    search answers the same throughout."""
+    resource, rng, centres, vectors, ids = clustered_team
+    probes = clustered(rng, centres, 30)
+    with resource.session() as db:  # the tables as a store from before the change has them: none
+        for table in ("signal_embedding_cells", "signal_embedding_centroids", "signal_embedding_cell_batches"):
+            db.command(f"DROP TABLE {table}")
+    first = search(resource, probes)  # the session applies the schema
+    with resource.session() as db:
+        assert cell_rows(db) == {ids[i]: 1 for i in range(1500)}
+        assert db.scalar("SELECT DISTINCT trained_rows FROM signal_embedding_centroids") == 1500
+        db.command("DELETE FROM signal_embedding_cell_batches WHERE batch_key = 'b20260111T090000000000Z'")
+        db.command("DELETE FROM signal_embedding_cells WHERE signal_id IN ('s0300', 's0301')")  # half-written
+    assert search(resource, probes) == first
+    with resource.session() as db:
+        assert cell_rows(db) == {ids[i]: 1 for i in range(1500)}
+        # the first batch's signals change: one of them is replaced by another
+        db.command("DELETE FROM signal_embeddings WHERE signal_id = 's0000'")
+        store_batches(db, 1, ["s9999"], vectors[:1], 1)
+    search(resource, probes)
+    with resource.session() as db:
+        assert cell_rows(db) == {**{ids[i]: 1 for i in range(1, 1500)}, "s9999": 1}
+        more = clustered(rng, centres, 1600)
+        store_batches(db, 1, [f"t{i:04d}" for i in range(1600)], more, 1600, first_day=20)  # 3,100: past 2 x 1,500
+    grown = search(resource, probes)
+    with resource.session() as db:
+        assert db.scalar("SELECT DISTINCT trained_rows FROM signal_embedding_centroids") == 3100
+        assert sum(cell_rows(db).values()) == len(cell_rows(db)) == 3100
+    assert search(resource, probes) == grown  # searching again changes nothing
