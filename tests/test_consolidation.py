@@ -156,6 +156,21 @@ def test_signals_older_than_the_pool_limit_keep_their_report_and_a_pool_holding_
     assert [(e.report_id, e.event) for e in limited.events] == [(created, "created"), ("B", "promoted")]
 
 
+def test_the_pool_limit_is_a_setting_of_both_providers(monkeypatch):
+    from signals_assets.resources.environment import build_resources
+    from signals_assets.resources.llm import LLMResource
+    from signals_assets.settings import load_settings
+
+    assert build_resources(load_settings())["llm"].grouping().consolidation == ConsolidationParameters()
+    monkeypatch.setenv("SIGNALS_CONSOLIDATION_POOL", "4500")
+    assert build_resources(load_settings())["llm"].grouping().consolidation.pool_limit == 4500
+    openai = LLMResource(provider="openai", api_key="test", base_url="http://127.0.0.1:9", consolidation_pool=2500)
+    assert openai.grouping().consolidation.pool_limit == 2500
+    monkeypatch.setenv("SIGNALS_CONSOLIDATION_POOL", "1")
+    with pytest.raises(ValueError, match="SIGNALS_CONSOLIDATION_POOL='1' must be an integer of at least 2"):
+        load_settings()
+
+
 def test_a_consolidated_report_that_reaches_the_weight_threshold_is_promoted_once():
     rng = np.random.default_rng(4)
     problem = around(np.eye(32)[0], 3, 0.05, rng)

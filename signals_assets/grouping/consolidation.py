@@ -36,7 +36,8 @@ the pair distances are written a block at a time straight into scipy's condensed
 costs n²/2 floats plus a block, not several n × n matrices; the clusters are the same. scipy's
 average linkage works on its own copy of that vector, so the clustering's peak is about 9n² bytes
 (benchmarks/consolidation_memory.py, peak RSS growth: 107 MB at 3,000 signals, 349 MB at 6,000,
-899 MB at 10,000). `pool_limit` caps n, and with it the memory, whatever the team's volume.
+899 MB at 10,000). `pool_limit` (`SIGNALS_CONSOLIDATION_POOL`) caps n, and with it the memory,
+whatever the team's volume.
 
 Pool size: 6,000 covers a team's pool of several thousand short texts whole. With 3,000, on
 4,500-text Banking77 train samples in batches of 500 with research between them
