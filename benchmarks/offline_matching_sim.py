@@ -5,6 +5,7 @@
     python benchmarks/offline_matching_sim.py --tune [--iterations 300] [--seed 0]   # train split only
     python benchmarks/offline_matching_sim.py --scale         # the train sample's similarity scale
     python benchmarks/offline_matching_sim.py --research-between   # consolidation, reports researched between batches
+    python benchmarks/offline_matching_sim.py --pool-limits        # the same on 4,500-text train samples by pool size
 
 Each signal is decided in arrival order and sees only earlier signals, with exactly the information
 of the real pipeline: per probe (the text; with --probes 2 also `keyword_queries(text)`) the nearest
@@ -250,29 +251,71 @@ def singleton_shares(params: ConsolidationParameters, seeds: int = 5) -> list[in
     return shares
 
 
-def research_between(pairs: list[tuple[str, str]], batch: int = 500) -> dict:
+def research_between(
+    pairs: list[tuple[str, str]], batch: int = 500, pool_limit: int = 0, representatives: bool = False
+) -> dict:
     """The consolidation's result when, as under the daemon, every report is researched (so anchored)
     as soon as the promotion rule lets it: at 2 signals of the default weight 0.5. Batches of `batch`
-    texts; after each, the pool (every text so far) is clustered, researched reports are anchored
-    (`anchor_researched`, oldest first) and clusters mapped onto report ids (`map_clusters`), as
-    `engine.consolidate` does; minutes of pipeline per order become seconds."""
+    texts; after each, the pool (the newest `pool_limit` texts so far, all when 0) is clustered,
+    researched reports are anchored (`anchor_researched`, oldest first) and clusters mapped onto
+    report ids (`map_clusters`), as `engine.consolidate` does; minutes of pipeline per order become
+    seconds. Texts older than the pool keep their report, and a researched report with some of them
+    is never merged away. With `representatives`, each report's texts older than the pool enter it
+    as one vector (their mean, pool position oldest) that moves them all: an alternative to a larger
+    pool, measured, not built into the engine."""
     vectors = embed([t for t, _ in pairs])
     report: list[str] = []
     researched: set[str] = set()
     for start in range(0, len(pairs), batch):
         report += [str(i) for i in range(start, min(start + batch, len(pairs)))]
-        pool = [PoolSignal(str(i), r, vectors[i], 0.5, "") for i, r in enumerate(report)]
+        first = max(0, len(report) - pool_limit) if pool_limit else 0
+        older: dict[str, list[int]] = {}
+        for i in range(first):
+            older.setdefault(report[i], []).append(i)
+        standing = sorted(older, key=lambda r: older[r][-1]) if representatives else []
+        pool = [PoolSignal(f"r{r}", r, vectors[older[r]].mean(axis=0), 0.5, "") for r in standing]
+        pool += [PoolSignal(str(i), report[i], vectors[i], 0.5, "") for i in range(first, len(report))]
+        stored = len(standing) + max(0, start - first)
         age: dict[str, int] = {}
-        for position, r in enumerate(report[:start]):
-            age.setdefault(r, position)
+        for position, p in enumerate(pool[:stored]):
+            age.setdefault(p.report_id, position)
         anchored_order = sorted((r for r in age if r in researched), key=age.__getitem__)
+        complete = {r for r in anchored_order if r not in older or r in standing}
         labels, anchored = anchor_researched(
-            pool, start, cluster_pool(vectors[: len(report)]), anchored_order, set(anchored_order)
+            pool, stored, cluster_pool(np.array([p.embedding for p in pool])), anchored_order, complete
         )
-        rank = {r: age.get(r, len(report)) for r in set(report)}
-        report = map_clusters(pool, labels, rank, lambda seed, used: seed if seed not in used else f"{seed}+", anchored)
+        rank = {r: age.get(r, len(report)) for r in {p.report_id for p in pool}}
+        final = map_clusters(pool, labels, rank, lambda seed, used: seed if seed not in used else f"{seed}+", anchored)
+        for p, r in zip(pool, final):
+            for i in older[p.report_id] if p.signal_id.startswith("r") else [int(p.signal_id)]:
+                report[i] = r
         researched |= {r for r, n in Counter(report).items() if n >= 2}
     return grouping_scores([c for _, c in pairs], report)
+
+
+def pool_limits() -> None:
+    """Pool limit and representatives on train samples shaped like an unseen intent set, researched
+    between batches of 500: a random 4,500, 58 texts of every intent (4,426) and 10 of every intent."""
+    samples = {
+        "train 4,500": train_orders(4500, orders=1)[0],
+        "58 per intent": per_intent_texts(58, seed=2),
+        "10 per intent": per_intent_texts(10, seed=1),
+    }
+    for limit, representatives in (
+        (1500, False),
+        (1500, True),
+        (3000, False),
+        (3000, True),
+        (4500, False),
+        (6000, False),
+        (0, False),
+    ):
+        line = []
+        for name, pairs in samples.items():
+            r = research_between(pairs, pool_limit=limit, representatives=representatives)
+            line.append(f"{name} {r['ari']:.3f}/{r['pair_precision']:.3f}/{r['pair_recall']:.3f}/{r['groups']}")
+        label = f"{limit:,}" if limit else "unbounded"
+        print(f"pool {label}{' + representatives' if representatives else ''}: {' | '.join(line)}", flush=True)
 
 
 def per_intent_texts(count: int, seed: int = 0) -> list[tuple[str, str]]:
@@ -321,8 +364,14 @@ def main() -> int:
     parser.add_argument(
         "--research-between", action="store_true", help="consolidation with reports researched between batches"
     )
+    parser.add_argument(
+        "--pool-limits", action="store_true", help="pool limit and representatives, researched between batches"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
+    if args.pool_limits:
+        pool_limits()
+        return 0
     if args.research_between:
         print_table(
             "train split (2,000 texts, 5 orders), researched between batches",

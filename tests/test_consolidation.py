@@ -112,6 +112,65 @@ def test_consolidation_merges_a_split_problem_and_suppresses_the_emptied_report(
     assert plan.promotions == []
 
 
+def test_signals_older_than_the_pool_limit_keep_their_report_and_a_pool_holding_them_merges_it():
+    """A (2 signals) and B (1) are one problem split by earlier batches. A pool that reaches A's
+    signals merges B into A; one limited to the 3 newest signals leaves A's outside: no row is
+    written for them, A is untouched and B, with the batch's signal of the problem, stays apart."""
+    rng = np.random.default_rng(3)
+    problem = around(np.eye(32)[0], 4, 0.05, rng)
+    earlier = [
+        PoolSignal("e1", "A", problem[0], 0.5, "checkout fails"),
+        PoolSignal("e2", "A", problem[1], 0.5, "checkout error"),
+        PoolSignal("e3", "B", problem[2], 0.5, "checkout broken"),
+    ]
+    before = {"A": ReportState("A", lc.POTENTIAL, 2, 1.0), "B": ReportState("B", lc.POTENTIAL, 1, 0.5)}
+    batch = [
+        BatchSignal("n1", 1, "checkout down", 0.5, problem[3]),
+        BatchSignal("n2", 1, "dark mode", 0.5, unit(*np.eye(32)[5])),
+    ]
+    created = report_id_for(1, "n2")
+    one_pass = BatchPlan(
+        [
+            Assignment("n1", "B", "joined", "e3", 0.9, 0.5, False),
+            Assignment("n2", created, "created", "", 0.0, 0.5, False),
+        ],
+        [Event(created, "created", lc.POTENTIAL, "dark mode")],
+    )
+    states = {
+        **before,
+        "B": ReportState("B", lc.POTENTIAL, 2, 1.0),
+        created: ReportState(created, lc.POTENTIAL, 1, 0.5),
+    }
+
+    whole = consolidate(one_pass, batch, earlier, before, states, ConsolidationParameters(pool_limit=5))
+    limited = consolidate(one_pass, batch, earlier, before, states, ConsolidationParameters(pool_limit=3))
+
+    assert {a.signal_id: a.report_id for a in whole.assignments} == {"n1": "A", "n2": created, "e3": "A"}
+    # A, now 3 signals of weight 1.5, is due for research
+    assert [(e.report_id, e.event) for e in whole.events] == [
+        (created, "created"),
+        ("A", "promoted"),
+        ("B", "merged_into"),
+    ]
+    assert {a.signal_id: a.report_id for a in limited.assignments} == {"n1": "B", "n2": created}
+    assert [(e.report_id, e.event) for e in limited.events] == [(created, "created"), ("B", "promoted")]
+
+
+def test_the_pool_limit_is_a_setting_of_both_providers(monkeypatch):
+    from signals_assets.resources.environment import build_resources
+    from signals_assets.resources.llm import LLMResource
+    from signals_assets.settings import load_settings
+
+    assert build_resources(load_settings())["llm"].grouping().consolidation == ConsolidationParameters()
+    monkeypatch.setenv("SIGNALS_CONSOLIDATION_POOL", "4500")
+    assert build_resources(load_settings())["llm"].grouping().consolidation.pool_limit == 4500
+    openai = LLMResource(provider="openai", api_key="test", base_url="http://127.0.0.1:9", consolidation_pool=2500)
+    assert openai.grouping().consolidation.pool_limit == 2500
+    monkeypatch.setenv("SIGNALS_CONSOLIDATION_POOL", "1")
+    with pytest.raises(ValueError, match="SIGNALS_CONSOLIDATION_POOL='1' must be an integer of at least 2"):
+        load_settings()
+
+
 def test_a_consolidated_report_that_reaches_the_weight_threshold_is_promoted_once():
     rng = np.random.default_rng(4)
     problem = around(np.eye(32)[0], 3, 0.05, rng)
@@ -268,8 +327,8 @@ def varied_pool(count: int, seed: int) -> np.ndarray:
     return vectors
 
 
-def test_blockwise_clustering_equals_the_dense_clustering_at_the_pool_limit():
-    pool = varied_pool(ConsolidationParameters().pool_limit, seed=4)
+def test_blockwise_clustering_equals_the_dense_clustering_on_3000_signals():
+    pool = varied_pool(3000, seed=4)
     labels = cluster_pool(pool)
     assert labels == dense_cluster_pool(pool)
     assert 50 < len(set(labels)) < len(pool)  # a real clustering: merges and singletons both

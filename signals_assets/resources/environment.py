@@ -36,6 +36,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             provider=settings.llm_provider,
             model=settings.llm_model,
             merge_proposals=settings.llm_merge_proposals,
+            consolidation_pool=settings.consolidation_pool,
             **openai,
         ),
         "signal_limits": SignalLimitsResource(**settings.signal_limits.__dict__),

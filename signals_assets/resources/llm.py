@@ -15,6 +15,9 @@ class LLMResource(dg.ConfigurableResource):
     timeout_seconds: float = 60
     max_retries: int = 3
     merge_proposals: int = 10  # report merges the model is asked to confirm per batch and team; 0: none
+    # newest pooled signals re-clustered (offline) or offered for merges (openai) per batch and team;
+    # the clustering's memory is about 9 bytes × its square
+    consolidation_pool: int = 6000
 
     def chat(self):
         """The chat client (an `OpenAIChatProvider`), or None for the offline provider."""
@@ -33,8 +36,13 @@ class LLMResource(dg.ConfigurableResource):
         raise ValueError(f"LLM provider {self.provider!r} is not one of offline, openai")
 
     def grouping(self) -> Provider:
+        from dataclasses import replace
+
         chat = self.chat()
-        return OfflineProvider() if chat is None else LLMProvider(chat, self.merge_proposals)
+        provider = OfflineProvider() if chat is None else LLMProvider(chat, self.merge_proposals)
+        if provider.consolidation:  # the pool's bound, whoever decides the merges
+            provider.consolidation = replace(provider.consolidation, pool_limit=self.consolidation_pool)
+        return provider
 
     def safety_judge(self):
         """`check_signal(text)` and `check_report(texts)`: the offline rules or the chat model."""
