@@ -32,6 +32,8 @@ instructions" and the bot …') is not an order to us, unless it names this pipe
 
 Then, for a text the rules pass, the learned scorer (`scorer.py`) where a cue an attack acts on is present
 (`_scored`). Pure standard library: it runs inside `buffered_signals` and the report summary.
+A rule is searched only in a text that may hold a match (`literals.py`: the literals an ASCII text
+needs for it), and recent verdicts are kept, so a report's judgement re-uses its signals' screening.
 """
 
 from __future__ import annotations
