@@ -142,6 +142,24 @@ def test_schema_creates_every_base_table_in_the_database(backend):
     assert database == backend.database
 
 
+def test_a_session_restores_a_missing_table_and_a_missing_column(backend):
+    """Each session reads the columns present once and creates only what is missing: a dropped table
+    comes back, and so does a column an older version of a table lacks."""
+    with backend.session() as db:
+        db.command("DROP TABLE research_results")
+        db.command("ALTER TABLE report_events DROP COLUMN weight_after_batch")
+    with backend.session() as db:
+        tables = {r["name"] for r in db.query("SELECT name FROM system.tables WHERE database = currentDatabase()")}
+        columns = {
+            r["name"]
+            for r in db.query(
+                "SELECT name FROM system.columns WHERE database = currentDatabase() AND table = 'report_events'"
+            )
+        }
+    assert tables == {path.stem for path in SCHEMA_DIR.glob("*.sql")}
+    assert "weight_after_batch" in columns
+
+
 def test_values_round_trip_exactly(backend):
     text = "quote ' double \" backslash \\ newline \n tab \t unicode ✓ {placeholder}"
     row = {

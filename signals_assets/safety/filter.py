@@ -32,6 +32,8 @@ instructions" and the bot …') is not an order to us, unless it names this pipe
 
 Then, for a text the rules pass, the learned scorer (`scorer.py`) where a cue an attack acts on is present
 (`_scored`). Pure standard library: it runs inside `buffered_signals` and the report summary.
+A rule is searched only in a text that may hold a match (`literals.py`: the literals an ASCII text
+needs for it), and recent verdicts are kept, so a report's judgement re-uses its signals' screening.
 """
 
 from __future__ import annotations
@@ -39,12 +41,17 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
+import functools
+import hashlib
 import re
 import string
+import threading
 import unicodedata
 from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 from urllib.parse import unquote
+
+from signals_assets.safety.literals import literal_search, may_match, required_literals
 
 INSTRUCTION_OVERRIDE = "instruction_override"
 HIDDEN_INSTRUCTIONS = "hidden_instructions"
@@ -1415,9 +1422,18 @@ def _reported_quote(text: str, start: int, end: int) -> bool:
     return False
 
 
+@functools.cache
+def _rule_literals() -> list[re.Pattern | None]:
+    """For each rule, a search for the strings an ASCII text must hold for it to match (derived once, on
+    first use)."""
+    return [literal_search(required_literals(pattern)) for _, pattern in _RULES]
+
+
 def _rule_match(text: str) -> tuple[str, int, int] | None:
     """The first rule that matches `text` outside a negation or a reported quotation, as (kind, start, end)."""
-    for kind, pattern in _RULES:
+    for (kind, pattern), literals in zip(_RULES, _rule_literals()):
+        if not may_match(literals, text):  # the rule cannot match: skip its search
+            continue
         for match in pattern.finditer(text):
             before = text[max(0, match.start() - 40) : match.start()]
             if match.end() == match.start() or _NEGATION.search(before) or _WISH.search(before):
@@ -1711,14 +1727,33 @@ def _scored(text: str) -> SafetyVerdict:
     return SafetyVerdict(False, _cued(line) or INSTRUCTION_OVERRIDE, _quote(line))
 
 
+# Verdicts of recent texts, by digest: a report's judgement re-checks texts its signals were screened
+# with, and `signals process` (or a run worker) does both in one process. Bounded; verdicts are immutable.
+VERDICT_CACHE_SIZE = 8192
+_verdicts: dict[tuple[bytes, bool], SafetyVerdict] = {}
+_verdicts_lock = threading.Lock()
+
+
 def check_signal_text(text: str, depth: int = 0, use_scorer: bool = True) -> SafetyVerdict:
     """The offline verdict for one text: concealed, then encoded, then direct manipulation, then the same
     written in ROT13 or backwards; then, for a text the rules passed, the learned scorer where a cue is
     present (`use_scorer=False`: the rules alone)."""
     if depth > MAX_DECODE_DEPTH or not text:
         return SAFE
+    if depth:
+        return _rules_verdict(text, depth)
+    key = (hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest(), use_scorer)
+    with _verdicts_lock:
+        cached = _verdicts.get(key)
+    if cached is not None:
+        return cached
     verdict = _rules_verdict(text, depth)
-    return _scored(text) if verdict.safe and use_scorer and depth == 0 else verdict
+    verdict = _scored(text) if verdict.safe and use_scorer else verdict
+    with _verdicts_lock:
+        if len(_verdicts) >= VERDICT_CACHE_SIZE:
+            del _verdicts[next(iter(_verdicts))]  # the oldest entry
+        _verdicts[key] = verdict
+    return verdict
 
 
 def _rules_verdict(text: str, depth: int) -> SafetyVerdict:

@@ -24,6 +24,7 @@ VECTOR_INDEX_NAME = "embedding_hnsw"
 SESSION_SETTINGS = {"max_query_size": 256 * 1024 * 1024}
 
 
+_CREATE_TABLE = re.compile(r"^\s*CREATE\s+TABLE\s+IF\s+NOT\s+EXISTS\s+(?P<table>\w+)", re.I | re.M)
 _ADD_COLUMN = re.compile(r"ALTER\s+TABLE\s+(?P<table>\w+)\s+ADD\s+COLUMN\s+IF\s+NOT\s+EXISTS\s+(?P<column>\w+)\s", re.I)
 
 
@@ -130,20 +131,26 @@ class StoreSession:
         """Create the base tables, then add the columns that tables created by an older version lack
         (each `ALTER TABLE t ADD COLUMN IF NOT EXISTS c …` statement runs only when `c` is missing);
         with `vector_index_dimensions`, also the embeddings' HNSW index."""
-        additions = []
+        # Every session starts here: one read of the columns present, and a statement only for what is missing.
+        present = self._columns()
+        tables = {table for table, _ in present}
+        additions, created = [], False
         for path in sorted(SCHEMA_DIR.glob("*.sql")):
             create, *alters = [s for s in path.read_text().split(";\n") if s.strip()]
-            self.command(create)
+            table = _CREATE_TABLE.search(create)
+            if table is None:
+                raise StoreError(f"schema: {path.name} must start with CREATE TABLE IF NOT EXISTS <table>")
+            if table["table"] not in tables:
+                self.command(create)
+                created = True
             additions += alters
         wanted = [(_ADD_COLUMN.search(sql), sql) for sql in additions]
         if vector_index_dimensions:
             self.ensure_vector_index(vector_index_dimensions)
         if not wanted:
             return
-        present = {
-            (r["table"], r["name"])
-            for r in self.query("SELECT table, name FROM system.columns WHERE database = currentDatabase()")
-        }
+        if created:
+            present = self._columns()
         for match, sql in wanted:
             if match is None:
                 raise StoreError(
@@ -151,6 +158,10 @@ class StoreSession:
                 )
             if (match["table"], match["column"]) not in present:
                 self.command(sql)
+
+    def _columns(self) -> set[tuple[str, str]]:
+        rows = self.query("SELECT table, name FROM system.columns WHERE database = currentDatabase()")
+        return {(r["table"], r["name"]) for r in rows}
 
     def vector_index_type(self) -> str | None:
         """The HNSW index definition on `signal_embeddings`, or None when there is none."""

@@ -1,0 +1,126 @@
+"""What an ASCII text must contain for a regular expression to match anywhere in it.
+
+The safety rules are long alternations that Python's `re` tries at every position of a text, although
+nearly every branch starts from a word that most texts lack. `required_literals(pattern)` reads the
+pattern's parse tree and returns strings, lower case, of which every match contains at least one
+(None: no such set was found); `literal_search` looks for them all at once. A text whose lower-case
+form holds none of them cannot match, so the rule's search is skipped with the same result. Only ASCII texts are tested this way: there, case-insensitive
+matching is exactly `str.lower()` on both sides, which Unicode case folding is not (e.g. "İ", "ſ").
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from re import (
+    _constants as sre,  # type: ignore[attr-defined]
+    _parser as sre_parse,  # type: ignore[attr-defined]
+)
+
+Literals = frozenset[str]  # any of these strings; the empty set: the pattern cannot match an ASCII text
+MAX_STRINGS = 256  # a branch or a run of literals with more spellings than this is not expanded
+_IGNORECASE = int(re.IGNORECASE)  # plain ints: flag enums cost a call per operation
+
+
+@functools.cache
+def _ascii_spellings(code: int, ignore_case: bool) -> Literals:
+    """The lower-case ASCII characters a pattern literal matches (several cases of one letter are one)."""
+    literal = re.compile(re.escape(chr(code)), re.IGNORECASE if ignore_case else 0)
+    return frozenset(chr(a).lower() for a in range(128) if literal.fullmatch(chr(a)))
+
+
+def _expand(parts: list[Literals]) -> Literals | None:
+    """Every concatenation of one string from each part, or None when there are too many."""
+    size = 1
+    for part in parts:
+        size *= len(part)
+        if size > MAX_STRINGS:
+            return None
+    return _concatenations(frozenset({""}), parts)
+
+
+def _concatenations(prefixes: Literals, parts: list[Literals]) -> Literals:
+    for part in parts:
+        prefixes = frozenset(prefix + string for prefix in prefixes for string in part)
+    return prefixes
+
+
+def _node(op, av, flags: int) -> tuple[Literals | None, Literals | None]:
+    """(exact, required) of one parse node: `exact` is every string it can consume (None: unknown or
+    too many), `required` strings of which what it consumes contains one (None: no constraint)."""
+    if op is sre.LITERAL:
+        spellings = _ascii_spellings(av, bool(flags & _IGNORECASE))
+        return (spellings, spellings) if len(spellings) <= 1 else (None, None)
+    if op in (sre.AT, sre.ASSERT, sre.ASSERT_NOT):
+        return frozenset({""}), None  # zero width: consumes nothing
+    if op is sre.SUBPATTERN:
+        _group, add_flags, del_flags, pattern = av
+        return _sequence(pattern, (flags | int(add_flags)) & ~int(del_flags))
+    if op is sre.ATOMIC_GROUP:
+        return _sequence(av, flags)
+    if op is sre.BRANCH:
+        branches = [_sequence(branch, flags) for branch in av[1]]
+        exacts = [e for e, _ in branches if e is not None]
+        union = frozenset().union(*exacts)
+        exact = union if len(exacts) == len(branches) and len(union) <= MAX_STRINGS else None
+        requirements = [r for _, r in branches if r is not None]
+        required = frozenset().union(*requirements) if len(requirements) == len(branches) else None
+        return exact, required
+    if op in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT):
+        low, high, pattern = av
+        exact, required = _sequence(pattern, flags)
+        if low == 0:
+            optional = exact | {""} if exact is not None and (low, high) == (0, 1) else None
+            return optional, None
+        return (exact if (low, high) == (1, 1) else None), required
+    return None, None  # classes, any character, categories, back references: no literal to require
+
+
+def _sequence(pattern, flags: int) -> tuple[Literals | None, Literals | None]:
+    """(exact, required) of a sequence: runs of exact nodes are expanded into their spellings, and the
+    most selective requirement (longest shortest string, then fewest strings) is kept."""
+    nodes = [_node(op, av, flags) for op, av in pattern]
+    # An exact node's own requirement is part of its run's spellings: only the others are candidates.
+    candidates: list[Literals] = [required for exact, required in nodes if exact is None and required is not None]
+    run: Literals = frozenset({""})  # the spellings of the current run of exact nodes
+    for exact, _ in [*nodes, (None, None)]:
+        if exact is not None and len(run) * len(exact) <= MAX_STRINGS:
+            if len(exact) == 1:  # a literal character, the common case
+                (tail,) = exact
+                run = frozenset(prefix + tail for prefix in run)
+            else:
+                run = _concatenations(run, [exact])
+            continue
+        if "" not in run:
+            candidates.append(run)
+        run = frozenset({""}) if exact is None else exact
+    exacts = [exact for exact, _ in nodes if exact is not None]
+    whole = _expand(exacts) if len(exacts) == len(nodes) else None
+    if any(not candidate for candidate in candidates):
+        return frozenset(), frozenset()  # a literal no ASCII character matches: no ASCII text matches
+    best = max(candidates, key=lambda c: (min(map(len, c)), -len(c)), default=None)
+    return whole, best
+
+
+def required_literals(pattern: re.Pattern) -> Literals | None:
+    """Lower-case strings of which every match of `pattern` in an ASCII text contains one, or None."""
+    parsed = sre_parse.parse(pattern.pattern, pattern.flags)
+    return _sequence(parsed, int(parsed.state.flags))[1]
+
+
+def literal_search(required: Literals | None) -> re.Pattern | None:
+    """One search for any of `required` (None stays None): a string that holds another member adds
+    nothing, and one alternation of literals is far cheaper than a Python loop over them."""
+    if required is None:
+        return None
+    shortest_first = sorted(required, key=len)
+    kept: list[str] = []
+    for literal in shortest_first:
+        if not any(other in literal for other in kept):
+            kept.append(literal)
+    return re.compile("|".join(map(re.escape, kept)) if kept else "(?!)")  # (?!): never matches
+
+
+def may_match(search: re.Pattern | None, text: str) -> bool:
+    """False only when `text` is ASCII and its lower-case form holds none of the search's literals."""
+    return search is None or not text.isascii() or search.search(text.lower()) is not None
