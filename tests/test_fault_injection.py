@@ -116,8 +116,9 @@ def test_signals_process_recovers_from_kills_inside_a_range_of_batches(tmp_path)
     from signals_assets.jobs import RANGE_START_TAG
 
     small = {"SIGNALS_BATCH_MAX_SIGNALS": "3", "SIGNALS_MAX_SIGNALS_PER_TEAM_BATCH": "3"}
-    trial = FaultTrial(tmp_path, "process", local_instance_config(), signals_per_wave=12, extra_env=small)
-    result = trial.run(["buffer:3", "promote:2"], kill_timeout=120, settle_timeout=240)
+    trial = FaultTrial(tmp_path, "process", local_instance_config(), signals_per_wave=9, extra_env=small)
+    # Every batch of a killed range run is retried alone, so the last run does more runs than usual.
+    result = trial.run(["buffer:3", "promote:2"], kill_timeout=120, settle_timeout=900)
     assert_recovered(trial, result)
     assert result.process_exit_codes[-1] == 0
     with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:

@@ -259,7 +259,7 @@ def cmd_process(args, settings: Settings) -> int:
         err(f"run {index}/{len(requests)} {batches[0]} ({len(batches)} batch(es)): buffering, embedding, grouping")
         result = execute_request(batch_job, request, instance)
         if not result.success:
-            left = [b for b in batches if b in inbox.unfinished_batches(store)]
+            left = sorted(set(batches) & set(inbox.unfinished_batches(store)))
             err(
                 f"run {result.run_id} failed with {len(left)} of its batches unfinished; later batches wait (key order)"
             )
