@@ -43,6 +43,7 @@ def defs() -> dg.Definitions:
                 settings.retry_backoff_seconds,
                 settings.max_signals_per_team_batch,
                 settings.max_open_batches,
+                settings.max_batches_per_run,
             ),
             build_report_promotion_sensor(
                 settings.max_attempts,

@@ -1,4 +1,5 @@
-"""The jobs the sensors launch: one run per signal batch, and report runs that each summarise and
+"""The jobs the sensors launch: batch runs over one batch or a partition range of consecutive batches
+(the attempt each run makes for each of its batches is in its per-batch tags), and report runs that each summarise and
 research a partition range of reports (the rounds the run covers are in its ROUNDS_TAG)."""
 
 import dagster as dg
@@ -15,6 +16,8 @@ TEAM_TAG = "signals/team"
 ROUNDS_TAG = "signals/report_rounds"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
+# On batch runs over a range of batches, one per batch: the attempt key the run makes for it.
+BATCH_ATTEMPT_TAG_PREFIX = "signals/batch/"
 # Housekeeping runs: their own stage limit in the instance and a high priority, so they never wait
 # behind a backlog of pipeline runs.
 HOUSEKEEPING_TAGS = {STAGE_TAG: "housekeeping", "dagster/priority": "10"}
@@ -24,7 +27,8 @@ signal_batch_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(buffered_signals, signal_embeddings, report_assignments) | SQL_MODELS,
     executor_def=dg.in_process_executor,
     tags={STAGE_TAG: "batch"},
-    description="Buffer, embed and group one batch of signals, then refresh the SQL models.",
+    description="Buffer, embed and group a batch or a range of consecutive batches (in key order), then refresh "
+    "the SQL models.",
 )
 
 report_job = dg.define_asset_job(
@@ -44,3 +48,7 @@ regroup_job = dg.define_asset_job(
     description="Re-group a range of batches in one run, in key order (config: team_ids); used by "
     "`signals regroup` after changing the provider, model or parameters.",
 )
+
+
+def batch_attempt_tag(batch: str) -> str:
+    return f"{BATCH_ATTEMPT_TAG_PREFIX}{batch}"

@@ -14,7 +14,8 @@ import dagster as dg
 
 from signals_assets.ingestion.validation import SignalValidationError, check_team_id
 
-signal_batches = dg.DynamicPartitionsDefinition(name="signal_batches")
+SIGNAL_BATCHES = "signal_batches"
+signal_batches = dg.DynamicPartitionsDefinition(name=SIGNAL_BATCHES)
 REPORTS = "reports"
 reports = dg.DynamicPartitionsDefinition(name=REPORTS)
 

@@ -107,6 +107,10 @@ class Settings:
     # so a later signal is never queued behind more than that many batches of another team's burst.
     max_signals_per_team_batch: int = 500
     max_open_batches: int = 1
+    # Consecutive batches one batch run buffers, embeds and groups (a partition range): the run's fixed
+    # costs (launch, SQL models, checks) are paid once per range. `signals process` runs its backlog in
+    # ranges this big; under the daemon a range is at most `max_open_batches` batches.
+    max_batches_per_run: int = 20
     # Report rounds (judgement and research) a team may start per UTC day; more wait for the next day.
     max_reports_per_team_day: int = 2000
     # Bounded partition sets: finished batches and closed reports older than these are retired from
@@ -188,6 +192,7 @@ def load_settings() -> Settings:
             "SIGNALS_MAX_SIGNALS_PER_TEAM_BATCH", _positive_int("SIGNALS_BATCH_MAX_SIGNALS", 500)
         ),
         max_open_batches=_positive_int("SIGNALS_MAX_OPEN_BATCHES", 1),
+        max_batches_per_run=_positive_int("SIGNALS_MAX_BATCHES_PER_RUN", 20),
         max_reports_per_team_day=_positive_int("SIGNALS_MAX_REPORTS_PER_TEAM_DAY", 2000),
         retire_batches_after_days=_positive_int("SIGNALS_RETIRE_BATCHES_AFTER_DAYS", 30),
         retire_reports_after_days=_positive_int("SIGNALS_RETIRE_REPORTS_AFTER_DAYS", 30),

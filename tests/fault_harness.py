@@ -457,11 +457,17 @@ def instance_facts() -> dict:
         records = instance.fetch_materializations(
             dg.AssetKey("report_assignments"), limit=10_000, ascending=True
         ).records
-        first_grouped = []
+        # A run over a range of batches groups them in key order but logs their materialisations
+        # together at the end of its step, in no particular order: batches first grouped by the same
+        # run count in key order, runs in the order of their first materialisation.
+        by_run: dict[str, list[str]] = {}
+        seen: set[str] = set()
         for record in records:
             partition = record.asset_materialization.partition
-            if partition not in first_grouped:
-                first_grouped.append(partition)
+            if partition not in seen:
+                seen.add(partition)
+                by_run.setdefault(record.run_id, []).append(partition)
+        first_grouped = [partition for partitions in by_run.values() for partition in sorted(partitions)]
     return {"unfinished_runs": unfinished, "held_slot_runs": held, "first_grouped": first_grouped}
 
 

@@ -106,3 +106,21 @@ def test_production_daemon_recovers_from_a_kill_during_grouping(tmp_path):
     with production_trial(tmp_path, signals_per_wave=8) as trial:
         result = trial.run(["group"], kill_timeout=420, settle_timeout=600)
     assert_recovered(trial, result)
+
+
+def test_signals_process_recovers_from_kills_inside_a_range_of_batches(tmp_path):
+    """Small batches, so one `signals process` run covers a range of several: killed while buffering
+    the third batch of a range, then while grouping the second, and run once more, it finishes all."""
+    import dagster as dg
+
+    from signals_assets.jobs import RANGE_START_TAG
+
+    small = {"SIGNALS_BATCH_MAX_SIGNALS": "3", "SIGNALS_MAX_SIGNALS_PER_TEAM_BATCH": "3"}
+    trial = FaultTrial(tmp_path, "process", local_instance_config(), signals_per_wave=9, extra_env=small)
+    # Every batch of a killed range run is retried alone, so the last run does more runs than usual.
+    result = trial.run(["buffer:3", "promote:2"], kill_timeout=120, settle_timeout=900)
+    assert_recovered(trial, result)
+    assert result.process_exit_codes[-1] == 0
+    with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
+        runs = instance.get_runs(dg.RunsFilter(job_name="signal_batch_job"))
+    assert any(RANGE_START_TAG in run.tags for run in runs)

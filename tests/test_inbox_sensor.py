@@ -34,7 +34,8 @@ def store(tmp_path):
 
 @pytest.fixture
 def tick(store):
-    sensor = build_signal_inbox_sensor(max_signals_per_batch=4, max_open_batches=10)
+    # One run per batch, so each claimed batch shows as its own request (ranges: test_batch_ranges.py).
+    sensor = build_signal_inbox_sensor(max_signals_per_batch=4, max_open_batches=10, max_batches_per_run=1)
     resource = ObjectStoreResource(root=str(store.root))
 
     def run(instance, cursor=None):

@@ -5,7 +5,7 @@ import functools
 import dagster as dg
 from pydantic import Field
 
-from signals_assets.assets.ingestion import BATCH_BACKFILL_POLICY, signal_embeddings
+from signals_assets.assets.ingestion import BATCH_BACKFILL_POLICY, run_metadata, signal_embeddings
 from signals_assets.grouping.batch import group_batch
 from signals_assets.grouping.store import RegroupingConflict, write_batch
 from signals_assets.ingestion import inbox
@@ -60,7 +60,6 @@ def report_assignments(
         _refuse_out_of_order(context, keys[0], earlier)
     provider = llm.grouping()
     session = phases.sessions(functools.partial(clickhouse.session, log=context.log.info))
-    all_promotions, assigned, created = [], 0, 0
     # Batches in key order: a later batch must see the reports of the earlier ones.
     for batch in keys:
         # "grouping" is what group_batch spends outside its store sessions (probe embeddings, decisions).
@@ -78,18 +77,18 @@ def report_assignments(
             promotion_facts.record_promotions(store, batch, promotions)
             if not config.team_ids:  # re-grouping some teams does not finish the batch for the others
                 inbox.mark_stage_done(store, batch, inbox.GROUPED, context.run_id)
-        assigned += len(assignments)
-        created += sum(1 for e in events if e["event"] == "created")
-        all_promotions += promotions
+        # Each batch's own result on its own partition (a run may cover a range of batches).
+        context.add_asset_metadata(
+            {
+                "signals_assigned": len(assignments),
+                "reports_created": sum(1 for e in events if e["event"] == "created"),
+                PROMOTED_METADATA_KEY: dg.MetadataValue.json(promotions),
+            },
+            partition_key=batch,
+        )
         context.log.info(f"{batch}: {len(assignments)} signals assigned, {len(promotions)} reports promoted")
     return dg.MaterializeResult(
-        metadata={
-            "signals_assigned": assigned,
-            "reports_created": created,
-            "provider": provider.name,
-            PROMOTED_METADATA_KEY: dg.MetadataValue.json(all_promotions),
-            "seconds": dg.MetadataValue.json(phases.rounded()),
-        }
+        metadata={**run_metadata(keys), "provider": provider.name, "seconds": dg.MetadataValue.json(phases.rounded())}
     )
 
 

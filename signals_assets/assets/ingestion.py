@@ -42,11 +42,8 @@ def buffered_signals(
     judge = llm.safety_judge()
     phases = Phases()
     session = phases.sessions(functools.partial(clickhouse.session, log=context.log.info))
-    accepted = rejected = 0
-    reasons: dict[str, int] = {}
-    unsafe_kinds: dict[str, int] = {}
-    unsafe: list[dict] = []
-    for batch in sorted(context.partition_keys):
+    keys = sorted(context.partition_keys)
+    for batch in keys:
         with phases("inbox"):
             objects = inbox.load_batch(store, batch, limits.max_signal_bytes)
         with session() as db:
@@ -59,12 +56,7 @@ def buffered_signals(
         with phases("inbox"):
             inbox.consolidate_batch(store, batch, objects, context.run_id)
         pause_point("buffer")  # buffered, claims removed, not embedded
-        accepted += len(screened.accepted)
-        rejected += len(screened.rejected)
-        for counts, into in ((screened.rejection_counts(), reasons), (screened.unsafe_by_kind(), unsafe_kinds)):
-            for key, count in counts.items():
-                into[key] = into.get(key, 0) + count
-        unsafe += [
+        unsafe = [
             {
                 "signal_id": r["signal_id"],
                 "source": f"{r['source_product']}/{r['source_type']} {r['source_id']}",
@@ -74,21 +66,29 @@ def buffered_signals(
             for r in screened.rejected
             if r["reason"] == "unsafe"
         ]
+        # Each batch's own result on its own partition (a run may cover a range of batches).
+        context.add_asset_metadata(
+            {
+                "accepted": len(screened.accepted),
+                "rejected": len(screened.rejected),
+                "rejected_by_reason": dg.MetadataValue.json(screened.rejection_counts()),
+                "unsafe_by_kind": dg.MetadataValue.json(screened.unsafe_by_kind()),
+                "unsafe_signals": dg.MetadataValue.json(unsafe[:UNSAFE_SHOWN]),
+                "raw_batch_file": inbox.raw_batch_key(batch),
+            },
+            partition_key=batch,
+        )
         context.log.info(
             f"{batch}: {len(objects)} objects, {len(screened.accepted)} accepted, {len(screened.rejected)} rejected"
         )
     return dg.MaterializeResult(
-        metadata={
-            "accepted": accepted,
-            "rejected": rejected,
-            "rejected_by_reason": dg.MetadataValue.json(reasons),
-            "unsafe_by_kind": dg.MetadataValue.json(unsafe_kinds),
-            "unsafe_signals": dg.MetadataValue.json(unsafe[:UNSAFE_SHOWN]),
-            "safety_filter": judge.name,
-            "raw_batch_files": dg.MetadataValue.json([inbox.raw_batch_key(b) for b in sorted(context.partition_keys)]),
-            "seconds": dg.MetadataValue.json(phases.rounded()),
-        }
+        metadata={**run_metadata(keys), "safety_filter": judge.name, "seconds": dg.MetadataValue.json(phases.rounded())}
     )
+
+
+def run_metadata(batches_in_run: list[str]) -> dict:
+    """Shared by every batch of the run: the range it was part of."""
+    return {"batches_in_run": len(batches_in_run), "run_range": f"{batches_in_run[0]}...{batches_in_run[-1]}"}
 
 
 @dg.asset(
@@ -108,8 +108,8 @@ def signal_embeddings(
     store = object_store.open()
     phases = Phases()
     session = phases.sessions(functools.partial(clickhouse.session, log=context.log.info))
-    total = 0
-    for batch in sorted(context.partition_keys):
+    keys = sorted(context.partition_keys)
+    for batch in keys:
         with session() as db:
             signals = ingestion_store.batch_signals(db, batch)
         # The store is released while the model runs: other processes may use it meanwhile.
@@ -122,8 +122,12 @@ def signal_embeddings(
         pause_point("embed")  # embedded, stage marker not yet written
         with phases("inbox"):
             inbox.mark_stage_done(store, batch, inbox.EMBEDDED, context.run_id)
-        total += embedded
+        context.add_asset_metadata({"embedded": embedded}, partition_key=batch)
         context.log.info(f"{batch}: embedded {embedded} signals with {embedder.model_name}")
     return dg.MaterializeResult(
-        metadata={"embedded": total, "model": embedder.model_name, "seconds": dg.MetadataValue.json(phases.rounded())}
+        metadata={
+            **run_metadata(keys),
+            "model": embedder.model_name,
+            "seconds": dg.MetadataValue.json(phases.rounded()),
+        }
     )

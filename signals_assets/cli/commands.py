@@ -200,12 +200,23 @@ def add_partitions(instance: dg.DagsterInstance, request: dg.AddDynamicPartition
     instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
 
 
+def run_batches(request: dg.RunRequest) -> list[str]:
+    """The batches a batch run request covers, in key order."""
+    from signals_assets.jobs import BATCH_ATTEMPT_TAG_PREFIX
+
+    if request.partition_key:
+        return [request.partition_key]
+    return sorted(
+        tag[len(BATCH_ATTEMPT_TAG_PREFIX) :] for tag in request.tags if tag.startswith(BATCH_ATTEMPT_TAG_PREFIX)
+    )
+
+
 def execute_request(
     job: dg.JobDefinition, request: dg.RunRequest, instance: dg.DagsterInstance
 ) -> dg.ExecuteInProcessResult:
     """Execute a sensor's RunRequest here and now: the same partition, run key and tags."""
     assert request.run_key is not None, "the sensors key every run request by its attempt"
-    # A partition range (report runs) is in the request's tags.
+    # A partition range (batch or report runs) is in the request's tags.
     return job.execute_in_process(
         partition_key=request.partition_key,
         instance=instance,
@@ -224,6 +235,7 @@ def cmd_process(args, settings: Settings) -> int:
     from signals_assets.definitions import defs
     from signals_assets.ingestion import inbox
     from signals_assets.jobs import signal_batch_job
+    from signals_assets.partitions import SIGNAL_BATCHES
     from signals_assets.sensors.dead_runs import fail_dead_runs
     from signals_assets.sensors.signal_inbox import batch_work
 
@@ -238,17 +250,22 @@ def cmd_process(args, settings: Settings) -> int:
     started = time.monotonic()
     # No back-off and no waiting for the daemon's retries: the operator asked for an attempt now.
     work = batch_work(instance, store, settings.max_attempts, backoff_seconds=0, daemon_retries=False)
+    # The ranges are decided on the partition set before the new batches are appended to it.
+    requests = work.run_requests(instance.get_dynamic_partitions(SIGNAL_BATCHES), settings.max_batches_per_run)
     add_partitions(instance, work.partitions_request())
-    requests = work.run_requests()
     grouped = 0
     for index, request in enumerate(requests, start=1):
-        batch = request.partition_key
-        err(f"batch {index}/{len(requests)} {batch}: buffering, embedding, grouping")
+        batches = run_batches(request)
+        err(f"run {index}/{len(requests)} {batches[0]} ({len(batches)} batch(es)): buffering, embedding, grouping")
         result = execute_request(batch_job, request, instance)
         if not result.success:
-            err(f"batch {batch}: run {result.run_id} failed; later batches wait for it (key order)")
+            left = sorted(set(batches) & set(inbox.unfinished_batches(store)))
+            err(
+                f"run {result.run_id} failed with {len(left)} of its batches unfinished; later batches wait (key order)"
+            )
+            grouped += len(batches) - len(left)
             break
-        grouped += 1
+        grouped += len(batches)
     researched, failed = research_pending(definitions, instance, store, settings)
     left = unfinished_work(store)
     for line in left:

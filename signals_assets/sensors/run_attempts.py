@@ -7,6 +7,7 @@ from datetime import datetime, timezone
 import dagster as dg
 
 from signals_assets.assets.grouping import REFUSED_TAG
+from signals_assets.jobs import batch_attempt_tag
 from signals_assets.recovery.attempts import Attempt, attempt_number, attempt_unit
 
 RUN_KEY_TAG = "dagster/run_key"
@@ -57,6 +58,21 @@ def unit_attempts(
         for r in records
         if attempt_number(unit, r.dagster_run.tags.get(RUN_KEY_TAG, "")) is not None
     ]
+
+
+def batch_attempts(
+    instance: dg.DagsterInstance, job_name: str, batch: str, daemon_retries: bool = True, now: float | None = None
+) -> list[Attempt]:
+    """The attempts of a batch: runs of its own partition under one of its attempt keys, and runs over a
+    range of batches that name an attempt of it in its per-batch tag (a range run that did not finish
+    the batch is a failed attempt of it, like a single run)."""
+    attempts = unit_attempts(instance, job_name, batch, batch, daemon_retries, now)
+    tag = batch_attempt_tag(batch)
+    keys = {key for _, values in instance.get_run_tags([tag]) for key in values}
+    if keys:
+        records = instance.get_run_records(filters=dg.RunsFilter(job_name=job_name, tags={tag: sorted(keys)}))
+        attempts += [replace(as_attempt(r, daemon_retries, now), run_key=r.dagster_run.tags[tag]) for r in records]
+    return attempts
 
 
 def round_attempts(

@@ -1,16 +1,17 @@
 import json
 import time
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import dagster as dg
 
 from signals_assets.ingestion import inbox
-from signals_assets.jobs import signal_batch_job
-from signals_assets.partitions import signal_batches
+from signals_assets.jobs import RANGE_END_TAG, RANGE_START_TAG, batch_attempt_tag, signal_batch_job
+from signals_assets.partitions import SIGNAL_BATCHES, signal_batches
 from signals_assets.recovery.attempts import next_step
 from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.sensors.cadence import minimum_interval_seconds
-from signals_assets.sensors.run_attempts import failure_reason, last_failed_run, unit_attempts
+from signals_assets.sensors.run_attempts import batch_attempts, failure_reason, last_failed_run
 from signals_assets.storage.object_store import ObjectStore
 
 
@@ -19,18 +20,47 @@ class BatchWork:
     """What the unfinished batches need, in key order."""
 
     to_run: list[tuple[str, str]] = field(default_factory=list)  # (batch, run key)
+    retried: set[str] = field(default_factory=set)  # batches to run whose earlier attempt failed
     in_flight: list[str] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)  # back-off details; later batches are held behind them
     held: list[str] = field(default_factory=list)
     parked_now: list[str] = field(default_factory=list)
 
-    def run_requests(self) -> list[dg.RunRequest]:
-        """One run per batch to run, keyed by its attempt (the sensor requests them; `signals process`
-        executes them in-process)."""
-        return [dg.RunRequest(run_key=key, partition_key=batch) for batch, key in self.to_run]
+    def run_requests(self, partition_order: Sequence[str] = (), max_batches_per_run: int = 1) -> list[dg.RunRequest]:
+        """The runs for the batches to run, in key order (the sensor requests them; `signals process`
+        executes them in-process): batches consecutive in the `signal_batches` partition set share a
+        run, a partition range of at most `max_batches_per_run`, so its fixed costs are paid once. A
+        batch whose earlier attempt failed runs alone: a poison batch costs the others no attempts.
+        `partition_order`: the partition set as it is now; batches not in it yet come after it, in key
+        order (the order in which `partitions_request` appends them)."""
+        position = {key: index for index, key in enumerate(partition_order)}
+        new = [batch for batch, _ in self.to_run if batch not in position]
+        position.update({batch: len(partition_order) + index for index, batch in enumerate(new)})
+        groups: list[list[tuple[str, str]]] = []
+        for batch, key in self.to_run:
+            last = groups[-1][-1][0] if groups else None
+            if (
+                last is None
+                or {batch, last} & self.retried
+                or position[batch] != position[last] + 1
+                or len(groups[-1]) >= max_batches_per_run
+            ):
+                groups.append([])
+            groups[-1].append((batch, key))
+        return [batch_run_request(group) for group in groups]
 
     def partitions_request(self) -> dg.AddDynamicPartitionsRequest:
         return signal_batches.build_add_request([batch for batch, _ in self.to_run])
+
+
+def batch_run_request(group: list[tuple[str, str]]) -> dg.RunRequest:
+    """One run for consecutive batches (batch, attempt key): a single batch is its partition under its
+    attempt key; a range carries the range tags and, per batch, the attempt it makes."""
+    (first, first_key), (last, last_key) = group[0], group[-1]
+    if len(group) == 1:
+        return dg.RunRequest(run_key=first_key, partition_key=first)
+    tags = {RANGE_START_TAG: first, RANGE_END_TAG: last, **{batch_attempt_tag(b): key for b, key in group}}
+    return dg.RunRequest(run_key=f"{first_key}..{last_key}", tags=tags)
 
 
 def batch_work(
@@ -51,15 +81,9 @@ def batch_work(
         if progress.finished or progress.parked is not None:
             continue
         batch = progress.batch
-        attempts = unit_attempts(instance, signal_batch_job.name, batch, batch, daemon_retries, now)
-        decision = next_step(
-            batch,
-            attempts,
-            now,
-            max_attempts,
-            backoff_seconds,
-            attempts_forgiven=inbox.attempts_before_unpark(store, batch),
-        )
+        attempts = batch_attempts(instance, signal_batch_job.name, batch, daemon_retries, now)
+        forgiven = inbox.attempts_before_unpark(store, batch)
+        decision = next_step(batch, attempts, now, max_attempts, backoff_seconds, attempts_forgiven=forgiven)
         if decision.action == "park":
             reason = f"{decision.detail}; last: {failure_reason(instance, last_failed_run(attempts))}"
             inbox.park_batch(store, batch, reason, decision.failed_attempts)
@@ -72,6 +96,8 @@ def batch_work(
             work.held.append(batch)
         else:
             work.to_run.append((batch, decision.run_key))
+            if decision.failed_attempts > forgiven:
+                work.retried.add(batch)
     return work
 
 
@@ -82,6 +108,7 @@ def build_signal_inbox_sensor(
     backoff_seconds: float = 60,
     max_per_team: int | None = None,
     max_open_batches: int = 1,
+    max_batches_per_run: int = 20,
 ) -> dg.SensorDefinition:
     @dg.sensor(
         name="signal_inbox_sensor",
@@ -89,10 +116,10 @@ def build_signal_inbox_sensor(
         minimum_interval_seconds=minimum_interval_seconds(interval_seconds),
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Claims pending inbox objects into batches (round-robin across teams, at most "
-        f"{max_open_batches} unfinished batch(es) at a time) and requests one run per batch "
-        "(run key = batch key). An unfinished batch whose runs all failed is requested again with "
-        "back-off (`<batch>-retry<N>`), in key order, and parked with its reason after "
-        f"{max_attempts} failed attempts.",
+        f"{max_open_batches} unfinished batch(es) at a time) and requests a run per range of up to "
+        f"{max_batches_per_run} consecutive batches (a single batch: run key = batch key). An unfinished "
+        "batch whose runs all failed is requested again alone with back-off (`<batch>-retry<N>`), in key "
+        f"order, and parked with its reason after {max_attempts} failed attempts.",
     )
     def signal_inbox_sensor(context: dg.SensorEvaluationContext, object_store: ObjectStoreResource):
         cursor = json.loads(context.cursor) if context.cursor else {}
@@ -129,7 +156,9 @@ def build_signal_inbox_sensor(
             f"{[key for _, key in work.to_run]}; {seen}"
         )
         return dg.SensorResult(
-            run_requests=work.run_requests(),
+            run_requests=work.run_requests(
+                context.instance.get_dynamic_partitions(SIGNAL_BATCHES), max_batches_per_run
+            ),
             dynamic_partitions_requests=[work.partitions_request()],
             cursor=new_cursor,
         )
