@@ -318,38 +318,60 @@ def pool_limits() -> None:
         print(f"pool {label}{' + representatives' if representatives else ''}: {' | '.join(line)}", flush=True)
 
 
-def per_intent_texts(count: int, seed: int = 0) -> list[tuple[str, str]]:
+def per_intent_texts(count: int, seed: int = 0, max_words: int | None = None) -> list[tuple[str, str]]:
     """`count` train texts of every intent (rng(seed) picks them and shuffles the result): many true
-    groups of one small size, like an unseen intent set (the held-out set has 30 per intent)."""
+    groups of one small size, like an unseen intent set (the held-out set has 30 per intent, short
+    texts: `max_words` keeps only texts of at most that many words)."""
     rng = np.random.default_rng(seed)
     by_intent: dict[str, list[tuple[str, str]]] = {}
     for row in train_rows():
-        by_intent.setdefault(row[1], []).append(row)
+        if max_words is None or len(row[0].split()) <= max_words:
+            by_intent.setdefault(row[1], []).append(row)
     chosen = [rows[i] for _, rows in sorted(by_intent.items()) for i in rng.permutation(len(rows))[:count]]
     return [chosen[i] for i in rng.permutation(len(chosen))]
 
 
 def tune_consolidation() -> None:
-    """Grid over the shared-neighbour share, the linkage floor and the small-report floor on train only: the 2,000 and 4,500
-    train samples and 30 and 10 texts per intent (consolidation does not depend on arrival order);
-    prints ARI / precision / recall / clusters per sample and the singleton shares."""
+    """Grid over the linkage floor and the separation guard on train only: the 2,000 and 4,500 train
+    samples, 30 and 10 texts per intent and 30 short texts (≤ 8 words) per intent (consolidation does not
+    depend on arrival order); prints ARI / precision / recall / clusters per sample, the singleton shares
+    and whether the demo team's password-reset report stays whole."""
     samples = {
         "train 2,000": train_orders(orders=1)[0],
         "train 4,500": train_orders(4500, orders=1)[0],
         "30 per intent": per_intent_texts(30),
         "10 per intent": per_intent_texts(10, seed=1),
+        "30 short per intent": per_intent_texts(30, seed=3, max_words=8),
     }
-    for shared, floor, small in ((0.3, 0.55, 0.75), (0.25, 0.55, 0.75), (0.3, 0.5, 0.75), (0.3, 0.55, 0.72)):
-        params = ConsolidationParameters(shared_neighbour_floor=shared, link_floor=floor, small_floor=small)
+    grid = [
+        {"link_floor": 0.55, "separation_size": 0},  # before the separation guard
+        {"link_floor": 0.50, "separation_size": 0},
+        {},  # shipped
+        {"separation_size": 8},
+        {"separation_size": 12},
+        {"separation_margin": 0.075},
+        {"separation_margin": 0.15},
+        {"link_floor": 0.55},
+        {"link_floor": 0.52},
+    ]
+    for changes in grid:
+        params = dataclasses.replace(ConsolidationParameters(), **changes)
         line = []
         for name, pairs in samples.items():
             r = consolidated_scores([pairs], params)[0]
             line.append(f"{name} {r['ari']:.3f}/{r['pair_precision']:.3f}/{r['pair_recall']:.3f}/{r['groups']}")
         print(
-            f"shared {shared:.2f} floor {floor:.2f} small {small:.2f}: {' | '.join(line)} | "
-            f"singletons sharing {singleton_shares(params)}",
+            f"{changes or 'shipped'}: {' | '.join(line)} | singletons sharing {singleton_shares(params)} | "
+            f"demo password reset whole: {demo_password_reset_whole(params)}",
             flush=True,
         )
+
+
+def demo_password_reset_whole(params: ConsolidationParameters) -> bool:
+    """Whether the demo team's six password-reset signals (scripts/demo) share one cluster."""
+    rows = [json.loads(line) for line in (Path(__file__).parents[1] / "scripts/demo/signals.jsonl").open()]
+    labels = cluster_pool(embed([r["description"] for r in rows]), params)
+    return len({labels[i] for i, r in enumerate(rows) if "reset" in r["description"].lower()}) == 1
 
 
 def main() -> int:

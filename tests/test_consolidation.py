@@ -49,6 +49,47 @@ def test_a_small_report_needs_close_members():
     assert len(set(cluster_pool(pair + list(rng.standard_normal((20, 64)))))) == 22
 
 
+def chain_of_strangers(rng, length: int, dimensions: int = 64) -> np.ndarray:
+    """`length` unit vectors, each a step from the one before: neighbours along the chain are close,
+    its ends are strangers."""
+    steps = [rng.standard_normal(dimensions)]
+    for _ in range(length - 1):
+        steps.append(steps[-1] + 0.9 * rng.standard_normal(dimensions))
+    chain = np.asarray(steps)
+    return chain / np.linalg.norm(chain, axis=1, keepdims=True)
+
+
+def test_a_mid_sized_cluster_must_stand_apart_from_the_rest_of_the_pool():
+    """The separation guard judges a cluster by its members' closeness to one another against their
+    closeness to the signals outside it, not by an absolute cosine: the same 8 signals, merged by the
+    linkage, stay one cluster in a pool of strangers and are split up once the pool holds signals as
+    close to them as they are to one another."""
+    from scipy.cluster.hierarchy import linkage
+    from scipy.spatial.distance import squareform
+
+    rng = np.random.default_rng(11)
+    params = ConsolidationParameters()
+    assert params.small_size < 8 <= params.separation_size
+    chain = chain_of_strangers(rng, 8)
+    background = rng.standard_normal((60, 64))
+    background /= np.linalg.norm(background, axis=1, keepdims=True)
+    look_alikes = np.repeat(chain, 7, axis=0)  # 7 signals close to each chain member, outside the chain
+    look_alikes += 0.05 * rng.standard_normal(look_alikes.shape)
+    look_alikes /= np.linalg.norm(look_alikes, axis=1, keepdims=True)
+
+    def chain_labels(pool: np.ndarray) -> list[int]:
+        """The guards' verdict on a tree that merges the chain (rows 0-7) and nothing else."""
+        distance = np.full((len(pool), len(pool)), 2.0)
+        distance[:8, :8] = 0.5
+        np.fill_diagonal(distance, 0.0)
+        gain, offset = pool_scale(pool).affine_to(REFERENCE)
+        tree = linkage(squareform(distance), "average")
+        return consolidation.guarded_clusters(tree, pool, params, lambda c: c * gain + offset)[:8]
+
+    assert len(set(chain_labels(np.vstack([chain, background])))) == 1
+    assert len(set(chain_labels(np.vstack([chain, look_alikes, background])))) > 1
+
+
 def test_clusters_keep_the_report_that_holds_most_of_their_signals():
     pool = [PoolSignal(f"s{i}", report, [1.0], 0.5, "") for i, report in enumerate(["A", "A", "B", "B", "B", "C"])]
     labels = [0, 0, 0, 1, 1, 2]
@@ -279,10 +320,10 @@ def test_the_demo_team_keeps_its_password_reset_report():
 
 
 def dense_cluster_pool(vectors) -> list[int]:
-    """The consolidation's clustering as it was computed on full n × n matrices: the reference the
-    blockwise computation must reproduce label for label."""
+    """The consolidation's distances as they were computed on full n × n matrices, cut by the same
+    guards: the reference the blockwise computation must reproduce label for label."""
     params = ConsolidationParameters()
-    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.cluster.hierarchy import linkage
     from scipy.spatial.distance import squareform
 
     matrix = np.asarray(vectors, dtype=np.float64)
@@ -303,15 +344,8 @@ def dense_cluster_pool(vectors) -> list[int]:
     similarity = np.minimum(np.maximum(shared - params.shared_neighbour_floor, stands_out), cosine - params.link_floor)
     distance = np.maximum(1.0 - similarity, 0.0)
     np.fill_diagonal(distance, 0.0)
-    labels = [int(x) for x in fcluster(linkage(squareform(distance, checks=False), "average"), 1.0, "distance")]
-    next_label = max(labels) + 1
-    for label, size in Counter(labels).items():
-        members = [i for i, other in enumerate(labels) if other == label]
-        if 2 <= size <= params.small_size and cosine[np.ix_(members, members)][~np.eye(size, dtype=bool)].mean() < (
-            params.small_floor
-        ):
-            for index in members[1:]:
-                labels[index], next_label = next_label, next_label + 1
+    tree = linkage(squareform(distance, checks=False), "average")
+    labels = consolidation.guarded_clusters(tree, matrix, params, lambda c: c * gain + offset)
     first: dict[int, int] = {}
     return [first.setdefault(label, len(first)) for label in labels]
 
