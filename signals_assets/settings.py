@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from signals_assets.grouping.consolidation import POOL_LIMIT
 from signals_assets.ingestion.validation import DEFAULT_LIMITS, RECORD_ENVELOPE_BYTES, SignalLimits
 
 
@@ -79,7 +80,7 @@ class Settings:
     llm_provider: str = "offline"  # offline | openai
     llm_model: str = "gpt-4.1-mini"
     llm_merge_proposals: int = 10  # openai provider: report merges asked per batch and team
-    consolidation_pool: int = 6000  # newest pooled signals re-clustered per batch and team
+    consolidation_pool: int = POOL_LIMIT  # newest pooled signals re-clustered per batch and team
     openai_base_url: str = ""  # any OpenAI-compatible server (vLLM, Ollama…); empty = api.openai.com
     sandbox: str = "subprocess"  # subprocess | docker
     sandbox_image: str = "signals-research-agent:latest"
@@ -162,7 +163,7 @@ def load_settings() -> Settings:
         llm_provider=_choice("SIGNALS_LLM_PROVIDER", "offline", ("offline", "openai")),
         llm_model=_env("SIGNALS_LLM_MODEL", "gpt-4.1-mini"),
         llm_merge_proposals=_positive_int("SIGNALS_LLM_MERGE_PROPOSALS", 10, minimum=0),
-        consolidation_pool=_positive_int("SIGNALS_CONSOLIDATION_POOL", 6000, minimum=2),
+        consolidation_pool=_positive_int("SIGNALS_CONSOLIDATION_POOL", POOL_LIMIT, minimum=2),
         openai_base_url=_env("OPENAI_BASE_URL"),
         sandbox=_choice("SIGNALS_SANDBOX", "subprocess", ("subprocess", "docker")),
         sandbox_image=_env("SIGNALS_SANDBOX_IMAGE", "signals-research-agent:latest"),

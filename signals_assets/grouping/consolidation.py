@@ -67,6 +67,10 @@ from typing import Sequence
 
 from signals_assets.grouping.similarity_scale import REFERENCE, neighbourhoods, pool_scale, shared_neighbours
 
+# Newest pooled signals re-clustered per batch and team (memory: about 9 bytes × its square); the
+# default of the setting SIGNALS_CONSOLIDATION_POOL.
+POOL_LIMIT = 6000
+
 
 @dataclass(frozen=True)
 class ConsolidationParameters:
@@ -87,7 +91,7 @@ class ConsolidationParameters:
     # to their nearest signals outside, by separation_margin on average, else they are split in two
     separation_size: int = 9
     separation_margin: float = 0.10
-    pool_limit: int = 6000  # newest pooled signals re-clustered per batch (memory: about 9 bytes × its square)
+    pool_limit: int = POOL_LIMIT
 
 
 def cluster_pool(

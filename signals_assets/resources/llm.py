@@ -1,5 +1,6 @@
 import dagster as dg
 
+from signals_assets.grouping.consolidation import POOL_LIMIT
 from signals_assets.grouping.decisions import LLMProvider, OfflineProvider, Provider
 
 
@@ -15,9 +16,8 @@ class LLMResource(dg.ConfigurableResource):
     timeout_seconds: float = 60
     max_retries: int = 3
     merge_proposals: int = 10  # report merges the model is asked to confirm per batch and team; 0: none
-    # newest pooled signals re-clustered (offline) or offered for merges (openai) per batch and team;
-    # the clustering's memory is about 9 bytes × its square
-    consolidation_pool: int = 6000
+    # newest pooled signals re-clustered (offline) or offered for merges (openai) per batch and team
+    consolidation_pool: int = POOL_LIMIT
 
     def chat(self):
         """The chat client (an `OpenAIChatProvider`), or None for the offline provider."""
