@@ -9,7 +9,7 @@ import pytest
 
 from signals_assets.safety import filter as safety_filter
 from signals_assets.safety.filter import _RULES, check_signal_text
-from signals_assets.safety.literals import literal_search, may_match, required_literals
+from signals_assets.safety.literals import ascii_lower, literal_search, may_match, required_literals
 
 CORPUS = Path(__file__).parent / "data" / "safety_corpus.jsonl"
 
@@ -26,7 +26,7 @@ def test_no_rule_is_skipped_for_a_corpus_text_it_matches():
         for text in texts:
             # the rules run on normalised views too; the texts themselves exercise every rule
             for view in (text, text.lower(), text.upper()):
-                if may_match(search, view):
+                if may_match(search, ascii_lower(view)):
                     continue
                 skipped += 1
                 assert pattern.search(view) is None, (pattern.pattern[:60], view[:80])
@@ -47,27 +47,27 @@ def test_no_rule_is_skipped_for_a_corpus_text_it_matches():
 def test_required_literals_keep_every_match(pattern, matching, other):
     compiled = re.compile(pattern, re.IGNORECASE)
     search = literal_search(required_literals(compiled))
-    assert compiled.search(matching) and may_match(search, matching)
-    assert compiled.search(other) is None and not may_match(search, other)
+    assert compiled.search(matching) and may_match(search, ascii_lower(matching))
+    assert compiled.search(other) is None and not may_match(search, ascii_lower(other))
 
 
 def test_a_pattern_with_nothing_to_require_is_always_searched():
     search = literal_search(required_literals(re.compile(r"\w+\s*(?:a|\d)?")))
-    assert search is None and may_match(search, "anything")
+    assert search is None and may_match(search, ascii_lower("anything"))
 
 
 def test_a_literal_no_ascii_character_matches_rules_out_every_ascii_text():
     compiled = re.compile(r"忽略\s*instructions", re.IGNORECASE)
     search = literal_search(required_literals(compiled))
-    assert not may_match(search, "ignore instructions")
-    assert may_match(search, "忽略 instructions")  # non-ASCII texts are always searched
+    assert not may_match(search, ascii_lower("ignore instructions"))
+    assert may_match(search, ascii_lower("忽略 instructions"))  # non-ASCII texts are always searched
 
 
 def test_non_ascii_text_is_always_searched():
     # "İGNORE" matches "ignore" under re.IGNORECASE, but its str.lower() is "i̇gnore"
     compiled = re.compile(r"ignore", re.IGNORECASE)
     search = literal_search(required_literals(compiled))
-    assert compiled.search("İGNORE") and may_match(search, "İGNORE")
+    assert compiled.search("İGNORE") and may_match(search, ascii_lower("İGNORE"))
 
 
 def test_cached_verdicts_equal_fresh_ones_and_the_cache_is_bounded(monkeypatch):

@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 from urllib.parse import unquote
 
-from signals_assets.safety.literals import literal_search, may_match, required_literals
+from signals_assets.safety.literals import ascii_lower, literal_search, may_match, required_literals
 
 INSTRUCTION_OVERRIDE = "instruction_override"
 HIDDEN_INSTRUCTIONS = "hidden_instructions"
@@ -1431,8 +1431,9 @@ def _rule_literals() -> list[re.Pattern | None]:
 
 def _rule_match(text: str) -> tuple[str, int, int] | None:
     """The first rule that matches `text` outside a negation or a reported quotation, as (kind, start, end)."""
+    lowered = ascii_lower(text)
     for (kind, pattern), literals in zip(_RULES, _rule_literals()):
-        if not may_match(literals, text):  # the rule cannot match: skip its search
+        if not may_match(literals, lowered):  # the rule cannot match: skip its search
             continue
         for match in pattern.finditer(text):
             before = text[max(0, match.start() - 40) : match.start()]

@@ -121,6 +121,12 @@ def literal_search(required: Literals | None) -> re.Pattern | None:
     return re.compile("|".join(map(re.escape, kept)) if kept else "(?!)")  # (?!): never matches
 
 
-def may_match(search: re.Pattern | None, text: str) -> bool:
-    """False only when `text` is ASCII and its lower-case form holds none of the search's literals."""
-    return search is None or not text.isascii() or search.search(text.lower()) is not None
+def ascii_lower(text: str) -> str | None:
+    """The form the literals are looked for in: an ASCII text in lower case; None for any other text."""
+    return text.lower() if text.isascii() else None
+
+
+def may_match(search: re.Pattern | None, lowered: str | None) -> bool:
+    """False only when `lowered` (`ascii_lower` of a text, made once for all the rules) holds none of
+    the search's literals; a text that is not ASCII (None) is always searched."""
+    return search is None or lowered is None or search.search(lowered) is not None
