@@ -1,13 +1,15 @@
-"""Each report's size, weight and vector sum kept as per-batch deltas (report_vector_deltas): after
-joins, moves, merges, deletions, a changed re-grouping and a write killed half-way, the sums read as
-of any batch equal a recomputation from the members' embeddings."""
+"""Each report's size, weight and vector sum kept as per-batch deltas (report_vector_deltas), folded
+into per-report snapshots when read (report_vector_snapshots): after joins, moves, merges, deletions,
+a changed re-grouping, a fold and a write killed half-way, the sums read as of any batch equal a
+recomputation from the members' embeddings."""
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import numpy as np
 import pytest
 
 from signals_assets.grouping import store
+from signals_assets.grouping.engine import BatchSignal
 from signals_assets.resources.clickhouse import ClickHouseResource
 
 DIMENSIONS = 8
@@ -180,3 +182,156 @@ def test_half_written_deltas_and_a_store_from_before_them_are_derived_again(thre
         assert_match(db, 1)
         assert store.repair_vector_deltas(db, 2, LATER) == 1
         assert_match(db, 2)
+
+
+def statistics(db, before: str) -> dict[str, tuple[int, float, np.ndarray]]:
+    """(size, weight, vector sum) of team 1's candidate reports as the grouping of batch `before` reads
+    them (`read_team`: snapshots and deltas), every report of the team being a candidate."""
+    probe = BatchSignal("probe", 1, "probe", 0.5, _VECTORS["s0"].tolist())
+    context = store.read_team(db, 1, before, "m", AT - timedelta(days=1), [probe], False)
+    return {
+        r: (context.states[r].signal_count, context.states[r].total_weight, context.stats[r].total)
+        for r in context.stats
+    }
+
+
+def assert_same(found: dict, expected: dict) -> None:
+    """Equal sums: exactly, for the vector sums of float32 embeddings in any order."""
+    assert sorted(found) == sorted(expected)
+    for report_id, (count, weight, total) in expected.items():
+        assert found[report_id][0] == count, report_id
+        assert found[report_id][1] == pytest.approx(weight), report_id
+        np.testing.assert_array_equal(found[report_id][2], total, err_msg=report_id)
+
+
+def snapshot_keys(db) -> dict[str, list[str]]:
+    rows = db.query("SELECT report_id, batch_key FROM report_vector_snapshots WHERE team_id = 1 ORDER BY ALL")
+    keys: dict[str, list[str]] = {}
+    for row in rows:
+        keys.setdefault(row["report_id"], []).append(row["batch_key"])
+    return keys
+
+
+@pytest.fixture
+def with_events(three_batches):
+    """The three batches with a creation event for every report, as the grouping writes them."""
+    with three_batches.session() as db:
+        db.insert(
+            "report_events",
+            [
+                {
+                    "team_id": team,
+                    "report_id": report_id,
+                    "source": B1,
+                    "stage": "grouping",
+                    "seq": seq,
+                    "event": "created",
+                    "status": "potential",
+                    "at": AT,
+                }
+                for seq, (team, report_id) in enumerate(
+                    [(1, "r1"), (1, "r2"), (1, "r3"), (1, "r4"), (1, "r5"), (2, "r1")]
+                )
+            ],
+        )
+    return three_batches
+
+
+def test_folded_statistics_equal_the_unfolded_sums(with_events, monkeypatch):
+    monkeypatch.setattr(store, "FOLD_PARTS", 1)  # fold every report read with two parts or more
+    with with_events.session() as db:
+        unfolded = {before: statistics(db, before) for before in (B2, B3, LATER)}
+        # each report at its latest delta before the read; r1 again at batch 3 (its snapshot and a delta)
+        assert snapshot_keys(db) == {"r1": [B2, B3], "r4": [B3]}
+        for before in (B2, B3, LATER):
+            folded = statistics(db, before)
+            assert_same(folded, unfolded[before])
+            assert_same(folded, members_recomputed(db, 1, before))
+        assert statistics(db, LATER)["r1"][0] == 3
+
+
+def test_regrouping_an_earlier_batch_after_folding_reads_what_it_read(with_events, monkeypatch):
+    monkeypatch.setattr(store, "FOLD_PARTS", 1)
+    with with_events.session() as db:
+        first = statistics(db, B3)  # batch 3 as first grouped: nothing folded yet
+        statistics(db, LATER)  # a later batch folds r1 and r4 at batch 3
+        assert snapshot_keys(db) == {"r1": [B2, B3], "r4": [B3]}
+        assert_same(statistics(db, B3), first)  # the snapshots at batch 3 are not read for batch 3
+        # re-grouping batch 3 the same way keeps its deltas and the snapshot before it
+        store.write_batch(
+            db,
+            B3,
+            [1],
+            [assignment(1, "s5", B3, 0, "r4"), assignment(1, "s1", B3, 1, "r4", weight=2.0, decision="consolidated")],
+            [],
+            B3,
+        )
+        assert snapshot_keys(db) == {"r1": [B2]}
+        assert_same(statistics(db, B3), first)
+        assert_same(statistics(db, LATER), members_recomputed(db, 1, LATER))
+
+
+def test_a_changed_regrouping_drops_the_snapshots_that_summed_the_old_deltas(with_events, monkeypatch):
+    monkeypatch.setattr(store, "FOLD_PARTS", 1)
+    with with_events.session() as db:
+        statistics(db, LATER)
+        store.write_batch(db, B2, [1], [assignment(1, "s3", B2, 0, "r2"), assignment(1, "s4", B2, 1, "r5")], [], B3)
+        assert snapshot_keys(db) == {}
+        assert store.repair_vector_deltas(db, 1, LATER) == 1
+        assert_same(statistics(db, LATER), members_recomputed(db, 1, LATER))
+
+
+def test_kills_while_folding_or_rederiving_leave_the_statistics_readable(with_events, monkeypatch):
+    monkeypatch.setattr(store, "FOLD_PARTS", 1)
+    with with_events.session() as db:
+        expected = members_recomputed(db, 1, LATER)
+        statistics(db, LATER)
+        # a fold killed part-way: some reports have their snapshot, others not
+        db.command("DELETE FROM report_vector_snapshots WHERE report_id = 'r4'")
+        assert_same(statistics(db, LATER), expected)
+        # a write killed after batch 3's assignments were replaced: its deltas and the snapshots that
+        # summed them are the old ones until the repair derives them again
+        db.replace_partition(
+            "report_assignments",
+            "team_id = 1 AND batch_key = {batch}",
+            [assignment(1, "s5", B3, 0, "r1"), assignment(1, "s0", B3, 1, "r4", decision="consolidated")],
+            {"batch": B3},
+        )
+        assert store.repair_vector_deltas(db, 1, LATER) == 1
+        assert_same(statistics(db, LATER), members_recomputed(db, 1, LATER))
+        # a derivation killed after it dropped the snapshots (before its deltas): read as the deltas say
+        statistics(db, LATER)
+        db.command("DELETE FROM report_vector_snapshots WHERE team_id = 1 AND batch_key >= {b}", {"b": B3})
+        db.command("DELETE FROM report_vector_batches WHERE team_id = 1 AND batch_key = {b}", {"b": B3})
+        assert store.repair_vector_deltas(db, 1, LATER) == 1
+        assert_same(statistics(db, LATER), members_recomputed(db, 1, LATER))
+
+
+def test_a_store_from_before_the_snapshots_gains_them(with_events, monkeypatch):
+    monkeypatch.setattr(store, "FOLD_PARTS", 1)
+    with with_events.session() as db:
+        db.command("DROP TABLE report_vector_snapshots")
+    with with_events.session() as db:  # the schema is applied when a session opens
+        assert_same(statistics(db, LATER), members_recomputed(db, 1, LATER))
+        assert snapshot_keys(db) == {"r1": [B3], "r4": [B3]}
+        assert_same(statistics(db, LATER), members_recomputed(db, 1, LATER))
+
+
+def test_the_pool_read_from_the_latest_batches_is_the_pool_read_from_all(with_events):
+    """The consolidation pool (`_pool_rows`) reads back only as many batches as its limit needs, and its
+    rows are those of a read of every batch, for every limit, also when the latest batches' signals are
+    outside the pooled reports and it must read further back."""
+    with with_events.session() as db:
+        for before in (B2, B3, LATER):
+            for pooled in (["r1", "r2", "r3", "r4", "r5"], ["r1", "r2", "r3", "r5"]):
+                for limit in range(1, 8):
+                    params = {
+                        "team": 1,
+                        "batch": before,
+                        "since": AT - timedelta(days=1),
+                        "ids": pooled,
+                        "limit": limit,
+                    }
+                    every_batch = db.query(store._POOL, {**params, "first": ""})
+                    assert store._pool_rows(db, params) == every_batch, (before, pooled, limit)
+        assert [r["signal_id"] for r in every_batch] == ["s3", "s2", "s0"]  # newest first; s5 and s1 are in r4

@@ -147,25 +147,55 @@ _BEFORE_BATCH_IN_REPORTS = current_assignments(
     "(SELECT signal_id FROM report_assignments WHERE team_id = {team} AND batch_key < {batch} AND report_id IN {ids})"
 )
 
-# Size, weight and vector sum of each report from its vector deltas of earlier batches (see
-# report_vector_deltas.sql). The weight counts only signals first grouped after the report's latest
-# weight reset (see reports.sql); rounded because leaving and rejoining signals add and subtract it.
+# A report as of before the batch: its latest snapshot of an earlier batch (report_vector_snapshots.sql)
+# plus its vector deltas of the batches after that snapshot and before this one (report_vector_deltas.sql).
+_SNAPSHOT_KEYS = """
+SELECT report_id, max(batch_key) AS snapshot_key FROM report_vector_snapshots
+WHERE team_id = {team} AND model = {model} AND batch_key < {batch} AND report_id IN {ids}
+GROUP BY report_id
+"""
+_SNAPSHOT_OF = (
+    "transform(report_id, CAST({snapshot_reports} AS Array(String)), CAST({snapshot_keys} AS Array(String)), '')"
+)
+# `{floor}`, the earliest snapshot key of the reports (or '' when one has none), lets the primary key
+# skip the older deltas of long-lived reports; the per-report bound is exact.
+_REPORT_PARTS = f"""
+SELECT report_id, batch_key, signal_count, first_batch_keys, weights{{vector}}
+FROM report_vector_snapshots
+WHERE team_id = {{team}} AND model = {{model}} AND report_id IN {{ids}} AND batch_key = {_SNAPSHOT_OF}
+UNION ALL
+SELECT report_id, batch_key, signal_count, [first_batch_key], [weight]{{vector}}
+FROM report_vector_deltas
+WHERE team_id = {{team}} AND model = {{model}} AND report_id IN {{ids}} AND batch_key < {{batch}}
+  AND batch_key > {{floor}} AND batch_key > {_SNAPSHOT_OF}
+"""
+# Size and weight of every report concerned (candidates and pooled), without reading vectors. The weight
+# counts only signals first grouped after the report's latest weight reset (see reports.sql); rounded
+# because leaving and rejoining signals add and subtract it.
 _REPORT_STATES = f"""
 SELECT ev.report_id AS report_id, ev.status AS status, ev.signals_at_run AS signals_at_run,
        ev.research_round AS research_round, ev.title AS title, d.signal_count AS signal_count,
        round(arraySum(arrayFilter((w, b) -> b > ev.weight_after_batch, d.weights, d.first_batch_keys)), 9)
-           AS total_weight,
-       d.vector_sum AS vector_sum
+           AS total_weight
 FROM ({_LATEST_EVENTS}) AS ev
 INNER JOIN (
-    SELECT report_id, sum(signal_count) AS signal_count, groupArray(weight) AS weights,
-           groupArray(first_batch_key) AS first_batch_keys, sumForEach(vector_sum) AS vector_sum
-    FROM report_vector_deltas
-    WHERE team_id = {{team}} AND model = {{model}} AND batch_key < {{batch}} AND report_id IN {{ids}}
+    SELECT report_id, sum(signal_count) AS signal_count, groupArrayArray(weights) AS weights,
+           groupArrayArray(first_batch_keys) AS first_batch_keys  -- sumMap costs 30 times as much here
+    FROM ({_REPORT_PARTS.replace("{vector}", "")})
     GROUP BY report_id
 ) AS d ON d.report_id = ev.report_id
 WHERE ev.report_id IN {{ids}} AND d.signal_count > 0
 """
+# The vector sums of the candidate reports only (the one-pass decisions read them; the consolidation
+# does not), with what a snapshot of each needs: its parts summed and the latest batch among them.
+_REPORT_VECTORS = f"""
+SELECT report_id, sum(signal_count) AS signal_count, sumMap(first_batch_keys, weights) AS weights,
+       sumForEach(vector_sum) AS vector_sum, count() AS parts, max(batch_key) AS last_key
+FROM ({_REPORT_PARTS.replace("{vector}", ", vector_sum")})
+GROUP BY report_id
+"""
+# A report read with more parts than this (its snapshot and its deltas after it) gets a new snapshot.
+FOLD_PARTS = 8
 
 _TEXTS = f"""
 SELECT a.report_id AS report_id, s.signal_id AS signal_id, s.description AS description
@@ -178,14 +208,28 @@ LIMIT 8 BY a.report_id
 # The pooled reports: research not started or finished (CONSOLIDATED_STATUSES, never in flight), so
 # consolidation may reshape them.
 _POOLED_REPORTS = f"SELECT report_id FROM ({_LATEST_EVENTS}) WHERE status IN {{pooled}}"
-# The pool for consolidation: live signals of the pooled reports `{ids}`, newest `limit` within the
-# window (returned newest first). Texts and embeddings are read for these only.
+# The batches before this one with an assignment in the window, newest first, and their sizes: how far
+# back the pool must look (`_pool_rows`).
+_POOL_BATCHES = """
+SELECT batch_key, count() AS rows FROM report_assignments
+WHERE team_id = {team} AND batch_key < {batch}
+GROUP BY batch_key HAVING max(assigned_at) >= {since}
+ORDER BY batch_key DESC
+"""
+# Current assignments of the team's signals assigned in a batch from `{first}` on (before this one).
+_RECENT_ASSIGNMENTS = current_assignments(
+    "team_id = {team} AND batch_key < {batch} AND signal_id IN "
+    "(SELECT signal_id FROM report_assignments WHERE team_id = {team} AND batch_key >= {first} AND batch_key < {batch})"
+)
+# The pool for consolidation: live signals of the pooled reports `{ids}` first grouped in a batch from
+# `{first}` on, newest `limit` within the window (returned newest first). Texts and embeddings are
+# read for these only.
 _POOL = f"""
 SELECT a.signal_id AS signal_id, a.report_id AS report_id,
        if(a.first_batch_key > ev.weight_after_batch, a.weight, 0) AS weight  -- as counted in the report's weight
-FROM ({_BEFORE_BATCH_IN_REPORTS}) AS a
+FROM ({_RECENT_ASSIGNMENTS}) AS a
 INNER JOIN ({_LATEST_EVENTS}) AS ev ON ev.report_id = a.report_id
-WHERE a.deleted = 0 AND a.first_assigned_at >= {{since}} AND a.report_id IN {{ids}}
+WHERE a.deleted = 0 AND a.first_assigned_at >= {{since}} AND a.report_id IN {{ids}} AND a.first_batch_key >= {{first}}
 ORDER BY a.first_position DESC
 LIMIT {{limit}}
 """
@@ -245,7 +289,7 @@ def read_team(
             "limit": pool_limit,
         }
         pooled_reports = [r["report_id"] for r in db.query(_POOLED_REPORTS, params)]
-        rows = db.query(_POOL, {**params, "ids": pooled_reports}) if pooled_reports else []
+        rows = _pool_rows(db, {**params, "ids": pooled_reports}) if pooled_reports else []
         pool_ids = {"team": team, "model": model, "ids": [r["signal_id"] for r in rows]}
         texts = {r["signal_id"]: r["description"] for r in db.query(_POOL_TEXTS, pool_ids)} if rows else {}
         embedding_of = dict(zip(*embeddings(db, _POOL_EMBEDDINGS, pool_ids))) if rows else {}
@@ -255,19 +299,16 @@ def read_team(
             )
             for r in reversed(rows)
         ]
-    ids = sorted(
-        {c.report_id for found in context.candidates.values() for c in found} | {p.report_id for p in context.open_pool}
-    )
+    candidates = sorted({c.report_id for found in context.candidates.values() for c in found})
+    ids = sorted(set(candidates) | {p.report_id for p in context.open_pool})
     if not ids:
         return context
     params = {"team": team, "batch": batch, "ids": ids, "model": model}
-    examples: dict[str, list[str]] = {}
-    if with_texts:
-        for row in db.query(_TEXTS, params):
-            examples.setdefault(row["report_id"], []).append(row["description"])
-            context.texts[row["signal_id"]] = row["description"]
+    snapshots = {r["report_id"]: r["snapshot_key"] for r in db.query(_SNAPSHOT_KEYS, params)}
+    titles = {}
     # Reports whose signals are all deleted (or newer than this batch) are no candidates.
-    for row in db.query(_REPORT_STATES, params):
+    for row in db.query(_REPORT_STATES, _with_snapshots(params, snapshots)):
+        titles[row["report_id"]] = row["title"]
         context.states[row["report_id"]] = ReportState(
             row["report_id"],
             row["status"],
@@ -276,10 +317,79 @@ def read_team(
             int(row["signals_at_run"]),
             int(row["research_round"]),
         )
+    candidates = [r for r in candidates if r in context.states]
+    if not candidates:
+        return context
+    params["ids"] = candidates
+    examples: dict[str, list[str]] = {}
+    if with_texts:
+        for row in db.query(_TEXTS, params):
+            examples.setdefault(row["report_id"], []).append(row["description"])
+            context.texts[row["signal_id"]] = row["description"]
+    vectors = db.query(_REPORT_VECTORS, _with_snapshots(params, snapshots))
+    for row in vectors:
         context.stats[row["report_id"]] = ReportStats(
-            row["vector_sum"], int(row["signal_count"]), row["title"], examples.get(row["report_id"], [])
+            row["vector_sum"],
+            int(row["signal_count"]),
+            titles[row["report_id"]],
+            examples.get(row["report_id"], []),
         )
+    _fold(db, team, model, [row for row in vectors if row["parts"] > FOLD_PARTS])
     return context
+
+
+def _with_snapshots(params: dict, snapshots: dict[str, str]) -> dict:
+    """The statistics' parameters for the reports `params["ids"]` with their latest snapshots."""
+    keys = [snapshots.get(r, "") for r in params["ids"]]
+    return {
+        **params,
+        "snapshot_reports": list(snapshots),
+        "snapshot_keys": list(snapshots.values()),
+        "floor": min(keys, default=""),
+    }
+
+
+def _fold(db: StoreSession, team: int, model: str, reports: list[dict]) -> None:
+    """Write each report's statistics as read (its parts summed) as its snapshot at the latest batch among
+    them: the next read sums this row and the deltas after it. The sums are those of float32 embeddings
+    in float64, so the order they are added in does not change them."""
+    db.insert(
+        "report_vector_snapshots",
+        [
+            {
+                "team_id": team,
+                "report_id": r["report_id"],
+                "model": model,
+                "batch_key": r["last_key"],
+                "signal_count": int(r["signal_count"]),
+                "first_batch_keys": r["weights"][0],
+                "weights": r["weights"][1],
+                "vector_sum": r["vector_sum"],
+            }
+            for r in reports
+        ],
+    )
+
+
+def _pool_rows(db: StoreSession, params: dict) -> list[dict]:
+    """The `_POOL` rows, reading only the latest batches that can hold them: from the newest batches with
+    twice the pool limit's assignments, further back (four times as many) while the pool is short of its
+    limit and older batches remain. Signals first grouped in those batches come before all older ones in
+    the pool's order, so the rows are those of a read of every batch."""
+    batches = db.query(_POOL_BATCHES, params)
+    wanted = 2 * params["limit"]
+    while batches:
+        covered, first = 0, batches[-1]["batch_key"]
+        for b in batches:
+            covered += int(b["rows"])
+            if covered >= wanted:
+                first = b["batch_key"]
+                break
+        rows = db.query(_POOL, {**params, "first": first})
+        if len(rows) >= params["limit"] or first == batches[-1]["batch_key"]:
+            return rows
+        wanted *= 4
+    return []
 
 
 def nearest_signals(db: StoreSession, team: int, batch: str, model: str, since, probes: list) -> list[list]:
@@ -674,8 +784,10 @@ _DELTA_BATCHES = "SELECT DISTINCT batch_key FROM report_vector_deltas WHERE team
 def derive_vector_deltas(db: StoreSession, team: int, batch: str) -> None:
     """Replace the team's report_vector_deltas of `batch` by what its assignments say, then mark them
     complete with the assignments' hash. A kill -9 part-way leaves the marker missing, so the next
-    `repair_vector_deltas` derives them again."""
+    `repair_vector_deltas` derives them again. The team's snapshots from this batch on summed the old
+    deltas, so they go first."""
     params = {"team": team, "batch": batch}
+    db.command("DELETE FROM report_vector_snapshots WHERE team_id = {team} AND batch_key >= {batch}", params)
     db.command("DELETE FROM report_vector_batches WHERE team_id = {team} AND batch_key = {batch}", params)
     db.command("DELETE FROM report_vector_deltas WHERE team_id = {team} AND batch_key = {batch}", params)
     hashes = db.query(_ASSIGNMENT_HASHES.replace("{op}", "="), params)

@@ -29,6 +29,7 @@ SOURCE_PRODUCERS: dict[str, list[str]] = {
     "report_assignments": ["report_assignments"],
     "report_vector_deltas": ["report_assignments"],
     "report_vector_batches": ["report_assignments"],
+    "report_vector_snapshots": ["report_assignments"],
     "signal_embedding_cells": ["report_assignments"],
     "signal_embedding_centroids": ["report_assignments"],
     "signal_embedding_cell_batches": ["report_assignments"],
