@@ -604,6 +604,29 @@ def test_shared_neighbours_depend_only_on_the_order_of_the_cosines():
     assert density == pytest.approx(nearest_other.mean(axis=1), abs=1e-9)
 
 
+def test_neighbourhoods_are_the_nearest_rows_of_a_full_sort_ties_by_row_order():
+    """Neighbourhoods picked from the row without sorting all of it are those of a full stable sort of the
+    rounded cosines (row order breaking ties, here between duplicated signals), whatever the block size."""
+    from signals_assets.grouping.similarity_scale import neighbourhoods
+
+    rng = np.random.default_rng(3)
+    distinct = rng.standard_normal((120, 16))
+    vectors = np.concatenate([distinct, distinct[:40], distinct[:15]])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    cosine = np.round(vectors @ vectors.T, 9)
+    np.fill_diagonal(cosine, np.inf)
+    order = np.argsort(-cosine, axis=1, kind="stable")
+    for size in (1, 2, 10, 174, 175):
+        for block_rows in (7, 256):
+            members, density = neighbourhoods(vectors, size, block_rows)
+            expected = np.zeros((len(vectors), len(vectors)))
+            np.put_along_axis(expected, order[:, :size], 1.0, axis=1)
+            assert (members.toarray() == expected).all(), (size, block_rows)
+            if size > 1:
+                nearest = np.take_along_axis(cosine, order[:, 1:size], axis=1).mean(axis=1)
+                np.testing.assert_array_equal(density, nearest)
+
+
 def test_a_large_problem_in_a_small_pool_is_not_cut_into_neighbourhood_sized_pieces():
     """A problem of 60 signals against neighbourhoods of 10: pair by pair its signals share few
     neighbours, but their cosines stand out from their densities, so they stay one report."""

@@ -94,11 +94,17 @@ def neighbourhoods(matrix: numpy.ndarray, size: int, block_rows: int = 256):
     size = min(size, n)
     members = np.empty((n, size), dtype=np.int64)
     density = np.zeros(n)
+    # The order is that of a key unique per row: the cosine in units of 1e-9, then the column. Selecting
+    # the `size` smallest keys and sorting only those costs a fifth of sorting the whole row (a pool of
+    # 6,500: 12 s of a 60 s grouping at 1M stored signals).
+    columns = np.arange(n, dtype=np.int64)
     for start in range(0, n, block_rows):
         cosine = np.round(matrix[start : start + block_rows] @ matrix.T, 9)
         rows = np.arange(len(cosine))
         cosine[rows, start + rows] = np.inf  # a row is the first member of its own neighbourhood
-        nearest = np.argsort(-cosine, axis=1, kind="stable")[:, :size]
+        key = -np.rint(np.minimum(cosine, 2.0) * 1e9).astype(np.int64) * (n + 1) + columns
+        nearest = np.argpartition(key, size - 1, axis=1)[:, :size]
+        nearest = np.take_along_axis(nearest, np.argsort(np.take_along_axis(key, nearest, axis=1), axis=1), axis=1)
         members[start : start + len(cosine)] = nearest
         if size > 1:
             density[start : start + len(cosine)] = np.take_along_axis(cosine, nearest[:, 1:], axis=1).mean(axis=1)
