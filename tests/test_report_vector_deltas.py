@@ -89,6 +89,11 @@ def assert_match(db, team: int, before: str = LATER) -> None:
         np.testing.assert_allclose(found[report_id][2], total, atol=1e-9, err_msg=report_id)
 
 
+def batch_3_assignments() -> list[dict]:
+    """Batch 3 of `three_batches`: s5 opens r4, s1 moves there."""
+    return [assignment(1, "s5", B3, 0, "r4"), assignment(1, "s1", B3, 1, "r4", weight=2.0, decision="consolidated")]
+
+
 @pytest.fixture
 def three_batches(tmp_path):
     """Team 1: batch 1 opens r1 (s0, s1) and r2 (s2); batch 2 adds s3 to r1, merges r2 into r1
@@ -125,14 +130,7 @@ def three_batches(tmp_path):
             [],
             B2,
         )
-        store.write_batch(
-            db,
-            B3,
-            [1],
-            [assignment(1, "s5", B3, 0, "r4"), assignment(1, "s1", B3, 1, "r4", weight=2.0, decision="consolidated")],
-            [],
-            B3,
-        )
+        store.write_batch(db, B3, [1], batch_3_assignments(), [], B3)
     return resource
 
 
@@ -258,14 +256,7 @@ def test_regrouping_an_earlier_batch_after_folding_reads_what_it_read(with_event
         assert snapshot_keys(db) == {"r1": [B2, B3], "r4": [B3]}
         assert_same(statistics(db, B3), first)  # the snapshots at batch 3 are not read for batch 3
         # re-grouping batch 3 the same way keeps its deltas and the snapshot before it
-        store.write_batch(
-            db,
-            B3,
-            [1],
-            [assignment(1, "s5", B3, 0, "r4"), assignment(1, "s1", B3, 1, "r4", weight=2.0, decision="consolidated")],
-            [],
-            B3,
-        )
+        store.write_batch(db, B3, [1], batch_3_assignments(), [], B3)
         assert snapshot_keys(db) == {"r1": [B2]}
         assert_same(statistics(db, B3), first)
         assert_same(statistics(db, LATER), members_recomputed(db, 1, LATER))
