@@ -19,8 +19,8 @@ offline path (`grouping.batch.group_batch`: candidate search, report statistics,
 consolidation of the open pool), each run in a fresh process whose wall time and peak RSS are
 printed: once as the store searches, once with its search of a large team (HNSW index or cell
 search) replaced by exact numpy search (the reference). A kept store gains the cell tables when it
-is reused, and its first grouping trains the team's centroids and derives its cells (timed apart:
-run the case again for the steady state). Printed as well: recall@10 of the store's candidate search and of the bare index
+is reused, and its first grouping trains the team's centroids, derives its cells and folds the
+candidate reports' vector deltas into snapshots (timed apart: run the case again for the steady state). Printed as well: recall@10 of the store's candidate search and of the bare index
 search (team filter included) against exact search, and the share of the batch whose final report is
 the same in both runs.
 """
