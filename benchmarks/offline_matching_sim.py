@@ -332,7 +332,7 @@ def per_intent_texts(count: int, seed: int = 0, max_words: int | None = None) ->
 
 
 def tune_consolidation() -> None:
-    """Grid over the linkage floor and the separation guard on train only: the 2,000 and 4,500 train
+    """Grid over the attachment of fragments and the linkage's margins on train only: the 2,000 and 4,500 train
     samples, 30 and 10 texts per intent and 30 short texts (≤ 8 words) per intent (consolidation does not
     depend on arrival order); prints ARI / precision / recall / clusters per sample, the singleton shares
     and whether the demo team's password-reset report stays whole."""
@@ -343,16 +343,15 @@ def tune_consolidation() -> None:
         "10 per intent": per_intent_texts(10, seed=1),
         "30 short per intent": per_intent_texts(30, seed=3, max_words=8),
     }
+    before = {"link_margin": 0.08, "attach_share": 1.01}  # a share above 1 is never reached: no attachment
     grid = [
-        {"link_floor": 0.55, "separation_size": 0},  # before the separation guard
-        {"link_floor": 0.50, "separation_size": 0},
+        before,
+        {"attach_share": 1.01},  # the margin alone
+        {"link_margin": 0.08},  # the attachment alone
         {},  # shipped
-        {"separation_size": 8},
-        {"separation_size": 12},
-        {"separation_margin": 0.075},
-        {"separation_margin": 0.15},
-        {"link_floor": 0.55},
-        {"link_floor": 0.52},
+        {"attach_share": 0.45},
+        {"attach_share": 0.4},
+        {"attach_nearest": 10},
     ]
     for changes in grid:
         params = dataclasses.replace(ConsolidationParameters(), **changes)

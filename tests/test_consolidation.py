@@ -90,6 +90,34 @@ def test_a_mid_sized_cluster_must_stand_apart_from_the_rest_of_the_pool():
     assert len(set(chain_labels(np.vstack([chain, look_alikes, background])))) > 1
 
 
+def test_a_fragment_whose_neighbours_lie_in_a_larger_cluster_joins_it():
+    """After the cut, a small cluster whose members' nearest signals are mostly in one larger cluster,
+    and close enough, moves into it; one whose neighbours are its own, or only far ones, stays."""
+    from signals_assets.grouping.similarity_scale import neighbourhoods
+
+    rng = np.random.default_rng(12)
+    axes = np.eye(64)
+    bulk = around(axes[0], 20, 0.08, rng)
+    fragment = around(axes[0] + 0.5 * axes[1], 2, 0.05, rng)  # the problem's unusual phrasings
+    apart = around(axes[2], 3, 0.05, rng)  # a small problem of its own
+    strangers = list(rng.standard_normal((20, 64)))
+    pool = np.asarray(bulk + fragment + apart + strangers)
+    pool /= np.linalg.norm(pool, axis=1, keepdims=True)
+    labels = [0] * 20 + [1] * 2 + [2] * 3 + list(range(3, 23))
+    params = ConsolidationParameters()
+    neighbourhood_matrix, density = neighbourhoods(pool, params.min_neighbours)
+
+    def attached(floor: float) -> list[int]:
+        return consolidation.attached_clusters(
+            labels, neighbourhood_matrix, density, pool, ConsolidationParameters(link_floor=floor), lambda c: c
+        )
+
+    result = attached(0.5)
+    assert result[20:22] == [0, 0] and result[:20] == [0] * 20
+    assert result[22:] == labels[22:]  # the small problem and the strangers stay
+    assert attached(0.95)[20:22] == [1, 1]  # its nearest bulk signals are not close enough
+
+
 def test_clusters_keep_the_report_that_holds_most_of_their_signals():
     pool = [PoolSignal(f"s{i}", report, [1.0], 0.5, "") for i, report in enumerate(["A", "A", "B", "B", "B", "C"])]
     labels = [0, 0, 0, 1, 1, 2]
@@ -321,9 +349,10 @@ def test_the_demo_team_keeps_its_password_reset_report():
 
 def dense_cluster_pool(vectors) -> list[int]:
     """The consolidation's distances as they were computed on full n × n matrices, cut by the same
-    guards: the reference the blockwise computation must reproduce label for label."""
+    guards and attachment: the reference the blockwise computation must reproduce label for label."""
     params = ConsolidationParameters()
     from scipy.cluster.hierarchy import linkage
+    from scipy.sparse import csr_matrix
     from scipy.spatial.distance import squareform
 
     matrix = np.asarray(vectors, dtype=np.float64)
@@ -346,6 +375,9 @@ def dense_cluster_pool(vectors) -> list[int]:
     np.fill_diagonal(distance, 0.0)
     tree = linkage(squareform(distance, checks=False), "average")
     labels = consolidation.guarded_clusters(tree, matrix, params, lambda c: c * gain + offset)
+    labels = consolidation.attached_clusters(
+        labels, csr_matrix(members), density, matrix, params, lambda c: c * gain + offset
+    )
     first: dict[int, int] = {}
     return [first.setdefault(label, len(first)) for label in labels]
 
