@@ -35,13 +35,6 @@ class EmbedderResource(dg.ConfigurableResource):
 
         return DIMENSION
 
-    def preload(self) -> None:
-        """Start loading the local model in the background (openai: nothing to load)."""
-        if self.provider == "minilm":
-            from signals_assets.llm.minilm import preload_encoder
-
-            preload_encoder()
-
     def embed(self, texts: Sequence[str]) -> numpy.ndarray:
         """L2-normalised float32 matrix, one row per text."""
         if self.provider == "openai":
