@@ -57,6 +57,15 @@ def test_long_texts_are_truncated_to_256_word_pieces(encoder):
     np.testing.assert_allclose(first, extended, atol=1e-6)
 
 
+def test_a_preload_and_a_concurrent_load_share_one_encoder(encoder):
+    minilm._encoder.cache_clear()
+    thread = minilm.preload_encoder()
+    loaded = minilm.load_encoder()  # waits for the preload instead of building a second encoder
+    thread.join()
+    assert minilm.load_encoder() is loaded and loaded is not encoder
+    assert np.allclose(loaded.encode(["card declined"]), encoder.encode(["card declined"]))
+
+
 def test_checksum_mismatch_is_a_clear_error(monkeypatch):
     monkeypatch.setitem(minilm.CHECKSUMS, "model.safetensors", "0" * 64)
     with pytest.raises(RuntimeError, match=r"model\.safetensors has sha256 53aa5117\w+, expected 0{64}"):

@@ -28,7 +28,7 @@ from signals_assets.resources.clickhouse import ClickHouseResource
 from signals_assets.resources.environment import build_resources
 from signals_assets.sensors.report_promotion import promotions_from_metadata
 from signals_assets.settings import load_settings
-from signals_assets.storage.clickhouse import SCHEMA_DIR, StoreError, render
+from signals_assets.storage.clickhouse import SCHEMA_DIR, StoreError, lent_session, render
 
 from conftest import CARD_DECLINED, PASSWORD_RESET, REPO_ROOT, group_one_batch
 
@@ -197,27 +197,79 @@ def test_values_round_trip_exactly(backend):
     assert title == text and ids == ["a", "b'"]
 
 
-def test_replace_partition_is_idempotent_and_touches_only_its_partition(backend):
-    def rows(batch, n):
-        return [
-            {
-                "team_id": 1,
-                "signal_id": f"{batch}-{i}",
-                "batch_key": batch,
-                "model": "m",
-                "dimension": 1,
-                "embedding": [float(i)],
-                "embedded_at": T0,
-            }
-            for i in range(n)
-        ]
+def batch_embedding_rows(batch: str, n: int) -> list[dict]:
+    return [
+        {
+            "team_id": 1,
+            "signal_id": f"{batch}-{i}",
+            "batch_key": batch,
+            "model": "m",
+            "dimension": 1,
+            "embedding": [float(i)],
+            "embedded_at": T0,
+        }
+        for i in range(n)
+    ]
 
+
+def test_replace_partition_is_idempotent_and_touches_only_its_partition(backend):
     with backend.session() as db:
-        db.insert("signal_embeddings", rows("b1", 3))
+        db.insert("signal_embeddings", batch_embedding_rows("b1", 3))
         for _ in range(2):
-            db.replace_partition("signal_embeddings", "batch_key = {batch}", rows("b2", 2), {"batch": "b2"})
+            db.replace_partition(
+                "signal_embeddings", "batch_key = {batch}", batch_embedding_rows("b2", 2), {"batch": "b2"}
+            )
         counts = db.query("SELECT batch_key, count() AS n FROM signal_embeddings GROUP BY batch_key ORDER BY batch_key")
     assert counts == [{"batch_key": "b1", "n": 3}, {"batch_key": "b2", "n": 2}]
+
+
+def test_a_lent_session_opens_the_store_once_for_every_use_in_its_block(backend):
+    opened = []
+
+    def open_session():
+        opened.append(1)
+        return backend.session()
+
+    with lent_session(open_session) as session:
+        with session() as db:
+            db.insert("signal_embeddings", batch_embedding_rows("b1", 2))
+        with session() as db:  # the same session: it sees the write, and the store was opened once
+            seen = db.scalar("SELECT count() FROM signal_embeddings")
+    assert (seen, len(opened)) == (2, 1)
+    with lent_session(open_session, hold=False) as session:
+        for _ in range(2):
+            with session() as db:
+                db.scalar("SELECT 1")
+    assert len(opened) == 3  # without hold, a session per use
+    with backend.session() as db:  # the held session was closed: the store opens again
+        assert db.scalar("SELECT count() FROM signal_embeddings") == 2
+
+
+def test_range_embeddings_replace_their_batches_with_one_write_and_count_per_batch(backend):
+    from signals_assets.ingestion.store import range_signals, write_embeddings
+
+    b0, b1, b2, b3 = (f"b2026112{day}T093015123000Z" for day in range(4))
+    signals = [
+        {"team_id": 1, "signal_id": f"{batch}-{i}", "batch_key": batch, "description": f"text {i}"}
+        for batch, n in ((b1, 2), (b2, 1))
+        for i in range(n)
+    ]
+    with backend.session() as db:
+        db.insert("signals", signals)
+        db.insert("signal_embeddings", batch_embedding_rows(b0, 1) + batch_embedding_rows(b1, 5))  # b1: stale rows
+        read = range_signals(db, [b2, b1])
+        for _ in range(2):
+            written = write_embeddings(db, [b1, b2, b3], "m", read, [[0.5], [0.25], [1.0]])
+        stored = db.query("SELECT signal_id, embedding, embedded_at FROM signal_embeddings ORDER BY signal_id")
+    assert [(s["batch_key"], s["signal_id"]) for s in read] == [(b1, f"{b1}-0"), (b1, f"{b1}-1"), (b2, f"{b2}-0")]
+    assert written == {b1: 2, b2: 1, b3: 0}
+    # Each batch's rows are replaced, stamped with its own batch time; the batch outside the range is untouched.
+    assert stored == [
+        {"signal_id": f"{b0}-0", "embedding": [0.0], "embedded_at": "2026-11-24 09:30:15.123"},
+        {"signal_id": f"{b1}-0", "embedding": [0.5], "embedded_at": "2026-11-21 09:30:15.123"},
+        {"signal_id": f"{b1}-1", "embedding": [0.25], "embedded_at": "2026-11-21 09:30:15.123"},
+        {"signal_id": f"{b2}-0", "embedding": [1.0], "embedded_at": "2026-11-22 09:30:15.123"},
+    ]
 
 
 def test_errors_name_the_sql(backend):

@@ -16,6 +16,7 @@ from signals_assets.resources.clickhouse import ClickHouseResource
 from signals_assets.resources.embedder import EmbedderResource
 from signals_assets.resources.llm import LLMResource
 from signals_assets.resources.object_store import ObjectStoreResource
+from signals_assets.storage.clickhouse import lent_session
 from signals_assets.timing import Phases
 
 GROUPING_POOL = "signals_grouping"
@@ -59,34 +60,37 @@ def report_assignments(
     if earlier:
         _refuse_out_of_order(context, keys[0], earlier)
     provider = llm.grouping()
-    session = phases.sessions(functools.partial(clickhouse.session, log=context.log.info))
-    # Batches in key order: a later batch must see the reports of the earlier ones.
-    for batch in keys:
-        # "grouping" is what group_batch spends outside its store sessions (probe embeddings, decisions).
-        with phases("grouping"):
-            assignments, events, promotions = group_batch(
-                session, batch, config.team_ids, config.window_days, provider, embedder
+    open_session = functools.partial(clickhouse.session, log=context.log.info)
+    # Without a model to call, nothing waits while the store is held: one session for the whole range.
+    with lent_session(open_session, hold=not provider.calls_model and embedder.provider == "minilm") as opener:
+        session = phases.sessions(opener)
+        # Batches in key order: a later batch must see the reports of the earlier ones.
+        for batch in keys:
+            # "grouping" is what group_batch spends outside its store sessions (probe embeddings, decisions).
+            with phases("grouping"):
+                assignments, events, promotions = group_batch(
+                    session, batch, config.team_ids, config.window_days, provider, embedder
+                )
+            with session() as db:
+                try:
+                    write_batch(db, batch, config.team_ids, assignments, events, keys[-1])
+                except RegroupingConflict as conflict:
+                    raise dg.Failure(str(conflict)) from None
+            pause_point("promote")  # assignments written, promotions not yet recorded
+            with phases("inbox"):
+                promotion_facts.record_promotions(store, batch, promotions)
+                if not config.team_ids:  # re-grouping some teams does not finish the batch for the others
+                    inbox.mark_stage_done(store, batch, inbox.GROUPED, context.run_id)
+            # Each batch's own result on its own partition (a run may cover a range of batches).
+            context.add_asset_metadata(
+                {
+                    "signals_assigned": len(assignments),
+                    "reports_created": sum(1 for e in events if e["event"] == "created"),
+                    PROMOTED_METADATA_KEY: dg.MetadataValue.json(promotions),
+                },
+                partition_key=batch,
             )
-        with session() as db:
-            try:
-                write_batch(db, batch, config.team_ids, assignments, events, keys[-1])
-            except RegroupingConflict as conflict:
-                raise dg.Failure(str(conflict)) from None
-        pause_point("promote")  # assignments written, promotions not yet recorded
-        with phases("inbox"):
-            promotion_facts.record_promotions(store, batch, promotions)
-            if not config.team_ids:  # re-grouping some teams does not finish the batch for the others
-                inbox.mark_stage_done(store, batch, inbox.GROUPED, context.run_id)
-        # Each batch's own result on its own partition (a run may cover a range of batches).
-        context.add_asset_metadata(
-            {
-                "signals_assigned": len(assignments),
-                "reports_created": sum(1 for e in events if e["event"] == "created"),
-                PROMOTED_METADATA_KEY: dg.MetadataValue.json(promotions),
-            },
-            partition_key=batch,
-        )
-        context.log.info(f"{batch}: {len(assignments)} signals assigned, {len(promotions)} reports promoted")
+            context.log.info(f"{batch}: {len(assignments)} signals assigned, {len(promotions)} reports promoted")
     return dg.MaterializeResult(
         metadata={**run_metadata(keys), "provider": provider.name, "seconds": dg.MetadataValue.json(phases.rounded())}
     )

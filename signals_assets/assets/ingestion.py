@@ -14,6 +14,7 @@ from signals_assets.resources.embedder import EmbedderResource
 from signals_assets.resources.limits import SignalLimitsResource
 from signals_assets.resources.llm import LLMResource
 from signals_assets.resources.object_store import ObjectStoreResource
+from signals_assets.storage.clickhouse import lent_session
 from signals_assets.timing import Phases
 
 BATCH_BACKFILL_POLICY = dg.BackfillPolicy.single_run()
@@ -41,46 +42,49 @@ def buffered_signals(
     teams = functools.cache(lambda team_id: load_team(store, team_id))
     judge = llm.safety_judge()
     phases = Phases()
-    session = phases.sessions(functools.partial(clickhouse.session, log=context.log.info))
     keys = sorted(context.partition_keys)
-    for batch in keys:
-        with phases("inbox"):
-            objects = inbox.load_batch(store, batch, limits.max_signal_bytes)
-        with session() as db:
-            stored = ingestion_store.stored_in_other_batches(db, record_signal_ids(objects, limits), batch)
-        # Screened with the store released: the safety filter may call a model.
-        with phases("screening"):
-            screened = screen_batch(batch, batch_time(batch), objects, teams, stored, judge.check_signal, limits)
-        with session() as db:
-            ingestion_store.write_screened(db, batch, screened)
-        with phases("inbox"):
-            inbox.consolidate_batch(store, batch, objects, context.run_id)
-        pause_point("buffer")  # buffered, claims removed, not embedded
-        unsafe = [
-            {
-                "signal_id": r["signal_id"],
-                "source": f"{r['source_product']}/{r['source_type']} {r['source_id']}",
-                "kind": r["detail"],
-                "quote": r["quote"],
-            }
-            for r in screened.rejected
-            if r["reason"] == "unsafe"
-        ]
-        # Each batch's own result on its own partition (a run may cover a range of batches).
-        context.add_asset_metadata(
-            {
-                "accepted": len(screened.accepted),
-                "rejected": len(screened.rejected),
-                "rejected_by_reason": dg.MetadataValue.json(screened.rejection_counts()),
-                "unsafe_by_kind": dg.MetadataValue.json(screened.unsafe_by_kind()),
-                "unsafe_signals": dg.MetadataValue.json(unsafe[:UNSAFE_SHOWN]),
-                "raw_batch_file": inbox.raw_batch_key(batch),
-            },
-            partition_key=batch,
-        )
-        context.log.info(
-            f"{batch}: {len(objects)} objects, {len(screened.accepted)} accepted, {len(screened.rejected)} rejected"
-        )
+    open_session = functools.partial(clickhouse.session, log=context.log.info)
+    # The offline rules call no model, so nothing waits while the store is held: one session for the range.
+    with lent_session(open_session, hold=not judge.calls_model) as opener:
+        session = phases.sessions(opener)
+        for batch in keys:
+            with phases("inbox"):
+                objects = inbox.load_batch(store, batch, limits.max_signal_bytes)
+            with session() as db:
+                stored = ingestion_store.stored_in_other_batches(db, record_signal_ids(objects, limits), batch)
+            # Screened outside a session: with a model to call, the store is released meanwhile.
+            with phases("screening"):
+                screened = screen_batch(batch, batch_time(batch), objects, teams, stored, judge.check_signal, limits)
+            with session() as db:
+                ingestion_store.write_screened(db, batch, screened)
+            with phases("inbox"):
+                inbox.consolidate_batch(store, batch, objects, context.run_id)
+            pause_point("buffer")  # buffered, claims removed, not embedded
+            unsafe = [
+                {
+                    "signal_id": r["signal_id"],
+                    "source": f"{r['source_product']}/{r['source_type']} {r['source_id']}",
+                    "kind": r["detail"],
+                    "quote": r["quote"],
+                }
+                for r in screened.rejected
+                if r["reason"] == "unsafe"
+            ]
+            # Each batch's own result on its own partition (a run may cover a range of batches).
+            context.add_asset_metadata(
+                {
+                    "accepted": len(screened.accepted),
+                    "rejected": len(screened.rejected),
+                    "rejected_by_reason": dg.MetadataValue.json(screened.rejection_counts()),
+                    "unsafe_by_kind": dg.MetadataValue.json(screened.unsafe_by_kind()),
+                    "unsafe_signals": dg.MetadataValue.json(unsafe[:UNSAFE_SHOWN]),
+                    "raw_batch_file": inbox.raw_batch_key(batch),
+                },
+                partition_key=batch,
+            )
+            context.log.info(
+                f"{batch}: {len(objects)} objects, {len(screened.accepted)} accepted, {len(screened.rejected)} rejected"
+            )
     return dg.MaterializeResult(
         metadata={**run_metadata(keys), "safety_filter": judge.name, "seconds": dg.MetadataValue.json(phases.rounded())}
     )
@@ -109,21 +113,21 @@ def signal_embeddings(
     phases = Phases()
     session = phases.sessions(functools.partial(clickhouse.session, log=context.log.info))
     keys = sorted(context.partition_keys)
+    # The whole range in one read, one model pass and one write: the model batches texts of similar
+    # length across all of it, and the store is opened twice per run, not twice per batch.
+    with session() as db:
+        signals = ingestion_store.range_signals(db, keys)
+    # The store is released while the model runs: other processes may use it meanwhile.
+    with phases("embedding"):
+        vectors = embedder.embed([s["description"] for s in signals])
+    with session() as db:
+        embedded = ingestion_store.write_embeddings(db, keys, embedder.model_name, signals, vectors)
     for batch in keys:
-        with session() as db:
-            signals = ingestion_store.batch_signals(db, batch)
-        # The store is released while the model runs: other processes may use it meanwhile.
-        with phases("embedding"):
-            vectors = embedder.embed([s["description"] for s in signals])
-        with session() as db:
-            embedded = ingestion_store.write_embeddings(
-                db, batch, embedder.model_name, signals, vectors, batch_time(batch)
-            )
-        pause_point("embed")  # embedded, stage marker not yet written
+        pause_point("embed")  # embedded, this batch's stage marker not yet written
         with phases("inbox"):
             inbox.mark_stage_done(store, batch, inbox.EMBEDDED, context.run_id)
-        context.add_asset_metadata({"embedded": embedded}, partition_key=batch)
-        context.log.info(f"{batch}: embedded {embedded} signals with {embedder.model_name}")
+        context.add_asset_metadata({"embedded": embedded[batch]}, partition_key=batch)
+        context.log.info(f"{batch}: embedded {embedded[batch]} signals with {embedder.model_name}")
     return dg.MaterializeResult(
         metadata={
             **run_metadata(keys),

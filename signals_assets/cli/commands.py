@@ -253,6 +253,10 @@ def cmd_process(args, settings: Settings) -> int:
     # The ranges are decided on the partition set before the new batches are appended to it.
     requests = work.run_requests(instance.get_dynamic_partitions(SIGNAL_BATCHES), settings.max_batches_per_run)
     add_partitions(instance, work.partitions_request())
+    if requests and settings.embedder == "minilm":
+        from signals_assets.llm.minilm import preload_encoder
+
+        preload_encoder()  # the model loads while the first run starts and screens its batches
     grouped = 0
     for index, request in enumerate(requests, start=1):
         batches = run_batches(request)

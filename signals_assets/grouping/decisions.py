@@ -22,6 +22,7 @@ SPLIT_PREFIX = "Split from group: "
 class Provider(Protocol):
     name: str
     needs_texts: bool  # whether decisions need the candidates' descriptions
+    calls_model: bool  # whether search queries, decisions or merges call a model (the store is released then)
     consolidation: ConsolidationParameters | None  # to consolidate the open pool after each batch
 
     def search_queries(self, signal: BatchSignal) -> list[str]: ...
@@ -44,6 +45,7 @@ class OfflineProvider:
 
     name = "offline"
     needs_texts = False
+    calls_model = False
 
     def __init__(self, parameters=None, query_probes: int = 0, consolidation=None):
         from signals_assets.grouping.consolidation import ConsolidationParameters
@@ -82,6 +84,7 @@ class LLMProvider:
     merge_proposals: int = 0
     name: str = "openai"
     needs_texts: bool = True
+    calls_model: bool = True
     consolidation: ConsolidationParameters | None = None
 
     def __post_init__(self) -> None:

@@ -5,18 +5,23 @@ Each write replaces the batch's partition of its table, so re-running a batch is
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections import Counter
 from typing import TYPE_CHECKING, Sequence
 
 from signals_assets.ingestion.screening import ScreenedBatch
+from signals_assets.partitions import batch_time
 from signals_assets.storage.clickhouse import StoreSession
 
 if TYPE_CHECKING:
     import numpy
 
 _STORED_IN_OTHER_BATCHES = "SELECT signal_id FROM signals WHERE signal_id IN {ids} AND batch_key != {batch}"
-_BATCH_SIGNALS = "SELECT team_id, signal_id, description FROM signals WHERE batch_key = {batch} ORDER BY signal_id"
+_RANGE_SIGNALS = (
+    "SELECT batch_key, team_id, signal_id, description FROM signals WHERE batch_key IN {batches} "
+    "ORDER BY batch_key, signal_id"
+)
 _BATCH_PARTITION = "batch_key = {batch}"
+_RANGE_PARTITIONS = "batch_key IN {batches}"
 
 
 def stored_in_other_batches(db: StoreSession, signal_ids: list[str], batch: str) -> set[str]:
@@ -29,31 +34,28 @@ def write_screened(db: StoreSession, batch: str, screened: ScreenedBatch) -> Non
     db.replace_partition("rejected_signals", _BATCH_PARTITION, screened.rejected, {"batch": batch})
 
 
-def batch_signals(db: StoreSession, batch: str) -> list[dict]:
-    """The batch's accepted signals: team_id, signal_id, description."""
-    return db.query(_BATCH_SIGNALS, {"batch": batch})
+def range_signals(db: StoreSession, batches: Sequence[str]) -> list[dict]:
+    """The accepted signals of `batches`: batch_key, team_id, signal_id, description (by batch, then signal)."""
+    return db.query(_RANGE_SIGNALS, {"batches": list(batches)})
 
 
 def write_embeddings(
-    db: StoreSession,
-    batch: str,
-    model: str,
-    signals: list[dict],
-    vectors: Sequence | numpy.ndarray,
-    embedded_at: datetime,
-) -> int:
-    """One `signal_embeddings` row per signal and its vector; the number written."""
+    db: StoreSession, batches: Sequence[str], model: str, signals: list[dict], vectors: Sequence | numpy.ndarray
+) -> dict[str, int]:
+    """One `signal_embeddings` row per signal of `batches` (from `range_signals`) and its vector, with one
+    statement per kind for the whole range; the number written per batch."""
     rows = [
         {
             "team_id": s["team_id"],
             "signal_id": s["signal_id"],
-            "batch_key": batch,
+            "batch_key": s["batch_key"],
             "model": model,
             "dimension": len(vector),
             "embedding": vector,
-            "embedded_at": embedded_at,
+            "embedded_at": batch_time(s["batch_key"]),
         }
         for s, vector in zip(signals, vectors)
     ]
-    db.replace_partition("signal_embeddings", _BATCH_PARTITION, rows, {"batch": batch})
-    return len(rows)
+    db.replace_partition("signal_embeddings", _RANGE_PARTITIONS, rows, {"batches": list(batches)})
+    written = Counter(s["batch_key"] for s in signals)
+    return {batch: written[batch] for batch in batches}

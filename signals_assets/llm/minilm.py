@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import struct
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -248,6 +249,23 @@ class MiniLMEncoder:
         return vectors
 
 
-@functools.lru_cache(maxsize=1)
-def load_encoder() -> MiniLMEncoder:
+_loading = threading.Lock()
+
+
+@functools.cache
+def _encoder() -> MiniLMEncoder:
     return MiniLMEncoder()
+
+
+def load_encoder() -> MiniLMEncoder:
+    """The process's one encoder; a call made while `preload_encoder` is loading it waits for that load."""
+    with _loading:
+        return _encoder()
+
+
+def preload_encoder() -> threading.Thread:
+    """Load the encoder in the background (a few seconds: the ONNX graph is built from the weights), so a
+    caller with other work first (claiming, screening) finds it loaded when it embeds."""
+    thread = threading.Thread(target=load_encoder, name="minilm-preload", daemon=True)
+    thread.start()
+    return thread

@@ -84,6 +84,7 @@ class LLMSafetyJudge:
     """The five-kind safety review by a chat model, for one signal or a whole report."""
 
     name = "openai"
+    calls_model = True
 
     def __init__(self, chat: OpenAIChatClient) -> None:
         self.chat = chat

@@ -1786,6 +1786,7 @@ class OfflineSafetyJudge:
     """The rules as a judge: the same interface as `llm_review.LLMSafetyJudge`."""
 
     name = "offline"
+    calls_model = False
 
     def check_signal(self, text: str) -> SafetyVerdict:
         return check_signal_text(text)

@@ -12,7 +12,7 @@ import json
 import os
 import re
 import time
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
@@ -188,6 +188,29 @@ class StoreSession:
         self.command(VECTOR_INDEX_SQL.read_text(), {"dimensions": dimensions})
         self.command(f"ALTER TABLE signal_embeddings MATERIALIZE INDEX {VECTOR_INDEX_NAME}")
         return True
+
+
+@contextmanager
+def lent_session(
+    open_session: Callable[[], AbstractContextManager[StoreSession]], hold: bool = True
+) -> Iterator[Callable[[], AbstractContextManager[StoreSession]]]:
+    """With `hold`, a stand-in for `open_session` that opens one session on first use and lends it to
+    every `with session()` in the block, closing it at the end: for a step that calls no model between
+    its store work, so opening the store (chdb's start, the schema check) is paid once, not per use.
+    Without `hold`, `open_session` itself: a session per use, released in between."""
+    if not hold:
+        yield open_session
+        return
+    held: list[StoreSession] = []
+    with ExitStack() as stack:
+
+        @contextmanager
+        def session() -> Iterator[StoreSession]:
+            if not held:
+                held.append(stack.enter_context(open_session()))
+            yield held[0]
+
+        yield session
 
 
 class FileLock:
