@@ -373,19 +373,20 @@ def _cell_nearest(db: StoreSession, params: dict, probes: list) -> list[list]:
         for cell in cells:
             probes_of.setdefault(cell, []).append(probe)
     sizes = db.query(_CELL_SIZES, {**params, "cells": sorted(probes_of)})
+    scaled = matrix / FIXED_POINT  # scored against the fixed-point rows as read: no float copy of them
     ids: list[str] = []  # every row read, numbered in read order
     found: list[list] = [[] for _ in probes]  # per probe, (scores, row numbers) of its best in each cell
     for block in _blocks([(int(r["cell"]), int(r["rows"])) for r in sizes]):
         fixed, row_cells, labels = db.labelled_vectors(_CELL_ROWS, {**params, "cells": block})
         # a cell's rows together, by id: the read's order varies, and float32 scores with it in the last bit
         order = np.lexsort((np.array(labels), row_cells))
-        vectors = fixed[order].astype(np.float32) / FIXED_POINT
+        vectors = fixed[order].astype(np.float32)
         numbers = len(ids) + order  # the rows' numbers in `ids`
         bounds = np.searchsorted(row_cells[order], block + [block[-1] + 1])
         ids += labels
         for cell, first, last in zip(block, bounds[:-1].tolist(), bounds[1:].tolist()):
             chosen_by = probes_of[cell]
-            scores = matrix[chosen_by] @ vectors[first:last].T
+            scores = scaled[chosen_by] @ vectors[first:last].T
             rows = np.broadcast_to(numbers[first:last], scores.shape)
             for probe, best in zip(chosen_by, zip(*_best_per_row(scores, rows, k))):
                 found[probe].append(best)

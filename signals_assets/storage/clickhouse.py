@@ -131,15 +131,18 @@ class StoreSession:
             return np.zeros((0, 0), dtype=np.int16), np.zeros(0, dtype=np.uint32), []
         dimensions, prefix = _varint(data, 0)
         fixed = prefix + 2 * dimensions + 4  # the array and the number
-        starts, labels, at = [], [], 0
+        view = memoryview(data)
+        parts, labels, at = [], [], 0
         while at < len(data):  # only the labels' lengths vary
-            starts.append(at)
-            length, end = _varint(data, at + fixed)
+            parts.append(view[at : at + fixed])
+            length, end = data[at + fixed], at + fixed + 1
+            if length >= 0x80:
+                length, end = _varint(data, at + fixed)
             labels.append(data[end : end + length].decode())
             at = end + length
         if at != len(data):
             raise StoreError(f"labelled vectors: a truncated row:\n{sql}")
-        rows = np.frombuffer(data, dtype=np.uint8)[np.array(starts)[:, None] + np.arange(fixed)]
+        rows = np.frombuffer(b"".join(parts), dtype=np.uint8).reshape(-1, fixed)
         if (rows[:, :prefix] != rows[0, :prefix]).any():
             raise StoreError(f"the vectors of a query differ in length (the first has {dimensions}):\n{sql}")
         vectors = rows[:, prefix : fixed - 4].copy().view("<i2")
