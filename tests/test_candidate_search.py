@@ -1,6 +1,10 @@
 """The grouping engine's candidate search on chdb: exact per team, and through the HNSW index for large teams."""
 
+import signal
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -177,7 +181,7 @@ def exact_top(vectors: np.ndarray, live: np.ndarray, probe: np.ndarray, ids: lis
 def cell_rows(db) -> dict[str, int]:
     return {
         r["signal_id"]: int(r["copies"])
-        for r in db.query("SELECT signal_id, count() AS copies FROM signal_embedding_cells GROUP BY signal_id")
+        for r in db.query("SELECT signal_id, count() AS copies FROM signal_embedding_cell_vectors GROUP BY signal_id")
     }
 
 
@@ -209,15 +213,14 @@ def test_a_large_batch_reads_only_the_cells_near_its_probes_and_finds_the_exact_
     monkeypatch.setattr(store, "INDEX_FETCH_FACTOR", 1)  # probes on deleted signals come up short and are refilled
     cell_calls, index_calls = spy(monkeypatch, "_cell_nearest"), spy(monkeypatch, "_index_nearest")
     read = []
-    real_vectors = store.StoreSession.vectors
+    real_read = store.StoreSession.labelled_vectors
 
     def counted(db, sql, params=None):
-        rows = real_vectors(db, sql, params)
-        if "signal_embedding_cells" in sql:
-            read.append(len(rows))
+        rows = real_read(db, sql, params)
+        read.append(len(rows[0]))
         return rows
 
-    monkeypatch.setattr(store.StoreSession, "vectors", counted)
+    monkeypatch.setattr(store.StoreSession, "labelled_vectors", counted)
     probes = np.concatenate([clustered(rng, centres[:3], 40), vectors[[0, 1, 300, 301]]])  # the last four deleted
     with resource.session() as db:  # the first search trains the centroids and derives the cells
         store.nearest_signals(db, 1, BATCH, "m", SINCE, [p.tolist() for p in probes])
@@ -229,7 +232,78 @@ def test_a_large_batch_reads_only_the_cells_near_its_probes_and_finds_the_exact_
     live = np.array([i for i in range(1500) if i % 300 >= 20])
     for probe, rows in zip(probes, nearest):
         assert [signal_id for signal_id, _, _ in rows] == exact_top(vectors, live, probe, ids)
-        assert all(abs(s - float(vectors[int(i[1:])] @ probe)) < 1e-5 for i, _, s in rows)
+        # scored against the 16-bit fixed-point copies: within 1.6e-5 a component, so 16 x that in all
+        assert all(abs(s - float(vectors[int(i[1:])] @ probe)) < 16 * 1.6e-5 for i, _, s in rows)
+
+
+# The cell tables as the previous layout wrote them (float32 rows in 8,192-row granules), with a
+# marker that vouches for a batch: a store with them must not trust it.
+OLD_CELL_TABLES = (
+    "CREATE TABLE signal_embedding_cells (team_id UInt64, model LowCardinality(String), cell UInt32, "
+    "batch_key String, signal_id String, embedding Array(Float32)) ENGINE = MergeTree "
+    "ORDER BY (team_id, model, cell, batch_key, signal_id)",
+    "CREATE TABLE signal_embedding_cell_batches (team_id UInt64, model LowCardinality(String), batch_key String, "
+    "trained_rows UInt64, ids_hash UInt64) ENGINE = MergeTree ORDER BY (team_id, model, batch_key)",
+    "INSERT INTO signal_embedding_cells SELECT 1, 'm', 0, 'b20260110T090000000000Z', 's0000', [1.0]",
+    "INSERT INTO signal_embedding_cell_batches SELECT 1, 'm', 'b20260110T090000000000Z', 1500, 0",
+)
+
+
+def tables(db) -> set[str]:
+    return {r["name"] for r in db.query("SELECT name FROM system.tables WHERE database = currentDatabase()")}
+
+
+def test_a_store_with_cells_of_the_previous_layout_drops_them_and_derives_its_cells_again(clustered_team):
+    resource, rng, centres, vectors, ids = clustered_team
+    probes = clustered(rng, centres, 30)
+    first = search(resource, probes)
+    with resource.session() as db:  # as the store was before: centroids and the old tables only
+        for table in ("signal_embedding_cell_vectors", "signal_embedding_cell_vector_batches"):
+            db.command(f"DROP TABLE {table}")
+        for statement in OLD_CELL_TABLES:
+            db.command(statement)
+    assert search(resource, probes) == first  # the session applies the schema
+    with resource.session() as db:
+        assert not {"signal_embedding_cells", "signal_embedding_cell_batches"} & tables(db)
+        assert cell_rows(db) == {ids[i]: 1 for i in range(1500)}
+
+
+_KILLED_DERIVING = """
+import os, signal, sys
+from signals_assets.grouping import store
+from signals_assets.resources.clickhouse import ClickHouseResource
+
+real_insert = store.StoreSession.insert
+def insert(db, table, rows):  # SIGKILL before the second block's markers: its cells are written, unmarked
+    if table == "signal_embedding_cell_vector_batches" and insert.marked:
+        os.kill(os.getpid(), signal.SIGKILL)
+    insert.marked = insert.marked or table == "signal_embedding_cell_vector_batches"
+    return real_insert(db, table, rows)
+insert.marked = False
+store.StoreSession.insert = insert
+store.EXACT_SEARCH_LIMIT, store.CELL_ROWS, store.SCAN_BLOCK_ROWS = 0, 50, 300
+with ClickHouseResource(path=sys.argv[1]).session() as db:
+    store.nearest_signals(db, 1, sys.argv[2], "m", None, [[1.0] * 16] * 20)
+"""
+
+
+def test_a_process_killed_while_deriving_cells_leaves_them_to_be_derived_again(clustered_team):
+    """kill -9 after a block of batches has its cells but not its markers: the next search derives that
+    block again, with no row twice, and answers as a store that was never interrupted."""
+    resource, rng, centres, vectors, ids = clustered_team
+    probes = clustered(rng, centres, 30)
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_DERIVING, resource.path, BATCH], cwd=Path(__file__).parents[1], timeout=600
+    )
+    assert killed.returncode == -signal.SIGKILL
+    with resource.session() as db:
+        assert len(db.query("SELECT * FROM signal_embedding_cell_vector_batches")) == 1  # one batch a block
+        assert db.scalar("SELECT uniqExact(batch_key) FROM signal_embedding_cell_vectors") == 2
+    found = search(resource, probes)
+    with resource.session() as db:
+        assert cell_rows(db) == {ids[i]: 1 for i in range(1500)}
+        db.command("DELETE FROM signal_embedding_cell_vector_batches WHERE team_id = 1")  # derive all afresh
+    assert search(resource, probes) == found
 
 
 def test_the_cells_are_derived_again_when_missing_stale_or_outgrown(clustered_team):
@@ -239,15 +313,19 @@ def test_the_cells_are_derived_again_when_missing_stale_or_outgrown(clustered_te
     search answers the same throughout."""
     resource, rng, centres, vectors, ids = clustered_team
     probes = clustered(rng, centres, 30)
-    with resource.session() as db:  # the tables as a store from before the change has them: none
-        for table in ("signal_embedding_cells", "signal_embedding_centroids", "signal_embedding_cell_batches"):
+    with resource.session() as db:  # the tables as a store from before the cells existed has them: none
+        for table in (
+            "signal_embedding_cell_vectors",
+            "signal_embedding_centroids",
+            "signal_embedding_cell_vector_batches",
+        ):
             db.command(f"DROP TABLE {table}")
     first = search(resource, probes)  # the session applies the schema
     with resource.session() as db:
         assert cell_rows(db) == {ids[i]: 1 for i in range(1500)}
         assert db.scalar("SELECT DISTINCT trained_rows FROM signal_embedding_centroids") == 1500
-        db.command("DELETE FROM signal_embedding_cell_batches WHERE batch_key = 'b20260111T090000000000Z'")
-        db.command("DELETE FROM signal_embedding_cells WHERE signal_id IN ('s0300', 's0301')")  # half-written
+        db.command("DELETE FROM signal_embedding_cell_vector_batches WHERE batch_key = 'b20260111T090000000000Z'")
+        db.command("DELETE FROM signal_embedding_cell_vectors WHERE signal_id IN ('s0300', 's0301')")  # half-written
     assert search(resource, probes) == first
     with resource.session() as db:
         assert cell_rows(db) == {ids[i]: 1 for i in range(1500)}

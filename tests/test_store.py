@@ -21,6 +21,7 @@ import uuid
 from datetime import datetime, timezone
 
 import dagster as dg
+import numpy as np
 import pytest
 
 from signals_assets.definitions import defs
@@ -425,3 +426,31 @@ def test_pipeline_groups_and_researches_through_clickhouse_connect(engine, objec
         statuses = {r["status"] for r in db.query("SELECT status FROM reports")}
     assert sorted(len(g["ids"]) for g in groups) == [3, 3]
     assert len(promotions) == 2 and statuses == {"ready"}
+
+
+def test_labelled_vectors_reads_fixed_point_rows_with_their_numbers_and_labels(backend):
+    """One binary read: labels of any length (one longer than 127 bytes: a two-byte length) and
+    negative components come back as written, in the query's order."""
+    labels = ["a", "é" * 70, "s" * 200]
+    with backend.session() as db:
+        vectors, numbers, read = db.labelled_vectors(
+            "SELECT v, n, l FROM (SELECT arrayJoin(arrayZip({vs}, {ns}, {ls})) AS t, "
+            "CAST(t.1, 'Array(Int16)') AS v, toUInt32(t.2) AS n, t.3 AS l) ORDER BY n",
+            {"vs": [[1, -2, 32767], [-32767, 0, 5], [7, 8, -9]], "ns": [3, 4000000000, 70000], "ls": labels},
+        )
+        empty = db.labelled_vectors("SELECT [toInt16(1)], toUInt32(1), 'x' WHERE 0")
+    assert vectors.dtype == np.int16 and vectors.tolist() == [[1, -2, 32767], [7, 8, -9], [-32767, 0, 5]]
+    assert numbers.tolist() == [3, 70000, 4000000000] and read == [labels[0], labels[2], labels[1]]
+    assert empty[0].shape == (0, 0) and empty[1].tolist() == [] and empty[2] == []
+
+
+def test_a_session_drops_a_table_that_a_new_one_replaces(backend):
+    """signal_embedding_cell_vectors.sql replaces signal_embedding_cells (DROP TABLE IF EXISTS after its
+    CREATE): a store that still has the old table loses it when a session opens, and keeps the new."""
+    with backend.session() as db:
+        db.command("CREATE TABLE signal_embedding_cells (team_id UInt64) ENGINE = MergeTree ORDER BY team_id")
+        db.command("INSERT INTO signal_embedding_cell_vectors (team_id, cell) VALUES (1, 2)")
+    with backend.session() as db:
+        tables = {r["name"] for r in db.query("SELECT name FROM system.tables WHERE database = currentDatabase()")}
+        kept = db.scalar("SELECT count() FROM signal_embedding_cell_vectors")
+    assert tables == {path.stem for path in SCHEMA_DIR.glob("*.sql")} and int(kept) == 1

@@ -26,6 +26,7 @@ SESSION_SETTINGS = {"max_query_size": 256 * 1024 * 1024}
 
 _CREATE_TABLE = re.compile(r"^\s*CREATE\s+TABLE\s+IF\s+NOT\s+EXISTS\s+(?P<table>\w+)", re.I | re.M)
 _ADD_COLUMN = re.compile(r"ALTER\s+TABLE\s+(?P<table>\w+)\s+ADD\s+COLUMN\s+IF\s+NOT\s+EXISTS\s+(?P<column>\w+)\s", re.I)
+_DROP_TABLE = re.compile(r"^\s*DROP\s+TABLE\s+IF\s+EXISTS\s+(?P<table>\w+)\s*$", re.I)
 
 
 class StoreError(Exception):
@@ -67,6 +68,17 @@ def statement_for_error(sql: str) -> str:
     return (head + "FORMAT JSONEachRow (rows not shown)" if data_follows else sql)[:2000]
 
 
+def _varint(data: bytes, at: int) -> tuple[int, int]:
+    """The unsigned LEB128 integer at `at` and the offset after it."""
+    value, shift = 0, 0
+    while True:
+        byte = data[at]
+        value |= (byte & 0x7F) << shift
+        at, shift = at + 1, shift + 7
+        if byte < 0x80:
+            return value, at
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S.%f")
@@ -101,17 +113,40 @@ class StoreSession:
         data = self._run(render(sql, params) + "\nFORMAT RowBinary")
         if not data:
             return np.zeros((0, 0), dtype=np.float32)
-        dimensions, prefix = 0, 0
-        while True:  # the first row's length, an unsigned LEB128 varint
-            dimensions |= (data[prefix] & 0x7F) << (7 * prefix)
-            prefix += 1
-            if data[prefix - 1] < 0x80:
-                break
+        dimensions, prefix = _varint(data, 0)  # the first row's length
         rows = np.frombuffer(data, dtype=np.uint8)
         stride = prefix + 4 * dimensions
         if len(rows) % stride or (rows.reshape(-1, stride)[:, :prefix] != rows[:prefix]).any():
             raise StoreError(f"the vectors of a query differ in length (the first has {dimensions}):\n{sql}")
         return rows.reshape(-1, stride)[:, prefix:].copy().view("<f4")
+
+    def labelled_vectors(self, sql: str, params: dict[str, Any] | None = None):
+        """The rows of a query of three columns, an Array(Int16) of one length, a UInt32 and a String, as
+        (rows, length) int16 matrix, uint32 numbers and str labels, read as one RowBinary result: a row is
+        the array's length prefix and values, the number, and the label's length and bytes."""
+        import numpy as np
+
+        data = self._run(render(sql, params) + "\nFORMAT RowBinary")
+        if not data:
+            return np.zeros((0, 0), dtype=np.int16), np.zeros(0, dtype=np.uint32), []
+        dimensions, prefix = _varint(data, 0)
+        fixed = prefix + 2 * dimensions + 4  # the array and the number
+        view = memoryview(data)
+        parts, labels, at = [], [], 0
+        while at < len(data):  # only the labels' lengths vary
+            parts.append(view[at : at + fixed])
+            length, end = data[at + fixed], at + fixed + 1
+            if length >= 0x80:
+                length, end = _varint(data, at + fixed)
+            labels.append(data[end : end + length].decode())
+            at = end + length
+        if at != len(data):
+            raise StoreError(f"labelled vectors: a truncated row:\n{sql}")
+        rows = np.frombuffer(b"".join(parts), dtype=np.uint8).reshape(-1, fixed)
+        if (rows[:, :prefix] != rows[0, :prefix]).any():
+            raise StoreError(f"the vectors of a query differ in length (the first has {dimensions}):\n{sql}")
+        vectors = rows[:, prefix : fixed - 4].copy().view("<i2")
+        return vectors, rows[:, fixed - 4 :].copy().view("<u4")[:, 0], labels
 
     def scalar(self, sql: str, params: dict[str, Any] | None = None) -> Any:
         rows = self.query(sql, params)
@@ -129,7 +164,8 @@ class StoreSession:
 
     def apply_schema(self, vector_index_dimensions: int = 0) -> None:
         """Create the base tables, then add the columns that tables created by an older version lack
-        (each `ALTER TABLE t ADD COLUMN IF NOT EXISTS c …` statement runs only when `c` is missing);
+        (each `ALTER TABLE t ADD COLUMN IF NOT EXISTS c …` statement runs only when `c` is missing) and
+        drop the tables a new one replaces (`DROP TABLE IF EXISTS old`, run only while `old` exists);
         with `vector_index_dimensions`, also the embeddings' HNSW index."""
         # Every session starts here: one read of the columns present, and a statement only for what is missing.
         present = self._columns()
@@ -143,7 +179,12 @@ class StoreSession:
             if table["table"] not in tables:
                 self.command(create)
                 created = True
-            additions += alters
+            for sql in alters:
+                dropped = _DROP_TABLE.match(sql)
+                if dropped is None:
+                    additions.append(sql)
+                elif dropped["table"] in tables:  # after its replacement exists: a kill in between drops it next time
+                    self.command(sql)
         wanted = [(_ADD_COLUMN.search(sql), sql) for sql in additions]
         if vector_index_dimensions:
             self.ensure_vector_index(vector_index_dimensions)
@@ -154,7 +195,8 @@ class StoreSession:
         for match, sql in wanted:
             if match is None:
                 raise StoreError(
-                    f"schema: only ALTER TABLE … ADD COLUMN IF NOT EXISTS may follow a CREATE TABLE:\n{sql}"
+                    "schema: only ALTER TABLE … ADD COLUMN IF NOT EXISTS or DROP TABLE IF EXISTS may follow a "
+                    f"CREATE TABLE:\n{sql}"
                 )
             if (match["table"], match["column"]) not in present:
                 self.command(sql)
