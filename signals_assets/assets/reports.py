@@ -145,7 +145,8 @@ def report_summaries(
         lines.append(f"{item.report}: {metadata.get('lifecycle') or metadata.get('reason') or metadata}")
         metadata_by_report[item.report] = metadata
         outcomes.append(str(metadata.get("status", "skipped" if "skipped" in metadata else "judged")))
-    context.log.info("\n".join(lines))
+    if lines:
+        context.log.info("\n".join(lines))
     with session() as db:
         report_store.write_summaries(db, replaced, rows, events)
         record_reports_metadata(context, db, metadata_by_report)
