@@ -12,8 +12,10 @@ Result out: one `report_custom_message` with the result dict {status, repository
             findings, confidence, reason} (see `research`): what the agent found, no judgement of
             the report. The agent reports no materialisation: the calling asset reports its own.
 
-`agent.py --timeout-seconds N` runs the agent as a child process and kills it after N seconds of
-wall-clock time; the runner uses it because PipesSubprocessClient has no timeout of its own.
+`agent.py --timeout-seconds N` ends the agent after N seconds of wall-clock time (SIGALRM with its
+default action, which stops the process even inside C code); the runner uses it because Pipes has
+no timeout of its own. One process, not a supervisor and a child: a second interpreter start per
+report was a fixed cost of every research run.
 """
 
 from __future__ import annotations
@@ -23,9 +25,8 @@ import json
 import math
 import os
 import re
+import signal
 import stat
-import subprocess
-import sys
 import traceback
 from collections import Counter
 from dataclasses import dataclass, field
@@ -45,7 +46,6 @@ MAX_FILE_BYTES = 1_000_000
 # Bounds the agent's run time and memory on huge monorepos; files past the cap are not read.
 MAX_FILES_PER_REPOSITORY = 20_000
 TERMS_IN_REASON = 6
-TIMEOUT_EXIT_CODE = 124
 # How sure the agent is that its best finding is the code the report is about. Priority and
 # actionability are the report judgement's (signals_assets/reports/judgement.py), not the agent's.
 HIGH_CONFIDENCE = "high"
@@ -624,13 +624,11 @@ def run_agent() -> None:
         pipes.report_custom_message(result)
 
 
-def supervise(command: list[str], timeout_seconds: float) -> int:
-    """Run `command`, killing it after `timeout_seconds`; its exit code, or TIMEOUT_EXIT_CODE."""
-    try:
-        return subprocess.run(command, timeout=timeout_seconds).returncode
-    except subprocess.TimeoutExpired:
-        print(f"research agent stopped after its {timeout_seconds:g}s wall-clock limit", file=sys.stderr)
-        return TIMEOUT_EXIT_CODE
+def limit_wall_clock(timeout_seconds: float) -> None:
+    """End this process after `timeout_seconds` (whole seconds, rounded up). The alarm keeps running
+    if the runner dies, so an orphaned agent still stops."""
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    signal.alarm(max(1, math.ceil(timeout_seconds)))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -639,11 +637,11 @@ def main(argv: list[str] | None = None) -> None:
         "--timeout-seconds",
         type=float,
         default=0,
-        help="run the agent in a child process and kill it after this many seconds",
+        help="end the agent after this many seconds of wall-clock time",
     )
     args, _ = parser.parse_known_args(argv)
     if args.timeout_seconds > 0:
-        sys.exit(supervise([sys.executable, os.path.abspath(__file__)], args.timeout_seconds))
+        limit_wall_clock(args.timeout_seconds)
     run_agent()
 
 

@@ -178,12 +178,40 @@ def test_the_research_pool_bounds_concurrency_and_reports_each_error():
 
         return run
 
-    results = {index: (value, error) for index, value, error in run_bounded([task(n) for n in range(6)], 2)}
+    results = {
+        index: (value, error) for group in run_bounded([task(n) for n in range(6)], 2) for index, value, error in group
+    }
     assert peak[0] == 2
     assert {i: v for i, (v, e) in results.items() if e is None} == {0: 0, 1: 10, 3: 30, 4: 40, 5: 50}
     assert str(results[2][1]) == "boom"
     with pytest.raises(ValueError, match="research concurrency must be at least 1"):
         list(run_bounded([task(0)], 0))
+
+
+def test_the_pool_hands_back_together_what_finished_while_the_caller_was_busy():
+    """The report run records each group in one store session: tasks that end while it records the
+    previous group come back as one group, in index order."""
+    import threading
+    import time
+
+    release = threading.Event()
+
+    def first(cancelled: threading.Event):
+        return "first"
+
+    def later(number: int):
+        def run(cancelled: threading.Event):
+            release.wait(timeout=30)
+            return number
+
+        return run
+
+    pool = run_bounded([first, later(1), later(2)], 3)
+    assert next(pool) == [(0, "first", None)]
+    release.set()
+    time.sleep(0.3)  # the caller is busy (recording) while both finish
+    assert next(pool) == [(1, 1, None), (2, 2, None)]
+    assert list(pool) == []
 
 
 def test_an_interrupted_pool_cancels_and_stops_its_running_tasks():
@@ -201,7 +229,7 @@ def test_an_interrupted_pool_cancels_and_stops_its_running_tasks():
         return "quick"
 
     pool = run_bounded([quick, wait_for_cancel], 2, stop_all=lambda: stopped.append(True))
-    assert next(pool) == (0, "quick", None)
+    assert next(pool) == [(0, "quick", None)]
     with pytest.raises(KeyboardInterrupt):
         pool.throw(KeyboardInterrupt())
     assert seen == [True] and stopped == [True]

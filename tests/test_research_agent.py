@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -212,10 +213,14 @@ def test_the_agent_reports_what_it_found_and_leaves_priority_to_the_report_judge
     assert set(result) == {"status", "repository", "repository_ranking", "findings", "confidence", "reason"}
 
 
-def test_supervise_stops_a_process_at_the_wall_clock_limit():
+def test_the_agent_ends_itself_at_the_wall_clock_limit_even_inside_c_code():
+    """The alarm's default action stops the process wherever it is: here inside one C call that
+    never returns to Python (a catastrophically backtracking regular expression), with no
+    supervising process."""
     started = time.monotonic()
-    code = agent.supervise([sys.executable, "-c", "import time; time.sleep(30)"], timeout_seconds=1)
-    assert code == agent.TIMEOUT_EXIT_CODE and time.monotonic() - started < 15
+    hang = "import re, agent; agent.limit_wall_clock(0.5); re.match(r'(a+)+$', 'a' * 64 + 'b')"
+    code = subprocess.run([sys.executable, "-c", hang], cwd=AGENT_SCRIPT.parent).returncode
+    assert code == -signal.SIGALRM and time.monotonic() - started < 15
 
 
 # ---------------------------------------------------------------------------------------------

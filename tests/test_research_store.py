@@ -77,7 +77,8 @@ def test_the_reconciler_fails_only_the_rounds_whose_run_ended(db):
     for name in names:
         promote(db, f"1-{name}")
     research_store.record_started(db, [research_round(f"1-{name}", f"run-{name}") for name in names])
-    research_store.record_outcome(db, research_round("1-done", "run-done"), ready_outcome(), "log", SUMMARY)
+    _, *done = research_store.outcome_rows(research_round("1-done", "run-done"), ready_outcome(), "log", SUMMARY)
+    research_store.record_rounds(db, [tuple(done)])
     run_status = {"run-dead": "FAILURE", "run-alive": "STARTED", "run-done": "SUCCESS"}.get  # run-unknown: None
 
     failed = fail_abandoned_research(db, run_status)
@@ -100,7 +101,9 @@ def test_a_rerun_of_the_round_replaces_its_research_and_starts_from_the_promotio
     promote(db, "1-card")
     first = research_round("1-card", "run-1")
     research_store.record_started(db, [first])
-    assert research_store.record_outcome(db, first, ready_outcome(), "log-1", SUMMARY) == "ready"
+    status, *rows = research_store.outcome_rows(first, ready_outcome(), "log-1", SUMMARY)
+    assert status == "ready"
+    research_store.record_rounds(db, [tuple(rows)])
     [result] = db.query("SELECT * FROM research_results")
     assert (result["status"], result["repository"], result["confidence"]) == ("ready", "shop", "high")
     assert "priority" not in result and "actionability" not in result  # the report judgement's, not the agent's

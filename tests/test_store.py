@@ -305,7 +305,7 @@ def test_render_substitutes_in_one_pass():
 
 def test_every_placeholder_name_as_a_value_round_trips_unchanged(backend):
     names = sorted(placeholder_names())
-    assert {"batch", "team", "ids", "report", "limit", "status", "dimensions", "round", "since"} <= set(names)
+    assert {"batch", "team", "ids", "report", "limit", "status", "dimensions", "rounds", "since"} <= set(names)
     every = " ".join(f"{{{name}}}" for name in names)
     params = {name: f"{{{name}}} {every} quote ' backslash \\ nul \x00" for name in names}
     params["ids"] = [f"{{{name}}}" for name in names]

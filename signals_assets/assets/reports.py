@@ -123,6 +123,7 @@ def report_summaries(
     outcomes, written, rows, events = [], [], [], []
     replaced: dict[str, int] = {}  # {report: round} whose round's summary event is replaced
     metadata_by_report: dict[str, dict] = {}
+    lines: list[str] = []  # one log event for the run: each is a write to the event log
     for item in inputs:
         if item.report in failures:
             reason = failures[item.report]
@@ -141,9 +142,11 @@ def report_summaries(
             events += item_events
             replaced[item.report] = item.round
             written.append(item.report)
-        context.log.info(f"{item.report}: {metadata.get('lifecycle') or metadata.get('reason') or metadata}")
+        lines.append(f"{item.report}: {metadata.get('lifecycle') or metadata.get('reason') or metadata}")
         metadata_by_report[item.report] = metadata
         outcomes.append(str(metadata.get("status", "skipped" if "skipped" in metadata else "judged")))
+    if lines:
+        context.log.info("\n".join(lines))
     with session() as db:
         report_store.write_summaries(db, replaced, rows, events)
         record_reports_metadata(context, db, metadata_by_report)
@@ -221,7 +224,6 @@ def report_research(
             status = states[report]["status"]
             if status != lifecycle.CANDIDATE:
                 # An unsafe, not actionable or needs-input report left `candidate` in report_summaries.
-                context.log.info(f"{report} is {status}, not a candidate: nothing to research")
                 promotions.promotion_done(store, report, rounds[report])
                 skipped[report] = {"skipped": f"report is {status}"}
             elif report not in summaries:
@@ -234,6 +236,8 @@ def report_research(
                 )
                 summary = summaries[report]
                 started.append(_StartedRound(run, summary, research_task(report, summary, signals[report]), []))
+        if skipped:  # one log event for the run: each is a write to the event log
+            context.log.info("\n".join(f"{report}: {fields['skipped']}" for report, fields in skipped.items()))
         outcomes += ["skipped"] * len(skipped)
         research_store.record_started(db, [item.run for item in started])
         record_reports_metadata(context, db, skipped)
@@ -253,19 +257,19 @@ def report_research(
     unfinished = set(range(len(started)))
     finished: list[tuple[str, dict]] = []
     try:
-        for index, outcome, error in run_bounded(
+        for group in run_bounded(
             [research(item) for item in started],
             sandbox.concurrency,
             stop_all=lambda: sandbox.stop_run_containers(context.run.run_id, context.log.warning),
         ):
-            item = started[index]
-            metadata = _record_research(context, session, store, item, outcome, error)
-            unfinished.discard(index)
-            finished.append((item.run.report, metadata))
-            outcomes.append(str(metadata["status"]))
+            recorded = _record_research(
+                context, session, store, [(started[i], outcome, error) for i, outcome, error in group]
+            )
+            unfinished.difference_update(index for index, _, _ in group)
+            finished += recorded
+            outcomes += [str(metadata["status"]) for _, metadata in recorded]
     except BaseException as error:  # also a terminated run (Dagster interrupts the step)
-        for index in sorted(unfinished):
-            _record_research(context, session, store, started[index], None, error)
+        _record_research(context, session, store, [(started[index], None, error) for index in sorted(unfinished)])
         raise
     with session() as db:
         record_reports_metadata(context, db, dict(finished))
@@ -276,35 +280,44 @@ def _record_research(
     context: dg.AssetExecutionContext,
     session,
     store: ObjectStore,
-    item: _StartedRound,
-    outcome: ResearchOutcome | None,
-    error: BaseException | None,
-) -> dict:
-    """Record one round's outcome or failure and mark its promotion done; its materialisation metadata."""
-    run = item.run
-    log_key = research_log_key(run.report, run.round, run.run_id)
-    if outcome is not None:
-        store.put(log_key, encode_log(outcome.log_lines))
-        try:
-            with session() as db:
-                status = research_store.record_outcome(db, run, outcome, log_key, item.summary)
-        except lifecycle.InvalidTransition as invalid:
-            error, outcome = invalid, None
-        else:
-            promotions.promotion_done(store, run.report, run.round)
-            return {
-                "status": status,
-                "repository": outcome.repository or "",
-                "findings": len(outcome.findings),
-                "log_key": log_key,
-                "research_round": run.round,
-            }
-    reason = failure_reason(error) if error is not None else "research ended without an outcome"
-    log_lines = getattr(error, "log_lines", [])
-    if log_lines:
-        store.put(log_key, encode_log(log_lines))
-    with session() as db:
-        research_store.record_failed(db, run, reason, log_key=log_key if log_lines else "")
-    promotions.promotion_done(store, run.report, run.round)
-    context.log.warning(f"{run.report}: research failed: {reason}")
-    return {**failure_metadata("research", reason, run.round), "log_key": log_key if log_lines else ""}
+    rounds: list[tuple[_StartedRound, ResearchOutcome | None, BaseException | None]],
+) -> list[tuple[str, dict]]:
+    """Record the outcome or failure of each round (one store session, one statement per table for
+    all of them) and mark their promotions done; each report's materialisation metadata."""
+    rows: list[tuple[dict, dict]] = []
+    recorded: list[tuple[str, dict]] = []
+    for item, outcome, error in rounds:
+        run = item.run
+        log_key = research_log_key(run.report, run.round, run.run_id)
+        if outcome is not None:
+            store.put(log_key, encode_log(outcome.log_lines))
+            try:
+                status, result, event = research_store.outcome_rows(run, outcome, log_key, item.summary)
+            except lifecycle.InvalidTransition as invalid:
+                error = invalid
+            else:
+                rows.append((result, event))
+                metadata = {
+                    "status": status,
+                    "repository": outcome.repository or "",
+                    "findings": len(outcome.findings),
+                    "log_key": log_key,
+                    "research_round": run.round,
+                }
+                recorded.append((run.report, metadata))
+                continue
+        reason = failure_reason(error) if error is not None else "research ended without an outcome"
+        log_lines = getattr(error, "log_lines", [])
+        if log_lines:
+            store.put(log_key, encode_log(log_lines))
+        rows.append(research_store.failure_rows(run, reason, log_key=log_key if log_lines else ""))
+        context.log.warning(f"{run.report}: research failed: {reason}")
+        recorded.append(
+            (run.report, {**failure_metadata("research", reason, run.round), "log_key": log_key if log_lines else ""})
+        )
+    if rows:
+        with session() as db:
+            research_store.record_rounds(db, rows)
+    for item, _, _ in rounds:
+        promotions.promotion_done(store, item.run.report, item.run.round)
+    return recorded

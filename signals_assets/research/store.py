@@ -79,22 +79,24 @@ def _result(run: ResearchRound, status: str, **fields) -> dict:
     }
 
 
-def _record(db: StoreSession, result: dict, event: dict) -> None:
-    """Replace the round's result row and add its event."""
-    db.command(
-        "DELETE FROM research_results WHERE report_id = {report} AND research_round = {round}",
-        {"report": result["report_id"], "round": result["research_round"]},
-    )
-    db.insert("research_results", [result])
-    db.insert("report_events", [event])
+def record_rounds(db: StoreSession, rounds: list[tuple[dict, dict]]) -> None:
+    """Replace the result rows of the rounds ([(result, event)], one round per report) and add their
+    events: one statement per table for all of them."""
+    if not rounds:
+        return
+    results = [result for result, _ in rounds]
+    keys = round_keys({result["report_id"]: result["research_round"] for result in results})
+    db.replace_partition("research_results", ROUND_OF_REPORT, results, {"rounds": keys})
+    db.insert("report_events", [event for _, event in rounds])
 
 
 def clear_round_events(db: StoreSession, rounds: dict[str, int]) -> None:
     """Remove the research events of each report's round ({report: round}): a re-run replaces the
     round's earlier attempt."""
     if rounds:
-        db.command(
-            f"DELETE FROM report_events WHERE source = report_id AND stage = 'research' AND {ROUND_OF_REPORT}",
+        db.delete_where(
+            "report_events",
+            f"source = report_id AND stage = 'research' AND {ROUND_OF_REPORT}",
             {"rounds": round_keys(rounds)},
         )
 
@@ -102,30 +104,30 @@ def clear_round_events(db: StoreSession, rounds: dict[str, int]) -> None:
 def record_started(db: StoreSession, runs: list[ResearchRound]) -> None:
     """The reports are in progress; each result row names the run, so the research reconciler can fail
     a report if the run dies before it records an outcome. One statement per table for all of them."""
-    if not runs:
-        return
     lifecycle.check_transition(lifecycle.CANDIDATE, lifecycle.IN_PROGRESS)
-    db.replace_partition(
-        "research_results",
-        ROUND_OF_REPORT,
-        [_result(run, lifecycle.IN_PROGRESS) for run in runs],
-        {"rounds": round_keys({run.report: run.round for run in runs})},
-    )
-    db.insert("report_events", [_event(run, "research_started", lifecycle.IN_PROGRESS) for run in runs])
-
-
-def record_failed(db: StoreSession, run: ResearchRound, reason: str, log_key: str = "", seq: int = OUTCOME_SEQ) -> None:
-    """The round failed: the report is `failed` with the reason."""
-    lifecycle.check_transition(lifecycle.IN_PROGRESS, lifecycle.FAILED)
-    _record(
+    record_rounds(
         db,
+        [(_result(run, lifecycle.IN_PROGRESS), _event(run, "research_started", lifecycle.IN_PROGRESS)) for run in runs],
+    )
+
+
+def failure_rows(run: ResearchRound, reason: str, log_key: str = "", seq: int = OUTCOME_SEQ) -> tuple[dict, dict]:
+    """The round failed: the report is `failed` with the reason. Its (result, event) for `record_rounds`."""
+    lifecycle.check_transition(lifecycle.IN_PROGRESS, lifecycle.FAILED)
+    return (
         _result(run, lifecycle.FAILED, reason=reason, log_key=log_key),
         _event(run, "failed", lifecycle.FAILED, detail=reason, seq=seq),
     )
 
 
-def record_outcome(db: StoreSession, run: ResearchRound, outcome: ResearchOutcome, log_key: str, summary: dict) -> str:
-    """What the agent found; the report moves to `ready` or `pending_input`. The new status."""
+def record_failed(db: StoreSession, run: ResearchRound, reason: str, log_key: str = "", seq: int = OUTCOME_SEQ) -> None:
+    """One round failed (the research reconciler's)."""
+    record_rounds(db, [failure_rows(run, reason, log_key, seq)])
+
+
+def outcome_rows(run: ResearchRound, outcome: ResearchOutcome, log_key: str, summary: dict) -> tuple[str, dict, dict]:
+    """What the agent found; the report moves to `ready` or `pending_input`. The new status and the
+    round's (result, event) for `record_rounds`."""
     status = lifecycle.READY if outcome.status == "ready" else lifecycle.PENDING_INPUT
     lifecycle.check_transition(lifecycle.IN_PROGRESS, status)
     result = _result(
@@ -147,8 +149,7 @@ def record_outcome(db: StoreSession, run: ResearchRound, outcome: ResearchOutcom
         detail=outcome.reason,
         seq=OUTCOME_SEQ,
     )
-    _record(db, result, event)
-    return status
+    return status, result, event
 
 
 def in_progress_rounds(db: StoreSession) -> list[ResearchRound]:

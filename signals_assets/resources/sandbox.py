@@ -104,7 +104,7 @@ class SandboxResource(dg.ConfigurableResource):
             "max_files": max_files,
             "log_path": str(work_dir / LOG_FILE_NAME),
         }
-        # The agent supervises itself in a child process: Pipes runs it without a timeout.
+        # The agent ends itself at the wall-clock limit (an alarm): Pipes runs it without a timeout.
         command = [
             self.python_executable or sys.executable,
             str(AGENT_SCRIPT),
@@ -123,7 +123,7 @@ class SandboxResource(dg.ConfigurableResource):
             process = subprocess.Popen(command, cwd=work_dir, env=environment)
             try:
                 exit_code = _wait_unless_cancelled(process, cancelled)
-            except BaseException:  # the run is being terminated: the agent stops its own child on SIGINT
+            except BaseException:  # the run is being terminated: the agent stops on SIGINT
                 process.send_signal(signal.SIGINT)
                 try:
                     process.wait(timeout=TERMINATION_GRACE_SECONDS)

@@ -157,9 +157,16 @@ class StoreSession:
             self._run(f"INSERT INTO {table} FORMAT JSONEachRow\n{json_each_row(rows)}")
         return len(rows)
 
+    def delete_where(self, table: str, where: str, params: dict | None = None) -> None:
+        """Delete the rows matching `where`. A DELETE is a mutation that costs far more than a count
+        even when nothing matches (0.4 s against 0.01-0.05 s on report_events), and first writes
+        usually match nothing, so it runs only when a row matches."""
+        if int(self.scalar(f"SELECT count() FROM {table} WHERE {where}", params)):
+            self.command(f"DELETE FROM {table} WHERE {where}", params)
+
     def replace_partition(self, table: str, where: str, rows: Sequence[dict], params: dict | None = None) -> int:
         """Idempotent partition write: delete the rows matching `where`, then insert `rows`."""
-        self.command(f"DELETE FROM {table} WHERE {where}", params)
+        self.delete_where(table, where, params)
         return self.insert(table, rows)
 
     def apply_schema(self, vector_index_dimensions: int = 0) -> None:
