@@ -18,6 +18,7 @@ import re
 import subprocess
 import sys
 import uuid
+import warnings
 from datetime import datetime, timezone
 
 import dagster as dg
@@ -58,7 +59,12 @@ def local_server(tmp_path_factory):
         yield {"url": url, "log": log}
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # once in CI it outlived SIGTERM; these tests do not check its stop
+            warnings.warn("the ClickHouse HTTP test server outlived SIGTERM by 10 s: killed", stacklevel=1)
+            process.kill()
+            process.wait()
 
 
 @pytest.fixture(scope="module")
