@@ -33,6 +33,7 @@ import gzip
 import json
 import os
 import re
+import signal
 import tempfile
 import threading
 import time
@@ -404,6 +405,10 @@ def main() -> None:
     parser.add_argument("--password", default="")
     parser.add_argument("--log", help="file to append every query it runs to, one JSON line each")
     args = parser.parse_args()
+    # SIGTERM stops this server whatever its parent left: an ignored SIGTERM survives exec, and a test
+    # process started with SIGINT ignored (a background job of a non-interactive shell, as in CI) has
+    # one after any in-process Dagster run, which sets SIGTERM's handler to SIGINT's.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     Handler.engine = Engine(args.data, args.user, args.password, args.log)
     server = ThreadingHTTPServer((args.host, args.port), Handler)
     print(f"http://{args.host}:{server.server_address[1]}", flush=True)

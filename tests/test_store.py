@@ -15,10 +15,11 @@ import ast
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
+import time
 import uuid
-import warnings
 from datetime import datetime, timezone
 
 import dagster as dg
@@ -46,25 +47,54 @@ ENGINES = ["chdb", "clickhouse-connect", "server"]
 T0 = datetime(2026, 11, 24, 9, 30, 15, 123000, tzinfo=timezone.utc)
 
 
+def start_local_server(root, *launcher: str) -> tuple[subprocess.Popen, str]:
+    """tests/clickhouse_http_server.py in its own process, run through `launcher` if given; once its URL is
+    on stdout."""
+    command = [sys.executable, str(REPO_ROOT / "tests" / "clickhouse_http_server.py"), "--data", str(root / "data")]
+    process = subprocess.Popen(
+        [*launcher, *command, "--log", str(root / "queries.jsonl")], stdout=subprocess.PIPE, text=True
+    )
+    url = process.stdout.readline().strip()
+    assert url.startswith("http://"), f"the ClickHouse HTTP test server did not start (exit {process.poll()})"
+    return process, url
+
+
+def stop_local_server(process: subprocess.Popen) -> float:
+    """SIGTERM; the seconds it took to stop. One that outlives SIGTERM by 10 s is killed and fails the caller."""
+    started = time.monotonic()
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise AssertionError("the ClickHouse HTTP test server outlived SIGTERM by 10 s: killed") from None
+    finally:
+        process.stdout.close()
+    return time.monotonic() - started
+
+
 @pytest.fixture(scope="module")
 def local_server(tmp_path_factory):
     """tests/clickhouse_http_server.py in its own process: its URL and the file it logs queries to."""
     root = tmp_path_factory.mktemp("clickhouse-http")
-    log = root / "queries.jsonl"
-    command = [sys.executable, str(REPO_ROOT / "tests" / "clickhouse_http_server.py"), "--data", str(root / "data")]
-    process = subprocess.Popen([*command, "--log", str(log)], stdout=subprocess.PIPE, text=True)
+    process, url = start_local_server(root)
     try:
-        url = process.stdout.readline().strip()
-        assert url.startswith("http://"), f"the ClickHouse HTTP test server did not start (exit {process.poll()})"
-        yield {"url": url, "log": log}
+        yield {"url": url, "log": root / "queries.jsonl"}
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:  # once in CI it outlived SIGTERM; these tests do not check its stop
-            warnings.warn("the ClickHouse HTTP test server outlived SIGTERM by 10 s: killed", stacklevel=1)
-            process.kill()
-            process.wait()
+        print(f"the ClickHouse HTTP test server stopped {stop_local_server(process):.2f} s after SIGTERM")
+
+
+def test_the_local_server_stops_on_sigterm_even_when_its_parent_ignores_sigterm(tmp_path):
+    """A test process started with SIGINT ignored (a background job of a non-interactive shell, as in CI)
+    ignores SIGTERM after its first in-process Dagster run (Dagster gives SIGTERM SIGINT's handler), and
+    its children inherit that: the server must stop on SIGTERM anyway."""
+    ignoring = (
+        "import os, signal, sys; signal.signal(signal.SIGTERM, signal.SIG_IGN); os.execv(sys.argv[1], sys.argv[1:])"
+    )
+    process, _ = start_local_server(tmp_path, sys.executable, "-c", ignoring)
+    stop_local_server(process)
+    assert process.returncode == -signal.SIGTERM
 
 
 @pytest.fixture(scope="module")
