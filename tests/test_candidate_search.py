@@ -3,6 +3,7 @@
 import signal
 import subprocess
 import sys
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -10,8 +11,11 @@ import numpy as np
 import pytest
 
 from signals_assets.grouping import store
+from signals_assets.grouping.batch import group_batch
+from signals_assets.grouping.decisions import OfflineProvider
 from signals_assets.grouping.engine import TOP_K
 from signals_assets.resources.clickhouse import ClickHouseResource
+from signals_assets.storage.clickhouse import StoreSession
 
 DIMENSIONS = 16
 T0 = datetime(2026, 11, 24, 9, 0, tzinfo=timezone.utc)
@@ -271,7 +275,10 @@ def test_a_store_with_cells_of_the_previous_layout_drops_them_and_derives_its_ce
 _KILLED_DERIVING = """
 import os, signal, sys
 from signals_assets.grouping import store
+from signals_assets.grouping.batch import group_batch
+from signals_assets.grouping.decisions import OfflineProvider
 from signals_assets.resources.clickhouse import ClickHouseResource
+from signals_assets.storage.clickhouse import StoreSession
 
 real_insert = store.StoreSession.insert
 def insert(db, table, rows):  # SIGKILL before the second block's markers: its cells are written, unmarked
@@ -342,3 +349,100 @@ def test_the_cells_are_derived_again_when_missing_stale_or_outgrown(clustered_te
         assert db.scalar("SELECT DISTINCT trained_rows FROM signal_embedding_centroids") == 3100
         assert sum(cell_rows(db).values()) == len(cell_rows(db)) == 3100
     assert search(resource, probes) == grown  # searching again changes nothing
+
+
+OTHER_TEAM_ROWS = 40_000  # about five granules of 8,192 rows in every table
+
+
+def estimated_reads(resource, reads: list[tuple[str, int, str]]):
+    """A session factory whose sessions record, for each SELECT, the rows ClickHouse plans to read per table
+    (EXPLAIN ESTIMATE: whole granules the primary key could not skip)."""
+
+    @contextmanager
+    def session():
+        with resource.session() as db:
+
+            def run(sql: str) -> bytes:
+                body = sql.partition("\nFORMAT ")[0]
+                if body.lstrip().startswith("SELECT"):
+                    for line in db._run(f"EXPLAIN ESTIMATE {body}\nFORMAT TSV").decode().splitlines():
+                        _, table, _, rows, _ = line.split("\t")
+                        reads.append((table, int(rows), " ".join(body.split())[:200]))
+                return db._run(sql)
+
+            yield StoreSession(run)
+
+    return session
+
+
+def test_grouping_a_small_team_reads_none_of_a_large_other_teams_rows(tmp_path):
+    """Team 1 (300 signals in 10 reports) groups a batch of 20 beside team 2's 40,000 signals: every
+    statement of the batch's reads, texts and consolidation pool included, is narrowed by the primary
+    key to team 1's rows (a read of any table's team 2 rows would plan more than 8,192 rows)."""
+    rng = np.random.default_rng(11)
+    centres = rng.standard_normal((10, DIMENSIONS))
+    vectors = clustered(rng, centres, 320)
+    ids = [f"s{i:03d}" for i in range(320)]
+    resource = ClickHouseResource(path=str(tmp_path / "chdb"))
+    other = f"(SELECT 2 AS team, toString(number) AS id, '{EARLIER}' AS batch FROM numbers({OTHER_TEAM_ROWS}))"
+    with resource.session() as db:
+        embeddings, assignments = stored_rows(1, ids[:300], vectors[:300])
+        for row in assignments:
+            row["report_id"] = f"r1-{int(row['signal_id'][1:]) % 10:016x}"
+        db.insert("signal_embeddings", embeddings)
+        db.insert("report_assignments", assignments)
+        db.insert(
+            "signal_embeddings",
+            [
+                {"team_id": 1, "signal_id": ids[i], "batch_key": BATCH, "model": "m", "dimension": DIMENSIONS}
+                | {"embedding": vectors[i].astype(np.float32).tolist(), "embedded_at": T0}
+                for i in range(300, 320)
+            ],
+        )
+        db.insert(
+            "signals",
+            [
+                {"team_id": 1, "signal_id": s, "batch_key": EARLIER if i < 300 else BATCH, "description": f"about {s}"}
+                | {"weight": 0.5, "emitted_at": T0, "ingested_at": T0}
+                for i, s in enumerate(ids)
+            ],
+        )
+        db.insert(
+            "report_events",
+            [
+                {"team_id": 1, "report_id": f"r1-{r:016x}", "source": EARLIER, "stage": "grouping", "event": "created"}
+                | {"status": "potential", "title": f"report {r}", "at": T0}
+                for r in range(10)
+            ],
+        )
+        db.command(f"INSERT INTO signals (team_id, signal_id, batch_key, description) SELECT * , id FROM {other}")
+        db.command(
+            "INSERT INTO signal_embeddings (team_id, signal_id, batch_key, model, dimension, embedding) "
+            f"SELECT *, 'm', {DIMENSIONS}, arrayMap(i -> toFloat32(sin(i + toUInt64(id))), range({DIMENSIONS})) "
+            f"FROM {other}"
+        )
+        db.command(
+            "INSERT INTO report_assignments (team_id, signal_id, batch_key, seq, report_id, decision, assigned_at) "
+            f"SELECT *, toUInt32(id), concat('r2-', toString(toUInt64(id) % 200)), 'created', '{T0:%Y-%m-%d %H:%M:%S}' "
+            f"FROM {other}"
+        )
+        db.command(
+            "INSERT INTO report_events (team_id, report_id, source, stage, event, status, at) "
+            f"SELECT DISTINCT 2, concat('r2-', toString(toUInt64(id) % 200)), batch, 'grouping', 'created', "
+            f"'potential', '{T0:%Y-%m-%d %H:%M:%S}' FROM {other}"
+        )
+    reads: list[tuple[str, int, str]] = []
+
+    class WithTexts(OfflineProvider):
+        needs_texts = True
+
+    class Embedded:
+        model_name = "m"
+
+        def embed(self, texts):
+            raise AssertionError("no query probes expected")
+
+    assignments, _, _ = group_batch(estimated_reads(resource, reads), BATCH, [1], 30, WithTexts(), Embedded())
+    assert set(ids[300:]) <= {a["signal_id"] for a in assignments}  # the batch is grouped
+    assert {"signals", "signal_embeddings", "report_assignments", "report_events"} <= {t for t, _, _ in reads}
+    assert [(table, rows, sql) for table, rows, sql in reads if rows > 8192] == []

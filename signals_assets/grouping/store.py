@@ -144,11 +144,13 @@ _FOUND = f"SELECT signal_id, report_id FROM ({_FOUND_ASSIGNMENTS}) WHERE deleted
 
 _LATEST_EVENTS = latest_report_states("team_id = {team} AND NOT (stage = 'grouping' AND source >= {batch})")
 
-# Current assignments of the team's signals that were ever in one of the reports `{ids}` (before the
-# batch): the aggregation runs over these signals only, not over the whole team.
+# The team's signals that were ever in one of the reports `{ids}` (before the batch), and their current
+# assignments: the aggregation runs over these signals only, not over the whole team.
+_IN_REPORTS = (
+    "SELECT signal_id FROM report_assignments WHERE team_id = {team} AND batch_key < {batch} AND report_id IN {ids}"
+)
 _BEFORE_BATCH_IN_REPORTS = current_assignments(
-    "team_id = {team} AND batch_key < {batch} AND signal_id IN "
-    "(SELECT signal_id FROM report_assignments WHERE team_id = {team} AND batch_key < {batch} AND report_id IN {ids})"
+    f"team_id = {{team}} AND batch_key < {{batch}} AND signal_id IN ({_IN_REPORTS})"
 )
 
 # A report as of before the batch: its latest snapshot of an earlier batch (report_vector_snapshots.sql)
@@ -203,7 +205,10 @@ FOLD_PARTS = 8
 
 _TEXTS = f"""
 SELECT a.report_id AS report_id, s.signal_id AS signal_id, s.description AS description
-FROM ({_BEFORE_BATCH_IN_REPORTS}) AS a INNER JOIN signals AS s ON s.signal_id = a.signal_id AND s.team_id = a.team_id
+FROM ({_BEFORE_BATCH_IN_REPORTS}) AS a
+INNER JOIN (  -- filtered here: the join's table side is read whole, every team's signals, when it is not
+    SELECT signal_id, description FROM signals WHERE team_id = {{team}} AND signal_id IN ({_IN_REPORTS})
+) AS s ON s.signal_id = a.signal_id
 WHERE a.report_id IN {{ids}} AND a.deleted = 0
 ORDER BY a.report_id, a.first_position
 LIMIT 8 BY a.report_id
