@@ -54,9 +54,11 @@ it (and `link_margin` 0.10, was 0.08) the Banking77 train samples have 9–14% f
 0.007–0.020 more ARI, pair precision within ±0.012 (benchmarks/README.md); a lower share (0.4) gained as
 much ARI on large samples but lost precision where groups are small.
 
-Memory: neighbourhoods are found a block of rows at a time (a sparse n × neighbourhood matrix), then
-the pair distances are written a block at a time straight into scipy's condensed vector, so the pool
-costs n²/2 floats plus a block, not several n × n matrices; the clusters are the same. scipy's
+Memory: each pair's cosine is computed once, a block of rows against the later rows at a time,
+straight into scipy's condensed vector, and the neighbourhoods are found from those blocks (a sparse
+n × neighbourhood matrix; a block's cosines to earlier rows are read back from the vector); then the
+pair distances are written over the cosines a block at a time, so the pool costs n²/2 floats plus a
+block, not several n × n matrices, and half a matrix product; the clusters are the same. scipy's
 average linkage works on its own copy of that vector, so the clustering's peak is about 9n² bytes
 (benchmarks/consolidation_memory.py, peak RSS growth: 107 MB at 3,000 signals, 349 MB at 6,000,
 899 MB at 10,000). `pool_limit` (`SIGNALS_CONSOLIDATION_POOL`) caps n, and with it the memory,
@@ -155,8 +157,8 @@ def cluster_pool(
     return [first.setdefault(label, len(first)) for label in labels]
 
 
-# Rows of the cosine matrix held at once: memory stays at the condensed pair distances (n²/2 floats,
-# 144 MB at 6,000 signals) plus a block, instead of several full n × n matrices.
+# Rows of the cosine matrix held at once: memory stays at the condensed pair cosines, then distances
+# (n²/2 floats, 144 MB at 6,000 signals), plus a block, instead of several full n × n matrices.
 BLOCK_ROWS = 256
 
 

@@ -104,7 +104,7 @@ def neighbourhoods(matrix: numpy.ndarray, size: int, block_rows: int = 256, cosi
     # The order is that of a key unique per row: the cosine in units of 1e-9, then the column. Selecting
     # the `size` smallest keys and sorting only those costs a fifth of sorting the whole row (a pool of
     # 6,500: 12 s of a 60 s grouping at 1M stored signals).
-    columns = np.arange(n, dtype=np.int64)
+    columns = np.arange(n, dtype=np.float64)
     cosine = np.empty((min(block_rows, n), n))
     for start in range(0, n, block_rows):
         stop = min(start + block_rows, n)
@@ -117,11 +117,11 @@ def neighbourhoods(matrix: numpy.ndarray, size: int, block_rows: int = 256, cosi
         earlier = np.arange(start)
         cosine[:, :start] = cosines[(pair_offset(n, earlier) - earlier - 1)[:, None] + np.arange(start, stop)].T
         np.round(cosine, 9, out=cosine)
-        cosine[rows, start + rows] = np.inf  # a row is the first member of its own neighbourhood
-        # in place: a fresh temporary of the block's size costs its page faults on every pass
-        key = np.minimum(cosine, 2.0)
-        key *= 1e9
-        key = np.rint(key, out=key).astype(np.int64)
+        cosine[rows, start + rows] = 2.0  # above any cosine: a row is the first member of its own neighbourhood
+        # in place: a fresh temporary of the block's size costs its page faults on every pass; float64
+        # holds these integers exactly (below 2⁵³ for any pool of fewer than 4 million rows)
+        key = cosine * 1e9
+        np.rint(key, out=key)
         key *= -(n + 1)
         key += columns
         nearest = np.argpartition(key, size - 1, axis=1)[:, :size]
