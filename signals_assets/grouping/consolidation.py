@@ -54,9 +54,11 @@ it (and `link_margin` 0.10, was 0.08) the Banking77 train samples have 9–14% f
 0.007–0.020 more ARI, pair precision within ±0.012 (benchmarks/README.md); a lower share (0.4) gained as
 much ARI on large samples but lost precision where groups are small.
 
-Memory: neighbourhoods are found a block of rows at a time (a sparse n × neighbourhood matrix), then
-the pair distances are written a block at a time straight into scipy's condensed vector, so the pool
-costs n²/2 floats plus a block, not several n × n matrices; the clusters are the same. scipy's
+Memory: each pair's cosine is computed once, a block of rows against the later rows at a time,
+straight into scipy's condensed vector, and the neighbourhoods are found from those blocks (a sparse
+n × neighbourhood matrix; a block's cosines to earlier rows are read back from the vector); then the
+pair distances are written over the cosines a block at a time, so the pool costs n²/2 floats plus a
+block, not several n × n matrices, and half a matrix product; the clusters are the same. scipy's
 average linkage works on its own copy of that vector, so the clustering's peak is about 9n² bytes
 (benchmarks/consolidation_memory.py, peak RSS growth: 107 MB at 3,000 signals, 349 MB at 6,000,
 899 MB at 10,000). `pool_limit` (`SIGNALS_CONSOLIDATION_POOL`) caps n, and with it the memory,
@@ -74,11 +76,18 @@ the dev protocol. numpy and scipy are imported inside the functions.
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 
-from signals_assets.grouping.similarity_scale import REFERENCE, neighbourhoods, pool_scale, shared_neighbours
+from signals_assets.grouping.similarity_scale import (
+    REFERENCE,
+    neighbourhoods,
+    pair_rows,
+    pool_scale,
+    shared_neighbours,
+)
 
 # Newest pooled signals re-clustered per batch and team (memory: about 9 bytes × its square); the
 # default of the setting SIGNALS_CONSOLIDATION_POOL.
@@ -130,7 +139,8 @@ def cluster_pool(
         return gain * cosine + offset
 
     size = min(max(params.min_neighbours, round(n * params.neighbour_share)), n)
-    neighbourhood_matrix, density = neighbourhoods(matrix, size, BLOCK_ROWS)
+    cosines = np.empty(n * (n - 1) // 2)  # every pair's, then their distances, in place
+    neighbourhood_matrix, density = neighbourhoods(matrix, size, BLOCK_ROWS, cosines)
     density = rescaled(density)
 
     def pair_similarity(cosine, rows, columns):
@@ -141,34 +151,38 @@ def cluster_pool(
         stands_out = cosine - params.density_weight * mean_density - params.link_margin
         return np.minimum(np.maximum(shared, stands_out), cosine - params.link_floor)
 
-    labels = guarded_clusters(_average_linkage(condensed_distance(matrix, pair_similarity)), matrix, params, rescaled)
+    labels = guarded_clusters(_average_linkage(condensed_distance(cosines, pair_similarity)), matrix, params, rescaled)
     labels = attached_clusters(labels, neighbourhood_matrix, density, matrix, params, rescaled)
     first: dict[int, int] = {}
     return [first.setdefault(label, len(first)) for label in labels]
 
 
-# Rows of the cosine matrix held at once: memory stays at the condensed pair distances (n²/2 floats,
-# 144 MB at 6,000 signals) plus a block, instead of several full n × n matrices.
+# Rows of the cosine matrix held at once: memory stays at the condensed pair cosines, then distances
+# (n²/2 floats, 144 MB at 6,000 signals), plus a block, instead of several full n × n matrices.
 BLOCK_ROWS = 256
 
 
-def condensed_distance(matrix, pair_similarity):
-    """The condensed distance vector (scipy's pair order i < j) of 1 − pair_similarity, clipped at 0.
+def condensed_distance(cosines, pair_similarity):
+    """The pair cosines `cosines` (scipy's condensed order, i < j, as `neighbourhoods` leaves them) turned
+    in place into the condensed distance vector of 1 − pair_similarity, clipped at 0.
 
     `pair_similarity(cosine, rows, columns)` turns a block of cosines between unit rows `rows` and
     `columns` into similarities; blocks of rows are computed in turn, each against the later rows only."""
     import numpy as np
 
-    n = len(matrix)
-    condensed = np.empty(n * (n - 1) // 2)
+    n = round((1 + math.sqrt(1 + 8 * len(cosines))) / 2)
     for start in range(0, n - 1, BLOCK_ROWS):
         stop = min(start + BLOCK_ROWS, n - 1)
-        cosine = matrix[start:stop] @ matrix[start:].T
-        distance = np.maximum(1.0 - pair_similarity(cosine, np.arange(start, stop), np.arange(start, n)), 0.0)
-        for i in range(start, stop):
-            offset = i * n - i * (i + 1) // 2  # where row i's pairs (i, i+1..n-1) begin
-            condensed[offset : offset + n - i - 1] = distance[i - start, i - start + 1 :]
-    return condensed
+        rows = pair_rows(n, start, stop)
+        cosine = np.zeros((stop - start, n - start))  # the entries at or below the diagonal are unused
+        for row, pairs in rows:
+            cosine[row, row + 1 :] = cosines[pairs]
+        distance = pair_similarity(cosine, np.arange(start, stop), np.arange(start, n))
+        np.subtract(1.0, distance, out=distance)
+        np.maximum(distance, 0.0, out=distance)
+        for row, pairs in rows:
+            cosines[pairs] = distance[row, row + 1 :]
+    return cosines
 
 
 def _average_linkage(condensed):

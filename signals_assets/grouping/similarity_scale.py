@@ -80,10 +80,15 @@ def pool_scale(
     return SimilarityScale(centre, float(np.sqrt(max(second - centre**2, 1e-12))))
 
 
-def neighbourhoods(matrix: numpy.ndarray, size: int, block_rows: int = 256):
+def neighbourhoods(matrix: numpy.ndarray, size: int, block_rows: int = 256, cosines: numpy.ndarray | None = None):
     """(members, density): each unit row's neighbourhood — itself and its `size` − 1 most similar other
     rows — as the rows of a sparse 0/1 matrix, and each row's density, its mean cosine to those others.
-    Computed a block of rows at a time (memory: a block of cosines plus n · size).
+    Computed a block of rows at a time (memory: a block of cosines plus n · size, and the pairs' cosines).
+
+    Each pair's cosine is computed once, against the later rows only, and kept in `cosines` (scipy's
+    condensed order, i < j; allocated here when not given): a block's cosines to earlier rows are read
+    back from it, so the pool costs half a matrix product, and a caller that needs every pair's cosine
+    (the consolidation's distances) passes `cosines` and computes none again.
 
     Ties are broken by row order (cosines rounded to 1e-9), so the result does not depend on the block
     size or on floating-point noise between identical signals."""
@@ -91,25 +96,53 @@ def neighbourhoods(matrix: numpy.ndarray, size: int, block_rows: int = 256):
     from scipy.sparse import csr_matrix
 
     n = len(matrix)
+    if cosines is None:
+        cosines = np.empty(n * (n - 1) // 2)
     size = min(size, n)
     members = np.empty((n, size), dtype=np.int64)
     density = np.zeros(n)
     # The order is that of a key unique per row: the cosine in units of 1e-9, then the column. Selecting
     # the `size` smallest keys and sorting only those costs a fifth of sorting the whole row (a pool of
     # 6,500: 12 s of a 60 s grouping at 1M stored signals).
-    columns = np.arange(n, dtype=np.int64)
+    columns = np.arange(n, dtype=np.float64)
+    cosine = np.empty((min(block_rows, n), n))
     for start in range(0, n, block_rows):
-        cosine = np.round(matrix[start : start + block_rows] @ matrix.T, 9)
-        rows = np.arange(len(cosine))
-        cosine[rows, start + rows] = np.inf  # a row is the first member of its own neighbourhood
-        key = -np.rint(np.minimum(cosine, 2.0) * 1e9).astype(np.int64) * (n + 1) + columns
+        stop = min(start + block_rows, n)
+        rows = np.arange(stop - start)
+        cosine = cosine[: stop - start]
+        np.matmul(matrix[start:stop], matrix[start:].T, out=cosine[:, start:])
+        for row, pairs in pair_rows(n, start, stop):
+            cosines[pairs] = cosine[row, start + row + 1 :]
+        # the cosines to earlier rows j, pairs (j, i), read back: those of one j are consecutive
+        earlier = np.arange(start)
+        cosine[:, :start] = cosines[(pair_offset(n, earlier) - earlier - 1)[:, None] + np.arange(start, stop)].T
+        np.round(cosine, 9, out=cosine)
+        cosine[rows, start + rows] = 2.0  # above any cosine: a row is the first member of its own neighbourhood
+        # in place: a fresh temporary of the block's size costs its page faults on every pass; float64
+        # holds these integers exactly (below 2⁵³ for any pool of fewer than 4 million rows)
+        key = cosine * 1e9
+        np.rint(key, out=key)
+        key *= -(n + 1)
+        key += columns
         nearest = np.argpartition(key, size - 1, axis=1)[:, :size]
         nearest = np.take_along_axis(nearest, np.argsort(np.take_along_axis(key, nearest, axis=1), axis=1), axis=1)
-        members[start : start + len(cosine)] = nearest
+        members[start:stop] = nearest
         if size > 1:
-            density[start : start + len(cosine)] = np.take_along_axis(cosine, nearest[:, 1:], axis=1).mean(axis=1)
+            density[start:stop] = np.take_along_axis(cosine, nearest[:, 1:], axis=1).mean(axis=1)
     rows_of = np.repeat(np.arange(n), size)
     return csr_matrix((np.ones(n * size), (rows_of, members.ravel())), shape=(n, n)), density
+
+
+def pair_offset(n: int, i):
+    """Where row i's pairs (i, i + 1..n − 1) begin in scipy's condensed order of n rows' pairs."""
+    return i * n - i * (i + 1) // 2
+
+
+def pair_rows(n: int, start: int, stop: int) -> list[tuple[int, slice]]:
+    """For each row i of start..stop − 1: (i − start, where its pairs (i, i + 1..n − 1) lie in the
+    condensed order), so that a block of those rows against columns start..n − 1 holds row i's pairs at
+    [i − start, i − start + 1:]."""
+    return [(i - start, slice(pair_offset(n, i), pair_offset(n, i + 1))) for i in range(start, stop)]
 
 
 def shared_neighbours(neighbourhood_matrix, rows, columns) -> numpy.ndarray:

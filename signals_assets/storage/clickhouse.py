@@ -122,31 +122,51 @@ class StoreSession:
 
     def labelled_vectors(self, sql: str, params: dict[str, Any] | None = None):
         """The rows of a query of three columns, an Array(Int16) of one length, a UInt32 and a String, as
-        (rows, length) int16 matrix, uint32 numbers and str labels, read as one RowBinary result: a row is
-        the array's length prefix and values, the number, and the label's length and bytes."""
+        (rows, length) int16 matrix, uint32 numbers and str labels, read as one result in the Native
+        format: per block of rows, each column's values together (the arrays as their end offsets and
+        all their values in one run, which numpy takes as they are; the labels as length and bytes).
+        Columnar, the result costs ClickHouse about half the time of the same rows as RowBinary."""
         import numpy as np
 
-        data = self._run(render(sql, params) + "\nFORMAT RowBinary")
-        if not data:
+        data = self._run(render(sql, params) + "\nFORMAT Native")
+        vectors, numbers, labels, at = [], [], [], 0
+        while at < len(data):
+            columns, at = _varint(data, at)
+            rows, at = _varint(data, at)
+            types = []
+            for _ in range(columns):
+                for _ in range(2):  # the column's name, then its type
+                    length, at = _varint(data, at)
+                    types.append(data[at : at + length].decode())
+                    at += length
+                if types[-1] == "Array(Int16)":
+                    ends = np.frombuffer(data, "<u8", rows, at)
+                    at += 8 * rows
+                    values = np.frombuffer(data, "<i2", int(ends[-1]) if rows else 0, at)
+                    at += values.nbytes
+                    if rows and (np.diff(ends, prepend=0) != ends[0]).any():
+                        raise StoreError(f"the vectors of a query differ in length:\n{sql}")
+                    vectors.append(values.reshape(rows, -1) if rows else values.reshape(0, 0))
+                elif types[-1] == "UInt32":
+                    numbers.append(np.frombuffer(data, "<u4", rows, at))
+                    at += 4 * rows
+                elif types[-1] == "String":
+                    for _ in range(rows):
+                        length, end = data[at], at + 1
+                        if length >= 0x80:
+                            length, end = _varint(data, at)
+                        labels.append(data[end : end + length].decode())
+                        at = end + length
+                else:
+                    raise StoreError(f"labelled vectors: a column of type {types[-1]}:\n{sql}")
+            if types[1::2] != ["Array(Int16)", "UInt32", "String"]:
+                raise StoreError(f"labelled vectors: columns {types[1::2]}, not Array(Int16), UInt32, String:\n{sql}")
+        vectors = [block for block in vectors if len(block)]
+        if not vectors:
             return np.zeros((0, 0), dtype=np.int16), np.zeros(0, dtype=np.uint32), []
-        dimensions, prefix = _varint(data, 0)
-        fixed = prefix + 2 * dimensions + 4  # the array and the number
-        view = memoryview(data)
-        parts, labels, at = [], [], 0
-        while at < len(data):  # only the labels' lengths vary
-            parts.append(view[at : at + fixed])
-            length, end = data[at + fixed], at + fixed + 1
-            if length >= 0x80:
-                length, end = _varint(data, at + fixed)
-            labels.append(data[end : end + length].decode())
-            at = end + length
-        if at != len(data):
-            raise StoreError(f"labelled vectors: a truncated row:\n{sql}")
-        rows = np.frombuffer(b"".join(parts), dtype=np.uint8).reshape(-1, fixed)
-        if (rows[:, :prefix] != rows[0, :prefix]).any():
-            raise StoreError(f"the vectors of a query differ in length (the first has {dimensions}):\n{sql}")
-        vectors = rows[:, prefix : fixed - 4].copy().view("<i2")
-        return vectors, rows[:, fixed - 4 :].copy().view("<u4")[:, 0], labels
+        if len({block.shape[1] for block in vectors}) > 1:
+            raise StoreError(f"the vectors of a query differ in length:\n{sql}")
+        return np.concatenate(vectors), np.concatenate(numbers), labels
 
     def scalar(self, sql: str, params: dict[str, Any] | None = None) -> Any:
         rows = self.query(sql, params)
