@@ -55,9 +55,9 @@ received never votes again, so nothing grown by an attachment is carried on into
 chains), and a pool of strangers has no such larger cluster, so the one-text-per-intent check is
 untouched. With one round (and `link_margin` 0.10, was 0.08) the Banking77 train samples have 9–14%
 fewer clusters at 0.007–0.020 more ARI, pair precision within ±0.012; the later rounds (at most 4
-more on every train sample) take 1–5% fewer clusters at up to 0.012 more ARI, most where intents are
-told apart well (benchmarks/README.md). A lower share (0.4) gained as much ARI on large samples but
-lost precision where groups are small.
+more on every train sample) take 1–6% fewer clusters at up to 0.012 more ARI, most where intents are
+told apart well, at −0.001 ARI and −0.018 precision where groups are 10 signals (benchmarks/README.md).
+A lower share (0.4) gained more ARI on large samples but lost precision where groups are small.
 
 Memory: neighbourhoods are found a block of rows at a time (a sparse n × neighbourhood matrix), then
 the pair distances are written a block at a time straight into scipy's condensed vector, so the pool
