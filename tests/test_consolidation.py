@@ -669,3 +669,39 @@ def test_a_large_problem_in_a_small_pool_is_not_cut_into_neighbourhood_sized_pie
     assert len(set(labels[:60])) == 1 and len(set(labels)) == 201
     shares_only = ConsolidationParameters(link_margin=10.0)  # without the second criterion it falls apart
     assert len(set(cluster_pool(problem + list(strangers), shares_only)[:60])) > 5
+
+
+def test_fragments_attach_round_after_round_but_a_cluster_that_moved_or_received_never_votes_again():
+    """A fragment whose nearest signals lie in another fragment joins the problem once that fragment has
+    joined it (a later round, on the new labels); a cluster that moved in one round never votes again, so
+    what joined it stays behind rather than being carried on (no chains)."""
+    from scipy.sparse import csr_matrix
+
+    rng = np.random.default_rng(5)
+    pool = np.asarray(around(np.eye(16)[0], 24, 0.02, rng))  # all close: only the votes decide
+    bulk, first, second = list(range(8)), [8, 9], [10, 11]
+    moving, riding = list(range(12, 19)), [19, 20, 21]
+    alone = [22, 23]
+    labels = [0] * 8 + [1] * 2 + [2] * 2 + [3] * 7 + [4] * 3 + [5, 6]
+    nearest = {}  # each row's neighbourhood (itself first), 5 rows
+    for row in bulk:
+        nearest[row] = [row] + [b for b in bulk if b != row][:4]
+    for row in first:  # mostly the bulk: joins in the first round
+        nearest[row] = [row] + bulk[:4]
+    for row in second:  # the other fragment's member first, then the bulk: joins in the second round
+        nearest[row] = [row, second[0] if row != second[0] else second[1]] + first + bulk[:1]
+    for row in moving:  # 7 signals whose neighbours are the larger bulk: moves in the first round
+        nearest[row] = [row] + bulk[(row - 12) % 4 : (row - 12) % 4 + 4]
+    for row in riding:  # 3 signals whose neighbours are in `moving`: join it in the same round
+        nearest[row] = [row] + moving[:4]
+    for row in alone:
+        nearest[row] = [row] + riding + [alone[0] if row != alone[0] else alone[1]]
+    rows = [r for r in range(24) for _ in range(5)]
+    columns = [c for r in range(24) for c in nearest[r]]
+    neighbourhood_matrix = csr_matrix((np.ones(len(rows)), (rows, columns)), shape=(24, 24))
+    result = consolidation.attached_clusters(
+        labels, neighbourhood_matrix, np.zeros(24), pool, ConsolidationParameters(), lambda c: c
+    )
+    assert [result[r] for r in bulk + first + second + moving] == [0] * 19
+    assert [result[r] for r in riding] == [3] * 3  # `moving`'s label, which moved on without them
+    assert [result[r] for r in alone] == [5, 6]
