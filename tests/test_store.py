@@ -297,7 +297,10 @@ def test_a_binary_insert_stores_what_the_json_insert_stores_to_the_bit(backend):
         }
         for prefix, insert in (("json", "insert"), ("binary", "insert_binary"))
         for i, (team_id, at) in enumerate(
-            [(1, datetime(2026, 11, 21, 9, 30, 15, 123456, tzinfo=timezone.utc)), ("18446744073709551615", T0.replace(tzinfo=None))]
+            [
+                (1, datetime(2026, 11, 21, 9, 30, 15, 123456, tzinfo=timezone.utc)),
+                ("18446744073709551615", T0.replace(tzinfo=None)),
+            ]
         )
     ]
     with backend.session() as db:
