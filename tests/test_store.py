@@ -309,6 +309,60 @@ def test_range_embeddings_replace_their_batches_with_one_write_and_count_per_bat
     ]
 
 
+def test_a_binary_insert_stores_what_the_json_insert_stores_to_the_bit(backend):
+    """RowBinary rows (the embeddings' write) against the same rows as JSON: every float32 bit pattern,
+    quoted 64-bit integers as JSON results give them, non-ASCII ids, naive and aware times to the millisecond."""
+    from signals_assets.ingestion.store import _EMBEDDING_COLUMNS
+
+    floats = np.array([0.1, 1 / 3, -0.0, 1e-40, 3.4028235e38, -7.25, 2.0**-20, 0.7071067811865476], np.float32)
+    rows = [
+        {
+            "team_id": team_id,
+            "signal_id": f"{prefix}-é’ {i}",
+            "batch_key": "b20261121T093015123000Z",
+            "model": "all-MiniLM-L6-v2",
+            "dimension": len(floats),
+            "embedding": np.roll(floats, i),
+            "embedded_at": at,
+        }
+        for prefix, insert in (("json", "insert"), ("binary", "insert_binary"))
+        for i, (team_id, at) in enumerate(
+            [
+                (1, datetime(2026, 11, 21, 9, 30, 15, 123456, tzinfo=timezone.utc)),
+                ("18446744073709551615", T0.replace(tzinfo=None)),
+            ]
+        )
+    ]
+    with backend.session() as db:
+        assert db.insert("signal_embeddings", rows[:2]) == 2
+        assert db.insert_binary("signal_embeddings", _EMBEDDING_COLUMNS, rows[2:]) == 2
+        assert db.insert_binary("signal_embeddings", _EMBEDDING_COLUMNS, []) == 0
+        stored = db.query(
+            "SELECT team_id, replaceOne(signal_id, 'binary', 'json') AS id, model, dimension, embedded_at, "
+            "count() AS n FROM signal_embeddings GROUP BY ALL ORDER BY id"
+        )
+        json_vectors = db.vectors(
+            "SELECT embedding FROM signal_embeddings WHERE signal_id LIKE 'json%' ORDER BY signal_id"
+        )
+        binary_vectors = db.vectors(
+            "SELECT embedding FROM signal_embeddings WHERE signal_id LIKE 'binary%' ORDER BY signal_id"
+        )
+    assert [r.pop("n") for r in stored] == [2, 2]  # each JSON row and its binary twin agree on every column
+    assert stored[0]["embedded_at"] == "2026-11-21 09:30:15.123"
+    assert binary_vectors.view(np.uint32).tolist() == json_vectors.view(np.uint32).tolist()
+    assert binary_vectors.view(np.uint32).tolist() == [np.roll(floats, i).view(np.uint32).tolist() for i in range(2)]
+
+
+def test_a_binary_insert_refuses_a_type_it_cannot_encode_and_never_shows_the_rows(backend):
+    with backend.session() as db:
+        with pytest.raises(StoreError, match=r"no RowBinary encoder for the column type 'Float64'"):
+            db.insert_binary("signal_embeddings", [("signal_id", "String"), ("weight", "Float64")], [{}])
+        with pytest.raises(StoreError) as caught:
+            db.insert_binary("no_such_table", [("description", "String")], [{"description": "another team's text"}])
+        assert db.scalar("SELECT count() FROM signal_embeddings") == 0
+    assert "no_such_table" in str(caught.value) and "another team's text" not in str(caught.value)
+
+
 def test_errors_name_the_sql(backend):
     with backend.session() as db, pytest.raises(StoreError, match="(?s)no_such_table.*--- SQL ---"):
         db.query("SELECT * FROM no_such_table")

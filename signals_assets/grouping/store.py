@@ -746,9 +746,8 @@ def write_batch(db: StoreSession, batch: str, teams: list[int], assignments, eve
     for team in sorted(derived_teams | {a["team_id"] for a in assignments}):
         derive_vector_deltas(db, team, batch)
         if before != after:  # later batches' deltas were derived from the old assignments
-            db.command(
-                "DELETE FROM report_vector_batches WHERE team_id = {team} AND batch_key > {batch}",
-                {**params, "team": team},
+            db.delete_where(
+                "report_vector_batches", "team_id = {team} AND batch_key > {batch}", {**params, "team": team}
             )
     db.replace_partition(
         "report_events", f"source = {{batch}} AND stage = 'grouping' AND {_TEAM_FILTER}", events, params
@@ -800,9 +799,9 @@ def derive_vector_deltas(db: StoreSession, team: int, batch: str) -> None:
     `repair_vector_deltas` derives them again. The team's snapshots from this batch on summed the old
     deltas, so they go first."""
     params = {"team": team, "batch": batch}
-    db.command("DELETE FROM report_vector_snapshots WHERE team_id = {team} AND batch_key >= {batch}", params)
-    db.command("DELETE FROM report_vector_batches WHERE team_id = {team} AND batch_key = {batch}", params)
-    db.command("DELETE FROM report_vector_deltas WHERE team_id = {team} AND batch_key = {batch}", params)
+    db.delete_where("report_vector_snapshots", "team_id = {team} AND batch_key >= {batch}", params)
+    db.delete_where("report_vector_batches", "team_id = {team} AND batch_key = {batch}", params)
+    db.delete_where("report_vector_deltas", "team_id = {team} AND batch_key = {batch}", params)
     hashes = db.query(_ASSIGNMENT_HASHES.replace("{op}", "="), params)
     if hashes:
         db.command(_DERIVE_VECTOR_DELTAS, params)

@@ -20,6 +20,15 @@ _RANGE_SIGNALS = (
     "SELECT batch_key, team_id, signal_id, description FROM signals WHERE batch_key IN {batches} "
     "ORDER BY batch_key, signal_id"
 )
+_EMBEDDING_COLUMNS = (
+    ("team_id", "UInt64"),
+    ("signal_id", "String"),
+    ("batch_key", "String"),
+    ("model", "LowCardinality(String)"),
+    ("dimension", "UInt16"),
+    ("embedding", "Array(Float32)"),
+    ("embedded_at", "DateTime64(3, 'UTC')"),
+)
 _BATCH_PARTITION = "batch_key = {batch}"
 _RANGE_PARTITIONS = "batch_key IN {batches}"
 
@@ -43,7 +52,7 @@ def write_embeddings(
     db: StoreSession, batches: Sequence[str], model: str, signals: list[dict], vectors: Sequence | numpy.ndarray
 ) -> dict[str, int]:
     """One `signal_embeddings` row per signal of `batches` (from `range_signals`) and its vector, with one
-    statement per kind for the whole range; the number written per batch."""
+    statement per kind for the whole range (the rows as RowBinary); the number written per batch."""
     rows = [
         {
             "team_id": s["team_id"],
@@ -56,6 +65,7 @@ def write_embeddings(
         }
         for s, vector in zip(signals, vectors)
     ]
-    db.replace_partition("signal_embeddings", _RANGE_PARTITIONS, rows, {"batches": list(batches)})
+    db.delete_where("signal_embeddings", _RANGE_PARTITIONS, {"batches": list(batches)})
+    db.insert_binary("signal_embeddings", _EMBEDDING_COLUMNS, rows)
     written = Counter(s["batch_key"] for s in signals)
     return {batch: written[batch] for batch in batches}

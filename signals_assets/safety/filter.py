@@ -1219,10 +1219,13 @@ def _addressed_override(text: str) -> tuple[int, int] | None:
     """(start, end) of an order to the model found by structure: an addressed directive, or a vocative to the
     model with an order only a model obeys in the same sentence or up to 240 characters after it; reported
     quotations do not count."""
-    for match in _ADDRESSED_DIRECTIVE.finditer(text):
-        if not _reported_quote(text, match.start(), match.end()):
-            return match.start(), match.end()
-    vocatives = list(_VOCATIVE.finditer(text))
+    # most texts hold none of the words a directive or a vocative needs: their searches are skipped
+    lowered = ascii_lower(text)
+    if may_match(_literals_of(_ADDRESSED_DIRECTIVE), lowered):
+        for match in _ADDRESSED_DIRECTIVE.finditer(text):
+            if not _reported_quote(text, match.start(), match.end()):
+                return match.start(), match.end()
+    vocatives = list(_VOCATIVE.finditer(text)) if may_match(_literals_of(_VOCATIVE), lowered) else []
     if not vocatives:
         return None
     # each pattern searched once, not once per vocative: a text of 8,000 "AI, " stays linear
@@ -1426,7 +1429,12 @@ def _reported_quote(text: str, start: int, end: int) -> bool:
 def _rule_literals() -> list[re.Pattern | None]:
     """For each rule, a search for the strings an ASCII text must hold for it to match (derived once, on
     first use)."""
-    return [literal_search(required_literals(pattern)) for _, pattern in _RULES]
+    return [_literals_of(pattern) for _, pattern in _RULES]
+
+
+@functools.cache
+def _literals_of(pattern: re.Pattern) -> re.Pattern | None:
+    return literal_search(required_literals(pattern))
 
 
 def _rule_match(text: str) -> tuple[str, int, int] | None:
@@ -1706,8 +1714,9 @@ _SCORER_CUES: tuple[tuple[str, re.Pattern, re.Pattern | None], ...] = (
 
 def _cued(text: str) -> str | None:
     """The kind of the first scorer cue the text holds, or None."""
+    lowered = ascii_lower(text)
     for kind, cue, also in _SCORER_CUES:
-        if cue.search(text) and (also is None or also.search(text)):
+        if may_match(_literals_of(cue), lowered) and cue.search(text) and (also is None or also.search(text)):
             return kind
     return None
 

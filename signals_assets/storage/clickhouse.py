@@ -7,10 +7,13 @@ LLM calls and sandbox runs outside that block. Heavy clients are imported when a
 
 from __future__ import annotations
 
+import calendar
 import fcntl
 import json
 import os
 import re
+import struct
+import tempfile
 import time
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from datetime import date, datetime
@@ -91,12 +94,60 @@ def json_each_row(rows: Iterable[dict]) -> str:
     return "\n".join(json.dumps(row, default=_json_default, ensure_ascii=False) for row in rows)
 
 
+def _leb128(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    return bytes(out + bytes([value]))
+
+
+def _binary_string(value: Any) -> bytes:
+    data = str(value).encode()
+    return _leb128(len(data)) + data
+
+
+def _binary_float32_array(value: Any) -> bytes:
+    import numpy as np
+
+    values = np.asarray(value, dtype="<f4")
+    return _leb128(len(values)) + values.tobytes()
+
+
+def _binary_datetime64_3(value: datetime) -> bytes:
+    # a naive time is UTC, as in the text formats
+    utc = value.utctimetuple() if value.tzinfo else value.timetuple()
+    return struct.pack("<q", calendar.timegm(utc) * 1000 + value.microsecond // 1000)
+
+
+# RowBinary encoders of the column types written in binary (LowCardinality is transparent in RowBinary).
+_BINARY_ENCODERS: dict[str, Callable[[Any], bytes]] = {
+    "UInt16": lambda value: struct.pack("<H", int(value)),
+    "UInt64": lambda value: struct.pack("<Q", int(value)),  # JSON results quote 64-bit integers
+    "String": _binary_string,
+    "LowCardinality(String)": _binary_string,
+    "Array(Float32)": _binary_float32_array,
+    "DateTime64(3, 'UTC')": _binary_datetime64_3,
+}
+
+
+def row_binary(columns: Sequence[tuple[str, str]], rows: Iterable[dict]) -> bytes:
+    """`rows` in ClickHouse's RowBinary format for `columns` (name, type): float vectors travel as their
+    bytes, where JSON would write each float32 as a 17-digit double for the server to parse back."""
+    try:
+        encoders = [(name, _BINARY_ENCODERS[kind]) for name, kind in columns]
+    except KeyError as missing:
+        raise StoreError(f"row_binary: no RowBinary encoder for the column type {missing}") from None
+    return b"".join(encode(row[name]) for row in rows for name, encode in encoders)
+
+
 class StoreSession:
     """An open connection: `query` returns dict rows, `vectors` a float32 matrix, `command` runs DDL/DML,
     `insert` appends."""
 
-    def __init__(self, run_query: Callable[[str], bytes]):
+    def __init__(self, run_query: Callable[[str], bytes], insert_row_binary: Callable[[str, list[str], bytes], None]):
         self._run = run_query
+        self._insert_row_binary = insert_row_binary
 
     def command(self, sql: str, params: dict[str, Any] | None = None) -> None:
         self._run(render(sql, params))
@@ -175,6 +226,12 @@ class StoreSession:
     def insert(self, table: str, rows: Sequence[dict]) -> int:
         if rows:
             self._run(f"INSERT INTO {table} FORMAT JSONEachRow\n{json_each_row(rows)}")
+        return len(rows)
+
+    def insert_binary(self, table: str, columns: Sequence[tuple[str, str]], rows: Sequence[dict]) -> int:
+        """`insert` for rows with float vectors: `columns` are (name, ClickHouse type) pairs, sent as RowBinary."""
+        if rows:
+            self._insert_row_binary(table, [name for name, _ in columns], row_binary(columns, rows))
         return len(rows)
 
     def delete_where(self, table: str, where: str, params: dict | None = None) -> None:
@@ -346,7 +403,16 @@ def open_chdb(path: Path, database: str, lock_timeout_seconds: float = 600, log=
                 except Exception as error:  # chdb raises its own error type
                     raise StoreError(f"{error}\n--- SQL ---\n{statement_for_error(sql)}") from error
 
-            yield StoreSession(run)
+            def insert_row_binary(table: str, columns: list[str], data: bytes) -> None:
+                # chdb takes a query as text only: the rows go through a file, with the table's column types
+                with tempfile.NamedTemporaryFile(suffix=".rowbinary") as rows:
+                    rows.write(data)
+                    rows.flush()
+                    run(
+                        f"INSERT INTO {table} ({', '.join(columns)}) SELECT * FROM file({sql_literal(rows.name)}, 'RowBinary')"
+                    )
+
+            yield StoreSession(run, insert_row_binary)
         finally:
             conn.close()
 
@@ -374,7 +440,13 @@ def open_server(url: str, database: str, username: str, password: str, secure: b
                 raise StoreError(f"{error}\n--- SQL ---\n{statement_for_error(sql)}") from error
             return result if isinstance(result, bytes) else str(result).encode()
 
-        yield StoreSession(run)
+        def insert_row_binary(table: str, columns: list[str], data: bytes) -> None:
+            try:
+                client.raw_insert(table, columns, insert_block=data, fmt="RowBinary")
+            except Exception as error:
+                raise StoreError(f"{error}\n--- INSERT INTO {table} ({', '.join(columns)}) FORMAT RowBinary") from error
+
+        yield StoreSession(run, insert_row_binary)
     finally:
         client.close()
 
