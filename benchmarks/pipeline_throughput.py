@@ -6,7 +6,7 @@ made (by job), checks that every accepted signal was assigned exactly once, and 
 scores (ARI, pair precision/recall) of the result. The grouping stage (start of `signals process` to
 the end of its last batch run: every signal assigned) is printed with its rate and its ratio to the
 embedder's, then each run's breakdown from the instance (launch, each step, the phases the batch
-assets record in their `seconds` metadata) and its peak RSS (the process sampled every 50 ms).
+assets record in their `seconds` metadata, its number of event-log entries) and its peak RSS (the process sampled every 50 ms).
 Runs on a fresh temporary SIGNALS_HOME (or SIGNALS_HOME if set). With `--repo PATH` the team has a
 repository, so research has code to rank; the research time per report is printed by sandbox
 (e.g. SIGNALS_SANDBOX=docker for containers). Usage:
@@ -112,6 +112,8 @@ def run_breakdowns(dagster_home: Path) -> list[dict]:
                     "end": stats.end_time,
                     "steps": steps,
                     "phases": phases,
+                    # Each entry is a commit to the run's sqlite event log: the load-independent part of its fixed cost.
+                    "events": len(instance.all_logs(run.run_id)),
                 }
             )
     return out
@@ -124,7 +126,7 @@ def print_runs(runs: list[dict], process_started: float, samples: list[tuple[flo
         print(
             f"run {index} {run['job']}: {run['end'] - run['start']:.1f} s, starts {run['start'] - previous_end:.1f} s "
             f"after the previous (process start for the first); first step after {run['first_step'] - run['start']:.1f} s; "
-            f"peak RSS {peak / 2**20:.0f} MiB"
+            f"peak RSS {peak / 2**20:.0f} MiB; {run['events']} event-log entries"
         )
         for step, seconds in sorted(run["steps"].items(), key=lambda item: -item[1]):
             phases = run["phases"].get(step, {})
