@@ -82,7 +82,8 @@ def write_materializations(instance, asset: str, keys: list[str], timestamps: li
 
 def build(instance, store, n_reports: int, n_batches: int) -> list[str]:
     from signals_assets.ingestion import inbox
-    from signals_assets.partitions import batch_key, reports, signal_batches
+    from signals_assets.partition_keys import batch_key
+    from signals_assets.partitions import reports, signal_batches
     from signals_assets.reports import promotions
 
     now = time.time()

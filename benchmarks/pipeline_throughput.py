@@ -1,12 +1,12 @@
 """End to end on the Banking77 dev texts: `signals emit-file` then `signals process`.
 
-Prints wall time and signals/second of both commands, the offline embedder's raw texts/second on the
+Prints wall time and signals/second of both commands (and the CPU seconds of `signals process`), the offline embedder's raw texts/second on the
 same texts in the same run and the ratio of the two, the number of Dagster runs `signals process`
 made (by job), checks that every accepted signal was assigned exactly once, and prints the grouping
 scores (ARI, pair precision/recall) of the result. The grouping stage (start of `signals process` to
 the end of its last batch run: every signal assigned) is printed with its rate and its ratio to the
 embedder's, then each run's breakdown from the instance (launch, each step, the phases the batch
-assets record in their `seconds` metadata) and its peak RSS (the process sampled every 50 ms).
+assets record in their `seconds` metadata, its number of event-log entries) and its peak RSS (the process sampled every 50 ms).
 Runs on a fresh temporary SIGNALS_HOME (or SIGNALS_HOME if set). With `--repo PATH` the team has a
 repository, so research has code to rank; the research time per report is printed by sandbox
 (e.g. SIGNALS_SANDBOX=docker for containers). Usage:
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -57,10 +58,12 @@ def rss_bytes(pid: int) -> int:
     return next((int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:")), 0)
 
 
-def timed_sampled(*args: str) -> tuple[float, float, list[tuple[float, int]]]:
-    """Like `timed`, also the wall-clock start and (time, RSS) samples of the process (it runs every
-    Dagster run of `signals process` in itself, so a run's peak is the peak within its time span)."""
+def timed_sampled(*args: str) -> tuple[float, float, list[tuple[float, int]], float]:
+    """Like `timed`, also the wall-clock start, (time, RSS) samples of the process (it runs every
+    Dagster run of `signals process` in itself, so a run's peak is the peak within its time span) and
+    the CPU seconds it and its children used (less sensitive than wall time to a busy machine)."""
     started_at, started = time.time(), time.monotonic()
+    cpu_before = children_cpu_seconds()
     process = subprocess.Popen([SIGNALS, *args], stdout=subprocess.DEVNULL)
     samples = []
     while process.poll() is None:
@@ -68,7 +71,12 @@ def timed_sampled(*args: str) -> tuple[float, float, list[tuple[float, int]]]:
         time.sleep(0.05)
     if process.returncode:
         raise subprocess.CalledProcessError(process.returncode, [SIGNALS, *args])
-    return time.monotonic() - started, started_at, samples
+    return time.monotonic() - started, started_at, samples, children_cpu_seconds() - cpu_before
+
+
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def embedder_texts_per_second(texts: list[str]) -> float:
@@ -112,6 +120,8 @@ def run_breakdowns(dagster_home: Path) -> list[dict]:
                     "end": stats.end_time,
                     "steps": steps,
                     "phases": phases,
+                    # Each entry is a commit to the run's sqlite event log: the load-independent part of its fixed cost.
+                    "events": len(instance.all_logs(run.run_id)),
                 }
             )
     return out
@@ -124,7 +134,7 @@ def print_runs(runs: list[dict], process_started: float, samples: list[tuple[flo
         print(
             f"run {index} {run['job']}: {run['end'] - run['start']:.1f} s, starts {run['start'] - previous_end:.1f} s "
             f"after the previous (process start for the first); first step after {run['first_step'] - run['start']:.1f} s; "
-            f"peak RSS {peak / 2**20:.0f} MiB"
+            f"peak RSS {peak / 2**20:.0f} MiB; {run['events']} event-log entries"
         )
         for step, seconds in sorted(run["steps"].items(), key=lambda item: -item[1]):
             phases = run["phases"].get(step, {})
@@ -149,7 +159,7 @@ def main() -> None:
 
     load_before = os.getloadavg()[0]
     emit_seconds = timed("emit-file", str(jsonl), "--team-id", "1")
-    process_seconds, process_started, samples = timed_sampled("process")
+    process_seconds, process_started, samples, process_cpu = timed_sampled("process")
 
     from signals_assets.settings import load_settings
     from signals_assets.storage.clickhouse import open_chdb
@@ -187,7 +197,7 @@ def main() -> None:
     print(f"signals: {total}, accepted {accepted}, rejected {json.dumps(rejected)}")
     print(f"assigned exactly once: {assigned_once}/{accepted}")
     print(f"emit-file: {emit_seconds:.1f} s ({total / emit_seconds:.0f} signals/s)")
-    print(f"process:   {process_seconds:.1f} s ({total / process_seconds:.1f} signals/s)")
+    print(f"process:   {process_seconds:.1f} s ({total / process_seconds:.1f} signals/s); {process_cpu:.1f} CPU s")
     print(
         f"embedder alone: {embedder_rate:.0f} texts/s; end to end / embedder: "
         f"{total / process_seconds / embedder_rate:.3f}"

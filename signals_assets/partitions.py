@@ -1,61 +1,8 @@
-"""The two dynamic partition sets and their key formats.
-
-Batch keys sort in claim order (UTC time of the claim, microseconds), so Dagster's insertion
-order, lexical order and processing order agree. Keys avoid the characters Dagster reserves for
-ranges and multi-partitions (`,` `|` `[` `]` `...`).
-"""
-
-from __future__ import annotations
-
-import re
-from datetime import datetime, timedelta, timezone
+"""The two dynamic partition sets (their names and key formats: partition_keys.py)."""
 
 import dagster as dg
 
-from signals_assets.ingestion.validation import SignalValidationError, check_team_id
+from signals_assets.partition_keys import REPORTS, SIGNAL_BATCHES
 
-SIGNAL_BATCHES = "signal_batches"
 signal_batches = dg.DynamicPartitionsDefinition(name=SIGNAL_BATCHES)
-REPORTS = "reports"
 reports = dg.DynamicPartitionsDefinition(name=REPORTS)
-
-_BATCH_KEY = re.compile(r"^b(\d{8})T(\d{6})(\d{6})Z$")
-_BATCH_FORMAT = "b%Y%m%dT%H%M%S%fZ"
-_REPORT_KEY = re.compile(r"^r([1-9][0-9]{0,19})-[0-9a-f]{16}$")  # one spelling per team: no leading zeros
-
-
-class PartitionKeyError(ValueError):
-    pass
-
-
-def batch_key(claimed_at: datetime) -> str:
-    return claimed_at.astimezone(timezone.utc).strftime(_BATCH_FORMAT)
-
-
-def next_batch_key(now: datetime, last_key: str | None) -> str:
-    """A key for a batch claimed at `now`, strictly after `last_key` even if the clock went back."""
-    key = batch_key(now)
-    if last_key and key <= last_key:
-        key = batch_key(batch_time(last_key) + timedelta(microseconds=1))
-    return key
-
-
-def batch_time(key: str) -> datetime:
-    if not _BATCH_KEY.match(key):
-        raise PartitionKeyError(f"batch key {key!r} must look like b20260101T120000000000Z")
-    return datetime.strptime(key, _BATCH_FORMAT).replace(tzinfo=timezone.utc)
-
-
-def validate_report_key(key: str) -> str:
-    report_team_id(key)
-    return key
-
-
-def report_team_id(key: str) -> int:
-    match = _REPORT_KEY.match(key)
-    if not match:
-        raise PartitionKeyError(f"report key {key!r} must look like r<team_id>-<16 hex digits>")
-    try:
-        return check_team_id(int(match[1]))
-    except SignalValidationError as error:
-        raise PartitionKeyError(f"report key {key!r}: {error}") from None

@@ -383,7 +383,7 @@ class FaultTrial:
             settle_seconds=settle_seconds,
             process_exit_codes=self.exit_codes,
         )
-        from signals_assets.partitions import report_team_id
+        from signals_assets.partition_keys import report_team_id
 
         accepted_rows: dict[str, int] = {}
         for signal_id, count in facts["accepted"]:

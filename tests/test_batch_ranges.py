@@ -14,7 +14,7 @@ from signals_assets.cli.main import main
 from signals_assets.definitions import defs
 from signals_assets.ingestion import inbox
 from signals_assets.jobs import RANGE_END_TAG, RANGE_START_TAG, batch_attempt_tag
-from signals_assets.partitions import SIGNAL_BATCHES
+from signals_assets.partition_keys import SIGNAL_BATCHES
 from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.sensors.run_attempts import batch_attempts
 from signals_assets.sensors.signal_inbox import batch_work, build_signal_inbox_sensor

@@ -112,7 +112,7 @@ def test_through_the_daemon_a_burst_delays_another_teams_signals_by_at_most_one_
     signals_home, object_store, demo_repository, tmp_path, request
 ):
     from signals_assets.ingestion.teams import TeamConfig, save_team
-    from signals_assets.partitions import batch_key
+    from signals_assets.partition_keys import batch_key
 
     from conftest import emit_texts
     from test_daemon_e2e import kill_group, start_daemon, wait_for_started_batch_run, write_instance_config

@@ -11,7 +11,8 @@ from dagster._core.test_utils import create_run_for_test
 from signals_assets.cli.main import main
 from signals_assets.housekeeping.retirement import RetentionPolicy
 from signals_assets.ingestion import inbox
-from signals_assets.partitions import batch_key, reports, signal_batches
+from signals_assets.partition_keys import batch_key
+from signals_assets.partitions import reports, signal_batches
 from signals_assets.reports import promotions
 from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.sensors.partition_retirement import (

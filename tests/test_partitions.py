@@ -1,8 +1,10 @@
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from signals_assets.partitions import (
+from signals_assets.partition_keys import (
     PartitionKeyError,
     batch_key,
     batch_time,
@@ -10,6 +12,8 @@ from signals_assets.partitions import (
     report_team_id,
     validate_report_key,
 )
+
+from conftest import REPO_ROOT
 
 NOW = datetime(2026, 11, 22, 7, 45, 12, 123456, tzinfo=timezone.utc)
 
@@ -65,3 +69,16 @@ def test_report_keys_hold_only_valid_team_ids(team, valid):
     else:
         with pytest.raises(PartitionKeyError, match="report key"):
             report_team_id(key)
+
+
+def test_the_stage_modules_that_parse_keys_load_no_dagster():
+    """Claiming (`signals emit-file`, `signals process` before its first run) and the stage packages
+    parse keys without importing Dagster (over a second of a command's start)."""
+    code = (
+        "import sys\n"
+        "import signals_assets.cli.main, signals_assets.ingestion.inbox, signals_assets.ingestion.store\n"
+        "import signals_assets.grouping.batch, signals_assets.housekeeping.retirement, signals_assets.reports.quotas\n"
+        "print(sorted(n for n in sys.modules if n == 'dagster' or n.startswith('dagster.')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

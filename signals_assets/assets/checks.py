@@ -11,7 +11,8 @@ from signals_assets.assets.ingestion import buffered_signals, signal_embeddings
 from signals_assets.assets.reports import report_research, report_summaries
 from signals_assets.checks import guarantees
 from signals_assets.checks.guarantees import BatchScope, Verdict
-from signals_assets.partitions import PartitionKeyError, batch_time
+from signals_assets.ingestion import inbox
+from signals_assets.partition_keys import PartitionKeyError, batch_time
 from signals_assets.resources.clickhouse import ClickHouseResource
 from signals_assets.resources.embedder import EmbedderResource
 from signals_assets.resources.object_store import ObjectStoreResource
@@ -21,6 +22,10 @@ from signals_assets.storage.clickhouse import StoreSession
 PARTITION_TAG = "dagster/partition"
 RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
 REPORTS_MODEL = "reports"
+PARKED_DESCRIPTION = (
+    "Warns while a {what} is parked after too many failed attempts (it waits for `signals unpark`); "
+    "the reasons are in the metadata."
+)
 
 
 def batch_scope(context: dg.AssetCheckExecutionContext) -> BatchScope:
@@ -44,13 +49,17 @@ def _is_batch_key(key: str) -> bool:
 
 
 def check_result(
-    verdict: Verdict, severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR
+    verdict: Verdict,
+    severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
+    spec: dg.AssetCheckSpec | None = None,
 ) -> dg.AssetCheckResult:
+    """`spec`: which check of a multi-asset check the verdict is for."""
     return dg.AssetCheckResult(
         passed=verdict.passed,
         severity=severity,
         description=verdict.summary,
         metadata={**verdict.counts, "problems": dg.MetadataValue.json(verdict.problems)},
+        **({"asset_key": spec.asset_key, "check_name": spec.name} if spec else {}),
     )
 
 
@@ -94,36 +103,38 @@ def one_current_assignment_per_signal(
     return store_check(context, clickhouse, lambda db: guarantees.assignments_consistent(db, scope))
 
 
-@dg.asset_check(
+NO_CLAIMS_LEFT_BEHIND = dg.AssetCheckSpec(
+    "no_claims_left_behind",
     asset=buffered_signals,
     description="No object of a buffered (or finished) batch is left under `claimed/`: once its raw batch "
     "file and stage marker are written, its claims are removed.",
 )
-def no_claims_left_behind(
-    context: dg.AssetCheckExecutionContext, object_store: ObjectStoreResource
-) -> dg.AssetCheckResult:
-    return check_result(guarantees.claims_consolidated(object_store.open(), batch_scope(context)))
-
-
-def parked_check(asset: dg.AssetsDefinition, name: str, what: str, find_parked) -> dg.AssetChecksDefinition:
-    """A warning while any `what` is parked after too many failed attempts, with the reasons."""
-
-    @dg.asset_check(
-        asset=asset,
-        name=name,
-        description=f"Warns while a {what} is parked after too many failed attempts (it waits for "
-        "`signals unpark`); the reasons are in the metadata.",
-    )
-    def check(object_store: ObjectStoreResource) -> dg.AssetCheckResult:
-        return check_result(find_parked(object_store.open()), dg.AssetCheckSeverity.WARN)
-
-    return check
-
-
-no_parked_batches = parked_check(buffered_signals, "no_parked_batches", "batch", guarantees.no_parked_batches)
-no_parked_report_rounds = parked_check(
-    report_summaries, "no_parked_report_rounds", "report round", guarantees.no_parked_rounds
+NO_PARKED_BATCHES = dg.AssetCheckSpec(
+    "no_parked_batches",
+    asset=buffered_signals,
+    description=PARKED_DESCRIPTION.format(what="batch"),
 )
+
+
+# One step for both (each still runs on its own from the Checks tab): a run pays one step and one
+# listing of the inbox's batches, not two.
+@dg.multi_asset_check(specs=[NO_CLAIMS_LEFT_BEHIND, NO_PARKED_BATCHES], can_subset=True)
+def batch_inbox_checks(context: dg.AssetCheckExecutionContext, object_store: ObjectStoreResource):
+    every_batch = inbox.batch_progress(object_store.open())
+    selected = context.selected_asset_check_keys
+    if NO_CLAIMS_LEFT_BEHIND.key in selected:
+        verdict = guarantees.claims_consolidated(every_batch, batch_scope(context))
+        yield check_result(verdict, spec=NO_CLAIMS_LEFT_BEHIND)
+    if NO_PARKED_BATCHES.key in selected:
+        yield check_result(guarantees.no_parked_batches(every_batch), dg.AssetCheckSeverity.WARN, NO_PARKED_BATCHES)
+
+
+@dg.asset_check(
+    asset=report_summaries,
+    description=PARKED_DESCRIPTION.format(what="report round"),
+)
+def no_parked_report_rounds(object_store: ObjectStoreResource) -> dg.AssetCheckResult:
+    return check_result(guarantees.no_parked_rounds(object_store.open()), dg.AssetCheckSeverity.WARN)
 
 
 @dg.asset_check(
@@ -156,8 +167,7 @@ def report_counts_match_assignments(
 ASSET_CHECKS = [
     one_embedding_per_accepted_signal,
     one_current_assignment_per_signal,
-    no_claims_left_behind,
-    no_parked_batches,
+    batch_inbox_checks,
     no_parked_report_rounds,
     no_report_stranded_in_progress,
     report_counts_match_assignments,

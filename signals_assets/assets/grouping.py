@@ -5,7 +5,7 @@ import functools
 import dagster as dg
 from pydantic import Field
 
-from signals_assets.assets.ingestion import BATCH_BACKFILL_POLICY, run_metadata, signal_embeddings
+from signals_assets.assets.ingestion import BATCH_BACKFILL_POLICY, per_batch_lines, run_metadata, signal_embeddings
 from signals_assets.grouping.batch import group_batch
 from signals_assets.grouping.store import RegroupingConflict, write_batch
 from signals_assets.ingestion import inbox
@@ -60,6 +60,7 @@ def report_assignments(
     if earlier:
         _refuse_out_of_order(context, keys[0], earlier)
     provider = llm.grouping()
+    counts = []
     open_session = functools.partial(clickhouse.session, log=context.log.info)
     # Without a model to call, nothing waits while the store is held: one session for the whole range.
     with lent_session(open_session, hold=not provider.calls_model and embedder.provider == "minilm") as opener:
@@ -90,7 +91,8 @@ def report_assignments(
                 },
                 partition_key=batch,
             )
-            context.log.info(f"{batch}: {len(assignments)} signals assigned, {len(promotions)} reports promoted")
+            counts.append(f"{batch}: {len(assignments)} signals assigned, {len(promotions)} reports promoted")
+    context.log.info(per_batch_lines(counts))
     return dg.MaterializeResult(
         metadata={**run_metadata(keys), "provider": provider.name, "seconds": dg.MetadataValue.json(phases.rounded())}
     )

@@ -7,7 +7,8 @@ import dagster as dg
 from signals_assets.ingestion import inbox, store as ingestion_store
 from signals_assets.ingestion.screening import record_signal_ids, screen_batch
 from signals_assets.ingestion.teams import load_team
-from signals_assets.partitions import batch_time, signal_batches
+from signals_assets.partition_keys import batch_time
+from signals_assets.partitions import signal_batches
 from signals_assets.recovery.faults import pause_point
 from signals_assets.resources.clickhouse import ClickHouseResource
 from signals_assets.resources.embedder import EmbedderResource
@@ -43,6 +44,7 @@ def buffered_signals(
     judge = llm.safety_judge()
     phases = Phases()
     keys = sorted(context.partition_keys)
+    counts = []
     open_session = functools.partial(clickhouse.session, log=context.log.info)
     # The offline rules call no model, so nothing waits while the store is held: one session for the range.
     with lent_session(open_session, hold=not judge.calls_model) as opener:
@@ -82,12 +84,18 @@ def buffered_signals(
                 },
                 partition_key=batch,
             )
-            context.log.info(
+            counts.append(
                 f"{batch}: {len(objects)} objects, {len(screened.accepted)} accepted, {len(screened.rejected)} rejected"
             )
+    context.log.info(per_batch_lines(counts))
     return dg.MaterializeResult(
         metadata={**run_metadata(keys), "safety_filter": judge.name, "seconds": dg.MetadataValue.json(phases.rounded())}
     )
+
+
+def per_batch_lines(lines: list[str]) -> str:
+    """One log message for the whole range: each message is a commit to the run's event log."""
+    return "\n".join(lines)
 
 
 def run_metadata(batches_in_run: list[str]) -> dict:
@@ -127,7 +135,9 @@ def signal_embeddings(
         with phases("inbox"):
             inbox.mark_stage_done(store, batch, inbox.EMBEDDED, context.run_id)
         context.add_asset_metadata({"embedded": embedded[batch]}, partition_key=batch)
-        context.log.info(f"{batch}: embedded {embedded[batch]} signals with {embedder.model_name}")
+    context.log.info(
+        per_batch_lines([f"{batch}: embedded {embedded[batch]} signals with {embedder.model_name}" for batch in keys])
+    )
     return dg.MaterializeResult(
         metadata={
             **run_metadata(keys),

@@ -14,7 +14,8 @@ import dagster as dg
 
 from signals_assets.assets.grouping import report_assignments
 from signals_assets.ingestion.teams import load_team
-from signals_assets.partitions import report_team_id, reports
+from signals_assets.partition_keys import report_team_id
+from signals_assets.partitions import reports
 from signals_assets.recovery.faults import pause_point
 from signals_assets.reports import lifecycle, promotions, store as report_store
 from signals_assets.reports.judgement import judge_report, lifecycle_decision

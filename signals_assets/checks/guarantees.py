@@ -178,9 +178,10 @@ def assignments_consistent(db: StoreSession, scope: BatchScope) -> Verdict:
     )
 
 
-def claims_consolidated(store: ObjectStore, scope: BatchScope) -> Verdict:
-    """No object under `claimed/` belongs to a batch that has been buffered (or finished)."""
-    progress = [p for p in inbox.batch_progress(store) if p.batch in scope]
+def claims_consolidated(every_batch: list[inbox.BatchProgress], scope: BatchScope) -> Verdict:
+    """No object under `claimed/` belongs to a batch that has been buffered (or finished);
+    `every_batch`: inbox.batch_progress."""
+    progress = [p for p in every_batch if p.batch in scope]
     problems = [
         {"batch_key": p.batch, "stages_done": list(p.stages_done)}
         for p in progress
@@ -277,11 +278,11 @@ def report_counts_match(db: StoreSession, scope: BatchScope) -> Verdict:
     )
 
 
-def no_parked_batches(store: ObjectStore) -> Verdict:
-    """No batch is parked (given up on after too many failed attempts)."""
+def no_parked_batches(every_batch: list[inbox.BatchProgress]) -> Verdict:
+    """No batch is parked (given up on after too many failed attempts); `every_batch`: inbox.batch_progress."""
     problems = [
         {"batch_key": p.batch, "reason": p.parked.get("reason", ""), "attempts": p.parked.get("attempts", 0)}
-        for p in inbox.batch_progress(store)
+        for p in every_batch
         if p.parked is not None
     ]
     return _verdict(

@@ -235,7 +235,7 @@ def cmd_process(args, settings: Settings) -> int:
     from signals_assets.definitions import defs
     from signals_assets.ingestion import inbox
     from signals_assets.jobs import signal_batch_job
-    from signals_assets.partitions import SIGNAL_BATCHES
+    from signals_assets.partition_keys import SIGNAL_BATCHES
     from signals_assets.sensors.dead_runs import fail_dead_runs
     from signals_assets.sensors.signal_inbox import batch_work
 
@@ -295,7 +295,7 @@ def research_pending(
     `now`, without back-off), executed here; the number of rounds researched and the report ids whose
     run failed."""
     from signals_assets.jobs import ROUNDS_TAG, report_job
-    from signals_assets.partitions import REPORTS
+    from signals_assets.partition_keys import REPORTS
     from signals_assets.sensors.report_promotion import promotion_work
 
     work = promotion_work(
@@ -485,7 +485,7 @@ def cmd_cleanup(args, settings: Settings) -> int:
 def cmd_export_report(args, settings: Settings) -> int:
     from signals_assets.cli.read_models import store_session
     from signals_assets.operations.report_transfer import export_report
-    from signals_assets.partitions import PartitionKeyError, report_team_id
+    from signals_assets.partition_keys import PartitionKeyError, report_team_id
 
     try:
         team = report_team_id(args.report_id)

@@ -15,7 +15,7 @@ from signals_assets.grouping import store
 from signals_assets.grouping.decisions import Provider
 from signals_assets.grouping.engine import BatchSignal, consolidate, plan_batch
 from signals_assets.grouping.similarity_scale import pool_scale
-from signals_assets.partitions import batch_time
+from signals_assets.partition_keys import batch_time
 from signals_assets.recovery.faults import pause_point
 from signals_assets.storage.clickhouse import StoreSession
 

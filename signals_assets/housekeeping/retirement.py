@@ -26,7 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from signals_assets.partitions import PartitionKeyError, batch_time
+from signals_assets.partition_keys import PartitionKeyError, batch_time
 
 DAY_SECONDS = 86400.0
 # Deletions per set per tick: the daemon deletes keys one by one (~50 ms each on a loaded sqlite

@@ -27,7 +27,7 @@ from typing import Iterable
 from signals_assets.fairness import round_robin
 from signals_assets.ingestion.emit import INBOX_PREFIX as INBOX
 from signals_assets.ingestion.teams import team_limit
-from signals_assets.partitions import next_batch_key
+from signals_assets.partition_keys import next_batch_key
 from signals_assets.recovery.faults import pause_point
 from signals_assets.storage.object_store import ObjectStore
 

@@ -9,7 +9,7 @@ from collections import Counter
 from typing import TYPE_CHECKING, Sequence
 
 from signals_assets.ingestion.screening import ScreenedBatch
-from signals_assets.partitions import batch_time
+from signals_assets.partition_keys import batch_time
 from signals_assets.storage.clickhouse import StoreSession
 
 if TYPE_CHECKING:

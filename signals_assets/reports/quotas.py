@@ -23,7 +23,7 @@ from typing import Callable
 
 from signals_assets.fairness import round_robin
 from signals_assets.ingestion.teams import team_limit
-from signals_assets.partitions import report_team_id
+from signals_assets.partition_keys import report_team_id
 from signals_assets.reports.promotions import promotion_key, promotion_unit
 from signals_assets.storage.object_store import ObjectStore
 

@@ -8,7 +8,8 @@ import dagster as dg
 
 from signals_assets.assets.grouping import PROMOTED_METADATA_KEY
 from signals_assets.jobs import RANGE_END_TAG, RANGE_START_TAG, ROUNDS_TAG, TEAM_TAG, report_job
-from signals_assets.partitions import REPORTS, reports
+from signals_assets.partition_keys import REPORTS
+from signals_assets.partitions import reports
 from signals_assets.recovery.attempts import next_step
 from signals_assets.reports import promotions as promotion_facts, quotas
 from signals_assets.resources.object_store import ObjectStoreResource

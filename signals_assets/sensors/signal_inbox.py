@@ -7,7 +7,8 @@ import dagster as dg
 
 from signals_assets.ingestion import inbox
 from signals_assets.jobs import RANGE_END_TAG, RANGE_START_TAG, batch_attempt_tag, signal_batch_job
-from signals_assets.partitions import SIGNAL_BATCHES, signal_batches
+from signals_assets.partition_keys import SIGNAL_BATCHES
+from signals_assets.partitions import signal_batches
 from signals_assets.recovery.attempts import next_step
 from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.sensors.cadence import minimum_interval_seconds
