@@ -370,7 +370,7 @@ def estimated_reads(resource, reads: list[tuple[str, int, str]]):
                         reads.append((table, int(rows), " ".join(body.split())[:200]))
                 return db._run(sql)
 
-            yield StoreSession(run)
+            yield StoreSession(run, db._insert_row_binary)
 
     return session
 
