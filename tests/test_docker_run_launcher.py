@@ -8,6 +8,7 @@ DAGSTER_HOME, the team's repository) at the same paths, as the host user. chdb's
 a file lock in the mounted store, so it holds across the container boundary."""
 
 import os
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -78,12 +79,16 @@ def test_daemon_launches_pipeline_runs_into_containers(
         )
     finally:
         kill_group(daemon)
-    client = docker.from_env()
-    containers = client.containers.list(all=True, filters={"label": f"{TEST_LABEL}={container_label}"})
-    logs = "\n".join(c.logs(tail=30).decode(errors="replace") for c in containers)
-    assert status["settled"], (status, log_path.read_text()[-3000:], logs)
-
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
+        # `settled` is the store's view (every report researched); a run's container goes on without the
+        # daemon and may still be finishing its later steps (summaries, checks).
+        deadline = time.monotonic() + 180
+        while not all(r.dagster_run.is_finished for r in instance.get_run_records()) and time.monotonic() < deadline:
+            time.sleep(2)
+        client = docker.from_env()
+        containers = client.containers.list(all=True, filters={"label": f"{TEST_LABEL}={container_label}"})
+        logs = "\n".join(c.logs(tail=30).decode(errors="replace") for c in containers)
+        assert status["settled"], (status, log_path.read_text()[-3000:], logs)
         runs = {r.dagster_run.job_name: r.dagster_run for r in instance.get_run_records()}
         assert set(runs) == {"signal_batch_job", "report_job"}, runs
         for run in runs.values():
