@@ -312,8 +312,6 @@ def test_range_embeddings_replace_their_batches_with_one_write_and_count_per_bat
 def test_a_binary_insert_stores_what_the_json_insert_stores_to_the_bit(backend):
     """RowBinary rows (the embeddings' write) against the same rows as JSON: every float32 bit pattern,
     quoted 64-bit integers as JSON results give them, non-ASCII ids, naive and aware times to the millisecond."""
-    from signals_assets.ingestion.store import _EMBEDDING_COLUMNS
-
     floats = np.array([0.1, 1 / 3, -0.0, 1e-40, 3.4028235e38, -7.25, 2.0**-20, 0.7071067811865476], np.float32)
     rows = [
         {
@@ -335,8 +333,8 @@ def test_a_binary_insert_stores_what_the_json_insert_stores_to_the_bit(backend):
     ]
     with backend.session() as db:
         assert db.insert("signal_embeddings", rows[:2]) == 2
-        assert db.insert_binary("signal_embeddings", _EMBEDDING_COLUMNS, rows[2:]) == 2
-        assert db.insert_binary("signal_embeddings", _EMBEDDING_COLUMNS, []) == 0
+        assert db.insert_binary("signal_embeddings", rows[2:]) == 2
+        assert db.insert_binary("signal_embeddings", []) == 0
         stored = db.query(
             "SELECT team_id, replaceOne(signal_id, 'binary', 'json') AS id, model, dimension, embedded_at, "
             "count() AS n FROM signal_embeddings GROUP BY ALL ORDER BY id"
@@ -353,13 +351,41 @@ def test_a_binary_insert_stores_what_the_json_insert_stores_to_the_bit(backend):
     assert binary_vectors.view(np.uint32).tolist() == [np.roll(floats, i).view(np.uint32).tolist() for i in range(2)]
 
 
+def test_a_binary_insert_takes_its_columns_and_types_from_the_table(backend):
+    """The columns come from the table as it stands: one added to it must be in the rows (named when it
+    is not), a MATERIALIZED one is computed by the store, and the replaced partition is written as RowBinary."""
+    row = batch_embedding_rows("b20261121T093015123000Z", 1)[0]
+    with backend.session() as db:
+        db.command("ALTER TABLE signal_embeddings ADD COLUMN source String")
+        db.command("ALTER TABLE signal_embeddings ADD COLUMN norm Float32 MATERIALIZED L2Norm(embedding)")
+        with pytest.raises(
+            StoreError, match=r"insert_binary into signal_embeddings: the rows lack the column\(s\) source"
+        ):
+            db.insert_binary("signal_embeddings", [row])
+        assert db.scalar("SELECT count() FROM signal_embeddings") == 0
+    with backend.session() as db:  # a new session reads the table again
+        where = "batch_key = {batch}"
+        for embedding in ([3.0, 4.0], [6.0, 8.0]):
+            written = db.replace_partition(
+                "signal_embeddings",
+                where,
+                [{**row, "dimension": 2, "embedding": embedding, "source": "é"}],
+                {"batch": row["batch_key"]},
+                binary=True,
+            )
+        stored = db.query("SELECT signal_id, source, embedding, norm FROM signal_embeddings")
+    assert written == 1
+    assert stored == [{"signal_id": row["signal_id"], "source": "é", "embedding": [6, 8], "norm": 10}]
+
+
 def test_a_binary_insert_refuses_a_type_it_cannot_encode_and_never_shows_the_rows(backend):
     with backend.session() as db:
+        db.command("CREATE TABLE weights (signal_id String, weight Float64) ENGINE = MergeTree ORDER BY signal_id")
         with pytest.raises(StoreError, match=r"no RowBinary encoder for the column type 'Float64'"):
-            db.insert_binary("signal_embeddings", [("signal_id", "String"), ("weight", "Float64")], [{}])
+            db.insert_binary("weights", [{"signal_id": "s", "weight": 0.5}])
         with pytest.raises(StoreError) as caught:
-            db.insert_binary("no_such_table", [("description", "String")], [{"description": "another team's text"}])
-        assert db.scalar("SELECT count() FROM signal_embeddings") == 0
+            db.insert_binary("no_such_table", [{"description": "another team's text"}])
+        assert db.scalar("SELECT count() FROM weights") == 0
     assert "no_such_table" in str(caught.value) and "another team's text" not in str(caught.value)
 
 

@@ -20,15 +20,6 @@ _RANGE_SIGNALS = (
     "SELECT batch_key, team_id, signal_id, description FROM signals WHERE batch_key IN {batches} "
     "ORDER BY batch_key, signal_id"
 )
-_EMBEDDING_COLUMNS = (
-    ("team_id", "UInt64"),
-    ("signal_id", "String"),
-    ("batch_key", "String"),
-    ("model", "LowCardinality(String)"),
-    ("dimension", "UInt16"),
-    ("embedding", "Array(Float32)"),
-    ("embedded_at", "DateTime64(3, 'UTC')"),
-)
 _BATCH_PARTITION = "batch_key = {batch}"
 _RANGE_PARTITIONS = "batch_key IN {batches}"
 
@@ -65,7 +56,6 @@ def write_embeddings(
         }
         for s, vector in zip(signals, vectors)
     ]
-    db.delete_where("signal_embeddings", _RANGE_PARTITIONS, {"batches": list(batches)})
-    db.insert_binary("signal_embeddings", _EMBEDDING_COLUMNS, rows)
+    db.replace_partition("signal_embeddings", _RANGE_PARTITIONS, rows, {"batches": list(batches)}, binary=True)
     written = Counter(s["batch_key"] for s in signals)
     return {batch: written[batch] for batch in batches}

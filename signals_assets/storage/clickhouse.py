@@ -148,6 +148,7 @@ class StoreSession:
     def __init__(self, run_query: Callable[[str], bytes], insert_row_binary: Callable[[str, list[str], bytes], None]):
         self._run = run_query
         self._insert_row_binary = insert_row_binary
+        self._insert_columns: dict[str, list[tuple[str, str]]] = {}
 
     def command(self, sql: str, params: dict[str, Any] | None = None) -> None:
         self._run(render(sql, params))
@@ -228,11 +229,29 @@ class StoreSession:
             self._run(f"INSERT INTO {table} FORMAT JSONEachRow\n{json_each_row(rows)}")
         return len(rows)
 
-    def insert_binary(self, table: str, columns: Sequence[tuple[str, str]], rows: Sequence[dict]) -> int:
-        """`insert` for rows with float vectors: `columns` are (name, ClickHouse type) pairs, sent as RowBinary."""
+    def insert_binary(self, table: str, rows: Sequence[dict]) -> int:
+        """`insert` for rows with float vectors, sent as RowBinary: each row holds every column `table`
+        takes on insert, encoded by the type the table declares (so the types live in the schema only)."""
         if rows:
+            columns = self.insert_columns(table)
+            missing = sorted({name for name, _ in columns} - rows[0].keys())
+            if missing:
+                raise StoreError(f"insert_binary into {table}: the rows lack the column(s) {', '.join(missing)}")
             self._insert_row_binary(table, [name for name, _ in columns], row_binary(columns, rows))
         return len(rows)
+
+    def insert_columns(self, table: str) -> list[tuple[str, str]]:
+        """The (name, type) of the columns `table` takes on insert, in its order: read once per session."""
+        if table not in self._insert_columns:
+            rows = self.query(
+                "SELECT name, type FROM system.columns WHERE database = currentDatabase() AND table = {table} "
+                "AND default_kind NOT IN ('MATERIALIZED', 'ALIAS', 'EPHEMERAL') ORDER BY position",
+                {"table": table},
+            )
+            if not rows:
+                raise StoreError(f"insert_binary: no table {table} in the store")
+            self._insert_columns[table] = [(row["name"], row["type"]) for row in rows]
+        return self._insert_columns[table]
 
     def delete_where(self, table: str, where: str, params: dict | None = None) -> None:
         """Delete the rows matching `where`. A DELETE is a mutation that costs far more than a count
@@ -241,10 +260,13 @@ class StoreSession:
         if int(self.scalar(f"SELECT count() FROM {table} WHERE {where}", params)):
             self.command(f"DELETE FROM {table} WHERE {where}", params)
 
-    def replace_partition(self, table: str, where: str, rows: Sequence[dict], params: dict | None = None) -> int:
-        """Idempotent partition write: delete the rows matching `where`, then insert `rows`."""
+    def replace_partition(
+        self, table: str, where: str, rows: Sequence[dict], params: dict | None = None, binary: bool = False
+    ) -> int:
+        """Idempotent partition write: delete the rows matching `where`, then insert `rows` (as RowBinary
+        with `binary`, see `insert_binary`)."""
         self.delete_where(table, where, params)
-        return self.insert(table, rows)
+        return self.insert_binary(table, rows) if binary else self.insert(table, rows)
 
     def apply_schema(self, vector_index_dimensions: int = 0) -> None:
         """Create the base tables, then add the columns that tables created by an older version lack
