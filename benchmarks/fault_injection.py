@@ -27,6 +27,8 @@ from fault_harness import FaultTrial, local_instance_config, production_trial  #
 
 from signals_assets.recovery.faults import STAGES  # noqa: E402
 
+from conftest import CODE_IMAGE  # noqa: E402
+
 DEFECTS = ("lost", "duplicated", "cross_team", "stranded", "stuck_runs", "held_slots", "out_of_order")
 
 
@@ -98,7 +100,7 @@ def main() -> int:
             root.mkdir()
             started = time.monotonic()
             if mode == "production":
-                with production_trial(root, args.signals_per_wave, seed) as trial:
+                with production_trial(root, CODE_IMAGE, args.signals_per_wave, seed) as trial:
                     result = trial.run(stages, args.kill_timeout, args.settle_timeout)
             else:
                 trial = FaultTrial(

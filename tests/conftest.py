@@ -10,6 +10,8 @@ from signals_assets.settings import load_settings
 from signals_assets.storage.object_store import ObjectStore, open_object_store
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+CODE_IMAGE = os.environ.get("SIGNALS_ASSETS_IMAGE", "signals-assets:local")
+CODE_IMAGE_NEEDED = "code-location image: needed"
 SETTINGS_VARIABLES = (
     "SIGNALS_OBJECT_STORE",
     "SIGNALS_S3_BUCKET",
@@ -246,3 +248,34 @@ def production_instance_config() -> dict:
     import yaml
 
     return yaml.safe_load((REPO_ROOT / "deploy" / "dagster.yaml").read_text())
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--code-image-needed",
+        action="store_true",
+        help=f"print '{CODE_IMAGE_NEEDED}' when a selected test requests the code_image fixture "
+        "(scripts/test builds the image only then; use with --collect-only)",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "code_image" in getattr(item, "fixturenames", ()):
+            item.add_marker("code_image")
+
+
+def pytest_collection_finish(session):
+    if session.config.getoption("--code-image-needed") and any(
+        item.get_closest_marker("code_image") for item in session.items
+    ):
+        print(f"\n{CODE_IMAGE_NEEDED}")
+
+
+@pytest.fixture
+def code_image() -> str:
+    """The code-location image (scripts/build-code-image) for a test that runs containers of it. The one
+    way a test gets the image: requesting this fixture marks the test `code_image`, which is how
+    scripts/test knows to build the image (a build copies every layer on the vfs storage driver)."""
+    return CODE_IMAGE

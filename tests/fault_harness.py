@@ -119,11 +119,8 @@ def local_instance_config() -> dict:
     return yaml.safe_load((REPO_ROOT / "deploy" / "dagster.local.yaml").read_text())
 
 
-CODE_IMAGE = os.environ.get("SIGNALS_ASSETS_IMAGE", "signals-assets:local")
-
-
 @contextmanager
-def production_trial(root: Path, signals_per_wave: int = 14, seed: int = 1):
+def production_trial(root: Path, image: str, signals_per_wave: int = 14, seed: int = 1):
     """A daemon trial on the production instance: Postgres storage and the Docker run launcher
     (deploy/dagster.yaml adapted to this machine's engine as in tests/test_docker_run_launcher.py).
     A kill also kills the run containers, as a host crash would; they are removed afterwards."""
@@ -151,7 +148,7 @@ def production_trial(root: Path, signals_per_wave: int = 14, seed: int = 1):
         # The launcher requires every variable it passes on to be set in the daemon's environment.
         extra = {name: "" for name in launcher["env_vars"] if name not in base_environment(root)}
         extra.update(database)
-        extra.update({"SIGNALS_ASSETS_IMAGE": CODE_IMAGE, MARKER_DIR_VARIABLE: str(root / "markers")})
+        extra.update({"SIGNALS_ASSETS_IMAGE": image, MARKER_DIR_VARIABLE: str(root / "markers")})
         try:
             trial = FaultTrial(
                 root, "daemon", config, "production", signals_per_wave, extra, kill_run_containers, seed=seed

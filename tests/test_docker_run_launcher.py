@@ -1,6 +1,7 @@
 """The production instance for real: deploy/dagster.yaml (Postgres storage, queued runs, run
 monitoring, DockerRunLauncher) with the daemon launching every pipeline run into a container of the
-code-location image (scripts/build-code-image; scripts/test builds it and starts the engine).
+code-location image (scripts/build-code-image; scripts/test builds it, as for every test that requests
+the `code_image` fixture, and starts the engine).
 
 This machine's engine has no bridge network, so run containers use the host network (Postgres on
 127.0.0.1) and see the test's folders (SIGNALS_HOME with the chdb store and the object store,
@@ -21,7 +22,6 @@ from signals_assets.ingestion.teams import TeamConfig, save_team
 from conftest import CARD_DECLINED, emit_texts, production_instance_config
 from test_daemon_e2e import kill_group, signals_cli, start_daemon
 
-IMAGE = os.environ.get("SIGNALS_ASSETS_IMAGE", "signals-assets:local")
 TEST_LABEL = "signals/test"
 
 
@@ -52,7 +52,7 @@ def host_network_config(tmp_path, label: str) -> dict:
 
 
 def test_daemon_launches_pipeline_runs_into_containers(
-    signals_home, object_store, demo_repository, postgres_database, container_label, tmp_path, monkeypatch
+    signals_home, object_store, demo_repository, postgres_database, container_label, code_image, tmp_path, monkeypatch
 ):
     import docker
 
@@ -60,7 +60,7 @@ def test_daemon_launches_pipeline_runs_into_containers(
     dagster_home = signals_home / "dagster_home"
     config = host_network_config(tmp_path, container_label)
     (dagster_home / "dagster.yaml").write_text(yaml.safe_dump(config))
-    monkeypatch.setenv("SIGNALS_ASSETS_IMAGE", IMAGE)
+    monkeypatch.setenv("SIGNALS_ASSETS_IMAGE", code_image)
     for name in config["run_launcher"]["config"]["env_vars"]:
         monkeypatch.setenv(name, os.environ.get(name, ""))  # the launcher requires every listed variable to be set
     env = {**os.environ, "SIGNALS_SENSOR_INTERVAL_SECONDS": "2", "PYTHONUNBUFFERED": "1"}
@@ -94,7 +94,7 @@ def test_daemon_launches_pipeline_runs_into_containers(
         for run in runs.values():
             assert run.status == dg.DagsterRunStatus.SUCCESS, (run.job_name, logs)
             container = client.containers.get(run.tags["docker/container_id"])
-            assert container.attrs["Config"]["Image"] == IMAGE and container.attrs["State"]["ExitCode"] == 0
+            assert container.attrs["Config"]["Image"] == code_image and container.attrs["State"]["ExitCode"] == 0
             assert container.attrs["HostConfig"]["NetworkMode"] == "host"
         assert runs["report_job"].tags["signals/team"] == "1"
         batch = runs["signal_batch_job"].tags["dagster/partition"]

@@ -100,10 +100,10 @@ def test_daemon_recovers_from_kills_during_grouping_and_research(tmp_path):
     assert result.report_statuses.get("ready", 0) > 0, result.report_statuses
 
 
-def test_production_daemon_recovers_from_a_kill_during_grouping(tmp_path):
+def test_production_daemon_recovers_from_a_kill_during_grouping(tmp_path, code_image):
     """Postgres storage and the Docker run launcher: the daemon and the grouping run's container
     killed mid-grouping; run monitoring fails the run, its pool slot is freed, grouping resumes."""
-    with production_trial(tmp_path, signals_per_wave=8) as trial:
+    with production_trial(tmp_path, code_image, signals_per_wave=8) as trial:
         result = trial.run(["group"], kill_timeout=420, settle_timeout=600)
     assert_recovered(trial, result)
 
