@@ -294,6 +294,62 @@ def test_an_agent_without_a_result_fails_the_asset_clearly(tmp_path, shop, scrip
         materialize_research(card_report(), [repo("shop", shop)], sandbox)
 
 
+def stubborn_agent(tmp_path: Path) -> tuple[str, Path]:
+    """An agent that ignores SIGINT and SIGTERM, as does the child it starts, and never ends by itself
+    (no alarm); the file where it writes its own and its child's process ids."""
+    pids = tmp_path / "pids"
+    script = f"trap '' INT TERM\nsleep 600 &\necho $! $$ > {pids}\nwait"
+    return fake_interpreter(tmp_path, script), pids
+
+
+def still_running(pids: Path) -> list[int]:
+    """Those of the process ids in `pids` that still run (a zombie waiting for its reaper does not)."""
+    running = []
+    for pid in map(int, pids.read_text().split()):
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+        except FileNotFoundError:
+            continue
+        if state != "Z":
+            running.append(pid)
+    return running
+
+
+@pytest.mark.timeout(120)
+def test_an_agent_that_ignores_its_signals_still_ends_at_the_time_limit_with_all_it_started(tmp_path, shop):
+    from signals_assets.resources.sandbox import DEADLINE_SLACK_SECONDS, TERMINATION_GRACE_SECONDS
+
+    interpreter, pids = stubborn_agent(tmp_path)
+    started = time.monotonic()
+    with pytest.raises(SandboxResearchError, match=r"research agent exceeded its 2s limit and was stopped"):
+        materialize_research(
+            card_report(), [repo("shop", shop)], SandboxResource(python_executable=interpreter, timeout_seconds=2)
+        )
+    elapsed = time.monotonic() - started
+    assert 2 + DEADLINE_SLACK_SECONDS + TERMINATION_GRACE_SECONDS <= elapsed < 60, elapsed  # SIGKILL ended it
+    assert still_running(pids) == []
+
+
+@pytest.mark.timeout(120)
+def test_a_stopped_report_run_ends_an_agent_that_ignores_its_signals(tmp_path, shop):
+    """What a terminated report run does (research/pool.py sets `cancelled`), long before the time limit."""
+    import threading
+
+    interpreter, pids = stubborn_agent(tmp_path)
+    cancelled = threading.Event()
+
+    @dg.asset
+    def research_probe(context: dg.AssetExecutionContext, sandbox: SandboxResource) -> None:
+        threading.Timer(1.0, cancelled.set).start()
+        sandbox.run_research(context, card_report(), [repo("shop", shop)], cancelled=cancelled)
+
+    started = time.monotonic()
+    with pytest.raises(SandboxResearchError, match="the report run was stopped"):
+        dg.materialize([research_probe], resources={"sandbox": SandboxResource(python_executable=interpreter)})
+    assert time.monotonic() - started < 60
+    assert still_running(pids) == []
+
+
 def test_an_unknown_mode_is_rejected(shop):
     with pytest.raises(ValueError, match="sandbox mode 'vm' is not supported"):
         materialize_research(card_report(), [repo("shop", shop)], SandboxResource(mode="vm"))

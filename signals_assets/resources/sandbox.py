@@ -27,7 +27,11 @@ SANDBOX_MODES = ("subprocess", "docker")
 # All of the run worker's environment the subprocess agent gets: none of its secrets (API keys,
 # database passwords). HOME and TMPDIR point into the run's own work dir.
 SUBPROCESS_ENVIRONMENT = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "PYTHONPATH")
-TERMINATION_GRACE_SECONDS = 20
+# SIGKILL follows SIGTERM after this long: a process may ignore SIGTERM (or inherit it ignored).
+TERMINATION_GRACE_SECONDS = 5
+# The agent's own alarm ends it at the limit; the run worker stops its process group this much later
+# in case the alarm cannot (an agent that blocks SIGALRM, or a child it started).
+DEADLINE_SLACK_SECONDS = 5
 CANCEL_POLL_SECONDS = 0.5
 
 
@@ -120,16 +124,12 @@ class SandboxResource(dg.ConfigurableResource):
         ) as session:
             environment = {name: os.environ[name] for name in SUBPROCESS_ENVIRONMENT if name in os.environ}
             environment.update(HOME=str(work_dir), TMPDIR=str(work_dir), **session.get_bootstrap_env_vars())
-            process = subprocess.Popen(command, cwd=work_dir, env=environment)
+            # Its own process group: stopping it reaches whatever the agent started.
+            process = subprocess.Popen(command, cwd=work_dir, env=environment, start_new_session=True)
             try:
-                exit_code = _wait_unless_cancelled(process, cancelled)
-            except BaseException:  # the run is being terminated: the agent stops on SIGINT
-                process.send_signal(signal.SIGINT)
-                try:
-                    process.wait(timeout=TERMINATION_GRACE_SECONDS)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                raise
+                exit_code = _wait_unless_cancelled(process, cancelled, self.timeout_seconds + DEADLINE_SLACK_SECONDS)
+            finally:  # also after a normal exit: nothing the agent started outlives it
+                stop_process_group(process)
         if exit_code != 0:
             raise RuntimeError(f"the agent process exited with code {exit_code}")
         return list(session.get_custom_messages())
@@ -232,14 +232,43 @@ class SandboxResource(dg.ConfigurableResource):
         return f"research agent failed ({self.mode}): {error}{last_console_line(log_lines)}"
 
 
-def _wait_unless_cancelled(process: subprocess.Popen, cancelled: threading.Event | None) -> int:
-    """The process's exit code; ResearchCancelled once `cancelled` is set while it still runs."""
+def _wait_unless_cancelled(process: subprocess.Popen, cancelled: threading.Event | None, limit_seconds: float) -> int:
+    """The process's exit code; ResearchCancelled once `cancelled` is set while it still runs, TimeoutError
+    once it has run `limit_seconds`."""
+    deadline = time.monotonic() + limit_seconds
     while True:
         try:
-            return process.wait(timeout=None if cancelled is None else CANCEL_POLL_SECONDS)
+            return process.wait(timeout=min(CANCEL_POLL_SECONDS, max(0.0, deadline - time.monotonic())))
         except subprocess.TimeoutExpired:
             if cancelled is not None and cancelled.is_set():
                 raise ResearchCancelled("the report run was stopped") from None
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"the agent ran past {limit_seconds:g}s") from None
+
+
+def stop_process_group(process: subprocess.Popen, grace_seconds: float = TERMINATION_GRACE_SECONDS) -> None:
+    """End the process group led by `process` (started with start_new_session): SIGTERM, then SIGKILL
+    to whatever is left after `grace_seconds`. Not SIGINT, which a process may have inherited ignored."""
+    group = process.pid
+    if not _signal_group(group, signal.SIGTERM):
+        process.wait()
+        return
+    deadline = time.monotonic() + grace_seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None and not _signal_group(group, 0):
+            return
+        time.sleep(0.05)
+    _signal_group(group, signal.SIGKILL)
+    process.wait()
+
+
+def _signal_group(group: int, number: int) -> bool:
+    """Send signal `number` to process group `group`; False when no process is left in it."""
+    try:
+        os.killpg(group, number)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _run_is_alive(instance: dg.DagsterInstance, run_id: str) -> bool | None:
