@@ -92,7 +92,7 @@ def embedder_texts_per_second(texts: list[str]) -> float:
 
 
 def run_breakdowns(dagster_home: Path) -> list[dict]:
-    """Per run, oldest first: job, start and end (epoch seconds), step durations and the `seconds`
+    """Per run, oldest first: job, start and end (epoch seconds), step start and end times and the `seconds`
     metadata of each asset it materialised (the run's phases, on every partition alike), from the instance."""
     import dagster as dg
 
@@ -101,7 +101,7 @@ def run_breakdowns(dagster_home: Path) -> list[dict]:
         for run in reversed(instance.get_runs()):
             stats = instance.get_run_stats(run.run_id)
             step_stats = [s for s in instance.get_run_step_stats(run.run_id) if s.start_time and s.end_time]
-            steps = {s.step_key: s.end_time - s.start_time for s in step_stats}
+            steps = {s.step_key: (s.start_time, s.end_time) for s in step_stats}
             first_step = min((s.start_time for s in step_stats), default=stats.start_time)
             phases: dict[str, dict[str, float]] = {}
             records = instance.get_records_for_run(
@@ -127,6 +127,13 @@ def run_breakdowns(dagster_home: Path) -> list[dict]:
     return out
 
 
+def step_memory(samples: list[tuple[float, int]], start: float, end: float) -> str:
+    """The step's peak RSS and how far it rose above the RSS at the step's start."""
+    at_start = next((rss for at, rss in reversed(samples) if at <= start), 0)
+    peak = max((rss for at, rss in samples if start <= at <= end), default=at_start)
+    return f"peak RSS {peak / 2**20:.0f} MiB, {(peak - at_start) / 2**20:+.0f} MiB in the step"
+
+
 def print_runs(runs: list[dict], process_started: float, samples: list[tuple[float, int]]) -> None:
     previous_end = process_started
     for index, run in enumerate(runs, start=1):
@@ -136,10 +143,14 @@ def print_runs(runs: list[dict], process_started: float, samples: list[tuple[flo
             f"after the previous (process start for the first); first step after {run['first_step'] - run['start']:.1f} s; "
             f"peak RSS {peak / 2**20:.0f} MiB; {run['events']} event-log entries"
         )
-        for step, seconds in sorted(run["steps"].items(), key=lambda item: -item[1]):
+        for step, (start, end) in sorted(run["steps"].items(), key=lambda item: item[1][0] - item[1][1]):
             phases = run["phases"].get(step, {})
             detail = ", ".join(f"{k} {v:.2f}" for k, v in sorted(phases.items(), key=lambda item: -item[1]))
-            print(f"    {step}: {seconds:.2f} s" + (f" ({detail})" if detail else ""))
+            print(
+                f"    {step}: {end - start:.2f} s"
+                + (f" ({detail})" if detail else "")
+                + f"; {step_memory(samples, start, end)}"
+            )
         previous_end = run["end"]
 
 
