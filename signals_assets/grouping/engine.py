@@ -61,7 +61,7 @@ class ReportStats:
         self.count = count
         self.title = title
         self.examples = list(examples)[: self.MAX_EXAMPLES]
-        self._unit: tuple | None = None  # (centroid, cohesion) until the next `add`: asked per candidate
+        self._unit: tuple[numpy.ndarray, float] | None = None  # asked per candidate: cached until the next `add`
 
     @classmethod
     def of(cls, vectors: Sequence[Sequence[float]], title: str = "") -> "ReportStats":
@@ -85,8 +85,6 @@ class ReportStats:
     @property
     def centroid(self) -> numpy.ndarray:
         """Unit centroid (the direction of the member sum)."""
-        if self.total is None:
-            raise ValueError("a report with no members has no centroid")
         return self._summary()[0]
 
     @property
@@ -95,12 +93,16 @@ class ReportStats:
             return 0.0
         return self._summary()[1]
 
-    def _summary(self) -> tuple:
+    def _summary(self) -> tuple[numpy.ndarray, float]:
+        """(centroid, cohesion), computed once until the next `add`."""
         import numpy as np
 
+        total = self.total
+        if total is None:
+            raise ValueError("a report with no members has no centroid")
         if self._unit is None:
-            norm = float(np.linalg.norm(self.total))
-            self._unit = (self.total / norm if norm > 0 else self.total, norm / self.count if self.count else 0.0)
+            norm = float(np.linalg.norm(total))
+            self._unit = (total / norm if norm > 0 else total, norm / self.count if self.count else 0.0)
         return self._unit
 
     def candidate(
