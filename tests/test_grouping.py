@@ -65,6 +65,49 @@ def test_signals_of_other_teams_never_match():
     assert plan.assignments[0].report_id != plan.assignments[1].report_id
 
 
+def test_interleaved_teams_each_join_their_own_earlier_signals_of_the_batch():
+    signals = [
+        signal("a1", unit(1, 0), team=1),
+        signal("b1", unit(1, 0.01), team=2),
+        signal("a2", unit(1, 0.02), team=1),
+        signal("b2", unit(0, 1), team=2),
+        signal("b3", unit(0.01, 1), team=2),
+        signal("a3", unit(0.02, 1), team=1),
+    ]
+    plan = plan_batch(signals, {}, {}, {}, threshold())
+    report = {a.signal_id: a.report_id for a in plan.assignments}
+    matched = {a.signal_id: a.matched_signal_id for a in plan.assignments}
+    assert report["a2"] == report["a1"] == report_id_for(1, "a1") and matched["a2"] == "a1"
+    assert report["b3"] == report["b2"] == report_id_for(2, "b2") and matched["b3"] == "b2"
+    assert report["b1"] == report_id_for(2, "b1") and report["a3"] == report_id_for(1, "a3")
+
+
+def test_a_deleted_signal_is_no_local_candidate_for_later_ones():
+    gone = "r1-00000000000000aa"
+    gone_stats, gone_state = existing(gone, unit(1, 0), 2, lc.DELETED)
+    plan = plan_batch(
+        [signal("x", unit(1, 0)), signal("y", unit(1, 0))],
+        {"x": [Candidate("o1", gone, 0.95)]},
+        {gone: gone_stats},
+        {gone: gone_state},
+        threshold(),
+    )
+    x, y = plan.assignments
+    assert x.deleted and not y.deleted and y.decision == "created" and y.report_id == report_id_for(1, "y")
+
+
+def test_report_stats_centroid_and_cohesion_follow_each_join():
+    rng = np.random.default_rng(5)
+    vectors = [v / np.linalg.norm(v) for v in rng.normal(size=(4, 8))]
+    stats = ReportStats.of(vectors[:2])
+    for joined in range(3, 5):
+        before = stats.centroid.copy(), stats.cohesion
+        stats.add(vectors[joined - 1])
+        again = ReportStats.of(vectors[:joined])
+        assert np.array_equal(stats.centroid, again.centroid) and stats.cohesion == again.cohesion
+        assert not np.array_equal(stats.centroid, before[0]) and stats.cohesion != before[1]
+
+
 def test_stored_candidate_is_joined_and_the_report_statistics_follow():
     rid = "r1-00000000000000aa"
     stats, state = existing(rid, unit(1, 0))

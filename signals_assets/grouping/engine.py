@@ -61,6 +61,7 @@ class ReportStats:
         self.count = count
         self.title = title
         self.examples = list(examples)[: self.MAX_EXAMPLES]
+        self._unit: tuple[numpy.ndarray, float] | None = None  # asked per candidate: cached until the next `add`
 
     @classmethod
     def of(cls, vectors: Sequence[Sequence[float]], title: str = "") -> "ReportStats":
@@ -77,26 +78,32 @@ class ReportStats:
         unit = unit / norm if norm > 0 else unit
         self.total = unit if self.total is None else self.total + unit
         self.count += 1
+        self._unit = None
         if text and len(self.examples) < self.MAX_EXAMPLES:
             self.examples.append(text)
 
     @property
     def centroid(self) -> numpy.ndarray:
         """Unit centroid (the direction of the member sum)."""
-        import numpy as np
-
-        if self.total is None:
-            raise ValueError("a report with no members has no centroid")
-        norm = float(np.linalg.norm(self.total))
-        return self.total / norm if norm > 0 else self.total
+        return self._summary()[0]
 
     @property
     def cohesion(self) -> float:
-        import numpy as np
-
         if self.total is None or not self.count:
             return 0.0
-        return float(np.linalg.norm(self.total)) / self.count
+        return self._summary()[1]
+
+    def _summary(self) -> tuple[numpy.ndarray, float]:
+        """(centroid, cohesion), computed once until the next `add`."""
+        import numpy as np
+
+        total = self.total
+        if total is None:
+            raise ValueError("a report with no members has no centroid")
+        if self._unit is None:
+            norm = float(np.linalg.norm(total))
+            self._unit = (total / norm if norm > 0 else total, norm / self.count if self.count else 0.0)
+        return self._unit
 
     def candidate(
         self,
@@ -210,20 +217,35 @@ def candidate_reports(
     return sorted(reports, key=lambda r: (-r.best_similarity, r.report_id))
 
 
-def _local_candidates(signal: BatchSignal, earlier: list[tuple[BatchSignal, str]], vectors: dict) -> list[Candidate]:
-    """The nearest earlier signals of the batch; `vectors` holds each batch signal's float32 embedding,
-    converted once per batch rather than once per later signal."""
+class _Decided:
+    """One team's signals decided so far in the batch (not deleted), with their float32 embeddings as the
+    first rows of one matrix filled in place: stacking them again for every later signal cost the batch
+    time quadratic in its size."""
+
+    def __init__(self, capacity: int, dimensions: int):
+        import numpy as np
+
+        self.matrix = np.empty((capacity, dimensions), dtype=np.float32)
+        self.signals: list[tuple[str, str]] = []  # (signal id, report id), in decision order
+
+    def add(self, signal_id: str, report_id: str, vector) -> None:
+        self.matrix[len(self.signals)] = vector
+        self.signals.append((signal_id, report_id))
+
+
+def _local_candidates(signal: BatchSignal, earlier: _Decided) -> list[Candidate]:
+    """The nearest earlier signals of the batch."""
     import numpy as np
 
-    if not earlier:
+    if not earlier.signals:
         return []
-    matrix = np.stack([vectors[e.signal_id] for e, _ in earlier])
+    matrix = earlier.matrix[: len(earlier.signals)]
     found = []
     for probe, vector in enumerate((signal.embedding, *signal.probes)):
         similarities = matrix @ np.asarray(vector, dtype=np.float32)
         for index in np.argsort(-similarities, kind="stable")[:TOP_K]:
-            other, report_id = earlier[index]
-            found.append(Candidate(other.signal_id, report_id, float(similarities[index]), probe))
+            other, report_id = earlier.signals[index]
+            found.append(Candidate(other, report_id, float(similarities[index]), probe))
     return found
 
 
@@ -249,11 +271,11 @@ def plan_batch(
 
     plan = BatchPlan()
     texts = {**(texts or {}), **{s.signal_id: s.description for s in signals}}
-    vectors = {s.signal_id: np.asarray(s.embedding, dtype=np.float32) for s in signals}
-    decided: list[tuple[BatchSignal, str]] = []
-    for signal in signals:
-        earlier = [(s, r) for s, r in decided if s.team_id == signal.team_id]
-        local = _local_candidates(signal, earlier, vectors)
+    vectors = [np.asarray(s.embedding, dtype=np.float32) for s in signals]
+    decided: dict[int, _Decided] = {}  # by team
+    for signal, vector in zip(signals, vectors):
+        earlier = decided.setdefault(signal.team_id, _Decided(len(signals), len(vector)))
+        local = _local_candidates(signal, earlier)
         found = _top_per_probe(stored_candidates.get(signal.signal_id, []) + local)
         reports = candidate_reports(signal, found, stats, texts)
         decision = decide(signal, reports) if reports else MatchDecision(None, reason="no candidates")
@@ -261,7 +283,7 @@ def plan_batch(
         assignment = _assign(signal, decision, matched, stats, states, plan.events)
         plan.assignments.append(assignment)
         if not assignment.deleted:
-            decided.append((signal, assignment.report_id))
+            earlier.add(signal.signal_id, assignment.report_id, vector)
     return plan
 
 

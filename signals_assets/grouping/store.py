@@ -281,7 +281,8 @@ def read_team(
     of their reports, their texts (`with_texts`) and the consolidation pool (`pool_limit` newest
     signals of open and researched reports)."""
     probes = [(s, p) for s in signals for p in (s.embedding, *s.probes)]
-    nearest = nearest_signals(db, team, batch, model, since, [p for _, p in probes])
+    searched: dict = {}  # the embeddings the exact search read: the pool's are among them
+    nearest = nearest_signals(db, team, batch, model, since, [p for _, p in probes], searched)
     context = TeamContext(signals, {})
     probe_numbers = [i for s in signals for i in range(1 + len(s.probes))]
     for (signal, _), number, found in zip(probes, probe_numbers, nearest):
@@ -301,7 +302,10 @@ def read_team(
         rows = _pool_rows(db, {**params, "ids": pooled_reports}) if pooled_reports else []
         pool_ids = {"team": team, "model": model, "ids": [r["signal_id"] for r in rows]}
         texts = {r["signal_id"]: r["description"] for r in db.query(_POOL_TEXTS, pool_ids)} if rows else {}
-        embedding_of = dict(zip(*embeddings(db, _POOL_EMBEDDINGS, pool_ids))) if rows else {}
+        embedding_of = searched
+        missing = sorted({i for i in pool_ids["ids"] if i not in searched})
+        if missing:  # the approximate search reads no embeddings
+            embedding_of.update(zip(*embeddings(db, _POOL_EMBEDDINGS, {**pool_ids, "ids": missing})))
         context.open_pool = [
             PoolSignal(
                 r["signal_id"], r["report_id"], embedding_of[r["signal_id"]], float(r["weight"]), texts[r["signal_id"]]
@@ -401,19 +405,22 @@ def _pool_rows(db: StoreSession, params: dict) -> list[dict]:
     return []
 
 
-def nearest_signals(db: StoreSession, team: int, batch: str, model: str, since, probes: list) -> list[list]:
+def nearest_signals(
+    db: StoreSession, team: int, batch: str, model: str, since, probes: list, read: dict | None = None
+) -> list[list]:
     """Per probe, its TOP_K nearest searchable signals of the team as (signal id, report id, cosine
     similarity), nearest first (ties by signal id). Searchable are the signals assigned before `batch`,
     not deleted, first assigned at or after `since`. Teams of up to EXACT_SEARCH_LIMIT stored embeddings
     are searched exactly among their searchable signals; larger ones fetch TOP_K x INDEX_FETCH_FACTOR
     neighbours among all their embeddings (through the HNSW index, or by the cell search), the
-    searchable filter is applied after, and a probe it leaves short is searched again by a scan."""
+    searchable filter is applied after, and a probe it leaves short is searched again by a scan.
+    `read`, when given, receives the embeddings the exact search read (signal id to float32 row)."""
     if not probes:
         return []
     params = {"team": team, "batch": batch, "model": model, "since": since}
     approximate = db.scalar(_TEAM_SIZE, params) > EXACT_SEARCH_LIMIT
     if not approximate:
-        found = _exact_nearest(db, params, probes)
+        found = _exact_nearest(db, params, probes, read)
     elif len(probes) <= INDEX_PROBE_LIMIT and db.vector_index_type() is not None:
         found = _index_nearest(db, params, probes)
     else:
@@ -444,11 +451,14 @@ def embeddings(db: StoreSession, source: str, params: dict) -> tuple[list[str], 
     return ids, db.vectors(f"SELECT e.embedding {source} ORDER BY e.signal_id", params)
 
 
-def _exact_nearest(db: StoreSession, params: dict, probes: list) -> list[list]:
-    """Per probe, the TOP_K most similar searchable signals: numpy over the team's embeddings, read once."""
+def _exact_nearest(db: StoreSession, params: dict, probes: list, read: dict | None = None) -> list[list]:
+    """Per probe, the TOP_K most similar searchable signals: numpy over the team's embeddings, read once
+    (and left in `read`)."""
     import numpy as np
 
     ids, vectors = embeddings(db, _SEARCHABLE_EMBEDDINGS, params)
+    if read is not None:
+        read.update(zip(ids, vectors))
     if not ids:
         return [[] for _ in probes]
     vectors = vectors.astype(np.float64)
@@ -785,8 +795,14 @@ GROUP BY m.team_id, m.report_id, e.model, m.first_batch_key
 ASSIGNMENTS_HASH = "sum(cityHash64(signal_id, seq, report_id, deleted, weight))"
 _ASSIGNMENT_HASHES = (
     f"SELECT batch_key, {ASSIGNMENTS_HASH} AS hash "
-    "FROM report_assignments WHERE team_id = {team} AND batch_key {op} {batch} GROUP BY batch_key"
+    "FROM report_assignments WHERE team_id = {team} AND batch_key < {batch} GROUP BY batch_key"
 )
+# The marker, hashed where the assignments are (none when the team has none in the batch).
+_MARK_BATCH = f"""
+INSERT INTO report_vector_batches (team_id, batch_key, assignments_hash)
+SELECT team_id, batch_key, {ASSIGNMENTS_HASH} FROM report_assignments
+WHERE team_id = {{team}} AND batch_key = {{batch}} GROUP BY team_id, batch_key
+"""
 _MARKED_BATCHES = (
     "SELECT batch_key, assignments_hash FROM report_vector_batches WHERE team_id = {team} AND batch_key < {batch}"
 )
@@ -802,12 +818,8 @@ def derive_vector_deltas(db: StoreSession, team: int, batch: str) -> None:
     db.delete_where("report_vector_snapshots", "team_id = {team} AND batch_key >= {batch}", params)
     db.delete_where("report_vector_batches", "team_id = {team} AND batch_key = {batch}", params)
     db.delete_where("report_vector_deltas", "team_id = {team} AND batch_key = {batch}", params)
-    hashes = db.query(_ASSIGNMENT_HASHES.replace("{op}", "="), params)
-    if hashes:
-        db.command(_DERIVE_VECTOR_DELTAS, params)
-        db.insert(
-            "report_vector_batches", [{"team_id": team, "batch_key": batch, "assignments_hash": hashes[0]["hash"]}]
-        )
+    db.command(_DERIVE_VECTOR_DELTAS, params)  # no rows when the team has no assignments in the batch
+    db.command(_MARK_BATCH, params)
 
 
 def repair_vector_deltas(db: StoreSession, team: int, batch: str) -> int:
@@ -816,7 +828,7 @@ def repair_vector_deltas(db: StoreSession, team: int, batch: str) -> int:
     every batch after the first such one, since a batch's deltas depend on the assignments before it.
     Returns how many batches were derived."""
     params = {"team": team, "batch": batch}
-    assigned = {r["batch_key"]: r["hash"] for r in db.query(_ASSIGNMENT_HASHES.replace("{op}", "<"), params)}
+    assigned = {r["batch_key"]: r["hash"] for r in db.query(_ASSIGNMENT_HASHES, params)}
     marked = {r["batch_key"]: r["assignments_hash"] for r in db.query(_MARKED_BATCHES, params)}
     with_rows = {r["batch_key"] for r in db.query(_DELTA_BATCHES, params)}
     keys = assigned.keys() | marked.keys() | with_rows
