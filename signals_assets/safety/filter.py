@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 from urllib.parse import unquote
 
-from signals_assets.safety.literals import ascii_lower, literal_search, may_match, required_literals
+from signals_assets.safety.literals import AnyOf, ascii_lower, literal_search, may_match, required_literals
 
 INSTRUCTION_OVERRIDE = "instruction_override"
 HIDDEN_INSTRUCTIONS = "hidden_instructions"
@@ -1215,12 +1215,11 @@ _ADDRESSED_DIRECTIVE = re.compile(
 )
 
 
-def _addressed_override(text: str) -> tuple[int, int] | None:
+def _addressed_override(text: str, lowered: str | None) -> tuple[int, int] | None:
     """(start, end) of an order to the model found by structure: an addressed directive, or a vocative to the
     model with an order only a model obeys in the same sentence or up to 240 characters after it; reported
-    quotations do not count."""
+    quotations do not count. `lowered` is `ascii_lower(text)`."""
     # most texts hold none of the words a directive or a vocative needs: their searches are skipped
-    lowered = ascii_lower(text)
     if may_match(_literals_of(_ADDRESSED_DIRECTIVE), lowered):
         for match in _ADDRESSED_DIRECTIVE.finditer(text):
             if not _reported_quote(text, match.start(), match.end()):
@@ -1232,6 +1231,7 @@ def _addressed_override(text: str) -> tuple[int, int] | None:
     orders = sorted(
         match.span()
         for pattern in (_ORDER, _RULES_OFF)
+        if may_match(_literals_of(pattern), lowered)
         for match in pattern.finditer(text)
         if not _reported_quote(text, *match.span())
     )
@@ -1426,20 +1426,20 @@ def _reported_quote(text: str, start: int, end: int) -> bool:
 
 
 @functools.cache
-def _rule_literals() -> list[re.Pattern | None]:
+def _rule_literals() -> list[tuple[AnyOf, ...]]:
     """For each rule, a search for the strings an ASCII text must hold for it to match (derived once, on
     first use)."""
     return [_literals_of(pattern) for _, pattern in _RULES]
 
 
 @functools.cache
-def _literals_of(pattern: re.Pattern) -> re.Pattern | None:
+def _literals_of(pattern: re.Pattern) -> tuple[AnyOf, ...]:
     return literal_search(required_literals(pattern))
 
 
-def _rule_match(text: str) -> tuple[str, int, int] | None:
-    """The first rule that matches `text` outside a negation or a reported quotation, as (kind, start, end)."""
-    lowered = ascii_lower(text)
+def _rule_match(text: str, lowered: str | None) -> tuple[str, int, int] | None:
+    """The first rule that matches `text` outside a negation or a reported quotation, as (kind, start, end);
+    `lowered` is `ascii_lower(text)`."""
     for (kind, pattern), literals in zip(_RULES, _rule_literals()):
         if not may_match(literals, lowered):  # the rule cannot match: skip its search
             continue
@@ -1460,9 +1460,10 @@ def _direct(text: str) -> SafetyVerdict:
     for view in (normalised, normalised.deobfuscated()):
         if view is None:
             continue
-        found = _rule_match(view.text)
+        lowered = ascii_lower(view.text)
+        found = _rule_match(view.text, lowered)
         if found is None:
-            addressed = _addressed_override(view.text)
+            addressed = _addressed_override(view.text, lowered)
             found = (INSTRUCTION_OVERRIDE, *addressed) if addressed else None
         if found is not None:
             kind, start, end = found
