@@ -51,16 +51,6 @@ def test_required_literals_keep_every_match(pattern, matching, other):
     assert compiled.search(other) is None and not may_match(search, ascii_lower(other))
 
 
-def test_a_sequence_needs_a_literal_of_each_part():
-    compiled = re.compile(r"\b(?:send|post)\b.{0,20}?(?:secret|token).{0,20}?\b(?:to|into)\s+\S+", re.IGNORECASE)
-    search = literal_search(required_literals(compiled))
-    assert len(search) >= 2  # the verb and the secret, at least
-    assert compiled.search("SEND the TOKEN to x") and may_match(search, ascii_lower("SEND the TOKEN to x"))
-    # each text holds some of the literals, but not one of each part
-    for text in ("send it to me", "post a secret", "my secret went to you"):
-        assert compiled.search(text) is None and not may_match(search, ascii_lower(text))
-
-
 @pytest.fixture
 def literal_cache(tmp_path, monkeypatch):
     """The disk cache in a fresh directory, as a new process would find it."""
@@ -76,15 +66,14 @@ def test_literals_are_kept_on_disk_and_read_back(literal_cache):
     assert required_literals(compiled) == derived
     (path,) = literal_cache.glob("literals.*.json")
     stored = json.loads(path.read_text())
-    assert [set(s) for s in next(iter(stored.values()))] == [set(s) for s in derived]
+    assert derived and list(stored.values()) == [sorted(derived)]
     # a later process reads them: what the file says is what it uses
-    stored = {key: [["zzz"]] for key in stored}
-    path.write_text(json.dumps(stored))
+    path.write_text(json.dumps({key: ["zzz"] for key in stored}))
     literals._cached.cache_clear()
-    assert required_literals(compiled) == (frozenset({"zzz"}),)
+    assert required_literals(compiled) == frozenset({"zzz"})
 
 
-@pytest.mark.parametrize("content", ["not json", '{"k": "not a list"}', "[1, 2]"])
+@pytest.mark.parametrize("content", ["not json", '{"k": "not a list"}', '{"k": [1]}', "[1, 2]"])
 def test_a_damaged_cache_file_is_ignored(literal_cache, content):
     compiled = re.compile(r"(?:the\s+)?secret", re.IGNORECASE)
     literal_cache.mkdir()
@@ -104,7 +93,7 @@ def test_a_cache_that_cannot_be_written_only_costs_time(literal_cache):
 
 def test_a_pattern_with_nothing_to_require_is_always_searched():
     search = literal_search(required_literals(re.compile(r"\w+\s*(?:a|\d)?")))
-    assert search == () and may_match(search, ascii_lower("anything"))
+    assert search is None and may_match(search, ascii_lower("anything"))
 
 
 def test_a_literal_no_ascii_character_matches_rules_out_every_ascii_text():

@@ -33,7 +33,8 @@ instructions" and the bot …') is not an order to us, unless it names this pipe
 Then, for a text the rules pass, the learned scorer (`scorer.py`) where a cue an attack acts on is present
 (`_scored`). Pure standard library: it runs inside `buffered_signals` and the report summary.
 A rule is searched only in a text that may hold a match (`literals.py`: the literals an ASCII text
-needs for it), and recent verdicts are kept, so a report's judgement re-uses its signals' screening.
+needs for it, derived once and kept on disk), and recent verdicts are kept, so a report's judgement
+re-uses its signals' screening.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 from urllib.parse import unquote
 
-from signals_assets.safety.literals import AnyOf, ascii_lower, literal_search, may_match, required_literals
+from signals_assets.safety.literals import ascii_lower, literal_search, may_match, required_literals
 
 INSTRUCTION_OVERRIDE = "instruction_override"
 HIDDEN_INSTRUCTIONS = "hidden_instructions"
@@ -1426,14 +1427,14 @@ def _reported_quote(text: str, start: int, end: int) -> bool:
 
 
 @functools.cache
-def _rule_literals() -> list[tuple[AnyOf, ...]]:
+def _rule_literals() -> list[re.Pattern | None]:
     """For each rule, a search for the strings an ASCII text must hold for it to match (derived once, on
     first use)."""
     return [_literals_of(pattern) for _, pattern in _RULES]
 
 
 @functools.cache
-def _literals_of(pattern: re.Pattern) -> tuple[AnyOf, ...]:
+def _literals_of(pattern: re.Pattern) -> re.Pattern | None:
     return literal_search(required_literals(pattern))
 
 

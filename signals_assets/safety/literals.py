@@ -2,16 +2,15 @@
 
 The safety rules are long alternations that Python's `re` tries at every position of a text, although
 nearly every branch starts from a word that most texts lack. `required_literals(pattern)` reads the
-pattern's parse tree and returns sets of strings, lower case, such that every match contains one string
-of each set (a sequence needs what each of its parts needs: "send … secret … to" needs a verb, a secret
-and a destination); `literal_search` looks for each set's strings at once. A text whose lower-case form
-lacks every string of one set cannot match, so the rule's search is skipped with the same result. Only
-ASCII texts are tested this way: there, case-insensitive matching is exactly `str.lower()` on both sides, which Unicode case folding is not (e.g. "İ", "ſ").
+pattern's parse tree and returns strings, lower case, of which every match contains at least one
+(None: no such set was found); `literal_search` looks for them all at once. A text whose lower-case
+form holds none of them cannot match, so the rule's search is skipped with the same result. Only ASCII texts are tested this way: there, case-insensitive
+matching is exactly `str.lower()` on both sides, which Unicode case folding is not (e.g. "İ", "ſ").
 
-Reading a parse tree costs as much as compiling the pattern (about half a second for the safety rules, in
-every process that screens), so the literals are kept on disk the way Python keeps bytecode: in
-`__pycache__` beside this module, under a key of the pattern, this module's source and the Python version,
-and derived again when that file is missing, unreadable or cannot be written.
+Reading a parse tree costs as much as compiling the pattern (0.3–0.7 s for the safety rules, in every
+process that screens), so the literals are kept on disk the way Python keeps bytecode: in `__pycache__`
+beside this module, under a key of the pattern, this module's source and the Python version, and derived
+again when that file is missing, damaged or cannot be written.
 """
 
 from __future__ import annotations
@@ -29,10 +28,8 @@ from re import (
     _constants as sre,  # type: ignore[attr-defined]
     _parser as sre_parse,  # type: ignore[attr-defined]
 )
-from typing import Callable
 
 Literals = frozenset[str]  # any of these strings; the empty set: the pattern cannot match an ASCII text
-Required = tuple[Literals, ...]  # one string of each of these sets; (): no constraint found
 MAX_STRINGS = 256  # a branch or a run of literals with more spellings than this is not expanded
 _IGNORECASE = int(re.IGNORECASE)  # plain ints: flag enums cost a call per operation
 
@@ -60,14 +57,14 @@ def _concatenations(prefixes: Literals, parts: list[Literals]) -> Literals:
     return prefixes
 
 
-def _node(op, av, flags: int) -> tuple[Literals | None, Required]:
+def _node(op, av, flags: int) -> tuple[Literals | None, Literals | None]:
     """(exact, required) of one parse node: `exact` is every string it can consume (None: unknown or
-    too many), `required` sets of strings of which what it consumes contains one of each."""
+    too many), `required` strings of which what it consumes contains one (None: no constraint)."""
     if op is sre.LITERAL:
         spellings = _ascii_spellings(av, bool(flags & _IGNORECASE))
-        return (spellings, (spellings,)) if len(spellings) <= 1 else (None, ())
+        return (spellings, spellings) if len(spellings) <= 1 else (None, None)
     if op in (sre.AT, sre.ASSERT, sre.ASSERT_NOT):
-        return frozenset({""}), ()  # zero width: consumes nothing
+        return frozenset({""}), None  # zero width: consumes nothing
     if op is sre.SUBPATTERN:
         _group, add_flags, del_flags, pattern = av
         return _sequence(pattern, (flags | int(add_flags)) & ~int(del_flags))
@@ -78,31 +75,27 @@ def _node(op, av, flags: int) -> tuple[Literals | None, Required]:
         exacts = [e for e, _ in branches if e is not None]
         union = frozenset().union(*exacts)
         exact = union if len(exacts) == len(branches) and len(union) <= MAX_STRINGS else None
-        if not all(required for _, required in branches):
-            return exact, ()
-        # the k-th set of the whole: the k-th requirement of each branch (its last when it has fewer), joined
-        depth = max(len(required) for _, required in branches)
-        joined = [frozenset().union(*(r[min(k, len(r) - 1)] for _, r in branches)) for k in range(depth)]
-        return exact, tuple(joined)
+        requirements = [r for _, r in branches if r is not None]
+        required = frozenset().union(*requirements) if len(requirements) == len(branches) else None
+        return exact, required
     if op in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT):
         low, high, pattern = av
         exact, required = _sequence(pattern, flags)
         if low == 0:
             optional = exact | {""} if exact is not None and (low, high) == (0, 1) else None
-            return optional, ()
+            return optional, None
         return (exact if (low, high) == (1, 1) else None), required
-    return None, ()  # classes, any character, categories, back references: no literal to require
+    return None, None  # classes, any character, categories, back references: no literal to require
 
 
-def _sequence(pattern, flags: int) -> tuple[Literals | None, Required]:
-    """(exact, required) of a sequence: runs of exact nodes are expanded into their spellings, and every
-    node's requirements hold for the whole, most selective (longest shortest string, then fewest strings)
-    first."""
+def _sequence(pattern, flags: int) -> tuple[Literals | None, Literals | None]:
+    """(exact, required) of a sequence: runs of exact nodes are expanded into their spellings, and the
+    most selective requirement (longest shortest string, then fewest strings) is kept."""
     nodes = [_node(op, av, flags) for op, av in pattern]
     # An exact node's own requirement is part of its run's spellings: only the others are candidates.
-    candidates: list[Literals] = [r for exact, required in nodes if exact is None for r in required]
+    candidates: list[Literals] = [required for exact, required in nodes if exact is None and required is not None]
     run: Literals = frozenset({""})  # the spellings of the current run of exact nodes
-    for exact, _ in [*nodes, (None, ())]:
+    for exact, _ in [*nodes, (None, None)]:
         if exact is not None and len(run) * len(exact) <= MAX_STRINGS:
             if len(exact) == 1:  # a literal character, the common case
                 (tail,) = exact
@@ -116,45 +109,35 @@ def _sequence(pattern, flags: int) -> tuple[Literals | None, Required]:
     exacts = [exact for exact, _ in nodes if exact is not None]
     whole = _expand(exacts) if len(exacts) == len(nodes) else None
     if any(not candidate for candidate in candidates):
-        return frozenset(), (frozenset(),)  # a literal no ASCII character matches: no ASCII text matches
-    ranked = sorted(set(candidates), key=lambda c: (-min(map(len, c)), len(c), sorted(c)))
-    return whole, tuple(ranked)
+        return frozenset(), frozenset()  # a literal no ASCII character matches: no ASCII text matches
+    best = max(candidates, key=lambda c: (min(map(len, c)), -len(c)), default=None)
+    return whole, best
 
 
-def required_literals(pattern: re.Pattern) -> Required:
-    """Sets of lower-case strings of which every match of `pattern` in an ASCII text contains one of each,
-    most selective first; () when none was found (from the disk cache when it holds them)."""
+def required_literals(pattern: re.Pattern) -> Literals | None:
+    """Lower-case strings of which every match of `pattern` in an ASCII text contains one, or None
+    (from the disk cache when it holds them)."""
     key = hashlib.blake2b(f"{pattern.flags}:{pattern.pattern}".encode("utf-8", "surrogatepass")).hexdigest()
     with _cache_lock:
         cache = _cached()
         if key in cache:
-            return tuple(map(frozenset, cache[key]))
-    required = derived_literals(pattern)
+            stored = cache[key]
+            return None if stored is None else frozenset(stored)
+    literals = derived_literals(pattern)
     with _cache_lock:
-        cache[key] = [sorted(literals) for literals in required]
+        cache[key] = None if literals is None else sorted(literals)
         _write_cache(cache)
-    return required
+    return literals
 
 
-def derived_literals(pattern: re.Pattern) -> Required:
+def derived_literals(pattern: re.Pattern) -> Literals | None:
     """`required_literals` read from the pattern's parse tree."""
     parsed = sre_parse.parse(pattern.pattern, pattern.flags)
-    return tuple(map(_minimal, _sequence(parsed, int(parsed.state.flags))[1]))
-
-
-def _minimal(literals: Literals) -> Literals:
-    """`literals` without those that hold another member: a text holding one holds the other."""
-    kept: list[str] = []
-    for literal in sorted(literals, key=len):
-        if not any(other in literal for other in kept):
-            kept.append(literal)
-    return frozenset(kept)
+    return _sequence(parsed, int(parsed.state.flags))[1]
 
 
 CACHE_DIR = Path(__file__).with_name("__pycache__")
 _cache_lock = threading.Lock()
-
-
 # One file per version of this module and of Python: a change to either starts a fresh one. Read on import,
 # so a process never files what its own code derived under a newer version's name.
 _VERSION = hashlib.blake2b(Path(__file__).read_bytes() + sys.version.encode(), digest_size=8).hexdigest()
@@ -165,25 +148,24 @@ def _cache_path() -> Path:
 
 
 @functools.cache
-def _cached() -> dict[str, list[list[str]]]:
+def _cached() -> dict[str, list[str] | None]:
     """The disk cache as read once per process (empty when missing or not a cache), then kept up to date."""
     return _read_cache(_cache_path())
 
 
-def _read_cache(path: Path) -> dict[str, list[list[str]]]:
+def _read_cache(path: Path) -> dict[str, list[str] | None]:
     try:
         stored = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
     valid = isinstance(stored, dict) and all(
-        isinstance(value, list)
-        and all(isinstance(literals, list) and all(isinstance(s, str) for s in literals) for literals in value)
+        value is None or (isinstance(value, list) and all(isinstance(s, str) for s in value))
         for value in stored.values()
     )
     return stored if valid else {}
 
 
-def _write_cache(cache: dict[str, list[list[str]]]) -> None:
+def _write_cache(cache: dict[str, list[str] | None]) -> None:
     """Merged with what other processes wrote meanwhile, then replaced atomically; a cache that cannot be
     written is only slower."""
     path = _cache_path()
@@ -203,26 +185,17 @@ def _write_cache(cache: dict[str, list[list[str]]]) -> None:
         pass
 
 
-def literal_search(required: Required) -> tuple[AnyOf, ...]:
-    """One search per set of `required`, for any of its strings: one alternation of literals is far cheaper
-    than a Python loop over them. Each is compiled on its first search: a set that only texts passing the
-    ones before it reach may never be."""
-    return tuple(AnyOf(literals) for literals in required)
-
-
-class AnyOf:
-    """A search of a lower-case text for any of `literals`, compiled on first use."""
-
-    def __init__(self, literals: Literals) -> None:
-        self.literals = literals
-
-    @functools.cached_property
-    def _search(self) -> Callable[[str], re.Match | None]:
-        literals = sorted(self.literals, key=lambda literal: (len(literal), literal))
-        return re.compile("|".join(map(re.escape, literals)) if literals else "(?!)").search  # (?!): never matches
-
-    def search(self, lowered: str) -> re.Match | None:
-        return self._search(lowered)
+def literal_search(required: Literals | None) -> re.Pattern | None:
+    """One search for any of `required` (None stays None): a string that holds another member adds
+    nothing, and one alternation of literals is far cheaper than a Python loop over them."""
+    if required is None:
+        return None
+    shortest_first = sorted(required, key=len)
+    kept: list[str] = []
+    for literal in shortest_first:
+        if not any(other in literal for other in kept):
+            kept.append(literal)
+    return re.compile("|".join(map(re.escape, kept)) if kept else "(?!)")  # (?!): never matches
 
 
 def ascii_lower(text: str) -> str | None:
@@ -230,7 +203,7 @@ def ascii_lower(text: str) -> str | None:
     return text.lower() if text.isascii() else None
 
 
-def may_match(searches: tuple[AnyOf, ...], lowered: str | None) -> bool:
+def may_match(search: re.Pattern | None, lowered: str | None) -> bool:
     """False only when `lowered` (`ascii_lower` of a text, made once for all the rules) holds none of
-    the literals of one of the searches; a text that is not ASCII (None) is always searched."""
-    return lowered is None or all(search.search(lowered) is not None for search in searches)
+    the search's literals; a text that is not ASCII (None) is always searched."""
+    return search is None or lowered is None or search.search(lowered) is not None
