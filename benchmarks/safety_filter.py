@@ -12,6 +12,10 @@ prints the filter's speed on them (one core, wall clock), and the time for the s
 32,000-character text (a signal's size limit), where a rule that backtracks would show up as seconds.
 
     .venv/bin/python benchmarks/safety_filter.py [--split dev|heldout|heldout2|…|all] [--errors]
+
+`--verdicts FILE` instead writes every verdict (accepted or not, kind, quote, reason) on every corpus, Banking77
+and HWU64 text, with and without the scorer, one JSON line each: two versions of the filter give the same
+verdicts exactly when their files are byte-identical (`cmp a b`).
 """
 
 from __future__ import annotations
@@ -70,7 +74,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--split", default="all", choices=(*SPLITS, "all"))
     parser.add_argument("--errors", action="store_true", help="print every misclassified example")
+    parser.add_argument("--verdicts", type=Path, help="write every verdict to this file, and nothing else")
     args = parser.parse_args()
+    if args.verdicts:
+        write_verdicts(args.verdicts)
+        return
     splits = (*SPLITS, "all") if args.split == "all" else (args.split,)
     for split in splits:
         result = evaluate(load(split))
@@ -113,6 +121,18 @@ def benign_datasets_false_positives(show: bool) -> None:
         if show:
             for text, verdict in flagged:
                 print(f"  {verdict.kind}: {verdict.display_quote!r} text={text[:100]!r}")
+
+
+def write_verdicts(path: Path) -> None:
+    texts = [row["text"] for row in load("all")] + [t for group in benign_texts().values() for t in group]
+    with path.open("w") as out:
+        for use_scorer in (True, False):
+            for text in texts:
+                verdict = check_signal_text(text, use_scorer=use_scorer)
+                line = {"scorer": use_scorer, "text": text, "safe": verdict.safe, "kind": verdict.kind}
+                line.update(quote=verdict.quote, revealed=verdict.revealed, reason=verdict.reason)
+                out.write(json.dumps(line, ensure_ascii=False) + "\n")
+    print(f"{2 * len(texts)} verdicts ({len(texts)} texts, with and without the scorer) written to {path}")
 
 
 def long_texts(length: int = 32_000) -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from signals_assets.safety import filter as safety_filter
+from signals_assets.safety import filter as safety_filter, literals
 from signals_assets.safety.filter import _RULES, check_signal_text
-from signals_assets.safety.literals import ascii_lower, literal_search, may_match, required_literals
+from signals_assets.safety.literals import ascii_lower, derived_literals, literal_search, may_match, required_literals
 
 CORPUS = Path(__file__).parent / "data" / "safety_corpus.jsonl"
 
@@ -49,6 +49,46 @@ def test_required_literals_keep_every_match(pattern, matching, other):
     search = literal_search(required_literals(compiled))
     assert compiled.search(matching) and may_match(search, ascii_lower(matching))
     assert compiled.search(other) is None and not may_match(search, ascii_lower(other))
+
+
+@pytest.fixture
+def literal_cache(tmp_path, monkeypatch):
+    """The disk cache in a fresh directory, as a new process would find it."""
+    monkeypatch.setattr(literals, "CACHE_DIR", tmp_path / "cache")
+    literals._cached.cache_clear()
+    yield tmp_path / "cache"
+    literals._cached.cache_clear()
+
+
+def test_literals_are_kept_on_disk_and_read_back(literal_cache):
+    compiled = re.compile(r"\bignore\s+(?:all|your)\s+rules\b", re.IGNORECASE)
+    derived = derived_literals(compiled)
+    assert required_literals(compiled) == derived
+    (path,) = literal_cache.glob("literals.*.json")
+    stored = json.loads(path.read_text())
+    assert derived and list(stored.values()) == [sorted(derived)]
+    # a later process reads them: what the file says is what it uses
+    path.write_text(json.dumps({key: ["zzz"] for key in stored}))
+    literals._cached.cache_clear()
+    assert required_literals(compiled) == frozenset({"zzz"})
+
+
+@pytest.mark.parametrize("content", ["not json", '{"k": "not a list"}', '{"k": [1]}', "[1, 2]"])
+def test_a_damaged_cache_file_is_ignored(literal_cache, content):
+    compiled = re.compile(r"(?:the\s+)?secret", re.IGNORECASE)
+    literal_cache.mkdir()
+    literals._cache_path().write_text(content)
+    assert required_literals(compiled) == derived_literals(compiled)
+    # and replaced by a good one
+    literals._cached.cache_clear()
+    assert required_literals(compiled) == derived_literals(compiled)
+    assert json.loads(literals._cache_path().read_text())
+
+
+def test_a_cache_that_cannot_be_written_only_costs_time(literal_cache):
+    literal_cache.write_text("a file where the directory should be")
+    compiled = re.compile(r"x{2,}y|zz?q", re.IGNORECASE)
+    assert required_literals(compiled) == derived_literals(compiled)
 
 
 def test_a_pattern_with_nothing_to_require_is_always_searched():

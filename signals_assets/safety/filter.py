@@ -33,7 +33,8 @@ instructions" and the bot …') is not an order to us, unless it names this pipe
 Then, for a text the rules pass, the learned scorer (`scorer.py`) where a cue an attack acts on is present
 (`_scored`). Pure standard library: it runs inside `buffered_signals` and the report summary.
 A rule is searched only in a text that may hold a match (`literals.py`: the literals an ASCII text
-needs for it), and recent verdicts are kept, so a report's judgement re-uses its signals' screening.
+needs for it, derived once and kept on disk), and recent verdicts are kept, so a report's judgement
+re-uses its signals' screening.
 """
 
 from __future__ import annotations
@@ -1215,12 +1216,11 @@ _ADDRESSED_DIRECTIVE = re.compile(
 )
 
 
-def _addressed_override(text: str) -> tuple[int, int] | None:
+def _addressed_override(text: str, lowered: str | None) -> tuple[int, int] | None:
     """(start, end) of an order to the model found by structure: an addressed directive, or a vocative to the
     model with an order only a model obeys in the same sentence or up to 240 characters after it; reported
-    quotations do not count."""
+    quotations do not count. `lowered` is `ascii_lower(text)`."""
     # most texts hold none of the words a directive or a vocative needs: their searches are skipped
-    lowered = ascii_lower(text)
     if may_match(_literals_of(_ADDRESSED_DIRECTIVE), lowered):
         for match in _ADDRESSED_DIRECTIVE.finditer(text):
             if not _reported_quote(text, match.start(), match.end()):
@@ -1232,6 +1232,7 @@ def _addressed_override(text: str) -> tuple[int, int] | None:
     orders = sorted(
         match.span()
         for pattern in (_ORDER, _RULES_OFF)
+        if may_match(_literals_of(pattern), lowered)
         for match in pattern.finditer(text)
         if not _reported_quote(text, *match.span())
     )
@@ -1437,9 +1438,9 @@ def _literals_of(pattern: re.Pattern) -> re.Pattern | None:
     return literal_search(required_literals(pattern))
 
 
-def _rule_match(text: str) -> tuple[str, int, int] | None:
-    """The first rule that matches `text` outside a negation or a reported quotation, as (kind, start, end)."""
-    lowered = ascii_lower(text)
+def _rule_match(text: str, lowered: str | None) -> tuple[str, int, int] | None:
+    """The first rule that matches `text` outside a negation or a reported quotation, as (kind, start, end);
+    `lowered` is `ascii_lower(text)`."""
     for (kind, pattern), literals in zip(_RULES, _rule_literals()):
         if not may_match(literals, lowered):  # the rule cannot match: skip its search
             continue
@@ -1460,9 +1461,10 @@ def _direct(text: str) -> SafetyVerdict:
     for view in (normalised, normalised.deobfuscated()):
         if view is None:
             continue
-        found = _rule_match(view.text)
+        lowered = ascii_lower(view.text)
+        found = _rule_match(view.text, lowered)
         if found is None:
-            addressed = _addressed_override(view.text)
+            addressed = _addressed_override(view.text, lowered)
             found = (INSTRUCTION_OVERRIDE, *addressed) if addressed else None
         if found is not None:
             kind, start, end = found
