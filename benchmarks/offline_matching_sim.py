@@ -6,6 +6,8 @@
     python benchmarks/offline_matching_sim.py --scale         # the train sample's similarity scale
     python benchmarks/offline_matching_sim.py --research-between   # consolidation, reports researched between batches
     python benchmarks/offline_matching_sim.py --pool-limits        # the same on 4,500-text train samples by pool size
+    python benchmarks/offline_matching_sim.py --tune-consolidation # the consolidation's grid on train samples
+    python benchmarks/offline_matching_sim.py --pairing            # large pieces paired (measured, not shipped)
 
 Each signal is decided in arrival order and sees only earlier signals, with exactly the information
 of the real pipeline: per probe (the text; with --probes 2 also `keyword_queries(text)`) the nearest
@@ -33,6 +35,7 @@ import csv
 import dataclasses
 import hashlib
 import json
+import math
 import statistics
 import sys
 import tempfile
@@ -59,7 +62,7 @@ from signals_assets.grouping.offline_matching import (  # noqa: E402
     decide,
     keyword_queries,
 )
-from signals_assets.grouping.similarity_scale import pool_scale  # noqa: E402
+from signals_assets.grouping.similarity_scale import REFERENCE, pool_scale  # noqa: E402
 
 TOP_K = 10
 BASELINE_THRESHOLD = 0.675
@@ -353,13 +356,11 @@ def distinct_intent_texts(
     return [pair for pair in per_intent_texts(count, seed, max_words) if pair[1] in kept]
 
 
-def tune_consolidation() -> None:
-    """Grid over the attachment of fragments on train only: the 2,000 and 4,500 train samples, 30, 10 and
-    58 texts per intent, 30 short texts (≤ 8 words) per intent, and 58 texts and 30 texts of ≤ 10 words
-    of distinct intents (consolidation does not depend on arrival order); prints ARI / precision /
-    recall / clusters per sample, the singleton shares and whether the demo team's password-reset
-    report stays whole."""
-    samples = {
+def consolidation_samples() -> dict[str, list[tuple[str, str]]]:
+    """The train samples the consolidation is tuned on: the 2,000 and 4,500 train samples, 30, 10 and 58
+    texts per intent, 30 short texts (≤ 8 words) per intent, and 58 texts and 30 texts of ≤ 10 words of
+    distinct intents (consolidation does not depend on arrival order)."""
+    return {
         "train 2,000": train_orders(orders=1)[0],
         "train 4,500": train_orders(4500, orders=1)[0],
         "30 per intent": per_intent_texts(30),
@@ -369,6 +370,13 @@ def tune_consolidation() -> None:
         "58 per distinct intent": distinct_intent_texts(58),
         "30 short per distinct intent": distinct_intent_texts(30, seed=6, max_words=10),
     }
+
+
+def tune_consolidation() -> None:
+    """Grid over the attachment of fragments on train only (`consolidation_samples`); prints ARI / precision /
+    recall / clusters per sample, the singleton shares and whether the demo team's password-reset
+    report stays whole."""
+    samples = consolidation_samples()
     grid = [
         {},  # shipped
         {"attach_share": 0.45},
@@ -385,6 +393,55 @@ def tune_consolidation() -> None:
             f"demo password reset whole: {demo_password_reset_whole(params)}",
             flush=True,
         )
+
+
+def paired_pieces(vectors: np.ndarray, labels: list[int], margin: float, background: int = 3) -> list[int]:
+    """Measured, not shipped (HWU64 lost 0.024 ARI with it): the consolidation's clusters with each pair
+    of clusters of more than 5 signals that are each other's nearest (mean rescaled cross cosine) merged
+    if that cosine exceeds each one's cosine to its `background`-th nearest such cluster by `margin`."""
+    matrix = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    gain, offset = pool_scale(matrix).affine_to(REFERENCE)
+    labels_array = np.asarray(labels)
+    large = [label for label, size in enumerate(np.bincount(labels_array)) if size > 5]
+    if len(large) <= background:
+        return labels
+    means = np.array([matrix[labels_array == label].mean(axis=0) for label in large])
+    cross = gain * (means @ means.T) + offset
+    np.fill_diagonal(cross, -np.inf)
+    nearest = np.argmax(cross, axis=1)
+    floor = -np.sort(-cross, axis=1)[:, background - 1]
+    merged = labels_array.copy()
+    for first, second in enumerate(nearest):
+        if first < second and nearest[second] == first and cross[first, second] - max(floor[[first, second]]) >= margin:
+            merged[labels_array == large[second]] = large[first]
+    return merged.tolist()
+
+
+def pairing() -> None:
+    """`paired_pieces` after the shipped consolidation, on the tuning samples (two more distinct-intent
+    seeds) and the dev consolidated pool: ARI / precision / recall / clusters, and singleton shares."""
+    from grouping_quality import one_per_intent
+
+    samples = consolidation_samples() | {
+        "58 per distinct intent, seed 1": distinct_intent_texts(58, seed=1),
+        "30 short per distinct intent, seed 5": distinct_intent_texts(30, seed=5, max_words=10),
+        "dev 2,000 (consolidated pool)": protocol_texts(0),
+    }
+    clustered = {}
+    for name, pairs in samples.items():
+        vectors = embed([t for t, _ in pairs])
+        clustered[name] = (vectors, [c for _, c in pairs], cluster_pool(vectors))
+    singles = [(v, cluster_pool(v)) for v in (embed(one_per_intent(seed)) for seed in range(5))]
+    for margin in (math.inf, 0.14, 0.15, 0.16, 0.17, 0.20):
+        line = []
+        for name, (vectors, truth, labels) in clustered.items():
+            r = grouping_scores(truth, [str(label) for label in paired_pieces(vectors, labels, margin)])
+            line.append(f"{name} {r['ari']:.3f}/{r['pair_precision']:.3f}/{r['pair_recall']:.3f}/{r['groups']}")
+        shares = []
+        for vectors, labels in singles:
+            counts = Counter(paired_pieces(vectors, labels, margin))
+            shares.append(sum(n for n in counts.values() if n > 1))
+        print(f"margin {margin}: {' | '.join(line)} | singletons sharing {shares}", flush=True)
 
 
 def demo_password_reset_whole(params: ConsolidationParameters) -> bool:
@@ -406,6 +463,7 @@ def main() -> int:
     parser.add_argument(
         "--research-between", action="store_true", help="consolidation with reports researched between batches"
     )
+    parser.add_argument("--pairing", action="store_true", help="large pieces paired after the consolidation")
     parser.add_argument(
         "--pool-limits", action="store_true", help="pool limit and representatives, researched between batches"
     )
@@ -413,6 +471,9 @@ def main() -> int:
     started = time.perf_counter()
     if args.pool_limits:
         pool_limits()
+        return 0
+    if args.pairing:
+        pairing()
         return 0
     if args.research_between:
         print_table(

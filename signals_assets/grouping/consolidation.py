@@ -58,6 +58,10 @@ fewer clusters at 0.007–0.020 more ARI, pair precision within ±0.012; the lat
 more on every train sample) take 1–6% fewer clusters at up to 0.012 more ARI, most where intents are
 told apart well, at −0.001 ARI and −0.018 precision where groups are 10 signals (benchmarks/README.md).
 A lower share (0.4) gained more ARI on large samples but lost precision where groups are small.
+What stays split on samples of well-separated intents is a problem in 2–3 *large* pieces. Merging
+large clusters that are each other's nearest and stand out from their third-nearest by a margin, or
+by HDBSCAN's dense regions, was measured and dropped: two neighbouring problems are often closer than
+two pieces of one, and the first lost 0.024 ARI and 0.10 pair precision on HWU64 (benchmarks/README.md).
 
 Memory: each pair's cosine is computed once, a block of rows against the later rows at a time,
 straight into scipy's condensed vector, and the neighbourhoods are found from those blocks (a sparse
