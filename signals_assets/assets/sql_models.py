@@ -45,7 +45,8 @@ def build_sql_model_assets(directory: Path = DEFAULT_DIR) -> dg.AssetsDefinition
     @dg.multi_asset(specs=[_spec(model) for model in models], can_subset=True, name="sql_models")
     def sql_models(context: dg.AssetExecutionContext, clickhouse: ClickHouseResource):
         selected = [model for model in models if dg.AssetKey(model.name) in context.selected_asset_keys]
-        with clickhouse.session(log=context.log.info) as db:
+        # Handed on: in a batch run the `reports` check follows, on the store only.
+        with clickhouse.session(log=context.log.info, hand_on=True) as db:
             for model in selected:
                 yield dg.MaterializeResult(
                     asset_key=model.name,
