@@ -216,7 +216,9 @@ def materialize_sql(model: SqlModel) -> list[str]:
     comment = f"'{version_comment(model)}'"  # a hex digest: nothing to escape
     if model.materialized == "table":
         # Atomic database engine: the table is built under a temporary name and then exchanged.
-        return [f"CREATE OR REPLACE TABLE {model.name} ENGINE = MergeTree ORDER BY tuple() COMMENT {comment} AS\n{select}"]
+        return [
+            f"CREATE OR REPLACE TABLE {model.name} ENGINE = MergeTree ORDER BY tuple() COMMENT {comment} AS\n{select}"
+        ]
     return [f"CREATE OR REPLACE VIEW {model.name} AS\n{select}\nCOMMENT {comment}"]
 
 
