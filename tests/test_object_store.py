@@ -232,3 +232,33 @@ def test_s3_needs_a_bucket(signals_home, monkeypatch):
 
     with pytest.raises(ValueError, match="SIGNALS_S3_BUCKET must be set when SIGNALS_OBJECT_STORE=s3"):
         load_settings()
+
+
+def test_claim_all_forms_the_batches_that_claims_one_after_the_other_form(object_store, tmp_path):
+    """`signals process` claims everything from one listing of the inbox: the same batches, in the same
+    order, with the same objects, as claiming them one after the other (round-robin across teams, each
+    team at most its own per-batch limit)."""
+    import shutil
+
+    from signals_assets.storage.object_store import LocalObjectStore
+
+    for team, limit in ((1, None), (2, 1), (3, None)):
+        save_team(object_store, TeamConfig(team_id=team, ai_processing_consent=True, max_signals_per_batch=limit))
+    emit_texts(object_store, [f"team one's signal {i}" for i in range(7)], team_id=1)
+    emit_texts(object_store, [f"team two's signal {i}" for i in range(3)], team_id=2, start=100)
+    emit_texts(object_store, [f"team three's signal {i}" for i in range(2)], team_id=3, start=200)
+    one_by_one = LocalObjectStore(tmp_path / "copy")
+    shutil.copytree(load_settings().objects_root, one_by_one.root)
+
+    batches = inbox.claim_all(object_store, 4, max_per_team=3)
+    expected, last = [], None
+    while claim := inbox.claim_pending(one_by_one, 4, last, max_per_team=3).new_batches:
+        expected += claim
+        last = claim[-1]
+
+    def contents(store, keys):
+        return [json.loads(store.get(inbox.manifest_key(batch)))["objects"] for batch in keys]
+
+    assert len(batches) == len(expected) == 3
+    assert contents(object_store, batches) == contents(one_by_one, expected)
+    assert batches == sorted(batches) and not object_store.list("inbox/")

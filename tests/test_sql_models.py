@@ -13,15 +13,17 @@ from signals_assets.assets.ingestion import buffered_signals, signal_embeddings
 from signals_assets.assets.reports import report_research, report_summaries
 from signals_assets.assets.sql_models import build_sql_model_assets
 from signals_assets.resources.clickhouse import ClickHouseResource
-from signals_assets.storage.clickhouse import SCHEMA_DIR
+from signals_assets.storage.clickhouse import SCHEMA_DIR, StoreSession, open_store
 from signals_assets.storage.facts import current_assignments
 from signals_assets.storage.sql_models import (
     SOURCE_PRODUCERS,
     SqlModelError,
+    build_models,
     load_models,
     materialize_sql,
     parse_model,
     render,
+    version_comment,
 )
 
 
@@ -190,11 +192,51 @@ def test_materialize_sql_replaces_views_and_tables(tmp_path):
     )
     base, top = load_models(tmp_path)
 
-    assert materialize_sql(base) == ["CREATE OR REPLACE VIEW base AS\n-- a view\nSELECT * FROM signals"]
+    assert materialize_sql(base) == [
+        f"CREATE OR REPLACE VIEW base AS\n-- a view\nSELECT * FROM signals\nCOMMENT '{version_comment(base)}'"
+    ]
     assert materialize_sql(top) == [
-        "CREATE OR REPLACE TABLE top ENGINE = MergeTree ORDER BY tuple() AS\n"
+        f"CREATE OR REPLACE TABLE top ENGINE = MergeTree ORDER BY tuple() COMMENT '{version_comment(top)}' AS\n"
         "-- materialized: table\nSELECT count() AS n FROM base"
     ]
+    assert version_comment(base) != version_comment(top)
+
+
+def test_an_unchanged_view_is_not_rebuilt_and_a_changed_view_or_a_table_is(tmp_path):
+    """A view is a stored query: the sql_models asset and the CLI rebuild it only when its code version
+    (or the base tables' definitions) changed; a table is a snapshot, rebuilt every time."""
+    models = write_models(
+        tmp_path / "models",
+        {
+            "teams": "SELECT DISTINCT team_id FROM {{ source('signals') }}\n",
+            "team_count": "-- materialized: table\nSELECT count() AS n FROM {{ ref('teams') }}\n",
+        },
+    )
+    with open_store("", tmp_path / "store", "signals") as db:
+        statements = []
+
+        def run(sql: str) -> bytes:
+            statements.append(sql)
+            return db._run(sql)
+
+        recording = StoreSession(run, db._insert_row_binary)
+
+        def created() -> list[str]:
+            built = [re.match(r"CREATE OR REPLACE (?:VIEW|TABLE) (\w+)", sql) for sql in statements]
+            statements.clear()
+            return [match[1] for match in built if match]
+
+        build_models(recording, models)
+        assert created() == ["teams", "team_count"]
+        build_models(recording, models)
+        assert created() == ["team_count"]
+        write_models(models, {"teams": "SELECT DISTINCT team_id, source_product FROM {{ source('signals') }}\n"})
+        build_models(recording, models)
+        assert created() == ["teams", "team_count"]
+        assert db.query("SELECT name FROM system.columns WHERE database = currentDatabase() AND table = 'teams'") == [
+            {"name": "team_id"},
+            {"name": "source_product"},
+        ]
 
 
 def test_source_producers_cover_the_base_tables():

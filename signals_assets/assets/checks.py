@@ -64,10 +64,15 @@ def check_result(
 
 
 def store_check(
-    context: dg.AssetCheckExecutionContext, clickhouse: ClickHouseResource, guarantee: Callable[[StoreSession], Verdict]
+    context: dg.AssetCheckExecutionContext,
+    clickhouse: ClickHouseResource,
+    guarantee: Callable[[StoreSession], Verdict],
+    hand_on: bool = True,
 ) -> dg.AssetCheckResult:
-    """The verdict of a guarantee over the store, with the store held only for its queries."""
-    with clickhouse.session(log=context.log.info) as db:
+    """The verdict of a guarantee over the store, with the store held only for its queries; by default
+    the session goes on to the run's next store use (the batch run's checks are followed by store work:
+    the grouping, the SQL models, the next check)."""
+    with clickhouse.session(log=context.log.info, hand_on=hand_on) as db:
         verdict = guarantee(db)
     return check_result(verdict)
 
@@ -149,7 +154,10 @@ def no_report_stranded_in_progress(
         run = context.instance.get_run_by_id(run_id) if run_id else None
         return run is not None and run.status.value in UNFINISHED
 
-    return store_check(context, clickhouse, lambda db: guarantees.reports_in_progress_have_live_runs(db, run_is_live))
+    # Not handed on: in a report run nothing of the store follows.
+    return store_check(
+        context, clickhouse, lambda db: guarantees.reports_in_progress_have_live_runs(db, run_is_live), hand_on=False
+    )
 
 
 @dg.asset_check(

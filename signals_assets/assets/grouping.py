@@ -61,9 +61,11 @@ def report_assignments(
         _refuse_out_of_order(context, keys[0], earlier)
     provider = llm.grouping()
     counts = []
-    open_session = functools.partial(clickhouse.session, log=context.log.info)
+    hold = not provider.calls_model and embedder.provider == "minilm"
+    # Held, the session goes on to the checks and SQL models that follow in the run (no model calls).
+    open_session = functools.partial(clickhouse.session, log=context.log.info, hand_on=hold)
     # Without a model to call, nothing waits while the store is held: one session for the whole range.
-    with lent_session(open_session, hold=not provider.calls_model and embedder.provider == "minilm") as opener:
+    with lent_session(open_session, hold=hold) as opener:
         session = phases.sessions(opener)
         # Batches in key order: a later batch must see the reports of the earlier ones.
         for batch in keys:

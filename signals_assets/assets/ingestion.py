@@ -45,9 +45,11 @@ def buffered_signals(
     phases = Phases()
     keys = sorted(context.partition_keys)
     counts = []
-    open_session = functools.partial(clickhouse.session, log=context.log.info)
+    hold = not judge.calls_model
+    # Held, the session goes on to the next step (the embeddings' read comes before their model pass).
+    open_session = functools.partial(clickhouse.session, log=context.log.info, hand_on=hold)
     # The offline rules call no model, so nothing waits while the store is held: one session for the range.
-    with lent_session(open_session, hold=not judge.calls_model) as opener:
+    with lent_session(open_session, hold=hold) as opener:
         session = phases.sessions(opener)
         for batch in keys:
             with phases("inbox"):
@@ -120,6 +122,8 @@ def signal_embeddings(
     store = object_store.open()
     phases = Phases()
     session = phases.sessions(functools.partial(clickhouse.session, log=context.log.info))
+    # The write's session goes on to the run's next steps (the embeddings' check, the grouping): no model in between.
+    handed_on = phases.sessions(functools.partial(clickhouse.session, log=context.log.info, hand_on=True))
     keys = sorted(context.partition_keys)
     # The whole range in one read, one model pass and one write: the model batches texts of similar
     # length across all of it, and the store is opened twice per run, not twice per batch.
@@ -128,7 +132,7 @@ def signal_embeddings(
     # The store is released while the model runs: other processes may use it meanwhile.
     with phases("embedding"):
         vectors = embedder.embed([s["description"] for s in signals])
-    with session() as db:
+    with handed_on() as db:
         embedded = ingestion_store.write_embeddings(db, keys, embedder.model_name, signals, vectors)
     for batch in keys:
         pause_point("embed")  # embedded, this batch's stage marker not yet written

@@ -5,7 +5,7 @@ from pathlib import Path
 import dagster as dg
 
 from signals_assets.resources.clickhouse import ClickHouseResource
-from signals_assets.storage.sql_models import MODELS_DIR, SqlModel, load_models, refresh
+from signals_assets.storage.sql_models import MODELS_DIR, SqlModel, built_views, load_models, refresh
 
 DEFAULT_DIR = MODELS_DIR
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -45,11 +45,13 @@ def build_sql_model_assets(directory: Path = DEFAULT_DIR) -> dg.AssetsDefinition
     @dg.multi_asset(specs=[_spec(model) for model in models], can_subset=True, name="sql_models")
     def sql_models(context: dg.AssetExecutionContext, clickhouse: ClickHouseResource):
         selected = [model for model in models if dg.AssetKey(model.name) in context.selected_asset_keys]
-        with clickhouse.session(log=context.log.info) as db:
+        # Handed on: in a batch run the `reports` check follows, on the store only.
+        with clickhouse.session(log=context.log.info, hand_on=True) as db:
+            views = built_views(db)
             for model in selected:
                 yield dg.MaterializeResult(
                     asset_key=model.name,
-                    metadata={"rows": refresh(db, model), "materialized": model.materialized},
+                    metadata={"rows": refresh(db, model, views), "materialized": model.materialized},
                 )
 
     return sql_models

@@ -226,7 +226,10 @@ def reports_in_progress_have_live_runs(db: StoreSession, run_is_live: Callable[[
 
 
 # The counts and weights of the `reports` model against a recomputation straight from the assignment
-# rows (the latest row of each signal by LIMIT BY, not the shared fact the model embeds).
+# rows (the latest row of each signal by LIMIT BY, not the shared fact the model embeds). Only the
+# signals with a row in a scoped report, all their rows, and the scoped reports' events are read: a
+# signal whose rows are all elsewhere counts for no scoped report, so a batch run's check costs what
+# its batches touched, not the whole store.
 _COUNTS = f"""
 WITH
     scoped AS (
@@ -238,11 +241,17 @@ WITH
             SELECT team_id, signal_id, report_id, weight, deleted, batch_key, seq,
                    min(batch_key) OVER (PARTITION BY team_id, signal_id) AS first_batch_key
             FROM report_assignments
+            WHERE (team_id, signal_id) IN (
+                SELECT team_id, signal_id FROM report_assignments WHERE report_id IN (SELECT report_id FROM scoped)
+            )
         )
         ORDER BY team_id, signal_id, batch_key DESC, seq DESC
         LIMIT 1 BY team_id, signal_id
     ),
-    resets AS (SELECT team_id, report_id, weight_after_batch FROM ({latest_report_states()})),
+    resets AS (
+        SELECT team_id, report_id, weight_after_batch
+        FROM ({latest_report_states("report_id IN (SELECT report_id FROM scoped)")})
+    ),
     truth AS (
         SELECT l.team_id AS team_id, l.report_id AS report_id, count() AS signal_count,
                sumIf(l.weight, l.first_batch_key > r.weight_after_batch) AS total_weight

@@ -71,24 +71,42 @@ def pending_inbox_count(store: ObjectStore) -> int:
     return len(store.list(INBOX))
 
 
-def team_queues(store: ObjectStore, max_per_team: int) -> list[list[str]]:
-    """Every team's pending inbox keys, oldest first and at most its per-batch limit (`max_per_team`
-    unless its config says otherwise), the team waiting longest first. Objects written before the
+def _team_inboxes(store: ObjectStore, max_per_team: int, whole: bool) -> list[tuple[list[str], int]]:
+    """Every team's pending inbox keys, oldest first, with its per-batch limit (`max_per_team` unless
+    its config says otherwise); listed only up to that limit unless `whole`. Objects written before the
     per-team folders (directly under `inbox/`) form one more queue."""
     folders, loose = store.list_level(INBOX)
-    queues = [loose[:max_per_team]]
+    inboxes = [(loose, max_per_team)]
     for folder in folders:
         team = folder[len(INBOX) : -1]
         limit = team_limit(store, int(team), "max_signals_per_batch", max_per_team) if team.isdigit() else max_per_team
-        queues.append(store.list(folder, limit=limit))
-    return sorted((q for q in queues if q), key=lambda queue: queue[0].rsplit("/", 1)[1])
+        inboxes.append((store.list(folder, limit=None if whole else limit), limit))
+    return inboxes
+
+
+def _queues(inboxes: list[tuple[list[str], int]]) -> list[list[str]]:
+    """Each team's keys for one batch (at most its limit), the team waiting longest first."""
+    queues = [keys[:limit] for keys, limit in inboxes if keys]
+    return sorted(queues, key=lambda queue: queue[0].rsplit("/", 1)[1])
+
+
+def team_queues(store: ObjectStore, max_per_team: int) -> list[list[str]]:
+    """Every team's pending inbox keys, oldest first and at most its per-batch limit, the team waiting
+    longest first."""
+    return _queues(_team_inboxes(store, max_per_team, whole=False))
 
 
 def claim_batch(store: ObjectStore, batch: str, max_signals: int, max_per_team: int | None = None) -> list[str]:
     """Move up to `max_signals` inbox objects into batch `batch`: round-robin across the teams' queues,
     at most `max_per_team` (default: `max_signals`) of one team, each team's oldest first."""
+    return _claim_keys(store, batch, round_robin(team_queues(store, max_per_team or max_signals), max_signals))
+
+
+def _claim_keys(store: ObjectStore, batch: str, keys: list[str]) -> list[str]:
+    """Move `keys` (inbox keys) into batch `batch` and write its manifest; the names moved (a key
+    another claimer moved first is skipped)."""
     names = []
-    for key in round_robin(team_queues(store, max_per_team or max_signals), max_signals):
+    for key in keys:
         name = key[len(INBOX) :]
         if store.move(key, f"{CLAIMED}{batch}/{name}"):
             names.append(name)
@@ -135,11 +153,19 @@ def claim_pending(
 
 
 def claim_all(store: ObjectStore, max_signals: int, max_per_team: int | None = None) -> list[str]:
-    """Claim everything pending now, however many batches that takes (the CLI, not the sensor)."""
-    batches, last = [], None
-    while claim := claim_pending(store, max_signals, last, max_per_team=max_per_team).new_batches:
-        batches += claim
-        last = claim[-1]
+    """Claim everything pending now, however many batches that takes (the CLI, not the sensor): the
+    batches `claim_pending` would form one after the other, from one listing of the inbox (what
+    arrives meanwhile waits for the next claim)."""
+    inboxes = _team_inboxes(store, max_per_team or max_signals, whole=True)
+    now = datetime.now(timezone.utc)
+    batches: list[str] = []
+    while queues := _queues(inboxes):
+        taken = round_robin(queues, max_signals)
+        batch = next_batch_key(now, batches[-1] if batches else None)
+        if _claim_keys(store, batch, taken):
+            batches.append(batch)
+        claimed = set(taken)  # moved now, or by another claimer first
+        inboxes = [([key for key in keys if key not in claimed], limit) for keys, limit in inboxes]
     return batches
 
 

@@ -82,11 +82,14 @@ class LocalObjectStore:
         self._path(key).unlink(missing_ok=True)
 
     def _walk(self, base: Path) -> Iterator[str]:
+        root = os.path.join(self.root, "")
         for dirpath, dirnames, filenames in os.walk(base):
             dirnames.sort()
+            # One folder's prefix for all its files: a Path per file costs most of a large listing.
+            folder = os.path.join(dirpath, "")[len(root) :].replace(os.sep, "/")
             for name in filenames:
                 if not name.startswith(".tmp-"):
-                    yield Path(dirpath, name).relative_to(self.root).as_posix()
+                    yield folder + name
 
     def list(self, prefix: str, limit: int | None = None) -> list[str]:
         """Keys starting with `prefix`, sorted; a prefix ending in '/' lists that folder."""

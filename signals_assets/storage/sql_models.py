@@ -8,6 +8,7 @@ Standard library only, so the code location loads it without touching a database
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from signals_assets.storage.clickhouse import StoreSession
 
 MODELS_DIR = Path(__file__).resolve().parents[2] / "dbt_like_sql" / "models"
+TABLES_DIR = MODELS_DIR.parent / "tables"
 
 # Base table -> the Python asset(s) that write it: a model reading a source depends on these assets.
 SOURCE_PRODUCERS: dict[str, list[str]] = {
@@ -195,28 +197,56 @@ def render(sql: str) -> str:
     )
 
 
+@functools.cache
+def _tables_version() -> str:
+    """A digest of the base tables' definitions: a view's columns are fixed when it is created (a
+    `SELECT *` does not see a column added later), so a changed table rebuilds every view."""
+    return hashlib.sha256(b"".join(path.read_bytes() for path in sorted(TABLES_DIR.glob("*.sql")))).hexdigest()[:12]
+
+
+def version_comment(model: SqlModel) -> str:
+    """The comment a model's table or view is created with: its code version and the tables', so an
+    unchanged view need not be rebuilt."""
+    return f"signals model {model.code_version} tables {_tables_version()}"
+
+
 def materialize_sql(model: SqlModel) -> list[str]:
     """Statements that (re)build the model in place; each replaces the old object atomically."""
     select = render(model.sql).strip().rstrip(";")
+    comment = f"'{version_comment(model)}'"  # a hex digest: nothing to escape
     if model.materialized == "table":
         # Atomic database engine: the table is built under a temporary name and then exchanged.
-        return [f"CREATE OR REPLACE TABLE {model.name} ENGINE = MergeTree ORDER BY tuple() AS\n{select}"]
-    return [f"CREATE OR REPLACE VIEW {model.name} AS\n{select}"]
+        return [
+            f"CREATE OR REPLACE TABLE {model.name} ENGINE = MergeTree ORDER BY tuple() COMMENT {comment} AS\n{select}"
+        ]
+    return [f"CREATE OR REPLACE VIEW {model.name} AS\n{select}\nCOMMENT {comment}"]
 
 
-def build_model(db: StoreSession, model: SqlModel) -> None:
-    """(Re)build `model` in the session's database."""
+def built_views(db: StoreSession) -> dict[str, str]:
+    """The views of the session's database, by name, with their comments."""
+    rows = db.query("SELECT name, comment FROM system.tables WHERE database = currentDatabase() AND engine = 'View'")
+    return {row["name"]: row["comment"] for row in rows}
+
+
+def build_model(db: StoreSession, model: SqlModel, views: dict[str, str] | None = None) -> None:
+    """(Re)build `model` in the session's database. A view is a stored query, so one already built
+    from the same code version (its comment in `views`, from `built_views`) is left as it is; a table
+    is a snapshot of the data, rebuilt every time."""
+    if model.materialized == "view" and views is not None and views.get(model.name) == version_comment(model):
+        return
     for statement in materialize_sql(model):
         db.command(statement)
 
 
 def build_models(db: StoreSession, directory: Path = MODELS_DIR) -> None:
-    """(Re)build every model of `directory`, each after the models it refs (the CLI's session)."""
+    """Build every model of `directory` that is missing or changed, each after the models it refs (the CLI's session)."""
+    views = built_views(db)
     for model in load_models(directory):
-        build_model(db, model)
+        build_model(db, model, views)
 
 
-def refresh(db: StoreSession, model: SqlModel) -> int:
-    """Rebuild the model in the store session `db`; the number of rows it then has (the asset's metadata)."""
-    build_model(db, model)
+def refresh(db: StoreSession, model: SqlModel, views: dict[str, str] | None = None) -> int:
+    """Build the model in the store session `db` (`views`: see build_model); the number of rows it
+    then has (the asset's metadata)."""
+    build_model(db, model, views)
     return int(db.scalar(f"SELECT count() FROM {model.name}"))
