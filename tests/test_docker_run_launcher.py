@@ -116,3 +116,31 @@ def test_daemon_launches_pipeline_runs_into_containers(
     [report] = listing["reports"]
     assert report["status"] == "ready" and report["signal_count"] == 3
     assert report["research"]["findings"][0]["file"] == "checkout/card_payments.py"
+
+
+def test_a_run_container_finds_the_code_locations_bytecode_and_the_safety_literals_in_the_image(code_image):
+    """Every run is a new container whose /opt its user cannot write: the imports of the code location
+    must come compiled and the safety rules' literals derived in the image (deploy/Dockerfile), or each
+    run start pays both again (about 2 s)."""
+    import docker
+
+    script = f"""
+import importlib.util, os, dagster, signals_assets.definitions as definitions
+from signals_assets.safety import filter, literals
+compiled = [m.__name__ for m in (dagster, definitions, filter, literals)
+            if os.path.exists(importlib.util.cache_from_source(m.__file__))]
+def derived(pattern):
+    raise AssertionError(f"literals derived at run time for {{pattern.pattern[:60]!r}}")
+literals.derived_literals = derived
+for text in {CARD_DECLINED!r}:
+    filter.check_signal_text(text)
+print(sorted(compiled))
+"""
+    output = docker.from_env().containers.run(
+        code_image, ["python", "-W", "ignore", "-c", script], network_mode="none", remove=True, stderr=True
+    )
+    assert output.decode().strip().splitlines()[-1] == str(
+        sorted(
+            ["dagster", "signals_assets.definitions", "signals_assets.safety.filter", "signals_assets.safety.literals"]
+        )
+    )
