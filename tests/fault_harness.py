@@ -469,13 +469,15 @@ def instance_facts() -> dict:
                 by_run.setdefault(record.run_id, []).append(partition)
         first_grouped = [partition for partitions in by_run.values() for partition in sorted(partitions)]
         reconciled_until = max(
-            (r.create_timestamp for r in records_of(instance, "research_reconciliation_job")), default=None
+            (r.create_timestamp.timestamp() for r in records_of(instance, "research_reconciliation_job")),
+            default=None,
         )
+        # By when the run ended, not its update time: the daemon's retry tags a failed run seconds later.
         unreconciled = [
             r.dagster_run.run_id
             for r in records_of(instance, "report_job")
             if r.dagster_run.status.value in ("FAILURE", "CANCELED")
-            and (reconciled_until is None or r.update_timestamp > reconciled_until)
+            and (reconciled_until is None or (r.end_time or r.update_timestamp.timestamp()) > reconciled_until)
         ]
     return {
         "unfinished_runs": unfinished,
