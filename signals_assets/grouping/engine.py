@@ -272,9 +272,12 @@ def plan_batch(
     plan = BatchPlan()
     texts = {**(texts or {}), **{s.signal_id: s.description for s in signals}}
     vectors = [np.asarray(s.embedding, dtype=np.float32) for s in signals]
-    decided: dict[int, _Decided] = {}  # by team
+    team_sizes = Counter(s.team_id for s in signals)
+    decided: dict[int, _Decided] = {}  # by team, each sized for the team's signals in the batch
     for signal, vector in zip(signals, vectors):
-        earlier = decided.setdefault(signal.team_id, _Decided(len(signals), len(vector)))
+        if signal.team_id not in decided:
+            decided[signal.team_id] = _Decided(team_sizes[signal.team_id], len(vector))
+        earlier = decided[signal.team_id]
         local = _local_candidates(signal, earlier)
         found = _top_per_probe(stored_candidates.get(signal.signal_id, []) + local)
         reports = candidate_reports(signal, found, stats, texts)
