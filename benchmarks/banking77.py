@@ -22,22 +22,50 @@ PROTOCOLS = {
 }
 
 
+LABEL_COLUMNS = ("category", "label", "intent")  # what a labelled CSV may call its label column
+
+
 def protocol_texts(
     order: int = 0, size: int = 2000, dataset: str = "banking77", split: str = "test"
 ) -> list[tuple[str, str]]:
     """(text, intent) pairs: rows rng(seed).permutation(rows)[:size] of the protocol's file (for the
-    Banking77 dev protocol rng(0) over test.csv's 3,080), re-ordered with rng(base + k) for order k > 0."""
+    Banking77 dev protocol rng(0) over test.csv's 3,080), re-ordered with rng(base + k) for order k > 0.
+    `dataset` may also be the path of any labelled CSV (a `text` column and one of LABEL_COLUMNS), sampled
+    like HWU64: seed 0, orders from 1000."""
     import numpy as np
 
-    if (dataset, split) not in PROTOCOLS:
-        raise ValueError(f"no protocol for dataset {dataset!r} split {split!r}: choose one of {sorted(PROTOCOLS)}")
-    path, sample_seed, order_seed = PROTOCOLS[dataset, split]
-    with open(path, newline="") as handle:
-        rows = [(r["text"], r["category"]) for r in csv.DictReader(handle)]
+    if dataset.endswith(".csv"):
+        path, sample_seed, order_seed = Path(dataset), 0, 1000
+    elif (dataset, split) in PROTOCOLS:
+        path, sample_seed, order_seed = PROTOCOLS[dataset, split]
+    else:
+        raise ValueError(
+            f"no protocol for dataset {dataset!r} split {split!r}: choose one of {sorted(PROTOCOLS)} "
+            "or the path of a labelled .csv file"
+        )
+    rows = labelled_rows(path)
     chosen = [rows[i] for i in np.random.default_rng(sample_seed).permutation(len(rows))[:size]]
     if order:
         chosen = [chosen[i] for i in np.random.default_rng(order_seed + order).permutation(len(chosen))]
     return chosen
+
+
+def labelled_rows(path: Path) -> list[tuple[str, str]]:
+    """(text, label) of every row of a CSV with a `text` column and a label column (LABEL_COLUMNS)."""
+    with open(path, newline="") as handle:
+        reader = csv.DictReader(handle)
+        columns = reader.fieldnames or []
+        label = next((c for c in LABEL_COLUMNS if c in columns), None)
+        if "text" not in columns or label is None:
+            raise ValueError(
+                f"{path}: a labelled CSV needs a 'text' column and a label column named one of "
+                f"{', '.join(LABEL_COLUMNS)}; its header is {columns}"
+            )
+        rows = [(r["text"], r[label]) for r in reader]
+    for number, (text, intent) in enumerate(rows, start=2):
+        if not (text or "").strip() or not (intent or "").strip():
+            raise ValueError(f"{path} line {number}: 'text' and '{label}' must both be non-empty")
+    return rows
 
 
 def ticket_signal(number: int, text: str) -> dict:

@@ -1,6 +1,7 @@
 """Grouping quality of the real pipeline on a grouping protocol (`banking77.protocol_texts`): the Banking77
 dev protocol by default, `--split train` for Banking77's tuning sample, `--dataset hwu64` for the
-transfer check (measure only, never tune on it).
+transfer check (measure only, never tune on it), `--dataset FILE.csv` for any other labelled set (a `text`
+column and a `category`, `label` or `intent` column; `--size` rows sampled with seed 0, like HWU64).
 
 For each of the 5 arrival orders: a fresh SIGNALS_HOME, the 2,000 texts emitted through the
 facade, claimed into batches and run through `signal_batch_job` (buffer, embed, group) in process;
@@ -8,7 +9,7 @@ then ARI, pair precision/recall and the number of reports against the intent lab
 plain nearest-neighbour threshold baseline (join the nearest earlier text's group if cosine ≥
 0.675) on the same stored embeddings. Finally the "unrelated signals" check: one train text per
 intent (seeded), the share of texts that end up sharing a report.
-    .venv/bin/python benchmarks/grouping_quality.py [--dataset banking77|hwu64] [--split test|train]
+    .venv/bin/python benchmarks/grouping_quality.py [--dataset banking77|hwu64|FILE.csv] [--split test|train]
         [--orders 5] [--size 2000] [--single-seeds 5] [--research-between-batches]
 """
 
@@ -151,7 +152,11 @@ def print_summary(rows) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--dataset", choices=("banking77", "hwu64"), default="banking77")
+    parser.add_argument(
+        "--dataset",
+        default="banking77",
+        help="banking77, hwu64, or the path of a labelled .csv (columns text and category, label or intent)",
+    )
     parser.add_argument(
         "--split", choices=("test", "train"), default="test", help="banking77 only: dev or tuning texts"
     )
@@ -164,8 +169,10 @@ def main() -> None:
         help="research each batch's promoted reports before the next batch, as under the daemon",
     )
     args = parser.parse_args()
-    if args.dataset == "hwu64" and args.split != "test":
-        parser.error("--split train exists for banking77 only: hwu64 is a transfer check, never tuned on")
+    if args.dataset != "banking77" and args.split != "test":
+        parser.error("--split train exists for banking77 only: any other set is a transfer check, never tuned on")
+    if args.dataset not in ("banking77", "hwu64") and not args.dataset.endswith(".csv"):
+        parser.error(f"--dataset {args.dataset!r}: give banking77, hwu64 or the path of a labelled .csv file")
     print(f"{args.dataset} {args.split}, research between batches: {args.research_between_batches}", flush=True)
     rows = []
     for order in range(args.orders):
