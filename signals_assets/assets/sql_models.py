@@ -49,9 +49,10 @@ def build_sql_model_assets(directory: Path = DEFAULT_DIR) -> dg.AssetsDefinition
         with clickhouse.session(log=context.log.info, hand_on=True) as db:
             views = built_views(db)
             for model in selected:
+                rows = refresh(db, model, views)
                 yield dg.MaterializeResult(
                     asset_key=model.name,
-                    metadata={"rows": refresh(db, model, views), "materialized": model.materialized},
+                    metadata={"materialized": model.materialized, **({"rows": rows} if rows is not None else {})},
                 )
 
     return sql_models

@@ -245,8 +245,11 @@ def build_models(db: StoreSession, directory: Path = MODELS_DIR) -> None:
         build_model(db, model, views)
 
 
-def refresh(db: StoreSession, model: SqlModel, views: dict[str, str] | None = None) -> int:
-    """Build the model in the store session `db` (`views`: see build_model); the number of rows it
-    then has (the asset's metadata)."""
+def refresh(db: StoreSession, model: SqlModel, views: dict[str, str] | None = None) -> int | None:
+    """Build the model in the store session `db` (`views`: see build_model); a table's number of rows
+    (the asset's metadata), None for a view: counting a view runs its whole query, which grows with the
+    store (seconds at a million signals, in every batch run)."""
     build_model(db, model, views)
+    if model.materialized == "view":
+        return None
     return int(db.scalar(f"SELECT count() FROM {model.name}"))
