@@ -35,7 +35,7 @@ class LazyPattern:
         return getattr(compiled, name)
 
     @property
-    def compiled(self) -> bool:
+    def is_compiled(self) -> bool:
         """Whether the pattern has been compiled."""
         return METHODS[0] in self.__dict__
 
