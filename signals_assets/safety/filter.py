@@ -33,8 +33,9 @@ instructions" and the bot …') is not an order to us, unless it names this pipe
 Then, for a text the rules pass, the learned scorer (`scorer.py`) where a cue an attack acts on is present
 (`_scored`). Pure standard library: it runs inside `buffered_signals` and the report summary.
 A rule is searched only in a text that may hold a match (`literals.py`: the literals an ASCII text
-needs for it, derived once and kept on disk), and recent verdicts are kept, so a report's judgement
-re-uses its signals' screening.
+needs for it, derived once and kept on disk), every pattern is compiled on its first search, not at import
+(`lazy_pattern.py`: most rules are never searched in ordinary text), and recent verdicts are kept, so a
+report's judgement re-uses its signals' screening.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Sequence
 from urllib.parse import unquote
 
+from signals_assets.safety.lazy_pattern import LazyPattern
 from signals_assets.safety.literals import ascii_lower, literal_search, may_match, required_literals
 
 INSTRUCTION_OVERRIDE = "instruction_override"
@@ -410,10 +412,10 @@ _INSTRUCTION_NOUN = (
 )
 
 _I = re.IGNORECASE | re.MULTILINE
-_RULES: list[tuple[str, re.Pattern]] = [
+_RULES: list[tuple[str, LazyPattern]] = [
     (
         SECRET_EXFILTRATION,
-        re.compile(
+        LazyPattern(
             r"\b(?:if you\s+"
             + _SEND_VERB
             + r"(?:e?d)?|"
@@ -433,7 +435,7 @@ _RULES: list[tuple[str, re.Pattern]] = [
     ),
     (
         SECRET_EXFILTRATION,
-        re.compile(
+        LazyPattern(
             _LEAD
             + _ACQUIRE_VERB
             + r"\b"
@@ -453,7 +455,7 @@ _RULES: list[tuple[str, re.Pattern]] = [
     ),
     (
         SECRET_EXFILTRATION,
-        re.compile(
+        LazyPattern(
             r"\b(?:in|into|inside|within)\s+"
             + _DESTINATION
             + r""
@@ -469,7 +471,7 @@ _RULES: list[tuple[str, re.Pattern]] = [
     ),
     (
         SECRET_EXFILTRATION,
-        re.compile(
+        LazyPattern(
             _LEAD
             + _SEND_VERB
             + r"\b"
@@ -484,7 +486,7 @@ _RULES: list[tuple[str, re.Pattern]] = [
     ),
     (
         SECRET_EXFILTRATION,
-        re.compile(
+        LazyPattern(
             _SECRET
             + _SAME
             + r"{0,60}?\b(?:in|into|naar|an|auf)\s+(?:je|jouw|uw|deine|ihre|die|de|het|den)?\s*"
@@ -497,7 +499,7 @@ _RULES: list[tuple[str, re.Pattern]] = [
     ),
     (
         SECRET_EXFILTRATION,
-        re.compile(
+        LazyPattern(
             # the reply itself is the channel
             r"(?:\b(?:reply|respond|answer) with|"
             + _LEAD
@@ -511,7 +513,7 @@ _RULES: list[tuple[str, re.Pattern]] = [
     ),
     (
         SECRET_EXFILTRATION,
-        re.compile(
+        LazyPattern(
             r"\b(?:what(?:'s| is| are)|tell me|give me|show me|"
             + _SEND_VERB
             + r")\b[^\n?]{0,40}?"
@@ -527,7 +529,7 @@ _RULES: list[tuple[str, re.Pattern]] = [
     ),
     (
         SECRET_EXFILTRATION,
-        re.compile(
+        LazyPattern(
             r"!\[[^\]]*\]\(https?://[^)\s]*(?:\{|\$\{?|%24)[^)\s]*|https?://\S*(?:\{|\$\{?)\w*(?:KEY|SECRET|TOKEN|PASSWORD|CRED)"
             r"|\b(?:env|printenv)\b[^\n]{0,40}(?:>|\|)[^\n]{0,80}\b(?:curl|wget|nc|ncat)\b"
             r"|(?:https?://\S*|\b(?:curl|wget)\b[^\n]{0,120})\$\(\s*(?:cat|printenv|env|base64)\b"
@@ -547,7 +549,7 @@ _RULES: list[tuple[str, re.Pattern]] = [
     ),
     (
         REMOTE_CODE_EXECUTION,
-        re.compile(
+        LazyPattern(
             # A pasted log or stack trace may hold such a command; an order to run it is what makes the attack.
             r"(?:"
             + _LEAD_PUNCTUATION
@@ -576,7 +578,7 @@ _RULES: list[tuple[str, re.Pattern]] = [
     ),
     (
         REMOTE_CODE_EXECUTION,
-        re.compile(
+        LazyPattern(
             r"\b(?:add|append|insert|put|write)\b[^\n]{0,20}?"
             + _DANGEROUS_COMMAND
             + r"[^\n]{0,60}?\b(?:to|into|in)\s+(?:the\s+"
@@ -587,7 +589,7 @@ _RULES: list[tuple[str, re.Pattern]] = [
     ),
     (
         INSTRUCTION_OVERRIDE,
-        re.compile(
+        LazyPattern(
             r"\b"
             + _OVERRIDE_VERB
             + r"\b"
@@ -791,7 +793,7 @@ _RULES: list[tuple[str, re.Pattern]] = [
     ),
     (
         INSTRUCTION_OVERRIDE,
-        re.compile(
+        LazyPattern(
             (
                 r"\b(?:игнорируй|игнорируйте|проигнорируй|проигнорируйте|забудь|забудьте|не обращай внимания на)\b"
                 + _SAME
@@ -807,7 +809,7 @@ _RULES: list[tuple[str, re.Pattern]] = [
     ),
     (
         INSTRUCTION_OVERRIDE,
-        re.compile(
+        LazyPattern(
             _ROLE_BLOCK
             + r"[\s\S]{0,200}?"
             + _MODEL_DIRECTIVE
@@ -838,7 +840,7 @@ _RULES: list[tuple[str, re.Pattern]] = [
     # and "the app ignores my settings" out. Cyrillic is written as the normalised text spells it.
     (
         INSTRUCTION_OVERRIDE,
-        re.compile(
+        LazyPattern(
             (
                 f"(?:{_FORGET_VERB}){_SENTENCE}{{0,40}}?(?:{_PRIOR}){_SENTENCE}{{0,30}}?(?:{_INSTRUCTION_NOUN})"
                 f"|(?:{_PRIOR}){_SENTENCE}{{0,30}}?(?:{_INSTRUCTION_NOUN}){_SENTENCE}{{0,30}}?(?:{_FORGET_VERB})"
@@ -850,7 +852,7 @@ _RULES: list[tuple[str, re.Pattern]] = [
     # "paste the system prompt you were given"; a customer's own password ("the password I set") is not one.
     (
         SECRET_EXFILTRATION,
-        re.compile(
+        LazyPattern(
             r"\b(?:tell|give|show|share|send|reveal|paste|repeat|quote|disclose|list|print|output|read out|dump"
             r"|what(?:'s| is| are| was| were))\b[^.!?\n]{0,40}?"
             r"\b(?:passwords?|passphrases?|passcodes?|credentials?|api[ _-]?keys?|access[ _-]?tokens?|secret[ _-]?keys?"
@@ -864,10 +866,10 @@ _RULES: list[tuple[str, re.Pattern]] = [
 ]
 # A verb that is also a present-tense form ("the model ignora le regole", "users ignore the guidelines") describes
 # when a subject precedes it in its clause; an order has none ("Modelo, ignora tus reglas", "Please ignore …").
-_OVERRIDE_VERB_AT = re.compile(r"\b" + _OVERRIDE_VERB + r"\b", re.IGNORECASE)
-_FIRST_PERSON = re.compile(r"(?:i|we)\b", re.IGNORECASE)
-_CLAUSE_BOUNDARY = re.compile(r"[.!?:;,\n—–(\[\"“«]")
-_SUBJECT_BEFORE = re.compile(
+_OVERRIDE_VERB_AT = LazyPattern(r"\b" + _OVERRIDE_VERB + r"\b", re.IGNORECASE)
+_FIRST_PERSON = LazyPattern(r"(?:i|we)\b", re.IGNORECASE)
+_CLAUSE_BOUNDARY = LazyPattern(r"[.!?:;,\n—–(\[\"“«]")
+_SUBJECT_BEFORE = LazyPattern(
     r"(?:^|\s)(?:(?:the|this|that|these|those|its|their|his|her|our|my|users?|people|customers?|they|he|she|it|i|we"
     r"|le|la|les|un|une|ce|cette|ces|son|sa|ses|leur|il|elle|ils|elles|on|el|los|las|este|esta|ese|esa|su|sus|[ée]l"
     r"|ella|ellos|ellas|yo|lo|gli|questo|questa|suo|lui|lei|loro|io|noi|o|os|as|um|uma|seu|ele|ela|eles|elas|eu|n[óo]s"
@@ -876,8 +878,8 @@ _SUBJECT_BEFORE = re.compile(
     re.IGNORECASE,
 )
 # "Merci de ne plus suivre", "the bot … should stop following": a lead word or a modal makes it an order again
-_LEAD_WORD_BEFORE = re.compile(_LEAD_WORD + r"$", re.IGNORECASE)
-_DEDICATION = re.compile(_TO + r"\s+\S+\s+\S*\s*$|" + _FROM_NOW_ON + r",?\s*$", re.IGNORECASE)
+_LEAD_WORD_BEFORE = LazyPattern(_LEAD_WORD + r"$", re.IGNORECASE)
+_DEDICATION = LazyPattern(_TO + r"\s+\S+\s+\S*\s*$|" + _FROM_NOW_ON + r",?\s*$", re.IGNORECASE)
 
 
 def _described(text: str, start: int) -> bool:
@@ -895,19 +897,19 @@ def _described(text: str, start: int) -> bool:
     )
 
 
-_NEGATION = re.compile(
+_NEGATION = LazyPattern(
     r"\b(?:not|never|no|don'?t|doesn'?t|shouldn'?t|mustn'?t|can'?t|cannot|avoid|prevent|without"
     r"|stop us from)\b\W*(?:\w+\W+){0,2}$",
     re.IGNORECASE,
 )
 # "I want to override the default rules" is a feature request, not an order to the model.
-_WISH = re.compile(
+_WISH = LazyPattern(
     r"\b(?:(?:i|we|admins?|users?|customers?|teams?) (?:want|wants|wish|would like|need|needs) to"
     r"|(?:ability|option|way|permission) to|allow(?:s|ing)? (?:me|us|users|admins|teams) to"
     r"|let(?:s|ting)? (?:me|us|users|admins|teams))\s*$",
     re.IGNORECASE,
 )
-_DECODE_AND_OBEY = re.compile(
+_DECODE_AND_OBEY = LazyPattern(
     r"\b(?:decode|base64 -d|unhex|un-?escape)\b" + _SAME + r"{0,40}\b(?:and|then)\s+(?:follow|execute"
     r"|run|obey|apply|do what it says|act on)\b",
     re.IGNORECASE,
@@ -953,7 +955,7 @@ _QUALIFIER = (
 )
 # Speaking to the model: at a sentence start, perhaps after a greeting or "note for", then the model named and
 # perhaps qualified ("the model triaging this", "l'IA qui lit ceci"), then the vocative's punctuation.
-_VOCATIVE = re.compile(
+_VOCATIVE = LazyPattern(
     r"(?:^|[.!?;,\n]|[\"'“«(\[—–/#*>])\s*(?:(?:dear|hey|hi|hello|hallo|hoi|liebe[rs]?|cher|ch[èe]re|querid[oa]|car[oa]|beste"
     r"|ol[áa]|hola|oye|salut|ciao|ehi|attention|attn|yo|gentile|egregio|estimad[oa]|prezad[oa]|szanown\w+|drog[ia]"
     r"|cze[śs][ćc]|bonjour|buongiorno|guten tag|buenos d[íi]as|bom dia|goedendag|dzie[ńn] dobry|achtung|atenci[óo]n|attenzione|aten[çc][ãa]o|let op)\s+)?(?:(?:[\w'-]+\s+){0,3}"
@@ -1034,7 +1036,7 @@ _VERDICT = (
     r"|in cima|arriba del todo|no topo|bovenaan|na (?:g[óo]rze|pocz[ąa]tku)|seguro|sicuro|s[ûu]r|sicher|veilig"
     r"|bezpieczn\w*|krytyczn\w*|piln[ey]|rozwi[ąa]zan\w*|za[łl]atwion\w*|no action (?:is )?(?:needed|required))\b"
 )
-_ORDER = re.compile(
+_ORDER = LazyPattern(
     # a verdict on our objects, not the writer's own ("mark my order as urgent" is a customer's request)
     r"\b(?:mark|label|classif|categori[sz]|rate|tag|file|set|put|assign|close|escalat|treat|prioriti[sz]|rank|call|record"
     r"|log|list|report|move|leave|stufe|setz|setze|markiere|klassifiziere|schlie(?:ß|ss)e|classe|classez|marque|marquez"
@@ -1147,7 +1149,7 @@ _SWITCHED_OFF = (
     r"|z[äa]hlen nicht|ne comptent pas|(?:are|r|is) (?:off|down|paused|gone)|esque[çc]\w*|olvid\w*|vergiss|dimentic\w*"
     r"|vergeet)\b|\bn')"
 )
-_RULES_OFF = re.compile(
+_RULES_OFF = LazyPattern(
     _OWN_RULES + _SAME + r"{0,60}?" + _SWITCHED_OFF + r"|" + _SWITCHED_OFF + _SAME + r"{0,60}?" + _OWN_RULES, _I
 )
 # A configuration line that turns the review off ("safety_review=skip", "ignore_rules=true") next to one that
@@ -1164,7 +1166,7 @@ _CONFIG_VERDICT = (
 )
 # Orders that need no vocative: a directive addressed to the model by its header, a new behaviour for
 # "you", rules imagined away, or a configuration line that turns the review off and sets a verdict.
-_ADDRESSED_DIRECTIVE = re.compile(
+_ADDRESSED_DIRECTIVE = LazyPattern(
     r"\b(?:new|updated|revised|neue|nouvelles?|nuevas?|nuovas?|novas?|nieuwe)\s+(?:directives?|instructions?|orders|rules"
     r"|anweisung(?:en)?|regeln?|consignes?|directivas?|instrucci[óo]n|instrucciones|direttiva|istruzioni|diretivas?"
     r"|instru[çc][ãa]o|instru[çc][õo]es|instructies?|richtlijn(?:en)?|regels?)\b"
@@ -1255,7 +1257,7 @@ _NEAR_WHITE = (
     r"(?:white|transparent|#f[a-f0-9]?f[a-f0-9]?f[a-f0-9]?\b|rgba?\(\s*25[0-5]\s*,\s*25[0-5]\s*,\s*25[0-5]\s*[,)]"
     r"|rgba\([^)]*,\s*0(?:\.0+)?\s*\)|hsla?\(\s*\d+\s*,\s*\d+%\s*,\s*(?:9[89]|100)%)"
 )
-_HIDDEN_CONTAINERS = re.compile(
+_HIDDEN_CONTAINERS = LazyPattern(
     r"<!--(?P<comment>.*?)(?:-->|\Z)"
     r"|<(?P<tag>\w+)\b[^>]*\bstyle\s*=\s*[\"'][^\"']*(?:display\s*:\s*none|visibility\s*:\s*hidden"
     r"|font-size\s*:\s*(?:[0-2]|0?\.\d+)(?:px|pt|em|rem|%)?\b|opacity\s*:\s*0?(?:\.0\d*)?\b|color\s*:\s*"
@@ -1273,7 +1275,7 @@ _HIDDEN_CONTAINERS = re.compile(
 # Text no reader sees needs no full attack to be one: an order in it (a role label, a vocative to the model,
 # "you must", an imperative that acts on reports, data or code) is enough. Navigation ("Skip to content")
 # and preheaders ("Your invoice is ready") are neither.
-_HIDDEN_ORDER = re.compile(
+_HIDDEN_ORDER = LazyPattern(
     _ROLE_LABEL
     + r"|\b"
     + _ADDRESSEE
@@ -1282,24 +1284,24 @@ _HIDDEN_ORDER = re.compile(
     r"|include|reveal|print|output|treat|grant|trust|obey|delete|run|execute)\b",
     re.IGNORECASE | re.MULTILINE,
 )
-_TAG_CHARACTERS = re.compile("[\U000e0000-\U000e007f]{8,}")
-_ZERO_WIDTH_RUN = re.compile("[\u200b\u200c\u200d\u2060\u2062\u2063\u2064\ufeff]{8,}")
+_TAG_CHARACTERS = LazyPattern("[\U000e0000-\U000e007f]{8,}")
+_ZERO_WIDTH_RUN = LazyPattern("[\u200b\u200c\u200d\u2060\u2062\u2063\u2064\ufeff]{8,}")
 # Normalisation drops these, besides format characters (zero-width, bidi controls, tags) and combining marks
 # (variation selectors, stacked diacritics): blank fillers.
 _INVISIBLE = {"\u115f", "\u1160", "\u3164", "\uffa0", "\u180e", "\u00ad"}
 
 # ---- encodings ---------------------------------------------------------------------------------
 
-_BASE64 = re.compile(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
-_BASE64_WRAPPED = re.compile(r"(?:[A-Za-z0-9+/]{40,120}\n)+[A-Za-z0-9+/]{4,120}={0,2}(?![A-Za-z0-9+/=])")
-_BASE32 = re.compile(r"(?<![A-Za-z0-9+/])[A-Z2-7]{16,}={0,6}(?![A-Za-z0-9+/=])")
-_HEX = re.compile(r"(?<![0-9A-Za-z])(?:0x)?(?:[0-9a-fA-F]{2}[ :]?){8,}(?![0-9A-Za-z])")
-_BACKSLASH_X = re.compile(r"(?:\\x[0-9a-fA-F]{2}){4,}")
-_BACKSLASH_U = re.compile(r"(?:\\u[0-9a-fA-F]{4}|\\U[0-9a-fA-F]{8}){4,}")
-_PERCENT = re.compile(r"(?:[\w.~!*'()+-]{0,60}%[0-9a-fA-F]{2}){3,}[\w.~!*'()+-]{0,60}")
-_HTML_ENTITIES = re.compile(r"(?:&#(?:\d{2,7}|x[0-9a-fA-F]{2,6});){4,}")
-_QUOTED_PRINTABLE = re.compile(r"(?:=[0-9A-F]{2}){4,}")
-_BINARY = re.compile(r"(?<![01])(?:[01]{8} ?){4,}(?![01])")
+_BASE64 = LazyPattern(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
+_BASE64_WRAPPED = LazyPattern(r"(?:[A-Za-z0-9+/]{40,120}\n)+[A-Za-z0-9+/]{4,120}={0,2}(?![A-Za-z0-9+/=])")
+_BASE32 = LazyPattern(r"(?<![A-Za-z0-9+/])[A-Z2-7]{16,}={0,6}(?![A-Za-z0-9+/=])")
+_HEX = LazyPattern(r"(?<![0-9A-Za-z])(?:0x)?(?:[0-9a-fA-F]{2}[ :]?){8,}(?![0-9A-Za-z])")
+_BACKSLASH_X = LazyPattern(r"(?:\\x[0-9a-fA-F]{2}){4,}")
+_BACKSLASH_U = LazyPattern(r"(?:\\u[0-9a-fA-F]{4}|\\U[0-9a-fA-F]{8}){4,}")
+_PERCENT = LazyPattern(r"(?:[\w.~!*'()+-]{0,60}%[0-9a-fA-F]{2}){3,}[\w.~!*'()+-]{0,60}")
+_HTML_ENTITIES = LazyPattern(r"(?:&#(?:\d{2,7}|x[0-9a-fA-F]{2,6});){4,}")
+_QUOTED_PRINTABLE = LazyPattern(r"(?:=[0-9A-F]{2}){4,}")
+_BINARY = LazyPattern(r"(?<![01])(?:[01]{8} ?){4,}(?![01])")
 
 
 def _cut(text: str, limit: int) -> str:
@@ -1376,22 +1378,22 @@ class _Normalised:
         return self.origin[start], self.origin[min(end, len(self.origin)) - 1] + 1
 
 
-_UNEVEN_WHITESPACE = re.compile(r"[\t\r\f\v]|[ \n]{2}")
-_SPACED_LETTERS = re.compile(r"(?<!\w)[A-Za-z](?P<gap>[ .\-_*|/])(?:[A-Za-z](?P=gap)){2,}[A-Za-z](?!\w)")
-_MARKUP_IN_WORD = re.compile(
+_UNEVEN_WHITESPACE = LazyPattern(r"[\t\r\f\v]|[ \n]{2}")
+_SPACED_LETTERS = LazyPattern(r"(?<!\w)[A-Za-z](?P<gap>[ .\-_*|/])(?:[A-Za-z](?P=gap)){2,}[A-Za-z](?!\w)")
+_MARKUP_IN_WORD = LazyPattern(
     r"(?<=[^\W\d_])(?:</?[A-Za-z][^<>\n]{0,60}>|<!--.{0,40}?-->|\*{1,2}|~~)+(?=[^\W\d_])"
     r"|(?<=[a-z])[.·•](?=[a-z])"
 )
-_MIXED_WORD = re.compile(r"\b(?=\w*[A-Za-z])(?=\w*[013457@$])[\w@$]{3,}\b")
+_MIXED_WORD = LazyPattern(r"\b(?=\w*[A-Za-z])(?=\w*[013457@$])[\w@$]{3,}\b")
 _LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
 
 
-_QUOTED = re.compile(
+_QUOTED = LazyPattern(
     r'"[^"\n]{1,200}"|“[^”\n]{1,200}”|„[^“”\n]{1,200}[“”]|«[^»\n]{1,200}»'
     r"|(?<!\w)'(?:[^'\n]|(?<=\w)'(?=\w)){1,200}'(?!\w)|`[^`\n]{1,200}`"
 )
 # Someone else's words, reported: "a user typed", "messages like", "Kunde schreibt:", "un utilisateur a écrit".
-_REPORTING_FRAME = re.compile(
+_REPORTING_FRAME = LazyPattern(
     r"\b(?:typed|types|typing|wrote|writes|writing|written|entered|enters|posted|posts|sent|sends|submitted|submits"
     r"|said|says|saying|asked|asks|pasted|pastes|tried|tries|inputs?|messages?|prompts?|phrases?|strings?|text|like"
     r"|such as|contain(?:s|ing)|includ(?:es|ing)|words?|quot(?:e|es|ed|ing)|payloads?|attempts?|attacks?|examples?"
@@ -1400,7 +1402,7 @@ _REPORTING_FRAME = re.compile(
     re.IGNORECASE,
 )
 # A quote that names this pipeline's own objects is aimed at us however it is framed.
-_AIMED_AT_US = re.compile(
+_AIMED_AT_US = LazyPattern(
     r"\b(?:this|the) (?:report|signal|ticket|issue|bug|feedback)\b|\b(?:research|triage|safety|summari[sz]ing"
     r"|review) (?:agent|bot|judge|step|filter)\b|\b(?:pull request|repo(?:sitory)?|commit|merge|push)\b"
     r"|\b(?:your|the) (?:summary|reply|response|answer|title|output|findings)\b|https?://|[\w.+-]+@[\w-]+\.\w",
@@ -1434,7 +1436,7 @@ def _rule_literals() -> list[re.Pattern | None]:
 
 
 @functools.cache
-def _literals_of(pattern: re.Pattern) -> re.Pattern | None:
+def _literals_of(pattern: LazyPattern) -> re.Pattern | None:
     return literal_search(required_literals(pattern))
 
 
@@ -1584,7 +1586,7 @@ _ROT13 = str.maketrans(
     + string.ascii_uppercase[13:]
     + string.ascii_uppercase[:13],
 )
-_WORD = re.compile(r"\S+")
+_WORD = LazyPattern(r"\S+")
 # Words an attack needs, which ordinary text through ROT13 or backwards almost never spells. Searched for
 # in their encoded form in the original text, they decide which transformed texts get the full rule check.
 _CUE_WORDS = (
@@ -1614,9 +1616,9 @@ _CUE_WORDS = (
     "override",
     "previous",
 )
-_TRANSFORM_HINT = re.compile(r"\brot-?13\b|\bcaesar\b|\bbackwards?\b|\breversed?\b|\bin reverse\b", re.IGNORECASE)
-_ROT13_CUE = re.compile("|".join(re.escape(word.translate(_ROT13)) for word in _CUE_WORDS), re.IGNORECASE)
-_REVERSED_CUE = re.compile("|".join(re.escape(word[::-1]) for word in _CUE_WORDS), re.IGNORECASE)
+_TRANSFORM_HINT = LazyPattern(r"\brot-?13\b|\bcaesar\b|\bbackwards?\b|\breversed?\b|\bin reverse\b", re.IGNORECASE)
+_ROT13_CUE = LazyPattern("|".join(re.escape(word.translate(_ROT13)) for word in _CUE_WORDS), re.IGNORECASE)
+_REVERSED_CUE = LazyPattern("|".join(re.escape(word[::-1]) for word in _CUE_WORDS), re.IGNORECASE)
 
 
 def _transforms(text: str) -> Iterator[tuple[str, str, Callable[[int, int], tuple[int, int]]]]:
@@ -1660,11 +1662,11 @@ def _transformed(text: str) -> SafetyVerdict:
 _SCORER_THRESHOLD = 0.8
 # English words for the model and its rules are everyday words in tickets and docs ("the model is told to
 # treat them as data"); as a cue they need the text to speak to someone ("you", "your").
-_SPOKEN_TO = re.compile(r"\b(?:you|your|yours|yourself|u|ur)\b", re.IGNORECASE)
-_SCORER_CUES: tuple[tuple[str, re.Pattern, re.Pattern | None], ...] = (
+_SPOKEN_TO = LazyPattern(r"\b(?:you|your|yours|yourself|u|ur)\b", re.IGNORECASE)
+_SCORER_CUES: tuple[tuple[str, LazyPattern, LazyPattern | None], ...] = (
     (
         REMOTE_CODE_EXECUTION,
-        re.compile(
+        LazyPattern(
             r"(?<![\w-])(?:curl|wget|nc|ncat|netcat|socat|bash|zsh|sh|powershell|pwsh|iex|python3?|perl|ruby|php"
             r"|node|mkfifo|telnet|certutil|bitsadmin|mshta|rundll32|regsvr32|msiexec)(?![\w-])"
             r"|\b(?:exec|eval|popen|spawn|urlopen|subprocess|os\.system|__import__|invoke-expression"
@@ -1675,7 +1677,7 @@ _SCORER_CUES: tuple[tuple[str, re.Pattern, re.Pattern | None], ...] = (
     ),
     (
         SECRET_EXFILTRATION,
-        re.compile(
+        LazyPattern(
             r"passw|\bpwd\b|secret|token|api[ _-]?key|credential|private[ _-]?key|\.env\b|\benv\b|environ|ssh"
             r"|\.aws|system[ _-]?prompt|hidden prompt|initial prompt|kennwort|mot de passe|contrase[ñn]a|senha"
             r"|wachtwoord|heslo|l[öo]senord|adgangskode|passord|salasana|parol|jelsz[óo]|[şs]ifre|пароль|ключ"
@@ -1687,7 +1689,7 @@ _SCORER_CUES: tuple[tuple[str, re.Pattern, re.Pattern | None], ...] = (
     ),
     (
         INSTRUCTION_OVERRIDE,
-        re.compile(
+        LazyPattern(
             r"\b(?:ki|ia|modell|mod[eè]le|modelo|modello|assistent|asistente|assistente|asystent|agente"
             r"|syst[eè]me|sistema|systeem|anweisung\w*|istruzion\w*|instrucci\w*|instru[çc][õoã]\w*|instructie\w*"
             r"|instrukc\w*|instruktion\w*|instruks\w*|ohje\w*|utasít\w*|talimat\w*|regel\w*|r[èe]gles?|reglas?"
@@ -1703,7 +1705,7 @@ _SCORER_CUES: tuple[tuple[str, re.Pattern, re.Pattern | None], ...] = (
     ),
     (
         INSTRUCTION_OVERRIDE,
-        re.compile(
+        LazyPattern(
             r"\b(?:ai|a\.i\.|llm|gpt|chatgpt|claude|gemini|bot|chatbot|model|assistant|agent|system|developer"
             r"|dev|admin|operator|root|prompt|instructions?|rules?|guidelines?|policy|policies|filter\w*"
             r"|classif\w*|moderat\w*|triage\w*|review\w*|safety|persona|roleplay|role-play|override|bypass)\b",
@@ -1723,7 +1725,7 @@ def _cued(text: str) -> str | None:
     return None
 
 
-_PASSAGE = re.compile(r"[^\n]*\S[^\n]*")
+_PASSAGE = LazyPattern(r"[^\n]*\S[^\n]*")
 
 
 def _scored(text: str) -> SafetyVerdict:

@@ -9,8 +9,10 @@ matching is exactly `str.lower()` on both sides, which Unicode case folding is n
 
 Reading a parse tree costs as much as compiling the pattern (0.3–0.7 s for the safety rules, in every
 process that screens), so the literals are kept on disk the way Python keeps bytecode: in `__pycache__`
-beside this module, under a key of the pattern, this module's source and the Python version, and derived
-again when that file is missing, damaged or cannot be written.
+beside this module, under a key of the pattern's source and flags, this module's source and the Python
+version, and derived again when that file is missing, damaged or cannot be written. Neither the key nor
+the parse needs a compiled pattern: the rules are `LazyPattern`s, and with the file in place a process
+compiles only the rules some text holds the literals of.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from re import (
     _constants as sre,  # type: ignore[attr-defined]
     _parser as sre_parse,  # type: ignore[attr-defined]
 )
+
+from signals_assets.safety.lazy_pattern import LazyPattern
 
 Literals = frozenset[str]  # any of these strings; the empty set: the pattern cannot match an ASCII text
 MAX_STRINGS = 256  # a branch or a run of literals with more spellings than this is not expanded
@@ -114,7 +118,7 @@ def _sequence(pattern, flags: int) -> tuple[Literals | None, Literals | None]:
     return whole, best
 
 
-def required_literals(pattern: re.Pattern) -> Literals | None:
+def required_literals(pattern: re.Pattern[str] | LazyPattern) -> Literals | None:
     """Lower-case strings of which every match of `pattern` in an ASCII text contains one, or None
     (from the disk cache when it holds them)."""
     key = hashlib.blake2b(f"{pattern.flags}:{pattern.pattern}".encode("utf-8", "surrogatepass")).hexdigest()
@@ -130,8 +134,8 @@ def required_literals(pattern: re.Pattern) -> Literals | None:
     return literals
 
 
-def derived_literals(pattern: re.Pattern) -> Literals | None:
-    """`required_literals` read from the pattern's parse tree."""
+def derived_literals(pattern: re.Pattern[str] | LazyPattern) -> Literals | None:
+    """`required_literals` read from the parse tree of the pattern's source (a `LazyPattern` stays uncompiled)."""
     parsed = sre_parse.parse(pattern.pattern, pattern.flags)
     return _sequence(parsed, int(parsed.state.flags))[1]
 
