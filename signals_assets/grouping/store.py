@@ -506,13 +506,14 @@ def _cell_nearest(db: StoreSession, params: dict, probes: list) -> list[list]:
         fixed, row_cells, labels = db.labelled_vectors(_CELL_ROWS, {**params, "cells": block})
         # a cell's rows together, by id: the read's order varies, and float32 scores with it in the last bit
         order = np.lexsort((np.array(labels), row_cells))
-        vectors = fixed[order].astype(np.float32)
         numbers = len(ids) + order  # the rows' numbers in `ids`
         bounds = np.searchsorted(row_cells[order], block + [block[-1] + 1])
         ids += labels
         for cell, first, last in zip(block, bounds[:-1].tolist(), bounds[1:].tolist()):
             chosen_by = probes_of[cell]
-            scores = scaled[chosen_by] @ vectors[first:last].T
+            # one cell's rows as float32 at a time: converting the whole block took 4 times as long (a
+            # fresh 150 MB array's pages) and held that much more memory
+            scores = scaled[chosen_by] @ fixed[order[first:last]].astype(np.float32).T
             rows = np.broadcast_to(numbers[first:last], scores.shape)
             for probe, best in zip(chosen_by, zip(*_best_per_row(scores, rows, k))):
                 found[probe].append(best)
