@@ -60,6 +60,7 @@ def _string_literal(text: str) -> str:
 
 
 _PLACEHOLDER = re.compile(r"\{(\w+)\}")
+_FIXED_STRING = re.compile(r"FixedString\((\d+)\)")
 
 
 def render(sql: str, params: dict[str, Any] | None = None) -> str:
@@ -178,11 +179,14 @@ class StoreSession:
         return rows.reshape(-1, stride)[:, prefix:].copy().view("<f4")
 
     def labelled_vectors(self, sql: str, params: dict[str, Any] | None = None):
-        """The rows of a query of three columns, an Array(Int16) of one length, a UInt32 and a String, as
-        (rows, length) int16 matrix, uint32 numbers and str labels, read as one result in the Native
+        """The rows of a query of three columns, an Array(Int16) of one length, a UInt32 and a FixedString,
+        as (rows, length) int16 matrix, uint32 numbers and a numpy bytes array of the labels (their
+        zero padding dropped: a label must not end in a zero byte), read as one result in the Native
         format: per block of rows, each column's values together (the arrays as their end offsets and
-        all their values in one run, which numpy takes as they are; the labels as length and bytes).
-        Columnar, the result costs ClickHouse about half the time of the same rows as RowBinary."""
+        all their values in one run, the labels as one run of fixed-width values, which numpy takes as
+        they are). Columnar, the result costs ClickHouse about half the time of the same rows as
+        RowBinary; fixed-width labels spare a Python pass over every row (a String column is each
+        value's length, then its bytes)."""
         import numpy as np
 
         data = self._run(render(sql, params) + "\nFORMAT Native")
@@ -196,6 +200,7 @@ class StoreSession:
                     length, at = _varint(data, at)
                     types.append(data[at : at + length].decode())
                     at += length
+                width = _FIXED_STRING.fullmatch(types[-1])
                 if types[-1] == "Array(Int16)":
                     ends = np.frombuffer(data, "<u8", rows, at)
                     at += 8 * rows
@@ -207,23 +212,22 @@ class StoreSession:
                 elif types[-1] == "UInt32":
                     numbers.append(np.frombuffer(data, "<u4", rows, at))
                     at += 4 * rows
-                elif types[-1] == "String":
-                    for _ in range(rows):
-                        length, end = data[at], at + 1
-                        if length >= 0x80:
-                            length, end = _varint(data, at)
-                        labels.append(data[end : end + length].decode())
-                        at = end + length
+                elif width is not None:
+                    labels.append(np.frombuffer(data, f"S{width[1]}", rows, at))
+                    at += int(width[1]) * rows
                 else:
                     raise StoreError(f"labelled vectors: a column of type {types[-1]}:\n{sql}")
-            if types[1::2] != ["Array(Int16)", "UInt32", "String"]:
-                raise StoreError(f"labelled vectors: columns {types[1::2]}, not Array(Int16), UInt32, String:\n{sql}")
+            kinds = types[1::2]
+            if len(kinds) != 3 or kinds[:2] != ["Array(Int16)", "UInt32"] or not _FIXED_STRING.fullmatch(kinds[2]):
+                raise StoreError(
+                    f"labelled vectors: columns {types[1::2]}, not Array(Int16), UInt32, FixedString(N):\n{sql}"
+                )
         vectors = [block for block in vectors if len(block)]
         if not vectors:
-            return np.zeros((0, 0), dtype=np.int16), np.zeros(0, dtype=np.uint32), []
+            return np.zeros((0, 0), dtype=np.int16), np.zeros(0, dtype=np.uint32), np.zeros(0, dtype="S1")
         if len({block.shape[1] for block in vectors}) > 1:
             raise StoreError(f"the vectors of a query differ in length:\n{sql}")
-        return np.concatenate(vectors), np.concatenate(numbers), labels
+        return np.concatenate(vectors), np.concatenate(numbers), np.concatenate(labels)
 
     def scalar(self, sql: str, params: dict[str, Any] | None = None) -> Any:
         rows = self.query(sql, params)
