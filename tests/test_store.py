@@ -198,7 +198,8 @@ def test_a_session_restores_a_missing_table_and_a_missing_column(backend):
 
 
 def test_values_round_trip_exactly(backend):
-    text = "quote ' double \" backslash \\ newline \n tab \t unicode ✓ {placeholder}"
+    # U+0085, U+2028 and U+001C are line breaks to str.splitlines: U+0085 reaches a JSON result unescaped
+    text = "quote ' double \" backslash \\ newline \n tab \t unicode ✓ {placeholder} \u0085 \u2028 \x1c"
     row = {
         "team_id": 1,
         "signal_id": "s'1",
