@@ -502,18 +502,18 @@ def _cell_nearest(db: StoreSession, params: dict, probes: list) -> list[list]:
     sizes = db.query(_CELL_SIZES, {**params, "cells": sorted(probes_of)})
     longest = {int(r["cell"]): int(r["longest"]) for r in sizes}
     scaled = matrix / FIXED_POINT  # scored against the fixed-point rows as read: no float copy of them
-    ids: list = []  # the ids (UTF-8 bytes) of every row read, per block, numbered in read order
-    read = 0
+    read: list = []  # per block, the ids (UTF-8 bytes) of its rows: every row read, numbered in read order
+    count = 0
     found: list[list] = [[] for _ in probes]  # per probe, (scores, row numbers) of its best in each cell
     for block in _blocks([(int(r["cell"]), int(r["rows"])) for r in sizes]):
         width = max(longest[cell] for cell in block)
         fixed, row_cells, labels = db.labelled_vectors(_CELL_ROWS, {**params, "cells": block, "width": width})
         # a cell's rows together, by id: the read's order varies, and float32 scores with it in the last bit
         order = np.lexsort((labels, row_cells))  # UTF-8 bytes sort as their characters do
-        numbers = read + order  # the rows' numbers in read order
+        numbers = count + order  # the rows' numbers in read order
         bounds = np.searchsorted(row_cells[order], block + [block[-1] + 1])
-        ids.append(labels)
-        read += len(labels)
+        read.append(labels)
+        count += len(labels)
         for cell, first, last in zip(block, bounds[:-1].tolist(), bounds[1:].tolist()):
             chosen_by = probes_of[cell]
             # one cell's rows as float32 at a time: converting the whole block took 4 times as long (a
@@ -522,13 +522,15 @@ def _cell_nearest(db: StoreSession, params: dict, probes: list) -> list[list]:
             rows = np.broadcast_to(numbers[first:last], scores.shape)
             for probe, best in zip(chosen_by, zip(*_best_per_row(scores, rows, k))):
                 found[probe].append(best)
-    ids = np.concatenate(ids) if ids else ids
+    ids = np.concatenate(read) if read else np.zeros(0, dtype="S1")
     nearest = []
     for parts in found:
         scores, rows = (np.concatenate(part)[None] for part in zip(*parts)) if parts else (np.zeros((1, 0)),) * 2
         scores, rows = _best_per_row(scores, rows, k)
         nearest.append(
-            sorted(((ids[r].decode(), float(x)) for r, x in zip(rows[0], scores[0])), key=lambda f: (-f[1], f[0]))
+            sorted(
+                ((bytes(ids[r]).decode(), float(x)) for r, x in zip(rows[0], scores[0])), key=lambda f: (-f[1], f[0])
+            )
         )
     return nearest
 
