@@ -446,3 +446,32 @@ def test_grouping_a_small_team_reads_none_of_a_large_other_teams_rows(tmp_path):
     assert set(ids[300:]) <= {a["signal_id"] for a in assignments}  # the batch is grouped
     assert {"signals", "signal_embeddings", "report_assignments", "report_events"} <= {t for t, _, _ in reads}
     assert [(table, rows, sql) for table, rows, sql in reads if rows > 8192] == []
+
+
+def test_the_cell_search_returns_ids_of_any_length_and_script_as_exact_search_does(tmp_path, monkeypatch):
+    """The cell search reads ids as fixed-width values padded to the longest id of a block's cells:
+    ids of one to 150 characters, multi-byte ones, and ids that are prefixes of others come back whole
+    and in exact search's order when every cell is searched (blocks of different widths included)."""
+    rng = np.random.default_rng(11)
+    centres = rng.standard_normal((12, DIMENSIONS))
+    vectors = clustered(rng, centres, 600)
+    ids = [("é" * (i % 4) + "ü" * (i % 3 == 0) + f"s{i}")[: 1 + i % 9] for i in range(600)]
+    ids = [f"{signal_id}-{i}" for i, signal_id in enumerate(ids)]  # unique; "és-1" is a prefix of "és-109"…
+    ids[7] = "x" * 150  # one long id: its block is wider than the others
+    resource = ClickHouseResource(path=str(tmp_path / "chdb"), vector_index_dimensions=16)
+    with resource.session() as db:
+        embeddings, assignments = stored_rows(1, ids, vectors)
+        db.insert("signal_embeddings", embeddings)
+        db.insert("report_assignments", assignments)
+    probes = np.concatenate([clustered(rng, centres, 30), vectors[[7, 8]]])
+    monkeypatch.setattr(store, "CELL_ROWS", 50)
+    monkeypatch.setattr(store, "SCAN_BLOCK_ROWS", 150)
+    monkeypatch.setattr(store, "CELL_PROBES", 12)  # every cell: the search is exhaustive
+    cell_calls = spy(monkeypatch, "_cell_nearest")
+    exact = search(resource, probes)
+    monkeypatch.setattr(store, "EXACT_SEARCH_LIMIT", 0)
+    cells = search(resource, probes)
+    assert cell_calls == [len(probes)]
+    assert [[s for s, _, _ in rows] for rows in cells] == [[s for s, _, _ in rows] for rows in exact]
+    assert cells[-2][0][0] == "x" * 150 and cells[-1][0][0] == ids[8]
+    assert any(len(s.encode()) > len(s) for rows in cells for s, _, _ in rows)  # multi-byte ids were found

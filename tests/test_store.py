@@ -198,7 +198,8 @@ def test_a_session_restores_a_missing_table_and_a_missing_column(backend):
 
 
 def test_values_round_trip_exactly(backend):
-    text = "quote ' double \" backslash \\ newline \n tab \t unicode ✓ {placeholder}"
+    # U+0085, U+2028 and U+001C are line breaks to str.splitlines: U+0085 reaches a JSON result unescaped
+    text = "quote ' double \" backslash \\ newline \n tab \t unicode ✓ {placeholder} \u0085 \u2028 \x1c"
     row = {
         "team_id": 1,
         "signal_id": "s'1",
@@ -545,19 +546,24 @@ def test_pipeline_groups_and_researches_through_clickhouse_connect(engine, objec
 
 
 def test_labelled_vectors_reads_fixed_point_rows_with_their_numbers_and_labels(backend):
-    """One binary read: labels of any length (one longer than 127 bytes: a two-byte length) and
-    negative components come back as written, in the query's order."""
+    """One binary read: labels of any length up to the fixed width (multi-byte characters, one of the
+    full width) and negative components come back as written, in the query's order; a block of rows
+    that is not vectors, numbers and fixed-width labels is refused."""
     labels = ["a", "é" * 70, "s" * 200]
+    rows = (
+        "SELECT v, n, {label} FROM (SELECT arrayJoin(arrayZip({vs}, {ns}, {ls})) AS t, "
+        "CAST(t.1, 'Array(Int16)') AS v, toUInt32(t.2) AS n, t.3 AS l) ORDER BY n"
+    )
+    values = {"vs": [[1, -2, 32767], [-32767, 0, 5], [7, 8, -9]], "ns": [3, 4000000000, 70000], "ls": labels}
     with backend.session() as db:
-        vectors, numbers, read = db.labelled_vectors(
-            "SELECT v, n, l FROM (SELECT arrayJoin(arrayZip({vs}, {ns}, {ls})) AS t, "
-            "CAST(t.1, 'Array(Int16)') AS v, toUInt32(t.2) AS n, t.3 AS l) ORDER BY n",
-            {"vs": [[1, -2, 32767], [-32767, 0, 5], [7, 8, -9]], "ns": [3, 4000000000, 70000], "ls": labels},
-        )
-        empty = db.labelled_vectors("SELECT [toInt16(1)], toUInt32(1), 'x' WHERE 0")
+        vectors, numbers, read = db.labelled_vectors(rows.replace("{label}", "toFixedString(l, 200)"), values)
+        empty = db.labelled_vectors("SELECT [toInt16(1)], toUInt32(1), toFixedString('x', 1) WHERE 0")
+        with pytest.raises(StoreError, match=r"a column of type String"):
+            db.labelled_vectors(rows.replace("{label}", "l"), values)
     assert vectors.dtype == np.int16 and vectors.tolist() == [[1, -2, 32767], [7, 8, -9], [-32767, 0, 5]]
-    assert numbers.tolist() == [3, 70000, 4000000000] and read == [labels[0], labels[2], labels[1]]
-    assert empty[0].shape == (0, 0) and empty[1].tolist() == [] and empty[2] == []
+    assert numbers.tolist() == [3, 70000, 4000000000]
+    assert [label.decode() for label in read] == [labels[0], labels[2], labels[1]]
+    assert empty[0].shape == (0, 0) and empty[1].tolist() == [] and len(empty[2]) == 0
 
 
 def test_a_session_drops_a_table_that_a_new_one_replaces(backend):

@@ -132,11 +132,12 @@ INNER JOIN (
 ) AS c ON c.batch_key = e.batch_key AND c.signal_id = e.signal_id
 WHERE {_TEAM_EMBEDDINGS} AND e.batch_key IN {{keys}}
 """
-# The searched cells' rows of batches before this one: their sizes, then some of them, each row's
-# vector, cell and id in one binary result (unordered: grouped by cell in numpy).
+# The searched cells' rows of batches before this one: their sizes and longest ids (in bytes), then
+# some of them, each row's vector, cell and id in one binary result (unordered: grouped by cell in
+# numpy), the ids padded to the longest (`{width}`) with zero bytes, which no signal id holds.
 _CELLS_OF = f"FROM signal_embedding_cell_vectors WHERE {_TEAM_MODEL} AND batch_key < {{batch}} AND cell IN {{cells}}"
-_CELL_SIZES = f"SELECT cell, count() AS rows {_CELLS_OF} GROUP BY cell ORDER BY cell"
-_CELL_ROWS = f"SELECT vector, cell, signal_id {_CELLS_OF}"
+_CELL_SIZES = f"SELECT cell, count() AS rows, max(length(signal_id)) AS longest {_CELLS_OF} GROUP BY cell ORDER BY cell"
+_CELL_ROWS = f"SELECT vector, cell, toFixedString(signal_id, {{width}}) {_CELLS_OF}"
 
 _FOUND_ASSIGNMENTS = current_assignments("team_id = {team} AND batch_key < {batch} AND signal_id IN {ids}")
 # The current report of the found signals that are searchable.
@@ -499,28 +500,38 @@ def _cell_nearest(db: StoreSession, params: dict, probes: list) -> list[list]:
         for cell in cells:
             probes_of.setdefault(cell, []).append(probe)
     sizes = db.query(_CELL_SIZES, {**params, "cells": sorted(probes_of)})
+    longest = {int(r["cell"]): int(r["longest"]) for r in sizes}
     scaled = matrix / FIXED_POINT  # scored against the fixed-point rows as read: no float copy of them
-    ids: list[str] = []  # every row read, numbered in read order
+    read: list = []  # per block, the ids (UTF-8 bytes) of its rows: every row read, numbered in read order
+    count = 0
     found: list[list] = [[] for _ in probes]  # per probe, (scores, row numbers) of its best in each cell
     for block in _blocks([(int(r["cell"]), int(r["rows"])) for r in sizes]):
-        fixed, row_cells, labels = db.labelled_vectors(_CELL_ROWS, {**params, "cells": block})
+        width = max(longest[cell] for cell in block)
+        fixed, row_cells, labels = db.labelled_vectors(_CELL_ROWS, {**params, "cells": block, "width": width})
         # a cell's rows together, by id: the read's order varies, and float32 scores with it in the last bit
-        order = np.lexsort((np.array(labels), row_cells))
-        vectors = fixed[order].astype(np.float32)
-        numbers = len(ids) + order  # the rows' numbers in `ids`
+        order = np.lexsort((labels, row_cells))  # UTF-8 bytes sort as their characters do
+        numbers = count + order  # the rows' numbers in read order
         bounds = np.searchsorted(row_cells[order], block + [block[-1] + 1])
-        ids += labels
+        read.append(labels)
+        count += len(labels)
         for cell, first, last in zip(block, bounds[:-1].tolist(), bounds[1:].tolist()):
             chosen_by = probes_of[cell]
-            scores = scaled[chosen_by] @ vectors[first:last].T
+            # one cell's rows as float32 at a time: converting the whole block took 4 times as long (a
+            # fresh 150 MB array's pages) and held that much more memory
+            scores = scaled[chosen_by] @ fixed[order[first:last]].astype(np.float32).T
             rows = np.broadcast_to(numbers[first:last], scores.shape)
             for probe, best in zip(chosen_by, zip(*_best_per_row(scores, rows, k))):
                 found[probe].append(best)
+    ids = np.concatenate(read) if read else np.zeros(0, dtype="S1")
     nearest = []
     for parts in found:
         scores, rows = (np.concatenate(part)[None] for part in zip(*parts)) if parts else (np.zeros((1, 0)),) * 2
         scores, rows = _best_per_row(scores, rows, k)
-        nearest.append(sorted(((ids[r], float(x)) for r, x in zip(rows[0], scores[0])), key=lambda f: (-f[1], f[0])))
+        nearest.append(
+            sorted(
+                ((bytes(ids[r]).decode(), float(x)) for r, x in zip(rows[0], scores[0])), key=lambda f: (-f[1], f[0])
+            )
+        )
     return nearest
 
 
