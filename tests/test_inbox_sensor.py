@@ -132,6 +132,18 @@ def test_consolidation_keeps_the_raw_batch_and_releases_the_claims(store):
     assert inbox.unfinished_batches(store) == []
 
 
+def test_the_raw_batch_file_keeps_bodies_with_unicode_line_separators_whole(store):
+    """A line of the raw file ends at "\n" only: a body may hold U+0085 or U+2028 unescaped (JSON allows
+    it; `splitlines()` would cut the line there)."""
+    put_inbox(store, 1)
+    batch = inbox.claim_pending(store, 10, None).new_batches[0]
+    bodies = [("1/a.json", "Checkout\u0085fails\u2028again\r".encode()), ("1/b.json", b"plain")]
+    lines = [json.dumps({"object": name, "body": body.decode()}, ensure_ascii=False) for name, body in bodies]
+    store.put(inbox.raw_batch_key(batch), ("\n".join(lines) + "\n").encode())
+
+    assert inbox.load_batch(store, batch) == bodies
+
+
 def put_team_inbox(store, team, n, start_second=0):
     """`n` signals of `team` in its inbox queue, received one microsecond apart from `start_second`."""
     for i in range(n):

@@ -255,8 +255,9 @@ def load_batch(store: ObjectStore, batch: str, max_object_bytes: int | None = No
     """
     raw = raw_batch_key(batch)
     if store.exists(raw):
-        lines = store.get(raw).decode().splitlines()
-        return [(entry["object"], entry["body"].encode()) for entry in map(json.loads, lines) if entry]
+        # Lines end at "\n" only: splitlines() would also break inside a body holding U+0085 or U+2028.
+        entries = [json.loads(line) for line in store.get(raw).decode().split("\n") if line]
+        return [(entry["object"], entry["body"].encode()) for entry in entries if entry]
     prefix = f"{CLAIMED}{batch}/"
     read_limit = None if max_object_bytes is None else max_object_bytes + 1
     return [(key[len(prefix) :], store.get(key, read_limit)) for key in store.list(prefix)]

@@ -92,7 +92,7 @@ def _clean_raw_batch(store: ObjectStore, batch: str, team_id: int, signal_ids: s
     if not store.exists(key):
         return set()
     kept, removed = [], set()
-    for line in store.get(key).decode().splitlines():
+    for line in store.get(key).decode().split("\n"):  # not splitlines(): it breaks inside U+0085 or U+2028 too
         if not line.strip():
             continue
         entry = json.loads(line)
