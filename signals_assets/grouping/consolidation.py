@@ -152,10 +152,17 @@ def cluster_pool(
     def pair_similarity(cosine, rows, columns):
         """A merge needs the floor term and one of the other two to be ≥ 0 on average."""
         cosine = rescaled(cosine)
-        shared = shared_neighbours(neighbourhood, rows, columns) - params.shared_neighbour_floor
-        mean_density = (density[rows][:, None] + density[columns][None, :]) / 2
-        stands_out = cosine - params.density_weight * mean_density - params.link_margin
-        return np.minimum(np.maximum(shared, stands_out), cosine - params.link_floor)
+        shared = shared_neighbours(neighbourhood, rows, int(columns[0]))  # columns: the later rows
+        shared -= params.shared_neighbour_floor
+        # cosine − density_weight · mean density − link_margin, the same operations in place
+        stands_out = np.add(density[rows][:, None], density[columns][None, :])
+        stands_out /= 2
+        stands_out *= params.density_weight
+        np.subtract(cosine, stands_out, out=stands_out)
+        stands_out -= params.link_margin
+        np.maximum(shared, stands_out, out=shared)
+        cosine -= params.link_floor
+        return np.minimum(shared, cosine, out=shared)
 
     labels = guarded_clusters(_average_linkage(pair_distances(square, pair_similarity)), matrix, params, rescaled)
     labels = attached_clusters(labels, neighbourhood.members, density, matrix, params, rescaled)
@@ -163,9 +170,11 @@ def cluster_pool(
     return [first.setdefault(label, len(first)) for label in labels]
 
 
-# Rows of the pair similarities computed at once: memory stays at the n × n cosines, then distances
-# (288 MB at 6,000 signals), plus a few blocks.
+# Rows of the cosine matrix computed at once by the neighbourhoods (the product's blocks: their shape
+# decides the cosines' last bits, so it stays), and of the pair similarities: each a few temporaries of
+# this many rows × n beside the n × n cosines, then distances (288 MB at 6,000 signals).
 BLOCK_ROWS = 256
+DISTANCE_ROWS = 64
 
 
 def pair_distances(square, pair_similarity):
@@ -178,8 +187,8 @@ def pair_distances(square, pair_similarity):
     import numpy as np
 
     n = len(square)
-    for start in range(0, n - 1, BLOCK_ROWS):
-        stop = min(start + BLOCK_ROWS, n - 1)
+    for start in range(0, n - 1, DISTANCE_ROWS):
+        stop = min(start + DISTANCE_ROWS, n - 1)
         distance = pair_similarity(square[start:stop, start:], np.arange(start, stop), np.arange(start, n))
         np.subtract(1.0, distance, out=distance)
         np.maximum(distance, 0.0, out=distance)
@@ -194,15 +203,16 @@ def pair_distances(square, pair_similarity):
 def _average_linkage(square):
     """The average-linkage tree over the n × n distances `square`, which it overwrites: scipy's
     `linkage(distances, "average")` — the same merges, heights and row of the tree for each, ties broken
-    alike — without importing scipy.cluster (0.5–0.9 s per process, most of it scipy.spatial) or copying
-    the distances.
+    alike — without importing scipy.cluster (with scipy.sparse, about 0.45 s of CPU per process) or
+    copying the distances.
 
     scipy's nearest-neighbour chain, a row at a time in numpy: from the chain's last cluster x, its
     nearest live cluster y (the lowest index on a tie, the chain's previous link if that ties); two
     mutual nearest merge into the higher index, whose distances become the size-weighted mean of the
     two (scipy's operations in scipy's order: the same floats), and the lower index's are set to
-    infinity. Then the merges are sorted stably by height and each node named as scipy's union-find
-    names it."""
+    infinity; once half the rows are merged, the live ones are moved into a corner, in order, so the
+    later scans are shorter. Then the merges are sorted stably by height and each node named as scipy's
+    union-find names it."""
     import numpy as np
 
     n = len(square)
@@ -213,12 +223,13 @@ def _average_linkage(square):
     tree = np.empty((n - 1, 4))
     chain: list[int] = []  # rows of `live`
     for k in range(n - 1):
-        if 4 * (n - 1 - k) < len(live):  # a quarter of the rows live: scans and writes cost a quarter
-            kept = np.flatnonzero(size)
-            chain = [int(np.searchsorted(kept, x)) for x in chain]
-            live = square[: len(kept), : len(kept)]
-            live[...] = square[np.ix_(kept, kept)]
-            ids, size = ids[kept], size[kept]
+        if 2 * (n - k) < len(live):  # half the rows live: scans and writes cost half
+            survivors = np.flatnonzero(size)  # in order: ties still go to the lowest index
+            chain = [int(np.searchsorted(survivors, x)) for x in chain]
+            live = square[: len(survivors), : len(survivors)]
+            for row, survivor in enumerate(survivors):  # upwards, row by row: no copy of the corner
+                live[row] = square[survivor, survivors]
+            ids, size = ids[survivors], size[survivors]
         if not chain:
             chain = [int(np.argmax(size > 0))]  # the first live cluster
         while True:
@@ -290,11 +301,11 @@ def attached_clusters(
     moved into it. A fragment of a problem (its unusual phrasings, or a small report the guards
     dissolved) is rarely linked strongly enough to the problem's bulk on average, yet most of its
     members' nearest signals are there. The vote counts every neighbour slot but the members' own
-    (`neighbours`: each row's neighbourhood, itself included, as from `Neighbourhoods.members`), so a cluster whose neighbours are mostly its own
-    stays; the target must be larger than the voter and than `small_size`, so strangers, who have no
-    such cluster, are never gathered. Rounds repeat on the new labels until nothing moves, but a
-    cluster that moved or received in any round never votes again: a grown cluster is never carried
-    into a third one (no chains).
+    (`neighbours`: each row's neighbourhood, itself included, as `Neighbourhoods.members`), so a
+    cluster whose neighbours are mostly its own stays; the target must be larger than the voter and
+    than `small_size`, so strangers, who have no such cluster, are never gathered. Rounds repeat on
+    the new labels until nothing moves, but a cluster that moved or received in any round never votes
+    again: a grown cluster is never carried into a third one (no chains).
     Closeness is judged against the target's own tightness too (`density_weight` of its members' mean
     `density`, rescaled): next to a tight problem a stranger has it among its nearest signals without
     being anywhere near as close to it as its members are to one another."""

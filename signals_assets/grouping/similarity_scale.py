@@ -83,7 +83,7 @@ def pool_scale(
 class Neighbourhoods:
     """Each row's neighbourhood (`members[i]`: row i itself, then its nearest rows, nearest first) and,
     for the shared counts, the other way round: the rows whose neighbourhood holds row k
-    (`holders[starts[k]:starts[k + 1]]`, ascending)."""
+    (`holders[starts[k]:starts[k + 1]]`, ascending; `keys` the same holdings as k · n + holder, sorted)."""
 
     def __init__(self, members: numpy.ndarray) -> None:
         import numpy as np
@@ -93,6 +93,7 @@ class Neighbourhoods:
         flat = members.ravel()
         order = np.argsort(flat, kind="stable")
         self.holders = order // self.size
+        self.keys = flat[order] * len(members) + self.holders
         self.starts = np.concatenate(([0], np.cumsum(np.bincount(flat, minlength=len(members)))))
 
 
@@ -144,25 +145,25 @@ def neighbourhoods(matrix: numpy.ndarray, size: int, block_rows: int = 256, squa
     return Neighbourhoods(members), density
 
 
-def shared_neighbours(neighbourhoods: Neighbourhoods, rows, columns) -> numpy.ndarray:
-    """The share of their neighbourhoods (from `neighbourhoods`) that rows and columns have in common, a
-    dense block. It depends only on the order of the cosines, so no similarity constant is in it: two
-    signals of a dense, well-separated problem share most neighbours whatever the problem's cosines.
+def shared_neighbours(neighbourhoods: Neighbourhoods, rows, start: int = 0) -> numpy.ndarray:
+    """The share of their neighbourhoods (from `neighbourhoods`) that `rows` and the rows `start`..n − 1
+    have in common, a dense block. It depends only on the order of the cosines, so no similarity
+    constant is in it: two signals of a dense, well-separated problem share most neighbours whatever
+    the problem's cosines.
 
-    Counted from the holders' lists, without scipy.sparse (its import costs more than the counting): each
-    row's neighbours k, and for each k the rows whose neighbourhood holds it, are its pairs with a
-    neighbour in common, about len(rows) · size² of them."""
+    Counted from the holders' lists, without scipy.sparse (its import costs more than the counting): a
+    row's neighbours k, and for each k its holders from `start` on, are the row's pairs with a neighbour
+    in common (at most len(rows) · size² of them), counted with one bincount."""
     import numpy as np
 
-    rows, columns = np.asarray(rows), np.asarray(columns)
-    position = np.full(len(neighbourhoods.members), -1)
-    position[columns] = np.arange(len(columns))
+    n = len(neighbourhoods.members)
+    width = n - start
     neighbours = neighbourhoods.members[rows].ravel()
-    first, counts = neighbourhoods.starts[neighbours], np.diff(neighbourhoods.starts)[neighbours]
+    first = np.searchsorted(neighbourhoods.keys, neighbours * n + start)  # each k's first holder ≥ start
+    counts = neighbourhoods.starts[neighbours + 1] - first
     ends = np.cumsum(counts)
-    slots = np.arange(ends[-1] if len(ends) else 0) + np.repeat(first - ends + counts, counts)
-    column = position[neighbourhoods.holders[slots]]
-    row = np.repeat(np.repeat(np.arange(len(rows)), neighbourhoods.size), counts)
-    kept = column >= 0
-    counted = np.bincount(row[kept] * len(columns) + column[kept], minlength=len(rows) * len(columns))
-    return counted.reshape(len(rows), len(columns)) / neighbourhoods.size
+    holders = np.arange(ends[-1] if len(ends) else 0) + np.repeat(first - ends + counts, counts)
+    places = neighbourhoods.holders[holders]  # each pair's place in the flattened block
+    places += np.repeat(np.repeat(np.arange(len(rows)) * width - start, neighbourhoods.size), counts)
+    counted = np.bincount(places, minlength=len(rows) * width)
+    return counted.reshape(len(rows), width) / neighbourhoods.size
