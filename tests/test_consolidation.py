@@ -105,11 +105,11 @@ def test_a_fragment_whose_neighbours_lie_in_a_larger_cluster_joins_it():
     pool /= np.linalg.norm(pool, axis=1, keepdims=True)
     labels = [0] * 20 + [1] * 2 + [2] * 3 + list(range(3, 23))
     params = ConsolidationParameters()
-    neighbourhood_matrix, density = neighbourhoods(pool, params.min_neighbours)
+    neighbourhood, density = neighbourhoods(pool, params.min_neighbours)
 
     def attached(floor: float) -> list[int]:
         return consolidation.attached_clusters(
-            labels, neighbourhood_matrix, density, pool, ConsolidationParameters(link_floor=floor), lambda c: c
+            labels, neighbourhood.members, density, pool, ConsolidationParameters(link_floor=floor), lambda c: c
         )
 
     result = attached(0.5)
@@ -352,7 +352,6 @@ def dense_cluster_pool(vectors) -> list[int]:
     guards and attachment: the reference the blockwise computation must reproduce label for label."""
     params = ConsolidationParameters()
     from scipy.cluster.hierarchy import linkage
-    from scipy.sparse import csr_matrix
     from scipy.spatial.distance import squareform
 
     matrix = np.asarray(vectors, dtype=np.float64)
@@ -362,8 +361,9 @@ def dense_cluster_pool(vectors) -> list[int]:
     raw = np.round(matrix @ matrix.T, 9)
     np.fill_diagonal(raw, np.inf)
     size = min(max(params.min_neighbours, round(n * params.neighbour_share)), n)
+    nearest = np.argsort(-raw, axis=1, kind="stable")[:, :size]
     members = np.zeros((n, n))
-    members[np.arange(n)[:, None], np.argsort(-raw, axis=1, kind="stable")[:, :size]] = 1.0
+    members[np.arange(n)[:, None], nearest] = 1.0
     shared = members @ members.T / size
     cosine = matrix @ matrix.T * gain + offset
     others = np.where(members > 0, cosine, np.nan)
@@ -375,9 +375,7 @@ def dense_cluster_pool(vectors) -> list[int]:
     np.fill_diagonal(distance, 0.0)
     tree = linkage(squareform(distance, checks=False), "average")
     labels = consolidation.guarded_clusters(tree, matrix, params, lambda c: c * gain + offset)
-    labels = consolidation.attached_clusters(
-        labels, csr_matrix(members), density, matrix, params, lambda c: c * gain + offset
-    )
+    labels = consolidation.attached_clusters(labels, nearest, density, matrix, params, lambda c: c * gain + offset)
     first: dict[int, int] = {}
     return [first.setdefault(label, len(first)) for label in labels]
 
@@ -625,11 +623,13 @@ def test_shared_neighbours_depend_only_on_the_order_of_the_cosines():
 
     vectors = np.asarray(topical_pool(np.random.default_rng(8)))
     members, density = neighbourhoods(vectors, 10)
-    assert (members.sum(axis=1) == 10).all() and (members.diagonal() == 1).all()  # each signal is in its own
+    assert members.members.shape == (len(vectors), 10)
+    assert (members.members[:, 0] == np.arange(len(vectors))).all()  # each signal is in its own, first
     for gain, shift in ((0.5, 0.3), (0.3, 0.1)):
         moved = rescaled(vectors, gain, shift)
-        assert (neighbourhoods(moved / np.linalg.norm(moved, axis=1, keepdims=True), 10)[0] != members).nnz == 0
-    shared = shared_neighbours(members, np.arange(40), np.arange(40))
+        moved_members = neighbourhoods(moved / np.linalg.norm(moved, axis=1, keepdims=True), 10)[0].members
+        np.testing.assert_array_equal(moved_members, members.members)
+    shared = shared_neighbours(members, np.arange(40))[:, :40]
     same_problem = shared[:20, :20][~np.eye(20, dtype=bool)]
     assert same_problem.mean() > 0.5 and shared[:20, 20:40].max() == 0.0
     nearest_other = np.sort(vectors @ vectors.T - 2 * np.eye(len(vectors)), axis=1)[:, -9:]
@@ -651,9 +651,7 @@ def test_neighbourhoods_are_the_nearest_rows_of_a_full_sort_ties_by_row_order():
     for size in (1, 2, 10, 174, 175):
         for block_rows in (7, 256):
             members, density = neighbourhoods(vectors, size, block_rows)
-            expected = np.zeros((len(vectors), len(vectors)))
-            np.put_along_axis(expected, order[:, :size], 1.0, axis=1)
-            assert (members.toarray() == expected).all(), (size, block_rows)
+            np.testing.assert_array_equal(members.members, order[:, :size], err_msg=f"{size}, {block_rows}")
             if size > 1:
                 nearest = np.take_along_axis(cosine, order[:, 1:size], axis=1).mean(axis=1)
                 np.testing.assert_array_equal(density, nearest)
@@ -675,8 +673,6 @@ def test_fragments_attach_round_after_round_but_a_cluster_that_moved_or_received
     """A fragment whose nearest signals lie in another fragment joins the problem once that fragment has
     joined it (a later round, on the new labels); a cluster that moved in one round never votes again, so
     what joined it stays behind rather than being carried on (no chains)."""
-    from scipy.sparse import csr_matrix
-
     rng = np.random.default_rng(5)
     pool = np.asarray(around(np.eye(16)[0], 24, 0.02, rng))  # all close: only the votes decide
     bulk, first, second = list(range(8)), [8, 9], [10, 11]
@@ -696,12 +692,46 @@ def test_fragments_attach_round_after_round_but_a_cluster_that_moved_or_received
         nearest[row] = [row] + moving[:4]
     for row in alone:
         nearest[row] = [row] + riding + [alone[0] if row != alone[0] else alone[1]]
-    rows = [r for r in range(24) for _ in range(5)]
-    columns = [c for r in range(24) for c in nearest[r]]
-    neighbourhood_matrix = csr_matrix((np.ones(len(rows)), (rows, columns)), shape=(24, 24))
+    neighbours = np.array([nearest[r] for r in range(24)])
     result = consolidation.attached_clusters(
-        labels, neighbourhood_matrix, np.zeros(24), pool, ConsolidationParameters(), lambda c: c
+        labels, neighbours, np.zeros(24), pool, ConsolidationParameters(), lambda c: c
     )
     assert [result[r] for r in bulk + first + second + moving] == [0] * 19
     assert [result[r] for r in riding] == [3] * 3  # `moving`'s label, which moved on without them
     assert [result[r] for r in alone] == [5, 6]
+
+
+def test_the_average_linkage_is_scipys_tree_merge_for_merge_ties_included():
+    """The linkage run in numpy (no scipy.cluster import in the code location) gives scipy's tree exactly:
+    the same merges in the same rows, the same heights bit for bit, also where many distances tie."""
+    from scipy.cluster.hierarchy import linkage
+    from scipy.spatial.distance import squareform
+
+    rng = np.random.default_rng(21)
+    for trial in range(90):
+        n = int(rng.integers(2, 120))
+        pairs = n * (n - 1) // 2
+        distances = (
+            rng.random(pairs),
+            rng.integers(0, 4, pairs) / 4,  # many ties
+            np.maximum(1.0 - 1.3 * rng.random(pairs), 0.0),  # clipped at 0, as the consolidation's are
+        )[trial % 3]
+        expected = linkage(distances, "average")
+        np.testing.assert_array_equal(consolidation._average_linkage(squareform(distances)), expected)
+
+
+def test_shared_neighbours_are_the_counts_of_common_members():
+    """The shares counted from the holders' lists are those of the neighbourhoods' 0/1 matrix product, for
+    any rows (in any order, repeated or not) against the rows from any start on, hubs included."""
+    from signals_assets.grouping.similarity_scale import neighbourhoods, shared_neighbours
+
+    rng = np.random.default_rng(4)
+    distinct = rng.standard_normal((70, 12))
+    vectors = np.concatenate([distinct, distinct[:20]])  # duplicates: rows held by many neighbourhoods
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    neighbourhood, _ = neighbourhoods(vectors, 7, 16)
+    members = np.zeros((90, 90))
+    np.put_along_axis(members, neighbourhood.members, 1.0, axis=1)
+    for rows, start in ((np.arange(90), 0), (np.arange(30, 45), 30), ([5, 80, 5], 3), ([89], 89)):
+        expected = members[rows] @ members[start:].T / 7
+        np.testing.assert_array_equal(shared_neighbours(neighbourhood, rows, start), expected)

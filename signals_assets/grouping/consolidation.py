@@ -63,15 +63,14 @@ large clusters that are each other's nearest and stand out from their third-near
 by HDBSCAN's dense regions, was measured and dropped: two neighbouring problems are often closer than
 two pieces of one, and the first lost 0.024 ARI and 0.10 pair precision on HWU64 (benchmarks/README.md).
 
-Memory: each pair's cosine is computed once, a block of rows against the later rows at a time,
-straight into scipy's condensed vector, and the neighbourhoods are found from those blocks (a sparse
-n × neighbourhood matrix; a block's cosines to earlier rows are read back from the vector); then the
-pair distances are written over the cosines a block at a time, so the pool costs n²/2 floats plus a
-block, not several n × n matrices, and half a matrix product; the clusters are the same. scipy's
-average linkage works on its own copy of that vector, so the clustering's peak is about 9n² bytes
-(benchmarks/consolidation_memory.py, peak RSS growth: 107 MB at 3,000 signals, 349 MB at 6,000,
-899 MB at 10,000). `pool_limit` (`SIGNALS_CONSOLIDATION_POOL`) caps n, and with it the memory,
-whatever the team's volume.
+Memory and CPU: each pair's cosine is computed once, a block of rows against the later rows, into
+one n × n matrix (copied to the earlier rows' columns), and the neighbourhoods are found from those
+blocks (each row's nearest, as an n × neighbourhood array); then the pair distances are written over
+the cosines a block at a time, and the average linkage runs on them in place (`_average_linkage`:
+scipy's algorithm and tree, without importing scipy.cluster or copying the distances). So the pool
+costs one n × n matrix plus a few blocks, not several, and half a matrix product; the clusters are
+the same. Peak about 8n² bytes (benchmarks/consolidation_memory.py). `pool_limit`
+(`SIGNALS_CONSOLIDATION_POOL`) caps n, and with it the memory, whatever the team's volume.
 
 Pool size: 6,000 covers a team's pool of several thousand short texts whole. With 3,000, on
 4,500-text Banking77 train samples in batches of 500 with research between them
@@ -80,12 +79,11 @@ one-pass reports and stayed split: ARI 0.500 → 0.514 (a random 4,500) and 0.52
 of every intent) at 3,000 → 6,000 (the same as an unbounded pool), pair precision unchanged.
 
 Parameters were chosen on Banking77 *train* texts (benchmarks/offline_matching_sim.py), never on
-the dev protocol. numpy and scipy are imported inside the functions.
+the dev protocol. numpy is imported inside the functions; scipy is not needed.
 """
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
@@ -93,12 +91,11 @@ from typing import Sequence
 from signals_assets.grouping.similarity_scale import (
     REFERENCE,
     neighbourhoods,
-    pair_rows,
     pool_scale,
     shared_neighbours,
 )
 
-# Newest pooled signals re-clustered per batch and team (memory: about 9 bytes × its square); the
+# Newest pooled signals re-clustered per batch and team (memory: about 8 bytes × its square); the
 # default of the setting SIGNALS_CONSOLIDATION_POOL.
 POOL_LIMIT = 6000
 
@@ -148,57 +145,122 @@ def cluster_pool(
         return gain * cosine + offset
 
     size = min(max(params.min_neighbours, round(n * params.neighbour_share)), n)
-    cosines = np.empty(n * (n - 1) // 2)  # every pair's, then their distances, in place
-    neighbourhood_matrix, density = neighbourhoods(matrix, size, BLOCK_ROWS, cosines)
+    square = np.empty((n, n))  # every pair's cosine, then their distances, in place
+    neighbourhood, density = neighbourhoods(matrix, size, BLOCK_ROWS, square)
     density = rescaled(density)
 
     def pair_similarity(cosine, rows, columns):
         """A merge needs the floor term and one of the other two to be ≥ 0 on average."""
         cosine = rescaled(cosine)
-        shared = shared_neighbours(neighbourhood_matrix, rows, columns) - params.shared_neighbour_floor
-        mean_density = (density[rows][:, None] + density[columns][None, :]) / 2
-        stands_out = cosine - params.density_weight * mean_density - params.link_margin
-        return np.minimum(np.maximum(shared, stands_out), cosine - params.link_floor)
+        shared = shared_neighbours(neighbourhood, rows, int(columns[0]))  # columns: the later rows
+        shared -= params.shared_neighbour_floor
+        # cosine − density_weight · mean density − link_margin, the same operations in place
+        stands_out = np.add(density[rows][:, None], density[columns][None, :])
+        stands_out /= 2
+        stands_out *= params.density_weight
+        np.subtract(cosine, stands_out, out=stands_out)
+        stands_out -= params.link_margin
+        np.maximum(shared, stands_out, out=shared)
+        cosine -= params.link_floor
+        return np.minimum(shared, cosine, out=shared)
 
-    labels = guarded_clusters(_average_linkage(condensed_distance(cosines, pair_similarity)), matrix, params, rescaled)
-    labels = attached_clusters(labels, neighbourhood_matrix, density, matrix, params, rescaled)
+    labels = guarded_clusters(_average_linkage(pair_distances(square, pair_similarity)), matrix, params, rescaled)
+    labels = attached_clusters(labels, neighbourhood.members, density, matrix, params, rescaled)
     first: dict[int, int] = {}
     return [first.setdefault(label, len(first)) for label in labels]
 
 
-# Rows of the cosine matrix held at once: memory stays at the condensed pair cosines, then distances
-# (n²/2 floats, 144 MB at 6,000 signals), plus a block, instead of several full n × n matrices.
+# Rows of the cosine matrix computed at once by the neighbourhoods (the product's blocks: their shape
+# decides the cosines' last bits, so it stays), and of the pair similarities: each a few temporaries of
+# this many rows × n beside the n × n cosines, then distances (288 MB at 6,000 signals).
 BLOCK_ROWS = 256
+DISTANCE_ROWS = 64
 
 
-def condensed_distance(cosines, pair_similarity):
-    """The pair cosines `cosines` (scipy's condensed order, i < j, as `neighbourhoods` leaves them) turned
-    in place into the condensed distance vector of 1 − pair_similarity, clipped at 0.
+def pair_distances(square, pair_similarity):
+    """The pair cosines `square` (n × n, as `neighbourhoods` leaves them) turned in place into the
+    distances 1 − pair_similarity, clipped at 0, of every pair: a pair's distance is that of its cosine
+    at (i, j), i < j, copied to (j, i).
 
     `pair_similarity(cosine, rows, columns)` turns a block of cosines between unit rows `rows` and
     `columns` into similarities; blocks of rows are computed in turn, each against the later rows only."""
     import numpy as np
 
-    n = round((1 + math.sqrt(1 + 8 * len(cosines))) / 2)
-    for start in range(0, n - 1, BLOCK_ROWS):
-        stop = min(start + BLOCK_ROWS, n - 1)
-        rows = pair_rows(n, start, stop)
-        cosine = np.zeros((stop - start, n - start))  # the entries at or below the diagonal are unused
-        for row, pairs in rows:
-            cosine[row, row + 1 :] = cosines[pairs]
-        distance = pair_similarity(cosine, np.arange(start, stop), np.arange(start, n))
+    n = len(square)
+    for start in range(0, n - 1, DISTANCE_ROWS):
+        stop = min(start + DISTANCE_ROWS, n - 1)
+        distance = pair_similarity(square[start:stop, start:], np.arange(start, stop), np.arange(start, n))
         np.subtract(1.0, distance, out=distance)
         np.maximum(distance, 0.0, out=distance)
-        for row, pairs in rows:
-            cosines[pairs] = distance[row, row + 1 :]
-    return cosines
+        square[start:stop, start:] = distance
+        square[stop:, start:stop] = distance[:, stop - start :].T
+        within = square[start:stop, start:stop]
+        lower = np.tril_indices(stop - start, -1)
+        within[lower] = within.T[lower]
+    return square
 
 
-def _average_linkage(condensed):
-    """scipy's average-linkage tree over the condensed distances."""
-    from scipy.cluster.hierarchy import linkage
+def _average_linkage(square):
+    """The average-linkage tree over the n × n distances `square`, which it overwrites: scipy's
+    `linkage(distances, "average")` — the same merges, heights and row of the tree for each, ties broken
+    alike — without importing scipy.cluster (with scipy.sparse, about 0.45 s of CPU per process) or
+    copying the distances.
 
-    return linkage(condensed, method="average")
+    scipy's nearest-neighbour chain, a row at a time in numpy: from the chain's last cluster x, its
+    nearest live cluster y (the lowest index on a tie, the chain's previous link if that ties); two
+    mutual nearest merge into the higher index, whose distances become the size-weighted mean of the
+    two (scipy's operations in scipy's order: the same floats), and the lower index's are set to
+    infinity; once half the rows are merged, the live ones are moved into a corner, in order, so the
+    later scans are shorter. Then the merges are sorted stably by height and each node named as scipy's
+    union-find names it."""
+    import numpy as np
+
+    n = len(square)
+    np.fill_diagonal(square, np.inf)
+    live = square  # the live clusters' distances: a corner of `square`, compacted as clusters merge
+    ids = np.arange(n)  # the cluster (scipy's index) of each row of `live`
+    size = np.ones(n)
+    tree = np.empty((n - 1, 4))
+    chain: list[int] = []  # rows of `live`
+    for k in range(n - 1):
+        if 2 * (n - k) < len(live):  # half the rows live: scans and writes cost half
+            survivors = np.flatnonzero(size)  # in order: ties still go to the lowest index
+            chain = [int(np.searchsorted(survivors, x)) for x in chain]
+            live = square[: len(survivors), : len(survivors)]
+            for row, survivor in enumerate(survivors):  # upwards, row by row: no copy of the corner
+                live[row] = square[survivor, survivors]
+            ids, size = ids[survivors], size[survivors]
+        if not chain:
+            chain = [int(np.argmax(size > 0))]  # the first live cluster
+        while True:
+            x = chain[-1]
+            y = int(np.argmin(live[x]))
+            if len(chain) > 1 and live[x, chain[-2]] == live[x, y]:
+                y = chain[-2]
+                break
+            chain.append(y)
+        del chain[-2:]
+        height = live[x, y]
+        x, y = min(x, y), max(x, y)
+        nx, ny = size[x], size[y]
+        tree[k] = ids[x], ids[y], height, nx + ny
+        kept = (nx * live[x] + ny * live[y]) / (nx + ny)  # infinite at x, y and the merged clusters
+        live[y], live[:, y] = kept, kept
+        live[x], live[:, x] = np.inf, np.inf
+        size[x], size[y] = 0.0, nx + ny
+    tree = tree[np.argsort(tree[:, 2], kind="mergesort")]
+    parent = list(range(2 * n - 1))
+
+    def root(node: int) -> int:
+        while parent[node] != node:
+            parent[node] = node = parent[parent[node]]
+        return node
+
+    for k in range(n - 1):
+        x, y = sorted((root(int(tree[k, 0])), root(int(tree[k, 1]))))
+        parent[x] = parent[y] = n + k
+        tree[k, 0], tree[k, 1] = x, y
+    return tree
 
 
 def guarded_clusters(tree, matrix, params: ConsolidationParameters, rescaled) -> list[int]:
@@ -233,25 +295,25 @@ def guarded_clusters(tree, matrix, params: ConsolidationParameters, rescaled) ->
 
 
 def attached_clusters(
-    cut: list[int], neighbourhood_matrix, density, matrix, params: ConsolidationParameters, rescaled
+    cut: list[int], neighbours, density, matrix, params: ConsolidationParameters, rescaled
 ) -> list[int]:
     """The labels with each cluster whose members' neighbourhoods point mostly into one larger cluster
     moved into it. A fragment of a problem (its unusual phrasings, or a small report the guards
     dissolved) is rarely linked strongly enough to the problem's bulk on average, yet most of its
     members' nearest signals are there. The vote counts every neighbour slot but the members' own
-    (itself included in `neighbourhood_matrix`), so a cluster whose neighbours are mostly its own
-    stays; the target must be larger than the voter and than `small_size`, so strangers, who have no
-    such cluster, are never gathered. Rounds repeat on the new labels until nothing moves, but a
-    cluster that moved or received in any round never votes again: a grown cluster is never carried
-    into a third one (no chains).
+    (`neighbours`: each row's neighbourhood, itself included, as `Neighbourhoods.members`), so a
+    cluster whose neighbours are mostly its own stays; the target must be larger than the voter and
+    than `small_size`, so strangers, who have no such cluster, are never gathered. Rounds repeat on
+    the new labels until nothing moves, but a cluster that moved or received in any round never votes
+    again: a grown cluster is never carried into a third one (no chains).
     Closeness is judged against the target's own tightness too (`density_weight` of its members' mean
     `density`, rescaled): next to a tight problem a stranger has it among its nearest signals without
     being anywhere near as close to it as its members are to one another."""
     import numpy as np
 
     labels = np.asarray(cut)
-    size = neighbourhood_matrix[0].nnz
-    neighbours = neighbourhood_matrix.indices.reshape(len(labels), size)
+    neighbours = np.asarray(neighbours)
+    size = neighbours.shape[1]
     touched: set[int] = set()  # clusters that moved or received: they never vote again (no chains)
     voters = np.flatnonzero(np.bincount(labels))
     while len(voters):

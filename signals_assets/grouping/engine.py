@@ -467,12 +467,16 @@ def consolidate(
             signal_count=base.signal_count + members_after[report_id] - members_before[report_id],
             total_weight=base.total_weight + weight_change.get(report_id, 0.0),
         )
-    # an existing report that lost every signal is merged into the report that took most of them
-    merged_into = {
-        r: Counter(new for p, new in zip(pool, final) if p.report_id == r).most_common(1)[0][0]
-        for r, state in states_after.items()
-        if not state.signal_count and r in before
-    }
+    # an existing report that lost every signal is merged into the report that took most of them (ties:
+    # the one that took its first pool signal), counted in one pass over the pool
+    emptied = {r for r, state in states_after.items() if not state.signal_count and r in before}
+    taken: dict[str, Counter] = {r: Counter() for r in emptied}
+    for p, new in zip(pool, final):
+        if p.report_id in taken:
+            taken[p.report_id][new] += 1
+    merged_into = {r: taken[r].most_common(1)[0][0] for r in states_after if r in emptied}
+    moved_in = Counter(moved.values())
+    moved_out = Counter(p.report_id for p in stored_part if p.signal_id in moved)
     for report_id in sorted(changed, key=lambda r: (first_position.get(r, len(final)), r)):
         state = states_after[report_id]
         if report_id in merged_into:
@@ -493,15 +497,13 @@ def consolidate(
                     detail="consolidated",
                 )
             )
-        moved_in = sum(1 for r in moved.values() if r == report_id)
-        moved_out = sum(1 for p in stored_part if p.report_id == report_id and p.signal_id in moved)
-        if status_before.get(report_id) in RESEARCHED_STATUSES and (moved_in or moved_out):
+        if status_before.get(report_id) in RESEARCHED_STATUSES and (moved_in[report_id] or moved_out[report_id]):
             absorbed = sorted(r for r, target in merged_into.items() if target == report_id)
             detail = ", ".join(
                 part
                 for part in (
-                    f"{moved_in} signals moved in" if moved_in else "",
-                    f"{moved_out} signals moved out" if moved_out else "",
+                    f"{moved_in[report_id]} signals moved in" if moved_in[report_id] else "",
+                    f"{moved_out[report_id]} signals moved out" if moved_out[report_id] else "",
                     f"absorbed {', '.join(absorbed)}" if absorbed else "",
                 )
                 if part

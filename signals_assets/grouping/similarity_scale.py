@@ -80,24 +80,41 @@ def pool_scale(
     return SimilarityScale(centre, float(np.sqrt(max(second - centre**2, 1e-12))))
 
 
-def neighbourhoods(matrix: numpy.ndarray, size: int, block_rows: int = 256, cosines: numpy.ndarray | None = None):
-    """(members, density): each unit row's neighbourhood — itself and its `size` − 1 most similar other
-    rows — as the rows of a sparse 0/1 matrix, and each row's density, its mean cosine to those others.
-    Computed a block of rows at a time (memory: a block of cosines plus n · size, and the pairs' cosines).
+class Neighbourhoods:
+    """Each row's neighbourhood (`members[i]`: row i itself, then its nearest rows, nearest first) and,
+    for the shared counts, the other way round: the rows whose neighbourhood holds row k
+    (`holders[starts[k]:starts[k + 1]]`, ascending; `keys` the same holdings as k · n + holder, sorted)."""
 
-    Each pair's cosine is computed once, against the later rows only, and kept in `cosines` (scipy's
-    condensed order, i < j; allocated here when not given): a block's cosines to earlier rows are read
-    back from it, so the pool costs half a matrix product, and a caller that needs every pair's cosine
-    (the consolidation's distances) passes `cosines` and computes none again.
+    def __init__(self, members: numpy.ndarray) -> None:
+        import numpy as np
+
+        self.members = members
+        self.size = members.shape[1]
+        flat = members.ravel()
+        order = np.argsort(flat, kind="stable")
+        self.holders = order // self.size
+        self.keys = flat[order] * len(members) + self.holders
+        self.starts = np.concatenate(([0], np.cumsum(np.bincount(flat, minlength=len(members)))))
+
+
+def neighbourhoods(matrix: numpy.ndarray, size: int, block_rows: int = 256, square: numpy.ndarray | None = None):
+    """(neighbourhoods, density): each unit row's neighbourhood — itself and its `size` − 1 most similar
+    other rows (`Neighbourhoods`) — and each row's density, its mean cosine to those others.
+    Computed a block of rows at a time (memory: the n × n cosines plus a block and n · size).
+
+    Each pair's cosine is computed once, a block of rows against the later rows, and copied into the
+    earlier rows' columns of `square` (n × n, allocated here when not given), so the pool costs half a
+    matrix product; a caller that needs every pair's cosine (the consolidation's distances) passes
+    `square` and computes none again. Row i of `square` holds, at j > i, the cosine of i's block and, at
+    j < i, that of the earlier row's block: within a block, the product's own (i, j) for j < i.
 
     Ties are broken by row order (cosines rounded to 1e-9), so the result does not depend on the block
     size or on floating-point noise between identical signals."""
     import numpy as np
-    from scipy.sparse import csr_matrix
 
     n = len(matrix)
-    if cosines is None:
-        cosines = np.empty(n * (n - 1) // 2)
+    if square is None:
+        square = np.empty((n, n))
     size = min(size, n)
     members = np.empty((n, size), dtype=np.int64)
     density = np.zeros(n)
@@ -110,13 +127,9 @@ def neighbourhoods(matrix: numpy.ndarray, size: int, block_rows: int = 256, cosi
         stop = min(start + block_rows, n)
         rows = np.arange(stop - start)
         cosine = cosine[: stop - start]
-        np.matmul(matrix[start:stop], matrix[start:].T, out=cosine[:, start:])
-        for row, pairs in pair_rows(n, start, stop):
-            cosines[pairs] = cosine[row, start + row + 1 :]
-        # the cosines to earlier rows j, pairs (j, i), read back: those of one j are consecutive
-        earlier = np.arange(start)
-        cosine[:, :start] = cosines[(pair_offset(n, earlier) - earlier - 1)[:, None] + np.arange(start, stop)].T
-        np.round(cosine, 9, out=cosine)
+        np.matmul(matrix[start:stop], matrix[start:].T, out=square[start:stop, start:])
+        square[stop:, start:stop] = square[start:stop, stop:].T
+        np.round(square[start:stop], 9, out=cosine)
         cosine[rows, start + rows] = 2.0  # above any cosine: a row is the first member of its own neighbourhood
         # in place: a fresh temporary of the block's size costs its page faults on every pass; float64
         # holds these integers exactly (below 2⁵³ for any pool of fewer than 4 million rows)
@@ -129,25 +142,28 @@ def neighbourhoods(matrix: numpy.ndarray, size: int, block_rows: int = 256, cosi
         members[start:stop] = nearest
         if size > 1:
             density[start:stop] = np.take_along_axis(cosine, nearest[:, 1:], axis=1).mean(axis=1)
-    rows_of = np.repeat(np.arange(n), size)
-    return csr_matrix((np.ones(n * size), (rows_of, members.ravel())), shape=(n, n)), density
+    return Neighbourhoods(members), density
 
 
-def pair_offset(n: int, i):
-    """Where row i's pairs (i, i + 1..n − 1) begin in scipy's condensed order of n rows' pairs."""
-    return i * n - i * (i + 1) // 2
+def shared_neighbours(neighbourhoods: Neighbourhoods, rows, start: int = 0) -> numpy.ndarray:
+    """The share of their neighbourhoods (from `neighbourhoods`) that `rows` and the rows `start`..n − 1
+    have in common, a dense block. It depends only on the order of the cosines, so no similarity
+    constant is in it: two signals of a dense, well-separated problem share most neighbours whatever
+    the problem's cosines.
 
+    Counted from the holders' lists, without scipy.sparse (its import costs more than the counting): a
+    row's neighbours k, and for each k its holders from `start` on, are the row's pairs with a neighbour
+    in common (at most len(rows) · size² of them), counted with one bincount."""
+    import numpy as np
 
-def pair_rows(n: int, start: int, stop: int) -> list[tuple[int, slice]]:
-    """For each row i of start..stop − 1: (i − start, where its pairs (i, i + 1..n − 1) lie in the
-    condensed order), so that a block of those rows against columns start..n − 1 holds row i's pairs at
-    [i − start, i − start + 1:]."""
-    return [(i - start, slice(pair_offset(n, i), pair_offset(n, i + 1))) for i in range(start, stop)]
-
-
-def shared_neighbours(neighbourhood_matrix, rows, columns) -> numpy.ndarray:
-    """The share of their neighbourhoods (from `neighbourhoods`) that rows and columns have in common, a
-    dense block. It depends only on the order of the cosines, so no similarity constant is in it: two
-    signals of a dense, well-separated problem share most neighbours whatever the problem's cosines."""
-    size = neighbourhood_matrix[0].nnz
-    return (neighbourhood_matrix[rows] @ neighbourhood_matrix[columns].T).toarray() / size
+    n = len(neighbourhoods.members)
+    width = n - start
+    neighbours = neighbourhoods.members[rows].ravel()
+    first = np.searchsorted(neighbourhoods.keys, neighbours * n + start)  # each k's first holder ≥ start
+    counts = neighbourhoods.starts[neighbours + 1] - first
+    ends = np.cumsum(counts)
+    holders = np.arange(ends[-1] if len(ends) else 0) + np.repeat(first - ends + counts, counts)
+    places = neighbourhoods.holders[holders]  # each pair's place in the flattened block
+    places += np.repeat(np.repeat(np.arange(len(rows)) * width - start, neighbourhoods.size), counts)
+    counted = np.bincount(places, minlength=len(rows) * width)
+    return counted.reshape(len(rows), width) / neighbourhoods.size
