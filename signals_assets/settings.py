@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from signals_assets.grouping.consolidation import POOL_LIMIT
+from signals_assets.grouping.limits import POOL_LIMIT
 from signals_assets.ingestion.validation import DEFAULT_LIMITS, RECORD_ENVELOPE_BYTES, SignalLimits
 
 

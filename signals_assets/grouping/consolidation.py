@@ -88,16 +88,13 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
 
+from signals_assets.grouping.limits import POOL_LIMIT
 from signals_assets.grouping.similarity_scale import (
     REFERENCE,
     neighbourhoods,
     pool_scale,
     shared_neighbours,
 )
-
-# Newest pooled signals re-clustered per batch and team (memory: about 8 bytes × its square); the
-# default of the setting SIGNALS_CONSOLIDATION_POOL.
-POOL_LIMIT = 6000
 
 
 @dataclass(frozen=True)

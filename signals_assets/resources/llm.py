@@ -1,7 +1,7 @@
 import dagster as dg
 
-from signals_assets.grouping.consolidation import POOL_LIMIT
 from signals_assets.grouping.decisions import LLMProvider, OfflineProvider, Provider
+from signals_assets.grouping.limits import POOL_LIMIT
 
 
 class LLMResource(dg.ConfigurableResource):
