@@ -21,6 +21,8 @@ from conftest import CARD_DECLINED, PASSWORD_RESET, zendesk_extra
 
 ANSI = "\x1b[31mThe checkout page shows a red error\x1b[0m and the card is declined.\x07"
 PLACEHOLDERS = "Export fails for files named {batch} {ids} {team} {report} {limit}."
+# Line breaks to `str.splitlines`, but not to JSON: ClickHouse writes them unescaped in its JSON rows.
+SEPARATORS = "The card is declined\u0085at checkout\u2028every time\u001csince Monday."
 FIFTY_MB = 50 * 1024 * 1024
 
 
@@ -69,7 +71,7 @@ def facade_entry(object_store) -> set[str]:
         assert caught.value.field == field, what
         assert len(str(caught.value)) < 300, what  # never the value itself
     assert object_store.list("inbox/") == []
-    goods = [signal(f"f-{i}", text) for i, text in enumerate(CARD_DECLINED + [ANSI, PLACEHOLDERS])]
+    goods = [signal(f"f-{i}", text) for i, text in enumerate(CARD_DECLINED + [ANSI, PLACEHOLDERS, SEPARATORS])]
     goods += [signal(f"f-max-{i}", text, team_id=MAX_TEAM_ID) for i, text in enumerate(PASSWORD_RESET)]
     for good in goods:
         assert emit_signal(**good, store=object_store)
@@ -176,6 +178,7 @@ def test_the_corpus_through_every_entry_fails_no_batch_and_crosses_no_team(capsy
     stored = {row["source_id"]: row for row in accepted}
     assert stored["d-1"]["signal_id"] == "{batch}" and stored["d-2"]["signal_id"] == "sig-{ids}'\\"
     assert stored["d-2"]["description"] == PLACEHOLDERS and stored["f-3"]["description"] == ANSI
+    assert stored["f-5"]["description"] == SEPARATORS
 
     team_of_signal = {row["signal_id"]: int(row["team_id"]) for row in accepted}
     for row in assigned:  # a report holds one team's signals, and its key names that team
@@ -203,7 +206,7 @@ def test_the_corpus_through_every_entry_fails_no_batch_and_crosses_no_team(capsy
     code, out, _ = run_cli(capsys, "status", "--team-id", "1")
     assert code == 0 and "\x1b" not in out
     code, out, _ = run_cli(capsys, "list-reports", "--team-id", "1", "--signals", "--json")
-    assert ANSI in {s["description"] for r in json.loads(out)["reports"] for s in r["signals"]}
+    assert {ANSI, SEPARATORS} <= {s["description"] for r in json.loads(out)["reports"] for s in r["signals"]}
 
 
 READ_BATCH = """
