@@ -34,7 +34,7 @@ Then, for a text the rules pass, the learned scorer (`scorer.py`) where a cue an
 (`_scored`). Pure standard library: it runs inside `buffered_signals` and the report summary.
 A rule is searched only in a text that may hold a match (`literals.py`: the literals an ASCII text
 needs for it, derived once and kept on disk), every pattern is compiled on its first search, not at import
-(`lazy_pattern.py`: most rules are never searched in ordinary text), and recent verdicts are kept, so a
+(`lazy_pattern.py`: a process that screens nothing compiles nothing), and recent verdicts are kept, so a
 report's judgement re-uses its signals' screening.
 """
 
