@@ -1255,20 +1255,38 @@ def _addressed_override(text: str, lowered: str | None) -> tuple[int, int] | Non
 # white, near-white (#fefefe) or fully transparent
 _NEAR_WHITE = (
     r"(?:white|transparent|#f[a-f0-9]?f[a-f0-9]?f[a-f0-9]?\b|rgba?\(\s*25[0-5]\s*,\s*25[0-5]\s*,\s*25[0-5]\s*[,)]"
-    r"|rgba\([^)]*,\s*0(?:\.0+)?\s*\)|hsla?\(\s*\d+\s*,\s*\d+%\s*,\s*(?:9[89]|100)%)"
+    r"|rgba\([^)<>]{0,60},\s*0(?:\.0+)?\s*\)|hsla?\(\s*\d+\s*,\s*\d+%\s*,\s*(?:9[89]|100)%)"
 )
+
+
+def _hidden_element(name: str, attribute: str, tag: str = r"\w+") -> str:
+    """An element whose opening tag has `attribute`, and its content (to the closing tag, or to the end of
+    the text, which a browser hides too). Linear in the text: the opening tag must close before the next
+    "<" (checked once, ahead), attribute values stop at a quote or bracket, and the content always matches,
+    so no failed match is retried from every earlier position (a crafted 32,000-character text took
+    minutes)."""
+    return rf"<(?P<{name}tag>{tag})\b(?=[^<>]*>)[^<>]*?{attribute}[^<>]*+>(?P<{name}>.*?)(?:</(?P={name}tag)\s*>|\Z)"
+
+
 _HIDDEN_CONTAINERS = LazyPattern(
-    r"<!--(?P<comment>.*?)(?:-->|\Z)"
-    r"|<(?P<tag>\w+)\b[^>]*\bstyle\s*=\s*[\"'][^\"']*(?:display\s*:\s*none|visibility\s*:\s*hidden"
-    r"|font-size\s*:\s*(?:[0-2]|0?\.\d+)(?:px|pt|em|rem|%)?\b|opacity\s*:\s*0?(?:\.0\d*)?\b|color\s*:\s*"
-    + _NEAR_WHITE
-    + r"|(?:max-)?(?:height|width)\s*:\s*[01](?:px)?\b|(?:left|top|right|text-indent)\s*:\s*-\d{3,}"
-    r"|clip(?:-path)?\s*:\s*(?:rect\(\s*0|inset\(\s*(?:50|100)%|circle\(\s*0)|transform\s*:\s*scale\(\s*0\s*\))"
-    r"[^\"']*[\"'][^>]*>(?P<styled>.*?)</(?P=tag)\s*>"
-    r"|<(?P<ftag>font)\b[^>]*\bcolor\s*=\s*[\"']?" + _NEAR_WHITE + r"[^>]*>(?P<font>.*?)</(?P=ftag)\s*>"
-    r"|<(?P<htag>\w+)\b[^>]*\b(?:hidden|aria-hidden\s*=\s*[\"']true[\"']|class\s*=\s*[\"'][^\"']*\b(?:sr-only"
-    r"|visually-hidden|d-none|invisible|screen-reader-text|offscreen)\b)[^>]*>(?P<hidden>.*?)</(?P=htag)\s*>"
-    r"|^\s*\[(?://|comment|hidden)\]:\s*(?:#|<>)\s*\((?P<markdown>.*)\)\s*$"
+    r"<!--(?P<comment>.*?)(?:-->|\Z)|"
+    + _hidden_element(
+        "styled",
+        r"\bstyle\s*=\s*[\"'][^\"'<>]*?(?:display\s*:\s*none|visibility\s*:\s*hidden"
+        r"|font-size\s*:\s*(?:[0-2]|0?\.\d+)(?:px|pt|em|rem|%)?\b|opacity\s*:\s*0?(?:\.0\d*)?\b|color\s*:\s*"
+        + _NEAR_WHITE
+        + r"|(?:max-)?(?:height|width)\s*:\s*[01](?:px)?\b|(?:left|top|right|text-indent)\s*:\s*-\d{3,}"
+        r"|clip(?:-path)?\s*:\s*(?:rect\(\s*0|inset\(\s*(?:50|100)%|circle\(\s*0)|transform\s*:\s*scale\(\s*0\s*\))",
+    )
+    + "|"
+    + _hidden_element("font", r"\bcolor\s*=\s*[\"']?" + _NEAR_WHITE, tag="font")
+    + "|"
+    + _hidden_element(
+        "hidden",
+        r"\b(?:hidden|aria-hidden\s*=\s*[\"']true[\"']|class\s*=\s*[\"'][^\"'<>]*?\b(?:sr-only"
+        r"|visually-hidden|d-none|invisible|screen-reader-text|offscreen)\b)",
+    )
+    + r"|^[ \t]*\[(?://|comment|hidden)\]:[ \t]*(?:#|<>)[ \t]*\((?P<markdown>[^\n]*)\)[ \t]*$"
     r"|!\[(?P<alt>[^\]\n]{8,300})\]\([^)\s]*\)",
     re.IGNORECASE | re.DOTALL | re.MULTILINE,
 )
