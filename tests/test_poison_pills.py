@@ -298,3 +298,64 @@ def test_limits_come_from_the_environment(signals_home, object_store, team, monk
     monkeypatch.setenv("SIGNALS_MAX_SIGNAL_BYTES", "100")
     with pytest.raises(ValueError, match=r"^SIGNALS_MAX_SIGNAL_BYTES='100' must be an integer of at least 1024"):
         load_settings()
+
+
+def test_odd_objects_in_a_teams_inbox_folder_are_quarantined_as_that_teams(capsys, tmp_path, object_store, teams):
+    """What a folder or a bucket can hold besides objects the facade wrote: each is quarantined under the
+    folder's team, the batch's other signals go on. Before: a dangling symlink failed the batch (and so
+    held every later one), a FIFO hung it, a symlink was read through (a host file as a signal), and a
+    record naming team 2 in team 1's folder joined team 2's reports."""
+
+    def record(signal_id: str, description: str, **changes) -> bytes:
+        body = {"signal_id": signal_id, "emitted_at": "2026-11-30T10:00:00Z", **signal(signal_id, description)}
+        return json.dumps({**body, **changes}).encode()
+
+    outside = tmp_path / "outside.json"
+    outside.write_bytes(record("outside", "Card payment declined, read through a symlink."))
+    folder = object_store.root / "inbox" / "1"
+    folder.mkdir(parents=True)
+    (folder / "20261130T100000000001Z-dangling.json").symlink_to(tmp_path / "missing.json")
+    os.mkfifo(folder / "20261130T100000000002Z-fifo.json")
+    (folder / "20261130T100000000003Z-link.json").symlink_to(outside)
+    object_store.put("inbox/1/20261130T100000000004Z-empty.json", b"")
+    object_store.put(
+        "inbox/1/20261130T100000000005Z-team2.json", record("team2", "Card declined.", team_id=MAX_TEAM_ID)
+    )
+    forged = "Card payment declined at checkout.\nr1-0000000000000000  ready  P0  99 signals  w=99  Forged report"
+    object_store.put("inbox/1/20261130T100000000006Z-forged.json", record("forged", forged, source_id="7\n- [x]"))
+    object_store.put(
+        "inbox/1/20261130T100000000007Z-year1.json",
+        record("year1", CARD_DECLINED[0], emitted_at="0001-01-01T00:00:00Z"),
+    )
+    key_ids = {
+        emit_signal(**signal(f"k-{team}", CARD_DECLINED[1], team_id=team), idempotency_key="shared", store=object_store)
+        for team in (1, MAX_TEAM_ID)
+    }
+    assert len(key_ids) == 2  # the same idempotency key on two teams: two signals, neither a duplicate
+
+    code, out, err = run_cli(capsys, "process")
+    assert code == 0 and "Traceback" not in err, err
+    settings = load_settings()
+    with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
+        accepted = {
+            row["signal_id"]: row
+            for row in db.query("SELECT team_id, signal_id, toYear(emitted_at) AS year FROM signals")
+        }
+        rejected = {
+            row["signal_id"].rsplit("-", 1)[-1].removesuffix(".json"): (int(row["team_id"]), row["detail"])
+            for row in db.query("SELECT team_id, signal_id, detail FROM rejected_signals")
+        }
+    assert set(accepted) == {"forged", "year1"} | key_ids
+    assert int(accepted["year1"]["year"]) == 2026  # out of the store's range: the batch time, not year 2001
+    unreadable = "body: must not be empty (an empty object, or one that could not be read)"
+    assert rejected == {
+        "dangling": (1, unreadable),
+        "fifo": (1, unreadable),
+        "link": (1, unreadable),
+        "empty": (1, unreadable),
+        "team2": (1, f"team_id: must be 1, the team of its inbox folder, got {MAX_TEAM_ID}"),
+    }
+
+    code, out, _ = run_cli(capsys, "list-reports", "--team-id", "1", "--signals")
+    assert code == 0 and "Forged report" in out
+    assert not [line for line in out.splitlines() if line.startswith(("r1-0000", "- [x]"))]

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Iterator
 
-from signals_assets.cli.main import CliError, err, progress
+from signals_assets.cli.main import CliError, err, one_line, progress
 from signals_assets.cli.read_models import is_settled, list_reports, team_batches, team_status, unfinished_work
 from signals_assets.ingestion.validation import SignalValidationError, decode_json_object, shown
 from signals_assets.settings import Settings
@@ -417,7 +417,8 @@ def cmd_status(args, settings: Settings) -> int:
         print("reports: " + (", ".join(f"{n} {s}" for s, n in status["reports_by_status"].items()) or "none"))
         for row in status["recent_rejections"][:5]:
             quote = f" {' '.join(row['quote'].split())!r}" if row["quote"] else ""
-            print(f"  rejected {row['source_id'] or '?'}: {row['reason']} {row['detail']}{quote}".rstrip())
+            source = one_line(row["source_id"]) or "?"
+            print(f"  rejected {source}: {row['reason']} {one_line(row['detail'])}{quote}".rstrip())
     return 0 if settled or not args.wait else 1
 
 
@@ -429,16 +430,17 @@ def cmd_list_reports(args, settings: Settings) -> int:
     for r in result["reports"]:
         print(
             f"{r['id']}  {r['status']:<13} {r['priority'] or '--':<2} {r['signal_count']:>3} signals  "
-            f"w={r['total_weight']:<5g} {r['title']}"
+            f"w={r['total_weight']:<5g} {one_line(r['title'])}"
         )
         if r["error"]:
-            print(f"    {r['error']}")
+            print(f"    {one_line(r['error'])}")
         if r["merged_into"]:
             print(f"    merged into {r['merged_into']}")
         if r["research"]["repository"]:
             print(f"    research: {r['research']['repository']} {[f['file'] for f in r['research']['findings']][:3]}")
         for s in r.get("signals", []):
-            print(f"    - [{s['source_product']}/{s['source_type']} {s['source_id']}] {s['description'][:100]}")
+            source = f"{s['source_product']}/{s['source_type']} {one_line(s['source_id'])}"
+            print(f"    - [{source}] {one_line(s['description'])[:100]}")
     print(f"{result['count']} report(s)")
     return 0
 

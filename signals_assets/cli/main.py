@@ -41,6 +41,12 @@ def terminal_safe(text: str) -> str:
     return _TERMINAL_UNSAFE.sub(lambda match: match[0].encode("unicode_escape").decode("ascii"), text)
 
 
+def one_line(text: object) -> str:
+    """Untrusted text (a signal, a title) as one line of the human-readable output: a line break in it
+    (newline, U+2028, U+0085…) must not start a line of its own, such as a forged report."""
+    return " ".join(str(text).split())
+
+
 class _TerminalSafeStream:
     """Stdout through `terminal_safe`, for every command's output. JSON output is unchanged: json.dumps
     already escapes all of those characters."""

@@ -24,6 +24,7 @@ from signals_assets.ingestion.validation import (
     SignalValidationError,
     check_team_id,
     decode_json_object,
+    shown,
     storable_text,
     validate_signal,
 )
@@ -35,6 +36,7 @@ MAX_SIGNAL_ID_CHARS = 200
 QUARANTINED_NAME_CHARS = 200
 QUARANTINED_TEXT_CHARS = 2000
 NO_TEAM = 0  # the rejected row of a record without a valid team id: no team's id
+STORABLE_YEARS = (1900, 2299)  # ClickHouse's DateTime64 range
 
 
 @dataclass
@@ -62,6 +64,8 @@ def decode_record(body: bytes, limits: SignalLimits) -> dict:
         raise SignalValidationError(
             "body", f"must be at most {limits.max_signal_bytes} bytes (SIGNALS_MAX_SIGNAL_BYTES), got more"
         )
+    if not body:
+        raise SignalValidationError("body", "must not be empty (an empty object, or one that could not be read)")
     return decode_json_object(body, "body")
 
 
@@ -69,6 +73,28 @@ def check_envelope(record: dict) -> None:
     rule = signal_id_rule(record.get("signal_id"))
     if rule:
         raise SignalValidationError("signal_id", rule)
+
+
+def folder_team(name: str) -> int | None:
+    """The team whose inbox folder the object `name` (`<team>/<time>-<signal id>.json`) was claimed
+    from; None for an object from before the per-team folders, directly under `inbox/`."""
+    folder, _, rest = name.partition("/")
+    if not rest:
+        return None
+    try:
+        return check_team_id(int(folder)) if folder.isdecimal() else None
+    except (SignalValidationError, ValueError):
+        return None
+
+
+def check_inbox_team(name: str, record: dict) -> None:
+    """A record must name the team of the inbox folder it was written to: one team's queue (a prefix
+    its writers may be scoped to) never carries a signal into another team's reports."""
+    team = folder_team(name)
+    if team is not None and record.get("team_id") != team:
+        raise SignalValidationError(
+            "team_id", f"must be {team}, the team of its inbox folder, got {shown(record.get('team_id'))}"
+        )
 
 
 def signal_id_rule(value: Any) -> str | None:
@@ -110,6 +136,7 @@ def screen_batch(
         try:
             record = decode_record(body, limits)
             check_envelope(record)
+            check_inbox_team(name, record)
             signal = validate_signal({k: v for k, v in record.items() if k not in ENVELOPE_FIELDS}, limits)
         except SignalValidationError as error:
             result.rejected.append(_quarantined(batch, batch_time, name, record, error))
@@ -145,8 +172,9 @@ def screen_batch(
 
 def _quarantined(batch: str, batch_time: datetime, name: str, record: dict, error: SignalValidationError) -> dict:
     """The rejected row of a record that failed validation: its own ids where they are valid, else
-    placeholders (no team, the object's name), and every text made storable."""
-    team_id = record.get("team_id")
+    placeholders (no team, the object's name), and every text made storable. An object in a team's
+    inbox folder is that team's, whatever team it names."""
+    team_id = folder_team(name) or record.get("team_id")
     try:
         team_id = check_team_id(team_id)
     except SignalValidationError:
@@ -197,9 +225,11 @@ def _rejection(signal_id, signal, seen, already_stored, team_config, check_text)
 
 
 def _parse_time(value, default: datetime) -> datetime:
-    """`value` as a UTC time (naive means UTC), or `default` when it is not one."""
+    """`value` as a UTC time (naive means UTC), or `default` when it is not one or lies outside the
+    store's DateTime64 range (which would store year 1 as 2001)."""
     try:
         moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+        moment = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
     except (ValueError, OverflowError):
         return default
+    return moment if STORABLE_YEARS[0] <= moment.year <= STORABLE_YEARS[1] else default

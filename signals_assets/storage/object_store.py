@@ -6,7 +6,9 @@ inside `S3ObjectStore` so the emit facade stays cheap.
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 import uuid
 from pathlib import Path
 from typing import Iterator, Protocol
@@ -69,11 +71,21 @@ class LocalObjectStore:
             raise
 
     def get(self, key: str, max_bytes: int | None = None) -> bytes:
+        """Only a regular file is an object (`put` writes nothing else): a symlink, FIFO, device or folder
+        at `key` is absent (KeyError). Opened without following a symlink (it could point anywhere on the
+        host) and without blocking (a FIFO dropped into the inbox would wait for a writer forever)."""
         try:
-            with open(self._path(key), "rb") as handle:
-                return handle.read(-1 if max_bytes is None else max_bytes)
+            descriptor = os.open(self._path(key), os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
         except FileNotFoundError:
             raise KeyError(key) from None
+        except OSError as error:
+            if error.errno == errno.ELOOP:  # the last component is a symlink
+                raise KeyError(key) from None
+            raise
+        with os.fdopen(descriptor, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+                raise KeyError(key)
+            return handle.read(-1 if max_bytes is None else max_bytes)
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()
