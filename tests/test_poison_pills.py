@@ -17,7 +17,7 @@ from signals_assets.ingestion.validation import MAX_TEAM_ID, SignalValidationErr
 from signals_assets.settings import load_settings
 from signals_assets.storage.clickhouse import open_chdb
 
-from conftest import CARD_DECLINED, PASSWORD_RESET, zendesk_extra
+from conftest import CARD_DECLINED, PASSWORD_RESET, emit_texts, zendesk_extra
 
 ANSI = "\x1b[31mThe checkout page shows a red error\x1b[0m and the card is declined.\x07"
 PLACEHOLDERS = "Export fails for files named {batch} {ids} {team} {report} {limit}."
@@ -359,3 +359,19 @@ def test_odd_objects_in_a_teams_inbox_folder_are_quarantined_as_that_teams(capsy
     code, out, _ = run_cli(capsys, "list-reports", "--team-id", "1", "--signals")
     assert code == 0 and "Forged report" in out
     assert not [line for line in out.splitlines() if line.startswith(("r1-0000", "- [x]"))]
+
+
+def test_a_repository_file_name_that_is_not_utf8_is_researched(capsys, object_store, team, demo_repository):
+    """Linux file names are bytes; one that is not UTF-8 reaches the host as lone surrogates. Before, the
+    research reason naming it could not be stored, so the report failed at every round."""
+    name = os.fsencode(demo_repository / "checkout") + b"/card_payments_\xe9_declined.py"
+    with open(name, "w") as handle:
+        handle.write("def card_payment_declined_at_checkout(card):\n    raise PaymentDeclined('card declined')\n")
+    emit_texts(object_store, CARD_DECLINED)
+
+    code, out, err = run_cli(capsys, "process")
+    assert code == 0 and json.loads(out)["reports_failed"] == [], err
+    code, out, _ = run_cli(capsys, "list-reports", "--team-id", "1", "--json")
+    [report] = json.loads(out)["reports"]
+    assert report["status"] == "ready"
+    assert "checkout/card_payments_\udce9_declined.py" in [f["file"] for f in report["research"]["findings"]]

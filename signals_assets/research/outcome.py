@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from signals_assets.ingestion.validation import storable_text
+
 RESULT_STATUSES = ("ready", "pending_input")
 MAX_REASON_CHARS = 2000
 
@@ -43,14 +45,21 @@ def research_outcome(messages: list[Any], log_lines: list[dict], report_id: Any,
         raise SandboxResearchError(f"research agent reported an unknown status {result['status']!r}", log_lines)
     return ResearchOutcome(
         status=result["status"],
-        repository=result.get("repository"),
+        repository=_text(result.get("repository")) or None,
         findings=list(result.get("findings") or []),
         repository_ranking=list(result.get("repository_ranking") or []),
         confidence=result.get("confidence") or "",
-        reason=result.get("reason") or "",
+        reason=_text(result.get("reason"))[:MAX_REASON_CHARS],
         log_lines=log_lines,
         sandbox=sandbox,
     )
+
+
+def _text(value: Any) -> str:
+    """A text of the agent's result, storable: a file name that is not valid UTF-8 (common in a team's
+    repository) reaches it as lone surrogates, which the store cannot encode; the report's findings keep
+    the exact names (as JSON escapes)."""
+    return storable_text(str(value)) if value else ""
 
 
 def read_log(path: Path) -> list[dict]:
