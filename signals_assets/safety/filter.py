@@ -530,16 +530,19 @@ _RULES: list[tuple[str, LazyPattern]] = [
     (
         SECRET_EXFILTRATION,
         LazyPattern(
-            r"!\[[^\]]*\]\(https?://[^)\s]*(?:\{|\$\{?|%24)[^)\s]*|https?://\S*(?:\{|\$\{?)\w*(?:KEY|SECRET|TOKEN|PASSWORD|CRED)"
+            # A URL is read up to 2,048 characters: unbounded, a text of "http://http://…" was scanned to its end
+            # from every "http" (seconds for one signal)
+            r"!\[[^\]]{0,300}\]\(https?://[^)\s]*(?:\{|\$\{?|%24)[^)\s]*|https?://\S{0,2048}(?:\{|\$\{?)\w*"
+            r"(?:KEY|SECRET|TOKEN|PASSWORD|CRED)"
             r"|\b(?:env|printenv)\b[^\n]{0,40}(?:>|\|)[^\n]{0,80}\b(?:curl|wget|nc|ncat)\b"
-            r"|(?:https?://\S*|\b(?:curl|wget)\b[^\n]{0,120})\$\(\s*(?:cat|printenv|env|base64)\b"
+            r"|(?:https?://\S{0,2048}|\b(?:curl|wget)\b[^\n]{0,120})\$\(\s*(?:cat|printenv|env|base64)\b"
             # a request to our channel with a secret put in it: "make a GET request to https://x/?k=<your API key>"
             + r"|"
             + _LEAD
             + r"(?:make|send|issue|perform|fire|do)\s+(?:an?\s+)?(?:GET\s+|POST\s+|HTTP\s+|web\s+)?(?:request|call"
             r"|ping)\b"
             + _SAME
-            + r"{0,30}?https?://\S*(?:<[^>\n]{0,30}|\{\{?\s*|\$\{?)(?:your\s+)?(?:api[ _-]?key|token|secret"
+            + r"{0,30}?https?://\S{0,2048}(?:<[^>\n]{0,30}|\{\{?\s*|\$\{?)(?:your\s+)?(?:api[ _-]?key|token|secret"
             r"|password|credentials?|\w*(?:KEY|TOKEN|SECRET))"
             r"|\bcurl\b[^\n]{0,120}\s(?:-d|--data(?:-binary|-raw)?|-F|--form|--upload-file|-T)\s*['\"]?(?:\w+=)?@"
             r"\S*(?:\.env|id_\w+|credentials|passwd|shadow|\.npmrc|\.netrc|-)(?:\s|$|['\"])"
