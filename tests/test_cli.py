@@ -35,7 +35,9 @@ def emit_args(description, source_id: str | bytes = "1", extra: str | None = Non
 
 
 def test_teams_set_and_show(capsys, signals_home, tmp_path):
-    code, out, _ = run(capsys, "teams", "set", "3", "--consent", "--repo", str(tmp_path), "--enable", "github/issue")
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    code, out, _ = run(capsys, "teams", "set", "3", "--consent", "--repo", str(repo), "--enable", "github/issue")
     assert code == 0
     code, out, _ = run(capsys, "teams", "show", "3")
     shown = json.loads(out)
@@ -43,7 +45,7 @@ def test_teams_set_and_show(capsys, signals_home, tmp_path):
         "team_id": 3,
         "ai_processing_consent": True,
         "enabled_sources": ["github/issue"],
-        "repositories": [str(tmp_path.resolve())],
+        "repositories": [str(repo.resolve())],
         "max_signals_per_batch": None,
         "max_reports_per_day": None,
     }
@@ -209,6 +211,15 @@ def test_repo_may_not_be_a_system_tree(capsys, signals_home, tmp_path, target):
         code, _, err = run(capsys, "teams", "set", "3", "--repo", repo)
         assert code == 2 and err.startswith(f"error: --repo: '{repo}' resolves to ") and err.count("\n") == 1
         assert "the root folder" in err or "inside the system tree" in err
+    assert run(capsys, "teams", "show", "3")[0] == 2  # nothing was saved
+
+
+def test_repo_may_not_hold_the_platforms_data(capsys, signals_home):
+    """The research agent reads the whole repository: SIGNALS_HOME holds every team's signals."""
+    (signals_home / "objects").mkdir(parents=True, exist_ok=True)
+    for repo in (signals_home.parent, signals_home, signals_home / "objects"):
+        code, _, err = run(capsys, "teams", "set", "3", "--repo", str(repo))
+        assert code == 2 and "holds or lies in the platform's data folder" in err, err
     assert run(capsys, "teams", "show", "3")[0] == 2  # nothing was saved
 
 

@@ -142,7 +142,9 @@ def cmd_teams_set(args, settings: Settings) -> int:
     store = open_object_store(settings)
     current = load_team(store, args.team_id) or TeamConfig(team_id=args.team_id)
     try:
-        repositories = [repository_folder(p) for p in args.repo] if args.repo else current.repositories
+        repositories = (
+            [repository_folder(p, settings.signals_home) for p in args.repo] if args.repo else current.repositories
+        )
     except ValueError as error:
         raise CliError(f"--repo: {error}") from None
     config = TeamConfig(

@@ -68,9 +68,10 @@ def system_tree_rule(path: str) -> str | None:
     return f"is inside the system tree {tree}" if tree else None
 
 
-def repository_folder(path: str) -> str:
+def repository_folder(path: str, platform_home: str | os.PathLike | None = None) -> str:
     """`path` resolved (user folder, symlinks) for a team's repository list; ValueError when it is not
-    an existing folder or lies in a system tree."""
+    an existing folder, lies in a system tree, or holds or lies in `platform_home` (SIGNALS_HOME: the
+    research agent would read every team's signals there, e.g. a repository `~` and the default store)."""
     try:
         resolved = os.path.realpath(os.path.expanduser(path), strict=True)
     except OSError as error:  # missing, a symlink loop, no permission
@@ -80,6 +81,13 @@ def repository_folder(path: str) -> str:
     rule = system_tree_rule(resolved)
     if rule:
         raise ValueError(f"{path!r} resolves to {resolved!r}, which {rule}")
+    if platform_home is not None:
+        home = PurePosixPath(os.path.realpath(platform_home))
+        if home.is_relative_to(resolved) or PurePosixPath(resolved).is_relative_to(home):
+            raise ValueError(
+                f"{path!r} resolves to {resolved!r}, which holds or lies in the platform's data folder {str(home)!r} "
+                "(SIGNALS_HOME: every team's signals)"
+            )
     return resolved
 
 
