@@ -147,10 +147,12 @@ def cluster_pool(
     # A share of the pool stands for a problem's size only while problems grow with the pool; a pool of
     # many small problems (150 intents of 30 texts in 4,500) would have neighbourhoods wider than its
     # problems, and neighbouring problems would share them. So a neighbourhood is never wider than the
-    # problems the clustering found: when it was, the pool is clustered again with the narrower one.
-    narrower = max(params.min_neighbours, typical_problem_size(labels))
-    if narrower < size:
-        labels = _clusters(matrix, narrower, params, rescaled)
+    # problems the clustering found: when it was, the pool is clustered again with the narrower one. A
+    # pool whose problems are smaller than the floor (a long tail of pairs) is left to the guards: the
+    # floor would not narrow to them, and a second pass of a 6,000-signal pool costs seconds.
+    typical = typical_problem_size(labels)
+    if params.min_neighbours <= typical < size:
+        labels = _clusters(matrix, typical, params, rescaled)
     first: dict[int, int] = {}
     return [first.setdefault(label, len(first)) for label in labels]
 
