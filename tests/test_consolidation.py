@@ -669,6 +669,38 @@ def test_a_large_problem_in_a_small_pool_is_not_cut_into_neighbourhood_sized_pie
     assert len(set(cluster_pool(problem + list(strangers), shares_only)[:60])) > 5
 
 
+def test_neighbourhoods_are_never_wider_than_the_problems_found():
+    """160 problems of 12 signals in a pool of 1,920, in pairs of neighbouring problems: neighbourhoods
+    of 1% of the pool (19) reach into the neighbouring problem and merge a third of the pairs; narrowed
+    to the size of the problems the first clustering found (12), every problem is its own cluster."""
+    rng = np.random.default_rng(0)
+    vectors, truth = [], []
+    for pair in range(80):
+        base = rng.standard_normal(64)
+        base /= np.linalg.norm(base)
+        for side in range(2):
+            offset = rng.standard_normal(64)
+            offset -= (offset @ base) * base
+            centre = base + 1.5 * offset / np.linalg.norm(offset)
+            vectors += around(centre / np.linalg.norm(centre), 12, 0.06, rng)
+            truth += [2 * pair + side] * 12
+
+    def mixed(labels) -> int:
+        problems: dict[int, set[int]] = {}
+        for label, problem in zip(labels, truth):
+            problems.setdefault(label, set()).add(problem)
+        return sum(1 for held in problems.values() if len(held) > 1)
+
+    matrix = np.asarray(vectors)
+    gain, offset = pool_scale(matrix).affine_to(REFERENCE)
+    wide = consolidation._clusters(matrix, 19, ConsolidationParameters(), lambda cosine: gain * cosine + offset)
+    assert mixed(wide) > 20 and consolidation.typical_problem_size(wide) == 12
+    labels = cluster_pool(vectors)
+    assert mixed(labels) == 0 and len(set(labels)) == 160
+    assert consolidation.typical_problem_size([0, 0, 1, 2, 2, 2, 3]) == 3  # one-signal clusters aside
+    assert consolidation.typical_problem_size([0, 1, 2]) == 0
+
+
 def test_fragments_attach_round_after_round_but_a_cluster_that_moved_or_received_never_votes_again():
     """A fragment whose nearest signals lie in another fragment joins the problem once that fragment has
     joined it (a later round, on the new labels); a cluster that moved in one round never votes again, so

@@ -16,8 +16,9 @@ Cosines are first moved onto the scale the parameters were tuned at (`similarity
 own mean and spread of pairwise cosines against Banking77 train's), so every threshold below is
 relative to how far apart the team's unrelated signals are. The clustering is then average linkage
 over the pool's shared nearest neighbours: a signal's neighbourhood is itself and its nearest pool
-signals (1% of the pool, at least 10, so it means the same in a pool of 1,000 as in one of 3,000),
-and two signals are linked by the share of their neighbourhoods they have in common
+signals (1% of the pool, at least 10, so it means the same in a pool of 1,000 as in one of 3,000
+while problems grow with the pool; never wider than the problems the clustering finds, see
+`cluster_pool`), and two signals are linked by the share of their neighbourhoods they have in common
 (`similarity_scale.shared_neighbours`). That share depends only on the order of the cosines, so
 this criterion has no similarity constant in it: the signals of a dense, well-separated problem
 share most of their neighbours whether the problem's cosines are 0.4 or 0.8, while where problems
@@ -142,6 +143,25 @@ def cluster_pool(
         return gain * cosine + offset
 
     size = min(max(params.min_neighbours, round(n * params.neighbour_share)), n)
+    labels = _clusters(matrix, size, params, rescaled)
+    # A share of the pool stands for a problem's size only while problems grow with the pool; a pool of
+    # many small problems (150 intents of 30 texts in 4,500) would have neighbourhoods wider than its
+    # problems, and neighbouring problems would share them. So a neighbourhood is never wider than the
+    # problems the clustering found: when it was, the pool is clustered again with the narrower one. A
+    # pool whose problems are smaller than the floor (a long tail of pairs) is left to the guards: the
+    # floor would not narrow to them, and a second pass of a 6,000-signal pool costs seconds.
+    typical = typical_problem_size(labels)
+    if params.min_neighbours <= typical < size:
+        labels = _clusters(matrix, typical, params, rescaled)
+    first: dict[int, int] = {}
+    return [first.setdefault(label, len(first)) for label in labels]
+
+
+def _clusters(matrix, size: int, params: ConsolidationParameters, rescaled) -> list[int]:
+    """The pool's clusters (a label per unit row) with neighbourhoods of `size` signals."""
+    import numpy as np
+
+    n = len(matrix)
     square = np.empty((n, n))  # every pair's cosine, then their distances, in place
     neighbourhood, density = neighbourhoods(matrix, size, BLOCK_ROWS, square)
     density = rescaled(density)
@@ -163,8 +183,15 @@ def cluster_pool(
 
     labels = guarded_clusters(_average_linkage(pair_distances(square, pair_similarity)), matrix, params, rescaled)
     labels = attached_clusters(labels, neighbourhood.members, density, matrix, params, rescaled)
-    first: dict[int, int] = {}
-    return [first.setdefault(label, len(first)) for label in labels]
+    return labels
+
+
+def typical_problem_size(labels: Sequence[int]) -> int:
+    """The size of the cluster its median signal is in, among the signals of clusters of two or more
+    (a long tail of one-signal reports says nothing about how large the problems are); 0 when none."""
+    sizes = Counter(labels)
+    in_problems = sorted(sizes[label] for label in labels if sizes[label] > 1)
+    return in_problems[len(in_problems) // 2] if in_problems else 0
 
 
 # Rows of the cosine matrix computed at once by the neighbourhoods (the product's blocks: their shape
