@@ -41,12 +41,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from signals_assets.grouping import store  # noqa: E402
 from signals_assets.grouping.engine import TOP_K  # noqa: E402
+from signals_assets.llm.minilm import MODEL_NAME  # noqa: E402
 from signals_assets.storage.clickhouse import open_chdb  # noqa: E402
 
 DIMENSIONS = 384
 SIGNALS_PER_CENTRE = 200
 NOISE = 0.6
-MODEL = "bench"
+MODEL = (
+    MODEL_NAME  # the embedder's, so that a real batch run finds the stored vectors as its model's (store_at_scale.py)
+)
 BATCH = "b20261130T000000000000Z"  # grouped against everything stored, which is from earlier batches
 WINDOW_DAYS = 30
 STORED_FROM = "2026-11-20 00:00:00"  # stored batches: one second apart from here, 500 signals each

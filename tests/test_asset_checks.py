@@ -2,17 +2,21 @@
 they pass in the runs of a healthy pipeline, and each fails once its guarantee is broken on purpose by
 editing the store or the object store directly."""
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import dagster as dg
 import pytest
 
+from signals_assets.checks import guarantees
+from signals_assets.checks.guarantees import BatchScope
 from signals_assets.definitions import defs
 from signals_assets.ingestion import inbox
 from signals_assets.reports import promotions
 from signals_assets.settings import load_settings
 from signals_assets.storage.clickhouse import open_chdb
+from signals_assets.storage.sql_models import build_model, load_models
 
 from conftest import CARD_DECLINED, PASSWORD_RESET, group_one_batch
 
@@ -216,6 +220,29 @@ def test_report_counts_that_drift_from_the_assignments_fail(pipeline):
     assert set(problems) == set(pipeline.reports)
     assert problems[pipeline.reports[0]]["model_count"] == problems[pipeline.reports[0]]["assigned_count"] + 1
     assert problems[pipeline.reports[1]]["model_count"] == problems[pipeline.reports[1]]["assigned_count"] - 1
+
+
+def test_report_counts_of_a_wrong_reports_view_fail(pipeline):
+    # `reports` built from SQL that counts one signal too many in every report
+    [wrong] = [
+        dataclasses.replace(model, sql=model.sql.replace("count() AS live_signals", "count() + 1 AS live_signals"))
+        for model in load_models()
+        if model.name == "reports"
+    ]
+    wrong = dataclasses.replace(wrong, code_version="wrong")
+    models = [wrong if model.name == "reports" else model for model in load_models()]
+    with store() as db:
+        build_model(db, wrong)
+        # given the SQL the view was built from, the check evaluates it over the run's reports' rows
+        narrowed = guarantees.report_counts_match(db, BatchScope(pipeline.batch, pipeline.batch), models)
+
+    # the asset check, given the current SQL, finds a view of other SQL and reads it as it is
+    evaluation = evaluate(pipeline, "reports", "report_counts_match_assignments", {"dagster/partition": pipeline.batch})
+
+    for problems in (narrowed.problems, evaluation.metadata["problems"].value):
+        assert {p["report_id"] for p in problems} == set(pipeline.reports)
+        assert all(p["model_count"] == p["assigned_count"] + 1 for p in problems)
+    assert not narrowed.passed and not evaluation.passed
 
 
 def test_a_parked_batch_and_a_parked_report_round_show_as_failed_warnings(pipeline, object_store):

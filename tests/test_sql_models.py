@@ -23,6 +23,7 @@ from signals_assets.storage.sql_models import (
     materialize_sql,
     parse_model,
     render,
+    render_narrowed,
     version_comment,
 )
 
@@ -523,6 +524,33 @@ def test_models_on_chdb(store):
 
     assert materialize(store) == metadata
     assert read_models(store) == views
+
+
+def test_a_narrowed_model_reads_as_its_view_for_the_rows_its_filters_keep(store):
+    materialize(store)
+    with store.session() as db:
+        # s2 moves from r1 to r2: r1's count depends on a row of another report
+        db.insert("report_assignments", [assignment("s2", "r2", 3)])
+        models = {model.name: model for model in load_models()}
+        in_r1 = "report_id IN ('r1')"
+        narrowed = render_narrowed(
+            models["reports"],
+            models,
+            {
+                "current_assignments": f"signal_id IN (SELECT signal_id FROM report_assignments WHERE {in_r1})",
+                "latest_report_states": in_r1,
+                "report_summaries": in_r1,
+                "research_results": in_r1,
+            },
+        )
+        rows = db.query(f"SELECT * FROM ({narrowed})")
+        view = db.query("SELECT * FROM reports WHERE report_id = 'r1'")
+
+    assert rows == view
+    assert (rows[0]["report_id"], rows[0]["signal_count"], rows[0]["total_weight"]) == ("r1", 1, 0.5)
+    # the ref to `current_assignments` (a view) is inlined with the fact narrowed before it aggregates
+    assert "FROM current_assignments" not in narrowed
+    assert "FROM report_summaries WHERE report_id IN ('r1')" in narrowed
 
 
 def test_subset_materializes_only_the_selected_models(store):

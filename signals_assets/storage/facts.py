@@ -60,7 +60,7 @@ GROUP BY team_id, report_id"""
 
 @dataclass(frozen=True)
 class Fact:
-    sql: Callable[[], str]  # the unfiltered SELECT
+    sql: Callable[..., str]  # the SELECT; given a filter on the base rows, narrowed by it
     sources: tuple[str, ...]  # the base tables it reads
 
 

@@ -197,6 +197,26 @@ def render(sql: str) -> str:
     )
 
 
+def render_narrowed(model: SqlModel, models: dict[str, SqlModel], filters: dict[str, str]) -> str:
+    """The model's SELECT over only some rows of its inputs: a fact or source named in `filters` keeps
+    the rows of its base table that match the filter (a fact filters before it aggregates), and a ref to
+    a view is that model's SELECT, narrowed alike (a ref to a table reads the table, as the view does).
+    The caller chooses filters that keep every row the output rows it reads depend on; the result for
+    those rows is then the view's."""
+
+    def reference(match: re.Match) -> str:
+        kind, name = match.group(1), match.group(3)
+        if kind == "fact":
+            return f"(\n{FACTS[name].sql(filters.get(name, ''))}\n)"
+        if kind == "source":
+            return f"(SELECT * FROM {name} WHERE {filters[name]})" if name in filters else name
+        if models[name].materialized == "view":
+            return f"(\n{render_narrowed(models[name], models, filters).strip().rstrip(';')}\n)"
+        return name
+
+    return _REFERENCE.sub(reference, model.sql)
+
+
 @functools.cache
 def _tables_version() -> str:
     """A digest of the base tables' definitions: a view's columns are fixed when it is created (a
