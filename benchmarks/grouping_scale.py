@@ -248,6 +248,12 @@ def run_case(size: int, teams: int, batch_size: int, seed: int, stores: Path | N
             build_store(folder, layout, batch_size, team, seed)
         with open_chdb(folder / "store", "signals") as db:  # a kept store gains newer tables, as open_store does
             db.apply_schema()
+            models = [r["model"] for r in db.query("SELECT DISTINCT model FROM signal_embeddings")]
+        if models != [MODEL]:  # grouped under another model name, the batch would find nothing stored
+            raise SystemExit(
+                f"{folder}: its vectors are stored under {models}, not {MODEL!r} (stores kept from before "
+                "2026-12-02 say 'bench'): build the case again in another folder"
+            )
         runs = {}
         for search in ("store", "exact"):
             child = subprocess.run(
