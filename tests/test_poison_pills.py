@@ -361,6 +361,27 @@ def test_odd_objects_in_a_teams_inbox_folder_are_quarantined_as_that_teams(capsy
     assert not [line for line in out.splitlines() if line.startswith(("r1-0000", "- [x]"))]
 
 
+def test_a_claimed_object_gone_since_the_listing_fails_the_read_and_is_not_quarantined(object_store, monkeypatch):
+    """An object listed and then gone (moved into the batch's file by another reader) is read again on
+    retry, never quarantined as an empty one: that would lose its signal."""
+    from signals_assets.ingestion import inbox
+
+    object_store.put("claimed/b1/1/20261130T100000000001Z-a.json", b"{}")
+    object_store.put("claimed/b1/1/20261130T100000000002Z-b.json", b"{}")
+    real_get = object_store.get
+
+    def get_after_another_reader_took_b(key, limit=None):
+        if key.endswith("-b.json"):
+            object_store.delete(key)
+        return real_get(key, limit)
+
+    monkeypatch.setattr(object_store, "get", get_after_another_reader_took_b)
+    with pytest.raises(KeyError):
+        inbox.load_batch(object_store, "b1")
+    monkeypatch.undo()
+    assert [name for name, _ in inbox.load_batch(object_store, "b1")] == ["1/20261130T100000000001Z-a.json"]
+
+
 def test_a_repository_file_name_that_is_not_utf8_is_researched(capsys, object_store, team, demo_repository):
     """Linux file names are bytes; one that is not UTF-8 reaches the host as lone surrogates. Before, the
     research reason naming it could not be stored, so the report failed at every round."""

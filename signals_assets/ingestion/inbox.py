@@ -260,16 +260,22 @@ def load_batch(store: ObjectStore, batch: str, max_object_bytes: int | None = No
         return [(entry["object"], entry["body"].encode()) for entry in entries if entry]
     prefix = f"{CLAIMED}{batch}/"
     read_limit = None if max_object_bytes is None else max_object_bytes + 1
-    return [(key[len(prefix) :], _claimed_body(store, key, read_limit)) for key in store.list(prefix)]
+    return [(key[len(prefix) :], _claimed_body(store, prefix, key, read_limit)) for key in store.list(prefix)]
 
 
-def _claimed_body(store: ObjectStore, key: str, read_limit: int | None) -> bytes:
-    """The claimed object's bytes; empty (quarantined as such) when it is gone since the listing, is no
-    regular file (a dangling symlink, a FIFO) or may not be read: one such object must not fail, and so
-    hold back, every batch. Other errors (an unreachable store) fail the batch, to be retried."""
+def _claimed_body(store: ObjectStore, prefix: str, key: str, read_limit: int | None) -> bytes:
+    """The claimed object's bytes; empty (quarantined as such) when it is listed but no regular file (a
+    dangling symlink, a FIFO) or may not be read: one such object must not fail, and so hold back, every
+    batch. An object gone since the listing fails the read, to be retried: it may have been moved into
+    the batch's file, and quarantining it would lose its signal. Other errors (an unreachable store)
+    fail the batch too."""
     try:
         return store.get(key, read_limit)
-    except (KeyError, PermissionError):
+    except PermissionError:
+        return b""
+    except KeyError:
+        if key not in store.list(prefix):
+            raise
         return b""
 
 
