@@ -440,10 +440,9 @@ def hold_grouping_slot(instance, run) -> None:
     assert storage.claim_concurrency_slot(GROUPING_POOL, run.run_id, "report_assignments").is_claimed
 
 
-@pytest.mark.timeout(300)  # before the fix, `signals process` waited at the pool forever
-def test_signals_process_completes_after_a_kill_during_grouping(capsys, signals_home, object_store, team):
-    """A `signals process` killed in report_assignments leaves its run STARTED and the grouping pool's
-    slot claimed; the next `signals process` fails the run, frees the slot and groups the batch."""
+def batch_run_of_a_killed_process(object_store, status: dg.DagsterRunStatus):
+    """A claimed batch of signals and its run in `status`, created by a `signals process`
+    that is gone: (Dagster home, the run, the dead process)."""
     emit_texts(object_store, CARD_DECLINED + PASSWORD_RESET)
     settings = load_settings()
     home = ensure_dagster_home(settings)
@@ -455,7 +454,7 @@ def test_signals_process_completes_after_a_kill_during_grouping(capsys, signals_
         killed = create_run_for_test(
             instance,
             job_name="signal_batch_job",
-            status=dg.DagsterRunStatus.STARTED,
+            status=status,
             tags={
                 "dagster/run_key": batch,
                 "dagster/partition": batch,
@@ -463,6 +462,15 @@ def test_signals_process_completes_after_a_kill_during_grouping(capsys, signals_
                 HOST_TAG: os.uname().nodename,
             },
         )
+    return home, killed, gone
+
+
+@pytest.mark.timeout(300)  # before the fix, `signals process` waited at the pool forever
+def test_signals_process_completes_after_a_kill_during_grouping(capsys, signals_home, object_store, team):
+    """A `signals process` killed in report_assignments leaves its run STARTED and the grouping pool's
+    slot claimed; the next `signals process` fails the run, frees the slot and groups the batch."""
+    home, killed, gone = batch_run_of_a_killed_process(object_store, dg.DagsterRunStatus.STARTED)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
         hold_grouping_slot(instance, killed)
 
     code, summary, err = run_cli(capsys, "process")
@@ -482,25 +490,7 @@ def test_signals_process_completes_after_a_kill_between_creating_a_run_and_start
     NOT_STARTED): the run counted as in flight forever, so the batch was never requested again and
     every later batch waited behind it (found by a kill at a random time). The next `signals process`
     fails the run and groups the batch."""
-    emit_texts(object_store, CARD_DECLINED + PASSWORD_RESET)
-    settings = load_settings()
-    home = ensure_dagster_home(settings)
-    [batch] = inbox.claim_all(object_store, settings.batch_max_signals)
-    gone = subprocess.Popen(["true"])
-    gone.wait()
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        instance.add_dynamic_partitions("signal_batches", [batch])
-        killed = create_run_for_test(
-            instance,
-            job_name="signal_batch_job",
-            status=dg.DagsterRunStatus.NOT_STARTED,
-            tags={
-                "dagster/run_key": batch,
-                "dagster/partition": batch,
-                PID_TAG: str(gone.pid),
-                HOST_TAG: os.uname().nodename,
-            },
-        )
+    home, killed, gone = batch_run_of_a_killed_process(object_store, dg.DagsterRunStatus.NOT_STARTED)
 
     code, summary, err = run_cli(capsys, "process")
     assert code == 0, err
