@@ -61,7 +61,8 @@ def summary(results: list) -> str:
         f"trials {len(results)}, kills landed {sum(r for _, r in by_stage.values())}, "
         f"signals emitted {sum(r.emitted for r in results)}, in exactly one report "
         f"{sum(r.in_one_report for r in results)}, rejected {sum(r.rejected for r in results)}, "
-        f"kills retried after a chosen arrival did not come {sum(bool(k.missed) for r in results for k in r.kills)}"
+        f"kills retried after a chosen arrival did not come {sum(bool(k.missed) for r in results for k in r.kills)}, "
+        f"emit-file runs killed {sum(r.emits_killed for r in results)}"
     )
     lines.append(
         "defects: "
