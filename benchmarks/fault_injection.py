@@ -5,9 +5,12 @@ instance settings, `signals process`; `--production` adds trials of the daemon o
 instance: Postgres and the Docker run launcher), `--per-trial` kills per trial (each before a new
 wave of signals; the n-th arrival at a stage is drawn from the arrivals the trial's earlier runs saw
 come, and a kill whose arrival did not come is retried at the first arrival of a fresh wave), then a
-restart, a bounded wait to settle and the checks. Prints one line per trial and a summary table;
+restart, a bounded wait to settle and the checks. With `--random-times` every kill is instead at a
+delay drawn uniformly over the span the process is busy (the harness's `random` kills), so kills land
+mid store write, sensor tick or run launch rather than at a stage boundary; and every `signals
+emit-file` after a trial's first is killed at a random moment too, then run again whole. Prints one line per trial and a summary table;
 `--json FILE` keeps every trial's result. Exit status 1 when any trial has a defect. Usage:
-    .venv/bin/python benchmarks/fault_injection.py --kills 30 [--per-trial 2] [--seed 1] [--production]
+    .venv/bin/python benchmarks/fault_injection.py --kills 30 [--per-trial 2] [--seed 1] [--production] [--random-times]
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import platform
 import random
 import sys
@@ -23,19 +27,21 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from fault_harness import FaultTrial, local_instance_config, production_trial  # noqa: E402
+from fault_harness import DEFECT_CHECKS, RANDOM, FaultTrial, local_instance_config, production_trial  # noqa: E402
 
 from signals_assets.recovery.faults import STAGES  # noqa: E402
 
 from conftest import CODE_IMAGE  # noqa: E402
 
-DEFECTS = ("lost", "duplicated", "cross_team", "stranded", "stuck_runs", "held_slots", "out_of_order")
 
-
-def plan_trials(kills: int, per_trial: int, modes: list[str], rng: random.Random) -> list[tuple[str, list[str], int]]:
-    """(mode, stages, seed) per trial; the trial picks each kill's arrival from what it sees come."""
+def plan_trials(
+    kills: int, per_trial: int, modes: list[str], rng: random.Random, random_times: bool = False
+) -> list[tuple[str, list[str], int]]:
+    """(mode, stages, seed) per trial; the trial picks each kill's arrival (or delay) from what it sees."""
     # Every stage once per round of len(STAGES) kills, in a shuffled order (so pairs vary).
     stages = [stage for _ in range(0, kills, len(STAGES)) for stage in rng.sample(STAGES, len(STAGES))][:kills]
+    if random_times:
+        stages = [RANDOM] * kills
     return [
         (modes[number % len(modes)], stages[start : start + per_trial], rng.randrange(2**32))
         for number, start in enumerate(range(0, kills, per_trial))
@@ -46,16 +52,17 @@ def summary(results: list) -> str:
     by_stage: dict[str, list[int]] = {stage: [0, 0] for stage in STAGES}
     for result in results:
         for kill in result.kills:
-            counts = by_stage[kill.stage.split(":")[0]]
+            counts = by_stage.setdefault(kill.stage.split(":")[0], [0, 0])
             counts[0] += 1
             counts[1] += int(kill.reached)
     lines = ["kills per stage (planned / landed): " + ", ".join(f"{s} {p}/{r}" for s, (p, r) in by_stage.items())]
-    totals = {name: sum(len(getattr(r, name)) for r in results) for name in DEFECTS}
+    totals = {name: sum(len(getattr(r, name)) for r in results) for name in DEFECT_CHECKS}
     lines.append(
         f"trials {len(results)}, kills landed {sum(r for _, r in by_stage.values())}, "
         f"signals emitted {sum(r.emitted for r in results)}, in exactly one report "
         f"{sum(r.in_one_report for r in results)}, rejected {sum(r.rejected for r in results)}, "
-        f"kills retried after a chosen arrival did not come {sum(bool(k.missed) for r in results for k in r.kills)}"
+        f"kills retried after a chosen arrival did not come {sum(bool(k.missed) for r in results for k in r.kills)}, "
+        f"emit-file runs killed {sum(r.emits_killed for r in results)}"
     )
     lines.append(
         "defects: "
@@ -65,6 +72,9 @@ def summary(results: list) -> str:
     )
     settle = [r.settle_seconds for r in results]
     lines.append(f"settle seconds: max {max(settle):.0f}, mean {sum(settle) / len(settle):.0f}")
+    delays = [float(k.arrival[:-1]) for r in results for k in r.kills if k.stage == RANDOM and k.reached]
+    if delays:
+        lines.append(f"random kill delays (s): min {min(delays):.1f}, max {max(delays):.1f}, n {len(delays)}")
     return "\n".join(lines)
 
 
@@ -75,6 +85,9 @@ def main() -> int:
     parser.add_argument("--modes", default="daemon,process")
     parser.add_argument("--production", action="store_true", help="also daemon trials on Postgres + Docker")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--random-times", action="store_true", help="kill after a random delay over the busy span, not at stages"
+    )
     parser.add_argument("--signals-per-wave", type=int, default=14, help="per team, before each kill and at the end")
     parser.add_argument("--kill-timeout", type=float, default=240, help="seconds to wait for a stage")
     parser.add_argument("--settle-timeout", type=float, default=420)
@@ -82,7 +95,7 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the trials' folders (logs, store, instance)")
     args = parser.parse_args()
     modes = args.modes.split(",") + (["production"] if args.production else [])
-    trials = plan_trials(args.kills, args.per_trial, modes, random.Random(args.seed))
+    trials = plan_trials(args.kills, args.per_trial, modes, random.Random(args.seed), args.random_times)
     print(
         f"{len(trials)} trials, {args.kills} kills, on {platform.node()} ({platform.machine()}), "
         f"{time.strftime('%Y-%m-%d %H:%M')}",
@@ -104,7 +117,12 @@ def main() -> int:
                     result = trial.run(stages, args.kill_timeout, args.settle_timeout)
             else:
                 trial = FaultTrial(
-                    root, mode, local_instance_config(), signals_per_wave=args.signals_per_wave, seed=seed
+                    root,
+                    mode,
+                    local_instance_config(),
+                    signals_per_wave=args.signals_per_wave,
+                    seed=seed,
+                    kill_emits=args.random_times,
                 )
                 result = trial.run(stages, args.kill_timeout, args.settle_timeout)
             results.append(result)
@@ -114,7 +132,8 @@ def main() -> int:
             )
             print(
                 f"trial {number} {mode:<10} kills: {kills}; {time.monotonic() - started:.0f}s; emitted {result.emitted}, "
-                f"one report {result.in_one_report}, rejected {result.rejected}; defects {result.defects() or 'none'}",
+                f"one report {result.in_one_report}, rejected {result.rejected}, emits killed {result.emits_killed}; defects {result.defects() or 'none'}; "
+                f"load average {os.getloadavg()[0]:.1f}",
                 flush=True,
             )
     print(summary(results))

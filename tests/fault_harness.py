@@ -11,6 +11,13 @@ for the pipeline to settle, stops everything, and checks with read-only queries 
 the Dagster instance that every emitted signal is in exactly one report of its own team or rejected
 with a reason, no report is left candidate/in_progress, no run is left unfinished and no pool slot
 is held, and batches were first grouped in key order.
+
+A kill planned as `random` does not wait for a stage: the pipeline starts without a fault and is
+SIGKILLed after a delay drawn uniformly over the span it is busy (`signals process`: 60 s until the
+trial sees a run of it finish first, then that run's time; the daemon: 120 s, its start, sensor
+ticks and a wave's runs), so it lands wherever the process happens to be: mid store write, sensor
+tick, run launch, chdb part write. With `kill_emits`, the emitter is killed too: each
+`signals emit-file` after the first is killed at a random moment of its run, then run again whole.
 """
 
 from __future__ import annotations
@@ -35,15 +42,20 @@ BATCH_MAX_SIGNALS = 20
 GROUPING_POOL = "signals_grouping"
 UNFINISHED_RUN_STATUSES = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
 IN_FLIGHT_REPORT_STATUSES = ("candidate", "in_progress")
+DUPLICATE_REASON = "duplicate"  # rejected_signals.reason of a signal id already accepted
+RANDOM = "random"  # a kill planned at a random time rather than at a stage
+# The busy span a random kill's delay is drawn over until the trial has seen one: roughly a
+# `signals process` run over one wave, or the daemon's settle, on 2 loaded cores.
+DEFAULT_BUSY_SECONDS = {"process": 60.0, "daemon": 120.0}
 # Settings a developer's shell may hold that would point a trial at other data or services.
 FOREIGN_VARIABLES = ("SIGNALS_", "DAGSTER_HOME", "SIGNALS_FAULT_")
 
 
 @dataclass
 class Kill:
-    stage: str  # as planned: `<stage>` (the harness picks the arrival) or `<stage>:<occurrence>`
-    arrival: str = ""  # the SIGNALS_FAULT_PAUSE_AT value of the last attempt, `<stage>:<occurrence>`
-    reached: bool = False  # a process paused there and was killed; False: the stage never came
+    stage: str  # as planned: `<stage>` (the harness picks the arrival), `<stage>:<occurrence>` or `random`
+    arrival: str = ""  # the SIGNALS_FAULT_PAUSE_AT value of the last attempt, or `<delay>s` for `random`
+    reached: bool = False  # killed there (`random`: while still running); False: it never came
     missed: list[str] = field(default_factory=list)  # arrivals tried before that never came
     seconds: float = 0.0
 
@@ -60,32 +72,46 @@ def choose_arrival(planned: str, seen: dict[str, int], rng: random.Random) -> st
     return f"{stage}:{rng.randint(1, max(1, seen.get(stage, 0)))}"
 
 
+DEFECT_CHECKS = (
+    "lost",
+    "duplicated",
+    "cross_team",
+    "stranded",
+    "stuck_runs",
+    "held_slots",
+    "out_of_order",
+    "double_outcomes",
+    "unreadable",
+)
+
+
 @dataclass
 class TrialResult:
     mode: str
     instance: str
     kills: list[Kill]
     emitted: int = 0
+    emits_killed: int = 0  # `signals emit-file` runs killed mid-way (then run again whole)
     accepted: int = 0
     rejected: int = 0
     in_one_report: int = 0
     settled: bool = False
     settle_seconds: float = 0.0
     process_exit_codes: list[int] = field(default_factory=list)
-    lost: list[str] = field(default_factory=list)  # emitted, neither in a report nor rejected
-    duplicated: list[str] = field(default_factory=list)  # accepted twice or in two reports
+    lost: list[str] = field(default_factory=list)  # emitted, neither in a report nor rejected (not as a duplicate)
+    # accepted twice, rejected twice (not as a duplicate), both, or in two reports
+    duplicated: list[str] = field(default_factory=list)
     cross_team: list[str] = field(default_factory=list)  # a signal in another team's report
     stranded: list[str] = field(default_factory=list)  # reports left candidate / in_progress
     stuck_runs: list[str] = field(default_factory=list)  # runs left queued / started
     held_slots: list[str] = field(default_factory=list)  # grouping pool slots of finished runs
     out_of_order: list[str] = field(default_factory=list)  # a batch first grouped after a later one
+    double_outcomes: list[str] = field(default_factory=list)  # a report round with two outcomes
+    unreadable: list[str] = field(default_factory=list)  # the store or instance failed to open after the kills
     report_statuses: dict = field(default_factory=dict)
 
     def defects(self) -> dict[str, int]:
-        counts = {
-            name: len(getattr(self, name))
-            for name in ("lost", "duplicated", "cross_team", "stranded", "stuck_runs", "held_slots", "out_of_order")
-        }
+        counts = {name: len(getattr(self, name)) for name in DEFECT_CHECKS}
         counts["unsettled"] = int(not self.settled)
         # `signals process` must finish everything on the run after the last kill and say so.
         counts["process_rerun_failed"] = int(bool(self.process_exit_codes) and self.process_exit_codes[-1] != 0)
@@ -178,6 +204,7 @@ class FaultTrial:
         extra_env: dict[str, str] | None = None,
         kill_containers=None,
         seed: int = 1,
+        kill_emits: bool = False,
     ):
         import yaml
 
@@ -194,7 +221,13 @@ class FaultTrial:
         self.fault_runs = 0
         self.arrivals_seen: dict[str, int] = {}  # stage -> the most arrivals one run of this trial reached
         self.exit_codes: list[int] = []
+        self.busy_seconds = DEFAULT_BUSY_SECONDS[mode]  # the span random kills are drawn over
         self.waves = 0
+        # With `kill_emits`, each `signals emit-file` after the first is killed at a random moment
+        # of its run and then run again whole, as a client retries a send it got no answer for.
+        self.kill_emits = kill_emits
+        self.emit_seconds = 0.0  # the last emit-file run's time: the span its kills are drawn over
+        self.emits_killed = 0
         (root / "dagster_home").mkdir(parents=True, exist_ok=True)
         (root / "dagster_home" / "dagster.yaml").write_text(yaml.safe_dump(instance_config))
         self._cli("teams", "set", str(TEAMS[0]), "--consent", "--repo", str(DEMO_REPOSITORY))
@@ -225,8 +258,29 @@ class FaultTrial:
                 self.emitted[signal_id_for(team, payload["idempotency_key"])] = team
                 lines.append(json.dumps(payload))
             path.write_text("\n".join(lines) + "\n")
-            self._cli("emit-file", str(path), "--team-id", str(team))
+            self._emit_file(path, team)
         self.waves += 1
+
+    def _emit_file(self, path: Path, team: int) -> None:
+        command = ("emit-file", str(path), "--team-id", str(team))
+        if self.kill_emits and self.emit_seconds:
+            process = subprocess.Popen(
+                [str(BIN / "signals"), *command],
+                env=self.env,
+                cwd=REPO_ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            try:
+                process.wait(timeout=self.rng.uniform(0, self.emit_seconds))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=60)
+                self.emits_killed += 1
+        started = time.monotonic()
+        self._cli(*command)
+        self.emit_seconds = time.monotonic() - started
 
     def _start(self, fault: str, marker_dir: Path) -> subprocess.Popen:
         env = {**self.env, "SIGNALS_FAULT_PAUSE_AT": fault, "SIGNALS_FAULT_MARKER_DIR": str(marker_dir)}
@@ -263,6 +317,8 @@ class FaultTrial:
         whenever the stage comes at all."""
         from signals_assets.recovery.faults import parse_pause
 
+        if planned == RANDOM:
+            return self.kill_at_random(timeout)
         stage, _ = parse_pause(planned)
         kill = Kill(planned)
         started = time.monotonic()
@@ -276,6 +332,39 @@ class FaultTrial:
         kill.seconds = round(time.monotonic() - started, 1)
         self.kills.append(kill)
         return kill
+
+    def kill_at_random(self, timeout: float) -> Kill:
+        """Run without a fault and kill -9 everything after a delay drawn uniformly over the busy span.
+        When `signals process` finishes first, its run time becomes the span and, as for a stage that
+        did not come, a fresh wave is emitted and the kill retried once with a new draw."""
+        kill = Kill(RANDOM)
+        started = time.monotonic()
+        for attempt in range(2):
+            delay = round(self.rng.uniform(0, min(self.busy_seconds, timeout)), 1)
+            if attempt:
+                kill.missed.append(kill.arrival)
+                self.emit_wave()
+            kill.arrival = f"{delay}s"
+            kill.reached = self._run_and_kill(delay)
+            if kill.reached:
+                break
+        kill.seconds = round(time.monotonic() - started, 1)
+        self.kills.append(kill)
+        return kill
+
+    def _run_and_kill(self, delay: float) -> bool:
+        """Whether the pipeline was still running `delay` seconds after its start, when it was killed."""
+        started = time.monotonic()
+        process = self._start("", self.root / "markers")
+        try:
+            code = process.wait(timeout=delay)
+        except subprocess.TimeoutExpired:
+            return True
+        finally:
+            self._kill(process)
+        self.exit_codes.append(code)
+        self.busy_seconds = time.monotonic() - started
+        return False
 
     def _pause_and_kill(self, fault: str, timeout: float) -> tuple[bool, int, bool]:
         """(paused and killed, arrivals at the stage, `signals process` finished without pausing) of
@@ -372,23 +461,34 @@ class FaultTrial:
         return self.check(settled, seconds)
 
     def check(self, settled: bool, settle_seconds: float) -> TrialResult:
-        facts = json.loads(self._python("store"))
-        state = self.instance_state()
         result = TrialResult(
             self.mode,
             self.instance,
             self.kills,
             emitted=len(self.emitted),
+            emits_killed=self.emits_killed,
             settled=settled,
             settle_seconds=settle_seconds,
             process_exit_codes=self.exit_codes,
         )
+        try:  # a kill must never leave the store or the instance unopenable
+            facts = json.loads(self._python("store"))
+            state = self.instance_state()
+        except RuntimeError as error:
+            result.unreadable.append(str(error)[-2000:])
+            return result
         from signals_assets.partition_keys import report_team_id
 
         accepted_rows: dict[str, int] = {}
         for signal_id, count in facts["accepted"]:
             accepted_rows[signal_id] = accepted_rows.get(signal_id, 0) + count
-        rejected = {signal_id for signal_id, _ in facts["rejected"]}
+        # A copy of an accepted signal is rejected as a `duplicate` by design: that row is no outcome
+        # of its own (and alone, without the accepted row, it is a loss).
+        rejected_rows: dict[str, int] = {}
+        for signal_id, reason in facts["rejected"]:
+            if reason != DUPLICATE_REASON:
+                rejected_rows[signal_id] = rejected_rows.get(signal_id, 0) + 1
+        rejected = set(rejected_rows)
         reports_of: dict[str, list[tuple[int, str]]] = {}
         for signal_id, team, report in facts["report_signals"]:
             reports_of.setdefault(signal_id, []).append((team, report))
@@ -400,10 +500,14 @@ class FaultTrial:
                 result.in_one_report += 1
             if not placed and signal_id not in rejected:
                 result.lost.append(signal_id)
-            if accepted_rows.get(signal_id, 0) > 1 or len(placed) > 1:
+            outcomes = accepted_rows.get(signal_id, 0) + rejected_rows.get(signal_id, 0)
+            if outcomes > 1 or len(placed) > 1:
                 result.duplicated.append(signal_id)
             if any(t != team or report_team_id(report) != team for t, report in placed):
                 result.cross_team.append(signal_id)
+        result.double_outcomes = [
+            f"{report} round {round_}: {what}" for report, round_, what in facts["double_outcomes"]
+        ]
         result.stranded = [report for report, status in facts["reports"] if status in IN_FLIGHT_REPORT_STATUSES]
         for _, status in facts["reports"]:
             result.report_statuses[status] = result.report_statuses.get(status, 0) + 1
@@ -439,6 +543,18 @@ def store_facts() -> dict:
                 for r in db.query("SELECT signal_id, team_id, report_id FROM report_signals")
             ],
             "reports": [(r["report_id"], r["status"]) for r in db.query("SELECT report_id, status FROM reports")],
+            # A report round has one research result, one summary event and one research outcome
+            # event (after its `research_started`, seq 0).
+            "double_outcomes": [
+                (r["report_id"], int(r["research_round"]), r["what"])
+                for r in db.query(
+                    "SELECT report_id, research_round, 'research results' AS what FROM research_results "
+                    "GROUP BY report_id, research_round HAVING count() > 1 "
+                    "UNION ALL SELECT report_id, research_round, concat(stage, ' events') AS what "
+                    "FROM report_events WHERE stage = 'summary' OR (stage = 'research' AND seq > 0) "
+                    "GROUP BY report_id, research_round, stage HAVING count() > 1"
+                )
+            ],
         }
 
 

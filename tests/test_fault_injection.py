@@ -5,7 +5,9 @@ Each test is one trial of tests/fault_harness.py on the shipped instance setting
 benchmarks/README.md. A trial passes when every kill landed at its stage and, after the restart,
 every emitted signal is in exactly one report of its own team or rejected with a reason, no report
 is left candidate/in_progress, no run is left unfinished, no grouping slot is held by an ended run,
-batches were first grouped in key order, and `signals process` exits 0 on its last run."""
+batches were first grouped in key order, no report round has two outcomes, the store and instance
+open, and `signals process` exits 0 on its last run. Kills planned as `random` land at a random
+delay rather than at a stage."""
 
 import json
 import os
@@ -14,7 +16,7 @@ import subprocess
 import sys
 import time
 
-from fault_harness import FaultTrial, choose_arrival, local_instance_config, production_trial
+from fault_harness import RANDOM, FaultTrial, choose_arrival, local_instance_config, production_trial
 
 from signals_assets.recovery.faults import MARKER_DIR_VARIABLE, PAUSE_VARIABLE, STAGES, arrivals, marker_path
 
@@ -124,3 +126,34 @@ def test_signals_process_recovers_from_kills_inside_a_range_of_batches(tmp_path)
     with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
         runs = instance.get_runs(dg.RunsFilter(job_name="signal_batch_job"))
     assert any(RANGE_START_TAG in run.tags for run in runs)
+
+
+def test_signals_process_recovers_from_kills_at_random_times_and_the_checks_see_a_second_outcome(tmp_path):
+    """`signals process` killed three times at a delay drawn over the span a run of it is busy (wherever
+    it happens to be: a store write, a claim, a chdb part write), and `signals emit-file` killed mid-way
+    and run again, then `signals process` run once more: nothing lost, nothing twice, no round with
+    two outcomes. Then the checks are shown to see what they look for: a
+    copied research result and a signal both accepted and rejected are reported."""
+    trial = FaultTrial(tmp_path, "process", local_instance_config(), signals_per_wave=8, seed=3, kill_emits=True)
+    result = trial.run([RANDOM] * 3, kill_timeout=120, settle_timeout=300)
+    assert_recovered(trial, result)
+    assert result.emits_killed > 0  # of the 7 emit-file runs after the first, each killed at a random moment
+    assert [k.stage for k in result.kills] == [RANDOM] * 3
+    assert all(0 <= float(k.arrival.removesuffix("s")) <= 120 for k in result.kills), result.kills
+    assert result.process_exit_codes[-1] == 0
+
+    accepted = next(signal_id for signal_id in trial.emitted)
+    sql = (
+        "INSERT INTO research_results SELECT * FROM research_results LIMIT 1",
+        "INSERT INTO rejected_signals (signal_id, team_id, reason) "
+        f"SELECT signal_id, team_id, 'copied' FROM signals WHERE signal_id = '{accepted}'",
+    )
+    script = (
+        "import sys\nfrom signals_assets.cli.read_models import store_session\n"
+        "from signals_assets.settings import load_settings\n"
+        "with store_session(load_settings()) as db:\n    for statement in sys.argv[1:]:\n        db.command(statement)\n"
+    )
+    subprocess.run([sys.executable, "-c", script, *sql], env=trial.env, check=True, timeout=300)
+    tampered = trial.check(True, 0)
+    assert tampered.duplicated == [accepted], tampered.duplicated
+    assert len(tampered.double_outcomes) == 1 and "research results" in tampered.double_outcomes[0]

@@ -440,10 +440,9 @@ def hold_grouping_slot(instance, run) -> None:
     assert storage.claim_concurrency_slot(GROUPING_POOL, run.run_id, "report_assignments").is_claimed
 
 
-@pytest.mark.timeout(300)  # before the fix, `signals process` waited at the pool forever
-def test_signals_process_completes_after_a_kill_during_grouping(capsys, signals_home, object_store, team):
-    """A `signals process` killed in report_assignments leaves its run STARTED and the grouping pool's
-    slot claimed; the next `signals process` fails the run, frees the slot and groups the batch."""
+def batch_run_of_a_killed_process(object_store, status: dg.DagsterRunStatus):
+    """A claimed batch of signals and its run in `status`, created by a `signals process`
+    that is gone: (Dagster home, the run, the dead process)."""
     emit_texts(object_store, CARD_DECLINED + PASSWORD_RESET)
     settings = load_settings()
     home = ensure_dagster_home(settings)
@@ -455,7 +454,7 @@ def test_signals_process_completes_after_a_kill_during_grouping(capsys, signals_
         killed = create_run_for_test(
             instance,
             job_name="signal_batch_job",
-            status=dg.DagsterRunStatus.STARTED,
+            status=status,
             tags={
                 "dagster/run_key": batch,
                 "dagster/partition": batch,
@@ -463,6 +462,15 @@ def test_signals_process_completes_after_a_kill_during_grouping(capsys, signals_
                 HOST_TAG: os.uname().nodename,
             },
         )
+    return home, killed, gone
+
+
+@pytest.mark.timeout(300)  # before the fix, `signals process` waited at the pool forever
+def test_signals_process_completes_after_a_kill_during_grouping(capsys, signals_home, object_store, team):
+    """A `signals process` killed in report_assignments leaves its run STARTED and the grouping pool's
+    slot claimed; the next `signals process` fails the run, frees the slot and groups the batch."""
+    home, killed, gone = batch_run_of_a_killed_process(object_store, dg.DagsterRunStatus.STARTED)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
         hold_grouping_slot(instance, killed)
 
     code, summary, err = run_cli(capsys, "process")
@@ -472,6 +480,38 @@ def test_signals_process_completes_after_a_kill_during_grouping(capsys, signals_
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert instance.get_run_by_id(killed.run_id).status == dg.DagsterRunStatus.FAILURE
         assert instance.event_log_storage.get_concurrency_info(GROUPING_POOL).claimed_slots == []
+
+
+@pytest.mark.timeout(300)
+def test_signals_process_completes_after_a_kill_between_creating_a_run_and_starting_it(
+    capsys, signals_home, object_store, team
+):
+    """A `signals process` killed right after it created a batch's run (tagged with its pid, still
+    NOT_STARTED): the run counted as in flight forever, so the batch was never requested again and
+    every later batch waited behind it (found by a kill at a random time). The next `signals process`
+    fails the run and groups the batch."""
+    home, killed, gone = batch_run_of_a_killed_process(object_store, dg.DagsterRunStatus.NOT_STARTED)
+
+    code, summary, err = run_cli(capsys, "process")
+    assert code == 0, err
+    assert f"marked run {killed.run_id}" in err and f"worker process {gone.pid} is gone" in err
+    assert summary["batches"] == 1 and summary["reports_researched"] == 2 and summary["unfinished"] == []
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert instance.get_run_by_id(killed.run_id).status == dg.DagsterRunStatus.FAILURE
+
+
+def test_a_run_a_killed_daemon_created_but_never_queued_is_failed_after_the_grace(tmp_path):
+    """The daemon killed between a sensor tick creating a run (NOT_STARTED, no pid) and queueing it:
+    run monitoring would fail it only after start_timeout_seconds (600 s), every later batch waiting."""
+    with shipped_instance(tmp_path) as instance:
+        never_queued = create_run_for_test(
+            instance, job_name="signal_batch_job", status=dg.DagsterRunStatus.NOT_STARTED
+        )
+        assert fail_dead_runs(instance) == []  # inside the grace: the tick may still queue it
+        with freeze_time(time.time() + STARTING_GRACE_SECONDS + 1):
+            [line] = fail_dead_runs(instance)
+        assert f"marked run {never_queued.run_id}" in line and "not queued" in line
+        assert instance.get_run_by_id(never_queued.run_id).status == dg.DagsterRunStatus.FAILURE
 
 
 def starting_run(instance, tags: dict | None = None) -> dg.DagsterRun:

@@ -40,20 +40,29 @@ def pid_alive(pid: int) -> bool:
 # start_timeout_seconds (600 s: a run container on a loaded host starts slowly), and batches run one
 # at a time, so every batch would wait that long. A local worker logs its pid within seconds of
 # launch; 120 s leaves room for a 2-core machine under heavy load. A worker that starts after all
-# finds its run failed and exits without executing (Dagster ignores late run workers).
+# finds its run failed and exits without executing (Dagster ignores late run workers). The same holds
+# for a run a sensor tick created (NOT_STARTED) but the killed daemon never queued.
 STARTING_GRACE_SECONDS = 120
 
 
 def dead_local_runs(instance: dg.DagsterInstance, job_names: list[str]) -> list[tuple[dg.DagsterRun, str]]:
-    """Runs whose local worker is gone, with why: STARTED or STARTING runs whose worker process no
-    longer exists, and STARTING runs with no worker pid logged STARTING_GRACE_SECONDS after launch
-    (the daemon, `signals process` or the host died under them)."""
+    """Runs whose local worker is gone, with why: STARTED, STARTING or NOT_STARTED runs whose worker
+    process no longer exists (`signals process` tags a run with its pid when it creates it, so a kill
+    before the run starts leaves it NOT_STARTED), STARTING runs with no worker pid logged
+    STARTING_GRACE_SECONDS after launch, and NOT_STARTED runs without a pid that long after they were
+    created (the daemon, `signals process` or the host died under them)."""
     launched_locally = isinstance(instance.run_launcher, DefaultRunLauncher)
-    statuses = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING]
+    statuses = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.NOT_STARTED]
     dead = []
     for record in instance.get_run_records(filters=dg.RunsFilter(statuses=statuses)):
         run = record.dagster_run
         if run.job_name not in job_names or run.tags.get(HOST_TAG, socket.gethostname()) != socket.gethostname():
+            continue
+        if run.status == dg.DagsterRunStatus.NOT_STARTED and PID_TAG not in run.tags:
+            # Created by a sensor tick but never queued, whatever the launcher: nothing will start it.
+            waited = get_current_timestamp() - record.create_timestamp.timestamp()
+            if waited >= STARTING_GRACE_SECONDS:
+                dead.append((run, f"not queued {waited:.0f} s after it was created"))
             continue
         if not launched_locally and PID_TAG not in run.tags:  # e.g. a run container: run monitoring watches it
             continue
