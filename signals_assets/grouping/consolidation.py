@@ -147,12 +147,16 @@ def cluster_pool(
     # A share of the pool stands for a problem's size only while problems grow with the pool; a pool of
     # many small problems (150 intents of 30 texts in 4,500) would have neighbourhoods wider than its
     # problems, and neighbouring problems would share them. So a neighbourhood is never wider than the
-    # problems the clustering found: when it was, the pool is clustered again with the narrower one. A
-    # pool whose problems are smaller than the floor (a long tail of pairs) is left to the guards: the
-    # floor would not narrow to them, and a second pass of a 6,000-signal pool costs seconds.
-    typical = typical_problem_size(labels)
-    if params.min_neighbours <= typical < size:
-        labels = _clusters(matrix, typical, params, rescaled)
+    # problems the clustering found: when it was, the pool is clustered again with the narrower one,
+    # whose problems may be narrower still (at most NARROWINGS times). A pool whose problems are smaller
+    # than the floor (a long tail of pairs) is left to the guards: the floor would not narrow to them,
+    # and another pass of a 6,000-signal pool costs seconds.
+    for _ in range(NARROWINGS):
+        typical = typical_problem_size(labels)
+        if not params.min_neighbours <= typical < size:
+            break
+        size = typical
+        labels = _clusters(matrix, size, params, rescaled)
     first: dict[int, int] = {}
     return [first.setdefault(label, len(first)) for label in labels]
 
@@ -193,6 +197,8 @@ def typical_problem_size(labels: Sequence[int]) -> int:
     in_problems = sorted(sizes[label] for label in labels if sizes[label] > 1)
     return in_problems[len(in_problems) // 2] if in_problems else 0
 
+
+NARROWINGS = 2  # 4,230 texts of 141 intents of 30: 42 -> 33 -> 30 signals (a third, to 28, adds 0.008 ARI)
 
 # Rows of the cosine matrix computed at once by the neighbourhoods (the product's blocks: their shape
 # decides the cosines' last bits, so it stays), and of the pair similarities: each a few temporaries of
