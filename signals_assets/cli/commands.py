@@ -418,7 +418,7 @@ def cmd_status(args, settings: Settings) -> int:
             )
         print("reports: " + (", ".join(f"{n} {s}" for s, n in status["reports_by_status"].items()) or "none"))
         for row in status["recent_rejections"][:5]:
-            quote = f" {' '.join(row['quote'].split())!r}" if row["quote"] else ""
+            quote = f" {one_line(row['quote'])!r}" if row["quote"] else ""
             source = one_line(row["source_id"]) or "?"
             print(f"  rejected {source}: {row['reason']} {one_line(row['detail'])}{quote}".rstrip())
     return 0 if settled or not args.wait else 1
