@@ -262,3 +262,35 @@ def test_claim_all_forms_the_batches_that_claims_one_after_the_other_form(object
     assert len(batches) == len(expected) == 3
     assert contents(object_store, batches) == contents(one_by_one, expected)
     assert batches == sorted(batches) and not object_store.list("inbox/")
+
+
+def _batches_refiltering_every_list(inboxes, max_signals):
+    """The obvious definition `plan_batches` must match: round-robin over the teams' queues, then
+    remove the taken keys from every list, until nothing is left."""
+    from signals_assets.fairness import round_robin
+
+    batches = []
+    while queues := inbox._queues(inboxes):
+        batches.append(round_robin(queues, max_signals))
+        taken = set(batches[-1])
+        inboxes = [([key for key in keys if key not in taken], limit) for keys, limit in inboxes]
+    return batches
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_planned_batches_are_those_of_refiltering_every_team_list_per_batch(seed):
+    """Many teams with uneven backlogs and limits, names shared between teams (ties in the team order),
+    the loose pre-team queue, and batch sizes from below to above the number of teams."""
+    import random
+
+    rng = random.Random(seed)
+    inboxes = [(sorted({f"inbox/{rng.randrange(50):04d}-loose.json" for _ in range(rng.randrange(4))}), 3)]
+    for team in range(rng.randrange(1, 12)):
+        names = {f"{rng.randrange(50):04d}-{rng.randrange(3)}.json" for _ in range(rng.choice((0, 1, 5, 40)))}
+        inboxes.append(([f"inbox/{team}/{name}" for name in sorted(names)], rng.randrange(1, 8)))
+    max_signals = rng.choice((1, 2, 3, 7, 25))
+
+    planned = list(inbox.plan_batches(inboxes, max_signals))
+
+    assert planned == _batches_refiltering_every_list(inboxes, max_signals)
+    assert sorted(key for batch in planned for key in batch) == sorted(key for keys, _ in inboxes for key in keys)

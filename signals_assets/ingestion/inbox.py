@@ -19,10 +19,11 @@ of that time (claims consolidated) and counts as finished.
 
 from __future__ import annotations
 
+import heapq
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from signals_assets.fairness import round_robin
 from signals_assets.ingestion.emit import INBOX_PREFIX as INBOX
@@ -159,14 +160,38 @@ def claim_all(store: ObjectStore, max_signals: int, max_per_team: int | None = N
     inboxes = _team_inboxes(store, max_per_team or max_signals, whole=True)
     now = datetime.now(timezone.utc)
     batches: list[str] = []
-    while queues := _queues(inboxes):
-        taken = round_robin(queues, max_signals)
+    for taken in plan_batches(inboxes, max_signals):
         batch = next_batch_key(now, batches[-1] if batches else None)
         if _claim_keys(store, batch, taken):
             batches.append(batch)
-        claimed = set(taken)  # moved now, or by another claimer first
-        inboxes = [([key for key in keys if key not in claimed], limit) for keys, limit in inboxes]
     return batches
+
+
+def plan_batches(inboxes: list[tuple[list[str], int]], max_signals: int) -> Iterator[list[str]]:
+    """Each batch's keys in turn: what `round_robin(_queues(inboxes), max_signals)` takes, batch after
+    batch, with the keys taken before removed (moved by this claim or by another claimer first). In
+    time linear in the keys (times log teams): a team is a cursor into its key list, and a heap
+    ordered like `_queues` (name of the team's oldest key left, then its listing position) replaces
+    re-filtering and re-sorting every team's list per batch."""
+    cursors = [0] * len(inboxes)
+    waiting = [(keys[0].rsplit("/", 1)[1], team) for team, (keys, _) in enumerate(inboxes) if keys]
+    heapq.heapify(waiting)
+    while waiting:
+        # A round gives each team one key, so only the first `max_signals` teams can get any.
+        visited = [heapq.heappop(waiting)[1] for _ in range(min(max_signals, len(waiting)))]
+        ends = {team: min(cursors[team] + inboxes[team][1], len(inboxes[team][0])) for team in visited}
+        taken: list[str] = []
+        rounds = visited
+        while rounds and len(taken) < max_signals:
+            for team in rounds[: max_signals - len(taken)]:
+                taken.append(inboxes[team][0][cursors[team]])
+                cursors[team] += 1
+            rounds = [team for team in rounds if cursors[team] < ends[team]]
+        yield taken
+        for team in visited:
+            keys = inboxes[team][0]
+            if cursors[team] < len(keys):
+                heapq.heappush(waiting, (keys[cursors[team]].rsplit("/", 1)[1], team))
 
 
 @dataclass(frozen=True)
