@@ -54,7 +54,7 @@ from typing import Callable, Iterator, Sequence
 from urllib.parse import unquote
 
 from signals_assets.safety.lazy_pattern import LazyPattern
-from signals_assets.safety.literals import ascii_lower, literal_search, may_match, required_literals
+from signals_assets.safety.literals import ascii_lower, literal_search, may_match, required_literals_of
 
 INSTRUCTION_OVERRIDE = "instruction_override"
 HIDDEN_INSTRUCTIONS = "hidden_instructions"
@@ -1451,14 +1451,28 @@ def _reported_quote(text: str, start: int, end: int) -> bool:
 
 @functools.cache
 def _rule_literals() -> list[re.Pattern | None]:
-    """For each rule, a search for the strings an ASCII text must hold for it to match (derived once, on
-    first use)."""
+    """For each rule, a search for the strings an ASCII text must hold for it to match."""
     return [_literals_of(pattern) for _, pattern in _RULES]
 
 
-@functools.cache
 def _literals_of(pattern: LazyPattern) -> re.Pattern | None:
-    return literal_search(required_literals(pattern))
+    """The literal search of one of the patterns the filter pre-checks (a KeyError for any other)."""
+    return _literal_searches()[pattern]
+
+
+@functools.cache
+def _literal_searches() -> dict[LazyPattern, re.Pattern | None]:
+    """The literal search of every pre-checked pattern, derived together on first use: a cold disk cache
+    is then filled with one write, not one per pattern."""
+    patterns = [
+        *(pattern for _, pattern in _RULES),
+        _ADDRESSED_DIRECTIVE,
+        _VOCATIVE,
+        _ORDER,
+        _RULES_OFF,
+        *(cue for _, cue, _ in _SCORER_CUES),
+    ]
+    return dict(zip(patterns, map(literal_search, required_literals_of(patterns))))
 
 
 def _rule_match(text: str, lowered: str | None) -> tuple[str, int, int] | None:

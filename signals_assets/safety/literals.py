@@ -10,9 +10,10 @@ matching is exactly `str.lower()` on both sides, which Unicode case folding is n
 Reading a parse tree costs as much as compiling the pattern (0.3–0.7 s for the safety rules, in every
 process that screens), so the literals are kept on disk the way Python keeps bytecode: in `__pycache__`
 beside this module, under a key of the pattern's source and flags, this module's source and the Python
-version, and derived again when that file is missing, damaged or cannot be written. Neither the key nor
-the parse needs a compiled pattern: the rules are `LazyPattern`s, and with the file in place a process
-compiles only the rules some text holds the literals of.
+version, written once per batch of patterns derived together (`required_literals_of`), and derived
+again when that file is missing, damaged or cannot be written. Neither the key nor the parse needs a
+compiled pattern: the rules are `LazyPattern`s, and with the file in place a process compiles only the
+rules some text holds the literals of.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from re import (
     _constants as sre,  # type: ignore[attr-defined]
     _parser as sre_parse,  # type: ignore[attr-defined]
 )
+from typing import Sequence
 
 from signals_assets.safety.lazy_pattern import LazyPattern
 
@@ -121,17 +123,25 @@ def _sequence(pattern, flags: int) -> tuple[Literals | None, Literals | None]:
 def required_literals(pattern: re.Pattern[str] | LazyPattern) -> Literals | None:
     """Lower-case strings of which every match of `pattern` in an ASCII text contains one, or None
     (from the disk cache when it holds them)."""
-    key = hashlib.blake2b(f"{pattern.flags}:{pattern.pattern}".encode("utf-8", "surrogatepass")).hexdigest()
+    return required_literals_of([pattern])[0]
+
+
+def required_literals_of(patterns: Sequence[re.Pattern[str] | LazyPattern]) -> list[Literals | None]:
+    """`required_literals` of each pattern, with one write of the disk cache for all those it lacked:
+    rewriting the whole file once per pattern made a cold fill quadratic in the patterns."""
+    keys = [
+        hashlib.blake2b(f"{pattern.flags}:{pattern.pattern}".encode("utf-8", "surrogatepass")).hexdigest()
+        for pattern in patterns
+    ]
     with _cache_lock:
         cache = _cached()
-        if key in cache:
-            stored = cache[key]
-            return None if stored is None else frozenset(stored)
-    literals = derived_literals(pattern)
-    with _cache_lock:
-        cache[key] = None if literals is None else sorted(literals)
-        _write_cache(cache)
-    return literals
+        missing = {key: pattern for key, pattern in zip(keys, patterns) if key not in cache}
+    if missing:
+        derived = {key: derived_literals(pattern) for key, pattern in missing.items()}
+        with _cache_lock:
+            cache.update({key: None if found is None else sorted(found) for key, found in derived.items()})
+            _write_cache(cache)
+    return [None if (stored := cache[key]) is None else frozenset(stored) for key in keys]
 
 
 def derived_literals(pattern: re.Pattern[str] | LazyPattern) -> Literals | None:
