@@ -19,6 +19,7 @@ from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.sensors.run_attempts import batch_attempts
 from signals_assets.sensors.signal_inbox import batch_work, build_signal_inbox_sensor
 from signals_assets.settings import load_settings
+from signals_assets.storage.clickhouse import open_chdb
 
 from conftest import CARD_DECLINED, PASSWORD_RESET, emit_texts
 from test_pipeline import snapshot
@@ -209,3 +210,37 @@ def test_the_sensor_requests_one_range_run_for_its_open_batches(object_store, te
     assert len(batches) == 3
     assert (request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]) == (batches[0], batches[-1])
     assert {b: request.tags[batch_attempt_tag(b)] for b in batches} == {b: b for b in batches}
+
+
+def vector_snapshots() -> list[tuple[str, str]]:
+    settings = load_settings()
+    with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
+        rows = db.query("SELECT report_id, batch_key FROM report_vector_snapshots ORDER BY report_id, batch_key")
+    return [(r["report_id"], r["batch_key"]) for r in rows]
+
+
+def test_a_grouping_run_prunes_the_snapshots_no_partition_left_reads(object_store, three_batches, monkeypatch):
+    """With the first two batches' partitions retired, the third batch's run deletes the report snapshots
+    superseded before it (every report read is folded here); grouping batch 2 again afterwards (its
+    partition re-added, as `signals regroup` does) decides what it decided, from the deltas."""
+    from signals_assets.grouping import store as grouping_store
+
+    monkeypatch.setattr(grouping_store, "FOLD_PARTS", 0)
+    job = defs().resolve_job_def("signal_batch_job")
+    first, second, third = three_batches
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(SIGNAL_BATCHES, three_batches)
+        for batch in (first, second):
+            assert job.execute_in_process(partition_key=batch, instance=instance).success
+        [(card_report, at_first)] = vector_snapshots()  # batch 2 read the card report of batch 1
+        assert at_first == first
+        for retired in (first, second):
+            instance.delete_dynamic_partition(SIGNAL_BATCHES, retired)
+        assert job.execute_in_process(partition_key=third, instance=instance).success
+        # batch 3 folded both reports at batch 2; the card report's snapshot at batch 1 is gone
+        folded = vector_snapshots()
+        assert [batch for _, batch in folded] == [second, second] and card_report in dict(folded)
+        tables = snapshot()
+        instance.add_dynamic_partitions(SIGNAL_BATCHES, [second])
+        assert job.execute_in_process(partition_key=second, instance=instance).success
+        assert snapshot() == tables

@@ -7,8 +7,9 @@ from pydantic import Field
 
 from signals_assets.assets.ingestion import BATCH_BACKFILL_POLICY, per_batch_lines, run_metadata, signal_embeddings
 from signals_assets.grouping.batch import group_batch
-from signals_assets.grouping.store import RegroupingConflict, write_batch
+from signals_assets.grouping.store import RegroupingConflict, prune_vector_snapshots, write_batch
 from signals_assets.ingestion import inbox
+from signals_assets.partition_keys import SIGNAL_BATCHES
 from signals_assets.partitions import signal_batches
 from signals_assets.recovery.faults import pause_point
 from signals_assets.reports import promotions as promotion_facts
@@ -94,6 +95,11 @@ def report_assignments(
                 partition_key=batch,
             )
             counts.append(f"{batch}: {len(assignments)} signals assigned, {len(promotions)} reports promoted")
+        # The earliest batch that may still be grouped is the earliest partition: a backfill targets an
+        # existing one, retirement keeps unfinished and parked batches' partitions, and new batches
+        # come later. (`signals regroup` re-adds retired ones: see prune_vector_snapshots.)
+        with session() as db:
+            prune_vector_snapshots(db, min([keys[0], *context.instance.get_dynamic_partitions(SIGNAL_BATCHES)]))
     context.log.info(per_batch_lines(counts))
     return dg.MaterializeResult(
         metadata={**run_metadata(keys), "provider": provider.name, "seconds": dg.MetadataValue.json(phases.rounded())}

@@ -2,6 +2,16 @@
 
 Everything read for a batch is as of before that batch (assignments of earlier batches, events not
 written by this or a later batch's grouping), so re-grouping a batch sees what the first grouping saw.
+
+Retention of the derived search data. A report's snapshots (`report_vector_snapshots`) are a cache of
+its deltas, which are kept: a read takes the latest snapshot before its batch, so one superseded by a
+later snapshot that is itself before the earliest batch that may still be grouped is read by nothing
+and is deleted after each grouping run (`prune_vector_snapshots`). The cell tables are not pruned:
+every search of a larger team scores all of the team's embeddings of earlier batches, searchable or
+not, and filters after (dropping the rows of signals out of the window would change which neighbours
+a probe fetches, and so decisions; a re-run of an earlier batch has an earlier window); their rows of
+an old training are already deleted when the centroids are trained again, and a batch whose
+embeddings change (and that keeps some of the team's) has its rows derived again.
 """
 
 from __future__ import annotations
@@ -383,6 +393,26 @@ def _fold(db: StoreSession, team: int, model: str, reports: list[dict]) -> None:
             for r in reports
         ],
     )
+
+
+# Snapshots no read of a batch from `{floor}` on takes: a read takes a report's latest snapshot before
+# its batch, and each of these has a later one of the same report that is still before `{floor}`.
+_SUPERSEDED_SNAPSHOTS = """
+batch_key < {floor} AND (team_id, report_id, model, batch_key) NOT IN (
+    SELECT team_id, report_id, model, max(batch_key) FROM report_vector_snapshots
+    WHERE batch_key < {floor} GROUP BY team_id, report_id, model
+)
+"""
+
+
+def prune_vector_snapshots(db: StoreSession, floor: str) -> None:
+    """Delete the snapshots that no grouping of a batch from `floor` on can read (`floor`: the earliest
+    batch that may still be grouped, or grouped again). One statement, deleting only superseded rows,
+    so running it again or a kill part-way leaves every report its latest snapshot before `floor`. A
+    batch before `floor` grouped all the same (`signals regroup` re-adds retired partitions) reads an
+    earlier snapshot and more deltas: the same sums, as every re-grouping after a fold already reads
+    (sums of float32 embeddings in float64 do not depend on their order), only slower, once."""
+    db.delete_where("report_vector_snapshots", _SUPERSEDED_SNAPSHOTS, {"floor": floor})
 
 
 def _pool_rows(db: StoreSession, params: dict) -> list[dict]:
