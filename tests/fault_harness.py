@@ -245,7 +245,7 @@ class FaultTrial:
 
     def emit_wave(self) -> None:
         """Each team emits the next `signals_per_wave` demo signals (cycling), with fresh keys."""
-        from signals_assets.ingestion.emit import signal_id_for
+        from signals_assets.ingestion.signal_ids import signal_id_for
 
         payloads = demo_payloads()
         for team in TEAMS:

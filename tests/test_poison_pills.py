@@ -396,3 +396,43 @@ def test_a_repository_file_name_that_is_not_utf8_is_researched(capsys, object_st
     [report] = json.loads(out)["reports"]
     assert report["status"] == "ready"
     assert "checkout/card_payments_\udce9_declined.py" in [f["file"] for f in report["research"]["findings"]]
+
+
+def test_a_record_cannot_claim_another_teams_future_signal_ids(capsys, object_store, teams):
+    """Ids are de-duplicated across teams and keyed ids are derivable: a record written straight into
+    team 1's folder with team MAX_TEAM_ID's id for the key "order-42" (unkeyed, under a key of its own,
+    in upper case) is quarantined, and that team's signal with the key is accepted later. An id of
+    another form stays the writer's choice."""
+    from signals_assets.ingestion.signal_ids import signal_id_for
+
+    victim_id = signal_id_for(MAX_TEAM_ID, "order-42")
+
+    def record(signal_id: str, **changes) -> bytes:
+        body = {"signal_id": signal_id, "emitted_at": "2026-11-30T10:00:00Z", **signal("a", CARD_DECLINED[0])}
+        return json.dumps({**body, **changes}).encode()
+
+    attempts = {
+        "unkeyed": record(victim_id),
+        "own-key": record(victim_id, idempotency_key="mine"),
+        "upper-case": record(victim_id.upper()),
+    }
+    for index, (name, body) in enumerate(attempts.items()):
+        object_store.put(f"inbox/1/20261130T10000000000{index}Z-{name}.json", body)
+    object_store.put("inbox/1/20261130T100000000009Z-custom.json", record("ticket-7"))
+    own_keyed = emit_signal(**signal("k", CARD_DECLINED[1]), idempotency_key="order-42", store=object_store)
+    assert run_cli(capsys, "process")[0] == 0
+
+    emit_signal(
+        **signal("v", CARD_DECLINED[2], team_id=MAX_TEAM_ID), idempotency_key="order-42", store=object_store
+    )
+    assert run_cli(capsys, "process")[0] == 0
+    settings = load_settings()
+    with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
+        accepted = {row["signal_id"]: int(row["team_id"]) for row in db.query("SELECT team_id, signal_id FROM signals")}
+        rejected = db.query("SELECT team_id, signal_id, reason, detail FROM rejected_signals")
+    assert accepted == {"ticket-7": 1, own_keyed: 1, victim_id: MAX_TEAM_ID}
+    assert sorted((int(r["team_id"]), r["signal_id"], r["reason"]) for r in rejected) == sorted(
+        [(1, victim_id, "malformed"), (1, victim_id, "malformed"), (1, victim_id.upper(), "malformed")]
+    )
+    derived = "signal_id: a version 5 UUID must be the id derived from team 1 and the idempotency_key"
+    assert all(r["detail"].startswith(derived) for r in rejected)

@@ -513,7 +513,8 @@ def cmd_import_report(args, settings: Settings) -> int:
     """Emit the export's signals for the team; those already emitted, stored or rejected are skipped."""
     from signals_assets.cli.read_models import store_session
     from signals_assets.ingestion import inbox
-    from signals_assets.ingestion.emit import emit_signal_result, object_signal_id, signal_id_for
+    from signals_assets.ingestion.emit import emit_signal_result, object_signal_id
+    from signals_assets.ingestion.signal_ids import signal_id_for
     from signals_assets.operations.cleanup import team_signal_ids
     from signals_assets.operations.report_transfer import decode_report_file, import_payloads
 

@@ -17,7 +17,7 @@ own mean and spread of pairwise cosines against Banking77 train's), so every thr
 relative to how far apart the team's unrelated signals are. The clustering is then average linkage
 over the pool's shared nearest neighbours: a signal's neighbourhood is itself and its nearest pool
 signals (1% of the pool, at least 10, so it means the same in a pool of 1,000 as in one of 3,000
-while problems grow with the pool; never wider than the problems the clustering finds, see
+while problems grow with the pool; never wider than 0.8 of the problems the clustering finds, see
 `cluster_pool`), and two signals are linked by the share of their neighbourhoods they have in common
 (`similarity_scale.shared_neighbours`). That share depends only on the order of the cosines, so
 this criterion has no similarity constant in it: the signals of a dense, well-separated problem
@@ -104,6 +104,8 @@ class ConsolidationParameters:
     # (at least min_neighbours) so that it means the same in a small pool as in a large one
     neighbour_share: float = 0.01
     min_neighbours: int = 10
+    # ... and never more than this share of the typical problem the clustering finds (`cluster_pool`)
+    problem_share: float = 0.8
     # average linkage merges when the mean share of common neighbourhood reaches shared_neighbour_floor,
     # or when the mean cosine stands out from the pair's densities (density_weight of their mean) by
     # link_margin: a problem much larger than a neighbourhood shares few neighbours pair by pair
@@ -146,16 +148,17 @@ def cluster_pool(
     labels = _clusters(matrix, size, params, rescaled)
     # A share of the pool stands for a problem's size only while problems grow with the pool; a pool of
     # many small problems (150 intents of 30 texts in 4,500) would have neighbourhoods wider than its
-    # problems, and neighbouring problems would share them. So a neighbourhood is never wider than the
-    # problems the clustering found: when it was, the pool is clustered again with the narrower one,
+    # problems, and neighbouring problems would share them. So a neighbourhood is never wider than
+    # `problem_share` of the problems the clustering found (a neighbourhood as wide as a problem takes in
+    # the neighbouring problem's edge): when it was, the pool is clustered again with that narrower one,
     # whose problems may be narrower still (at most NARROWINGS times). A pool whose problems are smaller
     # than the floor (a long tail of pairs) is left to the guards: the floor would not narrow to them,
     # and another pass of a 6,000-signal pool costs seconds.
     for _ in range(NARROWINGS):
-        typical = typical_problem_size(labels)
-        if not params.min_neighbours <= typical < size:
+        narrower = round(typical_problem_size(labels) * params.problem_share)
+        if not params.min_neighbours <= narrower < size:
             break
-        size = typical
+        size = narrower
         labels = _clusters(matrix, size, params, rescaled)
     first: dict[int, int] = {}
     return [first.setdefault(label, len(first)) for label in labels]

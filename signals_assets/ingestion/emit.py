@@ -9,17 +9,15 @@ everything on its import path is standard library, and a test checks `sys.module
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import datetime, timezone
 from typing import NamedTuple
 
+from signals_assets.ingestion.signal_ids import signal_id_for
 from signals_assets.ingestion.teams import gate_reason, load_team
 from signals_assets.ingestion.validation import DEFAULT_WEIGHT, ValidSignal, validate_signal
 from signals_assets.settings import Settings, load_settings
 from signals_assets.storage.object_store import ObjectStore, open_object_store
 
-# Fixed forever: ids derived from idempotency keys must not change between releases.
-SIGNAL_ID_NAMESPACE = uuid.UUID("6f0c2a4e-5b7d-4c1e-9a3f-2d8b1e7c9f40")
 INBOX_PREFIX = "inbox/"
 
 
@@ -59,13 +57,6 @@ def signal_record(valid: ValidSignal, signal_id: str, emitted_at: datetime) -> d
         "idempotency_key": valid.idempotency_key,
         "emitted_at": _utc(emitted_at).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
     }
-
-
-def signal_id_for(team_id: int, idempotency_key: str | None) -> str:
-    """Stable for a (team, idempotency key); random without a key. Duplicates are dropped at ingestion."""
-    if idempotency_key is None:
-        return str(uuid.uuid4())
-    return str(uuid.uuid5(SIGNAL_ID_NAMESPACE, f"{team_id}:{idempotency_key}"))
 
 
 def emit_signal_result(

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
+from signals_assets.ingestion.signal_ids import derived_id_rule
 from signals_assets.ingestion.teams import TeamConfig, gate_reason
 from signals_assets.ingestion.validation import (
     DEFAULT_LIMITS,
@@ -138,6 +139,9 @@ def screen_batch(
             check_envelope(record)
             check_inbox_team(name, record)
             signal = validate_signal({k: v for k, v in record.items() if k not in ENVELOPE_FIELDS}, limits)
+            origin = derived_id_rule(record["signal_id"], signal.team_id, signal.idempotency_key)
+            if origin:
+                raise SignalValidationError("signal_id", origin)
         except SignalValidationError as error:
             result.rejected.append(_quarantined(batch, batch_time, name, record, error))
             continue
