@@ -697,7 +697,9 @@ def test_neighbourhoods_are_narrower_than_the_problems_found(monkeypatch):
     assert mixed(wide) > 20 and consolidation.typical_problem_size(wide) == 12
     sizes = []
     clusters = consolidation._clusters
-    monkeypatch.setattr(consolidation, "_clusters", lambda m, size, *rest: sizes.append(size) or clusters(m, size, *rest))
+    monkeypatch.setattr(
+        consolidation, "_clusters", lambda m, size, *rest: sizes.append(size) or clusters(m, size, *rest)
+    )
     labels = cluster_pool(vectors)
     assert mixed(labels) == 0 and len(set(labels)) == 160
     assert sizes == [19, 10]  # the problems found at 10 are still 12: no third pass

@@ -422,9 +422,7 @@ def test_a_record_cannot_claim_another_teams_future_signal_ids(capsys, object_st
     own_keyed = emit_signal(**signal("k", CARD_DECLINED[1]), idempotency_key="order-42", store=object_store)
     assert run_cli(capsys, "process")[0] == 0
 
-    emit_signal(
-        **signal("v", CARD_DECLINED[2], team_id=MAX_TEAM_ID), idempotency_key="order-42", store=object_store
-    )
+    emit_signal(**signal("v", CARD_DECLINED[2], team_id=MAX_TEAM_ID), idempotency_key="order-42", store=object_store)
     assert run_cli(capsys, "process")[0] == 0
     settings = load_settings()
     with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
