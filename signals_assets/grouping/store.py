@@ -24,7 +24,7 @@ from signals_assets.grouping.consolidation import PoolSignal
 from signals_assets.grouping.engine import CONSOLIDATED_STATUSES, TOP_K, BatchPlan, BatchSignal, Candidate, ReportStats
 from signals_assets.reports.lifecycle import ReportState
 from signals_assets.storage.clickhouse import StoreSession
-from signals_assets.storage.facts import current_assignments, latest_report_states
+from signals_assets.storage.facts import current_assignments, latest_report_states, signals_ever_in
 
 if TYPE_CHECKING:
     import numpy
@@ -157,9 +157,7 @@ _LATEST_EVENTS = latest_report_states("team_id = {team} AND NOT (stage = 'groupi
 
 # The team's signals that were ever in one of the reports `{ids}` (before the batch), and their current
 # assignments: the aggregation runs over these signals only, not over the whole team.
-_IN_REPORTS = (
-    "SELECT signal_id FROM report_assignments WHERE team_id = {team} AND batch_key < {batch} AND report_id IN {ids}"
-)
+_IN_REPORTS = signals_ever_in("team_id = {team} AND batch_key < {batch}", "{ids}")
 _BEFORE_BATCH_IN_REPORTS = current_assignments(
     f"team_id = {{team}} AND batch_key < {{batch}} AND signal_id IN ({_IN_REPORTS})"
 )

@@ -13,7 +13,7 @@ from typing import Any
 
 from signals_assets.ingestion.validation import SignalLimits, SignalValidationError, shown, validate_signal
 from signals_assets.storage.clickhouse import StoreSession
-from signals_assets.storage.facts import current_assignments
+from signals_assets.storage.facts import current_assignments, signals_ever_in
 
 FORMAT = "signals_assets.report"
 VERSION = 1
@@ -36,12 +36,15 @@ _REPORT_FIELDS = (
     "log_key",
 )
 
+_EVER_IN_REPORT = signals_ever_in("team_id = {team}", "({report})")  # read by id: the report's signals only
 _SIGNALS_SQL = f"""
 SELECT s.signal_id AS signal_id, s.source_product AS source_product, s.source_type AS source_type,
        s.source_id AS source_id, s.description AS description, s.weight AS weight, s.extra AS extra,
        s.idempotency_key AS idempotency_key, s.emitted_at AS emitted_at
-FROM ({current_assignments("team_id = {team}")}) AS a
-INNER JOIN signals AS s ON s.team_id = a.team_id AND s.signal_id = a.signal_id
+FROM ({current_assignments(f"team_id = {{team}} AND signal_id IN ({_EVER_IN_REPORT})")}) AS a
+INNER JOIN (
+    SELECT * FROM signals WHERE team_id = {{team}} AND signal_id IN ({_EVER_IN_REPORT})
+) AS s ON s.team_id = a.team_id AND s.signal_id = a.signal_id
 WHERE a.report_id = {{report}} AND a.deleted = 0
 ORDER BY a.first_position
 """

@@ -13,7 +13,7 @@ import re
 import string
 
 from signals_assets.storage.clickhouse import StoreSession
-from signals_assets.storage.facts import current_assignments, latest_report_states
+from signals_assets.storage.facts import current_assignments, latest_report_states, signals_ever_in
 
 EXCERPT_CHARS = 240
 TEXT_CHARS = 2000  # title, summary and reasons: long enough for any judgement, bounded for the page
@@ -50,11 +50,15 @@ FROM report_summaries WHERE team_id IN {teams} AND report_id IN {reports}
 ORDER BY report_id, generated_at DESC LIMIT 1 BY report_id
 """
 
+_EVER_IN_REPORTS = signals_ever_in("team_id IN {teams}")  # read by id: the reports' signals, not the team's
 _SIGNALS_SQL = f"""
 SELECT a.report_id AS report_id, s.source_product AS source_product, s.source_type AS source_type,
        s.source_id AS source_id, s.signal_id AS signal_id, s.description AS description
-FROM ({current_assignments("team_id IN {teams}")}) AS a
-INNER JOIN signals AS s ON s.team_id = a.team_id AND s.signal_id = a.signal_id
+FROM ({current_assignments(f"team_id IN {{teams}} AND signal_id IN ({_EVER_IN_REPORTS})")}) AS a
+INNER JOIN (
+    SELECT team_id, signal_id, source_product, source_type, source_id, description FROM signals
+    WHERE team_id IN {{teams}} AND signal_id IN ({_EVER_IN_REPORTS})
+) AS s ON s.team_id = a.team_id AND s.signal_id = a.signal_id
 WHERE a.report_id IN {{reports}} AND a.deleted = 0
 ORDER BY a.report_id, a.first_position
 """

@@ -35,6 +35,13 @@ FROM report_assignments{f" WHERE {where}" if where else ""}
 GROUP BY team_id, signal_id"""
 
 
+def signals_ever_in(where: str, reports: str = "{reports}") -> str:
+    """The ids of the signals that assignment rows matching `where` ever put in the reports `reports` (a
+    query parameter): every signal those reports hold now among them. As `current_assignments`' `where`
+    (`signal_id IN (…)`), it makes reading a few reports cost their signals, not all of the team's."""
+    return f"SELECT signal_id FROM report_assignments WHERE {where} AND report_id IN {reports}"
+
+
 def latest_report_states(where: str = "") -> str:
     """Each report's latest state. Lifecycle events are append-only, so the latest event by (at, seq)
     gives the status, the research gate (`signals_at_run`) and the detail; title, summary and weight
