@@ -108,8 +108,13 @@ def test_daemon_groups_and_researches_and_survives_a_crash(
     assert killed
     # any other failure is a later batch refusing to group before the killed one was grouped (key order)
     assert all(r.tags.get(REFUSED_TAG) == r.run_id for r in failed if r not in killed), failed
-    retried = [r for r in runs if r.tags.get("dagster/parent_run_id") == killed[0].run_id]
-    assert [r.status for r in retried] == [dg.DagsterRunStatus.SUCCESS]
+    # The killed batch is grouped again once: by the daemon's retry of the killed run or, when the new
+    # daemon's failure consumer started after the run was marked failed (with no cursor persisted, as
+    # when the first daemon died within its first seconds, it starts at the newest event), by the inbox
+    # sensor's own attempt PROMISED_RETRY_GRACE_SECONDS later (seen under CI load).
+    batch = killed[0].tags["dagster/partition"]
+    again = [r for r in runs if r.tags.get("dagster/partition") == batch and r.run_id != killed[0].run_id]
+    assert [r.status for r in again if r.status != dg.DagsterRunStatus.FAILURE] == [dg.DagsterRunStatus.SUCCESS]
     assert (status["accepted"], status["rejected"], status["assigned"]) == (9, 0, 9)
 
     listing = signals_cli(env, "list-reports", "--team-id", "1", "--signals")
