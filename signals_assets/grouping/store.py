@@ -563,6 +563,9 @@ def _cell_nearest(db: StoreSession, params: dict, probes: list) -> list[list]:
     return nearest
 
 
+_CELL_ROWS_OF_KEYS = f"FROM signal_embedding_cell_vectors WHERE {_TEAM_MODEL} AND batch_key IN {{keys}}"
+
+
 def _team_cells(db: StoreSession, params: dict):
     """The team's cell centroids, after deriving the cells of every batch before this one that lack them
     or whose cells are stale (other centroids, other signals); the centroids are trained first when
@@ -603,7 +606,14 @@ def _team_cells(db: StoreSession, params: dict):
         db.command(
             f"DELETE FROM signal_embedding_cell_vector_batches WHERE {_TEAM_MODEL} AND batch_key IN {{keys}}", block
         )
-        db.command(f"DELETE FROM signal_embedding_cell_vectors WHERE {_TEAM_MODEL} AND batch_key IN {{keys}}", block)
+        # Only batches with rows (derived before, or by an attempt killed before its marker): a DELETE is a
+        # mutation of the whole table even when it matches nothing (1.0 s at 1M rows).
+        derived = db.query(f"SELECT DISTINCT batch_key {_CELL_ROWS_OF_KEYS}", block)
+        if derived:
+            db.command(
+                f"DELETE FROM signal_embedding_cell_vectors WHERE {_TEAM_MODEL} AND batch_key IN {{keys}}",
+                {**block, "keys": [r["batch_key"] for r in derived]},
+            )
         rows = db.query(f"SELECT e.batch_key AS batch_key, e.signal_id AS signal_id {_BATCHES_BLOCK}", block)
         cells = _nearest_cells(_normalised(db.vectors(f"SELECT e.embedding {_BATCHES_BLOCK}", block)), centroids, 1)
         block["batches"] = [r["batch_key"] for r in rows]
