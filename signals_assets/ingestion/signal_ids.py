@@ -32,9 +32,10 @@ def derived_id_rule(signal_id: str, team_id: int, idempotency_key: str | None) -
         derived = uuid.UUID(signal_id).version == 5
     except ValueError:
         return None
-    if not derived or (idempotency_key is not None and signal_id == signal_id_for(team_id, idempotency_key)):
+    own = signal_id_for(team_id, idempotency_key) if idempotency_key is not None else None
+    if not derived or signal_id == own:
         return None
-    own = (
-        signal_id_for(team_id, idempotency_key) if idempotency_key is not None else "none: there is no idempotency_key"
+    return (
+        f"a version 5 UUID must be the id derived from team {team_id} and the idempotency_key"
+        f" ({own or 'none: there is no idempotency_key'})"
     )
-    return f"a version 5 UUID must be the id derived from team {team_id} and the idempotency_key ({own})"
