@@ -610,10 +610,7 @@ def _team_cells(db: StoreSession, params: dict):
         # mutation of the whole table even when it matches nothing (1.0 s at 1M rows).
         derived = db.query(f"SELECT DISTINCT batch_key {_CELL_ROWS_OF_KEYS}", block)
         if derived:
-            db.command(
-                f"DELETE FROM signal_embedding_cell_vectors WHERE {_TEAM_MODEL} AND batch_key IN {{keys}}",
-                {**block, "keys": [r["batch_key"] for r in derived]},
-            )
+            db.command(f"DELETE {_CELL_ROWS_OF_KEYS}", {**block, "keys": [r["batch_key"] for r in derived]})
         rows = db.query(f"SELECT e.batch_key AS batch_key, e.signal_id AS signal_id {_BATCHES_BLOCK}", block)
         cells = _nearest_cells(_normalised(db.vectors(f"SELECT e.embedding {_BATCHES_BLOCK}", block)), centroids, 1)
         block["batches"] = [r["batch_key"] for r in rows]
