@@ -298,19 +298,37 @@ def test_kills_while_folding_or_rederiving_leave_the_statistics_readable(with_ev
         assert_same(statistics(db, LATER), members_recomputed(db, 1, LATER))
 
 
+def deletes_of_pruning(db, floor: str) -> int:
+    """Prune the snapshots at `floor`; the number of DELETE statements that ran."""
+    run, deletes = db._run, []
+
+    def recording(sql: str) -> bytes:
+        if sql.startswith("DELETE"):
+            deletes.append(sql)
+        return run(sql)
+
+    db._run = recording
+    try:
+        store.prune_vector_snapshots(db, floor)
+    finally:
+        db._run = run
+    return len(deletes)
+
+
 def test_pruning_removes_only_snapshots_no_later_read_takes(with_events, monkeypatch):
     """Pruned at the earliest batch that may still be grouped, the snapshots superseded before it go
-    and every read from that batch on is what it was; pruning again removes nothing more."""
+    and every read from that batch on is what it was; pruning again removes nothing more. A DELETE
+    (a mutation of the whole table, even when it matches nothing) runs only when a snapshot goes."""
     monkeypatch.setattr(store, "FOLD_PARTS", 1)
     with with_events.session() as db:
         statistics(db, B3)  # r1 folded at batch 2
         statistics(db, LATER)  # r1 and r4 at batch 3
         assert snapshot_keys(db) == {"r1": [B2, B3], "r4": [B3]}
         expected = {before: statistics(db, before) for before in (B3, LATER)}
-        store.prune_vector_snapshots(db, B3)  # batch 3 may be grouped again: it reads r1's snapshot at batch 2
+        assert deletes_of_pruning(db, B3) == 0  # batch 3 may be grouped again: it reads r1's snapshot at batch 2
         assert snapshot_keys(db) == {"r1": [B2, B3], "r4": [B3]}
-        for _ in range(2):  # idempotent
-            store.prune_vector_snapshots(db, LATER)
+        for deletes in (1, 0):  # idempotent
+            assert deletes_of_pruning(db, LATER) == deletes
             assert snapshot_keys(db) == {"r1": [B3], "r4": [B3]}
             assert_same(statistics(db, LATER), expected[LATER])
         # a re-grouping of batch 3 all the same (the operator re-added its retired partition): an earlier

@@ -405,11 +405,12 @@ batch_key < {floor} AND (team_id, report_id, model, batch_key) NOT IN (
 
 def prune_vector_snapshots(db: StoreSession, floor: str) -> None:
     """Delete the snapshots that no grouping of a batch from `floor` on can read (`floor`: the earliest
-    batch that may still be grouped, or grouped again). One statement, deleting only superseded rows,
-    so running it again or a kill part-way leaves every report its latest snapshot before `floor`. A
-    batch before `floor` grouped all the same (`signals regroup` re-adds retired partitions) reads an
-    earlier snapshot and more deltas: the same sums, as every re-grouping after a fold already reads
-    (sums of float32 embeddings in float64 do not depend on their order), only slower, once."""
+    batch that may still be grouped, or grouped again). One statement, deleting only superseded rows
+    (and run only when one exists: `delete_where` counts first), so running it again or a kill part-way
+    leaves every report its latest snapshot before `floor`. A batch before `floor` grouped all the same
+    (`signals regroup` re-adds retired partitions) reads an earlier snapshot and more deltas: the same
+    sums, as every re-grouping after a fold already reads (sums of float32 embeddings in float64 do not
+    depend on their order), only slower, once."""
     db.delete_where("report_vector_snapshots", _SUPERSEDED_SNAPSHOTS, {"floor": floor})
 
 
