@@ -108,10 +108,10 @@ def test_daemon_groups_and_researches_and_survives_a_crash(
     assert killed
     # any other failure is a later batch refusing to group before the killed one was grouped (key order)
     assert all(r.tags.get(REFUSED_TAG) == r.run_id for r in failed if r not in killed), failed
-    # The killed batch is grouped again once: by the daemon's retry of the killed run or, when the new
-    # daemon's failure consumer started after the run was marked failed (with no cursor persisted, as
-    # when the first daemon died within its first seconds, it starts at the newest event), by the inbox
-    # sensor's own attempt PROMISED_RETRY_GRACE_SECONDS later (seen under CI load).
+    # The killed batch is grouped again once: by the daemon's retry of the killed run (dead_run_reconciler
+    # persists the retry consumer's cursor before it fails a run, so a consumer first running after that
+    # still sees the failure) or, should that retry not come, by the inbox sensor's own attempt
+    # PROMISED_RETRY_GRACE_SECONDS later.
     batch = killed[0].tags["dagster/partition"]
     again = [r for r in runs if r.tags.get("dagster/partition") == batch and r.run_id != killed[0].run_id]
     assert [r.status for r in again if r.status != dg.DagsterRunStatus.FAILURE] == [dg.DagsterRunStatus.SUCCESS]

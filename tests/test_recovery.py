@@ -24,7 +24,13 @@ from signals_assets.jobs import ROUNDS_TAG, TEAM_TAG
 from signals_assets.recovery.attempts import Attempt, next_attempt_number
 from signals_assets.reports import promotions
 from signals_assets.resources.object_store import ObjectStoreResource
-from signals_assets.sensors.dead_runs import HOST_TAG, PID_TAG, STARTING_GRACE_SECONDS, fail_dead_runs
+from signals_assets.sensors.dead_runs import (
+    HOST_TAG,
+    PID_TAG,
+    STARTING_GRACE_SECONDS,
+    dead_run_reconciler,
+    fail_dead_runs,
+)
 from signals_assets.sensors.report_promotion import build_report_promotion_sensor
 from signals_assets.sensors.research_reconciler import research_reconciliation_job
 from signals_assets.sensors.run_attempts import PROMISED_RETRY_GRACE_SECONDS
@@ -431,6 +437,34 @@ def test_a_run_left_started_by_a_killed_process_is_failed(tmp_path):
         assert f"worker process {gone.pid} is gone" in line
         assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
         assert instance.get_run_by_id(alive.run_id).status == dg.DagsterRunStatus.STARTED
+
+
+@pytest.mark.parametrize("config", ["local", "production"])
+def test_a_run_failed_before_the_daemons_retry_consumer_first_ran_is_retried(config, tmp_path, request, monkeypatch):
+    """The daemon's run-retry consumer, with no cursor, starts at the newest event: a run the reconciler
+    failed before the consumer's first iteration (a daemon killed in its first seconds, then restarted)
+    is retried all the same, as the reconciler persists the consumer's start before it fails a run."""
+    from dagster._daemon.auto_run_reexecution import auto_run_reexecution
+    from dagster._daemon.auto_run_reexecution.event_log_consumer import EventLogConsumerDaemon
+
+    if config == "production":
+        request.getfixturevalue("postgres_database")
+        monkeypatch.setenv("SIGNALS_ASSETS_IMAGE", "signals-assets:test")
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    retried = []  # the launch of the retry run, which needs the code location, is not what is tested
+    monkeypatch.setattr(auto_run_reexecution, "retry_run", lambda run, context: retried.append(run.run_id))
+    with shipped_instance(tmp_path, config) as instance:
+        run = batch_run(instance, "b20261130T000000000000Z", status=dg.DagsterRunStatus.STARTED)
+        instance.add_run_tags(run.run_id, {PID_TAG: str(gone.pid)})
+        assert "is gone" in str(dead_run_reconciler(dg.build_sensor_context(instance=instance)))
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+
+        consumer = EventLogConsumerDaemon()
+        daemon_context = type("WorkspaceProcessContext", (), {"instance": instance})()
+        for _ in range(2):  # its first iteration, then one from the cursor it persisted
+            list(consumer.run_iteration(daemon_context))
+        assert retried == [run.run_id]
 
 
 def hold_grouping_slot(instance, run) -> None:

@@ -111,6 +111,23 @@ def free_slots_of_ended_runs(instance: dg.DagsterInstance) -> list[str]:
     ]
 
 
+# Where dagster-daemon's run-retry consumer (EventLogConsumerDaemon) keeps the id of the last run
+# failure event it has read, in the instance's daemon cursor storage: the key it spells (the event
+# type's value is PIPELINE_FAILURE), kept in every deployment's storage, so stable across releases.
+RETRY_CONSUMER_CURSOR = f"EVENT_LOG_CONSUMER_CURSOR-{dg.DagsterEventType.RUN_FAILURE.value}"
+
+
+def seed_retry_consumer_cursor(instance: dg.DagsterInstance) -> None:
+    """Persist the run-retry consumer's cursor at the newest event when it has none. Without one, its
+    first iteration starts at whatever event is newest then: a run failed before it (by this
+    reconciler, in a daemon restarted after one killed within its first seconds) would get no retry
+    from Dagster, only the inbox sensor's own attempt PROMISED_RETRY_GRACE_SECONDS later."""
+    storage = instance.daemon_cursor_storage
+    if not storage.get_cursor_values({RETRY_CONSUMER_CURSOR}):
+        newest = instance.event_log_storage.get_maximum_record_id() or 0
+        storage.set_cursor_values({RETRY_CONSUMER_CURSOR: str(newest)})
+
+
 @dg.sensor(
     name="dead_run_reconciler",
     minimum_interval_seconds=30,
@@ -120,5 +137,6 @@ def free_slots_of_ended_runs(instance: dg.DagsterInstance) -> list[str]:
     "pool slots ended runs still hold.",
 )
 def dead_run_reconciler(context: dg.SensorEvaluationContext) -> dg.SkipReason:
+    seed_retry_consumer_cursor(context.instance)  # before any failure this tick reports
     done = fail_dead_runs(context.instance)
     return dg.SkipReason("; ".join(done) if done else "no dead pipeline runs, no slots held by ended runs")
