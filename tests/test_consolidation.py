@@ -707,6 +707,24 @@ def test_neighbourhoods_are_narrower_than_the_problems_found(monkeypatch):
     assert consolidation.typical_problem_size([0, 1, 2]) == 0
 
 
+def test_neighbourhoods_narrow_until_the_problems_found_no_longer_call_for_it(monkeypatch):
+    """As on Banking77 train texts, 30 per intent, whose first neighbourhood is 1.5 problems (45): each
+    narrower clustering finds slightly narrower problems (32, 29, 28 signals at the median), so the
+    neighbourhood narrows three times (45 → 26 → 23 → 22) and stops where 0.8 of the problems found is
+    no narrower (0.8 × 28 = 22)."""
+    found = {45: 32, 26: 29, 23: 28, 22: 28}  # the typical problem the clustering finds at each width
+    sizes = []
+
+    def clusters(matrix, size, *rest):
+        sizes.append(size)
+        return [i // found[size] for i in range(len(matrix))]
+
+    monkeypatch.setattr(consolidation, "_clusters", clusters)
+    vectors = np.random.default_rng(0).standard_normal((2310, 8))
+    cluster_pool(vectors, ConsolidationParameters(neighbour_share=45 / 2310))
+    assert sizes == [45, 26, 23, 22]
+
+
 def test_fragments_attach_round_after_round_but_a_cluster_that_moved_or_received_never_votes_again():
     """A fragment whose nearest signals lie in another fragment joins the problem once that fragment has
     joined it (a later round, on the new labels); a cluster that moved in one round never votes again, so
