@@ -282,10 +282,15 @@ def load_batch(store: ObjectStore, batch: str, max_object_bytes: int | None = No
     if store.exists(raw):
         # Lines end at "\n" only: splitlines() would also break inside a body holding U+0085 or U+2028.
         entries = [json.loads(line) for line in store.get(raw).decode().split("\n") if line]
-        return [(entry["object"], entry["body"].encode()) for entry in entries if entry]
+        return [(entry["object"], raw_entry_body(entry)) for entry in entries if entry]
     prefix = f"{CLAIMED}{batch}/"
     read_limit = None if max_object_bytes is None else max_object_bytes + 1
     return [(key[len(prefix) :], _claimed_body(store, prefix, key, read_limit)) for key in store.list(prefix)]
+
+
+def raw_entry_body(entry: dict) -> bytes:
+    """The inbox object's bytes, as kept in a line of the raw batch file."""
+    return entry["body"].encode("utf-8", "surrogateescape")
 
 
 def _claimed_body(store: ObjectStore, prefix: str, key: str, read_limit: int | None) -> bytes:
@@ -311,7 +316,11 @@ def consolidate_batch(store: ObjectStore, batch: str, objects: list[tuple[str, b
     claims go, so a batch always has claims or a marker until it is grouped (see the module doc)."""
     raw = raw_batch_key(batch)
     if not store.exists(raw):
-        lines = [json.dumps({"object": name, "body": body.decode("utf-8", "replace")}) for name, body in objects]
+        # Undecodable bytes kept as lone surrogates (escaped in the JSON line): read back byte for byte,
+        # so a record quarantined as not UTF-8 stays quarantined when the batch is materialised again.
+        lines = [
+            json.dumps({"object": name, "body": body.decode("utf-8", "surrogateescape")}) for name, body in objects
+        ]
         store.put(raw, ("\n".join(lines) + "\n").encode())
         if not store.exists(manifest_key(batch)):
             write_manifest(store, batch, [name for name, _ in objects])

@@ -96,7 +96,7 @@ def _clean_raw_batch(store: ObjectStore, batch: str, team_id: int, signal_ids: s
         if not line.strip():
             continue
         entry = json.loads(line)
-        if _is_team_signal(entry["object"], entry["body"].encode(), team_id, signal_ids):
+        if _is_team_signal(entry["object"], inbox.raw_entry_body(entry), team_id, signal_ids):
             removed.add(entry["object"])
         else:
             kept.append(line)
