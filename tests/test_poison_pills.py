@@ -434,3 +434,20 @@ def test_a_record_cannot_claim_another_teams_future_signal_ids(capsys, object_st
     )
     derived = "signal_id: a version 5 UUID must be the id derived from team 1 and the idempotency_key"
     assert all(r["detail"].startswith(derived) for r in rejected)
+
+
+def test_an_inbox_folder_named_with_a_digit_that_is_not_decimal_blocks_no_claim(capsys, object_store, teams):
+    """A folder "²" is a digit to `str.isdigit` but no integer to `int`: before, an object in `inbox/²/` failed
+    every claim, so no team's signals were taken in any more. It is quarantined like a loose object."""
+    object_store.put("inbox/\u00b2/20261130T100000000000Z-squared.json", b"{}")
+    [good] = emit_texts(object_store, CARD_DECLINED[:1])
+
+    code, out, err = run_cli(capsys, "process")
+    assert code == 0 and "Traceback" not in err, err
+    settings = load_settings()
+    with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
+        accepted = [row["signal_id"] for row in db.query("SELECT signal_id FROM signals")]
+        rejected = db.query("SELECT team_id, signal_id, detail FROM rejected_signals")
+    assert accepted == [good]
+    assert [(int(r["team_id"]), r["detail"]) for r in rejected] == [(0, "signal_id: must be a non-empty string")]
+    assert object_store.list("inbox/") == []

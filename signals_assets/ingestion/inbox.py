@@ -80,7 +80,10 @@ def _team_inboxes(store: ObjectStore, max_per_team: int, whole: bool) -> list[tu
     inboxes = [(loose, max_per_team)]
     for folder in folders:
         team = folder[len(INBOX) : -1]
-        limit = team_limit(store, int(team), "max_signals_per_batch", max_per_team) if team.isdigit() else max_per_team
+        # isdecimal, not isdigit: "²" is a digit but no integer, and one such folder would fail every claim.
+        limit = (
+            team_limit(store, int(team), "max_signals_per_batch", max_per_team) if team.isdecimal() else max_per_team
+        )
         inboxes.append((store.list(folder, limit=None if whole else limit), limit))
     return inboxes
 
