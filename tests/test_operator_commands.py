@@ -232,6 +232,8 @@ def test_export_and_import_report_regroups_and_is_idempotent(
     "content, message",
     [
         (b"not json", "error: file: must be JSON"),
+        (b"[" * 100_000, "error: file: must be JSON (RecursionError"),
+        (b'{"version": 1' + b"0" * 5000 + b"}", "error: file: must be JSON (ValueError: Exceeds the limit"),
         (b"[]", "error: file: must be a JSON object (a report export), got a list"),
         (b'{"format": "other"}', "error: format: must be 'signals_assets.report'"),
         (

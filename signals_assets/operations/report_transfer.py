@@ -109,7 +109,11 @@ def import_payloads(document: Any, team_id: int, limits: SignalLimits) -> list[t
 
 
 def decode_report_file(data: bytes) -> Any:
+    """Also for what json.loads raises besides JSONDecodeError: an integer past Python's digit limit
+    (ValueError), nesting past the recursion limit (RecursionError)."""
     try:
         return json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise _fail("file", f"must be JSON: {error}") from None
+    except (ValueError, RecursionError) as error:
+        raise _fail("file", f"must be JSON ({type(error).__name__}: {str(error)[:120]})") from None
