@@ -272,6 +272,37 @@ def test_import_report_rejects_invalid_files_and_writes_nothing(
     assert object_store.list("inbox/") == []
 
 
+def test_import_report_takes_a_signal_whose_id_is_as_long_as_an_id_may_be(
+    capsys, signals_home, object_store, demo_repository, tmp_path
+):
+    """A record written straight into an inbox may carry an id of up to 200 characters, and its report
+    is exported with it. Before, the key made from it (`import-<id>`) was over the 200 characters of an
+    idempotency key, so the export could be imported nowhere."""
+    configure(object_store, demo_repository, 3)
+    signal = {
+        "signal_id": "s" * 200,
+        "source_product": "zendesk",
+        "source_type": "ticket",
+        "source_id": "1",
+        "description": CARD_DECLINED[0],
+        "extra": {
+            "url": "https://support.example/tickets/1",
+            "type": "problem",
+            "tags": [],
+            "created_at": "2026-11-20T10:00:00Z",
+            "priority": "normal",
+            "status": "open",
+        },
+    }
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps({"format": "signals_assets.report", "version": 1, "signals": [signal]}))
+    code, out, err = run(capsys, "import-report", str(path), "--team-id", "3")
+    assert code == 0 and json.loads(out) == {"emitted": 1, "already_present": 0, "not_emitted": {}}, err
+    code, out, err = run(capsys, "import-report", str(path), "--team-id", "3")
+    assert code == 0 and json.loads(out) == {"emitted": 0, "already_present": 1, "not_emitted": {}}, err
+    assert len(object_store.list("inbox/3/")) == 1
+
+
 def test_export_report_names_a_missing_report(capsys, signals_home):
     code, _, err = run(capsys, "export-report", "r1-0123456789abcdef")
     assert code == 2 and err == "error: report r1-0123456789abcdef not found\n"
