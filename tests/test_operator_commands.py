@@ -154,6 +154,60 @@ def test_cleanup_leaves_nothing_of_the_team_and_leaves_other_teams_alone(
     assert json.loads(out)["accepted"] == 5
 
 
+def test_cleanup_takes_the_quarantined_objects_of_the_teams_folder_and_only_those(
+    capsys, signals_home, object_store, demo_repository
+):
+    """An object in a team's inbox folder is that team's, whatever team its body names (or none): its
+    rejected row is. Before, cleanup told objects apart by their bodies only, so team 1's quarantined
+    objects stayed in the raw batch file (and a re-run of the batch brought their rows back), and team
+    2's object naming team 1 went."""
+    from signals_assets.definitions import defs
+
+    from conftest import zendesk_extra
+
+    configure(object_store, demo_repository, 1, 2)
+    emit_texts(object_store, PASSWORD_RESET[:1], team_id=1)
+    emit_texts(object_store, CARD_DECLINED[:1], team_id=2, start=100)
+
+    def record(signal_id: str, team_id: int) -> bytes:
+        body = {
+            "signal_id": signal_id,
+            "emitted_at": "2026-11-30T10:00:00Z",
+            "team_id": team_id,
+            "source_product": "zendesk",
+            "source_type": "ticket",
+            "source_id": signal_id,
+            "description": CARD_DECLINED[1],
+            "extra": zendesk_extra(1),
+        }
+        return json.dumps(body).encode()
+
+    object_store.put("inbox/1/20261130T100000000001Z-empty.json", b"{}")
+    object_store.put("inbox/1/20261130T100000000002Z-names-two.json", record("names-two", 2))
+    object_store.put("inbox/2/20261130T100000000003Z-names-one.json", record("names-one", 1))
+    assert run(capsys, "process")[0] == 0
+    settings = load_settings()
+
+    def rejected() -> list[tuple[int, str]]:
+        with store_session(settings) as db:
+            rows = db.query("SELECT team_id, signal_id FROM rejected_signals ORDER BY signal_id")
+        return [(int(r["team_id"]), r["signal_id"].rsplit("-", 1)[-1].removesuffix(".json")) for r in rows]
+
+    assert sorted(rejected()) == [(1, "empty"), (1, "two"), (2, "one")]
+
+    code, _, err = run(capsys, "cleanup", "--team-id", "1", "--yes")
+    assert code == 0, err
+    [batch] = [progress.batch for progress in inbox.batch_progress(object_store)]
+    names = [name for name, _ in inbox.load_batch(object_store, batch)]
+    assert [n for n in names if n.startswith("1/")] == []
+    assert "2/20261130T100000000003Z-names-one.json" in names
+
+    instance = dg.DagsterInstance.get()
+    result = defs().resolve_job_def("signal_batch_job").execute_in_process(partition_key=batch, instance=instance)
+    assert result.success
+    assert rejected() == [(2, "one")]
+
+
 def test_cleanup_asks_for_confirmation_and_waits_for_runs(
     capsys, signals_home, object_store, demo_repository, monkeypatch
 ):
