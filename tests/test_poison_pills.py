@@ -451,3 +451,23 @@ def test_an_inbox_folder_named_with_a_digit_that_is_not_decimal_blocks_no_claim(
     assert accepted == [good]
     assert [(int(r["team_id"]), r["detail"]) for r in rejected] == [(0, "signal_id: must be a non-empty string")]
     assert object_store.list("inbox/") == []
+
+
+def test_a_team_config_nested_past_the_recursion_limit_stops_only_that_teams_signals(capsys, object_store, team):
+    """Before, reading it raised RecursionError, not the ValueError of an invalid config: every claim
+    (which reads each team's batch limit) failed, so no team's signals were taken in any more."""
+    object_store.put("teams/2.json", b"[" * 100_000)
+    [good] = emit_texts(object_store, CARD_DECLINED[:1])
+    body = {"signal_id": "team-2", "emitted_at": "2026-11-30T10:00:00Z", **signal("2", CARD_DECLINED[1], team_id=2)}
+    object_store.put("inbox/2/20261130T100000000000Z-team-2.json", json.dumps(body).encode())
+
+    code, out, err = run_cli(capsys, "process")
+    assert code == 0 and "Traceback" not in err, err
+    settings = load_settings()
+    with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
+        accepted = [row["signal_id"] for row in db.query("SELECT signal_id FROM signals")]
+        rejected = db.query("SELECT team_id, signal_id, reason, detail FROM rejected_signals")
+    assert accepted == [good]
+    [row] = rejected
+    assert (int(row["team_id"]), row["signal_id"], row["reason"]) == (2, "team-2", "gated")
+    assert row["detail"].startswith("team config teams/2.json is invalid: ")
