@@ -471,3 +471,29 @@ def test_a_team_config_nested_past_the_recursion_limit_stops_only_that_teams_sig
     [row] = rejected
     assert (int(row["team_id"]), row["signal_id"], row["reason"]) == (2, "team-2", "gated")
     assert row["detail"].startswith("team config teams/2.json is invalid: ")
+
+
+def test_a_record_in_a_folder_named_like_a_team_but_no_teams_is_quarantined_as_no_teams(capsys, object_store, teams):
+    """Only `inbox/<team id>/`, the id spelled as the facade writes it, is a team's folder. Before, a
+    record in a folder named with digits but no team's (`inbox/0/`, past 2^64 − 1) was taken like one
+    from before the folders, free to name any team, and `inbox/01/` or Arabic-Indic `inbox/١/` was team
+    1's: a writer allowed such a prefix fed another team's reports."""
+    folders = ["0", "01", str(MAX_TEAM_ID + 1), "\u0661", "\u00b2"]
+    for index, folder in enumerate(folders):
+        body = {
+            "signal_id": f"folder-{index}",
+            "emitted_at": "2026-11-30T10:00:00Z",
+            **signal(f"folder-{index}", CARD_DECLINED[0], team_id=MAX_TEAM_ID),
+        }
+        object_store.put(f"inbox/{folder}/20261130T10000000000{index}Z-folder-{index}.json", json.dumps(body).encode())
+    [good] = emit_texts(object_store, CARD_DECLINED[1:2], team_id=MAX_TEAM_ID)
+
+    code, out, err = run_cli(capsys, "process")
+    assert code == 0 and "Traceback" not in err, err
+    settings = load_settings()
+    with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
+        accepted = [row["signal_id"] for row in db.query("SELECT signal_id FROM signals")]
+        rejected = db.query("SELECT team_id, signal_id, detail FROM rejected_signals ORDER BY signal_id")
+    assert accepted == [good]
+    assert [(int(r["team_id"]), r["signal_id"]) for r in rejected] == [(0, f"folder-{i}") for i in range(len(folders))]
+    assert all(r["detail"].startswith("team_id: must be in the inbox folder of its team") for r in rejected)
