@@ -497,3 +497,28 @@ def test_a_record_in_a_folder_named_like_a_team_but_no_teams_is_quarantined_as_n
     assert accepted == [good]
     assert [(int(r["team_id"]), r["signal_id"]) for r in rejected] == [(0, f"folder-{i}") for i in range(len(folders))]
     assert all(r["detail"].startswith("team_id: must be in the inbox folder of its team") for r in rejected)
+
+
+def test_a_symlink_to_a_folder_in_the_inbox_is_not_followed(capsys, tmp_path, object_store, teams):
+    """A symlink in the inbox that points at a folder is neither a team's folder nor an object. Before,
+    it was listed as a team's folder, and the claim moved the files of the folder it points to (any
+    folder on the host) into the store: taken from the host, kept in the batch's raw file."""
+    outside = tmp_path / "host-folder"
+    outside.mkdir()
+    body = {"signal_id": "host", "emitted_at": "2026-11-30T10:00:00Z", **signal("host", CARD_DECLINED[0])}
+    (outside / "20261130T100000000000Z-host.json").write_text(json.dumps(body))
+    (outside / "notes.txt").write_text("a host file")
+    (object_store.root / "inbox").mkdir(parents=True)
+    (object_store.root / "inbox" / "1").symlink_to(outside, target_is_directory=True)
+    (object_store.root / "inbox" / "7").symlink_to(outside, target_is_directory=True)
+    [good] = emit_texts(object_store, CARD_DECLINED[1:2], team_id=MAX_TEAM_ID)
+
+    code, out, err = run_cli(capsys, "process")
+    assert code == 0 and "Traceback" not in err, err
+    assert sorted(p.name for p in outside.iterdir()) == ["20261130T100000000000Z-host.json", "notes.txt"]
+    settings = load_settings()
+    with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
+        accepted = [row["signal_id"] for row in db.query("SELECT signal_id FROM signals")]
+        rejected = db.query("SELECT signal_id FROM rejected_signals")
+    assert (accepted, rejected) == ([good], [])
+    assert not [key for key in object_store.list("") if "host" in key or "notes" in key]

@@ -107,19 +107,32 @@ class LocalObjectStore:
         """Keys starting with `prefix`, sorted; a prefix ending in '/' lists that folder."""
         folder = prefix if prefix.endswith("/") else prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
         base = self.root / folder if folder else self.root
-        if not base.is_dir():
+        if not base.is_dir() or self._through_symlink(folder):
             return []
         keys = sorted(k for k in self._walk(base) if k.startswith(prefix))
         return keys[:limit] if limit is not None else keys
 
+    def _through_symlink(self, folder: str) -> bool:
+        """Whether the folder (relative to the root) is, or lies in, a symlink: `put` makes none, and one
+        may point anywhere on the host (listing it would have the claim move host files into the store)."""
+        path = self.root
+        for part in folder.split("/"):
+            if part:
+                path = path / part
+                if path.is_symlink():
+                    return True
+        return False
+
     def list_level(self, folder: str) -> tuple[list[str], list[str]]:
         base = self._path(folder.rstrip("/"))
-        if not base.is_dir():
+        if not base.is_dir() or self._through_symlink(folder):
             return [], []
         folders, keys = [], []
         for entry in os.scandir(base):
-            if entry.is_dir():
+            if entry.is_dir(follow_symlinks=False):
                 folders.append(f"{folder}{entry.name}/")
+            elif entry.is_dir():
+                continue  # a symlink to a folder: no folder of the store, and `list` does not descend into it
             elif not entry.name.startswith(".tmp-"):
                 keys.append(f"{folder}{entry.name}")
         return sorted(folders), sorted(keys)
