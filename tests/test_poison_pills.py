@@ -522,3 +522,24 @@ def test_a_symlink_to_a_folder_in_the_inbox_is_not_followed(capsys, tmp_path, ob
         rejected = db.query("SELECT signal_id FROM rejected_signals")
     assert (accepted, rejected) == ([good], [])
     assert not [key for key in object_store.list("") if "host" in key or "notes" in key]
+
+
+@pytest.mark.parametrize("object_store", ["s3"], indirect=True)
+def test_bucket_keys_that_are_no_store_keys_block_no_claim(capsys, object_store, teams):
+    """A bucket can hold keys the store cannot address: a console's folder marker (`inbox/1/`), an empty
+    part (`inbox/1//x.json`), `.` or `..` parts. Before, listing them put them in the claim, whose move
+    refused the key: every claim failed, so no team's signals were taken in any more."""
+    odd = ["inbox/1/", "inbox/1//a.json", "inbox//b.json", "inbox/1/./c.json", "inbox/1/../d.json"]
+    odd = [f"{object_store.prefix}/{key}" if object_store.prefix else key for key in odd]
+    for key in odd:
+        object_store.client.put_object(Bucket=object_store.bucket, Key=key, Body=b"{}")
+    [good] = emit_texts(object_store, CARD_DECLINED[:1])
+
+    code, out, err = run_cli(capsys, "process")
+    assert code == 0 and "Traceback" not in err, err
+    settings = load_settings()
+    with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
+        accepted = [row["signal_id"] for row in db.query("SELECT signal_id FROM signals")]
+    assert accepted == [good]
+    keys = [o["Key"] for o in object_store.client.list_objects_v2(Bucket=object_store.bucket)["Contents"]]
+    assert set(odd) <= set(keys)  # left where they are: nothing the store can read, move or delete

@@ -20,6 +20,11 @@ class ObjectStoreError(Exception):
     pass
 
 
+def _is_key(key: str) -> bool:
+    """Whether `key` is one the store can address (see `_check_key`)."""
+    return bool(key) and not key.startswith("/") and not any(p in ("", ".", "..") for p in key.split("/"))
+
+
 def _check_key(key: str) -> str:
     parts = key.split("/")
     if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
@@ -220,7 +225,9 @@ class S3ObjectStore:
         paginator = self.client.get_paginator("list_objects_v2")
         keys: list[str] = []
         for page in paginator.paginate(Bucket=self.bucket, Prefix=full_prefix):
-            keys.extend(self._relative(obj["Key"]) for obj in page.get("Contents", []))
+            # A bucket may hold keys the store cannot address (a console's folder marker `inbox/1/`, an
+            # empty, `.` or `..` part): no object of the store, listed, every move of it would fail.
+            keys.extend(k for k in (self._relative(obj["Key"]) for obj in page.get("Contents", [])) if _is_key(k))
             if limit is not None and len(keys) >= limit:
                 break
         keys.sort()
@@ -232,8 +239,10 @@ class S3ObjectStore:
         folders: list[str] = []
         keys: list[str] = []
         for page in paginator.paginate(Bucket=self.bucket, Prefix=full_prefix, Delimiter="/"):
-            folders.extend(self._relative(p["Prefix"]) for p in page.get("CommonPrefixes", []))
-            keys.extend(self._relative(obj["Key"]) for obj in page.get("Contents", []))
+            folders.extend(
+                f for f in (self._relative(p["Prefix"]) for p in page.get("CommonPrefixes", [])) if _is_key(f[:-1])
+            )
+            keys.extend(k for k in (self._relative(obj["Key"]) for obj in page.get("Contents", [])) if _is_key(k))
         return sorted(folders), sorted(keys)
 
     def move(self, src: str, dst: str) -> bool:
