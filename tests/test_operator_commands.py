@@ -357,6 +357,29 @@ def test_import_report_takes_a_signal_whose_id_is_as_long_as_an_id_may_be(
     assert len(object_store.list("inbox/3/")) == 1
 
 
+def test_import_report_is_not_skipped_for_another_teams_pending_signals(
+    capsys, signals_home, object_store, demo_repository, tmp_path
+):
+    """A signal is already present when the target team has it, not when another team does. Before, a
+    pending object of any team with the original id (team 1 emitting the same keyed signal again) made
+    team 3's import skip that signal as `already_present`: team 3 never got it."""
+    configure(object_store, demo_repository, 1, 3)
+    for i, text in enumerate(CARD_DECLINED):
+        emit_texts(object_store, [text], team_id=1, start=i, idempotency_key=f"ticket-{i}")
+    assert run(capsys, "process")[0] == 0
+    code, out, _ = run(capsys, "list-reports", "--team-id", "1", "--json")
+    [report] = json.loads(out)["reports"]
+    exported = tmp_path / "report.json"
+    assert run(capsys, "export-report", report["id"], "--output", str(exported))[0] == 0
+    emit_texts(object_store, [CARD_DECLINED[0]], team_id=1, idempotency_key="ticket-0")  # pending: a duplicate
+    assert len(object_store.list("inbox/1/")) == 1
+
+    code, out, err = run(capsys, "import-report", str(exported), "--team-id", "3")
+    assert code == 0 and json.loads(out) == {"emitted": 3, "already_present": 0, "not_emitted": {}}, err
+    code, out, err = run(capsys, "import-report", str(exported), "--team-id", "1")
+    assert code == 0 and json.loads(out) == {"emitted": 0, "already_present": 3, "not_emitted": {}}, err
+
+
 def test_export_report_names_a_missing_report(capsys, signals_home):
     code, _, err = run(capsys, "export-report", "r1-0123456789abcdef")
     assert code == 2 and err == "error: report r1-0123456789abcdef not found\n"

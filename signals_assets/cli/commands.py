@@ -522,6 +522,7 @@ def cmd_import_report(args, settings: Settings) -> int:
     from signals_assets.cli.read_models import store_session
     from signals_assets.ingestion import inbox
     from signals_assets.ingestion.emit import emit_signal_result, object_signal_id
+    from signals_assets.ingestion.screening import folder_team
     from signals_assets.ingestion.signal_ids import signal_id_for
     from signals_assets.operations.cleanup import team_signal_ids
     from signals_assets.operations.report_transfer import decode_report_file, import_payloads
@@ -538,8 +539,11 @@ def cmd_import_report(args, settings: Settings) -> int:
     store = open_object_store(settings)
     with store_session(settings) as db:
         present = team_signal_ids(db, args.team_id)
-    # Emitted but not yet stored: waiting in the inbox or claimed into a batch.
-    present |= {object_signal_id(key) for prefix in (inbox.INBOX, inbox.CLAIMED) for key in store.list(prefix)}
+    # Emitted but not yet stored: waiting in the inbox or claimed into a batch; the team's objects only
+    # (another team's object with an original id is that team's signal), and those from before the folders.
+    pending = [key[len(inbox.INBOX) :] for key in store.list(inbox.INBOX)]
+    pending += [key[len(inbox.CLAIMED) :].partition("/")[2] for key in store.list(inbox.CLAIMED)]
+    present |= {object_signal_id(name) for name in pending if folder_team(name) in (args.team_id, None)}
     emitted, skipped, gated = 0, 0, {}
     for original_id, payload in payloads:
         # the original id: a report exported from this very team is already here
