@@ -208,6 +208,23 @@ def test_cleanup_takes_the_quarantined_objects_of_the_teams_folder_and_only_thos
     assert rejected() == [(2, "one")]
 
 
+def test_cleanup_reads_an_object_nested_past_the_recursion_limit_as_no_teams(
+    capsys, signals_home, object_store, demo_repository
+):
+    """An object from before the team folders is told apart by its body. Before, one nested past the
+    recursion limit failed the cleanup (an internal error, the team's rows and the rest of its objects
+    left in place), however many times it was run."""
+    configure(object_store, demo_repository, 1, 2)
+    emit_texts(object_store, PASSWORD_RESET[:1], team_id=1)
+    object_store.put("inbox/20261130T100000000000Z-deep.json", b"[" * 100_000)
+    object_store.put("inbox/20261130T100000000001Z-loose.json", json.dumps({"team_id": 1}).encode())
+
+    code, out, err = run(capsys, "cleanup", "--team-id", "1", "--yes")
+    assert code == 0, err
+    assert json.loads(out)["objects"]["inbox"] == 2
+    assert object_store.list("inbox/") == ["inbox/20261130T100000000000Z-deep.json"]
+
+
 def test_cleanup_asks_for_confirmation_and_waits_for_runs(
     capsys, signals_home, object_store, demo_repository, monkeypatch
 ):

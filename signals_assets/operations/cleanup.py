@@ -86,7 +86,7 @@ def _is_team_signal(name: str, body: bytes, team_id: int, signal_ids: set[str]) 
         return True
     try:
         record = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the recursion limit
         return False
     return isinstance(record, dict) and record.get("team_id") == team_id
 
