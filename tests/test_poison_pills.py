@@ -543,3 +543,19 @@ def test_bucket_keys_that_are_no_store_keys_block_no_claim(capsys, object_store,
     assert accepted == [good]
     keys = [o["Key"] for o in object_store.client.list_objects_v2(Bucket=object_store.bucket)["Contents"]]
     assert set(odd) <= set(keys)  # left where they are: nothing the store can read, move or delete
+
+
+def test_an_inbox_folder_named_with_more_digits_than_a_team_id_blocks_no_claim(capsys, object_store, teams):
+    """A team's batch limit is read from its config, `teams/<id>.json`. Before, it was looked up for any
+    folder of digits: for 255 of them the file name is too long for the file system, and the error
+    failed every claim, so no team's signals were taken in any more."""
+    object_store.put(f"inbox/{'9' * 255}/20261130T100000000000Z-long.json", b"{}")
+    [good] = emit_texts(object_store, CARD_DECLINED[:1])
+
+    code, out, err = run_cli(capsys, "process")
+    assert code == 0 and "Traceback" not in err, err
+    settings = load_settings()
+    with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
+        accepted = [row["signal_id"] for row in db.query("SELECT signal_id FROM signals")]
+        rejected = db.query("SELECT team_id FROM rejected_signals")
+    assert accepted == [good] and [int(r["team_id"]) for r in rejected] == [0]
