@@ -28,7 +28,7 @@ from typing import Iterable, Iterator
 from signals_assets.fairness import round_robin
 from signals_assets.ingestion.emit import INBOX_PREFIX as INBOX
 from signals_assets.ingestion.teams import team_limit
-from signals_assets.ingestion.validation import MAX_TEAM_ID
+from signals_assets.ingestion.validation import folder_team_id
 from signals_assets.partition_keys import next_batch_key
 from signals_assets.recovery.faults import pause_point
 from signals_assets.storage.object_store import ObjectStore
@@ -80,20 +80,10 @@ def _team_inboxes(store: ObjectStore, max_per_team: int, whole: bool) -> list[tu
     folders, loose = store.list_level(INBOX)
     inboxes = [(loose, max_per_team)]
     for folder in folders:
-        team = _folder_team_id(folder[len(INBOX) : -1])
+        team = folder_team_id(folder[len(INBOX) : -1])
         limit = max_per_team if team is None else team_limit(store, team, "max_signals_per_batch", max_per_team)
         inboxes.append((store.list(folder, limit=None if whole else limit), limit))
     return inboxes
-
-
-def _folder_team_id(folder: str) -> int | None:
-    """The team id an inbox folder's name spells (ASCII digits, no leading zero, 1 to 2^64 − 1), else None:
-    only then is a team config looked up, so no folder name can fail the claim ("²" is a digit to `isdigit`
-    but no integer to `int`; 255 digits make a config file name too long for the file system)."""
-    if not (folder.isascii() and folder.isdecimal()) or folder.startswith("0") or len(folder) > 20:
-        return None
-    team = int(folder)
-    return team if team <= MAX_TEAM_ID else None
 
 
 def _queues(inboxes: list[tuple[list[str], int]]) -> list[list[str]]:

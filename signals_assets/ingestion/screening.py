@@ -25,6 +25,7 @@ from signals_assets.ingestion.validation import (
     SignalValidationError,
     check_team_id,
     decode_json_object,
+    folder_team_id,
     shown,
     storable_text,
     validate_signal,
@@ -81,12 +82,7 @@ def folder_team(name: str) -> int | None:
     from; None for an object from before the per-team folders, directly under `inbox/`, and for one in
     a folder that is no team's (only the id as the facade spells it names a team: `1`, not `01`)."""
     folder, _, rest = name.partition("/")
-    if not rest or not (folder.isascii() and folder.isdecimal()) or folder.startswith("0"):
-        return None
-    try:
-        return check_team_id(int(folder))
-    except SignalValidationError:
-        return None
+    return folder_team_id(folder) if rest else None
 
 
 def in_no_teams_folder(name: str) -> bool:
