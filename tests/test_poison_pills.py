@@ -436,18 +436,24 @@ def test_a_record_cannot_claim_another_teams_future_signal_ids(capsys, object_st
     assert all(r["detail"].startswith(derived) for r in rejected)
 
 
+def processed(capsys, rejected_columns: str = "team_id", order: str = "") -> tuple[list[str], list[dict]]:
+    """`signals process` run without an error; then the accepted signal ids and the rejected rows."""
+    code, _, err = run_cli(capsys, "process")
+    assert code == 0 and "Traceback" not in err, err
+    settings = load_settings()
+    with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
+        accepted = [row["signal_id"] for row in db.query("SELECT signal_id FROM signals")]
+        rejected = db.query(f"SELECT {rejected_columns} FROM rejected_signals {order}")
+    return accepted, rejected
+
+
 def test_an_inbox_folder_named_with_a_digit_that_is_not_decimal_blocks_no_claim(capsys, object_store, teams):
     """A folder "²" is a digit to `str.isdigit` but no integer to `int`: before, an object in `inbox/²/` failed
     every claim, so no team's signals were taken in any more. It is quarantined like a loose object."""
     object_store.put("inbox/\u00b2/20261130T100000000000Z-squared.json", b"{}")
     [good] = emit_texts(object_store, CARD_DECLINED[:1])
 
-    code, out, err = run_cli(capsys, "process")
-    assert code == 0 and "Traceback" not in err, err
-    settings = load_settings()
-    with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
-        accepted = [row["signal_id"] for row in db.query("SELECT signal_id FROM signals")]
-        rejected = db.query("SELECT team_id, signal_id, detail FROM rejected_signals")
+    accepted, rejected = processed(capsys, "team_id, signal_id, detail")
     assert accepted == [good]
     assert [(int(r["team_id"]), r["detail"]) for r in rejected] == [(0, "signal_id: must be a non-empty string")]
     assert object_store.list("inbox/") == []
@@ -461,12 +467,7 @@ def test_a_team_config_nested_past_the_recursion_limit_stops_only_that_teams_sig
     body = {"signal_id": "team-2", "emitted_at": "2026-11-30T10:00:00Z", **signal("2", CARD_DECLINED[1], team_id=2)}
     object_store.put("inbox/2/20261130T100000000000Z-team-2.json", json.dumps(body).encode())
 
-    code, out, err = run_cli(capsys, "process")
-    assert code == 0 and "Traceback" not in err, err
-    settings = load_settings()
-    with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
-        accepted = [row["signal_id"] for row in db.query("SELECT signal_id FROM signals")]
-        rejected = db.query("SELECT team_id, signal_id, reason, detail FROM rejected_signals")
+    accepted, rejected = processed(capsys, "team_id, signal_id, reason, detail")
     assert accepted == [good]
     [row] = rejected
     assert (int(row["team_id"]), row["signal_id"], row["reason"]) == (2, "team-2", "gated")
@@ -488,12 +489,7 @@ def test_a_record_in_a_folder_named_like_a_team_but_no_teams_is_quarantined_as_n
         object_store.put(f"inbox/{folder}/20261130T10000000000{index}Z-folder-{index}.json", json.dumps(body).encode())
     [good] = emit_texts(object_store, CARD_DECLINED[1:2], team_id=MAX_TEAM_ID)
 
-    code, out, err = run_cli(capsys, "process")
-    assert code == 0 and "Traceback" not in err, err
-    settings = load_settings()
-    with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
-        accepted = [row["signal_id"] for row in db.query("SELECT signal_id FROM signals")]
-        rejected = db.query("SELECT team_id, signal_id, detail FROM rejected_signals ORDER BY signal_id")
+    accepted, rejected = processed(capsys, "team_id, signal_id, detail", "ORDER BY signal_id")
     assert accepted == [good]
     assert [(int(r["team_id"]), r["signal_id"]) for r in rejected] == [(0, f"folder-{i}") for i in range(len(folders))]
     assert all(r["detail"].startswith("team_id: must be in the inbox folder of its team") for r in rejected)
@@ -513,13 +509,8 @@ def test_a_symlink_to_a_folder_in_the_inbox_is_not_followed(capsys, tmp_path, ob
     (object_store.root / "inbox" / "7").symlink_to(outside, target_is_directory=True)
     [good] = emit_texts(object_store, CARD_DECLINED[1:2], team_id=MAX_TEAM_ID)
 
-    code, out, err = run_cli(capsys, "process")
-    assert code == 0 and "Traceback" not in err, err
+    accepted, rejected = processed(capsys, "signal_id")
     assert sorted(p.name for p in outside.iterdir()) == ["20261130T100000000000Z-host.json", "notes.txt"]
-    settings = load_settings()
-    with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
-        accepted = [row["signal_id"] for row in db.query("SELECT signal_id FROM signals")]
-        rejected = db.query("SELECT signal_id FROM rejected_signals")
     assert (accepted, rejected) == ([good], [])
     assert not [key for key in object_store.list("") if "host" in key or "notes" in key]
 
@@ -535,11 +526,7 @@ def test_bucket_keys_that_are_no_store_keys_block_no_claim(capsys, object_store,
         object_store.client.put_object(Bucket=object_store.bucket, Key=key, Body=b"{}")
     [good] = emit_texts(object_store, CARD_DECLINED[:1])
 
-    code, out, err = run_cli(capsys, "process")
-    assert code == 0 and "Traceback" not in err, err
-    settings = load_settings()
-    with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
-        accepted = [row["signal_id"] for row in db.query("SELECT signal_id FROM signals")]
+    accepted, _ = processed(capsys)
     assert accepted == [good]
     keys = [o["Key"] for o in object_store.client.list_objects_v2(Bucket=object_store.bucket)["Contents"]]
     assert set(odd) <= set(keys)  # left where they are: nothing the store can read, move or delete
@@ -552,10 +539,5 @@ def test_an_inbox_folder_named_with_more_digits_than_a_team_id_blocks_no_claim(c
     object_store.put(f"inbox/{'9' * 255}/20261130T100000000000Z-long.json", b"{}")
     [good] = emit_texts(object_store, CARD_DECLINED[:1])
 
-    code, out, err = run_cli(capsys, "process")
-    assert code == 0 and "Traceback" not in err, err
-    settings = load_settings()
-    with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
-        accepted = [row["signal_id"] for row in db.query("SELECT signal_id FROM signals")]
-        rejected = db.query("SELECT team_id FROM rejected_signals")
+    accepted, rejected = processed(capsys, "team_id")
     assert accepted == [good] and [int(r["team_id"]) for r in rejected] == [0]
