@@ -110,6 +110,35 @@ def test_emit_file_validates_every_line_before_writing(capsys, signals_home, obj
     assert len(object_store.list("inbox/")) == 6
 
 
+def test_emit_file_takes_what_the_facade_takes_whatever_the_lines_json_escapes(
+    capsys, signals_home, object_store, tmp_path
+):
+    """A line is measured as the signal it holds, as the facade measures it, not as the escaped JSON
+    text: `json.dumps` writes a non-ASCII character as \\uXXXX (a card emoji in 12 bytes). Before, a
+    signal the facade accepts was refused by emit-file as a line over SIGNALS_MAX_SIGNAL_BYTES."""
+    from signals_assets.facade import emit_signal
+    from signals_assets.settings import load_settings
+
+    run(capsys, "teams", "set", "1", "--consent")
+    payload = {
+        "source_product": "zendesk",
+        "source_type": "ticket",
+        "source_id": "emoji",
+        "description": "\U0001f4b3" * 31_000,  # 124 KB as UTF-8, 372 KB escaped
+        "extra": zendesk_extra(1),
+    }
+    assert emit_signal(team_id=1, **payload, store=object_store)
+    path = tmp_path / "signals.jsonl"
+    path.write_text(json.dumps(payload) + "\n")
+    assert path.stat().st_size > load_settings().signal_limits.max_signal_bytes
+    code, out, err = run(capsys, "emit-file", str(path), "--team-id", "1")
+    assert code == 0 and json.loads(out) == {"emitted": 1, "not_emitted": {}, "invalid_lines": 0}, err
+
+    path.write_text(json.dumps({**payload, "description": "\U0001f4b3" * 40_000}) + "\n")
+    code, out, err = run(capsys, "emit-file", str(path), "--team-id", "1")
+    assert code == 2 and err.startswith(f"{path}:1: description: must be at most 8000 tokens"), err
+
+
 def test_process_then_status_and_list_reports(capsys, signals_home, team, tmp_path):
     lines = [
         {

@@ -154,6 +154,77 @@ def test_cleanup_leaves_nothing_of_the_team_and_leaves_other_teams_alone(
     assert json.loads(out)["accepted"] == 5
 
 
+def test_cleanup_takes_the_quarantined_objects_of_the_teams_folder_and_only_those(
+    capsys, signals_home, object_store, demo_repository
+):
+    """An object in a team's inbox folder is that team's, whatever team its body names (or none): its
+    rejected row is. Before, cleanup told objects apart by their bodies only, so team 1's quarantined
+    objects stayed in the raw batch file (and a re-run of the batch brought their rows back), and team
+    2's object naming team 1 went."""
+    from signals_assets.definitions import defs
+
+    from conftest import zendesk_extra
+
+    configure(object_store, demo_repository, 1, 2)
+    emit_texts(object_store, PASSWORD_RESET[:1], team_id=1)
+    emit_texts(object_store, CARD_DECLINED[:1], team_id=2, start=100)
+
+    def record(signal_id: str, team_id: int) -> bytes:
+        body = {
+            "signal_id": signal_id,
+            "emitted_at": "2026-11-30T10:00:00Z",
+            "team_id": team_id,
+            "source_product": "zendesk",
+            "source_type": "ticket",
+            "source_id": signal_id,
+            "description": CARD_DECLINED[1],
+            "extra": zendesk_extra(1),
+        }
+        return json.dumps(body).encode()
+
+    object_store.put("inbox/1/20261130T100000000001Z-empty.json", b"{}")
+    object_store.put("inbox/1/20261130T100000000002Z-names-two.json", record("names-two", 2))
+    object_store.put("inbox/2/20261130T100000000003Z-names-one.json", record("names-one", 1))
+    assert run(capsys, "process")[0] == 0
+    settings = load_settings()
+
+    def rejected() -> list[tuple[int, str]]:
+        with store_session(settings) as db:
+            rows = db.query("SELECT team_id, signal_id FROM rejected_signals ORDER BY signal_id")
+        return [(int(r["team_id"]), r["signal_id"].rsplit("-", 1)[-1].removesuffix(".json")) for r in rows]
+
+    assert sorted(rejected()) == [(1, "empty"), (1, "two"), (2, "one")]
+
+    code, _, err = run(capsys, "cleanup", "--team-id", "1", "--yes")
+    assert code == 0, err
+    [batch] = [progress.batch for progress in inbox.batch_progress(object_store)]
+    names = [name for name, _ in inbox.load_batch(object_store, batch)]
+    assert [n for n in names if n.startswith("1/")] == []
+    assert "2/20261130T100000000003Z-names-one.json" in names
+
+    instance = dg.DagsterInstance.get()
+    result = defs().resolve_job_def("signal_batch_job").execute_in_process(partition_key=batch, instance=instance)
+    assert result.success
+    assert rejected() == [(2, "one")]
+
+
+def test_cleanup_reads_an_object_nested_past_the_recursion_limit_as_no_teams(
+    capsys, signals_home, object_store, demo_repository
+):
+    """An object from before the team folders is told apart by its body. Before, one nested past the
+    recursion limit failed the cleanup (an internal error, the team's rows and the rest of its objects
+    left in place), however many times it was run."""
+    configure(object_store, demo_repository, 1, 2)
+    emit_texts(object_store, PASSWORD_RESET[:1], team_id=1)
+    object_store.put("inbox/20261130T100000000000Z-deep.json", b"[" * 100_000)
+    object_store.put("inbox/20261130T100000000001Z-loose.json", json.dumps({"team_id": 1}).encode())
+
+    code, out, err = run(capsys, "cleanup", "--team-id", "1", "--yes")
+    assert code == 0, err
+    assert json.loads(out)["objects"]["inbox"] == 2
+    assert object_store.list("inbox/") == ["inbox/20261130T100000000000Z-deep.json"]
+
+
 def test_cleanup_asks_for_confirmation_and_waits_for_runs(
     capsys, signals_home, object_store, demo_repository, monkeypatch
 ):
@@ -232,6 +303,8 @@ def test_export_and_import_report_regroups_and_is_idempotent(
     "content, message",
     [
         (b"not json", "error: file: must be JSON"),
+        (b"[" * 100_000, "error: file: must be JSON (RecursionError"),
+        (b'{"version": 1' + b"0" * 5000 + b"}", "error: file: must be JSON (ValueError: Exceeds the limit"),
         (b"[]", "error: file: must be a JSON object (a report export), got a list"),
         (b'{"format": "other"}', "error: format: must be 'signals_assets.report'"),
         (
@@ -268,6 +341,60 @@ def test_import_report_rejects_invalid_files_and_writes_nothing(
     code, _, err = run(capsys, "import-report", str(path), "--team-id", "1")
     assert code == 2 and err.startswith(message), err
     assert object_store.list("inbox/") == []
+
+
+def test_import_report_takes_a_signal_whose_id_is_as_long_as_an_id_may_be(
+    capsys, signals_home, object_store, demo_repository, tmp_path
+):
+    """A record written straight into an inbox may carry an id of up to 200 characters, and its report
+    is exported with it. Before, the key made from it (`import-<id>`) was over the 200 characters of an
+    idempotency key, so the export could be imported nowhere."""
+    configure(object_store, demo_repository, 3)
+    signal = {
+        "signal_id": "s" * 200,
+        "source_product": "zendesk",
+        "source_type": "ticket",
+        "source_id": "1",
+        "description": CARD_DECLINED[0],
+        "extra": {
+            "url": "https://support.example/tickets/1",
+            "type": "problem",
+            "tags": [],
+            "created_at": "2026-11-20T10:00:00Z",
+            "priority": "normal",
+            "status": "open",
+        },
+    }
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps({"format": "signals_assets.report", "version": 1, "signals": [signal]}))
+    code, out, err = run(capsys, "import-report", str(path), "--team-id", "3")
+    assert code == 0 and json.loads(out) == {"emitted": 1, "already_present": 0, "not_emitted": {}}, err
+    code, out, err = run(capsys, "import-report", str(path), "--team-id", "3")
+    assert code == 0 and json.loads(out) == {"emitted": 0, "already_present": 1, "not_emitted": {}}, err
+    assert len(object_store.list("inbox/3/")) == 1
+
+
+def test_import_report_is_not_skipped_for_another_teams_pending_signals(
+    capsys, signals_home, object_store, demo_repository, tmp_path
+):
+    """A signal is already present when the target team has it, not when another team does. Before, a
+    pending object of any team with the original id (team 1 emitting the same keyed signal again) made
+    team 3's import skip that signal as `already_present`: team 3 never got it."""
+    configure(object_store, demo_repository, 1, 3)
+    for i, text in enumerate(CARD_DECLINED):
+        emit_texts(object_store, [text], team_id=1, start=i, idempotency_key=f"ticket-{i}")
+    assert run(capsys, "process")[0] == 0
+    code, out, _ = run(capsys, "list-reports", "--team-id", "1", "--json")
+    [report] = json.loads(out)["reports"]
+    exported = tmp_path / "report.json"
+    assert run(capsys, "export-report", report["id"], "--output", str(exported))[0] == 0
+    emit_texts(object_store, [CARD_DECLINED[0]], team_id=1, idempotency_key="ticket-0")  # pending: a duplicate
+    assert len(object_store.list("inbox/1/")) == 1
+
+    code, out, err = run(capsys, "import-report", str(exported), "--team-id", "3")
+    assert code == 0 and json.loads(out) == {"emitted": 3, "already_present": 0, "not_emitted": {}}, err
+    code, out, err = run(capsys, "import-report", str(exported), "--team-id", "1")
+    assert code == 0 and json.loads(out) == {"emitted": 0, "already_present": 3, "not_emitted": {}}, err
 
 
 def test_export_report_names_a_missing_report(capsys, signals_home):

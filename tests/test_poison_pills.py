@@ -434,3 +434,110 @@ def test_a_record_cannot_claim_another_teams_future_signal_ids(capsys, object_st
     )
     derived = "signal_id: a version 5 UUID must be the id derived from team 1 and the idempotency_key"
     assert all(r["detail"].startswith(derived) for r in rejected)
+
+
+def processed(capsys, rejected_columns: str = "team_id", order: str = "") -> tuple[list[str], list[dict]]:
+    """`signals process` run without an error; then the accepted signal ids and the rejected rows."""
+    code, _, err = run_cli(capsys, "process")
+    assert code == 0 and "Traceback" not in err, err
+    settings = load_settings()
+    with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
+        accepted = [row["signal_id"] for row in db.query("SELECT signal_id FROM signals")]
+        rejected = db.query(f"SELECT {rejected_columns} FROM rejected_signals {order}")
+    return accepted, rejected
+
+
+def test_an_inbox_folder_named_with_a_digit_that_is_not_decimal_blocks_no_claim(capsys, object_store, teams):
+    """A folder "²" is a digit to `str.isdigit` but no integer to `int`: before, an object in `inbox/²/` failed
+    every claim, so no team's signals were taken in any more. It is quarantined like a loose object."""
+    object_store.put("inbox/\u00b2/20261130T100000000000Z-squared.json", b"{}")
+    [good] = emit_texts(object_store, CARD_DECLINED[:1])
+
+    accepted, rejected = processed(capsys, "team_id, signal_id, detail")
+    assert accepted == [good]
+    assert [(int(r["team_id"]), r["detail"]) for r in rejected] == [(0, "signal_id: must be a non-empty string")]
+    assert object_store.list("inbox/") == []
+
+
+def test_a_team_config_nested_past_the_recursion_limit_stops_only_that_teams_signals(capsys, object_store, team):
+    """Before, reading it raised RecursionError, not the ValueError of an invalid config: every claim
+    (which reads each team's batch limit) failed, so no team's signals were taken in any more."""
+    object_store.put("teams/2.json", b"[" * 100_000)
+    [good] = emit_texts(object_store, CARD_DECLINED[:1])
+    body = {"signal_id": "team-2", "emitted_at": "2026-11-30T10:00:00Z", **signal("2", CARD_DECLINED[1], team_id=2)}
+    object_store.put("inbox/2/20261130T100000000000Z-team-2.json", json.dumps(body).encode())
+
+    accepted, rejected = processed(capsys, "team_id, signal_id, reason, detail")
+    assert accepted == [good]
+    [row] = rejected
+    assert (int(row["team_id"]), row["signal_id"], row["reason"]) == (2, "team-2", "gated")
+    assert row["detail"].startswith("team config teams/2.json is invalid: ")
+
+
+def test_a_record_in_a_folder_named_like_a_team_but_no_teams_is_quarantined_as_no_teams(capsys, object_store, teams):
+    """Only `inbox/<team id>/`, the id spelled as the facade writes it, is a team's folder. Before, a
+    record in a folder named with digits but no team's (`inbox/0/`, past 2^64 − 1) was taken like one
+    from before the folders, free to name any team, and `inbox/01/` or Arabic-Indic `inbox/١/` was team
+    1's: a writer allowed such a prefix fed another team's reports."""
+    folders = ["0", "01", str(MAX_TEAM_ID + 1), "\u0661", "\u00b2"]
+    for index, folder in enumerate(folders):
+        body = {
+            "signal_id": f"folder-{index}",
+            "emitted_at": "2026-11-30T10:00:00Z",
+            **signal(f"folder-{index}", CARD_DECLINED[0], team_id=MAX_TEAM_ID),
+        }
+        object_store.put(f"inbox/{folder}/20261130T10000000000{index}Z-folder-{index}.json", json.dumps(body).encode())
+    [good] = emit_texts(object_store, CARD_DECLINED[1:2], team_id=MAX_TEAM_ID)
+
+    accepted, rejected = processed(capsys, "team_id, signal_id, detail", "ORDER BY signal_id")
+    assert accepted == [good]
+    assert [(int(r["team_id"]), r["signal_id"]) for r in rejected] == [(0, f"folder-{i}") for i in range(len(folders))]
+    assert all(r["detail"].startswith("team_id: must be in the inbox folder of its team") for r in rejected)
+
+
+def test_a_symlink_to_a_folder_in_the_inbox_is_not_followed(capsys, tmp_path, object_store, teams):
+    """A symlink in the inbox that points at a folder is neither a team's folder nor an object. Before,
+    it was listed as a team's folder, and the claim moved the files of the folder it points to (any
+    folder on the host) into the store: taken from the host, kept in the batch's raw file."""
+    outside = tmp_path / "host-folder"
+    outside.mkdir()
+    body = {"signal_id": "host", "emitted_at": "2026-11-30T10:00:00Z", **signal("host", CARD_DECLINED[0])}
+    (outside / "20261130T100000000000Z-host.json").write_text(json.dumps(body))
+    (outside / "notes.txt").write_text("a host file")
+    (object_store.root / "inbox").mkdir(parents=True)
+    (object_store.root / "inbox" / "1").symlink_to(outside, target_is_directory=True)
+    (object_store.root / "inbox" / "7").symlink_to(outside, target_is_directory=True)
+    [good] = emit_texts(object_store, CARD_DECLINED[1:2], team_id=MAX_TEAM_ID)
+
+    accepted, rejected = processed(capsys, "signal_id")
+    assert sorted(p.name for p in outside.iterdir()) == ["20261130T100000000000Z-host.json", "notes.txt"]
+    assert (accepted, rejected) == ([good], [])
+    assert not [key for key in object_store.list("") if "host" in key or "notes" in key]
+
+
+@pytest.mark.parametrize("object_store", ["s3"], indirect=True)
+def test_bucket_keys_that_are_no_store_keys_block_no_claim(capsys, object_store, teams):
+    """A bucket can hold keys the store cannot address: a console's folder marker (`inbox/1/`), an empty
+    part (`inbox/1//x.json`), `.` or `..` parts. Before, listing them put them in the claim, whose move
+    refused the key: every claim failed, so no team's signals were taken in any more."""
+    odd = ["inbox/1/", "inbox/1//a.json", "inbox//b.json", "inbox/1/./c.json", "inbox/1/../d.json"]
+    odd = [f"{object_store.prefix}/{key}" if object_store.prefix else key for key in odd]
+    for key in odd:
+        object_store.client.put_object(Bucket=object_store.bucket, Key=key, Body=b"{}")
+    [good] = emit_texts(object_store, CARD_DECLINED[:1])
+
+    accepted, _ = processed(capsys)
+    assert accepted == [good]
+    keys = [o["Key"] for o in object_store.client.list_objects_v2(Bucket=object_store.bucket)["Contents"]]
+    assert set(odd) <= set(keys)  # left where they are: nothing the store can read, move or delete
+
+
+def test_an_inbox_folder_named_with_more_digits_than_a_team_id_blocks_no_claim(capsys, object_store, teams):
+    """A team's batch limit is read from its config, `teams/<id>.json`. Before, it was looked up for any
+    folder of digits: for 255 of them the file name is too long for the file system, and the error
+    failed every claim, so no team's signals were taken in any more."""
+    object_store.put(f"inbox/{'9' * 255}/20261130T100000000000Z-long.json", b"{}")
+    [good] = emit_texts(object_store, CARD_DECLINED[:1])
+
+    accepted, rejected = processed(capsys, "team_id")
+    assert accepted == [good] and [int(r["team_id"]) for r in rejected] == [0]

@@ -20,6 +20,10 @@ if TYPE_CHECKING:  # dagster is imported only by the commands that run jobs
     import dagster as dg
 
 INVALID_LINES_SHOWN = 20
+# A JSON line may hold its text escaped (`\uXXXX`, what `json.dumps` writes by default): up to 6 bytes
+# per byte of the signal. Lines are read that far, and the signal they hold is measured by the same
+# rules as at every other entry.
+JSON_ESCAPE_FACTOR = 6
 MAX_IMPORT_FILE_BYTES = 1 << 30
 
 
@@ -63,7 +67,9 @@ def _line_payload(line: bytes | None, team_id: int, settings: Settings) -> dict:
     limits = settings.signal_limits
     if line is None:
         raise SignalValidationError(
-            "line", f"must be at most {limits.max_signal_bytes} bytes (SIGNALS_MAX_SIGNAL_BYTES)"
+            "line",
+            f"must be at most {JSON_ESCAPE_FACTOR * limits.max_signal_bytes} bytes "
+            f"({JSON_ESCAPE_FACTOR} × SIGNALS_MAX_SIGNAL_BYTES, room for JSON escapes)",
         )
     payload = decode_json_object(line, "line")
     payload.setdefault("team_id", team_id)
@@ -81,7 +87,9 @@ def _read_jsonl(path: Path, team_id: int, settings: Settings) -> tuple[list[dict
     except OSError as error:  # missing, a folder, a symlink loop, no permission
         raise CliError(f"emit-file: cannot read {path}: {error.strerror or error}") from None
     with handle:
-        for number, line in enumerate(_bounded_lines(handle, settings.signal_limits.max_signal_bytes), start=1):
+        for number, line in enumerate(
+            _bounded_lines(handle, JSON_ESCAPE_FACTOR * settings.signal_limits.max_signal_bytes), start=1
+        ):
             if line is not None and not line.strip():
                 continue
             try:
@@ -514,6 +522,7 @@ def cmd_import_report(args, settings: Settings) -> int:
     from signals_assets.cli.read_models import store_session
     from signals_assets.ingestion import inbox
     from signals_assets.ingestion.emit import emit_signal_result, object_signal_id
+    from signals_assets.ingestion.screening import folder_team
     from signals_assets.ingestion.signal_ids import signal_id_for
     from signals_assets.operations.cleanup import team_signal_ids
     from signals_assets.operations.report_transfer import decode_report_file, import_payloads
@@ -530,8 +539,11 @@ def cmd_import_report(args, settings: Settings) -> int:
     store = open_object_store(settings)
     with store_session(settings) as db:
         present = team_signal_ids(db, args.team_id)
-    # Emitted but not yet stored: waiting in the inbox or claimed into a batch.
-    present |= {object_signal_id(key) for prefix in (inbox.INBOX, inbox.CLAIMED) for key in store.list(prefix)}
+    # Emitted but not yet stored: waiting in the inbox or claimed into a batch; the team's objects only
+    # (another team's object with an original id is that team's signal), and those from before the folders.
+    pending = [key[len(inbox.INBOX) :] for key in store.list(inbox.INBOX)]
+    pending += [key[len(inbox.CLAIMED) :].partition("/")[2] for key in store.list(inbox.CLAIMED)]
+    present |= {object_signal_id(name) for name in pending if folder_team(name) in (args.team_id, None)}
     emitted, skipped, gated = 0, 0, {}
     for original_id, payload in payloads:
         # the original id: a report exported from this very team is already here

@@ -28,6 +28,7 @@ from typing import Iterable, Iterator
 from signals_assets.fairness import round_robin
 from signals_assets.ingestion.emit import INBOX_PREFIX as INBOX
 from signals_assets.ingestion.teams import team_limit
+from signals_assets.ingestion.validation import folder_team_id
 from signals_assets.partition_keys import next_batch_key
 from signals_assets.recovery.faults import pause_point
 from signals_assets.storage.object_store import ObjectStore
@@ -79,8 +80,8 @@ def _team_inboxes(store: ObjectStore, max_per_team: int, whole: bool) -> list[tu
     folders, loose = store.list_level(INBOX)
     inboxes = [(loose, max_per_team)]
     for folder in folders:
-        team = folder[len(INBOX) : -1]
-        limit = team_limit(store, int(team), "max_signals_per_batch", max_per_team) if team.isdigit() else max_per_team
+        team = folder_team_id(folder[len(INBOX) : -1])
+        limit = max_per_team if team is None else team_limit(store, team, "max_signals_per_batch", max_per_team)
         inboxes.append((store.list(folder, limit=None if whole else limit), limit))
     return inboxes
 
@@ -282,10 +283,15 @@ def load_batch(store: ObjectStore, batch: str, max_object_bytes: int | None = No
     if store.exists(raw):
         # Lines end at "\n" only: splitlines() would also break inside a body holding U+0085 or U+2028.
         entries = [json.loads(line) for line in store.get(raw).decode().split("\n") if line]
-        return [(entry["object"], entry["body"].encode()) for entry in entries if entry]
+        return [(entry["object"], raw_entry_body(entry)) for entry in entries if entry]
     prefix = f"{CLAIMED}{batch}/"
     read_limit = None if max_object_bytes is None else max_object_bytes + 1
     return [(key[len(prefix) :], _claimed_body(store, prefix, key, read_limit)) for key in store.list(prefix)]
+
+
+def raw_entry_body(entry: dict) -> bytes:
+    """The inbox object's bytes, as kept in a line of the raw batch file."""
+    return entry["body"].encode("utf-8", "surrogateescape")
 
 
 def _claimed_body(store: ObjectStore, prefix: str, key: str, read_limit: int | None) -> bytes:
@@ -311,7 +317,11 @@ def consolidate_batch(store: ObjectStore, batch: str, objects: list[tuple[str, b
     claims go, so a batch always has claims or a marker until it is grouped (see the module doc)."""
     raw = raw_batch_key(batch)
     if not store.exists(raw):
-        lines = [json.dumps({"object": name, "body": body.decode("utf-8", "replace")}) for name, body in objects]
+        # Undecodable bytes kept as lone surrogates (escaped in the JSON line): read back byte for byte,
+        # so a record quarantined as not UTF-8 stays quarantined when the batch is materialised again.
+        lines = [
+            json.dumps({"object": name, "body": body.decode("utf-8", "surrogateescape")}) for name, body in objects
+        ]
         store.put(raw, ("\n".join(lines) + "\n").encode())
         if not store.exists(manifest_key(batch)):
             write_manifest(store, batch, [name for name, _ in objects])

@@ -25,6 +25,7 @@ from signals_assets.ingestion.validation import (
     SignalValidationError,
     check_team_id,
     decode_json_object,
+    folder_team_id,
     shown,
     storable_text,
     validate_signal,
@@ -78,19 +79,28 @@ def check_envelope(record: dict) -> None:
 
 def folder_team(name: str) -> int | None:
     """The team whose inbox folder the object `name` (`<team>/<time>-<signal id>.json`) was claimed
-    from; None for an object from before the per-team folders, directly under `inbox/`."""
+    from; None for an object from before the per-team folders, directly under `inbox/`, and for one in
+    a folder that is no team's (only the id as the facade spells it names a team: `1`, not `01`)."""
     folder, _, rest = name.partition("/")
-    if not rest:
-        return None
-    try:
-        return check_team_id(int(folder)) if folder.isdecimal() else None
-    except (SignalValidationError, ValueError):
-        return None
+    return folder_team_id(folder) if rest else None
+
+
+def in_no_teams_folder(name: str) -> bool:
+    """Whether the object `name` lies in a folder under `inbox/` named like a team but no team's (`0`,
+    `01`, past 2^64 − 1, other digits). A folder of other characters is read as before the team folders."""
+    folder, _, rest = name.partition("/")
+    return bool(rest) and folder.isdigit() and folder_team(name) is None
 
 
 def check_inbox_team(name: str, record: dict) -> None:
     """A record must name the team of the inbox folder it was written to: one team's queue (a prefix
-    its writers may be scoped to) never carries a signal into another team's reports."""
+    its writers may be scoped to) never carries a signal into another team's reports. A record in a
+    folder named like a team but no team's (`inbox/0/`, `inbox/01/`) names no team it may join."""
+    if in_no_teams_folder(name):
+        folder = name.partition("/")[0]
+        raise SignalValidationError(
+            "team_id", f"must be in the inbox folder of its team, inbox/<team_id>/, not in folder {shown(folder)}"
+        )
     team = folder_team(name)
     if team is not None and record.get("team_id") != team:
         raise SignalValidationError(
@@ -177,8 +187,9 @@ def screen_batch(
 def _quarantined(batch: str, batch_time: datetime, name: str, record: dict, error: SignalValidationError) -> dict:
     """The rejected row of a record that failed validation: its own ids where they are valid, else
     placeholders (no team, the object's name), and every text made storable. An object in a team's
-    inbox folder is that team's, whatever team it names."""
-    team_id = folder_team(name) or record.get("team_id")
+    inbox folder is that team's, whatever team it names; one in a folder named like a team but no
+    team's is no team's."""
+    team_id = folder_team(name) or (NO_TEAM if in_no_teams_folder(name) else record.get("team_id"))
     try:
         team_id = check_team_id(team_id)
     except SignalValidationError:

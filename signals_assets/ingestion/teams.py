@@ -102,7 +102,7 @@ def load_team(store: ObjectStore, team_id: int) -> TeamConfig | None:
         data = json.loads(body)
         config = TeamConfig(**{f.name: data[f.name] for f in fields(TeamConfig) if f.name in data})
         check_team(config)
-    except (ValueError, TypeError) as error:
+    except (ValueError, TypeError, RecursionError) as error:  # RecursionError: JSON nested too deep
         raise ValueError(f"team config {key} is invalid: {error}") from None
     if config.team_id != team_id:
         raise ValueError(f"team config {key} is invalid: team_id is {config.team_id}")

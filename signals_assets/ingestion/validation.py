@@ -168,6 +168,17 @@ def check_team_id(value: Any) -> int:
     return value
 
 
+def folder_team_id(folder: str) -> int | None:
+    """The team whose inbox folder is named `folder`: only the id as the facade writes it (ASCII digits,
+    no leading zero, 1 to MAX_TEAM_ID) names one, so no folder name can fail a reader ("²" is a digit to
+    `isdigit` but no integer to `int`, `01` would be a second folder of team 1, and a name of thousands
+    of digits is no integer `int` parses); else None."""
+    if not (folder.isascii() and folder.isdecimal()) or folder.startswith("0") or len(folder) > len(str(MAX_TEAM_ID)):
+        return None
+    team = int(folder)
+    return team if team <= MAX_TEAM_ID else None
+
+
 def storable_text_rule(text: str) -> str | None:
     """Why `text` cannot be stored as it is (a lone surrogate or a NUL), or None."""
     bad = _UNSTORABLE.search(text)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from signals_assets.ingestion import inbox
 from signals_assets.ingestion.emit import object_signal_id
+from signals_assets.ingestion.screening import folder_team
 from signals_assets.ingestion.teams import team_key
 from signals_assets.reports import quotas
 from signals_assets.reports.promotions import PROMOTIONS
@@ -75,13 +76,17 @@ def delete_team_rows(db: StoreSession, team_id: int, tables: list[str]) -> dict[
 
 
 def _is_team_signal(name: str, body: bytes, team_id: int, signal_ids: set[str]) -> bool:
-    """Whether a signal object (by its name and body) is the team's; a body that is not a JSON
-    object belongs to no team."""
+    """Whether a signal object (by its name relative to `inbox/`, and its body) is the team's: one in a
+    team's inbox folder is that team's, whatever its body names (so is its rejected row); one from
+    before the folders by its id or body, and a body that is not a JSON object belongs to no team."""
+    folder = folder_team(name)
+    if folder is not None:
+        return folder == team_id
     if object_signal_id(name) in signal_ids:
         return True
     try:
         record = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the recursion limit
         return False
     return isinstance(record, dict) and record.get("team_id") == team_id
 
@@ -96,7 +101,7 @@ def _clean_raw_batch(store: ObjectStore, batch: str, team_id: int, signal_ids: s
         if not line.strip():
             continue
         entry = json.loads(line)
-        if _is_team_signal(entry["object"], entry["body"].encode(), team_id, signal_ids):
+        if _is_team_signal(entry["object"], inbox.raw_entry_body(entry), team_id, signal_ids):
             removed.add(entry["object"])
         else:
             kept.append(line)
@@ -132,7 +137,7 @@ def delete_team_objects(
         "team_config": 0,
     }
     for key in store.list(inbox.INBOX):
-        if _is_team_signal(key, store.get(key, max_bytes), team_id, signal_ids):
+        if _is_team_signal(key[len(inbox.INBOX) :], store.get(key, max_bytes), team_id, signal_ids):
             store.delete(key)
             counts["inbox"] += 1
     claimed_by_batch: dict[str, set[str]] = {}

@@ -8,10 +8,17 @@ whatever report the target team's grouping decides. Each imported signal keeps i
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
-from signals_assets.ingestion.validation import SignalLimits, SignalValidationError, shown, validate_signal
+from signals_assets.ingestion.validation import (
+    MAX_IDEMPOTENCY_KEY_CHARS,
+    SignalLimits,
+    SignalValidationError,
+    shown,
+    validate_signal,
+)
 from signals_assets.storage.clickhouse import StoreSession
 from signals_assets.storage.facts import current_assignments, signals_ever_in
 
@@ -99,7 +106,7 @@ def import_payloads(document: Any, team_id: int, limits: SignalLimits) -> list[t
             raise _fail(f"signals[{index}].signal_id", "must be a non-empty string")
         payload = {k: v for k, v in signal.items() if k not in _PROVENANCE_FIELDS}
         payload["team_id"] = team_id
-        payload["idempotency_key"] = payload.get("idempotency_key") or f"import-{original_id}"
+        payload["idempotency_key"] = payload.get("idempotency_key") or import_key(original_id)
         try:
             valid = validate_signal(payload, limits)
         except SignalValidationError as error:
@@ -108,8 +115,21 @@ def import_payloads(document: Any, team_id: int, limits: SignalLimits) -> list[t
     return payloads
 
 
+def import_key(original_id: str) -> str:
+    """The idempotency key of an imported signal that had none: `import-<original id>`, or for an id too
+    long for a key (ids may have 200 characters, keys too) `import-sha256-<its SHA-256>`."""
+    key = f"import-{original_id}"
+    if len(key) <= MAX_IDEMPOTENCY_KEY_CHARS:
+        return key
+    return f"import-sha256-{hashlib.sha256(original_id.encode('utf-8', 'surrogatepass')).hexdigest()}"
+
+
 def decode_report_file(data: bytes) -> Any:
+    """Also for what json.loads raises besides JSONDecodeError: an integer past Python's digit limit
+    (ValueError), nesting past the recursion limit (RecursionError)."""
     try:
         return json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise _fail("file", f"must be JSON: {error}") from None
+    except (ValueError, RecursionError) as error:
+        raise _fail("file", f"must be JSON ({type(error).__name__}: {str(error)[:120]})") from None

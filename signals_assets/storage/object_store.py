@@ -20,6 +20,11 @@ class ObjectStoreError(Exception):
     pass
 
 
+def _is_key(key: str) -> bool:
+    """Whether `key` is one the store can address (see `_check_key`)."""
+    return bool(key) and not key.startswith("/") and not any(p in ("", ".", "..") for p in key.split("/"))
+
+
 def _check_key(key: str) -> str:
     parts = key.split("/")
     if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
@@ -107,19 +112,32 @@ class LocalObjectStore:
         """Keys starting with `prefix`, sorted; a prefix ending in '/' lists that folder."""
         folder = prefix if prefix.endswith("/") else prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
         base = self.root / folder if folder else self.root
-        if not base.is_dir():
+        if not base.is_dir() or self._through_symlink(folder):
             return []
         keys = sorted(k for k in self._walk(base) if k.startswith(prefix))
         return keys[:limit] if limit is not None else keys
 
+    def _through_symlink(self, folder: str) -> bool:
+        """Whether the folder (relative to the root) is, or lies in, a symlink: `put` makes none, and one
+        may point anywhere on the host (listing it would have the claim move host files into the store)."""
+        path = self.root
+        for part in folder.split("/"):
+            if part:
+                path = path / part
+                if path.is_symlink():
+                    return True
+        return False
+
     def list_level(self, folder: str) -> tuple[list[str], list[str]]:
         base = self._path(folder.rstrip("/"))
-        if not base.is_dir():
+        if not base.is_dir() or self._through_symlink(folder):
             return [], []
         folders, keys = [], []
         for entry in os.scandir(base):
-            if entry.is_dir():
+            if entry.is_dir(follow_symlinks=False):
                 folders.append(f"{folder}{entry.name}/")
+            elif entry.is_dir():
+                continue  # a symlink to a folder: no folder of the store, and `list` does not descend into it
             elif not entry.name.startswith(".tmp-"):
                 keys.append(f"{folder}{entry.name}")
         return sorted(folders), sorted(keys)
@@ -207,7 +225,9 @@ class S3ObjectStore:
         paginator = self.client.get_paginator("list_objects_v2")
         keys: list[str] = []
         for page in paginator.paginate(Bucket=self.bucket, Prefix=full_prefix):
-            keys.extend(self._relative(obj["Key"]) for obj in page.get("Contents", []))
+            # A bucket may hold keys the store cannot address (a console's folder marker `inbox/1/`, an
+            # empty, `.` or `..` part): no object of the store, listed, every move of it would fail.
+            keys.extend(k for k in (self._relative(obj["Key"]) for obj in page.get("Contents", [])) if _is_key(k))
             if limit is not None and len(keys) >= limit:
                 break
         keys.sort()
@@ -219,8 +239,10 @@ class S3ObjectStore:
         folders: list[str] = []
         keys: list[str] = []
         for page in paginator.paginate(Bucket=self.bucket, Prefix=full_prefix, Delimiter="/"):
-            folders.extend(self._relative(p["Prefix"]) for p in page.get("CommonPrefixes", []))
-            keys.extend(self._relative(obj["Key"]) for obj in page.get("Contents", []))
+            folders.extend(
+                f for f in (self._relative(p["Prefix"]) for p in page.get("CommonPrefixes", [])) if _is_key(f[:-1])
+            )
+            keys.extend(k for k in (self._relative(obj["Key"]) for obj in page.get("Contents", [])) if _is_key(k))
         return sorted(folders), sorted(keys)
 
     def move(self, src: str, dst: str) -> bool:
