@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -260,6 +261,28 @@ def test_research_runs_through_pipes(shop, docs_site, repository_count):
         assert outcome.findings[0]["file"] == "billing/card_payments.py"
         assert [r["name"] for r in outcome.repository_ranking] == ["shop", "docs_site"][:repository_count]
         assert outcome.confidence == "high"
+
+
+def test_no_repository_in_the_platforms_data_folder_reaches_the_agent(shop, tmp_path):
+    """`signals teams set` refuses such a folder, but a team config written straight to the store, or a
+    repository replaced by a symlink since, reaches research: the agent would read every team's data."""
+    home = tmp_path / "signals_home"
+    shutil.copytree(shop, home / "objects" / "shop")
+    link = tmp_path / "innocent"
+    link.symlink_to(home / "objects", target_is_directory=True)
+    repositories = [
+        repo("home", home),
+        repo("inside", home / "objects" / "shop"),
+        repo("link", link),
+        repo("shop", shop),
+    ]
+
+    _, outcome = materialize_research(card_report(), repositories, SandboxResource(data_folder=str(home)))
+    assert outcome.status == "ready" and outcome.repository == "shop"
+    assert [r["name"] for r in outcome.repository_ranking] == ["shop"]
+
+    _, unguarded = materialize_research(card_report(), repositories, SandboxResource())
+    assert {r["name"] for r in unguarded.repository_ranking} == {"home", "inside", "link", "shop"}
 
 
 def test_the_jsonl_log_has_timestamped_progress_and_a_final_result(shop):

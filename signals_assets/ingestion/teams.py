@@ -81,14 +81,21 @@ def repository_folder(path: str, platform_home: str | os.PathLike | None = None)
     rule = system_tree_rule(resolved)
     if rule:
         raise ValueError(f"{path!r} resolves to {resolved!r}, which {rule}")
-    if platform_home is not None:
-        home = PurePosixPath(os.path.realpath(platform_home))
-        if home.is_relative_to(resolved) or PurePosixPath(resolved).is_relative_to(home):
-            raise ValueError(
-                f"{path!r} resolves to {resolved!r}, which holds or lies in the platform's data folder {str(home)!r} "
-                "(SIGNALS_HOME: every team's signals)"
-            )
+    rule = data_folder_rule(resolved, platform_home)
+    if rule:
+        raise ValueError(f"{path!r} resolves to {resolved!r}, which {rule}")
     return resolved
+
+
+def data_folder_rule(resolved: str, platform_home: str | os.PathLike | None) -> str | None:
+    """Why the resolved folder `resolved` may not be a repository because of `platform_home` (SIGNALS_HOME:
+    the research agent would read every team's signals there), or None."""
+    if platform_home is None:
+        return None
+    home = PurePosixPath(os.path.realpath(platform_home))
+    if home.is_relative_to(resolved) or PurePosixPath(resolved).is_relative_to(home):
+        return f"holds or lies in the platform's data folder {str(home)!r} (SIGNALS_HOME: every team's signals)"
+    return None
 
 
 def load_team(store: ObjectStore, team_id: int) -> TeamConfig | None:

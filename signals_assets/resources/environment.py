@@ -51,5 +51,6 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             network=settings.sandbox_network,
             network_allowlist=list(settings.sandbox_network_allowlist),
             concurrency=settings.research_concurrency,
+            data_folder=str(settings.signals_home),
         ),
     }

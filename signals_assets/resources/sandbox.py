@@ -60,6 +60,8 @@ class SandboxResource(dg.ConfigurableResource):
     output_mb: int = 16  # docker: output read before the container is stopped
     open_files: int = 256  # docker: file-descriptor limit
     concurrency: int = 2  # research runs of one report run going at once (research/pool.py)
+    # SIGNALS_HOME: a repository that holds or lies in it is never given to the agent (every team's data)
+    data_folder: str = ""
 
     def run_research(
         self,
@@ -77,6 +79,7 @@ class SandboxResource(dg.ConfigurableResource):
         if self.mode not in SANDBOX_MODES:
             raise ValueError(f"sandbox mode {self.mode!r} is not supported (supported: {', '.join(SANDBOX_MODES)})")
         runner = {"subprocess": self._run_subprocess, "docker": self._run_docker}[self.mode]
+        repositories = self.readable_repositories(repositories, context.log.warning)
         with tempfile.TemporaryDirectory(prefix="signals-research-") as work_dir:
             log_path = Path(work_dir) / LOG_FILE_NAME
             started = time.monotonic()
@@ -93,6 +96,24 @@ class SandboxResource(dg.ConfigurableResource):
             log_lines = read_log(log_path)
         return research_outcome(messages, log_lines, report.get("report_id"), self.mode)
 
+    def readable_repositories(self, repositories: list[dict], warn) -> list[dict]:
+        """The repositories the agent may read, their folders resolved now (as the agent will find them):
+        none that holds or lies in `data_folder`. `signals teams set` refuses such folders, but a config
+        written straight to the store, or a folder replaced by a symlink since, reaches research unchecked."""
+        from signals_assets.ingestion.teams import data_folder_rule
+
+        readable = []
+        for repository in repositories:
+            resolved = os.path.realpath(repository["path"])
+            rule = data_folder_rule(resolved, self.data_folder or None)
+            if rule:
+                warn(
+                    f"repository {repository['name']!r} ({repository['path']!r}) is not researched: {resolved!r} {rule}"
+                )
+            else:
+                readable.append({**repository, "path": resolved})
+        return readable
+
     def _run_subprocess(
         self,
         context: dg.AssetExecutionContext,
@@ -104,7 +125,7 @@ class SandboxResource(dg.ConfigurableResource):
     ) -> list[Any]:
         extras = {
             "report": report,
-            "repositories": [{"name": r["name"], "path": str(Path(r["path"]).resolve())} for r in repositories],
+            "repositories": [{"name": r["name"], "path": r["path"]} for r in repositories],
             "max_files": max_files,
             "log_path": str(work_dir / LOG_FILE_NAME),
         }
