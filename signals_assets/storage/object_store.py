@@ -21,13 +21,12 @@ class ObjectStoreError(Exception):
 
 
 def _is_key(key: str) -> bool:
-    """Whether `key` is one the store can address (see `_check_key`)."""
+    """Whether `key` is one the store can address: a relative path without '.', '..' or empty parts."""
     return bool(key) and not key.startswith("/") and not any(p in ("", ".", "..") for p in key.split("/"))
 
 
 def _check_key(key: str) -> str:
-    parts = key.split("/")
-    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts):
+    if not _is_key(key):
         raise ObjectStoreError(f"object key {key!r} must be a relative path without '.', '..' or empty parts")
     return key
 
@@ -225,9 +224,7 @@ class S3ObjectStore:
         paginator = self.client.get_paginator("list_objects_v2")
         keys: list[str] = []
         for page in paginator.paginate(Bucket=self.bucket, Prefix=full_prefix):
-            # A bucket may hold keys the store cannot address (a console's folder marker `inbox/1/`, an
-            # empty, `.` or `..` part): no object of the store, listed, every move of it would fail.
-            keys.extend(k for k in (self._relative(obj["Key"]) for obj in page.get("Contents", [])) if _is_key(k))
+            keys.extend(self._page_keys(page))
             if limit is not None and len(keys) >= limit:
                 break
         keys.sort()
@@ -242,8 +239,14 @@ class S3ObjectStore:
             folders.extend(
                 f for f in (self._relative(p["Prefix"]) for p in page.get("CommonPrefixes", [])) if _is_key(f[:-1])
             )
-            keys.extend(k for k in (self._relative(obj["Key"]) for obj in page.get("Contents", [])) if _is_key(k))
+            keys.extend(self._page_keys(page))
         return sorted(folders), sorted(keys)
+
+    def _page_keys(self, page: dict) -> list[str]:
+        """The store keys of a listing page's objects: a bucket may hold keys the store cannot address (a
+        console's folder marker `inbox/1/`, an empty, `.` or `..` part), no object of the store; listed,
+        every move of one would fail."""
+        return [key for key in (self._relative(obj["Key"]) for obj in page.get("Contents", [])) if _is_key(key)]
 
     def move(self, src: str, dst: str) -> bool:
         """Move `src` to `dst`; False when another mover has it or it is gone (see the class doc)."""
