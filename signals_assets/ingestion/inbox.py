@@ -289,9 +289,14 @@ def load_batch(store: ObjectStore, batch: str, max_object_bytes: int | None = No
     return [(key[len(prefix) :], _claimed_body(store, prefix, key, read_limit)) for key in store.list(prefix)]
 
 
+# Undecodable bytes are kept as lone surrogates (escaped in the JSON line) and read back byte for byte,
+# so a record quarantined as not UTF-8 stays quarantined when the batch is materialised again.
+RAW_BODY_ERRORS = "surrogateescape"
+
+
 def raw_entry_body(entry: dict) -> bytes:
     """The inbox object's bytes, as kept in a line of the raw batch file."""
-    return entry["body"].encode("utf-8", "surrogateescape")
+    return entry["body"].encode("utf-8", RAW_BODY_ERRORS)
 
 
 def _claimed_body(store: ObjectStore, prefix: str, key: str, read_limit: int | None) -> bytes:
@@ -317,11 +322,7 @@ def consolidate_batch(store: ObjectStore, batch: str, objects: list[tuple[str, b
     claims go, so a batch always has claims or a marker until it is grouped (see the module doc)."""
     raw = raw_batch_key(batch)
     if not store.exists(raw):
-        # Undecodable bytes kept as lone surrogates (escaped in the JSON line): read back byte for byte,
-        # so a record quarantined as not UTF-8 stays quarantined when the batch is materialised again.
-        lines = [
-            json.dumps({"object": name, "body": body.decode("utf-8", "surrogateescape")}) for name, body in objects
-        ]
+        lines = [json.dumps({"object": name, "body": body.decode("utf-8", RAW_BODY_ERRORS)}) for name, body in objects]
         store.put(raw, ("\n".join(lines) + "\n").encode())
         if not store.exists(manifest_key(batch)):
             write_manifest(store, batch, [name for name, _ in objects])
