@@ -81,6 +81,14 @@ def test_a_valid_safe_verdict(server):
             '"quote" must be copied exactly',
         ),
         (Reply(content='{"safe": true', finish_reason="length"), "cut off at the length limit"),
+        # answers json.loads raises other errors for than JSONDecodeError
+        (Reply(content="[" * 100_000 + "]" * 100_000), "not valid JSON (maximum recursion depth"),
+        (Reply(content='{"safe": ' + "1" * 5000 + "}"), "not valid JSON (Exceeds the limit (4300 digits)"),
+        # a response of another shape than a chat completion: the client does not validate it
+        (Reply(body={"choices": [{"index": 0, "message": None, "finish_reason": "stop"}]}), "the answer was empty"),
+        (Reply(body={"choices": ["{}"]}), "the answer was empty"),
+        (Reply(body={"choices": {"0": {}}}), "the response had no choices"),
+        (Reply(body={"choices": [{"message": {"content": {"safe": True}}}]}), "the answer was empty"),
     ],
 )
 def test_empty_or_unparsable_verdicts_fail_closed_without_a_second_try(server, reply, problem):
@@ -96,6 +104,25 @@ def test_transport_errors_are_retried_then_raised(server):
     assert judge(server).check_signal("Card declined.").safe
     server.script_chat(*[error(500)] * 4)
     with pytest.raises(ProviderError, match="^signal_safety: HTTP 500"):
+        judge(server).check_signal("Card declined.")
+
+
+@pytest.mark.parametrize(
+    "reply, problem",
+    [
+        (Reply(body="<html>502 Bad Gateway</html>"), r"is not JSON \(JSONDecodeError"),
+        (Reply(body='data: {"choices": []}\n\ndata: [DONE]\n\n'), r"is not JSON \(JSONDecodeError"),
+        (Reply(body='{"choices": ' + "[" * 100_000 + "]" * 100_000 + "}"), r"is not JSON \(RecursionError"),
+        (Reply(body={"error": {"message": "overloaded", "code": 503}}), "HTTP 200 with an error from .*overloaded"),
+    ],
+)
+def test_responses_that_are_no_chat_completion_are_retried_then_raised_like_an_outage(server, reply, problem):
+    """Not the model's answer to the text but the server's failure: retried, then the run fails,
+    instead of rejecting the signal (or crashing on the body)."""
+    server.script_chat(reply, answer({"safe": True}))
+    assert judge(server).check_signal("Card declined.").safe
+    server.script_chat(*[reply] * 4)
+    with pytest.raises(ProviderError, match=f"^signal_safety: .*{problem}.*gave up after 4 attempts"):
         judge(server).check_signal("Card declined.")
 
 

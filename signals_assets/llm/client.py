@@ -80,13 +80,19 @@ class Transport:
         return self._client
 
     def call(self, step: str, request: Callable[[openai.OpenAI], Any]) -> Any:
-        """`request(client)`, retrying transport errors, timeouts, 408, 429 and 5xx with backoff."""
+        """`request(client)`, retrying transport errors, timeouts, 408, 429, 5xx, bodies that are not JSON and
+        HTTP 200 answers that carry an error instead of a result, with backoff."""
         import openai
 
         attempt = 0
         while True:
             try:
-                return request(self.client)
+                response = request(self.client)
+                reported = getattr(response, "error", None)  # some servers and proxies answer an overload so
+                if not reported:
+                    return response
+                problem = f"HTTP 200 with an error from {self.client.base_url}: {cut_text(str(reported), 500)}"
+                wait, cause = None, None
             except openai.APIStatusError as error:
                 status = error.status_code
                 problem = f"HTTP {status} from {self.client.base_url}: {error.message}"
@@ -96,6 +102,9 @@ class Transport:
                 wait, cause = _retry_after_seconds(error.response.headers), error
             except openai.APIConnectionError as error:  # includes APITimeoutError
                 problem = f"{type(error).__name__} talking to {self.client.base_url}: {error}"
+                wait, cause = None, error
+            except (ValueError, RecursionError) as error:  # a body the client cannot read as JSON: an error page…
+                problem = f"the response from {self.client.base_url} is not JSON ({type(error).__name__}: {error})"
                 wait, cause = None, error
             if attempt >= self.max_retries:
                 raise ProviderError(step, f"{problem} (gave up after {attempt + 1} attempts)") from cause
@@ -154,15 +163,24 @@ def required_text(value: Any, name: str, max_chars: int | None = None) -> str:
     return value
 
 
-def _parse(choice) -> dict:
-    if choice.finish_reason == "length":
+def _answer_text(response) -> str:
+    """The text of the response's first choice; InvalidAnswer when the server sent none (whatever the
+    shape of what it sent: the client does not validate the response)."""
+    choices = response.choices
+    if not isinstance(choices, list) or not choices:
+        raise InvalidAnswer("the response had no choices")
+    if getattr(choices[0], "finish_reason", None) == "length":
         raise InvalidAnswer("the answer was cut off at the length limit; answer more briefly")
-    content = choice.message.content
-    if not content or not content.strip():
+    content = getattr(getattr(choices[0], "message", None), "content", None)
+    if not isinstance(content, str) or not content.strip():
         raise InvalidAnswer("the answer was empty")
+    return content
+
+
+def _parse(content: str) -> dict:
     try:
         answer = json.loads(content)
-    except json.JSONDecodeError as error:
+    except (ValueError, RecursionError) as error:  # also nested past the recursion limit, or past the digit limit
         raise InvalidAnswer(f"not valid JSON ({error})") from None
     if not isinstance(answer, dict):
         raise InvalidAnswer("the answer must be a JSON object")
@@ -221,15 +239,14 @@ class OpenAIChatClient:
                     response_format={"type": "json_object"},
                 ),
             )
+            content = None
             try:
-                if not response.choices:
-                    raise InvalidAnswer("the response had no choices")
-                return validate(_parse(response.choices[0]))
+                content = _answer_text(response)
+                return validate(_parse(content))
             except InvalidAnswer as error:
                 last_error = str(error)
-                previous = response.choices[0].message.content if response.choices else None
-                if previous:
-                    echoed = cut_text(previous, MAX_ECHOED_ANSWER_CHARS)
+                if content:
+                    echoed = cut_text(content, MAX_ECHOED_ANSWER_CHARS)
                     messages = [*messages, {"role": "assistant", "content": echoed}]
                 messages = [
                     *messages,
