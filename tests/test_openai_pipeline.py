@@ -7,8 +7,10 @@ import re
 import dagster as dg
 import pytest
 
+from signals_assets.cli.commands import execute_request
 from signals_assets.definitions import defs
 from signals_assets.ingestion import inbox
+from signals_assets.sensors.report_promotion import promotion_work
 from signals_assets.settings import load_settings
 from signals_assets.storage.clickhouse import open_chdb
 from tests.openai_protocol_server import EMBEDDINGS, OpenAIProtocolServer, merge_groups
@@ -188,3 +190,30 @@ def test_reports_the_model_confirms_as_one_problem_are_merged_and_a_re_run_chang
             reports.values(), key=lambda r: r["report_id"]
         )
         assert len(store(f"SELECT * FROM report_events WHERE report_id = '{absorbed['report_id']}'")) == 2
+
+
+def model_titling_password_reports_with_unstorable_characters(body: dict) -> dict:
+    """The keyword model, except that a new report and a summary about password resets get a title with
+    a lone surrogate and a NUL (JSON escapes, valid in an answer; neither can be stored)."""
+    result = keyword_model(body)
+    if "title" in result and "password" in body["messages"][1]["content"].lower():
+        result["title"] += " \ud800\x00"
+    return result
+
+
+def test_a_model_title_the_store_cannot_take_is_stored_with_replacements_and_fails_no_other_report(
+    object_store, team, openai_server
+):
+    openai_server.chat_default = model_titling_password_reports_with_unstorable_characters
+    definitions = defs()
+    with dg.instance_for_test() as instance:
+        group_one_batch(object_store, instance, definitions, CARD_DECLINED + PASSWORD_RESET)
+        work = promotion_work(instance, object_store, 3, 0)
+        [request] = work.run_requests(instance.get_dynamic_partitions("reports"), reports_per_run=50)
+        instance.add_dynamic_partitions("reports", list(work.partitions_request().partition_keys))
+        assert execute_request(definitions.resolve_job_def("report_job"), request, instance).success
+
+    settings = load_settings()
+    with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
+        titles = db.query("SELECT title FROM report_summaries ORDER BY title")
+    assert titles == [{"title": "Fix declined"}, {"title": "Fix password \ufffd\ufffd"}]

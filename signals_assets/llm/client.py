@@ -18,6 +18,8 @@ import secrets
 import time
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from signals_assets.ingestion.validation import storable_text
+
 if TYPE_CHECKING:
     import openai
     from openai.types.chat import ChatCompletionMessageParam
@@ -154,10 +156,11 @@ class Fence:
 
 
 def required_text(value: Any, name: str, max_chars: int | None = None) -> str:
-    """An answer field that must be a non-empty string of at most `max_chars`, stripped."""
+    """An answer field that must be a non-empty string of at most `max_chars`, stripped and storable (a
+    JSON escape of a lone surrogate or a NUL replaced: the store cannot take them)."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidAnswer(f"{name} must be a non-empty string")
-    value = value.strip()
+    value = storable_text(value.strip())
     if max_chars is not None and len(value) > max_chars:
         raise InvalidAnswer(f"{name} has {len(value)} characters, at most {max_chars} are allowed")
     return value

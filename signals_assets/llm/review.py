@@ -17,7 +17,7 @@ import re
 from typing import Any, Sequence
 
 from signals_assets.grouping.extractive_text import TITLE_MAX_CHARS
-from signals_assets.llm.client import Fence, InvalidAnswer, NoValidAnswer, OpenAIChatClient
+from signals_assets.llm.client import Fence, InvalidAnswer, NoValidAnswer, OpenAIChatClient, required_text
 from signals_assets.reports.judgement import ACTIONABILITY, PRIORITIES
 from signals_assets.safety.filter import KINDS, UNVERIFIED, SafetyVerdict
 
@@ -133,10 +133,7 @@ class LLMSafetyJudge:
 def _validate_summary(answer: dict) -> dict:
     result: dict[str, Any] = {}
     for name in ("title", "summary", "actionability_reason", "priority_reason"):
-        value = answer.get(name)
-        if not isinstance(value, str) or not value.strip():
-            raise InvalidAnswer(f'"{name}" must be a non-empty string')
-        result[name] = " ".join(value.split())
+        result[name] = " ".join(required_text(answer.get(name), f'"{name}"').split())
     if len(result["title"]) > TITLE_MAX_CHARS:
         raise InvalidAnswer(f'"title" has {len(result["title"])} characters, at most {TITLE_MAX_CHARS} are allowed')
     sentences = len(re.findall(r"[.!?]+(?:\s|$)", result["summary"])) or 1
