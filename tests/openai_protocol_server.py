@@ -1,7 +1,7 @@
 """A scripted local server speaking enough of the OpenAI REST protocol for the official `openai` client.
 
 `POST /v1/chat/completions` and `POST /v1/embeddings` answer from a per-endpoint queue of `Reply`
-objects (content, raw status/body/headers, delay); once a queue is empty, chat answers come from the
+objects (content, raw status/body/headers, delay, a body trickled byte by byte); once a queue is empty, chat answers come from the
 test's `chat_default(request_body)` and embeddings from a hash of each text. Every request is recorded
 before it is answered, so tests can assert on prompts and retries.
 """
@@ -35,6 +35,7 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
     finish_reason: str = "stop"
+    trickle: float = 0.0  # seconds between the body's bytes: a server that sends slowly
 
 
 def answer(payload: dict, **options) -> Reply:
@@ -213,7 +214,12 @@ class OpenAIProtocolServer:
                     for name, value in reply.headers.items():
                         self.send_header(name, value)
                     self.end_headers()
-                    self.wfile.write(data)
+                    if reply.trickle:
+                        for byte in data:
+                            self.wfile.write(bytes([byte]))
+                            time.sleep(reply.trickle)
+                    else:
+                        self.wfile.write(data)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client timed out and left
 

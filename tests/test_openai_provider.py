@@ -1,5 +1,6 @@
 """The OpenAI-compatible provider, through the real `openai` client against a scripted local server."""
 
+import json
 import re
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import numpy as np
 import pytest
 
 from signals_assets.grouping.llm_decisions import OpenAIChatProvider
+from signals_assets.llm import bounded_body
 from signals_assets.llm.client import ProviderError
 from signals_assets.llm.embeddings import OpenAIEmbedder
 from tests.openai_protocol_server import (
@@ -219,6 +221,25 @@ def test_a_response_slower_than_the_timeout_is_retried(server):
     assert chat(server, timeout_seconds=0.5).search_queries("text", "github/issue") == QUERIES["queries"]
     assert time.monotonic() - started < 1.4
     assert len(server.requests()) == 2
+
+
+@pytest.mark.parametrize(
+    "reply, problem",
+    [
+        (Reply(content=json.dumps(QUERIES), trickle=0.05), "the response body took longer than 0.5 s"),
+        (Reply(content=json.dumps({"queries": ["x" * 20_000]})), "the response is larger than 10000 bytes"),
+    ],
+)
+def test_a_body_sent_slowly_or_too_large_is_cut_off_and_retried(server, monkeypatch, reply, problem):
+    """httpx's timeout bounds each wait for data, not the whole body."""
+    monkeypatch.setattr(bounded_body, "MAX_RESPONSE_BYTES", 10_000)
+    server.script_chat(reply, answer(QUERIES))
+    started = time.monotonic()
+    assert chat(server, timeout_seconds=0.5).search_queries("text", "github/issue") == QUERIES["queries"]
+    assert time.monotonic() - started < 1.5
+    server.script_chat(reply, reply)
+    with pytest.raises(ProviderError, match=rf"^search_queries: APIConnectionError .*: {problem} \(gave up after 2"):
+        chat(server, timeout_seconds=0.5, max_retries=1).search_queries("text", "github/issue")
 
 
 @pytest.mark.parametrize("status, hint", [(401, "check the API key"), (400, "bad request"), (404, "check base_url")])

@@ -76,8 +76,14 @@ class Transport:
         if self._client is None:
             import openai
 
+            from signals_assets.llm.bounded_body import bounded_http_client
+
             self._client = openai.OpenAI(
-                base_url=self.base_url, api_key=self.api_key, timeout=self.timeout_seconds, max_retries=0
+                base_url=self.base_url,
+                api_key=self.api_key,
+                timeout=self.timeout_seconds,
+                max_retries=0,
+                http_client=bounded_http_client(self.timeout_seconds),
             )
         return self._client
 
