@@ -14,7 +14,8 @@ Result out: one `report_custom_message` with the result dict {status, repository
 
 `agent.py --timeout-seconds N` ends the agent after N seconds of wall-clock time (SIGALRM with its
 default action, which stops the process even inside C code); the runner uses it because Pipes has
-no timeout of its own. One process, not a supervisor and a child: a second interpreter start per
+no timeout of its own. `--memory-mb N` caps its address space (the subprocess sandbox has no other
+memory limit). One process, not a supervisor and a child: a second interpreter start per
 report was a fixed cost of every research run.
 """
 
@@ -631,6 +632,16 @@ def limit_wall_clock(timeout_seconds: float) -> None:
     signal.alarm(max(1, math.ceil(timeout_seconds)))
 
 
+def limit_memory(memory_mb: int) -> None:
+    """Cap this process's address space at `memory_mb`: a repository made to bloat the index (many
+    large files of distinct words, about 16 MB of index per MB of text) ends the agent with a
+    MemoryError instead of filling the host's memory."""
+    import resource
+
+    limit = memory_mb * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -639,9 +650,12 @@ def main(argv: list[str] | None = None) -> None:
         default=0,
         help="end the agent after this many seconds of wall-clock time",
     )
+    parser.add_argument("--memory-mb", type=int, default=0, help="cap the agent's address space at this many MB")
     args, _ = parser.parse_known_args(argv)
     if args.timeout_seconds > 0:
         limit_wall_clock(args.timeout_seconds)
+    if args.memory_mb > 0:
+        limit_memory(args.memory_mb)
     run_agent()
 
 

@@ -3,8 +3,10 @@
 import importlib.util
 import json
 import os
+import random
 import shutil
 import signal
+import string
 import subprocess
 import sys
 import textwrap
@@ -469,3 +471,14 @@ def test_research_over_proc_like_trees_ends(hostile_shop):
     assert outcome.status == "ready" and outcome.repository == "shop"
     assert outcome.findings[0]["file"] == "billing/card_payments.py"
     assert [finding["file"] for finding in outcome.findings if "card_declines" in finding["file"]] == []
+
+
+def test_a_repository_made_to_bloat_the_index_ends_the_subprocess_agent_at_its_memory_limit(shop):
+    """About 16 MB of index per MB of distinct words: 12 such files take the agent past 128 MB, where it
+    stops with a MemoryError (its report fails with the reason) instead of taking the host's memory."""
+    letters = random.Random(1)
+    for number in range(12):
+        text = " ".join("".join(letters.choices(string.ascii_lowercase, k=8)) for _ in range(110_000))
+        (shop / f"card_words_{number}.txt").write_text(text)
+    with pytest.raises(SandboxResearchError, match="research failed: MemoryError"):
+        materialize_research(card_report(), [repo("shop", shop)], SandboxResource(memory_mb=128))

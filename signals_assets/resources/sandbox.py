@@ -49,7 +49,7 @@ class SandboxResource(dg.ConfigurableResource):
     timeout_seconds: int = 600  # wall clock, both modes
     image: str = "signals-research-agent:latest"
     container_command: list[str] = []  # docker: default the image's CMD (the agent)
-    memory_mb: int = 512
+    memory_mb: int = 512  # docker: the container's memory; subprocess: the agent's address space
     cpus: float = 1.0
     pids_limit: int = 128
     inactivity_timeout_seconds: int = 120  # docker: no output line for this long stops the container
@@ -129,12 +129,15 @@ class SandboxResource(dg.ConfigurableResource):
             "max_files": max_files,
             "log_path": str(work_dir / LOG_FILE_NAME),
         }
-        # The agent ends itself at the wall-clock limit (an alarm): Pipes runs it without a timeout.
+        # The agent ends itself at the wall-clock limit (an alarm), Pipes runs it without a timeout, and
+        # it caps its own memory.
         command = [
             self.python_executable or sys.executable,
             str(AGENT_SCRIPT),
             "--timeout-seconds",
             str(self.timeout_seconds),
+            "--memory-mb",
+            str(self.memory_mb),
         ]
         # Not PipesSubprocessClient: it always passes the run worker's whole environment on.
         with dg.open_pipes_session(
