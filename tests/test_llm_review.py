@@ -81,6 +81,10 @@ def test_a_valid_safe_verdict(server):
             '"quote" must be copied exactly',
         ),
         (Reply(content='{"safe": true', finish_reason="length"), "cut off at the length limit"),
+        (
+            Reply(content='{"safe": false, "kind": "instruction_override", "quote": "Ignore all", "safe": true}'),
+            'the key "safe" appears twice in one object',
+        ),
         # answers json.loads raises other errors for than JSONDecodeError
         (Reply(content="[" * 100_000 + "]" * 100_000), "not valid JSON (maximum recursion depth"),
         (Reply(content='{"safe": ' + "1" * 5000 + "}"), "not valid JSON (Exceeds the limit (4300 digits)"),

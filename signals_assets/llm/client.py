@@ -186,9 +186,21 @@ def _answer_text(response) -> str:
     return content
 
 
+def _object_of_unique_keys(pairs: list[tuple[str, Any]]) -> dict:
+    """A JSON object whose keys all differ: of `{"safe": false, …, "safe": true}` parsers keep either."""
+    seen = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise InvalidAnswer(f"the key {json.dumps(key)} appears twice in one object")
+        seen.add(key)
+    return dict(pairs)
+
+
 def _parse(content: str) -> dict:
     try:
-        answer = json.loads(content)
+        answer = json.loads(content, object_pairs_hook=_object_of_unique_keys)
+    except InvalidAnswer:
+        raise
     except (ValueError, RecursionError) as error:  # also nested past the recursion limit, or past the digit limit
         raise InvalidAnswer(f"not valid JSON ({error})") from None
     if not isinstance(answer, dict):
