@@ -46,6 +46,9 @@ WINDOW_LINES = 10
 MAX_FILE_BYTES = 1_000_000
 # Bounds the agent's run time and memory on huge monorepos; files past the cap are not read.
 MAX_FILES_PER_REPOSITORY = 20_000
+# Folders deeper than this are not entered: os.walk recurses once per level (up to Python 3.11), so a
+# chain of a thousand nested folders would end the agent with a RecursionError.
+MAX_FOLDER_DEPTH = 100
 TERMS_IN_REASON = 6
 # How sure the agent is that its best finding is the code the report is about. Priority and
 # actionability are the report judgement's (signals_assets/reports/judgement.py), not the agent's.
@@ -246,14 +249,17 @@ def iter_source_files(root: Path) -> Iterator[Path]:
     """Regular files under `root` worth reading, in a stable order; vendored and tool folders skipped.
 
     Symlinks are not followed (they could point outside the repository the team allowed us to
-    read), and folders on another filesystem than the root (/proc or /dev under "/") are not entered.
+    read), and folders on another filesystem than the root (/proc or /dev under "/") or deeper than
+    MAX_FOLDER_DEPTH are not entered.
     """
     root_device = os.stat(root).st_dev
     for folder, dirnames, filenames in os.walk(root):
+        deepest = len(Path(folder).relative_to(root).parts) >= MAX_FOLDER_DEPTH
         dirnames[:] = sorted(
             d
             for d in dirnames
-            if d not in SKIPPED_DIRS
+            if not deepest
+            and d not in SKIPPED_DIRS
             and not d.endswith(".egg-info")
             and _lstat_mode(Path(folder) / d, root_device) is not None
         )

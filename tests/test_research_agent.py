@@ -463,6 +463,23 @@ def test_the_agent_reads_only_regular_files_inside_the_repository(hostile_shop):
     assert "authorise_card_payment" in agent.read_text(hostile_shop / "billing" / "card_payments.py")
 
 
+def test_a_folder_chain_past_the_recursion_limit_is_read_down_to_the_depth_limit(shop):
+    """os.walk recursed once per level: 1,100 nested folders ended the agent with a RecursionError."""
+    folder = os.open(shop, os.O_RDONLY)
+    for depth in range(1, 1101):  # one level at a time (Path.mkdir(parents=True) recurses too)
+        os.mkdir("d", dir_fd=folder)
+        inner = os.open("d", os.O_RDONLY, dir_fd=folder)
+        os.close(folder)
+        folder = inner
+        if depth in (50, agent.MAX_FOLDER_DEPTH, agent.MAX_FOLDER_DEPTH + 1, 1100):
+            with os.fdopen(os.open("card_checkout.py", os.O_WRONLY | os.O_CREAT, dir_fd=folder), "w") as file:
+                file.write("card declined at checkout\n")
+    os.close(folder)
+    files = {path.relative_to(shop).as_posix() for path in agent.iter_source_files(shop)}
+    assert "billing/card_payments.py" in files
+    assert {name.count("/") for name in files if name.startswith("d/")} == {50, agent.MAX_FOLDER_DEPTH}
+
+
 @pytest.mark.timeout(300)
 def test_research_over_proc_like_trees_ends(hostile_shop):
     # Upstream validation refuses such repositories; the agent must not hang if it were bypassed.
