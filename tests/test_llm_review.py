@@ -91,6 +91,10 @@ def test_a_valid_safe_verdict(server):
         # a response of another shape than a chat completion: the client does not validate it
         (Reply(body={"choices": [{"index": 0, "message": None, "finish_reason": "stop"}]}), "the answer was empty"),
         (Reply(body={"choices": ["{}"]}), "the answer was empty"),
+        (
+            Reply(body={"choices": [{"message": {"content": None, "refusal": "I can\u2019t help with that."}}]}),
+            'the model refused to answer: "I can\u2019t help with that."',
+        ),
         (Reply(body={"choices": {"0": {}}}), "the response had no choices"),
         (Reply(body={"choices": [{"message": {"content": {"safe": True}}}]}), "the answer was empty"),
     ],

@@ -180,8 +180,12 @@ def _answer_text(response) -> str:
         raise InvalidAnswer("the response had no choices")
     if getattr(choices[0], "finish_reason", None) == "length":
         raise InvalidAnswer("the answer was cut off at the length limit; answer more briefly")
-    content = getattr(getattr(choices[0], "message", None), "content", None)
+    message = getattr(choices[0], "message", None)
+    content = getattr(message, "content", None)
     if not isinstance(content, str) or not content.strip():
+        refusal = getattr(message, "refusal", None)
+        if isinstance(refusal, str) and refusal.strip():
+            raise InvalidAnswer(f"the model refused to answer: {storable_text(one_line(cut_text(refusal, 200)))}")
         raise InvalidAnswer("the answer was empty")
     return content
 
