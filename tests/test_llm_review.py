@@ -122,6 +122,15 @@ def test_transport_errors_are_retried_then_raised(server):
         (Reply(body='data: {"choices": []}\n\ndata: [DONE]\n\n'), r"is not JSON \(JSONDecodeError"),
         (Reply(body='{"choices": ' + "[" * 100_000 + "]" * 100_000 + "}"), r"is not JSON \(RecursionError"),
         (Reply(body={"error": {"message": "overloaded", "code": 503}}), "HTTP 200 with an error from .*overloaded"),
+        # bodies the client hands back as they came, not as a chat completion
+        (Reply(body="<html>502</html>", headers={"Content-Type": "text/html"}), "is not a JSON object: '<html>502"),
+        (
+            Reply(body='data: {"choices": []}\n\n', headers={"Content-Type": "text/event-stream"}),
+            "is not a JSON object: 'data: ",
+        ),
+        (Reply(body='"overloaded"'), "is not a JSON object: 'overloaded'"),
+        (Reply(body="[]"), r"is not a JSON object: \[\]"),
+        (Reply(body="null"), "is not a JSON object: None"),
     ],
 )
 def test_responses_that_are_no_chat_completion_are_retried_then_raised_like_an_outage(server, reply, problem):

@@ -325,6 +325,20 @@ def test_inconsistent_embeddings_are_rejected(server, vectors, expected_error):
         embedder(server).embed(["a", "b"])
 
 
+@pytest.mark.parametrize(
+    "reply, expected_error",
+    [
+        (Reply(body={"object": "list", "model": "m"}), r"asked for 2 vectors, got 0"),
+        (Reply(body="<html>502</html>", headers={"Content-Type": "text/html"}), r"is not a JSON object: '<html>"),
+        (Reply(body="[]"), r"is not a JSON object: \[\]"),
+    ],
+)
+def test_an_embeddings_response_of_another_shape_is_a_clear_error(server, reply, expected_error):
+    server.script_embeddings(reply)
+    with pytest.raises(ProviderError, match=rf"^embeddings: .*{expected_error}"):
+        embedder(server, max_retries=0).embed(["a", "b"])
+
+
 def test_embeddings_across_batches_must_share_a_dimension(server):
     server.script_embeddings(Reply(embeddings=[[1.0, 0.0]]), Reply(embeddings=[[1.0, 0.0, 0.0]]))
     with pytest.raises(ProviderError, match=r"vectors have \[2, 3\] dimensions"):

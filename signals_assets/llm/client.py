@@ -88,8 +88,8 @@ class Transport:
         return self._client
 
     def call(self, step: str, request: Callable[[openai.OpenAI], Any]) -> Any:
-        """`request(client)`, retrying transport errors, timeouts, 408, 429, 5xx, bodies that are not JSON and
-        HTTP 200 answers that carry an error instead of a result, with backoff."""
+        """`request(client)`, retrying transport errors, timeouts, 408, 429, 5xx, bodies that are not a JSON
+        object and HTTP 200 answers that carry an error instead of a result, with backoff."""
         import openai
 
         attempt = 0
@@ -97,9 +97,15 @@ class Transport:
             try:
                 response = request(self.client)
                 reported = getattr(response, "error", None)  # some servers and proxies answer an overload so
-                if not reported:
+                if isinstance(response, openai.BaseModel) and not reported:
                     return response
-                problem = f"HTTP 200 with an error from {self.client.base_url}: {cut_text(str(reported), 500)}"
+                # Else HTTP 200 with an error, or a body the client hands back as it came (not a JSON object,
+                # or not declared JSON: a proxy's HTML page, a stream of server-sent events).
+                problem = (
+                    f"HTTP 200 with an error from {self.client.base_url}: {cut_text(str(reported), 500)}"
+                    if reported
+                    else f"the response from {self.client.base_url} is not a JSON object: {cut_text(repr(response), 200)}"
+                )
                 wait, cause = None, None
             except openai.APIStatusError as error:
                 status = error.status_code

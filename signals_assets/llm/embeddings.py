@@ -57,12 +57,13 @@ class OpenAIEmbedder:
                 "embeddings",
                 lambda client, batch=batch: client.embeddings.create(model=self.model, input=batch, **options),
             )
-            indices = sorted(item.index for item in response.data)
+            data = response.data if isinstance(response.data, list) else []  # the client does not validate it
+            indices = sorted(item.index for item in data)
             if indices != list(range(len(batch))):
                 raise ProviderError(
                     "embeddings", f"asked for {len(batch)} vectors, got {len(indices)} with indices {indices[:5]}…"
                 )
-            rows += [item.embedding for item in sorted(response.data, key=lambda item: item.index)]
+            rows += [item.embedding for item in sorted(data, key=lambda item: item.index)]
         if not rows:
             return np.zeros((0, self.dimensions or 0), dtype=np.float32)
         dimension = self.dimensions or len(rows[0])
