@@ -13,7 +13,8 @@ from signals_assets.ingestion import inbox
 from signals_assets.sensors.report_promotion import promotion_work
 from signals_assets.settings import load_settings
 from signals_assets.storage.clickhouse import open_chdb
-from tests.openai_protocol_server import EMBEDDINGS, OpenAIProtocolServer, merge_groups
+from signals_assets.storage.facts import latest_report_states
+from tests.openai_protocol_server import EMBEDDINGS, OpenAIProtocolServer, Reply, merge_groups
 
 from conftest import CARD_DECLINED, PASSWORD_RESET, emit_texts, group_one_batch
 
@@ -201,10 +202,8 @@ def model_titling_password_reports_with_unstorable_characters(body: dict) -> dic
     return result
 
 
-def test_a_model_title_the_store_cannot_take_is_stored_with_replacements_and_fails_no_other_report(
-    object_store, team, openai_server
-):
-    openai_server.chat_default = model_titling_password_reports_with_unstorable_characters
+def group_and_run_the_reports_in_one_run(object_store) -> None:
+    """The card and password signals grouped, then their two reports judged and researched by one run."""
     definitions = defs()
     with dg.instance_for_test() as instance:
         group_one_batch(object_store, instance, definitions, CARD_DECLINED + PASSWORD_RESET)
@@ -213,7 +212,38 @@ def test_a_model_title_the_store_cannot_take_is_stored_with_replacements_and_fai
         instance.add_dynamic_partitions("reports", list(work.partitions_request().partition_keys))
         assert execute_request(definitions.resolve_job_def("report_job"), request, instance).success
 
+
+def stored(sql: str) -> list[dict]:
     settings = load_settings()
     with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
-        titles = db.query("SELECT title FROM report_summaries ORDER BY title")
+        return db.query(sql)
+
+
+def test_a_model_title_the_store_cannot_take_is_stored_with_replacements_and_fails_no_other_report(
+    object_store, team, openai_server
+):
+    openai_server.chat_default = model_titling_password_reports_with_unstorable_characters
+    group_and_run_the_reports_in_one_run(object_store)
+    titles = stored("SELECT title FROM report_summaries ORDER BY title")
     assert titles == [{"title": "Fix declined"}, {"title": "Fix password \ufffd\ufffd"}]
+
+
+def server_refusing_password_summaries_with_an_unstorable_error(body: dict) -> dict | Reply:
+    """The keyword model, except that the summary of the password report gets an HTTP 400 whose body, a
+    JSON string, holds a lone surrogate (the client quotes such a body as it is in its error)."""
+    system, user = body["messages"][0]["content"], body["messages"][1]["content"]
+    if "inbox entry for a report" in system and "password" in user.lower():
+        return Reply(status=400, body=json.dumps("bad request \ud800"))
+    return keyword_model(body)
+
+
+def test_a_failure_reason_the_store_cannot_take_is_stored_with_replacements_and_fails_no_other_report(
+    object_store, team, openai_server
+):
+    openai_server.chat_default = server_refusing_password_summaries_with_an_unstorable_error
+    group_and_run_the_reports_in_one_run(object_store)
+    states = stored(f"SELECT status, detail FROM ({latest_report_states()}) ORDER BY status")
+    assert [state["status"] for state in states] == ["failed", "ready"]
+    assert states[0]["detail"].endswith(
+        "HTTP 400 from " + openai_server.base_url + "/: Error code: 400 - bad request \ufffd"
+    )

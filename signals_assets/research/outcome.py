@@ -91,7 +91,8 @@ def encode_log(log_lines: list[dict]) -> bytes:
 
 
 def failure_reason(error: BaseException) -> str:
-    """Why a research run failed, as recorded on the report; a terminated run (Dagster interrupts the
-    step) raises a BaseException without a useful message."""
+    """Why a research run or a judgement failed, as recorded on the report, storable (an error may quote
+    a server's or a file's text); a terminated run (Dagster interrupts the step) raises a BaseException
+    without a useful message."""
     reason = str(error) if isinstance(error, Exception) else f"research run was interrupted ({type(error).__name__})"
-    return reason[:MAX_REASON_CHARS]
+    return storable_text(reason[:MAX_REASON_CHARS])
