@@ -247,3 +247,27 @@ def test_a_failure_reason_the_store_cannot_take_is_stored_with_replacements_and_
     assert states[0]["detail"].endswith(
         "HTTP 400 from " + openai_server.base_url + "/: Error code: 400 - bad request \ufffd"
     )
+
+
+def model_derailed_by_password_signals(body: dict) -> dict | Reply:
+    """The keyword model, except that it never answers a search-query or match request about a password
+    signal with valid JSON (what a signal written to derail the model may achieve)."""
+    system, user = body["messages"][0]["content"], body["messages"][1]["content"]
+    if ("search queries" in system or "belongs to an existing group" in system) and "password" in user.lower():
+        return Reply(content="Sure! Here is my answer: the password one.")
+    return keyword_model(body)
+
+
+def test_signals_the_model_gives_no_valid_answer_for_are_decided_offline_and_fail_no_batch(
+    object_store, team, openai_server
+):
+    openai_server.chat_default = model_derailed_by_password_signals
+    with dg.instance_for_test() as instance:
+        group_one_batch(object_store, instance, defs(), CARD_DECLINED + PASSWORD_RESET)  # the batch succeeds
+    groups = stored(
+        "SELECT arraySort(groupArray(s.description)) AS texts FROM current_assignments AS a "
+        "INNER JOIN signals AS s ON s.signal_id = a.signal_id WHERE a.deleted = 0 GROUP BY a.report_id"
+    )
+    card_groups = [group["texts"] for group in groups if set(group["texts"]) <= set(CARD_DECLINED)]
+    assert card_groups == [sorted(CARD_DECLINED)]  # the model's decisions
+    assert sorted(text for group in groups for text in group["texts"]) == sorted(CARD_DECLINED + PASSWORD_RESET)

@@ -4,7 +4,8 @@ which search queries to probe with, and which candidate report (if any) a signal
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Protocol, Sequence
 
 from signals_assets.grouping.engine import BatchSignal, CandidateReport, MatchDecision
@@ -15,6 +16,8 @@ if TYPE_CHECKING:
     from signals_assets.grouping.llm_decisions import OpenAIChatProvider
     from signals_assets.grouping.similarity_scale import SimilarityScale
     from signals_assets.reports.lifecycle import ReportState
+
+log = logging.getLogger(__name__)
 
 SPLIT_PREFIX = "Split from group: "
 
@@ -94,12 +97,30 @@ class LLMProvider:
         self.consolidation = ConsolidationParameters() if self.merge_proposals > 0 else None
 
     def search_queries(self, signal: BatchSignal) -> list[str]:
-        return self.chat.search_queries(signal.description, source="signal")
+        """The model's queries; none (the signal's own text still probes) when it gives no valid answer."""
+        from signals_assets.llm.client import NoValidAnswer
+
+        try:
+            return self.chat.search_queries(signal.description, source="signal")
+        except NoValidAnswer as error:
+            log.warning(f"signal {signal.signal_id}: searched without the model's queries: {error}")
+            return []
 
     def decide(
         self, signal: BatchSignal, reports: list[CandidateReport], scale: SimilarityScale | None = None
     ) -> MatchDecision:
-        """The model reads the texts; `scale` is not used."""
+        """The model's decision; the offline rule's (on the team's `scale`) when the model gives no valid
+        answer, so a signal that derails the model cannot fail its batch (a transport failure still does)."""
+        from signals_assets.llm.client import NoValidAnswer
+
+        try:
+            return self._model_decision(signal, reports)
+        except NoValidAnswer as error:
+            log.warning(f"signal {signal.signal_id}: decided by the offline rule: {error}")
+            decision = OfflineProvider().decide(signal, reports, scale)
+            return replace(decision, reason=f"offline rule, the model gave no valid answer: {decision.reason}")
+
+    def _model_decision(self, signal: BatchSignal, reports: list[CandidateReport]) -> MatchDecision:
         candidates = [
             {
                 "signal_id": r.best_signal_id,
