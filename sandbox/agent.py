@@ -644,8 +644,9 @@ def limit_memory(memory_mb: int) -> None:
     MemoryError instead of filling the host's memory."""
     import resource
 
-    limit = memory_mb * 2**20
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    limit = memory_mb * 2**20 if hard == resource.RLIM_INFINITY else min(memory_mb * 2**20, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))  # raising a lower hard limit would fail
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -490,6 +490,16 @@ def test_research_over_proc_like_trees_ends(hostile_shop):
     assert [finding["file"] for finding in outcome.findings if "card_declines" in finding["file"]] == []
 
 
+def test_the_memory_cap_stays_within_a_lower_hard_limit_the_agent_inherits():
+    """A run worker started under `ulimit -v` (here 2 GB) must not fail every research at the agent's start."""
+    cap = "import agent, resource; agent.limit_memory(4096); print(resource.getrlimit(resource.RLIMIT_AS)[0] >> 20)"
+    with_hard_limit = f"import resource; resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30)); {cap}"
+    run = subprocess.run(
+        [sys.executable, "-c", with_hard_limit], cwd=AGENT_SCRIPT.parent, capture_output=True, text=True
+    )
+    assert (run.returncode, run.stdout) == (0, "2048\n"), run.stderr
+
+
 def test_a_repository_made_to_bloat_the_index_ends_the_subprocess_agent_at_its_memory_limit(shop):
     """About 16 MB of index per MB of distinct words: 12 such files take the agent past 128 MB, where it
     stops with a MemoryError (its report fails with the reason) instead of taking the host's memory."""
