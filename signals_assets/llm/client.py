@@ -96,11 +96,12 @@ class Transport:
         while True:
             try:
                 response = request(self.client)
-                reported = getattr(response, "error", None)  # some servers and proxies answer an overload so
+                reported = getattr(response, "error", None)
                 if isinstance(response, openai.BaseModel) and not reported:
                     return response
-                # Else HTTP 200 with an error, or a body the client hands back as it came (not a JSON object,
-                # or not declared JSON: a proxy's HTML page, a stream of server-sent events).
+                # Else HTTP 200 with an error (how some servers and proxies answer an overload), or a body the
+                # client hands back as it came (no JSON object, or not declared JSON: a proxy's HTML page, a
+                # stream of server-sent events).
                 problem = (
                     f"HTTP 200 with an error from {self.client.base_url}: {cut_text(str(reported), 500)}"
                     if reported
