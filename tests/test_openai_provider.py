@@ -325,12 +325,24 @@ def test_inconsistent_embeddings_are_rejected(server, vectors, expected_error):
         embedder(server).embed(["a", "b"])
 
 
+NOT_VECTOR = "an item of the answer is not an index and a list of numbers"
+
+
 @pytest.mark.parametrize(
     "reply, expected_error",
     [
         (Reply(body={"object": "list", "model": "m"}), r"asked for 2 vectors, got 0"),
         (Reply(body="<html>502</html>", headers={"Content-Type": "text/html"}), r"is not a JSON object: '<html>"),
         (Reply(body="[]"), r"is not a JSON object: \[\]"),
+        (
+            Reply(
+                body={"data": [{"index": 0, "embedding": [[1.0], [0.0]]}, {"index": 1, "embedding": [[0.0], [1.0]]}]}
+            ),
+            NOT_VECTOR,
+        ),
+        (Reply(body={"data": [{"index": None, "embedding": [1.0]}, {"index": 1, "embedding": [0.0]}]}), NOT_VECTOR),
+        (Reply(body={"data": [{"index": 0, "embedding": "ab"}, {"index": 1, "embedding": "cd"}]}), NOT_VECTOR),
+        (Reply(body={"data": ["x", "y"]}), NOT_VECTOR),
     ],
 )
 def test_an_embeddings_response_of_another_shape_is_a_clear_error(server, reply, expected_error):

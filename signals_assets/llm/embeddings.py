@@ -58,6 +58,11 @@ class OpenAIEmbedder:
                 lambda client, batch=batch: client.embeddings.create(model=self.model, input=batch, **options),
             )
             data = response.data if isinstance(response.data, list) else []  # the client does not validate it
+            malformed = next((item for item in data if not _is_indexed_vector(item)), None)
+            if malformed is not None:
+                raise ProviderError(
+                    "embeddings", f"an item of the answer is not an index and a list of numbers: {malformed!r:.200}"
+                )
             indices = sorted(item.index for item in data)
             if indices != list(range(len(batch))):
                 raise ProviderError(
@@ -75,3 +80,12 @@ class OpenAIEmbedder:
         if not np.all(np.isfinite(norms)) or np.any(norms == 0):
             raise ProviderError("embeddings", "the server returned a zero or non-finite vector")
         return matrix / norms
+
+
+def _is_indexed_vector(item: Any) -> bool:
+    vector = getattr(item, "embedding", None)
+    return (
+        type(getattr(item, "index", None)) is int
+        and isinstance(vector, list)
+        and all(type(value) in (int, float) for value in vector)
+    )
