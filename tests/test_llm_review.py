@@ -85,6 +85,11 @@ def test_a_valid_safe_verdict(server):
             Reply(content='{"safe": false, "kind": "instruction_override", "quote": "Ignore all", "safe": true}'),
             'the key "safe" appears twice in one object',
         ),
+        # Azure OpenAI's answer to a prompt its content filter refuses: the text, not an outage
+        (
+            Reply(status=400, body={"error": {"message": "filtered", "param": "prompt", "code": "content_filter"}}),
+            "the server's content filter refused the request (HTTP 400",
+        ),
         # answers json.loads raises other errors for than JSONDecodeError
         (Reply(content="[" * 100_000 + "]" * 100_000), "not valid JSON (maximum recursion depth"),
         (Reply(content='{"safe": ' + "1" * 5000 + "}"), "not valid JSON (Exceeds the limit (4300 digits)"),

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 MAX_ECHOED_ANSWER_CHARS = 2000
 RETRYABLE_STATUSES = frozenset({408, 429})  # plus every 5xx
+CONTENT_FILTERED = "content_filter"  # the error code of a request a content filter refused (Azure OpenAI: HTTP 400)
 STATUS_HINTS = {
     401: "check the API key",
     403: "the API key has no access to this model or endpoint",
@@ -111,6 +112,8 @@ class Transport:
             except openai.APIStatusError as error:
                 status = error.status_code
                 problem = f"HTTP {status} from {self.client.base_url}: {error.message}"
+                if error.code == CONTENT_FILTERED:  # the text itself, not the server: no answer for it, ever
+                    raise NoValidAnswer(step, f"the server's content filter refused the request ({problem})") from error
                 if status not in RETRYABLE_STATUSES and status < 500:
                     hint = STATUS_HINTS.get(status)
                     raise ProviderError(step, f"{problem} ({hint})" if hint else problem) from error
