@@ -98,10 +98,16 @@ class RecordedRequest:
 
 class OpenAIProtocolServer:
     def __init__(
-        self, chat_default: Callable[[dict], str | dict | Reply] | None = None, embedding_dimension: int = 8
+        self,
+        chat_default: Callable[[dict], str | dict | Reply] | None = None,
+        embedding_dimension: int = 8,
+        max_input_chars: int | None = None,
     ) -> None:
         self.chat_default = chat_default
         self.embedding_dimension = embedding_dimension
+        self.max_input_chars = (
+            max_input_chars  # an embeddings input longer than this is refused, as past a model's limit
+        )
         self._queues: dict[str, collections.deque[Reply]] = {CHAT: collections.deque(), EMBEDDINGS: collections.deque()}
         self._requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
@@ -143,6 +149,9 @@ class OpenAIProtocolServer:
         if scripted is not None:
             return scripted
         if path == EMBEDDINGS:
+            inputs = [body["input"]] if isinstance(body["input"], str) else body["input"]
+            if self.max_input_chars is not None and any(len(text) > self.max_input_chars for text in inputs):
+                return error(400, f"This model's maximum context length is {self.max_input_chars} tokens")
             return Reply()
         if path == CHAT and self.chat_default is not None:
             result = self.chat_default(body)

@@ -294,6 +294,36 @@ def test_embeddings_are_batched_and_normalised(server):
     np.testing.assert_allclose(matrix[299], expected / np.linalg.norm(expected), rtol=1e-5)
 
 
+def test_a_text_past_the_models_input_limit_is_embedded_by_its_start_and_fails_no_other():
+    with OpenAIProtocolServer(max_input_chars=1000) as limited:
+        texts = [f"signal number {number}" for number in range(7)]
+        texts[5] = "a stack trace line " * 200  # 3,800 characters
+        matrix = embedder(limited).embed(texts)
+        inputs = [request.body["input"] for request in limited.requests(EMBEDDINGS)]
+    # Split in halves until the long text is alone, then cut in halves until the server takes it.
+    long = texts[5]
+    assert inputs == [
+        texts,
+        texts[:3],
+        texts[3:],
+        texts[3:5],
+        texts[5:],
+        [long],
+        [long[:1900]],
+        [long[:950]],
+        [texts[6]],
+    ]
+    expected = [hash_embedding(text, limited.embedding_dimension) for text in [*texts[:5], texts[5][:950], texts[6]]]
+    np.testing.assert_allclose(matrix, [row / np.linalg.norm(row) for row in np.array(expected)], rtol=1e-5)
+
+
+def test_a_request_refused_for_another_reason_fails_at_once(server):
+    server.script_embeddings(error(401, "bad key"))
+    with pytest.raises(ProviderError, match="HTTP 401 .*check the API key"):
+        embedder(server).embed(["a", "b"])
+    assert len(server.requests(EMBEDDINGS)) == 1
+
+
 def test_embeddings_keep_the_order_of_the_returned_indices(server):
     shuffled = [
         {"object": "embedding", "index": 1, "embedding": [0.0, 2.0]},

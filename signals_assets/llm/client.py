@@ -35,11 +35,13 @@ STATUS_HINTS = {
 
 
 class ProviderError(RuntimeError):
-    """An LLM or embedding step failed for good: the message names the step and the last error."""
+    """An LLM or embedding step failed for good: the message names the step and the last error, `status`
+    the HTTP status of a request the server refused at once (None for every other failure)."""
 
-    def __init__(self, step: str, message: str) -> None:
+    def __init__(self, step: str, message: str, status: int | None = None) -> None:
         super().__init__(f"{step}: {message}")
         self.step = step
+        self.status = status
 
 
 class NoValidAnswer(ProviderError):
@@ -116,7 +118,7 @@ class Transport:
                     raise NoValidAnswer(step, f"the server's content filter refused the request ({problem})") from error
                 if status not in RETRYABLE_STATUSES and status < 500:
                     hint = STATUS_HINTS.get(status)
-                    raise ProviderError(step, f"{problem} ({hint})" if hint else problem) from error
+                    raise ProviderError(step, f"{problem} ({hint})" if hint else problem, status) from error
                 wait, cause = _retry_after_seconds(error.response.headers), error
             except openai.APIConnectionError as error:  # includes APITimeoutError
                 problem = f"{type(error).__name__} talking to {self.client.base_url}: {error}"

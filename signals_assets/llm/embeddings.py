@@ -12,6 +12,10 @@ from signals_assets.llm.client import ProviderError, Transport
 if TYPE_CHECKING:
     import numpy
 
+# HTTP statuses of a request refused for what it holds (OpenAI: 400 for an input past the model's limit).
+REFUSED_FOR_CONTENT = frozenset({400, 413, 422})
+MIN_CUT_CHARS = 256  # a text refused alone is cut in halves down to this
+
 
 class OpenAIEmbedder:
     """Embeddings from an OpenAI-compatible `/embeddings` endpoint, as an L2-normalised float32 matrix."""
@@ -52,23 +56,7 @@ class OpenAIEmbedder:
             options["dimensions"] = self.dimensions
         rows: list[list[float]] = []
         for start in range(0, len(texts), self.batch_size):
-            batch = texts[start : start + self.batch_size]
-            response = self._transport.call(
-                "embeddings",
-                lambda client, batch=batch: client.embeddings.create(model=self.model, input=batch, **options),
-            )
-            data = response.data if isinstance(response.data, list) else []  # the client does not validate it
-            malformed = next((item for item in data if not _is_indexed_vector(item)), None)
-            if malformed is not None:
-                raise ProviderError(
-                    "embeddings", f"an item of the answer is not an index and a list of numbers: {malformed!r:.200}"
-                )
-            indices = sorted(item.index for item in data)
-            if indices != list(range(len(batch))):
-                raise ProviderError(
-                    "embeddings", f"asked for {len(batch)} vectors, got {len(indices)} with indices {indices[:5]}…"
-                )
-            rows += [item.embedding for item in sorted(data, key=lambda item: item.index)]
+            rows += self._embed_batch(texts[start : start + self.batch_size], options)
         if not rows:
             return np.zeros((0, self.dimensions or 0), dtype=np.float32)
         dimension = self.dimensions or len(rows[0])
@@ -80,6 +68,39 @@ class OpenAIEmbedder:
         if not np.all(np.isfinite(norms)) or np.any(norms == 0):
             raise ProviderError("embeddings", "the server returned a zero or non-finite vector")
         return matrix / norms
+
+    def _embed_batch(self, batch: list[str], options: dict[str, Any]) -> list[list[float]]:
+        """The vectors of `batch`. A request the server refuses for what it holds (a text past the model's
+        input limit: OpenAI answers 400) is split in halves until each text is alone, and a text refused
+        alone is embedded by its first half, then its first quarter…, down to MIN_CUT_CHARS: one long
+        signal must not fail its whole batch, and the input limit depends on the model behind the server."""
+        try:
+            return self._request(batch, options)
+        except ProviderError as error:
+            if error.status not in REFUSED_FOR_CONTENT or (len(batch) == 1 and len(batch[0]) <= MIN_CUT_CHARS):
+                raise
+        if len(batch) > 1:
+            middle = len(batch) // 2
+            return self._embed_batch(batch[:middle], options) + self._embed_batch(batch[middle:], options)
+        return self._embed_batch([batch[0][: max(MIN_CUT_CHARS, len(batch[0]) // 2)]], options)
+
+    def _request(self, batch: list[str], options: dict[str, Any]) -> list[list[float]]:
+        response = self._transport.call(
+            "embeddings",
+            lambda client: client.embeddings.create(model=self.model, input=batch, **options),
+        )
+        data = response.data if isinstance(response.data, list) else []  # the client does not validate it
+        malformed = next((item for item in data if not _is_indexed_vector(item)), None)
+        if malformed is not None:
+            raise ProviderError(
+                "embeddings", f"an item of the answer is not an index and a list of numbers: {malformed!r:.200}"
+            )
+        indices = sorted(item.index for item in data)
+        if indices != list(range(len(batch))):
+            raise ProviderError(
+                "embeddings", f"asked for {len(batch)} vectors, got {len(indices)} with indices {indices[:5]}…"
+            )
+        return [item.embedding for item in sorted(data, key=lambda item: item.index)]
 
 
 def _is_indexed_vector(item: Any) -> bool:
