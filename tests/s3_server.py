@@ -3,7 +3,8 @@
 moto's `ThreadedMotoServer` handles requests on concurrent threads and checks `If-None-Match` before
 it writes, so two simultaneous conditional puts can both succeed there, which real S3 never allows.
 This server handles one request at a time (HTTP/1.0, one connection per request) so conditional
-writes are atomic, as on S3; clients may still call it from many threads.
+writes are atomic, as on S3; clients may still call it from many threads. moto takes keys of any
+length: this server refuses one over S3's 1,024 bytes with S3's `KeyTooLongError`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,27 @@ import uuid
 ACCESS_KEY = "signals-test-access-key"
 SECRET_KEY = "signals-test-secret-key"
 REGION = "us-east-1"
+S3_MAX_KEY_BYTES = 1024
+
+
+def refusing_long_keys(app):
+    """`app` behind S3's key limit: a request for a key (path-style `/<bucket>/<key>`) over 1,024 bytes
+    gets S3's 400 KeyTooLongError."""
+
+    def checked(environ, start_response):
+        # WSGI gives the decoded path as latin-1: its bytes are the key's UTF-8 bytes
+        key = environ.get("PATH_INFO", "").encode("latin-1").split(b"/", 2)[2:]
+        if key and len(key[0]) > S3_MAX_KEY_BYTES:
+            environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))  # unread, the client waits to send it
+            start_response("400 Bad Request", [("Content-Type", "application/xml")])
+            return [
+                b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>KeyTooLongError</Code>'
+                b"<Message>Your key is too long</Message><MaxSizeAllowed>1024</MaxSizeAllowed>"
+                + f"<Size>{len(key[0])}</Size></Error>".encode()
+            ]
+        return app(environ, start_response)
+
+    return checked
 
 
 class LocalS3Server:
@@ -22,7 +44,7 @@ class LocalS3Server:
         from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
         from werkzeug.serving import make_server
 
-        app = DomainDispatcherApplication(create_backend_app)
+        app = refusing_long_keys(DomainDispatcherApplication(create_backend_app))
         self._server = make_server("127.0.0.1", 0, app, threaded=False, request_handler=MotoRequestHandler)
         self.endpoint_url = f"http://127.0.0.1:{self._server.server_port}"
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request

@@ -16,6 +16,7 @@ from signals_assets.ingestion.teams import TeamConfig, save_team
 from signals_assets.ingestion.validation import MAX_TEAM_ID, SignalValidationError
 from signals_assets.settings import load_settings
 from signals_assets.storage.clickhouse import open_chdb
+from signals_assets.storage.object_store import LOCAL_MAX_PATH_BYTES, S3_MAX_KEY_BYTES, S3ObjectStore
 
 from conftest import CARD_DECLINED, PASSWORD_RESET, emit_texts, zendesk_extra
 
@@ -541,3 +542,33 @@ def test_an_inbox_folder_named_with_more_digits_than_a_team_id_blocks_no_claim(c
 
     accepted, rejected = processed(capsys, "team_id")
     assert accepted == [good] and [int(r["team_id"]) for r in rejected] == [0]
+
+
+def inbox_key_near_the_limit(store) -> str:
+    """A key of team 1's inbox 3 bytes short of the store's limit (S3: 1,024 bytes with the prefix; a
+    local folder: 4,095 bytes of path, 255 per name), so too long once under claimed/<batch>/ (and on S3
+    for its move marker, `.moves/<key>`)."""
+    if isinstance(store, S3ObjectStore):
+        head = f"{store.prefix}/inbox/1/" if store.prefix else "inbox/1/"
+        return "inbox/1/" + "x" * (S3_MAX_KEY_BYTES - 3 - len(head) - len(".json")) + ".json"
+    folders = ["inbox", "1"]
+    while (name_bytes := LOCAL_MAX_PATH_BYTES - 3 - len(os.fsencode(store.root.joinpath(*folders))) - 1) > 255:
+        folders.append("d" * 200)
+    return "/".join([*folders, "x" * (name_bytes - len(".json")) + ".json"])
+
+
+@pytest.mark.parametrize("object_store", ["local", "s3"], indirect=True)
+def test_an_inbox_key_too_long_to_be_claimed_is_quarantined_and_blocks_no_claim(capsys, object_store, teams):
+    """A claim moves `inbox/<name>` to `claimed/<batch>/<name>`, 26 bytes longer. Before, a direct writer's
+    key within 26 bytes of the store's limit failed its move, and so every claim: no team's signals were
+    taken in any more. It is claimed under a short name and quarantined, the rule named."""
+    key = inbox_key_near_the_limit(object_store)
+    body = {"signal_id": "long-key", "emitted_at": "2026-11-30T10:00:00Z", **signal("long-key", CARD_DECLINED[0])}
+    object_store.put(key, json.dumps(body).encode())
+    [good] = emit_texts(object_store, CARD_DECLINED[1:2])
+
+    accepted, rejected = processed(capsys, "team_id, signal_id, reason, detail")
+    assert accepted == [good]
+    assert [(int(r["team_id"]), r["signal_id"], r["reason"]) for r in rejected] == [(1, "long-key", "malformed")]
+    assert rejected[0]["detail"].startswith("object_key: must be short enough to move under claimed/<batch>/")
+    assert object_store.list("inbox/") == [] and object_store.list("claimed/") == []

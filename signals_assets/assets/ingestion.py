@@ -60,7 +60,7 @@ def buffered_signals(
             with phases("screening"):
                 screened = screen_batch(batch, batch_time(batch), objects, teams, stored, judge.check_signal, limits)
             with session() as db:
-                ingestion_store.write_screened(db, batch, screened)
+                screened = ingestion_store.write_screened(db, batch, screened)
             with phases("inbox"):
                 inbox.consolidate_batch(store, batch, objects, context.run_id)
             pause_point("buffer")  # buffered, claims removed, not embedded

@@ -19,6 +19,7 @@ of that time (claims consolidated) and counts as finished.
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import json
 from dataclasses import dataclass
@@ -36,6 +37,11 @@ from signals_assets.storage.object_store import ObjectStore
 CLAIMED = "claimed/"
 BATCHES = "batches/"
 MAX_BATCHES_PER_CLAIM = 10
+KEY_TOO_LONG = "key-too-long-"  # starts the claimed name of an object whose own name made too long a key
+KEY_TOO_LONG_RULE = (
+    "must be short enough to move under claimed/<batch>/, 26 bytes longer than inbox/ (S3 keys: at most "
+    "1,024 bytes with the prefix; a local folder: 4,095 bytes of path, 255 per name)"
+)
 # The batch stages in pipeline order; the batch is finished once the last one has its marker.
 BUFFERED, EMBEDDED, GROUPED = "buffered_signals", "signal_embeddings", "report_assignments"
 STAGES = (BUFFERED, EMBEDDED, GROUPED)
@@ -109,13 +115,25 @@ def _claim_keys(store: ObjectStore, batch: str, keys: list[str]) -> list[str]:
     another claimer moved first is skipped)."""
     names = []
     for key in keys:
-        name = key[len(INBOX) :]
+        name = claimed_name(store, batch, key[len(INBOX) :])
         if store.move(key, f"{CLAIMED}{batch}/{name}"):
             names.append(name)
     if names:
         pause_point("claim")  # moved, no manifest yet
         write_manifest(store, batch, names)
     return names
+
+
+def claimed_name(store: ObjectStore, batch: str, name: str) -> str:
+    """The name under `claimed/<batch>/` of the inbox object `name`: the same, unless that key is too
+    long for the store (a direct writer's key near the limit: `claimed/<batch>/` is longer than `inbox/`),
+    then `<its folder>/key-too-long-<SHA-256 of the name>.json`, which the buffering quarantines. One
+    such object must neither fail every claim nor be left behind."""
+    if store.fits(f"{CLAIMED}{batch}/{name}"):
+        return name
+    folder, _, rest = name.partition("/")
+    short = f"{KEY_TOO_LONG}{hashlib.sha256(name.encode()).hexdigest()}.json"
+    return f"{folder}/{short}" if rest else short
 
 
 def write_manifest(store: ObjectStore, batch: str, names: Iterable[str]) -> None:

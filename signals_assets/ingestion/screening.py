@@ -14,8 +14,9 @@ import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
+from signals_assets.ingestion.inbox import KEY_TOO_LONG, KEY_TOO_LONG_RULE
 from signals_assets.ingestion.signal_ids import derived_id_rule
 from signals_assets.ingestion.teams import TeamConfig, gate_reason
 from signals_assets.ingestion.validation import (
@@ -39,12 +40,35 @@ QUARANTINED_NAME_CHARS = 200
 QUARANTINED_TEXT_CHARS = 2000
 NO_TEAM = 0  # the rejected row of a record without a valid team id: no team's id
 STORABLE_YEARS = (1900, 2299)  # ClickHouse's DateTime64 range
+# The columns a screened signal's rejected row shares with its accepted row.
+REJECTED_FROM_ACCEPTED = (
+    "team_id",
+    "signal_id",
+    "batch_key",
+    "source_product",
+    "source_type",
+    "source_id",
+    "description",
+)
 
 
 @dataclass
 class ScreenedBatch:
     accepted: list[dict] = field(default_factory=list)
     rejected: list[dict] = field(default_factory=list)
+
+    def with_duplicates(self, accepted_elsewhere: Mapping[str, str], rejected_at: datetime) -> ScreenedBatch:
+        """This batch with those of its accepted signals that `accepted_elsewhere` (id: batch) holds
+        rejected as duplicates of that batch."""
+        taken = [row for row in self.accepted if row["signal_id"] in accepted_elsewhere]
+        if not taken:
+            return self
+        duplicates = [
+            _rejected(row, rejected_at, "duplicate", duplicate_detail(row["signal_id"], accepted_elsewhere))
+            for row in taken
+        ]
+        kept = [row for row in self.accepted if row["signal_id"] not in accepted_elsewhere]
+        return ScreenedBatch(kept, self.rejected + duplicates)
 
     def rejection_counts(self) -> dict[str, int]:
         return dict(Counter(row["reason"] for row in self.rejected))
@@ -134,18 +158,21 @@ def screen_batch(
     batch_time: datetime,
     objects: Iterable[tuple[str, bytes]],
     team_config: Callable[[int], TeamConfig | None],
-    already_stored: set[str],
+    already_stored: Mapping[str, str],
     check_text: Callable[[str], SafetyVerdict] = check_signal_text,
     limits: SignalLimits = DEFAULT_LIMITS,
 ) -> ScreenedBatch:
-    """`check_text` is the safety filter (the offline rules or an LLM judge's `check_signal`); it runs
-    only for signals that passed de-duplication and the team gates."""
+    """`already_stored`: the signal ids accepted in other batches, each with such a batch. `check_text`
+    is the safety filter (the offline rules or an LLM judge's `check_signal`); it runs only for signals
+    that passed de-duplication and the team gates."""
     result = ScreenedBatch()
     seen: set[str] = set()
     for name, body in objects:
         record: dict = {}
         try:
             record = decode_record(body, limits)
+            if name.rpartition("/")[2].startswith(KEY_TOO_LONG):
+                raise SignalValidationError("object_key", KEY_TOO_LONG_RULE)
             check_envelope(record)
             check_inbox_team(name, record)
             signal = validate_signal({k: v for k, v in record.items() if k not in ENVELOPE_FIELDS}, limits)
@@ -166,9 +193,7 @@ def screen_batch(
         }
         reason, detail, quote = _rejection(row["signal_id"], signal, seen, already_stored, team_config, check_text)
         if reason:
-            result.rejected.append(
-                {**row, "rejected_at": batch_time, "reason": reason, "detail": detail, "quote": quote}
-            )
+            result.rejected.append(_rejected(row, batch_time, reason, detail, quote))
             continue
         seen.add(row["signal_id"])
         result.accepted.append(
@@ -223,9 +248,10 @@ def _storable(value: Any, max_chars: int) -> str:
 
 
 def _rejection(signal_id, signal, seen, already_stored, team_config, check_text) -> tuple[str, str, str]:
-    if signal_id in seen or signal_id in already_stored:
-        where = "this batch" if signal_id in seen else "an earlier batch"
-        return "duplicate", f"signal {signal_id} was already accepted in {where}", ""
+    if signal_id in seen:
+        return "duplicate", f"signal {signal_id} was already accepted in this batch", ""
+    if signal_id in already_stored:
+        return "duplicate", duplicate_detail(signal_id, already_stored), ""
     try:
         config = team_config(signal.team_id)
     except ValueError as error:  # an invalid stored team config stops that team's signals only
@@ -237,6 +263,16 @@ def _rejection(signal_id, signal, seen, already_stored, team_config, check_text)
     if not verdict.safe:
         return "unsafe", verdict.kind, verdict.display_quote
     return "", "", ""
+
+
+def duplicate_detail(signal_id: str, accepted_elsewhere: Mapping[str, str]) -> str:
+    return f"signal {signal_id} was already accepted in batch {accepted_elsewhere[signal_id]}"
+
+
+def _rejected(row: dict, rejected_at: datetime, reason: str, detail: str, quote: str = "") -> dict:
+    """The rejected row of a screened signal (`row`: its accepted row, or the part shared with it)."""
+    shared = {key: row[key] for key in REJECTED_FROM_ACCEPTED}
+    return {**shared, "rejected_at": rejected_at, "reason": reason, "detail": detail, "quote": quote}
 
 
 def _parse_time(value, default: datetime) -> datetime:

@@ -15,7 +15,10 @@ from signals_assets.storage.clickhouse import StoreSession
 if TYPE_CHECKING:
     import numpy
 
-_STORED_IN_OTHER_BATCHES = "SELECT signal_id FROM signals WHERE signal_id IN {ids} AND batch_key != {batch}"
+_STORED_IN_OTHER_BATCHES = (
+    "SELECT signal_id, min(batch_key) AS earliest FROM signals WHERE signal_id IN {ids} AND batch_key != {batch} "
+    "GROUP BY signal_id"
+)
 _RANGE_SIGNALS = (
     "SELECT batch_key, team_id, signal_id, description FROM signals WHERE batch_key IN {batches} "
     "ORDER BY batch_key, signal_id"
@@ -24,12 +27,39 @@ _BATCH_PARTITION = "batch_key = {batch}"
 _RANGE_PARTITIONS = "batch_key IN {batches}"
 
 
-def stored_in_other_batches(db: StoreSession, signal_ids: list[str], batch: str) -> set[str]:
-    """Those of `signal_ids` already accepted in another batch (duplicates to reject)."""
-    return {row["signal_id"] for row in db.query(_STORED_IN_OTHER_BATCHES, {"ids": signal_ids, "batch": batch})}
+def stored_in_other_batches(db: StoreSession, signal_ids: list[str], batch: str) -> dict[str, str]:
+    """Those of `signal_ids` already accepted in another batch (duplicates to reject), each with the
+    earliest such batch."""
+    rows = db.query(_STORED_IN_OTHER_BATCHES, {"ids": signal_ids, "batch": batch})
+    return {row["signal_id"]: row["earliest"] for row in rows}
 
 
-def write_screened(db: StoreSession, batch: str, screened: ScreenedBatch) -> None:
+def write_screened(db: StoreSession, batch: str, screened: ScreenedBatch) -> ScreenedBatch:
+    """Write the batch's partitions; what was written: `screened` less the signals another batch
+    accepted meanwhile, rejected as duplicates.
+
+    The check and the write share the session. On chdb a session is exclusive, so no other batch
+    accepts one of these ids in between. A ClickHouse server has no such lock: two batches screened
+    at once may both write an id, and then the later batch by key gives it up to the earlier one,
+    which keeps it whichever wrote first (each looks again after its own write)."""
+    screened = screened.with_duplicates(stored_in_other_batches(db, _ids(screened.accepted), batch), batch_time(batch))
+    _replace(db, batch, screened)
+    earlier = {
+        signal_id: other
+        for signal_id, other in stored_in_other_batches(db, _ids(screened.accepted), batch).items()
+        if other < batch
+    }
+    if earlier:
+        screened = screened.with_duplicates(earlier, batch_time(batch))
+        _replace(db, batch, screened)
+    return screened
+
+
+def _ids(rows: list[dict]) -> list[str]:
+    return [row["signal_id"] for row in rows]
+
+
+def _replace(db: StoreSession, batch: str, screened: ScreenedBatch) -> None:
     db.replace_partition("signals", _BATCH_PARTITION, screened.accepted, {"batch": batch})
     db.replace_partition("rejected_signals", _BATCH_PARTITION, screened.rejected, {"batch": batch})
 

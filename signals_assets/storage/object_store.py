@@ -7,6 +7,7 @@ inside `S3ObjectStore` so the emit facade stays cheap.
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import stat
 import uuid
@@ -14,6 +15,10 @@ from pathlib import Path
 from typing import Iterator, Protocol
 
 from signals_assets.settings import Settings
+
+S3_MAX_KEY_BYTES = 1024  # S3's limit on a key (with the prefix), in UTF-8 bytes
+LOCAL_MAX_PATH_BYTES = 4095  # Linux's PATH_MAX (4,096) less the terminating NUL
+LOCAL_MAX_NAME_BYTES = 255  # NAME_MAX: one part of a path
 
 
 class ObjectStoreError(Exception):
@@ -45,6 +50,10 @@ class ObjectStore(Protocol):
         ...
 
     def move(self, src: str, dst: str) -> bool: ...
+    def fits(self, key: str) -> bool:
+        """Whether the store can hold an object at `key` (its key or path is within the store's limits)."""
+        ...
+
     def describe(self) -> str: ...
 
 
@@ -140,6 +149,10 @@ class LocalObjectStore:
             elif not entry.name.startswith(".tmp-"):
                 keys.append(f"{folder}{entry.name}")
         return sorted(folders), sorted(keys)
+
+    def fits(self, key: str) -> bool:
+        parts_fit = all(len(part.encode()) <= LOCAL_MAX_NAME_BYTES for part in key.split("/"))
+        return parts_fit and len(os.fsencode(self._path(key))) <= LOCAL_MAX_PATH_BYTES
 
     def move(self, src: str, dst: str) -> bool:
         """Atomic rename; False when `src` is gone (someone else moved it first)."""
@@ -248,11 +261,20 @@ class S3ObjectStore:
         every move of one would fail."""
         return [key for key in (self._relative(obj["Key"]) for obj in page.get("Contents", [])) if _is_key(key)]
 
+    def fits(self, key: str) -> bool:
+        return len(self._full(key).encode()) <= S3_MAX_KEY_BYTES
+
+    def _marker(self, src: str) -> str:
+        """The move marker of `src`: `.moves/<src>`, or where that is too long for a key, `.moves/` and
+        the SHA-256 of `src` (every mover derives the same marker either way)."""
+        marker = self.MOVES + src
+        return self._full(marker if self.fits(marker) else self.MOVES + hashlib.sha256(src.encode()).hexdigest())
+
     def move(self, src: str, dst: str) -> bool:
         """Move `src` to `dst`; False when another mover has it or it is gone (see the class doc)."""
         from botocore.exceptions import ClientError
 
-        marker = self._full(self.MOVES + src)
+        marker = self._marker(src)
         try:
             # a unique body gives every marker its own ETag (see the If-Match release below)
             body = f"{dst}\n{uuid.uuid4().hex}".encode()
