@@ -38,9 +38,14 @@ def next_batch_key(now: datetime, last_key: str | None) -> str:
 
 
 def batch_time(key: str) -> datetime:
-    if not _BATCH_KEY.match(key):
-        raise PartitionKeyError(f"batch key {key!r} must look like b20260101T120000000000Z")
-    return datetime.strptime(key, _BATCH_FORMAT).replace(tzinfo=timezone.utc)
+    """The claim time a batch key spells; PartitionKeyError for any other key (one added by hand to the
+    partition set, such as one of a date that does not exist)."""
+    try:
+        if _BATCH_KEY.match(key):
+            return datetime.strptime(key, _BATCH_FORMAT).replace(tzinfo=timezone.utc)
+    except ValueError:
+        pass
+    raise PartitionKeyError(f"batch key {key!r} must be a UTC time like b20260101T120000000000Z")
 
 
 def validate_report_key(key: str) -> str:
