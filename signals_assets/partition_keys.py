@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
+from typing import TypeGuard
 
 from signals_assets.ingestion.validation import SignalValidationError, check_team_id
 
@@ -46,6 +47,17 @@ def batch_time(key: str) -> datetime:
     except ValueError:
         pass
     raise PartitionKeyError(f"batch key {key!r} must be a UTC time like b20260101T120000000000Z")
+
+
+def is_batch_key(key: object) -> TypeGuard[str]:
+    """Whether `key` is a batch key: a string `batch_time` reads."""
+    if not isinstance(key, str):
+        return False
+    try:
+        batch_time(key)
+    except PartitionKeyError:
+        return False
+    return True
 
 
 def validate_report_key(key: str) -> str:

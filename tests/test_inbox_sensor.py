@@ -207,3 +207,38 @@ def test_the_sensor_claims_a_new_batch_only_below_the_open_batch_limit(store):
         second = tick(held.cursor)
         [batch2] = [r.partition_key for r in second.run_requests]
         assert batch_teams(store, batch2).count("2") == 3
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "not json",
+        "[]",
+        '{"last_batch": "garbage"}',
+        '{"last_batch": "b20261131T000000000000Z"}',
+        '{"last_batch": 7, "claimed_signals": "many"}',
+    ],
+)
+def test_a_cursor_set_by_hand_neither_stops_the_claims_nor_keys_a_batch_before_the_stored_ones(store, tick, cursor):
+    later = "b20991231T000000000000Z"  # a batch the store holds, keyed after today (a clock that was ahead)
+    put_inbox(store, 1)
+    inbox.claim_batch(store, later, max_signals=10)
+    put_inbox(store, 2, start=1)
+    with dg.instance_for_test() as instance:
+        result = tick(instance, cursor)
+        [claimed] = [r.partition_key for r in result.run_requests if r.partition_key != later]
+        assert claimed > later and len(inbox.load_batch(store, claimed)) == 2
+        assert json.loads(result.cursor) == {"last_batch": claimed, "claimed_signals": 2}
+
+
+def test_every_claimer_keys_a_new_batch_after_the_batches_the_store_holds(store):
+    """The clock went back (or a batch was keyed while it was ahead): `signals process` and the sensor
+    alike key new batches after every stored one, so key order stays claim order."""
+    later = "b20991231T000000000000Z"
+    put_inbox(store, 1)
+    inbox.claim_batch(store, later, max_signals=10)
+    put_inbox(store, 2, start=1)
+    [claimed] = inbox.claim_all(store, 10)
+    assert claimed > later
+    put_inbox(store, 1, start=3)
+    assert inbox.claim_pending(store, 10, None).new_batches[0] > claimed

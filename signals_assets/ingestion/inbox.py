@@ -29,7 +29,7 @@ from signals_assets.fairness import round_robin
 from signals_assets.ingestion.emit import INBOX_PREFIX as INBOX
 from signals_assets.ingestion.teams import team_limit
 from signals_assets.ingestion.validation import folder_team_id
-from signals_assets.partition_keys import next_batch_key
+from signals_assets.partition_keys import is_batch_key, next_batch_key
 from signals_assets.recovery.faults import pause_point
 from signals_assets.storage.object_store import ObjectStore
 
@@ -138,8 +138,10 @@ def claim_pending(
     max_per_team: int | None = None,
     max_batches: int = MAX_BATCHES_PER_CLAIM,
 ) -> ClaimResult:
-    """Claim what is pending into at most `max_batches` batches of at most `max_signals`."""
+    """Claim what is pending into at most `max_batches` batches of at most `max_signals`, keyed after
+    `last_batch` (the caller's last claim, ignored unless a batch key) and every batch the store holds."""
     now = now or datetime.now(timezone.utc)
+    last_batch = max((key for key in (last_batch, latest_batch(store)) if is_batch_key(key)), default=None)
     batches, total = [], 0
     for _ in range(min(max_batches, MAX_BATCHES_PER_CLAIM)):
         batch = next_batch_key(now, last_batch)
@@ -154,6 +156,13 @@ def claim_pending(
     return ClaimResult(batches, total, last_batch)
 
 
+def latest_batch(store: ObjectStore) -> str | None:
+    """The latest batch key the store holds (claimed objects or batch objects): a new batch is keyed
+    after it, whatever the clock (it may have gone back) or the sensor's cursor (it may be set by hand)."""
+    folders = [folder for prefix in (CLAIMED, BATCHES) for folder in store.list_level(prefix)[0]]
+    return max((key for folder in folders if is_batch_key(key := folder.split("/")[1])), default=None)
+
+
 def claim_all(store: ObjectStore, max_signals: int, max_per_team: int | None = None) -> list[str]:
     """Claim everything pending now, however many batches that takes (the CLI, not the sensor): the
     batches `claim_pending` would form one after the other, from one listing of the inbox (what
@@ -162,7 +171,7 @@ def claim_all(store: ObjectStore, max_signals: int, max_per_team: int | None = N
     now = datetime.now(timezone.utc)
     batches: list[str] = []
     for taken in plan_batches(inboxes, max_signals):
-        batch = next_batch_key(now, batches[-1] if batches else None)
+        batch = next_batch_key(now, batches[-1] if batches else latest_batch(store))
         if _claim_keys(store, batch, taken):
             batches.append(batch)
     return batches
