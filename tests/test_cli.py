@@ -7,7 +7,7 @@ import pytest
 
 from signals_assets.cli.main import main, terminal_safe
 
-from conftest import CARD_DECLINED, PASSWORD_RESET, zendesk_extra
+from conftest import CARD_DECLINED, PASSWORD_RESET, emit_texts, zendesk_extra
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:
@@ -194,6 +194,32 @@ def test_process_then_status_and_list_reports(capsys, signals_home, team, tmp_pa
 
     code, out, _ = run(capsys, "list-reports", "--team-id", "1", "--status", "potential")
     assert out.strip().endswith("0 report(s)")
+
+
+def test_process_goes_on_when_another_process_adds_the_same_partitions_first(
+    capsys, signals_home, team, object_store, monkeypatch
+):
+    """Two `signals process` at once (or one beside the daemon) add the same batch partitions: on the
+    embedded instance Dagster checks for the keys, then inserts them, and the insert of the one that
+    comes second fails on the unique constraint."""
+    import dagster as dg
+    from sqlalchemy.exc import IntegrityError
+
+    emit_texts(object_store, CARD_DECLINED)
+    add = dg.DagsterInstance.add_dynamic_partitions
+    raced = []
+
+    def added_first_by_another_process(self, name, keys):
+        if not raced:
+            raced.append(name)
+            add(self, name, keys)  # the other process's insert lands between this one's check and insert
+            raise IntegrityError("INSERT INTO dynamic_partitions", None, Exception("UNIQUE constraint failed"))
+        add(self, name, keys)
+
+    monkeypatch.setattr(dg.DagsterInstance, "add_dynamic_partitions", added_first_by_another_process)
+    code, out, err = run(capsys, "process")
+    assert code == 0, err
+    assert json.loads(out)["batches"] == 1 and raced == ["signal_batches"]
 
 
 def test_status_shows_rejected_signals_with_kind_and_quote(capsys, signals_home, team, tmp_path):

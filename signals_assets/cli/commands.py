@@ -206,8 +206,17 @@ def in_process_tags(run_key: str) -> dict:
 
 
 def add_partitions(instance: dg.DagsterInstance, request: dg.AddDynamicPartitionsRequest) -> None:
-    """Apply a sensor's AddDynamicPartitionsRequest (for a sensor's result the daemon does it)."""
-    instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    """Apply a sensor's AddDynamicPartitionsRequest (for a sensor's result the daemon does it). Another
+    process (a second `signals process`, the daemon) may add the same keys at the same time: on the
+    embedded instance Dagster checks which keys exist, then inserts the others, so the insert that comes
+    second fails on the unique constraint; its second try finds them present."""
+    from sqlalchemy.exc import IntegrityError
+
+    keys = list(request.partition_keys)
+    try:
+        instance.add_dynamic_partitions(request.partitions_def_name, keys)
+    except IntegrityError:
+        instance.add_dynamic_partitions(request.partitions_def_name, keys)
 
 
 def run_batches(request: dg.RunRequest) -> list[str]:
