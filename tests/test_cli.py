@@ -65,6 +65,16 @@ def test_teams_set_and_show(capsys, signals_home, tmp_path):
     assert code == 2 and "enabled_sources: unknown source 'zendesk/tickets'" in err
 
 
+def test_teams_set_replaces_an_invalid_config_and_says_so(capsys, signals_home, object_store):
+    """A config written straight to the store and broken (half an edit) stops the team's signals; the
+    command that sets a team must be able to set it again, without deleting the team's data."""
+    object_store.put("teams/3.json", b'{"team_id": 3, "ai_processing_consent": "yes"')
+    code, out, err = run(capsys, "teams", "set", "3", "--consent")
+    assert code == 0 and json.loads(out)["ai_processing_consent"] is True
+    assert err.startswith("warning: team config teams/3.json is invalid") and "replaced" in err
+    assert json.loads(run(capsys, "teams", "show", "3")[1])["ai_processing_consent"] is True
+
+
 def test_emit_reports_gates_and_validation_errors(capsys, signals_home, object_store):
     code, _, err = run(capsys, *emit_args("Card declined."))
     assert code == 3 and "team 1 is not configured" in err

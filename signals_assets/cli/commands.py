@@ -148,7 +148,11 @@ def cmd_teams_set(args, settings: Settings) -> int:
     from signals_assets.ingestion.teams import TeamConfig, load_team, repository_folder, save_team
 
     store = open_object_store(settings)
-    current = load_team(store, args.team_id) or TeamConfig(team_id=args.team_id)
+    try:
+        current = load_team(store, args.team_id) or TeamConfig(team_id=args.team_id)
+    except ValueError as invalid:  # nothing in it can be kept: set afresh from the arguments
+        err(f"warning: {invalid}; replaced by the settings given here")
+        current = TeamConfig(team_id=args.team_id)
     try:
         repositories = (
             [repository_folder(p, settings.signals_home) for p in args.repo] if args.repo else current.repositories
