@@ -322,6 +322,10 @@ MISUSES = {
         "signals list-reports: error: argument --limit: must be an integer from 1 to 100000, "
         "got '18446744073709551616' (see signals list-reports --help)",
     ),
+    "list-reports unknown status": (
+        ["list-reports", "--team-id", "1", "--status", "open"],
+        "signals list-reports: error: argument --status: invalid choice: 'open' (choose from 'potential', ",
+    ),
     "status bad timeout": (
         ["status", "--team-id", "1", "--timeout", "nan"],
         "signals status: error: argument --timeout: must be a number of seconds from 0 to 604800, "
