@@ -326,6 +326,14 @@ MISUSES = {
         ["list-reports", "--team-id", "1", "--status", "open"],
         "signals list-reports: error: argument --status: invalid choice: 'open' (choose from 'potential', ",
     ),
+    "unpark a round with no promotion": (
+        ["unpark", "r1-0123456789abcdef-round1"],
+        "error: unpark: 'r1-0123456789abcdef-round1' is neither a batch key (b…Z) nor a pending report round",
+    ),
+    "unpark a path": (
+        ["unpark", "../teams/1.json"],
+        "error: unpark: '../teams/1.json' is neither a batch key (b…Z) nor a pending report round",
+    ),
     "status bad timeout": (
         ["status", "--team-id", "1", "--timeout", "nan"],
         "signals status: error: argument --timeout: must be a number of seconds from 0 to 604800, "

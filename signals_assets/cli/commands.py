@@ -361,6 +361,7 @@ def failed_reports(result: dg.ExecuteInProcessResult) -> set[str]:
 def cmd_unpark(args, settings: Settings) -> int:
     """Give a parked batch or report round a fresh attempt budget; the sensors (or `signals process`) resume it."""
     from signals_assets.ingestion import inbox
+    from signals_assets.partition_keys import is_batch_key
     from signals_assets.reports import promotions
 
     store = open_object_store(settings)
@@ -369,8 +370,13 @@ def cmd_unpark(args, settings: Settings) -> int:
     ]
     if match:
         record = promotions.unpark_promotion(store, match[0])
-    else:
+    elif is_batch_key(args.key):
         record = inbox.unpark_batch(store, args.key)
+    else:
+        raise CliError(
+            f"unpark: {args.key!r} is neither a batch key (b…Z) nor a pending report round (r…-round<N>); "
+            "`signals status` lists what is parked"
+        )
     print(json.dumps({"unparked": args.key, "was": record}))
     return 0
 
