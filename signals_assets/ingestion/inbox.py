@@ -22,20 +22,22 @@ from __future__ import annotations
 import heapq
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Iterable, Iterator
 
 from signals_assets.fairness import round_robin
 from signals_assets.ingestion.emit import INBOX_PREFIX as INBOX
 from signals_assets.ingestion.teams import team_limit
 from signals_assets.ingestion.validation import folder_team_id
-from signals_assets.partition_keys import is_batch_key, next_batch_key
+from signals_assets.partition_keys import batch_time, is_batch_key, next_batch_key
 from signals_assets.recovery.faults import pause_point
 from signals_assets.storage.object_store import ObjectStore
 
 CLAIMED = "claimed/"
 BATCHES = "batches/"
 MAX_BATCHES_PER_CLAIM = 10
+# How far ahead of the clock a batch key may lie and still be a claim's (see key_floor).
+MAX_CLOCK_LEAD = timedelta(days=1)
 # The batch stages in pipeline order; the batch is finished once the last one has its marker.
 BUFFERED, EMBEDDED, GROUPED = "buffered_signals", "signal_embeddings", "report_assignments"
 STAGES = (BUFFERED, EMBEDDED, GROUPED)
@@ -141,7 +143,7 @@ def claim_pending(
     """Claim what is pending into at most `max_batches` batches of at most `max_signals`, keyed after
     `last_batch` (the caller's last claim, ignored unless a batch key) and every batch the store holds."""
     now = now or datetime.now(timezone.utc)
-    last_batch = max((key for key in (last_batch, latest_batch(store)) if is_batch_key(key)), default=None)
+    last_batch = key_floor(store, now, last_batch)
     batches, total = [], 0
     for _ in range(min(max_batches, MAX_BATCHES_PER_CLAIM)):
         batch = next_batch_key(now, last_batch)
@@ -156,11 +158,15 @@ def claim_pending(
     return ClaimResult(batches, total, last_batch)
 
 
-def latest_batch(store: ObjectStore) -> str | None:
-    """The latest batch key the store holds (claimed objects or batch objects): a new batch is keyed
-    after it, whatever the clock (it may have gone back) or the sensor's cursor (it may be set by hand)."""
+def key_floor(store: ObjectStore, now: datetime, last_batch: str | None = None) -> str | None:
+    """The key a batch claimed at `now` must follow: the latest of `last_batch` (the caller's last claim)
+    and the batches the store holds (claimed or batch objects), whatever the clock did meanwhile (it may
+    have gone back). A key that is no batch key (a cursor set by hand), or one over MAX_CLOCK_LEAD ahead
+    of `now` (a partition added by hand and materialised), is passed over: keyed after it, new batches
+    would date their signals there."""
     folders = [folder for prefix in (CLAIMED, BATCHES) for folder in store.list_level(prefix)[0]]
-    return max((key for folder in folders if is_batch_key(key := folder.split("/")[1])), default=None)
+    keys = [last_batch, *(folder.split("/")[1] for folder in folders)]
+    return max((k for k in keys if is_batch_key(k) and batch_time(k) <= now + MAX_CLOCK_LEAD), default=None)
 
 
 def claim_all(store: ObjectStore, max_signals: int, max_per_team: int | None = None) -> list[str]:
@@ -171,7 +177,7 @@ def claim_all(store: ObjectStore, max_signals: int, max_per_team: int | None = N
     now = datetime.now(timezone.utc)
     batches: list[str] = []
     for taken in plan_batches(inboxes, max_signals):
-        batch = next_batch_key(now, batches[-1] if batches else latest_batch(store))
+        batch = next_batch_key(now, batches[-1] if batches else key_floor(store, now))
         if _claim_keys(store, batch, taken):
             batches.append(batch)
     return batches
