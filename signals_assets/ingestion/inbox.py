@@ -71,8 +71,9 @@ def stage_done(store: ObjectStore, batch: str, stage: str) -> bool:
     return store.exists(stage_marker_key(batch, stage))
 
 
-def pending_inbox_count(store: ObjectStore) -> int:
-    return len(store.list(INBOX))
+def pending_inbox_count(store: ObjectStore, team_id: int | None = None) -> int:
+    """Inbox objects waiting to be claimed: every team's, or those in one team's queue."""
+    return len(store.list(INBOX if team_id is None else f"{INBOX}{team_id}/"))
 
 
 def _team_inboxes(store: ObjectStore, max_per_team: int, whole: bool) -> list[tuple[list[str], int]]:
