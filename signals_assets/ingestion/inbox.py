@@ -142,7 +142,7 @@ def claim_pending(
     max_batches: int = MAX_BATCHES_PER_CLAIM,
 ) -> ClaimResult:
     """Claim what is pending into at most `max_batches` batches of at most `max_signals`, keyed after
-    `last_batch` (the caller's last claim, ignored unless a batch key) and every batch the store holds."""
+    `last_batch` (the caller's last claim) and the batches the store holds, as `key_floor` says."""
     now = now or datetime.now(timezone.utc)
     last_batch = key_floor(store, now, last_batch)
     batches, total = [], 0
