@@ -631,11 +631,15 @@ def run_agent() -> None:
         pipes.report_custom_message(result)
 
 
+# The longest alarm: alarm() takes a C int of seconds (68 years).
+MAX_ALARM_SECONDS = 2**31 - 1
+
+
 def limit_wall_clock(timeout_seconds: float) -> None:
-    """End this process after `timeout_seconds` (whole seconds, rounded up). The alarm keeps running
-    if the runner dies, so an orphaned agent still stops."""
+    """End this process after `timeout_seconds` (whole seconds, rounded up, at most the longest
+    alarm). The alarm keeps running if the runner dies, so an orphaned agent still stops."""
     signal.signal(signal.SIGALRM, signal.SIG_DFL)
-    signal.alarm(max(1, math.ceil(timeout_seconds)))
+    signal.alarm(min(max(1, math.ceil(timeout_seconds)), MAX_ALARM_SECONDS))
 
 
 def limit_memory(memory_mb: int) -> None:

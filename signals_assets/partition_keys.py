@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
+from typing import TypeGuard
 
 from signals_assets.ingestion.validation import SignalValidationError, check_team_id
 
@@ -38,9 +39,25 @@ def next_batch_key(now: datetime, last_key: str | None) -> str:
 
 
 def batch_time(key: str) -> datetime:
-    if not _BATCH_KEY.match(key):
-        raise PartitionKeyError(f"batch key {key!r} must look like b20260101T120000000000Z")
-    return datetime.strptime(key, _BATCH_FORMAT).replace(tzinfo=timezone.utc)
+    """The claim time a batch key spells; PartitionKeyError for any other key (one added by hand to the
+    partition set, such as one of a date that does not exist)."""
+    try:
+        if _BATCH_KEY.match(key):
+            return datetime.strptime(key, _BATCH_FORMAT).replace(tzinfo=timezone.utc)
+    except ValueError:
+        pass
+    raise PartitionKeyError(f"batch key {key!r} must be a UTC time like b20260101T120000000000Z")
+
+
+def is_batch_key(key: object) -> TypeGuard[str]:
+    """Whether `key` is a batch key: a string `batch_time` reads."""
+    if not isinstance(key, str):
+        return False
+    try:
+        batch_time(key)
+    except PartitionKeyError:
+        return False
+    return True
 
 
 def validate_report_key(key: str) -> str:

@@ -6,7 +6,9 @@ Dagster or any heavy client.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,9 +49,19 @@ def _positive_float(name: str, default: float) -> float:
         number = float(value)
     except ValueError:
         number = 0.0
-    if not number > 0:
+    if not 0 < number < math.inf:  # also refuses nan
         raise ValueError(f"{name}={value!r} must be a positive number")
     return number
+
+
+def _identifier(name: str, default: str) -> str:
+    """A name the SQL takes unquoted."""
+    value = _env(name, default)
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+        raise ValueError(
+            f"{name}={value!r} must be a ClickHouse identifier: letters, digits and underscores, not a digit first"
+        )
+    return value
 
 
 def _list(name: str) -> tuple[str, ...]:
@@ -153,7 +165,7 @@ def load_settings() -> Settings:
         s3_prefix=_env("SIGNALS_S3_PREFIX").strip("/"),
         s3_endpoint_url=_env("SIGNALS_S3_ENDPOINT_URL"),
         clickhouse_url=_env("SIGNALS_CLICKHOUSE_URL"),
-        clickhouse_database=_env("SIGNALS_CLICKHOUSE_DATABASE", "signals"),
+        clickhouse_database=_identifier("SIGNALS_CLICKHOUSE_DATABASE", "signals"),
         clickhouse_user=_env("SIGNALS_CLICKHOUSE_USER", "default"),
         clickhouse_secure=_flag("SIGNALS_CLICKHOUSE_SECURE"),
         clickhouse_vector_index=_choice("SIGNALS_CLICKHOUSE_VECTOR_INDEX", "none", ("none", "hnsw")),

@@ -55,6 +55,14 @@ def test_get_reads_at_most_max_bytes(object_store):
 
 
 @both
+def test_a_read_limit_as_large_as_the_settings_allow_costs_only_the_object(object_store):
+    """SIGNALS_MAX_SIGNAL_BYTES may be set just below 10^18: a read up to it takes the object's bytes,
+    not memory for the limit."""
+    object_store.put("inbox/small.json", b"{}")
+    assert object_store.get("inbox/small.json", 10**18) == b"{}"
+
+
+@both
 @pytest.mark.parametrize("key", ["", "/abs", "a//b", "a/../b", "./a", "a/"])
 def test_invalid_keys_are_refused(object_store, key):
     with pytest.raises(ObjectStoreError, match="must be a relative path"):

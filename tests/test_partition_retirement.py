@@ -162,3 +162,16 @@ def test_a_run_over_a_range_holds_its_partitions_and_an_unknown_target_holds_eve
         create_run_for_test(instance, "regroup_job", status=dg.DagsterRunStatus.STARTING, tags=gone)
         held = retirement_plan(instance, store, policy, time.time())
         assert held.requests() == [] and "cannot be told" in held.held_back
+
+
+def test_a_partition_added_by_hand_with_an_impossible_date_is_left_alone_and_the_others_retire(store):
+    old = batch_key(datetime.now(timezone.utc) - timedelta(days=10))
+    finished_batch(store, old)
+    typo = "b20261131T000000000000Z"  # 31 November: the batch key format, but no date
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(signal_batches.name, [typo, old])
+        sensor = build_partition_retirement_sensor(RetentionPolicy(7, 30, 1000))
+        resource = ObjectStoreResource(root=str(store.root))
+        result = sensor(dg.build_sensor_context(instance=instance, resources={"object_store": resource}))
+        [request] = result.dynamic_partitions_requests
+        assert list(request.partition_keys) == [old]

@@ -37,7 +37,9 @@ def test_next_batch_key_never_goes_back_when_the_clock_does():
     assert next_batch_key(NOW + timedelta(seconds=1), last) == batch_key(NOW + timedelta(seconds=1))
 
 
-@pytest.mark.parametrize("key", ["", "b2026", "batch-1", "b20261122T074512123456Z,x"])
+@pytest.mark.parametrize(
+    "key", ["", "b2026", "batch-1", "b20261122T074512123456Z,x", "b20261131T000000000000Z", "b20261122T250000000000Z"]
+)
 def test_invalid_batch_key_is_named(key):
     with pytest.raises(PartitionKeyError, match="batch key"):
         batch_time(key)

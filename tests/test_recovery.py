@@ -26,6 +26,7 @@ from signals_assets.reports import promotions
 from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.sensors.dead_runs import (
     HOST_TAG,
+    PID_REUSE_SLACK_SECONDS,
     PID_TAG,
     STARTING_GRACE_SECONDS,
     dead_run_reconciler,
@@ -437,6 +438,28 @@ def test_a_run_left_started_by_a_killed_process_is_failed(tmp_path):
         assert f"worker process {gone.pid} is gone" in line
         assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
         assert instance.get_run_by_id(alive.run_id).status == dg.DagsterRunStatus.STARTED
+
+
+def test_a_run_whose_worker_pid_now_belongs_to_a_later_process_is_failed(tmp_path):
+    """The killed worker's pid is reused (pids wrap at 32768 on many hosts, or the host restarted):
+    the process holding it now started after the pid was recorded, so it is not the run's worker."""
+    with shipped_instance(tmp_path) as instance:
+        run = create_run_for_test(
+            instance,
+            job_name="signal_batch_job",
+            status=dg.DagsterRunStatus.STARTED,
+            tags={HOST_TAG: os.uname().nodename},
+        )
+        time.sleep(PID_REUSE_SLACK_SECONDS + 1.5)
+        later = subprocess.Popen(["sleep", "60"])
+        try:
+            instance.add_run_tags(run.run_id, {PID_TAG: str(later.pid)})  # as if the dead worker had this pid
+            [line] = fail_dead_runs(instance)
+        finally:
+            later.kill()
+            later.wait()
+        assert f"worker process {later.pid} is gone" in line
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
 
 
 @pytest.mark.parametrize("config", ["local", "production"])

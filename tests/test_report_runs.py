@@ -252,3 +252,16 @@ def test_a_round_finished_between_listing_and_reading_is_left_out_not_an_error(o
 
     object_store.list = list_then_finish_one
     assert [p["report_id"] for p in pending_promotions(object_store)] == ["r-a", "r-c"]
+
+
+def test_a_report_partition_added_by_hand_for_no_report_is_skipped_saying_so(object_store):
+    unknown = "r1-00000000000000ff"
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("reports", [unknown])
+        job = definitions_with_sandbox().resolve_job_def("report_job")
+        result = job.execute_in_process(partition_key=unknown, instance=instance)
+    assert result.success
+    [summary] = result.asset_materializations_for_node("report_summaries")
+    assert summary.metadata["skipped"].value.startswith(f"no report {unknown} in the store: ")
+    [research] = result.asset_materializations_for_node("report_research")
+    assert research.metadata["skipped"].value == f"no report {unknown} in the store"

@@ -226,6 +226,15 @@ def test_the_agent_ends_itself_at_the_wall_clock_limit_even_inside_c_code():
     assert code == -signal.SIGALRM and time.monotonic() - started < 15
 
 
+def test_a_wall_clock_limit_as_long_as_the_settings_allow_still_starts_the_agent():
+    """SIGNALS_SANDBOX_TIMEOUT_SECONDS may be set just below 10^18, past the longest alarm (a C int of
+    seconds): the agent sets the longest alarm instead of failing every research at its start."""
+    probe = "import agent, signal; agent.limit_wall_clock(10**17); print(signal.alarm(0))"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=AGENT_SCRIPT.parent, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) > 60 * 365 * 86400
+
+
 # ---------------------------------------------------------------------------------------------
 # Through Dagster Pipes, inside a real materialisation
 

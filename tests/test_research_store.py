@@ -174,3 +174,20 @@ def test_a_run_writes_each_reports_rows_once_and_a_rewrite_leaves_the_tables_ide
     assert run_once() == first  # the same run again: each report's rows replaced, never doubled
     states = report_store.research_states(db, {r: TEAM for r in run_reports})
     assert {r: s["status"] for r, s in states.items()} == dict.fromkeys(run_reports, lifecycle.IN_PROGRESS)
+
+
+@pytest.mark.parametrize("cursor", ["garbage", "nan", "inf", "1e30", "4102444800.0"])
+def test_the_reconciler_sensor_reads_a_cursor_set_by_hand_as_a_fresh_one(cursor):
+    """A cursor that is no time up to now (text, nan, past the last representable time, or after
+    now) must not stop the reconciliation of every later failed report run: it reads as none."""
+    import dagster as dg
+    from dagster._core.test_utils import create_run_for_test
+
+    from signals_assets.sensors.research_reconciler import research_reconciler
+
+    with dg.instance_for_test() as instance:
+        run = create_run_for_test(instance, job_name="report_job", status=dg.DagsterRunStatus.STARTED)
+        instance.report_run_failed(run, "run worker process is gone")
+        with dg.build_sensor_context(instance=instance, cursor=cursor) as context:
+            request = research_reconciler(context)
+        assert isinstance(request, dg.RunRequest) and request.run_key == f"after-{run.run_id}"

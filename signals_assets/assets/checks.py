@@ -12,7 +12,7 @@ from signals_assets.assets.reports import report_research, report_summaries
 from signals_assets.checks import guarantees
 from signals_assets.checks.guarantees import BatchScope, Verdict
 from signals_assets.ingestion import inbox
-from signals_assets.partition_keys import PartitionKeyError, batch_time
+from signals_assets.partition_keys import is_batch_key
 from signals_assets.resources.clickhouse import ClickHouseResource
 from signals_assets.resources.embedder import EmbedderResource
 from signals_assets.resources.object_store import ObjectStoreResource
@@ -35,17 +35,9 @@ def batch_scope(context: dg.AssetCheckExecutionContext) -> BatchScope:
     first, last = (
         (tags[PARTITION_TAG],) * 2 if PARTITION_TAG in tags else (tags.get(RANGE_TAGS[0]), tags.get(RANGE_TAGS[1]))
     )
-    if first is None or last is None or not (_is_batch_key(first) and _is_batch_key(last)):
+    if not (is_batch_key(first) and is_batch_key(last)):
         return BatchScope()
     return BatchScope(first, last)
-
-
-def _is_batch_key(key: str) -> bool:
-    try:
-        batch_time(key)
-    except PartitionKeyError:
-        return False
-    return True
 
 
 def check_result(

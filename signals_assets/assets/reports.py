@@ -65,6 +65,11 @@ def summary_metadata(judgement, signal_count: int, outcome: str, provider: str) 
     }
 
 
+def status_phrase(report: str, status: str) -> str:
+    """A skipped report's status, or that the store has no such report (a partition added by hand)."""
+    return f"report is {status}" if status else f"no report {report} in the store"
+
+
 def failure_metadata(stage: str, reason: str, research_round: int) -> dict:
     return {"status": lifecycle.FAILED, FAILED_IN: stage, "reason": reason, "research_round": research_round}
 
@@ -130,7 +135,7 @@ def report_summaries(
             reason = failures[item.report]
             event = report_store.summary_failure_event(item.team, item.report, item.round, item.before, reason)
             if event is None:  # its status may not move to failed (e.g. deleted)
-                metadata = {"skipped": f"report is {item.before['status']}: {reason}"}
+                metadata = {"skipped": f"{status_phrase(item.report, item.before['status'])}: {reason}"}
             else:
                 events.append(event)
                 replaced[item.report] = item.round
@@ -226,7 +231,7 @@ def report_research(
             if status != lifecycle.CANDIDATE:
                 # An unsafe, not actionable or needs-input report left `candidate` in report_summaries.
                 promotions.promotion_done(store, report, rounds[report])
-                skipped[report] = {"skipped": f"report is {status}"}
+                skipped[report] = {"skipped": status_phrase(report, status)}
             elif report not in summaries:
                 context.log.warning(f"{report} has no summary yet: materialise report_summaries first")
                 skipped[report] = {"skipped": "no summary yet: materialise report_summaries"}

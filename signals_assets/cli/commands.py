@@ -148,7 +148,11 @@ def cmd_teams_set(args, settings: Settings) -> int:
     from signals_assets.ingestion.teams import TeamConfig, load_team, repository_folder, save_team
 
     store = open_object_store(settings)
-    current = load_team(store, args.team_id) or TeamConfig(team_id=args.team_id)
+    try:
+        current = load_team(store, args.team_id) or TeamConfig(team_id=args.team_id)
+    except ValueError as invalid:  # nothing in it can be kept: set afresh from the arguments
+        err(f"warning: {invalid}; replaced by the settings given here")
+        current = TeamConfig(team_id=args.team_id)
     try:
         repositories = (
             [repository_folder(p, settings.signals_home) for p in args.repo] if args.repo else current.repositories
@@ -206,8 +210,17 @@ def in_process_tags(run_key: str) -> dict:
 
 
 def add_partitions(instance: dg.DagsterInstance, request: dg.AddDynamicPartitionsRequest) -> None:
-    """Apply a sensor's AddDynamicPartitionsRequest (for a sensor's result the daemon does it)."""
-    instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    """Apply a sensor's AddDynamicPartitionsRequest (for a sensor's result the daemon does it). Another
+    process (a second `signals process`, the daemon) may add the same keys at the same time: on the
+    embedded instance Dagster checks which keys exist, then inserts the others, so the insert that comes
+    second fails on the unique constraint; its second try finds them present."""
+    from sqlalchemy.exc import IntegrityError
+
+    keys = list(request.partition_keys)
+    try:
+        instance.add_dynamic_partitions(request.partitions_def_name, keys)
+    except IntegrityError:
+        instance.add_dynamic_partitions(request.partitions_def_name, keys)
 
 
 def run_batches(request: dg.RunRequest) -> list[str]:
@@ -348,6 +361,7 @@ def failed_reports(result: dg.ExecuteInProcessResult) -> set[str]:
 def cmd_unpark(args, settings: Settings) -> int:
     """Give a parked batch or report round a fresh attempt budget; the sensors (or `signals process`) resume it."""
     from signals_assets.ingestion import inbox
+    from signals_assets.partition_keys import is_batch_key
     from signals_assets.reports import promotions
 
     store = open_object_store(settings)
@@ -356,8 +370,13 @@ def cmd_unpark(args, settings: Settings) -> int:
     ]
     if match:
         record = promotions.unpark_promotion(store, match[0])
-    else:
+    elif is_batch_key(args.key):
         record = inbox.unpark_batch(store, args.key)
+    else:
+        raise CliError(
+            f"unpark: {args.key!r} is neither a batch key (b…Z) nor a pending report round (r…-round<N>); "
+            "`signals status` lists what is parked"
+        )
     print(json.dumps({"unparked": args.key, "was": record}))
     return 0
 

@@ -18,6 +18,7 @@ from signals_assets.ingestion.validation import (
     decode_json_object,
     shown,
 )
+from signals_assets.reports.lifecycle import STATUSES
 from signals_assets.settings import load_settings
 from signals_assets.storage.clickhouse import StoreError
 from signals_assets.storage.object_store import ObjectStoreError
@@ -176,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     reports = sub.add_parser("list-reports", help="list a team's reports")
     reports.add_argument("--team-id", required=True, **team_id)
-    reports.add_argument("--status")
+    reports.add_argument("--status", choices=STATUSES)
     reports.add_argument("--signals", action="store_true")
     reports.add_argument("--json", action="store_true")
     reports.add_argument("--limit", type=int_arg(1, MAX_LIST_LIMIT), default=100)

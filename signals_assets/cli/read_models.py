@@ -44,8 +44,9 @@ def team_batches(settings: Settings, team_id: int) -> list[str]:
         ]
 
 
-def unfinished_work(store) -> list[str]:
-    """One line per batch or report round not done yet, parked ones with their reason."""
+def unfinished_work(store, team_id: int | None = None) -> list[str]:
+    """One line per batch or report round not done yet, parked ones with their reason; with `team_id`,
+    only that team's report rounds (batches are every team's)."""
     from signals_assets.ingestion import inbox
     from signals_assets.reports import promotions
 
@@ -58,6 +59,8 @@ def unfinished_work(store) -> list[str]:
         elif not progress.finished:
             lines.append(f"batch {progress.batch}: {progress.next_stage} not done")
     for promotion in promotions.all_promotions(store):
+        if team_id is not None and int(promotion["team_id"]) != team_id:
+            continue
         unit = promotions.promotion_unit(promotion["report_id"], promotion["round"])
         lines.append(
             f"report {promotion['report_id']} round {promotion['round']}: "
@@ -91,7 +94,7 @@ def team_status(settings: Settings, team_id: int, now: float | None = None) -> d
 
     store = open_object_store(settings)
     progress = inbox.batch_progress(store)
-    pending_promotions = promotions.all_promotions(store)
+    pending_promotions = [p for p in promotions.all_promotions(store) if int(p["team_id"]) == team_id]
     with store_session(settings) as db:
         counts = db.query(_STATUS_SQL, {"team": team_id})[0]
         by_status = {r["status"]: int(r["n"]) for r in db.query(_REPORTS_BY_STATUS, {"team": team_id})}
@@ -117,12 +120,12 @@ def team_status(settings: Settings, team_id: int, now: float | None = None) -> d
         }
     return {
         "team_id": team_id,
-        "inbox_pending": inbox.pending_inbox_count(store),
+        "inbox_pending": inbox.pending_inbox_count(store, team_id),
         "unfinished_batches": sum(1 for p in progress if not p.finished and p.parked is None),
         "parked": sum(1 for p in progress if p.parked is not None)
         + sum(1 for p in pending_promotions if p.get("parked")),
         "promotions_pending": sum(1 for p in pending_promotions if not p.get("parked")),
-        "unfinished_work": unfinished_work(store),
+        "unfinished_work": unfinished_work(store, team_id),
         "report_quota": quotas.team_quota(
             store, team_id, pending_promotions, settings.max_reports_per_team_day, time.time() if now is None else now
         ),

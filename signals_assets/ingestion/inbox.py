@@ -23,14 +23,14 @@ import hashlib
 import heapq
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Iterable, Iterator
 
 from signals_assets.fairness import round_robin
 from signals_assets.ingestion.emit import INBOX_PREFIX as INBOX
 from signals_assets.ingestion.teams import team_limit
 from signals_assets.ingestion.validation import folder_team_id
-from signals_assets.partition_keys import next_batch_key
+from signals_assets.partition_keys import batch_time, is_batch_key, next_batch_key
 from signals_assets.recovery.faults import pause_point
 from signals_assets.storage.object_store import ObjectStore
 
@@ -42,6 +42,8 @@ KEY_TOO_LONG_RULE = (
     "must be short enough to move under claimed/<batch>/, 26 bytes longer than inbox/ (S3 keys: at most "
     "1,024 bytes with the prefix; a local folder: 4,095 bytes of path, 255 per name)"
 )
+# How far ahead of the clock a batch key may lie and still be a claim's (see key_floor).
+MAX_CLOCK_LEAD = timedelta(days=1)
 # The batch stages in pipeline order; the batch is finished once the last one has its marker.
 BUFFERED, EMBEDDED, GROUPED = "buffered_signals", "signal_embeddings", "report_assignments"
 STAGES = (BUFFERED, EMBEDDED, GROUPED)
@@ -75,8 +77,9 @@ def stage_done(store: ObjectStore, batch: str, stage: str) -> bool:
     return store.exists(stage_marker_key(batch, stage))
 
 
-def pending_inbox_count(store: ObjectStore) -> int:
-    return len(store.list(INBOX))
+def pending_inbox_count(store: ObjectStore, team_id: int | None = None) -> int:
+    """Inbox objects waiting to be claimed: every team's, or those in one team's queue."""
+    return len(store.list(INBOX if team_id is None else f"{INBOX}{team_id}/"))
 
 
 def _team_inboxes(store: ObjectStore, max_per_team: int, whole: bool) -> list[tuple[list[str], int]]:
@@ -156,8 +159,10 @@ def claim_pending(
     max_per_team: int | None = None,
     max_batches: int = MAX_BATCHES_PER_CLAIM,
 ) -> ClaimResult:
-    """Claim what is pending into at most `max_batches` batches of at most `max_signals`."""
+    """Claim what is pending into at most `max_batches` batches of at most `max_signals`, keyed after
+    `last_batch` (the caller's last claim) and the batches the store holds, as `key_floor` says."""
     now = now or datetime.now(timezone.utc)
+    last_batch = key_floor(store, now, last_batch)
     batches, total = [], 0
     for _ in range(min(max_batches, MAX_BATCHES_PER_CLAIM)):
         batch = next_batch_key(now, last_batch)
@@ -172,6 +177,17 @@ def claim_pending(
     return ClaimResult(batches, total, last_batch)
 
 
+def key_floor(store: ObjectStore, now: datetime, last_batch: str | None = None) -> str | None:
+    """The key a batch claimed at `now` must follow: the latest of `last_batch` (the caller's last claim)
+    and the batches the store holds (claimed or batch objects), whatever the clock did meanwhile (it may
+    have gone back). A key that is no batch key (a cursor set by hand), or one over MAX_CLOCK_LEAD ahead
+    of `now` (a partition added by hand and materialised), is passed over: keyed after it, new batches
+    would date their signals there."""
+    folders = [folder for prefix in (CLAIMED, BATCHES) for folder in store.list_level(prefix)[0]]
+    keys = [last_batch, *(folder.split("/")[1] for folder in folders)]
+    return max((k for k in keys if is_batch_key(k) and batch_time(k) <= now + MAX_CLOCK_LEAD), default=None)
+
+
 def claim_all(store: ObjectStore, max_signals: int, max_per_team: int | None = None) -> list[str]:
     """Claim everything pending now, however many batches that takes (the CLI, not the sensor): the
     batches `claim_pending` would form one after the other, from one listing of the inbox (what
@@ -180,7 +196,7 @@ def claim_all(store: ObjectStore, max_signals: int, max_per_team: int | None = N
     now = datetime.now(timezone.utc)
     batches: list[str] = []
     for taken in plan_batches(inboxes, max_signals):
-        batch = next_batch_key(now, batches[-1] if batches else None)
+        batch = next_batch_key(now, batches[-1] if batches else key_floor(store, now))
         if _claim_keys(store, batch, taken):
             batches.append(batch)
     return batches

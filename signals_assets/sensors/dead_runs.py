@@ -1,5 +1,6 @@
 import os
 import socket
+from pathlib import Path
 
 import dagster as dg
 from dagster._core.launcher import DefaultRunLauncher
@@ -13,26 +14,47 @@ HOST_TAG = "signals/host"
 PID_TAG = "signals/pid"
 
 
-def run_worker_pid(instance: dg.DagsterInstance, run: dg.DagsterRun) -> int | None:
-    """The pid of the process executing the run: its tag, or what the default run launcher logged."""
+# How much earlier than the process's start the time its pid was recorded may read and the process
+# still be the run's worker: run storage may keep whole seconds.
+PID_REUSE_SLACK_SECONDS = 2
+
+
+def run_worker_pid(instance: dg.DagsterInstance, run: dg.DagsterRun, created_at: float) -> tuple[int, float] | None:
+    """The pid of the process executing the run, with when it was recorded (the worker was running by
+    then): its tag, set when the run was created (`created_at`), or what the default run launcher logged."""
     if PID_TAG in run.tags:
-        return int(run.tags[PID_TAG])
+        return int(run.tags[PID_TAG]), created_at
     for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
         data = entry.dagster_event.event_specific_data if entry.dagster_event else None
         pid = getattr(data, "metadata", {}).get("pid") if data else None
         if pid is not None:
-            return int(pid.value)
+            return int(pid.value), entry.timestamp
     return None
 
 
-def pid_alive(pid: int) -> bool:
+def process_start_time(pid: int) -> float | None:
+    """When process `pid` started (unix time, at most a second early), from /proc; None when it cannot
+    be told (no such process, no /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        boot = next(line for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime "))
+    except (OSError, IndexError, StopIteration):
+        return None
+    # fields[0] is the third field of stat (after the pid and the parenthesised name); the 22nd is starttime
+    return int(boot.split()[1]) + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+
+
+def pid_alive(pid: int, recorded_at: float) -> bool:
+    """Whether the run's worker, recorded as `pid` at `recorded_at`, still runs: a process with that pid
+    that started after it was recorded is another one, the pid reused (pids wrap, hosts restart)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
-    return True
+        pass
+    started = process_start_time(pid)
+    return started is None or started <= recorded_at + PID_REUSE_SLACK_SECONDS
 
 
 # A daemon-launched run is STARTING until its worker logs its pid; a kill of the daemon's process group
@@ -66,9 +88,10 @@ def dead_local_runs(instance: dg.DagsterInstance, job_names: list[str]) -> list[
             continue
         if not launched_locally and PID_TAG not in run.tags:  # e.g. a run container: run monitoring watches it
             continue
-        pid = run_worker_pid(instance, run)
-        if pid is not None:
-            if not pid_alive(pid):
+        worker = run_worker_pid(instance, run, record.create_timestamp.timestamp())
+        if worker is not None:
+            pid, recorded_at = worker
+            if not pid_alive(pid, recorded_at):
                 dead.append((run, f"its worker process {pid} is gone"))
         elif run.status == dg.DagsterRunStatus.STARTING:
             launched = instance.get_run_stats(run.run_id).launch_time or record.create_timestamp.timestamp()

@@ -3,6 +3,7 @@ the host restarted) would leave their report `in_progress` forever. The sensor r
 Dagster's run storage; when a report run has failed or been cancelled it requests one run of
 `research_reconciliation_job`, which marks such reports `failed` and removes left-over containers."""
 
+import time
 from datetime import datetime, timezone
 
 import dagster as dg
@@ -78,6 +79,17 @@ def research_reconciliation_job():
     reconcile_research()
 
 
+def cursor_time(cursor: str | None) -> float:
+    """The update time of the last failed report run seen, from the cursor; 0 (look at every failed
+    report run again: reconciling is idempotent) for a cursor that is no time up to now, such as one
+    set by hand, which would otherwise fail every tick or hide the failures before it."""
+    try:
+        since = float(cursor or 0)
+    except ValueError:
+        return 0.0
+    return since if 0 <= since <= time.time() else 0.0
+
+
 @dg.sensor(
     name="research_reconciler",
     job=research_reconciliation_job,
@@ -87,7 +99,7 @@ def research_reconciliation_job():
     "marks reports left in_progress by dead research runs as failed.",
 )
 def research_reconciler(context: dg.SensorEvaluationContext):
-    since = float(context.cursor or 0)
+    since = cursor_time(context.cursor)
     records = context.instance.get_run_records(
         filters=dg.RunsFilter(
             job_name=report_job.name,

@@ -102,6 +102,20 @@ def batch_work(
     return work
 
 
+def read_cursor(text: str | None) -> dict:
+    """The sensor's cursor: the last batch it claimed and how many signals it claimed so far. The store,
+    not the cursor, knows the batches (`claim_pending` keys new ones after them and ignores a last batch
+    that is no batch key), so a cursor set by hand that does not parse reads as a fresh one instead of
+    failing every tick."""
+    try:
+        cursor = json.loads(text) if text else {}
+    except ValueError:
+        cursor = {}
+    cursor = cursor if isinstance(cursor, dict) else {}
+    claimed = cursor.get("claimed_signals")
+    return {"last_batch": cursor.get("last_batch"), "claimed_signals": claimed if type(claimed) is int else 0}
+
+
 def build_signal_inbox_sensor(
     max_signals_per_batch: int,
     interval_seconds: int = 5,
@@ -123,7 +137,7 @@ def build_signal_inbox_sensor(
         f"order, and parked with its reason after {max_attempts} failed attempts.",
     )
     def signal_inbox_sensor(context: dg.SensorEvaluationContext, object_store: ObjectStoreResource):
-        cursor = json.loads(context.cursor) if context.cursor else {}
+        cursor = read_cursor(context.cursor)
         store = object_store.open()
         # Claimed late, claimed fair: a batch formed only when the previous ones are nearly done sees
         # every team's latest signals, so another team's burst delays them by at most those batches.
@@ -139,7 +153,7 @@ def build_signal_inbox_sensor(
         new_cursor = json.dumps(
             {
                 "last_batch": claim.last_batch,
-                "claimed_signals": cursor.get("claimed_signals", 0) + claim.claimed_signals,
+                "claimed_signals": cursor["claimed_signals"] + claim.claimed_signals,
             }
         )
         seen = (

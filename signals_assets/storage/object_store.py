@@ -96,9 +96,11 @@ class LocalObjectStore:
                 raise KeyError(key) from None
             raise
         with os.fdopen(descriptor, "rb") as handle:
-            if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            status = os.fstat(descriptor)
+            if not stat.S_ISREG(status.st_mode):
                 raise KeyError(key)
-            return handle.read(-1 if max_bytes is None else max_bytes)
+            # read(n) allocates n bytes before reading: ask for no more than the file holds
+            return handle.read(-1 if max_bytes is None else min(max_bytes, status.st_size))
 
     def exists(self, key: str) -> bool:
         return self._path(key).is_file()

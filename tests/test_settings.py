@@ -1,0 +1,33 @@
+"""Settings from the environment at their edges: a value the platform cannot use is refused when the
+settings are read, with a message naming the variable, not later by whatever first uses it."""
+
+import re
+
+import pytest
+
+from signals_assets.settings import load_settings
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        # docker's nano_cpus is an integer: int(inf * 1e9) fails every research run
+        ("SIGNALS_SANDBOX_CPUS", "inf", "SIGNALS_SANDBOX_CPUS='inf' must be a positive number"),
+        ("SIGNALS_SANDBOX_CPUS", "1e400", "SIGNALS_SANDBOX_CPUS='1e400' must be a positive number"),
+        # the name goes into CREATE DATABASE and USE as it is
+        ("SIGNALS_CLICKHOUSE_DATABASE", "a;b", "SIGNALS_CLICKHOUSE_DATABASE='a;b' must be a ClickHouse identifier"),
+        ("SIGNALS_CLICKHOUSE_DATABASE", "signals-prod", "SIGNALS_CLICKHOUSE_DATABASE='signals-prod' must be"),
+        ("SIGNALS_CLICKHOUSE_DATABASE", "1signals", "SIGNALS_CLICKHOUSE_DATABASE='1signals' must be"),
+    ],
+)
+def test_a_value_the_platform_cannot_use_is_refused_naming_the_variable(
+    signals_home, monkeypatch, name, value, message
+):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        load_settings()
+
+
+def test_a_database_name_of_letters_digits_and_underscores_is_taken(signals_home, monkeypatch):
+    monkeypatch.setenv("SIGNALS_CLICKHOUSE_DATABASE", "signals_prod_2")
+    assert load_settings().clickhouse_database == "signals_prod_2"
