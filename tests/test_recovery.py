@@ -24,9 +24,9 @@ from signals_assets.jobs import ROUNDS_TAG, TEAM_TAG
 from signals_assets.recovery.attempts import Attempt, next_attempt_number
 from signals_assets.reports import promotions
 from signals_assets.resources.object_store import ObjectStoreResource
+from signals_assets.sensors import dead_runs
 from signals_assets.sensors.dead_runs import (
     HOST_TAG,
-    PID_REUSE_SLACK_SECONDS,
     PID_TAG,
     STARTING_GRACE_SECONDS,
     dead_run_reconciler,
@@ -440,9 +440,11 @@ def test_a_run_left_started_by_a_killed_process_is_failed(tmp_path):
         assert instance.get_run_by_id(alive.run_id).status == dg.DagsterRunStatus.STARTED
 
 
-def test_a_run_whose_worker_pid_now_belongs_to_a_later_process_is_failed(tmp_path):
+def test_a_run_whose_worker_pid_now_belongs_to_a_later_process_is_failed(tmp_path, monkeypatch):
     """The killed worker's pid is reused (pids wrap at 32768 on many hosts, or the host restarted):
-    the process holding it now started after the pid was recorded, so it is not the run's worker."""
+    the process holding it now started after the pid was recorded, so it is not the run's worker.
+    (The slack is made short here: the shipped one is minutes.)"""
+    monkeypatch.setattr(dead_runs, "PID_REUSE_SLACK_SECONDS", 1)
     with shipped_instance(tmp_path) as instance:
         run = create_run_for_test(
             instance,
@@ -450,7 +452,7 @@ def test_a_run_whose_worker_pid_now_belongs_to_a_later_process_is_failed(tmp_pat
             status=dg.DagsterRunStatus.STARTED,
             tags={HOST_TAG: os.uname().nodename},
         )
-        time.sleep(PID_REUSE_SLACK_SECONDS + 1.5)
+        time.sleep(2.5)
         later = subprocess.Popen(["sleep", "60"])
         try:
             instance.add_run_tags(run.run_id, {PID_TAG: str(later.pid)})  # as if the dead worker had this pid
@@ -460,6 +462,17 @@ def test_a_run_whose_worker_pid_now_belongs_to_a_later_process_is_failed(tmp_pat
             later.wait()
         assert f"worker process {later.pid} is gone" in line
         assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+
+
+def test_a_pid_recorded_before_the_host_booted_is_no_worker_of_a_run_and_a_clock_step_keeps_a_live_one():
+    """A run recorded before the host's last boot has no worker left, even where its pid is taken again soon
+    after the boot; a live worker whose start time reads up to the slack later than its record (the wall
+    clock stepped forward under it) still counts as alive."""
+    started, boot = dead_runs.process_start_time(os.getpid())
+    assert dead_runs.pid_alive(os.getpid(), started)
+    assert dead_runs.pid_alive(os.getpid(), max(boot, started - dead_runs.PID_REUSE_SLACK_SECONDS + 1))
+    assert not dead_runs.pid_alive(os.getpid(), boot - 1)
+    assert not dead_runs.pid_alive(os.getpid(), started - dead_runs.PID_REUSE_SLACK_SECONDS - 1)
 
 
 @pytest.mark.parametrize("config", ["local", "production"])

@@ -15,8 +15,11 @@ PID_TAG = "signals/pid"
 
 
 # How much earlier than the process's start the time its pid was recorded may read and the process
-# still be the run's worker: run storage may keep whole seconds.
-PID_REUSE_SLACK_SECONDS = 2
+# still be the run's worker. Wide, because failing a live run starts a second worker on its work: run
+# storage may keep whole seconds, and /proc's start times follow the wall clock, which NTP or a resumed
+# VM may step forward while the worker runs. A reused pid belongs to a process started far later (pids
+# wrap only after tens of thousands of processes, or a restart).
+PID_REUSE_SLACK_SECONDS = 300
 
 
 def run_worker_pid(instance: dg.DagsterInstance, run: dg.DagsterRun, created_at: float) -> tuple[int, float] | None:
@@ -32,29 +35,33 @@ def run_worker_pid(instance: dg.DagsterInstance, run: dg.DagsterRun, created_at:
     return None
 
 
-def process_start_time(pid: int) -> float | None:
-    """When process `pid` started (unix time, at most a second early), from /proc; None when it cannot
-    be told (no such process, no /proc)."""
+def process_start_time(pid: int) -> tuple[float, float] | None:
+    """When process `pid` and the host started (unix times, at most a second early), from /proc; None
+    when it cannot be told (no such process, no /proc)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        boot = next(line for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime "))
+        boot_line = next(line for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime "))
     except (OSError, IndexError, StopIteration):
         return None
+    boot = int(boot_line.split()[1])
     # fields[0] is the third field of stat (after the pid and the parenthesised name); the 22nd is starttime
-    return int(boot.split()[1]) + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK"), boot
 
 
 def pid_alive(pid: int, recorded_at: float) -> bool:
     """Whether the run's worker, recorded as `pid` at `recorded_at`, still runs: a process with that pid
-    that started after it was recorded is another one, the pid reused (pids wrap, hosts restart)."""
+    that started after it was recorded, or on a host booted since, is another one, the pid reused."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         pass
-    started = process_start_time(pid)
-    return started is None or started <= recorded_at + PID_REUSE_SLACK_SECONDS
+    times = process_start_time(pid)
+    if times is None:
+        return True
+    started, boot = times
+    return boot <= recorded_at and started <= recorded_at + PID_REUSE_SLACK_SECONDS
 
 
 # A daemon-launched run is STARTING until its worker logs its pid; a kill of the daemon's process group
