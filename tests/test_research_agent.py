@@ -484,9 +484,23 @@ def test_a_folder_chain_past_the_recursion_limit_is_read_down_to_the_depth_limit
             with os.fdopen(os.open("card_checkout.py", os.O_WRONLY | os.O_CREAT, dir_fd=folder), "w") as file:
                 file.write("card declined at checkout\n")
     os.close(folder)
-    files = {path.relative_to(shop).as_posix() for path in agent.iter_source_files(shop)}
+    try:
+        files = {path.relative_to(shop).as_posix() for path in agent.iter_source_files(shop)}
+    finally:
+        remove_folder_chain(shop / "d")
     assert "billing/card_payments.py" in files
     assert {name.count("/") for name in files if name.startswith("d/")} == {50, agent.MAX_FOLDER_DEPTH}
+
+
+def remove_folder_chain(top: Path) -> None:
+    """Removes nested folders `top/d/d/…` a level at a time. Python 3.11's shutil.rmtree recurses once per
+    level, so pytest's cleanup of old temporary folders ended the next test session with a RecursionError."""
+    parked = top.with_name(top.name + "-inner")
+    while (top / "d").is_dir():
+        (top / "d").rename(parked)
+        shutil.rmtree(top)
+        parked.rename(top)
+    shutil.rmtree(top)
 
 
 @pytest.mark.timeout(300)
