@@ -3,6 +3,8 @@ speaking the OpenAI protocol (a keyword-matching stand-in for the model)."""
 
 import json
 import re
+import socket
+from typing import Callable
 
 import dagster as dg
 import pytest
@@ -202,15 +204,16 @@ def model_titling_password_reports_with_unstorable_characters(body: dict) -> dic
     return result
 
 
-def group_and_run_the_reports_in_one_run(object_store) -> None:
-    """The card and password signals grouped, then their two reports judged and researched by one run."""
-    definitions = defs()
+def group_and_run_the_reports_in_one_run(object_store, between: Callable[[], None] = lambda: None) -> None:
+    """The card and password signals grouped, then (after `between`, with the settings read again) their
+    two reports judged and researched by one run."""
     with dg.instance_for_test() as instance:
-        group_one_batch(object_store, instance, definitions, CARD_DECLINED + PASSWORD_RESET)
+        group_one_batch(object_store, instance, defs(), CARD_DECLINED + PASSWORD_RESET)
+        between()
         work = promotion_work(instance, object_store, 3, 0)
         [request] = work.run_requests(instance.get_dynamic_partitions("reports"), reports_per_run=50)
         instance.add_dynamic_partitions("reports", list(work.partitions_request().partition_keys))
-        assert execute_request(definitions.resolve_job_def("report_job"), request, instance).success
+        assert execute_request(defs().resolve_job_def("report_job"), request, instance).success
 
 
 def stored(sql: str) -> list[dict]:
@@ -247,6 +250,20 @@ def test_a_failure_reason_the_store_cannot_take_is_stored_with_replacements_and_
     assert states[0]["detail"].endswith(
         "HTTP 400 from " + openai_server.base_url + "/: Error code: 400 - bad request \ufffd"
     )
+
+
+def test_a_report_run_waits_for_an_unreachable_server_once_and_records_every_report_failed(
+    object_store, team, openai_server, monkeypatch
+):
+    with socket.socket() as closed:  # a port nothing listens on: every attempt is refused
+        closed.bind(("127.0.0.1", 0))
+        unreachable = f"http://127.0.0.1:{closed.getsockname()[1]}/v1"
+    group_and_run_the_reports_in_one_run(object_store, lambda: monkeypatch.setenv("OPENAI_BASE_URL", unreachable))
+    states = stored(f"SELECT status, detail FROM ({latest_report_states()}) ORDER BY detail")
+    assert [state["status"] for state in states] == ["failed", "failed"]
+    assert "APIConnectionError talking to " + unreachable in states[0]["detail"]
+    assert states[0]["detail"].endswith("(gave up after 4 attempts)")
+    assert "not sent: an earlier call reached the server in none of its attempts" in states[1]["detail"]
 
 
 def model_derailed_by_password_signals(body: dict) -> dict | Reply:

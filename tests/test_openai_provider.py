@@ -11,7 +11,7 @@ import pytest
 
 from signals_assets.grouping.llm_decisions import OpenAIChatProvider
 from signals_assets.llm import bounded_body
-from signals_assets.llm.client import ProviderError
+from signals_assets.llm.client import Outage, ProviderError
 from signals_assets.llm.embeddings import OpenAIEmbedder
 from tests.openai_protocol_server import (
     EMBEDDINGS,
@@ -240,6 +240,55 @@ def test_a_body_sent_slowly_or_too_large_is_cut_off_and_retried(server, monkeypa
     server.script_chat(reply, reply)
     with pytest.raises(ProviderError, match=rf"^search_queries: APIConnectionError .*: {problem} \(gave up after 2"):
         chat(server, timeout_seconds=0.5, max_retries=1).search_queries("text", "github/issue")
+
+
+class StepClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_server_no_attempt_reached_is_not_waited_for_again_until_the_outage_ends(server):
+    """A hanging server: the first call waits out its attempts; the calls after it, by any client sharing
+    the outage, fail at once without a request; after the outage's seconds one call tries again."""
+    clock = StepClock()
+    outage = Outage(seconds=120, clock=clock)
+    hanging = Reply(content=json.dumps(QUERIES), delay=1.0)
+    server.script_chat(hanging, hanging)
+    with pytest.raises(ProviderError, match=r"^search_queries: APITimeoutError .*\(gave up after 2 attempts\)"):
+        chat(server, timeout_seconds=0.3, max_retries=1, outage=outage).search_queries("text", "signal")
+    assert len(server.requests()) == 2
+
+    clock.now += 119
+    started = time.monotonic()
+    for client in (chat(server, outage=outage), chat(server, outage=outage)):
+        with pytest.raises(
+            ProviderError,
+            match=r"^search_queries: not sent: an earlier call reached the server in none of its attempts 119 s ago "
+            r"\(APITimeoutError talking to .*\); calls are sent again 120 s after that$",
+        ):
+            client.search_queries("text", "signal")
+    assert time.monotonic() - started < 0.5
+    assert len(server.requests()) == 2
+
+    clock.now += 1  # the server answers again: the outage ends with the first call that gets an answer
+    server.script_chat(answer(QUERIES), answer(QUERIES))
+    client = chat(server, outage=outage)
+    assert client.search_queries("text", "signal") == QUERIES["queries"]
+    assert client.search_queries("text", "signal") == QUERIES["queries"]
+    assert len(server.requests()) == 4
+
+
+@pytest.mark.parametrize("reply", [error(503), Reply(body="<html>Bad gateway</html>")])
+def test_a_server_that_answers_with_errors_is_asked_again_by_the_next_call(server, reply):
+    outage = Outage(seconds=120)
+    server.script_chat(reply, reply, answer(QUERIES))
+    with pytest.raises(ProviderError, match="gave up after 2 attempts"):
+        chat(server, max_retries=1, outage=outage).search_queries("text", "signal")
+    assert chat(server, outage=outage).search_queries("text", "signal") == QUERIES["queries"]
+    assert len(server.requests()) == 3
 
 
 @pytest.mark.parametrize("status, hint", [(401, "check the API key"), (400, "bad request"), (404, "check base_url")])

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import random
 import secrets
+import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
@@ -52,6 +53,44 @@ class InvalidAnswer(ValueError):
     """The model's answer does not match the step's schema; the message is shown to the model."""
 
 
+class Outage:
+    """A server no attempt of a whole call reached (refused, reset, timed out): the clients sharing this
+    object send nothing to it for `seconds` after that call gave up, and fail each call at once naming
+    that failure; the first call after them tries again. Without it a run of 50 reports whose server
+    hangs waits out every attempt's timeout for every report (4 × 60 s each on the defaults) before
+    recording them all failed. A server that answers, even with errors, is not in an outage."""
+
+    def __init__(self, seconds: float = 120, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._since: float | None = None
+        self._problem = ""
+
+    def check(self, step: str) -> None:
+        """Raises ProviderError while the outage lasts."""
+        with self._lock:
+            if self._since is None:
+                return
+            age = self._clock() - self._since
+            if age >= self.seconds:
+                return
+            problem = self._problem
+        raise ProviderError(
+            step,
+            f"not sent: an earlier call reached the server in none of its attempts {age:.0f} s ago ({problem}); "
+            f"calls are sent again {self.seconds:.0f} s after that",
+        )
+
+    def record(self, problem: str) -> None:
+        with self._lock:
+            self._since, self._problem = self._clock(), problem
+
+    def clear(self) -> None:
+        with self._lock:
+            self._since = None
+
+
 class Transport:
     """A lazily built `openai.OpenAI` client and the one retry loop for all requests."""
 
@@ -63,9 +102,11 @@ class Transport:
         max_retries: int,
         backoff_seconds: float,
         max_wait_seconds: float,
+        outage: Outage | None = None,
     ) -> None:
         if max_retries < 0:
             raise ValueError("max_retries must be >= 0")
+        self.outage = outage or Outage()
         self.base_url = base_url
         self.api_key = api_key
         self.timeout_seconds = timeout_seconds
@@ -92,15 +133,20 @@ class Transport:
 
     def call(self, step: str, request: Callable[[openai.OpenAI], Any]) -> Any:
         """`request(client)`, retrying transport errors, timeouts, 408, 429, 5xx, bodies that are not a JSON
-        object and HTTP 200 answers that carry an error instead of a result, with backoff."""
+        object and HTTP 200 answers that carry an error instead of a result, with backoff; nothing is sent
+        during an `Outage`."""
         import openai
 
+        self.outage.check(step)
         attempt = 0
+        answered = False  # by any attempt: else the call's failure is an outage
         while True:
             try:
                 response = request(self.client)
+                answered = True
                 reported = getattr(response, "error", None)
                 if isinstance(response, openai.BaseModel) and not reported:
+                    self.outage.clear()
                     return response
                 # Else HTTP 200 with an error (how some servers and proxies answer an overload), or a body the
                 # client hands back as it came (no JSON object, or not declared JSON: a proxy's HTML page, a
@@ -112,6 +158,7 @@ class Transport:
                 )
                 wait, cause = None, None
             except openai.APIStatusError as error:
+                answered = True
                 status = error.status_code
                 problem = f"HTTP {status} from {self.client.base_url}: {error.message}"
                 if error.code == CONTENT_FILTERED:  # the text itself, not the server: no answer for it, ever
@@ -124,9 +171,12 @@ class Transport:
                 problem = f"{type(error).__name__} talking to {self.client.base_url}: {error}"
                 wait, cause = None, error
             except (ValueError, RecursionError) as error:  # a body the client cannot read as JSON: an error page…
+                answered = True
                 problem = f"the response from {self.client.base_url} is not JSON ({type(error).__name__}: {error})"
                 wait, cause = None, error
             if attempt >= self.max_retries:
+                if not answered:
+                    self.outage.record(problem)
                 raise ProviderError(step, f"{problem} (gave up after {attempt + 1} attempts)") from cause
             if wait is None:
                 # Jitter spreads the retries of concurrent runs that failed together.
@@ -246,9 +296,12 @@ class OpenAIChatClient:
         max_retries: int = 3,
         backoff_seconds: float = 0.5,
         max_wait_seconds: float = 30,
+        outage: Outage | None = None,
     ) -> None:
         self.model = model
-        self._transport = Transport(base_url, api_key, timeout_seconds, max_retries, backoff_seconds, max_wait_seconds)
+        self._transport = Transport(
+            base_url, api_key, timeout_seconds, max_retries, backoff_seconds, max_wait_seconds, outage
+        )
 
     def ask(
         self,

@@ -1,7 +1,15 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import dagster as dg
+from pydantic import PrivateAttr
 
 from signals_assets.grouping.decisions import LLMProvider, OfflineProvider, Provider
 from signals_assets.grouping.limits import POOL_LIMIT
+
+if TYPE_CHECKING:
+    from signals_assets.llm.client import Outage
 
 
 class LLMResource(dg.ConfigurableResource):
@@ -18,6 +26,9 @@ class LLMResource(dg.ConfigurableResource):
     merge_proposals: int = 10  # report merges the model is asked to confirm per batch and team; 0: none
     # newest pooled signals re-clustered (offline) or offered for merges (openai) per batch and team
     consolidation_pool: int = POOL_LIMIT
+    # one per resource instance (a run's process): a server found unreachable is not waited for again by each
+    # report of the run (llm/client.py `Outage`)
+    _outage: Outage | None = PrivateAttr(default=None)
 
     def chat(self):
         """The chat client (an `OpenAIChatProvider`), or None for the offline provider."""
@@ -25,13 +36,17 @@ class LLMResource(dg.ConfigurableResource):
             return None
         if self.provider == "openai":
             from signals_assets.grouping.llm_decisions import OpenAIChatProvider
+            from signals_assets.llm.client import Outage
 
+            if self._outage is None:
+                self._outage = Outage()
             return OpenAIChatProvider(
                 self.base_url or None,
                 self.api_key,
                 self.model,
                 timeout_seconds=self.timeout_seconds,
                 max_retries=self.max_retries,
+                outage=self._outage,
             )
         raise ValueError(f"LLM provider {self.provider!r} is not one of offline, openai")
 
