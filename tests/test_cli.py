@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from signals_assets.cli.main import main, terminal_safe
+from signals_assets.cli.main import main
+from signals_assets.display_text import visible_escapes
 
 from conftest import CARD_DECLINED, PASSWORD_RESET, emit_texts, zendesk_extra
 
@@ -419,7 +420,7 @@ def test_an_internal_error_is_one_line_unless_debugging(capsys, signals_home, mo
 
 def test_terminal_output_escapes_control_characters_but_json_stays_json(capsys):
     text = "red \x1b[31malert\x1b[0m\r\x07 bidi \u202egnp.exe nul \x00 bad \udce9 tab\tnewline\n"
-    assert terminal_safe(text) == (
+    assert visible_escapes(text) == (
         "red \\x1b[31malert\\x1b[0m\\r\\x07 bidi \\u202egnp.exe nul \\x00 bad \\udce9 tab\tnewline\n"
     )
-    assert json.loads(terminal_safe(json.dumps({"text": text}))) == {"text": text}
+    assert json.loads(visible_escapes(json.dumps({"text": text}))) == {"text": text}

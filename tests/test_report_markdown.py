@@ -133,3 +133,28 @@ def test_every_asset_links_to_its_source_file():
         assert files and all(path.is_file() for path in files), node.key
         if node.group_name == "sql_models":  # the model's SQL, then the Python that runs it
             assert files[0].name == f"{node.key.path[-1]}.sql", node.key
+
+
+def test_report_metadata_and_run_logs_show_reordering_and_control_characters_as_escapes(
+    capsys, signals_home, team, object_store
+):
+    """The UI shows metadata and log messages as plain text, where a bidirectional override reorders what
+    follows it: the title taken from such signals, and every other text, carries visible escapes instead."""
+    hostile = [text.replace("declined", "declined \u202eevil\u2066 \x1b[31m") for text in CARD_DECLINED]
+    emit_texts(object_store, hostile + PASSWORD_RESET)
+    assert main(["process"]) == 0
+    capsys.readouterr()
+    instance = dg.DagsterInstance.get()
+    texts, titles = [], []
+    for record in instance.fetch_materializations(dg.AssetKey("report_summaries"), limit=100).records:
+        materialization = record.asset_materialization
+        assert materialization is not None
+        titles.append(materialization.metadata["title"].value)
+        texts += [value.text for value in materialization.metadata.values() if isinstance(value, dg.TextMetadataValue)]
+    assert sorted(titles) == [
+        "My card payment was declined \\u202eevil\\u2066 \\x1b[31m at checkout.",
+        "Password reset emails are not arriving for me.",
+    ]
+    logged = [record.user_message for run in instance.get_runs() for record in instance.all_logs(run.run_id)]
+    unsafe = re.compile("[\x1b\u202e\u2066]")
+    assert [text for text in texts + logged if unsafe.search(text)] == []

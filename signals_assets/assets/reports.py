@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import dagster as dg
 
 from signals_assets.assets.grouping import report_assignments
+from signals_assets.display_text import visible_escapes
 from signals_assets.ingestion.teams import load_team
 from signals_assets.partition_keys import report_team_id
 from signals_assets.partitions import reports
@@ -41,7 +42,8 @@ def record_reports_metadata(context: dg.AssetExecutionContext, db, metadata: dic
     on its partition only, with the report as stored now rendered as Markdown for the UI."""
     markdown = stored_reports_markdown(db, {report: report_team_id(report) for report in metadata})
     for report, fields in metadata.items():
-        context.add_asset_metadata({**fields, "report": dg.MetadataValue.md(markdown[report])}, partition_key=report)
+        shown = {name: visible_escapes(value) if isinstance(value, str) else value for name, value in fields.items()}
+        context.add_asset_metadata({**shown, "report": dg.MetadataValue.md(markdown[report])}, partition_key=report)
 
 
 def run_metadata(reports_in_run: list[str], outcomes: list[str]) -> dict:
@@ -152,7 +154,7 @@ def report_summaries(
         metadata_by_report[item.report] = metadata
         outcomes.append(str(metadata.get("status", "skipped" if "skipped" in metadata else "judged")))
     if lines:
-        context.log.info("\n".join(lines))
+        context.log.info(visible_escapes("\n".join(lines)))
     with session() as db:
         report_store.write_summaries(db, replaced, rows, events)
         record_reports_metadata(context, db, metadata_by_report)
@@ -243,7 +245,9 @@ def report_research(
                 summary = summaries[report]
                 started.append(_StartedRound(run, summary, research_task(report, summary, signals[report]), []))
         if skipped:  # one log event for the run: each is a write to the event log
-            context.log.info("\n".join(f"{report}: {fields['skipped']}" for report, fields in skipped.items()))
+            context.log.info(
+                visible_escapes("\n".join(f"{report}: {fields['skipped']}" for report, fields in skipped.items()))
+            )
         outcomes += ["skipped"] * len(skipped)
         research_store.record_started(db, [item.run for item in started])
         record_reports_metadata(context, db, skipped)
@@ -317,7 +321,7 @@ def _record_research(
         if log_lines:
             store.put(log_key, encode_log(log_lines))
         rows.append(research_store.failure_rows(run, reason, log_key=log_key if log_lines else ""))
-        context.log.warning(f"{run.report}: research failed: {reason}")
+        context.log.warning(visible_escapes(f"{run.report}: research failed: {reason}"))
         recorded.append(
             (run.report, {**failure_metadata("research", reason, run.round), "log_key": log_key if log_lines else ""})
         )

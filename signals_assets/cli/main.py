@@ -11,6 +11,7 @@ import warnings
 from contextlib import contextmanager
 from typing import Iterator
 
+from signals_assets.display_text import visible_escapes
 from signals_assets.ingestion.validation import (
     MAX_TEAM_ID,
     SignalValidationError,
@@ -32,16 +33,6 @@ class CliError(Exception):
     """A misuse or a refusal, shown as one line on stderr."""
 
 
-# Control characters, bidirectional overrides and lone surrogates (undecodable input): untrusted signal
-# and report text must not drive the terminal or fail to encode.
-_TERMINAL_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
-
-
-def terminal_safe(text: str) -> str:
-    """`text` with those characters written as escapes (`\\x1b`, `\\u202e`); newlines and tabs stay."""
-    return _TERMINAL_UNSAFE.sub(lambda match: match[0].encode("unicode_escape").decode("ascii"), text)
-
-
 def one_line(text: object) -> str:
     """Untrusted text (a signal, a title) as one line of the human-readable output: a line break in it
     (newline, U+2028, U+0085…) must not start a line of its own, such as a forged report."""
@@ -49,21 +40,21 @@ def one_line(text: object) -> str:
 
 
 class _TerminalSafeStream:
-    """Stdout through `terminal_safe`, for every command's output. JSON output is unchanged: json.dumps
+    """Stdout through `visible_escapes`, for every command's output. JSON output is unchanged: json.dumps
     already escapes all of those characters."""
 
     def __init__(self, stream):
         self._stream = stream
 
     def write(self, text: str) -> int:
-        return self._stream.write(terminal_safe(text))
+        return self._stream.write(visible_escapes(text))
 
     def __getattr__(self, name):
         return getattr(self._stream, name)
 
 
 def err(message: str) -> None:
-    print(terminal_safe(message), file=sys.stderr, flush=True)
+    print(visible_escapes(message), file=sys.stderr, flush=True)
 
 
 def progress(done: int, total: int, label: str) -> None:
@@ -79,7 +70,7 @@ class _Parser(argparse.ArgumentParser):
     """Usage errors as one line on stderr, like every other error of the command."""
 
     def error(self, message: str):
-        self.exit(2, terminal_safe(f"{self.prog}: error: {message} (see {self.prog} --help)") + "\n")
+        self.exit(2, visible_escapes(f"{self.prog}: error: {message} (see {self.prog} --help)") + "\n")
 
 
 def team_id_arg(text: str) -> int:

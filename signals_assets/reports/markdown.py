@@ -12,6 +12,7 @@ import json
 import re
 import string
 
+from signals_assets.display_text import DISPLAY_UNSAFE
 from signals_assets.storage.clickhouse import StoreSession
 from signals_assets.storage.facts import current_assignments, latest_report_states, signals_ever_in
 
@@ -24,8 +25,8 @@ MAX_FINDINGS_SHOWN = 20
 # literal; escaping all of them also breaks bare-URL autolinks (`:`, `/`, `.`, `@`).
 _ESCAPED = {c: "\\" + c for c in string.punctuation} | {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 _WHITESPACE = re.compile(r"\s+")
-# Control characters, bidirectional overrides and lone surrogates: invisible, or they reorder the page.
-_INVISIBLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
+# What would hide or reorder the page, and tab, newline and zero-width spaces and joiners: one line of text.
+_INVISIBLE = re.compile(f"[\t\n\u200b-\u200d{DISPLAY_UNSAFE}]")
 
 
 def inline_text(text: object, max_chars: int = TEXT_CHARS) -> str:
