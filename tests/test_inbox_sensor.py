@@ -79,8 +79,8 @@ def test_a_claim_whose_tick_died_is_requested_by_the_next_tick(store, tick):
 class StoreWithLateWriter(LocalObjectStore):
     """An emitter writes a new object right after the claimer listed the inbox."""
 
-    def list_level(self, folder):
-        level = super().list_level(folder)
+    def list_level(self, folder, start_after=""):
+        level = super().list_level(folder, start_after)
         if folder == inbox.INBOX and not getattr(self, "written", False):
             self.written = True
             self.put("inbox/20261122T000000000000Z-late.json", b'{"signal_id": "late"}')
@@ -249,3 +249,73 @@ def test_every_claimer_keys_a_new_batch_after_the_batches_the_store_holds(store)
     put_inbox(store, 1, start=4)
     [today] = inbox.claim_all(store, 10)
     assert batch_time(today) < now + timedelta(days=1)
+
+
+class ListingRecorder(LocalObjectStore):
+    """Records every key its listings return."""
+
+    listed: list[str]
+
+    def list(self, prefix, limit=None, start_after=""):
+        keys = super().list(prefix, limit, start_after)
+        self.listed = [*getattr(self, "listed", []), *keys]
+        return keys
+
+
+def finished_batch(store, batch):
+    inbox.write_manifest(store, batch, ["a.json"])
+    for stage in inbox.STAGES:
+        inbox.mark_stage_done(store, batch, stage)
+
+
+def test_unfinished_batches_are_found_from_the_finished_through_mark_on(tmp_path):
+    """The finished batches of the history are listed once: the mark moves over them, stopping at a
+    parked or unfinished batch and short of the last hour's; listings after it hold none of them, and
+    nothing after the mark is missed, an unparked batch included."""
+    store = ListingRecorder(tmp_path / "objects")
+    now = datetime.now(timezone.utc)
+    old = [batch_key(now - timedelta(days=3) + timedelta(minutes=i)) for i in range(30)]
+    recent = batch_key(now - timedelta(minutes=10))
+    for batch in old + [recent]:
+        finished_batch(store, batch)
+    parked, unfinished = old[20], old[25]
+    inbox.park_batch(store, parked, "poison", 3)
+    for batch in (parked, unfinished):
+        (store.root / inbox.stage_marker_key(batch, inbox.GROUPED)).unlink()
+
+    assert [p.batch for p in inbox.open_batch_progress(store)] == old + [recent]  # no mark yet: everything
+    assert inbox.finished_through(store) == old[19]
+    store.listed = []
+    assert inbox.unfinished_batches(store) == [unfinished]
+    assert inbox.unfinished_batches(store, include_parked=True) == [parked, unfinished]
+    assert {key.split("/")[1] for key in store.listed} == set(old[20:] + [recent])
+
+    inbox.unpark_batch(store, parked)
+    assert inbox.unfinished_batches(store) == [parked, unfinished]
+    for batch in (parked, unfinished):
+        inbox.mark_stage_done(store, batch, inbox.GROUPED)
+    assert inbox.unfinished_batches(store) == []
+    assert inbox.finished_through(store) == old[-1]  # the last hour's batch stays listed
+    store.listed = []
+    inbox.write_manifest(store, "b20261101T000000000000Z", ["late.json"])  # keyed before the mark: not listed
+    put_inbox(store, 1)
+    [claimed] = inbox.claim_pending(store, 10, None).new_batches
+    assert claimed > recent and inbox.unfinished_batches(store) == [claimed]
+    assert {key.split("/")[1] for key in store.listed if key.startswith(("batches/", "claimed/"))} == {recent, claimed}
+
+
+def test_no_batch_is_keyed_at_or_before_the_finished_through_mark(store):
+    """Not even when the mark lies days ahead of a clock that went back: a batch keyed before the mark
+    would never be listed again. An unreadable mark lists everything and is written anew."""
+    ahead = batch_key(datetime.now(timezone.utc) + timedelta(days=3))
+    store.put(inbox.FINISHED_MARK, json.dumps({"batch": ahead}).encode())
+    put_inbox(store, 2)
+    [first] = inbox.claim_pending(store, 1, None, max_batches=1).new_batches
+    [second] = inbox.claim_all(store, 10)
+    assert ahead < first < second
+    assert inbox.unfinished_batches(store) == [first, second]
+
+    finished_batch(store, "b20261101T000000000000Z")
+    store.put(inbox.FINISHED_MARK, b"not json")
+    assert [p.batch for p in inbox.open_batch_progress(store)] == ["b20261101T000000000000Z", first, second]
+    assert inbox.finished_through(store) == "b20261101T000000000000Z"

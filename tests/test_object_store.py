@@ -84,6 +84,28 @@ def test_list_by_folder_and_by_partial_name_sorted(object_store):
 
 
 @both
+def test_a_listing_from_a_key_on_holds_only_the_keys_after_it(object_store):
+    keys = [f"batches/b{day}/{name}" for day in (1, 2, 3) for name in ("manifest.json", "stages/x")]
+    for key in [*keys, "batches/b3/stages/y", "claimed/b2/a.json"]:
+        object_store.put(key, b"{}")
+
+    assert object_store.list("batches/", start_after="batches/b10") == keys[2:] + ["batches/b3/stages/y"]
+    assert object_store.list("batches/", start_after="batches/b2") == keys[2:] + ["batches/b3/stages/y"]
+    assert object_store.list("batches/", start_after="batches/b3/stages/x") == ["batches/b3/stages/y"]
+    assert object_store.list("batches/", start_after="batches/b3/stages/y") == []
+    assert object_store.list("batches/", start_after="batches/b2", limit=1) == ["batches/b2/manifest.json"]
+    assert object_store.list_level("batches/", start_after="batches/b20") == (["batches/b3/"], [])
+    assert object_store.list_level("batches/", start_after="batches/b1") == (
+        ["batches/b1/", "batches/b2/", "batches/b3/"],
+        [],
+    )
+    assert object_store.list_level("batches/b3/", start_after="batches/b3/manifest.json") == (
+        ["batches/b3/stages/"],
+        [],
+    )
+
+
+@both
 def test_listing_pages_past_a_thousand_keys(object_store):
     keys = [f"inbox/{i:05d}.json" for i in range(1205)]
     with ThreadPoolExecutor(8) as pool:

@@ -15,6 +15,13 @@ parked (`batches/<batch_key>/parked`, with the reason) after too many failed att
 crashed in between, the next sensor tick (or `signals process`) picks it up again. A batch with
 neither claimed objects nor any stage marker predates the markers: it was finished under the rule
 of that time (claims consolidated) and counts as finished.
+
+Finding the unfinished batches costs what lies after the *finished-through mark*
+(`batch_marks/finished_through.json`), not the whole history: every batch up to that key is finished
+and not parked, so the sensors, `signals process` and each batch run list `claimed/` and `batches/`
+from there on (`open_batch_progress`), and move the mark over the finished batches at the front of
+what they listed. It passes a batch only `MARK_LAG` after the batch's key time; no batch is keyed at
+or before it (`key_floor`); a parked batch stops it (so an unparked one is still listed).
 """
 
 from __future__ import annotations
@@ -44,6 +51,10 @@ KEY_TOO_LONG_RULE = (
 )
 # How far ahead of the clock a batch key may lie and still be a claim's (see key_floor).
 MAX_CLOCK_LEAD = timedelta(days=1)
+FINISHED_MARK = "batch_marks/finished_through.json"
+# How long after its key's time a finished batch may fall behind the mark: a claimer that listed the
+# store before that batch was claimed, then stalled, could otherwise key a new batch before the mark.
+MARK_LAG = timedelta(hours=1)
 # The batch stages in pipeline order; the batch is finished once the last one has its marker.
 BUFFERED, EMBEDDED, GROUPED = "buffered_signals", "signal_embeddings", "report_assignments"
 STAGES = (BUFFERED, EMBEDDED, GROUPED)
@@ -182,10 +193,15 @@ def key_floor(store: ObjectStore, now: datetime, last_batch: str | None = None) 
     and the batches the store holds (claimed or batch objects), whatever the clock did meanwhile (it may
     have gone back). A key that is no batch key (a cursor set by hand), or one over MAX_CLOCK_LEAD ahead
     of `now` (a partition added by hand and materialised), is passed over: keyed after it, new batches
-    would date their signals there."""
-    folders = [folder for prefix in (CLAIMED, BATCHES) for folder in store.list_level(prefix)[0]]
-    keys = [last_batch, *(folder.split("/")[1] for folder in folders)]
-    return max((k for k in keys if is_batch_key(k) and batch_time(k) <= now + MAX_CLOCK_LEAD), default=None)
+    would date their signals there. Never before the finished-through mark, however far ahead (a batch
+    keyed before it would never be listed again): the lead counts from the mark when it is later."""
+    mark = finished_through(store)
+    folders = [
+        folder for prefix in (CLAIMED, BATCHES) for folder in store.list_level(prefix, _start(prefix, after(mark)))[0]
+    ]
+    keys = [mark, last_batch, *(folder.split("/")[1] for folder in folders)]
+    latest = max(now, batch_time(mark)) if mark else now
+    return max((k for k in keys if is_batch_key(k) and batch_time(k) <= latest + MAX_CLOCK_LEAD), default=None)
 
 
 def claim_all(store: ObjectStore, max_signals: int, max_per_team: int | None = None) -> list[str]:
@@ -255,16 +271,58 @@ def _progress(store: ObjectStore, batch: str, batch_objects: list[str], has_clai
     return BatchProgress(batch, tuple(s for s in STAGES if s in stages), has_claims, parked)
 
 
-def batch_progress(store: ObjectStore) -> list[BatchProgress]:
-    """Every batch the object store knows of, in key order (one listing of `claimed/` and `batches/`)."""
-    claimed = {key[len(CLAIMED) :].split("/", 1)[0] for key in store.list(CLAIMED)}
+def batch_progress(store: ObjectStore, start_after: str = "") -> list[BatchProgress]:
+    """Every batch the object store knows of, in key order (one listing of `claimed/` and `batches/`).
+    With `start_after`, only the batches listed after it: given a batch key, that batch and every later
+    one (`<prefix><batch>/…` sorts after `<prefix><batch>`); given `after(batch)`, the later ones only."""
+    claimed = {
+        key[len(CLAIMED) :].split("/", 1)[0] for key in store.list(CLAIMED, start_after=_start(CLAIMED, start_after))
+    }
     objects: dict[str, list[str]] = {}
-    for key in store.list(BATCHES):
+    for key in store.list(BATCHES, start_after=_start(BATCHES, start_after)):
         batch, _, rest = key[len(BATCHES) :].partition("/")
         objects.setdefault(batch, []).append(rest)
     return [
         _progress(store, batch, objects.get(batch, []), batch in claimed) for batch in sorted(claimed | set(objects))
     ]
+
+
+def after(batch: str | None) -> str:
+    """A listing start after every key of `batch` and before any later batch's ('/' sorts before '0', and
+    batch keys have one length); "" (from the start) for None."""
+    return f"{batch}0" if batch else ""
+
+
+def _start(prefix: str, start_after: str) -> str:
+    return f"{prefix}{start_after}" if start_after else ""
+
+
+def finished_through(store: ObjectStore) -> str | None:
+    """The finished-through mark: a batch key, or None (none yet, or unreadable: then everything is listed)."""
+    try:
+        batch = json.loads(store.get(FINISHED_MARK)).get("batch")
+    except (KeyError, ValueError, AttributeError):
+        return None
+    return batch if is_batch_key(batch) else None
+
+
+def open_batch_progress(store: ObjectStore, now: datetime | None = None) -> list[BatchProgress]:
+    """The batches after the finished-through mark, in key order: every unfinished or parked batch is
+    among them. Then the mark moves over the leading ones that are finished, not parked and older than
+    MARK_LAG (a write only when it moves)."""
+    now = datetime.now(timezone.utc) if now is None else now
+    mark = finished_through(store)
+    progress = batch_progress(store, after(mark))
+    passed = mark
+    for batch in progress:
+        if not (batch.finished and batch.parked is None and is_batch_key(batch.batch)):
+            break
+        if batch_time(batch.batch) > now - MARK_LAG:
+            break
+        passed = batch.batch
+    if passed != mark:
+        store.put(FINISHED_MARK, json.dumps({"batch": passed, "at": now.isoformat()}).encode())
+    return progress
 
 
 def progress_of(store: ObjectStore, batch: str) -> BatchProgress:
@@ -276,7 +334,7 @@ def progress_of(store: ObjectStore, batch: str) -> BatchProgress:
 
 def unfinished_batches(store: ObjectStore, include_parked: bool = False) -> list[str]:
     """Batches whose last stage has not committed, in key order; parked ones only when asked."""
-    return [p.batch for p in batch_progress(store) if not p.finished and (include_parked or p.parked is None)]
+    return [p.batch for p in open_batch_progress(store) if not p.finished and (include_parked or p.parked is None)]
 
 
 def earlier_unfinished_batches(store: ObjectStore, batch: str) -> list[str]:

@@ -78,7 +78,7 @@ def batch_work(
     grouping would only refuse); a parked batch holds back nothing."""
     now = time.time() if now is None else now
     work = BatchWork()
-    for progress in inbox.batch_progress(store):
+    for progress in inbox.open_batch_progress(store):
         if progress.finished or progress.parked is not None:
             continue
         batch = progress.batch

@@ -44,9 +44,13 @@ class ObjectStore(Protocol):
 
     def exists(self, key: str) -> bool: ...
     def delete(self, key: str) -> None: ...
-    def list(self, prefix: str, limit: int | None = None) -> list[str]: ...
-    def list_level(self, folder: str) -> tuple[list[str], list[str]]:
-        """One level of `folder` (ending in '/'): its sub-folders (each ending in '/') and its keys, sorted."""
+    def list(self, prefix: str, limit: int | None = None, start_after: str = "") -> list[str]:
+        """Keys starting with `prefix`, sorted; with `start_after`, only the keys after it."""
+        ...
+
+    def list_level(self, folder: str, start_after: str = "") -> tuple[list[str], list[str]]:
+        """One level of `folder` (ending in '/'): its sub-folders (each ending in '/') and its keys, sorted;
+        with `start_after`, only those after it."""
         ...
 
     def move(self, src: str, dst: str) -> bool: ...
@@ -55,6 +59,11 @@ class ObjectStore(Protocol):
         ...
 
     def describe(self) -> str: ...
+
+
+def _all_before(folder: str, start_after: str) -> bool:
+    """Whether every key in `folder` (ending in '/') sorts before `start_after`."""
+    return bool(start_after) and start_after > folder and not start_after.startswith(folder)
 
 
 class LocalObjectStore:
@@ -108,23 +117,25 @@ class LocalObjectStore:
     def delete(self, key: str) -> None:
         self._path(key).unlink(missing_ok=True)
 
-    def _walk(self, base: Path) -> Iterator[str]:
+    def _walk(self, base: Path, start_after: str = "") -> Iterator[str]:
         root = os.path.join(self.root, "")
         for dirpath, dirnames, filenames in os.walk(base):
-            dirnames.sort()
             # One folder's prefix for all its files: a Path per file costs most of a large listing.
             folder = os.path.join(dirpath, "")[len(root) :].replace(os.sep, "/")
+            # Not into a folder whose every key sorts before `start_after`: a listing from a mark on
+            # costs what lies after it, not the whole history before it.
+            dirnames[:] = sorted(name for name in dirnames if not _all_before(f"{folder}{name}/", start_after))
             for name in filenames:
                 if not name.startswith(".tmp-"):
                     yield folder + name
 
-    def list(self, prefix: str, limit: int | None = None) -> list[str]:
+    def list(self, prefix: str, limit: int | None = None, start_after: str = "") -> list[str]:
         """Keys starting with `prefix`, sorted; a prefix ending in '/' lists that folder."""
         folder = prefix if prefix.endswith("/") else prefix.rsplit("/", 1)[0] + "/" if "/" in prefix else ""
         base = self.root / folder if folder else self.root
         if not base.is_dir() or self._through_symlink(folder):
             return []
-        keys = sorted(k for k in self._walk(base) if k.startswith(prefix))
+        keys = sorted(k for k in self._walk(base, start_after) if k.startswith(prefix) and k > start_after)
         return keys[:limit] if limit is not None else keys
 
     def _through_symlink(self, folder: str) -> bool:
@@ -138,17 +149,18 @@ class LocalObjectStore:
                     return True
         return False
 
-    def list_level(self, folder: str) -> tuple[list[str], list[str]]:
+    def list_level(self, folder: str, start_after: str = "") -> tuple[list[str], list[str]]:
         base = self._path(folder.rstrip("/"))
         if not base.is_dir() or self._through_symlink(folder):
             return [], []
         folders, keys = [], []
         for entry in os.scandir(base):
             if entry.is_dir(follow_symlinks=False):
-                folders.append(f"{folder}{entry.name}/")
+                if not _all_before(f"{folder}{entry.name}/", start_after):
+                    folders.append(f"{folder}{entry.name}/")
             elif entry.is_dir():
                 continue  # a symlink to a folder: no folder of the store, and `list` does not descend into it
-            elif not entry.name.startswith(".tmp-"):
+            elif not entry.name.startswith(".tmp-") and f"{folder}{entry.name}" > start_after:
                 keys.append(f"{folder}{entry.name}")
         return sorted(folders), sorted(keys)
 
@@ -233,29 +245,36 @@ class S3ObjectStore:
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._full(key))
 
-    def list(self, prefix: str, limit: int | None = None) -> list[str]:
+    def list(self, prefix: str, limit: int | None = None, start_after: str = "") -> list[str]:
         """Keys starting with `prefix`, sorted (S3 lists in key order, 1,000 per page)."""
         full_prefix = f"{self.prefix}/{prefix}" if self.prefix else prefix
         paginator = self.client.get_paginator("list_objects_v2")
         keys: list[str] = []
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=full_prefix):
+        for page in paginator.paginate(Bucket=self.bucket, Prefix=full_prefix, **self._start_after(start_after)):
             keys.extend(self._page_keys(page))
             if limit is not None and len(keys) >= limit:
                 break
         keys.sort()
         return keys[:limit] if limit is not None else keys
 
-    def list_level(self, folder: str) -> tuple[list[str], list[str]]:
+    def list_level(self, folder: str, start_after: str = "") -> tuple[list[str], list[str]]:
         full_prefix = f"{self.prefix}/{folder}" if self.prefix else folder
         paginator = self.client.get_paginator("list_objects_v2")
         folders: list[str] = []
         keys: list[str] = []
-        for page in paginator.paginate(Bucket=self.bucket, Prefix=full_prefix, Delimiter="/"):
+        pages = paginator.paginate(
+            Bucket=self.bucket, Prefix=full_prefix, Delimiter="/", **self._start_after(start_after)
+        )
+        for page in pages:
             folders.extend(
                 f for f in (self._relative(p["Prefix"]) for p in page.get("CommonPrefixes", [])) if _is_key(f[:-1])
             )
             keys.extend(self._page_keys(page))
         return sorted(folders), sorted(keys)
+
+    def _start_after(self, key: str) -> dict:
+        """The listing's `StartAfter` argument for a store key (S3 lists from there, not from the start)."""
+        return {"StartAfter": f"{self.prefix}/{key}" if self.prefix else key} if key else {}
 
     def _page_keys(self, page: dict) -> list[str]:
         """The store keys of a listing page's objects: a bucket may hold keys the store cannot address (a
