@@ -283,6 +283,8 @@ def test_unfinished_batches_are_found_from_the_finished_through_mark_on(tmp_path
     for batch in (parked, unfinished):
         (store.root / inbox.stage_marker_key(batch, inbox.GROUPED)).unlink()
 
+    assert len(inbox.open_batch_progress(store, move_mark=False)) == 31  # a reader (`signals status`)
+    assert inbox.finished_through(store) is None
     assert [p.batch for p in inbox.open_batch_progress(store)] == old + [recent]  # no mark yet: everything
     assert inbox.finished_through(store) == old[19]
     store.listed = []

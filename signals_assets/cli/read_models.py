@@ -51,7 +51,7 @@ def unfinished_work(store, team_id: int | None = None) -> list[str]:
     from signals_assets.reports import promotions
 
     lines = []
-    for progress in inbox.open_batch_progress(store):
+    for progress in inbox.open_batch_progress(store, move_mark=False):
         if progress.parked is not None:
             lines.append(
                 f"batch {progress.batch}: parked ({progress.parked['reason']}); `signals unpark {progress.batch}`"
@@ -93,7 +93,7 @@ def team_status(settings: Settings, team_id: int, now: float | None = None) -> d
     from signals_assets.reports import promotions, quotas
 
     store = open_object_store(settings)
-    progress = inbox.open_batch_progress(store)
+    progress = inbox.open_batch_progress(store, move_mark=False)
     pending_promotions = [p for p in promotions.all_promotions(store) if int(p["team_id"]) == team_id]
     with store_session(settings) as db:
         counts = db.query(_STATUS_SQL, {"team": team_id})[0]

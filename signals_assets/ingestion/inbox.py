@@ -306,13 +306,15 @@ def finished_through(store: ObjectStore) -> str | None:
     return batch if is_batch_key(batch) else None
 
 
-def open_batch_progress(store: ObjectStore, now: datetime | None = None) -> list[BatchProgress]:
+def open_batch_progress(store: ObjectStore, now: datetime | None = None, move_mark: bool = True) -> list[BatchProgress]:
     """The batches after the finished-through mark, in key order: every unfinished or parked batch is
     among them. Then the mark moves over the leading ones that are finished, not parked and older than
-    MARK_LAG (a write only when it moves)."""
+    MARK_LAG (a write only when it moves; never for a reader such as `signals status`, `move_mark` off)."""
     now = datetime.now(timezone.utc) if now is None else now
     mark = finished_through(store)
     progress = batch_progress(store, after(mark))
+    if not move_mark:
+        return progress
     passed = mark
     for batch in progress:
         if not (batch.finished and batch.parked is None and is_batch_key(batch.batch)):
