@@ -12,8 +12,9 @@ Then it prints, in seconds:
 - the query the UI's asset partitions page makes (`PartitionHealthQuery`: partition keys and
   partition statuses of `report_summaries`) through Dagster's GraphQL schema against the code
   location loaded from `signals_assets/definitions.py`, first call and repeated;
-- one tick of `report_promotion_sensor` (20 pending promotions), `signal_inbox_sensor` and
-  `partition_retirement_sensor` (evaluated in-process, as the daemon's sensor thread does);
+- one tick of `report_promotion_sensor` (20 pending promotions), two of `signal_inbox_sensor` (the
+  first moves the finished-through mark over the finished batches, the second lists after it) and one
+  of `partition_retirement_sensor` (evaluated in-process, as the daemon's sensor thread does);
 - the daemon's handling of the retirement tick's delete requests (one `has_dynamic_partition` and
   one `delete_dynamic_partition` per key, as `dagster/_daemon/sensor.py` does).
 """
@@ -153,7 +154,8 @@ def measure(n_reports: int, n_batches: int) -> None:
                 "report_promotion_sensor tick (20 promotions)", lambda: tick(build_report_promotion_sensor())
             )
             assert len(promotion.run_requests) == 20
-            timed("signal_inbox_sensor tick (inbox empty)", lambda: tick(build_signal_inbox_sensor(500)))
+            for label in ("first: moves the finished-through mark", "again: lists after the mark"):
+                timed(f"signal_inbox_sensor tick (inbox empty, {label})", lambda: tick(build_signal_inbox_sensor(500)))
             policy = RetentionPolicy(batches_after_days=7, reports_after_days=30, max_retained=20000)
             retirement = timed(
                 "partition_retirement_sensor tick", lambda: tick(build_partition_retirement_sensor(policy))
