@@ -319,3 +319,27 @@ def test_no_batch_is_keyed_at_or_before_the_finished_through_mark(store):
     store.put(inbox.FINISHED_MARK, b"not json")
     assert [p.batch for p in inbox.open_batch_progress(store)] == ["b20261101T000000000000Z", first, second]
     assert inbox.finished_through(store) == "b20261101T000000000000Z"
+
+
+class ClaimDuringListing(LocalObjectStore):
+    """A claimer whose clock is two hours behind claims a batch between the listings of claimed/ and
+    batches/ of whoever moves the finished-through mark."""
+
+    def list(self, prefix, limit=None, start_after=""):
+        keys = super().list(prefix, limit, start_after)
+        if prefix == inbox.CLAIMED and not getattr(self, "claimed", None):
+            [self.claimed] = inbox.claim_pending(
+                self, 10, None, now=datetime.now(timezone.utc) - timedelta(hours=2)
+            ).new_batches
+        return keys
+
+
+def test_the_mark_does_not_pass_a_batch_claimed_while_it_was_listed(tmp_path):
+    """Its manifest is listed and its claims were not yet: a batch without claims or markers, finished by
+    the rule of the batches before the markers. Passed by the mark, it would never be listed again."""
+    store = ClaimDuringListing(tmp_path / "objects")
+    finished_batch(store, batch_key(datetime.now(timezone.utc) - timedelta(hours=3)))
+    put_inbox(store, 1)
+
+    inbox.open_batch_progress(store)
+    assert inbox.unfinished_batches(store) == [store.claimed]

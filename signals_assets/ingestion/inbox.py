@@ -319,6 +319,10 @@ def open_batch_progress(store: ObjectStore, now: datetime | None = None) -> list
             break
         if batch_time(batch.batch) > now - MARK_LAG:
             break
+        # Neither claims nor markers may be a batch claimed between the listings of claimed/ and batches/
+        # (its manifest listed, its claims not): a look at that batch alone, claims first, tells.
+        if not batch.stages_done and not progress_of(store, batch.batch).finished:
+            break
         passed = batch.batch
     if passed != mark:
         store.put(FINISHED_MARK, json.dumps({"batch": passed, "at": now.isoformat()}).encode())
@@ -326,10 +330,11 @@ def open_batch_progress(store: ObjectStore, now: datetime | None = None) -> list
 
 
 def progress_of(store: ObjectStore, batch: str) -> BatchProgress:
-    """One batch's progress, from listings of that batch alone."""
+    """One batch's progress, from listings of that batch alone: its claims first, like `batch_progress`
+    (claims are removed only after the buffering marker is written, so one of them is seen)."""
+    has_claims = bool(store.list(f"{CLAIMED}{batch}/", limit=1))
     folder = f"{BATCHES}{batch}/"
-    names = [key[len(folder) :] for key in store.list(folder)]
-    return _progress(store, batch, names, bool(store.list(f"{CLAIMED}{batch}/", limit=1)))
+    return _progress(store, batch, [key[len(folder) :] for key in store.list(folder)], has_claims)
 
 
 def unfinished_batches(store: ObjectStore, include_parked: bool = False) -> list[str]:
