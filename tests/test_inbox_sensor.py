@@ -343,3 +343,36 @@ def test_the_mark_does_not_pass_a_batch_claimed_while_it_was_listed(tmp_path):
 
     inbox.open_batch_progress(store)
     assert inbox.unfinished_batches(store) == [store.claimed]
+
+
+def test_a_claim_outlasting_the_mark_lag_keys_each_batch_at_its_own_time(store, monkeypatch):
+    """`signals process` claiming a backlog for hours while the sensor claims what arrives meanwhile: a
+    batch keyed at the claim's start would land before the mark, past the sensor's finished batches."""
+    clock = [datetime.now(timezone.utc)]
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return clock[0]
+
+    monkeypatch.setattr(inbox, "datetime", Clock)
+    put_inbox(store, 2)
+    write_manifest = inbox.write_manifest
+
+    def sensor_claims_and_finishes_meanwhile(store, batch, names):
+        write_manifest(store, batch, names)
+        if clock[0] > started:
+            return
+        clock[0] += timedelta(hours=2)
+        finished_batch(store, batch)
+        store.put("inbox/0-new.json", b'{"signal_id": "new"}')
+        [meanwhile] = inbox.claim_pending(store, 1, batch, now=clock[0], max_batches=1).new_batches
+        finished_batch(store, meanwhile)
+        clock[0] += timedelta(hours=2)
+        inbox.open_batch_progress(store, now=clock[0])
+        assert inbox.finished_through(store) == meanwhile
+
+    started = clock[0]
+    monkeypatch.setattr(inbox, "write_manifest", sensor_claims_and_finishes_meanwhile)
+    first, second = inbox.claim_all(store, 1)
+    assert inbox.unfinished_batches(store) == [second]

@@ -209,9 +209,11 @@ def claim_all(store: ObjectStore, max_signals: int, max_per_team: int | None = N
     batches `claim_pending` would form one after the other, from one listing of the inbox (what
     arrives meanwhile waits for the next claim)."""
     inboxes = _team_inboxes(store, max_per_team or max_signals, whole=True)
-    now = datetime.now(timezone.utc)
     batches: list[str] = []
     for taken in plan_batches(inboxes, max_signals):
+        # Each batch keyed at its own time: keyed at the start of a claim of hours, the last ones would fall
+        # behind the batches other claimers keyed meanwhile, and the finished-through mark passed over them.
+        now = datetime.now(timezone.utc)
         batch = next_batch_key(now, batches[-1] if batches else key_floor(store, now))
         if _claim_keys(store, batch, taken):
             batches.append(batch)
