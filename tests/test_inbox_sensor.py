@@ -376,3 +376,20 @@ def test_a_claim_outlasting_the_mark_lag_keys_each_batch_at_its_own_time(store, 
     monkeypatch.setattr(inbox, "write_manifest", sensor_claims_and_finishes_meanwhile)
     first, second = inbox.claim_all(store, 1)
     assert inbox.unfinished_batches(store) == [second]
+
+
+def test_a_finished_folder_of_no_batch_does_not_stop_the_mark(store):
+    """Put there by hand between two batches: nothing to do for it, so the mark moves past it (stopped
+    there, every listing would cost the whole history after it again)."""
+    now = datetime.now(timezone.utc)
+    first, second = (batch_key(now - timedelta(hours=hours)) for hours in (3, 2))
+    for batch in (first, second):
+        finished_batch(store, batch)
+    store.put(f"batches/{first}_notes/readme.txt", b"why this batch was slow")
+    store.put(f"claimed/{first}_held/1/a.json", b"{}")
+
+    inbox.open_batch_progress(store)
+    assert inbox.finished_through(store) == first
+    store.delete(f"claimed/{first}_held/1/a.json")
+    inbox.open_batch_progress(store)
+    assert inbox.finished_through(store) == second

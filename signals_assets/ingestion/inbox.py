@@ -317,8 +317,10 @@ def open_batch_progress(store: ObjectStore, now: datetime | None = None) -> list
     progress = batch_progress(store, after(mark))
     passed = mark
     for batch in progress:
-        if not (batch.finished and batch.parked is None and is_batch_key(batch.batch)):
+        if not batch.finished or batch.parked is not None:
             break
+        if not is_batch_key(batch.batch):
+            continue  # a finished folder of no batch (`batches/<batch>_notes/` put there by hand): no work
         if batch_time(batch.batch) > now - MARK_LAG:
             break
         # Neither claims nor markers may be a batch claimed between the listings of claimed/ and batches/
