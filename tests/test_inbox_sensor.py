@@ -321,3 +321,77 @@ def test_no_batch_is_keyed_at_or_before_the_finished_through_mark(store):
     store.put(inbox.FINISHED_MARK, b"not json")
     assert [p.batch for p in inbox.open_batch_progress(store)] == ["b20261101T000000000000Z", first, second]
     assert inbox.finished_through(store) == "b20261101T000000000000Z"
+
+
+class ClaimDuringListing(LocalObjectStore):
+    """A claimer whose clock is two hours behind claims a batch between the listings of claimed/ and
+    batches/ of whoever moves the finished-through mark."""
+
+    def list(self, prefix, limit=None, start_after=""):
+        keys = super().list(prefix, limit, start_after)
+        if prefix == inbox.CLAIMED and not getattr(self, "claimed", None):
+            [self.claimed] = inbox.claim_pending(
+                self, 10, None, now=datetime.now(timezone.utc) - timedelta(hours=2)
+            ).new_batches
+        return keys
+
+
+def test_the_mark_does_not_pass_a_batch_claimed_while_it_was_listed(tmp_path):
+    """Its manifest is listed and its claims were not yet: a batch without claims or markers, finished by
+    the rule of the batches before the markers. Passed by the mark, it would never be listed again."""
+    store = ClaimDuringListing(tmp_path / "objects")
+    finished_batch(store, batch_key(datetime.now(timezone.utc) - timedelta(hours=3)))
+    put_inbox(store, 1)
+
+    inbox.open_batch_progress(store)
+    assert inbox.unfinished_batches(store) == [store.claimed]
+
+
+def test_a_claim_outlasting_the_mark_lag_keys_each_batch_at_its_own_time(store, monkeypatch):
+    """`signals process` claiming a backlog for hours while the sensor claims what arrives meanwhile: a
+    batch keyed at the claim's start would land before the mark, past the sensor's finished batches."""
+    clock = [datetime.now(timezone.utc)]
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return clock[0]
+
+    monkeypatch.setattr(inbox, "datetime", Clock)
+    put_inbox(store, 2)
+    write_manifest = inbox.write_manifest
+
+    def sensor_claims_and_finishes_meanwhile(store, batch, names):
+        write_manifest(store, batch, names)
+        if clock[0] > started:
+            return
+        clock[0] += timedelta(hours=2)
+        finished_batch(store, batch)
+        store.put("inbox/0-new.json", b'{"signal_id": "new"}')
+        [meanwhile] = inbox.claim_pending(store, 1, batch, now=clock[0], max_batches=1).new_batches
+        finished_batch(store, meanwhile)
+        clock[0] += timedelta(hours=2)
+        inbox.open_batch_progress(store, now=clock[0])
+        assert inbox.finished_through(store) == meanwhile
+
+    started = clock[0]
+    monkeypatch.setattr(inbox, "write_manifest", sensor_claims_and_finishes_meanwhile)
+    first, second = inbox.claim_all(store, 1)
+    assert inbox.unfinished_batches(store) == [second]
+
+
+def test_a_finished_folder_of_no_batch_does_not_stop_the_mark(store):
+    """Put there by hand between two batches: nothing to do for it, so the mark moves past it (stopped
+    there, every listing would cost the whole history after it again)."""
+    now = datetime.now(timezone.utc)
+    first, second = (batch_key(now - timedelta(hours=hours)) for hours in (3, 2))
+    for batch in (first, second):
+        finished_batch(store, batch)
+    store.put(f"batches/{first}_notes/readme.txt", b"why this batch was slow")
+    store.put(f"claimed/{first}_held/1/a.json", b"{}")
+
+    inbox.open_batch_progress(store)
+    assert inbox.finished_through(store) == first
+    store.delete(f"claimed/{first}_held/1/a.json")
+    inbox.open_batch_progress(store)
+    assert inbox.finished_through(store) == second

@@ -4,6 +4,7 @@ import json
 import re
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -278,6 +279,33 @@ def test_a_server_no_attempt_reached_is_not_waited_for_again_until_the_outage_en
     client = chat(server, outage=outage)
     assert client.search_queries("text", "signal") == QUERIES["queries"]
     assert client.search_queries("text", "signal") == QUERIES["queries"]
+    assert len(server.requests()) == 4
+
+
+def test_a_call_slower_than_its_timeout_is_no_outage_while_the_server_answers_other_calls(server):
+    """A long answer outlasts each attempt's timeout while the server answers another call meanwhile: the
+    server is reachable, so the run's later calls are still sent."""
+    outage = Outage(seconds=120)
+    slow = Reply(content=json.dumps(QUERIES), delay=1.0)
+    server.script_chat(slow, answer(QUERIES), slow, answer(QUERIES))
+    failures = []
+
+    def slow_call():
+        try:
+            chat(server, timeout_seconds=0.3, max_retries=1, backoff_seconds=0.3, outage=outage).search_queries(
+                "long text", "signal"
+            )
+        except ProviderError as failure:
+            failures.append(str(failure))
+
+    thread = threading.Thread(target=slow_call)
+    thread.start()
+    while not server.requests():
+        time.sleep(0.01)
+    assert chat(server, outage=outage).search_queries("text", "signal") == QUERIES["queries"]
+    thread.join()
+    assert len(failures) == 1 and "APITimeoutError" in failures[0] and "gave up after 2 attempts" in failures[0]
+    assert chat(server, outage=outage).search_queries("text", "signal") == QUERIES["queries"]
     assert len(server.requests()) == 4
 
 

@@ -209,9 +209,11 @@ def claim_all(store: ObjectStore, max_signals: int, max_per_team: int | None = N
     batches `claim_pending` would form one after the other, from one listing of the inbox (what
     arrives meanwhile waits for the next claim)."""
     inboxes = _team_inboxes(store, max_per_team or max_signals, whole=True)
-    now = datetime.now(timezone.utc)
     batches: list[str] = []
     for taken in plan_batches(inboxes, max_signals):
+        # Each batch keyed at its own time: keyed at the start of a claim of hours, the last ones would fall
+        # behind the batches other claimers keyed meanwhile, and the finished-through mark passed over them.
+        now = datetime.now(timezone.utc)
         batch = next_batch_key(now, batches[-1] if batches else key_floor(store, now))
         if _claim_keys(store, batch, taken):
             batches.append(batch)
@@ -317,9 +319,15 @@ def open_batch_progress(store: ObjectStore, now: datetime | None = None, move_ma
         return progress
     passed = mark
     for batch in progress:
-        if not (batch.finished and batch.parked is None and is_batch_key(batch.batch)):
+        if not batch.finished or batch.parked is not None:
             break
+        if not is_batch_key(batch.batch):
+            continue  # a finished folder of no batch (`batches/<batch>_notes/` put there by hand): no work
         if batch_time(batch.batch) > now - MARK_LAG:
+            break
+        # Neither claims nor markers may be a batch claimed between the listings of claimed/ and batches/
+        # (its manifest listed, its claims not): a look at that batch alone, claims first, tells.
+        if not batch.stages_done and not progress_of(store, batch.batch).finished:
             break
         passed = batch.batch
     if passed != mark:
@@ -328,10 +336,11 @@ def open_batch_progress(store: ObjectStore, now: datetime | None = None, move_ma
 
 
 def progress_of(store: ObjectStore, batch: str) -> BatchProgress:
-    """One batch's progress, from listings of that batch alone."""
+    """One batch's progress, from listings of that batch alone: its claims first, like `batch_progress`
+    (claims are removed only after the buffering marker is written, so one of them is seen)."""
+    has_claims = bool(store.list(f"{CLAIMED}{batch}/", limit=1))
     folder = f"{BATCHES}{batch}/"
-    names = [key[len(folder) :] for key in store.list(folder)]
-    return _progress(store, batch, names, bool(store.list(f"{CLAIMED}{batch}/", limit=1)))
+    return _progress(store, batch, [key[len(folder) :] for key in store.list(folder)], has_claims)
 
 
 def unfinished_batches(store: ObjectStore, include_parked: bool = False) -> list[str]:

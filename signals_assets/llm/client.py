@@ -58,7 +58,8 @@ class Outage:
     object send nothing to it for `seconds` after that call gave up, and fail each call at once naming
     that failure; the first call after them tries again. Without it a run of 50 reports whose server
     hangs waits out every attempt's timeout for every report (4 × 60 s each on the defaults) before
-    recording them all failed. A server that answers, even with errors, is not in an outage."""
+    recording them all failed. A server that answers, even with errors, is not in an outage: nor is it when
+    it answered any call while the failed one was trying (that call's own answers were too slow)."""
 
     def __init__(self, seconds: float = 120, clock: Callable[[], float] = time.monotonic) -> None:
         self.seconds = seconds
@@ -66,15 +67,17 @@ class Outage:
         self._lock = threading.Lock()
         self._since: float | None = None
         self._problem = ""
+        self._answered_at: float | None = None
 
-    def check(self, step: str) -> None:
-        """Raises ProviderError while the outage lasts."""
+    def check(self, step: str) -> float:
+        """Raises ProviderError while the outage lasts; else the call's start, for `record`."""
         with self._lock:
+            now = self._clock()
             if self._since is None:
-                return
-            age = self._clock() - self._since
+                return now
+            age = now - self._since
             if age >= self.seconds:
-                return
+                return now
             problem = self._problem
         raise ProviderError(
             step,
@@ -82,13 +85,16 @@ class Outage:
             f"calls are sent again {self.seconds:.0f} s after that",
         )
 
-    def record(self, problem: str) -> None:
+    def record(self, problem: str, call_started: float) -> None:
+        """A call that started at `call_started` gave up: an outage, unless the server answered since."""
         with self._lock:
-            self._since, self._problem = self._clock(), problem
+            if self._answered_at is None or self._answered_at < call_started:
+                self._since, self._problem = self._clock(), problem
 
-    def clear(self) -> None:
+    def answered(self) -> None:
+        """The server answered a call (even with an error): it is reachable."""
         with self._lock:
-            self._since = None
+            self._since, self._answered_at = None, self._clock()
 
 
 class Transport:
@@ -137,16 +143,14 @@ class Transport:
         during an `Outage`."""
         import openai
 
-        self.outage.check(step)
+        started = self.outage.check(step)
         attempt = 0
-        answered = False  # by any attempt: else the call's failure is an outage
         while True:
             try:
                 response = request(self.client)
-                answered = True
+                self.outage.answered()
                 reported = getattr(response, "error", None)
                 if isinstance(response, openai.BaseModel) and not reported:
-                    self.outage.clear()
                     return response
                 # Else HTTP 200 with an error (how some servers and proxies answer an overload), or a body the
                 # client hands back as it came (no JSON object, or not declared JSON: a proxy's HTML page, a
@@ -158,7 +162,7 @@ class Transport:
                 )
                 wait, cause = None, None
             except openai.APIStatusError as error:
-                answered = True
+                self.outage.answered()
                 status = error.status_code
                 problem = f"HTTP {status} from {self.client.base_url}: {error.message}"
                 if error.code == CONTENT_FILTERED:  # the text itself, not the server: no answer for it, ever
@@ -171,12 +175,11 @@ class Transport:
                 problem = f"{type(error).__name__} talking to {self.client.base_url}: {error}"
                 wait, cause = None, error
             except (ValueError, RecursionError) as error:  # a body the client cannot read as JSON: an error page…
-                answered = True
+                self.outage.answered()
                 problem = f"the response from {self.client.base_url} is not JSON ({type(error).__name__}: {error})"
                 wait, cause = None, error
             if attempt >= self.max_retries:
-                if not answered:
-                    self.outage.record(problem)
+                self.outage.record(problem, started)
                 raise ProviderError(step, f"{problem} (gave up after {attempt + 1} attempts)") from cause
             if wait is None:
                 # Jitter spreads the retries of concurrent runs that failed together.
