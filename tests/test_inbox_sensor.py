@@ -395,3 +395,17 @@ def test_a_finished_folder_of_no_batch_does_not_stop_the_mark(store):
     store.delete(f"claimed/{first}_held/1/a.json")
     inbox.open_batch_progress(store)
     assert inbox.finished_through(store) == second
+
+
+def test_a_mark_that_cannot_be_written_stops_no_claim(store, tick, caplog):
+    """A folder put by hand where the mark goes: each tick still claims and requests its batches."""
+    now = datetime.now(timezone.utc)
+    finished_batch(store, batch_key(now - timedelta(days=1)))
+    (store.root / inbox.FINISHED_MARK).mkdir(parents=True)
+    put_inbox(store, 2)
+    with dg.instance_for_test() as instance:
+        result = tick(instance)
+    [request] = result.run_requests
+    assert len(inbox.load_batch(store, request.partition_key)) == 2
+    assert inbox.finished_through(store) is None
+    assert "the finished-through mark stays at None: writing batch_marks/finished_through.json failed" in caplog.text

@@ -1,6 +1,7 @@
 """The object store contract, run against the local folder and against S3 (moto over HTTP)."""
 
 import json
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -11,7 +12,12 @@ from signals_assets.ingestion import inbox
 from signals_assets.ingestion.teams import TeamConfig, load_team, save_team
 from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.settings import load_settings
-from signals_assets.storage.object_store import ObjectStoreError, S3ObjectStore, open_object_store
+from signals_assets.storage.object_store import (
+    LocalObjectStore,
+    ObjectStoreError,
+    S3ObjectStore,
+    open_object_store,
+)
 
 from conftest import emit_texts
 
@@ -324,3 +330,13 @@ def test_planned_batches_are_those_of_refiltering_every_team_list_per_batch(seed
 
     assert planned == _batches_refiltering_every_list(inboxes, max_signals)
     assert sorted(key for batch in planned for key in batch) == sorted(key for keys, _ in inboxes for key in keys)
+
+
+def test_only_a_regular_file_is_an_object_of_the_local_folder(tmp_path):
+    store = LocalObjectStore(tmp_path / "objects")
+    (store.root / "teams" / "1.json").mkdir(parents=True)
+    os.mkfifo(store.root / "teams" / "2.json")  # opening it for reading would wait for a writer
+    (store.root / "teams" / "3.json").symlink_to("/etc/hostname")
+    for key in ("teams/1.json", "teams/2.json", "teams/3.json"):
+        with pytest.raises(KeyError):
+            store.get(key)

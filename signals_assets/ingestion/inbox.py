@@ -29,6 +29,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Iterable, Iterator
@@ -40,6 +41,8 @@ from signals_assets.ingestion.validation import folder_team_id
 from signals_assets.partition_keys import batch_time, is_batch_key, next_batch_key
 from signals_assets.recovery.faults import pause_point
 from signals_assets.storage.object_store import ObjectStore
+
+log = logging.getLogger(__name__)
 
 CLAIMED = "claimed/"
 BATCHES = "batches/"
@@ -331,7 +334,10 @@ def open_batch_progress(store: ObjectStore, now: datetime | None = None, move_ma
             break
         passed = batch.batch
     if passed != mark:
-        store.put(FINISHED_MARK, json.dumps({"batch": passed, "at": now.isoformat()}).encode())
+        try:
+            store.put(FINISHED_MARK, json.dumps({"batch": passed, "at": now.isoformat()}).encode())
+        except Exception as error:  # the mark only shortens later listings: nothing may stop the claims for it
+            log.warning(f"the finished-through mark stays at {mark}: writing {FINISHED_MARK} failed: {error!r}")
     return progress
 
 

@@ -104,10 +104,11 @@ class LocalObjectStore:
             if error.errno == errno.ELOOP:  # the last component is a symlink
                 raise KeyError(key) from None
             raise
+        status = os.fstat(descriptor)
+        if not stat.S_ISREG(status.st_mode):  # before fdopen, which refuses a folder with IsADirectoryError
+            os.close(descriptor)
+            raise KeyError(key)
         with os.fdopen(descriptor, "rb") as handle:
-            status = os.fstat(descriptor)
-            if not stat.S_ISREG(status.st_mode):
-                raise KeyError(key)
             # read(n) allocates n bytes before reading: ask for no more than the file holds
             return handle.read(-1 if max_bytes is None else min(max_bytes, status.st_size))
 
