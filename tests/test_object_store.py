@@ -136,6 +136,34 @@ def test_move_takes_the_object_once(object_store):
 
 
 @both
+def test_put_if_absent_creates_a_key_once(object_store):
+    assert object_store.put_if_absent("batches/b1/reserved.json", b"first")
+    assert not object_store.put_if_absent("batches/b1/reserved.json", b"second")
+    assert object_store.get("batches/b1/reserved.json") == b"first"
+    assert object_store.list("") == ["batches/b1/reserved.json"]  # no temp file left behind
+    object_store.delete("batches/b1/reserved.json")
+    assert object_store.put_if_absent("batches/b1/reserved.json", b"again")
+    assert object_store.get("batches/b1/reserved.json") == b"again"
+
+
+@both
+def test_of_concurrent_writers_of_a_key_exactly_one_creates_it(object_store):
+    writers = 8
+    start = threading.Barrier(writers)
+
+    def write(index):
+        store = fresh_handle()
+        start.wait()
+        return store.put_if_absent("batches/b1/reserved.json", f"writer {index}".encode())
+
+    with ThreadPoolExecutor(writers) as pool:
+        created = list(pool.map(write, range(writers)))
+
+    assert created.count(True) == 1
+    assert object_store.get("batches/b1/reserved.json") == f"writer {created.index(True)}".encode()
+
+
+@both
 def test_concurrent_claimers_each_object_lands_in_exactly_one_batch(object_store, team):
     emit_texts(object_store, [f"Checkout fails with error {i}" for i in range(60)])
     batches = [f"b20261124T1200000000{i:02d}Z" for i in range(4)]

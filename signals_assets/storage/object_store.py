@@ -11,6 +11,7 @@ import hashlib
 import os
 import stat
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Protocol
 
@@ -53,6 +54,11 @@ class ObjectStore(Protocol):
         with `start_after`, only those after it."""
         ...
 
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        """Create `key` holding `data` only if no object is there; whether it did (atomic and exclusive: of
+        any number of concurrent writers of one key, exactly one gets True; a reader never sees a part)."""
+        ...
+
     def move(self, src: str, dst: str) -> bool: ...
     def fits(self, key: str) -> bool:
         """Whether the store can hold an object at `key` (its key or path is within the store's limits)."""
@@ -78,7 +84,10 @@ class LocalObjectStore:
     def describe(self) -> str:
         return f"folder {self.root}"
 
-    def put(self, key: str, data: bytes) -> None:
+    @contextmanager
+    def _written(self, key: str, data: bytes) -> Iterator[tuple[str, Path]]:
+        """A temp file beside `key` holding `data` (listings skip it), and the key's path; the temp file
+        is gone afterwards."""
         import tempfile
 
         path = self._path(key)
@@ -87,10 +96,22 @@ class LocalObjectStore:
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
-            os.replace(tmp, path)
-        except BaseException:
+            yield tmp, path
+        finally:
             Path(tmp).unlink(missing_ok=True)
-            raise
+
+    def put(self, key: str, data: bytes) -> None:
+        with self._written(key, data) as (tmp, path):
+            os.replace(tmp, path)
+
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        """A hard link of the written temp file to the key: `link` fails when anything is at the key."""
+        with self._written(key, data) as (tmp, path):
+            try:
+                os.link(tmp, path)
+            except FileExistsError:
+                return False
+        return True
 
     def get(self, key: str, max_bytes: int | None = None) -> bytes:
         """Only a regular file is an object (`put` writes nothing else): a symlink, FIFO, device or folder
@@ -224,6 +245,21 @@ class S3ObjectStore:
     def put(self, key: str, data: bytes) -> None:
         self.client.put_object(Bucket=self.bucket, Key=self._full(key), Body=data)
 
+    def put_if_absent(self, key: str, data: bytes) -> bool:
+        return self._create(self._full(key), data)
+
+    def _create(self, full_key: str, data: bytes) -> bool:
+        """A conditional put (`If-None-Match: *`), which S3 lets exactly one writer of a key win."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=full_key, Body=data, IfNoneMatch="*")
+        except ClientError as error:
+            if _error_code(error) not in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
+                raise
+            return False
+        return True
+
     def get(self, key: str, max_bytes: int | None = None) -> bytes:
         try:
             body = self.client.get_object(Bucket=self.bucket, Key=self._full(key))["Body"]
@@ -294,16 +330,9 @@ class S3ObjectStore:
 
     def move(self, src: str, dst: str) -> bool:
         """Move `src` to `dst`; False when another mover has it or it is gone (see the class doc)."""
-        from botocore.exceptions import ClientError
-
         marker = self._marker(src)
-        try:
-            # a unique body gives every marker its own ETag (see the If-Match release below)
-            body = f"{dst}\n{uuid.uuid4().hex}".encode()
-            self.client.put_object(Bucket=self.bucket, Key=marker, Body=body, IfNoneMatch="*")
-        except ClientError as error:
-            if _error_code(error) not in ("PreconditionFailed", "412", "ConditionalRequestConflict"):
-                raise
+        # a unique body gives every marker its own ETag (see the If-Match release below)
+        if not self._create(marker, f"{dst}\n{uuid.uuid4().hex}".encode()):
             self._recover_stale_move(src, marker)
             return False
         moved = self._copy(src, dst)
