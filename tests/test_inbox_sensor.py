@@ -12,6 +12,8 @@ from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.sensors.signal_inbox import build_signal_inbox_sensor
 from signals_assets.storage.object_store import LocalObjectStore
 
+from test_object_store import assert_manifests_list_their_claims
+
 
 def put_inbox(store, n, start=0):
     for i in range(start, start + n):
@@ -69,7 +71,7 @@ def test_pending_objects_are_claimed_once_into_manifested_batches(store, tick):
 def test_a_claim_whose_tick_died_is_requested_by_the_next_tick(store, tick):
     put_inbox(store, 3)
     orphan = "b20261122T000000000001Z"
-    inbox.claim_batch(store, orphan, max_signals=10)  # moved, but no run was ever requested
+    inbox.claim_pending(store, 10, None, now=batch_time(orphan))  # moved, but no run was ever requested
     with dg.instance_for_test() as instance:
         result = tick(instance)
         assert [r.partition_key for r in result.run_requests] == [orphan]
@@ -114,11 +116,11 @@ def test_concurrent_claimers_never_claim_the_same_object(store):
         t.join()
     while store.list("inbox/"):
         results.append(inbox.claim_pending(store, 50, max(b for r in results for b in r.new_batches)))
-    # Each batch once: two claimers can key a batch alike (one keys right after the other's newest, which
-    # the other follows with the same key), and then both claim into it; each object is still moved once.
-    batches = {b for r in results for b in r.new_batches}
-    names = [n for b in sorted(batches) for n, _ in inbox.load_batch(store, b)]
+    # Two claimers can choose one key (one keys right after the other's newest, which the other follows
+    # with the same key): the reservation gives it to one of them, so each batch is one claim's.
+    names = [n for r in results for b in r.new_batches for n, _ in inbox.load_batch(store, b)]
     assert len(names) == 300 == len(set(names))
+    assert_manifests_list_their_claims(store, results)
 
 
 def test_consolidation_keeps_the_raw_batch_and_releases_the_claims(store):
@@ -224,9 +226,8 @@ def test_the_sensor_claims_a_new_batch_only_below_the_open_batch_limit(store):
     ],
 )
 def test_a_cursor_set_by_hand_neither_stops_the_claims_nor_keys_a_batch_before_the_stored_ones(store, tick, cursor):
-    later = batch_key(datetime.now(timezone.utc) + timedelta(hours=1))  # claimed while the clock was ahead
-    put_inbox(store, 1)
-    inbox.claim_batch(store, later, max_signals=10)
+    put_inbox(store, 1)  # claimed while the clock was ahead
+    [later] = inbox.claim_pending(store, 10, None, now=datetime.now(timezone.utc) + timedelta(hours=1)).new_batches
     put_inbox(store, 2, start=1)
     with dg.instance_for_test() as instance:
         result = tick(instance, cursor)
@@ -240,9 +241,8 @@ def test_every_claimer_keys_a_new_batch_after_the_batches_the_store_holds(store)
     alike key new batches after every stored one, so key order stays claim order. Not after a batch
     keyed by hand far ahead of the clock: that would date every later signal there."""
     now = datetime.now(timezone.utc)
-    later = batch_key(now + timedelta(hours=1))
     put_inbox(store, 1)
-    inbox.claim_batch(store, later, max_signals=10)
+    [later] = inbox.claim_pending(store, 10, None, now=now + timedelta(hours=1)).new_batches
     put_inbox(store, 2, start=1)
     [claimed] = inbox.claim_all(store, 10)
     assert claimed > later

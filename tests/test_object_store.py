@@ -52,8 +52,8 @@ def test_get_reads_at_most_max_bytes(object_store):
     assert object_store.get("inbox/big.json", 10) == b"x" * 10
     assert object_store.get("inbox/big.json", 200_000) == b"x" * 100_000
     assert object_store.get("inbox/empty.json", 10) == b""
-    claimed = inbox.claim_batch(object_store, "b20261124T120000000000Z", 10)
-    assert claimed == ["big.json", "empty.json"]
+    claim = inbox.claim_pending(object_store, 10, None, now=NOW)
+    assert claim.new_batches == ["b20261124T120000000000Z"] and claim.claimed_signals == 2
     assert inbox.load_batch(object_store, "b20261124T120000000000Z", max_object_bytes=99) == [
         ("big.json", b"x" * 100),
         ("empty.json", b""),
@@ -163,28 +163,63 @@ def test_of_concurrent_writers_of_a_key_exactly_one_creates_it(object_store):
     assert object_store.get("batches/b1/reserved.json") == f"writer {created.index(True)}".encode()
 
 
-@both
-def test_concurrent_claimers_each_object_lands_in_exactly_one_batch(object_store, team):
-    emit_texts(object_store, [f"Checkout fails with error {i}" for i in range(60)])
-    batches = [f"b20261124T1200000000{i:02d}Z" for i in range(4)]
-    start = threading.Barrier(len(batches))
+def assert_manifests_list_their_claims(store, claims):
+    """Each claim's batches are its own: distinct from every other claim's, each with a manifest listing
+    exactly the objects under its claimed folder."""
+    batches = [batch for claim in claims for batch in claim.new_batches]
+    assert len(batches) == len(set(batches)), f"a batch key shared by two claims: {batches}"
+    for batch in batches:
+        claimed = [key[len(f"claimed/{batch}/") :] for key in store.list(f"claimed/{batch}/")]
+        assert json.loads(store.get(inbox.manifest_key(batch)))["objects"] == claimed
+    assert sum(claim.claimed_signals for claim in claims) == len(store.list("claimed/"))
 
-    def claimer(batch):
+
+@both
+def test_concurrent_claimers_keying_alike_each_claim_a_batch_of_their_own(object_store, team):
+    """Four claimers with one clock and nothing stored before them choose one batch key: each reserves
+    before it moves, so each object lands in exactly one batch, and each batch is one claimer's."""
+    emit_texts(object_store, [f"Checkout fails with error {i}" for i in range(60)])
+    claimers = 4
+    start = threading.Barrier(claimers)
+
+    def claimer(_):
         store = fresh_handle()
         start.wait()
-        return inbox.claim_batch(store, batch, max_signals=60)
+        return inbox.claim_pending(store, max_signals=60, last_batch=None, now=NOW, max_batches=1)
 
-    with ThreadPoolExecutor(len(batches)) as pool:
-        claimed = dict(zip(batches, pool.map(claimer, batches)))
+    with ThreadPoolExecutor(claimers) as pool:
+        claims = list(pool.map(claimer, range(claimers)))
 
-    names = [name for batch_names in claimed.values() for name in batch_names]
-    assert len(names) == 60 and len(set(names)) == 60
+    assert sum(claim.claimed_signals for claim in claims) == 60
     assert object_store.list("inbox/") == []
-    for batch, batch_names in claimed.items():
-        assert [k[len(f"claimed/{batch}/") :] for k in object_store.list(f"claimed/{batch}/")] == sorted(batch_names)
-        if batch_names:
-            manifest = json.loads(object_store.get(inbox.manifest_key(batch)))
-            assert manifest["objects"] == sorted(batch_names)
+    assert_manifests_list_their_claims(object_store, claims)
+
+
+@both
+def test_a_claimer_keying_after_a_listing_older_than_another_claim_takes_the_next_key(object_store, team):
+    """Claimer B lists the stored batches (none), then claimer A claims a batch at the same clock, then B
+    claims: B chose A's key, and finding it reserved takes the next one instead of claiming into A's
+    batch (where its manifest would replace A's)."""
+    emit_texts(object_store, [f"Checkout fails with error {i}" for i in range(4)])
+    a, b = fresh_handle(), fresh_handle()
+    listed = b.list_level
+    claims = []
+
+    def list_level(folder, start_after=""):
+        level = listed(folder, start_after)
+        if folder == inbox.BATCHES and not claims:  # B's key floor is read: A claims now
+            claims.append(inbox.claim_pending(a, 2, None, now=NOW, max_batches=1))
+        return level
+
+    b.list_level = list_level
+    claims.append(inbox.claim_pending(b, 2, None, now=NOW, max_batches=1))
+
+    first, second = claims
+    assert first.new_batches == ["b20261124T120000000000Z"] and second.new_batches == ["b20261124T120000000001Z"]
+    assert first.claimed_signals == second.claimed_signals == 2
+    assert_manifests_list_their_claims(object_store, claims)
+    reservation = json.loads(object_store.get(inbox.reservation_key(second.new_batches[0])))
+    assert reservation["batch_key"] == second.new_batches[0] and str(os.getpid()) in reservation["claimer"]
 
 
 @both
@@ -206,6 +241,7 @@ def test_claim_consolidate_and_cleanup(object_store, team):
     assert inbox.load_batch(object_store, first) == objects  # now from the retained raw batch file
     assert object_store.list(f"batches/{first}/") == [
         inbox.manifest_key(first),
+        inbox.reservation_key(first),
         inbox.raw_batch_key(first),
         inbox.stage_marker_key(first, inbox.BUFFERED),
     ]

@@ -4,9 +4,13 @@ The object store is the source of truth, so no signal is lost or processed twice
 timing:
 - `inbox/<team_id>/<name>` is written once by the emit facade (one queue per team; a batch takes
   from every queue in turn, so one team's burst cannot push another team's signals back);
-- a claim moves it to `claimed/<batch_key>/<name>` (a rename, or on S3 a conditional claim marker:
-  two claimers can never both win)
-  and records the batch manifest `batches/<batch_key>/manifest.json`;
+- a claim first reserves its batch key exclusively (`batches/<batch_key>/reserved.json`, created only
+  if absent: two claimers that chose one key, each after the newest batch it listed, never share it;
+  the second takes the next key), then moves each object to `claimed/<batch_key>/<name>` (a rename,
+  or on S3 a conditional claim marker: two claimers can never both win) and records the batch
+  manifest `batches/<batch_key>/manifest.json`. A key is reserved only when there is something to
+  move; a reserved batch whose moves all lost (another claimer took the objects first) has neither
+  claims nor markers, so it is finished, and it gets no partition and no run;
 - `buffered_signals` consolidates the claimed objects into the retained raw batch file
   `batches/<batch_key>/signals.jsonl`, records its stage marker, and only then deletes them;
 - each batch stage writes `batches/<batch_key>/stages/<stage>` after its store commit.
@@ -30,6 +34,8 @@ import hashlib
 import heapq
 import json
 import logging
+import os
+import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Iterable, Iterator
@@ -121,10 +127,23 @@ def team_queues(store: ObjectStore, max_per_team: int) -> list[list[str]]:
     return _queues(_team_inboxes(store, max_per_team, whole=False))
 
 
-def claim_batch(store: ObjectStore, batch: str, max_signals: int, max_per_team: int | None = None) -> list[str]:
-    """Move up to `max_signals` inbox objects into batch `batch`: round-robin across the teams' queues,
-    at most `max_per_team` (default: `max_signals`) of one team, each team's oldest first."""
-    return _claim_keys(store, batch, round_robin(team_queues(store, max_per_team or max_signals), max_signals))
+def reservation_key(batch: str) -> str:
+    return f"{BATCHES}{batch}/reserved.json"
+
+
+def reserve_batch(store: ObjectStore, now: datetime, floor: str | None) -> str:
+    """A key for a batch claimed at `now`, after `floor`, that this claimer alone holds: its reservation
+    (who and when) is created only if absent, before anything moves into the batch. Two claimers running
+    at once can choose one key (each after the newest batch it listed): the one that reserves second
+    takes the next key, and the next, until a reservation is its own."""
+    batch = next_batch_key(now, floor)
+    claimer = f"{socket.gethostname()} pid {os.getpid()}"
+    while not store.put_if_absent(
+        reservation_key(batch),
+        json.dumps({"batch_key": batch, "claimer": claimer, "at": datetime.now(timezone.utc).isoformat()}).encode(),
+    ):
+        batch = next_batch_key(now, batch)
+    return batch
 
 
 def _claim_keys(store: ObjectStore, batch: str, keys: list[str]) -> list[str]:
@@ -174,18 +193,22 @@ def claim_pending(
     max_batches: int = MAX_BATCHES_PER_CLAIM,
 ) -> ClaimResult:
     """Claim what is pending into at most `max_batches` batches of at most `max_signals`, keyed after
-    `last_batch` (the caller's last claim) and the batches the store holds, as `key_floor` says."""
+    `last_batch` (the caller's last claim) and the batches the store holds, as `key_floor` says, each
+    key reserved (`reserve_batch`). `last_batch` of the result: the last key reserved."""
     now = now or datetime.now(timezone.utc)
     last_batch = key_floor(store, now, last_batch)
     batches, total = [], 0
     for _ in range(min(max_batches, MAX_BATCHES_PER_CLAIM)):
-        batch = next_batch_key(now, last_batch)
-        names = claim_batch(store, batch, max_signals, max_per_team)
-        if not names:
+        # Round-robin across the teams' queues, at most `max_per_team` of one team, each team's oldest first.
+        keys = round_robin(team_queues(store, max_per_team or max_signals), max_signals)
+        if not keys:
             break
-        batches.append(batch)
+        last_batch = reserve_batch(store, now, last_batch)
+        names = _claim_keys(store, last_batch, keys)
+        if not names:
+            break  # another claimer moved them all first
+        batches.append(last_batch)
         total += len(names)
-        last_batch = batch
         if len(names) < max_signals:
             break
     return ClaimResult(batches, total, last_batch)
@@ -213,13 +236,14 @@ def claim_all(store: ObjectStore, max_signals: int, max_per_team: int | None = N
     arrives meanwhile waits for the next claim)."""
     inboxes = _team_inboxes(store, max_per_team or max_signals, whole=True)
     batches: list[str] = []
+    last: str | None = None
     for taken in plan_batches(inboxes, max_signals):
         # Each batch keyed at its own time: keyed at the start of a claim of hours, the last ones would fall
         # behind the batches other claimers keyed meanwhile, and the finished-through mark passed over them.
         now = datetime.now(timezone.utc)
-        batch = next_batch_key(now, batches[-1] if batches else key_floor(store, now))
-        if _claim_keys(store, batch, taken):
-            batches.append(batch)
+        last = reserve_batch(store, now, last or key_floor(store, now))
+        if _claim_keys(store, last, taken):
+            batches.append(last)
     return batches
 
 
