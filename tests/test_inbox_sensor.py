@@ -412,3 +412,21 @@ def test_a_mark_that_cannot_be_written_stops_no_claim(store, tick, caplog):
     assert len(inbox.load_batch(store, request.partition_key)) == 2
     assert inbox.finished_through(store) is None
     assert "the finished-through mark stays at None: writing batch_marks/finished_through.json failed" in caplog.text
+
+
+def test_a_reserved_batch_whose_moves_all_lost_is_finished_and_never_run(store, tick):
+    """Another claimer moved its objects first: the batch holds its reservation only. No partition, no
+    run, nothing unfinished in `signals status`, and the finished-through mark passes it."""
+    from signals_assets.cli.read_models import unfinished_work
+
+    now = datetime.now(timezone.utc)
+    finished_batch(store, batch_key(now - timedelta(hours=3)))
+    lost = inbox.reserve_batch(store, now - timedelta(hours=2), None)
+    assert store.list(f"batches/{lost}/") == [inbox.reservation_key(lost)]
+    put_inbox(store, 1)
+    with dg.instance_for_test() as instance:
+        result = tick(instance)
+    [claimed] = [r.partition_key for r in result.run_requests]
+    assert claimed > lost and result.dynamic_partitions_requests[0].partition_keys == [claimed]
+    assert inbox.finished_through(store) == lost
+    assert unfinished_work(store) == [f"batch {claimed}: {inbox.BUFFERED} not done"]
