@@ -430,3 +430,35 @@ def test_a_reserved_batch_whose_moves_all_lost_is_finished_and_never_run(store, 
     assert claimed > lost and result.dynamic_partitions_requests[0].partition_keys == [claimed]
     assert inbox.finished_through(store) == lost
     assert unfinished_work(store) == [f"batch {claimed}: {inbox.BUFFERED} not done"]
+
+
+def test_a_folder_of_no_batch_key_is_never_run_and_holds_nothing_back(store):
+    """Folders put under claimed/ and batches/ by hand: no run is requested for them (each would fail
+    until parked), they count as no open batch (the claim goes on) and hold no later batch's grouping
+    back, even one sorting before every batch key; the sensor names them."""
+    sensor = build_signal_inbox_sensor(max_signals_per_batch=4, max_open_batches=1)
+    resource = ObjectStoreResource(root=str(store.root))
+    store.put("claimed/notes/1/x.json", b"{}")
+    store.put("claimed/archive/1/y.json", b"{}")  # sorts before every batch key
+    store.put(f"batches/notes/stages/{inbox.BUFFERED}", b"{}")
+    put_inbox(store, 2)
+    with dg.instance_for_test() as instance:
+
+        def tick(cursor=None):
+            return sensor(
+                dg.build_sensor_context(instance=instance, cursor=cursor, resources={"object_store": resource})
+            )
+
+        first = tick()
+        [batch] = [r.partition_key for r in first.run_requests]
+        assert first.dynamic_partitions_requests[0].partition_keys == [batch]
+        assert inbox.unfinished_batches(store, include_parked=True) == [batch]
+        assert inbox.earlier_unfinished_batches(store, batch) == []
+        mark_run_created(instance, batch)
+        held = tick(first.cursor)
+        assert not held.run_requests
+        assert (
+            "stray folders, which no batch run processes (see `signals status`): ['claimed/archive/', "
+            "'claimed/notes/']" in held.skip_reason.skip_message
+        )
+        assert not store.list("batches/notes/parked") and not store.list("batches/archive/")

@@ -293,16 +293,19 @@ def test_a_stale_marker_without_copy_is_released_and_the_object_claimed_again(ob
 
 @s3_only
 def test_a_stale_marker_after_the_copy_finishes_the_dead_move(object_store):
+    batch = "b20261124T120000000000Z"
     object_store.put("inbox/a.json", b"body")
-    object_store.put("claimed/b1/a.json", b"body")  # the dead mover copied, then died
+    object_store.put(f"claimed/{batch}/a.json", b"body")  # the dead mover copied, then died
     object_store.client.put_object(
-        Bucket=object_store.bucket, Key=marker(object_store, "inbox/a.json"), Body=b"claimed/b1/a.json\ndead-mover"
+        Bucket=object_store.bucket,
+        Key=marker(object_store, "inbox/a.json"),
+        Body=f"claimed/{batch}/a.json\ndead-mover".encode(),
     )
     object_store.stale_move_seconds = 0
 
     assert not object_store.move("inbox/a.json", "claimed/b2/a.json")
-    assert object_store.list("") == ["claimed/b1/a.json"]
-    assert inbox.unfinished_batches(object_store) == ["b1"]  # the sensor requests a run for it
+    assert object_store.list("") == [f"claimed/{batch}/a.json"]
+    assert inbox.unfinished_batches(object_store) == [batch]  # the sensor requests a run for it
 
 
 @s3_only

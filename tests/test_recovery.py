@@ -258,6 +258,20 @@ def test_grouping_refuses_while_an_earlier_batch_is_unfinished(signals_home, obj
     assert inbox.unfinished_batches(object_store) == []
 
 
+def test_a_stray_folder_sorting_before_a_batch_does_not_hold_its_grouping_back(signals_home, object_store, team):
+    """A tool's folder under claimed/ whose name is no batch key, sorting before every batch: no earlier
+    unfinished batch for the grouping to wait for, and left as it is."""
+    object_store.put("claimed/archive/1/old.json", b"{}")
+    emit_texts(object_store, CARD_DECLINED[:1])
+    [batch] = inbox.claim_pending(object_store, 10, None).new_batches
+    job = defs().resolve_job_def("signal_batch_job")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("signal_batches", [batch])
+        assert job.execute_in_process(partition_key=batch, instance=instance, raise_on_error=False).success
+    assert inbox.stage_done(object_store, batch, inbox.GROUPED)
+    assert object_store.list("claimed/") == ["claimed/archive/1/old.json"]
+
+
 # --- finding 3 and the promotion sensor: promotions are durable -------------------------------------
 
 

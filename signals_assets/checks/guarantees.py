@@ -324,7 +324,7 @@ def no_parked_batches(every_batch: list[inbox.BatchProgress]) -> Verdict:
     problems = [
         {"batch_key": p.batch, "reason": p.parked.get("reason", ""), "attempts": p.parked.get("attempts", 0)}
         for p in every_batch
-        if p.parked is not None
+        if p.parked is not None and not p.stray  # a stray folder is no batch, and `signals unpark` refuses it
     ]
     return _verdict(
         problems,

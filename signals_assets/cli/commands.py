@@ -428,6 +428,8 @@ def cmd_status(args, settings: Settings) -> int:
         )
         for line in status["unfinished_work"][:20]:
             print(f"  {line}")
+        for line in status["stray_folders"][:20]:
+            print(f"  {one_line(line)}")  # a folder's name is anyone's text
         quota = status["report_quota"]
         print(f"report rounds today: {quota['admitted_today']} of {quota['limit_per_day']} a day")
         if quota["deferred"]:

@@ -52,6 +52,8 @@ def unfinished_work(store, team_id: int | None = None) -> list[str]:
 
     lines = []
     for progress in inbox.open_batch_progress(store, move_mark=False):
+        if progress.stray:
+            continue  # no batch: named among the stray folders
         if progress.parked is not None:
             lines.append(
                 f"batch {progress.batch}: parked ({progress.parked['reason']}); `signals unpark {progress.batch}`"
@@ -121,11 +123,12 @@ def team_status(settings: Settings, team_id: int, now: float | None = None) -> d
     return {
         "team_id": team_id,
         "inbox_pending": inbox.pending_inbox_count(store, team_id),
-        "unfinished_batches": sum(1 for p in progress if not p.finished and p.parked is None),
-        "parked": sum(1 for p in progress if p.parked is not None)
+        "unfinished_batches": sum(1 for p in progress if not p.finished and p.parked is None and not p.stray),
+        "parked": sum(1 for p in progress if p.parked is not None and not p.stray)
         + sum(1 for p in pending_promotions if p.get("parked")),
         "promotions_pending": sum(1 for p in pending_promotions if not p.get("parked")),
         "unfinished_work": unfinished_work(store, team_id),
+        "stray_folders": inbox.stray_notes(store, progress),
         "report_quota": quotas.team_quota(
             store, team_id, pending_promotions, settings.max_reports_per_team_day, time.time() if now is None else now
         ),

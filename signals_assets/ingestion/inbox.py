@@ -20,6 +20,11 @@ crashed in between, the next sensor tick (or `signals process`) picks it up agai
 neither claimed objects nor any stage marker predates the markers: it was finished under the rule
 of that time (claims consolidated) and counts as finished.
 
+A folder under `claimed/` or `batches/` whose name is no batch key (`claimed/notes/`, put there by
+hand or by a tool) is no batch: it is never run, parked or waited for, and the status names it as a
+stray folder the pipeline does not process (objects under `claimed/` are emitted by moving them into
+`inbox/<team_id>/`).
+
 Finding the unfinished batches costs what lies after the *finished-through mark*
 (`batch_marks/finished_through.json`), not the whole history: every batch up to that key is finished
 and not parked, so the sensors, `signals process` and each batch run list `claimed/` and `batches/`
@@ -289,8 +294,41 @@ class BatchProgress:
         return GROUPED in self.stages_done or (not self.has_claims and not self.stages_done)
 
     @property
+    def stray(self) -> bool:
+        """A folder under `claimed/` or `batches/` whose name is no batch key (put there by hand, or a
+        tool's): no batch. Nothing runs, parks or waits for it; the status names it (`stray_note`)."""
+        return not is_batch_key(self.batch)
+
+    @property
     def next_stage(self) -> str:
         return next((stage for stage in STAGES if stage not in self.stages_done), GROUPED)
+
+
+def stray_folder(progress: BatchProgress) -> str:
+    """The stray folder's key: under `claimed/` when it holds objects there, else under `batches/`."""
+    return f"{CLAIMED if progress.has_claims else BATCHES}{progress.batch}/"
+
+
+def stray_note(progress: BatchProgress) -> str:
+    """What the status says of a stray folder, and what to do about it."""
+    if progress.has_claims:
+        return (
+            f"stray folder {stray_folder(progress)} (no batch key): the pipeline does not process it, its "
+            f"objects are signals of no batch; to emit them, move them into {INBOX}<team_id>/"
+        )
+    return f"stray folder {stray_folder(progress)} (no batch key): the pipeline does not read it"
+
+
+def stray_notes(store: ObjectStore, progress: list[BatchProgress]) -> list[str]:
+    """What the status says of every stray folder: those of `progress` (an open listing), and those under
+    `claimed/` holding objects that no open listing has (sorting before the finished-through mark)."""
+    listed = {p.batch for p in progress}
+    unlisted = [
+        BatchProgress(name, (), True, None)
+        for folder in store.list_level(CLAIMED)[0]
+        if not is_batch_key(name := folder[len(CLAIMED) : -1]) and name not in listed and store.list(folder, limit=1)
+    ]
+    return [stray_note(p) for p in sorted([*unlisted, *progress], key=lambda p: p.batch) if p.stray]
 
 
 def _progress(store: ObjectStore, batch: str, batch_objects: list[str], has_claims: bool) -> BatchProgress:
@@ -346,9 +384,10 @@ def open_batch_progress(store: ObjectStore, now: datetime | None = None, move_ma
         return progress
     passed = mark
     for batch in progress:
+        # A stray folder with claims stops the mark too: listed, it stays named by the status.
         if not batch.finished or batch.parked is not None:
             break
-        if not is_batch_key(batch.batch):
+        if batch.stray:
             continue  # a finished folder of no batch (`batches/<batch>_notes/` put there by hand): no work
         if batch_time(batch.batch) > now - MARK_LAG:
             break
@@ -374,8 +413,13 @@ def progress_of(store: ObjectStore, batch: str) -> BatchProgress:
 
 
 def unfinished_batches(store: ObjectStore, include_parked: bool = False) -> list[str]:
-    """Batches whose last stage has not committed, in key order; parked ones only when asked."""
-    return [p.batch for p in open_batch_progress(store) if not p.finished and (include_parked or p.parked is None)]
+    """Batches whose last stage has not committed, in key order; parked ones only when asked. A stray
+    folder is none."""
+    return [
+        p.batch
+        for p in open_batch_progress(store)
+        if not p.finished and not p.stray and (include_parked or p.parked is None)
+    ]
 
 
 def earlier_unfinished_batches(store: ObjectStore, batch: str) -> list[str]:

@@ -26,6 +26,7 @@ class BatchWork:
     waiting: list[str] = field(default_factory=list)  # back-off details; later batches are held behind them
     held: list[str] = field(default_factory=list)
     parked_now: list[str] = field(default_factory=list)
+    stray: list[str] = field(default_factory=list)  # folders of no batch key, which nothing processes
 
     def run_requests(self, partition_order: Sequence[str] = (), max_batches_per_run: int = 1) -> list[dg.RunRequest]:
         """The runs for the batches to run, in key order (the sensor requests them; `signals process`
@@ -79,6 +80,9 @@ def batch_work(
     now = time.time() if now is None else now
     work = BatchWork()
     for progress in inbox.open_batch_progress(store):
+        if progress.stray:
+            work.stray.append(inbox.stray_folder(progress))
+            continue
         if progress.finished or progress.parked is not None:
             continue
         batch = progress.batch
@@ -159,6 +163,11 @@ def build_signal_inbox_sensor(
         seen = (
             f"{len(work.in_flight)} batch(es) in flight, {len(work.waiting)} waiting to retry "
             f"({'; '.join(work.waiting)}), {len(work.held)} held behind them, parked now: {work.parked_now}"
+            + (
+                f"; stray folders, which no batch run processes (see `signals status`): {work.stray}"
+                if work.stray
+                else ""
+            )
         )
         if not work.to_run:
             return dg.SensorResult(
