@@ -462,3 +462,55 @@ def test_a_folder_of_no_batch_key_is_never_run_and_holds_nothing_back(store):
             "'claimed/notes/']" in held.skip_reason.skip_message
         )
         assert not store.list("batches/notes/parked") and not store.list("batches/archive/")
+
+
+def test_a_tick_lists_the_open_batches_once(store, tick, monkeypatch):
+    """The batches a claim forms are known, so a tick lists claimed/ once and still requests them; only a
+    claim made while other batches are unfinished lists again (a run may finish one during the moves)."""
+    listed = []
+    real_list = LocalObjectStore.list
+
+    def recording(self, prefix, limit=None, start_after=""):
+        listed.append(prefix)
+        return real_list(self, prefix, limit, start_after)
+
+    monkeypatch.setattr(LocalObjectStore, "list", recording)
+    put_inbox(store, 6)
+    with dg.instance_for_test() as instance:
+        first = tick(instance)
+        batches = [r.partition_key for r in first.run_requests]
+        assert len(batches) == 2 and listed.count("claimed/") == 1
+        for batch in batches:
+            mark_run_created(instance, batch)
+
+        listed.clear()
+        put_inbox(store, 1, start=6)
+        second = tick(instance, first.cursor)
+        [claimed] = [r.partition_key for r in second.run_requests]
+        assert claimed > batches[-1] and listed.count("claimed/") == 2
+
+        mark_run_created(instance, claimed)
+        listed.clear()
+        third = tick(instance, second.cursor)
+        assert not third.run_requests and "3 batch(es) in flight" in third.skip_reason.skip_message
+        assert listed.count("claimed/") == 1
+
+
+def test_a_batch_finished_during_the_claim_is_not_requested_again(store, tick, monkeypatch):
+    """Batch A is unfinished when the tick lists, and finished (by `signals process`, say) while the tick
+    claims a new batch: the tick requests the new batch only, not A by its first listing."""
+    put_inbox(store, 1)
+    [early] = inbox.claim_pending(store, 10, None).new_batches
+    real_reserve = LocalObjectStore.put_if_absent
+
+    def finish_early_then_reserve(self, key, data):
+        for stage in inbox.STAGES:
+            inbox.mark_stage_done(store, early, stage)
+        return real_reserve(self, key, data)
+
+    monkeypatch.setattr(LocalObjectStore, "put_if_absent", finish_early_then_reserve)
+    put_inbox(store, 1, start=1)
+    with dg.instance_for_test() as instance:
+        result = tick(instance)
+    [claimed] = [r.partition_key for r in result.run_requests]
+    assert claimed > early and inbox.unfinished_batches(store) == [claimed]

@@ -123,7 +123,7 @@ def team_status(settings: Settings, team_id: int, now: float | None = None) -> d
     return {
         "team_id": team_id,
         "inbox_pending": inbox.pending_inbox_count(store, team_id),
-        "unfinished_batches": sum(1 for p in progress if not p.finished and p.parked is None and not p.stray),
+        "unfinished_batches": len(inbox.unfinished(progress)),
         "parked": sum(1 for p in progress if p.parked is not None and not p.stray)
         + sum(1 for p in pending_promotions if p.get("parked")),
         "promotions_pending": sum(1 for p in pending_promotions if not p.get("parked")),

@@ -412,14 +412,21 @@ def progress_of(store: ObjectStore, batch: str) -> BatchProgress:
     return _progress(store, batch, [key[len(folder) :] for key in store.list(folder)], has_claims)
 
 
-def unfinished_batches(store: ObjectStore, include_parked: bool = False) -> list[str]:
-    """Batches whose last stage has not committed, in key order; parked ones only when asked. A stray
+def unfinished(progress: Iterable[BatchProgress], include_parked: bool = False) -> list[str]:
+    """The batches of `progress` whose last stage has not committed; parked ones only when asked. A stray
     folder is none."""
-    return [
-        p.batch
-        for p in open_batch_progress(store)
-        if not p.finished and not p.stray and (include_parked or p.parked is None)
-    ]
+    return [p.batch for p in progress if not p.finished and not p.stray and (include_parked or p.parked is None)]
+
+
+def unfinished_batches(store: ObjectStore, include_parked: bool = False) -> list[str]:
+    """Batches whose last stage has not committed, in key order; parked ones only when asked."""
+    return unfinished(open_batch_progress(store), include_parked)
+
+
+def with_new_batches(progress: list[BatchProgress], batches: list[str]) -> list[BatchProgress]:
+    """An open listing (`open_batch_progress`) with the batches a claim formed since, in key order: what a
+    listing after the claim would show of them (claims, no marker), without listing again."""
+    return sorted([*progress, *(BatchProgress(batch, (), True, None) for batch in batches)], key=lambda p: p.batch)
 
 
 def earlier_unfinished_batches(store: ObjectStore, batch: str) -> list[str]:

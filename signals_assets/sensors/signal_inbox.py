@@ -72,14 +72,16 @@ def batch_work(
     backoff_seconds: float,
     now: float | None = None,
     daemon_retries: bool = True,
+    listed: list[inbox.BatchProgress] | None = None,
 ) -> BatchWork:
-    """Decide for every unfinished batch, in key order; park the ones out of attempts.
+    """Decide for every unfinished batch, in key order; park the ones out of attempts. `listed`: the
+    open batches as the caller has just listed them (`inbox.open_batch_progress`); else listed here.
 
     A batch waiting out its back-off holds back later batches that would need a new run (their
     grouping would only refuse); a parked batch holds back nothing."""
     now = time.time() if now is None else now
     work = BatchWork()
-    for progress in inbox.open_batch_progress(store):
+    for progress in inbox.open_batch_progress(store) if listed is None else listed:
         if progress.stray:
             work.stray.append(inbox.stray_folder(progress))
             continue
@@ -145,7 +147,8 @@ def build_signal_inbox_sensor(
         store = object_store.open()
         # Claimed late, claimed fair: a batch formed only when the previous ones are nearly done sees
         # every team's latest signals, so another team's burst delays them by at most those batches.
-        open_batches = len(inbox.unfinished_batches(store))
+        listed = inbox.open_batch_progress(store)
+        open_batches = len(inbox.unfinished(listed))
         claim = inbox.claim_pending(
             store,
             max_signals_per_batch,
@@ -153,7 +156,11 @@ def build_signal_inbox_sensor(
             max_per_team=max_per_team,
             max_batches=max(0, max_open_batches - open_batches),
         )
-        work = batch_work(context.instance, store, max_attempts, backoff_seconds)
+        # One listing a tick: the claim's batches are known. Listed again only when the claim formed
+        # batches while others were unfinished: its moves take seconds, in which a run may finish one of
+        # those, and by the first listing it would be requested again.
+        fresh = None if claim.new_batches and open_batches else inbox.with_new_batches(listed, claim.new_batches)
+        work = batch_work(context.instance, store, max_attempts, backoff_seconds, listed=fresh)
         new_cursor = json.dumps(
             {
                 "last_batch": claim.last_batch,
