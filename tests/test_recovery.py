@@ -16,11 +16,12 @@ from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobO
 from dagster._core.test_utils import create_run_for_test, freeze_time
 
 from signals_assets.assets.grouping import GROUPING_POOL, REFUSED_TAG
+from signals_assets.assets.reports import ROUNDS_TAG
 from signals_assets.cli.commands import ensure_dagster_home
 from signals_assets.cli.main import main
 from signals_assets.definitions import defs
 from signals_assets.ingestion import inbox
-from signals_assets.jobs import ROUNDS_TAG, TEAM_TAG
+from signals_assets.jobs import TEAM_TAG
 from signals_assets.recovery.attempts import Attempt, next_attempt_number
 from signals_assets.reports import promotions
 from signals_assets.resources.object_store import ObjectStoreResource

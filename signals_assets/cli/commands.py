@@ -317,7 +317,8 @@ def research_pending(
     """The report runs the promotion sensor would request for the pending promotions (as it decides at
     `now`, without back-off), executed here; the number of rounds researched and the report ids whose
     run failed."""
-    from signals_assets.jobs import ROUNDS_TAG, report_job
+    from signals_assets.assets.reports import ROUNDS_TAG
+    from signals_assets.jobs import report_job
     from signals_assets.partition_keys import REPORTS
     from signals_assets.sensors.report_promotion import promotion_work
 
