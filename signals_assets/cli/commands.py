@@ -186,12 +186,32 @@ LOCAL_INSTANCE_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "dagste
 
 
 def ensure_dagster_home(settings: Settings) -> Path:
-    """DAGSTER_HOME, by default beside the data, with the local instance settings when it has none."""
+    """DAGSTER_HOME, by default beside the data, with the local instance settings when it has none
+    (written whole or not at all: another command may read it at the same time)."""
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.signals_home / "dagster_home")))
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "dagster.yaml").exists() and LOCAL_INSTANCE_CONFIG.exists():
-        shutil.copy(LOCAL_INSTANCE_CONFIG, home / "dagster.yaml")
+        partial = home / f".dagster.yaml.{os.getpid()}"
+        shutil.copy(LOCAL_INSTANCE_CONFIG, partial)
+        os.replace(partial, home / "dagster.yaml")
     return home
+
+
+# Another command creating the instance holds the lock for seconds; a minute or two on a loaded machine.
+INSTANCE_LOCK_TIMEOUT_SECONDS = 120
+
+
+def open_instance(settings: Settings) -> dg.DagsterInstance:
+    """The Dagster instance at DAGSTER_HOME (`ensure_dagster_home`), opened under a lock in that folder:
+    opening a new sqlite instance creates its tables, and two commands doing it at once (two `signals
+    process` on a fresh home) both tried; the second failed with "table runs already exists"."""
+    import dagster as dg
+
+    from signals_assets.storage.clickhouse import FileLock
+
+    home = ensure_dagster_home(settings)
+    with FileLock(home / ".instance.lock", INSTANCE_LOCK_TIMEOUT_SECONDS, err, what="the Dagster instance"):
+        return dg.DagsterInstance.get()
 
 
 # Runs still log everything to the instance; the terminal gets warnings and the progress lines.
@@ -252,9 +272,7 @@ def execute_request(
 def cmd_process(args, settings: Settings) -> int:
     """Claim what is pending, then resume every unfinished batch (key order) and report round with
     the functions the sensors use; exit 1 and name what is left while anything is unfinished."""
-    ensure_dagster_home(settings)
-    import dagster as dg
-
+    instance = open_instance(settings)
     from signals_assets.definitions import defs
     from signals_assets.ingestion import inbox
     from signals_assets.jobs import signal_batch_job
@@ -263,7 +281,6 @@ def cmd_process(args, settings: Settings) -> int:
     from signals_assets.sensors.signal_inbox import batch_work
 
     store = open_object_store(settings)
-    instance = dg.DagsterInstance.get()
     # runs a killed `signals process` or daemon left STARTED, and pool slots they hold: else we wait forever
     for line in fail_dead_runs(instance):
         err(line)
@@ -384,9 +401,6 @@ def cmd_unpark(args, settings: Settings) -> int:
 
 def cmd_regroup(args, settings: Settings) -> int:
     """Re-group every batch holding the team's signals, in order, then research new promotions."""
-    ensure_dagster_home(settings)
-    import dagster as dg
-
     from signals_assets.definitions import defs
     from signals_assets.jobs import regroup_job
     from signals_assets.partitions import signal_batches
@@ -395,7 +409,7 @@ def cmd_regroup(args, settings: Settings) -> int:
     if not batches:
         print(json.dumps({"batches": 0, "reports_researched": 0, "reports_failed": []}))
         return 0
-    instance = dg.DagsterInstance.get()
+    instance = open_instance(settings)
     definitions = defs()
     add_partitions(instance, signal_batches.build_add_request(batches))
     err(f"re-grouping team {args.team_id}: {len(batches)} batches from {batches[0]} to {batches[-1]}")
@@ -480,10 +494,7 @@ def cmd_cleanup(args, settings: Settings) -> int:
     from signals_assets.cli.read_models import store_session
     from signals_assets.operations import cleanup
 
-    ensure_dagster_home(settings)
-    import dagster as dg
-
-    instance = dg.DagsterInstance.get()
+    instance = open_instance(settings)
     busy = cleanup.runs_in_flight(instance)
     if busy:
         raise CliError(
