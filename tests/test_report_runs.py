@@ -312,6 +312,8 @@ def test_a_second_run_of_a_round_leaves_it_to_the_live_run_researching_it(promot
     assert second.success
     research = {e.partition: e.metadata for e in second.asset_materializations_for_node("report_research")}
     assert research[held]["skipped"].value == f"research round 1 is in progress in run {runner.run_id}"
+    summaries = {e.partition: e.metadata for e in second.asset_materializations_for_node("report_summaries")}
+    assert summaries[held]["skipped"].value == research[held]["skipped"].value  # not judged again either
     tables = store_tables()
     assert tables["statuses"][held] == "in_progress" and research_runs()[held] == runner.run_id
     assert [e["event"] for e in tables["report_events"] if e["report_id"] == held and e["stage"] == "research"] == [

@@ -45,6 +45,13 @@ def run_is_live(instance: dg.DagsterInstance, run_id: str) -> bool:
     return run is not None and not run.is_finished
 
 
+def rounds_taken(context: dg.AssetExecutionContext, db, rounds: dict[str, int]) -> dict[str, research_store.TakenRound]:
+    """The rounds ({report: round}) this run leaves alone (`research_store.rounds_taken`): it is an
+    attempt at them when it carries the rounds tag (the sensors' and `signals process`'s runs)."""
+    live = functools.partial(run_is_live, context.instance)
+    return research_store.rounds_taken(db, rounds, context.run.run_id, live, attempt=ROUNDS_TAG in context.run.tags)
+
+
 def record_reports_metadata(context: dg.AssetExecutionContext, db, metadata: dict[str, dict]) -> None:
     """The one place the reports' own materialisation metadata ({report: metadata}) is attached, each
     on its partition only, with the report as stored now rendered as Markdown for the UI."""
@@ -117,10 +124,14 @@ def report_summaries(
     session = functools.partial(clickhouse.session, log=context.log.info)
     with session() as db:
         inputs = _summary_inputs(db, keys, embedder.model_name)
+        # Judged again, a round another run researches or finished could move its report back.
+        taken = rounds_taken(context, db, {item.report: item.round for item in inputs})
     # Judged with the store released: the judge may call a model.
     judged: dict[str, tuple] = {}
     failures: dict[str, str] = {}
     for item in inputs:
+        if item.report in taken:
+            continue
         if not item.rows:
             if item.before["status"] == lifecycle.SUPPRESSED:  # merged into another report after its promotion
                 continue
@@ -141,7 +152,9 @@ def report_summaries(
     metadata_by_report: dict[str, dict] = {}
     lines: list[str] = []  # one log event for the run: each is a write to the event log
     for item in inputs:
-        if item.report in failures:
+        if item.report in taken:
+            metadata = {"skipped": taken[item.report].reason}
+        elif item.report in failures:
             reason = failures[item.report]
             event = report_store.summary_failure_event(item.team, item.report, item.round, item.before, reason)
             if event is None:  # its status may not move to failed (e.g. deleted)
@@ -231,13 +244,7 @@ def report_research(
     skipped: dict[str, dict] = {}
     with session() as db:
         rounds = report_store.current_rounds(db, keys)
-        taken = research_store.rounds_taken(
-            db,
-            rounds,
-            context.run.run_id,
-            functools.partial(run_is_live, context.instance),
-            attempt=ROUNDS_TAG in context.run.tags,
-        )
+        taken = rounds_taken(context, db, rounds)
         # A re-run replaces the round's earlier attempt, unless another run holds or finished it.
         research_store.clear_round_events(db, {r: n for r, n in rounds.items() if r not in taken})
         states = report_store.research_states(db, teams)
