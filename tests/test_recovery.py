@@ -423,6 +423,19 @@ def test_signals_process_exits_non_zero_and_names_a_parked_batch(capsys, signals
     assert code == 0 and summary["batches"] == 1 and summary["unfinished"] == []
 
 
+def test_signals_process_leaves_a_batch_another_process_runs_and_says_so(capsys, signals_home, object_store, team):
+    """Beside the daemon or another `signals process`, a batch whose run is going is left to it; the
+    exit is 1 (unfinished), and the line says why rather than only `buffered_signals not done`."""
+    emit_texts(object_store, CARD_DECLINED[:1])
+    [batch] = inbox.claim_all(object_store, 10)
+    with dg.DagsterInstance.from_config(str(ensure_dagster_home(load_settings()))) as instance:
+        batch_run(instance, batch, status=dg.DagsterRunStatus.STARTED)  # the daemon's run worker, alive
+    code, summary, err = run_cli(capsys, "process")
+    assert code == 1 and summary["batches"] == 0
+    assert f"batch {batch}: left to the run queued or running for it" in err
+    assert summary["unfinished"] == [f"batch {batch}: buffered_signals not done"]
+
+
 def test_a_run_left_started_by_a_killed_process_is_failed(tmp_path):
     gone = subprocess.Popen(["true"])
     gone.wait()

@@ -269,6 +269,10 @@ def execute_request(
     )
 
 
+# Work with a run queued or running (the daemon's, or another `signals process`'s) is left to it.
+LEFT_TO_ITS_RUN = "left to the run queued or running for it (the daemon's or another `signals process`'s)"
+
+
 def cmd_process(args, settings: Settings) -> int:
     """Claim what is pending, then resume every unfinished batch (key order) and report round with
     the functions the sensors use; exit 1 and name what is left while anything is unfinished."""
@@ -290,6 +294,8 @@ def cmd_process(args, settings: Settings) -> int:
     started = time.monotonic()
     # No back-off and no waiting for the daemon's retries: the operator asked for an attempt now.
     work = batch_work(instance, store, settings.max_attempts, backoff_seconds=0, daemon_retries=False)
+    for batch in work.in_flight:
+        err(f"batch {batch}: {LEFT_TO_ITS_RUN}")
     # The ranges are decided on the partition set before the new batches are appended to it.
     requests = work.run_requests(instance.get_dynamic_partitions(SIGNAL_BATCHES), settings.max_batches_per_run)
     add_partitions(instance, work.partitions_request())
@@ -348,6 +354,8 @@ def research_pending(
         daemon_retries=False,
         max_reports_per_team_day=settings.max_reports_per_team_day,
     )
+    for unit in work.in_flight:
+        err(f"report round {unit}: {LEFT_TO_ITS_RUN}")
     requests = work.run_requests(instance.get_dynamic_partitions(REPORTS), settings.reports_per_run)
     add_partitions(instance, work.partitions_request())
     job = definitions.resolve_job_def(report_job.name)
