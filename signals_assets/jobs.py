@@ -1,6 +1,6 @@
 """The jobs the sensors launch: batch runs over one batch or a partition range of consecutive batches
 (the attempt each run makes for each of its batches is in its per-batch tags), and report runs that each summarise and
-research a partition range of reports (the rounds the run covers are in its ROUNDS_TAG)."""
+research a partition range of reports (the rounds the run covers are in its `assets.reports.ROUNDS_TAG`)."""
 
 import dagster as dg
 
@@ -12,8 +12,6 @@ SQL_MODELS = dg.AssetSelection.groups("sql_models")
 STAGE_TAG = "signals/stage"
 # On runs that concern one team (report runs), so an instance can limit runs per team.
 TEAM_TAG = "signals/team"
-# On report runs: the attempt keys (`<report>-round<N>[-retry<M>]`) of the report rounds the run covers.
-ROUNDS_TAG = "signals/report_rounds"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
 # On batch runs over a range of batches, one per batch: the attempt key the run makes for it.

@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import dagster as dg
 import pytest
@@ -413,3 +414,35 @@ def test_signals_process_prints_no_library_warnings(signals_home):
         assert result.returncode == 0, result.stderr
         assert "Warning" not in result.stdout + result.stderr, result.stderr
     assert json.loads(result.stdout.splitlines()[-1])["reports_researched"] >= 1
+
+
+# Each process imports first (seconds), then opens the instance at the same moment as the others.
+OPEN_AT_ONCE = """
+import sys, time
+import dagster
+from signals_assets.cli.commands import open_instance
+from signals_assets.settings import load_settings
+time.sleep(max(0, float(sys.argv[1]) - time.time()))
+with open_instance(load_settings()) as instance:
+    print(len(instance.get_run_records()))
+"""
+
+
+def test_commands_opening_a_new_instance_at_once_all_open_it(signals_home):
+    """Two `signals process` started together on a fresh home both created the sqlite instance's
+    tables; the second failed with "table runs already exists" (exit 70)."""
+    start = f"{time.time() + 20}"
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", OPEN_AT_ONCE, start],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    outputs = [process.communicate(timeout=120) for process in processes]
+    outcomes = [(process.returncode, out, err) for process, (out, err) in zip(processes, outputs)]
+    assert [(code, out.strip()) for code, out, _ in outcomes] == [(0, "0")] * 4, [err[-500:] for *_, err in outcomes]

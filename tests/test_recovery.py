@@ -16,11 +16,13 @@ from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobO
 from dagster._core.test_utils import create_run_for_test, freeze_time
 
 from signals_assets.assets.grouping import GROUPING_POOL, REFUSED_TAG
-from signals_assets.cli.commands import ensure_dagster_home
+from signals_assets.assets.reports import ROUNDS_TAG
+from signals_assets.cli.commands import ensure_dagster_home, execute_request
 from signals_assets.cli.main import main
+from signals_assets.cli.read_models import store_session
 from signals_assets.definitions import defs
 from signals_assets.ingestion import inbox
-from signals_assets.jobs import ROUNDS_TAG, TEAM_TAG
+from signals_assets.jobs import TEAM_TAG
 from signals_assets.recovery.attempts import Attempt, next_attempt_number
 from signals_assets.reports import promotions
 from signals_assets.resources.object_store import ObjectStoreResource
@@ -435,6 +437,19 @@ def test_signals_process_exits_non_zero_and_names_a_parked_batch(capsys, signals
     assert code == 0 and summary["batches"] == 1 and summary["unfinished"] == []
 
 
+def test_signals_process_leaves_a_batch_another_process_runs_and_says_so(capsys, signals_home, object_store, team):
+    """Beside the daemon or another `signals process`, a batch whose run is going is left to it; the
+    exit is 1 (unfinished), and the line says why rather than only `buffered_signals not done`."""
+    emit_texts(object_store, CARD_DECLINED[:1])
+    [batch] = inbox.claim_all(object_store, 10)
+    with dg.DagsterInstance.from_config(str(ensure_dagster_home(load_settings()))) as instance:
+        batch_run(instance, batch, status=dg.DagsterRunStatus.STARTED)  # the daemon's run worker, alive
+    code, summary, err = run_cli(capsys, "process")
+    assert code == 1 and summary["batches"] == 0
+    assert f"batch {batch}: left to the run queued or running for it" in err
+    assert summary["unfinished"] == [f"batch {batch}: buffered_signals not done"]
+
+
 def test_a_run_left_started_by_a_killed_process_is_failed(tmp_path):
     gone = subprocess.Popen(["true"])
     gone.wait()
@@ -690,3 +705,37 @@ def test_the_research_reconciliation_dequeues_ahead_of_a_report_backlog(config, 
 
         housekeeping = queued_run(instance, research_reconciliation_job.name, dict(research_reconciliation_job.tags))
         assert dequeue() == [housekeeping.run_id]
+
+
+def test_a_second_attempt_at_a_grouped_batch_leaves_it_grouped(capsys, signals_home, object_store, team):
+    """Two `signals process` deciding at once both run a batch (so does the retry of a range run killed
+    after grouping its first batch). The second grouping read the batch's reports as their research
+    had left them since (ready) and promoted them to a new round: researched again, the batch's
+    lifecycle events rewritten. An attempt at a batch already grouped now leaves it as it is."""
+    settings = load_settings()
+    home = ensure_dagster_home(settings)
+    emit_texts(object_store, CARD_DECLINED[:1])
+    [first] = inbox.claim_all(object_store, settings.batch_max_signals)
+    emit_texts(object_store, CARD_DECLINED[1:], start=1)
+    [second] = inbox.claim_all(object_store, settings.batch_max_signals)
+    assert second > first
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        [request] = batch_work(instance, object_store, 3, 0, daemon_retries=False).run_requests(max_batches_per_run=1)[
+            1:
+        ]
+    code, summary, err = run_cli(capsys, "process")
+    assert code == 0 and summary["batches"] == 2 and summary["reports_researched"] == 1, err
+    with store_session(settings) as db:
+        events = db.query("SELECT * EXCEPT at FROM report_events ORDER BY report_id, stage, research_round, seq")
+
+    # The other `signals process` runs the second batch now.
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        result = execute_request(defs().resolve_job_def("signal_batch_job"), request, instance)
+    assert result.success
+    assert promotions.all_promotions(object_store) == []
+    with store_session(settings) as db:
+        assert (
+            db.query("SELECT * EXCEPT at FROM report_events ORDER BY report_id, stage, research_round, seq") == events
+        )
+    [grouped] = result.asset_materializations_for_node("report_assignments")
+    assert grouped.metadata["skipped"].value.startswith(f"{second} was grouped by run ")

@@ -5,18 +5,23 @@ import sys
 
 import dagster as dg
 import pytest
+from dagster._core.test_utils import create_run_for_test
 
+from signals_assets.assets.reports import ROUNDS_TAG
 from signals_assets.cli.commands import execute_request, failed_reports
 from signals_assets.ingestion import inbox
-from signals_assets.jobs import ROUNDS_TAG, TEAM_TAG
+from signals_assets.jobs import TEAM_TAG
 from signals_assets.reports.promotions import (
     pending_promotions,
     promotion_key,
     record_promotions,
     report_run_groups,
 )
+from signals_assets.research import store as research_store
 from signals_assets.research.pool import run_bounded
+from signals_assets.research.store import ResearchRound
 from signals_assets.sensors.report_promotion import promotion_work
+from signals_assets.sensors.research_reconciler import fail_abandoned_research
 from signals_assets.settings import load_settings
 from signals_assets.storage.clickhouse import open_chdb
 from signals_assets.storage.facts import latest_report_states
@@ -79,6 +84,13 @@ def promoted(object_store, team):
         yield instance
 
 
+def research_runs() -> dict[str, str]:
+    """{report: the run its research_results row names}."""
+    settings = load_settings()
+    with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
+        return {r["report_id"]: r["dagster_run_id"] for r in db.query("SELECT * FROM research_results")}
+
+
 def report_titled(tables: dict, word: str) -> str:
     return next(s["report_id"] for s in tables["report_summaries"] if word in s["title"].lower())
 
@@ -123,9 +135,17 @@ def test_one_run_materialises_each_report_and_a_failed_research_fails_only_its_r
     assert pending_promotions(object_store) == []  # every round has its outcome
     assert promotion_work(instance, object_store, 3, 0).to_run == []
 
-    # The same partitions again (a manual backfill of the range): identical tables.
-    assert execute_request(job.resolve_job_def("report_job"), request, instance).success
-    assert store_tables() == first
+    # The same request again (a second `signals process` decided on the rounds before this run ended):
+    # each round has its outcome, so none is researched twice; identical tables, to the run ids.
+    logs = object_store.list("research_logs/")
+    results = research_runs()
+    again = execute_request(job.resolve_job_def("report_job"), request, instance)
+    assert again.success and store_tables() == first and research_runs() == results
+    assert object_store.list("research_logs/") == logs
+    skipped = {
+        e.partition: e.metadata["skipped"].value for e in again.asset_materializations_for_node("report_research")
+    }
+    assert all("already has its outcome" in skipped[k] for k in keys), skipped
 
     # One report from the UI: a single-partition run still works and records only that report.
     single = definitions_with_sandbox().resolve_job_def("report_job")
@@ -265,3 +285,45 @@ def test_a_report_partition_added_by_hand_for_no_report_is_skipped_saying_so(obj
     assert summary.metadata["skipped"].value.startswith(f"no report {unknown} in the store: ")
     [research] = result.asset_materializations_for_node("report_research")
     assert research.metadata["skipped"].value == f"no report {unknown} in the store"
+
+
+def test_a_second_run_of_a_round_leaves_it_to_the_live_run_researching_it(promoted, object_store):
+    """Two `signals process` (or one beside the daemon) can both run a round. The second used to
+    clear the round's events, find the report a candidate again and research it too: two sandbox
+    runs and two outcome events for one round. It now leaves the round to the live run, keeps its
+    promotion (the other run finishes it), and a retry after that run died researches it."""
+    instance = promoted
+    work = promotion_work(instance, object_store, 3, 0)
+    [request] = work.run_requests(instance.get_dynamic_partitions("reports"), reports_per_run=50)
+    instance.add_dynamic_partitions("reports", list(work.partitions_request().partition_keys))
+    job = definitions_with_sandbox().resolve_job_def("report_job")
+    # Run A judged the reports and started researching one of them; its process still runs.
+    assert job.execute_in_process(
+        instance=instance, tags=request.tags, asset_selection=[dg.AssetKey("report_summaries")]
+    ).success
+    first = store_tables()
+    held = report_titled(first, "reset")
+    runner = create_run_for_test(instance, job_name="report_job", status=dg.DagsterRunStatus.STARTED, tags=request.tags)
+    settings = load_settings()
+    with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
+        research_store.record_started(db, [ResearchRound(1, held, 1, runner.run_id, "subprocess", 6)])
+
+    second = execute_request(job, request, instance)
+    assert second.success
+    research = {e.partition: e.metadata for e in second.asset_materializations_for_node("report_research")}
+    assert research[held]["skipped"].value == f"research round 1 is in progress in run {runner.run_id}"
+    summaries = {e.partition: e.metadata for e in second.asset_materializations_for_node("report_summaries")}
+    assert summaries[held]["skipped"].value == research[held]["skipped"].value  # not judged again either
+    tables = store_tables()
+    assert tables["statuses"][held] == "in_progress" and research_runs()[held] == runner.run_id
+    assert [e["event"] for e in tables["report_events"] if e["report_id"] == held and e["stage"] == "research"] == [
+        "research_started"
+    ]
+    assert not [key for key in object_store.list("research_logs/") if f"/{held}/" in key]
+    assert [p["report_id"] for p in pending_promotions(object_store)] == [held]  # left for run A to finish
+
+    # Run A died: the research reconciler fails the round, as for any research run that died.
+    instance.report_run_failed(instance.get_run_by_id(runner.run_id), "its worker died")
+    with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
+        [failed] = fail_abandoned_research(db, lambda run_id: instance.get_run_by_id(run_id).status.value)
+    assert failed.report == held and store_tables()["statuses"][held] == "failed"

@@ -2,13 +2,14 @@
 same runs as their assets (the jobs select assets with their checks) and show on each asset's
 Checks tab. Blocking checks stop the rest of their run when downstream work would be wrong."""
 
+import functools
 from typing import Callable
 
 import dagster as dg
 
 from signals_assets.assets.grouping import report_assignments
 from signals_assets.assets.ingestion import buffered_signals, signal_embeddings
-from signals_assets.assets.reports import report_research, report_summaries
+from signals_assets.assets.reports import report_research, report_summaries, run_is_live
 from signals_assets.checks import guarantees
 from signals_assets.checks.guarantees import BatchScope, Verdict
 from signals_assets.ingestion import inbox
@@ -16,7 +17,6 @@ from signals_assets.partition_keys import is_batch_key
 from signals_assets.resources.clickhouse import ClickHouseResource
 from signals_assets.resources.embedder import EmbedderResource
 from signals_assets.resources.object_store import ObjectStoreResource
-from signals_assets.sensors.research_reconciler import UNFINISHED
 from signals_assets.storage.clickhouse import StoreSession
 
 PARTITION_TAG = "dagster/partition"
@@ -147,13 +147,10 @@ def no_parked_report_rounds(object_store: ObjectStoreResource) -> dg.AssetCheckR
 def no_report_stranded_in_progress(
     context: dg.AssetCheckExecutionContext, clickhouse: ClickHouseResource
 ) -> dg.AssetCheckResult:
-    def run_is_live(run_id: str) -> bool:
-        run = context.instance.get_run_by_id(run_id) if run_id else None
-        return run is not None and run.status.value in UNFINISHED
-
+    live = functools.partial(run_is_live, context.instance)
     # Not handed on: in a report run nothing of the store follows.
     return store_check(
-        context, clickhouse, lambda db: guarantees.reports_in_progress_have_live_runs(db, run_is_live), hand_on=False
+        context, clickhouse, lambda db: guarantees.reports_in_progress_have_live_runs(db, live), hand_on=False
     )
 
 

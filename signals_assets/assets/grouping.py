@@ -3,6 +3,7 @@
 import functools
 
 import dagster as dg
+from dagster._core.storage.tags import RUN_KEY_TAG
 from pydantic import Field
 
 from signals_assets.assets.ingestion import BATCH_BACKFILL_POLICY, per_batch_lines, run_metadata, signal_embeddings
@@ -62,6 +63,11 @@ def report_assignments(
         _refuse_out_of_order(context, keys[0], earlier)
     provider = llm.grouping()
     counts = []
+    # The sensors' and `signals process`'s runs attempt unfinished batches; one another run (a second
+    # `signals process`) or this run's earlier attempt (a range run's retry) grouped since is done: grouped
+    # again, it would read the reports as their research left them since and promote them anew. A manual
+    # run (a backfill, `signals regroup`: no run key) re-groups.
+    attempt = RUN_KEY_TAG in context.run.tags and not config.team_ids
     hold = not provider.calls_model and embedder.provider == "minilm"
     # Held, the session goes on to the checks and SQL models that follow in the run (no model calls).
     open_session = functools.partial(clickhouse.session, log=context.log.info, hand_on=hold)
@@ -70,6 +76,12 @@ def report_assignments(
         session = phases.sessions(opener)
         # Batches in key order: a later batch must see the reports of the earlier ones.
         for batch in keys:
+            grouped_by = inbox.stage_done_by(store, batch, inbox.GROUPED) if attempt else None
+            if grouped_by is not None:
+                skipped = f"{batch} was grouped by run {grouped_by or '(unnamed)'}: an attempt leaves it grouped"
+                context.add_asset_metadata({"skipped": skipped}, partition_key=batch)
+                counts.append(skipped)
+                continue
             # "grouping" is what group_batch spends outside its store sessions (probe embeddings, decisions).
             with phases("grouping"):
                 assignments, events, promotions = group_batch(

@@ -32,9 +32,24 @@ from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.resources.sandbox import SandboxResource
 from signals_assets.storage.object_store import ObjectStore
 
+# On report runs: the attempt keys (`<report>-round<N>[-retry<M>]`) of the report rounds the run covers.
+ROUNDS_TAG = "signals/report_rounds"
 # A UI backfill of many reports is one run, like the sensor's requests.
 REPORTS_BACKFILL_POLICY = dg.BackfillPolicy.single_run()
 FAILED_IN = "failed_in"  # metadata of a report whose judgement or research failed: the stage
+
+
+def run_is_live(instance: dg.DagsterInstance, run_id: str) -> bool:
+    """Whether the Dagster run is queued or running (False when this instance does not know it)."""
+    run = instance.get_run_by_id(run_id) if run_id else None
+    return run is not None and not run.is_finished
+
+
+def rounds_taken(context: dg.AssetExecutionContext, db, rounds: dict[str, int]) -> dict[str, research_store.TakenRound]:
+    """The rounds ({report: round}) this run leaves alone (`research_store.rounds_taken`): it is an
+    attempt at them when it carries the rounds tag (the sensors' and `signals process`'s runs)."""
+    live = functools.partial(run_is_live, context.instance)
+    return research_store.rounds_taken(db, rounds, context.run.run_id, live, attempt=ROUNDS_TAG in context.run.tags)
 
 
 def record_reports_metadata(context: dg.AssetExecutionContext, db, metadata: dict[str, dict]) -> None:
@@ -109,10 +124,14 @@ def report_summaries(
     session = functools.partial(clickhouse.session, log=context.log.info)
     with session() as db:
         inputs = _summary_inputs(db, keys, embedder.model_name)
+        # Judged again, a round another run researches or finished could move its report back.
+        taken = rounds_taken(context, db, {item.report: item.round for item in inputs})
     # Judged with the store released: the judge may call a model.
     judged: dict[str, tuple] = {}
     failures: dict[str, str] = {}
     for item in inputs:
+        if item.report in taken:
+            continue
         if not item.rows:
             if item.before["status"] == lifecycle.SUPPRESSED:  # merged into another report after its promotion
                 continue
@@ -133,7 +152,9 @@ def report_summaries(
     metadata_by_report: dict[str, dict] = {}
     lines: list[str] = []  # one log event for the run: each is a write to the event log
     for item in inputs:
-        if item.report in failures:
+        if item.report in taken:
+            metadata = {"skipped": taken[item.report].reason}
+        elif item.report in failures:
             reason = failures[item.report]
             event = report_store.summary_failure_event(item.team, item.report, item.round, item.before, reason)
             if event is None:  # its status may not move to failed (e.g. deleted)
@@ -223,14 +244,24 @@ def report_research(
     skipped: dict[str, dict] = {}
     with session() as db:
         rounds = report_store.current_rounds(db, keys)
-        research_store.clear_round_events(db, rounds)  # a re-run replaces the round's earlier attempt
+        taken = rounds_taken(context, db, rounds)
+        # A re-run replaces the round's earlier attempt, unless another run holds or finished it.
+        research_store.clear_round_events(db, {r: n for r, n in rounds.items() if r not in taken})
         states = report_store.research_states(db, teams)
         summaries = report_store.report_summaries(db, keys)
-        to_research = {r: teams[r] for r in keys if states[r]["status"] == lifecycle.CANDIDATE and r in summaries}
+        to_research = {
+            r: teams[r]
+            for r in keys
+            if states[r]["status"] == lifecycle.CANDIDATE and r in summaries and r not in taken
+        }
         signals = report_store.report_signals(db, to_research, embedder.model_name)
         for report in keys:
             status = states[report]["status"]
-            if status != lifecycle.CANDIDATE:
+            if report in taken:
+                if taken[report].done:
+                    promotions.promotion_done(store, report, rounds[report])
+                skipped[report] = {"skipped": taken[report].reason}
+            elif status != lifecycle.CANDIDATE:
                 # An unsafe, not actionable or needs-input report left `candidate` in report_summaries.
                 promotions.promotion_done(store, report, rounds[report])
                 skipped[report] = {"skipped": status_phrase(report, status)}

@@ -186,12 +186,32 @@ LOCAL_INSTANCE_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "dagste
 
 
 def ensure_dagster_home(settings: Settings) -> Path:
-    """DAGSTER_HOME, by default beside the data, with the local instance settings when it has none."""
+    """DAGSTER_HOME, by default beside the data, with the local instance settings when it has none
+    (written whole or not at all: another command may read it at the same time)."""
     home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.signals_home / "dagster_home")))
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "dagster.yaml").exists() and LOCAL_INSTANCE_CONFIG.exists():
-        shutil.copy(LOCAL_INSTANCE_CONFIG, home / "dagster.yaml")
+        partial = home / f".dagster.yaml.{os.getpid()}"
+        shutil.copy(LOCAL_INSTANCE_CONFIG, partial)
+        os.replace(partial, home / "dagster.yaml")
     return home
+
+
+# Another command creating the instance holds the lock for seconds; a minute or two on a loaded machine.
+INSTANCE_LOCK_TIMEOUT_SECONDS = 120
+
+
+def open_instance(settings: Settings) -> dg.DagsterInstance:
+    """The Dagster instance at DAGSTER_HOME (`ensure_dagster_home`), opened under a lock in that folder:
+    opening a new sqlite instance creates its tables, and two commands doing it at once (two `signals
+    process` on a fresh home) both tried; the second failed with "table runs already exists"."""
+    import dagster as dg
+
+    from signals_assets.storage.clickhouse import FileLock
+
+    home = ensure_dagster_home(settings)
+    with FileLock(home / ".instance.lock", INSTANCE_LOCK_TIMEOUT_SECONDS, err, what="the Dagster instance"):
+        return dg.DagsterInstance.get()
 
 
 # Runs still log everything to the instance; the terminal gets warnings and the progress lines.
@@ -249,12 +269,14 @@ def execute_request(
     )
 
 
+# Work with a run queued or running (the daemon's, or another `signals process`'s) is left to it.
+LEFT_TO_ITS_RUN = "left to the run queued or running for it (the daemon's or another `signals process`'s)"
+
+
 def cmd_process(args, settings: Settings) -> int:
     """Claim what is pending, then resume every unfinished batch (key order) and report round with
     the functions the sensors use; exit 1 and name what is left while anything is unfinished."""
-    ensure_dagster_home(settings)
-    import dagster as dg
-
+    instance = open_instance(settings)
     from signals_assets.definitions import defs
     from signals_assets.ingestion import inbox
     from signals_assets.jobs import signal_batch_job
@@ -263,7 +285,6 @@ def cmd_process(args, settings: Settings) -> int:
     from signals_assets.sensors.signal_inbox import batch_work
 
     store = open_object_store(settings)
-    instance = dg.DagsterInstance.get()
     # runs a killed `signals process` or daemon left STARTED, and pool slots they hold: else we wait forever
     for line in fail_dead_runs(instance):
         err(line)
@@ -273,6 +294,8 @@ def cmd_process(args, settings: Settings) -> int:
     started = time.monotonic()
     # No back-off and no waiting for the daemon's retries: the operator asked for an attempt now.
     work = batch_work(instance, store, settings.max_attempts, backoff_seconds=0, daemon_retries=False)
+    for batch in work.in_flight:
+        err(f"batch {batch}: {LEFT_TO_ITS_RUN}")
     # The ranges are decided on the partition set before the new batches are appended to it.
     requests = work.run_requests(instance.get_dynamic_partitions(SIGNAL_BATCHES), settings.max_batches_per_run)
     add_partitions(instance, work.partitions_request())
@@ -317,7 +340,8 @@ def research_pending(
     """The report runs the promotion sensor would request for the pending promotions (as it decides at
     `now`, without back-off), executed here; the number of rounds researched and the report ids whose
     run failed."""
-    from signals_assets.jobs import ROUNDS_TAG, report_job
+    from signals_assets.assets.reports import ROUNDS_TAG
+    from signals_assets.jobs import report_job
     from signals_assets.partition_keys import REPORTS
     from signals_assets.sensors.report_promotion import promotion_work
 
@@ -330,6 +354,8 @@ def research_pending(
         daemon_retries=False,
         max_reports_per_team_day=settings.max_reports_per_team_day,
     )
+    for unit in work.in_flight:
+        err(f"report round {unit}: {LEFT_TO_ITS_RUN}")
     requests = work.run_requests(instance.get_dynamic_partitions(REPORTS), settings.reports_per_run)
     add_partitions(instance, work.partitions_request())
     job = definitions.resolve_job_def(report_job.name)
@@ -383,9 +409,6 @@ def cmd_unpark(args, settings: Settings) -> int:
 
 def cmd_regroup(args, settings: Settings) -> int:
     """Re-group every batch holding the team's signals, in order, then research new promotions."""
-    ensure_dagster_home(settings)
-    import dagster as dg
-
     from signals_assets.definitions import defs
     from signals_assets.jobs import regroup_job
     from signals_assets.partitions import signal_batches
@@ -394,7 +417,7 @@ def cmd_regroup(args, settings: Settings) -> int:
     if not batches:
         print(json.dumps({"batches": 0, "reports_researched": 0, "reports_failed": []}))
         return 0
-    instance = dg.DagsterInstance.get()
+    instance = open_instance(settings)
     definitions = defs()
     add_partitions(instance, signal_batches.build_add_request(batches))
     err(f"re-grouping team {args.team_id}: {len(batches)} batches from {batches[0]} to {batches[-1]}")
@@ -481,10 +504,7 @@ def cmd_cleanup(args, settings: Settings) -> int:
     from signals_assets.cli.read_models import store_session
     from signals_assets.operations import cleanup
 
-    ensure_dagster_home(settings)
-    import dagster as dg
-
-    instance = dg.DagsterInstance.get()
+    instance = open_instance(settings)
     busy = cleanup.runs_in_flight(instance)
     if busy:
         raise CliError(

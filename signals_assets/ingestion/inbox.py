@@ -102,6 +102,17 @@ def stage_done(store: ObjectStore, batch: str, stage: str) -> bool:
     return store.exists(stage_marker_key(batch, stage))
 
 
+def stage_done_by(store: ObjectStore, batch: str, stage: str) -> str | None:
+    """The run that recorded `stage` of `batch` done ("" when its marker names none), None while not done."""
+    try:
+        body = json.loads(store.get(stage_marker_key(batch, stage)))
+    except KeyError:
+        return None
+    except ValueError:  # a marker is written whole, but one put there by hand still says the stage is done
+        return ""
+    return str(body.get("run_id", "")) if isinstance(body, dict) else ""
+
+
 def pending_inbox_count(store: ObjectStore, team_id: int | None = None) -> int:
     """Inbox objects waiting to be claimed: every team's, or those in one team's queue."""
     return len(store.list(INBOX if team_id is None else f"{INBOX}{team_id}/"))

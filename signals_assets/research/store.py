@@ -9,6 +9,7 @@ that died; so re-running a round replaces exactly that round's rows.
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Callable
 
 from signals_assets.reports import lifecycle
 from signals_assets.reports.store import ROUND_OF_REPORT, round_keys
@@ -99,6 +100,41 @@ def clear_round_events(db: StoreSession, rounds: dict[str, int]) -> None:
             f"source = report_id AND stage = 'research' AND {ROUND_OF_REPORT}",
             {"rounds": round_keys(rounds)},
         )
+
+
+@dataclass(frozen=True)
+class TakenRound:
+    """A report's current round that a run must leave alone rather than clear and research again."""
+
+    reason: str
+    done: bool  # the round has its outcome (its promotion is done); False: another run researches it
+
+
+def rounds_taken(
+    db: StoreSession, rounds: dict[str, int], run_id: str, run_is_live: Callable[[str], bool], attempt: bool
+) -> dict[str, TakenRound]:
+    """The reports of `rounds` ({report: round}) whose round run `run_id` must leave alone: one another
+    run started and is still researching (`run_is_live`), and, when this run is an attempt at the rounds
+    (the sensors' and `signals process`'s runs, not a manual re-run, which replaces the round), one that
+    has its outcome already. Two runs of one round happen when two `signals process` (or one beside the
+    daemon) decide at once, or a run is retried after recording an outcome but before its promotion was
+    marked done: clearing the round's events would let both research it and record two outcomes."""
+    if not rounds:
+        return {}
+    rows = db.query(
+        f"SELECT report_id, research_round, status, dagster_run_id FROM research_results WHERE {ROUND_OF_REPORT}",
+        {"rounds": round_keys(rounds)},
+    )
+    taken = {}
+    for row in rows:
+        other, round_ = row["dagster_run_id"], row["research_round"]
+        if row["status"] == lifecycle.IN_PROGRESS:
+            if other != run_id and run_is_live(other):
+                taken[row["report_id"]] = TakenRound(f"research round {round_} is in progress in run {other}", False)
+        elif attempt:
+            reason = f"research round {round_} already has its outcome ({row['status']}, run {other})"
+            taken[row["report_id"]] = TakenRound(reason, True)
+    return taken
 
 
 def record_started(db: StoreSession, runs: list[ResearchRound]) -> None:

@@ -7,7 +7,8 @@ from typing import Sequence
 import dagster as dg
 
 from signals_assets.assets.grouping import PROMOTED_METADATA_KEY
-from signals_assets.jobs import RANGE_END_TAG, RANGE_START_TAG, ROUNDS_TAG, TEAM_TAG, report_job
+from signals_assets.assets.reports import ROUNDS_TAG
+from signals_assets.jobs import RANGE_END_TAG, RANGE_START_TAG, TEAM_TAG, report_job
 from signals_assets.partition_keys import REPORTS
 from signals_assets.partitions import reports
 from signals_assets.recovery.attempts import next_step

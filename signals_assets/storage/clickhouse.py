@@ -375,8 +375,15 @@ def lent_session(
 class FileLock:
     """Exclusive cross-process lock; says who holds it while waiting."""
 
-    def __init__(self, path: Path, timeout_seconds: float, log: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        path: Path,
+        timeout_seconds: float,
+        log: Callable[[str], None] | None = None,
+        what: str = "the ClickHouse store",
+    ):
         self.path = path
+        self.what = what  # what the lock guards, for the messages
         self.timeout_seconds = timeout_seconds
         self.log = log or (lambda message: None)
         self._handle = None
@@ -394,12 +401,12 @@ class FileLock:
                 if not announced:
                     handle.seek(0)
                     holder = handle.read().strip() or "another process"
-                    self.log(f"waiting for the ClickHouse store at {self.path.parent} (held by {holder})")
+                    self.log(f"waiting for {self.what} at {self.path.parent} (held by {holder})")
                     announced = True
                 if time.monotonic() > deadline:
                     handle.close()
                     raise StoreError(
-                        f"timed out after {self.timeout_seconds:.0f}s waiting for the store lock {self.path}"
+                        f"timed out after {self.timeout_seconds:.0f}s waiting for the lock of {self.what} {self.path}"
                     ) from None
                 time.sleep(0.05)
         handle.seek(0)
