@@ -94,7 +94,7 @@ def in_flight(store) -> str:
     from signals_assets.reports import promotions
 
     pending = inbox.pending_inbox_count(store)
-    batches = sum(1 for p in inbox.batch_progress(store) if not p.finished and p.parked is None)
+    batches = len(inbox.unfinished(inbox.batch_progress(store)))
     rounds = len(promotions.pending_promotions(store))
     return f"{pending} in inbox, {batches} batches, {rounds} promotions" if pending or batches or rounds else ""
 

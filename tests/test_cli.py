@@ -258,7 +258,7 @@ def test_status_of_a_team_neither_shows_nor_waits_for_another_teams_inbox_and_ro
 def test_status_names_a_stray_folder_which_process_leaves_alone(capsys, signals_home, team, object_store):
     """A folder of no batch key under claimed/ (put there by hand) is no unfinished or parked batch: the
     status names it with what to do, also one sorting before the finished-through mark (which no listing
-    from the mark has), and `signals process` neither runs it nor counts it as left over."""
+    from the mark has), and `signals process` names the one it lists but neither runs it nor counts it as left over."""
     from signals_assets.ingestion import inbox
 
     object_store.put(inbox.FINISHED_MARK, json.dumps({"batch": "b20261101T000000000000Z"}).encode())
@@ -279,6 +279,8 @@ def test_status_names_a_stray_folder_which_process_leaves_alone(capsys, signals_
     code, out, err = run(capsys, "process")
     assert code == 0, err
     assert (json.loads(out)["batches"], json.loads(out)["unfinished"]) == (0, [])
+    # It names the stray folder it lists (after the mark), as the sensor's skip reason does.
+    assert "claimed/notes/: a stray folder (no batch key), not processed" in err
     assert object_store.list("claimed/") == ["claimed/archive/1/y.json", "claimed/notes/1/x.json"]
 
 

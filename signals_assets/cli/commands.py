@@ -296,6 +296,8 @@ def cmd_process(args, settings: Settings) -> int:
     work = batch_work(instance, store, settings.max_attempts, backoff_seconds=0, daemon_retries=False)
     for batch in work.in_flight:
         err(f"batch {batch}: {LEFT_TO_ITS_RUN}")
+    for folder in work.stray:
+        err(f"{one_line(folder)}: a stray folder (no batch key), not processed; `signals status` says what to do")
     # The ranges are decided on the partition set before the new batches are appended to it.
     requests = work.run_requests(instance.get_dynamic_partitions(SIGNAL_BATCHES), settings.max_batches_per_run)
     add_partitions(instance, work.partitions_request())
