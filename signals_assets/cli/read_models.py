@@ -44,14 +44,17 @@ def team_batches(settings: Settings, team_id: int) -> list[str]:
         ]
 
 
-def unfinished_work(store, team_id: int | None = None) -> list[str]:
+def unfinished_work(
+    store, team_id: int | None = None, listed: list | None = None, pending: list[dict] | None = None
+) -> list[str]:
     """One line per batch or report round not done yet, parked ones with their reason; with `team_id`,
-    only that team's report rounds (batches are every team's)."""
+    only that team's report rounds (batches are every team's). `listed` and `pending`: the open batches
+    and the promotions as the caller has just read them (the status: one snapshot); else read here."""
     from signals_assets.ingestion import inbox
     from signals_assets.reports import promotions
 
     lines = []
-    for progress in inbox.open_batch_progress(store, move_mark=False):
+    for progress in inbox.open_batch_progress(store, move_mark=False) if listed is None else listed:
         if progress.stray:
             continue  # no batch: named among the stray folders
         if progress.parked is not None:
@@ -60,7 +63,7 @@ def unfinished_work(store, team_id: int | None = None) -> list[str]:
             )
         elif not progress.finished:
             lines.append(f"batch {progress.batch}: {progress.next_stage} not done")
-    for promotion in promotions.all_promotions(store):
+    for promotion in promotions.all_promotions(store) if pending is None else pending:
         if team_id is not None and int(promotion["team_id"]) != team_id:
             continue
         unit = promotions.promotion_unit(promotion["report_id"], promotion["round"])
@@ -127,7 +130,7 @@ def team_status(settings: Settings, team_id: int, now: float | None = None) -> d
         "parked": sum(1 for p in progress if p.parked is not None and not p.stray)
         + sum(1 for p in pending_promotions if p.get("parked")),
         "promotions_pending": sum(1 for p in pending_promotions if not p.get("parked")),
-        "unfinished_work": unfinished_work(store, team_id),
+        "unfinished_work": unfinished_work(store, team_id, progress, pending_promotions),
         "stray_folders": inbox.stray_notes(store, progress),
         "report_quota": quotas.team_quota(
             store, team_id, pending_promotions, settings.max_reports_per_team_day, time.time() if now is None else now
