@@ -129,9 +129,6 @@ def base_environment(root: Path) -> dict[str, str]:
             "DAGSTER_HOME": str(root / "dagster_home"),
             "SIGNALS_BATCH_MAX_SIGNALS": str(BATCH_MAX_SIGNALS),
             "SIGNALS_SENSOR_INTERVAL_SECONDS": "2",
-            # Every kill costs the batch or round in flight one attempt, and a trial kills on purpose
-            # up to 8 times: parking after SIGNALS_MAX_ATTEMPTS is tested in tests/test_recovery.py.
-            "SIGNALS_MAX_ATTEMPTS": "20",
             "PYTHONUNBUFFERED": "1",
         }
     )

@@ -72,6 +72,18 @@ def test_signals_process_recovers_from_a_kill_at_every_stage(tmp_path):
     assert result.process_exit_codes[-1] == 0
 
 
+def test_signals_process_killed_again_and_again_in_one_batch_never_parks_it(tmp_path):
+    """Three kills of `signals process` while it embeds the same batch, with the shipped attempt limit
+    (SIGNALS_MAX_ATTEMPTS 3): each kill cut the batch's attempt off with the process, none was the
+    batch's own failure, so the next run groups it instead of parking its signals (it used to)."""
+    trial = FaultTrial(tmp_path, "process", local_instance_config(), signals_per_wave=8)
+    assert "SIGNALS_MAX_ATTEMPTS" not in trial.env
+    result = trial.run(["embed:1"] * 3, kill_timeout=120, settle_timeout=300)
+    assert_recovered(trial, result)
+    assert result.process_exit_codes[-1] == 0
+    assert trial.log_path.read_text().count("not counted as a failed attempt") >= 3
+
+
 def test_a_kill_that_does_not_land_leaves_the_later_kills_and_a_missed_arrival_is_retried(tmp_path):
     """`signals process`: the 40th arrival at summarise never comes (the kill does not land, the next
     ones still run); then a drawn arrival at summarise beyond the wave's (seed 5 draws 40 of the 50

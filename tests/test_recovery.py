@@ -23,12 +23,13 @@ from signals_assets.cli.read_models import store_session
 from signals_assets.definitions import defs
 from signals_assets.ingestion import inbox
 from signals_assets.jobs import TEAM_TAG
-from signals_assets.recovery.attempts import Attempt, next_attempt_number
+from signals_assets.recovery.attempts import INTERRUPTIONS_ALLOWED, Attempt, next_attempt_number, next_step
 from signals_assets.reports import promotions
 from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.sensors import dead_runs
 from signals_assets.sensors.dead_runs import (
     HOST_TAG,
+    INTERRUPTED_TAG,
     PID_TAG,
     STARTING_GRACE_SECONDS,
     dead_run_reconciler,
@@ -36,7 +37,7 @@ from signals_assets.sensors.dead_runs import (
 )
 from signals_assets.sensors.report_promotion import build_report_promotion_sensor
 from signals_assets.sensors.research_reconciler import research_reconciliation_job
-from signals_assets.sensors.run_attempts import PROMISED_RETRY_GRACE_SECONDS
+from signals_assets.sensors.run_attempts import PROMISED_RETRY_GRACE_SECONDS, as_attempt
 from signals_assets.sensors.signal_inbox import batch_work, build_signal_inbox_sensor
 from signals_assets.settings import load_settings
 from signals_assets.storage.object_store import LocalObjectStore
@@ -467,6 +468,74 @@ def test_a_run_left_started_by_a_killed_process_is_failed(tmp_path):
         assert f"worker process {gone.pid} is gone" in line
         assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
         assert instance.get_run_by_id(alive.run_id).status == dg.DagsterRunStatus.STARTED
+
+
+def test_a_run_a_restart_cut_off_is_tagged_interrupted_and_one_whose_worker_died_alone_is_not(tmp_path, monkeypatch):
+    """A dead run is interrupted when the process that started it is gone too: a `signals process` run
+    (that process was its worker) and a daemon run created before this process (the daemon's code
+    server) started. A daemon run created since, whose worker died under the live daemon, is a failure."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    with shipped_instance(tmp_path) as instance:
+
+        def dead_daemon_run() -> dg.DagsterRun:
+            run = create_run_for_test(instance, job_name="signal_batch_job", status=dg.DagsterRunStatus.STARTED)
+            instance.report_engine_event("Started process for run", run, EngineEventData.in_process(gone.pid))
+            return run
+
+        process_run = create_run_for_test(
+            instance,
+            job_name="report_job",
+            status=dg.DagsterRunStatus.STARTED,
+            tags={PID_TAG: str(gone.pid), HOST_TAG: os.uname().nodename},
+        )
+        earlier = dead_daemon_run()
+        monkeypatch.setattr(dead_runs, "LOADED_AT", time.time())  # this process started here
+        since = dead_daemon_run()
+        done = fail_dead_runs(instance)
+        runs = {run.run_id: instance.get_run_by_id(run.run_id) for run in (process_run, earlier, since)}
+        assert all(run.status == dg.DagsterRunStatus.FAILURE for run in runs.values())
+        assert {run_id: run.tags.get(INTERRUPTED_TAG) for run_id, run in runs.items()} == {
+            process_run.run_id: process_run.run_id,
+            earlier.run_id: earlier.run_id,
+            since.run_id: None,
+        }
+        [said_since] = [line for line in done if since.run_id in line]
+        assert "counted as a failed attempt" in said_since and "not counted" not in said_since
+        assert all("not counted as a failed attempt" in line for line in done if line is not said_since)
+        # Dagster's retry of an interrupted run copies its tags: the copy is no interruption of the retry.
+        retry = create_run_for_test(
+            instance, job_name="signal_batch_job", status=dg.DagsterRunStatus.FAILURE, tags=runs[earlier.run_id].tags
+        )
+        assert as_attempt(instance.get_run_record_by_id(earlier.run_id)).interrupted
+        assert not as_attempt(instance.get_run_record_by_id(retry.run_id)).interrupted
+
+
+def test_attempts_cut_off_by_restarts_are_not_counted_until_past_the_allowance():
+    """Interrupted attempts neither park a unit nor delay its next attempt; an attempt with any run that
+    failed on its own counts; past INTERRUPTIONS_ALLOWED interruptions count, so a unit that kills the
+    process running it every time is parked in the end."""
+
+    def attempt(number: int, interrupted: bool, ended_at: float = 100.0) -> Attempt:
+        key = "b" if number == 0 else f"b-retry{number}"
+        return Attempt(key, in_flight=False, succeeded=False, refused=False, ended_at=ended_at, interrupted=interrupted)
+
+    interrupted = [attempt(n, True) for n in range(5)]
+    assert next_step("b", interrupted, now=101, max_attempts=3, backoff_seconds=BACKOFF).run_key == "b-retry5"
+    # one run of the attempt interrupted, Dagster's retry of it then failed on its own: it counts
+    failed_retry = attempt(5, False)
+    decision = next_step(
+        "b", [*interrupted, attempt(5, True), failed_retry], now=101, max_attempts=3, backoff_seconds=BACKOFF
+    )
+    assert (decision.action, decision.failed_attempts) == ("wait", 1)
+
+    many = [attempt(n, True) for n in range(INTERRUPTIONS_ALLOWED + 2)]
+    assert next_step("b", many, now=101, max_attempts=3, backoff_seconds=0).action == "run"
+    parked = next_step(
+        "b", [*many, attempt(INTERRUPTIONS_ALLOWED + 2, True)], now=101, max_attempts=3, backoff_seconds=0
+    )
+    assert parked.action == "park" and parked.failed_attempts == 3
+    assert f"{INTERRUPTIONS_ALLOWED + 3} cut off by restarts ({INTERRUPTIONS_ALLOWED} forgiven)" in parked.detail
 
 
 def test_a_run_whose_worker_pid_now_belongs_to_a_later_process_is_failed(tmp_path, monkeypatch):

@@ -5,7 +5,11 @@ attempt is one run key: `<unit>` first, then `<unit>-retry<N>` (deterministic, s
 that dies and is re-evaluated requests the same key). Dagster's own run retries of one run key are
 the same attempt. A failed attempt is retried after an exponential back-off; after
 `max_attempts` failed attempts the unit is parked with the reason, never silently dropped. A run
-that refused to group out of order is not the unit's fault and never counts.
+that refused to group out of order is not the unit's fault and never counts. Nor does, up to
+INTERRUPTIONS_ALLOWED, an attempt cut off by a restart: every run of it was *interrupted* (its worker
+died with the process that asked for it: the daemon, `signals process` or the host was killed), so
+killing the platform again and again never parks healthy work. A unit that kills the process
+running it every time (say, memory) would look the same; past the allowance each interruption counts.
 """
 
 from __future__ import annotations
@@ -13,6 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 RETRY_SUFFIX = "-retry"
+# Interrupted attempts of one unit forgiven before they count as failed: far more restarts than a
+# unit meets by chance, few enough that one that crashes its own process is parked within the hour.
+INTERRUPTIONS_ALLOWED = 20
 
 
 @dataclass(frozen=True)
@@ -24,6 +31,7 @@ class Attempt:
     ended_at: float | None  # unix time
     run_id: str = ""
     created_at: float = 0.0
+    interrupted: bool = False  # failed because a restart killed its worker with the process that asked for it
 
 
 @dataclass(frozen=True)
@@ -60,11 +68,17 @@ def next_attempt_number(unit: str, attempts: list[Attempt]) -> int:
     return max(numbers, default=-1) + 1
 
 
-def failed_attempt_count(attempts: list[Attempt]) -> int:
-    """Attempts (run keys) that failed for reasons of their own: none of their runs succeeded or refused."""
+def counted_failures(attempts: list[Attempt]) -> tuple[int, int]:
+    """(counted, interrupted) of the failed attempts, the run keys none of whose runs succeeded,
+    refused or is in flight: `interrupted` had every run interrupted by a restart; `counted` count
+    against the unit's limit (those that failed on their own, and interruptions past
+    INTERRUPTIONS_ALLOWED)."""
     keys = {a.run_key for a in attempts}
     fine = {a.run_key for a in attempts if a.succeeded or a.refused or a.in_flight}
-    return len(keys - fine)
+    own_failures = {a.run_key for a in attempts if not a.interrupted}
+    failed = keys - fine
+    interrupted = len(failed - own_failures)
+    return len(failed) - interrupted + max(0, interrupted - INTERRUPTIONS_ALLOWED), interrupted
 
 
 def next_step(
@@ -82,12 +96,15 @@ def next_step(
     `used_keys`: attempt keys ever used (default: those in `attempts`), so a new key is never reused."""
     if any(a.in_flight for a in attempts):
         return Decision("in_flight", detail=f"{unit}: a run is queued or running")
-    failed = failed_attempt_count(attempts)
+    failed, interrupted = counted_failures(attempts)
     counted = max(0, failed - attempts_forgiven)
     number = max(used_keys or 0, next_attempt_number(unit, attempts))
     if counted >= max_attempts:
+        restarts = f"; {interrupted} cut off by restarts ({INTERRUPTIONS_ALLOWED} forgiven)" if interrupted else ""
         return Decision(
-            "park", failed_attempts=failed, detail=f"{unit}: {counted} attempt(s) failed (limit {max_attempts})"
+            "park",
+            failed_attempts=failed,
+            detail=f"{unit}: {counted} attempt(s) failed (limit {max_attempts}){restarts}",
         )
     if counted:
         last_end = max((a.ended_at or 0) for a in attempts)

@@ -1,5 +1,7 @@
 import os
 import socket
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -12,6 +14,12 @@ from signals_assets.jobs import report_job, signal_batch_job
 HOST_TAG = "signals/host"
 # The pid of the process executing the run itself (`signals process` runs in-process, no launcher).
 PID_TAG = "signals/pid"
+# Set (to the run's own id: Dagster's retries copy their parent's tags) on a dead run that a restart cut
+# off: its attempt is not the unit's failure (recovery/attempts.py).
+INTERRUPTED_TAG = "signals/interrupted"
+# When this process loaded the reconciler: the daemon's code server and `signals process` load it
+# before they create or launch any run, so a run created earlier was started by a process since gone.
+LOADED_AT = time.time()
 
 
 # How much earlier than the process's start the time its pid was recorded may read and the process
@@ -74,7 +82,17 @@ def pid_alive(pid: int, recorded_at: float) -> bool:
 STARTING_GRACE_SECONDS = 120
 
 
-def dead_local_runs(instance: dg.DagsterInstance, job_names: list[str]) -> list[tuple[dg.DagsterRun, str]]:
+@dataclass(frozen=True)
+class DeadRun:
+    run: dg.DagsterRun
+    why: str
+    # A restart cut it off: its worker was `signals process` itself, or it was created before this
+    # process (the daemon's code server, `signals process`) started, by one that is gone. Else its worker
+    # died under a live daemon (killed alone, out of memory): the unit may be what kills it.
+    interrupted: bool
+
+
+def dead_local_runs(instance: dg.DagsterInstance, job_names: list[str]) -> list[DeadRun]:
     """Runs whose local worker is gone, with why: STARTED, STARTING or NOT_STARTED runs whose worker
     process no longer exists (`signals process` tags a run with its pid when it creates it, so a kill
     before the run starts leaves it NOT_STARTED), STARTING runs with no worker pid logged
@@ -87,37 +105,47 @@ def dead_local_runs(instance: dg.DagsterInstance, job_names: list[str]) -> list[
         run = record.dagster_run
         if run.job_name not in job_names or run.tags.get(HOST_TAG, socket.gethostname()) != socket.gethostname():
             continue
+        created_at = record.create_timestamp.timestamp()
+        interrupted = PID_TAG in run.tags or created_at < LOADED_AT
         if run.status == dg.DagsterRunStatus.NOT_STARTED and PID_TAG not in run.tags:
             # Created by a sensor tick but never queued, whatever the launcher: nothing will start it.
-            waited = get_current_timestamp() - record.create_timestamp.timestamp()
+            waited = get_current_timestamp() - created_at
             if waited >= STARTING_GRACE_SECONDS:
-                dead.append((run, f"not queued {waited:.0f} s after it was created"))
+                dead.append(DeadRun(run, f"not queued {waited:.0f} s after it was created", interrupted))
             continue
         if not launched_locally and PID_TAG not in run.tags:  # e.g. a run container: run monitoring watches it
             continue
-        worker = run_worker_pid(instance, run, record.create_timestamp.timestamp())
+        worker = run_worker_pid(instance, run, created_at)
         if worker is not None:
             pid, recorded_at = worker
             if not pid_alive(pid, recorded_at):
-                dead.append((run, f"its worker process {pid} is gone"))
+                dead.append(DeadRun(run, f"its worker process {pid} is gone", interrupted))
         elif run.status == dg.DagsterRunStatus.STARTING:
-            launched = instance.get_run_stats(run.run_id).launch_time or record.create_timestamp.timestamp()
+            launched = instance.get_run_stats(run.run_id).launch_time or created_at
             waited = get_current_timestamp() - launched
             if waited >= STARTING_GRACE_SECONDS:
-                dead.append((run, f"no worker process started {waited:.0f} s after launch"))
+                dead.append(DeadRun(run, f"no worker process started {waited:.0f} s after launch", interrupted))
     return dead
 
 
 def fail_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     """Mark the pipeline runs whose worker died as failed, so they are retried, and give back the
     pool slots of every ended run; what was done."""
-    dead = dead_local_runs(instance, [signal_batch_job.name, report_job.name])
-    for run, why in dead:
-        instance.report_run_failed(run, f"{why} (daemon, `signals process` or host restarted)")
-    done = [
-        f"marked run {run.run_id} ({run.job_name} {run.tags.get('dagster/partition', '')}) failed: {why}"
-        for run, why in dead
-    ]
+    done = []
+    for dead in dead_local_runs(instance, [signal_batch_job.name, report_job.name]):
+        run = dead.run
+        if dead.interrupted:  # tagged first: a kill in between leaves it dead, to be decided again
+            instance.add_run_tags(run.run_id, {INTERRUPTED_TAG: run.run_id})
+        cause = (
+            "interrupted: the daemon, `signals process` or the host restarted; not counted as a failed attempt"
+            if dead.interrupted
+            else "the process that launched it still runs (the worker was killed alone, or ran out of "
+            "memory): counted as a failed attempt"
+        )
+        instance.report_run_failed(run, f"{dead.why} ({cause})")
+        done.append(
+            f"marked run {run.run_id} ({run.job_name} {run.tags.get('dagster/partition', '')}) failed: {dead.why} ({cause})"
+        )
     return done + free_slots_of_ended_runs(instance)
 
 

@@ -9,6 +9,7 @@ import dagster as dg
 from signals_assets.assets.grouping import REFUSED_TAG
 from signals_assets.jobs import batch_attempt_tag
 from signals_assets.recovery.attempts import Attempt, attempt_number, attempt_unit
+from signals_assets.sensors.dead_runs import INTERRUPTED_TAG
 
 RUN_KEY_TAG = "dagster/run_key"
 PARTITION_TAG = "dagster/partition"
@@ -40,6 +41,8 @@ def as_attempt(record: dg.RunRecord, daemon_retries: bool = True, now: float | N
         ended_at=record.end_time,
         run_id=run.run_id,
         created_at=record.create_timestamp.timestamp(),
+        # Dagster's retries copy their parent's tags: the tag names the run it is about.
+        interrupted=run.tags.get(INTERRUPTED_TAG) == run.run_id,
     )
 
 
