@@ -108,10 +108,21 @@ def test_daemon_recovers_from_kills_during_grouping_and_research(tmp_path):
     """The daemon's whole process group killed mid-grouping (the hook's second arrival: the first
     team of the batch decided, the second not; the grouping pool slot is held), then while a report
     is being researched."""
+    import dagster as dg
+
+    from signals_assets.recovery.local_run_launcher import launcher_pid
+    from signals_assets.sensors.dead_runs import INTERRUPTED_TAG, run_worker_pid
+
     trial = FaultTrial(tmp_path, "daemon", local_instance_config())  # 28 signals a wave: two batches
     result = trial.run(["group:2", "research"], kill_timeout=300, settle_timeout=600)
     assert_recovered(trial, result)
     assert result.report_statuses.get("ready", 0) > 0, result.report_statuses
+    # The shipped launcher named the daemon on every run it launched, so the runs the kills cut off
+    # were told apart from failures: interrupted, not counted.
+    with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
+        launched = [r for r in instance.get_runs() if run_worker_pid(instance, r)]
+        assert launched and all(launcher_pid(r.run_id, r.tags) for r in launched), [r.tags for r in launched]
+        assert any(r.tags.get(INTERRUPTED_TAG) == r.run_id for r in launched)
 
 
 def test_production_daemon_recovers_from_a_kill_during_grouping(tmp_path, code_image):

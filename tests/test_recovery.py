@@ -6,12 +6,15 @@ import datetime
 import json
 import logging
 import os
+import signal
 import subprocess
 import time
 
 import dagster as dg
 import pytest
 from dagster._core.events import EngineEventData
+from dagster._core.launcher import DefaultRunLauncher
+from dagster._core.launcher.base import LaunchRunContext
 from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
 from dagster._core.test_utils import create_run_for_test, freeze_time
 
@@ -24,6 +27,7 @@ from signals_assets.definitions import defs
 from signals_assets.ingestion import inbox
 from signals_assets.jobs import TEAM_TAG
 from signals_assets.recovery.attempts import INTERRUPTIONS_ALLOWED, Attempt, next_attempt_number, next_step
+from signals_assets.recovery.local_run_launcher import LAUNCHER_TAG, LocalRunLauncher, launcher_pid
 from signals_assets.reports import promotions
 from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.sensors import dead_runs
@@ -470,18 +474,21 @@ def test_a_run_left_started_by_a_killed_process_is_failed(tmp_path):
         assert instance.get_run_by_id(alive.run_id).status == dg.DagsterRunStatus.STARTED
 
 
-def test_a_run_a_restart_cut_off_is_tagged_interrupted_and_one_whose_worker_died_alone_is_not(tmp_path, monkeypatch):
-    """A dead run is interrupted when the process that started it is gone too: a `signals process` run
-    (that process was its worker) and a daemon run created before this process (the daemon's code
-    server) started. A daemon run created since, whose worker died under the live daemon, is a failure."""
+def test_a_run_a_restart_cut_off_is_tagged_interrupted_and_one_whose_worker_died_alone_is_not(tmp_path):
+    """A dead run is interrupted when the process that launched it is gone too: a `signals process` run
+    (that process was its worker) and a daemon run whose launcher (LocalRunLauncher's tag) is gone. A
+    daemon run whose worker died under a live launcher is a failure, and so is one whose launcher is not
+    known (a tag copied from another run, or an instance whose launcher does not tag)."""
     gone = subprocess.Popen(["true"])
     gone.wait()
     with shipped_instance(tmp_path) as instance:
 
-        def dead_daemon_run() -> dg.DagsterRun:
+        def dead_daemon_run(launcher: int | None, tagged_for: str | None = None) -> dg.DagsterRun:
             run = create_run_for_test(instance, job_name="signal_batch_job", status=dg.DagsterRunStatus.STARTED)
+            if launcher is not None:
+                instance.add_run_tags(run.run_id, {LAUNCHER_TAG: f"{launcher}/{tagged_for or run.run_id}"})
             instance.report_engine_event("Started process for run", run, EngineEventData.in_process(gone.pid))
-            return run
+            return instance.get_run_by_id(run.run_id)
 
         process_run = create_run_for_test(
             instance,
@@ -489,26 +496,53 @@ def test_a_run_a_restart_cut_off_is_tagged_interrupted_and_one_whose_worker_died
             status=dg.DagsterRunStatus.STARTED,
             tags={PID_TAG: str(gone.pid), HOST_TAG: os.uname().nodename},
         )
-        earlier = dead_daemon_run()
-        monkeypatch.setattr(dead_runs, "LOADED_AT", time.time())  # this process started here
-        since = dead_daemon_run()
+        launcher_gone = dead_daemon_run(gone.pid)
+        launcher_alive = dead_daemon_run(os.getpid())
+        copied_tag = dead_daemon_run(gone.pid, tagged_for=process_run.run_id)
+        untagged = dead_daemon_run(None)
         done = fail_dead_runs(instance)
-        runs = {run.run_id: instance.get_run_by_id(run.run_id) for run in (process_run, earlier, since)}
+        runs = {
+            run.run_id: instance.get_run_by_id(run.run_id)
+            for run in (process_run, launcher_gone, launcher_alive, copied_tag, untagged)
+        }
         assert all(run.status == dg.DagsterRunStatus.FAILURE for run in runs.values())
         assert {run_id: run.tags.get(INTERRUPTED_TAG) for run_id, run in runs.items()} == {
             process_run.run_id: process_run.run_id,
-            earlier.run_id: earlier.run_id,
-            since.run_id: None,
+            launcher_gone.run_id: launcher_gone.run_id,
+            launcher_alive.run_id: None,
+            copied_tag.run_id: None,
+            untagged.run_id: None,
         }
-        [said_since] = [line for line in done if since.run_id in line]
-        assert "counted as a failed attempt" in said_since and "not counted" not in said_since
-        assert all("not counted as a failed attempt" in line for line in done if line is not said_since)
+        counted = [line for line in done if "counted as a failed attempt" in line and "not counted" not in line]
+        assert len(counted) == 3 and launcher_alive.run_id in counted[0] + counted[1] + counted[2]
+        assert len([line for line in done if "not counted as a failed attempt" in line]) == 2
         # Dagster's retry of an interrupted run copies its tags: the copy is no interruption of the retry.
         retry = create_run_for_test(
-            instance, job_name="signal_batch_job", status=dg.DagsterRunStatus.FAILURE, tags=runs[earlier.run_id].tags
+            instance,
+            job_name="signal_batch_job",
+            status=dg.DagsterRunStatus.FAILURE,
+            tags=runs[launcher_gone.run_id].tags,
         )
-        assert as_attempt(instance.get_run_record_by_id(earlier.run_id)).interrupted
+        assert as_attempt(instance.get_run_record_by_id(launcher_gone.run_id)).interrupted
         assert not as_attempt(instance.get_run_record_by_id(retry.run_id)).interrupted
+
+
+def test_the_local_instance_tags_each_run_with_the_process_that_launched_it(tmp_path, monkeypatch):
+    """deploy/dagster.local.yaml's launcher records the launching process (the daemon) on the run
+    before Dagster's launcher starts its worker, for that run alone (a retry's copy names its parent)."""
+    with shipped_instance(tmp_path) as instance:
+        assert isinstance(instance.run_launcher, LocalRunLauncher)
+        run = create_run_for_test(instance, job_name="signal_batch_job", status=dg.DagsterRunStatus.NOT_STARTED)
+        tags_at_start = []
+        monkeypatch.setattr(
+            DefaultRunLauncher,
+            "launch_run",
+            lambda self, context: tags_at_start.append(instance.get_run_by_id(context.dagster_run.run_id).tags),
+        )
+        instance.run_launcher.launch_run(LaunchRunContext(dagster_run=run, workspace=None))
+        assert tags_at_start == [{**run.tags, LAUNCHER_TAG: f"{os.getpid()}/{run.run_id}"}]
+        assert launcher_pid(run.run_id, tags_at_start[0]) == os.getpid()
+        assert launcher_pid("the-id-of-a-retry", tags_at_start[0]) is None
 
 
 def test_attempts_cut_off_by_restarts_are_not_counted_until_past_the_allowance():
@@ -721,6 +755,60 @@ def test_a_run_killed_while_starting_is_failed_after_the_grace_and_its_slot_free
         assert instance.get_run_by_id(no_worker.run_id).status == dg.DagsterRunStatus.FAILURE
         assert instance.event_log_storage.get_concurrency_info(GROUPING_POOL).claimed_slots == []
         assert instance.get_run_by_id(alive.run_id).status == dg.DagsterRunStatus.STARTING
+
+
+def test_a_starting_run_whose_launcher_is_gone_is_failed_at_once_and_one_a_live_launcher_started_waits(tmp_path):
+    """A kill of the daemon between launching a run and its worker logging a pid: that run will get no
+    worker, so it is failed at the next look, not STARTING_GRACE_SECONDS later (a trial's settle was
+    three minutes of it), and its attempt is not counted. A run the live launcher started is slow, not
+    dead: it gets the grace, and then counts."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    with shipped_instance(tmp_path) as instance:
+        orphaned = starting_run(instance)
+        instance.add_run_tags(orphaned.run_id, {LAUNCHER_TAG: f"{gone.pid}/{orphaned.run_id}"})
+        slow = starting_run(instance)
+        instance.add_run_tags(slow.run_id, {LAUNCHER_TAG: f"{os.getpid()}/{slow.run_id}"})
+
+        [line] = fail_dead_runs(instance)
+        assert f"marked run {orphaned.run_id}" in line and f"its launcher {gone.pid} is gone" in line
+        assert "not counted as a failed attempt" in line
+        assert instance.get_run_by_id(orphaned.run_id).tags[INTERRUPTED_TAG] == orphaned.run_id
+        assert instance.get_run_by_id(slow.run_id).status == dg.DagsterRunStatus.STARTING
+
+        with freeze_time(time.time() + STARTING_GRACE_SECONDS + 1):
+            [line] = fail_dead_runs(instance)
+        assert f"marked run {slow.run_id}" in line and "no worker process started" in line
+        assert "counted as a failed attempt" in line and "not counted" not in line
+        assert INTERRUPTED_TAG not in instance.get_run_by_id(slow.run_id).tags
+
+
+def test_a_worker_that_starts_as_its_run_is_failed_is_killed(tmp_path, monkeypatch):
+    """Dagster's worker reads its run once, then logs its pid and executes: one that read the run just
+    before the reconciler failed it would run beside the retry. Its pid, logged after the reconciler
+    looked, is seen once the run is failed, and the process is killed."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    worker = subprocess.Popen(["sleep", "120"])
+    try:
+        with shipped_instance(tmp_path) as instance:
+            run = starting_run(instance)
+            instance.add_run_tags(run.run_id, {LAUNCHER_TAG: f"{gone.pid}/{run.run_id}"})
+            fail = instance.report_run_failed
+
+            def worker_logs_its_pid_meanwhile(failed_run, message):
+                instance.report_engine_event("Started process for run", run, EngineEventData.in_process(worker.pid))
+                return fail(failed_run, message)
+
+            monkeypatch.setattr(instance, "report_run_failed", worker_logs_its_pid_meanwhile)
+            done = fail_dead_runs(instance)
+            assert worker.wait(timeout=30) == -signal.SIGKILL
+            assert f"killed worker process {worker.pid} of run {run.run_id}" in done[1]
+            assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+            assert len(fail_dead_runs(instance)) == 0  # nothing left to do
+    finally:
+        worker.kill()
+        worker.wait()
 
 
 # --- finding 6: housekeeping never queues behind bulk work ------------------------------------------

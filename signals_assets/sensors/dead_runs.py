@@ -1,6 +1,7 @@
+import contextlib
 import os
+import signal
 import socket
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from dagster._core.storage.dagster_run import FINISHED_STATUSES
 from dagster._time import get_current_timestamp
 
 from signals_assets.jobs import report_job, signal_batch_job
+from signals_assets.recovery.local_run_launcher import launcher_pid
 
 HOST_TAG = "signals/host"
 # The pid of the process executing the run itself (`signals process` runs in-process, no launcher).
@@ -17,9 +19,6 @@ PID_TAG = "signals/pid"
 # Set (to the run's own id: Dagster's retries copy their parent's tags) on a dead run that a restart cut
 # off: its attempt is not the unit's failure (recovery/attempts.py).
 INTERRUPTED_TAG = "signals/interrupted"
-# When this process loaded the reconciler: the daemon's code server and `signals process` load it
-# before they create or launch any run, so a run created earlier was started by a process since gone.
-LOADED_AT = time.time()
 
 
 # How much earlier than the process's start the time its pid was recorded may read and the process
@@ -30,11 +29,9 @@ LOADED_AT = time.time()
 PID_REUSE_SLACK_SECONDS = 300
 
 
-def run_worker_pid(instance: dg.DagsterInstance, run: dg.DagsterRun, created_at: float) -> tuple[int, float] | None:
-    """The pid of the process executing the run, with when it was recorded (the worker was running by
-    then): its tag, set when the run was created (`created_at`), or what the default run launcher logged."""
-    if PID_TAG in run.tags:
-        return int(run.tags[PID_TAG]), created_at
+def run_worker_pid(instance: dg.DagsterInstance, run: dg.DagsterRun) -> tuple[int, float] | None:
+    """The pid of the process executing a launched run, with when it was recorded (the worker was
+    running by then): what the run launcher's worker logged when it started."""
     for entry in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
         data = entry.dagster_event.event_specific_data if entry.dagster_event else None
         pid = getattr(data, "metadata", {}).get("pid") if data else None
@@ -75,10 +72,12 @@ def pid_alive(pid: int, recorded_at: float) -> bool:
 # A daemon-launched run is STARTING until its worker logs its pid; a kill of the daemon's process group
 # in that window leaves it STARTING with no worker. Run monitoring would fail it only after
 # start_timeout_seconds (600 s: a run container on a loaded host starts slowly), and batches run one
-# at a time, so every batch would wait that long. A local worker logs its pid within seconds of
-# launch; 120 s leaves room for a 2-core machine under heavy load. A worker that starts after all
-# finds its run failed and exits without executing (Dagster ignores late run workers). The same holds
-# for a run a sensor tick created (NOT_STARTED) but the killed daemon never queued.
+# at a time, so every batch would wait that long. One whose launcher is gone is failed at once; one
+# the live daemon launched (or whose launcher is unknown) gets this long to log its pid: a local worker
+# does so within seconds, and 120 s leaves room for a 2-core machine under heavy load. A worker that
+# starts after all finds its run failed and exits without executing (Dagster ignores late run
+# workers); one that read its run just before it was failed is killed (`stop_late_worker`). A run a
+# sensor tick created (NOT_STARTED) but never queued gets the same time: a live daemon queues it at once.
 STARTING_GRACE_SECONDS = 120
 
 
@@ -95,37 +94,60 @@ class DeadRun:
 def dead_local_runs(instance: dg.DagsterInstance, job_names: list[str]) -> list[DeadRun]:
     """Runs whose local worker is gone, with why: STARTED, STARTING or NOT_STARTED runs whose worker
     process no longer exists (`signals process` tags a run with its pid when it creates it, so a kill
-    before the run starts leaves it NOT_STARTED), STARTING runs with no worker pid logged
-    STARTING_GRACE_SECONDS after launch, and NOT_STARTED runs without a pid that long after they were
-    created (the daemon, `signals process` or the host died under them)."""
+    before the run starts leaves it NOT_STARTED), STARTING runs with no worker pid logged whose launcher
+    is gone, or STARTING_GRACE_SECONDS after launch, and NOT_STARTED runs without a pid that long after
+    they were created (the daemon, `signals process` or the host died under them)."""
     launched_locally = isinstance(instance.run_launcher, DefaultRunLauncher)
     statuses = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.NOT_STARTED]
+    now = get_current_timestamp()
     dead = []
     for record in instance.get_run_records(filters=dg.RunsFilter(statuses=statuses)):
         run = record.dagster_run
         if run.job_name not in job_names or run.tags.get(HOST_TAG, socket.gethostname()) != socket.gethostname():
             continue
         created_at = record.create_timestamp.timestamp()
-        interrupted = PID_TAG in run.tags or created_at < LOADED_AT
         if run.status == dg.DagsterRunStatus.NOT_STARTED and PID_TAG not in run.tags:
             # Created by a sensor tick but never queued, whatever the launcher: nothing will start it.
-            waited = get_current_timestamp() - created_at
-            if waited >= STARTING_GRACE_SECONDS:
-                dead.append(DeadRun(run, f"not queued {waited:.0f} s after it was created", interrupted))
+            if now - created_at >= STARTING_GRACE_SECONDS:
+                dead.append(DeadRun(run, f"not queued {now - created_at:.0f} s after it was created", True))
             continue
-        if not launched_locally and PID_TAG not in run.tags:  # e.g. a run container: run monitoring watches it
+        if PID_TAG in run.tags:  # `signals process` was its launcher and its worker
+            pid = int(run.tags[PID_TAG])
+            if not pid_alive(pid, created_at):
+                dead.append(DeadRun(run, f"its worker process {pid} is gone", True))
             continue
-        worker = run_worker_pid(instance, run, created_at)
+        if not launched_locally:  # e.g. a run container: run monitoring watches it
+            continue
+        launched_at = instance.get_run_stats(run.run_id).launch_time or created_at
+        launcher = launcher_pid(run.run_id, run.tags)
+        # None: launched by a launcher that does not say (another instance configuration) or killed
+        # before it said; known only from how long the run has waited.
+        launcher_gone = None if launcher is None else not pid_alive(launcher, launched_at)
+        worker = run_worker_pid(instance, run)
         if worker is not None:
             pid, recorded_at = worker
             if not pid_alive(pid, recorded_at):
-                dead.append(DeadRun(run, f"its worker process {pid} is gone", interrupted))
+                dead.append(DeadRun(run, f"its worker process {pid} is gone", bool(launcher_gone)))
         elif run.status == dg.DagsterRunStatus.STARTING:
-            launched = instance.get_run_stats(run.run_id).launch_time or created_at
-            waited = get_current_timestamp() - launched
-            if waited >= STARTING_GRACE_SECONDS:
-                dead.append(DeadRun(run, f"no worker process started {waited:.0f} s after launch", interrupted))
+            if launcher_gone:
+                dead.append(DeadRun(run, f"no worker process started, and its launcher {launcher} is gone", True))
+            elif now - launched_at >= STARTING_GRACE_SECONDS:
+                # A live launcher whose run never started counts; a silent one this late has died.
+                why = f"no worker process started {now - launched_at:.0f} s after launch"
+                dead.append(DeadRun(run, why, launcher_gone is None))
     return dead
+
+
+def stop_late_worker(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str | None:
+    """Kill the worker of a run just failed, if one logged its pid after all: it read the run before the
+    failure, so it would execute the run beside the retry. Dagster's workers check the run's status only
+    when they start, so one that reads it after the failure exits by itself."""
+    worker = None if PID_TAG in run.tags else run_worker_pid(instance, run)
+    if worker is None or not pid_alive(*worker):
+        return None
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(worker[0], signal.SIGKILL)
+    return f"killed worker process {worker[0]} of run {run.run_id}: it started as the run was failed"
 
 
 def fail_dead_runs(instance: dg.DagsterInstance) -> list[str]:
@@ -146,6 +168,8 @@ def fail_dead_runs(instance: dg.DagsterInstance) -> list[str]:
         done.append(
             f"marked run {run.run_id} ({run.job_name} {run.tags.get('dagster/partition', '')}) failed: {dead.why} ({cause})"
         )
+        if late := stop_late_worker(instance, run):
+            done.append(late)
     return done + free_slots_of_ended_runs(instance)
 
 
