@@ -144,3 +144,52 @@ def test_through_the_daemon_a_burst_delays_another_teams_signals_by_at_most_one_
     assert with_team_2 == after[:1] or with_team_2 == after[1:2], batches.keys()
     assert sum(n.startswith("2/") for n in batches[with_team_2[0]]) == 3
     assert object_store.list("inbox/1/")  # team 1's burst was still waiting: team 2 did not just come after it
+
+
+def test_rounds_promoted_while_their_teams_report_run_is_queued_share_its_next_run(object_store):
+    """Report runs go one at a time. A team's rounds promoted while one of its report runs waits in the
+    queue are held, not queued as a run each behind it (each run is a new process: a kill-and-restart
+    trial's backlog took 14 report runs); another team's rounds are not held; once the queued run
+    starts, the held rounds go in one run."""
+    from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
+    from dagster._core.test_utils import create_run_for_test
+
+    from signals_assets.assets.reports import ROUNDS_TAG
+    from signals_assets.jobs import TEAM_TAG
+    from signals_assets.resources.object_store import ObjectStoreResource
+    from signals_assets.sensors.report_promotion import build_report_promotion_sensor
+
+    team_1 = [f"r1-{i:016x}" for i in range(3)]
+    team_2 = f"r2-{0:016x}"
+    promotions.record_promotions(
+        object_store, "b20261130T000000000000Z", [{"report_id": r, "team_id": 1, "round": 1} for r in team_1]
+    )
+    sensor = build_report_promotion_sensor()
+    resources = {"object_store": ObjectStoreResource(root=str(object_store.root))}
+    with dg.instance_for_test() as instance:
+
+        def tick():
+            return sensor(dg.build_sensor_context(instance=instance, resources=resources))
+
+        origin = RemoteJobOrigin(
+            RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("signals_assets"), "__repository__"), "report_job"
+        )
+        queued = create_run_for_test(
+            instance,
+            job_name="report_job",
+            status=dg.DagsterRunStatus.QUEUED,
+            tags={TEAM_TAG: "1"},
+            remote_job_origin=origin,
+        )
+        assert "3 held for their team's next run (one of its runs is queued)" in tick().skip_message
+        promotions.record_promotions(
+            object_store, "b20261130T000001000000Z", [{"report_id": team_2, "team_id": 2, "round": 1}]
+        )
+        [team_2_run] = tick().run_requests
+        assert team_2_run.tags[TEAM_TAG] == "2" and team_2_run.partition_key == team_2
+
+        instance.handle_run_event(
+            queued.run_id, dg.DagsterEvent(dg.DagsterEventType.RUN_START.value, job_name="report_job")
+        )
+        [team_1_run] = [r for r in tick().run_requests if r.tags[TEAM_TAG] == "1"]
+        assert sorted(team_1_run.tags[ROUNDS_TAG].split()) == [f"{r}-round1" for r in team_1]

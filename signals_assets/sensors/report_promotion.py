@@ -34,6 +34,7 @@ class PromotionWork:
     done_now: list[str] = field(default_factory=list)
     parked_now: list[str] = field(default_factory=list)
     deferred: list[str] = field(default_factory=list)  # over their team's daily limit
+    held: list[str] = field(default_factory=list)  # for their team's next run (`hold_behind_queued_runs`)
 
     def run_requests(self, partition_order: Sequence[str], reports_per_run: int) -> list[dg.RunRequest]:
         """Few report runs for the rounds to run (the sensor requests them; `signals process` executes
@@ -43,6 +44,15 @@ class PromotionWork:
         groups = promotion_facts.report_run_groups(self.to_run, partition_order, reports_per_run)
         priorities = quotas.queue_priorities([int(group[0][0]["team_id"]) for group in groups], self.in_flight)
         return [report_run_request(group, priority) for group, priority in zip(groups, priorities)]
+
+    def hold_behind_queued_runs(self, teams: set[int]) -> None:
+        """Leave the rounds of `teams`, each with a report run still in the queue, to the team's next run.
+        Report runs go one at a time, so a run requested now would only queue behind that one: held, the
+        rounds promoted while it waits share one run, requested once it starts, instead of one run (a
+        new process, seconds of start-up) each."""
+        held = [(p, key) for p, key in self.to_run if int(p["team_id"]) in teams]
+        self.held = [promotion_facts.promotion_unit(p["report_id"], int(p["round"])) for p, _ in held]
+        self.to_run = [item for item in self.to_run if item not in held]
 
     def partitions_request(self) -> dg.AddDynamicPartitionsRequest:
         return reports.build_add_request(sorted({p["report_id"] for p, _ in self.to_run}))
@@ -119,6 +129,11 @@ def promotion_work(
     return work
 
 
+def teams_with_a_queued_report_run(instance: dg.DagsterInstance) -> set[int]:
+    queued = instance.get_runs(dg.RunsFilter(job_name=report_job.name, statuses=[dg.DagsterRunStatus.QUEUED]))
+    return {int(run.tags[TEAM_TAG]) for run in queued if TEAM_TAG in run.tags}
+
+
 def build_report_promotion_sensor(
     max_attempts: int = 3,
     backoff_seconds: float = 60,
@@ -133,8 +148,9 @@ def build_report_promotion_sensor(
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Reads the pending promotions (object store `promotions/`, written by report_assignments, "
         "removed when the round has an outcome), adds `reports` partitions and requests few report runs: per "
-        f"team, a partition range of up to {reports_per_run} reports; a round whose run failed is retried "
-        "with back-off, then parked with its reason.",
+        f"team, a partition range of up to {reports_per_run} reports, none while one of the team's report runs "
+        "is still queued (the rounds promoted meanwhile share its next run); a round whose run failed is "
+        "retried with back-off, then parked with its reason.",
     )
     def report_promotion_sensor(context: dg.SensorEvaluationContext, object_store: ObjectStoreResource):
         work = promotion_work(
@@ -144,8 +160,11 @@ def build_report_promotion_sensor(
             backoff_seconds,
             max_reports_per_team_day=max_reports_per_team_day,
         )
+        work.hold_behind_queued_runs(teams_with_a_queued_report_run(context.instance))
         seen = (
-            f"{len(work.in_flight)} round(s) in flight, waiting to retry: {work.waiting}, "
+            f"{len(work.in_flight)} round(s) in flight, "
+            f"{len(work.held)} held for their team's next run (one of its runs is queued), "
+            f"waiting to retry: {work.waiting}, "
             f"done: {work.done_now}, parked now: {work.parked_now}, "
             f"deferred to the next day (team limit): {len(work.deferred)}"
         )
