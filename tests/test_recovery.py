@@ -35,6 +35,7 @@ from signals_assets.sensors.dead_runs import (
     HOST_TAG,
     INTERRUPTED_TAG,
     PID_TAG,
+    RETRY_CONSUMER_CURSOR,
     STARTING_GRACE_SECONDS,
     dead_run_reconciler,
     fail_dead_runs,
@@ -229,15 +230,27 @@ def test_a_later_batch_is_held_while_an_earlier_one_waits_to_retry(store, tmp_pa
 
 def test_a_retry_dagster_promised_but_never_launched_stops_counting_as_in_flight(store, tmp_path):
     """A failed run tagged `dagster/will_retry=true` whose retry never came (the daemon died in
-    between) held its batch, and every later one, in flight forever."""
+    between) held its batch, and every later one, in flight forever; then for the 300 s grace. Once the
+    run-retry consumer has read past the failure without retrying it (it drops a failure it reads just
+    before the run's status says failed: a fault trial stalled five minutes on one), nothing is owed."""
     batch = claimed_batch(store)
     with shipped_instance(tmp_path) as instance:
         ended = failed_run(instance, batch, batch).end_time
-        instance.add_run_tags(instance.get_runs()[0].run_id, {"dagster/will_retry": "true"})
-        waiting = batch_work(instance, store, 3, BACKOFF, now=ended + 1)
+        run_id = instance.get_runs()[0].run_id
+        instance.add_run_tags(run_id, {"dagster/will_retry": "true"})
+        waiting = batch_work(instance, store, 3, BACKOFF, now=ended + 1)  # no consumer cursor yet: the grace
         assert waiting.to_run == [] and waiting.in_flight == [batch]
         later = ended + PROMISED_RETRY_GRACE_SECONDS + BACKOFF + 1
         assert batch_work(instance, store, 3, BACKOFF, now=later).to_run == [(batch, f"{batch}-retry1")]
+
+        [failure_id] = instance.event_log_storage.get_logs_for_all_runs_by_log_id(
+            after_cursor=-1, dagster_event_type={dg.DagsterEventType.RUN_FAILURE}
+        )
+        cursors = instance.daemon_cursor_storage
+        cursors.set_cursor_values({RETRY_CONSUMER_CURSOR: str(failure_id - 1)})  # not read yet: owed
+        assert batch_work(instance, store, 3, BACKOFF, now=ended + BACKOFF + 1).in_flight == [batch]
+        cursors.set_cursor_values({RETRY_CONSUMER_CURSOR: str(failure_id)})  # read, and not retried
+        assert batch_work(instance, store, 3, BACKOFF, now=ended + BACKOFF + 1).to_run == [(batch, f"{batch}-retry1")]
 
 
 def test_grouping_refuses_while_an_earlier_batch_is_unfinished(signals_home, object_store, team):

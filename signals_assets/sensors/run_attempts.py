@@ -9,7 +9,7 @@ import dagster as dg
 from signals_assets.assets.grouping import REFUSED_TAG
 from signals_assets.jobs import batch_attempt_tag
 from signals_assets.recovery.attempts import Attempt, attempt_number, attempt_unit
-from signals_assets.sensors.dead_runs import INTERRUPTED_TAG
+from signals_assets.sensors.dead_runs import INTERRUPTED_TAG, RETRY_CONSUMER_CURSOR
 
 RUN_KEY_TAG = "dagster/run_key"
 PARTITION_TAG = "dagster/partition"
@@ -18,12 +18,34 @@ AUTO_RETRY_RUN_ID_TAG = "dagster/auto_retry_run_id"
 # The daemon launches a promised retry seconds after the failure; one still missing after this long
 # never comes (e.g. the daemon was killed in between), and the unit is retried by its own attempt keys.
 PROMISED_RETRY_GRACE_SECONDS = 300
+# More failures than this unread by the retry consumer: it is far behind, and only the grace tells.
+UNREAD_FAILURES_LIMIT = 1000
 
 
-def as_attempt(record: dg.RunRecord, daemon_retries: bool = True, now: float | None = None) -> Attempt:
+def unread_failures(instance: dg.DagsterInstance) -> frozenset[str] | None:
+    """The runs with a failure Dagster's run-retry consumer has not read yet. A promised retry of any
+    other failed run is not coming: the consumer tags a run with its retry before it moves its cursor
+    past the failure, and it drops a failure it read a moment before the run's status said so (the
+    event is written first). None when that cannot be told (no cursor yet, or the consumer far behind)."""
+    cursor = instance.daemon_cursor_storage.get_cursor_values({RETRY_CONSUMER_CURSOR}).get(RETRY_CONSUMER_CURSOR)
+    if cursor is None or not cursor.isdigit():
+        return None
+    unread = instance.event_log_storage.get_logs_for_all_runs_by_log_id(
+        after_cursor=int(cursor), dagster_event_type={dg.DagsterEventType.RUN_FAILURE}, limit=UNREAD_FAILURES_LIMIT
+    )
+    return None if len(unread) >= UNREAD_FAILURES_LIMIT else frozenset(entry.run_id for entry in unread.values())
+
+
+def as_attempt(
+    record: dg.RunRecord,
+    daemon_retries: bool = True,
+    now: float | None = None,
+    unread: frozenset[str] | None = None,
+) -> Attempt:
     """`daemon_retries`: whether a retry Dagster promised (the daemon makes it) counts as in flight,
-    for at most PROMISED_RETRY_GRACE_SECONDS after the failure; `signals process` does not wait for
-    one, the daemon may not be running."""
+    until the retry consumer has read the failure (`unread`: `unread_failures`, None when not known)
+    and for at most PROMISED_RETRY_GRACE_SECONDS after it; `signals process` does not wait for one,
+    the daemon may not be running."""
     run = record.dagster_run
     now = time.time() if now is None else now
     retry_pending = (
@@ -31,6 +53,7 @@ def as_attempt(record: dg.RunRecord, daemon_retries: bool = True, now: float | N
         and run.status == dg.DagsterRunStatus.FAILURE
         and run.tags.get(WILL_RETRY_TAG) == "true"
         and AUTO_RETRY_RUN_ID_TAG not in run.tags
+        and (unread is None or run.run_id in unread)
         and (record.end_time is None or now - record.end_time < PROMISED_RETRY_GRACE_SECONDS)
     )
     return Attempt(
@@ -56,8 +79,9 @@ def unit_attempts(
 ) -> list[Attempt]:
     """The runs of `job_name` for `partition` whose run key is one of `unit`'s attempt keys."""
     records = instance.get_run_records(filters=dg.RunsFilter(job_name=job_name, tags={PARTITION_TAG: partition}))
+    unread = unread_failures(instance) if daemon_retries else None
     return [
-        as_attempt(r, daemon_retries, now)
+        as_attempt(r, daemon_retries, now, unread)
         for r in records
         if attempt_number(unit, r.dagster_run.tags.get(RUN_KEY_TAG, "")) is not None
     ]
@@ -74,7 +98,10 @@ def batch_attempts(
     keys = {key for _, values in instance.get_run_tags([tag]) for key in values}
     if keys:
         records = instance.get_run_records(filters=dg.RunsFilter(job_name=job_name, tags={tag: sorted(keys)}))
-        attempts += [replace(as_attempt(r, daemon_retries, now), run_key=r.dagster_run.tags[tag]) for r in records]
+        unread = unread_failures(instance) if daemon_retries else None
+        attempts += [
+            replace(as_attempt(r, daemon_retries, now, unread), run_key=r.dagster_run.tags[tag]) for r in records
+        ]
     return attempts
 
 
@@ -92,9 +119,10 @@ def round_attempts(
     records = instance.get_run_records(
         filters=dg.RunsFilter(job_name=job_name, created_after=datetime.fromtimestamp(since, tz=timezone.utc))
     )
+    unread = unread_failures(instance) if daemon_retries else None
     by_unit: dict[str, list[Attempt]] = {}
     for record in records:
-        attempt = as_attempt(record, daemon_retries, now)
+        attempt = as_attempt(record, daemon_retries, now, unread)
         for key in (record.dagster_run.tags.get(rounds_tag) or attempt.run_key).split():
             by_unit.setdefault(attempt_unit(key), []).append(replace(attempt, run_key=key))
     return by_unit
