@@ -118,23 +118,25 @@ def dead_local_runs(instance: dg.DagsterInstance, job_names: list[str]) -> list[
             continue
         if not launched_locally:  # e.g. a run container: run monitoring watches it
             continue
+        worker = run_worker_pid(instance, run)
+        # Only a dead worker, or a STARTING run with none yet, needs its launcher looked up.
+        if (worker is not None and pid_alive(*worker)) or (
+            worker is None and run.status != dg.DagsterRunStatus.STARTING
+        ):
+            continue
         launched_at = instance.get_run_stats(run.run_id).launch_time or created_at
         launcher = launcher_pid(run.run_id, run.tags)
         # None: launched by a launcher that does not say (another instance configuration) or killed
         # before it said; known only from how long the run has waited.
         launcher_gone = None if launcher is None else not pid_alive(launcher, launched_at)
-        worker = run_worker_pid(instance, run)
         if worker is not None:
-            pid, recorded_at = worker
-            if not pid_alive(pid, recorded_at):
-                dead.append(DeadRun(run, f"its worker process {pid} is gone", bool(launcher_gone)))
-        elif run.status == dg.DagsterRunStatus.STARTING:
-            if launcher_gone:
-                dead.append(DeadRun(run, f"no worker process started, and its launcher {launcher} is gone", True))
-            elif now - launched_at >= STARTING_GRACE_SECONDS:
-                # A live launcher whose run never started counts; a silent one this late has died.
-                why = f"no worker process started {now - launched_at:.0f} s after launch"
-                dead.append(DeadRun(run, why, launcher_gone is None))
+            dead.append(DeadRun(run, f"its worker process {worker[0]} is gone", bool(launcher_gone)))
+        elif launcher_gone:
+            dead.append(DeadRun(run, f"no worker process started, and its launcher {launcher} is gone", True))
+        elif now - launched_at >= STARTING_GRACE_SECONDS:
+            # A live launcher whose run never started counts; a silent one this late has died.
+            why = f"no worker process started {now - launched_at:.0f} s after launch"
+            dead.append(DeadRun(run, why, launcher_gone is None))
     return dead
 
 

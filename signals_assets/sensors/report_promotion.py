@@ -50,9 +50,9 @@ class PromotionWork:
         Report runs go one at a time, so a run requested now would only queue behind that one: held, the
         rounds promoted while it waits share one run, requested once it starts, instead of one run (a
         new process, seconds of start-up) each."""
-        held = [(p, key) for p, key in self.to_run if int(p["team_id"]) in teams]
-        self.held = [promotion_facts.promotion_unit(p["report_id"], int(p["round"])) for p, _ in held]
-        self.to_run = [item for item in self.to_run if item not in held]
+        held = [p for p, _ in self.to_run if int(p["team_id"]) in teams]
+        self.held = [promotion_facts.promotion_unit(p["report_id"], int(p["round"])) for p in held]
+        self.to_run = [(p, key) for p, key in self.to_run if int(p["team_id"]) not in teams]
 
     def partitions_request(self) -> dg.AddDynamicPartitionsRequest:
         return reports.build_add_request(sorted({p["report_id"] for p, _ in self.to_run}))

@@ -1,6 +1,7 @@
 """Reading a unit's attempts (batch or report round) from Dagster's run storage."""
 
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime, timezone
 
@@ -20,6 +21,24 @@ AUTO_RETRY_RUN_ID_TAG = "dagster/auto_retry_run_id"
 PROMISED_RETRY_GRACE_SECONDS = 300
 # More failures than this unread by the retry consumer: it is far behind, and only the grace tells.
 UNREAD_FAILURES_LIMIT = 1000
+
+
+def retry_promised(run: dg.DagsterRun) -> bool:
+    """Dagster said it will retry the failed run and has not yet named the retry."""
+    return (
+        run.status == dg.DagsterRunStatus.FAILURE
+        and run.tags.get(WILL_RETRY_TAG) == "true"
+        and AUTO_RETRY_RUN_ID_TAG not in run.tags
+    )
+
+
+def unread_failures_of(
+    instance: dg.DagsterInstance, records: Sequence[dg.RunRecord], daemon_retries: bool
+) -> frozenset[str] | None:
+    """`unread_failures`, read only when the daemon's retries count and a run of `records` has one promised."""
+    if not daemon_retries or not any(retry_promised(r.dagster_run) for r in records):
+        return None
+    return unread_failures(instance)
 
 
 def unread_failures(instance: dg.DagsterInstance) -> frozenset[str] | None:
@@ -50,9 +69,7 @@ def as_attempt(
     now = time.time() if now is None else now
     retry_pending = (
         daemon_retries
-        and run.status == dg.DagsterRunStatus.FAILURE
-        and run.tags.get(WILL_RETRY_TAG) == "true"
-        and AUTO_RETRY_RUN_ID_TAG not in run.tags
+        and retry_promised(run)
         and (unread is None or run.run_id in unread)
         and (record.end_time is None or now - record.end_time < PROMISED_RETRY_GRACE_SECONDS)
     )
@@ -79,7 +96,7 @@ def unit_attempts(
 ) -> list[Attempt]:
     """The runs of `job_name` for `partition` whose run key is one of `unit`'s attempt keys."""
     records = instance.get_run_records(filters=dg.RunsFilter(job_name=job_name, tags={PARTITION_TAG: partition}))
-    unread = unread_failures(instance) if daemon_retries else None
+    unread = unread_failures_of(instance, records, daemon_retries)
     return [
         as_attempt(r, daemon_retries, now, unread)
         for r in records
@@ -98,7 +115,7 @@ def batch_attempts(
     keys = {key for _, values in instance.get_run_tags([tag]) for key in values}
     if keys:
         records = instance.get_run_records(filters=dg.RunsFilter(job_name=job_name, tags={tag: sorted(keys)}))
-        unread = unread_failures(instance) if daemon_retries else None
+        unread = unread_failures_of(instance, records, daemon_retries)
         attempts += [
             replace(as_attempt(r, daemon_retries, now, unread), run_key=r.dagster_run.tags[tag]) for r in records
         ]
@@ -119,7 +136,7 @@ def round_attempts(
     records = instance.get_run_records(
         filters=dg.RunsFilter(job_name=job_name, created_after=datetime.fromtimestamp(since, tz=timezone.utc))
     )
-    unread = unread_failures(instance) if daemon_retries else None
+    unread = unread_failures_of(instance, records, daemon_retries)
     by_unit: dict[str, list[Attempt]] = {}
     for record in records:
         attempt = as_attempt(record, daemon_retries, now, unread)
