@@ -279,3 +279,17 @@ def code_image() -> str:
     way a test gets the image: requesting this fixture marks the test `code_image`, which is how
     scripts/test knows to build the image (a build copies every layer on the vfs storage driver)."""
     return CODE_IMAGE
+
+
+def queued_run(instance, job_name: str, tags: dict):
+    """A run of this code location's `job_name` waiting in the run queue (QUEUED needs a job origin)."""
+    import dagster as dg
+    from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
+    from dagster._core.test_utils import create_run_for_test
+
+    origin = RemoteJobOrigin(
+        RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("signals_assets"), "__repository__"), job_name
+    )
+    return create_run_for_test(
+        instance, job_name=job_name, status=dg.DagsterRunStatus.QUEUED, tags=tags, remote_job_origin=origin
+    )

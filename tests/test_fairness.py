@@ -11,7 +11,7 @@ from signals_assets.cli.main import main
 from signals_assets.reports import promotions, quotas
 from signals_assets.sensors.report_promotion import promotion_work
 
-from conftest import CARD_DECLINED, PASSWORD_RESET, zendesk_extra
+from conftest import CARD_DECLINED, PASSWORD_RESET, queued_run, zendesk_extra
 
 DAY = 86400.0
 
@@ -151,9 +151,6 @@ def test_rounds_promoted_while_their_teams_report_run_is_queued_share_its_next_r
     queue are held, not queued as a run each behind it (each run is a new process: a kill-and-restart
     trial's backlog took 14 report runs); another team's rounds are not held; once the queued run
     starts, the held rounds go in one run."""
-    from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
-    from dagster._core.test_utils import create_run_for_test
-
     from signals_assets.assets.reports import ROUNDS_TAG
     from signals_assets.jobs import TEAM_TAG
     from signals_assets.resources.object_store import ObjectStoreResource
@@ -171,16 +168,7 @@ def test_rounds_promoted_while_their_teams_report_run_is_queued_share_its_next_r
         def tick():
             return sensor(dg.build_sensor_context(instance=instance, resources=resources))
 
-        origin = RemoteJobOrigin(
-            RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("signals_assets"), "__repository__"), "report_job"
-        )
-        queued = create_run_for_test(
-            instance,
-            job_name="report_job",
-            status=dg.DagsterRunStatus.QUEUED,
-            tags={TEAM_TAG: "1"},
-            remote_job_origin=origin,
-        )
+        queued = queued_run(instance, "report_job", {TEAM_TAG: "1"})
         assert "3 held for their team's next run (one of its runs is queued)" in tick().skip_message
         promotions.record_promotions(
             object_store, "b20261130T000001000000Z", [{"report_id": team_2, "team_id": 2, "round": 1}]

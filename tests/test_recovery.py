@@ -15,7 +15,6 @@ import pytest
 from dagster._core.events import EngineEventData
 from dagster._core.launcher import DefaultRunLauncher
 from dagster._core.launcher.base import LaunchRunContext
-from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
 from dagster._core.test_utils import create_run_for_test, freeze_time
 
 from signals_assets.assets.grouping import GROUPING_POOL, REFUSED_TAG
@@ -47,7 +46,7 @@ from signals_assets.sensors.signal_inbox import batch_work, build_signal_inbox_s
 from signals_assets.settings import load_settings
 from signals_assets.storage.object_store import LocalObjectStore
 
-from conftest import CARD_DECLINED, PASSWORD_RESET, REPO_ROOT, emit_texts
+from conftest import CARD_DECLINED, PASSWORD_RESET, REPO_ROOT, emit_texts, queued_run
 
 BACKOFF = 60
 
@@ -825,15 +824,6 @@ def test_a_worker_that_starts_as_its_run_is_failed_is_killed(tmp_path, monkeypat
 
 
 # --- finding 6: housekeeping never queues behind bulk work ------------------------------------------
-
-
-def queued_run(instance, job_name: str, tags: dict) -> dg.DagsterRun:
-    origin = RemoteJobOrigin(
-        RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("signals_assets"), "__repository__"), job_name
-    )
-    return create_run_for_test(
-        instance, job_name=job_name, status=dg.DagsterRunStatus.QUEUED, tags=tags, remote_job_origin=origin
-    )
 
 
 @pytest.mark.parametrize("config", ["local", "production"])
