@@ -16,6 +16,8 @@ from dagster._core.events import EngineEventData
 from dagster._core.launcher import DefaultRunLauncher
 from dagster._core.launcher.base import LaunchRunContext
 from dagster._core.test_utils import create_run_for_test, freeze_time
+from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
+from dagster._daemon.types import DaemonHeartbeat
 
 from signals_assets.assets.grouping import GROUPING_POOL, REFUSED_TAG
 from signals_assets.assets.reports import ROUNDS_TAG
@@ -34,6 +36,7 @@ from signals_assets.sensors.dead_runs import (
     HOST_TAG,
     INTERRUPTED_TAG,
     PID_TAG,
+    QUEUE_DAEMON_TYPE,
     RETRY_CONSUMER_CURSOR,
     STARTING_GRACE_SECONDS,
     dead_run_reconciler,
@@ -726,6 +729,63 @@ def test_a_run_a_killed_daemon_created_but_never_queued_is_failed_after_the_grac
             [line] = fail_dead_runs(instance)
         assert f"marked run {never_queued.run_id}" in line and "not queued" in line
         assert instance.get_run_by_id(never_queued.run_id).status == dg.DagsterRunStatus.FAILURE
+
+
+def test_runs_a_gone_daemon_left_queued_are_failed_for_signals_process_after_the_grace(tmp_path):
+    """The daemon killed with sensor runs still in its queue: nothing starts them until a daemon runs
+    again, so `signals process` (which asks for `queued`) left their batches to them and exited 1 every
+    time. Once the run queue has been silent for the grace, they are failed as interrupted and the work
+    is its own; a manual run (no run key) stays queued for the daemon, and the reconciler the daemon
+    itself evaluates never judges its own queue."""
+    with shipped_instance(tmp_path) as instance:
+        keyed = queued_run(instance, "signal_batch_job", {"dagster/run_key": "b1"})
+        manual = queued_run(instance, "report_job", {})
+        now = time.time()
+        instance.add_daemon_heartbeat(DaemonHeartbeat(now, QUEUE_DAEMON_TYPE, "daemon-1", None))
+        with freeze_time(now + STARTING_GRACE_SECONDS - 1):
+            assert fail_dead_runs(instance, queued=True) == []
+        with freeze_time(now + STARTING_GRACE_SECONDS + 1):
+            assert fail_dead_runs(instance) == []  # the reconciler the daemon evaluates
+        seen_again = now + STARTING_GRACE_SECONDS  # e.g. a restarted daemon: it will dequeue them
+        instance.add_daemon_heartbeat(DaemonHeartbeat(seen_again, QUEUE_DAEMON_TYPE, "daemon-2", None))
+        with freeze_time(now + STARTING_GRACE_SECONDS + 1):
+            assert fail_dead_runs(instance, queued=True) == []
+        with freeze_time(seen_again + STARTING_GRACE_SECONDS + 1):
+            [line] = fail_dead_runs(instance, queued=True)
+        assert f"marked run {keyed.run_id}" in line and "run queue has not been seen for 121 s" in line
+        assert "not counted as a failed attempt" in line
+        assert instance.get_run_by_id(keyed.run_id).status == dg.DagsterRunStatus.FAILURE
+        assert instance.get_run_by_id(keyed.run_id).tags[INTERRUPTED_TAG] == keyed.run_id
+        assert instance.get_run_by_id(manual.run_id).status == dg.DagsterRunStatus.QUEUED
+
+
+def test_the_queue_daemon_is_named_as_dagster_names_it():
+    assert QueuedRunCoordinatorDaemon.daemon_type() == QUEUE_DAEMON_TYPE
+
+
+def test_signals_process_takes_over_a_batch_a_killed_daemon_left_queued(
+    capsys, monkeypatch, signals_home, object_store, team
+):
+    """A batch run the daemon's sensor queued before the daemon was killed, never dequeued: the next
+    `signals process` fails it (no daemon has run the queue since) and groups the batch itself."""
+    emit_texts(object_store, CARD_DECLINED + PASSWORD_RESET)
+    settings = load_settings()
+    home = ensure_dagster_home(settings)
+    [batch] = inbox.claim_all(object_store, settings.batch_max_signals)
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        instance.add_dynamic_partitions("signal_batches", [batch])
+        left = queued_run(instance, "signal_batch_job", {"dagster/run_key": batch, "dagster/partition": batch})
+    code, summary, err = run_cli(capsys, "process")
+    assert code == 1 and f"batch {batch}: left to the run queued or running for it" in err  # inside the grace
+
+    later = time.time() + STARTING_GRACE_SECONDS + 1
+    monkeypatch.setattr(dead_runs, "get_current_timestamp", lambda: later)
+    code, summary, err = run_cli(capsys, "process")
+    assert code == 0, err
+    assert f"marked run {left.run_id}" in err and "run queue has not been seen" in err
+    assert summary["batches"] == 1 and summary["reports_researched"] == 2 and summary["unfinished"] == []
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        assert instance.get_run_by_id(left.run_id).status == dg.DagsterRunStatus.FAILURE
 
 
 def starting_run(instance, tags: dict | None = None) -> dg.DagsterRun:

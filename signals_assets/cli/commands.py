@@ -285,8 +285,9 @@ def cmd_process(args, settings: Settings) -> int:
     from signals_assets.sensors.signal_inbox import batch_work
 
     store = open_object_store(settings)
-    # runs a killed `signals process` or daemon left STARTED, and pool slots they hold: else we wait forever
-    for line in fail_dead_runs(instance):
+    # runs a killed `signals process` or daemon left STARTED (or the daemon left queued), and pool slots
+    # they hold: else we wait forever
+    for line in fail_dead_runs(instance, queued=True):
         err(line)
     inbox.claim_all(store, settings.batch_max_signals, settings.max_signals_per_team_batch)
     definitions = defs()

@@ -8,6 +8,7 @@ from pathlib import Path
 import dagster as dg
 from dagster._core.launcher import DefaultRunLauncher
 from dagster._core.storage.dagster_run import FINISHED_STATUSES
+from dagster._core.storage.tags import RUN_KEY_TAG
 from dagster._time import get_current_timestamp
 
 from signals_assets.jobs import report_job, signal_batch_job
@@ -80,6 +81,16 @@ def pid_alive(pid: int, recorded_at: float) -> bool:
 # sensor tick created (NOT_STARTED) but never queued gets the same time: a live daemon queues it at once.
 STARTING_GRACE_SECONDS = 120
 
+# What dagster-daemon's run queue (QueuedRunCoordinatorDaemon) is called in the instance's daemon
+# heartbeats: it writes one every 30 s while it runs.
+QUEUE_DAEMON_TYPE = "QUEUED_RUN_COORDINATOR"
+
+
+def queue_last_seen(instance: dg.DagsterInstance) -> float:
+    """When dagster-daemon's run queue last wrote its heartbeat (unix time; 0 if it never did)."""
+    heartbeat = instance.get_daemon_heartbeats().get(QUEUE_DAEMON_TYPE)
+    return heartbeat.timestamp if heartbeat else 0.0
+
 
 @dataclass(frozen=True)
 class DeadRun:
@@ -91,21 +102,38 @@ class DeadRun:
     interrupted: bool
 
 
-def dead_local_runs(instance: dg.DagsterInstance, job_names: list[str]) -> list[DeadRun]:
+def dead_local_runs(instance: dg.DagsterInstance, job_names: list[str], queued: bool = False) -> list[DeadRun]:
     """Runs whose local worker is gone, with why: STARTED, STARTING or NOT_STARTED runs whose worker
     process no longer exists (`signals process` tags a run with its pid when it creates it, so a kill
     before the run starts leaves it NOT_STARTED), STARTING runs with no worker pid logged whose launcher
     is gone, or STARTING_GRACE_SECONDS after launch, and NOT_STARTED runs without a pid that long after
-    they were created (the daemon, `signals process` or the host died under them)."""
+    they were created (the daemon, `signals process` or the host died under them).
+
+    With `queued` (a caller outside the daemon: inside it the queue runs), also runs a sensor queued
+    when dagster-daemon's run queue has been silent that long: the daemon that queued them is gone, and
+    nothing will start them until one runs again. A manual run (the UI's, no run key) is left queued:
+    the operator asked the daemon for it."""
     launched_locally = isinstance(instance.run_launcher, DefaultRunLauncher)
     statuses = [dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.NOT_STARTED]
     now = get_current_timestamp()
     dead = []
+    if queued:
+        statuses.append(dg.DagsterRunStatus.QUEUED)
+    queue_seen = None  # read once, when a queued run needs it
     for record in instance.get_run_records(filters=dg.RunsFilter(statuses=statuses)):
         run = record.dagster_run
         if run.job_name not in job_names or run.tags.get(HOST_TAG, socket.gethostname()) != socket.gethostname():
             continue
         created_at = record.create_timestamp.timestamp()
+        if run.status == dg.DagsterRunStatus.QUEUED:
+            if RUN_KEY_TAG not in run.tags:
+                continue
+            queue_seen = queue_last_seen(instance) if queue_seen is None else queue_seen
+            silent = now - max(created_at, queue_seen)  # the daemon that queued the run was alive then
+            if silent >= STARTING_GRACE_SECONDS:
+                why = f"queued, and dagster-daemon's run queue has not been seen for {silent:.0f} s"
+                dead.append(DeadRun(run, why, True))
+            continue
         if run.status == dg.DagsterRunStatus.NOT_STARTED and PID_TAG not in run.tags:
             # Created by a sensor tick but never queued, whatever the launcher: nothing will start it.
             if now - created_at >= STARTING_GRACE_SECONDS:
@@ -152,11 +180,12 @@ def stop_late_worker(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str | 
     return f"killed worker process {worker[0]} of run {run.run_id}: it started as the run was failed"
 
 
-def fail_dead_runs(instance: dg.DagsterInstance) -> list[str]:
-    """Mark the pipeline runs whose worker died as failed, so they are retried, and give back the
-    pool slots of every ended run; what was done."""
+def fail_dead_runs(instance: dg.DagsterInstance, queued: bool = False) -> list[str]:
+    """Mark the pipeline runs whose worker died (with `queued`, also those a gone daemon left queued:
+    `dead_local_runs`) as failed, so they are retried, and give back the pool slots of every ended run;
+    what was done."""
     done = []
-    for dead in dead_local_runs(instance, [signal_batch_job.name, report_job.name]):
+    for dead in dead_local_runs(instance, [signal_batch_job.name, report_job.name], queued):
         run = dead.run
         if dead.interrupted:  # tagged first: a kill in between leaves it dead, to be decided again
             instance.add_run_tags(run.run_id, {INTERRUPTED_TAG: run.run_id})
