@@ -305,7 +305,9 @@ def cmd_process(args, settings: Settings) -> int:
     if requests and settings.embedder == "minilm":
         from signals_assets.llm.minilm import preload_encoder
 
-        preload_encoder()  # the model loads while the first run starts and screens its batches
+        # Earlier than buffered_signals' own preload (a no-op then): the model loads while the run is
+        # created, not beside the screening's store writes (measured 0.8 s slower there).
+        preload_encoder()
     grouped = 0
     for index, request in enumerate(requests, start=1):
         batches = run_batches(request)

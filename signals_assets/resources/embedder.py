@@ -35,6 +35,14 @@ class EmbedderResource(dg.ConfigurableResource):
 
         return DIMENSION
 
+    def preload(self) -> None:
+        """Start loading the local model in the background (a second or so: its ONNX graph is built from
+        the weights), so a step with other work first finds it loaded when it embeds; no-op for openai."""
+        if self.provider == "minilm":
+            from signals_assets.llm.minilm import preload_encoder
+
+            preload_encoder()
+
     def embed(self, texts: Sequence[str]) -> numpy.ndarray:
         """L2-normalised float32 matrix, one row per text."""
         if self.provider == "openai":
