@@ -191,3 +191,71 @@ def test_the_reconciler_sensor_reads_a_cursor_set_by_hand_as_a_fresh_one(cursor)
         with dg.build_sensor_context(instance=instance, cursor=cursor) as context:
             request = research_reconciler(context)
         assert isinstance(request, dg.RunRequest) and request.run_key == f"after-{run.run_id}"
+
+
+class Killed(Exception):
+    """The process died here: no later statement of the write runs."""
+
+
+def write_until_killed(db, writes: int, write, *args) -> None:
+    """Call `write(db, *args)` with its process killed once `writes` write statements (INSERT / DELETE)
+    have run: the later ones never reach the store."""
+    run, done = db._run, []
+
+    def run_until_killed(sql: str) -> bytes:
+        if sql.lstrip().upper().startswith(("INSERT", "DELETE")):
+            if len(done) == writes:
+                raise Killed(sql[:60])
+            done.append(sql)
+        return run(sql)
+
+    db._run = run_until_killed
+    try:
+        write(db, *args)
+    except Killed:
+        pass
+    finally:
+        db._run = run
+
+
+@pytest.mark.parametrize("outcome", ["ready", "failed"])
+def test_a_kill_between_the_statements_of_a_rounds_outcome_leaves_it_finished_or_open_for_a_rerun(db, outcome):
+    """The outcome row in research_results is what tells a retry the round is done (`rounds_taken`), so
+    a kill after any statement of the outcome's write must leave the report either showing that
+    outcome or with its round open to research again: never `in_progress` with the round done."""
+    for writes in range(4):  # killed after 0, 1 or 2 of its 3 write statements, or not at all
+        report = f"1-kill{writes}"
+        promote(db, report)
+        dead = research_round(report, "run-killed")
+        research_store.record_started(db, [dead])
+        if outcome == "ready":
+            _, *rows = research_store.outcome_rows(dead, ready_outcome(), "log", SUMMARY)
+        else:
+            rows = research_store.failure_rows(dead, "the agent crashed")
+        write_until_killed(db, writes, research_store.record_rounds, [tuple(rows)])
+
+        taken = research_store.rounds_taken(db, {report: ROUND}, "run-retry", lambda run_id: False, attempt=True)
+        if report in taken:
+            assert taken[report].done, (writes, taken)
+            assert states(db)[report]["status"] == outcome, writes
+        else:  # the retry clears the round and researches it again
+            research_store.clear_round_events(db, {report: ROUND})
+            assert states(db)[report]["status"] == lifecycle.CANDIDATE, writes
+
+
+def test_a_kill_between_the_statements_of_a_rounds_start_leaves_no_report_in_progress_the_reconciler_cannot_fail(db):
+    """A manual re-run of a researched round (no promotion left to retry it) killed after any statement
+    of its start: a report shown `in_progress` has the row naming the dead run, so the reconciler fails it."""
+    for writes in range(4):  # killed after 0, 1 or 2 of its 3 write statements, or not at all
+        report = f"1-rerun{writes}"
+        promote(db, report)
+        earlier = research_round(report, "run-earlier")
+        research_store.record_started(db, [earlier])
+        research_store.record_rounds(
+            db, [tuple(research_store.outcome_rows(earlier, ready_outcome(), "log", SUMMARY)[1:])]
+        )
+        research_store.clear_round_events(db, {report: ROUND})  # the re-run replaces the round
+        write_until_killed(db, writes, research_store.record_started, [research_round(report, "run-killed")])
+
+        fail_abandoned_research(db, {"run-earlier": "SUCCESS", "run-killed": "FAILURE"}.get)
+        assert states(db)[report]["status"] in (lifecycle.CANDIDATE, lifecycle.FAILED), writes

@@ -80,15 +80,21 @@ def _result(run: ResearchRound, status: str, **fields) -> dict:
     }
 
 
-def record_rounds(db: StoreSession, rounds: list[tuple[dict, dict]]) -> None:
-    """Replace the result rows of the rounds ([(result, event)], one round per report) and add their
-    events: one statement per table for all of them."""
-    if not rounds:
-        return
-    results = [result for result, _ in rounds]
+def _replace_results(db: StoreSession, results: list[dict]) -> None:
+    """Replace the result rows of the rounds (one round per report): one statement for all of them."""
     keys = round_keys({result["report_id"]: result["research_round"] for result in results})
     db.replace_partition("research_results", ROUND_OF_REPORT, results, {"rounds": keys})
-    db.insert("report_events", [event for _, event in rounds])
+
+
+def record_rounds(db: StoreSession, rounds: list[tuple[dict, dict]]) -> None:
+    """Record the outcomes of the rounds ([(result, event)], one round per report): their events, then
+    their result rows, one statement per table for all of them. The result row goes last because an
+    outcome there tells a retry that the round is done (`rounds_taken`): written first, a kill before
+    the event would leave the report `in_progress` with nothing left to finish it. Killed after the
+    event, the row still names the dead run, so a retry clears the round and researches it again."""
+    if rounds:
+        db.insert("report_events", [event for _, event in rounds])
+        _replace_results(db, [result for result, _ in rounds])
 
 
 def clear_round_events(db: StoreSession, rounds: dict[str, int]) -> None:
@@ -141,10 +147,12 @@ def record_started(db: StoreSession, runs: list[ResearchRound]) -> None:
     """The reports are in progress; each result row names the run, so the research reconciler can fail
     a report if the run dies before it records an outcome. One statement per table for all of them."""
     lifecycle.check_transition(lifecycle.CANDIDATE, lifecycle.IN_PROGRESS)
-    record_rounds(
-        db,
-        [(_result(run, lifecycle.IN_PROGRESS), _event(run, "research_started", lifecycle.IN_PROGRESS)) for run in runs],
-    )
+    if runs:
+        # The rows first: a report the event makes `in_progress` always has the row naming its run,
+        # which the reconciler needs to fail it if the run dies (a kill between the two statements
+        # leaves the report as it was, its round still to do).
+        _replace_results(db, [_result(run, lifecycle.IN_PROGRESS) for run in runs])
+        db.insert("report_events", [_event(run, "research_started", lifecycle.IN_PROGRESS) for run in runs])
 
 
 def failure_rows(run: ResearchRound, reason: str, log_key: str = "", seq: int = OUTCOME_SEQ) -> tuple[dict, dict]:
