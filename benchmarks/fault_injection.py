@@ -8,9 +8,13 @@ come, and a kill whose arrival did not come is retried at the first arrival of a
 restart, a bounded wait to settle and the checks. With `--random-times` every kill is instead at a
 delay drawn uniformly over the span the process is busy (the harness's `random` kills), so kills land
 mid store write, sensor tick or run launch rather than at a stage boundary; and every `signals
-emit-file` after a trial's first is killed at a random moment too, then run again whole. Prints one line per trial and a summary table;
+emit-file` after a trial's first is killed at a random moment too, then run again whole. With
+`--every-write` there is one `signals process` trial per write that its first run makes to the store
+or the object store (counted by a first trial whose kill never comes): trial n kills it just before
+its n-th write, so every point between two writes is tried once. Prints one line per trial and a summary table;
 `--json FILE` keeps every trial's result. Exit status 1 when any trial has a defect. Usage:
     .venv/bin/python benchmarks/fault_injection.py --kills 30 [--per-trial 2] [--seed 1] [--production] [--random-times]
+    .venv/bin/python benchmarks/fault_injection.py --every-write --signals-per-wave 16
 """
 
 from __future__ import annotations
@@ -46,6 +50,25 @@ def plan_trials(
         (modes[number % len(modes)], stages[start : start + per_trial], rng.randrange(2**32))
         for number, start in enumerate(range(0, kills, per_trial))
     ]
+
+
+def writes_of_one_run(root: Path, signals_per_wave: int) -> int:
+    """How many writes (the `write` fault stage) `signals process` makes on a trial's first wave; that
+    run must research a report, or the writes of report runs would go untried."""
+    from signals_assets.recovery.faults import arrivals
+
+    trial = FaultTrial(root, "process", local_instance_config(), signals_per_wave=signals_per_wave)
+    trial.emit_wave()
+    kill = trial.kill_at("write:1000000000", timeout=600)
+    markers = root / "markers" / "0"
+    if kill.reached:
+        raise RuntimeError("counting writes: the run reached a write it cannot have made")
+    if not arrivals(markers, "research"):
+        raise SystemExit(
+            f"a first wave of {signals_per_wave} signals per team researched no report: "
+            "raise --signals-per-wave (16 does)"
+        )
+    return arrivals(markers, "write")
 
 
 def summary(results: list) -> str:
@@ -88,6 +111,11 @@ def main() -> int:
     parser.add_argument(
         "--random-times", action="store_true", help="kill after a random delay over the busy span, not at stages"
     )
+    parser.add_argument(
+        "--every-write",
+        action="store_true",
+        help="`signals process` trials, one kill each: before every write of its first run in turn",
+    )
     parser.add_argument("--signals-per-wave", type=int, default=14, help="per team, before each kill and at the end")
     parser.add_argument("--kill-timeout", type=float, default=240, help="seconds to wait for a stage")
     parser.add_argument("--settle-timeout", type=float, default=420)
@@ -95,7 +123,14 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the trials' folders (logs, store, instance)")
     args = parser.parse_args()
     modes = args.modes.split(",") + (["production"] if args.production else [])
-    trials = plan_trials(args.kills, args.per_trial, modes, random.Random(args.seed), args.random_times)
+    if args.every_write:
+        with tempfile.TemporaryDirectory(prefix="fault-injection-writes-") as tmp:
+            writes = writes_of_one_run(Path(tmp), args.signals_per_wave)
+        print(f"`signals process` makes {writes} writes on a first wave of {args.signals_per_wave} signals per team")
+        rng = random.Random(args.seed)
+        trials = [("process", [f"write:{n}"], rng.randrange(2**32)) for n in range(1, writes + 1)]
+    else:
+        trials = plan_trials(args.kills, args.per_trial, modes, random.Random(args.seed), args.random_times)
     print(
         f"{len(trials)} trials, {args.kills} kills, on {platform.node()} ({platform.machine()}), "
         f"{time.strftime('%Y-%m-%d %H:%M')}",

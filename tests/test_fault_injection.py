@@ -63,6 +63,33 @@ def test_the_hook_counts_arrivals_at_every_stage_and_pauses_only_at_the_chosen_o
     assert (arrivals(tmp_path, "claim"), arrivals(tmp_path, "buffer"), arrivals(tmp_path, "research")) == (2, 2, 0)
 
 
+def test_every_write_to_the_store_and_the_object_store_arrives_at_the_write_stage(tmp_path, monkeypatch):
+    """`write:<n>` kills between any two writes only if every kind of write passes the hook: the store's
+    statements and inserts (an insert of no rows writes nothing) and the object store's puts, moves and
+    deletes; reads do not."""
+    from signals_assets.resources.clickhouse import ClickHouseResource
+    from signals_assets.storage.object_store import LocalObjectStore
+
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    monkeypatch.setenv(PAUSE_VARIABLE, "write:1000000")
+    monkeypatch.setenv(MARKER_DIR_VARIABLE, str(markers))
+    objects = LocalObjectStore(tmp_path / "objects")
+    objects.put("a", b"1")
+    objects.put_if_absent("b", b"2")
+    objects.move("b", "c")
+    objects.delete("a")
+    objects.get("c"), objects.list(""), objects.exists("c")
+    assert arrivals(markers, "write") == 4
+    with ClickHouseResource(path=str(tmp_path / "ch")).session() as db:
+        before = arrivals(markers, "write")  # opening applied the schema: statements too
+        db.insert("report_summaries", [{"team_id": 1, "report_id": "r1-a", "title": "t", "summary": "s"}])
+        db.insert("report_summaries", [])
+        db.command("DELETE FROM report_summaries WHERE report_id = 'r1-a'")
+        db.query("SELECT count() FROM report_summaries")
+        assert arrivals(markers, "write") - before == 2
+
+
 def test_signals_process_recovers_from_a_kill_at_every_stage(tmp_path):
     """`signals process` killed once at each stage in turn (a new wave of signals before each),
     then run once more: it resumes every half-done batch and report round and finishes them."""

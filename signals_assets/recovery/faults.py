@@ -3,7 +3,8 @@ benchmarks/fault_injection.py): lets a harness SIGKILL a process at an exact sta
 
 Inert unless `SIGNALS_FAULT_PAUSE_AT` is set: then it is `<stage>` or `<stage>:<n>` (pause at the
 n-th time any process reaches that stage, counted in the marker folder; default 1; group and
-consolidate are reached once per team of a batch), and
+consolidate are reached once per team of a batch; `write` before every write to the store or the
+object store, so `write:<n>` kills between any two writes), and
 `SIGNALS_FAULT_MARKER_DIR` names a folder shared with the harness. The process that reaches the
 stage writes `<stage>.paused` (its pid) there and sleeps until it is killed. While it is set, every
 stage's arrivals are counted there (`<stage>.hits`). Standard library only.
@@ -15,7 +16,7 @@ import os
 import time
 from pathlib import Path
 
-STAGES = ("claim", "buffer", "embed", "group", "consolidate", "promote", "summarise", "research")
+STAGES = ("claim", "buffer", "embed", "group", "consolidate", "promote", "summarise", "research", "write")
 PAUSE_VARIABLE = "SIGNALS_FAULT_PAUSE_AT"
 MARKER_DIR_VARIABLE = "SIGNALS_FAULT_MARKER_DIR"
 

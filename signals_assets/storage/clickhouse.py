@@ -20,6 +20,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+from signals_assets.recovery.faults import pause_point
+
 SCHEMA_DIR = Path(__file__).resolve().parents[2] / "dbt_like_sql" / "tables"
 VECTOR_INDEX_SQL = SCHEMA_DIR.parent / "indexes" / "signal_embeddings_vector_index.sql"
 VECTOR_INDEX_NAME = "embedding_hnsw"
@@ -157,6 +159,7 @@ class StoreSession:
         self._insert_columns: dict[str, list[tuple[str, str]]] = {}
 
     def command(self, sql: str, params: dict[str, Any] | None = None) -> None:
+        pause_point("write")
         self._run(render(sql, params))
 
     def query(self, sql: str, params: dict[str, Any] | None = None) -> list[dict]:
@@ -237,6 +240,7 @@ class StoreSession:
 
     def insert(self, table: str, rows: Sequence[dict]) -> int:
         if rows:
+            pause_point("write")
             self._run(f"INSERT INTO {table} FORMAT JSONEachRow\n{json_each_row(rows)}")
         return len(rows)
 
@@ -248,6 +252,7 @@ class StoreSession:
             missing = sorted({name for name, _ in columns} - rows[0].keys())
             if missing:
                 raise StoreError(f"insert_binary into {table}: the rows lack the column(s) {', '.join(missing)}")
+            pause_point("write")
             self._insert_row_binary(table, [name for name, _ in columns], row_binary(columns, rows))
         return len(rows)
 

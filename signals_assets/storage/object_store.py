@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Protocol
 
+from signals_assets.recovery.faults import pause_point
 from signals_assets.settings import Settings
 
 S3_MAX_KEY_BYTES = 1024  # S3's limit on a key (with the prefix), in UTF-8 bytes
@@ -101,11 +102,13 @@ class LocalObjectStore:
             Path(tmp).unlink(missing_ok=True)
 
     def put(self, key: str, data: bytes) -> None:
+        pause_point("write")
         with self._written(key, data) as (tmp, path):
             os.replace(tmp, path)
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
         """A hard link of the written temp file to the key: `link` fails when anything is at the key."""
+        pause_point("write")
         with self._written(key, data) as (tmp, path):
             try:
                 os.link(tmp, path)
@@ -137,6 +140,7 @@ class LocalObjectStore:
         return self._path(key).is_file()
 
     def delete(self, key: str) -> None:
+        pause_point("write")
         self._path(key).unlink(missing_ok=True)
 
     def _walk(self, base: Path, start_after: str = "") -> Iterator[str]:
@@ -192,6 +196,7 @@ class LocalObjectStore:
 
     def move(self, src: str, dst: str) -> bool:
         """Atomic rename; False when `src` is gone (someone else moved it first)."""
+        pause_point("write")
         target = self._path(dst)
         target.parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -243,9 +248,11 @@ class S3ObjectStore:
         return full[len(self.prefix) + 1 :] if self.prefix else full
 
     def put(self, key: str, data: bytes) -> None:
+        pause_point("write")
         self.client.put_object(Bucket=self.bucket, Key=self._full(key), Body=data)
 
     def put_if_absent(self, key: str, data: bytes) -> bool:
+        pause_point("write")
         return self._create(self._full(key), data)
 
     def _create(self, full_key: str, data: bytes) -> bool:
@@ -280,6 +287,7 @@ class S3ObjectStore:
         return True
 
     def delete(self, key: str) -> None:
+        pause_point("write")
         self.client.delete_object(Bucket=self.bucket, Key=self._full(key))
 
     def list(self, prefix: str, limit: int | None = None, start_after: str = "") -> list[str]:
