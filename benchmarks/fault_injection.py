@@ -132,7 +132,7 @@ def main() -> int:
     else:
         trials = plan_trials(args.kills, args.per_trial, modes, random.Random(args.seed), args.random_times)
     print(
-        f"{len(trials)} trials, {args.kills} kills, on {platform.node()} ({platform.machine()}), "
+        f"{len(trials)} trials, {sum(len(stages) for _, stages, _ in trials)} kills, on {platform.node()} ({platform.machine()}), "
         f"{time.strftime('%Y-%m-%d %H:%M')}",
         flush=True,
     )
