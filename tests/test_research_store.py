@@ -198,24 +198,24 @@ class Killed(Exception):
 
 
 def write_until_killed(db, writes: int, write, *args) -> None:
-    """Call `write(db, *args)` with its process killed once `writes` write statements (INSERT / DELETE)
-    have run: the later ones never reach the store."""
-    run, done = db._run, []
+    """Call `write(db, *args)` with its process killed once `writes` writes have reached the store (the
+    store's own hook before each write, the `write` fault stage): the later ones never do."""
+    from signals_assets.storage import clickhouse
 
-    def run_until_killed(sql: str) -> bytes:
-        if sql.lstrip().upper().startswith(("INSERT", "DELETE")):
+    done = []
+
+    def kill_at_the_next_write(stage: str) -> None:
+        if stage == "write":
             if len(done) == writes:
-                raise Killed(sql[:60])
-            done.append(sql)
-        return run(sql)
+                raise Killed(f"before write {writes + 1}")
+            done.append(stage)
 
-    db._run = run_until_killed
-    try:
-        write(db, *args)
-    except Killed:
-        pass
-    finally:
-        db._run = run
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(clickhouse, "pause_point", kill_at_the_next_write)
+        try:
+            write(db, *args)
+        except Killed:
+            pass
 
 
 @pytest.mark.parametrize("outcome", ["ready", "failed"])
