@@ -13,6 +13,7 @@ from typing import Any
 
 import dagster as dg
 
+from signals_assets.research.message_file import WholeLineFileMessageReader
 from signals_assets.research.outcome import (
     ResearchOutcome,
     SandboxResearchError,
@@ -143,7 +144,7 @@ class SandboxResource(dg.ConfigurableResource):
         with dg.open_pipes_session(
             context=context,
             context_injector=dg.PipesFileContextInjector(str(work_dir / "context.json")),
-            message_reader=dg.PipesTempFileMessageReader(),
+            message_reader=WholeLineFileMessageReader(),
             extras=extras,
         ) as session:
             environment = {name: os.environ[name] for name in SUBPROCESS_ENVIRONMENT if name in os.environ}
