@@ -127,7 +127,7 @@ def test_a_kill_that_does_not_land_leaves_the_later_kills_and_a_missed_arrival_i
     # A wave of 28 signals makes two batches, so claim comes twice: either arrival may be drawn.
     assert (result.kills[2].stage, result.kills[2].missed, result.kills[2].reached) == ("claim", [], True), log
     assert trial.arrivals_seen["claim"] == 2
-    assert result.defects() == {}, json.dumps(result.as_dict(), indent=1, default=str)[:6000]
+    assert result.defects() == {}, (json.dumps(result.as_dict(), indent=1, default=str)[:6000], log)
     assert result.in_one_report + result.rejected == result.emitted == 5 * 14 * 2
 
 

@@ -369,20 +369,25 @@ def research_pending(
     for index, request in enumerate(requests, start=1):
         rounds = request.tags[ROUNDS_TAG].split()
         result = execute_request(job, request, instance)
-        ended_failed = failed_reports(result) if result.success else {report_of[key] for key in rounds}
+        if result.success:
+            ended_failed = failed_reports(result)
+        else:
+            ended_failed = {report_of[key]: f"its report run {result.run_id} failed" for key in rounds}
         researched += sum(1 for key in rounds if report_of[key] not in ended_failed)
+        for report, why in sorted(ended_failed.items()):
+            err(f"report {report}: {one_line(why)}")
         failed += sorted(ended_failed)
         progress(index, len(requests), "researching reports")
     return researched, failed
 
 
-def failed_reports(result: dg.ExecuteInProcessResult) -> set[str]:
-    """The reports whose judgement or research failed in a report run (their materialisation
-    metadata names the stage; a report judged unsafe is an outcome, not a failure)."""
+def failed_reports(result: dg.ExecuteInProcessResult) -> dict[str, str]:
+    """The reports whose judgement or research failed in a report run, each with the stage and reason
+    its materialisation metadata gives (a report judged unsafe is an outcome, not a failure)."""
     from signals_assets.assets.reports import FAILED_IN
 
     return {
-        str(event.partition)
+        str(event.partition): f"{event.metadata[FAILED_IN].value} failed: {event.metadata['reason'].value}"
         for node in ("report_summaries", "report_research")
         for event in result.asset_materializations_for_node(node)
         if FAILED_IN in event.metadata
