@@ -22,6 +22,8 @@ from pathlib import Path
 import dagster as dg
 from dagster_docker import PipesDockerLogsMessageReader
 
+from signals_assets.research.message_file import whole_lines
+
 SANDBOX_LABEL = "signals_assets.sandbox"
 REPORT_LABEL = "signals_assets.report_id"
 RUN_LABEL = "signals_assets.run_id"
@@ -233,10 +235,16 @@ class ActivityTrackingLogsReader(PipesDockerLogsMessageReader):
         if handler is None:
             raise RuntimeError("container logs can only be read inside the Pipes session")
         self.last_activity = time.monotonic()  # the container has just started
+        # Docker splits lines longer than 16 KiB over several chunks: each line is decoded whole.
+        for line in whole_lines(self._tracked_chunks(container)):
+            if self.stopped_reason:  # over the output limit: the line it cut is not handled
+                return
+            self._handle_line(handler, line.decode("utf-8", errors="replace"))
+
+    def _tracked_chunks(self, container) -> Iterator[bytes]:
+        """The container's output chunks, noting each as activity, until it exceeds the output limit
+        (then the container is killed and `stopped_reason` says so)."""
         received = 0
-        # Docker splits lines longer than 16 KiB over several chunks: the pieces are joined once,
-        # at the line's end, and decoded whole (a character may straddle two chunks).
-        pending: list[bytes] = []
         for chunk in container.logs(stdout=True, stderr=True, stream=True, follow=True):
             self.last_activity = time.monotonic()
             received += len(chunk)
@@ -244,13 +252,7 @@ class ActivityTrackingLogsReader(PipesDockerLogsMessageReader):
                 self.stopped_reason = f"wrote more than {self.output_limit_bytes >> 20} MB of output and was stopped"
                 _ignore_gone(container.kill)
                 return
-            *line_ends, rest = chunk.split(b"\n")
-            for line_end in line_ends:
-                pending.append(line_end)
-                self._handle_line(handler, b"".join(pending).decode("utf-8", errors="replace"))
-                pending.clear()
-            pending.append(rest)
-        self._handle_line(handler, b"".join(pending).decode("utf-8", errors="replace"))
+            yield chunk
 
     def _handle_line(self, handler, line: str) -> None:
         if not line.strip():

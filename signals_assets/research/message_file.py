@@ -16,7 +16,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 import dagster as dg
@@ -52,22 +52,39 @@ class WholeLineFileMessageReader(dg.PipesMessageReader):
 def read_whole_lines(path: str, handler, closed: threading.Event) -> None:
     """Hand each whole line appended to `path` to `handler` until `closed` is set, then what is left
     (the writer has ended by then: a trailing part line is a message cut short, reported as such)."""
-    pending = b""
+    for line in whole_lines(appended_chunks(path, closed)):
+        handle_line(line, handler)
+
+
+def appended_chunks(path: str, closed: threading.Event) -> Iterator[bytes]:
+    """The bytes appended to `path` as they come, until `closed` is set and all are read."""
     with open(path, "rb") as file:
         while True:
             # Checked before the read: a read after the session closed sees every byte written.
             finished = closed.is_set()
             chunk = file.read()
             if chunk:
-                *lines, pending = (pending + chunk).split(b"\n")
-                for line in lines:
-                    handle_line(line, handler)
+                yield chunk
             elif finished:
-                break
+                return
             else:
                 time.sleep(POLL_SECONDS)
-    if pending.strip():
-        handle_line(pending, handler)
+
+
+def whole_lines(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The lines of a byte stream that arrives in arbitrary chunks, each whole and without its line
+    break, then the unterminated rest if any; a line's pieces are joined once, at its end, so the time
+    is linear in the output however many chunks a line spans (a character may straddle two)."""
+    pending: list[bytes] = []
+    for chunk in chunks:
+        *line_ends, rest = chunk.split(b"\n")
+        for line_end in line_ends:
+            pending.append(line_end)
+            yield b"".join(pending)
+            pending.clear()
+        pending.append(rest)
+    if any(pending):
+        yield b"".join(pending)
 
 
 def handle_line(line: bytes, handler) -> None:
