@@ -8,6 +8,7 @@
     python benchmarks/offline_matching_sim.py --pool-limits        # the same on 4,500-text train samples by pool size
     python benchmarks/offline_matching_sim.py --tune-consolidation # the consolidation's grid on train samples
     python benchmarks/offline_matching_sim.py --pairing            # large pieces paired (measured, not shipped)
+    python benchmarks/offline_matching_sim.py --heldout-regime     # train samples shaped like the held-out set
 
 Each signal is decided in arrival order and sees only earlier signals, with exactly the information
 of the real pipeline: per probe (the text; with --probes 2 also `keyword_queries(text)`) the nearest
@@ -417,6 +418,60 @@ def paired_pieces(vectors: np.ndarray, labels: list[int], margin: float, backgro
     return merged.tolist()
 
 
+def best_average_linkage(vectors: np.ndarray, truth: list[str]) -> tuple[dict, float]:
+    """Plain average linkage over cosine distances at its best cut (by ARI, distances 0.30-0.925 in
+    steps of 0.025): the baseline the issue compares the engine with on each set."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import pdist
+
+    tree = linkage(pdist(vectors, "cosine"), "average")
+    cuts = np.arange(0.3, 0.95, 0.025)
+    scored = [(grouping_scores(truth, [str(c) for c in fcluster(tree, cut, "distance")]), cut) for cut in cuts]
+    return max(scored, key=lambda pair: pair[0]["ari"])
+
+
+def heldout_regime() -> None:
+    """Train samples clustered as shipped, with the first neighbourhood of the held-out set's regime (1.5
+    problems of 30: 45, as 1% of 4,500 is), and plain average linkage at its best cut: samples of
+    well-separated intents against samples of all 77 intents."""
+    import signals_assets.grouping.consolidation as consolidation
+
+    widths: list[int] = []
+    clusters = consolidation._clusters
+
+    def traced(matrix, size, *rest):
+        widths.append(size)
+        return clusters(matrix, size, *rest)
+
+    consolidation._clusters = traced
+    samples = {
+        "30 short per distinct intent (seed 6)": distinct_intent_texts(30, seed=6, max_words=10),
+        "30 short per distinct intent (seed 5)": distinct_intent_texts(30, seed=5, max_words=10),
+        "30 per distinct intent (seed 0)": distinct_intent_texts(30, seed=0),
+        "30 short per intent": per_intent_texts(30, seed=3, max_words=8),
+        "30 per intent": per_intent_texts(30),
+        "58 per distinct intent": distinct_intent_texts(58),
+    }
+    for name, rows in samples.items():
+        truth = [label for _, label in rows]
+        vectors = embed([text for text, _ in rows]).astype(np.float64)
+        line = [f"{name} ({len(rows)} texts, {len(set(truth))} intents)"]
+        for first in (None, 45):
+            params = ConsolidationParameters(neighbour_share=first / len(rows)) if first else ConsolidationParameters()
+            widths.clear()
+            result = grouping_scores(truth, [str(label) for label in cluster_pool(vectors, params)])
+            line.append(
+                f"{'natural width' if first is None else 'first neighbourhood 45'}: {result['ari']:.3f} / "
+                f"{result['pair_precision']:.3f} / {result['pair_recall']:.3f} / {result['groups']} {widths}"
+            )
+        best, cut = best_average_linkage(vectors, truth)
+        line.append(
+            f"average linkage at d {cut:.3f}: {best['ari']:.3f} / {best['pair_precision']:.3f} / {best['pair_recall']:.3f}"
+        )
+        print(" | ".join(line), flush=True)
+    consolidation._clusters = clusters
+
+
 def pairing() -> None:
     """`paired_pieces` after the shipped consolidation, on the tuning samples (two more distinct-intent
     seeds) and the dev consolidated pool: ARI / precision / recall / clusters, and singleton shares."""
@@ -465,6 +520,9 @@ def main() -> int:
     )
     parser.add_argument("--pairing", action="store_true", help="large pieces paired after the consolidation")
     parser.add_argument(
+        "--heldout-regime", action="store_true", help="train samples in the held-out set's regime, and linkage"
+    )
+    parser.add_argument(
         "--pool-limits", action="store_true", help="pool limit and representatives, researched between batches"
     )
     args = parser.parse_args()
@@ -474,6 +532,9 @@ def main() -> int:
         return 0
     if args.pairing:
         pairing()
+        return 0
+    if args.heldout_regime:
+        heldout_regime()
         return 0
     if args.research_between:
         print_table(
