@@ -37,8 +37,9 @@ MIN_COUNT = 2
 L2 = 1.0
 PRUNE = 0.005
 BANKING77_WEIGHT = 0.2  # a Banking77 message counts a fifth of a look-alike: it is plainly benign
-# Written blind after the shipped weights froze: measured on, never trained on.
-NEVER_TRAINED = frozenset({"heldout14"})
+# Written after the shipped weights froze: measured on, never trained on (heldout14 blind, by another author;
+# heldout15 by the rules' author, whose misses the rules were then generalised from, but not the scorer).
+NEVER_TRAINED = frozenset({"heldout14", "heldout15"})
 
 
 def training_rows() -> list[dict]:

@@ -129,6 +129,8 @@ _FROM_NOW_ON = (
 _OVERRIDE_VERB = (
     r"(?:ignore|ingore|ignroe|igonre|disregard|disreguard|disregaurd|forget|override|overrule|bypass|skip|drop|abandon|discard|cancel|suspend|set aside|throw out"
     r"|stop following|stop obeying|do not follow|don'?t follow|do not obey|no longer follow|scrap|ditch|toss|throw away"
+    # released from the rules: "you no longer have to follow your rules", "you don't need to obey the policy"
+    r"|(?:no longer|don'?t|do not|need not|needn'?t) (?:have to|need to|must) (?:follow|obey|respect|apply|comply with)"
     r"|(?:devi|deve|debes|debe|musst du|m[üu]ssen sie|tu dois|vous devez|voc[êe] deve|je moet|moet je)\s+(?:\w+\s+)?"
     r"(?:dimenticare|ignorare|ignorar|olvidar|oublier|ignorer|esquecer|desconsiderar|negeren|vergeten)"
     r"|pay no attention to|never mind|nullify|forget about|overlook|neglect|look past|passe outre [àa]|outrepasse"
@@ -669,7 +671,8 @@ _RULES: list[tuple[str, LazyPattern]] = [
             + r"{0,60}?"
             + _SECRET
             + r""
-            r"|\b(?:forget|ignore|disregard)\s+(?:the above|what (?:you were|you've been|you have been|you were) (?:told|given)"
+            r"|\b(?:forget|ignore|disregard)\s+(?:(?:(?:all|everything|any)\s+(?:of\s+)?)?the above"
+            r"|what (?:you were|you've been|you have been|you were) (?:told|given)"
             r"|your (?:training|programming))"
             r"|\b" + _OVERRIDE_VERB + r"\s+(?:the\s+)?" + _RULE_NOUN + r"\s+(?:you (?:were|have been|'ve been) given"
             r"|you (?:received|got)|above)"
@@ -778,6 +781,11 @@ _RULES: list[tuple[str, LazyPattern]] = [
             + _LEAD
             + r"(?:output|respond with|reply with|answer with|say|print|write)\s+(?:only|exactly|just|nothing but)\b"
             r"" + _SAME + r"{0,30}?['\"“«]"
+            # "respond only with the words 'ship it'"
+            r"|"
+            + _LEAD
+            + r"(?:respond|reply|answer)\s+(?:only|exactly|just|solely)\s+with\s+(?:the\s+(?:single\s+)?words?\b"
+            r"|['\"“«‘])"
             r"|\b(?:updating|changing|modifying|overwriting|resetting|replacing) your (?:configuration|instructions|rules"
             r"|guidelines|prompt|system prompt)\b"
             r"|\b(?:respond|reply|answer|include|paste|quote)\b"
