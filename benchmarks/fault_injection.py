@@ -9,12 +9,15 @@ restart, a bounded wait to settle and the checks. With `--random-times` every ki
 delay drawn uniformly over the span the process is busy (the harness's `random` kills), so kills land
 mid store write, sensor tick or run launch rather than at a stage boundary; and every `signals
 emit-file` after a trial's first is killed at a random moment too, then run again whole. With
-`--every-write` there is one `signals process` trial per write that its first run makes to the store
-or the object store (counted by a first trial whose kill never comes): trial n kills it just before
-its n-th write, so every point between two writes is tried once. Prints one line per trial and a summary table;
-`--json FILE` keeps every trial's result. Exit status 1 when any trial has a defect. Usage:
+`--every-write` there is one trial per write that a first run makes to the store or the object store
+(counted by a first run whose kill never comes; `signals process` unless `--modes daemon`, whose
+run is the daemon until settled, its sensors' and run workers' writes counted together): trial n
+kills it just before its n-th write, so every point between two writes is tried once
+(`--write-stride k`: every k-th). Under the daemon the count is one run's: another run's timing can
+make fewer writes, and a kill planned past them does not land. Prints one line per trial and a
+summary table; `--json FILE` keeps every trial's result. Exit status 1 when any trial has a defect. Usage:
     .venv/bin/python benchmarks/fault_injection.py --kills 30 [--per-trial 2] [--seed 1] [--production] [--random-times]
-    .venv/bin/python benchmarks/fault_injection.py --every-write --signals-per-wave 16
+    .venv/bin/python benchmarks/fault_injection.py --every-write --signals-per-wave 16 [--modes daemon] [--write-stride 3]
 """
 
 from __future__ import annotations
@@ -52,23 +55,18 @@ def plan_trials(
     ]
 
 
-def writes_of_one_run(root: Path, signals_per_wave: int) -> int:
-    """How many writes (the `write` fault stage) `signals process` makes on a trial's first wave; that
-    run must research a report, or the writes of report runs would go untried."""
-    from signals_assets.recovery.faults import arrivals
-
-    trial = FaultTrial(root, "process", local_instance_config(), signals_per_wave=signals_per_wave)
+def writes_of_one_run(root: Path, mode: str, signals_per_wave: int) -> int:
+    """How many writes (the `write` fault stage) the pipeline in `mode` makes on a trial's first wave;
+    that run must research a report, or the writes of report runs would go untried."""
+    trial = FaultTrial(root, mode, local_instance_config(), signals_per_wave=signals_per_wave)
     trial.emit_wave()
-    kill = trial.kill_at("write:1000000000", timeout=600)
-    markers = root / "markers" / "0"
-    if kill.reached:
-        raise RuntimeError("counting writes: the run reached a write it cannot have made")
-    if not arrivals(markers, "research"):
+    writes, researched = trial.count_writes(timeout=600)
+    if not researched:
         raise SystemExit(
             f"a first wave of {signals_per_wave} signals per team researched no report: "
             "raise --signals-per-wave (16 does)"
         )
-    return arrivals(markers, "write")
+    return writes
 
 
 def summary(results: list) -> str:
@@ -105,7 +103,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kills", type=int, default=30)
     parser.add_argument("--per-trial", type=int, default=2)
-    parser.add_argument("--modes", default="daemon,process")
+    parser.add_argument("--modes", help="daemon, process or both (default); `process` with --every-write")
     parser.add_argument("--production", action="store_true", help="also daemon trials on Postgres + Docker")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
@@ -114,21 +112,27 @@ def main() -> int:
     parser.add_argument(
         "--every-write",
         action="store_true",
-        help="`signals process` trials, one kill each: before every write of its first run in turn",
+        help="one kill per trial: before every write of a first run in turn (of `signals process` unless --modes)",
     )
+    parser.add_argument("--write-stride", type=int, default=1, help="with --every-write: every k-th write only")
+    parser.add_argument("--first-write", type=int, default=1, help="with --every-write: the first write tried")
     parser.add_argument("--signals-per-wave", type=int, default=14, help="per team, before each kill and at the end")
     parser.add_argument("--kill-timeout", type=float, default=240, help="seconds to wait for a stage")
     parser.add_argument("--settle-timeout", type=float, default=420)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--keep", action="store_true", help="keep the trials' folders (logs, store, instance)")
     args = parser.parse_args()
-    modes = args.modes.split(",") + (["production"] if args.production else [])
+    modes = (args.modes or ("process" if args.every_write else "daemon,process")).split(",")
+    modes += ["production"] if args.production else []
     if args.every_write:
-        with tempfile.TemporaryDirectory(prefix="fault-injection-writes-") as tmp:
-            writes = writes_of_one_run(Path(tmp), args.signals_per_wave)
-        print(f"`signals process` makes {writes} writes on a first wave of {args.signals_per_wave} signals per team")
         rng = random.Random(args.seed)
-        trials = [("process", [f"write:{n}"], rng.randrange(2**32)) for n in range(1, writes + 1)]
+        trials = []
+        for mode in modes:
+            with tempfile.TemporaryDirectory(prefix="fault-injection-writes-") as tmp:
+                writes = writes_of_one_run(Path(tmp), mode, args.signals_per_wave)
+            print(f"{mode}: {writes} writes on a first wave of {args.signals_per_wave} signals per team")
+            points = range(args.first_write, writes + 1, args.write_stride)
+            trials += [(mode, [f"write:{n}"], rng.randrange(2**32)) for n in points]
     else:
         trials = plan_trials(args.kills, args.per_trial, modes, random.Random(args.seed), args.random_times)
     print(

@@ -404,7 +404,12 @@ class FaultTrial:
                 self._kill(process)
             self.exit_codes.append(code)
             return self.is_settled(), round(time.monotonic() - started, 1)
-        process = self._start("", self.root / "markers")
+        return self._daemon_until_settled("", self.root / "markers", timeout), round(time.monotonic() - started, 1)
+
+    def _daemon_until_settled(self, fault: str, marker_dir: Path, timeout: float) -> bool:
+        """Run the daemon with `fault` until two looks in a row find the pipeline settled, then kill it."""
+        started = time.monotonic()
+        process = self._start(fault, marker_dir)
         calm = 0
         try:
             while time.monotonic() - started < timeout and calm < 2:
@@ -412,7 +417,24 @@ class FaultTrial:
                 calm = calm + 1 if self.is_settled() else 0
         finally:
             self._kill(process)
-        return calm >= 2, round(time.monotonic() - started, 1)
+        return calm >= 2
+
+    def count_writes(self, timeout: float) -> tuple[int, int]:
+        """(writes, research arrivals) of one run of the pipeline over what was emitted, counted with a
+        `write` fault that never comes; the daemon runs until settled, `signals process` to its end."""
+        from signals_assets.recovery.faults import arrivals
+
+        never = "write:1000000000"
+        if self.mode == "daemon":
+            marker_dir = self.root / "markers" / str(self.fault_runs)
+            marker_dir.mkdir(parents=True)
+            self.fault_runs += 1
+            if not self._daemon_until_settled(never, marker_dir, timeout):
+                raise RuntimeError(f"counting writes: the daemon did not settle within {timeout:.0f} s")
+        elif self.kill_at(never, timeout).reached:
+            raise RuntimeError("counting writes: the run reached a write it cannot have made")
+        markers = self.root / "markers" / str(self.fault_runs - 1)
+        return arrivals(markers, "write"), arrivals(markers, "research")
 
     def is_settled(self) -> bool:
         """Nothing pending or in flight for any team, and no unfinished run."""
