@@ -444,32 +444,36 @@ def heldout_regime() -> None:
         return clusters(matrix, size, *rest)
 
     consolidation._clusters = traced
-    samples = {
-        "30 short per distinct intent (seed 6)": distinct_intent_texts(30, seed=6, max_words=10),
-        "30 short per distinct intent (seed 5)": distinct_intent_texts(30, seed=5, max_words=10),
-        "30 per distinct intent (seed 0)": distinct_intent_texts(30, seed=0),
-        "30 short per intent": per_intent_texts(30, seed=3, max_words=8),
-        "30 per intent": per_intent_texts(30),
-        "58 per distinct intent": distinct_intent_texts(58),
-    }
-    for name, rows in samples.items():
-        truth = [label for _, label in rows]
-        vectors = embed([text for text, _ in rows]).astype(np.float64)
-        line = [f"{name} ({len(rows)} texts, {len(set(truth))} intents)"]
-        for first in (None, 45):
-            params = ConsolidationParameters(neighbour_share=first / len(rows)) if first else ConsolidationParameters()
-            widths.clear()
-            result = grouping_scores(truth, [str(label) for label in cluster_pool(vectors, params)])
+    try:
+        samples = {
+            "30 short per distinct intent (seed 6)": distinct_intent_texts(30, seed=6, max_words=10),
+            "30 short per distinct intent (seed 5)": distinct_intent_texts(30, seed=5, max_words=10),
+            "30 per distinct intent (seed 0)": distinct_intent_texts(30, seed=0),
+            "30 short per intent": per_intent_texts(30, seed=3, max_words=8),
+            "30 per intent": per_intent_texts(30),
+            "58 per distinct intent": distinct_intent_texts(58),
+        }
+        for name, rows in samples.items():
+            truth = [label for _, label in rows]
+            vectors = embed([text for text, _ in rows]).astype(np.float64)
+            line = [f"{name} ({len(rows)} texts, {len(set(truth))} intents)"]
+            for first in (None, 45):
+                params = (
+                    ConsolidationParameters(neighbour_share=first / len(rows)) if first else ConsolidationParameters()
+                )
+                widths.clear()
+                result = grouping_scores(truth, [str(label) for label in cluster_pool(vectors, params)])
+                line.append(
+                    f"{'natural width' if first is None else 'first neighbourhood 45'}: {result['ari']:.3f} / "
+                    f"{result['pair_precision']:.3f} / {result['pair_recall']:.3f} / {result['groups']} {widths}"
+                )
+            best, cut = best_average_linkage(vectors, truth)
             line.append(
-                f"{'natural width' if first is None else 'first neighbourhood 45'}: {result['ari']:.3f} / "
-                f"{result['pair_precision']:.3f} / {result['pair_recall']:.3f} / {result['groups']} {widths}"
+                f"average linkage at d {cut:.3f}: {best['ari']:.3f} / {best['pair_precision']:.3f} / {best['pair_recall']:.3f}"
             )
-        best, cut = best_average_linkage(vectors, truth)
-        line.append(
-            f"average linkage at d {cut:.3f}: {best['ari']:.3f} / {best['pair_precision']:.3f} / {best['pair_recall']:.3f}"
-        )
-        print(" | ".join(line), flush=True)
-    consolidation._clusters = clusters
+            print(" | ".join(line), flush=True)
+    finally:
+        consolidation._clusters = clusters
 
 
 def pairing() -> None:

@@ -363,15 +363,20 @@ class FaultTrial:
         self.busy_seconds = time.monotonic() - started
         return False
 
+    def _new_marker_dir(self) -> Path:
+        """A fresh marker folder for the next run with a fault: each run's arrivals are counted apart."""
+        marker_dir = self.root / "markers" / str(self.fault_runs)
+        marker_dir.mkdir(parents=True)
+        self.fault_runs += 1
+        return marker_dir
+
     def _pause_and_kill(self, fault: str, timeout: float) -> tuple[bool, int, bool]:
         """(paused and killed, arrivals at the stage, `signals process` finished without pausing) of
         one run with `fault`; the run's arrivals at every stage update `arrivals_seen`."""
         from signals_assets.recovery.faults import STAGES, arrivals, marker_path, parse_pause
 
         stage, _ = parse_pause(fault)
-        marker_dir = self.root / "markers" / str(self.fault_runs)
-        marker_dir.mkdir(parents=True)
-        self.fault_runs += 1
+        marker_dir = self._new_marker_dir()
         reached = finished = False
         started = time.monotonic()
         process = self._start(fault, marker_dir)
@@ -426,10 +431,7 @@ class FaultTrial:
 
         never = "write:1000000000"
         if self.mode == "daemon":
-            marker_dir = self.root / "markers" / str(self.fault_runs)
-            marker_dir.mkdir(parents=True)
-            self.fault_runs += 1
-            if not self._daemon_until_settled(never, marker_dir, timeout):
+            if not self._daemon_until_settled(never, self._new_marker_dir(), timeout):
                 raise RuntimeError(f"counting writes: the daemon did not settle within {timeout:.0f} s")
         elif self.kill_at(never, timeout).reached:
             raise RuntimeError("counting writes: the run reached a write it cannot have made")
