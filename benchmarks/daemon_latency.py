@@ -144,17 +144,26 @@ GROUP BY e.report_id
 """
 
 
-def store_facts(source_ids: list[int]) -> tuple[list[str], list[dict], int]:
+def store_facts(source_ids: list[int], as_grouped: bool = False) -> tuple[list[str], list[dict], int]:
     """For the given signals: the batches holding the accepted ones, the outcome of every report they
-    joined that was promoted (report_id, t, status), and how many signals were rejected."""
+    joined that was promoted (report_id, t, status), and how many signals were rejected. The reports are
+    those the signals are in now, or with `as_grouped` those their own batch put them in (a wave's, before
+    a later batch, such as the burst's, merged them into another report)."""
     from signals_assets.cli.read_models import store_session
     from signals_assets.settings import load_settings
 
     ids = ",".join(f"'{i}'" for i in source_ids)
+    assignments = (
+        "(SELECT signal_id, batch_key, argMax(report_id, seq) AS report_id FROM report_assignments "
+        "GROUP BY signal_id, batch_key)"
+        if as_grouped
+        else "current_assignments"
+    )
+    own_batch = " AND a.batch_key = s.batch_key" if as_grouped else ""
     with store_session(load_settings()) as db:
         joined = db.query(
             "SELECT s.batch_key AS batch, a.report_id AS report FROM signals AS s "
-            f"LEFT JOIN current_assignments AS a ON a.signal_id = s.signal_id WHERE s.source_id IN ({ids})"
+            f"LEFT JOIN {assignments} AS a ON a.signal_id = s.signal_id{own_batch} WHERE s.source_id IN ({ids})"
         )
         if unassigned := [r for r in joined if not r["report"]]:
             raise SystemExit(f"{len(unassigned)} of {len(joined)} accepted signals are not assigned")
@@ -327,7 +336,7 @@ def report_waves(instance, memory: WorkerMemory, waves: list, interval: int) -> 
     )
     to_assigned, to_ready, records = [], [], []
     for number, (emitted_at, ids, load) in enumerate(waves):
-        batches, outcomes, rejected = store_facts(ids)
+        batches, outcomes, rejected = store_facts(ids, as_grouped=True)
         assigned = assigned_at(instance, batches) - emitted_at
         ready = max((o["t"] for o in outcomes), default=float("nan")) - emitted_at
         statuses = ",".join(sorted(o["status"] for o in outcomes)) or "none promoted"

@@ -49,6 +49,41 @@ def test_a_small_report_needs_close_members():
     assert len(set(cluster_pool(pair + list(rng.standard_normal((20, 64)))))) == 22
 
 
+def test_a_small_report_just_under_the_floor_stands_only_when_nothing_else_is_near():
+    """Three paraphrases of one complaint whose mean (rescaled) cosine is just under `small_floor` stay
+    one report in a pool where nothing else is near them (a team's first waves); the same three are
+    dissolved once the pool holds signals about as close to them as they are to one another."""
+    from scipy.cluster.hierarchy import linkage
+    from scipy.spatial.distance import squareform
+
+    rng = np.random.default_rng(2)
+    params = ConsolidationParameters()
+    trio = np.asarray(around(np.eye(64)[0], 3, 0.075, rng))
+    strangers = rng.standard_normal((30, 64))
+    strangers /= np.linalg.norm(strangers, axis=1, keepdims=True)
+    pool = np.vstack([trio, strangers])
+    gain, offset = pool_scale(pool).affine_to(REFERENCE)
+    cohesion = consolidation._cohesion([0, 1, 2], pool, lambda c: c * gain + offset)
+    assert params.apart_floor <= cohesion < params.small_floor  # only the new rule can keep them
+    assert len(set(cluster_pool(pool)[:3])) == 1
+    assert len(set(cluster_pool(pool, ConsolidationParameters(apart_floor=1.0))[:3])) == 3
+
+    look_alikes = trio + 0.08 * rng.standard_normal((3, 64))  # one close to each member
+    look_alikes /= np.linalg.norm(look_alikes, axis=1, keepdims=True)
+    crowded = np.vstack([trio, look_alikes, strangers])
+    distance = np.full((len(crowded), len(crowded)), 2.0)  # a tree that merges the trio and nothing else
+    distance[:3, :3] = 0.5
+    np.fill_diagonal(distance, 0.0)
+    gain, offset = pool_scale(crowded).affine_to(REFERENCE)
+
+    def rescale(cosine):
+        return cosine * gain + offset
+
+    assert consolidation._cohesion([0, 1, 2], crowded, rescale) >= params.apart_floor
+    labels = consolidation.guarded_clusters(linkage(squareform(distance), "average"), crowded, params, rescale)
+    assert len(set(labels[:3])) == 3
+
+
 def chain_of_strangers(rng, length: int, dimensions: int = 64) -> np.ndarray:
     """`length` unit vectors, each a step from the one before: neighbours along the chain are close,
     its ends are strangers."""

@@ -54,6 +54,16 @@ def test_defects_are_immediately_actionable_with_an_extractive_title_and_summary
     )  # deterministic
 
 
+def test_things_that_vanish_or_never_arrive_are_defects():
+    vanished = signals(
+        "Items disappear from my cart when I refresh the page.",
+        "My cart empties itself after a page refresh.",
+        "No order confirmation email arrives after checkout.",
+    )
+    action, reason = offline_actionability(vanished)
+    assert action == IMMEDIATELY_ACTIONABLE and "3 of 3 signals describe a defect" in reason
+
+
 def test_requests_need_human_input_and_praise_is_not_actionable():
     requests = signals("Please add a dark mode to the dashboard.", "It would be great to have a dark theme.")
     assert offline_actionability(requests)[0] == REQUIRES_HUMAN_INPUT

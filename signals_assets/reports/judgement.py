@@ -168,6 +168,11 @@ _DEFECT = _words(
     r"useless",
     r"not found",
     r"empty",
+    r"empties",
+    r"emptied",
+    r"disappear(?:s|ed|ing)?",
+    r"vanish(?:es|ed|ing)?",
+    r"no (?:\w+ ){1,3}(?:arrives?|arrived|comes? through|came through|shows? up|showed up|appears?|appeared)",
     r"(?:returns?|shows?|gives?|displays?) (?:no|nothing|zero)",
     r"problems?",
 )
