@@ -99,9 +99,6 @@ def test_a_mid_sized_cluster_must_stand_apart_from_the_rest_of_the_pool():
     closeness to the signals outside it, not by an absolute cosine: the same 8 signals, merged by the
     linkage, stay one cluster in a pool of strangers and are split up once the pool holds signals as
     close to them as they are to one another."""
-    from scipy.cluster.hierarchy import linkage
-    from scipy.spatial.distance import squareform
-
     rng = np.random.default_rng(11)
     params = ConsolidationParameters()
     assert params.small_size < 8 <= params.separation_size
@@ -112,17 +109,62 @@ def test_a_mid_sized_cluster_must_stand_apart_from_the_rest_of_the_pool():
     look_alikes += 0.05 * rng.standard_normal(look_alikes.shape)
     look_alikes /= np.linalg.norm(look_alikes, axis=1, keepdims=True)
 
-    def chain_labels(pool: np.ndarray) -> list[int]:
-        """The guards' verdict on a tree that merges the chain (rows 0-7) and nothing else."""
-        distance = np.full((len(pool), len(pool)), 2.0)
-        distance[:8, :8] = 0.5
-        np.fill_diagonal(distance, 0.0)
-        gain, offset = pool_scale(pool).affine_to(REFERENCE)
-        tree = linkage(squareform(distance), "average")
-        return consolidation.guarded_clusters(tree, pool, params, lambda c: c * gain + offset)[:8]
+    assert len(set(guarded_first_rows(np.vstack([chain, background]), 8, params))) == 1
+    assert len(set(guarded_first_rows(np.vstack([chain, look_alikes, background]), 8, params))) > 1
 
-    assert len(set(chain_labels(np.vstack([chain, background])))) == 1
-    assert len(set(chain_labels(np.vstack([chain, look_alikes, background])))) > 1
+
+def guarded_first_rows(pool: np.ndarray, count: int, params: ConsolidationParameters) -> list[int]:
+    """The guards' labels for the first `count` rows of `pool`, on a tree that merges them and nothing else."""
+    from scipy.cluster.hierarchy import linkage
+    from scipy.spatial.distance import squareform
+
+    distance = np.full((len(pool), len(pool)), 2.0)
+    distance[:count, :count] = 0.5
+    np.fill_diagonal(distance, 0.0)
+    gain, offset = pool_scale(pool).affine_to(REFERENCE)
+    tree = linkage(squareform(distance), "average")
+    return consolidation.guarded_clusters(tree, pool, params, lambda c: c * gain + offset)[:count]
+
+
+def topic_and_strangers(rng, count: int, spread: float) -> tuple[np.ndarray, list[int], object]:
+    """A pool of `count` signals around one direction (rows 0..count-1) and 60 strangers; the members
+    and the pool's rescaling."""
+    topic = np.asarray(around(np.eye(64)[0], count, spread, rng))
+    strangers = rng.standard_normal((60, 64))
+    pool = np.vstack([topic, strangers / np.linalg.norm(strangers, axis=1, keepdims=True)])
+    gain, offset = pool_scale(pool).affine_to(REFERENCE)
+    return pool, list(range(count)), lambda c: c * gain + offset
+
+
+def test_the_less_cohesive_a_mid_sized_cluster_the_further_apart_it_must_stand():
+    """Seven loosely related signals that stand apart from a pool of strangers by more than
+    `separation_margin` are still split when cohesion and separation together fall short of
+    `separation_total` (strangers that share a topic word); seven close ones stand."""
+    params = ConsolidationParameters()
+    pool, members, rescale = topic_and_strangers(np.random.default_rng(0), 7, 0.15)
+    cohesion, separation = (
+        consolidation._cohesion(members, pool, rescale),
+        consolidation._separation(members, pool, rescale),
+    )
+    assert separation >= params.separation_margin and cohesion + separation < params.separation_total
+    assert len(set(guarded_first_rows(pool, 7, params))) > 1
+    assert len(set(guarded_first_rows(pool, 7, ConsolidationParameters(separation_total=0.0)))) == 1
+
+    pool, members, rescale = topic_and_strangers(np.random.default_rng(0), 7, 0.08)
+    assert consolidation._cohesion(members, pool, rescale) + consolidation._separation(members, pool, rescale) >= (
+        params.separation_total
+    )
+    assert len(set(guarded_first_rows(pool, 7, params))) == 1
+
+
+def test_cohesion_is_the_mean_pairwise_rescaled_cosine():
+    rng = np.random.default_rng(5)
+    rows = rng.standard_normal((40, 16))
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    members = [3, 7, 8, 20, 31, 39]
+    cosines = [rows[i] @ rows[j] for i in members for j in members if i != j]
+    assert consolidation._cohesion(members, rows, lambda c: 2 * c + 0.1) == pytest.approx(2 * np.mean(cosines) + 0.1)
+    assert consolidation._cohesion([4], rows, lambda c: 2 * c + 0.1) == 1.0
 
 
 def test_a_fragment_whose_neighbours_lie_in_a_larger_cluster_joins_it():
