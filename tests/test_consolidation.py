@@ -53,17 +53,13 @@ def test_a_small_report_just_under_the_floor_stands_only_when_nothing_else_is_ne
     """Three paraphrases of one complaint whose mean (rescaled) cosine is just under `small_floor` stay
     one report in a pool where nothing else is near them (a team's first waves); the same three are
     dissolved once the pool holds signals about as close to them as they are to one another."""
-    from scipy.cluster.hierarchy import linkage
-    from scipy.spatial.distance import squareform
-
     rng = np.random.default_rng(2)
     params = ConsolidationParameters()
     trio = np.asarray(around(np.eye(64)[0], 3, 0.075, rng))
     strangers = rng.standard_normal((30, 64))
     strangers /= np.linalg.norm(strangers, axis=1, keepdims=True)
     pool = np.vstack([trio, strangers])
-    gain, offset = pool_scale(pool).affine_to(REFERENCE)
-    cohesion = consolidation._cohesion([0, 1, 2], pool, lambda c: c * gain + offset)
+    cohesion = consolidation._cohesion([0, 1, 2], pool, pool_rescaling(pool))
     assert params.apart_floor <= cohesion < params.small_floor  # only the new rule can keep them
     assert len(set(cluster_pool(pool)[:3])) == 1
     assert len(set(cluster_pool(pool, ConsolidationParameters(apart_floor=1.0))[:3])) == 3
@@ -71,17 +67,8 @@ def test_a_small_report_just_under_the_floor_stands_only_when_nothing_else_is_ne
     look_alikes = trio + 0.08 * rng.standard_normal((3, 64))  # one close to each member
     look_alikes /= np.linalg.norm(look_alikes, axis=1, keepdims=True)
     crowded = np.vstack([trio, look_alikes, strangers])
-    distance = np.full((len(crowded), len(crowded)), 2.0)  # a tree that merges the trio and nothing else
-    distance[:3, :3] = 0.5
-    np.fill_diagonal(distance, 0.0)
-    gain, offset = pool_scale(crowded).affine_to(REFERENCE)
-
-    def rescale(cosine):
-        return cosine * gain + offset
-
-    assert consolidation._cohesion([0, 1, 2], crowded, rescale) >= params.apart_floor
-    labels = consolidation.guarded_clusters(linkage(squareform(distance), "average"), crowded, params, rescale)
-    assert len(set(labels[:3])) == 3
+    assert consolidation._cohesion([0, 1, 2], crowded, pool_rescaling(crowded)) >= params.apart_floor
+    assert len(set(guarded_first_rows(crowded, 3, params))) == 3
 
 
 def chain_of_strangers(rng, length: int, dimensions: int = 64) -> np.ndarray:
@@ -121,9 +108,14 @@ def guarded_first_rows(pool: np.ndarray, count: int, params: ConsolidationParame
     distance = np.full((len(pool), len(pool)), 2.0)
     distance[:count, :count] = 0.5
     np.fill_diagonal(distance, 0.0)
-    gain, offset = pool_scale(pool).affine_to(REFERENCE)
     tree = linkage(squareform(distance), "average")
-    return consolidation.guarded_clusters(tree, pool, params, lambda c: c * gain + offset)[:count]
+    return consolidation.guarded_clusters(tree, pool, params, pool_rescaling(pool))[:count]
+
+
+def pool_rescaling(pool: np.ndarray):
+    """The pool's cosines moved onto the reference scale, as `cluster_pool` moves them."""
+    gain, offset = pool_scale(pool).affine_to(REFERENCE)
+    return lambda cosine: cosine * gain + offset
 
 
 def topic_and_strangers(rng, count: int, spread: float) -> tuple[np.ndarray, list[int], object]:
@@ -132,8 +124,7 @@ def topic_and_strangers(rng, count: int, spread: float) -> tuple[np.ndarray, lis
     topic = np.asarray(around(np.eye(64)[0], count, spread, rng))
     strangers = rng.standard_normal((60, 64))
     pool = np.vstack([topic, strangers / np.linalg.norm(strangers, axis=1, keepdims=True)])
-    gain, offset = pool_scale(pool).affine_to(REFERENCE)
-    return pool, list(range(count)), lambda c: c * gain + offset
+    return pool, list(range(count)), pool_rescaling(pool)
 
 
 def test_the_less_cohesive_a_mid_sized_cluster_the_further_apart_it_must_stand():
@@ -434,7 +425,7 @@ def dense_cluster_pool(vectors) -> list[int]:
     matrix = np.asarray(vectors, dtype=np.float64)
     n = len(matrix)
     matrix /= np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
-    gain, offset = pool_scale(matrix).affine_to(REFERENCE)
+    rescale = pool_rescaling(matrix)
     raw = np.round(matrix @ matrix.T, 9)
     np.fill_diagonal(raw, np.inf)
     size = min(max(params.min_neighbours, round(n * params.neighbour_share)), n)
@@ -442,7 +433,7 @@ def dense_cluster_pool(vectors) -> list[int]:
     members = np.zeros((n, n))
     members[np.arange(n)[:, None], nearest] = 1.0
     shared = members @ members.T / size
-    cosine = matrix @ matrix.T * gain + offset
+    cosine = rescale(matrix @ matrix.T)
     others = np.where(members > 0, cosine, np.nan)
     np.fill_diagonal(others, np.nan)
     density = np.nanmean(others, axis=1)
@@ -451,8 +442,8 @@ def dense_cluster_pool(vectors) -> list[int]:
     distance = np.maximum(1.0 - similarity, 0.0)
     np.fill_diagonal(distance, 0.0)
     tree = linkage(squareform(distance, checks=False), "average")
-    labels = consolidation.guarded_clusters(tree, matrix, params, lambda c: c * gain + offset)
-    labels = consolidation.attached_clusters(labels, nearest, density, matrix, params, lambda c: c * gain + offset)
+    labels = consolidation.guarded_clusters(tree, matrix, params, rescale)
+    labels = consolidation.attached_clusters(labels, nearest, density, matrix, params, rescale)
     first: dict[int, int] = {}
     return [first.setdefault(label, len(first)) for label in labels]
 
@@ -769,8 +760,7 @@ def test_neighbourhoods_are_narrower_than_the_problems_found(monkeypatch):
         return sum(1 for held in problems.values() if len(held) > 1)
 
     matrix = np.asarray(vectors)
-    gain, offset = pool_scale(matrix).affine_to(REFERENCE)
-    wide = consolidation._clusters(matrix, 19, ConsolidationParameters(), lambda cosine: gain * cosine + offset)
+    wide = consolidation._clusters(matrix, 19, ConsolidationParameters(), pool_rescaling(matrix))
     assert mixed(wide) > 20 and consolidation.typical_problem_size(wide) == 12
     sizes = []
     clusters = consolidation._clusters
