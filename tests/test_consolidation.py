@@ -158,6 +158,47 @@ def test_cohesion_is_the_mean_pairwise_rescaled_cosine():
     assert consolidation._cohesion([4], rows, lambda c: 2 * c + 0.1) == 1.0
 
 
+def strangers_beside(rows: np.ndarray, rng) -> np.ndarray:
+    """`rows` (the first rows of the pool) and 60 strangers."""
+    strangers = rng.standard_normal((60, rows.shape[1]))
+    return np.vstack([rows, strangers / np.linalg.norm(strangers, axis=1, keepdims=True)])
+
+
+def test_a_large_cluster_needs_close_kin_not_cohesion():
+    """Twelve signals scattered around one topic (strangers that share a topic word) are split, though
+    more cohesive than twelve made of four phrasings repeated three times each, which stand: what
+    tells a real problem of ten or more from a chained topic is that each member has close kin in it."""
+    params = ConsolidationParameters()
+    assert 12 > params.separation_size
+    rng = np.random.default_rng(0)
+    topic = strangers_beside(np.asarray(around(np.eye(64)[0], 12, 0.12, rng)), rng)
+    rng = np.random.default_rng(0)
+    phrasings = around(np.eye(64)[0], 4, 0.15, rng)
+    problem = strangers_beside(np.vstack([around(phrasing, 3, 0.03, rng) for phrasing in phrasings]), rng)
+    members = list(range(12))
+    assert consolidation._cohesion(members, topic, pool_rescaling(topic)) > consolidation._cohesion(
+        members, problem, pool_rescaling(problem)
+    )
+    assert consolidation._kinship(members, topic, params.kin_nearest, pool_rescaling(topic)) < params.kinship_floor
+    assert len(set(guarded_first_rows(topic, 12, params))) > 1
+    assert len(set(guarded_first_rows(topic, 12, ConsolidationParameters(kinship_floor=-1.0)))) == 1
+    assert len(set(guarded_first_rows(problem, 12, params))) == 1
+
+
+def test_kinship_is_the_mean_similarity_to_the_nearest_fellow_members_in_blocks_of_any_size(monkeypatch):
+    rng = np.random.default_rng(6)
+    rows = rng.standard_normal((50, 16))
+    rows /= np.linalg.norm(rows, axis=1, keepdims=True)
+    members = [0, 3, 7, 8, 20, 31, 39, 44, 49]
+    cosines = 2 * (rows[members] @ rows[members].T) + 0.1
+    np.fill_diagonal(cosines, -np.inf)
+    expected = np.mean(np.sort(cosines, axis=1)[:, -3:])
+    for block_rows in (256, 4, 1):
+        monkeypatch.setattr(consolidation, "BLOCK_ROWS", block_rows)
+        assert consolidation._kinship(members, rows, 3, lambda c: 2 * c + 0.1) == pytest.approx(expected)
+    assert consolidation._kinship([4, 9], rows, 3, lambda c: c) == pytest.approx(rows[4] @ rows[9])
+
+
 def test_a_fragment_whose_neighbours_lie_in_a_larger_cluster_joins_it():
     """After the cut, a small cluster whose members' nearest signals are mostly in one larger cluster,
     and close enough, moves into it; one whose neighbours are its own, or only far ones, stays."""
@@ -459,7 +500,8 @@ def varied_pool(count: int, seed: int) -> np.ndarray:
     return vectors
 
 
-def test_blockwise_clustering_equals_the_dense_clustering_on_3000_signals():
+def test_blockwise_clustering_equals_the_dense_clustering_on_3000_signals(monkeypatch):
+    monkeypatch.setattr(consolidation, "NARROWINGS", 0)  # the reference is one pass at the first width
     pool = varied_pool(3000, seed=4)
     labels = cluster_pool(pool)
     assert labels == dense_cluster_pool(pool)
