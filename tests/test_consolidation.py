@@ -148,6 +148,21 @@ def test_the_less_cohesive_a_mid_sized_cluster_the_further_apart_it_must_stand()
     assert len(set(guarded_first_rows(pool, 7, params))) == 1
 
 
+def test_a_mid_sized_cluster_whose_members_lack_close_kin_must_stand_further_apart():
+    """Seven signals scattered around one topic that reach `separation_total` together, but only just,
+    are split when their members lack close kin: they must reach `loose_kin_penalty` more. Counted as
+    close kin (a floor under theirs), or without the penalty, they stand."""
+    params = ConsolidationParameters()
+    pool, members, rescale = topic_and_strangers(np.random.default_rng(0), 7, 0.13)
+    together = consolidation._cohesion(members, pool, rescale) + consolidation._separation(members, pool, rescale)
+    kin = consolidation._kinship(members, pool, params.kin_nearest, rescale)
+    assert params.separation_total <= together < params.separation_total + params.loose_kin_penalty
+    assert kin < params.kinship_floor
+    assert len(set(guarded_first_rows(pool, 7, params))) > 1
+    assert len(set(guarded_first_rows(pool, 7, ConsolidationParameters(loose_kin_penalty=0.0)))) == 1
+    assert len(set(guarded_first_rows(pool, 7, ConsolidationParameters(kinship_floor=kin - 0.01)))) == 1
+
+
 def test_cohesion_is_the_mean_pairwise_rescaled_cosine():
     rng = np.random.default_rng(5)
     rows = rng.standard_normal((40, 16))
