@@ -118,12 +118,16 @@ def pool_rescaling(pool: np.ndarray):
     return lambda cosine: cosine * gain + offset
 
 
+def strangers_beside(rows: np.ndarray, rng) -> np.ndarray:
+    """`rows` (the first rows of the pool) and 60 strangers."""
+    strangers = rng.standard_normal((60, rows.shape[1]))
+    return np.vstack([rows, strangers / np.linalg.norm(strangers, axis=1, keepdims=True)])
+
+
 def topic_and_strangers(rng, count: int, spread: float) -> tuple[np.ndarray, list[int], object]:
     """A pool of `count` signals around one direction (rows 0..count-1) and 60 strangers; the members
     and the pool's rescaling."""
-    topic = np.asarray(around(np.eye(64)[0], count, spread, rng))
-    strangers = rng.standard_normal((60, 64))
-    pool = np.vstack([topic, strangers / np.linalg.norm(strangers, axis=1, keepdims=True)])
+    pool = strangers_beside(np.asarray(around(np.eye(64)[0], count, spread, rng)), rng)
     return pool, list(range(count)), pool_rescaling(pool)
 
 
@@ -171,12 +175,6 @@ def test_cohesion_is_the_mean_pairwise_rescaled_cosine():
     cosines = [rows[i] @ rows[j] for i in members for j in members if i != j]
     assert consolidation._cohesion(members, rows, lambda c: 2 * c + 0.1) == pytest.approx(2 * np.mean(cosines) + 0.1)
     assert consolidation._cohesion([4], rows, lambda c: 2 * c + 0.1) == 1.0
-
-
-def strangers_beside(rows: np.ndarray, rng) -> np.ndarray:
-    """`rows` (the first rows of the pool) and 60 strangers."""
-    strangers = rng.standard_normal((60, rows.shape[1]))
-    return np.vstack([rows, strangers / np.linalg.norm(strangers, axis=1, keepdims=True)])
 
 
 def test_a_large_cluster_needs_close_kin_not_cohesion():
