@@ -224,6 +224,53 @@ def test_cleanup_reads_an_object_nested_past_the_recursion_limit_as_no_teams(
     assert object_store.list("inbox/") == ["inbox/20261130T100000000000Z-deep.json"]
 
 
+def test_cleanup_passes_another_teams_symlink_or_fifo_by(capsys, signals_home, object_store, demo_repository):
+    """A symlink or FIFO dropped into a local inbox folder is no object (`get` refuses it). Before, cleanup
+    read every inbox object's body, also where its folder alone names the team, so another team's link
+    failed team 1's cleanup half done (its inbox object gone, its rows and config left), however often
+    it was run. Now the body is read only where the folder does not decide."""
+    configure(object_store, demo_repository, 1, 2)
+    emit_texts(object_store, PASSWORD_RESET[:1], team_id=1)
+    emit_texts(object_store, CARD_DECLINED[:1], team_id=2, start=100)
+    inbox_of_2 = object_store.root / "inbox" / "2"
+    (inbox_of_2 / "20261130T100000000000Z-link.json").symlink_to("/nonexistent")
+    os.mkfifo(inbox_of_2 / "20261130T100000000001Z-fifo.json")
+    loose_link = object_store.root / "inbox" / "20261130T100000000002Z-loose-link.json"
+    loose_link.symlink_to(inbox_of_2 / "20261130T100000000001Z-fifo.json")
+
+    code, out, err = run(capsys, "cleanup", "--team-id", "1", "--yes")
+    assert code == 0, err
+    assert json.loads(out)["objects"]["inbox"] == 1 and json.loads(out)["objects"]["team_config"] == 1
+    assert object_store.list("inbox/1/") == [] and not object_store.exists("teams/1.json")
+    assert len(object_store.list("inbox/2/")) == 3 and loose_link.is_symlink()
+
+
+def test_cleanup_removes_the_temp_files_killed_writers_left_of_the_team(
+    capsys, signals_home, object_store, demo_repository
+):
+    """A local put writes a temp file, then renames it to its key; a writer killed in between leaves the temp
+    file, which no listing shows. Before, cleanup left them: a killed `signals emit-file` left the team's
+    signal texts on disk after the cleanup said it was done. The team's inbox folder's go, whatever their
+    age; elsewhere, only those older than any write takes (another team's may be written now)."""
+    configure(object_store, demo_repository, 1, 2)
+    emit_texts(object_store, PASSWORD_RESET[:1], team_id=1)
+    mine = object_store.root / "inbox" / "1" / ".tmp-killed"
+    mine.write_text(json.dumps({"description": PASSWORD_RESET[1]}))
+    others = object_store.root / "inbox" / "2" / ".tmp-being-written"
+    others.parent.mkdir(parents=True, exist_ok=True)
+    others.write_text("{}")
+    stale = object_store.root / "batches" / ".tmp-stale"
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_text("{}")
+    an_hour_ago = time.time() - 3601
+    os.utime(stale, (an_hour_ago, an_hour_ago))
+
+    code, out, err = run(capsys, "cleanup", "--team-id", "1", "--yes")
+    assert code == 0, err
+    assert json.loads(out)["objects"]["temporaries"] == 2
+    assert not mine.exists() and not stale.exists() and others.exists()
+
+
 def test_cleanup_asks_for_confirmation_and_waits_for_runs(
     capsys, signals_home, object_store, demo_repository, monkeypatch
 ):

@@ -572,3 +572,25 @@ def test_an_inbox_key_too_long_to_be_claimed_is_quarantined_and_blocks_no_claim(
     assert [(int(r["team_id"]), r["signal_id"], r["reason"]) for r in rejected] == [(1, "long-key", "malformed")]
     assert rejected[0]["detail"].startswith("object_key: must be short enough to move under claimed/<batch>/")
     assert object_store.list("inbox/") == [] and object_store.list("claimed/") == []
+
+
+def test_an_inbox_file_or_folder_whose_name_is_not_utf8_is_quarantined_and_blocks_no_claim(capsys, object_store, teams):
+    """Any bytes name a file in a local inbox folder, and no key can name one that is not UTF-8. Before, the
+    claim failed on such a name after moving the others, and so did every claim after: nothing was
+    processed any more and the moved signals waited in a batch without a manifest. Both are claimed under
+    a UTF-8 name and quarantined, the rule named (the one in a folder that names no team, like any such
+    folder's, under the team its record names)."""
+    body = {"signal_id": "odd-name", "emitted_at": "2026-11-30T10:00:00Z", **signal("odd-name", CARD_DECLINED[0])}
+    inbox = os.fsencode(object_store.root / "inbox")
+    for folder in (b"1", b"\xff"):
+        os.makedirs(os.path.join(inbox, folder), exist_ok=True)
+        with open(os.path.join(inbox, folder, b"20261130T100000000000Z-\xff\xfe.json"), "wb") as handle:
+            handle.write(json.dumps(body).encode())
+    [good] = emit_texts(object_store, CARD_DECLINED[1:2])
+    [other_team] = emit_texts(object_store, PASSWORD_RESET[:1], team_id=MAX_TEAM_ID)
+
+    accepted, rejected = processed(capsys, "team_id, signal_id, reason, detail")
+    assert sorted(accepted) == sorted([good, other_team])
+    assert [(int(r["team_id"]), r["signal_id"], r["reason"]) for r in rejected] == [(1, "odd-name", "malformed")] * 2
+    assert all(r["detail"].startswith("object_key: must be valid UTF-8") for r in rejected)
+    assert object_store.list("inbox/") == [] and object_store.list("claimed/") == []

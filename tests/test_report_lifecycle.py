@@ -255,3 +255,49 @@ def test_consolidation_leaves_a_report_with_research_in_flight_alone(object_stor
     assert (older, "consolidated") in {(e["report_id"], e["event"]) for e in events}
     [status] = query("SELECT status FROM reports WHERE report_id = {r}", {"r": younger})
     assert status == {"status": "in_progress"}
+
+
+def test_a_dead_runs_round_is_researched_again_after_a_batch_retitled_the_report(object_store, team):
+    """A kill during research leaves the round `in_progress`; a later batch whose model retitles the report
+    writes a grouping event that carries the status it found, `in_progress`, after the dead run's. Before,
+    that event kept the report `in_progress` once the re-run cleared the dead run's events: the re-run skipped
+    it ("report is in_progress"), dropped its promotion, and it stayed so for good. Now it is researched."""
+    from datetime import datetime, timezone
+
+    from signals_assets.research.store import ResearchRound, record_started
+
+    definitions = defs()
+    with dg.instance_for_test() as instance:
+        first = next_batch(object_store, CARD_DECLINED, 0)
+        instance.add_dynamic_partitions("signal_batches", [first])
+        [promotion] = run_batch(instance, definitions, first)
+        report = promotion["report_id"]
+        settings = load_settings()
+        with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
+            record_started(db, [ResearchRound(1, report, 1, "a-killed-run", "subprocess", 5)])
+            retitled = {
+                "team_id": 1,
+                "report_id": report,
+                "source": "20991231T000000000000Z",
+                "stage": "grouping",
+                "seq": 0,
+                "event": "retitled",
+                "status": "in_progress",
+                "title": "Card payments declined at checkout",
+                "summary": "",
+                "signals_at_run": 0,
+                "research_round": 0,
+                "detail": "",
+                "at": datetime.now(timezone.utc),
+                "weight_after_batch": "",
+            }
+            db.insert("report_events", [retitled])
+        assert query("SELECT status FROM reports WHERE report_id = {r}", {"r": report}) == [{"status": "in_progress"}]
+
+        run_report(instance, definitions, report)
+
+    [state] = query("SELECT status, title FROM reports WHERE report_id = {r}", {"r": report})
+    assert state["status"] == "ready"
+    outcomes = query("SELECT status FROM research_results WHERE report_id = {r} AND research_round = 1", {"r": report})
+    assert outcomes == [{"status": "ready"}]
+    assert [p["report_id"] for p in pending_promotions(object_store)] == []

@@ -17,6 +17,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from signals_assets.research.context import repository_candidates
 from signals_assets.research.outcome import SandboxResearchError
 from signals_assets.resources.sandbox import AGENT_SCRIPT, SandboxResource
 
@@ -191,6 +192,21 @@ def test_several_repositories_are_ranked_by_their_best_file(shop, docs_site):
     assert "billing/card_payments.py" in ranking[0]["reason"]
     assert "guides/integrations.md" in ranking[1]["reason"]
     assert result["reason"].startswith("shop ranked first of 2 repositories")
+
+
+def test_repositories_whose_folders_share_a_name_get_names_no_other_folder_has(tmp_path, shop, docs_site):
+    """Before, a second folder `app` was named `app-2` beside a folder really called `app-2`, and the agent
+    refused the repeated name: every report of a team so configured failed its research."""
+    paths = []
+    for parent, folder, source in (("a", "app", shop), ("b", "app", docs_site), ("c", "app-2", docs_site)):
+        shutil.copytree(source, tmp_path / parent / folder)
+        paths.append(str(tmp_path / parent / folder))
+
+    candidates = repository_candidates(paths)
+
+    assert [c["name"] for c in candidates] == ["app", "app-3", "app-2"]
+    assert [c["path"] for c in candidates] == paths
+    assert agent.research(card_report(), candidates)["repository"] == "app"
 
 
 def test_no_matching_repository_and_missing_folders_need_human_input(tmp_path, docs_site):

@@ -58,11 +58,15 @@ log = logging.getLogger(__name__)
 CLAIMED = "claimed/"
 BATCHES = "batches/"
 MAX_BATCHES_PER_CLAIM = 10
-KEY_TOO_LONG = "key-too-long-"  # starts the claimed name of an object whose own name made too long a key
-KEY_TOO_LONG_RULE = (
-    "must be short enough to move under claimed/<batch>/, 26 bytes longer than inbox/ (S3 keys: at most "
-    "1,024 bytes with the prefix; a local folder: 4,095 bytes of path, 255 per name)"
-)
+# The claimed name of an object whose own name can be no key starts with one of these; the buffering
+# quarantines it with the rule its name broke.
+KEY_TOO_LONG = "key-too-long-"
+KEY_NOT_UTF8 = "key-not-utf8-"
+UNUSABLE_KEY_RULES = {
+    KEY_TOO_LONG: "must be short enough to move under claimed/<batch>/, 26 bytes longer than inbox/ (S3 keys: at "
+    "most 1,024 bytes with the prefix; a local folder: 4,095 bytes of path, 255 per name)",
+    KEY_NOT_UTF8: "must be valid UTF-8 (a local inbox file or folder whose name is other bytes)",
+}
 # How far ahead of the clock a batch key may lie and still be a claim's (see key_floor).
 MAX_CLOCK_LEAD = timedelta(days=1)
 FINISHED_MARK = "batch_marks/finished_through.json"
@@ -177,15 +181,29 @@ def _claim_keys(store: ObjectStore, batch: str, keys: list[str]) -> list[str]:
 
 
 def claimed_name(store: ObjectStore, batch: str, name: str) -> str:
-    """The name under `claimed/<batch>/` of the inbox object `name`: the same, unless that key is too
-    long for the store (a direct writer's key near the limit: `claimed/<batch>/` is longer than `inbox/`),
-    then `<its folder>/key-too-long-<SHA-256 of the name>.json`, which the buffering quarantines. One
-    such object must neither fail every claim nor be left behind."""
-    if store.fits(f"{CLAIMED}{batch}/{name}"):
+    """The name under `claimed/<batch>/` of the inbox object `name`: the same, unless that is no key:
+    a name that is not UTF-8 (any bytes name a local file; the listing carries them as surrogates) or too
+    long for the store (a direct writer's key near the limit: `claimed/<batch>/` is longer than `inbox/`).
+    Then `<its folder>/<KEY_NOT_UTF8 or KEY_TOO_LONG><SHA-256 of the name>.json` (without a folder that is
+    not UTF-8 itself), which the buffering quarantines. One such object must neither fail every claim nor
+    be left behind."""
+    if not is_utf8(name):
+        prefix = KEY_NOT_UTF8
+    elif store.fits(f"{CLAIMED}{batch}/{name}"):
         return name
+    else:
+        prefix = KEY_TOO_LONG
     folder, _, rest = name.partition("/")
-    short = f"{KEY_TOO_LONG}{hashlib.sha256(name.encode()).hexdigest()}.json"
-    return f"{folder}/{short}" if rest else short
+    short = f"{prefix}{hashlib.sha256(name.encode('utf-8', 'surrogateescape')).hexdigest()}.json"
+    return f"{folder}/{short}" if rest and is_utf8(folder) else short
+
+
+def is_utf8(name: str) -> bool:
+    try:
+        name.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def write_manifest(store: ObjectStore, batch: str, names: Iterable[str]) -> None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 
-from signals_assets.ingestion.inbox import KEY_TOO_LONG, KEY_TOO_LONG_RULE
+from signals_assets.ingestion.inbox import UNUSABLE_KEY_RULES
 from signals_assets.ingestion.signal_ids import derived_id_rule
 from signals_assets.ingestion.teams import TeamConfig, gate_reason
 from signals_assets.ingestion.validation import (
@@ -171,8 +171,9 @@ def screen_batch(
         record: dict = {}
         try:
             record = decode_record(body, limits)
-            if name.rpartition("/")[2].startswith(KEY_TOO_LONG):
-                raise SignalValidationError("object_key", KEY_TOO_LONG_RULE)
+            unusable = [rule for start, rule in UNUSABLE_KEY_RULES.items() if name.rpartition("/")[2].startswith(start)]
+            if unusable:
+                raise SignalValidationError("object_key", unusable[0])
             check_envelope(record)
             check_inbox_team(name, record)
             signal = validate_signal({k: v for k, v in record.items() if k not in ENVELOPE_FIELDS}, limits)

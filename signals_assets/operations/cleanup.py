@@ -20,9 +20,12 @@ from signals_assets.storage.clickhouse import StoreError, StoreSession
 from signals_assets.storage.object_store import ObjectStore
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import dagster as dg
 
 RESEARCH_LOGS = "research_logs/"
+STALE_TEMPORARY_SECONDS = 3600
 TEAM_COLUMN = "team_id"
 
 
@@ -75,20 +78,30 @@ def delete_team_rows(db: StoreSession, team_id: int, tables: list[str]) -> dict[
     return deleted
 
 
-def _is_team_signal(name: str, body: bytes, team_id: int, signal_ids: set[str]) -> bool:
-    """Whether a signal object (by its name relative to `inbox/`, and its body) is the team's: one in a
-    team's inbox folder is that team's, whatever its body names (so is its rejected row); one from
-    before the folders by its id or body, and a body that is not a JSON object belongs to no team."""
+def _is_team_signal(name: str, body: Callable[[], bytes], team_id: int, signal_ids: set[str]) -> bool:
+    """Whether a signal object (by its name relative to `inbox/`, and its body, read only when the name
+    does not decide) is the team's: one in a team's inbox folder is that team's, whatever its body names
+    (so is its rejected row); one from before the folders by its id or body, and a body that is not a
+    JSON object belongs to no team."""
     folder = folder_team(name)
     if folder is not None:
         return folder == team_id
     if object_signal_id(name) in signal_ids:
         return True
     try:
-        record = json.loads(body)
+        record = json.loads(body())
     except (ValueError, RecursionError):  # not JSON, or nested past the recursion limit
         return False
     return isinstance(record, dict) and record.get("team_id") == team_id
+
+
+def _object_body(store: ObjectStore, key: str, max_bytes: int) -> bytes:
+    """The start of a listed object's body; none for one gone since the listing or that is no object
+    (a symlink or FIFO dropped into a local folder): another team's must not stop this team's cleanup."""
+    try:
+        return store.get(key, max_bytes)
+    except KeyError:
+        return b""
 
 
 def _clean_raw_batch(store: ObjectStore, batch: str, team_id: int, signal_ids: set[str]) -> set[str]:
@@ -101,7 +114,7 @@ def _clean_raw_batch(store: ObjectStore, batch: str, team_id: int, signal_ids: s
         if not line.strip():
             continue
         entry = json.loads(line)
-        if _is_team_signal(entry["object"], inbox.raw_entry_body(entry), team_id, signal_ids):
+        if _is_team_signal(entry["object"], lambda entry=entry: inbox.raw_entry_body(entry), team_id, signal_ids):
             removed.add(entry["object"])
         else:
             kept.append(line)
@@ -125,8 +138,8 @@ def delete_team_objects(
     store: ObjectStore, team_id: int, signal_ids: set[str], max_bytes: int, keep_config: bool = False
 ) -> dict[str, int]:
     """Delete the team's objects (inbox and claimed signals, its lines of raw batch files and manifests,
-    promotions, research logs, daily report quota ledgers and, unless `keep_config`, its config); the
-    number per kind."""
+    promotions, research logs, daily report quota ledgers, temp files killed writers left and, unless
+    `keep_config`, its config); the number per kind."""
     counts = {
         "inbox": 0,
         "claimed": 0,
@@ -135,15 +148,20 @@ def delete_team_objects(
         "research_logs": 0,
         "report_quota": 0,
         "team_config": 0,
+        "temporaries": 0,
     }
+
+    def body(key: str) -> Callable[[], bytes]:
+        return lambda: _object_body(store, key, max_bytes)
+
     for key in store.list(inbox.INBOX):
-        if _is_team_signal(key[len(inbox.INBOX) :], store.get(key, max_bytes), team_id, signal_ids):
+        if _is_team_signal(key[len(inbox.INBOX) :], body(key), team_id, signal_ids):
             store.delete(key)
             counts["inbox"] += 1
     claimed_by_batch: dict[str, set[str]] = {}
     for key in store.list(inbox.CLAIMED):
         batch, _, name = key[len(inbox.CLAIMED) :].partition("/")
-        if _is_team_signal(name, store.get(key, max_bytes), team_id, signal_ids):
+        if _is_team_signal(name, body(key), team_id, signal_ids):
             store.delete(key)
             claimed_by_batch.setdefault(batch, set()).add(name)
             counts["claimed"] += 1
@@ -158,6 +176,11 @@ def delete_team_objects(
     for key in store.list(quotas.team_ledgers_prefix(team_id)):
         store.delete(key)
         counts["report_quota"] += 1
+    # A writer killed mid-put leaves its temp file: any in the team's inbox folder is the team's text; one
+    # elsewhere (a raw batch file, a manifest) is cut off for certain once older than any write takes.
+    counts["temporaries"] = store.remove_temporaries(f"{inbox.INBOX}{team_id}/") + store.remove_temporaries(
+        "", STALE_TEMPORARY_SECONDS
+    )
     if not keep_config and store.exists(team_key(team_id)):
         store.delete(team_key(team_id))
         counts["team_config"] = 1

@@ -16,11 +16,16 @@ def research_task(report: str, summary: dict, signals: list[dict]) -> dict:
 
 
 def repository_candidates(paths: list[str]) -> list[dict]:
-    """Name each repository by its folder, made unique when two folders share a name."""
-    names: dict[str, int] = {}
+    """Name each repository by its folder; a later folder of a name already taken is `<name>-2`, `-3`…,
+    the first such name no folder has (a folder may itself be called `app-2`)."""
+    folders = [os.path.basename(path.rstrip("/")) or path for path in paths]
+    taken: set[str] = set()
     candidates = []
-    for path in paths:
-        name = os.path.basename(path.rstrip("/")) or path
-        names[name] = names.get(name, 0) + 1
-        candidates.append({"name": name if names[name] == 1 else f"{name}-{names[name]}", "path": path})
+    for path, folder in zip(paths, folders):
+        name, number = folder, 1
+        while name in taken or (number > 1 and name in folders):
+            number += 1
+            name = f"{folder}-{number}"
+        taken.add(name)
+        candidates.append({"name": name, "path": path})
     return candidates

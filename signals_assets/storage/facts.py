@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+from signals_assets.reports.lifecycle import IN_PROGRESS
+
 
 def current_assignments(where: str = "") -> str:
     """Each signal's current assignment. Assignments are append-only: the consolidation may re-assign a
@@ -45,13 +47,15 @@ def signals_ever_in(where: str, reports: str = "{reports}") -> str:
 def latest_report_states(where: str = "") -> str:
     """Each report's latest state. Lifecycle events are append-only, so the latest event by (at, seq)
     gives the status, the research gate (`signals_at_run`) and the detail; title, summary and weight
-    reset are the latest non-empty ones. `where` keeps only some events before choosing (e.g. one
+    reset are the latest non-empty ones. A grouping event (a retitle, a join) carries the status it found;
+    `in_progress` it copies from the round's research event and stands only while that does: when a
+    re-run clears a dead run's round, the report is the `candidate` its promotion left, not stuck. `where` keeps only some events before choosing (e.g. one
     report's, or not those a re-run of a step replaces); it filters in a subquery because the
     aggregates' aliases (`status`, `research_round`, …) shadow the event columns in a WHERE beside them."""
     return f"""SELECT
     team_id,
     report_id,
-    argMax(status, (at, seq)) AS status,
+    argMaxIf(status, (at, seq), NOT (stage = 'grouping' AND status = '{IN_PROGRESS}')) AS status,
     argMax(signals_at_run, (at, seq)) AS signals_at_run,
     argMax(detail, (at, seq)) AS detail,
     argMaxIf(title, (at, seq), title != '') AS title,

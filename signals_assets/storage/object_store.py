@@ -10,6 +10,7 @@ import errno
 import hashlib
 import os
 import stat
+import time
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +22,7 @@ from signals_assets.settings import Settings
 S3_MAX_KEY_BYTES = 1024  # S3's limit on a key (with the prefix), in UTF-8 bytes
 LOCAL_MAX_PATH_BYTES = 4095  # Linux's PATH_MAX (4,096) less the terminating NUL
 LOCAL_MAX_NAME_BYTES = 255  # NAME_MAX: one part of a path
+TEMP_PREFIX = ".tmp-"  # a local write's temp file, renamed to its key when whole
 
 
 class ObjectStoreError(Exception):
@@ -66,6 +68,11 @@ class ObjectStore(Protocol):
         ...
 
     def describe(self) -> str: ...
+    def remove_temporaries(self, folder: str, older_than_seconds: float = 0) -> int:
+        """Delete the temp files a writer killed between writing and renaming left under `folder` (ending
+        in '/', or "" for all), those at least `older_than_seconds` old; how many. Listings never show them,
+        but they hold what was being written."""
+        ...
 
 
 def _all_before(folder: str, start_after: str) -> bool:
@@ -85,6 +92,23 @@ class LocalObjectStore:
     def describe(self) -> str:
         return f"folder {self.root}"
 
+    def remove_temporaries(self, folder: str, older_than_seconds: float = 0) -> int:
+        base = self._path(folder.rstrip("/")) if folder else self.root
+        if not base.is_dir() or self._through_symlink(folder):
+            return 0
+        removed = 0
+        cutoff = time.time() - older_than_seconds
+        for dirpath, _, filenames in os.walk(base):
+            for name in filenames:
+                path = os.path.join(dirpath, name)
+                try:
+                    if name.startswith(TEMP_PREFIX) and os.lstat(path).st_mtime <= cutoff:
+                        os.unlink(path)
+                        removed += 1
+                except FileNotFoundError:  # its writer renamed or removed it meanwhile
+                    continue
+        return removed
+
     @contextmanager
     def _written(self, key: str, data: bytes) -> Iterator[tuple[str, Path]]:
         """A temp file beside `key` holding `data` (listings skip it), and the key's path; the temp file
@@ -93,7 +117,7 @@ class LocalObjectStore:
 
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX)
         try:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
@@ -152,7 +176,7 @@ class LocalObjectStore:
             # costs what lies after it, not the whole history before it.
             dirnames[:] = sorted(name for name in dirnames if not _all_before(f"{folder}{name}/", start_after))
             for name in filenames:
-                if not name.startswith(".tmp-"):
+                if not name.startswith(TEMP_PREFIX):
                     yield folder + name
 
     def list(self, prefix: str, limit: int | None = None, start_after: str = "") -> list[str]:
@@ -186,12 +210,12 @@ class LocalObjectStore:
                     folders.append(f"{folder}{entry.name}/")
             elif entry.is_dir():
                 continue  # a symlink to a folder: no folder of the store, and `list` does not descend into it
-            elif not entry.name.startswith(".tmp-") and f"{folder}{entry.name}" > start_after:
+            elif not entry.name.startswith(TEMP_PREFIX) and f"{folder}{entry.name}" > start_after:
                 keys.append(f"{folder}{entry.name}")
         return sorted(folders), sorted(keys)
 
     def fits(self, key: str) -> bool:
-        parts_fit = all(len(part.encode()) <= LOCAL_MAX_NAME_BYTES for part in key.split("/"))
+        parts_fit = all(len(os.fsencode(part)) <= LOCAL_MAX_NAME_BYTES for part in key.split("/"))
         return parts_fit and len(os.fsencode(self._path(key))) <= LOCAL_MAX_PATH_BYTES
 
     def move(self, src: str, dst: str) -> bool:
@@ -236,6 +260,9 @@ class S3ObjectStore:
 
             self._client = boto3.client("s3", endpoint_url=self.endpoint_url or None)
         return self._client
+
+    def remove_temporaries(self, folder: str, older_than_seconds: float = 0) -> int:
+        return 0  # a put is one request: nothing is left of one cut off
 
     def describe(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}"
