@@ -26,8 +26,11 @@ import json
 import math
 import os
 import re
+import shutil
 import signal
 import stat
+import threading
+import time
 import traceback
 from collections import Counter
 from dataclasses import dataclass, field
@@ -642,6 +645,24 @@ def limit_wall_clock(timeout_seconds: float) -> None:
     signal.alarm(min(max(1, math.ceil(timeout_seconds)), MAX_ALARM_SECONDS))
 
 
+RUNNER_POLL_SECONDS = 0.5
+
+
+def end_with_runner(runner_pid: int) -> None:
+    """End this process once the runner that started it (`runner_pid`, its parent) is gone, and remove its
+    work folder (its current directory, made for this research alone): a runner killed with SIGKILL can
+    neither stop it nor clean up, and the round is researched again by another run anyway. Before, such an
+    orphan ran on to its time limit and its folder, holding the report's signals, stayed behind."""
+
+    def watch() -> None:
+        while os.getppid() == runner_pid:
+            time.sleep(RUNNER_POLL_SECONDS)
+        shutil.rmtree(os.getcwd(), ignore_errors=True)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="runner-watch", daemon=True).start()
+
+
 def limit_memory(memory_mb: int) -> None:
     """Cap this process's address space at `memory_mb`: a repository made to bloat the index (many
     large files of distinct words, about 16 MB of index per MB of text) ends the agent with a
@@ -662,7 +683,12 @@ def main(argv: list[str] | None = None) -> None:
         help="end the agent after this many seconds of wall-clock time",
     )
     parser.add_argument("--memory-mb", type=int, default=0, help="cap the agent's address space at this many MB")
+    parser.add_argument(
+        "--runner-pid", type=int, default=0, help="end with this parent process, removing the current directory"
+    )
     args, _ = parser.parse_known_args(argv)
+    if args.runner_pid > 0:
+        end_with_runner(args.runner_pid)
     if args.timeout_seconds > 0:
         limit_wall_clock(args.timeout_seconds)
     if args.memory_mb > 0:

@@ -405,6 +405,54 @@ def test_an_unknown_mode_is_rejected(shop):
         materialize_research(card_report(), [repo("shop", shop)], SandboxResource(mode="vm"))
 
 
+# A run worker: starts the agent as the sandbox does (its own session, its work dir as cwd, `--runner-pid`),
+# with a Pipes context file that is a FIFO, so the agent waits there as if researching; prints its pid.
+RUNNER = """
+import os, subprocess, sys, time
+from dagster_pipes import encode_env_var
+agent_script, work = sys.argv[1:3]
+env = {**os.environ, "DAGSTER_PIPES_CONTEXT": encode_env_var({"path": os.path.join(work, "context")}),
+       "DAGSTER_PIPES_MESSAGES": encode_env_var({"path": os.path.join(work, "messages")})}
+command = [sys.executable, agent_script, "--timeout-seconds", "600", "--runner-pid", str(os.getpid())]
+agent = subprocess.Popen(command, cwd=work, env=env, start_new_session=True)
+print(agent.pid, flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.timeout(120)
+def test_an_agent_whose_run_worker_is_killed_ends_and_removes_its_work_dir(tmp_path):
+    """A run worker killed with SIGKILL can neither stop its agent (its own session) nor remove the agent's
+    work dir, which holds the report. Before, the orphan ran on to its time limit and the folder stayed."""
+    work = tmp_path / "signals-research-killed"
+    work.mkdir()
+    os.mkfifo(work / "context")
+    (work / "report.json").write_text(json.dumps(card_report()))
+    runner = subprocess.Popen([sys.executable, "-c", RUNNER, str(AGENT_SCRIPT), str(work)], stdout=subprocess.PIPE)
+    assert runner.stdout is not None
+    agent_pid = int(runner.stdout.readline())
+    pids = tmp_path / "pids"
+    pids.write_text(str(agent_pid))
+    time.sleep(1)
+    assert still_running(pids) == [agent_pid] and work.exists()  # waiting for its context, as if researching
+
+    runner.kill()
+    runner.wait()
+    deadline = time.monotonic() + 30
+    while (still_running(pids) or work.exists()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert still_running(pids) == [] and not work.exists()
+
+
+def test_the_subprocess_sandbox_names_its_run_worker_to_the_agent(tmp_path, shop):
+    """The agent can only watch the process that started it if told which one it is."""
+    argv = tmp_path / "argv"
+    interpreter = fake_interpreter(tmp_path, f'echo "$@" > {argv}')
+    with pytest.raises(SandboxResearchError):
+        materialize_research(card_report(), [repo("shop", shop)], SandboxResource(python_executable=interpreter))
+    assert f"--runner-pid {os.getpid()}" in argv.read_text()
+
+
 def test_the_agent_module_imports_only_the_standard_library():
     code = (
         "import sys, runpy; before = set(sys.modules); "

@@ -139,6 +139,9 @@ class SandboxResource(dg.ConfigurableResource):
             str(self.timeout_seconds),
             "--memory-mb",
             str(self.memory_mb),
+            # its work dir is this process's to remove: the agent does so should this process be killed
+            "--runner-pid",
+            str(os.getpid()),
         ]
         # Not PipesSubprocessClient: it always passes the run worker's whole environment on.
         with dg.open_pipes_session(
