@@ -781,6 +781,10 @@ _RULES: list[tuple[str, LazyPattern]] = [
             + _LEAD
             + r"(?:output|respond with|reply with|answer with|say|print|write)\s+(?:only|exactly|just|nothing but)\b"
             r"" + _SAME + r"{0,30}?['\"“«]"
+            # a fixed wording for our output: "Summary should read: '…' Use exactly that wording."
+            r"|\b(?:summary|title|reply|response|output|answer)\s+(?:should|must|shall|needs? to)\s+(?:read|say|state)\b"
+            r"[\s\S]{0,160}?\b(?:use|keep|copy)\s+(?:(?:exactly|precisely)\s+)?(?:this|that|these|those)\s+(?:exact\s+)?"
+            r"(?:wording|words|text|phrasing)\b"
             # "respond only with the words 'ship it'"
             r"|"
             + _LEAD
@@ -788,7 +792,7 @@ _RULES: list[tuple[str, LazyPattern]] = [
             r"|['\"“«‘])"
             r"|\b(?:updating|changing|modifying|overwriting|resetting|replacing) your (?:configuration|instructions|rules"
             r"|guidelines|prompt|system prompt)\b"
-            r"|\b(?:respond|reply|answer|include|paste|quote)\b"
+            r"|\b(?:respond|reply|answer|include|paste|quote|append|prepend|add|insert|attach|copy|embed)\b"
             + _SAME
             + r"{0,40}?\byour (?:system prompt|(?:initial|original"
             r"|hidden|secret|system) (?:prompt|instructions))\b"
