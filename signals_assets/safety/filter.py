@@ -390,6 +390,10 @@ _CONFUSABLES = str.maketrans(
 _ADVERB = r"(?:(?:einfach|bitte|jetzt|nun|gewoon|maar|simplement|simplemente|semplicemente|simplesmente|just|simply) )?"
 
 _SENTENCE = r"[^.!?。！？\n]"
+# Verb-last languages in their imperative forms only: "無視してください" orders, "無視します" (it ignores)
+# describes. Chinese verbs do not inflect: one after "会", "总是"… (it will, it always) describes.
+_JA_FORGET_ORDER = r"無視(?:して(?!い)|しろ|せよ|しなさい|すること)|忘れ(?:て(?!い)|ろ|なさい|ること)"
+_ZH_FORGET_ORDER = r"(?<![会能常])(?<!总是|一直|有时|可能|时常|经常|經常|总会)(?:忽略|无视|忘记|忘記|不要理会)"
 # Imperatives of forget / ignore / disregard: Czech, Slovak, Swedish, Danish, Norwegian, Finnish, Romanian,
 # Hungarian, Turkish, Russian, Ukrainian, Polish (bounded as words), then Japanese, Chinese, Korean, Arabic,
 # Hindi (scripts without word boundaries).
@@ -398,7 +402,12 @@ _FORGET_VERB = (
     r"|glem|se bort fra|unohda|ohita|ignor[ăa]|uit[ăa]|hagyd figyelmen k[íi]v[üu]l|felejtsd el|yok say|unut"
     r"|g[öo]rmezden gel|игнорируй(?:те)?|забудь(?:те)?|не обращай(?:те)? внимания на|ігноруй(?:те)?"
     r"|zignoruj(?:cie)?|zapomnij(?:cie)?)\b"
-    r"|無視|忘れ|忽略|无视|忘记|忘記|不要理会|무시|잊어|تجاهل|انس|अनदेखा कर|भूल जा"
+    r"|"
+    + _JA_FORGET_ORDER
+    + r"|"
+    + _ZH_FORGET_ORDER
+    + r"|무시(?:하세요|하십시오|하라|해라|해 ?주|해줘|해(?!요)|하고(?! 있))|잊어|تجاهل|انس"
+    r"|अनदेखा (?:करें|करो|कीजिए|करिए|कर दो|कर दें|कर दीजिए)|भूल (?:जाओ|जाइए|जाएं|जाएँ)"
 )
 _PRIOR = (
     r"\b(?:v[šs]echn[yaéu]|p[řr]edchoz[íi]|dosavadn[íi]|p[ôo]vodn[ée]|alla|tidigare|f[öo]reg[åa]ende|alle"
@@ -813,8 +822,8 @@ _RULES: list[tuple[str, LazyPattern]] = [
                 r"\b(?:игнорируй|игнорируйте|проигнорируй|проигнорируйте|забудь|забудьте|не обращай внимания на)\b"
                 + _SAME
                 + r"{0,40}?\b(?:инструкци|указани|правил|команд)\w*"
-                r"|(?:忽略|无视|無視|忘记|忘記|不要遵守|不要理会)[^。\n]{0,15}(?:指令|指示|说明|說明|规则|規則|提示|命令)"
-                r"|(?:指示|命令|ルール|指令|規則)[^。\n]{0,10}(?:を)?(?:無視|忘れ)"
+                r"|(?:" + _ZH_FORGET_ORDER + r"|無視|不要遵守)[^。\n]{0,15}(?:指令|指示|说明|說明|规则|規則|提示|命令)"
+                r"|(?:指示|命令|ルール|指令|規則)[^。\n]{0,10}(?:を)?(?:" + _JA_FORGET_ORDER + r")"
                 r"|\b(?:zignoruj|zignorujcie|zapomnij|zapomnijcie|pomiń)\b"
                 + _SAME
                 + r"{0,40}?\b(?:instrukcj|polece|zasad|regu)\w*"
