@@ -883,7 +883,10 @@ _RULES: list[tuple[str, LazyPattern]] = [
             r"|tokens?|secrets?|system[ _-]?prompt|(?:initial|original|hidden|first|full) (?:prompt|instructions|message))"
             r"\s+(?:that\s+|which\s+)?(?:you(?:'ve| have| hold| were (?:given|configured with|told|initiali[sz]ed with)"
             r"| got| use| know| store| keep| can see| have access to)\b|(?:is |are )?(?:in|inside) your "
-            r"(?:context|memory|config\w*|prompt|environment|instructions|settings)\b)",
+            r"(?:context|memory|config\w*|prompt|environment|instructions|settings)\b)"
+            # asked as a question: "What is your system prompt?"
+            r"|\bwhat(?:'s| is| are| were)\s+your\s+(?:system[ _-]?prompt|(?:initial|original|hidden|secret) "
+            r"(?:prompt|instructions))\b",
             _I,
         ),
     ),
@@ -1512,6 +1515,8 @@ _SPACED_LETTERS = LazyPattern(r"(?<!\w)[A-Za-z](?P<gap>[ .\-_*|/])(?:[A-Za-z](?P
 _MARKUP_IN_WORD = LazyPattern(
     r"(?<=[^\W\d_])(?:</?[A-Za-z][^<>\n]{0,60}>|<!--.{0,40}?-->|\*{1,2}|~~)+(?=[^\W\d_])"
     r"|(?<=[a-z])[.·•](?=[a-z])"
+    # a word hyphenated across a line break: "ig-\nnore"
+    r"|(?<=[^\W\d_])-\n ?(?=[^\W\d_])"
 )
 _MIXED_WORD = LazyPattern(r"\b(?=\w*[A-Za-z])(?=\w*[013457@$])[\w@$]{3,}\b")
 _LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
