@@ -1488,18 +1488,26 @@ _LONGEST_SPELLED_WORD = max(map(len, _SPELLED_WORDS))
 
 def _spelled_word_cuts(letters: str) -> list[int]:
     """Where words of _SPELLED_WORDS start or end inside `letters`, in the split that leaves the fewest
-    letters outside them (of those, the one of fewest words): "ignoreallprevious" → 6, 9."""
-    # best[end]: (letters left out, words, cuts) of the best split of letters[:end]
-    best: list[tuple[int, int, tuple[int, ...]]] = [(0, 0, ())]
+    letters outside them (of those, the one of fewest words): "ignoreallprevious" → 6, 9. Linear: each
+    position keeps its best split's cost and where its last piece starts, not the split."""
+    # best[end]: (letters left out, words, start of the last piece, whether that piece is a word)
+    best: list[tuple[int, int, int, bool]] = [(0, 0, 0, False)]
     for end in range(1, len(letters) + 1):
-        left_out, words, cuts = best[end - 1]
-        candidates = [(left_out + 1, words, cuts)]
+        left_out, words = best[end - 1][:2]
+        choice = (left_out + 1, words, end - 1, False)
         for start in range(max(0, end - _LONGEST_SPELLED_WORD), end):
-            if letters[start:end] in _SPELLED_WORDS:
-                before = best[start]
-                candidates.append((before[0], before[1] + 1, (*before[2], start, end)))
-        best.append(min(candidates, key=lambda candidate: candidate[:2]))
-    return sorted({cut for cut in best[-1][2] if 0 < cut < len(letters)})
+            candidate = (best[start][0], best[start][1] + 1, start, True)
+            if candidate[:2] < choice[:2] and letters[start:end] in _SPELLED_WORDS:
+                choice = candidate
+        best.append(choice)
+    cuts: set[int] = set()
+    end = len(letters)
+    while end > 0:
+        _, _, start, is_word = best[end]
+        if is_word:
+            cuts.update((start, end))
+        end = start
+    return sorted(cut for cut in cuts if 0 < cut < len(letters))
 
 
 # Combining marks for any script (accents, Zalgo stacks): never part of a word's spelling.
