@@ -489,6 +489,25 @@ def test_a_run_left_started_by_a_killed_process_is_failed(tmp_path):
         assert instance.get_run_by_id(alive.run_id).status == dg.DagsterRunStatus.STARTED
 
 
+@pytest.mark.parametrize("job_name", ["research_reconciliation_job", "regroup_job", "__ASSET_JOB"])
+def test_a_dead_run_of_any_job_is_failed(tmp_path, job_name):
+    """Before, only batch and report runs were: a killed `signals regroup` (its run holds the grouping pool's
+    one slot) or a research reconciliation killed with the daemon (the housekeeping pool's) stayed STARTED for
+    good, and every later run of its pool queued behind it: no batch was grouped any more."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    with shipped_instance(tmp_path) as instance:
+        run = create_run_for_test(
+            instance,
+            job_name=job_name,
+            status=dg.DagsterRunStatus.STARTED,
+            tags={PID_TAG: str(gone.pid), HOST_TAG: os.uname().nodename},
+        )
+        [line] = fail_dead_runs(instance)
+        assert f"worker process {gone.pid} is gone" in line
+        assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+
+
 def test_a_run_a_restart_cut_off_is_tagged_interrupted_and_one_whose_worker_died_alone_is_not(tmp_path):
     """A dead run is interrupted when the process that launched it is gone too: a `signals process` run
     (that process was its worker) and a daemon run whose launcher (LocalRunLauncher's tag) is gone. A

@@ -1,6 +1,7 @@
 """Re-grouping as a backfill: consistent reports, no orphans, no double-counted signals."""
 
 import json
+import os
 
 import dagster as dg
 import numpy as np
@@ -10,6 +11,7 @@ from signals_assets.cli.main import main
 from signals_assets.definitions import defs
 from signals_assets.grouping import consolidation, offline_matching
 from signals_assets.grouping.engine import MatchDecision
+from signals_assets.sensors.dead_runs import HOST_TAG, PID_TAG
 from signals_assets.settings import load_settings
 from signals_assets.storage.clickhouse import open_chdb
 from signals_assets.storage.facts import current_assignments
@@ -76,6 +78,14 @@ def test_regrouping_with_the_same_engine_changes_nothing(capsys, two_batches):
     assert after["assignments"] == two_batches["assignments"]
     assert [r["report_id"] for r in after["reports"]] == [r["report_id"] for r in two_batches["reports"]]
     assert_vector_sums_match_members(len(after["reports"]))
+
+
+def test_a_regroup_run_names_its_worker_so_a_killed_one_is_failed(capsys, two_batches):
+    """A regroup run holds the grouping pool's slot: killed with its process, it must be found dead."""
+    run(capsys, "regroup", "--team-id", "1")
+    with dg.DagsterInstance.get() as instance:
+        [tags] = [r.tags for r in instance.get_runs(dg.RunsFilter(job_name="regroup_job"))]
+    assert tags[PID_TAG] == str(os.getpid()) and tags[HOST_TAG] and tags["dagster/max_retries"] == "0"
 
 
 @pytest.fixture

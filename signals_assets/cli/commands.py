@@ -218,15 +218,17 @@ def open_instance(settings: Settings) -> dg.DagsterInstance:
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-def in_process_tags(run_key: str) -> dict:
-    """Tags of a run `signals process` executes itself: no Dagster retry will come for it (the
-    next `signals process` or the sensors make the next attempt), and its process can be found dead."""
+def in_process_tags(run_key: str | None = None) -> dict:
+    """Tags of a run this process executes itself: no Dagster retry will come for it (the next
+    `signals process` or the sensors make the next attempt), and its process can be found dead (a dead
+    one is failed and its pool slots freed); `run_key` the sensor's attempt it is."""
     import socket
 
     from signals_assets.sensors.dead_runs import HOST_TAG, PID_TAG
     from signals_assets.sensors.run_attempts import RUN_KEY_TAG
 
-    return {RUN_KEY_TAG: run_key, "dagster/max_retries": "0", HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+    worker = {"dagster/max_retries": "0", HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())}
+    return {RUN_KEY_TAG: run_key, **worker} if run_key else worker
 
 
 def add_partitions(instance: dg.DagsterInstance, request: dg.AddDynamicPartitionsRequest) -> None:
@@ -434,7 +436,11 @@ def cmd_regroup(args, settings: Settings) -> int:
     definitions.resolve_job_def(regroup_job.name).execute_in_process(
         instance=instance,
         raise_on_error=True,
-        tags={"dagster/asset_partition_range_start": batches[0], "dagster/asset_partition_range_end": batches[-1]},
+        tags={
+            "dagster/asset_partition_range_start": batches[0],
+            "dagster/asset_partition_range_end": batches[-1],
+            **in_process_tags(),
+        },
         run_config={**QUIET_RUN_CONFIG, "ops": {"report_assignments": {"config": {"team_ids": [args.team_id]}}}},
     )
     researched, failed = research_pending(definitions, instance, open_object_store(settings), settings)

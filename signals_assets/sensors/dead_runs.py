@@ -11,7 +11,6 @@ from dagster._core.storage.dagster_run import FINISHED_STATUSES
 from dagster._core.storage.tags import RUN_KEY_TAG
 from dagster._time import get_current_timestamp
 
-from signals_assets.jobs import report_job, signal_batch_job
 from signals_assets.recovery.local_run_launcher import launcher_pid
 
 HOST_TAG = "signals/host"
@@ -102,8 +101,9 @@ class DeadRun:
     interrupted: bool
 
 
-def dead_local_runs(instance: dg.DagsterInstance, job_names: list[str], queued: bool = False) -> list[DeadRun]:
-    """Runs whose local worker is gone, with why: STARTED, STARTING or NOT_STARTED runs whose worker
+def dead_local_runs(instance: dg.DagsterInstance, queued: bool = False) -> list[DeadRun]:
+    """Runs of any job whose local worker is gone, with why (the housekeeping jobs and `signals regroup`'s
+    hold pool slots too: a dead one left STARTED blocks every run of its pool for good): STARTED, STARTING or NOT_STARTED runs whose worker
     process no longer exists (`signals process` tags a run with its pid when it creates it, so a kill
     before the run starts leaves it NOT_STARTED), STARTING runs with no worker pid logged whose launcher
     is gone, or STARTING_GRACE_SECONDS after launch, and NOT_STARTED runs without a pid that long after
@@ -122,7 +122,7 @@ def dead_local_runs(instance: dg.DagsterInstance, job_names: list[str], queued: 
     queue_seen = None  # read once, when a queued run needs it
     for record in instance.get_run_records(filters=dg.RunsFilter(statuses=statuses)):
         run = record.dagster_run
-        if run.job_name not in job_names or run.tags.get(HOST_TAG, socket.gethostname()) != socket.gethostname():
+        if run.tags.get(HOST_TAG, socket.gethostname()) != socket.gethostname():
             continue
         created_at = record.create_timestamp.timestamp()
         if run.status == dg.DagsterRunStatus.QUEUED:
@@ -181,11 +181,11 @@ def stop_late_worker(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str | 
 
 
 def fail_dead_runs(instance: dg.DagsterInstance, queued: bool = False) -> list[str]:
-    """Mark the pipeline runs whose worker died (with `queued`, also those a gone daemon left queued:
+    """Mark the runs whose worker died (with `queued`, also those a gone daemon left queued:
     `dead_local_runs`) as failed, so they are retried, and give back the pool slots of every ended run;
     what was done."""
     done = []
-    for dead in dead_local_runs(instance, [signal_batch_job.name, report_job.name], queued):
+    for dead in dead_local_runs(instance, queued):
         run = dead.run
         if dead.interrupted:  # tagged first: a kill in between leaves it dead, to be decided again
             instance.add_run_tags(run.run_id, {INTERRUPTED_TAG: run.run_id})

@@ -239,7 +239,7 @@ class S3ObjectStore:
     the marker. Guarantee: of any number of concurrent movers of one key, at most one moves it;
     the others get False. A mover that died after its marker leaves the source in place; once
     the marker is `stale_move_seconds` old (by the server's clock) the next mover finishes that
-    move when the copy exists, else releases the marker so the source can be claimed again.
+    move when the copy exists, else releases the marker and moves the source itself.
     """
 
     MOVES = ".moves/"
@@ -368,8 +368,12 @@ class S3ObjectStore:
         marker = self._marker(src)
         # a unique body gives every marker its own ETag (see the If-Match release below)
         if not self._create(marker, f"{dst}\n{uuid.uuid4().hex}".encode()):
-            self._recover_stale_move(src, marker)
-            return False
+            # a dead mover's marker released, the source left: this mover takes it now (else a claim that
+            # runs once, `signals process`, would leave it in the inbox and say nothing is unfinished)
+            if not self._recover_stale_move(src, marker) or not self._create(
+                marker, f"{dst}\n{uuid.uuid4().hex}".encode()
+            ):
+                return False
         moved = self._copy(src, dst)
         if moved:
             self.delete(src)
@@ -389,24 +393,29 @@ class S3ObjectStore:
             raise
         return True
 
-    def _recover_stale_move(self, src: str, marker: str) -> None:
+    def _recover_stale_move(self, src: str, marker: str) -> bool:
+        """Finish or release a dead mover's marker once stale; whether it released one whose move never
+        copied (the source is there to be moved again)."""
         from botocore.exceptions import ClientError
 
         try:
             response = self.client.get_object(Bucket=self.bucket, Key=marker)
         except self.client.exceptions.NoSuchKey:
-            return  # the other mover just finished
+            return False  # the other mover just finished
         server_now = _http_date(response["ResponseMetadata"]["HTTPHeaders"]["date"])
         if (server_now - response["LastModified"]).total_seconds() < self.stale_move_seconds:
-            return
+            return False
         dst = response["Body"].read().decode().split("\n", 1)[0]
-        if self.exists(dst):
+        copied = self.exists(dst)
+        if copied:
             self.delete(src)  # the copy was made: finish the dead mover's work
         try:  # If-Match: release exactly the stale marker, never a newer mover's
             self.client.delete_object(Bucket=self.bucket, Key=marker, IfMatch=response["ETag"])
         except ClientError as error:
             if _error_code(error) not in ("PreconditionFailed", "412", "NoSuchKey", "404"):
                 raise
+            return False  # a newer mover's marker, or none: not ours to take over
+        return not copied
 
 
 def _error_code(error) -> str:
