@@ -48,7 +48,7 @@ from typing import Iterable, Iterator
 from signals_assets.fairness import round_robin
 from signals_assets.ingestion.emit import INBOX_PREFIX as INBOX
 from signals_assets.ingestion.teams import team_limit
-from signals_assets.ingestion.validation import folder_team_id
+from signals_assets.ingestion.validation import folder_team_id, storable_text_rule
 from signals_assets.partition_keys import batch_time, is_batch_key, next_batch_key
 from signals_assets.recovery.faults import pause_point
 from signals_assets.storage.object_store import ObjectStore
@@ -187,7 +187,7 @@ def claimed_name(store: ObjectStore, batch: str, name: str) -> str:
     Then `<its folder>/<KEY_NOT_UTF8 or KEY_TOO_LONG><SHA-256 of the name>.json` (without a folder that is
     not UTF-8 itself), which the buffering quarantines. One such object must neither fail every claim nor
     be left behind."""
-    if not is_utf8(name):
+    if storable_text_rule(name):  # a lone surrogate: an undecodable byte of the file name
         prefix = KEY_NOT_UTF8
     elif store.fits(f"{CLAIMED}{batch}/{name}"):
         return name
@@ -195,15 +195,7 @@ def claimed_name(store: ObjectStore, batch: str, name: str) -> str:
         prefix = KEY_TOO_LONG
     folder, _, rest = name.partition("/")
     short = f"{prefix}{hashlib.sha256(name.encode('utf-8', 'surrogateescape')).hexdigest()}.json"
-    return f"{folder}/{short}" if rest and is_utf8(folder) else short
-
-
-def is_utf8(name: str) -> bool:
-    try:
-        name.encode()
-    except UnicodeEncodeError:
-        return False
-    return True
+    return f"{folder}/{short}" if rest and not storable_text_rule(folder) else short
 
 
 def write_manifest(store: ObjectStore, batch: str, names: Iterable[str]) -> None:

@@ -171,9 +171,10 @@ def screen_batch(
         record: dict = {}
         try:
             record = decode_record(body, limits)
-            unusable = [rule for start, rule in UNUSABLE_KEY_RULES.items() if name.rpartition("/")[2].startswith(start)]
+            file_name = name.rpartition("/")[2]
+            unusable = next((rule for start, rule in UNUSABLE_KEY_RULES.items() if file_name.startswith(start)), None)
             if unusable:
-                raise SignalValidationError("object_key", unusable[0])
+                raise SignalValidationError("object_key", unusable)
             check_envelope(record)
             check_inbox_team(name, record)
             signal = validate_signal({k: v for k, v in record.items() if k not in ENVELOPE_FIELDS}, limits)

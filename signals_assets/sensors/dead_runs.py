@@ -103,9 +103,9 @@ class DeadRun:
 
 def dead_local_runs(instance: dg.DagsterInstance, queued: bool = False) -> list[DeadRun]:
     """Runs of any job whose local worker is gone, with why (the housekeeping jobs and `signals regroup`'s
-    hold pool slots too: a dead one left STARTED blocks every run of its pool for good): STARTED, STARTING or NOT_STARTED runs whose worker
-    process no longer exists (`signals process` tags a run with its pid when it creates it, so a kill
-    before the run starts leaves it NOT_STARTED), STARTING runs with no worker pid logged whose launcher
+    hold pool slots too: a dead one left STARTED blocks every run of its pool for good): STARTED,
+    STARTING or NOT_STARTED runs whose worker process no longer exists (`signals process` tags a run with
+    its pid when it creates it, so a kill before the run starts leaves it NOT_STARTED), STARTING runs with no worker pid logged whose launcher
     is gone, or STARTING_GRACE_SECONDS after launch, and NOT_STARTED runs without a pid that long after
     they were created (the daemon, `signals process` or the host died under them).
 

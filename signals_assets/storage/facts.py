@@ -49,8 +49,9 @@ def latest_report_states(where: str = "") -> str:
     gives the status, the research gate (`signals_at_run`) and the detail; title, summary and weight
     reset are the latest non-empty ones. A grouping event (a retitle, a join) carries the status it found;
     `in_progress` it copies from the round's research event and stands only while that does: when a
-    re-run clears a dead run's round, the report is the `candidate` its promotion left, not stuck. `where` keeps only some events before choosing (e.g. one
-    report's, or not those a re-run of a step replaces); it filters in a subquery because the
+    re-run clears a dead run's round, the report is the `candidate` its promotion left, not stuck.
+    `where` keeps only some events before choosing (e.g. one report's, or not those a re-run of a step
+    replaces); it filters in a subquery because the
     aggregates' aliases (`status`, `research_round`, …) shadow the event columns in a WHERE beside them."""
     return f"""SELECT
     team_id,

@@ -367,12 +367,11 @@ class S3ObjectStore:
         """Move `src` to `dst`; False when another mover has it or it is gone (see the class doc)."""
         marker = self._marker(src)
         # a unique body gives every marker its own ETag (see the If-Match release below)
-        if not self._create(marker, f"{dst}\n{uuid.uuid4().hex}".encode()):
+        body = f"{dst}\n{uuid.uuid4().hex}".encode()
+        if not self._create(marker, body):
             # a dead mover's marker released, the source left: this mover takes it now (else a claim that
             # runs once, `signals process`, would leave it in the inbox and say nothing is unfinished)
-            if not self._recover_stale_move(src, marker) or not self._create(
-                marker, f"{dst}\n{uuid.uuid4().hex}".encode()
-            ):
+            if not self._recover_stale_move(src, marker) or not self._create(marker, body):
                 return False
         moved = self._copy(src, dst)
         if moved:
