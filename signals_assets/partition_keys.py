@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
-from typing import TypeGuard
+from typing import Sequence, TypeGuard
 
 from signals_assets.ingestion.validation import SignalValidationError, check_team_id
 
@@ -73,3 +73,20 @@ def report_team_id(key: str) -> int:
         return check_team_id(int(match[1]))
     except SignalValidationError as error:
         raise PartitionKeyError(f"report key {key!r}: {error}") from None
+
+
+def key_ordered_ranges(keys: Sequence[str], partition_order: Sequence[str]) -> list[tuple[str, str]]:
+    """(first, last) partition ranges that cover `keys`, in key order, each holding no other of `keys`
+    than its own. Dagster resolves a range by the set's insertion order (`partition_order`, holding every
+    key), which is key order except where a retired partition was added back at the end: a range whose
+    first key was added after its last holds nothing, and one across such a key holds it out of turn."""
+    position = {key: index for index, key in enumerate(partition_order)}
+    by_position = sorted(keys, key=position.__getitem__)
+    next_in_set = dict(zip(by_position, by_position[1:]))
+    ranges: list[tuple[str, str]] = []
+    for key in sorted(keys):
+        if ranges and next_in_set.get(ranges[-1][1]) == key:
+            ranges[-1] = (ranges[-1][0], key)
+        else:
+            ranges.append((key, key))
+    return ranges

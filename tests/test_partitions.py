@@ -8,6 +8,7 @@ from signals_assets.partition_keys import (
     PartitionKeyError,
     batch_key,
     batch_time,
+    key_ordered_ranges,
     next_batch_key,
     report_team_id,
     validate_report_key,
@@ -84,3 +85,13 @@ def test_the_stage_modules_that_parse_keys_load_no_dagster():
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_key_ordered_ranges_never_span_a_key_added_back_out_of_turn():
+    # b1 and b2 retired and added back after b3 and b4; x is another team's batch
+    order = ["b3", "x", "b4", "b1", "b2"]
+    assert key_ordered_ranges(["b1", "b2", "b3", "b4"], order) == [("b1", "b2"), ("b3", "b4")]
+    assert key_ordered_ranges(["b1", "b3", "b4"], order) == [("b1", "b1"), ("b3", "b4")]
+    # b2 alone added back after b3: it runs alone, between b1 and b3
+    assert key_ordered_ranges(["b1", "b2", "b3"], ["b1", "b3", "b2"]) == [("b1", "b1"), ("b2", "b2"), ("b3", "b3")]
+    assert key_ordered_ranges(["b1", "b2"], ["b1", "x", "b2"]) == [("b1", "b2")]

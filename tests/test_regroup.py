@@ -11,6 +11,7 @@ from signals_assets.cli.main import main
 from signals_assets.definitions import defs
 from signals_assets.grouping import consolidation, offline_matching
 from signals_assets.grouping.engine import MatchDecision
+from signals_assets.partitions import signal_batches
 from signals_assets.sensors.dead_runs import HOST_TAG, PID_TAG
 from signals_assets.settings import load_settings
 from signals_assets.storage.clickhouse import open_chdb
@@ -105,6 +106,25 @@ def test_regrouping_with_another_engine_rebuilds_every_report(capsys, two_batche
     assert all(r["status"] == "potential" for r in after["reports"])  # weight 0.5 each: nothing to research
     assert after["orphan_results"] == 0
     assert_vector_sums_match_members(6)
+
+
+def test_regroup_replays_every_batch_in_order_when_the_older_ones_were_retired(capsys, two_batches, split_everything):
+    """Retired batches are added back at the end of the partition set, after the ones still in it: a
+    single range from the first batch to the last would resolve to nothing."""
+    first, second = two_batches["batches"]
+    with dg.DagsterInstance.get() as instance:
+        instance.delete_dynamic_partition(signal_batches.name, first)  # what partition retirement does
+    assert run(capsys, "regroup", "--team-id", "1")["batches"] == 2
+    after = store_state()
+    assert len(after["reports"]) == 6 and after["batches"] == [first, second]  # both batches re-grouped
+    assert_vector_sums_match_members(6)
+    with dg.DagsterInstance.get() as instance:
+        assert instance.get_dynamic_partitions(signal_batches.name) == [second, first]
+        ranges = [
+            (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+            for r in instance.get_runs(dg.RunsFilter(job_name="regroup_job"), ascending=True)
+        ]
+    assert ranges == [(first, first), (second, second)]
 
 
 def test_a_changed_early_batch_cannot_silently_diverge_from_later_ones(two_batches, split_everything):

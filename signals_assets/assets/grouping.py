@@ -33,6 +33,11 @@ class GroupingConfig(dg.Config):
         default_factory=list, description="Re-group only these teams (empty: every team in the batch)."
     )
     window_days: int = Field(default=30, description="Only signals assigned this recently are candidates.")
+    regroup_through: str = Field(
+        default="",
+        description="The last batch a re-grouping split into several runs reaches (`signals regroup` over "
+        "retired batches): the batches up to it are grouped again in the runs that follow.",
+    )
 
 
 @dg.asset(
@@ -57,6 +62,8 @@ def report_assignments(
     store = object_store.open()
     phases = Phases()
     keys = sorted(context.partition_keys)
+    if not keys:  # a range whose first key the set holds after its last (partition_keys.key_ordered_ranges)
+        raise dg.Failure("the run's partition range holds no signal_batches partition: nothing to group")
     with phases("inbox"):
         earlier = inbox.earlier_unfinished_batches(store, keys[0])
     if earlier:
@@ -89,7 +96,7 @@ def report_assignments(
                 )
             with session() as db:
                 try:
-                    write_batch(db, batch, config.team_ids, assignments, events, keys[-1])
+                    write_batch(db, batch, config.team_ids, assignments, events, max(keys[-1], config.regroup_through))
                 except RegroupingConflict as conflict:
                     raise dg.Failure(str(conflict)) from None
             pause_point("promote")  # assignments written, promotions not yet recorded

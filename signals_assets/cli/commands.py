@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, BinaryIO, Iterator
 from signals_assets.cli.main import CliError, err, one_line, progress
 from signals_assets.cli.read_models import is_settled, list_reports, team_batches, team_status, unfinished_work
 from signals_assets.ingestion.validation import SignalValidationError, decode_json_object, shown
+from signals_assets.partition_keys import SIGNAL_BATCHES, key_ordered_ranges
 from signals_assets.settings import Settings
 from signals_assets.storage.object_store import open_object_store
 
@@ -282,7 +283,6 @@ def cmd_process(args, settings: Settings) -> int:
     from signals_assets.definitions import defs
     from signals_assets.ingestion import inbox
     from signals_assets.jobs import signal_batch_job
-    from signals_assets.partition_keys import SIGNAL_BATCHES
     from signals_assets.sensors.dead_runs import fail_dead_runs
     from signals_assets.sensors.signal_inbox import batch_work
 
@@ -326,7 +326,7 @@ def cmd_process(args, settings: Settings) -> int:
     researched, failed = research_pending(definitions, instance, store, settings)
     left = unfinished_work(store)
     for line in left:
-        err(f"unfinished: {line}")
+        err(f"unfinished: {one_line(line)}")  # a park reason may quote a server's text
     print(
         json.dumps(
             {
@@ -432,17 +432,26 @@ def cmd_regroup(args, settings: Settings) -> int:
     instance = open_instance(settings)
     definitions = defs()
     add_partitions(instance, signal_batches.build_add_request(batches))
-    err(f"re-grouping team {args.team_id}: {len(batches)} batches from {batches[0]} to {batches[-1]}")
-    definitions.resolve_job_def(regroup_job.name).execute_in_process(
-        instance=instance,
-        raise_on_error=True,
-        tags={
-            "dagster/asset_partition_range_start": batches[0],
-            "dagster/asset_partition_range_end": batches[-1],
-            **in_process_tags(),
-        },
-        run_config={**QUIET_RUN_CONFIG, "ops": {"report_assignments": {"config": {"team_ids": [args.team_id]}}}},
+    # Retired batches come back at the end of the set: one run per stretch that a range resolves to in order.
+    ranges = key_ordered_ranges(batches, instance.get_dynamic_partitions(SIGNAL_BATCHES))
+    err(
+        f"re-grouping team {args.team_id}: {len(batches)} batches from {batches[0]} to {batches[-1]}"
+        f" in {len(ranges)} run(s)"
     )
+    for first, last in ranges:
+        definitions.resolve_job_def(regroup_job.name).execute_in_process(
+            instance=instance,
+            raise_on_error=True,
+            tags={
+                "dagster/asset_partition_range_start": first,
+                "dagster/asset_partition_range_end": last,
+                **in_process_tags(),
+            },
+            run_config={
+                **QUIET_RUN_CONFIG,
+                "ops": {"report_assignments": {"config": {"team_ids": [args.team_id], "regroup_through": batches[-1]}}},
+            },
+        )
     researched, failed = research_pending(definitions, instance, open_object_store(settings), settings)
     print(json.dumps({"batches": len(batches), "reports_researched": researched, "reports_failed": failed}))
     return 1 if failed else 0
@@ -466,7 +475,7 @@ def cmd_status(args, settings: Settings) -> int:
             f"waiting for research, {status['parked']} parked"
         )
         for line in status["unfinished_work"][:20]:
-            print(f"  {line}")
+            print(f"  {one_line(line)}")  # a park reason may quote a server's text
         for line in status["stray_folders"][:20]:
             print(f"  {one_line(line)}")  # a folder's name is anyone's text
         quota = status["report_quota"]
