@@ -34,12 +34,18 @@ def _flag(name: str) -> bool:
     return value in ("true", "1", "yes")
 
 
-def _positive_int(name: str, default: int, minimum: int = 1) -> int:
+# An age cut-off must stay a date Python and Dagster can hold (year 1 is 739,000 days back).
+MAX_RETIRE_DAYS = 36_500
+
+
+def _positive_int(name: str, default: int, minimum: int = 1, maximum: int | None = None) -> int:
     value = _env(name, str(default))
     # ASCII digits, and few enough that int() stays cheap and below Python's digit limit
     if not (value.isascii() and value.isdigit()) or len(value) > 18 or int(value) < minimum:
         rule = "a positive integer" if minimum == 1 else f"an integer of at least {minimum}"
         raise ValueError(f"{name}={value!r} must be {rule} (below 10^18)")
+    if maximum is not None and int(value) > maximum:
+        raise ValueError(f"{name}={value!r} must be at most {maximum}")
     return int(value)
 
 
@@ -207,7 +213,7 @@ def load_settings() -> Settings:
         max_open_batches=_positive_int("SIGNALS_MAX_OPEN_BATCHES", 1),
         max_batches_per_run=_positive_int("SIGNALS_MAX_BATCHES_PER_RUN", 20),
         max_reports_per_team_day=_positive_int("SIGNALS_MAX_REPORTS_PER_TEAM_DAY", 2000),
-        retire_batches_after_days=_positive_int("SIGNALS_RETIRE_BATCHES_AFTER_DAYS", 30),
-        retire_reports_after_days=_positive_int("SIGNALS_RETIRE_REPORTS_AFTER_DAYS", 30),
+        retire_batches_after_days=_positive_int("SIGNALS_RETIRE_BATCHES_AFTER_DAYS", 30, maximum=MAX_RETIRE_DAYS),
+        retire_reports_after_days=_positive_int("SIGNALS_RETIRE_REPORTS_AFTER_DAYS", 30, maximum=MAX_RETIRE_DAYS),
         max_retained_partitions=_positive_int("SIGNALS_MAX_RETAINED_PARTITIONS", 20000),
     )

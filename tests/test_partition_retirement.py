@@ -8,7 +8,9 @@ import dagster as dg
 import pytest
 from dagster._core.test_utils import create_run_for_test
 
+from signals_assets.cli.commands import execute_request
 from signals_assets.cli.main import main
+from signals_assets.definitions import defs
 from signals_assets.housekeeping.retirement import RetentionPolicy
 from signals_assets.ingestion import inbox
 from signals_assets.partition_keys import batch_key
@@ -19,6 +21,8 @@ from signals_assets.sensors.partition_retirement import (
     build_partition_retirement_sensor,
     retirement_plan,
 )
+from signals_assets.sensors.signal_inbox import batch_work
+from signals_assets.settings import MAX_RETIRE_DAYS, load_settings
 from signals_assets.storage.object_store import LocalObjectStore
 
 from conftest import CARD_DECLINED, PASSWORD_RESET, zendesk_extra
@@ -86,6 +90,54 @@ def test_retired_partitions_leave_the_sets_their_data_stays_and_new_work_brings_
         assert instance.get_dynamic_partitions(reports.name) == [grown[0]["id"]]
 
 
+def test_a_report_retired_after_its_run_was_requested_is_researched_by_the_next_run(
+    capsys, signals_home, team, tmp_path, object_store
+):
+    """The retirement sensor plans, the promotion sensor requests a range run over three promoted reports,
+    then the plan's deletes land (sensors run in threads): the range resolves without the middle report.
+    Its round must not count as done by the run's success; it is researched by the next run."""
+    csv_export = ["Exporting my orders to CSV crashes the page.", "The CSV export of orders crashes every time."]
+    emit_file(capsys, tmp_path, CARD_DECLINED + PASSWORD_RESET + csv_export + csv_export[:1], 0)
+    assert run(capsys, "process")[0] == 0
+    more = [
+        "My card payment was declined at checkout once more.",
+        "Still no password reset email in my inbox.",
+        "CSV export of my orders crashed the page again.",
+    ]
+    emit_file(capsys, tmp_path, more, 100)
+    definitions, settings = defs(), load_settings()
+    with dg.DagsterInstance.get() as instance:
+        inbox.claim_all(object_store, settings.batch_max_signals, settings.max_signals_per_team_batch)
+        work = batch_work(instance, object_store, 3, backoff_seconds=0, daemon_retries=False)
+        add = work.partitions_request()
+        instance.add_dynamic_partitions(add.partitions_def_name, list(add.partition_keys))
+        [batch_run] = work.run_requests(instance.get_dynamic_partitions(signal_batches.name))
+        assert execute_request(definitions.resolve_job_def("signal_batch_job"), batch_run, instance).success
+        promoted = sorted(p["report_id"] for p in promotions.all_promotions(object_store))
+        assert len(promoted) == 3
+        sensor = definitions.resolve_sensor_def("report_promotion_sensor")
+        resource = ObjectStoreResource(root=str(object_store.root))
+        [request] = sensor(
+            dg.build_sensor_context(instance=instance, resources={"object_store": resource})
+        ).run_requests
+        order = instance.get_dynamic_partitions(reports.name)
+        middle = order[1]
+        instance.delete_dynamic_partition(reports.name, middle)  # the retirement plan's delete lands
+        result = execute_request(definitions.resolve_job_def("report_job"), request, instance)
+        assert not result.success
+        failure = next(e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE)
+        assert f"{middle}-round2 of this run are not among its partitions" in str(failure.event_specific_data.error)
+        # the others of the run were researched; the middle report's round is still pending
+        assert [p["report_id"] for p in promotions.all_promotions(object_store)] == [middle]
+    code, out = run(capsys, "process")
+    assert code == 0 and json.loads(out)["reports_researched"] == 1
+    listing = json.loads(run(capsys, "list-reports", "--team-id", "1", "--json")[1])["reports"]
+    assert sorted((r["id"], r["status"], r["signal_count"]) for r in listing) == [
+        (report, "ready", 4) for report in promoted
+    ]
+    assert promotions.all_promotions(object_store) == []
+
+
 def finished_batch(store, key):
     store.put(inbox.manifest_key(key), b"{}")
     for stage in inbox.STAGES:
@@ -145,6 +197,17 @@ def test_nothing_open_is_retired(store):
         result = sensor(dg.build_sensor_context(instance=instance, resources={"object_store": resource}))
         [request] = result.dynamic_partitions_requests
         assert (request.partitions_def_name, list(request.partition_keys)) == (signal_batches.name, [b_done])
+
+
+def test_the_longest_ages_the_settings_allow_retire_nothing_by_age(store):
+    old = batch_key(datetime.now(timezone.utc) - timedelta(days=10))
+    finished_batch(store, old)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(signal_batches.name, [old])
+        instance.add_dynamic_partitions(reports.name, ["r1-0000000000000001"])
+        materialize(instance, "r1-0000000000000001")
+        policy = RetentionPolicy(MAX_RETIRE_DAYS, MAX_RETIRE_DAYS, max_retained=1000)
+        assert retirement_plan(instance, store, policy, time.time()).requests() == []
 
 
 def test_a_run_over_a_range_holds_its_partitions_and_an_unknown_target_holds_everything(store):

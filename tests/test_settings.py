@@ -18,6 +18,9 @@ from signals_assets.settings import load_settings
         ("SIGNALS_CLICKHOUSE_DATABASE", "a;b", "SIGNALS_CLICKHOUSE_DATABASE='a;b' must be a ClickHouse identifier"),
         ("SIGNALS_CLICKHOUSE_DATABASE", "signals-prod", "SIGNALS_CLICKHOUSE_DATABASE='signals-prod' must be"),
         ("SIGNALS_CLICKHOUSE_DATABASE", "1signals", "SIGNALS_CLICKHOUSE_DATABASE='1signals' must be"),
+        # "never retire by age" as a huge number: the cut-off would be a date before year 1
+        ("SIGNALS_RETIRE_REPORTS_AFTER_DAYS", "740000", "SIGNALS_RETIRE_REPORTS_AFTER_DAYS='740000' must be at most"),
+        ("SIGNALS_RETIRE_BATCHES_AFTER_DAYS", "36501", "SIGNALS_RETIRE_BATCHES_AFTER_DAYS='36501' must be at most"),
     ],
 )
 def test_a_value_the_platform_cannot_use_is_refused_naming_the_variable(

@@ -17,6 +17,7 @@ from signals_assets.display_text import visible_escapes
 from signals_assets.ingestion.teams import load_team
 from signals_assets.partition_keys import report_team_id
 from signals_assets.partitions import reports
+from signals_assets.recovery.attempts import attempt_unit
 from signals_assets.recovery.faults import pause_point
 from signals_assets.reports import lifecycle, promotions, store as report_store
 from signals_assets.reports.judgement import judge_report, lifecycle_decision
@@ -314,7 +315,24 @@ def report_research(
         raise
     with session() as db:
         record_reports_metadata(context, db, dict(finished))
+    _fail_for_rounds_outside_the_run(context, keys)
     return dg.MaterializeResult(metadata=run_metadata(keys, outcomes))
+
+
+def _fail_for_rounds_outside_the_run(context: dg.AssetExecutionContext, keys: list[str]) -> None:
+    """A round the run was requested for whose report is not among its partitions (retired between the
+    request and the run, so its range resolved without it) must not count as done by the run's success:
+    the run fails, after its other reports, and the round is requested again with its partition."""
+    outside = [
+        key
+        for key in context.run.tags.get(ROUNDS_TAG, "").split()
+        if promotions.unit_report(attempt_unit(key)) not in keys
+    ]
+    if outside:
+        raise dg.Failure(
+            f"report round(s) {', '.join(outside)} of this run are not among its partitions (retired after the "
+            "run was requested): they are requested again"
+        )
 
 
 def _record_research(

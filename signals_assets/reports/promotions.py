@@ -24,6 +24,11 @@ def promotion_unit(report_id: str, round_: int) -> str:
     return f"{report_id}-round{round_}"
 
 
+def unit_report(unit: str) -> str:
+    """The report of a promotion's name (`promotion_unit`)."""
+    return unit.rsplit("-round", 1)[0]
+
+
 def promotion_key(report_id: str, round_: int) -> str:
     return f"{PROMOTIONS}{promotion_unit(report_id, round_)}.json"
 

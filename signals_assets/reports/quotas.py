@@ -24,7 +24,7 @@ from typing import Callable
 from signals_assets.fairness import round_robin
 from signals_assets.ingestion.teams import team_limit
 from signals_assets.partition_keys import report_team_id
-from signals_assets.reports.promotions import promotion_key, promotion_unit
+from signals_assets.reports.promotions import promotion_key, promotion_unit, unit_report
 from signals_assets.storage.object_store import ObjectStore
 
 QUOTA = "report_quota/"
@@ -99,7 +99,7 @@ def queue_priorities(teams_to_run: list[int], in_flight_units: list[str]) -> lis
     team already queued or running (or requested before it), so the queue alternates between teams."""
     queued: dict[int, int] = defaultdict(int)
     for unit in in_flight_units:
-        queued[report_team_id(unit.rsplit("-round", 1)[0])] += 1
+        queued[report_team_id(unit_report(unit))] += 1
     priorities = []
     for team in teams_to_run:
         priorities.append(-queued[team])
