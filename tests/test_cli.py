@@ -453,3 +453,20 @@ def test_terminal_output_escapes_control_characters_but_json_stays_json(capsys):
         "red \\x1b[31malert\\x1b[0m\\r\\x07 bidi \\u202egnp.exe nul \\x00 bad \\udce9 tab\tnewline\n"
     )
     assert json.loads(visible_escapes(json.dumps({"text": text}))) == {"text": text}
+
+
+def test_a_park_reason_quoting_a_servers_text_cannot_forge_a_line(capsys, signals_home, object_store, team):
+    from signals_assets.ingestion import inbox
+    from signals_assets.settings import load_settings
+
+    emit_texts(object_store, CARD_DECLINED[:1])
+    settings = load_settings()
+    [batch] = inbox.claim_all(object_store, settings.batch_max_signals, settings.max_signals_per_team_batch)
+    inbox.park_batch(object_store, batch, "last: HTTP 500 upstream down\nreports: 9 ready\x1b[2J", 3)
+    assert main(["status", "--team-id", "1"]) == 0
+    out = capsys.readouterr().out
+    assert main(["process"]) == 1
+    err = capsys.readouterr().err
+    for text in (out, err):
+        assert "upstream down" in text and "\x1b" not in text
+        assert not any(line.startswith("reports: 9 ready") for line in text.splitlines())

@@ -44,7 +44,7 @@ from signals_assets.sensors.dead_runs import (
 )
 from signals_assets.sensors.report_promotion import build_report_promotion_sensor
 from signals_assets.sensors.research_reconciler import research_reconciliation_job
-from signals_assets.sensors.run_attempts import PROMISED_RETRY_GRACE_SECONDS, as_attempt
+from signals_assets.sensors.run_attempts import PROMISED_RETRY_GRACE_SECONDS, as_attempt, failure_reason
 from signals_assets.sensors.signal_inbox import batch_work, build_signal_inbox_sensor
 from signals_assets.settings import load_settings
 from signals_assets.storage.object_store import LocalObjectStore
@@ -173,6 +173,21 @@ def test_a_batch_whose_runs_all_failed_is_retried_with_backoff_then_parked(store
 
         inbox.unpark_batch(store, batch)  # the operator's `signals unpark`
         assert batch_work(instance, store, 3, BACKOFF, now=third.end_time + 1).to_run == [(batch, f"{batch}-retry3")]
+
+
+def test_a_park_reason_says_what_the_step_raised_not_dagsters_wrapper(tmp_path):
+    @dg.op
+    def embed():
+        raise RuntimeError("embeddings: HTTP 500 upstream down")
+
+    @dg.job
+    def batch():
+        embed()
+
+    with shipped_instance(tmp_path) as instance:
+        result = batch.execute_in_process(instance=instance, raise_on_error=False)
+        reason = failure_reason(instance, result.run_id)
+    assert reason.startswith(f"run {result.run_id}: RuntimeError: embeddings: HTTP 500 upstream down"), reason
 
 
 def test_the_next_attempt_number_follows_the_units_own_keys_and_ignores_others():

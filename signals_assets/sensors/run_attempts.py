@@ -157,6 +157,9 @@ def failure_reason(instance: dg.DagsterInstance, run_id: str) -> str:
         if entries:
             event = entries[-1].dagster_event
             error = getattr(event.event_specific_data, "error", None) if event else None
+            # Dagster wraps what the step raised ("Error occurred while executing op …"): the cause says why.
+            while error is not None and error.cls_name == "DagsterExecutionStepExecutionError" and error.cause:
+                error = error.cause
             message = error.message.strip() if error else entries[-1].message
             return f"run {run_id}: {message}"[:500]
     return f"run {run_id} failed" if run_id else "no failed run"
