@@ -12,9 +12,10 @@ Result out: one `report_custom_message` with the result dict {status, repository
             findings, confidence, reason} (see `research`): what the agent found, no judgement of
             the report. The agent reports no materialisation: the calling asset reports its own.
 
-`agent.py --timeout-seconds N` ends the agent after N seconds of wall-clock time (SIGALRM with its
-default action, which stops the process even inside C code); the runner uses it because Pipes has
-no timeout of its own. `--memory-mb N` caps its address space (the subprocess sandbox has no other
+`agent.py --timeout-seconds N` (or `SIGNALS_AGENT_TIMEOUT_SECONDS=N` in its environment) ends the
+agent after N seconds of wall-clock time (SIGALRM with its default action, which stops the process
+even inside C code); the runner uses it because Pipes has no timeout of its own, and it holds when the
+runner was killed. `--memory-mb N` caps its address space (the subprocess sandbox has no other
 memory limit). One process, not a supervisor and a child: a second interpreter start per
 report was a fixed cost of every research run.
 """
@@ -44,6 +45,7 @@ BM25_B = 0.75
 # Saturates repeated query words: a word in every signal counts more than a one-off, not 10x more.
 QUERY_K3 = 1.5
 # File and folder names are deliberate descriptions of the code, so they count as repeated content.
+TIMEOUT_ENVIRONMENT_VARIABLE = "SIGNALS_AGENT_TIMEOUT_SECONDS"
 PATH_WEIGHT = 3
 WINDOW_LINES = 10
 MAX_FILE_BYTES = 1_000_000
@@ -679,8 +681,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--timeout-seconds",
         type=float,
-        default=0,
-        help="end the agent after this many seconds of wall-clock time",
+        # A container's runner passes it so: the image's command runs unchanged.
+        default=float(os.environ.get(TIMEOUT_ENVIRONMENT_VARIABLE) or 0),
+        help=f"end the agent after this many seconds of wall-clock time (default: ${TIMEOUT_ENVIRONMENT_VARIABLE})",
     )
     parser.add_argument("--memory-mb", type=int, default=0, help="cap the agent's address space at this many MB")
     parser.add_argument(

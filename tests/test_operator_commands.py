@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 import dagster as dg
@@ -301,6 +302,40 @@ def test_cleanup_asks_for_confirmation_and_waits_for_runs(
     code, out, _ = run(capsys, "cleanup", "--team-id", "1", "--keep-config")
     assert code == 0 and json.loads(out)["objects"]["inbox"] == 1
     assert object_store.list("inbox/") == [] and object_store.exists("teams/1.json")
+
+
+def test_cleanup_after_a_killed_process_fails_its_dead_run_and_removes_the_research_work_dirs_it_left(
+    capsys, signals_home, object_store, demo_repository, tmp_path, monkeypatch
+):
+    """A kill -9 during research leaves the run STARTED, which blocked cleanup for good, and the research
+    work dir (the report and its signals) in the temporary folder, which a container cannot remove."""
+    from dagster._core.test_utils import create_run_for_test
+
+    from signals_assets.sensors.dead_runs import HOST_TAG, PID_TAG
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    configure(object_store, demo_repository, 1)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    instance = dg.DagsterInstance.get()
+    dead = create_run_for_test(
+        instance,
+        job_name="report_job",
+        status=dg.DagsterRunStatus.STARTED,
+        tags={PID_TAG: str(gone.pid), HOST_TAG: os.uname().nodename},
+    )
+    live = create_run_for_test(instance, job_name="report_job", status=dg.DagsterRunStatus.FAILURE)
+    left = tmp_path / f"signals-research-{dead.run_id}-x1"
+    (left / "context").mkdir(parents=True)
+    (left / "context" / "context.json").write_text('{"signals": ["My card was declined"]}')
+    unknown = tmp_path / "signals-research-00000000-0000-0000-0000-000000000000-x2"  # another instance's
+    unknown.mkdir()
+    ended = tmp_path / f"signals-research-{live.run_id}-x3"
+    ended.mkdir()
+    code, out, err = run(capsys, "cleanup", "--team-id", "1", "--yes")
+    assert code == 0 and json.loads(out)["research_work_dirs"] == 2, err
+    assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.FAILURE
+    assert not left.exists() and not ended.exists() and unknown.exists()
 
 
 def test_export_and_import_report_regroups_and_is_idempotent(

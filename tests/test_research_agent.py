@@ -242,6 +242,33 @@ def test_the_agent_ends_itself_at_the_wall_clock_limit_even_inside_c_code():
     assert code == -signal.SIGALRM and time.monotonic() - started < 15
 
 
+def test_the_agent_takes_its_wall_clock_limit_from_its_environment(tmp_path):
+    """A container runs the image's command: its runner passes the limit in the environment, so the agent
+    ends at it also when the runner (whose watchdog would stop the container) was killed."""
+    hang = "import agent, sys, time; sys.argv = ['agent']; agent.run_agent = lambda: time.sleep(60); agent.main()"
+    started = time.monotonic()
+    environment = {**os.environ, "SIGNALS_AGENT_TIMEOUT_SECONDS": "0.5"}
+    code = subprocess.run([sys.executable, "-c", hang], cwd=AGENT_SCRIPT.parent, env=environment).returncode
+    assert code == -signal.SIGALRM and time.monotonic() - started < 15
+
+
+def test_no_repository_in_a_system_tree_reaches_the_agent_nor_one_a_container_cannot_mount(tmp_path, shop):
+    """`signals teams set` refuses /etc, but a repository replaced by a symlink to it since reaches
+    research; and the Docker engine mounts a path that is not UTF-8 as another folder (U+FFFD in its name),
+    which may be another team's."""
+    to_etc = tmp_path / "was-a-repo"
+    to_etc.symlink_to("/etc", target_is_directory=True)
+    not_utf8 = tmp_path / os.fsdecode(b"app\xff")
+    shutil.copytree(shop, not_utf8)
+    repositories = [repo("etc", to_etc), repo("bytes", not_utf8), repo("shop", shop)]
+    warnings: list[str] = []
+    readable = SandboxResource(mode="docker").readable_repositories(repositories, warnings.append)
+    assert [r["name"] for r in readable] == ["shop"]
+    assert "is inside the system tree /etc" in warnings[0] and "is not valid UTF-8" in warnings[1]
+    subprocess_readable = SandboxResource().readable_repositories(repositories, warnings.append)
+    assert [r["name"] for r in subprocess_readable] == ["bytes", "shop"]  # a local process reads any name
+
+
 def test_a_wall_clock_limit_as_long_as_the_settings_allow_still_starts_the_agent():
     """SIGNALS_SANDBOX_TIMEOUT_SECONDS may be set just below 10^18, past the longest alarm (a C int of
     seconds): the agent sets the longest alarm instead of failing every research at its start."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -528,8 +529,13 @@ def cmd_cleanup(args, settings: Settings) -> int:
     """Remove everything of the team: store rows, objects and report partitions (see operations.cleanup)."""
     from signals_assets.cli.read_models import store_session
     from signals_assets.operations import cleanup
+    from signals_assets.resources.sandbox import remove_ended_runs_work_dirs, run_is_alive
+    from signals_assets.sensors.dead_runs import fail_dead_runs
 
     instance = open_instance(settings)
+    # A killed `signals process` or daemon left its runs STARTED: they will never end.
+    for line in fail_dead_runs(instance, queued=True):
+        err(line)
     busy = cleanup.runs_in_flight(instance)
     if busy:
         raise CliError(
@@ -556,7 +562,19 @@ def cmd_cleanup(args, settings: Settings) -> int:
         )
         rows = cleanup.delete_team_rows(db, args.team_id, tables)
     dagster = cleanup.delete_team_partitions(instance, args.team_id)
-    print(json.dumps({"team_id": args.team_id, "rows": rows, "objects": objects, "dagster": dagster}))
+    # Research work dirs hold a report and its signals; runs killed in research left theirs (any team's).
+    work_dirs = remove_ended_runs_work_dirs(functools.partial(run_is_alive, instance), err)
+    print(
+        json.dumps(
+            {
+                "team_id": args.team_id,
+                "rows": rows,
+                "objects": objects,
+                "dagster": dagster,
+                "research_work_dirs": len(work_dirs),
+            }
+        )
+    )
     return 0
 
 

@@ -34,6 +34,7 @@ REPOSITORIES_DIR = "/repos"
 CONTEXT_DIR = "/pipes"
 CONTEXT_HOST_DIR_NAME = "context"  # in the run's temporary folder
 CONTEXT_FILE_NAME = "context.json"
+AGENT_TIMEOUT_VARIABLE = "SIGNALS_AGENT_TIMEOUT_SECONDS"  # read by sandbox/agent.py
 OUTPUT_LINES_KEPT = 5
 OUTPUT_LINE_CHARS = 300  # of each kept line: they end up in the report's error
 # A loaded engine on the vfs storage driver can take minutes to create or remove a container;
@@ -201,7 +202,13 @@ def run_agent_container(
                 image=image,
                 command=command or None,
                 detach=True,
-                **container_kwargs(limits, labels, volumes, dict(session.get_bootstrap_env_vars())),
+                **container_kwargs(
+                    limits,
+                    labels,
+                    volumes,
+                    # The agent's own alarm: the watchdog is a thread of this process, which may be killed.
+                    {**session.get_bootstrap_env_vars(), AGENT_TIMEOUT_VARIABLE: str(limits.timeout_seconds)},
+                ),
             )
             container.start()
             reader.consume_docker_logs(container)

@@ -1,6 +1,8 @@
 """Runs the research agent (`sandbox/agent.py`) through Dagster Pipes and returns its outcome."""
 
+import functools
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -8,6 +10,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,8 @@ from signals_assets.research.outcome import (
 
 AGENT_SCRIPT = Path(__file__).resolve().parents[2] / "sandbox" / "agent.py"
 LOG_FILE_NAME = "research.jsonl"
+WORK_DIR_PREFIX = "signals-research-"  # then the run id, in the temporary folder
+RUN_ID_CHARS = 36  # a Dagster run id: a UUID
 SANDBOX_MODES = ("subprocess", "docker")
 # All of the run worker's environment the subprocess agent gets: none of its secrets (API keys,
 # database passwords). HOME and TMPDIR point into the run's own work dir.
@@ -81,7 +86,8 @@ class SandboxResource(dg.ConfigurableResource):
             raise ValueError(f"sandbox mode {self.mode!r} is not supported (supported: {', '.join(SANDBOX_MODES)})")
         runner = {"subprocess": self._run_subprocess, "docker": self._run_docker}[self.mode]
         repositories = self.readable_repositories(repositories, context.log.warning)
-        with tempfile.TemporaryDirectory(prefix="signals-research-") as work_dir:
+        # Named after the run: should the run's worker be killed, whoever prunes its containers finds it.
+        with tempfile.TemporaryDirectory(prefix=f"{WORK_DIR_PREFIX}{context.run.run_id}-") as work_dir:
             log_path = Path(work_dir) / LOG_FILE_NAME
             started = time.monotonic()
             try:
@@ -99,14 +105,20 @@ class SandboxResource(dg.ConfigurableResource):
 
     def readable_repositories(self, repositories: list[dict], warn) -> list[dict]:
         """The repositories the agent may read, their folders resolved now (as the agent will find them):
-        none that holds or lies in `data_folder`. `signals teams set` refuses such folders, but a config
-        written straight to the store, or a folder replaced by a symlink since, reaches research unchecked."""
-        from signals_assets.ingestion.teams import data_folder_rule
+        none in a system tree or that holds or lies in `data_folder`, and for a container none whose path
+        is not UTF-8 (the engine would mount another folder, its name with U+FFFD). `signals teams set`
+        refuses the first two, but a config written straight to the store, or a folder replaced by a
+        symlink since, reaches research unchecked."""
+        from signals_assets.ingestion.teams import data_folder_rule, system_tree_rule
 
         readable = []
         for repository in repositories:
             resolved = os.path.realpath(repository["path"])
-            rule = data_folder_rule(resolved, self.data_folder or None)
+            rule = (
+                system_tree_rule(resolved)
+                or data_folder_rule(resolved, self.data_folder or None)
+                or (self.mode == "docker" and _not_utf8_rule(resolved))
+            )
             if rule:
                 warn(
                     f"repository {repository['name']!r} ({repository['path']!r}) is not researched: {resolved!r} {rule}"
@@ -224,16 +236,16 @@ class SandboxResource(dg.ConfigurableResource):
             ds.remove_container(container, warn or dg.get_dagster_logger().warning)
 
     def prune_containers(self, instance: dg.DagsterInstance, client=None, warn=None) -> list[str]:
-        """Remove research containers whose Dagster run has ended (e.g. its worker was killed)."""
+        """Remove research containers whose Dagster run has ended (e.g. its worker was killed), and the
+        work dirs such runs left."""
+        warn = warn or dg.get_dagster_logger().warning
+        is_alive = functools.partial(run_is_alive, instance)
+        work_dirs = remove_ended_runs_work_dirs(is_alive, warn)
         if self.mode != "docker":
-            return []
+            return work_dirs
         from signals_assets.research import docker_sandbox as ds
 
-        return ds.prune_sandbox_containers(
-            client or ds.engine_client(),
-            lambda run_id: _run_is_alive(instance, run_id),
-            warn or dg.get_dagster_logger().warning,
-        )
+        return ds.prune_sandbox_containers(client or ds.engine_client(), is_alive, warn) + work_dirs
 
     def container_limits(self):
         from signals_assets.research.docker_sandbox import ContainerLimits
@@ -299,7 +311,30 @@ def _signal_group(group: int, number: int) -> bool:
     return True
 
 
-def _run_is_alive(instance: dg.DagsterInstance, run_id: str) -> bool | None:
+def _not_utf8_rule(path: str) -> str | None:
+    try:
+        os.fsencode(path).decode("utf-8")
+    except UnicodeDecodeError:
+        return "is not valid UTF-8, which the Docker engine cannot mount"
+    return None
+
+
+def remove_ended_runs_work_dirs(is_alive: Callable[[str], bool | None], warn) -> list[str]:
+    """Remove the research work dirs (the report and its signals) that runs no longer going left in the
+    temporary folder: a killed run worker removes nothing, and a container cannot see its runner die."""
+    removed = []
+    for path in Path(tempfile.gettempdir()).glob(f"{WORK_DIR_PREFIX}*"):
+        run_id = path.name[len(WORK_DIR_PREFIX) :][:RUN_ID_CHARS]
+        if path.is_dir() and not path.is_symlink() and is_alive(run_id) is False:
+            shutil.rmtree(path, ignore_errors=True)
+            if path.exists():
+                warn(f"could not remove the research work dir {str(path)!r}")
+            else:
+                removed.append(str(path))
+    return removed
+
+
+def run_is_alive(instance: dg.DagsterInstance, run_id: str) -> bool | None:
     """Whether the Dagster run is still going; None when this instance does not know it."""
     run = instance.get_run_by_id(run_id) if run_id else None
     return None if run is None else not run.is_finished
