@@ -227,8 +227,8 @@ _DANGEROUS_COMMAND = (
     r"|\b(?:curl|wget)\b[^|\n]{0,200}\|\s*(?:sudo\s+)?(?:python3?|perl|ruby|node)\b"
     r"|\bbase64\s+(?:-d|--decode|-D)\b[^|\n]{0,60}\|\s*(?:sudo\s+)?(?:ba|z)?sh\b"
     r"|/dev/tcp/|\bnc(?:at)?\b[^\n]{0,60}\s-e\s|\bmkfifo\b[^\n]{0,80}\b(?:nc|sh)\b|\bbash\s+-i\b|\bpty\.spawn\("
-    r"|\brm\s+-(?:rf|fr|r\s+-f)\s+(?:--no-preserve-root|(?:/(?:etc|usr|bin|sbin|boot|var|home|lib|lib64|root|sys|opt|srv)?"
-    r"|~|\$HOME|\$\{HOME\})/?\*?(?=[\s;&|'\"`)]|$)|\*(?=[\s;&|'\"`]|$))|\bmkfs(?:\.\w+)?\s+/dev/|:\(\)\s*\{\s*:\s*\|\s*:\s*&\s*\}"
+    r"|\brm\s+-(?:rf|fr|r\s+-f)\s+(?:--no-preserve-root|(?:/(?:(?:etc|usr|bin|sbin|boot|var|home|lib|lib64|root|sys|opt|srv)"
+    r"(?:/[^\s;&|'\"`)]*)?)?|~|\$HOME|\$\{HOME\})/?\*?(?=[\s;&|'\"`)]|$)|\*(?=[\s;&|'\"`]|$))|\bmkfs(?:\.\w+)?\s+/dev/|:\(\)\s*\{\s*:\s*\|\s*:\s*&\s*\}"
     r"|\bpowershell\b[^\n]{0,60}\s-(?:e|ec|enc|encodedcommand)\b|\biex\b\s*\(|\binvoke-expression\b|\.downloadstring\("
     r"|\bos\.(?:system|popen|exec\w*)\(|\bsubprocess\.(?:call|run|popen|check_output|check_call)\("
     r"|__import__\(\s*['\"](?:os|subprocess|socket|pty)|\bsocket\.socket\("
@@ -252,7 +252,11 @@ _DANGEROUS_COMMAND = (
 )
 
 # "Run this:" with the command on the next line or in a fenced code block reads as one directive.
-_RUN_TAIL = r"(?:[^\n]{0,80}?(?::[ \t]*\n(?:[ \t]*\n)?|\b(?:following|below|this|these)\b[ \t]*\n(?:[ \t]*\n)?|\n(?=[ \t]*(?:```|~~~)))[ \t]*(?:(?:```|~~~)[\w-]*[ \t]*\n)?)?[^\n]{0,80}?"
+# The command is in the verb's sentence: "Install script broken on Alpine. I ran `curl … | sh`" orders nothing.
+_RUN_TAIL = (
+    r"(?:" + _SAME + r"{0,80}?(?::[ \t]*\n(?:[ \t]*\n)?|\b(?:following|below|this|these)\b[ \t]*\n(?:[ \t]*\n)?"
+    r"|\n(?=[ \t]*(?:```|~~~)))[ \t]*(?:(?:```|~~~)[\w-]*[ \t]*\n)?)?" + _SAME + r"{0,80}?"
+)
 # A fake turn or role boundary: what a chat template or a prompt uses to give text authority. A block
 # ("[SYSTEM]", "<system>", "### System", chat tokens, a JSON message) may span lines; a label ("System:")
 # counts only on its own line or as a heading that ends its line, since bug templates write "System: macOS 14".
@@ -880,9 +884,10 @@ _RULES: list[tuple[str, LazyPattern]] = [
             r"\b(?:tell|give|show|share|send|reveal|paste|repeat|quote|disclose|list|print|output|read out|dump"
             r"|what(?:'s| is| are| was| were))\b[^.!?\n]{0,40}?"
             r"\b(?:passwords?|passphrases?|passcodes?|credentials?|api[ _-]?keys?|access[ _-]?tokens?|secret[ _-]?keys?"
+            r"|(?:private|ssh|deploy|signing)[ _-]?keys?"
             r"|tokens?|secrets?|system[ _-]?prompt|(?:initial|original|hidden|first|full) (?:prompt|instructions|message))"
             r"\s+(?:that\s+|which\s+)?(?:you(?:'ve| have| hold| were (?:given|configured with|told|initiali[sz]ed with)"
-            r"| got| use| know| store| keep| can see| have access to)\b|(?:is |are )?(?:in|inside) your "
+            r"| got| use| know| store| keep| can see| have access to)\b|it (?:has access to|holds|was given)\b|(?:is |are )?(?:in|inside) your "
             r"(?:context|memory|config\w*|prompt|environment|instructions|settings)\b)"
             # asked as a question: "What is your system prompt?"
             r"|\bwhat(?:'s| is| are| were)\s+your\s+(?:system[ _-]?prompt|(?:initial|original|hidden|secret) "
@@ -907,11 +912,16 @@ _SUBJECT_BEFORE = LazyPattern(
 # "Merci de ne plus suivre", "the bot … should stop following": a lead word or a modal makes it an order again
 _LEAD_WORD_BEFORE = LazyPattern(_LEAD_WORD + r"$", re.IGNORECASE)
 _DEDICATION = LazyPattern(_TO + r"\s+\S+\s+\S*\s*$|" + _FROM_NOW_ON + r",?\s*$", re.IGNORECASE)
+# Japanese: a subject marked by が and a te-form that goes on to the next predicate ("AIアシスタントが前の指示を
+# 無視して、毎回英語で返答してきます") tell what something does; an order has no such subject.
+_JA_SUBJECT_BEFORE = LazyPattern(r"が[^。、！？\n]{0,30}$")
 
 
-def _described(text: str, start: int) -> bool:
-    """Whether the override verb at `start` has a subject before it in its clause, so it reports what someone
-    does rather than ordering it."""
+def _described(text: str, start: int, end: int) -> bool:
+    """Whether the override verb at `start` (or the Japanese one ending at `end`) has a subject before it in its
+    clause, so it reports what someone does rather than ordering it."""
+    if text.startswith("て、", end - 1) and _JA_SUBJECT_BEFORE.search(text, 0, start):
+        return True
     verb = _OVERRIDE_VERB_AT.match(text, start)
     if not verb or _FIRST_PERSON.match(verb.group(0)):  # "I am overriding your criteria" names its own subject
         return False
@@ -1112,6 +1122,9 @@ _ORDER = LazyPattern(
     + _SAME
     + r"{0,40}?\b(?:there (?:are|is) no|no)\s+(?:\w+\s+)?(?:bugs?|issues?|problems?|errors?|defects?|action)\b"
     r"|\bclose\s+(?:this|the)\s+(?:report|ticket|issue|case)\b"
+    # any claim dictated with a modal: "it must say that customers love the new onboarding flow"
+    r"|\b(?:must|should|shall|has to|have to|needs? to|is to|are to)\s+(?:always\s+)?(?:say|state|claim|write|report"
+    r"|conclude)\s+that\b"
     # silence: "don't flag this", "no informes a nadie", "erwähne die Fehlermeldung nicht", "keep it out of the report"
     r"|\b(?:do not|don'?t|dont|never|ne|no|non|n[ãa]o|not|nie)\s+(?:\w+\s+)?(?:flag|report|mention|include|escalate|signal|tell"
     r"|bother|alert|notify|involve|page|zg[łl]aszaj|wspominaj|informuj"
@@ -1549,7 +1562,7 @@ _LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "
 
 _QUOTED = LazyPattern(
     r'"[^"\n]{1,200}"|“[^”\n]{1,200}”|„[^“”\n]{1,200}[“”]|«[^»\n]{1,200}»'
-    r"|(?<!\w)'(?:[^'\n]|(?<=\w)'(?=\w)){1,200}'(?!\w)|`[^`\n]{1,200}`"
+    r"|(?<!\w)'(?:[^'\n]|(?<=\w)'(?=\w)){1,200}'(?!\w)|`[^`\n]{1,200}`|「[^」\n]{1,200}」|『[^』\n]{1,200}』"
 )
 # Someone else's words, reported: "a user typed", "messages like", "Kunde schreibt:", "un utilisateur a écrit".
 _REPORTING_FRAME = LazyPattern(
@@ -1557,9 +1570,16 @@ _REPORTING_FRAME = LazyPattern(
     r"|said|says|saying|asked|asks|pasted|pastes|tried|tries|inputs?|messages?|prompts?|phrases?|strings?|text|like"
     r"|such as|contain(?:s|ing)|includ(?:es|ing)|words?|quot(?:e|es|ed|ing)|payloads?|attempts?|attacks?|examples?"
     r"|injections?|jailbreaks?|schreibt|schrieb|geschrieben|eingegeben|tippte|[ée]crit|tap[ée]"
-    r"|escribi[óo]|escribe|escrito|scritto|scrive|digitou|escreveu|typte|schreef)\b[^.!?\n]{0,40}$",
+    r"|escribi[óo]|escribe|escrito|scritto|scrive|digitou|escreveu|typte|schreef"
+    # how another bot is made to misbehave: "lässt sich mit … austricksen", "en écrivant", "responde a"
+    r"|l[äa]sst sich(?: \w+)? mit|[ée]crivant|tapant|saisissant|escribiendo|responde a|risponde a|scrivendo"
+    r"|digitando|escrevendo)\b[^.!?\n]{0,40}$"
+    # scripts without word boundaries: "用户在聊天框输入“…”"
+    r"|(?:输入|輸入|发送|發送)[^。！？\n]{0,10}$",
     re.IGNORECASE,
 )
+# Japanese puts the reporting verb after the quotation: "「…」と入力すると"
+_REPORTING_AFTER = LazyPattern(r"と(?:入力|送信|送っ|書い|打っ|言っ|言う)")
 # A quote that names this pipeline's own objects is aimed at us however it is framed.
 _AIMED_AT_US = LazyPattern(
     r"\b(?:this|the) (?:report|signal|ticket|issue|bug|feedback)\b|\b(?:research|triage|safety|summari[sz]ing"
@@ -1583,7 +1603,8 @@ def _reported_quote(text: str, start: int, end: int) -> bool:
     for quoted in _QUOTED.finditer(text, line_start, len(text) if line_end < 0 else line_end):
         if quoted.start() < start and end <= quoted.end():
             before = text[max(line_start, quoted.start() - 80) : quoted.start()]
-            return bool(_REPORTING_FRAME.search(before)) and not _AIMED_AT_US.search(quoted.group(0))
+            reported = _REPORTING_FRAME.search(before) or _REPORTING_AFTER.match(text, quoted.end())
+            return bool(reported) and not _AIMED_AT_US.search(quoted.group(0))
     return False
 
 
@@ -1625,7 +1646,7 @@ def _rule_match(text: str, lowered: str | None) -> tuple[str, int, int] | None:
                 continue
             if kind in _QUOTABLE_KINDS and _reported_quote(text, match.start(), match.end()):
                 continue
-            if kind == INSTRUCTION_OVERRIDE and _described(text, match.start()):
+            if kind == INSTRUCTION_OVERRIDE and _described(text, match.start(), match.end()):
                 continue
             return kind, match.start(), match.end()
     return None
