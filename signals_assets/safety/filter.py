@@ -1928,19 +1928,28 @@ def _cued(text: str) -> str | None:
 
 
 _PASSAGE = LazyPattern(r"[^\n]*\S[^\n]*")
+# Base64 and hex runs are judged by the decoders. To the scorer, which sums n-gram weights without dividing by
+# the length, a long random one is thousands of n-grams that reach 1.0, and a cue ("nc", "sh") by chance.
+_BLOB = LazyPattern(r"[A-Za-z0-9+/=_-]{40,}")
+
+
+def _without_blobs(text: str) -> str:
+    return _BLOB.sub(" ", text)
 
 
 def _scored(text: str) -> SafetyVerdict:
-    """The scorer's verdict on a text the rules passed: flagged when it scores at or above the threshold
-    and holds a cue; quoted as the line that scores highest, its kind from that line's cue."""
-    if _cued(text) is None:
+    """The scorer's verdict on a text the rules passed, base64 and hex runs left out: flagged when it scores
+    at or above the threshold and holds a cue; quoted as the line that scores highest, its kind from that
+    line's cue."""
+    prose = _without_blobs(text)
+    if _cued(prose) is None:
         return SAFE
     from signals_assets.safety.scorer import score
 
-    if score(text) < _SCORER_THRESHOLD:
+    if score(prose) < _SCORER_THRESHOLD:
         return SAFE
-    line = max(_PASSAGE.finditer(text), key=lambda passage: score(passage.group(0))).group(0)
-    return SafetyVerdict(False, _cued(line) or INSTRUCTION_OVERRIDE, _quote(line))
+    line = max(_PASSAGE.finditer(text), key=lambda passage: score(_without_blobs(passage.group(0)))).group(0)
+    return SafetyVerdict(False, _cued(_without_blobs(line)) or INSTRUCTION_OVERRIDE, _quote(line))
 
 
 # Verdicts of recent texts, by digest: a report's judgement re-checks texts its signals were screened
