@@ -13,7 +13,7 @@ import pytest
 from signals_assets.safety import filter as safety_filter, literals
 from signals_assets.safety.filter import _RULES, check_signal_text
 from signals_assets.safety.lazy_pattern import LazyPattern
-from signals_assets.safety.literals import ascii_lower, derived_literals, literal_search, may_match, required_literals
+from signals_assets.safety.literals import case_folded, derived_literals, literal_search, may_match, required_literals
 
 CORPUS = Path(__file__).parent / "data" / "safety_corpus.jsonl"
 
@@ -30,7 +30,7 @@ def test_no_rule_is_skipped_for_a_corpus_text_it_matches():
         for text in texts:
             # the rules run on normalised views too; the texts themselves exercise every rule
             for view in (text, text.lower(), text.upper()):
-                if may_match(search, ascii_lower(view)):
+                if may_match(search, case_folded(view)):
                     continue
                 skipped += 1
                 assert pattern.search(view) is None, (pattern.pattern[:60], view[:80])
@@ -51,8 +51,8 @@ def test_no_rule_is_skipped_for_a_corpus_text_it_matches():
 def test_required_literals_keep_every_match(pattern, matching, other):
     compiled = re.compile(pattern, re.IGNORECASE)
     search = literal_search(required_literals(compiled))
-    assert compiled.search(matching) and may_match(search, ascii_lower(matching))
-    assert compiled.search(other) is None and not may_match(search, ascii_lower(other))
+    assert compiled.search(matching) and may_match(search, case_folded(matching))
+    assert compiled.search(other) is None and not may_match(search, case_folded(other))
 
 
 @pytest.fixture
@@ -137,21 +137,45 @@ def test_a_cache_that_cannot_be_written_only_costs_time(literal_cache):
 
 def test_a_pattern_with_nothing_to_require_is_always_searched():
     search = literal_search(required_literals(re.compile(r"\w+\s*(?:a|\d)?")))
-    assert search is None and may_match(search, ascii_lower("anything"))
+    assert search is None and may_match(search, case_folded("anything"))
 
 
-def test_a_literal_no_ascii_character_matches_rules_out_every_ascii_text():
-    compiled = re.compile(r"忽略\s*instructions", re.IGNORECASE)
+def test_a_non_ascii_literal_is_required_of_non_ascii_text():
+    compiled = re.compile(r"忽略\s*\w+", re.IGNORECASE)
     search = literal_search(required_literals(compiled))
-    assert not may_match(search, ascii_lower("ignore instructions"))
-    assert may_match(search, ascii_lower("忽略 instructions"))  # non-ASCII texts are always searched
+    assert not may_match(search, case_folded("ignore instructions"))
+    assert not may_match(search, case_folded("无视 instructions"))  # non-ASCII text is pre-checked too
+    assert may_match(search, case_folded("忽略 INSTRUCTIONS"))
 
 
-def test_non_ascii_text_is_always_searched():
-    # "İGNORE" matches "ignore" under re.IGNORECASE, but its str.lower() is "i̇gnore"
-    compiled = re.compile(r"ignore", re.IGNORECASE)
+@pytest.mark.parametrize(
+    "pattern,text",
+    [
+        ("ignore", "İGNORE"),  # str.lower() makes two characters of "İ"; re compares it as "i"
+        ("ignore", "ıgnore"),  # dotless i
+        ("ask", "AſK"),  # long s
+        ("kill", "\u212aILL"),  # Kelvin sign
+        ("straße", "STRASSE straẞe"),  # capital sharp s: one character, folded as "ß"
+        ("правила", "ПРАВИЛА"),
+        ("règles", "RÈGLES"),
+        ("\u212aelvin", "kelvin"),  # a literal that is itself an odd case
+    ],
+)
+def test_non_ascii_text_is_folded_as_re_compares_it(pattern, text):
+    compiled = re.compile(pattern, re.IGNORECASE)
     search = literal_search(required_literals(compiled))
-    assert compiled.search("İGNORE") and may_match(search, ascii_lower("İGNORE"))
+    assert compiled.search(text) and may_match(search, case_folded(text))
+
+
+def test_every_character_re_matches_to_a_literal_folds_to_it():
+    """The fold agrees with re on the code points up to the letterlike symbols (Kelvin, Ångström), for every
+    ASCII character and a sample of other cased ones."""
+    for literal in [*map(chr, range(0x20, 0x7F)), "ß", "é", "и", "σ", "µ", "ǆ"]:
+        compiled = re.compile(re.escape(literal), re.IGNORECASE)
+        folded_literal = case_folded(literal) if literal.isascii() else literal.translate(literals._FOLD)
+        for char in map(chr, range(0x2200)):
+            if compiled.fullmatch(char):
+                assert case_folded(char) == folded_literal, (literal, hex(ord(char)))
 
 
 def test_cached_verdicts_equal_fresh_ones_and_the_cache_is_bounded(monkeypatch):
@@ -229,11 +253,11 @@ def test_screening_an_ordinary_text_compiles_only_the_rules_it_may_match():
     """In a fresh process, the rules compiled are those whose literals the text holds, and no other."""
     script = """
 from signals_assets.safety import filter
-from signals_assets.safety.literals import ascii_lower, may_match
+from signals_assets.safety.literals import case_folded, may_match
 text = "My card payment was declined at the checkout, why?"
 assert filter.check_signal_text(text).safe
 print([pattern.is_compiled for _, pattern in filter._RULES])
-print([may_match(filter._literals_of(pattern), ascii_lower(text)) for _, pattern in filter._RULES])
+print([may_match(filter._literals_of(pattern), case_folded(text)) for _, pattern in filter._RULES])
 """
     output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     compiled, may_hold = map(json.loads, output.lower().splitlines())

@@ -54,7 +54,7 @@ from typing import Callable, Iterator, Sequence
 from urllib.parse import unquote
 
 from signals_assets.safety.lazy_pattern import LazyPattern
-from signals_assets.safety.literals import ascii_lower, literal_search, may_match, required_literals_of
+from signals_assets.safety.literals import case_folded, literal_search, may_match, required_literals_of
 
 INSTRUCTION_OVERRIDE = "instruction_override"
 HIDDEN_INSTRUCTIONS = "hidden_instructions"
@@ -1281,23 +1281,23 @@ _ADDRESSED_DIRECTIVE = LazyPattern(
 )
 
 
-def _addressed_override(text: str, lowered: str | None) -> tuple[int, int] | None:
+def _addressed_override(text: str, folded: str) -> tuple[int, int] | None:
     """(start, end) of an order to the model found by structure: an addressed directive, or a vocative to the
     model with an order only a model obeys in the same sentence or up to 240 characters after it; reported
-    quotations do not count. `lowered` is `ascii_lower(text)`."""
+    quotations do not count. `folded` is `case_folded(text)`."""
     # most texts hold none of the words a directive or a vocative needs: their searches are skipped
-    if may_match(_literals_of(_ADDRESSED_DIRECTIVE), lowered):
+    if may_match(_literals_of(_ADDRESSED_DIRECTIVE), folded):
         for match in _ADDRESSED_DIRECTIVE.finditer(text):
             if not _reported_quote(text, match.start(), match.end()):
                 return match.start(), match.end()
-    vocatives = list(_VOCATIVE.finditer(text)) if may_match(_literals_of(_VOCATIVE), lowered) else []
+    vocatives = list(_VOCATIVE.finditer(text)) if may_match(_literals_of(_VOCATIVE), folded) else []
     if not vocatives:
         return None
     # each pattern searched once, not once per vocative: a text of 8,000 "AI, " stays linear
     orders = sorted(
         match.span()
         for pattern in (_ORDER, _RULES_OFF)
-        if may_match(_literals_of(pattern), lowered)
+        if may_match(_literals_of(pattern), folded)
         for match in pattern.finditer(text)
         if not _reported_quote(text, *match.span())
     )
@@ -1634,11 +1634,11 @@ def _literal_searches() -> dict[LazyPattern, re.Pattern | None]:
     return dict(zip(patterns, map(literal_search, required_literals_of(patterns))))
 
 
-def _rule_match(text: str, lowered: str | None) -> tuple[str, int, int] | None:
+def _rule_match(text: str, folded: str) -> tuple[str, int, int] | None:
     """The first rule that matches `text` outside a negation or a reported quotation, as (kind, start, end);
-    `lowered` is `ascii_lower(text)`."""
+    `folded` is `case_folded(text)`."""
     for (kind, pattern), literals in zip(_RULES, _rule_literals()):
-        if not may_match(literals, lowered):  # the rule cannot match: skip its search
+        if not may_match(literals, folded):  # the rule cannot match: skip its search
             continue
         for match in pattern.finditer(text):
             before = text[max(0, match.start() - 40) : match.start()]
@@ -1663,10 +1663,10 @@ def _direct(text: str) -> SafetyVerdict:
     for view in views:
         if view is None:
             continue
-        lowered = ascii_lower(view.text)
-        found = _rule_match(view.text, lowered)
+        folded = case_folded(view.text)
+        found = _rule_match(view.text, folded)
         if found is None:
-            addressed = _addressed_override(view.text, lowered)
+            addressed = _addressed_override(view.text, folded)
             found = (INSTRUCTION_OVERRIDE, *addressed) if addressed else None
         if found is not None:
             kind, start, end = found
@@ -1920,9 +1920,9 @@ _SCORER_CUES: tuple[tuple[str, LazyPattern, LazyPattern | None], ...] = (
 
 def _cued(text: str) -> str | None:
     """The kind of the first scorer cue the text holds, or None."""
-    lowered = ascii_lower(text)
+    folded = case_folded(text)
     for kind, cue, also in _SCORER_CUES:
-        if may_match(_literals_of(cue), lowered) and cue.search(text) and (also is None or also.search(text)):
+        if may_match(_literals_of(cue), folded) and cue.search(text) and (also is None or also.search(text)):
             return kind
     return None
 

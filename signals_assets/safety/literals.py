@@ -2,10 +2,12 @@
 
 The safety rules are long alternations that Python's `re` tries at every position of a text, although
 nearly every branch starts from a word that most texts lack. `required_literals(pattern)` reads the
-pattern's parse tree and returns strings, lower case, of which every match contains at least one
-(None: no such set was found); `literal_search` looks for them all at once. A text whose lower-case
-form holds none of them cannot match, so the rule's search is skipped with the same result. Only ASCII texts are tested this way: there, case-insensitive
-matching is exactly `str.lower()` on both sides, which Unicode case folding is not (e.g. "İ", "ſ").
+pattern's parse tree and returns strings, case-folded, of which every match contains at least one
+(None: no such set was found); `literal_search` looks for them all at once. A text whose case-folded
+form holds none of them cannot match, so the rule's search is skipped with the same result. The fold is
+the one `re` compares by under IGNORECASE, character by character (`case_folded`): a character's simple
+lower case, or the least of the characters `re` counts as the same ("K" U+212A and "k", "ſ" and "s", "ı"
+and "İ" and "i"), never `str.lower()` of a whole text, which turns "İ" into two characters.
 
 Reading a parse tree costs as much as compiling the pattern (0.3–0.7 s for the safety rules, in every
 process that screens), so the literals are kept on disk the way Python keeps bytecode: in `__pycache__`
@@ -18,6 +20,7 @@ rules some text holds the literals of.
 
 from __future__ import annotations
 
+import _sre  # type: ignore[import-not-found]
 import functools
 import hashlib
 import json
@@ -28,6 +31,7 @@ import tempfile
 import threading
 from pathlib import Path
 from re import (
+    _casefix,  # type: ignore[attr-defined]
     _constants as sre,  # type: ignore[attr-defined]
     _parser as sre_parse,  # type: ignore[attr-defined]
 )
@@ -35,16 +39,26 @@ from typing import Sequence
 
 from signals_assets.safety.lazy_pattern import LazyPattern
 
-Literals = frozenset[str]  # any of these strings; the empty set: the pattern cannot match an ASCII text
+Literals = frozenset[str]  # any of these strings; the empty set: the pattern cannot match
 MAX_STRINGS = 256  # a branch or a run of literals with more spellings than this is not expanded
-_IGNORECASE = int(re.IGNORECASE)  # plain ints: flag enums cost a call per operation
 
 
-@functools.cache
-def _ascii_spellings(code: int, ignore_case: bool) -> Literals:
-    """The lower-case ASCII characters a pattern literal matches (several cases of one letter are one)."""
-    literal = re.compile(re.escape(chr(code)), re.IGNORECASE if ignore_case else 0)
-    return frozenset(chr(a).lower() for a in range(128) if literal.fullmatch(chr(a)))
+def _fold_code(code: int) -> int:
+    """The code point `re` compares a character by under IGNORECASE: its simple lower case, or the least of
+    the characters `re` counts as the same as that."""
+    lower = _sre.unicode_tolower(code)
+    return min((lower, *_casefix._EXTRA_CASES.get(lower, ())))
+
+
+class _FoldTable(dict[int, int]):
+    """`str.translate`'s table for `case_folded`, each character folded on its first use."""
+
+    def __missing__(self, code: int) -> int:
+        self[code] = folded = _fold_code(code)
+        return folded
+
+
+_FOLD = _FoldTable()
 
 
 def _expand(parts: list[Literals]) -> Literals | None:
@@ -63,21 +77,21 @@ def _concatenations(prefixes: Literals, parts: list[Literals]) -> Literals:
     return prefixes
 
 
-def _node(op, av, flags: int) -> tuple[Literals | None, Literals | None]:
+def _node(op, av) -> tuple[Literals | None, Literals | None]:
     """(exact, required) of one parse node: `exact` is every string it can consume (None: unknown or
     too many), `required` strings of which what it consumes contains one (None: no constraint)."""
     if op is sre.LITERAL:
-        spellings = _ascii_spellings(av, bool(flags & _IGNORECASE))
-        return (spellings, spellings) if len(spellings) <= 1 else (None, None)
+        # every character a literal matches, with or without IGNORECASE, folds to the literal's own fold
+        spelling = frozenset({chr(_fold_code(av))})
+        return spelling, spelling
     if op in (sre.AT, sre.ASSERT, sre.ASSERT_NOT):
         return frozenset({""}), None  # zero width: consumes nothing
     if op is sre.SUBPATTERN:
-        _group, add_flags, del_flags, pattern = av
-        return _sequence(pattern, (flags | int(add_flags)) & ~int(del_flags))
+        return _sequence(av[-1])  # (group, added flags, removed flags, pattern): flags change no fold
     if op is sre.ATOMIC_GROUP:
-        return _sequence(av, flags)
+        return _sequence(av)
     if op is sre.BRANCH:
-        branches = [_sequence(branch, flags) for branch in av[1]]
+        branches = [_sequence(branch) for branch in av[1]]
         exacts = [e for e, _ in branches if e is not None]
         union = frozenset().union(*exacts)
         exact = union if len(exacts) == len(branches) and len(union) <= MAX_STRINGS else None
@@ -86,7 +100,7 @@ def _node(op, av, flags: int) -> tuple[Literals | None, Literals | None]:
         return exact, required
     if op in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT):
         low, high, pattern = av
-        exact, required = _sequence(pattern, flags)
+        exact, required = _sequence(pattern)
         if low == 0:
             optional = exact | {""} if exact is not None and (low, high) == (0, 1) else None
             return optional, None
@@ -94,10 +108,10 @@ def _node(op, av, flags: int) -> tuple[Literals | None, Literals | None]:
     return None, None  # classes, any character, categories, back references: no literal to require
 
 
-def _sequence(pattern, flags: int) -> tuple[Literals | None, Literals | None]:
+def _sequence(pattern) -> tuple[Literals | None, Literals | None]:
     """(exact, required) of a sequence: runs of exact nodes are expanded into their spellings, and the
     most selective requirement (longest shortest string, then fewest strings) is kept."""
-    nodes = [_node(op, av, flags) for op, av in pattern]
+    nodes = [_node(op, av) for op, av in pattern]
     # An exact node's own requirement is part of its run's spellings: only the others are candidates.
     candidates: list[Literals] = [required for exact, required in nodes if exact is None and required is not None]
     run: Literals = frozenset({""})  # the spellings of the current run of exact nodes
@@ -114,15 +128,13 @@ def _sequence(pattern, flags: int) -> tuple[Literals | None, Literals | None]:
         run = frozenset({""}) if exact is None else exact
     exacts = [exact for exact, _ in nodes if exact is not None]
     whole = _expand(exacts) if len(exacts) == len(nodes) else None
-    if any(not candidate for candidate in candidates):
-        return frozenset(), frozenset()  # a literal no ASCII character matches: no ASCII text matches
     best = max(candidates, key=lambda c: (min(map(len, c)), -len(c)), default=None)
     return whole, best
 
 
 def required_literals(pattern: re.Pattern[str] | LazyPattern) -> Literals | None:
-    """Lower-case strings of which every match of `pattern` in an ASCII text contains one, or None
-    (from the disk cache when it holds them)."""
+    """Case-folded strings of which every match of `pattern` contains one, or None (from the disk cache when
+    it holds them)."""
     return required_literals_of([pattern])[0]
 
 
@@ -147,7 +159,7 @@ def required_literals_of(patterns: Sequence[re.Pattern[str] | LazyPattern]) -> l
 def derived_literals(pattern: re.Pattern[str] | LazyPattern) -> Literals | None:
     """`required_literals` read from the parse tree of the pattern's source (a `LazyPattern` stays uncompiled)."""
     parsed = sre_parse.parse(pattern.pattern, pattern.flags)
-    return _sequence(parsed, int(parsed.state.flags))[1]
+    return _sequence(parsed)[1]
 
 
 CACHE_DIR = Path(__file__).with_name("__pycache__")
@@ -212,12 +224,13 @@ def literal_search(required: Literals | None) -> re.Pattern | None:
     return re.compile("|".join(map(re.escape, kept)) if kept else "(?!)")  # (?!): never matches
 
 
-def ascii_lower(text: str) -> str | None:
-    """The form the literals are looked for in: an ASCII text in lower case; None for any other text."""
-    return text.lower() if text.isascii() else None
+def case_folded(text: str) -> str:
+    """The form the literals are looked for in: each character folded as `re` compares it under IGNORECASE
+    (for ASCII, its lower case)."""
+    return text.lower() if text.isascii() else text.translate(_FOLD)
 
 
-def may_match(search: re.Pattern | None, lowered: str | None) -> bool:
-    """False only when `lowered` (`ascii_lower` of a text, made once for all the rules) holds none of
-    the search's literals; a text that is not ASCII (None) is always searched."""
-    return search is None or lowered is None or search.search(lowered) is not None
+def may_match(search: re.Pattern | None, folded: str) -> bool:
+    """False only when `folded` (`case_folded` of a text, made once for all the rules) holds none of the
+    search's literals."""
+    return search is None or search.search(folded) is not None
