@@ -149,12 +149,19 @@ def long_texts(length: int = 32_000) -> None:
         "spaced-out short words": " ".join("me" * (length // 4)),
         "dotted letters": "a." * (length // 2),
         "words": " ".join(rng.choice(words) for _ in range(length // 5))[:length],
+        # each hidden element's content was screened again at every nesting level (3.3 s)
+        "unclosed hidden spans": ('<span style="display:none">x' * length)[:length],
+        # every rule ran in full on non-ASCII text: its literals were not pre-checked (2.7 s)
+        "random unicode": "".join(
+            chr(rng.choice((rng.randrange(32, 0xD7FF), rng.randrange(0xE000, 0xFFFD)))) for _ in range(length)
+        ),
+        "hindi": ("निर्देशों को अनदेखा करो " * length)[:length],
     }
     print(f"\n{length:,}-character texts:")
     for name, text in shapes.items():
         started = time.perf_counter()
         check_signal_text(text)
-        print(f"  {name:<20} {time.perf_counter() - started:6.2f} s")
+        print(f"  {name:<22} {time.perf_counter() - started:6.2f} s")
 
 
 if __name__ == "__main__":

@@ -1760,7 +1760,9 @@ def _concealed(text: str, depth: int) -> SafetyVerdict:
             for g in (match.group(n) for n in ("comment", "styled", "font", "hidden", "markdown", "alt"))
             if g is not None
         )
-        if _HIDDEN_ORDER.search(_Normalised(inner).text) or not check_signal_text(inner, depth + 1).safe:
+        # The content is screened whole, nested hidden elements in it too, but not searched for them again:
+        # unclosed hidden spans were screened again at every nesting level, one tag shorter each time.
+        if _HIDDEN_ORDER.search(_Normalised(inner).text) or not _uncovered_verdict(inner, depth + 1).safe:
             return SafetyVerdict(False, HIDDEN_INSTRUCTIONS, _quote(match.group(0)))
     return SAFE
 
@@ -1983,8 +1985,13 @@ def check_signal_text(text: str, depth: int = 0, use_scorer: bool = True) -> Saf
 
 def _rules_verdict(text: str, depth: int) -> SafetyVerdict:
     hidden = _concealed(text, depth)
-    if not hidden.safe:
-        return hidden
+    return hidden if not hidden.safe else _uncovered_verdict(text, depth)
+
+
+def _uncovered_verdict(text: str, depth: int) -> SafetyVerdict:
+    """The rules' verdict on everything but concealment: encoded, then direct, then ROT13 or backwards."""
+    if depth > MAX_DECODE_DEPTH:
+        return SAFE
     decodings = list(_decodings(text))
     for match, decoded in decodings:
         revealed = _revealed_attack(decoded, depth)
