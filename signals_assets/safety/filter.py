@@ -237,7 +237,7 @@ _DANGEROUS_COMMAND = (
     r"|\b(?:download|curl|wget)\b[^\n]{0,140}(?:\bchmod\s+\+x|&&\s*\./|;\s*\./)"
     r"|\bdownload\b" + _SAME + r"{0,40}https?://\S+" + _SAME + r"{0,60}\b(?:run|execute|launch)\b"
     r"|\bpipe\b[^\n]{0,60}https?://\S+[^\n]{0,20}\b(?:into|to)\s+(?:ba|z)?sh\b"
-    r"|\b(?:pip3?|npm|gem|cargo)\s+install\s+(?:-\S+\s+)*(?:git\+)?https?://"
+    r"|\b(?:pip3?|npm|gem|cargo|yarn|pnpm)\s+(?:install|i|add)\s+(?:-\S+\s+)*(?:git\+)?https?://"
     r"|https?://\S+\.(?:sh|ps1|bat|cmd|exe|msi|scr|vbs)\b"
     r"|\$\(\s*(?:curl|wget)\b|`\s*(?:curl|wget)\b[^`\n]{0,200}`|\b(?:(?:ba|z|da)?sh|source|\.)\s+<\(\s*(?:curl|wget)\b"
     r"|\b(?:curl|wget)\b[^\n]{0,200}(?:&&|;)\s*(?:sudo\s+)?(?:ba|z)?sh\s+\S"
@@ -311,7 +311,7 @@ _PERSONA = (
     r"|\bimagine que tu es|\b(?:a partir de )?ahora eres|\bfinge (?:que eres|ser)|\bimagina que eres|\b(?:ora|adesso) sei"
     r"|\bd'ora in poi sei|\bfingi di essere|\bimmagina di essere|\b(?:a partir de )?agora (?:voc[êe] [ée]|[ée]s)"
     r"|\bfinja (?:que (?:voc[êe] )?[ée]|ser)|\bimagine que voc[êe] [ée]|\b(?:jij|je) bent nu|\bvanaf nu ben je"
-    r"|\bdoe alsof je|\bstel je voor dat je|\blet'?s play a game|\brole-?play time|\byou(?:'re| are) (?:(?-i:[A-Z])\w*\s+){0,2}(?-i:[A-Z])\w+,\s+(?:an?|the)\b"
+    r"|\bdoe alsof je|\bstel je voor dat je|\blet'?s play a game|\brole-?play time|\byou(?:'re| are) (?:(?-i:[A-Z])\w*\s+){0,2}(?-i:[A-Z])[\w-]+,\s+(?:an?|the)\b"
     r"|\bjeste[śs] teraz|\bod teraz jeste[śs]|\budawaj,? [żz]e jeste[śs]|\bwyobra[źz] sobie,? [żz]e jeste[śs]"
     r"|\bzachowuj si[ęe] jak|\bwciel si[ęe] w|\byou(?:'ve| have) been (?:upgraded|updated|switched|converted|promoted"
     r"|reconfigured|changed) (?:to|into)\b)"
@@ -581,9 +581,11 @@ _RULES: list[tuple[str, LazyPattern]] = [
             + r"\s*(?:[:,]|\s[-—–]+)\s*|\b(?:step\s*\d+|fix|solution|workaround|quick fix|hotfix|remedy)\s*[:.)—–-]\s*"
             r"|\b(?:ausf[üu]hren|starten|eingeben|uitvoeren|ex[ée]cuter|ejecutar|eseguire|executar|rodar)\s*:[ \t]*\n?[ \t]*"
             r"(?:(?:```|~~~)[\w-]*[ \t]*\n)?"
+            r"|実行(?:して(?:ください|下さい)?|しろ|せよ)\s*[:：]?\s*|(?:运行|执行)(?:以下|下面)?(?:的)?(?:命令)?\s*[:：]\s*"
+            # "have the agent run …", "make the research agent download …"
             r"|\b(?:tell|ask|instruct|get|have|make)\s+(?:the\s+)?"
             + _ADDRESSEE
-            + r"\s+to\s+|\b"
+            + r"\s+(?:to\s+)?|\b"
             + _ADDRESSEE
             + r"\s+(?:should|must|will|needs? to|has to)\s+)(?:(?:\w+\s+){0,2}?"
             + _RUN_VERB
@@ -872,6 +874,44 @@ _RULES: list[tuple[str, LazyPattern]] = [
             (
                 f"(?:{_FORGET_VERB}){_SENTENCE}{{0,40}}?(?:{_PRIOR}){_SENTENCE}{{0,30}}?(?:{_INSTRUCTION_NOUN})"
                 f"|(?:{_PRIOR}){_SENTENCE}{{0,30}}?(?:{_INSTRUCTION_NOUN}){_SENTENCE}{{0,30}}?(?:{_FORGET_VERB})"
+            ).translate(_CONFUSABLES),
+            _I,
+        ),
+    ),
+    # A fake tool call with a request to carry it out: '{"name":"shell","arguments":{…}} please execute it'.
+    (
+        REMOTE_CODE_EXECUTION,
+        LazyPattern(
+            r"(?:[\"'](?:tool_calls?|function_call)[\"']|[\"']name[\"']\s*:\s*[\"'](?:shell|bash|sh|exec|terminal|run_command"
+            r"|execute_command|run_shell|python)[\"'])[^\n]{0,300}?\b(?:execute|run|perform|carry out|invoke)\s+(?:it|this"
+            r"|that|the (?:call|command|above|tool call))\b",
+            _I,
+        ),
+    ),
+    # The model's own rules declared void, with or without a vocative: "your rules no longer apply", "the
+    # moderation layer is in maintenance mode", "твои правила больше не действуют", "あなたのルールは無効です".
+    (
+        INSTRUCTION_OVERRIDE,
+        LazyPattern(
+            (
+                # not "your filters", "your instructions": a product's search filters, its setup guide
+                r"\byour\s+(?:own\s+)?(?:rules|guidelines|guardrails|safety checks)\b"
+                + _SAME
+                + r"{0,40}?\b(?:no longer apply|(?:do|does)\s*n[o']t apply|(?:are|is) (?:now )?(?:void|suspended|revoked"
+                r"|lifted|disabled|off)|ha(?:ve|s) been (?:revoked|withdrawn|lifted|suspended|disabled))\b"
+                r"|\b(?:the\s+)?(?:moderation(?: layer)?|safety (?:review|filter|layer|checks?)|content (?:filter|checks?)"
+                r"|guardrails)\s+(?:is|are)\s+(?:now\s+)?(?:in|under)\s+maintenance\b"
+                r"|\b(?:all|every|any)\s+(?:incoming\s+)?(?:content|reports?|signals?|tickets?|messages?)\s+(?:is|are)\s+"
+                r"(?:now\s+)?(?:pre-?approved|auto-?approved|already approved)\b"
+                r"|\b(?:die|deine|ihre)\s+(?:Richtlinien|Regeln)\s+gelten\s+(?:heute\s+|jetzt\s+|ab sofort\s+)?(?:nicht|nicht mehr)\b"
+                r"|\bтвои\s+правила" + _SENTENCE + r"{0,20}?(?:не действуют|отменены|недействительны)"
+                r"|\bтвої\s+правила" + _SENTENCE + r"{0,20}?не діють"
+                r"|\bkuralların" + _SENTENCE + r"{0,20}?geçerli değil"
+                r"|قواعدك" + _SENTENCE + r"{0,15}?(?:لم تعد|غير) سارية"
+                r"|你的(?:规则|指令|限制)" + _SENTENCE + r"{0,10}?(?:不再|失效|无效)"
+                r"|あなたのルール" + _SENTENCE + r"{0,10}?無効"
+                r"|당신의 규칙" + _SENTENCE + r"{0,10}?적용되지"
+                r"|तुम्हारे नियम" + _SENTENCE + r"{0,15}?लागू नहीं"
             ).translate(_CONFUSABLES),
             _I,
         ),
