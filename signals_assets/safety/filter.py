@@ -1647,13 +1647,17 @@ _REPORTING_FRAME = LazyPattern(
     r"|escribi[óo]|escribe|escrito|scritto|scrive|digitou|escreveu|typte|schreef"
     # how another bot is made to misbehave: "lässt sich mit … austricksen", "en écrivant", "responde a"
     r"|l[äa]sst sich(?: \w+)? mit|[ée]crivant|tapant|saisissant|escribiendo|responde a|risponde a|scrivendo"
-    r"|digitando|escrevendo)\b[^.!?\n]{0,40}$"
+    r"|digitando|escrevendo"
+    # a product's own string quoted in a bug report: "the button shows '…'", "el botón dice '…'", "brzmi '…'"
+    r"|shows|showed|displays|displayed|reads|renders|appears as|labell?ed|dice|aparece como|appare come|affiche"
+    r"|zeigt|staat|brzmi|wy[śs]wietla|mostra|exibe)\b[^.!?\n]{0,40}$"
     # scripts without word boundaries: "用户在聊天框输入“…”"
-    r"|(?:输入|輸入|发送|發送)[^。！？\n]{0,10}$",
+    r"|(?:输入|輸入|发送|發送|显示|顯示)[^。！？\n]{0,10}$|يظهر كـ?\s*$",
     re.IGNORECASE,
 )
-# Japanese puts the reporting verb after the quotation: "「…」と入力すると"
-_REPORTING_AFTER = LazyPattern(r"と(?:入力|送信|送っ|書い|打っ|言っ|言う)")
+# Verb-last languages put the reporting verb after the quotation: "「…」と入力すると", "'…' olarak görünüyor",
+# "'…' दिखाता है"
+_REPORTING_AFTER = LazyPattern(r"と(?:入力|送信|送っ|書い|打っ|言っ|言う|表示)|\s*olarak görünüyor|\s*दिखा(?:ता|ती) है")
 # A quote that names this pipeline's own objects is aimed at us however it is framed.
 _AIMED_AT_US = LazyPattern(
     r"\b(?:this|the) (?:report|signal|ticket|issue|bug|feedback)\b|\b(?:research|triage|safety|summari[sz]ing"
