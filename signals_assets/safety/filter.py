@@ -1020,6 +1020,8 @@ _WISH = LazyPattern(
     r"|let(?:s|ting)? (?:me|us|users|admins|teams))\s*$",
     re.IGNORECASE,
 )
+# A step of a pasted `docker build` log ("Step 4/9 : RUN wget … | bash -") is a Dockerfile line that ran, not an order.
+_BUILD_LOG_STEP = LazyPattern(r"\bStep \d+/\d+ ?$")
 _DECODE_AND_OBEY = LazyPattern(
     r"\b(?:decode|base64 -d|unhex|un-?escape)\b" + _SAME + r"{0,40}\b(?:and|then)\s+(?:follow|execute"
     r"|run|obey|apply|do what it says|act on)\b",
@@ -1723,6 +1725,8 @@ def _rule_match(text: str, folded: str) -> tuple[str, int, int] | None:
             if match.end() == match.start() or _NEGATION.search(before) or _WISH.search(before):
                 continue
             if kind in _QUOTABLE_KINDS and _reported_quote(text, match.start(), match.end()):
+                continue
+            if kind == REMOTE_CODE_EXECUTION and _BUILD_LOG_STEP.search(before):
                 continue
             if kind == INSTRUCTION_OVERRIDE and _described(text, match.start(), match.end()):
                 continue
