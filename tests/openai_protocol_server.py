@@ -1,7 +1,7 @@
 """A scripted local server speaking enough of the OpenAI REST protocol for the official `openai` client.
 
 `POST /v1/chat/completions` and `POST /v1/embeddings` answer from a per-endpoint queue of `Reply`
-objects (content, raw status/body/headers, delay, a body trickled byte by byte); once a queue is empty, chat answers come from the
+objects (content, raw status/body/headers, delay, headers or a body trickled byte by byte); once a queue is empty, chat answers come from the
 test's `chat_default(request_body)` and embeddings from a hash of each text. Every request is recorded
 before it is answered, so tests can assert on prompts and retries.
 """
@@ -36,6 +36,7 @@ class Reply:
     delay: float = 0.0
     finish_reason: str = "stop"
     trickle: float = 0.0  # seconds between the body's bytes: a server that sends slowly
+    trickle_headers: float = 0.0  # seconds between the bytes of the status line and headers
 
 
 def answer(payload: dict, **options) -> Reply:
@@ -216,22 +217,23 @@ class OpenAIProtocolServer:
                 time.sleep(reply.delay)
                 payload = server._payload(self.path, body, reply)
                 data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+                headers = {"Content-Type": "application/json", "Content-Length": str(len(data)), **reply.headers}
+                head = f"HTTP/1.1 {reply.status} {self.responses.get(reply.status, ('Scripted',))[0]}\r\n"
+                head += "".join(f"{name}: {value}\r\n" for name, value in headers.items()) + "\r\n"
                 try:
-                    self.send_response(reply.status)
-                    if "Content-Type" not in reply.headers:
-                        self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    for name, value in reply.headers.items():
-                        self.send_header(name, value)
-                    self.end_headers()
-                    if reply.trickle:
-                        for byte in data:
-                            self.wfile.write(bytes([byte]))
-                            time.sleep(reply.trickle)
-                    else:
-                        self.wfile.write(data)
+                    self._send(head.encode(), reply.trickle_headers)
+                    self._send(data, reply.trickle)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client timed out and left
+
+            def _send(self, data: bytes, pause: float) -> None:
+                """`data`, byte by byte `pause` seconds apart when `pause` is set."""
+                if not pause:
+                    self.wfile.write(data)
+                    return
+                for byte in data:
+                    self.wfile.write(bytes([byte]))
+                    time.sleep(pause)
 
             def log_message(self, format: str, *args) -> None:
                 pass

@@ -227,8 +227,11 @@ def test_a_response_slower_than_the_timeout_is_retried(server):
 @pytest.mark.parametrize(
     "reply, problem",
     [
-        (Reply(content=json.dumps(QUERIES), trickle=0.05), "the response body took longer than 0.5 s"),
-        (Reply(content=json.dumps({"queries": ["x" * 20_000]})), "the response is larger than 10000 bytes"),
+        (Reply(content=json.dumps(QUERIES), trickle=0.05), "APITimeoutError .*: Request timed out."),
+        (
+            Reply(content=json.dumps({"queries": ["x" * 20_000]})),
+            "APIConnectionError .*: the response is larger than 10000 bytes",
+        ),
     ],
 )
 def test_a_body_sent_slowly_or_too_large_is_cut_off_and_retried(server, monkeypatch, reply, problem):
@@ -239,8 +242,20 @@ def test_a_body_sent_slowly_or_too_large_is_cut_off_and_retried(server, monkeypa
     assert chat(server, timeout_seconds=0.5).search_queries("text", "github/issue") == QUERIES["queries"]
     assert time.monotonic() - started < 1.5
     server.script_chat(reply, reply)
-    with pytest.raises(ProviderError, match=rf"^search_queries: APIConnectionError .*: {problem} \(gave up after 2"):
+    with pytest.raises(ProviderError, match=rf"^search_queries: {problem} \(gave up after 2"):
         chat(server, timeout_seconds=0.5, max_retries=1).search_queries("text", "github/issue")
+
+
+def test_headers_sent_slowly_end_each_attempt_within_its_timeout(server):
+    """A server that sends its status line and headers a byte at a time (each wait for data short): every
+    attempt ends at its timeout, so the call gives up after timeout × attempts + back-off."""
+    trickled = Reply(content=json.dumps(QUERIES), trickle_headers=0.05)  # about 5 s of headers
+    server.script_chat(trickled, trickled)
+    started = time.monotonic()
+    with pytest.raises(ProviderError, match=r"^search_queries: APITimeoutError .*\(gave up after 2 attempts\)"):
+        chat(server, timeout_seconds=0.5, max_retries=1, backoff_seconds=0.1).search_queries("text", "signal")
+    assert time.monotonic() - started < 2
+    assert len(server.requests()) == 2
 
 
 class StepClock:
