@@ -26,7 +26,7 @@ EMBEDDINGS = "/v1/embeddings"
 
 @dataclass
 class Reply:
-    """One scripted answer. `body` (dict → JSON, str → as is) replaces the normal payload."""
+    """One scripted answer. `body` (dict → JSON, str or bytes → as is) replaces the normal payload."""
 
     content: str | None = None
     embeddings: list[list[float]] | None = None
@@ -216,7 +216,10 @@ class OpenAIProtocolServer:
                 reply = server._next_reply(self.path, {k.lower(): v for k, v in self.headers.items()}, body)
                 time.sleep(reply.delay)
                 payload = server._payload(self.path, body, reply)
-                data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+                if isinstance(payload, bytes):
+                    data = payload
+                else:
+                    data = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
                 headers = {"Content-Type": "application/json", "Content-Length": str(len(data)), **reply.headers}
                 head = f"HTTP/1.1 {reply.status} {self.responses.get(reply.status, ('Scripted',))[0]}\r\n"
                 head += "".join(f"{name}: {value}\r\n" for name, value in headers.items()) + "\r\n"

@@ -1,5 +1,6 @@
 """The OpenAI-compatible provider, through the real `openai` client against a scripted local server."""
 
+import gzip
 import json
 import re
 import subprocess
@@ -256,6 +257,21 @@ def test_headers_sent_slowly_end_each_attempt_within_its_timeout(server):
         chat(server, timeout_seconds=0.5, max_retries=1, backoff_seconds=0.1).search_queries("text", "signal")
     assert time.monotonic() - started < 2
     assert len(server.requests()) == 2
+
+
+def test_an_encoded_response_is_refused_unread(server, monkeypatch):
+    """The body is asked for unencoded: a gzip body (here one that inflates past the size bound, as a 1 MB
+    gzip can inflate to 1 GB) is refused before httpx decompresses it."""
+    monkeypatch.setattr(bounded_body, "MAX_RESPONSE_BYTES", 10_000)
+    inflating = gzip.compress(json.dumps({"queries": ["x" * 100_000]}).encode())
+    assert len(inflating) < 1_000
+    bomb = Reply(body=inflating, headers={"Content-Encoding": "gzip"})
+    server.script_chat(bomb, bomb)
+    with pytest.raises(
+        ProviderError, match=r"^search_queries: APIConnectionError .*: the response is encoded \('gzip'\) .*refused"
+    ):
+        chat(server, max_retries=1).search_queries("text", "signal")
+    assert [request.headers["accept-encoding"] for request in server.requests()] == ["identity", "identity"]
 
 
 class StepClock:

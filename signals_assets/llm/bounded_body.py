@@ -4,7 +4,8 @@ httpx's timeouts bound each wait for data, not the request: a server that sends 
 its headers or of its body, would hold a request forever, and one that sends without end would fill the
 memory. `bounded_http_client` is the `openai` client's own httpx client on a transport that starts a
 deadline with each request, gives every connect, write and read of the request only the time left, and
-wraps every body in `BoundedBody`.
+wraps every body in `BoundedBody`. It asks for the body as it is (`Accept-Encoding: identity`) and refuses
+an encoded one: httpx decompresses after `BoundedBody` counted, so 1 MB of gzip could become 1 GB.
 """
 
 from __future__ import annotations
@@ -79,6 +80,14 @@ class _DeadlineTransport(httpx.HTTPTransport):
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         _request_deadline.set(time.monotonic() + self._seconds)
         response = super().handle_request(request)
+        encoding = response.headers.get("Content-Encoding", "identity")
+        if encoding.strip().lower() != "identity":
+            response.close()
+            raise openai.APIConnectionError(
+                message=f"the response is encoded ({encoding[:50]!r}) though none was asked for: refused, "
+                "its decoded size is unknown",
+                request=request,
+            )
         response.stream = BoundedBody(response.stream, request)
         return response
 
@@ -104,4 +113,7 @@ class BoundedBody(httpx.SyncByteStream):
 
 
 def bounded_http_client(seconds: float) -> httpx.Client:
-    return openai.DefaultHttpxClient(transport=_DeadlineTransport(seconds, limits=openai.DEFAULT_CONNECTION_LIMITS))
+    return openai.DefaultHttpxClient(
+        transport=_DeadlineTransport(seconds, limits=openai.DEFAULT_CONNECTION_LIMITS),
+        headers={"Accept-Encoding": "identity"},
+    )
