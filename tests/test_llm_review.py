@@ -199,6 +199,13 @@ def test_report_summary_is_validated_and_retried_with_the_error(server):
     assert '"priority" must be one of P0, P1, P2, P3, P4' in third.messages[-1]["content"]
 
 
+@pytest.mark.parametrize("field, limit", [("summary", 1000), ("actionability_reason", 300), ("priority_reason", 300)])
+def test_over_long_report_text_is_refused_and_asked_again(server, field, limit):
+    server.script_chat(answer({**SUMMARY, field: "x" * (limit + 1)}), answer(SUMMARY))
+    assert llm_report_summary(chat(server), [{"description": "Card declined."}]) == SUMMARY
+    assert f'"{field}" has {limit + 1} characters, at most {limit}' in server.requests()[1].messages[-1]["content"]
+
+
 def test_report_summary_gives_up_after_the_retries(server):
     server.script_chat(*[answer({**SUMMARY, "summary": "One. Two. Three. Four."})] * 4)
     with pytest.raises(ProviderError, match="^report_summary: no valid answer after 4 attempts.*1 to 3"):

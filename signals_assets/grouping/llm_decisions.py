@@ -15,6 +15,8 @@ from collections import Counter
 from typing import TYPE_CHECKING, Sequence
 
 from signals_assets.llm.client import (
+    MAX_REASON_CHARS,
+    MAX_SUMMARY_CHARS,
     Fence,
     InvalidAnswer,
     NoValidAnswer,
@@ -48,7 +50,7 @@ def _validate_queries(answer: dict) -> list[str]:
 
 
 def _validate_match(answer: dict, candidates: dict[str, dict]) -> dict:
-    reason = required_text(answer.get("reason"), '"reason"')
+    reason = required_text(answer.get("reason"), '"reason"', MAX_REASON_CHARS)
     match_type = answer.get("match_type")
     if match_type == "existing":
         signal_id = answer.get("signal_id")
@@ -67,7 +69,7 @@ def _validate_match(answer: dict, candidates: dict[str, dict]) -> dict:
         }
     if match_type == "new":
         title = required_text(answer.get("title"), '"title"', MAX_TITLE_CHARS)
-        summary = required_text(answer.get("summary"), '"summary"')
+        summary = required_text(answer.get("summary"), '"summary"', MAX_SUMMARY_CHARS)
         sentences = len(re.findall(r"[.!?]+(?:\s|$)", summary)) or 1
         if sentences > MAX_SUMMARY_SENTENCES:
             raise InvalidAnswer(f'"summary" has {sentences} sentences, it must have 1 or 2')
@@ -79,12 +81,12 @@ def _validate_specificity(answer: dict) -> dict:
     pr_title = required_text(answer.get("pr_title"), '"pr_title"', MAX_TITLE_CHARS)
     if not isinstance(answer.get("specific_enough"), bool):
         raise InvalidAnswer('"specific_enough" must be true or false')
-    reason = required_text(answer.get("reason"), '"reason"')
+    reason = required_text(answer.get("reason"), '"reason"', MAX_REASON_CHARS)
     return {"pr_title": pr_title, "specific_enough": answer["specific_enough"], "reason": reason}
 
 
 def _validate_merge(answer: dict) -> dict:
-    reason = required_text(answer.get("reason"), '"reason"')
+    reason = required_text(answer.get("reason"), '"reason"', MAX_REASON_CHARS)
     if not isinstance(answer.get("same_problem"), bool):
         raise InvalidAnswer('"same_problem" must be true or false')
     return {"reason": reason, "same_problem": answer["same_problem"]}
@@ -130,7 +132,7 @@ class OpenAIChatProvider(OpenAIChatClient):
             'Answer with JSON only, "reason" first (under 100 characters). To join a group, name the best '
             'matching candidate: {"reason": "...", "match_type": "existing", "signal_id": "<candidate signal_id>"}. '
             'To start a new group: {"reason": "...", "match_type": "new", "title": "<at most '
-            f'{MAX_TITLE_CHARS} characters>", "summary": "<1 or 2 sentences>"}}.'
+            f'{MAX_TITLE_CHARS} characters>", "summary": "<1 or 2 sentences, at most {MAX_SUMMARY_CHARS} characters>"}}.'
         )
         source = "/".join(str(signal[key]) for key in ("source_product", "source_type") if key in signal)
         parts = [

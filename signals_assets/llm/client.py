@@ -26,6 +26,9 @@ if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageParam
 
 MAX_ECHOED_ANSWER_CHARS = 2000
+# Answer text is stored and shown: a summary of 1 to 3 sentences and a one-sentence reason fit well within these.
+MAX_SUMMARY_CHARS = 1000
+MAX_REASON_CHARS = 300
 RETRYABLE_STATUSES = frozenset({408, 429})  # plus every 5xx
 CONTENT_FILTERED = "content_filter"  # the error code of a request a content filter refused (Azure OpenAI: HTTP 400)
 STATUS_HINTS = {

@@ -18,7 +18,15 @@ from dataclasses import replace
 from typing import Any, Sequence
 
 from signals_assets.grouping.extractive_text import TITLE_MAX_CHARS
-from signals_assets.llm.client import Fence, InvalidAnswer, NoValidAnswer, OpenAIChatClient, required_text
+from signals_assets.llm.client import (
+    MAX_REASON_CHARS,
+    MAX_SUMMARY_CHARS,
+    Fence,
+    InvalidAnswer,
+    NoValidAnswer,
+    OpenAIChatClient,
+    required_text,
+)
 from signals_assets.reports.judgement import ACTIONABILITY, PRIORITIES
 from signals_assets.safety.filter import KINDS, UNVERIFIED, SafetyVerdict
 
@@ -153,8 +161,14 @@ class LLMSafetyJudge:
 
 def _validate_summary(answer: dict) -> dict:
     result: dict[str, Any] = {}
-    for name in ("title", "summary", "actionability_reason", "priority_reason"):
-        result[name] = " ".join(required_text(answer.get(name), f'"{name}"').split())
+    limits = {
+        "title": None,  # checked below, once its spaces are squashed
+        "summary": MAX_SUMMARY_CHARS,
+        "actionability_reason": MAX_REASON_CHARS,
+        "priority_reason": MAX_REASON_CHARS,
+    }
+    for name, max_chars in limits.items():
+        result[name] = " ".join(required_text(answer.get(name), f'"{name}"', max_chars).split())
     if len(result["title"]) > TITLE_MAX_CHARS:
         raise InvalidAnswer(f'"title" has {len(result["title"])} characters, at most {TITLE_MAX_CHARS} are allowed')
     sentences = len(re.findall(r"[.!?]+(?:\s|$)", result["summary"])) or 1
@@ -176,7 +190,8 @@ def llm_report_summary(chat: OpenAIChatClient, signals: Sequence[dict]) -> dict:
     system = (
         "You write the inbox entry for a report: a group of product feedback signals that one fix should resolve.\n"
         f"- title: at most {TITLE_MAX_CHARS} characters, names the problem (like a good issue title).\n"
-        f"- summary: 1 to {MAX_SUMMARY_SENTENCES} sentences: what goes wrong, for whom, and the evidence.\n"
+        f"- summary: 1 to {MAX_SUMMARY_SENTENCES} sentences, at most {MAX_SUMMARY_CHARS} characters: what goes "
+        "wrong, for whom, and the evidence.\n"
         "- actionability: immediately_actionable (a concrete defect an engineer or coding agent can start fixing), "
         "requires_human_input (needs a product decision, more information or a person to act first), or "
         "not_actionable (praise, noise, questions already answered, nothing to change); actionability_reason "
