@@ -19,3 +19,8 @@ _DISPLAY_UNSAFE = re.compile(f"[{DISPLAY_UNSAFE}]")
 def visible_escapes(text: str) -> str:
     """`text` with those characters written as escapes (`\\x1b`, `\\u202e`); newlines and tabs stay."""
     return _DISPLAY_UNSAFE.sub(lambda match: match[0].encode("unicode_escape").decode("ascii"), text)
+
+
+def visible_one_line(text: str) -> str:
+    """`visible_escapes(text)` with newlines and tabs escaped too: one line no text can fake another beside."""
+    return visible_escapes(text).replace("\n", "\\n").replace("\t", "\\t")

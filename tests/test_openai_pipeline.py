@@ -240,7 +240,7 @@ def server_refusing_password_summaries_with_an_unstorable_error(body: dict) -> d
     return keyword_model(body)
 
 
-def test_a_failure_reason_the_store_cannot_take_is_stored_with_replacements_and_fails_no_other_report(
+def test_a_failure_reason_the_store_cannot_take_is_stored_escaped_and_fails_no_other_report(
     object_store, team, openai_server
 ):
     openai_server.chat_default = server_refusing_password_summaries_with_an_unstorable_error
@@ -248,7 +248,7 @@ def test_a_failure_reason_the_store_cannot_take_is_stored_with_replacements_and_
     states = stored(f"SELECT status, detail FROM ({latest_report_states()}) ORDER BY status")
     assert [state["status"] for state in states] == ["failed", "ready"]
     assert states[0]["detail"].endswith(
-        "HTTP 400 from " + openai_server.base_url + "/: Error code: 400 - bad request \ufffd"
+        "HTTP 400 from " + openai_server.base_url + "/: Error code: 400 - bad request \\ud800"
     )
 
 

@@ -277,6 +277,17 @@ def test_an_encoded_response_is_refused_unread(server, monkeypatch):
     assert [request.headers["accept-encoding"] for request in server.requests()] == ["identity", "identity"]
 
 
+def test_server_text_in_an_error_is_one_line_with_its_control_characters_escaped(server):
+    """The message reaches terminals (Dagster's log, park reasons): the server cannot recolour them or forge lines."""
+    forged = Reply(status=500, body="upstream down\nbatch b1: parked (\x1b[31mforged\u202e)")
+    server.script_chat(forged, forged)
+    with pytest.raises(ProviderError) as raised:
+        chat(server, max_retries=1).search_queries("text", "signal")
+    message = str(raised.value)
+    assert "upstream down\\nbatch b1: parked (\\x1b[31mforged\\u202e)" in message
+    assert not re.search("[\n\x1b\u202e]", message)
+
+
 class StepClock:
     def __init__(self) -> None:
         self.now = 1000.0

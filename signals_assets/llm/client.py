@@ -19,6 +19,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from signals_assets.display_text import visible_one_line
 from signals_assets.ingestion.validation import storable_text
 
 if TYPE_CHECKING:
@@ -40,10 +41,11 @@ STATUS_HINTS = {
 
 class ProviderError(RuntimeError):
     """An LLM or embedding step failed for good: the message names the step and the last error, `status`
-    the HTTP status of a request the server refused at once (None for every other failure)."""
+    the HTTP status of a request the server refused at once (None for every other failure). The message
+    quotes the server, so it is made one visible line: it reaches terminals through logs and park reasons."""
 
     def __init__(self, step: str, message: str, status: int | None = None) -> None:
-        super().__init__(f"{step}: {message}")
+        super().__init__(f"{step}: {visible_one_line(message)}")
         self.step = step
         self.status = status
 
