@@ -147,6 +147,11 @@ class Settings:
         return self.signals_home / "clickhouse"
 
     @property
+    def uses_openai(self) -> bool:
+        """An OpenAI-compatible server embeds or judges: `OPENAI_API_KEY` is needed."""
+        return "openai" in (self.embedder, self.llm_provider)
+
+    @property
     def vector_index_dimensions(self) -> int:
         """Dimensions of the HNSW index on the embeddings; 0 = no index."""
         return self.clickhouse_vector_dimensions if self.clickhouse_vector_index == "hnsw" else 0
@@ -158,6 +163,13 @@ def load_settings() -> Settings:
     bucket = _env("SIGNALS_S3_BUCKET")
     if object_store == "s3" and not bucket:
         raise ValueError("SIGNALS_S3_BUCKET must be set when SIGNALS_OBJECT_STORE=s3")
+    embedder = _choice("SIGNALS_EMBEDDER", "minilm", ("minilm", "openai"))
+    llm_provider = _choice("SIGNALS_LLM_PROVIDER", "offline", ("offline", "openai"))
+    # The key itself is read at run launch (a secret, not held here): without it every run would fail
+    # on a Dagster config error instead.
+    for name, value in (("SIGNALS_LLM_PROVIDER", llm_provider), ("SIGNALS_EMBEDDER", embedder)):
+        if value == "openai" and not _env("OPENAI_API_KEY"):
+            raise ValueError(f"OPENAI_API_KEY must be set when {name}=openai")
     allowlist = _list("SIGNALS_SANDBOX_NETWORK_ALLOWLIST")
     sandbox_network = _env("SIGNALS_SANDBOX_NETWORK")
     if allowlist and not sandbox_network:
@@ -176,9 +188,9 @@ def load_settings() -> Settings:
         clickhouse_secure=_flag("SIGNALS_CLICKHOUSE_SECURE"),
         clickhouse_vector_index=_choice("SIGNALS_CLICKHOUSE_VECTOR_INDEX", "none", ("none", "hnsw")),
         clickhouse_vector_dimensions=_positive_int("SIGNALS_CLICKHOUSE_VECTOR_DIMENSIONS", 384),
-        embedder=_choice("SIGNALS_EMBEDDER", "minilm", ("minilm", "openai")),
+        embedder=embedder,
         embedding_model=_env("SIGNALS_EMBEDDING_MODEL", "text-embedding-3-small"),
-        llm_provider=_choice("SIGNALS_LLM_PROVIDER", "offline", ("offline", "openai")),
+        llm_provider=llm_provider,
         llm_model=_env("SIGNALS_LLM_MODEL", "gpt-4.1-mini"),
         llm_merge_proposals=_positive_int("SIGNALS_LLM_MERGE_PROPOSALS", 10, minimum=0),
         consolidation_pool=_positive_int("SIGNALS_CONSOLIDATION_POOL", POOL_LIMIT, minimum=2),

@@ -34,3 +34,17 @@ def test_a_value_the_platform_cannot_use_is_refused_naming_the_variable(
 def test_a_database_name_of_letters_digits_and_underscores_is_taken(signals_home, monkeypatch):
     monkeypatch.setenv("SIGNALS_CLICKHOUSE_DATABASE", "signals_prod_2")
     assert load_settings().clickhouse_database == "signals_prod_2"
+
+
+@pytest.mark.parametrize("name", ["SIGNALS_LLM_PROVIDER", "SIGNALS_EMBEDDER"])
+@pytest.mark.parametrize("key", [None, " "])
+def test_the_openai_provider_without_an_api_key_is_refused_naming_the_variable(signals_home, monkeypatch, name, key):
+    monkeypatch.setenv(name, "openai")
+    if key is None:
+        monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    else:
+        monkeypatch.setenv("OPENAI_API_KEY", key)
+    with pytest.raises(ValueError, match=f"^OPENAI_API_KEY must be set when {name}=openai$"):
+        load_settings()
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    assert load_settings().uses_openai

@@ -12,8 +12,10 @@ from signals_assets.settings import Settings
 
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
-    uses_openai = "openai" in (settings.embedder, settings.llm_provider)
-    openai = {"base_url": settings.openai_base_url, "api_key": dg.EnvVar("OPENAI_API_KEY") if uses_openai else ""}
+    openai = {
+        "base_url": settings.openai_base_url,
+        "api_key": dg.EnvVar("OPENAI_API_KEY") if settings.uses_openai else "",
+    }
     return {
         "object_store": ObjectStoreResource(
             kind=settings.object_store,
