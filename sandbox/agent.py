@@ -40,12 +40,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+TIMEOUT_ENVIRONMENT_VARIABLE = "SIGNALS_AGENT_TIMEOUT_SECONDS"  # --timeout-seconds when not given
 BM25_K1 = 1.2
 BM25_B = 0.75
 # Saturates repeated query words: a word in every signal counts more than a one-off, not 10x more.
 QUERY_K3 = 1.5
 # File and folder names are deliberate descriptions of the code, so they count as repeated content.
-TIMEOUT_ENVIRONMENT_VARIABLE = "SIGNALS_AGENT_TIMEOUT_SECONDS"
 PATH_WEIGHT = 3
 WINDOW_LINES = 10
 MAX_FILE_BYTES = 1_000_000

@@ -30,7 +30,7 @@ from signals_assets.resources.clickhouse import ClickHouseResource
 from signals_assets.resources.embedder import EmbedderResource
 from signals_assets.resources.llm import LLMResource
 from signals_assets.resources.object_store import ObjectStoreResource
-from signals_assets.resources.sandbox import SandboxResource
+from signals_assets.resources.sandbox import SandboxResource, run_is_alive
 from signals_assets.storage.object_store import ObjectStore
 
 # On report runs: the attempt keys (`<report>-round<N>[-retry<M>]`) of the report rounds the run covers.
@@ -42,8 +42,7 @@ FAILED_IN = "failed_in"  # metadata of a report whose judgement or research fail
 
 def run_is_live(instance: dg.DagsterInstance, run_id: str) -> bool:
     """Whether the Dagster run is queued or running (False when this instance does not know it)."""
-    run = instance.get_run_by_id(run_id) if run_id else None
-    return run is not None and not run.is_finished
+    return run_is_alive(instance, run_id) is True
 
 
 def rounds_taken(context: dg.AssetExecutionContext, db, rounds: dict[str, int]) -> dict[str, research_store.TakenRound]:

@@ -439,8 +439,9 @@ def cmd_regroup(args, settings: Settings) -> int:
         f"re-grouping team {args.team_id}: {len(batches)} batches from {batches[0]} to {batches[-1]}"
         f" in {len(ranges)} run(s)"
     )
+    job = definitions.resolve_job_def(regroup_job.name)
     for first, last in ranges:
-        definitions.resolve_job_def(regroup_job.name).execute_in_process(
+        job.execute_in_process(
             instance=instance,
             raise_on_error=True,
             tags={

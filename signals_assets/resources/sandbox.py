@@ -312,11 +312,10 @@ def _signal_group(group: int, number: int) -> bool:
 
 
 def _not_utf8_rule(path: str) -> str | None:
-    try:
-        os.fsencode(path).decode("utf-8")
-    except UnicodeDecodeError:
-        return "is not valid UTF-8, which the Docker engine cannot mount"
-    return None
+    from signals_assets.ingestion.validation import storable_text_rule
+
+    # an undecodable byte of the name is a lone surrogate in the str
+    return "is not valid UTF-8, which the Docker engine cannot mount" if storable_text_rule(path) else None
 
 
 def remove_ended_runs_work_dirs(is_alive: Callable[[str], bool | None], warn) -> list[str]:
