@@ -3,6 +3,7 @@
 import gzip
 import json
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -260,6 +261,46 @@ def test_headers_sent_slowly_end_each_attempt_within_its_timeout(server):
         chat(server, timeout_seconds=0.5, max_retries=1, backoff_seconds=0.1).search_queries("text", "signal")
     assert time.monotonic() - started < 2
     assert len(server.requests()) == 2
+
+
+@pytest.mark.parametrize("variable", ["HTTP_PROXY", "ALL_PROXY"])
+def test_a_request_through_a_proxy_of_the_environment_ends_within_its_timeout(monkeypatch, variable):
+    """The proxy the environment names (here one that sends its answer's headers a byte at a time) gets the
+    same per-request deadline as a direct server: httpx builds its own transports for proxies."""
+    with socket.create_server(("127.0.0.1", 0)) as proxy:
+        seen: list[bytes] = []
+
+        def trickle() -> None:
+            connection, _ = proxy.accept()
+            with connection:
+                seen.append(connection.recv(65536))
+                for byte in b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Padding: " + b"x" * 200:
+                    try:
+                        connection.sendall(bytes([byte]))
+                    except OSError:  # the client gave up: what this test wants
+                        return
+                    time.sleep(0.02)
+
+        threading.Thread(target=trickle, daemon=True).start()
+        for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"):
+            for spelling in (name, name.lower()):
+                monkeypatch.delenv(spelling, raising=False)
+        monkeypatch.setenv(variable, f"http://127.0.0.1:{proxy.getsockname()[1]}")
+        provider = OpenAIChatProvider(
+            "http://api.example.invalid/v1", "test-key", "test-model", timeout_seconds=0.5, max_retries=0
+        )
+        started = time.monotonic()
+        with pytest.raises(ProviderError, match=r"^search_queries: APITimeoutError"):
+            provider.search_queries("text", "signal")
+        assert time.monotonic() - started < 1.5  # the trickle takes about 5 s
+        assert seen and seen[0].startswith(b"POST http://api.example.invalid/v1/chat/completions ")
+
+        monkeypatch.setenv("NO_PROXY", "example.invalid")  # then the request goes straight to the host
+        with pytest.raises(ProviderError, match=r"^search_queries: APIConnectionError .*Connection error"):
+            OpenAIChatProvider("http://api.example.invalid/v1", "test-key", "test-model", max_retries=0).search_queries(
+                "text", "signal"
+            )
+        assert len(seen) == 1
 
 
 def test_an_encoded_response_is_refused_unread(server, monkeypatch):

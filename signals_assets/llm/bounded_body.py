@@ -5,7 +5,9 @@ its headers or of its body, would hold a request forever, and one that sends wit
 memory. `bounded_http_client` is the `openai` client's own httpx client on a transport that starts a
 deadline with each request, gives every connect, write and read of the request only the time left, and
 wraps every body in `BoundedBody`. It asks for the body as it is (`Accept-Encoding: identity`) and refuses
-an encoded one: httpx decompresses after `BoundedBody` counted, so 1 MB of gzip could become 1 GB.
+an encoded one: httpx decompresses after `BoundedBody` counted, so 1 MB of gzip could become 1 GB. The proxy
+variables (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`) are honoured, each proxy through such a
+transport too.
 """
 
 from __future__ import annotations
@@ -113,7 +115,17 @@ class BoundedBody(httpx.SyncByteStream):
 
 
 def bounded_http_client(seconds: float) -> httpx.Client:
+    from httpx._utils import get_environment_proxies  # httpx's own reading of the proxy variables
+
+    limits = openai.DEFAULT_CONNECTION_LIMITS
+    # httpx reads the proxy variables only for a client without a transport of its own, so they are mounted
+    # here: a pattern NO_PROXY names maps to None, the client's own transport.
+    proxies = {
+        pattern: proxy and _DeadlineTransport(seconds, proxy=proxy, limits=limits)
+        for pattern, proxy in get_environment_proxies().items()
+    }
     return openai.DefaultHttpxClient(
-        transport=_DeadlineTransport(seconds, limits=openai.DEFAULT_CONNECTION_LIMITS),
+        transport=_DeadlineTransport(seconds, limits=limits),
+        mounts=proxies,
         headers={"Accept-Encoding": "identity"},
     )
