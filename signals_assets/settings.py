@@ -11,6 +11,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from signals_assets.grouping.limits import POOL_LIMIT
 from signals_assets.ingestion.validation import DEFAULT_LIMITS, RECORD_ENVELOPE_BYTES, SignalLimits
@@ -67,6 +68,27 @@ def _identifier(name: str, default: str) -> str:
         raise ValueError(
             f"{name}={value!r} must be a ClickHouse identifier: letters, digits and underscores, not a digit first"
         )
+    return value
+
+
+def _url(name: str, schemes: tuple[str, ...], hostless: tuple[str, ...] = ()) -> str:
+    """A URL of one of `schemes` with a host (but for the `hostless` schemes), or empty. The value itself
+    is not echoed: a URL may carry a password."""
+    value = _env(name)
+    if not value:
+        return value
+    form = " or ".join(f"{scheme}://" for scheme in schemes)
+    parsed = urlsplit(value)
+    if parsed.scheme.lower() not in schemes:
+        raise ValueError(f"{name} must start with {form} (its scheme is {parsed.scheme.lower()[:20]!r})")
+    try:
+        port_ok = parsed.port is None or parsed.port >= 0
+    except ValueError:  # not a number, or past 65535
+        port_ok = False
+    if not port_ok:
+        raise ValueError(f"{name} has a port that is not a number from 0 to 65535")
+    if not parsed.hostname and parsed.scheme.lower() not in hostless:
+        raise ValueError(f"{name} must name a host: {form}host[:port]")
     return value
 
 
@@ -181,8 +203,8 @@ def load_settings() -> Settings:
         object_store=object_store,
         s3_bucket=bucket,
         s3_prefix=_env("SIGNALS_S3_PREFIX").strip("/"),
-        s3_endpoint_url=_env("SIGNALS_S3_ENDPOINT_URL"),
-        clickhouse_url=_env("SIGNALS_CLICKHOUSE_URL"),
+        s3_endpoint_url=_url("SIGNALS_S3_ENDPOINT_URL", ("http", "https")),
+        clickhouse_url=_url("SIGNALS_CLICKHOUSE_URL", ("http", "https", "chdb"), hostless=("chdb",)),
         clickhouse_database=_identifier("SIGNALS_CLICKHOUSE_DATABASE", "signals"),
         clickhouse_user=_env("SIGNALS_CLICKHOUSE_USER", "default"),
         clickhouse_secure=_flag("SIGNALS_CLICKHOUSE_SECURE"),
@@ -194,7 +216,7 @@ def load_settings() -> Settings:
         llm_model=_env("SIGNALS_LLM_MODEL", "gpt-4.1-mini"),
         llm_merge_proposals=_positive_int("SIGNALS_LLM_MERGE_PROPOSALS", 10, minimum=0),
         consolidation_pool=_positive_int("SIGNALS_CONSOLIDATION_POOL", POOL_LIMIT, minimum=2),
-        openai_base_url=_env("OPENAI_BASE_URL"),
+        openai_base_url=_url("OPENAI_BASE_URL", ("http", "https")),
         sandbox=_choice("SIGNALS_SANDBOX", "subprocess", ("subprocess", "docker")),
         sandbox_image=_env("SIGNALS_SANDBOX_IMAGE", "signals-research-agent:latest"),
         sandbox_timeout_seconds=_positive_int("SIGNALS_SANDBOX_TIMEOUT_SECONDS", 600),

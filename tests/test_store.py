@@ -16,8 +16,10 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from datetime import datetime, timezone
@@ -31,7 +33,7 @@ from signals_assets.resources.clickhouse import ClickHouseResource
 from signals_assets.resources.environment import build_resources
 from signals_assets.sensors.report_promotion import promotions_from_metadata
 from signals_assets.settings import load_settings
-from signals_assets.storage.clickhouse import SCHEMA_DIR, StoreError, lent_session, render
+from signals_assets.storage.clickhouse import SCHEMA_DIR, StoreError, lent_session, open_server, render
 
 from conftest import CARD_DECLINED, PASSWORD_RESET, REPO_ROOT, group_one_batch
 
@@ -509,6 +511,91 @@ def test_server_settings_reach_the_resource_and_the_password_stays_an_env_var(si
     monkeypatch.setenv("SIGNALS_CLICKHOUSE_SECURE", "maybe")
     with pytest.raises(ValueError, match="SIGNALS_CLICKHOUSE_SECURE='maybe' must be true or false"):
         load_settings()
+
+
+def first_bytes_sent_to(url: str, secure: bool = False) -> bytes:
+    """What the store's client sends first to a listener at `url` (whose port is filled in): a TLS handshake
+    starts with 0x16, plain HTTP with its method."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+    url = url.format(port=listener.getsockname()[1])
+    received: list[bytes] = []
+
+    def accept() -> None:
+        with listener:
+            connection, _ = listener.accept()
+        with connection:  # a retry finds the port closed
+            connection.settimeout(10)
+            received.append(connection.recv(16))
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    with pytest.raises(StoreError, match="cannot reach the ClickHouse server"):  # the listener hangs up
+        with open_server(url, "signals", "signals", "s3cret", secure):
+            pass
+    thread.join(10)
+    return received[0]
+
+
+@pytest.mark.parametrize(
+    "url, secure, tls",
+    [
+        ("https://127.0.0.1:{port}", False, True),  # clickhouse-connect alone would send this in clear
+        ("http://127.0.0.1:{port}", True, True),
+        ("http://127.0.0.1:{port}", False, False),
+    ],
+)
+def test_the_url_scheme_or_the_secure_setting_decides_tls(url, secure, tls):
+    sent = first_bytes_sent_to(url, secure)
+    assert sent[:1] == b"\x16" if tls else sent.startswith((b"GET ", b"POST "))
+
+
+@pytest.mark.parametrize(
+    "name, value, problem",
+    [
+        ("SIGNALS_CLICKHOUSE_URL", "notaurl", "must start with http:// or https:// or chdb:// (its scheme is '')"),
+        ("SIGNALS_CLICKHOUSE_URL", "ftp://user:pw@host", "must start with http:// or https:// or chdb://"),
+        ("SIGNALS_CLICKHOUSE_URL", "https://", "must name a host: http:// or https:// or chdb://host[:port]"),
+        ("SIGNALS_CLICKHOUSE_URL", "http://host:99999", "has a port that is not a number from 0 to 65535"),
+        ("SIGNALS_S3_ENDPOINT_URL", "minio:9000", "must start with http:// or https://"),
+        ("OPENAI_BASE_URL", "localhost/v1", "must start with http:// or https://"),
+    ],
+)
+def test_a_url_setting_that_is_no_url_is_refused_naming_it_and_never_echoing_it(
+    signals_home, monkeypatch, name, value, problem
+):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=re.escape(f"{name} {problem}")) as refused:
+        load_settings()
+    assert "pw" not in str(refused.value)
+
+
+def test_an_unreachable_server_is_one_error_line_naming_it_without_its_password(signals_home, monkeypatch, capsys):
+    from signals_assets.cli.main import main
+
+    with socket.create_server(("127.0.0.1", 0)) as closed:
+        port = closed.getsockname()[1]  # nothing listens there once closed
+    monkeypatch.setenv("SIGNALS_CLICKHOUSE_URL", f"http://signals:s3cret@127.0.0.1:{port}/signals")
+    monkeypatch.setenv("SIGNALS_CLICKHOUSE_PASSWORD", "")
+    assert main(["status", "--team-id", "1"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f"error: cannot reach the ClickHouse server at http://127.0.0.1:{port}: ")
+    assert error.count("\n") == 1 and "s3cret" not in error
+
+
+def test_the_url_settings_take_their_servers_forms(signals_home, monkeypatch):
+    for name, value in {
+        "SIGNALS_CLICKHOUSE_URL": "chdb:///var/lib/signals/chdb",
+        "SIGNALS_S3_ENDPOINT_URL": "http://minio:9000",
+        "OPENAI_BASE_URL": "http://localhost:11434/v1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert (settings.clickhouse_url, settings.s3_endpoint_url, settings.openai_base_url) == (
+        "chdb:///var/lib/signals/chdb",
+        "http://minio:9000",
+        "http://localhost:11434/v1",
+    )
 
 
 # --- the whole pipeline on the engine ---------------------------------------------------------------

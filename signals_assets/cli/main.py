@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import os
 import re
@@ -254,6 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     debug = args.debug or os.environ.get("SIGNALS_DEBUG", "").strip().lower() in ("1", "true", "yes")
     if not debug:
         silence_dagster_maturity_warnings()
+        # clickhouse-connect logs a failed request before raising it; the error line says it once.
+        logging.getLogger("clickhouse_connect").setLevel(logging.CRITICAL)
     with _terminal_safe_stdout():
         try:
             return args.handler(args, load_settings())

@@ -19,6 +19,7 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
+from urllib.parse import urlsplit
 
 from signals_assets.recovery.faults import pause_point
 
@@ -462,19 +463,30 @@ def open_chdb(path: Path, database: str, lock_timeout_seconds: float = 600, log=
             conn.close()
 
 
+def server_name(url: str) -> str:
+    """`url` without its user, password, path and query: safe to show."""
+    parsed = urlsplit(url)
+    return f"{parsed.scheme}://{parsed.hostname or ''}" + (f":{parsed.port}" if parsed.port else "")
+
+
 @contextmanager
 def open_server(url: str, database: str, username: str, password: str, secure: bool) -> Iterator[StoreSession]:
-    """A ClickHouse server through clickhouse-connect (`url` is its DSN, e.g. https://host:8443).
+    """A ClickHouse server through clickhouse-connect (`url` is its DSN, e.g. https://host:8443), or chDB's
+    own backend of that client (`chdb:///path`), which the tests use.
 
-    `secure` forces TLS; otherwise the URL's scheme decides. Any DSN clickhouse-connect accepts
-    works, including chDB's own backend (`chdb:///path`), which the tests use."""
+    `secure` forces TLS; otherwise the URL's scheme decides (clickhouse-connect itself would go by the port:
+    TLS on 443 and 8443 only, so https://host would send the password in clear)."""
     import clickhouse_connect
+    from clickhouse_connect.driver.exceptions import OperationalError
 
     options = {"dsn": url, "username": username or None, "password": password}
-    if secure:
-        options["secure"] = True
-    with clickhouse_connect.get_client(**options) as bootstrap:
-        bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+    if not url.lower().startswith("chdb:"):
+        options["interface"] = "https" if secure or url.lower().startswith("https:") else "http"
+    try:
+        with clickhouse_connect.get_client(**options) as bootstrap:
+            bootstrap.command(f"CREATE DATABASE IF NOT EXISTS {database}")
+    except OperationalError as error:  # unreachable, refused, TLS failed
+        raise StoreError(f"cannot reach the ClickHouse server at {server_name(url)}: {error}") from error
     client = clickhouse_connect.get_client(**options, database=database, settings=SESSION_SETTINGS)
     try:
 
