@@ -1,6 +1,9 @@
 """deploy/dagster.yaml loads as a Postgres-backed instance with the queueing and monitoring it documents."""
 
+import re
+
 import dagster as dg
+import yaml
 from dagster_docker import DockerRunLauncher
 from dagster_docker.container_context import DockerContainerContext
 
@@ -57,3 +60,16 @@ def test_local_instance_settings_look_at_the_queue_every_second_within_the_limit
         limits = {(limit["key"], limit["value"]): limit["limit"] for limit in queue.tag_concurrency_limits}
         assert limits == {("signals/stage", stage): 1 for stage in ("batch", "report", "housekeeping")}
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
+
+
+def test_the_stack_passes_every_setting_to_the_services_and_the_run_containers():
+    """compose's --env-file only fills `${…}` in compose.yaml, and the launcher copies only the variables
+    dagster.yaml lists: a setting missing from either would be silently ignored in production."""
+    settings = set(
+        re.findall(r'"((?:SIGNALS|OPENAI)_[A-Z0-9_]+)"', (REPO_ROOT / "signals_assets" / "settings.py").read_text())
+    )
+    assert {"SIGNALS_HOME", "SIGNALS_MAX_EXTRA_KEYS", "OPENAI_BASE_URL"} <= settings  # the names are found
+    services = set(yaml.safe_load((REPO_ROOT / "deploy" / "compose.yaml").read_text())["x-dagster-env"])
+    instance = yaml.safe_load((REPO_ROOT / "deploy" / "dagster.yaml").read_text())
+    assert sorted(settings - services) == []
+    assert sorted(settings - set(instance["run_launcher"]["config"]["env_vars"])) == []
