@@ -2,7 +2,8 @@
 
 `POST /v1/chat/completions` and `POST /v1/embeddings` answer from a per-endpoint queue of `Reply`
 objects (content, raw status/body/headers, delay, headers or a body trickled byte by byte); once a queue is empty, chat answers come from the
-test's `chat_default(request_body)` and embeddings from a hash of each text. Every request is recorded
+test's `chat_default(request_body)` and embeddings from a hash of each text, unless the server's
+`refuse_embedding(text)` answers a refusal for one of the request's texts. Every request is recorded
 before it is answered, so tests can assert on prompts and retries.
 """
 
@@ -50,6 +51,29 @@ def error(status: int, message: str = "scripted error", headers: dict[str, str] 
         status=status,
         headers=headers or {},
         body={"error": {"message": message, "type": kind, "param": None, "code": None}},
+    )
+
+
+def content_filtered() -> Reply:
+    """Azure OpenAI's answer to a request its content filter refuses: HTTP 400 with code `content_filter`."""
+    return Reply(
+        status=400,
+        body={
+            "error": {
+                "message": "The response was filtered due to the prompt triggering content management policy.",
+                "type": None,
+                "param": "prompt",
+                "code": "content_filter",
+                "status": 400,
+            }
+        },
+    )
+
+
+def past_input_limit(max_chars: int) -> Callable[[str], Reply | None]:
+    """A `refuse_embedding` that refuses a text longer than `max_chars`, as past a model's input limit."""
+    return lambda text: (
+        error(400, f"This model's maximum context length is {max_chars} tokens") if len(text) > max_chars else None
     )
 
 
@@ -102,13 +126,12 @@ class OpenAIProtocolServer:
         self,
         chat_default: Callable[[dict], str | dict | Reply] | None = None,
         embedding_dimension: int = 8,
-        max_input_chars: int | None = None,
+        refuse_embedding: Callable[[str], Reply | None] | None = None,
     ) -> None:
         self.chat_default = chat_default
         self.embedding_dimension = embedding_dimension
-        self.max_input_chars = (
-            max_input_chars  # an embeddings input longer than this is refused, as past a model's limit
-        )
+        # The reply refusing an embeddings request that holds this text (None: the text is embedded).
+        self.refuse_embedding = refuse_embedding
         self._queues: dict[str, collections.deque[Reply]] = {CHAT: collections.deque(), EMBEDDINGS: collections.deque()}
         self._requests: list[RecordedRequest] = []
         self._lock = threading.Lock()
@@ -151,9 +174,8 @@ class OpenAIProtocolServer:
             return scripted
         if path == EMBEDDINGS:
             inputs = [body["input"]] if isinstance(body["input"], str) else body["input"]
-            if self.max_input_chars is not None and any(len(text) > self.max_input_chars for text in inputs):
-                return error(400, f"This model's maximum context length is {self.max_input_chars} tokens")
-            return Reply()
+            refusals = (self.refuse_embedding(text) for text in inputs) if self.refuse_embedding else iter(())
+            return next((refusal for refusal in refusals if refusal is not None), Reply())
         if path == CHAT and self.chat_default is not None:
             result = self.chat_default(body)
             if isinstance(result, Reply):

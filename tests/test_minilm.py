@@ -37,6 +37,16 @@ def test_vectors_are_normalised_float32_rows(encoder):
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
 
+def test_the_offline_embedder_sets_no_text_apart(encoder):
+    """The default embedder refuses no text: `embed_isolating_refused` is its `embed`, every text kept."""
+    from signals_assets.resources.embedder import EmbedderResource
+
+    texts = ["My order confirmation shows POISONWORD instead of the total.", "Card payment declined at checkout."]
+    embedded = EmbedderResource().embed_isolating_refused(texts)
+    assert embedded.refused == {} and embedded.kept(texts) == texts
+    np.testing.assert_array_equal(embedded.vectors, encoder.encode(texts))
+
+
 def test_empty_input(encoder):
     vectors = encoder.encode([])
     assert vectors.shape == (0, 384) and vectors.dtype == np.float32

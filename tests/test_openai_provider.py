@@ -15,15 +15,17 @@ import pytest
 from signals_assets.grouping.llm_decisions import OpenAIChatProvider
 from signals_assets.llm import bounded_body
 from signals_assets.llm.client import Outage, ProviderError
-from signals_assets.llm.embeddings import OpenAIEmbedder
+from signals_assets.llm.embeddings import CONTROL_TEXT, OpenAIEmbedder
 from tests.openai_protocol_server import (
     EMBEDDINGS,
     OpenAIProtocolServer,
     Reply,
     answer,
+    content_filtered,
     error,
     fenced_blocks,
     hash_embedding,
+    past_input_limit,
 )
 
 CANDIDATES = [
@@ -458,7 +460,7 @@ def test_embeddings_are_batched_and_normalised(server):
 
 
 def test_a_text_past_the_models_input_limit_is_embedded_by_its_start_and_fails_no_other():
-    with OpenAIProtocolServer(max_input_chars=1000) as limited:
+    with OpenAIProtocolServer(refuse_embedding=past_input_limit(1000)) as limited:
         texts = [f"signal number {number}" for number in range(7)]
         texts[5] = "a stack trace line " * 200  # 3,800 characters
         matrix = embedder(limited).embed(texts)
@@ -478,6 +480,74 @@ def test_a_text_past_the_models_input_limit_is_embedded_by_its_start_and_fails_n
     ]
     expected = [hash_embedding(text, limited.embedding_dimension) for text in [*texts[:5], texts[5][:950], texts[6]]]
     np.testing.assert_allclose(matrix, [row / np.linalg.norm(row) for row in np.array(expected)], rtol=1e-5)
+
+
+POISON = "POISONWORD"
+
+
+def filtering_poison(text: str) -> Reply | None:
+    return content_filtered() if POISON in text else None
+
+
+def normalised(texts: list[str], dimension: int) -> np.ndarray:
+    rows = np.array([hash_embedding(text, dimension) for text in texts])
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def test_a_text_the_content_filter_refuses_alone_is_set_apart_while_the_others_are_embedded():
+    with OpenAIProtocolServer(refuse_embedding=filtering_poison) as filtering:
+        texts = [f"signal number {number}" for number in range(5)]
+        texts[3] = f"{POISON} " + "a stack trace line " * 40  # long, but a content filter's refusal is not cut
+        embedded = embedder(filtering).embed_isolating_refused(texts)
+        inputs = [request.body["input"] for request in filtering.requests(EMBEDDINGS)]
+        with pytest.raises(ProviderError, match="content filter refused"):
+            embedder(filtering).embed(texts)  # where no text may be left out (a grouping's probes)
+    assert inputs == [texts, texts[:2], texts[2:], texts[2:3], texts[3:], texts[3:4], texts[4:]]
+    assert list(embedded.refused) == [3]
+    assert embedded.refused[3].startswith("the embedding server refused this text alone, and embedded others: ")
+    assert "content filter refused the request (HTTP 400" in embedded.refused[3]
+    assert "triggering content management policy" in embedded.refused[3]  # the server's own message
+    kept = [text for number, text in enumerate(texts) if number != 3]
+    assert embedded.kept(texts) == kept
+    np.testing.assert_allclose(embedded.vectors, normalised(kept, filtering.embedding_dimension), rtol=1e-5)
+
+
+@pytest.mark.parametrize("refusal", [lambda: error(400, "no such model here"), content_filtered])
+def test_a_server_that_refuses_every_text_fails_the_call_and_sets_none_apart(refusal):
+    """A wrong model name or a broken proxy answering 400 to everything: setting the texts apart would
+    lose them all, so the call fails (the batch is retried, then parked with the reason)."""
+    with OpenAIProtocolServer(refuse_embedding=lambda text: refusal()) as refusing:
+        with pytest.raises(ProviderError, match=r"refused a control text too: the server, not the text"):
+            embedder(refusing).embed_isolating_refused([f"signal number {number}" for number in range(8)])
+        inputs = [request.body["input"] for request in refusing.requests(EMBEDDINGS)]
+    # halved down to the first text, then the control text: not one request per text
+    assert [len(batch) for batch in inputs] == [8, 4, 2, 1, 1] and inputs[-1] == [CONTROL_TEXT]
+
+
+def test_a_single_text_the_server_refuses_is_set_apart_once_the_server_embeds_a_control_text():
+    text = f"My order page says {POISON}."
+    with OpenAIProtocolServer(refuse_embedding=filtering_poison) as filtering:
+        embedded = embedder(filtering).embed_isolating_refused([text])
+        inputs = [request.body["input"] for request in filtering.requests(EMBEDDINGS)]
+    assert inputs == [[text], [CONTROL_TEXT]]
+    assert list(embedded.refused) == [0] and len(embedded.vectors) == 0 and embedded.kept([text]) == []
+
+
+@pytest.mark.parametrize(
+    "failure, expected_error",
+    [
+        (error(429, "slow down"), "HTTP 429"),
+        (error(503, "overloaded"), "HTTP 503"),
+        (error(408, "request timeout"), "HTTP 408"),
+        (Reply(delay=1.0), "APITimeoutError"),
+    ],
+)
+def test_a_text_the_server_fails_on_transiently_fails_the_call_and_is_never_set_apart(failure, expected_error):
+    with OpenAIProtocolServer(refuse_embedding=lambda text: failure if POISON in text else None) as failing:
+        with pytest.raises(ProviderError, match=rf"{expected_error}.*gave up after 2 attempts"):
+            embedder(failing, max_retries=1, timeout_seconds=0.3).embed_isolating_refused(["a", POISON, "b"])
+        # retried as it was, neither split nor cut
+        assert [request.body["input"] for request in failing.requests(EMBEDDINGS)] == [["a", POISON, "b"]] * 2
 
 
 def test_a_request_refused_for_another_reason_fails_at_once(server):

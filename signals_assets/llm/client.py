@@ -54,6 +54,10 @@ class NoValidAnswer(ProviderError):
     """The server answered, but never with a valid answer for the step (as opposed to a transport failure)."""
 
 
+class ContentFiltered(NoValidAnswer):
+    """The server's content filter refused the request for what it holds (`status`: its HTTP status)."""
+
+
 class InvalidAnswer(ValueError):
     """The model's answer does not match the step's schema; the message is shown to the model."""
 
@@ -171,7 +175,9 @@ class Transport:
                 status = error.status_code
                 problem = f"HTTP {status} from {self.client.base_url}: {error.message}"
                 if error.code == CONTENT_FILTERED:  # the text itself, not the server: no answer for it, ever
-                    raise NoValidAnswer(step, f"the server's content filter refused the request ({problem})") from error
+                    raise ContentFiltered(
+                        step, f"the server's content filter refused the request ({problem})", status
+                    ) from error
                 if status not in RETRYABLE_STATUSES and status < 500:
                     hint = STATUS_HINTS.get(status)
                     raise ProviderError(step, f"{problem} ({hint})" if hint else problem, status) from error

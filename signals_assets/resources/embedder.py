@@ -7,6 +7,8 @@ import dagster as dg
 if TYPE_CHECKING:
     import numpy
 
+    from signals_assets.llm.embeddings import Embedded, OpenAIEmbedder
+
 
 class EmbedderResource(dg.ConfigurableResource):
     """Sentence embeddings: `minilm` runs all-MiniLM-L6-v2 locally (no network, no torch);
@@ -46,11 +48,23 @@ class EmbedderResource(dg.ConfigurableResource):
     def embed(self, texts: Sequence[str]) -> numpy.ndarray:
         """L2-normalised float32 matrix, one row per text."""
         if self.provider == "openai":
-            from signals_assets.llm.embeddings import OpenAIEmbedder
-
-            return OpenAIEmbedder(self.base_url or None, self.api_key, self.model_name).embed(list(texts))
+            return self._openai().embed(list(texts))
         from signals_assets.llm.minilm import load_encoder
 
         encoder = load_encoder()
         encoder.batch_size = self.batch_size
         return encoder.encode(list(texts))
+
+    def embed_isolating_refused(self, texts: Sequence[str]) -> Embedded:
+        """As `embed`, with the texts an embedding server refuses for what they hold set apart with the
+        reason (`OpenAIEmbedder.embed_isolating_refused` says when); the local model refuses none."""
+        if self.provider == "openai":
+            return self._openai().embed_isolating_refused(list(texts))
+        from signals_assets.llm.embeddings import Embedded
+
+        return Embedded(self.embed(texts))
+
+    def _openai(self) -> OpenAIEmbedder:
+        from signals_assets.llm.embeddings import OpenAIEmbedder
+
+        return OpenAIEmbedder(self.base_url or None, self.api_key, self.model_name)
