@@ -10,13 +10,21 @@ import dagster as dg
 import pytest
 
 from signals_assets.cli.commands import execute_request
+from signals_assets.cli.main import main
 from signals_assets.definitions import defs
 from signals_assets.ingestion import inbox
 from signals_assets.sensors.report_promotion import promotion_work
 from signals_assets.settings import load_settings
 from signals_assets.storage.clickhouse import open_chdb
 from signals_assets.storage.facts import latest_report_states
-from tests.openai_protocol_server import EMBEDDINGS, OpenAIProtocolServer, Reply, merge_groups
+from tests.openai_protocol_server import (
+    EMBEDDINGS,
+    OpenAIProtocolServer,
+    Reply,
+    content_filtered,
+    error,
+    merge_groups,
+)
 
 from conftest import CARD_DECLINED, PASSWORD_RESET, emit_texts, group_one_batch
 
@@ -288,3 +296,126 @@ def test_signals_the_model_gives_no_valid_answer_for_are_decided_offline_and_fai
     card_groups = [group["texts"] for group in groups if set(group["texts"]) <= set(CARD_DECLINED)]
     assert card_groups == [sorted(CARD_DECLINED)]  # the model's decisions
     assert sorted(text for group in groups for text in group["texts"]) == sorted(CARD_DECLINED + PASSWORD_RESET)
+
+
+POISONED = "My order confirmation shows POISONWORD instead of the total."
+
+
+def filtering_poison(text: str) -> Reply | None:
+    """Azure's content filter, which refuses any request holding a text with the poison word."""
+    return content_filtered() if "POISONWORD" in text else None
+
+
+BATCH_TABLES = {
+    "signals": "batch_key, signal_id",
+    "rejected_signals": "batch_key, signal_id",
+    "signal_embeddings": "batch_key, signal_id",
+    "report_assignments": "batch_key, seq",
+    "report_events": "report_id, at, seq",
+}
+
+
+def batch_tables() -> dict[str, list[dict]]:
+    return {table: stored(f"SELECT * FROM {table} ORDER BY {order}") for table, order in BATCH_TABLES.items()}
+
+
+def run_batch_again(instance, batch: str) -> dg.ExecuteInProcessResult:
+    result = defs().resolve_job_def("signal_batch_job").execute_in_process(partition_key=batch, instance=instance)
+    assert result.success
+    return result
+
+
+def passed_checks(result: dg.ExecuteInProcessResult) -> set[str]:
+    return {e.check_name for e in result.get_asset_check_evaluations() if e.passed}
+
+
+def test_a_signal_the_content_filter_refuses_is_rejected_and_the_rest_is_grouped_and_researched(
+    object_store, team, openai_server, capsys
+):
+    openai_server.refuse_embedding = filtering_poison
+    with dg.instance_for_test() as instance:
+        batch, result = group_one_batch(object_store, instance, defs(), CARD_DECLINED + PASSWORD_RESET + [POISONED])
+        # the invariants hold: the refused signal is no accepted signal waiting for an embedding
+        assert {"one_embedding_per_accepted_signal", "one_current_assignment_per_signal"} <= passed_checks(result)
+        [metadata] = [e.metadata for e in result.asset_materializations_for_node("signal_embeddings")]
+        assert (metadata["embedded"].value, metadata["refused"].value) == (6, 1)
+        first = batch_tables()
+        # re-materialised (screened again, refused again, grouped again): identical tables
+        assert passed_checks(run_batch_again(instance, batch)) == passed_checks(result)
+        assert batch_tables() == first
+
+    [rejected] = first["rejected_signals"]
+    assert (rejected["reason"], rejected["description"], rejected["batch_key"]) == (
+        "embedding_refused",
+        POISONED,
+        batch,
+    )
+    assert rejected["detail"].startswith("the embedding server refused this text alone, and embedded others: ")
+    assert "content filter refused the request (HTTP 400" in rejected["detail"]
+    assert "triggering content management policy" in rejected["detail"]  # the server's own message
+    assert POISONED not in {row["description"] for row in first["signals"]}
+    assert len(first["signals"]) == len(first["signal_embeddings"]) == 6
+    groups = stored(
+        "SELECT arraySort(groupArray(s.description)) AS texts FROM current_assignments AS a "
+        "INNER JOIN signals AS s ON s.signal_id = a.signal_id WHERE a.deleted = 0 GROUP BY a.report_id"
+    )
+    assert sorted(group["texts"] for group in groups) == sorted([sorted(CARD_DECLINED), sorted(PASSWORD_RESET)])
+
+    assert main(["status", "--team-id", "1", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert (status["accepted"], status["rejected"], status["assigned"]) == (6, 1, 6)
+    assert status["rejected_by_reason"] == {"embedding_refused": 1}
+    assert main(["status", "--team-id", "1"]) == 0
+    assert "rejected: 1 embedding_refused" in capsys.readouterr().out
+
+    with dg.instance_for_test() as instance:  # the two reports are researched as usual
+        work = promotion_work(instance, object_store, 3, 0)
+        [request] = work.run_requests([], reports_per_run=50)
+        instance.add_dynamic_partitions("reports", list(work.partitions_request().partition_keys))
+        assert execute_request(defs().resolve_job_def("report_job"), request, instance).success
+    assert [state["status"] for state in stored(f"SELECT status FROM ({latest_report_states()})")] == ["ready"] * 2
+
+
+def test_a_batch_of_one_signal_the_server_refuses_ends_with_that_signal_rejected(object_store, team, openai_server):
+    """Alone in its batch, the signal is set apart once the server embeds a control text: the batch
+    finishes with nothing to group, rather than failing until it is parked."""
+    openai_server.refuse_embedding = filtering_poison
+    with dg.instance_for_test() as instance:
+        batch, result = group_one_batch(object_store, instance, defs(), [POISONED])
+        assert {"one_embedding_per_accepted_signal", "one_current_assignment_per_signal"} <= passed_checks(result)
+        first = batch_tables()
+        run_batch_again(instance, batch)
+        assert batch_tables() == first
+    assert [row["reason"] for row in first["rejected_signals"]] == ["embedding_refused"]
+    assert first["signals"] == first["signal_embeddings"] == first["report_assignments"] == []
+    assert inbox.unfinished_batches(object_store) == []
+
+
+def test_a_server_that_refuses_every_embedding_parks_the_batch_with_the_reason_and_rejects_nothing(
+    object_store, team, openai_server, capsys, monkeypatch
+):
+    """A wrong model name or a broken proxy answering 400 to everything is the server's fault, not the
+    signals': the run fails, the batch is parked with the reason, and `signals unpark` recovers it."""
+    monkeypatch.setenv("SIGNALS_MAX_ATTEMPTS", "1")
+    openai_server.refuse_embedding = lambda text: error(
+        400, "Invalid model name passed in model=text-embedding-3-small"
+    )
+    emit_texts(object_store, CARD_DECLINED + [POISONED])
+    assert main(["process"]) == 1  # the attempt fails
+    assert main(["process"]) == 1  # no attempt left: parked
+    capsys.readouterr()
+    assert main(["status", "--team-id", "1", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["parked"] == 1 and status["rejected"] == 0 and status["accepted"] == 4
+    [parked] = status["unfinished_work"]
+    assert "refused a control text too: the server, not the text, is at fault" in parked
+    assert "Invalid model name" in parked
+    [batch] = inbox.unfinished_batches(object_store, include_parked=True)
+
+    openai_server.refuse_embedding = filtering_poison  # the model name fixed: only the poisoned text is refused
+    assert main(["unpark", batch]) == 0
+    assert main(["process"]) == 0
+    capsys.readouterr()
+    assert main(["status", "--team-id", "1", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert (status["accepted"], status["assigned"], status["rejected_by_reason"]) == (3, 3, {"embedding_refused": 1})

@@ -104,7 +104,13 @@ def test_sources_and_refs_are_deduplicated_and_map_to_producing_assets(tmp_path)
 
     assert top.refs == ("base",)
     assert top.sources == ("report_events", "signals")
-    assert top.producers == ["buffered_signals", "report_assignments", "report_research", "report_summaries"]
+    assert top.producers == [
+        "buffered_signals",
+        "report_assignments",
+        "report_research",
+        "report_summaries",
+        "signal_embeddings",
+    ]
 
 
 def test_a_fact_renders_to_its_subquery_and_brings_its_sources(tmp_path):
@@ -270,7 +276,7 @@ def test_multi_asset_has_one_asset_per_model_with_deps():
     assert {"report_assignments", "report_summaries", "report_research"} <= deps["reports"]
     assert deps["inbox"] == {"reports"}
     assert deps["current_assignments"] == {"report_assignments"}
-    assert deps["report_signals"] == {"buffered_signals", "current_assignments"}
+    assert deps["report_signals"] == {"buffered_signals", "signal_embeddings", "current_assignments"}
     assert {"reports", "buffered_signals"} <= deps["team_signal_stats"]
     for spec in assets.specs:
         assert spec.group_name == "sql_models"

@@ -1,4 +1,5 @@
--- Signals refused at processing time (duplicate, team gate, safety filter), kept with the reason.
+-- Signals refused at processing time (duplicate, team gate, safety filter, malformed; an embedding the
+-- server refused: embedding_refused), kept with the reason.
 CREATE TABLE IF NOT EXISTS rejected_signals
 (
     team_id UInt64,

@@ -1,4 +1,5 @@
--- Accepted signals, one row per signal, written by buffered_signals (delete-then-insert per batch).
+-- Accepted signals, one row per signal, written by buffered_signals (delete-then-insert per batch); one
+-- whose text the embedding server refuses is moved to rejected_signals by signal_embeddings.
 CREATE TABLE IF NOT EXISTS signals
 (
     team_id UInt64,

@@ -115,7 +115,9 @@ def run_metadata(batches_in_run: list[str]) -> dict:
     deps=[buffered_signals],
     group_name="ingestion",
     kinds={"clickhouse", "python"},
-    description="One embedding per accepted signal, tagged with the model name and dimension.",
+    description="One embedding per accepted signal, tagged with the model name and dimension; a signal whose "
+    "text the embedding server refuses alone while it embeds others (a content filter) is moved to "
+    "`rejected_signals` as `embedding_refused`, with the server's answer.",
 )
 def signal_embeddings(
     context: dg.AssetExecutionContext,
@@ -135,16 +137,23 @@ def signal_embeddings(
         signals = ingestion_store.range_signals(db, keys)
     # The store is released while the model runs: other processes may use it meanwhile.
     with phases("embedding"):
-        vectors = embedder.embed([s["description"] for s in signals])
+        result = embedder.embed_isolating_refused([s["description"] for s in signals])
     with handed_on() as db:
-        embedded = ingestion_store.write_embeddings(db, keys, embedder.model_name, signals, vectors)
+        refused = ingestion_store.reject_refused(db, signals, result.refused)
+        embedded = ingestion_store.write_embeddings(db, keys, embedder.model_name, result.kept(signals), result.vectors)
     for batch in keys:
         pause_point("embed")  # embedded, this batch's stage marker not yet written
         with phases("inbox"):
             inbox.mark_stage_done(store, batch, inbox.EMBEDDED, context.run_id)
-        context.add_asset_metadata({"embedded": embedded[batch]}, partition_key=batch)
+        context.add_asset_metadata({"embedded": embedded[batch], "refused": refused[batch]}, partition_key=batch)
     context.log.info(
-        per_batch_lines([f"{batch}: embedded {embedded[batch]} signals with {embedder.model_name}" for batch in keys])
+        per_batch_lines(
+            [
+                f"{batch}: embedded {embedded[batch]} signals with {embedder.model_name}, "
+                f"{refused[batch]} refused by it (rejected as {ingestion_store.EMBEDDING_REFUSED})"
+                for batch in keys
+            ]
+        )
     )
     return dg.MaterializeResult(
         metadata={

@@ -64,7 +64,7 @@ class ScreenedBatch:
         if not taken:
             return self
         duplicates = [
-            _rejected(row, rejected_at, "duplicate", duplicate_detail(row["signal_id"], accepted_elsewhere))
+            rejected_row(row, rejected_at, "duplicate", duplicate_detail(row["signal_id"], accepted_elsewhere))
             for row in taken
         ]
         kept = [row for row in self.accepted if row["signal_id"] not in accepted_elsewhere]
@@ -195,7 +195,7 @@ def screen_batch(
         }
         reason, detail, quote = _rejection(row["signal_id"], signal, seen, already_stored, team_config, check_text)
         if reason:
-            result.rejected.append(_rejected(row, batch_time, reason, detail, quote))
+            result.rejected.append(rejected_row(row, batch_time, reason, detail, quote))
             continue
         seen.add(row["signal_id"])
         result.accepted.append(
@@ -271,8 +271,8 @@ def duplicate_detail(signal_id: str, accepted_elsewhere: Mapping[str, str]) -> s
     return f"signal {signal_id} was already accepted in batch {accepted_elsewhere[signal_id]}"
 
 
-def _rejected(row: dict, rejected_at: datetime, reason: str, detail: str, quote: str = "") -> dict:
-    """The rejected row of a screened signal (`row`: its accepted row, or the part shared with it)."""
+def rejected_row(row: dict, rejected_at: datetime, reason: str, detail: str, quote: str = "") -> dict:
+    """The rejected row of a screened or stored signal (`row`: its accepted row, or the part shared with it)."""
     shared = {key: row[key] for key in REJECTED_FROM_ACCEPTED}
     return {**shared, "rejected_at": rejected_at, "reason": reason, "detail": detail, "quote": quote}
 

@@ -1,14 +1,17 @@
 """The ingestion stage in the signals store: a batch's screened signals and their embeddings.
 
-Each write replaces the batch's partition of its table, so re-running a batch is idempotent.
+Each write replaces the batch's partition of its table, so re-running a batch is idempotent. A signal
+whose text the embedding server refuses is moved from `signals` to `rejected_signals` by the embedding
+step (`reject_refused`); re-running the whole batch screens it again, and the embedding step moves it again.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from typing import TYPE_CHECKING, Sequence
+from itertools import groupby
+from typing import TYPE_CHECKING, Mapping, Sequence
 
-from signals_assets.ingestion.screening import ScreenedBatch
+from signals_assets.ingestion.screening import ScreenedBatch, rejected_row
 from signals_assets.partition_keys import batch_time
 from signals_assets.storage.clickhouse import StoreSession
 
@@ -20,11 +23,14 @@ _STORED_IN_OTHER_BATCHES = (
     "GROUP BY signal_id"
 )
 _RANGE_SIGNALS = (
-    "SELECT batch_key, team_id, signal_id, description FROM signals WHERE batch_key IN {batches} "
-    "ORDER BY batch_key, signal_id"
+    "SELECT batch_key, team_id, signal_id, source_product, source_type, source_id, description FROM signals "
+    "WHERE batch_key IN {batches} ORDER BY batch_key, signal_id"
 )
 _BATCH_PARTITION = "batch_key = {batch}"
 _RANGE_PARTITIONS = "batch_key IN {batches}"
+EMBEDDING_REFUSED = "embedding_refused"  # the rejection reason of a signal whose text the embedding server refused
+_REFUSED_SIGNALS = "batch_key = {batch} AND signal_id IN {ids}"
+_REFUSED_REJECTIONS = f"{_REFUSED_SIGNALS} AND reason = {{reason}}"
 
 
 def stored_in_other_batches(db: StoreSession, signal_ids: list[str], batch: str) -> dict[str, str]:
@@ -65,8 +71,22 @@ def _replace(db: StoreSession, batch: str, screened: ScreenedBatch) -> None:
 
 
 def range_signals(db: StoreSession, batches: Sequence[str]) -> list[dict]:
-    """The accepted signals of `batches`: batch_key, team_id, signal_id, description (by batch, then signal)."""
+    """The accepted signals of `batches` (by batch, then signal): batch_key, team_id, signal_id, their source
+    and description."""
     return db.query(_RANGE_SIGNALS, {"batches": list(batches)})
+
+
+def reject_refused(db: StoreSession, signals: list[dict], refused: Mapping[int, str]) -> Counter[str]:
+    """Move the signals of `signals` (from `range_signals`) whose index `refused` holds, with why, from
+    `signals` to `rejected_signals` as `embedding_refused`; the number moved per batch. The rejection is
+    written before the signal is removed, replacing one an interrupted move left, so a kill loses nothing."""
+    moved = [(signals[number], reason) for number, reason in sorted(refused.items())]  # in batch order, as `signals`
+    for batch, pairs in groupby(moved, key=lambda pair: pair[0]["batch_key"]):
+        rejected = [rejected_row(signal, batch_time(batch), EMBEDDING_REFUSED, reason) for signal, reason in pairs]
+        params = {"batch": batch, "ids": [row["signal_id"] for row in rejected], "reason": EMBEDDING_REFUSED}
+        db.replace_partition("rejected_signals", _REFUSED_REJECTIONS, rejected, params)
+        db.delete_where("signals", _REFUSED_SIGNALS, params)
+    return Counter(signals[number]["batch_key"] for number in refused)
 
 
 def write_embeddings(

@@ -25,8 +25,9 @@ TABLES_DIR = MODELS_DIR.parent / "tables"
 
 # Base table -> the Python asset(s) that write it: a model reading a source depends on these assets.
 SOURCE_PRODUCERS: dict[str, list[str]] = {
-    "signals": ["buffered_signals"],
-    "rejected_signals": ["buffered_signals"],
+    # signal_embeddings moves a signal whose text the embedding server refuses from one to the other
+    "signals": ["buffered_signals", "signal_embeddings"],
+    "rejected_signals": ["buffered_signals", "signal_embeddings"],
     "signal_embeddings": ["signal_embeddings"],
     "report_assignments": ["report_assignments"],
     "report_vector_deltas": ["report_assignments"],
