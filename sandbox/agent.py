@@ -15,9 +15,10 @@ Result out: one `report_custom_message` with the result dict {status, repository
 `agent.py --timeout-seconds N` (or `SIGNALS_AGENT_TIMEOUT_SECONDS=N` in its environment) ends the
 agent after N seconds of wall-clock time (SIGALRM with its default action, which stops the process
 even inside C code); the runner uses it because Pipes has no timeout of its own, and it holds when the
-runner was killed. `--memory-mb N` caps its address space (the subprocess sandbox has no other
-memory limit). One process, not a supervisor and a child: a second interpreter start per
-report was a fixed cost of every research run.
+runner was killed. `SIGNALS_AGENT_PROGRESS_SECONDS=N` is the longest it goes without an output line
+while it indexes (a container's runner stops one silent for its inactivity limit). `--memory-mb N`
+caps its address space (the subprocess sandbox has no other memory limit). One process, not a
+supervisor and a child: a second interpreter start per report was a fixed cost of every research run.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 TIMEOUT_ENVIRONMENT_VARIABLE = "SIGNALS_AGENT_TIMEOUT_SECONDS"  # --timeout-seconds when not given
+PROGRESS_ENVIRONMENT_VARIABLE = "SIGNALS_AGENT_PROGRESS_SECONDS"
+# When the runner gives no interval (the subprocess sandbox, which has no inactivity limit).
+DEFAULT_PROGRESS_SECONDS = 10.0
 BM25_K1 = 1.2
 BM25_B = 0.75
 # Saturates repeated query words: a word in every signal counts more than a one-off, not 10x more.
@@ -337,8 +341,10 @@ class RepositoryIndex:
     truncated: bool = False
 
 
-def index_repository(name: str, root: str | Path) -> RepositoryIndex:
-    """Every readable, non-empty text file of the repository as a BM25 document."""
+def index_repository(name: str, root: str | Path, log: AgentLog | None = None) -> RepositoryIndex:
+    """Every readable, non-empty text file of the repository as a BM25 document; says it is still
+    indexing in `log` as it goes."""
+    log = log or AgentLog()
     index = RepositoryIndex(name, str(root))
     root = Path(root)
     if not root.is_dir() or not os.access(root, os.R_OK | os.X_OK):
@@ -351,6 +357,7 @@ def index_repository(name: str, root: str | Path) -> RepositoryIndex:
         text = read_text(path)
         if text and text.strip():
             index.documents.append(make_document(name, path.relative_to(root).as_posix(), text))
+        log.still_working(f"indexing repository {name}", files=count + 1)
     return index
 
 
@@ -489,14 +496,19 @@ def finding_for(scored: ScoredDocument, root: Path, weights: dict[str, float], q
 class AgentLog:
     """JSONL log (progress / console / result lines), mirrored to Dagster's log when given one."""
 
-    def __init__(self, path: str | Path | None = None, logger: Any = None):
+    def __init__(
+        self, path: str | Path | None = None, logger: Any = None, progress_seconds: float = DEFAULT_PROGRESS_SECONDS
+    ):
         self.path = Path(path) if path else None
         self.logger = logger
+        self.progress_seconds = progress_seconds
+        self.last_line_at = time.monotonic()
         if self.path:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.write_text("")
 
     def _write(self, line: dict) -> None:
+        self.last_line_at = time.monotonic()
         if self.path:
             # Appended and closed per line, so a killed agent still leaves a readable log.
             with self.path.open("a", encoding="utf-8") as handle:
@@ -516,6 +528,12 @@ class AgentLog:
         self._write(self._line("progress", message, data or None))
         if self.logger:
             self.logger.info(message)
+
+    def still_working(self, message: str, **data: Any) -> None:
+        """A progress line if none was written for `progress_seconds`. Long work calls it as it goes, so
+        a runner that stops a silent agent stops only one that is stuck, and the lines stay few."""
+        if time.monotonic() - self.last_line_at >= self.progress_seconds:
+            self.progress(message, **data)
 
     def console(self, message: str) -> None:
         self._write(self._line("console", message))
@@ -564,7 +582,7 @@ def research(report: dict, repositories: list[dict], max_files: int = 5, log: Ag
 
     indexes = []
     for repository in repositories:
-        index = index_repository(repository["name"], repository["path"])
+        index = index_repository(repository["name"], repository["path"], log)
         indexes.append(index)
         if not index.readable:
             log.console(f"repository {index.name}: folder {index.path} not found or not readable")
@@ -617,11 +635,11 @@ def research(report: dict, repositories: list[dict], max_files: int = 5, log: Ag
     }
 
 
-def run_agent() -> None:
+def run_agent(progress_seconds: float) -> None:
     from dagster_pipes import open_dagster_pipes
 
     with open_dagster_pipes() as pipes:
-        log = AgentLog(pipes.extras.get("log_path"), pipes.log)
+        log = AgentLog(pipes.extras.get("log_path"), pipes.log, progress_seconds)
         try:
             result = research(
                 pipes.get_extra("report"),
@@ -696,7 +714,7 @@ def main(argv: list[str] | None = None) -> None:
         limit_wall_clock(args.timeout_seconds)
     if args.memory_mb > 0:
         limit_memory(args.memory_mb)
-    run_agent()
+    run_agent(float(os.environ.get(PROGRESS_ENVIRONMENT_VARIABLE) or DEFAULT_PROGRESS_SECONDS))
 
 
 if __name__ == "__main__":

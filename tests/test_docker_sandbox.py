@@ -298,6 +298,37 @@ def test_a_removal_slower_than_the_docker_client_timeout_does_not_fail(docker_cl
         time.sleep(0.5)
 
 
+# The agent of the image, each file it reads taking 0.5 s (a large repository) and a file named
+# stuck.py never (an agent stuck while indexing).
+SLOW_READS = """
+import sys, time
+sys.path.insert(0, "/opt/signals")
+import agent
+read_text = agent.read_text
+def slow_read_text(path):
+    time.sleep(600 if path.name == "stuck.py" else 0.5)
+    return read_text(path)
+agent.read_text = slow_read_text
+agent.main()
+"""
+
+
+def test_an_agent_indexing_past_the_inactivity_limit_goes_on_but_one_stuck_while_indexing_is_stopped(tmp_path):
+    large = tmp_path / "large"
+    large.mkdir()
+    for number in range(12):  # 6 s of indexing, twice the inactivity limit
+        (large / f"payments_{number:02}.py").write_text(f"def charge_card_{number}(card): raise CardDeclined(card)\n")
+    slow = docker(container_command=["python3", "-c", SLOW_READS], inactivity_timeout_seconds=3)
+
+    _, outcome = materialize_research(card_report(), [repo("large", large)], slow)
+    assert outcome.status == "ready" and outcome.repository == "large"
+    assert len([line for line in outcome.log_lines if line["message"] == "indexing repository large"]) >= 2
+
+    (large / "stuck.py").write_text("def stuck(): pass\n")
+    with pytest.raises(SandboxResearchError, match=r"wrote no output for 3s \(inactivity timeout\) and was stopped"):
+        materialize_research(card_report(), [repo("large", large)], slow)
+
+
 # ---------------------------------------------------------------------------------------------
 # Through the report_research asset
 

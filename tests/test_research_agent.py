@@ -21,7 +21,7 @@ from signals_assets.research.context import repository_candidates
 from signals_assets.research.outcome import SandboxResearchError
 from signals_assets.resources.sandbox import AGENT_SCRIPT, SandboxResource
 
-from conftest import CARD_DECLINED, PASSWORD_RESET
+from conftest import CARD_DECLINED, PASSWORD_RESET, read_json_lines
 
 
 def load_agent():
@@ -245,7 +245,7 @@ def test_the_agent_ends_itself_at_the_wall_clock_limit_even_inside_c_code():
 def test_the_agent_takes_its_wall_clock_limit_from_its_environment(tmp_path):
     """A container runs the image's command: its runner passes the limit in the environment, so the agent
     ends at it also when the runner (whose watchdog would stop the container) was killed."""
-    hang = "import agent, sys, time; sys.argv = ['agent']; agent.run_agent = lambda: time.sleep(60); agent.main()"
+    hang = "import agent, sys, time; sys.argv = ['agent']; agent.run_agent = lambda *_: time.sleep(60); agent.main()"
     started = time.monotonic()
     environment = {**os.environ, "SIGNALS_AGENT_TIMEOUT_SECONDS": "0.5"}
     code = subprocess.run([sys.executable, "-c", hang], cwd=AGENT_SCRIPT.parent, env=environment).returncode
@@ -267,6 +267,26 @@ def test_no_repository_in_a_system_tree_reaches_the_agent_nor_one_a_container_ca
     assert "is inside the system tree /etc" in warnings[0] and "is not valid UTF-8" in warnings[1]
     subprocess_readable = SandboxResource().readable_repositories(repositories, warnings.append)
     assert [r["name"] for r in subprocess_readable] == ["bytes", "shop"]  # a local process reads any name
+
+
+def test_long_indexing_writes_a_progress_line_at_the_agents_interval(tmp_path, monkeypatch):
+    """A runner stops an agent that writes nothing for its inactivity limit: indexing a large repository
+    says it is still going, at most once per interval, from the indexing loop itself (an agent stuck on
+    one file goes silent)."""
+    large = tmp_path / "large"
+    large.mkdir()
+    for number in range(10):
+        (large / f"module_{number}.py").write_text("def charge_card(): pass\n")
+    read_text = agent.read_text
+    monkeypatch.setattr(agent, "read_text", lambda path: time.sleep(0.1) or read_text(path))
+    log = agent.AgentLog(tmp_path / "log.jsonl", progress_seconds=0.25)
+
+    agent.index_repository("large", large, log)
+    lines = read_json_lines((tmp_path / "log.jsonl").read_bytes())
+    assert len(lines) >= 2 and {line["message"] for line in lines} == {"indexing repository large"}
+    times = [datetime.fromisoformat(line["ts"]).timestamp() for line in lines]
+    assert all(later - earlier >= 0.249 for earlier, later in zip(times, times[1:]))  # ms timestamps
+    assert [line["data"]["files"] for line in lines] == sorted(line["data"]["files"] for line in lines)
 
 
 def test_a_wall_clock_limit_as_long_as_the_settings_allow_still_starts_the_agent():

@@ -35,6 +35,10 @@ CONTEXT_DIR = "/pipes"
 CONTEXT_HOST_DIR_NAME = "context"  # in the run's temporary folder
 CONTEXT_FILE_NAME = "context.json"
 AGENT_TIMEOUT_VARIABLE = "SIGNALS_AGENT_TIMEOUT_SECONDS"  # read by sandbox/agent.py
+AGENT_PROGRESS_VARIABLE = "SIGNALS_AGENT_PROGRESS_SECONDS"  # read by sandbox/agent.py
+# The agent writes a progress line this many times per inactivity limit while it indexes, so a slow
+# log stream does not make a working agent look silent.
+PROGRESS_LINES_PER_INACTIVITY_LIMIT = 4
 OUTPUT_LINES_KEPT = 5
 OUTPUT_LINE_CHARS = 300  # of each kept line: they end up in the report's error
 # A loaded engine on the vfs storage driver can take minutes to create or remove a container;
@@ -206,8 +210,12 @@ def run_agent_container(
                     limits,
                     labels,
                     volumes,
-                    # The agent's own alarm: the watchdog is a thread of this process, which may be killed.
-                    {**session.get_bootstrap_env_vars(), AGENT_TIMEOUT_VARIABLE: str(limits.timeout_seconds)},
+                    {
+                        **session.get_bootstrap_env_vars(),
+                        # The agent's own alarm: the watchdog is a thread of this process, which may be killed.
+                        AGENT_TIMEOUT_VARIABLE: str(limits.timeout_seconds),
+                        AGENT_PROGRESS_VARIABLE: f"{limits.inactivity_seconds / PROGRESS_LINES_PER_INACTIVITY_LIMIT:g}",
+                    },
                 ),
             )
             container.start()
