@@ -6,8 +6,8 @@ with the repositories mounted read-only), so it needs nothing beyond the standar
 repositories' files against the report with BM25.
 
 Extras in:  report {report_id, title, summary, signals: [{signal_id, description, source_product,
-            source_type}]}, repositories [{name, path}] (read-only folders), max_files (default 5),
-            log_path (JSONL log written here).
+            source_type}]}, repositories [{name, path, device?, inode?}] (read-only folders; device and
+            inode: the folder its runner checked), max_files (default 5), log_path (JSONL log written here).
 Result out: one `report_custom_message` with the result dict {status, repository, repository_ranking,
             findings, confidence, reason} (see `research`): what the agent found, no judgement of
             the report. The agent reports no materialisation: the calling asset reports its own.
@@ -361,6 +361,25 @@ def index_repository(name: str, root: str | Path, log: AgentLog | None = None) -
     return index
 
 
+def check_folder_identity(repository: dict) -> None:
+    """ValueError when the repository's folder is not the one its runner checked (the `device` and
+    `inode` it recorded, when given). A container's bind mount is resolved only when the container
+    starts, so a folder swapped since the check (e.g. for a symlink to the platform's data folder)
+    would otherwise be read."""
+    if "inode" not in repository:
+        return
+    try:
+        status = os.stat(repository["path"])
+    except OSError:  # gone: reported as not found by the index
+        return
+    if (status.st_dev, status.st_ino) != (repository["device"], repository["inode"]):
+        raise ValueError(
+            f"repository {repository['name']}: folder {repository['path']} is not the folder checked before "
+            f"research started (device {status.st_dev}, inode {status.st_ino} instead of "
+            f"{repository['device']}, {repository['inode']}): it was replaced since, and is not read"
+        )
+
+
 # ---------------------------------------------------------------------------------------------
 # Ranking
 
@@ -575,6 +594,8 @@ def research(report: dict, repositories: list[dict], max_files: int = 5, log: Ag
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise ValueError(f"repository names must be unique, repeated: {', '.join(duplicates)}")
+    for repository in repositories:
+        check_folder_identity(repository)
 
     query = build_query(report)
     top_terms = sorted(query.weights, key=lambda t: (-query.weights[t], t))[:12]

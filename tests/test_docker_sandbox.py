@@ -5,6 +5,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import string
 import subprocess
@@ -327,6 +328,29 @@ def test_an_agent_indexing_past_the_inactivity_limit_goes_on_but_one_stuck_while
     (large / "stuck.py").write_text("def stuck(): pass\n")
     with pytest.raises(SandboxResearchError, match=r"wrote no output for 3s \(inactivity timeout\) and was stopped"):
         materialize_research(card_report(), [repo("large", large)], slow)
+
+
+def test_a_repository_swapped_after_its_check_is_refused_inside_the_container(tmp_path, monkeypatch, shop):
+    """The repository's folder is checked on the host (not SIGNALS_HOME, not a system tree) but the engine
+    resolves the bind mount's source only when it starts the container: a symlink swapped in between
+    would mount the platform's data. Swapped here deterministically in that window, where research
+    prunes old containers (audit-docker F4)."""
+    home = tmp_path / "signals_home"
+    shutil.copytree(shop, home / "objects" / "shop")
+    team_folder = tmp_path / "team"
+    team_folder.mkdir()
+    (team_folder / "readme.txt").write_text("unrelated\n")
+    prune_containers = SandboxResource.prune_containers
+
+    def swap_then_prune(self, *args, **kwargs):
+        team_folder.rename(tmp_path / "team.real")
+        team_folder.symlink_to(home, target_is_directory=True)
+        return prune_containers(self, *args, **kwargs)
+
+    monkeypatch.setattr(SandboxResource, "prune_containers", swap_then_prune)
+    with pytest.raises(SandboxResearchError, match="repository team: .* is not the folder checked") as failure:
+        materialize_research(card_report(), [repo("team", team_folder)], docker(data_folder=str(home)))
+    assert not [line for line in failure.value.log_lines if line["message"].startswith("indexed repository")]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -269,6 +269,18 @@ def test_no_repository_in_a_system_tree_reaches_the_agent_nor_one_a_container_ca
     assert [r["name"] for r in subprocess_readable] == ["bytes", "shop"]  # a local process reads any name
 
 
+def test_the_agent_reads_no_folder_but_the_one_its_runner_checked(tmp_path, shop, docs_site):
+    """The runner records the checked folder's device and inode: a folder swapped since (a container's
+    mount resolves its source only when the container starts) is refused before anything is read."""
+    [checked] = SandboxResource().readable_repositories([repo("shop", shop)], print)
+    assert (checked["device"], checked["inode"]) == (os.stat(shop).st_dev, os.stat(shop).st_ino)
+    assert agent.research(card_report(), [checked])["repository"] == "shop"
+
+    swapped = {**checked, "path": str(docs_site)}
+    with pytest.raises(ValueError, match=f"repository shop: folder {docs_site} is not the folder checked"):
+        agent.research(card_report(), [repo("docs_site", docs_site), swapped])
+
+
 def test_long_indexing_writes_a_progress_line_at_the_agents_interval(tmp_path, monkeypatch):
     """A runner stops an agent that writes nothing for its inactivity limit: indexing a large repository
     says it is still going, at most once per interval, from the indexing loop itself (an agent stuck on
@@ -357,6 +369,23 @@ def test_no_repository_in_the_platforms_data_folder_reaches_the_agent(shop, tmp_
 
     _, unguarded = materialize_research(card_report(), repositories, SandboxResource())
     assert {r["name"] for r in unguarded.repository_ranking} == {"home", "inside", "link", "shop"}
+
+
+def test_a_repository_swapped_after_its_check_is_refused_by_the_subprocess_agent(tmp_path, monkeypatch, shop):
+    home = tmp_path / "signals_home"
+    shutil.copytree(shop, home / "objects" / "shop")
+    team_folder = tmp_path / "team"
+    team_folder.mkdir()
+    open_pipes_session = dg.open_pipes_session
+
+    def swap_then_open(*args, **kwargs):  # after the check, before the agent starts
+        team_folder.rename(tmp_path / "team.real")
+        team_folder.symlink_to(home, target_is_directory=True)
+        return open_pipes_session(*args, **kwargs)
+
+    monkeypatch.setattr(dg, "open_pipes_session", swap_then_open)
+    with pytest.raises(SandboxResearchError, match="repository team: folder .* is not the folder checked"):
+        materialize_research(card_report(), [repo("team", team_folder)], SandboxResource(data_folder=str(home)))
 
 
 def test_the_jsonl_log_has_timestamped_progress_and_a_final_result(shop):

@@ -81,7 +81,8 @@ def engine_client():
 def repository_mounts(repositories: list[dict]) -> tuple[list[dict], dict[str, dict]]:
     """Container paths for the candidate repositories and the read-only bind mounts that back them.
 
-    A repository folder that does not exist is not mounted; the agent then reports it as not found.
+    Only a folder checked before research (its `device` and `inode` recorded) that exists now is
+    mounted, and the agent inside verifies it is that folder; one that was not is reported as not found.
     """
     inside, volumes, used = [], {}, set()
     for index, repository in enumerate(repositories):
@@ -90,10 +91,11 @@ def repository_mounts(repositories: list[dict]) -> tuple[list[dict], dict[str, d
         if target in used:
             target = f"{REPOSITORIES_DIR}/{index}-{safe}"
         used.add(target)
+        identity = {key: repository[key] for key in ("device", "inode") if key in repository}
         source = Path(repository["path"]).resolve()
-        if source.is_dir():
+        if identity and source.is_dir():
             volumes[str(source)] = {"bind": target, "mode": "ro"}
-        inside.append({"name": repository["name"], "path": target})
+        inside.append({"name": repository["name"], "path": target, **identity})
     return inside, volumes
 
 

@@ -108,12 +108,14 @@ class SandboxResource(dg.ConfigurableResource):
         none in a system tree or that holds or lies in `data_folder`, and for a container none whose path
         is not UTF-8 (the engine would mount another folder, its name with U+FFFD). `signals teams set`
         refuses the first two, but a config written straight to the store, or a folder replaced by a
-        symlink since, reaches research unchecked."""
+        symlink since, reaches research unchecked. Each one carries the `device` and `inode` of the
+        folder checked, which the agent verifies before reading it: a container's mount is resolved
+        only when it starts."""
         from signals_assets.ingestion.teams import data_folder_rule, system_tree_rule
 
         readable = []
         for repository in repositories:
-            resolved = os.path.realpath(repository["path"])
+            resolved, identity = checked_folder(repository["path"])
             rule = (
                 system_tree_rule(resolved)
                 or data_folder_rule(resolved, self.data_folder or None)
@@ -124,7 +126,7 @@ class SandboxResource(dg.ConfigurableResource):
                     f"repository {repository['name']!r} ({repository['path']!r}) is not researched: {resolved!r} {rule}"
                 )
             else:
-                readable.append({**repository, "path": resolved})
+                readable.append({**repository, "path": resolved, **identity})
         return readable
 
     def _run_subprocess(
@@ -138,7 +140,7 @@ class SandboxResource(dg.ConfigurableResource):
     ) -> list[Any]:
         extras = {
             "report": report,
-            "repositories": [{"name": r["name"], "path": r["path"]} for r in repositories],
+            "repositories": repositories,
             "max_files": max_files,
             "log_path": str(work_dir / LOG_FILE_NAME),
         }
@@ -309,6 +311,22 @@ def _signal_group(group: int, number: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def checked_folder(path: str) -> tuple[str, dict[str, int]]:
+    """`path` resolved, and the `device` and `inode` of the folder it names, both taken from the one
+    folder opened (resolving, then looking the resolved path up again, would leave room for a swap in
+    between); no identity when it names no folder (the agent then reports it as not found)."""
+    try:
+        descriptor = os.open(path, os.O_PATH | os.O_DIRECTORY)  # O_PATH: also a folder it may not list
+    except OSError:
+        return os.path.realpath(path), {}
+    try:
+        resolved = os.readlink(f"/proc/self/fd/{descriptor}")  # the kernel's path of the opened folder
+        status = os.fstat(descriptor)
+    finally:
+        os.close(descriptor)
+    return resolved, {"device": status.st_dev, "inode": status.st_ino}
 
 
 def _not_utf8_rule(path: str) -> str | None:
