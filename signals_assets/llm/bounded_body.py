@@ -121,7 +121,7 @@ def bounded_http_client(seconds: float) -> httpx.Client:
     # httpx reads the proxy variables only for a client without a transport of its own, so they are mounted
     # here: a pattern NO_PROXY names maps to None, the client's own transport.
     proxies = {
-        pattern: proxy and _DeadlineTransport(seconds, proxy=proxy, limits=limits)
+        pattern: _DeadlineTransport(seconds, proxy=proxy, limits=limits) if proxy else None
         for pattern, proxy in get_environment_proxies().items()
     }
     return openai.DefaultHttpxClient(
