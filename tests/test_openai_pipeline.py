@@ -376,6 +376,26 @@ def test_a_signal_the_content_filter_refuses_is_rejected_and_the_rest_is_grouped
     assert [state["status"] for state in stored(f"SELECT status FROM ({latest_report_states()})")] == ["ready"] * 2
 
 
+def test_a_search_query_the_content_filter_refuses_is_left_out_and_its_signal_grouped(
+    object_store, team, openai_server
+):
+    """The chat model's search queries are embedded as extra probes: one the filter refuses (not the signal's
+    own text) costs that probe only, not the batch."""
+    refused_query = " ".join(CARD_DECLINED[0].split()[:4])  # what keyword_model asks to search for it
+    openai_server.refuse_embedding = lambda text: content_filtered() if text == refused_query else None
+    with dg.instance_for_test() as instance:
+        _, result = group_one_batch(object_store, instance, defs(), CARD_DECLINED + PASSWORD_RESET)
+        assert result.success
+    embedded = [text for request in openai_server.requests(EMBEDDINGS) for text in request.body["input"]]
+    assert refused_query in embedded  # the probe was asked for, and refused
+    groups = stored(
+        "SELECT arraySort(groupArray(s.description)) AS texts FROM current_assignments AS a "
+        "INNER JOIN signals AS s ON s.signal_id = a.signal_id WHERE a.deleted = 0 GROUP BY a.report_id"
+    )
+    assert sorted(group["texts"] for group in groups) == sorted([sorted(CARD_DECLINED), sorted(PASSWORD_RESET)])
+    assert stored("SELECT count() AS n FROM rejected_signals") == [{"n": 0}]
+
+
 def test_a_batch_of_one_signal_the_server_refuses_ends_with_that_signal_rejected(object_store, team, openai_server):
     """Alone in its batch, the signal is set apart once the server embeds a control text: the batch
     finishes with nothing to group, rather than failing until it is parked."""

@@ -7,6 +7,7 @@ the caller writes the rows (`grouping.store.write_batch`).
 from __future__ import annotations
 
 import functools
+import itertools
 from contextlib import AbstractContextManager
 from datetime import timedelta
 from typing import TYPE_CHECKING, Callable, Protocol, Sequence
@@ -20,14 +21,14 @@ from signals_assets.recovery.faults import pause_point
 from signals_assets.storage.clickhouse import StoreSession
 
 if TYPE_CHECKING:
-    import numpy
+    from signals_assets.llm.embeddings import Embedded
 
 
 class Embedder(Protocol):
     @property
     def model_name(self) -> str: ...
 
-    def embed(self, texts: Sequence[str]) -> numpy.ndarray: ...
+    def embed_isolating_refused(self, texts: Sequence[str]) -> Embedded: ...
 
 
 def group_batch(
@@ -92,11 +93,22 @@ def group_batch(
 
 
 def _with_probes(signals: list[BatchSignal], provider: Provider, embedder: Embedder) -> list[BatchSignal]:
-    """Each signal with its search queries embedded as extra probes (outside any store session)."""
+    """Each signal with its search queries embedded as extra probes (outside any store session). A query
+    the embedding server refuses for what it holds is left out: the signal still has its own embedding."""
     queries = [provider.search_queries(s) for s in signals]
     flat = [q for qs in queries for q in qs]
-    vectors = iter(embedder.embed(flat)) if flat else iter(())
+    if not flat:
+        return signals
+    embedded = embedder.embed_isolating_refused(flat)
+    vectors, numbers = iter(embedded.vectors), iter(range(len(flat)))
     return [
-        BatchSignal(s.signal_id, s.team_id, s.description, s.weight, s.embedding, tuple(next(vectors) for _ in qs))
+        BatchSignal(
+            s.signal_id,
+            s.team_id,
+            s.description,
+            s.weight,
+            s.embedding,
+            tuple(next(vectors) for number in itertools.islice(numbers, len(qs)) if number not in embedded.refused),
+        )
         for s, qs in zip(signals, queries)
     ]
