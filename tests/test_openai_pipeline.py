@@ -411,6 +411,50 @@ def test_a_batch_of_one_signal_the_server_refuses_ends_with_that_signal_rejected
     assert inbox.unfinished_batches(object_store) == []
 
 
+def test_a_move_cut_short_then_re_executed_from_its_step_leaves_no_signal_both_accepted_and_rejected(
+    object_store, team, openai_server, monkeypatch
+):
+    """A kill between the rejection's insert and the signal's removal, then the run re-executed from the
+    embedding step (Dagster's run retry, or the UI) while the server now embeds the text: the signal is
+    grouped and its stale rejection is gone."""
+    from signals_assets.storage.clickhouse import StoreSession
+
+    openai_server.refuse_embedding = filtering_poison
+    remove = StoreSession.delete_where
+
+    def killed_before_removing_the_signal(self, table, where, params=None):
+        if table == "signals" and "signal_id IN" in where:  # the move's removal, not the buffering's write
+            raise RuntimeError("killed between the move's two statements")
+        return remove(self, table, where, params)
+
+    emit_texts(object_store, CARD_DECLINED + [POISONED])
+    batch = inbox.claim_pending(object_store, 100, None).new_batches[0]
+    job = defs().resolve_job_def("signal_batch_job")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("signal_batches", [batch])
+        with monkeypatch.context() as killed:
+            killed.setattr(StoreSession, "delete_where", killed_before_removing_the_signal)
+            assert not job.execute_in_process(partition_key=batch, instance=instance, raise_on_error=False).success
+        both = "SELECT count() AS n FROM {table} WHERE description = '%s'" % POISONED
+        assert [stored(both.format(table=t))[0]["n"] for t in ("signals", "rejected_signals")] == [1, 1]
+
+        openai_server.refuse_embedding = None
+        result = job.execute_in_process(
+            partition_key=batch,
+            instance=instance,
+            asset_selection=[
+                key for key in job.asset_layer.executable_asset_keys if key != dg.AssetKey("buffered_signals")
+            ],
+        )
+        assert result.success
+    assert stored("SELECT reason FROM rejected_signals") == []
+    assigned = stored(
+        "SELECT s.description AS description FROM current_assignments AS a "
+        "INNER JOIN signals AS s ON s.signal_id = a.signal_id WHERE a.deleted = 0"
+    )
+    assert POISONED in {row["description"] for row in assigned} and len(assigned) == 4
+
+
 def test_a_server_that_refuses_every_embedding_parks_the_batch_with_the_reason_and_rejects_nothing(
     object_store, team, openai_server, capsys, monkeypatch
 ):

@@ -31,6 +31,7 @@ _RANGE_PARTITIONS = "batch_key IN {batches}"
 EMBEDDING_REFUSED = "embedding_refused"  # the rejection reason of a signal whose text the embedding server refused
 _REFUSED_SIGNALS = "batch_key = {batch} AND signal_id IN {ids}"
 _REFUSED_REJECTIONS = f"{_REFUSED_SIGNALS} AND reason = {{reason}}"
+_EMBEDDED_SIGNALS_REFUSALS = "batch_key IN {batches} AND signal_id IN {ids} AND reason = {reason}"
 
 
 def stored_in_other_batches(db: StoreSession, signal_ids: list[str], batch: str) -> dict[str, str]:
@@ -79,13 +80,24 @@ def range_signals(db: StoreSession, batches: Sequence[str]) -> list[dict]:
 def reject_refused(db: StoreSession, signals: list[dict], refused: Mapping[int, str]) -> Counter[str]:
     """Move the signals of `signals` (from `range_signals`) whose index `refused` holds, with why, from
     `signals` to `rejected_signals` as `embedding_refused`; the number moved per batch. The rejection is
-    written before the signal is removed, replacing one an interrupted move left, so a kill loses nothing."""
+    written before the signal is removed, replacing one an interrupted move left, so a kill loses nothing;
+    the rejection of a signal embedded now is removed, so a kill leaves no signal both accepted and rejected."""
     moved = [(signals[number], reason) for number, reason in sorted(refused.items())]  # in batch order, as `signals`
     for batch, pairs in groupby(moved, key=lambda pair: pair[0]["batch_key"]):
         rejected = [rejected_row(signal, batch_time(batch), EMBEDDING_REFUSED, reason) for signal, reason in pairs]
         params = {"batch": batch, "ids": [row["signal_id"] for row in rejected], "reason": EMBEDDING_REFUSED}
         db.replace_partition("rejected_signals", _REFUSED_REJECTIONS, rejected, params)
         db.delete_where("signals", _REFUSED_SIGNALS, params)
+    # A move cut short between its two statements left the rejection beside the signal; a re-execution
+    # from that step whose server now embeds the text keeps the signal, so the rejection goes.
+    embedded = [signal["signal_id"] for number, signal in enumerate(signals) if number not in refused]
+    if embedded:
+        batches = sorted({signal["batch_key"] for signal in signals})
+        db.delete_where(
+            "rejected_signals",
+            _EMBEDDED_SIGNALS_REFUSALS,
+            {"batches": batches, "ids": embedded, "reason": EMBEDDING_REFUSED},
+        )
     return Counter(signals[number]["batch_key"] for number in refused)
 
 
