@@ -626,3 +626,55 @@ def test_requested_dimensions_are_sent_and_checked(server):
     assert embedder(server, dimensions=4).embed([]).shape == (0, 4)
     with pytest.raises(ValueError, match="text 1 is empty"):
         embedder(server).embed(["a", "  "])
+
+
+PROXY_PASSWORD = "pr0xy-pa55word"
+
+
+def with_userinfo(base_url: str) -> str:
+    """`base_url` with a user and password, as for a proxy that takes basic auth."""
+    return base_url.replace("http://", f"http://proxy-user:{PROXY_PASSWORD}@")
+
+
+@pytest.mark.parametrize(
+    "reply, expected",
+    [
+        (error(401, "no such user"), "HTTP 401 from"),
+        (error(503, "overloaded"), "HTTP 503 from"),
+        (Reply(body="<html>Bad gateway</html>"), "the response from .* is not JSON"),
+        (Reply(body={"error": {"message": "overloaded"}}), "HTTP 200 with an error from"),
+        (Reply(delay=1.0), "APITimeoutError talking to"),
+    ],
+)
+def test_a_failure_names_the_server_without_the_password_its_url_carries(server, reply, expected):
+    """A failure message is stored and shown (park reasons, a failed report's reason, `signals status`, the
+    run's logs): it names the server by host and path, never with the user and password of its URL."""
+    server.script_chat(reply, reply)
+    provider = OpenAIChatProvider(
+        with_userinfo(server.base_url),
+        "test-key",
+        "test-model",
+        timeout_seconds=0.3,
+        max_retries=1,
+        backoff_seconds=0.01,
+    )
+    with pytest.raises(ProviderError, match=expected) as failure:
+        provider.search_queries("text", "github/issue")
+    assert f"{server.base_url}/" in str(failure.value)
+    assert PROXY_PASSWORD not in str(failure.value) and "proxy-user" not in str(failure.value)
+
+
+def test_an_unreachable_server_and_a_refused_text_are_named_without_the_password():
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{unused.getsockname()[1]}/v1"
+    with pytest.raises(ProviderError, match="APIConnectionError talking to http://127.0.0.1:") as failure:
+        OpenAIEmbedder(with_userinfo(closed), "test-key", max_retries=0).embed(["a"])
+    assert PROXY_PASSWORD not in str(failure.value)
+    with OpenAIProtocolServer(refuse_embedding=filtering_poison) as filtering:
+        embedded = OpenAIEmbedder(with_userinfo(filtering.base_url), "test-key").embed_isolating_refused(
+            ["a", POISON, "b"]
+        )
+    # the reason a refused signal is stored with in rejected_signals, which `signals status` shows the team
+    assert f"HTTP 400 from {filtering.base_url}/" in embedded.refused[1]
+    assert PROXY_PASSWORD not in embedded.refused[1]

@@ -146,6 +146,12 @@ class Transport:
             )
         return self._client
 
+    @property
+    def server(self) -> str:
+        """The base URL as messages name it: without the user and password it may carry (a proxy's basic
+        auth), as a failure message is stored and shown (park reasons, a report's reason, logs)."""
+        return str(self.client.base_url.copy_with(userinfo=b""))
+
     def call(self, step: str, request: Callable[[openai.OpenAI], Any]) -> Any:
         """`request(client)`, retrying transport errors, timeouts, 408, 429, 5xx, bodies that are not a JSON
         object and HTTP 200 answers that carry an error instead of a result, with backoff; nothing is sent
@@ -165,15 +171,15 @@ class Transport:
                 # client hands back as it came (no JSON object, or not declared JSON: a proxy's HTML page, a
                 # stream of server-sent events).
                 problem = (
-                    f"HTTP 200 with an error from {self.client.base_url}: {cut_text(str(reported), 500)}"
+                    f"HTTP 200 with an error from {self.server}: {cut_text(str(reported), 500)}"
                     if reported
-                    else f"the response from {self.client.base_url} is not a JSON object: {cut_text(repr(response), 200)}"
+                    else f"the response from {self.server} is not a JSON object: {cut_text(repr(response), 200)}"
                 )
                 wait, cause = None, None
             except openai.APIStatusError as error:
                 self.outage.answered()
                 status = error.status_code
-                problem = f"HTTP {status} from {self.client.base_url}: {error.message}"
+                problem = f"HTTP {status} from {self.server}: {error.message}"
                 if error.code == CONTENT_FILTERED:  # the text itself, not the server: no answer for it, ever
                     raise ContentFiltered(
                         step, f"the server's content filter refused the request ({problem})", status
@@ -183,11 +189,11 @@ class Transport:
                     raise ProviderError(step, f"{problem} ({hint})" if hint else problem, status) from error
                 wait, cause = _retry_after_seconds(error.response.headers), error
             except openai.APIConnectionError as error:  # includes APITimeoutError
-                problem = f"{type(error).__name__} talking to {self.client.base_url}: {error}"
+                problem = f"{type(error).__name__} talking to {self.server}: {error}"
                 wait, cause = None, error
             except (ValueError, RecursionError) as error:  # a body the client cannot read as JSON: an error page…
                 self.outage.answered()
-                problem = f"the response from {self.client.base_url} is not JSON ({type(error).__name__}: {error})"
+                problem = f"the response from {self.server} is not JSON ({type(error).__name__}: {error})"
                 wait, cause = None, error
             if attempt >= self.max_retries:
                 self.outage.record(problem, started)
