@@ -134,6 +134,26 @@ def test_grouping_and_reports_through_an_openai_compatible_server(object_store, 
     assert set(CARD_DECLINED + PASSWORD_RESET) <= set(embedded)  # signals and their query probes
 
 
+def test_a_password_in_the_base_url_is_read_at_run_launch_and_never_shown(
+    object_store, team, openai_server, monkeypatch
+):
+    """OPENAI_BASE_URL with a user and password (a proxy's basic auth) is no value of the embedder's and
+    the LLM's config: the Dagster UI shows those, and every run keeps them in the job snapshot."""
+    from dagster._core.remote_representation.external_data import RepositorySnap
+    from dagster._serdes import serialize_value
+
+    # ending in a line break, as a secret mounted from a file often does (the settings strip it)
+    base_url = openai_server.base_url.replace("http://", "http://proxy-user:pr0xy-pa55word@")
+    monkeypatch.setenv("OPENAI_BASE_URL", base_url + "\n")
+    definitions = defs()
+    shown = serialize_value(RepositorySnap.from_def(definitions.get_repository_def()))
+    with dg.instance_for_test() as instance:
+        _, result = group_one_batch(object_store, instance, definitions, CARD_DECLINED + PASSWORD_RESET)
+        kept = serialize_value(instance.get_job_snapshot(result.dagster_run.job_snapshot_id))
+    assert "pr0xy-pa55word" not in shown and "pr0xy-pa55word" not in kept
+    assert openai_server.requests() and openai_server.requests(EMBEDDINGS)  # through the URL read at launch
+
+
 def never_joining_model(body: dict) -> dict:
     """The keyword model, except that every signal starts its own report: only the merge step groups."""
     if "belongs to an existing group" in body["messages"][0]["content"]:

@@ -49,12 +49,12 @@ ENGINES = ["chdb", "clickhouse-connect", "server"]
 T0 = datetime(2026, 11, 24, 9, 30, 15, 123000, tzinfo=timezone.utc)
 
 
-def start_local_server(root, *launcher: str) -> tuple[subprocess.Popen, str]:
-    """tests/clickhouse_http_server.py in its own process, run through `launcher` if given; once its URL is
-    on stdout."""
+def start_local_server(root, *launcher: str, options: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
+    """tests/clickhouse_http_server.py in its own process with `options` (`--user`, `--password`), run through
+    `launcher` if given; once its URL is on stdout."""
     command = [sys.executable, str(REPO_ROOT / "tests" / "clickhouse_http_server.py"), "--data", str(root / "data")]
     process = subprocess.Popen(
-        [*launcher, *command, "--log", str(root / "queries.jsonl")], stdout=subprocess.PIPE, text=True
+        [*launcher, *command, "--log", str(root / "queries.jsonl"), *options], stdout=subprocess.PIPE, text=True
     )
     url = process.stdout.readline().strip()
     assert url.startswith("http://"), f"the ClickHouse HTTP test server did not start (exit {process.poll()})"
@@ -581,6 +581,30 @@ def test_an_unreachable_server_is_one_error_line_naming_it_without_its_password(
     error = capsys.readouterr().err
     assert error.startswith(f"error: cannot reach the ClickHouse server at http://127.0.0.1:{port}: ")
     assert error.count("\n") == 1 and "s3cret" not in error
+
+
+def test_a_password_in_the_server_url_is_read_at_run_launch_and_never_shown(tmp_path, object_store, team, monkeypatch):
+    """A DSN's password (`http://user:password@host:8123`, clickhouse-connect's, used when
+    SIGNALS_CLICKHOUSE_PASSWORD is empty) is no value of the resource's config: the Dagster UI shows those,
+    and every run keeps them in the job snapshot of the instance."""
+    from dagster._core.remote_representation.external_data import RepositorySnap
+    from dagster._serdes import serialize_value
+
+    process, url = start_local_server(tmp_path, options=("--user", "signals", "--password", "dsn-s3cret"))
+    try:
+        # ending in a line break, as a secret mounted from a file often does (the settings strip it)
+        monkeypatch.setenv("SIGNALS_CLICKHOUSE_URL", url.replace("http://", "http://signals:dsn-s3cret@") + "\n")
+        monkeypatch.setenv("SIGNALS_CLICKHOUSE_USER", "signals")
+        monkeypatch.setenv("SIGNALS_CLICKHOUSE_PASSWORD", "")
+        definitions = defs()
+        shown = serialize_value(RepositorySnap.from_def(definitions.get_repository_def()))
+        with dg.instance_for_test() as instance:
+            _, result = group_one_batch(object_store, instance, definitions, CARD_DECLINED)
+            kept = serialize_value(instance.get_job_snapshot(result.dagster_run.job_snapshot_id))
+    finally:
+        stop_local_server(process)
+    assert "dsn-s3cret" not in shown and "dsn-s3cret" not in kept
+    assert f"127.0.0.1:{url.rsplit(':', 1)[1]}" not in shown  # the whole URL is the variable's
 
 
 def test_the_url_settings_take_their_servers_forms(signals_home, monkeypatch):

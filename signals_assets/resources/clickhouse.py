@@ -44,7 +44,7 @@ class ClickHouseResource(dg.ConfigurableResource):
 
     def _open(self, log: Callable[[str], None] | None):
         return open_store(
-            self.url,
+            self.url.strip(),  # as set when read through EnvVar (a URL with a password); the settings strip it
             self.path,
             self.database,
             self.username,

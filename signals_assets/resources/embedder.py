@@ -67,4 +67,5 @@ class EmbedderResource(dg.ConfigurableResource):
     def _openai(self) -> OpenAIEmbedder:
         from signals_assets.llm.embeddings import OpenAIEmbedder
 
-        return OpenAIEmbedder(self.base_url or None, self.api_key, self.model_name)
+        # as set when read through EnvVar (a URL with a password); the settings strip it
+        return OpenAIEmbedder(self.base_url.strip() or None, self.api_key, self.model_name)

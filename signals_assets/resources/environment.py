@@ -1,5 +1,7 @@
 """`build_resources` is the one place where the environment chooses the backends."""
 
+from urllib.parse import urlsplit
+
 import dagster as dg
 
 from signals_assets.resources.clickhouse import ClickHouseResource
@@ -11,9 +13,16 @@ from signals_assets.resources.sandbox import SandboxResource
 from signals_assets.settings import Settings
 
 
+def url_field(variable: str, url: str) -> str:
+    """`url` (the setting `variable`) as a resource field: one that carries a user or password (a ClickHouse
+    DSN's, a proxy's basic auth) is read at run launch through `EnvVar`, as a field's value is shown by the
+    Dagster UI and kept in every run's snapshot; any other as it is, so the UI names the server."""
+    return dg.EnvVar(variable) if "@" in urlsplit(url).netloc else url
+
+
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     openai = {
-        "base_url": settings.openai_base_url,
+        "base_url": url_field("OPENAI_BASE_URL", settings.openai_base_url),
         "api_key": dg.EnvVar("OPENAI_API_KEY") if settings.uses_openai else "",
     }
     return {
@@ -25,7 +34,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             endpoint_url=settings.s3_endpoint_url,
         ),
         "clickhouse": ClickHouseResource(
-            url=settings.clickhouse_url,
+            url=url_field("SIGNALS_CLICKHOUSE_URL", settings.clickhouse_url),
             path=str(settings.clickhouse_path),
             database=settings.clickhouse_database,
             username=settings.clickhouse_user if settings.clickhouse_url else "",

@@ -40,8 +40,9 @@ class LLMResource(dg.ConfigurableResource):
 
             if self._outage is None:
                 self._outage = Outage()
+            # base_url is as set when read through EnvVar (a URL with a password); the settings strip it
             return OpenAIChatProvider(
-                self.base_url or None,
+                self.base_url.strip() or None,
                 self.api_key,
                 self.model,
                 timeout_seconds=self.timeout_seconds,
