@@ -1,8 +1,11 @@
 """deploy/dagster.yaml loads as a Postgres-backed instance with the queueing and monitoring it documents."""
 
 import re
+import shutil
+import subprocess
 
 import dagster as dg
+import pytest
 import yaml
 from dagster_docker import DockerRunLauncher
 from dagster_docker.container_context import DockerContainerContext
@@ -73,3 +76,12 @@ def test_the_stack_passes_every_setting_to_the_services_and_the_run_containers()
     instance = yaml.safe_load((REPO_ROOT / "deploy" / "dagster.yaml").read_text())
     assert sorted(settings - services) == []
     assert sorted(settings - set(instance["run_launcher"]["config"]["env_vars"])) == []
+
+
+def test_the_settings_file_with_the_deployments_passwords_is_never_committed():
+    """deploy/README.md has the passwords written to deploy/.env, inside the repository: git must ignore it,
+    or a `git add -A` commits them."""
+    if shutil.which("git") is None or not (REPO_ROOT / ".git").exists():
+        pytest.skip("not a git work tree")
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", "-q", "deploy/.env"], cwd=REPO_ROOT)
+    assert ignored.returncode == 0, "deploy/.env is not ignored by git"
