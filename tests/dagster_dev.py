@@ -63,14 +63,16 @@ def wait_until_loaded(base_url: str, server: subprocess.Popen, log: Path, timeou
 
 
 @contextmanager
-def running_dagster_dev(env: dict, log: Path, timeout: float = 300):
-    """`dagster dev -w workspace.yaml` with `env` (its SIGNALS_HOME and DAGSTER_HOME); yields the base URL."""
+def running_dagster_dev(env: dict, log: Path, timeout: float = 300, script_from: Path | None = None):
+    """`dagster dev -w workspace.yaml` with `env` (its SIGNALS_HOME and DAGSTER_HOME); yields the base URL.
+    `script_from`: started by `scripts/dev`, as a user does, from that folder."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
+    dev = [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
     server = subprocess.Popen(
-        [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-        cwd=REPO_ROOT,
-        env=env,
+        [str(REPO_ROOT / "scripts" / "dev")] if script_from else dev,
+        cwd=script_from or REPO_ROOT,
+        env={**env, "HOST": "127.0.0.1", "PORT": str(port)} if script_from else env,
         stdout=open(log, "ab"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -79,7 +81,10 @@ def running_dagster_dev(env: dict, log: Path, timeout: float = 300):
         wait_until_loaded(base_url, server, log, timeout)
         yield base_url
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            os.killpg(server.pid, signal.SIGTERM)
+        except ProcessLookupError:  # it exited with its whole group: wait_until_loaded says why
+            pass
         try:
             server.wait(timeout=60)
         except subprocess.TimeoutExpired:

@@ -431,6 +431,22 @@ def test_every_misuse_is_one_line_on_stderr_and_a_nonzero_exit(signals_home, tmp
     assert "\x1b" not in err
 
 
+@pytest.mark.parametrize("dagster_home", ["relative/dagster_home", ""])
+def test_a_relative_or_empty_dagster_home_is_read_as_signals_home_is(signals_home, tmp_path, monkeypatch, dagster_home):
+    """Relative: from the current folder (Dagster itself takes only an absolute path); empty: unset, the
+    default beside the data. Nothing is left in the current folder either way."""
+    monkeypatch.setenv("DAGSTER_HOME", dagster_home)
+    folder = tmp_path / "cwd"
+    folder.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "signals_assets.cli", "process"], capture_output=True, env=os.environ, cwd=folder
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    home = folder / dagster_home if dagster_home else signals_home / "dagster_home"
+    assert (home / "dagster.yaml").is_file() and (home / "history" / "runs.db").is_file()
+    assert sorted(p.name for p in folder.iterdir()) == (["relative"] if dagster_home else [])
+
+
 def test_an_internal_error_is_one_line_unless_debugging(capsys, signals_home, monkeypatch):
     def broken(args, settings):
         raise RuntimeError("store exploded\nsecond line")

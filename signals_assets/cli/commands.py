@@ -188,9 +188,13 @@ LOCAL_INSTANCE_CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "dagste
 
 
 def ensure_dagster_home(settings: Settings) -> Path:
-    """DAGSTER_HOME, by default beside the data, with the local instance settings when it has none
-    (written whole or not at all: another command may read it at the same time)."""
-    home = Path(os.environ.setdefault("DAGSTER_HOME", str(settings.signals_home / "dagster_home")))
+    """DAGSTER_HOME, by default (unset or empty, as for every setting) beside the data, with the local
+    instance settings when it has none (written whole or not at all: another command may read it at the
+    same time). A relative one is taken from the current folder, as SIGNALS_HOME is: Dagster takes an
+    absolute path only, and would refuse it after the folder was made."""
+    home = Path(os.environ.get("DAGSTER_HOME", "").strip() or settings.signals_home / "dagster_home")
+    home = home.expanduser().absolute()
+    os.environ["DAGSTER_HOME"] = str(home)
     home.mkdir(parents=True, exist_ok=True)
     if not (home / "dagster.yaml").exists() and LOCAL_INSTANCE_CONFIG.exists():
         partial = home / f".dagster.yaml.{os.getpid()}"
