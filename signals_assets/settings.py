@@ -37,6 +37,10 @@ def _flag(name: str) -> bool:
 
 # An age cut-off must stay a date Python and Dagster can hold (year 1 is 739,000 days back).
 MAX_RETIRE_DAYS = 36_500
+# The sandbox's limits go to setrlimit (subprocess) and the Docker API as signed 64-bit integers: memory in
+# bytes, CPUs in billionths (of which Docker takes at least 10 million); past them every research run fails.
+MAX_SANDBOX_MEMORY_MB = (2**63 - 1) // 2**20
+SANDBOX_CPUS_RANGE = (0.01, (2**63 - 1) // 10**9)
 
 
 def _positive_int(name: str, default: int, minimum: int = 1, maximum: int | None = None) -> int:
@@ -50,14 +54,14 @@ def _positive_int(name: str, default: int, minimum: int = 1, maximum: int | None
     return int(value)
 
 
-def _positive_float(name: str, default: float) -> float:
+def _number(name: str, default: float, minimum: float, maximum: float) -> float:
     value = _env(name, str(default))
     try:
         number = float(value)
     except ValueError:
-        number = 0.0
-    if not 0 < number < math.inf:  # also refuses nan
-        raise ValueError(f"{name}={value!r} must be a positive number")
+        number = math.nan
+    if not minimum <= number <= maximum:  # also refuses nan
+        raise ValueError(f"{name}={value!r} must be a number from {minimum:g} to {maximum}")
     return number
 
 
@@ -78,7 +82,10 @@ def _url(name: str, schemes: tuple[str, ...], hostless: tuple[str, ...] = ()) ->
     if not value:
         return value
     form = " or ".join(f"{scheme}://" for scheme in schemes)
-    parsed = urlsplit(value)
+    try:
+        parsed = urlsplit(value)
+    except ValueError:  # its message may quote the user and password
+        raise ValueError(f"{name} is not a URL: its host part is malformed (an unclosed [ or a bad IP)") from None
     if parsed.scheme.lower() not in schemes:
         raise ValueError(f"{name} must start with {form} (its scheme is {parsed.scheme.lower()[:20]!r})")
     try:
@@ -87,7 +94,11 @@ def _url(name: str, schemes: tuple[str, ...], hostless: tuple[str, ...] = ()) ->
         port_ok = False
     if not port_ok:
         raise ValueError(f"{name} has a port that is not a number from 0 to 65535")
-    if not parsed.hostname and parsed.scheme.lower() not in hostless:
+    if parsed.scheme.lower() in hostless:
+        # chDB keeps a URL without a folder in memory, a new one for each client
+        if not parsed.path.strip("/"):
+            raise ValueError(f"{name} must name a folder: {parsed.scheme.lower()}:///path")
+    elif not parsed.hostname:
         raise ValueError(f"{name} must name a host: {form}host[:port]")
     return value
 
@@ -221,8 +232,8 @@ def load_settings() -> Settings:
         sandbox_image=_env("SIGNALS_SANDBOX_IMAGE", "signals-research-agent:latest"),
         sandbox_timeout_seconds=_positive_int("SIGNALS_SANDBOX_TIMEOUT_SECONDS", 600),
         sandbox_inactivity_seconds=_positive_int("SIGNALS_SANDBOX_INACTIVITY_SECONDS", 120),
-        sandbox_memory_mb=_positive_int("SIGNALS_SANDBOX_MEMORY_MB", 512),
-        sandbox_cpus=_positive_float("SIGNALS_SANDBOX_CPUS", 1.0),
+        sandbox_memory_mb=_positive_int("SIGNALS_SANDBOX_MEMORY_MB", 512, maximum=MAX_SANDBOX_MEMORY_MB),
+        sandbox_cpus=_number("SIGNALS_SANDBOX_CPUS", 1.0, *SANDBOX_CPUS_RANGE),
         sandbox_pids=_positive_int("SIGNALS_SANDBOX_PIDS", 128),
         sandbox_network=sandbox_network,
         sandbox_network_allowlist=allowlist,

@@ -2,18 +2,31 @@
 settings are read, with a message naming the variable, not later by whatever first uses it."""
 
 import re
+import subprocess
+import sys
 
 import pytest
 
 from signals_assets.settings import load_settings
+
+from conftest import REPO_ROOT
 
 
 @pytest.mark.parametrize(
     "name, value, message",
     [
         # docker's nano_cpus is an integer: int(inf * 1e9) fails every research run
-        ("SIGNALS_SANDBOX_CPUS", "inf", "SIGNALS_SANDBOX_CPUS='inf' must be a positive number"),
-        ("SIGNALS_SANDBOX_CPUS", "1e400", "SIGNALS_SANDBOX_CPUS='1e400' must be a positive number"),
+        ("SIGNALS_SANDBOX_CPUS", "inf", "SIGNALS_SANDBOX_CPUS='inf' must be a number from 0.01 to 9223372036"),
+        ("SIGNALS_SANDBOX_CPUS", "1e400", "SIGNALS_SANDBOX_CPUS='1e400' must be a number from 0.01"),
+        # past a signed 64-bit nano_cpus, or below Docker's least quota: the engine refuses every container
+        ("SIGNALS_SANDBOX_CPUS", "1e17", "SIGNALS_SANDBOX_CPUS='1e17' must be a number from 0.01 to 9223372036"),
+        ("SIGNALS_SANDBOX_CPUS", "0.001", "SIGNALS_SANDBOX_CPUS='0.001' must be a number from 0.01"),
+        # in bytes past a signed 64-bit integer: the agent's setrlimit raises OverflowError, the engine refuses
+        (
+            "SIGNALS_SANDBOX_MEMORY_MB",
+            "99999999999999999",
+            "SIGNALS_SANDBOX_MEMORY_MB='99999999999999999' must be at most 8796093022207",
+        ),
         # the name goes into CREATE DATABASE and USE as it is
         ("SIGNALS_CLICKHOUSE_DATABASE", "a;b", "SIGNALS_CLICKHOUSE_DATABASE='a;b' must be a ClickHouse identifier"),
         ("SIGNALS_CLICKHOUSE_DATABASE", "signals-prod", "SIGNALS_CLICKHOUSE_DATABASE='signals-prod' must be"),
@@ -29,6 +42,16 @@ def test_a_value_the_platform_cannot_use_is_refused_naming_the_variable(
     monkeypatch.setenv(name, value)
     with pytest.raises(ValueError, match=re.escape(message)):
         load_settings()
+
+
+def test_the_largest_sandbox_limits_are_taken_and_the_agent_sets_them(signals_home, monkeypatch):
+    monkeypatch.setenv("SIGNALS_SANDBOX_MEMORY_MB", "8796093022207")
+    monkeypatch.setenv("SIGNALS_SANDBOX_CPUS", "0.01")
+    settings = load_settings()
+    assert (settings.sandbox_memory_mb, settings.sandbox_cpus) == (8796093022207, 0.01)
+    check = "import sys; sys.path.insert(0, 'sandbox'); import agent; agent.limit_memory(int(sys.argv[1]))"
+    limited = subprocess.run([sys.executable, "-c", check, str(settings.sandbox_memory_mb)], cwd=REPO_ROOT)
+    assert limited.returncode == 0
 
 
 def test_a_database_name_of_letters_digits_and_underscores_is_taken(signals_home, monkeypatch):

@@ -557,6 +557,13 @@ def test_the_url_scheme_or_the_secure_setting_decides_tls(url, secure, tls):
         ("SIGNALS_CLICKHOUSE_URL", "ftp://user:pw@host", "must start with http:// or https:// or chdb://"),
         ("SIGNALS_CLICKHOUSE_URL", "https://", "must name a host: http:// or https:// or chdb://host[:port]"),
         ("SIGNALS_CLICKHOUSE_URL", "http://host:99999", "has a port that is not a number from 0 to 65535"),
+        # urlsplit's own refusals: not its message, which may quote the password
+        ("SIGNALS_CLICKHOUSE_URL", "http://user:pw@[::1/", "is not a URL: its host part is malformed"),
+        ("OPENAI_BASE_URL", "https://user:pw@[zz]/", "is not a URL: its host part is malformed"),
+        ("SIGNALS_S3_ENDPOINT_URL", "http://[::1", "is not a URL: its host part is malformed"),
+        # chDB without a folder keeps a new database in memory per client: the one created is gone
+        ("SIGNALS_CLICKHOUSE_URL", "chdb://", "must name a folder: chdb:///path"),
+        ("SIGNALS_CLICKHOUSE_URL", "chdb:///", "must name a folder: chdb:///path"),
         ("SIGNALS_S3_ENDPOINT_URL", "minio:9000", "must start with http:// or https://"),
         ("OPENAI_BASE_URL", "localhost/v1", "must start with http:// or https://"),
     ],
