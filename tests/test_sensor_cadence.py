@@ -56,3 +56,14 @@ def test_a_longer_interval_still_spaces_the_ticks(name, monkeypatch):
     sensor = remote_sensor(name)
     assert is_under_min_interval(ticked_ago(sensor, 10.0), sensor)  # two loops later: not yet
     assert not is_under_min_interval(ticked_ago(sensor, 14.0), sensor)  # the third loop, stamped 1 s late
+
+
+@pytest.mark.parametrize("name", PIPELINE_SENSORS)
+@pytest.mark.parametrize("interval, loops", [(6, 2), (11, 3)])
+def test_an_interval_just_past_whole_loops_is_rounded_up_to_the_next_loop(name, interval, loops, monkeypatch):
+    """configuration.md: the interval is rounded up to whole loops, so 6 s ticks every 10 s, not every 5."""
+    monkeypatch.setenv("SIGNALS_SENSOR_INTERVAL_SECONDS", str(interval))
+    sensor = remote_sensor(name)
+    loop = DAEMON_SENSOR_LOOP_SECONDS
+    assert is_under_min_interval(ticked_ago(sensor, (loops - 1) * loop - 1.0), sensor)  # a loop early: not yet
+    assert not is_under_min_interval(ticked_ago(sensor, loops * loop - 1.0), sensor)  # stamped 1 s late
