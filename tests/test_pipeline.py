@@ -226,3 +226,33 @@ def test_rematerialising_a_batch_with_a_record_that_is_not_utf8_gives_identical_
     assert rejected["detail"].startswith("body: must be UTF-8, found an invalid byte")
     assert "latin-1" not in {row["signal_id"] for row in first["signals"]}
     assert inbox.load_batch(object_store, batch)[0] == ("1/20261130T100000000000Z-latin-1.json", body)
+
+
+@pytest.mark.parametrize("window_days", [0, -1, 10**6])
+def test_a_grouping_window_of_no_days_or_past_any_date_fails_naming_it(object_store, team, window_days):
+    """report_assignments' run config `window_days`: none or fewer would group against no earlier report,
+    silently; a million would start before year 1."""
+    emit_texts(object_store, CARD_DECLINED)
+    batch = inbox.claim_pending(object_store, 100, None).new_batches[0]
+    instance = dg.DagsterInstance.get()
+    instance.add_dynamic_partitions("signal_batches", [batch])
+    result = (
+        defs()
+        .resolve_job_def("signal_batch_job")
+        .execute_in_process(
+            partition_key=batch,
+            instance=instance,
+            raise_on_error=False,
+            run_config={"ops": {"report_assignments": {"config": {"window_days": window_days}}}},
+        )
+    )
+    failures = [event for event in result.all_events if event.is_step_failure]
+    assert [event.step_key for event in failures] == ["report_assignments"]
+    error = failures[0].step_failure_data.error
+    messages = []
+    while error:
+        messages.append(error.message)
+        error = error.cause
+    rule = "less than or equal to 36500" if window_days > 0 else "greater than or equal to 1"
+    assert any("window_days" in message and rule in message for message in messages), messages
+    assert batch in inbox.unfinished_batches(object_store)  # left for a run with a valid window

@@ -18,6 +18,7 @@ from signals_assets.resources.clickhouse import ClickHouseResource
 from signals_assets.resources.embedder import EmbedderResource
 from signals_assets.resources.llm import LLMResource
 from signals_assets.resources.object_store import ObjectStoreResource
+from signals_assets.settings import MAX_RETIRE_DAYS
 from signals_assets.storage.clickhouse import lent_session
 from signals_assets.timing import Phases
 
@@ -32,7 +33,10 @@ class GroupingConfig(dg.Config):
     team_ids: list[int] = Field(
         default_factory=list, description="Re-group only these teams (empty: every team in the batch)."
     )
-    window_days: int = Field(default=30, description="Only signals assigned this recently are candidates.")
+    # A window of no days (or fewer) groups against no earlier report; its start must stay a date.
+    window_days: int = Field(
+        default=30, ge=1, le=MAX_RETIRE_DAYS, description="Only signals assigned this recently are candidates."
+    )
     regroup_through: str = Field(
         default="",
         description="The last batch a re-grouping split into several runs reaches (`signals regroup` over "
