@@ -447,6 +447,21 @@ def test_a_relative_or_empty_dagster_home_is_read_as_signals_home_is(signals_hom
     assert sorted(p.name for p in folder.iterdir()) == (["relative"] if dagster_home else [])
 
 
+def test_a_reader_gone_from_the_output_ends_the_command_quietly(signals_home):
+    """`signals list-reports … | head`: once head has exited, the rest of the listing goes nowhere; that is
+    no error (exit 141, as for a command ended by SIGPIPE), and nothing is said on stderr."""
+    read, write = os.pipe()
+    os.close(read)
+    with os.fdopen(write, "wb") as closed:
+        result = subprocess.run(
+            [sys.executable, "-m", "signals_assets.cli", "status", "--team-id", "1"],
+            stdout=closed,
+            stderr=subprocess.PIPE,
+            env=os.environ,
+        )
+    assert (result.returncode, result.stderr) == (141, b"")
+
+
 def test_an_internal_error_is_one_line_unless_debugging(capsys, signals_home, monkeypatch):
     def broken(args, settings):
         raise RuntimeError("store exploded\nsecond line")

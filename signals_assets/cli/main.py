@@ -28,6 +28,7 @@ from signals_assets.storage.object_store import ObjectStoreError
 MAX_LIST_LIMIT = 100_000
 MAX_WAIT_SECONDS = 7 * 24 * 3600
 INTERNAL_ERROR_EXIT = 70  # sysexits' EX_SOFTWARE
+OUTPUT_CLOSED_EXIT = 141  # as a command ended by SIGPIPE
 
 
 class CliError(Exception):
@@ -40,6 +41,10 @@ def one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
+class _OutputClosed(Exception):
+    """Standard output's reader has gone (`signals list-reports … | head`): no error of the command."""
+
+
 class _TerminalSafeStream:
     """Stdout through `visible_escapes`, for every command's output. JSON output is unchanged: json.dumps
     already escapes all of those characters."""
@@ -48,7 +53,16 @@ class _TerminalSafeStream:
         self._stream = stream
 
     def write(self, text: str) -> int:
-        return self._stream.write(visible_escapes(text))
+        try:
+            return self._stream.write(visible_escapes(text))
+        except BrokenPipeError:
+            raise _OutputClosed from None
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise _OutputClosed from None
 
     def __getattr__(self, name):
         return getattr(self._stream, name)
@@ -259,7 +273,13 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("clickhouse_connect").setLevel(logging.CRITICAL)
     with _terminal_safe_stdout():
         try:
-            return args.handler(args, load_settings())
+            code = args.handler(args, load_settings())
+            sys.stdout.flush()  # a reader gone by now is found here, not reported by the interpreter's exit
+            return code
+        except _OutputClosed:
+            # Nothing more reaches the reader; the interpreter's last flush of the pipe must not fail either.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return OUTPUT_CLOSED_EXIT
         except CliError as error:
             err(f"error: {error}")
             return 2
