@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from signals_assets.grouping.limits import POOL_LIMIT
 from signals_assets.ingestion.validation import DEFAULT_LIMITS, RECORD_ENVELOPE_BYTES, SignalLimits
+from signals_assets.llm.minilm import DIMENSION as MINILM_DIMENSION
 
 
 def _env(name: str, default: str = "") -> str:
@@ -192,6 +193,8 @@ class Settings:
 
 def load_settings() -> Settings:
     home = Path(_env("SIGNALS_HOME", str(default_signals_home()))).expanduser().resolve()
+    if home.exists() and not home.is_dir():
+        raise ValueError(f"SIGNALS_HOME={str(home)!r} must be a folder (or not exist yet), not a file")
     object_store = _choice("SIGNALS_OBJECT_STORE", "local", ("local", "s3"))
     bucket = _env("SIGNALS_S3_BUCKET")
     if object_store == "s3" and not bucket:
@@ -203,6 +206,14 @@ def load_settings() -> Settings:
     for name, value in (("SIGNALS_LLM_PROVIDER", llm_provider), ("SIGNALS_EMBEDDER", embedder)):
         if value == "openai" and not _env("OPENAI_API_KEY"):
             raise ValueError(f"OPENAI_API_KEY must be set when {name}=openai")
+    vector_index = _choice("SIGNALS_CLICKHOUSE_VECTOR_INDEX", "none", ("none", "hnsw"))
+    vector_dimensions = _positive_int("SIGNALS_CLICKHOUSE_VECTOR_DIMENSIONS", 384)
+    # The index refuses every embedding of other dimensions: each batch would fail until parked.
+    if vector_index == "hnsw" and embedder == "minilm" and vector_dimensions != MINILM_DIMENSION:
+        raise ValueError(
+            f"SIGNALS_CLICKHOUSE_VECTOR_DIMENSIONS={vector_dimensions} must be {MINILM_DIMENSION}, the dimensions "
+            "of SIGNALS_EMBEDDER=minilm, with SIGNALS_CLICKHOUSE_VECTOR_INDEX=hnsw"
+        )
     allowlist = _list("SIGNALS_SANDBOX_NETWORK_ALLOWLIST")
     sandbox_network = _env("SIGNALS_SANDBOX_NETWORK")
     if allowlist and not sandbox_network:
@@ -219,8 +230,8 @@ def load_settings() -> Settings:
         clickhouse_database=_identifier("SIGNALS_CLICKHOUSE_DATABASE", "signals"),
         clickhouse_user=_env("SIGNALS_CLICKHOUSE_USER", "default"),
         clickhouse_secure=_flag("SIGNALS_CLICKHOUSE_SECURE"),
-        clickhouse_vector_index=_choice("SIGNALS_CLICKHOUSE_VECTOR_INDEX", "none", ("none", "hnsw")),
-        clickhouse_vector_dimensions=_positive_int("SIGNALS_CLICKHOUSE_VECTOR_DIMENSIONS", 384),
+        clickhouse_vector_index=vector_index,
+        clickhouse_vector_dimensions=vector_dimensions,
         embedder=embedder,
         embedding_model=_env("SIGNALS_EMBEDDING_MODEL", "text-embedding-3-small"),
         llm_provider=llm_provider,

@@ -31,6 +31,8 @@ from conftest import REPO_ROOT
         ("SIGNALS_CLICKHOUSE_DATABASE", "a;b", "SIGNALS_CLICKHOUSE_DATABASE='a;b' must be a ClickHouse identifier"),
         ("SIGNALS_CLICKHOUSE_DATABASE", "signals-prod", "SIGNALS_CLICKHOUSE_DATABASE='signals-prod' must be"),
         ("SIGNALS_CLICKHOUSE_DATABASE", "1signals", "SIGNALS_CLICKHOUSE_DATABASE='1signals' must be"),
+        # the index refuses MiniLM's 384-dimensional embeddings: every batch would fail until parked
+        ("SIGNALS_CLICKHOUSE_VECTOR_DIMENSIONS", "7", "SIGNALS_CLICKHOUSE_VECTOR_DIMENSIONS=7 must be 384"),
         # "never retire by age" as a huge number: the cut-off would be a date before year 1
         ("SIGNALS_RETIRE_REPORTS_AFTER_DAYS", "740000", "SIGNALS_RETIRE_REPORTS_AFTER_DAYS='740000' must be at most"),
         ("SIGNALS_RETIRE_BATCHES_AFTER_DAYS", "36501", "SIGNALS_RETIRE_BATCHES_AFTER_DAYS='36501' must be at most"),
@@ -39,6 +41,7 @@ from conftest import REPO_ROOT
 def test_a_value_the_platform_cannot_use_is_refused_naming_the_variable(
     signals_home, monkeypatch, name, value, message
 ):
+    monkeypatch.setenv("SIGNALS_CLICKHOUSE_VECTOR_INDEX", "hnsw")  # what the dimensions are for
     monkeypatch.setenv(name, value)
     with pytest.raises(ValueError, match=re.escape(message)):
         load_settings()
@@ -52,6 +55,27 @@ def test_the_largest_sandbox_limits_are_taken_and_the_agent_sets_them(signals_ho
     check = "import sys; sys.path.insert(0, 'sandbox'); import agent; agent.limit_memory(int(sys.argv[1]))"
     limited = subprocess.run([sys.executable, "-c", check, str(settings.sandbox_memory_mb)], cwd=REPO_ROOT)
     assert limited.returncode == 0
+
+
+def test_an_index_of_other_dimensions_is_taken_for_the_openai_embedder(signals_home, monkeypatch):
+    for name, value in {
+        "SIGNALS_CLICKHOUSE_VECTOR_INDEX": "hnsw",
+        "SIGNALS_CLICKHOUSE_VECTOR_DIMENSIONS": "1536",
+        "SIGNALS_EMBEDDER": "openai",
+        "OPENAI_API_KEY": "sk-test",
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert load_settings().vector_index_dimensions == 1536
+
+
+def test_a_signals_home_that_is_a_file_is_refused_naming_it(signals_home, monkeypatch):
+    signals_home.mkdir(exist_ok=True)
+    (signals_home / "a-file").write_text("")
+    monkeypatch.setenv("SIGNALS_HOME", str(signals_home / "a-file"))
+    with pytest.raises(
+        ValueError, match=r"^SIGNALS_HOME='.*/a-file' must be a folder \(or not exist yet\), not a file$"
+    ):
+        load_settings()
 
 
 def test_a_database_name_of_letters_digits_and_underscores_is_taken(signals_home, monkeypatch):

@@ -484,6 +484,8 @@ def test_vector_index_setting_reaches_the_resource(signals_home, monkeypatch):
     assert build_resources(load_settings())["clickhouse"].vector_index_dimensions == 0
     monkeypatch.setenv("SIGNALS_CLICKHOUSE_VECTOR_INDEX", "hnsw")
     monkeypatch.setenv("SIGNALS_CLICKHOUSE_VECTOR_DIMENSIONS", "1536")
+    monkeypatch.setenv("SIGNALS_EMBEDDER", "openai")  # text-embedding-3-small's dimensions
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     assert build_resources(load_settings())["clickhouse"].vector_index_dimensions == 1536
     monkeypatch.setenv("SIGNALS_CLICKHOUSE_VECTOR_INDEX", "ivf")
     with pytest.raises(ValueError, match="SIGNALS_CLICKHOUSE_VECTOR_INDEX='ivf' is not one of none, hnsw"):
