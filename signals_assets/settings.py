@@ -199,6 +199,13 @@ def load_settings() -> Settings:
     bucket = _env("SIGNALS_S3_BUCKET")
     if object_store == "s3" and not bucket:
         raise ValueError("SIGNALS_S3_BUCKET must be set when SIGNALS_OBJECT_STORE=s3")
+    # boto3's own check of a bucket name (an access point ARN aside) fails every object-store call with
+    # "Parameter validation failed:" on its first line
+    if bucket and not bucket.startswith("arn:") and not re.fullmatch(r"[A-Za-z0-9._-]{1,255}", bucket):
+        raise ValueError(
+            f"SIGNALS_S3_BUCKET={bucket[:40]!r} must be a bucket name: letters, digits, '.', '-' and '_' "
+            "(not a URL such as s3://bucket/prefix: the prefix is SIGNALS_S3_PREFIX)"
+        )
     embedder = _choice("SIGNALS_EMBEDDER", "minilm", ("minilm", "openai"))
     llm_provider = _choice("SIGNALS_LLM_PROVIDER", "offline", ("offline", "openai"))
     # The key itself is read at run launch (a secret, not held here): without it every run would fail

@@ -31,6 +31,9 @@ from conftest import REPO_ROOT
         ("SIGNALS_CLICKHOUSE_DATABASE", "a;b", "SIGNALS_CLICKHOUSE_DATABASE='a;b' must be a ClickHouse identifier"),
         ("SIGNALS_CLICKHOUSE_DATABASE", "signals-prod", "SIGNALS_CLICKHOUSE_DATABASE='signals-prod' must be"),
         ("SIGNALS_CLICKHOUSE_DATABASE", "1signals", "SIGNALS_CLICKHOUSE_DATABASE='1signals' must be"),
+        # boto3 refuses it on every call, saying only "Parameter validation failed:" on its first line
+        ("SIGNALS_S3_BUCKET", "s3://signals/prod", "SIGNALS_S3_BUCKET='s3://signals/prod' must be a bucket name"),
+        ("SIGNALS_S3_BUCKET", "my bucket", "SIGNALS_S3_BUCKET='my bucket' must be a bucket name"),
         # the index refuses MiniLM's 384-dimensional embeddings: every batch would fail until parked
         ("SIGNALS_CLICKHOUSE_VECTOR_DIMENSIONS", "7", "SIGNALS_CLICKHOUSE_VECTOR_DIMENSIONS=7 must be 384"),
         # "never retire by age" as a huge number: the cut-off would be a date before year 1
@@ -55,6 +58,13 @@ def test_the_largest_sandbox_limits_are_taken_and_the_agent_sets_them(signals_ho
     check = "import sys; sys.path.insert(0, 'sandbox'); import agent; agent.limit_memory(int(sys.argv[1]))"
     limited = subprocess.run([sys.executable, "-c", check, str(settings.sandbox_memory_mb)], cwd=REPO_ROOT)
     assert limited.returncode == 0
+
+
+def test_bucket_names_boto3_takes_are_taken(signals_home, monkeypatch):
+    monkeypatch.setenv("SIGNALS_OBJECT_STORE", "s3")
+    for bucket in ("signals", "Legacy_Bucket.2019", "arn:aws:s3:us-east-1:123456789012:accesspoint/signals"):
+        monkeypatch.setenv("SIGNALS_S3_BUCKET", bucket)
+        assert load_settings().s3_bucket == bucket
 
 
 def test_an_index_of_other_dimensions_is_taken_for_the_openai_embedder(signals_home, monkeypatch):
