@@ -337,6 +337,25 @@ def test_s3_needs_a_bucket(signals_home, monkeypatch):
         load_settings()
 
 
+def test_a_missing_bucket_or_an_unreachable_endpoint_is_an_error_naming_the_store(
+    signals_home, s3_server, monkeypatch, capsys
+):
+    """What the operator must fix (a bucket not created, an endpoint down): one line naming the store, exit 1,
+    as for an unreachable ClickHouse server; not an internal error."""
+    from signals_assets.cli.main import main
+
+    for name, value in s3_server.environment("no-such-bucket").items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ObjectStoreError, match="^the S3 object store s3://no-such-bucket/: .*NoSuchBucket"):
+        open_object_store(load_settings()).put("teams/1.json", b"{}")
+    assert main(["teams", "show", "1"]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("error: the S3 object store s3://no-such-bucket/: ") and error.count("\n") == 1
+    monkeypatch.setenv("SIGNALS_S3_ENDPOINT_URL", "http://127.0.0.1:9")  # discard: nothing listens
+    assert main(["teams", "show", "1"]) == 1
+    assert capsys.readouterr().err.startswith("error: the S3 object store s3://no-such-bucket/: Could not connect")
+
+
 def test_claim_all_forms_the_batches_that_claims_one_after_the_other_form(object_store, tmp_path):
     """`signals process` claims everything from one listing of the inbox: the same batches, in the same
     order, with the same objects, as claiming them one after the other (round-robin across teams, each

@@ -7,6 +7,7 @@ inside `S3ObjectStore` so the emit facade stays cheap.
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import os
 import stat
@@ -230,6 +231,22 @@ class LocalObjectStore:
         return True
 
 
+def _named_failures(method):
+    """The S3 method with a refusal or an unreachable endpoint raised as ObjectStoreError naming the store:
+    a wrong bucket, endpoint or key is the operator's to fix, not an internal error of the caller."""
+
+    @functools.wraps(method)
+    def named(self, *args, **kwargs):
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return method(self, *args, **kwargs)
+        except (BotoCoreError, ClientError) as error:
+            raise ObjectStoreError(f"the S3 object store {self.describe()}: {error}") from error
+
+    return named
+
+
 class S3ObjectStore:
     """Objects in an S3 bucket under an optional prefix.
 
@@ -274,10 +291,12 @@ class S3ObjectStore:
     def _relative(self, full: str) -> str:
         return full[len(self.prefix) + 1 :] if self.prefix else full
 
+    @_named_failures
     def put(self, key: str, data: bytes) -> None:
         pause_point("write")
         self.client.put_object(Bucket=self.bucket, Key=self._full(key), Body=data)
 
+    @_named_failures
     def put_if_absent(self, key: str, data: bytes) -> bool:
         pause_point("write")
         return self._create(self._full(key), data)
@@ -294,6 +313,7 @@ class S3ObjectStore:
             return False
         return True
 
+    @_named_failures
     def get(self, key: str, max_bytes: int | None = None) -> bytes:
         try:
             body = self.client.get_object(Bucket=self.bucket, Key=self._full(key))["Body"]
@@ -302,6 +322,7 @@ class S3ObjectStore:
         with body:  # closing drops the rest of a bigger object unread
             return body.read(max_bytes)
 
+    @_named_failures
     def exists(self, key: str) -> bool:
         from botocore.exceptions import ClientError
 
@@ -313,10 +334,12 @@ class S3ObjectStore:
             raise
         return True
 
+    @_named_failures
     def delete(self, key: str) -> None:
         pause_point("write")
         self.client.delete_object(Bucket=self.bucket, Key=self._full(key))
 
+    @_named_failures
     def list(self, prefix: str, limit: int | None = None, start_after: str = "") -> list[str]:
         """Keys starting with `prefix`, sorted (S3 lists in key order, 1,000 per page)."""
         full_prefix = f"{self.prefix}/{prefix}" if self.prefix else prefix
@@ -329,6 +352,7 @@ class S3ObjectStore:
         keys.sort()
         return keys[:limit] if limit is not None else keys
 
+    @_named_failures
     def list_level(self, folder: str, start_after: str = "") -> tuple[list[str], list[str]]:
         full_prefix = f"{self.prefix}/{folder}" if self.prefix else folder
         paginator = self.client.get_paginator("list_objects_v2")
@@ -363,6 +387,7 @@ class S3ObjectStore:
         marker = self.MOVES + src
         return self._full(marker if self.fits(marker) else self.MOVES + hashlib.sha256(src.encode()).hexdigest())
 
+    @_named_failures
     def move(self, src: str, dst: str) -> bool:
         """Move `src` to `dst`; False when another mover has it or it is gone (see the class doc)."""
         marker = self._marker(src)
