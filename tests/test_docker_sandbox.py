@@ -205,7 +205,7 @@ def test_the_sandbox_settings_reach_the_resource_and_bad_values_are_named(signal
     assert sandbox.network == "egress" and sandbox.network_allowlist == ["api.openai.com", "example.com"]
 
     for name, value, message in [
-        ("SIGNALS_SANDBOX_CPUS", "lots", "SIGNALS_SANDBOX_CPUS='lots' must be a positive number"),
+        ("SIGNALS_SANDBOX_CPUS", "lots", "SIGNALS_SANDBOX_CPUS='lots' must be a number from 0.01 to 9223372036"),
         ("SIGNALS_SANDBOX_MEMORY_MB", "0", "SIGNALS_SANDBOX_MEMORY_MB='0' must be a positive integer"),
         ("SIGNALS_SANDBOX", "vm", "SIGNALS_SANDBOX='vm' is not one of subprocess, docker"),
         ("SIGNALS_SANDBOX_NETWORK", "", "SIGNALS_SANDBOX_NETWORK must name the docker network"),
