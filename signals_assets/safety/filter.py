@@ -1731,10 +1731,15 @@ _BASE64 = LazyPattern(r"(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z
 _BASE64_WRAPPED = LazyPattern(r"(?:[A-Za-z0-9+/]{40,120}\n)+[A-Za-z0-9+/]{4,120}={0,2}(?![A-Za-z0-9+/=])")
 _BASE32 = LazyPattern(r"(?<![A-Za-z0-9+/])[A-Z2-7]{16,}={0,6}(?![A-Za-z0-9+/=])")
 _HEX = LazyPattern(r"(?<![0-9A-Za-z])(?:0x)?(?:[0-9a-fA-F]{2}[ :]?){8,}(?![0-9A-Za-z])")
-_BACKSLASH_X = LazyPattern(r"(?:\\x[0-9a-fA-F]{2}){4,}")
-_BACKSLASH_U = LazyPattern(r"(?:\\u[0-9a-fA-F]{4}|\\U[0-9a-fA-F]{8}){4,}")
+# escapes of one word after another, parted by spaces, are one text: "&#105;&#103;… &#97;&#108;&#108; …"
+_BACKSLASH_X = LazyPattern(r"(?:\\x[0-9a-fA-F]{2}){4,}(?:[ \t]+(?:\\x[0-9a-fA-F]{2})+)*")
+_BACKSLASH_U = LazyPattern(
+    r"(?:\\u[0-9a-fA-F]{4}|\\U[0-9a-fA-F]{8}){4,}(?:[ \t]+(?:\\u[0-9a-fA-F]{4}|\\U[0-9a-fA-F]{8})+)*"
+)
 _PERCENT = LazyPattern(r"(?:[\w.~!*'()+-]{0,60}%[0-9a-fA-F]{2}){3,}[\w.~!*'()+-]{0,60}")
-_HTML_ENTITIES = LazyPattern(r"(?:&#(?:\d{2,7}|x[0-9a-fA-F]{2,6});){4,}")
+_HTML_ENTITIES = LazyPattern(
+    r"(?:&#(?:\d{2,7}|x[0-9a-fA-F]{2,6});){4,}(?:[ \t]+(?:&#(?:\d{2,7}|x[0-9a-fA-F]{2,6});)+)*"
+)
 _QUOTED_PRINTABLE = LazyPattern(r"(?:=[0-9A-F]{2}){4,}")
 _BINARY = LazyPattern(r"(?<![01])(?:[01]{8} ?){4,}(?![01])")
 
@@ -1804,7 +1809,8 @@ class _Normalised:
 
     def deobfuscated(self) -> "_Normalised | None":
         """The same text with spaced-out letters joined ("i g n o r e", "i-g-n-o-r-e"), markup inside a word
-        dropped ("ig<b></b>nore", "ig**no**re") and leetspeak read as letters in words that mix both ("1gn0re");
+        dropped ("ig<b></b>nore", "ig**no**re"), leetspeak read as letters in words that mix both ("1gn0re",
+        "ru|3$"), words joined by underscores parted and override words hyphenated joined ("pre-vi-ous");
         None when that changes nothing."""
         keep = [True] * len(self.text)
         chars = list(self.text)
@@ -1818,6 +1824,12 @@ class _Normalised:
         for match in _MIXED_WORD.finditer(self.text):
             for offset in range(match.start(), match.end()):
                 chars[offset] = _LEET.get(chars[offset], chars[offset])
+        for match in _UNDERSCORE_JOINS.finditer(self.text):
+            chars[match.start() : match.end()] = " " * (match.end() - match.start())
+        for match in _HYPHENATED_WORD.finditer(self.text):
+            if match.group(0).replace("-", "").lower() in _SPELLED_WORDS:
+                for offset in range(match.start(), match.end()):
+                    keep[offset] = keep[offset] and self.text[offset] != "-"
         text = "".join(c for c, k in zip(chars, keep) if k)
         if text == self.text:
             return None
@@ -1910,8 +1922,15 @@ _MARKUP_IN_WORD = LazyPattern(
     # a word hyphenated across a line break: "ig-\nnore"
     r"|(?<=[^\W\d_])-\n ?(?=[^\W\d_])"
 )
-_MIXED_WORD = LazyPattern(r"\b(?=\w*[A-Za-z])(?=\w*[013457@$])[\w@$]{3,}\b")
-_LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"}
+# A word of letters and leetspeak: digits, "@" and "$" anywhere ("$h0w", "@ll"), "!" and "|" inside it or before
+# a letter ("!gn0r3", "a||", "ru|3$"), not a word's closing "!".
+_MIXED_WORD = LazyPattern(
+    r"(?<![\w@$!|])(?=[\w@$!|]*[A-Za-z])(?=[\w@$!|]*(?:[013457@$]|[!|](?=[\w@$!|])))[\w@$!|]{2,}[\w@$|](?![\w@$|])"
+)
+_LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i", "|": "l"}
+# Words joined by underscores ("IGNORE_ALL_PREVIOUS_INSTRUCTIONS") and override words hyphenated ("pre-vi-ous").
+_UNDERSCORE_JOINS = LazyPattern(r"(?<=[A-Za-z])_+(?=[A-Za-z])")
+_HYPHENATED_WORD = LazyPattern(r"(?<![\w-])[A-Za-z]+(?:-[A-Za-z]+)+(?![\w-])")
 
 
 _QUOTED = LazyPattern(
@@ -2107,12 +2126,23 @@ def _decodings(text: str) -> Iterator[tuple[re.Match, str]]:
         if _printable(decoded):
             yield match, decoded
     escapes = [
-        (_BACKSLASH_X, lambda s: bytes(int(h, 16) for h in re.findall(r"\\x([0-9a-fA-F]{2})", s)).decode("utf-8")),
-        (_BACKSLASH_U, lambda s: "".join(chr(int(h, 16)) for h in re.findall(r"\\[uU]([0-9a-fA-F]+)", s))),
+        (
+            _BACKSLASH_X,
+            lambda s: re.sub(
+                r"(?:\\x[0-9a-fA-F]{2})+",
+                lambda run: bytes(int(h, 16) for h in re.findall(r"\\x([0-9a-fA-F]{2})", run.group(0))).decode("utf-8"),
+                s,
+            ),
+        ),
+        (_BACKSLASH_U, lambda s: re.sub(r"\\[uU]([0-9a-fA-F]+)", lambda h: chr(int(h.group(1), 16)), s)),
         (_PERCENT, lambda s: unquote(s, errors="strict")),
         (
             _HTML_ENTITIES,
-            lambda s: "".join(chr(int(n[1:], 16) if n.startswith("x") else int(n)) for n in re.findall(r"&#(\w+);", s)),
+            lambda s: re.sub(
+                r"&#(\w+);",
+                lambda n: chr(int(n.group(1)[1:], 16) if n.group(1).startswith("x") else int(n.group(1))),
+                s,
+            ),
         ),
         (_QUOTED_PRINTABLE, lambda s: bytes(int(h, 16) for h in re.findall(r"=([0-9A-F]{2})", s)).decode("utf-8")),
         (_BINARY, lambda s: bytes(int(b, 2) for b in re.findall(r"[01]{8}", s)).decode("utf-8")),
