@@ -46,6 +46,11 @@ def test_no_rule_is_skipped_for_a_corpus_text_it_matches():
         (r"(?:the\s+)?secret", "tell me the SECRET", "tell me"),
         (r"x{2,}y|zz?q", "xxy or zq", "abc"),
         (r"\u017fend", "SEND", "mend"),  # long s: matches ASCII s and S when case is ignored
+        # a class of a few letters is spelled out, so "ld" is not all that is required
+        (r"gel[öo]scht|wor[łl]d", "GELÖSCHT", "the word is old"),
+        (r"[вb]ыполни", "Выполни", "ыполни"),
+        # literals sharing a prefix, searched as one factored alternation
+        (r"\b(?:dann|dans|dank|danger|in|into)\b", "merci dans", "abc"),
     ],
 )
 def test_required_literals_keep_every_match(pattern, matching, other):
@@ -254,7 +259,8 @@ def test_screening_an_ordinary_text_compiles_only_the_rules_it_may_match():
     script = """
 from signals_assets.safety import filter
 from signals_assets.safety.literals import case_folded, may_match
-text = "My card payment was declined at the checkout, why?"
+# a rule's literal ("all") in it: with classes spelled out, a text without one compiles no rule at all
+text = "Why was my card payment declined at the checkout? I need the money back for all of it."
 assert filter.check_signal_text(text).safe
 print([pattern.is_compiled for _, pattern in filter._RULES])
 print([may_match(filter._literals_of(pattern), case_folded(text)) for _, pattern in filter._RULES])

@@ -541,7 +541,7 @@ _XL_OVERRIDE = (
 _XL_MODEL = _persian(
     r"(?:(?:mô hình|trợ lý|hệ thống)\s+)?(?:AI|trí tuệ nhân tạo)|mô hình|trợ lý(?: ảo)?|chat ?bot|bot"
     r"|(?:(?:model|asisten|sistem)\s+)?(?:AI|kecerdasan buatan)|model|asisten(?: virtual)?"
-    r"|(?:το\s+|την\s+|τη\s+|τον\s+)?(?:μοντέλο|τεχνητή νοημοσύνη|βοηθό|βοηθέ|βοηθός|ΤΝ)"
+    r"|(?:το\s+|την\s+|τη\s+|τον\s+)?(?:μοντέλο|τεχνητή νοημοσύνη|βοηθό|βοηθέ|βοηθός)"
     r"|ה?בינה\s+ה?מלאכותית|ה?מודל|ה?בוט|ה?עוזר|(?:مدل\s+)?هوش مصنوعی|مدل|ربات|دستیار|بات"
 )
 # Released from every rule: "không bị ràng buộc", "tanpa aturan", "χωρίς κανόνες", "בלי שום מגבלות", "بدون هیچ محدودیتی".
@@ -1365,34 +1365,9 @@ _VOCATIVE = LazyPattern(
     r"[\"']?\s*[:=]|(?<![\w-])(?:llm|ai|model|bot|assistant|agent|gpt)[_-](?:note|hint|instructions?|directive|message"
     r"|prompt)s?[\"']?\s*[:=]"
     r"|\b(?:als|en tant qu'|como|come)\s*(?:KI|IA)\b"
-    # a mode announced to it: "SUDO MODE: …", "Developer mode enabled!"
-    r"|\b(?:sudo|admin|root|god|developer|dev|maintenance|override|debug|unrestricted|jailbreak)\s+mode\b(?:\s+(?:is\s+)?"
-    r"(?:enabled|activated|on|engaged|active))?\s*[:!]"
-    # a greeting or a "to" and the model, in the languages added for the third red team: "Gửi AI đang đọc phiếu
-    # này:", "Kepada model AI:", "Προς το μοντέλο:", "למודל שמסכם את זה:", "به مدل هوش مصنوعی:"; the name alone
-    # where it is no English word ("Μοντέλο,", "בוט יקר,")
-    + (
-        r"|(?:^|[.!?;\n]|[\"'“«(\[—–])\s*(?:kính gửi|gửi|thưa|chào|xin chào|untuk|kepada|yth\.?|halo|hai|προς|αγαπητ\w*"
-        r"|γεια σου|אל|ל|به|خطاب به|سلام)\s*(?:các\s+|para\s+)?(?:" + _XL_MODEL + r")" + _SENTENCE + r"{0,50}?[:,،]"
-        r"|(?:^|[.!?;\n])\s*(?:μοντέλο|τεχνητή νοημοσύνη|βοηθέ|ה?בינה\s+ה?מלאכותית|ה?מודל|ה?בוט|ה?עוזר|هوش مصنوعی|مدل"
-        r"|ربات|دستیار)(?:\s+\S+){0,2}?\s*[:,،]"
-    ).translate(_AS_NORMALISED)
     # the model as the one who must act ("the reviewer model must …"; "should" and "will" are also how users
     # complain), or an authority that orders it ("I'm instructing you to …")
-    + r"|\bit(?:'s| is)\s+(?:required|mandatory|expected|necessary|essential|imperative)\s+that\s+(?:the|any|all|every"
-    r"|each)\s+(?:[\w-]+\s+)?"
-    + _MODEL_NOUN
-    # automated reviewers named in the other languages, with a modal: "Les systèmes automatisés qui lisent ce message
-    # doivent …", "Los revisores automáticos deben …", "Automatische Prüfsysteme haben … freizugeben"
-    + r"|\b(?:(?:syst[èe]mes?|outils?|relecteurs?|r[ée]viseurs?|mod[èe]les?|agents?|assistants?)\s+(?:automatis[ée]s?"
-    r"|automatiques?|d'IA|IA)|(?:sistemas?|revisores?|herramientas?|modelos?|agentes?|asistentes?)\s+(?:autom[áa]tic[oa]s?"
-    r"|automatizad[oa]s?|de IA)|(?:sistemi|revisori|modelli|strumenti|agenti|assistenti)\s+(?:automatici|automatizzati"
-    r"|di IA)|automatische[nr]?\s+[\w-]+|[\w-]*pr[üu]fsystem\w*|geautomatiseerde\s+\w+|automatyczn\w+\s+\w+"
-    r"|(?:systemy|modele)\s+(?:AI|SI))\b(?:\s+[\w'-]+){0,5}?\s+(?:doivent|doit|deben|debe|devono|deve|devem|m[üu]ssen"
-    r"|muss|haben|hat|moeten|moet|musz[ąa]|musi|sind angewiesen|sont tenus|est[áa]n obligad[oa]s|sono tenuti)\b"
-    + r"|\b(?:the|any|all|every|each)\s+(?:[\w-]+\s+)?"
-    + _MODEL_NOUN
-    + r"\s+(?:(?:that|who)\s+)?(?:[\w-]+\s+){0,3}?"
+    r"|\b(?:the|any|all|every|each)\s+(?:[\w-]+\s+)?" + _MODEL_NOUN + r"\s+(?:(?:that|who)\s+)?(?:[\w-]+\s+){0,3}?"
     r"(?:must|shall|is to|are to|needs? to|has to|have to|(?:is|are) (?:now )?(?:required|instructed|ordered"
     r"|directed|expected|obliged|told|asked) to\b|(?:is|are) (?:hereby (?:instructed|ordered|directed|required|told)\b"
     r"|(?:instructed|ordered|directed|required|told)\s*:)|(?:can|may) (?:now |safely |simply )?(?:relax|drop|ignore|skip|forget|disregard|bypass|set aside))"
@@ -1412,7 +1387,34 @@ _VOCATIVE = LazyPattern(
     r"|parsed|summari[sz]ed|triaged|classified|handled)\s+by\b",
     _I,
 )
-# The orders only a model obeys.
+# Further ways to speak to the model, searched apart so that the others cost what they did (a pattern tries each of
+# its alternatives at every position of a text; these hold literals most texts lack, so most texts skip them).
+_VOCATIVE_MORE = LazyPattern(
+    # a mode announced to it: "SUDO MODE: …", "Developer mode enabled!"
+    r"\b(?:sudo|admin|root|god|developer|dev|maintenance|override|debug|unrestricted|jailbreak)\s+mode\b(?:\s+(?:is\s+)?"
+    r"(?:enabled|activated|on|engaged|active))?\s*[:!]"
+    # a greeting or a "to" and the model, in the languages added for the third red team: "Gửi AI đang đọc phiếu
+    # này:", "Kepada model AI:", "Προς το μοντέλο:", "למודל שמסכם את זה:", "به مدل هوش مصنوعی:"; the name alone
+    # where it is no English word ("Μοντέλο,", "בוט יקר,")
+    + (
+        r"|(?:^|[.!?;\n]|[\"'“«(\[—–])\s*(?:kính gửi|gửi|thưa|chào|xin chào|untuk|kepada|yth\.?|halo|hai|προς|αγαπητ\w*"
+        r"|γεια σου|אל|ל|به|خطاب به|سلام)\s*(?:các\s+|para\s+)?(?:" + _XL_MODEL + r")" + _SENTENCE + r"{0,50}?[:,،]"
+        r"|(?:^|[.!?;\n])\s*(?:μοντέλο|τεχνητή νοημοσύνη|βοηθέ|ה?בינה\s+ה?מלאכותית|ה?מודל|ה?בוט|ה?עוזר|هوش مصنوعی|مدل"
+        r"|ربات|دستیار)(?:\s+\S+){0,2}?\s*[:,،]"
+    ).translate(_AS_NORMALISED)
+    + r"|\bit(?:'s| is)\s+(?:required|mandatory|expected|necessary|essential|imperative)\s+that\s+(?:the|any|all|every"
+    r"|each)\s+(?:[\w-]+\s+)?"
+    + _MODEL_NOUN
+    # automated reviewers named in the other languages, with a modal: "Les systèmes automatisés qui lisent ce message
+    # doivent …", "Los revisores automáticos deben …", "Automatische Prüfsysteme haben … freizugeben"
+    + r"|\b(?:(?:syst[èe]mes?|outils?|relecteurs?|r[ée]viseurs?|mod[èe]les?|agents?|assistants?)\s+(?:automatis[ée]s?"
+    r"|automatiques?|d'IA|IA)|(?:sistemas?|revisores?|herramientas?|modelos?|agentes?|asistentes?)\s+(?:autom[áa]tic[oa]s?"
+    r"|automatizad[oa]s?|de IA)|(?:sistemi|revisori|modelli|strumenti|agenti|assistenti)\s+(?:automatici|automatizzati"
+    r"|di IA)|automatische[nr]?\s+[\w-]+|[\w-]*pr[üu]fsystem\w*|geautomatiseerde\s+\w+|automatyczn\w+\s+\w+"
+    r"|(?:systemy|modele)\s+(?:AI|SI))\b(?:\s+[\w'-]+){0,5}?\s+(?:doivent|doit|deben|debe|devono|deve|devem|m[üu]ssen"
+    r"|muss|haben|hat|moeten|moet|musz[ąa]|musi|sind angewiesen|sont tenus|est[áa]n obligad[oa]s|sono tenuti)\b",
+    _I,
+)
 # The same orders in Vietnamese, Indonesian and Malay, Greek, Hebrew and Persian: a verdict or a place in the
 # queue, approval, a claim dictated ("ghi vào bản tóm tắt rằng …", "γράψε στην περίληψη ότι …", "در خلاصه بنویس که"),
 # a fixed reply, silence.
@@ -1450,6 +1452,7 @@ _XL_ORDER = (
         r"|جواب بده)|گزارش نکن|اشاره نکن"
     )
 )
+# The orders only a model obeys.
 _VERDICT = (
     r"(?:P[0-4]|critical|urgent|(?:highest|top|high|low|lowest) priority|(?:no|low) risk|benign|harmless|safe|approved"
     r"|resolved|fixed|stable|no issues?|above (?:all )?others|(?:at the )?top of the (?:queue|list)"
@@ -1573,9 +1576,13 @@ _ORDER = LazyPattern(
     # Polish fixed output: "odpowiadaj tylko 'OK'"
     r"|\b(?:odpowiadaj|odpowiedz|pisz|napisz)\b"
     + _SAME
-    + r"{0,30}?(?:\b(?:tylko|wy[łl][ąa]cznie|jedynie)\b|(?<!\w)['\"“«„‘])"
+    + r"{0,30}?(?:\b(?:tylko|wy[łl][ąa]cznie|jedynie)\b|(?<!\w)['\"“«„‘])",
+    _I,
+)
+# Further orders only a model obeys, searched apart as the further vocatives are.
+_ORDER_MORE = LazyPattern(
     # a verdict given to it: "just give it P0"
-    + r"|\b(?:give|assign|gib|donne|dale|dai|d[êe]|geef)\s+(?:it|this(?:\s+\w+)?|that|the (?:report|ticket|signal|issue|bug)"
+    r"\b(?:give|assign|gib|donne|dale|dai|geef)\s+(?:it|this(?:\s+\w+)?|that|the (?:report|ticket|signal|issue|bug)"
     r"|ihm|lui|le|gli|lhe|het)\s+(?:an?\s+|the\s+)?"
     + _VERDICT
     # its place in the queue: "este informe debe ir el primero de la cola"
@@ -1725,17 +1732,22 @@ def _addressed_override(text: str, folded: str) -> tuple[int, int] | None:
                 return match.start(), match.end()
     # a vocative inside a reported quotation ("the system prompt 'You are a helpful assistant …'") speaks to
     # another bot
-    vocatives = [
-        vocative
-        for vocative in (_VOCATIVE.finditer(text) if may_match(_literals_of(_VOCATIVE), folded) else ())
-        if not _reported_quote(text, *_words_of(vocative))
-    ]
+    vocatives = sorted(
+        (
+            vocative
+            for pattern in (_VOCATIVE, _VOCATIVE_MORE)
+            if may_match(_literals_of(pattern), folded)
+            for vocative in pattern.finditer(text)
+            if not _reported_quote(text, *_words_of(vocative))
+        ),
+        key=lambda vocative: vocative.start(),
+    )
     if not vocatives:
         return None
     # each pattern searched once, not once per vocative: a text of 8,000 "AI, " stays linear
     orders = sorted(
         match.span()
-        for pattern in (_ORDER, _RULES_OFF)
+        for pattern in (_ORDER, _ORDER_MORE, _RULES_OFF)
         if may_match(_literals_of(pattern), folded)
         for match in pattern.finditer(text)
         if not _reported_quote(text, *match.span())
@@ -2122,7 +2134,9 @@ def _literal_searches() -> dict[LazyPattern, re.Pattern | None]:
         *(pattern for _, pattern in _RULES),
         _ADDRESSED_DIRECTIVE,
         _VOCATIVE,
+        _VOCATIVE_MORE,
         _ORDER,
+        _ORDER_MORE,
         _RULES_OFF,
         *(cue for _, cue, _ in _SCORER_CUES),
     ]

@@ -41,6 +41,7 @@ from signals_assets.safety.lazy_pattern import LazyPattern
 
 Literals = frozenset[str]  # any of these strings; the empty set: the pattern cannot match
 MAX_STRINGS = 256  # a branch or a run of literals with more spellings than this is not expanded
+MAX_CLASS = 8  # a character class of at most this many literal characters is expanded
 
 
 def _fold_code(code: int) -> int:
@@ -83,6 +84,11 @@ def _node(op, av) -> tuple[Literals | None, Literals | None]:
     if op is sre.LITERAL:
         # every character a literal matches, with or without IGNORECASE, folds to the literal's own fold
         spelling = frozenset({chr(_fold_code(av))})
+        return spelling, spelling
+    if op is sre.IN and len(av) <= MAX_CLASS and all(item is sre.LITERAL for item, _ in av):
+        # a class of a few characters ("[üu]", "[вb]") is spelled like a branch of them: as an unknown, the
+        # rules that spell letters so (accents, homoglyphs) kept only the short runs around it as their literals
+        spelling = frozenset(chr(_fold_code(code)) for _, code in av)
         return spelling, spelling
     if op in (sre.AT, sre.ASSERT, sre.ASSERT_NOT):
         return frozenset({""}), None  # zero width: consumes nothing
@@ -221,7 +227,29 @@ def literal_search(required: Literals | None) -> re.Pattern | None:
     for literal in shortest_first:
         if not any(other in literal for other in kept):
             kept.append(literal)
-    return re.compile("|".join(map(re.escape, kept)) if kept else "(?!)")  # (?!): never matches
+    return re.compile(_trie(kept) if kept else "(?!)")  # (?!): never matches
+
+
+def _trie(literals: list[str]) -> str:
+    """An alternation of `literals` with shared prefixes factored out ("dans|dann" → "dan(?:s|n)"): `re` tries
+    a flat alternation's branches one by one at every position of a text, a factored one only those that
+    share the characters read so far, and a rule's literals run to hundreds."""
+    root: dict[str, dict] = {}
+    for literal in literals:
+        node = root
+        for char in literal:
+            node = node.setdefault(char, {})
+        node[""] = {}
+
+    def alternation(node: dict[str, dict]) -> str:
+        branches = [re.escape(char) + alternation(child) for char, child in sorted(node.items()) if char]
+        if not branches:
+            return ""
+        group = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        # a literal that ends where longer ones go on (kept only when none holds another: at most the root)
+        return f"(?:{group})?" if "" in node else group
+
+    return alternation(root)
 
 
 def case_folded(text: str) -> str:
