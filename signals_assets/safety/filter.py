@@ -1730,20 +1730,42 @@ def _addressed_override(text: str, folded: str) -> tuple[int, int] | None:
         for match in _ADDRESSED_DIRECTIVE.finditer(text):
             if not _reported_quote(text, match.start(), match.end()):
                 return match.start(), match.end()
-    # a vocative inside a reported quotation ("the system prompt 'You are a helpful assistant …'") speaks to
-    # another bot
     vocatives = sorted(
         (
             vocative
             for pattern in (_VOCATIVE, _VOCATIVE_MORE)
             if may_match(_literals_of(pattern), folded)
             for vocative in pattern.finditer(text)
-            if not _reported_quote(text, *_words_of(vocative))
         ),
         key=lambda vocative: vocative.start(),
     )
     if not vocatives:
         return None
+    # each pattern searched once, not once per vocative: a text of 8,000 "AI, " stays linear
+    orders = sorted(
+        match.span()
+        for pattern in (_ORDER, _ORDER_MORE, _RULES_OFF)
+        if may_match(_literals_of(pattern), folded)
+        for match in pattern.finditer(text)
+    )
+    starts = [start for start, _ in orders]
+    # Whether an order or a vocative lies in a reported quotation is asked only of those that would pair: each
+    # question reads the quotations of its line, and a 32,000-character line holds hundreds of both. The windows
+    # only move forward, so the first order not reported is found in one pass.
+    at = 0
+    for vocative in vocatives:
+        # the order may come before a trailing vocative or a declaration in the same sentence
+        sentence_start = max(text.rfind(mark, 0, vocative.start()) for mark in ".!?\n") + 1
+        window_start, window_end = max(sentence_start, vocative.start() - 120), vocative.end() + 240
+        at = max(at, bisect.bisect_left(starts, window_start))
+        while at < len(orders) and _reported_quote(text, *orders[at]):
+            at += 1
+        # a vocative inside a reported quotation ("the system prompt 'You are a helpful assistant …'") speaks to
+        # another bot
+        if at < len(orders) and orders[at][1] <= window_end and not _reported_quote(text, *_words_of(vocative)):
+            start, end = orders[at]
+            return min(start, vocative.start()), max(end, vocative.end())
+    return None
     # each pattern searched once, not once per vocative: a text of 8,000 "AI, " stays linear
     orders = sorted(
         match.span()
