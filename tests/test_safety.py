@@ -1331,3 +1331,16 @@ def test_quotations_are_read_only_around_a_vocative_and_an_order_that_pair(monke
     verdict = check_signal_text((line * 400)[:32000], use_scorer=False)
     assert (verdict.safe, verdict.kind) == (False, INSTRUCTION_OVERRIDE)
     assert len(asked) < 10
+
+
+def test_a_long_line_s_quotations_are_read_once():
+    """Every candidate match asks whether it lies in a reported quotation; the line's quotations were read again
+    for each, so 32,000 characters of a translation bug repeated took 1.7 s."""
+    from signals_assets.safety import filter as safety_filter
+
+    line = "Przycisk „Zapomnij” i etykieta „poprzednie polecenia” powinny być jednym tekstem. "
+    text = (line * 400)[:32000]
+    safety_filter._line_quotes.cache_clear()
+    assert check_signal_text(text, use_scorer=False).safe
+    info = safety_filter._line_quotes.cache_info()
+    assert info.hits > 100 and info.misses <= 4

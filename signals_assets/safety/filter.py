@@ -2119,22 +2119,31 @@ def _reported_quote(text: str, start: int, end: int) -> bool:
     directive outside the quotation is still found."""
     line_start = text.rfind("\n", 0, start) + 1
     line_end = text.find("\n", end)
-    quotes = list(_QUOTED.finditer(text, line_start, len(text) if line_end < 0 else line_end))
-    for at, quoted in enumerate(quotes):
-        if quoted.start() < start < quoted.end():
-            before = text[max(line_start, quoted.start() - 80) : quoted.start()]
-            reported = _REPORTING_FRAME.search(before) or _REPORTING_AFTER.match(text, quoted.end())
-            if not reported or _AIMED_AT_US.search(quoted.group(0)):
-                return False
-            if end <= quoted.end():
-                return True
-            # a verb and its object in two reported strings ("shows 'Ignora' and then 'tutte le istruzioni
-            # precedenti'") are two strings of a product's, not one order
-            return any(
-                later.start() < end <= later.end() and not _AIMED_AT_US.search(later.group(0))
-                for later in quotes[at + 1 : at + 3]
-            )
-    return False
+    quotes = _line_quotes(text, line_start, len(text) if line_end < 0 else line_end)
+    # the last quotation that opens before `start`: the only one that can hold it
+    at = bisect.bisect_left(quotes, (start,)) - 1
+    if at < 0 or not start < quotes[at][1]:
+        return False
+    opened, closed = quotes[at]
+    before = text[max(line_start, opened - 80) : opened]
+    reported = _REPORTING_FRAME.search(before) or _REPORTING_AFTER.match(text, closed)
+    if not reported or _AIMED_AT_US.search(text, opened, closed):
+        return False
+    if end <= closed:
+        return True
+    # a verb and its object in two reported strings ("shows 'Ignora' and then 'tutte le istruzioni precedenti'")
+    # are two strings of a product's, not one order
+    return any(
+        later_start < end <= later_end and not _AIMED_AT_US.search(text, later_start, later_end)
+        for later_start, later_end in quotes[at + 1 : at + 3]
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _line_quotes(text: str, line_start: int, line_end: int) -> tuple[tuple[int, int], ...]:
+    """The spans of the quotations in text[line_start:line_end], in order. Kept for the last few lines asked
+    about: every candidate match in a line asks, and a 32,000-character line holds hundreds."""
+    return tuple(quoted.span() for quoted in _QUOTED.finditer(text, line_start, line_end))
 
 
 @functools.cache
