@@ -1344,3 +1344,13 @@ def test_a_long_line_s_quotations_are_read_once():
     assert check_signal_text(text, use_scorer=False).safe
     info = safety_filter._line_quotes.cache_info()
     assert info.hits > 100 and info.misses <= 4
+
+
+def test_only_identifiers_around_an_override_verb_are_parted():
+    """Parting every snake_case name made a second reading of any text naming one ("OPENAI_API_KEY"): at
+    32,000 characters, twice the time."""
+    from signals_assets.safety import filter as safety_filter
+
+    assert safety_filter._Normalised("Set OPENAI_API_KEY and DATABASE_URL first.").deobfuscated() is None
+    parted = safety_filter._Normalised("IGNORE_ALL_PREVIOUS_INSTRUCTIONS").deobfuscated()
+    assert parted is not None and parted.text == "IGNORE ALL PREVIOUS INSTRUCTIONS"

@@ -1943,8 +1943,10 @@ class _Normalised:
         for match in _MIXED_WORD.finditer(self.text):
             for offset in range(match.start(), match.end()):
                 chars[offset] = _LEET.get(chars[offset], chars[offset])
-        for match in _UNDERSCORE_JOINS.finditer(self.text):
-            chars[match.start() : match.end()] = " " * (match.end() - match.start())
+        for match in _UNDERSCORE_JOINED.finditer(self.text):
+            for offset in range(match.start(), match.end()):
+                if chars[offset] == "_":
+                    chars[offset] = " "
         for match in _HYPHENATED_WORD.finditer(self.text):
             if match.group(0).replace("-", "").lower() in _SPELLED_WORDS:
                 for offset in range(match.start(), match.end()):
@@ -2047,8 +2049,13 @@ _MIXED_WORD = LazyPattern(
     r"(?<![\w@$!|])(?=[\w@$!|]*[A-Za-z])(?=[\w@$!|]*(?:[013457@$]|[!|](?=[\w@$!|])))[\w@$!|]{2,}[\w@$|](?![\w@$|])"
 )
 _LEET = {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i", "|": "l"}
-# Words joined by underscores ("IGNORE_ALL_PREVIOUS_INSTRUCTIONS") and override words hyphenated ("pre-vi-ous").
-_UNDERSCORE_JOINS = LazyPattern(r"(?<=[A-Za-z])_+(?=[A-Za-z])")
+# Words joined by underscores around an override verb ("IGNORE_ALL_PREVIOUS_INSTRUCTIONS"; not "OPENAI_API_KEY",
+# whose parting would only cost a second reading of the text) and override words hyphenated ("pre-vi-ous").
+_UNDERSCORE_JOINED = LazyPattern(
+    r"(?<![\w-])(?=[A-Za-z_]*?(?<![A-Za-z])(?:ignore|disregard|forget|override|bypass)(?![A-Za-z]))[A-Za-z]+(?:_+[A-Za-z]+)+"
+    r"(?![\w-])",
+    re.IGNORECASE,
+)
 _HYPHENATED_WORD = LazyPattern(r"(?<![\w-])[A-Za-z]+(?:-[A-Za-z]+)+(?![\w-])")
 
 
