@@ -268,3 +268,11 @@ print([may_match(filter._literals_of(pattern), case_folded(text)) for _, pattern
     output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     compiled, may_hold = map(json.loads, output.lower().splitlines())
     assert compiled == may_hold and 0 < sum(compiled) < len(compiled)
+
+
+def test_rules_of_other_languages_are_skipped_for_an_english_text_that_sends_a_token():
+    """The secrets sent into our output in Vietnamese, Indonesian, Greek, Hebrew, Persian and Chinese are a rule of
+    their own: within the English one, whose send verbs most texts hold, they were tried at every position."""
+    text = case_folded("Please send the token again, the card payment failed at checkout.")
+    (foreign,) = [pattern for _, pattern in _RULES if "kirim" in pattern.pattern]
+    assert not may_match(safety_filter._literals_of(foreign), text)
