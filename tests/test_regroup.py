@@ -2,11 +2,14 @@
 
 import json
 import os
+import subprocess
 
 import dagster as dg
 import numpy as np
 import pytest
+from dagster._core.test_utils import create_run_for_test
 
+from signals_assets.assets.grouping import GROUPING_POOL
 from signals_assets.cli.main import main
 from signals_assets.definitions import defs
 from signals_assets.grouping import consolidation, offline_matching
@@ -87,6 +90,34 @@ def test_a_regroup_run_names_its_worker_so_a_killed_one_is_failed(capsys, two_ba
     with dg.DagsterInstance.get() as instance:
         [tags] = [r.tags for r in instance.get_runs(dg.RunsFilter(job_name="regroup_job"))]
     assert tags[PID_TAG] == str(os.getpid()) and tags[HOST_TAG] and tags["dagster/max_retries"] == "0"
+
+
+@pytest.mark.timeout(300)  # before the fix, the second regroup waited at the grouping pool for good
+def test_a_regroup_after_a_killed_regroup_fails_its_run_and_frees_the_grouping_slot(capsys, two_batches):
+    """`signals regroup` SIGKILLed while grouping leaves its run STARTED and the grouping pool's one slot
+    claimed; with no daemon, the next `signals regroup` (the operator's re-run) fails that run first
+    instead of waiting behind it forever, and re-groups."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    with dg.DagsterInstance.get() as instance:
+        killed = create_run_for_test(
+            instance,
+            job_name="regroup_job",
+            status=dg.DagsterRunStatus.STARTED,
+            tags={PID_TAG: str(gone.pid), HOST_TAG: os.uname().nodename, "signals/stage": "batch"},
+        )
+        storage = instance.event_log_storage
+        storage.initialize_concurrency_limit_to_default(GROUPING_POOL)
+        assert storage.claim_concurrency_slot(GROUPING_POOL, killed.run_id, "report_assignments").is_claimed
+
+    assert main(["regroup", "--team-id", "1"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["batches"] == 2
+    assert f"marked run {killed.run_id}" in err and f"freed the pool slots of run {killed.run_id}" in err
+    assert store_state()["assignments"] == two_batches["assignments"]
+    with dg.DagsterInstance.get() as instance:
+        assert instance.get_run_by_id(killed.run_id).status == dg.DagsterRunStatus.FAILURE
+        assert instance.event_log_storage.get_concurrency_info(GROUPING_POOL).claimed_slots == []
 
 
 @pytest.fixture

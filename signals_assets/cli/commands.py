@@ -429,12 +429,17 @@ def cmd_regroup(args, settings: Settings) -> int:
     from signals_assets.definitions import defs
     from signals_assets.jobs import regroup_job
     from signals_assets.partitions import signal_batches
+    from signals_assets.sensors.dead_runs import fail_dead_runs
 
     batches = team_batches(settings, args.team_id)
     if not batches:
         print(json.dumps({"batches": 0, "reports_researched": 0, "reports_failed": []}))
         return 0
     instance = open_instance(settings)
+    # A killed regroup or `signals process` left its run STARTED holding the grouping pool's one slot:
+    # without a daemon nothing else fails it, and this regroup would wait at the pool for good.
+    for line in fail_dead_runs(instance):
+        err(line)
     definitions = defs()
     add_partitions(instance, signal_batches.build_add_request(batches))
     # Retired batches come back at the end of the set: one run per stretch that a range resolves to in order.
