@@ -452,6 +452,77 @@ def test_a_problem_split_across_batches_is_merged_in_the_store(capsys, object_st
     assert len(live) == 2 and all(r["status"] not in ("potential", "suppressed") for r in live)
 
 
+def test_a_report_recreated_after_a_merge_is_researched_in_a_new_round(capsys, object_store, team, monkeypatch):
+    """A researched report merged away, then opened again by its first signal (a cluster of its own
+    again: it gets its old id back), is promoted in its next round. It used to start again at round 1,
+    whose outcome from before the merge made the report run take the promotion as done: the report
+    stayed `candidate` for good and `signals status --wait` never settled (found by a kill -9 sweep)."""
+    from signals_assets.cli.main import main
+    from signals_assets.grouping import offline_matching
+    from signals_assets.grouping.engine import MatchDecision, report_id_for
+    from signals_assets.llm.minilm import load_encoder
+    from signals_assets.settings import load_settings
+    from signals_assets.storage.clickhouse import open_chdb
+
+    from conftest import CARD_DECLINED, PASSWORD_RESET, emit_texts
+
+    def process() -> None:
+        assert main(["process"]) == 0
+        capsys.readouterr()
+
+    def store(sql: str) -> list[dict]:
+        settings = load_settings()
+        with open_chdb(settings.clickhouse_path, settings.clickhouse_database) as db:
+            return db.query(sql)
+
+    other = "Dark mode makes the charts unreadable."
+    texts = CARD_DECLINED + PASSWORD_RESET[:2] + [other]
+    reference = load_encoder().encode(texts)
+    label_of: dict[str, int] = {}  # the consolidation's cluster of each text, chosen per batch below
+
+    def cluster_by_text(vectors, params):
+        return [label_of[texts[int(np.argmax(reference @ np.asarray(v, np.float32)))]] for v in vectors]
+
+    monkeypatch.setattr(
+        offline_matching, "decide", lambda vector, reports, params, scale: MatchDecision(None, reason="split")
+    )
+    monkeypatch.setattr(consolidation, "cluster_pool", cluster_by_text)
+
+    # Batch 1: a card problem and a password problem, each promoted and researched in round 1.
+    label_of.update({t: 0 for t in CARD_DECLINED} | {t: 1 for t in PASSWORD_RESET[:2]})
+    emit_texts(object_store, CARD_DECLINED[:2])
+    password_ids = emit_texts(object_store, PASSWORD_RESET[:2], start=10, weight=1.0)
+    process()
+    [merged] = {
+        r["report_id"]
+        for r in store("SELECT signal_id, report_id FROM current_assignments")
+        if r["signal_id"] in password_ids
+    }
+    [opener] = [s for s in password_ids if report_id_for(1, s) == merged]
+    assert store(f"SELECT status, research_rounds FROM reports WHERE report_id = '{merged}'") == [
+        {"status": "ready", "research_rounds": 1}
+    ]
+
+    # Batch 2: one cluster: the password report is merged into the older card report.
+    label_of.update({t: 0 for t in texts})
+    emit_texts(object_store, CARD_DECLINED[2:], start=20)
+    process()
+    assert store(f"SELECT status, signal_count FROM reports WHERE report_id = '{merged}'") == [
+        {"status": "suppressed", "signal_count": 0}
+    ]
+
+    # Batch 3: the merged report's first signal is a cluster of its own again, under its old id.
+    label_of.update({PASSWORD_RESET[password_ids.index(opener)]: 1, other: 2})
+    emit_texts(object_store, [other], start=30)
+    process()
+    promoted = store(
+        f"SELECT research_round FROM report_events WHERE report_id = '{merged}' AND event = 'promoted' ORDER BY at"
+    )
+    assert [r["research_round"] for r in promoted] == [1, 2]
+    [report] = store(f"SELECT status, signal_count, research_rounds FROM reports WHERE report_id = '{merged}'")
+    assert report == {"status": "ready", "signal_count": 1, "research_rounds": 2}
+
+
 def test_the_demo_team_keeps_its_password_reset_report():
     """A small, realistic pool (the 28 demo signals, scripts/demo): the guards for small reports
     must not dissolve a problem reported six ways, nor join the unrelated feature request."""

@@ -86,6 +86,7 @@ def group_batch(
                 context.states,
                 provider.consolidation,
                 provider.regroup_pool,
+                context.past_rounds,
             )
             pause_point("consolidate")  # consolidated in memory, nothing written
         plans[team] = plan

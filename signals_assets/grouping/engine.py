@@ -198,6 +198,12 @@ def report_id_for(team_id: int, seed_signal_id: str) -> str:
     return f"r{team_id}-{hashlib.sha1(f'{team_id}:{seed_signal_id}'.encode()).hexdigest()[:16]}"
 
 
+def cluster_report_ids(team_id: int, seed_signal_id: str) -> tuple[str, str]:
+    """The ids the consolidation gives a new cluster whose first signal is `seed_signal_id`: its own id,
+    else (taken) a variant of it."""
+    return report_id_for(team_id, seed_signal_id), report_id_for(team_id, f"{seed_signal_id}+")
+
+
 def candidate_reports(
     signal: BatchSignal, candidates: list[Candidate], stats: dict[str, ReportStats], texts: dict[str, str]
 ) -> list[CandidateReport]:
@@ -375,6 +381,7 @@ def consolidate(
     states: dict[str, ReportState],
     params: ConsolidationParameters,
     regroup: Regroup | None = None,
+    past_rounds: dict[str, int] | None = None,
 ) -> BatchPlan:
     """The batch's plan after re-clustering the pool (signals_assets.grouping.consolidation).
 
@@ -387,7 +394,9 @@ def consolidate(
     as the lifecycle says); a researched report that changes gets a `consolidated` event;
     a report that existed before and ends with no signal is suppressed with a `merged_into` event naming
     the report that took most of its signals. `regroup` labels the pool (default: the offline
-    re-clustering, `cluster_pool`)."""
+    re-clustering, `cluster_pool`). `past_rounds` holds the research rounds of reports with no signal
+    left whose ids a cluster may get again (`cluster_report_ids`): a report merged away and opened again
+    by its first signal goes on from its last round."""
     from signals_assets.grouping.consolidation import PoolSignal, anchor_researched, cluster_pool, map_clusters
 
     team_id = signals[0].team_id if signals else 0
@@ -404,8 +413,8 @@ def consolidate(
         return plan
 
     def new_report_id(seed: str, used: set[str]) -> str:
-        report_id = report_id_for(team_id, seed)
-        return report_id if report_id not in used and report_id not in states else report_id_for(team_id, f"{seed}+")
+        report_id, variant = cluster_report_ids(team_id, seed)
+        return report_id if report_id not in used and report_id not in states else variant
 
     stored = max(0, len(pool) - len(batch_pool))  # pool signals counted in the stored report states
     stored_part = pool[:stored]
@@ -461,7 +470,11 @@ def consolidate(
     ]
     states_after = {}
     for report_id in changed:
-        base = before.get(report_id) or ReportState(report_id).moved_to(lifecycle.POTENTIAL)
+        # A report opened again keeps counting its research rounds: a round number it was researched in
+        # before has that outcome already, and a promotion of it would be taken as done, never researched.
+        base = before.get(report_id) or ReportState(
+            report_id, research_round=(past_rounds or {}).get(report_id, 0)
+        ).moved_to(lifecycle.POTENTIAL)
         states_after[report_id] = replace(
             base,
             signal_count=base.signal_count + members_after[report_id] - members_before[report_id],

@@ -21,7 +21,15 @@ from itertools import groupby
 from typing import TYPE_CHECKING
 
 from signals_assets.grouping.consolidation import PoolSignal
-from signals_assets.grouping.engine import CONSOLIDATED_STATUSES, TOP_K, BatchPlan, BatchSignal, Candidate, ReportStats
+from signals_assets.grouping.engine import (
+    CONSOLIDATED_STATUSES,
+    TOP_K,
+    BatchPlan,
+    BatchSignal,
+    Candidate,
+    ReportStats,
+    cluster_report_ids,
+)
 from signals_assets.reports.lifecycle import ReportState
 from signals_assets.storage.clickhouse import StoreSession
 from signals_assets.storage.facts import current_assignments, latest_report_states, signals_ever_in
@@ -226,6 +234,13 @@ LIMIT 8 BY a.report_id
 # The pooled reports: research not started or finished (CONSOLIDATED_STATUSES, never in flight), so
 # consolidation may reshape them.
 _POOLED_REPORTS = f"SELECT report_id FROM ({_LATEST_EVENTS}) WHERE status IN {{pooled}}"
+# The research rounds so far of the reports `{ids}` (the ids a consolidation cluster may get), narrowed
+# to them before the aggregation.
+_PAST_ROUNDS = (
+    "SELECT report_id, research_round FROM ("
+    + latest_report_states("team_id = {team} AND report_id IN {ids} AND NOT (stage = 'grouping' AND source >= {batch})")
+    + ") WHERE research_round > 0"
+)
 # The batches before this one with an assignment in the window, newest first, and their sizes: how far
 # back the pool must look (`_pool_rows`).
 _POOL_BATCHES = """
@@ -274,6 +289,8 @@ class TeamContext:
     states: dict[str, ReportState] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)
     open_pool: list[PoolSignal] = field(default_factory=list)  # oldest first; read only when consolidating
+    # research rounds of the reports a consolidation cluster may be named after (engine.consolidate)
+    past_rounds: dict[str, int] = field(default_factory=dict)
 
 
 def read_team(
@@ -321,6 +338,12 @@ def read_team(
             )
             for r in reversed(rows)
         ]
+        seeds = [p.signal_id for p in context.open_pool] + [s.signal_id for s in signals]
+        named = sorted({report_id for seed in seeds for report_id in cluster_report_ids(team, seed)})
+        context.past_rounds = {
+            r["report_id"]: int(r["research_round"])
+            for r in db.query(_PAST_ROUNDS, {"team": team, "batch": batch, "ids": named})
+        }
     candidates = sorted({c.report_id for found in context.candidates.values() for c in found})
     ids = sorted(set(candidates) | {p.report_id for p in context.open_pool})
     if not ids:
