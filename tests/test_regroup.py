@@ -14,6 +14,7 @@ from signals_assets.cli.main import main
 from signals_assets.definitions import defs
 from signals_assets.grouping import consolidation, offline_matching
 from signals_assets.grouping.engine import MatchDecision
+from signals_assets.ingestion import inbox
 from signals_assets.partitions import signal_batches
 from signals_assets.sensors.dead_runs import HOST_TAG, PID_TAG
 from signals_assets.settings import load_settings
@@ -118,6 +119,34 @@ def test_a_regroup_after_a_killed_regroup_fails_its_run_and_frees_the_grouping_s
     with dg.DagsterInstance.get() as instance:
         assert instance.get_run_by_id(killed.run_id).status == dg.DagsterRunStatus.FAILURE
         assert instance.event_log_storage.get_concurrency_info(GROUPING_POOL).claimed_slots == []
+
+
+def test_regroup_refuses_while_a_batch_a_kill_left_is_not_grouped(capsys, object_store, team):
+    """`signals process` killed after embedding a batch of two teams (not grouped): regroup
+    used to replay it for its team alone and fail every time on its blocking check (the other team's
+    signals of a batch it grouped are unassigned: "internal error", exit 70); it refuses, naming the
+    batch, and regroups once the batch is finished."""
+    from signals_assets.ingestion.teams import TeamConfig, save_team
+
+    save_team(object_store, TeamConfig(team_id=2, ai_processing_consent=True))
+    emit_texts(object_store, CARD_DECLINED[:2])
+    run(capsys, "process")
+    emit_texts(object_store, PASSWORD_RESET, start=10)
+    emit_texts(object_store, CARD_DECLINED[2:], team_id=2, start=20)  # batches are shared by the teams
+    [batch] = inbox.claim_all(object_store, load_settings().batch_max_signals)
+    with dg.DagsterInstance.get() as instance:
+        instance.add_dynamic_partitions("signal_batches", [batch])
+        job = defs().resolve_job_def("signal_batch_job")
+        embedded = [dg.AssetKey("buffered_signals"), dg.AssetKey("signal_embeddings")]
+        assert job.execute_in_process(partition_key=batch, instance=instance, asset_selection=embedded).success
+
+    assert main(["regroup", "--team-id", "1"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and f"not grouped yet ({batch})" in err and "signals process" in err
+
+    run(capsys, "process")
+    assert run(capsys, "regroup", "--team-id", "1")["batches"] == 2
+    assert len({r["signal_id"] for r in store_state()["assignments"]}) == 6
 
 
 @pytest.fixture

@@ -427,6 +427,7 @@ def cmd_unpark(args, settings: Settings) -> int:
 def cmd_regroup(args, settings: Settings) -> int:
     """Re-group every batch holding the team's signals, in order, then research new promotions."""
     from signals_assets.definitions import defs
+    from signals_assets.ingestion import inbox
     from signals_assets.jobs import regroup_job
     from signals_assets.partitions import signal_batches
     from signals_assets.sensors.dead_runs import fail_dead_runs
@@ -435,6 +436,19 @@ def cmd_regroup(args, settings: Settings) -> int:
     if not batches:
         print(json.dumps({"batches": 0, "reports_researched": 0, "reports_failed": []}))
         return 0
+    # A batch not grouped yet (cut off by a kill, still running, or parked) would be grouped for this team
+    # alone, without the rest of the batch: the run's blocking check then fails on the signals left out.
+    ungrouped = [
+        b
+        for b in inbox.unfinished_batches(open_object_store(settings), include_parked=True)
+        if batches[0] <= b <= batches[-1]
+    ]
+    if ungrouped:
+        raise CliError(
+            f"regroup: {len(ungrouped)} batch(es) among team {args.team_id}'s are not grouped yet "
+            f"({', '.join(ungrouped[:3])}{'…' if len(ungrouped) > 3 else ''}): let `signals process` or the daemon "
+            "finish them (`signals unpark` a parked one), then regroup"
+        )
     instance = open_instance(settings)
     # A killed regroup or `signals process` left its run STARTED holding the grouping pool's one slot:
     # without a daemon nothing else fails it, and this regroup would wait at the pool for good.
