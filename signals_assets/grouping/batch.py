@@ -101,7 +101,8 @@ def _with_probes(signals: list[BatchSignal], provider: Provider, embedder: Embed
     if not flat:
         return signals
     embedded = embedder.embed_isolating_refused(flat)
-    vectors, numbers = iter(embedded.vectors), iter(range(len(flat)))
+    probes = dict(zip(embedded.kept(range(len(flat))), embedded.vectors))  # by the query's number in `flat`
+    starts = itertools.accumulate((len(qs) for qs in queries), initial=0)
     return [
         BatchSignal(
             s.signal_id,
@@ -109,7 +110,7 @@ def _with_probes(signals: list[BatchSignal], provider: Provider, embedder: Embed
             s.description,
             s.weight,
             s.embedding,
-            tuple(next(vectors) for number in itertools.islice(numbers, len(qs)) if number not in embedded.refused),
+            tuple(probes[number] for number in range(start, start + len(qs)) if number in probes),
         )
-        for s, qs in zip(signals, queries)
+        for s, qs, start in zip(signals, queries, starts)
     ]

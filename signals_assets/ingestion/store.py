@@ -80,24 +80,14 @@ def range_signals(db: StoreSession, batches: Sequence[str]) -> list[dict]:
 def reject_refused(db: StoreSession, signals: list[dict], refused: Mapping[int, str]) -> Counter[str]:
     """Move the signals of `signals` (from `range_signals`) whose index `refused` holds, with why, from
     `signals` to `rejected_signals` as `embedding_refused`; the number moved per batch. The rejection is
-    written before the signal is removed, replacing one an interrupted move left, so a kill loses nothing;
-    the rejection of a signal embedded now is removed, so a kill leaves no signal both accepted and rejected."""
+    written before the signal is removed, replacing one an interrupted move left, so a kill loses nothing
+    (`write_embeddings` removes it again if a re-execution embeds the text)."""
     moved = [(signals[number], reason) for number, reason in sorted(refused.items())]  # in batch order, as `signals`
     for batch, pairs in groupby(moved, key=lambda pair: pair[0]["batch_key"]):
         rejected = [rejected_row(signal, batch_time(batch), EMBEDDING_REFUSED, reason) for signal, reason in pairs]
         params = {"batch": batch, "ids": [row["signal_id"] for row in rejected], "reason": EMBEDDING_REFUSED}
         db.replace_partition("rejected_signals", _REFUSED_REJECTIONS, rejected, params)
         db.delete_where("signals", _REFUSED_SIGNALS, params)
-    # A move cut short between its two statements left the rejection beside the signal; a re-execution
-    # from that step whose server now embeds the text keeps the signal, so the rejection goes.
-    embedded = [signal["signal_id"] for number, signal in enumerate(signals) if number not in refused]
-    if embedded:
-        batches = sorted({signal["batch_key"] for signal in signals})
-        db.delete_where(
-            "rejected_signals",
-            _EMBEDDED_SIGNALS_REFUSALS,
-            {"batches": batches, "ids": embedded, "reason": EMBEDDING_REFUSED},
-        )
     return Counter(signals[number]["batch_key"] for number in refused)
 
 
@@ -105,7 +95,9 @@ def write_embeddings(
     db: StoreSession, batches: Sequence[str], model: str, signals: list[dict], vectors: Sequence | numpy.ndarray
 ) -> dict[str, int]:
     """One `signal_embeddings` row per signal of `batches` (from `range_signals`) and its vector, with one
-    statement per kind for the whole range (the rows as RowBinary); the number written per batch."""
+    statement per kind for the whole range (the rows as RowBinary); the number written per batch. A move to
+    `embedding_refused` cut short between its two statements (`reject_refused`) left a rejection beside the
+    signal: a re-execution that embeds the text now keeps the signal, so that rejection goes."""
     rows = [
         {
             "team_id": s["team_id"],
@@ -119,5 +111,8 @@ def write_embeddings(
         for s, vector in zip(signals, vectors)
     ]
     db.replace_partition("signal_embeddings", _RANGE_PARTITIONS, rows, {"batches": list(batches)}, binary=True)
+    if signals:
+        refusals = {"batches": list(batches), "ids": [s["signal_id"] for s in signals], "reason": EMBEDDING_REFUSED}
+        db.delete_where("rejected_signals", _EMBEDDED_SIGNALS_REFUSALS, refusals)
     written = Counter(s["batch_key"] for s in signals)
     return {batch: written[batch] for batch in batches}
