@@ -101,6 +101,23 @@ def test_rematerialising_a_batch_gives_identical_tables(object_store, emitted):
     assert len(promotions) == 2 and all(p["round"] == 1 for p in promotions)
 
 
+def test_rematerialising_a_researched_batch_promotes_the_same_rounds(object_store, emitted, demo_repository):
+    """A manual backfill of a batch whose reports were promoted and researched: its promotions are the
+    same rounds again, which have their outcome, so nothing is researched twice and the tables stay as
+    they were. The reports' own research rounds are no past rounds of the batch that promoted them."""
+    batch = inbox.claim_pending(object_store, 100, None).new_batches[0]
+    definitions = defs()
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("signal_batches", [batch])
+        promotions = run_batch(instance, definitions, batch)
+        for promotion in promotions:
+            run_report(instance, definitions, promotion["report_id"])
+        researched = snapshot()
+        assert run_batch(instance, definitions, batch) == promotions
+        assert all(p["round"] == 1 for p in promotions) and len(promotions) == 2
+        assert snapshot() == researched
+
+
 def test_batch_assets_record_where_their_time_goes(object_store, emitted):
     batch = inbox.claim_pending(object_store, 100, None).new_batches[0]
     with dg.instance_for_test() as instance:

@@ -234,13 +234,14 @@ LIMIT 8 BY a.report_id
 # The pooled reports: research not started or finished (CONSOLIDATED_STATUSES, never in flight), so
 # consolidation may reshape them.
 _POOLED_REPORTS = f"SELECT report_id FROM ({_LATEST_EVENTS}) WHERE status IN {{pooled}}"
-# The research rounds so far of the reports `{ids}` (the ids a consolidation cluster may get), narrowed
-# to them before the aggregation.
-_PAST_ROUNDS = (
-    "SELECT report_id, research_round FROM ("
-    + latest_report_states("team_id = {team} AND report_id IN {ids} AND NOT (stage = 'grouping' AND source >= {batch})")
-    + ") WHERE research_round > 0"
-)
+# The research rounds the reports `{ids}` (the ids a consolidation cluster may get) were promoted to by
+# the batches before this one. Rounds promoted later, such as this batch's own on a re-run, are not
+# past: counting them would research a re-run's promotions again under a new round.
+_PAST_ROUNDS = """
+SELECT report_id, max(research_round) AS past_round FROM report_events
+WHERE team_id = {team} AND report_id IN {ids} AND stage = 'grouping' AND source < {batch}
+GROUP BY report_id HAVING past_round > 0
+"""
 # The batches before this one with an assignment in the window, newest first, and their sizes: how far
 # back the pool must look (`_pool_rows`).
 _POOL_BATCHES = """
@@ -341,7 +342,7 @@ def read_team(
         seeds = [p.signal_id for p in context.open_pool] + [s.signal_id for s in signals]
         named = sorted({report_id for seed in seeds for report_id in cluster_report_ids(team, seed)})
         context.past_rounds = {
-            r["report_id"]: int(r["research_round"])
+            r["report_id"]: int(r["past_round"])
             for r in db.query(_PAST_ROUNDS, {"team": team, "batch": batch, "ids": named})
         }
     candidates = sorted({c.report_id for found in context.candidates.values() for c in found})
