@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 TIMEOUT_ENVIRONMENT_VARIABLE = "SIGNALS_AGENT_TIMEOUT_SECONDS"  # --timeout-seconds when not given
 PROGRESS_ENVIRONMENT_VARIABLE = "SIGNALS_AGENT_PROGRESS_SECONDS"
@@ -254,14 +254,17 @@ def is_candidate_file(path: Path) -> bool:
     )
 
 
-def iter_source_files(root: Path) -> Iterator[Path]:
+def iter_source_files(root: Path, visited: Callable[[int], None] = lambda entries: None) -> Iterator[Path]:
     """Regular files under `root` worth reading, in a stable order; vendored and tool folders skipped.
+    `visited` is told the number of entries walked so far at each one, yielded or not (a long walk past
+    files not worth reading is work too).
 
     Symlinks are not followed (they could point outside the repository the team allowed us to
     read), and folders on another filesystem than the root (/proc or /dev under "/") or deeper than
     MAX_FOLDER_DEPTH are not entered.
     """
     root_device = os.stat(root).st_dev
+    entries = 0
     for folder, dirnames, filenames in os.walk(root):
         deepest = len(Path(folder).relative_to(root).parts) >= MAX_FOLDER_DEPTH
         dirnames[:] = sorted(
@@ -272,7 +275,11 @@ def iter_source_files(root: Path) -> Iterator[Path]:
             and not d.endswith(".egg-info")
             and _lstat_mode(Path(folder) / d, root_device) is not None
         )
+        entries += len(dirnames)
+        visited(entries)
         for filename in sorted(filenames):
+            entries += 1
+            visited(entries)
             path = Path(folder) / filename
             mode = _lstat_mode(path, root_device)
             if is_candidate_file(path) and mode is not None and stat.S_ISREG(mode):
@@ -350,14 +357,17 @@ def index_repository(name: str, root: str | Path, log: AgentLog | None = None) -
     if not root.is_dir() or not os.access(root, os.R_OK | os.X_OK):
         index.readable = False
         return index
-    for count, path in enumerate(iter_source_files(root)):
+
+    def walked(entries: int) -> None:
+        log.still_working(f"indexing repository {name}", entries=entries, files=len(index.documents))
+
+    for count, path in enumerate(iter_source_files(root, walked)):
         if count >= MAX_FILES_PER_REPOSITORY:
             index.truncated = True
             break
         text = read_text(path)
         if text and text.strip():
             index.documents.append(make_document(name, path.relative_to(root).as_posix(), text))
-        log.still_working(f"indexing repository {name}", files=count + 1)
     return index
 
 

@@ -301,6 +301,25 @@ def test_long_indexing_writes_a_progress_line_at_the_agents_interval(tmp_path, m
     assert [line["data"]["files"] for line in lines] == sorted(line["data"]["files"] for line in lines)
 
 
+def test_a_long_walk_past_files_not_worth_reading_writes_progress_lines(tmp_path, monkeypatch):
+    """A repository of many files the agent skips unread (images, say) is walked without indexing
+    anything: the walk itself says it is still going, or a runner's inactivity limit would stop it."""
+    images = tmp_path / "images"
+    images.mkdir()
+    for number in range(10):
+        (images / f"photo_{number}.png").write_bytes(b"\x89PNG")
+    candidate = agent.is_candidate_file
+    monkeypatch.setattr(agent, "is_candidate_file", lambda path: time.sleep(0.1) or candidate(path))
+    log = agent.AgentLog(tmp_path / "log.jsonl", progress_seconds=0.25)
+
+    index = agent.index_repository("images", images, log)
+    lines = read_json_lines((tmp_path / "log.jsonl").read_bytes())
+    assert index.documents == [] and len(lines) >= 2
+    assert {line["message"] for line in lines} == {"indexing repository images"}
+    walked = [line["data"]["entries"] for line in lines]
+    assert walked == sorted(walked) and walked[-1] <= 10 and all(line["data"]["files"] == 0 for line in lines)
+
+
 def test_a_wall_clock_limit_as_long_as_the_settings_allow_still_starts_the_agent():
     """SIGNALS_SANDBOX_TIMEOUT_SECONDS may be set just below 10^18, past the longest alarm (a C int of
     seconds): the agent sets the longest alarm instead of failing every research at its start."""
