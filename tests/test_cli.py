@@ -120,6 +120,16 @@ def test_emit_file_validates_every_line_before_writing(capsys, signals_home, obj
     assert code == 0 and json.loads(out) == {"emitted": 5, "not_emitted": {}, "invalid_lines": 0}
     assert len(object_store.list("inbox/")) == 6
 
+    # A byte order mark (as some editors and shells write) is ignored at the start of the file only.
+    line = json.dumps({**good, "source_id": "bom"}) + "\n"
+    path.write_text("\ufeff" + line + "\ufeff" + line, encoding="utf-8")
+    code, out, err = run(capsys, "emit-file", str(path), "--team-id", "1")
+    assert code == 2 and err.startswith(f"{path}:2: line: must be JSON"), err
+    path.write_text("\ufeff" + line, encoding="utf-8")
+    code, out, err = run(capsys, "emit-file", str(path), "--team-id", "1")
+    assert code == 0 and json.loads(out) == {"emitted": 1, "not_emitted": {}, "invalid_lines": 0}, err
+    assert len(object_store.list("inbox/")) == 7
+
 
 def test_emit_file_takes_what_the_facade_takes_whatever_the_lines_json_escapes(
     capsys, signals_home, object_store, tmp_path

@@ -51,6 +51,9 @@ def cmd_emit(args, settings: Settings) -> int:
     return 0
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+
+
 def _bounded_lines(handle: BinaryIO, max_bytes: int) -> Iterator[bytes | None]:
     """The file's lines; None for a line over `max_bytes`, skipped without ever holding it whole."""
     while line := handle.readline(max_bytes + 1):
@@ -92,6 +95,8 @@ def _read_jsonl(path: Path, team_id: int, settings: Settings) -> tuple[list[dict
         for number, line in enumerate(
             _bounded_lines(handle, JSON_ESCAPE_FACTOR * settings.signal_limits.max_signal_bytes), start=1
         ):
+            if line is not None and number == 1:
+                line = line.removeprefix(UTF8_BOM)  # written by some editors and shells; JSON allows ignoring it
             if line is not None and not line.strip():
                 continue
             try:
