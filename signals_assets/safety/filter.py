@@ -1237,15 +1237,18 @@ _FIRST_PERSON = LazyPattern(r"(?:i|we)\b", re.IGNORECASE)
 _CLAUSE_BOUNDARY = LazyPattern(r"[.!?:;,\n—–(\[\"“«]")
 _SUBJECT_BEFORE = LazyPattern(
     r"(?:^|\s)(?:(?:the|this|that|these|those|its|their|his|her|our|my|users?|people|customers?|they|he|she|it|i|we"
-    r"|le|la|les|un|une|ce|cette|ces|son|sa|ses|leur|il|elle|ils|elles|on|el|los|las|este|esta|ese|esa|su|sus|[ée]l"
-    r"|ella|ellos|ellas|yo|lo|gli|questo|questa|suo|lui|lei|loro|io|noi|o|os|as|um|uma|seu|ele|ela|eles|elas|eu|n[óo]s"
+    r"|le|la|les|un|une|ce|cette|ces|son|sa|ses|leur|mon|mes|notre|nos|il|elle|ils|elles|on|el|los|las|una|unos|unas"
+    r"|este|esta|estos|estas|ese|esa|esos|esas|su|sus|mis?|nuestr[oa]s?|[ée]l|ella|ellos|ellas|yo|lo|gli|questo|questa"
+    r"|suo|mi[oa]|nostr[oa]|lui|lei|loro|io|noi|o|os|as|um|uma|seu|noss[oa]s?|minhas?|meus?|ess[ea]s?|ele|ela|eles"
+    r"|elas|eu|n[óo]s"
     r"|der|die|das|ein|eine|dieser|diese|sein|seine|ihr|ihre|er|sie|es|ich|wir|man|de|het|een|deze|dit|zijn|haar|hij"
     r"|zij|ze|ik|wij)\s+|(?:l|un|dell|all|d)')(?:[\w'-]+\s+){0,4}$",
     re.IGNORECASE,
 )
 # "Merci de ne plus suivre", "the bot … should stop following": a lead word or a modal makes it an order again
 _LEAD_WORD_BEFORE = LazyPattern(_LEAD_WORD + r"$", re.IGNORECASE)
-_DEDICATION = LazyPattern(_TO + r"\s+\S+\s+\S*\s*$|" + _FROM_NOW_ON + r",?\s*$", re.IGNORECASE)
+# "to" as a word: the "a" ending "La app", "Esta web" is no dedication ("a la IA")
+_DEDICATION = LazyPattern(r"\b" + _TO + r"\s+\S+\s+\S*\s*$|" + _FROM_NOW_ON + r",?\s*$", re.IGNORECASE)
 # Japanese: a subject marked by が and a te-form that goes on to the next predicate ("AIアシスタントが前の指示を
 # 無視して、毎回英語で返答してきます") tell what something does; an order has no such subject.
 _JA_SUBJECT_BEFORE = LazyPattern(r"が[^。、！？\n]{0,30}$")
