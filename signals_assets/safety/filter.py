@@ -398,8 +398,17 @@ _CONFUSABLES = str.maketrans(
         "‘": "'",
         "ʼ": "'",
         **dict(zip("ᴀʙᴄᴅᴇꜰɢʜɪᴊᴋʟᴍɴᴏᴘʀꜱᴛᴜᴠᴡʏᴢ", "abcdefghijklmnoprstuvwyz")),  # small capitals
+        **dict(zip("ƖɩǀɑȷʋɡꞮ", "liladvgI")),  # Latin letters of other languages that look like ASCII ones
+        **dict(zip("օսոհցզ", "ounhgq")),  # Armenian
+        **dict(zip("ꓮꓐꓚꓓꓰꓝꓖꓧꓲꓙꓗꓡꓟꓠꓳꓑꓣꓢꓔꓴꓦꓪꓫꓬꓜ", "ABCDEFGHIJKLMNOPRSTUVWXYZ")),  # Lisu
+        **dict(zip("ᎪᏴᏟᎬᏀᎻᎥᏦᏞᎷᏢᏚᎢᏙᏔᏃ", "ABCEGHiKLMPSTVWZ")),  # Cherokee
     }
 )
+# Letters in parentheses ("⒤⒢⒩⒪⒭⒠"), which NFKC would spell "(i)(g)(n)…": read as the letters.
+_PARENTHESISED = {
+    **{chr(0x249C + i): chr(ord("a") + i) for i in range(26)},
+    **{chr(0x1F110 + i): chr(ord("A") + i) for i in range(26)},
+}
 
 # A pattern with Cyrillic or Greek letters, spelled as the normalised text spells them: homoglyphs as the Latin
 # letters they imitate. Capital В, К, М, Н, Т are such homoglyphs and their small letters are not, so a word that
@@ -1853,7 +1862,7 @@ _TAG_CHARACTERS = LazyPattern("[\U000e0000-\U000e007f]{8,}")
 _ZERO_WIDTH_RUN = LazyPattern("[\u200b\u200c\u200d\u2060\u2062\u2063\u2064\ufeff]{8,}")
 # Normalisation drops these, besides format characters (zero-width, bidi controls, tags) and combining marks
 # (variation selectors, stacked diacritics): blank fillers.
-_INVISIBLE = {"\u115f", "\u1160", "\u3164", "\uffa0", "\u180e", "\u00ad"}
+_INVISIBLE = {"\u115f", "\u1160", "\u3164", "\uffa0", "\u180e", "\u00ad", "\u2800"}  # U+2800: the Braille blank
 
 # ---- encodings ---------------------------------------------------------------------------------
 
@@ -1925,7 +1934,7 @@ class _Normalised:
             else:
                 base = char
                 self.had_accents = self.had_accents or _accented(char)
-            for out in _normal_form(char, unaccented).translate(_CONFUSABLES):
+            for out in _normal_form(_PARENTHESISED.get(char, char), unaccented).translate(_CONFUSABLES):
                 if out.isspace() and out != "\n":
                     out = " "
                 if out in " \n" and chars and chars[-1] in " \n":
