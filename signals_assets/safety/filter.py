@@ -1949,8 +1949,8 @@ class _Normalised:
     def deobfuscated(self) -> "_Normalised | None":
         """The same text with spaced-out letters joined ("i g n o r e", "i-g-n-o-r-e"), markup inside a word
         dropped ("ig<b></b>nore", "ig**no**re"), leetspeak read as letters in words that mix both ("1gn0re",
-        "ru|3$"), words joined by underscores parted and override words hyphenated joined ("pre-vi-ous");
-        None when that changes nothing."""
+        "ru|3$"), words joined by underscores parted and override words hyphenated ("pre-vi-ous") or broken over lines
+        ("prev\nious") joined; None when that changes nothing."""
         keep = [True] * len(self.text)
         chars = list(self.text)
         for match in _SPACED_LETTERS.finditer(self.text):
@@ -1971,6 +1971,14 @@ class _Normalised:
             if match.group(0).replace("-", "").lower() in _SPELLED_WORDS:
                 for offset in range(match.start(), match.end()):
                     keep[offset] = keep[offset] and self.text[offset] != "-"
+        for match in _LINE_BROKEN_WORD.finditer(self.text):
+            pieces = match.group(0).split("\n")
+            offset = match.start()
+            for piece, after in zip(pieces, pieces[1:]):
+                offset += len(piece)
+                if (piece + after).lower() in _SPELLED_WORDS:
+                    keep[offset] = False
+                offset += 1
         text = "".join(c for c, k in zip(chars, keep) if k)
         if text == self.text:
             return None
@@ -2077,6 +2085,8 @@ _UNDERSCORE_JOINED = LazyPattern(
     re.IGNORECASE,
 )
 _HYPHENATED_WORD = LazyPattern(r"(?<![\w-])[A-Za-z]+(?:-[A-Za-z]+)+(?![\w-])")
+# A word broken over lines without a hyphen ("ign\nore all prev\nious"): its pieces, one a line.
+_LINE_BROKEN_WORD = LazyPattern(r"(?<![A-Za-z])[A-Za-z]{1,12}(?:\n[A-Za-z]{1,12})+(?![A-Za-z])")
 
 
 _QUOTED = LazyPattern(
