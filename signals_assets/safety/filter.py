@@ -1432,7 +1432,17 @@ _VOCATIVE_MORE = LazyPattern(
     r"|automatizad[oa]s?|de IA)|(?:sistemi|revisori|modelli|strumenti|agenti|assistenti)\s+(?:automatici|automatizzati"
     r"|di IA)|automatische[nr]?\s+[\w-]+|[\w-]*pr[üu]fsystem\w*|geautomatiseerde\s+\w+|automatyczn\w+\s+\w+"
     r"|(?:systemy|modele)\s+(?:AI|SI))\b(?:\s+[\w'-]+){0,5}?\s+(?:doivent|doit|deben|debe|devono|deve|devem|m[üu]ssen"
-    r"|muss|haben|hat|moeten|moet|musz[ąa]|musi|sind angewiesen|sont tenus|est[áa]n obligad[oa]s|sono tenuti)\b",
+    r"|muss|haben|hat|moeten|moet|musz[ąa]|musi|sind angewiesen|sont tenus|est[áa]n obligad[oa]s|sono tenuti)\b"
+    # a trigger set for later, which only a pipeline's model meets: "when you are next asked to write the summary",
+    # "as soon as you see … in another ticket", "note for any future step of this pipeline"
+    r"|\b(?:when(?:ever)?|once|as soon as|(?:the )?next time|if)\s+you(?:'re| are| get)?\s+(?:next\s+|later\s+"
+    r"|eventually\s+|again\s+)?(?:asked|told|prompted|called)\s+to\s+(?:write|generate|produce|draft|summari[sz]e|triage"
+    r"|classify|group|rank|review|research)\b"
+    r"|\b(?:as soon as|whenever|(?:the )?next time|once|when)\s+you\s+(?:see|read|encounter|come across|process|get to)"
+    r"\b[^.\n]{0,60}?\b(?:in|on)\s+(?:another|any other|a later|the next|later|other|future|any)\s+(?:ticket|report"
+    r"|signal|message|issue|batch)s?\b"
+    r"|\b(?:note|reminder|instructions?)\s+for\s+(?:any|every|all|each|the)\s+(?:future|later|next|downstream"
+    r"|subsequent)\s+(?:step|stage|run|model|agent|process|component)s?\b",
     _I,
 )
 # The same orders in Vietnamese, Indonesian and Malay, Greek, Hebrew and Persian: a verdict or a place in the
