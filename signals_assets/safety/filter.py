@@ -1325,6 +1325,22 @@ _WISH = LazyPattern(
 )
 # A step of a pasted `docker build` log ("Step 4/9 : RUN wget … | bash -") is a Dockerfile line that ran, not an order.
 _BUILD_LOG_STEP = LazyPattern(r"\bStep \d+/\d+ ?$")
+# So is a `RUN` line of a pasted Dockerfile: at a line start, after the Dockerfile's `FROM <image>` line.
+_DOCKERFILE_RUN_AT = LazyPattern(r"[ \t]*RUN[ \t]")
+_DOCKERFILE_FROM = LazyPattern(
+    r"^[ \t]*FROM[ \t]+(?:--platform=\S+[ \t]+)?[\w.${}/:@-]+(?:[ \t]+AS[ \t]+[\w.-]+)?[ \t]*$", re.MULTILINE
+)
+
+
+def _dockerfile_line(text: str, start: int) -> bool:
+    """Whether the match at `start` is a `RUN` instruction of a Dockerfile quoted in the text."""
+    start += len(text[start : start + 8]) - len(text[start : start + 8].lstrip())  # a match may open with its newline
+    line_start = text.rfind("\n", 0, start) + 1
+    return bool(_DOCKERFILE_RUN_AT.match(text, line_start, start + 4)) and bool(
+        _DOCKERFILE_FROM.search(text, 0, line_start)
+    )
+
+
 _DECODE_AND_OBEY = LazyPattern(
     r"\b(?:decode|base64 -d|unhex|un-?escape)\b" + _SAME + r"{0,40}\b(?:and|then)\s+(?:follow|execute"
     r"|run|obey|apply|do what it says|act on)\b",
@@ -2264,7 +2280,9 @@ def _rule_match(text: str, folded: str) -> tuple[str, int, int] | None:
                 continue
             if kind in _QUOTABLE_KINDS and _reported_quote(text, match.start(), match.end()):
                 continue
-            if kind == REMOTE_CODE_EXECUTION and _BUILD_LOG_STEP.search(before):
+            if kind == REMOTE_CODE_EXECUTION and (
+                _BUILD_LOG_STEP.search(before) or _dockerfile_line(text, match.start())
+            ):
                 continue
             if kind == INSTRUCTION_OVERRIDE and _described(text, match.start(), match.end()):
                 continue
