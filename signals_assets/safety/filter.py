@@ -1388,7 +1388,7 @@ _QUALIFIER = (
 # Speaking to the model: at a sentence start, perhaps after a greeting or "note for", then the model named and
 # perhaps qualified ("the model triaging this", "l'IA qui lit ceci"), then the vocative's punctuation.
 _VOCATIVE = LazyPattern(
-    r"(?:^|[.!?;,\n]|[\"'“«(\[—–/#*>])\s*(?:(?:dear|hey|hi|hello|hallo|hoi|liebe[rs]?|cher|ch[èe]re|querid[oa]|car[oa]|beste"
+    r"(?:^|[.!?;,:=\n]|[\"'“«(\[—–/#*>])\s*(?:(?:dear|hey|hi|hello|hallo|hoi|liebe[rs]?|cher|ch[èe]re|querid[oa]|car[oa]|beste"
     r"|ol[áa]|hola|oye|salut|ciao|ehi|attention|attn|yo|gentile|egregio|estimad[oa]|prezad[oa]|szanown\w+|drog[ia]"
     r"|cze[śs][ćc]|bonjour|buongiorno|guten tag|buenos d[íi]as|bom dia|goedendag|dzie[ńn] dobry|achtung|atenci[óo]n|attenzione|aten[çc][ãa]o|let op)\s+)?(?:(?:[\w'-]+\s+){0,3}"
     + _TO
