@@ -539,6 +539,51 @@ def test_an_agent_whose_run_worker_is_killed_ends_and_removes_its_work_dir(tmp_p
     assert still_running(pids) == [] and not work.exists()
 
 
+# A run worker researching one report through the subprocess sandbox; the interpreter waits before it
+# starts the real agent, so the test can kill the worker while its research is open.
+SANDBOX_WORKER = """
+import json, sys
+import dagster as dg
+from signals_assets.resources.sandbox import SandboxResource
+report, repositories, interpreter = json.loads(sys.argv[1])
+
+@dg.asset
+def research_probe(context: dg.AssetExecutionContext, sandbox: SandboxResource) -> None:
+    sandbox.run_research(context, report, repositories)
+
+dg.materialize([research_probe], resources={"sandbox": SandboxResource(python_executable=interpreter)})
+"""
+
+
+@pytest.mark.timeout(120)
+def test_a_killed_run_worker_leaves_no_research_files_in_the_temporary_folder(tmp_path, shop):
+    """The agent removes its work dir when its run worker dies, and prune_containers the work dirs of ended
+    runs; the Pipes message file (the agent's result: findings, reasons with the report's words) used to
+    lie in a `signals-pipes-*` folder of its own that a killed worker left behind for good."""
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    started = tmp_path / "started"
+    interpreter = fake_interpreter(tmp_path, f'touch {started}\nsleep 2\nexec {sys.executable} "$@"')
+    arguments = json.dumps([card_report(), [repo("shop", shop)], interpreter])
+    worker = subprocess.Popen(
+        [sys.executable, "-c", SANDBOX_WORKER, arguments],
+        env={**os.environ, "TMPDIR": str(temporary)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not started.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert started.exists(), "the research never started"
+
+    worker.kill()  # before the agent runs: it finds its runner gone and cleans up
+    worker.wait()
+    deadline = time.monotonic() + 30
+    while list(temporary.glob("signals-*")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert list(temporary.glob("signals-*")) == []  # (dg.materialize's own instance folder aside)
+
+
 def test_the_subprocess_sandbox_names_its_run_worker_to_the_agent(tmp_path, shop):
     """The agent can only watch the process that started it if told which one it is."""
     argv = tmp_path / "argv"

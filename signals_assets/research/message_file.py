@@ -26,11 +26,17 @@ POLL_SECONDS = 0.01
 
 
 class WholeLineFileMessageReader(dg.PipesMessageReader):
-    """A Pipes message reader over a temporary file that handles each message once its line is whole."""
+    """A Pipes message reader over a temporary file that handles each message once its line is whole.
+
+    The file lies in `folder` when given: the research work dir, which the agent removes when its run
+    worker is killed (the worker then removes nothing), as does `prune_containers` for ended runs."""
+
+    def __init__(self, folder: str | os.PathLike | None = None):
+        self.folder = folder
 
     @contextmanager
     def read_messages(self, handler) -> Iterator[dict]:
-        with tempfile.TemporaryDirectory(prefix="signals-pipes-") as folder:
+        with tempfile.TemporaryDirectory(prefix="signals-pipes-", dir=self.folder) as folder:
             path = os.path.join(folder, "messages")
             open(path, "wb").close()
             closed = threading.Event()

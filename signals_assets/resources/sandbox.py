@@ -161,7 +161,7 @@ class SandboxResource(dg.ConfigurableResource):
         with dg.open_pipes_session(
             context=context,
             context_injector=dg.PipesFileContextInjector(str(work_dir / "context.json")),
-            message_reader=WholeLineFileMessageReader(),
+            message_reader=WholeLineFileMessageReader(work_dir),
             extras=extras,
         ) as session:
             environment = {name: os.environ[name] for name in SUBPROCESS_ENVIRONMENT if name in os.environ}
