@@ -20,6 +20,7 @@ import pytest
 
 from signals_assets.cli.read_models import list_reports
 from signals_assets.definitions import defs
+from signals_assets.research.context import repository_candidates
 from signals_assets.research.docker_sandbox import OUTPUT_LINE_CHARS, ContainerLimits, container_kwargs
 from signals_assets.research.outcome import SandboxResearchError
 from signals_assets.resources.sandbox import SandboxResource
@@ -85,7 +86,7 @@ def test_the_container_settings_are_hardened():
     limits = ContainerLimits(
         memory_mb=256, cpus=0.5, pids=64, work_dir_mb=32, file_size_mb=8, output_mb=4, open_files=100
     )
-    kwargs = container_kwargs(limits, {"signals_assets.report_id": "1-x"}, {}, {"DAGSTER_PIPES_CONTEXT": "c"})
+    kwargs = container_kwargs(limits, {"signals_assets.report_id": "1-x"}, [], {"DAGSTER_PIPES_CONTEXT": "c"})
     assert kwargs["network_mode"] == "none" and kwargs["environment"] == {"DAGSTER_PIPES_CONTEXT": "c"}
     assert kwargs["read_only"] is True and kwargs["user"] == "10001:10001" and kwargs["init"] is True
     assert kwargs["cap_drop"] == ["ALL"] and kwargs["security_opt"] == ["no-new-privileges"]
@@ -103,7 +104,7 @@ def test_the_container_settings_are_hardened():
     assert kwargs["log_config"] == {"type": "json-file", "config": {"max-size": "4m", "max-file": "2"}}
     assert kwargs["labels"] == {"signals_assets.sandbox": "1", "signals_assets.report_id": "1-x"}
 
-    allowlisted = container_kwargs(ContainerLimits(network="egress", network_allowlist=("api.openai.com",)), {}, {})
+    allowlisted = container_kwargs(ContainerLimits(network="egress", network_allowlist=("api.openai.com",)), {}, [])
     assert allowlisted["network_mode"] == "egress"
     assert allowlisted["environment"] == {"SIGNALS_NETWORK_ALLOWLIST": "api.openai.com"}
     with pytest.raises(ValueError, match="network_allowlist needs a network"):
@@ -267,6 +268,21 @@ def test_a_report_of_eight_32000_character_signals_is_ranked_inside_the_containe
     assert outcome.findings[0]["file"] == "billing/card_payments.py"
     assert outcome.log_lines[0]["data"]["signals"] == 8 and outcome.log_lines[-1]["type"] == "result"
     print(f"one research container run: {time.monotonic() - started:.1f}s")
+
+
+def test_every_repository_is_mounted_whatever_its_folder_is_called(tmp_path, shop, docs_site):
+    """A ':' in a folder's name (valid on Linux) once made the engine refuse the container: a volume is a
+    "source:target:mode" string. And "a b", "a_b" and "2-a_b" once got one mount path for two. Either
+    failed the research of every report of the team."""
+    folders = []
+    for name, origin in (("2-a_b", docs_site), ("a b", docs_site), ("a_b", docs_site), ("shop:v2", shop)):
+        shutil.copytree(origin, tmp_path / name, symlinks=True)
+        folders.append(str(tmp_path / name))
+    _, outcome = materialize_research(card_report(), repository_candidates(folders), docker())
+    assert outcome.status == "ready" and outcome.repository == "shop:v2"
+    assert outcome.findings[0]["file"] == "billing/card_payments.py"
+    assert sorted(r["name"] for r in outcome.repository_ranking) == ["2-a_b", "a b", "a_b", "shop:v2"]
+    assert all("not found" not in r["reason"] for r in outcome.repository_ranking)
 
 
 def test_a_missing_image_is_a_clear_error(shop):

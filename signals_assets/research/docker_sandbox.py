@@ -78,29 +78,40 @@ def engine_client():
     return docker.from_env(timeout=DOCKER_API_TIMEOUT_SECONDS)
 
 
-def repository_mounts(repositories: list[dict]) -> tuple[list[dict], dict[str, dict]]:
-    """Container paths for the candidate repositories and the read-only bind mounts that back them.
+def repository_mounts(repositories: list[dict]) -> tuple[list[dict], list]:
+    """Container paths for the candidate repositories, each its own, and the read-only bind mounts that
+    back them.
 
     Only a folder checked before research (its `device` and `inode` recorded) that exists now is
     mounted, and the agent inside verifies it is that folder; one that was not is reported as not found.
     """
-    inside, volumes, used = [], {}, set()
+    inside, mounts, used = [], [], set()
     for index, repository in enumerate(repositories):
         safe = re.sub(r"[^A-Za-z0-9._-]", "_", repository["name"]) or "repository"
-        target = f"{REPOSITORIES_DIR}/{safe}"
-        if target in used:
-            target = f"{REPOSITORIES_DIR}/{index}-{safe}"
+        target, number = f"{REPOSITORIES_DIR}/{safe}", index
+        # Another name may already hold the numbered one ("2-a_b" beside "a b" and "a_b"): the engine
+        # refuses a container with two mounts at one path.
+        while target in used:
+            target, number = f"{REPOSITORIES_DIR}/{number}-{safe}", number + 1
         used.add(target)
         identity = {key: repository[key] for key in ("device", "inode") if key in repository}
         source = Path(repository["path"]).resolve()
         if identity and source.is_dir():
-            volumes[str(source)] = {"bind": target, "mode": "ro"}
+            mounts.append(bind_mount(source, target, read_only=True))
         inside.append({"name": repository["name"], "path": target, **identity})
-    return inside, volumes
+    return inside, mounts
+
+
+def bind_mount(source: Path, target: str, read_only: bool):
+    """A bind mount as a structured mount, not a "source:target:mode" volume string, which the engine
+    splits at every ':' and so refuses a folder with one in its name (a valid name on Linux)."""
+    from docker.types import Mount
+
+    return Mount(target, str(source), type="bind", read_only=read_only)
 
 
 def container_kwargs(
-    limits: ContainerLimits, labels: dict[str, str], volumes: dict[str, dict], environment: dict[str, str] | None = None
+    limits: ContainerLimits, labels: dict[str, str], mounts: list, environment: dict[str, str] | None = None
 ) -> dict:
     """`containers.create` arguments: no network (unless allowlisted), read-only root, non-root,
     no capabilities, an init process, bounded memory, CPU, processes and open files, a sized
@@ -128,7 +139,7 @@ def container_kwargs(
         "tmpfs": {WORK_DIR: f"size={limits.work_dir_mb}m,mode=0700,uid={uid},gid={gid},noexec,nosuid,nodev"},
         # The reader stops the container past output_mb; this bounds what the engine keeps meanwhile.
         "log_config": {"type": "json-file", "config": {"max-size": f"{limits.output_mb}m", "max-file": "2"}},
-        "volumes": volumes,
+        "mounts": mounts,
         "environment": {**(environment or {}), **allowlist},
     }
 
@@ -155,7 +166,7 @@ class MountedFileContextInjector(dg.PipesContextInjector):
         return "Attempted to inject context as a file mounted read-only into the container."
 
 
-def agent_mounts(host_dir: Path, log_file_name: str) -> dict[str, dict]:
+def agent_mounts(host_dir: Path, log_file_name: str) -> list:
     """The read-only context folder, and the one host file the container may write: its JSONL log
     (bounded by the file-size limit), mounted over the tmpfs work dir."""
     log_path = host_dir / log_file_name
@@ -165,10 +176,10 @@ def agent_mounts(host_dir: Path, log_file_name: str) -> dict[str, dict]:
         os.chown(log_path, uid, gid)
     else:
         log_path.chmod(0o666)
-    return {
-        str(host_dir / CONTEXT_HOST_DIR_NAME): {"bind": CONTEXT_DIR, "mode": "ro"},
-        str(log_path): {"bind": f"{WORK_DIR}/{log_file_name}", "mode": "rw"},
-    }
+    return [
+        bind_mount(host_dir / CONTEXT_HOST_DIR_NAME, CONTEXT_DIR, read_only=True),
+        bind_mount(log_path, f"{WORK_DIR}/{log_file_name}", read_only=False),
+    ]
 
 
 def run_agent_container(
@@ -180,7 +191,7 @@ def run_agent_container(
     extras: dict,
     limits: ContainerLimits,
     labels: dict[str, str],
-    repository_volumes: dict[str, dict],
+    mounted_repositories: list,
     host_dir: Path,
     log_file_name: str,
 ) -> list:
@@ -191,7 +202,7 @@ def run_agent_container(
     The container is always removed.
     """
     invocation = labels[INVOCATION_LABEL]
-    volumes = {**repository_volumes, **agent_mounts(host_dir, log_file_name)}
+    mounts = [*mounted_repositories, *agent_mounts(host_dir, log_file_name)]
     reader = ActivityTrackingLogsReader(limits.output_mb << 20)
     watchdog = ContainerWatchdog(
         docker_client, invocation, lambda: reader.last_activity, limits.timeout_seconds, limits.inactivity_seconds
@@ -211,7 +222,7 @@ def run_agent_container(
                 **container_kwargs(
                     limits,
                     labels,
-                    volumes,
+                    mounts,
                     {
                         **session.get_bootstrap_env_vars(),
                         # The agent's own alarm: the watchdog is a thread of this process, which may be killed.

@@ -198,7 +198,7 @@ class SandboxResource(dg.ConfigurableResource):
             ) from None
         self.prune_containers(context.instance, client, context.log.warning)
 
-        repositories_inside, repository_volumes = ds.repository_mounts(repositories)
+        repositories_inside, mounted_repositories = ds.repository_mounts(repositories)
         labels = {
             ds.REPORT_LABEL: str(report.get("report_id", "")),
             ds.RUN_LABEL: context.run.run_id,
@@ -219,7 +219,7 @@ class SandboxResource(dg.ConfigurableResource):
                 extras=extras,
                 limits=self.container_limits(),
                 labels=labels,
-                repository_volumes=repository_volumes,
+                mounted_repositories=mounted_repositories,
                 host_dir=work_dir,
                 log_file_name=LOG_FILE_NAME,
             )
