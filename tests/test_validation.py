@@ -298,3 +298,35 @@ def test_the_team_id_range_is_the_stores_column_type():
 
     types = {m for path in SCHEMA_DIR.glob("*.sql") for m in re.findall(r"^\s*team_id (\w+)", path.read_text(), re.M)}
     assert types == {"UInt64"} and MAX_TEAM_ID == 2**64 - 1
+
+
+INVISIBLE = {
+    "zero-width spaces": "\u200b\u200b\u200b",
+    "a byte order mark": "\ufeff",
+    "bidi overrides": "\u202e\u202d",
+    "control characters": "\x01\x02\x03",
+    "word joiners and spaces": "\u200b \u200c \u200d \u2060",
+    "a lone combining mark": "\u0301",
+}
+
+
+@pytest.mark.parametrize("text", INVISIBLE.values(), ids=INVISIBLE.keys())
+def test_text_with_no_visible_character_is_refused(text):
+    """Such a description passed the "non-empty" rule; a few of them became a promoted report whose title
+    showed as nothing, researched like any other."""
+    for field, bad in (
+        ("description", payload(description=text)),
+        ("source_id", payload(source_id=text)),
+        ("extra.fingerprint", payload("error_tracking/issue_created", extra={"fingerprint": text})),
+    ):
+        with pytest.raises(SignalValidationError) as caught:
+            validate_signal(bad)
+        assert (caught.value.field, caught.value.rule) == (
+            field,
+            "must contain a visible character (not only spaces, control, format or zero-width characters)",
+        )
+
+
+def test_visible_text_around_invisible_characters_passes():
+    text = "\u200bCard\u202e declined\x01"
+    assert validate_signal(payload(description=text, source_id="\ufeff42")).description == text

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -273,10 +274,21 @@ def _is_int(value: Any) -> bool:
 def _text(field: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip():
         raise SignalValidationError(field, f"must be a non-empty string, got {shown(value)}")
-    rule = storable_text_rule(value)
+    rule = storable_text_rule(value) or _visible_rule(value)
     if rule:
         raise SignalValidationError(field, rule)
     return value
+
+
+INVISIBLE_RULE = "must contain a visible character (not only spaces, control, format or zero-width characters)"
+
+
+def _visible_rule(text: str) -> str | None:
+    """INVISIBLE_RULE when `text` shows as nothing: separators, control and format characters (zero-width,
+    bidi, byte order mark), combining marks with no base. `str.strip` leaves all but the separators."""
+    if any(not unicodedata.category(char).startswith(("C", "Z", "M")) for char in text):
+        return None
+    return INVISIBLE_RULE
 
 
 def _unknown_key(prefix: str, key: Any, rule: str) -> SignalValidationError:
@@ -367,7 +379,7 @@ def _extra_rule(spec: ExtraField, value: Any) -> str | None:
             return "must be a non-empty string"
         if spec.choices and value not in spec.choices:
             return f"must be one of {', '.join(spec.choices)}, got {shown(value)}"
-        return storable_text_rule(value)
+        return storable_text_rule(value) or _visible_rule(value)
     if spec.kind == "list":
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
             return "must be a list of strings"
