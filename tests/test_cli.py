@@ -361,6 +361,15 @@ def test_repo_must_be_an_existing_folder(capsys, signals_home, tmp_path):
         assert code == 2 and err == f"error: --repo: '{tmp_path / repo}' {rule}\n"
 
 
+def test_an_empty_repo_path_is_refused_not_taken_as_the_current_folder(capsys, signals_home, tmp_path, monkeypatch):
+    """`--repo "$REPO"` with the variable unset gave the current folder (realpath("") is it): the research
+    agent would read whatever folder the operator ran the command in."""
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "teams", "set", "3", "--consent", "--repo", "")
+    assert code == 2 and err == "error: --repo: '' must not be empty\n"
+    assert run(capsys, "teams", "show", "3")[0] == 2  # nothing was saved
+
+
 def signals_command(*argv: str | bytes) -> subprocess.CompletedProcess:
     """The installed `signals` entry point in a child process, as a user runs it."""
     return subprocess.run([sys.executable, "-m", "signals_assets.cli", *argv], capture_output=True, env=os.environ)

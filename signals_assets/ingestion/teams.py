@@ -72,6 +72,8 @@ def repository_folder(path: str, platform_home: str | os.PathLike | None = None)
     """`path` resolved (user folder, symlinks) for a team's repository list; ValueError when it is not
     an existing folder, lies in a system tree, or holds or lies in `platform_home` (SIGNALS_HOME: the
     research agent would read every team's signals there, e.g. a repository `~` and the default store)."""
+    if not path:  # realpath("") is the current folder: `--repo "$UNSET"` would register wherever it ran
+        raise ValueError("'' must not be empty")
     try:
         resolved = os.path.realpath(os.path.expanduser(path), strict=True)
     except OSError as error:  # missing, a symlink loop, no permission
