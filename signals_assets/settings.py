@@ -66,13 +66,20 @@ def _number(name: str, default: float, minimum: float, maximum: float) -> float:
     return number
 
 
-def _identifier(name: str, default: str) -> str:
+# ClickHouse keeps a database's and a table's name together in one file name (255 bytes): past about 180
+# characters the longest table's name no longer fits, past 247 not even the database's metadata file.
+MAX_DATABASE_NAME_CHARS = 128
+
+
+def _identifier(name: str, default: str, max_chars: int) -> str:
     """A name the SQL takes unquoted."""
     value = _env(name, default)
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
         raise ValueError(
-            f"{name}={value!r} must be a ClickHouse identifier: letters, digits and underscores, not a digit first"
+            f"{name}={value[:40]!r} must be a ClickHouse identifier: letters, digits and underscores, not a digit first"
         )
+    if len(value) > max_chars:
+        raise ValueError(f"{name}={value[:40]!r}… must be at most {max_chars} characters, got {len(value)}")
     return value
 
 
@@ -192,7 +199,13 @@ class Settings:
 
 
 def load_settings() -> Settings:
-    home = Path(_env("SIGNALS_HOME", str(default_signals_home()))).expanduser().resolve()
+    home_text = _env("SIGNALS_HOME", str(default_signals_home()))
+    try:
+        home = Path(home_text).expanduser().resolve()
+    except RuntimeError:  # `~user/…` of no such user: "Could not determine home directory."
+        raise ValueError(
+            f"SIGNALS_HOME={home_text[:80]!r} names the home folder of a user that does not exist"
+        ) from None
     if home.exists() and not home.is_dir():
         raise ValueError(f"SIGNALS_HOME={str(home)!r} must be a folder (or not exist yet), not a file")
     object_store = _choice("SIGNALS_OBJECT_STORE", "local", ("local", "s3"))
@@ -234,7 +247,7 @@ def load_settings() -> Settings:
         s3_prefix=_env("SIGNALS_S3_PREFIX").strip("/"),
         s3_endpoint_url=_url("SIGNALS_S3_ENDPOINT_URL", ("http", "https")),
         clickhouse_url=_url("SIGNALS_CLICKHOUSE_URL", ("http", "https", "chdb"), hostless=("chdb",)),
-        clickhouse_database=_identifier("SIGNALS_CLICKHOUSE_DATABASE", "signals"),
+        clickhouse_database=_identifier("SIGNALS_CLICKHOUSE_DATABASE", "signals", MAX_DATABASE_NAME_CHARS),
         clickhouse_user=_env("SIGNALS_CLICKHOUSE_USER", "default"),
         clickhouse_secure=_flag("SIGNALS_CLICKHOUSE_SECURE"),
         clickhouse_vector_index=vector_index,

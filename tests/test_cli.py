@@ -466,6 +466,24 @@ def test_a_relative_or_empty_dagster_home_is_read_as_signals_home_is(signals_hom
     assert sorted(p.name for p in folder.iterdir()) == (["relative"] if dagster_home else [])
 
 
+@pytest.mark.parametrize(
+    "dagster_home, rule",
+    [
+        ("~no-such-user-input42/dagster", "names the home folder of a user that does not exist"),
+        ("{tmp}/a-file", "must be a folder (or not exist yet), not a file"),
+        ("{tmp}/a-file/dagster", "must be a folder (or not exist yet), not a file"),
+    ],
+)
+def test_a_dagster_home_that_cannot_be_a_folder_is_refused_naming_it(
+    capsys, signals_home, tmp_path, monkeypatch, dagster_home, rule
+):
+    """Was an internal error (RuntimeError) or a bare "[Errno 17] File exists" naming no variable."""
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("DAGSTER_HOME", dagster_home.replace("{tmp}", str(tmp_path)))
+    code, _, err = run(capsys, "process")
+    assert code == 2 and err.startswith("error: DAGSTER_HOME=") and err.endswith(f" {rule}\n"), err
+
+
 def test_a_reader_gone_from_the_output_ends_the_command_quietly(signals_home):
     """`signals list-reports … | head`: once head has exited, the rest of the listing goes nowhere; that is
     no error (exit 141, as for a command ended by SIGPIPE), and nothing is said on stderr."""

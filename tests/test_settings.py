@@ -105,3 +105,25 @@ def test_the_openai_provider_without_an_api_key_is_refused_naming_the_variable(s
         load_settings()
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     assert load_settings().uses_openai
+
+
+@pytest.mark.parametrize("length", [129, 248])
+def test_a_database_name_too_long_for_clickhouses_file_names_is_refused_naming_the_variable(
+    signals_home, monkeypatch, length
+):
+    """Past about 180 characters ClickHouse refused the first table, past 247 the store failed with an
+    internal error (a file name too long); the variable was named by neither."""
+    monkeypatch.setenv("SIGNALS_CLICKHOUSE_DATABASE", "d" * length)
+    with pytest.raises(
+        ValueError, match=rf"^SIGNALS_CLICKHOUSE_DATABASE='d{{40}}'… must be at most 128 characters, got {length}$"
+    ):
+        load_settings()
+    monkeypatch.setenv("SIGNALS_CLICKHOUSE_DATABASE", "d" * 128)
+    assert load_settings().clickhouse_database == "d" * 128
+
+
+def test_a_signals_home_of_an_unknown_users_home_is_refused_naming_it(signals_home, monkeypatch):
+    """`~nobody-here/data` made Path.expanduser raise RuntimeError: the CLI's "internal error", naming nothing."""
+    monkeypatch.setenv("SIGNALS_HOME", "~no-such-user-input42/data")
+    with pytest.raises(ValueError, match=r"^SIGNALS_HOME='~no-such-user-input42/data' names the home folder of a user"):
+        load_settings()

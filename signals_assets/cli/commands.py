@@ -197,10 +197,15 @@ def ensure_dagster_home(settings: Settings) -> Path:
     instance settings when it has none (written whole or not at all: another command may read it at the
     same time). A relative one is taken from the current folder, as SIGNALS_HOME is: Dagster takes an
     absolute path only, and would refuse it after the folder was made."""
-    home = Path(os.environ.get("DAGSTER_HOME", "").strip() or settings.signals_home / "dagster_home")
-    home = home.expanduser().absolute()
+    given = os.environ.get("DAGSTER_HOME", "").strip()
+    try:
+        home = Path(given or settings.signals_home / "dagster_home").expanduser().absolute()
+        home.mkdir(parents=True, exist_ok=True)
+    except RuntimeError:  # `~user/…` of no such user
+        raise CliError(f"DAGSTER_HOME={given[:80]!r} names the home folder of a user that does not exist") from None
+    except (FileExistsError, NotADirectoryError):
+        raise CliError(f"DAGSTER_HOME={str(home)[:80]!r} must be a folder (or not exist yet), not a file") from None
     os.environ["DAGSTER_HOME"] = str(home)
-    home.mkdir(parents=True, exist_ok=True)
     if not (home / "dagster.yaml").exists() and LOCAL_INSTANCE_CONFIG.exists():
         partial = home / f".dagster.yaml.{os.getpid()}"
         shutil.copy(LOCAL_INSTANCE_CONFIG, partial)
