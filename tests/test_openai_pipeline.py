@@ -503,3 +503,47 @@ def test_a_server_that_refuses_every_embedding_parks_the_batch_with_the_reason_a
     assert main(["status", "--team-id", "1", "--json"]) == 0
     status = json.loads(capsys.readouterr().out)
     assert (status["accepted"], status["assigned"], status["rejected_by_reason"]) == (3, 3, {"embedding_refused": 1})
+
+
+SMALL_CONTEXT_CHARS = 12_000  # a chat model with a 4k-token context
+LONG_SIGNAL = "The CSV export times out for large accounts. " * 440  # ~20,000 characters: a valid signal
+
+
+def small_context_model(body: dict) -> dict | Reply:
+    """The keyword model behind a server that refuses a prompt past its context, as vLLM answers (HTTP 400)."""
+    if sum(len(message["content"] or "") for message in body["messages"]) > SMALL_CONTEXT_CHARS:
+        return error(400, "This model's maximum context length is 4096 tokens. However, you requested 6000 tokens")
+    return keyword_model(body)
+
+
+def test_a_signal_past_the_chat_models_context_is_rejected_and_fails_no_other_signal(
+    object_store, team, openai_server, capsys, monkeypatch
+):
+    """The safety judge sent the whole text and the 400 failed the batch (retried, then parked with every
+    other signal in it); now the refusal of that text alone fails it closed, as an invalid verdict does."""
+    monkeypatch.setenv("SIGNALS_MAX_ATTEMPTS", "1")
+    openai_server.chat_default = small_context_model
+    emit_texts(object_store, CARD_DECLINED + PASSWORD_RESET + [LONG_SIGNAL])
+    assert main(["process"]) == 0
+    capsys.readouterr()
+    assert main(["status", "--team-id", "1", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert (status["accepted"], status["assigned"], status["rejected_by_reason"]) == (6, 6, {"unsafe": 1})
+    assert status["unsafe_by_kind"] == {"unverified": 1} and status["parked"] == 0
+
+
+def test_a_chat_server_that_refuses_every_request_fails_the_run_and_rejects_nothing(
+    object_store, team, openai_server, capsys, monkeypatch
+):
+    """A 400 to the control request too is the server's fault (a wrong model name), not the signals'."""
+    monkeypatch.setenv("SIGNALS_MAX_ATTEMPTS", "1")
+    openai_server.chat_default = lambda body: error(400, "Invalid model name passed in model=gpt-4.1-mini")
+    emit_texts(object_store, CARD_DECLINED)
+    assert main(["process"]) == 1  # the attempt fails
+    assert main(["process"]) == 1  # no attempt left: parked
+    capsys.readouterr()
+    assert main(["status", "--team-id", "1", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert (status["accepted"], status["rejected"], status["parked"]) == (0, 0, 1)
+    [parked] = status["unfinished_work"]
+    assert "Invalid model name" in parked

@@ -14,7 +14,7 @@ import pytest
 
 from signals_assets.grouping.llm_decisions import OpenAIChatProvider
 from signals_assets.llm import bounded_body
-from signals_assets.llm.client import Outage, ProviderError
+from signals_assets.llm.client import NoValidAnswer, Outage, ProviderError, RequestRefused
 from signals_assets.llm.embeddings import CONTROL_TEXT, OpenAIEmbedder
 from tests.openai_protocol_server import (
     EMBEDDINGS,
@@ -407,12 +407,26 @@ def test_a_server_that_answers_with_errors_is_asked_again_by_the_next_call(serve
     assert len(server.requests()) == 3
 
 
-@pytest.mark.parametrize("status, hint", [(401, "check the API key"), (400, "bad request"), (404, "check base_url")])
+@pytest.mark.parametrize("status, hint", [(401, "check the API key"), (403, "has no access"), (404, "check base_url")])
 def test_other_4xx_fail_at_once(server, status, hint):
     server.script_chat(error(status, "bad request"), answer(QUERIES))
     with pytest.raises(ProviderError, match=rf"^search_queries: HTTP {status} from .*{hint}"):
         chat(server).search_queries("text", "github/issue")
     assert len(server.requests()) == 1
+
+
+@pytest.mark.parametrize("status", [400, 413, 422])
+def test_a_request_refused_for_what_it_holds_is_no_valid_answer_when_the_server_answers_a_control(server, status):
+    """A prompt past a small model's context (vLLM: HTTP 400) is that text's, as a content filter's refusal
+    is: the caller goes on without the model for it. A server that refuses the control too is at fault."""
+    server.script_chat(error(status, "maximum context length is 4096 tokens"), answer({"ok": True}))
+    with pytest.raises(RequestRefused, match=rf"^search_queries: refused for what it holds .*: HTTP {status} from "):
+        chat(server).search_queries("text " * 5000, "github/issue")
+    assert len(server.requests()) == 2
+    server.script_chat(error(status, "no such model"), error(status, "no such model"))
+    with pytest.raises(ProviderError, match=rf"^search_queries: HTTP {status} from .*no such model") as caught:
+        chat(server).search_queries("text", "github/issue")
+    assert not isinstance(caught.value, NoValidAnswer)
 
 
 def test_untrusted_text_stays_inside_its_fence(server):

@@ -31,6 +31,12 @@ MAX_ECHOED_ANSWER_CHARS = 2000
 MAX_SUMMARY_CHARS = 1000
 MAX_REASON_CHARS = 300
 RETRYABLE_STATUSES = frozenset({408, 429})  # plus every 5xx
+# HTTP statuses of a request refused for what it holds (OpenAI: 400 for an input past the model's limit;
+# Azure OpenAI: 400 with code `content_filter`).
+REFUSED_FOR_CONTENT = frozenset({400, 413, 422})
+# Asked when the server has refused a chat request for what it holds: whether it answers this tells a
+# refusal of that text (past a small model's context) from a server that refuses every request.
+CONTROL_PROMPT = 'Answer with JSON only: {"ok": true}'
 CONTENT_FILTERED = "content_filter"  # the error code of a request a content filter refused (Azure OpenAI: HTTP 400)
 STATUS_HINTS = {
     401: "check the API key",
@@ -56,6 +62,11 @@ class NoValidAnswer(ProviderError):
 
 class ContentFiltered(NoValidAnswer):
     """The server's content filter refused the request for what it holds (`status`: its HTTP status)."""
+
+
+class RequestRefused(NoValidAnswer):
+    """The server refused one request for what it holds (past the model's context, `status` 400, 413 or
+    422) while it answers others: no answer for that text, ever, as for a content filter's refusal."""
 
 
 class InvalidAnswer(ValueError):
@@ -340,15 +351,10 @@ class OpenAIChatClient:
         ]
         attempts = self._transport.max_retries + 1 if retry_invalid else 1
         for _ in range(attempts):
-            response = self._transport.call(
-                step,
-                lambda client, messages=messages: client.chat.completions.create(
-                    model=self.model,
-                    messages=messages,
-                    temperature=temperature,
-                    response_format={"type": "json_object"},
-                ),
-            )
+            try:
+                response = self._complete(step, messages, temperature)
+            except ProviderError as error:
+                raise self._refusal(step, error) from error
             content = None
             try:
                 content = _answer_text(response)
@@ -370,3 +376,29 @@ class OpenAIChatClient:
             f"no valid answer after {attempts} attempt{'s' if attempts > 1 else ''}; "
             f"last validation error: {last_error}",
         )
+
+    def _complete(self, step: str, messages: list[ChatCompletionMessageParam], temperature: float) -> Any:
+        return self._transport.call(
+            step,
+            lambda client: client.chat.completions.create(
+                model=self.model, messages=messages, temperature=temperature, response_format={"type": "json_object"}
+            ),
+        )
+
+    def _refusal(self, step: str, error: ProviderError) -> ProviderError:
+        """`error` as RequestRefused when the server refused the request for what it holds and answers a
+        control request: one long signal must not fail its batch on a model with a small context (its
+        caller goes on without the model, as for an invalid answer). A server that refuses the control
+        request too (a wrong model name, a proxy refusing everything) is at fault: `error` as it is."""
+        if isinstance(error, NoValidAnswer) or error.status not in REFUSED_FOR_CONTENT:
+            return error
+        control: list[ChatCompletionMessageParam] = [
+            {"role": "system", "content": CONTROL_PROMPT},
+            {"role": "user", "content": "ok"},
+        ]
+        try:
+            self._complete(f"{step} (control)", control, 0.0)
+        except ProviderError:
+            return error
+        problem = str(error).removeprefix(f"{step}: ")
+        return RequestRefused(step, f"refused for what it holds (the server answers others): {problem}", error.status)

@@ -8,14 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Sequence, TypeVar
 
-from signals_assets.llm.client import ContentFiltered, ProviderError, Transport, cut_text
+from signals_assets.llm.client import REFUSED_FOR_CONTENT, ContentFiltered, ProviderError, Transport, cut_text
 
 if TYPE_CHECKING:
     import numpy
 
-# HTTP statuses of a request refused for what it holds (OpenAI: 400 for an input past the model's limit;
-# Azure OpenAI: 400 with code `content_filter`).
-REFUSED_FOR_CONTENT = frozenset({400, 413, 422})
 MIN_CUT_CHARS = 256  # a text refused alone is cut in halves down to this
 # Sent when the server has refused a text alone and embedded nothing yet in the call: whether it embeds
 # anything at all tells a refusal of that text from a server that refuses every text.
