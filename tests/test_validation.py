@@ -330,3 +330,28 @@ def test_text_with_no_visible_character_is_refused(text):
 def test_visible_text_around_invisible_characters_passes():
     text = "\u200bCard\u202e declined\x01"
     assert validate_signal(payload(description=text, source_id="\ufeff42")).description == text
+
+
+DUPLICATED = {
+    "a signal field": b'{"team_id": 2, "description": "Card declined.", "team_id": 1}',
+    "an extra key": b'{"extra": {"fingerprint": "a", "fingerprint": "b"}}',
+}
+
+
+@pytest.mark.parametrize("body", DUPLICATED.values(), ids=DUPLICATED.keys())
+def test_a_key_twice_in_one_object_is_refused_naming_it(body):
+    """Was read as the last value: a record in team 1's folder could say team 2 to one reader and team 1 to
+    another. Model answers are already refused for it; inbox records, JSONL lines and --extra now are too."""
+    from signals_assets.ingestion.validation import decode_json_object
+
+    with pytest.raises(SignalValidationError) as caught:
+        decode_json_object(body, "body")
+    assert caught.value.field == "body"
+    assert re.fullmatch(r"must not hold the key '(team_id|fingerprint)' twice in one object", caught.value.rule)
+
+
+def test_a_report_export_with_a_key_twice_is_refused_naming_it():
+    from signals_assets.operations.report_transfer import ReportFileError, decode_report_file
+
+    with pytest.raises(ReportFileError, match=r"^file: must not hold the key 'version' twice in one object$"):
+        decode_report_file(b'{"format": "signals_assets.report", "version": 2, "version": 1, "signals": []}')

@@ -248,13 +248,34 @@ def validate_signal(payload: dict, limits: SignalLimits = DEFAULT_LIMITS) -> Val
     return signal
 
 
+class DuplicateKey(ValueError):
+    """A JSON object holding one key twice: readers disagree on which value counts (Python's the last)."""
+
+    def __init__(self, key: str):
+        super().__init__(f"must not hold the key {shown(key)} twice in one object")
+
+
+def unique_keys_object(pairs: list[tuple[str, Any]]) -> dict:
+    """json.loads' `object_pairs_hook`: the object, or DuplicateKey."""
+    value = {}
+    for key, item in pairs:
+        if key in value:
+            raise DuplicateKey(key)
+        value[key] = item
+    return value
+
+
 def decode_json_object(data: bytes | str, field: str) -> dict:
     """`data` (UTF-8) as a JSON object, or SignalValidationError naming `field`; also for what json.loads
     raises besides JSONDecodeError (an integer past Python's digit limit, nesting past the recursion limit)."""
     try:
-        value = json.loads(data.decode("utf-8") if isinstance(data, bytes) else data)
+        value = json.loads(
+            data.decode("utf-8") if isinstance(data, bytes) else data, object_pairs_hook=unique_keys_object
+        )
     except UnicodeDecodeError as error:
         raise SignalValidationError(field, f"must be UTF-8, found an invalid byte at offset {error.start}") from None
+    except DuplicateKey as error:
+        raise SignalValidationError(field, str(error)) from None
     except (ValueError, RecursionError) as error:
         raise SignalValidationError(field, f"must be JSON ({type(error).__name__}: {str(error)[:120]})") from None
     if not isinstance(value, dict):

@@ -14,9 +14,11 @@ from typing import Any
 
 from signals_assets.ingestion.validation import (
     MAX_IDEMPOTENCY_KEY_CHARS,
+    DuplicateKey,
     SignalLimits,
     SignalValidationError,
     shown,
+    unique_keys_object,
     validate_signal,
 )
 from signals_assets.storage.clickhouse import StoreSession
@@ -128,8 +130,10 @@ def decode_report_file(data: bytes) -> Any:
     """Also for what json.loads raises besides JSONDecodeError: an integer past Python's digit limit
     (ValueError), nesting past the recursion limit (RecursionError)."""
     try:
-        return json.loads(data)
+        return json.loads(data, object_pairs_hook=unique_keys_object)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise _fail("file", f"must be JSON: {error}") from None
+    except DuplicateKey as error:
+        raise _fail("file", str(error)) from None
     except (ValueError, RecursionError) as error:
         raise _fail("file", f"must be JSON ({type(error).__name__}: {str(error)[:120]})") from None
