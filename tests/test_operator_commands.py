@@ -424,15 +424,18 @@ def test_import_report_rejects_invalid_files_and_writes_nothing(
     assert object_store.list("inbox/") == []
 
 
-def test_import_report_takes_a_signal_whose_id_is_as_long_as_an_id_may_be(
-    capsys, signals_home, object_store, demo_repository, tmp_path
+@pytest.mark.parametrize("original_id", ["s" * 200, "s\x01\ud800"], ids=["as-long-as-an-id-may-be", "not-printable"])
+def test_import_report_takes_a_signal_whose_id_makes_no_idempotency_key(
+    capsys, signals_home, object_store, demo_repository, tmp_path, original_id
 ):
     """A record written straight into an inbox may carry an id of up to 200 characters, and its report
     is exported with it. Before, the key made from it (`import-<id>`) was over the 200 characters of an
-    idempotency key, so the export could be imported nowhere."""
+    idempotency key, so the export could be imported nowhere; an id with a control character or a lone
+    surrogate was refused as `signals[0].idempotency_key: must be printable`, a field the file does not
+    hold."""
     configure(object_store, demo_repository, 3)
     signal = {
-        "signal_id": "s" * 200,
+        "signal_id": original_id,
         "source_product": "zendesk",
         "source_type": "ticket",
         "source_id": "1",

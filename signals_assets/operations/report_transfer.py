@@ -118,10 +118,11 @@ def import_payloads(document: Any, team_id: int, limits: SignalLimits) -> list[t
 
 
 def import_key(original_id: str) -> str:
-    """The idempotency key of an imported signal that had none: `import-<original id>`, or for an id too
-    long for a key (ids may have 200 characters, keys too) `import-sha256-<its SHA-256>`."""
+    """The idempotency key of an imported signal that had none: `import-<original id>`, or for an id that
+    makes no key (too long: ids may have 200 characters, keys too; not printable) `import-sha256-<its
+    SHA-256>`, so the key's rules never refuse a signal for its provenance."""
     key = f"import-{original_id}"
-    if len(key) <= MAX_IDEMPOTENCY_KEY_CHARS:
+    if len(key) <= MAX_IDEMPOTENCY_KEY_CHARS and key.isprintable():
         return key
     return f"import-sha256-{hashlib.sha256(original_id.encode('utf-8', 'surrogatepass')).hexdigest()}"
 
