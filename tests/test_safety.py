@@ -1406,7 +1406,7 @@ def test_a_dedication_still_orders():
         ),
     ],
 )
-def test_an_override_in_a_disguise_the_normalisation_reads_through_is_found(text, quoted):
+def test_an_override_in_other_scripts_broken_over_lines_or_set_for_later_is_found(text, quoted):
     verdict = check_signal_text(text, use_scorer=False)
     assert verdict.kind == INSTRUCTION_OVERRIDE and quoted in verdict.quote
 
