@@ -261,3 +261,54 @@ def test_a_grouping_window_of_no_days_or_past_any_date_fails_naming_it(object_st
     rule = "less than or equal to 36500" if window_days > 0 else "greater than or equal to 1"
     assert any("window_days" in message and rule in message for message in messages), messages
     assert batch in inbox.unfinished_batches(object_store)  # left for a run with a valid window
+
+
+def test_rematerialising_a_batch_after_the_round_it_promoted_was_researched_gives_identical_tables(object_store, team):
+    """A later batch that promotes a researched report into its next round, re-materialised (a UI backfill)
+    once that round is researched. Before, its grouping read the round's own summary and research
+    events as if they came before the batch: the report looked `ready` in round 2, so the re-run promoted
+    it into a round 3 (another research run, another round of the team's daily quota) on every backfill."""
+    definitions = defs()
+    with dg.instance_for_test() as instance:
+        emit_texts(object_store, CARD_DECLINED)
+        first = inbox.claim_pending(object_store, 100, None)
+        instance.add_dynamic_partitions("signal_batches", first.new_batches)
+        [promoted] = run_batch(instance, definitions, first.new_batches[0])
+        run_report(instance, definitions, promoted["report_id"])
+
+        emit_texts(object_store, ["Visa card declined at checkout since this morning."], start=10)
+        second = inbox.claim_pending(object_store, 100, first.last_batch)
+        instance.add_dynamic_partitions("signal_batches", second.new_batches)
+        promotions = run_batch(instance, definitions, second.new_batches[0])
+        assert promotions == [{**promoted, "round": 2}]
+        run_report(instance, definitions, promoted["report_id"])
+        researched = snapshot()
+
+        assert run_batch(instance, definitions, second.new_batches[0]) == promotions
+        assert snapshot() == researched
+
+
+def test_a_batch_unparked_after_later_batches_researched_its_report_promotes_a_new_round(object_store, team):
+    """A parked batch holds nothing back: a later batch may promote a report into its next round, which is
+    researched, before the parked one is unparked and grouped. Its signals then join a report whose
+    research did not see them, so it promotes the round after the researched one, not that round again."""
+    definitions = defs()
+    with dg.instance_for_test() as instance:
+        emit_texts(object_store, CARD_DECLINED)
+        first = inbox.claim_pending(object_store, 100, None).new_batches[0]
+        instance.add_dynamic_partitions("signal_batches", [first])
+        [promoted] = run_batch(instance, definitions, first)
+        run_report(instance, definitions, promoted["report_id"])
+        batches = [first]
+        for start, text in ((10, "Visa card declined at checkout since this morning."), (20, CARD_DECLINED[0])):
+            emit_texts(object_store, [text], start=start)
+            batches += inbox.claim_pending(object_store, 100, batches[-1]).new_batches
+        _, parked, later = batches
+        instance.add_dynamic_partitions("signal_batches", [parked, later])
+        inbox.park_batch(object_store, parked, "failed 3 times", 3)
+        assert run_batch(instance, definitions, later) == [{**promoted, "round": 2}]
+        run_report(instance, definitions, promoted["report_id"])
+
+        inbox.unpark_batch(object_store, parked)
+        assert run_batch(instance, definitions, parked) == [{**promoted, "round": 3}]
+    assert [(p["report_id"], p["round"]) for p in pending_promotions(object_store)] == [(promoted["report_id"], 3)]

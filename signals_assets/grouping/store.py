@@ -1,7 +1,8 @@
 """The grouping stage in the signals store: what it reads before a batch is decided, and what it writes.
 
 Everything read for a batch is as of before that batch (assignments of earlier batches, events not
-written by this or a later batch's grouping), so re-grouping a batch sees what the first grouping saw.
+written by this or a later batch's grouping nor, on a re-grouping, for the research rounds those
+promoted), so re-grouping a batch sees what the first grouping saw.
 
 Retention of the derived search data. A report's snapshots (`report_vector_snapshots`) are a cache of
 its deltas, which are kept: a read takes the latest snapshot before its batch, so one superseded by a
@@ -161,7 +162,21 @@ _FOUND_ASSIGNMENTS = current_assignments("team_id = {team} AND batch_key < {batc
 # The current report of the found signals that are searchable.
 _FOUND = f"SELECT signal_id, report_id FROM ({_FOUND_ASSIGNMENTS}) WHERE deleted = 0 AND first_assigned_at >= {{since}}"
 
-_LATEST_EVENTS = latest_report_states("team_id = {team} AND NOT (stage = 'grouping' AND source >= {batch})")
+# The reports as of before the batch: without the events of this or a later batch's grouping and, when
+# the batch is grouped again (it has assignments: a backfill, `signals regroup`), without the summary and
+# research events of the rounds those promoted, which came after its first grouping (read, a report
+# researched in the round this batch promoted would be `ready` in it, and promoted into the next one).
+# A first grouping reads them all: a batch unparked after later batches were grouped joins the reports
+# as their research left them, so its signals start a round after the researched ones.
+_ROUNDS_FROM_BATCH = (
+    "SELECT report_id, research_round FROM report_events "
+    "WHERE team_id = {team} AND stage = 'grouping' AND event = 'promoted' AND source >= {batch}"
+)
+_GROUPED_BEFORE = "(SELECT count() FROM report_assignments WHERE team_id = {team} AND batch_key = {batch}) > 0"
+_LATEST_EVENTS = latest_report_states(
+    "team_id = {team} AND NOT (stage = 'grouping' AND source >= {batch}) AND NOT (stage != 'grouping' "
+    f"AND {_GROUPED_BEFORE} AND (report_id, research_round) IN ({_ROUNDS_FROM_BATCH}))"
+)
 
 # The team's signals that were ever in one of the reports `{ids}` (before the batch), and their current
 # assignments: the aggregation runs over these signals only, not over the whole team.
