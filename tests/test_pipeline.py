@@ -312,3 +312,32 @@ def test_a_batch_unparked_after_later_batches_researched_its_report_promotes_a_n
         inbox.unpark_batch(object_store, parked)
         assert run_batch(instance, definitions, parked) == [{**promoted, "round": 3}]
     assert [(p["report_id"], p["round"]) for p in pending_promotions(object_store)] == [(promoted["report_id"], 3)]
+
+
+def test_a_range_from_a_batch_added_back_after_retirement_fails_naming_the_range(object_store, team):
+    """Dagster resolves a range by the set's order, where a retired batch added back (as operations.md
+    says to re-run it) comes last: a range from it to a later batch holds no partition. Before, the run
+    failed in buffered_signals with an IndexError that said nothing of it."""
+    definitions = defs()
+    with dg.instance_for_test() as instance:
+        batches = []
+        for start, texts in ((0, CARD_DECLINED), (10, PASSWORD_RESET)):
+            emit_texts(object_store, texts, start=start)
+            claimed = inbox.claim_pending(object_store, 100, batches[-1] if batches else None)
+            instance.add_dynamic_partitions("signal_batches", claimed.new_batches)
+            run_batch(instance, definitions, claimed.new_batches[0])
+            batches += claimed.new_batches
+        first, last = batches
+        instance.delete_dynamic_partition("signal_batches", first)
+        instance.add_dynamic_partitions("signal_batches", [first])
+        grouped = snapshot()
+        result = definitions.resolve_job_def("signal_batch_job").execute_in_process(
+            instance=instance,
+            raise_on_error=False,
+            tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
+        )
+    [failure] = [event for event in result.all_events if event.is_step_failure]
+    assert failure.step_key == "buffered_signals"
+    message = failure.step_failure_data.error.message
+    assert f"range {first}...{last} holds no signal_batches partition" in message, message
+    assert snapshot() == grouped

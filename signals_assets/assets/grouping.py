@@ -6,7 +6,13 @@ import dagster as dg
 from dagster._core.storage.tags import RUN_KEY_TAG
 from pydantic import Field
 
-from signals_assets.assets.ingestion import BATCH_BACKFILL_POLICY, per_batch_lines, run_metadata, signal_embeddings
+from signals_assets.assets.ingestion import (
+    BATCH_BACKFILL_POLICY,
+    per_batch_lines,
+    run_batches,
+    run_metadata,
+    signal_embeddings,
+)
 from signals_assets.grouping.batch import group_batch
 from signals_assets.grouping.store import RegroupingConflict, prune_vector_snapshots, write_batch
 from signals_assets.ingestion import inbox
@@ -65,9 +71,7 @@ def report_assignments(
 ) -> dg.MaterializeResult:
     store = object_store.open()
     phases = Phases()
-    keys = sorted(context.partition_keys)
-    if not keys:  # a range whose first key the set holds after its last (partition_keys.key_ordered_ranges)
-        raise dg.Failure("the run's partition range holds no signal_batches partition: nothing to group")
+    keys = run_batches(context)
     with phases("inbox"):
         earlier = inbox.earlier_unfinished_batches(store, keys[0])
     if earlier:

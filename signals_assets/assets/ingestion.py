@@ -47,7 +47,7 @@ def buffered_signals(
     teams = functools.cache(lambda team_id: load_team(store, team_id))
     judge = llm.safety_judge()
     phases = Phases()
-    keys = sorted(context.partition_keys)
+    keys = run_batches(context)
     counts = []
     hold = not judge.calls_model
     # Held, the session goes on to the next step (the embeddings' read comes before their model pass).
@@ -99,6 +99,19 @@ def buffered_signals(
     )
 
 
+def run_batches(context: dg.AssetExecutionContext) -> list[str]:
+    """The run's batches in key order. Dagster resolves a range by the set's order, in which a batch
+    retired and added back comes last: a range from it to a later batch holds none."""
+    keys = sorted(context.partition_keys)
+    if not keys:
+        first, last = context.partition_key_range
+        raise dg.Failure(
+            f"the run's partition range {first}...{last} holds no signal_batches partition: the set holds "
+            f"{first} after {last} (a retired batch added back comes last); run each batch on its own"
+        )
+    return keys
+
+
 def per_batch_lines(lines: list[str]) -> str:
     """One log message for the whole range: each message is a commit to the run's event log."""
     return "\n".join(lines)
@@ -130,7 +143,7 @@ def signal_embeddings(
     session = phases.sessions(functools.partial(clickhouse.session, log=context.log.info))
     # The write's session goes on to the run's next steps (the embeddings' check, the grouping): no model in between.
     handed_on = phases.sessions(functools.partial(clickhouse.session, log=context.log.info, hand_on=True))
-    keys = sorted(context.partition_keys)
+    keys = run_batches(context)
     # The whole range in one read, one model pass and one write: the model batches texts of similar
     # length across all of it, and the store is opened twice per run, not twice per batch.
     with session() as db:
