@@ -286,6 +286,7 @@ def test_rematerialising_a_batch_after_the_round_it_promoted_was_researched_give
 
         assert run_batch(instance, definitions, second.new_batches[0]) == promotions
         assert snapshot() == researched
+        assert pending_promotions(object_store) == []  # the round is done: no research run, nothing pending
 
 
 def test_a_batch_unparked_after_later_batches_researched_its_report_promotes_a_new_round(object_store, team):

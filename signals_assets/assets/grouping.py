@@ -20,6 +20,7 @@ from signals_assets.partition_keys import SIGNAL_BATCHES
 from signals_assets.partitions import signal_batches
 from signals_assets.recovery.faults import pause_point
 from signals_assets.reports import promotions as promotion_facts
+from signals_assets.research import store as research_store
 from signals_assets.resources.clickhouse import ClickHouseResource
 from signals_assets.resources.embedder import EmbedderResource
 from signals_assets.resources.llm import LLMResource
@@ -107,9 +108,10 @@ def report_assignments(
                     write_batch(db, batch, config.team_ids, assignments, events, max(keys[-1], config.regroup_through))
                 except RegroupingConflict as conflict:
                     raise dg.Failure(str(conflict)) from None
+                to_research = research_store.without_outcome(db, promotions)
             pause_point("promote")  # assignments written, promotions not yet recorded
             with phases("inbox"):
-                promotion_facts.record_promotions(store, batch, promotions)
+                promotion_facts.record_promotions(store, batch, to_research)
                 if not config.team_ids:  # re-grouping some teams does not finish the batch for the others
                     inbox.mark_stage_done(store, batch, inbox.GROUPED, context.run_id)
             # Each batch's own result on its own partition (a run may cover a range of batches).

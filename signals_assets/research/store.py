@@ -143,6 +143,26 @@ def rounds_taken(
     return taken
 
 
+# The rounds ({report: round}) that have their outcome: the summary moved the report on (its only event
+# of the round: a judgement that leaves it `candidate` writes none), or the research finished.
+_CONCLUDED_ROUNDS = f"""
+SELECT report_id, research_round FROM research_results
+WHERE {ROUND_OF_REPORT} AND status != '{lifecycle.IN_PROGRESS}'
+UNION ALL
+SELECT report_id, research_round FROM report_events WHERE source = report_id AND stage = 'summary' AND {ROUND_OF_REPORT}
+"""
+
+
+def without_outcome(db: StoreSession, promotions: list[dict]) -> list[dict]:
+    """The promotions ({report_id, round, …}) whose round has no outcome yet. A re-grouping of a batch (a
+    backfill) promotes the rounds it promoted before: those that are done need no research run."""
+    if not promotions:
+        return []
+    keys = round_keys({p["report_id"]: p["round"] for p in promotions})
+    done = {(r["report_id"], int(r["research_round"])) for r in db.query(_CONCLUDED_ROUNDS, {"rounds": keys})}
+    return [p for p in promotions if (p["report_id"], p["round"]) not in done]
+
+
 def record_started(db: StoreSession, runs: list[ResearchRound]) -> None:
     """The reports are in progress; each result row names the run, so the research reconciler can fail
     a report if the run dies before it records an outcome. One statement per table for all of them."""
