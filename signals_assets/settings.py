@@ -198,16 +198,20 @@ class Settings:
         return self.clickhouse_vector_dimensions if self.clickhouse_vector_index == "hnsw" else 0
 
 
-def load_settings() -> Settings:
-    home_text = _env("SIGNALS_HOME", str(default_signals_home()))
+def home_folder(variable: str, text: str) -> Path:
+    """The folder the environment variable `variable` names, `~` expanded and made absolute; refused, naming
+    the variable, when it names the home of a user that does not exist or when it or a parent is a file."""
     try:
-        home = Path(home_text).expanduser().resolve()
+        folder = Path(text).expanduser().absolute()
     except RuntimeError:  # `~user/…` of no such user: "Could not determine home directory."
-        raise ValueError(
-            f"SIGNALS_HOME={home_text[:80]!r} names the home folder of a user that does not exist"
-        ) from None
-    if home.exists() and not home.is_dir():
-        raise ValueError(f"SIGNALS_HOME={str(home)!r} must be a folder (or not exist yet), not a file")
+        raise ValueError(f"{variable}={text[:80]!r} names the home folder of a user that does not exist") from None
+    if not next(path for path in (folder, *folder.parents) if path.exists()).is_dir():
+        raise ValueError(f"{variable}={str(folder)!r} must be a folder (or not exist yet), not a file")
+    return folder
+
+
+def load_settings() -> Settings:
+    home = home_folder("SIGNALS_HOME", _env("SIGNALS_HOME", str(default_signals_home()))).resolve()
     object_store = _choice("SIGNALS_OBJECT_STORE", "local", ("local", "s3"))
     bucket = _env("SIGNALS_S3_BUCKET")
     if object_store == "s3" and not bucket:

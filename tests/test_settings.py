@@ -78,12 +78,14 @@ def test_an_index_of_other_dimensions_is_taken_for_the_openai_embedder(signals_h
     assert load_settings().vector_index_dimensions == 1536
 
 
-def test_a_signals_home_that_is_a_file_is_refused_naming_it(signals_home, monkeypatch):
+@pytest.mark.parametrize("name", ["a-file", "a-file/signals"])
+def test_a_signals_home_that_is_or_is_under_a_file_is_refused_naming_it(signals_home, monkeypatch, name):
+    """Under a file, SIGNALS_HOME was taken, and the first command failed writing into it."""
     signals_home.mkdir(exist_ok=True)
     (signals_home / "a-file").write_text("")
-    monkeypatch.setenv("SIGNALS_HOME", str(signals_home / "a-file"))
+    monkeypatch.setenv("SIGNALS_HOME", str(signals_home / name))
     with pytest.raises(
-        ValueError, match=r"^SIGNALS_HOME='.*/a-file' must be a folder \(or not exist yet\), not a file$"
+        ValueError, match=rf"^SIGNALS_HOME='.*/{name}' must be a folder \(or not exist yet\), not a file$"
     ):
         load_settings()
 

@@ -15,7 +15,7 @@ from signals_assets.cli.main import CliError, err, one_line, progress
 from signals_assets.cli.read_models import is_settled, list_reports, team_batches, team_status, unfinished_work
 from signals_assets.ingestion.validation import SignalValidationError, decode_json_object, shown
 from signals_assets.partition_keys import SIGNAL_BATCHES, key_ordered_ranges
-from signals_assets.settings import Settings
+from signals_assets.settings import Settings, home_folder
 from signals_assets.storage.object_store import open_object_store
 
 if TYPE_CHECKING:  # dagster is imported only by the commands that run jobs
@@ -199,12 +199,10 @@ def ensure_dagster_home(settings: Settings) -> Path:
     absolute path only, and would refuse it after the folder was made."""
     given = os.environ.get("DAGSTER_HOME", "").strip()
     try:
-        home = Path(given or settings.signals_home / "dagster_home").expanduser().absolute()
-        home.mkdir(parents=True, exist_ok=True)
-    except RuntimeError:  # `~user/…` of no such user
-        raise CliError(f"DAGSTER_HOME={given[:80]!r} names the home folder of a user that does not exist") from None
-    except (FileExistsError, NotADirectoryError):
-        raise CliError(f"DAGSTER_HOME={str(home)[:80]!r} must be a folder (or not exist yet), not a file") from None
+        home = home_folder("DAGSTER_HOME", given or str(settings.signals_home / "dagster_home"))
+    except ValueError as error:
+        raise CliError(str(error)) from None
+    home.mkdir(parents=True, exist_ok=True)
     os.environ["DAGSTER_HOME"] = str(home)
     if not (home / "dagster.yaml").exists() and LOCAL_INSTANCE_CONFIG.exists():
         partial = home / f".dagster.yaml.{os.getpid()}"
