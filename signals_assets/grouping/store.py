@@ -172,7 +172,8 @@ _ROUNDS_FROM_BATCH = (
     "SELECT report_id, research_round FROM report_events "
     "WHERE team_id = {team} AND stage = 'grouping' AND event = 'promoted' AND source >= {batch}"
 )
-_GROUPED_BEFORE = "(SELECT count() FROM report_assignments WHERE team_id = {team} AND batch_key = {batch}) > 0"
+_BATCH_SIGNAL_IDS = "SELECT signal_id FROM report_assignments WHERE team_id = {team} AND batch_key = {batch}"
+_GROUPED_BEFORE = f"(SELECT count() FROM ({_BATCH_SIGNAL_IDS})) > 0"
 _LATEST_EVENTS = latest_report_states(
     "team_id = {team} AND NOT (stage = 'grouping' AND source >= {batch}) AND NOT (stage != 'grouping' "
     f"AND {_GROUPED_BEFORE} AND (report_id, research_round) IN ({_ROUNDS_FROM_BATCH}))"
@@ -855,7 +856,6 @@ def write_batch(db: StoreSession, batch: str, teams: list[int], assignments, eve
 
 
 # The current assignments of one batch's signals as of after the batch and as of before it.
-_BATCH_SIGNAL_IDS = "SELECT signal_id FROM report_assignments WHERE team_id = {team} AND batch_key = {batch}"
 _AFTER = current_assignments(f"team_id = {{team}} AND batch_key <= {{batch}} AND signal_id IN ({_BATCH_SIGNAL_IDS})")
 _BEFORE = current_assignments(f"team_id = {{team}} AND batch_key < {{batch}} AND signal_id IN ({_BATCH_SIGNAL_IDS})")
 # What the batch changed in each report: its live signals after the batch counted in, before it counted out.

@@ -11,6 +11,8 @@ from signals_assets.storage.facts import current_assignments, latest_report_stat
 # A run reads and writes all its reports in one statement per table: a `{rounds}` list of
 # "report#round" keys names each report's current round in one condition.
 ROUND_OF_REPORT = "concat(report_id, '#', toString(research_round)) IN {rounds}"
+# The events the summary stage wrote about the reports in those rounds.
+SUMMARY_EVENTS_OF_ROUNDS = f"source = report_id AND stage = 'summary' AND {ROUND_OF_REPORT}"
 # The reports' signals and their rows of the other tables, read by signal id: the joins' right sides
 # hold the reports' signals only, not the team's (three reports of a team of 1M signals: 1.2 s and
 # 1.9 GB for the embeddings' join alone, read whole).
@@ -190,7 +192,7 @@ def write_summaries(db: StoreSession, rounds: dict[str, int], rows: list[dict], 
     if rounds:
         db.replace_partition(
             "report_events",
-            f"source = report_id AND stage = 'summary' AND {ROUND_OF_REPORT}",
+            SUMMARY_EVENTS_OF_ROUNDS,
             events,
             {"rounds": round_keys(rounds)},
         )

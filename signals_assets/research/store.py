@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from typing import Callable
 
 from signals_assets.reports import lifecycle
-from signals_assets.reports.store import ROUND_OF_REPORT, round_keys
+from signals_assets.reports.store import ROUND_OF_REPORT, SUMMARY_EVENTS_OF_ROUNDS, round_keys
 from signals_assets.research.outcome import ResearchOutcome
 from signals_assets.storage.clickhouse import StoreSession
 from signals_assets.storage.facts import latest_report_states
@@ -149,7 +149,7 @@ _CONCLUDED_ROUNDS = f"""
 SELECT report_id, research_round FROM research_results
 WHERE {ROUND_OF_REPORT} AND status != '{lifecycle.IN_PROGRESS}'
 UNION ALL
-SELECT report_id, research_round FROM report_events WHERE source = report_id AND stage = 'summary' AND {ROUND_OF_REPORT}
+SELECT report_id, research_round FROM report_events WHERE {SUMMARY_EVENTS_OF_ROUNDS}
 """
 
 
