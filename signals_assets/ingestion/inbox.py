@@ -35,11 +35,14 @@ or before it (`key_floor`); a parked batch stops it (so an unparked one is still
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import heapq
+import io
 import json
 import logging
 import os
+import re
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -486,22 +489,49 @@ def load_batch(store: ObjectStore, batch: str, max_object_bytes: int | None = No
     """
     raw = raw_batch_key(batch)
     if store.exists(raw):
-        # Lines end at "\n" only: splitlines() would also break inside a body holding U+0085 or U+2028.
-        entries = [json.loads(line) for line in store.get(raw).decode().split("\n") if line]
-        return [(entry["object"], raw_entry_body(entry)) for entry in entries if entry]
+        return [(entry["object"], raw_entry_body(entry)) for _, entry in raw_entries(store.get(raw))]
     prefix = f"{CLAIMED}{batch}/"
     read_limit = None if max_object_bytes is None else max_object_bytes + 1
     return [(key[len(prefix) :], _claimed_body(store, prefix, key, read_limit)) for key in store.list(prefix)]
 
 
-# Undecodable bytes are kept as lone surrogates (escaped in the JSON line) and read back byte for byte,
-# so a record quarantined as not UTF-8 stays quarantined when the batch is materialised again.
-RAW_BODY_ERRORS = "surrogateescape"
+# Control characters other than tab and line breaks, which JSON escapes at six bytes each.
+_ESCAPED_CONTROLS = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def raw_line(name: str, body: bytes) -> bytes:
+    """The raw batch file's line for an inbox object, kept byte for byte (a record quarantined as not
+    UTF-8 stays quarantined when the batch is materialised again). UTF-8 text is kept as text, other
+    bytes as base64: escaped in JSON, 256 KiB of control characters took 1.5 MB, and a batch of them
+    several GB to write."""
+    text = _plain_text(body)
+    entry = {"body": text} if text is not None else {"body_base64": base64.b64encode(body).decode()}
+    return json.dumps({"object": name, **entry}, ensure_ascii=False).encode() + b"\n"
+
+
+def _plain_text(body: bytes) -> str | None:
+    if _ESCAPED_CONTROLS.search(body):
+        return None
+    try:
+        return body.decode()
+    except UnicodeDecodeError:
+        return None
+
+
+def raw_entries(data: bytes) -> Iterator[tuple[bytes, dict]]:
+    """(line, entry) of each line of a raw batch file, read one line at a time. Lines end at "\n" only
+    (a body may hold U+0085 or U+2028, which `splitlines()` would also break at)."""
+    for line in io.BytesIO(data):
+        if line.strip():
+            yield line, json.loads(line)
 
 
 def raw_entry_body(entry: dict) -> bytes:
-    """The inbox object's bytes, as kept in a line of the raw batch file."""
-    return entry["body"].encode("utf-8", RAW_BODY_ERRORS)
+    """The inbox object's bytes, as kept in a line of the raw batch file (also as written before base64:
+    undecodable bytes as lone surrogates)."""
+    if "body_base64" in entry:
+        return base64.b64decode(entry["body_base64"])
+    return entry["body"].encode("utf-8", "surrogateescape")
 
 
 def _claimed_body(store: ObjectStore, prefix: str, key: str, read_limit: int | None) -> bytes:
@@ -527,8 +557,10 @@ def consolidate_batch(store: ObjectStore, batch: str, objects: list[tuple[str, b
     claims go, so a batch always has claims or a marker until it is grouped (see the module doc)."""
     raw = raw_batch_key(batch)
     if not store.exists(raw):
-        lines = [json.dumps({"object": name, "body": body.decode("utf-8", RAW_BODY_ERRORS)}) for name, body in objects]
-        store.put(raw, ("\n".join(lines) + "\n").encode())
+        written = io.BytesIO()
+        for name, body in objects:
+            written.write(raw_line(name, body))
+        store.put(raw, written.getvalue())
         if not store.exists(manifest_key(batch)):
             write_manifest(store, batch, [name for name, _ in objects])
     mark_stage_done(store, batch, BUFFERED, run_id)

@@ -7,6 +7,7 @@ signals are removed; the batch itself (its partition and markers) stays for the 
 
 from __future__ import annotations
 
+import io
 import json
 from typing import TYPE_CHECKING
 
@@ -109,17 +110,14 @@ def _clean_raw_batch(store: ObjectStore, batch: str, team_id: int, signal_ids: s
     key = inbox.raw_batch_key(batch)
     if not store.exists(key):
         return set()
-    kept, removed = [], set()
-    for line in store.get(key).decode().split("\n"):  # not splitlines(): it breaks inside U+0085 or U+2028 too
-        if not line.strip():
-            continue
-        entry = json.loads(line)
+    kept, removed = io.BytesIO(), set()
+    for line, entry in inbox.raw_entries(store.get(key)):
         if _is_team_signal(entry["object"], lambda entry=entry: inbox.raw_entry_body(entry), team_id, signal_ids):
             removed.add(entry["object"])
         else:
-            kept.append(line)
+            kept.write(line.rstrip(b"\n") + b"\n")
     if removed:
-        store.put(key, "".join(line + "\n" for line in kept).encode())
+        store.put(key, kept.getvalue())
     return removed
 
 
