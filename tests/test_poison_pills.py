@@ -594,3 +594,39 @@ def test_an_inbox_file_or_folder_whose_name_is_not_utf8_is_quarantined_and_block
     assert [(int(r["team_id"]), r["signal_id"], r["reason"]) for r in rejected] == [(1, "odd-name", "malformed")] * 2
     assert all(r["detail"].startswith("object_key: must be valid UTF-8") for r in rejected)
     assert object_store.list("inbox/") == [] and object_store.list("claimed/") == []
+
+
+def test_an_inbox_object_is_read_as_emit_file_reads_a_file_a_byte_order_mark_at_its_start_ignored(
+    capsys, tmp_path, object_store, teams
+):
+    """Windows tools write a UTF-8 byte order mark at a file's start. emit-file ignored it, but the same
+    record written straight into the inbox was quarantined ("Unexpected UTF-8 BOM"). A mark past the
+    start and UTF-16 text are quarantined with the rule they break, and emit-file says the same."""
+
+    def record(name: str) -> dict:
+        return {"signal_id": name, "emitted_at": "2026-11-30T10:00:00Z", **signal(name, CARD_DECLINED[0])}
+
+    middle = json.dumps(record("middle"))
+    at = middle.index('"team_id": ') + len('"team_id": ')
+    bodies = {
+        "bom": b"\xef\xbb\xbf" + json.dumps(record("bom")).encode(),
+        "middle": (middle[:at] + "\ufeff" + middle[at:]).encode(),
+        "utf16": json.dumps(record("utf16")).encode("utf-16"),
+        "utf16le": json.dumps(record("utf16le")).encode("utf-16-le"),
+    }
+    for index, (name, body) in enumerate(bodies.items()):
+        object_store.put(f"inbox/1/20261130T10000000000{index}Z-{name}.json", body)
+
+    accepted, rejected = processed(capsys, "signal_id, detail", "ORDER BY signal_id")
+    assert accepted == ["bom"]
+    assert {r["signal_id"].rsplit("-", 1)[1]: r["detail"] for r in rejected} == {
+        "middle.json": f"body: must be JSON, found U+FEFF at character {at}: a byte order mark is allowed only at "
+        "the start of a file or an inbox object",
+        "utf16.json": "body: must be UTF-8, found a UTF-16 or UTF-32 byte order mark",
+        "utf16le.json": "body: must be JSON in UTF-8, found NUL at character 1 (UTF-16 or UTF-32 text?)",
+    }
+
+    path = tmp_path / "signals.jsonl"
+    path.write_bytes(json.dumps(signal("f", CARD_DECLINED[1])).encode("utf-16") + b"\n")
+    code, _, err = run_cli(capsys, "emit-file", str(path), "--team-id", "1")
+    assert code == 2 and err.startswith(f"{path}:1: line: must be UTF-8, found a UTF-16 or UTF-32 byte order mark")

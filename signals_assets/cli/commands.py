@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, BinaryIO, Iterator
 
 from signals_assets.cli.main import CliError, err, one_line, progress
 from signals_assets.cli.read_models import is_settled, list_reports, team_batches, team_status, unfinished_work
-from signals_assets.ingestion.validation import SignalValidationError, decode_json_object, shown
+from signals_assets.ingestion.validation import SignalValidationError, decode_json_object, shown, without_utf8_bom
 from signals_assets.partition_keys import SIGNAL_BATCHES, key_ordered_ranges
 from signals_assets.settings import Settings, home_folder
 from signals_assets.storage.object_store import open_object_store
@@ -49,9 +49,6 @@ def cmd_emit(args, settings: Settings) -> int:
         return 3
     print(result.signal_id)
     return 0
-
-
-UTF8_BOM = b"\xef\xbb\xbf"
 
 
 def _bounded_lines(handle: BinaryIO, max_bytes: int) -> Iterator[bytes | None]:
@@ -96,7 +93,7 @@ def _read_jsonl(path: Path, team_id: int, settings: Settings) -> tuple[list[dict
             _bounded_lines(handle, JSON_ESCAPE_FACTOR * settings.signal_limits.max_signal_bytes), start=1
         ):
             if line is not None and number == 1:
-                line = line.removeprefix(UTF8_BOM)  # written by some editors and shells; JSON allows ignoring it
+                line = without_utf8_bom(line)
             if line is not None and not line.strip():
                 continue
             try:

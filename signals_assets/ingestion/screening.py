@@ -30,6 +30,7 @@ from signals_assets.ingestion.validation import (
     shown,
     storable_text,
     validate_signal,
+    without_utf8_bom,
 )
 from signals_assets.safety.filter import SafetyVerdict, check_signal_text
 
@@ -92,7 +93,7 @@ def decode_record(body: bytes, limits: SignalLimits) -> dict:
         )
     if not body:
         raise SignalValidationError("body", "must not be empty (an empty object, or one that could not be read)")
-    return decode_json_object(body, "body")
+    return decode_json_object(without_utf8_bom(body), "body")
 
 
 def check_envelope(record: dict) -> None:

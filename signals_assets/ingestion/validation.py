@@ -265,22 +265,49 @@ def unique_keys_object(pairs: list[tuple[str, Any]]) -> dict:
     return value
 
 
+UTF8_BOM = b"\xef\xbb\xbf"
+# UTF-32's little-endian mark starts like UTF-16's.
+WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")
+BOM_RULE = "a byte order mark is allowed only at the start of a file or an inbox object"
+
+
+def without_utf8_bom(data: bytes) -> bytes:
+    """`data`, the start of a file or an inbox object, without the UTF-8 byte order mark Windows tools
+    and some editors write there (JSON parsers may ignore it). Every entry that reads such a start
+    (emit-file, the inbox) takes this one decision; a mark anywhere else is an error."""
+    return data.removeprefix(UTF8_BOM)
+
+
 def decode_json_object(data: bytes | str, field: str) -> dict:
     """`data` (UTF-8) as a JSON object, or SignalValidationError naming `field`; also for what json.loads
     raises besides JSONDecodeError (an integer past Python's digit limit, nesting past the recursion limit)."""
     try:
-        value = json.loads(
-            data.decode("utf-8") if isinstance(data, bytes) else data, object_pairs_hook=unique_keys_object
-        )
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        value = json.loads(text, object_pairs_hook=unique_keys_object)
     except UnicodeDecodeError as error:
+        if isinstance(data, bytes) and data.startswith(WIDE_BOMS):
+            raise SignalValidationError(field, "must be UTF-8, found a UTF-16 or UTF-32 byte order mark") from None
         raise SignalValidationError(field, f"must be UTF-8, found an invalid byte at offset {error.start}") from None
     except DuplicateKey as error:
         raise SignalValidationError(field, str(error)) from None
+    except json.JSONDecodeError as error:
+        raise SignalValidationError(field, _json_error_rule(error)) from None
     except (ValueError, RecursionError) as error:
         raise SignalValidationError(field, f"must be JSON ({type(error).__name__}: {str(error)[:120]})") from None
     if not isinstance(value, dict):
         raise SignalValidationError(field, f"must be a JSON object, got {type(value).__name__}")
     return value
+
+
+def _json_error_rule(error: json.JSONDecodeError) -> str:
+    """The rule a JSON text broke; the character it stopped at named when that tells why: a byte order
+    mark past the start, or NUL, which UTF-16 and UTF-32 text holds beside every ASCII character."""
+    found = error.doc[error.pos : error.pos + 1]
+    if found == "\ufeff":
+        return f"must be JSON, found U+FEFF at character {error.pos}: {BOM_RULE}"
+    if found == "\x00":
+        return f"must be JSON in UTF-8, found NUL at character {error.pos} (UTF-16 or UTF-32 text?)"
+    return f"must be JSON (JSONDecodeError: {str(error)[:120]})"
 
 
 def json_size(value: Any) -> int:
