@@ -238,3 +238,70 @@ def test_a_partition_added_by_hand_with_an_impossible_date_is_left_alone_and_the
         result = sensor(dg.build_sensor_context(instance=instance, resources={"object_store": resource}))
         [request] = result.dynamic_partitions_requests
         assert list(request.partition_keys) == [old]
+
+
+@pytest.mark.parametrize("lands", ["before the runs start", "as a run starts"])
+def test_a_report_partition_retired_after_signals_process_decided_its_run_is_added_back_and_researched(
+    capsys, signals_home, team, tmp_path, object_store, monkeypatch, lands
+):
+    """The daemon's retirement tick plans while three reports are closed; `signals process` then promotes
+    them again and decides one range run over them; the plan's deletes land before that run starts (the
+    daemon deletes key by key), or in the moment it starts. Before, the command died with
+    DagsterUnknownPartitionError, or the run's range left the retired report out and the command named
+    every report of the run failed. Now each retired report is added back, with a line saying so, and the
+    run decided again: all three are researched, nothing left, exit 0."""
+    import signals_assets.cli.commands as commands
+
+    csv_export = ["Exporting my orders to CSV crashes the page.", "The CSV export of orders crashes every time."]
+    emit_file(capsys, tmp_path, CARD_DECLINED + PASSWORD_RESET + csv_export + csv_export[:1], 0)
+    assert run(capsys, "process")[0] == 0
+    with dg.DagsterInstance.get() as instance:
+        order = instance.get_dynamic_partitions(reports.name)
+        plan = retirement_plan(instance, object_store, RetentionPolicy(1, 1, 1000), time.time() + 2 * DAY)
+        assert sorted(plan.reports) == sorted(order) and len(order) == 3
+    plan.reports = [order[1]] if lands == "before the runs start" else order
+    landed = []
+
+    def land_once(instance):
+        if not landed:
+            landed.append(True)
+            apply(instance, plan)
+
+    if lands == "before the runs start":
+        add_partitions = commands.add_partitions
+
+        def add_then_land(instance, request):
+            add_partitions(instance, request)
+            if request.partitions_def_name == reports.name:
+                land_once(instance)
+
+        monkeypatch.setattr(commands, "add_partitions", add_then_land)
+    else:
+        execute = commands.execute_request
+
+        def land_then_execute(job, request, instance):
+            if job.name == "report_job":
+                land_once(instance)
+            return execute(job, request, instance)
+
+        monkeypatch.setattr(commands, "execute_request", land_then_execute)
+
+    more = [
+        "My card payment was declined at checkout once more.",
+        "Still no password reset email in my inbox.",
+        "CSV export of my orders crashed the page again.",
+    ]
+    emit_file(capsys, tmp_path, more, 100)
+    code = main(["process"])
+    out, err = capsys.readouterr()
+    assert landed and code == 0, err
+    assert json.loads(out)["reports_researched"] == 3 and json.loads(out)["reports_failed"] == []
+    added_back = [line for line in err.splitlines() if "partition retired after the run was decided" in line]
+    assert all(any(report in line for line in added_back) for report in plan.reports), err
+    assert promotions.all_promotions(object_store) == []
+    listing = json.loads(run(capsys, "list-reports", "--team-id", "1", "--json")[1])["reports"]
+    assert [(r["status"], r["signal_count"]) for r in listing] == [("ready", 4)] * 3
+    with dg.DagsterInstance.get() as instance:
+        assert sorted(instance.get_dynamic_partitions(reports.name)) == sorted(order)
+        unstarted = instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.NOT_STARTED]))
+        assert unstarted == []  # a run Dagster created before it found the range unknown is failed, holds nothing

@@ -8,6 +8,7 @@ import os
 import shutil
 import sys
 import time
+from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Iterator
 
@@ -20,6 +21,8 @@ from signals_assets.storage.object_store import open_object_store
 
 if TYPE_CHECKING:  # dagster is imported only by the commands that run jobs
     import dagster as dg
+
+    from signals_assets.sensors.report_promotion import PromotionWork
 
 INVALID_LINES_SHOWN = 20
 # A JSON line may hold its text escaped (`\uXXXX`, what `json.dumps` writes by default): up to 6 bytes
@@ -357,6 +360,8 @@ def research_pending(
     """The report runs the promotion sensor would request for the pending promotions (as it decides at
     `now`, without back-off), executed here; the number of rounds researched and the report ids whose
     run failed."""
+    from dagster import DagsterInvalidInvocationError, DagsterUnknownPartitionError
+
     from signals_assets.assets.reports import ROUNDS_TAG
     from signals_assets.jobs import report_job
     from signals_assets.partition_keys import REPORTS
@@ -378,9 +383,29 @@ def research_pending(
     job = definitions.resolve_job_def(report_job.name)
     report_of = {key: p["report_id"] for p, key in work.to_run}
     researched, failed = 0, []
-    for index, request in enumerate(requests, start=1):
+    pending, decisions, done = deque(requests), 0, 0
+    while pending:
+        request = pending.popleft()
         rounds = request.tags[ROUNDS_TAG].split()
-        result = execute_request(job, request, instance)
+        runs_now, _ = report_runs_now(instance, work, request, settings.reports_per_run)
+        result = None
+        if runs_now == [request]:
+            try:
+                result = execute_request(job, request, instance)
+            except (DagsterUnknownPartitionError, DagsterInvalidInvocationError):
+                # Perhaps retired in the moment since `report_runs_now` looked; a range run is created
+                # before its range is resolved.
+                fail_unstarted_run(instance, request, "its report partitions were retired as it started")
+                runs_now, retired = report_runs_now(instance, work, request, settings.reports_per_run)
+                if not retired:
+                    raise  # no partition of the run was retired: another error
+        if result is None:
+            decisions += 1
+            if decisions > MAX_REPORT_RUN_DECISIONS:
+                err(f"report rounds {' '.join(rounds)}: {RETIRED_AGAIN}; left to the next run")
+            else:
+                pending.extendleft(reversed(runs_now))
+            continue
         if result.success:
             ended_failed = failed_reports(result)
         else:
@@ -389,8 +414,62 @@ def research_pending(
         for report, why in sorted(ended_failed.items()):
             err(f"report {report}: {one_line(why)}")
         failed += sorted(ended_failed)
-        progress(index, len(requests), "researching reports")
+        done += 1
+        progress(done, done + len(pending), "researching reports")
     return researched, failed
+
+
+# How often one command decides its report runs again while their partitions keep being retired.
+MAX_REPORT_RUN_DECISIONS = 10
+RETIRED_AGAIN = "their partitions were retired (partition_retirement_sensor) as often as they were added back"
+
+
+def report_runs_now(
+    instance: dg.DagsterInstance, work: PromotionWork, request: dg.RunRequest, reports_per_run: int
+) -> tuple[list[dg.RunRequest], list[str]]:
+    """The report run `request`, decided with the others before the earlier ones ran, as it can run on
+    the `reports` partition set now (`[request]`, or the runs decided again), and its reports that had
+    lost their partition. The partition-retirement sensor plans, then the daemon deletes key by key,
+    so a report promoted in between can lose its partition after its run was decided (executed, the
+    run would fail on an unknown partition, or its range would leave the report out). Such a report is
+    added back (its promotion is pending, so no later plan retires it; its data never left the store)
+    and its rounds decided again on the set as it is: a key added back comes last, so a range may split."""
+    from signals_assets.assets.reports import ROUNDS_TAG
+    from signals_assets.partition_keys import REPORTS
+    from signals_assets.partitions import reports
+
+    rounds = set(request.tags[ROUNDS_TAG].split())
+    order = instance.get_dynamic_partitions(REPORTS)
+    retired = sorted({p["report_id"] for p, key in work.to_run if key in rounds} - set(order))
+    if retired:
+        err(
+            f"report(s) {', '.join(retired)}: partition retired after the run was decided "
+            "(partition_retirement_sensor); added back, the run decided again"
+        )
+        add_partitions(instance, reports.build_add_request(retired))
+        order = instance.get_dynamic_partitions(REPORTS)
+    again = work.run_requests_for(rounds, order, reports_per_run)
+    return ([request] if [partitions_of(r) for r in again] == [partitions_of(request)] else again), retired
+
+
+def fail_unstarted_run(instance: dg.DagsterInstance, request: dg.RunRequest, why: str) -> None:
+    """Fail the run this process created for `request` and could not start, so that it holds nothing
+    (the partition-retirement sensor waits while a run's range cannot be told)."""
+    import dagster as dg
+
+    from signals_assets.sensors.dead_runs import PID_TAG
+    from signals_assets.sensors.run_attempts import RUN_KEY_TAG
+
+    tags = {RUN_KEY_TAG: request.run_key or "", PID_TAG: str(os.getpid())}
+    for run in instance.get_runs(dg.RunsFilter(tags=tags, statuses=[dg.DagsterRunStatus.NOT_STARTED])):
+        instance.report_run_failed(run, why)
+
+
+def partitions_of(request: dg.RunRequest) -> tuple[str | None, str | None, str | None]:
+    """The partition or range a run request targets."""
+    from signals_assets.jobs import RANGE_END_TAG, RANGE_START_TAG
+
+    return request.partition_key, request.tags.get(RANGE_START_TAG), request.tags.get(RANGE_END_TAG)
 
 
 def failed_reports(result: dg.ExecuteInProcessResult) -> dict[str, str]:

@@ -45,6 +45,14 @@ class PromotionWork:
         priorities = quotas.queue_priorities([int(group[0][0]["team_id"]) for group in groups], self.in_flight)
         return [report_run_request(group, priority) for group, priority in zip(groups, priorities)]
 
+    def run_requests_for(
+        self, rounds: set[str], partition_order: Sequence[str], reports_per_run: int
+    ) -> list[dg.RunRequest]:
+        """`run_requests` for the rounds to run whose attempt keys are in `rounds`."""
+        return PromotionWork(to_run=[item for item in self.to_run if item[1] in rounds]).run_requests(
+            partition_order, reports_per_run
+        )
+
     def hold_behind_queued_runs(self, teams: set[int]) -> None:
         """Leave the rounds of `teams`, each with a report run still in the queue, to the team's next run.
         Report runs go one at a time, so a run requested now would only queue behind that one: held, the
