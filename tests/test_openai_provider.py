@@ -320,6 +320,30 @@ def test_an_encoded_response_is_refused_unread(server, monkeypatch):
     assert [request.headers["accept-encoding"] for request in server.requests()] == ["identity", "identity"]
 
 
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_to_another_origin_is_not_followed_and_no_signal_text_goes_there(server, status):
+    """httpx follows redirects and drops the API key on one to another host, but a 307 or 308 sends the body,
+    the signal texts, there again. The call fails at once naming the setting, nothing reaches the other
+    server; a redirect within the configured server's origin is still followed."""
+    text = "Customer 4711 cannot pay with the card ending 4242."
+    with OpenAIProtocolServer() as elsewhere:
+        for other in (elsewhere.base_url, elsewhere.base_url.replace("http://", "https://")):
+            server.script_embeddings(Reply(status=status, headers={"Location": f"{other}/embeddings"}, body={}))
+            origin = other.removesuffix("/v1")
+            with pytest.raises(
+                ProviderError,
+                match=rf"^embeddings: {server.base_url}/ answered HTTP {status}, a redirect to {origin}, another origin: "
+                r"not followed, .*\(set OPENAI_BASE_URL to the server that should answer\)$",
+            ):
+                OpenAIEmbedder(server.base_url, "test-key", max_retries=3, backoff_seconds=0.01).embed([text])
+        assert elsewhere.requests(EMBEDDINGS) == [] and elsewhere.requests() == []
+    assert len(server.requests(EMBEDDINGS)) == 2  # refused at once, not retried
+
+    if status in (307, 308):  # a 301 or 302 turns the POST into a GET (httpx, as browsers do)
+        server.script_embeddings(Reply(status=status, headers={"Location": "/v1/embeddings"}, body={}))
+        assert OpenAIEmbedder(server.base_url, "test-key", max_retries=0).embed([text]).shape == (1, 8)
+
+
 def test_server_text_in_an_error_is_one_line_with_its_control_characters_escaped(server):
     """The message reaches terminals (Dagster's log, park reasons): the server cannot recolour them or forge lines."""
     forged = Reply(status=500, body="upstream down\nbatch b1: parked (\x1b[31mforged\u202e)")

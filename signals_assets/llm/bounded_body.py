@@ -7,7 +7,8 @@ deadline with each request, gives every connect, write and read of the request o
 wraps every body in `BoundedBody`. It asks for the body as it is (`Accept-Encoding: identity`) and refuses
 an encoded one: httpx decompresses after `BoundedBody` counted, so 1 MB of gzip could become 1 GB. The proxy
 variables (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, `NO_PROXY`) are honoured, each proxy through such a
-transport too.
+transport too. A redirect is followed only within the origin (scheme, host and port) it came from: httpx
+drops the API key on one to another origin but sends the request body, signal texts, there again.
 """
 
 from __future__ import annotations
@@ -114,6 +115,27 @@ class BoundedBody(httpx.SyncByteStream):
         self._stream.close()
 
 
+class CrossOriginRedirect(openai.OpenAIError):
+    """The server redirected a request to another origin: not followed (a setting to change, not a failure to retry)."""
+
+
+def _origin(url: httpx.URL) -> str:
+    """`scheme://host:port` of `url`, without the user and password it may carry."""
+    return f"{url.scheme}://{url.host}:{url.port or {'http': 80, 'https': 443}.get(url.scheme, '')}"
+
+
+def refuse_cross_origin_redirect(response: httpx.Response) -> None:
+    """A response hook: raises CrossOriginRedirect for a redirect to another origin than the request's."""
+    if not response.has_redirect_location:
+        return
+    target = response.request.url.join(response.headers["Location"])
+    if _origin(target) != _origin(response.request.url):
+        raise CrossOriginRedirect(
+            f"HTTP {response.status_code}, a redirect to {_origin(target)}, another origin: not followed, so no "
+            "signal text goes to a server that is not configured (set OPENAI_BASE_URL to the server that should answer)"
+        )
+
+
 def bounded_http_client(seconds: float) -> httpx.Client:
     from httpx._utils import get_environment_proxies  # httpx's own reading of the proxy variables
 
@@ -128,4 +150,5 @@ def bounded_http_client(seconds: float) -> httpx.Client:
         transport=_DeadlineTransport(seconds, limits=limits),
         mounts=proxies,
         headers={"Accept-Encoding": "identity"},
+        event_hooks={"response": [refuse_cross_origin_redirect]},
     )

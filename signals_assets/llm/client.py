@@ -169,6 +169,8 @@ class Transport:
         during an `Outage`."""
         import openai
 
+        from signals_assets.llm.bounded_body import CrossOriginRedirect
+
         started = self.outage.check(step)
         attempt = 0
         while True:
@@ -199,6 +201,9 @@ class Transport:
                     hint = STATUS_HINTS.get(status)
                     raise ProviderError(step, f"{problem} ({hint})" if hint else problem, status) from error
                 wait, cause = _retry_after_seconds(error.response.headers), error
+            except CrossOriginRedirect as error:
+                self.outage.answered()
+                raise ProviderError(step, f"{self.server} answered {error}") from error
             except openai.APIConnectionError as error:  # includes APITimeoutError
                 problem = f"{type(error).__name__} talking to {self.server}: {error}"
                 wait, cause = None, error
