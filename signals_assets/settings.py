@@ -115,6 +115,11 @@ def _list(name: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in _env(name).split(",") if item.strip())
 
 
+def names_server(clickhouse_url: str) -> bool:
+    """A ClickHouse server's URL: not empty (embedded chdb) nor chDB's backend of the client (`chdb:///path`)."""
+    return bool(clickhouse_url) and urlsplit(clickhouse_url).scheme.lower() != "chdb"
+
+
 def default_signals_home() -> Path:
     return Path.home() / ".signals_assets"
 
@@ -188,6 +193,11 @@ class Settings:
         return self.signals_home / "clickhouse"
 
     @property
+    def clickhouse_server(self) -> bool:
+        """A ClickHouse server stores the signals (its password is read at run launch), not chDB (`chdb://`)."""
+        return names_server(self.clickhouse_url)
+
+    @property
     def uses_openai(self) -> bool:
         """An OpenAI-compatible server embeds or judges: `OPENAI_API_KEY` is needed."""
         return "openai" in (self.embedder, self.llm_provider)
@@ -238,6 +248,13 @@ def load_settings() -> Settings:
             f"SIGNALS_CLICKHOUSE_VECTOR_DIMENSIONS={vector_dimensions} must be {MINILM_DIMENSION}, the dimensions "
             "of SIGNALS_EMBEDDER=minilm, with SIGNALS_CLICKHOUSE_VECTOR_INDEX=hnsw"
         )
+    clickhouse_url = _url("SIGNALS_CLICKHOUSE_URL", ("http", "https", "chdb"), hostless=("chdb",))
+    # Read at run launch too (a secret, not held here), where an unset one fails every run on a Dagster
+    # config error; empty is a password (none, or the URL's own).
+    if names_server(clickhouse_url) and "SIGNALS_CLICKHOUSE_PASSWORD" not in os.environ:
+        raise ValueError(
+            "SIGNALS_CLICKHOUSE_PASSWORD must be set when SIGNALS_CLICKHOUSE_URL names a server (it may be empty)"
+        )
     allowlist = _list("SIGNALS_SANDBOX_NETWORK_ALLOWLIST")
     sandbox_network = _env("SIGNALS_SANDBOX_NETWORK")
     if allowlist and not sandbox_network:
@@ -250,7 +267,7 @@ def load_settings() -> Settings:
         s3_bucket=bucket,
         s3_prefix=_env("SIGNALS_S3_PREFIX").strip("/"),
         s3_endpoint_url=_url("SIGNALS_S3_ENDPOINT_URL", ("http", "https")),
-        clickhouse_url=_url("SIGNALS_CLICKHOUSE_URL", ("http", "https", "chdb"), hostless=("chdb",)),
+        clickhouse_url=clickhouse_url,
         clickhouse_database=_identifier("SIGNALS_CLICKHOUSE_DATABASE", "signals", MAX_DATABASE_NAME_CHARS),
         clickhouse_user=_env("SIGNALS_CLICKHOUSE_USER", "default"),
         clickhouse_secure=_flag("SIGNALS_CLICKHOUSE_SECURE"),

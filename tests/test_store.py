@@ -498,6 +498,7 @@ def test_server_settings_reach_the_resource_and_the_password_stays_an_env_var(si
         "SIGNALS_CLICKHOUSE_DATABASE": "prod",
         "SIGNALS_CLICKHOUSE_USER": "signals",
         "SIGNALS_CLICKHOUSE_SECURE": "true",
+        "SIGNALS_CLICKHOUSE_PASSWORD": "",
     }.items():
         monkeypatch.setenv(name, value)
     resource = build_resources(load_settings())["clickhouse"]
@@ -614,6 +615,31 @@ def test_a_password_in_the_server_url_is_read_at_run_launch_and_never_shown(tmp_
         stop_local_server(process)
     assert "dsn-s3cret" not in shown and "dsn-s3cret" not in kept
     assert f"127.0.0.1:{url.rsplit(':', 1)[1]}" not in shown  # the whole URL is the variable's
+
+
+def test_a_server_url_without_its_password_variable_is_refused_naming_it(signals_home, monkeypatch, capsys):
+    """docs/configuration.md: SIGNALS_CLICKHOUSE_PASSWORD must be set, may be empty, with a server URL. Unset,
+    every run failed on Dagster's config error (`signals process`: an internal error) while the CLI's reads
+    worked."""
+    from signals_assets.cli.main import main
+
+    monkeypatch.setenv("SIGNALS_CLICKHOUSE_URL", "https://ch.example:8443")
+    monkeypatch.delenv("SIGNALS_CLICKHOUSE_PASSWORD", raising=False)
+    refusal = "SIGNALS_CLICKHOUSE_PASSWORD must be set when SIGNALS_CLICKHOUSE_URL names a server (it may be empty)"
+    with pytest.raises(ValueError, match=re.escape(refusal)):
+        load_settings()
+    assert main(["process"]) == 2
+    assert capsys.readouterr().err == f"error: {refusal}\n"
+    monkeypatch.setenv("SIGNALS_CLICKHOUSE_PASSWORD", "")
+    assert load_settings().clickhouse_server
+
+
+def test_a_chdb_url_needs_no_password(tmp_path, object_store, team, monkeypatch):
+    """chDB's backend of the client (`chdb:///path`) is no server: its runs read no password."""
+    monkeypatch.setenv("SIGNALS_CLICKHOUSE_URL", f"chdb://{tmp_path / 'chdb-connect'}")
+    monkeypatch.delenv("SIGNALS_CLICKHOUSE_PASSWORD", raising=False)
+    with dg.instance_for_test() as instance:
+        group_one_batch(object_store, instance, defs(), CARD_DECLINED)
 
 
 def test_the_url_settings_take_their_servers_forms(signals_home, monkeypatch):

@@ -38,7 +38,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             path=str(settings.clickhouse_path),
             database=settings.clickhouse_database,
             username=settings.clickhouse_user if settings.clickhouse_url else "",
-            password=dg.EnvVar("SIGNALS_CLICKHOUSE_PASSWORD") if settings.clickhouse_url else "",
+            password=dg.EnvVar("SIGNALS_CLICKHOUSE_PASSWORD") if settings.clickhouse_server else "",
             secure=settings.clickhouse_secure,
             vector_index_dimensions=settings.vector_index_dimensions,
         ),
