@@ -265,6 +265,21 @@ def test_status_of_a_team_neither_shows_nor_waits_for_another_teams_inbox_and_ro
     assert other["unfinished_work"] == ["report r2-0123456789abcdef round 1: promoted, research not done"]
 
 
+def test_status_wait_that_times_out_exits_1_saying_so(capsys, signals_home, team, object_store):
+    """docs/operations.md: `--wait` waits at most `--timeout` seconds; a script must tell a timeout from a
+    settled team, and a reader of the text output too."""
+    emit_texts(object_store, CARD_DECLINED)
+    code, out, err = run(capsys, "status", "--team-id", "1", "--wait", "--timeout", "0")
+    assert code == 1 and out.startswith("team 1: 3 pending in inbox")
+    assert err == "status --wait: team 1's work is not settled after --timeout 0 s\n"
+    code, out, err = run(
+        capsys, "status", "--team-id", "1", "--wait", "--timeout", "0", "--expected-signals", "4", "--json"
+    )
+    assert code == 1 and not json.loads(out)["settled"]
+    assert err == "status --wait: team 1's work is not settled after --timeout 0 s (0 of --expected-signals 4 seen)\n"
+    assert run(capsys, "status", "--team-id", "1")[0] == 0  # without --wait, a status is no failure
+
+
 def test_status_names_a_stray_folder_which_process_leaves_alone(capsys, signals_home, team, object_store):
     """A folder of no batch key under claimed/ (put there by hand) is no unfinished or parked batch: the
     status names it with what to do, also one sorting before the finished-through mark (which no listing

@@ -607,7 +607,15 @@ def cmd_status(args, settings: Settings) -> int:
             quote = f" {one_line(row['quote'])!r}" if row["quote"] else ""
             source = one_line(row["source_id"]) or "?"
             print(f"  rejected {source}: {row['reason']} {one_line(row['detail'])}{quote}".rstrip())
-    return 0 if settled or not args.wait else 1
+    if args.wait and not settled:
+        expected = (
+            f" ({status['accepted'] + status['rejected']} of --expected-signals {args.expected_signals} seen)"
+            if args.expected_signals is not None
+            else ""
+        )
+        err(f"status --wait: team {args.team_id}'s work is not settled after --timeout {args.timeout:g} s{expected}")
+        return 1
+    return 0
 
 
 def cmd_list_reports(args, settings: Settings) -> int:
