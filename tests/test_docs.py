@@ -1,7 +1,9 @@
 """The documentation stays true to the repository: its links resolve, every environment variable
-the code location reads has a row in docs/configuration.md, and no text cites a document that is
-not in the repository."""
+the code location reads has a row in docs/configuration.md, every `signals` command and option it
+names exists and docs/operations.md names all of them, and no text cites a document that is not in
+the repository."""
 
+import argparse
 import re
 from pathlib import Path
 
@@ -18,6 +20,12 @@ HEADING = re.compile(r"^#{1,6}\s+(.*)$", re.MULTILINE)
 FENCE = re.compile(r"^```.*?^```", re.MULTILINE | re.DOTALL)
 # A quoted environment variable name in the code location's source.
 VARIABLE = re.compile(r"[\"']((?:SIGNALS|OPENAI|DAGSTER|AWS)_[A-Z0-9_]+)[\"']")
+# A `signals` command line in a document: `signals status --team-id 1`, `.venv/bin/signals teams set 2 --consent`
+# (backslash-continued lines joined first), up to the end of the line or of the code span.
+COMMAND_LINE = re.compile(
+    r"(^|[`/( ])signals((?:[ \t]+--debug)?[ \t]+[a-z][a-z-]*(?:[ \t]+(?:set|show)\b)?)([^`|;\n]*)"
+)
+OPTION = re.compile(r"(?<![\w-])--?[a-z][a-z-]*")
 # Citations of the design notes and issue tracker that live outside the repository.
 OUTSIDE_CITATION = re.compile(r"\bDESIGN(\.md)?\b|§|\b[Ii]ssue \d+\b|posthog-signals")
 CITATION_SCOPE = [
@@ -61,6 +69,54 @@ def test_every_variable_the_code_reads_is_in_the_configuration_reference():
     documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", (REPO_ROOT / "docs" / "configuration.md").read_text()))
     assert len(read) > 30  # the pattern still finds the settings
     assert sorted(read - documented) == []
+
+
+def cli_commands() -> dict[str, argparse.ArgumentParser]:
+    """Every `signals` command (`teams set` and `teams show` by their two words) and its parser."""
+    from signals_assets.cli.main import build_parser
+
+    def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+        return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
+
+    commands = subcommands(build_parser())
+    teams = subcommands(commands.pop("teams"))
+    return commands | {f"teams {name}": parser for name, parser in teams.items()}
+
+
+def options(parser: argparse.ArgumentParser) -> set[str]:
+    return {option for action in parser._actions for option in action.option_strings} - {"-h", "--help"}
+
+
+def test_every_signals_command_and_option_a_document_names_exists():
+    commands = cli_commands()
+    named, unknown = 0, []
+    for document in DOCUMENTS:
+        for before, words, rest in COMMAND_LINE.findall(document.read_text().replace("\\\n", " ")):
+            command = " ".join(word for word in words.split() if word != "--debug")
+            if command not in commands:
+                # prose ("signals are…") or a name (`signals model …`, a SQL comment) unless after a path
+                # (`.venv/bin/signals`) or followed by an option
+                if before == "/" or OPTION.match(rest.strip()):
+                    unknown.append(f"{document.relative_to(REPO_ROOT)}: signals {command}{rest}: no such command")
+                continue
+            named += 1
+            unknown += [
+                f"{document.relative_to(REPO_ROOT)}: signals {command}{rest}: no option {option}"
+                for option in sorted(set(OPTION.findall(rest)) - options(commands[command]) - {"--debug"})
+            ]
+    assert named > 100  # the pattern still finds the command lines
+    assert unknown == []
+
+
+def test_the_operations_guide_names_every_signals_command_and_option():
+    guide = (REPO_ROOT / "docs" / "operations.md").read_text()
+    missing = [
+        f"signals {command}" + (f" {option}" if option else "")
+        for command, parser in cli_commands().items()
+        for option in ["", *sorted(options(parser))]
+        if not re.search(rf"`signals {command}\b[^`]*{re.escape(option)}(?![\w-])", guide)
+    ]
+    assert missing == []
 
 
 def test_no_text_cites_a_document_outside_the_repository():
