@@ -1,9 +1,11 @@
 """The documentation stays true to the repository: its links resolve, every environment variable
-the code location reads has a row in docs/configuration.md, every `signals` command and option it
+the code location reads has a row in docs/configuration.md with its default, every `signals` command and option it
 names exists and docs/operations.md names all of them, and no text cites a document that is not in
 the repository."""
 
 import argparse
+import ast
+import os
 import re
 from pathlib import Path
 
@@ -69,6 +71,54 @@ def test_every_variable_the_code_reads_is_in_the_configuration_reference():
     documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", (REPO_ROOT / "docs" / "configuration.md").read_text()))
     assert len(read) > 30  # the pattern still finds the settings
     assert sorted(read - documented) == []
+
+
+def documented_defaults() -> dict[str, str]:
+    """Each variable of docs/configuration.md's tables with the first code span of its default cell (a row of
+    several variables has one span per variable)."""
+    defaults = {}
+    for line in (REPO_ROOT / "docs" / "configuration.md").read_text().splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) < 3 or not cells[0].startswith("`"):
+            continue
+        names = re.findall(r"`([A-Z][A-Z0-9_]+)`", cells[0])
+        spans = re.findall(r"`([^`]*)`", cells[1])
+        for index, name in enumerate(names):
+            if spans:
+                defaults[name] = spans[index] if len(spans) == len(names) else spans[0]
+    return defaults
+
+
+def test_every_setting_has_its_default_in_the_configuration_reference():
+    """Each `_env`/`_choice`/`_flag`/`_positive_int`/`_number`/`_identifier` read of settings.py, its default
+    evaluated there (another setting's read: that variable's name), against the table's default."""
+    import signals_assets.settings as settings
+
+    readers = {"_env", "_choice", "_flag", "_positive_int", "_number", "_identifier"}
+    documented = documented_defaults()
+    checked, wrong = 0, []
+    for node in ast.walk(ast.parse(Path(settings.__file__).read_text())):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in readers):
+            continue
+        name = node.args[0].value if isinstance(node.args[0], ast.Constant) else None
+        if not isinstance(name, str) or name not in documented:
+            continue
+        if node.func.id == "_flag":
+            default: object = "false"
+        elif len(node.args) < 2:
+            continue  # no default: the table says what it means unset
+        elif isinstance(node.args[1], ast.Call) and getattr(node.args[1].func, "id", "") in readers:
+            default = node.args[1].args[0].value  # another setting's value
+        else:
+            default = eval(ast.unparse(node.args[1]), vars(settings))  # the repository's own expressions
+        expected = os.path.expanduser(documented[name])
+        checked += 1
+        if str(default) != expected and not (
+            isinstance(default, (int, float)) and str(default) == expected.replace(",", "")
+        ):
+            wrong.append(f"{name}: the code's default {default!r}, the documented one {documented[name]!r}")
+    assert checked > 30  # the reads are still found
+    assert wrong == []
 
 
 def cli_commands() -> dict[str, argparse.ArgumentParser]:
