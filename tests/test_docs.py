@@ -73,6 +73,23 @@ def test_every_variable_the_code_reads_is_in_the_configuration_reference():
     assert sorted(read - documented) == []
 
 
+def test_every_signals_variable_the_scripts_tests_and_benchmarks_read_is_in_the_configuration_reference():
+    sources = [
+        path
+        for folder in ("tests", "benchmarks", "scripts", "sandbox")
+        for path in (REPO_ROOT / folder).rglob("*")
+        if path.is_file() and (path.suffix == ".py" or (path.suffix == "" and path.parent.name == "scripts"))
+    ]
+    read = {
+        name
+        for source in sources
+        for name in re.findall(r"[\"'{$]((?:SIGNALS)_[A-Z0-9_]*[A-Z0-9])\b", source.read_text(errors="replace"))
+    }
+    documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", (REPO_ROOT / "docs" / "configuration.md").read_text()))
+    assert {"SIGNALS_TEST_CLICKHOUSE_URL", "SIGNALS_DOCKER_DATA", "SIGNALS_DATASETS"} <= read  # still found
+    assert sorted(read - documented) == []
+
+
 def documented_defaults() -> dict[str, str]:
     """Each variable of docs/configuration.md's tables with the first code span of its default cell (a row of
     several variables has one span per variable)."""
