@@ -110,16 +110,18 @@ def test_the_pool_slot_of_a_run_that_died_in_grouping_is_freed(config, tmp_path,
         instance.report_run_failed(instance.get_run_by_id(run.run_id), "run worker process is gone")
         assert storage.get_concurrency_info("signals_grouping").claimed_slots  # held by the dead run
 
-        # what the daemon's run monitoring does on its next pass, once the configured delay has passed
-        later = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(minutes=5)
-        monkeypatch.setattr(concurrency, "get_current_datetime", lambda: later)
+        # what the daemon's run monitoring does on its passes: the README's 30 s after the run ended
+        ended = datetime.datetime.now(datetime.timezone.utc)
         daemon_context = type("WorkspaceProcessContext", (), {"instance": instance})()
-        list(
-            concurrency.execute_concurrency_slots_iteration(daemon_context, logger=logging.getLogger("run_monitoring"))
-        )
-
-        assert storage.get_concurrency_info("signals_grouping").claimed_slots == []
-        assert instance.run_monitoring_settings["free_slots_after_run_end_seconds"] <= 60
+        for seconds_after_end, held in ((20, True), (35, False)):
+            later = ended + datetime.timedelta(seconds=seconds_after_end)
+            monkeypatch.setattr(concurrency, "get_current_datetime", lambda later=later: later)
+            list(
+                concurrency.execute_concurrency_slots_iteration(
+                    daemon_context, logger=logging.getLogger("run_monitoring")
+                )
+            )
+            assert bool(storage.get_concurrency_info("signals_grouping").claimed_slots) == held, seconds_after_end
 
 
 # --- finding 2: a batch is unfinished until its last stage has committed ---------------------------
