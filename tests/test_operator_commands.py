@@ -356,6 +356,8 @@ def test_export_and_import_report_regroups_and_is_idempotent(
     assert all(s["extra"]["url"].startswith("https://") for s in document["signals"])
     code, out, _ = run(capsys, "export-report", report["id"])
     assert json.loads(out) == document
+    code, _, err = run(capsys, "export-report", report["id"], "-o", str(tmp_path))  # a misuse: one line, naming it
+    assert (code, err) == (2, f"error: export-report: cannot write {tmp_path}: Is a directory\n")
 
     # Into the team it came from: every signal is already there.
     code, out, _ = run(capsys, "import-report", str(exported), "--team-id", "1")

@@ -710,7 +710,10 @@ def cmd_export_report(args, settings: Settings) -> int:
             raise CliError(str(error)) from None
     text = json.dumps(document, indent=1, default=str) + "\n"
     if args.output:
-        Path(args.output).write_text(text, encoding="utf-8")
+        try:
+            Path(args.output).write_text(text, encoding="utf-8")
+        except OSError as error:  # a folder, a symlink loop, a missing folder, no permission
+            raise CliError(f"export-report: cannot write {args.output}: {error.strerror or error}") from None
         err(f"report {args.report_id} with {len(document['signals'])} signals written to {args.output}")
     else:
         print(text, end="")
