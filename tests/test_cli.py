@@ -87,6 +87,26 @@ def test_emit_reports_gates_and_validation_errors(capsys, signals_home, object_s
     assert len(object_store.list("inbox/")) == 1
 
 
+def test_signals_the_gates_refuse_are_counted_by_reason_and_exit_3(capsys, signals_home, object_store, tmp_path):
+    """docs/operations.md: emit-file and emit-fixture write nothing for a refused signal, count it by reason
+    in `not_emitted`, and exit 3."""
+    run(capsys, "teams", "set", "1", "--no-consent")
+    path = tmp_path / "signals.jsonl"
+    line = {"source_product": "zendesk", "source_type": "ticket", "description": "Card declined."}
+    path.write_text(
+        "".join(json.dumps({**line, "source_id": str(i), "extra": zendesk_extra(i)}) + "\n" for i in range(2))
+    )
+    refused = {"team 1 has not consented to AI processing": 2}
+    code, out, _ = run(capsys, "emit-file", str(path), "--team-id", "1")
+    assert (code, json.loads(out)) == (3, {"emitted": 0, "not_emitted": refused, "invalid_lines": 0})
+    code, out, _ = run(capsys, "emit-fixture", "demo", "--team-id", "2")
+    assert (code, json.loads(out)["not_emitted"]) == (
+        3,
+        {"team 2 is not configured (run: signals teams set 2 --consent)": 28},
+    )
+    assert object_store.list("inbox/") == []
+
+
 def test_emit_file_validates_every_line_before_writing(capsys, signals_home, object_store, tmp_path):
     run(capsys, "teams", "set", "1", "--consent")
     good = {
