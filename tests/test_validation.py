@@ -355,3 +355,56 @@ def test_a_report_export_with_a_key_twice_is_refused_naming_it():
 
     with pytest.raises(ReportFileError, match=r"^file: must not hold the key 'version' twice in one object$"):
         decode_report_file(b'{"format": "signals_assets.report", "version": 2, "version": 1, "signals": []}')
+
+
+def test_a_limit_set_in_the_environment_holds_at_every_entry(
+    capsys, signals_home, object_store, team, tmp_path, monkeypatch
+):
+    """The README's "the same at every entry": one limit of the environment refuses the same signal, with the
+    same rule, from the facade, `signals emit`, `emit-file` and `import-report`, and quarantines it when it
+    was written straight into the team's inbox folder."""
+    import json
+
+    from signals_assets.cli.main import main
+    from signals_assets.facade import emit_signal
+
+    from conftest import zendesk_extra
+
+    monkeypatch.setenv("SIGNALS_MAX_EXTRA_KEYS", "3")
+    rule = "extra: must have at most 3 keys (counted at every depth)"
+    signal = {
+        "source_product": "zendesk",
+        "source_type": "ticket",
+        "source_id": "1",
+        "description": "Card declined at checkout.",
+        "extra": zendesk_extra(1),
+    }
+    with pytest.raises(SignalValidationError, match=re.escape(rule)):
+        emit_signal(team_id=1, **signal, store=object_store)
+    options = [f"--{name.replace('_', '-')}={value}" for name, value in signal.items() if name != "extra"]
+    assert main(["emit", "--team-id", "1", *options, "--extra", json.dumps(signal["extra"])]) == 2
+    lines = tmp_path / "signals.jsonl"
+    lines.write_text(json.dumps(signal) + "\n")
+    assert main(["emit-file", str(lines), "--team-id", "1"]) == 2
+    export = tmp_path / "report.json"
+    document = {
+        "format": "signals_assets.report",
+        "version": 1,
+        "report": {},
+        "signals": [{"signal_id": "s1", **signal}],
+    }
+    export.write_text(json.dumps(document))
+    assert main(["import-report", str(export), "--team-id", "1"]) == 2
+    refusals = capsys.readouterr().err.splitlines()
+    assert refusals[0] == f"error: {rule}" and refusals[1] == f"{lines}:1: {rule}"
+    assert refusals[3] == f"error: signals[0].{rule}"
+    assert object_store.list("inbox/") == []
+
+    record = {"signal_id": "direct", "team_id": 1, "emitted_at": "2026-11-30T10:00:00Z", **signal}
+    object_store.put("inbox/1/20261130T100000000000Z-direct.json", json.dumps(record).encode())
+    assert main(["process"]) == 0
+    capsys.readouterr()
+    assert main(["status", "--team-id", "1", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert (status["accepted"], status["rejected_by_reason"]) == (0, {"malformed": 1})
+    assert status["recent_rejections"][0]["detail"] == rule
