@@ -1318,9 +1318,11 @@ _NEGATION = LazyPattern(
     r"|stop us from)\b\W*(?:\w+\W+){0,2}$",
     re.IGNORECASE,
 )
-# "I want to override the default rules" is a feature request, not an order to the model.
+# "I want to override the default rules" is a feature request, not an order to the model; "support told me to
+# ignore the warning" reports an order given to the writer.
 _WISH = LazyPattern(
     r"\b(?:(?:i|we|admins?|users?|customers?|teams?) (?:want|wants|wish|would like|need|needs) to"
+    r"|(?:told|tells|asked|asks|instructed|instructs|advised|advises) (?:me|us) to"
     r"|(?:ability|option|way|permission) to|allow(?:s|ing)? (?:me|us|users|admins|teams) to"
     r"|let(?:s|ting)? (?:me|us|users|admins|teams))\s*$",
     re.IGNORECASE,
