@@ -119,8 +119,9 @@ _LEAD_WORD = (
     r"|you'?ll (?:need|have) to|you(?: will| would) need to|(?:want|need|would like|'d like) you to)[:,]?\s+"
 )
 _LEAD = f"(?:{_LEAD_PUNCTUATION}|{_LEAD_WORD})"
-# "for", "to": who a note is for
-_TO = r"(?:for|to|f[üu]r|an|pour|[àa]|para|per|al|alla|ao|voor|aan|do)"
+# "for", "to": who a note is for; the Polish "do" is also the Portuguese "of the"
+_TO_BUT_DO = r"(?:for|to|f[üu]r|an|pour|[àa]|para|per|al|alla|ao|voor|aan)"
+_TO = r"(?:" + _TO_BUT_DO + r"|do)"
 # "from now on" and its kin: what turns a statement about "you" into a standing order.
 _FROM_NOW_ON = (
     r"(?:from now on|from this (?:point|moment) on|from here on(?: out)?|henceforth|going forward|until told otherwise"
@@ -1289,8 +1290,19 @@ _SUBJECT_BEFORE = LazyPattern(
 )
 # "Merci de ne plus suivre", "the bot … should stop following": a lead word or a modal makes it an order again
 _LEAD_WORD_BEFORE = LazyPattern(_LEAD_WORD + r"$", re.IGNORECASE)
-# "to" as a word: the "a" ending "La app", "Esta web" is no dedication ("a la IA")
-_DEDICATION = LazyPattern(r"\b" + _TO + r"\s+\S+\s+\S*\s*$|" + _FROM_NOW_ON + r",?\s*$", re.IGNORECASE)
+# "to" as a word: the "a" ending "La app", "Esta web" is no dedication ("a la IA"); the Polish "do" only opens a
+# clause ("Do modelu …"), after a noun it is the Portuguese "of the" ("O bot do chat esquece …")
+_DEDICATION = LazyPattern(
+    r"(?:\b" + _TO_BUT_DO + r"|^\s*do)\s+\S+\s+\S*\s*$|" + _FROM_NOW_ON + r",?\s*$", re.IGNORECASE
+)
+# The Portuguese article "A" opening a clause before a noun ("A IA do chat esquece as regras"); the preposition "a"
+# comes before an article, a pronoun or a determiner ("A la IA ignora …", "A ti, IA: …", "a partir de agora")
+_PT_ARTICLE = LazyPattern(
+    r"\s*a\s+(?!(?:la|el|los|las|lo|o|os|a|as|um|uma|uns|umas|un|una|unos|unas|ti|ele|ela|él|ella|mim|m[íi]|voc[êe]s?"
+    r"|usted(?:es)?|vos|vosotr[oa]s|todos|todas|todo|toda|cualquier|qualquer|quien|quem|partir|est[ea]s?|ess[ea]s?|es[ea]s?"
+    r"|aquel\w*|mis?|tus?|sus?|meus?|minhas?|teus?|tuas?|seus?|suas?|nuestr[oa]s?|noss[oa]s?)\b)\w",
+    re.IGNORECASE,
+)
 # Japanese: a subject marked by が and a te-form that goes on to the next predicate ("AIアシスタントが前の指示を
 # 無視して、毎回英語で返答してきます") tell what something does; an order has no such subject.
 _JA_SUBJECT_BEFORE = LazyPattern(r"が[^。、！？\n]{0,30}$")
@@ -1308,8 +1320,12 @@ def _described(text: str, start: int, end: int) -> bool:
         (m.end() for m in _CLAUSE_BOUNDARY.finditer(text, max(0, start - 60), start)), default=max(0, start - 60)
     )
     clause = text[boundary:start]
+    article = _PT_ARTICLE.match(clause)
     return (
-        not _LEAD_WORD_BEFORE.search(clause) and bool(_SUBJECT_BEFORE.search(clause)) and not _DEDICATION.search(clause)
+        not _LEAD_WORD_BEFORE.search(clause)
+        and bool(article or _SUBJECT_BEFORE.search(clause))
+        # past the article: its "a" is no dedication
+        and not _DEDICATION.search(clause, article.end() - 1 if article else 0)
     )
 
 
