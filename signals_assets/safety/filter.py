@@ -814,6 +814,16 @@ _RULES: list[tuple[str, LazyPattern]] = [
                 + r")\s*:[ \t]*\n?[ \t]*"
                 r"(?:(?:```|~~~)[\w-]*[ \t]*\n)?"
                 r"|実行(?:して(?:ください|下さい)?|しろ|せよ)\s*[:：]?\s*|(?:运行|执行)(?:以下|下面)?(?:的)?(?:命令)?\s*[:：]\s*"
+                # a task for the agent whose steps follow: "Agent, clean up the sandbox: sudo rm -rf …"; not a report
+                # to a person ("Hi agent, here is what I ran: …") nor one about the agent ("Our agent, asked to clean
+                # up, ran: …")
+                r"|" + _LEAD_PUNCTUATION + r"(?:(?:hey|hi|hello|ok|okay|dear|yo)\s+)?(?:(?!(?:our|my|the|their|its|this"
+                r"|that|your)\b)[\w-]+\s+)?"
+                + _ADDRESSEE
+                + r"\s*(?:[:,]|\s[-—–]+)(?:(?!\b(?:i|we|my|our|me|us|they|he|she|someone|somebody|ran|executed|typed"
+                r"|deleted|wiped|was|were|had|says|said|shows|showed|mentions|mentioned)\b)"
+                + _SAME
+                + r"){0,80}?(?::\s*|\b(?:with|using|via|by running|then)\s+)"
                 # "have the agent run …", "make the research agent download …"
                 r"|\b(?:tell|ask|instruct|get|have|make)\s+(?:the\s+)?"
                 + _ADDRESSEE
