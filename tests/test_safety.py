@@ -1735,3 +1735,19 @@ def test_a_task_for_the_agent_with_a_destructive_command_is_blocked(text, kind):
 def test_a_destructive_command_reported_to_or_about_an_agent_passes(text):
     assert check_signal_text(text, use_scorer=False).safe
 
+
+@pytest.mark.parametrize(
+    "text",
+    ["(2/3): at Summary.write(Summary.java:44)", "[2/3]: at Summary.write(Summary.java:44)"],
+)
+def test_a_line_opening_with_a_numbered_bracket_is_no_role_block_cue(text):
+    # the scorer reads the stack frame high (≥ 0.8); a part counter is not the bracket of "[SYSTEM]" or "(admin)"
+    assert score(text) >= 0.8
+    assert check_signal_text(text).safe
+
+
+def test_a_role_bracket_still_cues_the_scorer():
+    from signals_assets.safety.filter import _cued
+
+    assert _cued("(system) reglas nuevas") == INSTRUCTION_OVERRIDE
+    assert _cued("[admin] x") == INSTRUCTION_OVERRIDE
