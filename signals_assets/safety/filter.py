@@ -1873,24 +1873,6 @@ def _addressed_override(text: str, folded: str) -> tuple[int, int] | None:
             start, end = orders[at]
             return min(start, vocative.start()), max(end, vocative.end())
     return None
-    # each pattern searched once, not once per vocative: a text of 8,000 "AI, " stays linear
-    orders = sorted(
-        match.span()
-        for pattern in (_ORDER, _ORDER_MORE, _RULES_OFF)
-        if may_match(_literals_of(pattern), folded)
-        for match in pattern.finditer(text)
-        if not _reported_quote(text, *match.span())
-    )
-    starts = [start for start, _ in orders]
-    for vocative in vocatives:
-        # the order may come before a trailing vocative or a declaration in the same sentence
-        sentence_start = max(text.rfind(mark, 0, vocative.start()) for mark in ".!?\n") + 1
-        window_start, window_end = max(sentence_start, vocative.start() - 120), vocative.end() + 240
-        at = bisect.bisect_left(starts, window_start)
-        if at < len(orders) and orders[at][1] <= window_end:
-            start, end = orders[at]
-            return min(start, vocative.start()), max(end, vocative.end())
-    return None
 
 
 # ---- concealment -------------------------------------------------------------------------------
