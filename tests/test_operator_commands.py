@@ -304,11 +304,13 @@ def test_cleanup_asks_for_confirmation_and_waits_for_runs(
     assert object_store.list("inbox/") == [] and object_store.exists("teams/1.json")
 
 
-def test_cleanup_after_a_killed_process_fails_its_dead_run_and_removes_the_research_work_dirs_it_left(
-    capsys, signals_home, object_store, demo_repository, tmp_path, monkeypatch
+@pytest.mark.parametrize("command", [["cleanup", "--team-id", "1", "--yes"], ["process"]])
+def test_cleanup_or_process_after_a_killed_process_fails_its_dead_run_and_removes_the_research_work_dirs_it_left(
+    capsys, signals_home, object_store, demo_repository, tmp_path, monkeypatch, command
 ):
     """A kill -9 during research leaves the run STARTED, which blocked cleanup for good, and the research
-    work dir (the report and its signals) in the temporary folder, which a container cannot remove."""
+    work dir (the report and its signals) in the temporary folder, which a container cannot remove; without
+    a daemon (its research reconciler removes them), `signals process` left them there."""
     from dagster._core.test_utils import create_run_for_test
 
     from signals_assets.sensors.dead_runs import HOST_TAG, PID_TAG
@@ -332,8 +334,12 @@ def test_cleanup_after_a_killed_process_fails_its_dead_run_and_removes_the_resea
     unknown.mkdir()
     ended = tmp_path / f"signals-research-{live.run_id}-x3"
     ended.mkdir()
-    code, out, err = run(capsys, "cleanup", "--team-id", "1", "--yes")
-    assert code == 0 and json.loads(out)["research_work_dirs"] == 2, err
+    code, out, err = run(capsys, *command)
+    assert code == 0, err
+    if command[0] == "cleanup":
+        assert json.loads(out)["research_work_dirs"] == 2
+    else:
+        assert f"removed the research work dir {left} of an ended run" in err
     assert instance.get_run_by_id(dead.run_id).status == dg.DagsterRunStatus.FAILURE
     assert not left.exists() and not ended.exists() and unknown.exists()
 

@@ -296,6 +296,7 @@ def cmd_process(args, settings: Settings) -> int:
     from signals_assets.definitions import defs
     from signals_assets.ingestion import inbox
     from signals_assets.jobs import signal_batch_job
+    from signals_assets.resources.sandbox import remove_ended_runs_work_dirs, run_is_alive
     from signals_assets.sensors.dead_runs import fail_dead_runs
     from signals_assets.sensors.signal_inbox import batch_work
 
@@ -304,6 +305,10 @@ def cmd_process(args, settings: Settings) -> int:
     # they hold: else we wait forever
     for line in fail_dead_runs(instance, queued=True):
         err(line)
+    # and the research work dirs (a report and its signals) ended runs left: without a daemon, whose research
+    # reconciler removes them, they stayed in the temporary folder
+    for path in remove_ended_runs_work_dirs(functools.partial(run_is_alive, instance), err):
+        err(f"removed the research work dir {path} of an ended run")
     inbox.claim_all(store, settings.batch_max_signals, settings.max_signals_per_team_batch)
     definitions = defs()
     batch_job = definitions.resolve_job_def(signal_batch_job.name)
