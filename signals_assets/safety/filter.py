@@ -1969,6 +1969,28 @@ _HTML_ENTITIES = LazyPattern(
 )
 _QUOTED_PRINTABLE = LazyPattern(r"(?:=[0-9A-F]{2}){4,}")
 _BINARY = LazyPattern(r"(?<![01])(?:[01]{8} ?){4,}(?![01])")
+# Morse code of 8 letters or more: dots and dashes (also as "·", "•", "−", "–", "_"), letters parted by blanks, words
+# by "/", "|" or a wider gap
+_MORSE_SYMBOL = "[.·•∙\\-−–_]"
+_MORSE = LazyPattern(
+    f"(?<![\\w.·•∙\\-−–_]){_MORSE_SYMBOL}{{1,7}}(?:(?:[ \\t]+(?:[/|][ \\t]*)?|[/|]){_MORSE_SYMBOL}{{1,7}}){{7,}}"
+    "(?![\\w.·•∙\\-−–_])"
+)
+_MORSE_LETTERS: dict[str, str] = dict(
+    zip(
+        ".- -... -.-. -.. . ..-. --. .... .. .--- -.- .-.. -- -. --- .--. --.- .-. ... - ..- ...- .-- -..- -.-- --.. "
+        "----- .---- ..--- ...-- ....- ..... -.... --... ---.. ----. .-.-.- --..-- ..--.. -.-.-- ---... .----. -..-. "
+        ".-..-. -.--. -.--.- -....- .--.-. -...- ..--.-".split(),
+        "abcdefghijklmnopqrstuvwxyz0123456789.,?!:'/\"()-@=_",
+    )
+)
+_MORSE_DOT_DASH = str.maketrans("·•∙−–_", "...---")
+
+
+def _morse(code: str) -> str:
+    """Morse code as text; KeyError for a letter that is none."""
+    words = re.split(r"[ \t]*[/|][ \t]*|[ \t]{2,}", code.translate(_MORSE_DOT_DASH).strip())
+    return " ".join("".join(_MORSE_LETTERS[letter] for letter in word.split()) for word in words if word)
 
 
 def _cut(text: str, limit: int) -> str:
@@ -2403,12 +2425,13 @@ def _decodings(text: str) -> Iterator[tuple[re.Match, str]]:
         ),
         (_QUOTED_PRINTABLE, lambda s: bytes(int(h, 16) for h in re.findall(r"=([0-9A-F]{2})", s)).decode("utf-8")),
         (_BINARY, lambda s: bytes(int(b, 2) for b in re.findall(r"[01]{8}", s)).decode("utf-8")),
+        (_MORSE, _morse),
     ]
     for pattern, decode in escapes:
         for match in pattern.finditer(text):
             try:
                 decoded = decode(match.group(0))
-            except (ValueError, UnicodeDecodeError, OverflowError):
+            except (ValueError, UnicodeDecodeError, OverflowError, KeyError):
                 continue
             if _printable(decoded):
                 yield match, decoded
