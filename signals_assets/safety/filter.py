@@ -2286,6 +2286,23 @@ def _reported_quote(text: str, start: int, end: int) -> bool:
     )
 
 
+_WORD_BEFORE = LazyPattern(r"\w\s*$")
+
+
+def _quoted_name(text: str, start: int, end: int) -> bool:
+    """Whether the words at `start` are a quoted name that closes before `end` (the 'ignore case' option, the
+    "Skip" button): its object outside the quotation is no object of the quoted verb. A name follows a word
+    of its clause; a quotation that opens the clause or follows "please" is an order in quotes."""
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    quotes = _line_quotes(text, line_start, len(text) if line_end < 0 else line_end)
+    at = bisect.bisect_left(quotes, (start,)) - 1
+    if at < 0 or not start < quotes[at][1] < end:
+        return False
+    before = text[max(line_start, quotes[at][0] - 60) : quotes[at][0]]
+    return bool(_WORD_BEFORE.search(before)) and not _LEAD_WORD_BEFORE.search(before)
+
+
 @functools.lru_cache(maxsize=16)
 def _line_quotes(text: str, line_start: int, line_end: int) -> tuple[tuple[int, int], ...]:
     """The spans of the quotations in text[line_start:line_end], in order. Kept for the last few lines asked
@@ -2337,7 +2354,9 @@ def _rule_match(text: str, folded: str) -> tuple[str, int, int] | None:
                 _BUILD_LOG_STEP.search(before) or _dockerfile_line(text, match.start())
             ):
                 continue
-            if kind == INSTRUCTION_OVERRIDE and _described(text, match.start(), match.end()):
+            if kind == INSTRUCTION_OVERRIDE and (
+                _described(text, match.start(), match.end()) or _quoted_name(text, match.start(), match.end())
+            ):
                 continue
             return kind, match.start(), match.end()
     return None
