@@ -2749,6 +2749,10 @@ JOINED_WINDOW_CHARS = _WINDOW_SIGNALS * (2 * JOINED_EDGE_CHARS + len(_CUT)) + _W
 # A sentence's end, before closing quotes or brackets; an ellipsis ("ignore the...") goes on.
 _SENTENCE_END = LazyPattern(r"(?:[!?。！？]|(?<!\.)\.)[\"'»”’)\]]*$")
 _LAST_WORD = LazyPattern(r"([A-Za-z]+)-?$")
+# a signal ending in a base64 or hex run at least as long as the shortest the decoders read
+_BLOB_CHARS = 16
+_BLOB_END = LazyPattern(f"[A-Za-z0-9+/_-]{{{_BLOB_CHARS}}}")
+_BLOB_START = LazyPattern(r"[A-Za-z0-9+/_-]")
 _FIRST_WORD = LazyPattern(r"[A-Za-z]+")
 
 
@@ -2765,7 +2769,10 @@ def _joint(before: str, after: str) -> str:
     # A longer word than the vocabulary's is cut here, and still too long to be one of its words.
     last = _LAST_WORD.search(before[-_LONGEST_SPELLED_WORD - 2 :])
     first = _FIRST_WORD.match(after[: _LONGEST_SPELLED_WORD + 1])
-    return "" if last and first and (last.group(1) + first.group(0)).lower() in _SPELLED_WORDS else " "
+    if last and first and (last.group(1) + first.group(0)).lower() in _SPELLED_WORDS:
+        return ""
+    # an encoded run cut between signals is decoded whole
+    return "" if _BLOB_END.fullmatch(before[-_BLOB_CHARS:]) and _BLOB_START.match(after) else " "
 
 
 def joined_windows(texts: Sequence[str]) -> Iterator[tuple[int, str, list[int]]]:
