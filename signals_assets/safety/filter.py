@@ -1488,7 +1488,7 @@ _VOCATIVE = LazyPattern(
 # P0." A bare "agent" or "reviewer" is also a person ("To the agent handling this. I was charged twice.")
 _DEDICATION_SENTENCE = (
     r"(?:^|[.!?\n])\s*(?:(?:a|an|my|one|this|quick|short|final)\s+)?"
-    r"(?:(?:note|message|memo|instructions?|reminder|request|word|p\.?s\.?)\s+)?"
+    r"(?:(?:note|message|memo|instructions?|reminder|request|word|p\.?s\.?)\s+(?:(?:is|are)\s+)?)?"
     + _TO
     + r"\s*:?\s+"
     + _ARTICLE
@@ -2754,6 +2754,8 @@ _BLOB_CHARS = 16
 _BLOB_END = LazyPattern(f"[A-Za-z0-9+/_-]{{{_BLOB_CHARS}}}")
 _BLOB_START = LazyPattern(r"[A-Za-z0-9+/_-]")
 _FIRST_WORD = LazyPattern(r"[A-Za-z]+")
+_ADDRESS_CHARS = 200  # the longest signal read as an address alone
+_ANY_WORD = LazyPattern(r"\w")
 
 
 def _edges(text: str) -> str:
@@ -2775,13 +2777,26 @@ def _joint(before: str, after: str) -> str:
     return "" if _BLOB_END.fullmatch(before[-_BLOB_CHARS:]) and _BLOB_START.match(after) else " "
 
 
+def _only_addressed(text: str) -> bool:
+    """Whether a signal only speaks to the model ("To the AI summarising this report."): what it has to say is in
+    the next signal, whatever its full stop."""
+    text = text.strip()
+    return len(text) <= _ADDRESS_CHARS and any(
+        not _ANY_WORD.search(text, 0, vocative.start()) and not _ANY_WORD.search(text, vocative.end())
+        for pattern in (_VOCATIVE, _VOCATIVE_MORE)
+        for vocative in pattern.finditer(text)
+    )
+
+
 def joined_windows(texts: Sequence[str]) -> Iterator[tuple[int, str, list[int]]]:
     """(the window's first signal, its joined text, where each of its signals starts in it) for each window of
     up to 2 × JOINED_SIGNALS - 1 consecutive signals linked by mid-sentence ends, one every JOINED_SIGNALS in
     each linked run: any JOINED_SIGNALS consecutive linked signals lie whole in one window."""
     run = 0  # the first signal of the current linked run
     for index in range(len(texts)):
-        if index + 1 < len(texts) and not _SENTENCE_END.search(texts[index].rstrip()[-8:]):
+        if index + 1 < len(texts) and (
+            not _SENTENCE_END.search(texts[index].rstrip()[-8:]) or _only_addressed(texts[index])
+        ):
             continue  # linked to the next
         end = index + 1  # the run is texts[run:end]
         for first in range(run, end - 1, JOINED_SIGNALS) if end - run > 1 else ():
