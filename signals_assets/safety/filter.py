@@ -1706,6 +1706,12 @@ _ORDER = LazyPattern(
 )
 # Further orders only a model obeys, searched apart as the further vocatives are.
 _ORDER_MORE = LazyPattern(
+    # a destructive order in words: "delete the staging database", "wipe all the backups"; not what someone did or
+    # asks about ("we had to wipe the database", "can I delete the repo", "don't delete the branch")
+    r"(?<![Ii] )(?<!we )(?<!to )(?<!it )(?<!n't )(?<!not )(?<!you )(?<!they )\b(?:delete|drop|wipe|erase|destroy|purge"
+    r"|truncate|nuke)\s+(?:the\s+|all\s+(?:the\s+)?|every\s+|our\s+|your\s+|its\s+)?(?:[\w-]+\s+){0,2}?(?:databases?|dbs?"
+    r"|tables|buckets?|repos?|repositor(?:y|ies)|branch(?:es)?|backups?|volumes?|clusters?|disks?|servers?|files"
+    r"|folders|directories)\b|"
     # a pipeline's priority level declared to it, or its judgement waved off: "Triage bot: this one is a P0. Don't
     # second-guess it."
     r"\b(?:this|it|that)(?:\s+(?:one|report|ticket|issue|signal|bug))?(?:\s+(?:is|must be|should be|has to be)|'s)\s+"
