@@ -26,6 +26,7 @@ from signals_assets.cli.main import main
 from signals_assets.cli.read_models import store_session
 from signals_assets.definitions import defs
 from signals_assets.ingestion import inbox
+from signals_assets.ingestion.teams import TeamConfig, save_team
 from signals_assets.jobs import TEAM_TAG
 from signals_assets.recovery.attempts import INTERRUPTIONS_ALLOWED, Attempt, next_attempt_number, next_step
 from signals_assets.recovery.local_run_launcher import LAUNCHER_TAG, LocalRunLauncher, launcher_pid
@@ -472,6 +473,83 @@ def test_signals_process_exits_non_zero_and_names_a_parked_batch(capsys, signals
     capsys.readouterr()
     code, summary, _ = run_cli(capsys, "process")
     assert code == 0 and summary["batches"] == 1 and summary["unfinished"] == []
+
+
+def run_stages(batch: str, stages: list[str]) -> None:
+    """The batch's `stages` of `signal_batch_job`, run in process: what a batch run did before it failed."""
+    with dg.DagsterInstance.from_config(str(ensure_dagster_home(load_settings()))) as instance:
+        instance.add_dynamic_partitions("signal_batches", [batch])
+        job = defs().resolve_job_def("signal_batch_job")
+        selection = [dg.AssetKey(s) for s in stages]
+        assert job.execute_in_process(partition_key=batch, instance=instance, asset_selection=selection).success
+
+
+def status_wait(capsys, *more: str) -> tuple[int, dict, str, float]:
+    capsys.readouterr()
+    started = time.monotonic()
+    code, status, err = run_cli(capsys, "status", "--team-id", "1", "--wait", "--json", *more)
+    return code, status, err, time.monotonic() - started
+
+
+@pytest.mark.parametrize("parked_after", [[], ["buffered_signals", "signal_embeddings"]])
+def test_status_wait_stops_at_once_when_only_parked_work_is_left(
+    parked_after, capsys, signals_home, object_store, team
+):
+    """A batch holding the team's signals parked after embedding left them accepted and unassigned, and
+    `--wait` waited out its --timeout; parked before buffering, it holds no accepted signal, and `--wait`
+    said settled (exit 0) with the team's signals parked. Either way only `signals unpark` ends it: the
+    wait stops at once, exit 4, naming the batch and the command."""
+    emit_texts(object_store, CARD_DECLINED)
+    [batch] = inbox.claim_all(object_store, 10)
+    if parked_after:
+        run_stages(batch, parked_after)
+    inbox.park_batch(object_store, batch, "3 attempt(s) failed; last: run x: boom", 3)
+    code, status, err, took = status_wait(capsys)  # --timeout: 600 s
+    assert (code, status["settled"], status["only_parked_left"]) == (4, False, True) and took < 60
+    assert status["parked_for_team"]["batches"] == {batch: len(CARD_DECLINED)}
+    assert err == (
+        f"status --wait: all that is left of team 1's work is parked: batch {batch} ({len(CARD_DECLINED)} of its "
+        "signals); `signals unpark KEY` releases it (once its cause is fixed)\n"
+    )
+    # More signals expected than emitted and parked: some may still come, so the wait goes on.
+    code, status, err, _ = status_wait(capsys, "--timeout", "0", "--expected-signals", str(len(CARD_DECLINED) + 1))
+    assert (code, status["only_parked_left"]) == (1, False) and "not settled after --timeout 0 s" in err
+
+    assert main(["unpark", batch]) == 0
+    capsys.readouterr()
+    assert run_cli(capsys, "process")[0] == 0
+    code, status, _, _ = status_wait(capsys)
+    assert (code, status["settled"], status["parked_for_team"]["batches"]) == (0, True, {})
+
+
+def test_status_wait_stops_at_a_parked_report_round_and_ignores_another_teams_parked_batch(
+    capsys, signals_home, object_store, team
+):
+    """A parked report round leaves its report `candidate`: `--wait` stops at once (exit 4) naming the round.
+    A parked batch of another team's signals alone is no work of this team: settled."""
+    emit_texts(object_store, CARD_DECLINED)
+    [batch] = inbox.claim_all(object_store, 10)
+    run_stages(batch, ["buffered_signals", "signal_embeddings", "report_assignments"])
+    [promotion] = promotions.all_promotions(object_store)
+    promotions.park_promotion(object_store, promotion, "3 attempt(s) failed", 3)
+    unit = promotions.promotion_unit(promotion["report_id"], promotion["round"])
+    code, status, err, took = status_wait(capsys)
+    assert (code, status["parked_for_team"]["report_rounds"], took < 60) == (4, [unit], True)
+    assert f"parked: report round {unit}; `signals unpark KEY`" in err
+
+    assert main(["unpark", unit]) == 0
+    capsys.readouterr()
+    assert run_cli(capsys, "process")[0] == 0
+    save_team(object_store, TeamConfig(team_id=2, ai_processing_consent=True))
+    emit_texts(object_store, PASSWORD_RESET, team_id=2)
+    [other] = inbox.claim_all(object_store, 10)
+    inbox.park_batch(object_store, other, "3 attempt(s) failed", 3)
+    code, status, err, _ = status_wait(capsys, "--timeout", "0")
+    assert (code, status["settled"], status["parked_for_team"]) == (
+        0,
+        True,
+        {"batches": {}, "signals_not_buffered": 0, "report_rounds": []},
+    ), err
 
 
 def test_signals_process_leaves_a_batch_another_process_runs_and_says_so(capsys, signals_home, object_store, team):

@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO, Iterator
 
 from signals_assets.cli.main import CliError, err, one_line, progress
-from signals_assets.cli.read_models import is_settled, list_reports, team_batches, team_status, unfinished_work
+from signals_assets.cli.read_models import (
+    is_settled,
+    list_reports,
+    only_parked_left,
+    team_batches,
+    team_status,
+    unfinished_work,
+)
 from signals_assets.ingestion.validation import SignalValidationError, decode_json_object, shown, without_utf8_bom
 from signals_assets.partition_keys import SIGNAL_BATCHES, key_ordered_ranges
 from signals_assets.settings import Settings, home_folder
@@ -571,15 +578,21 @@ def cmd_regroup(args, settings: Settings) -> int:
     return 1 if failed else 0
 
 
+# `status --wait`: what is left of the team's work is parked, so no wait would see it settle.
+ONLY_PARKED_LEFT_EXIT = 4
+
+
 def cmd_status(args, settings: Settings) -> int:
     deadline = time.monotonic() + args.timeout
     while True:
         status = team_status(settings, args.team_id)
         settled = is_settled(status, args.expected_signals)
-        if not args.wait or settled or time.monotonic() > deadline:
+        parked_only = not settled and only_parked_left(status, args.expected_signals)
+        if not args.wait or settled or parked_only or time.monotonic() > deadline:
             break
         time.sleep(2)
     status["settled"] = settled
+    status["only_parked_left"] = parked_only
     if args.json:
         print(json.dumps(status, indent=1, default=str))
     else:
@@ -612,6 +625,17 @@ def cmd_status(args, settings: Settings) -> int:
             quote = f" {one_line(row['quote'])!r}" if row["quote"] else ""
             source = one_line(row["source_id"]) or "?"
             print(f"  rejected {source}: {row['reason']} {one_line(row['detail'])}{quote}".rstrip())
+    if args.wait and parked_only:
+        parked = status["parked_for_team"]
+        units = [
+            *(f"batch {batch} ({n} of its signals)" for batch, n in parked["batches"].items()),
+            *(f"report round {unit}" for unit in parked["report_rounds"]),
+        ]
+        err(
+            f"status --wait: all that is left of team {args.team_id}'s work is parked: {', '.join(units[:20])}"
+            f"{'…' if len(units) > 20 else ''}; `signals unpark KEY` releases it (once its cause is fixed)"
+        )
+        return ONLY_PARKED_LEFT_EXIT
     if args.wait and not settled:
         expected = (
             f" ({status['accepted'] + status['rejected']} of --expected-signals {args.expected_signals} seen)"

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from signals_assets.cli.main import err
+from signals_assets.reports.lifecycle import CANDIDATE, IN_PROGRESS
 from signals_assets.settings import Settings
 from signals_assets.storage.clickhouse import StoreSession, open_store
 from signals_assets.storage.facts import latest_report_states
@@ -93,6 +94,34 @@ GROUP BY status ORDER BY status
 """
 
 
+# The team's accepted signals that a parked batch buffered and did not group: they wait for `signals unpark`.
+_HELD_BY_PARKED_BATCHES = """
+SELECT batch_key, count() AS n FROM signals
+WHERE team_id = {team} AND batch_key IN {batches}
+  AND signal_id NOT IN (SELECT signal_id FROM report_assignments WHERE team_id = {team})
+GROUP BY batch_key
+"""
+# Reports in flight other than those whose round is parked: those wait for `signals unpark` too.
+_IN_FLIGHT_NOT_PARKED = f"""
+SELECT count() AS n FROM ({latest_report_states("team_id = {team}")})
+WHERE status IN ('{CANDIDATE}', '{IN_PROGRESS}') AND report_id NOT IN {{parked_reports}}
+"""
+
+
+def parked_holding_team(store, db: StoreSession, team_id: int, progress: list) -> tuple[dict[str, int], int]:
+    """The parked batches holding signals of the team, each with their number: claimed and not buffered
+    yet (no accepted signal then), or accepted and not grouped; and how many of those are claims."""
+    from signals_assets.ingestion import inbox
+
+    parked = [p.batch for p in progress if p.parked is not None and not p.stray]
+    held = {batch: len(store.list(f"{inbox.CLAIMED}{batch}/{team_id}/")) for batch in parked}
+    claims = sum(held.values())
+    if parked:
+        for row in db.query(_HELD_BY_PARKED_BATCHES, {"team": team_id, "batches": parked}):
+            held[row["batch_key"]] += int(row["n"])
+    return {batch: n for batch, n in held.items() if n}, claims
+
+
 def team_status(settings: Settings, team_id: int, now: float | None = None) -> dict:
     from signals_assets.ingestion import inbox
     from signals_assets.reports import promotions, quotas
@@ -100,9 +129,17 @@ def team_status(settings: Settings, team_id: int, now: float | None = None) -> d
     store = open_object_store(settings)
     progress = inbox.open_batch_progress(store, move_mark=False)
     pending_promotions = [p for p in promotions.all_promotions(store) if int(p["team_id"]) == team_id]
+    parked_rounds = [p for p in pending_promotions if p.get("parked")]
     with store_session(settings) as db:
         counts = db.query(_STATUS_SQL, {"team": team_id})[0]
         by_status = {r["status"]: int(r["n"]) for r in db.query(_REPORTS_BY_STATUS, {"team": team_id})}
+        held, held_claims = parked_holding_team(store, db, team_id, progress)
+        parked_reports = sorted({p["report_id"] for p in parked_rounds})
+        in_flight_not_parked = (
+            int(db.query(_IN_FLIGHT_NOT_PARKED, {"team": team_id, "parked_reports": parked_reports})[0]["n"])
+            if parked_reports
+            else sum(by_status.get(s, 0) for s in (CANDIDATE, IN_PROGRESS))
+        )
         rejected = db.query(
             "SELECT reason, detail, quote, source_id FROM rejected_signals WHERE team_id = {team} "
             "ORDER BY rejected_at DESC, signal_id LIMIT 20",
@@ -131,6 +168,13 @@ def team_status(settings: Settings, team_id: int, now: float | None = None) -> d
         + sum(1 for p in pending_promotions if p.get("parked")),
         "promotions_pending": sum(1 for p in pending_promotions if not p.get("parked")),
         "unfinished_work": unfinished_work(store, team_id, progress, pending_promotions),
+        # What of the team's work only `signals unpark` releases (`status --wait` stops at it).
+        "parked_for_team": {
+            "batches": held,
+            "signals_not_buffered": held_claims,
+            "report_rounds": [promotions.promotion_unit(p["report_id"], p["round"]) for p in parked_rounds],
+        },
+        "reports_in_flight_not_parked": in_flight_not_parked,
         "stray_folders": inbox.stray_notes(store, progress),
         "report_quota": quotas.team_quota(
             store, team_id, pending_promotions, settings.max_reports_per_team_day, time.time() if now is None else now
@@ -145,15 +189,35 @@ def team_status(settings: Settings, team_id: int, now: float | None = None) -> d
 
 
 def is_settled(status: dict, expected_signals: int | None) -> bool:
-    in_flight = sum(status["reports_by_status"].get(s, 0) for s in ("candidate", "in_progress"))
-    seen = status["accepted"] + status["rejected"]
+    """Nothing of the team's work left: nothing in flight, nothing parked holding it."""
+    parked = status["parked_for_team"]
+    return (
+        not parked["batches"]
+        and not parked["report_rounds"]
+        and status["assigned"] >= status["accepted"]
+        and _nothing_in_flight(status, expected_signals)
+    )
+
+
+def only_parked_left(status: dict, expected_signals: int | None) -> bool:
+    """All that is left of the team's work is parked (batches holding its signals, its report rounds):
+    it waits for `signals unpark`, however long one waits for it."""
+    parked = status["parked_for_team"]
+    claims = parked["signals_not_buffered"]
+    return (
+        bool(parked["batches"] or parked["report_rounds"])
+        and status["accepted"] - status["assigned"] <= sum(parked["batches"].values()) - claims
+        and _nothing_in_flight(status, None if expected_signals is None else expected_signals - claims)
+    )
+
+
+def _nothing_in_flight(status: dict, expected_signals: int | None) -> bool:
     return (
         status["inbox_pending"] == 0
         and status["unfinished_batches"] == 0
         and status["promotions_pending"] == 0
-        and in_flight == 0
-        and status["assigned"] >= status["accepted"]
-        and (expected_signals is None or seen >= expected_signals)
+        and status["reports_in_flight_not_parked"] == 0
+        and (expected_signals is None or status["accepted"] + status["rejected"] >= expected_signals)
     )
 
 
