@@ -149,6 +149,31 @@ def test_regroup_refuses_while_a_batch_a_kill_left_is_not_grouped(capsys, object
     assert len({r["signal_id"] for r in store_state()["assignments"]}) == 6
 
 
+def test_regroup_refuses_a_team_not_configured_or_without_consent_and_says_when_there_is_nothing(
+    capsys, object_store, team
+):
+    """A regroup of a team with no configuration exited 0 (`{"batches": 0}`) where `teams show` names what
+    is missing; one whose consent was withdrawn would send its signals to the provider again. A configured
+    team with no signals has nothing to regroup, and says so."""
+    from signals_assets.ingestion.teams import TeamConfig, save_team
+
+    assert main(["regroup", "--team-id", "42"]) == 2
+    out, err = capsys.readouterr()
+    assert (out, err) == ("", "error: regroup: team 42 is not configured (run: signals teams set 42 --consent)\n")
+
+    emit_texts(object_store, CARD_DECLINED[:2])
+    run(capsys, "process")
+    save_team(object_store, TeamConfig(team_id=1, ai_processing_consent=False))
+    assert main(["regroup", "--team-id", "1"]) == 2
+    out, err = capsys.readouterr()
+    assert (out, err) == ("", "error: regroup: team 1 has not consented to AI processing\n")
+
+    save_team(object_store, TeamConfig(team_id=3, ai_processing_consent=True))
+    assert main(["regroup", "--team-id", "3"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["batches"] == 0 and err == "regroup: team 3 has no accepted signals: nothing to regroup\n"
+
+
 @pytest.fixture
 def split_everything(monkeypatch):
     """Another engine: every signal its own report, in the one-pass decision and the consolidation."""

@@ -524,12 +524,19 @@ def cmd_regroup(args, settings: Settings) -> int:
     """Re-group every batch holding the team's signals, in order, then research new promotions."""
     from signals_assets.definitions import defs
     from signals_assets.ingestion import inbox
+    from signals_assets.ingestion.teams import gate_reason, load_team
     from signals_assets.jobs import regroup_job
     from signals_assets.partitions import signal_batches
     from signals_assets.sensors.dead_runs import fail_dead_runs
 
+    # Re-grouping processes the team's signals again (with the `openai` provider, a chat model reads
+    # them), which the team's gates allow only to a configured team that has consented.
+    config = load_team(open_object_store(settings), args.team_id)
+    if config is None or not config.ai_processing_consent:
+        raise CliError(f"regroup: {gate_reason(config, args.team_id, '', '')}")
     batches = team_batches(settings, args.team_id)
     if not batches:
+        err(f"regroup: team {args.team_id} has no accepted signals: nothing to regroup")
         print(json.dumps({"batches": 0, "reports_researched": 0, "reports_failed": []}))
         return 0
     # A batch not grouped yet (cut off by a kill, still running, or parked) would be grouped for this team
