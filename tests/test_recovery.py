@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import subprocess
+import sys
 import time
 
 import dagster as dg
@@ -550,6 +551,38 @@ def test_status_wait_stops_at_a_parked_report_round_and_ignores_another_teams_pa
         True,
         {"batches": {}, "signals_not_buffered": 0, "report_rounds": []},
     ), err
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_signals_process_interrupted_by_ctrl_c_is_no_failed_attempt(
+    signum, capsys, signals_home, object_store, team, tmp_path, monkeypatch
+):
+    """Ctrl-C of `signals process` in a batch run failed the run as an attempt of the batch (with
+    SIGNALS_MAX_ATTEMPTS=1 parked at once; three Ctrl-C parked healthy work), and the command went on to
+    research and exited 1 with Dagster's traceback. An interruption is a restart, as a kill is: the run is
+    tagged interrupted, the command stops (exit 130), and the next `signals process` completes the batch."""
+    emit_texts(object_store, CARD_DECLINED)
+    monkeypatch.setenv("SIGNALS_MAX_ATTEMPTS", "1")
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    env = {**os.environ, "SIGNALS_FAULT_PAUSE_AT": "buffer", "SIGNALS_FAULT_MARKER_DIR": str(markers)}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "signals_assets.cli", "process"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 120
+    while not (markers / "buffer.paused").exists() and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (markers / "buffer.paused").exists(), child.communicate()
+    child.send_signal(signum)
+    out, err = child.communicate(timeout=120)
+    assert (child.returncode, out) == (130, b""), err
+    assert err.decode().endswith("not counted as a failed attempt; `signals process` resumes it\ninterrupted\n")
+    with dg.DagsterInstance.get() as instance:
+        [run] = instance.get_runs()
+    assert run.tags[dead_runs.INTERRUPTED_TAG] == run.run_id
+
+    code, summary, err = run_cli(capsys, "process")
+    assert (code, summary["batches"], summary["unfinished"]) == (0, 1, []), err
 
 
 def test_signals_process_leaves_a_batch_another_process_runs_and_says_so(capsys, signals_home, object_store, team):

@@ -281,14 +281,36 @@ def execute_request(
     job: dg.JobDefinition, request: dg.RunRequest, instance: dg.DagsterInstance
 ) -> dg.ExecuteInProcessResult:
     """Execute a sensor's RunRequest here and now: the same partition, run key and tags."""
+    from signals_assets.sensors.dead_runs import INTERRUPTED_TAG
+
     assert request.run_key is not None, "the sensors key every run request by its attempt"
     # A partition range (batch or report runs) is in the request's tags.
-    return job.execute_in_process(
+    result = job.execute_in_process(
         partition_key=request.partition_key,
         instance=instance,
         raise_on_error=False,
         tags={**request.tags, **in_process_tags(request.run_key)},
         run_config=QUIET_RUN_CONFIG,
+    )
+    if not result.success and was_interrupted(result):
+        # Ctrl-C (or SIGTERM, which Dagster handles alike) of this command cut the run off, as a kill of it
+        # would: no failure of its batches or rounds, so an operator's interruptions never park healthy work.
+        instance.add_run_tags(result.run_id, {INTERRUPTED_TAG: result.run_id})
+        err(f"run {result.run_id} interrupted: not counted as a failed attempt; `signals process` resumes it")
+        raise KeyboardInterrupt
+    return result
+
+
+def was_interrupted(result: dg.ExecuteInProcessResult) -> bool:
+    """Whether the run failed because this process was interrupted (Dagster raises its own error in the
+    step or between steps on SIGINT and SIGTERM)."""
+    import dagster as dg
+
+    name = dg.DagsterExecutionInterruptedError.__name__
+    return any(
+        getattr(getattr(event.event_specific_data, "error", None), "cls_name", None) == name
+        for event in result.all_events
+        if event.is_failure
     )
 
 
