@@ -2,7 +2,10 @@
 
 import json
 import os
+import signal
 import subprocess
+import sys
+import time
 
 import dagster as dg
 import numpy as np
@@ -119,6 +122,31 @@ def test_a_regroup_after_a_killed_regroup_fails_its_run_and_frees_the_grouping_s
     with dg.DagsterInstance.get() as instance:
         assert instance.get_run_by_id(killed.run_id).status == dg.DagsterRunStatus.FAILURE
         assert instance.event_log_storage.get_concurrency_info(GROUPING_POOL).claimed_slots == []
+
+
+def test_a_regroup_interrupted_by_ctrl_c_says_so_and_runs_again(capsys, two_batches, tmp_path):
+    """Ctrl-C of `signals regroup` in its run escaped as Dagster's own BaseException: a Python traceback and
+    exit 1, where every error of the CLI is one line. It is `interrupted`, exit 130; the next regroup runs."""
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    env = {**os.environ, "SIGNALS_FAULT_PAUSE_AT": "group", "SIGNALS_FAULT_MARKER_DIR": str(markers)}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "signals_assets.cli", "regroup", "--team-id", "1"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 120
+    while not (markers / "group.paused").exists() and child.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert (markers / "group.paused").exists(), child.communicate()
+    child.send_signal(signal.SIGINT)
+    out, err = child.communicate(timeout=120)
+    assert (child.returncode, out) == (130, b""), err
+    assert err.endswith(b"\ninterrupted\n") and b"Traceback (most recent call last)" not in err
+
+    assert run(capsys, "regroup", "--team-id", "1")["batches"] == 2
+    assert store_state() == two_batches
 
 
 def test_regroup_refuses_while_a_batch_a_kill_left_is_not_grouped(capsys, object_store, team):

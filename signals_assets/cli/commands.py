@@ -281,24 +281,32 @@ def execute_request(
     job: dg.JobDefinition, request: dg.RunRequest, instance: dg.DagsterInstance
 ) -> dg.ExecuteInProcessResult:
     """Execute a sensor's RunRequest here and now: the same partition, run key and tags."""
-    from signals_assets.sensors.dead_runs import INTERRUPTED_TAG
+    import dagster as dg
+
+    from signals_assets.sensors.dead_runs import INTERRUPTED_TAG, PID_TAG
+    from signals_assets.sensors.run_attempts import RUN_KEY_TAG
 
     assert request.run_key is not None, "the sensors key every run request by its attempt"
     # A partition range (batch or report runs) is in the request's tags.
-    result = job.execute_in_process(
-        partition_key=request.partition_key,
-        instance=instance,
-        raise_on_error=False,
-        tags={**request.tags, **in_process_tags(request.run_key)},
-        run_config=QUIET_RUN_CONFIG,
-    )
-    if not result.success and was_interrupted(result):
-        # Ctrl-C (or SIGTERM, which Dagster handles alike) of this command cut the run off, as a kill of it
-        # would: no failure of its batches or rounds, so an operator's interruptions never park healthy work.
-        instance.add_run_tags(result.run_id, {INTERRUPTED_TAG: result.run_id})
-        err(f"run {result.run_id} interrupted: not counted as a failed attempt; `signals process` resumes it")
-        raise KeyboardInterrupt
-    return result
+    try:
+        result = job.execute_in_process(
+            partition_key=request.partition_key,
+            instance=instance,
+            raise_on_error=False,
+            tags={**request.tags, **in_process_tags(request.run_key)},
+            run_config=QUIET_RUN_CONFIG,
+        )
+        if result.success or not was_interrupted(result):
+            return result
+    except dg.DagsterExecutionInterruptedError:  # between steps, Dagster raises it out of the run
+        pass
+    # Ctrl-C (or SIGTERM, which Dagster handles alike) of this command cut the run off, as a kill of it
+    # would: no failure of its batches or rounds, so an operator's interruptions never park healthy work.
+    tags = {RUN_KEY_TAG: request.run_key, PID_TAG: str(os.getpid())}
+    for run in instance.get_runs(dg.RunsFilter(tags=tags), limit=1):
+        instance.add_run_tags(run.run_id, {INTERRUPTED_TAG: run.run_id})
+        err(f"run {run.run_id} interrupted: not counted as a failed attempt; `signals process` resumes it")
+    raise KeyboardInterrupt
 
 
 def was_interrupted(result: dg.ExecuteInProcessResult) -> bool:
@@ -544,6 +552,8 @@ def cmd_unpark(args, settings: Settings) -> int:
 
 def cmd_regroup(args, settings: Settings) -> int:
     """Re-group every batch holding the team's signals, in order, then research new promotions."""
+    import dagster as dg
+
     from signals_assets.definitions import defs
     from signals_assets.ingestion import inbox
     from signals_assets.ingestion.teams import gate_reason, load_team
@@ -589,19 +599,24 @@ def cmd_regroup(args, settings: Settings) -> int:
     )
     job = definitions.resolve_job_def(regroup_job.name)
     for first, last in ranges:
-        job.execute_in_process(
-            instance=instance,
-            raise_on_error=True,
-            tags={
-                "dagster/asset_partition_range_start": first,
-                "dagster/asset_partition_range_end": last,
-                **in_process_tags(),
-            },
-            run_config={
-                **QUIET_RUN_CONFIG,
-                "ops": {"report_assignments": {"config": {"team_ids": [args.team_id], "regroup_through": batches[-1]}}},
-            },
-        )
+        try:
+            job.execute_in_process(
+                instance=instance,
+                raise_on_error=True,
+                tags={
+                    "dagster/asset_partition_range_start": first,
+                    "dagster/asset_partition_range_end": last,
+                    **in_process_tags(),
+                },
+                run_config={
+                    **QUIET_RUN_CONFIG,
+                    "ops": {
+                        "report_assignments": {"config": {"team_ids": [args.team_id], "regroup_through": batches[-1]}}
+                    },
+                },
+            )
+        except dg.DagsterExecutionInterruptedError:  # Ctrl-C: Dagster's BaseException escaped as a traceback
+            raise KeyboardInterrupt from None
     researched, failed = research_pending(definitions, instance, open_object_store(settings), settings)
     print(json.dumps({"batches": len(batches), "reports_researched": researched, "reports_failed": failed}))
     return 1 if failed else 0
