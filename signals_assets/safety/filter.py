@@ -2290,18 +2290,27 @@ _AIMED_AT_US = LazyPattern(
 _QUOTABLE_KINDS = (INSTRUCTION_OVERRIDE, SECRET_EXFILTRATION)
 
 
+def _quotation_holding(text: str, start: int, end: int) -> tuple[int, tuple[tuple[int, int], ...], int] | None:
+    """The quotation of its line that holds text[start] (the last that opens before `start`, the only one that
+    can), as the line's start, the line's quotation spans and its index among them; None when none does."""
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    quotes = _line_quotes(text, line_start, len(text) if line_end < 0 else line_end)
+    at = bisect.bisect_left(quotes, (start,)) - 1
+    if at < 0 or not start < quotes[at][1]:
+        return None
+    return line_start, quotes, at
+
+
 def _reported_quote(text: str, start: int, end: int) -> bool:
     """Whether text[start:end] lies inside a short quotation that a report attributes to someone else (a bug
     report about another bot: 'a user typed "ignore previous instructions" and the bot ...') and that does not
     name this pipeline's objects or a channel (a URL, an address, our summary). An attacker can wrap too: any
     directive outside the quotation is still found."""
-    line_start = text.rfind("\n", 0, start) + 1
-    line_end = text.find("\n", end)
-    quotes = _line_quotes(text, line_start, len(text) if line_end < 0 else line_end)
-    # the last quotation that opens before `start`: the only one that can hold it
-    at = bisect.bisect_left(quotes, (start,)) - 1
-    if at < 0 or not start < quotes[at][1]:
+    found = _quotation_holding(text, start, end)
+    if found is None:
         return False
+    line_start, quotes, at = found
     opened, closed = quotes[at]
     before = text[max(line_start, opened - 80) : opened]
     reported = _REPORTING_FRAME.search(before) or _REPORTING_AFTER.match(text, closed)
@@ -2324,13 +2333,14 @@ def _quoted_name(text: str, start: int, end: int) -> bool:
     """Whether the words at `start` are a quoted name that closes before `end` (the 'ignore case' option, the
     "Skip" button): its object outside the quotation is no object of the quoted verb. A name follows a word
     of its clause; a quotation that opens the clause or follows "please" is an order in quotes."""
-    line_start = text.rfind("\n", 0, start) + 1
-    line_end = text.find("\n", end)
-    quotes = _line_quotes(text, line_start, len(text) if line_end < 0 else line_end)
-    at = bisect.bisect_left(quotes, (start,)) - 1
-    if at < 0 or not start < quotes[at][1] < end:
+    found = _quotation_holding(text, start, end)
+    if found is None:
         return False
-    before = text[max(line_start, quotes[at][0] - 60) : quotes[at][0]]
+    line_start, quotes, at = found
+    opened, closed = quotes[at]
+    if not closed < end:
+        return False
+    before = text[max(line_start, opened - 60) : opened]
     return bool(_WORD_BEFORE.search(before)) and not _LEAD_WORD_BEFORE.search(before)
 
 
