@@ -394,24 +394,13 @@ def test_signals_process_resumes_what_a_kill_left_half_done(killed_after, capsys
     the promotions were only in memory); both used to exit 0 with signals never grouped or reports
     left `candidate` forever."""
     emit_texts(object_store, CARD_DECLINED + PASSWORD_RESET)
-    settings = load_settings()
-    home = ensure_dagster_home(settings)
-    [batch] = inbox.claim_all(object_store, settings.batch_max_signals)
+    [batch] = inbox.claim_all(object_store, load_settings().batch_max_signals)
     stages = (
         ["buffered_signals"]
         if killed_after == "buffered_signals"
         else ["buffered_signals", "signal_embeddings", "report_assignments"]
     )
-    with dg.DagsterInstance.from_config(str(home)) as instance:
-        instance.add_dynamic_partitions("signal_batches", [batch])
-        assert (
-            defs()
-            .resolve_job_def("signal_batch_job")
-            .execute_in_process(
-                partition_key=batch, instance=instance, asset_selection=[dg.AssetKey(s) for s in stages]
-            )
-            .success
-        )
+    run_stages(batch, stages)
     assert object_store.list("claimed/") == []
 
     code, status, _ = run_cli(capsys, "status", "--team-id", "1", "--json")
