@@ -116,11 +116,14 @@ def _binary_string(value: Any) -> bytes:
     return _leb128(len(data)) + data
 
 
-def _binary_float32_array(value: Any) -> bytes:
-    import numpy as np
+def _binary_array(dtype: str) -> Callable[[Any], bytes]:
+    def encode(value: Any) -> bytes:
+        import numpy as np
 
-    values = np.asarray(value, dtype="<f4")
-    return _leb128(len(values)) + values.tobytes()
+        values = np.asarray(value, dtype=dtype)
+        return _leb128(len(values)) + values.tobytes()
+
+    return encode
 
 
 def _binary_datetime64_3(value: datetime) -> bytes:
@@ -132,10 +135,12 @@ def _binary_datetime64_3(value: datetime) -> bytes:
 # RowBinary encoders of the column types written in binary (LowCardinality is transparent in RowBinary).
 _BINARY_ENCODERS: dict[str, Callable[[Any], bytes]] = {
     "UInt16": lambda value: struct.pack("<H", int(value)),
+    "UInt32": lambda value: struct.pack("<I", int(value)),
     "UInt64": lambda value: struct.pack("<Q", int(value)),  # JSON results quote 64-bit integers
     "String": _binary_string,
     "LowCardinality(String)": _binary_string,
-    "Array(Float32)": _binary_float32_array,
+    "Array(Float32)": _binary_array("<f4"),
+    "Array(Int16)": _binary_array("<i2"),
     "DateTime64(3, 'UTC')": _binary_datetime64_3,
 }
 
