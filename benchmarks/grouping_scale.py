@@ -14,15 +14,21 @@ With many teams, each team draws from 5 centres of a shared set, about ten teams
 another team's signals are often the nearest ones: what a team filter applied after the index
 search would starve on.
 
+In the pipeline, each batch run of a team past the exact-search size derives the cell-search cells of
+the batches stored before it (`store._team_cells`: 500 rows a batch, and all of them again when the
+team has doubled since its centroids were trained). A bulk-filled store has none, so after the load (whose background merges are waited for)
+one fresh process does what those runs would have done, all at once: it trains the team's centroids
+and derives its cells (printed apart, with its peak RSS: the cost of a retraining at this size).
+
 Then a batch of new signals of one team, drawn from that team's centres, is grouped by the real
 offline path (`grouping.batch.group_batch`: candidate search, report statistics, one-pass decisions,
 consolidation of the open pool), each run in a fresh process whose wall time and peak RSS are
 printed: once as the store searches, once with its search of a large team (HNSW index or cell
-search) replaced by exact numpy search (the reference). A kept store gains the cell tables when it
-is reused, and its first grouping trains the team's centroids, derives its cells and folds the
-candidate reports' vector deltas into snapshots (timed apart: run the case again for the steady state). Printed as well: recall@10 of the store's candidate search and of the bare index
-search (team filter included) against exact search, and the share of the batch whose final report is
-the same in both runs.
+search) replaced by exact numpy search (the reference). The first grouping on a store also folds the
+candidate reports' vector deltas into snapshots (run the case again with `--stores` for the steady
+state). Printed as well: recall@10 of the store's candidate search and of the bare index search
+(team filter included) against exact search, and the share of the batch whose final report is the
+same in both runs.
 """
 
 from __future__ import annotations
@@ -148,6 +154,10 @@ def build_store(folder: Path, layout: Layout, batch_size: int, team: int, seed: 
             f"FROM numbers({batch_size})"
         )
         load_seconds = time.perf_counter() - started
+        # The bulk insert's parts are merged (and their index built) in the background; a store filled
+        # batch by batch would have merged them long before, so nothing below is timed against them.
+        while int(db.scalar("SELECT count() FROM system.merges")):
+            time.sleep(5)
     (folder / "load.json").write_text(json.dumps({"index_s": index_seconds, "load_s": load_seconds}))
 
 
@@ -224,6 +234,35 @@ def group(folder: Path, layout: Layout, team: int, search: str) -> dict:
     }
 
 
+def prepare_store(folder: Path, layout: Layout, batch_size: int, team: int, seed: int) -> dict:
+    """The case's store filled, or a kept one given the project's newer tables (as `open_store` does)."""
+    if not (folder / "load.json").exists():  # a kept store is filled once its load times are written
+        build_store(folder, layout, batch_size, team, seed)
+    with open_chdb(folder / "store", "signals") as db:
+        db.apply_schema()
+        models = [r["model"] for r in db.query("SELECT DISTINCT model FROM signal_embeddings")]
+    if models != [MODEL]:  # grouped under another model name, the batch would find nothing stored
+        raise SystemExit(
+            f"{folder}: its vectors are stored under {models}, not {MODEL!r} (stores kept from before "
+            "2026-12-02 say 'bench'): build the case again in another folder"
+        )
+    return json.loads((folder / "load.json").read_text())
+
+
+def derive_cells(folder: Path, team: int) -> dict:
+    """The team's centroids trained and its cells derived, as the batch runs that stored its signals
+    would have (run in its own process; nothing for a team searched exactly)."""
+    params = {"team": team, "batch": BATCH, "model": MODEL}
+    started = time.perf_counter()
+    with open_chdb(folder / "store", "signals") as db:
+        if db.scalar(store._TEAM_SIZE, params) > store.EXACT_SEARCH_LIMIT:
+            store._team_cells(db, params)
+    return {
+        "cells_s": time.perf_counter() - started,
+        "cells_peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
 def index_recall(folder: Path, layout: Layout, team: int) -> float:
     """recall@10 of the bare HNSW index search for the batch's vectors, against exact search."""
     probes = np.load(folder / "batch.npy").astype(np.float64).tolist()
@@ -238,33 +277,29 @@ def recall(found: list[list], truth: list[list]) -> float:
     return sum(len(set(f) & set(t)) for f, t in zip(found, truth)) / max(1, sum(len(t) for t in truth))
 
 
+def child_result(arguments: list[str]) -> dict:
+    """The JSON a fresh process of this script prints last for `arguments`."""
+    child = subprocess.run([sys.executable, __file__, *arguments], capture_output=True, text=True)
+    if child.returncode:
+        raise SystemExit(f"{' '.join(arguments[:1])} failed:\n{child.stderr[-4000:]}")
+    return json.loads(child.stdout.splitlines()[-1])
+
+
 def run_case(size: int, teams: int, batch_size: int, seed: int, stores: Path | None) -> dict:
     layout = Layout(size, teams)
     team = 1 + teams // 2
     with tempfile.TemporaryDirectory(prefix="grouping-scale-") as name:
         folder = stores / f"{size}x{teams}-b{batch_size}-s{seed}" if stores else Path(name)
-        if not (folder / "load.json").exists():  # a kept store is complete once its load times are written
-            folder.mkdir(parents=True, exist_ok=True)
-            build_store(folder, layout, batch_size, team, seed)
-        with open_chdb(folder / "store", "signals") as db:  # a kept store gains newer tables, as open_store does
-            db.apply_schema()
-            models = [r["model"] for r in db.query("SELECT DISTINCT model FROM signal_embeddings")]
-        if models != [MODEL]:  # grouped under another model name, the batch would find nothing stored
-            raise SystemExit(
-                f"{folder}: its vectors are stored under {models}, not {MODEL!r} (stores kept from before "
-                "2026-12-02 say 'bench'): build the case again in another folder"
-            )
+        folder.mkdir(parents=True, exist_ok=True)
+        # in fresh processes, as every timed step: a child started by a process that has grown inherits
+        # its peak RSS (the kernel carries it across the exec)
+        child_result(["--build", str(folder), str(size), str(teams), str(batch_size), str(seed)])
+        if not (folder / "cells.json").exists():  # a kept store is complete once its cells' times are written
+            (folder / "cells.json").write_text(json.dumps(child_result(["--cells", str(folder), str(team)])))
         runs = {}
         for search in ("store", "exact"):
-            child = subprocess.run(
-                [sys.executable, __file__, "--group", str(folder), str(size), str(teams), str(team), search],
-                capture_output=True,
-                text=True,
-            )
-            if child.returncode:
-                raise SystemExit(f"grouping ({search} search) failed:\n{child.stderr[-4000:]}")
-            runs[search] = json.loads(child.stdout.splitlines()[-1])
-        load = json.loads((folder / "load.json").read_text())
+            runs[search] = child_result(["--group", str(folder), str(size), str(teams), str(team), search])
+        load = {**json.loads((folder / "load.json").read_text()), **json.loads((folder / "cells.json").read_text())}
         store_run, exact_run = runs["store"], runs["exact"]
         same = sum(store_run["reports"][s] == r for s, r in exact_run["reports"].items())
         return {
@@ -287,6 +322,14 @@ def main() -> int:
         result = group(Path(folder), Layout(int(size), int(teams)), int(team), search)
         print(json.dumps(result))
         return 0
+    if len(sys.argv) > 1 and sys.argv[1] == "--build":
+        folder, size, teams, batch_size, seed = sys.argv[2:7]
+        layout = Layout(int(size), int(teams))
+        print(json.dumps(prepare_store(Path(folder), layout, int(batch_size), 1 + layout.teams // 2, int(seed))))
+        return 0
+    if len(sys.argv) > 1 and sys.argv[1] == "--cells":
+        print(json.dumps(derive_cells(Path(sys.argv[2]), int(sys.argv[3]))))
+        return 0
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cases", nargs="+", default=["100000x1", "1000000x1", "1000000x1000"])
     parser.add_argument("--batch", type=int, default=500)
@@ -298,16 +341,16 @@ def main() -> int:
     )
     print(
         "| stored | teams | team's signals | grouping s | peak RSS MB | search recall@10 | index recall@10 "
-        "| same report as exact | grouping s, exact numpy search | load + index s |"
+        "| same report as exact | grouping s, exact numpy search | load + index s | cells derived at once: s, peak RSS MB |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for case in args.cases:
         size, teams = (int(x) for x in case.split("x"))
         r = run_case(size, teams, args.batch, args.seed, args.stores)
         print(
             f"| {r['size']:,} | {r['teams']:,} | {r['team_size']:,} | {r['seconds']:.1f} | {r['peak_rss_mb']:.0f} "
             f"| {r['search_recall']:.3f} | {r['index_recall']:.3f} | {r['agreement']:.3f} | {r['exact_seconds']:.1f} "
-            f"| {r['load_s']:.0f} |",
+            f"| {r['load_s']:.0f} | {r['cells_s']:.1f}, {r['cells_peak_rss_mb']:.0f} |",
             flush=True,
         )
     return 0
