@@ -16,9 +16,10 @@ search would starve on.
 
 In the pipeline, each batch run of a team past the exact-search size derives the cell-search cells of
 the batches stored before it (`store._team_cells`: 500 rows a batch, and all of them again when the
-team has doubled since its centroids were trained). A bulk-filled store has none, so after the load (whose background merges are waited for)
-one fresh process does what those runs would have done, all at once: it trains the team's centroids
-and derives its cells (printed apart, with its peak RSS: the cost of a retraining at this size).
+team has doubled since its centroids were trained). A bulk-filled store has none, so after the load
+(whose background merges are waited for) one fresh process does what those runs would have done, all
+at once: it trains the team's centroids and derives its cells (printed apart, with its peak RSS: the
+cost of a retraining at this size).
 
 Then a batch of new signals of one team, drawn from that team's centres, is grouped by the real
 offline path (`grouping.batch.group_batch`: candidate search, report statistics, one-pass decisions,
@@ -255,7 +256,7 @@ def derive_cells(folder: Path, team: int) -> dict:
     params = {"team": team, "batch": BATCH, "model": MODEL}
     started = time.perf_counter()
     with open_chdb(folder / "store", "signals") as db:
-        if db.scalar(store._TEAM_SIZE, params) > store.EXACT_SEARCH_LIMIT:
+        if store.searched_approximately(db, params):
             store._team_cells(db, params)
     return {
         "cells_s": time.perf_counter() - started,
@@ -293,7 +294,7 @@ def run_case(size: int, teams: int, batch_size: int, seed: int, stores: Path | N
         folder.mkdir(parents=True, exist_ok=True)
         # in fresh processes, as every timed step: a child started by a process that has grown inherits
         # its peak RSS (the kernel carries it across the exec)
-        child_result(["--build", str(folder), str(size), str(teams), str(batch_size), str(seed)])
+        child_result(["--build", str(folder), str(size), str(teams), str(batch_size), str(team), str(seed)])
         if not (folder / "cells.json").exists():  # a kept store is complete once its cells' times are written
             (folder / "cells.json").write_text(json.dumps(child_result(["--cells", str(folder), str(team)])))
         runs = {}
@@ -323,9 +324,9 @@ def main() -> int:
         print(json.dumps(result))
         return 0
     if len(sys.argv) > 1 and sys.argv[1] == "--build":
-        folder, size, teams, batch_size, seed = sys.argv[2:7]
+        folder, size, teams, batch_size, team, seed = sys.argv[2:8]
         layout = Layout(int(size), int(teams))
-        print(json.dumps(prepare_store(Path(folder), layout, int(batch_size), 1 + layout.teams // 2, int(seed))))
+        print(json.dumps(prepare_store(Path(folder), layout, int(batch_size), int(team), int(seed))))
         return 0
     if len(sys.argv) > 1 and sys.argv[1] == "--cells":
         print(json.dumps(derive_cells(Path(sys.argv[2]), int(sys.argv[3]))))

@@ -477,7 +477,7 @@ def nearest_signals(
     if not probes:
         return []
     params = {"team": team, "batch": batch, "model": model, "since": since}
-    approximate = db.scalar(_TEAM_SIZE, params) > EXACT_SEARCH_LIMIT
+    approximate = searched_approximately(db, params)
     if not approximate:
         found = _exact_nearest(db, params, probes, read)
     elif len(probes) <= INDEX_PROBE_LIMIT and db.vector_index_type() is not None:
@@ -491,6 +491,12 @@ def nearest_signals(
         for i, rows in zip(short, again):
             nearest[i] = rows
     return nearest
+
+
+def searched_approximately(db: StoreSession, params: dict) -> bool:
+    """Whether the team's candidate search is approximate (index or cells): it holds more than
+    EXACT_SEARCH_LIMIT embeddings before the batch."""
+    return db.scalar(_TEAM_SIZE, params) > EXACT_SEARCH_LIMIT
 
 
 def _with_reports(db: StoreSession, params: dict, found: list[list]) -> list[list]:
