@@ -12,6 +12,9 @@ Then it prints, in seconds:
 - the query the UI's asset partitions page makes (`PartitionHealthQuery`: partition keys and
   partition statuses of `report_summaries`) through Dagster's GraphQL schema against the code
   location loaded from `signals_assets/definitions.py`, first call and repeated;
+- a step over 50 `reports` partitions (a report run's range at the default `SIGNALS_REPORTS_PER_RUN`)
+  attaching each its own metadata, with `add_partition_metadata` (the set read once) and with one
+  `add_asset_metadata` per key (Dagster reads the set for each);
 - one tick of `report_promotion_sensor` (20 pending promotions), two of `signal_inbox_sensor` (the
   first moves the finished-through mark over the finished batches, the second lists after it) and one
   of `partition_retirement_sensor` (evaluated in-process, as the daemon's sensor thread does);
@@ -112,12 +115,34 @@ def build(instance, store, n_reports: int, n_batches: int) -> list[str]:
     return report_keys
 
 
+def metadata_per_key(context, by_key: dict) -> None:
+    for key, metadata in by_key.items():
+        context.add_asset_metadata(metadata, partition_key=key)
+
+
+def metadata_step(label: str, attach):
+    """An asset of the `reports` partitions whose step attaches each partition its own metadata with
+    `attach` and prints how long that took."""
+    import dagster as dg
+
+    from signals_assets.partitions import reports
+
+    @dg.asset(name="per_report", partitions_def=reports, backfill_policy=dg.BackfillPolicy.single_run())
+    def per_report(context) -> None:  # no annotation: this module's annotations are strings
+        by_key = {key: {"title": f"report {key}"} for key in context.partition_keys}
+        started = time.perf_counter()
+        attach(context, by_key)
+        print(f"  step over {len(by_key)} reports: {label:<42} {time.perf_counter() - started:8.3f} s", flush=True)
+
+    return per_report
+
+
 def measure(n_reports: int, n_batches: int) -> None:
     import dagster as dg
     from dagster_graphql.test.utils import define_out_of_process_context, execute_dagster_graphql
 
     from signals_assets.housekeeping.retirement import RetentionPolicy
-    from signals_assets.partitions import reports
+    from signals_assets.partitions import add_partition_metadata, reports
     from signals_assets.resources.object_store import ObjectStoreResource
     from signals_assets.sensors.partition_retirement import build_partition_retirement_sensor
     from signals_assets.sensors.report_promotion import build_report_promotion_sensor
@@ -144,6 +169,16 @@ def measure(n_reports: int, n_batches: int) -> None:
                     node = result.data["assetNodeOrError"]
                     assert len(node["partitionKeysByDimension"][0]["partitionKeys"]) == n_reports, result
                     assert len(node["assetPartitionStatuses"]["materializedPartitions"]) == n_reports
+
+            run_range = {
+                "dagster/asset_partition_range_start": keys[-50],
+                "dagster/asset_partition_range_end": keys[-1],
+            }
+            for label, attach in (
+                ("add_partition_metadata", add_partition_metadata),
+                ("add_asset_metadata per key", metadata_per_key),
+            ):
+                assert dg.materialize([metadata_step(label, attach)], instance=instance, tags=run_range).success
 
             resources = {"object_store": ObjectStoreResource(root=str(store.root))}
 

@@ -95,3 +95,47 @@ def test_key_ordered_ranges_never_span_a_key_added_back_out_of_turn():
     # b2 alone added back after b3: it runs alone, between b1 and b3
     assert key_ordered_ranges(["b1", "b2", "b3"], ["b1", "b3", "b2"]) == [("b1", "b1"), ("b2", "b2"), ("b3", "b3")]
     assert key_ordered_ranges(["b1", "b2"], ["b1", "x", "b2"]) == [("b1", "b2")]
+
+
+def test_a_run_over_many_partitions_reads_the_partition_set_once_for_their_metadata(tmp_path, monkeypatch):
+    """Each key gets its own metadata on its own materialisation; Dagster's check of each key against
+    the run's range reads the set once for all of them, and the instance is left as it was."""
+    import dagster as dg
+
+    from signals_assets.partitions import add_partition_metadata, reports
+
+    reads = []
+    read_set = dg.DagsterInstance.get_dynamic_partitions
+    monkeypatch.setattr(
+        dg.DagsterInstance,
+        "get_dynamic_partitions",
+        lambda self, partitions_def_name: reads.append(partitions_def_name) or read_set(self, partitions_def_name),
+    )
+    keys = [f"t1-r{i:03d}" for i in range(40)]
+    reads_in_metadata = []
+
+    @dg.asset(partitions_def=reports, backfill_policy=dg.BackfillPolicy.single_run())
+    def per_report(context: dg.AssetExecutionContext) -> None:
+        by_key = {key: {"position": keys.index(key)} for key in context.partition_keys}
+        before = len(reads)
+        add_partition_metadata(context, by_key)
+        reads_in_metadata.append(len(reads) - before)
+        # A key outside the run's range is still refused, and the failure leaves the instance's own reads.
+        with pytest.raises(dg.DagsterInvariantViolationError, match="not being targeted"):
+            add_partition_metadata(context, {"t2-r000": {"position": -1}})
+        assert "get_dynamic_partitions" not in vars(context.instance)
+        assert "has_dynamic_partition" not in vars(context.instance)
+
+    with dg.DagsterInstance.local_temp(str(tmp_path)) as instance:
+        instance.add_dynamic_partitions(reports.name, [*keys, "t2-r000"])
+        result = dg.materialize(
+            [per_report],
+            instance=instance,
+            tags={"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]},
+        )
+        assert result.success
+        assert reads_in_metadata == [1]
+        materialized = {
+            m.partition: m.metadata["position"].value for m in result.asset_materializations_for_node("per_report")
+        }
+        assert materialized == {key: position for position, key in enumerate(keys)}

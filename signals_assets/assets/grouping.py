@@ -17,7 +17,7 @@ from signals_assets.grouping.batch import group_batch
 from signals_assets.grouping.store import RegroupingConflict, prune_vector_snapshots, write_batch
 from signals_assets.ingestion import inbox
 from signals_assets.partition_keys import SIGNAL_BATCHES
-from signals_assets.partitions import signal_batches
+from signals_assets.partitions import add_partition_metadata, signal_batches
 from signals_assets.recovery.faults import pause_point
 from signals_assets.reports import promotions as promotion_facts
 from signals_assets.research import store as research_store
@@ -79,6 +79,7 @@ def report_assignments(
         _refuse_out_of_order(context, keys[0], earlier)
     provider = llm.grouping()
     counts = []
+    batch_metadata = {}
     # The sensors' and `signals process`'s runs attempt unfinished batches; one another run (a second
     # `signals process`) or this run's earlier attempt (a range run's retry) grouped since is done: grouped
     # again, it would read the reports as their research left them since and promote them anew. A manual
@@ -95,7 +96,7 @@ def report_assignments(
             grouped_by = inbox.stage_done_by(store, batch, inbox.GROUPED) if attempt else None
             if grouped_by is not None:
                 skipped = f"{batch} was grouped by run {grouped_by or '(unnamed)'}: an attempt leaves it grouped"
-                context.add_asset_metadata({"skipped": skipped}, partition_key=batch)
+                batch_metadata[batch] = {"skipped": skipped}
                 counts.append(skipped)
                 continue
             # "grouping" is what group_batch spends outside its store sessions (probe embeddings, decisions).
@@ -114,21 +115,19 @@ def report_assignments(
                 promotion_facts.record_promotions(store, batch, to_research)
                 if not config.team_ids:  # re-grouping some teams does not finish the batch for the others
                     inbox.mark_stage_done(store, batch, inbox.GROUPED, context.run_id)
-            # Each batch's own result on its own partition (a run may cover a range of batches).
-            context.add_asset_metadata(
-                {
-                    "signals_assigned": len(assignments),
-                    "reports_created": sum(1 for e in events if e["event"] == "created"),
-                    PROMOTED_METADATA_KEY: dg.MetadataValue.json(promotions),
-                },
-                partition_key=batch,
-            )
+            batch_metadata[batch] = {
+                "signals_assigned": len(assignments),
+                "reports_created": sum(1 for e in events if e["event"] == "created"),
+                PROMOTED_METADATA_KEY: dg.MetadataValue.json(promotions),
+            }
             counts.append(f"{batch}: {len(assignments)} signals assigned, {len(promotions)} reports promoted")
         # The earliest batch that may still be grouped is the earliest partition: a backfill targets an
         # existing one, retirement keeps unfinished and parked batches' partitions, and new batches
         # come later. (`signals regroup` re-adds retired ones: see prune_vector_snapshots.)
         with session() as db:
             prune_vector_snapshots(db, min([keys[0], *context.instance.get_dynamic_partitions(SIGNAL_BATCHES)]))
+    # Each batch's own result on its own partition (a run may cover a range of batches).
+    add_partition_metadata(context, batch_metadata)
     context.log.info(per_batch_lines(counts))
     return dg.MaterializeResult(
         metadata={**run_metadata(keys), "provider": provider.name, "seconds": dg.MetadataValue.json(phases.rounded())}

@@ -8,7 +8,7 @@ from signals_assets.ingestion import inbox, store as ingestion_store
 from signals_assets.ingestion.screening import record_signal_ids, screen_batch
 from signals_assets.ingestion.teams import load_team
 from signals_assets.partition_keys import batch_time
-from signals_assets.partitions import signal_batches
+from signals_assets.partitions import add_partition_metadata, signal_batches
 from signals_assets.recovery.faults import pause_point
 from signals_assets.resources.clickhouse import ClickHouseResource
 from signals_assets.resources.embedder import EmbedderResource
@@ -49,6 +49,7 @@ def buffered_signals(
     phases = Phases()
     keys = run_batches(context)
     counts = []
+    batch_metadata = {}
     hold = not judge.calls_model
     # Held, the session goes on to the next step (the embeddings' read comes before their model pass).
     open_session = functools.partial(clickhouse.session, log=context.log.info, hand_on=hold)
@@ -78,21 +79,19 @@ def buffered_signals(
                 for r in screened.rejected
                 if r["reason"] == "unsafe"
             ]
-            # Each batch's own result on its own partition (a run may cover a range of batches).
-            context.add_asset_metadata(
-                {
-                    "accepted": len(screened.accepted),
-                    "rejected": len(screened.rejected),
-                    "rejected_by_reason": dg.MetadataValue.json(screened.rejection_counts()),
-                    "unsafe_by_kind": dg.MetadataValue.json(screened.unsafe_by_kind()),
-                    "unsafe_signals": dg.MetadataValue.json(unsafe[:UNSAFE_SHOWN]),
-                    "raw_batch_file": inbox.raw_batch_key(batch),
-                },
-                partition_key=batch,
-            )
+            batch_metadata[batch] = {
+                "accepted": len(screened.accepted),
+                "rejected": len(screened.rejected),
+                "rejected_by_reason": dg.MetadataValue.json(screened.rejection_counts()),
+                "unsafe_by_kind": dg.MetadataValue.json(screened.unsafe_by_kind()),
+                "unsafe_signals": dg.MetadataValue.json(unsafe[:UNSAFE_SHOWN]),
+                "raw_batch_file": inbox.raw_batch_key(batch),
+            }
             counts.append(
                 f"{batch}: {len(objects)} objects, {len(screened.accepted)} accepted, {len(screened.rejected)} rejected"
             )
+    # Each batch's own result on its own partition (a run may cover a range of batches).
+    add_partition_metadata(context, batch_metadata)
     context.log.info(per_batch_lines(counts))
     return dg.MaterializeResult(
         metadata={**run_metadata(keys), "safety_filter": judge.name, "seconds": dg.MetadataValue.json(phases.rounded())}
@@ -158,7 +157,7 @@ def signal_embeddings(
         pause_point("embed")  # embedded, this batch's stage marker not yet written
         with phases("inbox"):
             inbox.mark_stage_done(store, batch, inbox.EMBEDDED, context.run_id)
-        context.add_asset_metadata({"embedded": embedded[batch], "refused": refused[batch]}, partition_key=batch)
+    add_partition_metadata(context, {batch: {"embedded": embedded[batch], "refused": refused[batch]} for batch in keys})
     context.log.info(
         per_batch_lines(
             [

@@ -16,7 +16,7 @@ from signals_assets.assets.grouping import report_assignments
 from signals_assets.display_text import visible_escapes
 from signals_assets.ingestion.teams import load_team
 from signals_assets.partition_keys import report_team_id
-from signals_assets.partitions import reports
+from signals_assets.partitions import add_partition_metadata, reports
 from signals_assets.recovery.attempts import attempt_unit
 from signals_assets.recovery.faults import pause_point
 from signals_assets.reports import lifecycle, promotions, store as report_store
@@ -56,9 +56,16 @@ def record_reports_metadata(context: dg.AssetExecutionContext, db, metadata: dic
     """The one place the reports' own materialisation metadata ({report: metadata}) is attached, each
     on its partition only, with the report as stored now rendered as Markdown for the UI."""
     markdown = stored_reports_markdown(db, {report: report_team_id(report) for report in metadata})
-    for report, fields in metadata.items():
-        shown = {name: visible_escapes(value) if isinstance(value, str) else value for name, value in fields.items()}
-        context.add_asset_metadata({**shown, "report": dg.MetadataValue.md(markdown[report])}, partition_key=report)
+    add_partition_metadata(
+        context,
+        {
+            report: {
+                **{name: visible_escapes(value) if isinstance(value, str) else value for name, value in fields.items()},
+                "report": dg.MetadataValue.md(markdown[report]),
+            }
+            for report, fields in metadata.items()
+        },
+    )
 
 
 def run_metadata(reports_in_run: list[str], outcomes: list[str]) -> dict:
