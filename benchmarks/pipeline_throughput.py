@@ -6,7 +6,8 @@ same texts in the same run and the ratio of the two, the number of Dagster runs 
 made (by job), checks that every accepted signal was assigned exactly once, and prints the grouping
 scores (ARI, pair precision/recall) of the result. The grouping stage (start of `signals process` to
 the end of its last batch run, and to the end of its last `report_assignments` step: every signal
-assigned) is printed with its rate and its ratio to the embedder's, then each run's breakdown from
+assigned) is printed with its rate and its ratio to the embedder's, with its CPU seconds (and the
+best ratio they allow on this machine's cores, every core busy throughout), then each run's breakdown from
 the instance (launch, each step, the phases the batch assets record in their `seconds` metadata, its number of event-log entries) and its peak RSS (the process sampled every 50 ms).
 Runs on a fresh temporary SIGNALS_HOME (or SIGNALS_HOME if set). With `--repo PATH` the team has a
 repository, so research has code to rank; the research time per report is printed by sandbox
@@ -59,20 +60,31 @@ def rss_bytes(pid: int) -> int:
     return next((int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:")), 0)
 
 
-def timed_sampled(*args: str) -> tuple[float, float, list[tuple[float, int]], float]:
-    """Like `timed`, also the wall-clock start, (time, RSS) samples of the process (it runs every
-    Dagster run of `signals process` in itself, so a run's peak is the peak within its time span) and
-    the CPU seconds it and its children used (less sensitive than wall time to a busy machine)."""
+def cpu_seconds(pid: int) -> float:
+    """The CPU seconds the process has used so far, all its threads (the model's included)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime and stime
+
+
+def timed_sampled(*args: str) -> tuple[float, float, list[tuple[float, int]], list[tuple[float, float]], float]:
+    """Like `timed`, also the wall-clock start, (time, RSS) and (time, CPU seconds) samples of the
+    process (it runs every Dagster run of `signals process` in itself, so a run's peak is the peak
+    within its time span) and the CPU seconds it and its children used (less sensitive than wall time
+    to a busy machine)."""
     started_at, started = time.time(), time.monotonic()
     cpu_before = children_cpu_seconds()
     process = subprocess.Popen([SIGNALS, *args], stdout=subprocess.DEVNULL)
-    samples = []
+    samples, cpu_samples = [], []
     while process.poll() is None:
         samples.append((time.time(), rss_bytes(process.pid)))
+        cpu_samples.append((time.time(), cpu_seconds(process.pid)))
         time.sleep(0.05)
     if process.returncode:
         raise subprocess.CalledProcessError(process.returncode, [SIGNALS, *args])
-    return time.monotonic() - started, started_at, samples, children_cpu_seconds() - cpu_before
+    return time.monotonic() - started, started_at, samples, cpu_samples, children_cpu_seconds() - cpu_before
 
 
 def children_cpu_seconds() -> float:
@@ -80,16 +92,17 @@ def children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def embedder_texts_per_second(texts: list[str]) -> float:
-    """The offline embedder alone on `texts` (batch 64, after a warm-up batch)."""
+def embedder_texts_per_second(texts: list[str]) -> tuple[float, float]:
+    """The offline embedder alone on `texts` (batch 64, after a warm-up batch): texts/second and the
+    CPU seconds of its pass (all threads)."""
     from signals_assets.llm.minilm import load_encoder
 
     encoder = load_encoder()
     encoder.batch_size = 64
     encoder.encode(texts[:64])
-    started = time.monotonic()
+    started, cpu_started = time.monotonic(), time.process_time()
     encoder.encode(texts)
-    return len(texts) / (time.monotonic() - started)
+    return len(texts) / (time.monotonic() - started), time.process_time() - cpu_started
 
 
 def run_breakdowns(dagster_home: Path) -> list[dict]:
@@ -174,7 +187,7 @@ def main() -> None:
 
     load_before = os.getloadavg()[0]
     emit_seconds = timed("emit-file", str(jsonl), "--team-id", "1")
-    process_seconds, process_started, samples, process_cpu = timed_sampled("process")
+    process_seconds, process_started, samples, cpu_samples, process_cpu = timed_sampled("process")
 
     from signals_assets.settings import load_settings
     from signals_assets.storage.clickhouse import open_chdb
@@ -195,7 +208,7 @@ def main() -> None:
     predicted = [by_source[i] for i in sorted(by_source)]
     scores = grouping_scores(truth, predicted)
     total = len(texts)
-    embedder_rate = embedder_texts_per_second([text for text, _ in texts])
+    embedder_rate, embedder_cpu = embedder_texts_per_second([text for text, _ in texts])
     runs = run_breakdowns(home / "dagster_home")
     by_job: dict[str, int] = {}
     for run in runs:
@@ -204,6 +217,9 @@ def main() -> None:
     grouping_seconds = max(run["end"] for run in batch_runs) - process_started
     # Every signal is assigned when the last report_assignments step ends; the SQL models and checks follow.
     assigned_seconds = max(run["steps"]["report_assignments"][1] for run in batch_runs) - process_started
+    # No schedule on this machine's cores finishes the stage sooner than its CPU seconds over the cores.
+    stage_cpu = max((cpu for at, cpu in cpu_samples if at <= process_started + grouping_seconds), default=0.0)
+    stage_floor = stage_cpu / (os.cpu_count() or 1)
     peak = {
         job: max(
             (rss for at, rss in samples for run in runs if run["job"] == job and run["start"] <= at <= run["end"]),
@@ -216,7 +232,7 @@ def main() -> None:
     print(f"emit-file: {emit_seconds:.1f} s ({total / emit_seconds:.0f} signals/s)")
     print(f"process:   {process_seconds:.1f} s ({total / process_seconds:.1f} signals/s); {process_cpu:.1f} CPU s")
     print(
-        f"embedder alone: {embedder_rate:.0f} texts/s; end to end / embedder: "
+        f"embedder alone: {embedder_rate:.0f} texts/s ({embedder_cpu:.1f} CPU s); end to end / embedder: "
         f"{total / process_seconds / embedder_rate:.3f}"
     )
     print(
@@ -226,6 +242,11 @@ def main() -> None:
     print(
         f"  of which to all assigned (the last report_assignments step's end): {assigned_seconds:.1f} s "
         f"({accepted / assigned_seconds:.1f} signals/s; / embedder: {accepted / assigned_seconds / embedder_rate:.3f})"
+    )
+    print(
+        f"  its CPU: {stage_cpu:.1f} s (the model's pass alone {embedder_cpu:.1f}), so on {os.cpu_count()} cores at least "
+        f"{stage_floor:.1f} s with every core busy throughout: at most {accepted / stage_floor / embedder_rate:.3f} "
+        "of the embedder"
     )
     print(f"dagster runs: {len(runs)} ({json.dumps(by_job, sort_keys=True)})")
     print(
