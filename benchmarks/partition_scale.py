@@ -142,6 +142,7 @@ def measure(n_reports: int, n_batches: int) -> None:
     from dagster_graphql.test.utils import define_out_of_process_context, execute_dagster_graphql
 
     from signals_assets.housekeeping.retirement import RetentionPolicy
+    from signals_assets.jobs import RANGE_END_TAG, RANGE_START_TAG
     from signals_assets.partitions import add_partition_metadata, reports
     from signals_assets.resources.object_store import ObjectStoreResource
     from signals_assets.sensors.partition_retirement import build_partition_retirement_sensor
@@ -170,10 +171,7 @@ def measure(n_reports: int, n_batches: int) -> None:
                     assert len(node["partitionKeysByDimension"][0]["partitionKeys"]) == n_reports, result
                     assert len(node["assetPartitionStatuses"]["materializedPartitions"]) == n_reports
 
-            run_range = {
-                "dagster/asset_partition_range_start": keys[-50],
-                "dagster/asset_partition_range_end": keys[-1],
-            }
+            run_range = {RANGE_START_TAG: keys[-50], RANGE_END_TAG: keys[-1]}
             for label, attach in (
                 ("add_partition_metadata", add_partition_metadata),
                 ("add_asset_metadata per key", metadata_per_key),

@@ -102,6 +102,7 @@ def test_a_run_over_many_partitions_reads_the_partition_set_once_for_their_metad
     the run's range reads the set once for all of them, and the instance is left as it was."""
     import dagster as dg
 
+    from signals_assets.jobs import RANGE_END_TAG, RANGE_START_TAG
     from signals_assets.partitions import add_partition_metadata, reports
 
     reads = []
@@ -131,7 +132,7 @@ def test_a_run_over_many_partitions_reads_the_partition_set_once_for_their_metad
         result = dg.materialize(
             [per_report],
             instance=instance,
-            tags={"dagster/asset_partition_range_start": keys[0], "dagster/asset_partition_range_end": keys[-1]},
+            tags={RANGE_START_TAG: keys[0], RANGE_END_TAG: keys[-1]},
         )
         assert result.success
         assert reads_in_metadata == [1]

@@ -13,6 +13,7 @@ from signals_assets.assets.reports import report_research, report_summaries, run
 from signals_assets.checks import guarantees
 from signals_assets.checks.guarantees import BatchScope, Verdict
 from signals_assets.ingestion import inbox
+from signals_assets.jobs import RANGE_END_TAG, RANGE_START_TAG
 from signals_assets.partition_keys import is_batch_key
 from signals_assets.resources.clickhouse import ClickHouseResource
 from signals_assets.resources.embedder import EmbedderResource
@@ -20,7 +21,6 @@ from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.storage.clickhouse import StoreSession
 
 PARTITION_TAG = "dagster/partition"
-RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
 REPORTS_MODEL = "reports"
 PARKED_DESCRIPTION = (
     "Warns while a {what} is parked after too many failed attempts (it waits for `signals unpark`); "
@@ -33,7 +33,7 @@ def batch_scope(context: dg.AssetCheckExecutionContext) -> BatchScope:
     (a check run on its own from the UI, or a report run)."""
     tags = context.run.tags
     first, last = (
-        (tags[PARTITION_TAG],) * 2 if PARTITION_TAG in tags else (tags.get(RANGE_TAGS[0]), tags.get(RANGE_TAGS[1]))
+        (tags[PARTITION_TAG],) * 2 if PARTITION_TAG in tags else (tags.get(RANGE_START_TAG), tags.get(RANGE_END_TAG))
     )
     if not (is_batch_key(first) and is_batch_key(last)):
         return BatchScope()

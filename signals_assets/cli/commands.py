@@ -557,7 +557,7 @@ def cmd_regroup(args, settings: Settings) -> int:
     from signals_assets.definitions import defs
     from signals_assets.ingestion import inbox
     from signals_assets.ingestion.teams import gate_reason, load_team
-    from signals_assets.jobs import regroup_job
+    from signals_assets.jobs import RANGE_END_TAG, RANGE_START_TAG, regroup_job
     from signals_assets.partitions import signal_batches
     from signals_assets.sensors.dead_runs import fail_dead_runs
 
@@ -604,8 +604,8 @@ def cmd_regroup(args, settings: Settings) -> int:
                 instance=instance,
                 raise_on_error=True,
                 tags={
-                    "dagster/asset_partition_range_start": first,
-                    "dagster/asset_partition_range_end": last,
+                    RANGE_START_TAG: first,
+                    RANGE_END_TAG: last,
                     **in_process_tags(),
                 },
                 run_config={

@@ -15,14 +15,13 @@ from dagster._core.execution.backfill import BulkActionStatus
 from signals_assets.assets.reports import report_research, report_summaries
 from signals_assets.housekeeping.retirement import RetentionPolicy, retirable_batches, retirable_reports
 from signals_assets.ingestion import inbox
+from signals_assets.jobs import RANGE_END_TAG, RANGE_START_TAG
 from signals_assets.partitions import reports, signal_batches
 from signals_assets.reports import promotions, quotas
 from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.sensors.run_attempts import PARTITION_TAG
 from signals_assets.storage.object_store import ObjectStore
 
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 ACTIVE_STATUSES = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
