@@ -13,6 +13,7 @@ from signals_assets.cli.main import main
 from signals_assets.definitions import defs
 from signals_assets.housekeeping.retirement import RetentionPolicy
 from signals_assets.ingestion import inbox
+from signals_assets.jobs import RANGE_END_TAG, RANGE_START_TAG
 from signals_assets.partition_keys import batch_key
 from signals_assets.partitions import reports, signal_batches
 from signals_assets.reports import promotions
@@ -217,11 +218,11 @@ def test_a_run_over_a_range_holds_its_partitions_and_an_unknown_target_holds_eve
         finished_batch(store, key)
     with dg.instance_for_test() as instance:
         instance.add_dynamic_partitions(signal_batches.name, keys)
-        range_tags = {"dagster/asset_partition_range_start": keys[1], "dagster/asset_partition_range_end": keys[2]}
+        range_tags = {RANGE_START_TAG: keys[1], RANGE_END_TAG: keys[2]}
         create_run_for_test(instance, "regroup_job", status=dg.DagsterRunStatus.STARTED, tags=range_tags)
         policy = RetentionPolicy(7, 30, 1000)
         assert retirement_plan(instance, store, policy, time.time()).batches == [keys[0], keys[3]]
-        gone = {"dagster/asset_partition_range_start": "b-gone", "dagster/asset_partition_range_end": "b-gone2"}
+        gone = {RANGE_START_TAG: "b-gone", RANGE_END_TAG: "b-gone2"}
         create_run_for_test(instance, "regroup_job", status=dg.DagsterRunStatus.STARTING, tags=gone)
         held = retirement_plan(instance, store, policy, time.time())
         assert held.requests() == [] and "cannot be told" in held.held_back

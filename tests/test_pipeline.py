@@ -9,6 +9,7 @@ import pytest
 from signals_assets.definitions import defs
 from signals_assets.facade import emit_signal
 from signals_assets.ingestion import inbox
+from signals_assets.jobs import RANGE_END_TAG, RANGE_START_TAG
 from signals_assets.reports.promotions import pending_promotions
 from signals_assets.sensors.report_promotion import promotions_from_metadata
 from signals_assets.settings import load_settings
@@ -335,7 +336,7 @@ def test_a_range_from_a_batch_added_back_after_retirement_fails_naming_the_range
         result = definitions.resolve_job_def("signal_batch_job").execute_in_process(
             instance=instance,
             raise_on_error=False,
-            tags={"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last},
+            tags={RANGE_START_TAG: first, RANGE_END_TAG: last},
         )
     [failure] = [event for event in result.all_events if event.is_step_failure]
     assert failure.step_key == "buffered_signals"

@@ -28,7 +28,7 @@ from signals_assets.cli.read_models import store_session
 from signals_assets.definitions import defs
 from signals_assets.ingestion import inbox
 from signals_assets.ingestion.teams import TeamConfig, save_team
-from signals_assets.jobs import TEAM_TAG
+from signals_assets.jobs import RANGE_END_TAG, RANGE_START_TAG, TEAM_TAG
 from signals_assets.recovery.attempts import INTERRUPTIONS_ALLOWED, Attempt, next_attempt_number, next_step
 from signals_assets.recovery.local_run_launcher import LAUNCHER_TAG, LocalRunLauncher, launcher_pid
 from signals_assets.reports import promotions
@@ -350,8 +350,8 @@ def test_a_pending_promotion_is_requested_until_its_round_is_done(store, tmp_pat
             return [
                 (
                     sorted(r.tags[ROUNDS_TAG].split()),
-                    f"{r.tags['dagster/asset_partition_range_start']}...{r.tags['dagster/asset_partition_range_end']}",
-                    r.tags["signals/team"],
+                    f"{r.tags[RANGE_START_TAG]}...{r.tags[RANGE_END_TAG]}",
+                    r.tags[TEAM_TAG],
                 )
                 for r in result.run_requests
             ]

@@ -18,6 +18,7 @@ from signals_assets.definitions import defs
 from signals_assets.grouping import consolidation, offline_matching
 from signals_assets.grouping.engine import MatchDecision
 from signals_assets.ingestion import inbox
+from signals_assets.jobs import RANGE_END_TAG, RANGE_START_TAG
 from signals_assets.partitions import signal_batches
 from signals_assets.sensors.dead_runs import HOST_TAG, PID_TAG
 from signals_assets.settings import load_settings
@@ -234,7 +235,7 @@ def test_regroup_replays_every_batch_in_order_when_the_older_ones_were_retired(c
     with dg.DagsterInstance.get() as instance:
         assert instance.get_dynamic_partitions(signal_batches.name) == [second, first]
         ranges = [
-            (r.tags["dagster/asset_partition_range_start"], r.tags["dagster/asset_partition_range_end"])
+            (r.tags[RANGE_START_TAG], r.tags[RANGE_END_TAG])
             for r in instance.get_runs(dg.RunsFilter(job_name="regroup_job"), ascending=True)
         ]
     assert ranges == [(first, first), (second, second)]
