@@ -7,7 +7,8 @@ made (by job), checks that every accepted signal was assigned exactly once, and 
 scores (ARI, pair precision/recall) of the result. The grouping stage (start of `signals process` to
 the end of its last batch run, and to the end of its last `report_assignments` step: every signal
 assigned) is printed with its rate and its ratio to the embedder's, with its CPU seconds (and the
-best ratio they allow on this machine's cores, every core busy throughout), then each run's breakdown from
+best ratio they allow on this machine's cores, every core busy throughout) and its main thread's (the
+best ratio that thread allows, on any number of cores), then each run's breakdown from
 the instance (launch, each step, the phases the batch assets record in their `seconds` metadata, its number of event-log entries) and its peak RSS (the process sampled every 50 ms).
 Runs on a fresh temporary SIGNALS_HOME (or SIGNALS_HOME if set). With `--repo PATH` the team has a
 repository, so research has code to rank; the research time per report is printed by sandbox
@@ -60,18 +61,19 @@ def rss_bytes(pid: int) -> int:
     return next((int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:")), 0)
 
 
-def cpu_seconds(pid: int) -> float:
-    """The CPU seconds the process has used so far, all its threads (the model's included)."""
+def cpu_seconds(pid: int, thread: int | None = None) -> float:
+    """The CPU seconds the process has used so far, all its threads (the model's included), or one thread's."""
+    stat = Path(f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat")
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = stat.read_text().rsplit(")", 1)[1].split()
     except (FileNotFoundError, ProcessLookupError):
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime and stime
 
 
-def timed_sampled(*args: str) -> tuple[float, float, list[tuple[float, int]], list[tuple[float, float]], float]:
-    """Like `timed`, also the wall-clock start, (time, RSS) and (time, CPU seconds) samples of the
-    process (it runs every Dagster run of `signals process` in itself, so a run's peak is the peak
+def timed_sampled(*args: str) -> tuple[float, float, list[tuple[float, int]], list[tuple[float, float, float]], float]:
+    """Like `timed`, also the wall-clock start, (time, RSS) and (time, CPU seconds, its main thread's CPU
+    seconds) samples of the process (it runs every Dagster run of `signals process` in itself, so a run's peak is the peak
     within its time span) and the CPU seconds it and its children used (less sensitive than wall time
     to a busy machine)."""
     started_at, started = time.time(), time.monotonic()
@@ -80,7 +82,7 @@ def timed_sampled(*args: str) -> tuple[float, float, list[tuple[float, int]], li
     samples, cpu_samples = [], []
     while process.poll() is None:
         samples.append((time.time(), rss_bytes(process.pid)))
-        cpu_samples.append((time.time(), cpu_seconds(process.pid)))
+        cpu_samples.append((time.time(), cpu_seconds(process.pid), cpu_seconds(process.pid, process.pid)))
         time.sleep(0.05)
     if process.returncode:
         raise subprocess.CalledProcessError(process.returncode, [SIGNALS, *args])
@@ -92,17 +94,21 @@ def children_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def embedder_texts_per_second(texts: list[str]) -> tuple[float, float]:
-    """The offline embedder alone on `texts` (batch 64, after a warm-up batch): texts/second and the
-    CPU seconds of its pass (all threads)."""
+def embedder_texts_per_second(texts: list[str]) -> tuple[float, float, float]:
+    """The offline embedder alone on `texts` (batch 64, after a warm-up batch): texts/second, the CPU
+    seconds of its pass (all threads) and those of the calling thread (the model's other threads help it)."""
     from signals_assets.llm.minilm import load_encoder
 
     encoder = load_encoder()
     encoder.batch_size = 64
     encoder.encode(texts[:64])
-    started, cpu_started = time.monotonic(), time.process_time()
+    started, cpu_started, thread_started = time.monotonic(), time.process_time(), time.thread_time()
     encoder.encode(texts)
-    return len(texts) / (time.monotonic() - started), time.process_time() - cpu_started
+    return (
+        len(texts) / (time.monotonic() - started),
+        time.process_time() - cpu_started,
+        time.thread_time() - thread_started,
+    )
 
 
 def run_breakdowns(dagster_home: Path) -> list[dict]:
@@ -208,7 +214,7 @@ def main() -> None:
     predicted = [by_source[i] for i in sorted(by_source)]
     scores = grouping_scores(truth, predicted)
     total = len(texts)
-    embedder_rate, embedder_cpu = embedder_texts_per_second([text for text, _ in texts])
+    embedder_rate, embedder_cpu, embedder_thread_cpu = embedder_texts_per_second([text for text, _ in texts])
     runs = run_breakdowns(home / "dagster_home")
     by_job: dict[str, int] = {}
     for run in runs:
@@ -218,7 +224,9 @@ def main() -> None:
     # Every signal is assigned when the last report_assignments step ends; the SQL models and checks follow.
     assigned_seconds = max(run["steps"]["report_assignments"][1] for run in batch_runs) - process_started
     # No schedule on this machine's cores finishes the stage sooner than its CPU seconds over the cores.
-    stage_cpu = max((cpu for at, cpu in cpu_samples if at <= process_started + grouping_seconds), default=0.0)
+    stage_cpu, stage_main_cpu = max(
+        ((cpu, main) for at, cpu, main in cpu_samples if at <= process_started + grouping_seconds), default=(0.0, 0.0)
+    )
     stage_floor = stage_cpu / (os.cpu_count() or 1)
     peak = {
         job: max(
@@ -247,6 +255,12 @@ def main() -> None:
         f"  its CPU: {stage_cpu:.1f} s (the model's pass alone {embedder_cpu:.1f}), so on {os.cpu_count()} cores at least "
         f"{stage_floor:.1f} s with every core busy throughout: at most {accepted / stage_floor / embedder_rate:.3f} "
         "of the embedder"
+    )
+    # The steps run one after another on the main thread, which also drives the model's pass.
+    print(
+        f"  its main thread's CPU: {stage_main_cpu:.1f} s (the model's pass alone {embedder_thread_cpu:.1f} s of the "
+        f"calling thread), so at least {stage_main_cpu:.1f} s however many cores: at most "
+        f"{accepted / max(stage_main_cpu, 1e-9) / embedder_rate:.3f} of the embedder"
     )
     print(f"dagster runs: {len(runs)} ({json.dumps(by_job, sort_keys=True)})")
     print(
