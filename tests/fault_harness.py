@@ -10,7 +10,8 @@ also the run containers) or `signals process`. Then it restarts without the faul
 for the pipeline to settle, stops everything, and checks with read-only queries on the store and
 the Dagster instance that every emitted signal is in exactly one report of its own team or rejected
 with a reason, no report is left candidate/in_progress, no run is left unfinished and no pool slot
-is held, and batches were first grouped in key order.
+is held, and batches were grouped in key order (by when each batch's grouping committed: its stage
+marker's time; see `grouping_order_defects`).
 
 A kill planned as `random` does not wait for a stage: the pipeline starts without a fault and is
 SIGKILLed after a delay drawn uniformly over the span it is busy (`signals process`: 60 s until the
@@ -105,7 +106,7 @@ class TrialResult:
     stranded: list[str] = field(default_factory=list)  # reports left candidate / in_progress
     stuck_runs: list[str] = field(default_factory=list)  # runs left queued / started
     held_slots: list[str] = field(default_factory=list)  # grouping pool slots of finished runs
-    out_of_order: list[str] = field(default_factory=list)  # a batch first grouped after a later one
+    out_of_order: list[str] = field(default_factory=list)  # a batch grouped after a later one
     double_outcomes: list[str] = field(default_factory=list)  # a report round with two outcomes
     unreadable: list[str] = field(default_factory=list)  # the store or instance failed to open after the kills
     report_statuses: dict = field(default_factory=dict)
@@ -534,13 +535,23 @@ class FaultTrial:
             result.report_statuses[status] = result.report_statuses.get(status, 0) + 1
         result.stuck_runs = [f"{run['job']} {run['run_id']} {run['status']}" for run in state["unfinished_runs"]]
         result.held_slots = [f"{GROUPING_POOL} slot of {run_id}" for run_id in state["held_slot_runs"]]
-        first_grouped = state["first_grouped"]
-        result.out_of_order = [
-            f"{later} grouped before {earlier}"
-            for earlier, later in zip(first_grouped, first_grouped[1:])
-            if later < earlier
-        ]
+        result.out_of_order = grouping_order_defects(facts["grouped_at"])
         return result
+
+
+def grouping_order_defects(grouped_at: dict[str, str]) -> list[str]:
+    """Consecutive batches, in the order their groupings committed (`grouped_at`: each batch's
+    `report_assignments` stage marker's time, written right after its grouping's store writes), whose
+    keys go down: a batch grouped after a later one.
+
+    Not the order of Dagster's materialisations: a run killed between a batch's grouping and the end of
+    its step records none for it, and under the daemon Dagster's retry of the run materialises it
+    (`skipped`: it was grouped), possibly after later batches were grouped on top of it in key order.
+    """
+    from datetime import datetime
+
+    committed = sorted(grouped_at, key=lambda batch: datetime.fromisoformat(grouped_at[batch]))
+    return [f"{later} grouped after {earlier}" for earlier, later in zip(committed, committed[1:]) if later < earlier]
 
 
 # ---- read-only checks, run in a fresh interpreter on the trial's environment ----------------------
@@ -548,10 +559,20 @@ class FaultTrial:
 
 def store_facts() -> dict:
     from signals_assets.cli.read_models import store_session
+    from signals_assets.ingestion import inbox
     from signals_assets.settings import load_settings
+    from signals_assets.storage.object_store import open_object_store
 
-    with store_session(load_settings()) as db:
+    settings = load_settings()
+    objects = open_object_store(settings)
+    grouped_at = {
+        progress.batch: json.loads(objects.get(inbox.stage_marker_key(progress.batch, inbox.GROUPED)))["at"]
+        for progress in inbox.batch_progress(objects)
+        if inbox.GROUPED in progress.stages_done
+    }
+    with store_session(settings) as db:
         return {
+            "grouped_at": grouped_at,
             "accepted": [
                 (r["signal_id"], int(r["n"]))
                 for r in db.query("SELECT signal_id, count() AS n FROM signals GROUP BY signal_id")
@@ -591,20 +612,6 @@ def instance_facts() -> dict:
         ]
         live = {r["run_id"] for r in unfinished}
         held = sorted(instance.event_log_storage.get_concurrency_info(GROUPING_POOL).active_run_ids - live)
-        records = instance.fetch_materializations(
-            dg.AssetKey("report_assignments"), limit=10_000, ascending=True
-        ).records
-        # A run over a range of batches groups them in key order but logs their materialisations
-        # together at the end of its step, in no particular order: batches first grouped by the same
-        # run count in key order, runs in the order of their first materialisation.
-        by_run: dict[str, list[str]] = {}
-        seen: set[str] = set()
-        for record in records:
-            partition = record.asset_materialization.partition
-            if partition not in seen:
-                seen.add(partition)
-                by_run.setdefault(record.run_id, []).append(partition)
-        first_grouped = [partition for partitions in by_run.values() for partition in sorted(partitions)]
         reconciled_until = max(
             (r.create_timestamp.timestamp() for r in records_of(instance, "research_reconciliation_job")),
             default=None,
@@ -619,7 +626,6 @@ def instance_facts() -> dict:
     return {
         "unfinished_runs": unfinished,
         "held_slot_runs": held,
-        "first_grouped": first_grouped,
         "unreconciled_report_failures": unreconciled,
     }
 

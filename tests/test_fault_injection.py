@@ -16,7 +16,14 @@ import subprocess
 import sys
 import time
 
-from fault_harness import RANDOM, FaultTrial, choose_arrival, local_instance_config, production_trial
+from fault_harness import (
+    RANDOM,
+    FaultTrial,
+    choose_arrival,
+    grouping_order_defects,
+    local_instance_config,
+    production_trial,
+)
 
 from signals_assets.recovery.faults import MARKER_DIR_VARIABLE, PAUSE_VARIABLE, STAGES, arrivals, marker_path
 
@@ -39,6 +46,18 @@ def test_a_bare_stage_gets_an_arrival_drawn_from_those_seen_and_the_same_one_for
         "research:1",
     }
     assert choose_arrival("group:2", seen, random.Random(7)) == "group:2"  # a planned arrival is kept
+
+
+def test_grouping_order_is_read_from_when_each_grouping_committed():
+    # b1 grouped by a run killed before its step ended: its materialisation came from its next attempt,
+    # after b2's; the groupings themselves committed in key order, which is what the guarantee says.
+    in_order = {
+        "b20261206T052341084313Z": "2026-12-06T05:23:52.120000+00:00",
+        "b20261206T052327420751Z": "2026-12-06T05:23:31+00:00",  # isoformat leaves out zero microseconds
+    }
+    assert grouping_order_defects(in_order) == []
+    grouped_later = {**in_order, "b20261206T052327420751Z": "2026-12-06T05:23:52.130000+00:00"}
+    assert grouping_order_defects(grouped_later) == ["b20261206T052327420751Z grouped after b20261206T052341084313Z"]
 
 
 def test_the_hook_counts_arrivals_at_every_stage_and_pauses_only_at_the_chosen_one(tmp_path):
