@@ -32,6 +32,7 @@ import sys
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -548,8 +549,6 @@ def grouping_order_defects(grouped_at: dict[str, str]) -> list[str]:
     its step records none for it, and under the daemon Dagster's retry of the run materialises it
     (`skipped`: it was grouped), possibly after later batches were grouped on top of it in key order.
     """
-    from datetime import datetime
-
     committed = sorted(grouped_at, key=lambda batch: datetime.fromisoformat(grouped_at[batch]))
     return [f"{later} grouped after {earlier}" for earlier, later in zip(committed, committed[1:]) if later < earlier]
 
