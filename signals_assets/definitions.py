@@ -15,6 +15,7 @@ from signals_assets.sensors.partition_retirement import build_partition_retireme
 from signals_assets.sensors.report_promotion import build_report_promotion_sensor
 from signals_assets.sensors.research_reconciler import research_reconciler, research_reconciliation_job
 from signals_assets.sensors.signal_inbox import build_signal_inbox_sensor
+from signals_assets.sensors.unrecorded_work import build_unrecorded_work_sensor
 from signals_assets.settings import load_settings
 
 
@@ -54,6 +55,7 @@ def defs() -> dg.Definitions:
             ),
             dead_run_reconciler,
             research_reconciler,
+            build_unrecorded_work_sensor(settings.max_batches_per_run),
             build_partition_retirement_sensor(
                 RetentionPolicy(
                     settings.retire_batches_after_days,

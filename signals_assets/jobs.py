@@ -2,6 +2,8 @@
 (the attempt each run makes for each of its batches is in its per-batch tags), and report runs that each summarise and
 research a partition range of reports (the rounds the run covers are in its `assets.reports.ROUNDS_TAG`)."""
 
+from collections.abc import Mapping
+
 import dagster as dg
 
 from signals_assets.assets.grouping import report_assignments
@@ -50,3 +52,11 @@ regroup_job = dg.define_asset_job(
 
 def batch_attempt_tag(batch: str) -> str:
     return f"{BATCH_ATTEMPT_TAG_PREFIX}{batch}"
+
+
+def attempted_batches(partition_key: str | None, tags: Mapping[str, str]) -> list[str]:
+    """The batches a batch run (or its request) attempts, in key order: its partition, or the batches its
+    per-batch tags name (a range)."""
+    if partition_key:
+        return [partition_key]
+    return sorted(tag[len(BATCH_ATTEMPT_TAG_PREFIX) :] for tag in tags if tag.startswith(BATCH_ATTEMPT_TAG_PREFIX))

@@ -26,3 +26,9 @@ def add_partition_metadata(context: dg.AssetExecutionContext, by_partition: Mapp
             context.add_asset_metadata(metadata, partition_key=key)
     finally:
         del instance.get_dynamic_partitions, instance.has_dynamic_partition
+
+
+def has_materialisation(instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition: str) -> bool:
+    """Whether Dagster holds any materialisation of `asset_key`'s `partition`."""
+    records = dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition])
+    return bool(instance.fetch_materializations(records, limit=1).records)

@@ -83,6 +83,7 @@ DEFECT_CHECKS = (
     "held_slots",
     "out_of_order",
     "double_outcomes",
+    "unrecorded",
     "unreadable",
 )
 
@@ -109,6 +110,8 @@ class TrialResult:
     held_slots: list[str] = field(default_factory=list)  # grouping pool slots of finished runs
     out_of_order: list[str] = field(default_factory=list)  # a batch grouped after a later one
     double_outcomes: list[str] = field(default_factory=list)  # a report round with two outcomes
+    # grouped batches Dagster shows no report_assignments of, researched reports no report_research of
+    unrecorded: list[str] = field(default_factory=list)
     unreadable: list[str] = field(default_factory=list)  # the store or instance failed to open after the kills
     report_statuses: dict = field(default_factory=dict)
 
@@ -537,6 +540,11 @@ class FaultTrial:
         result.stuck_runs = [f"{run['job']} {run['run_id']} {run['status']}" for run in state["unfinished_runs"]]
         result.held_slots = [f"{GROUPING_POOL} slot of {run_id}" for run_id in state["held_slot_runs"]]
         result.out_of_order = grouping_order_defects(facts["grouped_at"])
+        # The UI must show what the store holds: every grouped batch materialised (under the daemon by the
+        # retry of a run a kill cut off, under `signals process` by its next run).
+        result.unrecorded = sorted(
+            set(facts["grouped_at"]) & set(state["batch_partitions"]) - set(state["assigned_partitions"])
+        ) + sorted(set(facts["researched"]) & set(state["report_partitions"]) - set(state["researched_partitions"]))
         return result
 
 
@@ -584,6 +592,7 @@ def store_facts() -> dict:
                 for r in db.query("SELECT signal_id, team_id, report_id FROM report_signals")
             ],
             "reports": [(r["report_id"], r["status"]) for r in db.query("SELECT report_id, status FROM reports")],
+            "researched": [r["report_id"] for r in db.query("SELECT DISTINCT report_id FROM research_results")],
             # A report round has one research result, one summary event and one research outcome
             # event (after its `research_started`, seq 0).
             "double_outcomes": [
@@ -601,6 +610,8 @@ def store_facts() -> dict:
 
 def instance_facts() -> dict:
     import dagster as dg
+
+    from signals_assets.partition_keys import REPORTS, SIGNAL_BATCHES
 
     with dg.DagsterInstance.from_config(os.environ["DAGSTER_HOME"]) as instance:
         runs = [r.dagster_run for r in instance.get_run_records()]
@@ -622,7 +633,15 @@ def instance_facts() -> dict:
             if r.dagster_run.status.value in ("FAILURE", "CANCELED")
             and (reconciled_until is None or (r.end_time or r.update_timestamp.timestamp()) > reconciled_until)
         ]
+        batch_partitions = instance.get_dynamic_partitions(SIGNAL_BATCHES)
+        assigned_partitions = instance.get_materialized_partitions(dg.AssetKey("report_assignments"))
+        report_partitions = instance.get_dynamic_partitions(REPORTS)
+        researched_partitions = instance.get_materialized_partitions(dg.AssetKey("report_research"))
     return {
+        "batch_partitions": batch_partitions,
+        "assigned_partitions": sorted(assigned_partitions),
+        "report_partitions": report_partitions,
+        "researched_partitions": sorted(researched_partitions),
         "unfinished_runs": unfinished,
         "held_slot_runs": held,
         "unreconciled_report_failures": unreconciled,

@@ -32,6 +32,7 @@ from signals_assets.jobs import RANGE_END_TAG, RANGE_START_TAG, TEAM_TAG
 from signals_assets.recovery.attempts import INTERRUPTIONS_ALLOWED, Attempt, next_attempt_number, next_step
 from signals_assets.recovery.local_run_launcher import LAUNCHER_TAG, LocalRunLauncher, launcher_pid
 from signals_assets.reports import promotions
+from signals_assets.resources.environment import build_resources
 from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.sensors import dead_runs
 from signals_assets.sensors.dead_runs import (
@@ -48,6 +49,7 @@ from signals_assets.sensors.report_promotion import build_report_promotion_senso
 from signals_assets.sensors.research_reconciler import research_reconciliation_job
 from signals_assets.sensors.run_attempts import PROMISED_RETRY_GRACE_SECONDS, as_attempt, failure_reason
 from signals_assets.sensors.signal_inbox import batch_work, build_signal_inbox_sensor
+from signals_assets.sensors.unrecorded_work import build_unrecorded_work_sensor
 from signals_assets.settings import load_settings
 from signals_assets.storage.object_store import LocalObjectStore
 
@@ -1093,5 +1095,113 @@ def test_a_second_attempt_at_a_grouped_batch_leaves_it_grouped(capsys, signals_h
         assert (
             db.query("SELECT * EXCEPT at FROM report_events ORDER BY report_id, stage, research_round, seq") == events
         )
-    [grouped] = result.asset_materializations_for_node("report_assignments")
-    assert grouped.metadata["skipped"].value.startswith(f"{second} was grouped by run ")
+    # Nor is it screened or embedded again: every step of the attempt records it as it is.
+    for step in ("buffered_signals", "signal_embeddings", "report_assignments"):
+        [materialised] = result.asset_materializations_for_node(step)
+        assert materialised.partition == second
+        assert materialised.metadata["skipped"].value.startswith(f"{second} was grouped by run "), step
+
+
+def test_signals_process_records_a_batch_a_failed_attempt_grouped_but_never_materialised(
+    capsys, signals_home, object_store, team
+):
+    """A kill between a batch's grouping and the end of its step (or a later batch of its range run
+    failing) left the batch grouped in the store with no `report_assignments` materialisation: the UI
+    showed it failed. The daemon's retry of the run records it; `signals process` has no such retry, so
+    it runs the batch once more as an attempt, whose steps skip it as grouped and record it."""
+    settings = load_settings()
+    emit_texts(object_store, CARD_DECLINED)
+    [batch] = inbox.claim_all(object_store, settings.batch_max_signals)
+    # The attempt's work, recorded nowhere the platform's instance sees.
+    with dg.DagsterInstance.ephemeral() as elsewhere:
+        elsewhere.add_dynamic_partitions("signal_batches", [batch])
+        assert (
+            defs()
+            .resolve_job_def("signal_batch_job")
+            .execute_in_process(partition_key=batch, instance=elsewhere)
+            .success
+        )
+    assert inbox.unfinished_batches(object_store) == []
+    assignments = dg.AssetKey("report_assignments")
+    home = str(ensure_dagster_home(settings))
+    with dg.DagsterInstance.from_config(home) as instance:
+        instance.add_dynamic_partitions("signal_batches", [batch])
+        # A failed manual run (a backfill: no run key) is the operator's to run again.
+        tags = {"dagster/partition": batch}
+        create_run_for_test(instance, job_name="signal_batch_job", tags=tags, status=dg.DagsterRunStatus.FAILURE)
+    code, summary, err = run_cli(capsys, "process")
+    assert code == 0 and "unrecorded" not in err, err
+    with dg.DagsterInstance.from_config(home) as instance:
+        filter_ = dg.AssetRecordsFilter(asset_key=assignments, asset_partitions=[batch])
+        assert instance.fetch_materializations(filter_, limit=5).records == []
+        attempt = failed_run(instance, batch, batch).dagster_run
+        # Under the daemon the sensor requests the same run, once Dagster no longer retries the attempt.
+        sensor = build_unrecorded_work_sensor()
+        resources = {name: build_resources(settings)[name] for name in ("object_store", "clickhouse")}
+        instance.add_run_tags(attempt.run_id, {"dagster/will_retry": "true"})
+        with dg.build_sensor_context(instance=instance, resources=resources) as context:
+            assert "has its materialisation" in sensor(context).skip_message
+        instance.add_run_tags(attempt.run_id, {"dagster/will_retry": "false"})
+        with dg.build_sensor_context(instance=instance, resources=resources) as context:
+            [request] = sensor(context)
+        assert (request.job_name, request.run_key, request.partition_key) == (
+            "signal_batch_job",
+            f"{batch}-recorded",
+            batch,
+        )
+
+    code, summary, err = run_cli(capsys, "process")
+    assert code == 0 and summary["batches"] == 0, err
+    assert f"batch(es) {batch}…{batch}: done by a failed run, unrecorded in Dagster: recorded" in err
+    with dg.DagsterInstance.from_config(home) as instance:
+        [recorded] = instance.fetch_materializations(filter_, limit=5).records
+        materialisation = recorded.asset_materialization
+        assert materialisation.metadata["skipped"].value.startswith(f"{batch} was grouped by run ")
+        assert instance.get_run_by_id(recorded.run_id).tags["dagster/run_key"] == f"{batch}-recorded"
+
+    # Recorded once: the next `signals process` has nothing to record.
+    code, summary, err = run_cli(capsys, "process")
+    assert code == 0 and "unrecorded" not in err, err
+
+
+def test_signals_process_records_the_reports_a_failed_attempt_researched_but_never_materialised(
+    capsys, signals_home, object_store, team, monkeypatch, tmp_path
+):
+    """A report run killed after some of its reports' research outcomes, before its step recorded them,
+    left those reports researched in the store and failed in the UI. `signals process` runs each once
+    more as an attempt at the same round, whose steps leave the round as it is and record the report."""
+    emit_texts(object_store, CARD_DECLINED + PASSWORD_RESET)
+    code, summary, err = run_cli(capsys, "process")
+    assert code == 0 and summary["reports_researched"] == 2, err
+    with store_session(load_settings()) as db:
+        researched = [r["report_id"] for r in db.query("SELECT report_id FROM research_results ORDER BY report_id")]
+    assert len(researched) == 2
+    # The same store, and an instance where the attempt at both rounds failed before recording them.
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "another_dagster_home"))
+    home = str(ensure_dagster_home(load_settings()))
+    tags = {
+        "dagster/run_key": "reports-1-killed",
+        ROUNDS_TAG: " ".join(f"{report}-round1" for report in researched),
+        TEAM_TAG: "1",
+        RANGE_START_TAG: researched[0],
+        RANGE_END_TAG: researched[-1],
+    }
+    with dg.DagsterInstance.from_config(home) as instance:
+        instance.add_dynamic_partitions("reports", researched)
+        create_run_for_test(instance, job_name="report_job", tags=tags, status=dg.DagsterRunStatus.FAILURE)
+
+    code, summary, err = run_cli(capsys, "process")
+    assert code == 0 and summary["reports_researched"] == 0, err
+    for report in researched:
+        assert f"report {report}: done by a failed run, unrecorded in Dagster: recorded" in err
+    with dg.DagsterInstance.from_config(home) as instance:
+        for report in researched:
+            filter_ = dg.AssetRecordsFilter(asset_key=dg.AssetKey("report_research"), asset_partitions=[report])
+            [recorded] = instance.fetch_materializations(filter_, limit=5).records
+            assert "skipped" in recorded.asset_materialization.metadata, report
+    with store_session(load_settings()) as db:  # nothing researched again
+        assert [
+            r["report_id"] for r in db.query("SELECT report_id FROM research_results ORDER BY report_id")
+        ] == researched
+    code, summary, err = run_cli(capsys, "process")
+    assert code == 0 and "unrecorded" not in err, err

@@ -3,11 +3,11 @@
 import functools
 
 import dagster as dg
-from dagster._core.storage.tags import RUN_KEY_TAG
 from pydantic import Field
 
 from signals_assets.assets.ingestion import (
     BATCH_BACKFILL_POLICY,
+    grouped_by_earlier_run,
     per_batch_lines,
     run_batches,
     run_metadata,
@@ -80,11 +80,6 @@ def report_assignments(
     provider = llm.grouping()
     counts = []
     batch_metadata = {}
-    # The sensors' and `signals process`'s runs attempt unfinished batches; one another run (a second
-    # `signals process`) or this run's earlier attempt (a range run's retry) grouped since is done: grouped
-    # again, it would read the reports as their research left them since and promote them anew. A manual
-    # run (a backfill, `signals regroup`: no run key) re-groups.
-    attempt = RUN_KEY_TAG in context.run.tags and not config.team_ids
     hold = not provider.calls_model and embedder.provider == "minilm"
     # Held, the session goes on to the checks and SQL models that follow in the run (no model calls).
     open_session = functools.partial(clickhouse.session, log=context.log.info, hand_on=hold)
@@ -93,9 +88,8 @@ def report_assignments(
         session = phases.sessions(opener)
         # Batches in key order: a later batch must see the reports of the earlier ones.
         for batch in keys:
-            grouped_by = inbox.stage_done_by(store, batch, inbox.GROUPED) if attempt else None
-            if grouped_by is not None:
-                skipped = f"{batch} was grouped by run {grouped_by or '(unnamed)'}: an attempt leaves it grouped"
+            # Re-grouping some teams (`signals regroup`) is never an attempt at the whole batch.
+            if not config.team_ids and (skipped := grouped_by_earlier_run(context, store, batch)):
                 batch_metadata[batch] = {"skipped": skipped}
                 counts.append(skipped)
                 continue

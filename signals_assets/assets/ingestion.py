@@ -3,6 +3,7 @@
 import functools
 
 import dagster as dg
+from dagster._core.storage.tags import RUN_KEY_TAG
 
 from signals_assets.ingestion import inbox, store as ingestion_store
 from signals_assets.ingestion.screening import record_signal_ids, screen_batch
@@ -57,6 +58,10 @@ def buffered_signals(
     with lent_session(open_session, hold=hold) as opener:
         session = phases.sessions(opener)
         for batch in keys:
+            if skipped := grouped_by_earlier_run(context, store, batch):
+                batch_metadata[batch] = {"skipped": skipped}
+                counts.append(skipped)
+                continue
             with phases("inbox"):
                 objects = inbox.load_batch(store, batch, limits.max_signal_bytes)
             with session() as db:
@@ -111,6 +116,19 @@ def run_batches(context: dg.AssetExecutionContext) -> list[str]:
     return keys
 
 
+def grouped_by_earlier_run(context: dg.AssetExecutionContext, store, batch: str) -> str | None:
+    """Why this run leaves `batch` as it is, or None when it does the batch. An attempt (a sensor's or
+    `signals process`'s run: it has a run key) of a batch that another run, or this run's earlier
+    attempt, grouped already has nothing left to do: grouped again, it would read the reports as their
+    research left them since and promote them anew. A manual run (a backfill: no run key) redoes it."""
+    if RUN_KEY_TAG not in context.run.tags:
+        return None
+    grouped_by = inbox.stage_done_by(store, batch, inbox.GROUPED)
+    if grouped_by is None:
+        return None
+    return f"{batch} was grouped by run {grouped_by or '(unnamed)'}: an attempt leaves it grouped"
+
+
 def per_batch_lines(lines: list[str]) -> str:
     """One log message for the whole range: each message is a commit to the run's event log."""
     return "\n".join(lines)
@@ -143,30 +161,33 @@ def signal_embeddings(
     # The write's session goes on to the run's next steps (the embeddings' check, the grouping): no model in between.
     handed_on = phases.sessions(functools.partial(clickhouse.session, log=context.log.info, hand_on=True))
     keys = run_batches(context)
-    # The whole range in one read, one model pass and one write: the model batches texts of similar
-    # length across all of it, and the store is opened twice per run, not twice per batch.
-    with session() as db:
-        signals = ingestion_store.range_signals(db, keys)
-    # The store is released while the model runs: other processes may use it meanwhile.
-    with phases("embedding"):
-        result = embedder.embed_isolating_refused([s["description"] for s in signals])
-    with handed_on() as db:
-        refused = ingestion_store.reject_refused(db, signals, result.refused)
-        embedded = ingestion_store.write_embeddings(db, keys, embedder.model_name, result.kept(signals), result.vectors)
-    for batch in keys:
-        pause_point("embed")  # embedded, this batch's stage marker not yet written
-        with phases("inbox"):
-            inbox.mark_stage_done(store, batch, inbox.EMBEDDED, context.run_id)
-    add_partition_metadata(context, {batch: {"embedded": embedded[batch], "refused": refused[batch]} for batch in keys})
-    context.log.info(
-        per_batch_lines(
-            [
+    skipped = {batch: why for batch in keys if (why := grouped_by_earlier_run(context, store, batch))}
+    batch_metadata: dict[str, dict] = {batch: {"skipped": why} for batch, why in skipped.items()}
+    counts = list(skipped.values())
+    if to_embed := [batch for batch in keys if batch not in skipped]:
+        # The whole range in one read, one model pass and one write: the model batches texts of similar
+        # length across all of it, and the store is opened twice per run, not twice per batch.
+        with session() as db:
+            signals = ingestion_store.range_signals(db, to_embed)
+        # The store is released while the model runs: other processes may use it meanwhile.
+        with phases("embedding"):
+            result = embedder.embed_isolating_refused([s["description"] for s in signals])
+        with handed_on() as db:
+            refused = ingestion_store.reject_refused(db, signals, result.refused)
+            embedded = ingestion_store.write_embeddings(
+                db, to_embed, embedder.model_name, result.kept(signals), result.vectors
+            )
+        for batch in to_embed:
+            pause_point("embed")  # embedded, this batch's stage marker not yet written
+            with phases("inbox"):
+                inbox.mark_stage_done(store, batch, inbox.EMBEDDED, context.run_id)
+            batch_metadata[batch] = {"embedded": embedded[batch], "refused": refused[batch]}
+            counts.append(
                 f"{batch}: embedded {embedded[batch]} signals with {embedder.model_name}, "
                 f"{refused[batch]} refused by it (rejected as {ingestion_store.EMBEDDING_REFUSED})"
-                for batch in keys
-            ]
-        )
-    )
+            )
+    add_partition_metadata(context, batch_metadata)
+    context.log.info(per_batch_lines(counts))
     return dg.MaterializeResult(
         metadata={
             **run_metadata(keys),

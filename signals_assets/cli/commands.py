@@ -268,13 +268,9 @@ def add_partitions(instance: dg.DagsterInstance, request: dg.AddDynamicPartition
 
 def run_batches(request: dg.RunRequest) -> list[str]:
     """The batches a batch run request covers, in key order."""
-    from signals_assets.jobs import BATCH_ATTEMPT_TAG_PREFIX
+    from signals_assets.jobs import attempted_batches
 
-    if request.partition_key:
-        return [request.partition_key]
-    return sorted(
-        tag[len(BATCH_ATTEMPT_TAG_PREFIX) :] for tag in request.tags if tag.startswith(BATCH_ATTEMPT_TAG_PREFIX)
-    )
+    return attempted_batches(request.partition_key, request.tags)
 
 
 def execute_request(
@@ -335,7 +331,7 @@ def cmd_process(args, settings: Settings) -> int:
     from signals_assets.jobs import signal_batch_job
     from signals_assets.resources.sandbox import remove_ended_runs_work_dirs, run_is_alive
     from signals_assets.sensors.dead_runs import fail_dead_runs
-    from signals_assets.sensors.signal_inbox import batch_work
+    from signals_assets.sensors.signal_inbox import batch_work, unrecorded_batch_work
 
     store = open_object_store(settings)
     # runs a killed `signals process` or daemon left STARTED (or the daemon left queued), and pool slots
@@ -378,6 +374,12 @@ def cmd_process(args, settings: Settings) -> int:
             grouped += len(batches) - len(left)
             break
         grouped += len(batches)
+    recording = unrecorded_batch_work(instance, store, daemon_retries=False)
+    for request in recording.run_requests(
+        instance.get_dynamic_partitions(SIGNAL_BATCHES), settings.max_batches_per_run
+    ):
+        batches = run_batches(request)
+        record_in_dagster(batch_job, request, instance, f"batch(es) {batches[0]}…{batches[-1]}")
     researched, failed = research_pending(definitions, instance, store, settings)
     left = unfinished_work(store)
     for line in left:
@@ -405,9 +407,10 @@ def research_pending(
     from dagster import DagsterInvalidInvocationError, DagsterUnknownPartitionError
 
     from signals_assets.assets.reports import ROUNDS_TAG
+    from signals_assets.cli.read_models import store_session
     from signals_assets.jobs import report_job
     from signals_assets.partition_keys import REPORTS
-    from signals_assets.sensors.report_promotion import promotion_work
+    from signals_assets.sensors.report_promotion import promotion_work, unrecorded_report_requests
 
     work = promotion_work(
         instance,
@@ -458,7 +461,19 @@ def research_pending(
         failed += sorted(ended_failed)
         done += 1
         progress(done, done + len(pending), "researching reports")
+    for request in unrecorded_report_requests(
+        instance, functools.partial(store_session, settings), daemon_retries=False
+    ):
+        record_in_dagster(job, request, instance, f"report {request.partition_key}")
     return researched, failed
+
+
+def record_in_dagster(job: dg.JobDefinition, request: dg.RunRequest, instance: dg.DagsterInstance, what: str) -> None:
+    """Execute a run that records `what` (done in the store by a failed run, with no materialisation),
+    and say how it went."""
+    result = execute_request(job, request, instance)
+    outcome = "recorded" if result.success else f"run {result.run_id} failed, not recorded"
+    err(f"{what}: done by a failed run, unrecorded in Dagster: {outcome}")
 
 
 # How often one command decides its report runs again while their partitions keep being retired.

@@ -29,6 +29,11 @@ def unit_report(unit: str) -> str:
     return unit.rsplit("-round", 1)[0]
 
 
+def unit_round(unit: str) -> int:
+    """The round of a promotion's name (`promotion_unit`)."""
+    return int(unit.rsplit("-round", 1)[1])
+
+
 def promotion_key(report_id: str, round_: int) -> str:
     return f"{PROMOTIONS}{promotion_unit(report_id, round_)}.json"
 

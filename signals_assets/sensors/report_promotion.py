@@ -1,21 +1,30 @@
 import hashlib
 import sys
 import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Callable, Sequence
 
 import dagster as dg
 
 from signals_assets.assets.grouping import PROMOTED_METADATA_KEY
-from signals_assets.assets.reports import ROUNDS_TAG
+from signals_assets.assets.reports import ROUNDS_TAG, report_research
 from signals_assets.jobs import RANGE_END_TAG, RANGE_START_TAG, TEAM_TAG, report_job
 from signals_assets.partition_keys import REPORTS
-from signals_assets.partitions import reports
-from signals_assets.recovery.attempts import next_step
-from signals_assets.reports import promotions as promotion_facts, quotas
+from signals_assets.partitions import has_materialisation, reports
+from signals_assets.recovery.attempts import attempt_unit, next_step
+from signals_assets.reports import promotions as promotion_facts, quotas, store as report_store
+from signals_assets.research import store as research_store
 from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.sensors.cadence import minimum_interval_seconds
-from signals_assets.sensors.run_attempts import failure_reason, last_failed_run, round_attempts
+from signals_assets.sensors.run_attempts import (
+    RECORDING_SUFFIX,
+    ended_failed_attempts,
+    failure_reason,
+    last_failed_run,
+    round_attempts,
+)
+from signals_assets.storage.clickhouse import StoreSession
 from signals_assets.storage.object_store import ObjectStore
 
 
@@ -79,6 +88,47 @@ def report_run_request(group: list[tuple[dict, str]], priority: int = 0) -> dg.R
     if first == last:
         return dg.RunRequest(run_key=run_key, partition_key=first, tags=tags)
     return dg.RunRequest(run_key=run_key, tags={**tags, RANGE_START_TAG: first, RANGE_END_TAG: last})
+
+
+def unrecorded_report_requests(
+    instance: dg.DagsterInstance,
+    session: Callable[[], AbstractContextManager[StoreSession]],
+    daemon_retries: bool = True,
+    now: float | None = None,
+) -> list[dg.RunRequest]:
+    """Runs that record the reports failed attempts researched but left without a `report_research`
+    materialisation: a kill ended the run after their rounds' outcomes, before its step recorded them, so
+    the UI showed them failed. Only a report whose current round is the one the failed run attempted and
+    has its outcome: both steps of its run leave that round as it is (`assets.reports.rounds_taken`) and
+    record the report, as Dagster's retry of the failed run does while it has retries left
+    (`daemon_retries`: a failed run Dagster will retry is left to that retry). Looks at the newest failed
+    attempts (`run_attempts.ended_failed_attempts`)."""
+    attempted: dict[str, tuple[str, str]] = {}  # {report: (attempt key, team)}, the newest attempt
+    for run in ended_failed_attempts(instance, report_job.name, daemon_retries, now):
+        for key in run.tags.get(ROUNDS_TAG, "").split():
+            attempted.setdefault(promotion_facts.unit_report(attempt_unit(key)), (key, run.tags.get(TEAM_TAG, "")))
+    if not attempted:
+        return []
+    with session() as db:
+        current = report_store.current_rounds(db, sorted(attempted))
+        rounds = [
+            {"report_id": report, "round": promotion_facts.unit_round(attempt_unit(key))}
+            for report, (key, _) in attempted.items()
+            if current.get(report) == promotion_facts.unit_round(attempt_unit(key))
+        ]
+        open_rounds = {p["report_id"] for p in research_store.without_outcome(db, rounds)}
+    requests = []
+    for report in sorted({p["report_id"] for p in rounds} - open_rounds):
+        if not instance.has_dynamic_partition(REPORTS, report) or has_materialisation(
+            instance, report_research.key, report
+        ):
+            continue
+        key, team = attempted[report]
+        tags = {TEAM_TAG: team, ROUNDS_TAG: key}
+        requests.append(
+            dg.RunRequest(run_key=f"{attempt_unit(key)}{RECORDING_SUFFIX}", partition_key=report, tags=tags)
+        )
+    return requests
 
 
 def promotion_work(

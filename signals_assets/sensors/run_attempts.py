@@ -21,6 +21,11 @@ AUTO_RETRY_RUN_ID_TAG = "dagster/auto_retry_run_id"
 PROMISED_RETRY_GRACE_SECONDS = 300
 # More failures than this unread by the retry consumer: it is far behind, and only the grace tells.
 UNREAD_FAILURES_LIMIT = 1000
+# How many of the newest failed attempts of a job `ended_failed_attempts` returns.
+FAILED_RUNS_LOOKED_AT = 25
+# The attempt key of a run that only records what a failed attempt did (`signal_inbox.unrecorded_batch_work`,
+# `report_promotion.unrecorded_report_requests`).
+RECORDING_SUFFIX = "-recorded"
 
 
 def retry_promised(run: dg.DagsterRun) -> bool:
@@ -84,6 +89,20 @@ def as_attempt(
         # Dagster's retries copy their parent's tags: the tag names the run it is about.
         interrupted=run.tags.get(INTERRUPTED_TAG) == run.run_id,
     )
+
+
+def ended_failed_attempts(
+    instance: dg.DagsterInstance, job_name: str, daemon_retries: bool = True, now: float | None = None
+) -> list[dg.DagsterRun]:
+    """The FAILED_RUNS_LOOKED_AT newest failed attempts of `job_name` (runs with a run key: a failed
+    manual run is the operator's to run again) that no retry Dagster promised is still to follow
+    (`as_attempt`, with `daemon_retries`)."""
+    records = instance.get_run_records(
+        filters=dg.RunsFilter(job_name=job_name, statuses=[dg.DagsterRunStatus.FAILURE]), limit=FAILED_RUNS_LOOKED_AT
+    )
+    records = [r for r in records if RUN_KEY_TAG in r.dagster_run.tags]
+    unread = unread_failures_of(instance, records, daemon_retries)
+    return [r.dagster_run for r in records if not as_attempt(r, daemon_retries, now, unread).in_flight]
 
 
 def unit_attempts(

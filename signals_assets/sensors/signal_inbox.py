@@ -4,15 +4,29 @@ from dataclasses import dataclass, field
 from typing import Sequence
 
 import dagster as dg
+from dagster._core.storage.tags import PARTITION_NAME_TAG
 
+from signals_assets.assets.grouping import report_assignments
 from signals_assets.ingestion import inbox
-from signals_assets.jobs import RANGE_END_TAG, RANGE_START_TAG, batch_attempt_tag, signal_batch_job
+from signals_assets.jobs import (
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    attempted_batches,
+    batch_attempt_tag,
+    signal_batch_job,
+)
 from signals_assets.partition_keys import SIGNAL_BATCHES
-from signals_assets.partitions import signal_batches
+from signals_assets.partitions import has_materialisation, signal_batches
 from signals_assets.recovery.attempts import next_step
 from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.sensors.cadence import minimum_interval_seconds
-from signals_assets.sensors.run_attempts import batch_attempts, failure_reason, last_failed_run
+from signals_assets.sensors.run_attempts import (
+    RECORDING_SUFFIX,
+    batch_attempts,
+    ended_failed_attempts,
+    failure_reason,
+    last_failed_run,
+)
 from signals_assets.storage.object_store import ObjectStore
 
 
@@ -106,6 +120,30 @@ def batch_work(
             if decision.failed_attempts > forgiven:
                 work.retried.add(batch)
     return work
+
+
+def unrecorded_batch_work(
+    instance: dg.DagsterInstance, store: ObjectStore, daemon_retries: bool = True, now: float | None = None
+) -> BatchWork:
+    """Runs that record the batches failed attempts grouped but left without a `report_assignments`
+    materialisation: a kill, or a later batch of the run's range failing, ended the step before it recorded
+    them, so the UI showed a grouped batch as failed. Every step of such a run skips a grouped batch
+    (`assets.ingestion.grouped_by_earlier_run`) and records it, as Dagster's retry of the failed run
+    does while it has retries left (`daemon_retries`: a failed run Dagster will retry is left to that
+    retry). Looks at the newest failed attempts (`run_attempts.ended_failed_attempts`)."""
+    runs = ended_failed_attempts(instance, signal_batch_job.name, daemon_retries, now)
+    attempted = sorted(
+        {batch for run in runs for batch in attempted_batches(run.tags.get(PARTITION_NAME_TAG), run.tags)}
+    )
+    unrecorded = [
+        batch
+        for batch in attempted
+        # The instance's answers first: the object store's may each be a request to a server.
+        if instance.has_dynamic_partition(SIGNAL_BATCHES, batch)  # not retired since
+        and not has_materialisation(instance, report_assignments.key, batch)
+        and inbox.stage_done_by(store, batch, inbox.GROUPED) is not None
+    ]
+    return BatchWork(to_run=[(batch, f"{batch}{RECORDING_SUFFIX}") for batch in unrecorded])
 
 
 def read_cursor(text: str | None) -> dict:
