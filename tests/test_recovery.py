@@ -22,7 +22,7 @@ from dagster._daemon.types import DaemonHeartbeat
 
 from signals_assets.assets.grouping import GROUPING_POOL, REFUSED_TAG
 from signals_assets.assets.reports import ROUNDS_TAG
-from signals_assets.cli.commands import ensure_dagster_home, execute_request
+from signals_assets.cli.commands import ensure_dagster_home, execute_request, record_in_dagster
 from signals_assets.cli.main import main
 from signals_assets.cli.read_models import store_session
 from signals_assets.definitions import defs
@@ -1162,6 +1162,25 @@ def test_signals_process_records_a_batch_a_failed_attempt_grouped_but_never_mate
     # Recorded once: the next `signals process` has nothing to record.
     code, summary, err = run_cli(capsys, "process")
     assert code == 0 and "unrecorded" not in err, err
+
+
+def test_a_recording_run_whose_partition_was_retired_as_it_started_says_so_and_holds_nothing(capsys, signals_home):
+    """The partition-retirement sensor may retire the batch between the decision and the run: the run
+    is failed unstarted, the command goes on."""
+    retired = "b20261130T000000000000Z"
+    request = dg.RunRequest(run_key=f"{retired}-recorded", partition_key=retired)
+    with dg.DagsterInstance.from_config(str(ensure_dagster_home(load_settings()))) as instance:
+        record_in_dagster(defs().resolve_job_def("signal_batch_job"), request, instance, f"batch {retired}")
+        runs = instance.get_runs(dg.RunsFilter(tags={"dagster/run_key": request.run_key}))
+        assert all(run.status == dg.DagsterRunStatus.FAILURE for run in runs), runs  # none left to wait for
+    assert (
+        capsys.readouterr()
+        .err.strip()
+        .endswith(
+            f"batch {retired}: done by a failed run, unrecorded in Dagster: its partitions were retired as it "
+            "started, not recorded"
+        )
+    )
 
 
 def test_signals_process_records_the_reports_a_failed_attempt_researched_but_never_materialised(

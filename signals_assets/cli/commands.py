@@ -471,8 +471,16 @@ def research_pending(
 def record_in_dagster(job: dg.JobDefinition, request: dg.RunRequest, instance: dg.DagsterInstance, what: str) -> None:
     """Execute a run that records `what` (done in the store by a failed run, with no materialisation),
     and say how it went."""
-    result = execute_request(job, request, instance)
-    outcome = "recorded" if result.success else f"run {result.run_id} failed, not recorded"
+    from dagster import DagsterInvalidInvocationError, DagsterUnknownPartitionError
+
+    try:
+        result = execute_request(job, request, instance)
+    except (DagsterUnknownPartitionError, DagsterInvalidInvocationError):
+        # Retired (partition_retirement_sensor) since it was looked at: no partition left to show it.
+        fail_unstarted_run(instance, request, "its partitions were retired as it started")
+        outcome = "its partitions were retired as it started, not recorded"
+    else:
+        outcome = "recorded" if result.success else f"run {result.run_id} failed, not recorded"
     err(f"{what}: done by a failed run, unrecorded in Dagster: {outcome}")
 
 
