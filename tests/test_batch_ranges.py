@@ -88,8 +88,9 @@ def process(capsys) -> tuple[int, dict, str]:
     return code, json.loads(out.strip().splitlines()[-1]), err
 
 
-def batch_runs(instance) -> list[dg.DagsterRun]:
-    return sorted(instance.get_runs(dg.RunsFilter(job_name="signal_batch_job")), key=lambda r: r.run_id)
+def batch_runs_in_order(instance) -> list[dg.DagsterRun]:
+    records = instance.get_run_records(dg.RunsFilter(job_name="signal_batch_job"))
+    return [r.dagster_run for r in sorted(records, key=lambda r: r.create_timestamp)]
 
 
 def grouped_by_run(store, batch: str) -> str:
@@ -105,8 +106,15 @@ def test_a_batch_failing_inside_a_range_keeps_the_earlier_ones_and_the_later_one
     assert code == 1 and summary["batches"] == 1
     home = ensure_dagster_home(load_settings())
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        [range_run] = instance.get_runs(dg.RunsFilter(job_name="signal_batch_job"))
+        [range_run, recording] = batch_runs_in_order(instance)
+        recorded = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=dg.AssetKey("report_assignments"), asset_partitions=[first]), limit=5
+        ).records
     assert range_run.status == dg.DagsterRunStatus.FAILURE
+    # The failed step recorded nothing; a run recorded the batch it grouped, which the UI showed failed.
+    assert (recording.tags["dagster/run_key"], recording.status) == (f"{first}-recorded", dg.DagsterRunStatus.SUCCESS)
+    assert [r.run_id for r in recorded] == [recording.run_id]
+    assert f"batch(es) {first}…{first}: done by a failed run, unrecorded in Dagster: recorded" in err
     assert range_run.tags[RANGE_START_TAG] == first and range_run.tags[RANGE_END_TAG] == last
     assert {b: range_run.tags[batch_attempt_tag(b)] for b in three_batches} == {b: b for b in three_batches}
     # the batch before the bad one was grouped by the range run and stays finished
@@ -118,10 +126,7 @@ def test_a_batch_failing_inside_a_range_keeps_the_earlier_ones_and_the_later_one
     code, summary, err = process(capsys)
     assert code == 0 and summary["batches"] == 2 and summary["unfinished"] == []
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        retries = [
-            r for r in instance.get_runs(dg.RunsFilter(job_name="signal_batch_job")) if r.run_id != range_run.run_id
-        ]
-        retries.sort(key=lambda r: instance.get_run_record_by_id(r.run_id).create_timestamp)
+        retries = batch_runs_in_order(instance)[2:]
     assert [(r.tags["dagster/partition"], r.tags["dagster/run_key"]) for r in retries] == [
         (bad, f"{bad}-retry1"),
         (last, f"{last}-retry1"),
