@@ -462,7 +462,7 @@ def research_pending(
         done += 1
         progress(done, done + len(pending), "researching reports")
     for request in unrecorded_report_requests(
-        instance, functools.partial(store_session, settings), daemon_retries=False
+        instance, store, functools.partial(store_session, settings), daemon_retries=False
     ):
         record_in_dagster(job, request, instance, f"report {request.partition_key}")
     return researched, failed

@@ -68,9 +68,18 @@ def pending_promotions(store: ObjectStore) -> list[dict]:
     return [p for p in all_promotions(store) if not p.get("parked")]
 
 
+def _report_promotions_prefix(report_id: str) -> str:
+    return f"{PROMOTIONS}{report_id}-round"
+
+
+def has_open_round(store: ObjectStore, report_id: str) -> bool:
+    """Whether a round of the report is promoted and not done (pending or parked)."""
+    return bool(store.list(_report_promotions_prefix(report_id)))
+
+
 def promotion_done(store: ObjectStore, report_id: str, round_: int) -> None:
     """The report's round `round_` has an outcome: it and any earlier round of the report are done."""
-    prefix = f"{PROMOTIONS}{report_id}-round"
+    prefix = _report_promotions_prefix(report_id)
     for key in store.list(prefix):
         number = key[len(prefix) :].removesuffix(".json")
         if number.isdigit() and int(number) <= round_:

@@ -92,6 +92,7 @@ def report_run_request(group: list[tuple[dict, str]], priority: int = 0) -> dg.R
 
 def unrecorded_report_requests(
     instance: dg.DagsterInstance,
+    store: ObjectStore,
     session: Callable[[], AbstractContextManager[StoreSession]],
     daemon_retries: bool = True,
     now: float | None = None,
@@ -103,27 +104,32 @@ def unrecorded_report_requests(
     record the report, as Dagster's retry of the failed run does while it has retries left
     (`daemon_retries`: a failed run Dagster will retry is left to that retry). Looks at the newest failed
     attempts (`run_attempts.ended_failed_attempts`)."""
-    attempted: dict[str, tuple[str, str]] = {}  # {report: (attempt key, team)}, the newest attempt
+    attempted: dict[str, tuple[str, int, str]] = {}  # {report: (attempt key, round, team)}, the newest attempt
     for run in ended_failed_attempts(instance, report_job.name, daemon_retries, now):
         for key in run.tags.get(ROUNDS_TAG, "").split():
-            attempted.setdefault(promotion_facts.unit_report(attempt_unit(key)), (key, run.tags.get(TEAM_TAG, "")))
-    if not attempted:
+            unit = attempt_unit(key)
+            attempted.setdefault(
+                promotion_facts.unit_report(unit), (key, promotion_facts.unit_round(unit), run.tags.get(TEAM_TAG, ""))
+            )
+    # The instance's and the object store's answers first, so that the store (whose lock a sensor tick
+    # should not wait for) is opened only while a report is left to record: one recorded, retired, or
+    # with a round still open (its own run records it; a parked one rightly shows failed) needs none.
+    candidates = [
+        report
+        for report in sorted(attempted)
+        if instance.has_dynamic_partition(REPORTS, report)
+        and not has_materialisation(instance, report_research.key, report)
+        and not promotion_facts.has_open_round(store, report)
+    ]
+    if not candidates:
         return []
     with session() as db:
-        current = report_store.current_rounds(db, sorted(attempted))
-        rounds = [
-            {"report_id": report, "round": promotion_facts.unit_round(attempt_unit(key))}
-            for report, (key, _) in attempted.items()
-            if current.get(report) == promotion_facts.unit_round(attempt_unit(key))
-        ]
+        current = report_store.current_rounds(db, candidates)
+        rounds = [{"report_id": r, "round": attempted[r][1]} for r in candidates if current.get(r) == attempted[r][1]]
         open_rounds = {p["report_id"] for p in research_store.without_outcome(db, rounds)}
     requests = []
-    for report in sorted({p["report_id"] for p in rounds} - open_rounds):
-        if not instance.has_dynamic_partition(REPORTS, report) or has_materialisation(
-            instance, report_research.key, report
-        ):
-            continue
-        key, team = attempted[report]
+    for report in [p["report_id"] for p in rounds if p["report_id"] not in open_rounds]:
+        key, _, team = attempted[report]
         tags = {TEAM_TAG: team, ROUNDS_TAG: key}
         requests.append(
             dg.RunRequest(run_key=f"{attempt_unit(key)}{RECORDING_SUFFIX}", partition_key=report, tags=tags)

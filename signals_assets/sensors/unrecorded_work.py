@@ -29,7 +29,8 @@ def build_unrecorded_work_sensor(max_batches_per_run: int = 20) -> dg.SensorDefi
         context: dg.SensorEvaluationContext, object_store: ObjectStoreResource, clickhouse: ClickHouseResource
     ):
         instance = context.instance
-        batches = unrecorded_batch_work(instance, object_store.open())
+        store = object_store.open()
+        batches = unrecorded_batch_work(instance, store)
         requests = []
         if batches.to_run:
             order = instance.get_dynamic_partitions(SIGNAL_BATCHES)
@@ -39,7 +40,7 @@ def build_unrecorded_work_sensor(max_batches_per_run: int = 20) -> dg.SensorDefi
             ]
         requests += [
             request.with_replaced_attrs(job_name=report_job.name)
-            for request in unrecorded_report_requests(instance, clickhouse.session)
+            for request in unrecorded_report_requests(instance, store, clickhouse.session)
         ]
         if not requests:
             return dg.SkipReason(
