@@ -1,5 +1,6 @@
 import json
 import os
+import signal
 import textwrap
 from contextlib import contextmanager
 from pathlib import Path
@@ -248,6 +249,13 @@ def production_instance_config() -> dict:
     import yaml
 
     return yaml.safe_load((REPO_ROOT / "deploy" / "dagster.yaml").read_text())
+
+
+def pytest_configure(config):
+    # scripts/test stops each half of the suite with SIGINT, so that pytest tears down the fixtures that
+    # stop the daemons and servers the tests started. A script started in the background hands its own
+    # background commands SIGINT ignored: without this, a half would only end at the SIGKILL that follows.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_addoption(parser):
