@@ -47,7 +47,12 @@ from signals_assets.sensors.dead_runs import (
 )
 from signals_assets.sensors.report_promotion import build_report_promotion_sensor
 from signals_assets.sensors.research_reconciler import research_reconciliation_job
-from signals_assets.sensors.run_attempts import PROMISED_RETRY_GRACE_SECONDS, as_attempt, failure_reason
+from signals_assets.sensors.run_attempts import (
+    MAX_RECORDING_RUNS,
+    PROMISED_RETRY_GRACE_SECONDS,
+    as_attempt,
+    failure_reason,
+)
 from signals_assets.sensors.signal_inbox import batch_work, build_signal_inbox_sensor
 from signals_assets.sensors.unrecorded_work import build_unrecorded_work_sensor
 from signals_assets.settings import load_settings
@@ -1102,17 +1107,11 @@ def test_a_second_attempt_at_a_grouped_batch_leaves_it_grouped(capsys, signals_h
         assert materialised.metadata["skipped"].value.startswith(f"{second} was grouped by run "), step
 
 
-def test_signals_process_records_a_batch_a_failed_attempt_grouped_but_never_materialised(
-    capsys, signals_home, object_store, team
-):
-    """A kill between a batch's grouping and the end of its step (or a later batch of its range run
-    failing) left the batch grouped in the store with no `report_assignments` materialisation: the UI
-    showed it failed. The daemon's retry of the run records it; `signals process` has no such retry, so
-    it runs the batch once more as an attempt, whose steps skip it as grouped and record it."""
-    settings = load_settings()
+def grouped_unseen(object_store, settings) -> str:
+    """A batch of CARD_DECLINED grouped by a run that the platform's instance never saw: its work is in the
+    store, with no materialisation."""
     emit_texts(object_store, CARD_DECLINED)
     [batch] = inbox.claim_all(object_store, settings.batch_max_signals)
-    # The attempt's work, recorded nowhere the platform's instance sees.
     with dg.DagsterInstance.ephemeral() as elsewhere:
         elsewhere.add_dynamic_partitions("signal_batches", [batch])
         assert (
@@ -1122,6 +1121,18 @@ def test_signals_process_records_a_batch_a_failed_attempt_grouped_but_never_mate
             .success
         )
     assert inbox.unfinished_batches(object_store) == []
+    return batch
+
+
+def test_signals_process_records_a_batch_a_failed_attempt_grouped_but_never_materialised(
+    capsys, signals_home, object_store, team
+):
+    """A kill between a batch's grouping and the end of its step (or a later batch of its range run
+    failing) left the batch grouped in the store with no `report_assignments` materialisation: the UI
+    showed it failed. The daemon's retry of the run records it; `signals process` has no such retry, so
+    it runs the batch once more as an attempt, whose steps skip it as grouped and record it."""
+    settings = load_settings()
+    batch = grouped_unseen(object_store, settings)
     assignments = dg.AssetKey("report_assignments")
     home = str(ensure_dagster_home(settings))
     with dg.DagsterInstance.from_config(home) as instance:
@@ -1162,6 +1173,31 @@ def test_signals_process_records_a_batch_a_failed_attempt_grouped_but_never_mate
     # Recorded once: the next `signals process` has nothing to record.
     code, summary, err = run_cli(capsys, "process")
     assert code == 0 and "unrecorded" not in err, err
+
+
+def test_a_failed_recording_run_is_followed_by_a_numbered_one_until_the_limit(signals_home, object_store, team):
+    """The daemon never requests a run key twice: after a recording run fails (killed, or a step raised),
+    the sensor requests the next number, up to MAX_RECORDING_RUNS; then the batch is the operator's."""
+    settings = load_settings()
+    batch = grouped_unseen(object_store, settings)
+    sensor = build_unrecorded_work_sensor()
+    resources = {name: build_resources(settings)[name] for name in ("object_store", "clickhouse")}
+    with dg.DagsterInstance.from_config(str(ensure_dagster_home(settings))) as instance:
+        instance.add_dynamic_partitions("signal_batches", [batch])
+        failed_run(instance, batch, batch)
+        for failed, next_key in [
+            (None, f"{batch}-recorded"),
+            (f"{batch}-recorded", f"{batch}-recorded2"),
+            (f"{batch}-recorded2", f"{batch}-recorded3"),
+        ]:
+            if failed:
+                failed_run(instance, batch, failed)
+            with dg.build_sensor_context(instance=instance, resources=resources) as context:
+                [request] = sensor(context)
+            assert (request.run_key, request.partition_key) == (next_key, batch)
+        failed_run(instance, batch, f"{batch}-recorded{MAX_RECORDING_RUNS}")
+        with dg.build_sensor_context(instance=instance, resources=resources) as context:
+            assert "has its materialisation" in sensor(context).skip_message
 
 
 def test_a_recording_run_whose_partition_was_retired_as_it_started_says_so_and_holds_nothing(capsys, signals_home):
@@ -1205,19 +1241,28 @@ def test_signals_process_records_the_reports_a_failed_attempt_researched_but_nev
         RANGE_START_TAG: researched[0],
         RANGE_END_TAG: researched[-1],
     }
+    # The first report's recording run failed too: the next is numbered (the daemon never requests a key twice).
+    first_recording = {
+        "dagster/run_key": f"{researched[0]}-round1-recorded",
+        ROUNDS_TAG: f"{researched[0]}-round1",
+        TEAM_TAG: "1",
+        "dagster/partition": researched[0],
+    }
     with dg.DagsterInstance.from_config(home) as instance:
         instance.add_dynamic_partitions("reports", researched)
         create_run_for_test(instance, job_name="report_job", tags=tags, status=dg.DagsterRunStatus.FAILURE)
+        create_run_for_test(instance, job_name="report_job", tags=first_recording, status=dg.DagsterRunStatus.FAILURE)
 
     code, summary, err = run_cli(capsys, "process")
     assert code == 0 and summary["reports_researched"] == 0, err
     for report in researched:
         assert f"report {report}: done by a failed run, unrecorded in Dagster: recorded" in err
     with dg.DagsterInstance.from_config(home) as instance:
-        for report in researched:
+        for report, run_key in zip(researched, ["-round1-recorded2", "-round1-recorded"]):
             filter_ = dg.AssetRecordsFilter(asset_key=dg.AssetKey("report_research"), asset_partitions=[report])
             [recorded] = instance.fetch_materializations(filter_, limit=5).records
             assert "skipped" in recorded.asset_materialization.metadata, report
+            assert instance.get_run_by_id(recorded.run_id).tags["dagster/run_key"] == f"{report}{run_key}"
     with store_session(load_settings()) as db:  # nothing researched again
         assert [
             r["report_id"] for r in db.query("SELECT report_id FROM research_results ORDER BY report_id")

@@ -18,10 +18,11 @@ from signals_assets.research import store as research_store
 from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.sensors.cadence import minimum_interval_seconds
 from signals_assets.sensors.run_attempts import (
-    RECORDING_SUFFIX,
+    RUN_KEY_TAG,
     ended_failed_attempts,
     failure_reason,
     last_failed_run,
+    next_recording_key,
     round_attempts,
 )
 from signals_assets.storage.clickhouse import StoreSession
@@ -104,36 +105,39 @@ def unrecorded_report_requests(
     record the report, as Dagster's retry of the failed run does while it has retries left
     (`daemon_retries`: a failed run Dagster will retry is left to that retry). Looks at the newest failed
     attempts (`run_attempts.ended_failed_attempts`)."""
-    attempted: dict[str, tuple[str, int, str]] = {}  # {report: (attempt key, round, team)}, the newest attempt
+    # {report: (attempt key, round, team, the run's own key)}, of the newest failed run
+    attempted: dict[str, tuple[str, int, str, str]] = {}
     for run in ended_failed_attempts(instance, report_job.name, daemon_retries, now):
         for key in run.tags.get(ROUNDS_TAG, "").split():
             unit = attempt_unit(key)
             attempted.setdefault(
-                promotion_facts.unit_report(unit), (key, promotion_facts.unit_round(unit), run.tags.get(TEAM_TAG, ""))
+                promotion_facts.unit_report(unit),
+                (key, promotion_facts.unit_round(unit), run.tags.get(TEAM_TAG, ""), run.tags[RUN_KEY_TAG]),
             )
     # The instance's and the object store's answers first, so that the store (whose lock a sensor tick
     # should not wait for) is opened only while a report is left to record: one recorded, retired, or
     # with a round still open (its own run records it; a parked one rightly shows failed) needs none.
-    candidates = [
-        report
-        for report in sorted(attempted)
-        if instance.has_dynamic_partition(REPORTS, report)
+    recording_key = {
+        report: recording
+        for report, (key, _, _, run_key) in sorted(attempted.items())
+        if (recording := next_recording_key(attempt_unit(key), run_key))
+        and instance.has_dynamic_partition(REPORTS, report)
         and not has_materialisation(instance, report_research.key, report)
         and not promotion_facts.has_open_round(store, report)
-    ]
-    if not candidates:
+    }
+    if not recording_key:
         return []
     with session() as db:
-        current = report_store.current_rounds(db, candidates)
-        rounds = [{"report_id": r, "round": attempted[r][1]} for r in candidates if current.get(r) == attempted[r][1]]
+        current = report_store.current_rounds(db, list(recording_key))
+        rounds = [
+            {"report_id": r, "round": attempted[r][1]} for r in recording_key if current.get(r) == attempted[r][1]
+        ]
         open_rounds = {p["report_id"] for p in research_store.without_outcome(db, rounds)}
     requests = []
     for report in [p["report_id"] for p in rounds if p["report_id"] not in open_rounds]:
-        key, _, team = attempted[report]
+        key, _, team, _ = attempted[report]
         tags = {TEAM_TAG: team, ROUNDS_TAG: key}
-        requests.append(
-            dg.RunRequest(run_key=f"{attempt_unit(key)}{RECORDING_SUFFIX}", partition_key=report, tags=tags)
-        )
+        requests.append(dg.RunRequest(run_key=recording_key[report], partition_key=report, tags=tags))
     return requests
 
 

@@ -26,6 +26,21 @@ FAILED_RUNS_LOOKED_AT = 25
 # The attempt key of a run that only records what a failed attempt did (`signal_inbox.unrecorded_batch_work`,
 # `report_promotion.unrecorded_report_requests`).
 RECORDING_SUFFIX = "-recorded"
+# How many such runs one batch or report gets: the daemon never requests a run key twice, so each is numbered
+# (`…-recorded`, `…-recorded2`, …); one that keeps failing is left to the operator (a backfill records it).
+MAX_RECORDING_RUNS = 3
+
+
+def next_recording_key(unit: str, newest_failed_key: str) -> str | None:
+    """The run key of the next run that records what a failed run did for `unit` (a batch, or a report's
+    attempt unit), given the run key of `unit`'s newest failed run: `<unit>-recorded` after an attempt,
+    the next number after a failed recording run, None after MAX_RECORDING_RUNS of them."""
+    recorded = f"{unit}{RECORDING_SUFFIX}"
+    number = newest_failed_key[len(recorded) :] if newest_failed_key.startswith(recorded) else None
+    done = 0 if number is None else 1 if number == "" else int(number) if number.isdigit() else 0
+    if done >= MAX_RECORDING_RUNS:
+        return None
+    return f"{recorded}{done + 1}" if done else recorded
 
 
 def retry_promised(run: dg.DagsterRun) -> bool:

@@ -21,11 +21,12 @@ from signals_assets.recovery.attempts import next_step
 from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.sensors.cadence import minimum_interval_seconds
 from signals_assets.sensors.run_attempts import (
-    RECORDING_SUFFIX,
+    RUN_KEY_TAG,
     batch_attempts,
     ended_failed_attempts,
     failure_reason,
     last_failed_run,
+    next_recording_key,
 )
 from signals_assets.storage.object_store import ObjectStore
 
@@ -131,19 +132,20 @@ def unrecorded_batch_work(
     (`assets.ingestion.grouped_by_earlier_run`) and records it, as Dagster's retry of the failed run
     does while it has retries left (`daemon_retries`: a failed run Dagster will retry is left to that
     retry). Looks at the newest failed attempts (`run_attempts.ended_failed_attempts`)."""
-    runs = ended_failed_attempts(instance, signal_batch_job.name, daemon_retries, now)
-    attempted = sorted(
-        {batch for run in runs for batch in attempted_batches(run.tags.get(PARTITION_NAME_TAG), run.tags)}
-    )
-    unrecorded = [
-        batch
-        for batch in attempted
+    newest_key: dict[str, str] = {}  # {batch: the attempt key of its newest failed run}
+    for run in ended_failed_attempts(instance, signal_batch_job.name, daemon_retries, now):  # newest first
+        for batch in attempted_batches(run.tags.get(PARTITION_NAME_TAG), run.tags):
+            newest_key.setdefault(batch, run.tags.get(batch_attempt_tag(batch), run.tags[RUN_KEY_TAG]))
+    to_run = [
+        (batch, key)
+        for batch in sorted(newest_key)
+        if (key := next_recording_key(batch, newest_key[batch]))
         # The instance's answers first: the object store's may each be a request to a server.
-        if instance.has_dynamic_partition(SIGNAL_BATCHES, batch)  # not retired since
+        and instance.has_dynamic_partition(SIGNAL_BATCHES, batch)  # not retired since
         and not has_materialisation(instance, report_assignments.key, batch)
         and inbox.stage_done_by(store, batch, inbox.GROUPED) is not None
     ]
-    return BatchWork(to_run=[(batch, f"{batch}{RECORDING_SUFFIX}") for batch in unrecorded])
+    return BatchWork(to_run=to_run)
 
 
 def read_cursor(text: str | None) -> dict:

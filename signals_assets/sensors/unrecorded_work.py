@@ -12,6 +12,7 @@ from signals_assets.partition_keys import SIGNAL_BATCHES
 from signals_assets.resources.clickhouse import ClickHouseResource
 from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.sensors.report_promotion import unrecorded_report_requests
+from signals_assets.sensors.run_attempts import MAX_RECORDING_RUNS
 from signals_assets.sensors.signal_inbox import unrecorded_batch_work
 
 
@@ -23,7 +24,8 @@ def build_unrecorded_work_sensor(max_batches_per_run: int = 20) -> dg.SensorDefi
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Requests a run that records in Dagster each batch grouped, or report researched, by a "
         "failed run that Dagster no longer retries, with no materialisation: its steps skip it as done and "
-        "materialise it (run key `…-recorded`), so the UI shows what the store holds.",
+        "materialise it (run key `…-recorded`; after a failed one `…-recorded2`, up to "
+        f"{MAX_RECORDING_RUNS}), so the UI shows what the store holds.",
     )
     def unrecorded_work_sensor(
         context: dg.SensorEvaluationContext, object_store: ObjectStoreResource, clickhouse: ClickHouseResource
@@ -45,7 +47,7 @@ def build_unrecorded_work_sensor(max_batches_per_run: int = 20) -> dg.SensorDefi
         if not requests:
             return dg.SkipReason(
                 "every batch and report that the newest failed runs (those Dagster no longer retries) "
-                "finished has its materialisation"
+                f"finished has its materialisation, or had {MAX_RECORDING_RUNS} failed runs recording it"
             )
         context.log.info(f"recording {[request.run_key for request in requests]}")
         return requests
