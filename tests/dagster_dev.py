@@ -48,11 +48,11 @@ def graphql(base_url: str, query: str, variables: dict | None = None) -> dict:
     return body["data"]
 
 
-def wait_until_loaded(base_url: str, server: subprocess.Popen, log: Path, timeout: float) -> None:
-    """Until the webserver answers and the code location has loaded."""
+def wait_until_loaded(base_url: str, server: subprocess.Popen | None, log: Path, timeout: float) -> None:
+    """Until the webserver answers and the code location has loaded (and `server`, when given, runs on)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert server.poll() is None, f"dagster dev exited: {log.read_text()[-3000:]}"
+        assert server is None or server.poll() is None, f"dagster dev exited: {log.read_text()[-3000:]}"
         try:
             if graphql(base_url, LOADED_QUERY)["repositoriesOrError"].get("nodes"):
                 return
@@ -63,10 +63,12 @@ def wait_until_loaded(base_url: str, server: subprocess.Popen, log: Path, timeou
 
 
 @contextmanager
-def running_dagster_dev(env: dict, log: Path, timeout: float = 300, script_from: Path | None = None):
+def running_dagster_dev(
+    env: dict, log: Path, timeout: float = 300, script_from: Path | None = None, port: int | None = None
+):
     """`dagster dev -w workspace.yaml` with `env` (its SIGNALS_HOME and DAGSTER_HOME); yields the base URL.
-    `script_from`: started by `scripts/dev`, as a user does, from that folder."""
-    port = free_port()
+    `script_from`: started by `scripts/dev`, as a user does, from that folder. `port`: a free one unless given."""
+    port = port or free_port()
     base_url = f"http://127.0.0.1:{port}"
     dev = [str(BIN / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)]
     server = subprocess.Popen(
