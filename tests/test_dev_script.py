@@ -1,12 +1,13 @@
 """scripts/dev, the README's first command, as a user starts it."""
 
+import json
 import os
 import signal
 import subprocess
 import time
 from pathlib import Path
 
-from dagster_dev import REPO_ROOT, free_port, running_dagster_dev, wait_until_loaded
+from dagster_dev import BIN, REPO_ROOT, free_port, running_dagster_dev, wait_until_loaded
 
 from conftest import SETTINGS_VARIABLES
 
@@ -83,3 +84,53 @@ def test_a_restart_after_the_dev_server_was_killed_stops_what_it_left_running(tm
             os.killpg(first.pid, signal.SIGKILL)  # whatever of the first server still runs in its group
         except ProcessLookupError:
             pass
+
+
+def settled_status(env: dict, expected_signals: int) -> dict:
+    status = subprocess.run(
+        [str(BIN / "signals"), "status", "--team-id", "1", "--wait", "--expected-signals", str(expected_signals)]
+        + ["--timeout", "240", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert status.returncode == 0, status.stderr
+    return json.loads(status.stdout)
+
+
+def test_the_daemon_goes_on_after_its_code_server_was_killed(tmp_path):
+    """The daemon and the webserver each run their own code server: killed, the daemon starts another, and the
+    signals emitted meanwhile are grouped unattended. (With the one code server a plain `dagster dev` shares,
+    every sensor and run stops until someone reloads the code location in the UI.)"""
+    home = tmp_path / "home"
+    env = user_env(str(home))
+    demo_lines = (REPO_ROOT / "scripts" / "demo" / "signals.jsonl").read_text().splitlines()
+    with running_dagster_dev(env, tmp_path / "dev.log", script_from=tmp_path):
+        settled_status(env, len(demo_lines))  # the daemon has loaded the code and run the demo batch
+        code_servers = [
+            pid for pid, command in dagster_processes(home / "dagster_home").items() if "api grpc" in command
+        ]
+        assert code_servers
+        for pid in code_servers:
+            os.kill(pid, signal.SIGKILL)
+        demo = json.loads(demo_lines[0])
+        signals = tmp_path / "after_the_kill.jsonl"
+        signals.write_text(
+            "".join(
+                json.dumps(
+                    {
+                        **demo,
+                        "source_id": f"after-kill-{n}",
+                        "idempotency_key": f"after-kill-{n}",
+                        "description": f"The export to CSV button does nothing on the orders page ({n})",
+                        "extra": {**demo["extra"], "url": f"https://example.zendesk.com/tickets/{n}"},
+                    }
+                )
+                + "\n"
+                for n in range(3)
+            )
+        )
+        subprocess.run([str(BIN / "signals"), "emit-file", str(signals), "--team-id", "1"], env=env, check=True)
+        settled = settled_status(env, len(demo_lines) + 3)
+        assert (settled["accepted"], settled["assigned"], settled["inbox_pending"]) == (len(demo_lines) + 3,) * 2 + (0,)
+        assert not set(code_servers) & set(dagster_processes(home / "dagster_home"))
