@@ -9,6 +9,8 @@ DAGSTER_HOME, the team's repository) at the same paths, as the host user. chdb's
 a file lock in the mounted store, so it holds across the container boundary."""
 
 import os
+import socket
+import subprocess
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -18,9 +20,13 @@ import pytest
 import yaml
 
 from signals_assets.ingestion.teams import TeamConfig, save_team
+from signals_assets.recovery.local_run_launcher import LAUNCHER_HOST_TAG, LAUNCHER_TAG, launcher_pid
+from signals_assets.resources.sandbox import SandboxResource
+from signals_assets.sensors.dead_runs import INTERRUPTED_TAG, fail_dead_runs
 
 from conftest import CARD_DECLINED, emit_texts, production_instance_config
 from test_daemon_e2e import kill_group, signals_cli, start_daemon
+from test_recovery import starting_run
 
 TEST_LABEL = "signals/test"
 
@@ -93,6 +99,7 @@ def test_daemon_launches_pipeline_runs_into_containers(
         assert set(runs) == {"signal_batch_job", "report_job"}, runs
         for run in runs.values():
             assert run.status == dg.DagsterRunStatus.SUCCESS, (run.job_name, logs)
+            assert launcher_pid(run.run_id, run.tags) and run.tags[LAUNCHER_HOST_TAG] == socket.gethostname()
             container = client.containers.get(run.tags["docker/container_id"])
             assert container.attrs["Config"]["Image"] == code_image and container.attrs["State"]["ExitCode"] == 0
             assert container.attrs["HostConfig"]["NetworkMode"] == "host"
@@ -116,6 +123,64 @@ def test_daemon_launches_pipeline_runs_into_containers(
     [report] = listing["reports"]
     assert report["status"] == "ready" and report["signal_count"] == 3
     assert report["research"]["findings"][0]["file"] == "checkout/card_payments.py"
+
+
+def test_a_run_whose_launcher_died_before_its_container_started_is_failed_at_once(
+    signals_home, postgres_database, container_label, tmp_path, monkeypatch
+):
+    """The daemon killed while it launches a run into a container leaves the run STARTING, with no container
+    yet or one created but not started. Run monitoring would fail it only after start_timeout_seconds (600 s),
+    every later batch waiting behind it; the reconciler fails it at its next look, as cut off by a restart
+    (not a failed attempt), and removes the container nothing will start. A run whose container started,
+    or whose launcher still runs, is left to run monitoring."""
+    import docker
+
+    config = host_network_config(tmp_path, container_label)
+    (signals_home / "dagster_home" / "dagster.yaml").write_text(yaml.safe_dump(config))
+    for name in config["run_launcher"]["config"]["env_vars"]:
+        monkeypatch.setenv(name, os.environ.get(name, ""))
+    image = SandboxResource().image  # any small local image: the containers only sleep
+    monkeypatch.setenv("SIGNALS_ASSETS_IMAGE", image)
+    client = docker.from_env()
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+
+    with dg.DagsterInstance.from_config(str(signals_home / "dagster_home")) as instance:
+
+        def launched(launcher: int, container: str = "") -> tuple[dg.DagsterRun, str]:
+            """A STARTING run tagged as the launcher tags it, with a container `created` or `started`."""
+            run = starting_run(instance)
+            instance.add_run_tags(
+                run.run_id, {LAUNCHER_TAG: f"{launcher}/{run.run_id}", LAUNCHER_HOST_TAG: socket.gethostname()}
+            )
+            if not container:
+                return run, ""
+            labels = {"dagster/run_id": run.run_id, TEST_LABEL: container_label}
+            created = client.containers.create(image, ["sleep", "300"], labels=labels, network_mode="none")
+            if container == "started":
+                created.start()
+            instance.add_run_tags(run.run_id, {"docker/container_id": created.id})
+            return run, created.id
+
+        never_created, _ = launched(gone.pid)
+        never_started, unstarted_container = launched(gone.pid, "created")
+        started, _ = launched(gone.pid, "started")
+        alive_launcher, its_container = launched(os.getpid(), "created")
+
+        done = fail_dead_runs(instance)
+        assert len(done) == 2, done
+        assert f"marked run {never_created.run_id}" in done[0] + done[1]
+        assert "no container was created for it, and its launcher" in done[0] + done[1]
+        assert "was created but never started (removed)" in done[0] + done[1]
+        assert "not counted as a failed attempt" in done[0] and "not counted as a failed attempt" in done[1]
+        for run in (never_created, never_started):
+            assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.FAILURE
+            assert instance.get_run_by_id(run.run_id).tags[INTERRUPTED_TAG] == run.run_id
+        with pytest.raises(docker.errors.NotFound):
+            client.containers.get(unstarted_container)
+        for run in (started, alive_launcher):
+            assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.STARTING
+        assert client.containers.get(its_container).status == "created"
 
 
 def test_a_run_container_finds_the_code_locations_bytecode_and_the_safety_literals_in_the_image(code_image):

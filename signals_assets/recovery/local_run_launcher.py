@@ -15,6 +15,9 @@ from dagster._core.launcher.base import LaunchRunContext
 # "<pid>/<run id>": the launching process, and the run it was written for (Dagster's retries copy
 # their parent's tags, so a copy names another run and is ignored).
 LAUNCHER_TAG = "signals/launcher"
+# The host of that process, for a launcher whose workers run elsewhere (recovery/run_launcher.py): its pid
+# means something only on this host.
+LAUNCHER_HOST_TAG = "signals/launcher_host"
 
 
 def launcher_pid(run_id: str, tags: Mapping[str, str]) -> int | None:

@@ -11,7 +11,7 @@ from dagster._core.storage.dagster_run import FINISHED_STATUSES
 from dagster._core.storage.tags import RUN_KEY_TAG
 from dagster._time import get_current_timestamp
 
-from signals_assets.recovery.local_run_launcher import launcher_pid
+from signals_assets.recovery.local_run_launcher import LAUNCHER_HOST_TAG, launcher_pid
 
 HOST_TAG = "signals/host"
 # The pid of the process executing the run itself (`signals process` runs in-process, no launcher).
@@ -106,7 +106,8 @@ def dead_local_runs(instance: dg.DagsterInstance, queued: bool = False) -> list[
     hold pool slots too: a dead one left STARTED blocks every run of its pool for good): STARTED,
     STARTING or NOT_STARTED runs whose worker process no longer exists (`signals process` tags a run with
     its pid when it creates it, so a kill before the run starts leaves it NOT_STARTED), STARTING runs with no worker pid logged whose launcher
-    is gone, or STARTING_GRACE_SECONDS after launch, and NOT_STARTED runs without a pid that long after
+    is gone, or STARTING_GRACE_SECONDS after launch, STARTING runs of a container launcher that
+    `container_never_started` says will get none, and NOT_STARTED runs without a pid that long after
     they were created (the daemon, `signals process` or the host died under them).
 
     With `queued` (a caller outside the daemon: inside it the queue runs), also runs a sensor queued
@@ -144,7 +145,11 @@ def dead_local_runs(instance: dg.DagsterInstance, queued: bool = False) -> list[
             if not pid_alive(pid, created_at):
                 dead.append(DeadRun(run, f"its worker process {pid} is gone", True))
             continue
-        if not launched_locally:  # e.g. a run container: run monitoring watches it
+        if not launched_locally:  # e.g. a run container: run monitoring watches it, unless it never started
+            if run.status == dg.DagsterRunStatus.STARTING and (
+                why := container_never_started(instance, run, created_at)
+            ):
+                dead.append(DeadRun(run, why, True))
             continue
         worker = run_worker_pid(instance, run)
         # Only a dead worker, or a STARTING run with none yet, needs its launcher looked up.
@@ -166,6 +171,25 @@ def dead_local_runs(instance: dg.DagsterInstance, queued: bool = False) -> list[
             why = f"no worker process started {now - launched_at:.0f} s after launch"
             dead.append(DeadRun(run, why, launcher_gone is None))
     return dead
+
+
+def container_never_started(instance: dg.DagsterInstance, run: dg.DagsterRun, created_at: float) -> str | None:
+    """Why a STARTING run of a container launcher (deploy/dagster.yaml's) will get no worker: its launcher, a
+    process on this host, is gone and none of its containers ever started (they are removed). Run
+    monitoring would fail it only after start_timeout_seconds (600 s), and every later batch would wait
+    that long. None otherwise, or when this cannot be told here (a launcher on another host, an engine
+    this process cannot reach): run monitoring decides then."""
+    remove_unstarted = getattr(instance.run_launcher, "remove_unstarted_containers", None)
+    launcher = launcher_pid(run.run_id, run.tags)
+    if remove_unstarted is None or launcher is None or run.tags.get(LAUNCHER_HOST_TAG) != socket.gethostname():
+        return None
+    if pid_alive(launcher, instance.get_run_stats(run.run_id).launch_time or created_at):
+        return None
+    try:
+        found = remove_unstarted(run)
+    except Exception:  # the engine's errors (docker-py, requests): left to run monitoring
+        return None
+    return found and f"{found}, and its launcher {launcher} is gone"
 
 
 def stop_late_worker(instance: dg.DagsterInstance, run: dg.DagsterRun) -> str | None:
