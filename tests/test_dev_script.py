@@ -10,6 +10,7 @@ from pathlib import Path
 from dagster_dev import BIN, REPO_ROOT, free_port, running_dagster_dev, wait_until_loaded
 
 from conftest import SETTINGS_VARIABLES
+from test_daemon_e2e import signals_cli
 
 
 def user_env(signals_home: str) -> dict:
@@ -50,19 +51,11 @@ def test_a_restart_after_the_dev_server_was_killed_stops_what_it_left_running(tm
     home = tmp_path / "home"
     port = free_port()
     env = user_env(str(home))
-    log = tmp_path / "first.log"
-    first = subprocess.Popen(
-        [str(REPO_ROOT / "scripts" / "dev")],
-        cwd=tmp_path,
-        env={**env, "HOST": "127.0.0.1", "PORT": str(port)},
-        stdout=open(log, "ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        wait_until_loaded(f"http://127.0.0.1:{port}", first, log, 300)
-        os.kill(first.pid, signal.SIGKILL)  # the script's process is `dagster dev` (the script execs it)
-        first.wait(timeout=30)
+    with running_dagster_dev(env, tmp_path / "first.log", script_from=tmp_path, port=port):
+        [dev] = [
+            pid for pid, command in dagster_processes(home / "dagster_home").items() if "bin/dagster dev " in command
+        ]
+        os.kill(dev, signal.SIGKILL)
         time.sleep(3)
         left = dagster_processes(home / "dagster_home")
         assert any("dagster._daemon run" in command for command in left.values()), left
@@ -79,23 +72,23 @@ def test_a_restart_after_the_dev_server_was_killed_stops_what_it_left_running(tm
             servers = dagster_processes(home / "dagster_home").values()
             assert sum("dagster._daemon run" in command for command in servers) == 1, servers
             assert sum("dagster_webserver" in command for command in servers) == 1, servers
-    finally:
-        try:
-            os.killpg(first.pid, signal.SIGKILL)  # whatever of the first server still runs in its group
-        except ProcessLookupError:
-            pass
 
 
 def settled_status(env: dict, expected_signals: int) -> dict:
-    status = subprocess.run(
-        [str(BIN / "signals"), "status", "--team-id", "1", "--wait", "--expected-signals", str(expected_signals)]
-        + ["--timeout", "240", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
+    status = signals_cli(
+        env,
+        "status",
+        "--team-id",
+        "1",
+        "--wait",
+        "--expected-signals",
+        str(expected_signals),
+        "--timeout",
+        "240",
+        timeout=300,
     )
-    assert status.returncode == 0, status.stderr
-    return json.loads(status.stdout)
+    assert status["settled"], status
+    return status
 
 
 def test_the_daemon_goes_on_after_its_code_server_was_killed(tmp_path):
