@@ -157,7 +157,7 @@ def dead_local_runs(instance: dg.DagsterInstance, queued: bool = False) -> list[
             worker is None and run.status != dg.DagsterRunStatus.STARTING
         ):
             continue
-        launched_at = instance.get_run_stats(run.run_id).launch_time or created_at
+        launched_at = launch_time(instance, run, created_at)
         launcher = launcher_pid(run.run_id, run.tags)
         # None: launched by a launcher that does not say (another instance configuration) or killed
         # before it said; known only from how long the run has waited.
@@ -173,6 +173,11 @@ def dead_local_runs(instance: dg.DagsterInstance, queued: bool = False) -> list[
     return dead
 
 
+def launch_time(instance: dg.DagsterInstance, run: dg.DagsterRun, created_at: float) -> float:
+    """When the run was launched; its creation time while it was not (yet)."""
+    return instance.get_run_stats(run.run_id).launch_time or created_at
+
+
 def container_never_started(instance: dg.DagsterInstance, run: dg.DagsterRun, created_at: float) -> str | None:
     """Why a STARTING run of a container launcher (deploy/dagster.yaml's) will get no worker: its launcher, a
     process on this host, is gone and none of its containers ever started (they are removed). Run
@@ -183,7 +188,7 @@ def container_never_started(instance: dg.DagsterInstance, run: dg.DagsterRun, cr
     launcher = launcher_pid(run.run_id, run.tags)
     if remove_unstarted is None or launcher is None or run.tags.get(LAUNCHER_HOST_TAG) != socket.gethostname():
         return None
-    if pid_alive(launcher, instance.get_run_stats(run.run_id).launch_time or created_at):
+    if pid_alive(launcher, launch_time(instance, run, created_at)):
         return None
     try:
         found = remove_unstarted(run)
