@@ -13,12 +13,17 @@ scripts/demo/shop_app (research runs the subprocess sandbox on it). Then:
    every promoted report has its outcome, and until the object store shows nothing in flight (what
    the sensors see); the number of Dagster runs it took, by job.
 
+With `--history N` the team is not new: N Banking77 train texts are emitted and grouped first (and the
+reports they promote researched) by `signals process`, before the daemon starts, so the waves are grouped
+against a pool of that history (the consolidation re-clusters the pool after every batch, up to
+`SIGNALS_CONSOLIDATION_POOL` signals).
+
 Peak RSS: the VmHWM of every run worker process (from /proc, sampled every 0.2 s; the worker is
 found by the pid its run logged), largest per job, for the waves and for the burst.
 Times come afterwards from the batches' report_assignments materialisations, the reports' first
 outcome event after their promotion (the store) and Dagster's run records: polling the chdb store
 during the runs would contend with them for it. Usage (SIGNALS_DATASETS: the folder holding banking77/):
-    SIGNALS_DATASETS=/work/shared/datasets .venv/bin/python benchmarks/daemon_latency.py [--waves 8] [--burst 2000]
+    SIGNALS_DATASETS=/work/shared/datasets .venv/bin/python benchmarks/daemon_latency.py [--waves 8] [--burst 2000] [--history 6000]
 """
 
 from __future__ import annotations
@@ -43,6 +48,9 @@ from banking77 import protocol_texts, ticket_signal  # noqa: E402
 from dagster_dev import start_daemon  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+SIGNALS = str(Path(sys.executable).with_name("signals"))
+# Source ids of the history's signals: apart from the burst's (0..) and the waves' (100,000..).
+HISTORY_SOURCE_IDS = 1_000_000
 DEMO_REPOSITORY = REPO_ROOT / "scripts" / "demo" / "shop_app"
 
 
@@ -272,6 +280,9 @@ def main() -> None:
     parser.add_argument("--waves", type=int, default=len(WAVE_TOPICS), choices=range(1, len(WAVE_TOPICS) + 1))
     parser.add_argument("--burst", type=int, default=2000, help="signals emitted at once after the waves (0: none)")
     parser.add_argument("--timeout", type=float, default=900, help="seconds a wave or the burst may take")
+    parser.add_argument(
+        "--history", type=int, default=0, help="Banking77 train texts the team had grouped before (0: a new team)"
+    )
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="signals-daemon-bench-"))
     dagster_home = home / "dagster_home"
@@ -290,6 +301,13 @@ def main() -> None:
     save_team(store, TeamConfig(team_id=1, ai_processing_consent=True, repositories=[str(DEMO_REPOSITORY)]))
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         instance.get_runs(limit=1)  # create the run storage before the daemon's processes race to
+    if args.history:
+        emit(store, [text for text, _ in protocol_texts(size=args.history, split="train")], HISTORY_SOURCE_IDS)
+        started = time.monotonic()
+        subprocess.run([SIGNALS, "process"], check=True, stdout=subprocess.DEVNULL)
+        print(
+            f"history: {args.history} signals grouped, their reports researched, in {time.monotonic() - started:.0f} s"
+        )
 
     log_path = home / "daemon.log"
     daemon = start_daemon(dict(os.environ), log_path)
@@ -337,13 +355,16 @@ def report_waves(instance, memory: WorkerMemory, waves: list, interval: int) -> 
     to_assigned, to_ready, records = [], [], []
     for number, (emitted_at, ids, load) in enumerate(waves):
         batches, outcomes, rejected = store_facts(ids, as_grouped=True)
+        # A wave that joined a report researched before it (the history's) brings no outcome of its own.
+        joined = sum(1 for o in outcomes if o["t"] <= emitted_at)
+        outcomes = [o for o in outcomes if o["t"] > emitted_at]
         assigned = assigned_at(instance, batches) - emitted_at
         ready = max((o["t"] for o in outcomes), default=float("nan")) - emitted_at
         statuses = ",".join(sorted(o["status"] for o in outcomes)) or "none promoted"
         runs = [
             r
             for r in runs_since(instance, emitted_at)
-            if r.create_timestamp.timestamp() < emitted_at + assigned + ready
+            if r.create_timestamp.timestamp() < emitted_at + assigned + (ready if outcomes else 0)
         ]
         records += runs
         phases, previous_end = [], emitted_at
@@ -359,6 +380,7 @@ def report_waves(instance, memory: WorkerMemory, waves: list, interval: int) -> 
         if all(o["status"] == "ready" for o in outcomes) and outcomes:
             to_ready.append(ready)
         note = f" ({rejected} rejected)" if rejected else ""
+        note += f" (joined {joined} report(s) researched before the wave)" if joined else ""
         print(f"{number:4d} {load:4.1f} {assigned:9.1f} {ready:5.1f} {statuses:>7} | {phases[0]} | {phases[1]}{note}")
     print(f"emit -> all assigned: p50 {statistics.median(to_assigned):.1f} s, max {max(to_assigned):.1f} s")
     if to_ready:
