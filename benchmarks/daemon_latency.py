@@ -45,10 +45,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from banking77 import protocol_texts, ticket_signal  # noqa: E402
-from dagster_dev import start_daemon  # noqa: E402
+from dagster_dev import BIN, start_daemon  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SIGNALS = str(Path(sys.executable).with_name("signals"))
 # Source ids of the history's signals: apart from the burst's (0..) and the waves' (100,000..).
 HISTORY_SOURCE_IDS = 1_000_000
 DEMO_REPOSITORY = REPO_ROOT / "scripts" / "demo" / "shop_app"
@@ -304,7 +303,7 @@ def main() -> None:
     if args.history:
         emit(store, [text for text, _ in protocol_texts(size=args.history, split="train")], HISTORY_SOURCE_IDS)
         started = time.monotonic()
-        subprocess.run([SIGNALS, "process"], check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([str(BIN / "signals"), "process"], check=True, stdout=subprocess.DEVNULL)
         print(
             f"history: {args.history} signals grouped, their reports researched, in {time.monotonic() - started:.0f} s"
         )
