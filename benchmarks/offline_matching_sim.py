@@ -9,6 +9,7 @@
     python benchmarks/offline_matching_sim.py --tune-consolidation # the consolidation's grid on train samples
     python benchmarks/offline_matching_sim.py --pairing            # large pieces paired (measured, not shipped)
     python benchmarks/offline_matching_sim.py --heldout-regime     # train samples shaped like the held-out set
+    python benchmarks/offline_matching_sim.py --batch-reach        # consolidation confined to what a batch reaches
 
 Each signal is decided in arrival order and sees only earlier signals, with exactly the information
 of the real pipeline: per probe (the text; with --probes 2 also `keyword_queries(text)`) the nearest
@@ -56,6 +57,7 @@ from signals_assets.grouping.consolidation import (  # noqa: E402
     anchor_researched,
     cluster_pool,
     map_clusters,
+    reached_by_batch,
 )
 from signals_assets.grouping.offline_matching import (  # noqa: E402
     MatchParameters,
@@ -256,7 +258,11 @@ def singleton_shares(params: ConsolidationParameters, seeds: int = 5) -> list[in
 
 
 def research_between(
-    pairs: list[tuple[str, str]], batch: int = 500, pool_limit: int = 0, representatives: bool = False
+    pairs: list[tuple[str, str]],
+    batch: int = 500,
+    pool_limit: int = 0,
+    representatives: bool = False,
+    reach: bool = True,
 ) -> dict:
     """The consolidation's result when, as under the daemon, every report is researched (so anchored)
     as soon as the promotion rule lets it: at 2 signals of the default weight 0.5. Batches of `batch`
@@ -264,7 +270,8 @@ def research_between(
     researched reports are anchored (`anchor_researched`, oldest first) and clusters mapped onto
     report ids (`map_clusters`), as `engine.consolidate` does; minutes of pipeline per order become
     seconds. Texts older than the pool keep their report, and a researched report with some of them
-    is never merged away. With `representatives`, each report's texts older than the pool enter it
+    is never merged away; with `reach` (as shipped) only what the batch reaches changes
+    (`reached_by_batch`). With `representatives`, each report's texts older than the pool enter it
     as one vector (their mean, pool position oldest) that moves them all: an alternative to a larger
     pool, measured, not built into the engine."""
     vectors = embed([t for t, _ in pairs])
@@ -285,9 +292,10 @@ def research_between(
             age.setdefault(p.report_id, position)
         anchored_order = sorted((r for r in age if r in researched), key=age.__getitem__)
         complete = {r for r in anchored_order if r not in older or r in standing}
-        labels, anchored = anchor_researched(
-            pool, stored, cluster_pool(np.array([p.embedding for p in pool])), anchored_order, complete
-        )
+        labels = cluster_pool(np.array([p.embedding for p in pool]))
+        if reach:
+            labels = reached_by_batch(pool, stored, labels)
+        labels, anchored = anchor_researched(pool, stored, labels, anchored_order, complete)
         rank = {r: age.get(r, len(report)) for r in {p.report_id for p in pool}}
         final = map_clusters(pool, labels, rank, lambda seed, used: seed if seed not in used else f"{seed}+", anchored)
         for p, r in zip(pool, final):
@@ -320,6 +328,46 @@ def pool_limits() -> None:
             line.append(f"{name} {r['ari']:.3f}/{r['pair_precision']:.3f}/{r['pair_recall']:.3f}/{r['groups']}")
         label = f"{limit:,}" if limit else "unbounded"
         print(f"pool {label}{' + representatives' if representatives else ''}: {' | '.join(line)}", flush=True)
+
+
+def batch_reach() -> None:
+    """The consolidation confined to what each batch reaches (`reached_by_batch`) against the whole pool
+    re-clustered, on the tuning samples researched between batches of 500 and of 100; then how many
+    earlier signals change report when a wave of 3 similar signals (benchmarks/daemon_latency.py's)
+    reaches a team whose 6,000 train texts were consolidated (the pool limit drops the oldest 3)."""
+    for name, pairs in consolidation_samples().items():
+        line = []
+        for batch in (500, 100):
+            for reach in (False, True):
+                r = research_between(pairs, batch=batch, reach=reach)
+                line.append(
+                    f"{batch}{' reach' if reach else ''} {r['ari']:.3f}/{r['pair_precision']:.3f}/"
+                    f"{r['pair_recall']:.3f}/{r['groups']}"
+                )
+        print(f"{name}: {' | '.join(line)}", flush=True)
+    from daemon_latency import WAVE_TOPICS
+
+    history = embed([t for t, _ in train_orders(6000, orders=1)[0]])
+    reports = [f"h{label}" for label in cluster_pool(history)]
+    for number, wave in enumerate(WAVE_TOPICS):
+        pool = [PoolSignal(str(i), reports[i], history[i], 0.5, "") for i in range(3, len(history))]
+        pool += [PoolSignal(f"w{i}", f"w{i}", vector, 0.5, "") for i, vector in enumerate(embed(list(wave)))]
+        stored = len(pool) - len(wave)
+        rank = {r: position for position, r in reversed(list(enumerate(p.report_id for p in pool)))}
+        labels = cluster_pool(np.array([p.embedding for p in pool]))
+        line = []
+        for reach in (False, True):
+            final = map_clusters(
+                pool,
+                reached_by_batch(pool, stored, labels) if reach else labels,
+                rank,
+                lambda seed, used: seed if seed not in used else f"{seed}+",
+            )
+            moved = [p.report_id for p, r in zip(pool[:stored], final) if r != p.report_id]
+            line.append(
+                f"{'reach' if reach else 'whole pool'}: {len(moved)} earlier signals of {len(set(moved))} reports moved"
+            )
+        print(f"wave {number} ({wave[0]!r}): {' | '.join(line)}", flush=True)
 
 
 def per_intent_texts(count: int, seed: int = 0, max_words: int | None = None) -> list[tuple[str, str]]:
@@ -529,8 +577,14 @@ def main() -> int:
     parser.add_argument(
         "--pool-limits", action="store_true", help="pool limit and representatives, researched between batches"
     )
+    parser.add_argument(
+        "--batch-reach", action="store_true", help="consolidation confined to what a batch reaches, and waves' churn"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
+    if args.batch_reach:
+        batch_reach()
+        return 0
     if args.pool_limits:
         pool_limits()
         return 0

@@ -259,6 +259,53 @@ def test_clusters_keep_the_report_that_holds_most_of_their_signals():
     assert map_clusters(pool[2:3] + pool[:1], [0, 0], {"A": 0, "B": 1}, new_id) == ["A", "A"]
 
 
+def test_a_batch_changes_only_the_reports_its_signals_reach():
+    """Earlier reports A, B (one problem, split), C, D and E; the batch's signal n clusters with A and
+    B's signals, and B's last signal with C's: the batch reaches A, B and, through B, C. D and E swap
+    a signal in the clustering (a few shifted neighbourhood ranks): unreached, they keep theirs."""
+    reports = ["A", "A", "B", "B", "C", "C", "D", "D", "E", "E"]
+    pool = [PoolSignal(f"s{i}", report, [1.0], 0.5, "") for i, report in enumerate(reports)]
+    pool.append(PoolSignal("n", "N", [1.0], 0.5, ""))
+    labels = [0, 0, 0, 1, 1, 1, 2, 3, 2, 3, 0]
+    reached = consolidation.reached_by_batch(pool, 10, labels)
+    assert reached[:6] + reached[10:] == [0, 0, 0, 1, 1, 1, 0]
+    assert reached[6:10] == [4, 4, 5, 5]  # D and E each under a fresh label of their own
+    # a batch with no signal in the pool (all of it joined reports with research in flight) changes nothing
+    assert consolidation.reached_by_batch(pool[:10], 10, labels[:10]) == [4 + i // 2 for i in range(10)]
+
+
+def test_a_wave_leaves_the_reports_it_does_not_reach_as_they_were():
+    """A team's pool holds two problems, each a report, and a third report of two strangers; the
+    batch brings one more signal of the first problem. Whatever the clustering does to the strangers,
+    only the first problem's report changes: it takes the new signal, nothing else moves."""
+    rng = np.random.default_rng(5)
+    first, second = around(np.eye(32)[0], 6, 0.05, rng), around(np.eye(32)[1], 6, 0.05, rng)
+    strangers = [unit(*np.eye(32)[7]), unit(*np.eye(32)[9])]
+    earlier = [PoolSignal(f"a{i}", "A", v, 0.5, "") for i, v in enumerate(first[:5])]
+    earlier += [PoolSignal(f"b{i}", "B", v, 0.5, "") for i, v in enumerate(second)]
+    earlier += [PoolSignal(f"x{i}", "X", v, 0.5, "") for i, v in enumerate(strangers)]
+    before = {
+        "A": ReportState("A", lc.POTENTIAL, 5, 2.5),
+        "B": ReportState("B", lc.POTENTIAL, 6, 3.0),
+        "X": ReportState("X", lc.POTENTIAL, 2, 1.0),
+    }
+    created = report_id_for(1, "n1")
+    one_pass = BatchPlan(
+        [Assignment("n1", created, "created", "", 0.0, 0.5, False)], [Event(created, "created", lc.POTENTIAL, "x")]
+    )
+    states = before | {created: ReportState(created, lc.POTENTIAL, 1, 0.5)}
+    batch = [BatchSignal("n1", 1, "checkout fails", 0.5, first[5])]
+
+    plan = consolidate(one_pass, batch, earlier, before, states, ConsolidationParameters())
+
+    # the strangers are two clusters of their own (a pair of orthogonal vectors is no problem) ...
+    assert len(set(cluster_pool([p.embedding for p in earlier] + [first[5]])[-3:-1])) == 2
+    # ... yet the batch does not reach them: X keeps both, and only the new signal moves (into A, which
+    # reaches the weight threshold)
+    assert {a.signal_id: a.report_id for a in plan.assignments} == {"n1": "A"}
+    assert [(e.report_id, e.event) for e in plan.events] == [("A", "promoted")]
+
+
 def unit(*values):
     vector = np.asarray(values, dtype=float)
     return list(vector / np.linalg.norm(vector))
@@ -511,8 +558,9 @@ def test_a_report_recreated_after_a_merge_is_researched_in_a_new_round(capsys, o
         {"status": "suppressed", "signal_count": 0}
     ]
 
-    # Batch 3: the merged report's first signal is a cluster of its own again, under its old id.
-    label_of.update({PASSWORD_RESET[password_ids.index(opener)]: 1, other: 2})
+    # Batch 3: the merged report's first signal is a cluster of its own again, under its old id (the
+    # batch's signal joins the card cluster: a batch changes only the reports it reaches).
+    label_of.update({PASSWORD_RESET[password_ids.index(opener)]: 1, other: 0})
     emit_texts(object_store, [other], start=30)
     process()
     promoted = store(
@@ -653,12 +701,13 @@ def _pool_of(report_id: str, vectors, prefix: str) -> list[PoolSignal]:
 
 def test_an_open_signal_joins_a_ready_report_which_is_re_judged_and_re_researched():
     """The earlier batches left one problem as a ready report R (researched, round 1) and an open
-    report B holding one more of its signals; the batch brings an unrelated signal."""
+    report B holding one more of its signals; the batch brings one more, which the one-pass decision
+    put in a report of its own."""
     rng = np.random.default_rng(5)
-    problem = around(np.eye(32)[0], 4, 0.05, rng)
-    earlier = _pool_of("R", problem[:3], "r") + _pool_of("B", problem[3:], "b")
+    problem = around(np.eye(32)[0], 5, 0.05, rng)
+    earlier = _pool_of("R", problem[:3], "r") + _pool_of("B", problem[3:4], "b")
     before = {"R": ReportState("R", lc.READY, 3, 1.5, 6, 1), "B": ReportState("B", lc.POTENTIAL, 1, 0.5)}
-    batch = [BatchSignal("n1", 1, "dark mode", 0.5, unit(*np.eye(32)[7]))]
+    batch = [BatchSignal("n1", 1, "checkout fails", 0.5, problem[4])]
     created = report_id_for(1, "n1")
     one_pass = BatchPlan(
         [Assignment("n1", created, "created", "", 0.0, 0.5, False)], [Event(created, "created", lc.POTENTIAL)]
@@ -668,18 +717,18 @@ def test_an_open_signal_joins_a_ready_report_which_is_re_judged_and_re_researche
     plan = consolidate(one_pass, batch, earlier, before, states, ConsolidationParameters())
 
     assert {a.signal_id: (a.report_id, a.decision) for a in plan.assignments} == {
-        "n1": (created, "created"),
+        "n1": ("R", "consolidated"),
         "b0": ("R", "consolidated"),
     }
     events = {(e.report_id, e.event): e for e in plan.events}
-    assert sorted(events) == [("B", "merged_into"), ("R", "consolidated"), ("R", "promoted"), (created, "created")]
+    assert sorted(events) == [("B", "merged_into"), ("R", "consolidated"), ("R", "promoted")]
     assert (events["B", "merged_into"].status, events["B", "merged_into"].detail) == (lc.SUPPRESSED, "merged into R")
     consolidated = events["R", "consolidated"]
     # the event keeps R's status, research gate and round; the promotion that follows moves it on
     assert (consolidated.status, consolidated.signals_at_run, consolidated.research_round) == (lc.READY, 6, 1)
-    assert consolidated.detail == "1 signals moved in, absorbed B"
+    assert consolidated.detail == "2 signals moved in, absorbed B"
     promoted = events["R", "promoted"]
-    assert (promoted.status, promoted.research_round, promoted.detail) == (lc.CANDIDATE, 2, "4 signals, weight 2")
+    assert (promoted.status, promoted.research_round, promoted.detail) == (lc.CANDIDATE, 2, "5 signals, weight 2.5")
     assert [e.event for e in plan.events if e.report_id == "R"] == ["consolidated", "promoted"]
 
 
@@ -688,10 +737,10 @@ def test_a_large_ready_report_gains_signals_without_re_research():
     the signal and records it, without a promotion."""
     rng = np.random.default_rng(6)
     size = lc.RERESEARCH_MAX_SIGNALS + 1
-    problem = around(np.eye(32)[0], size + 1, 0.05, rng)
-    earlier = _pool_of("R", problem[:size], "r") + _pool_of("B", problem[size:], "b")
+    problem = around(np.eye(32)[0], size + 2, 0.05, rng)
+    earlier = _pool_of("R", problem[:size], "r") + _pool_of("B", problem[size : size + 1], "b")
     before = {"R": ReportState("R", lc.READY, size, size / 2, 6, 1), "B": ReportState("B", lc.POTENTIAL, 1, 0.5)}
-    batch = [BatchSignal("n1", 1, "dark mode", 0.5, unit(*np.eye(32)[7]))]
+    batch = [BatchSignal("n1", 1, "checkout fails", 0.5, problem[-1])]
     created = report_id_for(1, "n1")
     one_pass = BatchPlan([Assignment("n1", created, "created", "", 0.0, 0.5, False)], [])
     states = {**before, created: ReportState(created, lc.POTENTIAL, 1, 0.5)}
@@ -706,10 +755,10 @@ def test_two_researched_reports_of_one_problem_merge_into_the_older():
     """A (ready, older) and B (waiting for input, larger) hold one problem: B's signals all move to A,
     B is closed with a merged_into event, every signal is in exactly one report."""
     rng = np.random.default_rng(7)
-    problem = around(np.eye(32)[0], 5, 0.05, rng)
-    earlier = _pool_of("A", problem[:2], "a") + _pool_of("B", problem[2:], "b")
+    problem = around(np.eye(32)[0], 6, 0.05, rng)
+    earlier = _pool_of("A", problem[:2], "a") + _pool_of("B", problem[2:5], "b")
     before = {"A": ReportState("A", lc.READY, 2, 1.0, 5, 1), "B": ReportState("B", lc.PENDING_INPUT, 3, 1.5, 6, 2)}
-    batch = [BatchSignal("n1", 1, "dark mode", 0.5, unit(*np.eye(32)[7]))]
+    batch = [BatchSignal("n1", 1, "checkout fails", 0.5, problem[5])]
     created = report_id_for(1, "n1")
     one_pass = BatchPlan([Assignment("n1", created, "created", "", 0.0, 0.5, False)], [])
     states = {**before, created: ReportState(created, lc.POTENTIAL, 1, 0.5)}
@@ -719,7 +768,7 @@ def test_two_researched_reports_of_one_problem_merge_into_the_older():
     rows = Counter(a.signal_id for a in plan.assignments)
     assert max(rows.values()) == 1  # nothing twice
     final = {p.signal_id: p.report_id for p in earlier} | {a.signal_id: a.report_id for a in plan.assignments}
-    assert final == {"a0": "A", "a1": "A", "b0": "A", "b1": "A", "b2": "A", "n1": created}  # nothing lost
+    assert final == {"a0": "A", "a1": "A", "b0": "A", "b1": "A", "b2": "A", "n1": "A"}  # nothing lost
     events = {(e.report_id, e.event): e for e in plan.events}
     merged = events["B", "merged_into"]
     assert (merged.status, merged.detail, merged.signals_at_run, merged.research_round) == (
@@ -728,8 +777,8 @@ def test_two_researched_reports_of_one_problem_merge_into_the_older():
         6,
         2,
     )
-    assert events["A", "consolidated"].detail == "3 signals moved in, absorbed B"
-    assert (events["A", "promoted"].research_round, events["A", "promoted"].detail) == (2, "5 signals, weight 2.5")
+    assert events["A", "consolidated"].detail == "4 signals moved in, absorbed B"
+    assert (events["A", "promoted"].research_round, events["A", "promoted"].detail) == (2, "6 signals, weight 3")
 
 
 def test_a_researched_report_sheds_a_stray_and_one_partly_outside_the_pool_is_not_absorbed():
@@ -737,19 +786,19 @@ def test_a_researched_report_sheds_a_stray_and_one_partly_outside_the_pool_is_no
     research: the stray leaves for a report of its own, R gains the open signals of its problem, gets a
     `consolidated` event saying both and, changed and small, is promoted to be judged and researched
     again. Q (ready) is the same problem, but only 2 of its 9 live signals are in the pool: it is not
-    merged, so nothing of it is lost."""
+    merged, so nothing of it is lost. The batch brings one more signal of the problem."""
     rng = np.random.default_rng(8)
-    problem = around(np.eye(32)[0], 7, 0.05, rng)
+    problem = around(np.eye(32)[0], 8, 0.05, rng)
     stray = unit(*np.eye(32)[9])
     earlier = (
-        _pool_of("R", problem[:3] + [stray], "r") + _pool_of("Q", problem[3:5], "q") + _pool_of("B", problem[5:], "b")
+        _pool_of("R", problem[:3] + [stray], "r") + _pool_of("Q", problem[3:5], "q") + _pool_of("B", problem[5:7], "b")
     )
     before = {
         "R": ReportState("R", lc.READY, 4, 2.0, 6, 1),
         "Q": ReportState("Q", lc.READY, 9, 4.5, 9, 1),
         "B": ReportState("B", lc.POTENTIAL, 2, 1.0),
     }
-    batch = [BatchSignal("n1", 1, "dark mode", 0.5, unit(*np.eye(32)[7]))]
+    batch = [BatchSignal("n1", 1, "checkout fails", 0.5, problem[7])]
     created = report_id_for(1, "n1")
     one_pass = BatchPlan([Assignment("n1", created, "created", "", 0.0, 0.5, False)], [])
     states = {**before, created: ReportState(created, lc.POTENTIAL, 1, 0.5)}
@@ -758,14 +807,14 @@ def test_a_researched_report_sheds_a_stray_and_one_partly_outside_the_pool_is_no
 
     moved = {a.signal_id: a.report_id for a in plan.assignments if a.decision == "consolidated"}
     stray_report = moved.pop("r3")
-    assert moved == {"b0": "R", "b1": "R"} and stray_report not in ("R", "Q", "B", created)
+    assert moved == {"b0": "R", "b1": "R", "n1": "R"} and stray_report not in ("R", "Q", "B", created)
     events = {(e.report_id, e.event): e for e in plan.events}
     assert [(e.report_id, e.event) for e in plan.events if e.report_id in ("Q", "B")] == [("B", "merged_into")]
     consolidated = events["R", "consolidated"]
-    assert consolidated.detail == "2 signals moved in, 1 signals moved out, absorbed B"
+    assert consolidated.detail == "3 signals moved in, 1 signals moved out, absorbed B"
     assert (consolidated.status, consolidated.signals_at_run, consolidated.research_round) == (lc.READY, 6, 1)
     promoted = events["R", "promoted"]
-    assert (promoted.research_round, promoted.detail) == (2, "5 signals, weight 2.5")
+    assert (promoted.research_round, promoted.detail) == (2, "6 signals, weight 3")
     assert (events[stray_report, "created"].status, events[stray_report, "created"].detail) == (
         lc.POTENTIAL,
         "consolidated",

@@ -72,9 +72,9 @@ class OfflineProvider:
         return decide(signal.embedding, reports, self.parameters, scale or REFERENCE)
 
     def regroup_pool(self, pool: Sequence[PoolSignal], stored: int, states: dict[str, ReportState]) -> list[int]:
-        from signals_assets.grouping.consolidation import ConsolidationParameters, cluster_pool
+        from signals_assets.grouping.consolidation import ConsolidationParameters, regroup_offline
 
-        return cluster_pool([p.embedding for p in pool], self.consolidation or ConsolidationParameters())
+        return regroup_offline(pool, stored, self.consolidation or ConsolidationParameters())
 
 
 @dataclass

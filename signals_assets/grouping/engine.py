@@ -394,10 +394,10 @@ def consolidate(
     as the lifecycle says); a researched report that changes gets a `consolidated` event;
     a report that existed before and ends with no signal is suppressed with a `merged_into` event naming
     the report that took most of its signals. `regroup` labels the pool (default: the offline
-    re-clustering, `cluster_pool`). `past_rounds` holds the research rounds of reports with no signal
+    re-clustering, `regroup_offline`). `past_rounds` holds the research rounds of reports with no signal
     left whose ids a cluster may get again (`cluster_report_ids`): a report merged away and opened again
     by its first signal goes on from its last round."""
-    from signals_assets.grouping.consolidation import PoolSignal, anchor_researched, cluster_pool, map_clusters
+    from signals_assets.grouping.consolidation import PoolSignal, anchor_researched, map_clusters, regroup_offline
 
     team_id = signals[0].team_id if signals else 0
     by_id = {s.signal_id: s for s in signals}
@@ -429,7 +429,7 @@ def consolidate(
     labels, anchored = anchor_researched(
         pool,
         stored,
-        regroup(pool, stored, states) if regroup else cluster_pool([p.embedding for p in pool], params),
+        regroup(pool, stored, states) if regroup else regroup_offline(pool, stored, params),
         researched,
         complete,
     )
