@@ -8,11 +8,16 @@ import pytest
 from signals_assets.grouping import consolidation
 from signals_assets.grouping.consolidation import ConsolidationParameters, PoolSignal, cluster_pool, map_clusters
 from signals_assets.grouping.engine import Assignment, BatchPlan, BatchSignal, Event, consolidate, report_id_for
-from signals_assets.grouping.similarity_scale import REFERENCE, pool_scale
+from signals_assets.grouping.similarity_scale import REFERENCE, narrowed, nearest_rows, pair_cosines, pool_scale
 from signals_assets.reports import lifecycle as lc
 from signals_assets.reports.lifecycle import ReportState
 
 from conftest import rescaled
+
+
+def neighbourhoods(vectors: np.ndarray, size: int, block_rows: int = 256):
+    """Each row's neighbourhood of `size` and density, as the consolidation's first pass finds them."""
+    return narrowed(nearest_rows(vectors, size, block_rows), size)
 
 
 def around(direction: np.ndarray, count: int, spread: float, rng) -> list[np.ndarray]:
@@ -215,8 +220,6 @@ def test_kinship_is_the_mean_similarity_to_the_nearest_fellow_members_in_blocks_
 def test_a_fragment_whose_neighbours_lie_in_a_larger_cluster_joins_it():
     """After the cut, a small cluster whose members' nearest signals are mostly in one larger cluster,
     and close enough, moves into it; one whose neighbours are its own, or only far ones, stays."""
-    from signals_assets.grouping.similarity_scale import neighbourhoods
-
     rng = np.random.default_rng(12)
     axes = np.eye(64)
     bulk = around(axes[0], 20, 0.08, rng)
@@ -862,7 +865,7 @@ def test_researched_reports_keep_their_ids_on_their_home_clusters():
 def test_shared_neighbours_depend_only_on_the_order_of_the_cosines():
     """Any scaling and shifting of the cosines leaves every neighbourhood, so every shared share, as it was;
     signals of one problem share most of their neighbourhood, signals of two problems almost none."""
-    from signals_assets.grouping.similarity_scale import neighbourhoods, shared_neighbours
+    from signals_assets.grouping.similarity_scale import shared_neighbours
 
     vectors = np.asarray(topical_pool(np.random.default_rng(8)))
     members, density = neighbourhoods(vectors, 10)
@@ -882,8 +885,6 @@ def test_shared_neighbours_depend_only_on_the_order_of_the_cosines():
 def test_neighbourhoods_are_the_nearest_rows_of_a_full_sort_ties_by_row_order():
     """Neighbourhoods picked from the row without sorting all of it are those of a full stable sort of the
     rounded cosines (row order breaking ties, here between duplicated signals), whatever the block size."""
-    from signals_assets.grouping.similarity_scale import neighbourhoods
-
     rng = np.random.default_rng(3)
     distinct = rng.standard_normal((120, 16))
     vectors = np.concatenate([distinct, distinct[:40], distinct[:15]])
@@ -891,13 +892,44 @@ def test_neighbourhoods_are_the_nearest_rows_of_a_full_sort_ties_by_row_order():
     cosine = np.round(vectors @ vectors.T, 9)
     np.fill_diagonal(cosine, np.inf)
     order = np.argsort(-cosine, axis=1, kind="stable")
-    for size in (1, 2, 10, 174, 175):
-        for block_rows in (7, 256):
-            members, density = neighbourhoods(vectors, size, block_rows)
-            np.testing.assert_array_equal(members.members, order[:, :size], err_msg=f"{size}, {block_rows}")
-            if size > 1:
-                nearest = np.take_along_axis(cosine, order[:, 1:size], axis=1).mean(axis=1)
-                np.testing.assert_array_equal(density, nearest)
+    for block_rows in (7, 256):
+        widest = nearest_rows(vectors, 175, block_rows)
+        for size in (1, 2, 10, 174, 175):
+            # found at that width, or cut from the widest (as a narrowing pass does): bit for bit the same
+            for members, density in (neighbourhoods(vectors, size, block_rows), narrowed(widest, size)):
+                np.testing.assert_array_equal(members.members, order[:, :size], err_msg=f"{size}, {block_rows}")
+                if size > 1:
+                    nearest = np.take_along_axis(cosine, order[:, 1:size], axis=1).mean(axis=1)
+                    np.testing.assert_array_equal(density, nearest)
+
+
+def test_a_narrowing_pass_computes_the_cosines_its_distances_read_bit_for_bit_and_clusters_alike():
+    """`pair_cosines` fills what `pair_distances` reads (each block of rows from the block's first row
+    on) exactly as the first pass did, and a narrowing pass clusters as a first pass would."""
+    rng = np.random.default_rng(6)
+    vectors = rng.standard_normal((700, 24))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    first, again = np.empty((700, 700)), np.full((700, 700), np.nan)
+    nearest_rows(vectors, 10, 256, first)
+    np.testing.assert_allclose(first, vectors @ vectors.T, atol=1e-12)
+    pair_cosines(vectors, 256, again)
+    read = np.zeros((700, 700), dtype=bool)
+    for start in range(0, 700, 256):
+        read[start : start + 256, start:] = True
+    np.testing.assert_array_equal(again[read], first[read])
+    assert np.isnan(again[~read]).all()
+
+    # a pass at 12 from the first pass's nearest 20 and the cosines computed again (the rest of the
+    # matrix NaN, which any read would carry into the labels), as from a first pass at 12
+    pool = np.asarray(topical_pool(np.random.default_rng(8)))
+    params, rescaling = ConsolidationParameters(), pool_rescaling(pool)
+    whole = np.empty((len(pool), len(pool)))
+    labels = consolidation._clusters(pool, 12, params, rescaling, whole, nearest_rows(pool, 12, 256, whole))
+    partial = np.full_like(whole, np.nan)
+    wider = nearest_rows(pool, 20, 256, np.empty_like(whole))
+    pair_cosines(pool, 256, partial)
+    assert consolidation._clusters(pool, 12, params, rescaling, partial, wider) == labels
+    assert len(set(labels)) < len(pool)
 
 
 def test_a_large_problem_in_a_small_pool_is_not_cut_into_neighbourhood_sized_pieces():
@@ -935,7 +967,9 @@ def test_neighbourhoods_are_narrower_than_the_problems_found(monkeypatch):
         return sum(1 for held in problems.values() if len(held) > 1)
 
     matrix = np.asarray(vectors)
-    wide = consolidation._clusters(matrix, 19, ConsolidationParameters(), pool_rescaling(matrix))
+    square = np.empty((len(matrix), len(matrix)))
+    nearest = nearest_rows(matrix, 19, 256, square)
+    wide = consolidation._clusters(matrix, 19, ConsolidationParameters(), pool_rescaling(matrix), square, nearest)
     assert mixed(wide) > 20 and consolidation.typical_problem_size(wide) == 12
     sizes = []
     clusters = consolidation._clusters
@@ -1021,7 +1055,7 @@ def test_the_average_linkage_is_scipys_tree_merge_for_merge_ties_included():
 def test_shared_neighbours_are_the_counts_of_common_members():
     """The shares counted from the holders' lists are those of the neighbourhoods' 0/1 matrix product, for
     any rows (in any order, repeated or not) against the rows from any start on, hubs included."""
-    from signals_assets.grouping.similarity_scale import neighbourhoods, shared_neighbours
+    from signals_assets.grouping.similarity_scale import shared_neighbours
 
     rng = np.random.default_rng(4)
     distinct = rng.standard_normal((70, 12))

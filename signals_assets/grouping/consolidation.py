@@ -84,7 +84,9 @@ blocks (each row's nearest, as an n × neighbourhood array); then the pair dista
 the cosines a block at a time, and the average linkage runs on them in place (`_average_linkage`:
 scipy's algorithm and tree, without importing scipy.cluster or copying the distances). So the pool
 costs one n × n matrix plus a few blocks, not several, and half a matrix product; the clusters are
-the same. Peak about 8n² bytes (benchmarks/consolidation_memory.py). `pool_limit`
+the same. A narrowing pass reuses the first pass's neighbourhoods (a narrower one is the start of
+the wider one) and computes only the cosines again, which the distances overwrote. Peak about 8n²
+bytes (benchmarks/consolidation_memory.py). `pool_limit`
 (`SIGNALS_CONSOLIDATION_POOL`) caps n, and with it the memory, whatever the team's volume.
 
 Pool size: 6,000 covers a team's pool of several thousand short texts whole. With 3,000, on
@@ -106,7 +108,9 @@ from typing import Sequence
 from signals_assets.grouping.limits import POOL_LIMIT
 from signals_assets.grouping.similarity_scale import (
     REFERENCE,
-    neighbourhoods,
+    narrowed,
+    nearest_rows,
+    pair_cosines,
     pool_scale,
     shared_neighbours,
 )
@@ -171,7 +175,9 @@ def cluster_pool(
         return gain * cosine + offset
 
     size = min(max(params.min_neighbours, round(n * params.neighbour_share)), n)
-    labels = _clusters(matrix, size, params, rescaled)
+    square = np.empty((n, n))  # every pair's cosine, then their distances, in place
+    nearest = nearest_rows(matrix, size, BLOCK_ROWS, square)
+    labels = _clusters(matrix, size, params, rescaled, square, nearest)
     # A share of the pool stands for a problem's size only while problems grow with the pool; a pool of
     # many small problems (150 intents of 30 texts in 4,500) would have neighbourhoods wider than its
     # problems, and neighbouring problems would share them. So a neighbourhood is never wider than
@@ -185,18 +191,21 @@ def cluster_pool(
         if not params.min_neighbours <= narrower < size:
             break
         size = narrower
-        labels = _clusters(matrix, size, params, rescaled)
+        # a narrower neighbourhood is the start of the first one: only the cosines, which the last
+        # pass's distances overwrote, are computed again
+        pair_cosines(matrix, BLOCK_ROWS, square)
+        labels = _clusters(matrix, size, params, rescaled, square, nearest)
     first: dict[int, int] = {}
     return [first.setdefault(label, len(first)) for label in labels]
 
 
-def _clusters(matrix, size: int, params: ConsolidationParameters, rescaled) -> list[int]:
-    """The pool's clusters (a label per unit row) with neighbourhoods of `size` signals."""
+def _clusters(matrix, size: int, params: ConsolidationParameters, rescaled, square, nearest) -> list[int]:
+    """The pool's clusters (a label per unit row) with neighbourhoods of `size` signals, from every pair's
+    cosine in `square` (`pair_cosines`; overwritten) and each row's nearest rows (`nearest_rows`, of
+    `size` or wider)."""
     import numpy as np
 
-    n = len(matrix)
-    square = np.empty((n, n))  # every pair's cosine, then their distances, in place
-    neighbourhood, density = neighbourhoods(matrix, size, BLOCK_ROWS, square)
+    neighbourhood, density = narrowed(nearest, size)
     density = rescaled(density)
 
     def pair_similarity(cosine, rows, columns):
@@ -232,7 +241,7 @@ def typical_problem_size(labels: Sequence[int]) -> int:
 # 23 -> 22) and its clusters; a fourth changes nothing (benchmarks/README.md)
 NARROWINGS = 3
 
-# Rows of the cosine matrix computed at once by the neighbourhoods (the product's blocks: their shape
+# Rows of the cosine matrix computed at once (`nearest_rows`, `pair_cosines`: the product's blocks; their shape
 # decides the cosines' last bits, so it stays), and of the pair similarities: each a few temporaries of
 # this many rows × n beside the n × n cosines, then distances (288 MB at 6,000 signals).
 BLOCK_ROWS = 256
@@ -240,7 +249,7 @@ DISTANCE_ROWS = 64
 
 
 def pair_distances(square, pair_similarity):
-    """The pair cosines `square` (n × n, as `neighbourhoods` leaves them) turned in place into the
+    """The pair cosines `square` (n × n, as `pair_cosines` leaves them) turned in place into the
     distances 1 − pair_similarity, clipped at 0, of every pair: a pair's distance is that of its cosine
     at (i, j), i < j, copied to (j, i).
 
@@ -271,9 +280,10 @@ def _average_linkage(square):
     scipy's nearest-neighbour chain, a row at a time in numpy: from the chain's last cluster x, its
     nearest live cluster y (the lowest index on a tie, the chain's previous link if that ties); two
     mutual nearest merge into the higher index, whose distances become the size-weighted mean of the
-    two (scipy's operations in scipy's order: the same floats), and the lower index's are set to
-    infinity; once half the rows are merged, the live ones are moved into a corner, in order, so the
-    later scans are shorter. Then the merges are sorted stably by height and each node named as scipy's
+    two (scipy's operations in scipy's order: the same floats), and the lower index is masked out of
+    every later scan (its distances are left as they were: writing infinity down its column, a cache
+    miss per row, was a third of the time); once half the rows are merged, the live ones are moved into
+    a corner, in order, so the later scans are shorter. Then the merges are sorted stably by height and each node named as scipy's
     union-find names it."""
     import numpy as np
 
@@ -282,6 +292,7 @@ def _average_linkage(square):
     live = square  # the live clusters' distances: a corner of `square`, compacted as clusters merge
     ids = np.arange(n)  # the cluster (scipy's index) of each row of `live`
     size = np.ones(n)
+    merged_away = np.zeros(n)  # infinity at the rows of `live` merged into another: added to each scan
     tree = np.empty((n - 1, 4))
     chain: list[int] = []  # rows of `live`
     for k in range(n - 1):
@@ -292,11 +303,12 @@ def _average_linkage(square):
             for row, survivor in enumerate(survivors):  # upwards, row by row: no copy of the corner
                 live[row] = square[survivor, survivors]
             ids, size = ids[survivors], size[survivors]
+            merged_away = np.zeros(len(survivors))
         if not chain:
             chain = [int(np.argmax(size > 0))]  # the first live cluster
         while True:
             x = chain[-1]
-            y = int(np.argmin(live[x]))
+            y = int(np.argmin(live[x] + merged_away))
             if len(chain) > 1 and live[x, chain[-2]] == live[x, y]:
                 y = chain[-2]
                 break
@@ -306,9 +318,9 @@ def _average_linkage(square):
         x, y = min(x, y), max(x, y)
         nx, ny = size[x], size[y]
         tree[k] = ids[x], ids[y], height, nx + ny
-        kept = (nx * live[x] + ny * live[y]) / (nx + ny)  # infinite at x, y and the merged clusters
+        kept = (nx * live[x] + ny * live[y]) / (nx + ny)  # infinite at x and y; stale at merged-away rows
         live[y], live[:, y] = kept, kept
-        live[x], live[:, x] = np.inf, np.inf
+        merged_away[x] = np.inf
         size[x], size[y] = 0.0, nx + ny
     tree = tree[np.argsort(tree[:, 2], kind="mergesort")]
     parent = list(range(2 * n - 1))

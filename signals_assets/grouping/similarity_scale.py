@@ -97,16 +97,25 @@ class Neighbourhoods:
         self.starts = np.concatenate(([0], np.cumsum(np.bincount(flat, minlength=len(members)))))
 
 
-def neighbourhoods(matrix: numpy.ndarray, size: int, block_rows: int = 256, square: numpy.ndarray | None = None):
+def narrowed(nearest: tuple[numpy.ndarray, numpy.ndarray], size: int):
     """(neighbourhoods, density): each unit row's neighbourhood — itself and its `size` − 1 most similar
-    other rows (`Neighbourhoods`) — and each row's density, its mean cosine to those others.
-    Computed a block of rows at a time (memory: the n × n cosines plus a block and n · size).
+    other rows (`Neighbourhoods`) — and each row's density, its mean cosine to those others, from
+    `nearest_rows` of that size or wider: the `size` nearest rows are the first `size` of any wider list
+    (the order is total), so a narrower neighbourhood needs no cosine again."""
+    import numpy as np
 
-    Each pair's cosine is computed once, a block of rows against the later rows, and copied into the
-    earlier rows' columns of `square` (n × n, allocated here when not given), so the pool costs half a
-    matrix product; a caller that needs every pair's cosine (the consolidation's distances) passes
-    `square` and computes none again. Row i of `square` holds, at j > i, the cosine of i's block and, at
-    j < i, that of the earlier row's block: within a block, the product's own (i, j) for j < i.
+    members, cosines = nearest
+    density = np.ascontiguousarray(cosines[:, 1:size]).mean(axis=1) if size > 1 else np.zeros(len(members))
+    return Neighbourhoods(np.ascontiguousarray(members[:, :size])), density
+
+
+def nearest_rows(matrix: numpy.ndarray, size: int, block_rows: int = 256, square: numpy.ndarray | None = None):
+    """(members, cosines): each unit row's `size` most similar rows, itself first, nearest first, and
+    their cosines rounded to 1e-9 (its own: 2.0). Also leaves every pair's cosine in `square` (n × n,
+    allocated here when not given): each is computed once, a block of rows against the later rows
+    (`pair_cosines`), and copied into the earlier rows' columns, so the pool costs half a matrix
+    product. Row i holds, at j > i, the cosine of i's block and, at j < i, that of the earlier row's
+    block: within a block, the product's own (i, j) for j < i.
 
     Ties are broken by row order (cosines rounded to 1e-9), so the result does not depend on the block
     size or on floating-point noise between identical signals."""
@@ -117,7 +126,7 @@ def neighbourhoods(matrix: numpy.ndarray, size: int, block_rows: int = 256, squa
         square = np.empty((n, n))
     size = min(size, n)
     members = np.empty((n, size), dtype=np.int64)
-    density = np.zeros(n)
+    cosines = np.empty((n, size))
     # The order is that of a key unique per row: the cosine in units of 1e-9, then the column. Selecting
     # the `size` smallest keys and sorting only those costs a fifth of sorting the whole row (a pool of
     # 6,500: 12 s of a 60 s grouping at 1M stored signals).
@@ -127,7 +136,7 @@ def neighbourhoods(matrix: numpy.ndarray, size: int, block_rows: int = 256, squa
         stop = min(start + block_rows, n)
         rows = np.arange(stop - start)
         cosine = cosine[: stop - start]
-        np.matmul(matrix[start:stop], matrix[start:].T, out=square[start:stop, start:])
+        _cosine_block(matrix, start, stop, square)
         square[stop:, start:stop] = square[start:stop, stop:].T
         np.round(square[start:stop], 9, out=cosine)
         cosine[rows, start + rows] = 2.0  # above any cosine: a row is the first member of its own neighbourhood
@@ -140,9 +149,24 @@ def neighbourhoods(matrix: numpy.ndarray, size: int, block_rows: int = 256, squa
         nearest = np.argpartition(key, size - 1, axis=1)[:, :size]
         nearest = np.take_along_axis(nearest, np.argsort(np.take_along_axis(key, nearest, axis=1), axis=1), axis=1)
         members[start:stop] = nearest
-        if size > 1:
-            density[start:stop] = np.take_along_axis(cosine, nearest[:, 1:], axis=1).mean(axis=1)
-    return Neighbourhoods(members), density
+        cosines[start:stop] = np.take_along_axis(cosine, nearest, axis=1)
+    return members, cosines
+
+
+def pair_cosines(matrix: numpy.ndarray, block_rows: int, square: numpy.ndarray) -> None:
+    """The cosines of each block of `block_rows` unit rows against the rows from the block's first on,
+    into `square` (n × n), bit for bit as `nearest_rows` computes them (the blocks' shape decides the
+    last bits); the rest of `square` is left as it was. That is all of it the consolidation's distances
+    read (`consolidation.pair_distances`), so a narrowing pass needs no copy into the earlier rows'
+    columns."""
+    for start in range(0, len(matrix), block_rows):
+        _cosine_block(matrix, start, min(start + block_rows, len(matrix)), square)
+
+
+def _cosine_block(matrix: numpy.ndarray, start: int, stop: int, square: numpy.ndarray) -> None:
+    import numpy as np
+
+    np.matmul(matrix[start:stop], matrix[start:].T, out=square[start:stop, start:])
 
 
 def shared_neighbours(neighbourhoods: Neighbourhoods, rows, start: int = 0) -> numpy.ndarray:
