@@ -824,9 +824,15 @@ def test_a_researched_report_sheds_a_stray_and_one_partly_outside_the_pool_is_no
     )
 
 
-def test_a_report_with_research_in_flight_is_not_reshaped():
+def test_a_report_with_research_in_flight_is_not_reshaped(monkeypatch):
     """P is in progress: a batch signal joined it one-pass and stays there; P gets no event, and the
-    open signal of its problem is not moved into it (its signals are not in the pool)."""
+    open signal of its problem is not moved into it (its signals are not in the pool). The batch has
+    no signal in the pool, so it reaches nothing and the pool is not even clustered."""
+
+    def refused(vectors, params):
+        raise AssertionError("a batch that reaches nothing clustered the pool")
+
+    monkeypatch.setattr(consolidation, "cluster_pool", refused)
     rng = np.random.default_rng(9)
     problem = around(np.eye(32)[0], 3, 0.05, rng)
     earlier = _pool_of("B", problem[:1], "b")

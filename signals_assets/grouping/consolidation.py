@@ -283,8 +283,8 @@ def _average_linkage(square):
     two (scipy's operations in scipy's order: the same floats), and the lower index is masked out of
     every later scan (its distances are left as they were: writing infinity down its column, a cache
     miss per row, was a third of the time); once half the rows are merged, the live ones are moved into
-    a corner, in order, so the later scans are shorter. Then the merges are sorted stably by height and each node named as scipy's
-    union-find names it."""
+    a corner, in order, so the later scans are shorter. Then the merges are sorted stably by height and
+    each node named as scipy's union-find names it."""
     import numpy as np
 
     n = len(square)
@@ -519,7 +519,11 @@ class PoolSignal:
 
 def regroup_offline(pool: Sequence[PoolSignal], stored: int, params: ConsolidationParameters) -> list[int]:
     """The offline consolidation's labels for the pool: its clusters (`cluster_pool`), confined to what
-    this batch's signals reach (`reached_by_batch`)."""
+    this batch's signals reach (`reached_by_batch`). A batch with no signal in the pool (each joined a
+    report with research in flight) reaches nothing, so the pool is not clustered at all (seconds for
+    a full pool)."""
+    if stored == len(pool):
+        return reached_by_batch(pool, stored, [0] * len(pool))
     return reached_by_batch(pool, stored, cluster_pool([p.embedding for p in pool], params))
 
 
