@@ -58,6 +58,7 @@ from signals_assets.grouping.consolidation import (  # noqa: E402
     cluster_pool,
     map_clusters,
     reached_by_batch,
+    regroup_offline,
 )
 from signals_assets.grouping.offline_matching import (  # noqa: E402
     MatchParameters,
@@ -257,6 +258,11 @@ def singleton_shares(params: ConsolidationParameters, seeds: int = 5) -> list[in
     return shares
 
 
+def fresh_report_id(seed: str, used: set[str]) -> str:
+    """A cluster's new report id in the simulations: its first signal's, marked when already in use."""
+    return seed if seed not in used else f"{seed}+"
+
+
 def research_between(
     pairs: list[tuple[str, str]],
     batch: int = 500,
@@ -292,12 +298,14 @@ def research_between(
             age.setdefault(p.report_id, position)
         anchored_order = sorted((r for r in age if r in researched), key=age.__getitem__)
         complete = {r for r in anchored_order if r not in older or r in standing}
-        labels = cluster_pool(np.array([p.embedding for p in pool]))
-        if reach:
-            labels = reached_by_batch(pool, stored, labels)
+        labels = (
+            regroup_offline(pool, stored, ConsolidationParameters())
+            if reach
+            else cluster_pool(np.array([p.embedding for p in pool]))
+        )
         labels, anchored = anchor_researched(pool, stored, labels, anchored_order, complete)
         rank = {r: age.get(r, len(report)) for r in {p.report_id for p in pool}}
-        final = map_clusters(pool, labels, rank, lambda seed, used: seed if seed not in used else f"{seed}+", anchored)
+        final = map_clusters(pool, labels, rank, fresh_report_id, anchored)
         for p, r in zip(pool, final):
             for i in older[p.report_id] if p.signal_id.startswith("r") else [int(p.signal_id)]:
                 report[i] = r
@@ -361,7 +369,7 @@ def batch_reach() -> None:
                 pool,
                 reached_by_batch(pool, stored, labels) if reach else labels,
                 rank,
-                lambda seed, used: seed if seed not in used else f"{seed}+",
+                fresh_report_id,
             )
             moved = [p.report_id for p, r in zip(pool[:stored], final) if r != p.report_id]
             line.append(
