@@ -950,21 +950,28 @@ def test_a_large_problem_in_a_small_pool_is_not_cut_into_neighbourhood_sized_pie
     assert len(set(cluster_pool(problem + list(strangers), shares_only)[:60])) > 5
 
 
-def test_neighbourhoods_are_narrower_than_the_problems_found(monkeypatch):
-    """160 problems of 12 signals in a pool of 1,920, in pairs of neighbouring problems: neighbourhoods
-    of 1% of the pool (19) reach into the neighbouring problem and merge a third of the pairs; narrowed
-    to 0.8 of the problems the first clustering found (12 → 10), every problem is its own cluster."""
-    rng = np.random.default_rng(0)
-    vectors, truth = [], []
-    for pair in range(80):
+def paired_problems(rng, pairs: int = 80) -> tuple[list[np.ndarray], list[int], list[np.ndarray]]:
+    """(vectors, truth, centres): `pairs` pairs of neighbouring problems of 12 signals each, in 64
+    dimensions, and each problem's centre."""
+    vectors, truth, centres = [], [], []
+    for pair in range(pairs):
         base = rng.standard_normal(64)
         base /= np.linalg.norm(base)
         for side in range(2):
             offset = rng.standard_normal(64)
             offset -= (offset @ base) * base
             centre = base + 1.5 * offset / np.linalg.norm(offset)
-            vectors += around(centre / np.linalg.norm(centre), 12, 0.06, rng)
+            centres.append(centre / np.linalg.norm(centre))
+            vectors += around(centres[-1], 12, 0.06, rng)
             truth += [2 * pair + side] * 12
+    return vectors, truth, centres
+
+
+def test_neighbourhoods_are_narrower_than_the_problems_found(monkeypatch):
+    """160 problems of 12 signals in a pool of 1,920, in pairs of neighbouring problems: neighbourhoods
+    of 1% of the pool (19) reach into the neighbouring problem and merge a third of the pairs; narrowed
+    to 0.8 of the problems the first clustering found (12 → 10), every problem is its own cluster."""
+    vectors, truth, _ = paired_problems(np.random.default_rng(0))
 
     def mixed(labels) -> int:
         problems: dict[int, set[int]] = {}
@@ -1073,3 +1080,112 @@ def test_shared_neighbours_are_the_counts_of_common_members():
     for rows, start in ((np.arange(90), 0), (np.arange(30, 45), 30), ([5, 80, 5], 3), ([89], 89)):
         expected = members[rows] @ members[start:].T / 7
         np.testing.assert_array_equal(shared_neighbours(neighbourhood, rows, start), expected)
+
+
+def test_a_part_of_the_pool_sees_its_neighbourhoods_and_shared_counts_in_the_whole_pool():
+    """`nearest_in_pool` for some rows gives those rows' neighbourhoods in the whole pool, and their shared
+    counts (`Neighbourhoods` over the pool's ids) are the whole pool's, pair for pair."""
+    from signals_assets.grouping.similarity_scale import Neighbourhoods, nearest_in_pool, shared_neighbours
+
+    rng = np.random.default_rng(11)
+    vectors = rng.standard_normal((600, 24))
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    whole_members, whole_cosines = nearest_rows(vectors, 15, 256)
+    rows = np.sort(rng.choice(600, 90, replace=False))
+    members, cosines = nearest_in_pool(vectors, rows, 15, block_rows=32)
+    np.testing.assert_array_equal(members, whole_members[rows])
+    np.testing.assert_allclose(cosines, whole_cosines[rows], atol=2e-9)
+    whole_shared = shared_neighbours(Neighbourhoods(whole_members), np.arange(600))
+    part_shared = shared_neighbours(Neighbourhoods(members, universe=600), np.arange(len(rows)))
+    np.testing.assert_array_equal(part_shared, whole_shared[np.ix_(rows, rows)])
+
+
+def history_and_wave(rng, wave: np.ndarray) -> tuple[list[PoolSignal], int, list[int]]:
+    """(pool, stored, truth): 160 problems of 12 signals (`paired_problems`) consolidated into one report
+    each, then `wave`'s signals, each a report of its own (as one-pass decisions may leave them)."""
+    vectors, truth, _ = paired_problems(rng)
+    labels = cluster_pool(vectors)
+    pool = [PoolSignal(f"s{i}", f"r{label}", v, 0.5, "") for i, (v, label) in enumerate(zip(vectors, labels))]
+    pool += [PoolSignal(f"w{i}", f"w{i}", v, 0.5, "") for i, v in enumerate(wave)]
+    return pool, len(vectors), truth
+
+
+def test_a_small_wave_clusters_only_the_region_it_reaches_and_groups_it_as_the_whole_pool_would(monkeypatch):
+    """A wave of 3 signals of one problem at a team of 1,920 consolidated signals: only the reports of the
+    wave's nearest signals are clustered with it (a few dozen rows, not 1,920), each row seeing its
+    neighbourhood in the whole pool, and the wave joins its problem's report exactly as when the whole
+    pool is clustered; every other report is left as it was."""
+    rng = np.random.default_rng(0)
+    _, _, centres = paired_problems(np.random.default_rng(0))
+    pool, stored, truth = history_and_wave(rng, np.asarray(around(centres[7], 3, 0.06, np.random.default_rng(1))))
+    linkage_sizes = []
+    linkage = consolidation._average_linkage
+    monkeypatch.setattr(
+        consolidation, "_average_linkage", lambda square: linkage_sizes.append(len(square)) or linkage(square)
+    )
+    region = consolidation.regroup_offline(pool, stored, ConsolidationParameters())
+    assert linkage_sizes and max(linkage_sizes) < 100  # problem 7, its neighbour 6, the wave: a few dozen rows
+    linkage_sizes.clear()
+    whole = consolidation.regroup_offline(pool, stored, ConsolidationParameters(region_share=0.0))
+    assert max(linkage_sizes) == len(pool)
+
+    def reports(labels):
+        return map_clusters(pool, labels, {p.report_id: 0 for p in pool[:stored]}, lambda seed, used: f"new-{seed}")
+
+    assert reports(region) == reports(whole)
+    final = reports(region)
+    problem_report = {final[i] for i in range(stored) if truth[i] == 7}
+    assert len(problem_report) == 1 and set(final[stored:]) == problem_report
+    assert final[:stored] == [p.report_id for p in pool[:stored]]  # nothing earlier moved
+
+
+def test_a_wave_that_reaches_much_of_the_pool_clusters_the_whole_pool(monkeypatch):
+    """Signals scattered over the pool's problems reach more than `region_share` of it: the region would
+    save little, so the whole pool is clustered (and confined to what the batch reaches as always); a
+    pool below `region_from` is clustered whole too."""
+    _, _, centres = paired_problems(np.random.default_rng(0))
+    scattered = np.asarray(
+        [around(centre, 1, 0.06, np.random.default_rng(i))[0] for i, centre in enumerate(centres[::2])]
+    )
+    pool, stored, _ = history_and_wave(np.random.default_rng(0), scattered)
+    assert consolidation.cluster_around_batch([p.embedding for p in pool], [p.report_id for p in pool], stored) is None
+    small = pool[:600] + pool[stored : stored + 3]
+    assert consolidation.cluster_around_batch([p.embedding for p in small], [p.report_id for p in small], 600) is None
+    linkage_sizes = []
+    linkage = consolidation._average_linkage
+    monkeypatch.setattr(
+        consolidation, "_average_linkage", lambda square: linkage_sizes.append(len(square)) or linkage(square)
+    )
+    consolidation.regroup_offline(pool, stored, ConsolidationParameters())
+    assert max(linkage_sizes) == len(pool)
+
+
+def test_a_neighbour_outside_the_clustered_rows_votes_for_no_cluster():
+    """Rows whose neighbourhoods lie mostly outside the rows clustered (`len(cut)` in `neighbours`) are not
+    moved by those votes; a cluster pointing mostly at a larger one among the rows still joins it."""
+    rng = np.random.default_rng(5)
+    pool = np.asarray(around(np.eye(16)[0], 12, 0.02, rng))  # all close: only the votes decide
+    labels = [0] * 8 + [1] * 2 + [2] * 2
+    outside = len(labels)
+    neighbours = [[row] + [b for b in range(8) if b != row][:4] for row in range(8)]
+    neighbours += [[8, 0, 1, 2, 3], [9, 0, 1, 2, 3]]  # the bulk: joins it
+    neighbours += [[10, outside, outside, outside, 0], [11, outside, outside, outside, 1]]  # mostly outside: stays
+    result = consolidation.attached_clusters(
+        labels, np.array(neighbours), np.zeros(12), pool, ConsolidationParameters(), lambda c: c
+    )
+    assert result == [0] * 10 + [2, 2]
+
+
+def test_a_batch_read_from_its_region_joins_reports_whole_and_never_splits_one():
+    """`joined_by_batch`: an earlier report mostly in a cluster with a batch signal joins it whole (C, and
+    A with the rows the region put elsewhere); a report only partly there stays whole where it was (B);
+    a batch signal whose cluster-mates' report joined nothing follows that report (12 follows A, the
+    report of its one cluster-mate), one with no earlier cluster-mate is new (11)."""
+    reports = ["A"] * 4 + ["B"] * 2 + ["C"] * 3 + ["D"] * 2
+    stored = len(reports)
+    cluster_of = {0: 0, 1: 0, 2: 0, 3: 1, 4: 0, 5: 2, 6: 3, 7: 3, 8: 4, 11: 0, 12: 3, 13: 5, 14: 1}
+    labels = consolidation.joined_by_batch(reports + ["b"] * 4, stored, cluster_of)
+    groups: dict[int, list[int]] = {}
+    for row, label in enumerate(labels):
+        groups.setdefault(label, []).append(row)
+    assert sorted(groups.values()) == [[0, 1, 2, 3, 11, 14], [4, 5], [6, 7, 8, 12], [9, 10], [13]]

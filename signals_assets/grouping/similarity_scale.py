@@ -83,9 +83,11 @@ def pool_scale(
 class Neighbourhoods:
     """Each row's neighbourhood (`members[i]`: row i itself, then its nearest rows, nearest first) and,
     for the shared counts, the other way round: the rows whose neighbourhood holds row k
-    (`holders[starts[k]:starts[k + 1]]`, ascending; `keys` the same holdings as k · n + holder, sorted)."""
+    (`holders[starts[k]:starts[k + 1]]`, ascending; `keys` the same holdings as k · n + holder, sorted,
+    n the number of rows). The members are ids of a pool of `universe` rows (default: these rows); when
+    only a part of a pool is clustered, its rows' neighbourhoods reach into the whole pool."""
 
-    def __init__(self, members: numpy.ndarray) -> None:
+    def __init__(self, members: numpy.ndarray, universe: int | None = None) -> None:
         import numpy as np
 
         self.members = members
@@ -94,19 +96,21 @@ class Neighbourhoods:
         order = np.argsort(flat, kind="stable")
         self.holders = order // self.size
         self.keys = flat[order] * len(members) + self.holders
-        self.starts = np.concatenate(([0], np.cumsum(np.bincount(flat, minlength=len(members)))))
+        minlength = len(members) if universe is None else universe
+        self.starts = np.concatenate(([0], np.cumsum(np.bincount(flat, minlength=minlength))))
 
 
-def narrowed(nearest: tuple[numpy.ndarray, numpy.ndarray], size: int):
+def narrowed(nearest: tuple[numpy.ndarray, numpy.ndarray], size: int, universe: int | None = None):
     """(neighbourhoods, density): each unit row's neighbourhood — itself and its `size` − 1 most similar
-    other rows (`Neighbourhoods`) — and each row's density, its mean cosine to those others, from
-    `nearest_rows` of that size or wider: the `size` nearest rows are the first `size` of any wider list
-    (the order is total), so a narrower neighbourhood needs no cosine again."""
+    other rows (`Neighbourhoods`, of a pool of `universe` rows) — and each row's density, its mean cosine
+    to those others, from `nearest_rows` or `nearest_in_pool` of that size or wider: the `size` nearest
+    rows are the first `size` of any wider list (the order is total), so a narrower neighbourhood needs
+    no cosine again."""
     import numpy as np
 
     members, cosines = nearest
     density = np.ascontiguousarray(cosines[:, 1:size]).mean(axis=1) if size > 1 else np.zeros(len(members))
-    return Neighbourhoods(np.ascontiguousarray(members[:, :size])), density
+    return Neighbourhoods(np.ascontiguousarray(members[:, :size]), universe), density
 
 
 def nearest_rows(matrix: numpy.ndarray, size: int, block_rows: int = 256, square: numpy.ndarray | None = None):
@@ -127,30 +131,59 @@ def nearest_rows(matrix: numpy.ndarray, size: int, block_rows: int = 256, square
     size = min(size, n)
     members = np.empty((n, size), dtype=np.int64)
     cosines = np.empty((n, size))
-    # The order is that of a key unique per row: the cosine in units of 1e-9, then the column. Selecting
-    # the `size` smallest keys and sorting only those costs a fifth of sorting the whole row (a pool of
-    # 6,500: 12 s of a 60 s grouping at 1M stored signals).
     columns = np.arange(n, dtype=np.float64)
     cosine = np.empty((min(block_rows, n), n))
     for start in range(0, n, block_rows):
         stop = min(start + block_rows, n)
-        rows = np.arange(stop - start)
         cosine = cosine[: stop - start]
         _cosine_block(matrix, start, stop, square)
         square[stop:, start:stop] = square[start:stop, stop:].T
         np.round(square[start:stop], 9, out=cosine)
-        cosine[rows, start + rows] = 2.0  # above any cosine: a row is the first member of its own neighbourhood
-        # in place: a fresh temporary of the block's size costs its page faults on every pass; float64
-        # holds these integers exactly (below 2⁵³ for any pool of fewer than 4 million rows)
-        key = cosine * 1e9
-        np.rint(key, out=key)
-        key *= -(n + 1)
-        key += columns
-        nearest = np.argpartition(key, size - 1, axis=1)[:, :size]
-        nearest = np.take_along_axis(nearest, np.argsort(np.take_along_axis(key, nearest, axis=1), axis=1), axis=1)
-        members[start:stop] = nearest
-        cosines[start:stop] = np.take_along_axis(cosine, nearest, axis=1)
+        _select_nearest(cosine, np.arange(start, stop), size, columns, members[start:stop], cosines[start:stop])
     return members, cosines
+
+
+def nearest_in_pool(matrix: numpy.ndarray, rows: numpy.ndarray, size: int, block_rows: int = 256):
+    """`nearest_rows` for some of the unit rows only, among all of them: (members, cosines), a row of
+    each for each of `rows`, the members being rows of `matrix`. A part of a pool clustered alone still
+    sees its neighbours in the whole pool, at the cost of its rows' products, not the pool's square."""
+    import numpy as np
+
+    n = len(matrix)
+    size = min(size, n)
+    members = np.empty((len(rows), size), dtype=np.int64)
+    cosines = np.empty((len(rows), size))
+    columns = np.arange(n, dtype=np.float64)
+    for start in range(0, len(rows), block_rows):
+        block = rows[start : start + block_rows]
+        cosine = np.round(matrix[block] @ matrix.T, 9)
+        _select_nearest(
+            cosine, block, size, columns, members[start : start + len(block)], cosines[start : start + len(block)]
+        )
+    return members, cosines
+
+
+def _select_nearest(cosine, own, size: int, columns, members, cosines) -> None:
+    """Each row's `size` nearest columns of a block of rounded cosines (overwritten), itself (column
+    `own`) first, into `members` and `cosines`.
+
+    The order is that of a key unique per row: the cosine in units of 1e-9, then the column. Selecting
+    the `size` smallest keys and sorting only those costs a fifth of sorting the whole row (a pool of
+    6,500: 12 s of a 60 s grouping at 1M stored signals)."""
+    import numpy as np
+
+    n = cosine.shape[1]
+    cosine[np.arange(len(cosine)), own] = 2.0  # above any cosine: a row is the first member of its own neighbourhood
+    # in place: a fresh temporary of the block's size costs its page faults on every pass; float64
+    # holds these integers exactly (below 2⁵³ for any pool of fewer than 4 million rows)
+    key = cosine * 1e9
+    np.rint(key, out=key)
+    key *= -(n + 1)
+    key += columns
+    nearest = np.argpartition(key, size - 1, axis=1)[:, :size]
+    nearest = np.take_along_axis(nearest, np.argsort(np.take_along_axis(key, nearest, axis=1), axis=1), axis=1)
+    members[:] = nearest
+    cosines[:] = np.take_along_axis(cosine, nearest, axis=1)
 
 
 def pair_cosines(matrix: numpy.ndarray, block_rows: int, square: numpy.ndarray) -> None:
