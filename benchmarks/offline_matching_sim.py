@@ -10,6 +10,7 @@
     python benchmarks/offline_matching_sim.py --pairing            # large pieces paired (measured, not shipped)
     python benchmarks/offline_matching_sim.py --heldout-regime     # train samples shaped like the held-out set
     python benchmarks/offline_matching_sim.py --batch-reach        # consolidation confined to what a batch reaches
+    python benchmarks/offline_matching_sim.py --batch-region       # each batch's reachable region clustered alone
 
 Each signal is decided in arrival order and sees only earlier signals, with exactly the information
 of the real pipeline: per probe (the text; with --probes 2 also `keyword_queries(text)`) the nearest
@@ -269,6 +270,9 @@ def research_between(
     pool_limit: int = 0,
     representatives: bool = False,
     reach: bool = True,
+    params: ConsolidationParameters | None = None,
+    waves_after: int = 0,
+    wave: int = 0,
 ) -> dict:
     """The consolidation's result when, as under the daemon, every report is researched (so anchored)
     as soon as the promotion rule lets it: at 2 signals of the default weight 0.5. Batches of `batch`
@@ -277,14 +281,18 @@ def research_between(
     report ids (`map_clusters`), as `engine.consolidate` does; minutes of pipeline per order become
     seconds. Texts older than the pool keep their report, and a researched report with some of them
     is never merged away; with `reach` (as shipped) only what the batch reaches changes
-    (`reached_by_batch`). With `representatives`, each report's texts older than the pool enter it
-    as one vector (their mean, pool position oldest) that moves them all: an alternative to a larger
-    pool, measured, not built into the engine."""
+    (`reached_by_batch`, with `params`, default the shipped ones). With `representatives`, each
+    report's texts older than the pool enter it as one vector (their mean, pool position oldest) that
+    moves them all: an alternative to a larger pool, measured, not built into the engine. With `wave`,
+    the texts after the first `waves_after` come in batches of `wave` (a team's stream after its first
+    signals)."""
     vectors = embed([t for t, _ in pairs])
     report: list[str] = []
     researched: set[str] = set()
-    for start in range(0, len(pairs), batch):
-        report += [str(i) for i in range(start, min(start + batch, len(pairs)))]
+    starts = list(range(0, waves_after if wave else len(pairs), batch))
+    starts += list(range(waves_after, len(pairs), wave)) if wave else []
+    for start, stop in zip(starts, starts[1:] + [len(pairs)]):
+        report += [str(i) for i in range(start, stop)]
         first = max(0, len(report) - pool_limit) if pool_limit else 0
         older: dict[str, list[int]] = {}
         for i in range(first):
@@ -299,7 +307,7 @@ def research_between(
         anchored_order = sorted((r for r in age if r in researched), key=age.__getitem__)
         complete = {r for r in anchored_order if r not in older or r in standing}
         labels = (
-            regroup_offline(pool, stored, ConsolidationParameters())
+            regroup_offline(pool, stored, params or ConsolidationParameters())
             if reach
             else cluster_pool(np.array([p.embedding for p in pool]))
         )
@@ -353,15 +361,7 @@ def batch_reach() -> None:
                     f"{r['pair_recall']:.3f}/{r['groups']}"
                 )
         print(f"{name}: {' | '.join(line)}", flush=True)
-    from daemon_latency import WAVE_TOPICS
-
-    history = embed([t for t, _ in train_orders(6000, orders=1)[0]])
-    reports = [f"h{label}" for label in cluster_pool(history)]
-    for number, wave in enumerate(WAVE_TOPICS):
-        pool = [PoolSignal(str(i), reports[i], history[i], 0.5, "") for i in range(3, len(history))]
-        pool += [PoolSignal(f"w{i}", f"w{i}", vector, 0.5, "") for i, vector in enumerate(embed(list(wave)))]
-        stored = len(pool) - len(wave)
-        rank = {r: position for position, r in reversed(list(enumerate(p.report_id for p in pool)))}
+    for number, wave, pool, stored, rank in waves_at_a_consolidated_team():
         labels = cluster_pool(np.array([p.embedding for p in pool]))
         line = []
         for reach in (False, True):
@@ -374,6 +374,59 @@ def batch_reach() -> None:
             moved = [p.report_id for p, r in zip(pool[:stored], final) if r != p.report_id]
             line.append(
                 f"{'reach' if reach else 'whole pool'}: {len(moved)} earlier signals of {len(set(moved))} reports moved"
+            )
+        print(f"wave {number} ({wave[0]!r}): {' | '.join(line)}", flush=True)
+
+
+def waves_at_a_consolidated_team():
+    """(number, wave, pool, stored, rank) for each wave of 3 similar signals of benchmarks/daemon_latency.py
+    reaching a team whose 6,000 train texts were consolidated (the pool limit drops the oldest 3); `rank`:
+    each report's first position in the pool, as `map_clusters` ranks existing reports."""
+    from daemon_latency import WAVE_TOPICS
+
+    history = embed([t for t, _ in train_orders(6000, orders=1)[0]])
+    reports = [f"h{label}" for label in cluster_pool(history)]
+    for number, wave in enumerate(WAVE_TOPICS):
+        pool = [PoolSignal(str(i), reports[i], history[i], 0.5, "") for i in range(len(wave), len(history))]
+        pool += [PoolSignal(f"w{i}", f"w{i}", vector, 0.5, "") for i, vector in enumerate(embed(list(wave)))]
+        stored = len(pool) - len(wave)
+        rank = {r: position for position, r in reversed(list(enumerate(p.report_id for p in pool)))}
+        yield number, wave, pool, stored, rank
+
+
+def batch_region() -> None:
+    """A small batch's region clustered alone (`cluster_around_batch`) against the whole pool, both
+    confined to what the batch reaches: the tuning samples researched between batches, all but the last
+    300 texts in batches of 500 and those in waves of 5 (a team's stream once it has history; a larger
+    wave of Banking77's mixed intents reaches most of the pool, so the whole pool is clustered anyway),
+    with the seconds of each run; then the waves of benchmarks/daemon_latency.py at a team whose 6,000
+    train texts were consolidated: where each wave's signals go, how many earlier signals change report
+    and the seconds of the consolidation's clustering."""
+    variants = {
+        "whole": dataclasses.replace(ConsolidationParameters(), region_share=0.0),
+        "region": ConsolidationParameters(),
+    }
+    for name, pairs in consolidation_samples().items():
+        line = []
+        for label, params in variants.items():
+            started = time.perf_counter()
+            r = research_between(pairs, params=params, waves_after=len(pairs) - 300, wave=5)
+            line.append(
+                f"{label} {r['ari']:.3f}/{r['pair_precision']:.3f}/{r['pair_recall']:.3f}/{r['groups']} "
+                f"{time.perf_counter() - started:.0f} s"
+            )
+        print(f"{name}: {' | '.join(line)}", flush=True)
+    for number, wave, pool, stored, rank in waves_at_a_consolidated_team():
+        line = []
+        for label, params in variants.items():
+            started = time.perf_counter()
+            labels = regroup_offline(pool, stored, params)
+            seconds = time.perf_counter() - started
+            final = map_clusters(pool, labels, rank, fresh_report_id)
+            moved = [p.report_id for p, r in zip(pool[:stored], final) if r != p.report_id]
+            line.append(
+                f"{label}: wave into {sorted(set(final[stored:]))}, {len(moved)} earlier signals of "
+                f"{len(set(moved))} reports moved, {seconds:.2f} s"
             )
         print(f"wave {number} ({wave[0]!r}): {' | '.join(line)}", flush=True)
 
@@ -588,8 +641,14 @@ def main() -> int:
     parser.add_argument(
         "--batch-reach", action="store_true", help="consolidation confined to what a batch reaches, and waves' churn"
     )
+    parser.add_argument(
+        "--batch-region", action="store_true", help="each batch's reachable region clustered alone, or the whole pool"
+    )
     args = parser.parse_args()
     started = time.perf_counter()
+    if args.batch_region:
+        batch_region()
+        return 0
     if args.batch_reach:
         batch_reach()
         return 0
