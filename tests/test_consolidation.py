@@ -1110,6 +1110,14 @@ def history_and_wave(rng, wave: np.ndarray) -> tuple[list[PoolSignal], int, list
     return pool, len(vectors), truth
 
 
+def recorded_linkage_sizes(monkeypatch) -> list[int]:
+    """The number of rows of each average linkage the consolidation runs from now on (appended as it runs)."""
+    sizes: list[int] = []
+    linkage = consolidation._average_linkage
+    monkeypatch.setattr(consolidation, "_average_linkage", lambda square: sizes.append(len(square)) or linkage(square))
+    return sizes
+
+
 def test_a_small_wave_clusters_only_the_region_it_reaches_and_groups_it_as_the_whole_pool_would(monkeypatch):
     """A wave of 3 signals of one problem at a team of 1,920 consolidated signals: only the reports of the
     wave's nearest signals are clustered with it (a few dozen rows, not 1,920), each row seeing its
@@ -1118,11 +1126,7 @@ def test_a_small_wave_clusters_only_the_region_it_reaches_and_groups_it_as_the_w
     rng = np.random.default_rng(0)
     _, _, centres = paired_problems(np.random.default_rng(0))
     pool, stored, truth = history_and_wave(rng, np.asarray(around(centres[7], 3, 0.06, np.random.default_rng(1))))
-    linkage_sizes = []
-    linkage = consolidation._average_linkage
-    monkeypatch.setattr(
-        consolidation, "_average_linkage", lambda square: linkage_sizes.append(len(square)) or linkage(square)
-    )
+    linkage_sizes = recorded_linkage_sizes(monkeypatch)
     region = consolidation.regroup_offline(pool, stored, ConsolidationParameters())
     assert linkage_sizes and max(linkage_sizes) < 100  # problem 7, its neighbour 6, the wave: a few dozen rows
     linkage_sizes.clear()
@@ -1151,11 +1155,7 @@ def test_a_wave_that_reaches_much_of_the_pool_clusters_the_whole_pool(monkeypatc
     assert consolidation.cluster_around_batch([p.embedding for p in pool], [p.report_id for p in pool], stored) is None
     small = pool[:600] + pool[stored : stored + 3]
     assert consolidation.cluster_around_batch([p.embedding for p in small], [p.report_id for p in small], 600) is None
-    linkage_sizes = []
-    linkage = consolidation._average_linkage
-    monkeypatch.setattr(
-        consolidation, "_average_linkage", lambda square: linkage_sizes.append(len(square)) or linkage(square)
-    )
+    linkage_sizes = recorded_linkage_sizes(monkeypatch)
     consolidation.regroup_offline(pool, stored, ConsolidationParameters())
     assert max(linkage_sizes) == len(pool)
 
