@@ -9,9 +9,15 @@ scripts/demo/shop_app (research runs the subprocess sandbox on it). Then:
    the sensor's phase is not always the same); prints per wave emit -> all assigned and emit -> report
    `ready`, with where the time went (sensor wait, queue and launch, run work of the batch run and of
    the report run), then p50 and max;
-2. `--burst` Banking77 dev texts emitted at once: seconds until every accepted signal is assigned and
-   every promoted report has its outcome, and until the object store shows nothing in flight (what
-   the sensors see); the number of Dagster runs it took, by job.
+2. `--burst` Banking77 dev texts emitted at once (train texts beyond the dev set's 3,080): seconds until
+   every accepted signal is assigned and every promoted report has its outcome, and until the object
+   store shows nothing in flight (what the sensors see); the number of Dagster runs it took, by job;
+3. with `--other-team-waves K`, fairness: while the burst is grouped, a second team emits K waves of 3
+   similar signals, the first `--other-team-delay` seconds after the burst and then one every
+   `--other-team-delay` seconds; prints per wave emit -> all assigned, how many batches were grouped
+   between its emit and its own batch's grouping (the burst's batches ahead of it: at most one is the
+   promise), emit -> report `ready` and how long its report waited from the grouping to its run's start
+   while the burst's report runs were queued.
 
 With `--history N` the team is not new: N Banking77 train texts are emitted and grouped first (and the
 reports they promote researched) by `signals process`, before the daemon starts, so the waves are grouped
@@ -24,6 +30,7 @@ Times come afterwards from the batches' report_assignments materialisations, the
 outcome event after their promotion (the store) and Dagster's run records: polling the chdb store
 during the runs would contend with them for it. Usage (SIGNALS_DATASETS: the folder holding banking77/):
     SIGNALS_DATASETS=/work/shared/datasets .venv/bin/python benchmarks/daemon_latency.py [--waves 8] [--burst 2000] [--history 6000]
+        [--other-team-waves 4 [--other-team-delay 45]]
 """
 
 from __future__ import annotations
@@ -48,8 +55,12 @@ from banking77 import protocol_texts, ticket_signal  # noqa: E402
 from dagster_dev import BIN, start_daemon  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-# Source ids of the history's signals: apart from the burst's (0..) and the waves' (100,000..).
+# Source ids of the history's signals: apart from the burst's (0..), the waves' (100,000..) and the
+# other team's waves (200,000..).
 HISTORY_SOURCE_IDS = 1_000_000
+OTHER_TEAM_SOURCE_IDS = 200_000
+OTHER_TEAM = 2
+DEV_TEXTS = 3080  # Banking77's test.csv: a larger burst is drawn from train.csv
 DEMO_REPOSITORY = REPO_ROOT / "scripts" / "demo" / "shop_app"
 
 
@@ -130,11 +141,11 @@ def wait_runs_ended(dagster_home: Path, timeout: float = 120) -> None:
             time.sleep(0.5)
 
 
-def emit(store, texts: list[str], first_source_id: int) -> list[int]:
+def emit(store, texts: list[str], first_source_id: int, team: int = 1) -> list[int]:
     from signals_assets.facade import emit_signal
 
     for i, text in enumerate(texts):
-        emit_signal(1, **ticket_signal(first_source_id + i, text), store=store)
+        emit_signal(team, **ticket_signal(first_source_id + i, text), store=store)
     return list(range(first_source_id, first_source_id + len(texts)))
 
 
@@ -221,10 +232,10 @@ def peak_rss_by_job(instance, memory: WorkerMemory, records) -> dict[str, float]
 
     peaks: dict[str, float] = {}
     for record in records:
-        pid = run_worker_pid(instance, record.dagster_run)
-        if pid in memory.peak_kb:
+        worker = run_worker_pid(instance, record.dagster_run)  # (pid, when it was recorded)
+        if worker is not None and worker[0] in memory.peak_kb:
             job = record.dagster_run.job_name
-            peaks[job] = max(peaks.get(job, 0.0), memory.peak_kb[pid] / 1024)
+            peaks[job] = max(peaks.get(job, 0.0), memory.peak_kb[worker[0]] / 1024)
     return peaks
 
 
@@ -282,7 +293,22 @@ def main() -> None:
     parser.add_argument(
         "--history", type=int, default=0, help="Banking77 train texts the team had grouped before (0: a new team)"
     )
+    parser.add_argument(
+        "--other-team-waves",
+        type=int,
+        default=0,
+        choices=range(len(WAVE_TOPICS) + 1),
+        help="waves of 3 a second team emits while the burst is grouped (0: none)",
+    )
+    parser.add_argument(
+        "--other-team-delay",
+        type=float,
+        default=45,
+        help="seconds from the burst to the other team's first wave, and between its waves",
+    )
     args = parser.parse_args()
+    if args.other_team_waves and not args.burst:
+        parser.error("--other-team-waves needs a --burst to compete with")
     home = Path(tempfile.mkdtemp(prefix="signals-daemon-bench-"))
     dagster_home = home / "dagster_home"
     dagster_home.mkdir(parents=True)
@@ -297,7 +323,8 @@ def main() -> None:
 
     settings = load_settings()
     store = open_object_store(settings)
-    save_team(store, TeamConfig(team_id=1, ai_processing_consent=True, repositories=[str(DEMO_REPOSITORY)]))
+    for team in (1, OTHER_TEAM):
+        save_team(store, TeamConfig(team_id=team, ai_processing_consent=True, repositories=[str(DEMO_REPOSITORY)]))
     with dg.DagsterInstance.from_config(str(dagster_home)) as instance:
         instance.get_runs(limit=1)  # create the run storage before the daemon's processes race to
     if args.history:
@@ -312,7 +339,7 @@ def main() -> None:
     daemon = start_daemon(dict(os.environ), log_path)
     memory = WorkerMemory(daemon.pid)
     rng = random.Random(0)
-    waves, burst = [], None
+    waves, burst, other_waves = [], None, []
     try:
         for number, texts in enumerate(WAVE_TOPICS[: args.waves]):
             time.sleep(rng.uniform(0, settings.sensor_interval_seconds))
@@ -322,11 +349,17 @@ def main() -> None:
             wait_settled(store, args.timeout)
             waves.append((emitted_at, ids, load))
         if args.burst:
-            texts = [text for text, _ in protocol_texts(size=args.burst)]
+            split = "test" if args.burst <= DEV_TEXTS else "train"
+            texts = [text for text, _ in protocol_texts(size=args.burst, split=split)]
             load = os.getloadavg()[0]
             emitted_at = time.time()
             ids = emit(store, texts, 0)
             emit_seconds = time.time() - emitted_at
+            for number, wave in enumerate(WAVE_TOPICS[: args.other_team_waves]):
+                time.sleep(max(0.0, emitted_at + (number + 1) * args.other_team_delay - time.time()))
+                wave_at = time.time()
+                wave_ids = emit(store, wave, OTHER_TEAM_SOURCE_IDS + 10 * number, team=OTHER_TEAM)
+                other_waves.append((wave_at, wave_ids, in_flight(store)))
             settled_seconds = time.time() - emitted_at + wait_settled(store, args.timeout)
             burst = (emitted_at, ids, load, emit_seconds, settled_seconds, os.getloadavg()[0])
         wait_runs_ended(dagster_home)
@@ -342,6 +375,8 @@ def main() -> None:
         report_waves(instance, memory, waves, settings.sensor_interval_seconds)
         if burst:
             report_burst(instance, memory, *burst)
+        if other_waves:
+            report_other_team(instance, other_waves)
     print(f"{os.cpu_count()} CPUs; SIGNALS_HOME={home} (daemon log: {log_path})")
 
 
@@ -409,6 +444,54 @@ def report_burst(instance, memory, emitted_at, ids, load, emit_seconds, settled_
     print(f"  emit -> nothing in flight in the object store (what the sensors see) {settled_seconds:.1f} s")
     print(f"  dagster runs: {len(runs)} {dict(sorted(by_job.items()))} {dict(sorted(statuses.items()))}")
     print_peaks(peak_rss_by_job(instance, memory, runs), "burst")
+
+
+def report_other_team(instance, waves: list) -> None:
+    """Per wave of the other team: emit -> assigned, the batches grouped in between (the burst's ahead of
+    it), emit -> ready, and its report run's wait beside the burst's report runs."""
+    import dagster as dg
+
+    from signals_assets.jobs import TEAM_TAG
+
+    grouped: dict[str, float] = {}  # each batch's first grouping
+    for record in instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey("report_assignments")), limit=10_000, ascending=True
+    ).records:
+        grouped.setdefault(record.partition_key, record.timestamp)
+    report_runs = [r for r in runs_since(instance, min(w[0] for w in waves)) if r.dagster_run.job_name == "report_job"]
+    print(f"team {OTHER_TEAM}'s waves of 3 during the burst; seconds from emit:")
+    print(
+        "wave assigned batches-ahead ready | its report run: wait launch | team 1 report runs waiting then | seen at emit"
+    )
+    for number, (emitted_at, ids, seen) in enumerate(waves):
+        batches, outcomes, _ = store_facts(ids, as_grouped=True)
+        done = assigned_at(instance, batches)
+        ahead = sorted(b for b, t in grouped.items() if emitted_at < t < done and b not in batches)
+        ready = max((o["t"] for o in outcomes), default=float("nan")) - emitted_at
+        statuses = ",".join(sorted(o["status"] for o in outcomes)) or "none promoted"
+        own = next(
+            (
+                r
+                for r in report_runs
+                if r.dagster_run.tags.get(TEAM_TAG) == str(OTHER_TEAM) and r.create_timestamp.timestamp() >= done
+            ),
+            None,
+        )
+        run = "   -     -"
+        waiting = 0
+        if own is not None:
+            created, launch, _ = run_phases(own)
+            run = f"{created - done:5.1f} {launch:5.1f}"
+            started = created + launch
+            waiting = sum(
+                1
+                for r in report_runs
+                if r.dagster_run.tags.get(TEAM_TAG) != str(OTHER_TEAM)
+                and r.create_timestamp.timestamp() < started < (r.start_time or float("inf"))
+            )
+        print(
+            f"{number:4d} {done - emitted_at:8.1f} {len(ahead):14d} {ready:5.1f} {statuses} | {run} | {waiting:24d} | {seen or 'nothing'}"
+        )
 
 
 def print_peaks(peaks: dict[str, float], label: str) -> None:
