@@ -396,17 +396,20 @@ def waves_at_a_consolidated_team():
 
 def batch_region() -> None:
     """A small batch's region clustered alone (`cluster_around_batch`) against the whole pool, both
-    confined to what the batch reaches: the tuning samples researched between batches, all but the last
-    300 texts in batches of 500 and those in waves of 5 (a team's stream once it has history; a larger
-    wave of Banking77's mixed intents reaches most of the pool, so the whole pool is clustered anyway),
-    with the seconds of each run; then the waves of benchmarks/daemon_latency.py at a team whose 6,000
-    train texts were consolidated: where each wave's signals go, how many earlier signals change report
-    and the seconds of the consolidation's clustering."""
+    confined to what the batch reaches: the tuning samples, then two HWU64 samples as a check, researched
+    between batches, all but the last 300 texts in batches of 500 and those in waves of 5 (a team's
+    stream once it has history; a larger wave of Banking77's mixed intents reaches most of the pool, so
+    the whole pool is clustered anyway), with the seconds of each run; then the waves of
+    benchmarks/daemon_latency.py at a team whose 6,000 train texts were consolidated: where each wave's
+    signals go, how many earlier signals change report and the seconds of the consolidation's
+    clustering."""
     variants = {
         "whole": dataclasses.replace(ConsolidationParameters(), region_share=0.0),
         "region": ConsolidationParameters(),
     }
-    for name, pairs in consolidation_samples().items():
+    # HWU64 is the transfer check, never tuned on: does what the region does to Banking77 carry over?
+    transfer = {f"HWU64 {size:,}": protocol_texts(size=size, dataset="hwu64") for size in (2000, 4500)}
+    for name, pairs in {**consolidation_samples(), **transfer}.items():
         line = []
         for label, params in variants.items():
             started = time.perf_counter()
