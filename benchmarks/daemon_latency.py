@@ -60,7 +60,6 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 HISTORY_SOURCE_IDS = 1_000_000
 OTHER_TEAM_SOURCE_IDS = 200_000
 OTHER_TEAM = 2
-DEV_TEXTS = 3080  # Banking77's test.csv: a larger burst is drawn from train.csv
 DEMO_REPOSITORY = REPO_ROOT / "scripts" / "demo" / "shop_app"
 
 
@@ -349,8 +348,9 @@ def main() -> None:
             wait_settled(store, args.timeout)
             waves.append((emitted_at, ids, load))
         if args.burst:
-            split = "test" if args.burst <= DEV_TEXTS else "train"
-            texts = [text for text, _ in protocol_texts(size=args.burst, split=split)]
+            texts = [text for text, _ in protocol_texts(size=args.burst)]
+            if len(texts) < args.burst:  # more than the dev set holds
+                texts = [text for text, _ in protocol_texts(size=args.burst, split="train")]
             load = os.getloadavg()[0]
             emitted_at = time.time()
             ids = emit(store, texts, 0)

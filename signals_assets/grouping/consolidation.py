@@ -645,7 +645,7 @@ def regroup_offline(pool: Sequence[PoolSignal], stored: int, params: Consolidati
     if stored == len(pool):
         return reached_by_batch(pool, stored, [0] * len(pool))
     vectors = [p.embedding for p in pool]
-    labels = cluster_around_batch(vectors, [p.report_id for p in pool], stored, params) if params.region_share else None
+    labels = cluster_around_batch(vectors, [p.report_id for p in pool], stored, params)
     return reached_by_batch(pool, stored, cluster_pool(vectors, params) if labels is None else labels)
 
 
