@@ -1189,3 +1189,23 @@ def test_a_batch_read_from_its_region_joins_reports_whole_and_never_splits_one()
     for row, label in enumerate(labels):
         groups.setdefault(label, []).append(row)
     assert sorted(groups.values()) == [[0, 1, 2, 3, 11, 14], [4, 5], [6, 7, 8, 12], [9, 10], [13]]
+
+
+@pytest.mark.parametrize(("environment", "expected"), [({}, 4), ({"OPENBLAS_THREAD_TIMEOUT": "12"}, 12)])
+def test_a_process_of_the_package_lets_blas_threads_sleep_unless_told_otherwise(environment, expected):
+    """The value OpenBLAS itself runs with, read from the library numpy loaded (the numpy wheels' OpenBLAS
+    exports it), in a process that imports the package before numpy, as every run worker does."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import ctypes, glob, os, signals_assets.grouping.consolidation, numpy\n"
+        "[library] = glob.glob(os.path.join(os.path.dirname(numpy.__file__), os.pardir, 'numpy.libs', '*openblas*'))\n"
+        "print(ctypes.CDLL(library).openblas_thread_timeout())"
+    )
+    inherited = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env={**inherited, **environment}, capture_output=True, text=True, check=True
+    )
+    assert int(result.stdout) == expected
