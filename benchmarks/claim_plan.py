@@ -7,7 +7,8 @@ with i, so the smaller teams run out early and the last batches come from a few 
 time-ordered across teams as the emit facade writes them. It prints the seconds `plan_batches`
 takes (no object is moved: the claim's moves cost the same either way), and then those of the
 definition it replaced (round-robin over every team's list re-filtered by the keys taken so far,
-per batch), checking both give the same batches.
+per batch, the teams without a backlog alone where `goes_alone` says so), checking both give the same
+batches.
 """
 
 from __future__ import annotations
@@ -33,12 +34,16 @@ def synthetic_inboxes(keys: int, teams: int, max_per_team: int) -> list[tuple[li
 
 def refiltering_every_list(inboxes: list[tuple[list[str], int]], max_signals: int) -> list[list[str]]:
     from signals_assets.fairness import round_robin
-    from signals_assets.ingestion.inbox import _queues
+    from signals_assets.ingestion.inbox import _inbox_folder, _queues, goes_alone
 
-    batches = []
+    batches, served = [], set()
     while queues := _queues(inboxes):
+        backlogged = {_inbox_folder(keys[0]) for keys, limit in inboxes if len(keys) > limit}
+        if goes_alone(backlogged, len(queues), served):
+            queues = [queue for queue in queues if _inbox_folder(queue[0]) not in backlogged]
         batches.append(round_robin(queues, max_signals))
         taken = set(batches[-1])
+        served = {_inbox_folder(key) for key in taken}
         inboxes = [([key for key in keys if key not in taken], limit) for keys, limit in inboxes]
     return batches
 
@@ -54,7 +59,7 @@ def main() -> None:
 
     inboxes = synthetic_inboxes(args.keys, args.teams, args.max_per_team)
     started = time.perf_counter()
-    planned = list(plan_batches(inboxes, args.max_signals))
+    planned = list(plan_batches(inboxes, args.max_signals, set()))
     print(f"plan_batches: {len(planned)} batches of {args.keys} keys in {time.perf_counter() - started:.3f} s")
     started = time.perf_counter()
     replaced = refiltering_every_list(inboxes, args.max_signals)

@@ -1,5 +1,6 @@
 import json
 import threading
+from collections import Counter
 from datetime import datetime, timedelta, timezone
 
 import dagster as dg
@@ -192,6 +193,27 @@ def test_a_burst_of_one_team_does_not_push_another_teams_signals_back(store):
     assert batch_teams(store, first.new_batches[0]).count("1") == 497
     assert batch_teams(store, first.new_batches[1]) == ["1"] * 500
     assert len(store.list("inbox/1/")) == 10_000 - 997 and store.list("inbox/2/") == []
+
+
+def test_after_a_batch_that_served_a_backlog_another_teams_few_signals_go_alone_and_the_backlog_next(store):
+    """A batch is grouped as long as its largest team takes, so a team's few signals are not put beside a
+    burst's 500 right after a batch that served the burst. But every other batch serves the burst, however
+    often the other team sends a few: it cannot hold the burst back."""
+    put_team_inbox(store, 1, 2_000)
+    claims = [inbox.claim_pending(store, 500, None, max_batches=1)]  # team 1's first 500
+    for second in (30, 40, 50, 59):
+        put_team_inbox(store, 2, 3, start_second=second)
+        claims.append(inbox.claim_pending(store, 500, claims[-1].last_batch, max_batches=1))
+    teams = [Counter(batch_teams(store, claim.new_batches[0])) for claim in claims]
+    assert teams == [{"1": 500}, {"2": 3}, {"1": 497, "2": 3}, {"2": 3}, {"1": 497, "2": 3}]
+    # A claim of several batches goes on past the one that left the backlog out.
+    put_team_inbox(store, 2, 3, start_second=20)
+    two = inbox.claim_pending(store, 500, claims[-1].last_batch, max_batches=2)
+    assert [Counter(batch_teams(store, batch)) for batch in two.new_batches] == [{"2": 3}, {"1": 500}]
+    # Without a backlog, nobody is left out: team 1's last 6 and team 2's next 3 share a batch.
+    put_team_inbox(store, 2, 3, start_second=21)
+    [last] = inbox.claim_pending(store, 500, two.last_batch, max_batches=1).new_batches
+    assert Counter(batch_teams(store, last)) == {"1": 6, "2": 3}
 
 
 def test_the_per_team_limit_caps_a_team_in_a_batch_and_its_config_overrides_it(store):

@@ -381,20 +381,34 @@ def test_claim_all_forms_the_batches_that_claims_one_after_the_other_form(object
     def contents(store, keys):
         return [json.loads(store.get(inbox.manifest_key(batch)))["objects"] for batch in keys]
 
-    assert len(batches) == len(expected) == 3
     assert contents(object_store, batches) == contents(one_by_one, expected)
+    # the first batch served teams 1 and 2, left with backlogs (5 of 3 a batch, 2 of 1): team 3 goes alone
+    assert [{name.split("/")[0] for name in names} for names in contents(object_store, batches)] == [
+        {"1", "2", "3"},
+        {"3"},
+        {"1", "2"},
+        {"1", "2"},
+    ]
     assert batches == sorted(batches) and not object_store.list("inbox/")
 
 
-def _batches_refiltering_every_list(inboxes, max_signals):
-    """The obvious definition `plan_batches` must match: round-robin over the teams' queues, then
-    remove the taken keys from every list, until nothing is left."""
+def _batches_refiltering_every_list(inboxes, max_signals, served_before):
+    """The obvious definition `plan_batches` must match: round-robin over the teams' queues, or over those
+    of the teams without a backlog (more left than their limit) when some team has one and the batch
+    before served such a team, then remove the taken keys from every list, until nothing is left."""
     from signals_assets.fairness import round_robin
 
-    batches = []
+    def folder(key):
+        return key.split("/")[1] if key.count("/") == 2 else None
+
+    batches, served = [], served_before
     while queues := inbox._queues(inboxes):
+        backlogged = {folder(keys[0]) for keys, limit in inboxes if len(keys) > limit}
+        if backlogged & served and len(backlogged) < len(queues):
+            queues = [queue for queue in queues if folder(queue[0]) not in backlogged]
         batches.append(round_robin(queues, max_signals))
         taken = set(batches[-1])
+        served = {folder(key) for key in taken}
         inboxes = [([key for key in keys if key not in taken], limit) for keys, limit in inboxes]
     return batches
 
@@ -411,10 +425,11 @@ def test_planned_batches_are_those_of_refiltering_every_team_list_per_batch(seed
         names = {f"{rng.randrange(50):04d}-{rng.randrange(3)}.json" for _ in range(rng.choice((0, 1, 5, 40)))}
         inboxes.append(([f"inbox/{team}/{name}" for name in sorted(names)], rng.randrange(1, 8)))
     max_signals = rng.choice((1, 2, 3, 7, 25))
+    served_before = rng.choice((set(), {None}, {"0"}, {"1", "2"}))  # the batch before the first took these
 
-    planned = list(inbox.plan_batches(inboxes, max_signals))
+    planned = list(inbox.plan_batches(inboxes, max_signals, served_before))
 
-    assert planned == _batches_refiltering_every_list(inboxes, max_signals)
+    assert planned == _batches_refiltering_every_list(inboxes, max_signals, served_before)
     assert sorted(key for batch in planned for key in batch) == sorted(key for keys, _ in inboxes for key in keys)
 
 

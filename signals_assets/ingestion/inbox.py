@@ -3,7 +3,8 @@
 The object store is the source of truth, so no signal is lost or processed twice whatever the
 timing:
 - `inbox/<team_id>/<name>` is written once by the emit facade (one queue per team; a batch takes
-  from every queue in turn, so one team's burst cannot push another team's signals back);
+  from every queue in turn, so one team's burst cannot push another team's signals back, and after a
+  batch that served a backlog the teams without one get the next batch alone, `goes_alone`);
 - a claim first reserves its batch key exclusively (`batches/<batch_key>/reserved.json`, created only
   if absent: two claimers that chose one key, each after the newest batch it listed, never share it;
   the second takes the next key), then moves each object to `claimed/<batch_key>/<name>` (a rename,
@@ -127,14 +128,14 @@ def pending_inbox_count(store: ObjectStore, team_id: int | None = None) -> int:
 
 def _team_inboxes(store: ObjectStore, max_per_team: int, whole: bool) -> list[tuple[list[str], int]]:
     """Every team's pending inbox keys, oldest first, with its per-batch limit (`max_per_team` unless
-    its config says otherwise); listed only up to that limit unless `whole`. Objects written before the
-    per-team folders (directly under `inbox/`) form one more queue."""
+    its config says otherwise); listed only up to one more than that limit (which tells a backlog) unless
+    `whole`. Objects written before the per-team folders (directly under `inbox/`) form one more queue."""
     folders, loose = store.list_level(INBOX)
     inboxes = [(loose, max_per_team)]
     for folder in folders:
         team = folder_team_id(folder[len(INBOX) : -1])
         limit = max_per_team if team is None else team_limit(store, team, "max_signals_per_batch", max_per_team)
-        inboxes.append((store.list(folder, limit=None if whole else limit), limit))
+        inboxes.append((store.list(folder, limit=None if whole else limit + 1), limit))
     return inboxes
 
 
@@ -144,10 +145,51 @@ def _queues(inboxes: list[tuple[list[str], int]]) -> list[list[str]]:
     return sorted(queues, key=lambda queue: queue[0].rsplit("/", 1)[1])
 
 
-def team_queues(store: ObjectStore, max_per_team: int) -> list[list[str]]:
-    """Every team's pending inbox keys, oldest first and at most its per-batch limit, the team waiting
-    longest first."""
-    return _queues(_team_inboxes(store, max_per_team, whole=False))
+def next_batch_queues(
+    store: ObjectStore, max_per_team: int, previous_batch: str | None
+) -> tuple[list[list[str]], bool]:
+    """The team queues the next batch takes from (each team's pending inbox keys, oldest first and at most
+    its per-batch limit, the team waiting longest first), and whether a team with more pending was left
+    out (`goes_alone`)."""
+    inboxes = _team_inboxes(store, max_per_team, whole=False)
+    queues = _queues(inboxes)
+    backlogged = {_inbox_folder(keys[0]) for keys, limit in inboxes if len(keys) > limit}
+    served = batch_folders(store, previous_batch) if backlogged and previous_batch else set()
+    if not goes_alone(backlogged, len(queues), served):
+        return queues, False
+    return [queue for queue in queues if _inbox_folder(queue[0]) not in backlogged], True
+
+
+def goes_alone(backlogged: set[str | None], teams: int, served_before: set[str | None]) -> bool:
+    """Whether the next batch goes to the `teams` waiting without a backlog alone, leaving out those with
+    one (`backlogged`: inbox folders with more pending than one batch takes of them), given the folders
+    the batch before served.
+
+    A team with a backlog fills most of every batch it is in, and a batch is grouped in one run, as long
+    as its largest team takes. So when the batch before served a backlog, the other teams get the next
+    batch alone: their few signals are not grouped beside a burst's 500. Every other batch at least
+    serves the backlogs, so teams sending a few signals at a time cannot hold them back."""
+    return bool(backlogged) and len(backlogged) < teams and bool(backlogged & served_before)
+
+
+def _folder(name: str) -> str | None:
+    """The team folder of a name under `inbox/` or `claimed/<batch>/` (None: an object outside any folder)."""
+    folder, _, rest = name.partition("/")
+    return folder if rest else None
+
+
+def _inbox_folder(key: str) -> str | None:
+    return _folder(key[len(INBOX) :])
+
+
+def batch_folders(store: ObjectStore, batch: str) -> set[str | None]:
+    """The inbox folders (teams) batch `batch` took signals from, as its manifest lists them; none
+    without a readable manifest (a claim cut off before it, or a manifest spoilt by hand)."""
+    try:
+        names = json.loads(store.get(manifest_key(batch)))["objects"]
+        return {_folder(name) for name in names}
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return set()
 
 
 def reservation_key(batch: str) -> str:
@@ -229,7 +271,8 @@ def claim_pending(
     batches, total = [], 0
     for _ in range(min(max_batches, MAX_BATCHES_PER_CLAIM)):
         # Round-robin across the teams' queues, at most `max_per_team` of one team, each team's oldest first.
-        keys = round_robin(team_queues(store, max_per_team or max_signals), max_signals)
+        queues, left_out = next_batch_queues(store, max_per_team or max_signals, last_batch)
+        keys = round_robin(queues, max_signals)
         if not keys:
             break
         last_batch = reserve_batch(store, now, last_batch)
@@ -238,7 +281,7 @@ def claim_pending(
             break  # another claimer moved them all first
         batches.append(last_batch)
         total += len(names)
-        if len(names) < max_signals:
+        if len(names) < max_signals and not left_out:
             break
     return ClaimResult(batches, total, last_batch)
 
@@ -264,9 +307,10 @@ def claim_all(store: ObjectStore, max_signals: int, max_per_team: int | None = N
     batches `claim_pending` would form one after the other, from one listing of the inbox (what
     arrives meanwhile waits for the next claim)."""
     inboxes = _team_inboxes(store, max_per_team or max_signals, whole=True)
+    previous = key_floor(store, datetime.now(timezone.utc))
     batches: list[str] = []
     last: str | None = None
-    for taken in plan_batches(inboxes, max_signals):
+    for taken in plan_batches(inboxes, max_signals, batch_folders(store, previous) if previous else set()):
         # Each batch keyed at its own time: keyed at the start of a claim of hours, the last ones would fall
         # behind the batches other claimers keyed meanwhile, and the finished-through mark passed over them.
         now = datetime.now(timezone.utc)
@@ -276,16 +320,28 @@ def claim_all(store: ObjectStore, max_signals: int, max_per_team: int | None = N
     return batches
 
 
-def plan_batches(inboxes: list[tuple[list[str], int]], max_signals: int) -> Iterator[list[str]]:
+def plan_batches(
+    inboxes: list[tuple[list[str], int]], max_signals: int, served_before: set[str | None]
+) -> Iterator[list[str]]:
     """Each batch's keys in turn: what `round_robin(_queues(inboxes), max_signals)` takes, batch after
-    batch, with the keys taken before removed (moved by this claim or by another claimer first). In
-    time linear in the keys (times log teams): a team is a cursor into its key list, and a heap
-    ordered like `_queues` (name of the team's oldest key left, then its listing position) replaces
-    re-filtering and re-sorting every team's list per batch."""
+    batch, with the keys taken before removed (moved by this claim or by another claimer first), but
+    from the teams without a backlog alone where `goes_alone` says so (`served_before`: the inbox
+    folders of the batch before the first). In time linear in the keys (times log teams), plus a look at
+    each waiting team per batch: a team is a cursor into its key list, and a heap ordered like `_queues`
+    (name of the team's oldest key left, then its listing position) replaces re-filtering and re-sorting
+    every team's list per batch."""
+    folders = [_inbox_folder(keys[0]) if keys else None for keys, _ in inboxes]
     cursors = [0] * len(inboxes)
     waiting = [(keys[0].rsplit("/", 1)[1], team) for team, (keys, _) in enumerate(inboxes) if keys]
     heapq.heapify(waiting)
+    served = served_before
     while waiting:
+        backlogged = {team for _, team in waiting if len(inboxes[team][0]) - cursors[team] > inboxes[team][1]}
+        skipped = []
+        if goes_alone({folders[team] for team in backlogged}, len(waiting), served):
+            ordered = [heapq.heappop(waiting) for _ in range(len(waiting))]
+            skipped = [entry for entry in ordered if entry[1] in backlogged]
+            waiting = [entry for entry in ordered if entry[1] not in backlogged]  # still in heap order
         # A round gives each team one key, so only the first `max_signals` teams can get any.
         visited = [heapq.heappop(waiting)[1] for _ in range(min(max_signals, len(waiting)))]
         ends = {team: min(cursors[team] + inboxes[team][1], len(inboxes[team][0])) for team in visited}
@@ -297,6 +353,9 @@ def plan_batches(inboxes: list[tuple[list[str], int]], max_signals: int) -> Iter
                 cursors[team] += 1
             rounds = [team for team in rounds if cursors[team] < ends[team]]
         yield taken
+        served = {folders[team] for team in visited}
+        for entry in skipped:
+            heapq.heappush(waiting, entry)
         for team in visited:
             keys = inboxes[team][0]
             if cursors[team] < len(keys):
