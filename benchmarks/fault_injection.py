@@ -14,7 +14,9 @@ emit-file` after a trial's first is killed at a random moment too, then run agai
 run is the daemon until settled, its sensors' and run workers' writes counted together): trial n
 kills it just before its n-th write, so every point between two writes is tried once
 (`--write-stride k`: every k-th). Under the daemon the count is one run's: another run's timing can
-make fewer writes, and a kill planned past them does not land. Prints one line per trial and a
+make fewer writes, and a kill planned past them does not land. `--first-team-batch-limit N` (below
+`--signals-per-wave`) keeps the first team a backlog, so the other team's waves get batches of their
+own between its batches, and the kills land in those claims too. Prints one line per trial and a
 summary table; `--json FILE` keeps every trial's result. Exit status 1 when any trial has a defect. Usage:
     .venv/bin/python benchmarks/fault_injection.py --kills 30 [--per-trial 2] [--seed 1] [--production] [--random-times]
     .venv/bin/python benchmarks/fault_injection.py --every-write --signals-per-wave 16 [--modes daemon] [--write-stride 3]
@@ -117,6 +119,12 @@ def main() -> int:
     parser.add_argument("--write-stride", type=int, default=1, help="with --every-write: every k-th write only")
     parser.add_argument("--first-write", type=int, default=1, help="with --every-write: the first write tried")
     parser.add_argument("--signals-per-wave", type=int, default=14, help="per team, before each kill and at the end")
+    parser.add_argument(
+        "--first-team-batch-limit",
+        type=int,
+        help="the first team's signals per batch (below --signals-per-wave: it keeps a backlog, and the other "
+        "team's waves get batches of their own); not for --production",
+    )
     parser.add_argument("--kill-timeout", type=float, default=240, help="seconds to wait for a stage")
     parser.add_argument("--settle-timeout", type=float, default=420)
     parser.add_argument("--json", type=Path)
@@ -162,6 +170,7 @@ def main() -> int:
                     signals_per_wave=args.signals_per_wave,
                     seed=seed,
                     kill_emits=args.random_times,
+                    first_team_batch_limit=args.first_team_batch_limit,
                 )
                 result = trial.run(stages, args.kill_timeout, args.settle_timeout)
             results.append(result)

@@ -207,6 +207,7 @@ class FaultTrial:
         kill_containers=None,
         seed: int = 1,
         kill_emits: bool = False,
+        first_team_batch_limit: int | None = None,
     ):
         import yaml
 
@@ -232,7 +233,10 @@ class FaultTrial:
         self.emits_killed = 0
         (root / "dagster_home").mkdir(parents=True, exist_ok=True)
         (root / "dagster_home" / "dagster.yaml").write_text(yaml.safe_dump(instance_config))
-        self._cli("teams", "set", str(TEAMS[0]), "--consent", "--repo", str(DEMO_REPOSITORY))
+        # A first team's per-batch limit below its waves keeps it a backlog, so the other team's waves get
+        # batches of their own between its batches (`inbox.goes_alone`).
+        limit = ("--max-signals-per-batch", str(first_team_batch_limit)) if first_team_batch_limit else ()
+        self._cli("teams", "set", str(TEAMS[0]), "--consent", *limit, "--repo", str(DEMO_REPOSITORY))
         self._cli("teams", "set", str(TEAMS[1]), "--consent", "--repo", str(DEMO_REPOSITORY))
 
     # ---- driving the pipeline ------------------------------------------------------------------
