@@ -13,6 +13,7 @@ afterwards), and each step of its batch runs with their `seconds` phases. Usage:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -21,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from banking77 import protocol_texts, write_signals_jsonl  # noqa: E402
+from banking77 import protocol_texts, ticket_signal, write_signals_jsonl  # noqa: E402
 from pipeline_throughput import SIGNALS, embedder_texts_per_second, run_breakdowns  # noqa: E402
 
 WARM_UP_SIGNALS = 3
@@ -48,8 +49,12 @@ def main() -> None:
     signals, warm_up = home / "signals.jsonl", home / "warm_up.jsonl"
     write_signals_jsonl(signals, texts)
     # The same texts under keys of their own: a warm-up that leaves every measured signal new.
-    write_signals_jsonl(warm_up, texts[:WARM_UP_SIGNALS])
-    warm_up.write_text(warm_up.read_text().replace('"banking77-', '"warm-up-'))
+    warm_up.write_text(
+        "".join(
+            json.dumps({**ticket_signal(number, text), "idempotency_key": f"warm-up-{number}"}) + "\n"
+            for number, (text, _) in enumerate(texts[:WARM_UP_SIGNALS])
+        )
+    )
     subprocess.run([SIGNALS, "teams", "set", "1", "--consent"], check=True, stdout=subprocess.DEVNULL)
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     subprocess.run([SIGNALS, "emit-file", str(warm_up), "--team-id", "1"], check=True, **quiet)
