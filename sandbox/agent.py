@@ -425,20 +425,25 @@ class Bm25:
 
     def score(self, document: Document, weights: dict[str, float]) -> ScoredDocument:
         norm = BM25_K1 * (1 - BM25_B + BM25_B * document.length / (self.average_length or 1.0))
-        contributions = {}
-        for term, weight in weights.items():
-            tf = document.term_counts.get(term, 0)
-            if tf:
-                contributions[term] = weight * tf * (BM25_K1 + 1) / (tf + norm)
+        counts = document.term_counts
+        # The smaller side is walked: a report of thousands of words against many small files stays cheap.
+        shared = (
+            [t for t in weights if t in counts] if len(weights) <= len(counts) else [t for t in counts if t in weights]
+        )
+        contributions = {t: weights[t] * counts[t] * (BM25_K1 + 1) / (counts[t] + norm) for t in shared}
         return ScoredDocument(document, sum(contributions.values()), contributions)
 
-    def rank(self, query: Query) -> list[ScoredDocument]:
-        """Documents matching at least one query term, best first (ties by repository and path)."""
+    def rank(self, query: Query, scored_so_far: Callable[[int], None] = lambda files: None) -> list[ScoredDocument]:
+        """Documents matching at least one query term, best first (ties by repository and path).
+        `scored_so_far` is told the number of documents scored at each one."""
         weights = self.term_weights(query)
-        scored = (self.score(document, weights) for document in self.documents)
-        return sorted(
-            (s for s in scored if s.score > 0), key=lambda s: (-s.score, s.document.repository, s.document.path)
-        )
+        matching = []
+        for number, document in enumerate(self.documents, 1):
+            scored = self.score(document, weights)
+            if scored.score > 0:
+                matching.append(scored)
+            scored_so_far(number)
+        return sorted(matching, key=lambda s: (-s.score, s.document.repository, s.document.path))
 
 
 def rank_repositories(indexes: list[RepositoryIndex], ranked: list[ScoredDocument], query: Query) -> list[dict]:
@@ -622,7 +627,7 @@ def research(report: dict, repositories: list[dict], max_files: int = 5, log: Ag
         log.progress(f"indexed repository {index.name}", files=len(index.documents))
 
     bm25 = Bm25([document for index in indexes for document in index.documents])
-    ranked = bm25.rank(query)
+    ranked = bm25.rank(query, lambda files: log.still_working("ranking files", files=files))
     ranking = rank_repositories(indexes, ranked, query)
     log.progress("ranked repositories", ranking=ranking)
 
@@ -643,7 +648,10 @@ def research(report: dict, repositories: list[dict], max_files: int = 5, log: Ag
 
     weights = bm25.term_weights(query)
     top_files = [s for s in ranked if s.document.repository == chosen.name][: max(0, int(max_files))]
-    findings = [finding_for(scored, Path(chosen.path), weights, query) for scored in top_files]
+    findings = []
+    for scored in top_files:
+        log.still_working("reading the best files", files=len(findings))
+        findings.append(finding_for(scored, Path(chosen.path), weights, query))
     log.progress("ranked files", findings=[f"{f.file}:{f.start_line}-{f.end_line}" for f in findings])
 
     if findings:

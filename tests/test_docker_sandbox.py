@@ -37,6 +37,11 @@ PROBE = (Path(__file__).parent / "data" / "sandbox_probe.py").read_text()
 SILENT = "print('thinking', flush=True); import time; time.sleep(600)"
 ONE_GB_OF_OUTPUT = "import sys\nfor _ in range(1024): sys.stdout.buffer.write(b'x' * (1 << 20))"
 WORK_DIR_FLOOD = "for i in range(300): open(f'/work/flood-{i}', 'wb').write(b'x' * (1 << 20))"
+MALFORMED_RESULT = """
+from dagster_pipes import open_dagster_pipes
+with open_dagster_pipes() as pipes:
+    pipes.report_custom_message({"status": "ready", "repository": None, "findings": "AB", "confidence": "high"})
+"""
 # Every process forks forever; each says once that the kernel refused it (the pids limit).
 FORK_BOMB = """
 import os, time
@@ -100,7 +105,9 @@ def test_the_container_settings_are_hardened():
     assert kwargs["ulimits"] == [
         {"name": "nofile", "soft": 100, "hard": 100},
         {"name": "fsize", "soft": 8 << 20, "hard": 8 << 20},
+        {"name": "msgqueue", "soft": 0, "hard": 0},
     ]
+    assert kwargs["ipc_mode"] == "none"
     assert kwargs["log_config"] == {"type": "json-file", "config": {"max-size": "4m", "max-file": "2"}}
     assert kwargs["labels"] == {"signals_assets.sandbox": "1", "signals_assets.report_id": "1-x"}
 
@@ -237,6 +244,9 @@ def test_inside_the_container_only_the_work_dir_is_writable_and_there_is_no_netw
     assert observed["write_work"] == "allowed"
     assert observed["write_root"] == observed["write_tmp"] == observed["write_repository"] == "Read-only file system"
     assert observed["write_context"] == "Read-only file system"
+    # Docker would otherwise give the container a 64 MB tmpfs beside the sized work dir.
+    assert observed["write_shared_memory"] == "No such file or directory"
+    assert observed["write_message_queue"] == "Too many open files"
     assert observed["write_past_file_size_limit"] == "File too large"
     assert observed["execute_from_work_dir"] == "Permission denied"
     assert observed["work_mount"][0] == "tmpfs"
@@ -461,6 +471,10 @@ MISBEHAVIOUR = {
     "work dir flood": (
         dict(container_command=["python3", "-c", WORK_DIR_FLOOD], work_dir_mb=16),
         r"research container filled its 16 MB work dir \(exited with code 1\): .*No space left on device",
+    ),
+    "malformed result": (  # what a compromised agent could send: the report page would fail to render it
+        dict(container_command=["python3", "-c", MALFORMED_RESULT]),
+        r"^research agent reported a malformed result: findings must be a list, not str$",
     ),
     "fork bomb": (
         dict(container_command=["python3", "-c", FORK_BOMB], pids_limit=32, inactivity_timeout_seconds=8),

@@ -320,6 +320,35 @@ def test_a_long_walk_past_files_not_worth_reading_writes_progress_lines(tmp_path
     assert walked == sorted(walked) and walked[-1] <= 10 and all(line["data"]["files"] == 0 for line in lines)
 
 
+def test_ranking_many_files_writes_progress_lines_and_a_long_report_is_scored_by_the_shared_words(
+    tmp_path, monkeypatch
+):
+    """Ranking follows indexing in silence unless it says it is still going: a report of thousands of
+    distinct words against thousands of files once ran for seconds without a line and was stopped by a
+    container's inactivity limit. Its score only walks the words a file and the report share."""
+    files = tmp_path / "files"
+    files.mkdir()
+    for number in range(10):
+        (files / f"module_{number}.py").write_text(f"def charge_card_{number}(): pass\n")
+    vocabulary = [f"word{number}" for number in range(3000)]
+    report = {**card_report(), "signals": [{"signal_id": "s1", "description": " ".join(["card", *vocabulary])}]}
+    query = agent.build_query(report)
+    index = agent.index_repository("files", files, agent.AgentLog())
+    bm25 = agent.Bm25(index.documents)
+    weights = bm25.term_weights(query)
+    for document in index.documents:
+        by_query = {t: w for t, w in weights.items() if document.term_counts.get(t)}
+        assert bm25.score(document, weights).contributions.keys() == by_query.keys()
+    score = bm25.score
+    monkeypatch.setattr(bm25, "score", lambda document, weights: time.sleep(0.1) or score(document, weights))
+    log = agent.AgentLog(tmp_path / "log.jsonl", progress_seconds=0.25)
+
+    ranked = bm25.rank(query, lambda scored: log.still_working("ranking files", files=scored))
+    lines = read_json_lines((tmp_path / "log.jsonl").read_bytes())
+    assert len(ranked) == 10 and len(lines) >= 2 and {line["message"] for line in lines} == {"ranking files"}
+    assert [line["data"]["files"] for line in lines] == sorted(line["data"]["files"] for line in lines)
+
+
 def test_a_wall_clock_limit_as_long_as_the_settings_allow_still_starts_the_agent():
     """SIGNALS_SANDBOX_TIMEOUT_SECONDS may be set just below 10^18, past the longest alarm (a C int of
     seconds): the agent sets the longest alarm instead of failing every research at its start."""
@@ -616,7 +645,7 @@ def test_the_subprocess_agent_gets_an_allow_listed_environment_without_secrets(t
 
         with open_dagster_pipes() as pipes:
             context = decode_env_var(os.environ["DAGSTER_PIPES_CONTEXT"])
-            pipes.report_custom_message({"status": "ready", "reason": json.dumps(
+            pipes.report_custom_message({"status": "ready", "confidence": "low", "reason": json.dumps(
                 {"environment": dict(os.environ), "context": context, "report": pipes.get_extra("report")["report_id"]})})
         """)
     )

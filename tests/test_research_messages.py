@@ -1,14 +1,17 @@
 """The research agent's Pipes messages are read a whole line at a time: a message caught while it is
-being written, or a line that is no message, loses nothing else."""
+being written, or a line that is no message, loses nothing else; its result is taken only in the
+agent's shape."""
 
 import json
 import threading
 import time
 
 import dagster as dg
+import pytest
 from dagster_pipes import PipesDefaultMessageWriter
 
 from signals_assets.research.message_file import POLL_SECONDS, WholeLineFileMessageReader, read_whole_lines
+from signals_assets.research.outcome import MAX_REASON_CHARS, SandboxResearchError, research_outcome
 
 
 class RecordingHandler:
@@ -95,3 +98,74 @@ def test_a_pipes_session_receives_what_the_dagster_pipes_writer_appends(tmp_path
 
     assert dg.materialize([researched]).success
     assert received == [{"status": "ready"}, "x" * 20_000]
+
+
+AGENT_RESULT = {
+    "status": "ready",
+    "repository": "shop",
+    "repository_ranking": [{"name": "shop", "score": 2.5, "reason": "best file billing.py"}],
+    "findings": [
+        {"file": "billing/\udcff.py", "start_line": 3, "end_line": 12, "score": 2.5, "reason": "matches card"}
+    ],
+    "confidence": "high",
+    "reason": "shop is the only candidate repository; " + "x" * 3000,
+}
+
+
+def test_the_agents_result_is_taken_as_it_is_shaped_by_the_agent():
+    outcome = research_outcome([{"other": 1}, AGENT_RESULT], [], "1-r", "docker", max_files=5, repositories=["shop"])
+    assert (outcome.status, outcome.repository, outcome.confidence) == ("ready", "shop", "high")
+    assert outcome.findings == AGENT_RESULT["findings"]  # the file name exactly, lone surrogate and all
+    assert outcome.repository_ranking == AGENT_RESULT["repository_ranking"]
+    assert len(outcome.reason) == MAX_REASON_CHARS
+    pending = {
+        "status": "pending_input",
+        "repository": None,
+        "repository_ranking": [],
+        "findings": [],
+        "confidence": "low",
+    }
+    assert research_outcome([pending], [], "1-r", "subprocess", 5, []).repository is None
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ({"findings": "AB"}, "findings must be a list, not str"),
+        ({"findings": ["billing.py"]}, r"findings\[0\] must be an object, not str"),
+        ({"findings": [{}] * 6}, "findings must have at most 5 entries, not 6"),
+        (
+            {"findings": [{**AGENT_RESULT["findings"][0], "start_line": 0}]},
+            r"findings\[0\].start_line must be a positive",
+        ),
+        (
+            {"findings": [{**AGENT_RESULT["findings"][0], "end_line": True}]},
+            r"findings\[0\].end_line must be a positive",
+        ),
+        (
+            {"findings": [{**AGENT_RESULT["findings"][0], "end_line": 2}]},
+            r"findings\[0\].end_line must not come before",
+        ),
+        (
+            {"findings": [{**AGENT_RESULT["findings"][0], "score": float("nan")}]},
+            r"findings\[0\].score must be a finite",
+        ),
+        ({"findings": [{**AGENT_RESULT["findings"][0], "file": ""}]}, r"findings\[0\].file must be a non-empty string"),
+        (
+            {"findings": [{**AGENT_RESULT["findings"][0], "file": "a/" * 2049}]},
+            r"findings\[0\].file must be at most 4096",
+        ),
+        ({"findings": [{**AGENT_RESULT["findings"][0], "reason": {"x": 1}}]}, r"findings\[0\].reason must be a string"),
+        ({"repository_ranking": 7}, "repository_ranking must be a list, not int"),
+        ({"repository_ranking": [{"name": "/etc", "score": 1, "reason": ""}]}, r"repository_ranking\[0\].name must be"),
+        ({"repository": "other"}, "repository must be one of None, shop, not 'other'"),
+        ({"confidence": {"x": 1}}, "confidence must be one of high, low"),
+        ({"reason": ["r"]}, "reason must be a string, not list"),
+    ],
+)
+def test_a_result_not_shaped_as_the_agents_fails_the_research_naming_the_field_and_the_rule(change, error):
+    """The sandbox's output is not trusted: what a compromised agent sends must not reach the store, where
+    the report pages of every run holding the report would fail to render it."""
+    with pytest.raises(SandboxResearchError, match=f"^research agent reported a malformed result: {error}") as failure:
+        research_outcome([{**AGENT_RESULT, **change}], [{"type": "console"}], "1-r", "docker", 5, ["shop"])
+    assert failure.value.log_lines == [{"type": "console"}]

@@ -115,7 +115,8 @@ def container_kwargs(
 ) -> dict:
     """`containers.create` arguments: no network (unless allowlisted), read-only root, non-root,
     no capabilities, an init process, bounded memory, CPU, processes and open files, a sized
-    `noexec` tmpfs as the only writable folder, and a capped container log."""
+    `noexec` tmpfs as the only writable folder (no `/dev/shm`, no POSIX message queues), and a capped
+    container log."""
     network = {"network_mode": limits.network} if limits.network_allowlist else {"network_mode": "none"}
     allowlist = {"SIGNALS_NETWORK_ALLOWLIST": ",".join(limits.network_allowlist)} if limits.network_allowlist else {}
     uid, gid = SANDBOX_USER.split(":")
@@ -128,6 +129,8 @@ def container_kwargs(
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
         "init": True,  # reaps orphans, and the whole container ends when the agent does
+        # Docker's default IPC namespace mounts a writable 64 MB /dev/shm beside the sized work dir.
+        "ipc_mode": "none",
         "mem_limit": f"{limits.memory_mb}m",
         "memswap_limit": f"{limits.memory_mb}m",  # no swap on top of the memory limit
         "nano_cpus": int(limits.cpus * 1e9),
@@ -135,6 +138,7 @@ def container_kwargs(
         "ulimits": [
             {"name": "nofile", "soft": limits.open_files, "hard": limits.open_files},
             {"name": "fsize", "soft": limits.file_size_mb << 20, "hard": limits.file_size_mb << 20},
+            {"name": "msgqueue", "soft": 0, "hard": 0},  # /dev/mqueue stays mounted and writable otherwise
         ],
         "tmpfs": {WORK_DIR: f"size={limits.work_dir_mb}m,mode=0700,uid={uid},gid={gid},noexec,nosuid,nodev"},
         # The reader stops the container past output_mb; this bounds what the engine keeps meanwhile.

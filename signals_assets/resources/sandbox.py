@@ -101,7 +101,9 @@ class SandboxResource(dg.ConfigurableResource):
                 )
                 raise SandboxResearchError(message, log_lines) from error
             log_lines = read_log(log_path)
-        return research_outcome(messages, log_lines, report.get("report_id"), self.mode)
+        return research_outcome(
+            messages, log_lines, report.get("report_id"), self.mode, max_files, [r["name"] for r in repositories]
+        )
 
     def readable_repositories(self, repositories: list[dict], warn) -> list[dict]:
         """The repositories the agent may read, their folders resolved now (as the agent will find them):

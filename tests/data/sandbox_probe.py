@@ -55,6 +55,8 @@ observed = {
     "write_tmp": attempt(lambda: write("/tmp/evil")),
     "write_repository": attempt(lambda: write("/repos/shop/evil.py")),
     "write_context": attempt(lambda: write("/pipes/context.json")),
+    "write_shared_memory": attempt(lambda: write("/dev/shm/evil")),
+    "write_message_queue": attempt(lambda: write("/dev/mqueue/evil")),
     "write_past_file_size_limit": attempt(lambda: write("/work/big", (1 << 20) + 1)),
     "execute_from_work_dir": attempt(execute_from_work_dir),
     "work_mount": [mounts["/work"][2], sorted(mounts["/work"][3].split(","))],
