@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
@@ -433,11 +434,14 @@ def test_planned_batches_are_those_of_refiltering_every_team_list_per_batch(seed
     assert sorted(key for batch in planned for key in batch) == sorted(key for keys, _ in inboxes for key in keys)
 
 
-def test_only_a_regular_file_is_an_object_of_the_local_folder(tmp_path):
+def test_only_a_regular_file_is_an_object_of_the_local_folder(tmp_path, monkeypatch):
     store = LocalObjectStore(tmp_path / "objects")
     (store.root / "teams" / "1.json").mkdir(parents=True)
     os.mkfifo(store.root / "teams" / "2.json")  # opening it for reading would wait for a writer
     (store.root / "teams" / "3.json").symlink_to("/etc/hostname")
-    for key in ("teams/1.json", "teams/2.json", "teams/3.json"):
+    monkeypatch.chdir(store.root / "teams")  # a socket's path has at most 108 bytes
+    with socket.socket(socket.AF_UNIX) as listener:  # opening it fails (ENXIO): before, the caller failed
+        listener.bind("4.json")
+    for key in ("teams/1.json", "teams/2.json", "teams/3.json", "teams/4.json"):
         with pytest.raises(KeyError):
             store.get(key)

@@ -3,8 +3,10 @@ straight into the inbox (bypassing validation, as direct bucket writes and older
 signals are all assigned, each bad one is refused or quarantined with its reason, no batch fails,
 and the team ids at the store's boundary never reach another team."""
 
+import hashlib
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -301,11 +303,13 @@ def test_limits_come_from_the_environment(signals_home, object_store, team, monk
         load_settings()
 
 
-def test_odd_objects_in_a_teams_inbox_folder_are_quarantined_as_that_teams(capsys, tmp_path, object_store, teams):
+def test_odd_objects_in_a_teams_inbox_folder_are_quarantined_as_that_teams(
+    capsys, tmp_path, monkeypatch, object_store, teams
+):
     """What a folder or a bucket can hold besides objects the facade wrote: each is quarantined under the
     folder's team, the batch's other signals go on. Before: a dangling symlink failed the batch (and so
-    held every later one), a FIFO hung it, a symlink was read through (a host file as a signal), and a
-    record naming team 2 in team 1's folder joined team 2's reports."""
+    held every later one), a FIFO hung it, a symlink was read through (a host file as a signal), a socket
+    failed the batch, and a record naming team 2 in team 1's folder joined team 2's reports."""
 
     def record(signal_id: str, description: str, **changes) -> bytes:
         body = {"signal_id": signal_id, "emitted_at": "2026-11-30T10:00:00Z", **signal(signal_id, description)}
@@ -317,6 +321,9 @@ def test_odd_objects_in_a_teams_inbox_folder_are_quarantined_as_that_teams(capsy
     folder.mkdir(parents=True)
     (folder / "20261130T100000000001Z-dangling.json").symlink_to(tmp_path / "missing.json")
     os.mkfifo(folder / "20261130T100000000002Z-fifo.json")
+    with monkeypatch.context() as here, socket.socket(socket.AF_UNIX) as listener:
+        here.chdir(folder)  # a socket's path has at most 108 bytes
+        listener.bind("20261130T100000000008Z-socket.json")
     (folder / "20261130T100000000003Z-link.json").symlink_to(outside)
     object_store.put("inbox/1/20261130T100000000004Z-empty.json", b"")
     object_store.put(
@@ -352,6 +359,7 @@ def test_odd_objects_in_a_teams_inbox_folder_are_quarantined_as_that_teams(capsy
     assert rejected == {
         "dangling": (1, unreadable),
         "fifo": (1, unreadable),
+        "socket": (1, unreadable),
         "link": (1, unreadable),
         "empty": (1, unreadable),
         "team2": (1, f"team_id: must be 1, the team of its inbox folder, got {MAX_TEAM_ID}"),
@@ -460,10 +468,22 @@ def test_an_inbox_folder_named_with_a_digit_that_is_not_decimal_blocks_no_claim(
     assert object_store.list("inbox/") == []
 
 
-def test_a_team_config_nested_past_the_recursion_limit_stops_only_that_teams_signals(capsys, object_store, team):
-    """Before, reading it raised RecursionError, not the ValueError of an invalid config: every claim
-    (which reads each team's batch limit) failed, so no team's signals were taken in any more."""
+@pytest.mark.parametrize("spoilt", ["nested past the recursion limit", "unreadable"])
+def test_a_team_config_nested_too_deep_or_unreadable_stops_only_that_teams_signals(
+    capsys, object_store, team, monkeypatch, spoilt
+):
+    """Before, reading one nested too deep raised RecursionError, and one its reader may not open (a local
+    file's permissions) PermissionError, not the ValueError of an invalid config: every claim (which
+    reads each team's batch limit) failed, so no team's signals were taken in any more."""
     object_store.put("teams/2.json", b"[" * 100_000)
+    open_file = os.open
+
+    def open_refusing_the_config(path, *args, **kwargs):
+        if spoilt == "unreadable" and str(path).endswith("/teams/2.json"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return open_file(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", open_refusing_the_config)
     [good] = emit_texts(object_store, CARD_DECLINED[:1])
     body = {"signal_id": "team-2", "emitted_at": "2026-11-30T10:00:00Z", **signal("2", CARD_DECLINED[1], team_id=2)}
     object_store.put("inbox/2/20261130T100000000000Z-team-2.json", json.dumps(body).encode())
@@ -472,7 +492,11 @@ def test_a_team_config_nested_past_the_recursion_limit_stops_only_that_teams_sig
     assert accepted == [good]
     [row] = rejected
     assert (int(row["team_id"]), row["signal_id"], row["reason"]) == (2, "team-2", "gated")
-    assert row["detail"].startswith("team config teams/2.json is invalid: ")
+    assert row["detail"].startswith(
+        "team config teams/2.json cannot be read: Permission denied"
+        if spoilt == "unreadable"
+        else "team config teams/2.json is invalid: "
+    )
 
 
 def test_a_record_in_a_folder_named_like_a_team_but_no_teams_is_quarantined_as_no_teams(capsys, object_store, teams):
@@ -594,6 +618,61 @@ def test_an_inbox_file_or_folder_whose_name_is_not_utf8_is_quarantined_and_block
     assert [(int(r["team_id"]), r["signal_id"], r["reason"]) for r in rejected] == [(1, "odd-name", "malformed")] * 2
     assert all(r["detail"].startswith("object_key: must be valid UTF-8") for r in rejected)
     assert object_store.list("inbox/") == [] and object_store.list("claimed/") == []
+
+
+def test_a_name_of_the_form_the_claim_renames_to_is_renamed_too_so_no_object_replaces_another(
+    capsys, object_store, teams
+):
+    """The claim renames an object whose name can be no key to `key-not-utf8-<SHA-256 of the name>.json`.
+    Before, an object already named so was moved onto it (the rename replaced one of them: a signal lost
+    without a trace), and any name merely starting `key-too-long-` was quarantined as too long. A name of
+    the exact form is renamed and quarantined with its own rule; one only starting so is a name like any."""
+
+    def body(signal_id: str) -> bytes:
+        record = {"signal_id": signal_id, "emitted_at": "2026-11-30T10:00:00Z", **signal(signal_id, CARD_DECLINED[0])}
+        return json.dumps(record).encode()
+
+    odd_name = b"1/20261130T100000000000Z-\xff.json"
+    (object_store.root / "inbox" / "1").mkdir(parents=True)
+    with open(os.fsencode(object_store.root / "inbox") + b"/" + odd_name, "wb") as handle:
+        handle.write(body("odd-name"))
+    object_store.put(f"inbox/1/key-not-utf8-{hashlib.sha256(odd_name).hexdigest()}.json", body("lookalike"))
+    object_store.put("inbox/1/key-too-long-but-it-is-not.json", body("prefix-only"))
+    [good] = emit_texts(object_store, CARD_DECLINED[1:2])
+
+    accepted, rejected = processed(capsys, "team_id, signal_id, reason, detail", "ORDER BY signal_id")
+    assert sorted(accepted) == sorted([good, "prefix-only"])
+    assert [(int(r["team_id"]), r["signal_id"], r["reason"]) for r in rejected] == [
+        (1, "lookalike", "malformed"),
+        (1, "odd-name", "malformed"),
+    ]
+    assert rejected[0]["detail"].startswith("object_key: must not have the form the claim gives the names it renames")
+    assert rejected[1]["detail"].startswith("object_key: must be valid UTF-8")
+    assert object_store.list("inbox/") == [] and object_store.list("claimed/") == []
+
+
+def test_an_inbox_object_the_store_refuses_to_move_waits_and_blocks_no_claim(capsys, object_store, teams, monkeypatch):
+    """A local inbox object in a folder the claimer may not write into cannot be moved. Before, its
+    move failed every claim after moving the others: they waited in a batch without a manifest, and no
+    team's signals were taken in any more. It stays in the inbox (counted as pending) and the rest go on."""
+    stuck = "inbox/1/20261130T100000000000Z-stuck.json"
+    object_store.put(stuck, b"{}")
+    first = emit_texts(object_store, CARD_DECLINED[:1])
+    [other_team] = emit_texts(object_store, PASSWORD_RESET[:1], team_id=MAX_TEAM_ID)
+    later = emit_texts(object_store, CARD_DECLINED[1:2])
+    rename = os.rename
+
+    def refusing(src, dst):
+        if str(src).endswith("-stuck.json"):
+            raise PermissionError(13, "Permission denied", str(src))
+        return rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", refusing)
+    accepted, rejected = processed(capsys)
+    assert sorted(accepted) == sorted([*first, other_team, *later]) and rejected == []
+    assert object_store.list("inbox/") == [stuck]
+    code, out, _ = run_cli(capsys, "status", "--team-id", "1")
+    assert code == 0 and "1 pending in inbox, 0 unfinished batches" in out, out
 
 
 def test_an_inbox_object_is_read_as_emit_file_reads_a_file_a_byte_order_mark_at_its_start_ignored(

@@ -62,15 +62,19 @@ log = logging.getLogger(__name__)
 CLAIMED = "claimed/"
 BATCHES = "batches/"
 MAX_BATCHES_PER_CLAIM = 10
-# The claimed name of an object whose own name can be no key starts with one of these; the buffering
-# quarantines it with the rule its name broke.
+# The claimed name of an object whose own name can be no key is one of these, the SHA-256 of its name in
+# hexadecimal and `.json` (`claimed_name`); the buffering quarantines it with the rule its name broke.
 KEY_TOO_LONG = "key-too-long-"
 KEY_NOT_UTF8 = "key-not-utf8-"
+KEY_RESERVED = "key-reserved-"
 UNUSABLE_KEY_RULES = {
     KEY_TOO_LONG: "must be short enough to move under claimed/<batch>/, 26 bytes longer than inbox/ (S3 keys: at "
     "most 1,024 bytes with the prefix; a local folder: 4,095 bytes of path, 255 per name)",
     KEY_NOT_UTF8: "must be valid UTF-8 (a local inbox file or folder whose name is other bytes)",
+    KEY_RESERVED: "must not have the form the claim gives the names it renames (key-too-long-, key-not-utf8- or "
+    "key-reserved-, then 64 hexadecimal digits and .json)",
 }
+_UNUSABLE_KEY_NAME = re.compile(f"({'|'.join(map(re.escape, UNUSABLE_KEY_RULES))})[0-9a-f]{{64}}\\.json")
 # How far ahead of the clock a batch key may lie and still be a claim's (see key_floor).
 MAX_CLOCK_LEAD = timedelta(days=1)
 FINISHED_MARK = "batch_marks/finished_through.json"
@@ -213,11 +217,16 @@ def reserve_batch(store: ObjectStore, now: datetime, floor: str | None) -> str:
 
 def _claim_keys(store: ObjectStore, batch: str, keys: list[str]) -> list[str]:
     """Move `keys` (inbox keys) into batch `batch` and write its manifest; the names moved (a key
-    another claimer moved first is skipped)."""
+    another claimer moved first is skipped, and one the store refuses to move stays in the inbox)."""
     names = []
     for key in keys:
         name = claimed_name(store, batch, key[len(INBOX) :])
-        if store.move(key, f"{CLAIMED}{batch}/{name}"):
+        try:
+            moved = store.move(key, f"{CLAIMED}{batch}/{name}")
+        except OSError as error:  # this object only (a local folder the claimer may not write into)
+            log.warning("inbox object %s cannot be claimed, it stays in the inbox: %s", key, error)
+            continue
+        if moved:
             names.append(name)
     if names:
         pause_point("claim")  # moved, no manifest yet
@@ -231,16 +240,25 @@ def claimed_name(store: ObjectStore, batch: str, name: str) -> str:
     long for the store (a direct writer's key near the limit: `claimed/<batch>/` is longer than `inbox/`).
     Then `<its folder>/<KEY_NOT_UTF8 or KEY_TOO_LONG><SHA-256 of the name>.json` (without a folder that is
     not UTF-8 itself), which the buffering quarantines. One such object must neither fail every claim nor
-    be left behind."""
+    be left behind. A name of that form is renamed too (KEY_RESERVED), so no two objects of a batch share
+    a claimed name (a move onto another's name would replace it) and only renamed ones have the form."""
     if storable_text_rule(name):  # a lone surrogate: an undecodable byte of the file name
         prefix = KEY_NOT_UTF8
-    elif store.fits(f"{CLAIMED}{batch}/{name}"):
-        return name
-    else:
+    elif not store.fits(f"{CLAIMED}{batch}/{name}"):
         prefix = KEY_TOO_LONG
+    elif unusable_key_rule(name):
+        prefix = KEY_RESERVED
+    else:
+        return name
     folder, _, rest = name.partition("/")
     short = f"{prefix}{hashlib.sha256(name.encode('utf-8', 'surrogateescape')).hexdigest()}.json"
     return f"{folder}/{short}" if rest and not storable_text_rule(folder) else short
+
+
+def unusable_key_rule(name: str) -> str | None:
+    """The rule its inbox name broke, when the claim renamed the claimed object `name` (`claimed_name`)."""
+    renamed = _UNUSABLE_KEY_NAME.fullmatch(name.rpartition("/")[2])
+    return UNUSABLE_KEY_RULES[renamed.group(1)] if renamed else None
 
 
 def write_manifest(store: ObjectStore, batch: str, names: Iterable[str]) -> None:

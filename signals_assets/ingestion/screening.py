@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 
-from signals_assets.ingestion.inbox import UNUSABLE_KEY_RULES
+from signals_assets.ingestion.inbox import unusable_key_rule
 from signals_assets.ingestion.signal_ids import derived_id_rule
 from signals_assets.ingestion.teams import TeamConfig, gate_reason
 from signals_assets.ingestion.validation import (
@@ -172,8 +172,7 @@ def screen_batch(
         record: dict = {}
         try:
             record = decode_record(body, limits)
-            file_name = name.rpartition("/")[2]
-            unusable = next((rule for start, rule in UNUSABLE_KEY_RULES.items() if file_name.startswith(start)), None)
+            unusable = unusable_key_rule(name)
             if unusable:
                 raise SignalValidationError("object_key", unusable)
             check_envelope(record)

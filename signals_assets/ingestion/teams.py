@@ -107,6 +107,8 @@ def load_team(store: ObjectStore, team_id: int) -> TeamConfig | None:
         body = store.get(key)
     except KeyError:
         return None
+    except OSError as error:  # a local file its reader may not open: that team's config only
+        raise ValueError(f"team config {key} cannot be read: {error.strerror or error}") from None
     try:
         data = json.loads(body)
         config = TeamConfig(**{f.name: data[f.name] for f in fields(TeamConfig) if f.name in data})

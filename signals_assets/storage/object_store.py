@@ -142,15 +142,16 @@ class LocalObjectStore:
         return True
 
     def get(self, key: str, max_bytes: int | None = None) -> bytes:
-        """Only a regular file is an object (`put` writes nothing else): a symlink, FIFO, device or folder
-        at `key` is absent (KeyError). Opened without following a symlink (it could point anywhere on the
+        """Only a regular file is an object (`put` writes nothing else): a symlink, FIFO, socket, device or
+        folder at `key` is absent (KeyError). Opened without following a symlink (it could point anywhere on the
         host) and without blocking (a FIFO dropped into the inbox would wait for a writer forever)."""
         try:
             descriptor = os.open(self._path(key), os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
         except FileNotFoundError:
             raise KeyError(key) from None
         except OSError as error:
-            if error.errno == errno.ELOOP:  # the last component is a symlink
+            # ELOOP: the last component is a symlink; ENXIO, ENODEV: a socket, a device without a driver
+            if error.errno in (errno.ELOOP, errno.ENXIO, errno.ENODEV):
                 raise KeyError(key) from None
             raise
         status = os.fstat(descriptor)
