@@ -1,4 +1,5 @@
 import json
+import os
 import threading
 from collections import Counter
 from datetime import datetime, timedelta, timezone
@@ -46,6 +47,35 @@ def tick(store):
         return sensor(dg.build_sensor_context(instance=instance, cursor=cursor, resources={"object_store": resource}))
 
     return run
+
+
+def test_an_object_the_store_refuses_to_move_stays_pending_and_the_sensor_says_so(store, tick, monkeypatch):
+    """A local inbox object in a folder the claimer may not write into: the others are claimed around
+    it, and each tick's skip reason names it while it waits."""
+    put_inbox(store, 3)
+    rename = os.rename
+
+    def refusing(src, dst):
+        if str(src).endswith("-sig1.json"):
+            raise PermissionError(13, "Permission denied", str(src))
+        return rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", refusing)
+    with dg.instance_for_test() as instance:
+        result = tick(instance)
+        [batch] = [r.partition_key for r in result.run_requests]
+        assert json.loads(store.get(inbox.manifest_key(batch)))["objects"] == [
+            "20261122T000000000000Z-sig0.json",
+            "20261122T000000000002Z-sig2.json",
+        ]
+        assert store.list("inbox/") == ["inbox/20261122T000000000001Z-sig1.json"]
+        mark_run_created(instance, batch)
+        waiting = tick(instance, result.cursor)
+        assert not waiting.run_requests
+        assert (
+            "1 inbox object(s) the store refused to move stay in the inbox "
+            "(first: inbox/20261122T000000000001Z-sig1.json: Permission denied)"
+        ) in waiting.skip_reason.skip_message
 
 
 def test_pending_objects_are_claimed_once_into_manifested_batches(store, tick):

@@ -215,15 +215,17 @@ def reserve_batch(store: ObjectStore, now: datetime, floor: str | None) -> str:
     return batch
 
 
-def _claim_keys(store: ObjectStore, batch: str, keys: list[str]) -> list[str]:
+def _claim_keys(store: ObjectStore, batch: str, keys: list[str]) -> tuple[list[str], list[str]]:
     """Move `keys` (inbox keys) into batch `batch` and write its manifest; the names moved (a key
-    another claimer moved first is skipped, and one the store refuses to move stays in the inbox)."""
-    names = []
+    another claimer moved first is skipped), and the keys the store refused to move, each with the reason
+    (they stay in the inbox: a local folder the claimer may not write into must not stop every claim)."""
+    names, refused = [], []
     for key in keys:
         name = claimed_name(store, batch, key[len(INBOX) :])
         try:
             moved = store.move(key, f"{CLAIMED}{batch}/{name}")
-        except OSError as error:  # this object only (a local folder the claimer may not write into)
+        except OSError as error:
+            refused.append(f"{key}: {error.strerror or error}")
             log.warning("inbox object %s cannot be claimed, it stays in the inbox: %s", key, error)
             continue
         if moved:
@@ -231,7 +233,7 @@ def _claim_keys(store: ObjectStore, batch: str, keys: list[str]) -> list[str]:
     if names:
         pause_point("claim")  # moved, no manifest yet
         write_manifest(store, batch, names)
-    return names
+    return names, refused
 
 
 def claimed_name(store: ObjectStore, batch: str, name: str) -> str:
@@ -271,6 +273,7 @@ class ClaimResult:
     new_batches: list[str]
     claimed_signals: int
     last_batch: str | None
+    refused: list[str]  # inbox keys the store refused to move, each with the reason (`_claim_keys`)
 
 
 def claim_pending(
@@ -286,7 +289,7 @@ def claim_pending(
     key reserved (`reserve_batch`). `last_batch` of the result: the last key reserved."""
     now = now or datetime.now(timezone.utc)
     last_batch = key_floor(store, now, last_batch)
-    batches, total = [], 0
+    batches, total, refused = [], 0, []
     for _ in range(min(max_batches, MAX_BATCHES_PER_CLAIM)):
         # Round-robin across the teams' queues, at most `max_per_team` of one team, each team's oldest first.
         queues, left_out = next_batch_queues(store, max_per_team or max_signals, last_batch)
@@ -294,14 +297,15 @@ def claim_pending(
         if not keys:
             break
         last_batch = reserve_batch(store, now, last_batch)
-        names = _claim_keys(store, last_batch, keys)
+        names, refused_now = _claim_keys(store, last_batch, keys)
+        refused += refused_now
         if not names:
-            break  # another claimer moved them all first
+            break  # another claimer moved them all first, or the store refused them
         batches.append(last_batch)
         total += len(names)
         if len(names) < max_signals and not left_out:
             break
-    return ClaimResult(batches, total, last_batch)
+    return ClaimResult(batches, total, last_batch, refused)
 
 
 def key_floor(store: ObjectStore, now: datetime, last_batch: str | None = None) -> str | None:
@@ -333,7 +337,7 @@ def claim_all(store: ObjectStore, max_signals: int, max_per_team: int | None = N
         # behind the batches other claimers keyed meanwhile, and the finished-through mark passed over them.
         now = datetime.now(timezone.utc)
         last = reserve_batch(store, now, last or key_floor(store, now))
-        if _claim_keys(store, last, taken):
+        if _claim_keys(store, last, taken)[0]:
             batches.append(last)
     return batches
 

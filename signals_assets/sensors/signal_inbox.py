@@ -215,6 +215,12 @@ def build_signal_inbox_sensor(
                 if work.stray
                 else ""
             )
+            + (
+                f"; {len(claim.refused)} inbox object(s) the store refused to move stay in the inbox "
+                f"(first: {claim.refused[0]})"
+                if claim.refused
+                else ""
+            )
         )
         if not work.to_run:
             return dg.SensorResult(
