@@ -396,6 +396,14 @@ def test_export_and_import_report_regroups_and_is_idempotent(
         (b'{"version": 1' + b"0" * 5000 + b"}", "error: file: must be JSON (ValueError: Exceeds the limit"),
         (b"[]", "error: file: must be a JSON object (a report export), got a list"),
         (b'{"format": "other"}', "error: format: must be 'signals_assets.report'"),
+        (b'{"format": "signals_assets.report", "version": true}', "error: version: must be 1, got True"),
+        (b'{"format": "signals_assets.report", "version": 1.0}', "error: version: must be 1, got 1.0"),
+        (
+            json.dumps(
+                {"format": "signals_assets.report", "version": 1, "signals": [{"signal_id": "s1", "team_id": 2}]}
+            ).encode(),
+            "error: signals[0].team_id: is not part of an export (the signals go to --team-id)",
+        ),
         (
             b'{"format": "signals_assets.report", "version": 1, "signals": []}',
             "error: signals: must be a non-empty list",
@@ -457,6 +465,32 @@ def test_import_report_takes_a_signal_whose_id_makes_no_idempotency_key(
     code, out, err = run(capsys, "import-report", str(path), "--team-id", "3")
     assert code == 0 and json.loads(out) == {"emitted": 0, "already_present": 1, "not_emitted": {}}, err
     assert len(object_store.list("inbox/3/")) == 1
+
+
+def test_import_report_emits_a_signal_or_a_key_the_file_holds_twice_once(
+    capsys, signals_home, object_store, demo_repository, tmp_path
+):
+    """Before, what was present was read once before emitting: a file holding a signal twice, or two
+    signals with one idempotency key, emitted both (the second rejected later as a duplicate)."""
+    configure(object_store, demo_repository, 3)
+
+    def signal(signal_id: str, key: str | None, number: int) -> dict:
+        return {
+            "signal_id": signal_id,
+            "idempotency_key": key,
+            "source_product": "zendesk",
+            "source_type": "ticket",
+            "source_id": str(number),
+            "description": CARD_DECLINED[number],
+            "extra": zendesk_extra(number),
+        }
+
+    signals = [signal("s1", None, 0), signal("s1", None, 0), signal("s2", "k", 1), signal("s3", "k", 2)]
+    path = tmp_path / "report.json"
+    path.write_text(json.dumps({"format": "signals_assets.report", "version": 1, "signals": signals}))
+    code, out, err = run(capsys, "import-report", str(path), "--team-id", "3")
+    assert code == 0 and json.loads(out) == {"emitted": 2, "already_present": 2, "not_emitted": {}}, err
+    assert len(object_store.list("inbox/3/")) == 2
 
 
 def test_import_report_is_not_skipped_for_another_teams_pending_signals(

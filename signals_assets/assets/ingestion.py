@@ -74,12 +74,13 @@ def buffered_signals(
             with phases("inbox"):
                 inbox.consolidate_batch(store, batch, objects, context.run_id)
             pause_point("buffer")  # buffered, claims removed, not embedded
+            # Ids, never texts: batch runs are every team's, and stay when a team's data is cleaned up;
+            # the quote is in `rejected_signals` (`signals status`), which the cleanup removes.
             unsafe = [
                 {
                     "signal_id": r["signal_id"],
                     "source": f"{r['source_product']}/{r['source_type']} {r['source_id']}",
                     "kind": r["detail"],
-                    "quote": r["quote"],
                 }
                 for r in screened.rejected
                 if r["reason"] == "unsafe"

@@ -852,6 +852,7 @@ def cmd_import_report(args, settings: Settings) -> int:
         result = emit_signal_result(**payload, store=store, settings=settings)
         if result.signal_id:
             emitted += 1
+            present |= {original_id, result.signal_id}  # the file may hold a signal, or a key, twice
         else:
             gated[result.gated_reason] = gated.get(result.gated_reason, 0) + 1
     print(json.dumps({"emitted": emitted, "already_present": skipped, "not_emitted": gated}))

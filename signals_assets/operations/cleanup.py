@@ -66,7 +66,9 @@ def team_tables(db: StoreSession) -> list[str]:
 
 def delete_team_rows(db: StoreSession, team_id: int, tables: list[str]) -> dict[str, int]:
     """Delete the team's rows from `tables` (`team_tables`); the number deleted per table. Mutations
-    run synchronously: the rows are gone from disk, not only hidden."""
+    run synchronously: no query sees the rows once this returns. The parts they rewrote stay on disk,
+    inactive, until ClickHouse's background clean-up removes them (`old_parts_lifetime`, 8 minutes by
+    default, in a process holding the store)."""
     deleted = {}
     for name in tables:
         count = int(db.scalar(f"SELECT count() FROM {name} WHERE {TEAM_COLUMN} = {{team}}", {"team": team_id}))

@@ -92,8 +92,9 @@ def import_payloads(document: Any, team_id: int, limits: SignalLimits) -> list[t
         raise _fail("file", f"must be a JSON object (a report export), got {shown(document)}")
     if document.get("format") != FORMAT:
         raise _fail("format", f"must be {FORMAT!r} (a file written by `signals export-report`)")
-    if document.get("version") != VERSION:
-        raise _fail("version", f"must be {VERSION}, got {shown(document.get('version'))}")
+    version = document.get("version")
+    if type(version) is not int or version != VERSION:  # not True or 1.0, which equal 1
+        raise _fail("version", f"must be {VERSION}, got {shown(version)}")
     signals = document.get("signals")
     if not isinstance(signals, list) or not signals:
         raise _fail("signals", "must be a non-empty list")
@@ -106,6 +107,8 @@ def import_payloads(document: Any, team_id: int, limits: SignalLimits) -> list[t
         original_id = signal.get("signal_id")
         if not isinstance(original_id, str) or not original_id:
             raise _fail(f"signals[{index}].signal_id", "must be a non-empty string")
+        if "team_id" in signal:  # an export names no team: its signals are emitted for the importing one
+            raise _fail(f"signals[{index}].team_id", "is not part of an export (the signals go to --team-id)")
         payload = {k: v for k, v in signal.items() if k not in _PROVENANCE_FIELDS}
         payload["team_id"] = team_id
         payload["idempotency_key"] = payload.get("idempotency_key") or import_key(original_id)
