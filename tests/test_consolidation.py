@@ -673,6 +673,26 @@ def test_pool_scale_is_the_exact_mean_and_spread_of_the_pairwise_cosines():
     assert shifted.spread == pytest.approx(0.5 * pairs.std(), abs=1e-9)
 
 
+@pytest.mark.parametrize(("signals", "copies"), [(60, 20), (360, 600), (360, 5000)])
+def test_a_burst_of_near_copies_counts_as_one_signal_in_the_pool_scale(signals, copies):
+    """A ticket sent again and again (a template, an error spike) is one problem, not the background.
+    Before, 20 copies beside a pool of 60 lifted its centre and spread until a copy's cosine of 1 read as
+    ordinary: every copy, and then the team's other signals, ended in a report of its own. Counted
+    among a sample of the pool (5,000 copies: over `COPY_PROBES` rows) as among all of it."""
+    from signals_assets.grouping.similarity_scale import pool_scale
+
+    rng = np.random.default_rng(7)
+    pool = np.asarray(topical_pool(rng))[-signals:]
+    ticket = pool[-1]
+    noise = 0.01 * rng.standard_normal((copies, pool.shape[1]))  # cosines of about 0.998 to the ticket
+    burst = np.vstack([pool, ticket + noise])
+    alone, with_burst = pool_scale(pool), pool_scale(burst)
+    assert with_burst.centre == pytest.approx(alone.centre, abs=0.01)
+    assert with_burst.spread == pytest.approx(alone.spread, abs=0.01)
+    # a copy reads on the tuned scale as it would without the burst
+    assert with_burst.to(REFERENCE, 0.998) == pytest.approx(alone.to(REFERENCE, 0.998), abs=0.05)
+
+
 def test_a_pool_whose_similarities_are_scaled_and_shifted_is_grouped_the_same():
     """Compressing every cosine towards a higher floor (as short texts or another embedding model
     do) changes no decision: the thresholds are relative to the pool's own spread of cosines."""

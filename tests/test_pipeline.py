@@ -182,6 +182,29 @@ def test_a_later_batch_joins_the_reports_of_earlier_batches(object_store, team):
     )
 
 
+def test_a_burst_of_copies_of_one_ticket_is_one_report_and_the_teams_other_problems_keep_theirs(object_store, team):
+    """Before, 20 copies of a ticket beside a team's other signals lifted the team's similarity scale
+    until a copy's cosine of 1 read as ordinary: 20 reports of one copy each, and the other problems'
+    reports fell apart too."""
+    texts = [*CARD_DECLINED, *PASSWORD_RESET, *["The export to CSV button does nothing in Safari."] * 20]
+    position = {signal_id: number for number, signal_id in enumerate(emit_texts(object_store, texts))}
+    definitions = defs()
+    with dg.instance_for_test() as instance:
+        [batch] = inbox.claim_pending(object_store, 100, None).new_batches
+        instance.add_dynamic_partitions("signal_batches", [batch])
+        run_batch(instance, definitions, batch)
+    rows = snapshot()["report_assignments"]
+    reports: dict[str, set[int]] = {}
+    for row in rows:
+        reports.setdefault(row["report_id"], set()).add(position[row["signal_id"]])
+    card, reset = len(CARD_DECLINED), len(PASSWORD_RESET)
+    assert sorted(reports.values(), key=min) == [
+        set(range(card)),
+        set(range(card, card + reset)),
+        set(range(card + reset, len(texts))),
+    ]
+
+
 def test_unsafe_signals_are_asset_metadata(object_store, emitted):
     batch = inbox.claim_pending(object_store, 100, None).new_batches[0]
     with dg.instance_for_test() as instance:
