@@ -693,6 +693,19 @@ def test_a_burst_of_near_copies_counts_as_one_signal_in_the_pool_scale(signals, 
     assert with_burst.to(REFERENCE, 0.998) == pytest.approx(alone.to(REFERENCE, 0.998), abs=0.05)
 
 
+def test_copies_are_counted_among_a_sample_of_a_large_pool_and_a_signal_without_any_weighs_one():
+    from signals_assets.grouping.similarity_scale import COPY_PROBES, copy_weights
+
+    rng = np.random.default_rng(9)
+    unrelated = rng.standard_normal((4 * COPY_PROBES, 48))
+    unrelated /= np.linalg.norm(unrelated, axis=1, keepdims=True)
+    assert copy_weights(unrelated).tolist() == [1.0] * len(unrelated)  # sampled or not
+    burst = np.vstack([unrelated, np.repeat(unrelated[:1], 3 * COPY_PROBES, axis=0)])
+    weights = copy_weights(burst)
+    assert 1 / weights[0] == pytest.approx(1 + 3 * COPY_PROBES, rel=0.2)  # the copies, counted in a sample
+    assert weights[1 : len(unrelated)].tolist() == [1.0] * (len(unrelated) - 1)
+
+
 def test_a_pool_whose_similarities_are_scaled_and_shifted_is_grouped_the_same():
     """Compressing every cosine towards a higher floor (as short texts or another embedding model
     do) changes no decision: the thresholds are relative to the pool's own spread of cosines."""
