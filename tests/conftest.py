@@ -301,3 +301,16 @@ def queued_run(instance, job_name: str, tags: dict):
     return create_run_for_test(
         instance, job_name=job_name, status=dg.DagsterRunStatus.QUEUED, tags=tags, remote_job_origin=origin
     )
+
+
+def refuse_permission(monkeypatch, call: str, path_suffix: str) -> None:
+    """`os.<call>` raises PermissionError for a path ending in `path_suffix`, as for a file or folder its
+    caller may not open or write into: the tests run as root, whom permissions do not stop."""
+    real = getattr(os, call)
+
+    def refusing(path, *args, **kwargs):
+        if str(path).endswith(path_suffix):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, call, refusing)

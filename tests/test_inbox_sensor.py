@@ -1,5 +1,4 @@
 import json
-import os
 import threading
 from collections import Counter
 from datetime import datetime, timedelta, timezone
@@ -14,6 +13,7 @@ from signals_assets.resources.object_store import ObjectStoreResource
 from signals_assets.sensors.signal_inbox import build_signal_inbox_sensor
 from signals_assets.storage.object_store import LocalObjectStore
 
+from conftest import refuse_permission
 from test_object_store import assert_manifests_list_their_claims
 
 
@@ -53,14 +53,7 @@ def test_an_object_the_store_refuses_to_move_stays_pending_and_the_sensor_says_s
     """A local inbox object in a folder the claimer may not write into: the others are claimed around
     it, and each tick's skip reason names it while it waits."""
     put_inbox(store, 3)
-    rename = os.rename
-
-    def refusing(src, dst):
-        if str(src).endswith("-sig1.json"):
-            raise PermissionError(13, "Permission denied", str(src))
-        return rename(src, dst)
-
-    monkeypatch.setattr(os, "rename", refusing)
+    refuse_permission(monkeypatch, "rename", "-sig1.json")
     with dg.instance_for_test() as instance:
         result = tick(instance)
         [batch] = [r.partition_key for r in result.run_requests]

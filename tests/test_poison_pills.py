@@ -20,7 +20,7 @@ from signals_assets.settings import load_settings
 from signals_assets.storage.clickhouse import open_chdb
 from signals_assets.storage.object_store import LOCAL_MAX_PATH_BYTES, S3_MAX_KEY_BYTES, S3ObjectStore
 
-from conftest import CARD_DECLINED, PASSWORD_RESET, emit_texts, zendesk_extra
+from conftest import CARD_DECLINED, PASSWORD_RESET, emit_texts, refuse_permission, zendesk_extra
 
 ANSI = "\x1b[31mThe checkout page shows a red error\x1b[0m and the card is declined.\x07"
 PLACEHOLDERS = "Export fails for files named {batch} {ids} {team} {report} {limit}."
@@ -476,14 +476,8 @@ def test_a_team_config_nested_too_deep_or_unreadable_stops_only_that_teams_signa
     file's permissions) PermissionError, not the ValueError of an invalid config: every claim (which
     reads each team's batch limit) failed, so no team's signals were taken in any more."""
     object_store.put("teams/2.json", b"[" * 100_000)
-    open_file = os.open
-
-    def open_refusing_the_config(path, *args, **kwargs):
-        if spoilt == "unreadable" and str(path).endswith("/teams/2.json"):
-            raise PermissionError(13, "Permission denied", str(path))
-        return open_file(path, *args, **kwargs)
-
-    monkeypatch.setattr(os, "open", open_refusing_the_config)
+    if spoilt == "unreadable":
+        refuse_permission(monkeypatch, "open", "/teams/2.json")
     [good] = emit_texts(object_store, CARD_DECLINED[:1])
     body = {"signal_id": "team-2", "emitted_at": "2026-11-30T10:00:00Z", **signal("2", CARD_DECLINED[1], team_id=2)}
     object_store.put("inbox/2/20261130T100000000000Z-team-2.json", json.dumps(body).encode())
@@ -660,14 +654,7 @@ def test_an_inbox_object_the_store_refuses_to_move_waits_and_blocks_no_claim(cap
     first = emit_texts(object_store, CARD_DECLINED[:1])
     [other_team] = emit_texts(object_store, PASSWORD_RESET[:1], team_id=MAX_TEAM_ID)
     later = emit_texts(object_store, CARD_DECLINED[1:2])
-    rename = os.rename
-
-    def refusing(src, dst):
-        if str(src).endswith("-stuck.json"):
-            raise PermissionError(13, "Permission denied", str(src))
-        return rename(src, dst)
-
-    monkeypatch.setattr(os, "rename", refusing)
+    refuse_permission(monkeypatch, "rename", "-stuck.json")
     accepted, rejected = processed(capsys)
     assert sorted(accepted) == sorted([*first, other_team, *later]) and rejected == []
     assert object_store.list("inbox/") == [stuck]
