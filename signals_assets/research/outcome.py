@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from signals_assets.ingestion.validation import storable_text
+from signals_assets.ingestion.validation import shown, storable_text
 
 RESULT_STATUSES = ("ready", "pending_input")
 CONFIDENCES = ("high", "low")
@@ -101,27 +101,29 @@ def _entries(value: Any, name: str, most: int, entry) -> list[dict]:
         raise ValueError(f"{name} must be a list, not {type(value).__name__}")
     if len(value) > most:
         raise ValueError(f"{name} must have at most {most} entries, not {len(value)}")
+    checked = []
     for number, item in enumerate(value):
         if not isinstance(item, dict):
             raise ValueError(f"{name}[{number}] must be an object, not {type(item).__name__}")
-    return [entry(item, f"{name}[{number}]") for number, item in enumerate(value)]
+        checked.append(entry(item, f"{name}[{number}]"))
+    return checked
 
 
 def _line_number(value: Any, name: str) -> int:
     if type(value) is not int or value < 1:
-        raise ValueError(f"{name} must be a positive integer, not {value!r:.40}")
+        raise ValueError(f"{name} must be a positive integer, not {shown(value)}")
     return value
 
 
 def _score(value: Any, name: str) -> float:
     if type(value) not in (int, float) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, not {value!r:.40}")
+        raise ValueError(f"{name} must be a finite number, not {shown(value)}")
     return value
 
 
 def _one_of(value: Any, name: str, allowed: tuple) -> Any:
     if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}, not {value!r:.40}")
+        raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}, not {shown(value)}")
     return value
 
 
@@ -129,7 +131,7 @@ def _file(value: Any, name: str) -> str:
     """Kept as given: a file name that is not valid UTF-8 (common in a team's repository) reaches it as lone
     surrogates, which the findings keep as JSON escapes."""
     if not isinstance(value, str) or not value:
-        raise ValueError(f"{name} must be a non-empty string, not {value!r:.40}")
+        raise ValueError(f"{name} must be a non-empty string, not {shown(value)}")
     if len(value) > MAX_PATH_CHARS:
         raise ValueError(f"{name} must be at most {MAX_PATH_CHARS} characters, not {len(value)}")
     return value
