@@ -1269,3 +1269,44 @@ def test_signals_process_records_the_reports_a_failed_attempt_researched_but_nev
         ] == researched
     code, summary, err = run_cli(capsys, "process")
     assert code == 0 and "unrecorded" not in err, err
+
+
+def test_a_failed_attempt_at_two_rounds_of_a_report_is_recorded_at_the_reports_current_round(
+    capsys, signals_home, object_store, team, monkeypatch, tmp_path
+):
+    """One report run may hold two rounds of a report (an earlier round's retry beside the new round). A
+    kill after the new round's research left the report unrecorded: the recording run is the attempt at
+    the report's current round, whichever of the run's keys comes first."""
+    emit_texts(object_store, CARD_DECLINED)
+    code, summary, err = run_cli(capsys, "process")
+    assert code == 0 and summary["reports_researched"] == 1, err
+    emit_texts(object_store, ["Card payment at checkout was declined once more."], start=len(CARD_DECLINED))
+    code, summary, err = run_cli(capsys, "process")
+    assert code == 0 and summary["reports_researched"] == 1, err
+    with store_session(load_settings()) as db:
+        rounds = [
+            (r["report_id"], int(r["research_round"]))
+            for r in db.query("SELECT report_id, research_round FROM research_results ORDER BY research_round")
+        ]
+    report = rounds[0][0]
+    assert rounds == [(report, 1), (report, 2)]  # the card-declined report, researched again in its second round
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "another_dagster_home"))
+    home = str(ensure_dagster_home(load_settings()))
+    tags = {
+        "dagster/run_key": "reports-1-killed",
+        ROUNDS_TAG: f"{report}-round1-retry2 {report}-round2",
+        TEAM_TAG: "1",
+        "dagster/partition": report,
+    }
+    with dg.DagsterInstance.from_config(home) as instance:
+        instance.add_dynamic_partitions("reports", [report])
+        create_run_for_test(instance, job_name="report_job", tags=tags, status=dg.DagsterRunStatus.FAILURE)
+
+    code, summary, err = run_cli(capsys, "process")
+    assert code == 0 and summary["reports_researched"] == 0, err
+    assert f"report {report}: done by a failed run, unrecorded in Dagster: recorded" in err
+    with dg.DagsterInstance.from_config(home) as instance:
+        filter_ = dg.AssetRecordsFilter(asset_key=dg.AssetKey("report_research"), asset_partitions=[report])
+        [recorded] = instance.fetch_materializations(filter_, limit=5).records
+        run = instance.get_run_by_id(recorded.run_id)
+        assert run.tags["dagster/run_key"] == f"{report}-round2-recorded" and run.tags[ROUNDS_TAG] == f"{report}-round2"

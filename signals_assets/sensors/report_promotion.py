@@ -100,45 +100,52 @@ def unrecorded_report_requests(
 ) -> list[dg.RunRequest]:
     """Runs that record the reports failed attempts researched but left without a `report_research`
     materialisation: a kill ended the run after their rounds' outcomes, before its step recorded them, so
-    the UI showed them failed. Only a report whose current round is the one the failed run attempted and
-    has its outcome: both steps of its run leave that round as it is (`assets.reports.rounds_taken`) and
-    record the report, as Dagster's retry of the failed run does while it has retries left
-    (`daemon_retries`: a failed run Dagster will retry is left to that retry). Looks at the newest failed
-    attempts (`run_attempts.ended_failed_attempts`)."""
-    # {report: (attempt key, round, team, the run's own key)}, of the newest failed run
-    attempted: dict[str, tuple[str, int, str, str]] = {}
+    the UI showed them failed. Only a report whose current round is one the failed run attempted (a run may
+    hold two rounds of a report) and has its outcome: both steps of its run leave that round as it is
+    (`assets.reports.rounds_taken`) and record the report, as Dagster's retry of the failed run does while
+    it has retries left (`daemon_retries`: a failed run Dagster will retry is left to that retry). Looks at
+    the newest failed attempts (`run_attempts.ended_failed_attempts`)."""
+    # {report: {round: (attempt key, team, the run's own key)}}: the rounds of the report that the newest
+    # failed run holding it attempted (a run may hold two rounds of one report: `report_run_groups`)
+    attempted: dict[str, dict[int, tuple[str, str, str]]] = {}
     for run in ended_failed_attempts(instance, report_job.name, daemon_retries, now):
+        of_run: dict[str, dict[int, tuple[str, str, str]]] = {}
         for key in run.tags.get(ROUNDS_TAG, "").split():
             unit = attempt_unit(key)
-            attempted.setdefault(
-                promotion_facts.unit_report(unit),
-                (key, promotion_facts.unit_round(unit), run.tags.get(TEAM_TAG, ""), run.tags[RUN_KEY_TAG]),
+            of_run.setdefault(promotion_facts.unit_report(unit), {})[promotion_facts.unit_round(unit)] = (
+                key,
+                run.tags.get(TEAM_TAG, ""),
+                run.tags[RUN_KEY_TAG],
             )
+        for report, rounds in of_run.items():
+            attempted.setdefault(report, rounds)
     # The instance's and the object store's answers first, so that the store (whose lock a sensor tick
     # should not wait for) is opened only while a report is left to record: one recorded, retired, or
     # with a round still open (its own run records it; a parked one rightly shows failed) needs none.
-    recording_key = {
-        report: recording
-        for report, (key, _, _, run_key) in sorted(attempted.items())
-        if (recording := next_recording_key(attempt_unit(key), run_key))
+    candidates = [
+        report
+        for report, rounds in sorted(attempted.items())
+        if any(next_recording_key(attempt_unit(key), run_key) for key, _, run_key in rounds.values())
         and instance.has_dynamic_partition(REPORTS, report)
         and not has_materialisation(instance, report_research.key, report)
         and not promotion_facts.has_open_round(store, report)
-    }
-    if not recording_key:
+    ]
+    if not candidates:
         return []
     with session() as db:
-        current = report_store.current_rounds(db, list(recording_key))
-        rounds = [
-            {"report_id": r, "round": attempted[r][1]} for r in recording_key if current.get(r) == attempted[r][1]
-        ]
+        current = report_store.current_rounds(db, candidates)
+        recordings = {}  # {report: (the attempt at its current round, its team, the recording run's key)}
+        for report in candidates:
+            key, team, run_key = attempted[report].get(current[report], ("", "", ""))
+            if key and (recording := next_recording_key(attempt_unit(key), run_key)):
+                recordings[report] = (key, team, recording)
+        rounds = [{"report_id": r, "round": current[r]} for r in recordings]
         open_rounds = {p["report_id"] for p in research_store.without_outcome(db, rounds)}
-    requests = []
-    for report in [p["report_id"] for p in rounds if p["report_id"] not in open_rounds]:
-        key, _, team, _ = attempted[report]
-        tags = {TEAM_TAG: team, ROUNDS_TAG: key}
-        requests.append(dg.RunRequest(run_key=recording_key[report], partition_key=report, tags=tags))
-    return requests
+    return [
+        dg.RunRequest(run_key=recording, partition_key=report, tags={TEAM_TAG: team, ROUNDS_TAG: key})
+        for report, (key, team, recording) in recordings.items()
+        if report not in open_rounds
+    ]
 
 
 def promotion_work(
