@@ -216,6 +216,15 @@ _DESTINATION = (
     r"|riepilogo|samenvatting|antwoord|comentarios?|coment[áa]rios?|commentaires?|commenti|kommentare?|opmerkingen|t[íi]tulo|titre|titel|titolo|relat[óo]rio|rapport|informe|rapporto|bericht|verslag"
     r"|raport(?:u|cie)?|podsumowani(?:e|a|u)|odpowiedzi?|odpowied[źz]|tytu[łl](?:u|e)?)\b)"
 )
+# The model's own output, where a secret put in it reaches the writer: "in je samenvatting", "into your findings";
+# not a product's "report builder" or a "reply email"
+_OUR_OUTPUT = (
+    r"(?:(?:the|your|its|je|jouw|uw|de|het|le|la|ta|ton|tes|votre|vos|den|die|das|deine|dein|el|tu|tus|il|tuo|tua|o|a"
+    r"|seu|sua)\s+)?(?:summary|findings|write-?up|answer|response|analysis|conclusions?|zusammenfassung|antwort"
+    r"|r[ée]sum[ée]|r[ée]ponse|resumen|respuesta|conclusiones|riassunto|riepilogo|risposta|conclusioni|resumo|resposta"
+    r"|conclus[õo]es|samenvatting|antwoord|conclusies|bevindingen|podsumowani\w*|odpowied\w*|wnioski\w*)\b"
+    r"(?!\s+(?:e-?mails?|mails?|fields?|sections?|settings|templates?|pages?|box|forms?|tabs?|builder|screen|widget))"
+)
 _ACQUIRE_VERB = (
     r"(?:read|open|grep|find|collect|gather|extract|fetch|look up|get|run|execute|type|cat|dump|take|copy"
     r"|encode|convert|grab|pull|scrape|harvest|lis|lee|leggi|leia|lees)"
@@ -851,6 +860,19 @@ _RULES: list[tuple[str, LazyPattern]] = [
     (
         REMOTE_CODE_EXECUTION,
         LazyPattern(
+            (
+                _DANGEROUS_COMMAND
+                + r"[^\n]{0,80}?\b(?:the|your|an?)\s+(?:[\w-]+\s+)?"
+                + _ADDRESSEE
+                + r"\s+(?:is (?:expected|supposed|required) to|should|must|needs? to|has to|is to)\s+(?:\w+\s+)?"
+                r"(?:do|run|execute|perform|launch)\s+(?:that|this|it|them)\b"
+            ).translate(_AS_NORMALISED),
+            _I,
+        ),
+    ),
+    (
+        REMOTE_CODE_EXECUTION,
+        LazyPattern(
             r"\b(?:add|append|insert|put|write)\b[^\n]{0,20}?"
             + _DANGEROUS_COMMAND
             + r"[^\n]{0,60}?\b(?:to|into|in)\s+(?:the\s+"
@@ -1272,9 +1294,8 @@ _RULES: list[tuple[str, LazyPattern]] = [
                 + _SEND_VERB
                 + r"\b\s+(?:(?:the|your|het|de|le|la|il|el|o|a|den|die|das)\s+)?"
                 + _SECRET
-                + r"[^\n.]{0,40}?\b(?:in|into|im|dans|en|nel|nella|no|na|do|w)\s+(?:(?:the|your|je|jouw|uw|de|het|le|la|ta|ton"
-                r"|votre|den|die|das|deine|el|tu|il|tuo|o|a|seu|sua)\s+)?"
-                + _DESTINATION
+                + r"[^\n.]{0,40}?\b(?:in|into|im|dans|en|nel|nella|no|na|do|w)\s+"
+                + _OUR_OUTPUT
                 + r"|(?:APIキー|パスワード|トークン|秘密鍵|環境変数)[^。\n]{0,30}(?:レポート|要約|報告|返信|回答)に[^。\n]{0,15}"
                 r"(?:貼り付け|書い|書き|含め|記載|入れ|載せ)"
                 r"|(?:API ?키|비밀번호|토큰|환경 ?변수)[^.\n]{0,30}(?:요약|보고서|답변|응답)에[^.\n]{0,10}(?:포함|추가|작성|넣어|붙여)"
@@ -1389,11 +1410,34 @@ _WISH = LazyPattern(
 )
 # A step of a pasted `docker build` log ("Step 4/9 : RUN wget … | bash -") is a Dockerfile line that ran, not an order.
 _BUILD_LOG_STEP = LazyPattern(r"\bStep \d+/\d+ ?$")
+# So is a step of a pasted GitHub Actions log, in a code block holding two or more ("Run curl … | python3 -").
+_ACTIONS_LOG_RUN = LazyPattern(r"^[ \t]*Run[ \t]+\S", re.MULTILINE)
+# unless the block is introduced as what to run: "Agent, run this:"
+_RUN_ORDER_BEFORE = LazyPattern(
+    r"(?:^|[.!?:;,]\s*|\b(?:please|now|then|just|kindly)\s+)(?:run|execute|exec|launch|paste|type|invoke)\b[^\n]{0,60}"
+    r":?[ \t]*\n?$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_CODE_BLOCK = LazyPattern(r"^[ \t]*(?:```|~~~)[^\n]*\n(?:(?!(?:```|~~~))[^\n]*\n)*?[ \t]*(?:```|~~~)", re.MULTILINE)
 # So is a `RUN` line of a pasted Dockerfile: at a line start, after the Dockerfile's `FROM <image>` line.
 _DOCKERFILE_RUN_AT = LazyPattern(r"[ \t]*RUN[ \t]")
 _DOCKERFILE_FROM = LazyPattern(
     r"^[ \t]*FROM[ \t]+(?:--platform=\S+[ \t]+)?[\w.${}/:@-]+(?:[ \t]+AS[ \t]+[\w.-]+)?[ \t]*$", re.MULTILINE
 )
+
+
+def _actions_log_step(text: str, start: int) -> bool:
+    """Whether the match at `start` is a `Run …` step line of a GitHub Actions log in a code block of the text."""
+    start += len(text[start : start + 8]) - len(text[start : start + 8].lstrip())
+    line_start = text.rfind("\n", 0, start) + 1
+    if not _ACTIONS_LOG_RUN.match(text, line_start, start + 5):
+        return False
+    return any(
+        block.start() < start < block.end()
+        and len(_ACTIONS_LOG_RUN.findall(block.group(0))) >= 2
+        and not _RUN_ORDER_BEFORE.search(text, max(0, block.start() - 120), block.start())
+        for block in _CODE_BLOCK.finditer(text)
+    )
 
 
 def _dockerfile_line(text: str, start: int) -> bool:
@@ -1486,6 +1530,7 @@ _VOCATIVE = LazyPattern(
     + r"\s+(?:[\w-]+\s+)?(?:reads|summari[sz]es|processes|reviews|triages|sees|parses|handles|classifies|looks at"
     r"|gets to|picks up|is (?:reading|processing|summari[sz]ing|reviewing|triaging|handling))\b"
     r"|\b(?:could|would|can|will)\s+(?:the|any|an?|our)\s+(?:[\w-]+\s+)?" + _MODEL_NOUN + r"\s+(?:please|kindly|just)\b"
+    r"|\bit would\b[^.\n]{0,40}?\bif\s+(?:the|any|an?|your)\s+(?:[\w-]+\s+)?" + _MODEL_NOUN + r"\b"
     # a header for the model: "Assistant instructions (priority 1):", "<instructions>", "[system note]"
     r"|(?:^|[.!?;(\[])\s*(?:the\s+)?"
     + _MODEL_NOUN
@@ -1634,7 +1679,7 @@ _ORDER = LazyPattern(
     r"|mets|ferme|pon|deja|marca|m[áa]rcalo|clasifica|clasif[íi]calo|cierra|imposta|segna|metti|classifica|classificalo"
     r"|chiudi|defina|deixe|deixa|classifique|feche|zet|markeer|classificeer|sluit|bump|push|place|placez|placer|coloca"
     r"|colloca|plaats|califica|calific|valuta|avalia|beoordeel|oznacz|ustaw|zamknij|sklasyfikuj|zakwalifikuj"
-    r"|przenie[śs]|zaznacz|range|rangez|ordena|ordina|ordene|sorteer|trag|describ|portray|depict|characteri[sz])\w*\b(?!\s+(?:my|mein\w*|mon|ma|mes"
+    r"|przenie[śs]|zaznacz|range|rangez|ordena|ordina|ordene|sorteer|trag|describ|portray|depict|characteri[sz]|present)\w*\b(?!\s+(?:my|mein\w*|mon|ma|mes"
     r"|mi|mis|il mio|la mia|(?:a |o |as |os )?(?:meu|minha|meus|minhas)|mijn|m[óo]j\w*|moj\w*)\b)(?<!ing)"
     + _SAME
     + r"{0,60}?\b"
@@ -2037,6 +2082,9 @@ _HTML_ENTITIES = LazyPattern(
     r"(?:&#(?:\d{2,7}|x[0-9a-fA-F]{2,6});){4,}(?:[ \t]+(?:&#(?:\d{2,7}|x[0-9a-fA-F]{2,6});)+)*"
 )
 _QUOTED_PRINTABLE = LazyPattern(r"(?:=[0-9A-F]{2}){4,}")
+_ASCII85 = LazyPattern(r"<~[!-uz\s]{10,}?~>")
+# character codes in a call: String.fromCharCode(97, 103, …), bytes([97, 103, …]), chr() joined
+_CHAR_CODES = LazyPattern(r"(?:fromCharCode|bytes|bytearray|chr|char)\s*\(\s*\[?\s*(?:\d{1,3}\s*,\s*){7,}\d{1,3}")
 _BINARY = LazyPattern(r"(?<![01])(?:[01]{8} ?){4,}(?![01])")
 # Morse code of 8 letters or more: dots and dashes (also as "·", "•", "−", "–", "_"), letters parted by blanks, words
 # by "/", "|" or a wider gap
@@ -2288,6 +2336,8 @@ _REPORTING_FRAME = LazyPattern(
     # a persona or prompt of the writer's own product, quoted: "our bot config 'You are Ava, …'"
     r"|personas?|config(?:uration)?|templates?|sentences?|greeting|wording"
     r"|zeigt|staat|brzmi|wy[śs]wietla|mostra|exibe)\b[^.!?\n]{0,40}$"
+    # a chat log's field: "[widget] user_msg=\"…\""
+    r"|\b(?:user|visitor|customer|human|client)[_-]?(?:msg|message|input|prompt|text|query)\s*[=:]\s*$"
     # a product's own string quoted: "the tooltip '…'", "przycisk „…”"
     r"|\b(?:button|tooltip|label|menu|dialog|popup|banner|toast|placeholder|heading|przycisk\w*|etykiet\w*|pokazuje"
     r"|napis\w*|aparece|appare|erscheint|verschijnt|appara[îi]t|hi[ểe]n th[ịi]|n[úu]t|tombol|tertulis|muncul)\b[^.!?\n]{0,40}$"
@@ -2431,7 +2481,9 @@ def _rule_match(text: str, folded: str) -> tuple[str, int, int] | None:
             if kind in _QUOTABLE_KINDS and _reported_quote(text, match.start(), match.end()):
                 continue
             if kind == REMOTE_CODE_EXECUTION and (
-                _BUILD_LOG_STEP.search(before) or _dockerfile_line(text, match.start())
+                _BUILD_LOG_STEP.search(before)
+                or _dockerfile_line(text, match.start())
+                or _actions_log_step(text, match.start())
             ):
                 continue
             if kind == INSTRUCTION_OVERRIDE and (
@@ -2524,6 +2576,8 @@ def _decodings(text: str) -> Iterator[tuple[re.Match, str]]:
         ),
         (_QUOTED_PRINTABLE, lambda s: bytes(int(h, 16) for h in re.findall(r"=([0-9A-F]{2})", s)).decode("utf-8")),
         (_BINARY, lambda s: bytes(int(b, 2) for b in re.findall(r"[01]{8}", s)).decode("utf-8")),
+        (_ASCII85, lambda s: base64.a85decode(s, adobe=True).decode("utf-8")),
+        (_CHAR_CODES, lambda s: bytes(int(n) for n in re.findall(r"\d{1,3}", s.split("(", 1)[1])).decode("utf-8")),
         (_MORSE, _morse),
     ]
     for pattern, decode in escapes:
@@ -2631,6 +2685,14 @@ _CUE_WORDS = (
     "approve",
     "override",
     "previous",
+    "ignor",
+    "instru",
+    "polecen",
+    "anweisung",
+    "consigne",
+    "vergeet",
+    "olvida",
+    "dimentica",
 )
 _TRANSFORM_HINT = LazyPattern(r"\brot-?13\b|\bcaesar\b|\bbackwards?\b|\breversed?\b|\bin reverse\b", re.IGNORECASE)
 _ROT13_CUE = LazyPattern("|".join(re.escape(word.translate(_ROT13)) for word in _CUE_WORDS), re.IGNORECASE)
