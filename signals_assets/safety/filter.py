@@ -225,6 +225,10 @@ _OUR_OUTPUT = (
     r"|conclus[õo]es|samenvatting|antwoord|conclusies|bevindingen|podsumowani\w*|odpowied\w*|wnioski\w*)\b"
     r"(?!\s+(?:e-?mails?|mails?|fields?|sections?|settings|templates?|pages?|box|forms?|tabs?|builder|screen|widget))"
 )
+_NOT_A_SCREEN = (
+    r"(?!\s+(?:fields?|sections?|settings|builder|box|form|tabs?|pages?|templates?|editor|inputs?|columns?|widget|screen"
+    r"|dialog|modal|panel|view|of the (?:endpoint|integration|webhook|app|project|dashboard))\b)"
+)
 _ACQUIRE_VERB = (
     r"(?:read|open|grep|find|collect|gather|extract|fetch|look up|get|run|execute|type|cat|dump|take|copy"
     r"|encode|convert|grab|pull|scrape|harvest|lis|lee|leggi|leia|lees)"
@@ -670,9 +674,11 @@ _RULES: list[tuple[str, LazyPattern]] = [
     (
         SECRET_EXFILTRATION,
         LazyPattern(
+            # not what the writer did ("I put the API key in the README by mistake") nor a field of a product's
+            # screen ("paste the access token in the description field")
             r"\b(?:if you\s+"
             + _SEND_VERB
-            + r"(?:e?d)?|"
+            + r"(?:e?d)?|(?<![Ii] )(?<![Ww]e )"
             + _SEND_VERB
             + r")\b"
             + _SAME
@@ -683,7 +689,8 @@ _RULES: list[tuple[str, LazyPattern]] = [
             + r"{0,80}?(?:\b(?:to|into|in|at|on|via|as|inside)\b"
             + _SAME
             + r"{0,40}?)?"
-            + _DESTINATION,
+            + _DESTINATION
+            + _NOT_A_SCREEN,
             _I,
         ),
     ),
