@@ -2204,3 +2204,14 @@ def test_an_order_before_a_ci_log_s_run_lines_still_orders(text):
 )
 def test_a_secret_put_into_a_products_field_is_no_exfiltration(text, safe):
     assert check_signal_text(text, use_scorer=False).safe is safe
+
+
+def test_the_scorer_quotes_a_line_holding_its_cue_not_a_log_line_that_scores_higher():
+    """A secret asked for below a pasted git error: the error line scores highest and holds no cue; the quote is
+    the request, and the kind its cue's (heldout17-033, which the rules pass)."""
+    rows = [json.loads(line) for line in CORPUS.read_text().splitlines() if line.strip()]
+    [text] = [r["text"] for r in rows if r["id"] == "heldout17-033"]
+    assert check_signal_text(text, use_scorer=False).safe
+    verdict = check_signal_text(text)
+    assert (verdict.safe, verdict.kind) == (False, SECRET_EXFILTRATION)
+    assert "Could not read from remote repository" not in verdict.quote

@@ -2824,8 +2824,8 @@ def _without_blobs(text: str) -> str:
 
 def _scored(text: str) -> SafetyVerdict:
     """The scorer's verdict on a text the rules passed, base64 and hex runs left out: flagged when it scores
-    at or above the threshold and holds a cue; quoted as the line that scores highest, its kind from that
-    line's cue."""
+    at or above the threshold and holds a cue; quoted as the line that scores highest among those holding a
+    cue (a log line around the attack may score higher and hold none), its kind from that line's cue."""
     prose = _without_blobs(text)
     if _cued(prose) is None:
         return SAFE
@@ -2833,8 +2833,10 @@ def _scored(text: str) -> SafetyVerdict:
 
     if score(prose) < _SCORER_THRESHOLD:
         return SAFE
-    line = max(_PASSAGE.finditer(text), key=lambda passage: score(_without_blobs(passage.group(0)))).group(0)
-    return SafetyVerdict(False, _cued(_without_blobs(line)) or INSTRUCTION_OVERRIDE, _quote(line))
+    lines = [(passage.group(0), _without_blobs(passage.group(0))) for passage in _PASSAGE.finditer(text)]
+    cued = [(line, kind) for line, bare in lines if (kind := _cued(bare))]
+    line, kind = max(cued or [(line, None) for line, _ in lines], key=lambda item: score(_without_blobs(item[0])))
+    return SafetyVerdict(False, kind or INSTRUCTION_OVERRIDE, _quote(line))
 
 
 # Verdicts of recent texts, by digest: a report's judgement re-checks texts its signals were screened
