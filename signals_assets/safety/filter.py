@@ -841,8 +841,10 @@ _RULES: list[tuple[str, LazyPattern]] = [
                 r"|deleted|wiped|was|were|had|says|said|shows|showed|mentions|mentioned)\b)"
                 + _SAME
                 + r"){0,80}?(?::\s*|\b(?:with|using|via|by running|then)\s+)"
-                # "have the agent run …", "make the research agent download …"
-                r"|\b(?:tell|ask|instruct|get|have|make)\s+(?:the\s+)?"
+                # "have the agent run …", "make the research agent download …", "our VP asked that the code-reading
+                # agent run …" (not "I asked the agent to run …", what the writer did)
+                r"|(?<![Ii] )(?<![Ww]e )\b(?:tell|ask|asked|asks|instruct|instructed|get|have|make|want|wants|wanted)\s+"
+                r"(?:that\s+)?(?:the\s+)?(?:[\w-]+\s+)?"
                 + _ADDRESSEE
                 + r"\s+(?:to\s+)?|\b"
                 + _ADDRESSEE
@@ -2332,7 +2334,7 @@ _REPORTING_FRAME = LazyPattern(
     r"\b(?:typed|types|typing|wrote|writes|writing|written|entered|enters|posted|posts|sent|sends|submitted|submits"
     r"|said|says|saying|asked|asks|pasted|pastes|tried|tries|inputs?|messages?|prompts?|phrases?|strings?|text|like"
     r"|such as|contain(?:s|ing)|includ(?:es|ing)|words?|quot(?:e|es|ed|ing)|payloads?|attempts?|attacks?|examples?"
-    r"|injections?|jailbreaks?|schreibt|schrieb|geschrieben|eingegeben|tippte|[ée]crit|tap[ée]"
+    r"|injections?|injected(?: \w+)?|jailbreaks?|schreibt|schrieb|geschrieben|eingegeben|tippte|[ée]crit|tap[ée]"
     r"|escribi[óo]|escribe|escrito|scritto|scrive|digitou|escreveu|typte|schreef"
     # how another bot is made to misbehave: "lässt sich mit … austricksen", "en écrivant", "responde a"
     r"|l[äa]sst sich(?: \w+)? mit|(?:can|could) be (?:tricked|fooled|jailbroken|manipulated|broken) (?:with|by)"
