@@ -2092,7 +2092,7 @@ _HTML_ENTITIES = LazyPattern(
 )
 _QUOTED_PRINTABLE = LazyPattern(r"(?:=[0-9A-F]{2}){4,}")
 _ASCII85 = LazyPattern(r"<~[!-uz\s]{10,}?~>")
-# character codes in a call: String.fromCharCode(97, 103, …), bytes([97, 103, …]), chr() joined
+# character codes in a call: String.fromCharCode(97, 103, …), bytes([97, 103, …])
 _CHAR_CODES = LazyPattern(r"(?:fromCharCode|bytes|bytearray|chr|char)\s*\(\s*\[?\s*(?:\d{1,3}\s*,\s*){7,}\d{1,3}")
 _BINARY = LazyPattern(r"(?<![01])(?:[01]{8} ?){4,}(?![01])")
 # Morse code of 8 letters or more: dots and dashes (also as "·", "•", "−", "–", "_"), letters parted by blanks, words
