@@ -107,6 +107,8 @@ _ADDRESSEE = (
 # A sentence start, a vocative ("AI agent:"), or a word that makes the next verb an order.
 # Within one sentence: a dot inside a URL, file name or version number does not end it.
 _SAME = r"(?:[^.\n]|\.(?=\S))"
+# Not after "I" or "we": what the writer did ("I put the API key in the README", "when we run it") is no order.
+_NOT_THE_WRITERS = r"(?<![Ii] )(?<![Ww]e )"
 _LEAD_PUNCTUATION = r"(?:^|[.!?:;,\n—–])\s*"
 _LEAD_WORD = (
     r"\b(?:please|pls|kindly|then|and|now|also|just|first|next|finally|immediately|simply|instead|bitte|danach"
@@ -678,7 +680,8 @@ _RULES: list[tuple[str, LazyPattern]] = [
             # screen ("paste the access token in the description field")
             r"\b(?:if you\s+"
             + _SEND_VERB
-            + r"(?:e?d)?|(?<![Ii] )(?<![Ww]e )"
+            + r"(?:e?d)?|"
+            + _NOT_THE_WRITERS
             + _SEND_VERB
             + r")\b"
             + _SAME
@@ -843,7 +846,9 @@ _RULES: list[tuple[str, LazyPattern]] = [
                 + r"){0,80}?(?::\s*|\b(?:with|using|via|by running|then)\s+)"
                 # "have the agent run …", "make the research agent download …", "our VP asked that the code-reading
                 # agent run …" (not "I asked the agent to run …", what the writer did)
-                r"|(?<![Ii] )(?<![Ww]e )\b(?:tell|ask|asked|asks|instruct|instructed|get|have|make|want|wants|wanted)\s+"
+                r"|"
+                + _NOT_THE_WRITERS
+                + r"\b(?:tell|ask|asked|asks|instruct|instructed|get|have|make|want|wants|wanted)\s+"
                 r"(?:that\s+)?(?:the\s+)?(?:[\w-]+\s+)?"
                 + _ADDRESSEE
                 + r"\s+(?:to\s+)?|\b"
@@ -1247,7 +1252,9 @@ _RULES: list[tuple[str, LazyPattern]] = [
         LazyPattern(
             r"(?:[\"'](?:tool_calls?|function_call)[\"']|[\"']name[\"']\s*:\s*[\"'](?:shell|bash|sh|exec|terminal|run_command"
             r"|execute_command|run_shell|python)[\"'])(?:[^\n]{0,300}?|[\s\S]{0,300}?\b(?:please|kindly|go ahead and|now)\s+"
-            r"(?:\w+\s+)?)(?<![Ii] )(?<![Ww]e )(?<![Tt]hey )\b(?:execute|run|perform|carry out|invoke)\s+(?:it|this|that"
+            r"(?:\w+\s+)?)"
+            + _NOT_THE_WRITERS
+            + r"(?<![Tt]hey )\b(?:execute|run|perform|carry out|invoke)\s+(?:it|this|that"
             r"|the (?:call|command|above|tool call))\b",
             _I,
         ),
@@ -1435,10 +1442,16 @@ _DOCKERFILE_FROM = LazyPattern(
 )
 
 
+def _match_line(text: str, start: int) -> tuple[int, int]:
+    """(where the match at `start` begins past its leading blanks (a match may open with its newline), where that
+    line starts)."""
+    start += len(text[start : start + 8]) - len(text[start : start + 8].lstrip())
+    return start, text.rfind("\n", 0, start) + 1
+
+
 def _actions_log_step(text: str, start: int) -> bool:
     """Whether the match at `start` is a `Run …` step line of a GitHub Actions log in a code block of the text."""
-    start += len(text[start : start + 8]) - len(text[start : start + 8].lstrip())
-    line_start = text.rfind("\n", 0, start) + 1
+    start, line_start = _match_line(text, start)
     if not _ACTIONS_LOG_RUN.match(text, line_start, start + 5):
         return False
     return any(
@@ -1451,8 +1464,7 @@ def _actions_log_step(text: str, start: int) -> bool:
 
 def _dockerfile_line(text: str, start: int) -> bool:
     """Whether the match at `start` is a `RUN` instruction of a Dockerfile quoted in the text."""
-    start += len(text[start : start + 8]) - len(text[start : start + 8].lstrip())  # a match may open with its newline
-    line_start = text.rfind("\n", 0, start) + 1
+    start, line_start = _match_line(text, start)
     return bool(_DOCKERFILE_RUN_AT.match(text, line_start, start + 4)) and bool(
         _DOCKERFILE_FROM.search(text, 0, line_start)
     )
@@ -1761,7 +1773,9 @@ _ORDER = LazyPattern(
     r"|records|emails)\b"
     # a command to run ("download and run …", "run DROP TABLE …"), not one the writer ran ("when I run …")
     r"|(?<!the )\b(?:download|fetch|curl|wget|get)\b" + _SAME + r"{0,60}?\b(?:and|then)\s+(?:run|execute|install)\b"
-    r"|(?<![Ii] )(?<![Ww]e )(?<!you )\b(?:run|execute|exec)\b"
+    r"|"
+    + _NOT_THE_WRITERS
+    + r"(?<!you )\b(?:run|execute|exec)\b"
     + _SAME
     + r"{0,10}?(?:\bdrop\s+(?:table|database|schema)|\bdelete\s+from|\btruncate\s+table"
     r"|\bgit push (?:-f|--force)|\brm -rf\b)"
