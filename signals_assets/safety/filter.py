@@ -3009,9 +3009,10 @@ def _transformed(text: str) -> SafetyVerdict:
 # would act on, and which kind a flag on the score is. A text with none of them (most customer messages
 # and assistant commands, however imperative) is never flagged on the score alone. Lexicons in many
 # languages, since the scorer's value is on wordings and languages the rules do not list.
-# With the third-person training texts of stop 57 the scores spread: on the never-trained splits 0.95 catches more
-# attacks than the earlier weights at 0.8 (323 against 321 of 360) and flags fewer look-alikes (4 against 8 of 360).
-_SCORER_THRESHOLD = 0.95
+# With the 600 training texts of stop 57 (orders to a model named in the third person or not at all, against
+# complaints about a product's own AI) the scores spread: on the never-trained splits heldout14–20, 0.9 catches more
+# attacks than the earlier weights at 0.8 (324 against 321 of 360) and flags fewer look-alikes (4 against 8 of 360).
+_SCORER_THRESHOLD = 0.9
 # English words for the model and its rules are everyday words in tickets and docs ("the model is told to
 # treat them as data"); as a cue they need the text to speak to someone ("you", "your").
 _SPOKEN_TO = LazyPattern(r"\b(?:you|your|yours|yourself|u|ur)\b", re.IGNORECASE)
