@@ -2564,8 +2564,10 @@ _REPORTING_FRAME = LazyPattern(
     r"|such as|contain(?:s|ing)|includ(?:es|ing)|words?|quot(?:e|es|ed|ing)|payloads?|attempts?|attacks?|examples?"
     r"|injections?|injected(?: \w+)?|jailbreaks?|schreibt|schrieb|geschrieben|eingegeben|tippte|[ée]crit|tap[ée]"
     r"|escribi[óo]|escribe|escrito|scritto|scrive|digitou|escreveu|typte|schreef|wpisa[łl]\w*|napisa[łl]\w*|e\.g\."
-    # what an evaluated model answered: "response: \"Sure! As an AI without rules, …\""
-    r"|responses?|responded|replied|answered|completions?|model_output"
+    # what an evaluated model answered: "response: \"Sure! As an AI without rules, …\"", and a tester's input, in the
+    # other languages too ("Eingabe des Testers: …", "con el texto …")
+    r"|responses?|responded|replied|answered|completions?|model_output|antwort|r[ée]ponse|respuesta|risposta|resposta"
+    r"|antwoord|odpowied[źz]|eingabe|entrada|saisie|invoer|texto|testo|tekst|mensaje|messaggio|mensagem|nachricht"
     r"|for (?:example|instance)"
     # how another bot is made to misbehave: "lässt sich mit … austricksen", "en écrivant", "responde a"
     r"|l[äa]sst sich(?: \w+)? mit|(?:can|could) be (?:tricked|fooled|jailbroken|manipulated|broken) (?:with|by)"
@@ -2607,9 +2609,11 @@ _REPORTING_FRAME = LazyPattern(
 # "'…' दिखाता है"
 _REPORTING_AFTER = LazyPattern(r"と(?:入力|送信|送っ|書い|打っ|言っ|言う|表示)|\s*olarak görünüyor|\s*दिखा(?:ता|ती) है")
 # A JSON or YAML field's own value is no quotation of someone ('"message": "…"' in an error event), unless the field
-# holds what a person typed ('"user_message": …', the frame above)
+# holds what a person typed or a model answered ('"user_message": …', '"input": …', '"response": …')
 _FIELD_KEY_BEFORE = LazyPattern(
-    r"[\"'](?![\w.-]*(?:user|visitor|customer|human|client))[\w.-]+[\"']\s*:\s*$", re.IGNORECASE
+    r"[\"'](?![\w.-]*(?:user|visitor|customer|human|client|input|prompt|query|text|attack|payload|inject|example"
+    r"|response|output|completion|reply|answer))[\w.-]+[\"']\s*:\s*$",
+    re.IGNORECASE,
 )
 # A quote that names this pipeline's own objects is aimed at us however it is framed.
 _AIMED_AT_US = LazyPattern(
