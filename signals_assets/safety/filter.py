@@ -863,7 +863,7 @@ _RULES: list[tuple[str, LazyPattern]] = [
             # hier even plakken?", "can you paste the token you run with here"
             _SECRET
             + r"\s+(?:(?:that|which)\s+)?(?:"
-            + _YOU_RUN_WITH[3:-1]
+            + _YOU_RUN_WITH
             + r"|waarmee je (?:draait|werkt)|die je gebruikt|mit (?:dem|der) du (?:l[äa]ufst|arbeitest)|(?:den|die) du (?:verwendest"
             r"|benutzt)|avec lequel (?:tu|vous) (?:tournes|travailles|fonctionnes|tournez|travaillez)|con (?:el|la) que"
             r" (?:trabajas|funcionas|corres)|con cui (?:lavori|giri|funzioni)|com (?:o|a) qual (?:voc[êe] )?(?:trabalha"
