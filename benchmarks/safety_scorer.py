@@ -41,7 +41,8 @@ BANKING77_WEIGHT = 0.2  # a Banking77 message counts a fifth of a look-alike: it
 # heldout15 by the rules' author, whose misses the rules were then generalised from, but not the scorer; heldout16
 # and heldout17 blind, from docs/safety.md alone, the rules then changed against them, not the scorer; heldout18
 # the same, measured once, then two of its shapes fixed; heldout19 and heldout20 blind, measured once, then the rules
-# changed; heldout21 and heldout22 blind, measured once on the rules and on the retrained scorers).
+# changed; heldout21 and heldout22 blind, measured once on the rules and on the retrained scorers; heldout23 blind,
+# measured once on main and once on the scorer retrained with the dev58 texts).
 NEVER_TRAINED = frozenset(
     {
         "heldout14",
@@ -53,6 +54,7 @@ NEVER_TRAINED = frozenset(
         "heldout20",
         "heldout21",
         "heldout22",
+        "heldout23",
     }
 )
 
@@ -142,6 +144,7 @@ FRESH_RULES = {
     "heldout20": ("8842f5f", "signals_assets/safety/filter.py"),
     "heldout21": ("e53e489", "signals_assets/safety/filter.py"),
     "heldout22": ("de0bbb0", "signals_assets/safety/filter.py"),
+    "heldout23": ("3f9c858", "signals_assets/safety/filter.py"),
 }
 
 

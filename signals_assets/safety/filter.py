@@ -3023,6 +3023,7 @@ def _transformed(text: str) -> SafetyVerdict:
 # With the 600 training texts of stop 57 (orders to a model named in the third person or not at all, against
 # complaints about a product's own AI) the scores spread: on the never-trained splits heldout14–20, 0.9 catches more
 # attacks than the earlier weights at 0.8 (324 against 321 of 360) and flags fewer look-alikes (4 against 8 of 360).
+# Retrained with 600 more in stop 58, on heldout14–22 at 0.9: 375 of 440 caught (371 before), 11 flagged (15).
 _SCORER_THRESHOLD = 0.9
 # English words for the model and its rules are everyday words in tickets and docs ("the model is told to
 # treat them as data"); as a cue they need the text to speak to someone ("you", "your").
