@@ -2571,6 +2571,8 @@ _REPORTING_FRAME = LazyPattern(
     r"|such as|contain(?:s|ing)|includ(?:es|ing)|words?|quot(?:e|es|ed|ing)|payloads?|attempts?|attacks?|examples?"
     r"|injections?|injected(?: \w+)?|jailbreaks?|schreibt|schrieb|geschrieben|eingegeben|tippte|[ée]crit|tap[ée]"
     r"|escribi[óo]|escribe|escrito|scritto|scrive|digitou|escreveu|typte|schreef|wpisa[łl]\w*|napisa[łl]\w*|e\.g\."
+    # the act of typing as a noun, in Polish and Czech: "po wpisaniu „…”", "po zadání „…“"
+    r"|po (?:wpisaniu|wprowadzeniu|zad[áa]n[íi]|naps[áa]n[íi])|zadal\w*|napsal\w*"
     # what an evaluated model answered: "response: \"Sure! As an AI without rules, …\"", and a tester's input, in the
     # other languages too ("Eingabe des Testers: …", "con el texto …")
     r"|responses?|responded|replied|answered|completions?|model_output|antwort|r[ée]ponse|respuesta|risposta|resposta"
@@ -2614,12 +2616,20 @@ _REPORTING_FRAME = LazyPattern(
 )
 # Verb-last languages put the reporting verb after the quotation: "「…」と入力すると", "'…' olarak görünüyor",
 # "'…' दिखाता है"
-_REPORTING_AFTER = LazyPattern(r"と(?:入力|送信|送っ|書い|打っ|言っ|言う|表示)|\s*olarak görünüyor|\s*दिखा(?:ता|ती) है")
+_REPORTING_AFTER = LazyPattern(
+    r"と(?:入力|送信|送っ|書い|打っ|言っ|言う|表示)|\s*olarak görünüyor|\s*दिखा(?:ता|ती) है"
+    # Korean's quotative particle: "「…」라고 입력하면", "'…'이라고 썼더니"
+    r"|(?:이)?라고\s"
+)
 # A JSON or YAML field's own value is no quotation of someone ('"message": "…"' in an error event), unless the field
 # holds what a person typed or a model answered ('"user_message": …', '"input": …', '"response": …')
 _FIELD_KEY_BEFORE = LazyPattern(
     r"[\"'](?![\w.-]*(?:user|visitor|customer|human|client|input|prompt|query|text|attack|payload|inject|example"
-    r"|response|output|completion|reply|answer))[\w.-]+[\"']\s*:\s*$",
+    r"|response|output|completion|reply|answer"
+    # the same keys in the other languages: '"entrada": …', '"Eingabe": …', '"sortie": …'
+    r"|entrada|eingabe|saisie|invoer|ingresso|wej[śs]cie|salida|ausgabe|sortie|uitvoer|uscita|sa[íi]da|wyj[śs]cie"
+    r"|respuesta|antwort|r[ée]ponse|risposta|resposta|antwoord|odpowied[źz]|mensaje|nachricht|messaggio|mensagem))"
+    r"[\w.-]+[\"']\s*:\s*$",
     re.IGNORECASE,
 )
 # A quote that names this pipeline's own objects is aimed at us however it is framed.
