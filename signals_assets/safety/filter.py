@@ -2560,6 +2560,12 @@ _HYPHENATED_WORD = LazyPattern(r"(?<![\w-])[A-Za-z]+(?:-[A-Za-z]+)+(?![\w-])")
 _LINE_BROKEN_WORD = LazyPattern(r"(?<![A-Za-z])[A-Za-z]{1,12}(?:\n[A-Za-z]{1,12})+(?![A-Za-z])")
 
 
+# A model's answer, a tester's input and a message, in the other languages: words that frame someone else's words,
+# before a quotation or as the key of a record's field
+_OTHERS_WORDS = (
+    r"antwort|r[ée]ponse|respuesta|risposta|resposta|antwoord|odpowied[źz]|eingabe|entrada|saisie|invoer|mensaje"
+    r"|messaggio|mensagem|nachricht"
+)
 _QUOTED = LazyPattern(
     r'"[^"\n]{1,200}"|“[^”\n]{1,200}”|„[^“”\n]{1,200}[“”]|«[^»\n]{1,200}»'
     r"|(?<!\w)'(?:[^'\n]|(?<=\w)'(?=\w)){1,200}'(?!\w)|`[^`\n]{1,200}`|「[^」\n]{1,200}」|『[^』\n]{1,200}』"
@@ -2575,9 +2581,9 @@ _REPORTING_FRAME = LazyPattern(
     r"|po (?:wpisaniu|wprowadzeniu|zad[áa]n[íi]|naps[áa]n[íi])|zadal\w*|napsal\w*"
     # what an evaluated model answered: "response: \"Sure! As an AI without rules, …\"", and a tester's input, in the
     # other languages too ("Eingabe des Testers: …", "con el texto …")
-    r"|responses?|responded|replied|answered|completions?|model_output|antwort|r[ée]ponse|respuesta|risposta|resposta"
-    r"|antwoord|odpowied[źz]|eingabe|entrada|saisie|invoer|texto|testo|tekst|mensaje|messaggio|mensagem|nachricht"
-    r"|for (?:example|instance)"
+    r"|responses?|responded|replied|answered|completions?|model_output|texto|testo|tekst|"
+    + _OTHERS_WORDS
+    + r"|for (?:example|instance)"
     # how another bot is made to misbehave: "lässt sich mit … austricksen", "en écrivant", "responde a"
     r"|l[äa]sst sich(?: \w+)? mit|(?:can|could) be (?:tricked|fooled|jailbroken|manipulated|broken) (?:with|by)"
     r"|[ée]crivant|tapant|saisissant|escribiendo|responde a|risponde a|scrivendo"
@@ -2627,9 +2633,9 @@ _FIELD_KEY_BEFORE = LazyPattern(
     r"[\"'](?![\w.-]*(?:user|visitor|customer|human|client|input|prompt|query|text|attack|payload|inject|example"
     r"|response|output|completion|reply|answer"
     # the same keys in the other languages: '"entrada": …', '"Eingabe": …', '"sortie": …'
-    r"|entrada|eingabe|saisie|invoer|ingresso|wej[śs]cie|salida|ausgabe|sortie|uitvoer|uscita|sa[íi]da|wyj[śs]cie"
-    r"|respuesta|antwort|r[ée]ponse|risposta|resposta|antwoord|odpowied[źz]|mensaje|nachricht|messaggio|mensagem))"
-    r"[\w.-]+[\"']\s*:\s*$",
+    r"|ingresso|wej[śs]cie|salida|ausgabe|sortie|uitvoer|uscita|sa[íi]da|wyj[śs]cie|"
+    + _OTHERS_WORDS
+    + r"))[\w.-]+[\"']\s*:\s*$",
     re.IGNORECASE,
 )
 # A quote that names this pipeline's own objects is aimed at us however it is framed.
