@@ -281,6 +281,38 @@ def test_a_retry_dagster_promised_but_never_launched_stops_counting_as_in_flight
         assert batch_work(instance, store, 3, BACKOFF, now=ended + BACKOFF + 1).to_run == [(batch, f"{batch}-retry1")]
 
 
+def test_a_retry_made_while_the_sensor_reads_the_runs_is_not_doubled(store, tmp_path, monkeypatch):
+    """Dagster's run-retry consumer names its retry on the failed run, then moves its cursor past the
+    failure. When that happened between the sensor's read of the runs and its read of the cursor, the
+    failure looked read and its retry not coming: the sensor ran the batch itself beside the retry (a
+    daemon end-to-end run under load grouped a killed batch twice)."""
+    batch = claimed_batch(store)
+    with shipped_instance(tmp_path) as instance:
+        ended = failed_run(instance, batch, batch).end_time
+        failed_id = instance.get_runs()[0].run_id
+        instance.add_run_tags(failed_id, {"dagster/will_retry": "true"})
+        [failure_id] = instance.event_log_storage.get_logs_for_all_runs_by_log_id(
+            after_cursor=-1, dagster_event_type={dg.DagsterEventType.RUN_FAILURE}
+        )
+        instance.daemon_cursor_storage.set_cursor_values({RETRY_CONSUMER_CURSOR: str(failure_id - 1)})
+        read_runs = instance.get_run_records
+
+        def consumer_retries_after_the_read(*args, **kwargs):
+            records = read_runs(*args, **kwargs)
+            if "dagster/auto_retry_run_id" not in instance.get_run_by_id(failed_id).tags:
+                retry = batch_run(instance, batch, batch)  # not started yet
+                instance.add_run_tags(failed_id, {"dagster/auto_retry_run_id": retry.run_id})
+                instance.daemon_cursor_storage.set_cursor_values({RETRY_CONSUMER_CURSOR: str(failure_id)})
+            return records
+
+        monkeypatch.setattr(instance, "get_run_records", consumer_retries_after_the_read)
+        work = batch_work(instance, store, 3, BACKOFF, now=ended + BACKOFF + 1)
+        assert work.to_run == [] and work.in_flight == [batch]
+        monkeypatch.undo()
+        # read again, the retry is there
+        assert batch_work(instance, store, 3, BACKOFF, now=ended + BACKOFF + 1).in_flight == [batch]
+
+
 def test_grouping_refuses_while_an_earlier_batch_is_unfinished(signals_home, object_store, team):
     emit_texts(object_store, CARD_DECLINED[:1])
     [early] = inbox.claim_pending(object_store, 10, None).new_batches
@@ -1152,7 +1184,13 @@ def test_signals_process_records_a_batch_a_failed_attempt_grouped_but_never_mate
         instance.add_run_tags(attempt.run_id, {"dagster/will_retry": "true"})
         with dg.build_sensor_context(instance=instance, resources=resources) as context:
             assert "has its materialisation" in sensor(context).skip_message
-        instance.add_run_tags(attempt.run_id, {"dagster/will_retry": "false"})
+        # Nor while that retry (its parent's run key) is queued or running: it records the batch.
+        retry = batch_run(instance, batch, batch, dg.DagsterRunStatus.STARTED)
+        instance.add_run_tags(attempt.run_id, {"dagster/auto_retry_run_id": retry.run_id})
+        with dg.build_sensor_context(instance=instance, resources=resources) as context:
+            assert "a run of it queued or running" in sensor(context).skip_message
+        instance.report_run_failed(instance.get_run_by_id(retry.run_id), "the worker died")
+        instance.add_run_tags(retry.run_id, {"dagster/will_retry": "false"})
         with dg.build_sensor_context(instance=instance, resources=resources) as context:
             [request] = sensor(context)
         assert (request.job_name, request.run_key, request.partition_key) == (

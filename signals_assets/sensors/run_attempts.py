@@ -52,25 +52,30 @@ def retry_promised(run: dg.DagsterRun) -> bool:
     )
 
 
-def unread_failures_of(
-    instance: dg.DagsterInstance, records: Sequence[dg.RunRecord], daemon_retries: bool
-) -> frozenset[str] | None:
-    """`unread_failures`, read only when the daemon's retries count and a run of `records` has one promised."""
-    if not daemon_retries or not any(retry_promised(r.dagster_run) for r in records):
+def retry_consumer_position(instance: dg.DagsterInstance, daemon_retries: bool) -> int | None:
+    """How far Dagster's run-retry consumer has read the run failures, when the daemon's retries count;
+    None when they do not or it cannot be told (no cursor yet). Read it before the runs it judges
+    (`unread_failures_of`): the consumer names its retry on the failed run before it moves past the
+    failure, so a failure it had read by then shows its retry in runs read after; read the other way
+    round, a retry made in between looks like one that is not coming, and the unit is run twice."""
+    if not daemon_retries:
         return None
-    return unread_failures(instance)
-
-
-def unread_failures(instance: dg.DagsterInstance) -> frozenset[str] | None:
-    """The runs with a failure Dagster's run-retry consumer has not read yet. A promised retry of any
-    other failed run is not coming: the consumer tags a run with its retry before it moves its cursor
-    past the failure, and it drops a failure it read a moment before the run's status said so (the
-    event is written first). None when that cannot be told (no cursor yet, or the consumer far behind)."""
     cursor = instance.daemon_cursor_storage.get_cursor_values({RETRY_CONSUMER_CURSOR}).get(RETRY_CONSUMER_CURSOR)
-    if cursor is None or not cursor.isdigit():
+    return int(cursor) if cursor is not None and cursor.isdigit() else None
+
+
+def unread_failures_of(
+    instance: dg.DagsterInstance, records: Sequence[dg.RunRecord], position: int | None
+) -> frozenset[str] | None:
+    """The runs with a failure after `position` (`retry_consumer_position`, read before `records`): those
+    the run-retry consumer had not read. A promised retry of any other failed run of `records` is not
+    coming: it drops a failure it read a moment before the run's status said so (the event is written
+    first). Read only when a run of `records` has a retry promised; None when that cannot be told (no
+    position, or the consumer far behind)."""
+    if position is None or not any(retry_promised(r.dagster_run) for r in records):
         return None
     unread = instance.event_log_storage.get_logs_for_all_runs_by_log_id(
-        after_cursor=int(cursor), dagster_event_type={dg.DagsterEventType.RUN_FAILURE}, limit=UNREAD_FAILURES_LIMIT
+        after_cursor=position, dagster_event_type={dg.DagsterEventType.RUN_FAILURE}, limit=UNREAD_FAILURES_LIMIT
     )
     return None if len(unread) >= UNREAD_FAILURES_LIMIT else frozenset(entry.run_id for entry in unread.values())
 
@@ -82,7 +87,7 @@ def as_attempt(
     unread: frozenset[str] | None = None,
 ) -> Attempt:
     """`daemon_retries`: whether a retry Dagster promised (the daemon makes it) counts as in flight,
-    until the retry consumer has read the failure (`unread`: `unread_failures`, None when not known)
+    until the retry consumer has read the failure (`unread`: `unread_failures_of`, None when not known)
     and for at most PROMISED_RETRY_GRACE_SECONDS after it; `signals process` does not wait for one,
     the daemon may not be running."""
     run = record.dagster_run
@@ -112,11 +117,12 @@ def ended_failed_attempts(
     """The FAILED_RUNS_LOOKED_AT newest failed attempts of `job_name` (runs with a run key: a failed
     manual run is the operator's to run again) that no retry Dagster promised is still to follow
     (`as_attempt`, with `daemon_retries`)."""
+    position = retry_consumer_position(instance, daemon_retries)
     records = instance.get_run_records(
         filters=dg.RunsFilter(job_name=job_name, statuses=[dg.DagsterRunStatus.FAILURE]), limit=FAILED_RUNS_LOOKED_AT
     )
     records = [r for r in records if RUN_KEY_TAG in r.dagster_run.tags]
-    unread = unread_failures_of(instance, records, daemon_retries)
+    unread = unread_failures_of(instance, records, position)
     return [r.dagster_run for r in records if not as_attempt(r, daemon_retries, now, unread).in_flight]
 
 
@@ -129,8 +135,9 @@ def unit_attempts(
     now: float | None = None,
 ) -> list[Attempt]:
     """The runs of `job_name` for `partition` whose run key is one of `unit`'s attempt keys."""
+    position = retry_consumer_position(instance, daemon_retries)
     records = instance.get_run_records(filters=dg.RunsFilter(job_name=job_name, tags={PARTITION_TAG: partition}))
-    unread = unread_failures_of(instance, records, daemon_retries)
+    unread = unread_failures_of(instance, records, position)
     return [
         as_attempt(r, daemon_retries, now, unread)
         for r in records
@@ -148,8 +155,9 @@ def batch_attempts(
     tag = batch_attempt_tag(batch)
     keys = {key for _, values in instance.get_run_tags([tag]) for key in values}
     if keys:
+        position = retry_consumer_position(instance, daemon_retries)
         records = instance.get_run_records(filters=dg.RunsFilter(job_name=job_name, tags={tag: sorted(keys)}))
-        unread = unread_failures_of(instance, records, daemon_retries)
+        unread = unread_failures_of(instance, records, position)
         attempts += [
             replace(as_attempt(r, daemon_retries, now, unread), run_key=r.dagster_run.tags[tag]) for r in records
         ]
@@ -167,10 +175,11 @@ def round_attempts(
     """The attempts of every report round made by runs of `job_name` created at or after `since`
     (unix time), by round. A run covers the rounds its `rounds_tag` lists (attempt keys separated by
     spaces); a run without it, the round of its run key."""
+    position = retry_consumer_position(instance, daemon_retries)
     records = instance.get_run_records(
         filters=dg.RunsFilter(job_name=job_name, created_after=datetime.fromtimestamp(since, tz=timezone.utc))
     )
-    unread = unread_failures_of(instance, records, daemon_retries)
+    unread = unread_failures_of(instance, records, position)
     by_unit: dict[str, list[Attempt]] = {}
     for record in records:
         attempt = as_attempt(record, daemon_retries, now, unread)

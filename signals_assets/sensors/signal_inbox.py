@@ -130,8 +130,9 @@ def unrecorded_batch_work(
     materialisation: a kill, or a later batch of the run's range failing, ended the step before it recorded
     them, so the UI showed a grouped batch as failed. Every step of such a run skips a grouped batch
     (`assets.ingestion.grouped_by_earlier_run`) and records it, as Dagster's retry of the failed run
-    does while it has retries left (`daemon_retries`: a failed run Dagster will retry is left to that
-    retry). Looks at the newest failed attempts (`run_attempts.ended_failed_attempts`)."""
+    does while it has retries left (`daemon_retries`: a failed run Dagster will retry, or has retried
+    and whose retry has not ended, is left to that retry). Looks at the newest failed attempts
+    (`run_attempts.ended_failed_attempts`)."""
     newest_key: dict[str, str] = {}  # {batch: the attempt key of its newest failed run}
     for run in ended_failed_attempts(instance, signal_batch_job.name, daemon_retries, now):  # newest first
         for batch in attempted_batches(run.tags.get(PARTITION_NAME_TAG), run.tags):
@@ -143,6 +144,8 @@ def unrecorded_batch_work(
         # The instance's answers first: the object store's may each be a request to a server.
         and instance.has_dynamic_partition(SIGNAL_BATCHES, batch)  # not retired since
         and not has_materialisation(instance, report_assignments.key, batch)
+        # Dagster's retry of the failed run, queued or running, records it: a recording run beside it is a second
+        and not any(a.in_flight for a in batch_attempts(instance, signal_batch_job.name, batch, daemon_retries, now))
         and inbox.stage_done_by(store, batch, inbox.GROUPED) is not None
     ]
     return BatchWork(to_run=to_run)

@@ -47,7 +47,8 @@ def build_unrecorded_work_sensor(max_batches_per_run: int = 20) -> dg.SensorDefi
         if not requests:
             return dg.SkipReason(
                 "every batch and report that the newest failed runs (those Dagster no longer retries) "
-                f"finished has its materialisation, or had {MAX_RECORDING_RUNS} failed runs recording it"
+                f"finished has its materialisation or a run of it queued or running, or had {MAX_RECORDING_RUNS} "
+                "failed runs recording it"
             )
         context.log.info(f"recording {[request.run_key for request in requests]}")
         return requests
