@@ -154,15 +154,14 @@ def production_trial(root: Path, image: str, signals_per_wave: int = 14, seed: i
     A kill also kills the run containers, as a host crash would; they are removed afterwards."""
     from concurrent.futures import ThreadPoolExecutor
 
-    import docker
-
     from signals_assets.recovery.faults import MARKER_DIR_VARIABLE, PAUSE_VARIABLE
+    from signals_assets.research.docker_sandbox import engine_client
 
     from conftest import fresh_postgres_database
     from test_docker_run_launcher import TEST_LABEL, host_network_config
 
     label = root.name + "-" + os.urandom(4).hex()
-    client = docker.from_env()
+    client = engine_client()  # the product's patience: removal on the vfs driver passed docker-py's 60 s
     selector = {"label": f"{TEST_LABEL}={label}"}
 
     def kill_run_containers() -> None:

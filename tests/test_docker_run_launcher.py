@@ -21,6 +21,7 @@ import yaml
 
 from signals_assets.ingestion.teams import TeamConfig, save_team
 from signals_assets.recovery.local_run_launcher import LAUNCHER_HOST_TAG, LAUNCHER_TAG, launcher_pid
+from signals_assets.research.docker_sandbox import engine_client
 from signals_assets.resources.sandbox import SandboxResource
 from signals_assets.sensors.dead_runs import INTERRUPTED_TAG, fail_dead_runs
 
@@ -34,11 +35,9 @@ TEST_LABEL = "signals/test"
 @pytest.fixture
 def container_label():
     """A label on every run container of the test; they are removed afterwards."""
-    import docker
-
     value = uuid.uuid4().hex
     yield value
-    containers = docker.from_env().containers.list(all=True, filters={"label": f"{TEST_LABEL}={value}"})
+    containers = engine_client().containers.list(all=True, filters={"label": f"{TEST_LABEL}={value}"})
     with ThreadPoolExecutor() as pool:  # removal takes tens of seconds each on the vfs storage driver
         list(pool.map(lambda container: container.remove(force=True), containers))
 
@@ -60,8 +59,6 @@ def host_network_config(tmp_path, label: str) -> dict:
 def test_daemon_launches_pipeline_runs_into_containers(
     signals_home, object_store, demo_repository, postgres_database, container_label, code_image, tmp_path, monkeypatch
 ):
-    import docker
-
     save_team(object_store, TeamConfig(team_id=1, ai_processing_consent=True, repositories=[str(demo_repository)]))
     dagster_home = signals_home / "dagster_home"
     config = host_network_config(tmp_path, container_label)
@@ -91,7 +88,7 @@ def test_daemon_launches_pipeline_runs_into_containers(
         deadline = time.monotonic() + 180
         while not all(r.dagster_run.is_finished for r in instance.get_run_records()) and time.monotonic() < deadline:
             time.sleep(2)
-        client = docker.from_env()
+        client = engine_client()
         containers = client.containers.list(all=True, filters={"label": f"{TEST_LABEL}={container_label}"})
         logs = "\n".join(c.logs(tail=30).decode(errors="replace") for c in containers)
         assert status["settled"], (status, log_path.read_text()[-3000:], logs)
@@ -141,7 +138,7 @@ def test_a_run_whose_launcher_died_before_its_container_started_is_failed_at_onc
         monkeypatch.setenv(name, os.environ.get(name, ""))
     image = SandboxResource().image  # any small local image: the containers only sleep
     monkeypatch.setenv("SIGNALS_ASSETS_IMAGE", image)
-    client = docker.from_env()
+    client = engine_client()
     gone = subprocess.Popen(["true"])
     gone.wait()
 
@@ -187,8 +184,6 @@ def test_a_run_container_finds_the_code_locations_bytecode_and_the_safety_litera
     """Every run is a new container whose /opt its user cannot write: the imports of the code location
     must come compiled and the safety rules' literals derived in the image (deploy/Dockerfile), or each
     run start pays both again (about 2 s)."""
-    import docker
-
     script = f"""
 import importlib.util, os, dagster, signals_assets.definitions as definitions
 from signals_assets.safety import filter, literals
@@ -201,7 +196,7 @@ for text in {CARD_DECLINED!r}:
     filter.check_signal_text(text)
 print(sorted(compiled))
 """
-    output = docker.from_env().containers.run(
+    output = engine_client().containers.run(
         code_image, ["python", "-W", "ignore", "-c", script], network_mode="none", remove=True, stderr=True
     )
     assert output.decode().strip().splitlines()[-1] == str(

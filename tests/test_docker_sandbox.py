@@ -21,7 +21,7 @@ import pytest
 from signals_assets.cli.read_models import list_reports
 from signals_assets.definitions import defs
 from signals_assets.research.context import repository_candidates
-from signals_assets.research.docker_sandbox import OUTPUT_LINE_CHARS, ContainerLimits, container_kwargs
+from signals_assets.research.docker_sandbox import OUTPUT_LINE_CHARS, ContainerLimits, container_kwargs, engine_client
 from signals_assets.research.outcome import SandboxResearchError
 from signals_assets.resources.sandbox import SandboxResource
 from signals_assets.sensors.report_promotion import promotions_from_metadata
@@ -59,9 +59,7 @@ while True:
 
 @pytest.fixture(scope="module")
 def docker_client():
-    import docker
-
-    client = docker.from_env()
+    client = engine_client()
     client.ping()  # an error, not a skip, without an engine: scripts/test starts one
     client.images.get(SandboxResource().image)  # built by scripts/build-sandbox-image
     return client
